@@ -564,9 +564,9 @@ impl<'a> MobilityOption<'a> {
             return Err(Error::BadLength);
         }
         match *self {
-            MobilityOption::BindingAuthorizationData(d) if d.is_empty() => Err(Error::BadLength),
-            MobilityOption::Authentication { data, .. } if data.is_empty() => Err(Error::BadLength),
-            MobilityOption::MobileNodeIdentifier { identifier, .. } if identifier.is_empty() => {
+            MobilityOption::BindingAuthorizationData([]) => Err(Error::BadLength),
+            MobilityOption::Authentication { data: [], .. } => Err(Error::BadLength),
+            MobilityOption::MobileNodeIdentifier { identifier: [], .. } => {
                 Err(Error::Malformed("mobile node identifier empty"))
             }
             MobilityOption::MobileNetworkPrefix { prefix_len, .. } if prefix_len > 128 => {

@@ -226,7 +226,7 @@ impl NtpTimestamp {
         if d.as_secs() >= (1u64 << 32) {
             return u64::MAX;
         }
-        (d.as_secs() << 32) | ((d.subsec_nanos() as u64) << 32) / 1_000_000_000
+        (d.as_secs() << 32) | ((((d.subsec_nanos() as u64) << 32) / 1_000_000_000) as u32 as u64)
     }
 }
 
