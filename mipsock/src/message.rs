@@ -1,0 +1,761 @@
+//! The bus messages: SHISA's AF_MOBILITY set (protocol.md §8) as typed Rust, plus the
+//! state dump that lets a restarted daemon rebuild its view.
+//!
+//! Every type derives serde; the same derive feeds bincode (the wire), JSON (`mipsock tap
+//! --json`, `mipsock inject --json`) and the one-line text of `mipsock tap` (see
+//! [`crate::text`]), so the three cannot drift apart.
+//!
+//! A few small types ([`CareOf`], [`NodeType`], [`BuFlags`]) are strings in JSON
+//! (`"192.0.2.5:4191"`, `"ha|mr"`, `"A|H|R"`) because that is how people write them, and
+//! compact binary on the wire: their serde impls ask the format `is_human_readable()`.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::str::FromStr;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Header fields every message carries, SHISA's `struct mip_msghdr` (`pid`, `seq`,
+/// `errno`) plus what a broker-less bus needs to tell senders apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Header {
+    /// Request/reply correlation: a reply copies the request's `seq` (SHISA's `seq`).
+    pub seq: u32,
+    /// 0 for success, else an errno-like code explaining why a request failed
+    /// (SHISA's `errno`).
+    pub errno: u32,
+    /// Sender's process id; filled in by [`crate::Endpoint::send`].
+    pub pid: u32,
+    /// Sender's endpoint name (`mrd`, `had`, `tap`...); filled in by the endpoint.
+    pub sender: String,
+    /// Per-endpoint datagram counter, starting at 1; filled in by the endpoint. A reader
+    /// sees a gap when the writer had to drop messages for it (counted as `missed`).
+    pub serial: u64,
+    /// Send time, nanoseconds since the Unix epoch (CLOCK_REALTIME); filled in by the
+    /// endpoint. Lets readers measure bus latency.
+    pub sent_at_ns: u64,
+}
+
+/// One bus message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Header; every field may be omitted in JSON input.
+    #[serde(default)]
+    pub header: Header,
+    /// What the message says.
+    pub body: Body,
+}
+
+impl Message {
+    /// A message with a default header (`seq` 0, `errno` 0); the endpoint fills in the rest.
+    pub fn new(body: Body) -> Self {
+        Message {
+            header: Header::default(),
+            body,
+        }
+    }
+
+    /// Sets the correlation number.
+    pub fn with_seq(mut self, seq: u32) -> Self {
+        self.header.seq = seq;
+        self
+    }
+
+    /// The type code of the body.
+    pub fn message_type(&self) -> MessageType {
+        self.body.message_type()
+    }
+}
+
+/// The body of a message. Variant names are SHISA's `MIPM_*` names; JSON uses them in
+/// snake case, e.g. `{"md_info": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Body {
+    /// MIPM_NODETYPE_INFO: a daemon announces (or withdraws) a role.
+    NodetypeInfo(NodetypeInfo),
+    /// MIPM_BC_ADD: had installed or refreshed a binding cache entry.
+    BcAdd(Binding),
+    /// MIPM_BC_REMOVE: had removed a binding cache entry.
+    BcRemove(Binding),
+    /// MIPM_BC_FLUSH: had dropped its whole binding cache.
+    BcFlush,
+    /// MIPM_BUL_ADD: mrd added or refreshed a binding update list entry.
+    BulAdd(Binding),
+    /// MIPM_BUL_REMOVE: mrd removed a binding update list entry.
+    BulRemove(Binding),
+    /// MIPM_BUL_FLUSH: mrd dropped its whole binding update list.
+    BulFlush,
+    /// MIPM_MD_INFO: the movement detector's verdict.
+    MdInfo(MdInfo),
+    /// MIPM_HOME_HINT: a router advertisement for a home prefix was seen.
+    HomeHint(HomeHint),
+    /// MIPM_RR_HINT: tunnelled traffic from a correspondent; consider route optimisation.
+    RrHint(RrHint),
+    /// MIPM_BE_HINT: send or handle a Binding Error.
+    BeHint(BeHint),
+    /// MIPM_DAD: duplicate address detection on behalf of the home agent.
+    Dad(Dad),
+    /// Ask every owner to dump its state (not in SHISA). The reply copies `seq`.
+    StateRequest,
+    /// Part of an owner's answer to a [`Body::StateRequest`].
+    StateDump(StateDump),
+    /// Last message of an owner's answer.
+    StateEnd(StateEnd),
+}
+
+/// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
+/// message (protocol.md §8), 64 and up for ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum MessageType {
+    /// MIPM_NODETYPE_INFO
+    NodetypeInfo = 1,
+    /// MIPM_BC_ADD
+    BcAdd = 2,
+    /// MIPM_BC_REMOVE
+    BcRemove = 4,
+    /// MIPM_BC_FLUSH
+    BcFlush = 5,
+    /// MIPM_BUL_ADD
+    BulAdd = 6,
+    /// MIPM_BUL_REMOVE
+    BulRemove = 8,
+    /// MIPM_BUL_FLUSH
+    BulFlush = 9,
+    /// MIPM_MD_INFO
+    MdInfo = 10,
+    /// MIPM_HOME_HINT
+    HomeHint = 11,
+    /// MIPM_RR_HINT
+    RrHint = 12,
+    /// MIPM_BE_HINT
+    BeHint = 13,
+    /// MIPM_DAD
+    Dad = 14,
+    /// State dump request (ours).
+    StateRequest = 64,
+    /// State dump chunk (ours).
+    StateDump = 65,
+    /// End of a state dump (ours).
+    StateEnd = 66,
+}
+
+impl MessageType {
+    /// Every type, in code order.
+    pub const ALL: [MessageType; 15] = [
+        MessageType::NodetypeInfo,
+        MessageType::BcAdd,
+        MessageType::BcRemove,
+        MessageType::BcFlush,
+        MessageType::BulAdd,
+        MessageType::BulRemove,
+        MessageType::BulFlush,
+        MessageType::MdInfo,
+        MessageType::HomeHint,
+        MessageType::RrHint,
+        MessageType::BeHint,
+        MessageType::Dad,
+        MessageType::StateRequest,
+        MessageType::StateDump,
+        MessageType::StateEnd,
+    ];
+
+    /// The wire code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The type for a wire code; `None` for a code this version does not know.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
+    }
+
+    /// Snake-case name, as in JSON and in `mipsock tap` lines (`md_info`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageType::NodetypeInfo => "nodetype_info",
+            MessageType::BcAdd => "bc_add",
+            MessageType::BcRemove => "bc_remove",
+            MessageType::BcFlush => "bc_flush",
+            MessageType::BulAdd => "bul_add",
+            MessageType::BulRemove => "bul_remove",
+            MessageType::BulFlush => "bul_flush",
+            MessageType::MdInfo => "md_info",
+            MessageType::HomeHint => "home_hint",
+            MessageType::RrHint => "rr_hint",
+            MessageType::BeHint => "be_hint",
+            MessageType::Dad => "dad",
+            MessageType::StateRequest => "state_request",
+            MessageType::StateDump => "state_dump",
+            MessageType::StateEnd => "state_end",
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Error for a message type name nobody knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown message type {0:?} (known: {names})", names = MessageType::ALL.map(MessageType::name).join(", "))]
+pub struct UnknownMessageType(pub String);
+
+impl FromStr for MessageType {
+    type Err = UnknownMessageType;
+
+    /// Accepts `md_info`, `md-info`, `MD_INFO` and SHISA's `MIPM_MD_INFO`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.to_ascii_lowercase().replace('-', "_");
+        let norm = norm.strip_prefix("mipm_").unwrap_or(&norm);
+        MessageType::ALL
+            .into_iter()
+            .find(|t| t.name() == norm)
+            .ok_or_else(|| UnknownMessageType(s.to_string()))
+    }
+}
+
+impl Body {
+    /// The type code of this body.
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Body::NodetypeInfo(_) => MessageType::NodetypeInfo,
+            Body::BcAdd(_) => MessageType::BcAdd,
+            Body::BcRemove(_) => MessageType::BcRemove,
+            Body::BcFlush => MessageType::BcFlush,
+            Body::BulAdd(_) => MessageType::BulAdd,
+            Body::BulRemove(_) => MessageType::BulRemove,
+            Body::BulFlush => MessageType::BulFlush,
+            Body::MdInfo(_) => MessageType::MdInfo,
+            Body::HomeHint(_) => MessageType::HomeHint,
+            Body::RrHint(_) => MessageType::RrHint,
+            Body::BeHint(_) => MessageType::BeHint,
+            Body::Dad(_) => MessageType::Dad,
+            Body::StateRequest => MessageType::StateRequest,
+            Body::StateDump(_) => MessageType::StateDump,
+            Body::StateEnd(_) => MessageType::StateEnd,
+        }
+    }
+}
+
+/// SHISA's node type bitmask (KAME `mip6.h`): CN 0x01, HA 0x02, MN 0x04, MR 0x08.
+/// JSON and text: `"ha|mr"`, `"none"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NodeType(pub u8);
+
+impl NodeType {
+    /// Correspondent node.
+    pub const CN: NodeType = NodeType(0x01);
+    /// Home agent.
+    pub const HA: NodeType = NodeType(0x02);
+    /// Mobile node.
+    pub const MN: NodeType = NodeType(0x04);
+    /// Mobile router.
+    pub const MR: NodeType = NodeType(0x08);
+    const NAMES: [(u8, &'static str); 4] = [(0x01, "cn"), (0x02, "ha"), (0x04, "mn"), (0x08, "mr")];
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: NodeType) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for NodeType {
+    type Output = NodeType;
+    fn bitor(self, rhs: NodeType) -> NodeType {
+        NodeType(self.0 | rhs.0)
+    }
+}
+
+/// Writes set bits by name joined with `|`; unnamed bits as hex.
+fn fmt_bits(
+    f: &mut fmt::Formatter<'_>,
+    bits: u16,
+    names: &[(u16, &str)],
+    empty: &str,
+) -> fmt::Result {
+    if bits == 0 {
+        return f.write_str(empty);
+    }
+    let mut rest = bits;
+    let mut first = true;
+    for &(bit, name) in names {
+        if bits & bit != 0 {
+            if !first {
+                f.write_str("|")?;
+            }
+            f.write_str(name)?;
+            first = false;
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        if !first {
+            f.write_str("|")?;
+        }
+        write!(f, "{rest:#x}")?;
+    }
+    Ok(())
+}
+
+/// Parses `a|b|0x40` against `names` (case-insensitive).
+fn parse_bits(s: &str, names: &[(u16, &str)], empty: &str) -> Result<u16, String> {
+    let s = s.trim();
+    if s.is_empty() || s.eq_ignore_ascii_case(empty) {
+        return Ok(0);
+    }
+    let mut bits = 0u16;
+    for part in s.split(['|', ',']) {
+        let part = part.trim();
+        if let Some(hex) = part.strip_prefix("0x") {
+            bits |=
+                u16::from_str_radix(hex, 16).map_err(|e| format!("bad hex bits {part:?}: {e}"))?;
+        } else if let Some(&(bit, _)) = names.iter().find(|(_, n)| n.eq_ignore_ascii_case(part)) {
+            bits |= bit;
+        } else {
+            let known: Vec<&str> = names.iter().map(|(_, n)| *n).collect();
+            return Err(format!(
+                "unknown flag {part:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(bits)
+}
+
+impl fmt::Display for NodeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = NodeType::NAMES.map(|(b, n)| (u16::from(b), n));
+        fmt_bits(f, u16::from(self.0), &names, "none")
+    }
+}
+
+impl FromStr for NodeType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names = NodeType::NAMES.map(|(b, n)| (u16::from(b), n));
+        let bits = parse_bits(s, &names, "none")?;
+        u8::try_from(bits)
+            .map(NodeType)
+            .map_err(|_| format!("node type {s:?} does not fit 8 bits"))
+    }
+}
+
+/// Binding Update flags (RFC 6275 §6.1.7, RFC 3963 R, RFC 5555 F, RFC 5648 B...), the u16
+/// at offset 8 of the BU. JSON and text: `"A|H|R"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BuFlags(pub u16);
+
+impl BuFlags {
+    /// Acknowledge.
+    pub const A: BuFlags = BuFlags(0x8000);
+    /// Home registration.
+    pub const H: BuFlags = BuFlags(0x4000);
+    /// Link-local address compatibility.
+    pub const L: BuFlags = BuFlags(0x2000);
+    /// Key management mobility capability.
+    pub const K: BuFlags = BuFlags(0x1000);
+    /// MAP registration (HMIPv6).
+    pub const M: BuFlags = BuFlags(0x0800);
+    /// Mobile router (RFC 3963).
+    pub const R: BuFlags = BuFlags(0x0400);
+    /// Proxy registration (RFC 5213).
+    pub const P: BuFlags = BuFlags(0x0200);
+    /// Force UDP encapsulation (RFC 5555).
+    pub const F: BuFlags = BuFlags(0x0100);
+    /// TLV-header format (RFC 5845).
+    pub const T: BuFlags = BuFlags(0x0080);
+    /// Bulk re-registration (RFC 6602).
+    pub const B: BuFlags = BuFlags(0x0040);
+    const NAMES: [(u16, &'static str); 10] = [
+        (0x8000, "A"),
+        (0x4000, "H"),
+        (0x2000, "L"),
+        (0x1000, "K"),
+        (0x0800, "M"),
+        (0x0400, "R"),
+        (0x0200, "P"),
+        (0x0100, "F"),
+        (0x0080, "T"),
+        (0x0040, "B"),
+    ];
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: BuFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for BuFlags {
+    type Output = BuFlags;
+    fn bitor(self, rhs: BuFlags) -> BuFlags {
+        BuFlags(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Display for BuFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt_bits(f, self.0, &BuFlags::NAMES, "none")
+    }
+}
+
+impl FromStr for BuFlags {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_bits(s, &BuFlags::NAMES, "none").map(BuFlags)
+    }
+}
+
+/// A care-of address: IPv6, or IPv4 (DSMIPv6, RFC 5555) with the UDP port when the
+/// binding is UDP-encapsulated. Typed instead of SHISA's `::ffff:a.b.c.d` (protocol.md
+/// §5.8). Text/JSON: `2001:db8::5`, `192.0.2.5`, `192.0.2.5:4191`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CareOf {
+    /// IPv6 care-of address.
+    V6(Ipv6Addr),
+    /// IPv4 care-of address; `udp_port` is the MR's UDP port (as seen by the HA, after
+    /// NAT) when the binding uses UDP encapsulation.
+    V4 {
+        /// The IPv4 address.
+        addr: Ipv4Addr,
+        /// The MR's UDP source port when UDP-encapsulated.
+        udp_port: Option<u16>,
+    },
+}
+
+impl fmt::Display for CareOf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CareOf::V6(a) => write!(f, "{a}"),
+            CareOf::V4 {
+                addr,
+                udp_port: None,
+            } => write!(f, "{addr}"),
+            CareOf::V4 {
+                addr,
+                udp_port: Some(p),
+            } => write!(f, "{addr}:{p}"),
+        }
+    }
+}
+
+impl FromStr for CareOf {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(a) = s.parse::<Ipv6Addr>() {
+            return Ok(CareOf::V6(a));
+        }
+        if let Ok(addr) = s.parse::<Ipv4Addr>() {
+            return Ok(CareOf::V4 {
+                addr,
+                udp_port: None,
+            });
+        }
+        if let Ok(sa) = s.parse::<SocketAddrV4>() {
+            return Ok(CareOf::V4 {
+                addr: *sa.ip(),
+                udp_port: Some(sa.port()),
+            });
+        }
+        Err(format!(
+            "bad care-of address {s:?}: expected an IPv6 address, an IPv4 address or IPv4:port"
+        ))
+    }
+}
+
+/// The binary shape of [`CareOf`] (bincode has no use for the string form).
+#[derive(Serialize, Deserialize)]
+enum CareOfWire {
+    V6(Ipv6Addr),
+    V4(Ipv4Addr, Option<u16>),
+}
+
+impl Serialize for CareOf {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            match *self {
+                CareOf::V6(a) => CareOfWire::V6(a),
+                CareOf::V4 { addr, udp_port } => CareOfWire::V4(addr, udp_port),
+            }
+            .serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CareOf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            Ok(match CareOfWire::deserialize(d)? {
+                CareOfWire::V6(a) => CareOf::V6(a),
+                CareOfWire::V4(addr, udp_port) => CareOf::V4 { addr, udp_port },
+            })
+        }
+    }
+}
+
+/// Serde for the bit sets: a string for people, the integer on the wire.
+macro_rules! serde_bits {
+    ($t:ty, $int:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let s = String::deserialize(d)?;
+                    s.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <$int>::deserialize(d).map(Self)
+                }
+            }
+        }
+    };
+}
+serde_bits!(NodeType, u8);
+serde_bits!(BuFlags, u16);
+
+/// How the tunnel between MR and HA is encapsulated (protocol.md §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encapsulation {
+    /// IPv6 outer header (next header 41 for IPv6 inside, 4 for IPv4 inside): IPv6 CoA.
+    InIpv6,
+    /// IPv4 outer header (protocol 41 / 4): IPv4 CoA, no NAT, UDP not forced.
+    InIpv4,
+    /// IPv4 + UDP outer headers (RFC 5555: NAT detected or F flag). The MR's port is
+    /// in [`CareOf::V4`]; the HA's port (4191) here.
+    UdpIpv4 {
+        /// The home agent's UDP port.
+        ha_port: u16,
+    },
+}
+
+/// A binding, as a binding cache entry (had: BC_ADD/BC_REMOVE) or a binding update list
+/// entry (mrd: BUL_ADD/BUL_REMOVE): everything the data plane (nemonetd) needs to build
+/// the tunnel and its routes without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    /// The MR's IPv6 home address.
+    pub hoa: Ipv6Addr,
+    /// The MR's IPv4 home address, when one is registered (RFC 5555 §3.1.1).
+    #[serde(default)]
+    pub hoa_v4: Option<Ipv4Addr>,
+    /// Current care-of address.
+    pub coa: CareOf,
+    /// The home agent's IPv6 address.
+    pub ha: Ipv6Addr,
+    /// The home agent's IPv4 address (DSMIPv6 tunnels from an IPv4 CoA end there).
+    #[serde(default)]
+    pub ha_v4: Option<Ipv4Addr>,
+    /// IPv6 mobile network prefixes (RFC 3963 MNP options).
+    #[serde(default)]
+    pub mnp_v6: Vec<Ipv6Net>,
+    /// IPv4 mobile network prefixes (registered in the same BU).
+    #[serde(default)]
+    pub mnp_v4: Vec<Ipv4Net>,
+    /// Tunnel encapsulation in use.
+    pub encapsulation: Encapsulation,
+    /// Granted lifetime in seconds (0 on removal).
+    #[serde(default)]
+    pub lifetime: u32,
+    /// Binding identifier (RFC 5648) when multiple CoAs are registered.
+    #[serde(default)]
+    pub binding_id: Option<u16>,
+    /// Flags of the accepted Binding Update.
+    #[serde(default)]
+    pub flags: BuFlags,
+    /// Whether the HA detected a NAT between CoA and HA (RFC 5555 §4.1).
+    #[serde(default)]
+    pub nat_detected: bool,
+    /// Interface the CoA lives on (MR side), when known.
+    #[serde(default)]
+    pub coa_ifindex: Option<u32>,
+}
+
+/// MIPM_NODETYPE_INFO.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodetypeInfo {
+    /// The roles concerned.
+    pub node_type: NodeType,
+    /// Role turned on (true) or off (false).
+    pub enable: bool,
+}
+
+/// MD_INFO command (SHISA `MIPM_MD_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MdCommand {
+    /// Re-register: a new care-of address (1).
+    Rereg = 1,
+    /// Deregister: back at home (2).
+    Dereghome = 2,
+    /// Deregister a foreign CoA (3).
+    Deregforeign = 3,
+    /// Scan for a better attachment (4).
+    Scan = 4,
+}
+
+/// MD_INFO hint: what the detector's decision is based on (SHISA `MIPM_MD_*` hints).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MdHint {
+    /// An interface index (1).
+    Index = 1,
+    /// An address (2).
+    #[default]
+    Addr = 2,
+    /// At home (3).
+    Home = 3,
+}
+
+/// MIPM_MD_INFO: babymdd tells mrd the node moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdInfo {
+    /// What to do.
+    pub command: MdCommand,
+    /// What the decision is based on.
+    #[serde(default)]
+    pub hint: MdHint,
+    /// The home address concerned; `None` for every home address.
+    #[serde(default)]
+    pub hoa: Option<Ipv6Addr>,
+    /// The (new) care-of address; `None` for SCAN.
+    #[serde(default)]
+    pub coa: Option<CareOf>,
+    /// A second care-of address (the other family, or the old one), if any.
+    #[serde(default)]
+    pub coa2: Option<CareOf>,
+    /// Interface of the care-of address.
+    #[serde(default)]
+    pub ifindex: u32,
+}
+
+/// MIPM_HOME_HINT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeHint {
+    /// Interface the advertisement arrived on.
+    pub ifindex: u32,
+    /// The home prefix seen.
+    pub prefix: Ipv6Net,
+}
+
+/// MIPM_RR_HINT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RrHint {
+    /// Home address the traffic was for.
+    pub hoa: Ipv6Addr,
+    /// The correspondent.
+    pub peer: Ipv6Addr,
+}
+
+/// MIPM_BE_HINT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeHint {
+    /// Binding Error status (RFC 6275 §6.1.9: 1 unknown HAO binding, 2 unknown MH type).
+    pub status: u8,
+    /// Where the offending packet came from.
+    pub peer: Ipv6Addr,
+    /// Care-of address in the offending packet.
+    pub coa: CareOf,
+    /// Home address in the offending packet.
+    pub hoa: Ipv6Addr,
+}
+
+/// MIPM_DAD message codes: requests (user to data plane) below 128, results above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DadOp {
+    /// Start DAD for an address (0).
+    Do = 0,
+    /// Stop DAD (1).
+    Stop = 1,
+    /// DAD for the link-local address (2).
+    Linklocal = 2,
+    /// DAD succeeded (128).
+    Success = 128,
+    /// DAD failed: duplicate (129).
+    Fail = 129,
+}
+
+/// MIPM_DAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dad {
+    /// Request or result.
+    pub op: DadOp,
+    /// Interface.
+    pub ifindex: u32,
+    /// The address under test.
+    pub addr: Ipv6Addr,
+}
+
+/// babymdd's state: the care-of address it currently selected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CurrentCoa {
+    /// Selected care-of address; `None` when at home or detached.
+    #[serde(default)]
+    pub coa: Option<CareOf>,
+    /// Its interface.
+    #[serde(default)]
+    pub ifindex: u32,
+    /// Whether the node is on its home link.
+    #[serde(default)]
+    pub at_home: bool,
+}
+
+/// One item of an owner's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateItem {
+    /// A binding update list entry (mrd).
+    Bul(Binding),
+    /// A binding cache entry (had).
+    Bc(Binding),
+    /// The movement detector's current CoA (babymdd).
+    CurrentCoa(CurrentCoa),
+    /// A role the owner plays.
+    NodeType(NodetypeInfo),
+}
+
+/// A chunk of an owner's answer to a state request. The header's `seq` is the request's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateDump {
+    /// pid of the requester, so concurrent requests from other processes are not mixed.
+    pub requester_pid: u32,
+    /// Items of this chunk.
+    pub items: Vec<StateItem>,
+}
+
+/// The end of an owner's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateEnd {
+    /// pid of the requester.
+    pub requester_pid: u32,
+    /// Total number of items sent in the StateDump chunks before this.
+    pub items: u32,
+}
