@@ -1,1 +1,23 @@
-//! (being written)
+//! IPv6 and IPv4 headers, the Mobile IPv6 extension headers (Home Address destination option,
+//! RFC 6275 §6.3; type 2 routing header, §6.4) and whole signalling packets built or walked in
+//! user space.
+//!
+//! The IPv4/IPv6 header views are shared with [`crate::encap`].
+
+mod ipv4;
+mod ipv6;
+mod options;
+mod routing;
+mod signalling;
+
+pub use ipv4::{IPV4_HEADER_LEN, Ipv4Packet, Ipv4Repr};
+pub use ipv6::{IPV6_HEADER_LEN, Ipv6Packet, Ipv6Repr};
+pub use options::{
+    DestinationOptionsRepr, ExtHeader, HAO_HEADER_LEN, HOME_ADDRESS_OPT_DATA_LEN, Ipv6OptionRepr,
+    Ipv6OptionsIter, OPT_HOME_ADDRESS, OPT_PAD1, OPT_PADN, UnknownOption, UnknownOptionAction,
+};
+pub use routing::{RH2_HEADER_LEN, ROUTING_TYPE_2, RoutingHeader, RoutingRepr};
+pub use signalling::{
+    ChecksumSource, MobilityPacketRepr, ReceivedPacket, Walk, emit_mobility_packet,
+    mobility_packet_len, walk,
+};
