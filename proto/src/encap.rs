@@ -293,13 +293,18 @@ fn inspect_inner(inner: &[u8]) -> Result<InnerPacket> {
 /// `Malformed("IP version")` for a first nibble other than 4 or 6.
 pub fn forward_inner(inner: &mut [u8], decrement: bool) -> Result<ForwardOutcome> {
     let info = inspect_inner(inner)?;
+    Ok(forward_step(inner, info, decrement))
+}
+
+/// The decrement of [`forward_inner`], on a packet `inspect_inner` has accepted.
+fn forward_step(inner: &mut [u8], info: InnerPacket, decrement: bool) -> ForwardOutcome {
     if decrement {
         match info.version {
             IpVersion::V6 => {
                 let mut p = Ipv6Packet::new_unchecked(&mut *inner);
                 let hop_limit = p.hop_limit();
                 if hop_limit <= 1 {
-                    return Ok(ForwardOutcome::HopLimitExceeded(IpVersion::V6));
+                    return ForwardOutcome::HopLimitExceeded(IpVersion::V6);
                 }
                 p.set_hop_limit(hop_limit - 1);
             }
@@ -307,7 +312,7 @@ pub fn forward_inner(inner: &mut [u8], decrement: bool) -> Result<ForwardOutcome
                 let mut p = Ipv4Packet::new_unchecked(&mut *inner);
                 let ttl = p.ttl();
                 if ttl <= 1 {
-                    return Ok(ForwardOutcome::HopLimitExceeded(IpVersion::V4));
+                    return ForwardOutcome::HopLimitExceeded(IpVersion::V4);
                 }
                 let old = u16::from_be_bytes([ttl, p.protocol()]);
                 let new = u16::from_be_bytes([ttl - 1, p.protocol()]);
@@ -316,7 +321,7 @@ pub fn forward_inner(inner: &mut [u8], decrement: bool) -> Result<ForwardOutcome
             }
         }
     }
-    Ok(ForwardOutcome::Forward(info))
+    ForwardOutcome::Forward(info)
 }
 
 /// Encapsulates in place: the inner packet is `buf[headroom..]` (trailing octets beyond its
@@ -353,7 +358,7 @@ pub fn encapsulate(
     if length_field > usize::from(u16::MAX) {
         return Err(Error::BadLength);
     }
-    let info = match forward_inner(inner, params.decrement_inner)? {
+    let info = match forward_step(inner, info, params.decrement_inner) {
         ForwardOutcome::Forward(info) => info,
         ForwardOutcome::HopLimitExceeded(v) => return Ok(EncapOutcome::HopLimitExceeded(v)),
     };
@@ -448,7 +453,7 @@ fn outer_ipv4(
 /// Decapsulation of an inner packet whose outer header is already gone (raw 4/41 or UDP
 /// sockets): validates it as [`forward_inner`] does and applies RFC 6040 §4.2 with the outer
 /// ECN the socket reported (setting CE in place, IPv4 checksum updated incrementally).
-/// The inner Hop Limit / TTL is not touched (RFC 2473 §3.2: the exit point forwards it
+/// The inner Hop Limit / TTL is not touched (RFC 2473 §3.3: the exit point forwards it
 /// normally).
 pub fn decapsulate_inner(outer_ecn: Ecn, inner: &mut [u8]) -> Result<DecapOutcome<InnerPacket>> {
     let mut info = inspect_inner(inner)?;
@@ -479,7 +484,7 @@ pub fn decapsulate_inner(outer_ecn: Ecn, inner: &mut [u8]) -> Result<DecapOutcom
 /// does what [`decapsulate_inner`] does.
 ///
 /// Outer IPv6: Hop-by-Hop and Destination Options headers (e.g. the Tunnel Encapsulation
-/// Limit, RFC 2473 §5.1) are stepped over without looking at their options; anything else
+/// Limit, RFC 2473 §4.1.1) are stepped over without looking at their options; anything else
 /// but 4/41 is not a tunnel packet. Outer IPv4: the header checksum must verify and the
 /// packet must not be a fragment (reassembly is the kernel's job); protocol 4, 41 or 17.
 /// UDP: its length must fit the IPv4 payload (trailing octets trimmed) and a non-zero

@@ -407,7 +407,7 @@ fn trailing_octets_are_trimmed() {
 
 #[test]
 fn outer_ipv6_destination_options_are_stepped_over() {
-    // Tunnel Encapsulation Limit option (RFC 2473 §5.1): type 4, length 1, value 4, PadN.
+    // Tunnel Encapsulation Limit option (RFC 2473 §4.1.1): type 4, length 1, value 4, PadN.
     let mut buf = OUTER6_FOR6.to_vec();
     buf[6] = IPPROTO_DSTOPTS;
     buf[5] += 8;
