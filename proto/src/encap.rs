@@ -12,7 +12,7 @@
 use core::ops::Range;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::ext::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
+use crate::ext::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Header, Ipv4Repr, Ipv6Header, Ipv6Repr};
 use crate::{Error, IPPROTO_DSTOPTS, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, Result, checksum};
 
 /// Length of a UDP header.
@@ -246,7 +246,7 @@ fn checksum_update(checksum_field: u16, old: u16, new: u16) -> u16 {
 fn inspect_inner(inner: &[u8]) -> Result<InnerPacket> {
     match IpVersion::of(inner)? {
         IpVersion::V6 => {
-            let p = Ipv6Packet::new_unchecked(inner);
+            let p = Ipv6Header::new_unchecked(inner);
             if inner.len() < IPV6_HEADER_LEN {
                 return Err(Error::Truncated);
             }
@@ -262,7 +262,7 @@ fn inspect_inner(inner: &[u8]) -> Result<InnerPacket> {
             })
         }
         IpVersion::V4 => {
-            let p = Ipv4Packet::new_unchecked(inner);
+            let p = Ipv4Header::new_unchecked(inner);
             if inner.len() < IPV4_HEADER_LEN {
                 return Err(Error::Truncated);
             }
@@ -301,7 +301,7 @@ fn forward_step(inner: &mut [u8], info: InnerPacket, decrement: bool) -> Forward
     if decrement {
         match info.version {
             IpVersion::V6 => {
-                let mut p = Ipv6Packet::new_unchecked(&mut *inner);
+                let mut p = Ipv6Header::new_unchecked(&mut *inner);
                 let hop_limit = p.hop_limit();
                 if hop_limit <= 1 {
                     return ForwardOutcome::HopLimitExceeded(IpVersion::V6);
@@ -309,7 +309,7 @@ fn forward_step(inner: &mut [u8], info: InnerPacket, decrement: bool) -> Forward
                 p.set_hop_limit(hop_limit - 1);
             }
             IpVersion::V4 => {
-                let mut p = Ipv4Packet::new_unchecked(&mut *inner);
+                let mut p = Ipv4Header::new_unchecked(&mut *inner);
                 let ttl = p.ttl();
                 if ttl <= 1 {
                     return ForwardOutcome::HopLimitExceeded(IpVersion::V4);
@@ -379,7 +379,7 @@ pub fn encapsulate(
                 traffic_class: (dscp << 2) | ecn,
                 flow_label: params.flow_label,
             }
-            .emit(&mut Ipv6Packet::new_unchecked(outer));
+            .emit(&mut Ipv6Header::new_unchecked(outer));
         }
         Encapsulation::Ipv4 { src_addr, dst_addr } => {
             outer_ipv4(
@@ -391,7 +391,7 @@ pub fn encapsulate(
                 ecn,
                 params,
             )
-            .emit(&mut Ipv4Packet::new_unchecked(outer))?;
+            .emit(&mut Ipv4Header::new_unchecked(outer))?;
         }
         Encapsulation::Udp4 {
             src_addr,
@@ -401,7 +401,7 @@ pub fn encapsulate(
         } => {
             let udp_len = UDP_HEADER_LEN + info.len;
             outer_ipv4(src_addr, dst_addr, IPPROTO_UDP, udp_len, dscp, ecn, params)
-                .emit(&mut Ipv4Packet::new_unchecked(&mut *outer))?;
+                .emit(&mut Ipv4Header::new_unchecked(&mut *outer))?;
             let udp = &mut outer[IPV4_HEADER_LEN..];
             udp[0..2].copy_from_slice(&src_port.to_be_bytes());
             udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
@@ -470,7 +470,7 @@ pub fn decapsulate_inner(outer_ecn: Ecn, inner: &mut [u8]) -> Result<DecapOutcom
                 let old = u16::from_be_bytes([inner[0], inner[1]]);
                 inner[1] = (inner[1] & !0x03) | ecn.bits();
                 let new = u16::from_be_bytes([inner[0], inner[1]]);
-                let mut p = Ipv4Packet::new_unchecked(&mut *inner);
+                let mut p = Ipv4Header::new_unchecked(&mut *inner);
                 p.set_checksum(checksum_update(p.checksum(), old, new));
             }
         }
@@ -518,7 +518,7 @@ pub fn decapsulate(buf: &mut [u8]) -> Result<DecapOutcome<Decapsulated>> {
 type Outer = (Encapsulation, Ecn, Option<IpVersion>, usize, usize);
 
 fn outer_ipv6(buf: &[u8]) -> Result<Outer> {
-    let p = Ipv6Packet::new_checked(buf)?;
+    let p = Ipv6Header::new_checked(buf)?;
     let end = p.total_len();
     let mut offset = IPV6_HEADER_LEN;
     let mut next_header = p.next_header();
@@ -555,7 +555,7 @@ fn outer_ipv6(buf: &[u8]) -> Result<Outer> {
 }
 
 fn outer_ipv4_parse(buf: &[u8]) -> Result<Outer> {
-    let p = Ipv4Packet::new_checked(buf)?;
+    let p = Ipv4Header::new_checked(buf)?;
     if !p.verify_checksum() {
         return Err(Error::BadChecksum);
     }

@@ -10,8 +10,8 @@ mod options;
 mod routing;
 mod signalling;
 
-pub use ipv4::{IPV4_HEADER_LEN, Ipv4Packet, Ipv4Repr};
-pub use ipv6::{IPV6_HEADER_LEN, Ipv6Packet, Ipv6Repr};
+pub use ipv4::{IPV4_HEADER_LEN, Ipv4Header, Ipv4Repr};
+pub use ipv6::{IPV6_HEADER_LEN, Ipv6Header, Ipv6Repr};
 pub use options::{
     DestinationOptionsRepr, ExtHeader, HAO_HEADER_LEN, HOME_ADDRESS_OPT_DATA_LEN, Ipv6OptionRepr,
     Ipv6OptionsIter, OPT_HOME_ADDRESS, OPT_PAD1, OPT_PADN, UnknownOption, UnknownOptionAction,

@@ -233,7 +233,7 @@ fn ttl_decrement_keeps_ipv4_checksum_valid_at_the_edges() {
     for ttl in 2..=255u8 {
         for ident in [0u16, 0xffff, 0x8000, 0x7fff, 0x1234] {
             let mut h = [0u8; 20];
-            let mut p = Ipv4Packet::new_unchecked(&mut h[..]);
+            let mut p = Ipv4Header::new_unchecked(&mut h[..]);
             Ipv4Repr {
                 src_addr: Ipv4Addr::new(0, 0, 0, 0),
                 dst_addr: Ipv4Addr::new(255, 255, 255, 255),
@@ -266,7 +266,7 @@ fn ecn_and_dscp_on_encapsulation() {
     inner[1] = 0x2b;
     let mut buf = with_headroom(&inner);
     let r = encapsulated(&ipv6_outer(), &params(), &mut buf);
-    let outer = Ipv6Packet::new_unchecked(&buf[r.clone()]);
+    let outer = Ipv6Header::new_unchecked(&buf[r.clone()]);
     assert_eq!(outer.traffic_class(), 0x2b);
     // Without DSCP copy only the ECN field is carried.
     let p = EncapParams {
@@ -287,7 +287,7 @@ fn ecn_and_dscp_on_encapsulation() {
     };
     let mut buf = with_headroom(&INNER6);
     let r = encapsulated(&ipv6_outer(), &p, &mut buf);
-    assert_eq!(Ipv6Packet::new_unchecked(&buf[r]).flow_label(), 0xabcde);
+    assert_eq!(Ipv6Header::new_unchecked(&buf[r]).flow_label(), 0xabcde);
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn decapsulation_applies_ecn_in_place() {
             let v4 = inner[0] >> 4 == 4;
             if v4 {
                 inner[1] = (inner[1] & !3) | inner_ecn.bits();
-                Ipv4Packet::new_unchecked(&mut inner[..]).fill_checksum();
+                Ipv4Header::new_unchecked(&mut inner[..]).fill_checksum();
             } else {
                 inner[1] = (inner[1] & 0xcf) | (inner_ecn.bits() << 4);
             }
@@ -347,7 +347,7 @@ fn decapsulation_applies_ecn_in_place() {
                 pkt[1] = (pkt[1] & 0xcf) | (outer_ecn.bits() << 4);
             } else {
                 pkt[1] = (pkt[1] & !3) | outer_ecn.bits();
-                Ipv4Packet::new_unchecked(&mut pkt[..]).fill_checksum();
+                Ipv4Header::new_unchecked(&mut pkt[..]).fill_checksum();
             }
             let expected = ecn_decapsulate(outer_ecn, inner_ecn);
             let d = match (decapsulate(pkt).unwrap(), expected) {
@@ -399,7 +399,7 @@ fn trailing_octets_are_trimmed() {
     // Claim one more octet in IPv4 and UDP lengths than the inner packet needs.
     buf.push(0);
     buf[3] += 1;
-    Ipv4Packet::new_unchecked(&mut buf[..]).fill_checksum();
+    Ipv4Header::new_unchecked(&mut buf[..]).fill_checksum();
     buf[25] += 1;
     buf[26..28].fill(0);
     assert_eq!(forwarded(&mut buf).inner_range, 28..56);
@@ -485,7 +485,7 @@ fn decapsulation_errors() {
     // Fragment.
     let mut b = whole(&OUTER4_FOR4, &INNER4_FWD);
     b[6] = 0x20;
-    Ipv4Packet::new_unchecked(&mut b[..]).fill_checksum();
+    Ipv4Header::new_unchecked(&mut b[..]).fill_checksum();
     assert_eq!(
         decapsulate(&mut b),
         Err(Error::Malformed("outer IPv4 fragment"))
@@ -493,7 +493,7 @@ fn decapsulation_errors() {
     // Not a tunnel protocol.
     let mut b = whole(&OUTER4_FOR4, &INNER4_FWD);
     b[9] = 6;
-    Ipv4Packet::new_unchecked(&mut b[..]).fill_checksum();
+    Ipv4Header::new_unchecked(&mut b[..]).fill_checksum();
     assert_eq!(
         decapsulate(&mut b),
         Err(Error::Malformed("not a tunnel packet"))
@@ -526,7 +526,7 @@ fn decapsulation_errors() {
     assert_eq!(decapsulate(&mut b), Err(Error::BadLength));
     let mut b = UDP4_FOR6[..24].to_vec();
     b[3] = 24;
-    Ipv4Packet::new_unchecked(&mut b[..]).fill_checksum();
+    Ipv4Header::new_unchecked(&mut b[..]).fill_checksum();
     assert_eq!(decapsulate(&mut b), Err(Error::Truncated));
     let mut b = whole(&UDP4_FOR6, &INNER6_FWD);
     b[26..28].fill(0);
@@ -557,7 +557,7 @@ fn inner_packet() -> impl Strategy<Value = Vec<u8>> {
                     more_frags: false,
                     frag_offset: 0,
                 }
-                .emit(&mut Ipv4Packet::new_unchecked(&mut b[..]))
+                .emit(&mut Ipv4Header::new_unchecked(&mut b[..]))
                 .unwrap();
                 b.extend_from_slice(&payload);
                 b
@@ -572,7 +572,7 @@ fn inner_packet() -> impl Strategy<Value = Vec<u8>> {
                     traffic_class: tos,
                     flow_label: 0x12345,
                 }
-                .emit(&mut Ipv6Packet::new_unchecked(&mut b[..]));
+                .emit(&mut Ipv6Header::new_unchecked(&mut b[..]));
                 b.extend_from_slice(&payload);
                 b
             }

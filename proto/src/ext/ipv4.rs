@@ -31,14 +31,14 @@ pub(crate) mod field {
 
 /// A view over an IPv4 header and whatever follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Packet<T: AsRef<[u8]>> {
+pub struct Ipv4Header<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+impl<T: AsRef<[u8]>> Ipv4Header<T> {
     /// Wraps a buffer without checking it; accessors may panic on a short buffer.
     pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv4Packet { buffer }
+        Ipv4Header { buffer }
     }
 
     /// Wraps a buffer after [`check_len`](Self::check_len).
@@ -170,7 +170,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Header<T> {
     /// Sets version and header length (octets, a multiple of 4).
     pub fn set_version_and_header_len(&mut self, version: u8, header_len: usize) {
         self.buffer.as_mut()[field::VER_IHL] = (version << 4) | ((header_len / 4) as u8 & 0x0f);
@@ -265,7 +265,7 @@ pub struct Ipv4Repr {
 
 impl Ipv4Repr {
     /// Parses a header: version 4, consistent lengths, checksum verified.
-    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>) -> Result<Ipv4Repr> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Header<T>) -> Result<Ipv4Repr> {
         packet.check_len()?;
         if packet.version() != 4 {
             return Err(Error::Malformed("IPv4 version"));
@@ -300,7 +300,7 @@ impl Ipv4Repr {
     ///
     /// # Panics
     /// If the buffer is shorter than 20 octets.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) -> Result<()> {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Header<T>) -> Result<()> {
         let total = u16::try_from(IPV4_HEADER_LEN + usize::from(self.payload_len))
             .map_err(|_| Error::BadLength)?;
         packet.set_version_and_header_len(4, IPV4_HEADER_LEN);
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn deconstruct() {
         let buf = packet();
-        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        let p = Ipv4Header::new_checked(&buf[..]).unwrap();
         assert_eq!(p.version(), 4);
         assert_eq!(p.header_len(), 20);
         assert_eq!(p.dscp(), 0);
@@ -374,7 +374,7 @@ mod tests {
     #[test]
     fn construct() {
         let mut buf = [0xa5u8; 20];
-        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        let mut p = Ipv4Header::new_unchecked(&mut buf[..]);
         p.set_version_and_header_len(4, 20);
         p.set_dscp_ecn(0, 0);
         p.set_total_len(0x73);
@@ -392,7 +392,7 @@ mod tests {
     fn parse() {
         let buf = packet();
         assert_eq!(
-            Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&buf[..])).unwrap(),
+            Ipv4Repr::parse(&Ipv4Header::new_unchecked(&buf[..])).unwrap(),
             repr()
         );
     }
@@ -401,7 +401,7 @@ mod tests {
     fn emit() {
         let mut buf = [0xa5u8; 20];
         repr()
-            .emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]))
+            .emit(&mut Ipv4Header::new_unchecked(&mut buf[..]))
             .unwrap();
         assert_eq!(buf, HEADER);
     }
@@ -415,9 +415,9 @@ mod tests {
         buf[2..4].copy_from_slice(&28u16.to_be_bytes());
         buf[20..24].copy_from_slice(&[1, 1, 1, 0]);
         buf[24..].copy_from_slice(&[9, 9, 9, 9]);
-        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+        let mut p = Ipv4Header::new_unchecked(&mut buf[..]);
         p.fill_checksum();
-        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        let p = Ipv4Header::new_checked(&buf[..]).unwrap();
         let r = Ipv4Repr::parse(&p).unwrap();
         assert_eq!(r.payload_len, 4);
         assert_eq!(p.payload(), &[9, 9, 9, 9]);
@@ -427,38 +427,38 @@ mod tests {
     fn bad_input() {
         let buf = packet();
         assert_eq!(
-            Ipv4Packet::new_checked(&buf[..19]).unwrap_err(),
+            Ipv4Header::new_checked(&buf[..19]).unwrap_err(),
             Error::Truncated
         );
         assert_eq!(
-            Ipv4Packet::new_checked(&buf[..0x72]).unwrap_err(),
+            Ipv4Header::new_checked(&buf[..0x72]).unwrap_err(),
             Error::BadLength
         );
         let mut b = packet();
         b[0] = 0x44; // IHL 4 < 5
         assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Ipv4Header::new_checked(&b[..]).unwrap_err(),
             Error::BadLength
         );
         let mut b = packet();
         b[0] = 0x4f; // 60-octet header in a 0x73 buffer is fine; in 40 octets it is not
         assert_eq!(
-            Ipv4Packet::new_checked(&b[..40]).unwrap_err(),
+            Ipv4Header::new_checked(&b[..40]).unwrap_err(),
             Error::Truncated
         );
         let mut b = packet();
         b[2..4].copy_from_slice(&10u16.to_be_bytes()); // total < header
         assert_eq!(
-            Ipv4Packet::new_checked(&b[..]).unwrap_err(),
+            Ipv4Header::new_checked(&b[..]).unwrap_err(),
             Error::BadLength
         );
         let mut b = packet();
         b[8] = 63; // checksum no longer matches
-        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        let p = Ipv4Header::new_checked(&b[..]).unwrap();
         assert_eq!(Ipv4Repr::parse(&p).unwrap_err(), Error::BadChecksum);
         let mut b = packet();
         b[0] = 0x65;
-        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        let p = Ipv4Header::new_checked(&b[..]).unwrap();
         assert_eq!(
             Ipv4Repr::parse(&p).unwrap_err(),
             Error::Malformed("IPv4 version")
@@ -469,7 +469,7 @@ mod tests {
         };
         let mut out = [0u8; 20];
         assert_eq!(
-            big.emit(&mut Ipv4Packet::new_unchecked(&mut out[..])),
+            big.emit(&mut Ipv4Header::new_unchecked(&mut out[..])),
             Err(Error::BadLength)
         );
     }

@@ -18,16 +18,16 @@ mod field {
     pub const DST_ADDR: Range<usize> = 24..40;
 }
 
-/// A view over an IPv6 header and whatever follows it.
+/// A view over an IPv6 header and whatever follows it (smoltcp's `Ipv6Packet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv6Packet<T: AsRef<[u8]>> {
+pub struct Ipv6Header<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-impl<T: AsRef<[u8]>> Ipv6Packet<T> {
+impl<T: AsRef<[u8]>> Ipv6Header<T> {
     /// Wraps a buffer without checking it; accessors may panic on a short buffer.
     pub const fn new_unchecked(buffer: T) -> Self {
-        Ipv6Packet { buffer }
+        Ipv6Header { buffer }
     }
 
     /// Wraps a buffer after [`check_len`](Self::check_len).
@@ -112,7 +112,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 }
 
-impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Header<T> {
     fn set_word0(&mut self, value: u32) {
         self.buffer.as_mut()[field::VER_TC_FLOW].copy_from_slice(&value.to_be_bytes());
     }
@@ -188,7 +188,7 @@ pub struct Ipv6Repr {
 
 impl Ipv6Repr {
     /// Parses a checked header; the version must be 6.
-    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv6Packet<T>) -> Result<Ipv6Repr> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv6Header<T>) -> Result<Ipv6Repr> {
         packet.check_len()?;
         if packet.version() != 6 {
             return Err(Error::Malformed("IPv6 version"));
@@ -212,9 +212,9 @@ impl Ipv6Repr {
     /// Writes the 40-octet fixed header; the payload is left alone.
     ///
     /// # Panics
-    /// If the buffer is shorter than 40 octets (as in smoltcp; use `Ipv6Packet::new_unchecked`
+    /// If the buffer is shorter than 40 octets (as in smoltcp; use `Ipv6Header::new_unchecked`
     /// over a slice of at least `buffer_len()`).
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv6Packet<T>) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv6Header<T>) {
         let w = (6u32 << 28) | (u32::from(self.traffic_class) << 20) | (self.flow_label & 0xf_ffff);
         packet.set_word0(w);
         packet.set_payload_len(self.payload_len);
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn deconstruct() {
-        let p = Ipv6Packet::new_checked(&PACKET[..]).unwrap();
+        let p = Ipv6Header::new_checked(&PACKET[..]).unwrap();
         assert_eq!(p.version(), 6);
         assert_eq!(p.traffic_class(), 0xb8);
         assert_eq!(p.flow_label(), 0x12345);
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn construct() {
         let mut buf = [0xa5u8; 48];
-        let mut p = Ipv6Packet::new_unchecked(&mut buf[..]);
+        let mut p = Ipv6Header::new_unchecked(&mut buf[..]);
         p.set_version(6);
         p.set_traffic_class(0xb8);
         p.set_flow_label(0x12345);
@@ -289,31 +289,31 @@ mod tests {
 
     #[test]
     fn parse() {
-        let p = Ipv6Packet::new_checked(&PACKET[..]).unwrap();
+        let p = Ipv6Header::new_checked(&PACKET[..]).unwrap();
         assert_eq!(Ipv6Repr::parse(&p).unwrap(), repr());
     }
 
     #[test]
     fn emit() {
         let mut buf = [0xa5u8; 40];
-        repr().emit(&mut Ipv6Packet::new_unchecked(&mut buf[..]));
+        repr().emit(&mut Ipv6Header::new_unchecked(&mut buf[..]));
         assert_eq!(&buf[..], &PACKET[..40]);
     }
 
     #[test]
     fn bad_lengths() {
         assert_eq!(
-            Ipv6Packet::new_checked(&PACKET[..39]).unwrap_err(),
+            Ipv6Header::new_checked(&PACKET[..39]).unwrap_err(),
             Error::Truncated
         );
         // Payload Length 8 but only 7 octets follow.
         assert_eq!(
-            Ipv6Packet::new_checked(&PACKET[..47]).unwrap_err(),
+            Ipv6Header::new_checked(&PACKET[..47]).unwrap_err(),
             Error::BadLength
         );
         let mut v4 = PACKET;
         v4[0] = 0x4b;
-        let p = Ipv6Packet::new_checked(&v4[..]).unwrap();
+        let p = Ipv6Header::new_checked(&v4[..]).unwrap();
         assert_eq!(
             Ipv6Repr::parse(&p).unwrap_err(),
             Error::Malformed("IPv6 version")

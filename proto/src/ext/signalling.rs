@@ -10,7 +10,7 @@
 use core::ops::Range;
 use std::net::Ipv6Addr;
 
-use super::ipv6::{IPV6_HEADER_LEN, Ipv6Packet, Ipv6Repr};
+use super::ipv6::{IPV6_HEADER_LEN, Ipv6Header, Ipv6Repr};
 use super::options::{DestinationOptionsRepr, ExtHeader, HAO_HEADER_LEN, UnknownOption};
 use super::routing::{RH2_HEADER_LEN, RoutingHeader, RoutingRepr};
 use crate::{Error, IPPROTO_DSTOPTS, IPPROTO_MH, IPPROTO_ROUTING, Result, checksum};
@@ -93,7 +93,7 @@ impl<'a> Walk<'a> {
 /// `Truncated` / `BadLength` for inconsistent lengths, `Malformed` for a version other than 6,
 /// a Hop-by-Hop header not in first place, a second HAO or RH2, or a malformed HAO / RH2.
 pub fn walk(buf: &[u8]) -> Result<Walk<'_>> {
-    let ip = Ipv6Packet::new_checked(buf)?;
+    let ip = Ipv6Header::new_checked(buf)?;
     let ip_repr = Ipv6Repr::parse(&ip)?;
     let end = ip.total_len();
     let mut packet = ReceivedPacket {
@@ -303,7 +303,7 @@ pub fn emit_mobility_packet(repr: &MobilityPacketRepr, mh: &[u8], buf: &mut [u8]
         traffic_class: 0,
         flow_label: 0,
     }
-    .emit(&mut Ipv6Packet::new_unchecked(ip_buf));
+    .emit(&mut Ipv6Header::new_unchecked(ip_buf));
 
     if let Some(hoa) = repr.rh2_home_address {
         RoutingRepr::type2(after_rh2, hoa).emit(rest)?;
