@@ -419,6 +419,7 @@ impl<'a> MobilityOption<'a> {
 
     /// Parses one option from its Type octet and data (the `Length` octets after the
     /// Length field). Pad1 has no data; pass an empty slice.
+    #[inline]
     pub fn parse(option_type: u8, data: &'a [u8], cfg: ParseConfig) -> Result<Self> {
         Ok(match option_type {
             0 => {
@@ -737,6 +738,7 @@ impl<'a> Iterator for Options<'a> {
 }
 
 /// Splits the TLV at the start of `rest` into (type, data, total length).
+#[inline]
 fn raw_tlv(rest: &[u8]) -> Result<(u8, &[u8], usize)> {
     match rest {
         [] => Err(Error::Truncated),
@@ -779,10 +781,14 @@ pub fn raw_options(region: &[u8]) -> impl Iterator<Item = Result<(usize, u8, &[u
 pub fn parse_options<'a>(region: &'a [u8], cfg: ParseConfig) -> Result<Vec<MobilityOption<'a>>> {
     // Nearly every option is at least 6 octets once aligned, so this rarely regrows.
     let mut out = Vec::with_capacity(region.len() / 6 + 1);
-    for opt in Options::new(region, cfg) {
-        match opt? {
-            MobilityOption::Pad1 | MobilityOption::PadN(_) => {}
-            o => out.push(o),
+    // The same walk as `Options`, written out so each option is built in place.
+    let mut pos = 0;
+    while let Some(rest) = region.get(pos..).filter(|r| !r.is_empty()) {
+        let (t, data, len) = raw_tlv(rest)?;
+        pos += len;
+        // Pad1 and PadN carry no meaning; their contents are ignored (RFC 6275 §6.2.3).
+        if t > 1 {
+            out.push(MobilityOption::parse(t, data, cfg)?);
         }
     }
     Ok(out)
@@ -798,10 +804,11 @@ pub fn parse_options<'a>(region: &'a [u8], cfg: ParseConfig) -> Result<Vec<Mobil
 /// nominal alignment, since padding after the MAC would not be covered by it.
 fn pad_before(off: usize, opt: &MobilityOption<'_>, is_last: bool) -> usize {
     if is_last && opt.must_end_message() {
-        (8 - (off + opt.wire_len()) % 8) % 8
+        (off + opt.wire_len()).wrapping_neg() & 7
     } else {
+        // x is a power of two (KAME's MIP6_PADLEN).
         let (x, y) = opt.alignment();
-        (x + y - off % x) % x
+        y.wrapping_sub(off) & (x - 1)
     }
 }
 
@@ -813,7 +820,7 @@ pub fn options_len(start_offset: usize, opts: &[MobilityOption<'_>]) -> usize {
         off += pad_before(off, opt, i + 1 == opts.len());
         off += opt.wire_len();
     }
-    off += (8 - off % 8) % 8;
+    off += off.wrapping_neg() & 7;
     off - start_offset
 }
 
@@ -840,9 +847,17 @@ pub fn emit_options(
     opts: &[MobilityOption<'_>],
 ) -> Result<usize> {
     let total = options_len(start_offset, opts);
-    if buf.len() < total {
-        return Err(Error::BufferTooSmall);
-    }
+    let buf = buf.get_mut(..total).ok_or(Error::BufferTooSmall)?;
+    write_options(buf, start_offset, opts)
+}
+
+/// [`emit_options`] into a buffer of exactly `options_len(start_offset, opts)` octets.
+pub(crate) fn write_options(
+    buf: &mut [u8],
+    start_offset: usize,
+    opts: &[MobilityOption<'_>],
+) -> Result<usize> {
+    let total = buf.len();
     let mut pos = 0;
     for (i, opt) in opts.iter().enumerate() {
         let pad = pad_before(start_offset + pos, opt, i + 1 == opts.len());

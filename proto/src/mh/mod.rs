@@ -20,7 +20,7 @@ pub use binding_ack::{BaFlags, BaStatus, BindingAck};
 pub use binding_error::{BeStatus, BindingError, BindingRefreshRequest};
 pub use binding_update::{BindingUpdate, BuFlags};
 
-use crate::option::{MobilityOption, ParseConfig, code_enum, emit_options, options_len};
+use crate::option::{MobilityOption, ParseConfig, code_enum, options_len, write_options};
 use crate::{Error, IPPROTO_MH, IPPROTO_NONE, Result, checksum};
 
 mod field {
@@ -382,15 +382,17 @@ impl<'a> MhRepr<'a> {
     /// `Other` message's length is not a multiple of 8; option errors from
     /// [`MobilityOption::check_emit`].
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
+        self.emit_to(packet.buffer.as_mut()).map(|_| ())
+    }
+
+    /// Emits into the start of `buf` and returns the length written (the same as
+    /// [`MhRepr::emit`] on a packet over `buf`).
+    pub fn emit_to(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.buffer_len();
         if len > MAX_LEN || len % 8 != 0 {
             return Err(Error::BadLength);
         }
-        let buf = packet
-            .buffer
-            .as_mut()
-            .get_mut(..len)
-            .ok_or(Error::BufferTooSmall)?;
+        let buf = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
         buf[field::PAYLOAD_PROTO] = IPPROTO_NONE;
         buf[field::HEADER_LEN] = (len / 8 - 1) as u8;
         buf[field::MH_TYPE] = self.mh_type().into();
@@ -405,15 +407,9 @@ impl<'a> MhRepr<'a> {
             MhRepr::BindingError(m) => m.emit_fixed(fixed),
             MhRepr::Other { data, .. } => fixed.copy_from_slice(data),
         }
-        emit_options(opts, start, self.options())?;
-        Ok(())
-    }
-
-    /// Emits into the start of `buf` and returns the length written (convenience over
-    /// [`MhRepr::emit`]).
-    pub fn emit_to(&self, buf: &mut [u8]) -> Result<usize> {
-        self.emit(&mut Packet::new_unchecked(&mut *buf))?;
-        Ok(self.buffer_len())
+        // `opts` is exactly options_len(start, ..) long: buffer_len() computed it.
+        write_options(opts, start, self.options())?;
+        Ok(len)
     }
 }
 
