@@ -40,7 +40,14 @@ fn scapy_packets() -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Walks the packet, checks its MH checksum and returns the parsed MH with what the walk saw.
-fn parse(bytes: &[u8]) -> (MhRepr<'_>, Option<Ipv6Addr>, Option<Ipv6Addr>, ChecksumSource) {
+fn parse(
+    bytes: &[u8],
+) -> (
+    MhRepr<'_>,
+    Option<Ipv6Addr>,
+    Option<Ipv6Addr>,
+    ChecksumSource,
+) {
     let Walk::Mobility(pkt) = walk(bytes).expect("walk") else {
         panic!("scapy packet does not end in a Mobility Header");
     };

@@ -53,6 +53,13 @@ pub fn tshark_fields(
     require("tshark", "tshark");
     let mut cmd = Command::new("tshark");
     cmd.arg("-n").arg("-r").arg(pcap).arg("-T").arg("json");
+    // Judge IPv4 and UDP checksums (…checksum.status: 0 = bad, 1 = good, 2 = unverified, 3 = not present).
+    cmd.args([
+        "-o",
+        "ip.check_checksum:TRUE",
+        "-o",
+        "udp.check_checksum:TRUE",
+    ]);
     for d in decode_as {
         cmd.arg("-d").arg(d);
     }
