@@ -311,3 +311,337 @@ fn find_magic_start(buf: &[u8]) -> usize {
         })
         .unwrap_or(buf.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn binding() -> Binding {
+        Binding {
+            hoa: v6("2001:db8:1::100"),
+            hoa_v4: Some(Ipv4Addr::new(192, 0, 2, 100)),
+            coa: CareOf::V4 {
+                addr: Ipv4Addr::new(203, 0, 113, 5),
+                udp_port: Some(40000),
+            },
+            ha: v6("2001:db8:1::1"),
+            ha_v4: Some(Ipv4Addr::new(192, 0, 2, 1)),
+            mnp_v6: vec![
+                "2001:db8:100::/48".parse().unwrap(),
+                "2001:db8:200::/56".parse().unwrap(),
+            ],
+            mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+            encapsulation: Encapsulation::UdpIpv4 { ha_port: 4191 },
+            lifetime: 400,
+            binding_id: Some(7),
+            flags: BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F,
+            nat_detected: true,
+            coa_ifindex: Some(3),
+        }
+    }
+
+    fn minimal_binding() -> Binding {
+        Binding {
+            hoa: v6("2001:db8:1::100"),
+            hoa_v4: None,
+            coa: CareOf::V6(v6("2001:db8:a::5")),
+            ha: v6("2001:db8:1::1"),
+            ha_v4: None,
+            mnp_v6: vec![],
+            mnp_v4: vec![],
+            encapsulation: Encapsulation::InIpv6,
+            lifetime: 0,
+            binding_id: None,
+            flags: BuFlags::default(),
+            nat_detected: false,
+            coa_ifindex: None,
+        }
+    }
+
+    /// At least one message of every type, with optional fields both set and unset.
+    pub(crate) fn samples() -> Vec<Message> {
+        let bodies = vec![
+            Body::NodetypeInfo(NodetypeInfo {
+                node_type: NodeType::HA | NodeType::MR,
+                enable: true,
+            }),
+            Body::NodetypeInfo(NodetypeInfo {
+                node_type: NodeType(0),
+                enable: false,
+            }),
+            Body::BcAdd(binding()),
+            Body::BcAdd(minimal_binding()),
+            Body::BcRemove(binding()),
+            Body::BcFlush,
+            Body::BulAdd(binding()),
+            Body::BulAdd(Binding {
+                encapsulation: Encapsulation::InIpv4,
+                ..minimal_binding()
+            }),
+            Body::BulRemove(minimal_binding()),
+            Body::BulFlush,
+            Body::MdInfo(MdInfo {
+                command: MdCommand::Rereg,
+                hint: MdHint::Addr,
+                hoa: Some(v6("2001:db8:1::100")),
+                coa: Some(CareOf::V6(v6("2001:db8:a::5"))),
+                coa2: Some(CareOf::V4 {
+                    addr: Ipv4Addr::new(203, 0, 113, 5),
+                    udp_port: None,
+                }),
+                ifindex: 3,
+            }),
+            Body::MdInfo(MdInfo {
+                command: MdCommand::Scan,
+                hint: MdHint::Index,
+                hoa: None,
+                coa: None,
+                coa2: None,
+                ifindex: 0,
+            }),
+            Body::HomeHint(HomeHint {
+                ifindex: 2,
+                prefix: "2001:db8:1::/64".parse().unwrap(),
+            }),
+            Body::RrHint(RrHint {
+                hoa: v6("2001:db8:1::100"),
+                peer: v6("2001:db8:c::1"),
+            }),
+            Body::BeHint(BeHint {
+                status: 1,
+                peer: v6("2001:db8:c::1"),
+                coa: CareOf::V6(v6("2001:db8:a::5")),
+                hoa: v6("2001:db8:1::100"),
+            }),
+            Body::Dad(Dad {
+                op: DadOp::Do,
+                ifindex: 4,
+                addr: v6("2001:db8:1::100"),
+            }),
+            Body::Dad(Dad {
+                op: DadOp::Fail,
+                ifindex: 4,
+                addr: v6("2001:db8:1::100"),
+            }),
+            Body::StateRequest,
+            Body::StateDump(StateDump {
+                requester_pid: 42,
+                items: vec![
+                    StateItem::Bul(binding()),
+                    StateItem::Bc(minimal_binding()),
+                    StateItem::CurrentCoa(CurrentCoa {
+                        coa: Some(CareOf::V6(v6("2001:db8:a::5"))),
+                        ifindex: 3,
+                        at_home: false,
+                    }),
+                    StateItem::NodeType(NodetypeInfo {
+                        node_type: NodeType::MR,
+                        enable: true,
+                    }),
+                ],
+            }),
+            Body::StateEnd(StateEnd {
+                requester_pid: 42,
+                items: 4,
+            }),
+        ];
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Message {
+                header: Header {
+                    seq: i as u32 * 1000,
+                    errno: i as u32 % 3,
+                    pid: 4242,
+                    sender: "mrd".into(),
+                    serial: i as u64 + 1,
+                    sent_at_ns: 1_795_383_000_000_000_000 + i as u64,
+                },
+                body,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn samples_cover_every_type() {
+        let s = samples();
+        for t in MessageType::ALL {
+            assert!(s.iter().any(|m| m.message_type() == t), "no sample for {t}");
+            assert_eq!(MessageType::from_code(t.code()), Some(t));
+            assert_eq!(t.name().parse::<MessageType>().unwrap(), t);
+            let shisa = format!("MIPM_{}", t.name().to_uppercase());
+            assert_eq!(shisa.parse::<MessageType>().unwrap(), t);
+        }
+        assert!("nonsense".parse::<MessageType>().is_err());
+    }
+
+    #[test]
+    fn every_message_round_trips_through_bincode_frames() {
+        for msg in samples() {
+            let frame = encode(&msg).unwrap();
+            let fh = parse_header(&frame).unwrap();
+            assert_eq!(fh.type_code, msg.message_type().code());
+            assert_eq!(fh.body_len + HEADER_LEN, frame.len());
+            assert_eq!(decode(&frame).unwrap(), msg, "{}", msg.message_type());
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips_through_json() {
+        for msg in samples() {
+            let json = serde_json::to_string(&msg).unwrap();
+            let back: Message = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, msg, "{json}");
+        }
+    }
+
+    #[test]
+    fn text_lines_show_every_field() {
+        for msg in samples() {
+            let line = crate::text::message_line(&msg);
+            assert!(line.starts_with(msg.message_type().name()), "{line}");
+            let v = serde_json::to_value(&msg.body).unwrap();
+            if let serde_json::Value::Object(map) = v {
+                for inner in map.values() {
+                    if let serde_json::Value::Object(fields) = inner {
+                        for (k, val) in fields {
+                            if !val.is_null() {
+                                assert!(line.contains(&format!("{k}")), "{k} missing in {line}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn json_input_is_friendly_and_errors_name_the_field() {
+        let m: Message = serde_json::from_str(
+            r#"{"body":{"md_info":{"command":"rereg","coa":"192.0.2.5:4191","ifindex":3}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.header, Header::default());
+        let Body::MdInfo(md) = m.body else { panic!() };
+        assert_eq!(
+            md.coa,
+            Some(CareOf::V4 {
+                addr: Ipv4Addr::new(192, 0, 2, 5),
+                udp_port: Some(4191)
+            })
+        );
+        let err = serde_json::from_str::<Message>(
+            "{\"body\":{\"md_info\":{\n\"command\":\"rereg\",\"coaa\":\"x\"}}}",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("coaa") && err.contains("line 2"), "{err}");
+        let err = serde_json::from_str::<Message>(
+            r#"{"body":{"md_info":{"command":"rereg","coa":"nope"}}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bad care-of address"), "{err}");
+        let m: Message = serde_json::from_str(r#"{"body":"bc_flush"}"#).unwrap();
+        assert_eq!(m.body, Body::BcFlush);
+    }
+
+    #[test]
+    fn unknown_version_and_type_are_skippable_not_garbage() {
+        let mut frame = encode(&samples()[0]).unwrap();
+        frame[4] = 9;
+        let e = decode(&frame).unwrap_err();
+        assert!(matches!(e, FrameError::UnknownVersion(9)) && e.is_unknown());
+        frame[4] = VERSION;
+        frame[5] = 200;
+        let e = decode(&frame).unwrap_err();
+        assert!(matches!(e, FrameError::UnknownType(200)) && e.is_unknown());
+    }
+
+    #[test]
+    fn broken_frames_are_garbage() {
+        let frame = encode(&samples()[2]).unwrap();
+        assert!(matches!(decode(&frame[..5]), Err(FrameError::Short(5))));
+        assert!(matches!(
+            decode(&frame[..frame.len() - 1]),
+            Err(FrameError::LengthMismatch { .. })
+        ));
+        let mut bad = frame.clone();
+        bad[0] = b'X';
+        assert!(matches!(decode(&bad), Err(FrameError::BadMagic(_))));
+        // A body cut short but with a matching length: bincode must fail cleanly.
+        let mut cut = frame[..frame.len() - 3].to_vec();
+        let n = (cut.len() - HEADER_LEN) as u32;
+        cut[8..12].copy_from_slice(&n.to_be_bytes());
+        assert!(matches!(decode(&cut), Err(FrameError::Body { .. })));
+        // Extra octets after a valid body.
+        let mut long = frame.clone();
+        long.push(0);
+        let n = (long.len() - HEADER_LEN) as u32;
+        long[8..12].copy_from_slice(&n.to_be_bytes());
+        assert!(matches!(
+            decode(&long),
+            Err(FrameError::Trailing { extra: 1, .. })
+        ));
+        for e in [FrameError::Short(1), FrameError::Skipped(3)] {
+            assert!(!e.is_unknown());
+        }
+    }
+
+    #[test]
+    fn stream_decoder_resyncs_after_garbage_and_skips_unknown() {
+        let msgs = samples();
+        let mut unknown = encode(&msgs[1]).unwrap();
+        unknown[5] = 250;
+        let mut stream = b"junk!".to_vec();
+        stream.extend(encode(&msgs[0]).unwrap());
+        stream.extend(&unknown);
+        stream.extend(b"MIP");
+        stream.extend(encode(&msgs[3]).unwrap());
+        let mut d = FrameDecoder::new();
+        let mut got = Vec::new();
+        // Byte by byte: frames split anywhere must still come out whole.
+        for b in stream {
+            d.extend(&[b]);
+            while let Some(r) = d.next_frame() {
+                got.push(r);
+            }
+        }
+        let oks: Vec<&Message> = got.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(oks, vec![&msgs[0], &msgs[3]]);
+        assert!(
+            got.iter()
+                .any(|r| matches!(r, Err(FrameError::UnknownType(250))))
+        );
+        assert!(got.iter().any(|r| matches!(r, Err(FrameError::Skipped(_)))));
+        assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn bit_sets_print_and_parse() {
+        let f = BuFlags::A | BuFlags::H | BuFlags(0x0001);
+        assert_eq!(f.to_string(), "A|H|0x1");
+        assert_eq!("A|H|0x1".parse::<BuFlags>().unwrap(), f);
+        assert_eq!("none".parse::<BuFlags>().unwrap(), BuFlags(0));
+        assert!("Q".parse::<BuFlags>().is_err());
+        assert_eq!((NodeType::HA | NodeType::MR).to_string(), "ha|mr");
+        assert_eq!("mr|cn".parse::<NodeType>().unwrap(), NodeType(0x09));
+        assert!(NodeType(0x0a).contains(NodeType::MR));
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused() {
+        let items = vec![StateItem::Bul(binding()); 2000];
+        let msg = Message::new(Body::StateDump(StateDump {
+            requester_pid: 1,
+            items,
+        }));
+        assert!(matches!(encode(&msg), Err(EncodeError::TooLong(_))));
+    }
+}

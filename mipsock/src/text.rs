@@ -177,7 +177,7 @@ mod tests {
     fn timestamps() {
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let t = UNIX_EPOCH + Duration::from_micros(1_795_383_000_123_456);
-        assert_eq!(timestamp(t), "2026-11-22T19:30:00.123456Z");
+        assert_eq!(timestamp(t), "2026-11-22T21:30:00.123456Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(timestamp(leap), "2000-02-29T00:00:00.000000Z");
     }
