@@ -17,6 +17,9 @@ pub mod mh;
 pub mod option;
 pub mod seq;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod error;
 
 pub use error::{Error, Result};
