@@ -539,7 +539,9 @@ impl Endpoint {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut rx = lock(&self.rx);
         loop {
-            if let Some(ev) = self.try_recv_locked(&mut rx)? {
+            // No zero-timeout poll here: the blocking wait below returns at once if
+            // anything is ready, and one syscall per message less matters at 100k msg/s.
+            if let Some(ev) = self.try_recv_locked(&mut rx, false)? {
                 return Ok(Some(ev));
             }
             let wait = match deadline {
@@ -561,7 +563,7 @@ impl Endpoint {
     /// The next event if one is waiting, without blocking.
     pub fn try_recv_event(&self) -> Result<Option<Event>> {
         let mut rx = lock(&self.rx);
-        self.try_recv_locked(&mut rx)
+        self.try_recv_locked(&mut rx, true)
     }
 
     fn wait_ready(&self, rx: &mut RxState, timeout: EpollTimeout) -> Result<usize> {
@@ -576,12 +578,15 @@ impl Endpoint {
         }
     }
 
-    fn try_recv_locked(&self, rx: &mut RxState) -> Result<Option<Event>> {
+    /// Reads from the connections epoll reported ready; `poll` asks epoll again (without
+    /// waiting) when that list runs out.
+    fn try_recv_locked(&self, rx: &mut RxState, mut poll: bool) -> Result<Option<Event>> {
         loop {
             let Some(token) = rx.ready.pop_front() else {
-                if self.wait_ready(rx, EpollTimeout::ZERO)? == 0 {
+                if !poll || self.wait_ready(rx, EpollTimeout::ZERO)? == 0 {
                     return Ok(None);
                 }
+                poll = false;
                 continue;
             };
             if token == LISTENER_TOKEN {
