@@ -512,7 +512,7 @@ mod tests {
                     if let serde_json::Value::Object(fields) = inner {
                         for (k, val) in fields {
                             if !val.is_null() {
-                                assert!(line.contains(&format!("{k}")), "{k} missing in {line}");
+                                assert!(line.contains(k.as_str()), "{k} missing in {line}");
                             }
                         }
                     }

@@ -1,0 +1,238 @@
+//! The endpoint API in one process: loopback option, counters, state dumps, stale sockets,
+//! permissions, and the tokio wrapper.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use mipsock::{
+    AsyncEndpoint, Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Error,
+    Message, StateItem,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn bus() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mipsock-ep")
+        .tempdir()
+        .unwrap()
+}
+
+fn open(dir: &std::path::Path, name: &str) -> Endpoint {
+    Endpoint::open(dir, name, EndpointOptions::default()).unwrap()
+}
+
+fn flush(seq: u32) -> Message {
+    Message::new(Body::BulFlush).with_seq(seq)
+}
+
+#[test]
+fn own_messages_only_on_request() {
+    let dir = bus();
+    let a = open(dir.path(), "a");
+    let b = open(dir.path(), "b");
+    a.send(&flush(1)).unwrap();
+    assert_eq!(b.recv_timeout(WAIT).unwrap().unwrap().header.seq, 1);
+    b.send(&flush(2)).unwrap();
+    // Had `a` looped its own message back, seq 1 would be first in its queue.
+    let got = a.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((got.header.seq, got.header.sender.as_str()), (2, "b"));
+
+    let own = Endpoint::open(
+        dir.path(),
+        "own",
+        EndpointOptions {
+            receive_own: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    own.send(&flush(3)).unwrap();
+    let got = own.recv_timeout(WAIT).unwrap().unwrap();
+    assert_eq!((got.header.seq, got.header.sender.as_str()), (3, "own"));
+    assert_eq!(got.header.pid, std::process::id());
+}
+
+#[test]
+fn garbage_and_unknown_frames_are_counted_not_delivered() {
+    let dir = bus();
+    let a = open(dir.path(), "a");
+    let b = open(dir.path(), "b");
+    a.send_raw(b"not a frame");
+    a.send_raw(b"MIPS\x07\x01\0\0\0\0\0\0"); // version 7
+    a.send(&flush(9)).unwrap();
+    assert_eq!(b.recv_timeout(WAIT).unwrap().unwrap().header.seq, 9);
+    let s = b.stats();
+    assert_eq!((s.received, s.garbage, s.unknown), (1, 1, 1));
+}
+
+#[test]
+fn a_stalled_reader_costs_only_its_own_messages() {
+    let dir = bus();
+    let writer = open(dir.path(), "writer");
+    let stalled = open(dir.path(), "stalled");
+    let n = 50_000;
+    for i in 0..n {
+        writer.send(&flush(i)).unwrap();
+    }
+    let ws = writer.stats();
+    assert_eq!(ws.sent, u64::from(n));
+    assert!(ws.dropped > 0, "{ws:?}");
+    // The reader drains what fit, then a marker shows the gap.
+    let mut got = 0u64;
+    while stalled.try_recv().unwrap().is_some() {
+        got += 1;
+    }
+    writer.send(&flush(u32::MAX)).unwrap();
+    assert_eq!(
+        stalled.recv_timeout(WAIT).unwrap().unwrap().header.seq,
+        u32::MAX
+    );
+    let rs = stalled.stats();
+    assert_eq!(got + ws.dropped, u64::from(n));
+    assert_eq!(rs.missed, ws.dropped);
+    let peer = &ws.peers[0];
+    assert!(peer.socket.starts_with("stalled.") && peer.dropped == ws.dropped);
+}
+
+fn binding(i: u16) -> Binding {
+    Binding {
+        hoa: format!("2001:db8:1::{i:x}").parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V4 {
+            addr: "203.0.113.5".parse().unwrap(),
+            udp_port: Some(i),
+        },
+        ha: "2001:db8:1::1".parse().unwrap(),
+        ha_v4: Some("192.0.2.1".parse().unwrap()),
+        mnp_v6: vec![format!("2001:db8:{i:x}::/48").parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: Encapsulation::UdpIpv4 { ha_port: 4191 },
+        lifetime: 400,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: true,
+        coa_ifindex: None,
+    }
+}
+
+#[test]
+fn large_state_dumps_are_chunked_and_reassembled() {
+    let dir = bus();
+    let owner = open(dir.path(), "had");
+    let items: Vec<StateItem> = (0..2000).map(|i| StateItem::Bc(binding(i))).collect();
+    let expect = items.clone();
+    let requester = open(dir.path(), "mrd");
+    let t = std::thread::spawn(move || {
+        let req = owner.recv_timeout(WAIT).unwrap().expect("a request");
+        assert_eq!(req.body, Body::StateRequest);
+        owner.reply_state(&req, items, 0).unwrap();
+        owner.stats().sent
+    });
+    let answer = requester.request_state(WAIT, Some(1)).unwrap();
+    let chunks_plus_end = t.join().unwrap();
+    assert!(chunks_plus_end > 2, "2000 bindings need several chunks");
+    assert_eq!(answer.owners.len(), 1);
+    let o = &answer.owners[0];
+    assert!(o.complete && o.errno == 0 && o.sender == "had");
+    assert_eq!(o.items, expect);
+}
+
+#[test]
+fn sockets_of_dead_processes_are_removed_at_open() {
+    let dir = bus();
+    // A pid that is certainly gone: a child we started and reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let path = dir.path().join(format!("mrd.{dead}.0.sock"));
+    {
+        let fd = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            nix::sys::socket::SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        nix::sys::socket::bind(
+            fd.as_raw_fd(),
+            &nix::sys::socket::UnixAddr::new(&path).unwrap(),
+        )
+        .unwrap();
+    } // closed: the file stays, like after a crash
+    assert!(path.exists());
+    let ep = open(dir.path(), "tap");
+    assert!(!path.exists());
+    assert_eq!(ep.stats().stale_removed, 1);
+    // Our own socket goes away with us.
+    let own = ep.socket_path().to_path_buf();
+    drop(ep);
+    assert!(!own.exists());
+}
+
+#[test]
+fn permissions_allow_only_root_and_the_group() {
+    let root = bus();
+    let dir = root.path().join("bus");
+    let ep = Endpoint::open(
+        &dir,
+        "had",
+        EndpointOptions {
+            group: Some(4242),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let d = std::fs::metadata(&dir).unwrap();
+    assert_eq!(d.permissions().mode() & 0o777, 0o770);
+    assert_eq!(d.gid(), 4242);
+    let s = std::fs::metadata(ep.socket_path()).unwrap();
+    assert_eq!(s.permissions().mode() & 0o777, 0o660);
+    assert_eq!(s.gid(), 4242);
+}
+
+#[test]
+fn bad_names_are_refused() {
+    let dir = bus();
+    for name in ["", "a/b", "a.b", "x".repeat(33).as_str()] {
+        assert!(matches!(
+            Endpoint::open(dir.path(), name, EndpointOptions::default()),
+            Err(Error::BadName(_))
+        ));
+    }
+}
+
+#[test]
+fn async_endpoint_receives_what_a_blocking_one_sends() {
+    let dir = bus();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let a = AsyncEndpoint::open(dir.path(), "async", EndpointOptions::default()).unwrap();
+        let path = dir.path().to_path_buf();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let sender = std::thread::spawn(move || {
+            let b = open(&path, "blocking");
+            go_rx.recv().unwrap();
+            for i in 0..1000 {
+                b.send(&flush(i)).unwrap();
+            }
+            b.stats().dropped
+        });
+        go_tx.send(()).unwrap();
+        for i in 0..1000 {
+            // Each recv may have to wait for the sender thread: exercises the wakeups.
+            let m = tokio::time::timeout(WAIT, a.recv())
+                .await
+                .expect("no hang")
+                .unwrap();
+            assert_eq!(m.header.seq, i);
+        }
+        assert_eq!(sender.join().unwrap(), 0);
+        a.send(&flush(5)).unwrap();
+        assert_eq!(a.stats().sent, 1);
+    });
+}
