@@ -101,16 +101,21 @@ impl AsyncEndpoint {
         self.inner.reply_state(request, items, errno)
     }
 
-    /// Asks the owners for their state (see [`Endpoint::request_state`]); runs the
-    /// blocking collection on tokio's blocking pool.
+    /// Asks the owners for their state (see [`Endpoint::request_state`]). Messages that
+    /// arrive meanwhile and are not part of the answer are in [`StateAnswer::other`].
     pub async fn request_state(
         &self,
         timeout: Duration,
         expect_owners: Option<usize>,
     ) -> Result<StateAnswer> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.request_state(timeout, expect_owners))
-            .await
-            .map_err(|e| crate::Error::Io(std::io::Error::other(e)))?
+        let mut answer = self.inner.send_state_request()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !answer.done(expect_owners) {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(msg) => answer.absorb(msg?),
+                Err(_elapsed) => break,
+            }
+        }
+        Ok(answer)
     }
 }

@@ -757,39 +757,38 @@ impl Endpoint {
         timeout: Duration,
         expect_owners: Option<usize>,
     ) -> Result<StateAnswer> {
-        let seq = (now_ns() as u32) ^ self.pid.rotate_left(16) | 1;
-        self.send(&Message::new(Body::StateRequest).with_seq(seq))?;
-        let mut answer = StateAnswer::default();
+        let mut answer = self.send_state_request()?;
         let deadline = Instant::now() + timeout;
-        while expect_owners.is_none_or(|n| answer.owners.iter().filter(|o| o.complete).count() < n)
-        {
+        while !answer.done(expect_owners) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(msg) = self.recv_timeout(left)? else {
                 break;
             };
-            let for_us = |pid: u32| pid == self.pid && msg.header.seq == seq;
-            match &msg.body {
-                Body::StateDump(d) if for_us(d.requester_pid) => {
-                    answer
-                        .owner(&msg.header)
-                        .items
-                        .extend(d.items.iter().cloned());
-                }
-                Body::StateEnd(e) if for_us(e.requester_pid) => {
-                    let owner = answer.owner(&msg.header);
-                    owner.complete = true;
-                    owner.errno = msg.header.errno;
-                }
-                _ => answer.other.push(msg),
-            }
+            answer.absorb(msg);
         }
         Ok(answer)
+    }
+
+    /// Sends a state request; the returned (empty) answer knows which replies are its own.
+    pub(crate) fn send_state_request(&self) -> Result<StateAnswer> {
+        // Unique enough per requester: replies are matched on our pid and this number.
+        let seq = ((now_ns() as u32) ^ self.pid.rotate_left(16)) | 1;
+        self.send(&Message::new(Body::StateRequest).with_seq(seq))?;
+        Ok(StateAnswer {
+            requester_pid: self.pid,
+            seq,
+            ..StateAnswer::default()
+        })
     }
 }
 
 /// The state owners answered with.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateAnswer {
+    /// pid of the requester.
+    pub requester_pid: u32,
+    /// `seq` of the request.
+    pub seq: u32,
     /// One entry per answering endpoint, in order of first reply.
     pub owners: Vec<OwnerState>,
     /// Other messages received meanwhile.
@@ -797,6 +796,28 @@ pub struct StateAnswer {
 }
 
 impl StateAnswer {
+    /// Files a received message: part of the answer, or one of the `other` messages.
+    pub fn absorb(&mut self, msg: Message) {
+        let for_us = |pid: u32| pid == self.requester_pid && msg.header.seq == self.seq;
+        match &msg.body {
+            Body::StateDump(d) if for_us(d.requester_pid) => {
+                let items = d.items.clone();
+                self.owner(&msg.header).items.extend(items);
+            }
+            Body::StateEnd(e) if for_us(e.requester_pid) => {
+                let owner = self.owner(&msg.header);
+                owner.complete = true;
+                owner.errno = msg.header.errno;
+            }
+            _ => self.other.push(msg),
+        }
+    }
+
+    /// Whether `expect_owners` owners have answered completely (never, if `None`).
+    pub fn done(&self, expect_owners: Option<usize>) -> bool {
+        expect_owners.is_some_and(|n| self.owners.iter().filter(|o| o.complete).count() >= n)
+    }
+
     fn owner(&mut self, h: &Header) -> &mut OwnerState {
         let i = match self
             .owners

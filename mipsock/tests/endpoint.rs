@@ -236,3 +236,39 @@ fn async_endpoint_receives_what_a_blocking_one_sends() {
         assert_eq!(a.stats().sent, 1);
     });
 }
+
+#[test]
+fn async_state_request_collects_the_owner_answer_and_keeps_other_messages() {
+    let dir = bus();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let owner = open(dir.path(), "babymdd");
+    let t = std::thread::spawn(move || {
+        let req = owner.recv_timeout(WAIT).unwrap().expect("a request");
+        // An unrelated event first: the requester must keep it, not lose it.
+        owner.send(&flush(77)).unwrap();
+        let coa = mipsock::CurrentCoa {
+            coa: Some(CareOf::V6("2001:db8:a::5".parse().unwrap())),
+            ifindex: 3,
+            at_home: false,
+        };
+        owner
+            .reply_state(&req, vec![StateItem::CurrentCoa(coa)], 0)
+            .unwrap();
+    });
+    rt.block_on(async {
+        let mrd = AsyncEndpoint::open(dir.path(), "mrd", EndpointOptions::default()).unwrap();
+        let answer = mrd.request_state(WAIT, Some(1)).await.unwrap();
+        assert_eq!(answer.owners.len(), 1);
+        assert_eq!(answer.owners[0].sender, "babymdd");
+        assert!(matches!(
+            answer.owners[0].items[..],
+            [StateItem::CurrentCoa(_)]
+        ));
+        assert_eq!(answer.other.len(), 1);
+        assert_eq!(answer.other[0].header.seq, 77);
+    });
+    t.join().unwrap();
+}
