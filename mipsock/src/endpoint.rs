@@ -177,6 +177,8 @@ struct Counters {
 #[derive(Debug)]
 pub struct Endpoint {
     dir: PathBuf,
+    /// Held open so the per-send freshness check is an fstat, without a path lookup.
+    dir_handle: fs::File,
     path: PathBuf,
     name: String,
     pid: u32,
@@ -260,7 +262,12 @@ impl Endpoint {
                 EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN),
             )
             .map_err(bind_err)?;
+        let dir_handle = fs::File::open(&dir).map_err(|source| Error::BusDir {
+            path: dir.clone(),
+            source,
+        })?;
         let ep = Endpoint {
+            dir_handle,
             dir,
             path,
             name: name.to_string(),
@@ -461,7 +468,7 @@ impl Endpoint {
 
     /// Re-lists the directory when its mtime changed (or changed too recently to trust).
     fn refresh_peers(&self, tx: &mut TxState) {
-        let mtime = match fs::metadata(&self.dir).and_then(|m| m.modified()) {
+        let mtime = match self.dir_handle.metadata().and_then(|m| m.modified()) {
             Ok(t) => t,
             Err(e) => {
                 warn!(bus = %self.dir.display(), error = %e, "cannot stat bus directory");
