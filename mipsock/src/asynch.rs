@@ -67,7 +67,9 @@ impl AsyncEndpoint {
         self.inner.send(msg)
     }
 
-    /// The next event: a message or a skipped (counted) frame.
+    /// The next event: a message or a skipped (counted) frame. Cancel-safe: a message is
+    /// only taken from the socket in the synchronous part, so using this in
+    /// `tokio::select!` loses nothing.
     pub async fn recv_event(&self) -> Result<Event> {
         loop {
             if let Some(ev) = self.inner.try_recv_event()? {

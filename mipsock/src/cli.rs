@@ -74,6 +74,9 @@ pub struct TapArgs {
     /// Exit after this many lines.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Also print the counters to stderr every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub stats_every: Option<u64>,
     /// Endpoint name on the bus.
     #[arg(long, default_value = "tap")]
     pub name: String,
@@ -518,6 +521,9 @@ fn tap(dir: PathBuf, opts: EndpointOptions, args: TapArgs) -> Result<(), CliErro
         eprintln!("ready: tapping {}", ep.endpoint().socket_path().display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut shown = 0u64;
+        // Without --stats-every the tick never fires (a day is as good as never here).
+        let period = Duration::from_secs(args.stats_every.unwrap_or(86_400).max(1));
+        let mut stats_tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let stdout = io::stdout();
         let result: Result<(), CliError> = loop {
             if args.count.is_some_and(|c| shown >= c) {
@@ -525,6 +531,10 @@ fn tap(dir: PathBuf, opts: EndpointOptions, args: TapArgs) -> Result<(), CliErro
             }
             let ev = tokio::select! {
                 ev = ep.recv_event() => ev?,
+                _ = stats_tick.tick() => {
+                    eprintln!("{}", stats_line(&ep.stats()));
+                    continue;
+                }
                 _ = tokio::signal::ctrl_c() => break Ok(()),
                 _ = term.recv() => break Ok(()),
             };

@@ -43,6 +43,8 @@ const LISTENER_TOKEN: u64 = 0;
 /// A directory modified this recently may change again within the same timestamp tick,
 /// so its listing is not trusted to be current ("racy git" problem).
 const RACY_WINDOW: Duration = Duration::from_millis(100);
+/// Senders whose serials a reader tracks for gap detection before it starts afresh.
+const MAX_TRACKED_SENDERS: usize = 4096;
 /// Items per state dump chunk are bounded by encoded size, with this much headroom.
 const DUMP_CHUNK_BYTES: usize = frame::MAX_BODY / 2;
 
@@ -323,13 +325,12 @@ impl Endpoint {
     /// in. Never blocks: a peer whose queue is full misses this message (counted).
     pub fn send(&self, msg: &Message) -> Result<SendReport> {
         let mut tx = lock(&self.tx);
-        tx.serial += 1;
         let header = Header {
             seq: msg.header.seq,
             errno: msg.header.errno,
             pid: self.pid,
             sender: self.name.clone(),
-            serial: tx.serial,
+            serial: tx.serial + 1,
             sent_at_ns: now_ns(),
         };
         let mut buf = std::mem::take(&mut tx.buf);
@@ -338,6 +339,8 @@ impl Endpoint {
         let report = res.map(|()| self.fan_out(&mut tx, &buf));
         tx.buf = buf;
         let report = report?;
+        // Counted only once encoded and sent: a refused message leaves no serial gap.
+        tx.serial += 1;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
@@ -629,6 +632,10 @@ impl Endpoint {
         match result {
             Ok(msg) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);
+                // Bounded: a tap living through many short-lived injectors forgets them.
+                if rx.last_serial.len() >= MAX_TRACKED_SENDERS {
+                    rx.last_serial.clear();
+                }
                 let key = (msg.header.pid, msg.header.sender.clone());
                 let serial = msg.header.serial;
                 let last = rx.last_serial.insert(key, serial).unwrap_or(0);

@@ -38,7 +38,9 @@ pub struct Header {
     pub sent_at_ns: u64,
 }
 
-/// One bus message.
+/// One bus message. In JSON, unknown top-level keys (such as the `ts` that `mipsock tap
+/// --json` adds) are ignored so tap lines replay through `mipsock inject --json`; inside
+/// `header` and `body` unknown keys are errors, so typos are caught.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     /// Header; every field may be omitted in JSON input.
