@@ -1,0 +1,1 @@
+//! SHISA configuration grammar (being written).

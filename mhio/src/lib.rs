@@ -1,0 +1,1 @@
+//! Mobility Header I/O (being written).

@@ -1,0 +1,1 @@
+//! Mobile router (being written).
