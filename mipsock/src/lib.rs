@@ -19,7 +19,7 @@
 //!   reader only and counted ([`Stats::dropped`], per peer in [`Stats::peers`]); the writer
 //!   never blocks. Readers see drops as gaps in the sender's serial ([`Stats::missed`]).
 //! * **Peer discovery** re-lists the directory only when its mtime changes (or changed
-//!   within the last 100 ms, as timestamps are coarse), so a send costs one `stat` plus
+//!   within the last 100 ms, as timestamps are coarse), so a send costs one `fstat` plus
 //!   one `send` per peer.
 //! * **Crashes**: a socket file whose owner died refuses connections; the next sender (or
 //!   the next endpoint to open) removes it. Readers notice a closed connection as EOF.

@@ -173,6 +173,11 @@ fn sockets_of_dead_processes_are_removed_at_open() {
 
 #[test]
 fn permissions_allow_only_root_and_the_group() {
+    // Handing files to another group needs CAP_CHOWN; CI runs as root.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
     let root = bus();
     let dir = root.path().join("bus");
     let ep = Endpoint::open(

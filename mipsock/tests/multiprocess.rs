@@ -92,9 +92,8 @@ impl Owner {
         let s = stop.clone();
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(50))
-                    && msg.body == Body::StateRequest
-                {
+                let msg = ep.recv_timeout(Duration::from_millis(50)).expect("recv");
+                if let Some(msg) = msg.filter(|m| m.body == Body::StateRequest) {
                     ep.reply_state(&msg, items.clone(), 0).expect("reply_state");
                 }
             }
