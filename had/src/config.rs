@@ -1,0 +1,177 @@
+//! The home agent core's own configuration: plain public data, no parsing. The daemon's
+//! shell maps SHISA's config (`conf::HaConfig`) onto it.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv6Net};
+
+/// RFC 4285 §6: default "close enough" window for replay-protection timestamps.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(7);
+
+/// How a prefix table row is used (RFC 3963 §6.1.1/§6.1.2, SHISA's `prefixtable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PrefixMode {
+    /// Installed when the BU carries no prefix option for its family (implicit mode;
+    /// for IPv4 this is the first method of Shima's paper). Also authorises the prefix when
+    /// the MR lists it explicitly.
+    Implicit,
+    /// Only authorises the prefix when the MR lists it in the BU (explicit mode).
+    Explicit,
+}
+
+/// One row of the prefix table: `HoA prefix/len implicit|explicit;`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrefixTableRow {
+    /// The mobile router's IPv6 home address.
+    pub hoa: Ipv6Addr,
+    /// An IPv6 or IPv4 mobile network prefix this MR may own. A prefix listed in a BU is
+    /// authorised when it lies inside (or equals) a row's prefix.
+    pub prefix: IpNet,
+    /// Implicit or explicit.
+    pub mode: PrefixMode,
+}
+
+/// How the HA treats RFC 5555 IPv4 Home Address options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Ipv4MnpSupport {
+    /// IPv4 home addresses / MNPs are registered (after the prefix table says yes).
+    #[default]
+    Enabled,
+    /// Every IPv4 Home Address option is answered with an IPv4 Address Acknowledgement
+    /// status 129 (administratively prohibited); the IPv6 registration proceeds.
+    Prohibited,
+    /// Behave like an HA without DSMIPv6: IPv4 Home Address options are ignored and the BA
+    /// carries no IPv4 Address Acknowledgement, which tells the MR the HA does not support
+    /// IPv4 (RFC 5555 §3.2.1). Implicit IPv4 rows are not installed either.
+    Unsupported,
+}
+
+/// Replay protection demanded from an MR (RFC 4285 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplayProtection {
+    /// BUs must carry a Mobility Message Replay Protection option with an NTP timestamp
+    /// within `window` of the HA's clock and later than the last accepted one (else 144;
+    /// missing: 145).
+    Timestamps {
+        /// "Close enough" window, default [`DEFAULT_TIMESTAMP_WINDOW`].
+        window: Duration,
+    },
+    /// Only the sequence number window protects against replay. A timestamp option, if
+    /// sent, is still checked and echoed.
+    SequenceOnly,
+}
+
+impl Default for ReplayProtection {
+    fn default() -> Self {
+        ReplayProtection::Timestamps {
+            window: DEFAULT_TIMESTAMP_WINDOW,
+        }
+    }
+}
+
+/// A mobility security association (RFC 4285 §5): HMAC-SHA1 key per SPI.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MobilitySa {
+    /// Mobility SPI (0-255 are reserved; not enforced).
+    pub spi: u32,
+    /// Shared key (RFC 4285 suggests 16+ octets; any length is accepted by HMAC).
+    pub key: Vec<u8>,
+    /// The home address this SA may register. `None` together with `nai: None` means any
+    /// home address (a wildcard SA, for labs).
+    pub hoa: Option<Ipv6Addr>,
+    /// The NAI (RFC 4283 MN-ID, subtype 1) this SA belongs to; when set, a BU using this SA
+    /// must carry a matching MN-ID option (unless `hoa` matches).
+    pub nai: Option<Vec<u8>>,
+    /// Replay protection required from this MR.
+    pub replay: ReplayProtection,
+}
+
+impl std::fmt::Debug for MobilitySa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("MobilitySa")
+            .field("spi", &self.spi)
+            .field("key", &format_args!("<{} octets>", self.key.len()))
+            .field("hoa", &self.hoa)
+            .field("nai", &self.nai.as_deref().map(String::from_utf8_lossy))
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
+
+/// Authentication of Binding Updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthPolicy {
+    /// RFC 4285 MN-HA authentication required: BUs without the option, or with an unknown
+    /// SPI, are silently dropped (and counted).
+    Required(Vec<MobilitySa>),
+    /// No authentication at all. Needs an explicit config statement; the shell logs a
+    /// warning at start.
+    Disabled,
+}
+
+/// Binding Refresh Requests (RFC 6275 §9.5.5, §10.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BrrConfig {
+    /// Send a BRR this long before a binding expires (if the lifetime is longer).
+    pub before_expiry: Duration,
+}
+
+/// Everything the sans-IO core needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaCoreConfig {
+    /// Home prefixes this HA serves (RFC 3963 §6.1: the HoA must lie in one, else 132).
+    pub home_prefixes: Vec<Ipv6Net>,
+    /// The HA's IPv6 address: source of BAs, BEs and BRRs.
+    pub ha_address: Ipv6Addr,
+    /// The HA's IPv4 address (DSMIPv6 tunnels from an IPv4 CoA end there; reported in
+    /// BC_ADD).
+    pub ha_address_v4: Option<Ipv4Addr>,
+    /// Home link interface index (where proxy ND defends registered HoAs).
+    pub home_ifindex: u32,
+    /// Upper bound of a granted lifetime (RFC 6275 §10.3.1 "local policy"); rounded down
+    /// to 4-s units.
+    pub max_lifetime: Duration,
+    /// Accept mobile routers (R flag, RFC 3963); otherwise BA 140.
+    pub mobile_router_support: bool,
+    /// The prefix table.
+    pub prefix_table: Vec<PrefixTableRow>,
+    /// IPv4 home addresses / MNPs (RFC 5555, Shima).
+    pub ipv4_mnp: Ipv4MnpSupport,
+    /// Home addresses whose BUs may carry SHISA's legacy IPv4 MNP option (type 11, which
+    /// collides with IANA's CGA Parameters Request).
+    pub legacy_ipv4_mnp_hoas: Vec<Ipv6Addr>,
+    /// Authentication.
+    pub auth: AuthPolicy,
+    /// Binding Refresh Requests; `None` = never sent.
+    pub brr: Option<BrrConfig>,
+    /// Binding Errors are rate-limited (RFC 6275 §9.3.3, like ICMPv6): at most this many
+    /// per second, in bursts of the same size.
+    pub binding_error_rate: u32,
+    /// Hop limit of the packets the HA sends.
+    pub hop_limit: u8,
+}
+
+impl HaCoreConfig {
+    /// A configuration with the usual defaults: MRs accepted, IPv4 enabled, max lifetime
+    /// 3600 s... and **authentication disabled**, which a shell must only keep after an
+    /// explicit config statement.
+    pub fn new(home_prefixes: Vec<Ipv6Net>, ha_address: Ipv6Addr) -> Self {
+        HaCoreConfig {
+            home_prefixes,
+            ha_address,
+            ha_address_v4: None,
+            home_ifindex: 0,
+            max_lifetime: Duration::from_secs(3600),
+            mobile_router_support: true,
+            prefix_table: Vec::new(),
+            ipv4_mnp: Ipv4MnpSupport::Enabled,
+            legacy_ipv4_mnp_hoas: Vec::new(),
+            auth: AuthPolicy::Disabled,
+            brr: None,
+            binding_error_rate: 10,
+            hop_limit: 64,
+        }
+    }
+}

@@ -1,0 +1,701 @@
+//! The sans-IO home agent core: binding cache, BU processing, timers.
+//!
+//! Inputs: [`Ha::handle_packet`], [`Ha::handle_timeout`], [`Ha::restore`],
+//! [`Ha::handle_state_request`]. Outputs, pulled: [`Ha::poll_transmit`],
+//! [`Ha::poll_event`], [`Ha::poll_timeout`]. Time: `now` is a monotonic
+//! [`Instant`] the caller passes in (tests drive it virtually); `wall` is the wall clock
+//! as a `Duration` since the UNIX epoch (RFC 4285 timestamps, persisted expiry).
+//!
+//! **Ordering contract.** For every acknowledged binding change the core queues a
+//! [`HaEvent::Persist`] *before* it queues the BA. The shell must drain `poll_event`
+//! (writing and fsync'ing the journal) before it sends what `poll_transmit` yields.
+
+mod bu;
+mod cache;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use mipsock::{Binding, CareOf, Encapsulation, StateItem};
+use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
+use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
+use proto::option::{MobilityOption, ParseConfig};
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::config::{AuthPolicy, HaCoreConfig, Ipv4MnpSupport, MobilitySa, PrefixMode};
+use crate::record::{JournalRecord, PersistedBinding};
+
+pub(crate) use cache::Bce;
+
+/// Whether the shell already verified the MH checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumState {
+    /// The shell verified it (e.g. with `proto::ext::ReceivedPacket::verify_checksum`).
+    Verified,
+    /// Not verified: the core checks it over the pseudo-header, accepting the home address
+    /// or the on-wire source as pseudo-header source (RFC 6275 §6.1.1; Linux raw sockets
+    /// checksum over the on-wire source, protocol.md §1.2). A bad checksum drops silently.
+    Unverified,
+}
+
+/// The IPv4/UDP path of a DSMIPv6 signalling packet (RFC 5555 §4.2): the BU arrived in
+/// UDP/IPv4, the BA must go back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UdpV4Path {
+    /// The MR's side: outer IPv4 source and UDP source port as seen (after NAT) on receipt,
+    /// the destination of the reply.
+    pub peer: SocketAddrV4,
+    /// The HA's side: outer IPv4 destination on receipt, the source of the reply.
+    pub local: SocketAddrV4,
+}
+
+/// A received Mobility Header and what the shell saw around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceivedSignal<'a> {
+    /// IPv6 source on the wire (the CoA when a Home Address option is present).
+    pub src: Ipv6Addr,
+    /// IPv6 destination on the wire.
+    pub dst: Ipv6Addr,
+    /// Home Address destination option, if present.
+    pub home_address: Option<Ipv6Addr>,
+    /// The Mobility Header, exactly `(Header Len + 1) * 8` octets (longer is tolerated).
+    pub mh: &'a [u8],
+    /// Whether the shell verified the checksum.
+    pub checksum: ChecksumState,
+    /// Arrival interface.
+    pub ifindex: u32,
+    /// Set when the packet arrived UDP/IPv4-encapsulated (DSMIPv6 from an IPv4 CoA).
+    pub udp_v4: Option<UdpV4Path>,
+}
+
+impl<'a> ReceivedSignal<'a> {
+    /// From a packet walked by `proto::ext::walk` (checksum not yet verified).
+    pub fn from_walk(p: &ReceivedPacket<'a>, ifindex: u32) -> Self {
+        ReceivedSignal {
+            src: p.src_addr,
+            dst: p.dst_addr,
+            home_address: p.home_address,
+            mh: p.payload,
+            checksum: ChecksumState::Unverified,
+            ifindex,
+            udp_v4: None,
+        }
+    }
+}
+
+/// A signalling packet to send: BA, BE or BRR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// IPv6 addressing (with RH2 for a BA/BRR to an MR away from home, RFC 6275 §9.5.4).
+    pub addressing: MobilityPacketRepr,
+    /// Send the IPv6 packet inside UDP/IPv4 along this path (RFC 5555 §4.2) instead of
+    /// natively.
+    pub udp_v4: Option<UdpV4Path>,
+    /// The Mobility Header, checksum filled for `addressing`, MN-HA option signed.
+    pub mh: Vec<u8>,
+    /// Interface the triggering packet arrived on, if any.
+    pub ifindex: Option<u32>,
+}
+
+impl Transmit {
+    /// The MH parsed back (tests, logs).
+    pub fn repr(&self) -> proto::Result<MhRepr<'_>> {
+        MhRepr::parse_bytes(&self.mh, ParseConfig::new())
+    }
+
+    /// The whole IPv6 packet (`IPv6 | [RH2] | MH`) for an `IPPROTO_RAW` socket.
+    pub fn to_ipv6_packet(&self) -> Vec<u8> {
+        let mut buf = vec![0; mobility_packet_len(&self.addressing, self.mh.len())];
+        let n = emit_mobility_packet(&self.addressing, &self.mh, &mut buf)
+            .expect("MH emitted by the core is well-formed");
+        buf.truncate(n);
+        buf
+    }
+}
+
+/// A proxy neighbour discovery entry for a registered home address (RFC 6275 §10.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProxyNd {
+    /// The home address to defend.
+    pub hoa: Ipv6Addr,
+    /// The derived link-local address to defend too (BU had the L flag).
+    pub link_local: Option<Ipv6Addr>,
+    /// Home link interface.
+    pub ifindex: u32,
+    /// NA with the Router flag (R=1 BU, RFC 3963 §6.3).
+    pub router: bool,
+}
+
+/// Something for the shell to do besides sending signalling packets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaEvent {
+    /// Write this record to the journal (and fsync) before sending any further transmit.
+    Persist(JournalRecord),
+    /// Announce `BC_ADD` (binding created or refreshed).
+    BcAdd(Binding),
+    /// Announce `BC_REMOVE`.
+    BcRemove(Binding),
+    /// Start defending a home address on the home link (unsolicited NA).
+    ProxyNdAdd(ProxyNd),
+    /// Stop defending it.
+    ProxyNdRemove(ProxyNd),
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HaStats {
+    /// Packets handed to `handle_packet`.
+    pub received: u64,
+    /// Dropped: bad checksum.
+    pub bad_checksum: u64,
+    /// Dropped: unparsable MH.
+    pub malformed: u64,
+    /// BUs accepted (status 0).
+    pub accepted: u64,
+    /// BUs answered with a status >= 128.
+    pub rejected: u64,
+    /// Deregistrations processed.
+    pub deregistered: u64,
+    /// BUs dropped silently for lack of an authentication option (RFC 4285 §4).
+    pub no_auth_option: u64,
+    /// BUs dropped silently for an unknown SPI.
+    pub unknown_spi: u64,
+    /// BUs answered with 146 (MAC did not verify, or SA not for this HoA/NAI).
+    pub auth_failed: u64,
+    /// BUs answered with 144 or 145.
+    pub replay_rejected: u64,
+    /// Other BUs dropped silently (not for a home agent, nonce indices, bad CoA).
+    pub dropped_other: u64,
+    /// Binding Errors sent.
+    pub binding_errors: u64,
+    /// Binding Errors suppressed by the rate limit.
+    pub binding_errors_limited: u64,
+    /// Binding Refresh Requests sent.
+    pub brr_sent: u64,
+    /// Bindings expired.
+    pub expired: u64,
+}
+
+/// The configuration could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// Two SAs share an SPI.
+    #[error("duplicate mobility SPI {0}")]
+    DuplicateSpi(u32),
+    /// A prefix table HoA lies in no served home prefix.
+    #[error("prefix table home address {0} is not inside a served home prefix")]
+    HoaOutsideHomePrefix(Ipv6Addr),
+}
+
+/// Per-HoA policy compiled from the prefix table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HoaPolicy {
+    pub v6: Vec<(Ipv6Net, PrefixMode)>,
+    pub v4: Vec<(Ipv4Net, PrefixMode)>,
+    pub legacy_ipv4_mnp: bool,
+}
+
+/// The home agent core.
+#[derive(Debug)]
+pub struct Ha {
+    pub(crate) cfg: HaCoreConfig,
+    pub(crate) policy: HashMap<Ipv6Addr, HoaPolicy>,
+    pub(crate) sas: HashMap<u32, MobilitySa>,
+    pub(crate) cache: HashMap<Ipv6Addr, Bce>,
+    /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
+    pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
+    /// Last accepted RFC 4285 timestamp of HoAs whose binding was removed, kept for the
+    /// timestamp window so a replayed BU cannot resurrect the binding (RFC 4285 §6).
+    pub(crate) replay_floor: HashMap<Ipv6Addr, (u64, Instant)>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<HaEvent>,
+    /// Binding Error token bucket: (tokens, last refill).
+    pub(crate) be_bucket: (u32, Option<Instant>),
+    pub(crate) stats: HaStats,
+    /// Scratch buffer for emitting MHs.
+    pub(crate) scratch: Vec<u8>,
+}
+
+impl Ha {
+    /// A home agent core with an empty binding cache.
+    pub fn new(cfg: HaCoreConfig) -> Result<Ha, ConfigError> {
+        let mut policy: HashMap<Ipv6Addr, HoaPolicy> = HashMap::new();
+        for row in &cfg.prefix_table {
+            if !cfg.home_prefixes.iter().any(|p| p.contains(&row.hoa)) {
+                return Err(ConfigError::HoaOutsideHomePrefix(row.hoa));
+            }
+            let e = policy.entry(row.hoa).or_default();
+            match row.prefix {
+                IpNet::V6(p) => e.v6.push((p.trunc(), row.mode)),
+                IpNet::V4(p) => e.v4.push((p.trunc(), row.mode)),
+            }
+        }
+        for hoa in &cfg.legacy_ipv4_mnp_hoas {
+            policy.entry(*hoa).or_default().legacy_ipv4_mnp = true;
+        }
+        let mut sas = HashMap::new();
+        if let AuthPolicy::Required(list) = &cfg.auth {
+            for sa in list {
+                if sas.insert(sa.spi, sa.clone()).is_some() {
+                    return Err(ConfigError::DuplicateSpi(sa.spi));
+                }
+            }
+        }
+        let burst = cfg.binding_error_rate;
+        Ok(Ha {
+            cfg,
+            policy,
+            sas,
+            cache: HashMap::new(),
+            timers: BTreeSet::new(),
+            replay_floor: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            be_bucket: (burst, None),
+            stats: HaStats::default(),
+            scratch: vec![0; proto::mh::MAX_LEN],
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &HaCoreConfig {
+        &self.cfg
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &HaStats {
+        &self.stats
+    }
+
+    /// Number of bindings in the cache.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// True if the binding cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// The binding of `hoa` as the bus would announce it, with the remaining lifetime at
+    /// `now`.
+    pub fn binding(&self, now: Instant, hoa: &Ipv6Addr) -> Option<Binding> {
+        self.cache.get(hoa).map(|b| self.to_binding(hoa, b, now))
+    }
+
+    /// Processes one received Mobility Header.
+    pub fn handle_packet(&mut self, now: Instant, wall: Duration, signal: &ReceivedSignal<'_>) {
+        self.stats.received += 1;
+        let Ok(packet) = Packet::new_checked(signal.mh) else {
+            self.stats.malformed += 1;
+            debug!(src = %signal.src, "truncated mobility header dropped");
+            return;
+        };
+        let mh = packet.as_bytes();
+        if signal.checksum == ChecksumState::Unverified {
+            let ok = signal
+                .home_address
+                .is_some_and(|h| packet.verify_checksum(&h, &signal.dst))
+                || packet.verify_checksum(&signal.src, &signal.dst);
+            if !ok {
+                self.stats.bad_checksum += 1;
+                debug!(src = %signal.src, "mobility header with bad checksum dropped");
+                return;
+            }
+        }
+        // RFC 6275 §9.2: unknown MH types get a Binding Error status 2. A home agent that
+        // does no route optimisation treats every type it does not process as unknown.
+        let mh_type = packet.mh_type();
+        match mh_type {
+            MhType::BindingUpdate => {}
+            MhType::BindingAck | MhType::BindingError | MhType::BindingRefreshRequest => {
+                debug!(src = %signal.src, ?mh_type, "mobility message not for a home agent ignored");
+                return;
+            }
+            _ => {
+                if packet.parameter_problem_pointer().is_none() {
+                    self.send_binding_error(now, signal, BeStatus::UnrecognizedMhType);
+                } else {
+                    self.stats.malformed += 1;
+                }
+                return;
+            }
+        }
+        let hoa = signal.home_address.unwrap_or(signal.src);
+        // SHISA's legacy IPv4 MNP option (type 11) only for the HoAs configured for it;
+        // for every other HoA type 11 is an unknown option, skipped (RFC 6275 §6.2.1).
+        let legacy = self.policy.get(&hoa).is_some_and(|p| p.legacy_ipv4_mnp);
+        let parse_cfg = ParseConfig::new().with_legacy_ipv4_mnp(legacy);
+        match MhRepr::parse(&Packet::new_unchecked(mh), parse_cfg) {
+            Ok(MhRepr::BindingUpdate(bu)) => self.process_bu(now, wall, signal, mh, hoa, &bu),
+            Ok(_) => unreachable!("type checked above"),
+            Err(e) => {
+                self.stats.malformed += 1;
+                debug!(src = %signal.src, error = %e, "malformed binding update dropped");
+            }
+        }
+    }
+
+    /// Expires bindings and sends Binding Refresh Requests whose time has come.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&(at, hoa)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            let Some(bce) = self.cache.get(&hoa) else {
+                continue;
+            };
+            if bce.expires <= now {
+                self.stats.expired += 1;
+                info!(hoa = %hoa, coa = %bce.coa, seq = bce.sequence, "binding expired");
+                self.remove_binding(now, hoa);
+            } else {
+                // The BRR time.
+                self.send_brr(now, hoa);
+                let bce = self.cache.get_mut(&hoa).expect("present");
+                bce.brr_sent = true;
+                let next = bce.expires;
+                bce.timer = next;
+                self.timers.insert((next, hoa));
+            }
+        }
+        self.replay_floor.retain(|_, (_, until)| *until > now);
+    }
+
+    /// The next time [`Ha::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = self.timers.first().map(|(t, _)| *t);
+        let r = self.replay_floor.values().map(|(_, u)| *u).min();
+        match (t, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// Next event (drain these, persisting, before sending transmits).
+    pub fn poll_event(&mut self) -> Option<HaEvent> {
+        self.events.pop_front()
+    }
+
+    /// The binding cache as state items for a `StateRequest`: one `StateItem::Bc` per
+    /// binding, lifetime = remaining seconds at `now`. The shell answers with
+    /// `mipsock::Endpoint::reply_state(request, items, 0)`.
+    pub fn handle_state_request(&self, now: Instant) -> Vec<StateItem> {
+        let mut items: Vec<StateItem> = self
+            .cache
+            .iter()
+            .map(|(hoa, b)| StateItem::Bc(self.to_binding(hoa, b, now)))
+            .collect();
+        // Stable order for people and tests.
+        items.sort_by_key(|i| match i {
+            StateItem::Bc(b) => b.hoa,
+            _ => Ipv6Addr::UNSPECIFIED,
+        });
+        items
+    }
+
+    /// Every binding as a journal record with its absolute expiry, for compaction.
+    pub fn snapshot(&self, now: Instant, wall: Duration) -> Vec<PersistedBinding> {
+        let mut v: Vec<_> = self
+            .cache
+            .iter()
+            .map(|(hoa, b)| b.persisted(*hoa, now, wall))
+            .collect();
+        v.sort_by_key(|b| b.hoa);
+        v
+    }
+
+    /// Reloads persisted bindings after a restart: bindings whose absolute expiry has
+    /// passed (by `wall`) are dropped; the others get their remaining lifetime and are
+    /// re-announced (BcAdd, ProxyNdAdd). Records for HoAs the configuration no longer
+    /// serves are dropped too. Returns how many were restored.
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        wall: Duration,
+        records: impl IntoIterator<Item = PersistedBinding>,
+    ) -> usize {
+        let wall_ms = wall.as_millis() as u64;
+        let mut n = 0;
+        for rec in records {
+            if rec.expires_unix_ms <= wall_ms {
+                debug!(hoa = %rec.hoa, "persisted binding already expired");
+                continue;
+            }
+            if !self.serves(&rec.hoa) {
+                warn!(hoa = %rec.hoa, "persisted binding outside the served home prefixes dropped");
+                continue;
+            }
+            let remaining = Duration::from_millis(rec.expires_unix_ms - wall_ms);
+            let bce = Bce::from_persisted(&rec, now + remaining);
+            let hoa = rec.hoa;
+            if let Some(old) = self.cache.remove(&hoa) {
+                self.timers.remove(&(old.timer, hoa));
+            }
+            self.timers.insert((bce.timer, hoa));
+            info!(hoa = %hoa, coa = %bce.coa, seq = bce.sequence, remaining_s = remaining.as_secs(), "binding restored");
+            self.events
+                .push_back(HaEvent::ProxyNdAdd(self.proxy_nd(&hoa, &bce)));
+            self.cache.insert(hoa, bce);
+            let b = self.to_binding(&hoa, &self.cache[&hoa], now);
+            self.events.push_back(HaEvent::BcAdd(b));
+            n += 1;
+        }
+        n
+    }
+
+    // ---- internals shared by bu.rs ----
+
+    pub(crate) fn serves(&self, hoa: &Ipv6Addr) -> bool {
+        self.cfg.home_prefixes.iter().any(|p| p.contains(hoa))
+    }
+
+    pub(crate) fn to_binding(&self, hoa: &Ipv6Addr, b: &Bce, now: Instant) -> Binding {
+        let encapsulation = match b.coa {
+            CareOf::V6(_) => Encapsulation::InIpv6,
+            CareOf::V4 { udp_port: None, .. } => Encapsulation::InIpv4,
+            CareOf::V4 {
+                udp_port: Some(_), ..
+            } => Encapsulation::UdpIpv4 {
+                ha_port: proto::DSMIP_UDP_PORT,
+            },
+        };
+        Binding {
+            hoa: *hoa,
+            hoa_v4: b.hoa_v4,
+            coa: b.coa,
+            ha: self.cfg.ha_address,
+            ha_v4: self.cfg.ha_address_v4,
+            mnp_v6: b.mnp_v6.to_vec(),
+            mnp_v4: b.mnp_v4.to_vec(),
+            encapsulation,
+            lifetime: b.expires.saturating_duration_since(now).as_secs() as u32,
+            binding_id: None,
+            flags: mipsock::BuFlags(b.flags),
+            nat_detected: b.nat_detected,
+            coa_ifindex: None,
+        }
+    }
+
+    pub(crate) fn proxy_nd(&self, hoa: &Ipv6Addr, b: &Bce) -> ProxyNd {
+        let link_local = (b.flags & proto::mh::BuFlags::L.bits() != 0).then(|| {
+            let o = hoa.octets();
+            let mut ll = [0u8; 16];
+            ll[0] = 0xfe;
+            ll[1] = 0x80;
+            ll[8..].copy_from_slice(&o[8..]);
+            Ipv6Addr::from(ll)
+        });
+        ProxyNd {
+            hoa: *hoa,
+            link_local,
+            ifindex: self.cfg.home_ifindex,
+            router: b.flags & proto::mh::BuFlags::R.bits() != 0,
+        }
+    }
+
+    /// Removes a binding: Persist(Remove), BcRemove, ProxyNdRemove, in that order.
+    pub(crate) fn remove_binding(&mut self, now: Instant, hoa: Ipv6Addr) -> Option<Bce> {
+        let bce = self.cache.remove(&hoa)?;
+        self.timers.remove(&(bce.timer, hoa));
+        if let Some(ts) = bce.last_timestamp {
+            let window = self.replay_window(bce.spi);
+            self.replay_floor.insert(hoa, (ts, now + window));
+        }
+        self.events
+            .push_back(HaEvent::Persist(JournalRecord::Remove { hoa }));
+        let mut b = self.to_binding(&hoa, &bce, now);
+        b.lifetime = 0;
+        self.events.push_back(HaEvent::BcRemove(b));
+        self.events
+            .push_back(HaEvent::ProxyNdRemove(self.proxy_nd(&hoa, &bce)));
+        Some(bce)
+    }
+
+    pub(crate) fn replay_window(&self, spi: Option<u32>) -> Duration {
+        match spi.and_then(|s| self.sas.get(&s)).map(|sa| sa.replay) {
+            Some(crate::config::ReplayProtection::Timestamps { window }) => window,
+            _ => crate::config::DEFAULT_TIMESTAMP_WINDOW,
+        }
+    }
+
+    /// Emits `repr` (signing it with `sign` = (SA key, CoA for the MAC, HoA) when given),
+    /// fills the checksum for `addressing` and queues it.
+    pub(crate) fn queue_mh(
+        &mut self,
+        repr: &MhRepr<'_>,
+        addressing: MobilityPacketRepr,
+        udp_v4: Option<UdpV4Path>,
+        sign: Option<(&[u8], std::net::IpAddr, Ipv6Addr)>,
+        ifindex: Option<u32>,
+    ) {
+        let n = match repr.emit_to(&mut self.scratch) {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "could not emit a mobility header");
+                return;
+            }
+        };
+        let mut mh = self.scratch[..n].to_vec();
+        if let Some((key, coa, hoa)) = sign {
+            if let Err(e) = proto::auth::sign(&mut mh, coa, &hoa, key) {
+                warn!(error = %e, "could not sign a mobility header");
+                return;
+            }
+        }
+        let src = addressing.home_address.unwrap_or(addressing.src_addr);
+        let dst = addressing.rh2_home_address.unwrap_or(addressing.dst_addr);
+        Packet::new_unchecked(&mut mh[..]).fill_checksum(&src, &dst);
+        self.transmits.push_back(Transmit {
+            addressing,
+            udp_v4,
+            mh,
+            ifindex,
+        });
+    }
+
+    fn send_binding_error(&mut self, now: Instant, signal: &ReceivedSignal<'_>, status: BeStatus) {
+        // RFC 6275 §9.3.3: only to a unicast source, rate-limited like ICMPv6.
+        let src = signal.src;
+        if src.is_multicast() || src.is_unspecified() {
+            return;
+        }
+        if !self.take_be_token(now) {
+            self.stats.binding_errors_limited += 1;
+            return;
+        }
+        self.stats.binding_errors += 1;
+        debug!(dst = %src, status = u8::from(status), "binding error sent");
+        let repr = MhRepr::BindingError(BindingError {
+            status,
+            home_address: signal.home_address.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            options: Vec::new(),
+        });
+        // Straight to the on-wire source, no RH2 (§9.3.3).
+        let addressing = MobilityPacketRepr {
+            src_addr: signal.dst,
+            dst_addr: src,
+            hop_limit: self.cfg.hop_limit,
+            home_address: None,
+            rh2_home_address: None,
+        };
+        self.queue_mh(
+            &repr,
+            addressing,
+            signal.udp_v4.map(swap_path),
+            None,
+            Some(signal.ifindex),
+        );
+    }
+
+    fn take_be_token(&mut self, now: Instant) -> bool {
+        let rate = self.cfg.binding_error_rate;
+        if rate == 0 {
+            return false;
+        }
+        let (tokens, last) = &mut self.be_bucket;
+        match last {
+            None => *last = Some(now),
+            Some(l) => {
+                let elapsed = now.saturating_duration_since(*l);
+                let add = (elapsed.as_millis() as u64 * u64::from(rate) / 1000) as u32;
+                if add > 0 {
+                    *tokens = (*tokens + add).min(rate);
+                    *l = now;
+                }
+            }
+        }
+        if *tokens > 0 {
+            *tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn send_brr(&mut self, _now: Instant, hoa: Ipv6Addr) {
+        let Some(bce) = self.cache.get(&hoa) else {
+            return;
+        };
+        let mut options = Vec::new();
+        let sa = bce.spi.and_then(|s| self.sas.get(&s)).cloned();
+        if let Some(sa) = &sa {
+            options.push(proto::auth::mn_ha_option(sa.spi));
+        }
+        let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest { options });
+        let (addressing, udp) = self.addressing_to(&hoa, bce);
+        let coa_mac = care_of_for_mac(&bce.coa);
+        self.stats.brr_sent += 1;
+        info!(hoa = %hoa, coa = %bce.coa, "binding refresh request sent");
+        let sign = sa.as_ref().map(|sa| (sa.key.as_slice(), coa_mac, hoa));
+        self.queue_mh(&repr, addressing, udp, sign, None);
+    }
+
+    /// Where packets to a registered MR go: to the CoA with an RH2 carrying the HoA
+    /// (RFC 6275 §6.4), or in UDP/IPv4 to the HoA for an IPv4 CoA (RFC 5555 §4.2).
+    fn addressing_to(&self, hoa: &Ipv6Addr, b: &Bce) -> (MobilityPacketRepr, Option<UdpV4Path>) {
+        match b.coa {
+            CareOf::V6(coa) => (
+                MobilityPacketRepr {
+                    src_addr: self.cfg.ha_address,
+                    dst_addr: coa,
+                    hop_limit: self.cfg.hop_limit,
+                    home_address: None,
+                    rh2_home_address: (coa != *hoa).then_some(*hoa),
+                },
+                None,
+            ),
+            CareOf::V4 { addr, udp_port } => {
+                let local = SocketAddrV4::new(
+                    self.cfg.ha_address_v4.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    proto::DSMIP_UDP_PORT,
+                );
+                (
+                    MobilityPacketRepr {
+                        src_addr: self.cfg.ha_address,
+                        dst_addr: *hoa,
+                        hop_limit: self.cfg.hop_limit,
+                        home_address: None,
+                        rh2_home_address: None,
+                    },
+                    Some(UdpV4Path {
+                        peer: SocketAddrV4::new(addr, udp_port.unwrap_or(proto::DSMIP_UDP_PORT)),
+                        local,
+                    }),
+                )
+            }
+        }
+    }
+}
+
+/// The reply path of a received UDP/IPv4 path is the same pair: `peer` stays the MR.
+fn swap_path(p: UdpV4Path) -> UdpV4Path {
+    p
+}
+
+/// The care-of address as RFC 4285's MAC input (IPv4 CoAs IPv4-mapped, see `proto::auth`).
+pub(crate) fn care_of_for_mac(coa: &CareOf) -> std::net::IpAddr {
+    match *coa {
+        CareOf::V6(a) => a.into(),
+        CareOf::V4 { addr, .. } => addr.into(),
+    }
+}
+
+#[allow(dead_code)]
+pub(crate) fn is_v4_mode(s: Ipv4MnpSupport) -> bool {
+    s == Ipv4MnpSupport::Enabled
+}
+
+#[allow(dead_code)]
+fn _unused(_: MobilityOption<'_>) {}

@@ -1,0 +1,323 @@
+//! What the core asks the shell to persist, and its byte encoding (pure, no I/O; the
+//! framing, CRC and files live in [`crate::journal`]).
+//!
+//! Encoding: version octet, tag octet, then fixed big-endian fields. Every field is
+//! length-checked on decode; a record that does not decode exactly is refused whole.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use mipsock::CareOf;
+use thiserror::Error;
+
+/// One binding as persisted: enough to rebuild the binding cache entry after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PersistedBinding {
+    /// IPv6 home address (the key).
+    pub hoa: Ipv6Addr,
+    /// Care-of address.
+    pub coa: CareOf,
+    /// Flags of the accepted BU.
+    pub flags: u16,
+    /// Last accepted sequence number (RFC 6275 §9.5.1 window survives restarts).
+    pub sequence: u16,
+    /// Granted lifetime, seconds.
+    pub lifetime_secs: u32,
+    /// Absolute expiry, milliseconds since the UNIX epoch (wall clock: a restart loses the
+    /// monotonic clock).
+    pub expires_unix_ms: u64,
+    /// Registered IPv6 mobile network prefixes.
+    pub mnp_v6: Vec<Ipv6Net>,
+    /// Registered IPv4 mobile network prefixes.
+    pub mnp_v4: Vec<Ipv4Net>,
+    /// Registered IPv4 home address (RFC 5555, P=0).
+    pub hoa_v4: Option<Ipv4Addr>,
+    /// SPI of the mobility SA that authenticated the binding (RFC 4285).
+    pub spi: Option<u32>,
+    /// Last accepted RFC 4285 timestamp (replay protection survives restarts).
+    pub last_timestamp: Option<u64>,
+    /// NAT detected between CoA and HA (RFC 5555 §4.1).
+    pub nat_detected: bool,
+    /// Whether BAs/BRRs carry a type 2 routing header (the BU had a HAO).
+    pub rh2: bool,
+}
+
+/// A journal entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JournalRecord {
+    /// A binding was created or refreshed (acknowledged with status 0).
+    Upsert(PersistedBinding),
+    /// A binding was removed (deregistration or expiry).
+    Remove {
+        /// Its home address.
+        hoa: Ipv6Addr,
+    },
+}
+
+/// Why a record could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// Ran out of octets.
+    #[error("record truncated")]
+    Truncated,
+    /// Octets left over after the record.
+    #[error("trailing octets after record")]
+    Trailing,
+    /// Unknown version or tag, or an invalid field.
+    #[error("invalid record: {0}")]
+    Invalid(&'static str),
+}
+
+const VERSION: u8 = 1;
+const TAG_UPSERT: u8 = 1;
+const TAG_REMOVE: u8 = 2;
+
+const F_COA_V4: u8 = 0x01;
+const F_COA_UDP: u8 = 0x02;
+const F_HOA_V4: u8 = 0x04;
+const F_SPI: u8 = 0x08;
+const F_TS: u8 = 0x10;
+const F_NAT: u8 = 0x20;
+const F_RH2: u8 = 0x40;
+
+impl JournalRecord {
+    /// Appends the encoding to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(VERSION);
+        match self {
+            JournalRecord::Remove { hoa } => {
+                out.push(TAG_REMOVE);
+                out.extend_from_slice(&hoa.octets());
+            }
+            JournalRecord::Upsert(b) => {
+                out.push(TAG_UPSERT);
+                out.extend_from_slice(&b.hoa.octets());
+                let mut f = 0u8;
+                match b.coa {
+                    CareOf::V6(_) => {}
+                    CareOf::V4 { udp_port, .. } => {
+                        f |= F_COA_V4;
+                        if udp_port.is_some() {
+                            f |= F_COA_UDP;
+                        }
+                    }
+                }
+                if b.hoa_v4.is_some() {
+                    f |= F_HOA_V4;
+                }
+                if b.spi.is_some() {
+                    f |= F_SPI;
+                }
+                if b.last_timestamp.is_some() {
+                    f |= F_TS;
+                }
+                if b.nat_detected {
+                    f |= F_NAT;
+                }
+                if b.rh2 {
+                    f |= F_RH2;
+                }
+                out.push(f);
+                match b.coa {
+                    CareOf::V6(a) => out.extend_from_slice(&a.octets()),
+                    CareOf::V4 { addr, udp_port } => {
+                        out.extend_from_slice(&addr.octets());
+                        if let Some(p) = udp_port {
+                            out.extend_from_slice(&p.to_be_bytes());
+                        }
+                    }
+                }
+                out.extend_from_slice(&b.flags.to_be_bytes());
+                out.extend_from_slice(&b.sequence.to_be_bytes());
+                out.extend_from_slice(&b.lifetime_secs.to_be_bytes());
+                out.extend_from_slice(&b.expires_unix_ms.to_be_bytes());
+                if let Some(a) = b.hoa_v4 {
+                    out.extend_from_slice(&a.octets());
+                }
+                if let Some(s) = b.spi {
+                    out.extend_from_slice(&s.to_be_bytes());
+                }
+                if let Some(t) = b.last_timestamp {
+                    out.extend_from_slice(&t.to_be_bytes());
+                }
+                // Prefix counts are bounded by what fits in one MH (< 2048 octets).
+                out.push(b.mnp_v6.len().min(255) as u8);
+                for p in b.mnp_v6.iter().take(255) {
+                    out.extend_from_slice(&p.addr().octets());
+                    out.push(p.prefix_len());
+                }
+                out.push(b.mnp_v4.len().min(255) as u8);
+                for p in b.mnp_v4.iter().take(255) {
+                    out.extend_from_slice(&p.addr().octets());
+                    out.push(p.prefix_len());
+                }
+            }
+        }
+    }
+
+    /// Decodes exactly one record from `data`.
+    pub fn decode(data: &[u8]) -> Result<JournalRecord, DecodeError> {
+        let mut r = Reader(data);
+        if r.u8()? != VERSION {
+            return Err(DecodeError::Invalid("version"));
+        }
+        let rec = match r.u8()? {
+            TAG_REMOVE => JournalRecord::Remove { hoa: r.v6()? },
+            TAG_UPSERT => {
+                let hoa = r.v6()?;
+                let f = r.u8()?;
+                if f & 0x80 != 0 {
+                    return Err(DecodeError::Invalid("flags"));
+                }
+                let coa = if f & F_COA_V4 != 0 {
+                    let addr = r.v4()?;
+                    let udp_port = if f & F_COA_UDP != 0 {
+                        Some(r.u16()?)
+                    } else {
+                        None
+                    };
+                    CareOf::V4 { addr, udp_port }
+                } else if f & F_COA_UDP != 0 {
+                    return Err(DecodeError::Invalid("UDP port on an IPv6 CoA"));
+                } else {
+                    CareOf::V6(r.v6()?)
+                };
+                let flags = r.u16()?;
+                let sequence = r.u16()?;
+                let lifetime_secs = r.u32()?;
+                let expires_unix_ms = r.u64()?;
+                let hoa_v4 = if f & F_HOA_V4 != 0 {
+                    Some(r.v4()?)
+                } else {
+                    None
+                };
+                let spi = if f & F_SPI != 0 { Some(r.u32()?) } else { None };
+                let last_timestamp = if f & F_TS != 0 { Some(r.u64()?) } else { None };
+                let n = r.u8()?;
+                let mut mnp_v6 = Vec::with_capacity(n.into());
+                for _ in 0..n {
+                    let a = r.v6()?;
+                    let l = r.u8()?;
+                    mnp_v6.push(Ipv6Net::new(a, l).map_err(|_| DecodeError::Invalid("v6 len"))?);
+                }
+                let n = r.u8()?;
+                let mut mnp_v4 = Vec::with_capacity(n.into());
+                for _ in 0..n {
+                    let a = r.v4()?;
+                    let l = r.u8()?;
+                    mnp_v4.push(Ipv4Net::new(a, l).map_err(|_| DecodeError::Invalid("v4 len"))?);
+                }
+                JournalRecord::Upsert(PersistedBinding {
+                    hoa,
+                    coa,
+                    flags,
+                    sequence,
+                    lifetime_secs,
+                    expires_unix_ms,
+                    mnp_v6,
+                    mnp_v4,
+                    hoa_v4,
+                    spi,
+                    last_timestamp,
+                    nat_detected: f & F_NAT != 0,
+                    rh2: f & F_RH2 != 0,
+                })
+            }
+            _ => return Err(DecodeError::Invalid("tag")),
+        };
+        if !r.0.is_empty() {
+            return Err(DecodeError::Trailing);
+        }
+        Ok(rec)
+    }
+
+    /// The home address the record is about.
+    pub fn hoa(&self) -> Ipv6Addr {
+        match self {
+            JournalRecord::Upsert(b) => b.hoa,
+            JournalRecord::Remove { hoa } => *hoa,
+        }
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        if self.0.len() < N {
+            return Err(DecodeError::Truncated);
+        }
+        let (h, t) = self.0.split_at(N);
+        self.0 = t;
+        let mut a = [0u8; N];
+        a.copy_from_slice(h);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.take()?))
+    }
+    fn v4(&mut self) -> Result<Ipv4Addr, DecodeError> {
+        Ok(Ipv4Addr::from(self.take::<4>()?))
+    }
+    fn v6(&mut self) -> Result<Ipv6Addr, DecodeError> {
+        Ok(Ipv6Addr::from(self.take::<16>()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(i: u16) -> PersistedBinding {
+        PersistedBinding {
+            hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i),
+            coa: if i % 2 == 0 {
+                CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, i))
+            } else {
+                CareOf::V4 {
+                    addr: Ipv4Addr::new(192, 0, 2, i as u8),
+                    udp_port: Some(4000 + i),
+                }
+            },
+            flags: 0xc400,
+            sequence: i,
+            lifetime_secs: 400,
+            expires_unix_ms: 1_800_000_000_000 + u64::from(i),
+            mnp_v6: vec!["2001:db8:100::/48".parse().unwrap()],
+            mnp_v4: vec!["10.0.0.0/24".parse().unwrap()],
+            hoa_v4: (i % 3 == 0).then_some(Ipv4Addr::new(10, 1, 0, 1)),
+            spi: Some(300),
+            last_timestamp: (i % 2 == 1).then_some(0xdead_beef_0000_0001),
+            nat_detected: i % 2 == 1,
+            rh2: true,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        for i in 0..7 {
+            for rec in [
+                JournalRecord::Upsert(sample(i)),
+                JournalRecord::Remove { hoa: sample(i).hoa },
+            ] {
+                let mut v = Vec::new();
+                rec.encode(&mut v);
+                assert_eq!(JournalRecord::decode(&v), Ok(rec.clone()));
+                for cut in 0..v.len() {
+                    assert!(JournalRecord::decode(&v[..cut]).is_err());
+                }
+                v.push(0);
+                assert_eq!(JournalRecord::decode(&v), Err(DecodeError::Trailing));
+            }
+        }
+    }
+}
