@@ -68,8 +68,9 @@ pub struct TapArgs {
     /// One JSON object per line (replayable with `mipsock inject --json`).
     #[arg(long)]
     pub json: bool,
-    /// Show only these message types (md_info, bul_add, MIPM_BC_ADD, ...); repeatable.
-    #[arg(long = "type", value_name = "TYPE")]
+    /// Show only these message types (md_info, bul-add, MIPM_BC_ADD, ...): `--type A B` or
+    /// `--type A --type B`.
+    #[arg(long = "type", value_name = "TYPE", num_args = 1..)]
     pub types: Vec<MessageType>,
     /// Exit after this many lines.
     #[arg(long)]
@@ -761,6 +762,28 @@ mod tests {
         assert_eq!(b.mnp_v4, vec!["198.51.100.0/24".parse().unwrap()]);
         assert_eq!(b.encapsulation, Encapsulation::InIpv6);
         assert_eq!(b.flags, BuFlags::A | BuFlags::H | BuFlags::R);
+    }
+
+    #[test]
+    fn tap_type_filters_take_several_spellings() {
+        let cli = Cli::try_parse_from([
+            "mipsock",
+            "tap",
+            "--type",
+            "md-info",
+            "MIPM_BUL_ADD",
+            "--type",
+            "dad",
+        ])
+        .unwrap();
+        let Command::Tap(args) = cli.command else {
+            panic!("not tap")
+        };
+        assert_eq!(
+            args.types,
+            vec![MessageType::MdInfo, MessageType::BulAdd, MessageType::Dad]
+        );
+        assert!(Cli::try_parse_from(["mipsock", "tap", "--type", "nope"]).is_err());
     }
 
     #[test]
