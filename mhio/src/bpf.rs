@@ -1,0 +1,280 @@
+//! The classic BPF program attached to the AF_PACKET receiver.
+//!
+//! It keeps only IPv6 packets not sent by this host whose header chain reaches the Mobility
+//! Header (135) directly or after up to [`MAX_EXT_HEADERS`] Hop-by-Hop (0), Routing (43) or
+//! Destination Options (60) headers: `MH`, `DestOpts(HAO) | MH` (BU from a mobile router
+//! away), `RH2 | MH` (BA to it), `RH2 | DestOpts | MH`. Everything else is dropped in the
+//! kernel, so the daemon never wakes up for ordinary traffic. User space walks the chain
+//! again with [`proto::ext::walk`], which is the real check; the filter is an optimisation.
+//!
+//! On a `SOCK_DGRAM` packet socket the filter sees the packet from the network header on
+//! (packet(7)), so offset 0 is the first octet of the IPv6 header.
+
+use socket2::SockFilter;
+
+/// Extension headers the filter steps over before giving up.
+pub const MAX_EXT_HEADERS: usize = 3;
+
+/// `PACKET_OUTGOING` from `<linux/if_packet.h>`: a copy of a packet this host sent.
+pub const PACKET_OUTGOING: u8 = 4;
+
+// Opcodes from <linux/bpf_common.h> / <linux/filter.h>.
+const BPF_LD: u16 = 0x00;
+const BPF_LDX: u16 = 0x01;
+const BPF_ST: u16 = 0x02;
+const BPF_ALU: u16 = 0x04;
+const BPF_JMP: u16 = 0x05;
+const BPF_RET: u16 = 0x06;
+const BPF_MISC: u16 = 0x07;
+const BPF_W: u16 = 0x00;
+const BPF_B: u16 = 0x10;
+const BPF_IMM: u16 = 0x00;
+const BPF_ABS: u16 = 0x20;
+const BPF_IND: u16 = 0x40;
+const BPF_MEM: u16 = 0x60;
+const BPF_ADD: u16 = 0x00;
+const BPF_AND: u16 = 0x50;
+const BPF_LSH: u16 = 0x60;
+const BPF_JEQ: u16 = 0x10;
+const BPF_K: u16 = 0x00;
+const BPF_X: u16 = 0x08;
+const BPF_TAX: u16 = 0x00;
+/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: the ancillary "load skb->pkt_type" offset.
+const SKF_AD_PKTTYPE: u32 = (-0x1000i32 + 4) as u32;
+/// Accept: the whole packet (bigger than any IPv6 packet).
+const ACCEPT_LEN: u32 = 0x4_0000;
+
+/// One instruction with symbolic jump targets, resolved by [`program`].
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// The next instruction.
+    Next,
+    /// The start of extension-header block `n`.
+    Block(usize),
+    Accept,
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Insn {
+    code: u16,
+    jt: Target,
+    jf: Target,
+    k: u32,
+}
+
+fn op(code: u16, k: u32) -> Insn {
+    Insn {
+        code,
+        jt: Target::Next,
+        jf: Target::Next,
+        k,
+    }
+}
+
+fn jeq(k: u32, jt: Target, jf: Target) -> Insn {
+    Insn {
+        code: BPF_JMP | BPF_JEQ | BPF_K,
+        jt,
+        jf,
+        k,
+    }
+}
+
+/// "A holds a next-header value": accept 135, go on to block `next` for 0/43/60, else drop.
+fn classify(out: &mut Vec<Insn>, next: Target) {
+    out.push(jeq(
+        u32::from(proto::IPPROTO_MH),
+        Target::Accept,
+        Target::Next,
+    ));
+    out.push(jeq(u32::from(proto::IPPROTO_DSTOPTS), next, Target::Next));
+    out.push(jeq(u32::from(proto::IPPROTO_ROUTING), next, Target::Next));
+    out.push(jeq(0, next, Target::Drop));
+}
+
+/// One resolved classic BPF instruction (`struct sock_filter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instruction {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// Operand.
+    pub k: u32,
+}
+
+/// The filter program, ready for `SO_ATTACH_FILTER`.
+pub fn filter() -> Vec<SockFilter> {
+    program()
+        .into_iter()
+        .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect()
+}
+
+/// The filter program.
+pub fn program() -> Vec<Instruction> {
+    let mut insns = Vec::new();
+    let mut blocks = Vec::new();
+    // Our own transmissions come back as PACKET_OUTGOING copies: never ours to process.
+    insns.push(op(BPF_LD | BPF_W | BPF_ABS, SKF_AD_PKTTYPE));
+    insns.push(jeq(u32::from(PACKET_OUTGOING), Target::Drop, Target::Next));
+    // Version 6.
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, 0));
+    insns.push(op(BPF_ALU | BPF_AND | BPF_K, 0xf0));
+    insns.push(jeq(0x60, Target::Next, Target::Drop));
+    // Next Header of the IPv6 header. X = offset of the current extension header - 40.
+    insns.push(op(BPF_LDX | BPF_W | BPF_IMM, 0));
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, 6));
+    classify(&mut insns, Target::Block(0));
+    for n in 0..MAX_EXT_HEADERS {
+        blocks.push(insns.len());
+        // A = Next Header of this extension header, kept in M[0] while X moves on by
+        // (Hdr Ext Len + 1) * 8 (RFC 8200 §4.3-4.6: all three count 8-octet units).
+        insns.push(op(BPF_LD | BPF_B | BPF_IND, 40));
+        insns.push(op(BPF_ST, 0));
+        insns.push(op(BPF_LD | BPF_B | BPF_IND, 41));
+        insns.push(op(BPF_ALU | BPF_ADD | BPF_K, 1));
+        insns.push(op(BPF_ALU | BPF_LSH | BPF_K, 3));
+        insns.push(op(BPF_ALU | BPF_ADD | BPF_X, 0));
+        insns.push(op(BPF_MISC | BPF_TAX, 0));
+        insns.push(op(BPF_LD | BPF_W | BPF_MEM, 0));
+        let next = if n + 1 < MAX_EXT_HEADERS {
+            Target::Block(n + 1)
+        } else {
+            Target::Drop
+        };
+        classify(&mut insns, next);
+    }
+    let drop_at = insns.len();
+    insns.push(op(BPF_RET | BPF_K, 0));
+    let accept_at = insns.len();
+    insns.push(op(BPF_RET | BPF_K, ACCEPT_LEN));
+
+    let resolve = |at: usize, t: Target| -> u8 {
+        let to = match t {
+            Target::Next => at + 1,
+            Target::Block(n) => blocks[n],
+            Target::Accept => accept_at,
+            Target::Drop => drop_at,
+        };
+        u8::try_from(to - (at + 1)).expect("forward jump within 255 instructions")
+    };
+    insns
+        .iter()
+        .enumerate()
+        .map(|(at, i)| {
+            let is_jump = i.code & 0x07 == BPF_JMP;
+            let (jt, jf) = if is_jump {
+                (resolve(at, i.jt), resolve(at, i.jf))
+            } else {
+                (0, 0)
+            };
+            Instruction {
+                code: i.code,
+                jt,
+                jf,
+                k: i.k,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    //! A minimal classic-BPF interpreter for the instructions [`program`] uses, so the
+    //! filter is tested against byte fixtures without a kernel.
+    use super::*;
+
+    /// Runs the resolved program as the kernel would; returns the accepted length (0 =
+    /// drop). A load past the end of the packet drops it, as in the kernel.
+    fn run_resolved(pkt: &[u8], pkttype: u8) -> u32 {
+        let prog = program();
+        let (mut a, mut x, mut m0, mut pc) = (0u32, 0u32, 0u32, 0usize);
+        let byte = |off: u32| pkt.get(off as usize).map(|&b| u32::from(b));
+        loop {
+            let Instruction { code, jt, jf, k } = prog[pc];
+            pc += 1;
+            match code {
+                c if c == BPF_LD | BPF_W | BPF_ABS && k == SKF_AD_PKTTYPE => a = u32::from(pkttype),
+                c if c == BPF_LD | BPF_B | BPF_ABS => match byte(k) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LD | BPF_B | BPF_IND => match byte(x + k) {
+                    Some(v) => a = v,
+                    None => return 0,
+                },
+                c if c == BPF_LDX | BPF_W | BPF_IMM => x = k,
+                c if c == BPF_ST => m0 = a,
+                c if c == BPF_LD | BPF_W | BPF_MEM => a = m0,
+                c if c == BPF_ALU | BPF_ADD | BPF_K => a += k,
+                c if c == BPF_ALU | BPF_ADD | BPF_X => a += x,
+                c if c == BPF_ALU | BPF_AND | BPF_K => a &= k,
+                c if c == BPF_ALU | BPF_LSH | BPF_K => a <<= k,
+                c if c == BPF_MISC | BPF_TAX => x = a,
+                c if c == BPF_RET | BPF_K => return k,
+                c if c == BPF_JMP | BPF_JEQ | BPF_K => {
+                    pc += usize::from(if a == k { jt } else { jf });
+                }
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+        }
+    }
+
+    fn ipv6(next_header: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
+        p[6] = next_header;
+        p[7] = 64;
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn ext(next_header: u8, len8: u8) -> Vec<u8> {
+        let mut h = vec![0u8; (usize::from(len8) + 1) * 8];
+        h[0] = next_header;
+        h[1] = len8;
+        h
+    }
+
+    const MH: [u8; 16] = [59, 1, 5, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn accepts_mh_chains() {
+        let plain = ipv6(135, &MH);
+        assert_eq!(run_resolved(&plain, 0), ACCEPT_LEN);
+        let hao = ipv6(60, &[ext(135, 2), MH.to_vec()].concat());
+        assert_eq!(run_resolved(&hao, 0), ACCEPT_LEN);
+        let rh2 = ipv6(43, &[ext(135, 2), MH.to_vec()].concat());
+        assert_eq!(run_resolved(&rh2, 0), ACCEPT_LEN);
+        let three = ipv6(
+            0,
+            &[ext(43, 0), ext(60, 2), ext(135, 2), MH.to_vec()].concat(),
+        );
+        assert_eq!(run_resolved(&three, 0), ACCEPT_LEN);
+    }
+
+    #[test]
+    fn drops_the_rest() {
+        // Our own copies.
+        assert_eq!(run_resolved(&ipv6(135, &MH), PACKET_OUTGOING), 0);
+        // ICMPv6, UDP, HAO before ICMPv6 (Mobile Prefix Solicitation), too many headers.
+        assert_eq!(run_resolved(&ipv6(58, &[0; 8]), 0), 0);
+        assert_eq!(run_resolved(&ipv6(17, &[0; 8]), 0), 0);
+        assert_eq!(
+            run_resolved(&ipv6(60, &[ext(58, 2), vec![0; 8]].concat()), 0),
+            0
+        );
+        let four = [ext(60, 0), ext(60, 0), ext(60, 0), ext(135, 0), MH.to_vec()].concat();
+        assert_eq!(run_resolved(&ipv6(60, &four), 0), 0);
+        // Truncated extension header, IPv4.
+        assert_eq!(run_resolved(&ipv6(60, &[60]), 0), 0);
+        let mut v4 = ipv6(135, &MH);
+        v4[0] = 0x45;
+        assert_eq!(run_resolved(&v4, 0), 0);
+    }
+}

@@ -1,0 +1,256 @@
+//! Proxy Neighbour Discovery for the home agent: defending a registered home address on
+//! the home link (RFC 6275 §10.4.1; RFC 3963 §6 for mobile routers).
+//!
+//! The kernel answers Neighbour Solicitations for a proxied address itself once
+//! (linux-notes.md, "Neighbour discovery"):
+//! * `net.ipv6.conf.<if>.proxy_ndp = 1` and forwarding on (the kernel proxies only on a
+//!   forwarding interface, `ndisc_recv_ns`);
+//! * `net.ipv6.neigh.<if>.proxy_delay = 0` (the default delays answers by up to 0.8 s);
+//! * a proxy neighbour entry (`NTF_PROXY`, what `ip -6 neigh add proxy HOA dev IF` makes).
+//!
+//! On registration the HA also multicasts an unsolicited Neighbour Advertisement for the
+//! HoA so that home-link caches that still point at the mobile router's own MAC move to the
+//! HA's (RFC 6275 §10.4.1; RFC 4861 §7.2.6): Override set, Solicited clear, Router set for a
+//! mobile router (protocol.md §6, "defend the HoA with proxy ND, NA with Router flag set
+//! when R=1"), target link-layer address = the home interface's MAC, hop limit 255, to
+//! ff02::1. On deregistration only the proxy entry goes; no NA is needed (the returning
+//! mobile router advertises itself).
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
+
+use futures::TryStreamExt;
+use rtnetlink::Handle;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::link::LinkAttribute;
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage,
+};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tracing::{debug, info};
+
+use crate::{Error, Result, if_index};
+
+/// ICMPv6 type of a Neighbour Advertisement (RFC 4861 §4.4).
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+/// Target Link-Layer Address option type (RFC 4861 §4.6.1).
+const ND_OPT_TARGET_LL_ADDR: u8 = 2;
+/// Length of the advertisement [`neighbour_advertisement`] builds.
+pub const NA_LEN: usize = 32;
+/// RFC 4861 §7.1.2: receivers drop ND messages whose hop limit is not 255.
+const ND_HOP_LIMIT: u32 = 255;
+
+/// Builds an unsolicited Neighbour Advertisement for `target` (RFC 4861 §4.4): Override set,
+/// Solicited clear, Router as given, one Target Link-Layer Address option with `mac`. The
+/// checksum is left zero: the kernel fills it on an ICMPv6 raw socket (RFC 3542 §3.1).
+pub fn neighbour_advertisement(target: Ipv6Addr, mac: [u8; 6], router: bool) -> [u8; NA_LEN] {
+    let mut na = [0u8; NA_LEN];
+    na[0] = ND_NEIGHBOR_ADVERT;
+    // R (0x80), S (0x40), O (0x20).
+    na[4] = if router { 0x80 } else { 0 } | 0x20;
+    na[8..24].copy_from_slice(&target.octets());
+    na[24] = ND_OPT_TARGET_LL_ADDR;
+    na[25] = 1; // units of 8 octets
+    na[26..32].copy_from_slice(&mac);
+    na
+}
+
+/// Writes one sysctl under /proc/sys (in the caller's network namespace).
+pub fn write_sysctl(path: &str, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(|source| Error::Sysctl {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })?;
+    debug!(path, value, "sysctl set");
+    Ok(())
+}
+
+/// Proxy ND on one home interface.
+#[derive(Debug)]
+pub struct ProxyNd {
+    handle: Handle,
+    ifname: String,
+    ifindex: u32,
+    mac: [u8; 6],
+    na_socket: Socket,
+}
+
+impl ProxyNd {
+    /// Opens an rtnetlink connection (spawned on the current tokio runtime), looks up the
+    /// home interface's index and MAC, sets the sysctls (module docs) and opens the raw
+    /// ICMPv6 socket for advertisements.
+    ///
+    /// # Errors
+    /// [`Error::NoSuchInterface`], [`Error::Sysctl`], [`Error::Netlink`], [`Error::Socket`].
+    pub async fn new(home_if: &str) -> Result<Self> {
+        let ifindex = if_index(home_if)?;
+        let (conn, handle, _) = rtnetlink::new_connection()
+            .map_err(|e| Error::socket("opening an rtnetlink socket", e))?;
+        tokio::spawn(conn);
+        let mac = link_mac(&handle, home_if, ifindex).await?;
+
+        write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv6/conf/{home_if}/forwarding"),
+            "1",
+        )?;
+        write_sysctl(&format!("/proc/sys/net/ipv6/conf/{home_if}/proxy_ndp"), "1")?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv6/neigh/{home_if}/proxy_delay"),
+            "0",
+        )?;
+
+        let na_socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+            .map_err(|e| Error::socket("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
+        let setup = |what: &str, r: std::io::Result<()>| {
+            r.map_err(|e| Error::socket(format!("{what} on the ICMPv6 socket"), e))
+        };
+        setup(
+            "IPV6_MULTICAST_HOPS 255",
+            na_socket.set_multicast_hops_v6(ND_HOP_LIMIT),
+        )?;
+        setup(
+            "IPV6_UNICAST_HOPS 255",
+            na_socket.set_unicast_hops_v6(ND_HOP_LIMIT),
+        )?;
+        setup("IPV6_MULTICAST_IF", na_socket.set_multicast_if_v6(ifindex))?;
+        setup(
+            "IPV6_MULTICAST_LOOP off",
+            na_socket.set_multicast_loop_v6(false),
+        )?;
+        setup(
+            "SO_BINDTODEVICE",
+            na_socket.bind_device(Some(home_if.as_bytes())),
+        )?;
+        // Send-only: the socket is never read, so keep whatever ICMPv6 it is handed small.
+        setup("SO_RCVBUF", na_socket.set_recv_buffer_size(0))?;
+        setup("O_NONBLOCK", na_socket.set_nonblocking(true))?;
+        info!(ifname = home_if, ifindex, "proxy ND ready");
+        Ok(ProxyNd {
+            handle,
+            ifname: home_if.to_owned(),
+            ifindex,
+            mac,
+            na_socket,
+        })
+    }
+
+    /// The home interface's link-layer address, as advertised.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// The home interface's index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Starts defending `hoa`: adds (or keeps) the proxy entry, then sends one unsolicited
+    /// NA (`router` for a mobile router).
+    ///
+    /// # Errors
+    /// [`Error::Netlink`], or the send errors of [`ProxyNd::send_unsolicited_na`].
+    pub async fn add(&self, hoa: Ipv6Addr, router: bool) -> Result<()> {
+        self.handle
+            .neighbours()
+            .add(self.ifindex, IpAddr::V6(hoa))
+            .flags(NeighbourFlags::Proxy)
+            .replace()
+            .execute()
+            .await
+            .map_err(|source| Error::Netlink {
+                what: format!("adding proxy neighbour {hoa} on {}", self.ifname),
+                source,
+            })?;
+        info!(%hoa, ifname = %self.ifname, "proxy ND entry added");
+        self.send_unsolicited_na(hoa, router)
+    }
+
+    /// Stops defending `hoa`: deletes the proxy entry. Already gone is success.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn remove(&self, hoa: Ipv6Addr) -> Result<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = AddressFamily::Inet6;
+        msg.header.ifindex = self.ifindex;
+        msg.header.flags = NeighbourFlags::Proxy;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet6(
+                hoa,
+            )));
+        match self.handle.neighbours().del(msg).execute().await {
+            Ok(()) => {
+                info!(%hoa, ifname = %self.ifname, "proxy ND entry removed");
+                Ok(())
+            }
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == nix::libc::ENOENT => {
+                debug!(%hoa, "proxy ND entry already gone");
+                Ok(())
+            }
+            Err(source) => Err(Error::Netlink {
+                what: format!("deleting proxy neighbour {hoa} on {}", self.ifname),
+                source,
+            }),
+        }
+    }
+
+    /// Multicasts one unsolicited NA for `hoa` to all nodes on the home link (ff02::1).
+    ///
+    /// # Errors
+    /// The send errors of [`Error::send`].
+    pub fn send_unsolicited_na(&self, hoa: Ipv6Addr, router: bool) -> Result<()> {
+        let na = neighbour_advertisement(hoa, self.mac, router);
+        let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let addr = SockAddr::from(SocketAddrV6::new(dst, 0, 0, self.ifindex));
+        self.na_socket
+            .send_to(&na, &addr)
+            .map_err(|e| Error::send(dst, na.len(), e))?;
+        debug!(%hoa, router, ifname = %self.ifname, "unsolicited NA sent");
+        Ok(())
+    }
+}
+
+async fn link_mac(handle: &Handle, name: &str, ifindex: u32) -> Result<[u8; 6]> {
+    let no_mac = |detail: String| Error::NoSuchInterface {
+        name: name.to_owned(),
+        detail,
+    };
+    let mut links = handle.link().get().match_index(ifindex).execute();
+    let link = links
+        .try_next()
+        .await
+        .map_err(|source| Error::Netlink {
+            what: format!("getting link {name}"),
+            source,
+        })?
+        .ok_or_else(|| no_mac("no RTM_NEWLINK answer".into()))?;
+    link.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
+            _ => None,
+        })
+        .ok_or_else(|| no_mac("no 6-octet link-layer address (not Ethernet-like)".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertisement_layout() {
+        let hoa: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let mac = [0x02, 0, 0, 0, 0, 0x0a];
+        let na = neighbour_advertisement(hoa, mac, true);
+        assert_eq!(na[0], 136);
+        assert_eq!(na[1], 0);
+        assert_eq!(&na[2..4], &[0, 0]);
+        assert_eq!(na[4], 0xa0, "R and O set, S clear");
+        assert_eq!(&na[5..8], &[0, 0, 0]);
+        assert_eq!(&na[8..24], &hoa.octets());
+        assert_eq!(&na[24..26], &[2, 1]);
+        assert_eq!(&na[26..], &mac);
+        assert_eq!(neighbour_advertisement(hoa, mac, false)[4], 0x20);
+    }
+}
