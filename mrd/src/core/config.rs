@@ -1,0 +1,201 @@
+//! The mobile router core's own configuration: plain public data, no parsing. The daemon's
+//! shell maps SHISA's config (the `conf` crate) onto it.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use proto::seq::{Lifetime, SequenceNumber};
+
+/// RFC 6275 §13: InitialBindackTimeoutFirstReg default (the HA runs DAD before answering a
+/// first registration).
+pub const INITIAL_BINDACK_TIMEOUT_FIRST_REG: Duration = Duration::from_millis(1500);
+/// RFC 6275 §12: INITIAL_BINDACK_TIMEOUT.
+pub const INITIAL_BINDACK_TIMEOUT: Duration = Duration::from_secs(1);
+/// RFC 6275 §12: MAX_BINDACK_TIMEOUT.
+pub const MAX_BINDACK_TIMEOUT: Duration = Duration::from_secs(32);
+/// RFC 6275 §12: MAX_UPDATE_RATE, Binding Updates per second to one destination.
+pub const MAX_UPDATE_RATE: u32 = 3;
+
+/// How mobile network prefixes reach the home agent (RFC 3963 §5.2, §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RegistrationMode {
+    /// Every IPv6 MNP is listed in a Mobile Network Prefix option of every BU.
+    #[default]
+    Explicit,
+    /// No MNP options: the HA takes the prefixes from its prefix table.
+    Implicit,
+}
+
+/// RFC 4285 mobility security association shared with the home agent.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MobilitySa {
+    /// Mobility SPI (0-255 are reserved, RFC 4285 §5).
+    pub spi: u32,
+    /// HMAC-SHA1 key.
+    pub key: Vec<u8>,
+    /// NAI sent in a Mobile Node Identifier option (RFC 4283, subtype 1), if any.
+    pub nai: Option<String>,
+    /// Send a Mobility Message Replay Protection option (RFC 4285 §6) with an NTP
+    /// timestamp in every BU, and require the BA to echo it.
+    pub use_timestamps: bool,
+}
+
+impl std::fmt::Debug for MobilitySa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never reaches a log.
+        f.debug_struct("MobilitySa")
+            .field("spi", &self.spi)
+            .field("key", &format_args!("<{} octets>", self.key.len()))
+            .field("nai", &self.nai)
+            .field("use_timestamps", &self.use_timestamps)
+            .finish()
+    }
+}
+
+/// Everything the sans-IO mobile router core needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MrCoreConfig {
+    /// The MR's IPv6 home address.
+    pub home_address: Ipv6Addr,
+    /// The home agent's IPv6 address.
+    pub home_agent: Ipv6Addr,
+    /// The home agent's IPv4 address (reported in BUL_ADD for the data plane).
+    pub home_agent_v4: Option<Ipv4Addr>,
+    /// IPv6 mobile network prefixes.
+    pub mnp_v6: Vec<Ipv6Net>,
+    /// IPv4 mobile network prefixes.
+    pub mnp_v4: Vec<Ipv4Net>,
+    /// Explicit or implicit prefix registration (IPv6 MNPs).
+    pub mode: RegistrationMode,
+    /// Lifetime requested in each registration BU (4-s units).
+    pub lifetime: Lifetime,
+    /// Register the IPv4 MNPs in the same BU (RFC 5555 IPv4 Home Address options, P=1).
+    pub send_ipv4_mnps: bool,
+    /// Send SHISA's type-11 IPv4 MNP option (draft-shima-nemo-v4prefix as in KAME) instead
+    /// of RFC 5555 option 29. Type 11 is IANA's CGA Parameters Request: only for SHISA-era
+    /// home agents.
+    pub legacy_ipv4_mnp_option: bool,
+    /// RFC 4285 authentication; `None` = BUs go unauthenticated.
+    pub security: Option<MobilitySa>,
+    /// Announce BUL_ADD as soon as a BU for a new CoA leaves, before the BA.
+    pub optimistic: bool,
+    /// RFC 6275 §13 InitialBindackTimeoutFirstReg.
+    pub initial_bindack_timeout_first_reg: Duration,
+    /// RFC 6275 §12 INITIAL_BINDACK_TIMEOUT.
+    pub initial_bindack_timeout: Duration,
+    /// RFC 6275 §12 MAX_BINDACK_TIMEOUT.
+    pub max_bindack_timeout: Duration,
+    /// RFC 6275 §12 MAX_UPDATE_RATE (BUs per second to the HA).
+    pub max_update_rate: u32,
+    /// Refresh this long before the granted lifetime ends (at most half the lifetime).
+    pub refresh_margin: Duration,
+    /// Deregistration BUs sent before giving up (the HA's binding then just expires).
+    pub dereg_max_transmissions: u32,
+    /// Sequence number of the first BU. The shell should pick a random one (RFC 6275
+    /// §11.7.1 lets a fresh MN start anywhere; a 135 resynchronises anyway).
+    pub initial_sequence: SequenceNumber,
+    /// Hop limit of the BUs.
+    pub hop_limit: u8,
+}
+
+impl MrCoreConfig {
+    /// A configuration with RFC 6275's timers, explicit mode, a 420 s lifetime
+    /// (SHISA's default home registration lifetime is of that order), IPv4 MNPs sent, no
+    /// authentication, no prefixes.
+    pub fn new(home_address: Ipv6Addr, home_agent: Ipv6Addr) -> Self {
+        MrCoreConfig {
+            home_address,
+            home_agent,
+            home_agent_v4: None,
+            mnp_v6: Vec::new(),
+            mnp_v4: Vec::new(),
+            mode: RegistrationMode::Explicit,
+            lifetime: Lifetime::from_secs(420),
+            send_ipv4_mnps: true,
+            legacy_ipv4_mnp_option: false,
+            security: None,
+            optimistic: false,
+            initial_bindack_timeout_first_reg: INITIAL_BINDACK_TIMEOUT_FIRST_REG,
+            initial_bindack_timeout: INITIAL_BINDACK_TIMEOUT,
+            max_bindack_timeout: MAX_BINDACK_TIMEOUT,
+            max_update_rate: MAX_UPDATE_RATE,
+            refresh_margin: Duration::from_secs(16),
+            dereg_max_transmissions: 6,
+            initial_sequence: SequenceNumber(0),
+            hop_limit: 64,
+        }
+    }
+}
+
+/// A configuration the core refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The home address is unspecified, multicast or IPv4-mapped.
+    #[error("home address {0} is not a unicast IPv6 address")]
+    BadHomeAddress(Ipv6Addr),
+    /// The home agent address is unspecified, multicast or IPv4-mapped.
+    #[error("home agent address {0} is not a unicast IPv6 address")]
+    BadHomeAgent(Ipv6Addr),
+    /// A zero lifetime would make every registration a deregistration.
+    #[error("requested lifetime must not be zero")]
+    ZeroLifetime,
+    /// RFC 4285 §5: SPIs 0-255 are reserved.
+    #[error("mobility SPI {0} is reserved (0-255)")]
+    ReservedSpi(u32),
+    /// An empty HMAC key authenticates nothing.
+    #[error("mobility SA key is empty")]
+    EmptyKey,
+    /// Timers must be positive and ordered.
+    #[error("retransmission timers must be positive and not above MAX_BINDACK_TIMEOUT")]
+    BadTimers,
+    /// MAX_UPDATE_RATE of zero would never send anything.
+    #[error("max update rate must be at least 1")]
+    ZeroUpdateRate,
+    /// An RFC 5555 IPv4 Home Address option cannot carry prefix length 0.
+    #[error("IPv4 mobile network prefix {0} has length 0")]
+    ZeroIpv4PrefixLen(Ipv4Net),
+}
+
+fn unicast_v6(a: &Ipv6Addr) -> bool {
+    !a.is_unspecified() && !a.is_multicast() && a.to_ipv4_mapped().is_none()
+}
+
+impl MrCoreConfig {
+    /// Checks what the core relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !unicast_v6(&self.home_address) {
+            return Err(ConfigError::BadHomeAddress(self.home_address));
+        }
+        if !unicast_v6(&self.home_agent) {
+            return Err(ConfigError::BadHomeAgent(self.home_agent));
+        }
+        if self.lifetime.is_zero() {
+            return Err(ConfigError::ZeroLifetime);
+        }
+        if let Some(sa) = &self.security {
+            if sa.spi <= 255 {
+                return Err(ConfigError::ReservedSpi(sa.spi));
+            }
+            if sa.key.is_empty() {
+                return Err(ConfigError::EmptyKey);
+            }
+        }
+        let t = [
+            self.initial_bindack_timeout_first_reg,
+            self.initial_bindack_timeout,
+        ];
+        if t.iter()
+            .any(|d| d.is_zero() || *d > self.max_bindack_timeout)
+        {
+            return Err(ConfigError::BadTimers);
+        }
+        if self.max_update_rate == 0 {
+            return Err(ConfigError::ZeroUpdateRate);
+        }
+        if let Some(n) = self.mnp_v4.iter().find(|n| n.prefix_len() == 0) {
+            return Err(ConfigError::ZeroIpv4PrefixLen(*n));
+        }
+        Ok(())
+    }
+}

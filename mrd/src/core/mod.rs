@@ -1,0 +1,1000 @@
+//! The sans-IO mobile router core: Binding Update List for the home registration,
+//! retransmission and refresh (RFC 6275 §11.7-§11.8), NEMO Basic Support (RFC 3963 §5),
+//! IPv4 mobile network prefixes in the same BU (RFC 5555 §3.1.1, Shima's design) and
+//! RFC 4285 authentication.
+//!
+//! No sockets, no clock, no files: the shell passes `now` (monotonic [`Instant`]) into
+//! every call and the wall clock through [`MrCore::set_wall_clock`], and pulls
+//! [`MrCore::poll_transmit`], [`MrCore::poll_event`] and [`MrCore::poll_timeout`].
+//!
+//! One MR registers one home address with one home agent, so the Binding Update List holds
+//! at most one entry: the home registration.
+
+mod config;
+mod io;
+mod status;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use mipsock::{Binding, CareOf, Encapsulation, MdCommand, MdInfo, StateItem};
+use proto::auth;
+use proto::ext::MobilityPacketRepr;
+use proto::mh::{BaStatus, BeStatus, BindingAck, BindingUpdate, BuFlags, MhRepr, Packet};
+use proto::option::{
+    AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MN_ID_SUBTYPE_NAI, MobilityOption, ParseConfig,
+};
+use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
+use tracing::{debug, error, info, warn};
+
+pub use config::{
+    ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
+    MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, RegistrationMode,
+};
+pub use io::{BuKind, Ipv4MnpOutcome, MrEvent, ReceivedSignal, StopReason, Transmit};
+pub use status::{ba_status_meaning, ipv4_ack_status_meaning, is_fatal};
+
+/// Whether the HA registers IPv4 MNPs, as learnt from its BAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ipv4Support {
+    /// No BA to a BU with IPv4 options seen yet.
+    Unknown,
+    /// The HA answered IPv4 options with IPv4 Address Acknowledgements.
+    Supported,
+    /// A BA carried none (RFC 5555 §3.2.1): IPv4 options are no longer sent to this HA.
+    Unsupported,
+}
+
+/// Where the home registration stands (for tests, logs and the shell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistrationState {
+    /// No binding and no BU outstanding (at home, or nothing to do yet).
+    Idle,
+    /// A registration BU is outstanding and the HA holds no binding we know of.
+    Registering,
+    /// Registered; `refreshing` while a refresh (or move) BU is outstanding.
+    Registered {
+        /// A BU is outstanding.
+        refreshing: bool,
+    },
+    /// A deregistration BU is outstanding.
+    Deregistering,
+    /// Stopped after a fatal refusal.
+    Stopped(StopReason),
+}
+
+/// The binding the HA holds, as acknowledged.
+#[derive(Debug, Clone)]
+struct Registered {
+    coa: Ipv6Addr,
+    coa_ifindex: u32,
+    granted: Lifetime,
+    expires_at: Instant,
+    refresh_at: Instant,
+}
+
+/// The outstanding BU transaction (one at a time: a new one replaces the old, RFC 6275
+/// §11.7.1 "a move while a BU is outstanding replaces it").
+#[derive(Debug, Clone)]
+struct Pending {
+    kind: BuKind,
+    /// Deregistration from the home link: source HoA, no HAO, no Alternate CoA.
+    at_home: bool,
+    /// CoA this BU registers (the HoA when deregistering at home).
+    coa: Ipv6Addr,
+    coa_ifindex: u32,
+    /// Sequence number of the last BU sent for this transaction.
+    sequence: SequenceNumber,
+    /// BUs sent so far in this transaction (reset by a 135/144 resynchronisation).
+    transmissions: u32,
+    /// The HA holds no binding for us: the first timeout covers its DAD (RFC 6275 §11.8).
+    first_registration: bool,
+    /// When to send the next BU of this transaction.
+    next_tx: Instant,
+    /// When the last BU left: the granted lifetime counts from here (protocol.md §2.2).
+    last_sent: Option<Instant>,
+    /// RFC 4285 timestamp of the last BU.
+    timestamp: Option<NtpTimestamp>,
+    /// IPv4 MNPs listed in the last BU.
+    v4_sent: Vec<Ipv4Net>,
+    /// Optimistic BUL_ADD already announced for this transaction.
+    optimistic_announced: bool,
+}
+
+/// The mobile router's sans-IO core.
+#[derive(Debug)]
+pub struct MrCore {
+    cfg: MrCoreConfig,
+    parse_cfg: ParseConfig,
+    /// Last sequence number sent; the next BU uses its successor.
+    last_seq: SequenceNumber,
+    registered: Option<Registered>,
+    pending: Option<Pending>,
+    /// What the last BUL_ADD announced (state dumps, BUL_REMOVE).
+    announced: Option<Binding>,
+    /// Send times of the last `max_update_rate` BUs (MAX_UPDATE_RATE).
+    send_log: VecDeque<Instant>,
+    ipv4_support: Ipv4Support,
+    stopped: Option<StopReason>,
+    /// (monotonic, wall) pair from `set_wall_clock`.
+    wall_anchor: Option<(Instant, Duration)>,
+    /// Seconds to add to our wall clock, learnt from a 144 (RFC 4285 §6).
+    clock_offset_secs: i64,
+    last_timestamp: Option<NtpTimestamp>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<MrEvent>,
+}
+
+impl MrCore {
+    /// A core for a validated configuration.
+    pub fn new(cfg: MrCoreConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        if cfg.security.is_none() {
+            warn!(hoa = %cfg.home_address, "no mobility SA: Binding Updates go unauthenticated");
+        }
+        if cfg.mode == RegistrationMode::Explicit && cfg.mnp_v6.is_empty() {
+            warn!("explicit mode without IPv6 mobile network prefixes: the HA will see none");
+        }
+        Ok(MrCore {
+            parse_cfg: ParseConfig::new().with_legacy_ipv4_mnp(cfg.legacy_ipv4_mnp_option),
+            // The first BU uses `initial_sequence`.
+            last_seq: SequenceNumber(cfg.initial_sequence.0.wrapping_sub(1)),
+            cfg,
+            registered: None,
+            pending: None,
+            announced: None,
+            send_log: VecDeque::new(),
+            ipv4_support: Ipv4Support::Unknown,
+            stopped: None,
+            wall_anchor: None,
+            clock_offset_secs: 0,
+            last_timestamp: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MrCoreConfig {
+        &self.cfg
+    }
+
+    /// Tells the core the wall clock (time since the UNIX epoch) at `now`; RFC 4285
+    /// timestamps are derived from it. Call at start and whenever the wall clock jumps.
+    pub fn set_wall_clock(&mut self, now: Instant, since_unix_epoch: Duration) {
+        self.wall_anchor = Some((now, since_unix_epoch));
+    }
+
+    /// Where the registration stands.
+    pub fn state(&self) -> RegistrationState {
+        if let Some(r) = self.stopped
+            && self.pending.is_none()
+        {
+            return RegistrationState::Stopped(r);
+        }
+        match (&self.pending, &self.registered) {
+            (Some(p), _) if p.kind == BuKind::Deregister => RegistrationState::Deregistering,
+            (p, Some(_)) => RegistrationState::Registered {
+                refreshing: p.is_some(),
+            },
+            (Some(_), None) => RegistrationState::Registering,
+            (None, None) => RegistrationState::Idle,
+        }
+    }
+
+    /// What the core knows about the HA's IPv4 MNP support.
+    pub fn ipv4_support(&self) -> Ipv4Support {
+        self.ipv4_support
+    }
+
+    /// Lifetime the HA granted to the current binding (after §2.2 reduction).
+    pub fn granted_lifetime(&self) -> Option<Lifetime> {
+        self.registered.as_ref().map(|r| r.granted)
+    }
+
+    /// Sequence number of the last BU sent.
+    pub fn last_sequence(&self) -> SequenceNumber {
+        self.last_seq
+    }
+
+    /// The binding last announced with BUL_ADD, if still current.
+    pub fn binding(&self) -> Option<&Binding> {
+        self.announced.as_ref()
+    }
+
+    /// The answer to a state request: one item per Binding Update List entry (what the
+    /// last BUL_ADD announced, with the remaining lifetime at `now`).
+    pub fn state_items(&self, now: Instant) -> Vec<StateItem> {
+        let mut b = match &self.announced {
+            Some(b) => b.clone(),
+            None => return Vec::new(),
+        };
+        if let Some(r) = &self.registered {
+            b.lifetime = r.expires_at.saturating_duration_since(now).as_secs() as u32;
+        }
+        vec![StateItem::Bul(b)]
+    }
+
+    /// MIPM_MD_INFO from the movement detector.
+    pub fn handle_md_info(&mut self, now: Instant, md: &MdInfo) {
+        if let Some(hoa) = md.hoa
+            && hoa != self.cfg.home_address
+        {
+            debug!(%hoa, "MD_INFO for another home address ignored");
+            return;
+        }
+        match md.command {
+            MdCommand::Rereg => match md.coa {
+                Some(CareOf::V6(coa)) => self.move_to(now, coa, md.ifindex),
+                Some(CareOf::V4 { addr, .. }) => {
+                    // DSMIPv6 from an IPv4 CoA (RFC 5555 §4.2) is not done by this core.
+                    warn!(coa = %addr, "IPv4 care-of address not supported; MD_INFO ignored");
+                }
+                None => debug!("MD_INFO REREG without a care-of address ignored"),
+            },
+            MdCommand::Dereghome => self.returned_home(now),
+            MdCommand::Deregforeign => self.deregister(now),
+            MdCommand::Scan => {}
+        }
+        self.drive(now);
+    }
+
+    /// Deregisters the current binding from its care-of address (MD_INFO DEREGFOREIGN, or
+    /// the shell shutting down): lifetime 0, HAO and Alternate CoA as usual.
+    pub fn deregister(&mut self, now: Instant) {
+        let Some(coa) = self
+            .registered
+            .as_ref()
+            .map(|r| (r.coa, r.coa_ifindex))
+            .or_else(|| self.pending.as_ref().map(|p| (p.coa, p.coa_ifindex)))
+        else {
+            debug!("nothing to deregister");
+            return;
+        };
+        if coa.0 == self.cfg.home_address {
+            return;
+        }
+        info!(hoa = %self.cfg.home_address, coa = %coa.0, "deregistering from the care-of address");
+        self.pending = Some(self.new_pending(now, BuKind::Deregister, false, coa.0, coa.1));
+        self.drive(now);
+    }
+
+    fn move_to(&mut self, now: Instant, coa: Ipv6Addr, ifindex: u32) {
+        if let Some(r) = self.stopped {
+            warn!(?r, %coa, "registration stopped; new care-of address not registered");
+            return;
+        }
+        if coa == self.cfg.home_address {
+            self.returned_home(now);
+            return;
+        }
+        if let Some(p) = &self.pending
+            && p.kind == BuKind::Register
+            && p.coa == coa
+        {
+            debug!(%coa, "registration from this care-of address already under way");
+            return;
+        }
+        if self.pending.is_none()
+            && let Some(r) = &self.registered
+            && r.coa == coa
+        {
+            debug!(%coa, "already registered from this care-of address");
+            return;
+        }
+        info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.cfg.home_agent,
+            "new care-of address: home registration");
+        self.pending = Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));
+    }
+
+    fn returned_home(&mut self, now: Instant) {
+        if self.registered.is_none() && self.pending.is_none() {
+            debug!("at home with no binding: nothing to deregister");
+            return;
+        }
+        if let Some(p) = &self.pending
+            && p.kind == BuKind::Deregister
+            && p.at_home
+        {
+            return;
+        }
+        info!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent,
+            "returned home: deregistration");
+        let hoa = self.cfg.home_address;
+        self.pending = Some(self.new_pending(now, BuKind::Deregister, true, hoa, 0));
+    }
+
+    fn new_pending(
+        &self,
+        now: Instant,
+        kind: BuKind,
+        at_home: bool,
+        coa: Ipv6Addr,
+        coa_ifindex: u32,
+    ) -> Pending {
+        Pending {
+            kind,
+            at_home,
+            coa,
+            coa_ifindex,
+            sequence: self.last_seq,
+            transmissions: 0,
+            first_registration: self.registered.is_none(),
+            next_tx: now,
+            last_sent: None,
+            timestamp: None,
+            v4_sent: Vec::new(),
+            optimistic_announced: false,
+        }
+    }
+
+    /// A received Mobility Header message (BA, BRR, BE) from the network.
+    pub fn handle_packet(&mut self, now: Instant, sig: ReceivedSignal<'_>) {
+        self.process_packet(now, sig);
+        self.drive(now);
+    }
+
+    fn process_packet(&mut self, now: Instant, sig: ReceivedSignal<'_>) {
+        if sig.src != self.cfg.home_agent {
+            debug!(src = %sig.src, "signalling not from our home agent ignored");
+            return;
+        }
+        if let Some(h) = sig.rh2_home_address
+            && h != self.cfg.home_address
+        {
+            debug!(rh2 = %h, "type 2 routing header for another home address ignored");
+            return;
+        }
+        let Ok(packet) = Packet::new_checked(sig.mh) else {
+            debug!("truncated Mobility Header dropped");
+            return;
+        };
+        // RFC 6275 §9.2: bad checksum, silent drop. The pseudo-header destination is the
+        // home address of an RH2 (RFC 8200 §8.1).
+        let dst = sig.rh2_home_address.unwrap_or(sig.dst);
+        if !packet.verify_checksum(&sig.src, &dst) {
+            debug!("Mobility Header with a bad checksum dropped");
+            return;
+        }
+        let repr = match MhRepr::parse(&packet, self.parse_cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(error = %e, "unparsable Mobility Header dropped");
+                return;
+            }
+        };
+        match repr {
+            MhRepr::BindingAck(ba) => self.process_ba(now, &ba, sig.mh),
+            MhRepr::BindingRefreshRequest(_) => self.process_brr(now),
+            MhRepr::BindingError(be) => self.process_be(now, be.status, be.home_address),
+            other => debug!(mh_type = ?other.mh_type(), "Mobility Header type ignored"),
+        }
+    }
+
+    /// RFC 6275 §11.7.4: a BRR from the HA asks for a refresh now.
+    fn process_brr(&mut self, now: Instant) {
+        if self.stopped.is_some() || self.pending.is_some() {
+            return;
+        }
+        if let Some(r) = &self.registered {
+            info!(coa = %r.coa, "Binding Refresh Request: refreshing");
+            let (coa, ifx) = (r.coa, r.coa_ifindex);
+            self.pending = Some(self.new_pending(now, BuKind::Register, false, coa, ifx));
+        }
+    }
+
+    /// RFC 6275 §11.3.6: Binding Error from the HA.
+    fn process_be(&mut self, now: Instant, status: BeStatus, hoa: Ipv6Addr) {
+        if hoa != self.cfg.home_address && !hoa.is_unspecified() {
+            return;
+        }
+        match status {
+            BeStatus::UnknownBindingForHomeAddressDestinationOption => {
+                // The HA lost our binding: register again as a first registration.
+                if let Some(r) = self.registered.take() {
+                    warn!(coa = %r.coa, "Binding Error 1 (unknown binding): re-registering");
+                    self.withdraw();
+                    if self.pending.is_none() && self.stopped.is_none() {
+                        self.pending = Some(self.new_pending(
+                            now,
+                            BuKind::Register,
+                            false,
+                            r.coa,
+                            r.coa_ifindex,
+                        ));
+                    }
+                }
+            }
+            BeStatus::UnrecognizedMhType => {
+                error!(ha = %self.cfg.home_agent,
+                    "Binding Error 2: the home agent does not recognise our MH type");
+            }
+            other => debug!(status = ?other, "Binding Error ignored"),
+        }
+    }
+
+    fn process_ba(&mut self, now: Instant, ba: &BindingAck<'_>, mh: &[u8]) {
+        let hoa = self.cfg.home_address;
+        let Some(p) = &self.pending else {
+            debug!(seq = %ba.sequence, "BA with no BU outstanding dropped");
+            return;
+        };
+        if p.transmissions == 0 {
+            return;
+        }
+        let resync = ba.status == BaStatus::SequenceNumberOutOfWindow;
+        // RFC 6275 §11.7.3: the sequence must match the outstanding BU, except in a 135
+        // which carries the HA's last accepted sequence number.
+        if !resync && ba.sequence != p.sequence {
+            debug!(seq = %ba.sequence, expected = %p.sequence,
+                "BA does not match the outstanding BU; dropped");
+            return;
+        }
+        // RFC 4285 §8: with an SA, only authenticated BAs count.
+        let mut ts_resync = None;
+        if let Some(sa) = &self.cfg.security {
+            let auth_ok = ba.options.last().is_some_and(|o| {
+                matches!(o, MobilityOption::Authentication { subtype, spi, .. }
+                    if *subtype == AUTH_SUBTYPE_MN_HA && *spi == sa.spi)
+            }) && auth::verify(mh, IpAddr::V6(p.coa), &hoa, &sa.key).unwrap_or(false);
+            if !auth_ok {
+                warn!(seq = %ba.sequence, status = u8::from(ba.status),
+                    "BA without a valid MN-HA authenticator dropped");
+                return;
+            }
+            if sa.use_timestamps {
+                let echoed = ba.options.iter().find_map(|o| match o {
+                    MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+                    _ => None,
+                });
+                let sent = p.timestamp.map(|t| t.0);
+                match (ba.status, echoed, sent) {
+                    // RFC 4285 §6: a 144 echoes only the low 32 bits; the high 32 bits are
+                    // the HA's clock.
+                    (BaStatus::Mipv6IdMismatch, Some(e), Some(s)) if e as u32 == s as u32 => {
+                        ts_resync = Some(NtpTimestamp(e));
+                    }
+                    (_, Some(e), Some(s)) if e == s => {}
+                    _ => {
+                        warn!(seq = %ba.sequence,
+                            "BA does not echo our replay-protection timestamp; dropped");
+                        return;
+                    }
+                }
+            }
+        }
+        let (name, rfc) = ba_status_meaning(ba.status);
+        let code = u8::from(ba.status);
+        if resync {
+            info!(ba_seq = %ba.sequence, our_seq = %p.sequence, status = code, meaning = name, rfc,
+                "sequence number resynchronised; sending the next one");
+            self.last_seq = ba.sequence;
+            self.restart_transaction(now);
+            return;
+        }
+        if let Some(ha_ts) = ts_resync {
+            let ours = p.timestamp.map_or(0, |t| t.seconds());
+            let delta = i64::from(ha_ts.seconds().wrapping_sub(ours) as i32);
+            self.clock_offset_secs += delta;
+            info!(
+                offset_secs = self.clock_offset_secs,
+                status = code,
+                meaning = name,
+                rfc,
+                "replay-protection timestamp refused; clock offset to the HA adjusted"
+            );
+            self.restart_transaction(now);
+            return;
+        }
+        if ba.status.is_accepted() {
+            self.accepted(now, ba);
+        } else {
+            self.refused(ba.status);
+        }
+    }
+
+    /// Sends the next BU of the transaction at once, with a fresh back-off.
+    fn restart_transaction(&mut self, now: Instant) {
+        if let Some(p) = &mut self.pending {
+            p.transmissions = 0;
+            p.next_tx = now;
+        }
+    }
+
+    fn accepted(&mut self, now: Instant, ba: &BindingAck<'_>) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let (name, rfc) = ba_status_meaning(ba.status);
+        if p.kind == BuKind::Deregister {
+            info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
+            self.registered = None;
+            self.withdraw();
+            return;
+        }
+        if ba.status != BaStatus::Accepted {
+            // 1: prefix discovery necessary (RFC 6275 §11.4.3); Mobile Prefix
+            // Solicitation is not done by this core.
+            info!(
+                status = u8::from(ba.status),
+                meaning = name,
+                rfc,
+                "BA accepted with a note"
+            );
+        }
+        if !ba.flags.mobile_router() {
+            // RFC 3963 §5.3: the HA does not support NEMO; deregister and stop.
+            error!(ha = %self.cfg.home_agent,
+                "home agent accepted the BU without R: it does not do NEMO; deregistering");
+            self.stopped = Some(StopReason::NotNemoCapable);
+            self.events.push_back(MrEvent::Stopped {
+                reason: StopReason::NotNemoCapable,
+            });
+            self.withdraw();
+            self.registered = None;
+            let mut d = self.new_pending(now, BuKind::Deregister, false, p.coa, p.coa_ifindex);
+            d.first_registration = false;
+            self.pending = Some(d);
+            return;
+        }
+        let requested = self.cfg.lifetime;
+        if ba.lifetime.is_zero() {
+            warn!(seq = %ba.sequence, "BA accepted with lifetime 0; retrying");
+            self.pending = Some(p);
+            return;
+        }
+        let granted = ba.lifetime.min(requested);
+        if granted < requested {
+            // protocol.md §2.2 / RFC 6275 §11.7.3: the remaining lifetime shrinks by the
+            // difference, i.e. it is `granted` counted from when the BU left.
+            info!(requested = %requested, granted = %granted, "home agent granted a shorter lifetime");
+        }
+        let sent = p.last_sent.unwrap_or(now);
+        let life = granted.as_duration();
+        let expires_at = sent + life;
+        let margin = self.cfg.refresh_margin.min(life / 2);
+        let mut refresh_at = expires_at - margin;
+        if let Some(bra) = ba.options.iter().find_map(|o| match o {
+            MobilityOption::BindingRefreshAdvice { refresh_interval } => Some(*refresh_interval),
+            _ => None,
+        }) {
+            // RFC 6275 §6.2.4: only meaningful when shorter than the lifetime.
+            if !bra.is_zero() && bra < granted {
+                refresh_at = refresh_at.min(sent + bra.as_duration());
+                debug!(refresh_interval = %bra, "Binding Refresh Advice");
+            }
+        }
+        let (mnp_v4, ipv4) = self.ipv4_outcome(ba, &p);
+        self.registered = Some(Registered {
+            coa: p.coa,
+            coa_ifindex: p.coa_ifindex,
+            granted,
+            expires_at,
+            refresh_at,
+        });
+        let binding = self.binding_for(p.coa, p.coa_ifindex, mnp_v4, granted.as_secs());
+        info!(hoa = %binding.hoa, coa = %p.coa, ha = %binding.ha, seq = %ba.sequence,
+            lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
+            "home registration acknowledged");
+        self.announce(binding, false, ipv4);
+    }
+
+    /// Which IPv4 MNPs the HA acknowledged (RFC 5555 §3.2.1; protocol.md §4.16: one IPv4
+    /// Address Acknowledgement per IPv4 HoA option, matched by address, else by order).
+    fn ipv4_outcome(&mut self, ba: &BindingAck<'_>, p: &Pending) -> (Vec<Ipv4Net>, Ipv4MnpOutcome) {
+        if p.v4_sent.is_empty() {
+            return (Vec::new(), Ipv4MnpOutcome::NotRequested);
+        }
+        let acks: Vec<(Ipv4AckStatus, u8, std::net::Ipv4Addr)> = ba
+            .options
+            .iter()
+            .filter_map(|o| match o {
+                MobilityOption::Ipv4AddressAck {
+                    status,
+                    prefix_len,
+                    address,
+                } => Some((*status, *prefix_len, *address)),
+                _ => None,
+            })
+            .collect();
+        if acks.is_empty() {
+            if self.cfg.legacy_ipv4_mnp_option {
+                // SHISA's HA answers its type-11 option with no status option at all: an
+                // accepted BA is all we get (protocol.md §4.16).
+                return (
+                    p.v4_sent.clone(),
+                    Ipv4MnpOutcome::Acknowledged { rejected: vec![] },
+                );
+            }
+            if self.ipv4_support != Ipv4Support::Unsupported {
+                warn!(ha = %self.cfg.home_agent, mnp_v4 = ?p.v4_sent,
+                    "home agent sent no IPv4 Address Acknowledgement: it does not support \
+                     IPv4 mobile network prefixes; carrying on with IPv6 only");
+            }
+            self.ipv4_support = Ipv4Support::Unsupported;
+            return (Vec::new(), Ipv4MnpOutcome::HaUnsupported);
+        }
+        self.ipv4_support = Ipv4Support::Supported;
+        let mut ok = Vec::new();
+        let mut rejected = Vec::new();
+        for (i, net) in p.v4_sent.iter().enumerate() {
+            let ack = acks
+                .iter()
+                .find(|a| a.2 == net.network())
+                .or_else(|| acks.get(i));
+            match ack {
+                Some((status, plen, _)) if status.is_success() => {
+                    // The acknowledged length overrides the requested one (RFC 5555 §3.2.1).
+                    let n = Ipv4Net::new(net.network(), *plen)
+                        .ok()
+                        .filter(|_| *plen != 0)
+                        .map_or(*net, |n| n.trunc());
+                    ok.push(n);
+                }
+                Some((status, _, _)) => {
+                    let (name, rfc) = ipv4_ack_status_meaning(*status);
+                    warn!(prefix = %net, status = u8::from(*status), meaning = name, rfc,
+                        "IPv4 mobile network prefix refused; left out");
+                    rejected.push((*net, *status));
+                }
+                None => {
+                    warn!(prefix = %net, "no IPv4 Address Acknowledgement for this prefix; left out");
+                    rejected.push((*net, Ipv4AckStatus::ReasonUnspecified));
+                }
+            }
+        }
+        (ok, Ipv4MnpOutcome::Acknowledged { rejected })
+    }
+
+    fn refused(&mut self, status: BaStatus) {
+        let Some(p) = &self.pending else {
+            return;
+        };
+        let (name, rfc) = ba_status_meaning(status);
+        let code = u8::from(status);
+        if p.kind == BuKind::Register && is_fatal(status, self.cfg.mode) {
+            error!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+                meaning = name, rfc, "home registration refused for good; stopped");
+            let reason = StopReason::Refused(status);
+            self.stopped = Some(reason);
+            self.pending = None;
+            self.registered = None;
+            self.withdraw();
+            self.events.push_back(MrEvent::Stopped { reason });
+            return;
+        }
+        warn!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
+            seq = %p.sequence, kind = ?p.kind, "Binding Update refused; retrying with back-off");
+        // An optimistic announcement no longer holds.
+        if self.registered.is_none() {
+            self.withdraw();
+        }
+    }
+
+    /// Emits BUL_REMOVE for whatever was announced.
+    fn withdraw(&mut self) {
+        if let Some(mut b) = self.announced.take() {
+            b.lifetime = 0;
+            info!(hoa = %b.hoa, coa = %b.coa, "binding update list entry removed");
+            self.events.push_back(MrEvent::BulRemove { binding: b });
+        }
+    }
+
+    fn announce(&mut self, binding: Binding, optimistic: bool, ipv4: Ipv4MnpOutcome) {
+        self.announced = Some(binding.clone());
+        self.events.push_back(MrEvent::BulAdd {
+            binding,
+            optimistic,
+            ipv4,
+        });
+    }
+
+    fn binding_for(&self, coa: Ipv6Addr, ifindex: u32, mnp_v4: Vec<Ipv4Net>, life: u32) -> Binding {
+        Binding {
+            hoa: self.cfg.home_address,
+            hoa_v4: None,
+            coa: CareOf::V6(coa),
+            ha: self.cfg.home_agent,
+            ha_v4: self.cfg.home_agent_v4,
+            mnp_v6: self.cfg.mnp_v6.clone(),
+            mnp_v4,
+            encapsulation: Encapsulation::InIpv6,
+            lifetime: life,
+            binding_id: None,
+            flags: mipsock::BuFlags(self.bu_flags().bits()),
+            nat_detected: false,
+            coa_ifindex: (ifindex != 0).then_some(ifindex),
+        }
+    }
+
+    fn bu_flags(&self) -> BuFlags {
+        // RFC 3963 §5.1: R with H and A on every home registration (kept on
+        // deregistration too, where the HA ignores it, RFC 3963 §6.2).
+        BuFlags::A | BuFlags::H | BuFlags::R
+    }
+
+    /// Timers fired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.drive(now);
+    }
+
+    /// The next instant at which [`MrCore::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut at = |i: Instant| t = Some(t.map_or(i, |t| t.min(i)));
+        if let Some(p) = &self.pending {
+            at(p.next_tx);
+        }
+        if let Some(r) = &self.registered {
+            at(r.expires_at);
+            if self.pending.is_none() && self.stopped.is_none() {
+                at(r.refresh_at);
+            }
+        }
+        t
+    }
+
+    /// The next Binding Update to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the bus.
+    pub fn poll_event(&mut self) -> Option<MrEvent> {
+        self.events.pop_front()
+    }
+
+    /// Runs every timer that is due at `now`.
+    fn drive(&mut self, now: Instant) {
+        if let Some(r) = &self.registered {
+            if now >= r.expires_at {
+                // No acknowledged refresh in time: the HA has dropped the binding.
+                warn!(coa = %r.coa, "binding lifetime expired before a refresh was acknowledged");
+                let (coa, ifx) = (r.coa, r.coa_ifindex);
+                self.registered = None;
+                self.withdraw();
+                match &mut self.pending {
+                    Some(p) if p.kind == BuKind::Deregister => {
+                        // Nothing left to deregister.
+                        self.pending = None;
+                    }
+                    Some(_) => {}
+                    None if self.stopped.is_none() => {
+                        self.pending =
+                            Some(self.new_pending(now, BuKind::Register, false, coa, ifx));
+                    }
+                    None => {}
+                }
+            } else if now >= r.refresh_at && self.pending.is_none() && self.stopped.is_none() {
+                debug!(coa = %r.coa, "refreshing the home registration");
+                let (coa, ifx) = (r.coa, r.coa_ifindex);
+                self.pending = Some(self.new_pending(now, BuKind::Register, false, coa, ifx));
+            }
+        }
+        let Some(p) = &mut self.pending else {
+            return;
+        };
+        if now < p.next_tx {
+            return;
+        }
+        if p.kind == BuKind::Deregister && p.transmissions >= self.cfg.dereg_max_transmissions {
+            warn!(hoa = %self.cfg.home_address, attempts = p.transmissions,
+                "deregistration not acknowledged; giving up (the binding will expire)");
+            self.pending = None;
+            self.registered = None;
+            self.withdraw();
+            return;
+        }
+        // MAX_UPDATE_RATE (RFC 6275 §11.8): at most N BUs in any one second.
+        let rate = self.cfg.max_update_rate as usize;
+        while self.send_log.len() > rate {
+            self.send_log.pop_front();
+        }
+        if self.send_log.len() == rate {
+            let allowed = self.send_log[0] + Duration::from_secs(1);
+            if now < allowed {
+                debug!(
+                    delay_ms = (allowed - now).as_millis() as u64,
+                    "BU delayed by MAX_UPDATE_RATE"
+                );
+                p.next_tx = allowed;
+                return;
+            }
+        }
+        self.send_bu(now);
+    }
+
+    /// RFC 6275 §11.8 retransmission timeout after the `n`-th BU of a transaction: the
+    /// first one waits InitialBindackTimeoutFirstReg for a first registration (the HA runs
+    /// DAD before answering) or INITIAL_BINDACK_TIMEOUT; the back-off then doubles from
+    /// INITIAL_BINDACK_TIMEOUT up to MAX_BINDACK_TIMEOUT: 1.5-1-2-4-…-32-32 s for a first
+    /// registration, 1-2-4-…-32-32 s otherwise.
+    pub fn retransmission_timeout(
+        cfg: &MrCoreConfig,
+        n: u32,
+        first_registration: bool,
+    ) -> Duration {
+        let doublings = match (n, first_registration) {
+            (0 | 1, true) => return cfg.initial_bindack_timeout_first_reg,
+            (0 | 1, false) => 0,
+            (n, true) => n - 2,
+            (n, false) => n - 1,
+        };
+        let t = cfg
+            .initial_bindack_timeout
+            .checked_mul(1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX))
+            .unwrap_or(cfg.max_bindack_timeout);
+        t.min(cfg.max_bindack_timeout)
+    }
+
+    fn wall_clock(&self, now: Instant) -> Duration {
+        let base = match self.wall_anchor {
+            Some((i, w)) => w + now.saturating_duration_since(i),
+            None => Duration::ZERO,
+        };
+        let off = Duration::from_secs(self.clock_offset_secs.unsigned_abs());
+        if self.clock_offset_secs >= 0 {
+            base + off
+        } else {
+            base.saturating_sub(off)
+        }
+    }
+
+    fn next_timestamp(&mut self, now: Instant) -> NtpTimestamp {
+        let mut ts = NtpTimestamp::from_unix(self.wall_clock(now));
+        // RFC 4285 §6: later than any earlier one, even within one clock tick.
+        if let Some(last) = self.last_timestamp
+            && !ts.is_later_than(last)
+        {
+            ts = NtpTimestamp(last.0.wrapping_add(1));
+        }
+        self.last_timestamp = Some(ts);
+        ts
+    }
+
+    fn send_bu(&mut self, now: Instant) {
+        let seq = self.last_seq.next();
+        let ts = match &self.cfg.security {
+            Some(sa) if sa.use_timestamps => Some(self.next_timestamp(now)),
+            _ => None,
+        };
+        let send_v4 = self.cfg.send_ipv4_mnps
+            && self.ipv4_support != Ipv4Support::Unsupported
+            && !self.cfg.mnp_v4.is_empty();
+        let Some(p) = &mut self.pending else {
+            return;
+        };
+        let cfg = &self.cfg;
+        let hoa = cfg.home_address;
+        let register = p.kind == BuKind::Register;
+        let lifetime = if register {
+            cfg.lifetime
+        } else {
+            Lifetime::ZERO
+        };
+        let mut options: Vec<MobilityOption<'_>> = Vec::new();
+        if !p.at_home {
+            // RFC 6275 §11.7.1: mandatory in home registrations from a CoA.
+            options.push(MobilityOption::AlternateCareOfAddress(p.coa));
+        }
+        let mut v4_sent = Vec::new();
+        if register {
+            if cfg.mode == RegistrationMode::Explicit {
+                // RFC 3963 §5.2: every MNP in every BU (the HA drops what is not listed).
+                options.extend(
+                    cfg.mnp_v6
+                        .iter()
+                        .map(|n| MobilityOption::MobileNetworkPrefix {
+                            prefix_len: n.prefix_len(),
+                            prefix: n.network(),
+                        }),
+                );
+            }
+            if send_v4 {
+                for n in &cfg.mnp_v4 {
+                    options.push(if cfg.legacy_ipv4_mnp_option {
+                        MobilityOption::LegacyIpv4Mnp {
+                            prefix_len: n.prefix_len(),
+                            prefix: n.network(),
+                        }
+                    } else {
+                        // RFC 5555 §3.1.1, §4.4.2: a mobile router asks for its prefix
+                        // with P=1.
+                        MobilityOption::Ipv4HomeAddress {
+                            prefix_len: n.prefix_len(),
+                            p: true,
+                            address: n.network(),
+                        }
+                    });
+                    v4_sent.push(*n);
+                }
+            }
+        }
+        // RFC 4285 §4, §8: MN-ID, then replay protection, then MN-HA authentication last.
+        if let Some(sa) = &cfg.security {
+            if let Some(nai) = &sa.nai {
+                options.push(MobilityOption::MobileNodeIdentifier {
+                    subtype: MN_ID_SUBTYPE_NAI,
+                    identifier: nai.as_bytes(),
+                });
+            }
+            if let Some(ts) = ts {
+                options.push(MobilityOption::ReplayProtection { timestamp: ts.0 });
+            }
+            options.push(auth::mn_ha_option(sa.spi));
+        }
+        let repr = MhRepr::BindingUpdate(BindingUpdate {
+            sequence: seq,
+            flags: BuFlags::A | BuFlags::H | BuFlags::R,
+            lifetime,
+            options,
+        });
+        let mut mh = vec![0u8; repr.buffer_len()];
+        if let Err(e) = repr.emit_to(&mut mh) {
+            error!(error = %e, "cannot build the Binding Update");
+            return;
+        }
+        if let Some(sa) = &cfg.security
+            && let Err(e) = auth::sign(&mut mh, IpAddr::V6(p.coa), &hoa, &sa.key)
+        {
+            error!(error = %e, "cannot sign the Binding Update");
+            return;
+        }
+        let addressing = if p.at_home {
+            // RFC 6275 §11.5.4: from the home link, source = HoA, no HAO.
+            MobilityPacketRepr {
+                src_addr: hoa,
+                dst_addr: cfg.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: None,
+            }
+        } else {
+            MobilityPacketRepr {
+                src_addr: p.coa,
+                dst_addr: cfg.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: Some(hoa),
+                rh2_home_address: None,
+            }
+        };
+        p.transmissions += 1;
+        p.sequence = seq;
+        p.last_sent = Some(now);
+        p.timestamp = ts;
+        p.v4_sent = v4_sent;
+        p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
+        debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
+            next_ms = (p.next_tx - now).as_millis() as u64, "Binding Update sent");
+        self.last_seq = seq;
+        self.send_log.push_back(now);
+        self.transmits.push_back(Transmit {
+            addressing,
+            mh,
+            sequence: seq,
+            lifetime,
+            kind: p.kind,
+        });
+        // Optimistic mode: announce the new binding as the BU leaves, unless it only
+        // refreshes the one already announced.
+        let optimistic = self.cfg.optimistic && register && !p.optimistic_announced;
+        let already = self.registered.as_ref().is_some_and(|r| r.coa == p.coa);
+        if optimistic && !already {
+            p.optimistic_announced = true;
+            let (coa, ifx, v4) = (p.coa, p.coa_ifindex, p.v4_sent.clone());
+            let ipv4 = if v4.is_empty() {
+                Ipv4MnpOutcome::NotRequested
+            } else {
+                Ipv4MnpOutcome::Pending
+            };
+            let b = self.binding_for(coa, ifx, v4, self.cfg.lifetime.as_secs());
+            info!(hoa = %b.hoa, coa = %coa, "optimistic binding update list entry");
+            self.announce(b, true, ipv4);
+        }
+    }
+}
