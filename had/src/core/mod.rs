@@ -17,17 +17,18 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mipsock::{Binding, CareOf, Encapsulation, StateItem};
 use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
-use proto::option::{MobilityOption, ParseConfig};
+use proto::option::ParseConfig;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use crate::config::{AuthPolicy, HaCoreConfig, Ipv4MnpSupport, MobilitySa, PrefixMode};
+use crate::config::{AuthPolicy, HaCoreConfig, MobilitySa, PrefixMode};
 use crate::record::{JournalRecord, PersistedBinding};
 
 pub(crate) use cache::Bce;
@@ -205,7 +206,7 @@ pub(crate) struct HoaPolicy {
 pub struct Ha {
     pub(crate) cfg: HaCoreConfig,
     pub(crate) policy: HashMap<Ipv6Addr, HoaPolicy>,
-    pub(crate) sas: HashMap<u32, MobilitySa>,
+    pub(crate) sas: HashMap<u32, Arc<MobilitySa>>,
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
     /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
     pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
@@ -241,7 +242,7 @@ impl Ha {
         let mut sas = HashMap::new();
         if let AuthPolicy::Required(list) = &cfg.auth {
             for sa in list {
-                if sas.insert(sa.spi, sa.clone()).is_some() {
+                if sas.insert(sa.spi, Arc::new(sa.clone())).is_some() {
                     return Err(ConfigError::DuplicateSpi(sa.spi));
                 }
             }
@@ -692,10 +693,3 @@ pub(crate) fn care_of_for_mac(coa: &CareOf) -> std::net::IpAddr {
     }
 }
 
-#[allow(dead_code)]
-pub(crate) fn is_v4_mode(s: Ipv4MnpSupport) -> bool {
-    s == Ipv4MnpSupport::Enabled
-}
-
-#[allow(dead_code)]
-fn _unused(_: MobilityOption<'_>) {}
