@@ -1,22 +1,687 @@
-//! Binding Update processing (RFC 6275 §9.5.1, §10.3.1; RFC 3963 §6; RFC 5555 §4.4;
-//! RFC 4285 §4-6).
+//! Binding Update processing (RFC 6275 §9.5.1, §10.3.1, §10.3.2; RFC 3963 §6; RFC 5555
+//! §4.4, §5.7; RFC 4285 §4-6), in the order of protocol.md §6.5:
+//!
+//! 1. care-of address (Alternate CoA, IPv6 source, or RFC 5555 IPv4 CoA) and sanity;
+//! 2. RFC 4285: MN-HA option required (else silent drop), SPI known (else silent drop),
+//!    MAC and SA/HoA/NAI match (146), timestamps (145 missing, 144 stale);
+//! 3. H/R flags (140; H=0 without R is a correspondent registration, not ours: drop);
+//!    home agent for anything at all (131); HoA in a served prefix (132);
+//! 4. sequence number window (135 with the last accepted number);
+//! 5. deregistration (lifetime 0 or CoA = HoA; 133 without a binding);
+//! 6. R-flag change (139);
+//! 7. IPv6 MNPs, explicit (141/142) or implicit (143), IPv4 HoA options (one IPv4 Address
+//!    Acknowledgement each), Shima's implicit IPv4 MNPs, SHISA's legacy option;
+//! 8. create/refresh the entry: Persist, BcAdd, ProxyNdAdd events, then the BA.
+//!
+//! Nothing changes state before step 8 (or the removal of step 5), so a forged, replayed or
+//! refused BU changes nothing.
 
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use proto::mh::BindingUpdate;
+use ipnet::{Ipv4Net, Ipv6Net};
+use mipsock::CareOf;
+use proto::ext::MobilityPacketRepr;
+use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, MhRepr};
+use proto::option::{AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MobilityOption, NAT_REFRESH_NONE};
+use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
+use tracing::{debug, info, warn};
 
-use super::{Ha, ReceivedSignal};
+use super::{Bce, Ha, HaEvent, ReceivedSignal, UdpV4Path, care_of_for_mac};
+use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode, ReplayProtection};
+use crate::record::JournalRecord;
+
+/// NAT keepalive the HA suggests when it saw a NAT (RFC 5555 §6, NATKATIMEOUT).
+const NAT_KEEPALIVE_SECS: u32 = 110;
+
+/// What every BA for this BU shares.
+struct Reply<'a> {
+    addressing: MobilityPacketRepr,
+    udp_v4: Option<UdpV4Path>,
+    ifindex: u32,
+    sequence: SequenceNumber,
+    r: bool,
+    /// RFC 4285: the BA mirrors the MN-ID option.
+    mn_id: Option<MobilityOption<'a>>,
+    /// RFC 4285 §6: timestamp to echo.
+    timestamp: Option<u64>,
+    /// The SA that signs the BA (MN-HA option last).
+    sa: Option<Arc<MobilitySa>>,
+    coa_mac: IpAddr,
+    hoa: Ipv6Addr,
+    /// NAT Detection option for a BU that arrived in UDP/IPv4 (RFC 5555 §4.1).
+    nat: Option<MobilityOption<'static>>,
+}
+
+/// Outcome of the IPv4 part.
+#[derive(Default)]
+struct V4Result {
+    acks: Vec<MobilityOption<'static>>,
+    mnp: Vec<Ipv4Net>,
+    hoa_v4: Option<Ipv4Addr>,
+    /// A BA status forced by SHISA's legacy option (no per-option status there).
+    status: Option<BaStatus>,
+}
 
 impl Ha {
     pub(crate) fn process_bu(
         &mut self,
-        _now: Instant,
-        _wall: Duration,
-        _signal: &ReceivedSignal<'_>,
-        _mh: &[u8],
-        _hoa: Ipv6Addr,
-        _bu: &BindingUpdate<'_>,
+        now: Instant,
+        wall: Duration,
+        signal: &ReceivedSignal<'_>,
+        mh: &[u8],
+        hoa: Ipv6Addr,
+        bu: &BindingUpdate<'_>,
     ) {
+        let flags = bu.flags;
+        let seq = bu.sequence;
+
+        // 1. Care-of address (RFC 6275 §9.5.1; RFC 5555 §4.1 for an IPv4 CoA).
+        let mut nat_detected = false;
+        let mut nat_opt = None;
+        let coa = if let Some(path) = signal.udp_v4 {
+            let v4_option = bu.options.iter().find_map(|o| match o {
+                MobilityOption::Ipv4CareOfAddress(a) => Some(*a),
+                _ => None,
+            });
+            nat_detected = v4_option.is_some_and(|a| a != *path.peer.ip());
+            let udp = nat_detected || flags.force_udp();
+            nat_opt = Some(MobilityOption::NatDetection {
+                f: udp,
+                refresh_time: if nat_detected {
+                    NAT_KEEPALIVE_SECS
+                } else {
+                    NAT_REFRESH_NONE
+                },
+            });
+            CareOf::V4 {
+                addr: *path.peer.ip(),
+                udp_port: udp.then_some(path.peer.port()),
+            }
+        } else {
+            let acoa = bu.options.iter().find_map(|o| match o {
+                MobilityOption::AlternateCareOfAddress(a) => Some(*a),
+                _ => None,
+            });
+            CareOf::V6(acoa.unwrap_or(signal.src))
+        };
+        if !valid_coa(&coa) || !valid_unicast(&hoa) {
+            self.stats.dropped_other += 1;
+            debug!(hoa = %hoa, coa = %coa, "binding update with a non-unicast address dropped");
+            return;
+        }
+        // RFC 6275 §9.5.1: a home registration must not carry Nonce Indices (SHISA drops).
+        if flags.home_registration()
+            && bu
+                .options
+                .iter()
+                .any(|o| matches!(o, MobilityOption::NonceIndices { .. }))
+        {
+            self.stats.dropped_other += 1;
+            debug!(hoa = %hoa, "home registration with nonce indices dropped");
+            return;
+        }
+        let coa_mac = care_of_for_mac(&coa);
+
+        let mn_id = bu
+            .options
+            .iter()
+            .find(|o| matches!(o, MobilityOption::MobileNodeIdentifier { .. }))
+            .copied();
+        let timestamp = bu.options.iter().find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+            _ => None,
+        });
+        // RFC 6275 §9.5.4: the BA goes to the BU's source, with an RH2 when it had a HAO.
+        let addressing = match signal.udp_v4 {
+            // RFC 5555 §4.2: inside UDP/IPv4, addressed to the HoA, no RH2.
+            Some(_) => MobilityPacketRepr {
+                src_addr: self.reply_source(signal),
+                dst_addr: hoa,
+                hop_limit: self.cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: None,
+            },
+            None => MobilityPacketRepr {
+                src_addr: self.reply_source(signal),
+                dst_addr: signal.src,
+                hop_limit: self.cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: signal.home_address,
+            },
+        };
+        let mut reply = Reply {
+            addressing,
+            udp_v4: signal.udp_v4,
+            ifindex: signal.ifindex,
+            sequence: seq,
+            r: flags.mobile_router() && self.cfg.mobile_router_support,
+            mn_id,
+            timestamp,
+            sa: None,
+            coa_mac,
+            hoa,
+            nat: nat_opt,
+        };
+
+        // 2. RFC 4285 authentication, before anything else is believed.
+        let mut spi_used = None;
+        if matches!(self.cfg.auth, crate::config::AuthPolicy::Required(_)) {
+            let auth = match bu.options.last() {
+                Some(MobilityOption::Authentication {
+                    subtype: AUTH_SUBTYPE_MN_HA,
+                    spi,
+                    ..
+                }) => Some(*spi),
+                _ => None,
+            };
+            let Some(spi) = auth else {
+                // RFC 4285 §4: a node configured for authentication silently drops BUs
+                // without the MN-HA option.
+                self.stats.no_auth_option += 1;
+                info!(hoa = %hoa, src = %signal.src, seq = seq.0, "binding update without MN-HA authentication dropped");
+                return;
+            };
+            let Some(sa) = self.sas.get(&spi).cloned() else {
+                self.stats.unknown_spi += 1;
+                info!(hoa = %hoa, src = %signal.src, spi, "binding update with unknown SPI dropped");
+                return;
+            };
+            reply.sa = Some(sa.clone());
+            let mac_ok = matches!(proto::auth::verify(mh, coa_mac, &hoa, &sa.key), Ok(true));
+            if !mac_ok || !sa_covers(&sa, &hoa, mn_id) {
+                self.stats.auth_failed += 1;
+                warn!(hoa = %hoa, coa = %coa, spi, mac_ok, "binding update failed authentication");
+                self.reject(&reply, BaStatus::Mipv6AuthFail);
+                return;
+            }
+            spi_used = Some(spi);
+            // RFC 4285 §6: timestamps are checked after the MAC.
+            let required = matches!(sa.replay, ReplayProtection::Timestamps { .. });
+            match timestamp {
+                None if required => {
+                    self.stats.replay_rejected += 1;
+                    info!(hoa = %hoa, spi, "binding update without replay protection refused");
+                    self.reject(&reply, BaStatus::Mipv6MesgIdReqd);
+                    return;
+                }
+                None => {}
+                Some(ts) => {
+                    let window = match sa.replay {
+                        ReplayProtection::Timestamps { window } => window,
+                        ReplayProtection::SequenceOnly => crate::config::DEFAULT_TIMESTAMP_WINDOW,
+                    };
+                    let ha_now = NtpTimestamp::from_unix(wall);
+                    let t = NtpTimestamp(ts);
+                    let last = self
+                        .cache
+                        .get(&hoa)
+                        .and_then(|b| b.last_timestamp)
+                        .or_else(|| self.replay_floor.get(&hoa).map(|(t, _)| *t));
+                    let fresh = t.is_within(ha_now, window)
+                        && last.is_none_or(|l| t.is_later_than(NtpTimestamp(l)));
+                    if !fresh {
+                        self.stats.replay_rejected += 1;
+                        warn!(hoa = %hoa, spi, timestamp = ts, "binding update timestamp stale or replayed");
+                        // RFC 4285 §6: echo the low 32 bits, high 32 bits from our clock
+                        // so the MR can resynchronise.
+                        reply.timestamp =
+                            Some((u64::from(ha_now.seconds()) << 32) | (ts & 0xffff_ffff));
+                        self.reject(&reply, BaStatus::Mipv6IdMismatch);
+                        return;
+                    }
+                }
+            }
+        }
+
+        // 3. Home registration checks.
+        if !flags.home_registration() {
+            if flags.mobile_router() {
+                // RFC 3963 §6.1: NEMO has no route optimisation; R requires H.
+                self.reject(&reply, BaStatus::MobileRouterOperationNotPermitted);
+            } else {
+                // A correspondent registration; we do no route optimisation and such a BU
+                // lacks a Binding Authorization Data option we could check (§9.5.1).
+                self.stats.dropped_other += 1;
+                debug!(hoa = %hoa, "correspondent registration dropped (no route optimisation)");
+            }
+            return;
+        }
+        if flags.mobile_router() && !self.cfg.mobile_router_support {
+            self.reject(&reply, BaStatus::MobileRouterOperationNotPermitted);
+            return;
+        }
+        if self.cfg.home_prefixes.is_empty() {
+            self.reject(&reply, BaStatus::HomeRegistrationNotSupported);
+            return;
+        }
+        if !self.serves(&hoa) {
+            self.reject(&reply, BaStatus::NotHomeSubnet);
+            return;
+        }
+
+        // 4. Sequence number (RFC 6275 §9.5.1): any value for a new binding.
+        if let Some(bce) = self.cache.get(&hoa) {
+            if !seq.is_newer_than(SequenceNumber(bce.sequence)) {
+                reply.sequence = SequenceNumber(bce.sequence);
+                info!(hoa = %hoa, seq = seq.0, last = bce.sequence, "binding update sequence number out of window");
+                self.reject(&reply, BaStatus::SequenceNumberOutOfWindow);
+                return;
+            }
+        }
+
+        // 5. Deregistration (RFC 6275 §10.3.2, RFC 3963 §6.2 step 4).
+        let at_home = matches!(coa, CareOf::V6(c) if c == hoa);
+        if bu.lifetime.is_zero() || at_home {
+            if !self.cache.contains_key(&hoa) {
+                // §10.3.2: no home registration binding for this MN.
+                self.reject(&reply, BaStatus::NotHomeAgentForThisMobileNode);
+                return;
+            }
+            self.remove_binding(now, hoa);
+            if let Some(ts) = timestamp {
+                let window = self.replay_window(spi_used);
+                self.replay_floor.insert(hoa, (ts, now + window));
+            }
+            self.stats.deregistered += 1;
+            info!(hoa = %hoa, coa = %coa, seq = seq.0, "binding deregistered");
+            self.send_ba(&reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
+            return;
+        }
+
+        // 6. RFC 3963 §6.2 step 3: R may not change on an existing binding.
+        if let Some(bce) = self.cache.get(&hoa) {
+            let had_r = bce.flags & proto::mh::BuFlags::R.bits() != 0;
+            if had_r != flags.mobile_router() {
+                self.reject(&reply, BaStatus::RegistrationTypeChangeDisallowed);
+                return;
+            }
+        }
+
+        // 7. Prefixes.
+        let policy = self.policy.get(&hoa);
+        let mut status = BaStatus::Accepted;
+        let mut mnp_v6: Vec<Ipv6Net> = Vec::new();
+        let explicit = bu
+            .options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::MobileNetworkPrefix { .. }));
+        if flags.mobile_router() {
+            if explicit {
+                // RFC 3963 §6.1.2: every listed prefix or none.
+                for o in &bu.options {
+                    let MobilityOption::MobileNetworkPrefix { prefix_len, prefix } = *o else {
+                        continue;
+                    };
+                    let Some(net) = valid_v6_prefix(prefix, prefix_len) else {
+                        status = BaStatus::InvalidPrefix;
+                        break;
+                    };
+                    let allowed =
+                        policy.is_some_and(|p| p.v6.iter().any(|(r, _)| r.contains(&net)));
+                    if !allowed {
+                        status = BaStatus::NotAuthorizedForPrefix;
+                        break;
+                    }
+                    if !mnp_v6.contains(&net) {
+                        mnp_v6.push(net);
+                    }
+                }
+            } else if let Some(p) = policy {
+                // RFC 3963 §6.1.1 implicit mode.
+                mnp_v6.extend(
+                    p.v6.iter()
+                        .filter(|(_, m)| *m == PrefixMode::Implicit)
+                        .map(|(n, _)| *n),
+                );
+            }
+        }
+        let mut v4 = self.ipv4_part(&hoa, flags.mobile_router(), bu);
+        if status == BaStatus::Accepted {
+            if let Some(s) = v4.status {
+                status = s;
+            }
+        }
+        if status == BaStatus::Accepted
+            && flags.mobile_router()
+            && !explicit
+            && mnp_v6.is_empty()
+            && v4.mnp.is_empty()
+        {
+            // RFC 3963 §6.1.1: implicit mode and nothing configured for this MR.
+            status = BaStatus::ForwardingSetupFailed;
+        }
+        if status != BaStatus::Accepted {
+            // Nothing was registered: no IPv4 acknowledgement may claim success.
+            for a in &mut v4.acks {
+                if let MobilityOption::Ipv4AddressAck {
+                    status, prefix_len, ..
+                } = a
+                {
+                    if status.is_success() {
+                        *status = Ipv4AckStatus::ReasonUnspecified;
+                        *prefix_len = 0;
+                    }
+                }
+            }
+            self.reject_with(&reply, status, v4.acks);
+            return;
+        }
+
+        // 8. Create or refresh the entry (RFC 6275 §10.3.1).
+        let max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
+        let granted = bu.lifetime.min(max).max(Lifetime(1));
+        let expires = now + granted.as_duration();
+        let timer = match self.cfg.brr {
+            Some(b) if b.before_expiry < granted.as_duration() => expires - b.before_expiry,
+            _ => expires,
+        };
+        let new = !self.cache.contains_key(&hoa);
+        let last_timestamp =
+            timestamp.or_else(|| self.cache.get(&hoa).and_then(|b| b.last_timestamp));
+        let bce = Bce {
+            coa,
+            expires,
+            timer,
+            mnp_v6: mnp_v6.into_boxed_slice(),
+            mnp_v4: v4.mnp.into_boxed_slice(),
+            last_timestamp,
+            spi: spi_used,
+            hoa_v4: v4.hoa_v4,
+            lifetime_secs: granted.as_secs(),
+            flags: flags.bits(),
+            sequence: seq.0,
+            nat_detected,
+            rh2: signal.home_address.is_some(),
+            brr_sent: false,
+        };
+        if let Some(old) = self.cache.get(&hoa) {
+            self.timers.remove(&(old.timer, hoa));
+        }
+        self.timers.insert((timer, hoa));
+        self.replay_floor.remove(&hoa);
+        // Persist first: the shell writes and syncs it before the BA leaves.
+        self.events
+            .push_back(HaEvent::Persist(JournalRecord::Upsert(
+                bce.persisted(hoa, now, wall),
+            )));
+        self.events
+            .push_back(HaEvent::BcAdd(self.to_binding(&hoa, &bce, now)));
+        if new {
+            self.events
+                .push_back(HaEvent::ProxyNdAdd(self.proxy_nd(&hoa, &bce)));
+        }
+        info!(
+            hoa = %hoa,
+            coa = %coa,
+            seq = seq.0,
+            lifetime = granted.as_secs(),
+            mnp_v6 = bce.mnp_v6.len(),
+            mnp_v4 = bce.mnp_v4.len(),
+            new,
+            "binding registered"
+        );
+        self.cache.insert(hoa, bce);
+        self.stats.accepted += 1;
+        self.send_ba(&reply, BaStatus::Accepted, granted, v4.acks);
     }
+
+    /// The IPv4 part of a registration: RFC 5555 IPv4 HoA options (one acknowledgement
+    /// each, in order), Shima's implicit IPv4 MNPs, SHISA's legacy option.
+    fn ipv4_part(&self, hoa: &Ipv6Addr, mr: bool, bu: &BindingUpdate<'_>) -> V4Result {
+        let mut out = V4Result::default();
+        let policy = self.policy.get(hoa);
+        let has_v4_options = bu.options.iter().any(|o| {
+            matches!(
+                o,
+                MobilityOption::Ipv4HomeAddress { .. } | MobilityOption::LegacyIpv4Mnp { .. }
+            )
+        });
+        match self.cfg.ipv4_mnp {
+            Ipv4MnpSupport::Unsupported => return out,
+            Ipv4MnpSupport::Prohibited => {
+                for o in &bu.options {
+                    if let MobilityOption::Ipv4HomeAddress { address, .. } = *o {
+                        out.acks
+                            .push(ack(Ipv4AckStatus::AdministrativelyProhibited, 0, address));
+                    }
+                }
+                return out;
+            }
+            Ipv4MnpSupport::Enabled => {}
+        }
+        if !has_v4_options {
+            // Shima's first method: IPv4 MNPs configured for the HoA, no option needed.
+            // Otherwise a BU without IPv4 options drops the IPv4 part (RFC 5555 §5.7).
+            if let (true, Some(p)) = (mr, policy) {
+                out.mnp.extend(
+                    p.v4.iter()
+                        .filter(|(_, m)| *m == PrefixMode::Implicit)
+                        .map(|(n, _)| *n),
+                );
+            }
+            return out;
+        }
+        let rows: &[(Ipv4Net, PrefixMode)] = policy.map_or(&[], |p| &p.v4);
+        for o in &bu.options {
+            match *o {
+                MobilityOption::Ipv4HomeAddress {
+                    prefix_len,
+                    p: true,
+                    address,
+                } => {
+                    // A mobile network prefix (RFC 5555 §4.4.2).
+                    if address.is_unspecified() {
+                        // Allocation: the first configured prefix not yet handed out.
+                        match rows.iter().map(|(n, _)| *n).find(|n| !out.mnp.contains(n)) {
+                            Some(n) => {
+                                out.mnp.push(n);
+                                out.acks.push(ack(
+                                    Ipv4AckStatus::Success,
+                                    n.prefix_len(),
+                                    n.addr(),
+                                ));
+                            }
+                            None => out.acks.push(ack(
+                                Ipv4AckStatus::DynamicIpv4HomeAddressAssignmentNotAvailable,
+                                0,
+                                address,
+                            )),
+                        }
+                        continue;
+                    }
+                    let status = match Ipv4Net::new(address, prefix_len) {
+                        Err(_) => Ipv4AckStatus::InvalidIpv4Address,
+                        Ok(_) if !valid_v4(address) => Ipv4AckStatus::InvalidIpv4Address,
+                        Ok(n) if n.trunc().addr() != address => {
+                            Ipv4AckStatus::IncorrectIpv4HomeAddress
+                        }
+                        Ok(n) if !rows.iter().any(|(r, _)| r.contains(&n)) => {
+                            Ipv4AckStatus::PrefixAllocationUnauthorized
+                        }
+                        Ok(n) => {
+                            if !out.mnp.contains(&n) {
+                                out.mnp.push(n);
+                            }
+                            Ipv4AckStatus::Success
+                        }
+                    };
+                    let len = if status.is_success() { prefix_len } else { 0 };
+                    out.acks.push(ack(status, len, address));
+                }
+                MobilityOption::Ipv4HomeAddress {
+                    p: false, address, ..
+                } => {
+                    // An IPv4 home address (RFC 5555 §3.1.1), static only.
+                    let status = if address.is_unspecified() {
+                        Ipv4AckStatus::DynamicIpv4HomeAddressAssignmentNotAvailable
+                    } else if !valid_v4(address) {
+                        Ipv4AckStatus::InvalidIpv4Address
+                    } else if !rows.iter().any(|(r, _)| r.contains(&address)) {
+                        Ipv4AckStatus::IncorrectIpv4HomeAddress
+                    } else if out.hoa_v4.is_some_and(|a| a != address) {
+                        // One IPv4 home address per binding.
+                        Ipv4AckStatus::AdministrativelyProhibited
+                    } else {
+                        out.hoa_v4 = Some(address);
+                        Ipv4AckStatus::Success
+                    };
+                    let len = if status.is_success() { 32 } else { 0 };
+                    out.acks.push(ack(status, len, address));
+                }
+                MobilityOption::LegacyIpv4Mnp { prefix_len, prefix } if mr => {
+                    // SHISA's option has no status of its own: all or nothing, like the
+                    // RFC 3963 MNP option (141/142).
+                    if out.status.is_some() {
+                        continue;
+                    }
+                    match Ipv4Net::new(prefix, prefix_len) {
+                        Ok(n)
+                            if prefix_len > 0 && valid_v4(prefix) && n.trunc().addr() == prefix =>
+                        {
+                            if !rows.iter().any(|(r, _)| r.contains(&n)) {
+                                out.status = Some(BaStatus::NotAuthorizedForPrefix);
+                            } else if !out.mnp.contains(&n) {
+                                out.mnp.push(n);
+                            }
+                        }
+                        _ => out.status = Some(BaStatus::InvalidPrefix),
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn reply_source(&self, signal: &ReceivedSignal<'_>) -> Ipv6Addr {
+        if signal.dst.is_multicast() || signal.dst.is_unspecified() {
+            self.cfg.ha_address
+        } else {
+            signal.dst
+        }
+    }
+
+    fn reject(&mut self, reply: &Reply<'_>, status: BaStatus) {
+        self.reject_with(reply, status, Vec::new());
+    }
+
+    fn reject_with(
+        &mut self,
+        reply: &Reply<'_>,
+        status: BaStatus,
+        acks: Vec<MobilityOption<'static>>,
+    ) {
+        self.stats.rejected += 1;
+        info!(hoa = %reply.hoa, seq = reply.sequence.0, status = u8::from(status), "binding update refused");
+        self.send_ba(reply, status, Lifetime::ZERO, acks);
+    }
+
+    fn send_ba(
+        &mut self,
+        reply: &Reply<'_>,
+        status: BaStatus,
+        lifetime: Lifetime,
+        acks: Vec<MobilityOption<'static>>,
+    ) {
+        let mut options: Vec<MobilityOption<'_>> = acks;
+        if let Some(n) = reply.nat {
+            options.push(n);
+        }
+        if let Some(m) = reply.mn_id {
+            options.push(m);
+        }
+        if let Some(ts) = reply.timestamp {
+            options.push(MobilityOption::ReplayProtection { timestamp: ts });
+        }
+        if let Some(sa) = &reply.sa {
+            options.push(proto::auth::mn_ha_option(sa.spi));
+        }
+        // RFC 3963 §6.2: R only when the BU had R and the HA does NEMO (not on 140).
+        let r = reply.r && status != BaStatus::MobileRouterOperationNotPermitted;
+        let repr = MhRepr::BindingAck(BindingAck {
+            status,
+            flags: if r { BaFlags::R } else { BaFlags::empty() },
+            sequence: reply.sequence,
+            lifetime,
+            options,
+        });
+        let sa = reply.sa.clone();
+        let sign = sa
+            .as_ref()
+            .map(|sa| (sa.key.as_slice(), reply.coa_mac, reply.hoa));
+        self.queue_mh(
+            &repr,
+            reply.addressing,
+            reply.udp_v4,
+            sign,
+            Some(reply.ifindex),
+        );
+    }
+}
+
+fn ack(status: Ipv4AckStatus, prefix_len: u8, address: Ipv4Addr) -> MobilityOption<'static> {
+    MobilityOption::Ipv4AddressAck {
+        status,
+        prefix_len,
+        address,
+    }
+}
+
+/// Does the SA cover this HoA / NAI (RFC 4285 §5: one MR's SA must not register another's
+/// home address)?
+fn sa_covers(sa: &MobilitySa, hoa: &Ipv6Addr, mn_id: Option<MobilityOption<'_>>) -> bool {
+    let nai = match mn_id {
+        Some(MobilityOption::MobileNodeIdentifier { identifier, .. }) => Some(identifier),
+        _ => None,
+    };
+    if let (Some(want), Some(got)) = (&sa.nai, nai) {
+        if want.as_slice() != got {
+            return false;
+        }
+    }
+    match (&sa.hoa, &sa.nai) {
+        (Some(h), _) if h == hoa => true,
+        (Some(_), _) => false,
+        (None, Some(_)) => nai.is_some(),
+        (None, None) => true,
+    }
+}
+
+/// A unicast address usable as HoA or CoA (RFC 6275 §9.5.1): not multicast, unspecified,
+/// loopback, link-local or IPv4-mapped (protocol.md §5.8).
+pub(crate) fn valid_unicast(a: &Ipv6Addr) -> bool {
+    !(a.is_multicast()
+        || a.is_unspecified()
+        || a.is_loopback()
+        || a.is_unicast_link_local()
+        || a.to_ipv4_mapped().is_some())
+}
+
+fn valid_coa(c: &CareOf) -> bool {
+    match c {
+        CareOf::V6(a) => valid_unicast(a),
+        CareOf::V4 { addr, .. } => valid_v4(*addr),
+    }
+}
+
+/// An IPv4 unicast address or prefix usable as home address / MNP.
+fn valid_v4(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified()
+        || a.is_loopback()
+        || a.is_multicast()
+        || a.is_broadcast()
+        || a.is_link_local()
+        || a.octets()[0] == 0
+        || a.octets()[0] >= 240)
+}
+
+/// RFC 3963 §6.2: 141 for a prefix we cannot forward: length 0 or > 128, multicast,
+/// link-local, loopback, unspecified, IPv4-mapped. Host bits are cleared.
+fn valid_v6_prefix(prefix: Ipv6Addr, len: u8) -> Option<Ipv6Net> {
+    if len == 0 || len > 128 || !valid_unicast(&prefix) {
+        return None;
+    }
+    Ipv6Net::new(prefix, len).ok().map(|n| n.trunc())
 }

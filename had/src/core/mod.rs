@@ -692,4 +692,3 @@ pub(crate) fn care_of_for_mac(coa: &CareOf) -> std::net::IpAddr {
         CareOf::V4 { addr, .. } => addr.into(),
     }
 }
-
