@@ -1,0 +1,263 @@
+//! Helpers for end-to-end tests: network namespaces that are always removed, veth links,
+//! commands and daemons run inside a namespace and killed when the test ends, and the
+//! paths of the workspace's binaries.
+//!
+//! Everything here needs root (CI runs as root). Namespace names carry a per-test prefix and
+//! the process id, so tests run in parallel and a crashed run's leftovers are recognisable
+//! (`ip netns list | grep ^nemo-`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Panics with a clear message unless running as root.
+pub fn require_root() {
+    let uid = nix_uid();
+    assert_eq!(
+        uid, 0,
+        "end-to-end tests build network namespaces and need root (CI runs them as root)"
+    );
+}
+
+fn nix_uid() -> u32 {
+    // /proc/self/status avoids a libc dependency for one number.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace, deleted (with every process left in it) when dropped.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `nemo-<tag>-<pid>-<n>` with loopback up.
+    pub fn new(tag: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("nemo-{tag}-{}-{n}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip netns exec NAME program args...`, panicking on failure.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", &self.name, program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Like [`Netns::exec`] but returns the output whatever the exit status.
+    pub fn try_exec(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args)
+            .output()
+            .expect("run ip netns exec")
+    }
+
+    /// `ip ARGS` inside the namespace.
+    pub fn ip(&self, args: &[&str]) -> Output {
+        self.exec("ip", args)
+    }
+
+    /// Writes a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
+    }
+
+    /// A command prepared to run inside the namespace (for [`Daemon::spawn`]).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
+    /// A counter from `/proc/net/snmp6` inside the namespace (e.g. `Icmp6OutErrors`).
+    pub fn snmp6(&self, counter: &str) -> u64 {
+        let out = self.exec("cat", &["/proc/net/snmp6"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(counter)).then(|| it.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {counter} in /proc/net/snmp6"))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what is left inside, then delete; keep going on errors (teardown must not
+        // stop half way), and never panic in drop.
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Joins two namespaces with a veth pair and brings both ends up.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    let tmp_a = format!("v{}a", COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tmp_b = format!("v{}b", COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tmp_a = format!("{tmp_a}{}", std::process::id() % 100_000);
+    let tmp_b = format!("{tmp_b}{}", std::process::id() % 100_000);
+    run(
+        "ip",
+        &[
+            "link", "add", &tmp_a, "type", "veth", "peer", "name", &tmp_b,
+        ],
+    );
+    run(
+        "ip",
+        &["link", "set", &tmp_a, "netns", a.name(), "name", a_if],
+    );
+    run(
+        "ip",
+        &["link", "set", &tmp_b, "netns", b.name(), "name", b_if],
+    );
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A process started for a test, killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct Daemon {
+    child: Child,
+    name: String,
+}
+
+impl Daemon {
+    /// Starts `cmd` with stdout/stderr captured into `log` (a file path).
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Daemon {
+        let file = std::fs::File::create(log).expect("create log file");
+        let err = file.try_clone().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Daemon {
+            child,
+            name: name.to_string(),
+        }
+    }
+
+    /// The process id (of `ip netns exec`, which execs the daemon in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`, `HUP`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit, up to `timeout`; returns its exit code if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The daemon's name given at spawn.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Path of a binary of this workspace (`had`, `mrd`, `mipsock`, ...), built by
+/// `cargo test --workspace` next to the test executable.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built: run the whole workspace's tests (`cargo test --workspace`) or \
+         `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+/// The workspace root (for `etc/` samples).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
