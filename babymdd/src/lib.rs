@@ -1,0 +1,1 @@
+//! Movement detection (being written).

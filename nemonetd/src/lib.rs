@@ -1,0 +1,1 @@
+//! Tunnels, routes and data plane (being written).
