@@ -1,0 +1,592 @@
+//! The home agent's configuration (`had.conf`): SHISA's `had` keys plus what Linux needs
+//! (served home prefixes, lifetime limit, binding cache journal, authentication policy).
+//!
+//! ```text
+//! interface eth0 {
+//!     home-agent-address 2001:db8:1::1;
+//!     home-prefix 2001:db8:1::/64;
+//!     auth-database /etc/nemo/auth-database;
+//!     prefixtable {
+//!         2001:db8:1::100 2001:db8:100::/48 explicit;
+//!         2001:db8:1::100 192.0.2.16/28 explicit;
+//!     };
+//! };
+//! ```
+//!
+//! SHISA's had found its home prefixes and address on the home interface; so does ours
+//! when `home-prefix` / `home-agent-address` are left out (the fields are then empty and
+//! the daemon reads the interface). `conf/README.md` documents every key.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv6Net};
+
+use crate::auth::AuthDatabase;
+use crate::common::{Ctx, Effective, KeySpec, effective, overlaps, shisa_ignored};
+use crate::grammar::Document;
+use crate::prefixtable::{self, PrefixTable};
+use crate::{ConfError, Warning};
+
+/// Default `binding-lifetime-max`, seconds.
+pub const DEFAULT_BINDING_LIFETIME_MAX: Duration = Duration::from_secs(3600);
+/// The largest lifetime a BU can carry: 65535 units of 4 s.
+pub const MAX_BINDING_LIFETIME: Duration = Duration::from_secs(65535 * 4);
+/// Default `binding-cache-file`.
+pub const DEFAULT_BINDING_CACHE_FILE: &str = "/var/lib/nemo/had.journal";
+/// Default `nat-keepalive-interval` (RFC 5555 §3.1.3 suggests 110 s).
+pub const DEFAULT_NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
+
+pub(crate) const SPEC: KeySpec = KeySpec {
+    daemon: "had",
+    single: &[
+        "debug",
+        "home-registration-lifetime",
+        "mobile-node-mode",
+        "key-management",
+        "ipv4-mnp-support",
+        "auth-database",
+        "preference",
+        "homelink-dad",
+        "home-agent-address",
+        "home-agent-ipv4-address",
+        "binding-lifetime-max",
+        "binding-cache-file",
+        "authentication",
+        "binding-refresh-request",
+        "nat-keepalive-interval",
+        "replay-window",
+    ],
+    multi: &[
+        "home-prefix",
+        "prefixtable",
+        "prefixtable-file",
+        "legacy-ipv4-mnp-option",
+        "namelookup",
+        "command-port",
+        "pager",
+        "static-tunnel",
+        "ipv4-dummy-tunnel",
+    ],
+    other: &[
+        "home-address",
+        "mobile-network-prefix",
+        "registration-mode",
+        "egress-interface",
+        "optimistic-handover",
+    ],
+};
+
+/// Whether Binding Updates must be authenticated (RFC 4285).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaAuthentication {
+    /// Every BU must carry a valid MN-HA authenticator from an SA of this database.
+    Required(AuthDatabase),
+    /// `authentication none;`: BUs are accepted unauthenticated (logged at start).
+    None,
+}
+
+/// The home agent's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaConfig {
+    /// The file it was read from.
+    pub file: String,
+    /// The `interface` block that applied, if any.
+    pub interface: Option<String>,
+    /// SHISA's `debug` level (0 = off).
+    pub debug: u32,
+    /// The home agent address; `None`: the home interface's global address (SHISA's way).
+    pub home_agent_address: Option<Ipv6Addr>,
+    /// The home agent's IPv4 address, for IPv4 care-of addresses later (DSMIPv6).
+    pub home_agent_ipv4_address: Option<Ipv4Addr>,
+    /// Served home prefixes; empty: the home interface's prefixes (SHISA's way).
+    pub home_prefixes: Vec<Ipv6Net>,
+    /// Longest binding granted; longer requests are cut to it.
+    pub binding_lifetime_max: Duration,
+    /// Which home address may register which prefixes, and how.
+    pub prefix_table: PrefixTable,
+    /// SHISA's `ipv4-mnp-support`: accept IPv4 mobile network prefixes (default on).
+    pub ipv4_mnp_support: bool,
+    /// Where acknowledged bindings are journaled, to survive restarts.
+    pub binding_cache_file: PathBuf,
+    /// The authentication policy and keys.
+    pub authentication: HaAuthentication,
+    /// The auth-database named by `auth-database`, if any.
+    pub auth_database: Option<PathBuf>,
+    /// Home addresses whose BUs may carry SHISA's legacy IPv4 MNP option (type 11).
+    pub legacy_ipv4_mnp_option: Vec<Ipv6Addr>,
+    /// Send Binding Refresh Requests before bindings expire.
+    pub binding_refresh_request: bool,
+    /// The NAT keep-alive interval advertised to mobile routers behind a NAT (RFC 5555).
+    pub nat_keepalive_interval: Duration,
+}
+
+impl HaConfig {
+    /// Reads and validates a configuration file. With several `interface` blocks, use
+    /// [`HaConfig::from_file_for`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        Self::from_file_for(path, None)
+    }
+
+    /// Reads a configuration file for had serving home interface `interface`.
+    pub fn from_file_for(
+        path: impl AsRef<Path>,
+        interface: Option<&str>,
+    ) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        let path = path.as_ref();
+        let text = crate::read_to_string(path)?;
+        Self::parse_str_for(&text, &path.display().to_string(), interface)
+    }
+
+    /// Parses configuration text. `file_name` names it in messages, and relative paths in
+    /// it (`auth-database`, `prefixtable-file`) are taken from `file_name`'s directory.
+    pub fn parse_str(text: &str, file_name: &str) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        Self::parse_str_for(text, file_name, None)
+    }
+
+    /// [`HaConfig::parse_str`] for had serving `interface`.
+    pub fn parse_str_for(
+        text: &str,
+        file_name: &str,
+        interface: Option<&str>,
+    ) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        let doc = Document::parse(text, file_name)?;
+        Self::from_document(&doc, interface)
+    }
+
+    /// Builds the configuration from a parsed document.
+    pub fn from_document(
+        doc: &Document,
+        interface: Option<&str>,
+    ) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        let mut ctx = Ctx::new(&doc.file);
+        let (eff, iface) = effective(&mut ctx, &SPEC, doc, interface)?;
+        let cfg = build(&mut ctx, &eff, iface)?;
+        Ok((cfg, ctx.warnings))
+    }
+
+    /// True when `hoa` is on a served home prefix (always true when the prefixes come
+    /// from the interface, which the daemon checks instead).
+    pub fn is_home_address(&self, hoa: Ipv6Addr) -> bool {
+        self.home_prefixes.is_empty() || self.home_prefixes.iter().any(|p| p.contains(&hoa))
+    }
+
+    /// True when this mobile router may use SHISA's legacy type-11 IPv4 MNP option.
+    pub fn accepts_legacy_ipv4_mnp_option(&self, hoa: Ipv6Addr) -> bool {
+        self.legacy_ipv4_mnp_option.contains(&hoa)
+    }
+}
+
+fn build(
+    ctx: &mut Ctx,
+    eff: &Effective<'_>,
+    interface: Option<String>,
+) -> Result<HaConfig, ConfError> {
+    for s in eff
+        .all("namelookup")
+        .chain(eff.all("command-port"))
+        .chain(eff.all("pager"))
+    {
+        shisa_ignored(ctx, s)?;
+    }
+    for s in eff.all("static-tunnel").chain(eff.all("ipv4-dummy-tunnel")) {
+        shisa_ignored(ctx, s)?;
+    }
+    if let Some(s) = eff.get("preference") {
+        let v = ctx.one(s, "preference NUMBER;")?;
+        ctx.u32_in(v, "the preference", 0..=65535)?;
+        ctx.warn(
+            s,
+            "'preference': dynamic home agent discovery is not provided; ignored",
+        );
+    }
+    if let Some(s) = eff.get("homelink-dad") {
+        let v = ctx.one(s, "homelink-dad 0|1;")?;
+        ctx.boolean(v)?;
+        ctx.warn(s, "'homelink-dad': had always defends registered home addresses with proxy neighbour discovery; ignored");
+    }
+    if let Some(s) = eff.get("home-registration-lifetime") {
+        let v = ctx.one(s, "home-registration-lifetime UNITS;")?;
+        ctx.u32_in(v, "the home registration lifetime", 0..=65535)?;
+        ctx.warn(s, "'home-registration-lifetime' is a mobile router setting (SHISA's had ignores it too); use binding-lifetime-max");
+    }
+    if let Some(s) = eff.get("mobile-node-mode") {
+        ctx.one(s, "mobile-node-mode mobile-router;")?;
+        ctx.warn(
+            s,
+            "'mobile-node-mode' is a mobile node setting; had ignores it",
+        );
+    }
+    if let Some(s) = eff.get("key-management") {
+        let v = ctx.one(s, "key-management 0|1;")?;
+        if ctx.boolean(v)? {
+            ctx.warn(s, "'key-management': IPsec/IKE is not supported (RFC 4285 keys are used instead); ignored");
+        }
+    }
+    let debug = match eff.get("debug") {
+        Some(s) => {
+            let v = ctx.one(s, "debug NUMBER;")?;
+            ctx.u32_in(v, "the debug level", 0..=u64::from(u32::MAX))?
+        }
+        None => 0,
+    };
+    let ipv4_mnp_support = match eff.get("ipv4-mnp-support") {
+        Some(s) => ctx.boolean(ctx.one(s, "ipv4-mnp-support yes|no;")?)?,
+        None => true,
+    };
+    let binding_refresh_request = match eff.get("binding-refresh-request") {
+        Some(s) => ctx.boolean(ctx.one(s, "binding-refresh-request yes|no;")?)?,
+        None => false,
+    };
+    let binding_lifetime_max = match eff.get("binding-lifetime-max") {
+        Some(s) => {
+            let v = ctx.one(s, "binding-lifetime-max SECONDS;")?;
+            let n = ctx.u32_in(
+                v,
+                "the maximum binding lifetime (seconds)",
+                4..=MAX_BINDING_LIFETIME.as_secs(),
+            )?;
+            Duration::from_secs(u64::from(n))
+        }
+        None => DEFAULT_BINDING_LIFETIME_MAX,
+    };
+    let nat_keepalive_interval = match eff.get("nat-keepalive-interval") {
+        Some(s) => {
+            let v = ctx.one(s, "nat-keepalive-interval SECONDS;")?;
+            Duration::from_secs(u64::from(ctx.u32_in(
+                v,
+                "the NAT keep-alive interval (seconds)",
+                1..=65535,
+            )?))
+        }
+        None => DEFAULT_NAT_KEEPALIVE_INTERVAL,
+    };
+    let binding_cache_file = match eff.get("binding-cache-file") {
+        Some(s) => ctx.path(ctx.one(s, "binding-cache-file PATH;")?),
+        None => PathBuf::from(DEFAULT_BINDING_CACHE_FILE),
+    };
+    let home_agent_ipv4_address = match eff.get("home-agent-ipv4-address") {
+        Some(s) => Some(ctx.ipv4(
+            ctx.one(s, "home-agent-ipv4-address IPV4-ADDRESS;")?,
+            "the home agent's IPv4 address",
+        )?),
+        None => None,
+    };
+
+    let mut home_prefixes: Vec<Ipv6Net> = Vec::new();
+    for s in eff.all("home-prefix") {
+        for v in ctx.some(s, "home-prefix IPV6-PREFIX/LEN [...];")? {
+            let p = ctx.prefix6(v, "the home prefix")?;
+            if let Some(q) = home_prefixes
+                .iter()
+                .find(|q| overlaps(&IpNet::V6(**q), &IpNet::V6(p)))
+            {
+                return Err(ctx.err_at(v, format!("home prefix {p} overlaps home prefix {q}")));
+            }
+            home_prefixes.push(p);
+        }
+    }
+    let home_agent_address = match eff.get("home-agent-address") {
+        Some(s) => {
+            let v = ctx.one(s, "home-agent-address IPV6-ADDRESS;")?;
+            let a = ctx.ipv6(v, "the home agent address")?;
+            if !home_prefixes.is_empty() && !home_prefixes.iter().any(|p| p.contains(&a)) {
+                return Err(ctx.err_at(
+                    v,
+                    format!("the home agent address {a} is on no home-prefix"),
+                ));
+            }
+            Some(a)
+        }
+        None => None,
+    };
+
+    let mut prefix_table = PrefixTable::default();
+    for s in eff.all("prefixtable") {
+        prefixtable::inline(ctx, s, &mut prefix_table)?;
+    }
+    for s in eff.all("prefixtable-file") {
+        let v = ctx.one(s, "prefixtable-file PATH;")?;
+        let path = ctx.path(v);
+        prefixtable::from_file(ctx, &path, &mut prefix_table)?;
+    }
+    for e in &prefix_table.entries {
+        let at = |m: String| ConfError::at(&e.file, e.location, m);
+        if !home_prefixes.is_empty() && !home_prefixes.iter().any(|p| p.contains(&e.home_address)) {
+            let list: Vec<String> = home_prefixes.iter().map(|p| p.to_string()).collect();
+            return Err(at(format!(
+                "home address {} is on no home prefix served here ({})",
+                e.home_address,
+                list.join(", ")
+            )));
+        }
+        if let Some(h) = home_prefixes
+            .iter()
+            .find(|h| overlaps(&IpNet::V6(**h), &e.prefix))
+        {
+            return Err(at(format!(
+                "mobile network prefix {} overlaps the home prefix {h}",
+                e.prefix
+            )));
+        }
+        if Some(e.home_address) == home_agent_address {
+            return Err(at(format!(
+                "home address {} is the home agent's own address",
+                e.home_address
+            )));
+        }
+    }
+    if prefix_table.is_empty() {
+        ctx.warnings.push(Warning::file(
+            &ctx.file,
+            "the prefix table is empty: mobile routers can register their home addresses but no prefixes",
+        ));
+    }
+    if !ipv4_mnp_support
+        && prefix_table
+            .entries
+            .iter()
+            .any(|e| e.prefix.addr().is_ipv4())
+    {
+        let s = eff.get("ipv4-mnp-support").expect("off only when set");
+        ctx.warn(
+            s,
+            "ipv4-mnp-support is off: the IPv4 rows of the prefix table are not used",
+        );
+    }
+
+    let mut legacy_ipv4_mnp_option = Vec::new();
+    for s in eff.all("legacy-ipv4-mnp-option") {
+        for v in ctx.some(s, "legacy-ipv4-mnp-option HOME-ADDRESS [...];")? {
+            let a = ctx.ipv6(
+                v,
+                "the home address of a router using SHISA's type-11 option",
+            )?;
+            if prefix_table.for_home_address(a).next().is_none() {
+                ctx.warn(
+                    s,
+                    format!("legacy-ipv4-mnp-option: {a} has no prefix table row"),
+                );
+            }
+            if !legacy_ipv4_mnp_option.contains(&a) {
+                legacy_ipv4_mnp_option.push(a);
+            }
+        }
+    }
+
+    let auth_database = match eff.get("auth-database") {
+        Some(s) => Some(ctx.path(ctx.one(s, "auth-database PATH;")?)),
+        None => None,
+    };
+    let replay_window = match eff.get("replay-window") {
+        Some(s) => {
+            let v = ctx.one(s, "replay-window SECONDS;")?;
+            Some(Duration::from_secs(u64::from(ctx.u32_in(
+                v,
+                "the replay window (seconds)",
+                1..=3600,
+            )?)))
+        }
+        None => None,
+    };
+    let required = match eff.get("authentication") {
+        Some(s) => {
+            let v = ctx.one(s, "authentication required|none;")?;
+            match v.text.as_str() {
+                "required" => true,
+                "none" => {
+                    ctx.warn(
+                        s,
+                        "authentication none: Binding Updates are accepted unauthenticated",
+                    );
+                    if auth_database.is_some() {
+                        ctx.warn(s, "authentication none: the auth-database is not used");
+                    }
+                    false
+                }
+                _ => return Err(ctx.err_at(v, format!("expected required or none, found '{v}'"))),
+            }
+        }
+        None => true,
+    };
+    let authentication = if required {
+        let Some(path) = &auth_database else {
+            return Err(ConfError::file(
+                &ctx.file,
+                "authentication is required (the default) but no 'auth-database PATH;' is given: \
+                 add one, or 'authentication none;' to accept unauthenticated Binding Updates",
+            ));
+        };
+        let (mut db, mut w) = AuthDatabase::from_file(path)?;
+        ctx.warnings.append(&mut w);
+        if let Some(win) = replay_window {
+            db.set_replay_window(win);
+        }
+        for hoa in prefix_table.home_addresses() {
+            if db.by_home_address(hoa).is_none() {
+                ctx.warnings.push(Warning::file(
+                    &ctx.file,
+                    format!(
+                        "home address {hoa} of the prefix table has no auth-database entry by address \
+                         (it can still register with an NAI entry)"
+                    ),
+                ));
+            }
+        }
+        HaAuthentication::Required(db)
+    } else {
+        HaAuthentication::None
+    };
+
+    Ok(HaConfig {
+        file: ctx.file.clone(),
+        interface,
+        debug,
+        home_agent_address,
+        home_agent_ipv4_address,
+        home_prefixes,
+        binding_lifetime_max,
+        prefix_table,
+        ipv4_mnp_support,
+        binding_cache_file,
+        authentication,
+        auth_database,
+        legacy_ipv4_mnp_option,
+        binding_refresh_request,
+        nat_keepalive_interval,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RegistrationMode;
+
+    const MINIMAL: &str = "\
+home-agent-address 2001:db8:1::1;
+home-prefix 2001:db8:1::/64;
+authentication none;
+prefixtable {
+    2001:db8:1::100 2001:db8:100::/48 explicit;
+    2001:db8:1::100 192.0.2.16/28 explicit;
+};
+";
+
+    fn parse(t: &str) -> Result<(HaConfig, Vec<Warning>), ConfError> {
+        HaConfig::parse_str(t, "had.conf")
+    }
+
+    fn err(t: &str) -> String {
+        parse(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_with_defaults() {
+        let (c, w) = parse(MINIMAL).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}"); // authentication none
+        assert_eq!(c.home_prefixes, vec!["2001:db8:1::/64".parse().unwrap()]);
+        assert_eq!(c.binding_lifetime_max, Duration::from_secs(3600));
+        assert_eq!(
+            c.binding_cache_file,
+            PathBuf::from("/var/lib/nemo/had.journal")
+        );
+        assert_eq!(c.nat_keepalive_interval, Duration::from_secs(110));
+        assert_eq!(c.authentication, HaAuthentication::None);
+        let hoa: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        assert!(c.is_home_address(hoa));
+        assert!(
+            c.prefix_table
+                .authorizes(hoa, &"192.0.2.16/28".parse().unwrap())
+                .is_some()
+        );
+        assert!(
+            c.prefix_table
+                .authorizes(hoa, &"192.0.2.32/28".parse().unwrap())
+                .is_none()
+        );
+        assert_eq!(c.prefix_table.entries[0].mode, RegistrationMode::Explicit);
+        assert!(!c.accepts_legacy_ipv4_mnp_option(hoa));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            err(&MINIMAL.replace("authentication none;", "")),
+            "had.conf: authentication is required (the default) but no 'auth-database PATH;' is given: \
+             add one, or 'authentication none;' to accept unauthenticated Binding Updates"
+        );
+        assert!(err(&MINIMAL.replace("2001:db8:1::100 192", "2001:db8:2::100 192"))
+            .starts_with("had.conf:6:5: home address 2001:db8:2::100 is on no home prefix served here (2001:db8:1::/64)"));
+        assert!(
+            err(&MINIMAL.replace(
+                "home-agent-address 2001:db8:1::1",
+                "home-agent-address 2001:db8:9::1"
+            ))
+            .contains("is on no home-prefix")
+        );
+        assert!(
+            err(&MINIMAL.replace(
+                "2001:db8:1::100 192.0.2.16/28",
+                "2001:db8:1::101 2001:db8:100:1::/64"
+            ))
+            .contains("belongs to home address 2001:db8:1::100")
+        );
+        assert!(
+            err(&MINIMAL.replace("192.0.2.16/28 explicit", "192.0.2.16/28 sometimes"))
+                .contains("6:35: expected implicit or explicit, found 'sometimes'")
+        );
+        assert!(
+            err(&format!("{MINIMAL}binding-lifetime-max 300000;")).contains("between 4 and 262140")
+        );
+        assert!(
+            err(&format!("{MINIMAL}home-prefix 2001:db8:1:0:8000::/65;"))
+                .contains("overlaps home prefix")
+        );
+        assert!(
+            err(&format!("{MINIMAL}home-prefix 192.0.2.0/24;")).contains("must be an IPv6 prefix")
+        );
+        assert!(err(&format!("{MINIMAL}authentication maybe;")).contains("already set"));
+        assert!(
+            err(&MINIMAL.replace("authentication none", "authentication maybe"))
+                .contains("expected required or none")
+        );
+        assert!(
+            err(&format!(
+                "{MINIMAL}mobile-network-prefix 2001:db8:100::/48;"
+            ))
+            .contains("is a mrd setting")
+        );
+        assert!(
+            err(&format!("{MINIMAL}binding-refresh-reqest yes;"))
+                .contains("did you mean 'binding-refresh-request'")
+        );
+        assert!(
+            err(&format!(
+                "{MINIMAL}prefixtable {{ 2001:db8:1::100 2001:db8:1:0:1::/80 explicit; }};"
+            ))
+            .contains("overlaps the home prefix")
+        );
+    }
+
+    #[test]
+    fn legacy_option_list() {
+        let (c, _) = parse(&format!("{MINIMAL}legacy-ipv4-mnp-option 2001:db8:1::100;")).unwrap();
+        assert!(c.accepts_legacy_ipv4_mnp_option("2001:db8:1::100".parse().unwrap()));
+    }
+
+    #[test]
+    fn shisa_file_without_our_keys_loads() {
+        // SHISA's had found prefix and address on the interface; so does ours.
+        let t = "debug 1;\ninterface eth0 {\n\tcommand-port 7778;\n\tpreference 10;\n\tauthentication none;\n\tprefixtable {\n\t\t2001:db8:1::100 2001:db8:100:: 48 explicit 111\n\t};\n};\n";
+        let (c, w) = parse(t).unwrap();
+        assert!(c.home_prefixes.is_empty());
+        assert!(c.home_agent_address.is_none());
+        assert_eq!(
+            c.prefix_table.entries[0].prefix,
+            "2001:db8:100::/48".parse::<IpNet>().unwrap()
+        );
+        assert_eq!(c.prefix_table.entries[0].binding_id, Some(111));
+        assert!(w.iter().any(|w| w.message.contains("without ';'")));
+    }
+}

@@ -1,0 +1,778 @@
+//! The mobile router's configuration (`mrd.conf`): SHISA's `mrd` keys plus what Linux
+//! needs (home address, home agent address, mobile network prefixes, keys).
+//!
+//! ```text
+//! interface mip0 {
+//!     home-address 2001:db8:1::100;
+//!     home-agent-address 2001:db8:1::1;
+//!     mobile-network-prefix 2001:db8:100::/48;
+//!     mobile-network-prefix 192.0.2.16/28;
+//!     home-registration-lifetime 150;       # 4 s units: 600 s
+//!     auth-database /etc/nemo/auth-database;
+//! };
+//! ```
+//!
+//! Statements may be global or inside the `interface` block named like mrd's interface
+//! argument (SHISA's rule); a single-valued key set in both takes the block's value.
+//! `conf/README.md` documents every key.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::auth::{AuthDatabase, MobilitySa, ReplayProtection, is_nai, parse_key};
+use crate::common::{Ctx, Effective, KeySpec, effective, overlaps, shisa_ignored, split_prefixes};
+use crate::grammar::{Document, Statement};
+use crate::prefixtable::{self, PrefixTable, RegistrationMode};
+use crate::{ConfError, Warning};
+
+/// Default `home-registration-lifetime`, in SHISA's 4 s units (600 s).
+pub const DEFAULT_HOME_REGISTRATION_LIFETIME: u16 = 150;
+
+pub(crate) const SPEC: KeySpec = KeySpec {
+    daemon: "mrd",
+    single: &[
+        "debug",
+        "home-registration-lifetime",
+        "mobile-node-mode",
+        "key-management",
+        "ipv4-mnp-support",
+        "auth-database",
+        "home-address",
+        "home-agent-address",
+        "home-agent-ipv4-address",
+        "registration-mode",
+        "authentication",
+        "legacy-ipv4-mnp-option",
+        "optimistic-handover",
+    ],
+    multi: &[
+        "mobile-network-prefix",
+        "egress-interface",
+        "prefixtable",
+        "prefixtable-file",
+        "namelookup",
+        "command-port",
+        "pager",
+        "preference",
+        "homelink-dad",
+        "static-tunnel",
+        "ipv4-dummy-tunnel",
+    ],
+    other: &[
+        "home-prefix",
+        "binding-lifetime-max",
+        "binding-cache-file",
+        "binding-refresh-request",
+        "nat-keepalive-interval",
+        "replay-window",
+    ],
+};
+
+/// The mobile router's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MrConfig {
+    /// The file it was read from.
+    pub file: String,
+    /// The `interface` block that applied, if any.
+    pub interface: Option<String>,
+    /// SHISA's `debug` level (0 = off); the `-d` flag also turns debug logs on.
+    pub debug: u32,
+    /// The home address (`home-address`, or the single home address of the prefix table).
+    pub home_address: Ipv6Addr,
+    /// The home agent (`home-agent-address`).
+    pub home_agent_address: Ipv6Addr,
+    /// The home agent's IPv4 address (`home-agent-ipv4-address`), for IPv4 care-of
+    /// addresses later (DSMIPv6).
+    pub home_agent_ipv4_address: Option<Ipv4Addr>,
+    /// IPv6 mobile network prefixes (`mobile-network-prefix` and prefix table rows).
+    pub mobile_network_prefixes: Vec<Ipv6Net>,
+    /// IPv4 mobile network prefixes (same sources). Empty when `ipv4-mnp-support` is off.
+    pub ipv4_mobile_network_prefixes: Vec<Ipv4Net>,
+    /// Explicit (prefix options in the BU) or implicit (the HA's prefix table).
+    pub registration_mode: RegistrationMode,
+    /// Requested binding lifetime in 4 s units (SHISA's `home-registration-lifetime`).
+    pub home_registration_lifetime: u16,
+    /// SHISA's `ipv4-mnp-support`: register IPv4 mobile network prefixes (default on).
+    pub ipv4_mnp_support: bool,
+    /// Interfaces for care-of addresses, most preferred first (`egress-interface`).
+    pub egress_interfaces: Vec<String>,
+    /// The mobility SA; `None` only after an explicit `authentication none;`.
+    pub authentication: Option<MobilitySa>,
+    /// The auth-database named by `auth-database`, if any.
+    pub auth_database: Option<PathBuf>,
+    /// Also send SHISA's legacy IPv4 MNP option (type 11); off by default.
+    pub legacy_ipv4_mnp_option: bool,
+    /// Announce the new binding to the data plane as soon as the BU leaves.
+    pub optimistic_handover: bool,
+}
+
+impl MrConfig {
+    /// The requested binding lifetime.
+    pub fn lifetime(&self) -> Duration {
+        Duration::from_secs(u64::from(self.home_registration_lifetime) * 4)
+    }
+
+    /// Both prefix lists as one.
+    pub fn all_prefixes(&self) -> Vec<IpNet> {
+        self.mobile_network_prefixes
+            .iter()
+            .map(|p| IpNet::V6(*p))
+            .chain(
+                self.ipv4_mobile_network_prefixes
+                    .iter()
+                    .map(|p| IpNet::V4(*p)),
+            )
+            .collect()
+    }
+
+    /// Reads and validates a configuration file. With several `interface` blocks, use
+    /// [`MrConfig::from_file_for`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        Self::from_file_for(path, None)
+    }
+
+    /// Reads a configuration file for mrd running on `interface` (SHISA's argument).
+    pub fn from_file_for(
+        path: impl AsRef<Path>,
+        interface: Option<&str>,
+    ) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        let path = path.as_ref();
+        let text = crate::read_to_string(path)?;
+        Self::parse_str_for(&text, &path.display().to_string(), interface)
+    }
+
+    /// Parses configuration text. `file_name` names it in messages, and relative paths in
+    /// it (`auth-database`, `prefixtable-file`) are taken from `file_name`'s directory.
+    pub fn parse_str(text: &str, file_name: &str) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        Self::parse_str_for(text, file_name, None)
+    }
+
+    /// [`MrConfig::parse_str`] for mrd running on `interface`.
+    pub fn parse_str_for(
+        text: &str,
+        file_name: &str,
+        interface: Option<&str>,
+    ) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        let doc = Document::parse(text, file_name)?;
+        Self::from_document(&doc, interface)
+    }
+
+    /// Builds the configuration from a parsed document.
+    pub fn from_document(
+        doc: &Document,
+        interface: Option<&str>,
+    ) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        let mut ctx = Ctx::new(&doc.file);
+        let (eff, iface) = effective(&mut ctx, &SPEC, doc, interface)?;
+        let cfg = build(&mut ctx, &eff, iface)?;
+        Ok((cfg, ctx.warnings))
+    }
+}
+
+fn build(
+    ctx: &mut Ctx,
+    eff: &Effective<'_>,
+    interface: Option<String>,
+) -> Result<MrConfig, ConfError> {
+    for s in eff
+        .all("namelookup")
+        .chain(eff.all("command-port"))
+        .chain(eff.all("pager"))
+    {
+        shisa_ignored(ctx, s)?;
+    }
+    for s in eff.all("static-tunnel").chain(eff.all("ipv4-dummy-tunnel")) {
+        shisa_ignored(ctx, s)?;
+    }
+    for s in eff.all("preference").chain(eff.all("homelink-dad")) {
+        let v = ctx.one(s, &format!("{} NUMBER;", s.name()))?;
+        ctx.u32_in(v, s.name(), 0..=65535)?;
+        ctx.warn(
+            s,
+            format!(
+                "'{}' is a home agent setting in SHISA; mrd ignores it",
+                s.name()
+            ),
+        );
+    }
+
+    let debug = match eff.get("debug") {
+        Some(s) => {
+            let v = ctx.one(s, "debug NUMBER;")?;
+            ctx.u32_in(v, "the debug level", 0..=u64::from(u32::MAX))?
+        }
+        None => 0,
+    };
+    if let Some(s) = eff.get("mobile-node-mode") {
+        let v = ctx.one(s, "mobile-node-mode mobile-router;")?;
+        match v.text.as_str() {
+            "mobile-router" => {}
+            "mobile-host" => {
+                return Err(ctx.err_at(
+                    v,
+                    "mrd is a mobile router: 'mobile-node-mode mobile-host' is SHISA's mnd, which we do not provide",
+                ));
+            }
+            _ => {
+                return Err(ctx.err_at(
+                    v,
+                    format!("expected mobile-router or mobile-host, found '{v}'"),
+                ));
+            }
+        }
+    }
+    if let Some(s) = eff.get("key-management") {
+        let v = ctx.one(s, "key-management 0|1;")?;
+        if ctx.boolean(v)? {
+            ctx.warn(s, "'key-management': IPsec/IKE is not supported (RFC 4285 keys are used instead); the K flag is not set");
+        }
+    }
+    let home_registration_lifetime = match eff.get("home-registration-lifetime") {
+        Some(s) => {
+            let v = ctx.one(s, "home-registration-lifetime UNITS-OF-4-SECONDS;")?;
+            ctx.u32_in(
+                v,
+                "the home registration lifetime (in 4 s units)",
+                1..=65535,
+            )? as u16
+        }
+        None => DEFAULT_HOME_REGISTRATION_LIFETIME,
+    };
+    let ipv4_mnp_support = match eff.get("ipv4-mnp-support") {
+        Some(s) => ctx.boolean(ctx.one(s, "ipv4-mnp-support yes|no;")?)?,
+        None => true,
+    };
+    let legacy_ipv4_mnp_option = match eff.get("legacy-ipv4-mnp-option") {
+        Some(s) => ctx.boolean(ctx.one(s, "legacy-ipv4-mnp-option yes|no;")?)?,
+        None => false,
+    };
+    let optimistic_handover = match eff.get("optimistic-handover") {
+        Some(s) => ctx.boolean(ctx.one(s, "optimistic-handover yes|no;")?)?,
+        None => false,
+    };
+    let home_agent_address = match eff.get("home-agent-address") {
+        Some(s) => ctx.ipv6(
+            ctx.one(s, "home-agent-address IPV6-ADDRESS;")?,
+            "the home agent address",
+        )?,
+        None => {
+            return Err(ConfError::file(
+                &ctx.file,
+                "no home agent: add 'home-agent-address IPV6-ADDRESS;' (dynamic home agent discovery is not supported)",
+            ));
+        }
+    };
+    let home_agent_ipv4_address = match eff.get("home-agent-ipv4-address") {
+        Some(s) => Some(ctx.ipv4(
+            ctx.one(s, "home-agent-ipv4-address IPV4-ADDRESS;")?,
+            "the home agent's IPv4 address",
+        )?),
+        None => None,
+    };
+    let mut table = PrefixTable::default();
+    for s in eff.all("prefixtable") {
+        prefixtable::inline(ctx, s, &mut table)?;
+    }
+    for s in eff.all("prefixtable-file") {
+        let v = ctx.one(s, "prefixtable-file PATH;")?;
+        let path = ctx.path(v);
+        prefixtable::from_file(ctx, &path, &mut table)?;
+    }
+    let home_address = match eff.get("home-address") {
+        Some(s) => ctx.ipv6(
+            ctx.one(s, "home-address IPV6-ADDRESS;")?,
+            "the home address",
+        )?,
+        None => match table.home_addresses().as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(ConfError::file(
+                    &ctx.file,
+                    "no home address: add 'home-address IPV6-ADDRESS;'",
+                ));
+            }
+            several => {
+                let list: Vec<String> = several.iter().map(|a| a.to_string()).collect();
+                return Err(ConfError::file(
+                    &ctx.file,
+                    format!(
+                        "the prefix table names several home addresses ({}): add 'home-address IPV6-ADDRESS;' to say which is this router's",
+                        list.join(", ")
+                    ),
+                ));
+            }
+        },
+    };
+    if home_address == home_agent_address {
+        let s = eff.get("home-agent-address").expect("set above");
+        return Err(ctx.err_stmt(s, "the home agent address equals the home address"));
+    }
+
+    // Prefixes: rows of this home address, then mobile-network-prefix statements.
+    let mut prefixes: Vec<(IpNet, String)> = Vec::new();
+    let mut row_modes: Vec<RegistrationMode> = Vec::new();
+    let mut others = 0;
+    for e in &table.entries {
+        if e.home_address == home_address {
+            prefixes.push((e.prefix, format!("{}:{}", e.file, e.location.line)));
+            if !row_modes.contains(&e.mode) {
+                row_modes.push(e.mode);
+            }
+        } else {
+            others += 1;
+        }
+    }
+    if others > 0 {
+        ctx.warnings.push(Warning::file(
+            &ctx.file,
+            format!("{others} prefix table row(s) of other home addresses ignored (this router is {home_address})"),
+        ));
+    }
+    for s in eff.all("mobile-network-prefix") {
+        for v in ctx.some(s, "mobile-network-prefix PREFIX/LEN [...];")? {
+            let p = ctx.prefix(v, None, "the mobile network prefix")?;
+            if let Some((q, at)) = prefixes.iter().find(|(q, _)| overlaps(q, &p)) {
+                if *q == p {
+                    continue; // the same prefix in the table and as a statement
+                }
+                return Err(ctx.err_at(v, format!("mobile network prefix {p} overlaps {q} ({at})")));
+            }
+            prefixes.push((p, format!("{}:{}", ctx.file, v.location.line)));
+        }
+    }
+    for (p, at) in &prefixes {
+        if let IpNet::V6(p6) = p {
+            if p6.contains(&home_address) {
+                return Err(ConfError::file(
+                    &ctx.file,
+                    format!(
+                        "mobile network prefix {p} ({at}) contains the home address {home_address}"
+                    ),
+                ));
+            }
+        }
+    }
+    let list: Vec<IpNet> = prefixes.iter().map(|(p, _)| *p).collect();
+    let (mobile_network_prefixes, mut ipv4_mobile_network_prefixes) = split_prefixes(&list);
+    if !ipv4_mnp_support && !ipv4_mobile_network_prefixes.is_empty() {
+        let s = eff.get("ipv4-mnp-support").expect("off only when set");
+        ctx.warn(
+            s,
+            format!(
+                "ipv4-mnp-support is off: {} IPv4 mobile network prefix(es) will not be registered",
+                ipv4_mobile_network_prefixes.len()
+            ),
+        );
+        ipv4_mobile_network_prefixes.clear();
+    }
+    if mobile_network_prefixes.is_empty() && ipv4_mobile_network_prefixes.is_empty() {
+        ctx.warnings.push(Warning::file(
+            &ctx.file,
+            "no mobile network prefix: the router registers its home address only",
+        ));
+    }
+
+    let registration_mode = match eff.get("registration-mode") {
+        Some(s) => {
+            let v = ctx.one(s, "registration-mode explicit|implicit;")?;
+            let m = match v.text.as_str() {
+                "explicit" => RegistrationMode::Explicit,
+                "implicit" => RegistrationMode::Implicit,
+                _ => {
+                    return Err(ctx.err_at(v, format!("expected explicit or implicit, found '{v}'")));
+                }
+            };
+            if row_modes.iter().any(|r| *r != m) {
+                ctx.warn(
+                    s,
+                    format!("registration-mode {m} overrides the modes of the prefix table rows"),
+                );
+            }
+            m
+        }
+        None => match row_modes.as_slice() {
+            [one] => *one,
+            [] => RegistrationMode::Explicit,
+            _ => {
+                return Err(ConfError::file(
+                    &ctx.file,
+                    format!(
+                        "the prefix table rows of {home_address} mix implicit and explicit: add 'registration-mode explicit|implicit;'"
+                    ),
+                ));
+            }
+        },
+    };
+
+    let mut egress_interfaces: Vec<String> = Vec::new();
+    for s in eff.all("egress-interface") {
+        for v in ctx.some(s, "egress-interface IFNAME [IFNAME...];")? {
+            let n = ctx.name(v, "an egress interface")?;
+            if egress_interfaces.contains(&n) {
+                return Err(ctx.err_at(v, format!("egress interface {n} is listed twice")));
+            }
+            egress_interfaces.push(n);
+        }
+    }
+
+    let auth_database = match eff.get("auth-database") {
+        Some(s) => Some(ctx.path(ctx.one(s, "auth-database PATH;")?)),
+        None => None,
+    };
+    let authentication = authentication(ctx, eff, home_address, auth_database.as_deref())?;
+
+    Ok(MrConfig {
+        file: ctx.file.clone(),
+        interface,
+        debug,
+        home_address,
+        home_agent_address,
+        home_agent_ipv4_address,
+        mobile_network_prefixes,
+        ipv4_mobile_network_prefixes,
+        registration_mode,
+        home_registration_lifetime,
+        ipv4_mnp_support,
+        egress_interfaces,
+        authentication,
+        auth_database,
+        legacy_ipv4_mnp_option,
+        optimistic_handover,
+    })
+}
+
+const AUTH_USAGE: &str = "authentication { spi NUMBER; key 0xHEX|\"TEXT\"; [identifier NAI;] [replay-window SECONDS;] }; or authentication none;";
+
+fn authentication(
+    ctx: &mut Ctx,
+    eff: &Effective<'_>,
+    hoa: Ipv6Addr,
+    database: Option<&Path>,
+) -> Result<Option<MobilitySa>, ConfError> {
+    let stmt = eff.get("authentication");
+    if let Some(s) = stmt {
+        if s.block.is_none() {
+            let v = ctx.one(s, AUTH_USAGE)?;
+            if v.text != "none" {
+                return Err(ctx.err_at(v, format!("expected 'none' or a block: {AUTH_USAGE}")));
+            }
+            ctx.warn(
+                s,
+                "authentication none: Binding Updates are sent unauthenticated",
+            );
+            if database.is_some() {
+                ctx.warn(s, "authentication none: the auth-database is not used");
+            }
+            return Ok(None);
+        }
+        if database.is_some() {
+            ctx.warn(
+                s,
+                "the authentication block is used; the auth-database is not consulted",
+            );
+        }
+        return block(ctx, s).map(Some);
+    }
+    if let Some(path) = database {
+        let (db, mut w) = AuthDatabase::from_file(path)?;
+        ctx.warnings.append(&mut w);
+        return match db.by_home_address(hoa) {
+            Some(sa) => Ok(Some(sa.clone())),
+            None => Err(ConfError::file(
+                &ctx.file,
+                format!(
+                    "the auth-database {} has no entry for the home address {hoa}",
+                    path.display()
+                ),
+            )),
+        };
+    }
+    Err(ConfError::file(
+        &ctx.file,
+        format!(
+            "no authentication configured: add 'auth-database PATH;', an authentication block ({AUTH_USAGE})"
+        ),
+    ))
+}
+
+fn block(ctx: &mut Ctx, s: &Statement) -> Result<MobilitySa, ConfError> {
+    if let Some(a) = s.args().first() {
+        return Err(ctx.err_at(
+            a,
+            format!("'authentication' takes a block or 'none', not both: {AUTH_USAGE}"),
+        ));
+    }
+    let b = s.block.as_ref().expect("checked by the caller");
+    let known = ["spi", "key", "identifier", "replay-window"];
+    let mut spi = None;
+    let mut key = None;
+    let mut identifier = None;
+    let mut window = None;
+    let mut seen: Vec<(&str, u32)> = Vec::new();
+    for st in &b.statements {
+        let name = st.name();
+        if !known.contains(&name) {
+            return Err(crate::common::unknown_key(
+                ctx,
+                st,
+                "an authentication block",
+                &known,
+            ));
+        }
+        if let Some((_, line)) = seen.iter().find(|(k, _)| *k == name) {
+            return Err(ctx.err_stmt(st, format!("'{name}' is already set at line {line}")));
+        }
+        seen.push((name, st.location().line));
+        match name {
+            "spi" => {
+                let v = ctx.one(st, "spi NUMBER;")?;
+                let n = ctx.u32_in(v, "the SPI", 0..=u64::from(u32::MAX))?;
+                if n <= 255 {
+                    return Err(ctx.err_at(
+                        v,
+                        format!("SPI {n} is reserved (RFC 4285 §5: 0-255); use 256 or more"),
+                    ));
+                }
+                spi = Some(n);
+            }
+            "key" => {
+                let v = ctx.one(st, "key 0xHEX|\"TEXT\";")?;
+                let k = parse_key(v).map_err(|m| ctx.err_at(v, m))?;
+                if k.len() < crate::auth::RECOMMENDED_KEY_LEN {
+                    ctx.warn(
+                        st,
+                        format!("the key is {} octets; at least 16 are recommended", k.len()),
+                    );
+                }
+                key = Some(k);
+            }
+            "identifier" => {
+                let v = ctx.one(st, "identifier \"user@realm\";")?;
+                if !is_nai(&v.text) {
+                    return Err(ctx.err_at(v, format!("expected an NAI (user@realm), found '{v}'")));
+                }
+                identifier = Some(v.text.clone());
+            }
+            _ => {
+                let v = ctx.one(st, "replay-window SECONDS;")?;
+                window = Some(ctx.u32_in(v, "the replay window (seconds)", 1..=3600)?);
+            }
+        }
+    }
+    let missing = |what: &str| {
+        ConfError::at(
+            &ctx.file,
+            b.close,
+            format!("the authentication block needs '{what}': {AUTH_USAGE}"),
+        )
+    };
+    let spi = spi.ok_or_else(|| missing("spi"))?;
+    let key = key.ok_or_else(|| missing("key"))?;
+    let mut sa = MobilitySa::new(spi, key);
+    sa.identifier = identifier;
+    if let Some(w) = window {
+        sa.replay = ReplayProtection::Timestamps {
+            window: Duration::from_secs(u64::from(w)),
+        };
+    }
+    sa.origin = format!("{}:{}", ctx.file, s.location().line);
+    Ok(sa)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "\
+home-address 2001:db8:1::100;
+home-agent-address 2001:db8:1::1;
+mobile-network-prefix 2001:db8:100::/48;
+mobile-network-prefix 192.0.2.16/28;
+authentication { spi 1000; key 0x000102030405060708090a0b0c0d0e0f; };
+";
+
+    fn parse(t: &str) -> Result<(MrConfig, Vec<Warning>), ConfError> {
+        MrConfig::parse_str(t, "mrd.conf")
+    }
+
+    fn err(t: &str) -> String {
+        parse(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_with_defaults() {
+        let (c, w) = parse(MINIMAL).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.home_address,
+            "2001:db8:1::100".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(
+            c.mobile_network_prefixes,
+            vec!["2001:db8:100::/48".parse().unwrap()]
+        );
+        assert_eq!(
+            c.ipv4_mobile_network_prefixes,
+            vec!["192.0.2.16/28".parse().unwrap()]
+        );
+        assert_eq!(c.registration_mode, RegistrationMode::Explicit);
+        assert_eq!(c.lifetime(), Duration::from_secs(600));
+        assert!(c.ipv4_mnp_support);
+        assert!(!c.legacy_ipv4_mnp_option);
+        assert!(!c.optimistic_handover);
+        let sa = c.authentication.unwrap();
+        assert_eq!(sa.spi, 1000);
+        assert_eq!(sa.key.len(), 16);
+        assert_eq!(sa.replay_window(), Duration::from_secs(7));
+    }
+
+    #[test]
+    fn interface_block_overrides_global() {
+        let t = format!(
+            "{MINIMAL}home-registration-lifetime 10;\ninterface mip0 {{ home-registration-lifetime 20; egress-interface wlan0 eth0; }};\n"
+        );
+        let (c, _) = parse(&t).unwrap();
+        assert_eq!(c.interface.as_deref(), Some("mip0"));
+        assert_eq!(c.home_registration_lifetime, 20);
+        assert_eq!(c.egress_interfaces, vec!["wlan0", "eth0"]);
+        let t2 = format!("{t}interface mip1 {{ home-registration-lifetime 30; }};\n");
+        assert!(
+            parse(&t2)
+                .unwrap_err()
+                .to_string()
+                .contains("several interface blocks (mip0, mip1)")
+        );
+        let (c, _) = MrConfig::parse_str_for(&t2, "mrd.conf", Some("mip1")).unwrap();
+        assert_eq!(c.home_registration_lifetime, 30);
+        let (c, w) = MrConfig::parse_str_for(&t2, "mrd.conf", Some("mip9")).unwrap();
+        assert_eq!(c.home_registration_lifetime, 10);
+        assert!(
+            w.iter()
+                .any(|w| w.message.contains("no 'interface mip9' block"))
+        );
+        // Typos in other interface blocks are still found.
+        let t3 = format!("{t}interface mip1 {{ home-registration-lifetme 30; }};\n");
+        assert!(
+            MrConfig::parse_str_for(&t3, "mrd.conf", Some("mip0"))
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean 'home-registration-lifetime'")
+        );
+    }
+
+    #[test]
+    fn prefixes_and_mode_from_prefixtable() {
+        let t = "\
+home-agent-address 2001:db8:1::1;
+authentication none;
+prefixtable {
+    2001:db8:1::100 2001:db8:100::/48 implicit;
+    2001:db8:1::100 192.0.2.16/28 implicit;
+};
+";
+        let (c, w) = parse(t).unwrap();
+        assert_eq!(
+            c.home_address,
+            "2001:db8:1::100".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(c.registration_mode, RegistrationMode::Implicit);
+        assert_eq!(c.all_prefixes().len(), 2);
+        assert!(c.authentication.is_none());
+        assert!(w.iter().any(|w| w.message.contains("unauthenticated")));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            err(&MINIMAL.replace("home-address", "home-adress")),
+            "mrd.conf:1:1: unknown key 'home-adress' for mrd; did you mean 'home-address'?"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}home-prefix 2001:db8:1::/64;")),
+            "mrd.conf:6:1: 'home-prefix' is a had setting; mrd does not accept it"
+        );
+        assert!(err(&MINIMAL.replace("2001:db8:100::/48", "2001:db8:100::1/48"))
+            .contains("3:23: the mobile network prefix 2001:db8:100::1/48 has host bits set: did you mean 2001:db8:100::/48?"));
+        assert!(
+            err(&MINIMAL.replace("192.0.2.16/28", "192.0.2.16/33"))
+                .contains("the prefix length must be 1 to 32, found '33'")
+        );
+        assert!(
+            err(&MINIMAL.replace("192.0.2.16/28", "2001:db8:100:1::/64"))
+                .contains("overlaps 2001:db8:100::/48")
+        );
+        assert!(
+            err(&MINIMAL.replace("home-agent-address 2001:db8:1::1;", ""))
+                .contains("no home agent")
+        );
+        assert!(err(&MINIMAL.replace("spi 1000", "spi 7")).contains("SPI 7 is reserved"));
+        assert!(err(&MINIMAL.replace("spi 1000; ", "")).contains("needs 'spi'"));
+        assert!(
+            err(&MINIMAL.replace("spi 1000;", "spi 1000; colour 1;"))
+                .contains("unknown key 'colour'")
+        );
+        assert!(
+            err(&MINIMAL.replace("authentication {", "#")).contains("no authentication configured")
+        );
+        assert!(
+            err(&format!("{MINIMAL}home-address 2001:db8:1::101;"))
+                .contains("6:1: 'home-address' is already set at line 1")
+        );
+        assert!(
+            err(&format!("{MINIMAL}mobile-node-mode mobile-host;"))
+                .contains("mrd is a mobile router")
+        );
+        assert!(
+            err(&format!("{MINIMAL}home-registration-lifetime 0;")).contains("between 1 and 65535")
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}debug 1\noptimistic-handover yes;")),
+            "mrd.conf:7:1: expected ';' after 'debug 1' (line 6), found 'optimistic-handover'"
+        );
+        assert!(
+            err(&format!("{MINIMAL}optimistic-handover maybe;")).contains("expected yes or no")
+        );
+        assert!(
+            err(&format!("{MINIMAL}home-agent-ipv4-address 2001:db8::5;"))
+                .contains("must be an IPv4 address")
+        );
+        assert!(
+            err(&MINIMAL.replace("2001:db8:1::1;", "2001:db8:1::100;"))
+                .contains("equals the home address")
+        );
+    }
+
+    #[test]
+    fn shisa_keys_warn() {
+        let t = format!(
+            "{MINIMAL}debug 1;\nnamelookup 0;\ncommand-port 7778;\nkey-management 1;\nmobile-node-mode mobile-router;\n\
+             ipv4-dummy-tunnel {{ gif0 192.0.2.1 203.0.113.1; }};\nstatic-tunnel {{ nemo3 2001:db8:1::100 111; }};\n"
+        );
+        let (c, w) = parse(&t).unwrap();
+        assert_eq!(c.debug, 1);
+        let all: Vec<String> = w.iter().map(|w| w.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|m| m.starts_with("mrd.conf:7:1: 'namelookup'")),
+            "{all:?}"
+        );
+        assert!(all.iter().any(|m| m.contains("'command-port'")));
+        assert!(all.iter().any(|m| m.contains("K flag")));
+        assert!(
+            all.iter()
+                .any(|m| m.contains("need no dummy") || m.contains("without dummy addresses"))
+        );
+        assert!(all.iter().any(|m| m.contains("'static-tunnel'")));
+    }
+
+    #[test]
+    fn ipv4_mnp_support_off_drops_ipv4_prefixes() {
+        let (c, w) = parse(&format!("{MINIMAL}ipv4-mnp-support 0;")).unwrap();
+        assert!(!c.ipv4_mnp_support);
+        assert!(c.ipv4_mobile_network_prefixes.is_empty());
+        assert!(w[0].message.contains("will not be registered"));
+    }
+}
