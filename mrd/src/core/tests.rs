@@ -1,1 +1,1161 @@
+//! Virtual-time tests of the mobile router core alone: a scripted home agent builds the
+//! Binding Acknowledgements byte for byte.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use mipsock::{CareOf, MdCommand, MdHint, MdInfo, StateItem};
+use proto::auth;
+use proto::ext::{MobilityPacketRepr, Walk, emit_mobility_packet, mobility_packet_len, walk};
+use proto::mh::{
+    BaFlags, BaStatus, BeStatus, BindingAck, BindingError, BindingRefreshRequest, BindingUpdate,
+    BuFlags, MhRepr,
+};
+use proto::option::{Ipv4AckStatus, MobilityOption, ParseConfig};
+use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
+
+use super::*;
+
+const KEY: &[u8] = b"0123456789abcdef";
+const SPI: u32 = 0x1000;
+
+fn hoa() -> Ipv6Addr {
+    "2001:db8:1::100".parse().unwrap()
+}
+fn ha() -> Ipv6Addr {
+    "2001:db8:1::1".parse().unwrap()
+}
+fn coa1() -> Ipv6Addr {
+    "2001:db8:a::5".parse().unwrap()
+}
+fn coa2() -> Ipv6Addr {
+    "2001:db8:b::5".parse().unwrap()
+}
+fn mnp6() -> Ipv6Net {
+    "2001:db8:100::/48".parse().unwrap()
+}
+fn mnp4() -> Ipv4Net {
+    "192.0.2.0/24".parse().unwrap()
+}
+fn mnp4b() -> Ipv4Net {
+    "198.51.100.0/25".parse().unwrap()
+}
+
+fn cfg() -> MrCoreConfig {
+    let mut c = MrCoreConfig::new(hoa(), ha());
+    c.mnp_v6 = vec![mnp6()];
+    c.mnp_v4 = vec![mnp4()];
+    c.lifetime = Lifetime::from_secs(400);
+    c.initial_sequence = SequenceNumber(100);
+    c
+}
+
+fn sa(ts: bool) -> MobilitySa {
+    MobilitySa {
+        spi: SPI,
+        key: KEY.to_vec(),
+        nai: Some("mr1@example.net".into()),
+        use_timestamps: ts,
+    }
+}
+
+fn ms(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
+
+fn rereg(coa: Ipv6Addr) -> MdInfo {
+    MdInfo {
+        command: MdCommand::Rereg,
+        hint: MdHint::Addr,
+        hoa: Some(hoa()),
+        coa: Some(CareOf::V6(coa)),
+        coa2: None,
+        ifindex: 3,
+    }
+}
+
+fn md(command: MdCommand) -> MdInfo {
+    MdInfo {
+        command,
+        hint: MdHint::Home,
+        hoa: None,
+        coa: None,
+        coa2: None,
+        ifindex: 0,
+    }
+}
+
+/// The BU's fixed fields and options, owned.
+#[derive(Debug, Clone)]
+struct SentBu {
+    tx: Transmit,
+    seq: u16,
+    flags: BuFlags,
+    lifetime: Lifetime,
+    options: Vec<MobilityOption<'static>>,
+}
+
+fn parse_bu(tx: Transmit) -> SentBu {
+    let mh: &'static [u8] = Box::leak(tx.mh.clone().into_boxed_slice());
+    let MhRepr::BindingUpdate(BindingUpdate {
+        sequence,
+        flags,
+        lifetime,
+        options,
+    }) = MhRepr::parse_bytes(mh, ParseConfig::new().with_legacy_ipv4_mnp(true)).unwrap()
+    else {
+        panic!("not a BU");
+    };
+    SentBu {
+        tx,
+        seq: sequence.0,
+        flags,
+        lifetime,
+        options,
+    }
+}
+
+fn next_bu(mr: &mut MrCore) -> SentBu {
+    parse_bu(mr.poll_transmit().expect("a BU"))
+}
+
+fn drain_tx(mr: &mut MrCore) -> Vec<SentBu> {
+    std::iter::from_fn(|| mr.poll_transmit())
+        .map(parse_bu)
+        .collect()
+}
+
+fn events(mr: &mut MrCore) -> Vec<MrEvent> {
+    std::iter::from_fn(|| mr.poll_event()).collect()
+}
+
+/// A scripted BA: what the HA puts in it.
+struct Ba {
+    status: u8,
+    r: bool,
+    seq: u16,
+    lifetime: Lifetime,
+    options: Vec<MobilityOption<'static>>,
+    /// Sign with this key (for this CoA).
+    sign: Option<(&'static [u8], Ipv6Addr)>,
+}
+
+impl Ba {
+    fn ok(bu: &SentBu) -> Ba {
+        Ba {
+            status: 0,
+            r: true,
+            seq: bu.seq,
+            lifetime: bu.lifetime,
+            options: Vec::new(),
+            sign: None,
+        }
+    }
+    fn status(mut self, s: u8) -> Ba {
+        self.status = s;
+        self
+    }
+    fn opt(mut self, o: MobilityOption<'static>) -> Ba {
+        self.options.push(o);
+        self
+    }
+    fn lifetime(mut self, l: Lifetime) -> Ba {
+        self.lifetime = l;
+        self
+    }
+    fn signed(mut self, key: &'static [u8], coa: Ipv6Addr) -> Ba {
+        self.sign = Some((key, coa));
+        self.options.push(auth::mn_ha_option(SPI));
+        self
+    }
+    /// The IPv6 packet HA -> CoA with an RH2 (RFC 6275 §9.5.4).
+    fn packet(&self, coa: Ipv6Addr) -> Vec<u8> {
+        let repr = MhRepr::BindingAck(BindingAck {
+            status: BaStatus::from(self.status),
+            flags: if self.r { BaFlags::R } else { BaFlags::empty() },
+            sequence: SequenceNumber(self.seq),
+            lifetime: self.lifetime,
+            options: self.options.clone(),
+        });
+        let mut mh = vec![0; repr.buffer_len()];
+        repr.emit_to(&mut mh).unwrap();
+        if let Some((key, c)) = self.sign {
+            auth::sign(&mut mh, IpAddr::V6(c), &hoa(), key).unwrap();
+        }
+        wrap(&mh, coa)
+    }
+}
+
+fn wrap(mh: &[u8], coa: Ipv6Addr) -> Vec<u8> {
+    let addressing = MobilityPacketRepr {
+        src_addr: ha(),
+        dst_addr: coa,
+        hop_limit: 64,
+        home_address: None,
+        rh2_home_address: (coa != hoa()).then_some(hoa()),
+    };
+    let mut buf = vec![0; mobility_packet_len(&addressing, mh.len())];
+    emit_mobility_packet(&addressing, mh, &mut buf).unwrap();
+    buf
+}
+
+fn deliver(mr: &mut MrCore, now: Instant, pkt: &[u8]) {
+    let Walk::Mobility(p) = walk(pkt).unwrap() else {
+        panic!("not MH")
+    };
+    mr.handle_packet(now, ReceivedSignal::from_packet(&p));
+}
+
+/// Registers from `coa1` at t0 (BA 100 ms later); returns the BU.
+fn registered(mr: &mut MrCore, t0: Instant) -> SentBu {
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(mr);
+    deliver(
+        mr,
+        ms(t0, 100),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    assert!(matches!(
+        mr.state(),
+        RegistrationState::Registered { refreshing: false }
+    ));
+    bu
+}
+
+fn v4_ack(status: u8, net: Ipv4Net) -> MobilityOption<'static> {
+    MobilityOption::Ipv4AddressAck {
+        status: Ipv4AckStatus::from(status),
+        prefix_len: if status < 128 { net.prefix_len() } else { 0 },
+        address: net.network(),
+    }
+}
+
+fn bul_add(evs: &[MrEvent]) -> Option<(&mipsock::Binding, bool, &Ipv4MnpOutcome)> {
+    evs.iter().find_map(|e| match e {
+        MrEvent::BulAdd {
+            binding,
+            optimistic,
+            ipv4,
+        } => Some((binding, *optimistic, ipv4)),
+        _ => None,
+    })
+}
+
+fn is_remove(e: &MrEvent) -> bool {
+    matches!(e, MrEvent::BulRemove { .. })
+}
+
+#[test]
+fn first_registration_bu_is_complete() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    assert_eq!(mr.poll_timeout(), None);
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.seq, 100);
+    assert_eq!(bu.flags, BuFlags::A | BuFlags::H | BuFlags::R);
+    assert_eq!(bu.lifetime, Lifetime::from_secs(400));
+    assert_eq!(bu.tx.kind, BuKind::Register);
+    assert_eq!(
+        bu.options,
+        vec![
+            MobilityOption::AlternateCareOfAddress(coa1()),
+            MobilityOption::MobileNetworkPrefix {
+                prefix_len: 48,
+                prefix: mnp6().network()
+            },
+            MobilityOption::Ipv4HomeAddress {
+                prefix_len: 24,
+                p: true,
+                address: mnp4().network()
+            },
+        ]
+    );
+    // On the wire: CoA -> HA, HAO = HoA, checksum over the HoA (RFC 6275 §6.1.1).
+    let pkt = bu.tx.to_packet();
+    let Walk::Mobility(p) = walk(&pkt).unwrap() else {
+        panic!()
+    };
+    assert_eq!((p.src_addr, p.dst_addr), (coa1(), ha()));
+    assert_eq!(p.home_address, Some(hoa()));
+    assert_eq!(p.rh2_home_address, None);
+    assert_eq!(
+        p.verify_checksum().unwrap(),
+        proto::ext::ChecksumSource::HomeAddress
+    );
+    assert_eq!(mr.state(), RegistrationState::Registering);
+    assert!(events(&mut mr).is_empty());
+    // Registered on the BA.
+    deliver(
+        &mut mr,
+        ms(t0, 50),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    let evs = events(&mut mr);
+    let (b, optimistic, ipv4) = bul_add(&evs).unwrap();
+    assert!(!optimistic);
+    assert_eq!(
+        *ipv4,
+        Ipv4MnpOutcome::Acknowledged {
+            rejected: Vec::new()
+        }
+    );
+    assert_eq!(b.hoa, hoa());
+    assert_eq!(b.coa, CareOf::V6(coa1()));
+    assert_eq!(b.ha, ha());
+    assert_eq!(b.mnp_v6, vec![mnp6()]);
+    assert_eq!(b.mnp_v4, vec![mnp4()]);
+    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv6);
+    assert_eq!(b.lifetime, 400);
+    assert_eq!(b.coa_ifindex, Some(3));
+    assert_eq!(
+        b.flags,
+        mipsock::BuFlags::A | mipsock::BuFlags::H | mipsock::BuFlags::R
+    );
+    assert_eq!(mr.ipv4_support(), Ipv4Support::Supported);
+    // State dump: one item per BUL entry, remaining lifetime.
+    let items = mr.state_items(ms(t0, 100_000));
+    let [StateItem::Bul(entry)] = items.as_slice() else {
+        panic!("{items:?}")
+    };
+    assert_eq!(entry.lifetime, 300);
+    assert_eq!(entry.coa, CareOf::V6(coa1()));
+}
+
+#[test]
+fn implicit_mode_sends_no_prefix_options() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.mode = RegistrationMode::Implicit;
+    c.send_ipv4_mnps = false;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(
+        bu.options,
+        vec![MobilityOption::AlternateCareOfAddress(coa1())]
+    );
+    deliver(&mut mr, ms(t0, 10), &Ba::ok(&bu).packet(coa1()));
+    let evs = events(&mut mr);
+    let (b, _, ipv4) = bul_add(&evs).unwrap();
+    assert_eq!(*ipv4, Ipv4MnpOutcome::NotRequested);
+    assert!(b.mnp_v4.is_empty());
+}
+
+#[test]
+fn legacy_option_replaces_rfc5555_option() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.legacy_ipv4_mnp_option = true;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert!(bu.options.contains(&MobilityOption::LegacyIpv4Mnp {
+        prefix_len: 24,
+        prefix: mnp4().network()
+    }));
+    assert!(
+        !bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4HomeAddress { .. }))
+    );
+    // SHISA's HA sends no status option: the accepted BA is the acknowledgement.
+    deliver(&mut mr, ms(t0, 10), &Ba::ok(&bu).packet(coa1()));
+    let evs = events(&mut mr);
+    assert_eq!(bul_add(&evs).unwrap().0.mnp_v4, vec![mnp4()]);
+}
+
+/// Sends nothing back and records when each BU leaves.
+fn schedule(mr: &mut MrCore, t0: Instant, n: usize) -> Vec<(u64, u16)> {
+    let mut out = Vec::new();
+    let mut now = t0;
+    while out.len() < n {
+        for bu in drain_tx(mr) {
+            out.push(((now - t0).as_millis() as u64, bu.seq));
+        }
+        if out.len() >= n {
+            break;
+        }
+        now = mr.poll_timeout().expect("a timer");
+        mr.handle_timeout(now);
+    }
+    out.truncate(n);
+    out
+}
+
+fn gaps(s: &[(u64, u16)]) -> Vec<u64> {
+    s.windows(2).map(|w| w[1].0 - w[0].0).collect()
+}
+
+#[test]
+fn retransmission_first_registration_1_5_1_2_4_to_32() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let s = schedule(&mut mr, t0, 10);
+    assert_eq!(
+        gaps(&s),
+        [1500, 1000, 2000, 4000, 8000, 16000, 32000, 32000, 32000]
+    );
+    // A new, larger sequence number every time (RFC 6275 §11.8).
+    let seqs: Vec<u16> = s.iter().map(|x| x.1).collect();
+    assert_eq!(seqs, (100..110).collect::<Vec<u16>>());
+    assert_eq!(mr.state(), RegistrationState::Registering);
+}
+
+#[test]
+fn retransmission_after_move_starts_at_1s() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    let t1 = ms(t0, 10_000);
+    mr.handle_md_info(t1, &rereg(coa2()));
+    let s = schedule(&mut mr, t1, 9);
+    assert_eq!(
+        gaps(&s),
+        [1000, 2000, 4000, 8000, 16000, 32000, 32000, 32000]
+    );
+    assert_eq!(s[0].1, 101);
+    assert!(matches!(
+        mr.state(),
+        RegistrationState::Registered { refreshing: true }
+    ));
+}
+
+#[test]
+fn retransmission_timeout_function() {
+    let c = cfg();
+    let f = |n, first| MrCore::retransmission_timeout(&c, n, first).as_millis();
+    assert_eq!(f(1, true), 1500);
+    assert_eq!(f(2, true), 1000);
+    assert_eq!(f(3, true), 2000);
+    assert_eq!(f(8, true), 32000);
+    assert_eq!(f(1000, true), 32000);
+    assert_eq!(f(1, false), 1000);
+    assert_eq!(f(6, false), 32000);
+    assert_eq!(f(u32::MAX, false), 32000);
+}
+
+#[test]
+fn max_update_rate_three_per_second() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    // Flapping between two CoAs every 100 ms: each move replaces the outstanding BU.
+    let mut sent = Vec::new();
+    for i in 0..10u64 {
+        let now = ms(t0, i * 100);
+        mr.handle_timeout(now);
+        mr.handle_md_info(now, &rereg(if i % 2 == 0 { coa1() } else { coa2() }));
+        for bu in drain_tx(&mut mr) {
+            sent.push((i * 100, bu.seq, bu.tx.addressing.src_addr));
+        }
+    }
+    assert_eq!(
+        sent.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [0, 100, 200],
+        "{sent:?}"
+    );
+    // The fourth BU waits for the first to age out of the one-second window and carries
+    // the latest CoA (the last move was to coa2 at 900 ms).
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 1000)));
+    mr.handle_timeout(ms(t0, 1000));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.seq, 103);
+    assert_eq!(bu.tx.addressing.src_addr, coa2());
+    // Any window of one second holds at most three BUs.
+    let mut all: Vec<u64> = sent.iter().map(|s| s.0).collect();
+    all.push(1000);
+    all.extend(
+        schedule(&mut mr, ms(t0, 1000), 6)
+            .iter()
+            .skip(1)
+            .map(|s| s.0 + 1000),
+    );
+    for (i, t) in all.iter().enumerate() {
+        assert!(
+            all[i..].iter().take_while(|u| **u < t + 1000).count() <= 3,
+            "{all:?}"
+        );
+    }
+}
+
+#[test]
+fn refresh_before_expiry() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    // Lifetime counted from the BU (t0): 400 s, refresh 16 s before.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000)));
+    mr.handle_timeout(ms(t0, 383_999));
+    assert!(mr.poll_transmit().is_none());
+    mr.handle_timeout(ms(t0, 384_000));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.seq, 101);
+    assert_eq!(bu.lifetime, Lifetime::from_secs(400));
+    // A refresh repeats every prefix (RFC 3963 §5.2).
+    assert_eq!(bu.options.len(), 3);
+    // Not a first registration: 1 s.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 385_000)));
+    deliver(
+        &mut mr,
+        ms(t0, 384_200),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    let evs = events(&mut mr);
+    assert_eq!(bul_add(&evs).unwrap().0.lifetime, 400);
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000 + 384_000)));
+}
+
+#[test]
+fn shorter_granted_lifetime_is_counted_from_the_bu() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    // Requested 400 s, granted 100 s, BA 1 s after the BU: remaining = 400 - 300 - 1 s.
+    deliver(
+        &mut mr,
+        ms(t0, 1000),
+        &Ba::ok(&bu)
+            .lifetime(Lifetime::from_secs(100))
+            .opt(v4_ack(0, mnp4()))
+            .packet(coa1()),
+    );
+    assert_eq!(mr.granted_lifetime(), Some(Lifetime::from_secs(100)));
+    let evs = events(&mut mr);
+    assert_eq!(bul_add(&evs).unwrap().0.lifetime, 100);
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 84_000)));
+    // A granted lifetime above the request is not believed.
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .lifetime(Lifetime::from_secs(4000))
+            .packet(coa1()),
+    );
+    assert_eq!(mr.granted_lifetime(), Some(Lifetime::from_secs(400)));
+}
+
+#[test]
+fn binding_refresh_advice_and_request() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .opt(MobilityOption::BindingRefreshAdvice {
+                refresh_interval: Lifetime::from_secs(100),
+            })
+            .packet(coa1()),
+    );
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 100_000)));
+    // A Binding Refresh Request from the HA refreshes at once (RFC 6275 §11.7.4).
+    let mut brr = vec![0; 8];
+    MhRepr::BindingRefreshRequest(BindingRefreshRequest::default())
+        .emit_to(&mut brr)
+        .unwrap();
+    deliver(&mut mr, ms(t0, 50_000), &wrap(&brr, coa1()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.seq, 101);
+    assert_eq!(bu.lifetime, Lifetime::from_secs(400));
+}
+
+#[test]
+fn status_135_resynchronises() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.seq, 100);
+    // The HA's last accepted sequence number is 40000: the BA carries it.
+    let mut ba = Ba::ok(&bu).status(135);
+    ba.seq = 40000;
+    deliver(&mut mr, ms(t0, 30), &ba.packet(coa1()));
+    let bu2 = next_bu(&mut mr);
+    assert_eq!(bu2.seq, 40001);
+    assert!(events(&mut mr).is_empty());
+    // Fresh back-off from the resynchronised BU.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 1530)));
+    deliver(&mut mr, ms(t0, 60), &Ba::ok(&bu2).packet(coa1()));
+    assert!(bul_add(&events(&mut mr)).is_some());
+}
+
+#[test]
+fn sequence_wraps_at_65535() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.initial_sequence = SequenceNumber(65534);
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let s = schedule(&mut mr, t0, 4);
+    assert_eq!(
+        s.iter().map(|x| x.1).collect::<Vec<_>>(),
+        [65534, 65535, 0, 1]
+    );
+    // The BA for sequence 1 registers.
+    let seq = mr.last_sequence();
+    let mut ba = Ba::ok(&next_bu_like(seq));
+    ba.seq = seq.0;
+    deliver(&mut mr, ms(t0, 5000), &ba.packet(coa1()));
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+}
+
+/// A stand-in for a BU already drained (only seq and lifetime are used by `Ba::ok`).
+fn next_bu_like(seq: SequenceNumber) -> SentBu {
+    SentBu {
+        tx: Transmit {
+            addressing: MobilityPacketRepr {
+                src_addr: coa1(),
+                dst_addr: ha(),
+                hop_limit: 64,
+                home_address: Some(hoa()),
+                rh2_home_address: None,
+            },
+            mh: Vec::new(),
+            sequence: seq,
+            lifetime: Lifetime::from_secs(400),
+            kind: BuKind::Register,
+        },
+        seq: seq.0,
+        flags: BuFlags::A,
+        lifetime: Lifetime::from_secs(400),
+        options: Vec::new(),
+    }
+}
+
+#[test]
+fn stale_ba_and_foreign_source_ignored() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu1 = next_bu(&mut mr);
+    mr.handle_timeout(ms(t0, 1500));
+    let _bu2 = next_bu(&mut mr);
+    // The BA for the first transmission no longer matches (RFC 6275 §11.7.3).
+    deliver(&mut mr, ms(t0, 1600), &Ba::ok(&bu1).packet(coa1()));
+    assert_eq!(mr.state(), RegistrationState::Registering);
+    assert!(events(&mut mr).is_empty());
+    // Bad checksum: dropped.
+    let mut pkt = Ba::ok(&bu1).packet(coa1());
+    let n = pkt.len();
+    pkt[n - 1] ^= 0xff;
+    deliver(&mut mr, ms(t0, 1700), &pkt);
+    assert_eq!(mr.state(), RegistrationState::Registering);
+}
+
+#[test]
+fn every_refusal_status() {
+    for mode in [RegistrationMode::Explicit, RegistrationMode::Implicit] {
+        for code in (128u8..=178).filter(|c| *c != 135) {
+            let t0 = Instant::now();
+            let mut c = cfg();
+            c.mode = mode;
+            let mut mr = MrCore::new(c).unwrap();
+            mr.handle_md_info(t0, &rereg(coa1()));
+            let bu = next_bu(&mut mr);
+            deliver(
+                &mut mr,
+                ms(t0, 100),
+                &Ba::ok(&bu).status(code).packet(coa1()),
+            );
+            let evs = events(&mut mr);
+            let fatal = match code {
+                140 | 146 => true,
+                141 | 142 => mode == RegistrationMode::Explicit,
+                143 => mode == RegistrationMode::Implicit,
+                _ => false,
+            };
+            assert_eq!(is_fatal(BaStatus::from(code), mode), fatal);
+            if fatal {
+                let reason = StopReason::Refused(BaStatus::from(code));
+                assert_eq!(evs, vec![MrEvent::Stopped { reason }], "{code}");
+                assert_eq!(mr.state(), RegistrationState::Stopped(reason));
+                assert_eq!(mr.poll_timeout(), None, "{code}");
+                // A later move is not registered with this HA.
+                mr.handle_md_info(ms(t0, 5000), &rereg(coa2()));
+                assert!(mr.poll_transmit().is_none());
+            } else {
+                assert!(evs.is_empty(), "{code}: {evs:?}");
+                // Retried with the back-off, a new sequence number.
+                assert_eq!(mr.poll_timeout(), Some(ms(t0, 1500)), "{code}");
+                mr.handle_timeout(ms(t0, 1500));
+                assert_eq!(next_bu(&mut mr).seq, 101, "{code}");
+            }
+            let (name, rfc) = ba_status_meaning(BaStatus::from(code));
+            assert!(!name.is_empty() && rfc.starts_with("RFC"), "{code}");
+        }
+    }
+}
+
+#[test]
+fn accepted_without_r_means_no_nemo() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let mut ba = Ba::ok(&bu);
+    ba.r = false;
+    deliver(&mut mr, ms(t0, 100), &ba.packet(coa1()));
+    assert_eq!(
+        events(&mut mr),
+        vec![MrEvent::Stopped {
+            reason: StopReason::NotNemoCapable
+        }]
+    );
+    // RFC 3963 §5.3: deregister the binding the HA created.
+    let dereg = next_bu(&mut mr);
+    assert_eq!(dereg.lifetime, Lifetime::ZERO);
+    assert_eq!(dereg.tx.kind, BuKind::Deregister);
+    assert_eq!(dereg.tx.addressing.home_address, Some(hoa()));
+    assert_eq!(mr.state(), RegistrationState::Deregistering);
+    deliver(&mut mr, ms(t0, 200), &Ba::ok(&dereg).packet(coa1()));
+    assert_eq!(
+        mr.state(),
+        RegistrationState::Stopped(StopReason::NotNemoCapable)
+    );
+    assert!(mr.poll_transmit().is_none());
+}
+
+#[test]
+fn ha_without_ipv4_support_means_ipv6_only() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    // No IPv4 Address Acknowledgement at all.
+    deliver(&mut mr, ms(t0, 100), &Ba::ok(&bu).packet(coa1()));
+    let evs = events(&mut mr);
+    let (b, _, ipv4) = bul_add(&evs).unwrap();
+    assert_eq!(*ipv4, Ipv4MnpOutcome::HaUnsupported);
+    assert!(b.mnp_v4.is_empty());
+    assert_eq!(b.mnp_v6, vec![mnp6()]);
+    assert_eq!(mr.ipv4_support(), Ipv4Support::Unsupported);
+    // The refresh no longer carries IPv4 options.
+    mr.handle_timeout(ms(t0, 384_000));
+    let bu = next_bu(&mut mr);
+    assert!(
+        !bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4HomeAddress { .. }))
+    );
+    deliver(&mut mr, ms(t0, 384_100), &Ba::ok(&bu).packet(coa1()));
+    let evs = events(&mut mr);
+    assert_eq!(*bul_add(&evs).unwrap().2, Ipv4MnpOutcome::NotRequested);
+}
+
+#[test]
+fn per_prefix_ipv4_refusal() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.mnp_v4 = vec![mnp4(), mnp4b()];
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let v4: Vec<_> = bu
+        .options
+        .iter()
+        .filter(|o| matches!(o, MobilityOption::Ipv4HomeAddress { p: true, .. }))
+        .collect();
+    assert_eq!(v4.len(), 2);
+    // Acks in the other order: matched by address.
+    deliver(
+        &mut mr,
+        ms(t0, 100),
+        &Ba::ok(&bu)
+            .opt(v4_ack(133, mnp4b()))
+            .opt(v4_ack(0, mnp4()))
+            .packet(coa1()),
+    );
+    let evs = events(&mut mr);
+    let (b, _, ipv4) = bul_add(&evs).unwrap();
+    assert_eq!(b.mnp_v4, vec![mnp4()]);
+    assert_eq!(
+        *ipv4,
+        Ipv4MnpOutcome::Acknowledged {
+            rejected: vec![(mnp4b(), Ipv4AckStatus::PrefixAllocationUnauthorized)]
+        }
+    );
+    assert_eq!(
+        ipv4_ack_status_meaning(Ipv4AckStatus::PrefixAllocationUnauthorized),
+        ("Prefix allocation unauthorized", "RFC 5555")
+    );
+}
+
+#[test]
+fn authenticated_bu_verifies() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.security = Some(sa(true));
+    let mut mr = MrCore::new(c).unwrap();
+    let wall = Duration::from_secs(1_800_000_000);
+    mr.set_wall_clock(t0, wall);
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    // RFC 4285: MN-ID, replay protection, MN-HA auth last.
+    let n = bu.options.len();
+    assert_eq!(
+        bu.options[n - 3],
+        MobilityOption::MobileNodeIdentifier {
+            subtype: 1,
+            identifier: b"mr1@example.net"
+        }
+    );
+    let MobilityOption::ReplayProtection { timestamp } = bu.options[n - 2] else {
+        panic!()
+    };
+    assert_eq!(
+        NtpTimestamp(timestamp).to_unix().unwrap().as_secs(),
+        wall.as_secs()
+    );
+    assert!(matches!(
+        bu.options[n - 1],
+        MobilityOption::Authentication {
+            subtype: 1,
+            spi: SPI,
+            ..
+        }
+    ));
+    assert!(auth::verify(&bu.tx.mh, IpAddr::V6(coa1()), &hoa(), KEY).unwrap());
+    assert!(!auth::verify(&bu.tx.mh, IpAddr::V6(coa1()), &hoa(), b"other key").unwrap());
+    // Timestamps grow even when the wall clock does not move.
+    mr.handle_timeout(ms(t0, 1500));
+    let bu2 = next_bu(&mut mr);
+    let MobilityOption::ReplayProtection { timestamp: t2 } = bu2.options[n - 2] else {
+        panic!()
+    };
+    assert!(NtpTimestamp(t2).is_later_than(NtpTimestamp(timestamp)));
+    assert!(auth::verify(&bu2.tx.mh, IpAddr::V6(coa1()), &hoa(), KEY).unwrap());
+}
+
+#[test]
+fn forged_or_unauthenticated_ba_ignored() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.security = Some(sa(true));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.set_wall_clock(t0, Duration::from_secs(1_800_000_000));
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let ts = bu
+        .options
+        .iter()
+        .find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+            _ => None,
+        })
+        .unwrap();
+    let replay = MobilityOption::ReplayProtection { timestamp: ts };
+    // No authentication option at all.
+    deliver(&mut mr, ms(t0, 10), &Ba::ok(&bu).opt(replay).packet(coa1()));
+    // Wrong key (a forger without the SA).
+    deliver(
+        &mut mr,
+        ms(t0, 20),
+        &Ba::ok(&bu)
+            .opt(replay)
+            .signed(b"guessed key!!!!!", coa1())
+            .packet(coa1()),
+    );
+    // Right key, timestamp not echoed.
+    deliver(
+        &mut mr,
+        ms(t0, 30),
+        &Ba::ok(&bu)
+            .opt(MobilityOption::ReplayProtection { timestamp: ts + 1 })
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    // A forged refusal must not stop us either.
+    deliver(
+        &mut mr,
+        ms(t0, 40),
+        &Ba::ok(&bu)
+            .status(146)
+            .opt(replay)
+            .signed(b"bad", coa1())
+            .packet(coa1()),
+    );
+    assert!(events(&mut mr).is_empty());
+    assert_eq!(mr.state(), RegistrationState::Registering);
+    // The genuine BA registers.
+    deliver(
+        &mut mr,
+        ms(t0, 50),
+        &Ba::ok(&bu)
+            .opt(v4_ack(0, mnp4()))
+            .opt(replay)
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    assert!(bul_add(&events(&mut mr)).is_some());
+}
+
+#[test]
+fn status_144_resynchronises_the_timestamp_clock() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.security = Some(sa(true));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.set_wall_clock(t0, Duration::from_secs(1_800_000_000));
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let ts = |bu: &SentBu| {
+        bu.options
+            .iter()
+            .find_map(|o| match o {
+                MobilityOption::ReplayProtection { timestamp } => Some(NtpTimestamp(*timestamp)),
+                _ => None,
+            })
+            .unwrap()
+    };
+    let sent = ts(&bu);
+    // The HA's clock is 100 s ahead: high 32 bits from its clock, low 32 echoed.
+    let ha_ts = NtpTimestamp::from_parts(sent.seconds() + 100, sent.fraction());
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .status(144)
+            .opt(MobilityOption::ReplayProtection { timestamp: ha_ts.0 })
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    let bu2 = next_bu(&mut mr);
+    assert_eq!(bu2.seq, 101);
+    assert_eq!(ts(&bu2).seconds(), sent.seconds() + 100);
+    assert!(events(&mut mr).is_empty());
+}
+
+#[test]
+fn deregistration_when_home() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 10_000), &md(MdCommand::Dereghome));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.lifetime, Lifetime::ZERO);
+    assert_eq!(bu.tx.kind, BuKind::Deregister);
+    // RFC 6275 §11.5.4: from the HoA, no HAO, no prefixes.
+    assert_eq!(bu.tx.addressing.src_addr, hoa());
+    assert_eq!(bu.tx.addressing.home_address, None);
+    assert!(bu.options.is_empty());
+    assert_eq!(mr.state(), RegistrationState::Deregistering);
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 11_000)));
+    assert!(events(&mut mr).is_empty());
+    deliver(
+        &mut mr,
+        ms(t0, 10_100),
+        &Ba::ok(&bu).lifetime(Lifetime::ZERO).packet(hoa()),
+    );
+    let evs = events(&mut mr);
+    let [MrEvent::BulRemove { binding }] = evs.as_slice() else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(binding.lifetime, 0);
+    assert_eq!(mr.state(), RegistrationState::Idle);
+    assert_eq!(mr.poll_timeout(), None);
+    assert!(mr.state_items(ms(t0, 10_200)).is_empty());
+}
+
+#[test]
+fn deregistration_gives_up() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 10_000), &md(MdCommand::Dereghome));
+    let s = schedule(&mut mr, ms(t0, 10_000), 6);
+    assert_eq!(gaps(&s), [1000, 2000, 4000, 8000, 16000]);
+    let give_up = mr.poll_timeout().unwrap();
+    assert_eq!(give_up, ms(t0, 10_000 + 31_000 + 32_000));
+    mr.handle_timeout(give_up);
+    assert!(mr.poll_transmit().is_none());
+    assert!(events(&mut mr).iter().any(is_remove));
+    assert_eq!(mr.state(), RegistrationState::Idle);
+}
+
+#[test]
+fn deregistration_from_foreign_link() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 1000), &md(MdCommand::Deregforeign));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.lifetime, Lifetime::ZERO);
+    assert_eq!(bu.tx.addressing.src_addr, coa1());
+    assert_eq!(bu.tx.addressing.home_address, Some(hoa()));
+    assert_eq!(
+        bu.options,
+        vec![MobilityOption::AlternateCareOfAddress(coa1())]
+    );
+}
+
+#[test]
+fn optimistic_mode() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.optimistic = true;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let evs = events(&mut mr);
+    let (b, optimistic, ipv4) = bul_add(&evs).unwrap();
+    assert!(optimistic);
+    assert_eq!(*ipv4, Ipv4MnpOutcome::Pending);
+    assert_eq!(b.coa, CareOf::V6(coa1()));
+    // Retransmissions do not announce again.
+    mr.handle_timeout(ms(t0, 1500));
+    let bu2 = next_bu(&mut mr);
+    assert!(events(&mut mr).is_empty());
+    // Confirmed by the BA.
+    deliver(
+        &mut mr,
+        ms(t0, 1600),
+        &Ba::ok(&bu2).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    let evs = events(&mut mr);
+    let (_, optimistic, _) = bul_add(&evs).unwrap();
+    assert!(!optimistic);
+    drop(bu);
+    // A refresh is not announced optimistically.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 1500 + 384_000)));
+    mr.handle_timeout(ms(t0, 1500 + 384_000));
+    let _ = next_bu(&mut mr);
+    assert!(events(&mut mr).is_empty());
+    // A move is, and a refusal withdraws... only what was not confirmed: the old binding
+    // is still registered, so nothing is removed.
+    mr.handle_md_info(ms(t0, 386_000), &rereg(coa2()));
+    let bu3 = next_bu(&mut mr);
+    assert!(bul_add(&events(&mut mr)).unwrap().1);
+    deliver(
+        &mut mr,
+        ms(t0, 386_100),
+        &Ba::ok(&bu3).status(130).packet(coa2()),
+    );
+    assert!(events(&mut mr).is_empty());
+
+    // From scratch: a refusal withdraws the optimistic entry.
+    let mut c = cfg();
+    c.optimistic = true;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    events(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 100),
+        &Ba::ok(&bu).status(129).packet(coa1()),
+    );
+    let evs = events(&mut mr);
+    assert!(
+        matches!(evs.as_slice(), [MrEvent::BulRemove { .. }]),
+        "{evs:?}"
+    );
+}
+
+#[test]
+fn move_while_outstanding_replaces_the_bu() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu1 = next_bu(&mut mr);
+    mr.handle_md_info(ms(t0, 500), &rereg(coa2()));
+    let bu2 = next_bu(&mut mr);
+    assert_eq!(bu2.seq, 101);
+    assert_eq!(bu2.tx.addressing.src_addr, coa2());
+    // Same CoA again: nothing new.
+    mr.handle_md_info(ms(t0, 600), &rereg(coa2()));
+    assert!(mr.poll_transmit().is_none());
+    // The BA to the replaced BU does not register the old CoA.
+    deliver(&mut mr, ms(t0, 700), &Ba::ok(&bu1).packet(coa1()));
+    assert_eq!(mr.state(), RegistrationState::Registering);
+    deliver(
+        &mut mr,
+        ms(t0, 800),
+        &Ba::ok(&bu2).opt(v4_ack(0, mnp4())).packet(coa2()),
+    );
+    let evs = events(&mut mr);
+    assert_eq!(bul_add(&evs).unwrap().0.coa, CareOf::V6(coa2()));
+}
+
+#[test]
+fn binding_expires_when_refreshes_go_unanswered() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    let mut removed_at = None;
+    while removed_at.is_none() {
+        let now = mr.poll_timeout().unwrap();
+        mr.handle_timeout(now);
+        drain_tx(&mut mr);
+        if events(&mut mr).iter().any(is_remove) {
+            removed_at = Some(now);
+        }
+    }
+    assert_eq!(removed_at, Some(ms(t0, 400_000)));
+    // It keeps trying.
+    assert_eq!(mr.state(), RegistrationState::Registering);
+    assert!(mr.poll_timeout().is_some());
+}
+
+#[test]
+fn binding_error_unknown_binding_reregisters() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    let be = MhRepr::BindingError(BindingError {
+        status: BeStatus::UnknownBindingForHomeAddressDestinationOption,
+        home_address: hoa(),
+        options: vec![],
+    });
+    let mut mh = vec![0; be.buffer_len()];
+    be.emit_to(&mut mh).unwrap();
+    let addressing = MobilityPacketRepr {
+        src_addr: ha(),
+        dst_addr: coa1(),
+        hop_limit: 64,
+        home_address: None,
+        rh2_home_address: None,
+    };
+    let mut pkt = vec![0; mobility_packet_len(&addressing, mh.len())];
+    emit_mobility_packet(&addressing, &mh, &mut pkt).unwrap();
+    deliver(&mut mr, ms(t0, 5000), &pkt);
+    assert!(events(&mut mr).iter().any(is_remove));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.lifetime, Lifetime::from_secs(400));
+    // First registration again: 1.5 s.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 6500)));
+}
+
+#[test]
+fn config_is_validated() {
+    let mut c = cfg();
+    c.lifetime = Lifetime::ZERO;
+    assert_eq!(MrCore::new(c).unwrap_err(), ConfigError::ZeroLifetime);
+    let mut c = cfg();
+    c.security = Some(MobilitySa {
+        spi: 5,
+        ..sa(false)
+    });
+    assert_eq!(MrCore::new(c).unwrap_err(), ConfigError::ReservedSpi(5));
+    let mut c = cfg();
+    c.home_agent = Ipv6Addr::UNSPECIFIED;
+    assert!(MrCore::new(c).is_err());
+    let mut c = cfg();
+    c.mnp_v4 = vec![Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).unwrap()];
+    assert!(MrCore::new(c).is_err());
+    assert!(!format!("{:?}", sa(false)).contains("0123"));
+}
