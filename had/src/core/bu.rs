@@ -190,7 +190,8 @@ impl Ha {
             };
             reply.sa = Some(sa.clone());
             let mac_ok = matches!(proto::auth::verify(mh, coa_mac, &hoa, &sa.key), Ok(true));
-            if !mac_ok || !sa_covers(&sa, &hoa, mn_id) {
+            let owner = self.cache.get(&hoa).and_then(|b| b.spi);
+            if !mac_ok || !sa_covers(&sa, &hoa, mn_id, owner) {
                 self.stats.auth_failed += 1;
                 warn!(hoa = %hoa, coa = %coa, spi, mac_ok, "binding update failed authentication");
                 self.reject(&reply, BaStatus::Mipv6AuthFail);
@@ -630,8 +631,15 @@ fn ack(status: Ipv4AckStatus, prefix_len: u8, address: Ipv4Addr) -> MobilityOpti
 }
 
 /// Does the SA cover this HoA / NAI (RFC 4285 §5: one MR's SA must not register another's
-/// home address)?
-fn sa_covers(sa: &MobilitySa, hoa: &Ipv6Addr, mn_id: Option<MobilityOption<'_>>) -> bool {
+/// home address)? An SA bound to the HoA always does; an SA bound only to an NAI needs a
+/// matching MN-ID option and may not take over a binding another SA created (`owner`);
+/// an SA bound to neither is a wildcard, with the same takeover rule.
+fn sa_covers(
+    sa: &MobilitySa,
+    hoa: &Ipv6Addr,
+    mn_id: Option<MobilityOption<'_>>,
+    owner: Option<u32>,
+) -> bool {
     let nai = match mn_id {
         Some(MobilityOption::MobileNodeIdentifier { identifier, .. }) => Some(identifier),
         _ => None,
@@ -642,10 +650,9 @@ fn sa_covers(sa: &MobilitySa, hoa: &Ipv6Addr, mn_id: Option<MobilityOption<'_>>)
         }
     }
     match (&sa.hoa, &sa.nai) {
-        (Some(h), _) if h == hoa => true,
-        (Some(_), _) => false,
-        (None, Some(_)) => nai.is_some(),
-        (None, None) => true,
+        (Some(h), _) => h == hoa,
+        (None, Some(_)) => nai.is_some() && owner.is_none_or(|o| o == sa.spi),
+        (None, None) => owner.is_none_or(|o| o == sa.spi),
     }
 }
 

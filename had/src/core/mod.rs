@@ -335,6 +335,21 @@ impl Ha {
         match MhRepr::parse(&Packet::new_unchecked(mh), parse_cfg) {
             Ok(MhRepr::BindingUpdate(bu)) => self.process_bu(now, wall, signal, mh, hoa, &bu),
             Ok(_) => unreachable!("type checked above"),
+            Err(proto::Error::Malformed("mobile network prefix length")) => {
+                // RFC 3963 §6.2: a prefix length above 128 is an Invalid Prefix (141), not
+                // a malformed message. Parse a copy with those lengths set to 0 (also 141);
+                // the MAC is still checked over the original octets.
+                let patched = zero_bad_mnp_lengths(mh);
+                match MhRepr::parse(&Packet::new_unchecked(&patched[..]), parse_cfg) {
+                    Ok(MhRepr::BindingUpdate(bu)) => {
+                        self.process_bu(now, wall, signal, mh, hoa, &bu)
+                    }
+                    _ => {
+                        self.stats.malformed += 1;
+                        debug!(src = %signal.src, "malformed binding update dropped");
+                    }
+                }
+            }
             Err(e) => {
                 self.stats.malformed += 1;
                 debug!(src = %signal.src, error = %e, "malformed binding update dropped");
@@ -678,6 +693,21 @@ impl Ha {
             }
         }
     }
+}
+
+/// A copy of a BU with every MNP option's prefix length above 128 set to 0.
+fn zero_bad_mnp_lengths(mh: &[u8]) -> Vec<u8> {
+    const OPTIONS: usize = 12;
+    let mut out = mh.to_vec();
+    let Some(region) = mh.get(OPTIONS..) else {
+        return out;
+    };
+    for (at, t, data) in proto::option::raw_options(region).map_while(Result::ok) {
+        if t == 6 && data.len() == 18 && data[1] > 128 {
+            out[OPTIONS + at + 3] = 0;
+        }
+    }
+    out
 }
 
 /// The reply path of a received UDP/IPv4 path is the same pair: `peer` stays the MR.
