@@ -82,8 +82,9 @@ pub struct MrConfig {
     pub debug: u32,
     /// The home address (`home-address`, or the single home address of the prefix table).
     pub home_address: Ipv6Addr,
-    /// The home agent (`home-agent-address`).
-    pub home_agent_address: Ipv6Addr,
+    /// The home agent (`home-agent-address`). `None` in a SHISA file without it: the
+    /// address must then come from the command line (SHISA's `mrd -a`).
+    pub home_agent_address: Option<Ipv6Addr>,
     /// The home agent's IPv4 address (`home-agent-ipv4-address`), for IPv4 care-of
     /// addresses later (DSMIPv6).
     pub home_agent_ipv4_address: Option<Ipv4Addr>,
@@ -254,15 +255,17 @@ fn build(
         None => false,
     };
     let home_agent_address = match eff.get("home-agent-address") {
-        Some(s) => ctx.ipv6(
+        Some(s) => Some(ctx.ipv6(
             ctx.one(s, "home-agent-address IPV6-ADDRESS;")?,
             "the home agent address",
-        )?,
+        )?),
         None => {
-            return Err(ConfError::file(
+            ctx.warnings.push(Warning::file(
                 &ctx.file,
-                "no home agent: add 'home-agent-address IPV6-ADDRESS;' (dynamic home agent discovery is not supported)",
+                "no 'home-agent-address': it must be given on the command line (dynamic home \
+                 agent discovery is not supported)",
             ));
+            None
         }
     };
     let home_agent_ipv4_address = match eff.get("home-agent-ipv4-address") {
@@ -306,7 +309,7 @@ fn build(
             }
         },
     };
-    if home_address == home_agent_address {
+    if Some(home_address) == home_agent_address {
         let s = eff.get("home-agent-address").expect("set above");
         return Err(ctx.err_stmt(s, "the home agent address equals the home address"));
     }
@@ -382,7 +385,9 @@ fn build(
                 "explicit" => RegistrationMode::Explicit,
                 "implicit" => RegistrationMode::Implicit,
                 _ => {
-                    return Err(ctx.err_at(v, format!("expected explicit or implicit, found '{v}'")));
+                    return Err(
+                        ctx.err_at(v, format!("expected explicit or implicit, found '{v}'"))
+                    );
                 }
             };
             if row_modes.iter().any(|r| *r != m) {
@@ -704,10 +709,9 @@ prefixtable {
             err(&MINIMAL.replace("192.0.2.16/28", "2001:db8:100:1::/64"))
                 .contains("overlaps 2001:db8:100::/48")
         );
-        assert!(
-            err(&MINIMAL.replace("home-agent-address 2001:db8:1::1;", ""))
-                .contains("no home agent")
-        );
+        let (c, w) = parse(&MINIMAL.replace("home-agent-address 2001:db8:1::1;", "")).unwrap();
+        assert!(c.home_agent_address.is_none());
+        assert!(w[0].message.contains("command line"));
         assert!(err(&MINIMAL.replace("spi 1000", "spi 7")).contains("SPI 7 is reserved"));
         assert!(err(&MINIMAL.replace("spi 1000; ", "")).contains("needs 'spi'"));
         assert!(
