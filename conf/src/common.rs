@@ -399,6 +399,13 @@ fn check_dummy_tunnel(ctx: &Ctx, s: &Statement) -> Result<(), ConfError> {
     Ok(())
 }
 
+/// The global statements and those of the selected interface block (and its name).
+pub(crate) struct Selected<'d> {
+    global: Vec<&'d Statement>,
+    inner: Vec<&'d Statement>,
+    name: Option<String>,
+}
+
 /// The statements in effect for a daemon: SHISA reads the global statements and those of
 /// the `interface` block named like its interface argument. Returns (global statements,
 /// selected block's statements, its name).
@@ -406,7 +413,7 @@ pub(crate) fn select_interface<'d>(
     ctx: &mut Ctx,
     doc: &'d Document,
     interface: Option<&str>,
-) -> Result<(Vec<&'d Statement>, Vec<&'d Statement>, Option<String>), ConfError> {
+) -> Result<Selected<'d>, ConfError> {
     let mut global = Vec::new();
     let mut blocks: Vec<(&'d Statement, String)> = Vec::new();
     for s in &doc.statements {
@@ -476,9 +483,17 @@ pub(crate) fn select_interface<'d>(
                 .as_ref()
                 .map(|b| b.statements.iter().collect())
                 .unwrap_or_default();
-            Ok((global, inner, Some(name.clone())))
+            Ok(Selected {
+                global,
+                inner,
+                name: Some(name.clone()),
+            })
         }
-        None => Ok((global, Vec::new(), None)),
+        None => Ok(Selected {
+            global,
+            inner: Vec::new(),
+            name: None,
+        }),
     }
 }
 
@@ -567,7 +582,11 @@ pub(crate) fn effective<'d>(
     doc: &'d Document,
     interface: Option<&str>,
 ) -> Result<(Effective<'d>, Option<String>), ConfError> {
-    let (global, inner, name) = select_interface(ctx, doc, interface)?;
+    let Selected {
+        global,
+        inner,
+        name,
+    } = select_interface(ctx, doc, interface)?;
     // Keys of blocks for other interfaces are checked too, so a typo never hides.
     for s in &doc.statements {
         if s.name() == "interface" {
