@@ -220,6 +220,11 @@ impl MrCore {
         vec![StateItem::Bul(b)]
     }
 
+    /// Same as [`MrCore::state_items`], named like the home agent core's.
+    pub fn handle_state_request(&self, now: Instant) -> Vec<StateItem> {
+        self.state_items(now)
+    }
+
     /// MIPM_MD_INFO from the movement detector.
     pub fn handle_md_info(&mut self, now: Instant, md: &MdInfo) {
         if let Some(hoa) = md.hoa
@@ -657,6 +662,15 @@ impl MrCore {
         };
         let (name, rfc) = ba_status_meaning(status);
         let code = u8::from(status);
+        if p.kind == BuKind::Deregister && status == BaStatus::NotHomeAgentForThisMobileNode {
+            // RFC 6275 §10.3.2: the HA holds no binding for us; nothing left to delete.
+            info!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
+                "home agent has no binding to deregister");
+            self.pending = None;
+            self.registered = None;
+            self.withdraw();
+            return;
+        }
         if p.kind == BuKind::Register && is_fatal(status, self.cfg.mode) {
             error!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
                 meaning = name, rfc, "home registration refused for good; stopped");

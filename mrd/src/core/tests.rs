@@ -1159,3 +1159,20 @@ fn config_is_validated() {
     assert!(MrCore::new(c).is_err());
     assert!(!format!("{:?}", sa(false)).contains("0123"));
 }
+
+#[test]
+fn deregistration_without_binding_at_the_ha_completes() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 1000), &md(MdCommand::Dereghome));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 1100),
+        &Ba::ok(&bu).status(133).packet(hoa()),
+    );
+    assert!(events(&mut mr).iter().any(is_remove));
+    assert_eq!(mr.state(), RegistrationState::Idle);
+}

@@ -1,0 +1,713 @@
+//! The mobile router core against the home agent core, on virtual time, through real bytes:
+//! every packet is built with `emit_mobility_packet` and read back with `walk`, as the
+//! daemons' shells do. Loss is simulated by dropping packets in either direction.
+
+use std::collections::VecDeque;
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use had::{AuthPolicy, Ha, HaCoreConfig, HaEvent, Ipv4MnpSupport, PrefixMode, PrefixTableRow};
+use ipnet::{Ipv4Net, Ipv6Net};
+use mipsock::{CareOf, MdCommand, MdHint, MdInfo};
+use mrd::{
+    Ipv4MnpOutcome, Ipv4Support, MobilitySa, MrCore, MrCoreConfig, MrEvent, RegistrationMode,
+    RegistrationState, StopReason,
+};
+use proto::ext::{Walk, walk};
+use proto::mh::{BaStatus, MhRepr};
+use proto::option::{Ipv4AckStatus, MobilityOption, ParseConfig};
+use proto::seq::{Lifetime, SequenceNumber};
+
+const KEY: &[u8] = b"mr1-ha-shared-key";
+const SPI: u32 = 0x2001;
+const NAI: &str = "mr1@example.net";
+
+fn hoa() -> Ipv6Addr {
+    "2001:db8:1::100".parse().unwrap()
+}
+fn ha_addr() -> Ipv6Addr {
+    "2001:db8:1::1".parse().unwrap()
+}
+fn coa1() -> Ipv6Addr {
+    "2001:db8:a::5".parse().unwrap()
+}
+fn coa2() -> Ipv6Addr {
+    "2001:db8:b::5".parse().unwrap()
+}
+fn mnp6() -> Ipv6Net {
+    "2001:db8:100::/48".parse().unwrap()
+}
+fn mnp4() -> Ipv4Net {
+    "192.0.2.0/24".parse().unwrap()
+}
+
+fn mr_config() -> MrCoreConfig {
+    let mut c = MrCoreConfig::new(hoa(), ha_addr());
+    c.mnp_v6 = vec![mnp6()];
+    c.mnp_v4 = vec![mnp4()];
+    c.lifetime = Lifetime::from_secs(400);
+    c.initial_sequence = SequenceNumber(1000);
+    c.security = Some(MobilitySa {
+        spi: SPI,
+        key: KEY.to_vec(),
+        nai: Some(NAI.into()),
+        use_timestamps: true,
+    });
+    c
+}
+
+fn ha_config() -> HaCoreConfig {
+    let mut c = HaCoreConfig::new(vec!["2001:db8:1::/64".parse().unwrap()], ha_addr());
+    c.home_ifindex = 2;
+    c.max_lifetime = Duration::from_secs(3600);
+    c.prefix_table = vec![
+        PrefixTableRow {
+            hoa: hoa(),
+            prefix: mnp6().into(),
+            mode: PrefixMode::Explicit,
+        },
+        PrefixTableRow {
+            hoa: hoa(),
+            prefix: mnp4().into(),
+            mode: PrefixMode::Explicit,
+        },
+    ];
+    c.auth = AuthPolicy::Required(vec![had::MobilitySa {
+        spi: SPI,
+        key: KEY.to_vec(),
+        hoa: Some(hoa()),
+        nai: Some(NAI.as_bytes().to_vec()),
+        replay: had::ReplayProtection::default(),
+    }]);
+    c
+}
+
+fn rereg(coa: Ipv6Addr) -> MdInfo {
+    MdInfo {
+        command: MdCommand::Rereg,
+        hint: MdHint::Addr,
+        hoa: Some(hoa()),
+        coa: Some(CareOf::V6(coa)),
+        coa2: None,
+        ifindex: 7,
+    }
+}
+
+fn dereg_home() -> MdInfo {
+    MdInfo {
+        command: MdCommand::Dereghome,
+        hint: MdHint::Home,
+        hoa: Some(hoa()),
+        coa: None,
+        coa2: None,
+        ifindex: 0,
+    }
+}
+
+/// One packet seen on the virtual link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// A BU left the MR: time since start (ms), sequence, lifetime units, dropped.
+    Bu {
+        at_ms: u64,
+        seq: u16,
+        lifetime: u16,
+        dropped: bool,
+    },
+    /// A BA left the HA: time (ms), status, sequence, dropped.
+    Ba {
+        at_ms: u64,
+        status: u8,
+        seq: u16,
+        dropped: bool,
+    },
+    /// Anything else the HA sent (BRR, BE): time (ms), MH type.
+    Other { at_ms: u64, mh_type: u8 },
+}
+
+/// The MR and HA cores joined by a lossy zero-latency link, on one virtual clock.
+struct Pair {
+    mr: MrCore,
+    ha: Ha,
+    /// Start of the test.
+    t0: Instant,
+    /// Virtual now.
+    clock: Instant,
+    /// Wall clock at `t0` (RFC 4285 timestamps on both sides).
+    wall0: Duration,
+    /// Drop the next MR→HA packets while this counter is non-zero.
+    drop_up: u32,
+    /// Drop the next HA→MR packets while this counter is non-zero.
+    drop_down: u32,
+    /// Drop every MR→HA packet (the MR has gone silent).
+    mr_silent: bool,
+    seen: Vec<Seen>,
+    mr_events: VecDeque<MrEvent>,
+    ha_events: VecDeque<HaEvent>,
+}
+
+impl Pair {
+    fn new(mr_cfg: MrCoreConfig, ha_cfg: HaCoreConfig) -> Pair {
+        let t0 = Instant::now();
+        let wall0 = Duration::from_secs(1_800_000_000);
+        let mut mr = MrCore::new(mr_cfg).unwrap();
+        mr.set_wall_clock(t0, wall0);
+        Pair {
+            mr,
+            ha: Ha::new(ha_cfg).unwrap(),
+            t0,
+            clock: t0,
+            wall0,
+            drop_up: 0,
+            drop_down: 0,
+            mr_silent: false,
+            seen: Vec::new(),
+            mr_events: VecDeque::new(),
+            ha_events: VecDeque::new(),
+        }
+    }
+
+    fn wall(&self) -> Duration {
+        self.wall0 + (self.clock - self.t0)
+    }
+
+    fn ms(&self) -> u64 {
+        (self.clock - self.t0).as_millis() as u64
+    }
+
+    fn at(&self, secs: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs)
+    }
+
+    fn md_info(&mut self, md: &MdInfo) {
+        let now = self.clock;
+        self.mr.handle_md_info(now, md);
+        self.exchange();
+    }
+
+    /// Moves packets until both sides are quiet at the current instant.
+    fn exchange(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(tx) = self.mr.poll_transmit() {
+                moved = true;
+                let pkt = tx.to_packet();
+                let dropped = self.mr_silent || self.drop_up > 0;
+                self.drop_up = self.drop_up.saturating_sub(1);
+                self.seen.push(Seen::Bu {
+                    at_ms: self.ms(),
+                    seq: tx.sequence.0,
+                    lifetime: tx.lifetime.0,
+                    dropped,
+                });
+                if dropped {
+                    continue;
+                }
+                let Walk::Mobility(p) = walk(&pkt).expect("BU walks") else {
+                    panic!("BU is not a Mobility Header packet")
+                };
+                let sig = had::ReceivedSignal::from_walk(&p, 1);
+                let (now, wall) = (self.clock, self.wall());
+                self.ha.handle_packet(now, wall, &sig);
+            }
+            while let Some(tx) = self.ha.poll_transmit() {
+                moved = true;
+                let pkt = tx.to_ipv6_packet();
+                let dropped = self.drop_down > 0;
+                self.drop_down = self.drop_down.saturating_sub(1);
+                match tx.repr().expect("HA MH parses") {
+                    MhRepr::BindingAck(ba) => self.seen.push(Seen::Ba {
+                        at_ms: self.ms(),
+                        status: ba.status.into(),
+                        seq: ba.sequence.0,
+                        dropped,
+                    }),
+                    other => self.seen.push(Seen::Other {
+                        at_ms: self.ms(),
+                        mh_type: other.mh_type().into(),
+                    }),
+                }
+                if dropped {
+                    continue;
+                }
+                let Walk::Mobility(p) = walk(&pkt).expect("BA walks") else {
+                    panic!("BA is not a Mobility Header packet")
+                };
+                let now = self.clock;
+                self.mr
+                    .handle_packet(now, mrd::ReceivedSignal::from_packet(&p));
+            }
+            self.mr_events
+                .extend(std::iter::from_fn(|| self.mr.poll_event()));
+            self.ha_events
+                .extend(std::iter::from_fn(|| self.ha.poll_event()));
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    /// Runs both cores' timers up to and including `until`.
+    fn run_until(&mut self, until: Instant) {
+        loop {
+            let next = [self.mr.poll_timeout(), self.ha.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.clock = self.clock.max(t);
+                    let now = self.clock;
+                    self.mr.handle_timeout(now);
+                    self.ha.handle_timeout(now);
+                    self.exchange();
+                }
+                _ => break,
+            }
+        }
+        self.clock = self.clock.max(until);
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let until = self.clock + d;
+        self.run_until(until);
+    }
+
+    fn bus(&self) -> Vec<(u64, u16)> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Bu { at_ms, seq, .. } => Some((*at_ms, *seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn bas(&self) -> Vec<(u64, u8, u16)> {
+        self.seen
+            .iter()
+            .filter_map(|s| match s {
+                Seen::Ba {
+                    at_ms, status, seq, ..
+                } => Some((*at_ms, *status, *seq)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn mr_bul_adds(&mut self) -> Vec<(mipsock::Binding, Ipv4MnpOutcome)> {
+        self.mr_events
+            .drain(..)
+            .filter_map(|e| match e {
+                MrEvent::BulAdd { binding, ipv4, .. } => Some((binding, ipv4)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ha_binding(&self) -> Option<mipsock::Binding> {
+        self.ha.binding(self.clock, &hoa())
+    }
+}
+
+#[test]
+fn first_registration() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bus(), [(0, 1000)]);
+    assert_eq!(p.bas(), [(0, 0, 1000)]);
+    assert_eq!(
+        p.mr.state(),
+        RegistrationState::Registered { refreshing: false }
+    );
+    let adds = p.mr_bul_adds();
+    let [(b, ipv4)] = adds.as_slice() else {
+        panic!("{adds:?}")
+    };
+    assert_eq!(b.coa, CareOf::V6(coa1()));
+    assert_eq!(b.mnp_v6, vec![mnp6()]);
+    assert_eq!(b.mnp_v4, vec![mnp4()]);
+    assert_eq!(b.lifetime, 400);
+    assert_eq!(b.coa_ifindex, Some(7));
+    assert_eq!(
+        *ipv4,
+        Ipv4MnpOutcome::Acknowledged {
+            rejected: Vec::new()
+        }
+    );
+    // The HA holds the same binding.
+    let bc = p.ha_binding().expect("binding cache entry");
+    assert_eq!(bc.coa, CareOf::V6(coa1()));
+    assert_eq!(bc.mnp_v6, vec![mnp6()]);
+    assert_eq!(bc.mnp_v4, vec![mnp4()]);
+    assert_eq!(bc.lifetime, 400);
+    assert!(
+        p.ha_events
+            .iter()
+            .any(|e| matches!(e, HaEvent::BcAdd(b) if b.hoa == hoa()))
+    );
+    // Both sides answer state dumps with the entry.
+    assert_eq!(p.mr.handle_state_request(p.clock).len(), 1);
+    assert_eq!(p.ha.handle_state_request(p.clock).len(), 1);
+}
+
+#[test]
+fn refresh_keeps_the_binding() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(2000));
+    // Refreshed 16 s before each expiry: every 384 s.
+    let bus = p.bus();
+    assert_eq!(
+        bus,
+        [
+            (0, 1000),
+            (384_000, 1001),
+            (768_000, 1002),
+            (1_152_000, 1003),
+            (1_536_000, 1004),
+            (1_920_000, 1005)
+        ]
+    );
+    assert!(p.bas().iter().all(|b| b.1 == 0));
+    assert_eq!(p.mr_bul_adds().len(), 6);
+    let bc = p.ha_binding().expect("still registered");
+    assert_eq!(bc.lifetime, 400 - 80);
+    assert!(
+        !p.ha_events
+            .iter()
+            .any(|e| matches!(e, HaEvent::BcRemove(_)))
+    );
+}
+
+#[test]
+fn bu_lost_three_times_then_registered() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.drop_up = 3;
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(10));
+    // 1.5 s, then 1 s, 2 s: the fourth BU gets through at 4.5 s, each with a new sequence
+    // number.
+    assert_eq!(
+        p.bus(),
+        [(0, 1000), (1500, 1001), (2500, 1002), (4500, 1003)]
+    );
+    assert_eq!(p.bas(), [(4500, 0, 1003)]);
+    assert_eq!(p.mr_bul_adds().len(), 1);
+    assert!(p.ha_binding().is_some());
+    // The lifetime counts from the BU that got through.
+    assert_eq!(p.mr.poll_timeout(), Some(p.at(4.5 + 384.0)));
+}
+
+#[test]
+fn lost_acknowledgements_are_retransmitted_too() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.drop_down = 2;
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(10));
+    // The HA accepted each BU (new sequence numbers are newer); the MR only believes the
+    // BA of its latest one.
+    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (2500, 1002)]);
+    assert_eq!(p.bas(), [(0, 0, 1000), (1500, 0, 1001), (2500, 0, 1002)]);
+    assert!(matches!(p.mr.state(), RegistrationState::Registered { .. }));
+}
+
+#[test]
+fn lifetime_expires_at_the_ha_when_the_mr_goes_silent() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    p.mr_silent = true;
+    p.run_until(p.at(399.999));
+    assert!(p.ha_binding().is_some());
+    assert!(
+        !p.ha_events
+            .iter()
+            .any(|e| matches!(e, HaEvent::BcRemove(_)))
+    );
+    p.run_until(p.at(400.0));
+    assert!(p.ha_binding().is_none(), "expired at exactly 400 s");
+    assert!(
+        p.ha_events
+            .iter()
+            .any(|e| matches!(e, HaEvent::BcRemove(b) if b.hoa == hoa()))
+    );
+    // The MR, whose refreshes went unanswered, withdrew its entry at the same instant.
+    assert!(
+        p.mr_events
+            .iter()
+            .any(|e| matches!(e, MrEvent::BulRemove { .. }))
+    );
+    assert_eq!(p.mr.state(), RegistrationState::Registering);
+}
+
+#[test]
+fn deregistration_when_home() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(60));
+    p.mr_events.clear();
+    p.md_info(&dereg_home());
+    let bus: Vec<_> = p
+        .seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Bu { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        bus.last(),
+        Some(&Seen::Bu {
+            at_ms: 60_000,
+            seq: 1001,
+            lifetime: 0,
+            dropped: false
+        })
+    );
+    assert_eq!(p.bas().last(), Some(&(60_000, 0, 1001)));
+    assert!(p.ha_binding().is_none());
+    assert!(
+        p.ha_events
+            .iter()
+            .any(|e| matches!(e, HaEvent::BcRemove(_)))
+    );
+    let evs: Vec<_> = p.mr_events.drain(..).collect();
+    assert!(
+        matches!(evs.as_slice(), [MrEvent::BulRemove { binding }] if binding.lifetime == 0),
+        "{evs:?}"
+    );
+    assert_eq!(p.mr.state(), RegistrationState::Idle);
+    // Nothing more is sent.
+    let n = p.seen.len();
+    p.run_for(Duration::from_secs(1000));
+    assert_eq!(p.seen.len(), n);
+    // Leaving home again registers anew (a first registration).
+    p.md_info(&rereg(coa2()));
+    assert_eq!(p.bas().last().map(|b| b.1), Some(0));
+    assert_eq!(p.ha_binding().unwrap().coa, CareOf::V6(coa2()));
+}
+
+#[test]
+fn handover_to_a_new_care_of_address() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(30));
+    p.md_info(&rereg(coa2()));
+    assert_eq!(p.bus(), [(0, 1000), (30_000, 1001)]);
+    assert_eq!(p.ha_binding().unwrap().coa, CareOf::V6(coa2()));
+    let adds = p.mr_bul_adds();
+    assert_eq!(adds.last().unwrap().0.coa, CareOf::V6(coa2()));
+}
+
+#[test]
+fn sequence_number_wraps_at_65535() {
+    let mut cfg = mr_config();
+    cfg.initial_sequence = SequenceNumber(65534);
+    let mut p = Pair::new(cfg, ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(800));
+    // 65534 registers; the refreshes 65535 and 0 are newer for the HA (RFC 6275 §9.5.1).
+    assert_eq!(p.bus(), [(0, 65534), (384_000, 65535), (768_000, 0)]);
+    assert_eq!(
+        p.bas(),
+        [(0, 0, 65534), (384_000, 0, 65535), (768_000, 0, 0)]
+    );
+    // With losses across the wrap too.
+    p.drop_up = 2;
+    p.run_for(Duration::from_secs(400));
+    assert_eq!(
+        &p.bus()[3..],
+        [(1_152_000, 1), (1_153_000, 2), (1_155_000, 3)]
+    );
+    assert_eq!(p.bas().last(), Some(&(1_155_000, 0, 3)));
+    assert!(p.ha_binding().is_some());
+}
+
+#[test]
+fn status_135_after_both_sides_restart() {
+    let mut p = Pair::new(mr_config(), ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(100));
+    // The HA restarts and reloads its binding cache (sequence 1000 included).
+    let (now, wall) = (p.clock, p.wall());
+    let snapshot = p.ha.snapshot(now, wall);
+    let mut ha = Ha::new(ha_config()).unwrap();
+    assert_eq!(ha.restore(now, wall, snapshot), 1);
+    p.ha = ha;
+    // The MR restarts with a low sequence number.
+    let mut cfg = mr_config();
+    cfg.initial_sequence = SequenceNumber(5);
+    let mut mr = MrCore::new(cfg).unwrap();
+    mr.set_wall_clock(p.t0, p.wall0);
+    p.mr = mr;
+    p.mr_events.clear();
+    p.md_info(&rereg(coa2()));
+    // 5 is not newer than 1000: 135 carries 1000, the MR goes on with 1001 at once.
+    assert_eq!(&p.bus()[1..], [(100_000, 5), (100_000, 1001)]);
+    assert_eq!(&p.bas()[1..], [(100_000, 135, 1000), (100_000, 0, 1001)]);
+    assert_eq!(p.mr_bul_adds().len(), 1);
+    assert_eq!(p.ha_binding().unwrap().coa, CareOf::V6(coa2()));
+}
+
+#[test]
+fn unauthorised_ipv6_prefix_142() {
+    let mut cfg = mr_config();
+    cfg.mnp_v6 = vec![mnp6(), "2001:db8:999::/48".parse().unwrap()];
+    let mut p = Pair::new(cfg, ha_config());
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bas(), [(0, 142, 1000)]);
+    let evs: Vec<_> = p.mr_events.drain(..).collect();
+    assert_eq!(
+        evs,
+        [MrEvent::Stopped {
+            reason: StopReason::Refused(BaStatus::NotAuthorizedForPrefix)
+        }]
+    );
+    assert!(p.ha_binding().is_none());
+    // Stopped: no retransmissions, and a move does not restart it.
+    p.run_for(Duration::from_secs(100));
+    p.md_info(&rereg(coa2()));
+    assert_eq!(p.bus().len(), 1);
+}
+
+#[test]
+fn unauthorised_ipv4_prefix_133() {
+    let mut cfg = mr_config();
+    let rogue: Ipv4Net = "203.0.113.0/24".parse().unwrap();
+    cfg.mnp_v4 = vec![mnp4(), rogue];
+    let mut p = Pair::new(cfg, ha_config());
+    p.md_info(&rereg(coa1()));
+    // The IPv6 registration succeeds; the IPv4 Address Ack refuses one prefix.
+    assert_eq!(p.bas(), [(0, 0, 1000)]);
+    let adds = p.mr_bul_adds();
+    let [(b, ipv4)] = adds.as_slice() else {
+        panic!("{adds:?}")
+    };
+    assert_eq!(b.mnp_v4, vec![mnp4()]);
+    assert_eq!(
+        *ipv4,
+        Ipv4MnpOutcome::Acknowledged {
+            rejected: vec![(rogue, Ipv4AckStatus::PrefixAllocationUnauthorized)]
+        }
+    );
+    assert_eq!(p.ha_binding().unwrap().mnp_v4, vec![mnp4()]);
+    assert_eq!(p.mr.ipv4_support(), Ipv4Support::Supported);
+}
+
+#[test]
+fn ha_without_ipv4_support_carries_on_with_ipv6() {
+    let mut ha_cfg = ha_config();
+    ha_cfg.ipv4_mnp = Ipv4MnpSupport::Unsupported;
+    let mut p = Pair::new(mr_config(), ha_cfg);
+    p.md_info(&rereg(coa1()));
+    let adds = p.mr_bul_adds();
+    let [(b, ipv4)] = adds.as_slice() else {
+        panic!("{adds:?}")
+    };
+    assert_eq!(*ipv4, Ipv4MnpOutcome::HaUnsupported);
+    assert!(b.mnp_v4.is_empty());
+    assert_eq!(b.mnp_v6, vec![mnp6()]);
+    assert_eq!(p.mr.ipv4_support(), Ipv4Support::Unsupported);
+    let bc = p.ha_binding().unwrap();
+    assert!(bc.mnp_v4.is_empty());
+    assert_eq!(bc.mnp_v6, vec![mnp6()]);
+    // Refreshes go on, IPv6 only.
+    p.run_for(Duration::from_secs(400));
+    assert_eq!(p.bus().len(), 2);
+    assert!(p.ha_binding().is_some());
+    let adds = p.mr_bul_adds();
+    assert_eq!(adds[0].1, Ipv4MnpOutcome::NotRequested);
+}
+
+#[test]
+fn implicit_mode_takes_prefixes_from_the_ha_table() {
+    let mut cfg = mr_config();
+    cfg.mode = RegistrationMode::Implicit;
+    cfg.send_ipv4_mnps = false;
+    let mut ha_cfg = ha_config();
+    for row in &mut ha_cfg.prefix_table {
+        row.mode = PrefixMode::Implicit;
+    }
+    let mut p = Pair::new(cfg, ha_cfg);
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bas(), [(0, 0, 1000)]);
+    let bc = p.ha_binding().unwrap();
+    assert_eq!(bc.mnp_v6, vec![mnp6()]);
+    // Shima's first method: the HA installs the IPv4 MNP from its table.
+    assert_eq!(bc.mnp_v4, vec![mnp4()]);
+}
+
+#[test]
+fn implicit_mode_without_prefixes_at_the_ha_is_143() {
+    let mut cfg = mr_config();
+    cfg.mode = RegistrationMode::Implicit;
+    let mut ha_cfg = ha_config();
+    ha_cfg.prefix_table.clear();
+    let mut p = Pair::new(cfg, ha_cfg);
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bas().first().map(|b| b.1), Some(143));
+    assert_eq!(
+        p.mr.state(),
+        RegistrationState::Stopped(StopReason::Refused(BaStatus::ForwardingSetupFailed))
+    );
+}
+
+#[test]
+fn wrong_key_is_refused_and_the_unverifiable_146_ignored() {
+    let mut cfg = mr_config();
+    if let Some(sa) = &mut cfg.security {
+        sa.key = b"not the HA's key".to_vec();
+    }
+    let mut p = Pair::new(cfg, ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(5));
+    // The HA answers 146, signed with the real key: the MR cannot authenticate it, so it
+    // must not believe it (RFC 4285 §8) and keeps retrying.
+    assert!(p.bas().iter().all(|b| b.1 == 146));
+    assert_eq!(p.bus().len(), 4);
+    assert_eq!(p.mr.state(), RegistrationState::Registering);
+    assert!(p.ha_binding().is_none());
+}
+
+#[test]
+fn ha_refusing_mobile_routers_140() {
+    let mut ha_cfg = ha_config();
+    ha_cfg.mobile_router_support = false;
+    let mut p = Pair::new(mr_config(), ha_cfg);
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bas(), [(0, 140, 1000)]);
+    assert_eq!(
+        p.mr.state(),
+        RegistrationState::Stopped(StopReason::Refused(
+            BaStatus::MobileRouterOperationNotPermitted
+        ))
+    );
+}
+
+#[test]
+fn binding_update_on_the_wire_is_what_the_ha_parses() {
+    // The BU the MR emits, walked and parsed as the HA's shell would.
+    let mut mr = MrCore::new(mr_config()).unwrap();
+    let t0 = Instant::now();
+    mr.set_wall_clock(t0, Duration::from_secs(1_800_000_000));
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let tx = mr.poll_transmit().unwrap();
+    let pkt = tx.to_packet();
+    let Walk::Mobility(w) = walk(&pkt).unwrap() else {
+        panic!()
+    };
+    w.verify_checksum().unwrap();
+    let MhRepr::BindingUpdate(bu) = MhRepr::parse_bytes(w.payload, ParseConfig::new()).unwrap()
+    else {
+        panic!()
+    };
+    let types: Vec<u8> = bu.options.iter().map(|o| o.type_octet()).collect();
+    // ACoA, MNP, IPv4 HoA, MN-ID, replay protection, MN-HA auth (last).
+    assert_eq!(types, [3, 6, 29, 8, 10, 9]);
+    assert!(matches!(
+        bu.options[2],
+        MobilityOption::Ipv4HomeAddress {
+            p: true,
+            prefix_len: 24,
+            ..
+        }
+    ));
+}
