@@ -142,3 +142,25 @@ pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String, ConfError
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every key either daemon accepts has a row in the README's table.
+    #[test]
+    fn every_key_is_documented() {
+        let readme = include_str!("../README.md");
+        for spec in [&crate::mr::SPEC, &crate::ha::SPEC] {
+            for key in spec.all() {
+                assert!(
+                    readme.contains(&format!("| `{key} "))
+                        || readme.contains(&format!("| `{key};")),
+                    "conf/README.md lacks a row for '{key}' ({})",
+                    spec.daemon
+                );
+            }
+        }
+        for key in ["spi", "key", "identifier"] {
+            assert!(readme.contains(&format!("| `{key} ")), "{key}");
+        }
+    }
+}
