@@ -189,3 +189,61 @@ fn missing_files_are_named() {
         .to_string();
     assert!(e.starts_with("/nonexistent/authdata: "), "{e}");
 }
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mutate(text: &str, edits: &[(usize, u8, char)]) -> String {
+        let mut chars: Vec<char> = text.chars().collect();
+        for &(pos, op, c) in edits {
+            if chars.is_empty() {
+                chars.push(c);
+                continue;
+            }
+            let i = pos % chars.len();
+            match op % 3 {
+                0 => {
+                    chars.remove(i);
+                }
+                1 => chars.insert(i, c),
+                _ => chars[i] = c,
+            }
+        }
+        chars.into_iter().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Damaged samples are refused or accepted, never a panic; a refusal points inside
+        /// the text.
+        #[test]
+        fn damaged_samples_never_panic(
+            edits in proptest::collection::vec(
+                (any::<usize>(), any::<u8>(), prop_oneof![
+                    Just(';'), Just('{'), Just('}'), Just('#'), Just('"'), Just('/'),
+                    Just(':'), Just('\n'), Just(' '), Just('1'), Just('x'), Just('-'),
+                ]),
+                1..6,
+            )
+        ) {
+            for name in ["mrd.conf", "had.conf"] {
+                let (text, file) = sample(name);
+                let bad = mutate(&text, &edits);
+                let lines = bad.split('\n').count() as u32;
+                let r = if name == "mrd.conf" {
+                    MrConfig::parse_str(&bad, &file).map(|_| ())
+                } else {
+                    HaConfig::parse_str(&bad, &file).map(|_| ())
+                };
+                if let Err(conf::ConfError::At { line, .. }) = r {
+                    // Errors may point into the auth-database or prefixtable.cf too.
+                    prop_assert!(line >= 1 && line <= lines.max(12));
+                }
+            }
+            let text = std::fs::read_to_string(etc().join("auth-database")).unwrap();
+            let _ = AuthDatabase::parse_str(&mutate(&text, &edits), "auth-database");
+        }
+    }
+}
