@@ -145,8 +145,11 @@ impl ProxyNd {
         self.ifindex
     }
 
-    /// Starts defending `hoa`: adds (or keeps) the proxy entry, then sends one unsolicited
-    /// NA (`router` for a mobile router).
+    /// Starts defending `hoa`: adds (or replaces) the proxy entry, then sends one unsolicited
+    /// NA (`router` for a mobile router). With `router` the entry also carries `NTF_ROUTER`,
+    /// so the kernel's own answers to solicitations set the Router flag too (`ndisc_recv_ns`
+    /// takes it from the proxy entry); RFC 4861 §7.2.6 allows repeating the unsolicited NA
+    /// (up to 3 times, [`ProxyNd::send_unsolicited_na`]).
     ///
     /// # Errors
     /// [`Error::Netlink`], or the send errors of [`ProxyNd::send_unsolicited_na`].
@@ -154,7 +157,11 @@ impl ProxyNd {
         self.handle
             .neighbours()
             .add(self.ifindex, IpAddr::V6(hoa))
-            .flags(NeighbourFlags::Proxy)
+            .flags(if router {
+                NeighbourFlags::Proxy | NeighbourFlags::Router
+            } else {
+                NeighbourFlags::Proxy
+            })
             .replace()
             .execute()
             .await
