@@ -1176,3 +1176,24 @@ fn deregistration_without_binding_at_the_ha_completes() {
     assert!(events(&mut mr).iter().any(is_remove));
     assert_eq!(mr.state(), RegistrationState::Idle);
 }
+
+#[test]
+fn accepted_codes_register() {
+    for code in 0u8..128 {
+        let t0 = Instant::now();
+        let mut mr = MrCore::new(cfg()).unwrap();
+        mr.handle_md_info(t0, &rereg(coa1()));
+        let bu = next_bu(&mut mr);
+        deliver(
+            &mut mr,
+            ms(t0, 10),
+            &Ba::ok(&bu)
+                .status(code)
+                .opt(v4_ack(0, mnp4()))
+                .packet(coa1()),
+        );
+        assert!(bul_add(&events(&mut mr)).is_some(), "{code}");
+        let (name, _) = ba_status_meaning(BaStatus::from(code));
+        assert!(!name.is_empty());
+    }
+}
