@@ -156,6 +156,13 @@ impl Ctx {
                         self.err_at(v, format!("{what} must be a unicast address, found {a}"))
                     );
                 }
+                // fe80::/10: home and home agent addresses are global (RFC 6275 §4.1).
+                if a.segments()[0] & 0xffc0 == 0xfe80 {
+                    return Err(self.err_at(
+                        v,
+                        format!("{what} must be a global address, found the link-local {a}"),
+                    ));
+                }
                 Ok(a)
             }
             Ok(IpAddr::V4(_)) => Err(self.err_at(

@@ -713,6 +713,10 @@ prefixtable {
         assert!(c.home_agent_address.is_none());
         assert!(w[0].message.contains("command line"));
         assert!(err(&MINIMAL.replace("spi 1000", "spi 7")).contains("SPI 7 is reserved"));
+        assert!(
+            err(&MINIMAL.replace("2001:db8:1::100", "fe80::100"))
+                .contains("must be a global address, found the link-local fe80::100")
+        );
         assert!(err(&MINIMAL.replace("spi 1000; ", "")).contains("needs 'spi'"));
         assert!(
             err(&MINIMAL.replace("spi 1000;", "spi 1000; colour 1;"))
