@@ -1,1 +1,3 @@
-//! Tunnels, routes and data plane (being written).
+//! Tunnels, routes and the user-space data plane of a NEMO mobile router or home agent.
+
+pub mod netops;
