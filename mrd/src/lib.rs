@@ -6,6 +6,23 @@
 //! retransmits and refreshes them (RFC 6275 §11.7-§11.8), checks the Binding
 //! Acknowledgements (RFC 4285 authentication included) and announces BUL_ADD /
 //! BUL_REMOVE. It never touches a socket, a clock or a file.
+//!
+//! ## Driving the core (the shell's loop)
+//!
+//! ```text
+//! mr = MrCore::new(config)?; mr.set_wall_clock(Instant::now(), SystemTime::now() - UNIX_EPOCH)
+//! loop {
+//!     wait for a packet, a bus message or mr.poll_timeout()
+//!     MD_INFO          => mr.handle_md_info(now, &md)
+//!     MH packet        => walk(&buf) -> Walk::Mobility(p) => mr.handle_packet(now, ReceivedSignal::from_packet(&p))
+//!     STATE_REQUEST    => reply_state(request, mr.state_items(now))
+//!     timeout          => mr.handle_timeout(now)
+//!     while let Some(tx) = mr.poll_transmit() { send tx.to_packet() on IPPROTO_RAW }
+//!     while let Some(ev) = mr.poll_event()    { ev.to_body() on the bus; log Stopped }
+//! }
+//! ```
+//!
+//! `tests/pair.rs` runs this core against `had`'s on virtual time.
 
 #![forbid(unsafe_code)]
 

@@ -728,6 +728,32 @@ fn binding_update_on_the_wire_is_what_the_ha_parses() {
     ));
 }
 
+#[test]
+fn unauthenticated_registration_when_both_sides_agree() {
+    let mut cfg = mr_config();
+    cfg.security = None;
+    let mut ha_cfg = ha_config();
+    ha_cfg.auth = AuthPolicy::Disabled;
+    let mut p = Pair::new(cfg, ha_cfg);
+    p.md_info(&rereg(coa1()));
+    assert_eq!(p.bas(), [(0, 0, 1000)]);
+    p.md_info(&dereg_home());
+    assert_eq!(p.bas().last(), Some(&(0, 0, 1001)));
+    assert!(p.ha_binding().is_none());
+}
+
+#[test]
+fn unauthenticated_bu_is_dropped_by_an_authenticating_ha() {
+    let mut cfg = mr_config();
+    cfg.security = None;
+    let mut p = Pair::new(cfg, ha_config());
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(3));
+    // RFC 4285 §4: silently dropped; the MR backs off as for loss.
+    assert!(p.bas().is_empty());
+    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (2500, 1002)]);
+}
+
 mod property {
     use super::*;
     use proptest::prelude::*;

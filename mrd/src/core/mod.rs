@@ -860,6 +860,10 @@ impl MrCore {
     }
 
     fn next_timestamp(&mut self, now: Instant) -> NtpTimestamp {
+        if self.wall_anchor.is_none() && self.last_timestamp.is_none() {
+            // The HA will answer 144 and we resynchronise, but the shell forgot something.
+            warn!("RFC 4285 timestamps requested but no wall clock given (set_wall_clock)");
+        }
         let mut ts = NtpTimestamp::from_unix(self.wall_clock(now));
         // RFC 4285 §6: later than any earlier one, even within one clock tick.
         if let Some(last) = self.last_timestamp
