@@ -186,6 +186,7 @@ async fn exchange(
         .expect("nothing received on AF_PACKET")
         .expect("receive");
     assert_eq!(got.packet.src_addr, repr.src_addr);
+    assert!(got.packet.hop_limit <= repr.hop_limit);
     assert_eq!(got.packet.dst_addr, repr.dst_addr);
     assert_eq!(got.packet.home_address, repr.home_address);
     assert_eq!(got.packet.rh2_home_address, repr.rh2_home_address);
@@ -445,4 +446,56 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> Option<T> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guard_on_a_router_lets_transit_mh_through() {
+    require_root();
+    let rt = Handle::current();
+    // MR -- R -- HA: R is, say, a parent mobile router or the HA of another MR; its guard
+    // must only drop MH addressed to R itself (nested mobility, RFC 3963 §1).
+    let mr = Netns::new("transit", "mr");
+    let r = Netns::new("transit", "r");
+    let ha = Netns::new("transit", "ha");
+    let far_ha = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 2);
+    run(&[
+        "ip", "link", "add", "va", "netns", &mr.name, "type", "veth", "peer", "name", "vb",
+        "netns", &r.name,
+    ]);
+    run(&[
+        "ip", "link", "add", "vc", "netns", &r.name, "type", "veth", "peer", "name", "vd", "netns",
+        &ha.name,
+    ]);
+    mr.sh(&format!(
+        "ip addr add {COA}/64 dev va nodad && ip link set va up && ip -6 route add default via {HA}"
+    ));
+    r.sh(&format!(
+        "sysctl -qw net.ipv6.conf.all.forwarding=1 && ip addr add {HA}/64 dev vb nodad && \
+         ip addr add 2001:db8:3::1/64 dev vc nodad && ip link set vb up && ip link set vc up"
+    ));
+    ha.sh(&format!(
+        "ip addr add {far_ha}/64 dev vd nodad && ip link set vd up && \
+         ip -6 route add default via 2001:db8:3::1"
+    ));
+    mr.sh(&format!("ping -c1 -i0.2 -w5 {far_ha} >/dev/null"));
+
+    let tx = mr.enter(&rt, || RawSender::new(Some("va"))).unwrap();
+    let mut rx = ha.enter(&rt, || Receiver::new(Some("vd"))).unwrap();
+    let r_guard = r.enter(&rt, || NftGuard::install("mrd")).unwrap();
+    let ha_guard = ha.enter(&rt, || NftGuard::install("had")).unwrap();
+    let repr = MobilityPacketRepr {
+        src_addr: COA,
+        dst_addr: far_ha,
+        hop_limit: 64,
+        home_address: Some(HOA),
+        rh2_home_address: None,
+    };
+    let (r_pp0, r_all0) = r.errors();
+    let mh = exchange(&tx, &mut rx, &ha, repr, &binding_update(11), 0).await;
+    assert_eq!(seq_of(&mh), 11);
+    assert_eq!(r.errors(), (r_pp0, r_all0), "the router sent ICMPv6 errors");
+    let r_rules = r.sh("nft list table inet nemo-mrd");
+    assert_eq!(r_rules.matches("packets 0 ").count(), 2, "{r_rules}");
+    r.enter(&rt, move || drop(r_guard));
+    ha.enter(&rt, move || drop(ha_guard));
 }
