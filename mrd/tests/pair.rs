@@ -754,6 +754,34 @@ fn unauthenticated_bu_is_dropped_by_an_authenticating_ha() {
     assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (2500, 1002)]);
 }
 
+#[test]
+fn optimistic_mode_announces_before_the_ba() {
+    let mut cfg = mr_config();
+    cfg.optimistic = true;
+    let mut p = Pair::new(cfg, ha_config());
+    p.drop_up = 2;
+    p.md_info(&rereg(coa1()));
+    let evs: Vec<_> = p.mr_events.drain(..).collect();
+    assert!(
+        matches!(
+            evs.as_slice(),
+            [MrEvent::BulAdd {
+                optimistic: true,
+                ipv4: Ipv4MnpOutcome::Pending,
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(p.bas(), [(2500, 0, 1002)]);
+    let evs: Vec<_> = p.mr_events.drain(..).collect();
+    assert!(
+        matches!(evs.as_slice(), [MrEvent::BulAdd { optimistic: false, binding, .. }] if binding.mnp_v4 == vec![mnp4()]),
+        "{evs:?}"
+    );
+}
+
 mod property {
     use super::*;
     use proptest::prelude::*;
@@ -783,9 +811,11 @@ mod property {
             down in pattern(),
             moves in prop::collection::vec((0u64..3000, any::<bool>()), 1..8),
             start in any::<u16>(),
+            optimistic in any::<bool>(),
         ) {
             let mut cfg = mr_config();
             cfg.initial_sequence = SequenceNumber(start);
+            cfg.optimistic = optimistic;
             let mut p = Pair::new(cfg, ha_config());
             p.up_pattern = up;
             p.down_pattern = down;

@@ -117,6 +117,8 @@ pub struct MrCore {
     pending: Option<Pending>,
     /// What the last BUL_ADD announced (state dumps, BUL_REMOVE).
     announced: Option<Binding>,
+    /// That announcement was optimistic: no BA has confirmed it yet.
+    announced_optimistic: bool,
     /// Send times of the last `max_update_rate` BUs (MAX_UPDATE_RATE).
     send_log: VecDeque<Instant>,
     ipv4_support: Ipv4Support,
@@ -148,6 +150,7 @@ impl MrCore {
             registered: None,
             pending: None,
             announced: None,
+            announced_optimistic: false,
             send_log: VecDeque::new(),
             ipv4_support: Ipv4Support::Unknown,
             stopped: None,
@@ -684,14 +687,15 @@ impl MrCore {
         }
         warn!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
             seq = %p.sequence, kind = ?p.kind, "Binding Update refused; retrying with back-off");
-        // An optimistic announcement no longer holds.
-        if self.registered.is_none() {
+        // An optimistic announcement no longer holds (the HA refused it).
+        if self.announced_optimistic {
             self.withdraw();
         }
     }
 
     /// Emits BUL_REMOVE for whatever was announced.
     fn withdraw(&mut self) {
+        self.announced_optimistic = false;
         if let Some(mut b) = self.announced.take() {
             b.lifetime = 0;
             info!(hoa = %b.hoa, coa = %b.coa, "binding update list entry removed");
@@ -701,6 +705,7 @@ impl MrCore {
 
     fn announce(&mut self, binding: Binding, optimistic: bool, ipv4: Ipv4MnpOutcome) {
         self.announced = Some(binding.clone());
+        self.announced_optimistic = optimistic;
         self.events.push_back(MrEvent::BulAdd {
             binding,
             optimistic,
@@ -771,7 +776,10 @@ impl MrCore {
                 warn!(coa = %r.coa, "binding lifetime expired before a refresh was acknowledged");
                 let (coa, ifx) = (r.coa, r.coa_ifindex);
                 self.registered = None;
-                self.withdraw();
+                // An optimistic entry for a newer CoA stays until its own BA decides.
+                if !self.announced_optimistic {
+                    self.withdraw();
+                }
                 match &mut self.pending {
                     Some(p) if p.kind == BuKind::Deregister => {
                         // Nothing left to deregister.

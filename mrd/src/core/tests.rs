@@ -1033,8 +1033,7 @@ fn optimistic_mode() {
     mr.handle_timeout(ms(t0, 1500 + 384_000));
     let _ = next_bu(&mut mr);
     assert!(events(&mut mr).is_empty());
-    // A move is, and a refusal withdraws... only what was not confirmed: the old binding
-    // is still registered, so nothing is removed.
+    // A move is, and a refusal withdraws that unconfirmed entry.
     mr.handle_md_info(ms(t0, 386_000), &rereg(coa2()));
     let bu3 = next_bu(&mut mr);
     assert!(bul_add(&events(&mut mr)).unwrap().1);
@@ -1043,7 +1042,25 @@ fn optimistic_mode() {
         ms(t0, 386_100),
         &Ba::ok(&bu3).status(130).packet(coa2()),
     );
+    let evs = events(&mut mr);
+    assert!(
+        matches!(evs.as_slice(), [MrEvent::BulRemove { binding }] if binding.coa == CareOf::V6(coa2())),
+        "{evs:?}"
+    );
+    // The retransmission that gets through announces it again, confirmed.
+    let t = mr.poll_timeout().unwrap();
+    mr.handle_timeout(t);
+    let bu4 = next_bu(&mut mr);
     assert!(events(&mut mr).is_empty());
+    deliver(
+        &mut mr,
+        t,
+        &Ba::ok(&bu4).opt(v4_ack(0, mnp4())).packet(coa2()),
+    );
+    let evs = events(&mut mr);
+    let (b, optimistic, _) = bul_add(&evs).unwrap();
+    assert!(!optimistic);
+    assert_eq!(b.coa, CareOf::V6(coa2()));
 
     // From scratch: a refusal withdraws the optimistic entry.
     let mut c = cfg();
