@@ -1,3 +1,4 @@
 //! Tunnels, routes and the user-space data plane of a NEMO mobile router or home agent.
 
 pub mod netops;
+pub mod routes;

@@ -1,0 +1,404 @@
+//! Route logic: binding events in, [`NetOps`] calls out.
+//!
+//! Each binding has a *desired* kernel state ([`desired`], a pure function of the binding,
+//! the configuration and two lookups). The manager installs the union over all live
+//! bindings and only the difference to what is installed: a refresh changes nothing, a
+//! move (new CoA) changes nothing but the outer address in the data plane, and a removal
+//! deletes exactly what no other binding still needs (two bindings may share the tunnel
+//! defaults).
+//!
+//! Order: on the way up addresses, then routes, then rules (a rule must not divert traffic
+//! into a table that is still empty); on the way down the reverse.
+//!
+//! Mobile router (RFC 3963 §5, issue 5):
+//! * `from MNP lookup T` for every IPv6 and IPv4 MNP, and `from HoA` (and the IPv4 HoA),
+//!   priority P: the mobile network's traffic goes into the tunnel whatever its destination
+//!   (reverse tunnelling, RFC 3963 §5.5).
+//! * In T: `::/0 dev TUN`, `0.0.0.0/0 dev TUN src <MR's MNP-side IPv4>`, and copies of the
+//!   on-link MNP routes — without them the rule also catches the MR's own ICMPv6 Packet Too
+//!   Big to an MNN and sends it up the tunnel (linux-notes).
+//! * The MR's own IPv4 traffic (no IPv4 at all in an IPv6-only visited network): P+1
+//!   `lookup main suppress_prefixlength 0` (every main-table route but the default) and P+2
+//!   `lookup T` for IPv4, so it leaves through the tunnel with the MNP-side source (the
+//!   unnumbered IPv4 tunnel Shima's BSD implementation lacked). With an IPv4 CoA, P `to
+//!   HA-v4 lookup main` keeps the outer packets out of the tunnel.
+//! * The HoA (and IPv4 HoA) as addresses on the TUN device.
+//!
+//! Home agent (RFC 3963 §6.2): `MNP dev TUN` for every IPv6 and IPv4 MNP, the HoA/128 and
+//! the IPv4 HoA/32, in the configured table (main by default, where a routing daemon
+//! exports them from).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use mipsock::{Binding, CareOf};
+use tracing::{info, warn};
+
+use crate::netops::{Family, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
+
+/// Which side we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `-m`: mobile router, reacting to BUL_ADD/BUL_REMOVE.
+    MobileRouter,
+    /// `-h`: home agent, reacting to BC_ADD/BC_REMOVE.
+    HomeAgent,
+}
+
+/// What the route logic needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// Side.
+    pub mode: Mode,
+    /// The TUN device.
+    pub tun: String,
+    /// MR: the policy table T; HA: the table the MNP routes go to.
+    pub table: u32,
+    /// MR: priority P of the first rule; we use P..=P+[`RULE_PRIORITY_SPAN`]-1.
+    pub rule_priority: u32,
+    /// MR: send the MR's own IPv4 traffic through the tunnel (rules P+1, P+2).
+    pub ipv4_own_traffic: bool,
+}
+
+/// How many rule priorities from [`RouteConfig::rule_priority`] are ours (flushed at start).
+pub const RULE_PRIORITY_SPAN: u32 = 10;
+
+impl RouteConfig {
+    /// Our rule priorities.
+    pub fn rule_priorities(&self) -> std::ops::RangeInclusive<u32> {
+        self.rule_priority..=self.rule_priority + RULE_PRIORITY_SPAN - 1
+    }
+}
+
+/// Kernel objects, ordered so that plans and tests are deterministic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelState {
+    /// Addresses on devices.
+    pub addrs: BTreeSet<(String, IpNet)>,
+    /// Routes.
+    pub routes: BTreeSet<RouteSpec>,
+    /// Policy rules.
+    pub rules: BTreeSet<RuleSpec>,
+}
+
+impl KernelState {
+    fn extend(&mut self, other: &KernelState) {
+        self.addrs.extend(other.addrs.iter().cloned());
+        self.routes.extend(other.routes.iter().cloned());
+        self.rules.extend(other.rules.iter().cloned());
+    }
+
+    /// Whether nothing is in it.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty() && self.routes.is_empty() && self.rules.is_empty()
+    }
+}
+
+/// Facts from the kernel the desired state depends on (looked up before [`desired`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookups {
+    /// Device of the on-link route of each MNP (MR: the mobile network's link).
+    pub onlink: BTreeMap<IpNet, String>,
+    /// The MR's own address inside its IPv4 MNPs (source for its own IPv4 traffic).
+    pub mnp_v4_source: Option<Ipv4Addr>,
+}
+
+/// A binding's identity: the HoA and, with multiple CoAs (RFC 5648), the binding id.
+pub type BindingKey = (Ipv6Addr, Option<u16>);
+
+/// The key of a binding.
+pub fn key(b: &Binding) -> BindingKey {
+    (b.hoa, b.binding_id)
+}
+
+fn host6(a: Ipv6Addr) -> IpNet {
+    IpNet::V6(Ipv6Net::new(a, 128).expect("/128 is valid"))
+}
+
+fn host4(a: Ipv4Addr) -> IpNet {
+    IpNet::V4(Ipv4Net::new(a, 32).expect("/32 is valid"))
+}
+
+/// Every source prefix of a binding's mobile network: MNPs, HoA, IPv4 MNPs, IPv4 HoA.
+pub fn sources(b: &Binding) -> Vec<IpNet> {
+    let mut v: Vec<IpNet> = b.mnp_v6.iter().map(|p| IpNet::V6(p.trunc())).collect();
+    v.push(host6(b.hoa));
+    v.extend(b.mnp_v4.iter().map(|p| IpNet::V4(p.trunc())));
+    v.extend(b.hoa_v4.map(host4));
+    v
+}
+
+/// The kernel state one binding needs.
+pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState {
+    let mut s = KernelState::default();
+    let tun = cfg.tun.as_str();
+    match cfg.mode {
+        Mode::HomeAgent => {
+            for dst in sources(b) {
+                s.routes.insert(RouteSpec::dev(cfg.table, dst, tun));
+            }
+        }
+        Mode::MobileRouter => {
+            let t = cfg.table;
+            let p = cfg.rule_priority;
+            for src in sources(b) {
+                s.rules.insert(RuleSpec::from(src, t, p));
+            }
+            s.addrs.insert((cfg.tun.clone(), host6(b.hoa)));
+            if let Some(v4) = b.hoa_v4 {
+                s.addrs.insert((cfg.tun.clone(), host4(v4)));
+            }
+            s.routes
+                .insert(RouteSpec::dev(t, IpNet::V6(Ipv6Net::default()), tun));
+            let v4_source = lookups.mnp_v4_source.or(b.hoa_v4);
+            let has_v4 = !b.mnp_v4.is_empty() || b.hoa_v4.is_some();
+            if has_v4 {
+                let mut default4 = RouteSpec::dev(t, IpNet::V4(Ipv4Net::default()), tun);
+                default4.pref_src = v4_source.map(IpAddr::V4);
+                s.routes.insert(default4);
+            }
+            // The on-link MNP routes in T: replies and ICMP errors from the MR itself to
+            // its mobile network must not take the tunnel (linux-notes).
+            for mnp in b
+                .mnp_v6
+                .iter()
+                .map(|p| IpNet::V6(p.trunc()))
+                .chain(b.mnp_v4.iter().map(|p| IpNet::V4(p.trunc())))
+            {
+                if let Some(dev) = lookups.onlink.get(&mnp) {
+                    s.routes.insert(RouteSpec::dev(t, mnp, dev));
+                }
+            }
+            if has_v4 && cfg.ipv4_own_traffic && v4_source.is_some() {
+                if let (CareOf::V4 { .. }, Some(ha4)) = (b.coa, b.ha_v4) {
+                    s.rules.insert(RuleSpec {
+                        family: Family::V4,
+                        priority: p,
+                        from: None,
+                        to: Some(host4(ha4)),
+                        table: TABLE_MAIN,
+                        suppress_prefixlen: None,
+                    });
+                }
+                s.rules.insert(RuleSpec {
+                    family: Family::V4,
+                    priority: p + 1,
+                    from: None,
+                    to: None,
+                    table: TABLE_MAIN,
+                    suppress_prefixlen: Some(0),
+                });
+                s.rules.insert(RuleSpec {
+                    family: Family::V4,
+                    priority: p + 2,
+                    from: None,
+                    to: None,
+                    table: t,
+                    suppress_prefixlen: None,
+                });
+            }
+        }
+    }
+    s
+}
+
+/// Installs and removes the kernel state of bindings through a [`NetOps`].
+#[derive(Debug)]
+pub struct RouteManager<N> {
+    cfg: RouteConfig,
+    net: N,
+    bindings: BTreeMap<BindingKey, (Binding, KernelState)>,
+    /// What the kernel holds (as far as our requests succeeded).
+    installed: KernelState,
+}
+
+impl<N: NetOps> RouteManager<N> {
+    /// A manager with nothing installed.
+    pub fn new(cfg: RouteConfig, net: N) -> Self {
+        RouteManager {
+            cfg,
+            net,
+            bindings: BTreeMap::new(),
+            installed: KernelState::default(),
+        }
+    }
+
+    /// The NetOps underneath (tests inspect the fake's calls).
+    pub fn net(&mut self) -> &mut N {
+        &mut self.net
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RouteConfig {
+        &self.cfg
+    }
+
+    /// The live bindings.
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.bindings.values().map(|(b, _)| b)
+    }
+
+    /// What we believe is installed.
+    pub fn installed(&self) -> &KernelState {
+        &self.installed
+    }
+
+    async fn lookups(&mut self, b: &Binding) -> Lookups {
+        let mut l = Lookups::default();
+        if self.cfg.mode != Mode::MobileRouter {
+            return l;
+        }
+        let mnps = b
+            .mnp_v6
+            .iter()
+            .map(|p| IpNet::V6(p.trunc()))
+            .chain(b.mnp_v4.iter().map(|p| IpNet::V4(p.trunc())));
+        for mnp in mnps {
+            match self.net.onlink_dev(mnp).await {
+                Ok(Some(dev)) => {
+                    l.onlink.insert(mnp, dev);
+                }
+                Ok(None) => {
+                    warn!(%mnp, "no on-link route for the mobile network prefix; the MR's own packets to it may take the tunnel")
+                }
+                Err(e) => warn!(%mnp, error = %e, "on-link route lookup failed"),
+            }
+        }
+        for mnp in &b.mnp_v4 {
+            match self.net.local_addr_in(IpNet::V4(mnp.trunc())).await {
+                Ok(Some(IpAddr::V4(a))) => {
+                    l.mnp_v4_source = Some(a);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => warn!(%mnp, error = %e, "address lookup failed"),
+            }
+        }
+        l
+    }
+
+    /// BUL_ADD / BC_ADD: a new, refreshed or moved binding.
+    pub async fn add(&mut self, b: &Binding) -> Result<(), NetOpsError> {
+        let lookups = self.lookups(b).await;
+        let want = desired(&self.cfg, b, &lookups);
+        self.bindings.insert(key(b), (b.clone(), want));
+        self.reconcile().await
+    }
+
+    /// BUL_REMOVE / BC_REMOVE: removes what only this binding needed. Unknown bindings are
+    /// fine (a removal after our restart, or a duplicate).
+    pub async fn remove(&mut self, b: &Binding) -> Result<(), NetOpsError> {
+        self.bindings.remove(&key(b));
+        self.reconcile().await
+    }
+
+    /// BUL_FLUSH / BC_FLUSH and shutdown: removes every binding's state.
+    pub async fn remove_all(&mut self) -> Result<(), NetOpsError> {
+        self.bindings.clear();
+        self.reconcile().await
+    }
+
+    /// Brings the kernel to the union of the bindings' desired states. Keeps going after a
+    /// failure; returns the first. Failed additions are retried at the next event, failed
+    /// deletions too (they stay in `installed`).
+    pub async fn reconcile(&mut self) -> Result<(), NetOpsError> {
+        let mut want = KernelState::default();
+        for (_, s) in self.bindings.values() {
+            want.extend(s);
+        }
+        let mut first_error: Option<NetOpsError> = None;
+        let mut note = |r: Result<(), NetOpsError>| match r {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, "kernel request failed");
+                first_error.get_or_insert(e);
+                false
+            }
+        };
+        // Up: addresses, routes, rules.
+        for a in want
+            .addrs
+            .difference(&self.installed.addrs)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            if note(self.net.addr_add(&a.0, a.1).await) {
+                info!(dev = %a.0, addr = %a.1, "address added");
+                self.installed.addrs.insert(a);
+            }
+        }
+        for r in want
+            .routes
+            .difference(&self.installed.routes)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            if note(self.net.route_replace(&r).await) {
+                info!(route = %r, "route installed");
+                self.installed.routes.insert(r);
+            }
+        }
+        for r in want
+            .rules
+            .difference(&self.installed.rules)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            if note(self.net.rule_add(&r).await) {
+                info!(rule = %r, "rule installed");
+                self.installed.rules.insert(r);
+            }
+        }
+        // Down: rules, routes, addresses.
+        for r in self
+            .installed
+            .rules
+            .difference(&want.rules)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            if note(self.net.rule_del(&r).await) {
+                info!(rule = %r, "rule removed");
+                self.installed.rules.remove(&r);
+            }
+        }
+        for r in self
+            .installed
+            .routes
+            .difference(&want.routes)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            // Replaced above by a route with the same key (e.g. a new preferred source): a
+            // delete now would remove the replacement.
+            let replaced = want
+                .routes
+                .iter()
+                .any(|w| (w.table, w.dst, w.src) == (r.table, r.dst, r.src));
+            if replaced || note(self.net.route_del(&r).await) {
+                info!(route = %r, "route removed");
+                self.installed.routes.remove(&r);
+            }
+        }
+        for a in self
+            .installed
+            .addrs
+            .difference(&want.addrs)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            if note(self.net.addr_del(&a.0, a.1).await) {
+                info!(dev = %a.0, addr = %a.1, "address removed");
+                self.installed.addrs.remove(&a);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

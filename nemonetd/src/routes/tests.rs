@@ -1,0 +1,337 @@
+use super::*;
+use crate::netops::{Call, FakeNetOps};
+use mipsock::{BuFlags, Encapsulation};
+
+fn mr_cfg() -> RouteConfig {
+    RouteConfig {
+        mode: Mode::MobileRouter,
+        tun: "nemo0".into(),
+        table: 100,
+        rule_priority: 20100,
+        ipv4_own_traffic: true,
+    }
+}
+
+fn ha_cfg() -> RouteConfig {
+    RouteConfig {
+        mode: Mode::HomeAgent,
+        tun: "nemo0".into(),
+        table: TABLE_MAIN,
+        rule_priority: 20100,
+        ipv4_own_traffic: false,
+    }
+}
+
+fn binding(hoa: &str, coa: &str, mnp6: &[&str], mnp4: &[&str]) -> Binding {
+    Binding {
+        hoa: hoa.parse().unwrap(),
+        hoa_v4: None,
+        coa: coa.parse().unwrap(),
+        ha: "2001:db8:1::1".parse().unwrap(),
+        ha_v4: Some("192.0.2.1".parse().unwrap()),
+        mnp_v6: mnp6.iter().map(|p| p.parse().unwrap()).collect(),
+        mnp_v4: mnp4.iter().map(|p| p.parse().unwrap()).collect(),
+        encapsulation: Encapsulation::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn mr_fake() -> FakeNetOps {
+    let mut f = FakeNetOps::default();
+    f.onlink.insert(net("2001:db8:100::/64"), "mnn0".into());
+    f.onlink.insert(net("198.51.100.0/24"), "mnn0".into());
+    f.local.push("198.51.100.1".parse().unwrap());
+    f
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn mr_binding() -> Binding {
+    binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/64"],
+        &["198.51.100.0/24"],
+    )
+}
+
+#[test]
+fn mr_add_installs_tables_then_rules() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
+        m.add(&mr_binding()).await.unwrap();
+        let calls = m.net().take();
+        let rule = |s: &str| Call::RuleAdd(RuleSpec::from(net(s), 100, 20100));
+        let expected_rules = [
+            rule("2001:db8:100::/64"),
+            rule("2001:db8:1::100/128"),
+            rule("198.51.100.0/24"),
+        ];
+        for r in &expected_rules {
+            assert!(calls.contains(r), "missing {r:?} in {calls:#?}");
+        }
+        let mut default4 = RouteSpec::dev(100, net("0.0.0.0/0"), "nemo0");
+        default4.pref_src = Some("198.51.100.1".parse().unwrap());
+        for r in [
+            RouteSpec::dev(100, net("::/0"), "nemo0"),
+            default4,
+            RouteSpec::dev(100, net("2001:db8:100::/64"), "mnn0"),
+            RouteSpec::dev(100, net("198.51.100.0/24"), "mnn0"),
+        ] {
+            assert!(
+                calls.contains(&Call::RouteReplace(r.clone())),
+                "missing {r}"
+            );
+        }
+        assert!(calls.contains(&Call::AddrAdd("nemo0".into(), net("2001:db8:1::100/128"))));
+        // The MR's own IPv4 traffic: main without defaults, then T.
+        assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
+            if r.priority == 20101 && r.suppress_prefixlen == Some(0) && r.table == TABLE_MAIN)));
+        assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
+            if r.priority == 20102 && r.table == 100 && r.from.is_none())));
+        // Rules only after every route: never divert into an empty table.
+        let last_route = calls
+            .iter()
+            .rposition(|c| matches!(c, Call::RouteReplace(_) | Call::AddrAdd(..)))
+            .unwrap();
+        let first_rule = calls
+            .iter()
+            .position(|c| matches!(c, Call::RuleAdd(_)))
+            .unwrap();
+        assert!(last_route < first_rule);
+        // Every rule and route is in our table or main, and every route in ours.
+        assert!(calls.iter().all(|c| match c {
+            Call::RouteReplace(r) => r.table == 100,
+            _ => true,
+        }));
+    });
+}
+
+#[test]
+fn refresh_changes_nothing() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        m.net().take();
+        let mut refreshed = b.clone();
+        refreshed.lifetime = 400;
+        m.add(&refreshed).await.unwrap();
+        assert_eq!(m.net().take(), vec![]);
+    });
+}
+
+#[test]
+fn move_to_new_ipv6_coa_changes_no_route() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        m.net().take();
+        let mut moved = b.clone();
+        moved.coa = "2001:db8:b::7".parse().unwrap();
+        m.add(&moved).await.unwrap();
+        assert_eq!(m.net().take(), vec![]);
+    });
+}
+
+#[test]
+fn move_to_ipv4_coa_only_adds_the_outer_exception() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        m.net().take();
+        let mut moved = b.clone();
+        moved.coa = "203.0.113.5".parse().unwrap();
+        moved.encapsulation = Encapsulation::InIpv4;
+        m.add(&moved).await.unwrap();
+        let to_ha = RuleSpec {
+            family: Family::V4,
+            priority: 20100,
+            from: None,
+            to: Some(net("192.0.2.1/32")),
+            table: TABLE_MAIN,
+            suppress_prefixlen: None,
+        };
+        assert_eq!(m.net().take(), vec![Call::RuleAdd(to_ha.clone())]);
+        // And back to IPv6: the exception goes, nothing else.
+        m.add(&b).await.unwrap();
+        assert_eq!(m.net().take(), vec![Call::RuleDel(to_ha)]);
+    });
+}
+
+#[test]
+fn remove_deletes_exactly_what_was_added_in_reverse_order() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        let added = m.net().take();
+        m.remove(&b).await.unwrap();
+        let removed = m.net().take();
+        assert_eq!(added.len(), removed.len());
+        for c in &added {
+            let inverse = match c.clone() {
+                Call::RouteReplace(r) => Call::RouteDel(r),
+                Call::RuleAdd(r) => Call::RuleDel(r),
+                Call::AddrAdd(d, a) => Call::AddrDel(d, a),
+                other => panic!("unexpected {other:?}"),
+            };
+            assert!(removed.contains(&inverse), "{inverse:?} not removed");
+        }
+        // Rules go first, so no packet is diverted into a table being emptied.
+        let last_rule = removed
+            .iter()
+            .rposition(|c| matches!(c, Call::RuleDel(_)))
+            .unwrap();
+        let first_route = removed
+            .iter()
+            .position(|c| matches!(c, Call::RouteDel(_)))
+            .unwrap();
+        assert!(last_rule < first_route);
+        assert!(m.installed().is_empty());
+        // A second removal (duplicate message) does nothing.
+        m.remove(&b).await.unwrap();
+        assert_eq!(m.net().take(), vec![]);
+    });
+}
+
+#[test]
+fn ha_routes_every_prefix_and_hoa_into_the_tunnel() {
+    run(async {
+        let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
+        let mut b = mr_binding();
+        b.hoa_v4 = Some("192.0.2.100".parse().unwrap());
+        b.mnp_v6.push("2001:db8:200::/56".parse().unwrap());
+        m.add(&b).await.unwrap();
+        let mut calls = m.net().take();
+        calls.sort_by_key(|c| format!("{c:?}"));
+        let mut expected: Vec<Call> = [
+            "2001:db8:100::/64",
+            "2001:db8:200::/56",
+            "2001:db8:1::100/128",
+            "198.51.100.0/24",
+            "192.0.2.100/32",
+        ]
+        .iter()
+        .map(|p| Call::RouteReplace(RouteSpec::dev(TABLE_MAIN, net(p), "nemo0")))
+        .collect();
+        expected.sort_by_key(|c| format!("{c:?}"));
+        assert_eq!(calls, expected);
+    });
+}
+
+#[test]
+fn ha_mnp_dropped_from_a_refresh_stops_being_routed() {
+    // RFC 3963 §6.2 explicit mode: prefixes absent from a refresh stop being forwarded.
+    run(async {
+        let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
+        let mut b = mr_binding();
+        b.mnp_v6.push("2001:db8:200::/56".parse().unwrap());
+        m.add(&b).await.unwrap();
+        m.net().take();
+        b.mnp_v6.pop();
+        m.add(&b).await.unwrap();
+        assert_eq!(
+            m.net().take(),
+            vec![Call::RouteDel(RouteSpec::dev(
+                TABLE_MAIN,
+                net("2001:db8:200::/56"),
+                "nemo0"
+            ))]
+        );
+    });
+}
+
+#[test]
+fn two_bindings_share_the_defaults_until_the_last_goes() {
+    run(async {
+        let mut f = mr_fake();
+        f.onlink.insert(net("2001:db8:300::/64"), "mnn1".into());
+        let mut m = RouteManager::new(mr_cfg(), f);
+        let a = mr_binding();
+        let mut b = binding(
+            "2001:db8:1::200",
+            "2001:db8:a::5",
+            &["2001:db8:300::/64"],
+            &[],
+        );
+        b.binding_id = Some(2);
+        m.add(&a).await.unwrap();
+        m.net().take();
+        m.add(&b).await.unwrap();
+        let added_b = m.net().take();
+        // b brought only its own rules/routes/address: the IPv6 default was there already.
+        assert!(
+            !added_b
+                .iter()
+                .any(|c| matches!(c, Call::RouteReplace(r) if r.dst == net("::/0")))
+        );
+        assert!(added_b.contains(&Call::RuleAdd(RuleSpec::from(
+            net("2001:db8:300::/64"),
+            100,
+            20100
+        ))));
+        m.remove(&a).await.unwrap();
+        let removed_a = m.net().take();
+        assert!(
+            !removed_a
+                .iter()
+                .any(|c| matches!(c, Call::RouteDel(r) if r.dst == net("::/0")))
+        );
+        assert!(removed_a.contains(&Call::RuleDel(RuleSpec::from(
+            net("2001:db8:100::/64"),
+            100,
+            20100
+        ))));
+        m.remove(&b).await.unwrap();
+        let removed_b = m.net().take();
+        assert!(removed_b.contains(&Call::RouteDel(RouteSpec::dev(100, net("::/0"), "nemo0"))));
+        assert!(m.installed().is_empty());
+    });
+}
+
+#[test]
+fn failed_requests_are_retried_at_the_next_event() {
+    run(async {
+        let mut f = mr_fake();
+        f.fail_with = Some(1); // EPERM
+        let mut m = RouteManager::new(mr_cfg(), f);
+        let b = mr_binding();
+        assert!(m.add(&b).await.is_err());
+        assert!(m.installed().is_empty());
+        let attempted = m.net().take().len();
+        m.net().fail_with = None;
+        m.add(&b).await.unwrap();
+        assert_eq!(m.net().take().len(), attempted);
+    });
+}
+
+#[test]
+fn rule_priorities_cover_what_we_install() {
+    let cfg = mr_cfg();
+    let mut b = mr_binding();
+    b.coa = "203.0.113.5".parse().unwrap();
+    let mut l = Lookups::default();
+    l.mnp_v4_source = Some("198.51.100.1".parse().unwrap());
+    let s = desired(&cfg, &b, &l);
+    assert!(
+        s.rules
+            .iter()
+            .all(|r| cfg.rule_priorities().contains(&r.priority))
+    );
+}
