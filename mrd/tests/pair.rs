@@ -782,6 +782,25 @@ fn optimistic_mode_announces_before_the_ba() {
     );
 }
 
+#[test]
+fn binding_refresh_request_from_the_ha() {
+    let mut ha_cfg = ha_config();
+    ha_cfg.brr = Some(had::BrrConfig {
+        before_expiry: Duration::from_secs(100),
+    });
+    let mut p = Pair::new(mr_config(), ha_cfg);
+    p.md_info(&rereg(coa1()));
+    p.run_for(Duration::from_secs(350));
+    // The HA asks at 300 s (100 s before expiry), well before the MR's own 384 s.
+    assert!(p.seen.contains(&Seen::Other {
+        at_ms: 300_000,
+        mh_type: 0
+    }));
+    assert_eq!(p.bus(), [(0, 1000), (300_000, 1001)]);
+    assert_eq!(p.bas().last(), Some(&(300_000, 0, 1001)));
+    assert_eq!(p.ha_binding().unwrap().lifetime, 400 - 50);
+}
+
 mod property {
     use super::*;
     use proptest::prelude::*;

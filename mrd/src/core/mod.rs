@@ -378,18 +378,27 @@ impl MrCore {
         };
         match repr {
             MhRepr::BindingAck(ba) => self.process_ba(now, &ba, sig.mh),
-            MhRepr::BindingRefreshRequest(_) => self.process_brr(now),
+            MhRepr::BindingRefreshRequest(_) => self.process_brr(now, sig.mh),
             MhRepr::BindingError(be) => self.process_be(now, be.status, be.home_address),
             other => debug!(mh_type = ?other.mh_type(), "Mobility Header type ignored"),
         }
     }
 
     /// RFC 6275 §11.7.4: a BRR from the HA asks for a refresh now.
-    fn process_brr(&mut self, now: Instant) {
+    fn process_brr(&mut self, now: Instant, mh: &[u8]) {
         if self.stopped.is_some() || self.pending.is_some() {
             return;
         }
         if let Some(r) = &self.registered {
+            // With an SA, only a BRR the HA signed may make us send (had signs them with
+            // the binding's SA, RFC 4285 §5 computed over CoA | HoA | MH).
+            if let Some(sa) = &self.cfg.security
+                && !auth::verify(mh, IpAddr::V6(r.coa), &self.cfg.home_address, &sa.key)
+                    .unwrap_or(false)
+            {
+                warn!("Binding Refresh Request without a valid MN-HA authenticator dropped");
+                return;
+            }
             info!(coa = %r.coa, "Binding Refresh Request: refreshing");
             let (coa, ifx) = (r.coa, r.coa_ifindex);
             self.pending = Some(self.new_pending(now, BuKind::Register, false, coa, ifx));

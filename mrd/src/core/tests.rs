@@ -1214,3 +1214,40 @@ fn accepted_codes_register() {
         assert!(!name.is_empty());
     }
 }
+
+#[test]
+fn binding_refresh_request_must_be_signed_with_an_sa() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.security = Some(sa(false));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .opt(v4_ack(0, mnp4()))
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    let brr = |key: Option<&[u8]>| {
+        let mut options = Vec::new();
+        if key.is_some() {
+            options.push(auth::mn_ha_option(SPI));
+        }
+        let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest { options });
+        let mut mh = vec![0; repr.buffer_len()];
+        repr.emit_to(&mut mh).unwrap();
+        if let Some(k) = key {
+            auth::sign(&mut mh, IpAddr::V6(coa1()), &hoa(), k).unwrap();
+        }
+        wrap(&mh, coa1())
+    };
+    deliver(&mut mr, ms(t0, 1000), &brr(None));
+    deliver(&mut mr, ms(t0, 1000), &brr(Some(b"forged")));
+    assert!(mr.poll_transmit().is_none());
+    deliver(&mut mr, ms(t0, 1000), &brr(Some(KEY)));
+    assert_eq!(next_bu(&mut mr).seq, 101);
+}
