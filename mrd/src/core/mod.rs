@@ -255,11 +255,14 @@ impl MrCore {
     /// Deregisters the current binding from its care-of address (MD_INFO DEREGFOREIGN, or
     /// the shell shutting down): lifetime 0, HAO and Alternate CoA as usual.
     pub fn deregister(&mut self, now: Instant) {
+        // From where we are now: the CoA of an outstanding registration (a move) if any,
+        // else the registered one.
         let Some(coa) = self
-            .registered
+            .pending
             .as_ref()
-            .map(|r| (r.coa, r.coa_ifindex))
-            .or_else(|| self.pending.as_ref().map(|p| (p.coa, p.coa_ifindex)))
+            .filter(|p| p.kind == BuKind::Register)
+            .map(|p| (p.coa, p.coa_ifindex))
+            .or_else(|| self.registered.as_ref().map(|r| (r.coa, r.coa_ifindex)))
         else {
             debug!("nothing to deregister");
             return;
@@ -363,9 +366,13 @@ impl MrCore {
             return;
         };
         // RFC 6275 §9.2: bad checksum, silent drop. The pseudo-header destination is the
-        // home address of an RH2 (RFC 8200 §8.1).
-        let dst = sig.rh2_home_address.unwrap_or(sig.dst);
-        if !packet.verify_checksum(&sig.src, &dst) {
+        // home address of an RH2 (RFC 8200 §8.1); a sender whose kernel checksums over the
+        // on-wire destination is tolerated, as `ReceivedPacket::verify_checksum` tolerates
+        // the on-wire source.
+        let final_dst = sig.rh2_home_address.unwrap_or(sig.dst);
+        if !packet.verify_checksum(&sig.src, &final_dst)
+            && !packet.verify_checksum(&sig.src, &sig.dst)
+        {
             debug!("Mobility Header with a bad checksum dropped");
             return;
         }
