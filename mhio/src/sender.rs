@@ -11,7 +11,7 @@
 //! opened: such a socket would also receive a second copy of every MH (see
 //! [`crate::receiver`]).
 
-use std::net::{Ipv6Addr, SocketAddrV6};
+use std::net::SocketAddrV6;
 
 use proto::ext::{
     HAO_HEADER_LEN, IPV6_HEADER_LEN, Ipv6Header, MobilityPacketRepr, RH2_HEADER_LEN,
@@ -72,12 +72,15 @@ impl RawSender {
     /// [`Error::TooBig`], [`Error::Send`]) name the destination.
     pub async fn send_packet(&self, packet: &[u8]) -> Result<usize> {
         let ip = Ipv6Header::new_checked(packet)?;
+        if ip.version() != 6 {
+            return Err(proto::Error::Malformed("version").into());
+        }
         if ip.total_len() != packet.len() {
             return Err(proto::Error::BadLength.into());
         }
-        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&packet[24..40]).expect("16 octets"));
-        // Port must be 0 for raw IPv6 sockets; the scope only matters for link-local
-        // destinations, which need the interface.
+        let dst = ip.dst_addr();
+        // Port must be 0 for raw IPv6 sockets. A link-local or multicast destination needs
+        // the bound interface as its scope (without one the kernel refuses it).
         let scope = if dst.is_unicast_link_local() || dst.is_multicast() {
             self.ifindex
         } else {

@@ -271,6 +271,18 @@ async fn bu_with_hao_reaches_the_ha_without_icmp_errors_only_with_the_guard() {
         "{err}"
     );
     assert!(err.to_string().contains("2001:db8:ffff::1"));
+    // Not an IPv6 packet, or a Payload Length that disagrees with the buffer.
+    assert!(matches!(
+        tx.send_packet(&[0x60; 10]).await,
+        Err(Error::Packet(_))
+    ));
+    let mut short = vec![0u8; 48];
+    short[0] = 0x60;
+    short[5] = 16;
+    assert!(matches!(
+        tx.send_packet(&short).await,
+        Err(Error::Packet(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
