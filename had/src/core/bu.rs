@@ -16,6 +16,7 @@
 //! Nothing changes state before step 8 (or the removal of step 5), so a forged, replayed or
 //! refused BU changes nothing.
 
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,10 @@ use proto::option::{AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MobilityOption, NAT_REFRE
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, info, warn};
 
-use super::{Bce, Ha, HaEvent, ReceivedSignal, UdpV4Path, care_of_for_mac};
+use super::{
+    Bce, Ha, HaEvent, HoaPolicy, ReceivedSignal, UdpV4Path, binding_of, care_of_for_mac,
+    proxy_nd_of,
+};
 use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode, ReplayProtection};
 use crate::record::JournalRecord;
 
@@ -72,6 +76,7 @@ impl Ha {
         signal: &ReceivedSignal<'_>,
         mh: &[u8],
         hoa: Ipv6Addr,
+        policy: Option<Arc<HoaPolicy>>,
         bu: &BindingUpdate<'_>,
     ) {
         let flags = bu.flags;
@@ -123,6 +128,11 @@ impl Ha {
             return;
         }
         let coa_mac = care_of_for_mac(&coa);
+        // One look at the existing entry (sequence, R flag, owner SA).
+        let existing = self
+            .cache
+            .get(&hoa)
+            .map(|b| (SequenceNumber(b.sequence), b.flags, b.spi));
 
         let mn_id = bu
             .options
@@ -190,7 +200,7 @@ impl Ha {
             };
             reply.sa = Some(sa.clone());
             let mac_ok = matches!(proto::auth::verify(mh, coa_mac, &hoa, &sa.key), Ok(true));
-            let owner = self.cache.get(&hoa).and_then(|b| b.spi);
+            let owner = existing.and_then(|(_, _, spi)| spi);
             if !mac_ok || !sa_covers(&sa, &hoa, mn_id, owner) {
                 self.stats.auth_failed += 1;
                 warn!(hoa = %hoa, coa = %coa, spi, mac_ok, "binding update failed authentication");
@@ -215,9 +225,8 @@ impl Ha {
                     };
                     let ha_now = NtpTimestamp::from_unix(wall);
                     let t = NtpTimestamp(ts);
-                    let last = self
-                        .cache
-                        .get(&hoa)
+                    let last = existing
+                        .and(self.cache.get(&hoa))
                         .and_then(|b| b.last_timestamp)
                         .or_else(|| self.replay_floor.get(&hoa).map(|(t, _)| *t));
                     let fresh = t.is_within(ha_now, window)
@@ -263,10 +272,10 @@ impl Ha {
         }
 
         // 4. Sequence number (RFC 6275 §9.5.1): any value for a new binding.
-        if let Some(bce) = self.cache.get(&hoa) {
-            if !seq.is_newer_than(SequenceNumber(bce.sequence)) {
-                reply.sequence = SequenceNumber(bce.sequence);
-                info!(hoa = %hoa, seq = seq.0, last = bce.sequence, "binding update sequence number out of window");
+        if let Some((last, _, _)) = existing {
+            if !seq.is_newer_than(last) {
+                reply.sequence = last;
+                info!(hoa = %hoa, seq = seq.0, last = last.0, "binding update sequence number out of window");
                 self.reject(&reply, BaStatus::SequenceNumberOutOfWindow);
                 return;
             }
@@ -275,7 +284,7 @@ impl Ha {
         // 5. Deregistration (RFC 6275 §10.3.2, RFC 3963 §6.2 step 4).
         let at_home = matches!(coa, CareOf::V6(c) if c == hoa);
         if bu.lifetime.is_zero() || at_home {
-            if !self.cache.contains_key(&hoa) {
+            if existing.is_none() {
                 // §10.3.2: no home registration binding for this MN.
                 self.reject(&reply, BaStatus::NotHomeAgentForThisMobileNode);
                 return;
@@ -292,8 +301,8 @@ impl Ha {
         }
 
         // 6. RFC 3963 §6.2 step 3: R may not change on an existing binding.
-        if let Some(bce) = self.cache.get(&hoa) {
-            let had_r = bce.flags & proto::mh::BuFlags::R.bits() != 0;
+        if let Some((_, old_flags, _)) = existing {
+            let had_r = old_flags & proto::mh::BuFlags::R.bits() != 0;
             if had_r != flags.mobile_router() {
                 self.reject(&reply, BaStatus::RegistrationTypeChangeDisallowed);
                 return;
@@ -301,7 +310,7 @@ impl Ha {
         }
 
         // 7. Prefixes.
-        let policy = self.policy.get(&hoa);
+        let policy = policy.as_deref();
         let mut status = BaStatus::Accepted;
         let mut mnp_v6: Vec<Ipv6Net> = Vec::new();
         let explicit = bu
@@ -338,7 +347,7 @@ impl Ha {
                 );
             }
         }
-        let mut v4 = self.ipv4_part(&hoa, flags.mobile_router(), bu);
+        let mut v4 = self.ipv4_part(policy, flags.mobile_router(), bu);
         if status == BaStatus::Accepted {
             if let Some(s) = v4.status {
                 status = s;
@@ -374,44 +383,85 @@ impl Ha {
         let max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
         let granted = bu.lifetime.min(max).max(Lifetime(1));
         let expires = now + granted.as_duration();
-        let timer = match self.cfg.brr {
+        let due = match self.cfg.brr {
             Some(b) if b.before_expiry < granted.as_duration() => expires - b.before_expiry,
             _ => expires,
         };
-        let new = !self.cache.contains_key(&hoa);
-        let last_timestamp =
-            timestamp.or_else(|| self.cache.get(&hoa).and_then(|b| b.last_timestamp));
-        let bce = Bce {
-            coa,
-            expires,
-            timer,
-            mnp_v6: mnp_v6.into_boxed_slice(),
-            mnp_v4: v4.mnp.into_boxed_slice(),
-            last_timestamp,
-            spi: spi_used,
-            hoa_v4: v4.hoa_v4,
-            lifetime_secs: granted.as_secs(),
-            flags: flags.bits(),
-            sequence: seq.0,
-            nat_detected,
-            rh2: signal.home_address.is_some(),
-            brr_sent: false,
-        };
-        if let Some(old) = self.cache.get(&hoa) {
-            self.timers.remove(&(old.timer, hoa));
+        let Ha {
+            cache,
+            timers,
+            events,
+            cfg,
+            replay_floor,
+            ..
+        } = self;
+        if !replay_floor.is_empty() {
+            replay_floor.remove(&hoa);
         }
-        self.timers.insert((timer, hoa));
-        self.replay_floor.remove(&hoa);
+        let new;
+        let bce: &Bce = match cache.entry(hoa) {
+            Entry::Occupied(o) => {
+                new = false;
+                let b = o.into_mut();
+                // Keep the boxed prefix lists when unchanged (the usual refresh).
+                if *b.mnp_v6 != *mnp_v6 {
+                    b.mnp_v6 = mnp_v6.into_boxed_slice();
+                }
+                if *b.mnp_v4 != *v4.mnp {
+                    b.mnp_v4 = v4.mnp.into_boxed_slice();
+                }
+                b.coa = coa;
+                b.expires = expires;
+                b.due = due;
+                if timestamp.is_some() {
+                    b.last_timestamp = timestamp;
+                }
+                b.spi = spi_used;
+                b.hoa_v4 = v4.hoa_v4;
+                b.lifetime_secs = granted.as_secs();
+                b.flags = flags.bits();
+                b.sequence = seq.0;
+                b.nat_detected = nat_detected;
+                b.rh2 = signal.home_address.is_some();
+                b.brr_sent = false;
+                // Timers are lazy: a later deadline is picked up when the scheduled one
+                // fires; only an earlier one needs moving in the set.
+                if due < b.timer {
+                    timers.remove(&(b.timer, hoa));
+                    timers.insert((due, hoa));
+                    b.timer = due;
+                }
+                b
+            }
+            Entry::Vacant(v) => {
+                new = true;
+                timers.insert((due, hoa));
+                v.insert(Bce {
+                    coa,
+                    expires,
+                    timer: due,
+                    due,
+                    mnp_v6: mnp_v6.into_boxed_slice(),
+                    mnp_v4: v4.mnp.into_boxed_slice(),
+                    last_timestamp: timestamp,
+                    spi: spi_used,
+                    hoa_v4: v4.hoa_v4,
+                    lifetime_secs: granted.as_secs(),
+                    flags: flags.bits(),
+                    sequence: seq.0,
+                    nat_detected,
+                    rh2: signal.home_address.is_some(),
+                    brr_sent: false,
+                })
+            }
+        };
         // Persist first: the shell writes and syncs it before the BA leaves.
-        self.events
-            .push_back(HaEvent::Persist(JournalRecord::Upsert(
-                bce.persisted(hoa, now, wall),
-            )));
-        self.events
-            .push_back(HaEvent::BcAdd(self.to_binding(&hoa, &bce, now)));
+        events.push_back(HaEvent::Persist(JournalRecord::Upsert(
+            bce.persisted(hoa, now, wall),
+        )));
+        events.push_back(HaEvent::BcAdd(binding_of(cfg, &hoa, bce, now)));
         if new {
-            self.events
-                .push_back(HaEvent::ProxyNdAdd(self.proxy_nd(&hoa, &bce)));
+            events.push_back(HaEvent::ProxyNdAdd(proxy_nd_of(cfg, &hoa, bce)));
         }
         info!(
             hoa = %hoa,
@@ -423,16 +473,14 @@ impl Ha {
             new,
             "binding registered"
         );
-        self.cache.insert(hoa, bce);
         self.stats.accepted += 1;
         self.send_ba(&reply, BaStatus::Accepted, granted, v4.acks);
     }
 
     /// The IPv4 part of a registration: RFC 5555 IPv4 HoA options (one acknowledgement
     /// each, in order), Shima's implicit IPv4 MNPs, SHISA's legacy option.
-    fn ipv4_part(&self, hoa: &Ipv6Addr, mr: bool, bu: &BindingUpdate<'_>) -> V4Result {
+    fn ipv4_part(&self, policy: Option<&HoaPolicy>, mr: bool, bu: &BindingUpdate<'_>) -> V4Result {
         let mut out = V4Result::default();
-        let policy = self.policy.get(hoa);
         let has_v4_options = bu.options.iter().any(|o| {
             matches!(
                 o,

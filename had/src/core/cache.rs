@@ -15,8 +15,10 @@ pub(crate) struct Bce {
     pub coa: CareOf,
     /// When the binding ends.
     pub expires: Instant,
-    /// The deadline under which the entry sits in `Ha::timers` (BRR time or `expires`).
+    /// The deadline under which the entry sits in `Ha::timers`; never later than `due`.
     pub timer: Instant,
+    /// The next real deadline: BRR time, else `expires`.
+    pub due: Instant,
     pub mnp_v6: Box<[Ipv6Net]>,
     pub mnp_v4: Box<[Ipv4Net]>,
     pub last_timestamp: Option<u64>,
@@ -56,6 +58,7 @@ impl Bce {
             expires,
             // No BRR after a restart: the MR's own refresh timer runs anyway.
             timer: expires,
+            due: expires,
             mnp_v6: p.mnp_v6.clone().into_boxed_slice(),
             mnp_v4: p.mnp_v4.clone().into_boxed_slice(),
             last_timestamp: p.last_timestamp,

@@ -205,7 +205,7 @@ pub(crate) struct HoaPolicy {
 #[derive(Debug)]
 pub struct Ha {
     pub(crate) cfg: HaCoreConfig,
-    pub(crate) policy: HashMap<Ipv6Addr, HoaPolicy>,
+    pub(crate) policy: HashMap<Ipv6Addr, Arc<HoaPolicy>>,
     pub(crate) sas: HashMap<u32, Arc<MobilitySa>>,
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
     /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
@@ -239,6 +239,8 @@ impl Ha {
         for hoa in &cfg.legacy_ipv4_mnp_hoas {
             policy.entry(*hoa).or_default().legacy_ipv4_mnp = true;
         }
+        let policy: HashMap<Ipv6Addr, Arc<HoaPolicy>> =
+            policy.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         let mut sas = HashMap::new();
         if let AuthPolicy::Required(list) = &cfg.auth {
             for sa in list {
@@ -330,10 +332,13 @@ impl Ha {
         let hoa = signal.home_address.unwrap_or(signal.src);
         // SHISA's legacy IPv4 MNP option (type 11) only for the HoAs configured for it;
         // for every other HoA type 11 is an unknown option, skipped (RFC 6275 §6.2.1).
-        let legacy = self.policy.get(&hoa).is_some_and(|p| p.legacy_ipv4_mnp);
+        let policy = self.policy.get(&hoa).cloned();
+        let legacy = policy.as_ref().is_some_and(|p| p.legacy_ipv4_mnp);
         let parse_cfg = ParseConfig::new().with_legacy_ipv4_mnp(legacy);
         match MhRepr::parse(&Packet::new_unchecked(mh), parse_cfg) {
-            Ok(MhRepr::BindingUpdate(bu)) => self.process_bu(now, wall, signal, mh, hoa, &bu),
+            Ok(MhRepr::BindingUpdate(bu)) => {
+                self.process_bu(now, wall, signal, mh, hoa, policy.clone(), &bu)
+            }
             Ok(_) => unreachable!("type checked above"),
             Err(proto::Error::Malformed("mobile network prefix length")) => {
                 // RFC 3963 §6.2: a prefix length above 128 is an Invalid Prefix (141), not
@@ -342,7 +347,7 @@ impl Ha {
                 let patched = zero_bad_mnp_lengths(mh);
                 match MhRepr::parse(&Packet::new_unchecked(&patched[..]), parse_cfg) {
                     Ok(MhRepr::BindingUpdate(bu)) => {
-                        self.process_bu(now, wall, signal, mh, hoa, &bu)
+                        self.process_bu(now, wall, signal, mh, hoa, policy.clone(), &bu)
                     }
                     _ => {
                         self.stats.malformed += 1;
@@ -364,21 +369,26 @@ impl Ha {
                 break;
             }
             self.timers.pop_first();
-            let Some(bce) = self.cache.get(&hoa) else {
+            let Some(bce) = self.cache.get_mut(&hoa) else {
                 continue;
             };
+            if bce.due > now {
+                // Refreshed since this was scheduled (timers are lazy, see bu.rs).
+                bce.timer = bce.due;
+                self.timers.insert((bce.due, hoa));
+                continue;
+            }
             if bce.expires <= now {
                 self.stats.expired += 1;
                 info!(hoa = %hoa, coa = %bce.coa, seq = bce.sequence, "binding expired");
                 self.remove_binding(now, hoa);
             } else {
-                // The BRR time.
-                self.send_brr(now, hoa);
-                let bce = self.cache.get_mut(&hoa).expect("present");
+                // The BRR time (RFC 6275 §9.5.5): once per registration.
                 bce.brr_sent = true;
-                let next = bce.expires;
-                bce.timer = next;
-                self.timers.insert((next, hoa));
+                bce.due = bce.expires;
+                bce.timer = bce.expires;
+                self.timers.insert((bce.expires, hoa));
+                self.send_brr(now, hoa);
             }
         }
         self.replay_floor.retain(|_, (_, until)| *until > now);
@@ -478,47 +488,11 @@ impl Ha {
     }
 
     pub(crate) fn to_binding(&self, hoa: &Ipv6Addr, b: &Bce, now: Instant) -> Binding {
-        let encapsulation = match b.coa {
-            CareOf::V6(_) => Encapsulation::InIpv6,
-            CareOf::V4 { udp_port: None, .. } => Encapsulation::InIpv4,
-            CareOf::V4 {
-                udp_port: Some(_), ..
-            } => Encapsulation::UdpIpv4 {
-                ha_port: proto::DSMIP_UDP_PORT,
-            },
-        };
-        Binding {
-            hoa: *hoa,
-            hoa_v4: b.hoa_v4,
-            coa: b.coa,
-            ha: self.cfg.ha_address,
-            ha_v4: self.cfg.ha_address_v4,
-            mnp_v6: b.mnp_v6.to_vec(),
-            mnp_v4: b.mnp_v4.to_vec(),
-            encapsulation,
-            lifetime: b.expires.saturating_duration_since(now).as_secs() as u32,
-            binding_id: None,
-            flags: mipsock::BuFlags(b.flags),
-            nat_detected: b.nat_detected,
-            coa_ifindex: None,
-        }
+        binding_of(&self.cfg, hoa, b, now)
     }
 
     pub(crate) fn proxy_nd(&self, hoa: &Ipv6Addr, b: &Bce) -> ProxyNd {
-        let link_local = (b.flags & proto::mh::BuFlags::L.bits() != 0).then(|| {
-            let o = hoa.octets();
-            let mut ll = [0u8; 16];
-            ll[0] = 0xfe;
-            ll[1] = 0x80;
-            ll[8..].copy_from_slice(&o[8..]);
-            Ipv6Addr::from(ll)
-        });
-        ProxyNd {
-            hoa: *hoa,
-            link_local,
-            ifindex: self.cfg.home_ifindex,
-            router: b.flags & proto::mh::BuFlags::R.bits() != 0,
-        }
+        proxy_nd_of(&self.cfg, hoa, b)
     }
 
     /// Removes a binding: Persist(Remove), BcRemove, ProxyNdRemove, in that order.
@@ -692,6 +666,52 @@ impl Ha {
                 )
             }
         }
+    }
+}
+
+/// The bus view of a binding cache entry, lifetime remaining at `now`.
+pub(crate) fn binding_of(cfg: &HaCoreConfig, hoa: &Ipv6Addr, b: &Bce, now: Instant) -> Binding {
+    let encapsulation = match b.coa {
+        CareOf::V6(_) => Encapsulation::InIpv6,
+        CareOf::V4 { udp_port: None, .. } => Encapsulation::InIpv4,
+        CareOf::V4 {
+            udp_port: Some(_), ..
+        } => Encapsulation::UdpIpv4 {
+            ha_port: proto::DSMIP_UDP_PORT,
+        },
+    };
+    Binding {
+        hoa: *hoa,
+        hoa_v4: b.hoa_v4,
+        coa: b.coa,
+        ha: cfg.ha_address,
+        ha_v4: cfg.ha_address_v4,
+        mnp_v6: b.mnp_v6.to_vec(),
+        mnp_v4: b.mnp_v4.to_vec(),
+        encapsulation,
+        lifetime: b.expires.saturating_duration_since(now).as_secs() as u32,
+        binding_id: None,
+        flags: mipsock::BuFlags(b.flags),
+        nat_detected: b.nat_detected,
+        coa_ifindex: None,
+    }
+}
+
+/// Proxy ND for a registered HoA (and its link-local address with L, RFC 6275 §10.4.1).
+pub(crate) fn proxy_nd_of(cfg: &HaCoreConfig, hoa: &Ipv6Addr, b: &Bce) -> ProxyNd {
+    let link_local = (b.flags & proto::mh::BuFlags::L.bits() != 0).then(|| {
+        let o = hoa.octets();
+        let mut ll = [0u8; 16];
+        ll[0] = 0xfe;
+        ll[1] = 0x80;
+        ll[8..].copy_from_slice(&o[8..]);
+        Ipv6Addr::from(ll)
+    });
+    ProxyNd {
+        hoa: *hoa,
+        link_local,
+        ifindex: cfg.home_ifindex,
+        router: b.flags & proto::mh::BuFlags::R.bits() != 0,
     }
 }
 
