@@ -225,6 +225,10 @@ async fn bu_with_hao_reaches_the_ha_without_icmp_errors_only_with_the_guard() {
     let tx = mr.enter(&rt, || RawSender::new(Some("va"))).unwrap();
     let mut mr_rx = mr.enter(&rt, || Receiver::new(None)).unwrap();
     let mut rx = ha.enter(&rt, || Receiver::new(Some("vb"))).unwrap();
+    assert!(matches!(
+        ha.enter(&rt, || Receiver::new(Some("nonexistent0"))),
+        Err(Error::NoSuchInterface { .. })
+    ));
     let repr = MobilityPacketRepr {
         src_addr: COA,
         dst_addr: HA,
@@ -247,8 +251,22 @@ async fn bu_with_hao_reaches_the_ha_without_icmp_errors_only_with_the_guard() {
         let mh = exchange(&tx, &mut rx, &ha, repr, &binding_update(seq), 0).await;
         assert_eq!(seq_of(&mh), seq);
     }
+    // The kernel runs the BPF filter: after ordinary traffic the first frame is the BU
+    // (Destination Options header first), not the echo request.
+    mr.sh(&format!("ping -c2 -i0.2 -W1 {HA} >/dev/null"));
+    tx.send_mobility(&repr, &binding_update(5)).await.unwrap();
+    let frame = timeout(WAIT, rx.recv_frame()).await.unwrap().unwrap();
+    assert_eq!(
+        frame.bytes[6], 60,
+        "first frame is not the BU: {:?}",
+        frame.bytes
+    );
+    assert_eq!(
+        frame.ifindex,
+        ha.enter(&rt, || mhio::if_index("vb")).unwrap()
+    );
     let counters = ha.sh("nft list table inet nemo-had");
-    assert!(counters.contains("packets 3 "), "{counters}");
+    assert!(counters.contains("packets 4 "), "{counters}");
     ha.enter(&rt, || guard.remove()).unwrap();
 
     // The MR's own receiver saw neither its outgoing BUs nor the ICMP error.
