@@ -74,7 +74,6 @@ impl Ha {
         now: Instant,
         wall: Duration,
         signal: &ReceivedSignal<'_>,
-        mh: &[u8],
         hoa: Ipv6Addr,
         policy: Option<Arc<HoaPolicy>>,
         bu: &BindingUpdate<'_>,
@@ -199,7 +198,10 @@ impl Ha {
                 return;
             };
             reply.sa = Some(sa.clone());
-            let mac_ok = matches!(proto::auth::verify(mh, coa_mac, &hoa, &sa.key), Ok(true));
+            let mac_ok = matches!(
+                proto::auth::verify(signal.mh, coa_mac, &hoa, &sa.key),
+                Ok(true)
+            );
             let owner = existing.and_then(|(_, _, spi)| spi);
             if !mac_ok || !sa_covers(&sa, &hoa, mn_id, owner) {
                 self.stats.auth_failed += 1;

@@ -337,7 +337,7 @@ impl Ha {
         let parse_cfg = ParseConfig::new().with_legacy_ipv4_mnp(legacy);
         match MhRepr::parse(&Packet::new_unchecked(mh), parse_cfg) {
             Ok(MhRepr::BindingUpdate(bu)) => {
-                self.process_bu(now, wall, signal, mh, hoa, policy.clone(), &bu)
+                self.process_bu(now, wall, signal, hoa, policy.clone(), &bu)
             }
             Ok(_) => unreachable!("type checked above"),
             Err(proto::Error::Malformed("mobile network prefix length")) => {
@@ -347,7 +347,7 @@ impl Ha {
                 let patched = zero_bad_mnp_lengths(mh);
                 match MhRepr::parse(&Packet::new_unchecked(&patched[..]), parse_cfg) {
                     Ok(MhRepr::BindingUpdate(bu)) => {
-                        self.process_bu(now, wall, signal, mh, hoa, policy.clone(), &bu)
+                        self.process_bu(now, wall, signal, hoa, policy.clone(), &bu)
                     }
                     _ => {
                         self.stats.malformed += 1;
