@@ -205,7 +205,7 @@ impl ProxyNd {
     /// Multicasts one unsolicited NA for `hoa` to all nodes on the home link (ff02::1).
     ///
     /// # Errors
-    /// The send errors of [`Error::send`].
+    /// [`Error::PermissionDenied`], [`Error::Unreachable`] or [`Error::Send`], naming ff02::1.
     pub fn send_unsolicited_na(&self, hoa: Ipv6Addr, router: bool) -> Result<()> {
         let na = neighbour_advertisement(hoa, self.mac, router);
         let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
