@@ -11,6 +11,10 @@
 //! * **home link**: proxy neighbour discovery and unsolicited NAs for registered home
 //!   addresses ([`ProxyNd`]).
 //!
+//! Start order in a daemon: install the guard, open the receiver, then send; drop the guard
+//! last (on SIGTERM/SIGINT too) so the table does not outlive the daemon. A table left by
+//! `kill -9` is replaced by the next install.
+//!
 //! Everything is async on tokio; constructors must run inside a runtime. Sockets are opened
 //! in the network namespace of the calling thread.
 
