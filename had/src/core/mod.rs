@@ -249,6 +249,9 @@ impl Ha {
                 }
             }
         }
+        if cfg.auth == AuthPolicy::Disabled {
+            warn!("RFC 4285 authentication disabled by configuration: any node may register");
+        }
         let burst = cfg.binding_error_rate;
         Ok(Ha {
             cfg,

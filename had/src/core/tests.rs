@@ -1110,3 +1110,101 @@ fn config_errors() {
 fn mh_type_constant_sanity() {
     assert_eq!(u8::from(MhType::BindingUpdate), 5);
 }
+
+// ---------- DSMIPv6: BU from an IPv4 care-of address ----------
+
+#[test]
+fn ipv4_care_of_address_over_udp_with_nat_detection() {
+    use std::net::SocketAddrV4;
+    let mut c = auth_cfg();
+    c.ha_address_v4 = Some(Ipv4Addr::new(203, 0, 113, 1));
+    let mut e = Env::new(c);
+    let outer = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 40000);
+    let local = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
+    let send = |e: &mut Env, seq: u16, v4coa: Ipv4Addr| {
+        // RFC 5555 §4.2: no HAO, source = HoA, IPv4 CoA option; MAC over the mapped CoA.
+        let mut bu = Bu::new(HOA1, seq).signed(1000, KEY1, e.wall());
+        bu.hao = false;
+        bu = bu.opt(MobilityOption::Ipv4CareOfAddress(v4coa));
+        let mut mh = bu.bytes();
+        // Re-sign with the IPv4 CoA the HA will use (the outer source).
+        proto::auth::sign(&mut mh, (*outer.ip()).into(), &HOA1, KEY1).unwrap();
+        Packet::new_unchecked(&mut mh[..]).fill_checksum(&HOA1, &HA);
+        let sig = ReceivedSignal {
+            src: HOA1,
+            dst: HA,
+            home_address: None,
+            mh: &mh,
+            checksum: ChecksumState::Unverified,
+            ifindex: 3,
+            udp_v4: Some(UdpV4Path { peer: outer, local }),
+        };
+        let wall = e.wall();
+        e.ha.handle_packet(e.now, wall, &sig);
+        e.ha.poll_transmit().expect("BA")
+    };
+    // Behind a NAT: the option says 10.0.0.5, the outer source is 198.51.100.9.
+    let tx = send(&mut e, 1, Ipv4Addr::new(10, 0, 0, 5));
+    assert_eq!(status(&tx), BaStatus::Accepted);
+    assert_eq!(tx.udp_v4, Some(UdpV4Path { peer: outer, local }));
+    assert_eq!(tx.addressing.dst_addr, HOA1);
+    assert_eq!(tx.addressing.rh2_home_address, None);
+    assert!(ba_of(&tx).options.iter().any(|o| matches!(
+        o,
+        MobilityOption::NatDetection {
+            f: true,
+            refresh_time: 110
+        }
+    )));
+    assert!(proto::auth::verify(&tx.mh, (*outer.ip()).into(), &HOA1, KEY1).unwrap());
+    let b = bc_add(&e.events()).clone();
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: *outer.ip(),
+            udp_port: Some(40000)
+        }
+    );
+    assert!(b.nat_detected);
+    assert_eq!(
+        b.encapsulation,
+        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+    );
+    assert_eq!(b.ha_v4, Some(Ipv4Addr::new(203, 0, 113, 1)));
+    // No NAT: plain IPv4-in-IPv4, Refresh = "none needed".
+    e.advance(Duration::from_millis(10));
+    let tx = send(&mut e, 2, *outer.ip());
+    assert!(ba_of(&tx).options.iter().any(|o| matches!(
+        o,
+        MobilityOption::NatDetection {
+            f: false,
+            refresh_time: proto::option::NAT_REFRESH_NONE
+        }
+    )));
+    let b = bc_add(&e.events()).clone();
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: *outer.ip(),
+            udp_port: None
+        }
+    );
+    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv4);
+}
+
+#[test]
+fn link_local_defended_with_l_flag() {
+    let mut e = Env::new(cfg());
+    let mut bu = Bu::new(HOA1, 1);
+    bu.flags = bu.flags | BuFlags::L;
+    e.ba(&bu);
+    let ev = e.events();
+    let p = ev
+        .iter()
+        .find_map(|e| match e {
+            HaEvent::ProxyNdAdd(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(p.link_local, Some("fe80::100".parse().unwrap()));
+}
