@@ -1196,7 +1196,7 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
 fn link_local_defended_with_l_flag() {
     let mut e = Env::new(cfg());
     let mut bu = Bu::new(HOA1, 1);
-    bu.flags = bu.flags | BuFlags::L;
+    bu.flags |= BuFlags::L;
     e.ba(&bu);
     let ev = e.events();
     let p = ev
