@@ -10,6 +10,10 @@
 //! * [`rs`]: Router Solicitations on a raw ICMPv6 socket.
 //! * [`run`]: the daemon loop tying netlink, the detector, the bus and signals together.
 
+pub mod cli;
 pub mod detector;
+pub mod netlink;
+pub mod rs;
+pub mod run;
 
 pub use detector::{Detector, DetectorConfig, Observation, Output, Selection, WatchedInterface};

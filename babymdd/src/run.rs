@@ -1,0 +1,174 @@
+//! The daemon loop: netlink events, the bus, signals and the hold-down timer around the
+//! [`Detector`].
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use mipsock::{AsyncEndpoint, Body, EndpointOptions, MdCommand, Message, StateItem};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, info, warn};
+
+use crate::detector::{Detector, DetectorConfig, Observation, Output};
+use crate::netlink::{NetlinkError, Watcher};
+use crate::rs::RsSender;
+
+/// Name of our endpoint on the bus (`from=babymdd[pid]` in `mipsock tap`).
+pub const ENDPOINT_NAME: &str = "babymdd";
+
+/// Everything [`run`] needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The detector's settings.
+    pub detector: DetectorConfig,
+    /// The mipsock bus directory.
+    pub bus_dir: PathBuf,
+}
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Opening or using the bus.
+    #[error("mipsock bus {dir}: {source}")]
+    Bus {
+        /// The bus directory.
+        dir: PathBuf,
+        /// The bus error.
+        #[source]
+        source: mipsock::Error,
+    },
+    /// rtnetlink.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The netlink event stream ended (socket overflow or error): we would run blind, so
+    /// we stop and let the supervisor restart us; the restart re-dumps.
+    #[error("netlink event stream closed")]
+    NetlinkClosed,
+    /// The raw ICMPv6 socket for Router Solicitations (needs CAP_NET_RAW).
+    #[error("router solicitation socket: {0}")]
+    RsSocket(#[source] std::io::Error),
+    /// Installing signal handlers.
+    #[error("signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Runs babymdd until SIGTERM or SIGINT. Must be called inside a tokio runtime with IO
+/// and time enabled.
+pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
+    let bus_err = |source| RunError::Bus {
+        dir: cfg.bus_dir.clone(),
+        source,
+    };
+    let ep = AsyncEndpoint::open(&cfg.bus_dir, ENDPOINT_NAME, EndpointOptions::default())
+        .map_err(bus_err)?;
+    let rs = RsSender::open().map_err(RunError::RsSocket)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+
+    // Subscribe, dump, then the events queued meanwhile, decided as one batch.
+    let (mut watcher, dump) = Watcher::start().await?;
+    let mut det = Detector::new(cfg.detector.clone());
+    let now = Instant::now();
+    for o in dump.into_iter().chain(watcher.queued()) {
+        det.observe(now, o);
+    }
+    det.decide(now);
+    flush(&mut det, &ep, &rs);
+    info!(
+        bus = %cfg.bus_dir.display(),
+        interfaces = ?cfg.detector.interfaces.iter().map(|w| (&w.name, w.preference)).collect::<Vec<_>>(),
+        hoa = ?det.home_address(),
+        selection = ?det.selection(),
+        "babymdd ready"
+    );
+
+    loop {
+        let deadline = det.poll_timeout();
+        tokio::select! {
+            batch = watcher.next_batch() => {
+                let batch = batch.ok_or(RunError::NetlinkClosed)?;
+                let now = Instant::now();
+                for o in batch {
+                    det.observe(now, o);
+                }
+                det.decide(now);
+            }
+            msg = ep.recv() => match msg {
+                Ok(msg) => on_bus_message(&mut det, &ep, &rs, msg),
+                Err(e) => warn!(error = %e, "bus receive failed"),
+            },
+            _ = hup.recv() => {
+                info!(selection = ?det.selection(), "SIGHUP: re-sending the current state");
+                det.resend();
+            }
+            _ = term.recv() => {
+                info!("SIGTERM: exiting");
+                return Ok(());
+            }
+            _ = int.recv() => {
+                info!("SIGINT: exiting");
+                return Ok(());
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                det.handle_timeout(Instant::now());
+            }
+        }
+        flush(&mut det, &ep, &rs);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+fn on_bus_message(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender, msg: Message) {
+    match &msg.body {
+        Body::StateRequest => {
+            let item = StateItem::CurrentCoa(det.current_coa());
+            debug!(?item, "answering a state request");
+            if let Err(e) = ep.reply_state(&msg, vec![item], 0) {
+                warn!(error = %e, "state reply failed");
+            }
+        }
+        // SHISA: whoever asks for a scan gets an RS on that interface.
+        Body::MdInfo(md) if md.command == MdCommand::Scan && md.ifindex != 0 => {
+            send_rs(rs, md.ifindex);
+        }
+        Body::HomeHint(h) => {
+            info!(ifindex = h.ifindex, prefix = %h.prefix, "home hint");
+            let now = Instant::now();
+            det.handle(
+                now,
+                Observation::HomeHint {
+                    ifindex: h.ifindex,
+                    prefix: h.prefix,
+                },
+            );
+        }
+        _ => {}
+    }
+}
+
+fn flush(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender) {
+    while let Some(out) = det.poll_output() {
+        match out {
+            Output::MdInfo(md) => {
+                info!(command = ?md.command, hoa = ?md.hoa, coa = ?md.coa.map(|c| c.to_string()),
+                    coa2 = ?md.coa2.map(|c| c.to_string()), ifindex = md.ifindex, "MD_INFO");
+                if let Err(e) = ep.send(&Message::new(Body::MdInfo(md))) {
+                    warn!(error = %e, "MD_INFO send failed");
+                }
+            }
+            Output::SendRouterSolicitation { ifindex } => send_rs(rs, ifindex),
+        }
+    }
+}
+
+fn send_rs(rs: &RsSender, ifindex: u32) {
+    match rs.send(ifindex) {
+        Ok(()) => debug!(ifindex, "router solicitation sent"),
+        Err(e) => warn!(ifindex, error = %e, "router solicitation failed"),
+    }
+}
