@@ -397,7 +397,9 @@ impl Ha {
         self.replay_floor.retain(|_, (_, until)| *until > now);
     }
 
-    /// The next time [`Ha::handle_timeout`] has work to do.
+    /// The next time [`Ha::handle_timeout`] may have work to do. Timers are lazy (a refresh
+    /// does not move its entry in the timer set), so this can be earlier than the next real
+    /// expiry or BRR: a wakeup then only reschedules. Never later than the real deadline.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.first().map(|(t, _)| *t);
         let r = self.replay_floor.values().map(|(_, u)| *u).min();
