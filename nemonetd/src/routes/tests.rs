@@ -326,8 +326,10 @@ fn rule_priorities_cover_what_we_install() {
     let cfg = mr_cfg();
     let mut b = mr_binding();
     b.coa = "203.0.113.5".parse().unwrap();
-    let mut l = Lookups::default();
-    l.mnp_v4_source = Some("198.51.100.1".parse().unwrap());
+    let l = Lookups {
+        mnp_v4_source: Some("198.51.100.1".parse().unwrap()),
+        ..Default::default()
+    };
     let s = desired(&cfg, &b, &l);
     assert!(
         s.rules

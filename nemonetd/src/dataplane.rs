@@ -1,0 +1,745 @@
+//! The user-space data plane: one TUN device per node serving every binding, raw sockets
+//! for the tunnel protocols (this kernel has no ip6_tunnel/sit/ipip, linux-notes).
+//!
+//! * **Out** (TUN → tunnel): one thread reads a packet into a buffer with [`HEADROOM`]
+//!   free octets in front, finds the binding ([`PeerTable::tx_lookup`]: the HA by inner
+//!   destination, the MR takes its HA), and [`proto::encap::encapsulate`] writes the outer
+//!   header in place; the whole packet leaves through an `IPPROTO_RAW` socket (IPv6 or IPv4,
+//!   header included), so one code path serves IPv6, IPv4 and UDP/IPv4 outer headers.
+//! * **In** (tunnel → TUN): one thread per socket — raw IPv6 41 and 4 (bound: without a
+//!   socket the kernel answers Parameter Problem, linux-notes), raw IPv4 41 and 4, and UDP
+//!   (RFC 5555 §4.1) — checks the outer source and the inner source
+//!   ([`PeerTable::rx_check`]), applies RFC 6040 ECN decapsulation, and writes the inner
+//!   packet to the TUN.
+//!
+//! Hop limit (RFC 2473 §3.1): a packet read from the TUN was already *forwarded* by the
+//! kernel, which decremented its Hop Limit / TTL on the way to the TUN route; decrementing
+//! again would cost two hops per tunnel entry, so `decrement_inner` is off. Packets the node
+//! originates itself (the MR's own traffic from its HoA) are not forwarded and keep their
+//! hop limit, as for any locally originated packet. At the exit the kernel forwards the
+//! decapsulated packet from the TUN and decrements it then (RFC 2473 §3.3).
+//!
+//! Link-scope source or destination never enters or leaves the tunnel (the TUN emits MLDv2
+//! reports from `::` when its carrier comes up, linux-notes).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use ipnet::IpNet;
+use mipsock::{Binding, CareOf, Encapsulation as BindingEncap};
+use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6};
+use proto::encap::{
+    DecapOutcome, EncapOutcome, EncapParams, Encapsulation, IpVersion, decapsulate,
+    decapsulate_inner,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::{debug, info, warn};
+
+use crate::routes::{Mode, sources};
+use crate::tun::Tun;
+
+/// Free octets in front of every packet read from the TUN: the largest outer header is
+/// 40 (IPv6); 64 keeps the inner packet aligned.
+pub const HEADROOM: usize = 64;
+/// Largest packet we read (IPv4/IPv6 without jumbograms).
+pub const MAX_PACKET: usize = 65535;
+
+/// Where tunnelled packets from a peer come from: the outer source we accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Remote {
+    /// IPv6 outer source.
+    V6(Ipv6Addr),
+    /// IPv4 outer source (protocol 41/4).
+    V4(Ipv4Addr),
+    /// IPv4 + UDP source address and port (after any NAT).
+    Udp(SocketAddrV4),
+}
+
+/// A live binding as the data plane sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The binding.
+    pub binding: Binding,
+    /// The outer header towards the peer.
+    pub encap: Encapsulation,
+    /// The outer source we accept packets from.
+    pub remote: Remote,
+    /// Inner sources the HA accepts from this MR (HoA, MNPs, IPv4 too).
+    pub sources: Vec<IpNet>,
+}
+
+/// Why a peer cannot be built from a binding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    /// An IPv4 care-of address with no IPv4 home agent address.
+    #[error("IPv4 care-of address {0} but no IPv4 home agent address in the binding")]
+    NoHaV4(Ipv4Addr),
+}
+
+impl Peer {
+    /// The tunnel to and from the other end of `b`, from our side (`mode`): RFC 5555 §5.1
+    /// formats, chosen by the CoA's family and the binding's encapsulation.
+    pub fn new(mode: Mode, b: &Binding) -> Result<Peer, PeerError> {
+        let (encap, remote) = match b.coa {
+            CareOf::V6(coa) => match mode {
+                Mode::MobileRouter => (
+                    Encapsulation::Ipv6 {
+                        src_addr: coa,
+                        dst_addr: b.ha,
+                    },
+                    Remote::V6(b.ha),
+                ),
+                Mode::HomeAgent => (
+                    Encapsulation::Ipv6 {
+                        src_addr: b.ha,
+                        dst_addr: coa,
+                    },
+                    Remote::V6(coa),
+                ),
+            },
+            CareOf::V4 { addr, udp_port } => {
+                let ha4 = b.ha_v4.ok_or(PeerError::NoHaV4(addr))?;
+                match (b.encapsulation, mode) {
+                    (BindingEncap::UdpIpv4 { ha_port }, Mode::MobileRouter) => (
+                        Encapsulation::Udp4 {
+                            src_addr: addr,
+                            dst_addr: ha4,
+                            src_port: udp_port.unwrap_or(proto::DSMIP_UDP_PORT),
+                            dst_port: ha_port,
+                        },
+                        Remote::Udp(SocketAddrV4::new(ha4, ha_port)),
+                    ),
+                    (BindingEncap::UdpIpv4 { ha_port }, Mode::HomeAgent) => {
+                        let port = udp_port.unwrap_or(proto::DSMIP_UDP_PORT);
+                        (
+                            Encapsulation::Udp4 {
+                                src_addr: ha4,
+                                dst_addr: addr,
+                                src_port: ha_port,
+                                dst_port: port,
+                            },
+                            Remote::Udp(SocketAddrV4::new(addr, port)),
+                        )
+                    }
+                    // InIpv4, or an inconsistent InIpv6 with an IPv4 CoA: plain IP-in-IPv4.
+                    (_, Mode::MobileRouter) => (
+                        Encapsulation::Ipv4 {
+                            src_addr: addr,
+                            dst_addr: ha4,
+                        },
+                        Remote::V4(ha4),
+                    ),
+                    (_, Mode::HomeAgent) => (
+                        Encapsulation::Ipv4 {
+                            src_addr: ha4,
+                            dst_addr: addr,
+                        },
+                        Remote::V4(addr),
+                    ),
+                }
+            }
+        };
+        Ok(Peer {
+            binding: b.clone(),
+            encap,
+            remote,
+            sources: sources(b),
+        })
+    }
+
+    fn covers(&self, a: IpAddr) -> bool {
+        self.sources.iter().any(|n| n.contains(&a))
+    }
+}
+
+/// Why an incoming tunnel packet was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxRefusal {
+    /// The outer source is no live binding's CoA (HA) / not our HA (MR).
+    UnknownOuterSource,
+    /// HA: the inner source is outside that MR's HoA and MNPs.
+    SpoofedInnerSource,
+}
+
+/// The bindings the data plane serves. Read per packet under an `RwLock`; written only on
+/// binding events.
+#[derive(Debug, Clone)]
+pub struct PeerTable {
+    mode: Mode,
+    peers: Vec<Peer>,
+}
+
+impl PeerTable {
+    /// An empty table.
+    pub fn new(mode: Mode) -> Self {
+        PeerTable {
+            mode,
+            peers: Vec::new(),
+        }
+    }
+
+    /// Adds or replaces the binding's peer (a move replaces the outer header only).
+    pub fn upsert(&mut self, peer: Peer) {
+        let k = crate::routes::key(&peer.binding);
+        match self
+            .peers
+            .iter_mut()
+            .find(|p| crate::routes::key(&p.binding) == k)
+        {
+            Some(p) => *p = peer,
+            None => self.peers.push(peer),
+        }
+    }
+
+    /// Removes the binding's peer.
+    pub fn remove(&mut self, b: &Binding) {
+        let k = crate::routes::key(b);
+        self.peers.retain(|p| crate::routes::key(&p.binding) != k);
+    }
+
+    /// Removes every peer.
+    pub fn clear(&mut self) {
+        self.peers.clear();
+    }
+
+    /// The peers.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The peer a packet from the TUN goes to. HA: the binding whose HoA/MNPs contain the
+    /// inner destination (longest prefix wins, for nested or overlapping registrations).
+    /// MR: the binding whose mobile network the inner source belongs to, else the first
+    /// (the MR's own traffic, e.g. from an address in no MNP).
+    pub fn tx_lookup(&self, src: IpAddr, dst: IpAddr) -> Option<&Peer> {
+        match self.mode {
+            Mode::HomeAgent => self
+                .peers
+                .iter()
+                .filter_map(|p| {
+                    p.sources
+                        .iter()
+                        .filter(|n| n.contains(&dst))
+                        .map(|n| n.prefix_len())
+                        .max()
+                        .map(|len| (len, p))
+                })
+                .max_by_key(|(len, _)| *len)
+                .map(|(_, p)| p),
+            Mode::MobileRouter => self
+                .peers
+                .iter()
+                .find(|p| p.covers(src))
+                .or_else(|| self.peers.first()),
+        }
+    }
+
+    /// Whether a decapsulated packet may enter: RFC 3963 §6.4 / RFC 6275 §10.4.5 on the HA
+    /// (outer source = a live binding's CoA, inner source inside that MR's HoA or MNPs),
+    /// outer source = our HA on the MR.
+    pub fn rx_check(&self, outer: Remote, inner_src: IpAddr) -> Result<(), RxRefusal> {
+        let mut known = false;
+        for p in self.peers.iter().filter(|p| p.remote == outer) {
+            known = true;
+            if self.mode == Mode::MobileRouter || p.covers(inner_src) {
+                return Ok(());
+            }
+        }
+        Err(if known {
+            RxRefusal::SpoofedInnerSource
+        } else {
+            RxRefusal::UnknownOuterSource
+        })
+    }
+}
+
+/// Packet counters, shared by the data plane threads (relaxed atomics: statistics only).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Packets encapsulated and sent.
+    pub tx_packets: AtomicU64,
+    /// Their octets (outer).
+    pub tx_bytes: AtomicU64,
+    /// Packets decapsulated and written to the TUN.
+    pub rx_packets: AtomicU64,
+    /// Their octets (inner).
+    pub rx_bytes: AtomicU64,
+    /// Link-scope source or destination (either direction).
+    pub drop_link_scope: AtomicU64,
+    /// From the TUN with no binding to send it to.
+    pub drop_no_binding: AtomicU64,
+    /// Tunnelled from an outer source that is no live binding's CoA / not our HA.
+    pub drop_unknown_outer: AtomicU64,
+    /// HA: inner source outside the MR's HoA and MNPs.
+    pub drop_spoofed_inner: AtomicU64,
+    /// Malformed inner or outer packet.
+    pub drop_malformed: AtomicU64,
+    /// RFC 6040: CE on the outer header of a Not-ECT inner packet.
+    pub drop_ecn: AtomicU64,
+    /// Send or TUN write failures.
+    pub io_errors: AtomicU64,
+}
+
+impl Counters {
+    fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Logs every counter in one structured line.
+    pub fn log(&self, why: &str) {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        info!(
+            why,
+            tx_packets = g(&self.tx_packets),
+            tx_bytes = g(&self.tx_bytes),
+            rx_packets = g(&self.rx_packets),
+            rx_bytes = g(&self.rx_bytes),
+            drop_link_scope = g(&self.drop_link_scope),
+            drop_no_binding = g(&self.drop_no_binding),
+            drop_unknown_outer = g(&self.drop_unknown_outer),
+            drop_spoofed_inner = g(&self.drop_spoofed_inner),
+            drop_malformed = g(&self.drop_malformed),
+            drop_ecn = g(&self.drop_ecn),
+            io_errors = g(&self.io_errors),
+            "data plane counters"
+        );
+    }
+
+    /// A sum that changes whenever any counter does (to log only on change).
+    pub fn fingerprint(&self) -> u64 {
+        [
+            &self.tx_packets,
+            &self.rx_packets,
+            &self.drop_link_scope,
+            &self.drop_no_binding,
+            &self.drop_unknown_outer,
+            &self.drop_spoofed_inner,
+            &self.drop_malformed,
+            &self.drop_ecn,
+            &self.io_errors,
+        ]
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .fold(0u64, u64::wrapping_add)
+    }
+}
+
+/// Source and destination of an IP packet, if its header is there.
+pub fn addresses(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match IpVersion::of(packet).ok()? {
+        IpVersion::V6 if packet.len() >= 40 => {
+            let s: [u8; 16] = packet[8..24].try_into().ok()?;
+            let d: [u8; 16] = packet[24..40].try_into().ok()?;
+            Some((Ipv6Addr::from(s).into(), Ipv6Addr::from(d).into()))
+        }
+        IpVersion::V4 if packet.len() >= 20 => {
+            let s: [u8; 4] = packet[12..16].try_into().ok()?;
+            let d: [u8; 4] = packet[16..20].try_into().ok()?;
+            Some((Ipv4Addr::from(s).into(), Ipv4Addr::from(d).into()))
+        }
+        _ => None,
+    }
+}
+
+/// Addresses that must not cross the tunnel: unspecified, loopback, link-local unicast,
+/// and multicast of interface/link scope (IPv6 ff01::/16, ff02::/16; IPv4 224.0.0.0/24 and
+/// the limited broadcast).
+pub fn is_link_scope(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            a.is_unspecified()
+                || a.is_loopback()
+                || (s[0] & 0xffc0) == 0xfe80
+                || (a.is_multicast() && (s[0] & 0x000f) <= 2)
+        }
+        IpAddr::V4(a) => {
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.octets()[..3] == [224, 0, 0]
+        }
+    }
+}
+
+/// The sockets of the data plane.
+#[derive(Debug)]
+pub struct Sockets {
+    /// `AF_INET6/SOCK_RAW/IPPROTO_RAW`: sends whole IPv6 packets (outer header included).
+    pub tx6: Socket,
+    /// `AF_INET/SOCK_RAW/IPPROTO_RAW`: sends whole IPv4 packets (IP_HDRINCL implied).
+    pub tx4: Socket,
+    /// Raw IPv6, next header 41 and 4.
+    pub rx6: Vec<(u8, Socket)>,
+    /// Raw IPv4, protocol 41 and 4.
+    pub rx4: Vec<(u8, Socket)>,
+    /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
+    pub udp: Option<Socket>,
+}
+
+impl Sockets {
+    /// Opens every socket. `udp_port` 0 leaves UDP out; a port already taken (had binds
+    /// 4191 for signalling from IPv4 CoAs) is logged and left out too.
+    pub fn open(udp_port: u16) -> io::Result<Sockets> {
+        let raw = |d: Domain, p: i32| Socket::new(d, Type::RAW, Some(Protocol::from(p)));
+        let tx6 = raw(Domain::IPV6, libc_ipproto_raw())?;
+        let tx4 = raw(Domain::IPV4, libc_ipproto_raw())?;
+        let mut rx6 = Vec::new();
+        let mut rx4 = Vec::new();
+        for p in [41u8, 4u8] {
+            let s6 = raw(Domain::IPV6, i32::from(p))?;
+            socket::setsockopt(&s6, socket::sockopt::Ipv6RecvTClass, &true)
+                .map_err(io::Error::from)?;
+            rx6.push((p, s6));
+            rx4.push((p, raw(Domain::IPV4, i32::from(p))?));
+        }
+        for s in rx6.iter().map(|(_, s)| s).chain(rx4.iter().map(|(_, s)| s)) {
+            // Bursts from a fast sender: 4 MiB (the FORCE variant ignores rmem_max as root).
+            let _ = s.set_recv_buffer_size(4 << 20);
+        }
+        let udp = if udp_port == 0 {
+            None
+        } else {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            socket::setsockopt(&s, socket::sockopt::IpRecvTos, &true).map_err(io::Error::from)?;
+            let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, udp_port));
+            match s.bind(&addr.into()) {
+                Ok(()) => Some(s),
+                Err(e) => {
+                    warn!(port = udp_port, error = %e, "UDP encapsulation socket not bound; UDP/IPv4 tunnels will not receive");
+                    None
+                }
+            }
+        };
+        Ok(Sockets {
+            tx6,
+            tx4,
+            rx6,
+            rx4,
+            udp,
+        })
+    }
+}
+
+fn libc_ipproto_raw() -> i32 {
+    nix::libc::IPPROTO_RAW
+}
+
+/// Settings of the outgoing direction.
+#[derive(Debug, Clone, Copy)]
+pub struct TxConfig {
+    /// Outer hop limit / TTL (RFC 2473 §6.3; routers use the default hop limit).
+    pub hop_limit: u8,
+}
+
+/// The data plane: TUN, sockets, the peer table and counters.
+#[derive(Debug)]
+pub struct DataPlane {
+    /// The TUN device.
+    pub tun: Arc<Tun>,
+    /// The sockets.
+    pub sockets: Arc<Sockets>,
+    /// The bindings.
+    pub table: Arc<RwLock<PeerTable>>,
+    /// Counters.
+    pub counters: Arc<Counters>,
+}
+
+impl DataPlane {
+    /// Starts the threads: one TUN reader and one reader per receive socket. They run until
+    /// the process exits (the blocking reads have nothing to wake them, and nothing needs
+    /// to: exit closes the TUN and removes the device).
+    pub fn spawn(&self, tx: TxConfig) -> io::Result<()> {
+        let (tun, socks, table, counters) = self.parts();
+        std::thread::Builder::new()
+            .name("nemonetd-tx".into())
+            .spawn(move || tx_loop(&tun, &socks, &table, &counters, tx))?;
+        for i in 0..self.sockets.rx6.len() {
+            let (tun, socks, table, counters) = self.parts();
+            std::thread::Builder::new()
+                .name(format!("nemonetd-rx6-{}", self.sockets.rx6[i].0))
+                .spawn(move || {
+                    let (proto, s) = &socks.rx6[i];
+                    rx6_loop(*proto, s.as_raw_fd(), &tun, &table, &counters)
+                })?;
+        }
+        for i in 0..self.sockets.rx4.len() {
+            let (tun, socks, table, counters) = self.parts();
+            std::thread::Builder::new()
+                .name(format!("nemonetd-rx4-{}", self.sockets.rx4[i].0))
+                .spawn(move || rx4_loop(&socks.rx4[i].1, &tun, &table, &counters))?;
+        }
+        if self.sockets.udp.is_some() {
+            let (tun, socks, table, counters) = self.parts();
+            std::thread::Builder::new()
+                .name("nemonetd-rx-udp".into())
+                .spawn(move || {
+                    if let Some(s) = &socks.udp {
+                        udp_loop(s.as_raw_fd(), &tun, &table, &counters)
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parts(
+        &self,
+    ) -> (
+        Arc<Tun>,
+        Arc<Sockets>,
+        Arc<RwLock<PeerTable>>,
+        Arc<Counters>,
+    ) {
+        (
+            Arc::clone(&self.tun),
+            Arc::clone(&self.sockets),
+            Arc::clone(&self.table),
+            Arc::clone(&self.counters),
+        )
+    }
+}
+
+fn tx_loop(
+    tun: &Tun,
+    socks: &Sockets,
+    table: &RwLock<PeerTable>,
+    counters: &Counters,
+    tx: TxConfig,
+) {
+    let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
+    let mut ident: u16 = 0;
+    loop {
+        let n = match tun.recv(&mut buf[HEADROOM..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warn!(error = %e, "TUN read failed; data plane out of service");
+                return;
+            }
+        };
+        let Some((src, dst)) = addresses(&buf[HEADROOM..HEADROOM + n]) else {
+            Counters::inc(&counters.drop_malformed);
+            continue;
+        };
+        if is_link_scope(src) || is_link_scope(dst) {
+            Counters::inc(&counters.drop_link_scope);
+            continue;
+        }
+        let encap = {
+            let t = table.read().unwrap_or_else(|p| p.into_inner());
+            match t.tx_lookup(src, dst) {
+                Some(p) => p.encap,
+                None => {
+                    Counters::inc(&counters.drop_no_binding);
+                    continue;
+                }
+            }
+        };
+        ident = ident.wrapping_add(1);
+        let params = EncapParams {
+            hop_limit: tx.hop_limit,
+            ipv4_ident: ident,
+            // Already forwarded (and decremented) by the kernel: see the module docs.
+            decrement_inner: false,
+            ..EncapParams::default()
+        };
+        let range =
+            match proto::encap::encapsulate(&encap, &params, &mut buf[..HEADROOM + n], HEADROOM) {
+                Ok(EncapOutcome::Encapsulated(r)) => r,
+                Ok(EncapOutcome::HopLimitExceeded(_)) | Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            };
+        let packet = &buf[range];
+        let sent = match encap {
+            Encapsulation::Ipv6 { dst_addr, .. } => socks
+                .tx6
+                .send_to(packet, &SocketAddrV6::new(dst_addr, 0, 0, 0).into()),
+            Encapsulation::Ipv4 { dst_addr, .. } | Encapsulation::Udp4 { dst_addr, .. } => socks
+                .tx4
+                .send_to(packet, &SocketAddrV4::new(dst_addr, 0).into()),
+        };
+        match sent {
+            Ok(len) => {
+                Counters::inc(&counters.tx_packets);
+                counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                Counters::inc(&counters.io_errors);
+                debug!(error = %e, "tunnel send failed");
+            }
+        }
+    }
+}
+
+/// The common tail of every receive path: link-scope filter, security check, TUN write.
+fn deliver(inner: &[u8], outer: Remote, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
+    let Some((src, dst)) = addresses(inner) else {
+        Counters::inc(&counters.drop_malformed);
+        return;
+    };
+    if is_link_scope(src) || is_link_scope(dst) {
+        Counters::inc(&counters.drop_link_scope);
+        return;
+    }
+    let verdict = table
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .rx_check(outer, src);
+    match verdict {
+        Ok(()) => match tun.send(inner) {
+            Ok(_) => {
+                Counters::inc(&counters.rx_packets);
+                counters
+                    .rx_bytes
+                    .fetch_add(inner.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                Counters::inc(&counters.io_errors);
+                debug!(error = %e, "TUN write failed");
+            }
+        },
+        Err(RxRefusal::UnknownOuterSource) => {
+            Counters::inc(&counters.drop_unknown_outer);
+            debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");
+        }
+        Err(RxRefusal::SpoofedInnerSource) => {
+            Counters::inc(&counters.drop_spoofed_inner);
+            debug!(?outer, %src, "tunnelled packet with a foreign inner source dropped");
+        }
+    }
+}
+
+fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
+    let expected = if proto == 41 {
+        IpVersion::V6
+    } else {
+        IpVersion::V4
+    };
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut cmsg = nix::cmsg_space!(i32);
+    loop {
+        let (n, from, tclass) = {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+                Ok(m) => {
+                    let tclass = m
+                        .cmsgs()
+                        .ok()
+                        .and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::Ipv6TClass(t) => Some(t),
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(0);
+                    (m.bytes, m.address.map(|a| a.ip()), tclass)
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!(error = %e, proto, "raw IPv6 receive failed; path out of service");
+                    return;
+                }
+            }
+        };
+        let Some(from) = from else { continue };
+        let inner = &mut buf[..n];
+        if IpVersion::of(inner).ok() != Some(expected) {
+            Counters::inc(&counters.drop_malformed);
+            continue;
+        }
+        // Raw IPv6 sockets strip the outer header; its ECN comes as IPV6_TCLASS.
+        let ecn = proto::encap::Ecn::from_bits(tclass as u8);
+        match decapsulate_inner(ecn, inner) {
+            Ok(DecapOutcome::Forward(info)) => {
+                deliver(&inner[..info.len], Remote::V6(from), tun, table, counters)
+            }
+            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
+            Err(_) => Counters::inc(&counters.drop_malformed),
+        }
+    }
+}
+
+fn rx4_loop(sock: &Socket, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole.
+        let n = match nix::sys::socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                warn!(error = %e, "raw IPv4 receive failed; path out of service");
+                return;
+            }
+        };
+        match decapsulate(&mut buf[..n]) {
+            Ok(DecapOutcome::Forward(d)) => {
+                let Encapsulation::Ipv4 { src_addr, .. } = d.outer else {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                };
+                deliver(
+                    &buf[d.inner_range],
+                    Remote::V4(src_addr),
+                    tun,
+                    table,
+                    counters,
+                );
+            }
+            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
+            Err(_) => Counters::inc(&counters.drop_malformed),
+        }
+    }
+}
+
+fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    let mut cmsg = nix::cmsg_space!(u8);
+    loop {
+        let (n, from, tos) = {
+            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            match socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+                Ok(m) => {
+                    let tos = m
+                        .cmsgs()
+                        .ok()
+                        .and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::Ipv4Tos(t) => Some(t),
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(0);
+                    (
+                        m.bytes,
+                        m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
+                        tos,
+                    )
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!(error = %e, "UDP receive failed; path out of service");
+                    return;
+                }
+            }
+        };
+        let Some(from) = from else { continue };
+        let inner = &mut buf[..n];
+        match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
+            Ok(DecapOutcome::Forward(info)) => {
+                deliver(&inner[..info.len], Remote::Udp(from), tun, table, counters)
+            }
+            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
+            Err(_) => Counters::inc(&counters.drop_malformed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

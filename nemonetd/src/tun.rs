@@ -1,0 +1,89 @@
+//! The TUN device, opened through `/dev/net/tun` with one ioctl.
+//!
+//! Why not the `tun-rs` crate: we need exactly one flag set (`IFF_TUN | IFF_NO_PI`: the
+//! kernel hands us bare IP packets, whose first nibble tells the version, which is all the
+//! encapsulation needs) and a blocking fd for a dedicated thread; everything else (MTU,
+//! up, addresses) goes through rtnetlink like the rest of our kernel state. Twenty lines
+//! of ioctl cost less than a dependency tree, and leave room for IFF_VNET_HDR /
+//! TUNSETOFFLOAD and IFF_MULTI_QUEUE later without waiting on a crate's API.
+//!
+//! The device is not persistent: closing the last fd (our exit, or a crash) removes it,
+//! and the kernel drops its routes with it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use nix::libc;
+
+/// `struct ifreq` as TUNSETIFF reads it: the name, then the flags (a `short`), padded to
+/// the size of the union (40 octets on 64-bit Linux).
+#[repr(C)]
+struct IfReqFlags {
+    name: [libc::c_char; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// An open TUN device delivering bare IPv4/IPv6 packets.
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    name: String,
+}
+
+impl Tun {
+    /// Creates (or attaches to) the TUN device `name` (at most 15 octets).
+    pub fn open(name: &str) -> io::Result<Tun> {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad interface name {name:?}"),
+            ));
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")?;
+        let mut req = IfReqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            _pad: [0; 22],
+        };
+        for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        // SAFETY: TUNSETIFF reads (and writes back the chosen name into) a `struct ifreq`;
+        // `req` is a properly sized and aligned, NUL-terminated ifreq that outlives the call,
+        // and the fd is an open /dev/net/tun.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut req) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let len = req
+            .name
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(req.name.len());
+        let name = req.name[..len].iter().map(|&c| c as u8 as char).collect();
+        Ok(Tun { file, name })
+    }
+
+    /// The device name the kernel gave.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Reads one packet (blocking).
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // `Read for &File`: several threads share the device without a lock; each read or
+        // write is one whole packet.
+        (&self.file).read(buf)
+    }
+
+    /// Writes one packet.
+    pub fn send(&self, packet: &[u8]) -> io::Result<usize> {
+        (&self.file).write(packet)
+    }
+}
