@@ -1208,3 +1208,54 @@ fn link_local_defended_with_l_flag() {
         .unwrap();
     assert_eq!(p.link_local, Some("fe80::100".parse().unwrap()));
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever arrives, the core neither panics nor registers anything without a
+        /// valid MAC (auth required here, random octets cannot carry one).
+        #[test]
+        fn random_octets_never_panic(
+            mut bytes in proptest::collection::vec(any::<u8>(), 0..160),
+            t in 0u8..20,
+            hao in any::<bool>(),
+        ) {
+            if bytes.len() >= 8 {
+                bytes[0] = 59;
+                bytes[1] = (bytes.len() / 8 - 1) as u8;
+                bytes[2] = t;
+            }
+            let mut e = Env::new(auth_cfg());
+            let sig = ReceivedSignal {
+                src: COA,
+                dst: HA,
+                home_address: hao.then_some(HOA3),
+                mh: &bytes,
+                checksum: ChecksumState::Verified,
+                ifindex: 1,
+                udp_v4: None,
+            };
+            e.ha.handle_packet(e.now, WALL0, &sig);
+            prop_assert!(e.ha.is_empty());
+            while let Some(tx) = e.ha.poll_transmit() {
+                prop_assert!(tx.repr().is_ok());
+            }
+        }
+
+        /// Acceptance follows RFC 6275 serial arithmetic from any starting point.
+        #[test]
+        fn sequence_acceptance_is_serial_arithmetic(first in any::<u16>(), next in any::<u16>()) {
+            let mut e = Env::new(cfg());
+            prop_assert_eq!(status(&e.ba(&Bu::new(HOA1, first))), BaStatus::Accepted);
+            let want = if SequenceNumber(next).is_newer_than(SequenceNumber(first)) {
+                BaStatus::Accepted
+            } else {
+                BaStatus::SequenceNumberOutOfWindow
+            };
+            prop_assert_eq!(status(&e.ba(&Bu::new(HOA1, next))), want);
+        }
+    }
+}
