@@ -1,0 +1,308 @@
+//! The real `babymdd` in network namespaces (needs root, as CI runs).
+//!
+//! ```text
+//!   AR1 [eth0] ---- [eth0] MR [eth1] ---- [eth0] AR2
+//!        2001:db8:a::/64          2001:db8:b::/64
+//! ```
+//!
+//! The MR's addresses are static (`nodad`); the MR namespace has DAD off (link-local
+//! addresses usable at once) and the kernel's own Router Solicitations off, so every RS on
+//! the wire is babymdd's. The test listens on the bus with its own `mipsock::Endpoint` and
+//! waits for events with timeouts; it asserts no timing.
+
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mipsock::{Body, CareOf, Endpoint, EndpointOptions, MdCommand, MdInfo, StateItem};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A namespace `bmd-<test>-<pid>-<role>`, deleted with every process in it on drop,
+/// also when the test panics.
+#[derive(Debug)]
+struct Netns(String);
+
+impl Netns {
+    fn new(test: &str, role: &str) -> Netns {
+        let name = format!("bmd-{test}-{}-{role}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, program: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", &self.0, program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    fn ip(&self, args: &[&str]) -> Output {
+        let mut full = vec!["-n", &self.0];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    fn sysctl(&self, key: &str, value: &str) {
+        self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
+    }
+
+    fn ifindex(&self, ifname: &str) -> u32 {
+        let out = self.exec("cat", &[&format!("/sys/class/net/{ifname}/ifindex")]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process killed and reaped on drop.
+#[derive(Debug)]
+struct Proc(Child);
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: &Path) -> Proc {
+        let f = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(f.try_clone().unwrap()))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc(child)
+    }
+
+    fn signal(&self, sig: &str) {
+        run("kill", &[&format!("-{sig}"), &self.0.id().to_string()]);
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.0.try_wait() {
+                return Some(s.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for the next MD_INFO on the bus that satisfies `pred`, skipping others.
+fn wait_md(ep: &Endpoint, what: &str, log: &Path, pred: impl Fn(&MdInfo) -> bool) -> MdInfo {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Some(msg) = ep.recv_timeout(left).expect("bus receive") {
+            if let Body::MdInfo(md) = msg.body {
+                if pred(&md) {
+                    return md;
+                }
+                seen.push(md);
+            }
+        }
+    }
+    panic!(
+        "no MD_INFO {what} within {WAIT:?}; saw {seen:?}\nbabymdd log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn v6(s: &str) -> Option<CareOf> {
+    Some(CareOf::V6(s.parse::<Ipv6Addr>().unwrap()))
+}
+
+/// Starts tcpdump on `ns`'s eth0 for Router Solicitations; returns once it listens.
+fn capture_rs(ns: &Netns, log: &Path) -> Proc {
+    let mut cmd = ns.command(Path::new("tcpdump"));
+    cmd.args(["-i", "eth0", "-n", "-l", "-v", "icmp6 and ip6[40] == 133"]);
+    let p = Proc::spawn(cmd, log);
+    assert!(
+        wait_file_contains(log, "listening on", WAIT),
+        "tcpdump did not start: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    p
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn moves_between_links_and_comes_home() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "this test builds network namespaces and needs root (CI runs it as root)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bus: PathBuf = tmp.path().join("bus");
+    let log = tmp.path().join("babymdd.log");
+
+    let mr = Netns::new("move", "mr");
+    let ar1 = Netns::new("move", "ar1");
+    let ar2 = Netns::new("move", "ar2");
+    // Before the links exist, so "default" applies to them: link-local usable at once,
+    // and no kernel RS (every RS seen is babymdd's).
+    for key in [
+        "net.ipv6.conf.default.accept_dad",
+        "net.ipv6.conf.all.accept_dad",
+        "net.ipv6.conf.default.router_solicitations",
+        "net.ipv6.conf.all.router_solicitations",
+    ] {
+        mr.sysctl(key, "0");
+    }
+    mr.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar1.0,
+    ]);
+    mr.ip(&[
+        "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &ar2.0,
+    ]);
+    for (ns, ifname) in [(&mr, "eth0"), (&mr, "eth1"), (&ar1, "eth0"), (&ar2, "eth0")] {
+        ns.ip(&["link", "set", ifname, "up"]);
+    }
+    mr.ip(&["addr", "add", "2001:db8:a::5/64", "dev", "eth0", "nodad"]);
+    mr.ip(&["addr", "add", "2001:db8:b::5/64", "dev", "eth1", "nodad"]);
+    ar1.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad"]);
+    ar2.ip(&["addr", "add", "2001:db8:b::1/64", "dev", "eth0", "nodad"]);
+    let (eth0, eth1) = (mr.ifindex("eth0"), mr.ifindex("eth1"));
+
+    // Our ear on the bus, open before babymdd so its first message reaches us.
+    let ep = Endpoint::open(&bus, "test", EndpointOptions::default()).unwrap();
+    let mut cmd = mr.command(Path::new(env!("CARGO_BIN_EXE_babymdd")));
+    cmd.args(["-d", "-b"]).arg(&bus).args([
+        "--hoa",
+        "2001:db8:1::100",
+        "--hold-down-ms",
+        "300",
+        "eth0",
+        "eth1",
+    ]);
+    let mut babymdd = Proc::spawn(cmd, &log);
+
+    // 1. Start-up: REREG from the preferred interface.
+    let md = wait_md(&ep, "REREG from eth0", &log, |m| {
+        m.command == MdCommand::Rereg
+    });
+    assert_eq!(md.coa, v6("2001:db8:a::5"), "{md:?}");
+    assert_eq!(md.ifindex, eth0);
+    assert_eq!(md.hoa, Some("2001:db8:1::100".parse().unwrap()));
+
+    // 2. The preferred link goes down: REREG from eth1.
+    mr.ip(&["link", "set", "eth0", "down"]);
+    let md = wait_md(&ep, "REREG from eth1", &log, |m| {
+        m.command == MdCommand::Rereg
+    });
+    assert_eq!(md.coa, v6("2001:db8:b::5"), "{md:?}");
+    assert_eq!(md.ifindex, eth1);
+
+    // 3. It comes back: an RS at once on it (seen by the access router), and once its
+    // address is back and has been stable for the hold-down, REREG from eth0 again.
+    let rs_log = tmp.path().join("rs.log");
+    let tcpdump = have("tcpdump").then(|| capture_rs(&ar1, &rs_log));
+    mr.ip(&["link", "set", "eth0", "up"]);
+    if tcpdump.is_some() {
+        assert!(
+            wait_file_contains(&rs_log, "router solicitation", WAIT),
+            "no RS on the access link: {}\nbabymdd log:\n{}",
+            std::fs::read_to_string(&rs_log).unwrap_or_default(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let cap = std::fs::read_to_string(&rs_log).unwrap();
+        assert!(cap.contains("hlim 255"), "RS hop limit must be 255: {cap}");
+        assert!(cap.contains("ff02::2"), "RS goes to all-routers: {cap}");
+    } else {
+        eprintln!("tcpdump not installed: RS on link up not checked");
+    }
+    drop(tcpdump);
+    mr.ip(&["addr", "add", "2001:db8:a::5/64", "dev", "eth0", "nodad"]);
+    let md = wait_md(&ep, "REREG back on eth0", &log, |m| {
+        m.command == MdCommand::Rereg
+    });
+    assert_eq!(md.coa, v6("2001:db8:a::5"), "{md:?}");
+    assert_eq!(md.ifindex, eth0);
+
+    // 4. eth1 is now attached to the home link: DEREGHOME.
+    mr.ip(&["addr", "add", "2001:db8:1::5/64", "dev", "eth1", "nodad"]);
+    let md = wait_md(&ep, "DEREGHOME", &log, |m| {
+        m.command == MdCommand::Dereghome
+    });
+    assert_eq!(md.ifindex, eth1, "{md:?}");
+    assert_eq!(md.hoa, Some("2001:db8:1::100".parse().unwrap()));
+
+    // 5. State dump and SIGHUP tell the same.
+    let answer = ep.request_state(WAIT, Some(1)).unwrap();
+    let items: Vec<&StateItem> = answer.owners.iter().flat_map(|o| &o.items).collect();
+    match items.as_slice() {
+        [StateItem::CurrentCoa(c)] => {
+            assert!(c.at_home, "{c:?}");
+            assert_eq!(c.ifindex, eth1);
+        }
+        other => panic!("state dump: {other:?}"),
+    }
+    babymdd.signal("HUP");
+    let md = wait_md(&ep, "DEREGHOME again after SIGHUP", &log, |_| true);
+    assert_eq!(md.command, MdCommand::Dereghome, "{md:?}");
+
+    // 6. SIGTERM: a clean exit.
+    babymdd.signal("TERM");
+    assert_eq!(babymdd.wait_exit(WAIT), Some(0), "babymdd exit status");
+}
