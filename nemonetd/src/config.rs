@@ -1,0 +1,265 @@
+//! Command line and configuration file.
+//!
+//! The file uses SHISA's grammar (`key value;`, `#` comments), parsed by
+//! [`conf::grammar::Document`]; the `conf` crate has no typed nemonetd section, so the few
+//! keys are read here. Keys of mrd/had are ignored (one file may serve several daemons);
+//! unknown keys are reported as warnings.
+//!
+//! ```text
+//! tunnel-name nemo0;          # TUN device
+//! route-table 100;            # MR: policy table T; HA: table of the MNP routes (main)
+//! rule-priority 20100;        # MR: first rule priority; we own 10 from here
+//! udp-port 4191;              # UDP/IPv4 encapsulation port (0: off)
+//! tunnel-hop-limit 64;        # outer hop limit / TTL
+//! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
+//! ```
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use conf::grammar::{Document, ValueKind};
+
+use crate::routes::{Mode, RouteConfig};
+
+/// nemonetd: tunnels, routes and the user-space data plane of a NEMO mobile router (-m) or
+/// home agent (-h), driven by binding events on the mipsock bus (BUL_ADD/REMOVE from mrd,
+/// BC_ADD/REMOVE from had).
+///
+/// Every route and rule carries route protocol 110 (`ip route show proto 110 table all`);
+/// a restart flushes them, so does SIGTERM. SIGUSR1 logs the data plane counters.
+#[derive(Debug, Clone, Parser)]
+#[command(version, disable_help_flag = true)]
+pub struct Cli {
+    /// Debug logging (same as RUST_LOG=nemonetd=debug).
+    #[arg(short = 'd')]
+    pub debug: bool,
+    /// Stay in the foreground (SHISA's -f); without it nemonetd detaches from the terminal.
+    #[arg(short = 'f')]
+    pub foreground: bool,
+    /// Mobile router: react to BUL_ADD/BUL_REMOVE.
+    #[arg(
+        short = 'm',
+        conflicts_with = "home_agent",
+        required_unless_present = "home_agent"
+    )]
+    pub mobile_router: bool,
+    /// Home agent: react to BC_ADD/BC_REMOVE.
+    #[arg(short = 'h')]
+    pub home_agent: bool,
+    /// Configuration file (SHISA grammar; see the crate docs for the keys).
+    #[arg(short = 'c')]
+    pub config: Option<PathBuf>,
+    /// mipsock bus directory (default: $MIPSOCK_DIR or /run/mipsock/default).
+    #[arg(short = 'b')]
+    pub bus_dir: Option<PathBuf>,
+    /// TUN device name (overrides `tunnel-name`; default nemo0).
+    #[arg(long)]
+    pub tun_name: Option<String>,
+    /// Routing table (overrides `route-table`; default 100 on the MR, 254 = main on the HA).
+    #[arg(long)]
+    pub table: Option<u32>,
+    /// First policy rule priority (overrides `rule-priority`; default 20100).
+    #[arg(long)]
+    pub rule_priority: Option<u32>,
+    /// UDP/IPv4 encapsulation port, 0 for none (overrides `udp-port`; default 4191).
+    #[arg(long)]
+    pub udp_port: Option<u16>,
+    /// Outer hop limit / TTL (overrides `tunnel-hop-limit`; default 64).
+    #[arg(long)]
+    pub hop_limit: Option<u8>,
+    /// MR: keep the MR's own IPv4 traffic out of the tunnel.
+    #[arg(long)]
+    pub no_ipv4_own_traffic: bool,
+    /// How long to wait for the state dump at start, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub state_timeout_ms: u64,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Egress interface (MR: where the CoA lives; HA: the home link). Its MTU minus the
+    /// encapsulation is the TUN MTU.
+    pub ifname: String,
+}
+
+/// The effective settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Route logic settings (mode, TUN name, table, rule priority).
+    pub routes: RouteConfig,
+    /// Egress interface.
+    pub ifname: String,
+    /// UDP port (0: none).
+    pub udp_port: u16,
+    /// Outer hop limit.
+    pub hop_limit: u8,
+}
+
+/// Values read from the file; `None` where the file is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    /// `tunnel-name`.
+    pub tun_name: Option<String>,
+    /// `route-table`.
+    pub table: Option<u32>,
+    /// `rule-priority`.
+    pub rule_priority: Option<u32>,
+    /// `udp-port`.
+    pub udp_port: Option<u16>,
+    /// `tunnel-hop-limit`.
+    pub hop_limit: Option<u8>,
+    /// `ipv4-own-traffic`.
+    pub ipv4_own_traffic: Option<bool>,
+}
+
+/// Keys of the other daemons, skipped silently.
+const FOREIGN_KEYS: &[&str] = &[
+    "interface",
+    "debug",
+    "home-address",
+    "home-agent-address",
+    "home-agent-ipv4-address",
+    "mobile-network-prefix",
+    "home-prefix",
+    "home-registration-lifetime",
+    "binding-lifetime-max",
+    "prefixtable",
+    "prefixtable-file",
+    "auth-database",
+    "authentication",
+    "registration-mode",
+    "ipv4-mnp-support",
+    "egress-interface",
+    "preference",
+];
+
+impl FileSettings {
+    /// Parses the text of a configuration file. Returns the settings and warnings.
+    pub fn parse(text: &str, file: &str) -> Result<(FileSettings, Vec<String>), String> {
+        let doc = Document::parse(text, file).map_err(|e| e.to_string())?;
+        let mut s = FileSettings::default();
+        let mut warnings = Vec::new();
+        for st in &doc.statements {
+            let at = format!("{file}:{}", st.location());
+            let one = || -> Result<&conf::grammar::Value, String> {
+                match st.args() {
+                    [v] => Ok(v),
+                    _ => Err(format!("{at}: '{}' takes one value", st.name())),
+                }
+            };
+            let number = |max: u64| -> Result<u64, String> {
+                match one()?.kind {
+                    ValueKind::Number(n) if n <= max => Ok(n),
+                    _ => Err(format!("{at}: '{}' needs a number up to {max}", st.name())),
+                }
+            };
+            match st.name() {
+                "tunnel-name" => s.tun_name = Some(one()?.text.clone()),
+                "route-table" => s.table = Some(number(u64::from(u32::MAX))? as u32),
+                "rule-priority" => s.rule_priority = Some(number(u64::from(u32::MAX))? as u32),
+                "udp-port" => s.udp_port = Some(number(65535)? as u16),
+                "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
+                "ipv4-own-traffic" => {
+                    s.ipv4_own_traffic = Some(match one()?.text.as_str() {
+                        "yes" | "on" | "true" => true,
+                        "no" | "off" | "false" => false,
+                        other => {
+                            return Err(format!("{at}: expected yes or no, found {other:?}"));
+                        }
+                    })
+                }
+                k if FOREIGN_KEYS.contains(&k) => {}
+                k => warnings.push(format!("{at}: unknown key '{k}' ignored")),
+            }
+        }
+        Ok((s, warnings))
+    }
+}
+
+impl Cli {
+    /// Mode from the flags.
+    pub fn mode(&self) -> Mode {
+        if self.home_agent {
+            Mode::HomeAgent
+        } else {
+            Mode::MobileRouter
+        }
+    }
+
+    /// Combines flags, file and defaults (flags win).
+    pub fn settings(&self, file: &FileSettings) -> Settings {
+        let mode = self.mode();
+        let default_table = match mode {
+            Mode::MobileRouter => 100,
+            Mode::HomeAgent => crate::netops::TABLE_MAIN,
+        };
+        Settings {
+            routes: RouteConfig {
+                mode,
+                tun: self
+                    .tun_name
+                    .clone()
+                    .or_else(|| file.tun_name.clone())
+                    .unwrap_or_else(|| "nemo0".into()),
+                table: self.table.or(file.table).unwrap_or(default_table),
+                rule_priority: self.rule_priority.or(file.rule_priority).unwrap_or(20100),
+                ipv4_own_traffic: !self.no_ipv4_own_traffic
+                    && file.ipv4_own_traffic.unwrap_or(true),
+            },
+            ifname: self.ifname.clone(),
+            udp_port: self
+                .udp_port
+                .or(file.udp_port)
+                .unwrap_or(proto::DSMIP_UDP_PORT),
+            hop_limit: self
+                .hop_limit
+                .or(file.hop_limit)
+                .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shisa_flags() {
+        let c =
+            Cli::try_parse_from(["nemonetd", "-d", "-f", "-m", "-c", "x.conf", "eth0"]).unwrap();
+        assert_eq!(c.mode(), Mode::MobileRouter);
+        assert!(c.debug && c.foreground);
+        let c = Cli::try_parse_from(["nemonetd", "-h", "-b", "/tmp/bus", "eth1"]).unwrap();
+        assert_eq!(c.mode(), Mode::HomeAgent);
+        let s = c.settings(&FileSettings::default());
+        assert_eq!(s.routes.table, 254);
+        assert_eq!(s.routes.tun, "nemo0");
+        assert!(Cli::try_parse_from(["nemonetd", "-m", "-h", "eth0"]).is_err());
+        assert!(Cli::try_parse_from(["nemonetd", "eth0"]).is_err());
+    }
+
+    #[test]
+    fn file_keys_and_precedence() {
+        let text = "# nemonetd\ntunnel-name mip0;\nroute-table 200;\nudp-port 0;\n\
+                    home-address 2001:db8:1::100;\nipv4-own-traffic no;\nfoo bar;\n";
+        let (f, w) = FileSettings::parse(text, "n.conf").unwrap();
+        assert_eq!(f.tun_name.as_deref(), Some("mip0"));
+        assert_eq!(f.table, Some(200));
+        assert_eq!(f.udp_port, Some(0));
+        assert_eq!(f.ipv4_own_traffic, Some(false));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("foo"), "{w:?}");
+        let c = Cli::try_parse_from(["nemonetd", "-m", "--table", "300", "eth0"]).unwrap();
+        let s = c.settings(&f);
+        assert_eq!(s.routes.table, 300);
+        assert_eq!(s.routes.tun, "mip0");
+        assert!(!s.routes.ipv4_own_traffic);
+        assert!(FileSettings::parse("udp-port 70000;", "n.conf").is_err());
+    }
+
+    #[test]
+    fn shipped_sample_parses() {
+        let (_, w) =
+            FileSettings::parse(include_str!("../nemonetd.conf.sample"), "sample").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+    }
+}

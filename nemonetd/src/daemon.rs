@@ -1,0 +1,301 @@
+//! The daemon: start-up (flush stale state, TUN, sockets, state dump), the event loop over
+//! the mipsock bus and signals, and teardown.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use mipsock::{AsyncEndpoint, Binding, Body, EndpointOptions, StateItem};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, info, warn};
+
+use crate::config::Settings;
+use crate::dataplane::{Counters, DataPlane, Peer, PeerTable, Sockets, TxConfig};
+use crate::netops::{NetOps, RtNetOps};
+use crate::routes::{Mode, RouteManager};
+use crate::tun::Tun;
+
+/// Why the daemon stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A system call or device failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What we were doing.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A kernel request failed at start.
+    #[error(transparent)]
+    Net(#[from] crate::netops::NetOpsError),
+    /// The mipsock bus failed.
+    #[error("mipsock: {0}")]
+    Bus(#[from] mipsock::Error),
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DaemonError {
+    move |source| DaemonError::Io { what, source }
+}
+
+/// The smallest MTU an IPv6 link may have (RFC 8200 §5).
+const IPV6_MIN_MTU: u32 = 1280;
+
+struct Daemon {
+    settings: Settings,
+    routes: RouteManager<RtNetOps>,
+    table: Arc<RwLock<PeerTable>>,
+    counters: Arc<Counters>,
+    egress_mtu: u32,
+    tun_mtu: u32,
+}
+
+impl Daemon {
+    fn mode(&self) -> Mode {
+        self.settings.routes.mode
+    }
+
+    /// TUN MTU = egress MTU minus the encapsulation (linux-notes), so the kernel sends
+    /// Packet Too Big / fragmentation needed before a packet reaches the tunnel. The MR
+    /// follows its binding's encapsulation; the HA serves every kind at once and takes the
+    /// largest overhead (IPv6, 40).
+    async fn update_mtu(&mut self) {
+        let overhead = match self.mode() {
+            Mode::HomeAgent => 40,
+            Mode::MobileRouter => self
+                .table
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .peers()
+                .iter()
+                .map(|p| p.encap.overhead() as u32)
+                .max()
+                .unwrap_or(40),
+        };
+        let mtu = self.egress_mtu.saturating_sub(overhead).max(IPV6_MIN_MTU);
+        if mtu != self.tun_mtu {
+            let tun = self.settings.routes.tun.clone();
+            match self.routes.net().link_set(&tun, None, Some(mtu)).await {
+                Ok(()) => {
+                    info!(tun = %tun, mtu, egress_mtu = self.egress_mtu, overhead, "tunnel MTU set");
+                    self.tun_mtu = mtu;
+                }
+                Err(e) => warn!(error = %e, "cannot set the tunnel MTU"),
+            }
+        }
+    }
+
+    async fn binding_added(&mut self, b: &Binding) {
+        if b.lifetime == 0 {
+            return self.binding_removed(b).await;
+        }
+        let peer = match Peer::new(self.mode(), b) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(hoa = %b.hoa, coa = %b.coa, error = %e, "binding ignored");
+                return;
+            }
+        };
+        info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, "binding up");
+        // Data plane first: once a route points into the TUN, its packets find a peer.
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .upsert(peer);
+        self.update_mtu().await;
+        if let Err(e) = self.routes.add(b).await {
+            warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
+        }
+    }
+
+    async fn binding_removed(&mut self, b: &Binding) {
+        info!(hoa = %b.hoa, coa = %b.coa, "binding down");
+        // Routes first: no packet is steered into the TUN without a peer to take it.
+        if let Err(e) = self.routes.remove(b).await {
+            warn!(hoa = %b.hoa, error = %e, "removal incomplete");
+        }
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(b);
+        self.update_mtu().await;
+    }
+
+    async fn flush(&mut self) {
+        info!("all bindings flushed");
+        if let Err(e) = self.routes.remove_all().await {
+            warn!(error = %e, "flush incomplete");
+        }
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    async fn handle(&mut self, body: &Body) {
+        match (self.mode(), body) {
+            (Mode::MobileRouter, Body::BulAdd(b)) | (Mode::HomeAgent, Body::BcAdd(b)) => {
+                self.binding_added(b).await
+            }
+            (Mode::MobileRouter, Body::BulRemove(b)) | (Mode::HomeAgent, Body::BcRemove(b)) => {
+                self.binding_removed(b).await
+            }
+            (Mode::MobileRouter, Body::BulFlush) | (Mode::HomeAgent, Body::BcFlush) => {
+                self.flush().await
+            }
+            _ => {}
+        }
+    }
+
+    fn log_state(&self) {
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        for p in t.peers() {
+            info!(hoa = %p.binding.hoa, coa = %p.binding.coa, encap = ?p.encap, sources = ?p.sources, "peer");
+        }
+        let installed = self.routes.installed();
+        info!(
+            peers = t.peers().len(),
+            routes = installed.routes.len(),
+            rules = installed.rules.len(),
+            addrs = installed.addrs.len(),
+            tun_mtu = self.tun_mtu,
+            "state"
+        );
+        self.counters.log("SIGUSR1");
+    }
+
+    async fn teardown(&mut self) {
+        if let Err(e) = self.routes.remove_all().await {
+            warn!(error = %e, "teardown: removal incomplete");
+        }
+        let cfg = self.routes.config().clone();
+        match self
+            .routes
+            .net()
+            .flush_ours(cfg.rule_priorities(), cfg.table)
+            .await
+        {
+            Ok(n) => debug!(left_over = n, "teardown flush"),
+            Err(e) => warn!(error = %e, "teardown flush incomplete"),
+        }
+        self.counters.log("exit");
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Must run on a tokio runtime (current-thread is
+/// enough: the packet work happens on the data plane's own threads).
+pub async fn run(
+    settings: Settings,
+    bus_dir: std::path::PathBuf,
+    state_timeout: Duration,
+) -> Result<(), DaemonError> {
+    let mut net = RtNetOps::new().map_err(io("netlink socket"))?;
+    let rc = &settings.routes;
+    // After a crash: our routes and rules from last time, recognised by protocol 110 and
+    // our priority range.
+    let stale = net.flush_ours(rc.rule_priorities(), rc.table).await?;
+    if stale > 0 {
+        info!(stale, "flushed routes and rules left by a previous run");
+    }
+    let egress_mtu = net.link_mtu(&settings.ifname).await?;
+    let tun = Tun::open(&rc.tun).map_err(io("TUN device"))?;
+    net.link_set(tun.name(), Some(true), None).await?;
+    let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
+    let table = Arc::new(RwLock::new(PeerTable::new(rc.mode)));
+    let counters = Arc::new(Counters::default());
+    let dp = DataPlane {
+        tun: Arc::new(tun),
+        sockets: Arc::new(sockets),
+        table: Arc::clone(&table),
+        counters: Arc::clone(&counters),
+    };
+    dp.spawn(TxConfig {
+        hop_limit: settings.hop_limit,
+    })
+    .map_err(io("data plane threads"))?;
+
+    let mut d = Daemon {
+        routes: RouteManager::new(settings.routes.clone(), net),
+        settings,
+        table,
+        counters,
+        egress_mtu,
+        tun_mtu: 0,
+    };
+    d.update_mtu().await;
+
+    let mut term = signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(io("SIGUSR1"))?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
+
+    let ep = AsyncEndpoint::open(&bus_dir, "nemonetd", EndpointOptions::default())?;
+    // Start order does not matter: the signalling daemon tells us what it holds.
+    resync(&mut d, &ep, state_timeout).await?;
+    info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
+
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut last = d.counters.fingerprint();
+    loop {
+        tokio::select! {
+            msg = ep.recv() => {
+                let msg = msg?;
+                debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
+                d.handle(&msg.body).await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = usr1.recv() => d.log_state(),
+            // SHISA's SIGHUP habit: re-read the owners' state (after a lost message).
+            _ = hup.recv() => resync(&mut d, &ep, state_timeout).await?,
+            _ = tick.tick() => {
+                let now = d.counters.fingerprint();
+                if now != last {
+                    d.counters.log("periodic");
+                    last = now;
+                }
+            }
+        }
+    }
+    info!("terminating");
+    d.teardown().await;
+    Ok(())
+}
+
+/// Asks the owners (mrd or had) for their bindings and installs them; bindings we hold that
+/// the owner no longer has are removed.
+async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result<(), DaemonError> {
+    let answer = ep.request_state(timeout, Some(1)).await?;
+    let mut seen = Vec::new();
+    for owner in &answer.owners {
+        for item in &owner.items {
+            match (d.mode(), item) {
+                (Mode::MobileRouter, StateItem::Bul(b)) | (Mode::HomeAgent, StateItem::Bc(b)) => {
+                    seen.push(crate::routes::key(b));
+                    d.binding_added(b).await;
+                }
+                _ => {}
+            }
+        }
+    }
+    info!(
+        owners = answer.owners.len(),
+        bindings = seen.len(),
+        "state dump received"
+    );
+    if !answer.owners.is_empty() {
+        let stale: Vec<Binding> = d
+            .routes
+            .bindings()
+            .filter(|b| !seen.contains(&crate::routes::key(b)))
+            .cloned()
+            .collect();
+        for b in stale {
+            d.binding_removed(&b).await;
+        }
+    }
+    for msg in &answer.other {
+        d.handle(&msg.body).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+use clap::Parser;
+use nemonetd::config::Cli;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match nemonetd::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nemonetd: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
