@@ -370,7 +370,16 @@ impl Detector {
                 }
             }
             Observation::HomeHint { ifindex, prefix } => {
-                if let Some(l) = self.links.get_mut(&ifindex)
+                // SHISA checks the hinted prefix against the home addresses; a hint for
+                // someone else's home says nothing about ours.
+                let ours = self.home_address().is_some_and(|h| prefix.contains(&h))
+                    || self
+                        .home_prefixes()
+                        .iter()
+                        .any(|p| p.contains(&prefix.network()) || prefix.contains(&p.network()));
+                if !ours {
+                    debug!(ifindex, %prefix, "home hint for another prefix ignored");
+                } else if let Some(l) = self.links.get_mut(&ifindex)
                     && !l.home_hints.contains(&prefix)
                 {
                     l.home_hints.push(prefix);

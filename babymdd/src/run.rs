@@ -95,7 +95,11 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
             }
             msg = ep.recv() => match msg {
                 Ok(msg) => on_bus_message(&mut det, &ep, &rs, msg),
-                Err(e) => warn!(error = %e, "bus receive failed"),
+                Err(e) => {
+                    warn!(error = %e, "bus receive failed");
+                    // Do not spin if the error persists; netlink still gets served.
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
             },
             _ = hup.recv() => {
                 info!(selection = ?det.selection(), "SIGHUP: re-sending the current state");

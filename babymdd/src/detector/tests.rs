@@ -505,6 +505,22 @@ fn home_hint_from_the_bus_means_home() {
         // The link has been up since 0, so the hint is "stable" already.
         &[(0, Exp::Rereg("2001:db8:b::5", 3)), (5000, Exp::Home(3))],
     );
+    // A hint for another home prefix changes nothing.
+    check(
+        &[
+            (0, up(3)),
+            (0, addr(3, "2001:db8:b::5/64")),
+            (
+                5000,
+                Step::Obs(Observation::HomeHint {
+                    ifindex: 3,
+                    prefix: "2001:db8:2::/64".parse().unwrap(),
+                }),
+            ),
+        ],
+        10_000,
+        &[(0, Exp::Rereg("2001:db8:b::5", 3))],
+    );
 }
 
 #[test]
