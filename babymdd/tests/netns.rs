@@ -1,5 +1,7 @@
 //! The real `babymdd` in network namespaces (needs root, as CI runs).
 //!
+//! `moves_between_links_and_comes_home`:
+//!
 //! ```text
 //!   AR1 [eth0] ---- [eth0] MR [eth1] ---- [eth0] AR2
 //!        2001:db8:a::/64          2001:db8:b::/64
@@ -9,6 +11,10 @@
 //! addresses usable at once) and the kernel's own Router Solicitations off, so every RS on
 //! the wire is babymdd's. The test listens on the bus with its own `mipsock::Endpoint` and
 //! waits for events with timeouts; it asserts no timing.
+//!
+//! `ipv4_first_then_slaac_ipv6`: one access link with a static IPv4 address and radvd
+//! (skipped with a message when radvd is not installed): the IPv4 CoA is reported first,
+//! then the SLAAC address once its DAD is over, never while tentative.
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
@@ -184,8 +190,7 @@ fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-#[test]
-fn moves_between_links_and_comes_home() {
+fn require_root() {
     assert!(
         std::fs::read_to_string("/proc/self/status")
             .unwrap_or_default()
@@ -193,6 +198,11 @@ fn moves_between_links_and_comes_home() {
             .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
         "this test builds network namespaces and needs root (CI runs it as root)"
     );
+}
+
+#[test]
+fn moves_between_links_and_comes_home() {
+    require_root();
     let tmp = tempfile::tempdir().unwrap();
     let bus: PathBuf = tmp.path().join("bus");
     let log = tmp.path().join("babymdd.log");
@@ -305,4 +315,86 @@ fn moves_between_links_and_comes_home() {
     // 6. SIGTERM: a clean exit.
     babymdd.signal("TERM");
     assert_eq!(babymdd.wait_exit(WAIT), Some(0), "babymdd exit status");
+}
+
+#[test]
+fn ipv4_first_then_slaac_ipv6() {
+    require_root();
+    if !have("radvd") {
+        eprintln!("radvd not installed (apt-get install radvd): SLAAC test skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bus = tmp.path().join("bus");
+    let log = tmp.path().join("babymdd.log");
+    let mr = Netns::new("slaac", "mr");
+    let ar = Netns::new("slaac", "ar");
+    // The MR keeps the kernel defaults (DAD on, accept_ra=1, forwarding=0): real SLAAC.
+    mr.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar.0,
+    ]);
+    ar.sysctl("net.ipv6.conf.all.forwarding", "1");
+    mr.ip(&["link", "set", "eth0", "up"]);
+    ar.ip(&["link", "set", "eth0", "up"]);
+    ar.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad"]);
+    mr.ip(&["addr", "add", "192.0.2.5/24", "dev", "eth0"]);
+    ar.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"]);
+    let eth0 = mr.ifindex("eth0");
+
+    let ep = Endpoint::open(&bus, "test", EndpointOptions::default()).unwrap();
+    let mut cmd = mr.command(Path::new(env!("CARGO_BIN_EXE_babymdd")));
+    cmd.args(["-d", "-b"]).arg(&bus).args([
+        "--hoa",
+        "2001:db8:1::100",
+        "--hold-down-ms",
+        "300",
+        "eth0",
+    ]);
+    let _babymdd = Proc::spawn(cmd, &log);
+
+    // IPv4 only so far.
+    let md = wait_md(&ep, "REREG from IPv4", &log, |m| {
+        m.command == MdCommand::Rereg
+    });
+    assert_eq!(md.coa, Some("192.0.2.5".parse().unwrap()), "{md:?}");
+    assert_eq!(md.ifindex, eth0);
+
+    // Now the router advertises a prefix.
+    let conf = tmp.path().join("radvd.conf");
+    std::fs::write(
+        &conf,
+        "interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  prefix 2001:db8:a::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n",
+    )
+    .unwrap();
+    let mut cmd = ar.command(Path::new("radvd"));
+    cmd.args(["-n", "-m", "stderr", "-C"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(tmp.path().join("radvd.pid"));
+    let _radvd = Proc::spawn(cmd, &tmp.path().join("radvd.log"));
+
+    let md = wait_md(&ep, "REREG from the SLAAC address", &log, |m| {
+        m.command == MdCommand::Rereg
+    });
+    let Some(CareOf::V6(coa)) = md.coa else {
+        panic!("expected an IPv6 CoA: {md:?}");
+    };
+    assert!(
+        "2001:db8:a::/64"
+            .parse::<ipnet::Ipv6Net>()
+            .unwrap()
+            .contains(&coa),
+        "{coa} is not from the advertised prefix"
+    );
+    assert_eq!(md.ifindex, eth0);
+    assert_eq!(md.coa2, Some("192.0.2.5".parse().unwrap()), "{md:?}");
+    // The CoA is really on eth0. (That a tentative address is never reported is shown by
+    // the detector's unit tests: here DAD is over by the time we look anyway.)
+    let out = mr.exec("ip", &["-6", "addr", "show", "dev", "eth0"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&coa.to_string()))
+        .unwrap_or_else(|| panic!("{coa} not on eth0: {text}"));
+    assert!(!line.contains("tentative"), "{line}");
 }
