@@ -159,8 +159,8 @@ fn flush(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender) {
     while let Some(out) = det.poll_output() {
         match out {
             Output::MdInfo(md) => {
-                info!(command = ?md.command, hoa = ?md.hoa, coa = ?md.coa.map(|c| c.to_string()),
-                    coa2 = ?md.coa2.map(|c| c.to_string()), ifindex = md.ifindex, "MD_INFO");
+                info!(command = ?md.command, hoa = %show(md.hoa), coa = %show(md.coa),
+                    coa2 = %show(md.coa2), ifindex = md.ifindex, "MD_INFO sent");
                 if let Err(e) = ep.send(&Message::new(Body::MdInfo(md))) {
                     warn!(error = %e, "MD_INFO send failed");
                 }
@@ -168,6 +168,11 @@ fn flush(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender) {
             Output::SendRouterSolicitation { ifindex } => send_rs(rs, ifindex),
         }
     }
+}
+
+/// `-` for none, so log lines read `coa=2001:db8:a::5`, not `coa=Some(..)`.
+fn show<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 fn send_rs(rs: &RsSender, ifindex: u32) {
