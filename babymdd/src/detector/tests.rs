@@ -273,6 +273,42 @@ fn startup_batch_hides_transient_states() {
 }
 
 #[test]
+fn startup_replay_of_queued_events_converges() {
+    // Subscribed, then dumped: events queued during the dump are replayed after it, even
+    // those the dump already reflects (a stale "tentative" NEWADDR for an address the
+    // dump shows usable, then the "usable" one again, then eth0's address going away).
+    // One decision at the end: the kernel's final state, and nothing in between.
+    check(
+        &[(
+            0,
+            Step::Batch(vec![
+                // dump
+                link(2, true),
+                link(3, true),
+                a(2, "2001:db8:a::5/64", AddrFlags::default()),
+                a(3, "2001:db8:b::5/64", AddrFlags::default()),
+                // queued events
+                a(
+                    2,
+                    "2001:db8:a::5/64",
+                    AddrFlags {
+                        tentative: true,
+                        ..Default::default()
+                    },
+                ),
+                a(2, "2001:db8:a::5/64", AddrFlags::default()),
+                Observation::AddrRemoved {
+                    ifindex: 2,
+                    addr: "2001:db8:a::5".parse().unwrap(),
+                },
+            ]),
+        )],
+        5000,
+        &[(0, Exp::Rereg("2001:db8:b::5", 3))],
+    );
+}
+
+#[test]
 fn new_address_after_ra_tentative_then_usable() {
     // Link comes up, link-local DAD, RA → SLAAC address tentative for ~2.6 s, then usable.
     check(
