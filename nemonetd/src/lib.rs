@@ -40,6 +40,8 @@ pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        // Plain `key=value` in log files, so tests and scripts can grep the counters.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let file = match &cli.config {
         Some(path) => {

@@ -1,0 +1,652 @@
+//! nemonetd end to end, in network namespaces (root only):
+//!
+//! ```text
+//!  MNN ──mnn0── MR ──eth0 (access = home-agent link)── HA ──cn0── CN
+//!  2001:db8:100::2   2001:db8:a::2 (CoA)   2001:db8:a::1 (HA)   2001:db8:c::2
+//!  198.51.100.2      192.0.2.2             192.0.2.1            203.0.113.2
+//! ```
+//!
+//! Two real nemonetd processes (-m in MR, -h in HA), each on its own temporary mipsock bus;
+//! the test plays mrd and had by injecting BUL_ADD / BC_ADD. Then: ping MNN <-> CN over IPv6
+//! and IPv4 both ways, TCP both ways (iperf3), tshark on the MR–HA link showing IPv4 inside
+//! IPv6 (next header 4), spoofed inner sources dropped and counted at the HA, removal
+//! leaving no route or rule of protocol 110, SIGTERM teardown; and iperf3 throughput through
+//! the tunnel against the same topology routed directly (printed, not asserted).
+
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A network namespace `nnd-<test>-<pid>-<n>`, deleted (and every process in it killed, by
+/// pid: they are all ours) on drop.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(test: &str, role: &str) -> Netns {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("nnd-{test}-{}-{role}{n}", std::process::id());
+        sh("ip", &["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    fn try_exec(&self, program: &str, args: &[&str]) -> Output {
+        self.cmd(program)
+            .args(args)
+            .output()
+            .expect("ip netns exec")
+    }
+
+    fn exec(&self, program: &str, args: &[&str]) -> String {
+        let out = self.try_exec(program, args);
+        assert!(
+            out.status.success(),
+            "{} {program} {args:?}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        self.exec("ip", args)
+    }
+
+    fn sysctl(&self, kv: &str) {
+        self.exec("sysctl", &["-qw", kv]);
+    }
+
+    fn spawn(&self, program: &str, args: &[&str], log: &Path) -> Proc {
+        let f = std::fs::File::create(log).unwrap();
+        let child = self
+            .cmd(program)
+            .args(args)
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .expect("spawn");
+        Proc { child }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A child process, killed and reaped on drop.
+struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let (ta, tb) = (
+        format!("nnd{}a{n}", std::process::id() % 100_000),
+        format!("nnd{}b{n}", std::process::id() % 100_000),
+    );
+    sh(
+        "ip",
+        &["link", "add", &ta, "type", "veth", "peer", "name", &tb],
+    );
+    sh("ip", &["link", "set", &ta, "netns", &a.name, "name", a_if]);
+    sh("ip", &["link", "set", &tb, "netns", &b.name, "name", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn log_text(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Last value of `key=N` in a log.
+fn last_counter(log: &str, key: &str) -> Option<u64> {
+    let pat = format!("{key}=");
+    log.lines()
+        .rev()
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix(&pat)))
+        .and_then(|v| v.parse().ok())
+}
+
+struct World {
+    mnn: Netns,
+    mr: Netns,
+    ha: Netns,
+    cn: Netns,
+}
+
+fn world(test: &str) -> World {
+    let w = World {
+        mnn: Netns::new(test, "mnn"),
+        mr: Netns::new(test, "mr"),
+        ha: Netns::new(test, "ha"),
+        cn: Netns::new(test, "cn"),
+    };
+    veth(&w.mnn, "eth0", &w.mr, "mnn0");
+    veth(&w.mr, "eth0", &w.ha, "eth0");
+    veth(&w.ha, "cn0", &w.cn, "eth0");
+    for (ns, dev, v6, v4) in [
+        (&w.mnn, "eth0", "2001:db8:100::2/64", "198.51.100.2/24"),
+        (&w.mr, "mnn0", "2001:db8:100::1/64", "198.51.100.1/24"),
+        (&w.mr, "eth0", "2001:db8:a::2/64", "192.0.2.2/24"),
+        (&w.ha, "eth0", "2001:db8:a::1/64", "192.0.2.1/24"),
+        (&w.ha, "cn0", "2001:db8:c::1/64", "203.0.113.1/24"),
+        (&w.cn, "eth0", "2001:db8:c::2/64", "203.0.113.2/24"),
+    ] {
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+        ns.ip(&["addr", "add", v4, "dev", dev]);
+    }
+    for ns in [&w.mr, &w.ha] {
+        ns.sysctl("net.ipv6.conf.all.forwarding=1");
+        ns.sysctl("net.ipv4.ip_forward=1");
+    }
+    w.mnn
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+    w.mnn
+        .ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    w.cn.ip(&["-6", "route", "add", "default", "via", "2001:db8:c::1"]);
+    w.cn.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    w
+}
+
+fn binding() -> Binding {
+    Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V6("2001:db8:a::2".parse().unwrap()),
+        ha: "2001:db8:a::1".parse().unwrap(),
+        ha_v4: Some("192.0.2.1".parse().unwrap()),
+        mnp_v6: vec!["2001:db8:100::/64".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: Encapsulation::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+    }
+}
+
+fn ping(ns: &Netns, dst: &str) -> bool {
+    let fam = if dst.parse::<Ipv6Addr>().is_ok() {
+        "-6"
+    } else {
+        "-4"
+    };
+    let out = ns.try_exec("ping", &[fam, "-c", "3", "-i", "0.2", "-W", "2", dst]);
+    if !out.status.success() {
+        eprintln!(
+            "ping {dst} from {} failed:\n{}",
+            ns.name,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    out.status.success()
+}
+
+/// iperf3 client against a server in `server`; returns Gbit/s received.
+fn iperf(client: &Netns, server: &Netns, dst: &str, secs: &str, reverse: bool, dir: &Path) -> f64 {
+    let log = dir.join(format!(
+        "iperf3-server-{}.log",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _srv = server.spawn("iperf3", &["-s", "-1"], &log);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut args = vec!["-c", dst, "-t", secs, "-J"];
+    if reverse {
+        args.push("-R");
+    }
+    let out = client.try_exec("iperf3", &args);
+    assert!(
+        out.status.success(),
+        "iperf3 {args:?} from {}: {}{}",
+        client.name,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    // "sum_received": { ... "bits_per_second": N ... } — avoid a JSON dependency.
+    let tail = &json[json.find("\"sum_received\"").expect("sum_received")..];
+    let bps = tail[tail.find("\"bits_per_second\"").unwrap()..]
+        .split(|c| c == ':' || c == ',' || c == '\n')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse::<f64>()
+        .unwrap();
+    bps / 1e9
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+struct Nemonetd {
+    proc: Proc,
+    log: PathBuf,
+    bus: Endpoint,
+}
+
+fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str) -> Nemonetd {
+    let bus_dir = dir.join(format!("bus-{tag}"));
+    std::fs::create_dir_all(&bus_dir).unwrap();
+    let log = dir.join(format!("nemonetd-{tag}.log"));
+    let proc = ns.spawn(
+        env!("CARGO_BIN_EXE_nemonetd"),
+        &[
+            "-d",
+            "-f",
+            mode,
+            "-b",
+            bus_dir.to_str().unwrap(),
+            "--state-timeout-ms",
+            "300",
+            "eth0",
+        ],
+        &log,
+    );
+    wait_for(
+        &format!("nemonetd {tag} ready"),
+        Duration::from_secs(20),
+        || log_text(&log).contains(" ready"),
+    );
+    let bus = Endpoint::open(&bus_dir, "test", EndpointOptions::default()).unwrap();
+    Nemonetd { proc, log, bus }
+}
+
+fn routes_ours(ns: &Netns) -> String {
+    let mut s = ns.ip(&["-4", "route", "show", "proto", "110", "table", "all"]);
+    s += &ns.ip(&["-6", "route", "show", "proto", "110", "table", "all"]);
+    // iproute2 6.1 does not filter rules by protocol: pick the lines.
+    for fam in ["-4", "-6"] {
+        for line in ns.ip(&[fam, "rule", "show"]).lines() {
+            if line.ends_with("proto 110") {
+                s += line;
+                s.push('\n');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn mnn_cn_through_the_tunnel() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("tunnel");
+
+    // Baseline: the same topology routed directly (no tunnel), measured first.
+    let direct = if have("iperf3") {
+        w.mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+        w.mr.ip(&["route", "add", "default", "via", "192.0.2.1"]);
+        w.ha.ip(&[
+            "-6",
+            "route",
+            "add",
+            "2001:db8:100::/64",
+            "via",
+            "2001:db8:a::2",
+        ]);
+        w.ha.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.2"]);
+        assert!(ping(&w.mnn, "2001:db8:c::2"), "direct path broken");
+        let v6 = iperf(&w.mnn, &w.cn, "2001:db8:c::2", "3", false, dir.path());
+        let v4 = iperf(&w.mnn, &w.cn, "203.0.113.2", "3", false, dir.path());
+        w.mr.ip(&["-6", "route", "del", "default", "via", "2001:db8:a::1"]);
+        w.mr.ip(&["route", "del", "default", "via", "192.0.2.1"]);
+        w.ha.ip(&[
+            "-6",
+            "route",
+            "del",
+            "2001:db8:100::/64",
+            "via",
+            "2001:db8:a::2",
+        ]);
+        w.ha.ip(&["route", "del", "198.51.100.0/24", "via", "192.0.2.2"]);
+        Some((v6, v4))
+    } else {
+        eprintln!("iperf3 not installed: no throughput measurement");
+        None
+    };
+    assert!(
+        !ping(&w.mnn, "2001:db8:c::2"),
+        "path must need the tunnel now"
+    );
+
+    // A stale route and rule of protocol 110, as a crashed run would leave: flushed at start.
+    w.mr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:dead::/64",
+        "dev",
+        "mnn0",
+        "table",
+        "100",
+        "proto",
+        "110",
+    ]);
+    w.mr.ip(&[
+        "-6",
+        "rule",
+        "add",
+        "from",
+        "2001:db8:dead::/64",
+        "lookup",
+        "100",
+        "priority",
+        "20100",
+        "protocol",
+        "110",
+    ]);
+
+    let mut mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
+    let mut ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha");
+    assert_eq!(routes_ours(&w.mr), "", "stale state not flushed at start");
+
+    let b = binding();
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+    wait_for("routes on both sides", Duration::from_secs(10), || {
+        let m = routes_ours(&w.mr);
+        let h = routes_ours(&w.ha);
+        m.contains("198.51.100.0/24")
+            && m.contains("from 2001:db8:100::/64")
+            && h.contains("198.51.100.0/24")
+    });
+    eprintln!("MR state:\n{}", routes_ours(&w.mr));
+    eprintln!("HA state:\n{}", routes_ours(&w.ha));
+    let mtu = w.mr.ip(&["link", "show", "nemo0"]);
+    assert!(mtu.contains("mtu 1460"), "TUN MTU = 1500 - 40: {mtu}");
+
+    // tshark on the MR–HA link while IPv4 crosses it: IPv4 inside IPv6 (next header 4).
+    let capture = if have("tshark") {
+        let log = dir.path().join("tshark.txt");
+        let p = w.ha.spawn(
+            "tshark",
+            &[
+                "-l",
+                "-n",
+                "-i",
+                "eth0",
+                "-f",
+                "ip6 proto 4",
+                "-c",
+                "2",
+                "-a",
+                "duration:15",
+                "-T",
+                "fields",
+                "-e",
+                "ipv6.src",
+                "-e",
+                "ipv6.dst",
+                "-e",
+                "ipv6.nxt",
+                "-e",
+                "ip.src",
+                "-e",
+                "ip.dst",
+            ],
+            &log,
+        );
+        wait_for("tshark capturing", Duration::from_secs(15), || {
+            log_text(&log).contains("Capturing on")
+        });
+        Some((p, log))
+    } else {
+        eprintln!("tshark not installed: no capture");
+        None
+    };
+
+    assert!(ping(&w.mnn, "203.0.113.2"), "MNN -> CN IPv4");
+    assert!(ping(&w.mnn, "2001:db8:c::2"), "MNN -> CN IPv6");
+    assert!(ping(&w.cn, "198.51.100.2"), "CN -> MNN IPv4");
+    assert!(ping(&w.cn, "2001:db8:100::2"), "CN -> MNN IPv6");
+    // The MR's own IPv4 traffic leaves through the tunnel with its MNP-side source.
+    assert!(ping(&w.mr, "203.0.113.2"), "MR -> CN IPv4 (own traffic)");
+
+    if let Some((mut p, log)) = capture {
+        p.wait_exit(Duration::from_secs(15));
+        let text = log_text(&log);
+        eprintln!("tshark (outer src, outer dst, next header, inner src, inner dst):\n{text}");
+        assert!(
+            text.lines().any(
+                |l| l.starts_with("2001:db8:a::2\t2001:db8:a::1\t4\t198.51.100.2\t203.0.113.2")
+            ),
+            "no IPv4-in-IPv6 packet MNN -> CN seen on the MR-HA link"
+        );
+    }
+
+    if have("iperf3") {
+        for (dst, rev) in [
+            ("2001:db8:c::2", false),
+            ("2001:db8:c::2", true),
+            ("203.0.113.2", false),
+            ("203.0.113.2", true),
+        ] {
+            let g = iperf(&w.mnn, &w.cn, dst, "1", rev, dir.path());
+            assert!(g > 0.0, "TCP {dst} reverse={rev}");
+        }
+    }
+
+    // Spoofed inner sources from the MR side: a misrouting MR sends foreign sources into the
+    // tunnel; the HA drops and counts them.
+    w.mnn.ip(&[
+        "addr",
+        "add",
+        "2001:db8:dead::7/128",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    w.mnn.ip(&["addr", "add", "192.0.2.77/32", "dev", "eth0"]);
+    w.mr.ip(&[
+        "-6",
+        "rule",
+        "add",
+        "from",
+        "2001:db8:dead::/64",
+        "lookup",
+        "100",
+        "priority",
+        "100",
+    ]);
+    w.mr.ip(&[
+        "rule",
+        "add",
+        "from",
+        "192.0.2.77",
+        "lookup",
+        "100",
+        "priority",
+        "100",
+    ]);
+    let _ = w.mnn.try_exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "2001:db8:dead::7",
+            "2001:db8:c::2",
+        ],
+    );
+    let _ = w.mnn.try_exec(
+        "ping",
+        &[
+            "-4",
+            "-c",
+            "2",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "192.0.2.77",
+            "203.0.113.2",
+        ],
+    );
+    ha.proc.signal("USR1");
+    wait_for("HA counters", Duration::from_secs(5), || {
+        last_counter(&log_text(&ha.log), "drop_spoofed_inner").unwrap_or(0) >= 4
+    });
+    w.mr.ip(&["-6", "rule", "del", "priority", "100"]);
+    w.mr.ip(&["rule", "del", "priority", "100"]);
+
+    // Throughput through the tunnel, same run as the direct measurement.
+    if let Some((d6, d4)) = direct {
+        let t6 = iperf(&w.mnn, &w.cn, "2001:db8:c::2", "3", false, dir.path());
+        let t4 = iperf(&w.mnn, &w.cn, "203.0.113.2", "3", false, dir.path());
+        println!(
+            "THROUGHPUT MNN->CN TCP, IPv6: direct {d6:.2} Gbit/s, tunnel {t6:.2} Gbit/s, ratio {:.2}",
+            t6 / d6
+        );
+        println!(
+            "THROUGHPUT MNN->CN TCP, IPv4: direct {d4:.2} Gbit/s, tunnel {t4:.2} Gbit/s (IPv4-in-IPv6), ratio {:.2}",
+            t4 / d4
+        );
+    }
+
+    // A move: new CoA on the MR's link; routes untouched, traffic follows.
+    w.mr.ip(&["addr", "add", "2001:db8:a::3/64", "dev", "eth0", "nodad"]);
+    let before_mr = routes_ours(&w.mr);
+    let before_ha = routes_ours(&w.ha);
+    let mut moved = b.clone();
+    moved.coa = CareOf::V6("2001:db8:a::3".parse().unwrap());
+    mr.bus
+        .send(&Message::new(Body::BulAdd(moved.clone())))
+        .unwrap();
+    ha.bus
+        .send(&Message::new(Body::BcAdd(moved.clone())))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(routes_ours(&w.mr), before_mr);
+    assert_eq!(routes_ours(&w.ha), before_ha);
+    assert!(ping(&w.mnn, "2001:db8:c::2"), "after the move");
+    assert!(ping(&w.cn, "198.51.100.2"), "after the move, IPv4");
+    // The old CoA is no longer accepted at the HA.
+    ha.proc.signal("USR1");
+
+    // Removal: nothing of ours left.
+    mr.bus
+        .send(&Message::new(Body::BulRemove(moved.clone())))
+        .unwrap();
+    ha.bus.send(&Message::new(Body::BcRemove(moved))).unwrap();
+    wait_for("routes removed", Duration::from_secs(10), || {
+        routes_ours(&w.mr).is_empty() && routes_ours(&w.ha).is_empty()
+    });
+    assert!(!ping(&w.mnn, "2001:db8:c::2"), "no tunnel after removal");
+
+    // SIGTERM: clean exit, TUN gone.
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    wait_for("MR routes back", Duration::from_secs(10), || {
+        !routes_ours(&w.mr).is_empty()
+    });
+    mr.proc.signal("TERM");
+    assert_eq!(
+        mr.proc.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        log_text(&mr.log)
+    );
+    assert_eq!(routes_ours(&w.mr), "", "SIGTERM left state behind");
+    assert!(
+        !w.mr
+            .try_exec("ip", &["link", "show", "nemo0"])
+            .status
+            .success()
+    );
+    ha.proc.signal("TERM");
+    assert_eq!(ha.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
