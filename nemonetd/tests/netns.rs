@@ -286,7 +286,7 @@ fn iperf(client: &Netns, server: &Netns, dst: &str, secs: &str, reverse: bool, d
     // "sum_received": { ... "bits_per_second": N ... } — avoid a JSON dependency.
     let tail = &json[json.find("\"sum_received\"").expect("sum_received")..];
     let bps = tail[tail.find("\"bits_per_second\"").unwrap()..]
-        .split(|c| c == ':' || c == ',' || c == '\n')
+        .split([':', ',', '\n'])
         .nth(1)
         .unwrap()
         .trim()
