@@ -33,6 +33,7 @@ pub mod config;
 pub mod core;
 pub mod journal;
 pub mod record;
+pub mod shell;
 
 pub use config::{
     AuthPolicy, BrrConfig, DEFAULT_TIMESTAMP_WINDOW, HaCoreConfig, Ipv4MnpSupport, MobilitySa,

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod core;
+pub mod shell;
 
 pub use core::{
     BuKind, ConfigError, Ipv4MnpOutcome, Ipv4Support, MobilitySa, MrCore, MrCoreConfig, MrEvent,

@@ -1,0 +1,15 @@
+//! `had [-d] [-f] [-n] [-c file] [-b busdir] homeif`: the NEMO home agent daemon.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = had::shell::Cli::parse();
+    let logging = had::shell::init_logging(cli.debug);
+    match had::shell::run(cli, logging) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("had: {e}");
+            e.exit_code()
+        }
+    }
+}

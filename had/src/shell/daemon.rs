@@ -1,0 +1,361 @@
+//! The driving loop: packets, bus messages, timers and signals in; journal, bus, proxy ND
+//! and packets out, in that order (see the module docs of [`super`]).
+
+use std::collections::HashSet;
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mhio::{NftGuard, ProxyNd, RawSender, Received, Receiver};
+use mipsock::{AsyncEndpoint, Body, Message, NodeType, NodetypeInfo};
+use proto::mh::MhRepr;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error, info, warn};
+
+use super::{Cli, Logging, ShellError, setup};
+use crate::core::{ChecksumState, Ha, HaEvent, ReceivedSignal, Transmit};
+use crate::journal::Journal;
+use crate::record::JournalRecord;
+use crate::{AuthPolicy, HaCoreConfig};
+
+fn wall() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Reads the configuration for `cli.homeif` and maps it; logs its warnings.
+fn load(cli: &Cli, home_ifindex: u32) -> Result<(conf::HaConfig, HaCoreConfig), ShellError> {
+    let (cfg, warnings) = conf::HaConfig::from_file_for(&cli.config, Some(&cli.homeif))?;
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let if_addrs = setup::interface_addresses(&cli.homeif);
+    let core = setup::core_config(&cfg, &cli.homeif, home_ifindex, &if_addrs)?;
+    Ok((cfg, core))
+}
+
+/// Meaning and defining RFC of a BA status, for logs.
+pub(crate) fn ba_status_name(status: u8) -> (&'static str, &'static str) {
+    match status {
+        0 => ("Binding Update accepted", "RFC 6275"),
+        1 => ("accepted but prefix discovery necessary", "RFC 6275"),
+        128 => ("reason unspecified", "RFC 6275"),
+        129 => ("administratively prohibited", "RFC 6275"),
+        130 => ("insufficient resources", "RFC 6275"),
+        131 => ("home registration not supported", "RFC 6275"),
+        132 => ("not home subnet", "RFC 6275"),
+        133 => ("not home agent for this mobile node", "RFC 6275"),
+        134 => ("duplicate address detection failed", "RFC 6275"),
+        135 => ("sequence number out of window", "RFC 6275"),
+        136..=138 => ("expired nonce index", "RFC 6275"),
+        139 => ("registration type change disallowed", "RFC 6275"),
+        140 => ("mobile router operation not permitted", "RFC 3963"),
+        141 => ("invalid prefix", "RFC 3963"),
+        142 => ("not authorized for prefix", "RFC 3963"),
+        143 => ("forwarding setup failed (prefixes missing)", "RFC 3963"),
+        144 => ("MIPV6-ID-MISMATCH (replay protection)", "RFC 4285"),
+        145 => (
+            "MIPV6-MESG-ID-REQD (replay protection option missing)",
+            "RFC 4285",
+        ),
+        146 => ("MIPV6-AUTH-FAIL (authenticator did not verify)", "RFC 4285"),
+        _ => ("unknown status", "IANA registry"),
+    }
+}
+
+struct Daemon {
+    cli: Cli,
+    logging: Logging,
+    ha: Ha,
+    journal: Journal,
+    journal_path: PathBuf,
+    bus: AsyncEndpoint,
+    sender: RawSender,
+    proxy: ProxyNd,
+    local: HashSet<Ipv6Addr>,
+}
+
+pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    let home_ifindex = mhio::if_index(&cli.homeif)?;
+    let (cfg, core_cfg) = load(&cli, home_ifindex)?;
+    logging.set_debug(cli.debug || cfg.debug > 0);
+    if core_cfg.auth == AuthPolicy::Disabled {
+        warn!(config = %cfg.file, "authentication disabled ('authentication none;'): any node can register any home address of the prefix table");
+    }
+    let ha = Ha::new(core_cfg)?;
+
+    // Guard first, then the receiver, then anything that sends (mhio's start order).
+    let guard = NftGuard::install("had")?;
+    let mut receiver = Receiver::new(None)?;
+    let sender = RawSender::new(None)?;
+    let proxy = ProxyNd::new(&cli.homeif).await?;
+
+    let bus_dir = cli
+        .bus_dir
+        .clone()
+        .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
+    let bus = AsyncEndpoint::open(&bus_dir, "had", Default::default()).map_err(|source| {
+        ShellError::Bus {
+            dir: bus_dir.clone(),
+            source,
+        }
+    })?;
+
+    let (journal, report) = Journal::open(&cfg.binding_cache_file, wall())?;
+    for d in &report.damaged {
+        error!(path = %cfg.binding_cache_file.display(), offset = d.offset, skipped = d.skipped, reason = %d.reason,
+            "damaged binding cache journal record skipped");
+    }
+    let mut d = Daemon {
+        journal_path: cfg.binding_cache_file.clone(),
+        cli,
+        logging,
+        ha,
+        journal,
+        bus,
+        sender,
+        proxy,
+        local: setup::local_addresses().into_iter().collect(),
+    };
+    let restored = d.ha.restore(Instant::now(), wall(), report.bindings);
+    d.announce_role(true);
+    d.flush().await;
+    let c = d.ha.config();
+    info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
+        prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
+        journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
+
+    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
+    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
+
+    loop {
+        let deadline = d.ha.poll_timeout().map_or_else(
+            || tokio::time::Instant::now() + Duration::from_secs(3600),
+            Into::into,
+        );
+        tokio::select! {
+            r = receiver.recv() => match r {
+                Ok(rx) => d.on_packet(&rx),
+                Err(e) => {
+                    warn!(error = %e, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            m = d.bus.recv() => match m {
+                Ok(msg) => d.on_bus(&msg),
+                Err(e) => warn!(error = %e, "mipsock receive failed"),
+            },
+            () = tokio::time::sleep_until(deadline) => d.ha.handle_timeout(Instant::now()),
+            _ = term.recv() => { info!("SIGTERM: stopping (bindings kept in the journal)"); break; }
+            _ = int.recv() => { info!("SIGINT: stopping (bindings kept in the journal)"); break; }
+            _ = hup.recv() => d.reload().await,
+        }
+        d.flush().await;
+    }
+
+    d.announce_role(false);
+    let mut failures = Vec::new();
+    if let Err(e) = d.journal.sync() {
+        failures.push(e.to_string());
+    }
+    if let Err(e) = guard.remove() {
+        failures.push(e.to_string());
+    } else {
+        info!("nftables guard removed");
+    }
+    for f in &failures {
+        error!("{f}");
+    }
+    info!(bindings = d.ha.len(), "had stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn announce_role(&self, enable: bool) {
+        let msg = Message::new(Body::NodetypeInfo(NodetypeInfo {
+            node_type: NodeType::HA,
+            enable,
+        }));
+        if let Err(e) = self.bus.send(&msg) {
+            warn!(error = %e, "NODETYPE_INFO not sent");
+        }
+    }
+
+    fn is_local(&mut self, addr: Ipv6Addr) -> bool {
+        if addr == self.ha.config().ha_address || self.local.contains(&addr) {
+            return true;
+        }
+        // Addresses may have been added since the last look.
+        self.local = setup::local_addresses().into_iter().collect();
+        self.local.contains(&addr)
+    }
+
+    fn on_packet(&mut self, rx: &Received<'_>) {
+        let p = &rx.packet;
+        // The HA forwards (proxy ND needs it): MH in transit is not ours.
+        if !self.is_local(p.dst_addr) {
+            debug!(src = %p.src_addr, dst = %p.dst_addr, "mobility header in transit ignored");
+            return;
+        }
+        let signal = ReceivedSignal {
+            checksum: ChecksumState::Verified,
+            ..ReceivedSignal::from_walk(p, rx.ifindex)
+        };
+        debug!(src = %p.src_addr, hoa = ?p.home_address, ifindex = rx.ifindex, "mobility header received");
+        self.ha.handle_packet(Instant::now(), wall(), &signal);
+    }
+
+    fn on_bus(&mut self, msg: &Message) {
+        if msg.body == Body::StateRequest {
+            let items = self.ha.handle_state_request(Instant::now());
+            debug!(
+                items = items.len(),
+                from = msg.header.pid,
+                "state request answered"
+            );
+            if let Err(e) = self.bus.reply_state(msg, items, 0) {
+                warn!(error = %e, "state reply failed");
+            }
+        }
+    }
+
+    /// Events (journal first, synced), then bus and proxy ND, then transmits.
+    async fn flush(&mut self) {
+        let mut others = Vec::new();
+        while let Some(ev) = self.ha.poll_event() {
+            match ev {
+                HaEvent::Persist(rec) => self.journal.append(&rec),
+                ev => others.push(ev),
+            }
+        }
+        let persisted = match self.journal.sync() {
+            Ok(()) => true,
+            Err(e) => {
+                error!(error = %e, "binding cache journal not written: acknowledgements withheld");
+                false
+            }
+        };
+        for ev in others {
+            self.apply(ev).await;
+        }
+        while let Some(tx) = self.ha.poll_transmit() {
+            if persisted {
+                self.send(&tx).await;
+            }
+        }
+        if self.journal.should_compact(self.ha.len()) {
+            let snap = self.ha.snapshot(Instant::now(), wall());
+            if let Err(e) = self.journal.compact(&snap) {
+                error!(error = %e, "journal compaction failed");
+            }
+        }
+    }
+
+    async fn apply(&mut self, ev: HaEvent) {
+        match ev {
+            HaEvent::Persist(_) => {}
+            HaEvent::BcAdd(b) => self.publish(Body::BcAdd(b)),
+            HaEvent::BcRemove(b) => self.publish(Body::BcRemove(b)),
+            HaEvent::ProxyNdAdd(p) => {
+                for a in std::iter::once(p.hoa).chain(p.link_local) {
+                    if let Err(e) = self.proxy.add(a, p.router).await {
+                        warn!(hoa = %a, error = %e, "proxy ND entry not added");
+                    }
+                }
+            }
+            HaEvent::ProxyNdRemove(p) => {
+                for a in std::iter::once(p.hoa).chain(p.link_local) {
+                    if let Err(e) = self.proxy.remove(a).await {
+                        warn!(hoa = %a, error = %e, "proxy ND entry not removed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish(&self, body: Body) {
+        if let Err(e) = self.bus.send(&Message::new(body)) {
+            warn!(error = %e, "bus announcement failed");
+        }
+    }
+
+    async fn send(&self, tx: &Transmit) {
+        let to = tx.addressing.dst_addr;
+        if let Ok(MhRepr::BindingAck(ba)) = tx.repr() {
+            let status = u8::from(ba.status);
+            let (meaning, rfc) = ba_status_name(status);
+            let hoa = tx.addressing.rh2_home_address.unwrap_or(to);
+            if status < 128 {
+                info!(%hoa, coa = %to, seq = ba.sequence.0, lifetime = ba.lifetime.units() as u32 * 4,
+                    status, "binding acknowledged: {meaning} ({rfc})");
+            } else {
+                warn!(%hoa, coa = %to, seq = ba.sequence.0, status,
+                    "binding update refused: {meaning} ({rfc})");
+            }
+        }
+        if tx.udp_v4.is_some() {
+            warn!(dst = %to, "reply over UDP/IPv4 (DSMIPv6) not supported by this shell yet; dropped");
+            return;
+        }
+        if let Err(e) = self.sender.send_packet(&tx.to_ipv6_packet()).await {
+            warn!(error = %e, "signalling packet not sent");
+        }
+    }
+
+    /// SIGHUP: new configuration, same bindings; a bad file changes nothing.
+    async fn reload(&mut self) {
+        info!(config = %self.cli.config.display(), "SIGHUP: reloading the configuration");
+        let (cfg, core_cfg) = match load(&self.cli, self.ha.config().home_ifindex) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        self.logging.set_debug(self.cli.debug || cfg.debug > 0);
+        if cfg.binding_cache_file != self.journal_path {
+            warn!(new = %cfg.binding_cache_file.display(), kept = %self.journal_path.display(),
+                "binding-cache-file changed: takes effect at the next start");
+        }
+        if core_cfg == *self.ha.config() {
+            info!("configuration unchanged");
+            return;
+        }
+        if core_cfg.auth == AuthPolicy::Disabled {
+            warn!("authentication disabled ('authentication none;')");
+        }
+        let mut ha = match Ha::new(core_cfg) {
+            Ok(ha) => ha,
+            Err(e) => {
+                error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        let (now, wall) = (Instant::now(), wall());
+        let snapshot = self.ha.snapshot(now, wall);
+        ha.restore(now, wall, snapshot.clone());
+        for b in &snapshot {
+            if ha.binding(now, &b.hoa).is_none() {
+                // No longer served: withdraw it everywhere.
+                info!(hoa = %b.hoa, "binding dropped by the new configuration");
+                self.journal.append(&JournalRecord::Remove { hoa: b.hoa });
+                if let Some(mut old) = self.ha.binding(now, &b.hoa) {
+                    old.lifetime = 0;
+                    self.publish(Body::BcRemove(old));
+                }
+                if let Err(e) = self.proxy.remove(b.hoa).await {
+                    warn!(hoa = %b.hoa, error = %e, "proxy ND entry not removed");
+                }
+            }
+        }
+        self.ha = ha;
+        let snap = self.ha.snapshot(now, wall);
+        if let Err(e) = self.journal.compact(&snap) {
+            error!(error = %e, "journal compaction after reload failed");
+        }
+        info!(bindings = self.ha.len(), "configuration reloaded");
+    }
+}

@@ -1,0 +1,166 @@
+//! The I/O shell of the home agent: command line (SHISA's), configuration, the raw sockets
+//! and the nftables guard of `mhio`, proxy ND, the journal, the mipsock bus, signals. The
+//! protocol is all in [`crate::core`]; this module only moves bytes and time in and out.
+//!
+//! Design choices:
+//! * **Never daemonizes.** `-f` is accepted for SHISA compatibility; systemd units and rc
+//!   scripts run had in the foreground and collect its stderr.
+//! * **Ordering**: every step drains the core's events, writes and `fdatasync`s the journal
+//!   records, then announces on the bus and updates proxy ND, and only then sends the BAs.
+//!   A BA never leaves for a binding a `kill -9` could lose. If the journal cannot be
+//!   written, the BAs of that step are not sent (the MR retransmits) and an error is
+//!   logged.
+//! * **Stopping** (SIGTERM/SIGINT) is not deregistration: bindings stay in the journal and
+//!   are restored by the next start, so the proxy ND entries of registered home addresses
+//!   are kept too (the next start re-adds them, with an unsolicited NA). Only the guard
+//!   table is removed.
+//! * **SIGHUP** re-reads the configuration; a bad one is reported and the running one kept.
+//!   Bindings carry over (those the new configuration no longer serves are removed).
+//!   The journal path, the home interface and the bus directory need a restart.
+
+mod daemon;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use thiserror::Error;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+pub use setup::{BRR_BEFORE_EXPIRY, core_config, interface_addresses, local_addresses};
+
+/// had: the NEMO home agent (RFC 3963 on Mobile IPv6, RFC 6275), with IPv4 mobile network
+/// prefixes (RFC 5555, Shima) and RFC 4285 authentication. A drop-in for KAME SHISA's had.
+///
+/// Mobile routers register their care-of address and their IPv6 and IPv4 mobile network
+/// prefixes; had keeps the binding cache (journaled, so it survives restarts), defends the
+/// registered home addresses on the home link and announces BC_ADD / BC_REMOVE on the
+/// mipsock bus for the data plane. `mipsock state` shows the binding cache.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "had", version)]
+pub struct Cli {
+    /// Debug logs (SHISA's -d; the config's `debug N;` does the same). RUST_LOG, if set,
+    /// overrides both.
+    #[arg(short = 'd')]
+    pub debug: bool,
+    /// Stay in the foreground. Accepted for SHISA compatibility: had never daemonizes
+    /// itself; systemd units and rc scripts run it in the foreground.
+    #[arg(short = 'f')]
+    pub foreground: bool,
+    /// Never look up names (SHISA's -n). Accepted: had logs numeric addresses only.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Configuration file (SHISA's grammar, see conf/README.md).
+    #[arg(short = 'c', value_name = "FILE", default_value = "/etc/nemo/had.conf")]
+    pub config: PathBuf,
+    /// mipsock bus directory [default: $MIPSOCK_DIR, else /run/mipsock/default].
+    #[arg(short = 'b', long = "bus-dir", value_name = "DIR", env = "MIPSOCK_DIR")]
+    pub bus_dir: Option<PathBuf>,
+    /// The home link interface. Registered home addresses are defended there (proxy ND);
+    /// its global addresses give the home agent address and home prefixes when the
+    /// configuration leaves them out (SHISA's way).
+    pub homeif: String,
+}
+
+/// Why had stopped.
+#[derive(Debug, Error)]
+pub enum ShellError {
+    /// The configuration file (or a file it names) is wrong.
+    #[error("{0}")]
+    Config(#[from] conf::ConfError),
+    /// The configuration parsed but the core refuses it.
+    #[error("configuration: {0}")]
+    Core(#[from] crate::ConfigError),
+    /// No home agent address / home prefix in the configuration nor on the interface.
+    #[error("{0}")]
+    NoHomeAddress(String),
+    /// Sockets, guard, proxy ND.
+    #[error("{0}")]
+    Io(#[from] mhio::Error),
+    /// The mipsock bus.
+    #[error("mipsock bus {dir}: {source}")]
+    Bus {
+        /// Bus directory.
+        dir: PathBuf,
+        /// Error.
+        source: mipsock::Error,
+    },
+    /// The binding cache journal.
+    #[error("{0}")]
+    Journal(#[from] crate::journal::JournalError),
+    /// Runtime, signals.
+    #[error("{what}: {source}")]
+    Os {
+        /// What failed.
+        what: &'static str,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+impl ShellError {
+    /// Process exit status: 78 (EX_CONFIG) for configuration errors, 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAddress(_) => {
+                ExitCode::from(78)
+            }
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// The log filter, switchable to debug after the configuration is read.
+#[derive(Debug)]
+pub struct Logging {
+    handle: reload::Handle<EnvFilter, Registry>,
+    from_env: bool,
+}
+
+/// Sets up tracing on stderr: `RUST_LOG` if set, else `info` (`debug` with `-d`).
+pub fn init_logging(debug: bool) -> Logging {
+    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| level(debug));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    Logging { handle, from_env }
+}
+
+fn level(debug: bool) -> EnvFilter {
+    EnvFilter::new(if debug { "debug" } else { "info" })
+}
+
+impl Logging {
+    /// Debug logs on or off (no effect when `RUST_LOG` chose the filter).
+    pub fn set_debug(&self, on: bool) {
+        if !self.from_env {
+            let _ = self.handle.modify(|f| *f = level(on));
+        }
+    }
+}
+
+/// Runs had until SIGTERM/SIGINT.
+///
+/// # Errors
+/// Configuration, sockets, bus or journal failures at start; journal failures later are
+/// logged, not fatal.
+pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ShellError::Os {
+            what: "starting the tokio runtime",
+            source,
+        })?;
+    rt.block_on(daemon::run(cli, logging))
+}

@@ -1,0 +1,16 @@
+//! `mrd [-d] [-f] [-n] [-c file] [-a ha-address] [-b busdir] ifname`: the NEMO mobile
+//! router daemon.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = mrd::shell::Cli::parse();
+    let logging = mrd::shell::init_logging(cli.debug);
+    match mrd::shell::run(cli, logging) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mrd: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The driving loop: MD_INFO, BAs, timers and signals in; BUs and BUL events out.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mhio::{NftGuard, RawSender, Received, Receiver};
+use mipsock::{
+    AsyncEndpoint, Body, CareOf, MdCommand, MdHint, MdInfo, Message, NodeType, NodetypeInfo,
+    StateItem,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error, info, warn};
+
+use super::{Cli, Logging, SHUTDOWN_GRACE, ShellError, setup};
+use crate::core::{
+    Ipv4MnpOutcome, MrCore, MrCoreConfig, MrEvent, ReceivedSignal, RegistrationState,
+};
+
+fn wall() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Reads the configuration for `cli.ifname` and maps it; logs its warnings.
+fn load(cli: &Cli) -> Result<(conf::MrConfig, MrCoreConfig), ShellError> {
+    let (cfg, warnings) = conf::MrConfig::from_file_for(&cli.config, Some(&cli.ifname))?;
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let core = setup::core_config(&cfg, cli.home_agent)?;
+    Ok((cfg, core))
+}
+
+fn new_core(cfg: MrCoreConfig) -> Result<MrCore, crate::ConfigError> {
+    let mut mr = MrCore::new(cfg)?;
+    mr.set_wall_clock(Instant::now(), wall());
+    Ok(mr)
+}
+
+struct Daemon {
+    cli: Cli,
+    logging: Logging,
+    mr: MrCore,
+    bus: AsyncEndpoint,
+    sender: RawSender,
+    /// The last REREG acted on (replayed into a new core after a reload).
+    last_rereg: Option<MdInfo>,
+}
+
+pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    let (cfg, core_cfg) = load(&cli)?;
+    logging.set_debug(cli.debug || cfg.debug > 0);
+    let hoa = core_cfg.home_address;
+    if mhio::if_index(&cli.ifname).is_err() {
+        warn!(ifname = %cli.ifname, "mobile interface not found");
+    } else if !setup::interface_addresses(&cli.ifname).contains(&hoa) {
+        warn!(%hoa, ifname = %cli.ifname,
+            "home address not configured on the mobile interface: signalling works, but the node has no home address for its own traffic");
+    }
+    let mr = new_core(core_cfg)?;
+
+    let guard = NftGuard::install("mrd")?;
+    let mut receiver = Receiver::new(None)?;
+    let sender = RawSender::new(None)?;
+    let bus_dir = cli
+        .bus_dir
+        .clone()
+        .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
+    let bus = AsyncEndpoint::open(&bus_dir, "mrd", Default::default()).map_err(|source| {
+        ShellError::Bus {
+            dir: bus_dir.clone(),
+            source,
+        }
+    })?;
+    let mut d = Daemon {
+        cli,
+        logging,
+        mr,
+        bus,
+        sender,
+        last_rereg: None,
+    };
+    d.announce_role(true);
+    let c = d.mr.config();
+    info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %c.home_agent,
+        mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
+        authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
+    d.ask_current_coa().await;
+    d.flush().await;
+
+    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
+    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
+    // Set once a stop signal came: the deregistration's deadline.
+    let mut stopping: Option<tokio::time::Instant> = None;
+
+    loop {
+        if let Some(limit) = stopping {
+            let done = matches!(
+                d.mr.state(),
+                RegistrationState::Idle | RegistrationState::Stopped(_)
+            );
+            if done {
+                break;
+            }
+            if tokio::time::Instant::now() >= limit {
+                warn!(
+                    "no deregistration acknowledgement in time; the binding will expire at the HA"
+                );
+                break;
+            }
+        }
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let mut deadline = d.mr.poll_timeout().map_or(far, Into::into);
+        if let Some(limit) = stopping {
+            deadline = deadline.min(limit);
+        }
+        tokio::select! {
+            r = receiver.recv() => match r {
+                Ok(rx) => d.on_packet(&rx),
+                Err(e) => {
+                    warn!(error = %e, "receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            m = d.bus.recv() => match m {
+                Ok(msg) => d.on_bus(&msg),
+                Err(e) => warn!(error = %e, "mipsock receive failed"),
+            },
+            () = tokio::time::sleep_until(deadline) => d.mr.handle_timeout(Instant::now()),
+            _ = term.recv() => {
+                if stopping.is_some() { break; }
+                info!("SIGTERM: deregistering, then stopping");
+                stopping = Some(d.stop());
+            }
+            _ = int.recv() => {
+                if stopping.is_some() { break; }
+                info!("SIGINT: deregistering, then stopping");
+                stopping = Some(d.stop());
+            }
+            _ = hup.recv() => d.reload(),
+        }
+        d.flush().await;
+    }
+
+    d.announce_role(false);
+    if let Err(e) = guard.remove() {
+        error!("{e}");
+    } else {
+        info!("nftables guard removed");
+    }
+    info!("mrd stopped");
+    Ok(())
+}
+
+impl Daemon {
+    fn announce_role(&self, enable: bool) {
+        let msg = Message::new(Body::NodetypeInfo(NodetypeInfo {
+            node_type: NodeType::MR,
+            enable,
+        }));
+        if let Err(e) = self.bus.send(&msg) {
+            warn!(error = %e, "NODETYPE_INFO not sent");
+        }
+    }
+
+    /// Asks babymdd (if running) where we are, so a restart re-registers at once.
+    async fn ask_current_coa(&mut self) {
+        let answer = match self
+            .bus
+            .request_state(Duration::from_millis(300), None)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                debug!(error = %e, "state request failed");
+                return;
+            }
+        };
+        for msg in &answer.other {
+            self.on_bus(msg);
+        }
+        let current = answer
+            .owners
+            .iter()
+            .flat_map(|o| &o.items)
+            .find_map(|i| match i {
+                StateItem::CurrentCoa(c) => Some(c.clone()),
+                _ => None,
+            });
+        if let Some(c) = current {
+            let command = if c.at_home {
+                MdCommand::Dereghome
+            } else {
+                MdCommand::Rereg
+            };
+            info!(coa = ?c.coa, at_home = c.at_home, "movement detector's current care-of address");
+            let md = MdInfo {
+                command,
+                hint: MdHint::default(),
+                hoa: None,
+                coa: c.coa,
+                coa2: None,
+                ifindex: c.ifindex,
+            };
+            self.on_md_info(&md);
+        }
+    }
+
+    fn on_md_info(&mut self, md: &MdInfo) {
+        debug!(command = ?md.command, coa = ?md.coa, ifindex = md.ifindex, "MD_INFO");
+        if md.command == MdCommand::Rereg && matches!(md.coa, Some(CareOf::V6(_))) {
+            self.last_rereg = Some(md.clone());
+        }
+        self.mr.handle_md_info(Instant::now(), md);
+    }
+
+    fn on_packet(&mut self, rx: &Received<'_>) {
+        let p = &rx.packet;
+        let hoa = self.mr.config().home_address;
+        // Ours: RH2 to our home address (away), or to the home address itself (at home).
+        // Anything else is in transit through this router.
+        let ours = match p.rh2_home_address {
+            Some(h) => h == hoa,
+            None => p.dst_addr == hoa,
+        };
+        if !ours {
+            debug!(src = %p.src_addr, dst = %p.dst_addr, "mobility header not for us ignored");
+            return;
+        }
+        self.mr
+            .handle_packet(Instant::now(), ReceivedSignal::from_packet(p));
+    }
+
+    fn on_bus(&mut self, msg: &Message) {
+        match &msg.body {
+            Body::MdInfo(md) => self.on_md_info(md),
+            Body::StateRequest => {
+                let items = self.mr.state_items(Instant::now());
+                if let Err(e) = self.bus.reply_state(msg, items, 0) {
+                    warn!(error = %e, "state reply failed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts the deregistration; returns the deadline.
+    fn stop(&mut self) -> tokio::time::Instant {
+        self.mr.deregister(Instant::now());
+        tokio::time::Instant::now() + SHUTDOWN_GRACE
+    }
+
+    async fn flush(&mut self) {
+        while let Some(tx) = self.mr.poll_transmit() {
+            let packet = tx.to_packet();
+            debug!(seq = %tx.sequence, kind = ?tx.kind, lifetime_units = tx.lifetime.units(),
+                coa = %tx.addressing.src_addr, "binding update sent");
+            if let Err(e) = self.sender.send_packet(&packet).await {
+                warn!(error = %e, "binding update not sent");
+            }
+        }
+        while let Some(ev) = self.mr.poll_event() {
+            match &ev {
+                MrEvent::BulAdd {
+                    binding,
+                    ipv4,
+                    optimistic,
+                } => {
+                    if *ipv4 == Ipv4MnpOutcome::HaUnsupported {
+                        warn!(ha = %binding.ha, "the home agent does not register IPv4 mobile network prefixes: IPv6 only");
+                    }
+                    info!(hoa = %binding.hoa, coa = %binding.coa, mnp_v6 = ?binding.mnp_v6,
+                        mnp_v4 = ?binding.mnp_v4, lifetime = binding.lifetime, optimistic, "BUL_ADD");
+                }
+                MrEvent::BulRemove { binding } => {
+                    info!(hoa = %binding.hoa, coa = %binding.coa, "BUL_REMOVE");
+                }
+                MrEvent::Stopped { reason } => {
+                    error!(
+                        ?reason,
+                        "registration with the home agent stopped; fix the configuration and send SIGHUP or restart"
+                    );
+                }
+            }
+            if let Some(body) = ev.to_body()
+                && let Err(e) = self.bus.send(&Message::new(body))
+            {
+                warn!(error = %e, "bus announcement failed");
+            }
+        }
+    }
+
+    /// SIGHUP: a bad file changes nothing; a changed one replaces the core and registers
+    /// again from the current care-of address.
+    fn reload(&mut self) {
+        info!(config = %self.cli.config.display(), "SIGHUP: reloading the configuration");
+        let (cfg, mut core_cfg) = match load(&self.cli) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        self.logging.set_debug(self.cli.debug || cfg.debug > 0);
+        // The sequence number is random per core; compare the rest.
+        core_cfg.initial_sequence = self.mr.config().initial_sequence;
+        if core_cfg == *self.mr.config() {
+            info!("configuration unchanged");
+            return;
+        }
+        core_cfg.initial_sequence = self.mr.last_sequence().next();
+        let mr = match new_core(core_cfg) {
+            Ok(mr) => mr,
+            Err(e) => {
+                error!("configuration not reloaded, the running one stays: {e}");
+                return;
+            }
+        };
+        if let Some(old) = self.mr.binding()
+            && old.hoa != mr.config().home_address
+        {
+            let mut old = old.clone();
+            old.lifetime = 0;
+            if let Err(e) = self.bus.send(&Message::new(Body::BulRemove(old))) {
+                warn!(error = %e, "bus announcement failed");
+            }
+        }
+        self.mr = mr;
+        info!("configuration reloaded");
+        if let Some(md) = self.last_rereg.clone() {
+            self.mr.handle_md_info(Instant::now(), &md);
+        }
+    }
+}

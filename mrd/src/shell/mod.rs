@@ -1,0 +1,174 @@
+//! The I/O shell of the mobile router: command line (SHISA's), configuration, the raw
+//! sockets and nftables guard of `mhio`, the mipsock bus, signals. The protocol is all in
+//! [`crate::core`].
+//!
+//! Design choices:
+//! * **Never daemonizes.** `-f` is accepted for SHISA compatibility; systemd units and rc
+//!   scripts run mrd in the foreground.
+//! * **One receiver on every interface**: care-of addresses come and go with the egress
+//!   interfaces; a BA is ours when its type 2 routing header (away) or its destination (at
+//!   home) is our home address.
+//! * **The home address is not configured by mrd**: SHISA's mrd expects it on the mobile
+//!   interface (`ifname`); mrd warns at start when it is missing (signalling works without
+//!   it, the data plane does not).
+//! * **On start** mrd asks the bus for the movement detector's current care-of address
+//!   (`StateRequest`, babymdd answers `CurrentCoa`), so a restarted mrd registers again
+//!   without waiting for the next movement.
+//! * **SIGTERM/SIGINT deregister**: a router going down takes its prefixes with it rather
+//!   than leave the HA attracting their traffic until the lifetime ends. mrd waits at most
+//!   [`SHUTDOWN_GRACE`] for the deregistration BA (a second signal exits at once), then
+//!   removes its guard table.
+//! * **SIGHUP** re-reads the configuration; a bad one is reported and the running one kept.
+//!   A changed one replaces the core and re-registers from the current care-of address.
+
+mod daemon;
+mod setup;
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use thiserror::Error;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+
+pub use setup::{core_config, interface_addresses, random_sequence};
+
+/// How long a stopping mrd waits for the BA of its deregistration.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// mrd: the NEMO mobile router (RFC 3963 on Mobile IPv6, RFC 6275), registering its IPv6
+/// and IPv4 mobile network prefixes (RFC 5555, Shima) with its home agent, RFC 4285
+/// authentication. A drop-in for KAME SHISA's mrd.
+///
+/// On each MD_INFO from the movement detector (babymdd, or `mipsock inject md-info`) mrd
+/// registers the new care-of address with its home agent, refreshes the binding, and
+/// announces BUL_ADD / BUL_REMOVE on the mipsock bus. `mipsock state` shows the binding
+/// update list.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "mrd", version)]
+pub struct Cli {
+    /// Debug logs (SHISA's -d; the config's `debug N;` does the same). RUST_LOG, if set,
+    /// overrides both.
+    #[arg(short = 'd')]
+    pub debug: bool,
+    /// Stay in the foreground. Accepted for SHISA compatibility: mrd never daemonizes
+    /// itself; systemd units and rc scripts run it in the foreground.
+    #[arg(short = 'f')]
+    pub foreground: bool,
+    /// Never look up names (SHISA's -n). Accepted: mrd logs numeric addresses only.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Configuration file (SHISA's grammar, see conf/README.md).
+    #[arg(short = 'c', value_name = "FILE", default_value = "/etc/nemo/mrd.conf")]
+    pub config: PathBuf,
+    /// Home agent address (SHISA's -a), when the configuration has no
+    /// `home-agent-address`; overrides it otherwise.
+    #[arg(short = 'a', value_name = "HA-ADDRESS")]
+    pub home_agent: Option<Ipv6Addr>,
+    /// mipsock bus directory [default: $MIPSOCK_DIR, else /run/mipsock/default].
+    #[arg(short = 'b', long = "bus-dir", value_name = "DIR", env = "MIPSOCK_DIR")]
+    pub bus_dir: Option<PathBuf>,
+    /// The mobile interface (SHISA's mip0): selects the `interface NAME { ... };` block of
+    /// the configuration; the home address is expected on it.
+    pub ifname: String,
+}
+
+/// Why mrd stopped.
+#[derive(Debug, Error)]
+pub enum ShellError {
+    /// The configuration file (or a file it names) is wrong.
+    #[error("{0}")]
+    Config(#[from] conf::ConfError),
+    /// The configuration parsed but the core refuses it.
+    #[error("configuration: {0}")]
+    Core(#[from] crate::ConfigError),
+    /// No home agent address anywhere.
+    #[error("{0}")]
+    NoHomeAgent(String),
+    /// Sockets, guard.
+    #[error("{0}")]
+    Io(#[from] mhio::Error),
+    /// The mipsock bus.
+    #[error("mipsock bus {dir}: {source}")]
+    Bus {
+        /// Bus directory.
+        dir: PathBuf,
+        /// Error.
+        source: mipsock::Error,
+    },
+    /// Runtime, signals.
+    #[error("{what}: {source}")]
+    Os {
+        /// What failed.
+        what: &'static str,
+        /// Error.
+        source: std::io::Error,
+    },
+}
+
+impl ShellError {
+    /// Process exit status: 78 (EX_CONFIG) for configuration errors, 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAgent(_) => {
+                ExitCode::from(78)
+            }
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// The log filter, switchable to debug after the configuration is read.
+#[derive(Debug)]
+pub struct Logging {
+    handle: reload::Handle<EnvFilter, Registry>,
+    from_env: bool,
+}
+
+/// Sets up tracing on stderr: `RUST_LOG` if set, else `info` (`debug` with `-d`).
+pub fn init_logging(debug: bool) -> Logging {
+    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| level(debug));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .init();
+    Logging { handle, from_env }
+}
+
+fn level(debug: bool) -> EnvFilter {
+    EnvFilter::new(if debug { "debug" } else { "info" })
+}
+
+impl Logging {
+    /// Debug logs on or off (no effect when `RUST_LOG` chose the filter).
+    pub fn set_debug(&self, on: bool) {
+        if !self.from_env {
+            let _ = self.handle.modify(|f| *f = level(on));
+        }
+    }
+}
+
+/// Runs mrd until SIGTERM/SIGINT.
+///
+/// # Errors
+/// Configuration, sockets or bus failures at start.
+pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ShellError::Os {
+            what: "starting the tokio runtime",
+            source,
+        })?;
+    rt.block_on(daemon::run(cli, logging))
+}
