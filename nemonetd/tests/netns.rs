@@ -352,6 +352,18 @@ fn routes_ours(ns: &Netns) -> String {
     s
 }
 
+/// A tunnelled ICMPv6 echo MNN -> CN sent from the MR's old CoA 2001:db8:a::2, three times.
+const SEND_FROM_OLD_COA: &str = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
+s.bind(("2001:db8:a::2", 0))
+a = lambda x: socket.inet_pton(socket.AF_INET6, x)
+icmp = bytes([128, 0, 0, 0, 0, 1, 0, 1])
+inner = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 64) + a("2001:db8:100::2") + a("2001:db8:c::2") + icmp
+for _ in range(3):
+    s.sendto(inner, ("2001:db8:a::1", 0))
+"#;
+
 #[test]
 fn mnn_cn_through_the_tunnel() {
     if !is_root() {
@@ -484,6 +496,65 @@ fn mnn_cn_through_the_tunnel() {
         None
     };
 
+    // Path MTU: the TUN MTU is 1460, so the MR's kernel answers oversized packets with
+    // fragmentation needed / Packet Too Big (sent from the MR's MNP-side address: the
+    // on-link MNP routes in table T keep it out of the tunnel), and 1460 octets pass.
+    let big4 = w.mnn.try_exec(
+        "ping",
+        &[
+            "-4",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1472",
+            "203.0.113.2",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&big4.stdout).to_string() + &String::from_utf8_lossy(&big4.stderr);
+    assert!(
+        text.contains("mtu = 1460"),
+        "no frag-needed with mtu 1460: {text}"
+    );
+    let big6 = w.mnn.try_exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1452",
+            "2001:db8:c::2",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&big6.stdout).to_string() + &String::from_utf8_lossy(&big6.stderr);
+    assert!(
+        text.contains("mtu=1460") || text.contains("mtu = 1460"),
+        "no Packet Too Big with mtu 1460: {text}"
+    );
+    for (fam, size, dst) in [
+        ("-4", "1432", "203.0.113.2"),
+        ("-6", "1412", "2001:db8:c::2"),
+    ] {
+        let out = w.mnn.try_exec(
+            "ping",
+            &[fam, "-c", "2", "-W", "2", "-M", "do", "-s", size, dst],
+        );
+        assert!(
+            out.status.success(),
+            "1460-octet packets to {dst}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     assert!(ping(&w.mnn, "203.0.113.2"), "MNN -> CN IPv4");
     assert!(ping(&w.mnn, "2001:db8:c::2"), "MNN -> CN IPv6");
     assert!(ping(&w.cn, "198.51.100.2"), "CN -> MNN IPv4");
@@ -615,8 +686,14 @@ fn mnn_cn_through_the_tunnel() {
     assert_eq!(routes_ours(&w.ha), before_ha);
     assert!(ping(&w.mnn, "2001:db8:c::2"), "after the move");
     assert!(ping(&w.cn, "198.51.100.2"), "after the move, IPv4");
-    // The old CoA is no longer accepted at the HA.
+    // The old CoA is no longer accepted at the HA: a tunnelled packet from it, with an
+    // inner source of the MR's own network, is dropped as from an unknown outer source.
+    let unknown_before = last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0);
+    w.mr.exec("python3", &["-c", SEND_FROM_OLD_COA]);
     ha.proc.signal("USR1");
+    wait_for("HA drops the old CoA", Duration::from_secs(5), || {
+        last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0) >= unknown_before + 3
+    });
 
     // Removal: nothing of ours left.
     mr.bus
