@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
+/// One scenario at a time: the throughput numbers should not share the CPUs with another.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
@@ -370,6 +372,7 @@ fn mnn_cn_through_the_tunnel() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let w = world("tunnel");
 
@@ -726,4 +729,54 @@ fn mnn_cn_through_the_tunnel() {
     );
     ha.proc.signal("TERM");
     assert_eq!(ha.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// DSMIPv6 from an IPv4 care-of address (RFC 5555 §4.1): IPv4 and IPv6 of the mobile
+/// network in plain IPv4 (protocol 4/41), then, after a re-registration, in UDP/IPv4 port
+/// 4191; the TUN MTU follows the encapsulation (1480, then 1472).
+#[test]
+fn ipv4_care_of_address_ip_in_ip_then_udp() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("v4coa");
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
+    let ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha");
+    let mut b = binding();
+    for (encap, port, mtu) in [
+        (Encapsulation::InIpv4, None, "mtu 1480"),
+        (
+            Encapsulation::UdpIpv4 { ha_port: 4191 },
+            Some(4191),
+            "mtu 1472",
+        ),
+    ] {
+        b.coa = CareOf::V4 {
+            addr: "192.0.2.2".parse().unwrap(),
+            udp_port: port,
+        };
+        b.encapsulation = encap;
+        mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+        ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+        wait_for(mtu, Duration::from_secs(10), || {
+            w.mr.ip(&["link", "show", "nemo0"]).contains(mtu)
+                && routes_ours(&w.ha).contains("198.51.100.0/24")
+        });
+        // The outer packets to the HA's IPv4 address stay out of the tunnel.
+        assert!(routes_ours(&w.mr).contains("to 192.0.2.1 lookup main"));
+        assert!(ping(&w.mnn, "203.0.113.2"), "{encap:?}: MNN -> CN IPv4");
+        assert!(ping(&w.mnn, "2001:db8:c::2"), "{encap:?}: MNN -> CN IPv6");
+        assert!(ping(&w.cn, "198.51.100.2"), "{encap:?}: CN -> MNN IPv4");
+        assert!(ping(&w.cn, "2001:db8:100::2"), "{encap:?}: CN -> MNN IPv6");
+    }
+    mr.bus
+        .send(&Message::new(Body::BulRemove(b.clone())))
+        .unwrap();
+    ha.bus.send(&Message::new(Body::BcRemove(b))).unwrap();
+    wait_for("routes removed", Duration::from_secs(10), || {
+        routes_ours(&w.mr).is_empty() && routes_ours(&w.ha).is_empty()
+    });
 }
