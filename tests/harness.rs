@@ -19,7 +19,7 @@ fn namespaces() -> String {
 #[test]
 fn namespaces_link_and_disappear() {
     require_root();
-    let (a_name, b_name);
+    let (a_name, b_name, mut child);
     {
         let a = Netns::new("harness");
         let b = Netns::new("harness");
@@ -37,9 +37,11 @@ fn namespaces_link_and_disappear() {
         // A process left running inside is killed by the guard.
         let mut sleeper = a.command(std::path::Path::new("sleep"));
         sleeper.arg("600");
-        let _child = sleeper.spawn().unwrap();
+        child = sleeper.spawn().unwrap();
         assert!(namespaces().contains(&a_name));
     }
+    // Killed with the namespace: reap it.
+    let _ = child.wait();
     let list = namespaces();
     assert!(!list.contains(&a_name), "{a_name} left behind: {list}");
     assert!(!list.contains(&b_name), "{b_name} left behind: {list}");
