@@ -366,6 +366,28 @@ pub fn is_link_scope(a: IpAddr) -> bool {
     }
 }
 
+/// Outer IPv6 Flow Label (RFC 6438): a hash of the inner addresses, so ECMP and LAG in the
+/// access network spread different inner flows while each stays on one path (never
+/// reordered). Addresses only, not ports: fragments and ICMP errors of a flow hash alike.
+/// Never 0 (0 means "no label").
+pub fn flow_label(src: IpAddr, dst: IpAddr) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15; // 2^64 / golden ratio: a cheap mixing multiplier
+    let fold = |a: IpAddr| -> u64 {
+        match a {
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+        }
+    };
+    let h = (fold(src).wrapping_mul(K) ^ fold(dst)).wrapping_mul(K);
+    match ((h >> 40) as u32) & 0xf_ffff {
+        0 => 1,
+        l => l,
+    }
+}
+
 /// The sockets of the data plane.
 #[derive(Debug)]
 pub struct Sockets {
@@ -543,6 +565,7 @@ fn tx_loop(
         ident = ident.wrapping_add(1);
         let params = EncapParams {
             hop_limit: tx.hop_limit,
+            flow_label: flow_label(src, dst),
             ipv4_ident: ident,
             // Already forwarded (and decremented) by the kernel: see the module docs.
             decrement_inner: false,

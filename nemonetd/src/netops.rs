@@ -239,6 +239,16 @@ const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
 
+/// Our own "no such device" (a link lookup by name that found nothing), with the errno the
+/// kernel would give, so callers treat it like the kernel's.
+fn no_device(dev: &str) -> NetOpsError {
+    NetOpsError {
+        op: format!("link {dev}"),
+        errno: Some(ENODEV),
+        message: "no such device".into(),
+    }
+}
+
 fn gone(e: &NetOpsError) -> bool {
     matches!(e.errno, Some(ENOENT | ESRCH | ENODEV | EADDRNOTAVAIL))
 }
@@ -266,7 +276,7 @@ impl RtNetOps {
             .execute();
         match links.try_next().await {
             Ok(Some(link)) => Ok(link.header.index),
-            Ok(None) => Err(NetOpsError::new(format!("link {dev}"), "no such device")),
+            Ok(None) => Err(no_device(dev)),
             Err(e) => Err(NetOpsError::from_rtnl(format!("link {dev}"), e)),
         }
     }
@@ -415,7 +425,7 @@ impl NetOps for RtNetOps {
         let msg = match self.route_message(route).await {
             Ok(m) => m,
             // The device is gone, and its routes with it.
-            Err(e) if e.errno.is_none() && e.message == "no such device" => return Ok(()),
+            Err(e) if e.errno == Some(ENODEV) => return Ok(()),
             Err(e) => return Err(e),
         };
         match self.handle.route().del(msg).execute().await {
@@ -489,7 +499,7 @@ impl NetOps for RtNetOps {
             .try_next()
             .await
             .map_err(|e| NetOpsError::from_rtnl(format!("link {dev}"), e))?
-            .ok_or_else(|| NetOpsError::new(format!("link {dev}"), "no such device"))?;
+            .ok_or_else(|| no_device(dev))?;
         link.attributes
             .iter()
             .find_map(|a| match a {
@@ -527,7 +537,7 @@ impl NetOps for RtNetOps {
     async fn addr_del(&mut self, dev: &str, addr: IpNet) -> Result<()> {
         let index = match self.ifindex(dev).await {
             Ok(i) => i,
-            Err(e) if e.errno.is_none() => return Ok(()),
+            Err(e) if e.errno == Some(ENODEV) => return Ok(()),
             Err(e) => return Err(e),
         };
         let mut m = AddressMessage::default();

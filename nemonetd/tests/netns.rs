@@ -16,10 +16,13 @@
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message};
+use mipsock::{
+    Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message, StateItem,
+};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// One scenario at a time: the throughput numbers should not share the CPUs with another.
@@ -310,6 +313,7 @@ struct Nemonetd {
     proc: Proc,
     log: PathBuf,
     bus: Endpoint,
+    bus_dir: PathBuf,
 }
 
 fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str) -> Nemonetd {
@@ -336,7 +340,12 @@ fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str) -> Nemonetd {
         || log_text(&log).contains(" ready"),
     );
     let bus = Endpoint::open(&bus_dir, "test", EndpointOptions::default()).unwrap();
-    Nemonetd { proc, log, bus }
+    Nemonetd {
+        proc,
+        log,
+        bus,
+        bus_dir,
+    }
 }
 
 fn routes_ours(ns: &Netns) -> String {
@@ -772,6 +781,50 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         assert!(ping(&w.cn, "198.51.100.2"), "{encap:?}: CN -> MNN IPv4");
         assert!(ping(&w.cn, "2001:db8:100::2"), "{encap:?}: CN -> MNN IPv6");
     }
+
+    // Crash and restart: kill -9 leaves our routes and rules behind (the TUN goes with the
+    // process). The new process flushes them and rebuilds the binding from the state dump
+    // of "mrd" (played by this test), without any BUL_ADD.
+    let stop = Arc::new(AtomicBool::new(false));
+    let owner = {
+        let stop = Arc::clone(&stop);
+        let ep = Endpoint::open(&mr.bus_dir, "mrd", EndpointOptions::default()).unwrap();
+        let b = b.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(100)) {
+                    if msg.body == Body::StateRequest {
+                        ep.reply_state(&msg, vec![StateItem::Bul(b.clone())], 0)
+                            .unwrap();
+                    }
+                }
+            }
+        })
+    };
+    let mut mr = mr;
+    mr.proc.signal("KILL");
+    mr.proc.wait_exit(Duration::from_secs(5));
+    assert!(
+        routes_ours(&w.mr).contains("lookup 100"),
+        "kill -9 should leave rules"
+    );
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
+    wait_for(
+        "MR rebuilt from the state dump",
+        Duration::from_secs(10),
+        || {
+            w.mr.ip(&["link", "show", "nemo0"]).contains("mtu 1472")
+                && routes_ours(&w.mr).contains("from 2001:db8:100::/64 lookup 100")
+        },
+    );
+    assert!(
+        ping(&w.mnn, "2001:db8:c::2"),
+        "after restart: MNN -> CN IPv6"
+    );
+    assert!(ping(&w.cn, "198.51.100.2"), "after restart: CN -> MNN IPv4");
+    stop.store(true, Ordering::Relaxed);
+    owner.join().unwrap();
+
     mr.bus
         .send(&Message::new(Body::BulRemove(b.clone())))
         .unwrap();

@@ -225,3 +225,15 @@ fn addresses_of_packets() {
     );
     assert_eq!(addresses(&[0x10; 40]), None);
 }
+
+#[test]
+fn flow_labels_are_per_flow_20_bits_never_zero() {
+    let a = flow_label(ip("2001:db8:100::2"), ip("2001:db8:c::2"));
+    assert_eq!(a, flow_label(ip("2001:db8:100::2"), ip("2001:db8:c::2")));
+    assert_ne!(a, flow_label(ip("2001:db8:c::2"), ip("2001:db8:100::2")));
+    assert_ne!(a, flow_label(ip("2001:db8:100::3"), ip("2001:db8:c::2")));
+    for i in 0..1000u32 {
+        let l = flow_label(IpAddr::V4(Ipv4Addr::from(i)), ip("203.0.113.1"));
+        assert!(l != 0 && l < (1 << 20));
+    }
+}
