@@ -17,6 +17,7 @@
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod gso;
 pub mod netops;
 pub mod routes;
 pub mod tun;
