@@ -19,6 +19,8 @@
 //! * a BU forged from a third namespace with the right SPI and a wrong key gets 146
 //!   (MIPV6-AUTH-FAIL), one with an unknown SPI gets nothing (RFC 4285: dropped), and the
 //!   binding does not change;
+//! * SIGHUP with a broken configuration: both daemons report it and keep running, bindings
+//!   intact;
 //! * `kill -9 had` and a restart keep the binding (state, and BC_ADD re-announced);
 //! * SIGTERM: mrd deregisters and exits 0, had exits 0, both guard tables are gone;
 //! * no ICMPv6 error counted in any namespace, none on the wire.
@@ -494,6 +496,45 @@ fn dual_stack_registration_forgery_restart_no_icmp_errors() {
     assert_eq!(after.mnp_v6, before_forgery.mnp_v6);
     assert_eq!(after.mnp_v4, before_forgery.mnp_v4);
     assert!(log_of(&had_log).contains("MIPV6-AUTH-FAIL"), "{}", logs());
+
+    // SIGHUP with a broken configuration: reported, the running one kept, binding intact;
+    // with the good one again: unchanged.
+    for (daemon, conf, log, bus_has) in [
+        (
+            &had,
+            &f.had_conf,
+            &had_log,
+            &bc as &dyn Fn(&Files) -> Option<Binding>,
+        ),
+        (&mrd, &f.mrd_conf, &mrd_log, &bul),
+    ] {
+        let good = std::fs::read_to_string(conf).unwrap();
+        std::fs::write(
+            conf,
+            format!(
+                "{good}
+no-such-key 1;
+"
+            ),
+        )
+        .unwrap();
+        daemon.signal("HUP");
+        assert!(
+            wait_until(LONG, || log_of(log).contains("configuration not reloaded")),
+            "{}: {}",
+            daemon.name(),
+            log_of(log)
+        );
+        std::fs::write(conf, &good).unwrap();
+        daemon.signal("HUP");
+        assert!(
+            wait_until(LONG, || log_of(log).contains("configuration unchanged")),
+            "{}: {}",
+            daemon.name(),
+            log_of(log)
+        );
+        assert!(bus_has(&f).is_some_and(|b| registered(&b)), "{}", logs());
+    }
 
     // kill -9 had, restart: the binding comes back from the journal and is re-announced.
     had.signal("KILL");
