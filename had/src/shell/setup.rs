@@ -144,3 +144,117 @@ pub fn core_config(
     });
     Ok(core)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ipnet::IpNet;
+
+    use super::*;
+
+    /// A sample from etc/, its installed paths pointing at etc/.
+    fn sample(name: &str) -> String {
+        let etc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+        std::fs::read_to_string(etc.join(name))
+            .unwrap()
+            .replace("/etc/nemo/", &format!("{}/", etc.display()))
+    }
+
+    fn net(s: &str) -> Ipv6Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_sample_maps_onto_the_core() {
+        let (cfg, _) =
+            conf::HaConfig::parse_str_for(&sample("had.conf"), "had.conf", Some("eth0")).unwrap();
+        let core = core_config(&cfg, "eth0", 7, &[]).unwrap();
+        assert_eq!(
+            core.ha_address,
+            "2001:db8:1::1".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(core.home_prefixes, [net("2001:db8:1::/64")]);
+        assert_eq!(core.ha_address_v4, Some("203.0.113.1".parse().unwrap()));
+        assert_eq!(core.home_ifindex, 7);
+        assert_eq!(core.max_lifetime, Duration::from_secs(3600));
+        assert_eq!(core.prefix_table.len(), cfg.prefix_table.entries.len());
+        assert!(
+            core.prefix_table
+                .iter()
+                .any(|r| r.hoa == "2001:db8:1::100".parse::<Ipv6Addr>().unwrap()
+                    && r.prefix == "192.0.2.16/28".parse::<IpNet>().unwrap()
+                    && r.mode == PrefixMode::Explicit)
+        );
+        assert!(
+            core.prefix_table
+                .iter()
+                .any(|r| r.mode == PrefixMode::Implicit)
+        );
+        assert_eq!(core.ipv4_mnp, Ipv4MnpSupport::Enabled);
+        assert_eq!(core.brr, None);
+        let AuthPolicy::Required(sas) = &core.auth else {
+            panic!("authentication required in the sample")
+        };
+        assert_eq!(sas.len(), 3);
+        let mr1 = sas.iter().find(|s| s.spi == 1000).unwrap();
+        assert_eq!(mr1.hoa, Some("2001:db8:1::100".parse().unwrap()));
+        assert_eq!(mr1.key, b"nemo-sample-key1");
+        assert_eq!(
+            mr1.replay,
+            ReplayProtection::Timestamps {
+                window: Duration::from_secs(7)
+            }
+        );
+        let mr3 = sas.iter().find(|s| s.spi == 0x3ea).unwrap();
+        assert_eq!(mr3.nai.as_deref(), Some(&b"mr3@example.org"[..]));
+        crate::Ha::new(core).unwrap();
+    }
+
+    const BARE: &str = "interface eth0 {\n\
+        \tauthentication none;\n\
+        \tipv4-mnp-support 0;\n\
+        \tbinding-refresh-request yes;\n\
+        \tprefixtable { 2001:db8:1::100 2001:db8:100::/48 explicit; };\n\
+        };\n";
+
+    #[test]
+    fn home_agent_address_and_prefixes_come_from_the_interface() {
+        let (cfg, _) = conf::HaConfig::parse_str_for(BARE, "had.conf", Some("eth0")).unwrap();
+        let if_addrs = [net("2001:db8:9::7/64"), net("2001:db8:1::1/64")];
+        let core = core_config(&cfg, "eth0", 3, &if_addrs).unwrap();
+        assert_eq!(
+            core.home_prefixes,
+            [net("2001:db8:1::/64"), net("2001:db8:9::/64")]
+        );
+        // The first address that lies on a home prefix; both do, in interface order.
+        assert_eq!(
+            core.ha_address,
+            "2001:db8:9::7".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(core.auth, AuthPolicy::Disabled);
+        assert_eq!(core.ipv4_mnp, Ipv4MnpSupport::Unsupported);
+        assert_eq!(
+            core.brr,
+            Some(BrrConfig {
+                before_expiry: BRR_BEFORE_EXPIRY
+            })
+        );
+        crate::Ha::new(core).unwrap();
+    }
+
+    #[test]
+    fn no_address_anywhere_is_a_configuration_error() {
+        let (cfg, _) = conf::HaConfig::parse_str_for(BARE, "had.conf", Some("eth0")).unwrap();
+        let e = core_config(&cfg, "eth0", 3, &[]).unwrap_err();
+        assert!(matches!(e, ShellError::NoHomeAddress(_)), "{e}");
+        assert!(e.to_string().contains("eth0"), "{e}");
+        assert_eq!(e.exit_code(), std::process::ExitCode::from(78));
+    }
+
+    #[test]
+    fn interface_addresses_of_loopback_are_not_global() {
+        assert!(interface_addresses("lo").is_empty());
+        assert!(interface_addresses("no-such-interface").is_empty());
+    }
+}

@@ -79,3 +79,71 @@ pub fn core_config(
     core.initial_sequence = random_sequence();
     Ok(core)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        let etc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc");
+        std::fs::read_to_string(etc.join(name))
+            .unwrap()
+            .replace("/etc/nemo/", &format!("{}/", etc.display()))
+    }
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_sample_maps_onto_the_core() {
+        let (cfg, _) =
+            conf::MrConfig::parse_str_for(&sample("mrd.conf"), "mrd.conf", Some("mip0")).unwrap();
+        let core = core_config(&cfg, None).unwrap();
+        assert_eq!(core.home_address, a("2001:db8:1::100"));
+        assert_eq!(core.home_agent, a("2001:db8:1::1"));
+        assert_eq!(core.home_agent_v4, Some("203.0.113.1".parse().unwrap()));
+        assert_eq!(core.mnp_v6, ["2001:db8:100::/48".parse().unwrap()]);
+        assert_eq!(core.mnp_v4, ["192.0.2.16/28".parse().unwrap()]);
+        assert_eq!(core.mode, RegistrationMode::Explicit);
+        // SHISA's unit is the BU's: 150 x 4 s.
+        assert_eq!(core.lifetime, Lifetime::from_secs(600));
+        assert!(core.send_ipv4_mnps);
+        assert!(!core.legacy_ipv4_mnp_option);
+        assert!(!core.optimistic);
+        let sa = core.security.as_ref().expect("SA from the auth-database");
+        assert_eq!(
+            (sa.spi, sa.key.as_slice()),
+            (1000, &b"nemo-sample-key1"[..])
+        );
+        assert!(sa.use_timestamps);
+        crate::MrCore::new(core).unwrap();
+    }
+
+    const NO_HA: &str = "interface mip0 {\n\
+        \thome-address 2001:db8:1::100;\n\
+        \tmobile-network-prefix 2001:db8:100::/48;\n\
+        \tauthentication none;\n\
+        };\n";
+
+    #[test]
+    fn the_home_agent_comes_from_dash_a_when_the_config_has_none() {
+        let (cfg, _) = conf::MrConfig::parse_str_for(NO_HA, "mrd.conf", Some("mip0")).unwrap();
+        let e = core_config(&cfg, None).unwrap_err();
+        assert!(matches!(e, ShellError::NoHomeAgent(_)), "{e}");
+        assert_eq!(e.exit_code(), std::process::ExitCode::from(78));
+        let core = core_config(&cfg, Some(a("2001:db8:1::2"))).unwrap();
+        assert_eq!(core.home_agent, a("2001:db8:1::2"));
+        assert_eq!(core.security, None);
+    }
+
+    #[test]
+    fn dash_a_overrides_the_config() {
+        let (cfg, _) =
+            conf::MrConfig::parse_str_for(&sample("mrd.conf"), "mrd.conf", Some("mip0")).unwrap();
+        let core = core_config(&cfg, Some(a("2001:db8:1::2"))).unwrap();
+        assert_eq!(core.home_agent, a("2001:db8:1::2"));
+    }
+}
