@@ -19,6 +19,11 @@ use crate::journal::Journal;
 use crate::record::JournalRecord;
 use crate::{AuthPolicy, HaCoreConfig};
 
+/// Unsolicited NAs after the first one for a newly defended home address (RFC 4861
+/// §7.2.6: MAX_NEIGHBOR_ADVERTISEMENT is 3 in all), one per interval.
+const NA_REPEATS: u8 = 2;
+const NA_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Packets handled per step (per journal sync) at most.
 const MAX_BATCH: usize = 64;
 
@@ -78,6 +83,10 @@ struct Daemon {
     sender: RawSender,
     proxy: ProxyNd,
     local: HashSet<Ipv6Addr>,
+    /// When `local` was last read (re-read at most once a second, on a miss).
+    local_read: Instant,
+    /// Unsolicited NAs still to repeat: (when, home address, router flag, repeats left).
+    na_repeats: Vec<(Instant, Ipv6Addr, bool, u8)>,
 }
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
@@ -121,6 +130,8 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         sender,
         proxy,
         local: setup::local_addresses().into_iter().collect(),
+        local_read: Instant::now(),
+        na_repeats: Vec::new(),
     };
     let restored = d.ha.restore(Instant::now(), wall(), report.bindings);
     d.announce_role(true);
@@ -136,7 +147,11 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
 
     loop {
-        let deadline = d.ha.poll_timeout().map_or_else(
+        let next = [d.ha.poll_timeout(), d.na_repeats.iter().map(|r| r.0).min()]
+            .into_iter()
+            .flatten()
+            .min();
+        let deadline = next.map_or_else(
             || tokio::time::Instant::now() + Duration::from_secs(3600),
             Into::into,
         );
@@ -162,7 +177,10 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                 Ok(msg) => d.on_bus(&msg),
                 Err(e) => warn!(error = %e, "mipsock receive failed"),
             },
-            () = tokio::time::sleep_until(deadline) => d.ha.handle_timeout(Instant::now()),
+            () = tokio::time::sleep_until(deadline) => {
+                d.ha.handle_timeout(Instant::now());
+                d.repeat_nas();
+            }
             _ = term.recv() => { info!("SIGTERM: stopping (bindings kept in the journal)"); break; }
             _ = int.recv() => { info!("SIGINT: stopping (bindings kept in the journal)"); break; }
             _ = hup.recv() => d.reload().await,
@@ -202,8 +220,13 @@ impl Daemon {
         if addr == self.ha.config().ha_address || self.local.contains(&addr) {
             return true;
         }
-        // Addresses may have been added since the last look.
+        // Addresses may have been added since the last look; transit MH must not make
+        // every packet a getifaddrs(3).
+        if self.local_read.elapsed() < Duration::from_secs(1) {
+            return false;
+        }
         self.local = setup::local_addresses().into_iter().collect();
+        self.local_read = Instant::now();
         self.local.contains(&addr)
     }
 
@@ -220,6 +243,20 @@ impl Daemon {
         };
         debug!(src = %p.src_addr, hoa = ?p.home_address, ifindex = rx.ifindex, "mobility header received");
         self.ha.handle_packet(Instant::now(), wall(), &signal);
+    }
+
+    fn repeat_nas(&mut self) {
+        let now = Instant::now();
+        for r in &mut self.na_repeats {
+            if r.0 <= now {
+                if let Err(e) = self.proxy.send_unsolicited_na(r.1, r.2) {
+                    debug!(hoa = %r.1, error = %e, "unsolicited NA not repeated");
+                }
+                r.0 = now + NA_INTERVAL;
+                r.3 -= 1;
+            }
+        }
+        self.na_repeats.retain(|r| r.3 > 0);
     }
 
     fn on_bus(&mut self, msg: &Message) {
@@ -275,12 +312,22 @@ impl Daemon {
             HaEvent::BcRemove(b) => self.publish(Body::BcRemove(b)),
             HaEvent::ProxyNdAdd(p) => {
                 for a in std::iter::once(p.hoa).chain(p.link_local) {
-                    if let Err(e) = self.proxy.add(a, p.router).await {
-                        warn!(hoa = %a, error = %e, "proxy ND entry not added");
+                    match self.proxy.add(a, p.router).await {
+                        // RFC 6275 §10.4.1 / RFC 4861 §7.2.6: the NA may be repeated, which
+                        // also covers neighbours whose link just came up.
+                        Ok(()) => self.na_repeats.push((
+                            Instant::now() + NA_INTERVAL,
+                            a,
+                            p.router,
+                            NA_REPEATS,
+                        )),
+                        Err(e) => warn!(hoa = %a, error = %e, "proxy ND entry not added"),
                     }
                 }
             }
             HaEvent::ProxyNdRemove(p) => {
+                self.na_repeats
+                    .retain(|r| r.1 != p.hoa && Some(r.1) != p.link_local);
                 for a in std::iter::once(p.hoa).chain(p.link_local) {
                     if let Err(e) = self.proxy.remove(a).await {
                         warn!(hoa = %a, error = %e, "proxy ND entry not removed");
