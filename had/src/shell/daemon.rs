@@ -115,6 +115,15 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         }
     })?;
 
+    // The default lives under /var/lib/nemo, which a fresh install may lack.
+    if let Some(dir) = cfg.binding_cache_file.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| ShellError::Os {
+            what: "creating the binding-cache-file directory",
+            source,
+        })?;
+    }
     let (journal, report) = Journal::open(&cfg.binding_cache_file, wall())?;
     for d in &report.damaged {
         error!(path = %cfg.binding_cache_file.display(), offset = d.offset, skipped = d.skipped, reason = %d.reason,
