@@ -12,6 +12,7 @@
 //! udp-port 4191;              # UDP/IPv4 encapsulation port (0: off)
 //! tunnel-hop-limit 64;        # outer hop limit / TTL
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
+//! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
 //! ```
 
 use std::path::PathBuf;
@@ -70,6 +71,10 @@ pub struct Cli {
     /// MR: keep the MR's own IPv4 traffic out of the tunnel.
     #[arg(long)]
     pub no_ipv4_own_traffic: bool,
+    /// Plain TUN without the virtio-net header, checksum offload and TCP segmentation
+    /// offload (overrides `tun-offload`).
+    #[arg(long)]
+    pub no_offload: bool,
     /// How long to wait for the state dump at start, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub state_timeout_ms: u64,
@@ -92,6 +97,8 @@ pub struct Settings {
     pub udp_port: u16,
     /// Outer hop limit.
     pub hop_limit: u8,
+    /// TUN offloads (virtio-net header, TSO4/TSO6, checksum).
+    pub offload: bool,
 }
 
 /// Values read from the file; `None` where the file is silent.
@@ -109,6 +116,8 @@ pub struct FileSettings {
     pub hop_limit: Option<u8>,
     /// `ipv4-own-traffic`.
     pub ipv4_own_traffic: Option<bool>,
+    /// `tun-offload`.
+    pub offload: Option<bool>,
 }
 
 /// Keys of the other daemons, skipped silently.
@@ -158,20 +167,21 @@ impl FileSettings {
                 "rule-priority" => s.rule_priority = Some(number(u64::from(u32::MAX))? as u32),
                 "udp-port" => s.udp_port = Some(number(65535)? as u16),
                 "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
-                "ipv4-own-traffic" => {
-                    s.ipv4_own_traffic = Some(match one()?.text.as_str() {
-                        "yes" | "on" | "true" => true,
-                        "no" | "off" | "false" => false,
-                        other => {
-                            return Err(format!("{at}: expected yes or no, found {other:?}"));
-                        }
-                    })
-                }
+                "ipv4-own-traffic" => s.ipv4_own_traffic = Some(yes_no(one()?, &at)?),
+                "tun-offload" => s.offload = Some(yes_no(one()?, &at)?),
                 k if FOREIGN_KEYS.contains(&k) => {}
                 k => warnings.push(format!("{at}: unknown key '{k}' ignored")),
             }
         }
         Ok((s, warnings))
+    }
+}
+
+fn yes_no(v: &conf::grammar::Value, at: &str) -> Result<bool, String> {
+    match v.text.as_str() {
+        "yes" | "on" | "true" => Ok(true),
+        "no" | "off" | "false" => Ok(false),
+        other => Err(format!("{at}: expected yes or no, found {other:?}")),
     }
 }
 
@@ -214,6 +224,7 @@ impl Cli {
                 .hop_limit
                 .or(file.hop_limit)
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
+            offload: !self.no_offload && file.offload.unwrap_or(true),
         }
     }
 }

@@ -198,7 +198,8 @@ pub async fn run(
         info!(stale, "flushed routes and rules left by a previous run");
     }
     let egress_mtu = net.link_mtu(&settings.ifname).await?;
-    let tun = Tun::open(&rc.tun).map_err(io("TUN device"))?;
+    let tun = Tun::open(&rc.tun, settings.offload).map_err(io("TUN device"))?;
+    info!(tun = %tun.name(), offload = tun.vnet_hdr(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
     let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
     let table = Arc::new(RwLock::new(PeerTable::new(rc.mode)));

@@ -24,6 +24,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -38,6 +39,9 @@ use proto::encap::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
+use crate::gso::{
+    F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
+};
 use crate::routes::{Mode, sources};
 use crate::tun::Tun;
 
@@ -526,6 +530,77 @@ impl DataPlane {
     }
 }
 
+/// Size of one segment buffer: headroom plus the largest segment (headers + MSS) we expect;
+/// the TUN MTU bounds it, and a TUN MTU above 16 KiB is not something we run.
+const SEGMENT_BUF: usize = HEADROOM + 16384;
+
+/// How a packet read from the TUN leaves: the socket and the outer destination.
+fn route_out<'s>(socks: &'s Sockets, encap: &Encapsulation) -> (&'s Socket, socket2::SockAddr) {
+    match *encap {
+        Encapsulation::Ipv6 { dst_addr, .. } => {
+            (&socks.tx6, SocketAddrV6::new(dst_addr, 0, 0, 0).into())
+        }
+        Encapsulation::Ipv4 { dst_addr, .. } | Encapsulation::Udp4 { dst_addr, .. } => {
+            (&socks.tx4, SocketAddrV4::new(dst_addr, 0).into())
+        }
+    }
+}
+
+/// `sendmmsg(2)` of whole packets to one destination; returns how many were sent.
+fn send_batch(sock: &Socket, packets: &[&[u8]], dst: &socket2::SockAddr) -> io::Result<usize> {
+    use nix::libc;
+    let mut iovs: Vec<libc::iovec> = packets
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths); the fields
+            // we need are set below.
+            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+            h.msg_name = dst.as_ptr() as *mut libc::c_void;
+            h.msg_namelen = dst.len();
+            h.msg_iov = iov;
+            h.msg_iovlen = 1;
+            libc::mmsghdr {
+                msg_hdr: h,
+                msg_len: 0,
+            }
+        })
+        .collect();
+    let mut sent = 0;
+    while sent < msgs.len() {
+        let rest = &mut msgs[sent..];
+        // SAFETY: `rest` points to initialised mmsghdrs whose iovecs and names point into
+        // `packets`, `iovs` and `dst`, all alive for the duration of the call; the kernel
+        // only reads them (and writes msg_len).
+        let rc = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                rest.as_mut_ptr(),
+                rest.len() as libc::c_uint,
+                0,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if sent == 0 {
+                return Err(e);
+            }
+            break;
+        }
+        sent += rc as usize;
+    }
+    Ok(sent)
+}
+
 fn tx_loop(
     tun: &Tun,
     socks: &Sockets,
@@ -533,10 +608,21 @@ fn tx_loop(
     counters: &Counters,
     tx: TxConfig,
 ) {
+    let vnet = tun.vnet_hdr();
+    // With offloads the virtio-net header is read into the headroom, just in front of the
+    // packet, so a plain packet is still encapsulated in place.
+    let front = if vnet {
+        HEADROOM - VNET_HDR_LEN
+    } else {
+        HEADROOM
+    };
     let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
+    let mut segments: Vec<Vec<u8>> = Vec::new();
+    let mut lens = Vec::new();
+    let mut ranges = Vec::new();
     let mut ident: u16 = 0;
     loop {
-        let n = match tun.recv(&mut buf[HEADROOM..]) {
+        let n = match tun.recv(&mut buf[front..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -544,7 +630,19 @@ fn tx_loop(
                 return;
             }
         };
-        let Some((src, dst)) = addresses(&buf[HEADROOM..HEADROOM + n]) else {
+        let (hdr, len) = if vnet {
+            match VnetHdr::parse(&buf[front..front + n]) {
+                Some(h) => (h, n - VNET_HDR_LEN),
+                None => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            }
+        } else {
+            (VnetHdr::default(), n)
+        };
+        let end = HEADROOM + len;
+        let Some((src, dst)) = addresses(&buf[HEADROOM..end]) else {
             Counters::inc(&counters.drop_malformed);
             continue;
         };
@@ -562,48 +660,115 @@ fn tx_loop(
                 }
             }
         };
-        ident = ident.wrapping_add(1);
-        let params = EncapParams {
+        let mut params = EncapParams {
             hop_limit: tx.hop_limit,
             flow_label: flow_label(src, dst),
-            ipv4_ident: ident,
             // Already forwarded (and decremented) by the kernel: see the module docs.
             decrement_inner: false,
             ..EncapParams::default()
         };
-        let range =
-            match proto::encap::encapsulate(&encap, &params, &mut buf[..HEADROOM + n], HEADROOM) {
+        let (sock, to) = route_out(socks, &encap);
+        if hdr.gso_type & !GSO_ECN == GSO_NONE {
+            if hdr.flags & F_NEEDS_CSUM != 0
+                && finish_checksum(&hdr, &mut buf[HEADROOM..end]).is_err()
+            {
+                Counters::inc(&counters.drop_malformed);
+                continue;
+            }
+            ident = ident.wrapping_add(1);
+            params.ipv4_ident = ident;
+            let range = match proto::encap::encapsulate(&encap, &params, &mut buf[..end], HEADROOM)
+            {
                 Ok(EncapOutcome::Encapsulated(r)) => r,
                 Ok(EncapOutcome::HopLimitExceeded(_)) | Err(_) => {
                     Counters::inc(&counters.drop_malformed);
                     continue;
                 }
             };
-        let packet = &buf[range];
-        let sent = match encap {
-            Encapsulation::Ipv6 { dst_addr, .. } => socks
-                .tx6
-                .send_to(packet, &SocketAddrV6::new(dst_addr, 0, 0, 0).into()),
-            Encapsulation::Ipv4 { dst_addr, .. } | Encapsulation::Udp4 { dst_addr, .. } => socks
-                .tx4
-                .send_to(packet, &SocketAddrV4::new(dst_addr, 0).into()),
+            match sock.send_to(&buf[range], &to) {
+                Ok(len) => {
+                    Counters::inc(&counters.tx_packets);
+                    counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    Counters::inc(&counters.io_errors);
+                    debug!(error = %e, "tunnel send failed");
+                }
+            }
+            continue;
+        }
+        // A TCP super-packet: cut, encapsulate each segment in place, send them at once.
+        let needed = len.div_ceil(usize::from(hdr.gso_size.max(1))) + 1;
+        while segments.len() < needed {
+            segments.push(vec![0u8; SEGMENT_BUF]);
+        }
+        let cut = {
+            let mut it = segments.iter_mut();
+            segment_tcp(
+                &hdr,
+                &buf[HEADROOM..end],
+                |_| match it.next() {
+                    Some(v) => &mut v[HEADROOM..],
+                    None => &mut [],
+                },
+                &mut lens,
+            )
         };
-        match sent {
-            Ok(len) => {
-                Counters::inc(&counters.tx_packets);
-                counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        if cut.is_err() {
+            Counters::inc(&counters.drop_malformed);
+            continue;
+        }
+        ranges.clear();
+        for (seg, &l) in segments.iter_mut().zip(&lens) {
+            ident = ident.wrapping_add(1);
+            params.ipv4_ident = ident;
+            match proto::encap::encapsulate(&encap, &params, &mut seg[..HEADROOM + l], HEADROOM) {
+                Ok(EncapOutcome::Encapsulated(r)) => ranges.push(r),
+                Ok(EncapOutcome::HopLimitExceeded(_)) | Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                }
+            }
+        }
+        let packets: Vec<&[u8]> = segments
+            .iter()
+            .zip(&ranges)
+            .map(|(s, r)| &s[r.clone()])
+            .collect();
+        match send_batch(sock, &packets, &to) {
+            Ok(sent) => {
+                counters
+                    .tx_packets
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+                let bytes: usize = packets[..sent].iter().map(|p| p.len()).sum();
+                counters.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                if sent < packets.len() {
+                    counters
+                        .io_errors
+                        .fetch_add((packets.len() - sent) as u64, Ordering::Relaxed);
+                }
             }
             Err(e) => {
-                Counters::inc(&counters.io_errors);
-                debug!(error = %e, "tunnel send failed");
+                counters
+                    .io_errors
+                    .fetch_add(packets.len() as u64, Ordering::Relaxed);
+                debug!(error = %e, "tunnel batch send failed");
             }
         }
     }
 }
 
 /// The common tail of every receive path: link-scope filter, security check, TUN write.
-fn deliver(inner: &[u8], outer: Remote, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
-    let Some((src, dst)) = addresses(inner) else {
+/// The inner packet is `buf[inner]`; at least [`VNET_HDR_LEN`] octets in front of it are
+/// free for the (all-zero: complete checksum, no segmentation) virtio-net header.
+fn deliver(
+    buf: &mut [u8],
+    inner: Range<usize>,
+    outer: Remote,
+    tun: &Tun,
+    table: &RwLock<PeerTable>,
+    counters: &Counters,
+) {
+    let Some((src, dst)) = addresses(&buf[inner.clone()]) else {
         Counters::inc(&counters.drop_malformed);
         return;
     };
@@ -616,18 +781,27 @@ fn deliver(inner: &[u8], outer: Remote, tun: &Tun, table: &RwLock<PeerTable>, co
         .unwrap_or_else(|p| p.into_inner())
         .rx_check(outer, src);
     match verdict {
-        Ok(()) => match tun.send(inner) {
-            Ok(_) => {
-                Counters::inc(&counters.rx_packets);
-                counters
-                    .rx_bytes
-                    .fetch_add(inner.len() as u64, Ordering::Relaxed);
+        Ok(()) => {
+            let start = if tun.vnet_hdr() {
+                let s = inner.start - VNET_HDR_LEN;
+                buf[s..inner.start].fill(0);
+                s
+            } else {
+                inner.start
+            };
+            match tun.send(&buf[start..inner.end]) {
+                Ok(_) => {
+                    Counters::inc(&counters.rx_packets);
+                    counters
+                        .rx_bytes
+                        .fetch_add(inner.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    Counters::inc(&counters.io_errors);
+                    debug!(error = %e, "TUN write failed");
+                }
             }
-            Err(e) => {
-                Counters::inc(&counters.io_errors);
-                debug!(error = %e, "TUN write failed");
-            }
-        },
+        }
         Err(RxRefusal::UnknownOuterSource) => {
             Counters::inc(&counters.drop_unknown_outer);
             debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");
@@ -645,11 +819,12 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
     } else {
         IpVersion::V4
     };
-    let mut buf = vec![0u8; MAX_PACKET];
+    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
     let mut cmsg = nix::cmsg_space!(i32);
     loop {
         let (n, from, tclass) = {
-            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            // Room in front for the TUN's virtio-net header.
+            let mut iov = [io::IoSliceMut::new(&mut buf[VNET_HDR_LEN..])];
             match socket::recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
                 Ok(m) => {
                     let tclass = m
@@ -672,7 +847,7 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
             }
         };
         let Some(from) = from else { continue };
-        let inner = &mut buf[..n];
+        let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
         if IpVersion::of(inner).ok() != Some(expected) {
             Counters::inc(&counters.drop_malformed);
             continue;
@@ -680,9 +855,14 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
         // Raw IPv6 sockets strip the outer header; its ECN comes as IPV6_TCLASS.
         let ecn = proto::encap::Ecn::from_bits(tclass as u8);
         match decapsulate_inner(ecn, inner) {
-            Ok(DecapOutcome::Forward(info)) => {
-                deliver(&inner[..info.len], Remote::V6(from), tun, table, counters)
-            }
+            Ok(DecapOutcome::Forward(info)) => deliver(
+                &mut buf,
+                VNET_HDR_LEN..VNET_HDR_LEN + info.len,
+                Remote::V6(from),
+                tun,
+                table,
+                counters,
+            ),
             Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
             Err(_) => Counters::inc(&counters.drop_malformed),
         }
@@ -692,7 +872,8 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
 fn rx4_loop(sock: &Socket, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
     let mut buf = vec![0u8; MAX_PACKET];
     loop {
-        // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole.
+        // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole. The
+        // outer header (at least 20 octets) leaves room for the virtio-net header.
         let n = match nix::sys::socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
@@ -708,7 +889,8 @@ fn rx4_loop(sock: &Socket, tun: &Tun, table: &RwLock<PeerTable>, counters: &Coun
                     continue;
                 };
                 deliver(
-                    &buf[d.inner_range],
+                    &mut buf,
+                    d.inner_range,
                     Remote::V4(src_addr),
                     tun,
                     table,
@@ -722,11 +904,11 @@ fn rx4_loop(sock: &Socket, tun: &Tun, table: &RwLock<PeerTable>, counters: &Coun
 }
 
 fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
-    let mut buf = vec![0u8; MAX_PACKET];
+    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
     let mut cmsg = nix::cmsg_space!(u8);
     loop {
         let (n, from, tos) = {
-            let mut iov = [io::IoSliceMut::new(&mut buf)];
+            let mut iov = [io::IoSliceMut::new(&mut buf[VNET_HDR_LEN..])];
             match socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
                 Ok(m) => {
                     let tos = m
@@ -753,11 +935,16 @@ fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters
             }
         };
         let Some(from) = from else { continue };
-        let inner = &mut buf[..n];
+        let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
         match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
-            Ok(DecapOutcome::Forward(info)) => {
-                deliver(&inner[..info.len], Remote::Udp(from), tun, table, counters)
-            }
+            Ok(DecapOutcome::Forward(info)) => deliver(
+                &mut buf,
+                VNET_HDR_LEN..VNET_HDR_LEN + info.len,
+                Remote::Udp(from),
+                tun,
+                table,
+                counters,
+            ),
             Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
             Err(_) => Counters::inc(&counters.drop_malformed),
         }

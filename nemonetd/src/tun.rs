@@ -31,11 +31,25 @@ struct IfReqFlags {
 pub struct Tun {
     file: File,
     name: String,
+    vnet_hdr: bool,
 }
 
 impl Tun {
-    /// Creates (or attaches to) the TUN device `name` (at most 15 octets).
-    pub fn open(name: &str) -> io::Result<Tun> {
+    /// Creates (or attaches to) the TUN device `name` (at most 15 octets). With `offload`,
+    /// every packet is preceded by a virtio-net header and the kernel may hand over TCP
+    /// super-packets and partial checksums ([`crate::gso`]); if the kernel refuses the
+    /// offloads, the device is reopened without them.
+    pub fn open(name: &str, offload: bool) -> io::Result<Tun> {
+        if offload {
+            match Self::open_flags(name, true) {
+                Ok(t) => return Ok(t),
+                Err(e) => tracing::warn!(error = %e, "TUN offloads refused; plain TUN"),
+            }
+        }
+        Self::open_flags(name, false)
+    }
+
+    fn open_flags(name: &str, vnet_hdr: bool) -> io::Result<Tun> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -48,7 +62,8 @@ impl Tun {
             .open("/dev/net/tun")?;
         let mut req = IfReqFlags {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            flags: (libc::IFF_TUN | libc::IFF_NO_PI | if vnet_hdr { libc::IFF_VNET_HDR } else { 0 })
+                as libc::c_short,
             _pad: [0; 22],
         };
         for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
@@ -61,18 +76,43 @@ impl Tun {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        if vnet_hdr {
+            let offloads = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6;
+            // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned long of
+            // TUN_F_* bits), no memory is passed; the fd is the TUN device just set up.
+            let rc = unsafe {
+                libc::ioctl(
+                    file.as_raw_fd(),
+                    libc::TUNSETOFFLOAD,
+                    libc::c_ulong::from(offloads),
+                )
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         let len = req
             .name
             .iter()
             .position(|&c| c == 0)
             .unwrap_or(req.name.len());
         let name = req.name[..len].iter().map(|&c| c as u8 as char).collect();
-        Ok(Tun { file, name })
+        Ok(Tun {
+            file,
+            name,
+            vnet_hdr,
+        })
     }
 
     /// The device name the kernel gave.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether packets carry a virtio-net header ([`crate::gso::VNET_HDR_LEN`] octets) in
+    /// both directions.
+    pub fn vnet_hdr(&self) -> bool {
+        self.vnet_hdr
     }
 
     /// Reads one packet (blocking).
