@@ -115,6 +115,11 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         }
     })?;
 
+    // Handlers before the ready line: a signal right after it must not kill us.
+    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
+    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
     // The default lives under /var/lib/nemo, which a fresh install may lack.
     if let Some(dir) = cfg.binding_cache_file.parent()
         && !dir.as_os_str().is_empty()
@@ -149,11 +154,6 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
         prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
-
-    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
-    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
 
     loop {
         let next = [d.ha.poll_timeout(), d.na_repeats.iter().map(|r| r.0).min()]

@@ -72,6 +72,11 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             source,
         }
     })?;
+    // Handlers before the ready line: a signal right after it must not kill us.
+    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
+    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
     let mut d = Daemon {
         cli,
         logging,
@@ -88,10 +93,6 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     d.ask_current_coa().await;
     d.flush().await;
 
-    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
-    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
     // Set once a stop signal came: the deregistration's deadline.
     let mut stopping: Option<tokio::time::Instant> = None;
 
