@@ -1,0 +1,1 @@
+//! nemo-lab (being written).
