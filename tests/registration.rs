@@ -641,3 +641,37 @@ no-such-key 1;
         "ICMPv6 errors sent (ha, ar, mr, atk)"
     );
 }
+
+/// A broken configuration stops either daemon before it touches the network: exit status
+/// 78 (EX_CONFIG) and the file, line and what was expected on stderr.
+#[test]
+fn broken_configuration_exits_78_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    for (daemon, ifname, text) in [
+        (
+            "had",
+            "eth0",
+            "interface eth0 {\n\thome-prefix 2001:db8:1::/64;\n\tbinding-lifetime-max 100\n};\n",
+        ),
+        (
+            "mrd",
+            "mip0",
+            "interface mip0 {\n\thome-adress 2001:db8:1::100;\n};\n",
+        ),
+    ] {
+        let conf = dir.path().join(format!("{daemon}.conf"));
+        std::fs::write(&conf, text).unwrap();
+        let out = Command::new(bin(daemon))
+            .arg("-c")
+            .arg(&conf)
+            .arg("-b")
+            .arg(dir.path())
+            .arg(ifname)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{daemon}: {stderr}");
+        let line = format!("{daemon}.conf:{}:", if daemon == "had" { 4 } else { 2 });
+        assert!(stderr.contains(&line), "{daemon}: {stderr}");
+    }
+}
