@@ -11,6 +11,9 @@
 //! [`journal`] is the persistence (an append-only, CRC-framed, fsync'ed journal); it does
 //! file I/O and is not part of the core.
 //!
+//! [`shell`] is the daemon around both (the `had` binary): SHISA's command line, the
+//! configuration (`conf`), `mhio`'s sockets, guard and proxy ND, the mipsock bus, signals.
+//!
 //! ## Driving the core (the shell's loop)
 //!
 //! ```text

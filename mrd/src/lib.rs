@@ -23,6 +23,9 @@
 //! ```
 //!
 //! `tests/pair.rs` runs this core against `had`'s on virtual time.
+//!
+//! [`shell`] is that loop for real (the `mrd` binary): SHISA's command line, the
+//! configuration (`conf`), `mhio`'s sockets and guard, the mipsock bus, signals.
 
 #![forbid(unsafe_code)]
 
