@@ -316,28 +316,35 @@ struct Nemonetd {
     bus_dir: PathBuf,
 }
 
-fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str) -> Nemonetd {
+/// Starts nemonetd with `mode` (`-m`/`-h`); `offload` false adds `--no-offload` (the plain
+/// TUN path), and the log must say which one runs.
+fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, offload: bool) -> Nemonetd {
     let bus_dir = dir.join(format!("bus-{tag}"));
     std::fs::create_dir_all(&bus_dir).unwrap();
     let log = dir.join(format!("nemonetd-{tag}.log"));
-    let proc = ns.spawn(
-        env!("CARGO_BIN_EXE_nemonetd"),
-        &[
-            "-d",
-            "-f",
-            mode,
-            "-b",
-            bus_dir.to_str().unwrap(),
-            "--state-timeout-ms",
-            "300",
-            "eth0",
-        ],
-        &log,
-    );
+    let mut args = vec![
+        "-d",
+        "-f",
+        mode,
+        "-b",
+        bus_dir.to_str().unwrap(),
+        "--state-timeout-ms",
+        "300",
+    ];
+    if !offload {
+        args.push("--no-offload");
+    }
+    args.push("eth0");
+    let proc = ns.spawn(env!("CARGO_BIN_EXE_nemonetd"), &args, &log);
     wait_for(
         &format!("nemonetd {tag} ready"),
         Duration::from_secs(20),
         || log_text(&log).contains(" ready"),
+    );
+    assert!(
+        log_text(&log).contains(&format!("offload={offload}")),
+        "offload={offload} not in {}",
+        log_text(&log)
     );
     let bus = Endpoint::open(&bus_dir, "test", EndpointOptions::default()).unwrap();
     Nemonetd {
@@ -449,8 +456,8 @@ fn mnn_cn_through_the_tunnel() {
         "110",
     ]);
 
-    let mut mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
-    let mut ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha");
+    let mut mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", true);
+    let mut ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha", true);
     assert_eq!(routes_ours(&w.mr), "", "stale state not flushed at start");
 
     let b = binding();
@@ -752,8 +759,9 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let w = world("v4coa");
-    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
-    let ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha");
+    // The plain TUN path (no virtio-net header) here; the other test runs with offloads.
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", false);
+    let ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha", false);
     let mut b = binding();
     for (encap, port, mtu) in [
         (Encapsulation::InIpv4, None, "mtu 1480"),
@@ -808,7 +816,7 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         routes_ours(&w.mr).contains("lookup 100"),
         "kill -9 should leave rules"
     );
-    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr");
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", false);
     wait_for(
         "MR rebuilt from the state dump",
         Duration::from_secs(10),
