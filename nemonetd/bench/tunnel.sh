@@ -1,0 +1,62 @@
+#!/bin/bash
+# Throughput through nemonetd's tunnel against the same topology routed directly, in
+# network namespaces MNN - MR - HA - CN (the namespace test's topology), for profiling by
+# hand: `NND_HOLD=1` keeps everything up until Enter is pressed.
+#
+#   cargo build --release -p nemonetd -p mipsock
+#   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
+set -euo pipefail
+SECS=${1:-5}
+shift || true
+BIN=${BIN:-$(dirname "$0")/../../target/release}
+P=nnd-bench-$$
+TMP=$(mktemp -d)
+cleanup() {
+    for n in mnn mr ha cn; do
+        for pid in $(ip netns pids $P-$n 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+        ip netns del $P-$n 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+x() { local n=$1; shift; ip netns exec $P-$n "$@"; }
+for n in mnn mr ha cn; do ip netns add $P-$n; x $n ip link set lo up; done
+link() { ip link add nb$$x type veth peer name nb$$y
+         ip link set nb$$x netns $P-$1 name $2; ip link set nb$$y netns $P-$3 name $4
+         x $1 ip link set $2 up; x $3 ip link set $4 up; }
+link mnn eth0 mr mnn0; link mr eth0 ha eth0; link ha cn0 cn eth0
+addr() { x $1 ip addr add $3 dev $2 nodad; x $1 ip addr add $4 dev $2; }
+addr mnn eth0 2001:db8:100::2/64 198.51.100.2/24
+addr mr mnn0 2001:db8:100::1/64 198.51.100.1/24
+addr mr eth0 2001:db8:a::2/64 192.0.2.2/24
+addr ha eth0 2001:db8:a::1/64 192.0.2.1/24
+addr ha cn0 2001:db8:c::1/64 203.0.113.1/24
+addr cn eth0 2001:db8:c::2/64 203.0.113.2/24
+for n in mr ha; do x $n sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1; done
+x mnn ip -6 route add default via 2001:db8:100::1; x mnn ip route add default via 198.51.100.1
+x cn ip -6 route add default via 2001:db8:c::1; x cn ip route add default via 203.0.113.1
+x cn iperf3 -s -D --logfile "$TMP/iperf3.log"
+
+gbps() { x mnn iperf3 -c "$1" -t "$SECS" -J | python3 -c \
+    'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
+
+x mr ip -6 route add default via 2001:db8:a::1; x mr ip route add default via 192.0.2.1
+x ha ip -6 route add 2001:db8:100::/64 via 2001:db8:a::2; x ha ip route add 198.51.100.0/24 via 192.0.2.2
+D6=$(gbps 2001:db8:c::2); D4=$(gbps 203.0.113.2)
+x mr ip -6 route del default via 2001:db8:a::1; x mr ip route del default via 192.0.2.1
+x ha ip -6 route del 2001:db8:100::/64 via 2001:db8:a::2; x ha ip route del 198.51.100.0/24 via 192.0.2.2
+
+mkdir -p "$TMP/bus-mr" "$TMP/bus-ha"
+x mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr" "$@" eth0 2>"$TMP/mr.log" &
+x ha "$BIN/nemonetd" -f -h -b "$TMP/bus-ha" "$@" eth0 2>"$TMP/ha.log" &
+until grep -q ' ready' "$TMP/mr.log" && grep -q ' ready' "$TMP/ha.log"; do sleep 0.1; done
+B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
+"$BIN/mipsock" inject bul-add -b "$TMP/bus-mr" $B >/dev/null
+"$BIN/mipsock" inject bc-add -b "$TMP/bus-ha" $B >/dev/null
+until x mnn ping -c1 -W1 2001:db8:c::2 >/dev/null 2>&1; do sleep 0.2; done
+T6=$(gbps 2001:db8:c::2); T4=$(gbps 203.0.113.2)
+echo "MNN->CN TCP IPv6: direct $D6 Gbit/s, tunnel $T6 Gbit/s"
+echo "MNN->CN TCP IPv4: direct $D4 Gbit/s, tunnel $T4 Gbit/s (IPv4-in-IPv6)"
+if [ -n "${NND_HOLD:-}" ]; then
+    echo "namespaces $P-{mnn,mr,ha,cn}; logs in $TMP; Enter to tear down"; read -r _
+fi
