@@ -40,7 +40,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::{debug, info, warn};
 
 use crate::gso::{
-    F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
+    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
 };
 use crate::routes::{Mode, sources};
 use crate::tun::Tun;
@@ -757,9 +757,53 @@ fn tx_loop(
     }
 }
 
-/// The common tail of every receive path: link-scope filter, security check, TUN write.
-/// The inner packet is `buf[inner]`; at least [`VNET_HDR_LEN`] octets in front of it are
-/// free for the (all-zero: complete checksum, no segmentation) virtio-net header.
+/// The checks of every receive path: link-scope filter and the security check, counted.
+fn admit(inner: &[u8], outer: Remote, table: &RwLock<PeerTable>, counters: &Counters) -> bool {
+    let Some((src, dst)) = addresses(inner) else {
+        Counters::inc(&counters.drop_malformed);
+        return false;
+    };
+    if is_link_scope(src) || is_link_scope(dst) {
+        Counters::inc(&counters.drop_link_scope);
+        return false;
+    }
+    let verdict = table
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .rx_check(outer, src);
+    match verdict {
+        Ok(()) => true,
+        Err(RxRefusal::UnknownOuterSource) => {
+            Counters::inc(&counters.drop_unknown_outer);
+            debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");
+            false
+        }
+        Err(RxRefusal::SpoofedInnerSource) => {
+            Counters::inc(&counters.drop_spoofed_inner);
+            debug!(?outer, %src, "tunnelled packet with a foreign inner source dropped");
+            false
+        }
+    }
+}
+
+/// Writes one TUN frame (virtio-net header included when the device has one), counting
+/// `packets` inner packets of `bytes` octets.
+fn write_tun(tun: &Tun, frame: &[u8], packets: u64, bytes: u64, counters: &Counters) {
+    match tun.send(frame) {
+        Ok(_) => {
+            counters.rx_packets.fetch_add(packets, Ordering::Relaxed);
+            counters.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.io_errors.fetch_add(packets, Ordering::Relaxed);
+            debug!(error = %e, "TUN write failed");
+        }
+    }
+}
+
+/// The common tail of the single-packet receive paths: checks, then the TUN write. The
+/// inner packet is `buf[inner]`; at least [`VNET_HDR_LEN`] octets in front of it are free
+/// for the (all-zero: complete checksum, no segmentation) virtio-net header.
 fn deliver(
     buf: &mut [u8],
     inner: Range<usize>,
@@ -768,49 +812,29 @@ fn deliver(
     table: &RwLock<PeerTable>,
     counters: &Counters,
 ) {
-    let Some((src, dst)) = addresses(&buf[inner.clone()]) else {
-        Counters::inc(&counters.drop_malformed);
+    if !admit(&buf[inner.clone()], outer, table, counters) {
         return;
+    }
+    let start = if tun.vnet_hdr() {
+        let s = inner.start - VNET_HDR_LEN;
+        buf[s..inner.start].fill(0);
+        s
+    } else {
+        inner.start
     };
-    if is_link_scope(src) || is_link_scope(dst) {
-        Counters::inc(&counters.drop_link_scope);
-        return;
+    write_tun(tun, &buf[start..inner.end], 1, inner.len() as u64, counters);
+}
+
+/// Packets taken per `recvmmsg` on the IPv6 tunnel sockets (the common path).
+const RX_BATCH: usize = 32;
+
+/// Writes what the coalescer gathered, if anything.
+fn flush(gro: &mut Coalescer, tun: &Tun, segments: &mut u64, counters: &Counters) {
+    if let Some(frame) = gro.take() {
+        let bytes = (frame.len() - VNET_HDR_LEN) as u64;
+        write_tun(tun, frame, *segments, bytes, counters);
     }
-    let verdict = table
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .rx_check(outer, src);
-    match verdict {
-        Ok(()) => {
-            let start = if tun.vnet_hdr() {
-                let s = inner.start - VNET_HDR_LEN;
-                buf[s..inner.start].fill(0);
-                s
-            } else {
-                inner.start
-            };
-            match tun.send(&buf[start..inner.end]) {
-                Ok(_) => {
-                    Counters::inc(&counters.rx_packets);
-                    counters
-                        .rx_bytes
-                        .fetch_add(inner.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    Counters::inc(&counters.io_errors);
-                    debug!(error = %e, "TUN write failed");
-                }
-            }
-        }
-        Err(RxRefusal::UnknownOuterSource) => {
-            Counters::inc(&counters.drop_unknown_outer);
-            debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");
-        }
-        Err(RxRefusal::SpoofedInnerSource) => {
-            Counters::inc(&counters.drop_spoofed_inner);
-            debug!(?outer, %src, "tunnelled packet with a foreign inner source dropped");
-        }
-    }
+    *segments = 0;
 }
 
 fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
@@ -819,25 +843,45 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
     } else {
         IpVersion::V4
     };
-    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
-    let mut cmsg = nix::cmsg_space!(i32);
+    // Room in front of each packet for the TUN's virtio-net header.
+    let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
+        .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
+        .collect();
+    let mut headers =
+        socket::MultiHeaders::<SockaddrIn6>::preallocate(RX_BATCH, Some(nix::cmsg_space!(i32)));
+    let mut meta: Vec<(usize, Option<Ipv6Addr>, i32)> = Vec::with_capacity(RX_BATCH);
+    let mut gro = Coalescer::new();
+    let mut gathered = 0u64;
     loop {
-        let (n, from, tclass) = {
-            // Room in front for the TUN's virtio-net header.
-            let mut iov = [io::IoSliceMut::new(&mut buf[VNET_HDR_LEN..])];
-            match socket::recvmsg::<SockaddrIn6>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
-                Ok(m) => {
-                    let tclass = m
-                        .cmsgs()
-                        .ok()
-                        .and_then(|mut c| {
-                            c.find_map(|c| match c {
-                                ControlMessageOwned::Ipv6TClass(t) => Some(t),
-                                _ => None,
+        meta.clear();
+        {
+            let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
+                .iter_mut()
+                .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
+                .collect();
+            // Blocks for the first packet, then takes what is queued (MSG_WAITFORONE):
+            // one wake-up per burst instead of one per packet.
+            match socket::recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(results) => {
+                    for m in results {
+                        let tclass = m
+                            .cmsgs()
+                            .ok()
+                            .and_then(|mut c| {
+                                c.find_map(|c| match c {
+                                    ControlMessageOwned::Ipv6TClass(t) => Some(t),
+                                    _ => None,
+                                })
                             })
-                        })
-                        .unwrap_or(0);
-                    (m.bytes, m.address.map(|a| a.ip()), tclass)
+                            .unwrap_or(0);
+                        meta.push((m.bytes, m.address.map(|a| a.ip()), tclass));
+                    }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
@@ -845,27 +889,49 @@ fn rx6_loop(proto: u8, fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters
                     return;
                 }
             }
-        };
-        let Some(from) = from else { continue };
-        let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
-        if IpVersion::of(inner).ok() != Some(expected) {
-            Counters::inc(&counters.drop_malformed);
-            continue;
         }
-        // Raw IPv6 sockets strip the outer header; its ECN comes as IPV6_TCLASS.
-        let ecn = proto::encap::Ecn::from_bits(tclass as u8);
-        match decapsulate_inner(ecn, inner) {
-            Ok(DecapOutcome::Forward(info)) => deliver(
-                &mut buf,
-                VNET_HDR_LEN..VNET_HDR_LEN + info.len,
-                Remote::V6(from),
-                tun,
-                table,
-                counters,
-            ),
-            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
-            Err(_) => Counters::inc(&counters.drop_malformed),
+        for (buf, &(n, from, tclass)) in bufs.iter_mut().zip(&meta) {
+            let Some(from) = from else { continue };
+            let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
+            if IpVersion::of(inner).ok() != Some(expected) {
+                Counters::inc(&counters.drop_malformed);
+                continue;
+            }
+            // Raw IPv6 sockets strip the outer header; its ECN comes as IPV6_TCLASS.
+            let ecn = proto::encap::Ecn::from_bits(tclass as u8);
+            let len = match decapsulate_inner(ecn, inner) {
+                Ok(DecapOutcome::Forward(info)) => info.len,
+                Ok(DecapOutcome::Drop(_)) => {
+                    Counters::inc(&counters.drop_ecn);
+                    continue;
+                }
+                Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            };
+            let inner = &buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+            if !admit(inner, Remote::V6(from), table, counters) {
+                continue;
+            }
+            if !tun.vnet_hdr() {
+                write_tun(tun, inner, 1, len as u64, counters);
+                continue;
+            }
+            if gro.push(inner) {
+                gathered += 1;
+                continue;
+            }
+            flush(&mut gro, tun, &mut gathered, counters);
+            if gro.push(inner) {
+                gathered = 1;
+            } else {
+                buf[..VNET_HDR_LEN].fill(0);
+                write_tun(tun, &buf[..VNET_HDR_LEN + len], 1, len as u64, counters);
+            }
         }
+        // Never hold a packet past the end of a batch: the next may be long in coming.
+        flush(&mut gro, tun, &mut gathered, counters);
     }
 }
 
