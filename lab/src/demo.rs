@@ -1,0 +1,517 @@
+//! `nemo-lab demo`: what Shima's paper verified, step by step, then handovers with the
+//! sessions kept; and `nemo-lab handover`: the DSMIPv6 paper's experiment.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::handover::{self, Flow, Measured};
+use crate::net::{Result, err, now_ns, sleep};
+use crate::topo::{Access, CN4, CN6, HOA, Lab, MNN4, MNN6, MNP4, MNP6, Options};
+
+/// One check of the demo.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What is checked, in words.
+    pub name: String,
+    /// Passed.
+    pub ok: bool,
+    /// What was seen.
+    pub detail: String,
+}
+
+/// The demo's outcome.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Every check.
+    pub checks: Vec<Check>,
+    /// Every handover.
+    pub handovers: Vec<Measured>,
+    /// Seconds from start to end.
+    pub seconds: f64,
+    /// Where the logs are.
+    pub work: String,
+}
+
+impl Summary {
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+}
+
+struct Say {
+    step: u32,
+    quiet: bool,
+}
+
+impl Say {
+    fn step(&mut self, text: &str) {
+        self.step += 1;
+        if !self.quiet {
+            println!("\n[{:>2}] {text}", self.step);
+        }
+    }
+    fn info(&self, text: &str) {
+        if !self.quiet {
+            for l in text.lines() {
+                println!("     {l}");
+            }
+        }
+    }
+}
+
+fn check(summary: &mut Summary, say: &Say, name: &str, ok: bool, detail: impl Into<String>) {
+    let detail = detail.into();
+    say.info(&format!(
+        "{} {name}{}",
+        if ok { "PASS" } else { "FAIL" },
+        if detail.is_empty() {
+            String::new()
+        } else {
+            format!(": {detail}")
+        }
+    ));
+    summary.checks.push(Check {
+        name: name.into(),
+        ok,
+        detail,
+    });
+}
+
+/// Builds the topology, starts the daemons, attaches the MR's eth0 to the IPv6-only
+/// network A and waits for the registration.
+fn setup(opts: Options, say: &mut Say, summary: &mut Summary) -> Result<Lab> {
+    say.step("Building the topology: CN (\"the Internet\"), router, home agent on its home link, access networks A and A2 (IPv6-only, radvd) and B (dual stack), the mobile router with two egress links, and behind it a dual-stack host (MNN) and an IPv4-only host (MNN4).");
+    let mut lab = Lab::build(opts)?;
+    say.info(&format!("namespaces: {}", lab.nss.names().join(" ")));
+    say.step("Starting the daemons with SHISA's command lines (configs from etc/): radvd on the router; had + nemonetd -h on the HA; nemonetd -m, mrd, babymdd on the MR; one mipsock bus per node.");
+    lab.start_daemons()?;
+    say.step("Plugging the MR's eth0 into the IPv6-only access network A (eth1 stays unplugged): no IPv4 anywhere on the MR's uplink.");
+    let t = now_ns();
+    lab.plug(0, true)?;
+    let ok = handover::wait_registered(&lab, t, Access::V6, Duration::from_secs(20))?;
+    let bul = crate::events::bus_events(&lab.opts.work.join("mipsock-tap-mr.log"))
+        .into_iter()
+        .rfind(|e| e.kind == "bul_add");
+    let prefixes = bul.as_ref().map(|b| b.mnps.join(" ")).unwrap_or_default();
+    check(
+        summary,
+        say,
+        "MR registered from the IPv6-only network with an IPv6 and an IPv4 prefix",
+        ok && prefixes.contains(MNP6) && prefixes.contains(MNP4),
+        format!(
+            "home address {HOA}, care-of address {}, prefixes {prefixes}",
+            bul.map(|b| b.coa).unwrap_or_default()
+        ),
+    );
+    if !ok {
+        return err("the MR did not register; logs in the work directory");
+    }
+    Ok(lab)
+}
+
+fn ping(lab: &Lab, from: &crate::net::Ns, to: &str) -> Result<(bool, String)> {
+    let fam = if to.contains(':') { "-6" } else { "-4" };
+    let out = from.try_exec("ping", &[fam, "-c", "3", "-i", "0.2", "-W", "2", to])?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let _ = lab;
+    let stats = text
+        .lines()
+        .filter(|l| l.contains("packets transmitted") || l.starts_with("rtt"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok((out.status.success(), stats))
+}
+
+fn web(lab: &Lab, from: &crate::net::Ns, url: &str, me: &str) -> Result<(bool, String)> {
+    let out = from.try_exec(
+        &lab.opts.self_exe.display().to_string(),
+        &["http-get", "--to", url],
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let seen = format!("You are {me}.");
+    let ok = out.status.success() && text.contains(&seen);
+    let status = text.lines().next().unwrap_or_default().to_string();
+    Ok((
+        ok,
+        format!(
+            "{status}; the page says \"{}\"",
+            if text.contains(&seen) {
+                seen
+            } else {
+                text.trim().to_string()
+            }
+        ),
+    ))
+}
+
+/// Tunnel proof: a capture on the MR's uplink port of the access network.
+fn capture_start(lab: &mut Lab, port: &str, file: &Path) -> Result<()> {
+    let r = lab.r.clone();
+    let f = file.display().to_string();
+    let log = lab.opts.work.join("tcpdump.log");
+    let child = r.spawn(
+        Path::new("tcpdump"),
+        &["-n", "-U", "-i", port, "-w", &f],
+        &log,
+    )?;
+    lab.nss.procs.push(crate::net::Proc {
+        name: "tcpdump".into(),
+        child,
+        log: log.clone(),
+    });
+    crate::net::wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("listening on")
+    })?;
+    Ok(())
+}
+
+struct Capture {
+    v4_in_v6: Vec<String>,
+    v6_in_v6: Vec<String>,
+    bare_v4: usize,
+}
+
+fn capture_stop(lab: &mut Lab, file: &Path) -> Result<Capture> {
+    if let Some(p) = lab.proc("tcpdump") {
+        p.signal(nix::sys::signal::Signal::SIGINT);
+    }
+    lab.wait_proc("tcpdump", Duration::from_secs(3))?;
+    let out =
+        crate::net::run("tcpdump", &["-n", "-r", &file.display().to_string()]).unwrap_or_default();
+    let mut c = Capture {
+        v4_in_v6: Vec::new(),
+        v6_in_v6: Vec::new(),
+        bare_v4: 0,
+    };
+    for l in out.lines() {
+        // "hh:mm:ss.us IP6 outer > outer: IP inner > inner: ..." is IPv4 in IPv6.
+        let rest = l.split_once(' ').map(|x| x.1).unwrap_or_default();
+        if rest.starts_with("IP6 ") && rest.contains(": IP ") {
+            c.v4_in_v6.push(rest.to_string());
+        } else if rest.starts_with("IP6 ") && rest.contains(": IP6 ") {
+            c.v6_in_v6.push(rest.to_string());
+        } else if rest.starts_with("IP ") || rest.starts_with("ARP") {
+            c.bare_v4 += 1;
+        }
+    }
+    Ok(c)
+}
+
+struct Session {
+    name: &'static str,
+    what: String,
+}
+
+fn start_session(
+    lab: &mut Lab,
+    ns: &crate::net::Ns,
+    name: &'static str,
+    to: &str,
+    stop: &Path,
+) -> Result<Session> {
+    lab.helper(
+        ns,
+        name,
+        &[
+            "echo-client",
+            "--to",
+            to,
+            "--interval-ms",
+            "100",
+            "--stop-file",
+            &stop.display().to_string(),
+        ],
+    )?;
+    Ok(Session {
+        name,
+        what: to.to_string(),
+    })
+}
+
+fn finish_session(
+    lab: &mut Lab,
+    s: &Session,
+    summary: &mut Summary,
+    say: &Say,
+    label: &str,
+) -> Result<()> {
+    let log = lab.wait_proc(s.name, Duration::from_secs(10))?;
+    let json = log
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("{}");
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    let sent = v["sent"].as_u64().unwrap_or(0);
+    let echoed = v["echoed"].as_u64().unwrap_or(0);
+    let ok =
+        sent > 0 && sent == echoed && v["wrong"].as_u64() == Some(0) && v["write_error"].is_null();
+    check(
+        summary,
+        say,
+        label,
+        ok,
+        format!(
+            "to {}: {sent} lines sent, {echoed} echoed in order, longest wait between echoes {:.0} ms{}",
+            s.what,
+            v["max_gap_ms"].as_f64().unwrap_or(0.0),
+            v["write_error"]
+                .as_str()
+                .map(|e| format!(", error: {e}"))
+                .unwrap_or_default()
+        ),
+    );
+    Ok(())
+}
+
+fn connectivity(lab: &Lab, summary: &mut Summary, say: &mut Say, when: &str) -> Result<()> {
+    let (ok, d) = ping(lab, &lab.mnn4, CN4)?;
+    check(
+        summary,
+        say,
+        &format!("{when}: IPv4-only MNN4 ({MNN4}) pings the CN ({CN4}) over IPv4"),
+        ok,
+        d,
+    );
+    let (ok, d) = ping(lab, &lab.mnn, CN6)?;
+    check(
+        summary,
+        say,
+        &format!("{when}: MNN ({MNN6}) pings the CN ({CN6}) over IPv6"),
+        ok,
+        d,
+    );
+    let (ok, d) = web(lab, &lab.mnn4, &format!("{CN4}:80"), MNN4)?;
+    check(
+        summary,
+        say,
+        &format!("{when}: MNN4 fetches the CN's web page over IPv4"),
+        ok,
+        d,
+    );
+    let (ok, d) = web(lab, &lab.mnn, &format!("[{CN6}]:80"), MNN6)?;
+    check(
+        summary,
+        say,
+        &format!("{when}: MNN fetches the CN's web page over IPv6"),
+        ok,
+        d,
+    );
+    Ok(())
+}
+
+/// The demo. `Err` only for a broken lab; failed checks are in the summary.
+pub fn demo(opts: Options, quiet: bool) -> Result<Summary> {
+    let started = Instant::now();
+    let mut say = Say { step: 0, quiet };
+    let mut summary = Summary {
+        work: opts.work.display().to_string(),
+        ..Default::default()
+    };
+    let mut lab = setup(opts, &mut say, &mut summary)?;
+    let work = lab.opts.work.clone();
+    let cn = lab.cn.clone();
+    lab.helper(&cn, "echo-server", &["serve-echo", "--port", "2222"])?;
+    lab.helper(&cn, "web-server", &["serve-http", "--port", "80"])?;
+    let pcap = work.join("access-a.pcap");
+    capture_start(&mut lab, "mr-eth0", &pcap)?;
+    sleep(Duration::from_millis(200))?;
+
+    say.step("With the MR on the IPv6-only network: ping, web, over IPv4 and IPv6 (Shima's checks). A capture runs on the MR's uplink port of network A.");
+    connectivity(&lab, &mut summary, &mut say, "on IPv6-only A")?;
+
+    say.step("Opening two interactive sessions to the CN's line echo server (an SSH-like stream: a line every 100 ms, every echo checked), one over IPv4 from MNN4, one over IPv6 from MNN; and the UDP probe flow (MNN -> CN, 250 octets every 5 ms) that times the handovers.");
+    let stop = work.join("sessions.stop");
+    let _ = std::fs::remove_file(&stop);
+    let (mnn, mnn4) = (lab.mnn.clone(), lab.mnn4.clone());
+    let s4 = start_session(&mut lab, &mnn4, "echo-v4", &format!("{CN4}:2222"), &stop)?;
+    let s6 = start_session(&mut lab, &mnn, "echo-v6", &format!("[{CN6}]:2222"), &stop)?;
+    let flow = Flow::start(&mut lab)?;
+    sleep(Duration::from_secs(1))?;
+
+    say.step(
+        "What crossed the IPv6-only access link (tcpdump on the router's port facing the MR):",
+    );
+    let cap = capture_stop(&mut lab, &pcap)?;
+    for l in cap.v4_in_v6.iter().filter(|l| l.contains(MNN4)).take(2) {
+        say.info(l);
+    }
+    for l in cap.v6_in_v6.iter().take(1) {
+        say.info(l);
+    }
+    check(
+        &mut summary,
+        &say,
+        "IPv4 packets of the mobile network cross the IPv6-only access network inside IPv6 (IPv4-in-IPv6 to the HA)",
+        cap.v4_in_v6
+            .iter()
+            .any(|l| l.contains(MNN4) && l.contains(CN4)),
+        format!("{} IPv4-in-IPv6 packets captured", cap.v4_in_v6.len()),
+    );
+    check(
+        &mut summary,
+        &say,
+        "IPv6 packets of the mobile network cross it inside IPv6 too (IPv6-in-IPv6)",
+        cap.v6_in_v6.iter().any(|l| l.contains(MNN6)),
+        format!("{} IPv6-in-IPv6 packets captured", cap.v6_in_v6.len()),
+    );
+    check(
+        &mut summary,
+        &say,
+        "no bare IPv4 (nor ARP) on the IPv6-only access network",
+        cap.bare_v4 == 0,
+        format!("{} bare IPv4/ARP packets", cap.bare_v4),
+    );
+
+    let mut hs = Vec::new();
+    say.step("Handover 1, one interface, IPv6 -> IPv6: the MR's eth0 leaves network A for network A2 (link down, new link, link up; RS, RA, SLAAC, BU, BA).");
+    hs.push(handover::single(&mut lab, Access::V6b)?);
+    sleep(Duration::from_secs(1))?;
+    say.step("Plugging eth1 into the dual-stack network B: the MR now has two uplinks; it stays on eth0 (preferred).");
+    lab.plug(1, true)?;
+    sleep(Duration::from_secs(3))?;
+    say.step("Handover 2, vertical with two interfaces: eth0 is unplugged; eth1's address on B is already configured, so only the BU/BA remain.");
+    hs.push(handover::vertical_out(&mut lab)?);
+    sleep(Duration::from_secs(1))?;
+    say.step("Handover 3, vertical back: eth0 plugged in again; after babymdd's 2 s hold-down the MR returns to it (make before break).");
+    hs.push(handover::vertical_back(&mut lab)?);
+    sleep(Duration::from_secs(1))?;
+    for (h, n) in hs.iter().zip(1..) {
+        check(
+            &mut summary,
+            &say,
+            &format!(
+                "handover {n} ({}) registered at the new care-of address",
+                h.what
+            ),
+            h.registered,
+            "",
+        );
+    }
+
+    say.step("After three handovers: the same checks again.");
+    connectivity(&lab, &mut summary, &mut say, "after the handovers")?;
+
+    say.step("Closing the sessions: every line sent during the handovers must have come back, in order, on the same TCP connection.");
+    std::fs::write(&stop, b"")?;
+    finish_session(
+        &mut lab,
+        &s4,
+        &mut summary,
+        &say,
+        "IPv4 interactive session from MNN4 survived the handovers",
+    )?;
+    finish_session(
+        &mut lab,
+        &s6,
+        &mut summary,
+        &say,
+        "IPv6 interactive session from MNN survived the handovers",
+    )?;
+    let rx = flow.stop(&mut lab)?;
+    summary.handovers = handover::measure(&lab, &hs, &rx);
+    check(
+        &mut summary,
+        &say,
+        "the UDP probe flow got through the tunnel",
+        rx.len() > 100,
+        format!("{} packets received", rx.len()),
+    );
+    say.step("Handovers measured on the probe flow (MNN -> CN, a packet every 5 ms):");
+    for m in &summary.handovers {
+        say.info(&handover::line(m));
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    for e in lab.nss.teardown() {
+        check(&mut summary, &say, "teardown", false, e);
+    }
+    Ok(summary)
+}
+
+/// Prints the summary.
+pub fn print_summary(s: &Summary) {
+    println!("\n==== nemo-lab demo: summary ====");
+    for c in &s.checks {
+        println!("{} {}", if c.ok { "PASS" } else { "FAIL" }, c.name);
+    }
+    for (m, n) in s.handovers.iter().zip(1..) {
+        println!("handover {n}: {}", handover::line(m));
+    }
+    let failed = s.checks.iter().filter(|c| !c.ok).count();
+    println!(
+        "{} checks, {} failed, {:.1} s; logs in {}",
+        s.checks.len(),
+        failed,
+        s.seconds,
+        s.work
+    );
+}
+
+/// `nemo-lab handover`: the flow, `repeat` times: IPv6 -> IPv6 with one interface (A -> A2,
+/// then A2 -> A), then with eth1 on B: vertical out and back. Writes the report into `out`.
+pub fn handover_experiment(opts: Options, out: &Path, repeat: u32) -> Result<Vec<Measured>> {
+    let mut say = Say {
+        step: 0,
+        quiet: false,
+    };
+    let mut summary = Summary::default();
+    let mut lab = setup(opts, &mut say, &mut summary)?;
+    say.step("Starting the flow: MNN -> CN over IPv6, 250-octet UDP packets every 5 ms.");
+    let flow = Flow::start(&mut lab)?;
+    sleep(Duration::from_secs(1))?;
+    let mut hs = Vec::new();
+    for i in 0..repeat {
+        say.step(&format!("Round {}: one interface, A -> A2 -> A.", i + 1));
+        for to in [Access::V6b, Access::V6] {
+            hs.push(handover::single(&mut lab, to)?);
+            say.info(&hs.last().map(|h| h.what.clone()).unwrap_or_default());
+            sleep(Duration::from_millis(1500))?;
+        }
+    }
+    say.step(
+        "Plugging eth1 into the dual-stack network B (second interface configured in advance).",
+    );
+    lab.plug(1, true)?;
+    sleep(Duration::from_secs(3))?;
+    for i in 0..repeat {
+        say.step(&format!(
+            "Round {}: vertical, eth0 unplugged, then plugged in again.",
+            i + 1
+        ));
+        hs.push(handover::vertical_out(&mut lab)?);
+        sleep(Duration::from_millis(1500))?;
+        hs.push(handover::vertical_back(&mut lab)?);
+        sleep(Duration::from_millis(1500))?;
+    }
+    let rx = flow.stop(&mut lab)?;
+    let ms = handover::measure(&lab, &hs, &rx);
+    for m in &ms {
+        say.info(&handover::line(m));
+    }
+    handover::write_report(
+        out,
+        &ms,
+        &rx,
+        serde_json::json!({"repeat": repeat, "work": lab.opts.work.display().to_string(), "unix_ns": now_ns()}),
+    )?;
+    say.step(&format!(
+        "Wrote {} and {}",
+        out.join("report.json").display(),
+        out.join("handovers.svg").display()
+    ));
+    let errors = lab.nss.teardown();
+    if !errors.is_empty() {
+        return err(errors.join("; "));
+    }
+    Ok(ms)
+}
+
+/// The default work directory.
+pub fn default_work() -> PathBuf {
+    std::env::temp_dir().join(format!("nemo-lab-{}", std::process::id()))
+}

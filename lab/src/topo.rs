@@ -1,0 +1,552 @@
+//! The default topology and the daemons in it.
+//!
+//! ```text
+//!                     cn  2001:db8:c::100  198.51.100.100      ("the Internet")
+//!                      |  2001:db8:c::/64  198.51.100.96/27
+//!   ha ---------------- r (router) ----------- bridges, one per access network:
+//!   eth0 2001:db8:1::1     |  acc-a   IPv6-only  2001:db8:a::/64   radvd
+//!   203.0.113.1/26         |  acc-a2  IPv6-only  2001:db8:a2::/64  radvd (the "new link")
+//!   (home link)            |  acc-b   dual stack 2001:db8:b::/64   radvd, 198.51.100.128/26
+//!                          |  (acc-n  IPv4-only behind NAT: issue 7, DSMIPv6)
+//!                     mr-eth0 / mr-eth1: the ends of the MR's two egress links
+//!                          |
+//!   mr: eth0 (SLAAC), eth1 (SLAAC + 198.51.100.130), mip0 (home address 2001:db8:1::100)
+//!       lan0 bridge 2001:db8:100:1::1/64 192.0.2.17/28   (the mobile network)
+//!        |-- mnn   2001:db8:100:1::2  192.0.2.18          (dual stack)
+//!        `-- mnn4  192.0.2.19                             (IPv4 only)
+//! ```
+//!
+//! The MR's egress ends (`mr-eth0`, `mr-eth1`) live in `r` and are bridge ports: moving the
+//! MR to another access network is moving its port to another bridge; unplugging is
+//! setting the port down (the MR sees its carrier go).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::net::{Namespaces, Ns, Proc, Result, err, veth, wait_until};
+
+/// The CN's addresses.
+pub const CN6: &str = "2001:db8:c::100";
+/// The CN's IPv4 address.
+pub const CN4: &str = "198.51.100.100";
+/// The home agent.
+pub const HA6: &str = "2001:db8:1::1";
+/// The home agent's IPv4 address.
+pub const HA4: &str = "203.0.113.1";
+/// The MR's home address.
+pub const HOA: &str = "2001:db8:1::100";
+/// The MNPs (etc/mrd.conf).
+pub const MNP6: &str = "2001:db8:100::/48";
+/// The IPv4 MNP.
+pub const MNP4: &str = "192.0.2.16/28";
+/// The dual-stack MNN.
+pub const MNN6: &str = "2001:db8:100:1::2";
+/// The dual-stack MNN's IPv4 address.
+pub const MNN4_OF_MNN: &str = "192.0.2.18";
+/// The IPv4-only host on the mobile network.
+pub const MNN4: &str = "192.0.2.19";
+
+/// An access network the MR can attach to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// IPv6-only, radvd (2001:db8:a::/64).
+    V6,
+    /// A second IPv6-only network (2001:db8:a2::/64), the "new link" of a single-interface
+    /// IPv6 -> IPv6 handover.
+    V6b,
+    /// Dual stack (2001:db8:b::/64 and 198.51.100.128/26).
+    Dual,
+}
+
+impl Access {
+    /// The bridge in `r`.
+    pub fn bridge(self) -> &'static str {
+        match self {
+            Access::V6 => "acc-a",
+            Access::V6b => "acc-a2",
+            Access::Dual => "acc-b",
+        }
+    }
+    /// The IPv6 prefix's first part (CoAs start with it).
+    pub fn prefix6(self) -> &'static str {
+        match self {
+            Access::V6 => "2001:db8:a:",
+            Access::V6b => "2001:db8:a2:",
+            Access::Dual => "2001:db8:b:",
+        }
+    }
+    /// The kind for report.json (`ipv6`, `dual`; `ipv4`, `ipv4-nat` arrive with issue 7).
+    pub fn kind(self) -> &'static str {
+        match self {
+            Access::V6 | Access::V6b => "ipv6",
+            Access::Dual => "dual",
+        }
+    }
+    /// In words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Access::V6 => "IPv6-only access network A (2001:db8:a::/64)",
+            Access::V6b => "IPv6-only access network A2 (2001:db8:a2::/64)",
+            Access::Dual => "dual-stack access network B (2001:db8:b::/64, 198.51.100.128/26)",
+        }
+    }
+    fn router_addrs(self) -> &'static [&'static str] {
+        match self {
+            Access::V6 => &["2001:db8:a::1/64"],
+            Access::V6b => &["2001:db8:a2::1/64"],
+            Access::Dual => &["2001:db8:b::1/64", "198.51.100.129/26"],
+        }
+    }
+    fn radvd_prefix(self) -> &'static str {
+        match self {
+            Access::V6 => "2001:db8:a::/64",
+            Access::V6b => "2001:db8:a2::/64",
+            Access::Dual => "2001:db8:b::/64",
+        }
+    }
+    /// Every access network built.
+    pub const ALL: [Access; 3] = [Access::V6, Access::V6b, Access::Dual];
+}
+
+/// Where the lab finds programs and writes files.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory of had, mrd, babymdd, nemonetd, mipsock.
+    pub bin_dir: PathBuf,
+    /// This program (for the helper subcommands run inside namespaces).
+    pub self_exe: PathBuf,
+    /// Configs, buses, logs.
+    pub work: PathBuf,
+    /// The workspace's etc/ (samples).
+    pub etc: PathBuf,
+    /// Print progress details.
+    pub verbose: bool,
+}
+
+/// The lab: namespaces, links, daemons.
+#[derive(Debug)]
+pub struct Lab {
+    /// Namespaces and processes (teardown on drop).
+    pub nss: Namespaces,
+    /// Options.
+    pub opts: Options,
+    /// Nodes.
+    pub cn: Ns,
+    /// The router between the CN, the home link and the access networks.
+    pub r: Ns,
+    /// Home agent.
+    pub ha: Ns,
+    /// Mobile router.
+    pub mr: Ns,
+    /// Dual-stack MNN.
+    pub mnn: Ns,
+    /// IPv4-only MNN.
+    pub mnn4: Ns,
+    /// Where each MR egress port is attached (`None`: unplugged), eth0 then eth1.
+    pub attached: [Option<Access>; 2],
+    /// Whether each egress port is plugged (carrier).
+    pub plugged: [bool; 2],
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text)
+        .map_err(|e| crate::net::Error::Msg(format!("{}: {e}", path.display())))
+}
+
+/// A sample from etc/ with `(from, to)` replacements, each of which must apply.
+pub fn sample(etc: &Path, name: &str, edits: &[(&str, &str)]) -> Result<String> {
+    let path = etc.join(name);
+    let mut text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::net::Error::Msg(format!("{}: {e}", path.display())))?;
+    for (from, to) in edits {
+        if !text.contains(from) {
+            return err(format!("etc/{name} no longer contains {from:?}"));
+        }
+        text = text.replace(from, to);
+    }
+    Ok(text)
+}
+
+const RA_FAST: &str = "\tMinRtrAdvInterval 0.05;\n\tMaxRtrAdvInterval 0.15;\n\tMinDelayBetweenRAs 0.03;\n\tAdvIntervalOpt on;\n\tAdvRASolicitedUnicast on;\n\tAdvDefaultLifetime 600;\n";
+
+impl Lab {
+    /// Bus directory of a node.
+    pub fn bus(&self, node: &str) -> PathBuf {
+        self.opts.work.join(format!("bus-{node}"))
+    }
+
+    /// A binary of the workspace.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.opts.bin_dir.join(name)
+    }
+
+    /// Builds the namespaces, links, addresses and routes (no daemons yet). Both MR egress
+    /// ports start unplugged: eth0 on A, eth1 on B.
+    pub fn build(opts: Options) -> Result<Lab> {
+        let mut nss = Namespaces::new();
+        let cn = nss.add("cn")?;
+        let r = nss.add("r")?;
+        let ha = nss.add("ha")?;
+        let mr = nss.add("mr")?;
+        let mnn = nss.add("mnn")?;
+        let mnn4 = nss.add("mnn4")?;
+        let mut lab = Lab {
+            nss,
+            opts,
+            cn,
+            r,
+            ha,
+            mr,
+            mnn,
+            mnn4,
+            attached: [None, None],
+            plugged: [false, false],
+        };
+        lab.wire()?;
+        Ok(lab)
+    }
+
+    fn wire(&mut self) -> Result<()> {
+        let dad = [
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+        ];
+        for ns in [&self.cn, &self.r, &self.ha, &self.mr, &self.mnn, &self.mnn4] {
+            ns.sysctls(&dad)?;
+        }
+        let (cn, r, ha, mr, mnn, mnn4) =
+            (&self.cn, &self.r, &self.ha, &self.mr, &self.mnn, &self.mnn4);
+        veth(cn, "eth0", r, "cn")?;
+        veth(ha, "eth0", r, "home")?;
+        veth(mr, "eth0", r, "mr-eth0")?;
+        veth(mr, "eth1", r, "mr-eth1")?;
+        veth(mnn, "eth0", mr, "lan-mnn")?;
+        veth(mnn4, "eth0", mr, "lan-mnn4")?;
+        // SHISA's mip0 holds the home address; this kernel has no dummy interfaces, so a
+        // veth pair inside the MR.
+        mr.ip(&[
+            "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+        ])?;
+        mr.ip(&["link", "set", "mip0", "up"])?;
+        mr.ip(&["link", "set", "mip0p", "up"])?;
+
+        // The router: forwarding, the CN link, the home link, one bridge per access network
+        // (with a spare port so the bridge keeps its carrier, and radvd, when the MR leaves).
+        r.sysctls(&[
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv4.ip_forward", "1"),
+        ])?;
+        let addr = |ns: &Ns, a: &str, dev: &str| -> Result<()> {
+            if a.contains(':') {
+                ns.ip(&["addr", "add", a, "dev", dev, "nodad"]).map(|_| ())
+            } else {
+                ns.ip(&["addr", "add", a, "dev", dev]).map(|_| ())
+            }
+        };
+        addr(r, "2001:db8:c::1/64", "cn")?;
+        addr(r, "198.51.100.97/27", "cn")?;
+        addr(r, "2001:db8:1::fe/64", "home")?;
+        addr(r, "203.0.113.62/26", "home")?;
+        let mut radvd = String::from("# radvd on the access networks (generated by nemo-lab)\n");
+        for acc in Access::ALL {
+            let br = acc.bridge();
+            r.ip(&[
+                "link",
+                "add",
+                br,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+                "stp_state",
+                "0",
+                "mcast_snooping",
+                "0",
+            ])?;
+            let keep = format!("{br}-k");
+            let keep_peer = format!("{br}-kp");
+            r.ip(&[
+                "link", "add", &keep, "type", "veth", "peer", "name", &keep_peer,
+            ])?;
+            r.ip(&["link", "set", &keep, "master", br])?;
+            r.ip(&["link", "set", &keep, "up"])?;
+            r.ip(&["link", "set", &keep_peer, "up"])?;
+            r.ip(&["link", "set", br, "up"])?;
+            for a in acc.router_addrs() {
+                addr(r, a, br)?;
+            }
+            radvd.push_str(&format!(
+                "interface {br} {{\n\tAdvSendAdvert on;\n{RA_FAST}\tprefix {} {{\n\t\tAdvOnLink on;\n\t\tAdvAutonomous on;\n\t}};\n}};\n",
+                acc.radvd_prefix()
+            ));
+        }
+        for p in ["mr-eth0", "mr-eth1"] {
+            r.ip(&["link", "set", p, "down"])?;
+        }
+        r.ip(&["link", "set", "mr-eth0", "master", Access::V6.bridge()])?;
+        r.ip(&["link", "set", "mr-eth1", "master", Access::Dual.bridge()])?;
+        self.attached = [Some(Access::V6), Some(Access::Dual)];
+        // Routes to the mobile network prefixes go to the home agent (an ISP's static route;
+        // BIRD/FRR could take had's protocol-110 routes instead).
+        r.ip(&["-6", "route", "add", MNP6, "via", HA6])?;
+        r.ip(&["route", "add", MNP4, "via", HA4])?;
+
+        // CN.
+        addr(cn, &format!("{CN6}/64"), "eth0")?;
+        addr(cn, &format!("{CN4}/27"), "eth0")?;
+        cn.ip(&["-6", "route", "add", "default", "via", "2001:db8:c::1"])?;
+        cn.ip(&["route", "add", "default", "via", "198.51.100.97"])?;
+
+        // HA: the home link; had turns on forwarding and proxy ND itself.
+        addr(ha, &format!("{HA6}/64"), "eth0")?;
+        addr(ha, &format!("{HA4}/26"), "eth0")?;
+        ha.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::fe"])?;
+        ha.ip(&["route", "add", "default", "via", "203.0.113.62"])?;
+        ha.sysctls(&[
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv4.ip_forward", "1"),
+        ])?;
+
+        // MR: a router that takes RAs on its egress links (accept_ra=2, linux-notes), no
+        // DAD, and ignores routes of links without carrier (so a vertical handover leaves
+        // through the other link at once).
+        mr.sysctls(&[
+            ("net.ipv6.conf.all.forwarding", "1"),
+            ("net.ipv4.ip_forward", "1"),
+            ("net.ipv6.conf.all.ignore_routes_with_linkdown", "1"),
+            ("net.ipv4.conf.all.ignore_routes_with_linkdown", "1"),
+            ("net.ipv6.conf.eth0.accept_ra", "2"),
+            ("net.ipv6.conf.eth1.accept_ra", "2"),
+            ("net.ipv6.conf.eth0.accept_dad", "0"),
+            ("net.ipv6.conf.eth1.accept_dad", "0"),
+            ("net.ipv6.conf.eth0.ignore_routes_with_linkdown", "1"),
+            ("net.ipv6.conf.eth1.ignore_routes_with_linkdown", "1"),
+            ("net.ipv4.conf.eth0.ignore_routes_with_linkdown", "1"),
+            ("net.ipv4.conf.eth1.ignore_routes_with_linkdown", "1"),
+        ])?;
+        addr(mr, &format!("{HOA}/128"), "mip0")?;
+        // The dual-stack network's IPv4 address (static: DHCP arrives with issue 7).
+        addr(mr, "198.51.100.130/26", "eth1")?;
+        mr.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            "198.51.100.129",
+            "dev",
+            "eth1",
+        ])?;
+        mr.ip(&[
+            "link",
+            "add",
+            "lan0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        mr.ip(&["link", "set", "lan-mnn", "master", "lan0"])?;
+        mr.ip(&["link", "set", "lan-mnn4", "master", "lan0"])?;
+        mr.ip(&["link", "set", "lan0", "up"])?;
+        addr(mr, "2001:db8:100:1::1/64", "lan0")?;
+        addr(mr, "192.0.2.17/28", "lan0")?;
+
+        // The mobile network's hosts.
+        addr(mnn, &format!("{MNN6}/64"), "eth0")?;
+        addr(mnn, &format!("{MNN4_OF_MNN}/28"), "eth0")?;
+        mnn.ip(&["-6", "route", "add", "default", "via", "2001:db8:100:1::1"])?;
+        mnn.ip(&["route", "add", "default", "via", "192.0.2.17"])?;
+        addr(mnn4, &format!("{MNN4}/28"), "eth0")?;
+        mnn4.ip(&["route", "add", "default", "via", "192.0.2.17"])?;
+        mnn4.sysctls(&[("net.ipv6.conf.all.disable_ipv6", "1")])?;
+
+        // Files: radvd, daemons' configs from the etc/ samples, one bus per node.
+        let work = self.opts.work.clone();
+        for node in ["ha", "mr", "cn"] {
+            std::fs::create_dir_all(work.join(format!("bus-{node}")))?;
+        }
+        write(&work.join("radvd.conf"), &radvd)?;
+        let auth = work.join("auth-database");
+        std::fs::copy(self.opts.etc.join("auth-database"), &auth)?;
+        let table = work.join("prefixtable.cf");
+        std::fs::copy(self.opts.etc.join("prefixtable.cf"), &table)?;
+        let journal = work.join("had.journal");
+        let had = sample(
+            &self.opts.etc,
+            "had.conf",
+            &[
+                ("/etc/nemo/auth-database", &auth.display().to_string()),
+                ("/etc/nemo/prefixtable.cf", &table.display().to_string()),
+                ("/var/lib/nemo/had.journal", &journal.display().to_string()),
+            ],
+        )?;
+        write(&work.join("had.conf"), &had)?;
+        let mrd = sample(
+            &self.opts.etc,
+            "mrd.conf",
+            &[
+                ("/etc/nemo/auth-database", &auth.display().to_string()),
+                ("egress-interface wlan0 eth1", "egress-interface eth0 eth1"),
+            ],
+        )?;
+        write(&work.join("mrd.conf"), &mrd)?;
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        ns: &Ns,
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        ready: &str,
+    ) -> Result<()> {
+        let log = self.opts.work.join(format!("{name}.log"));
+        let child = ns.spawn(program, args, &log)?;
+        let mut p = Proc {
+            name: name.to_string(),
+            child,
+            log,
+        };
+        if !ready.is_empty() {
+            let ok = wait_until(Duration::from_secs(20), || {
+                p.log_text().contains(ready) || !p.alive()
+            })?;
+            if !ok || !p.alive() {
+                let text = p.log_text();
+                self.nss.procs.push(p);
+                return err(format!(
+                    "{name} did not start (no {ready:?} in its log):\n{text}"
+                ));
+            }
+        }
+        self.nss.procs.push(p);
+        Ok(())
+    }
+
+    /// radvd on the router, then the daemons with SHISA's command lines: on the HA `had`
+    /// and `nemonetd -h`, on the MR `nemonetd -m`, `mrd` and `babymdd`, each node its own
+    /// mipsock bus; and a `mipsock tap --json` on the MR's bus for the event timestamps.
+    pub fn start_daemons(&mut self) -> Result<()> {
+        let w = self.opts.work.clone();
+        let s = |p: PathBuf| p.display().to_string();
+        let (r, ha, mr) = (self.r.clone(), self.ha.clone(), self.mr.clone());
+        let radvd_conf = s(w.join("radvd.conf"));
+        let radvd_pid = s(w.join("radvd.pid"));
+        self.start(
+            &r,
+            "radvd",
+            Path::new("radvd"),
+            &["-n", "-m", "stderr", "-C", &radvd_conf, "-p", &radvd_pid],
+            "",
+        )?;
+        let ha_bus = s(self.bus("ha"));
+        let mr_bus = s(self.bus("mr"));
+        let had_conf = s(w.join("had.conf"));
+        let mrd_conf = s(w.join("mrd.conf"));
+        self.start(
+            &ha,
+            "had",
+            &self.bin("had"),
+            &["-d", "-f", "-c", &had_conf, "-b", &ha_bus, "eth0"],
+            "had ready",
+        )?;
+        self.start(
+            &ha,
+            "nemonetd-ha",
+            &self.bin("nemonetd"),
+            &["-d", "-f", "-h", "-b", &ha_bus, "eth0"],
+            "ready",
+        )?;
+        self.start(
+            &mr,
+            "mipsock-tap-mr",
+            &self.bin("mipsock"),
+            &["-b", &mr_bus, "tap", "--json"],
+            "",
+        )?;
+        self.start(
+            &mr,
+            "nemonetd-mr",
+            &self.bin("nemonetd"),
+            &["-d", "-f", "-m", "-b", &mr_bus, "eth0"],
+            "ready",
+        )?;
+        self.start(
+            &mr,
+            "mrd",
+            &self.bin("mrd"),
+            &["-d", "-f", "-c", &mrd_conf, "-b", &mr_bus, "mip0"],
+            "mrd ready",
+        )?;
+        self.start(
+            &mr,
+            "babymdd",
+            &self.bin("babymdd"),
+            &["-d", "-h", "mip0", "-c", &mrd_conf, "-b", &mr_bus],
+            "",
+        )?;
+        Ok(())
+    }
+
+    /// Starts a helper subcommand of this program inside a namespace.
+    pub fn helper(&mut self, ns: &Ns, name: &str, args: &[&str]) -> Result<()> {
+        let exe = self.opts.self_exe.clone();
+        self.start(ns, name, &exe, args, "")
+    }
+
+    /// The process called `name`.
+    pub fn proc(&mut self, name: &str) -> Option<&mut Proc> {
+        self.nss.procs.iter_mut().find(|p| p.name == name)
+    }
+
+    /// Waits for a process to exit by itself; its log.
+    pub fn wait_proc(&mut self, name: &str, timeout: Duration) -> Result<String> {
+        let Some(p) = self.proc(name) else {
+            return err(format!("no process {name}"));
+        };
+        let ok = wait_until(timeout, || !p.alive())?;
+        if !ok {
+            p.signal(nix::sys::signal::Signal::SIGKILL);
+            let _ = p.child.wait();
+        }
+        Ok(p.log_text())
+    }
+
+    fn port(i: usize) -> &'static str {
+        ["mr-eth0", "mr-eth1"][i]
+    }
+
+    /// Plugs (carrier on) or unplugs (carrier off) the MR's egress link `i` (0: eth0).
+    pub fn plug(&mut self, i: usize, up: bool) -> Result<()> {
+        self.r
+            .ip(&["link", "set", Self::port(i), if up { "up" } else { "down" }])?;
+        self.plugged[i] = up;
+        Ok(())
+    }
+
+    /// Moves the MR's egress link `i` to another access network the way a WLAN interface
+    /// re-associates: the MR's interface goes down (addresses and routes flushed), its port
+    /// moves to the other bridge, and the interface comes up again (RS, RA, SLAAC).
+    pub fn move_link(&mut self, i: usize, to: Access) -> Result<()> {
+        let ifname = ["eth0", "eth1"][i];
+        self.mr.ip(&["link", "set", ifname, "down"])?;
+        self.r.ip(&["link", "set", Self::port(i), "nomaster"])?;
+        self.r
+            .ip(&["link", "set", Self::port(i), "master", to.bridge()])?;
+        self.mr.ip(&["link", "set", ifname, "up"])?;
+        self.attached[i] = Some(to);
+        Ok(())
+    }
+
+    /// Where the MR is now (its preferred plugged link).
+    pub fn current(&self) -> Option<Access> {
+        (0..2)
+            .find(|&i| self.plugged[i])
+            .and_then(|i| self.attached[i])
+    }
+}
