@@ -1,0 +1,198 @@
+//! `nemo-lab` end to end (root): the demo's scenario and a short handover experiment, with
+//! assertions on connectivity and on packets crossing the tunnel, never on timings; and
+//! Ctrl-C in the middle leaves no namespace behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use tests::{bin, require_root, wait_until};
+
+fn namespaces_of(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("nl-{pid}-")))
+        .map(String::from)
+        .collect()
+}
+
+fn lab(args: &[&str], work: &Path) -> (std::process::Output, u32) {
+    let child = Command::new(bin("nemo-lab"))
+        .args(args)
+        .arg("--work")
+        .arg(work)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+#[test]
+fn demo_scenario() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let work = dir.path().join("work");
+    let (out, pid) = lab(
+        &["demo", "--summary-json", summary.to_str().unwrap()],
+        &work,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        namespaces_of(pid).is_empty(),
+        "namespaces left: {:?}",
+        namespaces_of(pid)
+    );
+    let logs = || {
+        let mut s = String::new();
+        for f in [
+            "mrd.log",
+            "babymdd.log",
+            "had.log",
+            "nemonetd-mr.log",
+            "nemonetd-ha.log",
+        ] {
+            let t = std::fs::read_to_string(work.join(f)).unwrap_or_default();
+            let tail: Vec<&str> = t.lines().rev().take(30).collect();
+            s.push_str(&format!("--- {f} (last lines)\n"));
+            for l in tail.into_iter().rev() {
+                s.push_str(l);
+                s.push('\n');
+            }
+        }
+        s
+    };
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{stderr}\n{}",
+        logs()
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let passed = |needle: &str| {
+        checks
+            .iter()
+            .any(|c| c["name"].as_str().unwrap_or_default().contains(needle) && c["ok"] == true)
+    };
+    for needle in [
+        "registered from the IPv6-only network with an IPv6 and an IPv4 prefix",
+        "on IPv6-only A: IPv4-only MNN4 (192.0.2.19) pings the CN (198.51.100.100) over IPv4",
+        "on IPv6-only A: MNN (2001:db8:100:1::2) pings the CN (2001:db8:c::100) over IPv6",
+        "on IPv6-only A: MNN4 fetches the CN's web page over IPv4",
+        "on IPv6-only A: MNN fetches the CN's web page over IPv6",
+        "IPv4 packets of the mobile network cross the IPv6-only access network inside IPv6",
+        "IPv6 packets of the mobile network cross it inside IPv6 too",
+        "no bare IPv4",
+        "after the handovers: IPv4-only MNN4",
+        "after the handovers: MNN fetches",
+        "IPv4 interactive session from MNN4 survived the handovers",
+        "IPv6 interactive session from MNN survived the handovers",
+        "the UDP probe flow got through the tunnel",
+    ] {
+        assert!(
+            passed(needle),
+            "check {needle:?} missing or failed:\n{stdout}"
+        );
+    }
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    let hs = v["handovers"].as_array().unwrap();
+    assert_eq!(hs.len(), 3, "{stdout}");
+    assert!(hs.iter().all(|h| h["registered"] == true), "{stdout}");
+    // The work directory is removed after a successful run.
+    assert!(!work.exists());
+}
+
+#[test]
+fn short_handover_experiment() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let work = dir.path().join("work");
+    let (out, pid) = lab(
+        &[
+            "handover",
+            "--repeat",
+            "1",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &work,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(namespaces_of(pid).is_empty());
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let hs = report["handovers"].as_array().unwrap();
+    // A -> A2, A2 -> A (one interface), then vertical out and back (two).
+    assert_eq!(hs.len(), 4, "{report:#}");
+    for (h, (from, to, ifs)) in hs.iter().zip([
+        ("ipv6", "ipv6", 1),
+        ("ipv6", "ipv6", 1),
+        ("ipv6", "dual", 2),
+        ("dual", "ipv6", 2),
+    ]) {
+        assert_eq!(h["from"], from, "{h:#}");
+        assert_eq!(h["to"], to, "{h:#}");
+        assert_eq!(h["interfaces"], ifs, "{h:#}");
+        assert_eq!(h["registered"], true, "{h:#}");
+        for k in [
+            "lost",
+            "gap_ms",
+            "link_to_coa_ms",
+            "coa_to_bu_ms",
+            "bu_to_ba_ms",
+        ] {
+            assert!(h[k].is_number(), "{k} missing: {h:#}");
+        }
+    }
+    // The flow went through the tunnel, before and after every handover.
+    assert!(
+        report["flow"]["received"].as_u64().unwrap() > 500,
+        "{report:#}"
+    );
+    let svg = std::fs::read_to_string(out_dir.join("handovers.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("BU") && svg.contains("BA"));
+}
+
+#[test]
+fn ctrl_c_removes_every_namespace() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin("nemo-lab"))
+        .args(["demo", "--quiet", "--work"])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Interrupt once the MR's daemons run.
+    assert!(wait_until(Duration::from_secs(60), || {
+        namespaces_of(pid).len() == 6 && dir.path().join("babymdd.log").exists()
+    }));
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    assert!(wait_until(Duration::from_secs(30), || matches!(
+        child.try_wait(),
+        Ok(Some(_))
+    )));
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        namespaces_of(pid).is_empty(),
+        "left: {:?}",
+        namespaces_of(pid)
+    );
+}
