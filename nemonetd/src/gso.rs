@@ -69,6 +69,9 @@ pub enum GsoError {
     Unsupported(u8),
 }
 
+/// Offset of the checksum in a UDP header.
+const UDP_CSUM_OFFSET: u16 = 6;
+
 /// Finishes a partial checksum (`F_NEEDS_CSUM`): the field holds the pseudo-header sum; the
 /// device sums from `csum_start` to the end and stores the complement.
 pub fn finish_checksum(h: &VnetHdr, packet: &mut [u8]) -> Result<(), GsoError> {
@@ -77,7 +80,12 @@ pub fn finish_checksum(h: &VnetHdr, packet: &mut [u8]) -> Result<(), GsoError> {
     if field + 2 > packet.len() {
         return Err(GsoError::Malformed);
     }
-    let c = checksum::finish(checksum::sum(0, &packet[start..]));
+    let c = match checksum::finish(checksum::sum(0, &packet[start..])) {
+        // UDP (checksum at offset 6): a computed zero goes out as all ones, since zero
+        // means "no checksum" (RFC 768) and is invalid over IPv6 (RFC 8200 §8.1).
+        0 if h.csum_offset == UDP_CSUM_OFFSET => 0xffff,
+        c => c,
+    };
     packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
     Ok(())
 }
@@ -565,6 +573,22 @@ mod tests {
         // Pure ACKs are not gathered at all.
         let ack = tcp(true, 0, 0x10);
         assert!(!Coalescer::new().push(&ack));
+    }
+
+    #[test]
+    fn udp_zero_checksum_is_sent_as_all_ones() {
+        // A UDP "packet" whose complete sum is 0xffff, so the checksum computes to zero.
+        let mut p = vec![0u8; 8];
+        p[0..2].copy_from_slice(&0xfffeu16.to_be_bytes());
+        p[2..4].copy_from_slice(&0x0001u16.to_be_bytes());
+        let h = VnetHdr {
+            flags: F_NEEDS_CSUM,
+            csum_start: 0,
+            csum_offset: UDP_CSUM_OFFSET,
+            ..Default::default()
+        };
+        finish_checksum(&h, &mut p).unwrap();
+        assert_eq!(p[6..8], [0xff, 0xff]);
     }
 
     #[test]
