@@ -300,6 +300,31 @@ fn iperf(client: &Netns, server: &Netns, dst: &str, secs: &str, reverse: bool, d
     bps / 1e9
 }
 
+/// iperf3 UDP at 50 Mbit/s for 1 s; returns the receiver's loss in percent. Exercises the
+/// partial checksums the TUN hands over for UDP (finished in user space).
+fn iperf_udp(client: &Netns, server: &Netns, dst: &str, reverse: bool, dir: &Path) -> f64 {
+    let log = dir.join(format!(
+        "iperf3-server-{}.log",
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _srv = server.spawn("iperf3", &["-s", "-1"], &log);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut args = vec!["-c", dst, "-u", "-b", "50M", "-t", "1", "-J"];
+    if reverse {
+        args.push("-R");
+    }
+    let out = client.try_exec("iperf3", &args);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "iperf3 {args:?}: {json}");
+    let tail = &json[json.rfind("\"lost_percent\"").expect("lost_percent")..];
+    tail.split([':', ',', '\n', '}'])
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse::<f64>()
+        .unwrap()
+}
+
 fn have(program: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
@@ -602,6 +627,8 @@ fn mnn_cn_through_the_tunnel() {
         ] {
             let g = iperf(&w.mnn, &w.cn, dst, "1", rev, dir.path());
             assert!(g > 0.0, "TCP {dst} reverse={rev}");
+            let lost = iperf_udp(&w.mnn, &w.cn, dst, rev, dir.path());
+            assert!(lost < 10.0, "UDP {dst} reverse={rev}: {lost}% lost");
         }
     }
 
