@@ -66,6 +66,19 @@ fn bench_bu(c: &mut Criterion) {
             black_box(n)
         })
     });
+
+    // The MAC alone: key derived per call vs a prepared key (what had and mrd keep).
+    let n = repr.emit_to(&mut out).unwrap();
+    c.bench_function("auth_sign (key per call)", |b| {
+        b.iter(|| proto::auth::sign(black_box(&mut out[..n]), IpAddr::V6(COA), &HOA, KEY).unwrap())
+    });
+    let key = proto::auth::MnHaKey::new(KEY);
+    c.bench_function("auth_sign (prepared key)", |b| {
+        b.iter(|| {
+            key.sign(black_box(&mut out[..n]), IpAddr::V6(COA), &HOA)
+                .unwrap()
+        })
+    });
 }
 
 fn bench_encap(c: &mut Criterion) {

@@ -15,6 +15,11 @@
 //! Workflow: emit the message with an [`MobilityOption::Authentication`] option last whose
 //! data is [`PLACEHOLDER`] (see [`mn_ha_option`]), call [`sign`], then fill the checksum.
 //!
+//! A node that signs or verifies many messages with one key keeps an [`MnHaKey`]: the
+//! keyed HMAC state (key padded, ipad and opad blocks hashed) is derived once, and each MAC
+//! starts from a copy of it ([`MnHaKey::sign`], [`MnHaKey::verify`]). The free functions
+//! derive it on every call.
+//!
 //! [`MobilityOption::Authentication`]: crate::option::MobilityOption::Authentication
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -83,58 +88,104 @@ fn locate(mh: &[u8]) -> Result<(usize, usize)> {
     Ok((at + 7, len - 5))
 }
 
-fn mac(key: &[u8], coa: IpAddr, hoa: &Ipv6Addr, mh_upto_spi: &[u8]) -> Result<HmacSha1> {
-    let mut m = HmacSha1::new_from_slice(key).map_err(|_| Error::Malformed("key"))?;
-    m.update(&care_of_octets(coa));
-    m.update(&hoa.octets());
-    // The checksum field (octets 4..6) counts as zero.
-    m.update(&mh_upto_spi[..4]);
-    m.update(&[0, 0]);
-    m.update(&mh_upto_spi[6..]);
-    Ok(m)
+/// A mobility SA's key, prepared for HMAC-SHA1: the keyed state (RFC 2104 ipad and opad
+/// blocks already hashed) from which every MAC starts, so signing or verifying costs only
+/// the hashing of MobilityData. The key itself is not kept; `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct MnHaKey {
+    keyed: HmacSha1,
 }
 
-/// Computes the 96-bit MN-HA authenticator for an emitted MH (its current authentication
-/// data is ignored).
+impl MnHaKey {
+    /// Prepares `key` (any length: HMAC hashes keys longer than 64 octets first).
+    pub fn new(key: &[u8]) -> MnHaKey {
+        MnHaKey {
+            keyed: <HmacSha1 as hmac::digest::KeyInit>::new_from_slice(key)
+                .expect("HMAC accepts keys of any length"),
+        }
+    }
+
+    fn mac(&self, coa: IpAddr, hoa: &Ipv6Addr, mh_upto_spi: &[u8]) -> HmacSha1 {
+        let mut m = self.keyed.clone();
+        m.update(&care_of_octets(coa));
+        m.update(&hoa.octets());
+        // The checksum field (octets 4..6) counts as zero.
+        m.update(&mh_upto_spi[..4]);
+        m.update(&[0, 0]);
+        m.update(&mh_upto_spi[6..]);
+        m
+    }
+
+    /// Computes the 96-bit MN-HA authenticator for an emitted MH (its current
+    /// authentication data is ignored).
+    pub fn authenticator(
+        &self,
+        mh: &[u8],
+        coa: IpAddr,
+        hoa: &Ipv6Addr,
+    ) -> Result<[u8; AUTHENTICATOR_LEN]> {
+        let (data_at, _) = locate(mh)?;
+        let full = self.mac(coa, hoa, &mh[..data_at]).finalize().into_bytes();
+        let mut out = [0u8; AUTHENTICATOR_LEN];
+        out.copy_from_slice(&full[..AUTHENTICATOR_LEN]);
+        Ok(out)
+    }
+
+    /// Fills the authentication data of the last MN-HA authentication option of an
+    /// emitted MH (BU or BA; also BRR/BE). The option must be last, with exactly 12 octets
+    /// of data (`BadLength` otherwise). Call before filling the checksum.
+    pub fn sign(&self, mh: &mut [u8], coa: IpAddr, hoa: &Ipv6Addr) -> Result<()> {
+        let (data_at, len) = locate(mh)?;
+        if len != AUTHENTICATOR_LEN {
+            return Err(Error::BadLength);
+        }
+        let full = self.mac(coa, hoa, &mh[..data_at]).finalize().into_bytes();
+        mh[data_at..data_at + AUTHENTICATOR_LEN].copy_from_slice(&full[..AUTHENTICATOR_LEN]);
+        Ok(())
+    }
+
+    /// Checks the MN-HA authenticator of a received MH in constant time: `Ok(true)` if it
+    /// verifies, `Ok(false)` if not (answer a BU with BA 146, MIPV6-AUTH-FAIL). Errors mean
+    /// the message cannot carry a valid authenticator at all: no MN-HA option, not last,
+    /// data not 12 octets (`BadLength`), or an unparsable option walk.
+    pub fn verify(&self, mh: &[u8], coa: IpAddr, hoa: &Ipv6Addr) -> Result<bool> {
+        let (data_at, len) = locate(mh)?;
+        if len != AUTHENTICATOR_LEN {
+            return Err(Error::BadLength);
+        }
+        let tag = &mh[data_at..data_at + AUTHENTICATOR_LEN];
+        Ok(self
+            .mac(coa, hoa, &mh[..data_at])
+            .verify_truncated_left(tag)
+            .is_ok())
+    }
+}
+
+impl std::fmt::Debug for MnHaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys (and states derived from them) stay out of logs.
+        f.write_str("MnHaKey(<prepared HMAC-SHA1 key>)")
+    }
+}
+
+/// [`MnHaKey::authenticator`] with a key prepared for this one call.
 pub fn authenticator(
     mh: &[u8],
     coa: IpAddr,
     hoa: &Ipv6Addr,
     key: &[u8],
 ) -> Result<[u8; AUTHENTICATOR_LEN]> {
-    let (data_at, _) = locate(mh)?;
-    let full = mac(key, coa, hoa, &mh[..data_at])?.finalize().into_bytes();
-    let mut out = [0u8; AUTHENTICATOR_LEN];
-    out.copy_from_slice(&full[..AUTHENTICATOR_LEN]);
-    Ok(out)
+    MnHaKey::new(key).authenticator(mh, coa, hoa)
 }
 
-/// Fills the authentication data of the last MN-HA authentication option of an emitted
-/// MH (BU or BA; also BRR/BE). The option must be last, with exactly 12 octets of data
-/// (`BadLength` otherwise). Call before filling the checksum.
+/// [`MnHaKey::sign`] with a key prepared for this one call.
 pub fn sign(mh: &mut [u8], coa: IpAddr, hoa: &Ipv6Addr, key: &[u8]) -> Result<()> {
-    let (data_at, len) = locate(mh)?;
-    if len != AUTHENTICATOR_LEN {
-        return Err(Error::BadLength);
-    }
-    let full = mac(key, coa, hoa, &mh[..data_at])?.finalize().into_bytes();
-    mh[data_at..data_at + AUTHENTICATOR_LEN].copy_from_slice(&full[..AUTHENTICATOR_LEN]);
-    Ok(())
+    MnHaKey::new(key).sign(mh, coa, hoa)
 }
 
-/// Checks the MN-HA authenticator of a received MH in constant time: `Ok(true)` if it
-/// verifies, `Ok(false)` if not (answer a BU with BA 146, MIPV6-AUTH-FAIL). Errors mean
-/// the message cannot carry a valid authenticator at all: no MN-HA option, not last,
-/// data not 12 octets (`BadLength`), or an unparsable option walk.
+/// [`MnHaKey::verify`] with a key prepared for this one call.
 pub fn verify(mh: &[u8], coa: IpAddr, hoa: &Ipv6Addr, key: &[u8]) -> Result<bool> {
-    let (data_at, len) = locate(mh)?;
-    if len != AUTHENTICATOR_LEN {
-        return Err(Error::BadLength);
-    }
-    let tag = &mh[data_at..data_at + AUTHENTICATOR_LEN];
-    Ok(mac(key, coa, hoa, &mh[..data_at])?
-        .verify_truncated_left(tag)
-        .is_ok())
+    MnHaKey::new(key).verify(mh, coa, hoa)
 }
 
 #[cfg(test)]
@@ -204,6 +255,38 @@ mod tests {
             authenticator(&buf, coa().into(), &hoa(), &KEY).unwrap(),
             SIGNED_BU[60..]
         );
+    }
+
+    #[test]
+    fn prepared_key_matches_and_is_reusable() {
+        let key = MnHaKey::new(&KEY);
+        for _ in 0..3 {
+            let mut buf = emitted(&bu());
+            key.sign(&mut buf, coa().into(), &hoa()).unwrap();
+            assert_eq!(buf, SIGNED_BU);
+            assert_eq!(key.verify(&buf, coa().into(), &hoa()), Ok(true));
+            assert_eq!(key.verify(&buf, coa().into(), &coa()), Ok(false));
+        }
+        assert_eq!(
+            key.authenticator(
+                &SIGNED_BU,
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+                &hoa()
+            ),
+            Ok(MAC_V4_COA)
+        );
+        // Keys longer than the SHA-1 block are hashed first (RFC 2104), both ways alike.
+        let long = [0x5a; 100];
+        let mut a = emitted(&bu());
+        let mut b = a.clone();
+        MnHaKey::new(&long)
+            .sign(&mut a, coa().into(), &hoa())
+            .unwrap();
+        sign(&mut b, coa().into(), &hoa(), &long).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(verify(&a, coa().into(), &hoa(), &long), Ok(true));
+        // Nothing of the key in Debug.
+        assert!(!format!("{key:?}").contains("00"));
     }
 
     #[test]

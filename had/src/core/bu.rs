@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::CareOf;
+use proto::auth::MnHaKey;
 use proto::ext::MobilityPacketRepr;
 use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, MhRepr};
 use proto::option::{AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MobilityOption, NAT_REFRESH_NONE};
@@ -50,8 +51,8 @@ struct Reply<'a> {
     mn_id: Option<MobilityOption<'a>>,
     /// RFC 4285 §6: timestamp to echo.
     timestamp: Option<u64>,
-    /// The SA that signs the BA (MN-HA option last).
-    sa: Option<Arc<MobilitySa>>,
+    /// SPI and key of the SA that signs the BA (MN-HA option last).
+    sa: Option<(u32, MnHaKey)>,
     coa_mac: IpAddr,
     hoa: Ipv6Addr,
     /// NAT Detection option for a BU that arrived in UDP/IPv4 (RFC 5555 §4.1).
@@ -192,18 +193,21 @@ impl Ha {
                 info!(hoa = %hoa, src = %signal.src, seq = seq.0, "binding update without MN-HA authentication dropped");
                 return;
             };
-            let Some(sa) = self.sas.get(&spi).cloned() else {
+            let Some(sa) = self.sas.get(&spi) else {
                 self.stats.unknown_spi += 1;
                 info!(hoa = %hoa, src = %signal.src, spi, "binding update with unknown SPI dropped");
                 return;
             };
-            reply.sa = Some(sa.clone());
-            let mac_ok = matches!(
-                proto::auth::verify(signal.mh, coa_mac, &hoa, &sa.key),
-                Ok(true)
-            );
+            let mac_ok = matches!(sa.key.verify(signal.mh, coa_mac, &hoa), Ok(true));
             let owner = existing.and_then(|(_, _, spi)| spi);
-            if !mac_ok || !sa_covers(&sa, &hoa, mn_id, owner) {
+            let covers = sa_covers(sa, &hoa, mn_id, owner);
+            let required = matches!(sa.replay, ReplayProtection::Timestamps { .. });
+            let window = match sa.replay {
+                ReplayProtection::Timestamps { window } => window,
+                ReplayProtection::SequenceOnly => crate::config::DEFAULT_TIMESTAMP_WINDOW,
+            };
+            reply.sa = Some((spi, sa.key.clone()));
+            if !mac_ok || !covers {
                 self.stats.auth_failed += 1;
                 warn!(hoa = %hoa, coa = %coa, spi, mac_ok, "binding update failed authentication");
                 self.reject(&reply, BaStatus::Mipv6AuthFail);
@@ -211,7 +215,6 @@ impl Ha {
             }
             spi_used = Some(spi);
             // RFC 4285 §6: timestamps are checked after the MAC.
-            let required = matches!(sa.replay, ReplayProtection::Timestamps { .. });
             match timestamp {
                 None if required => {
                     self.stats.replay_rejected += 1;
@@ -221,10 +224,6 @@ impl Ha {
                 }
                 None => {}
                 Some(ts) => {
-                    let window = match sa.replay {
-                        ReplayProtection::Timestamps { window } => window,
-                        ReplayProtection::SequenceOnly => crate::config::DEFAULT_TIMESTAMP_WINDOW,
-                    };
                     let ha_now = NtpTimestamp::from_unix(wall);
                     let t = NtpTimestamp(ts);
                     let last = existing
@@ -646,8 +645,8 @@ impl Ha {
         if let Some(ts) = reply.timestamp {
             options.push(MobilityOption::ReplayProtection { timestamp: ts });
         }
-        if let Some(sa) = &reply.sa {
-            options.push(proto::auth::mn_ha_option(sa.spi));
+        if let Some((spi, _)) = &reply.sa {
+            options.push(proto::auth::mn_ha_option(*spi));
         }
         // RFC 3963 §6.2: R only when the BU had R and the HA does NEMO (not on 140).
         let r = reply.r && status != BaStatus::MobileRouterOperationNotPermitted;
@@ -658,10 +657,10 @@ impl Ha {
             lifetime,
             options,
         });
-        let sa = reply.sa.clone();
-        let sign = sa
+        let sign = reply
+            .sa
             .as_ref()
-            .map(|sa| (sa.key.as_slice(), reply.coa_mac, reply.hoa));
+            .map(|(_, key)| (key, reply.coa_mac, reply.hoa));
         self.queue_mh(
             &repr,
             reply.addressing,

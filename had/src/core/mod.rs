@@ -201,12 +201,27 @@ pub(crate) struct HoaPolicy {
     pub legacy_ipv4_mnp: bool,
 }
 
+/// A mobility SA with its key prepared for HMAC-SHA1 (derived once, at start).
+#[derive(Debug)]
+pub(crate) struct PreparedSa {
+    pub sa: MobilitySa,
+    pub key: proto::auth::MnHaKey,
+}
+
+impl std::ops::Deref for PreparedSa {
+    type Target = MobilitySa;
+    fn deref(&self) -> &MobilitySa {
+        &self.sa
+    }
+}
+
 /// The home agent core.
 #[derive(Debug)]
 pub struct Ha {
     pub(crate) cfg: HaCoreConfig,
     pub(crate) policy: HashMap<Ipv6Addr, Arc<HoaPolicy>>,
-    pub(crate) sas: HashMap<u32, Arc<MobilitySa>>,
+    /// Inline, not behind an `Arc`: one dependent cache miss less per authenticated BU.
+    pub(crate) sas: HashMap<u32, PreparedSa>,
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
     /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
     pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
@@ -244,7 +259,11 @@ impl Ha {
         let mut sas = HashMap::new();
         if let AuthPolicy::Required(list) = &cfg.auth {
             for sa in list {
-                if sas.insert(sa.spi, Arc::new(sa.clone())).is_some() {
+                let prepared = PreparedSa {
+                    sa: sa.clone(),
+                    key: proto::auth::MnHaKey::new(&sa.key),
+                };
+                if sas.insert(sa.spi, prepared).is_some() {
                     return Err(ConfigError::DuplicateSpi(sa.spi));
                 }
             }
@@ -532,7 +551,7 @@ impl Ha {
         repr: &MhRepr<'_>,
         addressing: MobilityPacketRepr,
         udp_v4: Option<UdpV4Path>,
-        sign: Option<(&[u8], std::net::IpAddr, Ipv6Addr)>,
+        sign: Option<(&proto::auth::MnHaKey, std::net::IpAddr, Ipv6Addr)>,
         ifindex: Option<u32>,
     ) {
         let n = match repr.emit_to(&mut self.scratch) {
@@ -544,7 +563,7 @@ impl Ha {
         };
         let mut mh = self.scratch[..n].to_vec();
         if let Some((key, coa, hoa)) = sign {
-            if let Err(e) = proto::auth::sign(&mut mh, coa, &hoa, key) {
+            if let Err(e) = key.sign(&mut mh, coa, &hoa) {
                 warn!(error = %e, "could not sign a mobility header");
                 return;
             }
@@ -624,16 +643,19 @@ impl Ha {
             return;
         };
         let mut options = Vec::new();
-        let sa = bce.spi.and_then(|s| self.sas.get(&s)).cloned();
-        if let Some(sa) = &sa {
-            options.push(proto::auth::mn_ha_option(sa.spi));
+        let sa = bce
+            .spi
+            .and_then(|s| self.sas.get(&s))
+            .map(|sa| (sa.spi, sa.key.clone()));
+        if let Some((spi, _)) = &sa {
+            options.push(proto::auth::mn_ha_option(*spi));
         }
         let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest { options });
         let (addressing, udp) = self.addressing_to(&hoa, bce);
         let coa_mac = care_of_for_mac(&bce.coa);
         self.stats.brr_sent += 1;
         info!(hoa = %hoa, coa = %bce.coa, "binding refresh request sent");
-        let sign = sa.as_ref().map(|sa| (sa.key.as_slice(), coa_mac, hoa));
+        let sign = sa.as_ref().map(|(_, key)| (key, coa_mac, hoa));
         self.queue_mh(&repr, addressing, udp, sign, None);
     }
 

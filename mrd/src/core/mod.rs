@@ -110,6 +110,8 @@ struct Pending {
 #[derive(Debug)]
 pub struct MrCore {
     cfg: MrCoreConfig,
+    /// The SA's key prepared for HMAC-SHA1 (`cfg.security`), derived once.
+    mn_ha_key: Option<auth::MnHaKey>,
     parse_cfg: ParseConfig,
     /// Last sequence number sent; the next BU uses its successor.
     last_seq: SequenceNumber,
@@ -144,6 +146,7 @@ impl MrCore {
         }
         Ok(MrCore {
             parse_cfg: ParseConfig::new().with_legacy_ipv4_mnp(cfg.legacy_ipv4_mnp_option),
+            mn_ha_key: cfg.security.as_ref().map(|sa| auth::MnHaKey::new(&sa.key)),
             // The first BU uses `initial_sequence`.
             last_seq: SequenceNumber(cfg.initial_sequence.0.wrapping_sub(1)),
             cfg,
@@ -399,8 +402,9 @@ impl MrCore {
         if let Some(r) = &self.registered {
             // With an SA, only a BRR the HA signed may make us send (had signs them with
             // the binding's SA, RFC 4285 §5 computed over CoA | HoA | MH).
-            if let Some(sa) = &self.cfg.security
-                && !auth::verify(mh, IpAddr::V6(r.coa), &self.cfg.home_address, &sa.key)
+            if let Some(key) = &self.mn_ha_key
+                && !key
+                    .verify(mh, IpAddr::V6(r.coa), &self.cfg.home_address)
                     .unwrap_or(false)
             {
                 warn!("Binding Refresh Request without a valid MN-HA authenticator dropped");
@@ -465,7 +469,10 @@ impl MrCore {
             let auth_ok = ba.options.last().is_some_and(|o| {
                 matches!(o, MobilityOption::Authentication { subtype, spi, .. }
                     if *subtype == AUTH_SUBTYPE_MN_HA && *spi == sa.spi)
-            }) && auth::verify(mh, IpAddr::V6(p.coa), &hoa, &sa.key).unwrap_or(false);
+            }) && self
+                .mn_ha_key
+                .as_ref()
+                .is_some_and(|k| k.verify(mh, IpAddr::V6(p.coa), &hoa).unwrap_or(false));
             if !auth_ok {
                 warn!(seq = %ba.sequence, status = u8::from(ba.status),
                     "BA without a valid MN-HA authenticator dropped");
@@ -981,8 +988,8 @@ impl MrCore {
             error!(error = %e, "cannot build the Binding Update");
             return;
         }
-        if let Some(sa) = &cfg.security
-            && let Err(e) = auth::sign(&mut mh, IpAddr::V6(p.coa), &hoa, &sa.key)
+        if let Some(key) = &self.mn_ha_key
+            && let Err(e) = key.sign(&mut mh, IpAddr::V6(p.coa), &hoa)
         {
             error!(error = %e, "cannot sign the Binding Update");
             return;
