@@ -868,3 +868,199 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         routes_ours(&w.mr).is_empty() && routes_ours(&w.ha).is_empty()
     });
 }
+
+/// One home agent, one TUN, two mobile routers (RFC 3963 §6: the HA forwards by the
+/// binding whose prefixes contain the destination): both mobile networks reach the CN and
+/// each other through the HA; an MR sending with the other MR's prefix as inner source is
+/// refused (the check is against *that* MR's prefixes, not any registered one); removing
+/// one binding leaves the other working.
+///
+/// ```text
+///  MNN1 ── MR1 ──eth0── HA ──cn0── CN          MNP1 2001:db8:100::/64, 198.51.100.0/25
+///  MNN2 ── MR2 ──eth1──┘                       MNP2 2001:db8:200::/64, 198.51.100.128/25
+/// ```
+#[test]
+fn ha_serves_two_mobile_routers() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let t = "twomr";
+    let (mnn1, mr1, mnn2, mr2, ha, cn) = (
+        Netns::new(t, "mnn"),
+        Netns::new(t, "mr"),
+        Netns::new(t, "mnn"),
+        Netns::new(t, "mr"),
+        Netns::new(t, "ha"),
+        Netns::new(t, "cn"),
+    );
+    veth(&mnn1, "eth0", &mr1, "mnn0");
+    veth(&mnn2, "eth0", &mr2, "mnn0");
+    veth(&mr1, "eth0", &ha, "eth0");
+    veth(&mr2, "eth0", &ha, "eth1");
+    veth(&ha, "cn0", &cn, "eth0");
+    for (ns, dev, v6, v4) in [
+        (&mnn1, "eth0", "2001:db8:100::2/64", Some("198.51.100.2/25")),
+        (&mr1, "mnn0", "2001:db8:100::1/64", Some("198.51.100.1/25")),
+        (
+            &mnn2,
+            "eth0",
+            "2001:db8:200::2/64",
+            Some("198.51.100.130/25"),
+        ),
+        (
+            &mr2,
+            "mnn0",
+            "2001:db8:200::1/64",
+            Some("198.51.100.129/25"),
+        ),
+        (&mr1, "eth0", "2001:db8:a::2/64", None),
+        (&ha, "eth0", "2001:db8:a::1/64", None),
+        (&mr2, "eth0", "2001:db8:b::2/64", None),
+        (&ha, "eth1", "2001:db8:b::1/64", None),
+        (&ha, "cn0", "2001:db8:c::1/64", Some("203.0.113.1/24")),
+        (&cn, "eth0", "2001:db8:c::2/64", Some("203.0.113.2/24")),
+    ] {
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+        if let Some(v4) = v4 {
+            ns.ip(&["addr", "add", v4, "dev", dev]);
+        }
+    }
+    for ns in [&mr1, &mr2, &ha] {
+        ns.sysctl("net.ipv6.conf.all.forwarding=1");
+        ns.sysctl("net.ipv4.ip_forward=1");
+    }
+    for (ns, gw6, gw4) in [
+        (&mnn1, "2001:db8:100::1", "198.51.100.1"),
+        (&mnn2, "2001:db8:200::1", "198.51.100.129"),
+        (&cn, "2001:db8:c::1", "203.0.113.1"),
+    ] {
+        ns.ip(&["-6", "route", "add", "default", "via", gw6]);
+        ns.ip(&["route", "add", "default", "via", gw4]);
+    }
+    let d1 = start_nemonetd(&mr1, "-m", dir.path(), "mr1", true);
+    let d2 = start_nemonetd(&mr2, "-m", dir.path(), "mr2", true);
+    let mut dh = start_nemonetd(&ha, "-h", dir.path(), "ha", true);
+    let mut b1 = binding();
+    b1.ha_v4 = None;
+    b1.mnp_v4 = vec!["198.51.100.0/25".parse().unwrap()];
+    let b2 = Binding {
+        hoa: "2001:db8:1::200".parse().unwrap(),
+        coa: CareOf::V6("2001:db8:b::2".parse().unwrap()),
+        ha: "2001:db8:b::1".parse().unwrap(),
+        mnp_v6: vec!["2001:db8:200::/64".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.128/25".parse().unwrap()],
+        ..b1.clone()
+    };
+    d1.bus
+        .send(&Message::new(Body::BulAdd(b1.clone())))
+        .unwrap();
+    d2.bus
+        .send(&Message::new(Body::BulAdd(b2.clone())))
+        .unwrap();
+    dh.bus.send(&Message::new(Body::BcAdd(b1.clone()))).unwrap();
+    dh.bus.send(&Message::new(Body::BcAdd(b2.clone()))).unwrap();
+    wait_for("routes for both MRs", Duration::from_secs(10), || {
+        let h = routes_ours(&ha);
+        h.contains("198.51.100.0/25")
+            && h.contains("198.51.100.128/25")
+            && routes_ours(&mr1).contains("from 2001:db8:100::/64")
+            && routes_ours(&mr2).contains("from 2001:db8:200::/64")
+    });
+    assert_eq!(
+        ha.ip(&["-o", "link", "show", "type", "tun"])
+            .lines()
+            .count(),
+        1,
+        "one TUN for every binding"
+    );
+    for (from, to) in [
+        (&mnn1, "2001:db8:c::2"),
+        (&mnn1, "203.0.113.2"),
+        (&mnn2, "2001:db8:c::2"),
+        (&mnn2, "203.0.113.2"),
+        (&cn, "2001:db8:100::2"),
+        (&cn, "198.51.100.130"),
+        // Mobile network to mobile network: MR1 -> HA -> MR2.
+        (&mnn1, "2001:db8:200::2"),
+        (&mnn2, "198.51.100.2"),
+    ] {
+        assert!(ping(from, to), "{} -> {to}", from.name);
+    }
+
+    // MR2 sends MR1's prefix as inner source: a live CoA, a foreign source.
+    mnn2.ip(&[
+        "addr",
+        "add",
+        "2001:db8:100::99/128",
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    mr2.ip(&[
+        "-6",
+        "rule",
+        "add",
+        "from",
+        "2001:db8:100::99",
+        "lookup",
+        "100",
+        "priority",
+        "100",
+    ]);
+    let spoofed_before = last_counter(&log_text(&dh.log), "drop_spoofed_inner").unwrap_or(0);
+    let _ = mnn2.try_exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            "-I",
+            "2001:db8:100::99",
+            "2001:db8:c::2",
+        ],
+    );
+    dh.proc.signal("USR1");
+    wait_for(
+        "HA refuses MR1's prefix from MR2",
+        Duration::from_secs(5),
+        || {
+            last_counter(&log_text(&dh.log), "drop_spoofed_inner").unwrap_or(0)
+                >= spoofed_before + 3
+        },
+    );
+
+    mnn2.ip(&["addr", "del", "2001:db8:100::99/128", "dev", "eth0"]);
+    mr2.ip(&["-6", "rule", "del", "priority", "100"]);
+
+    // One binding goes; the other keeps working.
+    dh.bus
+        .send(&Message::new(Body::BcRemove(b1.clone())))
+        .unwrap();
+    wait_for(
+        "MR1's routes gone at the HA",
+        Duration::from_secs(10),
+        || {
+            let h = routes_ours(&ha);
+            !h.contains("198.51.100.0/25") && !h.contains("2001:db8:100::/64")
+        },
+    );
+    assert!(ping(&mnn2, "2001:db8:c::2"), "MR2 after MR1's removal");
+    assert!(ping(&cn, "198.51.100.130"), "MR2 after MR1's removal, IPv4");
+    assert!(
+        !ping(&cn, "2001:db8:100::2"),
+        "MR1's network no longer reachable"
+    );
+    dh.bus.send(&Message::new(Body::BcRemove(b2))).unwrap();
+    wait_for("HA empty", Duration::from_secs(10), || {
+        routes_ours(&ha).is_empty()
+    });
+    dh.proc.signal("TERM");
+    assert_eq!(dh.proc.wait_exit(Duration::from_secs(10)), Some(0));
+}
