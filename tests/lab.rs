@@ -179,7 +179,7 @@ fn ctrl_c_removes_every_namespace() {
     let pid = child.id();
     // Interrupt once the MR's daemons run.
     assert!(wait_until(Duration::from_secs(60), || {
-        namespaces_of(pid).len() == 6 && dir.path().join("babymdd.log").exists()
+        namespaces_of(pid).len() == 6 && dir.path().join("mr/babymdd.log").exists()
     }));
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])

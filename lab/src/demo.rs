@@ -86,7 +86,7 @@ fn setup(opts: Options, say: &mut Say, summary: &mut Summary) -> Result<Lab> {
     say.step("Building the topology: CN (\"the Internet\"), router, home agent on its home link, access networks A and A2 (IPv6-only, radvd) and B (dual stack), the mobile router with two egress links, and behind it a dual-stack host (MNN) and an IPv4-only host (MNN4).");
     let mut lab = Lab::build(opts)?;
     say.info(&format!("namespaces: {}", lab.nss.names().join(" ")));
-    say.step("Starting the daemons with SHISA's command lines (configs from etc/): radvd on the router; had + nemonetd -h on the HA; nemonetd -m, mrd, babymdd on the MR; one mipsock bus per node.");
+    say.step("Starting radvd on the router, then the daemons the way an operator does, with etc/rc.d/nemo_ha (had, nemonetd -h) on the HA and etc/rc.d/nemo_mr (nemonetd -m, mrd, babymdd) on the MR: SHISA's command lines, configs from the etc/ samples, one mipsock bus per node.");
     lab.start_daemons()?;
     say.step("Plugging the MR's eth0 into the IPv6-only access network A (eth1 stays unplugged): no IPv4 anywhere on the MR's uplink.");
     let t = now_ns();
@@ -306,7 +306,8 @@ fn connectivity(lab: &Lab, summary: &mut Summary, say: &mut Say, when: &str) -> 
 }
 
 /// The demo. `Err` only for a broken lab; failed checks are in the summary.
-pub fn demo(opts: Options, quiet: bool) -> Result<Summary> {
+pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
+    opts.verbose &= !quiet;
     let started = Instant::now();
     let mut say = Say { step: 0, quiet };
     let mut summary = Summary {
@@ -444,7 +445,7 @@ pub fn print_summary(s: &Summary) {
     }
     let failed = s.checks.iter().filter(|c| !c.ok).count();
     println!(
-        "{} checks, {} failed, {:.1} s; logs in {}",
+        "{} checks, {} failed, {:.1} s; work directory {} (removed after a successful run unless --keep)",
         s.checks.len(),
         failed,
         s.seconds,

@@ -266,7 +266,7 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
 /// Reads the events of a lab's work directory and measures.
 pub fn measure(lab: &Lab, hs: &[Handover], rx: &[Rx]) -> Vec<Measured> {
     let bus = bus_events(&lab.opts.work.join("mipsock-tap-mr.log"));
-    let bu = bu_sent(&lab.opts.work.join("mrd.log"));
+    let bu = bu_sent(&lab.log_path("mr", "mrd"));
     analyse(hs, rx, &bus, &bu)
 }
 

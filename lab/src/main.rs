@@ -23,6 +23,9 @@ struct Cli {
     /// Work directory for configs, buses and logs (default: /tmp/nemo-lab-<pid>).
     #[arg(long, global = true)]
     work: Option<PathBuf>,
+    /// Keep the work directory after a successful run (it is always kept after a failure).
+    #[arg(long, global = true)]
+    keep: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -129,7 +132,7 @@ fn options(cli: &Cli) -> Result<topo::Options, String> {
         self_exe,
         work,
         etc,
-        verbose: false,
+        verbose: true,
     })
 }
 
@@ -202,6 +205,12 @@ fn main() -> ExitCode {
         }
     };
     let work = opts.work.clone();
+    let keep = cli.keep;
+    let cleanup = || {
+        if !keep {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+    };
     match cli.cmd {
         Cmd::Demo {
             summary_json,
@@ -214,7 +223,7 @@ fn main() -> ExitCode {
                         std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default());
                 }
                 if s.ok() {
-                    let _ = std::fs::remove_dir_all(&work);
+                    cleanup();
                     ExitCode::SUCCESS
                 } else {
                     ExitCode::FAILURE

@@ -240,6 +240,9 @@ pub struct Namespaces {
     list: Vec<Ns>,
     /// Processes, stopped (SIGTERM, then SIGKILL) in reverse start order at teardown.
     pub procs: Vec<Proc>,
+    /// Commands that stop what the lab started indirectly (`rc.d/nemo_mr stop`), run in
+    /// reverse order first at teardown.
+    pub stop_cmds: Vec<Vec<String>>,
     done: bool,
 }
 
@@ -256,6 +259,7 @@ impl Namespaces {
             prefix: format!("nl-{}", std::process::id()),
             list: Vec::new(),
             procs: Vec::new(),
+            stop_cmds: Vec::new(),
             done: false,
         }
     }
@@ -280,6 +284,12 @@ impl Namespaces {
             return errors;
         }
         self.done = true;
+        for cmd in self.stop_cmds.iter().rev() {
+            let args: Vec<&str> = cmd[1..].iter().map(String::as_str).collect();
+            if let Err(e) = run(&cmd[0], &args) {
+                errors.push(e.to_string());
+            }
+        }
         // SIGTERM to all (mrd deregisters, nemonetd removes its routes), then wait a
         // little and SIGKILL the rest.
         for p in self.procs.iter().rev() {

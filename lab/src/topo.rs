@@ -428,9 +428,10 @@ impl Lab {
         Ok(())
     }
 
-    /// radvd on the router, then the daemons with SHISA's command lines: on the HA `had`
-    /// and `nemonetd -h`, on the MR `nemonetd -m`, `mrd` and `babymdd`, each node its own
-    /// mipsock bus; and a `mipsock tap --json` on the MR's bus for the event timestamps.
+    /// radvd on the router, a `mipsock tap --json` on the MR's bus (event timestamps), then
+    /// the daemons through etc/rc.d (SHISA's command lines): `nemo_ha` starts `had` and
+    /// `nemonetd -h`, `nemo_mr` starts `nemonetd -m`, `mrd` and `babymdd`; each node its
+    /// own mipsock bus, configs from the etc/ samples.
     pub fn start_daemons(&mut self) -> Result<()> {
         let w = self.opts.work.clone();
         let s = |p: PathBuf| p.display().to_string();
@@ -444,24 +445,7 @@ impl Lab {
             &["-n", "-m", "stderr", "-C", &radvd_conf, "-p", &radvd_pid],
             "",
         )?;
-        let ha_bus = s(self.bus("ha"));
         let mr_bus = s(self.bus("mr"));
-        let had_conf = s(w.join("had.conf"));
-        let mrd_conf = s(w.join("mrd.conf"));
-        self.start(
-            &ha,
-            "had",
-            &self.bin("had"),
-            &["-d", "-f", "-c", &had_conf, "-b", &ha_bus, "eth0"],
-            "had ready",
-        )?;
-        self.start(
-            &ha,
-            "nemonetd-ha",
-            &self.bin("nemonetd"),
-            &["-d", "-f", "-h", "-b", &ha_bus, "eth0"],
-            "ready",
-        )?;
         self.start(
             &mr,
             "mipsock-tap-mr",
@@ -469,27 +453,92 @@ impl Lab {
             &["-b", &mr_bus, "tap", "--json"],
             "",
         )?;
-        self.start(
-            &mr,
-            "nemonetd-mr",
-            &self.bin("nemonetd"),
-            &["-d", "-f", "-m", "-b", &mr_bus, "eth0"],
-            "ready",
-        )?;
-        self.start(
-            &mr,
-            "mrd",
-            &self.bin("mrd"),
-            &["-d", "-f", "-c", &mrd_conf, "-b", &mr_bus, "mip0"],
-            "mrd ready",
-        )?;
-        self.start(
-            &mr,
-            "babymdd",
-            &self.bin("babymdd"),
-            &["-d", "-h", "mip0", "-c", &mrd_conf, "-b", &mr_bus],
-            "",
-        )?;
+        let bin_dir = s(self.opts.bin_dir.clone());
+        let conf = s(w.clone());
+        let common = |node: &str| -> Vec<(String, String)> {
+            vec![
+                ("nemo_defaults".into(), "/dev/null".into()),
+                ("nemo_bindir".into(), bin_dir.clone()),
+                ("nemo_confdir".into(), conf.clone()),
+                ("nemo_bus".into(), s(w.join(format!("bus-{node}")))),
+                ("nemo_rundir".into(), s(w.join(node))),
+                ("nemo_logdir".into(), s(w.join(node))),
+            ]
+        };
+        let mut env = common("ha");
+        env.push(("ha_ifname".into(), "eth0".into()));
+        env.push(("had_flags".into(), "-f -d".into()));
+        env.push(("nemonetd_flags".into(), "-f -d".into()));
+        self.rc(&ha, "nemo_ha", &env)?;
+        self.wait_log("ha", "had", "had ready")?;
+        self.wait_log("ha", "nemonetd", "ready")?;
+        let mut env = common("mr");
+        env.push(("mip_ifname".into(), "mip0".into()));
+        env.push(("mr_egress_ifname".into(), "eth0".into()));
+        env.push(("mrd_flags".into(), "-f -d".into()));
+        env.push(("babymdd_flags".into(), "-d".into()));
+        env.push(("nemonetd_flags".into(), "-f -d".into()));
+        self.rc(&mr, "nemo_mr", &env)?;
+        self.wait_log("mr", "nemonetd", "ready")?;
+        self.wait_log("mr", "mrd", "mrd ready")?;
+        Ok(())
+    }
+
+    /// A daemon's log (the rc.d scripts write `<node>/<daemon>.log`).
+    pub fn log_path(&self, node: &str, daemon: &str) -> PathBuf {
+        self.opts.work.join(node).join(format!("{daemon}.log"))
+    }
+
+    fn wait_log(&self, node: &str, daemon: &str, ready: &str) -> Result<()> {
+        let path = self.log_path(node, daemon);
+        let text = || std::fs::read_to_string(&path).unwrap_or_default();
+        if !wait_until(Duration::from_secs(20), || text().contains(ready))? {
+            return err(format!(
+                "{daemon} on {node} did not start (no {ready:?} in {}):\n{}",
+                path.display(),
+                text()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs an rc.d script of etc/ (`nemo_ha`, `nemo_mr`) with `start` inside a namespace,
+    /// the settings in its environment (as /etc/default/nemo would give them); its `stop`
+    /// runs at teardown.
+    fn rc(&mut self, ns: &Ns, script: &str, env: &[(String, String)]) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let path = self.opts.etc.join("rc.d").join(script);
+        std::fs::create_dir_all(self.opts.work.join(&ns.node))?;
+        let mut cmd = vec![
+            "netns".to_string(),
+            "exec".into(),
+            ns.name.clone(),
+            "env".into(),
+        ];
+        cmd.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        cmd.extend(["sh".into(), path.display().to_string()]);
+        let mut stop = vec!["ip".to_string()];
+        stop.extend(cmd.iter().cloned());
+        stop.push("stop".into());
+        self.nss.stop_cmds.push(stop);
+        let out = std::process::Command::new("ip")
+            .args(&cmd)
+            .arg("start")
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .output()?;
+        if !out.status.success() {
+            return err(format!(
+                "{script} start: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if self.opts.verbose {
+            for l in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("     {script}: {l}");
+            }
+        }
         Ok(())
     }
 
