@@ -43,6 +43,7 @@ pub use config::{
     PrefixMode, PrefixTableRow, ReplayProtection,
 };
 pub use core::{
-    ChecksumState, ConfigError, Ha, HaEvent, HaStats, ProxyNd, ReceivedSignal, Transmit, UdpV4Path,
+    ChecksumState, ConfigError, Ha, HaEvent, HaStats, ParameterProblem, ProxyNd, ReceivedSignal,
+    Transmit, UdpV4Path,
 };
 pub use record::{JournalRecord, PersistedBinding};

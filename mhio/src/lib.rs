@@ -8,6 +8,8 @@
 //!   ([`Receiver`]), and walked with [`proto::ext::walk`];
 //! * **guard**: an nftables table the daemon owns drops the kernel's copy of MH addressed to
 //!   us in prerouting, so the stack sends no ICMPv6 Parameter Problem ([`NftGuard`]);
+//! * **errors**: the ICMPv6 Parameter Problem RFC 6275 §9.2 asks for about a malformed MH,
+//!   which the guarded kernel no longer sends ([`parameter_problem`]);
 //! * **home link**: proxy neighbour discovery and unsolicited NAs for registered home
 //!   addresses ([`ProxyNd`]).
 //!
@@ -20,6 +22,7 @@
 
 mod error;
 mod guard;
+mod icmp;
 mod proxy_nd;
 mod receiver;
 mod sender;
@@ -28,6 +31,10 @@ pub mod bpf;
 
 pub use error::{Error, Result};
 pub use guard::NftGuard;
+pub use icmp::{
+    CODE_ERRONEOUS_HEADER_FIELD, IPPROTO_ICMPV6, MAX_ERROR_LEN, PARAMETER_PROBLEM,
+    parameter_problem,
+};
 pub use proxy_nd::{NA_LEN, ProxyNd, neighbour_advertisement, write_sysctl};
 pub use receiver::{Frame, Received, Receiver};
 pub use sender::RawSender;

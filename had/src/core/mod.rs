@@ -119,6 +119,34 @@ impl Transmit {
     }
 }
 
+/// An ICMPv6 Parameter Problem the shell should send about a received Mobility Header
+/// (RFC 6275 §9.2: Payload Proto other than 59, or Header Len below the type's minimum;
+/// RFC 4443 §3.4). Rate-limited by the core (RFC 4443 §2.4(f)). The core never saw the
+/// whole invoking packet, only its MH: the shell adds the MH's offset in the packet to
+/// [`ParameterProblem::mh_pointer`] and quotes the packet (`mhio::parameter_problem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ParameterProblem {
+    /// Source of the error: the unicast address the invoking packet was sent to.
+    pub src: Ipv6Addr,
+    /// The invoking packet's on-wire IPv6 source (no binding cache lookup, §9.2).
+    pub dst: Ipv6Addr,
+    /// ICMPv6 code: 0, erroneous header field.
+    pub code: u8,
+    /// Offset of the erroneous field from the start of the Mobility Header: 0 (Payload
+    /// Proto) or 1 (Header Len).
+    pub mh_pointer: u32,
+    /// Interface the invoking packet arrived on.
+    pub ifindex: u32,
+}
+
+impl ParameterProblem {
+    /// The ICMPv6 Pointer: offset of the field from the start of the invoking IPv6 packet,
+    /// given the MH's offset in it (`proto::ext::ReceivedPacket::payload_range.start`).
+    pub fn pointer(&self, mh_offset: usize) -> u32 {
+        mh_offset as u32 + self.mh_pointer
+    }
+}
+
 /// A proxy neighbour discovery entry for a registered home address (RFC 6275 §10.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProxyNd {
@@ -176,6 +204,10 @@ pub struct HaStats {
     pub binding_errors: u64,
     /// Binding Errors suppressed by the rate limit.
     pub binding_errors_limited: u64,
+    /// ICMPv6 Parameter Problems asked for (RFC 6275 §9.2).
+    pub parameter_problems: u64,
+    /// Parameter Problems suppressed by the rate limit (shared with Binding Errors).
+    pub parameter_problems_limited: u64,
     /// Binding Refresh Requests sent.
     pub brr_sent: u64,
     /// Bindings expired.
@@ -229,6 +261,7 @@ pub struct Ha {
     /// timestamp window so a replayed BU cannot resurrect the binding (RFC 4285 §6).
     pub(crate) replay_floor: HashMap<Ipv6Addr, (u64, Instant)>,
     pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) icmp_errors: VecDeque<ParameterProblem>,
     pub(crate) events: VecDeque<HaEvent>,
     /// Binding Error token bucket: (tokens, last refill).
     pub(crate) be_bucket: (u32, Option<Instant>),
@@ -280,6 +313,7 @@ impl Ha {
             timers: BTreeSet::new(),
             replay_floor: HashMap::new(),
             transmits: VecDeque::new(),
+            icmp_errors: VecDeque::new(),
             events: VecDeque::new(),
             be_bucket: (burst, None),
             stats: HaStats::default(),
@@ -333,6 +367,15 @@ impl Ha {
                 return;
             }
         }
+        // RFC 6275 §9.2: Payload Proto other than 59 or Header Len below the minimum for
+        // the type: drop, ICMPv6 Parameter Problem code 0 to the on-wire source, pointing
+        // at the field (Linux's mip6_mh_filter checks these before the type too).
+        if let Some(at) = packet.parameter_problem_pointer() {
+            self.stats.malformed += 1;
+            debug!(src = %signal.src, pointer = at, "malformed mobility header dropped");
+            self.send_parameter_problem(now, signal, at);
+            return;
+        }
         // RFC 6275 §9.2: unknown MH types get a Binding Error status 2. A home agent that
         // does no route optimisation treats every type it does not process as unknown.
         let mh_type = packet.mh_type();
@@ -343,11 +386,7 @@ impl Ha {
                 return;
             }
             _ => {
-                if packet.parameter_problem_pointer().is_none() {
-                    self.send_binding_error(now, signal, BeStatus::UnrecognizedMhType);
-                } else {
-                    self.stats.malformed += 1;
-                }
+                self.send_binding_error(now, signal, BeStatus::UnrecognizedMhType);
                 return;
             }
         }
@@ -431,6 +470,12 @@ impl Ha {
     /// Next packet to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// Next ICMPv6 error to send. Poll right after [`Ha::handle_packet`], while the invoking
+    /// packet is still at hand: the error quotes it. Independent of the journal.
+    pub fn poll_icmp_error(&mut self) -> Option<ParameterProblem> {
+        self.icmp_errors.pop_front()
     }
 
     /// Next event (drain these, persisting, before sending transmits).
@@ -611,6 +656,34 @@ impl Ha {
             None,
             Some(signal.ifindex),
         );
+    }
+
+    fn send_parameter_problem(&mut self, now: Instant, signal: &ReceivedSignal<'_>, at: usize) {
+        // RFC 4443 §2.4(e): not about a packet sent to a multicast address or from an
+        // address that does not identify one node. The UDP/IPv4 path (RFC 5555) has no
+        // ICMPv6 reply path in this daemon.
+        let src = signal.src;
+        if src.is_multicast()
+            || src.is_unspecified()
+            || signal.dst.is_multicast()
+            || signal.udp_v4.is_some()
+        {
+            return;
+        }
+        // RFC 4443 §2.4(f): rate-limited, one bucket with the Binding Errors (§9.3.3).
+        if !self.take_be_token(now) {
+            self.stats.parameter_problems_limited += 1;
+            return;
+        }
+        self.stats.parameter_problems += 1;
+        debug!(dst = %src, pointer = at, "ICMPv6 parameter problem queued");
+        self.icmp_errors.push_back(ParameterProblem {
+            src: signal.dst,
+            dst: src,
+            code: 0,
+            mh_pointer: at as u32,
+            ifindex: signal.ifindex,
+        });
     }
 
     fn take_be_token(&mut self, now: Instant) -> bool {

@@ -1259,3 +1259,101 @@ mod props {
         }
     }
 }
+
+/// A copy of `bu`'s bytes with `f` applied, checksum refilled (RFC 6275 §9.2 checks the
+/// checksum first: these must pass it to reach the field checks).
+fn mangled(bu: &Bu, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut mh = bu.bytes();
+    f(&mut mh);
+    Packet::new_unchecked(&mut mh[..]).fill_checksum(&bu.hoa, &HA);
+    mh
+}
+
+#[test]
+fn payload_proto_not_59_gets_parameter_problem_at_octet_0() {
+    let mut e = Env::new(cfg());
+    let bu = Bu::new(HOA1, 1);
+    e.send_raw(&bu, &mangled(&bu, |mh| mh[0] = 6));
+    assert!(e.ha.poll_transmit().is_none(), "no BA, no BE");
+    assert_eq!(
+        e.ha.poll_icmp_error(),
+        Some(ParameterProblem {
+            src: HA,
+            dst: COA, // on-wire source, not the HoA (§9.2: no binding cache lookup)
+            code: 0,
+            mh_pointer: 0,
+            ifindex: 3,
+        })
+    );
+    assert!(e.ha.poll_icmp_error().is_none());
+    assert_eq!(e.ha.len(), 0);
+    assert_eq!(e.ha.stats().parameter_problems, 1);
+    assert_eq!(e.ha.stats().malformed, 1);
+}
+
+#[test]
+fn header_len_below_minimum_gets_parameter_problem_at_octet_1() {
+    let mut e = Env::new(cfg());
+    let bu = Bu::new(HOA1, 1).opt(MobilityOption::PadN(0));
+    // Header Len 0 (8 octets) for a BU, whose minimum is 1.
+    let mh = mangled(&bu, |mh| {
+        mh.truncate(8);
+        mh[1] = 0;
+    });
+    e.send_raw(&bu, &mh);
+    assert!(e.ha.poll_transmit().is_none());
+    let pp = e.ha.poll_icmp_error().expect("parameter problem");
+    assert_eq!((pp.code, pp.mh_pointer, pp.dst), (0, 1, COA));
+    // The shell adds the MH's offset: IPv6 (40) + Destination Options with HAO (24).
+    assert_eq!(pp.pointer(64), 65);
+    assert_eq!(e.ha.len(), 0);
+}
+
+#[test]
+fn parameter_problems_are_rate_limited_and_never_to_or_from_multicast() {
+    let mut c = cfg();
+    c.binding_error_rate = 2;
+    let mut e = Env::new(c);
+    let bu = Bu::new(HOA1, 1);
+    let bad = mangled(&bu, |mh| mh[0] = 17);
+    for _ in 0..5 {
+        e.send_raw(&bu, &bad);
+    }
+    assert_eq!(e.ha.stats().parameter_problems, 2);
+    assert_eq!(e.ha.stats().parameter_problems_limited, 3);
+    while e.ha.poll_icmp_error().is_some() {}
+    // The bucket refills at the configured rate.
+    e.advance(Duration::from_secs(1));
+    e.send_raw(&bu, &bad);
+    assert!(e.ha.poll_icmp_error().is_some());
+    // Sent to a multicast address: no error (RFC 4443 §2.4(e)).
+    e.advance(Duration::from_secs(1));
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let mut mh = bu.bytes();
+    mh[0] = 17;
+    Packet::new_unchecked(&mut mh[..]).fill_checksum(&HOA1, &all_nodes);
+    let sig = ReceivedSignal {
+        src: COA,
+        dst: all_nodes,
+        home_address: Some(HOA1),
+        mh: &mh,
+        checksum: ChecksumState::Unverified,
+        ifindex: 3,
+        udp_v4: None,
+    };
+    let wall = e.wall();
+    e.ha.handle_packet(e.now, wall, &sig);
+    assert!(e.ha.poll_icmp_error().is_none());
+}
+
+#[test]
+fn bad_checksum_beats_bad_payload_proto() {
+    // §9.2 order: the checksum first, silently.
+    let mut e = Env::new(cfg());
+    let bu = Bu::new(HOA1, 1);
+    let mut mh = mangled(&bu, |mh| mh[0] = 6);
+    mh[4] ^= 0xff;
+    e.send_raw(&bu, &mh);
+    assert!(e.ha.poll_icmp_error().is_none());
+    assert_eq!(e.ha.stats().bad_checksum, 1);
+}

@@ -87,6 +87,8 @@ struct Daemon {
     local_read: Instant,
     /// Unsolicited NAs still to repeat: (when, home address, router flag, repeats left).
     na_repeats: Vec<(Instant, Ipv6Addr, bool, u8)>,
+    /// ICMPv6 errors built in `on_packet` (they quote the packet), sent in `flush`.
+    icmp_out: Vec<Vec<u8>>,
 }
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
@@ -146,6 +148,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         local: setup::local_addresses().into_iter().collect(),
         local_read: Instant::now(),
         na_repeats: Vec::new(),
+        icmp_out: Vec::new(),
     };
     let restored = d.ha.restore(Instant::now(), wall(), report.bindings);
     d.announce_role(true);
@@ -252,6 +255,14 @@ impl Daemon {
         };
         debug!(src = %p.src_addr, hoa = ?p.home_address, ifindex = rx.ifindex, "mobility header received");
         self.ha.handle_packet(Instant::now(), wall(), &signal);
+        // RFC 6275 §9.2: the guard keeps the kernel quiet, so we answer a malformed MH.
+        while let Some(pp) = self.ha.poll_icmp_error() {
+            let pointer = pp.pointer(p.payload_range.start);
+            debug!(dst = %pp.dst, pointer, "ICMPv6 parameter problem for a malformed mobility header");
+            self.icmp_out.push(mhio::parameter_problem(
+                pp.src, pp.dst, pp.code, pointer, rx.bytes,
+            ));
+        }
     }
 
     fn repeat_nas(&mut self) {
@@ -282,8 +293,14 @@ impl Daemon {
         }
     }
 
-    /// Events (journal first, synced), then bus and proxy ND, then transmits.
+    /// Events (journal first, synced), then bus and proxy ND, then transmits. ICMPv6
+    /// errors owe nothing to the journal and go first.
     async fn flush(&mut self) {
+        for packet in std::mem::take(&mut self.icmp_out) {
+            if let Err(e) = self.sender.send_packet(&packet).await {
+                debug!(error = %e, "ICMPv6 error not sent");
+            }
+        }
         let mut others = Vec::new();
         while let Some(ev) = self.ha.poll_event() {
             match ev {

@@ -1,0 +1,95 @@
+//! ICMPv6 errors the daemons send themselves.
+//!
+//! The nftables guard ([`crate::NftGuard`]) keeps the kernel from seeing any MH addressed to
+//! us, so the kernel no longer answers a malformed one; RFC 6275 §9.2 asks for an ICMPv6
+//! Parameter Problem (code 0) pointing at Payload Proto or Header Len. The daemons build it
+//! here and send it with [`crate::RawSender::send_packet`] like any other packet.
+
+use std::net::Ipv6Addr;
+
+use proto::ext::{IPV6_HEADER_LEN, Ipv6Header, Ipv6Repr};
+
+/// ICMPv6 next header value.
+pub const IPPROTO_ICMPV6: u8 = 58;
+/// ICMPv6 Parameter Problem (RFC 4443 §3.4).
+pub const PARAMETER_PROBLEM: u8 = 4;
+/// Code 0: erroneous header field encountered.
+pub const CODE_ERRONEOUS_HEADER_FIELD: u8 = 0;
+/// An ICMPv6 error must not exceed the IPv6 minimum MTU (RFC 4443 §2.4(c)).
+pub const MAX_ERROR_LEN: usize = 1280;
+/// ICMPv6 header of an error: Type, Code, Checksum, and the 32-bit Pointer / MTU / unused.
+const ICMP_ERROR_HEADER_LEN: usize = 8;
+/// Hop limit of the errors we originate (the usual default).
+const HOP_LIMIT: u8 = 64;
+
+/// A whole IPv6 packet carrying an ICMPv6 Parameter Problem from `src` to `dst` about
+/// `invoking` (the offending IPv6 packet, header included), quoting as much of it as fits
+/// in 1280 octets. `pointer` is the offset of the erroneous octet from the start of
+/// `invoking` (RFC 4443 §3.4). Checksum filled.
+pub fn parameter_problem(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    code: u8,
+    pointer: u32,
+    invoking: &[u8],
+) -> Vec<u8> {
+    let quoted = invoking
+        .len()
+        .min(MAX_ERROR_LEN - IPV6_HEADER_LEN - ICMP_ERROR_HEADER_LEN);
+    let icmp_len = ICMP_ERROR_HEADER_LEN + quoted;
+    let mut buf = vec![0u8; IPV6_HEADER_LEN + icmp_len];
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IPPROTO_ICMPV6,
+        payload_len: icmp_len as u16,
+        hop_limit: HOP_LIMIT,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Header::new_unchecked(&mut buf[..IPV6_HEADER_LEN]));
+    let icmp = &mut buf[IPV6_HEADER_LEN..];
+    icmp[0] = PARAMETER_PROBLEM;
+    icmp[1] = code;
+    icmp[4..8].copy_from_slice(&pointer.to_be_bytes());
+    icmp[8..].copy_from_slice(&invoking[..quoted]);
+    let sum = proto::checksum::v6(&src, &dst, IPPROTO_ICMPV6, icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+    const DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
+
+    #[test]
+    fn layout_and_checksum() {
+        let invoking: Vec<u8> = (0..48u8).collect();
+        let p = parameter_problem(SRC, DST, 0, 40, &invoking);
+        assert_eq!(p.len(), 40 + 8 + 48);
+        let ip = Ipv6Header::new_checked(&p[..]).unwrap();
+        let r = Ipv6Repr::parse(&ip).unwrap();
+        assert_eq!((r.src_addr, r.dst_addr), (SRC, DST));
+        assert_eq!((r.next_header, r.payload_len, r.hop_limit), (58, 56, 64));
+        assert_eq!(&p[40..42], &[4, 0]);
+        assert_eq!(&p[44..48], &[0, 0, 0, 40]);
+        assert_eq!(&p[48..], &invoking[..]);
+        // The checksum verifies: summing with it in place gives 0xffff.
+        let acc = proto::checksum::pseudo_header_v6(&SRC, &DST, 58, 56);
+        assert_eq!(
+            proto::checksum::finish(proto::checksum::sum(acc, &p[40..])),
+            0
+        );
+    }
+
+    #[test]
+    fn quote_is_cut_at_1280() {
+        let invoking = vec![0xa5; 1500];
+        let p = parameter_problem(SRC, DST, 0, 41, &invoking);
+        assert_eq!(p.len(), MAX_ERROR_LEN);
+        assert_eq!(u16::from_be_bytes([p[4], p[5]]) as usize, 1280 - 40);
+    }
+}
