@@ -34,5 +34,5 @@ pub mod shell;
 
 pub use core::{
     BuKind, ConfigError, Ipv4MnpOutcome, Ipv4Support, MobilitySa, MrCore, MrCoreConfig, MrEvent,
-    ReceivedSignal, RegistrationMode, RegistrationState, StopReason, Transmit,
+    ParameterProblem, ReceivedSignal, RegistrationMode, RegistrationState, StopReason, Transmit,
 };

@@ -36,7 +36,9 @@ pub use config::{
     ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
     MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, RegistrationMode,
 };
-pub use io::{BuKind, Ipv4MnpOutcome, MrEvent, ReceivedSignal, StopReason, Transmit};
+pub use io::{
+    BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
+};
 pub use status::{ba_status_meaning, ipv4_ack_status_meaning, is_fatal};
 
 /// Whether the HA registers IPv4 MNPs, as learnt from its BAs.
@@ -132,7 +134,13 @@ pub struct MrCore {
     last_timestamp: Option<NtpTimestamp>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MrEvent>,
+    icmp_errors: VecDeque<ParameterProblem>,
+    /// ICMPv6 error token bucket (RFC 4443 §2.4(f)): tokens, last refill.
+    icmp_bucket: (u32, Option<Instant>),
 }
+
+/// ICMPv6 errors per second (and burst) the MR sends at most.
+const ICMP_ERROR_RATE: u32 = 10;
 
 impl MrCore {
     /// A core for a validated configuration.
@@ -162,6 +170,8 @@ impl MrCore {
             last_timestamp: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            icmp_errors: VecDeque::new(),
+            icmp_bucket: (ICMP_ERROR_RATE, None),
         })
     }
 
@@ -353,6 +363,32 @@ impl MrCore {
         self.drive(now);
     }
 
+    /// Next ICMPv6 error to send. Poll right after [`MrCore::handle_packet`], while the
+    /// invoking packet is at hand: the error quotes it.
+    pub fn poll_icmp_error(&mut self) -> Option<ParameterProblem> {
+        self.icmp_errors.pop_front()
+    }
+
+    fn take_icmp_token(&mut self, now: Instant) -> bool {
+        let (tokens, last) = &mut self.icmp_bucket;
+        match last {
+            None => *last = Some(now),
+            Some(l) => {
+                let ms = now.saturating_duration_since(*l).as_millis() as u64;
+                let add = (ms * u64::from(ICMP_ERROR_RATE) / 1000) as u32;
+                if add > 0 {
+                    *tokens = (*tokens + add).min(ICMP_ERROR_RATE);
+                    *l = now;
+                }
+            }
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+
     fn process_packet(&mut self, now: Instant, sig: ReceivedSignal<'_>) {
         if sig.src != self.cfg.home_agent {
             debug!(src = %sig.src, "signalling not from our home agent ignored");
@@ -377,6 +413,20 @@ impl MrCore {
             && !packet.verify_checksum(&sig.src, &sig.dst)
         {
             debug!("Mobility Header with a bad checksum dropped");
+            return;
+        }
+        // RFC 6275 §9.2: Payload Proto != 59 or Header Len too small: drop, Parameter
+        // Problem code 0 to the on-wire source (the guard keeps the kernel from sending it).
+        if let Some(at) = packet.parameter_problem_pointer() {
+            debug!(src = %sig.src, pointer = at, "malformed Mobility Header dropped");
+            if !sig.dst.is_multicast() && self.take_icmp_token(now) {
+                self.icmp_errors.push_back(ParameterProblem {
+                    src: sig.dst,
+                    dst: sig.src,
+                    code: 0,
+                    mh_pointer: at as u32,
+                });
+            }
             return;
         }
         let repr = match MhRepr::parse(&packet, self.parse_cfg) {

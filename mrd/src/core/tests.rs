@@ -1251,3 +1251,71 @@ fn binding_refresh_request_must_be_signed_with_an_sa() {
     deliver(&mut mr, ms(t0, 1000), &brr(Some(KEY)));
     assert_eq!(next_bu(&mut mr).seq, 101);
 }
+
+/// A BA packet from the HA whose MH `mangle` changes (checksum refilled by `wrap`).
+fn mangled_ba(bu: &SentBu, mangle: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let repr = MhRepr::BindingAck(BindingAck {
+        status: BaStatus::Accepted,
+        flags: BaFlags::R,
+        sequence: SequenceNumber(bu.seq),
+        lifetime: bu.lifetime,
+        options: Vec::new(),
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    mangle(&mut mh);
+    wrap(&mh, coa1())
+}
+
+#[test]
+fn malformed_ba_gets_parameter_problem_and_changes_nothing() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    // Payload Proto 6: pointer at octet 0 of the MH.
+    deliver(&mut mr, ms(t0, 10), &mangled_ba(&bu, |mh| mh[0] = 6));
+    let pp = mr.poll_icmp_error().expect("parameter problem");
+    assert_eq!(
+        pp,
+        ParameterProblem {
+            src: coa1(),
+            dst: ha(),
+            code: 0,
+            mh_pointer: 0,
+        }
+    );
+    // The MH follows IPv6 (40) and the RH2 (24).
+    assert_eq!(pp.pointer(64), 64);
+    // Header Len 0 for a BA (minimum 1): pointer at octet 1.
+    deliver(
+        &mut mr,
+        ms(t0, 20),
+        &mangled_ba(&bu, |mh| {
+            mh.truncate(8);
+            mh[1] = 0;
+        }),
+    );
+    assert_eq!(mr.poll_icmp_error().map(|p| p.mh_pointer), Some(1));
+    assert!(mr.poll_icmp_error().is_none());
+    assert!(!matches!(mr.state(), RegistrationState::Registered { .. }));
+    // The good BA still registers.
+    deliver(&mut mr, ms(t0, 30), &Ba::ok(&bu).packet(coa1()));
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    assert!(mr.poll_icmp_error().is_none());
+}
+
+#[test]
+fn parameter_problems_from_the_mr_are_rate_limited() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let bad = mangled_ba(&bu, |mh| mh[0] = 6);
+    for _ in 0..15 {
+        deliver(&mut mr, ms(t0, 1), &bad);
+    }
+    assert_eq!(std::iter::from_fn(|| mr.poll_icmp_error()).count(), 10);
+    deliver(&mut mr, ms(t0, 1001), &bad);
+    assert_eq!(std::iter::from_fn(|| mr.poll_icmp_error()).count(), 1);
+}

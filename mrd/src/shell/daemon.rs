@@ -45,6 +45,8 @@ struct Daemon {
     sender: RawSender,
     /// The last REREG acted on (replayed into a new core after a reload).
     last_rereg: Option<MdInfo>,
+    /// ICMPv6 errors built in `on_packet` (they quote the packet), sent in `flush`.
+    icmp_out: Vec<Vec<u8>>,
 }
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
@@ -84,6 +86,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         bus,
         sender,
         last_rereg: None,
+        icmp_out: Vec::new(),
     };
     d.announce_role(true);
     let c = d.mr.config();
@@ -232,6 +235,14 @@ impl Daemon {
         }
         self.mr
             .handle_packet(Instant::now(), ReceivedSignal::from_packet(p));
+        // RFC 6275 §9.2: the guard keeps the kernel quiet, so we answer a malformed MH.
+        while let Some(pp) = self.mr.poll_icmp_error() {
+            let pointer = pp.pointer(p.payload_range.start);
+            debug!(dst = %pp.dst, pointer, "ICMPv6 parameter problem for a malformed mobility header");
+            self.icmp_out.push(mhio::parameter_problem(
+                pp.src, pp.dst, pp.code, pointer, rx.bytes,
+            ));
+        }
     }
 
     fn on_bus(&mut self, msg: &Message) {
@@ -254,6 +265,11 @@ impl Daemon {
     }
 
     async fn flush(&mut self) {
+        for packet in std::mem::take(&mut self.icmp_out) {
+            if let Err(e) = self.sender.send_packet(&packet).await {
+                debug!(error = %e, "ICMPv6 error not sent");
+            }
+        }
         while let Some(tx) = self.mr.poll_transmit() {
             let packet = tx.to_packet();
             debug!(seq = %tx.sequence, kind = ?tx.kind, lifetime_units = tx.lifetime.units(),
