@@ -494,6 +494,10 @@ pub fn handover_experiment(opts: Options, out: &Path, repeat: u32) -> Result<Vec
     for m in &ms {
         say.info(&handover::line(m));
     }
+    say.step("Per kind of handover:");
+    for k in handover::summarise(&ms) {
+        say.info(&k.to_string());
+    }
     handover::write_report(
         out,
         &ms,

@@ -47,6 +47,9 @@ pub struct Measured {
     pub lost: u64,
     /// Longest time without a packet at the receiver around the handover.
     pub gap_ms: f64,
+    /// Longest one-way delay (send to receive, same clock) of a packet around the
+    /// handover: a gap without loss but with delay is queueing or a descheduled sender.
+    pub max_delay_ms: f64,
     /// Link event to MD_INFO with the new CoA (babymdd: address usable).
     pub link_to_coa_ms: Option<f64>,
     /// MD_INFO to the Binding Update leaving mrd.
@@ -233,6 +236,12 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
                 gap = gap.max(w[1].recv_ns - w[0].recv_ns);
             }
         }
+        let max_delay = by_arrival
+            .iter()
+            .filter(|r| r.recv_ns >= lo && r.recv_ns < hi)
+            .map(|r| r.recv_ns.saturating_sub(r.sent_ns))
+            .max()
+            .unwrap_or(0);
         let mut lost = 0;
         for w in by_seq.windows(2) {
             if w[1].seq > w[0].seq + 1 && w[0].recv_ns >= lo && w[0].recv_ns < hi {
@@ -252,6 +261,7 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
             coa: ba.map(|e| e.coa.clone()).unwrap_or_default(),
             lost,
             gap_ms: gap as f64 / 1e6,
+            max_delay_ms: max_delay as f64 / 1e6,
             link_to_coa_ms: md.and_then(|m| ms(h.event_ns, m.t_ns)),
             coa_to_bu_ms: md.zip(b).and_then(|(m, b)| ms(m.t_ns, b.t_ns)),
             bu_to_ba_ms: b.zip(ba).and_then(|(b, a)| ms(b.t_ns, a.t_ns)),
@@ -396,6 +406,53 @@ pub fn paper() -> serde_json::Value {
     ])
 }
 
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    Some(if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    })
+}
+
+/// Per kind of handover (from, to, interfaces): count, packets lost, median and worst gap,
+/// median of each part.
+pub fn summarise(ms: &[Measured]) -> Vec<serde_json::Value> {
+    let mut kinds: Vec<(String, String, u8)> = Vec::new();
+    for m in ms {
+        let k = (m.from.clone(), m.to.clone(), m.interfaces);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(from, to, interfaces)| {
+            let g: Vec<&Measured> = ms
+                .iter()
+                .filter(|m| m.from == from && m.to == to && m.interfaces == interfaces)
+                .collect();
+            let med = |f: &dyn Fn(&Measured) -> Option<f64>| {
+                median(g.iter().filter_map(|m| f(m)).collect())
+            };
+            serde_json::json!({
+                "from": from, "to": to, "interfaces": interfaces, "count": g.len(),
+                "lost_total": g.iter().map(|m| m.lost).sum::<u64>(),
+                "lost_max": g.iter().map(|m| m.lost).max(),
+                "gap_ms_median": med(&|m| Some(m.gap_ms)),
+                "gap_ms_max": g.iter().map(|m| m.gap_ms).fold(0.0, f64::max),
+                "link_to_coa_ms_median": med(&|m| m.link_to_coa_ms),
+                "coa_to_bu_ms_median": med(&|m| m.coa_to_bu_ms),
+                "bu_to_ba_ms_median": med(&|m| m.bu_to_ba_ms),
+                "ba_to_first_packet_ms_median": med(&|m| m.ba_to_first_packet_ms),
+            })
+        })
+        .collect()
+}
+
 /// Writes `report.json` and `handovers.svg` into `dir`.
 pub fn write_report(
     dir: &Path,
@@ -406,6 +463,7 @@ pub fn write_report(
     std::fs::create_dir_all(dir)?;
     let report = serde_json::json!({
         "handovers": ms,
+        "summary": summarise(ms),
         "flow": {"packet_octets": 250, "interval_ms": 5, "direction": "MNN -> CN over IPv6 through the tunnel", "received": rx.len()},
         "paper": paper(),
         "run": extra,
@@ -422,12 +480,13 @@ pub fn write_report(
 pub fn line(m: &Measured) -> String {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     format!(
-        "{} -> {} ({} if): lost {}, gap {:.1} ms [link->CoA {} ms, CoA->BU {} ms, BU->BA {} ms, BA->first packet {} ms]{}",
+        "{} -> {} ({} if): lost {}, gap {:.1} ms (max delay {:.1} ms) [link->CoA {} ms, CoA->BU {} ms, BU->BA {} ms, BA->first packet {} ms]{}",
         m.from,
         m.to,
         m.interfaces,
         m.lost,
         m.gap_ms,
+        m.max_delay_ms,
         f(m.link_to_coa_ms),
         f(m.coa_to_bu_ms),
         f(m.bu_to_ba_ms),
