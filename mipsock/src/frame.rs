@@ -19,6 +19,7 @@ use crate::message::{
     BeHint, Binding, Body, Dad, Header, HomeHint, MdInfo, Message, MessageType, NodetypeInfo,
     RrHint, StateDump, StateEnd,
 };
+use crate::message::{MhUdpIn, MhUdpOut};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"MIPS";
@@ -130,6 +131,8 @@ pub fn encode_into(out: &mut Vec<u8>, header: &Header, body: &Body) -> Result<()
         Body::Dad(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
         Body::StateDump(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
         Body::StateEnd(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
+        Body::MhUdpIn(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
+        Body::MhUdpOut(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
         Body::BcFlush | Body::BulFlush | Body::StateRequest => 0,
     };
     let body_len = out.len() - start - HEADER_LEN;
@@ -227,6 +230,8 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         MessageType::StateRequest => Body::StateRequest,
         MessageType::StateDump => payload!(StateDump, Body::StateDump),
         MessageType::StateEnd => payload!(StateEnd, Body::StateEnd),
+        MessageType::MhUdpIn => payload!(MhUdpIn, Body::MhUdpIn),
+        MessageType::MhUdpOut => payload!(MhUdpOut, Body::MhUdpOut),
     };
     if used != body.len() {
         return Err(FrameError::Trailing {
@@ -449,6 +454,15 @@ mod tests {
             Body::StateEnd(StateEnd {
                 requester_pid: 42,
                 items: 4,
+            }),
+            Body::MhUdpIn(crate::message::MhUdpIn {
+                local: "192.0.2.1:4191".parse().unwrap(),
+                peer: "198.51.100.7:40001".parse().unwrap(),
+                packet: crate::message::PacketBytes(vec![0x60, 0, 0, 0, 0, 8, 135, 64]),
+            }),
+            Body::MhUdpOut(crate::message::MhUdpOut {
+                peer: "198.51.100.7:40001".parse().unwrap(),
+                packet: crate::message::PacketBytes(vec![0x60, 0, 0, 0, 0, 0, 59, 64]),
             }),
         ];
         bodies

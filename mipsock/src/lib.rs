@@ -64,6 +64,6 @@ pub use endpoint::{
 pub use error::{Error, Result};
 pub use message::{
     BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, Encapsulation, Header,
-    HomeHint, MdCommand, MdHint, MdInfo, Message, MessageType, NodeType, NodetypeInfo, RrHint,
-    StateDump, StateEnd, StateItem,
+    HomeHint, MdCommand, MdHint, MdInfo, Message, MessageType, MhUdpIn, MhUdpOut, NodeType,
+    NodetypeInfo, PacketBytes, RrHint, StateDump, StateEnd, StateItem,
 };

@@ -106,6 +106,12 @@ pub enum Body {
     StateDump(StateDump),
     /// Last message of an owner's answer.
     StateEnd(StateEnd),
+    /// A Mobility Header packet that arrived UDP-encapsulated (RFC 5555, port 4191) on
+    /// nemonetd's UDP socket; had (HA) or mrd (MR) handles it (not in SHISA).
+    MhUdpIn(MhUdpIn),
+    /// A Mobility Header packet for nemonetd to send UDP-encapsulated from its UDP socket
+    /// (not in SHISA).
+    MhUdpOut(MhUdpOut),
 }
 
 /// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
@@ -143,11 +149,15 @@ pub enum MessageType {
     StateDump = 65,
     /// End of a state dump (ours).
     StateEnd = 66,
+    /// UDP-encapsulated Mobility Header received by nemonetd (ours).
+    MhUdpIn = 67,
+    /// Mobility Header for nemonetd to send UDP-encapsulated (ours).
+    MhUdpOut = 68,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [MessageType; 15] = [
+    pub const ALL: [MessageType; 17] = [
         MessageType::NodetypeInfo,
         MessageType::BcAdd,
         MessageType::BcRemove,
@@ -163,6 +173,8 @@ impl MessageType {
         MessageType::StateRequest,
         MessageType::StateDump,
         MessageType::StateEnd,
+        MessageType::MhUdpIn,
+        MessageType::MhUdpOut,
     ];
 
     /// The wire code.
@@ -193,6 +205,8 @@ impl MessageType {
             MessageType::StateRequest => "state_request",
             MessageType::StateDump => "state_dump",
             MessageType::StateEnd => "state_end",
+            MessageType::MhUdpIn => "mh_udp_in",
+            MessageType::MhUdpOut => "mh_udp_out",
         }
     }
 }
@@ -241,6 +255,8 @@ impl Body {
             Body::StateRequest => MessageType::StateRequest,
             Body::StateDump(_) => MessageType::StateDump,
             Body::StateEnd(_) => MessageType::StateEnd,
+            Body::MhUdpIn(_) => MessageType::MhUdpIn,
+            Body::MhUdpOut(_) => MessageType::MhUdpOut,
         }
     }
 }
@@ -760,4 +776,83 @@ pub struct StateEnd {
     pub requester_pid: u32,
     /// Total number of items sent in the StateDump chunks before this.
     pub items: u32,
+}
+
+/// An IPv6 packet carried in a message: a hex string for people (JSON, `mipsock tap`),
+/// raw octets on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PacketBytes(pub Vec<u8>);
+
+impl fmt::Display for PacketBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for PacketBytes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        if s.len() % 2 != 0 {
+            return Err(format!("odd number of hex digits ({})", s.len()));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| {
+                u8::from_str_radix(&s[i..i + 2], 16)
+                    .map_err(|e| format!("bad hex {:?}: {e}", &s[i..i + 2]))
+            })
+            .collect::<Result<Vec<u8>, String>>()
+            .map(PacketBytes)
+    }
+}
+
+impl Serialize for PacketBytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PacketBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let s = String::deserialize(d)?;
+            s.parse().map_err(serde::de::Error::custom)
+        } else {
+            Vec::<u8>::deserialize(d).map(PacketBytes)
+        }
+    }
+}
+
+/// A UDP-encapsulated Mobility Header packet received on nemonetd's UDP socket (HA: port
+/// 4191; MR: its DSMIPv6 socket). One socket per node carries signalling and data so the
+/// NAT mapping of the BU is the one the data uses (RFC 5555 §5.2); nemonetd relays the
+/// signalling here instead of writing it to the TUN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MhUdpIn {
+    /// nemonetd's local address and port the datagram arrived on.
+    pub local: SocketAddrV4,
+    /// The outer source address and port (after any NAT).
+    pub peer: SocketAddrV4,
+    /// The inner IPv6 packet (next header 135, possibly after extension headers).
+    pub packet: PacketBytes,
+}
+
+/// A Mobility Header packet for nemonetd to send in UDP/IPv4 from its UDP socket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MhUdpOut {
+    /// Destination: HA, the address and port seen in the BU (the NAT's mapping); MR, the
+    /// home agent's IPv4 address, port 4191.
+    pub peer: SocketAddrV4,
+    /// The inner IPv6 packet.
+    pub packet: PacketBytes,
 }
