@@ -73,7 +73,16 @@ pub struct Peer {
     pub remote: Remote,
     /// Inner sources the HA accepts from this MR (HoA, MNPs, IPv4 too).
     pub sources: Vec<IpNet>,
+    /// The outer source before the last move and when it changed: still accepted for
+    /// [`MOVE_GRACE`], for the packets the MR sent from its old care-of address before its
+    /// Binding Acknowledgement arrived (a vertical handover then loses nothing).
+    pub previous_remote: Option<(Remote, std::time::Instant)>,
 }
+
+/// How long the HA still accepts tunnelled packets from a binding's previous care-of
+/// address after a move: the BA's flight plus mrd's and nemonetd's reaction on the MR,
+/// a few ms, with a wide margin. The inner-source check applies as always.
+pub const MOVE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Why a peer cannot be built from a binding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,6 +160,7 @@ impl Peer {
             encap,
             remote,
             sources: sources(b),
+            previous_remote: None,
         })
     }
 
@@ -185,15 +195,23 @@ impl PeerTable {
         }
     }
 
-    /// Adds or replaces the binding's peer (a move replaces the outer header only).
-    pub fn upsert(&mut self, peer: Peer) {
+    /// Adds or replaces the binding's peer (a move replaces the outer header only, and
+    /// keeps the old outer source acceptable for [`MOVE_GRACE`]).
+    pub fn upsert(&mut self, mut peer: Peer) {
         let k = crate::routes::key(&peer.binding);
         match self
             .peers
             .iter_mut()
             .find(|p| crate::routes::key(&p.binding) == k)
         {
-            Some(p) => *p = peer,
+            Some(p) => {
+                peer.previous_remote = if p.remote != peer.remote {
+                    Some((p.remote, std::time::Instant::now()))
+                } else {
+                    p.previous_remote
+                };
+                *p = peer
+            }
             None => self.peers.push(peer),
         }
     }
@@ -246,7 +264,12 @@ impl PeerTable {
     /// outer source = our HA on the MR.
     pub fn rx_check(&self, outer: Remote, inner_src: IpAddr) -> Result<(), RxRefusal> {
         let mut known = false;
-        for p in self.peers.iter().filter(|p| p.remote == outer) {
+        let from = |p: &&Peer| {
+            p.remote == outer
+                || p.previous_remote
+                    .is_some_and(|(r, at)| r == outer && at.elapsed() < MOVE_GRACE)
+        };
+        for p in self.peers.iter().filter(from) {
             known = true;
             if self.mode == Mode::MobileRouter || p.covers(inner_src) {
                 return Ok(());

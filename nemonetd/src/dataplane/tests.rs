@@ -155,6 +155,41 @@ fn ha_accepts_only_the_coa_and_the_mrs_own_sources() {
 }
 
 #[test]
+fn ha_accepts_the_previous_coa_for_a_moment_after_a_move() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    let old = Remote::V6("2001:db8:a::5".parse().unwrap());
+    let new = Remote::V6("2001:db8:b::5".parse().unwrap());
+    let mut moved = a.clone();
+    moved.coa = "2001:db8:b::5".parse().unwrap();
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    // Packets the MR sent from the old CoA before its BA arrived still enter...
+    assert_eq!(t.rx_check(old, ip("2001:db8:100::7")), Ok(()));
+    assert_eq!(t.rx_check(new, ip("2001:db8:100::7")), Ok(()));
+    // ...with the inner-source check as always...
+    assert_eq!(
+        t.rx_check(old, ip("2001:db8:dead::1")),
+        Err(RxRefusal::SpoofedInnerSource)
+    );
+    // ...a refresh at the new CoA keeps the grace running...
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    assert_eq!(t.rx_check(old, ip("2001:db8:100::7")), Ok(()));
+    // ...and once it is over, the old CoA is unknown.
+    std::thread::sleep(MOVE_GRACE + std::time::Duration::from_millis(20));
+    assert_eq!(
+        t.rx_check(old, ip("2001:db8:100::7")),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    assert_eq!(t.rx_check(new, ip("2001:db8:100::7")), Ok(()));
+}
+
+#[test]
 fn mr_accepts_any_inner_source_but_only_from_its_ha() {
     let mut t = PeerTable::new(Mode::MobileRouter);
     let a = binding(
