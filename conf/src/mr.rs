@@ -47,6 +47,8 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "authentication",
         "legacy-ipv4-mnp-option",
         "optimistic-handover",
+        "force-udp-encapsulation",
+        "nat-keepalive-interval",
     ],
     multi: &[
         "mobile-network-prefix",
@@ -108,6 +110,13 @@ pub struct MrConfig {
     pub legacy_ipv4_mnp_option: bool,
     /// Announce the new binding to the data plane as soon as the BU leaves.
     pub optimistic_handover: bool,
+    /// `force-udp-encapsulation`: from an IPv4 care-of address, set the F flag and use
+    /// UDP encapsulation even without a NAT (RFC 5555). Default off.
+    pub force_udp_encapsulation: bool,
+    /// `nat-keepalive-interval` in seconds: re-send the BU (the NAT keepalive) at least
+    /// this often when UDP-encapsulated, if shorter than the HA's Refresh time. Default
+    /// none (the HA's Refresh, else NATKATIMEOUT 110 s).
+    pub nat_keepalive_interval: Option<u32>,
 }
 
 impl MrConfig {
@@ -253,6 +262,18 @@ fn build(
     let optimistic_handover = match eff.get("optimistic-handover") {
         Some(s) => ctx.boolean(ctx.one(s, "optimistic-handover yes|no;")?)?,
         None => false,
+    };
+    let force_udp_encapsulation = match eff.get("force-udp-encapsulation") {
+        Some(s) => ctx.boolean(ctx.one(s, "force-udp-encapsulation yes|no;")?)?,
+        None => false,
+    };
+    let nat_keepalive_interval = match eff.get("nat-keepalive-interval") {
+        Some(s) => Some(ctx.u32_in(
+            ctx.one(s, "nat-keepalive-interval SECONDS;")?,
+            "the NAT keepalive interval (seconds)",
+            1..=110,
+        )?),
+        None => None,
     };
     let home_agent_address = match eff.get("home-agent-address") {
         Some(s) => Some(ctx.ipv6(
@@ -446,6 +467,8 @@ fn build(
         auth_database,
         legacy_ipv4_mnp_option,
         optimistic_handover,
+        force_udp_encapsulation,
+        nat_keepalive_interval,
     })
 }
 

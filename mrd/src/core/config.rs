@@ -97,7 +97,16 @@ pub struct MrCoreConfig {
     pub initial_sequence: SequenceNumber,
     /// Hop limit of the BUs.
     pub hop_limit: u8,
+    /// From an IPv4 care-of address, set the F flag: ask for UDP encapsulation even
+    /// without a NAT (RFC 5555 §3.1.3), and use it whatever the BA says.
+    pub force_udp: bool,
+    /// Keepalive (re-sent BU) period when UDP-encapsulated behind a NAT, if shorter than
+    /// the Refresh time of the HA's NAT Detection option (else NATKATIMEOUT, 110 s).
+    pub nat_keepalive_interval: Option<Duration>,
 }
+
+/// RFC 5555 §6: NATKATIMEOUT, the keepalive period when the HA gives none.
+pub const NAT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(110);
 
 impl MrCoreConfig {
     /// A configuration with RFC 6275's timers, explicit mode, a 420 s lifetime
@@ -124,6 +133,8 @@ impl MrCoreConfig {
             dereg_max_transmissions: 6,
             initial_sequence: SequenceNumber(0),
             hop_limit: 64,
+            force_udp: false,
+            nat_keepalive_interval: None,
         }
     }
 }

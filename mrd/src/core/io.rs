@@ -1,7 +1,7 @@
 //! What goes in and out of the core: received signalling, packets to send, events for the
 //! bus.
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV4};
 
 use ipnet::Ipv4Net;
 use mipsock::{Binding, Body};
@@ -83,6 +83,9 @@ pub struct Transmit {
     pub lifetime: Lifetime,
     /// Registration or deregistration.
     pub kind: BuKind,
+    /// From an IPv4 care-of address (RFC 5555 §4.2): send the IPv6 packet in UDP/IPv4 to
+    /// this address (the HA's IPv4 address, port 4191) instead of natively.
+    pub udp_v4: Option<SocketAddrV4>,
 }
 
 impl Transmit {

@@ -18,7 +18,7 @@ mod status;
 mod tests;
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
@@ -34,7 +34,7 @@ use tracing::{debug, error, info, warn};
 
 pub use config::{
     ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
-    MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, RegistrationMode,
+    MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, NAT_KEEPALIVE_TIMEOUT, RegistrationMode,
 };
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
@@ -71,6 +71,11 @@ pub enum RegistrationState {
 }
 
 /// The binding the HA holds, as acknowledged.
+///
+/// Care-of addresses are kept as `Ipv6Addr` inside the core; an IPv4 CoA (DSMIPv6, RFC
+/// 5555) is held IPv4-mapped (`::ffff:a.b.c.d`), which is also its form in the RFC 4285
+/// MAC (`proto::auth`). It never reaches the wire in that form (protocol.md §5.8): the BU
+/// carries it in an IPv4 CoA option and the bus as `CareOf::V4`.
 #[derive(Debug, Clone)]
 struct Registered {
     coa: Ipv6Addr,
@@ -137,6 +142,13 @@ pub struct MrCore {
     icmp_errors: VecDeque<ParameterProblem>,
     /// ICMPv6 error token bucket (RFC 4443 §2.4(f)): tokens, last refill.
     icmp_bucket: (u32, Option<Instant>),
+    /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
+    udp_local_port: Option<u16>,
+}
+
+/// The IPv4 address of an IPv4-mapped care-of address (the core's form of an IPv4 CoA).
+fn coa_v4(coa: &Ipv6Addr) -> Option<Ipv4Addr> {
+    coa.to_ipv4_mapped()
 }
 
 /// ICMPv6 errors per second (and burst) the MR sends at most.
@@ -172,6 +184,7 @@ impl MrCore {
             events: VecDeque::new(),
             icmp_errors: VecDeque::new(),
             icmp_bucket: (ICMP_ERROR_RATE, None),
+            udp_local_port: None,
         })
     }
 
@@ -253,8 +266,17 @@ impl MrCore {
             MdCommand::Rereg => match md.coa {
                 Some(CareOf::V6(coa)) => self.move_to(now, coa, md.ifindex),
                 Some(CareOf::V4 { addr, .. }) => {
-                    // DSMIPv6 from an IPv4 CoA (RFC 5555 §4.2) is not done by this core.
-                    warn!(coa = %addr, "IPv4 care-of address not supported; MD_INFO ignored");
+                    // protocol.md §5.6: an IPv6 CoA is preferred when both are offered.
+                    if let Some(CareOf::V6(coa)) = md.coa2 {
+                        self.move_to(now, coa, md.ifindex);
+                    } else if self.cfg.home_agent_v4.is_none() {
+                        warn!(coa = %addr,
+                            "IPv4 care-of address but no IPv4 address for the home agent \
+                             configured; MD_INFO ignored");
+                    } else {
+                        // DSMIPv6 (RFC 5555 §4.2), the core holds it IPv4-mapped.
+                        self.move_to(now, addr.to_ipv6_mapped(), md.ifindex);
+                    }
                 }
                 None => debug!("MD_INFO REREG without a care-of address ignored"),
             },
@@ -650,6 +672,23 @@ impl MrCore {
                 debug!(refresh_interval = %bra, "Binding Refresh Advice");
             }
         }
+        let (udp, nat) = match coa_v4(&p.coa) {
+            Some(_) => {
+                let (udp, nat, keepalive) = self.nat_decision(ba);
+                if let Some(k) = keepalive {
+                    // RFC 5555 §4.4.2 / protocol.md §5.4: the re-sent BU is the keepalive.
+                    refresh_at = refresh_at.min(sent + k);
+                }
+                info!(
+                    udp,
+                    nat,
+                    keepalive_s = keepalive.map(|k| k.as_secs()),
+                    "IPv4 care-of address: NAT detection answered"
+                );
+                (udp, nat)
+            }
+            None => (false, false),
+        };
         let (mnp_v4, ipv4) = self.ipv4_outcome(ba, &p);
         self.registered = Some(Registered {
             coa: p.coa,
@@ -658,11 +697,50 @@ impl MrCore {
             expires_at,
             refresh_at,
         });
-        let binding = self.binding_for(p.coa, p.coa_ifindex, mnp_v4, granted.as_secs());
+        let binding = self.binding_for(
+            p.coa,
+            p.coa_ifindex,
+            mnp_v4,
+            granted.as_secs(),
+            Some((udp, nat)),
+        );
         info!(hoa = %binding.hoa, coa = %p.coa, ha = %binding.ha, seq = %ba.sequence,
             lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
             "home registration acknowledged");
         self.announce(binding, false, ipv4);
+    }
+
+    /// The robust rule of protocol.md §5.3 for a BA to a BU from an IPv4 CoA: plain
+    /// IP-in-IPv4 only when F = 0 and Refresh = 0xFFFFFFFF (and we did not force UDP),
+    /// UDP otherwise; keepalives every Refresh seconds when it is finite and non-zero,
+    /// NATKATIMEOUT when it is 0 or the option is missing, none when it is 0xFFFFFFFF, and
+    /// never less often than the configured keepalive interval while UDP is used.
+    /// Returns (udp, nat seen, keepalive period).
+    fn nat_decision(&self, ba: &BindingAck<'_>) -> (bool, bool, Option<Duration>) {
+        let nat = ba.options.iter().find_map(|o| match o {
+            MobilityOption::NatDetection { f, refresh_time } => Some((*f, *refresh_time)),
+            _ => None,
+        });
+        let none = proto::option::NAT_REFRESH_NONE;
+        let udp = self.cfg.force_udp || !matches!(nat, Some((false, r)) if r == none);
+        let (nat_seen, period) = match nat {
+            Some((_, r)) if r == none => (false, None),
+            Some((_, 0)) | None => (nat.is_some(), Some(NAT_KEEPALIVE_TIMEOUT)),
+            Some((_, r)) => (true, Some(Duration::from_secs(u64::from(r)))),
+        };
+        let period = match (udp, period, self.cfg.nat_keepalive_interval) {
+            (false, _, _) => None,
+            (true, Some(p), Some(c)) => Some(p.min(c)),
+            (true, None, Some(c)) => Some(c),
+            (true, p, None) => p,
+        };
+        (udp, nat_seen, period)
+    }
+
+    /// Tells the core the local address of the UDP socket DSMIPv6 signalling arrived on
+    /// (nemonetd's, from `MhUdpIn.local`): its port goes into `CareOf::V4`.
+    pub fn set_udp_local(&mut self, local: SocketAddrV4) {
+        self.udp_local_port = Some(local.port());
     }
 
     /// Which IPv4 MNPs the HA acknowledged (RFC 5555 §3.2.1; protocol.md §4.16: one IPv4
@@ -786,20 +864,57 @@ impl MrCore {
         });
     }
 
-    fn binding_for(&self, coa: Ipv6Addr, ifindex: u32, mnp_v4: Vec<Ipv4Net>, life: u32) -> Binding {
+    /// The bus view of a binding; `encap` = (udp, nat) from the BA for an IPv4 CoA
+    /// (`None` before any BA: UDP, the format the BU itself used).
+    fn binding_for(
+        &self,
+        coa: Ipv6Addr,
+        ifindex: u32,
+        mnp_v4: Vec<Ipv4Net>,
+        life: u32,
+        encap: Option<(bool, bool)>,
+    ) -> Binding {
+        let flags = self.bu_flags_from(&coa);
+        let (coa, encapsulation, nat_detected) = match coa_v4(&coa) {
+            None => (CareOf::V6(coa), Encapsulation::InIpv6, false),
+            Some(addr) => {
+                let (udp, nat) = encap.unwrap_or((true, false));
+                if udp {
+                    (
+                        CareOf::V4 {
+                            addr,
+                            udp_port: Some(self.udp_local_port.unwrap_or(0)),
+                        },
+                        Encapsulation::UdpIpv4 {
+                            ha_port: proto::DSMIP_UDP_PORT,
+                        },
+                        nat,
+                    )
+                } else {
+                    (
+                        CareOf::V4 {
+                            addr,
+                            udp_port: None,
+                        },
+                        Encapsulation::InIpv4,
+                        false,
+                    )
+                }
+            }
+        };
         Binding {
             hoa: self.cfg.home_address,
             hoa_v4: None,
-            coa: CareOf::V6(coa),
+            coa,
             ha: self.cfg.home_agent,
             ha_v4: self.cfg.home_agent_v4,
             mnp_v6: self.cfg.mnp_v6.clone(),
             mnp_v4,
-            encapsulation: Encapsulation::InIpv6,
+            encapsulation,
             lifetime: life,
             binding_id: None,
-            flags: mipsock::BuFlags(self.bu_flags().bits()),
-            nat_detected: false,
+            flags: mipsock::BuFlags(flags.bits()),
+            nat_detected,
             coa_ifindex: (ifindex != 0).then_some(ifindex),
         }
     }
@@ -808,6 +923,15 @@ impl MrCore {
         // RFC 3963 §5.1: R with H and A on every home registration (kept on
         // deregistration too, where the HA ignores it, RFC 3963 §6.2).
         BuFlags::A | BuFlags::H | BuFlags::R
+    }
+
+    /// Flags of a BU from `coa`: F (RFC 5555 §3.1.3) only from an IPv4 CoA when forced.
+    fn bu_flags_from(&self, coa: &Ipv6Addr) -> BuFlags {
+        if self.cfg.force_udp && coa_v4(coa).is_some() {
+            self.bu_flags() | BuFlags::F
+        } else {
+            self.bu_flags()
+        }
     }
 
     /// Timers fired.
@@ -977,7 +1101,11 @@ impl MrCore {
             Lifetime::ZERO
         };
         let mut options: Vec<MobilityOption<'_>> = Vec::new();
-        if !p.at_home {
+        let v4_coa = coa_v4(&p.coa).filter(|_| !p.at_home);
+        if let Some(a) = v4_coa {
+            // RFC 5555 §3.1.2, §4.2: from an IPv4 CoA, no Alternate CoA (nor HAO).
+            options.push(MobilityOption::Ipv4CareOfAddress(a));
+        } else if !p.at_home {
             // RFC 6275 §11.7.1: mandatory in home registrations from a CoA.
             options.push(MobilityOption::AlternateCareOfAddress(p.coa));
         }
@@ -1027,9 +1155,14 @@ impl MrCore {
             }
             options.push(auth::mn_ha_option(sa.spi));
         }
+        let flags = if self.cfg.force_udp && v4_coa.is_some() {
+            BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F
+        } else {
+            BuFlags::A | BuFlags::H | BuFlags::R
+        };
         let repr = MhRepr::BindingUpdate(BindingUpdate {
             sequence: seq,
-            flags: BuFlags::A | BuFlags::H | BuFlags::R,
+            flags,
             lifetime,
             options,
         });
@@ -1044,7 +1177,18 @@ impl MrCore {
             error!(error = %e, "cannot sign the Binding Update");
             return;
         }
-        let addressing = if p.at_home {
+        let mut udp_v4 = None;
+        let addressing = if let Some(ha_v4) = cfg.home_agent_v4.filter(|_| v4_coa.is_some()) {
+            // RFC 5555 §4.2: inner source = HoA, no HAO, in UDP/IPv4 to the HA's 4191.
+            udp_v4 = Some(SocketAddrV4::new(ha_v4, proto::DSMIP_UDP_PORT));
+            MobilityPacketRepr {
+                src_addr: hoa,
+                dst_addr: cfg.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: None,
+            }
+        } else if p.at_home {
             // RFC 6275 §11.5.4: from the home link, source = HoA, no HAO.
             MobilityPacketRepr {
                 src_addr: hoa,
@@ -1078,6 +1222,7 @@ impl MrCore {
             sequence: seq,
             lifetime,
             kind: p.kind,
+            udp_v4,
         });
         // Optimistic mode: announce the new binding as the BU leaves, unless it only
         // refreshes the one already announced.
@@ -1091,7 +1236,7 @@ impl MrCore {
             } else {
                 Ipv4MnpOutcome::Pending
             };
-            let b = self.binding_for(coa, ifx, v4, self.cfg.lifetime.as_secs());
+            let b = self.binding_for(coa, ifx, v4, self.cfg.lifetime.as_secs(), None);
             info!(hoa = %b.hoa, coa = %coa, "optimistic binding update list entry");
             self.announce(b, true, ipv4);
         }

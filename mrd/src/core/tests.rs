@@ -624,6 +624,7 @@ fn next_bu_like(seq: SequenceNumber) -> SentBu {
             sequence: seq,
             lifetime: Lifetime::from_secs(400),
             kind: BuKind::Register,
+            udp_v4: None,
         },
         seq: seq.0,
         flags: BuFlags::A,
@@ -1318,4 +1319,298 @@ fn parameter_problems_from_the_mr_are_rate_limited() {
     assert_eq!(std::iter::from_fn(|| mr.poll_icmp_error()).count(), 10);
     deliver(&mut mr, ms(t0, 1001), &bad);
     assert_eq!(std::iter::from_fn(|| mr.poll_icmp_error()).count(), 1);
+}
+
+// ---------- DSMIPv6: registration from an IPv4 care-of address (RFC 5555) ----------
+
+const V4COA: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
+const HA_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+fn v4_cfg() -> MrCoreConfig {
+    let mut c = cfg();
+    c.home_agent_v4 = Some(HA_V4);
+    c.security = Some(sa(false));
+    c
+}
+
+fn rereg_v4(addr: Ipv4Addr) -> MdInfo {
+    MdInfo {
+        coa: Some(CareOf::V4 {
+            addr,
+            udp_port: None,
+        }),
+        ..rereg(coa1())
+    }
+}
+
+/// The BA as the HA sends it inside UDP/IPv4: to the HoA, no RH2, MAC over the mapped CoA.
+fn ba_v4(ba: Ba, coa: Ipv4Addr) -> Vec<u8> {
+    let repr = MhRepr::BindingAck(BindingAck {
+        status: BaStatus::from(ba.status),
+        flags: BaFlags::R,
+        sequence: SequenceNumber(ba.seq),
+        lifetime: ba.lifetime,
+        options: ba
+            .options
+            .iter()
+            .copied()
+            .chain([auth::mn_ha_option(SPI)])
+            .collect(),
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    auth::sign(&mut mh, IpAddr::V4(coa), &hoa(), KEY).unwrap();
+    wrap(&mh, hoa())
+}
+
+fn nat_opt(f: bool, refresh_time: u32) -> MobilityOption<'static> {
+    MobilityOption::NatDetection { f, refresh_time }
+}
+
+/// Registers from V4COA with a BA carrying `nat`; returns the BU and the BUL_ADD binding.
+fn registered_v4(
+    mr: &mut MrCore,
+    t0: Instant,
+    nat: Option<MobilityOption<'static>>,
+) -> (SentBu, mipsock::Binding) {
+    mr.handle_md_info(t0, &rereg_v4(V4COA));
+    let bu = next_bu(mr);
+    mr.set_udp_local("10.0.0.5:40123".parse().unwrap());
+    let mut ba = Ba::ok(&bu).opt(v4_ack(0, mnp4()));
+    if let Some(o) = nat {
+        ba = ba.opt(o);
+    }
+    deliver(mr, ms(t0, 100), &ba_v4(ba, V4COA));
+    let evs = events(mr);
+    let b = bul_add(&evs).expect("BUL_ADD").0.clone();
+    (bu, b)
+}
+
+#[test]
+fn ipv4_coa_bu_goes_in_udp_to_the_ha_with_the_ipv4_coa_option() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg_v4(V4COA));
+    let bu = next_bu(&mut mr);
+    // RFC 5555 §4.2: UDP/IPv4 to HA:4191, inner source = HoA, no HAO, no Alternate CoA.
+    assert_eq!(
+        bu.tx.udp_v4,
+        Some(std::net::SocketAddrV4::new(HA_V4, proto::DSMIP_UDP_PORT))
+    );
+    assert_eq!(bu.tx.addressing.src_addr, hoa());
+    assert_eq!(bu.tx.addressing.dst_addr, ha());
+    assert_eq!(bu.tx.addressing.home_address, None);
+    assert!(bu.flags.contains(BuFlags::A | BuFlags::H | BuFlags::R));
+    assert!(!bu.flags.contains(BuFlags::F));
+    assert!(
+        bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4CareOfAddress(a) if *a == V4COA))
+    );
+    assert!(
+        !bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::AlternateCareOfAddress(_)))
+    );
+    // IPv4 MNPs as over IPv6 (IPv4 HoA option, P=1), MNP option, MN-HA auth last.
+    assert!(
+        bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4HomeAddress { p: true, .. }))
+    );
+    assert!(matches!(
+        bu.options.last(),
+        Some(MobilityOption::Authentication { .. })
+    ));
+    // MAC over the IPv4-mapped CoA (proto::auth convention).
+    assert!(auth::verify(&bu.tx.mh, IpAddr::V4(V4COA), &hoa(), KEY).unwrap());
+    // The whole packet walks as a BU from the HoA.
+    let pkt = bu.tx.to_packet();
+    let Walk::Mobility(p) = walk(&pkt).unwrap() else {
+        panic!()
+    };
+    assert_eq!(p.src_addr, hoa());
+    assert_eq!(p.home_address, None);
+}
+
+#[test]
+fn no_nat_means_plain_ip_in_ipv4_and_no_keepalive() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let (_, b) = registered_v4(&mut mr, t0, Some(nat_opt(false, u32::MAX)));
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: V4COA,
+            udp_port: None
+        }
+    );
+    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv4);
+    assert!(!b.nat_detected);
+    assert_eq!(b.ha_v4, Some(HA_V4));
+    assert_eq!(b.mnp_v4, vec![mnp4()]);
+    // Refresh as usual: 400 s - 16 s.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000)));
+}
+
+#[test]
+fn nat_means_udp_and_keepalives_at_the_refresh_time() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let (bu, b) = registered_v4(&mut mr, t0, Some(nat_opt(true, 20)));
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: V4COA,
+            udp_port: Some(40123)
+        }
+    );
+    assert_eq!(
+        b.encapsulation,
+        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+    );
+    assert!(b.nat_detected);
+    // Keepalive = the BU again, 20 s after the last one left.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 20_000)));
+    mr.handle_timeout(ms(t0, 19_999));
+    assert!(mr.poll_transmit().is_none());
+    mr.handle_timeout(ms(t0, 20_000));
+    let ka = next_bu(&mut mr);
+    assert_eq!(ka.seq, bu.seq + 1);
+    assert!(ka.tx.udp_v4.is_some());
+    deliver(
+        &mut mr,
+        ms(t0, 20_050),
+        &ba_v4(
+            Ba::ok(&ka).opt(v4_ack(0, mnp4())).opt(nat_opt(true, 20)),
+            V4COA,
+        ),
+    );
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 40_000)));
+}
+
+#[test]
+fn refresh_zero_or_missing_option_means_udp_with_natkatimeout() {
+    for nat in [Some(nat_opt(false, 0)), Some(nat_opt(true, 0)), None] {
+        let t0 = Instant::now();
+        let mut mr = MrCore::new(v4_cfg()).unwrap();
+        let (_, b) = registered_v4(&mut mr, t0, nat);
+        assert_eq!(
+            b.encapsulation,
+            mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 },
+            "{nat:?}"
+        );
+        assert_eq!(mr.poll_timeout(), Some(ms(t0, 110_000)), "{nat:?}");
+    }
+}
+
+#[test]
+fn f_with_infinite_refresh_means_udp_without_keepalive() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let (_, b) = registered_v4(&mut mr, t0, Some(nat_opt(true, u32::MAX)));
+    assert_eq!(
+        b.encapsulation,
+        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+    );
+    assert!(!b.nat_detected);
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000)));
+}
+
+#[test]
+fn forced_udp_sets_f_and_wins_over_the_ba() {
+    let t0 = Instant::now();
+    let mut c = v4_cfg();
+    c.force_udp = true;
+    let mut mr = MrCore::new(c).unwrap();
+    let (bu, b) = registered_v4(&mut mr, t0, Some(nat_opt(false, u32::MAX)));
+    assert!(bu.flags.contains(BuFlags::F));
+    assert!(b.flags.contains(mipsock::BuFlags::F));
+    assert_eq!(
+        b.encapsulation,
+        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+    );
+    // F is never set from an IPv6 CoA.
+    mr.handle_md_info(ms(t0, 1000), &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert!(!bu.flags.contains(BuFlags::F));
+    assert!(bu.tx.udp_v4.is_none());
+}
+
+#[test]
+fn configured_keepalive_interval_is_shorter() {
+    let t0 = Instant::now();
+    let mut c = v4_cfg();
+    c.nat_keepalive_interval = Some(Duration::from_secs(3));
+    let mut mr = MrCore::new(c).unwrap();
+    registered_v4(&mut mr, t0, Some(nat_opt(true, 110)));
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 3_000)));
+    mr.handle_timeout(ms(t0, 3_000));
+    assert!(next_bu(&mut mr).tx.udp_v4.is_some());
+    // Without UDP the interval does not apply.
+    let t0 = Instant::now();
+    let mut c = v4_cfg();
+    c.nat_keepalive_interval = Some(Duration::from_secs(3));
+    let mut mr = MrCore::new(c).unwrap();
+    registered_v4(&mut mr, t0, Some(nat_opt(false, u32::MAX)));
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000)));
+}
+
+#[test]
+fn switch_v6_to_v4_and_back() {
+    let t0 = Instant::now();
+    let mut c = v4_cfg();
+    c.security = None;
+    let mut mr = MrCore::new(c).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    // IPv6 -> IPv4 (NAT).
+    mr.handle_md_info(ms(t0, 1000), &rereg_v4(V4COA));
+    let bu = next_bu(&mut mr);
+    assert!(bu.tx.udp_v4.is_some());
+    let ba = Ba::ok(&bu)
+        .opt(v4_ack(0, mnp4()))
+        .opt(nat_opt(true, 30))
+        .packet(hoa());
+    deliver(&mut mr, ms(t0, 1100), &ba);
+    let evs = events(&mut mr);
+    let b = bul_add(&evs).unwrap().0;
+    assert!(matches!(b.coa, CareOf::V4 { addr, udp_port: Some(_) } if addr == V4COA));
+    // IPv4 -> IPv6: a plain BU with HAO and Alternate CoA, BUL_ADD back to InIpv6.
+    mr.handle_md_info(ms(t0, 2000), &rereg(coa2()));
+    let bu = next_bu(&mut mr);
+    assert!(bu.tx.udp_v4.is_none());
+    assert_eq!(bu.tx.addressing.src_addr, coa2());
+    assert_eq!(bu.tx.addressing.home_address, Some(hoa()));
+    assert!(
+        !bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4CareOfAddress(_)))
+    );
+    deliver(
+        &mut mr,
+        ms(t0, 2100),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa2()),
+    );
+    let evs = events(&mut mr);
+    let b = bul_add(&evs).unwrap().0;
+    assert_eq!(b.coa, CareOf::V6(coa2()));
+    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv6);
+    // Refresh back on the lifetime schedule (no NAT keepalive).
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 2000 + 384_000)));
+}
+
+#[test]
+fn ipv6_coa_preferred_and_ipv4_needs_the_ha_ipv4_address() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let md = MdInfo {
+        coa2: Some(CareOf::V6(coa1())),
+        ..rereg_v4(V4COA)
+    };
+    mr.handle_md_info(t0, &md);
+    assert!(next_bu(&mut mr).tx.udp_v4.is_none());
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg_v4(V4COA));
+    assert!(mr.poll_transmit().is_none());
 }

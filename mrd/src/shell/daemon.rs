@@ -4,8 +4,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mhio::{NftGuard, RawSender, Received, Receiver};
 use mipsock::{
-    AsyncEndpoint, Body, CareOf, MdCommand, MdHint, MdInfo, Message, NodeType, NodetypeInfo,
-    StateItem,
+    AsyncEndpoint, Body, MdCommand, MdHint, MdInfo, Message, MhUdpIn, MhUdpOut, NodeType,
+    NodetypeInfo, PacketBytes, StateItem,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
@@ -47,6 +47,10 @@ struct Daemon {
     last_rereg: Option<MdInfo>,
     /// ICMPv6 errors built in `on_packet` (they quote the packet), sent in `flush`.
     icmp_out: Vec<Vec<u8>>,
+    /// UDP-encapsulated BUs handed to nemonetd since it last relayed an answer (DSMIPv6
+    /// needs it: it owns the UDP socket); the "nobody relays" warning is given once.
+    udp_unanswered: u32,
+    relay_warned: bool,
 }
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
@@ -87,6 +91,8 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         sender,
         last_rereg: None,
         icmp_out: Vec::new(),
+        udp_unanswered: 0,
+        relay_warned: false,
     };
     d.announce_role(true);
     let c = d.mr.config();
@@ -214,10 +220,34 @@ impl Daemon {
 
     fn on_md_info(&mut self, md: &MdInfo) {
         debug!(command = ?md.command, coa = ?md.coa, ifindex = md.ifindex, "MD_INFO");
-        if md.command == MdCommand::Rereg && matches!(md.coa, Some(CareOf::V6(_))) {
+        if md.command == MdCommand::Rereg && md.coa.is_some() {
             self.last_rereg = Some(md.clone());
         }
         self.mr.handle_md_info(Instant::now(), md);
+    }
+
+    /// A UDP-encapsulated Mobility Header relayed by nemonetd (DSMIPv6, RFC 5555 §4.2):
+    /// the BA / BRR from the HA, inner IPv6 addressed to our home address.
+    fn on_mh_udp_in(&mut self, m: &MhUdpIn) {
+        self.udp_unanswered = 0;
+        self.relay_warned = false;
+        let p = match proto::ext::walk(&m.packet.0) {
+            Ok(proto::ext::Walk::Mobility(p)) => p,
+            Ok(_) | Err(_) => {
+                debug!(peer = %m.peer, "relayed UDP packet is not a mobility header; ignored");
+                return;
+            }
+        };
+        if p.dst_addr != self.mr.config().home_address {
+            debug!(dst = %p.dst_addr, "relayed mobility header not for us ignored");
+            return;
+        }
+        debug!(peer = %m.peer, local = %m.local, "mobility header in UDP/IPv4");
+        self.mr.set_udp_local(m.local);
+        self.mr
+            .handle_packet(Instant::now(), ReceivedSignal::from_packet(&p));
+        // No ICMPv6 error path inside UDP.
+        while self.mr.poll_icmp_error().is_some() {}
     }
 
     fn on_packet(&mut self, rx: &Received<'_>) {
@@ -248,6 +278,7 @@ impl Daemon {
     fn on_bus(&mut self, msg: &Message) {
         match &msg.body {
             Body::MdInfo(md) => self.on_md_info(md),
+            Body::MhUdpIn(m) => self.on_mh_udp_in(m),
             Body::StateRequest => {
                 let items = self.mr.state_items(Instant::now());
                 if let Err(e) = self.bus.reply_state(msg, items, 0) {
@@ -272,6 +303,24 @@ impl Daemon {
         }
         while let Some(tx) = self.mr.poll_transmit() {
             let packet = tx.to_packet();
+            if let Some(peer) = tx.udp_v4 {
+                // DSMIPv6: nemonetd owns the UDP socket (one NAT mapping for BU and data).
+                debug!(seq = %tx.sequence, kind = ?tx.kind, lifetime_units = tx.lifetime.units(),
+                    %peer, "binding update sent in UDP/IPv4 through nemonetd");
+                let msg = Message::new(Body::MhUdpOut(MhUdpOut {
+                    peer,
+                    packet: PacketBytes(packet),
+                }));
+                self.udp_unanswered += 1;
+                if let Err(e) = self.bus.send(&msg) {
+                    warn!(error = %e, "binding update not handed to nemonetd");
+                } else if self.udp_unanswered >= 3 && !self.relay_warned {
+                    warn!(%peer, sent = self.udp_unanswered,
+                        "no UDP-encapsulated answer relayed: DSMIPv6 from an IPv4 care-of address needs nemonetd -m running (it owns the UDP socket and relays the signalling over the bus)");
+                    self.relay_warned = true;
+                }
+                continue;
+            }
             debug!(seq = %tx.sequence, kind = ?tx.kind, lifetime_units = tx.lifetime.units(),
                 coa = %tx.addressing.src_addr, "binding update sent");
             if let Err(e) = self.sender.send_packet(&packet).await {

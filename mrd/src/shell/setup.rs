@@ -76,6 +76,10 @@ pub fn core_config(
         use_timestamps: true,
     });
     core.optimistic = cfg.optimistic_handover;
+    core.force_udp = cfg.force_udp_encapsulation;
+    core.nat_keepalive_interval = cfg
+        .nat_keepalive_interval
+        .map(|s| std::time::Duration::from_secs(u64::from(s)));
     core.initial_sequence = random_sequence();
     Ok(core)
 }
