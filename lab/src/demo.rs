@@ -443,6 +443,9 @@ pub fn print_summary(s: &Summary) {
     for (m, n) in s.handovers.iter().zip(1..) {
         println!("handover {n}: {}", handover::line(m));
     }
+    println!(
+        "SKIP the IPv4-only access network behind NAT (DHCP) and the moves to it: they need IPv4 care-of addresses (DSMIPv6, issue 7)"
+    );
     let failed = s.checks.iter().filter(|c| !c.ok).count();
     println!(
         "{} checks, {} failed, {:.1} s; work directory {} (removed after a successful run unless --keep)",
