@@ -87,6 +87,17 @@ pub struct Args {
     #[arg(long)]
     pub accept_optimistic: bool,
 
+    /// Get IPv4 care-of addresses by DHCP on every egress link that comes up (babymdd's
+    /// own client, in parallel with IPv6 autoconfiguration). A lease installs the address
+    /// with the lease lifetime and a default route via the server's router with metric
+    /// --dhcp-metric plus the link's preference. Never writes resolv.conf.
+    #[arg(long)]
+    pub dhcp: bool,
+
+    /// Base metric of the default routes DHCP installs.
+    #[arg(long, value_name = "N", default_value_t = crate::dhcp::shell::DEFAULT_ROUTE_METRIC)]
+    pub dhcp_metric: u32,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -197,6 +208,7 @@ pub fn run_config(args: &Args) -> Result<RunConfig, CliError> {
             accept_optimistic: args.accept_optimistic,
         },
         bus_dir,
+        dhcp_route_metric: args.dhcp.then_some(args.dhcp_metric),
     })
 }
 

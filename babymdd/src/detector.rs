@@ -450,7 +450,8 @@ impl Detector {
         entry.refresh(&self.cfg, up, now);
     }
 
-    fn is_watched(&self, name: &str, loopback: bool) -> bool {
+    /// Whether a link with this name is an egress babymdd watches.
+    pub fn is_watched(&self, name: &str, loopback: bool) -> bool {
         if self.cfg.mip_interface.as_deref() == Some(name) {
             return false;
         }
@@ -461,7 +462,8 @@ impl Detector {
         }
     }
 
-    fn preference(&self, ifindex: u32, name: &str) -> u32 {
+    /// The link's preference (lower is better).
+    pub fn preference(&self, ifindex: u32, name: &str) -> u32 {
         self.cfg
             .interfaces
             .iter()

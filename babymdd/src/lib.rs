@@ -8,10 +8,12 @@
 //! * [`detector`]: the pure decision core, fed [`detector::Observation`]s and `now`.
 //! * [`netlink`]: rtnetlink messages → observations; the start-up subscribe/dump.
 //! * [`rs`]: Router Solicitations on a raw ICMPv6 socket.
+//! * [`dhcp`]: DHCPv4 client for IPv4 care-of addresses (`--dhcp`).
 //! * [`run`]: the daemon loop tying netlink, the detector, the bus and signals together.
 
 pub mod cli;
 pub mod detector;
+pub mod dhcp;
 pub mod netlink;
 pub mod rs;
 pub mod run;

@@ -9,6 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
 use crate::detector::{Detector, DetectorConfig, Observation, Output};
+use crate::dhcp::shell::Dhcp;
 use crate::netlink::{NetlinkError, Watcher};
 use crate::rs::RsSender;
 
@@ -22,6 +23,9 @@ pub struct RunConfig {
     pub detector: DetectorConfig,
     /// The mipsock bus directory.
     pub bus_dir: PathBuf,
+    /// Run a DHCPv4 client on every up egress link, with this base metric for the
+    /// default routes it installs; `None`: no DHCP.
+    pub dhcp_route_metric: Option<u32>,
 }
 
 /// Why the daemon stopped.
@@ -68,12 +72,18 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     // Subscribe, dump, then the events queued meanwhile, decided as one batch.
     let (mut watcher, dump) = Watcher::start().await?;
     let mut det = Detector::new(cfg.detector.clone());
+    let mut dhcp = cfg
+        .dhcp_route_metric
+        .map(|metric| Dhcp::new(watcher.handle().clone(), metric));
     let now = Instant::now();
-    for o in dump.into_iter().chain(watcher.queued()) {
-        det.observe(now, o);
+    let first: Vec<Observation> = dump.into_iter().chain(watcher.queued()).collect();
+    for o in &first {
+        det.observe(now, o.clone());
     }
     det.decide(now);
     flush(&mut det, &ep, &rs);
+    // DHCP starts with the IPv6 side (the RS above), not after it.
+    dhcp_links(&mut dhcp, &det, &first, now).await;
     info!(
         bus = %cfg.bus_dir.display(),
         interfaces = ?cfg.detector.interfaces.iter().map(|w| (&w.name, w.preference)).collect::<Vec<_>>(),
@@ -83,15 +93,29 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     );
 
     loop {
-        let deadline = det.poll_timeout();
+        let deadline = [
+            det.poll_timeout(),
+            dhcp.as_ref().and_then(Dhcp::poll_timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             batch = watcher.next_batch() => {
                 let batch = batch.ok_or(RunError::NetlinkClosed)?;
                 let now = Instant::now();
-                for o in batch {
-                    det.observe(now, o);
+                for o in &batch {
+                    det.observe(now, o.clone());
                 }
                 det.decide(now);
+                // The detector's RS first (flushed here), then DHCP: both start at link up.
+                flush(&mut det, &ep, &rs);
+                dhcp_links(&mut dhcp, &det, &batch, now).await;
+            }
+            (ifindex, packet) = dhcp_recv(&mut dhcp) => {
+                if let Some(d) = dhcp.as_mut() {
+                    d.handle_packet(Instant::now(), ifindex, &packet);
+                }
             }
             msg = ep.recv() => match msg {
                 Ok(msg) => on_bus_message(&mut det, &ep, &rs, msg),
@@ -114,10 +138,49 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
                 return Ok(());
             }
             _ = sleep_until(deadline), if deadline.is_some() => {
-                det.handle_timeout(Instant::now());
+                let now = Instant::now();
+                det.handle_timeout(now);
+                if let Some(d) = dhcp.as_mut() {
+                    d.handle_timeout(now);
+                }
             }
         }
         flush(&mut det, &ep, &rs);
+        if let Some(d) = dhcp.as_mut() {
+            d.flush().await;
+        }
+    }
+}
+
+/// Starts a DHCP client on each watched link that came up, stops it on each that went
+/// down or away (its address and route are removed). Leases survive SIGTERM: the kernel
+/// expires the address with the lease.
+async fn dhcp_links(dhcp: &mut Option<Dhcp>, det: &Detector, batch: &[Observation], now: Instant) {
+    let Some(d) = dhcp.as_mut() else {
+        return;
+    };
+    for o in batch {
+        match o {
+            Observation::Link(l) => {
+                let watched = det.is_watched(&l.name, l.loopback);
+                if l.up && watched && !d.running(l.ifindex) {
+                    let pref = det.preference(l.ifindex, &l.name);
+                    d.link_up(now, l.ifindex, &l.name, pref).await;
+                } else if (!l.up || !watched) && d.running(l.ifindex) {
+                    d.link_down(l.ifindex).await;
+                }
+            }
+            Observation::LinkRemoved { ifindex } => d.link_down(*ifindex).await,
+            _ => {}
+        }
+    }
+    d.flush().await;
+}
+
+async fn dhcp_recv(dhcp: &mut Option<Dhcp>) -> (u32, Vec<u8>) {
+    match dhcp {
+        Some(d) => d.recv().await,
+        None => std::future::pending().await,
     }
 }
 

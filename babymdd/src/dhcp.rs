@@ -1,0 +1,20 @@
+//! DHCPv4 for IPv4 care-of addresses (DSMIPv6, RFC 5555), inside babymdd.
+//!
+//! * [`wire`]: DHCP messages.
+//! * [`client`]: the per-interface state machine, sans IO, on virtual time in tests.
+//! * [`shell`]: UDP sockets bound to each egress link, and the rtnetlink requests that
+//!   install the lease (address with the lease lifetime, default route).
+//!
+//! Why a client of our own rather than driving `udhcpc`/`dhclient`: it starts in the
+//! same wake-up as the link-up event (no fork/exec, no hook script), its state is in the
+//! log and in one process that the supervisor restarts as a whole, its timers are testable
+//! without a network, and it never asks for or writes DNS settings, so the host's
+//! resolv.conf cannot be touched (a system client's default hook does write it, also from
+//! inside a network namespace).
+//!
+//! The detector is not told about leases directly: the address appears over rtnetlink like
+//! any other and is ranked as usual (IPv6 first).
+
+pub mod client;
+pub mod shell;
+pub mod wire;
