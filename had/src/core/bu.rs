@@ -85,12 +85,14 @@ impl Ha {
         // 1. Care-of address (RFC 6275 §9.5.1; RFC 5555 §4.1 for an IPv4 CoA).
         let mut nat_detected = false;
         let mut nat_opt = None;
+        let mut v4_coa_option = None;
         let coa = if let Some(path) = signal.udp_v4 {
             let v4_option = bu.options.iter().find_map(|o| match o {
                 MobilityOption::Ipv4CareOfAddress(a) => Some(*a),
                 _ => None,
             });
             nat_detected = v4_option.is_some_and(|a| a != *path.peer.ip());
+            v4_coa_option = v4_option;
             let udp = nat_detected || flags.force_udp();
             nat_opt = Some(MobilityOption::NatDetection {
                 f: udp,
@@ -127,7 +129,9 @@ impl Ha {
             debug!(hoa = %hoa, "home registration with nonce indices dropped");
             return;
         }
-        let coa_mac = care_of_for_mac(&coa);
+        // RFC 4285's MAC covers the CoA the MR knows: behind a NAT that is its own IPv4
+        // CoA (the option), not the NAT's address it cannot see (protocol.md §5.8).
+        let coa_mac = v4_coa_option.map_or_else(|| care_of_for_mac(&coa), IpAddr::V4);
         // One look at the existing entry (sequence, R flag, owner SA).
         let existing = self
             .cache
@@ -423,6 +427,7 @@ impl Ha {
                 b.flags = flags.bits();
                 b.sequence = seq.0;
                 b.nat_detected = nat_detected;
+                b.coa_v4_option = v4_coa_option;
                 b.rh2 = signal.home_address.is_some();
                 b.brr_sent = false;
                 // Timers are lazy: a later deadline is picked up when the scheduled one
@@ -451,6 +456,7 @@ impl Ha {
                     flags: flags.bits(),
                     sequence: seq.0,
                     nat_detected,
+                    coa_v4_option: v4_coa_option,
                     rh2: signal.home_address.is_some(),
                     brr_sent: false,
                 })

@@ -28,6 +28,9 @@ pub(crate) struct Bce {
     pub flags: u16,
     pub sequence: u16,
     pub nat_detected: bool,
+    /// The IPv4 CoA option of the last BU (DSMIPv6): the CoA of the RFC 4285 MAC, which
+    /// differs from `coa` behind a NAT.
+    pub coa_v4_option: Option<Ipv4Addr>,
     pub rh2: bool,
     pub brr_sent: bool,
 }
@@ -68,6 +71,7 @@ impl Bce {
             flags: p.flags,
             sequence: p.sequence,
             nat_detected: p.nat_detected,
+            coa_v4_option: None,
             rh2: p.rh2,
             brr_sent: true,
         }

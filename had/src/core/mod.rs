@@ -725,7 +725,9 @@ impl Ha {
         }
         let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest { options });
         let (addressing, udp) = self.addressing_to(&hoa, bce);
-        let coa_mac = care_of_for_mac(&bce.coa);
+        let coa_mac = bce
+            .coa_v4_option
+            .map_or_else(|| care_of_for_mac(&bce.coa), std::net::IpAddr::V4);
         self.stats.brr_sent += 1;
         info!(hoa = %hoa, coa = %bce.coa, "binding refresh request sent");
         let sign = sa.as_ref().map(|(_, key)| (key, coa_mac, hoa));

@@ -1127,8 +1127,8 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
         bu.hao = false;
         bu = bu.opt(MobilityOption::Ipv4CareOfAddress(v4coa));
         let mut mh = bu.bytes();
-        // Re-sign with the IPv4 CoA the HA will use (the outer source).
-        proto::auth::sign(&mut mh, (*outer.ip()).into(), &HOA1, KEY1).unwrap();
+        // Signed over the IPv4 CoA the MR knows (the option), not the NAT's address.
+        proto::auth::sign(&mut mh, v4coa.into(), &HOA1, KEY1).unwrap();
         Packet::new_unchecked(&mut mh[..]).fill_checksum(&HOA1, &HA);
         let sig = ReceivedSignal {
             src: HOA1,
@@ -1156,7 +1156,7 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
             refresh_time: 110
         }
     )));
-    assert!(proto::auth::verify(&tx.mh, (*outer.ip()).into(), &HOA1, KEY1).unwrap());
+    assert!(proto::auth::verify(&tx.mh, Ipv4Addr::new(10, 0, 0, 5).into(), &HOA1, KEY1).unwrap());
     let b = bc_add(&e.events()).clone();
     assert_eq!(
         b.coa,
@@ -1190,6 +1190,65 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
         }
     );
     assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv4);
+}
+
+#[test]
+fn nat_rebinding_followed_only_on_an_authenticated_bu() {
+    use std::net::SocketAddrV4;
+    let mut c = auth_cfg();
+    c.ha_address_v4 = Some(Ipv4Addr::new(203, 0, 113, 1));
+    let mut e = Env::new(c);
+    let local = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
+    let v4coa = Ipv4Addr::new(10, 0, 0, 5);
+    let send = |e: &mut Env, seq: u16, peer: SocketAddrV4, key: &[u8]| {
+        let mut bu = Bu::new(HOA1, seq).signed(1000, KEY1, e.wall());
+        bu.hao = false;
+        bu = bu.opt(MobilityOption::Ipv4CareOfAddress(v4coa));
+        let mut mh = bu.bytes();
+        proto::auth::sign(&mut mh, v4coa.into(), &HOA1, key).unwrap();
+        Packet::new_unchecked(&mut mh[..]).fill_checksum(&HOA1, &HA);
+        let sig = ReceivedSignal {
+            src: HOA1,
+            dst: HA,
+            home_address: None,
+            mh: &mh,
+            checksum: ChecksumState::Unverified,
+            ifindex: 3,
+            udp_v4: Some(UdpV4Path { peer, local }),
+        };
+        let wall = e.wall();
+        e.ha.handle_packet(e.now, wall, &sig);
+        e.ha.poll_transmit()
+    };
+    let first = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 40000);
+    let rebound = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 41234);
+    assert!(send(&mut e, 1, first, KEY1).is_some());
+    let b = bc_add(&e.events()).clone();
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: *first.ip(),
+            udp_port: Some(40000)
+        }
+    );
+    // A forged BU (wrong key) from a new mapping moves nothing.
+    e.advance(Duration::from_millis(10));
+    if let Some(tx) = send(&mut e, 2, rebound, b"not the key at all") {
+        assert_ne!(status(&tx), BaStatus::Accepted);
+    }
+    assert!(!e.events().iter().any(|ev| matches!(ev, HaEvent::BcAdd(_))));
+    // The MR's next keepalive BU after the NAT rebinding: the binding follows it.
+    e.advance(Duration::from_millis(10));
+    let tx = send(&mut e, 3, rebound, KEY1).expect("BA");
+    assert_eq!(tx.udp_v4.unwrap().peer, rebound);
+    let b = bc_add(&e.events()).clone();
+    assert_eq!(
+        b.coa,
+        CareOf::V4 {
+            addr: *rebound.ip(),
+            udp_port: Some(41234)
+        }
+    );
 }
 
 #[test]

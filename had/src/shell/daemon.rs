@@ -8,13 +8,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use mhio::{NftGuard, ProxyNd, RawSender, Received, Receiver};
-use mipsock::{AsyncEndpoint, Body, Message, NodeType, NodetypeInfo};
+use mipsock::{
+    AsyncEndpoint, Body, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
+};
 use proto::mh::MhRepr;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, ShellError, setup};
-use crate::core::{ChecksumState, Ha, HaEvent, ReceivedSignal, Transmit};
+use crate::core::{ChecksumState, Ha, HaEvent, ReceivedSignal, Transmit, UdpV4Path};
 use crate::journal::Journal;
 use crate::record::JournalRecord;
 use crate::{AuthPolicy, HaCoreConfig};
@@ -279,7 +281,39 @@ impl Daemon {
         self.na_repeats.retain(|r| r.3 > 0);
     }
 
+    /// A UDP-encapsulated Mobility Header relayed by nemonetd, which owns UDP 4191 (a BU
+    /// from an IPv4 care-of address, RFC 5555 §4.2): the outer source is the NAT's
+    /// mapping, which the core compares with the IPv4 CoA option.
+    fn on_mh_udp_in(&mut self, m: &MhUdpIn) {
+        let p = match proto::ext::walk(&m.packet.0) {
+            Ok(proto::ext::Walk::Mobility(p)) => p,
+            Ok(_) | Err(_) => {
+                debug!(peer = %m.peer, "relayed UDP packet is not a mobility header; ignored");
+                return;
+            }
+        };
+        if !self.is_local(p.dst_addr) {
+            debug!(dst = %p.dst_addr, peer = %m.peer, "relayed mobility header not for us ignored");
+            return;
+        }
+        debug!(src = %p.src_addr, peer = %m.peer, local = %m.local, "mobility header in UDP/IPv4");
+        let signal = ReceivedSignal {
+            udp_v4: Some(UdpV4Path {
+                peer: m.peer,
+                local: m.local,
+            }),
+            ..ReceivedSignal::from_walk(&p, 0)
+        };
+        self.ha.handle_packet(Instant::now(), wall(), &signal);
+        // No ICMPv6 error path inside UDP (the core queues none for it).
+        while self.ha.poll_icmp_error().is_some() {}
+    }
+
     fn on_bus(&mut self, msg: &Message) {
+        if let Body::MhUdpIn(m) = &msg.body {
+            self.on_mh_udp_in(m);
+            return;
+        }
         if msg.body == Body::StateRequest {
             let items = self.ha.handle_state_request(Instant::now());
             debug!(
@@ -383,8 +417,20 @@ impl Daemon {
                     "binding update refused: {meaning} ({rfc})");
             }
         }
-        if tx.udp_v4.is_some() {
-            warn!(dst = %to, "reply over UDP/IPv4 (DSMIPv6) not supported by this shell yet; dropped");
+        if let Some(path) = tx.udp_v4 {
+            // nemonetd owns UDP 4191 and sends it from there: same socket, same NAT mapping
+            // as the data (RFC 5555 §5.2).
+            debug!(dst = %to, peer = %path.peer, "reply in UDP/IPv4 handed to nemonetd");
+            let msg = Message::new(Body::MhUdpOut(MhUdpOut {
+                peer: path.peer,
+                packet: PacketBytes(tx.to_ipv6_packet()),
+            }));
+            match self.bus.send(&msg) {
+                Ok(r) if r.delivered == 0 => warn!(peer = %path.peer,
+                    "nobody on the bus to send a UDP-encapsulated reply: DSMIPv6 needs nemonetd -h running (it owns UDP 4191)"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "UDP-encapsulated reply not handed to nemonetd"),
+            }
             return;
         }
         if let Err(e) = self.sender.send_packet(&tx.to_ipv6_packet()).await {
