@@ -4,7 +4,10 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use mipsock::{AsyncEndpoint, Binding, Body, EndpointOptions, StateItem};
+use mipsock::{
+    AsyncEndpoint, Binding, Body, EndpointOptions, Message, MhUdpIn, MhUdpOut, PacketBytes,
+    StateItem,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
 
@@ -13,6 +16,7 @@ use crate::dataplane::{Counters, DataPlane, Peer, PeerTable, Sockets, TxConfig};
 use crate::netops::{NetOps, RtNetOps};
 use crate::routes::{Mode, RouteManager};
 use crate::tun::Tun;
+use proto::encap::Encapsulation;
 
 /// Why the daemon stopped.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,10 @@ struct Daemon {
     counters: Arc<Counters>,
     egress_mtu: u32,
     tun_mtu: u32,
+    /// The sockets (the UDP one sends the relayed DSMIPv6 signalling).
+    sockets: Arc<Sockets>,
+    /// Local port of the UDP socket (0: none).
+    udp_port: u16,
 }
 
 impl Daemon {
@@ -90,7 +98,17 @@ impl Daemon {
             return self.binding_removed(b).await;
         }
         let peer = match Peer::new(self.mode(), b) {
-            Ok(p) => p,
+            Ok(mut p) => {
+                // MR: UDP data leaves from our own UDP socket's port, the one the BU used,
+                // so the NAT keeps one mapping for both (RFC 5555 §5.2).
+                if let (Mode::MobileRouter, Encapsulation::Udp4 { src_port, .. }) =
+                    (self.mode(), &mut p.encap)
+                    && self.udp_port != 0
+                {
+                    *src_port = self.udp_port;
+                }
+                p
+            }
             Err(e) => {
                 warn!(hoa = %b.hoa, coa = %b.coa, error = %e, "binding ignored");
                 return;
@@ -143,7 +161,20 @@ impl Daemon {
             (Mode::MobileRouter, Body::BulFlush) | (Mode::HomeAgent, Body::BcFlush) => {
                 self.flush().await
             }
+            (_, Body::MhUdpOut(m)) => self.send_mh(m),
             _ => {}
+        }
+    }
+
+    /// Sends a Mobility Header from had / mrd in UDP/IPv4 from our UDP socket.
+    fn send_mh(&self, m: &MhUdpOut) {
+        let Some(s) = &self.sockets.udp else {
+            warn!(peer = %m.peer, "DSMIPv6 signalling to send but no UDP socket (udp-port 0 or not bound); dropped");
+            return;
+        };
+        match s.send_to(&m.packet.0, &std::net::SocketAddr::V4(m.peer).into()) {
+            Ok(_) => debug!(peer = %m.peer, len = m.packet.0.len(), "mobility header sent in UDP"),
+            Err(e) => warn!(peer = %m.peer, error = %e, "mobility header not sent in UDP"),
         }
     }
 
@@ -202,11 +233,26 @@ pub async fn run(
     info!(tun = %tun.name(), offload = tun.vnet_hdr(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
     let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
+    let udp_port = sockets
+        .udp
+        .as_ref()
+        .and_then(|s| s.local_addr().ok())
+        .and_then(|a| a.as_socket())
+        .map_or(0, |a| a.port());
+    if udp_port != 0 {
+        info!(
+            port = udp_port,
+            "UDP socket for DSMIPv6 data and signalling (relayed to had/mrd over the bus)"
+        );
+    }
+    let sockets = Arc::new(sockets);
     let table = Arc::new(RwLock::new(PeerTable::new(rc.mode)));
     let counters = Arc::new(Counters::default());
+    let (mh_tx, mut mh_rx) = tokio::sync::mpsc::unbounded_channel();
     let dp = DataPlane {
+        mh_relay: Some(mh_tx),
         tun: Arc::new(tun),
-        sockets: Arc::new(sockets),
+        sockets: Arc::clone(&sockets),
         table: Arc::clone(&table),
         counters: Arc::clone(&counters),
     };
@@ -222,6 +268,8 @@ pub async fn run(
         counters,
         egress_mtu,
         tun_mtu: 0,
+        sockets,
+        udp_port,
     };
     d.update_mtu().await;
 
@@ -243,6 +291,12 @@ pub async fn run(
                 let msg = msg?;
                 debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
                 d.handle(&msg.body).await;
+            }
+            Some((local, peer, packet)) = mh_rx.recv() => {
+                let msg = Message::new(Body::MhUdpIn(MhUdpIn { local, peer, packet: PacketBytes(packet) }));
+                if let Err(e) = ep.send(&msg) {
+                    warn!(error = %e, "UDP-encapsulated mobility header not relayed to the bus");
+                }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

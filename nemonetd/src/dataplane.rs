@@ -431,8 +431,9 @@ pub struct Sockets {
 }
 
 impl Sockets {
-    /// Opens every socket. `udp_port` 0 leaves UDP out; a port already taken (had binds
-    /// 4191 for signalling from IPv4 CoAs) is logged and left out too.
+    /// Opens every socket. `udp_port` 0 leaves UDP out; a port already taken is logged and
+    /// left out too. The UDP socket carries DSMIPv6 data *and* signalling (nemonetd owns
+    /// it; Mobility Headers are relayed to had / mrd over the bus).
     pub fn open(udp_port: u16) -> io::Result<Sockets> {
         let raw = |d: Domain, p: i32| Socket::new(d, Type::RAW, Some(Protocol::from(p)));
         let tx6 = raw(Domain::IPV6, libc_ipproto_raw())?;
@@ -455,6 +456,8 @@ impl Sockets {
         } else {
             let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
             socket::setsockopt(&s, socket::sockopt::IpRecvTos, &true).map_err(io::Error::from)?;
+            socket::setsockopt(&s, socket::sockopt::Ipv4PacketInfo, &true)
+                .map_err(io::Error::from)?;
             let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, udp_port));
             match s.bind(&addr.into()) {
                 Ok(()) => Some(s),
@@ -485,9 +488,25 @@ pub struct TxConfig {
     pub hop_limit: u8,
 }
 
+/// A Mobility Header that arrived UDP-encapsulated: (local address, outer source, inner
+/// IPv6 packet). The UDP thread hands it to the daemon, which publishes it on the bus
+/// (`MhUdpIn`) for had / mrd instead of writing it to the TUN.
+pub type MhRelay = tokio::sync::mpsc::UnboundedSender<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+
+/// Whether an inner packet is IPv6 ending in a Mobility Header (next header 135, possibly
+/// after extension headers): DSMIPv6 signalling, not data.
+pub fn is_mobility_header(inner: &[u8]) -> bool {
+    if inner.len() < 40 || inner[0] >> 4 != 6 || !matches!(inner[6], 135 | 0 | 43 | 60) {
+        return false;
+    }
+    matches!(proto::ext::walk(inner), Ok(proto::ext::Walk::Mobility(_)))
+}
+
 /// The data plane: TUN, sockets, the peer table and counters.
 #[derive(Debug)]
 pub struct DataPlane {
+    /// Where UDP-encapsulated Mobility Headers go (`None`: dropped).
+    pub mh_relay: Option<MhRelay>,
     /// The TUN device.
     pub tun: Arc<Tun>,
     /// The sockets.
@@ -524,11 +543,12 @@ impl DataPlane {
         }
         if self.sockets.udp.is_some() {
             let (tun, socks, table, counters) = self.parts();
+            let relay = self.mh_relay.clone();
             std::thread::Builder::new()
                 .name("nemonetd-rx-udp".into())
                 .spawn(move || {
                     if let Some(s) = &socks.udp {
-                        udp_loop(s.as_raw_fd(), &tun, &table, &counters)
+                        udp_loop(s.as_raw_fd(), &tun, &table, &counters, relay.as_ref())
                     }
                 })?;
         }
@@ -992,11 +1012,18 @@ fn rx4_loop(sock: &Socket, tun: &Tun, table: &RwLock<PeerTable>, counters: &Coun
     }
 }
 
-fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters) {
+fn udp_loop(
+    fd: RawFd,
+    tun: &Tun,
+    table: &RwLock<PeerTable>,
+    counters: &Counters,
+    relay: Option<&MhRelay>,
+) {
     let mut buf = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
-    let mut cmsg = nix::cmsg_space!(u8);
+    let mut cmsg = nix::cmsg_space!(u8, nix::libc::in_pktinfo);
+    let port = socket::getsockname::<SockaddrIn>(fd).map_or(0, |a| a.port());
     loop {
-        let (n, from, tos) = {
+        let (n, from, tos, local) = {
             let mut iov = [io::IoSliceMut::new(&mut buf[VNET_HDR_LEN..])];
             match socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
                 Ok(m) => {
@@ -1010,10 +1037,23 @@ fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters
                             })
                         })
                         .unwrap_or(0);
+                    let local = m
+                        .cmsgs()
+                        .ok()
+                        .and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                                    Some(Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr)))
+                                }
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
                     (
                         m.bytes,
                         m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
                         tos,
+                        SocketAddrV4::new(local, port),
                     )
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -1025,6 +1065,16 @@ fn udp_loop(fd: RawFd, tun: &Tun, table: &RwLock<PeerTable>, counters: &Counters
         };
         let Some(from) = from else { continue };
         let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
+        if is_mobility_header(inner) {
+            // DSMIPv6 signalling (RFC 5555 §4.2): had / mrd decide, over the bus.
+            match relay {
+                Some(r) if r.send((local, from, inner.to_vec())).is_ok() => {
+                    debug!(%from, %local, len = n, "mobility header relayed to the bus");
+                }
+                _ => debug!(%from, "mobility header in UDP with no relay; dropped"),
+            }
+            continue;
+        }
         match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
             Ok(DecapOutcome::Forward(info)) => deliver(
                 &mut buf,

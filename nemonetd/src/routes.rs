@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mipsock::{Binding, CareOf};
+use mipsock::Binding;
 use tracing::{info, warn};
 
 use crate::netops::{Family, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
@@ -171,7 +171,9 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                 }
             }
             if has_v4 && cfg.ipv4_own_traffic && v4_source.is_some() {
-                if let (CareOf::V4 { .. }, Some(ha4)) = (b.coa, b.ha_v4) {
+                // Whatever the CoA: the first BU after a move to an IPv4 CoA (in UDP to
+                // the HA's IPv4 address) must not take the tunnel of the old binding.
+                if let Some(ha4) = b.ha_v4 {
                     s.rules.insert(RuleSpec {
                         family: Family::V4,
                         priority: p,

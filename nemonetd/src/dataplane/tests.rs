@@ -272,3 +272,23 @@ fn flow_labels_are_per_flow_20_bits_never_zero() {
         assert!(l != 0 && l < (1 << 20));
     }
 }
+
+#[test]
+fn mobility_headers_are_told_from_data() {
+    // IPv6 header, next header 135, an 8-octet MH (Payload Proto 59, Header Len 0).
+    let mut mh = vec![0u8; 48];
+    mh[0] = 0x60;
+    mh[5] = 8;
+    mh[6] = 135;
+    mh[7] = 64;
+    mh[40] = 59;
+    mh[42] = 6; // BRR
+    assert!(is_mobility_header(&mh));
+    let mut udp = mh.clone();
+    udp[6] = 17;
+    assert!(!is_mobility_header(&udp));
+    let mut v4 = mh.clone();
+    v4[0] = 0x45;
+    assert!(!is_mobility_header(&v4));
+    assert!(!is_mobility_header(&mh[..30]));
+}
