@@ -72,9 +72,18 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     // Subscribe, dump, then the events queued meanwhile, decided as one batch.
     let (mut watcher, dump) = Watcher::start().await?;
     let mut det = Detector::new(cfg.detector.clone());
-    let mut dhcp = cfg
-        .dhcp_route_metric
-        .map(|metric| Dhcp::new(watcher.handle().clone(), metric));
+    // The DHCP requests get their own rtnetlink socket: the kernel stamps the NEWADDR
+    // notification of an address we add with our request's port and sequence number, so
+    // on the watcher's socket netlink-proto would take it for part of the reply and the
+    // detector would never see the address.
+    let mut dhcp = match cfg.dhcp_route_metric {
+        Some(metric) => {
+            let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
+            tokio::spawn(conn);
+            Some(Dhcp::new(handle, metric))
+        }
+        None => None,
+    };
     let now = Instant::now();
     let first: Vec<Observation> = dump.into_iter().chain(watcher.queued()).collect();
     for o in &first {

@@ -181,7 +181,9 @@ impl Dhcp {
             while let Some(l) = self.links.get_mut(&ifindex) {
                 if let Some(t) = l.client.poll_transmit() {
                     let to = SocketAddrV4::new(t.dst, SERVER_PORT);
-                    if let Err(e) = l.sock.try_send_to(&t.payload, to.into()) {
+                    // Not try_send_to: a fresh tokio socket has no readiness yet, and the
+                    // first DISCOVER would fail with EWOULDBLOCK.
+                    if let Err(e) = l.sock.send_to(&t.payload, to).await {
                         debug!(ifindex, %to, error = %e, "DHCP send failed");
                     }
                     continue;

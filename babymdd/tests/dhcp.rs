@@ -1,0 +1,396 @@
+//! babymdd's DHCPv4 client against real DHCP servers, in network namespaces (root).
+//!
+//! ```text
+//!   AR [eth0 192.168.77.1/24, udhcpd or dnsmasq, later radvd] ---- [eth0] MR (babymdd --dhcp)
+//! ```
+//!
+//! The MR's link starts down; babymdd runs with `--dhcp`. The link comes up: a lease, the
+//! address and default route in the kernel, MD_INFO REREG with the IPv4 CoA (no IPv6 on
+//! the link yet); the time from link up to that MD_INFO is printed. Then radvd advertises
+//! a prefix: MD_INFO switches to the SLAAC address (coa2 = the IPv4 one). The host's
+//! /etc/resolv.conf is byte-for-byte unchanged although the server offers a DNS server.
+//! Link down: the address and route are removed. Link up again: a lease again.
+//!
+//! Servers: busybox `udhcpd` (skipped with a message when busybox is missing) and
+//! `dnsmasq --no-ping` (likewise). Namespaces are `bmd-dhcp-<pid>-<server>-<role>`.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use mipsock::{Body, CareOf, Endpoint, EndpointOptions, MdCommand, MdInfo};
+
+const WAIT: Duration = Duration::from_secs(15);
+const LEASE_NET: &str = "192.168.77.";
+
+fn run(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed ({}): {}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A namespace, deleted with every process in it on drop, also when the test panics.
+#[derive(Debug)]
+struct Netns(String);
+
+impl Netns {
+    fn new(server: &str, role: &str) -> Netns {
+        let name = format!("bmd-dhcp-{}-{server}-{role}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns(name);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, program: &str, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", &self.0, program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    fn ip(&self, args: &[&str]) -> Output {
+        let mut full = vec!["-n", &self.0];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    fn ip_text(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.ip(args).stdout).into_owned()
+    }
+
+    fn sysctl(&self, key: &str, value: &str) {
+        self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
+    }
+
+    fn ifindex(&self, ifname: &str) -> u32 {
+        let out = self.exec("cat", &[&format!("/sys/class/net/{ifname}/ifindex")]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child process killed and reaped on drop.
+#[derive(Debug)]
+struct Proc(Child);
+
+impl Proc {
+    fn spawn(mut cmd: Command, log: &Path) -> Proc {
+        let f = std::fs::File::create(log).unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(f.try_clone().unwrap()))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Proc(child)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, log: &Path, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + WAIT;
+    while !f() {
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for {what}\nbabymdd log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for the next MD_INFO on the bus that satisfies `pred`, skipping others.
+fn wait_md(ep: &Endpoint, what: &str, log: &Path, pred: impl Fn(&MdInfo) -> bool) -> MdInfo {
+    let end = Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Some(msg) = ep.recv_timeout(left).expect("bus receive")
+            && let Body::MdInfo(md) = msg.body
+        {
+            if pred(&md) {
+                return md;
+            }
+            seen.push(md);
+        }
+    }
+    panic!(
+        "no MD_INFO {what} within {WAIT:?}; saw {seen:?}\nbabymdd log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn require_root() {
+    assert!(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "this test builds network namespaces and needs root (CI runs it as root)"
+    );
+}
+
+fn v4_lease(md: &MdInfo) -> Option<Ipv4Addr> {
+    match md.coa {
+        Some(CareOf::V4 { addr, .. }) if addr.to_string().starts_with(LEASE_NET) => Some(addr),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Server {
+    Udhcpd,
+    Dnsmasq,
+}
+
+/// Starts the DHCP server on `ar`'s eth0 (192.168.77.1/24, router .1, DNS .53, 600 s).
+fn start_server(server: Server, ar: &Netns, dir: &Path) -> Proc {
+    match server {
+        Server::Udhcpd => {
+            let conf = dir.join("udhcpd.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "start 192.168.77.10\nend 192.168.77.50\ninterface eth0\n\
+                     lease_file {}\npidfile {}\n\
+                     option subnet 255.255.255.0\noption router 192.168.77.1\n\
+                     option dns 192.168.77.53\noption domain example.test\noption lease 600\n",
+                    dir.join("udhcpd.leases").display(),
+                    dir.join("udhcpd.pid").display()
+                ),
+            )
+            .unwrap();
+            std::fs::write(dir.join("udhcpd.leases"), b"").unwrap();
+            let mut cmd = ar.command(Path::new("busybox"));
+            // -a 0: no ARP probe of the address before offering it (the lab's setting;
+            // the default 2000 ms probe would be the whole lease time).
+            cmd.args(["udhcpd", "-f", "-a", "0"]).arg(&conf);
+            Proc::spawn(cmd, &dir.join("udhcpd.log"))
+        }
+        Server::Dnsmasq => {
+            let mut cmd = ar.command(Path::new("dnsmasq"));
+            cmd.args([
+                "--keep-in-foreground",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-ping",
+                "--port=0",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,600",
+                "--dhcp-option=option:router,192.168.77.1",
+                "--dhcp-option=option:dns-server,192.168.77.53",
+                "--log-dhcp",
+            ])
+            .arg(format!(
+                "--dhcp-leasefile={}",
+                dir.join("dnsmasq.leases").display()
+            ))
+            .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
+            Proc::spawn(cmd, &dir.join("dnsmasq.log"))
+        }
+    }
+}
+
+fn lease_then_ipv6_then_link_down(server: Server) {
+    require_root();
+    let (program, tag) = match server {
+        Server::Udhcpd => ("busybox", "udhcpd"),
+        Server::Dnsmasq => ("dnsmasq", "dnsmasq"),
+    };
+    if !have(program) {
+        eprintln!("{program} not installed: DHCP test with {tag} skipped");
+        return;
+    }
+    let resolv_before = std::fs::read("/etc/resolv.conf").ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let bus = tmp.path().join("bus");
+    let log = tmp.path().join("babymdd.log");
+    let mr = Netns::new(tag, "mr");
+    let ar = Netns::new(tag, "ar");
+    // No DAD on the MR so the SLAAC address is usable as soon as the RA arrives (the IPv6
+    // side's own timing is the detector's business, not this test's).
+    for key in [
+        "net.ipv6.conf.default.accept_dad",
+        "net.ipv6.conf.all.accept_dad",
+    ] {
+        mr.sysctl(key, "0");
+    }
+    mr.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar.0,
+    ]);
+    ar.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ar.ip(&["link", "set", "eth0", "up"]);
+    ar.ip(&["addr", "add", "192.168.77.1/24", "dev", "eth0"]);
+    ar.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad"]);
+    let eth0 = mr.ifindex("eth0");
+    let _server = start_server(server, &ar, tmp.path());
+
+    let ep = Endpoint::open(&bus, "test", EndpointOptions::default()).unwrap();
+    let mut cmd = mr.command(Path::new(env!("CARGO_BIN_EXE_babymdd")));
+    cmd.args(["-d", "-b"]).arg(&bus).args([
+        "--hoa",
+        "2001:db8:1::100",
+        "--hold-down-ms",
+        "300",
+        "--dhcp",
+        "eth0",
+    ]);
+    let _babymdd = Proc::spawn(cmd, &log);
+    wait_until("babymdd ready", &log, || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("babymdd ready"))
+    });
+    // Let the DHCP server bind its socket.
+    std::thread::sleep(Duration::from_millis(300));
+
+    // 1. Link up: a lease, registered at once as the IPv4 CoA (no IPv6 CoA there).
+    let t0 = Instant::now();
+    mr.ip(&["link", "set", "eth0", "up"]);
+    let md = wait_md(&ep, "REREG with the leased IPv4 CoA", &log, |m| {
+        m.command == MdCommand::Rereg && v4_lease(m).is_some()
+    });
+    let elapsed = t0.elapsed();
+    eprintln!(
+        "{tag}: link up -> MD_INFO with the IPv4 CoA in {} ms",
+        elapsed.as_millis()
+    );
+    let lease = v4_lease(&md).unwrap();
+    assert_eq!(md.ifindex, eth0);
+    let addrs = mr.ip_text(&["-4", "addr", "show", "dev", "eth0"]);
+    assert!(
+        addrs.contains(&format!("{lease}/24")),
+        "{lease}/24 not on eth0: {addrs}"
+    );
+    assert!(
+        !addrs.contains("valid_lft forever"),
+        "the address must carry the lease lifetime: {addrs}"
+    );
+    let routes = mr.ip_text(&["-4", "route", "show", "default"]);
+    assert!(
+        routes.contains("via 192.168.77.1 dev eth0 proto dhcp") && routes.contains("metric 1000"),
+        "default route: {routes}"
+    );
+
+    // 2. IPv6 arrives: the SLAAC address replaces the IPv4 CoA (after the hold-down),
+    // with the IPv4 one as coa2.
+    let conf = tmp.path().join("radvd.conf");
+    std::fs::write(
+        &conf,
+        "interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 4;\n  prefix 2001:db8:a::/64 { AdvOnLink on; AdvAutonomous on; };\n};\n",
+    )
+    .unwrap();
+    let radvd = have("radvd").then(|| {
+        let mut cmd = ar.command(Path::new("radvd"));
+        cmd.args(["-n", "-m", "stderr", "-C"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(tmp.path().join("radvd.pid"));
+        Proc::spawn(cmd, &tmp.path().join("radvd.log"))
+    });
+    if radvd.is_some() {
+        let md = wait_md(&ep, "REREG with the SLAAC CoA", &log, |m| {
+            m.command == MdCommand::Rereg && matches!(m.coa, Some(CareOf::V6(_)))
+        });
+        let Some(CareOf::V6(coa)) = md.coa else {
+            unreachable!()
+        };
+        assert!(
+            coa.to_string().starts_with("2001:db8:a:"),
+            "{coa} not from the prefix"
+        );
+        assert_eq!(
+            md.coa2,
+            Some(CareOf::V4 {
+                addr: lease,
+                udp_port: None
+            }),
+            "{md:?}"
+        );
+    } else {
+        eprintln!("radvd not installed: the switch to IPv6 is not checked");
+    }
+
+    // 3. Link down: the lease's address and route are removed.
+    mr.ip(&["link", "set", "eth0", "down"]);
+    wait_until("the leased address removed", &log, || {
+        !mr.ip_text(&["-4", "addr", "show", "dev", "eth0"])
+            .contains(&lease.to_string())
+    });
+    assert!(
+        !mr.ip_text(&["-4", "route", "show"]).contains("proto dhcp"),
+        "DHCP route left behind"
+    );
+    drop(radvd);
+
+    // 4. Up again: a new lease, the IPv4 CoA again.
+    let t1 = Instant::now();
+    mr.ip(&["link", "set", "eth0", "up"]);
+    let md = wait_md(&ep, "REREG with the IPv4 CoA again", &log, |m| {
+        m.command == MdCommand::Rereg && v4_lease(m).is_some()
+    });
+    eprintln!(
+        "{tag}: link up again -> MD_INFO with the IPv4 CoA in {} ms",
+        t1.elapsed().as_millis()
+    );
+    assert_eq!(md.ifindex, eth0);
+
+    // The server offered a DNS server and a domain; nothing was written.
+    assert_eq!(
+        std::fs::read("/etc/resolv.conf").ok(),
+        resolv_before,
+        "/etc/resolv.conf changed"
+    );
+    let babymdd_log = std::fs::read_to_string(&log).unwrap();
+    assert!(babymdd_log.contains("DHCP lease bound"), "{babymdd_log}");
+}
+
+#[test]
+fn udhcpd_lease_then_ipv6_then_link_down() {
+    lease_then_ipv6_then_link_down(Server::Udhcpd);
+}
+
+#[test]
+fn dnsmasq_lease_then_ipv6_then_link_down() {
+    lease_then_ipv6_then_link_down(Server::Dnsmasq);
+}
