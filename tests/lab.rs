@@ -101,7 +101,15 @@ fn demo_scenario() {
             "check {needle:?} missing or failed:\n{stdout}"
         );
     }
-    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    // Every check passed but those marked as waiting for an open issue (the IPv4-only
+    // NAT network needs DSMIPv6, issue 7).
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["ok"] == true || c["expected_failure"].is_string()),
+        "{stdout}"
+    );
+    assert!(passed("the MR got an IPv4 address by DHCP"), "{stdout}");
     let hs = v["handovers"].as_array().unwrap();
     assert_eq!(hs.len(), 3, "{stdout}");
     assert!(hs.iter().all(|h| h["registered"] == true), "{stdout}");
@@ -179,7 +187,7 @@ fn ctrl_c_removes_every_namespace() {
     let pid = child.id();
     // Interrupt once the MR's daemons run.
     assert!(wait_until(Duration::from_secs(60), || {
-        namespaces_of(pid).len() == 6 && dir.path().join("mr/babymdd.log").exists()
+        namespaces_of(pid).len() == 7 && dir.path().join("mr/babymdd.log").exists()
     }));
     let _ = Command::new("kill")
         .args(["-INT", &pid.to_string()])

@@ -19,6 +19,9 @@ pub struct Check {
     pub ok: bool,
     /// What was seen.
     pub detail: String,
+    /// Expected to fail until an open issue is done (shown XFAIL/XPASS, not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_failure: Option<String>,
 }
 
 /// The demo's outcome.
@@ -37,7 +40,11 @@ pub struct Summary {
 impl Summary {
     /// Whether every check passed.
     pub fn ok(&self) -> bool {
-        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+        !self.checks.is_empty()
+            && self
+                .checks
+                .iter()
+                .all(|c| c.ok || c.expected_failure.is_some())
     }
 }
 
@@ -77,7 +84,28 @@ fn check(summary: &mut Summary, say: &Say, name: &str, ok: bool, detail: impl In
         name: name.into(),
         ok,
         detail,
+        expected_failure: None,
     });
+}
+
+fn label(c: &Check) -> &'static str {
+    match (c.ok, c.expected_failure.is_some()) {
+        (true, false) => "PASS",
+        (false, false) => "FAIL",
+        (false, true) => "XFAIL",
+        (true, true) => "XPASS",
+    }
+}
+
+fn xcheck(summary: &mut Summary, say: &Say, name: &str, ok: bool, detail: String, why: &str) {
+    let c = Check {
+        name: name.into(),
+        ok,
+        detail,
+        expected_failure: Some(why.into()),
+    };
+    say.info(&format!("{} {name}: {} ({why})", label(&c), c.detail));
+    summary.checks.push(c);
 }
 
 /// Builds the topology, starts the daemons, attaches the MR's eth0 to the IPv6-only
@@ -427,6 +455,59 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
     for m in &summary.handovers {
         say.info(&handover::line(m));
     }
+
+    say.step("A preview of DSMIPv6 (issue 7): eth1 moves to the IPv4-only access network behind a NAT and gets its address by DHCP; then eth0 is unplugged, so the MR's only care-of address is a private IPv4 one. Registering it needs IPv4 care-of addresses (issue 7): expected to fail for now.");
+    let t = now_ns();
+    lab.move_eth1_to_nat()?;
+    let mr = lab.mr.clone();
+    let mut v4 = String::new();
+    let got = crate::net::wait_until(Duration::from_secs(10), || {
+        v4 = mr
+            .ip(&["-4", "-o", "addr", "show", "dev", "eth1"])
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        v4.starts_with("192.0.2.")
+    })?;
+    check(
+        &mut summary,
+        &say,
+        "the MR got an IPv4 address by DHCP on the IPv4-only network behind the NAT",
+        got,
+        v4.clone(),
+    );
+    lab.plug(0, false)?;
+    let tap = work.join("mipsock-tap-mr.log");
+    let v4_coa = v4.split('/').next().unwrap_or_default().to_string();
+    let saw = |kind: &str| {
+        crate::events::bus_events(&tap).iter().any(|e| {
+            e.kind == kind && e.t_ns >= t && !v4_coa.is_empty() && e.coa.starts_with(&v4_coa)
+        })
+    };
+    let md = crate::net::wait_until(Duration::from_secs(5), || saw("md_info"))?;
+    check(
+        &mut summary,
+        &say,
+        "babymdd reports the IPv4 care-of address to mrd (MD_INFO)",
+        md,
+        v4_coa.clone(),
+    );
+    let reg = crate::net::wait_until(Duration::from_secs(3), || saw("bul_add"))?;
+    xcheck(
+        &mut summary,
+        &say,
+        "the MR registers from the IPv4-only network behind the NAT (IPv4 care-of address, UDP encapsulation)",
+        reg,
+        if reg {
+            "registered".into()
+        } else {
+            "no BUL_ADD within 3 s".into()
+        },
+        "DSMIPv6, issue 7",
+    );
     summary.seconds = started.elapsed().as_secs_f64();
     for e in lab.nss.teardown() {
         check(&mut summary, &say, "teardown", false, e);
@@ -438,15 +519,16 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
 pub fn print_summary(s: &Summary) {
     println!("\n==== nemo-lab demo: summary ====");
     for c in &s.checks {
-        println!("{} {}", if c.ok { "PASS" } else { "FAIL" }, c.name);
+        println!("{} {}", label(c), c.name);
     }
     for (m, n) in s.handovers.iter().zip(1..) {
         println!("handover {n}: {}", handover::line(m));
     }
-    println!(
-        "SKIP the IPv4-only access network behind NAT (DHCP) and the moves to it: they need IPv4 care-of addresses (DSMIPv6, issue 7)"
-    );
-    let failed = s.checks.iter().filter(|c| !c.ok).count();
+    let failed = s
+        .checks
+        .iter()
+        .filter(|c| !c.ok && c.expected_failure.is_none())
+        .count();
     println!(
         "{} checks, {} failed, {:.1} s; work directory {} (removed after a successful run unless --keep)",
         s.checks.len(),
