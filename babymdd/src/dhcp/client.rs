@@ -18,6 +18,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use tracing::debug;
+
 use super::wire::{BOOTREPLY, Message, MessageType, opt};
 
 /// Retransmission and timing parameters.
@@ -291,6 +293,7 @@ impl Client {
     }
 
     fn push(&mut self, dst: Ipv4Addr, m: &Message) {
+        debug!(kind = ?m.message_type, %dst, xid = m.xid, attempt = self.attempt, "DHCP send");
         self.transmits.push_back(Transmit {
             dst,
             payload: m.emit(),
@@ -361,6 +364,8 @@ impl Client {
         if m.op != BOOTREPLY || m.xid != self.xid || m.chaddr != self.cfg.mac {
             return;
         }
+        debug!(kind = ?m.message_type, yiaddr = %m.yiaddr, server = ?m.server_id,
+            state = ?self.state, "DHCP reply");
         match (self.state.clone(), m.message_type) {
             (State::Selecting, Some(MessageType::Offer)) => {
                 let Some(server) = m.server_id else {
