@@ -182,8 +182,9 @@ enum Server {
     Dnsmasq,
 }
 
-/// Starts the DHCP server on `ar`'s eth0 (192.168.77.1/24, router .1, DNS .53, 600 s).
-fn start_server(server: Server, ar: &Netns, dir: &Path) -> Proc {
+/// Starts the DHCP server on `ar`'s eth0 (192.168.77.1/24, router .1, DNS .53, leases of
+/// `lease` seconds; dnsmasq's minimum is 120).
+fn start_server(server: Server, ar: &Netns, dir: &Path, lease: u32) -> Proc {
     match server {
         Server::Udhcpd => {
             let conf = dir.join("udhcpd.conf");
@@ -193,7 +194,8 @@ fn start_server(server: Server, ar: &Netns, dir: &Path) -> Proc {
                     "start 192.168.77.10\nend 192.168.77.50\ninterface eth0\n\
                      lease_file {}\npidfile {}\n\
                      option subnet 255.255.255.0\noption router 192.168.77.1\n\
-                     option dns 192.168.77.53\noption domain example.test\noption lease 600\n",
+                     option dns 192.168.77.53\noption domain example.test\n\
+                     min_lease 1\noption lease {lease}\n",
                     dir.join("udhcpd.leases").display(),
                     dir.join("udhcpd.pid").display()
                 ),
@@ -218,11 +220,13 @@ fn start_server(server: Server, ar: &Netns, dir: &Path) -> Proc {
                 "--port=0",
                 "--interface=eth0",
                 "--bind-interfaces",
-                "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,600",
                 "--dhcp-option=option:router,192.168.77.1",
                 "--dhcp-option=option:dns-server,192.168.77.53",
                 "--log-dhcp",
             ])
+            .arg(format!(
+                "--dhcp-range=192.168.77.10,192.168.77.50,255.255.255.0,{lease}"
+            ))
             .arg(format!(
                 "--dhcp-leasefile={}",
                 dir.join("dnsmasq.leases").display()
@@ -233,17 +237,30 @@ fn start_server(server: Server, ar: &Netns, dir: &Path) -> Proc {
     }
 }
 
-fn lease_then_ipv6_then_link_down(server: Server) {
+/// The access router, the MR with its link down, the DHCP server and babymdd --dhcp.
+struct Lab {
+    tmp: tempfile::TempDir,
+    log: std::path::PathBuf,
+    ep: Endpoint,
+    eth0: u32,
+    // Dropped in this order: processes, then namespaces.
+    _babymdd: Proc,
+    _server: Proc,
+    ar: Netns,
+    mr: Netns,
+}
+
+/// `None` (after a message) when the server is not installed.
+fn lab(server: Server, tag: &str, lease: u32) -> Option<Lab> {
     require_root();
-    let (program, tag) = match server {
-        Server::Udhcpd => ("busybox", "udhcpd"),
-        Server::Dnsmasq => ("dnsmasq", "dnsmasq"),
+    let program = match server {
+        Server::Udhcpd => "busybox",
+        Server::Dnsmasq => "dnsmasq",
     };
     if !have(program) {
         eprintln!("{program} not installed: DHCP test with {tag} skipped");
-        return;
+        return None;
     }
-    let resolv_before = std::fs::read("/etc/resolv.conf").ok();
     let tmp = tempfile::tempdir().unwrap();
     let bus = tmp.path().join("bus");
     let log = tmp.path().join("babymdd.log");
@@ -265,7 +282,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
     ar.ip(&["addr", "add", "192.168.77.1/24", "dev", "eth0"]);
     ar.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "eth0", "nodad"]);
     let eth0 = mr.ifindex("eth0");
-    let _server = start_server(server, &ar, tmp.path());
+    let server = start_server(server, &ar, tmp.path(), lease);
 
     let ep = Endpoint::open(&bus, "test", EndpointOptions::default()).unwrap();
     let mut cmd = mr.command(Path::new(env!("CARGO_BIN_EXE_babymdd")));
@@ -277,17 +294,48 @@ fn lease_then_ipv6_then_link_down(server: Server) {
         "--dhcp",
         "eth0",
     ]);
-    let _babymdd = Proc::spawn(cmd, &log);
+    let babymdd = Proc::spawn(cmd, &log);
     wait_until("babymdd ready", &log, || {
         std::fs::read_to_string(&log).is_ok_and(|s| s.contains("babymdd ready"))
     });
     // Let the DHCP server bind its socket.
     std::thread::sleep(Duration::from_millis(300));
+    Some(Lab {
+        tmp,
+        log,
+        ep,
+        eth0,
+        _babymdd: babymdd,
+        _server: server,
+        ar,
+        mr,
+    })
+}
+
+fn lease_then_ipv6_then_link_down(server: Server) {
+    let tag = match server {
+        Server::Udhcpd => "udhcpd",
+        Server::Dnsmasq => "dnsmasq",
+    };
+    let resolv_before = std::fs::read("/etc/resolv.conf").ok();
+    let Some(lab) = lab(server, tag, 600) else {
+        return;
+    };
+    let Lab {
+        tmp,
+        log,
+        ep,
+        eth0,
+        ar,
+        mr,
+        ..
+    } = &lab;
+    let (log, ep, eth0) = (log.as_path(), ep, *eth0);
 
     // 1. Link up: a lease, registered at once as the IPv4 CoA (no IPv6 CoA there).
     let t0 = Instant::now();
     mr.ip(&["link", "set", "eth0", "up"]);
-    let md = wait_md(&ep, "REREG with the leased IPv4 CoA", &log, |m| {
+    let md = wait_md(ep, "REREG with the leased IPv4 CoA", log, |m| {
         m.command == MdCommand::Rereg && v4_lease(m).is_some()
     });
     let elapsed = t0.elapsed();
@@ -329,7 +377,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
         Proc::spawn(cmd, &tmp.path().join("radvd.log"))
     });
     if radvd.is_some() {
-        let md = wait_md(&ep, "REREG with the SLAAC CoA", &log, |m| {
+        let md = wait_md(ep, "REREG with the SLAAC CoA", log, |m| {
             m.command == MdCommand::Rereg && matches!(m.coa, Some(CareOf::V6(_)))
         });
         let Some(CareOf::V6(coa)) = md.coa else {
@@ -353,7 +401,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
 
     // 3. Link down: the lease's address and route are removed.
     mr.ip(&["link", "set", "eth0", "down"]);
-    wait_until("the leased address removed", &log, || {
+    wait_until("the leased address removed", log, || {
         !mr.ip_text(&["-4", "addr", "show", "dev", "eth0"])
             .contains(&lease.to_string())
     });
@@ -366,7 +414,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
     // 4. Up again: a new lease, the IPv4 CoA again.
     let t1 = Instant::now();
     mr.ip(&["link", "set", "eth0", "up"]);
-    let md = wait_md(&ep, "REREG with the IPv4 CoA again", &log, |m| {
+    let md = wait_md(ep, "REREG with the IPv4 CoA again", log, |m| {
         m.command == MdCommand::Rereg && v4_lease(m).is_some()
     });
     eprintln!(
@@ -381,7 +429,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
         resolv_before,
         "/etc/resolv.conf changed"
     );
-    let babymdd_log = std::fs::read_to_string(&log).unwrap();
+    let babymdd_log = std::fs::read_to_string(log).unwrap();
     assert!(babymdd_log.contains("DHCP lease bound"), "{babymdd_log}");
 }
 
@@ -393,4 +441,38 @@ fn udhcpd_lease_then_ipv6_then_link_down() {
 #[test]
 fn dnsmasq_lease_then_ipv6_then_link_down() {
     lease_then_ipv6_then_link_down(Server::Dnsmasq);
+}
+
+/// A 6 s lease: renewed at T1 (3 s) by a unicast REQUEST, so the address outlives its
+/// first lease time without a gap, and mrd hears nothing.
+#[test]
+fn udhcpd_short_lease_is_renewed() {
+    let Some(lab) = lab(Server::Udhcpd, "renew", 6) else {
+        return;
+    };
+    lab.mr.ip(&["link", "set", "eth0", "up"]);
+    let md = wait_md(&lab.ep, "REREG with the leased IPv4 CoA", &lab.log, |m| {
+        m.command == MdCommand::Rereg && v4_lease(m).is_some()
+    });
+    let lease = v4_lease(&md).unwrap();
+    // Past two lease times: still there, and not a single MD_INFO more.
+    let end = Instant::now() + Duration::from_secs(13);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if let Some(msg) = lab.ep.recv_timeout(left).unwrap()
+            && let Body::MdInfo(md) = msg.body
+        {
+            panic!(
+                "unexpected MD_INFO {md:?}: the lease was not renewed in time\n{}",
+                std::fs::read_to_string(&lab.log).unwrap_or_default()
+            );
+        }
+    }
+    let addrs = lab.mr.ip_text(&["-4", "addr", "show", "dev", "eth0"]);
+    assert!(addrs.contains(&lease.to_string()), "{lease} gone: {addrs}");
+    let log = std::fs::read_to_string(&lab.log).unwrap();
+    assert!(
+        log.matches("DHCP lease renewed").count() >= 3,
+        "expected renewals every ~3 s:\n{log}"
+    );
+    assert_eq!(log.matches("DHCP lease bound").count(), 1, "{log}");
 }
