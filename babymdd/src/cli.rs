@@ -90,7 +90,9 @@ pub struct Args {
     /// Get IPv4 care-of addresses by DHCP on every egress link that comes up (babymdd's
     /// own client, in parallel with IPv6 autoconfiguration). A lease installs the address
     /// with the lease lifetime and a default route via the server's router with metric
-    /// --dhcp-metric plus the link's preference. Never writes resolv.conf.
+    /// --dhcp-metric plus the link's preference. Never writes resolv.conf. Only on named
+    /// egress interfaces (arguments, the file's egress-interface, --pref), never in the
+    /// watch-everything mode.
     #[arg(long)]
     pub dhcp: bool,
 
@@ -247,6 +249,18 @@ mod tests {
             .map(|w| (w.name.as_str(), w.preference))
             .collect();
         assert_eq!(ifs, [("eth0", 0), ("wlan0", 1)]);
+        assert_eq!(c.dhcp_route_metric, None, "DHCP is opt-in");
+    }
+
+    #[test]
+    fn dhcp_flags() {
+        let a = Args::try_parse_from(["babymdd", "--dhcp", "eth0"]).unwrap();
+        assert_eq!(
+            run_config(&a).unwrap().dhcp_route_metric,
+            Some(crate::dhcp::shell::DEFAULT_ROUTE_METRIC)
+        );
+        let a = Args::try_parse_from(["babymdd", "--dhcp", "--dhcp-metric", "50", "eth0"]).unwrap();
+        assert_eq!(run_config(&a).unwrap().dhcp_route_metric, Some(50));
     }
 
     #[test]

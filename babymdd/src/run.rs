@@ -77,6 +77,12 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     // on the watcher's socket netlink-proto would take it for part of the reply and the
     // detector would never see the address.
     let mut dhcp = match cfg.dhcp_route_metric {
+        // Watching every interface (no list) would include the mobile network's own
+        // links: a DHCP client there would install a default route out of an ingress.
+        Some(_) if cfg.detector.interfaces.is_empty() => {
+            warn!("--dhcp needs the egress interfaces named: DHCP disabled");
+            None
+        }
         Some(metric) => {
             let (conn, handle, _) = rtnetlink::new_connection().map_err(NetlinkError::Socket)?;
             tokio::spawn(conn);
