@@ -346,3 +346,15 @@ fn server_t1_t2_and_odd_masks() {
     assert_eq!(l.rebind_at, t0 + Duration::from_secs(100));
     assert_eq!(l.prefix_len, 32);
 }
+
+#[test]
+fn infinite_lease_never_renews_soon() {
+    let t0 = Instant::now();
+    let mut c = client(t0);
+    let l = bind(&mut c, t0, u32::MAX);
+    assert_eq!(l.lease_secs, u32::MAX, "the shell installs it as 'forever'");
+    assert!(l.renew_at >= t0 + Duration::from_secs(u64::from(u32::MAX / 2)));
+    c.handle_timeout(t0 + Duration::from_secs(86_400 * 365));
+    assert!(c.poll_transmit().is_none());
+    assert_eq!(c.state(), &State::Bound);
+}
