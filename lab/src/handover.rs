@@ -50,6 +50,9 @@ pub struct Measured {
     /// Longest one-way delay (send to receive, same clock) of a packet around the
     /// handover: a gap without loss but with delay is queueing or a descheduled sender.
     pub max_delay_ms: f64,
+    /// Longest pause of the sender itself around the handover (consecutive send times): a
+    /// receive gap this long is the shared machine descheduling the sender, not the network.
+    pub sender_gap_ms: f64,
     /// Link event to MD_INFO with the new CoA (babymdd: address usable).
     pub link_to_coa_ms: Option<f64>,
     /// MD_INFO to the Binding Update leaving mrd.
@@ -242,6 +245,12 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
             .map(|r| r.recv_ns.saturating_sub(r.sent_ns))
             .max()
             .unwrap_or(0);
+        let mut sender_gap = 0u64;
+        for w in by_seq.windows(2) {
+            if w[0].recv_ns >= lo && w[0].recv_ns < hi && w[1].seq == w[0].seq + 1 {
+                sender_gap = sender_gap.max(w[1].sent_ns.saturating_sub(w[0].sent_ns));
+            }
+        }
         let mut lost = 0;
         for w in by_seq.windows(2) {
             if w[1].seq > w[0].seq + 1 && w[0].recv_ns >= lo && w[0].recv_ns < hi {
@@ -262,6 +271,7 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
             lost,
             gap_ms: gap as f64 / 1e6,
             max_delay_ms: max_delay as f64 / 1e6,
+            sender_gap_ms: sender_gap as f64 / 1e6,
             link_to_coa_ms: md.and_then(|m| ms(h.event_ns, m.t_ns)),
             coa_to_bu_ms: md.zip(b).and_then(|(m, b)| ms(m.t_ns, b.t_ns)),
             bu_to_ba_ms: b.zip(ba).and_then(|(b, a)| ms(b.t_ns, a.t_ns)),
@@ -481,13 +491,14 @@ pub fn write_report(
 pub fn line(m: &Measured) -> String {
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     format!(
-        "{} -> {} ({} if): lost {}, gap {:.1} ms (max delay {:.1} ms) [link->CoA {} ms, CoA->BU {} ms, BU->BA {} ms, BA->first packet {} ms]{}",
+        "{} -> {} ({} if): lost {}, gap {:.1} ms (max delay {:.1} ms, sender pause {:.1} ms) [link->CoA {} ms, CoA->BU {} ms, BU->BA {} ms, BA->first packet {} ms]{}",
         m.from,
         m.to,
         m.interfaces,
         m.lost,
         m.gap_ms,
         m.max_delay_ms,
+        m.sender_gap_ms,
         f(m.link_to_coa_ms),
         f(m.coa_to_bu_ms),
         f(m.bu_to_ba_ms),
