@@ -310,8 +310,11 @@ pub fn svg(ms: &[Measured], rx: &[Rx]) -> String {
     for (i, m) in ms.iter().enumerate() {
         let y0 = 20.0 + i as f64 * (ph + 70.0);
         let last_mark = m.marks.iter().map(|x| x.0).max().unwrap_or(m.event_ns);
-        let t0 = m.event_ns.saturating_sub(300_000_000);
-        let t1 = last_mark.max(m.event_ns + 200_000_000) + 300_000_000;
+        // A window like the paper's Figure 5 (30 ms there): 40 ms either side of the
+        // signalling, wider when the handover took longer.
+        let lead = 40_000_000u64;
+        let t0 = m.event_ns.saturating_sub(lead);
+        let t1 = last_mark.max(m.event_ns + 20_000_000) + lead;
         let pts: Vec<&Rx> = arrivals
             .iter()
             .filter(|r| r.recv_ns >= t0 && r.recv_ns <= t1)
@@ -343,12 +346,13 @@ pub fn svg(ms: &[Measured], rx: &[Rx]) -> String {
         ));
         // Axes: time in ms from the link event, sequence numbers.
         let span_ms = (t1 - t0) as f64 / 1e6;
-        let step = [50.0, 100.0, 200.0, 250.0, 500.0, 1000.0]
+        let step = [5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 250.0, 500.0, 1000.0]
             .into_iter()
             .find(|st| span_ms / st <= 12.0)
             .unwrap_or(2000.0);
-        let mut tick = -(300.0f64 / step).floor() * step;
-        while tick <= span_ms - 300.0 {
+        let lead_ms = lead as f64 / 1e6;
+        let mut tick = -(lead_ms / step).floor() * step;
+        while tick <= span_ms - lead_ms {
             let t = (m.event_ns as f64 + tick * 1e6) as u64;
             let xx = x(t);
             s.push_str(&format!(
@@ -377,9 +381,9 @@ pub fn svg(ms: &[Measured], rx: &[Rx]) -> String {
         ));
         for r in &pts {
             s.push_str(&format!(
-                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"2\" height=\"2\" fill=\"#1f4e9c\"/>\n",
-                x(r.recv_ns) - 1.0,
-                y(r.seq as f64) - 1.0
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"3\" height=\"3\" fill=\"#1f4e9c\"/>\n",
+                x(r.recv_ns) - 1.5,
+                y(r.seq as f64) - 1.5
             ));
         }
         let colour = |k: &str| match k {
