@@ -540,7 +540,16 @@ pub fn print_summary(s: &Summary) {
 
 /// `nemo-lab handover`: the flow, `repeat` times: IPv6 -> IPv6 with one interface (A -> A2,
 /// then A2 -> A), then with eth1 on B: vertical out and back. Writes the report into `out`.
-pub fn handover_experiment(opts: Options, out: &Path, repeat: u32) -> Result<Vec<Measured>> {
+///
+/// With `nat` (a preview of DSMIPv6, issue 7, which it needs), then: eth1 moves to the
+/// IPv4-only network behind the NAT; vertical out and back `repeat` times; eth0 unplugged;
+/// then one interface between families, eth1 NAT -> A -> NAT, `repeat` times.
+pub fn handover_experiment(
+    opts: Options,
+    out: &Path,
+    repeat: u32,
+    nat: bool,
+) -> Result<Vec<Measured>> {
     let mut say = Say {
         step: 0,
         quiet: false,
@@ -573,6 +582,34 @@ pub fn handover_experiment(opts: Options, out: &Path, repeat: u32) -> Result<Vec
         sleep(Duration::from_millis(1500))?;
         hs.push(handover::vertical_back(&mut lab)?);
         sleep(Duration::from_millis(1500))?;
+    }
+    if nat {
+        say.step("DSMIPv6 preview (issue 7): eth1 moves to the IPv4-only network behind the NAT and gets an address by DHCP.");
+        lab.move_link(1, Access::Nat)?;
+        sleep(Duration::from_secs(3))?;
+        for i in 0..repeat {
+            say.step(&format!(
+                "NAT round {}: vertical, eth0 unplugged (eth1 on the NAT network), then plugged in again.",
+                i + 1
+            ));
+            hs.push(handover::vertical_out(&mut lab)?);
+            sleep(Duration::from_millis(1500))?;
+            hs.push(handover::vertical_back(&mut lab)?);
+            sleep(Duration::from_millis(1500))?;
+        }
+        say.step("eth0 unplugged for good: from now on one interface, eth1, between the families.");
+        hs.push(handover::vertical_out(&mut lab)?);
+        sleep(Duration::from_millis(1500))?;
+        for i in 0..repeat {
+            say.step(&format!(
+                "NAT round {}: one interface, eth1 NAT -> A (IPv6-only) -> NAT.",
+                i + 1
+            ));
+            for to in [Access::V6, Access::Nat] {
+                hs.push(handover::single_on(&mut lab, 1, to)?);
+                sleep(Duration::from_millis(1500))?;
+            }
+        }
     }
     let rx = flow.stop(&mut lab)?;
     let ms = handover::measure(&lab, &hs, &rx);

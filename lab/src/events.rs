@@ -109,7 +109,9 @@ pub fn bu_sent(mrd_log: &Path) -> Vec<Event> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = strip_ansi(line);
-        if !line.contains("binding update sent") {
+        // mrd's core ("Binding Update sent", every BU, `coa=` with IPv4 CoAs mapped) and its
+        // shell ("binding update sent"): the first one of a handover counts.
+        if !line.to_ascii_lowercase().contains("binding update sent") {
             continue;
         }
         let Some(t_ns) = line.split_whitespace().next().and_then(parse_rfc3339) else {

@@ -135,7 +135,7 @@ impl Flow {
 fn bul_add_since(lab: &Lab, since: u64, to: Access) -> bool {
     bus_events(&lab.opts.work.join("mipsock-tap-mr.log"))
         .iter()
-        .any(|e| e.kind == "bul_add" && e.t_ns >= since && e.coa.starts_with(to.prefix6()))
+        .any(|e| e.kind == "bul_add" && e.t_ns >= since && e.coa.contains(to.coa_prefix()))
 }
 
 /// Waits for mrd's BUL_ADD with a care-of address in `to` after `since`.
@@ -145,16 +145,21 @@ pub fn wait_registered(lab: &Lab, since: u64, to: Access, timeout: Duration) -> 
 
 /// Single interface: eth0 moves to `to` (eth1 unplugged).
 pub fn single(lab: &mut Lab, to: Access) -> Result<Handover> {
-    let from = lab.attached[0].unwrap_or(Access::V6);
+    single_on(lab, 0, to)
+}
+
+/// Single interface: egress link `i` moves to `to` (the other one unplugged).
+pub fn single_on(lab: &mut Lab, i: usize, to: Access) -> Result<Handover> {
+    let from = lab.attached[i].unwrap_or(Access::V6);
     let event_ns = now_ns();
-    lab.move_link(0, to)?;
+    lab.move_link(i, to)?;
     let registered = wait_registered(lab, event_ns, to, Duration::from_secs(10))?;
     Ok(Handover {
         from,
         to,
         interfaces: 1,
         event_ns,
-        what: format!("eth0 moves from {} to {}", from.bridge(), to.bridge()),
+        what: format!("eth{i} moves from {} to {}", from.bridge(), to.bridge()),
         registered,
     })
 }
@@ -219,18 +224,18 @@ pub fn analyse(hs: &[Handover], rx: &[Rx], bus: &[Event], bu: &[Event]) -> Vec<M
             .get(i + 1)
             .map(|n| n.event_ns.saturating_sub(lead))
             .unwrap_or(u64::MAX);
-        let p = h.to.prefix6();
+        let p = h.to.coa_prefix();
         let md = bus.iter().find(|e| {
-            e.kind == "md_info" && e.t_ns >= h.event_ns && e.t_ns < hi && e.coa.starts_with(p)
+            e.kind == "md_info" && e.t_ns >= h.event_ns && e.t_ns < hi && e.coa.contains(p)
         });
         let b = bu.iter().find(|e| {
-            e.t_ns >= md.map_or(h.event_ns, |m| m.t_ns) && e.t_ns < hi && e.coa.starts_with(p)
+            e.t_ns >= md.map_or(h.event_ns, |m| m.t_ns) && e.t_ns < hi && e.coa.contains(p)
         });
         let ba = bus.iter().find(|e| {
             e.kind == "bul_add"
                 && e.t_ns >= b.map_or(h.event_ns, |b| b.t_ns)
                 && e.t_ns < hi
-                && e.coa.starts_with(p)
+                && e.coa.contains(p)
         });
         let first = ba.and_then(|ba| by_arrival.iter().find(|r| r.recv_ns >= ba.t_ns));
         let mut gap = 0u64;

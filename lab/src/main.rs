@@ -53,6 +53,10 @@ enum Cmd {
         /// Rounds of each kind of handover.
         #[arg(long, default_value_t = 3)]
         repeat: u32,
+        /// Also the IPv4-only network behind the NAT: vertical and single-interface
+        /// handovers between the families (a preview: needs DSMIPv6, issue 7).
+        #[arg(long)]
+        nat: bool,
     },
     /// (inside the lab) line echo server.
     #[command(hide = true)]
@@ -234,16 +238,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Handover { out, repeat } => match demo::handover_experiment(opts, &out, repeat) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!(
-                    "nemo-lab: handover experiment failed: {e}; logs in {}",
-                    work.display()
-                );
-                ExitCode::FAILURE
+        Cmd::Handover { out, repeat, nat } => {
+            match demo::handover_experiment(opts, &out, repeat, nat) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "nemo-lab: handover experiment failed: {e}; logs in {}",
+                        work.display()
+                    );
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
         _ => ExitCode::SUCCESS,
     }
 }

@@ -58,6 +58,8 @@ pub enum Access {
     V6b,
     /// Dual stack (2001:db8:b::/64 and 198.51.100.128/26).
     Dual,
+    /// IPv4-only behind a NAT, DHCP (192.0.2.128/26 private): DSMIPv6, issue 7.
+    Nat,
 }
 
 impl Access {
@@ -67,14 +69,17 @@ impl Access {
             Access::V6 => "acc-a",
             Access::V6b => "acc-a2",
             Access::Dual => "acc-b",
+            Access::Nat => "acc-n",
         }
     }
-    /// The IPv6 prefix's first part (CoAs start with it).
-    pub fn prefix6(self) -> &'static str {
+    /// What every care-of address on this network contains (IPv6 prefix; the NAT
+    /// network's DHCP pool 192.0.2.150-190).
+    pub fn coa_prefix(self) -> &'static str {
         match self {
             Access::V6 => "2001:db8:a:",
             Access::V6b => "2001:db8:a2:",
             Access::Dual => "2001:db8:b:",
+            Access::Nat => "192.0.2.1",
         }
     }
     /// The kind for report.json (`ipv6`, `dual`; `ipv4`, `ipv4-nat` arrive with issue 7).
@@ -82,6 +87,7 @@ impl Access {
         match self {
             Access::V6 | Access::V6b => "ipv6",
             Access::Dual => "dual",
+            Access::Nat => "ipv4-nat",
         }
     }
     /// In words.
@@ -90,6 +96,7 @@ impl Access {
             Access::V6 => "IPv6-only access network A (2001:db8:a::/64)",
             Access::V6b => "IPv6-only access network A2 (2001:db8:a2::/64)",
             Access::Dual => "dual-stack access network B (2001:db8:b::/64, 198.51.100.128/26)",
+            Access::Nat => "IPv4-only access network N behind a NAT (192.0.2.128/26, DHCP)",
         }
     }
     fn router_addrs(self) -> &'static [&'static str] {
@@ -97,6 +104,7 @@ impl Access {
             Access::V6 => &["2001:db8:a::1/64"],
             Access::V6b => &["2001:db8:a2::1/64"],
             Access::Dual => &["2001:db8:b::1/64", "198.51.100.129/26"],
+            Access::Nat => &[],
         }
     }
     fn radvd_prefix(self) -> &'static str {
@@ -104,9 +112,10 @@ impl Access {
             Access::V6 => "2001:db8:a::/64",
             Access::V6b => "2001:db8:a2::/64",
             Access::Dual => "2001:db8:b::/64",
+            Access::Nat => "",
         }
     }
-    /// Every access network built.
+    /// The access networks on the router's bridges (the NAT network has its own router).
     pub const ALL: [Access; 3] = [Access::V6, Access::V6b, Access::Dual];
 }
 
@@ -634,59 +643,85 @@ impl Lab {
         ["mr-eth0", "mr-eth1"][i]
     }
 
+    /// The namespace holding the far end of egress link `i`.
+    fn port_ns(&self, i: usize) -> Ns {
+        if self.attached[i] == Some(Access::Nat) {
+            self.nat.clone()
+        } else {
+            self.r.clone()
+        }
+    }
+
     /// Plugs (carrier on) or unplugs (carrier off) the MR's egress link `i` (0: eth0).
     pub fn plug(&mut self, i: usize, up: bool) -> Result<()> {
-        self.r
+        self.port_ns(i)
             .ip(&["link", "set", Self::port(i), if up { "up" } else { "down" }])?;
         self.plugged[i] = up;
         Ok(())
     }
 
     /// Moves the MR's egress link `i` to another access network the way a WLAN interface
-    /// re-associates: the MR's interface goes down (addresses and routes flushed), its port
-    /// moves to the other bridge, and the interface comes up again (RS, RA, SLAAC).
+    /// re-associates: the MR's interface goes down (addresses and routes flushed; the DHCP
+    /// client of the NAT network releases its lease), its port moves to the other bridge
+    /// (into the NAT router's namespace for the NAT network), and the interface comes up
+    /// again (RS, RA, SLAAC; or DHCP, with busybox udhcpc and the lab's own hook).
     pub fn move_link(&mut self, i: usize, to: Access) -> Result<()> {
         let ifname = ["eth0", "eth1"][i];
+        let port = Self::port(i);
         self.mr.ip(&["link", "set", ifname, "down"])?;
-        self.r.ip(&["link", "set", Self::port(i), "nomaster"])?;
-        self.r
-            .ip(&["link", "set", Self::port(i), "master", to.bridge()])?;
+        if self.attached[i] == Some(Access::Nat) {
+            let name = format!("udhcpc-{ifname}");
+            if let Some(p) = self.proc(&name) {
+                p.signal(nix::sys::signal::Signal::SIGKILL);
+                let _ = p.child.wait();
+            }
+            self.nss.procs.retain(|p| p.name != name);
+            self.mr.ip(&["-4", "addr", "flush", "dev", ifname])?;
+            self.nat.ip(&["link", "set", port, "nomaster"])?;
+            self.nat.ip(&["link", "set", port, "netns", &self.r.name])?;
+        } else {
+            self.r.ip(&["link", "set", port, "nomaster"])?;
+        }
+        if to == Access::Nat {
+            // Network B's static IPv4 configuration does not belong on the new link.
+            self.mr.ip(&["-4", "addr", "flush", "dev", ifname])?;
+            self.r.ip(&["link", "set", port, "netns", &self.nat.name])?;
+            self.nat.ip(&["link", "set", port, "master", "acc-n"])?;
+            self.nat.ip(&["link", "set", port, "up"])?;
+        } else {
+            self.r.ip(&["link", "set", port, "master", to.bridge()])?;
+            self.r.ip(&["link", "set", port, "up"])?;
+        }
         self.mr.ip(&["link", "set", ifname, "up"])?;
         self.attached[i] = Some(to);
+        self.plugged[i] = true;
+        if to == Access::Nat {
+            self.dhcp_client(ifname)?;
+        }
         Ok(())
     }
 
-    /// Moves the MR's eth1 onto the IPv4-only network behind the NAT: its static IPv4
-    /// configuration of network B goes, its port moves to the NAT router's bridge, and a
-    /// DHCP client (busybox udhcpc with the lab's hook, not the host's) configures it.
-    pub fn move_eth1_to_nat(&mut self) -> Result<()> {
-        self.mr.ip(&["link", "set", "eth1", "down"])?;
-        self.mr.ip(&["addr", "flush", "dev", "eth1"])?;
-        self.r.ip(&["link", "set", "mr-eth1", "nomaster"])?;
-        self.r
-            .ip(&["link", "set", "mr-eth1", "netns", &self.nat.name])?;
-        self.nat
-            .ip(&["link", "set", "mr-eth1", "master", "acc-n"])?;
-        self.nat.ip(&["link", "set", "mr-eth1", "up"])?;
-        self.mr.ip(&["link", "set", "eth1", "up"])?;
+    fn dhcp_client(&mut self, ifname: &str) -> Result<()> {
         let hook = self.opts.work.join("udhcpc.hook");
         write(
             &hook,
-            "#!/bin/sh\n# udhcpc hook of nemo-lab: address and default route, nothing else (not resolv.conf).\ncase \"$1\" in\ndeconfig) ip -4 addr flush dev \"$interface\" ;;\nbound|renew)\n\tip -4 addr flush dev \"$interface\"\n\tip addr add \"$ip/$mask\" dev \"$interface\"\n\tfor r in $router; do ip route replace default via \"$r\" dev \"$interface\"; break; done ;;\nesac\nexit 0\n",
+            "#!/bin/sh\n# udhcpc hook of nemo-lab: default route, then address; nothing else (not resolv.conf).\n# The route goes first (onlink): babymdd takes an address as a care-of address the moment it\n# appears, and a BU sent before the default route exists is lost (see the README).\ncase \"$1\" in\ndeconfig) ip -4 addr flush dev \"$interface\" ;;\nbound|renew)\n\tip -4 addr flush dev \"$interface\"\n\tfor r in $router; do ip route replace default via \"$r\" dev \"$interface\" onlink; break; done\n\tip addr add \"$ip/$mask\" dev \"$interface\" ;;\nesac\nexit 0\n",
         )?;
         std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         let mr = self.mr.clone();
         let h = hook.display().to_string();
         self.start(
             &mr,
-            "udhcpc",
+            &format!("udhcpc-{ifname}"),
             Path::new("busybox"),
-            &["udhcpc", "-f", "-i", "eth1", "-s", &h],
+            &["udhcpc", "-f", "-i", ifname, "-s", &h],
             "",
-        )?;
-        self.plugged[1] = true;
-        self.attached[1] = None;
-        Ok(())
+        )
+    }
+
+    /// Moves the MR's eth1 onto the IPv4-only network behind the NAT ([`Lab::move_link`]).
+    pub fn move_eth1_to_nat(&mut self) -> Result<()> {
+        self.move_link(1, Access::Nat)
     }
 
     /// Where the MR is now (its preferred plugged link).
