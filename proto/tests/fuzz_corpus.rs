@@ -13,7 +13,11 @@ fn seed_corpus_passes_the_fuzz_checks() {
         proto::fuzzing::mh_parse(&data);
         n += 1;
     }
-    assert!(n >= 10, "expected the seed corpus in {}, found {n} files", dir.display());
+    assert!(
+        n >= 10,
+        "expected the seed corpus in {}, found {n} files",
+        dir.display()
+    );
 }
 
 #[test]
