@@ -23,6 +23,9 @@ struct Cli {
     /// Work directory for configs, buses and logs (default: /tmp/nemo-lab-<pid>).
     #[arg(long, global = true)]
     work: Option<PathBuf>,
+    /// DHCP on the NAT network with busybox udhcpc instead of babymdd's own client.
+    #[arg(long, global = true)]
+    udhcpc: bool,
     /// Keep the work directory after a successful run (it is always kept after a failure).
     #[arg(long, global = true)]
     keep: bool,
@@ -137,6 +140,7 @@ fn options(cli: &Cli) -> Result<topo::Options, String> {
         work,
         etc,
         verbose: true,
+        udhcpc: cli.udhcpc,
     })
 }
 

@@ -132,6 +132,9 @@ pub struct Options {
     pub etc: PathBuf,
     /// Print progress details.
     pub verbose: bool,
+    /// DHCP on the NAT network by busybox udhcpc (with the lab's hook) instead of
+    /// babymdd's own client (`babymdd --dhcp`).
+    pub udhcpc: bool,
 }
 
 /// The lab: namespaces, links, daemons.
@@ -515,7 +518,7 @@ impl Lab {
             &nat,
             "udhcpd",
             Path::new("busybox"),
-            &["udhcpd", "-f", &s(udhcpd)],
+            &["udhcpd", "-f", "-a", "0", &s(udhcpd)],
             "",
         )?;
         let mr_bus = s(self.bus("mr"));
@@ -549,7 +552,10 @@ impl Lab {
         env.push(("mip_ifname".into(), "mip0".into()));
         env.push(("mr_egress_ifname".into(), "eth0".into()));
         env.push(("mrd_flags".into(), "-f -d".into()));
-        env.push(("babymdd_flags".into(), "-d".into()));
+        env.push((
+            "babymdd_flags".into(),
+            if self.opts.udhcpc { "-d" } else { "-d --dhcp" }.into(),
+        ));
         env.push(("nemonetd_flags".into(), "-f -d".into()));
         self.rc(&mr, "nemo_mr", &env)?;
         self.wait_log("mr", "nemonetd", "ready")?;
@@ -695,7 +701,7 @@ impl Lab {
         self.mr.ip(&["link", "set", ifname, "up"])?;
         self.attached[i] = Some(to);
         self.plugged[i] = true;
-        if to == Access::Nat {
+        if to == Access::Nat && self.opts.udhcpc {
             self.dhcp_client(ifname)?;
         }
         Ok(())
@@ -719,7 +725,8 @@ impl Lab {
         )
     }
 
-    /// Moves the MR's eth1 onto the IPv4-only network behind the NAT ([`Lab::move_link`]).
+    /// Moves the MR's eth1 onto the IPv4-only network behind the NAT ([`Lab::move_link`]);
+    /// babymdd's DHCP client (or udhcpc) configures it.
     pub fn move_eth1_to_nat(&mut self) -> Result<()> {
         self.move_link(1, Access::Nat)
     }
