@@ -521,6 +521,24 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
         },
         "DSMIPv6, issue 7",
     );
+    for (ns, to, who) in [
+        (
+            lab.mnn4.clone(),
+            CN4,
+            "IPv4-only MNN4 pings the CN over IPv4",
+        ),
+        (lab.mnn.clone(), CN6, "MNN pings the CN over IPv6"),
+    ] {
+        let (ok, d) = ping(&lab, &ns, to)?;
+        xcheck(
+            &mut summary,
+            &say,
+            &format!("behind the NAT (IPv6 and IPv4 in UDP/IPv4): {who}"),
+            ok,
+            d,
+            "DSMIPv6, issue 7",
+        );
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     for e in lab.nss.teardown() {
         check(&mut summary, &say, "teardown", false, e);
