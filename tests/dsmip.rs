@@ -4,17 +4,20 @@
 //!
 //! ```text
 //!  mnn ──lan0── mr ──eth0── [nat] ──acc── rt ──home── ha        rt ──cn── cn
-//!  2001:db8:100:1::2        10.1.0.5/24          2001:db8:1::1        2001:db8:c::2
+//!  2001:db8:100::2          10.1.0.5/24          2001:db8:1::1        2001:db8:c::2
 //!  192.0.2.18/28            (IPv4 only)          203.0.113.1          198.51.100.2
 //! ```
 //!
 //! Without NAT the access link is `10.1.0.0/24` straight on rt; with NAT a `nat` namespace
-//! sits in between (LAN `10.1.0.0/24`, WAN `172.16.0.2/24`, `masquerade random`, conntrack
-//! UDP timeouts of 5 s), and rt knows no route to `10.1.0.0/24`. The care-of address is
-//! static and reported to mrd by an injected MD_INFO (babymdd's part). nemonetd owns UDP
+//! sits in between (LAN `10.1.0.0/24` with dnsmasq, WAN `172.16.0.2/24`, `masquerade
+//! random`, conntrack UDP timeouts of 5 s), and rt knows no route to `10.1.0.0/24`. Without
+//! NAT the care-of address is static and reported by an injected MD_INFO; behind the NAT it
+//! comes by DHCP to `babymdd --dhcp`, which reports it to mrd. nemonetd owns UDP
 //! 4191 on both nodes and relays the signalling to had / mrd over the bus. Shown:
 //! * the registration from the IPv4 CoA: no NAT → `InIpv4` (protocol 41 / 4) on both sides;
 //!   NAT → `UdpIpv4`, had's binding at the NAT's address and port, `nat_detected`;
+//! * without NAT, `force-udp-encapsulation yes` and SIGHUP to mrd: F in the BU, both
+//!   nemonetd switch to UDP (MR TUN MTU 1472) without restarting, traffic flows;
 //! * MNN ↔ CN ping and TCP (iperf3) over IPv4 and IPv6, both ways;
 //! * tshark (`-d udp.port==4191,ipv6`) sees the BU / BA in UDP 4191 (and, behind the NAT,
 //!   the data in UDP too);
@@ -36,7 +39,7 @@ const MR_V4: &str = "10.1.0.5";
 const NAT_WAN: &str = "172.16.0.2";
 const CN6: &str = "2001:db8:c::2";
 const CN4: &str = "198.51.100.2";
-const MNN6: &str = "2001:db8:100:1::2";
+const MNN6: &str = "2001:db8:100::2";
 const MNN4: &str = "192.0.2.18";
 
 const LONG: Duration = Duration::from_secs(30);
@@ -78,9 +81,11 @@ fn lab(tag: &str, with_nat: bool) -> Lab {
     a(&lab.rt, "198.51.100.1/24", "cn");
     a(&lab.cn, "2001:db8:c::2/64", "eth0");
     a(&lab.cn, "198.51.100.2/24", "eth0");
-    a(&lab.mr, "2001:db8:100:1::1/64", "lan0");
+    // The whole MNP on the link: nemonetd copies its on-link route into the tunnel table,
+    // so the MR's own packets to the MNN (PTB, replies) do not take the tunnel.
+    a(&lab.mr, "2001:db8:100::1/48", "lan0");
     a(&lab.mr, "192.0.2.17/28", "lan0");
-    a(&lab.mnn, "2001:db8:100:1::2/64", "eth0");
+    a(&lab.mnn, "2001:db8:100::2/48", "eth0");
     a(&lab.mnn, "192.0.2.18/28", "eth0");
     // The mobile interface holding the home address (no dummy interfaces here).
     lab.mr.ip(&[
@@ -112,8 +117,11 @@ fn lab(tag: &str, with_nat: bool) -> Lab {
             );
         }
     }
-    a(&lab.mr, &format!("{MR_V4}/24"), "eth0");
-    lab.mr.ip(&["route", "add", "default", "via", "10.1.0.1"]);
+    if !with_nat {
+        // Static here; behind the NAT the address and default route come by DHCP.
+        a(&lab.mr, &format!("{MR_V4}/24"), "eth0");
+        lab.mr.ip(&["route", "add", "default", "via", "10.1.0.1"]);
+    }
     for ns in [&lab.rt, &lab.ha, &lab.mr] {
         ns.sysctl("net.ipv6.conf.all.forwarding", "1");
         ns.sysctl("net.ipv4.ip_forward", "1");
@@ -127,7 +135,7 @@ fn lab(tag: &str, with_nat: bool) -> Lab {
     lab.cn
         .ip(&["route", "add", "default", "via", "198.51.100.1"]);
     lab.mnn
-        .ip(&["-6", "route", "add", "default", "via", "2001:db8:100:1::1"]);
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
     lab.mnn
         .ip(&["route", "add", "default", "via", "192.0.2.17"]);
     // The mobile network is reachable through the HA only.
@@ -141,11 +149,61 @@ fn lab(tag: &str, with_nat: bool) -> Lab {
     ]);
     lab.rt
         .ip(&["route", "add", "192.0.2.16/28", "via", "203.0.113.1"]);
-    assert!(
-        wait_until(LONG, || ping(&lab.mr, "203.0.113.1")),
-        "the MR cannot reach the HA's IPv4 address before any daemon runs"
-    );
+    if !with_nat {
+        assert!(
+            wait_until(LONG, || ping(&lab.mr, "203.0.113.1")),
+            "the MR cannot reach the HA's IPv4 address before any daemon runs"
+        );
+    }
     lab
+}
+
+/// dnsmasq on the NAT's LAN side, and babymdd --dhcp on the MR: the IPv4 CoA by DHCP,
+/// reported to mrd in MD_INFO (no IPv6 on the access link).
+fn dhcp_and_babymdd(lab: &Lab, f: &Files) -> (Daemon, Daemon) {
+    let nat = lab.nat.as_ref().unwrap();
+    let d = f.dir.path();
+    let mut cmd = nat.command(Path::new("dnsmasq"));
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-daemon",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-ping",
+        "--port=0",
+        "--interface=lan",
+        "--bind-interfaces",
+        "--dhcp-option=option:router,10.1.0.1",
+        "--dhcp-range=10.1.0.50,10.1.0.99,255.255.255.0,600",
+        "--log-dhcp",
+    ])
+    .arg(format!(
+        "--dhcp-leasefile={}",
+        d.join("dnsmasq.leases").display()
+    ))
+    .arg(format!("--pid-file={}", d.join("dnsmasq.pid").display()));
+    let dnsmasq = Daemon::spawn("dnsmasq", cmd, &d.join("dnsmasq.log"));
+    let babymdd = spawn(
+        &lab.mr,
+        f,
+        "babymdd",
+        "babymdd",
+        &[
+            "-d",
+            "-f",
+            "-h",
+            "mip0",
+            "-c",
+            f.mrd_conf.to_str().unwrap(),
+            "-b",
+            f.mr_bus.to_str().unwrap(),
+            "--dhcp",
+            "eth0",
+        ],
+        "babymdd ready",
+    );
+    (dnsmasq, babymdd)
 }
 
 fn nft(ns: &Netns, rules: &str) {
@@ -166,7 +224,7 @@ fn reach(ns: &Netns, dst: &str) -> bool {
     wait_until(Duration::from_secs(15), || ping(ns, dst))
 }
 
-/// A TCP connection from `client` to `server` (iperf3, one second), over `dst`.
+/// A TCP connection from `client` to `server` (iperf3, 256 KiB), over `dst`.
 fn tcp(client: &Netns, server: &Netns, dst: &str, dir: &Path) -> bool {
     let log = dir.join(format!("iperf3-{}-{dst}.log", server.name()));
     let mut cmd = server.command(Path::new("iperf3"));
@@ -176,7 +234,7 @@ fn tcp(client: &Netns, server: &Netns, dst: &str, dir: &Path) -> bool {
         client
             .try_exec(
                 "iperf3",
-                &["-c", dst, "-t", "1", "--connect-timeout", "2000"],
+                &["-c", dst, "-n", "256K", "--connect-timeout", "2000"],
             )
             .status
             .success()
@@ -275,7 +333,7 @@ fn spawn(ns: &Netns, f: &Files, name: &str, tag: &str, args: &[&str], ready: &st
 
 struct Daemons {
     _had: Daemon,
-    _mrd: Daemon,
+    mrd: Daemon,
     _nemonetd_ha: Daemon,
     _nemonetd_mr: Daemon,
 }
@@ -317,7 +375,7 @@ fn start(lab: &Lab, f: &Files) -> Daemons {
     );
     Daemons {
         _had: had,
-        _mrd: mrd,
+        mrd: mrd,
         _nemonetd_ha: nemonetd_ha,
         _nemonetd_mr: nemonetd_mr,
     }
@@ -374,9 +432,18 @@ fn binding(bus: &Path, owner: &str) -> Option<Binding> {
 fn capture(lab: &Lab, f: &Files, name: &str) -> (Daemon, PathBuf) {
     let pcap = f.dir.path().join(format!("{name}.pcap"));
     let mut cmd = lab.rt.command(Path::new("tcpdump"));
-    cmd.args(["-i", "acc", "-U", "-n", "-w"])
-        .arg(&pcap)
-        .args(["udp port 4191 or ip proto 41 or ip proto 4"]);
+    cmd.args([
+        "-i",
+        "acc",
+        "-U",
+        "--immediate-mode",
+        "-n",
+        "-s",
+        "200",
+        "-w",
+    ])
+    .arg(&pcap)
+    .args(["udp port 4191 or ip proto 41 or ip proto 4"]);
     let d = Daemon::spawn("tcpdump", cmd, &f.dir.path().join(format!("{name}.log")));
     let log = f.dir.path().join(format!("{name}.log"));
     assert!(
@@ -400,6 +467,8 @@ fn tshark(pcap: &Path, filter: &str) -> String {
 }
 
 fn stop_capture(mut d: Daemon) {
+    // Whatever the kernel still holds for tcpdump gets written first.
+    std::thread::sleep(Duration::from_millis(500));
     d.signal("INT");
     d.wait_exit(Duration::from_secs(5));
 }
@@ -423,16 +492,23 @@ fn both_ways(lab: &Lab, f: &Files, what: &str) {
 }
 
 fn logs(f: &Files) -> String {
-    ["had", "mrd", "nemonetd-ha", "nemonetd-mr"]
-        .iter()
-        .map(|n| {
-            format!(
-                "==== {n}\n{}",
-                log_of(&f.dir.path().join(format!("{n}.log")))
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    [
+        "had",
+        "mrd",
+        "nemonetd-ha",
+        "nemonetd-mr",
+        "babymdd",
+        "dnsmasq",
+    ]
+    .iter()
+    .map(|n| {
+        format!(
+            "==== {n}\n{}",
+            log_of(&f.dir.path().join(format!("{n}.log")))
+        )
+    })
+    .collect::<Vec<_>>()
+    .join("\n")
 }
 
 #[test]
@@ -440,7 +516,7 @@ fn ipv4_only_access_without_nat() {
     require_root();
     let lab = lab("dsmip", false);
     let f = files("");
-    let _d = start(&lab, &f);
+    let d = start(&lab, &f);
     let (cap, pcap) = capture(&lab, &f, "nonat");
     inject_v4_coa(&lab, &f);
     let plain = |b: &Binding| {
@@ -462,6 +538,43 @@ fn ipv4_only_access_without_nat() {
         logs(&f)
     );
     both_ways(&lab, &f, "no NAT");
+
+    // `force-udp-encapsulation yes` and SIGHUP: mrd re-registers with F, had answers F=1
+    // (no NAT, Refresh infinite), and both nemonetd switch to UDP without a restart.
+    let conf = std::fs::read_to_string(&f.mrd_conf).unwrap().replace(
+        "optimistic-handover no;",
+        "optimistic-handover no;\n\tforce-udp-encapsulation yes;",
+    );
+    std::fs::write(&f.mrd_conf, conf).unwrap();
+    d.mrd.signal("HUP");
+    let udp = |b: &Binding| {
+        matches!(
+            b.coa,
+            CareOf::V4 {
+                udp_port: Some(_),
+                ..
+            }
+        ) && b.encapsulation == Encapsulation::UdpIpv4 { ha_port: 4191 }
+            && !b.nat_detected
+            && b.flags.contains(mipsock::BuFlags::F)
+    };
+    assert!(
+        wait_until(LONG, || binding(&f.ha_bus, "had").is_some_and(|b| udp(&b))
+            && binding(&f.mr_bus, "mrd").is_some_and(|b| udp(&b))),
+        "no forced-UDP registration:\nhad {:?}\nmrd {:?}\n{}",
+        binding(&f.ha_bus, "had"),
+        binding(&f.mr_bus, "mrd"),
+        logs(&f)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || String::from_utf8_lossy(
+            &lab.mr.ip(&["link", "show", "nemo0"]).stdout
+        )
+        .contains("mtu 1472")),
+        "the MR's TUN MTU should follow UDP/IPv4 (1500 - 28)"
+    );
+    assert!(reach(&lab.mnn, CN6), "forced UDP: MNN -> CN IPv6");
+    assert!(reach(&lab.cn, MNN4), "forced UDP: CN -> MNN IPv4");
     stop_capture(cap);
     // Signalling in UDP 4191 even without NAT (perpetual NAT detection), data in IP-in-IPv4.
     let sig = tshark(&pcap, "mipv6");
@@ -476,6 +589,19 @@ fn ipv4_only_access_without_nat() {
     );
     let data = tshark(&pcap, "ip.proto == 41 || ip.proto == 4");
     assert!(!data.is_empty(), "no IP-in-IPv4 data on the access link");
+    let data = tshark(&pcap, "udp.port == 4191 && icmpv6.type == 128");
+    assert!(
+        !data.is_empty(),
+        "no ICMPv6 echo in UDP 4191 once UDP is forced:\n{}\n{}\n{}",
+        log_of(&f.dir.path().join("nonat.log")),
+        logs(&f),
+        tshark(&pcap, "frame.number > 0")
+            .lines()
+            .rev()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
@@ -486,7 +612,7 @@ fn behind_a_masquerade_nat_with_keepalives_and_rebinding() {
     let f = files("\tnat-keepalive-interval 2;");
     let _d = start(&lab, &f);
     let (cap, pcap) = capture(&lab, &f, "nat");
-    inject_v4_coa(&lab, &f);
+    let _dhcp = dhcp_and_babymdd(&lab, &f);
     let wan: std::net::Ipv4Addr = NAT_WAN.parse().unwrap();
     let ha_port = || match binding(&f.ha_bus, "had") {
         Some(Binding {
