@@ -375,7 +375,7 @@ fn start(lab: &Lab, f: &Files) -> Daemons {
     );
     Daemons {
         _had: had,
-        mrd: mrd,
+        mrd,
         _nemonetd_ha: nemonetd_ha,
         _nemonetd_mr: nemonetd_mr,
     }
