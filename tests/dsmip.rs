@@ -518,6 +518,15 @@ fn ipv4_only_access_without_nat() {
     let f = files("");
     let d = start(&lab, &f);
     let (cap, pcap) = capture(&lab, &f, "nonat");
+    // The relayed signalling is visible on the HA's bus.
+    let tap_log = f.dir.path().join("tap.log");
+    let mut tap_cmd = Command::new(bin("mipsock"));
+    tap_cmd
+        .arg("-b")
+        .arg(&f.ha_bus)
+        .args(["tap", "--type", "mh_udp_in", "mh_udp_out"]);
+    let _tap = Daemon::spawn("mipsock tap", tap_cmd, &tap_log);
+    std::thread::sleep(Duration::from_millis(300));
     inject_v4_coa(&lab, &f);
     let plain = |b: &Binding| {
         b.coa
@@ -538,6 +547,17 @@ fn ipv4_only_access_without_nat() {
         logs(&f)
     );
     both_ways(&lab, &f, "no NAT");
+    let tap = log_of(&tap_log);
+    assert!(
+        tap.contains("mh_udp_in")
+            && tap.contains("from=nemonetd")
+            && tap.contains("peer=10.1.0.5:4191"),
+        "no relayed BU on the HA's bus:\n{tap}"
+    );
+    assert!(
+        tap.contains("mh_udp_out") && tap.contains("from=had"),
+        "no relayed BA on the HA's bus:\n{tap}"
+    );
 
     // `force-udp-encapsulation yes` and SIGHUP: mrd re-registers with F, had answers F=1
     // (no NAT, Refresh infinite), and both nemonetd switch to UDP without a restart.
