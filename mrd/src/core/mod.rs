@@ -144,7 +144,14 @@ pub struct MrCore {
     icmp_bucket: (u32, Option<Instant>),
     /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
     udp_local_port: Option<u16>,
+    /// The IPv4 CoA offered beside an IPv6 one (MD_INFO `coa2`): the fallback when the
+    /// IPv6 registration gets no BA (protocol.md §5.6).
+    alt_v4: Option<(Ipv4Addr, u32)>,
 }
+
+/// BUs of an IPv6 registration without a BA before falling back to the IPv4 CoA
+/// (protocol.md §5.6: 3 attempts in total).
+const V4_FALLBACK_ATTEMPTS: u32 = 3;
 
 /// The IPv4 address of an IPv4-mapped care-of address (the core's form of an IPv4 CoA).
 fn coa_v4(coa: &Ipv6Addr) -> Option<Ipv4Addr> {
@@ -185,6 +192,7 @@ impl MrCore {
             icmp_errors: VecDeque::new(),
             icmp_bucket: (ICMP_ERROR_RATE, None),
             udp_local_port: None,
+            alt_v4: None,
         })
     }
 
@@ -264,7 +272,13 @@ impl MrCore {
         }
         match md.command {
             MdCommand::Rereg => match md.coa {
-                Some(CareOf::V6(coa)) => self.move_to(now, coa, md.ifindex),
+                Some(CareOf::V6(coa)) => {
+                    self.alt_v4 = match md.coa2 {
+                        Some(CareOf::V4 { addr, .. }) => Some((addr, md.ifindex)),
+                        _ => None,
+                    };
+                    self.move_to(now, coa, md.ifindex)
+                }
                 Some(CareOf::V4 { addr, .. }) => {
                     // protocol.md §5.6: an IPv6 CoA is preferred when both are offered.
                     if let Some(CareOf::V6(coa)) = md.coa2 {
@@ -1024,6 +1038,25 @@ impl MrCore {
                 p.next_tx = allowed;
                 return;
             }
+        }
+        // protocol.md §5.6: an IPv6 registration unanswered after 3 BUs in total falls
+        // back to the IPv4 CoA offered beside it.
+        if p.kind == BuKind::Register
+            && !p.at_home
+            && coa_v4(&p.coa).is_none()
+            && p.transmissions >= V4_FALLBACK_ATTEMPTS
+            && self.cfg.home_agent_v4.is_some()
+            && let Some((addr, ifindex)) = self.alt_v4.take()
+        {
+            warn!(coa = %p.coa, attempts = p.transmissions, v4_coa = %addr,
+                "no BA to the IPv6 registration; falling back to the IPv4 care-of address");
+            self.pending = Some(self.new_pending(
+                now,
+                BuKind::Register,
+                false,
+                addr.to_ipv6_mapped(),
+                ifindex,
+            ));
         }
         self.send_bu(now);
     }

@@ -1614,3 +1614,53 @@ fn ipv6_coa_preferred_and_ipv4_needs_the_ha_ipv4_address() {
     mr.handle_md_info(t0, &rereg_v4(V4COA));
     assert!(mr.poll_transmit().is_none());
 }
+
+#[test]
+fn ipv6_registration_without_ba_falls_back_to_the_ipv4_coa_after_three_bus() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let md = MdInfo {
+        coa2: Some(CareOf::V4 {
+            addr: V4COA,
+            udp_port: None,
+        }),
+        ..rereg(coa1())
+    };
+    mr.handle_md_info(t0, &md);
+    let mut t = t0;
+    for _ in 0..3 {
+        let bu = next_bu(&mut mr);
+        assert!(bu.tx.udp_v4.is_none());
+        t = mr.poll_timeout().unwrap();
+        mr.handle_timeout(t);
+    }
+    // The 4th BU goes from the IPv4 CoA, in UDP, a fresh transaction.
+    let bu = next_bu(&mut mr);
+    assert!(bu.tx.udp_v4.is_some());
+    assert!(
+        bu.options
+            .iter()
+            .any(|o| matches!(o, MobilityOption::Ipv4CareOfAddress(a) if *a == V4COA))
+    );
+    deliver(
+        &mut mr,
+        t + Duration::from_millis(50),
+        &ba_v4(
+            Ba::ok(&bu).opt(v4_ack(0, mnp4())).opt(nat_opt(true, 30)),
+            V4COA,
+        ),
+    );
+    let evs = events(&mut mr);
+    assert!(matches!(
+        bul_add(&evs).unwrap().0.coa,
+        CareOf::V4 { addr, .. } if addr == V4COA
+    ));
+    // Without an IPv4 alternative nothing changes.
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    for _ in 0..5 {
+        assert!(next_bu(&mut mr).tx.udp_v4.is_none());
+        let t = mr.poll_timeout().unwrap();
+        mr.handle_timeout(t);
+    }
+}
