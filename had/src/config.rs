@@ -151,6 +151,9 @@ pub struct HaCoreConfig {
     pub binding_error_rate: u32,
     /// Hop limit of the packets the HA sends.
     pub hop_limit: u8,
+    /// Refresh time (seconds) of the NAT Detection option when a NAT is seen (RFC 5555
+    /// §3.2.2): the MR's keepalive period. Config `nat-keepalive-interval`, default 110.
+    pub nat_keepalive_secs: u32,
 }
 
 impl HaCoreConfig {
@@ -172,6 +175,7 @@ impl HaCoreConfig {
             brr: None,
             binding_error_rate: 10,
             hop_limit: 64,
+            nat_keepalive_secs: 110,
         }
     }
 }

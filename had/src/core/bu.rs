@@ -37,9 +37,6 @@ use super::{
 use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode, ReplayProtection};
 use crate::record::JournalRecord;
 
-/// NAT keepalive the HA suggests when it saw a NAT (RFC 5555 §6, NATKATIMEOUT).
-const NAT_KEEPALIVE_SECS: u32 = 110;
-
 /// What every BA for this BU shares.
 struct Reply<'a> {
     addressing: MobilityPacketRepr,
@@ -97,7 +94,7 @@ impl Ha {
             nat_opt = Some(MobilityOption::NatDetection {
                 f: udp,
                 refresh_time: if nat_detected {
-                    NAT_KEEPALIVE_SECS
+                    self.cfg.nat_keepalive_secs
                 } else {
                     NAT_REFRESH_NONE
                 },

@@ -1197,6 +1197,7 @@ fn nat_rebinding_followed_only_on_an_authenticated_bu() {
     use std::net::SocketAddrV4;
     let mut c = auth_cfg();
     c.ha_address_v4 = Some(Ipv4Addr::new(203, 0, 113, 1));
+    c.nat_keepalive_secs = 25;
     let mut e = Env::new(c);
     let local = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
     let v4coa = Ipv4Addr::new(10, 0, 0, 5);
@@ -1241,6 +1242,14 @@ fn nat_rebinding_followed_only_on_an_authenticated_bu() {
     e.advance(Duration::from_millis(10));
     let tx = send(&mut e, 3, rebound, KEY1).expect("BA");
     assert_eq!(tx.udp_v4.unwrap().peer, rebound);
+    // The configured keepalive goes out as the Refresh time (nat-keepalive-interval).
+    assert!(ba_of(&tx).options.iter().any(|o| matches!(
+        o,
+        MobilityOption::NatDetection {
+            f: true,
+            refresh_time: 25
+        }
+    )));
     let b = bc_add(&e.events()).clone();
     assert_eq!(
         b.coa,

@@ -99,6 +99,8 @@ pub fn core_config(
 
     let mut core = HaCoreConfig::new(home_prefixes, ha_address);
     core.ha_address_v4 = cfg.home_agent_ipv4_address;
+    core.nat_keepalive_secs =
+        u32::try_from(cfg.nat_keepalive_interval.as_secs()).unwrap_or(u32::MAX);
     core.home_ifindex = home_ifindex;
     core.max_lifetime = cfg.binding_lifetime_max;
     core.prefix_table = cfg
