@@ -244,7 +244,10 @@ fn main() -> ExitCode {
         },
         Cmd::Handover { out, repeat, nat } => {
             match demo::handover_experiment(opts, &out, repeat, nat) {
-                Ok(_) => ExitCode::SUCCESS,
+                Ok(_) => {
+                    cleanup();
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!(
                         "nemo-lab: handover experiment failed: {e}; logs in {}",
