@@ -548,6 +548,7 @@ fn ipv4_only_access_without_nat() {
     );
     both_ways(&lab, &f, "no NAT");
     let tap = log_of(&tap_log);
+    eprintln!("mipsock tap on the HA's bus:\n{tap}");
     assert!(
         tap.contains("mh_udp_in")
             && tap.contains("from=nemonetd")
@@ -598,6 +599,7 @@ fn ipv4_only_access_without_nat() {
     stop_capture(cap);
     // Signalling in UDP 4191 even without NAT (perpetual NAT detection), data in IP-in-IPv4.
     let sig = tshark(&pcap, "mipv6");
+    eprintln!("tshark -d udp.port==4191,ipv6 -Y mipv6:\n{sig}");
     assert!(
         sig.contains("Binding Update"),
         "no BU in UDP:\n{sig}\n{}",
@@ -657,6 +659,10 @@ fn behind_a_masquerade_nat_with_keepalives_and_rebinding() {
         logs(&f)
     );
     let first_port = ha_port().unwrap();
+    eprintln!(
+        "had's binding behind the NAT: {:?}",
+        binding(&f.ha_bus, "had")
+    );
     both_ways(&lab, &f, "NAT");
 
     // Idle for twice the conntrack timeout: only mrd's keepalive BUs cross the NAT. The CN
@@ -688,6 +694,10 @@ fn behind_a_masquerade_nat_with_keepalives_and_rebinding() {
         "had did not follow the new NAT mapping (port still {first_port}):\n{}",
         logs(&f)
     );
+    eprintln!(
+        "after the NAT lost the mapping: had's binding {:?}",
+        binding(&f.ha_bus, "had")
+    );
     assert!(reach(&lab.cn, MNN4), "after the rebinding: CN -> MNN IPv4");
     assert!(reach(&lab.mnn, CN6), "after the rebinding: MNN -> CN IPv6");
     assert!(
@@ -698,6 +708,7 @@ fn behind_a_masquerade_nat_with_keepalives_and_rebinding() {
 
     // On the NAT's outside: BU / BA and the data, all in UDP 4191.
     let sig = tshark(&pcap, "mipv6");
+    eprintln!("tshark -d udp.port==4191,ipv6 -Y mipv6:\n{sig}");
     assert!(
         sig.contains("Binding Update"),
         "no BU in UDP:\n{sig}\n{}",
@@ -708,6 +719,10 @@ fn behind_a_masquerade_nat_with_keepalives_and_rebinding() {
         "no BA in UDP:\n{sig}"
     );
     let data = tshark(&pcap, "udp.port == 4191 && icmpv6.type == 128");
+    eprintln!("ICMPv6 echo requests in UDP 4191 on the NAT's outside (first 3):");
+    for l in data.lines().take(3) {
+        eprintln!("{l}");
+    }
     assert!(
         !data.is_empty(),
         "no ICMPv6 echo inside UDP 4191 on the NAT's outside"
