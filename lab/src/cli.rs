@@ -1,0 +1,264 @@
+//! The `nemo-lab` command line: subcommands, their options, and the hidden helpers the lab
+//! runs inside its namespaces.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::{apps, demo, net, topo};
+use clap::{Parser, Subcommand};
+
+/// nemo-lab: a dual-stack mobile network in network namespaces with the real daemons
+/// (had, mrd, babymdd, nemonetd), Shima's demonstration and the DSMIPv6 handover
+/// experiment. Needs root.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Directory of had, mrd, babymdd, nemonetd and mipsock (default: next to nemo-lab).
+    #[arg(long, global = true)]
+    bin_dir: Option<PathBuf>,
+    /// The etc/ directory with the configuration samples (default: the workspace's).
+    #[arg(long, global = true)]
+    etc: Option<PathBuf>,
+    /// Work directory for configs, buses and logs (default: /tmp/nemo-lab-<pid>).
+    #[arg(long, global = true)]
+    work: Option<PathBuf>,
+    /// DHCP on the NAT network with busybox udhcpc instead of babymdd's own client.
+    #[arg(long, global = true)]
+    udhcpc: bool,
+    /// Keep the work directory after a successful run (it is always kept after a failure).
+    #[arg(long, global = true)]
+    keep: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Shima's demonstration: IPv4-only and dual-stack hosts behind the MR on an IPv6-only
+    /// network ping, browse and keep interactive sessions over IPv4 and IPv6; then
+    /// handovers with the sessions kept. Exits 1 if a check failed.
+    Demo {
+        /// Write the summary as JSON here too.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+        /// Only the summary.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// The DSMIPv6 paper's experiment: a UDP flow (250 octets every 5 ms) MNN -> CN while
+    /// the MR moves (IPv6 -> IPv6 on one interface; vertical with two). Writes
+    /// report.json and handovers.svg into --out.
+    Handover {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Rounds of each kind of handover.
+        #[arg(long, default_value_t = 3)]
+        repeat: u32,
+        /// Also the IPv4-only network behind the NAT: vertical and single-interface
+        /// handovers between the families (a preview: needs DSMIPv6, issue 7).
+        #[arg(long)]
+        nat: bool,
+    },
+    /// (inside the lab) line echo server.
+    #[command(hide = true)]
+    ServeEcho {
+        #[arg(long)]
+        port: u16,
+    },
+    /// (inside the lab) web server.
+    #[command(hide = true)]
+    ServeHttp {
+        #[arg(long)]
+        port: u16,
+    },
+    /// (inside the lab) web client.
+    #[command(hide = true)]
+    HttpGet {
+        #[arg(long)]
+        to: SocketAddr,
+    },
+    /// (inside the lab) interactive session client.
+    #[command(hide = true)]
+    EchoClient {
+        #[arg(long)]
+        to: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        #[arg(long)]
+        stop_file: PathBuf,
+    },
+    /// (inside the lab) UDP flow sender.
+    #[command(hide = true)]
+    UdpSend {
+        #[arg(long)]
+        to: SocketAddr,
+        #[arg(long, default_value_t = 5)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 250)]
+        size: usize,
+        #[arg(long)]
+        stop_file: PathBuf,
+    },
+    /// (inside the lab) UDP flow receiver.
+    #[command(hide = true)]
+    UdpRecv {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        stop_file: PathBuf,
+    },
+}
+
+fn options(cli: &Cli) -> Result<topo::Options, String> {
+    let self_exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let bin_dir = cli
+        .bin_dir
+        .clone()
+        .or_else(|| self_exe.parent().map(PathBuf::from))
+        .ok_or("no binary directory")?;
+    for b in ["had", "mrd", "babymdd", "nemonetd", "mipsock"] {
+        if !bin_dir.join(b).exists() {
+            return Err(format!(
+                "{} missing: build the workspace first (cargo build --workspace), or give --bin-dir",
+                bin_dir.join(b).display()
+            ));
+        }
+    }
+    let etc = cli
+        .etc
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../etc"));
+    let work = cli.work.clone().unwrap_or_else(demo::default_work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    Ok(topo::Options {
+        bin_dir,
+        self_exe,
+        work,
+        etc,
+        verbose: true,
+        udhcpc: cli.udhcpc,
+    })
+}
+
+/// Parses the command line and runs the chosen subcommand; the exit code says how it went.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let helper = |r: std::io::Result<()>| match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nemo-lab: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    match &cli.cmd {
+        Cmd::ServeEcho { port } => return helper(apps::serve_echo(*port)),
+        Cmd::ServeHttp { port } => return helper(apps::serve_http(*port)),
+        Cmd::HttpGet { to } => {
+            return match apps::http_get(*to) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("nemo-lab: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Cmd::EchoClient {
+            to,
+            interval_ms,
+            stop_file,
+        } => {
+            return helper(apps::echo_client(
+                *to,
+                Duration::from_millis(*interval_ms),
+                stop_file,
+            ));
+        }
+        Cmd::UdpSend {
+            to,
+            interval_ms,
+            size,
+            stop_file,
+        } => {
+            return helper(apps::udp_send(
+                *to,
+                Duration::from_millis(*interval_ms),
+                *size,
+                stop_file,
+            ));
+        }
+        Cmd::UdpRecv {
+            port,
+            log,
+            stop_file,
+        } => return helper(apps::udp_recv(*port, log, stop_file)),
+        Cmd::Demo { .. } | Cmd::Handover { .. } => {}
+    }
+    if !net::is_root() {
+        eprintln!(
+            "nemo-lab: needs root: it builds network namespaces, veth links and runs the daemons in them (try: sudo {})",
+            std::env::args().collect::<Vec<_>>().join(" ")
+        );
+        return ExitCode::from(77);
+    }
+    net::install_signal_handlers();
+    let opts = match options(&cli) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("nemo-lab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let work = opts.work.clone();
+    let keep = cli.keep;
+    let cleanup = || {
+        if !keep {
+            let _ = std::fs::remove_dir_all(&work);
+        }
+    };
+    match cli.cmd {
+        Cmd::Demo {
+            summary_json,
+            quiet,
+        } => match demo::demo(opts, quiet) {
+            Ok(s) => {
+                demo::print_summary(&s);
+                if let Some(p) = summary_json {
+                    let _ =
+                        std::fs::write(&p, serde_json::to_string_pretty(&s).unwrap_or_default());
+                }
+                if s.ok() {
+                    cleanup();
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!("nemo-lab: demo failed: {e}; logs in {}", work.display());
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Handover { out, repeat, nat } => {
+            match demo::handover_experiment(opts, &out, repeat, nat) {
+                Ok(_) => {
+                    cleanup();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!(
+                        "nemo-lab: handover experiment failed: {e}; logs in {}",
+                        work.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
