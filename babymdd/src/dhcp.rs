@@ -4,6 +4,8 @@
 //! * [`client`]: the per-interface state machine, sans IO, on virtual time in tests.
 //! * [`shell`]: UDP sockets bound to each egress link, and the rtnetlink requests that
 //!   install the lease (address with the lease lifetime, default route).
+//! * [`raw`]: IPv4/UDP headers and an `AF_PACKET` socket per link, for the messages that
+//!   must leave from 0.0.0.0 (DISCOVER, the SELECTING REQUEST).
 //!
 //! Why a client of our own rather than driving `udhcpc`/`dhclient`: it starts in the
 //! same wake-up as the link-up event (no fork/exec, no hook script), its state is in the
@@ -16,5 +18,6 @@
 //! any other and is ranked as usual (IPv6 first).
 
 pub mod client;
+pub mod raw;
 pub mod shell;
 pub mod wire;

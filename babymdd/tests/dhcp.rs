@@ -476,3 +476,87 @@ fn udhcpd_short_lease_is_renewed() {
     );
     assert_eq!(log.matches("DHCP lease bound").count(), 1, "{log}");
 }
+
+/// RFC 2131 §4.1: before the lease, DISCOVER and REQUEST leave with source 0.0.0.0, also
+/// when another interface of the MR has an IPv4 address (a UDP socket bound to the link
+/// sent them from that address). Captured on the server's side of the link.
+#[test]
+fn discover_and_request_leave_from_0_0_0_0() {
+    if !have("tshark") {
+        eprintln!("tshark not installed: DHCP source address test skipped");
+        return;
+    }
+    let Some(lab) = lab(Server::Udhcpd, "src", 600) else {
+        return;
+    };
+    // Another interface with a global IPv4 address: the kernel's source for a UDP socket.
+    // (A veth pair inside the MR: not every kernel has the dummy driver.)
+    lab.mr.ip(&[
+        "link", "add", "other0", "type", "veth", "peer", "name", "other1",
+    ]);
+    lab.mr.ip(&["addr", "add", "10.9.9.9/24", "dev", "other0"]);
+    lab.mr.ip(&["link", "set", "other1", "up"]);
+    lab.mr.ip(&["link", "set", "other0", "up"]);
+
+    let pcap = lab.tmp.path().join("ar.pcap");
+    let cap_log = lab.tmp.path().join("tcpdump.log");
+    let mut cmd = lab.ar.command(Path::new("tcpdump"));
+    cmd.args(["-n", "-U", "--immediate-mode", "-i", "eth0", "-w"])
+        .arg(&pcap)
+        .args(["udp", "and", "port", "67"]);
+    let capture = Proc::spawn(cmd, &cap_log);
+    wait_until("tcpdump listening", &cap_log, || {
+        std::fs::read_to_string(&cap_log).is_ok_and(|s| s.contains("listening on"))
+    });
+
+    lab.mr.ip(&["link", "set", "eth0", "up"]);
+    wait_md(&lab.ep, "REREG with the leased IPv4 CoA", &lab.log, |m| {
+        m.command == MdCommand::Rereg && v4_lease(m).is_some()
+    });
+    // SIGTERM, not the drop's SIGKILL: tcpdump writes out what it holds and exits.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut capture = capture;
+    run("kill", &["-TERM", &capture.0.id().to_string()]);
+    let _ = capture.0.wait();
+
+    // ip.src, ip.dst and the DHCP message type of every client -> server message.
+    let out = run(
+        "tshark",
+        &[
+            "-n",
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "udp.srcport == 68",
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "dhcp.option.dhcp",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("client -> server (ip.src ip.dst type):\n{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split('\t').collect())
+        .filter(|r: &Vec<&str>| r.len() == 3)
+        .collect();
+    let discovers: Vec<_> = rows.iter().filter(|r| r[2] == "1").collect();
+    let requests: Vec<_> = rows.iter().filter(|r| r[2] == "3").collect();
+    assert!(
+        !discovers.is_empty(),
+        "no DISCOVER captured:\n{text}\ntcpdump ({} octets of pcap): {}\nbabymdd log:\n{}",
+        std::fs::metadata(&pcap).map_or(0, |m| m.len()),
+        std::fs::read_to_string(&cap_log).unwrap_or_default(),
+        std::fs::read_to_string(&lab.log).unwrap_or_default()
+    );
+    assert!(!requests.is_empty(), "no REQUEST captured:\n{text}");
+    for r in discovers.iter().chain(&requests) {
+        assert_eq!(r[0], "0.0.0.0", "source must be 0.0.0.0:\n{text}");
+        assert_eq!(r[1], "255.255.255.255", "{text}");
+    }
+}

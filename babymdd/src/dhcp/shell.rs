@@ -1,11 +1,15 @@
 //! The DHCP clients' IO: one UDP socket per egress link, and the kernel state a lease
 //! installs.
 //!
-//! **Socket**: UDP, port 68, `SO_BINDTODEVICE` to the link, `SO_BROADCAST`,
-//! `SO_REUSEADDR` (one socket per link on the same port). Before the lease the source is
-//! 0.0.0.0 and the server is asked to broadcast its replies (the broadcast flag), which
-//! Linux delivers to a device-bound socket on a link without any IPv4 address; no packet
-//! socket is needed.
+//! **Sockets**: UDP, port 68, `SO_BINDTODEVICE` to the link, `SO_BROADCAST`,
+//! `SO_REUSEADDR` (one socket per link on the same port) receives everything: the server
+//! is asked to broadcast its replies (the broadcast flag), which Linux delivers to a
+//! device-bound socket on a link without any IPv4 address. It sends only what has ciaddr
+//! set (RENEWING, REBINDING: the leased address is on the link and is the source).
+//! Messages with ciaddr 0.0.0.0 (DISCOVER, the SELECTING REQUEST) must have source
+//! 0.0.0.0 (RFC 2131 §4.1), which a UDP socket cannot give (the kernel takes another
+//! interface's address): they go out on a per-link `AF_PACKET` socket with headers we
+//! build ([`super::raw`]).
 //!
 //! **Installed for a lease** (removed when it is lost, on link down, or when the link
 //! goes away):
@@ -34,7 +38,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use super::client::{Client, ClientConfig, Event, Lease};
+use super::client::{Client, ClientConfig, Event, Lease, Transmit};
+use super::raw::BroadcastSender;
 use super::wire::{CLIENT_PORT, SERVER_PORT};
 
 /// Default base of the default routes' metrics (plus the link's preference).
@@ -45,6 +50,8 @@ struct Link {
     metric: u32,
     client: Client,
     sock: Arc<UdpSocket>,
+    /// Sends what has to leave from 0.0.0.0.
+    raw: BroadcastSender,
     reader: JoinHandle<()>,
     /// The lease whose address (and route) is in the kernel.
     installed: Option<Lease>,
@@ -112,6 +119,13 @@ impl Dhcp {
                 return;
             }
         };
+        let raw = match BroadcastSender::new(ifindex) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(ifindex, name, error = %e, "DHCP packet socket failed");
+                return;
+            }
+        };
         let seed = seed(ifindex);
         let mut client = Client::new(ClientConfig::new(mac, seed), now);
         client.start(now);
@@ -124,6 +138,7 @@ impl Dhcp {
                 metric: self.metric_base.saturating_add(preference),
                 client,
                 sock,
+                raw,
                 reader,
                 installed: None,
                 up_at: now,
@@ -180,6 +195,12 @@ impl Dhcp {
         for ifindex in ifindexes {
             while let Some(l) = self.links.get_mut(&ifindex) {
                 if let Some(t) = l.client.poll_transmit() {
+                    if from_unspecified(&t) {
+                        if let Err(e) = l.raw.send(&t.payload) {
+                            debug!(ifindex, error = %e, "DHCP broadcast send failed");
+                        }
+                        continue;
+                    }
                     let to = SocketAddrV4::new(t.dst, SERVER_PORT);
                     // Not try_send_to: a fresh tokio socket has no readiness yet, and the
                     // first DISCOVER would fail with EWOULDBLOCK.
@@ -283,6 +304,12 @@ impl Dhcp {
         }
         None
     }
+}
+
+/// Whether `t` must leave with source 0.0.0.0: ciaddr is zero, the client has no address
+/// yet (RFC 2131 §4.1, table 4), and a broadcast is what those messages are.
+fn from_unspecified(t: &Transmit) -> bool {
+    t.dst == Ipv4Addr::BROADCAST && t.payload.get(12..16).is_some_and(|c| c == [0; 4])
 }
 
 fn open_socket(name: &str) -> std::io::Result<UdpSocket> {

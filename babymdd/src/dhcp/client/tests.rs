@@ -103,11 +103,13 @@ fn discover_backoff_doubles_with_bounded_jitter() {
     c.start(t0);
     let (_, first) = sent(&mut c);
     let mut now = t0;
-    // 1, 2, 4, 8, 16, 32, 64, 64 s, each ±min(1 s, base/4).
-    for base in [1u64, 2, 4, 8, 16, 32, 64, 64] {
+    // 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 64 s, each ±min(1 s, base/4).
+    for base in [
+        250u64, 500, 1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 64_000,
+    ] {
         let t = c.poll_timeout().unwrap();
         let wait = t - now;
-        let base = Duration::from_secs(base);
+        let base = Duration::from_millis(base);
         let j = (base / 4).min(Duration::from_secs(1));
         assert!(
             wait >= base - j && wait <= base + j,
@@ -182,14 +184,19 @@ fn nak_restarts_discovery_then_pauses_on_repeats() {
     let (_, d2) = sent(&mut c);
     assert_eq!(d2.message_type, Some(MessageType::Discover));
     assert_ne!(d2.xid, d.xid);
-    // Second NAK in a row: a pause (about initial_rto) before the next DISCOVER.
+    // Second NAK in a row: a pause (initial_rto = 250 ms ± 62.5 ms) before the next
+    // DISCOVER.
     c.handle(t0, &reply(&d2, MessageType::Offer, 60));
     let (_, r2) = sent(&mut c);
     c.handle(t0, &reply(&r2, MessageType::Nak, 0));
     assert!(c.poll_transmit().is_none());
     assert_eq!(c.state(), &State::Init);
     let t = c.poll_timeout().unwrap();
-    assert!(t - t0 >= Duration::from_millis(750) && t - t0 <= Duration::from_millis(1250));
+    assert!(
+        t - t0 >= Duration::from_micros(187_500) && t - t0 <= Duration::from_micros(312_500),
+        "pause {:?}",
+        t - t0
+    );
     c.handle_timeout(t);
     let (_, d3) = sent(&mut c);
     assert_eq!(d3.message_type, Some(MessageType::Discover));
