@@ -1,9 +1,6 @@
 //! Binding Acknowledgement (MH type 6; RFC 6275 §6.1.8, RFC 3963 §4.2) and its status
 //! codes (protocol.md §2.3).
 
-use core::fmt;
-use core::ops::{BitAnd, BitOr, BitOrAssign};
-
 use crate::option::{MobilityOption, ParseConfig, code_enum, parse_options};
 use crate::seq::{Lifetime, SequenceNumber};
 use crate::{Error, Result};
@@ -160,30 +157,6 @@ impl BaFlags {
     /// The bits no flag above defines.
     pub const RESERVED: u8 = 0x07;
 
-    /// No flags.
-    pub const fn empty() -> Self {
-        BaFlags(0)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u8 {
-        self.0
-    }
-    /// From raw bits (all kept).
-    pub const fn from_bits(bits: u8) -> Self {
-        BaFlags(bits)
-    }
-    /// True if every bit of `other` is set.
-    pub const fn contains(self, other: BaFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Sets or clears the bits of `other`.
-    pub fn set(&mut self, other: BaFlags, on: bool) {
-        if on {
-            self.0 |= other.0;
-        } else {
-            self.0 &= !other.0;
-        }
-    }
     /// K: the IKE SA can follow the CoA.
     pub const fn key_management(self) -> bool {
         self.contains(Self::K)
@@ -206,56 +179,18 @@ impl BaFlags {
     }
 }
 
-impl BitOr for BaFlags {
-    type Output = BaFlags;
-    fn bitor(self, rhs: BaFlags) -> BaFlags {
-        BaFlags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for BaFlags {
-    fn bitor_assign(&mut self, rhs: BaFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl BitAnd for BaFlags {
-    type Output = BaFlags;
-    fn bitand(self, rhs: BaFlags) -> BaFlags {
-        BaFlags(self.0 & rhs.0)
-    }
-}
-
-impl fmt::Debug for BaFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(u8, &str); 5] = [
-            (0x80, "K"),
-            (0x40, "R"),
-            (0x20, "P"),
-            (0x10, "T"),
-            (0x08, "B"),
-        ];
-        f.write_str("BaFlags(")?;
-        let mut first = true;
-        for (bit, name) in NAMES {
-            if self.0 & bit != 0 {
-                if !first {
-                    f.write_str("|")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        let rest = self.0 & Self::RESERVED;
-        if rest != 0 {
-            if !first {
-                f.write_str("|")?;
-            }
-            write!(f, "{rest:#04x}")?;
-        }
-        f.write_str(")")
-    }
-}
+super::flags::flags_newtype!(
+    BaFlags,
+    u8,
+    &[
+        (0x80, "K"),
+        (0x40, "R"),
+        (0x20, "P"),
+        (0x10, "T"),
+        (0x08, "B")
+    ],
+    4
+);
 
 /// A Binding Acknowledgement (RFC 6275 §6.1.8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

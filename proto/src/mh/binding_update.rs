@@ -1,9 +1,6 @@
 //! Binding Update (MH type 5; RFC 6275 §6.1.7, RFC 3963 §4.1, RFC 5555 §3.1.3,
 //! RFC 5648 §4.2).
 
-use core::fmt;
-use core::ops::{BitAnd, BitOr, BitOrAssign};
-
 use crate::option::{MobilityOption, ParseConfig, parse_options};
 use crate::seq::{Lifetime, SequenceNumber};
 use crate::{Error, Result};
@@ -40,35 +37,6 @@ impl BuFlags {
     pub const O: BuFlags = BuFlags(0x0040);
     /// The bits no flag above defines.
     pub const RESERVED: u16 = 0x003f;
-
-    /// No flags.
-    pub const fn empty() -> Self {
-        BuFlags(0)
-    }
-
-    /// The raw bits.
-    pub const fn bits(self) -> u16 {
-        self.0
-    }
-
-    /// From raw bits (all kept).
-    pub const fn from_bits(bits: u16) -> Self {
-        BuFlags(bits)
-    }
-
-    /// True if every bit of `other` is set.
-    pub const fn contains(self, other: BuFlags) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Sets or clears the bits of `other`.
-    pub fn set(&mut self, other: BuFlags, on: bool) {
-        if on {
-            self.0 |= other.0;
-        } else {
-            self.0 &= !other.0;
-        }
-    }
 
     /// A: the sender asks for a Binding Acknowledgement.
     pub const fn ack(self) -> bool {
@@ -112,61 +80,23 @@ impl BuFlags {
     }
 }
 
-impl BitOr for BuFlags {
-    type Output = BuFlags;
-    fn bitor(self, rhs: BuFlags) -> BuFlags {
-        BuFlags(self.0 | rhs.0)
-    }
-}
-
-impl BitOrAssign for BuFlags {
-    fn bitor_assign(&mut self, rhs: BuFlags) {
-        self.0 |= rhs.0;
-    }
-}
-
-impl BitAnd for BuFlags {
-    type Output = BuFlags;
-    fn bitand(self, rhs: BuFlags) -> BuFlags {
-        BuFlags(self.0 & rhs.0)
-    }
-}
-
-impl fmt::Debug for BuFlags {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const NAMES: [(u16, &str); 10] = [
-            (0x8000, "A"),
-            (0x4000, "H"),
-            (0x2000, "L"),
-            (0x1000, "K"),
-            (0x0800, "M"),
-            (0x0400, "R"),
-            (0x0200, "P"),
-            (0x0100, "F"),
-            (0x0080, "T"),
-            (0x0040, "B/O"),
-        ];
-        f.write_str("BuFlags(")?;
-        let mut first = true;
-        for (bit, name) in NAMES {
-            if self.0 & bit != 0 {
-                if !first {
-                    f.write_str("|")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        let rest = self.0 & Self::RESERVED;
-        if rest != 0 {
-            if !first {
-                f.write_str("|")?;
-            }
-            write!(f, "{rest:#06x}")?;
-        }
-        f.write_str(")")
-    }
-}
+super::flags::flags_newtype!(
+    BuFlags,
+    u16,
+    &[
+        (0x8000, "A"),
+        (0x4000, "H"),
+        (0x2000, "L"),
+        (0x1000, "K"),
+        (0x0800, "M"),
+        (0x0400, "R"),
+        (0x0200, "P"),
+        (0x0100, "F"),
+        (0x0080, "T"),
+        (0x0040, "B/O"),
+    ],
+    6
+);
 
 /// A Binding Update (RFC 6275 §6.1.7): sequence number, flags, lifetime and options.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
