@@ -213,6 +213,10 @@ pub struct RouteManager<N> {
     bindings: BTreeMap<BindingKey, (Binding, KernelState)>,
     /// What the kernel holds (as far as our requests succeeded).
     installed: KernelState,
+    /// Prefixes already warned about for lacking an on-link route: a refresh (every NAT
+    /// keepalive, seconds apart) must not repeat the warning; it comes again only after the
+    /// route was seen once.
+    warned_no_onlink: BTreeSet<IpNet>,
 }
 
 impl<N: NetOps> RouteManager<N> {
@@ -223,6 +227,7 @@ impl<N: NetOps> RouteManager<N> {
             net,
             bindings: BTreeMap::new(),
             installed: KernelState::default(),
+            warned_no_onlink: BTreeSet::new(),
         }
     }
 
@@ -259,10 +264,13 @@ impl<N: NetOps> RouteManager<N> {
         for mnp in mnps {
             match self.net.onlink_dev(mnp).await {
                 Ok(Some(dev)) => {
+                    self.warned_no_onlink.remove(&mnp);
                     l.onlink.insert(mnp, dev);
                 }
                 Ok(None) => {
-                    warn!(%mnp, "no on-link route for the mobile network prefix; the MR's own packets to it may take the tunnel")
+                    if self.warned_no_onlink.insert(mnp) {
+                        warn!(%mnp, "no on-link route for the mobile network prefix; the MR's own packets to it may take the tunnel")
+                    }
                 }
                 Err(e) => warn!(%mnp, error = %e, "on-link route lookup failed"),
             }
