@@ -147,17 +147,15 @@ impl CliError {
     }
 }
 
-/// The tracing filter the flags ask for (RUST_LOG wins when set).
-pub fn log_filter(args: &Args) -> tracing_subscriber::EnvFilter {
-    let level = if args.verbose {
+/// The tracing filter directives the flags ask for (RUST_LOG wins when set).
+pub fn log_level(args: &Args) -> &'static str {
+    if args.verbose {
         "trace"
     } else if args.debug {
         "debug"
     } else {
         "info"
-    };
-    tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+    }
 }
 
 /// Builds the run configuration: the file (if any), then the flags on top.

@@ -6,12 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = babymdd::cli::Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(babymdd::cli::log_filter(&args))
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in journald or a test's log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let _logging = mipsock::daemon::Logging::init(babymdd::cli::log_level(&args));
     match babymdd::cli::main(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

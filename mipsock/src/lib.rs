@@ -50,6 +50,7 @@
 
 pub mod asynch;
 pub mod cli;
+pub mod daemon;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

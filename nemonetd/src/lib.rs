@@ -24,8 +24,6 @@ pub mod tun;
 
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
-
 pub use daemon::DaemonError;
 
 /// Runs `nemonetd` as the command line says: reads the configuration, sets up logging,
@@ -36,14 +34,8 @@ pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        // Plain `key=value` in log files, so tests and scripts can grep the counters.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Plain `key=value` in log files, so tests and scripts can grep the counters.
+    let _logging = mipsock::daemon::Logging::init(default_level);
     let file = match &cli.config {
         Some(path) => {
             let text =

@@ -30,10 +30,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+pub use mipsock::daemon::{Logging, init_logging};
 use thiserror::Error;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, reload};
 
 pub use setup::{core_config, interface_addresses, random_sequence};
 
@@ -118,42 +116,6 @@ impl ShellError {
                 ExitCode::from(78)
             }
             _ => ExitCode::FAILURE,
-        }
-    }
-}
-
-/// The log filter, switchable to debug after the configuration is read.
-#[derive(Debug)]
-pub struct Logging {
-    handle: reload::Handle<EnvFilter, Registry>,
-    from_env: bool,
-}
-
-/// Sets up tracing on stderr: `RUST_LOG` if set, else `info` (`debug` with `-d`).
-pub fn init_logging(debug: bool) -> Logging {
-    let from_env = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| level(debug));
-    let (filter, handle) = reload::Layer::new(filter);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
-        )
-        .init();
-    Logging { handle, from_env }
-}
-
-fn level(debug: bool) -> EnvFilter {
-    EnvFilter::new(if debug { "debug" } else { "info" })
-}
-
-impl Logging {
-    /// Debug logs on or off (no effect when `RUST_LOG` chose the filter).
-    pub fn set_debug(&self, on: bool) {
-        if !self.from_env {
-            let _ = self.handle.modify(|f| *f = level(on));
         }
     }
 }
