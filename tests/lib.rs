@@ -31,6 +31,14 @@ fn nix_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
+/// Whether `program` is installed (on `$PATH`).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)
@@ -91,6 +99,37 @@ impl Netns {
     /// `ip ARGS` inside the namespace.
     pub fn ip(&self, args: &[&str]) -> Output {
         self.exec("ip", args)
+    }
+
+    /// `sh -c SCRIPT` inside the namespace, panicking on failure; its standard output.
+    pub fn sh(&self, script: &str) -> String {
+        String::from_utf8_lossy(&self.exec("sh", &["-c", script]).stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread that has joined this namespace with `setns(2)` (sockets made
+    /// there stay in the namespace) and returns its result.
+    pub fn within<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(&path).expect("netns file");
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("namespace thread panicked")
+        })
+    }
+
+    /// `ip ARGS` inside the namespace, its standard output as text.
+    pub fn ip_text(&self, args: &[&str]) -> String {
+        String::from_utf8_lossy(&self.ip(args).stdout).into_owned()
+    }
+
+    /// The interface index of `ifname` inside the namespace.
+    pub fn ifindex(&self, ifname: &str) -> u32 {
+        let out = self.exec("cat", &[&format!("/sys/class/net/{ifname}/ifindex")]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
     /// Writes a sysctl inside the namespace.
@@ -206,6 +245,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+
+    /// Waits for the process to exit, however long it takes.
+    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait()
     }
 
     /// The daemon's name given at spawn.

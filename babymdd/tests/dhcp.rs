@@ -12,113 +12,19 @@
 //! Link down: the address and route are removed. Link up again: a lease again.
 //!
 //! Servers: busybox `udhcpd` (skipped with a message when busybox is missing) and
-//! `dnsmasq --no-ping` (likewise). Namespaces are `bmd-dhcp-<pid>-<server>-<role>`.
+//! `dnsmasq --no-ping` (likewise). Namespaces are
+//! `nemo-bmd-dhcp-<server>-<role>-<pid>-<n>`.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use tests::{Daemon, Netns, have, require_root, run};
 
 use mipsock::{Body, CareOf, Endpoint, EndpointOptions, MdCommand, MdInfo};
 
 const WAIT: Duration = Duration::from_secs(15);
 const LEASE_NET: &str = "192.168.77.";
-
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed ({}): {}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A namespace, deleted with every process in it on drop, also when the test panics.
-#[derive(Debug)]
-struct Netns(String);
-
-impl Netns {
-    fn new(server: &str, role: &str) -> Netns {
-        let name = format!("bmd-dhcp-{}-{server}-{role}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn exec(&self, program: &str, args: &[&str]) -> Output {
-        let mut full = vec!["netns", "exec", &self.0, program];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    fn ip(&self, args: &[&str]) -> Output {
-        let mut full = vec!["-n", &self.0];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    fn ip_text(&self, args: &[&str]) -> String {
-        String::from_utf8_lossy(&self.ip(args).stdout).into_owned()
-    }
-
-    fn sysctl(&self, key: &str, value: &str) {
-        self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
-    }
-
-    fn ifindex(&self, ifname: &str) -> u32 {
-        let out = self.exec("cat", &[&format!("/sys/class/net/{ifname}/ifindex")]);
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child process killed and reaped on drop.
-#[derive(Debug)]
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> Proc {
-        let f = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(f.try_clone().unwrap()))
-            .stderr(Stdio::from(f))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Proc(child)
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_until(what: &str, log: &Path, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + WAIT;
@@ -152,23 +58,6 @@ fn wait_md(ep: &Endpoint, what: &str, log: &Path, pred: impl Fn(&MdInfo) -> bool
     );
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn require_root() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "this test builds network namespaces and needs root (CI runs it as root)"
-    );
-}
-
 fn v4_lease(md: &MdInfo) -> Option<Ipv4Addr> {
     match md.coa {
         Some(CareOf::V4 { addr, .. }) if addr.to_string().starts_with(LEASE_NET) => Some(addr),
@@ -184,7 +73,7 @@ enum Server {
 
 /// Starts the DHCP server on `ar`'s eth0 (192.168.77.1/24, router .1, DNS .53, leases of
 /// `lease` seconds; dnsmasq's minimum is 120).
-fn start_server(server: Server, ar: &Netns, dir: &Path, lease: u32) -> Proc {
+fn start_server(server: Server, ar: &Netns, dir: &Path, lease: u32) -> Daemon {
     match server {
         Server::Udhcpd => {
             let conf = dir.join("udhcpd.conf");
@@ -206,7 +95,7 @@ fn start_server(server: Server, ar: &Netns, dir: &Path, lease: u32) -> Proc {
             // -a 0: no ARP probe of the address before offering it (the lab's setting;
             // the default 2000 ms probe would be the whole lease time).
             cmd.args(["udhcpd", "-f", "-a", "0"]).arg(&conf);
-            Proc::spawn(cmd, &dir.join("udhcpd.log"))
+            Daemon::spawn("udhcpd", cmd, &dir.join("udhcpd.log"))
         }
         Server::Dnsmasq => {
             let mut cmd = ar.command(Path::new("dnsmasq"));
@@ -232,7 +121,7 @@ fn start_server(server: Server, ar: &Netns, dir: &Path, lease: u32) -> Proc {
                 dir.join("dnsmasq.leases").display()
             ))
             .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()));
-            Proc::spawn(cmd, &dir.join("dnsmasq.log"))
+            Daemon::spawn("dnsmasq", cmd, &dir.join("dnsmasq.log"))
         }
     }
 }
@@ -244,8 +133,8 @@ struct Lab {
     ep: Endpoint,
     eth0: u32,
     // Dropped in this order: processes, then namespaces.
-    _babymdd: Proc,
-    _server: Proc,
+    _babymdd: Daemon,
+    _server: Daemon,
     ar: Netns,
     mr: Netns,
 }
@@ -264,8 +153,8 @@ fn lab(server: Server, tag: &str, lease: u32) -> Option<Lab> {
     let tmp = tempfile::tempdir().unwrap();
     let bus = tmp.path().join("bus");
     let log = tmp.path().join("babymdd.log");
-    let mr = Netns::new(tag, "mr");
-    let ar = Netns::new(tag, "ar");
+    let mr = Netns::new(&format!("bmd-dhcp-{tag}-mr"));
+    let ar = Netns::new(&format!("bmd-dhcp-{tag}-ar"));
     // No DAD on the MR so the SLAAC address is usable as soon as the RA arrives (the IPv6
     // side's own timing is the detector's business, not this test's).
     for key in [
@@ -275,7 +164,16 @@ fn lab(server: Server, tag: &str, lease: u32) -> Option<Lab> {
         mr.sysctl(key, "0");
     }
     mr.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar.0,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ar.name(),
     ]);
     ar.sysctl("net.ipv6.conf.all.forwarding", "1");
     ar.ip(&["link", "set", "eth0", "up"]);
@@ -294,7 +192,7 @@ fn lab(server: Server, tag: &str, lease: u32) -> Option<Lab> {
         "--dhcp",
         "eth0",
     ]);
-    let babymdd = Proc::spawn(cmd, &log);
+    let babymdd = Daemon::spawn("babymdd", cmd, &log);
     wait_until("babymdd ready", &log, || {
         std::fs::read_to_string(&log).is_ok_and(|s| s.contains("babymdd ready"))
     });
@@ -374,7 +272,7 @@ fn lease_then_ipv6_then_link_down(server: Server) {
             .arg(&conf)
             .arg("-p")
             .arg(tmp.path().join("radvd.pid"));
-        Proc::spawn(cmd, &tmp.path().join("radvd.log"))
+        Daemon::spawn("radvd", cmd, &tmp.path().join("radvd.log"))
     });
     if radvd.is_some() {
         let md = wait_md(ep, "REREG with the SLAAC CoA", log, |m| {
@@ -504,7 +402,7 @@ fn discover_and_request_leave_from_0_0_0_0() {
     cmd.args(["-n", "-U", "--immediate-mode", "-i", "eth0", "-w"])
         .arg(&pcap)
         .args(["udp", "and", "port", "67"]);
-    let capture = Proc::spawn(cmd, &cap_log);
+    let capture = Daemon::spawn("tcpdump", cmd, &cap_log);
     wait_until("tcpdump listening", &cap_log, || {
         std::fs::read_to_string(&cap_log).is_ok_and(|s| s.contains("listening on"))
     });
@@ -516,8 +414,8 @@ fn discover_and_request_leave_from_0_0_0_0() {
     // SIGTERM, not the drop's SIGKILL: tcpdump writes out what it holds and exits.
     std::thread::sleep(Duration::from_millis(200));
     let mut capture = capture;
-    run("kill", &["-TERM", &capture.0.id().to_string()]);
-    let _ = capture.0.wait();
+    run("kill", &["-TERM", &capture.pid().to_string()]);
+    let _ = capture.wait();
 
     // ip.src, ip.dst and the DHCP message type of every client -> server message.
     let out = run(

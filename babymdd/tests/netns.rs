@@ -18,120 +18,13 @@
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use tests::{Daemon, Netns, have, require_root};
 
 use mipsock::{Body, CareOf, Endpoint, EndpointOptions, MdCommand, MdInfo, StateItem};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {} failed ({}): {}{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A namespace `bmd-<test>-<pid>-<role>`, deleted with every process in it on drop,
-/// also when the test panics.
-#[derive(Debug)]
-struct Netns(String);
-
-impl Netns {
-    fn new(test: &str, role: &str) -> Netns {
-        let name = format!("bmd-{test}-{}-{role}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn exec(&self, program: &str, args: &[&str]) -> Output {
-        let mut full = vec!["netns", "exec", &self.0, program];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    fn ip(&self, args: &[&str]) -> Output {
-        let mut full = vec!["-n", &self.0];
-        full.extend_from_slice(args);
-        run("ip", &full)
-    }
-
-    fn sysctl(&self, key: &str, value: &str) {
-        self.exec("sysctl", &["-qw", &format!("{key}={value}")]);
-    }
-
-    fn ifindex(&self, ifname: &str) -> u32 {
-        let out = self.exec("cat", &[&format!("/sys/class/net/{ifname}/ifindex")]);
-        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-    }
-
-    fn command(&self, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child process killed and reaped on drop.
-#[derive(Debug)]
-struct Proc(Child);
-
-impl Proc {
-    fn spawn(mut cmd: Command, log: &Path) -> Proc {
-        let f = std::fs::File::create(log).unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(f.try_clone().unwrap()))
-            .stderr(Stdio::from(f))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Proc(child)
-    }
-
-    fn signal(&self, sig: &str) {
-        run("kill", &[&format!("-{sig}"), &self.0.id().to_string()]);
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn wait_file_contains(path: &Path, needle: &str, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
@@ -171,33 +64,16 @@ fn v6(s: &str) -> Option<CareOf> {
 }
 
 /// Starts tcpdump on `ns`'s eth0 for Router Solicitations; returns once it listens.
-fn capture_rs(ns: &Netns, log: &Path) -> Proc {
+fn capture_rs(ns: &Netns, log: &Path) -> Daemon {
     let mut cmd = ns.command(Path::new("tcpdump"));
     cmd.args(["-i", "eth0", "-n", "-l", "-v", "icmp6 and ip6[40] == 133"]);
-    let p = Proc::spawn(cmd, log);
+    let p = Daemon::spawn("tcpdump", cmd, log);
     assert!(
         wait_file_contains(log, "listening on", WAIT),
         "tcpdump did not start: {}",
         std::fs::read_to_string(log).unwrap_or_default()
     );
     p
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn require_root() {
-    assert!(
-        std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "this test builds network namespaces and needs root (CI runs it as root)"
-    );
 }
 
 #[test]
@@ -207,9 +83,9 @@ fn moves_between_links_and_comes_home() {
     let bus: PathBuf = tmp.path().join("bus");
     let log = tmp.path().join("babymdd.log");
 
-    let mr = Netns::new("move", "mr");
-    let ar1 = Netns::new("move", "ar1");
-    let ar2 = Netns::new("move", "ar2");
+    let mr = Netns::new("bmd-move-mr");
+    let ar1 = Netns::new("bmd-move-ar1");
+    let ar2 = Netns::new("bmd-move-ar2");
     // Before the links exist, so "default" applies to them: link-local usable at once,
     // and no kernel RS (every RS seen is babymdd's).
     for key in [
@@ -221,10 +97,28 @@ fn moves_between_links_and_comes_home() {
         mr.sysctl(key, "0");
     }
     mr.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar1.0,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ar1.name(),
     ]);
     mr.ip(&[
-        "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", &ar2.0,
+        "link",
+        "add",
+        "eth1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ar2.name(),
     ]);
     for (ns, ifname) in [(&mr, "eth0"), (&mr, "eth1"), (&ar1, "eth0"), (&ar2, "eth0")] {
         ns.ip(&["link", "set", ifname, "up"]);
@@ -246,7 +140,7 @@ fn moves_between_links_and_comes_home() {
         "eth0",
         "eth1",
     ]);
-    let mut babymdd = Proc::spawn(cmd, &log);
+    let mut babymdd = Daemon::spawn("babymdd", cmd, &log);
 
     // 1. Start-up: REREG from the preferred interface.
     let md = wait_md(&ep, "REREG from eth0", &log, |m| {
@@ -327,11 +221,20 @@ fn ipv4_first_then_slaac_ipv6() {
     let tmp = tempfile::tempdir().unwrap();
     let bus = tmp.path().join("bus");
     let log = tmp.path().join("babymdd.log");
-    let mr = Netns::new("slaac", "mr");
-    let ar = Netns::new("slaac", "ar");
+    let mr = Netns::new("bmd-slaac-mr");
+    let ar = Netns::new("bmd-slaac-ar");
     // The MR keeps the kernel defaults (DAD on, accept_ra=1, forwarding=0): real SLAAC.
     mr.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &ar.0,
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        ar.name(),
     ]);
     ar.sysctl("net.ipv6.conf.all.forwarding", "1");
     mr.ip(&["link", "set", "eth0", "up"]);
@@ -350,7 +253,7 @@ fn ipv4_first_then_slaac_ipv6() {
         "300",
         "eth0",
     ]);
-    let _babymdd = Proc::spawn(cmd, &log);
+    let _babymdd = Daemon::spawn("babymdd", cmd, &log);
 
     // IPv4 only so far.
     let md = wait_md(&ep, "REREG from IPv4", &log, |m| {
@@ -371,7 +274,7 @@ fn ipv4_first_then_slaac_ipv6() {
         .arg(&conf)
         .arg("-p")
         .arg(tmp.path().join("radvd.pid"));
-    let _radvd = Proc::spawn(cmd, &tmp.path().join("radvd.log"));
+    let _radvd = Daemon::spawn("radvd", cmd, &tmp.path().join("radvd.log"));
 
     let md = wait_md(&ep, "REREG from the SLAAC address", &log, |m| {
         m.command == MdCommand::Rereg

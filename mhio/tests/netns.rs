@@ -1,18 +1,16 @@
 //! mhio against the real kernel, in network namespaces joined by veth (root only).
 //!
-//! Each node is a namespace `mhio-<test>-<pid>-<node>`, removed by a guard's Drop even when
-//! the test fails. Sockets are opened on a thread that has `setns(2)`-ed into the node's
+//! Each node is a namespace `nemo-mhio-<test>-<node>-<pid>-<n>` ([`tests::Netns`]), removed
+//! by its Drop even when the test fails. Sockets are opened on a thread that has `setns(2)`-ed into the node's
 //! namespace (a socket stays in the namespace it was created in) and then used from the
 //! test's runtime. ICMP errors are counted in the node's `/proc/net/snmp6`.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::net::Ipv6Addr;
 use std::process::Command;
 use std::time::Duration;
 
 use mhio::{Error, NftGuard, ProxyNd, RawSender, Receiver};
-use nix::sched::{CloneFlags, setns};
 use proto::ext::{ChecksumSource, MobilityPacketRepr};
 use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, BuFlags, MhRepr};
 use proto::option::{MobilityOption, ParseConfig};
@@ -20,71 +18,34 @@ use proto::seq::{Lifetime, SequenceNumber};
 use tokio::runtime::Handle;
 use tokio::time::timeout;
 
+use tests::{Netns, require_root, run};
+
 const COA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0xa);
 const HA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0xb);
 const HOA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x100);
 /// How long to wait for a packet, or for an ICMP error that should not come.
 const WAIT: Duration = Duration::from_millis(300);
 
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "mhio's namespace tests need root (network namespaces, raw sockets, nftables): run them as root"
-    );
-}
-
-/// Runs `cmd` and panics with its output if it fails.
-fn run(cmd: &[&str]) -> String {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e} (apt-get install iproute2 nftables)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(test: &str, node: &str) -> Self {
-        let name = format!("mhio-{test}-{}-{node}", std::process::id());
-        // A leftover from an earlier crashed run with the same pid: ignore the result.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
-        ns.sh("ip link set lo up");
-        ns
-    }
-
-    /// Runs a shell command inside the namespace.
-    fn sh(&self, script: &str) -> String {
-        run(&["ip", "netns", "exec", &self.name, "sh", "-c", script])
-    }
-
+/// What these tests need of a node beyond [`tests::Netns`].
+trait Node {
     /// Runs `f` on a thread inside this namespace, with the runtime `rt` entered (so
     /// sockets made there register with it).
+    fn enter<T: Send>(&self, rt: &Handle, f: impl FnOnce() -> T + Send) -> T;
+    /// ICMPv6 counters from /proc/net/snmp6.
+    fn icmp6(&self) -> BTreeMap<String, u64>;
+    /// (Parameter Problems, all ICMPv6 error messages) sent so far. `Icmp6OutErrors` is
+    /// not it: it counts ICMPv6 messages that failed to go out.
+    fn errors(&self) -> (u64, u64);
+}
+
+impl Node for Netns {
     fn enter<T: Send>(&self, rt: &Handle, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let file = File::open(&path).expect("netns file");
-                setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-                let _rt = rt.enter();
-                f()
-            })
-            .join()
-            .expect("namespace thread panicked")
+        self.within(|| {
+            let _rt = rt.enter();
+            f()
         })
     }
 
-    /// ICMPv6 counters from /proc/net/snmp6.
     fn icmp6(&self) -> BTreeMap<String, u64> {
         self.sh("cat /proc/net/snmp6")
             .lines()
@@ -97,8 +58,6 @@ impl Netns {
             .collect()
     }
 
-    /// (Parameter Problems, all ICMPv6 error messages) sent so far. `Icmp6OutErrors` is
-    /// not it: it counts ICMPv6 messages that failed to go out.
     fn errors(&self) -> (u64, u64) {
         let c = self.icmp6();
         let all = [
@@ -114,25 +73,27 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("could not delete netns {}: {out:?}", self.name);
-        }
-    }
-}
-
 /// Mobile router (care-of address COA on `va`) and home agent (HA on `vb`) on one link.
 fn pair(test: &str) -> (Netns, Netns) {
-    let mr = Netns::new(test, "mr");
-    let ha = Netns::new(test, "ha");
-    run(&[
-        "ip", "link", "add", "va", "netns", &mr.name, "type", "veth", "peer", "name", "vb",
-        "netns", &ha.name,
-    ]);
+    let mr = Netns::new(&format!("mhio-{test}-mr"));
+    let ha = Netns::new(&format!("mhio-{test}-ha"));
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "va",
+            "netns",
+            mr.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "netns",
+            ha.name(),
+        ],
+    );
     mr.sh(&format!(
         "ip addr add {COA}/64 dev va nodad && ip link set va up"
     ));
@@ -204,7 +165,7 @@ async fn exchange(
         (pp1 - pp0, err1 - err0),
         (expect_errors, expect_errors),
         "ICMPv6 Parameter Problems / errors sent by {}",
-        rx_node.name
+        rx_node.name()
     );
     mh_got
 }
@@ -368,7 +329,7 @@ async fn plain_mh_draws_unrecognized_next_header_unless_guarded() {
 async fn guard_replaces_a_stale_table_and_is_removed_on_drop() {
     require_root();
     let rt = Handle::current();
-    let node = Netns::new("guard", "ha");
+    let node = Netns::new("mhio-guard-ha");
     let tables = || node.sh("nft list tables");
     // A crashed earlier run: its guard never ran Drop.
     node.enter(&rt, || std::mem::forget(NftGuard::install("had").unwrap()));
@@ -394,12 +355,25 @@ async fn guard_replaces_a_stale_table_and_is_removed_on_drop() {
 async fn proxy_nd_defends_the_hoa_on_the_home_link() {
     require_root();
     let rt = Handle::current();
-    let ha = Netns::new("pnd", "ha");
-    let node = Netns::new("pnd", "cn");
-    run(&[
-        "ip", "link", "add", "hh", "netns", &ha.name, "type", "veth", "peer", "name", "hn",
-        "netns", &node.name,
-    ]);
+    let ha = Netns::new("mhio-pnd-ha");
+    let node = Netns::new("mhio-pnd-cn");
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "hh",
+            "netns",
+            ha.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "hn",
+            "netns",
+            node.name(),
+        ],
+    );
     let home_hoa = "2001:db8:10::100";
     ha.sh("ip link set hh address 02:00:00:00:00:01 && ip addr add 2001:db8:10::1/64 dev hh nodad && ip link set hh up");
     node.sh("ip addr add 2001:db8:10::2/64 dev hn nodad && ip link set hn up");
@@ -447,7 +421,7 @@ async fn proxy_nd_defends_the_hoa_on_the_home_link() {
     // A fresh Neighbour Solicitation is answered by the kernel's proxy.
     node.sh(&format!("ip -6 neigh flush {home_hoa} dev hn"));
     let _ = Command::new("ip")
-        .args(["netns", "exec", &node.name, "ping", "-c1", "-W1", home_hoa])
+        .args(["netns", "exec", node.name(), "ping", "-c1", "-W1", home_hoa])
         .output();
     wait_for(|| {
         node.sh(&format!("ip -6 neigh show {home_hoa} dev hn"))
@@ -484,18 +458,44 @@ async fn guard_on_a_router_lets_transit_mh_through() {
     let rt = Handle::current();
     // MR -- R -- HA: R is, say, a parent mobile router or the HA of another MR; its guard
     // must only drop MH addressed to R itself (nested mobility, RFC 3963 §1).
-    let mr = Netns::new("transit", "mr");
-    let r = Netns::new("transit", "r");
-    let ha = Netns::new("transit", "ha");
+    let mr = Netns::new("mhio-transit-mr");
+    let r = Netns::new("mhio-transit-r");
+    let ha = Netns::new("mhio-transit-ha");
     let far_ha = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 2);
-    run(&[
-        "ip", "link", "add", "va", "netns", &mr.name, "type", "veth", "peer", "name", "vb",
-        "netns", &r.name,
-    ]);
-    run(&[
-        "ip", "link", "add", "vc", "netns", &r.name, "type", "veth", "peer", "name", "vd", "netns",
-        &ha.name,
-    ]);
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "va",
+            "netns",
+            mr.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vb",
+            "netns",
+            r.name(),
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            "vc",
+            "netns",
+            r.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "vd",
+            "netns",
+            ha.name(),
+        ],
+    );
     mr.sh(&format!(
         "ip addr add {COA}/64 dev va nodad && ip link set va up && ip -6 route add default via {HA}"
     ));

@@ -15,10 +15,11 @@
 
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use tests::{Daemon, Netns, have, veth};
 
 use mipsock::{
     Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message, StateItem,
@@ -32,139 +33,18 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// A network namespace `nnd-<test>-<pid>-<n>`, deleted (and every process in it killed, by
-/// pid: they are all ours) on drop.
-struct Netns {
-    name: String,
+/// What these tests need of a namespace beyond [`tests::Netns`].
+trait Node {
+    /// Starts `program args...` inside the namespace, output captured into `log`.
+    fn spawn(&self, program: &str, args: &[&str], log: &Path) -> Daemon;
 }
 
-impl Netns {
-    fn new(test: &str, role: &str) -> Netns {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = format!("nnd-{test}-{}-{role}{n}", std::process::id());
-        sh("ip", &["netns", "add", &name]);
-        let ns = Netns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+impl Node for Netns {
+    fn spawn(&self, program: &str, args: &[&str], log: &Path) -> Daemon {
+        let mut cmd = self.command(Path::new(program));
+        cmd.args(args);
+        Daemon::spawn(program, cmd, log)
     }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
-    }
-
-    fn try_exec(&self, program: &str, args: &[&str]) -> Output {
-        self.cmd(program)
-            .args(args)
-            .output()
-            .expect("ip netns exec")
-    }
-
-    fn exec(&self, program: &str, args: &[&str]) -> String {
-        let out = self.try_exec(program, args);
-        assert!(
-            out.status.success(),
-            "{} {program} {args:?}: {}{}",
-            self.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        self.exec("ip", args)
-    }
-
-    fn sysctl(&self, kv: &str) {
-        self.exec("sysctl", &["-qw", kv]);
-    }
-
-    fn spawn(&self, program: &str, args: &[&str], log: &Path) -> Proc {
-        let f = std::fs::File::create(log).unwrap();
-        let child = self
-            .cmd(program)
-            .args(args)
-            .stdout(f.try_clone().unwrap())
-            .stderr(f)
-            .spawn()
-            .expect("spawn");
-        Proc { child }
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// A child process, killed and reaped on drop.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status();
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let (ta, tb) = (
-        format!("nnd{}a{n}", std::process::id() % 100_000),
-        format!("nnd{}b{n}", std::process::id() % 100_000),
-    );
-    sh(
-        "ip",
-        &["link", "add", &ta, "type", "veth", "peer", "name", &tb],
-    );
-    sh("ip", &["link", "set", &ta, "netns", &a.name, "name", a_if]);
-    sh("ip", &["link", "set", &tb, "netns", &b.name, "name", b_if]);
-    a.ip(&["link", "set", a_if, "up"]);
-    b.ip(&["link", "set", b_if, "up"]);
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -200,10 +80,10 @@ struct World {
 
 fn world(test: &str) -> World {
     let w = World {
-        mnn: Netns::new(test, "mnn"),
-        mr: Netns::new(test, "mr"),
-        ha: Netns::new(test, "ha"),
-        cn: Netns::new(test, "cn"),
+        mnn: Netns::new(&format!("nnd-{test}-mnn")),
+        mr: Netns::new(&format!("nnd-{test}-mr")),
+        ha: Netns::new(&format!("nnd-{test}-ha")),
+        cn: Netns::new(&format!("nnd-{test}-cn")),
     };
     veth(&w.mnn, "eth0", &w.mr, "mnn0");
     veth(&w.mr, "eth0", &w.ha, "eth0");
@@ -220,8 +100,8 @@ fn world(test: &str) -> World {
         ns.ip(&["addr", "add", v4, "dev", dev]);
     }
     for ns in [&w.mr, &w.ha] {
-        ns.sysctl("net.ipv6.conf.all.forwarding=1");
-        ns.sysctl("net.ipv4.ip_forward=1");
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv4.ip_forward", "1");
     }
     w.mnn
         .ip(&["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
@@ -260,7 +140,7 @@ fn ping(ns: &Netns, dst: &str) -> bool {
     if !out.status.success() {
         eprintln!(
             "ping {dst} from {} failed:\n{}",
-            ns.name,
+            ns.name(),
             String::from_utf8_lossy(&out.stdout)
         );
     }
@@ -283,7 +163,7 @@ fn iperf(client: &Netns, server: &Netns, dst: &str, secs: &str, reverse: bool, d
     assert!(
         out.status.success(),
         "iperf3 {args:?} from {}: {}{}",
-        client.name,
+        client.name(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -325,17 +205,8 @@ fn iperf_udp(client: &Netns, server: &Netns, dst: &str, reverse: bool, dir: &Pat
         .unwrap()
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 struct Nemonetd {
-    proc: Proc,
+    proc: Daemon,
     log: PathBuf,
     bus: Endpoint,
     bus_dir: PathBuf,
@@ -381,11 +252,11 @@ fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, offload: bool) 
 }
 
 fn routes_ours(ns: &Netns) -> String {
-    let mut s = ns.ip(&["-4", "route", "show", "proto", "110", "table", "all"]);
-    s += &ns.ip(&["-6", "route", "show", "proto", "110", "table", "all"]);
+    let mut s = ns.ip_text(&["-4", "route", "show", "proto", "110", "table", "all"]);
+    s += &ns.ip_text(&["-6", "route", "show", "proto", "110", "table", "all"]);
     // iproute2 6.1 does not filter rules by protocol: pick the lines.
     for fam in ["-4", "-6"] {
-        for line in ns.ip(&[fam, "rule", "show"]).lines() {
+        for line in ns.ip_text(&[fam, "rule", "show"]).lines() {
             if line.ends_with("proto 110") {
                 s += line;
                 s.push('\n');
@@ -497,7 +368,7 @@ fn mnn_cn_through_the_tunnel() {
     });
     eprintln!("MR state:\n{}", routes_ours(&w.mr));
     eprintln!("HA state:\n{}", routes_ours(&w.ha));
-    let mtu = w.mr.ip(&["link", "show", "nemo0"]);
+    let mtu = w.mr.ip_text(&["link", "show", "nemo0"]);
     assert!(mtu.contains("mtu 1460"), "TUN MTU = 1500 - 40: {mtu}");
 
     // tshark on the MR–HA link while IPv4 crosses it: IPv4 inside IPv6 (next header 4).
@@ -806,7 +677,7 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
         ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
         wait_for(mtu, Duration::from_secs(10), || {
-            w.mr.ip(&["link", "show", "nemo0"]).contains(mtu)
+            w.mr.ip_text(&["link", "show", "nemo0"]).contains(mtu)
                 && routes_ours(&w.ha).contains("198.51.100.0/24")
         });
         // The outer packets to the HA's IPv4 address stay out of the tunnel.
@@ -848,7 +719,8 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         "MR rebuilt from the state dump",
         Duration::from_secs(10),
         || {
-            w.mr.ip(&["link", "show", "nemo0"]).contains("mtu 1472")
+            w.mr.ip_text(&["link", "show", "nemo0"])
+                .contains("mtu 1472")
                 && routes_ours(&w.mr).contains("from 2001:db8:100::/64 lookup 100")
         },
     );
@@ -889,12 +761,12 @@ fn ha_serves_two_mobile_routers() {
     let dir = tempfile::tempdir().unwrap();
     let t = "twomr";
     let (mnn1, mr1, mnn2, mr2, ha, cn) = (
-        Netns::new(t, "mnn"),
-        Netns::new(t, "mr"),
-        Netns::new(t, "mnn"),
-        Netns::new(t, "mr"),
-        Netns::new(t, "ha"),
-        Netns::new(t, "cn"),
+        Netns::new(&format!("nnd-{t}-mnn")),
+        Netns::new(&format!("nnd-{t}-mr")),
+        Netns::new(&format!("nnd-{t}-mnn")),
+        Netns::new(&format!("nnd-{t}-mr")),
+        Netns::new(&format!("nnd-{t}-ha")),
+        Netns::new(&format!("nnd-{t}-cn")),
     );
     veth(&mnn1, "eth0", &mr1, "mnn0");
     veth(&mnn2, "eth0", &mr2, "mnn0");
@@ -929,8 +801,8 @@ fn ha_serves_two_mobile_routers() {
         }
     }
     for ns in [&mr1, &mr2, &ha] {
-        ns.sysctl("net.ipv6.conf.all.forwarding=1");
-        ns.sysctl("net.ipv4.ip_forward=1");
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv4.ip_forward", "1");
     }
     for (ns, gw6, gw4) in [
         (&mnn1, "2001:db8:100::1", "198.51.100.1"),
@@ -970,7 +842,7 @@ fn ha_serves_two_mobile_routers() {
             && routes_ours(&mr2).contains("from 2001:db8:200::/64")
     });
     assert_eq!(
-        ha.ip(&["-o", "link", "show", "type", "tun"])
+        ha.ip_text(&["-o", "link", "show", "type", "tun"])
             .lines()
             .count(),
         1,
@@ -987,7 +859,7 @@ fn ha_serves_two_mobile_routers() {
         (&mnn1, "2001:db8:200::2"),
         (&mnn2, "198.51.100.2"),
     ] {
-        assert!(ping(from, to), "{} -> {to}", from.name);
+        assert!(ping(from, to), "{} -> {to}", from.name());
     }
 
     // MR2 sends MR1's prefix as inner source: a live CoA, a foreign source.
