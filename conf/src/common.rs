@@ -359,6 +359,37 @@ pub(crate) fn shisa_ignored(ctx: &mut Ctx, s: &Statement) -> Result<bool, ConfEr
     }
 }
 
+/// Checks and warns about every SHISA-only key both daemons accept and ignore, in the order
+/// both have always reported them: `namelookup`, `command-port`, `pager`, then
+/// `static-tunnel`, `ipv4-dummy-tunnel`.
+pub(crate) fn shisa_ignored_all(ctx: &mut Ctx, eff: &Effective<'_>) -> Result<(), ConfError> {
+    for s in eff
+        .all("namelookup")
+        .chain(eff.all("command-port"))
+        .chain(eff.all("pager"))
+    {
+        shisa_ignored(ctx, s)?;
+    }
+    for s in eff.all("static-tunnel").chain(eff.all("ipv4-dummy-tunnel")) {
+        shisa_ignored(ctx, s)?;
+    }
+    Ok(())
+}
+
+/// Builds a daemon's configuration from a parsed document: selects the keys in effect for
+/// `interface` under `spec`, then runs `build`; returns the result with the warnings.
+pub(crate) fn from_document<T>(
+    doc: &Document,
+    spec: &KeySpec,
+    interface: Option<&str>,
+    build: impl FnOnce(&mut Ctx, &Effective<'_>, Option<String>) -> Result<T, ConfError>,
+) -> Result<(T, Vec<Warning>), ConfError> {
+    let mut ctx = Ctx::new(&doc.file);
+    let (eff, iface) = effective(&mut ctx, spec, doc, interface)?;
+    let cfg = build(&mut ctx, &eff, iface)?;
+    Ok((cfg, ctx.warnings))
+}
+
 fn table_rows<'s>(ctx: &Ctx, s: &'s Statement, usage: &str) -> Result<&'s [Statement], ConfError> {
     if !s.args().is_empty() {
         return Err(ctx.err_at(

@@ -24,7 +24,7 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv6Net};
 
 use crate::auth::AuthDatabase;
-use crate::common::{Ctx, Effective, KeySpec, effective, overlaps, shisa_ignored};
+use crate::common::{Ctx, Effective, KeySpec, from_document, overlaps, shisa_ignored_all};
 use crate::grammar::Document;
 use crate::prefixtable::{self, PrefixTable};
 use crate::{ConfError, Warning};
@@ -160,10 +160,7 @@ impl HaConfig {
         doc: &Document,
         interface: Option<&str>,
     ) -> Result<(HaConfig, Vec<Warning>), ConfError> {
-        let mut ctx = Ctx::new(&doc.file);
-        let (eff, iface) = effective(&mut ctx, &SPEC, doc, interface)?;
-        let cfg = build(&mut ctx, &eff, iface)?;
-        Ok((cfg, ctx.warnings))
+        from_document(doc, &SPEC, interface, build)
     }
 
     /// True when `hoa` is on a served home prefix (always true when the prefixes come
@@ -183,16 +180,7 @@ fn build(
     eff: &Effective<'_>,
     interface: Option<String>,
 ) -> Result<HaConfig, ConfError> {
-    for s in eff
-        .all("namelookup")
-        .chain(eff.all("command-port"))
-        .chain(eff.all("pager"))
-    {
-        shisa_ignored(ctx, s)?;
-    }
-    for s in eff.all("static-tunnel").chain(eff.all("ipv4-dummy-tunnel")) {
-        shisa_ignored(ctx, s)?;
-    }
+    shisa_ignored_all(ctx, eff)?;
     if let Some(s) = eff.get("preference") {
         let v = ctx.one(s, "preference NUMBER;")?;
         ctx.u32_in(v, "the preference", 0..=65535)?;

@@ -23,7 +23,9 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::auth::{AuthDatabase, MobilitySa, ReplayProtection, is_nai, parse_key};
-use crate::common::{Ctx, Effective, KeySpec, effective, overlaps, shisa_ignored, split_prefixes};
+use crate::common::{
+    Ctx, Effective, KeySpec, from_document, overlaps, shisa_ignored_all, split_prefixes,
+};
 use crate::grammar::{Document, Statement};
 use crate::prefixtable::{self, PrefixTable, RegistrationMode};
 use crate::{ConfError, Warning};
@@ -175,10 +177,7 @@ impl MrConfig {
         doc: &Document,
         interface: Option<&str>,
     ) -> Result<(MrConfig, Vec<Warning>), ConfError> {
-        let mut ctx = Ctx::new(&doc.file);
-        let (eff, iface) = effective(&mut ctx, &SPEC, doc, interface)?;
-        let cfg = build(&mut ctx, &eff, iface)?;
-        Ok((cfg, ctx.warnings))
+        from_document(doc, &SPEC, interface, build)
     }
 }
 
@@ -187,16 +186,7 @@ fn build(
     eff: &Effective<'_>,
     interface: Option<String>,
 ) -> Result<MrConfig, ConfError> {
-    for s in eff
-        .all("namelookup")
-        .chain(eff.all("command-port"))
-        .chain(eff.all("pager"))
-    {
-        shisa_ignored(ctx, s)?;
-    }
-    for s in eff.all("static-tunnel").chain(eff.all("ipv4-dummy-tunnel")) {
-        shisa_ignored(ctx, s)?;
-    }
+    shisa_ignored_all(ctx, eff)?;
     for s in eff.all("preference").chain(eff.all("homelink-dad")) {
         let v = ctx.one(s, &format!("{} NUMBER;", s.name()))?;
         ctx.u32_in(v, s.name(), 0..=65535)?;
