@@ -32,7 +32,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use mipsock::{Binding, CareOf, Encapsulation, StateItem};
-use tests::{Daemon, Netns, bin, require_root, veth, wait_until, workspace_root};
+use tests::setup::{self, Files, log_of, mipsock_state, spawn_ready};
+use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HOA: &str = "2001:db8:1::100";
 const MR_V4: &str = "10.1.0.5";
@@ -241,94 +242,19 @@ fn tcp(client: &Netns, server: &Netns, dst: &str, dir: &Path) -> bool {
     })
 }
 
-fn sample(name: &str, edits: &[(&str, &str)], drop_lines_with: &[&str]) -> String {
-    let mut text = std::fs::read_to_string(workspace_root().join("etc").join(name)).unwrap();
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "etc/{name} no longer contains {from:?}"
-        );
-        text = text.replace(from, to);
-    }
-    text.lines()
-        .filter(|l| {
-            !drop_lines_with
-                .iter()
-                .any(|d| l.trim_start().starts_with(d))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-struct Files {
-    dir: tempfile::TempDir,
-    had_conf: PathBuf,
-    mrd_conf: PathBuf,
-    ha_bus: PathBuf,
-    mr_bus: PathBuf,
-}
-
+/// The pair's files, with `mrd_extra` added to mrd.conf after `optimistic-handover no;`.
 fn files(mrd_extra: &str) -> Files {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n);
-    std::fs::copy(
-        workspace_root().join("etc/auth-database"),
-        p("auth-database"),
-    )
-    .unwrap();
-    let auth = p("auth-database").display().to_string();
-    let table = workspace_root().join("etc/prefixtable.cf");
-    let journal = p("had.journal").display().to_string();
-    let had = sample(
-        "had.conf",
-        &[
-            ("/etc/nemo/auth-database", &auth),
-            ("/etc/nemo/prefixtable.cf", &table.display().to_string()),
-            ("/var/lib/nemo/had.journal", &journal),
-        ],
-        &["home-agent-address", "home-prefix"],
-    );
-    let mrd = sample(
-        "mrd.conf",
-        &[
-            ("/etc/nemo/auth-database", &auth),
-            ("egress-interface wlan0 eth1", "egress-interface eth0"),
-            (
-                "optimistic-handover no;",
-                &format!("optimistic-handover no;\n{mrd_extra}"),
-            ),
-        ],
-        &[],
-    );
-    std::fs::write(p("had.conf"), had).unwrap();
-    std::fs::write(p("mrd.conf"), mrd).unwrap();
-    for b in ["bus-ha", "bus-mr"] {
-        std::fs::create_dir(p(b)).unwrap();
-    }
-    Files {
-        had_conf: p("had.conf"),
-        mrd_conf: p("mrd.conf"),
-        ha_bus: p("bus-ha"),
-        mr_bus: p("bus-mr"),
-        dir,
-    }
-}
-
-fn log_of(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
+    setup::files(&[(
+        "optimistic-handover no;",
+        &format!("optimistic-handover no;\n{mrd_extra}"),
+    )])
 }
 
 fn spawn(ns: &Netns, f: &Files, name: &str, tag: &str, args: &[&str], ready: &str) -> Daemon {
     let mut cmd = ns.command(&bin(name));
     cmd.args(args);
     let log = f.dir.path().join(format!("{tag}.log"));
-    let d = Daemon::spawn(name, cmd, &log);
-    assert!(
-        wait_until(LONG, || log_of(&log).contains(ready)),
-        "{name} did not start:\n{}",
-        log_of(&log)
-    );
-    d
+    spawn_ready(name, cmd, &log, ready, LONG)
 }
 
 struct Daemons {
@@ -409,12 +335,7 @@ fn inject_v4_coa(lab: &Lab, f: &Files) {
 
 /// `mipsock state --json` on a bus: the binding of `owner`.
 fn binding(bus: &Path, owner: &str) -> Option<Binding> {
-    let out = Command::new(bin("mipsock"))
-        .arg("-b")
-        .arg(bus)
-        .args(["state", "--json", "--timeout-ms", "1500"])
-        .output()
-        .unwrap();
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.starts_with('{'))

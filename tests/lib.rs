@@ -6,6 +6,8 @@
 //! the process id, so tests run in parallel and a crashed run's leftovers are recognisable
 //! (`ip netns list | grep ^nemo-`).
 
+pub mod setup;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};

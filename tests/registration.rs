@@ -26,7 +26,7 @@
 //! * no ICMPv6 error counted in any namespace, none on the wire.
 
 use std::net::Ipv6Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,7 +34,8 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::{Binding, CareOf, MdCommand, MdHint, MdInfo, StateItem};
 use proto::mh::MhRepr;
 use proto::option::ParseConfig;
-use tests::{Daemon, Netns, bin, require_root, veth, wait_until, workspace_root};
+use tests::setup::{Files, files, log_of, mipsock_state, spawn_ready};
+use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HA: &str = "2001:db8:1::1";
 const HOA: &str = "2001:db8:1::100";
@@ -109,81 +110,6 @@ fn lab() -> Lab {
     lab
 }
 
-/// A sample from etc/ with `(from, to)` replacements, each of which must apply.
-fn sample(name: &str, edits: &[(&str, &str)], drop_lines_with: &[&str]) -> String {
-    let mut text = std::fs::read_to_string(workspace_root().join("etc").join(name)).unwrap();
-    for (from, to) in edits {
-        assert!(
-            text.contains(from),
-            "etc/{name} no longer contains {from:?}"
-        );
-        text = text.replace(from, to);
-    }
-    text.lines()
-        .filter(|l| {
-            !drop_lines_with
-                .iter()
-                .any(|d| l.trim_start().starts_with(d))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-struct Files {
-    dir: tempfile::TempDir,
-    had_conf: PathBuf,
-    mrd_conf: PathBuf,
-    ha_bus: PathBuf,
-    mr_bus: PathBuf,
-}
-
-fn files() -> Files {
-    let dir = tempfile::tempdir().unwrap();
-    let p = |n: &str| dir.path().join(n);
-    std::fs::copy(
-        workspace_root().join("etc/auth-database"),
-        p("auth-database"),
-    )
-    .unwrap();
-    let auth = p("auth-database").display().to_string();
-    let table = workspace_root().join("etc/prefixtable.cf");
-    let journal = p("had.journal").display().to_string();
-    let had = sample(
-        "had.conf",
-        &[
-            ("/etc/nemo/auth-database", &auth),
-            ("/etc/nemo/prefixtable.cf", &table.display().to_string()),
-            ("/var/lib/nemo/had.journal", &journal),
-        ],
-        // SHISA's way: taken from the home interface.
-        &["home-agent-address", "home-prefix"],
-    );
-    let mrd = sample(
-        "mrd.conf",
-        &[
-            ("/etc/nemo/auth-database", &auth),
-            ("egress-interface wlan0 eth1", "egress-interface eth0"),
-        ],
-        &[],
-    );
-    std::fs::write(p("had.conf"), had).unwrap();
-    std::fs::write(p("mrd.conf"), mrd).unwrap();
-    for b in ["bus-ha", "bus-mr"] {
-        std::fs::create_dir(p(b)).unwrap();
-    }
-    Files {
-        had_conf: p("had.conf"),
-        mrd_conf: p("mrd.conf"),
-        ha_bus: p("bus-ha"),
-        mr_bus: p("bus-mr"),
-        dir,
-    }
-}
-
-fn log_of(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 fn start_had(lab: &Lab, f: &Files, log: &str) -> Daemon {
     let mut cmd = lab.ha.command(&bin("had"));
     cmd.args(["-d", "-f", "-c"])
@@ -191,14 +117,7 @@ fn start_had(lab: &Lab, f: &Files, log: &str) -> Daemon {
         .arg("-b")
         .arg(&f.ha_bus)
         .arg("eth0");
-    let log = f.dir.path().join(log);
-    let d = Daemon::spawn("had", cmd, &log);
-    assert!(
-        wait_until(LONG, || log_of(&log).contains("had ready")),
-        "had did not start:\n{}",
-        log_of(&log)
-    );
-    d
+    spawn_ready("had", cmd, &f.dir.path().join(log), "had ready", LONG)
 }
 
 fn start_mrd(lab: &Lab, f: &Files) -> Daemon {
@@ -208,24 +127,12 @@ fn start_mrd(lab: &Lab, f: &Files) -> Daemon {
         .arg("-b")
         .arg(&f.mr_bus)
         .arg("mip0");
-    let log = f.dir.path().join("mrd.log");
-    let d = Daemon::spawn("mrd", cmd, &log);
-    assert!(
-        wait_until(LONG, || log_of(&log).contains("mrd ready")),
-        "mrd did not start:\n{}",
-        log_of(&log)
-    );
-    d
+    spawn_ready("mrd", cmd, &f.dir.path().join("mrd.log"), "mrd ready", LONG)
 }
 
 /// `mipsock state --json` on a bus: (owner, item) pairs.
 fn state(bus: &Path) -> Vec<(String, StateItem)> {
-    let out = Command::new(bin("mipsock"))
-        .arg("-b")
-        .arg(bus)
-        .args(["state", "--json", "--timeout-ms", "2000", "--expect", "1"])
-        .output()
-        .unwrap();
+    let out = mipsock_state(bus, &["--timeout-ms", "2000", "--expect", "1"]);
     assert!(out.status.success(), "mipsock state: {out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -407,7 +314,7 @@ fn one(p: &std::collections::BTreeMap<String, Vec<String>>, field: &str) -> Stri
 fn dual_stack_registration_forgery_restart_no_icmp_errors() {
     require_root();
     let lab = lab();
-    let f = files();
+    let f = files(&[]);
     let all = [&lab.ha, &lab.ar, &lab.mr, &lab.atk];
     let icmp_before: Vec<u64> = all.iter().map(|ns| icmp_errors(ns)).collect();
 
