@@ -376,6 +376,30 @@ pub(crate) fn shisa_ignored_all(ctx: &mut Ctx, eff: &Effective<'_>) -> Result<()
     Ok(())
 }
 
+/// A `KEY yes|no;` flag: its value if given, else `default`.
+pub(crate) fn flag(
+    ctx: &Ctx,
+    eff: &Effective<'_>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfError> {
+    match eff.get(key) {
+        Some(s) => ctx.boolean(ctx.one(s, &format!("{key} yes|no;"))?),
+        None => Ok(default),
+    }
+}
+
+/// `debug NUMBER;`: the debug level, 0 when not given.
+pub(crate) fn debug_level(ctx: &Ctx, eff: &Effective<'_>) -> Result<u32, ConfError> {
+    match eff.get("debug") {
+        Some(s) => {
+            let v = ctx.one(s, "debug NUMBER;")?;
+            ctx.u32_in(v, "the debug level", 0..=u64::from(u32::MAX))
+        }
+        None => Ok(0),
+    }
+}
+
 /// Builds a daemon's configuration from a parsed document: selects the keys in effect for
 /// `interface` under `spec`, then runs `build`; returns the result with the warnings.
 pub(crate) fn from_document<T>(

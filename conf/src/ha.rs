@@ -24,7 +24,9 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv6Net};
 
 use crate::auth::AuthDatabase;
-use crate::common::{Ctx, Effective, KeySpec, from_document, overlaps, shisa_ignored_all};
+use crate::common::{
+    Ctx, Effective, KeySpec, debug_level, flag, from_document, overlaps, shisa_ignored_all,
+};
 use crate::grammar::Document;
 use crate::prefixtable::{self, PrefixTable};
 use crate::{ConfError, Warning};
@@ -212,21 +214,9 @@ fn build(
             ctx.warn(s, "'key-management': IPsec/IKE is not supported (RFC 4285 keys are used instead); ignored");
         }
     }
-    let debug = match eff.get("debug") {
-        Some(s) => {
-            let v = ctx.one(s, "debug NUMBER;")?;
-            ctx.u32_in(v, "the debug level", 0..=u64::from(u32::MAX))?
-        }
-        None => 0,
-    };
-    let ipv4_mnp_support = match eff.get("ipv4-mnp-support") {
-        Some(s) => ctx.boolean(ctx.one(s, "ipv4-mnp-support yes|no;")?)?,
-        None => true,
-    };
-    let binding_refresh_request = match eff.get("binding-refresh-request") {
-        Some(s) => ctx.boolean(ctx.one(s, "binding-refresh-request yes|no;")?)?,
-        None => false,
-    };
+    let debug = debug_level(ctx, eff)?;
+    let ipv4_mnp_support = flag(ctx, eff, "ipv4-mnp-support", true)?;
+    let binding_refresh_request = flag(ctx, eff, "binding-refresh-request", false)?;
     let binding_lifetime_max = match eff.get("binding-lifetime-max") {
         Some(s) => {
             let v = ctx.one(s, "binding-lifetime-max SECONDS;")?;

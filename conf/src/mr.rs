@@ -24,7 +24,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::auth::{AuthDatabase, MobilitySa, ReplayProtection, is_nai, parse_key};
 use crate::common::{
-    Ctx, Effective, KeySpec, from_document, overlaps, shisa_ignored_all, split_prefixes,
+    Ctx, Effective, KeySpec, debug_level, flag, from_document, overlaps, shisa_ignored_all,
+    split_prefixes,
 };
 use crate::grammar::{Document, Statement};
 use crate::prefixtable::{self, PrefixTable, RegistrationMode};
@@ -199,13 +200,7 @@ fn build(
         );
     }
 
-    let debug = match eff.get("debug") {
-        Some(s) => {
-            let v = ctx.one(s, "debug NUMBER;")?;
-            ctx.u32_in(v, "the debug level", 0..=u64::from(u32::MAX))?
-        }
-        None => 0,
-    };
+    let debug = debug_level(ctx, eff)?;
     if let Some(s) = eff.get("mobile-node-mode") {
         let v = ctx.one(s, "mobile-node-mode mobile-router;")?;
         match v.text.as_str() {
@@ -241,22 +236,10 @@ fn build(
         }
         None => DEFAULT_HOME_REGISTRATION_LIFETIME,
     };
-    let ipv4_mnp_support = match eff.get("ipv4-mnp-support") {
-        Some(s) => ctx.boolean(ctx.one(s, "ipv4-mnp-support yes|no;")?)?,
-        None => true,
-    };
-    let legacy_ipv4_mnp_option = match eff.get("legacy-ipv4-mnp-option") {
-        Some(s) => ctx.boolean(ctx.one(s, "legacy-ipv4-mnp-option yes|no;")?)?,
-        None => false,
-    };
-    let optimistic_handover = match eff.get("optimistic-handover") {
-        Some(s) => ctx.boolean(ctx.one(s, "optimistic-handover yes|no;")?)?,
-        None => false,
-    };
-    let force_udp_encapsulation = match eff.get("force-udp-encapsulation") {
-        Some(s) => ctx.boolean(ctx.one(s, "force-udp-encapsulation yes|no;")?)?,
-        None => false,
-    };
+    let ipv4_mnp_support = flag(ctx, eff, "ipv4-mnp-support", true)?;
+    let legacy_ipv4_mnp_option = flag(ctx, eff, "legacy-ipv4-mnp-option", false)?;
+    let optimistic_handover = flag(ctx, eff, "optimistic-handover", false)?;
+    let force_udp_encapsulation = flag(ctx, eff, "force-udp-encapsulation", false)?;
     let nat_keepalive_interval = match eff.get("nat-keepalive-interval") {
         Some(s) => Some(ctx.u32_in(
             ctx.one(s, "nat-keepalive-interval SECONDS;")?,
