@@ -5,13 +5,17 @@
 //! # comment
 //! 2001:db8:1::100   1000    0x000102030405060708090a0b0c0d0e0f
 //! 2001:db8:1::101   0x3e9   "sixteen-byte-key"   # a trailing comment
-//! mr3@example.org   1002    'a key given as text'
+//! mr3@example.org   1002    'a key given as text'   2001:db8:1::300
 //! ```
 //!
 //! Fields: the mobile router's home address (SHISA) or its NAI (ours, for the RFC 4283
 //! Mobile Node Identifier option); the SPI, decimal or `0x` hex; the shared key, either
 //! `0x` followed by hex digits or a quoted string (`'...'` or `"..."`) whose octets are the
-//! key. Anything after the key must be a `#` comment.
+//! key; then, optionally, the other identity: the home address an NAI entry may register,
+//! or the NAI of a home-address entry. Anything after that must be a `#` comment.
+//!
+//! A home address belongs to the one entry that names it (RFC 4285 §5, RFC 3963 §6.1.2):
+//! an NAI entry without a home address authenticates no home registration.
 //!
 //! Each entry is a mobility SA (RFC 4285 §5.1): SPI (0-255 reserved), key, HMAC-SHA1-96
 //! (MN-HA, subtype 1) and timestamp replay protection with a window of 7 s by default.
@@ -244,7 +248,8 @@ impl AuthDatabase {
     }
 }
 
-const USAGE: &str = "HOME-ADDRESS-OR-NAI SPI KEY, the key as 0x-prefixed hex or a quoted string";
+const USAGE: &str = "HOME-ADDRESS-OR-NAI SPI KEY [NAI-OR-HOME-ADDRESS], the key as 0x-prefixed \
+                     hex or a quoted string";
 
 fn entry(
     file: &str,
@@ -259,13 +264,17 @@ fn entry(
             format!("expected {USAGE}; the line ends after '{last}'"),
         ));
     };
-    if let Some(extra) = rest.first() {
+    let other = rest.first();
+    if let Some(extra) = rest.get(1) {
         return Err(at(
             extra,
-            format!("unexpected '{extra}' after the key (a comment starts with '#')"),
+            format!(
+                "unexpected '{extra}' after the {} (a comment starts with '#')",
+                if other.is_some() { "second identity" } else { "key" }
+            ),
         ));
     }
-    let (home_address, identifier) = match &id.kind {
+    let (mut home_address, mut identifier) = match &id.kind {
         ValueKind::Address(IpAddr::V6(a)) => (Some(*a), None),
         ValueKind::Address(IpAddr::V4(_)) => {
             return Err(at(
@@ -322,6 +331,45 @@ fn entry(
                 "the key of SPI {spi_value} is {} octets; SHISA truncates keys to 16 octets, so a \
                  SHISA peer would compute a different authenticator",
                 key_bytes.len()
+            ),
+        ));
+    }
+    match (other, home_address) {
+        (None, _) => {}
+        (Some(v), Some(_)) if is_nai(&v.text) && !v.is_quoted() => {
+            identifier = Some(v.text.clone());
+        }
+        (Some(v), Some(hoa)) => {
+            return Err(at(
+                v,
+                format!(
+                    "expected the NAI (user@realm) of home address {hoa} after the key, \
+                     found '{v}' (a comment starts with '#')"
+                ),
+            ));
+        }
+        (Some(v), None) => match &v.kind {
+            ValueKind::Address(IpAddr::V6(a)) => home_address = Some(*a),
+            _ => {
+                return Err(at(
+                    v,
+                    format!(
+                        "expected the IPv6 home address {} may register after the key, \
+                         found '{v}' (a comment starts with '#')",
+                        id.text
+                    ),
+                ));
+            }
+        },
+    }
+    if home_address.is_none() {
+        warnings.push(Warning::at(
+            file,
+            id.location,
+            format!(
+                "{} (SPI {spi_value}) names no home address, so it can register none: add the \
+                 home address it may register after the key",
+                id.text
             ),
         ));
     }
@@ -382,7 +430,7 @@ mod tests {
 # the line started '#' shows comment.
 2001:DB8:0:80be::1000 10000\t'shared-key in 16'  # trailing text is a comment
 2001:DB8:0:80be::1001 0x2711           0x0102030405060708090a0b0c0d0e0f10
-mr3@example.org 10002 \"0123456789abcdef\"
+mr3@example.org 10002 \"0123456789abcdef\" 2001:db8:0:80be::1002
 ";
 
     #[test]
@@ -406,6 +454,10 @@ mr3@example.org 10002 \"0123456789abcdef\"
         assert_eq!(b.key, (1..=16).collect::<Vec<u8>>());
         let c = db.by_identifier("mr3@example.org").unwrap();
         assert_eq!(c.spi, 10002);
+        assert_eq!(
+            c.home_address,
+            Some("2001:db8:0:80be::1002".parse().unwrap())
+        );
         assert!(db.by_spi(1).is_none());
         // Keys stay out of Debug output.
         assert!(!format!("{a:?}").contains("shared"));
@@ -431,7 +483,21 @@ mr3@example.org 10002 \"0123456789abcdef\"
         assert!(e("2001:db8::1 x 0x00\n").contains("expected the SPI"));
         assert!(e("192.0.2.1 1000 0x00\n").contains("IPv4 address"));
         assert!(e("nobody 1000 0x00\n").contains("expected an IPv6 home address or an NAI"));
-        assert!(e("2001:db8::1 1000 0x00 extra\n").contains("unexpected 'extra' after the key"));
+        assert!(
+            e("2001:db8::1 1000 0x00 extra\n")
+                .contains("expected the NAI (user@realm) of home address 2001:db8::1 after the key")
+        );
+        assert!(
+            e("a@b 1000 0x00 b@c\n").contains("expected the IPv6 home address a@b may register")
+        );
+        assert!(
+            e("a@b 1000 0x00 2001:db8::1 more\n")
+                .contains("1:27: unexpected 'more' after the second identity")
+        );
+        assert!(
+            e("a@b 1000 0x0011 2001:db8::1\n2001:db8::1 1001 0x0011\n")
+                .contains("home address 2001:db8::1 already has an entry at authdata:1")
+        );
         assert!(e("2001:db8::1 1000 0x00; \n").contains("unexpected '{', '}' or ';'"));
         assert!(
             e("2001:db8::1 1000 0x0011\n2001:db8::2 1000 0x0011\n")
@@ -458,6 +524,41 @@ mr3@example.org 10002 \"0123456789abcdef\"
         )
         .unwrap();
         assert!(w[0].message.contains("SHISA truncates"));
+    }
+
+    #[test]
+    fn both_identities_on_one_line() {
+        let (db, w) = AuthDatabase::parse_str(
+            "2001:db8::1 1000 'sixteen-byte-key' mr1@example.org\n\
+             mr2@example.org 1001 'sixteen-byte-key' 2001:db8::2 # mr2\n",
+            "a",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let hoa1: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let hoa2: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        assert_eq!(db.by_identifier("mr1@example.org").unwrap().spi, 1000);
+        assert_eq!(db.by_home_address(hoa1).unwrap().spi, 1000);
+        assert_eq!(db.by_home_address(hoa2).unwrap().spi, 1001);
+        assert_eq!(
+            db.by_identifier("mr2@example.org").unwrap().home_address,
+            Some(hoa2)
+        );
+    }
+
+    #[test]
+    fn nai_without_home_address_warns() {
+        let (db, w) =
+            AuthDatabase::parse_str("mr3@example.org 1002 'sixteen-byte-key'\n", "a").unwrap();
+        assert_eq!(db.len(), 1);
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].to_string().starts_with(
+                "a:1:1: mr3@example.org (SPI 1002) names no home address, so it can register none"
+            ),
+            "{}",
+            w[0]
+        );
     }
 
     #[test]

@@ -406,8 +406,9 @@ fn build(
                 ctx.warnings.push(Warning::file(
                     &ctx.file,
                     format!(
-                        "home address {hoa} of the prefix table has no auth-database entry by address \
-                         (it can still register with an NAI entry)"
+                        "home address {hoa} of the prefix table has no auth-database entry, \
+                         so no router can register it (RFC 4285 §5: a home address belongs to the \
+                         SA that names it)"
                     ),
                 ));
             }

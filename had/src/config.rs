@@ -77,11 +77,12 @@ pub struct MobilitySa {
     pub spi: u32,
     /// Shared key (RFC 4285 suggests 16+ octets; any length is accepted by HMAC).
     pub key: Vec<u8>,
-    /// The home address this SA may register. `None` together with `nai: None` means any
-    /// home address (a wildcard SA, for labs).
+    /// The home address this SA may register: the only one. `None` with an NAI: none at
+    /// all. `None` together with `nai: None`: any home address no other SA names (a
+    /// wildcard SA, for labs and benchmarks; the auth-database cannot express it).
     pub hoa: Option<Ipv6Addr>,
-    /// The NAI (RFC 4283 MN-ID, subtype 1) this SA belongs to; when set, a BU using this SA
-    /// must carry a matching MN-ID option (unless `hoa` matches).
+    /// The NAI (RFC 4283 MN-ID, subtype 1) this SA belongs to; a BU using this SA that
+    /// carries an MN-ID option must carry this one.
     pub nai: Option<Vec<u8>>,
     /// Replay protection required from this MR.
     pub replay: ReplayProtection,

@@ -201,7 +201,7 @@ impl Ha {
             };
             let mac_ok = matches!(sa.key.verify(signal.mh, coa_mac, &hoa), Ok(true));
             let owner = existing.and_then(|(_, _, spi)| spi);
-            let covers = sa_covers(sa, &hoa, mn_id, owner);
+            let covers = sa_covers(sa, &hoa, mn_id, owner, self.named_hoas.contains(&hoa));
             let required = matches!(sa.replay, ReplayProtection::Timestamps { .. });
             let window = match sa.replay {
                 ReplayProtection::Timestamps { window } => window,
@@ -682,29 +682,33 @@ fn ack(status: Ipv4AckStatus, prefix_len: u8, address: Ipv4Addr) -> MobilityOpti
     }
 }
 
-/// Does the SA cover this HoA / NAI (RFC 4285 §5: one MR's SA must not register another's
-/// home address)? An SA bound to the HoA always does; an SA bound only to an NAI needs a
-/// matching MN-ID option and may not take over a binding another SA created (`owner`);
-/// an SA bound to neither is a wildcard, with the same takeover rule.
+/// Does the SA cover this HoA / NAI? A home address (and its prefixes) belongs to the SA the
+/// configuration ties it to (RFC 4285 §5, RFC 3963 §6.1.2): an SA bound to the HoA covers
+/// it (and, when it also names an NAI, a MN-ID option in the BU must match); an SA bound
+/// only to an NAI covers no home address at all, since nothing ties one to it. An SA bound
+/// to neither (a wildcard, built only through the core's API for labs and benchmarks)
+/// covers a home address no SA names (`named`), and may not take over a binding another SA
+/// created (`owner`).
 fn sa_covers(
     sa: &MobilitySa,
     hoa: &Ipv6Addr,
     mn_id: Option<MobilityOption<'_>>,
     owner: Option<u32>,
+    named: bool,
 ) -> bool {
     let nai = match mn_id {
         Some(MobilityOption::MobileNodeIdentifier { identifier, .. }) => Some(identifier),
         _ => None,
     };
-    if let (Some(want), Some(got)) = (&sa.nai, nai) {
-        if want.as_slice() != got {
-            return false;
-        }
+    if let (Some(want), Some(got)) = (&sa.nai, nai)
+        && want.as_slice() != got
+    {
+        return false;
     }
     match (&sa.hoa, &sa.nai) {
         (Some(h), _) => h == hoa,
-        (None, Some(_)) => nai.is_some() && owner.is_none_or(|o| o == sa.spi),
-        (None, None) => owner.is_none_or(|o| o == sa.spi),
+        (None, Some(_)) => false,
+        (None, None) => !named && owner.is_none_or(|o| o == sa.spi),
     }
 }
 

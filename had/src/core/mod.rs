@@ -15,7 +15,7 @@ mod cache;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -254,6 +254,8 @@ pub struct Ha {
     pub(crate) policy: HashMap<Ipv6Addr, Arc<HoaPolicy>>,
     /// Inline, not behind an `Arc`: one dependent cache miss less per authenticated BU.
     pub(crate) sas: HashMap<u32, PreparedSa>,
+    /// Home addresses some SA is bound to: only that SA may register them.
+    pub(crate) named_hoas: HashSet<Ipv6Addr>,
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
     /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
     pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
@@ -301,6 +303,7 @@ impl Ha {
                 }
             }
         }
+        let named_hoas = sas.values().filter_map(|sa| sa.hoa).collect();
         if cfg.auth == AuthPolicy::Disabled {
             warn!("RFC 4285 authentication disabled by configuration: any node may register");
         }
@@ -309,6 +312,7 @@ impl Ha {
             cfg,
             policy,
             sas,
+            named_hoas,
             cache: HashMap::new(),
             timers: BTreeSet::new(),
             replay_floor: HashMap::new(),

@@ -26,6 +26,7 @@ const COA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 5);
 const COA2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xb, 0, 0, 0, 0, 7);
 const KEY1: &[u8] = b"hoa1-secret-key!";
 const KEY2: &[u8] = b"hoa2-secret-key!";
+const KEY3: &[u8] = b"mr3-secret-key!!";
 const WALL0: Duration = Duration::from_secs(1_800_000_000);
 
 fn row(hoa: Ipv6Addr, p: &str, mode: PrefixMode) -> PrefixTableRow {
@@ -68,7 +69,7 @@ fn auth_cfg() -> HaCoreConfig {
     let mut c = cfg();
     c.auth = AuthPolicy::Required(vec![
         sa(1000, KEY1, Some(HOA1), None),
-        sa(1001, KEY2, None, Some(b"mr2@example.net")),
+        sa(1001, KEY2, Some(HOA2), Some(b"mr2@example.net")),
     ]);
     c
 }
@@ -1085,6 +1086,67 @@ fn state_dump_one_item_per_binding() {
         }
         i => panic!("{i:?}"),
     }
+}
+
+/// Issue 17 defect 2: an SA keyed only by an NAI took over a home address nobody held at
+/// that moment, with that address's prefixes. A home address belongs to the SA that names
+/// it (RFC 4285 §5, RFC 3963 §6.1.2).
+#[test]
+fn nai_only_sa_takes_over_no_home_address() {
+    let mut c = auth_cfg();
+    if let AuthPolicy::Required(v) = &mut c.auth {
+        v.push(sa(1002, KEY3, None, Some(b"mr3@example.org")));
+    }
+    let mut e = Env::new(c);
+    // HOA1's own router registers, then leaves.
+    e.ba(&Bu::new(HOA1, 1).signed(1000, KEY1, e.wall()));
+    e.events();
+    e.advance(Duration::from_millis(10));
+    let mut bye = Bu::new(HOA1, 2);
+    bye.lifetime = 0;
+    assert_eq!(
+        status(&e.ba(&bye.signed(1000, KEY1, e.wall()))),
+        BaStatus::Accepted
+    );
+    e.events();
+    assert!(e.ha.is_empty());
+    let failed = e.ha.stats().auth_failed;
+    // The NAI-only SA, with its own valid MAC and MN-ID, for the freed address, for an
+    // address of another NAI's SA, and for one nobody names: refused every time.
+    for (n, hoa) in [HOA1, HOA2, HOA4].into_iter().enumerate() {
+        e.advance(Duration::from_millis(10));
+        let mut bu = Bu::new(hoa, 10 + n as u16).signed(1002, KEY3, e.wall());
+        bu.nai = Some(b"mr3@example.org");
+        assert_eq!(status(&e.ba(&bu)), BaStatus::Mipv6AuthFail, "{hoa}");
+        assert_unchanged(&mut e, 0);
+    }
+    assert_eq!(e.ha.stats().auth_failed, failed + 3);
+    // Tied to an address by the configuration, the same NAI registers that one.
+    let mut c = auth_cfg();
+    if let AuthPolicy::Required(v) = &mut c.auth {
+        v.push(sa(1002, KEY3, Some(HOA4), Some(b"mr3@example.org")));
+    }
+    c.prefix_table
+        .push(row(HOA4, "2001:db8:500::/48", PrefixMode::Implicit));
+    let mut e = Env::new(c);
+    let mut bu = Bu::new(HOA4, 1).signed(1002, KEY3, e.wall());
+    bu.nai = Some(b"mr3@example.org");
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    // A wildcard SA (no HoA, no NAI) covers no address another SA names.
+    let mut c = cfg();
+    c.auth = AuthPolicy::Required(vec![
+        sa(1000, KEY1, Some(HOA1), None),
+        sa(1009, KEY3, None, None),
+    ]);
+    let mut e = Env::new(c);
+    assert_eq!(
+        status(&e.ba(&Bu::new(HOA1, 1).signed(1009, KEY3, e.wall()))),
+        BaStatus::Mipv6AuthFail
+    );
+    assert_eq!(
+        status(&e.ba(&Bu::new(HOA2, 1).signed(1009, KEY3, e.wall()))),
+        BaStatus::Accepted
+    );
 }
 
 #[test]
