@@ -147,7 +147,13 @@ pub struct MrCore {
     /// The IPv4 CoA offered beside an IPv6 one (MD_INFO `coa2`): the fallback when the
     /// IPv6 registration gets no BA (protocol.md §5.6).
     alt_v4: Option<(Ipv4Addr, u32)>,
+    /// When a Binding Error 1 last made us refresh (BE_REFRESH_HOLDDOWN).
+    be_refresh_at: Option<Instant>,
 }
+
+/// Binding Errors 1 make us refresh at most once per this interval: a flood of forged
+/// BEs (RFC 6275 §11.3.6 makes them hints only) costs at most one BU per second.
+const BE_REFRESH_HOLDDOWN: Duration = Duration::from_secs(1);
 
 /// BUs of an IPv6 registration without a BA before falling back to the IPv4 CoA
 /// (protocol.md §5.6: 3 attempts in total).
@@ -193,6 +199,7 @@ impl MrCore {
             icmp_bucket: (ICMP_ERROR_RATE, None),
             udp_local_port: None,
             alt_v4: None,
+            be_refresh_at: None,
         })
     }
 
@@ -509,20 +516,32 @@ impl MrCore {
         }
         match status {
             BeStatus::UnknownBindingForHomeAddressDestinationOption => {
-                // The HA lost our binding: register again as a first registration.
-                if let Some(r) = self.registered.take() {
-                    warn!(coa = %r.coa, "Binding Error 1 (unknown binding): re-registering");
-                    self.withdraw();
-                    if self.pending.is_none() && self.stopped.is_none() {
-                        self.pending = Some(self.new_pending(
-                            now,
-                            BuKind::Register,
-                            false,
-                            r.coa,
-                            r.coa_ifindex,
-                        ));
-                    }
+                // A hint, never a verdict: a BE carries no authenticator, so anyone who
+                // can spoof the HA's address could otherwise cut the tunnel. The binding
+                // and its tunnel stay; an authenticated refresh asks the HA. If it really
+                // lost the binding, the BA re-creates it; if no BA comes, the lifetime
+                // runs out as for any unanswered refresh.
+                let Some(r) = &self.registered else {
+                    debug!("Binding Error 1 with no binding: nothing to check");
+                    return;
+                };
+                if self.pending.is_some() || self.stopped.is_some() {
+                    debug!("Binding Error 1 while a BU is outstanding: its BA will tell");
+                    return;
                 }
+                if self
+                    .be_refresh_at
+                    .is_some_and(|t| now < t + BE_REFRESH_HOLDDOWN)
+                {
+                    debug!("Binding Error 1 within the hold-down of the last one ignored");
+                    return;
+                }
+                warn!(ha = %self.cfg.home_agent, coa = %r.coa,
+                    "Binding Error 1 (unknown binding) claims the home agent lost our binding: \
+                     refreshing it, binding kept meanwhile");
+                self.be_refresh_at = Some(now);
+                let (coa, ifx) = (r.coa, r.coa_ifindex);
+                self.pending = Some(self.new_pending(now, BuKind::Register, false, coa, ifx));
             }
             BeStatus::UnrecognizedMhType => {
                 error!(ha = %self.cfg.home_agent,

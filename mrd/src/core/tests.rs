@@ -1128,8 +1128,11 @@ fn binding_expires_when_refreshes_go_unanswered() {
     assert!(mr.poll_timeout().is_some());
 }
 
+/// Issue 17 defect 1: a Binding Error (unauthenticated, forgeable) must not take down a
+/// working binding. RFC 6275 §11.3.6 makes it a hint: the MR refreshes, keeping the
+/// binding (no BUL_REMOVE), at most once per hold-down, and only the BA decides.
 #[test]
-fn binding_error_unknown_binding_reregisters() {
+fn binding_error_unknown_binding_refreshes_keeping_the_binding() {
     let t0 = Instant::now();
     let mut mr = MrCore::new(cfg()).unwrap();
     registered(&mut mr, t0);
@@ -1151,11 +1154,51 @@ fn binding_error_unknown_binding_reregisters() {
     let mut pkt = vec![0; mobility_packet_len(&addressing, mh.len())];
     emit_mobility_packet(&addressing, &mh, &mut pkt).unwrap();
     deliver(&mut mr, ms(t0, 5000), &pkt);
-    assert!(events(&mut mr).iter().any(is_remove));
+    assert!(events(&mut mr).is_empty(), "binding kept, nothing announced");
+    assert_eq!(
+        mr.state(),
+        RegistrationState::Registered { refreshing: true }
+    );
     let bu = next_bu(&mut mr);
     assert_eq!(bu.lifetime, Lifetime::from_secs(400));
-    // First registration again: 1.5 s.
-    assert_eq!(mr.poll_timeout(), Some(ms(t0, 6500)));
+    // A refresh, not a first registration: 1 s.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 6000)));
+    // More BEs while the refresh is outstanding: nothing more is sent.
+    for i in 0..20 {
+        deliver(&mut mr, ms(t0, 5100 + i), &pkt);
+    }
+    assert!(mr.poll_transmit().is_none());
+    assert!(events(&mut mr).is_empty());
+    deliver(
+        &mut mr,
+        ms(t0, 5200),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    assert!(!events(&mut mr).iter().any(is_remove));
+    assert_eq!(
+        mr.state(),
+        RegistrationState::Registered { refreshing: false }
+    );
+    // Within the hold-down another BE draws no BU; after it, one.
+    deliver(&mut mr, ms(t0, 5500), &pkt);
+    assert!(mr.poll_transmit().is_none());
+    deliver(&mut mr, ms(t0, 6100), &pkt);
+    let again = next_bu(&mut mr);
+    assert!(events(&mut mr).is_empty());
+    // A forged BE with no HA behind it: the refresh goes unanswered, the binding stays
+    // until its lifetime ends as for any unanswered refresh.
+    let mut now = ms(t0, 6100);
+    let mut removed = None;
+    while removed.is_none() && now < ms(t0, 500_000) {
+        now = mr.poll_timeout().unwrap().max(now);
+        mr.handle_timeout(now);
+        drain_tx(&mut mr);
+        if events(&mut mr).iter().any(is_remove) {
+            removed = Some(now);
+        }
+    }
+    // The refresh acknowledged at 5.2 s counts from its BU (5 s).
+    assert_eq!(removed, Some(ms(t0, 405_000)), "{again:?}");
 }
 
 #[test]
