@@ -270,7 +270,11 @@ fn entry(
             extra,
             format!(
                 "unexpected '{extra}' after the {} (a comment starts with '#')",
-                if other.is_some() { "second identity" } else { "key" }
+                if other.is_some() {
+                    "second identity"
+                } else {
+                    "key"
+                }
             ),
         ));
     }
@@ -484,8 +488,9 @@ mr3@example.org 10002 \"0123456789abcdef\" 2001:db8:0:80be::1002
         assert!(e("192.0.2.1 1000 0x00\n").contains("IPv4 address"));
         assert!(e("nobody 1000 0x00\n").contains("expected an IPv6 home address or an NAI"));
         assert!(
-            e("2001:db8::1 1000 0x00 extra\n")
-                .contains("expected the NAI (user@realm) of home address 2001:db8::1 after the key")
+            e("2001:db8::1 1000 0x00 extra\n").contains(
+                "expected the NAI (user@realm) of home address 2001:db8::1 after the key"
+            )
         );
         assert!(
             e("a@b 1000 0x00 b@c\n").contains("expected the IPv6 home address a@b may register")

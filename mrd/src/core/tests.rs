@@ -1154,7 +1154,10 @@ fn binding_error_unknown_binding_refreshes_keeping_the_binding() {
     let mut pkt = vec![0; mobility_packet_len(&addressing, mh.len())];
     emit_mobility_packet(&addressing, &mh, &mut pkt).unwrap();
     deliver(&mut mr, ms(t0, 5000), &pkt);
-    assert!(events(&mut mr).is_empty(), "binding kept, nothing announced");
+    assert!(
+        events(&mut mr).is_empty(),
+        "binding kept, nothing announced"
+    );
     assert_eq!(
         mr.state(),
         RegistrationState::Registered { refreshing: true }
