@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::config::Settings;
 use crate::dataplane::{Counters, DataPlane, Peer, PeerTable, Sockets, TxConfig};
 use crate::netops::{NetOps, RtNetOps};
-use crate::routes::{Mode, RouteManager};
+use crate::routes::{KernelState, Mode, RouteManager};
 use crate::tun::Tun;
 use proto::encap::Encapsulation;
 
@@ -203,7 +203,7 @@ impl Daemon {
         match self
             .routes
             .net()
-            .flush_ours(cfg.rule_priorities(), cfg.table)
+            .flush_ours(cfg.rule_priorities(), cfg.table, &KernelState::default())
             .await
         {
             Ok(n) => debug!(left_over = n, "teardown flush"),
@@ -222,12 +222,9 @@ pub async fn run(
 ) -> Result<(), DaemonError> {
     let mut net = RtNetOps::new().map_err(io("netlink socket"))?;
     let rc = &settings.routes;
-    // After a crash: our routes and rules from last time, recognised by protocol 110 and
-    // our priority range.
-    let stale = net.flush_ours(rc.rule_priorities(), rc.table).await?;
-    if stale > 0 {
-        info!(stale, "flushed routes and rules left by a previous run");
-    }
+    // What a crashed run left (rules, unreachable defaults) stays until the state dump
+    // tells what is still wanted: until then the mobile network fails closed instead of
+    // leaving untunnelled.
     let egress_mtu = net.link_mtu(&settings.ifname).await?;
     let tun = Tun::open(&rc.tun, settings.offload).map_err(io("TUN device"))?;
     info!(tun = %tun.name(), offload = tun.vnet_hdr(), "TUN device open");
@@ -281,6 +278,20 @@ pub async fn run(
     let ep = AsyncEndpoint::open(&bus_dir, "nemonetd", EndpointOptions::default())?;
     // Start order does not matter: the signalling daemon tells us what it holds.
     resync(&mut d, &ep, state_timeout).await?;
+    // After a crash: our routes and rules from last time, recognised by protocol 110 and
+    // our priority range, removed only now and only where no binding wants them.
+    let cfg = d.routes.config().clone();
+    let keep = d.routes.installed().clone();
+    match d
+        .routes
+        .net()
+        .flush_ours(cfg.rule_priorities(), cfg.table, &keep)
+        .await
+    {
+        Ok(0) => {}
+        Ok(stale) => info!(stale, "removed routes and rules left by a previous run"),
+        Err(e) => warn!(error = %e, "routes and rules of a previous run not all removed"),
+    }
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
 
     let mut tick = tokio::time::interval(Duration::from_secs(60));

@@ -26,6 +26,10 @@ use rtnetlink::packet_route::route::{
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 
+use tracing::debug;
+
+use crate::routes::KernelState;
+
 /// Our route protocol number (`proto 110` in `ip route`, 0x6e = 'n' for NEMO).
 ///
 /// Chosen because it is unassigned in the kernel's `rtnetlink.h` (RTPROT_* stop at 99 for
@@ -56,8 +60,8 @@ impl Family {
     }
 }
 
-/// A route as we install it (`ip route replace DST [from SRC] dev DEV [via GW] [src PREF]
-/// table TABLE proto 110`).
+/// A route as we install it (`ip route replace [unreachable] DST [from SRC] [dev DEV]
+/// [via GW] [src PREF] table TABLE [metric M] proto 110`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RouteSpec {
     /// Routing table.
@@ -66,12 +70,18 @@ pub struct RouteSpec {
     pub dst: IpNet,
     /// Source prefix (IPv6 source-specific routing); `None` for any source.
     pub src: Option<IpNet>,
-    /// Output device by name (resolved to an index at install time).
+    /// Output device by name (resolved to an index at install time); empty for an
+    /// unreachable route.
     pub dev: String,
     /// Gateway; `None` for an on-link (device) route.
     pub via: Option<IpAddr>,
     /// Preferred source address for locally originated packets (`src` in `ip route`).
     pub pref_src: Option<IpAddr>,
+    /// An `unreachable` route: no device, the kernel answers with ICMP Destination
+    /// Unreachable. It outlives every device, which is the point (fail closed).
+    pub unreachable: bool,
+    /// Route metric (`metric` in `ip route`); `None` for the kernel's default.
+    pub metric: Option<u32>,
 }
 
 impl RouteSpec {
@@ -84,12 +94,37 @@ impl RouteSpec {
             dev: dev.to_owned(),
             via: None,
             pref_src: None,
+            unreachable: false,
+            metric: None,
         }
+    }
+
+    /// `unreachable DST table TABLE metric METRIC`.
+    pub fn unreachable(table: u32, dst: IpNet, metric: u32) -> RouteSpec {
+        RouteSpec {
+            table,
+            dst,
+            src: None,
+            dev: String::new(),
+            via: None,
+            pref_src: None,
+            unreachable: true,
+            metric: Some(metric),
+        }
+    }
+
+    /// What identifies the route in the kernel: two specs with the same key are one route
+    /// (a replace of one overwrites the other).
+    pub fn key(&self) -> (u32, IpNet, Option<IpNet>, Option<u32>) {
+        (self.table, self.dst, self.src, self.metric)
     }
 }
 
 impl fmt::Display for RouteSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unreachable {
+            write!(f, "unreachable ")?;
+        }
         write!(f, "{}", self.dst)?;
         if let Some(s) = self.src {
             write!(f, " from {s}")?;
@@ -97,9 +132,15 @@ impl fmt::Display for RouteSpec {
         if let Some(v) = self.via {
             write!(f, " via {v}")?;
         }
-        write!(f, " dev {} table {}", self.dev, self.table)?;
+        if !self.unreachable {
+            write!(f, " dev {}", self.dev)?;
+        }
+        write!(f, " table {}", self.table)?;
         if let Some(p) = self.pref_src {
             write!(f, " src {p}")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
         }
         Ok(())
     }
@@ -218,18 +259,17 @@ pub trait NetOps {
     async fn addr_add(&mut self, dev: &str, addr: IpNet) -> Result<()>;
     /// `ip addr del ADDR dev DEV`; absent is success.
     async fn addr_del(&mut self, dev: &str, addr: IpNet) -> Result<()>;
-    /// The device of the main table's on-link (no gateway) route for exactly `prefix`, if
-    /// any: the mobile network's ingress link.
-    async fn onlink_dev(&mut self, prefix: IpNet) -> Result<Option<String>>;
     /// A local address inside `prefix` (the MR's address on its mobile network), if any.
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>>;
     /// Deletes every route with protocol [`RTPROT_NEMO`] (all tables, both families) and
     /// every rule with protocol [`RTPROT_NEMO`] or a priority in `rule_priorities`
-    /// looking up `table`. Returns how many objects were deleted.
+    /// looking up `table`, except those `keep` holds (routes by [`RouteSpec::key`] and
+    /// kind, rules exactly). Returns how many objects were deleted.
     async fn flush_ours(
         &mut self,
         rule_priorities: RangeInclusive<u32>,
         table: u32,
+        keep: &KernelState,
     ) -> Result<usize>;
 }
 
@@ -281,18 +321,6 @@ impl RtNetOps {
         }
     }
 
-    async fn ifname(&self, index: u32) -> Result<Option<String>> {
-        let mut links = self.handle.link().get().match_index(index).execute();
-        match links.try_next().await {
-            Ok(Some(link)) => Ok(link.attributes.into_iter().find_map(|a| match a {
-                LinkAttribute::IfName(n) => Some(n),
-                _ => None,
-            })),
-            Ok(None) => Ok(None),
-            Err(e) => Err(NetOpsError::from_rtnl(format!("link #{index}"), e)),
-        }
-    }
-
     async fn route_message(&self, r: &RouteSpec) -> Result<RouteMessage> {
         let op = || format!("route {r}");
         fn bad<E: fmt::Display>(op: String) -> impl FnOnce(E) -> NetOpsError {
@@ -303,7 +331,14 @@ impl RtNetOps {
             .map_err(bad(op()))?
             .table_id(r.table)
             .protocol(RouteProtocol::Other(RTPROT_NEMO))
-            .kind(RouteType::Unicast);
+            .kind(if r.unreachable {
+                RouteType::Unreachable
+            } else {
+                RouteType::Unicast
+            });
+        if let Some(m) = r.metric {
+            b = b.priority(m);
+        }
         if let Some(src) = r.src {
             b = b
                 .source_prefix(src.addr(), src.prefix_len())
@@ -317,6 +352,9 @@ impl RtNetOps {
         }
         // iproute2 gives IPv4 device routes link scope; the kernel accepts a preferred source
         // on them and uses the route for neighbours on that device only.
+        if r.unreachable {
+            return Ok(b.build());
+        }
         if r.via.is_none() && r.dst.addr().is_ipv4() {
             b = b.scope(RouteScope::Link);
         }
@@ -376,6 +414,101 @@ impl RtNetOps {
     }
 }
 
+/// (table, destination, source, metric, unreachable) of a dumped route.
+type DumpedRoute = (u32, IpNet, Option<IpNet>, Option<u32>, bool);
+
+fn route_text(m: &RouteMessage) -> String {
+    match dumped_route(m) {
+        Some((table, dst, src, metric, unreachable)) => format!(
+            "{}{dst}{} table {table}{}",
+            if unreachable { "unreachable " } else { "" },
+            src.map(|s| format!(" from {s}")).unwrap_or_default(),
+            metric.map(|m| format!(" metric {m}")).unwrap_or_default()
+        ),
+        None => "?".into(),
+    }
+}
+
+/// Whether a dumped route is one `keep` holds: same table, destination, source and kind,
+/// and the same metric where the spec names one (the kernel fills in its default).
+fn route_kept(m: &RouteMessage, keep: &KernelState) -> bool {
+    let Some((table, dst, src, metric, unreachable)) = dumped_route(m) else {
+        return false;
+    };
+    keep.routes.iter().any(|r| {
+        (r.table, r.dst, r.src) == (table, dst, src)
+            && r.unreachable == unreachable
+            && r.metric.is_none_or(|want| metric == Some(want))
+    })
+}
+
+fn dumped_route(m: &RouteMessage) -> Option<DumpedRoute> {
+    let net = |a: Option<IpAddr>, len: u8, family_v4: bool| {
+        let a = a.unwrap_or(if family_v4 {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        });
+        IpNet::new(a, len).ok()
+    };
+    let v4 = m.header.address_family == AddressFamily::Inet;
+    let (mut dst, mut src, mut metric) = (None, None, None);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_address(d),
+            RouteAttribute::Source(s) => src = route_address(s),
+            RouteAttribute::Priority(p) => metric = Some(*p),
+            _ => {}
+        }
+    }
+    let dst = net(dst, m.header.destination_prefix_length, v4)?;
+    let src = match m.header.source_prefix_length {
+        0 => None,
+        len => net(src, len, v4),
+    };
+    let unreachable = m.header.kind == RouteType::Unreachable;
+    Some((route_table(m), dst, src, metric, unreachable))
+}
+
+fn route_address(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// A dumped rule as the spec we would have installed it from.
+fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
+    let family = match m.header.family {
+        AddressFamily::Inet => Family::V4,
+        AddressFamily::Inet6 => Family::V6,
+        _ => return None,
+    };
+    let mut r = RuleSpec {
+        family,
+        priority: 0,
+        from: None,
+        to: None,
+        table: u32::from(m.header.table),
+        suppress_prefixlen: None,
+    };
+    for a in &m.attributes {
+        match a {
+            RuleAttribute::Priority(p) => r.priority = *p,
+            RuleAttribute::Table(t) => r.table = *t,
+            RuleAttribute::Source(ip) => r.from = IpNet::new(*ip, m.header.src_len).ok(),
+            RuleAttribute::Destination(ip) => r.to = IpNet::new(*ip, m.header.dst_len).ok(),
+            // The kernel reports "not set" as -1.
+            RuleAttribute::SuppressPrefixLen(n) if *n != u32::MAX => {
+                r.suppress_prefixlen = Some(*n)
+            }
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
 fn route_table(m: &RouteMessage) -> u32 {
     m.attributes
         .iter()
@@ -384,14 +517,6 @@ fn route_table(m: &RouteMessage) -> u32 {
             _ => None,
         })
         .unwrap_or(u32::from(m.header.table))
-}
-
-fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        _ => None,
-    }
 }
 
 impl NetOps for RtNetOps {
@@ -558,38 +683,6 @@ impl NetOps for RtNetOps {
         }
     }
 
-    async fn onlink_dev(&mut self, prefix: IpNet) -> Result<Option<String>> {
-        let version = match prefix {
-            IpNet::V4(_) => IpVersion::V4,
-            IpNet::V6(_) => IpVersion::V6,
-        };
-        for m in self.dump_routes(version).await? {
-            if route_table(&m) != TABLE_MAIN
-                || m.header.destination_prefix_length != prefix.prefix_len()
-                || m.header.kind != RouteType::Unicast
-            {
-                continue;
-            }
-            let mut dst = None;
-            let mut oif = None;
-            let mut has_gateway = false;
-            for a in &m.attributes {
-                match a {
-                    RouteAttribute::Destination(d) => dst = route_addr(d),
-                    RouteAttribute::Oif(i) => oif = Some(*i),
-                    RouteAttribute::Gateway(_) | RouteAttribute::Via(_) => has_gateway = true,
-                    _ => {}
-                }
-            }
-            if dst == Some(prefix.network()) && !has_gateway {
-                if let Some(i) = oif {
-                    return self.ifname(i).await;
-                }
-            }
-        }
-        Ok(None)
-    }
-
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>> {
         let mut addrs = self.handle.address().get().execute();
         while let Some(m) = addrs
@@ -612,6 +705,7 @@ impl NetOps for RtNetOps {
         &mut self,
         rule_priorities: RangeInclusive<u32>,
         table: u32,
+        keep: &KernelState,
     ) -> Result<usize> {
         let mut deleted = 0;
         let mut first_error = None;
@@ -620,9 +714,16 @@ impl NetOps for RtNetOps {
                 if m.header.protocol != RouteProtocol::Other(RTPROT_NEMO) {
                     continue;
                 }
+                if route_kept(&m, keep) {
+                    continue;
+                }
                 let text = format!("route flush table {}", route_table(&m));
+                let what = route_text(&m);
                 match self.handle.route().del(m).execute().await {
-                    Ok(()) => deleted += 1,
+                    Ok(()) => {
+                        debug!(route = %what, "route of ours removed");
+                        deleted += 1
+                    }
                     Err(e) => {
                         let e = NetOpsError::from_rtnl(text, e);
                         if !gone(&e) {
@@ -648,11 +749,15 @@ impl NetOps for RtNetOps {
                 // Rules from a version that did not set the protocol: recognised by our
                 // priority range and table.
                 ours |= rule_priorities.contains(&priority) && rule_table == table;
-                if !ours {
+                if !ours || rule_spec_of(&m).is_some_and(|r| keep.rules.contains(&r)) {
                     continue;
                 }
+                let what = rule_spec_of(&m).map(|r| r.to_string());
                 match self.handle.rule().del(m).execute().await {
-                    Ok(()) => deleted += 1,
+                    Ok(()) => {
+                        debug!(rule = ?what, "rule of ours removed");
+                        deleted += 1
+                    }
                     Err(e) => {
                         let e = NetOpsError::from_rtnl(format!("rule flush prio {priority}"), e);
                         if !gone(&e) {
@@ -697,8 +802,6 @@ pub enum Call {
 pub struct FakeNetOps {
     /// Every mutating call, in order.
     pub calls: Vec<Call>,
-    /// Answers for [`NetOps::onlink_dev`].
-    pub onlink: HashMap<IpNet, String>,
     /// Answers for [`NetOps::local_addr_in`].
     pub local: Vec<IpAddr>,
     /// Answers for [`NetOps::link_mtu`] (default 1500).
@@ -755,13 +858,15 @@ impl NetOps for FakeNetOps {
     async fn addr_del(&mut self, dev: &str, addr: IpNet) -> Result<()> {
         self.record(Call::AddrDel(dev.to_owned(), addr))
     }
-    async fn onlink_dev(&mut self, prefix: IpNet) -> Result<Option<String>> {
-        Ok(self.onlink.get(&prefix).cloned())
-    }
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>> {
         Ok(self.local.iter().copied().find(|a| prefix.contains(a)))
     }
-    async fn flush_ours(&mut self, _: RangeInclusive<u32>, _: u32) -> Result<usize> {
+    async fn flush_ours(
+        &mut self,
+        _: RangeInclusive<u32>,
+        _: u32,
+        _: &KernelState,
+    ) -> Result<usize> {
         self.record(Call::Flush).map(|()| 0)
     }
 }

@@ -10,18 +10,28 @@
 //! Order: on the way up addresses, then routes, then rules (a rule must not divert traffic
 //! into a table that is still empty); on the way down the reverse.
 //!
-//! Mobile router (RFC 3963 §5, issue 5):
-//! * `from MNP lookup T` for every IPv6 and IPv4 MNP, and `from HoA` (and the IPv4 HoA),
-//!   priority P: the mobile network's traffic goes into the tunnel whatever its destination
+//! Mobile router (RFC 3963 §5), rule priorities from P:
+//! * P: `to MNP lookup main suppress_prefixlength LEN-1` for every IPv6 and IPv4 MNP of
+//!   length LEN: a main-table route inside the mobile network (the link of an MNN, a
+//!   subnet behind an internal router) wins before the tunnel rule, whatever the source.
+//!   Without it the MR's own ICMPv6 Packet Too Big to an MNN (source: its address on the
+//!   mobile network) would go up the tunnel and loop. Routes of length LEN-1 or shorter
+//!   (the default route among them) are ignored, so nothing for the mobile network leaves
+//!   natively. With an IPv4 CoA, also `to HA-v4 lookup main`: the outer packets stay out
+//!   of the tunnel.
+//! * P+1: `from MNP lookup T` for every IPv6 and IPv4 MNP, and `from HoA` (and the IPv4
+//!   HoA): the mobile network's traffic goes into the tunnel whatever its destination
 //!   (reverse tunnelling, RFC 3963 §5.5).
-//! * In T: `::/0 dev TUN`, `0.0.0.0/0 dev TUN src <MR's MNP-side IPv4>`, and copies of the
-//!   on-link MNP routes — without them the rule also catches the MR's own ICMPv6 Packet Too
-//!   Big to an MNN and sends it up the tunnel (linux-notes).
-//! * The MR's own IPv4 traffic (no IPv4 at all in an IPv6-only visited network): P+1
-//!   `lookup main suppress_prefixlength 0` (every main-table route but the default) and P+2
+//! * In T: `::/0 dev TUN`, `0.0.0.0/0 dev TUN src <MR's MNP-side IPv4>`, and behind them
+//!   (a larger metric) `unreachable` defaults in both families. When the TUN device goes
+//!   away with a crashed nemonetd its routes go with it, but the rules stay: the
+//!   unreachable defaults then keep the mobile network's packets from falling through to
+//!   the main table and leaving untunnelled (fail closed, until the restart flushes and
+//!   rebuilds everything).
+//! * The MR's own IPv4 traffic (no IPv4 at all in an IPv6-only visited network): P+2
+//!   `lookup main suppress_prefixlength 0` (every main-table route but the default) and P+3
 //!   `lookup T` for IPv4, so it leaves through the tunnel with the MNP-side source (the
-//!   unnumbered IPv4 tunnel Shima's BSD implementation lacked). With an IPv4 CoA, P `to
-//!   HA-v4 lookup main` keeps the outer packets out of the tunnel.
+//!   unnumbered IPv4 tunnel Shima's BSD implementation lacked).
 //! * The HoA (and IPv4 HoA) as addresses on the TUN device.
 //!
 //! Home agent (RFC 3963 §6.2): `MNP dev TUN` for every IPv6 and IPv4 MNP, the HoA/128 and
@@ -95,11 +105,12 @@ impl KernelState {
     }
 }
 
+/// The metric of the MR's fail-closed `unreachable` defaults in T: behind the tunnel's.
+pub const FAIL_CLOSED_METRIC: u32 = 0x7fff_ffff;
+
 /// Facts from the kernel the desired state depends on (looked up before [`desired`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lookups {
-    /// Device of the on-link route of each MNP (MR: the mobile network's link).
-    pub onlink: BTreeMap<IpNet, String>,
     /// The MR's own address inside its IPv4 MNPs (source for its own IPv4 traffic).
     pub mnp_v4_source: Option<Ipv4Addr>,
 }
@@ -142,33 +153,42 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
         Mode::MobileRouter => {
             let t = cfg.table;
             let p = cfg.rule_priority;
+            for mnp in b
+                .mnp_v6
+                .iter()
+                .map(|n| IpNet::V6(n.trunc()))
+                .chain(b.mnp_v4.iter().map(|n| IpNet::V4(n.trunc())))
+                .filter(|n| n.prefix_len() > 0)
+            {
+                s.rules.insert(RuleSpec {
+                    family: Family::of(&mnp),
+                    priority: p,
+                    from: None,
+                    to: Some(mnp),
+                    table: TABLE_MAIN,
+                    suppress_prefixlen: Some(u32::from(mnp.prefix_len()) - 1),
+                });
+            }
             for src in sources(b) {
-                s.rules.insert(RuleSpec::from(src, t, p));
+                s.rules.insert(RuleSpec::from(src, t, p + 1));
             }
             s.addrs.insert((cfg.tun.clone(), host6(b.hoa)));
             if let Some(v4) = b.hoa_v4 {
                 s.addrs.insert((cfg.tun.clone(), host4(v4)));
             }
+            let any6 = IpNet::V6(Ipv6Net::default());
+            let any4 = IpNet::V4(Ipv4Net::default());
+            s.routes.insert(RouteSpec::dev(t, any6, tun));
             s.routes
-                .insert(RouteSpec::dev(t, IpNet::V6(Ipv6Net::default()), tun));
+                .insert(RouteSpec::unreachable(t, any6, FAIL_CLOSED_METRIC));
             let v4_source = lookups.mnp_v4_source.or(b.hoa_v4);
             let has_v4 = !b.mnp_v4.is_empty() || b.hoa_v4.is_some();
             if has_v4 {
-                let mut default4 = RouteSpec::dev(t, IpNet::V4(Ipv4Net::default()), tun);
+                let mut default4 = RouteSpec::dev(t, any4, tun);
                 default4.pref_src = v4_source.map(IpAddr::V4);
                 s.routes.insert(default4);
-            }
-            // The on-link MNP routes in T: replies and ICMP errors from the MR itself to
-            // its mobile network must not take the tunnel (linux-notes).
-            for mnp in b
-                .mnp_v6
-                .iter()
-                .map(|p| IpNet::V6(p.trunc()))
-                .chain(b.mnp_v4.iter().map(|p| IpNet::V4(p.trunc())))
-            {
-                if let Some(dev) = lookups.onlink.get(&mnp) {
-                    s.routes.insert(RouteSpec::dev(t, mnp, dev));
-                }
+                s.routes
+                    .insert(RouteSpec::unreachable(t, any4, FAIL_CLOSED_METRIC));
             }
             if has_v4 && cfg.ipv4_own_traffic && v4_source.is_some() {
                 // Whatever the CoA: the first BU after a move to an IPv4 CoA (in UDP to
@@ -185,7 +205,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                 }
                 s.rules.insert(RuleSpec {
                     family: Family::V4,
-                    priority: p + 1,
+                    priority: p + 2,
                     from: None,
                     to: None,
                     table: TABLE_MAIN,
@@ -193,7 +213,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                 });
                 s.rules.insert(RuleSpec {
                     family: Family::V4,
-                    priority: p + 2,
+                    priority: p + 3,
                     from: None,
                     to: None,
                     table: t,
@@ -213,10 +233,6 @@ pub struct RouteManager<N> {
     bindings: BTreeMap<BindingKey, (Binding, KernelState)>,
     /// What the kernel holds (as far as our requests succeeded).
     installed: KernelState,
-    /// Prefixes already warned about for lacking an on-link route: a refresh (every NAT
-    /// keepalive, seconds apart) must not repeat the warning; it comes again only after the
-    /// route was seen once.
-    warned_no_onlink: BTreeSet<IpNet>,
 }
 
 impl<N: NetOps> RouteManager<N> {
@@ -227,7 +243,6 @@ impl<N: NetOps> RouteManager<N> {
             net,
             bindings: BTreeMap::new(),
             installed: KernelState::default(),
-            warned_no_onlink: BTreeSet::new(),
         }
     }
 
@@ -255,25 +270,6 @@ impl<N: NetOps> RouteManager<N> {
         let mut l = Lookups::default();
         if self.cfg.mode != Mode::MobileRouter {
             return l;
-        }
-        let mnps = b
-            .mnp_v6
-            .iter()
-            .map(|p| IpNet::V6(p.trunc()))
-            .chain(b.mnp_v4.iter().map(|p| IpNet::V4(p.trunc())));
-        for mnp in mnps {
-            match self.net.onlink_dev(mnp).await {
-                Ok(Some(dev)) => {
-                    self.warned_no_onlink.remove(&mnp);
-                    l.onlink.insert(mnp, dev);
-                }
-                Ok(None) => {
-                    if self.warned_no_onlink.insert(mnp) {
-                        warn!(%mnp, "no on-link route for the mobile network prefix; the MR's own packets to it may take the tunnel")
-                    }
-                }
-                Err(e) => warn!(%mnp, error = %e, "on-link route lookup failed"),
-            }
         }
         for mnp in &b.mnp_v4 {
             match self.net.local_addr_in(IpNet::V4(mnp.trunc())).await {
@@ -382,10 +378,7 @@ impl<N: NetOps> RouteManager<N> {
         {
             // Replaced above by a route with the same key (e.g. a new preferred source): a
             // delete now would remove the replacement.
-            let replaced = want
-                .routes
-                .iter()
-                .any(|w| (w.table, w.dst, w.src) == (r.table, r.dst, r.src));
+            let replaced = want.routes.iter().any(|w| w.key() == r.key());
             if replaced || note(self.net.route_del(&r).await) {
                 info!(route = %r, "route removed");
                 self.installed.routes.remove(&r);

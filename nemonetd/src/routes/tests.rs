@@ -46,8 +46,6 @@ fn net(s: &str) -> IpNet {
 
 fn mr_fake() -> FakeNetOps {
     let mut f = FakeNetOps::default();
-    f.onlink.insert(net("2001:db8:100::/64"), "mnn0".into());
-    f.onlink.insert(net("198.51.100.0/24"), "mnn0".into());
     f.local.push("198.51.100.1".parse().unwrap());
     f
 }
@@ -74,11 +72,26 @@ fn mr_add_installs_tables_then_rules() {
         let mut m = RouteManager::new(mr_cfg(), mr_fake());
         m.add(&mr_binding()).await.unwrap();
         let calls = m.net().take();
-        let rule = |s: &str| Call::RuleAdd(RuleSpec::from(net(s), 100, 20100));
+        let rule = |s: &str| Call::RuleAdd(RuleSpec::from(net(s), 100, 20101));
+        // Issue 17 defect 3: before the tunnel rule, what main knows inside each MNP
+        // (routes of the MNP's length or longer) wins, for any source.
+        let inside = |s: &str, len: u32| {
+            let to = net(s);
+            Call::RuleAdd(RuleSpec {
+                family: crate::netops::Family::of(&to),
+                priority: 20100,
+                from: None,
+                to: Some(to),
+                table: TABLE_MAIN,
+                suppress_prefixlen: Some(len),
+            })
+        };
         let expected_rules = [
             rule("2001:db8:100::/64"),
             rule("2001:db8:1::100/128"),
             rule("198.51.100.0/24"),
+            inside("2001:db8:100::/64", 63),
+            inside("198.51.100.0/24", 23),
         ];
         for r in &expected_rules {
             assert!(calls.contains(r), "missing {r:?} in {calls:#?}");
@@ -88,8 +101,9 @@ fn mr_add_installs_tables_then_rules() {
         for r in [
             RouteSpec::dev(100, net("::/0"), "nemo0"),
             default4,
-            RouteSpec::dev(100, net("2001:db8:100::/64"), "mnn0"),
-            RouteSpec::dev(100, net("198.51.100.0/24"), "mnn0"),
+            // Issue 17 defect 4: fail closed when the TUN device (and its routes) vanish.
+            RouteSpec::unreachable(100, net("::/0"), FAIL_CLOSED_METRIC),
+            RouteSpec::unreachable(100, net("0.0.0.0/0"), FAIL_CLOSED_METRIC),
         ] {
             assert!(
                 calls.contains(&Call::RouteReplace(r.clone())),
@@ -99,9 +113,9 @@ fn mr_add_installs_tables_then_rules() {
         assert!(calls.contains(&Call::AddrAdd("nemo0".into(), net("2001:db8:1::100/128"))));
         // The MR's own IPv4 traffic: main without defaults, then T.
         assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
-            if r.priority == 20101 && r.suppress_prefixlen == Some(0) && r.table == TABLE_MAIN)));
+            if r.priority == 20102 && r.suppress_prefixlen == Some(0) && r.table == TABLE_MAIN)));
         assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
-            if r.priority == 20102 && r.table == 100 && r.from.is_none())));
+            if r.priority == 20103 && r.table == 100 && r.from.is_none())));
         // Rules only after every route: never divert into an empty table.
         let last_route = calls
             .iter()
@@ -262,9 +276,7 @@ fn ha_mnp_dropped_from_a_refresh_stops_being_routed() {
 #[test]
 fn two_bindings_share_the_defaults_until_the_last_goes() {
     run(async {
-        let mut f = mr_fake();
-        f.onlink.insert(net("2001:db8:300::/64"), "mnn1".into());
-        let mut m = RouteManager::new(mr_cfg(), f);
+        let mut m = RouteManager::new(mr_cfg(), mr_fake());
         let a = mr_binding();
         let mut b = binding(
             "2001:db8:1::200",
@@ -286,7 +298,7 @@ fn two_bindings_share_the_defaults_until_the_last_goes() {
         assert!(added_b.contains(&Call::RuleAdd(RuleSpec::from(
             net("2001:db8:300::/64"),
             100,
-            20100
+            20101
         ))));
         m.remove(&a).await.unwrap();
         let removed_a = m.net().take();
@@ -298,7 +310,7 @@ fn two_bindings_share_the_defaults_until_the_last_goes() {
         assert!(removed_a.contains(&Call::RuleDel(RuleSpec::from(
             net("2001:db8:100::/64"),
             100,
-            20100
+            20101
         ))));
         m.remove(&b).await.unwrap();
         let removed_b = m.net().take();
@@ -330,7 +342,6 @@ fn rule_priorities_cover_what_we_install() {
     b.coa = "203.0.113.5".parse().unwrap();
     let l = Lookups {
         mnp_v4_source: Some("198.51.100.1".parse().unwrap()),
-        ..Default::default()
     };
     let s = desired(&cfg, &b, &l);
     assert!(
