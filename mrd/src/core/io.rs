@@ -123,7 +123,7 @@ pub enum Ipv4MnpOutcome {
 /// Why the MR stopped registering with its HA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StopReason {
-    /// A refusal that retrying cannot fix (see [`super::status::is_fatal`]).
+    /// A refusal that retrying cannot fix (see [`super::status::reaction`]).
     Refused(BaStatus),
     /// The HA accepted the BU without R: it does not do NEMO (RFC 3963 §5.3). The MR
     /// deregisters and stops.

@@ -39,7 +39,7 @@ pub use config::{
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
 };
-pub use status::{ba_status_meaning, ipv4_ack_status_meaning, is_fatal};
+pub use status::{Reaction, advice, ba_status_meaning, ipv4_ack_status_meaning, reaction};
 
 /// Whether the HA registers IPv4 MNPs, as learnt from its BAs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +111,10 @@ struct Pending {
     v4_sent: Vec<Ipv4Net>,
     /// Optimistic BUL_ADD already announced for this transaction.
     optimistic_announced: bool,
+    /// A de-registration after a 139: register again once it is acknowledged.
+    then_register: bool,
+    /// This registration follows a 139 recovery: another 139 stops.
+    after_type_change: bool,
 }
 
 /// The mobile router's sans-IO core.
@@ -397,6 +401,8 @@ impl MrCore {
             timestamp: None,
             v4_sent: Vec::new(),
             optimistic_announced: false,
+            then_register: false,
+            after_type_change: false,
         }
     }
 
@@ -630,7 +636,7 @@ impl MrCore {
         if ba.status.is_accepted() {
             self.accepted(now, ba);
         } else {
-            self.refused(ba.status);
+            self.refused(now, ba.status);
         }
     }
 
@@ -651,6 +657,7 @@ impl MrCore {
             info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
             self.registered = None;
             self.withdraw();
+            self.register_after_type_change(now, &p);
             return;
         }
         if ba.status != BaStatus::Accepted {
@@ -843,7 +850,20 @@ impl MrCore {
         (ok, Ipv4MnpOutcome::Acknowledged { rejected })
     }
 
-    fn refused(&mut self, status: BaStatus) {
+    /// After the de-registration a 139 asked for: the registration again, from where the
+    /// refused one was sent.
+    fn register_after_type_change(&mut self, now: Instant, dereg: &Pending) {
+        if !dereg.then_register || self.stopped.is_some() {
+            return;
+        }
+        info!(hoa = %self.cfg.home_address, coa = %dereg.coa,
+            "old binding removed; registering again");
+        let mut r = self.new_pending(now, BuKind::Register, false, dereg.coa, dereg.coa_ifindex);
+        r.after_type_change = true;
+        self.pending = Some(r);
+    }
+
+    fn refused(&mut self, now: Instant, status: BaStatus) {
         let Some(p) = &self.pending else {
             return;
         };
@@ -853,14 +873,41 @@ impl MrCore {
             // RFC 6275 §10.3.2: the HA holds no binding for us; nothing left to delete.
             info!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
                 "home agent has no binding to deregister");
-            self.pending = None;
+            let p = self.pending.take().expect("checked above");
             self.registered = None;
             self.withdraw();
+            self.register_after_type_change(now, &p);
             return;
         }
-        if p.kind == BuKind::Register && is_fatal(status, self.cfg.mode) {
+        let timestamps = self
+            .cfg
+            .security
+            .as_ref()
+            .is_some_and(|sa| sa.use_timestamps);
+        let mut what = reaction(status, timestamps);
+        if what == Reaction::DeregisterThenRegister && p.after_type_change {
+            what = Reaction::Stop;
+        }
+        if p.kind == BuKind::Register && what == Reaction::DeregisterThenRegister {
+            warn!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+                meaning = name, rfc,
+                "the home agent holds a binding of another registration type for our home \
+                 address: de-registering it, then registering again");
+            let (coa, ifx, at_home) = (p.coa, p.coa_ifindex, p.at_home);
+            if self.announced_optimistic {
+                self.withdraw();
+            }
+            let mut d = self.new_pending(now, BuKind::Deregister, at_home, coa, ifx);
+            d.then_register = true;
+            d.first_registration = false;
+            self.pending = Some(d);
+            return;
+        }
+        if p.kind == BuKind::Register && what == Reaction::Stop {
             error!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
-                meaning = name, rfc, "home registration refused for good; stopped");
+                meaning = name, rfc, advice = advice(status),
+                "home registration refused for good: no further Binding Update to this home \
+                 agent until the configuration is reloaded (SIGHUP)");
             let reason = StopReason::Refused(status);
             self.stopped = Some(reason);
             self.pending = None;

@@ -4,8 +4,6 @@
 use proto::mh::BaStatus;
 use proto::option::Ipv4AckStatus;
 
-use super::config::RegistrationMode;
-
 /// Name and defining RFC of a Binding Acknowledgement status.
 pub fn ba_status_meaning(status: BaStatus) -> (&'static str, &'static str) {
     match u8::from(status) {
@@ -77,21 +75,55 @@ pub fn ipv4_ack_status_meaning(status: Ipv4AckStatus) -> (&'static str, &'static
     }
 }
 
-/// True if a refusal means retrying the same BU cannot help, so the MR stops
-/// (protocol.md §2.3; RFC 3963 §5.3; RFC 4285 §8):
-///
-/// * 140: the HA does not let this node be a mobile router (no other HA known here);
-/// * 146: the HA cannot authenticate us; RFC 4285 says to stop sending BUs to it;
-/// * explicit mode: 141/142, the prefixes we list are invalid or not ours;
-/// * implicit mode: 143, the HA has no prefixes for us.
-///
-/// The codes a mode does not expect (143 in explicit, 141/142 in implicit mode) are the
-/// HA's protocol errors: logged and retried with back-off like any other refusal.
-pub fn is_fatal(status: BaStatus, mode: RegistrationMode) -> bool {
+/// What the mobile router does after its home registration is refused (RFC 6275
+/// §11.7.3, RFC 3963 §5.3, RFC 4285 §8). 135 and 144 never get here: they resynchronise
+/// the sequence number or the clock and resend at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reaction {
+    /// A condition that may pass (128-130, a busy or unhappy HA; codes that do not apply
+    /// to a home registration): the same BU again with the §11.8 back-off, up to
+    /// MAX_BINDACK_TIMEOUT between BUs.
+    Retry,
+    /// 139: the HA holds a binding of the other registration type for our home address
+    /// (a mobile node's, without R; RFC 3963 §6.2). A de-registration removes it whatever
+    /// its type; then the MR registers afresh. Once: a second 139 stops.
+    DeregisterThenRegister,
+    /// Retrying the same BU with this HA cannot help (wrong HA, our address defended on
+    /// the home link, prefixes or keys that do not match its configuration): no further
+    /// BU to this HA until the configuration changes (SIGHUP) — RFC 3963 §5.3 for
+    /// 140-143 in either registration mode, RFC 4285 §8 for 146.
+    Stop,
+}
+
+/// The reaction to a refused home registration; `timestamps`: our BUs carry RFC 4285
+/// replay protection.
+pub fn reaction(status: BaStatus, timestamps: bool) -> Reaction {
     match u8::from(status) {
-        140 | 146 => true,
-        141 | 142 => mode == RegistrationMode::Explicit,
-        143 => mode == RegistrationMode::Implicit,
-        _ => false,
+        131..=134 | 140..=143 | 146 => Reaction::Stop,
+        // We send no timestamps but the HA wants them: only the configuration can help.
+        145 if !timestamps => Reaction::Stop,
+        139 => Reaction::DeregisterThenRegister,
+        _ => Reaction::Retry,
+    }
+}
+
+/// What an operator should check after a refusal that stops the registration.
+pub fn advice(status: BaStatus) -> &'static str {
+    match u8::from(status) {
+        131 => "this home agent takes no home registrations: check home-agent-address",
+        132 => "the home address is outside the home agent's home prefixes: check home-address",
+        133 => "this home agent does not serve our home address: check home-agent-address",
+        134 => {
+            "another node defends our home address on the home link (proxy DAD failed): \
+             check home-address"
+        }
+        139 => "the home agent keeps a binding of another registration type for our home address",
+        140 => "the home agent does not let this node act as a mobile router",
+        141 => "a mobile network prefix we register is invalid: check mobile-network-prefix",
+        142 => "the home agent's prefix table does not give us these mobile network prefixes",
+        143 => "the home agent has no mobile network prefix for us (implicit mode)",
+        145 => "the home agent requires RFC 4285 replay protection (timestamps)",
+        146 => "authentication failed: check spi and key against the home agent's auth-database",
+        _ => "see the status's RFC",
     }
 }

@@ -669,14 +669,24 @@ fn every_refusal_status() {
                 &Ba::ok(&bu).status(code).packet(coa1()),
             );
             let evs = events(&mut mr);
-            let fatal = match code {
-                140 | 146 => true,
-                141 | 142 => mode == RegistrationMode::Explicit,
-                143 => mode == RegistrationMode::Implicit,
-                _ => false,
+            // RFC 3963 §5.3: 140-143 in either mode; wrong HA, DAD failed, bad keys too;
+            // 145 because this configuration sends no timestamps.
+            let fatal = matches!(code, 131..=134 | 140..=143 | 145 | 146);
+            let expected = match code {
+                139 => Reaction::DeregisterThenRegister,
+                _ if fatal => Reaction::Stop,
+                _ => Reaction::Retry,
             };
-            assert_eq!(is_fatal(BaStatus::from(code), mode), fatal);
-            if fatal {
+            assert_eq!(reaction(BaStatus::from(code), false), expected, "{code}");
+            if code == 145 {
+                // With timestamps sent, a 145 is the HA's error: retried.
+                assert_eq!(reaction(BaStatus::from(code), true), Reaction::Retry);
+            }
+            if code == 139 {
+                // Covered by `type_change_139_deregisters_then_registers_once`.
+                assert!(evs.is_empty(), "{code}: {evs:?}");
+                assert_eq!(next_bu(&mut mr).lifetime, Lifetime::ZERO);
+            } else if fatal {
                 let reason = StopReason::Refused(BaStatus::from(code));
                 assert_eq!(evs, vec![MrEvent::Stopped { reason }], "{code}");
                 assert_eq!(mr.state(), RegistrationState::Stopped(reason));
@@ -1202,6 +1212,68 @@ fn binding_error_unknown_binding_refreshes_keeping_the_binding() {
     }
     // The refresh acknowledged at 5.2 s counts from its BU (5 s).
     assert_eq!(removed, Some(ms(t0, 405_000)), "{again:?}");
+}
+
+/// Issue 17 defect 8: a 139 (the HA holds a binding of the other registration type for
+/// our home address) used to be retried for ever. The MR de-registers, registers again,
+/// and stops if the HA still answers 139.
+#[test]
+fn type_change_139_deregisters_then_registers_once() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 100),
+        &Ba::ok(&bu).status(139).packet(coa1()),
+    );
+    assert!(events(&mut mr).is_empty());
+    let dereg = next_bu(&mut mr);
+    assert_eq!(dereg.lifetime, Lifetime::ZERO);
+    assert_eq!(mr.state(), RegistrationState::Deregistering);
+    deliver(&mut mr, ms(t0, 200), &Ba::ok(&dereg).packet(coa1()));
+    let again = next_bu(&mut mr);
+    assert_eq!(again.lifetime, Lifetime::from_secs(400));
+    assert!(again.seq > dereg.seq);
+    deliver(
+        &mut mr,
+        ms(t0, 300),
+        &Ba::ok(&again).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    assert!(bul_add(&events(&mut mr)).is_some());
+    assert_eq!(
+        mr.state(),
+        RegistrationState::Registered { refreshing: false }
+    );
+
+    // A de-registration the HA answers 133 (it held nothing after all) also leads on.
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 100),
+        &Ba::ok(&bu).status(139).packet(coa1()),
+    );
+    let dereg = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 200),
+        &Ba::ok(&dereg).status(133).packet(coa1()),
+    );
+    let again = next_bu(&mut mr);
+    // Still 139: stop, no endless loop of de-registrations.
+    deliver(
+        &mut mr,
+        ms(t0, 300),
+        &Ba::ok(&again).status(139).packet(coa1()),
+    );
+    let reason = StopReason::Refused(BaStatus::from(139));
+    assert_eq!(events(&mut mr), vec![MrEvent::Stopped { reason }]);
+    assert_eq!(mr.state(), RegistrationState::Stopped(reason));
+    assert!(mr.poll_transmit().is_none());
+    assert_eq!(mr.poll_timeout(), None);
 }
 
 #[test]
