@@ -245,7 +245,7 @@ pub async fn run(
     let sockets = Arc::new(sockets);
     let table = Arc::new(RwLock::new(PeerTable::new(rc.mode)));
     let counters = Arc::new(Counters::default());
-    let (mh_tx, mut mh_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (mh_tx, mut mh_rx) = tokio::sync::mpsc::channel(crate::dataplane::MH_RELAY_QUEUE);
     let dp = DataPlane {
         mh_relay: Some(mh_tx),
         tun: Arc::new(tun),

@@ -308,6 +308,8 @@ pub struct Counters {
     pub drop_ecn: AtomicU64,
     /// Send or TUN write failures.
     pub io_errors: AtomicU64,
+    /// DSMIPv6 signalling dropped because the bus relay queue was full (a flood).
+    pub drop_relay_full: AtomicU64,
 }
 
 impl Counters {
@@ -331,6 +333,7 @@ impl Counters {
             drop_malformed = g(&self.drop_malformed),
             drop_ecn = g(&self.drop_ecn),
             io_errors = g(&self.io_errors),
+            drop_relay_full = g(&self.drop_relay_full),
             "data plane counters"
         );
     }
@@ -347,6 +350,7 @@ impl Counters {
             &self.drop_malformed,
             &self.drop_ecn,
             &self.io_errors,
+            &self.drop_relay_full,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -491,7 +495,11 @@ pub struct TxConfig {
 /// A Mobility Header that arrived UDP-encapsulated: (local address, outer source, inner
 /// IPv6 packet). The UDP thread hands it to the daemon, which publishes it on the bus
 /// (`MhUdpIn`) for had / mrd instead of writing it to the TUN.
-pub type MhRelay = tokio::sync::mpsc::UnboundedSender<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+pub type MhRelay = tokio::sync::mpsc::Sender<(SocketAddrV4, SocketAddrV4, Vec<u8>)>;
+
+/// Mobility Headers from UDP waiting for the bus at most: a flood of forged DSMIPv6
+/// signalling costs this much memory and no more (the rest is dropped and counted).
+pub const MH_RELAY_QUEUE: usize = 256;
 
 /// Whether an inner packet is IPv6 ending in a Mobility Header (next header 135, possibly
 /// after extension headers): DSMIPv6 signalling, not data.
@@ -1067,9 +1075,13 @@ fn udp_loop(
         let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
         if is_mobility_header(inner) {
             // DSMIPv6 signalling (RFC 5555 §4.2): had / mrd decide, over the bus.
-            match relay {
-                Some(r) if r.send((local, from, inner.to_vec())).is_ok() => {
+            match relay.map(|r| r.try_send((local, from, inner.to_vec()))) {
+                Some(Ok(())) => {
                     debug!(%from, %local, len = n, "mobility header relayed to the bus");
+                }
+                Some(Err(tokio::sync::mpsc::error::TrySendError::Full(_))) => {
+                    Counters::inc(&counters.drop_relay_full);
+                    debug!(%from, "bus relay queue full; mobility header dropped");
                 }
                 _ => debug!(%from, "mobility header in UDP with no relay; dropped"),
             }
