@@ -45,6 +45,10 @@ const LISTENER_TOKEN: u64 = 0;
 const RACY_WINDOW: Duration = Duration::from_millis(100);
 /// Senders whose serials a reader tracks for gap detection before it starts afresh.
 const MAX_TRACKED_SENDERS: usize = 4096;
+/// Inbound connections an endpoint keeps open at most. Beyond it the oldest is closed: a
+/// flood of idle connections cannot take the daemon to its open-file limit, and a live
+/// writer whose connection was closed reconnects on its next send.
+pub const MAX_INBOUND: usize = 256;
 /// Items per state dump chunk are bounded by encoded size, with this much headroom.
 const DUMP_CHUNK_BYTES: usize = frame::MAX_BODY / 2;
 
@@ -129,7 +133,9 @@ pub struct Stats {
     pub unknown: u64,
     /// Messages other endpoints had to drop for us, from gaps in their serials.
     pub missed: u64,
-    /// Per-peer send counters, by socket file name (peers that left are kept).
+    /// Per-peer send counters of the current peers, by socket file name (a peer that
+    /// left is folded into `delivered` / `dropped`, so short-lived clients such as
+    /// `mipsock state` cost no memory once gone).
     pub peers: Vec<PeerStats>,
 }
 
@@ -152,6 +158,28 @@ struct TxState {
     serial: u64,
     buf: Vec<u8>,
     peer_stats: BTreeMap<String, PeerStats>,
+    /// (delivered, dropped) of peers that left.
+    departed: (u64, u64),
+}
+
+impl TxState {
+    /// Folds the counters of peers no longer on the bus into `departed`.
+    fn prune_stats(&mut self) {
+        if self.peer_stats.len() <= self.peers.len() {
+            return;
+        }
+        let current: std::collections::BTreeSet<&str> =
+            self.peers.keys().map(|p| file_name(p)).collect();
+        let departed = &mut self.departed;
+        self.peer_stats.retain(|name, st| {
+            let keep = current.contains(name.as_str());
+            if !keep {
+                departed.0 += st.delivered;
+                departed.1 += st.dropped;
+            }
+            keep
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -283,6 +311,7 @@ impl Endpoint {
                 serial: 0,
                 buf: Vec::with_capacity(512),
                 peer_stats: BTreeMap::new(),
+                departed: (0, 0),
             }),
             rx: Mutex::new(RxState {
                 inbound: HashMap::new(),
@@ -386,6 +415,7 @@ impl Endpoint {
         for path in gone {
             peers.remove(&path);
         }
+        tx.prune_stats();
         report
     }
 
@@ -678,6 +708,16 @@ impl Endpoint {
                         warn!(error = %e, "cannot watch a bus connection");
                         continue;
                     }
+                    if rx.inbound.len() >= MAX_INBOUND {
+                        // Tokens count up: the smallest is the oldest connection.
+                        if let Some(&oldest) = rx.inbound.keys().min() {
+                            debug!(
+                                open = rx.inbound.len(),
+                                "too many bus connections; closing the oldest"
+                            );
+                            self.close_inbound(rx, oldest);
+                        }
+                    }
                     rx.inbound.insert(token, fd);
                     // Data may already wait on it: look before the next epoll round.
                     rx.ready.push_back(token);
@@ -705,8 +745,8 @@ impl Endpoint {
         let peers: Vec<PeerStats> = tx.peer_stats.values().cloned().collect();
         Stats {
             sent: c.sent.load(Ordering::Relaxed),
-            delivered: peers.iter().map(|p| p.delivered).sum(),
-            dropped: peers.iter().map(|p| p.dropped).sum(),
+            delivered: tx.departed.0 + peers.iter().map(|p| p.delivered).sum::<u64>(),
+            dropped: tx.departed.1 + peers.iter().map(|p| p.dropped).sum::<u64>(),
             stale_removed: c.stale_removed.load(Ordering::Relaxed),
             received: c.received.load(Ordering::Relaxed),
             garbage: c.garbage.load(Ordering::Relaxed),

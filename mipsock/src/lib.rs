@@ -59,8 +59,8 @@ pub mod text;
 
 pub use asynch::AsyncEndpoint;
 pub use endpoint::{
-    Endpoint, EndpointOptions, Event, OwnerState, PeerStats, SendReport, StateAnswer, Stats,
-    bus_dir_from_env,
+    Endpoint, EndpointOptions, Event, MAX_INBOUND, OwnerState, PeerStats, SendReport, StateAnswer,
+    Stats, bus_dir_from_env,
 };
 pub use error::{Error, Result};
 pub use message::{
