@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mipsock::{Binding, CareOf, Encapsulation, StateItem};
-use tests::setup::{self, Files, log_of, mipsock_state, spawn_ready};
+use mipsock::{Binding, CareOf, Encapsulation};
+use tests::setup::{self, Files, log_of};
 use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HOA: &str = "2001:db8:1::100";
@@ -251,10 +251,7 @@ fn files(mrd_extra: &str) -> Files {
 }
 
 fn spawn(ns: &Netns, f: &Files, name: &str, tag: &str, args: &[&str], ready: &str) -> Daemon {
-    let mut cmd = ns.command(&bin(name));
-    cmd.args(args);
-    let log = f.dir.path().join(format!("{tag}.log"));
-    spawn_ready(name, cmd, &log, ready, LONG)
+    setup::spawn_in(ns, f, name, tag, args, ready)
 }
 
 struct Daemons {
@@ -335,18 +332,7 @@ fn inject_v4_coa(lab: &Lab, f: &Files) {
 
 /// `mipsock state --json` on a bus: the binding of `owner`.
 fn binding(bus: &Path, owner: &str) -> Option<Binding> {
-    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["owner"] == owner)
-        .find_map(
-            |v| match serde_json::from_value::<StateItem>(v["item"].clone()).ok()? {
-                StateItem::Bc(b) | StateItem::Bul(b) => Some(b),
-                _ => None,
-            },
-        )
+    setup::binding(bus, owner, None)
 }
 
 /// Starts tcpdump on rt's access interface (UDP 4191 and IP-in-IPv4).

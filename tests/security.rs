@@ -33,11 +33,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mipsock::{Binding, CareOf, MdCommand, MdHint, MdInfo, StateItem};
+use mipsock::{Binding, CareOf, MdCommand, MdHint, MdInfo};
 use proto::ext::{MobilityPacketRepr, emit_mobility_packet, mobility_packet_len};
 use proto::mh::{BeStatus, BindingError, MhRepr};
 use proto::option::ParseConfig;
-use tests::setup::{Files, files, log_of, mipsock_state, spawn_ready};
+use tests::setup::{self, Files, files, log_of};
 use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HA: &str = "2001:db8:1::1";
@@ -172,10 +172,7 @@ fn ping(ns: &Netns, dst: &str) -> bool {
 }
 
 fn spawn(ns: &Netns, f: &Files, name: &str, tag: &str, args: &[&str], ready: &str) -> Daemon {
-    let mut cmd = ns.command(&bin(name));
-    cmd.args(args);
-    let log = f.dir.path().join(format!("{tag}.log"));
-    spawn_ready(name, cmd, &log, ready, LONG)
+    setup::spawn_in(ns, f, name, tag, args, ready)
 }
 
 fn s(p: &Path) -> String {
@@ -238,18 +235,7 @@ fn start_mr(lab: &Lab, f: &Files) -> (Daemon, Daemon) {
 
 /// The binding `owner` (had: `Bc`, mrd: `Bul`) holds for `hoa`.
 fn binding(bus: &Path, owner: &str, hoa: &str) -> Option<Binding> {
-    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["owner"] == owner)
-        .find_map(
-            |v| match serde_json::from_value::<StateItem>(v["item"].clone()).ok()? {
-                StateItem::Bc(b) | StateItem::Bul(b) if b.hoa == addr(hoa) => Some(b),
-                _ => None,
-            },
-        )
+    setup::binding(bus, owner, Some(addr(hoa)))
 }
 
 fn logs(f: &Files) -> String {

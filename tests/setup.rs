@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::{Daemon, bin, wait_until, workspace_root};
+use crate::{Daemon, Netns, bin, wait_until, workspace_root};
 
 /// A sample from etc/ with `(from, to)` replacements, each of which must apply, and the
 /// lines starting (after indentation) with any of `drop_lines_with` left out.
@@ -110,4 +110,45 @@ pub fn mipsock_state(bus: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Starts `name` (a workspace binary) inside `ns` with `args`, logging to `TAG.log` in the
+/// pair's directory, and waits up to 30 s for `ready` in that log.
+pub fn spawn_in(
+    ns: &Netns,
+    f: &Files,
+    name: &str,
+    tag: &str,
+    args: &[&str],
+    ready: &str,
+) -> Daemon {
+    let mut cmd = ns.command(&bin(name));
+    cmd.args(args);
+    let log = f.dir.path().join(format!("{tag}.log"));
+    spawn_ready(name, cmd, &log, ready, Duration::from_secs(30))
+}
+
+/// `mipsock state --json` on a bus: the binding `owner` holds (had: `Bc`, mrd: `Bul`),
+/// the one for `hoa` when given.
+pub fn binding(
+    bus: &Path,
+    owner: &str,
+    hoa: Option<std::net::Ipv6Addr>,
+) -> Option<mipsock::Binding> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == owner)
+        .find_map(|v| {
+            match serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok()? {
+                mipsock::StateItem::Bc(b) | mipsock::StateItem::Bul(b)
+                    if hoa.is_none_or(|h| b.hoa == h) =>
+                {
+                    Some(b)
+                }
+                _ => None,
+            }
+        })
 }
