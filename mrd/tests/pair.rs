@@ -401,18 +401,18 @@ fn bu_lost_three_times_then_registered() {
     let mut p = Pair::new(mr_config(), ha_config());
     p.drop_up = 3;
     p.md_info(&rereg(coa1()));
-    p.run_for(Duration::from_secs(10));
-    // 1.5 s, then 1 s, 2 s: the fourth BU gets through at 4.5 s, each with a new sequence
-    // number.
+    p.run_for(Duration::from_secs(15));
+    // 1.5 s, then 3 s, 6 s (RFC 6275 §11.8: doubling from the first timeout): the fourth
+    // BU gets through at 10.5 s, each with a new sequence number.
     assert_eq!(
         p.bus(),
-        [(0, 1000), (1500, 1001), (2500, 1002), (4500, 1003)]
+        [(0, 1000), (1500, 1001), (4500, 1002), (10500, 1003)]
     );
-    assert_eq!(p.bas(), [(4500, 0, 1003)]);
+    assert_eq!(p.bas(), [(10500, 0, 1003)]);
     assert_eq!(p.mr_bul_adds().len(), 1);
     assert!(p.ha_binding().is_some());
     // The lifetime counts from the BU that got through.
-    assert_eq!(p.mr.poll_timeout(), Some(p.at(4.5 + 384.0)));
+    assert_eq!(p.mr.poll_timeout(), Some(p.at(10.5 + 384.0)));
 }
 
 #[test]
@@ -423,8 +423,8 @@ fn lost_acknowledgements_are_retransmitted_too() {
     p.run_for(Duration::from_secs(10));
     // The HA accepted each BU (new sequence numbers are newer); the MR only believes the
     // BA of its latest one.
-    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (2500, 1002)]);
-    assert_eq!(p.bas(), [(0, 0, 1000), (1500, 0, 1001), (2500, 0, 1002)]);
+    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (4500, 1002)]);
+    assert_eq!(p.bas(), [(0, 0, 1000), (1500, 0, 1001), (4500, 0, 1002)]);
     assert!(matches!(p.mr.state(), RegistrationState::Registered { .. }));
 }
 
@@ -674,9 +674,9 @@ fn wrong_key_is_refused_and_the_unverifiable_146_ignored() {
     }
     let mut p = Pair::new(cfg, ha_config());
     p.md_info(&rereg(coa1()));
-    p.run_for(Duration::from_secs(5));
+    p.run_for(Duration::from_secs(11));
     // The HA answers 146, signed with the real key: the MR cannot authenticate it, so it
-    // must not believe it (RFC 4285 §8) and keeps retrying.
+    // must not believe it (RFC 4285 §8) and keeps retrying (0, 1.5, 4.5, 10.5 s).
     assert!(p.bas().iter().all(|b| b.1 == 146));
     assert_eq!(p.bus().len(), 4);
     assert_eq!(p.mr.state(), RegistrationState::Registering);
@@ -748,10 +748,10 @@ fn unauthenticated_bu_is_dropped_by_an_authenticating_ha() {
     cfg.security = None;
     let mut p = Pair::new(cfg, ha_config());
     p.md_info(&rereg(coa1()));
-    p.run_for(Duration::from_secs(3));
+    p.run_for(Duration::from_secs(5));
     // RFC 4285 §4: silently dropped; the MR backs off as for loss.
     assert!(p.bas().is_empty());
-    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (2500, 1002)]);
+    assert_eq!(p.bus(), [(0, 1000), (1500, 1001), (4500, 1002)]);
 }
 
 #[test]
@@ -774,7 +774,7 @@ fn optimistic_mode_announces_before_the_ba() {
         "{evs:?}"
     );
     p.run_for(Duration::from_secs(5));
-    assert_eq!(p.bas(), [(2500, 0, 1002)]);
+    assert_eq!(p.bas(), [(4500, 0, 1002)]);
     let evs: Vec<_> = p.mr_events.drain(..).collect();
     assert!(
         matches!(evs.as_slice(), [MrEvent::BulAdd { optimistic: false, binding, .. }] if binding.mnp_v4 == vec![mnp4()]),

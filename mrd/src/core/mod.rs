@@ -1129,25 +1129,23 @@ impl MrCore {
 
     /// RFC 6275 §11.8 retransmission timeout after the `n`-th BU of a transaction: the
     /// first one waits InitialBindackTimeoutFirstReg for a first registration (the HA runs
-    /// DAD before answering) or INITIAL_BINDACK_TIMEOUT; the back-off then doubles from
-    /// INITIAL_BINDACK_TIMEOUT up to MAX_BINDACK_TIMEOUT: 1.5-1-2-4-…-32-32 s for a first
+    /// DAD before answering) or INITIAL_BINDACK_TIMEOUT, and the timeout doubles with each
+    /// retransmission up to MAX_BINDACK_TIMEOUT: 1.5-3-6-12-24-32-32 s for a first
     /// registration, 1-2-4-…-32-32 s otherwise.
     pub fn retransmission_timeout(
         cfg: &MrCoreConfig,
         n: u32,
         first_registration: bool,
     ) -> Duration {
-        let doublings = match (n, first_registration) {
-            (0 | 1, true) => return cfg.initial_bindack_timeout_first_reg,
-            (0 | 1, false) => 0,
-            (n, true) => n - 2,
-            (n, false) => n - 1,
+        let base = if first_registration {
+            cfg.initial_bindack_timeout_first_reg
+        } else {
+            cfg.initial_bindack_timeout
         };
-        let t = cfg
-            .initial_bindack_timeout
-            .checked_mul(1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX))
-            .unwrap_or(cfg.max_bindack_timeout);
-        t.min(cfg.max_bindack_timeout)
+        let doublings = n.saturating_sub(1).min(31);
+        base.checked_mul(1u32 << doublings)
+            .unwrap_or(cfg.max_bindack_timeout)
+            .min(cfg.max_bindack_timeout)
     }
 
     fn wall_clock(&self, now: Instant) -> Duration {

@@ -389,14 +389,14 @@ fn gaps(s: &[(u64, u16)]) -> Vec<u64> {
 }
 
 #[test]
-fn retransmission_first_registration_1_5_1_2_4_to_32() {
+fn retransmission_first_registration_1_5_3_6_to_32() {
     let t0 = Instant::now();
     let mut mr = MrCore::new(cfg()).unwrap();
     mr.handle_md_info(t0, &rereg(coa1()));
     let s = schedule(&mut mr, t0, 10);
     assert_eq!(
         gaps(&s),
-        [1500, 1000, 2000, 4000, 8000, 16000, 32000, 32000, 32000]
+        [1500, 3000, 6000, 12000, 24000, 32000, 32000, 32000, 32000]
     );
     // A new, larger sequence number every time (RFC 6275 §11.8).
     let seqs: Vec<u16> = s.iter().map(|x| x.1).collect();
@@ -429,8 +429,9 @@ fn retransmission_timeout_function() {
     let c = cfg();
     let f = |n, first| MrCore::retransmission_timeout(&c, n, first).as_millis();
     assert_eq!(f(1, true), 1500);
-    assert_eq!(f(2, true), 1000);
-    assert_eq!(f(3, true), 2000);
+    assert_eq!(f(2, true), 3000);
+    assert_eq!(f(3, true), 6000);
+    assert_eq!(f(5, true), 24000);
     assert_eq!(f(8, true), 32000);
     assert_eq!(f(1000, true), 32000);
     assert_eq!(f(1, false), 1000);
