@@ -83,6 +83,10 @@ struct Daemon {
     journal_path: PathBuf,
     bus: AsyncEndpoint,
     sender: RawSender,
+    /// Bound to the home interface: answers to nodes on the home link (an MR that came
+    /// home and de-registers, RFC 6275 §11.5.4) must reach them there, not follow the
+    /// HoA/128 route of the binding into the tunnel.
+    home_sender: RawSender,
     proxy: ProxyNd,
     local: HashSet<Ipv6Addr>,
     /// When `local` was last read (re-read at most once a second, on a miss).
@@ -106,6 +110,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let guard = NftGuard::install("had")?;
     let mut receiver = Receiver::new(None)?;
     let sender = RawSender::new(None)?;
+    let home_sender = RawSender::new(Some(&cli.homeif))?;
     let proxy = ProxyNd::new(&cli.homeif).await?;
 
     let bus_dir = cli
@@ -146,6 +151,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         journal,
         bus,
         sender,
+        home_sender,
         proxy,
         local: setup::local_addresses().into_iter().collect(),
         local_read: Instant::now(),
@@ -331,7 +337,7 @@ impl Daemon {
     /// errors owe nothing to the journal and go first.
     async fn flush(&mut self) {
         for packet in std::mem::take(&mut self.icmp_out) {
-            if let Err(e) = self.sender.send_packet(&packet).await {
+            if let Err(e) = self.sender_for(&packet).send_packet(&packet).await {
                 debug!(error = %e, "ICMPv6 error not sent");
             }
         }
@@ -433,8 +439,30 @@ impl Daemon {
             }
             return;
         }
-        if let Err(e) = self.sender.send_packet(&tx.to_ipv6_packet()).await {
+        let packet = tx.to_ipv6_packet();
+        if let Err(e) = self.sender_for(&packet).send_packet(&packet).await {
             warn!(error = %e, "signalling packet not sent");
+        }
+    }
+
+    /// The home-link sender for a packet whose on-wire destination is on the home link
+    /// (RFC 6275 §6.1, §9.5.4, §10.3.2: BAs, Binding Errors and Parameter Problems go
+    /// straight to their destination, never into the tunnel of the binding they concern),
+    /// else the routed one.
+    fn sender_for(&self, packet: &[u8]) -> &RawSender {
+        let on_home_link = proto::ext::Ipv6Header::new_checked(packet)
+            .map(|ip| ip.dst_addr())
+            .is_ok_and(|dst| {
+                self.ha
+                    .config()
+                    .home_prefixes
+                    .iter()
+                    .any(|p| p.contains(&dst))
+            });
+        if on_home_link {
+            &self.home_sender
+        } else {
+            &self.sender
         }
     }
 

@@ -1,0 +1,200 @@
+//! Returning home (RFC 6275 §11.5.4, §10.3.2; issue 11): the real `had` with
+//! `nemonetd -h` and the real `mrd`. The MR registers from a foreign link, then plugs into
+//! the home link and de-registers from its home address. The home agent's answer must
+//! reach it on the home link — not follow the binding's `HoA/128 dev nemo0` route into the
+//! tunnel it is tearing down, even while nemonetd has not yet removed that route — and the
+//! home address then works natively.
+//!
+//! ```text
+//!   mr  mip0 2001:db8:1::100/128 (away) │ home0 2001:db8:1::100/64 (at home)
+//!       eth0 2001:db8:a::5 ── acc: rt :ha0 ── up0 2001:db8:f::1  ha (had, nemonetd -h)
+//!       home0 ─────────────────────────────── eth0 2001:db8:1::1/64  (the home link)
+//! ```
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::setup::{self, Files, files, log_of};
+use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
+
+const HA: &str = "2001:db8:1::1";
+const HOA: &str = "2001:db8:1::100";
+const COA: &str = "2001:db8:a::5";
+const LONG: Duration = Duration::from_secs(30);
+
+fn a(ns: &Netns, addr: &str, dev: &str) {
+    ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+}
+
+fn inject(f: &Files, args: &[&str]) {
+    let out = Command::new(bin("mipsock"))
+        .arg("-b")
+        .arg(&f.mr_bus)
+        .args(["inject", "md-info"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mipsock inject: {out:?}");
+}
+
+fn logs(f: &Files) -> String {
+    ["had", "mrd", "nemonetd-ha"]
+        .iter()
+        .map(|n| {
+            format!(
+                "==== {n}\n{}",
+                log_of(&f.dir.path().join(format!("{n}.log")))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_router_back_home_deregisters_and_gets_its_ba_on_the_home_link() {
+    require_root();
+    let (ha, rt, mr) = (
+        Netns::new("home-ha"),
+        Netns::new("home-rt"),
+        Netns::new("home-mr"),
+    );
+    for ns in [&ha, &rt, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&ha, "eth0", &mr, "home0");
+    veth(&ha, "up0", &rt, "ha0");
+    veth(&mr, "eth0", &rt, "acc");
+    a(&ha, "2001:db8:1::1/64", "eth0");
+    a(&ha, "2001:db8:f::1/64", "up0");
+    a(&rt, "2001:db8:f::fe/64", "ha0");
+    a(&rt, "2001:db8:a::1/64", "acc");
+    a(&mr, "2001:db8:a::5/64", "eth0");
+    // Away: the home link is unplugged and the home address lives on mip0.
+    mr.ip(&["link", "set", "home0", "down"]);
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    a(&mr, &format!("{HOA}/128"), "mip0");
+    for ns in [&rt, &ha] {
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+    }
+    ha.ip(&["-6", "route", "add", "default", "via", "2001:db8:f::fe"]);
+    rt.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1::/64",
+        "via",
+        "2001:db8:f::1",
+    ]);
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    assert!(
+        wait_until(LONG, || mr
+            .try_exec("ping", &["-c", "1", "-W", "1", HA])
+            .status
+            .success()),
+        "no path from the foreign link to the HA"
+    );
+
+    let f = files(&[]);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
+    let nemonetd: Daemon = setup::spawn_in(
+        &ha,
+        &f,
+        "nemonetd",
+        "nemonetd-ha",
+        &["-d", "-f", "-h", "-b", &hb, "up0"],
+        " ready",
+    );
+    let _had = setup::spawn_in(
+        &ha,
+        &f,
+        "had",
+        "had",
+        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
+        "had ready",
+    );
+    let _mrd = setup::spawn_in(
+        &mr,
+        &f,
+        "mrd",
+        "mrd",
+        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
+        "mrd ready",
+    );
+    let ifindex = mr.ifindex("eth0").to_string();
+    inject(
+        &f,
+        &[
+            "--command",
+            "rereg",
+            "--hoa",
+            HOA,
+            "--coa",
+            COA,
+            "--ifindex",
+            &ifindex,
+        ],
+    );
+    let hoa = Some(HOA.parse().unwrap());
+    assert!(
+        wait_until(LONG, || setup::binding(&f.ha_bus, "had", hoa).is_some()),
+        "no registration from the foreign link\n{}",
+        logs(&f)
+    );
+    let tunnel_route = || {
+        ha.ip_text(&["-6", "route", "show", "proto", "110"])
+            .contains(HOA)
+    };
+    assert!(
+        wait_until(LONG, tunnel_route),
+        "nemonetd -h did not route the home address into the tunnel\n{}",
+        logs(&f)
+    );
+
+    // Home: the home address moves to the home link, which comes up.
+    mr.ip(&["addr", "del", &format!("{HOA}/128"), "dev", "mip0"]);
+    mr.ip(&["link", "set", "home0", "up"]);
+    a(&mr, &format!("{HOA}/64"), "home0");
+    // A busy data plane (stopped here, so the race is decided): the binding's route into
+    // the tunnel is still there when the BA leaves. The BA must not take it.
+    nemonetd.signal("STOP");
+    inject(&f, &["--command", "dereghome", "--hoa", HOA]);
+    let mrd_log = f.dir.path().join("mrd.log");
+    let acknowledged = wait_until(Duration::from_secs(10), || {
+        log_of(&mrd_log).contains("deregistration acknowledged")
+    });
+    nemonetd.signal("CONT");
+    assert!(
+        acknowledged,
+        "the de-registration BA never reached the MR on the home link\n{}",
+        logs(&f)
+    );
+    assert!(
+        wait_until(LONG, || setup::binding(&f.ha_bus, "had", hoa).is_none()),
+        "had kept the binding\n{}",
+        logs(&f)
+    );
+    assert!(wait_until(LONG, || !tunnel_route()), "{}", logs(&f));
+    // Native on the home link now, both ways.
+    assert!(
+        wait_until(LONG, || mr
+            .try_exec("ping", &["-c", "1", "-W", "1", "-I", HOA, HA])
+            .status
+            .success()),
+        "the home address does not work natively at home\n{}",
+        logs(&f)
+    );
+    assert!(
+        ha.try_exec("ping", &["-c", "1", "-W", "1", HOA])
+            .status
+            .success(),
+        "the HA cannot reach the home address on the home link\n{}",
+        logs(&f)
+    );
+}
