@@ -144,6 +144,8 @@ pub struct MrCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<MrEvent>,
     icmp_errors: VecDeque<ParameterProblem>,
+    /// Binding Errors to send, whole IPv6 packets.
+    binding_errors: VecDeque<Vec<u8>>,
     /// ICMPv6 error token bucket (RFC 4443 §2.4(f)): tokens, last refill.
     icmp_bucket: (u32, Option<Instant>),
     /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
@@ -200,6 +202,7 @@ impl MrCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             icmp_errors: VecDeque::new(),
+            binding_errors: VecDeque::new(),
             icmp_bucket: (ICMP_ERROR_RATE, None),
             udp_local_port: None,
             alt_v4: None,
@@ -489,7 +492,50 @@ impl MrCore {
             MhRepr::BindingAck(ba) => self.process_ba(now, &ba, sig.mh),
             MhRepr::BindingRefreshRequest(_) => self.process_brr(now, sig.mh),
             MhRepr::BindingError(be) => self.process_be(now, be.status, be.home_address),
-            other => debug!(mh_type = ?other.mh_type(), "Mobility Header type ignored"),
+            MhRepr::BindingUpdate(_) => debug!("Binding Update to a mobile router ignored"),
+            MhRepr::Other { mh_type, .. } => {
+                // RFC 6275 §9.2: a type we do not process (no route optimisation here)
+                // draws a Binding Error status 2, rate-limited like ICMPv6 errors (§9.3.3).
+                debug!(?mh_type, src = %sig.src, "unrecognised Mobility Header type");
+                if !sig.dst.is_multicast() && self.take_icmp_token(now) {
+                    self.queue_binding_error(sig.dst, sig.src, BeStatus::UnrecognizedMhType);
+                }
+            }
+        }
+    }
+
+    /// Next Binding Error to send: a whole IPv6 packet, straight to the offending
+    /// packet's source (RFC 6275 §9.3.3: no type 2 routing header, no HAO).
+    pub fn poll_binding_error(&mut self) -> Option<Vec<u8>> {
+        self.binding_errors.pop_front()
+    }
+
+    /// The offending packets come from the home agent, which puts no Home Address option
+    /// on them: the BE's Home Address field is unspecified (§6.1.9).
+    fn queue_binding_error(&mut self, src: Ipv6Addr, dst: Ipv6Addr, status: BeStatus) {
+        let repr = MhRepr::BindingError(proto::mh::BindingError {
+            status,
+            home_address: Ipv6Addr::UNSPECIFIED,
+            options: Vec::new(),
+        });
+        let mut mh = vec![0u8; repr.buffer_len()];
+        if repr.emit_to(&mut mh).is_err() {
+            return;
+        }
+        let addressing = MobilityPacketRepr {
+            src_addr: src,
+            dst_addr: dst,
+            hop_limit: self.cfg.hop_limit,
+            home_address: None,
+            rh2_home_address: None,
+        };
+        let mut packet = vec![0u8; proto::ext::mobility_packet_len(&addressing, mh.len())];
+        match proto::ext::emit_mobility_packet(&addressing, &mh, &mut packet) {
+            Ok(n) => {
+                packet.truncate(n);
+                self.binding_errors.push_back(packet);
+            }
+            Err(e) => debug!(error = %e, "cannot build a Binding Error"),
         }
     }
 

@@ -45,7 +45,8 @@ struct Daemon {
     sender: RawSender,
     /// The last REREG acted on (replayed into a new core after a reload).
     last_rereg: Option<MdInfo>,
-    /// ICMPv6 errors built in `on_packet` (they quote the packet), sent in `flush`.
+    /// ICMPv6 errors (they quote the packet) and Binding Errors built in `on_packet`, sent
+    /// in `flush`.
     icmp_out: Vec<Vec<u8>>,
     /// UDP-encapsulated BUs handed to nemonetd since it last relayed an answer (DSMIPv6
     /// needs it: it owns the UDP socket); the "nobody relays" warning is given once.
@@ -248,6 +249,7 @@ impl Daemon {
             .handle_packet(Instant::now(), ReceivedSignal::from_packet(&p));
         // No ICMPv6 error path inside UDP.
         while self.mr.poll_icmp_error().is_some() {}
+        while self.mr.poll_binding_error().is_some() {}
     }
 
     fn on_packet(&mut self, rx: &Received<'_>) {
@@ -272,6 +274,10 @@ impl Daemon {
             self.icmp_out.push(mhio::parameter_problem(
                 pp.src, pp.dst, pp.code, pointer, rx.bytes,
             ));
+        }
+        while let Some(be) = self.mr.poll_binding_error() {
+            debug!("binding error (status 2, unrecognised MH type) to the home agent");
+            self.icmp_out.push(be);
         }
     }
 
