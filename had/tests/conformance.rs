@@ -182,6 +182,13 @@ impl Env {
         assert_eq!(tx.len(), 1, "exactly one reply");
         tx.pop().unwrap()
     }
+    /// Sends a raw packet and returns the one reply that must come back.
+    fn reply_to(&mut self, packet: &[u8]) -> Transmit {
+        self.deliver(packet);
+        let mut tx = self.transmits();
+        assert_eq!(tx.len(), 1, "exactly one reply");
+        tx.pop().unwrap()
+    }
     /// Registers `bu`, expecting status 0; drains the events.
     fn register(&mut self, bu: &Bu) -> Transmit {
         let tx = self.reply(bu);
@@ -281,6 +288,43 @@ fn ha_10_2_payload_proto_not_59_parameter_problem() {
     // Pointer at Payload Proto: MH offset 64 in this packet.
     assert_eq!(pp[0].pointer(64), 64);
     assert!(e.ha.is_empty());
+}
+
+/// Appends `extra` octets to the IPv6 payload after the MH (Payload Length grows; the MH
+/// and its checksum stay as they are).
+fn with_trailer(mut pkt: Vec<u8>, extra: &[u8]) -> Vec<u8> {
+    pkt.extend_from_slice(extra);
+    let plen = u16::from_be_bytes([pkt[4], pkt[5]]) + extra.len() as u16;
+    pkt[4..6].copy_from_slice(&plen.to_be_bytes());
+    pkt
+}
+
+/// TAHI "piggybacking" for real: the announced upper-layer header follows the MH. The
+/// packet still reaches §9.2's check (RFC 8200 §4.7: trailing octets never make it
+/// unparseable) and draws the Parameter Problem at Payload Proto.
+#[test]
+fn ha_10_2_payload_proto_not_59_with_the_header_after_it_parameter_problem() {
+    let mut e = Env::new();
+    let pkt = Bu::mr(MR_IMPLICIT, 1).packet_with(|mh| mh[0] = 58);
+    // An ICMPv6 Echo Request header after the MH.
+    e.deliver(&with_trailer(pkt, &[128, 0, 0, 0, 0, 1, 0, 1]));
+    assert!(e.transmits().is_empty(), "no BA");
+    let pp = e.icmp();
+    assert_eq!(pp.len(), 1);
+    assert_eq!((pp[0].dst, pp[0].code, pp[0].pointer(64)), (COA, 0, 64));
+    assert!(e.ha.is_empty());
+}
+
+/// RFC 8200 §4.7: after a header whose Next Header is 59 the rest of the payload is
+/// ignored; the BU is processed.
+#[test]
+fn ha_10_2_octets_after_a_payload_proto_59_mh_are_ignored() {
+    let mut e = Env::new();
+    let pkt = Bu::mr(MR_IMPLICIT, 1).packet();
+    let tx = e.reply_to(&with_trailer(pkt, &[0xa5; 16]));
+    assert_eq!(ba(&tx).status, BaStatus::Accepted);
+    assert!(e.icmp().is_empty());
+    assert_eq!(e.ha.len(), 1);
 }
 
 #[test]

@@ -66,8 +66,8 @@ pub struct ReceivedPacket<'a> {
 /// Result of [`walk`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Walk<'a> {
-    /// The chain ends in a Mobility Header whose length fills the rest of the payload;
-    /// `payload` is the MH.
+    /// The chain ends in a Mobility Header; `payload` is the MH (`(Header Len + 1) * 8`
+    /// octets), whatever follows it in the IPv6 payload.
     Mobility(ReceivedPacket<'a>),
     /// The chain ends in another protocol (`upper_layer`); not a signalling packet for us,
     /// though ICMPv6 with a HAO (Mobile Prefix Solicitation, RFC 6275 §6.7) also ends here.
@@ -86,8 +86,8 @@ impl<'a> Walk<'a> {
 /// Walks an IPv6 packet as read from AF_PACKET after the link-layer header.
 ///
 /// Rejects a Payload Length that runs past the buffer but ignores bytes after it (Ethernet
-/// pads short frames). A Mobility Header must fill the payload exactly:
-/// `(Header Len + 1) * 8` octets.
+/// pads short frames). A Mobility Header is `(Header Len + 1) * 8` octets; octets of the
+/// payload after it do not make the packet unparseable (RFC 8200 §4.7, RFC 6275 §9.2).
 ///
 /// # Errors
 /// `Truncated` / `BadLength` for inconsistent lengths, `Malformed` for a version other than 6,
@@ -170,12 +170,13 @@ pub fn walk(buf: &[u8]) -> Result<Walk<'_>> {
                 if mh_len > rest.len() {
                     return Err(Error::Truncated);
                 }
-                if mh_len < rest.len() {
-                    return Err(Error::BadLength);
-                }
+                // Octets after the MH: with Payload Proto 59 they are ignored (RFC 8200
+                // §4.7); with another Payload Proto the receiver's RFC 6275 §9.2 check
+                // answers with a Parameter Problem. Either way the MH is what its Header
+                // Len says, and its checksum covers only that (§6.1.1).
                 packet.upper_layer = IPPROTO_MH;
-                packet.payload_range = offset..end;
-                packet.payload = rest;
+                packet.payload_range = offset..offset + mh_len;
+                packet.payload = &rest[..mh_len];
                 return Ok(Walk::Mobility(packet));
             }
             other => {
