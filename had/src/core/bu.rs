@@ -252,6 +252,12 @@ impl Ha {
             if flags.mobile_router() {
                 // RFC 3963 §6.1: NEMO has no route optimisation; R requires H.
                 self.reject(&reply, BaStatus::MobileRouterOperationNotPermitted);
+            } else if existing.is_some() {
+                // RFC 6275 §9.5.1: a non-home registration for a home address we hold a
+                // home registration for changes the registration type: 139, never a
+                // silent drop.
+                info!(hoa = %hoa, "correspondent registration for a home-registered address refused (139)");
+                self.reject(&reply, BaStatus::RegistrationTypeChangeDisallowed);
             } else {
                 // A correspondent registration; we do no route optimisation and such a BU
                 // lacks a Binding Authorization Data option we could check (§9.5.1).

@@ -490,6 +490,28 @@ fn r_flag_change_139() {
     assert!(e.ha.is_empty());
 }
 
+/// RFC 6275 §9.5.1 (issue 11): a BU without H for a home address with a home
+/// registration changes the registration type: 139, not a silent drop; the binding stays.
+#[test]
+fn correspondent_registration_over_a_home_registration_139() {
+    let mut e = Env::new(cfg());
+    e.ba(&Bu::new(HOA1, 1));
+    e.events();
+    let mut bu = Bu::new(HOA1, 2);
+    bu.flags = BuFlags::A;
+    assert_eq!(
+        status(&e.ba(&bu)),
+        BaStatus::RegistrationTypeChangeDisallowed
+    );
+    assert!(e.events().is_empty());
+    assert_eq!(e.ha.len(), 1);
+    // Without a binding it stays a correspondent registration we do not do: dropped.
+    let mut bu = Bu::new(HOA2, 1);
+    bu.flags = BuFlags::A;
+    e.send(&bu);
+    assert!(e.ha.poll_transmit().is_none());
+}
+
 // ---------- deregistration and expiry ----------
 
 #[test]
