@@ -22,6 +22,9 @@
 //! * **A crashed nemonetd on the MR fails closed**: kill -9 while the MNN sends 200
 //!   packets/s to the CN in each family, restart as the rc script does: nothing leaves
 //!   the MR untunnelled, before, during or after the restart, and the flows come back.
+//! * **A flood of BUs for random home addresses** (`authentication none;`): 3,000 BUs
+//!   for addresses nothing in the configuration names are refused (129); had's cache
+//!   holds only the legitimate router, which still moves its binding right after.
 //! * **An NAI-only SA cannot take over another router's home address** (RFC 4285 §5, RFC
 //!   3963 §6.1.2): after mr1 (2001:db8:1::100) registers and de-registers, BUs signed with
 //!   mr3's SA (`mr3@example.org`, tied to 2001:db8:1::300 in the sample auth-database) for
@@ -35,8 +38,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mipsock::{Binding, CareOf, MdCommand, MdHint, MdInfo};
 use proto::ext::{MobilityPacketRepr, emit_mobility_packet, mobility_packet_len};
-use proto::mh::{BeStatus, BindingError, MhRepr};
+use proto::mh::{BeStatus, BindingError, BindingUpdate, BuFlags, MhRepr};
+use proto::option::MobilityOption;
 use proto::option::ParseConfig;
+use proto::seq::{Lifetime, SequenceNumber};
 use tests::setup::{self, Files, files, log_of};
 use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
@@ -679,4 +684,95 @@ fn an_nai_only_sa_cannot_take_over_another_routers_home_address() {
     );
     had.signal("TERM");
     assert_eq!(had.wait_exit(LONG), Some(0), "{}", logs(&f));
+}
+
+/// An unauthenticated home registration for `hoa` from the attacker's address.
+fn unauthenticated_bu(hoa: Ipv6Addr, seq: u16) -> Vec<u8> {
+    let repr = MhRepr::BindingUpdate(BindingUpdate {
+        sequence: SequenceNumber(seq),
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        lifetime: Lifetime::from_secs(400),
+        options: vec![MobilityOption::AlternateCareOfAddress(addr(ATK))],
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    let addressing = MobilityPacketRepr {
+        src_addr: addr(ATK),
+        dst_addr: addr(HA),
+        hop_limit: 64,
+        home_address: Some(hoa),
+        rh2_home_address: None,
+    };
+    let mut pkt = vec![0; mobility_packet_len(&addressing, mh.len())];
+    let n = emit_mobility_packet(&addressing, &mh, &mut pkt).unwrap();
+    pkt.truncate(n);
+    pkt
+}
+
+/// had's bindings, as `mipsock state` lists them.
+fn had_bindings(f: &Files) -> Vec<Binding> {
+    let out = tests::setup::mipsock_state(&f.ha_bus, &["--timeout-ms", "2000"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == "had")
+        .filter_map(|v| match serde_json::from_value(v["item"].clone()).ok()? {
+            mipsock::StateItem::Bc(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Issue 17 defect 6.
+#[test]
+fn a_flood_of_bus_for_random_home_addresses_fills_nothing() {
+    require_root();
+    let lab = lab("sec-flood");
+    let f = files(&[]);
+    // The lab's way of running a home agent without keys.
+    let had_conf = std::fs::read_to_string(&f.had_conf).unwrap();
+    assert!(had_conf.contains("authentication required;"));
+    std::fs::write(
+        &f.had_conf,
+        had_conf.replace("authentication required;", "authentication none;"),
+    )
+    .unwrap();
+    let (_had, _nemonetd_ha) = start_ha(&lab, &f);
+    let (_mrd, _nemonetd_mr) = start_mr(&lab, &f);
+    assert!(
+        wait_until(LONG, || binding(&f.ha_bus, "had", HOA).is_some()),
+        "no registration\n{}",
+        logs(&f)
+    );
+    let flood: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| {
+            let hoa = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0xf1, (i >> 16) as u16, i as u16, 1);
+            unauthenticated_bu(hoa, 1)
+        })
+        .collect();
+    send_raw(&lab.atk, flood, Duration::ZERO);
+    // had still answers: the MR moves to a second care-of address.
+    lab.mr
+        .ip(&["addr", "add", "2001:db8:a::6/64", "dev", "eth0", "nodad"]);
+    let out = Command::new(bin("mipsock"))
+        .arg("-b")
+        .arg(&f.mr_bus)
+        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
+        .args(["--coa", "2001:db8:a::6", "--ifindex"])
+        .arg(lab.mr.ifindex("eth0").to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mipsock inject: {out:?}");
+    assert!(
+        wait_until(LONG, || binding(&f.ha_bus, "had", HOA)
+            .is_some_and(|b| b.coa == CareOf::V6(addr("2001:db8:a::6")))),
+        "had did not follow the legitimate router after the flood\n{}",
+        logs(&f)
+    );
+    let held = had_bindings(&f);
+    assert_eq!(held.len(), 1, "had holds {} bindings", held.len());
+    let had_log = log_of(&f.dir.path().join("had.log"));
+    // Warned once per power of two (12 for 3,000), not once each (debug lines aside).
+    let warned = had_log.matches("named by no prefix table row").count();
+    assert!((1..20).contains(&warned), "{warned} warnings\n{had_log}");
 }

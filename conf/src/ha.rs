@@ -37,6 +37,8 @@ pub const DEFAULT_BINDING_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 pub const MAX_BINDING_LIFETIME: Duration = Duration::from_secs(65535 * 4);
 /// Default `binding-cache-file`.
 pub const DEFAULT_BINDING_CACHE_FILE: &str = "/var/lib/nemo/had.journal";
+/// Default `max-bindings`: a fleet per home agent.
+pub const DEFAULT_MAX_BINDINGS: u32 = 100_000;
 /// Default `nat-keepalive-interval` (RFC 5555 §3.1.3 suggests 110 s).
 pub const DEFAULT_NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
 
@@ -59,6 +61,8 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "binding-refresh-request",
         "nat-keepalive-interval",
         "replay-window",
+        "max-bindings",
+        "unlisted-home-addresses",
     ],
     multi: &[
         "home-prefix",
@@ -122,6 +126,11 @@ pub struct HaConfig {
     pub binding_refresh_request: bool,
     /// The NAT keep-alive interval advertised to mobile routers behind a NAT (RFC 5555).
     pub nat_keepalive_interval: Duration,
+    /// Most bindings held at once (`max-bindings`); new registrations beyond get 130.
+    pub max_bindings: u32,
+    /// `unlisted-home-addresses accept;`: register home addresses that neither the prefix
+    /// table nor the auth-database names. Default `refuse` (129).
+    pub accept_unlisted_home_addresses: bool,
 }
 
 impl HaConfig {
@@ -368,6 +377,25 @@ fn build(
         }
         None => None,
     };
+    let max_bindings = match eff.get("max-bindings") {
+        Some(s) => ctx.u32_in(
+            ctx.one(s, "max-bindings N;")?,
+            "the most bindings held at once",
+            1..=10_000_000,
+        )?,
+        None => DEFAULT_MAX_BINDINGS,
+    };
+    let accept_unlisted_home_addresses = match eff.get("unlisted-home-addresses") {
+        Some(s) => {
+            let v = ctx.one(s, "unlisted-home-addresses accept|refuse;")?;
+            match v.text.as_str() {
+                "accept" => true,
+                "refuse" => false,
+                _ => return Err(ctx.err_at(v, format!("expected accept or refuse, found '{v}'"))),
+            }
+        }
+        None => false,
+    };
     let required = match eff.get("authentication") {
         Some(s) => {
             let v = ctx.one(s, "authentication required|none;")?;
@@ -434,6 +462,8 @@ fn build(
         legacy_ipv4_mnp_option,
         binding_refresh_request,
         nat_keepalive_interval,
+        max_bindings,
+        accept_unlisted_home_addresses,
     })
 }
 
@@ -545,6 +575,26 @@ prefixtable {
                 "{MINIMAL}prefixtable {{ 2001:db8:1::100 2001:db8:1:0:1::/80 explicit; }};"
             ))
             .contains("overlaps the home prefix")
+        );
+    }
+
+    #[test]
+    fn binding_cap_and_unlisted_home_addresses() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert_eq!(c.max_bindings, DEFAULT_MAX_BINDINGS);
+        assert!(!c.accept_unlisted_home_addresses);
+        let (c, _) = parse(&format!(
+            "{MINIMAL}max-bindings 500;\nunlisted-home-addresses accept;\n"
+        ))
+        .unwrap();
+        assert_eq!(c.max_bindings, 500);
+        assert!(c.accept_unlisted_home_addresses);
+        assert!(
+            err(&format!("{MINIMAL}max-bindings 0;\n")).contains("the most bindings held at once")
+        );
+        assert!(
+            err(&format!("{MINIMAL}unlisted-home-addresses maybe;\n"))
+                .contains("expected accept or refuse, found 'maybe'")
         );
     }
 

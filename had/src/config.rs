@@ -155,12 +155,23 @@ pub struct HaCoreConfig {
     /// Refresh time (seconds) of the NAT Detection option when a NAT is seen (RFC 5555
     /// §3.2.2): the MR's keepalive period. Config `nat-keepalive-interval`, default 110.
     pub nat_keepalive_secs: u32,
+    /// Most bindings held at once; a new registration beyond it is refused with 130
+    /// (Insufficient resources). Config `max-bindings`.
+    pub max_bindings: usize,
+    /// Accept home addresses neither the prefix table nor an SA names. Off, a BU for such
+    /// an address is refused with 129 (Administratively prohibited): with `authentication
+    /// none;` anyone could otherwise fill the cache with random addresses of the home
+    /// prefix. Config `unlisted-home-addresses accept|refuse`.
+    pub accept_unlisted_home_addresses: bool,
 }
+
+/// Default of [`HaCoreConfig::max_bindings`] (and of had's `max-bindings`).
+pub const DEFAULT_MAX_BINDINGS: usize = 100_000;
 
 impl HaCoreConfig {
     /// A configuration with the usual defaults: MRs accepted, IPv4 enabled, max lifetime
-    /// 3600 s... and **authentication disabled**, which a shell must only keep after an
-    /// explicit config statement.
+    /// 3600 s, unlisted home addresses accepted... and **authentication disabled**, which
+    /// a shell must only keep after an explicit config statement.
     pub fn new(home_prefixes: Vec<Ipv6Net>, ha_address: Ipv6Addr) -> Self {
         HaCoreConfig {
             home_prefixes,
@@ -177,6 +188,8 @@ impl HaCoreConfig {
             binding_error_rate: 10,
             hop_limit: 64,
             nat_keepalive_secs: 110,
+            max_bindings: DEFAULT_MAX_BINDINGS,
+            accept_unlisted_home_addresses: true,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Binding Update processing (RFC 6275 §9.5.1, §10.3.1, §10.3.2; RFC 3963 §6; RFC 5555
 //! §4.4, §5.7; RFC 4285 §4-6), in the order of protocol.md §6.5:
 //!
-//! 1. care-of address (Alternate CoA, IPv6 source, or RFC 5555 IPv4 CoA) and sanity;
+//! 1. care-of address (Alternate CoA, IPv6 source, or RFC 5555 IPv4 CoA) and sanity: a CoA
+//!    that is not unicast, is one of ours, is on the home link but not the HoA, or lies in
+//!    the router's own prefixes is silently dropped (§9.5.1) and counted (`invalid_coa`);
 //! 2. RFC 4285: MN-HA option required (else silent drop), SPI known (else silent drop),
 //!    MAC and SA/HoA/NAI match (146), timestamps (145 missing, 144 stale);
 //! 3. H/R flags (140; H=0 without R is a correspondent registration, not ours: drop);
@@ -110,9 +112,17 @@ impl Ha {
             });
             CareOf::V6(acoa.unwrap_or(signal.src))
         };
-        if !valid_coa(&coa) || !valid_unicast(&hoa) {
+        if !valid_unicast(&hoa) {
             self.stats.dropped_other += 1;
-            debug!(hoa = %hoa, coa = %coa, "binding update with a non-unicast address dropped");
+            debug!(hoa = %hoa, coa = %coa, "binding update with a non-unicast home address dropped");
+            return;
+        }
+        if let Some(reason) = self.coa_refusal(&coa, hoa, signal, policy.as_deref(), bu) {
+            // RFC 6275 §9.5.1: a BU with an invalid care-of address is silently discarded;
+            // RFC 3963 has no status for a CoA inside the router's own prefixes either.
+            self.stats.invalid_coa += 1;
+            info!(hoa = %hoa, coa = %coa, seq = seq.0, reason,
+                "binding update with an invalid care-of address dropped");
             return;
         }
         // RFC 6275 §9.5.1: a home registration must not carry Nonce Indices (SHISA drops).
@@ -278,6 +288,22 @@ impl Ha {
             self.reject(&reply, BaStatus::NotHomeSubnet);
             return;
         }
+        if !self.cfg.accept_unlisted_home_addresses
+            && policy.is_none()
+            && !self.named_hoas.contains(&hoa)
+        {
+            self.stats.unlisted_home_address += 1;
+            // Once per power of two: a flood must not become a log flood.
+            if self.stats.unlisted_home_address.is_power_of_two() {
+                warn!(hoa = %hoa, refused = self.stats.unlisted_home_address,
+                    "home address named by no prefix table row and no SA: refused (129; \
+                     'unlisted-home-addresses accept;' allows it)");
+            } else {
+                debug!(hoa = %hoa, "unlisted home address refused (129)");
+            }
+            self.reject(&reply, BaStatus::AdministrativelyProhibited);
+            return;
+        }
 
         // 4. Sequence number (RFC 6275 §9.5.1): any value for a new binding.
         if let Some((last, _, _)) = existing {
@@ -305,6 +331,17 @@ impl Ha {
             self.stats.deregistered += 1;
             info!(hoa = %hoa, coa = %coa, seq = seq.0, "binding deregistered");
             self.send_ba(&reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
+            return;
+        }
+
+        // A new binding needs room (RFC 6275 §9.5.1: 130, Insufficient resources).
+        if existing.is_none() && self.cache.len() >= self.cfg.max_bindings {
+            self.stats.cache_full += 1;
+            if self.stats.cache_full.is_power_of_two() {
+                warn!(hoa = %hoa, max_bindings = self.cfg.max_bindings, refused = self.stats.cache_full,
+                    "binding cache full: new registrations refused (130); raise max-bindings?");
+            }
+            self.reject(&reply, BaStatus::InsufficientResources);
             return;
         }
 
@@ -485,6 +522,88 @@ impl Ha {
         );
         self.stats.accepted += 1;
         self.send_ba(&reply, BaStatus::Accepted, granted, v4.acks);
+    }
+
+    /// Why `coa` cannot be the care-of address of this BU, if it cannot (step 1).
+    ///
+    /// RFC 6275 §9.5.1: not multicast, unspecified or loopback (nor link-local or
+    /// IPv4-mapped, protocol.md §5.8). Beyond the RFC's list, an address that would make
+    /// the tunnel end where it starts: one of the home agent's own addresses; an address
+    /// inside a home prefix other than the home address itself (a CoA on the home link
+    /// equal to the HoA is the de-registration of RFC 6275 §11.5.4, anything else there is
+    /// not a care-of address, §3); an address inside the router's own mobile network
+    /// prefixes (RFC 3963 §6: the home agent tunnels those prefixes to this CoA, a loop), from
+    /// the prefix table or from the BU's own prefix options. None has a BA status: dropped
+    /// and counted.
+    fn coa_refusal(
+        &self,
+        coa: &CareOf,
+        hoa: Ipv6Addr,
+        signal: &ReceivedSignal<'_>,
+        policy: Option<&HoaPolicy>,
+        bu: &BindingUpdate<'_>,
+    ) -> Option<&'static str> {
+        match *coa {
+            CareOf::V6(a) => {
+                if !valid_unicast(&a) {
+                    return Some("not a global unicast address (RFC 6275 §9.5.1)");
+                }
+                let received_on = (!signal.dst.is_multicast() && !signal.dst.is_unspecified())
+                    .then_some(signal.dst);
+                if a == self.cfg.ha_address || Some(a) == received_on {
+                    return Some("the home agent's own address");
+                }
+                if a != hoa && self.serves(&a) {
+                    return Some(
+                        "inside a home prefix: on the home link only the home address itself                          (de-registration) may be the care-of address",
+                    );
+                }
+                let in_table = policy.is_some_and(|p| p.v6.iter().any(|(n, _)| n.contains(&a)));
+                let in_bu = bu.options.iter().any(|o| match *o {
+                    MobilityOption::MobileNetworkPrefix { prefix_len, prefix } => {
+                        valid_v6_prefix(prefix, prefix_len).is_some_and(|n| n.contains(&a))
+                    }
+                    _ => false,
+                });
+                if in_table || in_bu {
+                    return Some("inside the router's own mobile network prefix (RFC 3963 §6)");
+                }
+            }
+            CareOf::V4 { addr, .. } => {
+                if !valid_v4(addr) {
+                    return Some("not a unicast IPv4 address (RFC 6275 §9.5.1, RFC 5555 §4.1)");
+                }
+                let local = signal.udp_v4.map(|p| *p.local.ip());
+                if Some(addr) == self.cfg.ha_address_v4 || Some(addr) == local {
+                    return Some("the home agent's own IPv4 address");
+                }
+                let in_table = policy.is_some_and(|p| p.v4.iter().any(|(n, _)| n.contains(&addr)));
+                let in_bu = bu.options.iter().any(|o| {
+                    let (len, net) = match *o {
+                        MobilityOption::Ipv4HomeAddress {
+                            prefix_len,
+                            p: true,
+                            address,
+                        } => (prefix_len, address),
+                        MobilityOption::LegacyIpv4Mnp { prefix_len, prefix } => {
+                            (prefix_len, prefix)
+                        }
+                        _ => return false,
+                    };
+                    // Length 0 or 0.0.0.0 (a request for allocation, or invalid) covers
+                    // nothing of the router's.
+                    len > 0
+                        && valid_v4(net)
+                        && Ipv4Net::new(net, len).is_ok_and(|n| n.contains(&addr))
+                });
+                if in_table || in_bu {
+                    return Some(
+                        "inside the router's own IPv4 mobile network prefix (RFC 5555 §3.1.1)",
+                    );
+                }
+            }
+        }
+        None
     }
 
     /// The IPv4 part of a registration: RFC 5555 IPv4 HoA options (one acknowledgement
@@ -726,13 +845,6 @@ pub(crate) fn valid_unicast(a: &Ipv6Addr) -> bool {
         || a.is_loopback()
         || a.is_unicast_link_local()
         || a.to_ipv4_mapped().is_some())
-}
-
-fn valid_coa(c: &CareOf) -> bool {
-    match c {
-        CareOf::V6(a) => valid_unicast(a),
-        CareOf::V4 { addr, .. } => valid_v4(*addr),
-    }
 }
 
 /// An IPv4 unicast address or prefix usable as home address / MNP.

@@ -198,7 +198,11 @@ pub struct HaStats {
     pub auth_failed: u64,
     /// BUs answered with 144 or 145.
     pub replay_rejected: u64,
-    /// Other BUs dropped silently (not for a home agent, nonce indices, bad CoA).
+    /// BUs dropped silently for their care-of address (RFC 6275 §9.5.1): not unicast, one
+    /// of the home agent's own, on the home link but not the home address, or inside the
+    /// router's own mobile network prefixes.
+    pub invalid_coa: u64,
+    /// Other BUs dropped silently (not for a home agent, nonce indices, bad home address).
     pub dropped_other: u64,
     /// Binding Errors sent.
     pub binding_errors: u64,
@@ -212,6 +216,10 @@ pub struct HaStats {
     pub brr_sent: u64,
     /// Bindings expired.
     pub expired: u64,
+    /// New registrations refused because the cache held `max_bindings` (130).
+    pub cache_full: u64,
+    /// BUs for home addresses nothing in the configuration names, refused (129).
+    pub unlisted_home_address: u64,
 }
 
 /// The configuration could not be used.

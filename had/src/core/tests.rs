@@ -362,8 +362,9 @@ fn not_authorised_prefix_142() {
         .mnp("2001:db8:999::/48"));
     assert_eq!(status(&tx), BaStatus::NotAuthorizedForPrefix);
     assert_eq!(ba_of(&tx).lifetime, Lifetime::ZERO);
-    // Shorter than the authorised row: not inside it.
-    let tx = e.ba(&Bu::new(HOA1, 2).mnp("2001:db8::/32"));
+    // Shorter than the authorised row: not inside it. (Not 2001:db8::/32, which holds the
+    // care-of address: such a BU is dropped, care_of_address_inside_the_routers_own_...)
+    let tx = e.ba(&Bu::new(HOA1, 2).mnp("2001:db8:100::/40"));
     assert_eq!(status(&tx), BaStatus::NotAuthorizedForPrefix);
     // Another MR's prefix.
     let tx = e.ba(&Bu::new(HOA1, 3).mnp("2001:db8:300::/48"));
@@ -1203,7 +1204,7 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
     let mut c = auth_cfg();
     c.ha_address_v4 = Some(Ipv4Addr::new(203, 0, 113, 1));
     let mut e = Env::new(c);
-    let outer = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 40000);
+    let outer = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 200), 40000);
     let local = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
     let send = |e: &mut Env, seq: u16, v4coa: Ipv4Addr| {
         // RFC 5555 §4.2: no HAO, source = HoA, IPv4 CoA option; MAC over the mapped CoA.
@@ -1227,7 +1228,8 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
         e.ha.handle_packet(e.now, wall, &sig);
         e.ha.poll_transmit().expect("BA")
     };
-    // Behind a NAT: the option says 10.0.0.5, the outer source is 198.51.100.9.
+    // Behind a NAT: the option says 10.0.0.5, the outer source is 198.51.100.200 (outside
+    // HOA1's own 198.51.100.0/28).
     let tx = send(&mut e, 1, Ipv4Addr::new(10, 0, 0, 5));
     assert_eq!(status(&tx), BaStatus::Accepted);
     assert_eq!(tx.udp_v4, Some(UdpV4Path { peer: outer, local }));
@@ -1305,8 +1307,8 @@ fn nat_rebinding_followed_only_on_an_authenticated_bu() {
         e.ha.handle_packet(e.now, wall, &sig);
         e.ha.poll_transmit()
     };
-    let first = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 40000);
-    let rebound = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 9), 41234);
+    let first = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 200), 40000);
+    let rebound = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 200), 41234);
     assert!(send(&mut e, 1, first, KEY1).is_some());
     let b = bc_add(&e.events()).clone();
     assert_eq!(
@@ -1508,4 +1510,196 @@ fn bad_checksum_beats_bad_payload_proto() {
     e.send_raw(&bu, &mh);
     assert!(e.ha.poll_icmp_error().is_none());
     assert_eq!(e.ha.stats().bad_checksum, 1);
+}
+
+/// Issue 17 defect 6: with `authentication none;` 30,000 BUs for random home addresses
+/// made 16,731 bindings. The cache is capped (130 beyond `max_bindings`, refreshes and
+/// de-registrations still served), and home addresses nothing names are refused (129).
+#[test]
+fn binding_cap_and_unlisted_home_addresses() {
+    let mut c = cfg();
+    c.max_bindings = 2;
+    c.accept_unlisted_home_addresses = false;
+    let mut e = Env::new(c);
+    // HOA1 and HOA2 are in the prefix table; HOA4 is not, nor named by an SA.
+    assert_eq!(
+        status(&e.ba(&Bu::new(HOA4, 1))),
+        BaStatus::AdministrativelyProhibited
+    );
+    assert_eq!(e.ha.stats().unlisted_home_address, 1);
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 1))), BaStatus::Accepted);
+    assert_eq!(status(&e.ba(&Bu::new(HOA2, 1))), BaStatus::Accepted);
+    e.events();
+    // Full: HOA3 (listed) is refused; the others refresh.
+    let mut b3 = Bu::new(HOA3, 1);
+    b3.options = vec![MobilityOption::MobileNetworkPrefix {
+        prefix_len: 48,
+        prefix: "2001:db8:400::".parse().unwrap(),
+    }];
+    assert_eq!(status(&e.ba(&b3)), BaStatus::InsufficientResources);
+    assert!(e.events().is_empty());
+    assert_eq!(e.ha.stats().cache_full, 1);
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 2))), BaStatus::Accepted);
+    // A de-registration makes room.
+    let mut bye = Bu::new(HOA2, 2);
+    bye.lifetime = 0;
+    assert_eq!(status(&e.ba(&bye)), BaStatus::Accepted);
+    b3.seq = 2;
+    assert_eq!(status(&e.ba(&b3)), BaStatus::Accepted);
+    assert_eq!(e.ha.len(), 2);
+    // An address an SA names needs no prefix table row.
+    let mut c = auth_cfg();
+    c.accept_unlisted_home_addresses = false;
+    c.prefix_table.clear();
+    let mut e = Env::new(c);
+    let tx = e.ba(&Bu::new(HOA1, 1).signed(1000, KEY1, e.wall()));
+    assert_ne!(status(&tx), BaStatus::AdministrativelyProhibited);
+}
+
+// ---------- care-of address validation (RFC 6275 §9.5.1, issue 17) ----------
+
+/// Sends `bu` (away from home, HAO) and says whether anything came back; a drop must leave
+/// no BA, no event and no binding change.
+fn dropped(e: &mut Env, bu: &Bu) -> bool {
+    let before = (e.ha.len(), e.ha.stats().invalid_coa);
+    e.send(bu);
+    let silent = e.ha.poll_transmit().is_none() && e.events().is_empty();
+    silent && e.ha.len() == before.0 && e.ha.stats().invalid_coa == before.1 + 1
+}
+
+/// A BU for `hoa` from the IPv4 care-of address `peer` in UDP/IPv4, unauthenticated (RFC
+/// 5555 §4.2: no HAO, source = HoA, the IPv4 Care-of Address option).
+fn send_udp(e: &mut Env, mut bu: Bu, peer: std::net::SocketAddrV4) -> Option<Transmit> {
+    let local = std::net::SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
+    bu.hao = false;
+    let hoa = bu.hoa;
+    let mh = bu
+        .opt(MobilityOption::Ipv4CareOfAddress(*peer.ip()))
+        .bytes();
+    let sig = ReceivedSignal {
+        src: hoa,
+        dst: HA,
+        home_address: None,
+        mh: &mh,
+        checksum: ChecksumState::Unverified,
+        ifindex: 3,
+        udp_v4: Some(UdpV4Path { peer, local }),
+    };
+    let wall = e.wall();
+    e.ha.handle_packet(e.now, wall, &sig);
+    e.ha.poll_transmit()
+}
+
+#[test]
+fn non_unicast_care_of_addresses_dropped_and_counted() {
+    let mut e = Env::new(cfg());
+    for coa in ["ff02::1", "::", "::1", "fe80::5", "::ffff:192.0.2.1"] {
+        let mut bu = Bu::new(HOA1, 1);
+        bu.coa = coa.parse().unwrap();
+        assert!(dropped(&mut e, &bu), "{coa}");
+    }
+    assert_eq!(e.ha.stats().invalid_coa, 5);
+    assert_eq!(e.ha.stats().rejected, 0);
+}
+
+#[test]
+fn care_of_address_of_the_home_agent_itself_dropped() {
+    let mut c = cfg();
+    c.ha_address_v4 = Some(Ipv4Addr::new(203, 0, 113, 1));
+    let mut e = Env::new(c);
+    // The configured home agent address.
+    let mut bu = Bu::new(HOA1, 1);
+    bu.coa = HA;
+    assert!(dropped(&mut e, &bu));
+    // Another address of ours, outside the home prefix: the one the BU was sent to.
+    let upstream: Ipv6Addr = "2001:db8:f::1".parse().unwrap();
+    let mut bu = Bu::new(HOA1, 2);
+    bu.coa = upstream;
+    let mh = bu.bytes();
+    let mut mh2 = mh.clone();
+    Packet::new_unchecked(&mut mh2[..]).fill_checksum(&HOA1, &upstream);
+    let sig = ReceivedSignal {
+        src: upstream,
+        dst: upstream,
+        home_address: Some(HOA1),
+        mh: &mh2,
+        checksum: ChecksumState::Unverified,
+        ifindex: 3,
+        udp_v4: None,
+    };
+    let wall = e.wall();
+    e.ha.handle_packet(e.now, wall, &sig);
+    assert!(e.ha.poll_transmit().is_none());
+    assert_eq!(e.ha.stats().invalid_coa, 2);
+    // The home agent's IPv4 address as an IPv4 care-of address.
+    let own_v4 = std::net::SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191);
+    assert!(send_udp(&mut e, Bu::new(HOA4, 3), own_v4).is_none());
+    assert_eq!(e.ha.stats().invalid_coa, 3);
+    assert!(e.ha.is_empty());
+}
+
+#[test]
+fn care_of_address_on_the_home_link_must_be_the_home_address() {
+    let mut e = Env::new(cfg());
+    // Another address of the home prefix is no care-of address, to register or to
+    // de-register from.
+    let mut bu = Bu::new(HOA1, 1);
+    bu.coa = "2001:db8:1::5".parse().unwrap();
+    assert!(dropped(&mut e, &bu));
+    // HOA2's home address as HOA1's care-of address.
+    bu.coa = HOA2;
+    assert!(dropped(&mut e, &bu));
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 2))), BaStatus::Accepted);
+    e.events();
+    let mut bu = Bu::new(HOA1, 3);
+    bu.coa = "2001:db8:1::5".parse().unwrap();
+    bu.lifetime = 0;
+    assert!(dropped(&mut e, &bu));
+    assert_eq!(e.ha.len(), 1);
+    // Back home: the care-of address is the home address, the de-registration still works.
+    let mut bu = Bu::new(HOA1, 4);
+    bu.hao = false;
+    bu.coa = HOA1;
+    let tx = e.ba(&bu);
+    assert_eq!(status(&tx), BaStatus::Accepted);
+    assert_eq!(ba_of(&tx).lifetime, Lifetime::ZERO);
+    assert!(e.ha.is_empty());
+    assert_eq!(e.ha.stats().deregistered, 1);
+}
+
+#[test]
+fn care_of_address_inside_the_routers_own_prefixes_dropped() {
+    let mut e = Env::new(cfg());
+    // IPv6, from the prefix table (implicit and explicit rows alike).
+    for coa in ["2001:db8:100::5", "2001:db8:200:1::9"] {
+        let mut bu = Bu::new(HOA1, 1);
+        bu.coa = coa.parse().unwrap();
+        assert!(dropped(&mut e, &bu), "{coa}");
+    }
+    // IPv6, from the BU's own Mobile Network Prefix option (HOA4 has no table rows: the
+    // old code answered 142).
+    let mut bu = Bu::new(HOA4, 1).mnp("2001:db8:999::/48");
+    bu.coa = "2001:db8:999::1".parse().unwrap();
+    assert!(dropped(&mut e, &bu));
+    // IPv4, from the prefix table and from the BU's IPv4 Home Address option (P=1).
+    let peer = |a: [u8; 4]| std::net::SocketAddrV4::new(Ipv4Addr::from(a), 40000);
+    assert!(send_udp(&mut e, Bu::new(HOA1, 2), peer([192, 0, 2, 77])).is_none());
+    assert!(send_udp(&mut e, Bu::new(HOA1, 3), peer([198, 51, 100, 3])).is_none());
+    let bu = Bu::new(HOA4, 2).v4("10.9.0.0/24", true);
+    assert!(send_udp(&mut e, bu, peer([10, 9, 0, 1])).is_none());
+    assert_eq!(e.ha.stats().invalid_coa, 6);
+    assert!(e.ha.is_empty());
+    // Another router's prefix is a care-of address like any (nested mobile networks).
+    let mut bu = Bu::new(HOA1, 4);
+    bu.coa = "2001:db8:300::5".parse().unwrap();
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    // A dynamic allocation request (P=1, 0.0.0.0) covers no address of the router's.
+    let bu = Bu::new(HOA1, 5).opt(MobilityOption::Ipv4HomeAddress {
+        prefix_len: 24,
+        p: true,
+        address: Ipv4Addr::UNSPECIFIED,
+    });
+    let tx = send_udp(&mut e, bu, peer([198, 51, 100, 200])).expect("BA");
+    assert_eq!(status(&tx), BaStatus::Accepted);
+    assert_eq!(e.ha.stats().invalid_coa, 6);
 }

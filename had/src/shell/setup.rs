@@ -103,6 +103,8 @@ pub fn core_config(
         u32::try_from(cfg.nat_keepalive_interval.as_secs()).unwrap_or(u32::MAX);
     core.home_ifindex = home_ifindex;
     core.max_lifetime = cfg.binding_lifetime_max;
+    core.max_bindings = cfg.max_bindings as usize;
+    core.accept_unlisted_home_addresses = cfg.accept_unlisted_home_addresses;
     core.prefix_table = cfg
         .prefix_table
         .entries
