@@ -3,8 +3,11 @@
 //!
 //! ```text
 //!   mr (raw sender, tcpdump)                      ha (had, authentication none)
-//!   eth0 2001:db8:1::5/64 ------------------------ eth0 2001:db8:1::1/64
+//!   eth0 2001:db8:a::5/64 ------------------------ eth0 2001:db8:1::1/64
 //! ```
+//!
+//! One link, two prefixes, each side with an on-link route to the other's: the care-of
+//! address is off the home prefix (had drops a BU whose CoA is another home-prefix address).
 //!
 //! Two BUs with a Home Address option (so the MH starts at octet 64: IPv6 40 + Destination
 //! Options 24), checksums right: Payload Proto 6 must draw code 0 pointer 64, Header Len 0
@@ -22,7 +25,7 @@ use proto::seq::{Lifetime, SequenceNumber};
 use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HA: &str = "2001:db8:1::1";
-const COA: &str = "2001:db8:1::5";
+const COA: &str = "2001:db8:a::5";
 const HOA: &str = "2001:db8:1::100";
 const LONG: Duration = Duration::from_secs(30);
 
@@ -133,7 +136,9 @@ fn had_answers_malformed_mh_with_parameter_problem() {
     }
     veth(&ha, "eth0", &mr, "eth0");
     ha.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad"]);
-    mr.ip(&["addr", "add", "2001:db8:1::5/64", "dev", "eth0", "nodad"]);
+    ha.ip(&["-6", "route", "add", "2001:db8:a::/64", "dev", "eth0"]);
+    mr.ip(&["addr", "add", &format!("{COA}/64"), "dev", "eth0", "nodad"]);
+    mr.ip(&["-6", "route", "add", "2001:db8:1::/64", "dev", "eth0"]);
     assert!(
         wait_until(LONG, || mr
             .try_exec("ping", &["-6", "-c", "1", "-W", "1", HA])

@@ -555,7 +555,8 @@ impl Ha {
                 }
                 if a != hoa && self.serves(&a) {
                     return Some(
-                        "inside a home prefix: on the home link only the home address itself                          (de-registration) may be the care-of address",
+                        "inside a home prefix: on the home link only the home address itself \
+                         (de-registration) may be the care-of address",
                     );
                 }
                 let in_table = policy.is_some_and(|p| p.v6.iter().any(|(n, _)| n.contains(&a)));
