@@ -10,6 +10,7 @@
 //! One MR registers one home address with one home agent, so the Binding Update List holds
 //! at most one entry: the home registration.
 
+mod coa;
 mod config;
 mod io;
 mod status;
@@ -285,17 +286,17 @@ impl MrCore {
             return;
         }
         match md.command {
-            MdCommand::Rereg => match md.coa {
-                Some(CareOf::V6(coa)) => {
-                    self.alt_v4 = match md.coa2 {
+            MdCommand::Rereg => match self.usable_coas(md) {
+                (Some(CareOf::V6(coa)), second) => {
+                    self.alt_v4 = match second {
                         Some(CareOf::V4 { addr, .. }) => Some((addr, md.ifindex)),
                         _ => None,
                     };
                     self.move_to(now, coa, md.ifindex)
                 }
-                Some(CareOf::V4 { addr, .. }) => {
+                (Some(CareOf::V4 { addr, .. }), second) => {
                     // protocol.md §5.6: an IPv6 CoA is preferred when both are offered.
-                    if let Some(CareOf::V6(coa)) = md.coa2 {
+                    if let Some(CareOf::V6(coa)) = second {
                         self.move_to(now, coa, md.ifindex);
                     } else if self.cfg.home_agent_v4.is_none() {
                         warn!(coa = %addr,
@@ -306,13 +307,38 @@ impl MrCore {
                         self.move_to(now, addr.to_ipv6_mapped(), md.ifindex);
                     }
                 }
-                None => debug!("MD_INFO REREG without a care-of address ignored"),
+                (None, _) if md.coa.is_none() && md.coa2.is_none() => {
+                    debug!("MD_INFO REREG without a care-of address ignored")
+                }
+                // Refused, and said so.
+                (None, _) => {}
             },
             MdCommand::Dereghome => self.returned_home(now),
             MdCommand::Deregforeign => self.deregister(now),
             MdCommand::Scan => {}
         }
         self.drive(now);
+    }
+
+    /// The care-of addresses of an MD_INFO REREG that may be registered (coa.rs): the
+    /// movement detector is believed about where we are, not about what a care-of address
+    /// may be. A refused one is named in a warning and sends no BU; the other of the pair,
+    /// if usable, takes its place.
+    fn usable_coas(&self, md: &MdInfo) -> (Option<CareOf>, Option<CareOf>) {
+        let usable = |c: Option<CareOf>| {
+            c.filter(|c| match coa::refusal(&self.cfg, c) {
+                None => true,
+                Some(reason) => {
+                    warn!(coa = %c, reason, ifindex = md.ifindex,
+                        "care-of address from the movement detector refused: no Binding Update from it");
+                    false
+                }
+            })
+        };
+        match (usable(md.coa), usable(md.coa2)) {
+            (None, second) => (second, None),
+            pair => pair,
+        }
     }
 
     /// Deregisters the current binding from its care-of address (MD_INFO DEREGFOREIGN, or

@@ -1783,3 +1783,98 @@ fn ipv6_registration_without_ba_falls_back_to_the_ipv4_coa_after_three_bus() {
         mr.handle_timeout(t);
     }
 }
+
+// ---------- care-of addresses from the bus (RFC 6275 §9.5.1, issue 17) ----------
+
+#[test]
+fn unusable_care_of_addresses_from_the_bus_send_no_bu() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let v6 = [
+        "ff02::1",
+        "::",
+        "::1",
+        "fe80::5",
+        "::ffff:10.0.0.5",
+        // The home agent's address, and our own mobile network prefix.
+        "2001:db8:1::1",
+        "2001:db8:100:1::5",
+    ];
+    for coa in v6 {
+        mr.handle_md_info(t0, &rereg(coa.parse().unwrap()));
+        assert!(mr.poll_transmit().is_none(), "{coa}");
+    }
+    let v4 = [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::new(127, 1, 2, 3),
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::new(239, 1, 1, 1),
+        Ipv4Addr::new(169, 254, 0, 9),
+        Ipv4Addr::new(240, 0, 0, 1),
+        HA_V4,
+        // Inside our own 192.0.2.0/24.
+        Ipv4Addr::new(192, 0, 2, 9),
+    ];
+    for addr in v4 {
+        mr.handle_md_info(t0, &rereg_v4(addr));
+        assert!(mr.poll_transmit().is_none(), "{addr}");
+    }
+    assert!(events(&mut mr).is_empty());
+    assert!(matches!(mr.state(), RegistrationState::Idle));
+    // A usable address still registers.
+    mr.handle_md_info(t0, &rereg(coa1()));
+    assert_eq!(next_bu(&mut mr).tx.addressing.src_addr, coa1());
+}
+
+#[test]
+fn a_refused_care_of_address_leaves_the_binding_alone() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 200), &rereg("ff02::1".parse().unwrap()));
+    assert!(mr.poll_transmit().is_none());
+    assert!(events(&mut mr).is_empty());
+    assert_eq!(mr.binding().map(|b| b.coa), Some(CareOf::V6(coa1())));
+    // The home address itself is the way home, not a refused care-of address.
+    mr.handle_md_info(ms(t0, 300), &rereg(hoa()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.lifetime, Lifetime::ZERO);
+}
+
+#[test]
+fn the_other_care_of_address_of_the_pair_stands_in_for_a_refused_one() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    // A link-local IPv6 CoA beside a usable IPv4 one: the IPv4 one is registered.
+    let md = MdInfo {
+        coa: Some(CareOf::V6("fe80::5".parse().unwrap())),
+        coa2: Some(CareOf::V4 {
+            addr: V4COA,
+            udp_port: None,
+        }),
+        ..rereg(coa1())
+    };
+    mr.handle_md_info(t0, &md);
+    let bu = next_bu(&mut mr);
+    assert!(bu.tx.udp_v4.is_some());
+    // A usable IPv6 CoA beside a broadcast IPv4 one: no IPv4 fallback is kept.
+    let mut mr = MrCore::new(v4_cfg()).unwrap();
+    let md = MdInfo {
+        coa2: Some(CareOf::V4 {
+            addr: Ipv4Addr::BROADCAST,
+            udp_port: None,
+        }),
+        ..rereg(coa1())
+    };
+    mr.handle_md_info(t0, &md);
+    let mut t = t0;
+    for _ in 0..5 {
+        assert!(next_bu(&mut mr).tx.udp_v4.is_none());
+        t = mr.poll_timeout().unwrap();
+        mr.handle_timeout(t);
+    }
+    assert!(t > t0);
+}
