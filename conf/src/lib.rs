@@ -135,16 +135,119 @@ impl fmt::Display for Warning {
     }
 }
 
-/// Reads a file to a string, mapping the error to [`ConfError::Io`].
-pub(crate) fn read_to_string(path: &std::path::Path) -> Result<String, ConfError> {
-    std::fs::read_to_string(path).map_err(|source| ConfError::Io {
-        file: path.display().to_string(),
+/// The largest configuration, auth-database or prefix table file read (1 MiB). Parsing
+/// costs many times the text (a 10 MB file took some 820 MB, issue 17); real files are a
+/// few kilobytes.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// Reads a configuration file of at most [`MAX_FILE_SIZE`] octets, mapping the errors to
+/// [`ConfError`]: [`ConfError::Io`] when it cannot be read, [`ConfError::File`] when it is
+/// larger than the limit. Never reads more than the limit plus one octet, whatever the file
+/// claims (a FIFO, `/dev/zero`, a file still growing). For nemonetd's file too.
+pub fn read_config_file(path: &std::path::Path) -> Result<String, ConfError> {
+    use std::io::Read;
+    let name = path.display().to_string();
+    let io = |source| ConfError::Io {
+        file: name.clone(),
         source,
+    };
+    let too_large = |size: Option<u64>| {
+        let size = size.map_or_else(String::new, |n| format!("{n} octets, "));
+        ConfError::file(
+            &name,
+            format!(
+                "is {size}over the limit of {MAX_FILE_SIZE} octets (1 MiB) for a configuration \
+                 file; is it the right file?"
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    // Refused before reading when the size is known...
+    if let Ok(m) = file.metadata()
+        && m.is_file()
+        && m.len() > MAX_FILE_SIZE
+    {
+        return Err(too_large(Some(m.len())));
+    }
+    // ...and never read past the limit when it is not.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(too_large(None));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
     })
 }
 
+pub(crate) use read_config_file as read_to_string;
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A file in the temporary directory, removed on drop.
+    pub(crate) struct TempFile(pub(crate) std::path::PathBuf);
+
+    impl TempFile {
+        pub(crate) fn new(name: &str, contents: &[u8]) -> TempFile {
+            let path = std::env::temp_dir().join(format!("conf-{}-{name}", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            TempFile(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn files_over_the_limit_are_refused_before_parsing() {
+        let limit = MAX_FILE_SIZE as usize;
+        // Comments only: at the limit the file loads, one octet more it does not.
+        let mut text = vec![b'#'; limit - 1];
+        text.push(b'\n');
+        let at = TempFile::new("at-limit.conf", &text);
+        assert_eq!(read_config_file(&at.0).unwrap().len(), limit);
+        text.push(b'\n');
+        let over = TempFile::new("over-limit.conf", &text);
+        for e in [
+            MrConfig::from_file(&over.0).unwrap_err(),
+            HaConfig::from_file(&over.0).unwrap_err(),
+            AuthDatabase::from_file(&over.0).unwrap_err(),
+        ] {
+            let m = e.to_string();
+            assert!(matches!(e, ConfError::File { .. }), "{m}");
+            assert!(m.starts_with(&over.0.display().to_string()), "{m}");
+            assert!(
+                m.ends_with(
+                    "is 1048577 octets, over the limit of 1048576 octets (1 MiB) for a \
+                     configuration file; is it the right file?"
+                ),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_endless_file_is_read_no_further_than_the_limit() {
+        // /dev/zero claims no size and never ends (NULs are valid UTF-8): the old
+        // read_to_string read until memory ran out.
+        let e = read_config_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: is over the limit of 1048576 octets (1 MiB) for a configuration file; \
+             is it the right file?"
+        );
+    }
+
     /// Every key either daemon accepts has a row in the README's table.
     #[test]
     fn every_key_is_documented() {
