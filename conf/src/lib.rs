@@ -177,12 +177,26 @@ pub fn read_config_file(path: &std::path::Path) -> Result<String, ConfError> {
     if bytes.len() as u64 > MAX_FILE_SIZE {
         return Err(too_large(None));
     }
-    String::from_utf8(bytes).map_err(|_| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        ))
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(&name, e.as_bytes(), e.utf8_error()))
+}
+
+/// Where the first octet that is not UTF-8 is, in the file's own terms: line and column
+/// (characters, as [`Location`] counts them) of the valid text before it.
+fn not_utf8(file: &str, bytes: &[u8], e: std::str::Utf8Error) -> ConfError {
+    let valid = e.valid_up_to();
+    let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    ConfError::At {
+        file: file.to_owned(),
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        column: u32::try_from(column).unwrap_or(u32::MAX),
+        message: format!(
+            "octet 0x{:02x} is not UTF-8: configuration files are UTF-8 text (ASCII is \
+             enough; a key in other octets is written 0x-prefixed hex)",
+            bytes[valid]
+        ),
+    }
 }
 
 pub(crate) use read_config_file as read_to_string;
@@ -234,6 +248,32 @@ mod tests {
                 "{m}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_its_first_bad_octet() {
+        // Line 3, after "<tab>key 'é" (é is two octets, one character): column 8.
+        let text = b"home-address 2001:db8:1::100;\n# ok\n\tkey '\xc3\xa9\xff';\n";
+        let f = TempFile::new("latin.conf", text);
+        let e = MrConfig::from_file(&f.0).unwrap_err();
+        assert_eq!(e.line(), Some(3));
+        let m = e.to_string();
+        assert!(
+            m.starts_with(&format!("{}:3:8: octet 0xff is not UTF-8", f.0.display())),
+            "{m}"
+        );
+        // The auth-database and a first-line, first-column case.
+        let f = TempFile::new("latin-auth", b"\xe9t\xe9 1000 'k'\n");
+        let e = AuthDatabase::from_file(&f.0).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:1:1: octet 0xe9", f.0.display())),
+            "{e}"
+        );
+        // A sequence cut short at the end of the file.
+        let f = TempFile::new("cut.conf", b"debug 0;\n\xe2\x82");
+        let e = HaConfig::from_file(&f.0).unwrap_err();
+        assert!(e.to_string().contains(":2:1: octet 0xe2"), "{e}");
     }
 
     #[test]
