@@ -19,8 +19,9 @@
 //!
 //! Each entry is a mobility SA (RFC 4285 §5.1): SPI (0-255 reserved), key, HMAC-SHA1-96
 //! (MN-HA, subtype 1) and timestamp replay protection with a window of 7 s by default.
-//! SHISA truncated keys to 16 octets; we use the whole key and warn when it is longer,
-//! since a SHISA peer would then compute a different authenticator.
+//! Keys are at least 16 octets ([`MIN_KEY_LEN`]); SHISA truncated keys to 16 octets, so we
+//! use the whole key and warn when it is longer, since a SHISA peer would then compute a
+//! different authenticator.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -34,8 +35,24 @@ use crate::{ConfError, Location, Warning};
 /// The timestamp window of RFC 4285 §6 ("close enough", default 7 s).
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(7);
 
-/// Keys shorter than this draw a warning (RFC 4285 mobility SA keys are 16 octets).
+/// The shortest key accepted, in the auth-database and in mrd.conf's `key`: 16 octets, as
+/// RFC 4285 §5.1 recommends and SHISA uses. An HMAC-SHA1 key of a few octets is found by
+/// trying them all against one captured BU (RFC 2104 §3 discourages keys shorter than the
+/// hash's 20-octet output already).
+pub const MIN_KEY_LEN: usize = 16;
+
+/// SHISA's key length: longer keys draw a warning (a SHISA peer truncates them).
 pub const RECOMMENDED_KEY_LEN: usize = 16;
+
+/// The error for a key shorter than [`MIN_KEY_LEN`] (`what`: "the key of SPI 1000").
+pub(crate) fn short_key(what: &str, len: usize) -> String {
+    format!(
+        "{what} is {len} octet{}; at least {MIN_KEY_LEN} are required (RFC 4285 §5.1; a key of a \
+         few octets is found by trying them all against one captured BU): give 0x and 32 hex \
+         digits, or a quoted string of 16 characters",
+        if len == 1 { "" } else { "s" }
+    )
+}
 
 /// The authenticator algorithm of a mobility SA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -318,16 +335,13 @@ fn entry(
         ));
     }
     let key_bytes = parse_key(key).map_err(|m| at(key, m))?;
-    if key_bytes.len() < RECOMMENDED_KEY_LEN {
-        warnings.push(Warning::at(
-            file,
-            key.location,
-            format!(
-                "the key of SPI {spi_value} is {} octets; at least {RECOMMENDED_KEY_LEN} are recommended",
-                key_bytes.len()
-            ),
+    if key_bytes.len() < MIN_KEY_LEN {
+        return Err(at(
+            key,
+            short_key(&format!("the key of SPI {spi_value}"), key_bytes.len()),
         ));
-    } else if key_bytes.len() > RECOMMENDED_KEY_LEN {
+    }
+    if key_bytes.len() > RECOMMENDED_KEY_LEN {
         warnings.push(Warning::at(
             file,
             key.location,
@@ -467,6 +481,9 @@ mr3@example.org 10002 \"0123456789abcdef\" 2001:db8:0:80be::1002
         assert!(!format!("{a:?}").contains("shared"));
     }
 
+    /// A 16-octet key, for errors found after the key.
+    const K: &str = "0x00112233445566778899aabbccddeeff";
+
     #[test]
     fn errors_name_file_and_line() {
         let e = |t: &str| {
@@ -488,41 +505,44 @@ mr3@example.org 10002 \"0123456789abcdef\" 2001:db8:0:80be::1002
         assert!(e("192.0.2.1 1000 0x00\n").contains("IPv4 address"));
         assert!(e("nobody 1000 0x00\n").contains("expected an IPv6 home address or an NAI"));
         assert!(
-            e("2001:db8::1 1000 0x00 extra\n").contains(
+            e(&format!("2001:db8::1 1000 {K} extra\n")).contains(
                 "expected the NAI (user@realm) of home address 2001:db8::1 after the key"
             )
         );
         assert!(
-            e("a@b 1000 0x00 b@c\n").contains("expected the IPv6 home address a@b may register")
+            e(&format!("a@b 1000 {K} b@c\n"))
+                .contains("expected the IPv6 home address a@b may register")
         );
         assert!(
             e("a@b 1000 0x00 2001:db8::1 more\n")
                 .contains("1:27: unexpected 'more' after the second identity")
         );
         assert!(
-            e("a@b 1000 0x0011 2001:db8::1\n2001:db8::1 1001 0x0011\n")
+            e(&format!("a@b 1000 {K} 2001:db8::1\n2001:db8::1 1001 {K}\n"))
                 .contains("home address 2001:db8::1 already has an entry at authdata:1")
         );
         assert!(e("2001:db8::1 1000 0x00; \n").contains("unexpected '{', '}' or ';'"));
         assert!(
-            e("2001:db8::1 1000 0x0011\n2001:db8::2 1000 0x0011\n")
+            e(&format!("2001:db8::1 1000 {K}\n2001:db8::2 1000 {K}\n"))
                 .starts_with("authdata:2:1: SPI 1000 is already used by authdata:1")
         );
         assert!(
-            e("2001:db8::1 1000 0x0011\n2001:db8::1 1001 0x0011\n")
+            e(&format!("2001:db8::1 1000 {K}\n2001:db8::1 1001 {K}\n"))
                 .contains("home address 2001:db8::1 already has an entry at authdata:1")
         );
         assert!(e("2001:db8::1 1000 ''\n").contains("the key is empty"));
     }
 
     #[test]
-    fn short_and_long_keys_warn() {
-        let (_, w) = AuthDatabase::parse_str("2001:db8::1 1000 'short'\n", "a").unwrap();
-        assert_eq!(w.len(), 1);
-        assert!(
-            w[0].to_string()
-                .starts_with("a:1:18: the key of SPI 1000 is 5 octets")
-        );
+    fn short_keys_are_refused_long_keys_warn() {
+        let e = |t: &str| AuthDatabase::parse_str(t, "a").unwrap_err().to_string();
+        assert!(e("2001:db8::1 1000 'short'\n").starts_with(
+            "a:1:18: the key of SPI 1000 is 5 octets; at least 16 are required (RFC 4285 §5.1"
+        ));
+        assert!(e("2001:db8::1 1000 0x01\n").contains("is 1 octet; at least 16"));
+        assert!(e("2001:db8::1 1000 'fifteen-octets!'\n").contains("is 15 octets"));
+        let (_, w) = AuthDatabase::parse_str("2001:db8::1 1000 'sixteen-octets!!'\n", "a").unwrap();
+        assert!(w.is_empty(), "{w:?}");
         let (_, w) = AuthDatabase::parse_str(
             "2001:db8::1 1000 0x000102030405060708090a0b0c0d0e0f10111213\n",
             "a",

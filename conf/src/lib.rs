@@ -97,7 +97,8 @@ impl ConfError {
 }
 
 /// Something accepted but worth telling the operator: a SHISA key we do not implement,
-/// a short key, a setting that overrides another. The daemons log each at start.
+/// a key longer than SHISA's 16 octets, a setting that overrides another. The daemons log
+/// each at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// The file the warning is about.

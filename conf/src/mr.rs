@@ -542,11 +542,8 @@ fn block(ctx: &mut Ctx, s: &Statement) -> Result<MobilitySa, ConfError> {
             "key" => {
                 let v = ctx.one(st, "key 0xHEX|\"TEXT\";")?;
                 let k = parse_key(v).map_err(|m| ctx.err_at(v, m))?;
-                if k.len() < crate::auth::RECOMMENDED_KEY_LEN {
-                    ctx.warn(
-                        st,
-                        format!("the key is {} octets; at least 16 are recommended", k.len()),
-                    );
+                if k.len() < crate::auth::MIN_KEY_LEN {
+                    return Err(ctx.err_at(v, crate::auth::short_key("the key", k.len())));
                 }
                 key = Some(k);
             }
@@ -778,5 +775,24 @@ prefixtable {
         assert!(!c.ipv4_mnp_support);
         assert!(c.ipv4_mobile_network_prefixes.is_empty());
         assert!(w[0].message.contains("will not be registered"));
+    }
+
+    #[test]
+    fn an_inline_key_shorter_than_16_octets_is_refused() {
+        let key = "key 0x000102030405060708090a0b0c0d0e0f;";
+        assert!(MINIMAL.contains(key));
+        for (short, octets) in [("key 0x01;", 1), ("key 'fifteen-octets!';", 15)] {
+            let m = err(&MINIMAL.replace(key, short));
+            assert!(
+                m.starts_with(&format!(
+                    "mrd.conf:5:32: the key is {octets} octet{}; at least 16 are required",
+                    if octets == 1 { "" } else { "s" }
+                )),
+                "{m}"
+            );
+        }
+        let (c, w) = parse(&MINIMAL.replace(key, "key \"sixteen-octets!!\";")).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.authentication.unwrap().key, b"sixteen-octets!!");
     }
 }
