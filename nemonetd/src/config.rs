@@ -185,6 +185,66 @@ fn yes_no(v: &conf::grammar::Value, at: &str) -> Result<bool, String> {
     }
 }
 
+impl Settings {
+    /// Refuses what the kernel would refuse later, or worse: an interface name it cannot
+    /// hold, a rule priority range that overflows, an outer hop limit of 0. The error says
+    /// which value and why; nemonetd exits 78 with it.
+    pub fn validate(&self) -> Result<(), String> {
+        for (what, name) in [
+            (
+                "the TUN device name (tunnel-name / --tun-name)",
+                &self.routes.tun,
+            ),
+            ("the egress interface", &self.ifname),
+        ] {
+            if let Err(why) = interface_name(name) {
+                return Err(format!("{what} {name:?}: {why}"));
+            }
+        }
+        if self.routes.tun == self.ifname {
+            return Err(format!(
+                "the TUN device name {:?} is the egress interface's: choose another tunnel-name",
+                self.routes.tun
+            ));
+        }
+        let last = u32::MAX - (crate::routes::RULE_PRIORITY_SPAN - 1);
+        if self.routes.rule_priority > last {
+            return Err(format!(
+                "rule-priority {}: nemonetd uses {} priorities from it, so at most {last}",
+                self.routes.rule_priority,
+                crate::routes::RULE_PRIORITY_SPAN
+            ));
+        }
+        if self.hop_limit == 0 {
+            return Err(
+                "tunnel-hop-limit 0: every tunnelled packet would be dropped at the first hop; \
+                 1-255"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Linux's rule for a network device name (`dev_valid_name`): 1 to 15 octets (IFNAMSIZ
+/// with its NUL), not `.` or `..`, no `/`, `:` or white space.
+fn interface_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("empty")
+    } else if name.len() > 15 {
+        Err("longer than 15 octets (IFNAMSIZ)")
+    } else if name == "." || name == ".." {
+        Err("not a device name")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        Err("contains '/', ':' or white space")
+    } else {
+        Ok(())
+    }
+}
+
 impl Cli {
     /// Mode from the flags.
     pub fn mode(&self) -> Mode {
@@ -265,6 +325,51 @@ mod tests {
         assert_eq!(s.routes.tun, "mip0");
         assert!(!s.routes.ipv4_own_traffic);
         assert!(FileSettings::parse("udp-port 70000;", "n.conf").is_err());
+    }
+
+    #[test]
+    fn settings_the_kernel_would_refuse_are_refused_here() {
+        let settings = |args: &[&str], file: &str| {
+            let mut argv = vec!["nemonetd", "-m"];
+            argv.extend_from_slice(args);
+            let (f, _) = FileSettings::parse(file, "n.conf").unwrap();
+            Cli::try_parse_from(argv).unwrap().settings(&f).validate()
+        };
+        assert_eq!(settings(&["eth0"], ""), Ok(()));
+        assert_eq!(
+            settings(&["--tun-name", "nemo-tunnel-0123", "eth0"], "").unwrap_err(),
+            "the TUN device name (tunnel-name / --tun-name) \"nemo-tunnel-0123\": longer than 15 \
+             octets (IFNAMSIZ)"
+        );
+        assert!(
+            settings(&["eth0"], "tunnel-name a/b;")
+                .unwrap_err()
+                .contains("'/'")
+        );
+        assert!(
+            settings(&["eth 0"], "")
+                .unwrap_err()
+                .starts_with("the egress interface")
+        );
+        assert!(
+            settings(&["nemo0"], "")
+                .unwrap_err()
+                .contains("is the egress interface's")
+        );
+        assert!(
+            settings(&["--rule-priority", "4294967290", "eth0"], "")
+                .unwrap_err()
+                .contains("at most 4294967286")
+        );
+        assert_eq!(
+            settings(&["--rule-priority", "4294967286", "eth0"], ""),
+            Ok(())
+        );
+        assert!(
+            settings(&["eth0"], "tunnel-hop-limit 0;")
+                .unwrap_err()
+                .contains("1-255")
+        );
     }
 
     #[test]

@@ -22,13 +22,45 @@ pub mod netops;
 pub mod routes;
 pub mod tun;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 pub use daemon::DaemonError;
 
+/// Why nemonetd stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration file, or a value of the command line, is wrong: nothing was set up.
+    #[error("{0}")]
+    Config(String),
+    /// Detaching or the runtime failed.
+    #[error("{what}: {source}")]
+    Os {
+        /// What failed.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon failed (devices, netlink, bus).
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+impl RunError {
+    /// Process exit status: 78 (EX_CONFIG, sysexits(3)) for configuration and command-line
+    /// errors, as had and mrd; 1 otherwise. (clap's own usage errors exit 2 before this.)
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Config(_) => ExitCode::from(78),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
 /// Runs `nemonetd` as the command line says: reads the configuration, sets up logging,
 /// detaches unless `-f`, and runs the daemon on a current-thread runtime.
-pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(cli: config::Cli) -> Result<(), RunError> {
     let default_level = if cli.debug {
         "nemonetd=debug,info"
     } else {
@@ -38,9 +70,10 @@ pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
     let _logging = mipsock::daemon::Logging::init(default_level);
     let file = match &cli.config {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let (f, warnings) = config::FileSettings::parse(&text, &path.display().to_string())?;
+            // Bounded (1 MiB) and UTF-8 checked with a location, like had's and mrd's files.
+            let text = conf::read_config_file(path).map_err(|e| RunError::Config(e.to_string()))?;
+            let (f, warnings) = config::FileSettings::parse(&text, &path.display().to_string())
+                .map_err(RunError::Config)?;
             for w in warnings {
                 tracing::warn!("{w}");
             }
@@ -49,10 +82,14 @@ pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
         None => config::FileSettings::default(),
     };
     let settings = cli.settings(&file);
+    settings.validate().map_err(RunError::Config)?;
     if !cli.foreground {
         // Before the runtime exists: forking a process with threads would lose them.
         // Keep stderr (nochdir, noclose): logs go wherever the caller sent them.
-        nix::unistd::daemon(true, true)?;
+        nix::unistd::daemon(true, true).map_err(|e| RunError::Os {
+            what: "detaching (daemon(3))",
+            source: e.into(),
+        })?;
     }
     let bus_dir = cli
         .bus_dir
@@ -60,7 +97,11 @@ pub fn run(cli: config::Cli) -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(|source| RunError::Os {
+            what: "starting the tokio runtime",
+            source,
+        })?;
     rt.block_on(daemon::run(
         settings,
         bus_dir,

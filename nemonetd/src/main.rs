@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nemonetd: {e}");
-            std::process::ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }
