@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{apps, demo, net, topo};
+use crate::{apps, chaos, demo, net, topo};
 use clap::{Parser, Subcommand};
 
 /// nemo-lab: a dual-stack mobile network in network namespaces with the real daemons
@@ -46,6 +46,16 @@ enum Cmd {
         /// Only the summary.
         #[arg(long)]
         quiet: bool,
+    },
+    /// Chaos: under the flow of the handover experiment, kill -9 each daemon in turn
+    /// (nemonetd, mrd and babymdd on the MR; nemonetd and had on the HA) and start it
+    /// again with its rc.d script. Per daemon: the flow's gap, packets lost, packets that
+    /// left the MR untunnelled, kernel state left stale, bindings kept. Writes
+    /// report.json into --out; exits 1 if anything left untunnelled or went stale.
+    Chaos {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// The DSMIPv6 paper's experiment: a UDP flow (250 octets every 5 ms) MNN -> CN while
     /// the MR moves (IPv6 -> IPv6 on one interface; vertical with two). Writes
@@ -197,7 +207,7 @@ pub fn main() -> ExitCode {
             log,
             stop_file,
         } => return helper(apps::udp_recv(*port, log, stop_file)),
-        Cmd::Demo { .. } | Cmd::Handover { .. } => {}
+        Cmd::Demo { .. } | Cmd::Handover { .. } | Cmd::Chaos { .. } => {}
     }
     if !net::is_root() {
         eprintln!(
@@ -259,6 +269,30 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Chaos { out } => match chaos::chaos(opts, &out) {
+            Ok(outcomes) => {
+                let clean = outcomes
+                    .iter()
+                    .all(|o| o.untunnelled == 0 && o.stale.is_empty() && o.binding_kept);
+                if clean {
+                    cleanup();
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "nemo-lab: chaos: a daemon's crash leaked, left stale state or lost a binding; logs in {}",
+                        work.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "nemo-lab: chaos experiment failed: {e}; logs in {}",
+                    work.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         _ => ExitCode::SUCCESS,
     }
 }

@@ -41,19 +41,19 @@ impl Summary {
     }
 }
 
-struct Say {
-    step: u32,
-    quiet: bool,
+pub(crate) struct Say {
+    pub(crate) step: u32,
+    pub(crate) quiet: bool,
 }
 
 impl Say {
-    fn step(&mut self, text: &str) {
+    pub(crate) fn step(&mut self, text: &str) {
         self.step += 1;
         if !self.quiet {
             println!("\n[{:>2}] {text}", self.step);
         }
     }
-    fn info(&self, text: &str) {
+    pub(crate) fn info(&self, text: &str) {
         if !self.quiet {
             for l in text.lines() {
                 println!("     {l}");
@@ -86,7 +86,7 @@ fn label(c: &Check) -> &'static str {
 
 /// Builds the topology, starts the daemons, attaches the MR's eth0 to the IPv6-only
 /// network A and waits for the registration.
-fn setup(opts: Options, say: &mut Say, summary: &mut Summary) -> Result<Lab> {
+pub(crate) fn setup(opts: Options, say: &mut Say, summary: &mut Summary) -> Result<Lab> {
     say.step("Building the topology: CN (\"the Internet\"), router, home agent on its home link, access networks A and A2 (IPv6-only, radvd) and B (dual stack), the mobile router with two egress links, and behind it a dual-stack host (MNN) and an IPv4-only host (MNN4).");
     let mut lab = Lab::build(opts)?;
     say.info(&format!("namespaces: {}", lab.nss.names().join(" ")));
@@ -152,7 +152,7 @@ fn web(lab: &Lab, from: &crate::net::Ns, url: &str, me: &str) -> Result<(bool, S
 }
 
 /// Tunnel proof: a capture on the MR's uplink port of the access network.
-fn capture_start(lab: &mut Lab, port: &str, file: &Path) -> Result<()> {
+pub(crate) fn capture_start(lab: &mut Lab, port: &str, file: &Path) -> Result<()> {
     let r = lab.r.clone();
     let f = file.display().to_string();
     let log = lab.opts.work.join("tcpdump.log");

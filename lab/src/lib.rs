@@ -7,6 +7,7 @@
 //! success, failure, SIGINT and SIGTERM.
 
 pub mod apps;
+pub mod chaos;
 pub mod cli;
 pub mod demo;
 pub mod events;

@@ -137,6 +137,9 @@ pub struct Options {
     pub udhcpc: bool,
 }
 
+/// An rc.d script run: its name, namespace and settings.
+type RcRun = (String, Ns, Vec<(String, String)>);
+
 /// The lab: namespaces, links, daemons.
 #[derive(Debug)]
 pub struct Lab {
@@ -162,6 +165,8 @@ pub struct Lab {
     pub attached: [Option<Access>; 2],
     /// Whether each egress port is plugged (carrier).
     pub plugged: [bool; 2],
+    /// The rc.d scripts started, with their namespace and settings (to start them again).
+    rc_runs: Vec<RcRun>,
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -219,6 +224,7 @@ impl Lab {
             nat,
             attached: [None, None],
             plugged: [false, false],
+            rc_runs: Vec::new(),
         };
         lab.wire()?;
         Ok(lab)
@@ -585,9 +591,19 @@ impl Lab {
     /// the settings in its environment (as /etc/default/nemo would give them); its `stop`
     /// runs at teardown.
     fn rc(&mut self, ns: &Ns, script: &str, env: &[(String, String)]) -> Result<()> {
-        use std::os::unix::process::CommandExt;
-        let path = self.opts.etc.join("rc.d").join(script);
         std::fs::create_dir_all(self.opts.work.join(&ns.node))?;
+        let mut stop = vec!["ip".to_string()];
+        stop.extend(self.rc_command(ns, script, env));
+        stop.push("stop".into());
+        self.nss.stop_cmds.push(stop);
+        self.rc_runs
+            .push((script.to_string(), ns.clone(), env.to_vec()));
+        self.rc_run(ns, script, env, "start")
+    }
+
+    /// `ip netns exec NS env SETTINGS... sh SCRIPT`.
+    fn rc_command(&self, ns: &Ns, script: &str, env: &[(String, String)]) -> Vec<String> {
+        let path = self.opts.etc.join("rc.d").join(script);
         let mut cmd = vec![
             "netns".to_string(),
             "exec".into(),
@@ -596,19 +612,20 @@ impl Lab {
         ];
         cmd.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.extend(["sh".into(), path.display().to_string()]);
-        let mut stop = vec!["ip".to_string()];
-        stop.extend(cmd.iter().cloned());
-        stop.push("stop".into());
-        self.nss.stop_cmds.push(stop);
+        cmd
+    }
+
+    fn rc_run(&self, ns: &Ns, script: &str, env: &[(String, String)], verb: &str) -> Result<()> {
+        use std::os::unix::process::CommandExt;
         let out = std::process::Command::new("ip")
-            .args(&cmd)
-            .arg("start")
+            .args(self.rc_command(ns, script, env))
+            .arg(verb)
             .stdin(std::process::Stdio::null())
             .process_group(0)
             .output()?;
         if !out.status.success() {
             return err(format!(
-                "{script} start: {}{}",
+                "{script} {verb}: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             ));
@@ -619,6 +636,24 @@ impl Lab {
             }
         }
         Ok(())
+    }
+
+    /// `SCRIPT start` again, as an operator (or a supervisor) does after a crash: it starts
+    /// the daemons of that script that are not running.
+    pub fn rc_start_again(&self, script: &str) -> Result<()> {
+        let Some((_, ns, env)) = self.rc_runs.iter().find(|r| r.0 == script) else {
+            return err(format!("{script} was never started"));
+        };
+        self.rc_run(ns, script, env, "start")
+    }
+
+    /// The pid of a daemon started by an rc.d script (its pid file).
+    pub fn daemon_pid(&self, node: &str, daemon: &str) -> Option<i32> {
+        std::fs::read_to_string(self.opts.work.join(node).join(format!("{daemon}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Starts a helper subcommand of this program inside a namespace.
