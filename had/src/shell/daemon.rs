@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::FutureExt;
 use mhio::{NftGuard, ProxyNd, RawSender, Received, Receiver};
 use mipsock::{
-    AsyncEndpoint, Body, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
+    AsyncEndpoint, Body, CareOf, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
 };
 use proto::mh::MhRepr;
 use tokio::signal::unix::{SignalKind, signal};
@@ -44,6 +44,21 @@ fn load(cli: &Cli, home_ifindex: u32) -> Result<(conf::HaConfig, HaCoreConfig), 
     let if_addrs = setup::interface_addresses(&cli.homeif);
     let core = setup::core_config(&cfg, &cli.homeif, home_ifindex, &if_addrs)?;
     Ok((cfg, core))
+}
+
+/// The care-of address a BA answers, for the log. A BA to an IPv4 care-of address travels
+/// in UDP/IPv4 with the home address as its IPv6 destination (RFC 5555 §4.2): the care-of
+/// address is the outer peer (the NAT's mapping, address and port, behind a NAT).
+/// Otherwise it is the IPv6 destination: the care-of address, with an RH2 carrying the home
+/// address (RFC 6275 §9.5.4), or the home address itself at home.
+fn ba_care_of(tx: &Transmit) -> CareOf {
+    match tx.udp_v4 {
+        Some(path) => CareOf::V4 {
+            addr: *path.peer.ip(),
+            udp_port: Some(path.peer.port()),
+        },
+        None => CareOf::V6(tx.addressing.dst_addr),
+    }
 }
 
 /// Meaning and defining RFC of a BA status, for logs.
@@ -415,11 +430,12 @@ impl Daemon {
             let status = u8::from(ba.status);
             let (meaning, rfc) = ba_status_name(status);
             let hoa = tx.addressing.rh2_home_address.unwrap_or(to);
+            let coa = ba_care_of(tx);
             if status < 128 {
-                info!(%hoa, coa = %to, seq = ba.sequence.0, lifetime = ba.lifetime.units() as u32 * 4,
+                info!(%hoa, %coa, seq = ba.sequence.0, lifetime = ba.lifetime.units() as u32 * 4,
                     status, "binding acknowledged: {meaning} ({rfc})");
             } else {
-                warn!(%hoa, coa = %to, seq = ba.sequence.0, status,
+                warn!(%hoa, %coa, seq = ba.sequence.0, status,
                     "binding update refused: {meaning} ({rfc})");
             }
         }
@@ -518,5 +534,45 @@ impl Daemon {
             error!(error = %e, "journal compaction after reload failed");
         }
         info!(bindings = self.ha.len(), "configuration reloaded");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    use proto::ext::MobilityPacketRepr;
+
+    use super::*;
+
+    fn ba(dst: &str, rh2: Option<&str>, udp_v4: Option<UdpV4Path>) -> Transmit {
+        Transmit {
+            addressing: MobilityPacketRepr {
+                src_addr: "2001:db8:1::1".parse().unwrap(),
+                dst_addr: dst.parse().unwrap(),
+                hop_limit: 64,
+                home_address: None,
+                rh2_home_address: rh2.map(|h| h.parse().unwrap()),
+            },
+            udp_v4,
+            mh: Vec::new(),
+            ifindex: None,
+        }
+    }
+
+    #[test]
+    fn a_udp_ba_is_logged_with_the_ipv4_care_of_address_not_the_home_address() {
+        // RFC 5555 §4.2: inside UDP/IPv4 the BA is addressed to the home address.
+        let path = UdpV4Path {
+            peer: SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 200), 40000),
+            local: SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 1), 4191),
+        };
+        let tx = ba("2001:db8:1::100", None, Some(path));
+        assert_eq!(ba_care_of(&tx).to_string(), "198.51.100.200:40000");
+        // IPv6: to the care-of address, the home address in the RH2; at home, the HoA.
+        let tx = ba("2001:db8:a::5", Some("2001:db8:1::100"), None);
+        assert_eq!(ba_care_of(&tx).to_string(), "2001:db8:a::5");
+        let tx = ba("2001:db8:1::100", None, None);
+        assert_eq!(ba_care_of(&tx).to_string(), "2001:db8:1::100");
     }
 }
