@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::{apps, chaos, demo, net, topo};
+use crate::{apps, chaos, demo, net, soak, topo};
 use clap::{Parser, Subcommand};
 
 /// nemo-lab: a dual-stack mobile network in network namespaces with the real daemons
@@ -56,6 +56,20 @@ enum Cmd {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Soak: many handovers in a row (eth0 between the IPv6-only networks A and A2),
+    /// sampling every daemon's open file descriptors and resident memory. Writes
+    /// report.json (samples, slopes per 1,000 handovers) into --out.
+    Soak {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Handovers to do.
+        #[arg(long, default_value_t = 1000)]
+        handovers: u32,
+        /// Sample every this many handovers.
+        #[arg(long, default_value_t = 50)]
+        every: u32,
     },
     /// The DSMIPv6 paper's experiment: a UDP flow (250 octets every 5 ms) MNN -> CN while
     /// the MR moves (IPv6 -> IPv6 on one interface; vertical with two). Writes
@@ -207,7 +221,7 @@ pub fn main() -> ExitCode {
             log,
             stop_file,
         } => return helper(apps::udp_recv(*port, log, stop_file)),
-        Cmd::Demo { .. } | Cmd::Handover { .. } | Cmd::Chaos { .. } => {}
+        Cmd::Demo { .. } | Cmd::Handover { .. } | Cmd::Chaos { .. } | Cmd::Soak { .. } => {}
     }
     if !net::is_root() {
         eprintln!(
@@ -269,6 +283,23 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Soak {
+            out,
+            handovers,
+            every,
+        } => match soak::soak(opts, &out, handovers, every.max(1)) {
+            Ok(_) => {
+                cleanup();
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!(
+                    "nemo-lab: soak experiment failed: {e}; logs in {}",
+                    work.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Chaos { out } => match chaos::chaos(opts, &out) {
             Ok(outcomes) => {
                 let clean = outcomes

@@ -13,4 +13,5 @@ pub mod demo;
 pub mod events;
 pub mod handover;
 pub mod net;
+pub mod soak;
 pub mod topo;
