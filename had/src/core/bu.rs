@@ -220,7 +220,16 @@ impl Ha {
             reply.sa = Some((spi, sa.key.clone()));
             if !mac_ok || !covers {
                 self.stats.auth_failed += 1;
-                warn!(hoa = %hoa, coa = %coa, spi, mac_ok, "binding update failed authentication");
+                // Both are 146 (RFC 4285 §4, §5); the log says which, since the fixes differ.
+                let reason = if !mac_ok {
+                    "the authenticator did not verify (a key differing from the router's, or \
+                     the BU altered)"
+                } else {
+                    "the authenticator verified, but this SA is not the one for this home \
+                     address or NAI (RFC 4285 §5)"
+                };
+                warn!(hoa = %hoa, coa = %coa, spi, mac_ok, covers, reason,
+                    "binding update failed authentication (146)");
                 self.reject(&reply, BaStatus::Mipv6AuthFail);
                 return;
             }

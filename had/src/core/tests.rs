@@ -1703,3 +1703,76 @@ fn care_of_address_inside_the_routers_own_prefixes_dropped() {
     assert_eq!(status(&tx), BaStatus::Accepted);
     assert_eq!(e.ha.stats().invalid_coa, 6);
 }
+
+// ---------- what a 146 says (issue 17 item 9) ----------
+
+/// The events logged while `f` runs, each as its fields (`message=...` first).
+fn logs_of(f: impl FnOnce()) -> Vec<String> {
+    use std::fmt::Write;
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+
+    struct Line(String);
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let _ = write!(self.0, "{}={value:?} ", field.name());
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            let _ = write!(self.0, "{}={value} ", field.name());
+        }
+    }
+    struct Capture(Arc<Mutex<Vec<String>>>);
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut line = Line(String::new());
+            event.record(&mut line);
+            self.0.lock().unwrap().push(line.0);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    tracing::subscriber::with_default(Capture(Arc::clone(&lines)), f);
+    lines.lock().unwrap().clone()
+}
+
+#[test]
+fn a_146_log_says_whether_the_mac_or_the_sa_failed() {
+    let mut e = Env::new(auth_cfg());
+    let failure = |e: &mut Env, bu: &Bu| {
+        let logs = logs_of(|| {
+            assert_eq!(status(&e.ba(bu)), BaStatus::Mipv6AuthFail);
+        });
+        logs.into_iter()
+            .find(|l| l.contains("binding update failed authentication"))
+            .expect("a log line for the 146")
+    };
+    // The wrong key: the MAC does not verify.
+    let bu = Bu::new(HOA1, 1).signed(1000, KEY2, e.wall());
+    let line = failure(&mut e, &bu);
+    assert!(line.contains("mac_ok=false"), "{line}");
+    assert!(
+        line.contains("reason=the authenticator did not verify"),
+        "{line}"
+    );
+    // The right key of another home address's SA: the MAC verifies, the SA does not cover
+    // HOA2 (the old line said only mac_ok=true, and the shell "did not verify").
+    let bu = Bu::new(HOA2, 1).signed(1000, KEY1, e.wall());
+    let line = failure(&mut e, &bu);
+    assert!(line.contains("mac_ok=true"), "{line}");
+    assert!(line.contains("covers=false"), "{line}");
+    assert!(
+        line.contains("reason=the authenticator verified, but this SA is not the one"),
+        "{line}"
+    );
+    assert!(!line.contains("did not verify"), "{line}");
+}

@@ -85,7 +85,11 @@ pub(crate) fn ba_status_name(status: u8) -> (&'static str, &'static str) {
             "MIPV6-MESG-ID-REQD (replay protection option missing)",
             "RFC 4285",
         ),
-        146 => ("MIPV6-AUTH-FAIL (authenticator did not verify)", "RFC 4285"),
+        // The core's "failed authentication" line before this one says which of the two.
+        146 => (
+            "MIPV6-AUTH-FAIL (authenticator not verified, or the SA not for this home address)",
+            "RFC 4285",
+        ),
         _ => ("unknown status", "IANA registry"),
     }
 }
@@ -574,5 +578,16 @@ mod tests {
         assert_eq!(ba_care_of(&tx).to_string(), "2001:db8:a::5");
         let tx = ba("2001:db8:1::100", None, None);
         assert_eq!(ba_care_of(&tx).to_string(), "2001:db8:1::100");
+    }
+
+    #[test]
+    fn the_name_of_146_claims_no_cause_the_core_did_not_find() {
+        // 146 is sent when the MAC does not verify and when it does but the SA is not for
+        // the home address; the core's log line says which (core test
+        // a_146_log_says_whether_the_mac_or_the_sa_failed).
+        let (name, rfc) = ba_status_name(146);
+        assert!(!name.contains("did not verify"), "{name}");
+        assert!(name.contains("SA not for this home address"), "{name}");
+        assert_eq!(rfc, "RFC 4285");
     }
 }

@@ -123,7 +123,10 @@ pub fn advice(status: BaStatus) -> &'static str {
         142 => "the home agent's prefix table does not give us these mobile network prefixes",
         143 => "the home agent has no mobile network prefix for us (implicit mode)",
         145 => "the home agent requires RFC 4285 replay protection (timestamps)",
-        146 => "authentication failed: check spi and key against the home agent's auth-database",
+        146 => {
+            "authentication failed: check spi and key against the home agent's auth-database, \
+             and that its entry for that SPI names our home address (or identifier)"
+        }
         _ => "see the status's RFC",
     }
 }
