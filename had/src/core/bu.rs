@@ -121,8 +121,13 @@ impl Ha {
             // RFC 6275 §9.5.1: a BU with an invalid care-of address is silently discarded;
             // RFC 3963 has no status for a CoA inside the router's own prefixes either.
             self.stats.invalid_coa += 1;
-            info!(hoa = %hoa, coa = %coa, seq = seq.0, reason,
-                "binding update with an invalid care-of address dropped");
+            // Unauthenticated so far: once per power of two, or a flood is a log flood.
+            if self.stats.invalid_coa.is_power_of_two() {
+                info!(hoa = %hoa, coa = %coa, seq = seq.0, reason, dropped = self.stats.invalid_coa,
+                    "binding update with an invalid care-of address dropped");
+            } else {
+                debug!(hoa = %hoa, coa = %coa, reason, "invalid care-of address dropped");
+            }
             return;
         }
         // RFC 6275 §9.5.1: a home registration must not carry Nonce Indices (SHISA drops).
@@ -201,12 +206,18 @@ impl Ha {
                 // RFC 4285 §4: a node configured for authentication silently drops BUs
                 // without the MN-HA option.
                 self.stats.no_auth_option += 1;
-                info!(hoa = %hoa, src = %signal.src, seq = seq.0, "binding update without MN-HA authentication dropped");
+                if self.stats.no_auth_option.is_power_of_two() {
+                    info!(hoa = %hoa, src = %signal.src, seq = seq.0, dropped = self.stats.no_auth_option,
+                        "binding update without MN-HA authentication dropped");
+                }
                 return;
             };
             let Some(sa) = self.sas.get(&spi) else {
                 self.stats.unknown_spi += 1;
-                info!(hoa = %hoa, src = %signal.src, spi, "binding update with unknown SPI dropped");
+                if self.stats.unknown_spi.is_power_of_two() {
+                    info!(hoa = %hoa, src = %signal.src, spi, dropped = self.stats.unknown_spi,
+                        "binding update with unknown SPI dropped");
+                }
                 return;
             };
             let mac_ok = matches!(sa.key.verify(signal.mh, coa_mac, &hoa), Ok(true));
