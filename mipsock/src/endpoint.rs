@@ -678,7 +678,19 @@ impl Endpoint {
                 Event::Message(msg)
             }
             Err(e) => {
-                if e.is_unknown() {
+                if matches!(e, FrameError::LegacyBincode) {
+                    // Not a curiosity from the future but a daemon left on an old release:
+                    // nothing it sends is understood here, so say so where people look.
+                    self.counters.unknown.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        len = n,
+                        version = frame::VERSION_BINCODE,
+                        expected = frame::VERSION,
+                        "skipped a frame from an older mipsock whose frames are bincode \
+                         (version 1; this one reads postcard, version 2): upgrade both ends \
+                         of the bus"
+                    );
+                } else if e.is_unknown() {
                     self.counters.unknown.fetch_add(1, Ordering::Relaxed);
                     debug!(error = %e, len = n, "skipped a frame of an unknown version or type");
                 } else {
@@ -767,9 +779,10 @@ impl Endpoint {
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for item in items {
-            let size = bincode::serde::encode_to_vec(&item, bincode::config::standard())
-                .map(|v| v.len())
-                .unwrap_or(DUMP_CHUNK_BYTES);
+            // Counted, not encoded: the Size flavor only adds up the octets.
+            let size =
+                postcard::serialize_with_flavor(&item, postcard::ser_flavors::Size::default())
+                    .unwrap_or(DUMP_CHUNK_BYTES);
             if !chunk.is_empty() && chunk_bytes + size > DUMP_CHUNK_BYTES {
                 let items = std::mem::take(&mut chunk);
                 self.send(

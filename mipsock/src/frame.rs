@@ -1,10 +1,10 @@
-//! Framing: a fixed 12-octet header, then a bincode-2 body.
+//! Framing: a fixed 12-octet header, then a postcard body.
 //!
 //! ```text
 //!  0      4       5      6          8              12
-//!  +------+-------+------+----------+---------------+----------------------------+
-//!  | MIPS | ver=1 | type | reserved | body len (BE) | bincode(Header) ++ bincode(payload) |
-//!  +------+-------+------+----------+---------------+----------------------------+
+//!  +------+-------+------+----------+---------------+--------------------------------------+
+//!  | MIPS | ver=2 | type | reserved | body len (BE) | postcard(Header) ++ postcard(payload) |
+//!  +------+-------+------+----------+---------------+--------------------------------------+
 //! ```
 //!
 //! The fixed header never changes between format versions, so a reader always knows how
@@ -12,8 +12,11 @@
 //! that is what lets daemons of different releases share a bus. The same frames work on a
 //! byte stream ([`FrameDecoder`]), where the magic lets the decoder resynchronise after
 //! garbage.
+//!
+//! Version 1 was the same header with a bincode-2 body (mipsock before the move to
+//! postcard); such frames are refused as [`FrameError::LegacyBincode`], counted as unknown.
 
-use bincode::config::{Config, standard};
+use postcard::de_flavors::{Flavor, Slice};
 
 use crate::message::{
     BeHint, Binding, Body, Dad, Header, HomeHint, MdInfo, Message, MessageType, NodetypeInfo,
@@ -23,8 +26,10 @@ use crate::message::{MhUdpIn, MhUdpOut};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"MIPS";
-/// The body format version this crate writes and reads.
-pub const VERSION: u8 = 1;
+/// The body format version this crate writes and reads: 2, postcard.
+pub const VERSION: u8 = 2;
+/// The version of frames whose body was bincode-2 (mipsock before postcard).
+pub const VERSION_BINCODE: u8 = 1;
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 12;
 /// Largest body accepted. Bodies stay well under a socket buffer; large state dumps are
@@ -33,10 +38,48 @@ pub const MAX_BODY: usize = 60 * 1024;
 /// Largest frame.
 pub const MAX_FRAME: usize = HEADER_LEN + MAX_BODY;
 
-/// bincode configuration: varint integers, and a byte limit so a forged length prefix
-/// inside the body can never make the decoder allocate more than a frame.
-fn config() -> impl Config {
-    standard().with_limit::<MAX_BODY>()
+/// postcard's slice input, minus its size hint. postcard answers a sequence's length
+/// prefix with "that many elements" whenever that many octets remain, and serde then
+/// reserves up to 1 MiB for them at once; but an element can be several times larger in
+/// memory than its smallest encoding (a [`crate::StateItem`] can be 3 octets), so a forged
+/// count in a [`MAX_BODY`] frame could reserve far more than the frame. Reporting no size
+/// turns that into no reservation: vectors grow only as elements actually decode, each of
+/// which consumes input.
+struct Unhinted<'de>(Slice<'de>);
+
+impl<'de> Flavor<'de> for Unhinted<'de> {
+    type Remainder = &'de [u8];
+    type Source = &'de [u8];
+
+    fn pop(&mut self) -> postcard::Result<u8> {
+        self.0.pop()
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        // Some(0), not None: postcard takes None as "trust the length prefix".
+        Some(0)
+    }
+
+    fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
+        self.0.try_take_n(ct)
+    }
+
+    fn finalize(self) -> postcard::Result<&'de [u8]> {
+        self.0.finalize()
+    }
+}
+
+/// Decodes one `T` from the start of `input`; returns it and the octets it used.
+fn take<'de, T: serde::Deserialize<'de>>(input: &'de [u8]) -> postcard::Result<(T, usize)> {
+    let mut de = postcard::Deserializer::from_flavor(Unhinted(Slice::new(input)));
+    let value = T::deserialize(&mut de)?;
+    let rest = de.finalize()?;
+    Ok((value, input.len() - rest.len()))
+}
+
+/// Appends the postcard encoding of `value` to `out`.
+fn put<T: serde::Serialize>(value: &T, out: &mut Vec<u8>) -> postcard::Result<()> {
+    postcard::to_io(value, out).map(|_| ())
 }
 
 /// Why a frame could not be turned into a message.
@@ -62,6 +105,13 @@ pub enum FrameError {
     /// A format version this crate does not read (skipped, not fatal).
     #[error("unknown format version {0}")]
     UnknownVersion(u8),
+    /// Version 1: a bincode body from an older mipsock (skipped and counted as unknown,
+    /// like any other version, but it has a known cause and a known fix).
+    #[error(
+        "format version {VERSION_BINCODE} (bincode body) from an older mipsock: this one reads \
+         version {VERSION} (postcard); upgrade both ends of the bus"
+    )]
+    LegacyBincode,
     /// A message type this crate does not know (skipped, not fatal).
     #[error("unknown message type code {0}")]
     UnknownType(u8),
@@ -70,9 +120,9 @@ pub enum FrameError {
     Body {
         /// The type from the header.
         kind: MessageType,
-        /// What bincode said.
+        /// What postcard said.
         #[source]
-        source: bincode::error::DecodeError,
+        source: postcard::Error,
     },
     /// The body decoded but left octets unread.
     #[error("{kind} body has {extra} trailing octets")]
@@ -93,7 +143,7 @@ impl FrameError {
     pub fn is_unknown(&self) -> bool {
         matches!(
             self,
-            FrameError::UnknownVersion(_) | FrameError::UnknownType(_)
+            FrameError::UnknownVersion(_) | FrameError::LegacyBincode | FrameError::UnknownType(_)
         )
     }
 }
@@ -101,9 +151,9 @@ impl FrameError {
 /// Why a message could not be encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    /// bincode failed (it does not for our types, but the API says it may).
-    #[error("bincode: {0}")]
-    Bincode(#[from] bincode::error::EncodeError),
+    /// postcard failed (it does not for our types, but the API says it may).
+    #[error("postcard: {0}")]
+    Postcard(#[from] postcard::Error),
     /// The body would exceed [`MAX_BODY`].
     #[error("message body of {0} octets over the limit {MAX_BODY}")]
     TooLong(usize),
@@ -116,24 +166,20 @@ pub fn encode_into(out: &mut Vec<u8>, header: &Header, body: &Body) -> Result<()
     out.push(VERSION);
     out.push(body.message_type().code());
     out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    bincode::serde::encode_into_std_write(header, out, config())?;
-    let cfg = config();
-    let w = &mut *out;
+    put(header, out)?;
     match body {
-        Body::NodetypeInfo(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::BcAdd(p) | Body::BcRemove(p) | Body::BulAdd(p) | Body::BulRemove(p) => {
-            bincode::serde::encode_into_std_write(p, w, cfg)?
-        }
-        Body::MdInfo(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::HomeHint(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::RrHint(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::BeHint(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::Dad(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::StateDump(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::StateEnd(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::MhUdpIn(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::MhUdpOut(p) => bincode::serde::encode_into_std_write(p, w, cfg)?,
-        Body::BcFlush | Body::BulFlush | Body::StateRequest => 0,
+        Body::NodetypeInfo(p) => put(p, out)?,
+        Body::BcAdd(p) | Body::BcRemove(p) | Body::BulAdd(p) | Body::BulRemove(p) => put(p, out)?,
+        Body::MdInfo(p) => put(p, out)?,
+        Body::HomeHint(p) => put(p, out)?,
+        Body::RrHint(p) => put(p, out)?,
+        Body::BeHint(p) => put(p, out)?,
+        Body::Dad(p) => put(p, out)?,
+        Body::StateDump(p) => put(p, out)?,
+        Body::StateEnd(p) => put(p, out)?,
+        Body::MhUdpIn(p) => put(p, out)?,
+        Body::MhUdpOut(p) => put(p, out)?,
+        Body::BcFlush | Body::BulFlush | Body::StateRequest => {}
     };
     let body_len = out.len() - start - HEADER_LEN;
     if body_len > MAX_BODY {
@@ -193,8 +239,10 @@ pub fn decode(frame: &[u8]) -> Result<Message, FrameError> {
             actual,
         });
     }
-    if fh.version != VERSION {
-        return Err(FrameError::UnknownVersion(fh.version));
+    match fh.version {
+        VERSION => {}
+        VERSION_BINCODE => return Err(FrameError::LegacyBincode),
+        v => return Err(FrameError::UnknownVersion(v)),
     }
     let kind = MessageType::from_code(fh.type_code).ok_or(FrameError::UnknownType(fh.type_code))?;
     decode_body(kind, &frame[HEADER_LEN..])
@@ -202,14 +250,12 @@ pub fn decode(frame: &[u8]) -> Result<Message, FrameError> {
 
 fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
     let err = |source| FrameError::Body { kind, source };
-    let (header, mut used): (Header, usize) =
-        bincode::serde::decode_from_slice(body, config()).map_err(err)?;
+    let (header, mut used): (Header, usize) = take(body).map_err(err)?;
     let rest = &body[used..];
     // Decodes the payload type `$t` and wraps it in the body variant.
     macro_rules! payload {
         ($t:ty, $wrap:expr) => {{
-            let (p, n): ($t, usize) =
-                bincode::serde::decode_from_slice(rest, config()).map_err(err)?;
+            let (p, n): ($t, usize) = take(rest).map_err(err)?;
             used += n;
             $wrap(p)
         }};
@@ -496,7 +542,7 @@ mod tests {
     }
 
     #[test]
-    fn every_message_round_trips_through_bincode_frames() {
+    fn every_message_round_trips_through_postcard_frames() {
         for msg in samples() {
             let frame = encode(&msg).unwrap();
             let fh = parse_header(&frame).unwrap();
@@ -579,6 +625,70 @@ mod tests {
     }
 
     #[test]
+    fn bincode_frames_of_older_releases_are_refused_with_the_reason() {
+        // A BcFlush as the bincode mipsock wrote it (its frame::encode, run on the last
+        // commit before postcard): header seq 0, errno 0, pid 4242 (bincode's fb 92 10),
+        // sender "mrd", serial 1, sent_at_ns 0; no payload.
+        let old = b"MIPS\x01\x05\0\0\0\0\0\x0b\x00\x00\xfb\x92\x10\x03mrd\x01\x00";
+        let e = decode(old).unwrap_err();
+        assert!(
+            matches!(e, FrameError::LegacyBincode) && e.is_unknown(),
+            "{e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("older mipsock")
+                && text.contains("bincode")
+                && text.contains("upgrade both ends"),
+            "{text}"
+        );
+        // The stream decoder consumes it whole and finds the next frame.
+        let mut d = FrameDecoder::new();
+        d.extend(old);
+        let next = encode(&samples()[5]).unwrap();
+        d.extend(&next);
+        assert!(matches!(
+            d.next_frame(),
+            Some(Err(FrameError::LegacyBincode))
+        ));
+        assert_eq!(d.next_frame().unwrap().unwrap(), samples()[5]);
+    }
+
+    /// The octets of a sample, so a change of encoding cannot pass unnoticed: postcard
+    /// varints, little-endian order within them, length-prefixed strings and sequences.
+    #[test]
+    fn a_frame_is_these_octets() {
+        let msg = Message {
+            header: Header {
+                seq: 300,
+                errno: 0,
+                pid: 4242,
+                sender: "mrd".into(),
+                serial: 1,
+                sent_at_ns: 0,
+            },
+            body: Body::Dad(Dad {
+                op: DadOp::Fail,
+                ifindex: 4,
+                addr: v6("2001:db8::1"),
+            }),
+        };
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            b'M', b'I', b'P', b'S', 2, MessageType::Dad.code(), 0, 0, 0, 0, 0, 29,
+            // Header: seq 300 (varint ac 02), errno 0, pid 4242 (92 21), "mrd", serial 1,
+            // sent_at_ns 0.
+            0xac, 0x02, 0x00, 0x92, 0x21, 3, b'm', b'r', b'd', 0x01, 0x00,
+            // Dad: op Fail (serde's variant index 4, not the discriminant 129), ifindex 4,
+            // the 16 address octets.
+            0x04, 0x04,
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01,
+        ];
+        assert_eq!(encode(&msg).unwrap(), want);
+        assert_eq!(decode(want).unwrap(), msg);
+    }
+
+    #[test]
     fn broken_frames_are_garbage() {
         let frame = encode(&samples()[2]).unwrap();
         assert!(matches!(decode(&frame[..5]), Err(FrameError::Short(5))));
@@ -589,7 +699,7 @@ mod tests {
         let mut bad = frame.clone();
         bad[0] = b'X';
         assert!(matches!(decode(&bad), Err(FrameError::BadMagic(_))));
-        // A body cut short but with a matching length: bincode must fail cleanly.
+        // A body cut short but with a matching length: postcard must fail cleanly.
         let mut cut = frame[..frame.len() - 3].to_vec();
         let n = (cut.len() - HEADER_LEN) as u32;
         cut[8..12].copy_from_slice(&n.to_be_bytes());

@@ -26,8 +26,9 @@
 //! * **Permissions**: directory 0770, sockets 0660, optionally owned by a group
 //!   ([`EndpointOptions::group`]): only root or that group may write.
 //! * **Framing** ([`frame`]): fixed 12-octet header (magic `MIPS`, version, type code, body
-//!   length) + bincode-2 body. Unknown versions or types are skipped and counted; garbage
-//!   is logged and dropped; the bus keeps working. The same frames work on byte streams
+//!   length) + postcard body (version 2). Unknown versions or types are skipped and
+//!   counted; version 1, the bincode body of older releases, is also warned about, as both
+//!   ends need upgrading; garbage is logged and dropped; the bus keeps working. The same frames work on byte streams
 //!   ([`frame::FrameDecoder`], resynchronising on the magic).
 //! * **State dumps**: [`Body::StateRequest`] asks every owner (mrd: BUL, had: binding
 //!   cache, babymdd: current CoA) to answer with [`Endpoint::reply_state`]; a restarted

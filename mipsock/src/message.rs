@@ -1,7 +1,7 @@
 //! The bus messages: SHISA's AF_MOBILITY set (protocol.md §8) as typed Rust, plus the
 //! state dump that lets a restarted daemon rebuild its view.
 //!
-//! Every type derives serde; the same derive feeds bincode (the wire), JSON (`mipsock tap
+//! Every type derives serde; the same derive feeds postcard (the wire), JSON (`mipsock tap
 //! --json`, `mipsock inject --json`) and the one-line text of `mipsock tap` (see
 //! [`crate::text`]), so the three cannot drift apart.
 //!
@@ -486,7 +486,7 @@ impl FromStr for CareOf {
     }
 }
 
-/// The binary shape of [`CareOf`] (bincode has no use for the string form).
+/// The binary shape of [`CareOf`] (postcard has no use for the string form).
 #[derive(Serialize, Deserialize)]
 enum CareOfWire {
     V6(Ipv6Addr),

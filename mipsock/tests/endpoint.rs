@@ -5,9 +5,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
+use mipsock::frame::FrameError;
 use mipsock::{
     AsyncEndpoint, Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Error,
-    Message, StateItem,
+    Event, Message, StateItem,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -65,6 +66,24 @@ fn garbage_and_unknown_frames_are_counted_not_delivered() {
     assert_eq!(b.recv_timeout(WAIT).unwrap().unwrap().header.seq, 9);
     let s = b.stats();
     assert_eq!((s.received, s.garbage, s.unknown), (1, 1, 1));
+}
+
+#[test]
+fn bincode_frames_from_an_older_mipsock_are_counted_as_unknown() {
+    let dir = bus();
+    let a = open(dir.path(), "a");
+    let b = open(dir.path(), "b");
+    // A BcFlush from the bincode mipsock (frame version 1).
+    a.send_raw(b"MIPS\x01\x05\0\0\0\0\0\x0b\0\0\xfb\x92\x10\x03mrd\x01\0");
+    a.send(&flush(9)).unwrap();
+    let first = b.recv_event_timeout(Some(WAIT)).unwrap().unwrap();
+    assert!(
+        matches!(first, Event::Skipped(FrameError::LegacyBincode)),
+        "{first:?}"
+    );
+    assert_eq!(b.recv_timeout(WAIT).unwrap().unwrap().header.seq, 9);
+    let s = b.stats();
+    assert_eq!((s.received, s.garbage, s.unknown), (1, 0, 1));
 }
 
 #[test]

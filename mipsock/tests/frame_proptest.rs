@@ -154,7 +154,7 @@ proptest! {
         type_code in any::<u8>(),
         body in proptest::collection::vec(any::<u8>(), 0..256),
     ) {
-        let mut bytes = b"MIPS\x01".to_vec();
+        let mut bytes = b"MIPS\x02".to_vec();
         bytes.push(type_code);
         bytes.extend_from_slice(&[0, 0]);
         bytes.extend_from_slice(&(body.len() as u32).to_be_bytes());

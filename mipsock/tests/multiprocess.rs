@@ -271,24 +271,38 @@ fn garbage_does_not_break_the_bus() {
     .unwrap();
     nix::sys::socket::send(
         fd.as_raw_fd(),
-        b"MIPS\x01\x02\0\0\xff\xff\xff\xff",
+        b"MIPS\x02\x02\0\0\xff\xff\xff\xff",
         nix::sys::socket::MsgFlags::empty(),
     )
     .unwrap();
     // A well-formed frame of a type from the future: skipped as unknown.
-    let mut future = b"MIPS\x01\xc8\0\0\0\0\0\x03".to_vec();
+    let mut future = b"MIPS\x02\xc8\0\0\0\0\0\x03".to_vec();
     future.extend_from_slice(&[1, 2, 3]);
     nix::sys::socket::send(fd.as_raw_fd(), &future, nix::sys::socket::MsgFlags::empty()).unwrap();
+    // A BcFlush from the bincode mipsock (version 1): skipped as unknown, with the reason.
+    nix::sys::socket::send(
+        fd.as_raw_fd(),
+        b"MIPS\x01\x05\0\0\0\0\0\x0b\0\0\xfb\x92\x10\x03mrd\x01\0",
+        nix::sys::socket::MsgFlags::empty(),
+    )
+    .unwrap();
     drop(fd);
+    let old = tap.expect_stdout(|l| l.contains("format version 1"));
+    assert!(
+        old.contains("skipped unknown:")
+            && old.contains("older mipsock")
+            && old.contains("upgrade both ends"),
+        "{old}"
+    );
 
     stdout_of(&run(bus.path(), MD_INFO, None));
     let line = tap.expect_stdout(|l| l.contains(" md_info "));
     assert!(line.contains("coa=2001:db8:a::5"), "{line}");
 
-    // Stop the tap: its counters show two garbage frames and one unknown.
+    // Stop the tap: its counters show two garbage frames and two unknown.
     tap.signal(Signal::SIGTERM);
     let stats = tap.expect_stderr(|l| l.starts_with("stats "));
-    assert!(stats.contains("received=1 garbage=2 unknown=1"), "{stats}");
+    assert!(stats.contains("received=1 garbage=2 unknown=2"), "{stats}");
 }
 
 #[test]
