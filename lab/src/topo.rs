@@ -333,7 +333,7 @@ impl Lab {
             ("net.ipv4.ip_forward", "1"),
         ])?;
 
-        // MR: a router that takes RAs on its egress links (accept_ra=2, linux-notes), no
+        // MR: a router that takes RAs on its egress links (accept_ra=2, docs/notes.md §3), no
         // DAD, and ignores routes of links without carrier (so a vertical handover leaves
         // through the other link at once).
         mr.sysctls(&[

@@ -1,7 +1,7 @@
 //! The nftables guard: keeps the kernel from answering Mobility Header traffic with ICMPv6
 //! errors, because the daemon reads that traffic on AF_PACKET instead.
 //!
-//! Measured on this kernel (linux-notes.md, "Signalling", and `tests/netns.rs`): without
+//! Measured on this kernel (docs/notes.md §1, and `tests/netns.rs`): without
 //! `IPV6_MIP6` the stack drops a packet with a Home Address option (Parameter Problem code
 //! 2), a type 2 routing header (code 0), and a plain MH when no raw 135 socket is bound
 //! (code 1, unrecognized Next Header). The guard drops all three in a `prerouting` chain at

@@ -1,6 +1,6 @@
 //! Mobility Header I/O on Linux, shared by the signalling daemons (`had`, `mrd`).
 //!
-//! The kernel here is built without `IPV6_MIP6` (`../shared/linux-notes.md`), so:
+//! The kernel here is built without `IPV6_MIP6` (`docs/notes.md` §1), so:
 //! * **out**: packets are built whole in user space (`IPv6 | [RH2] | [DestOpts(HAO)] | MH`,
 //!   [`proto::ext::emit_mobility_packet`]) and written on an `IPPROTO_RAW` socket
 //!   ([`RawSender`]);

@@ -2,7 +2,7 @@
 //! the home link (RFC 6275 §10.4.1; RFC 3963 §6 for mobile routers).
 //!
 //! The kernel answers Neighbour Solicitations for a proxied address itself once
-//! (linux-notes.md, "Neighbour discovery"):
+//! (docs/notes.md §3):
 //! * `net.ipv6.conf.<if>.proxy_ndp = 1` and forwarding on (the kernel proxies only on a
 //!   forwarding interface, `ndisc_recv_ns`);
 //! * `net.ipv6.neigh.<if>.proxy_delay = 0` (the default delays answers by up to 0.8 s);
@@ -11,7 +11,7 @@
 //! On registration the HA also multicasts an unsolicited Neighbour Advertisement for the
 //! HoA so that home-link caches that still point at the mobile router's own MAC move to the
 //! HA's (RFC 6275 §10.4.1; RFC 4861 §7.2.6): Override set, Solicited clear, Router set for a
-//! mobile router (protocol.md §6, "defend the HoA with proxy ND, NA with Router flag set
+//! mobile router (docs/notes.md §10, "defend the HoA with proxy ND, NA with Router flag set
 //! when R=1"), target link-layer address = the home interface's MAC, hop limit 255, to
 //! ff02::1. On deregistration only the proxy entry goes; no NA is needed (the returning
 //! mobile router advertises itself).

@@ -2,7 +2,7 @@
 //!
 //! Why not a raw `IPPROTO_MH` socket: this kernel has no `IPV6_MIP6`, so a packet with a Home
 //! Address option or a type 2 routing header never reaches one; the stack drops it and sends
-//! an ICMPv6 Parameter Problem (linux-notes.md, "Signalling"). AF_PACKET taps the frame in
+//! an ICMPv6 Parameter Problem (docs/notes.md §1). AF_PACKET taps the frame in
 //! `__netif_receive_skb` before the IPv6 stack and netfilter's prerouting hook, so it sees
 //! every MH addressed to this host; the [`crate::NftGuard`] then drops the kernel's copy in
 //! prerouting so no ICMP error goes out.

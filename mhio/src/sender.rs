@@ -2,7 +2,7 @@
 //!
 //! The kernel here cannot put a type 2 routing header on a packet (`IPV6_RTHDR` gives
 //! `EINVAL`) and checksums the MH over the care-of address when a Home Address option is
-//! present (linux-notes.md, "Signalling"; protocol.md §1.2). So the packet is built whole by
+//! present (docs/notes.md §1, §4). So the packet is built whole by
 //! [`proto::ext::emit_mobility_packet`] and written on `AF_INET6/SOCK_RAW/IPPROTO_RAW`, which on
 //! Linux implies `IPV6_HDRINCL`: the kernel routes on the sendto address, fills nothing in
 //! and sends the bytes as they are.

@@ -63,7 +63,7 @@ impl Daemon {
         self.settings.routes.mode
     }
 
-    /// TUN MTU = egress MTU minus the encapsulation (linux-notes), so the kernel sends
+    /// TUN MTU = egress MTU minus the encapsulation (docs/notes.md §2), so the kernel sends
     /// Packet Too Big / fragmentation needed before a packet reaches the tunnel. The MR
     /// follows its binding's encapsulation; the HA serves every kind at once and takes the
     /// largest overhead (IPv6, 40).

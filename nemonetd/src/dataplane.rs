@@ -1,5 +1,5 @@
 //! The user-space data plane: one TUN device per node serving every binding, raw sockets
-//! for the tunnel protocols (this kernel has no ip6_tunnel/sit/ipip, linux-notes).
+//! for the tunnel protocols (this kernel has no ip6_tunnel/sit/ipip, docs/notes.md §2).
 //!
 //! * **Out** (TUN → tunnel): one thread reads a packet into a buffer with [`HEADROOM`]
 //!   free octets in front, finds the binding ([`PeerTable::tx_lookup`]: the HA by inner
@@ -7,7 +7,7 @@
 //!   header in place; the whole packet leaves through an `IPPROTO_RAW` socket (IPv6 or IPv4,
 //!   header included), so one code path serves IPv6, IPv4 and UDP/IPv4 outer headers.
 //! * **In** (tunnel → TUN): one thread per socket — raw IPv6 41 and 4 (bound: without a
-//!   socket the kernel answers Parameter Problem, linux-notes), raw IPv4 41 and 4, and UDP
+//!   socket the kernel answers Parameter Problem, docs/notes.md §2), raw IPv4 41 and 4, and UDP
 //!   (RFC 5555 §4.1) — checks the outer source and the inner source
 //!   ([`PeerTable::rx_check`]), applies RFC 6040 ECN decapsulation, and writes the inner
 //!   packet to the TUN.
@@ -20,7 +20,7 @@
 //! decapsulated packet from the TUN and decrements it then (RFC 2473 §3.3).
 //!
 //! Link-scope source or destination never enters or leaves the tunnel (the TUN emits MLDv2
-//! reports from `::` when its carrier comes up, linux-notes).
+//! reports from `::` when its carrier comes up, docs/notes.md §2).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};

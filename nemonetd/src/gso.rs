@@ -4,7 +4,7 @@
 //! reader whole TCP super-packets (up to 64 KiB, one read instead of ~45) and packets whose
 //! transport checksum is left for "the device" to finish. Being the device, we finish the
 //! checksum ([`finish_checksum`]) and cut super-packets into MSS-sized segments
-//! ([`segment_tcp`]) before encapsulating each (wireguard-go does the same; linux-notes: the
+//! ([`segment_tcp`]) before encapsulating each (wireguard-go does the same; docs/notes.md §2: the
 //! offloads are where TUN speed comes from). UDP segmentation offload is not enabled, so
 //! the kernel segments UDP itself.
 //!

@@ -1,4 +1,4 @@
-//! RFC 4285 MN-HA authentication of Binding Updates and Acknowledgements (protocol.md §7.2).
+//! RFC 4285 MN-HA authentication of Binding Updates and Acknowledgements (RFC 4285 §5).
 //!
 //! ```text
 //! MobilityData  = care-of address (16) | home address (16) | MH data
@@ -10,7 +10,7 @@
 //! The care-of address is the registered one (the Alternate CoA value, else the IPv6
 //! source); SHISA's HA uses the same (CoA, HoA) order. For an IPv4 CoA (DSMIPv6), which
 //! RFC 4285 never anticipated, **this project** uses the IPv4-mapped form `::ffff:a.b.c.d`
-//! (protocol.md §5.8); a peer with a different convention will fail to verify.
+//! (docs/notes.md §6); a peer with a different convention will fail to verify.
 //!
 //! Workflow: emit the message with an [`MobilityOption::Authentication`] option last whose
 //! data is [`PLACEHOLDER`] (see [`mn_ha_option`]), call [`sign`], then fill the checksum.

@@ -18,7 +18,7 @@ use crate::{Error, IPPROTO_DSTOPTS, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, Res
 /// Length of a UDP header.
 pub const UDP_HEADER_LEN: usize = 8;
 /// Outer hop limit / TTL a router uses by default (IANA default, RFC 3963 §5.5 has the MR use
-/// the router default, protocol.md §6.6).
+/// the router default, docs/notes.md §9).
 pub const DEFAULT_TUNNEL_HOP_LIMIT: u8 = 64;
 
 /// Version of an IP packet, from its first nibble.
@@ -32,7 +32,7 @@ pub enum IpVersion {
 
 impl IpVersion {
     /// Reads the version nibble of `packet`, the way an RFC 5555 receiver tells the inner
-    /// packet after a UDP header (protocol.md §5.1).
+    /// packet after a UDP header (docs/notes.md §11).
     pub fn of(packet: &[u8]) -> Result<IpVersion> {
         match packet.first().map(|b| b >> 4) {
             None => Err(Error::Truncated),
@@ -104,7 +104,7 @@ pub const fn ecn_decapsulate(outer: Ecn, inner: Ecn) -> Option<Ecn> {
     }
 }
 
-/// The outer header of a tunnel packet (RFC 5555 §5.1 formats, protocol.md §5.1).
+/// The outer header of a tunnel packet (RFC 5555 §5.1 formats, docs/notes.md §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encapsulation {
     /// Outer IPv6, next header 41 (inner IPv6) or 4 (inner IPv4).

@@ -84,7 +84,7 @@ impl ParseConfig {
 }
 
 code_enum! {
-    /// Mobility option type (IANA "Mobility Options" registry; protocol.md §4.1).
+    /// Mobility option type (IANA "Mobility Options" registry; docs/notes.md §8).
     pub enum OptionType(u8) {
         /// RFC 6275 §6.2.2: a single octet, no length.
         Pad1 = 0,
@@ -380,7 +380,7 @@ impl<'a> MobilityOption<'a> {
     }
 
     /// The `xn+y` alignment of the option's Type octet as `(x, y)` (RFC 6275 §6.2.1;
-    /// protocol.md §4.1). `(1, 0)` means none.
+    /// docs/notes.md §8). `(1, 0)` means none.
     ///
     /// Binding Authorization Data and Authentication have a further rule when they are the
     /// last option: see [`emit_options`].
@@ -1073,7 +1073,7 @@ mod tests {
                 },
             ),
             (
-                // /28 with P set: 0x7200 (protocol.md §1.5).
+                // /28 with P set: 0x7200 (our worked example).
                 vec![29, 6, 0x72, 0x00, 192, 0, 2, 16],
                 MobilityOption::Ipv4HomeAddress {
                     prefix_len: 28,
@@ -1334,7 +1334,7 @@ mod tests {
         );
     }
 
-    /// protocol.md §1.5's worked example, options part (MH offsets 12..64).
+    /// our worked example (an explicit NEMO BU with an IPv4 MNP), options part (MH offsets 12..64).
     #[test]
     fn worked_example_layout() {
         let coa: Ipv6Addr = "2001:db8:1::2".parse().unwrap();

@@ -23,7 +23,7 @@ fn seed_corpus_passes_the_fuzz_checks() {
 #[test]
 fn seeds_are_real_messages() {
     // The seeds are worth something only if they parse: spot-check the worked example of
-    // protocol.md §1.5 (explicit NEMO BU with an IPv4 MNP).
+    // our worked example (explicit NEMO BU with an IPv4 MNP).
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/mh_parse");
     let data = std::fs::read(dir.join("worked_example_bu")).unwrap();
     let repr = proto::mh::MhRepr::parse_bytes(&data, Default::default()).expect("parses");

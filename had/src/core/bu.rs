@@ -1,5 +1,5 @@
 //! Binding Update processing (RFC 6275 §9.5.1, §10.3.1, §10.3.2; RFC 3963 §6; RFC 5555
-//! §4.4, §5.7; RFC 4285 §4-6), in the order of protocol.md §6.5:
+//! §4.4, §5.7; RFC 4285 §4-6), in the order of docs/notes.md §7:
 //!
 //! 1. care-of address (Alternate CoA, IPv6 source, or RFC 5555 IPv4 CoA) and sanity: a CoA
 //!    that is not unicast, is one of ours, is on the home link but not the HoA, or lies in
@@ -142,7 +142,7 @@ impl Ha {
             return;
         }
         // RFC 4285's MAC covers the CoA the MR knows: behind a NAT that is its own IPv4
-        // CoA (the option), not the NAT's address it cannot see (protocol.md §5.8).
+        // CoA (the option), not the NAT's address it cannot see (docs/notes.md §6).
         let coa_mac = v4_coa_option.map_or_else(|| care_of_for_mac(&coa), IpAddr::V4);
         // One look at the existing entry (sequence, R flag, owner SA).
         let existing = self
@@ -547,7 +547,7 @@ impl Ha {
     /// Why `coa` cannot be the care-of address of this BU, if it cannot (step 1).
     ///
     /// RFC 6275 §9.5.1: not multicast, unspecified or loopback (nor link-local or
-    /// IPv4-mapped, protocol.md §5.8). Beyond the RFC's list, an address that would make
+    /// IPv4-mapped, docs/notes.md §6). Beyond the RFC's list, an address that would make
     /// the tunnel end where it starts: one of the home agent's own addresses; an address
     /// inside a home prefix other than the home address itself (a CoA on the home link
     /// equal to the HoA is the de-registration of RFC 6275 §11.5.4, anything else there is
@@ -859,7 +859,7 @@ fn sa_covers(
 }
 
 /// A unicast address usable as HoA or CoA (RFC 6275 §9.5.1): not multicast, unspecified,
-/// loopback, link-local or IPv4-mapped (protocol.md §5.8).
+/// loopback, link-local or IPv4-mapped (docs/notes.md §6).
 pub(crate) fn valid_unicast(a: &Ipv6Addr) -> bool {
     !(a.is_multicast()
         || a.is_unspecified()

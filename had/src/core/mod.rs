@@ -40,7 +40,7 @@ pub enum ChecksumState {
     Verified,
     /// Not verified: the core checks it over the pseudo-header, accepting the home address
     /// or the on-wire source as pseudo-header source (RFC 6275 §6.1.1; Linux raw sockets
-    /// checksum over the on-wire source, protocol.md §1.2). A bad checksum drops silently.
+    /// checksum over the on-wire source, docs/notes.md §4). A bad checksum drops silently.
     Unverified,
 }
 

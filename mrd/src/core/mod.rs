@@ -75,7 +75,7 @@ pub enum RegistrationState {
 ///
 /// Care-of addresses are kept as `Ipv6Addr` inside the core; an IPv4 CoA (DSMIPv6, RFC
 /// 5555) is held IPv4-mapped (`::ffff:a.b.c.d`), which is also its form in the RFC 4285
-/// MAC (`proto::auth`). It never reaches the wire in that form (protocol.md §5.8): the BU
+/// MAC (`proto::auth`). It never reaches the wire in that form (docs/notes.md §6): the BU
 /// carries it in an IPv4 CoA option and the bus as `CareOf::V4`.
 #[derive(Debug, Clone)]
 struct Registered {
@@ -104,7 +104,7 @@ struct Pending {
     first_registration: bool,
     /// When to send the next BU of this transaction.
     next_tx: Instant,
-    /// When the last BU left: the granted lifetime counts from here (protocol.md §2.2).
+    /// When the last BU left: the granted lifetime counts from here (docs/notes.md §5).
     last_sent: Option<Instant>,
     /// RFC 4285 timestamp of the last BU.
     timestamp: Option<NtpTimestamp>,
@@ -152,7 +152,7 @@ pub struct MrCore {
     /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
     udp_local_port: Option<u16>,
     /// The IPv4 CoA offered beside an IPv6 one (MD_INFO `coa2`): the fallback when the
-    /// IPv6 registration gets no BA (protocol.md §5.6).
+    /// IPv6 registration gets no BA (docs/notes.md §6).
     alt_v4: Option<(Ipv4Addr, u32)>,
     /// When a Binding Error 1 last made us refresh (BE_REFRESH_HOLDDOWN).
     be_refresh_at: Option<Instant>,
@@ -163,7 +163,7 @@ pub struct MrCore {
 const BE_REFRESH_HOLDDOWN: Duration = Duration::from_secs(1);
 
 /// BUs of an IPv6 registration without a BA before falling back to the IPv4 CoA
-/// (protocol.md §5.6: 3 attempts in total).
+/// (docs/notes.md §6: 3 attempts in total).
 const V4_FALLBACK_ATTEMPTS: u32 = 3;
 
 /// The IPv4 address of an IPv4-mapped care-of address (the core's form of an IPv4 CoA).
@@ -295,7 +295,7 @@ impl MrCore {
                     self.move_to(now, coa, md.ifindex)
                 }
                 (Some(CareOf::V4 { addr, .. }), second) => {
-                    // protocol.md §5.6: an IPv6 CoA is preferred when both are offered.
+                    // docs/notes.md §6: an IPv6 CoA is preferred when both are offered.
                     if let Some(CareOf::V6(coa)) = second {
                         self.move_to(now, coa, md.ifindex);
                     } else if self.cfg.home_agent_v4.is_none() {
@@ -765,7 +765,7 @@ impl MrCore {
         }
         let granted = ba.lifetime.min(requested);
         if granted < requested {
-            // protocol.md §2.2 / RFC 6275 §11.7.3: the remaining lifetime shrinks by the
+            // docs/notes.md §5 / RFC 6275 §11.7.3: the remaining lifetime shrinks by the
             // difference, i.e. it is `granted` counted from when the BU left.
             info!(requested = %requested, granted = %granted, "home agent granted a shorter lifetime");
         }
@@ -788,7 +788,7 @@ impl MrCore {
             Some(_) => {
                 let (udp, nat, keepalive) = self.nat_decision(ba);
                 if let Some(k) = keepalive {
-                    // RFC 5555 §4.4.2 / protocol.md §5.4: the re-sent BU is the keepalive.
+                    // RFC 5555 §4.4.2 / docs/notes.md §6: the re-sent BU is the keepalive.
                     refresh_at = refresh_at.min(sent + k);
                 }
                 info!(
@@ -822,7 +822,7 @@ impl MrCore {
         self.announce(binding, false, ipv4);
     }
 
-    /// The robust rule of protocol.md §5.3 for a BA to a BU from an IPv4 CoA: plain
+    /// The robust rule of docs/notes.md §6 for a BA to a BU from an IPv4 CoA: plain
     /// IP-in-IPv4 only when F = 0 and Refresh = 0xFFFFFFFF (and we did not force UDP),
     /// UDP otherwise; keepalives every Refresh seconds when it is finite and non-zero,
     /// NATKATIMEOUT when it is 0 or the option is missing, none when it is 0xFFFFFFFF, and
@@ -855,7 +855,7 @@ impl MrCore {
         self.udp_local_port = Some(local.port());
     }
 
-    /// Which IPv4 MNPs the HA acknowledged (RFC 5555 §3.2.1; protocol.md §4.16: one IPv4
+    /// Which IPv4 MNPs the HA acknowledged (RFC 5555 §3.2.1; docs/notes.md §6: one IPv4
     /// Address Acknowledgement per IPv4 HoA option, matched by address, else by order).
     fn ipv4_outcome(&mut self, ba: &BindingAck<'_>, p: &Pending) -> (Vec<Ipv4Net>, Ipv4MnpOutcome) {
         if p.v4_sent.is_empty() {
@@ -876,7 +876,7 @@ impl MrCore {
         if acks.is_empty() {
             if self.cfg.legacy_ipv4_mnp_option {
                 // SHISA's HA answers its type-11 option with no status option at all: an
-                // accepted BA is all we get (protocol.md §4.16).
+                // accepted BA is all we get (docs/notes.md §6).
                 return (
                     p.v4_sent.clone(),
                     Ipv4MnpOutcome::Acknowledged { rejected: vec![] },
@@ -1177,7 +1177,7 @@ impl MrCore {
                 return;
             }
         }
-        // protocol.md §5.6: an IPv6 registration unanswered after 3 BUs in total falls
+        // docs/notes.md §6: an IPv6 registration unanswered after 3 BUs in total falls
         // back to the IPv4 CoA offered beside it.
         if p.kind == BuKind::Register
             && !p.at_home

@@ -1,5 +1,5 @@
 //! What Binding Acknowledgement and IPv4 Address Acknowledgement statuses mean, for logs
-//! (name and defining RFC, protocol.md §2.3 and §4.11), and how the mobile router reacts.
+//! (name and defining RFC, docs/notes.md §8), and how the mobile router reacts.
 
 use proto::mh::BaStatus;
 use proto::option::Ipv4AckStatus;

@@ -3,7 +3,7 @@
 //! IPv6 puts in the pseudo-header, and building `IPv6 | RH2 | DestOpts(HAO) | MH` for an
 //! `IPPROTO_RAW` socket.
 //!
-//! This exists because the kernel here cannot do it (see linux-notes.md): packets with a HAO
+//! This exists because the kernel here cannot do it (docs/notes.md §1): packets with a HAO
 //! or RH2 are dropped by the stack and must be read from AF_PACKET, and a type 2 routing
 //! header cannot be sent with `IPV6_RTHDR`.
 
@@ -27,7 +27,7 @@ pub enum ChecksumSource {
     /// (the receiver's view after swapping the HAO into the source).
     HomeAddress,
     /// The source on the wire (the care-of address). Accepted because some senders
-    /// (Linux raw sockets, see protocol.md §1.2) checksum over it.
+    /// (Linux raw sockets, see docs/notes.md §4) checksum over it.
     OnWireSource,
 }
 
@@ -192,7 +192,7 @@ pub fn walk(buf: &[u8]) -> Result<Walk<'_>> {
 
 impl ReceivedPacket<'_> {
     /// Destination for the pseudo-header: the RH2 home address while the RH2 still has a
-    /// segment left, else the IPv6 destination (RFC 8200 §8.1, protocol.md §1.2).
+    /// segment left, else the IPv6 destination (RFC 8200 §8.1, docs/notes.md §4).
     pub fn pseudo_header_dst(&self) -> Ipv6Addr {
         self.final_dst
     }

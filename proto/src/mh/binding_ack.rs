@@ -1,5 +1,5 @@
 //! Binding Acknowledgement (MH type 6; RFC 6275 §6.1.8, RFC 3963 §4.2) and its status
-//! codes (protocol.md §2.3).
+//! codes (docs/notes.md §8).
 
 use crate::option::{MobilityOption, ParseConfig, code_enum, parse_options};
 use crate::seq::{Lifetime, SequenceNumber};
@@ -58,7 +58,7 @@ code_enum! {
         /// 143: Forwarding Setup failed (prefixes missing) (RFC 3963).
         ForwardingSetupFailed = 143,
         /// 144: MIPV6-ID-MISMATCH (RFC 4285). RFC 5555 §4.4.2 also uses 144 for "F flag
-        /// refused" (protocol.md §2.3).
+        /// refused" (docs/notes.md §8).
         Mipv6IdMismatch = 144,
         /// 145: MIPV6-MESG-ID-REQD (RFC 4285).
         Mipv6MesgIdReqd = 145,
@@ -138,7 +138,7 @@ impl BaStatus {
     }
 }
 
-/// The 8-bit flags field of a Binding Acknowledgement (protocol.md §2.3). Bits without a
+/// The 8-bit flags field of a Binding Acknowledgement (docs/notes.md §8). Bits without a
 /// name are kept as received.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct BaFlags(pub u8);

@@ -5,7 +5,7 @@ use crate::option::{MobilityOption, ParseConfig, parse_options};
 use crate::seq::{Lifetime, SequenceNumber};
 use crate::{Error, Result};
 
-/// The 16-bit flags field of a Binding Update (protocol.md §2.1). Bits without a name
+/// The 16-bit flags field of a Binding Update (docs/notes.md §8). Bits without a name
 /// are kept as received.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct BuFlags(pub u16);

@@ -41,7 +41,7 @@ pub const HEADER_LEN: usize = field::DATA;
 pub const MAX_LEN: usize = 256 * 8;
 
 code_enum! {
-    /// Mobility Header type (protocol.md §1.4).
+    /// Mobility Header type (docs/notes.md §8).
     pub enum MhType(u8) {
         /// 0: Binding Refresh Request (RFC 6275).
         BindingRefreshRequest = 0,
@@ -181,7 +181,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// True if the checksum verifies under the IPv6 pseudo-header (RFC 6275 §6.1.1). `src`
     /// is the home address when the packet carries a Home Address option, `dst` the final
-    /// destination (the RH2 address if present) (protocol.md §1.2).
+    /// destination (the RH2 address if present) (docs/notes.md §4).
     pub fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
         let data = self.as_bytes();
         let acc = checksum::pseudo_header_v6(src, dst, IPPROTO_MH, data.len() as u32);
@@ -431,7 +431,7 @@ mod tests {
         "2001:db8:2::1".parse().unwrap()
     }
 
-    /// protocol.md §1.5 worked example, checksum computed independently (python3) over
+    /// our worked example (an explicit NEMO BU with an IPv4 MNP), checksum computed independently (python3) over
     /// src = HoA 2001:db8:2::100, dst = HA 2001:db8:2::1.
     static BU_BYTES: [u8; 64] = [
         0x3b, 0x07, 0x05, 0x00, 0xe1, 0x5a, 0x03, 0xe8, 0xc4, 0x00, 0x00, 0x96, 0x01, 0x00, 0x03,
