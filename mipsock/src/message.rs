@@ -1,4 +1,4 @@
-//! The bus messages: SHISA's AF_MOBILITY set (protocol.md §8) as typed Rust, plus the
+//! The bus messages: SHISA's AF_MOBILITY set (docs/notes.md §12) as typed Rust, plus the
 //! state dump that lets a restarted daemon rebuild its view.
 //!
 //! Every type derives serde; the same derive feeds postcard (the wire), JSON (`mipsock tap
@@ -115,7 +115,7 @@ pub enum Body {
 }
 
 /// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
-/// message (protocol.md §8), 64 and up for ours.
+/// message (docs/notes.md §12), 64 and up for ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum MessageType {
@@ -430,8 +430,8 @@ impl FromStr for BuFlags {
 }
 
 /// A care-of address: IPv6, or IPv4 (DSMIPv6, RFC 5555) with the UDP port when the
-/// binding is UDP-encapsulated. Typed instead of SHISA's `::ffff:a.b.c.d` (protocol.md
-/// §5.8). Text/JSON: `2001:db8::5`, `192.0.2.5`, `192.0.2.5:4191`.
+/// binding is UDP-encapsulated. Typed instead of SHISA's `::ffff:a.b.c.d` (docs/notes.md
+/// §6). Text/JSON: `2001:db8::5`, `192.0.2.5`, `192.0.2.5:4191`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CareOf {
     /// IPv6 care-of address.
@@ -548,7 +548,7 @@ macro_rules! serde_bits {
 serde_bits!(NodeType, u8);
 serde_bits!(BuFlags, u16);
 
-/// How the tunnel between MR and HA is encapsulated (protocol.md §5.1).
+/// How the tunnel between MR and HA is encapsulated (docs/notes.md §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Encapsulation {
