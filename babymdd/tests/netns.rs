@@ -44,13 +44,13 @@ fn wait_md(ep: &Endpoint, what: &str, log: &Path, pred: impl Fn(&MdInfo) -> bool
     let end = Instant::now() + WAIT;
     let mut seen = Vec::new();
     while let Some(left) = end.checked_duration_since(Instant::now()) {
-        if let Some(msg) = ep.recv_timeout(left).expect("bus receive") {
-            if let Body::MdInfo(md) = msg.body {
-                if pred(&md) {
-                    return md;
-                }
-                seen.push(md);
+        if let Some(msg) = ep.recv_timeout(left).expect("bus receive")
+            && let Body::MdInfo(md) = msg.body
+        {
+            if pred(&md) {
+                return md;
             }
+            seen.push(md);
         }
     }
     panic!(

@@ -191,29 +191,29 @@ impl AuthDatabase {
                 ),
             ));
         }
-        if let Some(hoa) = sa.home_address {
-            if let Some(&i) = self.by_hoa.get(&hoa) {
-                return Err(ConfError::at(
-                    file,
-                    at,
-                    format!(
-                        "home address {hoa} already has an entry at {}",
-                        self.entries[i].origin
-                    ),
-                ));
-            }
+        if let Some(hoa) = sa.home_address
+            && let Some(&i) = self.by_hoa.get(&hoa)
+        {
+            return Err(ConfError::at(
+                file,
+                at,
+                format!(
+                    "home address {hoa} already has an entry at {}",
+                    self.entries[i].origin
+                ),
+            ));
         }
-        if let Some(nai) = &sa.identifier {
-            if let Some(&i) = self.by_nai.get(nai) {
-                return Err(ConfError::at(
-                    file,
-                    at,
-                    format!(
-                        "identifier {nai} already has an entry at {}",
-                        self.entries[i].origin
-                    ),
-                ));
-            }
+        if let Some(nai) = &sa.identifier
+            && let Some(&i) = self.by_nai.get(nai)
+        {
+            return Err(ConfError::at(
+                file,
+                at,
+                format!(
+                    "identifier {nai} already has an entry at {}",
+                    self.entries[i].origin
+                ),
+            ));
         }
         let i = self.entries.len();
         self.by_spi.insert(sa.spi, i);

@@ -651,11 +651,11 @@ pub(crate) fn effective<'d>(
     } = select_interface(ctx, doc, interface)?;
     // Keys of blocks for other interfaces are checked too, so a typo never hides.
     for s in &doc.statements {
-        if s.name() == "interface" {
-            if let Some(b) = &s.block {
-                let stmts: Vec<&Statement> = b.statements.iter().collect();
-                collect_scope(ctx, spec, &stmts)?;
-            }
+        if s.name() == "interface"
+            && let Some(b) = &s.block
+        {
+            let stmts: Vec<&Statement> = b.statements.iter().collect();
+            collect_scope(ctx, spec, &stmts)?;
         }
     }
     let g = collect_scope(ctx, spec, &global)?;

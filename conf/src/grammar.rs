@@ -456,17 +456,16 @@ impl Parser<'_> {
             let next = self.peek().cloned();
             match next.map(|t| (t.tok, t.location)) {
                 Some((Tok::Value(v), loc)) => {
-                    if rows {
-                        if let Some(last) = values.last() {
-                            if loc.line > last.location.line {
-                                // A row ended at its line's end, as in SHISA's samples.
-                                return Ok(Statement {
-                                    values,
-                                    block: None,
-                                    terminator: Terminator::Newline,
-                                });
-                            }
-                        }
+                    if rows
+                        && let Some(last) = values.last()
+                        && loc.line > last.location.line
+                    {
+                        // A row ended at its line's end, as in SHISA's samples.
+                        return Ok(Statement {
+                            values,
+                            block: None,
+                            terminator: Terminator::Newline,
+                        });
                     }
                     values.push(v);
                     self.pos += 1;

@@ -341,15 +341,15 @@ fn build(
         }
     }
     for (p, at) in &prefixes {
-        if let IpNet::V6(p6) = p {
-            if p6.contains(&home_address) {
-                return Err(ConfError::file(
-                    &ctx.file,
-                    format!(
-                        "mobile network prefix {p} ({at}) contains the home address {home_address}"
-                    ),
-                ));
-            }
+        if let IpNet::V6(p6) = p
+            && p6.contains(&home_address)
+        {
+            return Err(ConfError::file(
+                &ctx.file,
+                format!(
+                    "mobile network prefix {p} ({at}) contains the home address {home_address}"
+                ),
+            ));
         }
     }
     let list: Vec<IpNet> = prefixes.iter().map(|(p, _)| *p).collect();

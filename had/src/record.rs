@@ -280,7 +280,7 @@ mod tests {
     pub(crate) fn sample(i: u16) -> PersistedBinding {
         PersistedBinding {
             hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i),
-            coa: if i % 2 == 0 {
+            coa: if i.is_multiple_of(2) {
                 CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, i))
             } else {
                 CareOf::V4 {
@@ -294,7 +294,7 @@ mod tests {
             expires_unix_ms: 1_800_000_000_000 + u64::from(i),
             mnp_v6: vec!["2001:db8:100::/48".parse().unwrap()],
             mnp_v4: vec!["10.0.0.0/24".parse().unwrap()],
-            hoa_v4: (i % 3 == 0).then_some(Ipv4Addr::new(10, 1, 0, 1)),
+            hoa_v4: i.is_multiple_of(3).then_some(Ipv4Addr::new(10, 1, 0, 1)),
             spi: Some(300),
             last_timestamp: (i % 2 == 1).then_some(0xdead_beef_0000_0001),
             nat_detected: i % 2 == 1,

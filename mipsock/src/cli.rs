@@ -625,7 +625,7 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(CliError::Hex(format!(
             "odd number of hex digits ({})",
             s.len()

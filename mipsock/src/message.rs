@@ -796,7 +796,7 @@ impl FromStr for PacketBytes {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return Err(format!("odd number of hex digits ({})", s.len()));
         }
         (0..s.len())

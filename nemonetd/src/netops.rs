@@ -691,10 +691,10 @@ impl NetOps for RtNetOps {
             .map_err(|e| NetOpsError::from_rtnl("addr dump", e))?
         {
             for a in &m.attributes {
-                if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a {
-                    if prefix.contains(ip) {
-                        return Ok(Some(*ip));
-                    }
+                if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a
+                    && prefix.contains(ip)
+                {
+                    return Ok(Some(*ip));
                 }
             }
         }

@@ -698,11 +698,11 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         let b = b.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(100)) {
-                    if msg.body == Body::StateRequest {
-                        ep.reply_state(&msg, vec![StateItem::Bul(b.clone())], 0)
-                            .unwrap();
-                    }
+                if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(100))
+                    && msg.body == Body::StateRequest
+                {
+                    ep.reply_state(&msg, vec![StateItem::Bul(b.clone())], 0)
+                        .unwrap();
                 }
             }
         })

@@ -326,13 +326,13 @@ impl Ha {
         }
 
         // 4. Sequence number (RFC 6275 §9.5.1): any value for a new binding.
-        if let Some((last, _, _)) = existing {
-            if !seq.is_newer_than(last) {
-                reply.sequence = last;
-                info!(hoa = %hoa, seq = seq.0, last = last.0, "binding update sequence number out of window");
-                self.reject(&reply, BaStatus::SequenceNumberOutOfWindow);
-                return;
-            }
+        if let Some((last, _, _)) = existing
+            && !seq.is_newer_than(last)
+        {
+            reply.sequence = last;
+            info!(hoa = %hoa, seq = seq.0, last = last.0, "binding update sequence number out of window");
+            self.reject(&reply, BaStatus::SequenceNumberOutOfWindow);
+            return;
         }
 
         // 5. Deregistration (RFC 6275 §10.3.2, RFC 3963 §6.2 step 4).
@@ -413,10 +413,10 @@ impl Ha {
             }
         }
         let mut v4 = self.ipv4_part(policy, flags.mobile_router(), bu);
-        if status == BaStatus::Accepted {
-            if let Some(s) = v4.status {
-                status = s;
-            }
+        if status == BaStatus::Accepted
+            && let Some(s) = v4.status
+        {
+            status = s;
         }
         if status == BaStatus::Accepted
             && flags.mobile_router()
@@ -433,11 +433,10 @@ impl Ha {
                 if let MobilityOption::Ipv4AddressAck {
                     status, prefix_len, ..
                 } = a
+                    && status.is_success()
                 {
-                    if status.is_success() {
-                        *status = Ipv4AckStatus::ReasonUnspecified;
-                        *prefix_len = 0;
-                    }
+                    *status = Ipv4AckStatus::ReasonUnspecified;
+                    *prefix_len = 0;
                 }
             }
             self.reject_with(&reply, status, v4.acks);

@@ -619,11 +619,11 @@ impl Ha {
             }
         };
         let mut mh = self.scratch[..n].to_vec();
-        if let Some((key, coa, hoa)) = sign {
-            if let Err(e) = key.sign(&mut mh, coa, &hoa) {
-                warn!(error = %e, "could not sign a mobility header");
-                return;
-            }
+        if let Some((key, coa, hoa)) = sign
+            && let Err(e) = key.sign(&mut mh, coa, &hoa)
+        {
+            warn!(error = %e, "could not sign a mobility header");
+            return;
         }
         let src = addressing.home_address.unwrap_or(addressing.src_addr);
         let dst = addressing.rh2_home_address.unwrap_or(addressing.dst_addr);

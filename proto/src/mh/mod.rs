@@ -390,7 +390,7 @@ impl<'a> MhRepr<'a> {
     /// [`MhRepr::emit`] on a packet over `buf`).
     pub fn emit_to(&self, buf: &mut [u8]) -> Result<usize> {
         let len = self.buffer_len();
-        if len > MAX_LEN || len % 8 != 0 {
+        if len > MAX_LEN || !len.is_multiple_of(8) {
             return Err(Error::BadLength);
         }
         let buf = buf.get_mut(..len).ok_or(Error::BufferTooSmall)?;
