@@ -4,7 +4,8 @@
 //! The kernel answers Neighbour Solicitations for a proxied address itself once
 //! (docs/notes.md §3):
 //! * `net.ipv6.conf.<if>.proxy_ndp = 1` and forwarding on (the kernel proxies only on a
-//!   forwarding interface, `ndisc_recv_ns`);
+//!   forwarding interface, `ndisc_recv_ns`), and `net.ipv6.conf.all.proxy_ndp = 1` for
+//!   unicast solicitations, which reach ND through the forwarding path (`ip6_forward`);
 //! * `net.ipv6.neigh.<if>.proxy_delay = 0` (the default delays answers by up to 0.8 s);
 //! * a proxy neighbour entry (`NTF_PROXY`, what `ip -6 neigh add proxy HOA dev IF` makes).
 //!
@@ -95,6 +96,11 @@ impl ProxyNd {
             "1",
         )?;
         write_sysctl(&format!("/proc/sys/net/ipv6/conf/{home_if}/proxy_ndp"), "1")?;
+        // A unicast NS to a proxied address is routed (to the binding's tunnel route)
+        // before neighbour discovery sees it; the forwarding path hands it to ND only when
+        // the *all* setting is on (`ip6_forward`). Without it the neighbour's unicast
+        // solicitations went unanswered, and into the tunnel.
+        write_sysctl("/proc/sys/net/ipv6/conf/all/proxy_ndp", "1")?;
         write_sysctl(
             &format!("/proc/sys/net/ipv6/neigh/{home_if}/proxy_delay"),
             "0",

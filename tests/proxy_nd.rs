@@ -1,0 +1,225 @@
+//! Proxy neighbour discovery for a registered home address (RFC 6275 §10.4.1, RFC 4861
+//! §7.2.8; issue 11), black-box: the real `had` and `nemonetd -h` defend the home address
+//! of a mobile router registered by the real `mrd`; a neighbour on the home link asks with
+//! packets built by scapy, and what answers is checked on the wire.
+//!
+//! ```text
+//!   hl (scapy)  eth0 2001:db8:1::50/64 ──── eth0 2001:db8:1::1/64  ha (had, nemonetd -h)
+//!                                           up0  2001:db8:a::1/64 ──── eth0 2001:db8:a::5  mr (mrd)
+//! ```
+//!
+//! * a multicast NS (to the solicited-node address) and a unicast NS (to the home address
+//!   itself) for the home address each draw a solicited NA from the home agent: target the
+//!   home address, S=1, O=0, R=1 (a mobile router's address), from the home agent's
+//!   link-layer address (and naming it, where RFC 4861 §7.2.4 asks for the option);
+//! * none of the neighbour's solicitations is tunnelled to the care-of address (a capture
+//!   on the HA's uplink sees no NS inside IPv6-in-IPv6).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::setup::{self, files, log_of};
+use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
+
+const HOA: &str = "2001:db8:1::100";
+const COA: &str = "2001:db8:a::5";
+const LONG: Duration = Duration::from_secs(30);
+
+fn a(ns: &Netns, addr: &str, dev: &str) {
+    ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+}
+
+/// The scapy side: both solicitations, each answer (the NA sent to us, not had's
+/// unsolicited ones to all nodes) as one line `kind target S O R tlla src-mac`, or
+/// `kind none`.
+const SCAPY: &str = r#"
+import sys, time
+from scapy.all import *
+conf.verb = 0
+hoa = sys.argv[1]
+iface = "eth0"
+me = "2001:db8:1::50"
+mymac = get_if_hwaddr(iface)
+def ask(kind, dst_ip, dst_mac):
+    ns = Ether(src=mymac, dst=dst_mac) / IPv6(src=me, dst=dst_ip, hlim=255) / \
+        ICMPv6ND_NS(tgt=hoa) / ICMPv6NDOptSrcLLAddr(lladdr=mymac)
+    sniffer = AsyncSniffer(iface=iface, count=1, timeout=3,
+        lfilter=lambda p: ICMPv6ND_NA in p and p[ICMPv6ND_NA].tgt == hoa
+            and p[IPv6].dst == me)
+    sniffer.start()
+    time.sleep(0.3)
+    sendp(ns, iface=iface)
+    sniffer.join()
+    if not sniffer.results:
+        print(kind, "none", flush=True)
+        return None
+    ans = sniffer.results[0]
+    na = ans[ICMPv6ND_NA]
+    tlla = ans[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in ans else "-"
+    print(kind, na.tgt, na.S, na.O, na.R, tlla, ans[Ether].src, flush=True)
+    return ans
+solicited = in6_getnsma(inet_pton(socket.AF_INET6, hoa))
+first = ask("multicast", inet_ntop(socket.AF_INET6, solicited), in6_getnsmac(solicited))
+if first is not None:
+    ask("unicast", hoa, first[Ether].src)
+"#;
+
+#[test]
+fn the_home_agent_answers_solicitations_for_a_registered_home_address() {
+    require_root();
+    let (ha, hl, mr) = (
+        Netns::new("pnd-ha"),
+        Netns::new("pnd-hl"),
+        Netns::new("pnd-mr"),
+    );
+    for ns in [&ha, &hl, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&hl, "eth0", &ha, "eth0");
+    veth(&mr, "eth0", &ha, "up0");
+    a(&ha, "2001:db8:1::1/64", "eth0");
+    a(&ha, "2001:db8:a::1/64", "up0");
+    a(&hl, "2001:db8:1::50/64", "eth0");
+    a(&mr, "2001:db8:a::5/64", "eth0");
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    a(&mr, &format!("{HOA}/128"), "mip0");
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+
+    let f = files(&[]);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
+    let _nemonetd: Daemon = setup::spawn_in(
+        &ha,
+        &f,
+        "nemonetd",
+        "nemonetd-ha",
+        &["-d", "-f", "-h", "-b", &hb, "up0"],
+        " ready",
+    );
+    let _had = setup::spawn_in(
+        &ha,
+        &f,
+        "had",
+        "had",
+        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
+        "had ready",
+    );
+    let _mrd = setup::spawn_in(
+        &mr,
+        &f,
+        "mrd",
+        "mrd",
+        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
+        "mrd ready",
+    );
+    let out = Command::new(bin("mipsock"))
+        .arg("-b")
+        .arg(&f.mr_bus)
+        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
+        .args(["--coa", COA, "--ifindex"])
+        .arg(mr.ifindex("eth0").to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mipsock inject: {out:?}");
+    let logs = || {
+        ["had", "mrd", "nemonetd-ha"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "==== {n}\n{}",
+                    log_of(&f.dir.path().join(format!("{n}.log")))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        wait_until(LONG, || ha
+            .ip_text(&["-6", "route", "show", "proto", "110"])
+            .contains(HOA)),
+        "no registration (no tunnel route for the home address)\n{}",
+        logs()
+    );
+    let ha_mac = ha
+        .exec("cat", &["/sys/class/net/eth0/address"])
+        .stdout
+        .clone();
+    let ha_mac = String::from_utf8_lossy(&ha_mac).trim().to_string();
+
+    // Anything tunnelled to the care-of address that carries an NS.
+    let pcap = f.dir.path().join("up0.pcap");
+    let tlog = f.dir.path().join("tcpdump.log");
+    let mut cmd = ha.command(Path::new("tcpdump"));
+    cmd.args(["-i", "up0", "-U", "--immediate-mode", "-n", "-w"])
+        .arg(&pcap)
+        .arg("ip6 proto 41");
+    let mut tcpdump = Daemon::spawn("tcpdump", cmd, &tlog);
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&tlog)
+            .contains("listening on")),
+        "tcpdump: {}",
+        log_of(&tlog)
+    );
+
+    let script = f.dir.path().join("ns.py");
+    std::fs::write(&script, SCAPY).unwrap();
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = hl.try_exec(python, &[script.to_str().unwrap(), HOA]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "scapy (apt-get install python3-scapy): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    tcpdump.signal("INT");
+    tcpdump.wait_exit(Duration::from_secs(5));
+
+    for kind in ["multicast", "unicast"] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} answer line: {text}\n{}", logs()));
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_ne!(
+            f[1],
+            "none",
+            "{kind} NS for the home address unanswered\n{}",
+            logs()
+        );
+        assert_eq!(f[1], HOA, "{line}");
+        assert_eq!(
+            (f[2], f[3], f[4]),
+            ("1", "0", "1"),
+            "{kind}: S=1, O=0, R=1 expected: {line}"
+        );
+        // RFC 4861 §7.2.4: the Target Link-Layer Address option may be left out of the
+        // answer to a unicast solicitation (the asker's cache already has it).
+        assert!(
+            f[5] == ha_mac || (kind == "unicast" && f[5] == "-"),
+            "{kind}: the home agent's link-layer address: {line}"
+        );
+        assert_eq!(f[6], ha_mac, "{kind}: sent by the home agent: {line}");
+    }
+    let tunnelled = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    let tunnelled = String::from_utf8_lossy(&tunnelled.stdout).to_string();
+    assert!(
+        !tunnelled.contains("neighbor solicitation"),
+        "a solicitation from the home link went into the tunnel:\n{tunnelled}"
+    );
+}
