@@ -22,7 +22,7 @@
 //! Link-scope source or destination never enters or leaves the tunnel (the TUN emits MLDv2
 //! reports from `::` when its carrier comes up, docs/notes.md §2).
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
@@ -31,7 +31,10 @@ use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 use mipsock::{Binding, CareOf, Encapsulation as BindingEncap};
-use nix::sys::socket::{self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+};
 use proto::encap::{
     DecapOutcome, EncapOutcome, EncapParams, Encapsulation, IpVersion, decapsulate,
     decapsulate_inner,
@@ -586,7 +589,7 @@ impl DataPlane {
 const SEGMENT_BUF: usize = HEADROOM + 16384;
 
 /// How a packet read from the TUN leaves: the socket and the outer destination.
-fn route_out<'s>(socks: &'s Sockets, encap: &Encapsulation) -> (&'s Socket, socket2::SockAddr) {
+fn route_out<'s>(socks: &'s Sockets, encap: &Encapsulation) -> (&'s Socket, SocketAddr) {
     match *encap {
         Encapsulation::Ipv6 { dst_addr, .. } => {
             (&socks.tx6, SocketAddrV6::new(dst_addr, 0, 0, 0).into())
@@ -597,59 +600,88 @@ fn route_out<'s>(socks: &'s Sockets, encap: &Encapsulation) -> (&'s Socket, sock
     }
 }
 
-/// `sendmmsg(2)` of whole packets to one destination; returns how many were sent.
-fn send_batch(sock: &Socket, packets: &[&[u8]], dst: &socket2::SockAddr) -> io::Result<usize> {
-    use nix::libc;
-    let mut iovs: Vec<libc::iovec> = packets
-        .iter()
-        .map(|p| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths); the fields
-            // we need are set below.
-            let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
-            h.msg_name = dst.as_ptr() as *mut libc::c_void;
-            h.msg_namelen = dst.len();
-            h.msg_iov = iov;
-            h.msg_iovlen = 1;
-            libc::mmsghdr {
-                msg_hdr: h,
-                msg_len: 0,
-            }
-        })
-        .collect();
-    let mut sent = 0;
-    while sent < msgs.len() {
-        let rest = &mut msgs[sent..];
-        // SAFETY: `rest` points to initialised mmsghdrs whose iovecs and names point into
-        // `packets`, `iovs` and `dst`, all alive for the duration of the call; the kernel
-        // only reads them (and writes msg_len).
-        let rc = unsafe {
-            libc::sendmmsg(
-                sock.as_raw_fd(),
-                rest.as_mut_ptr(),
-                rest.len() as libc::c_uint,
-                0,
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if sent == 0 {
-                return Err(e);
-            }
-            break;
+/// Messages per `sendmmsg` call: room for a 64 KiB super-packet cut at an MSS of 1,024 or
+/// more; a longer batch goes in several calls.
+const TX_BATCH: usize = 64;
+
+/// What `sendmmsg(2)` needs, allocated once per TX thread: the message headers, one
+/// destination per message, and the (empty between calls) vector the I/O slices are built
+/// in, so a batch costs no allocation.
+struct TxBatch {
+    headers: socket::MultiHeaders<SockaddrStorage>,
+    dsts: Vec<Option<SockaddrStorage>>,
+    iovs: Vec<[IoSlice<'static>; 1]>,
+}
+
+/// An empty vector of I/O slices for any lifetime, keeping `v`'s allocation: no element
+/// survives, and a `Vec` collected in place from its own `IntoIter` reuses the buffer.
+#[allow(
+    clippy::unnecessary_filter_map,
+    reason = "filter_map changes the element's lifetime; filter could not"
+)]
+fn recycle<'a, 'b>(v: Vec<[IoSlice<'a>; 1]>) -> Vec<[IoSlice<'b>; 1]> {
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+impl TxBatch {
+    fn new() -> Self {
+        Self {
+            headers: socket::MultiHeaders::preallocate(TX_BATCH, None),
+            dsts: Vec::with_capacity(TX_BATCH),
+            iovs: Vec::with_capacity(TX_BATCH),
         }
-        sent += rc as usize;
     }
-    Ok(sent)
+
+    /// `sendmmsg(2)` of whole packets to one destination, `TX_BATCH` at a time; returns
+    /// how many were sent and their octets. An error before anything was sent is returned;
+    /// one after a partial send ends the batch (the rest counted by the caller).
+    fn send<'p>(
+        &mut self,
+        sock: &Socket,
+        packets: impl IntoIterator<Item = &'p [u8]>,
+        dst: SocketAddr,
+    ) -> io::Result<(usize, usize)> {
+        let mut iovs = recycle(std::mem::take(&mut self.iovs));
+        iovs.extend(packets.into_iter().map(|p| [IoSlice::new(p)]));
+        let dst = SockaddrStorage::from(dst);
+        self.dsts.clear();
+        self.dsts.resize(TX_BATCH.min(iovs.len()), Some(dst));
+        let (mut sent, mut bytes) = (0, 0);
+        let mut failure = None;
+        while sent < iovs.len() {
+            let chunk = &iovs[sent..iovs.len().min(sent + TX_BATCH)];
+            match socket::sendmmsg(
+                sock.as_raw_fd(),
+                &mut self.headers,
+                chunk,
+                &self.dsts[..chunk.len()],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => {
+                    // nix reports the count only as its results, one per message sent.
+                    let before = sent;
+                    for r in results {
+                        sent += 1;
+                        bytes += r.bytes;
+                    }
+                    if sent == before {
+                        break;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        self.iovs = recycle(iovs);
+        match failure {
+            Some(e) if sent == 0 => Err(e.into()),
+            _ => Ok((sent, bytes)),
+        }
+    }
 }
 
 fn tx_loop(
@@ -671,6 +703,7 @@ fn tx_loop(
     let mut segments: Vec<Vec<u8>> = Vec::new();
     let mut lens = Vec::new();
     let mut ranges = Vec::new();
+    let mut batch = TxBatch::new();
     let mut ident: u16 = 0;
     loop {
         let n = match tun.recv(&mut buf[front..]) {
@@ -736,7 +769,7 @@ fn tx_loop(
                     continue;
                 }
             };
-            match sock.send_to(&buf[range], &to) {
+            match sock.send_to(&buf[range], &to.into()) {
                 Ok(len) => {
                     Counters::inc(&counters.tx_packets);
                     counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -780,28 +813,23 @@ fn tx_loop(
                 }
             }
         }
-        let packets: Vec<&[u8]> = segments
-            .iter()
-            .zip(&ranges)
-            .map(|(s, r)| &s[r.clone()])
-            .collect();
-        match send_batch(sock, &packets, &to) {
-            Ok(sent) => {
+        let packets = segments.iter().zip(&ranges).map(|(s, r)| &s[r.clone()]);
+        match batch.send(sock, packets, to) {
+            Ok((sent, bytes)) => {
                 counters
                     .tx_packets
                     .fetch_add(sent as u64, Ordering::Relaxed);
-                let bytes: usize = packets[..sent].iter().map(|p| p.len()).sum();
                 counters.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-                if sent < packets.len() {
+                if sent < ranges.len() {
                     counters
                         .io_errors
-                        .fetch_add((packets.len() - sent) as u64, Ordering::Relaxed);
+                        .fetch_add((ranges.len() - sent) as u64, Ordering::Relaxed);
                 }
             }
             Err(e) => {
                 counters
                     .io_errors
-                    .fetch_add(packets.len() as u64, Ordering::Relaxed);
+                    .fetch_add(ranges.len() as u64, Ordering::Relaxed);
                 debug!(error = %e, "tunnel batch send failed");
             }
         }

@@ -292,3 +292,50 @@ fn mobility_headers_are_told_from_data() {
     assert!(!is_mobility_header(&v4));
     assert!(!is_mobility_header(&mh[..30]));
 }
+
+#[test]
+fn a_batch_longer_than_one_sendmmsg_arrives_whole_and_in_order() {
+    let rx = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let dst = rx.local_addr().unwrap();
+    let tx = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    // Several calls' worth, packets of different lengths.
+    let n = 2 * TX_BATCH + 5;
+    let packets: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 1 + i % 7]).collect();
+    let mut batch = TxBatch::new();
+    for _ in 0..2 {
+        // Twice: the headers and the slice vector are reused.
+        let (sent, bytes) = batch
+            .send(&tx, packets.iter().map(|p| &p[..]), dst)
+            .unwrap();
+        assert_eq!(sent, n);
+        assert_eq!(bytes, packets.iter().map(Vec::len).sum::<usize>());
+        let mut buf = [0u8; 64];
+        for p in &packets {
+            let len = rx.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..len], &p[..]);
+        }
+    }
+}
+
+#[test]
+fn a_batch_to_nowhere_is_an_error_not_a_count() {
+    // IPv4 socket, IPv6 destination: the first message fails, so the batch does.
+    let tx = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    let dst = SocketAddr::from((Ipv6Addr::LOCALHOST, 9));
+    let mut batch = TxBatch::new();
+    assert!(batch.send(&tx, [&[1u8, 2, 3][..]], dst).is_err());
+}
+
+#[test]
+fn recycled_slice_vectors_keep_their_allocation() {
+    let data = [0u8; 4];
+    let mut v: Vec<[IoSlice<'_>; 1]> = Vec::with_capacity(TX_BATCH);
+    v.extend((0..10).map(|_| [IoSlice::new(&data)]));
+    let at = v.as_ptr() as usize;
+    let w: Vec<[IoSlice<'static>; 1]> = recycle(v);
+    assert!(w.is_empty());
+    assert_eq!(w.capacity(), TX_BATCH);
+    assert_eq!(w.as_ptr() as usize, at);
+}
