@@ -46,6 +46,39 @@ fn load(cli: &Cli, home_ifindex: u32) -> Result<(conf::HaConfig, HaCoreConfig), 
     Ok((cfg, core))
 }
 
+/// `had --check`: loads the configuration exactly as a start would (the home interface's
+/// addresses stand in for missing keys when it exists here) and builds the core from it;
+/// warnings go to stderr. Touches nothing.
+pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
+    let (cfg, warnings) = conf::HaConfig::from_file_for(&cli.config, Some(&cli.homeif))?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let home_ifindex = mhio::if_index(&cli.homeif).unwrap_or_else(|_| {
+        eprintln!(
+            "warning: interface {} does not exist here; addresses the configuration leaves \
+             to it cannot be checked",
+            cli.homeif
+        );
+        0
+    });
+    let if_addrs = setup::interface_addresses(&cli.homeif);
+    let core = setup::core_config(&cfg, &cli.homeif, home_ifindex, &if_addrs)?;
+    let sas = match &core.auth {
+        AuthPolicy::Required(list) => format!("{} mobility SAs", list.len()),
+        AuthPolicy::Disabled => "authentication none".to_string(),
+    };
+    let summary = format!(
+        "home agent {}, home prefixes {:?}, {} prefix table rows, {sas}, {} warnings",
+        core.ha_address,
+        core.home_prefixes,
+        core.prefix_table.len(),
+        warnings.len()
+    );
+    Ha::new(core)?;
+    Ok(summary)
+}
+
 /// The care-of address a BA answers, for the log. A BA to an IPv4 care-of address travels
 /// in UDP/IPv4 with the home address as its IPv6 destination (RFC 5555 §4.2): the care-of
 /// address is the outer peer (the NAT's mapping, address and port, behind a NAT).

@@ -57,6 +57,12 @@ pub struct Cli {
     /// mipsock bus directory [default: $MIPSOCK_DIR, else /run/mipsock/default].
     #[arg(short = 'b', long = "bus-dir", value_name = "DIR", env = "MIPSOCK_DIR")]
     pub bus_dir: Option<PathBuf>,
+    /// Check the configuration (and the auth-database and prefix table files it names)
+    /// as had would load it for HOMEIF, print warnings and a summary, and exit: 0 when it
+    /// would start, 78 when not. Touches nothing (no sockets, no journal, no bus), needs
+    /// no privileges; like `nginx -t`.
+    #[arg(long)]
+    pub check: bool,
     /// The home link interface. Registered home addresses are defended there (proxy ND);
     /// its global addresses give the home agent address and home prefixes when the
     /// configuration leaves them out (SHISA's way).
@@ -117,6 +123,15 @@ impl ShellError {
 /// Configuration, sockets, bus or journal failures at start; journal failures later are
 /// logged, not fatal.
 pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    if cli.check {
+        let summary = daemon::check(&cli)?;
+        println!(
+            "{}: configuration OK for {}: {summary}",
+            cli.config.display(),
+            cli.homeif
+        );
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

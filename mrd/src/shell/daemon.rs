@@ -31,6 +31,31 @@ fn load(cli: &Cli) -> Result<(conf::MrConfig, MrCoreConfig), ShellError> {
     Ok((cfg, core))
 }
 
+/// `mrd --check`: loads the configuration exactly as a start would and builds the core
+/// from it; warnings go to stderr. Touches nothing.
+pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
+    let (cfg, warnings) = conf::MrConfig::from_file_for(&cli.config, Some(&cli.ifname))?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let core = setup::core_config(&cfg, cli.home_agent)?;
+    let summary = format!(
+        "home address {}, home agent {}, IPv6 prefixes {:?}, IPv4 prefixes {:?}, {}, {} warnings",
+        core.home_address,
+        core.home_agent,
+        core.mnp_v6,
+        core.mnp_v4,
+        if core.security.is_some() {
+            "authenticated (RFC 4285)"
+        } else {
+            "unauthenticated"
+        },
+        warnings.len()
+    );
+    MrCore::new(core)?;
+    Ok(summary)
+}
+
 fn new_core(cfg: MrCoreConfig) -> Result<MrCore, crate::ConfigError> {
     let mut mr = MrCore::new(cfg)?;
     mr.set_wall_clock(Instant::now(), wall());

@@ -70,6 +70,11 @@ pub struct Cli {
     /// mipsock bus directory [default: $MIPSOCK_DIR, else /run/mipsock/default].
     #[arg(short = 'b', long = "bus-dir", value_name = "DIR", env = "MIPSOCK_DIR")]
     pub bus_dir: Option<PathBuf>,
+    /// Check the configuration (and the auth-database it names) as mrd would load it for
+    /// IFNAME, print warnings and a summary, and exit: 0 when it would start, 78 when not.
+    /// Touches nothing (no sockets, no bus), needs no privileges; like `nginx -t`.
+    #[arg(long)]
+    pub check: bool,
     /// The mobile interface (SHISA's mip0): selects the `interface NAME { ... };` block of
     /// the configuration; the home address is expected on it.
     pub ifname: String,
@@ -125,6 +130,15 @@ impl ShellError {
 /// # Errors
 /// Configuration, sockets or bus failures at start.
 pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
+    if cli.check {
+        let summary = daemon::check(&cli)?;
+        println!(
+            "{}: configuration OK for {}: {summary}",
+            cli.config.display(),
+            cli.ifname
+        );
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
