@@ -22,6 +22,9 @@
 //! * **A crashed nemonetd on the MR fails closed**: kill -9 while the MNN sends 200
 //!   packets/s to the CN in each family, restart as the rc script does: nothing leaves
 //!   the MR untunnelled, before, during or after the restart, and the flows come back.
+//! * **Ingress filtering on the mobile network** (RFC 3963 §5.5, BCP 38): a host behind
+//!   the MR sending from an address outside the mobile network prefixes, or from the
+//!   MR's own address, gets nothing out: neither through the tunnel nor natively.
 //! * **A flood of BUs for random home addresses** (`authentication none;`): 3,000 BUs
 //!   for addresses nothing in the configuration names are refused (129); had's cache
 //!   holds only the legitimate router, which still moves its binding right after.
@@ -775,4 +778,87 @@ fn a_flood_of_bus_for_random_home_addresses_fills_nothing() {
     // Warned once per power of two (12 for 3,000), not once each (debug lines aside).
     let warned = had_log.matches("named by no prefix table row").count();
     assert!((1..20).contains(&warned), "{warned} warnings\n{had_log}");
+}
+
+/// Issue 11 (RFC 3963 §5.5): ingress filtering on the mobile network's link.
+#[test]
+fn spoofed_sources_from_the_mobile_network_go_nowhere() {
+    require_root();
+    let lab = lab("sec-ingress");
+    let f = files(&[]);
+    let (_had, _nemonetd_ha) = start_ha(&lab, &f);
+    let (_mrd, _nemonetd_mr) = start_mr(&lab, &f);
+    assert!(
+        wait_until(LONG, || ping(&lab.mnn, CN6) && ping(&lab.mnn, CN4)),
+        "MNN cannot reach the CN through the tunnel\n{}",
+        logs(&f)
+    );
+    // A foreign IPv6 source, a foreign IPv4 source and the MR's own LAN address, each
+    // on the MNN's interface (nodad), used as the source of pings to the CN.
+    let foreign6 = "2001:db8:dead::2";
+    let foreign4 = "203.0.113.77";
+    let mr_own = "2001:db8:100::1";
+    lab.mnn.ip(&[
+        "addr",
+        "add",
+        &format!("{foreign6}/128"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    lab.mnn
+        .ip(&["addr", "add", &format!("{foreign4}/32"), "dev", "eth0"]);
+    let (tcpdump, pcap) = capture(&lab.rt, &f, "acc", "ip6 or ip");
+    let (cn_dump, cn_pcap) = capture(&lab.rt, &f, "cn", "ip6 or ip");
+    for (src, dst) in [(foreign6, CN6), (foreign4, CN4)] {
+        let out = lab
+            .mnn
+            .try_exec("ping", &["-c", "3", "-i", "0.2", "-W", "1", "-I", src, dst]);
+        assert!(!out.status.success(), "a ping from {src} got an answer");
+    }
+    // The MR's own address, sent raw from the MNN (its kernel would not use an address
+    // that is the MR's): an ICMPv6 Echo Request with the MR's LAN address as source.
+    let script = f.dir.path().join("spoof.py");
+    std::fs::write(
+        &script,
+        format!(
+            "from scapy.all import *\nconf.verb=0\nsend(IPv6(src='{mr_own}', dst='{CN6}')/ICMPv6EchoRequest(id=4242), count=3, inter=0.2)\n"
+        ),
+    )
+    .unwrap();
+    // Debian's python3 has python3-scapy (a python3 earlier on PATH may not).
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = lab.mnn.try_exec(python, &[script.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "scapy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Legitimate traffic still flows.
+    assert!(ping(&lab.mnn, CN6) && ping(&lab.mnn, CN4), "{}", logs(&f));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(tcpdump);
+    drop(cn_dump);
+    for (where_, lines) in [
+        ("uplink", pcap_lines(&pcap)),
+        ("CN's link", pcap_lines(&cn_pcap)),
+    ] {
+        let leaked: Vec<&String> = lines
+            .iter()
+            .filter(|l| {
+                l.contains(foreign6)
+                    || l.contains(foreign4)
+                    || (l.contains(&format!("{mr_own} >")) && l.contains("id 4242"))
+            })
+            .collect();
+        assert!(
+            leaked.is_empty(),
+            "spoofed sources got out on the {where_}: {leaked:?}\n{}",
+            logs(&f)
+        );
+    }
 }

@@ -146,8 +146,8 @@ impl fmt::Display for RouteSpec {
     }
 }
 
-/// A policy rule (`ip rule add [from SRC] [to DST] lookup TABLE [suppress_prefixlength N]
-/// priority PRIO proto 110`).
+/// A policy rule (`ip rule add [iif DEV] [from SRC] [to DST] lookup TABLE|blackhole
+/// [suppress_prefixlength N] priority PRIO proto 110`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RuleSpec {
     /// Family; must agree with `from`/`to`.
@@ -158,11 +158,16 @@ pub struct RuleSpec {
     pub from: Option<IpNet>,
     /// Destination selector.
     pub to: Option<IpNet>,
-    /// Table to look up.
+    /// Table to look up (ignored with `blackhole`).
     pub table: u32,
     /// Ignore routes of this prefix length or shorter found by the lookup (0: ignore
     /// default routes, the wg-quick trick).
     pub suppress_prefixlen: Option<u32>,
+    /// Input interface selector (`iif`): packets that arrived on it (not locally sent).
+    pub iif: Option<String>,
+    /// `blackhole` instead of a lookup: the packet is dropped silently (no ICMP error
+    /// that would itself need routing, towards an address that may be forged).
+    pub blackhole: bool,
 }
 
 impl RuleSpec {
@@ -175,6 +180,22 @@ impl RuleSpec {
             to: None,
             table,
             suppress_prefixlen: None,
+            iif: None,
+            blackhole: false,
+        }
+    }
+
+    /// `iif DEV [from SRC] blackhole priority PRIO`.
+    pub fn blackhole(family: Family, iif: &str, from: Option<IpNet>, priority: u32) -> RuleSpec {
+        RuleSpec {
+            family,
+            priority,
+            from,
+            to: None,
+            table: 0,
+            suppress_prefixlen: None,
+            iif: Some(iif.to_owned()),
+            blackhole: true,
         }
     }
 }
@@ -182,13 +203,20 @@ impl RuleSpec {
 impl fmt::Display for RuleSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?} prio {}", self.family, self.priority)?;
+        if let Some(i) = &self.iif {
+            write!(f, " iif {i}")?;
+        }
         if let Some(s) = self.from {
             write!(f, " from {s}")?;
         }
         if let Some(d) = self.to {
             write!(f, " to {d}")?;
         }
-        write!(f, " lookup {}", self.table)?;
+        if self.blackhole {
+            write!(f, " blackhole")?;
+        } else {
+            write!(f, " lookup {}", self.table)?;
+        }
         if let Some(n) = self.suppress_prefixlen {
             write!(f, " suppress_prefixlength {n}")?;
         }
@@ -261,6 +289,9 @@ pub trait NetOps {
     async fn addr_del(&mut self, dev: &str, addr: IpNet) -> Result<()>;
     /// A local address inside `prefix` (the MR's address on its mobile network), if any.
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>>;
+    /// Every local address inside `prefix`, with the name of its interface (the MR's
+    /// mobile network links).
+    async fn addrs_in(&mut self, prefix: IpNet) -> Result<Vec<(String, IpAddr)>>;
     /// Deletes every route with protocol [`RTPROT_NEMO`] (all tables, both families) and
     /// every rule with protocol [`RTPROT_NEMO`] or a priority in `rule_priorities`
     /// looking up `table`, except those `keep` holds (routes by [`RouteSpec::key`] and
@@ -368,10 +399,17 @@ impl RtNetOps {
             Family::V4 => AddressFamily::Inet,
             Family::V6 => AddressFamily::Inet6,
         };
-        m.header.action = RuleAction::ToTable;
-        // Tables above 255 only fit the attribute; the header field then says "unspec".
-        m.header.table = u8::try_from(r.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
-        m.attributes.push(RuleAttribute::Table(r.table));
+        if r.blackhole {
+            m.header.action = RuleAction::Blackhole;
+        } else {
+            m.header.action = RuleAction::ToTable;
+            // Tables above 255 only fit the attribute; the header field then says "unspec".
+            m.header.table = u8::try_from(r.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+            m.attributes.push(RuleAttribute::Table(r.table));
+        }
+        if let Some(i) = &r.iif {
+            m.attributes.push(RuleAttribute::Iifname(i.clone()));
+        }
         m.attributes.push(RuleAttribute::Priority(r.priority));
         m.attributes
             .push(RuleAttribute::Protocol(RouteProtocol::Other(RTPROT_NEMO)));
@@ -485,18 +523,26 @@ fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
         AddressFamily::Inet6 => Family::V6,
         _ => return None,
     };
+    let blackhole = m.header.action == RuleAction::Blackhole;
     let mut r = RuleSpec {
         family,
         priority: 0,
         from: None,
         to: None,
-        table: u32::from(m.header.table),
+        table: if blackhole {
+            0
+        } else {
+            u32::from(m.header.table)
+        },
         suppress_prefixlen: None,
+        iif: None,
+        blackhole,
     };
     for a in &m.attributes {
         match a {
             RuleAttribute::Priority(p) => r.priority = *p,
-            RuleAttribute::Table(t) => r.table = *t,
+            RuleAttribute::Table(t) if !blackhole => r.table = *t,
+            RuleAttribute::Iifname(i) => r.iif = Some(i.clone()),
             RuleAttribute::Source(ip) => r.from = IpNet::new(*ip, m.header.src_len).ok(),
             RuleAttribute::Destination(ip) => r.to = IpNet::new(*ip, m.header.dst_len).ok(),
             // The kernel reports "not set" as -1.
@@ -683,6 +729,38 @@ impl NetOps for RtNetOps {
         }
     }
 
+    async fn addrs_in(&mut self, prefix: IpNet) -> Result<Vec<(String, IpAddr)>> {
+        let mut found = Vec::new();
+        let mut addrs = self.handle.address().get().execute();
+        while let Some(m) = addrs
+            .try_next()
+            .await
+            .map_err(|e| NetOpsError::from_rtnl("addr dump", e))?
+        {
+            for a in &m.attributes {
+                if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a
+                    && prefix.contains(ip)
+                {
+                    found.push((m.header.index, *ip));
+                    break;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (index, ip) in found {
+            let mut links = self.handle.link().get().match_index(index).execute();
+            if let Ok(Some(link)) = links.try_next().await
+                && let Some(name) = link.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+            {
+                out.push((name, ip));
+            }
+        }
+        Ok(out)
+    }
+
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>> {
         let mut addrs = self.handle.address().get().execute();
         while let Some(m) = addrs
@@ -804,6 +882,8 @@ pub struct FakeNetOps {
     pub calls: Vec<Call>,
     /// Answers for [`NetOps::local_addr_in`].
     pub local: Vec<IpAddr>,
+    /// Answers for [`NetOps::addrs_in`]: (interface, address).
+    pub ifaddrs: Vec<(String, IpAddr)>,
     /// Answers for [`NetOps::link_mtu`] (default 1500).
     pub mtu: HashMap<String, u32>,
     /// Make every mutating call fail with this errno (to test error paths).
@@ -860,6 +940,14 @@ impl NetOps for FakeNetOps {
     }
     async fn local_addr_in(&mut self, prefix: IpNet) -> Result<Option<IpAddr>> {
         Ok(self.local.iter().copied().find(|a| prefix.contains(a)))
+    }
+    async fn addrs_in(&mut self, prefix: IpNet) -> Result<Vec<(String, IpAddr)>> {
+        Ok(self
+            .ifaddrs
+            .iter()
+            .filter(|(_, a)| prefix.contains(a))
+            .cloned()
+            .collect())
     }
     async fn flush_ours(
         &mut self,

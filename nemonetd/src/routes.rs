@@ -10,8 +10,11 @@
 //! Order: on the way up addresses, then routes, then rules (a rule must not divert traffic
 //! into a table that is still empty); on the way down the reverse.
 //!
-//! Mobile router (RFC 3963 §5), rule priorities from P:
-//! * P: `to MNP lookup main suppress_prefixlength LEN-1` for every IPv6 and IPv4 MNP of
+//! Mobile router (RFC 3963 §5), rule priorities from P (the `PRIO_*` offsets):
+//! * P: `iif LINK from OWN blackhole` on every mobile-network link (an interface where the
+//!   MR holds an address inside an MNP) for every address of the MR there and its home
+//!   addresses: a packet arriving with the MR's own address as source is spoofed.
+//! * P+1: `to MNP lookup main suppress_prefixlength LEN-1` for every IPv6 and IPv4 MNP of
 //!   length LEN: a main-table route inside the mobile network (the link of an MNN, a
 //!   subnet behind an internal router) wins before the tunnel rule, whatever the source.
 //!   Without it the MR's own ICMPv6 Packet Too Big to an MNN (source: its address on the
@@ -19,17 +22,21 @@
 //!   (the default route among them) are ignored, so nothing for the mobile network leaves
 //!   natively. With an IPv4 CoA, also `to HA-v4 lookup main`: the outer packets stay out
 //!   of the tunnel.
-//! * P+1: `from MNP lookup T` for every IPv6 and IPv4 MNP, and `from HoA` (and the IPv4
+//! * P+2: `from MNP lookup T` for every IPv6 and IPv4 MNP, and `from HoA` (and the IPv4
 //!   HoA): the mobile network's traffic goes into the tunnel whatever its destination
 //!   (reverse tunnelling, RFC 3963 §5.5).
+//! * P+3: `iif LINK blackhole` on every mobile-network link, both families: a source outside
+//!   the mobile network prefixes is neither tunnelled nor forwarded natively (RFC 3963
+//!   §5.5 ingress filtering, BCP 38). Dropped silently: an ICMP error to a forged source
+//!   would itself go up the tunnel.
 //! * In T: `::/0 dev TUN`, `0.0.0.0/0 dev TUN src <MR's MNP-side IPv4>`, and behind them
 //!   (a larger metric) `unreachable` defaults in both families. When the TUN device goes
 //!   away with a crashed nemonetd its routes go with it, but the rules stay: the
 //!   unreachable defaults then keep the mobile network's packets from falling through to
 //!   the main table and leaving untunnelled (fail closed, until the restart flushes and
 //!   rebuilds everything).
-//! * The MR's own IPv4 traffic (no IPv4 at all in an IPv6-only visited network): P+2
-//!   `lookup main suppress_prefixlength 0` (every main-table route but the default) and P+3
+//! * The MR's own IPv4 traffic (no IPv4 at all in an IPv6-only visited network): P+4
+//!   `lookup main suppress_prefixlength 0` (every main-table route but the default) and P+5
 //!   `lookup T` for IPv4, so it leaves through the tunnel with the MNP-side source (the
 //!   unnumbered IPv4 tunnel Shima's BSD implementation lacked).
 //! * The HoA (and IPv4 HoA) as addresses on the TUN device.
@@ -105,6 +112,20 @@ impl KernelState {
     }
 }
 
+/// MR rule priorities, as offsets from [`RouteConfig::rule_priority`] (P).
+/// P: a mobile-network link's packet with one of the MR's own addresses as source: dropped.
+pub const PRIO_SPOOFED_OWN: u32 = 0;
+/// P+1: `to MNP lookup main suppress_prefixlength LEN-1` (and `to HA-v4 lookup main`).
+pub const PRIO_INSIDE: u32 = 1;
+/// P+2: `from MNP/HoA lookup T`: into the tunnel.
+pub const PRIO_TUNNEL: u32 = 2;
+/// P+3: anything else from a mobile-network link: dropped (RFC 3963 §5.5).
+pub const PRIO_INGRESS: u32 = 3;
+/// P+4: the MR's own IPv4 traffic: main table without its default.
+pub const PRIO_OWN_V4_MAIN: u32 = 4;
+/// P+5: the MR's own IPv4 traffic: the tunnel.
+pub const PRIO_OWN_V4_TUNNEL: u32 = 5;
+
 /// The metric of the MR's fail-closed `unreachable` defaults in T: behind the tunnel's.
 pub const FAIL_CLOSED_METRIC: u32 = 0x7fff_ffff;
 
@@ -113,6 +134,9 @@ pub const FAIL_CLOSED_METRIC: u32 = 0x7fff_ffff;
 pub struct Lookups {
     /// The MR's own address inside its IPv4 MNPs (source for its own IPv4 traffic).
     pub mnp_v4_source: Option<Ipv4Addr>,
+    /// The MR's addresses inside its MNPs, with their interfaces: the mobile network's
+    /// links, where ingress filtering applies.
+    pub mnp_links: Vec<(String, IpAddr)>,
 }
 
 /// A binding's identity: the HoA and, with multiple CoAs (RFC 5648), the binding id.
@@ -153,24 +177,56 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
         Mode::MobileRouter => {
             let t = cfg.table;
             let p = cfg.rule_priority;
-            for mnp in b
+            let mnps: Vec<IpNet> = b
                 .mnp_v6
                 .iter()
                 .map(|n| IpNet::V6(n.trunc()))
                 .chain(b.mnp_v4.iter().map(|n| IpNet::V4(n.trunc())))
                 .filter(|n| n.prefix_len() > 0)
-            {
+                .collect();
+            // RFC 3963 §5.5 ingress filtering on the mobile network's links: a packet that
+            // arrives there claiming one of the MR's own addresses as its source (P), or a
+            // source outside the mobile network prefixes (P+3, after the tunnel rules let
+            // the mobile network's own traffic through), is neither tunnelled nor forwarded.
+            let links: BTreeSet<&str> = lookups.mnp_links.iter().map(|(l, _)| l.as_str()).collect();
+            let own: Vec<IpNet> = lookups
+                .mnp_links
+                .iter()
+                .map(|(_, a)| match a {
+                    IpAddr::V6(a) => host6(*a),
+                    IpAddr::V4(a) => host4(*a),
+                })
+                .chain(std::iter::once(host6(b.hoa)))
+                .chain(b.hoa_v4.map(host4))
+                .collect();
+            for link in &links {
+                for a in &own {
+                    s.rules.insert(RuleSpec::blackhole(
+                        Family::of(a),
+                        link,
+                        Some(*a),
+                        p + PRIO_SPOOFED_OWN,
+                    ));
+                }
+                for family in [Family::V6, Family::V4] {
+                    s.rules
+                        .insert(RuleSpec::blackhole(family, link, None, p + PRIO_INGRESS));
+                }
+            }
+            for mnp in &mnps {
                 s.rules.insert(RuleSpec {
-                    family: Family::of(&mnp),
-                    priority: p,
+                    family: Family::of(mnp),
+                    priority: p + PRIO_INSIDE,
                     from: None,
-                    to: Some(mnp),
+                    to: Some(*mnp),
                     table: TABLE_MAIN,
                     suppress_prefixlen: Some(u32::from(mnp.prefix_len()) - 1),
+                    iif: None,
+                    blackhole: false,
                 });
             }
             for src in sources(b) {
-                s.rules.insert(RuleSpec::from(src, t, p + 1));
+                s.rules.insert(RuleSpec::from(src, t, p + PRIO_TUNNEL));
             }
             s.addrs.insert((cfg.tun.clone(), host6(b.hoa)));
             if let Some(v4) = b.hoa_v4 {
@@ -196,28 +252,34 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                 if let Some(ha4) = b.ha_v4 {
                     s.rules.insert(RuleSpec {
                         family: Family::V4,
-                        priority: p,
+                        priority: p + PRIO_INSIDE,
                         from: None,
                         to: Some(host4(ha4)),
                         table: TABLE_MAIN,
                         suppress_prefixlen: None,
+                        iif: None,
+                        blackhole: false,
                     });
                 }
                 s.rules.insert(RuleSpec {
                     family: Family::V4,
-                    priority: p + 2,
+                    priority: p + PRIO_OWN_V4_MAIN,
                     from: None,
                     to: None,
                     table: TABLE_MAIN,
                     suppress_prefixlen: Some(0),
+                    iif: None,
+                    blackhole: false,
                 });
                 s.rules.insert(RuleSpec {
                     family: Family::V4,
-                    priority: p + 3,
+                    priority: p + PRIO_OWN_V4_TUNNEL,
                     from: None,
                     to: None,
                     table: t,
                     suppress_prefixlen: None,
+                    iif: None,
+                    blackhole: false,
                 });
             }
         }
@@ -271,6 +333,19 @@ impl<N: NetOps> RouteManager<N> {
         if self.cfg.mode != Mode::MobileRouter {
             return l;
         }
+        let mnps = b
+            .mnp_v6
+            .iter()
+            .map(|n| IpNet::V6(n.trunc()))
+            .chain(b.mnp_v4.iter().map(|n| IpNet::V4(n.trunc())));
+        for mnp in mnps {
+            match self.net.addrs_in(mnp).await {
+                Ok(found) => l.mnp_links.extend(found),
+                Err(e) => warn!(%mnp, error = %e, "address lookup failed"),
+            }
+        }
+        // The tunnel device is no mobile-network link, whatever addresses it holds.
+        l.mnp_links.retain(|(dev, _)| *dev != self.cfg.tun);
         for mnp in &b.mnp_v4 {
             match self.net.local_addr_in(IpNet::V4(mnp.trunc())).await {
                 Ok(Some(IpAddr::V4(a))) => {

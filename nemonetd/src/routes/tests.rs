@@ -72,18 +72,20 @@ fn mr_add_installs_tables_then_rules() {
         let mut m = RouteManager::new(mr_cfg(), mr_fake());
         m.add(&mr_binding()).await.unwrap();
         let calls = m.net().take();
-        let rule = |s: &str| Call::RuleAdd(RuleSpec::from(net(s), 100, 20101));
+        let rule = |s: &str| Call::RuleAdd(RuleSpec::from(net(s), 100, 20102));
         // Issue 17 defect 3: before the tunnel rule, what main knows inside each MNP
         // (routes of the MNP's length or longer) wins, for any source.
         let inside = |s: &str, len: u32| {
             let to = net(s);
             Call::RuleAdd(RuleSpec {
                 family: crate::netops::Family::of(&to),
-                priority: 20100,
+                priority: 20101,
                 from: None,
                 to: Some(to),
                 table: TABLE_MAIN,
                 suppress_prefixlen: Some(len),
+                iif: None,
+                blackhole: false,
             })
         };
         let expected_rules = [
@@ -113,9 +115,9 @@ fn mr_add_installs_tables_then_rules() {
         assert!(calls.contains(&Call::AddrAdd("nemo0".into(), net("2001:db8:1::100/128"))));
         // The MR's own IPv4 traffic: main without defaults, then T.
         assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
-            if r.priority == 20102 && r.suppress_prefixlen == Some(0) && r.table == TABLE_MAIN)));
+            if r.priority == 20104 && r.suppress_prefixlen == Some(0) && r.table == TABLE_MAIN)));
         assert!(calls.iter().any(|c| matches!(c, Call::RuleAdd(r)
-            if r.priority == 20103 && r.table == 100 && r.from.is_none())));
+            if r.priority == 20105 && r.table == 100 && r.from.is_none())));
         // Rules only after every route: never divert into an empty table.
         let last_route = calls
             .iter()
@@ -170,11 +172,13 @@ fn the_outer_exception_is_there_whatever_the_coa() {
         m.add(&b).await.unwrap();
         let to_ha = RuleSpec {
             family: Family::V4,
-            priority: 20100,
+            priority: 20101,
             from: None,
             to: Some(net("192.0.2.1/32")),
             table: TABLE_MAIN,
             suppress_prefixlen: None,
+            iif: None,
+            blackhole: false,
         };
         // Already with an IPv6 CoA: the first BU in UDP after a move to an IPv4 CoA must
         // not enter the old tunnel.
@@ -298,7 +302,7 @@ fn two_bindings_share_the_defaults_until_the_last_goes() {
         assert!(added_b.contains(&Call::RuleAdd(RuleSpec::from(
             net("2001:db8:300::/64"),
             100,
-            20101
+            20102
         ))));
         m.remove(&a).await.unwrap();
         let removed_a = m.net().take();
@@ -310,7 +314,7 @@ fn two_bindings_share_the_defaults_until_the_last_goes() {
         assert!(removed_a.contains(&Call::RuleDel(RuleSpec::from(
             net("2001:db8:100::/64"),
             100,
-            20101
+            20102
         ))));
         m.remove(&b).await.unwrap();
         let removed_b = m.net().take();
@@ -342,6 +346,7 @@ fn rule_priorities_cover_what_we_install() {
     b.coa = "203.0.113.5".parse().unwrap();
     let l = Lookups {
         mnp_v4_source: Some("198.51.100.1".parse().unwrap()),
+        mnp_links: vec![("mnn0".into(), "198.51.100.1".parse().unwrap())],
     };
     let s = desired(&cfg, &b, &l);
     assert!(
@@ -349,4 +354,48 @@ fn rule_priorities_cover_what_we_install() {
             .iter()
             .all(|r| cfg.rule_priorities().contains(&r.priority))
     );
+}
+
+/// RFC 3963 §5.5 (issue 11): on the mobile network's links (where the MR holds an address
+/// inside an MNP), a source that is one of the MR's own addresses is dropped before
+/// anything else, and any source outside the MNPs after the tunnel rules.
+#[test]
+fn ingress_filtering_on_the_mobile_network_links() {
+    run(async {
+        let mut f = mr_fake();
+        f.ifaddrs = vec![
+            ("mnn0".into(), "2001:db8:100::1".parse().unwrap()),
+            ("mnn0".into(), "198.51.100.1".parse().unwrap()),
+            // The tunnel device is never a mobile-network link.
+            ("nemo0".into(), "2001:db8:100::9".parse().unwrap()),
+        ];
+        let mut m = RouteManager::new(mr_cfg(), f);
+        m.add(&mr_binding()).await.unwrap();
+        let rules = &m.installed().rules;
+        let blackhole =
+            |fam, from: Option<&str>, prio| RuleSpec::blackhole(fam, "mnn0", from.map(net), prio);
+        for r in [
+            blackhole(Family::V6, Some("2001:db8:100::1/128"), 20100),
+            blackhole(Family::V4, Some("198.51.100.1/32"), 20100),
+            blackhole(Family::V6, Some("2001:db8:1::100/128"), 20100),
+            blackhole(Family::V6, None, 20103),
+            blackhole(Family::V4, None, 20103),
+        ] {
+            assert!(rules.contains(&r), "missing {r} in {rules:#?}");
+        }
+        assert!(!rules.iter().any(|r| r.iif.as_deref() == Some("nemo0")));
+        // Spoofed own sources are caught before the tunnel rule, foreign ones after it.
+        let tunnel = rules
+            .iter()
+            .find(|r| r.from == Some(net("2001:db8:100::/64")))
+            .unwrap();
+        assert!(tunnel.priority > 20100 && tunnel.priority < 20103);
+        assert!(
+            rules
+                .iter()
+                .all(|r| mr_cfg().rule_priorities().contains(&r.priority))
+        );
+        m.remove_all().await.unwrap();
+        assert!(m.installed().is_empty());
+    });
 }
