@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Settings;
 use crate::dataplane::{Counters, DataPlane, Peer, PeerTable, Sockets, TxConfig};
+use crate::netops::KernelEvent;
 use crate::netops::{NetOps, RtNetOps};
 use crate::routes::{KernelState, Mode, RouteManager};
 use crate::tun::Tun;
@@ -126,6 +127,30 @@ impl Daemon {
         }
     }
 
+    /// Reconciles with a change made to the kernel from outside.
+    async fn on_kernel(&mut self, ev: KernelEvent) {
+        let r = match ev {
+            KernelEvent::RouteGone(t, d, s, m, u) => self.routes.route_gone((t, d, s, m, u)).await,
+            KernelEvent::RuleGone(rule) => self.routes.rule_gone(&rule).await,
+            KernelEvent::LinkMtu(name, mtu) => {
+                if name == self.settings.ifname && mtu != self.egress_mtu {
+                    info!(ifname = %name, from = self.egress_mtu, to = mtu,
+                        "egress MTU changed; resizing the tunnel");
+                    self.egress_mtu = mtu;
+                    self.update_mtu().await;
+                } else if name == self.settings.routes.tun && mtu != self.tun_mtu {
+                    warn!(tun = %name, mtu, "tunnel MTU changed from outside; setting it back");
+                    self.tun_mtu = mtu;
+                    self.update_mtu().await;
+                }
+                Ok(())
+            }
+        };
+        if let Err(e) = r {
+            warn!(error = %e, "kernel state not restored; retried at the next event");
+        }
+    }
+
     async fn binding_removed(&mut self, b: &Binding) {
         info!(hoa = %b.hoa, coa = %b.coa, "binding down");
         // Routes first: no packet is steered into the TUN without a peer to take it.
@@ -221,6 +246,8 @@ pub async fn run(
     state_timeout: Duration,
 ) -> Result<(), DaemonError> {
     let mut net = RtNetOps::new().map_err(io("netlink socket"))?;
+    // Subscribed before anything is read or installed: no change in between is missed.
+    let mut kernel = crate::netops::kernel_events().map_err(io("netlink notifications"))?;
     let rc = &settings.routes;
     // What a crashed run left (rules, unreachable defaults) stays until the state dump
     // tells what is still wanted: until then the mobile network fails closed instead of
@@ -311,6 +338,7 @@ pub async fn run(
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
+            Some(ev) = kernel.recv() => d.on_kernel(ev).await,
             _ = usr1.recv() => d.log_state(),
             // SHISA's SIGHUP habit: re-read the owners' state (after a lost message).
             _ = hup.recv() => resync(&mut d, &ep, state_timeout).await?,

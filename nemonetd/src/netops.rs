@@ -15,7 +15,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
@@ -322,6 +322,73 @@ fn no_device(dev: &str) -> NetOpsError {
 
 fn gone(e: &NetOpsError) -> bool {
     matches!(e.errno, Some(ENOENT | ESRCH | ENODEV | EADDRNOTAVAIL))
+}
+
+/// A change in the kernel that nemonetd reconciles (issue 10: watch, don't assume the
+/// state read at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    /// A route of ours (protocol 110) was deleted: (table, dst, src, metric, unreachable).
+    RouteGone(u32, IpNet, Option<IpNet>, Option<u32>, bool),
+    /// A rule of ours (protocol 110) was deleted.
+    RuleGone(RuleSpec),
+    /// A link's MTU, as the kernel announced it.
+    LinkMtu(String, u32),
+}
+
+/// A stream of [`KernelEvent`]s: route, rule and link notifications from rtnetlink's
+/// multicast groups, the others filtered out. Must be called inside a tokio runtime.
+pub fn kernel_events() -> std::io::Result<tokio::sync::mpsc::Receiver<KernelEvent>> {
+    use rtnetlink::MulticastGroup;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let (conn, _handle, mut messages) = rtnetlink::new_multicast_connection(&[
+        MulticastGroup::Link,
+        MulticastGroup::Ipv4Route,
+        MulticastGroup::Ipv6Route,
+        MulticastGroup::Ipv4Rule,
+        MulticastGroup::Ipv6Rule,
+    ])?;
+    tokio::spawn(conn);
+    // Bounded: a storm of kernel notifications costs this much and no more; a lost one is
+    // recovered at the next binding event's reconcile.
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        while let Some((msg, _)) = messages.next().await {
+            let ev = match msg.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(m))
+                    if m.header.protocol == RouteProtocol::Other(RTPROT_NEMO) =>
+                {
+                    dumped_route(&m).map(|(t, d, s, me, u)| KernelEvent::RouteGone(t, d, s, me, u))
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRule(m))
+                    if m.attributes
+                        .contains(&RuleAttribute::Protocol(RouteProtocol::Other(RTPROT_NEMO))) =>
+                {
+                    rule_spec_of(&m).map(KernelEvent::RuleGone)
+                }
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
+                    let name = m.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n.clone()),
+                        _ => None,
+                    });
+                    let mtu = m.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::Mtu(n) => Some(*n),
+                        _ => None,
+                    });
+                    name.zip(mtu).map(|(n, m)| KernelEvent::LinkMtu(n, m))
+                }
+                _ => None,
+            };
+            if let Some(ev) = ev
+                && tx.try_send(ev).is_err()
+                && tx.is_closed()
+            {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// The real thing: an rtnetlink connection (spawned on the current tokio runtime).

@@ -359,6 +359,35 @@ impl<N: NetOps> RouteManager<N> {
         l
     }
 
+    /// The kernel deleted a route of ours (someone's `ip route flush`, a device that went):
+    /// if we believed it installed and a binding still wants it, it is put back.
+    pub async fn route_gone(
+        &mut self,
+        gone: (u32, IpNet, Option<IpNet>, Option<u32>, bool),
+    ) -> Result<(), NetOpsError> {
+        let (table, dst, src, metric, unreachable) = gone;
+        let before = self.installed.routes.len();
+        self.installed.routes.retain(|r| {
+            !((r.table, r.dst, r.src) == (table, dst, src)
+                && r.unreachable == unreachable
+                && r.metric.is_none_or(|m| Some(m) == metric))
+        });
+        if self.installed.routes.len() == before {
+            return Ok(());
+        }
+        warn!(%dst, table, "a route of ours was deleted from outside; putting it back");
+        self.reconcile().await
+    }
+
+    /// The kernel deleted a rule of ours: as [`RouteManager::route_gone`].
+    pub async fn rule_gone(&mut self, gone: &RuleSpec) -> Result<(), NetOpsError> {
+        if !self.installed.rules.remove(gone) {
+            return Ok(());
+        }
+        warn!(rule = %gone, "a rule of ours was deleted from outside; putting it back");
+        self.reconcile().await
+    }
+
     /// BUL_ADD / BC_ADD: a new, refreshed or moved binding.
     pub async fn add(&mut self, b: &Binding) -> Result<(), NetOpsError> {
         let lookups = self.lookups(b).await;

@@ -936,3 +936,53 @@ fn ha_serves_two_mobile_routers() {
     dh.proc.signal("TERM");
     assert_eq!(dh.proc.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+/// nemonetd watches the kernel (issue 10): a route and a rule of ours deleted by someone
+/// else come back within a moment, and a new egress MTU resizes the tunnel.
+#[test]
+fn kernel_changes_from_outside_are_reconciled() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("watch");
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", true);
+    mr.bus.send(&Message::new(Body::BulAdd(binding()))).unwrap();
+    wait_for("the MR's routes and rules", Duration::from_secs(10), || {
+        let m = routes_ours(&w.mr);
+        m.contains("from 2001:db8:100::/64") && m.contains("default dev nemo0")
+    });
+    // An operator's cleanup removes one of each.
+    w.mr.ip(&[
+        "-6", "route", "del", "default", "dev", "nemo0", "table", "100",
+    ]);
+    w.mr.ip(&[
+        "-6",
+        "rule",
+        "del",
+        "from",
+        "2001:db8:100::/64",
+        "lookup",
+        "100",
+    ]);
+    // (Put back within milliseconds: the log tells that both deletions were seen.)
+    wait_for("both back", Duration::from_secs(5), || {
+        let m = routes_ours(&w.mr);
+        m.contains("from 2001:db8:100::/64")
+            && w.mr
+                .ip_text(&["-6", "route", "show", "table", "100"])
+                .contains("default dev nemo0")
+    });
+    wait_for("both deletions seen", Duration::from_secs(5), || {
+        let log = log_text(&mr.log);
+        log.contains("a route of ours was deleted from outside")
+            && log.contains("a rule of ours was deleted from outside")
+    });
+    // The egress link's MTU drops to 1400: the tunnel follows (1400 - 40).
+    w.mr.ip(&["link", "set", "eth0", "mtu", "1400"]);
+    wait_for("TUN MTU 1360", Duration::from_secs(5), || {
+        w.mr.ip_text(&["link", "show", "nemo0"])
+            .contains("mtu 1360")
+    });
+}
