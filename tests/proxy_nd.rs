@@ -223,3 +223,103 @@ fn the_home_agent_answers_solicitations_for_a_registered_home_address() {
         "a solicitation from the home link went into the tunnel:\n{tunnelled}"
     );
 }
+
+/// Proxy DAD (RFC 6275 §10.3.1): a node on the home link already holds the home address;
+/// the HA's DAD draws its defence, the registration is refused with 134 (mrd stops, as
+/// for a refusal retrying cannot fix) and nothing is installed on the HA.
+#[test]
+fn a_home_address_defended_on_the_home_link_is_refused_134() {
+    require_root();
+    let (ha, hl, mr) = (
+        Netns::new("dad-ha"),
+        Netns::new("dad-hl"),
+        Netns::new("dad-mr"),
+    );
+    for ns in [&ha, &hl, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&hl, "eth0", &ha, "eth0");
+    veth(&mr, "eth0", &ha, "up0");
+    a(&ha, "2001:db8:1::1/64", "eth0");
+    a(&ha, "2001:db8:a::1/64", "up0");
+    // The home link's squatter: the mobile router's home address on a host.
+    a(&hl, &format!("{HOA}/64"), "eth0");
+    a(&mr, "2001:db8:a::5/64", "eth0");
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    a(&mr, &format!("{HOA}/128"), "mip0");
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+
+    let f = files(&[]);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
+    let _nemonetd: Daemon = setup::spawn_in(
+        &ha,
+        &f,
+        "nemonetd",
+        "nemonetd-ha",
+        &["-d", "-f", "-h", "-b", &hb, "up0"],
+        " ready",
+    );
+    let _had = setup::spawn_in(
+        &ha,
+        &f,
+        "had",
+        "had",
+        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
+        "had ready",
+    );
+    let _mrd = setup::spawn_in(
+        &mr,
+        &f,
+        "mrd",
+        "mrd",
+        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
+        "mrd ready",
+    );
+    let out = Command::new(bin("mipsock"))
+        .arg("-b")
+        .arg(&f.mr_bus)
+        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
+        .args(["--coa", COA, "--ifindex"])
+        .arg(mr.ifindex("eth0").to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mipsock inject: {out:?}");
+    let logs = || {
+        ["had", "mrd"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "==== {n}\n{}",
+                    log_of(&f.dir.path().join(format!("{n}.log")))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let mrd_log = f.dir.path().join("mrd.log");
+    assert!(
+        wait_until(LONG, || {
+            let l = log_of(&mrd_log);
+            l.contains("refused for good") && l.contains("status=134")
+        }),
+        "mrd did not get a 134\n{}",
+        logs()
+    );
+    assert!(setup::binding(&f.ha_bus, "had", Some(HOA.parse().unwrap())).is_none());
+    assert!(
+        !ha.ip_text(&["-6", "route", "show", "proto", "110"])
+            .contains(HOA),
+        "a route for the defended address"
+    );
+    assert!(
+        !ha.ip_text(&["-6", "neigh", "show", "proxy"]).contains(HOA),
+        "the HA proxies a defended address"
+    );
+}

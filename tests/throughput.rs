@@ -46,6 +46,8 @@ fn mnp4(i: usize) -> String {
     format!("10.{}.{}.0/28", i / 16, (i % 16) * 16)
 }
 
+/// had's configuration for `n` routers; proxy DAD off (it would hold every first BA for
+/// 1 s, and this measures the signalling path).
 fn write_had_conf(dir: &Path, journal: &Path, n: usize) -> std::path::PathBuf {
     let mut db = String::new();
     let mut table = String::new();
@@ -57,6 +59,7 @@ fn write_had_conf(dir: &Path, journal: &Path, n: usize) -> std::path::PathBuf {
     std::fs::write(dir.join("auth-database"), db).unwrap();
     let conf = format!(
         "interface eth0 {{\n\thome-agent-address {HA};\n\thome-prefix 2001:db8:1::/64;\n\
+         \thomelink-dad 0;\n\
          \tbinding-cache-file {};\n\tauthentication required;\n\tauth-database {};\n\
          \tprefixtable {{\n{table}\t}};\n}};\n",
         journal.display(),

@@ -131,6 +131,9 @@ pub struct HaConfig {
     /// `unlisted-home-addresses accept;`: register home addresses that neither the prefix
     /// table nor the auth-database names. Default `refuse` (129).
     pub accept_unlisted_home_addresses: bool,
+    /// SHISA's `homelink-dad`: proxy Duplicate Address Detection on the home link before
+    /// the first BA for a home address (RFC 6275 §10.3.1). Default on.
+    pub homelink_dad: bool,
 }
 
 impl HaConfig {
@@ -200,11 +203,12 @@ fn build(
             "'preference': dynamic home agent discovery is not provided; ignored",
         );
     }
-    if let Some(s) = eff.get("homelink-dad") {
-        let v = ctx.one(s, "homelink-dad 0|1;")?;
-        ctx.boolean(v)?;
-        ctx.warn(s, "'homelink-dad': had always defends registered home addresses with proxy neighbour discovery; ignored");
-    }
+    // SHISA's key: proxy Duplicate Address Detection before the first BA for a home
+    // address (RFC 6275 §10.3.1). On unless turned off.
+    let homelink_dad = match eff.get("homelink-dad") {
+        Some(s) => ctx.boolean(ctx.one(s, "homelink-dad 0|1;")?)?,
+        None => true,
+    };
     if let Some(s) = eff.get("home-registration-lifetime") {
         let v = ctx.one(s, "home-registration-lifetime UNITS;")?;
         ctx.u32_in(v, "the home registration lifetime", 0..=65535)?;
@@ -464,6 +468,7 @@ fn build(
         nat_keepalive_interval,
         max_bindings,
         accept_unlisted_home_addresses,
+        homelink_dad,
     })
 }
 

@@ -161,11 +161,12 @@ fn shisa_users_had_conf_loads() {
     assert!(ha.home_prefixes.is_empty()); // taken from eth0, as SHISA does
     assert_eq!(ha.prefix_table.entries.len(), 2);
     assert!(matches!(ha.authentication, HaAuthentication::Required(ref db) if db.len() == 2));
+    // SHISA's homelink-dad key is honoured now (proxy DAD), not warned about.
+    assert!(ha.homelink_dad);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     for expected in [
         "'command-port'",
         "'preference'",
-        "'homelink-dad'",
         "without ';'",
         "'static-tunnel'",
         "without dummy addresses",

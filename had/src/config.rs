@@ -163,6 +163,12 @@ pub struct HaCoreConfig {
     /// none;` anyone could otherwise fill the cache with random addresses of the home
     /// prefix. Config `unlisted-home-addresses accept|refuse`.
     pub accept_unlisted_home_addresses: bool,
+    /// Proxy Duplicate Address Detection (RFC 6275 §10.3.1): before the first BA for a
+    /// home address (and, with L, its link-local address) the home agent runs DAD for it on
+    /// the home link; a defended address gets BA 134 and no binding. `None`: off (the
+    /// core's default, for tests and tools); the daemon's `homelink-dad 1;` (the default)
+    /// sets RetransTimer x DupAddrDetectTransmits, 1 s.
+    pub proxy_dad: Option<Duration>,
 }
 
 /// Default of [`HaCoreConfig::max_bindings`] (and of had's `max-bindings`).
@@ -190,6 +196,7 @@ impl HaCoreConfig {
             nat_keepalive_secs: 110,
             max_bindings: DEFAULT_MAX_BINDINGS,
             accept_unlisted_home_addresses: true,
+            proxy_dad: None,
         }
     }
 }

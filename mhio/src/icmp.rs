@@ -93,3 +93,92 @@ mod tests {
         assert_eq!(u16::from_be_bytes([p[4], p[5]]) as usize, 1280 - 40);
     }
 }
+
+/// ICMPv6 Neighbour Solicitation (RFC 4861 §4.3).
+pub const NEIGHBOUR_SOLICITATION: u8 = 135;
+/// ICMPv6 Neighbour Advertisement (RFC 4861 §4.4).
+pub const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
+
+/// The solicited-node multicast address of `target` (RFC 4291 §2.7.1).
+pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
+    let o = target.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// A whole IPv6 packet carrying the Neighbour Solicitation of Duplicate Address Detection
+/// for `target` (RFC 4862 §5.4.2): from the unspecified address to the target's
+/// solicited-node address, hop limit 255, no Source Link-Layer Address option (forbidden
+/// with an unspecified source). Checksum filled.
+pub fn dad_neighbour_solicitation(target: Ipv6Addr) -> Vec<u8> {
+    const NS_LEN: usize = 24;
+    let src = Ipv6Addr::UNSPECIFIED;
+    let dst = solicited_node(target);
+    let mut buf = vec![0u8; IPV6_HEADER_LEN + NS_LEN];
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IPPROTO_ICMPV6,
+        payload_len: NS_LEN as u16,
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Header::new_unchecked(&mut buf[..IPV6_HEADER_LEN]));
+    let icmp = &mut buf[IPV6_HEADER_LEN..];
+    icmp[0] = NEIGHBOUR_SOLICITATION;
+    icmp[8..24].copy_from_slice(&target.octets());
+    let sum = proto::checksum::v6(&src, &dst, IPPROTO_ICMPV6, icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    buf
+}
+
+/// The target of a Neighbour Advertisement, from an ICMPv6 message as a raw ICMPv6 socket
+/// returns it (no IPv6 header): `None` for anything else or a short one.
+pub fn advertised_target(icmp: &[u8]) -> Option<Ipv6Addr> {
+    if icmp.len() < 24 || icmp[0] != NEIGHBOUR_ADVERTISEMENT || icmp[1] != 0 {
+        return None;
+    }
+    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
+    Some(Ipv6Addr::from(t))
+}
+
+#[cfg(test)]
+mod nd_tests {
+    use super::*;
+
+    #[test]
+    fn dad_solicitation_bytes() {
+        let target: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let p = dad_neighbour_solicitation(target);
+        let ip = Ipv6Header::new_checked(&p[..]).unwrap();
+        let r = Ipv6Repr::parse(&ip).unwrap();
+        assert_eq!(r.src_addr, Ipv6Addr::UNSPECIFIED);
+        assert_eq!(r.dst_addr, "ff02::1:ff00:100".parse::<Ipv6Addr>().unwrap());
+        assert_eq!((r.hop_limit, r.next_header, r.payload_len), (255, 58, 24));
+        let icmp = &p[40..];
+        assert_eq!((icmp[0], icmp[1]), (135, 0));
+        assert_eq!(&icmp[8..24], &target.octets());
+        // The checksum verifies: summing with it in place gives 0.
+        assert_eq!(proto::checksum::v6(&r.src_addr, &r.dst_addr, 58, icmp), 0);
+    }
+
+    #[test]
+    fn advertised_targets() {
+        let t: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let na = crate::neighbour_advertisement(t, [2, 0, 0, 0, 0, 1], true);
+        assert_eq!(advertised_target(&na), Some(t));
+        let mut ns = dad_neighbour_solicitation(t)[40..].to_vec();
+        assert_eq!(advertised_target(&ns), None);
+        ns.truncate(10);
+        assert_eq!(advertised_target(&ns), None);
+    }
+}

@@ -32,8 +32,9 @@ pub mod bpf;
 pub use error::{Error, Result};
 pub use guard::NftGuard;
 pub use icmp::{
-    CODE_ERRONEOUS_HEADER_FIELD, IPPROTO_ICMPV6, MAX_ERROR_LEN, PARAMETER_PROBLEM,
-    parameter_problem,
+    CODE_ERRONEOUS_HEADER_FIELD, IPPROTO_ICMPV6, MAX_ERROR_LEN, NEIGHBOUR_ADVERTISEMENT,
+    NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, advertised_target, dad_neighbour_solicitation,
+    parameter_problem, solicited_node,
 };
 pub use proxy_nd::{NA_LEN, ProxyNd, neighbour_advertisement, write_sysctl};
 pub use receiver::{Frame, Received, Receiver};

@@ -74,6 +74,8 @@ pub struct ProxyNd {
     ifindex: u32,
     mac: [u8; 6],
     na_socket: Socket,
+    /// Receives the home link's ICMPv6 for proxy DAD (Neighbour Advertisements).
+    dad_socket: tokio::io::unix::AsyncFd<Socket>,
 }
 
 impl ProxyNd {
@@ -131,6 +133,17 @@ impl ProxyNd {
         // Send-only: the socket is never read, so keep whatever ICMPv6 it is handed small.
         setup("SO_RCVBUF", na_socket.set_recv_buffer_size(0))?;
         setup("O_NONBLOCK", na_socket.set_nonblocking(true))?;
+        // Proxy DAD (RFC 6275 §10.3.1) listens for the answer of a node that holds an
+        // address being checked: a Neighbour Advertisement, on the home link only.
+        let dad_socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+            .map_err(|e| Error::socket("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
+        dad_socket
+            .bind_device(Some(home_if.as_bytes()))
+            .map_err(|e| Error::socket("SO_BINDTODEVICE on the ICMPv6 socket", e))?;
+        dad_socket
+            .set_nonblocking(true)
+            .map_err(|e| Error::socket("O_NONBLOCK on the ICMPv6 socket", e))?;
+        let dad_socket = crate::register(dad_socket, "ICMPv6 (proxy DAD)")?;
         info!(ifname = home_if, ifindex, "proxy ND ready");
         Ok(ProxyNd {
             handle,
@@ -138,7 +151,44 @@ impl ProxyNd {
             ifindex,
             mac,
             na_socket,
+            dad_socket,
         })
+    }
+
+    /// The next Neighbour Advertisement seen on the home link: (target, source). Other
+    /// ICMPv6 is read and skipped.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] when the socket fails.
+    pub async fn recv_advertisement(&self) -> Result<(Ipv6Addr, Ipv6Addr)> {
+        use std::os::fd::AsRawFd;
+        let mut buf = [0u8; 1500];
+        loop {
+            let mut guard = self
+                .dad_socket
+                .readable()
+                .await
+                .map_err(|e| Error::socket("waiting on the ICMPv6 socket", e))?;
+            let r = guard.try_io(|s| {
+                nix::sys::socket::recvfrom::<nix::sys::socket::SockaddrIn6>(
+                    s.get_ref().as_raw_fd(),
+                    &mut buf,
+                )
+                .map_err(std::io::Error::from)
+            });
+            match r {
+                Ok(Ok((n, from))) => {
+                    let src = from.map(|a| a.ip());
+                    if let (Some(target), Some(src)) =
+                        (crate::icmp::advertised_target(&buf[..n]), src)
+                    {
+                        return Ok((target, src));
+                    }
+                }
+                Ok(Err(e)) => return Err(Error::socket("receiving on the ICMPv6 socket", e)),
+                Err(_would_block) => continue,
+            }
+        }
     }
 
     /// The home interface's link-layer address, as advertised.

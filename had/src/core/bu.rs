@@ -443,7 +443,67 @@ impl Ha {
             return;
         }
 
-        // 8. Create or refresh the entry (RFC 6275 §10.3.1).
+        // 8. Create or refresh the entry (RFC 6275 §10.3.1). A new home address is first
+        // checked on the home link (proxy DAD): the BU waits, whole, for the verdict.
+        if existing.is_none()
+            && let Some(dad_time) = self.cfg.proxy_dad
+        {
+            match self.dad_verdict.filter(|(h, _)| *h == hoa).map(|v| v.1) {
+                Some(super::DadVerdict::Clear) => {}
+                Some(super::DadVerdict::Defended) => {
+                    self.stats.dad_defended += 1;
+                    self.reject(&reply, BaStatus::DuplicateAddressDetectionFailed);
+                    return;
+                }
+                None => {
+                    let link_local = flags.link_local_compat().then(|| {
+                        let mut ll = [0u8; 16];
+                        ll[0] = 0xfe;
+                        ll[1] = 0x80;
+                        ll[8..].copy_from_slice(&hoa.octets()[8..]);
+                        Ipv6Addr::from(ll)
+                    });
+                    let targets: Vec<Ipv6Addr> = std::iter::once(hoa).chain(link_local).collect();
+                    if let Some(p) = self.dad.get_mut(&hoa) {
+                        // A retransmission while DAD runs: the newest BU is the one
+                        // answered when it ends.
+                        p.src = signal.src;
+                        p.dst = signal.dst;
+                        p.home_address = signal.home_address;
+                        p.mh = signal.mh.to_vec();
+                        p.ifindex = signal.ifindex;
+                        p.udp_v4 = signal.udp_v4;
+                        p.targets = targets;
+                        return;
+                    }
+                    if self.dad.len() >= super::MAX_DAD_PENDING {
+                        self.reject(&reply, BaStatus::InsufficientResources);
+                        return;
+                    }
+                    self.stats.dad_started += 1;
+                    debug!(%hoa, ?targets, "proxy DAD started");
+                    self.events.push_back(HaEvent::ProxyDadStart {
+                        hoa,
+                        targets: targets.clone(),
+                    });
+                    self.dad.insert(
+                        hoa,
+                        super::DadPending {
+                            deadline: now + dad_time,
+                            targets,
+                            src: signal.src,
+                            dst: signal.dst,
+                            home_address: signal.home_address,
+                            mh: signal.mh.to_vec(),
+                            ifindex: signal.ifindex,
+                            udp_v4: signal.udp_v4,
+                        },
+                    );
+                    return;
+                }
+            }
+        }
+        // Create or refresh the entry.
         let max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
         let granted = bu.lifetime.min(max).max(Lifetime(1));
         let expires = now + granted.as_duration();

@@ -173,7 +173,43 @@ pub enum HaEvent {
     ProxyNdAdd(ProxyNd),
     /// Stop defending it.
     ProxyNdRemove(ProxyNd),
+    /// Run Duplicate Address Detection for these addresses on the home link (RFC 6275
+    /// §10.3.1): send a Neighbour Solicitation from `::` for each, and report any
+    /// Neighbour Advertisement for one of them with [`Ha::handle_dad_defended`]. The verdict
+    /// comes after the core's timer; nothing is installed before it.
+    ProxyDadStart {
+        /// The home address.
+        hoa: Ipv6Addr,
+        /// The addresses to check: the home address, and its link-local one with L.
+        targets: Vec<Ipv6Addr>,
+    },
 }
+
+/// A Binding Update waiting for proxy DAD (RFC 6275 §10.3.1), kept whole so that it is
+/// processed again, with the verdict, exactly as it came.
+#[derive(Debug, Clone)]
+pub(crate) struct DadPending {
+    pub deadline: Instant,
+    pub targets: Vec<Ipv6Addr>,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    pub home_address: Option<Ipv6Addr>,
+    pub mh: Vec<u8>,
+    pub ifindex: u32,
+    pub udp_v4: Option<UdpV4Path>,
+}
+
+/// What proxy DAD found for a home address, while its BU is processed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DadVerdict {
+    /// Nobody answered: the binding may be created.
+    Clear,
+    /// Another node defends an address: BA 134.
+    Defended,
+}
+
+/// BUs waiting for proxy DAD at most; beyond, new registrations get 130.
+const MAX_DAD_PENDING: usize = 1024;
 
 /// Counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -220,6 +256,10 @@ pub struct HaStats {
     pub cache_full: u64,
     /// BUs for home addresses nothing in the configuration names, refused (129).
     pub unlisted_home_address: u64,
+    /// Proxy DAD runs started.
+    pub dad_started: u64,
+    /// Registrations refused because another node defends the address (134).
+    pub dad_defended: u64,
 }
 
 /// The configuration could not be used.
@@ -264,6 +304,10 @@ pub struct Ha {
     pub(crate) sas: HashMap<u32, PreparedSa>,
     /// Home addresses some SA is bound to: only that SA may register them.
     pub(crate) named_hoas: HashSet<Ipv6Addr>,
+    /// BUs of new registrations waiting for proxy DAD, by home address.
+    pub(crate) dad: HashMap<Ipv6Addr, DadPending>,
+    /// Set while a waiting BU is processed again with its verdict.
+    pub(crate) dad_verdict: Option<(Ipv6Addr, DadVerdict)>,
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
     /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
     pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
@@ -321,6 +365,8 @@ impl Ha {
             policy,
             sas,
             named_hoas,
+            dad: HashMap::new(),
+            dad_verdict: None,
             cache: HashMap::new(),
             timers: BTreeSet::new(),
             replay_floor: HashMap::new(),
@@ -473,9 +519,56 @@ impl Ha {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = self.timers.first().map(|(t, _)| *t);
         let r = self.replay_floor.values().map(|(_, u)| *u).min();
-        match (t, r) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let d = self.dad.values().map(|p| p.deadline).min();
+        [t, r, d].into_iter().flatten().min()
+    }
+
+    /// A Neighbour Advertisement for `target` was seen on the home link (from another
+    /// node): if a proxy DAD is running for it, the registration is refused with 134
+    /// (RFC 6275 §10.3.1) and nothing is installed.
+    pub fn handle_dad_defended(&mut self, now: Instant, wall: Duration, target: Ipv6Addr) {
+        let Some(hoa) = self
+            .dad
+            .iter()
+            .find(|(_, p)| p.targets.contains(&target))
+            .map(|(h, _)| *h)
+        else {
+            return;
+        };
+        warn!(%hoa, %target, "proxy DAD: the address is defended on the home link; refusing the registration (134)");
+        self.finish_dad(now, wall, hoa, DadVerdict::Defended);
+    }
+
+    /// Processes the BU that waited for DAD again, with the verdict.
+    fn finish_dad(&mut self, now: Instant, wall: Duration, hoa: Ipv6Addr, verdict: DadVerdict) {
+        let Some(p) = self.dad.remove(&hoa) else {
+            return;
+        };
+        let signal = ReceivedSignal {
+            src: p.src,
+            dst: p.dst,
+            home_address: p.home_address,
+            mh: &p.mh,
+            checksum: ChecksumState::Verified,
+            ifindex: p.ifindex,
+            udp_v4: p.udp_v4,
+        };
+        self.dad_verdict = Some((hoa, verdict));
+        self.handle_packet(now, wall, &signal);
+        self.dad_verdict = None;
+    }
+
+    /// Proxy DADs whose time has come, none defended: their registrations go ahead.
+    pub fn handle_dad_timeouts(&mut self, now: Instant, wall: Duration) {
+        let due: Vec<Ipv6Addr> = self
+            .dad
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(h, _)| *h)
+            .collect();
+        for hoa in due {
+            debug!(%hoa, "proxy DAD: nobody defends the address");
+            self.finish_dad(now, wall, hoa, DadVerdict::Clear);
         }
     }
 

@@ -1776,3 +1776,84 @@ fn a_146_log_says_whether_the_mac_or_the_sa_failed() {
     );
     assert!(!line.contains("did not verify"), "{line}");
 }
+
+// ---------- proxy DAD (RFC 6275 §10.3.1, issue 11) ----------
+
+fn dad_cfg() -> HaCoreConfig {
+    let mut c = cfg();
+    c.proxy_dad = Some(Duration::from_secs(1));
+    c
+}
+
+/// The first BA for a new home address waits for proxy DAD; a retransmission meanwhile is
+/// the one answered; nothing is installed before the verdict.
+#[test]
+fn proxy_dad_before_the_first_ba() {
+    let mut e = Env::new(dad_cfg());
+    e.send(&Bu::new(HOA1, 1));
+    assert!(e.ha.poll_transmit().is_none(), "no BA before DAD");
+    let ev = e.events();
+    assert_eq!(
+        ev,
+        vec![HaEvent::ProxyDadStart {
+            hoa: HOA1,
+            targets: vec![HOA1]
+        }]
+    );
+    assert!(e.ha.is_empty(), "nothing installed during DAD");
+    assert_eq!(e.ha.poll_timeout(), Some(e.now + Duration::from_secs(1)));
+    // The MR retransmits (1.5 s later it would; 0.5 s here): still nothing.
+    e.now += Duration::from_millis(500);
+    e.send(&Bu::new(HOA1, 2));
+    assert!(e.ha.poll_transmit().is_none());
+    assert!(e.events().is_empty(), "one DAD per address");
+    e.now += Duration::from_millis(500);
+    let wall = e.wall();
+    e.ha.handle_dad_timeouts(e.now, wall);
+    let tx = e.ha.poll_transmit().expect("the BA after DAD");
+    assert_eq!(status(&tx), BaStatus::Accepted);
+    assert_eq!(
+        ba_of(&tx).sequence,
+        SequenceNumber(2),
+        "the newest BU answered"
+    );
+    assert!(e.events().iter().any(|ev| matches!(ev, HaEvent::BcAdd(_))));
+    assert_eq!(e.ha.len(), 1);
+    assert_eq!(e.ha.stats().dad_started, 1);
+    // A refresh of the binding needs no DAD.
+    e.now += Duration::from_secs(1);
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 3))), BaStatus::Accepted);
+}
+
+/// A Neighbour Advertisement for the address during DAD: 134, nothing installed; with L,
+/// the link-local address is checked too.
+#[test]
+fn proxy_dad_defended_address_134() {
+    let mut e = Env::new(dad_cfg());
+    let mut bu = Bu::new(HOA1, 1);
+    bu.flags |= BuFlags::L;
+    e.send(&bu);
+    let ll: Ipv6Addr = "fe80::100".parse().unwrap();
+    assert_eq!(
+        e.events(),
+        vec![HaEvent::ProxyDadStart {
+            hoa: HOA1,
+            targets: vec![HOA1, ll]
+        }]
+    );
+    // An NA for an address nobody is checking changes nothing.
+    let wall = e.wall();
+    e.ha.handle_dad_defended(e.now, wall, HOA2);
+    assert!(e.ha.poll_transmit().is_none());
+    e.ha.handle_dad_defended(e.now, wall, ll);
+    let tx = e.ha.poll_transmit().expect("a BA 134");
+    assert_eq!(status(&tx), BaStatus::DuplicateAddressDetectionFailed);
+    assert!(e.events().is_empty(), "no binding, no proxy ND, no journal");
+    assert!(e.ha.is_empty());
+    assert_eq!(e.ha.stats().dad_defended, 1);
+    // The timer has nothing left to do.
+    e.now += Duration::from_secs(2);
+    let wall = e.wall();
+    e.ha.handle_dad_timeouts(e.now, wall);
+    assert!(e.ha.poll_transmit().is_none());
+}

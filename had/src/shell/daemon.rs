@@ -251,8 +251,20 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             },
             () = tokio::time::sleep_until(deadline) => {
                 d.ha.handle_timeout(Instant::now());
+                d.ha.handle_dad_timeouts(Instant::now(), wall());
                 d.repeat_nas();
             }
+            r = d.proxy.recv_advertisement() => match r {
+                // Our own advertisements (for other addresses) are no defence.
+                Ok((target, src)) if !d.local.contains(&src) => {
+                    d.ha.handle_dad_defended(Instant::now(), wall(), target);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "home link ICMPv6 receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
             _ = term.recv() => { info!("SIGTERM: stopping (bindings kept in the journal)"); break; }
             _ = int.recv() => { info!("SIGINT: stopping (bindings kept in the journal)"); break; }
             _ = hup.recv() => d.reload().await,
@@ -442,6 +454,17 @@ impl Daemon {
                         Err(e) => warn!(hoa = %a, error = %e, "proxy ND entry not added"),
                     }
                 }
+            }
+            HaEvent::ProxyDadStart { hoa, targets } => {
+                // RFC 6275 §10.3.1 / RFC 4862 §5.4.2: one NS from :: per address; the
+                // core's timer gives the verdict.
+                for t in targets {
+                    let ns = mhio::dad_neighbour_solicitation(t);
+                    if let Err(e) = self.home_sender.send_packet(&ns).await {
+                        warn!(%hoa, target = %t, error = %e, "proxy DAD solicitation not sent");
+                    }
+                }
+                debug!(%hoa, "proxy DAD: solicitations sent");
             }
             HaEvent::ProxyNdRemove(p) => {
                 self.na_repeats

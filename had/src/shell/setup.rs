@@ -105,6 +105,8 @@ pub fn core_config(
     core.max_lifetime = cfg.binding_lifetime_max;
     core.max_bindings = cfg.max_bindings as usize;
     core.accept_unlisted_home_addresses = cfg.accept_unlisted_home_addresses;
+    // RFC 6275 §10.3.1: RetransTimer (1 s) x DupAddrDetectTransmits (1).
+    core.proxy_dad = cfg.homelink_dad.then_some(Duration::from_secs(1));
     core.prefix_table = cfg
         .prefix_table
         .entries
