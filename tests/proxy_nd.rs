@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tests::setup::{self, files, log_of};
+use tests::setup::{self, Files, files, log_of};
 use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
 
 const HOA: &str = "2001:db8:1::100";
@@ -28,6 +28,114 @@ const LONG: Duration = Duration::from_secs(30);
 
 fn a(ns: &Netns, addr: &str, dev: &str) {
     ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+}
+
+/// The three namespaces, the pair's files and its daemons (had and `nemonetd -h` on the
+/// HA, mrd on the MR); `hl_addr` is the home-link neighbour's address.
+struct HomeLink {
+    ha: Netns,
+    hl: Netns,
+    mr: Netns,
+    f: Files,
+    nemonetd: Daemon,
+    _had: Daemon,
+    _mrd: Daemon,
+}
+
+impl HomeLink {
+    fn new(tag: &str, hl_addr: &str) -> HomeLink {
+        let (ha, hl, mr) = (
+            Netns::new(&format!("{tag}-ha")),
+            Netns::new(&format!("{tag}-hl")),
+            Netns::new(&format!("{tag}-mr")),
+        );
+        for ns in [&ha, &hl, &mr] {
+            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        }
+        veth(&hl, "eth0", &ha, "eth0");
+        veth(&mr, "eth0", &ha, "up0");
+        a(&ha, "2001:db8:1::1/64", "eth0");
+        a(&ha, "2001:db8:a::1/64", "up0");
+        a(&hl, hl_addr, "eth0");
+        a(&mr, "2001:db8:a::5/64", "eth0");
+        mr.ip(&[
+            "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+        ]);
+        mr.ip(&["link", "set", "mip0", "up"]);
+        mr.ip(&["link", "set", "mip0p", "up"]);
+        a(&mr, &format!("{HOA}/128"), "mip0");
+        mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+        ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let f = files(&[]);
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
+        let nemonetd = setup::spawn_in(
+            &ha,
+            &f,
+            "nemonetd",
+            "nemonetd-ha",
+            &["-d", "-f", "-h", "-b", &hb, "up0"],
+            " ready",
+        );
+        let had = setup::spawn_in(
+            &ha,
+            &f,
+            "had",
+            "had",
+            &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
+            "had ready",
+        );
+        let mrd = setup::spawn_in(
+            &mr,
+            &f,
+            "mrd",
+            "mrd",
+            &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
+            "mrd ready",
+        );
+        HomeLink {
+            ha,
+            hl,
+            mr,
+            f,
+            nemonetd,
+            _had: had,
+            _mrd: mrd,
+        }
+    }
+
+    /// babymdd's part: MD_INFO REREG from `coa` on the MR's eth0.
+    fn rereg(&self, coa: &str) {
+        let out = Command::new(bin("mipsock"))
+            .arg("-b")
+            .arg(&self.f.mr_bus)
+            .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
+            .args(["--coa", coa, "--ifindex"])
+            .arg(self.mr.ifindex("eth0").to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mipsock inject: {out:?}");
+    }
+
+    fn log(&self, name: &str) -> String {
+        log_of(&self.f.dir.path().join(format!("{name}.log")))
+    }
+
+    fn logs(&self) -> String {
+        ["had", "mrd", "nemonetd-ha"]
+            .iter()
+            .map(|n| format!("==== {n}\n{}", self.log(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The HA's routes of protocol 110 mention the home address.
+    fn routed(&self) -> bool {
+        self.ha
+            .ip_text(&["-6", "route", "show", "proto", "110"])
+            .contains(HOA)
+    }
 }
 
 /// The scapy side: both solicitations, each answer (the NA sent to us, not had's
@@ -68,82 +176,12 @@ if first is not None:
 #[test]
 fn the_home_agent_answers_solicitations_for_a_registered_home_address() {
     require_root();
-    let (ha, hl, mr) = (
-        Netns::new("pnd-ha"),
-        Netns::new("pnd-hl"),
-        Netns::new("pnd-mr"),
-    );
-    for ns in [&ha, &hl, &mr] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-    }
-    veth(&hl, "eth0", &ha, "eth0");
-    veth(&mr, "eth0", &ha, "up0");
-    a(&ha, "2001:db8:1::1/64", "eth0");
-    a(&ha, "2001:db8:a::1/64", "up0");
-    a(&hl, "2001:db8:1::50/64", "eth0");
-    a(&mr, "2001:db8:a::5/64", "eth0");
-    mr.ip(&[
-        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-    ]);
-    mr.ip(&["link", "set", "mip0", "up"]);
-    mr.ip(&["link", "set", "mip0p", "up"]);
-    a(&mr, &format!("{HOA}/128"), "mip0");
-    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-
-    let f = files(&[]);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
-    let _nemonetd: Daemon = setup::spawn_in(
-        &ha,
-        &f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, "up0"],
-        " ready",
-    );
-    let _had = setup::spawn_in(
-        &ha,
-        &f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
-    let _mrd = setup::spawn_in(
-        &mr,
-        &f,
-        "mrd",
-        "mrd",
-        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-        "mrd ready",
-    );
-    let out = Command::new(bin("mipsock"))
-        .arg("-b")
-        .arg(&f.mr_bus)
-        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
-        .args(["--coa", COA, "--ifindex"])
-        .arg(mr.ifindex("eth0").to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mipsock inject: {out:?}");
-    let logs = || {
-        ["had", "mrd", "nemonetd-ha"]
-            .iter()
-            .map(|n| {
-                format!(
-                    "==== {n}\n{}",
-                    log_of(&f.dir.path().join(format!("{n}.log")))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let l = HomeLink::new("pnd", "2001:db8:1::50/64");
+    let (ha, hl, f) = (&l.ha, &l.hl, &l.f);
+    l.rereg(COA);
+    let logs = || l.logs();
     assert!(
-        wait_until(LONG, || ha
-            .ip_text(&["-6", "route", "show", "proto", "110"])
-            .contains(HOA)),
+        wait_until(LONG, || l.routed()),
         "no registration (no tunnel route for the home address)\n{}",
         logs()
     );
@@ -230,79 +268,11 @@ fn the_home_agent_answers_solicitations_for_a_registered_home_address() {
 #[test]
 fn a_home_address_defended_on_the_home_link_is_refused_134() {
     require_root();
-    let (ha, hl, mr) = (
-        Netns::new("dad-ha"),
-        Netns::new("dad-hl"),
-        Netns::new("dad-mr"),
-    );
-    for ns in [&ha, &hl, &mr] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-    }
-    veth(&hl, "eth0", &ha, "eth0");
-    veth(&mr, "eth0", &ha, "up0");
-    a(&ha, "2001:db8:1::1/64", "eth0");
-    a(&ha, "2001:db8:a::1/64", "up0");
     // The home link's squatter: the mobile router's home address on a host.
-    a(&hl, &format!("{HOA}/64"), "eth0");
-    a(&mr, "2001:db8:a::5/64", "eth0");
-    mr.ip(&[
-        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-    ]);
-    mr.ip(&["link", "set", "mip0", "up"]);
-    mr.ip(&["link", "set", "mip0p", "up"]);
-    a(&mr, &format!("{HOA}/128"), "mip0");
-    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-
-    let f = files(&[]);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
-    let _nemonetd: Daemon = setup::spawn_in(
-        &ha,
-        &f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, "up0"],
-        " ready",
-    );
-    let _had = setup::spawn_in(
-        &ha,
-        &f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
-    let _mrd = setup::spawn_in(
-        &mr,
-        &f,
-        "mrd",
-        "mrd",
-        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-        "mrd ready",
-    );
-    let out = Command::new(bin("mipsock"))
-        .arg("-b")
-        .arg(&f.mr_bus)
-        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
-        .args(["--coa", COA, "--ifindex"])
-        .arg(mr.ifindex("eth0").to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mipsock inject: {out:?}");
-    let logs = || {
-        ["had", "mrd"]
-            .iter()
-            .map(|n| {
-                format!(
-                    "==== {n}\n{}",
-                    log_of(&f.dir.path().join(format!("{n}.log")))
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let l = HomeLink::new("dad", &format!("{HOA}/64"));
+    let (ha, f) = (&l.ha, &l.f);
+    l.rereg(COA);
+    let logs = || l.logs();
     let mrd_log = f.dir.path().join("mrd.log");
     assert!(
         wait_until(LONG, || {
@@ -321,5 +291,74 @@ fn a_home_address_defended_on_the_home_link_is_refused_134() {
     assert!(
         !ha.ip_text(&["-6", "neigh", "show", "proxy"]).contains(HOA),
         "the HA proxies a defended address"
+    );
+}
+
+/// had and nemonetd agree on the order of events (issue 11): the BA for a changed binding
+/// waits until the data plane carries it. With the HA's nemonetd stopped, a move to a new
+/// care-of address is not acknowledged; once it runs again and applies the change, the
+/// BA follows, after the data plane's own log of the new care-of address.
+#[test]
+fn the_ba_waits_until_the_data_plane_carries_the_binding() {
+    require_root();
+    let l = HomeLink::new("ord", "2001:db8:1::50/64");
+    l.rereg(COA);
+    assert!(
+        wait_until(LONG, || l.routed()),
+        "no registration\n{}",
+        l.logs()
+    );
+    let new_coa = "2001:db8:a::6";
+    l.mr.ip(&[
+        "addr",
+        "add",
+        &format!("{new_coa}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    l.nemonetd.signal("STOP");
+    l.rereg(new_coa);
+    let had_acked = |l: &HomeLink| {
+        l.log("had")
+            .lines()
+            .any(|x| x.contains("binding acknowledged") && x.contains(new_coa))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || l
+            .log("had")
+            .lines()
+            .any(|x| x.contains("binding registered") && x.contains(new_coa))),
+        "had never took the move\n{}",
+        l.logs()
+    );
+    // had waits up to 500 ms for the data plane; look well before that.
+    std::thread::sleep(Duration::from_millis(250));
+    let early = had_acked(&l);
+    l.nemonetd.signal("CONT");
+    assert!(
+        !early,
+        "the BA left while the data plane was stopped\n{}",
+        l.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || had_acked(&l)),
+        "no BA after the data plane came back\n{}",
+        l.logs()
+    );
+    // The order, from the daemons' own timestamps (same clock, same format).
+    let stamp = |log: String, what: &str| {
+        log.lines()
+            .find(|x| x.contains(what) && x.contains(new_coa))
+            .and_then(|x| x.split_whitespace().next().map(str::to_string))
+            .unwrap_or_else(|| panic!("no {what} for {new_coa}\n{}", l.logs()))
+    };
+    let up = stamp(l.log("nemonetd-ha"), "binding up");
+    let acked = stamp(l.log("had"), "binding acknowledged");
+    assert!(up < acked, "BA at {acked} before the data plane at {up}");
+    assert!(
+        !l.log("had").contains("did not confirm"),
+        "released by the timeout, not by the data plane\n{}",
+        l.logs()
     );
 }

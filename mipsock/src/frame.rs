@@ -22,7 +22,7 @@ use crate::message::{
     BeHint, Binding, Body, Dad, Header, HomeHint, MdInfo, Message, MessageType, NodetypeInfo,
     RrHint, StateDump, StateEnd,
 };
-use crate::message::{MhUdpIn, MhUdpOut};
+use crate::message::{DataplaneReady, MhUdpIn, MhUdpOut};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"MIPS";
@@ -179,6 +179,7 @@ pub fn encode_into(out: &mut Vec<u8>, header: &Header, body: &Body) -> Result<()
         Body::StateEnd(p) => put(p, out)?,
         Body::MhUdpIn(p) => put(p, out)?,
         Body::MhUdpOut(p) => put(p, out)?,
+        Body::DataplaneReady(p) => put(p, out)?,
         Body::BcFlush | Body::BulFlush | Body::StateRequest => {}
     };
     let body_len = out.len() - start - HEADER_LEN;
@@ -278,6 +279,7 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         MessageType::StateEnd => payload!(StateEnd, Body::StateEnd),
         MessageType::MhUdpIn => payload!(MhUdpIn, Body::MhUdpIn),
         MessageType::MhUdpOut => payload!(MhUdpOut, Body::MhUdpOut),
+        MessageType::DataplaneReady => payload!(DataplaneReady, Body::DataplaneReady),
     };
     if used != body.len() {
         return Err(FrameError::Trailing {
@@ -509,6 +511,10 @@ mod tests {
             Body::MhUdpOut(crate::message::MhUdpOut {
                 peer: "198.51.100.7:40001".parse().unwrap(),
                 packet: crate::message::PacketBytes(vec![0x60, 0, 0, 0, 0, 0, 59, 64]),
+            }),
+            Body::DataplaneReady(DataplaneReady {
+                hoa: "2001:db8:1::100".parse().unwrap(),
+                removed: true,
             }),
         ];
         bodies

@@ -112,6 +112,9 @@ pub enum Body {
     /// A Mobility Header packet for nemonetd to send UDP-encapsulated from its UDP socket
     /// (not in SHISA).
     MhUdpOut(MhUdpOut),
+    /// nemonetd has applied a BC_ADD or BC_REMOVE: the data plane carries the binding (or
+    /// no longer does). had holds the BA until then (not in SHISA).
+    DataplaneReady(DataplaneReady),
 }
 
 /// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
@@ -153,11 +156,13 @@ pub enum MessageType {
     MhUdpIn = 67,
     /// Mobility Header for nemonetd to send UDP-encapsulated (ours).
     MhUdpOut = 68,
+    /// The data plane applied a binding change (ours).
+    DataplaneReady = 69,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [MessageType; 17] = [
+    pub const ALL: [MessageType; 18] = [
         MessageType::NodetypeInfo,
         MessageType::BcAdd,
         MessageType::BcRemove,
@@ -175,6 +180,7 @@ impl MessageType {
         MessageType::StateEnd,
         MessageType::MhUdpIn,
         MessageType::MhUdpOut,
+        MessageType::DataplaneReady,
     ];
 
     /// The wire code.
@@ -207,6 +213,7 @@ impl MessageType {
             MessageType::StateEnd => "state_end",
             MessageType::MhUdpIn => "mh_udp_in",
             MessageType::MhUdpOut => "mh_udp_out",
+            MessageType::DataplaneReady => "dataplane_ready",
         }
     }
 }
@@ -257,6 +264,7 @@ impl Body {
             Body::StateEnd(_) => MessageType::StateEnd,
             Body::MhUdpIn(_) => MessageType::MhUdpIn,
             Body::MhUdpOut(_) => MessageType::MhUdpOut,
+            Body::DataplaneReady(_) => MessageType::DataplaneReady,
         }
     }
 }
@@ -844,6 +852,18 @@ pub struct MhUdpIn {
     pub peer: SocketAddrV4,
     /// The inner IPv6 packet (next header 135, possibly after extension headers).
     pub packet: PacketBytes,
+}
+
+/// nemonetd's word that a binding change is in the data plane: for a BC_ADD, routes and
+/// the tunnel's peer are in place; for a BC_REMOVE, nothing for the binding is tunnelled
+/// any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneReady {
+    /// The binding's home address.
+    pub hoa: Ipv6Addr,
+    /// The change applied was a removal.
+    pub removed: bool,
 }
 
 /// A Mobility Header packet for nemonetd to send in UDP/IPv4 from its UDP socket.

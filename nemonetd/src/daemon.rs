@@ -5,8 +5,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mipsock::{
-    AsyncEndpoint, Binding, Body, EndpointOptions, Message, MhUdpIn, MhUdpOut, PacketBytes,
-    StateItem,
+    AsyncEndpoint, Binding, Body, DataplaneReady, EndpointOptions, Message, MhUdpIn, MhUdpOut,
+    PacketBytes, StateItem,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, info, warn};
@@ -127,6 +127,22 @@ impl Daemon {
         }
     }
 
+    /// The word to had that a binding change it announced is applied (home agent only:
+    /// the MR's BA has already arrived when mrd announces).
+    fn dataplane_ready(&self, body: &Body) -> Option<DataplaneReady> {
+        match (self.mode(), body) {
+            (Mode::HomeAgent, Body::BcAdd(b)) => Some(DataplaneReady {
+                hoa: b.hoa,
+                removed: b.lifetime == 0,
+            }),
+            (Mode::HomeAgent, Body::BcRemove(b)) => Some(DataplaneReady {
+                hoa: b.hoa,
+                removed: true,
+            }),
+            _ => None,
+        }
+    }
+
     /// Reconciles with a change made to the kernel from outside.
     async fn on_kernel(&mut self, ev: KernelEvent) {
         let r = match ev {
@@ -139,9 +155,15 @@ impl Daemon {
                     self.egress_mtu = mtu;
                     self.update_mtu().await;
                 } else if name == self.settings.routes.tun && mtu != self.tun_mtu {
-                    warn!(tun = %name, mtu, "tunnel MTU changed from outside; setting it back");
-                    self.tun_mtu = mtu;
-                    self.update_mtu().await;
+                    // Notifications can be stale (our own TUN coming up at 1500 before we
+                    // sized it): believe the kernel's current value.
+                    let tun = self.settings.routes.tun.clone();
+                    let now = self.routes.net().link_mtu(&tun).await.unwrap_or(mtu);
+                    if now != self.tun_mtu {
+                        warn!(tun = %name, mtu = now, "tunnel MTU changed from outside; setting it back");
+                        self.tun_mtu = now;
+                        self.update_mtu().await;
+                    }
                 }
                 Ok(())
             }
@@ -329,6 +351,13 @@ pub async fn run(
                 let msg = msg?;
                 debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
                 d.handle(&msg.body).await;
+                // had holds its BA until the data plane carries the change.
+                if let Some(ready) = d.dataplane_ready(&msg.body) {
+                    let hoa = ready.hoa;
+                    if let Err(e) = ep.send(&Message::new(Body::DataplaneReady(ready))) {
+                        warn!(%hoa, error = %e, "DATAPLANE_READY not sent");
+                    }
+                }
             }
             Some((local, peer, packet)) = mh_rx.recv() => {
                 let msg = Message::new(Body::MhUdpIn(MhUdpIn { local, peer, packet: PacketBytes(packet) }));

@@ -147,7 +147,20 @@ struct Daemon {
     na_repeats: Vec<(Instant, Ipv6Addr, bool, u8)>,
     /// ICMPv6 errors built in `on_packet` (they quote the packet), sent in `flush`.
     icmp_out: Vec<Vec<u8>>,
+    /// A data plane (nemonetd) is on the bus: BAs for binding changes wait for its
+    /// DATAPLANE_READY.
+    dataplane: bool,
+    /// BAs waiting for the data plane: (home address, the BA, when to send it anyway).
+    held: Vec<(Ipv6Addr, Transmit, Instant)>,
+    /// Home addresses whose change the data plane confirmed since the last flush.
+    ready: HashSet<Ipv6Addr>,
 }
+
+/// How long a BA waits for the data plane's confirmation before it is sent anyway (a
+/// stuck or dead nemonetd must not keep a router from registering; it is logged). Below
+/// the router's shortest retransmission timeout (1 s, RFC 6275 §11.8), so a late BA
+/// still answers the BU it was for.
+const DATAPLANE_WAIT: Duration = Duration::from_millis(500);
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let home_ifindex = mhio::if_index(&cli.homeif)?;
@@ -209,6 +222,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         local_read: Instant::now(),
         na_repeats: Vec::new(),
         icmp_out: Vec::new(),
+        dataplane: false,
+        held: Vec::new(),
+        ready: HashSet::new(),
     };
     let restored = d.ha.restore(Instant::now(), wall(), report.bindings);
     d.announce_role(true);
@@ -219,10 +235,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
 
     loop {
-        let next = [d.ha.poll_timeout(), d.na_repeats.iter().map(|r| r.0).min()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            d.ha.poll_timeout(),
+            d.na_repeats.iter().map(|r| r.0).min(),
+            d.held.iter().map(|h| h.2).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let deadline = next.map_or_else(
             || tokio::time::Instant::now() + Duration::from_secs(3600),
             Into::into,
@@ -384,6 +404,14 @@ impl Daemon {
             self.on_mh_udp_in(m);
             return;
         }
+        if msg.header.sender == "nemonetd" && !self.dataplane {
+            info!("a data plane (nemonetd) is on the bus: BAs for binding changes now wait for it");
+            self.dataplane = true;
+        }
+        if let Body::DataplaneReady(r) = &msg.body {
+            self.ready.insert(r.hoa);
+            return;
+        }
         if msg.body == Body::StateRequest {
             let items = self.ha.handle_state_request(Instant::now());
             debug!(
@@ -419,13 +447,43 @@ impl Daemon {
                 false
             }
         };
+        // The bindings this step changes: their BAs wait for the data plane (issue 11:
+        // no BA for a new or changed binding before the data plane carries it, nothing
+        // tunnelled for a removed one after its BA).
+        let mut changed = HashSet::new();
         for ev in others {
+            if let HaEvent::BcAdd(b) | HaEvent::BcRemove(b) = &ev {
+                changed.insert(b.hoa);
+            }
             self.apply(ev).await;
         }
+        let now = Instant::now();
         while let Some(tx) = self.ha.poll_transmit() {
-            if persisted {
+            if !persisted {
+                continue;
+            }
+            let hoa = tx
+                .addressing
+                .rh2_home_address
+                .unwrap_or(tx.addressing.dst_addr);
+            if self.dataplane && changed.contains(&hoa) && !self.ready.contains(&hoa) {
+                self.held.push((hoa, tx, now + DATAPLANE_WAIT));
+            } else {
                 self.send(&tx).await;
             }
+        }
+        // Held BAs whose change is confirmed, or that waited long enough.
+        let ready = std::mem::take(&mut self.ready);
+        let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(hoa, _, until)| ready.contains(hoa) || *until <= now);
+        self.held = keep;
+        for (hoa, tx, until) in go {
+            if !ready.contains(&hoa) && until <= now {
+                warn!(%hoa, waited_ms = DATAPLANE_WAIT.as_millis() as u64,
+                    "the data plane did not confirm the binding change; sending the BA anyway");
+            }
+            self.send(&tx).await;
         }
         if self.journal.should_compact(self.ha.len()) {
             let snap = self.ha.snapshot(Instant::now(), wall());

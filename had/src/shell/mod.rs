@@ -9,7 +9,9 @@
 //!   records, then announces on the bus and updates proxy ND, and only then sends the BAs.
 //!   A BA never leaves for a binding a `kill -9` could lose. If the journal cannot be
 //!   written, the BAs of that step are not sent (the MR retransmits) and an error is
-//!   logged.
+//!   logged. Once a data plane (nemonetd) has spoken on the bus, the BA for a new, changed
+//!   or removed binding also waits for its DATAPLANE_READY (at most 500 ms): no BA before the
+//!   tunnel carries the binding, none for a removal while it still does.
 //! * **Stopping** (SIGTERM/SIGINT) is not deregistration: bindings stay in the journal and
 //!   are restored by the next start, so the proxy ND entries of registered home addresses
 //!   are kept too (the next start re-adds them, with an unsolicited NA). Only the guard
