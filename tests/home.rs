@@ -2,8 +2,9 @@
 //! `nemonetd -h` and the real `mrd`. The MR registers from a foreign link, then plugs into
 //! the home link and de-registers from its home address. The home agent's answer must
 //! reach it on the home link — not follow the binding's `HoA/128 dev nemo0` route into the
-//! tunnel it is tearing down, even while nemonetd has not yet removed that route — and the
-//! home address then works natively.
+//! tunnel it is tearing down, even while nemonetd has not yet removed that route — the
+//! router then announces its home address itself (RFC 6275 §11.5.5: unsolicited NAs,
+//! Router and Override set), and the home address works natively.
 //!
 //! ```text
 //!   mr  mip0 2001:db8:1::100/128 (away) │ home0 2001:db8:1::100/64 (at home)
@@ -157,6 +158,18 @@ fn a_router_back_home_deregisters_and_gets_its_ba_on_the_home_link() {
         logs(&f)
     );
 
+    // What the MR says on the home link (RFC 6275 §11.5.5: its own NAs for the home
+    // address once de-registered).
+    let nalog = f.dir.path().join("home-link-na.log");
+    let mut cmd = ha.command(Path::new("tcpdump"));
+    cmd.args(["-i", "eth0", "-n", "-vv", "-l", "icmp6 and ip6[40] == 136"]);
+    let tcpdump = Daemon::spawn("tcpdump", cmd, &nalog);
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&nalog)
+            .contains("listening on")),
+        "tcpdump: {}",
+        log_of(&nalog)
+    );
     // Home: the home address moves to the home link, which comes up.
     mr.ip(&["addr", "del", &format!("{HOA}/128"), "dev", "mip0"]);
     mr.ip(&["link", "set", "home0", "up"]);
@@ -181,6 +194,23 @@ fn a_router_back_home_deregisters_and_gets_its_ba_on_the_home_link() {
         logs(&f)
     );
     assert!(wait_until(LONG, || !tunnel_route()), "{}", logs(&f));
+    // The MR announced its home address itself: from the home address to all nodes,
+    // Router and Override set, Solicited clear.
+    let own_na = |t: &str| {
+        let lines: Vec<&str> = t.lines().collect();
+        lines.windows(2).any(|w| {
+            w[0].contains(&format!("{HOA} > ff02::1"))
+                && (w[0].contains("Flags [router, override]")
+                    || w[1].contains("Flags [router, override]"))
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || own_na(&log_of(&nalog))),
+        "no unsolicited NA from the MR for its home address:\n{}\n{}",
+        log_of(&nalog),
+        logs(&f)
+    );
+    tcpdump.signal("INT");
     // Native on the home link now, both ways.
     assert!(
         wait_until(LONG, || mr

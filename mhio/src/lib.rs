@@ -36,7 +36,9 @@ pub use icmp::{
     NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, advertised_target, dad_neighbour_solicitation,
     parameter_problem, solicited_node,
 };
-pub use proxy_nd::{NA_LEN, ProxyNd, neighbour_advertisement, write_sysctl};
+pub use proxy_nd::{
+    NA_LEN, ProxyNd, announce_own_address, link_holding, neighbour_advertisement, write_sysctl,
+};
 pub use receiver::{Frame, Received, Receiver};
 pub use sender::RawSender;
 

@@ -55,6 +55,71 @@ pub fn neighbour_advertisement(target: Ipv6Addr, mac: [u8; 6], router: bool) -> 
     na
 }
 
+/// The interface holding `addr` as an on-link address (prefix shorter than /128): the
+/// home link for a mobile router back home. (name, index, MAC).
+pub fn link_holding(addr: Ipv6Addr) -> Option<(String, u32, [u8; 6])> {
+    let name = nix::ifaddrs::getifaddrs().ok()?.find_map(|a| {
+        let ip = a.address?.as_sockaddr_in6()?.ip();
+        let len: u32 = a
+            .netmask?
+            .as_sockaddr_in6()?
+            .ip()
+            .octets()
+            .iter()
+            .map(|b| b.count_ones())
+            .sum();
+        (ip == addr && len < 128).then_some(a.interface_name)
+    })?;
+    let index = crate::if_index(&name).ok()?;
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let parts: Vec<u8> = text
+        .trim()
+        .split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    mac.copy_from_slice(&parts);
+    Some((name, index, mac))
+}
+
+/// Multicasts one unsolicited Neighbour Advertisement for `addr` from `addr` itself on
+/// `ifname` (a node announcing its own address: RFC 4861 §7.2.6, Override set), to all
+/// nodes, hop limit 255.
+///
+/// # Errors
+/// [`Error::Socket`] for the socket, or the send error naming ff02::1.
+pub fn announce_own_address(
+    ifname: &str,
+    ifindex: u32,
+    addr: Ipv6Addr,
+    mac: [u8; 6],
+    router: bool,
+) -> Result<()> {
+    let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
+        .map_err(|e| Error::socket("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
+    let setup = |what: &str, r: std::io::Result<()>| {
+        r.map_err(|e| Error::socket(format!("{what} on the ICMPv6 socket"), e))
+    };
+    setup("SO_BINDTODEVICE", s.bind_device(Some(ifname.as_bytes())))?;
+    setup(
+        "bind to the home address",
+        s.bind(&SockAddr::from(SocketAddrV6::new(addr, 0, 0, 0))),
+    )?;
+    setup("IPV6_MULTICAST_IF", s.set_multicast_if_v6(ifindex))?;
+    setup(
+        "IPV6_MULTICAST_HOPS 255",
+        s.set_multicast_hops_v6(ND_HOP_LIMIT),
+    )?;
+    let na = neighbour_advertisement(addr, mac, router);
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    s.send_to(&na, &SockAddr::from(SocketAddrV6::new(dst, 0, 0, ifindex)))
+        .map_err(|e| Error::send(dst, na.len(), e))?;
+    Ok(())
+}
+
 /// Writes one sysctl under /proc/sys (in the caller's network namespace).
 pub fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(|source| Error::Sysctl {

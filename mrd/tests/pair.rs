@@ -486,8 +486,10 @@ fn deregistration_when_home() {
             .any(|e| matches!(e, HaEvent::BcRemove(_)))
     );
     let evs: Vec<_> = p.mr_events.drain(..).collect();
+    // BUL_REMOVE, then the home address announced on the home link (RFC 6275 §11.5.5).
     assert!(
-        matches!(evs.as_slice(), [MrEvent::BulRemove { binding }] if binding.lifetime == 0),
+        matches!(evs.as_slice(), [MrEvent::BulRemove { binding }, MrEvent::HomeAdvertise { .. }]
+            if binding.lifetime == 0),
         "{evs:?}"
     );
     assert_eq!(p.mr.state(), RegistrationState::Idle);

@@ -152,6 +152,13 @@ pub enum MrEvent {
         /// Why.
         reason: StopReason,
     },
+    /// Back home and de-registered (RFC 6275 §11.5.5): the home address is the MR's own
+    /// on the home link again; the shell multicasts unsolicited Neighbour Advertisements
+    /// for it (Override set, so the home link's caches leave the home agent's proxy).
+    HomeAdvertise {
+        /// The home address.
+        hoa: std::net::Ipv6Addr,
+    },
 }
 
 impl MrEvent {
@@ -160,7 +167,7 @@ impl MrEvent {
         match self {
             MrEvent::BulAdd { binding, .. } => Some(Body::BulAdd(binding.clone())),
             MrEvent::BulRemove { binding } => Some(Body::BulRemove(binding.clone())),
-            MrEvent::Stopped { .. } => None,
+            MrEvent::Stopped { .. } | MrEvent::HomeAdvertise { .. } => None,
         }
     }
 }

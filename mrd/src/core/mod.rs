@@ -729,6 +729,11 @@ impl MrCore {
             info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
             self.registered = None;
             self.withdraw();
+            if p.at_home {
+                self.events.push_back(MrEvent::HomeAdvertise {
+                    hoa: self.cfg.home_address,
+                });
+            }
             self.register_after_type_change(now, &p);
             return;
         }
@@ -948,6 +953,11 @@ impl MrCore {
             let p = self.pending.take().expect("checked above");
             self.registered = None;
             self.withdraw();
+            if p.at_home {
+                self.events.push_back(MrEvent::HomeAdvertise {
+                    hoa: self.cfg.home_address,
+                });
+            }
             self.register_after_type_change(now, &p);
             return;
         }

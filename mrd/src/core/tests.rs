@@ -970,10 +970,15 @@ fn deregistration_when_home() {
         &Ba::ok(&bu).lifetime(Lifetime::ZERO).packet(hoa()),
     );
     let evs = events(&mut mr);
-    let [MrEvent::BulRemove { binding }] = evs.as_slice() else {
+    let [
+        MrEvent::BulRemove { binding },
+        MrEvent::HomeAdvertise { hoa: h },
+    ] = evs.as_slice()
+    else {
         panic!("{evs:?}")
     };
     assert_eq!(binding.lifetime, 0);
+    assert_eq!(*h, hoa());
     assert_eq!(mr.state(), RegistrationState::Idle);
     assert_eq!(mr.poll_timeout(), None);
     assert!(mr.state_items(ms(t0, 10_200)).is_empty());
@@ -1877,4 +1882,36 @@ fn the_other_care_of_address_of_the_pair_stands_in_for_a_refused_one() {
         mr.handle_timeout(t);
     }
     assert!(t > t0);
+}
+
+/// RFC 6275 §11.5.5: the de-registration from home, once acknowledged (or answered 133,
+/// the HA holding nothing), tells the shell to announce the home address on the home
+/// link; a de-registration from a care-of address does not.
+#[test]
+fn home_advertise_after_deregistering_from_home() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.handle_md_info(ms(t0, 1000), &md(MdCommand::Dereghome));
+    let bu = next_bu(&mut mr);
+    deliver(&mut mr, ms(t0, 1100), &Ba::ok(&bu).packet(hoa()));
+    let evs = events(&mut mr);
+    assert!(evs.iter().any(is_remove));
+    assert!(
+        evs.contains(&MrEvent::HomeAdvertise { hoa: hoa() }),
+        "{evs:?}"
+    );
+    // From a care-of address: no announcement.
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    events(&mut mr);
+    mr.deregister(ms(t0, 1000));
+    let bu = next_bu(&mut mr);
+    deliver(&mut mr, ms(t0, 1100), &Ba::ok(&bu).packet(coa1()));
+    assert!(
+        !events(&mut mr)
+            .iter()
+            .any(|e| matches!(e, MrEvent::HomeAdvertise { .. }))
+    );
 }

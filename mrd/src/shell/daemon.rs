@@ -56,6 +56,28 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
     Ok(summary)
 }
 
+/// RFC 6275 §11.5.5: back home and de-registered, the router announces its home address
+/// itself on the home link (unsolicited NAs, Override and Router set; RFC 4861 §7.2.6
+/// allows three, a second apart), so neighbours stop sending to the home agent's proxy.
+fn announce_at_home(hoa: std::net::Ipv6Addr) {
+    let Some((ifname, ifindex, mac)) = mhio::link_holding(hoa) else {
+        warn!(%hoa, "back home, but no interface holds the home address on-link; no NA sent");
+        return;
+    };
+    info!(%hoa, ifname = %ifname, "back home: announcing the home address on the home link");
+    tokio::spawn(async move {
+        for i in 0..3 {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            if let Err(e) = mhio::announce_own_address(&ifname, ifindex, hoa, mac, true) {
+                warn!(%hoa, error = %e, "unsolicited NA not sent");
+                return;
+            }
+        }
+    });
+}
+
 fn new_core(cfg: MrCoreConfig) -> Result<MrCore, crate::ConfigError> {
     let mut mr = MrCore::new(cfg)?;
     mr.set_wall_clock(Instant::now(), wall());
@@ -380,6 +402,7 @@ impl Daemon {
                         "registration with the home agent stopped; fix the configuration and send SIGHUP or restart"
                     );
                 }
+                MrEvent::HomeAdvertise { hoa } => announce_at_home(*hoa),
             }
             if let Some(body) = ev.to_body()
                 && let Err(e) = self.bus.send(&Message::new(body))
