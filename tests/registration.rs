@@ -12,7 +12,9 @@
 //! had's home agent address and home prefix are left out so it takes them from `eth0`
 //! (SHISA's way). One mipsock bus directory per node. Shown:
 //! * an injected MD_INFO REREG registers one IPv6 and one IPv4 MNP: had's binding cache and
-//!   mrd's binding update list (`mipsock state`) hold both prefix lists;
+//!   mrd's binding update list (`mipsock state`) hold both prefix lists; the MR has a
+//!   link-local address with the home address's interface identifier, so its BU carries L
+//!   and had defends that link-local address too (RFC 6275 §11.7.1, §10.4.1);
 //! * on the foreign link (tcpdump, decoded by tshark) the BU carries the HAO, the R flag,
 //!   the MNP option and an IPv4 Home Address option with P=1, and the BA status 0 with an
 //!   IPv4 Address Acknowledgement 0;
@@ -88,6 +90,9 @@ fn lab() -> Lab {
     a(&lab.ar, "2001:db8:b::1/64", "atk");
     a(&lab.mr, "2001:db8:a::5/64", "eth0");
     a(&lab.mr, "2001:db8:1::100/128", "mip0");
+    // A link-local address with the home address's interface identifier: mrd sets L
+    // (RFC 6275 §11.7.1) and had defends fe80::100 on the home link too.
+    a(&lab.mr, "fe80::100/64", "mip0");
     a(&lab.atk, "2001:db8:b::6/64", "eth0");
     lab.ar.sysctl("net.ipv6.conf.all.forwarding", "1");
     lab.ha
@@ -262,6 +267,7 @@ fn mh_packets(pcap: &Path) -> Vec<std::collections::BTreeMap<String, Vec<String>
         "mip6.mhtype",
         "mip6.bu.lifetime",
         "mip6.bu.h_flag",
+        "mip6.bu.l_flag",
         "mip6.nemo.bu.r_flag",
         "mip6.nemo.mnp.mnp",
         "mip6.nemo.mnp.pfl",
@@ -387,6 +393,10 @@ fn dual_stack_registration_forgery_restart_no_icmp_errors() {
     let proxies =
         String::from_utf8_lossy(&lab.ha.ip(&["-6", "neigh", "show", "proxy"]).stdout).into_owned();
     assert!(proxies.contains(HOA), "proxy entries: {proxies}");
+    assert!(
+        proxies.contains("fe80::100"),
+        "L: the link-local address defended too: {proxies}"
+    );
 
     // Forgeries from a third namespace: the right SPI with a wrong key is refused with
     // 146; an unknown SPI is dropped without an answer (RFC 4285 §4).
@@ -509,6 +519,7 @@ no-such-key 1;
     assert_eq!(one(bu, "ipv6.dst"), HA);
     assert_eq!(one(bu, "ipv6.opt.mipv6.home_address"), HOA, "HAO");
     assert_eq!(one(bu, "mip6.bu.h_flag"), "1");
+    assert_eq!(one(bu, "mip6.bu.l_flag"), "1", "L flag");
     assert_eq!(one(bu, "mip6.nemo.bu.r_flag"), "1", "R flag");
     assert_eq!(one(bu, "mip6.nemo.mnp.mnp"), "2001:db8:100::", "MNP option");
     assert_eq!(one(bu, "mip6.nemo.mnp.pfl"), "48");

@@ -103,6 +103,10 @@ pub struct MrCoreConfig {
     /// Keepalive (re-sent BU) period when UDP-encapsulated behind a NAT, if shorter than
     /// the Refresh time of the HA's NAT Detection option (else NATKATIMEOUT, 110 s).
     pub nat_keepalive_interval: Option<Duration>,
+    /// Set L in home registrations (RFC 6275 §11.7.1): the home address's interface
+    /// identifier is the one of the router's link-local address, so the home agent
+    /// defends that link-local address on the home link too. The shell finds it out.
+    pub link_local_compat: bool,
 }
 
 /// RFC 5555 §6: NATKATIMEOUT, the keepalive period when the HA gives none.
@@ -135,6 +139,7 @@ impl MrCoreConfig {
             hop_limit: 64,
             force_udp: false,
             nat_keepalive_interval: None,
+            link_local_compat: false,
         }
     }
 }

@@ -1083,8 +1083,14 @@ impl MrCore {
 
     fn bu_flags(&self) -> BuFlags {
         // RFC 3963 §5.1: R with H and A on every home registration (kept on
-        // deregistration too, where the HA ignores it, RFC 3963 §6.2).
-        BuFlags::A | BuFlags::H | BuFlags::R
+        // deregistration too, where the HA ignores it, RFC 3963 §6.2); L when the home
+        // address shares its interface identifier with our link-local (RFC 6275 §11.7.1).
+        let l = if self.cfg.link_local_compat {
+            BuFlags::L
+        } else {
+            BuFlags::empty()
+        };
+        BuFlags::A | BuFlags::H | BuFlags::R | l
     }
 
     /// Flags of a BU from `coa`: F (RFC 5555 §3.1.3) only from an IPv4 CoA when forced.
@@ -1334,10 +1340,15 @@ impl MrCore {
             }
             options.push(auth::mn_ha_option(sa.spi));
         }
-        let flags = if self.cfg.force_udp && v4_coa.is_some() {
-            BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F
+        let l = if cfg.link_local_compat {
+            BuFlags::L
         } else {
-            BuFlags::A | BuFlags::H | BuFlags::R
+            BuFlags::empty()
+        };
+        let flags = if cfg.force_udp && v4_coa.is_some() {
+            BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F | l
+        } else {
+            BuFlags::A | BuFlags::H | BuFlags::R | l
         };
         let repr = MhRepr::BindingUpdate(BindingUpdate {
             sequence: seq,

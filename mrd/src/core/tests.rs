@@ -1915,3 +1915,19 @@ fn home_advertise_after_deregistering_from_home() {
             .any(|e| matches!(e, MrEvent::HomeAdvertise { .. }))
     );
 }
+
+/// RFC 6275 §11.7.1: with a link-local address sharing the home address's interface
+/// identifier, home registrations carry L (de-registrations too).
+#[test]
+fn l_flag_when_the_link_local_shares_the_interface_identifier() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.link_local_compat = true;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert!(bu.flags.link_local_compat(), "{:?}", bu.flags);
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    assert!(!next_bu(&mut mr).flags.link_local_compat());
+}

@@ -27,8 +27,25 @@ fn load(cli: &Cli) -> Result<(conf::MrConfig, MrCoreConfig), ShellError> {
     for w in &warnings {
         warn!("{w}");
     }
-    let core = setup::core_config(&cfg, cli.home_agent)?;
+    let mut core = setup::core_config(&cfg, cli.home_agent)?;
+    core.link_local_compat = link_local_shares_iid(core.home_address);
     Ok((cfg, core))
+}
+
+/// RFC 6275 §11.7.1: L is set when the home address's interface identifier is that of a
+/// link-local address of ours (then the home agent defends that one too).
+fn link_local_shares_iid(hoa: std::net::Ipv6Addr) -> bool {
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return false;
+    };
+    let iid = &hoa.octets()[8..];
+    let found = addrs
+        .filter_map(|a| a.address?.as_sockaddr_in6().map(|s| s.ip()))
+        .any(|ip| ip.is_unicast_link_local() && &ip.octets()[8..] == iid);
+    if found {
+        info!(%hoa, "a link-local address of ours has the home address's interface identifier: BUs carry L");
+    }
+    found
 }
 
 /// `mrd --check`: loads the configuration exactly as a start would and builds the core
