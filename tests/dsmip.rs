@@ -262,40 +262,9 @@ struct Daemons {
 }
 
 fn start(lab: &Lab, f: &Files) -> Daemons {
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
-    let nemonetd_ha = spawn(
-        &lab.ha,
-        f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, "eth0"],
-        " ready",
-    );
-    let nemonetd_mr = spawn(
-        &lab.mr,
-        f,
-        "nemonetd",
-        "nemonetd-mr",
-        &["-d", "-f", "-m", "-b", &mb, "eth0"],
-        " ready",
-    );
-    let had = spawn(
-        &lab.ha,
-        f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
-    let mrd = spawn(
-        &lab.mr,
-        f,
-        "mrd",
-        "mrd",
-        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-        "mrd ready",
-    );
+    let nemonetd_mr = setup::start_mr_dataplane(&lab.mr, f);
+    let (had, nemonetd_ha) = setup::start_home_agent(&lab.ha, f, "eth0");
+    let mrd = setup::start_mrd(&lab.mr, f);
     Daemons {
         _had: had,
         mrd,

@@ -102,32 +102,8 @@ fn a_router_back_home_deregisters_and_gets_its_ba_on_the_home_link() {
     );
 
     let f = files(&[]);
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
-    let nemonetd: Daemon = setup::spawn_in(
-        &ha,
-        &f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, "up0"],
-        " ready",
-    );
-    let _had = setup::spawn_in(
-        &ha,
-        &f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
-    let _mrd = setup::spawn_in(
-        &mr,
-        &f,
-        "mrd",
-        "mrd",
-        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-        "mrd ready",
-    );
+    let (_had, nemonetd) = setup::start_home_agent(&ha, &f, "up0");
+    let _mrd = setup::start_mrd(&mr, &f);
     let ifindex = mr.ifindex("eth0").to_string();
     inject(
         &f,

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use tests::setup::{self, Files, files, log_of};
-use tests::{Daemon, Netns, bin, require_root, veth, wait_until};
+use tests::{Daemon, Netns, require_root, veth, wait_until};
 
 const HOA: &str = "2001:db8:1::100";
 const COA: &str = "2001:db8:a::5";
@@ -68,32 +68,8 @@ impl HomeLink {
         mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
         ha.sysctl("net.ipv6.conf.all.forwarding", "1");
         let f = files(&[]);
-        let s = |p: &Path| p.to_str().unwrap().to_string();
-        let (hb, mb) = (s(&f.ha_bus), s(&f.mr_bus));
-        let nemonetd = setup::spawn_in(
-            &ha,
-            &f,
-            "nemonetd",
-            "nemonetd-ha",
-            &["-d", "-f", "-h", "-b", &hb, "up0"],
-            " ready",
-        );
-        let had = setup::spawn_in(
-            &ha,
-            &f,
-            "had",
-            "had",
-            &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-            "had ready",
-        );
-        let mrd = setup::spawn_in(
-            &mr,
-            &f,
-            "mrd",
-            "mrd",
-            &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-            "mrd ready",
-        );
+        let (had, nemonetd) = setup::start_home_agent(&ha, &f, "up0");
+        let mrd = setup::start_mrd(&mr, &f);
         HomeLink {
             ha,
             hl,
@@ -107,15 +83,7 @@ impl HomeLink {
 
     /// babymdd's part: MD_INFO REREG from `coa` on the MR's eth0.
     fn rereg(&self, coa: &str) {
-        let out = Command::new(bin("mipsock"))
-            .arg("-b")
-            .arg(&self.f.mr_bus)
-            .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
-            .args(["--coa", coa, "--ifindex"])
-            .arg(self.mr.ifindex("eth0").to_string())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mipsock inject: {out:?}");
+        setup::inject_md_info(&self.f, "rereg", HOA, Some((coa, self.mr.ifindex("eth0"))));
     }
 
     fn log(&self, name: &str) -> String {

@@ -189,55 +189,15 @@ fn s(p: &Path) -> String {
 
 /// had and `nemonetd -h` on the home agent.
 fn start_ha(lab: &Lab, f: &Files) -> (Daemon, Daemon) {
-    let hb = s(&f.ha_bus);
-    let nemonetd = spawn(
-        &lab.ha,
-        f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, "eth0"],
-        " ready",
-    );
-    let had = spawn(
-        &lab.ha,
-        f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &s(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
-    (had, nemonetd)
+    setup::start_home_agent(&lab.ha, f, "eth0")
 }
 
 /// mrd and `nemonetd -m` on the mobile router, then babymdd's part: MD_INFO REREG from
 /// the care-of address on eth0.
 fn start_mr(lab: &Lab, f: &Files) -> (Daemon, Daemon) {
-    let mb = s(&f.mr_bus);
-    let nemonetd = spawn(
-        &lab.mr,
-        f,
-        "nemonetd",
-        "nemonetd-mr",
-        &["-d", "-f", "-m", "-b", &mb, "eth0"],
-        " ready",
-    );
-    let mrd = spawn(
-        &lab.mr,
-        f,
-        "mrd",
-        "mrd",
-        &["-d", "-f", "-c", &s(&f.mrd_conf), "-b", &mb, "mip0"],
-        "mrd ready",
-    );
-    let out = Command::new(bin("mipsock"))
-        .arg("-b")
-        .arg(&f.mr_bus)
-        .args(["inject", "md-info", "--command", "rereg", "--hoa", HOA])
-        .args(["--coa", COA, "--ifindex"])
-        .arg(lab.mr.ifindex("eth0").to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mipsock inject: {out:?}");
+    let nemonetd = setup::start_mr_dataplane(&lab.mr, f);
+    let mrd = setup::start_mrd(&lab.mr, f);
+    setup::inject_md_info(f, "rereg", HOA, Some((COA, lab.mr.ifindex("eth0"))));
     (mrd, nemonetd)
 }
 

@@ -152,3 +152,76 @@ pub fn binding(
             }
         })
 }
+
+fn path_arg(p: &Path) -> String {
+    p.to_str().expect("UTF-8 test paths").to_string()
+}
+
+/// `nemonetd -h` (egress `egress`) then had (home link `eth0`) on the home agent, as the
+/// rc script starts them: (had, nemonetd). Logs `had.log`, `nemonetd-ha.log`.
+pub fn start_home_agent(ns: &Netns, f: &Files, egress: &str) -> (Daemon, Daemon) {
+    let hb = path_arg(&f.ha_bus);
+    let nemonetd = spawn_in(
+        ns,
+        f,
+        "nemonetd",
+        "nemonetd-ha",
+        &["-d", "-f", "-h", "-b", &hb, egress],
+        " ready",
+    );
+    let had = spawn_in(
+        ns,
+        f,
+        "had",
+        "had",
+        &["-d", "-f", "-c", &path_arg(&f.had_conf), "-b", &hb, "eth0"],
+        "had ready",
+    );
+    (had, nemonetd)
+}
+
+/// `nemonetd -m` (egress `eth0`) on the mobile router. Log `nemonetd-mr.log`.
+pub fn start_mr_dataplane(ns: &Netns, f: &Files) -> Daemon {
+    spawn_in(
+        ns,
+        f,
+        "nemonetd",
+        "nemonetd-mr",
+        &["-d", "-f", "-m", "-b", &path_arg(&f.mr_bus), "eth0"],
+        " ready",
+    )
+}
+
+/// mrd on `mip0`. Log `mrd.log`.
+pub fn start_mrd(ns: &Netns, f: &Files) -> Daemon {
+    spawn_in(
+        ns,
+        f,
+        "mrd",
+        "mrd",
+        &[
+            "-d",
+            "-f",
+            "-c",
+            &path_arg(&f.mrd_conf),
+            "-b",
+            &path_arg(&f.mr_bus),
+            "mip0",
+        ],
+        "mrd ready",
+    )
+}
+
+/// babymdd's part, injected: MD_INFO `command` for `hoa` (`rereg` with `coa` on the
+/// interface `ifindex`).
+pub fn inject_md_info(f: &Files, command: &str, hoa: &str, coa: Option<(&str, u32)>) {
+    let mut cmd = Command::new(bin("mipsock"));
+    cmd.arg("-b")
+        .arg(&f.mr_bus)
+        .args(["inject", "md-info", "--command", command, "--hoa", hoa]);
+    if let Some((coa, ifindex)) = coa {
+        cmd.args(["--coa", coa, "--ifindex", &ifindex.to_string()]);
+    }
+    let out = cmd.output().expect("mipsock inject");
+    assert!(out.status.success(), "mipsock inject: {out:?}");
+}
