@@ -255,6 +255,24 @@ fn mr_9_2_ba_piggybacking_and_short_header_len_parameter_problem() {
     }
 }
 
+/// A 24-octet MH of `mh_type` (long enough for a Home Test) from the HA to our CoA, with
+/// a type 2 routing header to the home address.
+fn other_mh_from_ha(mh_type: u8) -> Vec<u8> {
+    let mut mh = [0u8; 24];
+    mh[..3].copy_from_slice(&[59, 2, mh_type]);
+    let addressing = MobilityPacketRepr {
+        src_addr: ha(),
+        dst_addr: coa(),
+        hop_limit: 64,
+        home_address: None,
+        rh2_home_address: Some(hoa()),
+    };
+    let mut buf = vec![0; mobility_packet_len(&addressing, mh.len())];
+    let n = emit_mobility_packet(&addressing, &mh, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
 /// RFC 6275 §9.2 (TAHI MN "Unrecognized MH Type"): an MH type the MR does not process,
 /// from its HA, draws a Binding Error status 2 straight back to the source (§9.3.3: no
 /// RH2, no HAO), rate-limited; the registration is untouched.
@@ -268,19 +286,7 @@ fn mr_9_2_unrecognized_mh_type_binding_error_2() {
     assert!(registered(&mr));
     // Type 3 (Home Test, route optimisation: not done by a mobile router) and type 42.
     for (i, mh_type) in [3u8, 42].into_iter().enumerate() {
-        // 24 octets: long enough for a Home Test message.
-        let mut mh = [0u8; 24];
-        mh[..3].copy_from_slice(&[59, 2, mh_type]);
-        let addressing = MobilityPacketRepr {
-            src_addr: ha(),
-            dst_addr: coa(),
-            hop_limit: 64,
-            home_address: None,
-            rh2_home_address: Some(hoa()),
-        };
-        let mut buf = vec![0; mobility_packet_len(&addressing, mh.len())];
-        let n = emit_mobility_packet(&addressing, &mh, &mut buf).unwrap();
-        deliver(&mut mr, ms(t0, 100 + i as u64), &buf[..n]);
+        deliver(&mut mr, ms(t0, 100 + i as u64), &other_mh_from_ha(mh_type));
         let be = mr.poll_binding_error().expect("a Binding Error");
         let Walk::Mobility(p) = walk(&be).unwrap() else {
             panic!("not MH")
@@ -299,19 +305,10 @@ fn mr_9_2_unrecognized_mh_type_binding_error_2() {
     assert!(registered(&mr));
     assert!(mr.poll_transmit().is_none());
     // A flood is rate-limited (10 per second here, like ICMPv6 errors).
-    let mh = [59, 1, 42, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    let addressing = MobilityPacketRepr {
-        src_addr: ha(),
-        dst_addr: coa(),
-        hop_limit: 64,
-        home_address: None,
-        rh2_home_address: Some(hoa()),
-    };
-    let mut buf = vec![0; mobility_packet_len(&addressing, mh.len())];
-    let n = emit_mobility_packet(&addressing, &mh, &mut buf).unwrap();
+    let packet = other_mh_from_ha(42);
     let mut sent = 0;
     for i in 0..100 {
-        deliver(&mut mr, ms(t0, 200 + i), &buf[..n]);
+        deliver(&mut mr, ms(t0, 200 + i), &packet);
         sent += std::iter::from_fn(|| mr.poll_binding_error()).count();
     }
     assert!(sent <= 10, "{sent} Binding Errors for 100 packets in 0.1 s");
