@@ -183,8 +183,13 @@ impl Client {
         self.lease.as_ref()
     }
 
-    /// Starts discovery now (link up).
+    /// Starts discovery now (link up). A lease still held (a link up without a link down
+    /// before it) is given up first, as [`Event::Lost`]: only BOUND, RENEWING and
+    /// REBINDING hold one, and discovery may well find another address.
     pub fn start(&mut self, now: Instant) {
+        if let Some(l) = self.lease.take() {
+            self.events.push_back(Event::Lost(l));
+        }
         self.naks = 0;
         self.discover(now);
     }

@@ -334,6 +334,23 @@ fn stop_forgets_the_lease() {
 }
 
 #[test]
+fn start_while_bound_gives_the_lease_up() {
+    // Found by the dhcp_client fuzz target: a second start() kept the lease in SELECTING,
+    // and the next ACK for another address replaced it without a Lost, which would leave
+    // the old address installed. (The shell starts each client once today, on a new
+    // link; the state machine must not depend on that.)
+    let t0 = Instant::now();
+    let mut c = client(t0);
+    let l = bind(&mut c, t0, 600);
+    c.start(t0 + Duration::from_secs(1));
+    assert_eq!(c.poll_event(), Some(Event::Lost(l)));
+    assert_eq!(c.lease(), None);
+    assert_eq!(c.state(), &State::Selecting);
+    let (_, d) = sent(&mut c);
+    assert_eq!(d.message_type, Some(MessageType::Discover));
+}
+
+#[test]
 fn server_t1_t2_and_odd_masks() {
     let t0 = Instant::now();
     let mut c = client(t0);
