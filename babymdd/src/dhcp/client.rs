@@ -154,6 +154,12 @@ const PARAMETERS: [u8; 6] = [
     opt::REBINDING_TIME,
 ];
 
+/// Whether a server may hand out `a` (yiaddr) as our address: not 0.0.0.0 (a server's
+/// "no address", which the shell would install), not broadcast, multicast or loopback.
+fn assignable(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
+
 impl Client {
     /// A stopped client.
     pub fn new(cfg: ClientConfig, now: Instant) -> Self {
@@ -377,7 +383,7 @@ impl Client {
                 let Some(server) = m.server_id else {
                     return;
                 };
-                if m.yiaddr.is_unspecified() {
+                if !assignable(m.yiaddr) {
                     return;
                 }
                 // The first offer wins (RFC 2131 §4.4.1 lets the client choose).
@@ -398,6 +404,9 @@ impl Client {
                 let Some(old) = self.lease.clone() else {
                     return;
                 };
+                if !assignable(m.yiaddr) {
+                    return;
+                }
                 let server = m.server_id.unwrap_or(old.server);
                 if m.yiaddr != old.addr {
                     // Another address: the old one is gone.

@@ -351,6 +351,40 @@ fn start_while_bound_gives_the_lease_up() {
 }
 
 #[test]
+fn renewing_ack_without_an_address_is_ignored() {
+    // Found by the dhcp_client fuzz target: an ACK with yiaddr 0.0.0.0 while RENEWING
+    // replaced the lease by one for 0.0.0.0 (Lost, then Bound 0.0.0.0 for the shell to
+    // install). OFFERs were already checked; ACKs now are too, like other addresses no
+    // server may assign.
+    for yiaddr in [
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::BROADCAST,
+        Ipv4Addr::new(224, 0, 0, 1),
+        Ipv4Addr::LOCALHOST,
+    ] {
+        let t0 = Instant::now();
+        let mut c = client(t0);
+        let l = bind(&mut c, t0, 600);
+        c.handle_timeout(l.renew_at);
+        let (_, r) = sent(&mut c);
+        let mut ack = Message::parse(&reply(&r, MessageType::Ack, 600)).unwrap();
+        ack.yiaddr = yiaddr;
+        c.handle(l.renew_at, &ack.emit());
+        assert_eq!(c.poll_event(), None, "{yiaddr}");
+        assert_eq!(c.lease(), Some(&l));
+        assert_eq!(c.state(), &State::Renewing);
+        // Nor is such an address offered.
+        let mut c = client(t0);
+        c.start(t0);
+        let (_, d) = sent(&mut c);
+        let mut offer = Message::parse(&reply(&d, MessageType::Offer, 600)).unwrap();
+        offer.yiaddr = yiaddr;
+        c.handle(t0, &offer.emit());
+        assert_eq!(c.state(), &State::Selecting, "{yiaddr}");
+    }
+}
+
+#[test]
 fn server_t1_t2_and_odd_masks() {
     let t0 = Instant::now();
     let mut c = client(t0);
