@@ -253,7 +253,9 @@ impl Coalescer {
             {
                 (true, 20)
             }
+            // At most 65535 octets, like IPv4: what the gathering buffer holds.
             6 if pkt.len() >= 40
+                && pkt.len() <= 65535
                 && pkt[6] == 6
                 && usize::from(u16::from_be_bytes([pkt[4], pkt[5]])) + 40 == pkt.len() =>
             {
@@ -629,6 +631,22 @@ mod tests {
                 assert!(!Coalescer::new().push(&bad_header));
             }
         }
+    }
+
+    #[test]
+    fn an_ipv6_packet_over_65535_octets_is_not_gathered() {
+        // Payload Length 65535: 65575 octets, more than the gathering buffer holds
+        // (the push used to panic slicing it).
+        let mut p = tcp(false, 65535 - 20, 0x10);
+        assert_eq!(p.len(), 65575);
+        assert_eq!(p[4..6], [0xff, 0xff]);
+        let s: [u8; 16] = p[8..24].try_into().unwrap();
+        let d: [u8; 16] = p[24..40].try_into().unwrap();
+        let pseudo = checksum::pseudo_header_v6(&s.into(), &d.into(), 6, 65535);
+        let c = checksum::finish(checksum::sum(pseudo, &p[40..]));
+        p[56..58].copy_from_slice(&c.to_be_bytes());
+        assert!(tcp_checksum_ok(&p, false));
+        assert!(!Coalescer::new().push(&p));
     }
 
     #[test]
