@@ -20,6 +20,8 @@
 
 pub mod auth;
 mod common;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grammar;
 pub mod ha;
 pub mod mr;
@@ -178,7 +180,12 @@ pub fn read_config_file(path: &std::path::Path) -> Result<String, ConfError> {
     if bytes.len() as u64 > MAX_FILE_SIZE {
         return Err(too_large(None));
     }
-    String::from_utf8(bytes).map_err(|e| not_utf8(&name, e.as_bytes(), e.utf8_error()))
+    text_of(&name, bytes)
+}
+
+/// A file's octets as text, or the error naming its first octet that is not UTF-8.
+pub(crate) fn text_of(name: &str, bytes: Vec<u8>) -> Result<String, ConfError> {
+    String::from_utf8(bytes).map_err(|e| not_utf8(name, e.as_bytes(), e.utf8_error()))
 }
 
 /// Where the first octet that is not UTF-8 is, in the file's own terms: line and column

@@ -249,9 +249,18 @@ pub(crate) fn from_file(
     table: &mut PrefixTable,
 ) -> Result<(), ConfError> {
     let text = crate::read_to_string(path)?;
-    let name = path.display().to_string();
-    let doc = Document::parse_rows(&text, &name)?;
-    let mut sub = Ctx::new(&name);
+    from_text(ctx, &text, &path.display().to_string(), table)
+}
+
+/// [`from_file`] on the file's text; `name` names the file in messages.
+pub(crate) fn from_text(
+    ctx: &mut Ctx,
+    text: &str,
+    name: &str,
+    table: &mut PrefixTable,
+) -> Result<(), ConfError> {
+    let doc = Document::parse_rows(text, name)?;
+    let mut sub = Ctx::new(name);
     for r in &doc.statements {
         let e = row(&mut sub, r)?;
         table.insert(&mut sub, e)?;
