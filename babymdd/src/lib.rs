@@ -14,6 +14,8 @@
 pub mod cli;
 pub mod detector;
 pub mod dhcp;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod netlink;
 pub mod rs;
 pub mod run;
