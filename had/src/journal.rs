@@ -98,7 +98,7 @@ pub fn frame(rec: &JournalRecord, out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&h.finalize().to_be_bytes());
 }
 
-fn file_header() -> [u8; FILE_HEADER_LEN] {
+pub(crate) fn file_header() -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[..4].copy_from_slice(MAGIC);
     h[4..].copy_from_slice(&VERSION.to_be_bytes());
@@ -195,13 +195,18 @@ pub fn load(path: &Path, wall: Duration) -> Result<LoadReport, JournalError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LoadReport::default()),
         Err(e) => return Err(io_err(path)(e)),
     };
+    load_image(path, &data, wall)
+}
+
+/// [`load`] on the octets of the journal file at `path` (named in the log and errors).
+pub fn load_image(path: &Path, data: &[u8], wall: Duration) -> Result<LoadReport, JournalError> {
     if data.is_empty() {
         return Ok(LoadReport::default());
     }
     if data.len() < FILE_HEADER_LEN || data[..FILE_HEADER_LEN] != file_header() {
         return Err(JournalError::NotAJournal(path.to_path_buf()));
     }
-    let (records, damaged) = parse(&data);
+    let (records, damaged) = parse(data);
     for d in &damaged {
         warn!(path = %path.display(), offset = d.offset, skipped = d.skipped, reason = %d.reason, "damaged journal record skipped");
     }

@@ -34,6 +34,8 @@
 
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod record;
 pub mod shell;
