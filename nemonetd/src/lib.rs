@@ -17,6 +17,8 @@
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gso;
 pub mod netops;
 pub mod routes;
