@@ -55,6 +55,8 @@ pub mod daemon;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod text;
 
