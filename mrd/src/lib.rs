@@ -15,10 +15,10 @@
 //!     wait for a packet, a bus message or mr.poll_timeout()
 //!     MD_INFO          => mr.handle_md_info(now, &md)
 //!     MH packet        => walk(&buf) -> Walk::Mobility(p) => mr.handle_packet(now, ReceivedSignal::from_packet(&p))
-//!     STATE_REQUEST    => reply_state(request, mr.state_items(now))
+//!     STATE_REQUEST    => reply_state(request, mr.handle_state_request(now) as BUL items)
 //!     timeout          => mr.handle_timeout(now)
 //!     while let Some(tx) = mr.poll_transmit() { send tx.to_packet() on IPPROTO_RAW }
-//!     while let Some(ev) = mr.poll_event()    { ev.to_body() on the bus; log Stopped }
+//!     while let Some(ev) = mr.poll_event()    { BUL_ADD/BUL_REMOVE on the bus; log Stopped }
 //! }
 //! ```
 //!

@@ -14,7 +14,9 @@ pub mod checksum;
 pub mod encap;
 pub mod ext;
 pub mod mh;
+pub mod model;
 pub mod option;
+pub mod rate;
 pub mod seq;
 
 #[doc(hidden)]

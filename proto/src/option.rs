@@ -165,6 +165,26 @@ code_enum! {
 }
 
 impl Ipv4AckStatus {
+    /// Name and defining RFC of the status, for logs (RFC 5555 §3.2.1).
+    pub fn meaning(self) -> (&'static str, &'static str) {
+        match u8::from(self) {
+            0 => ("Success", "RFC 5555"),
+            128 => ("Failure, reason unspecified", "RFC 5555"),
+            129 => ("Administratively prohibited", "RFC 5555"),
+            130 => ("Incorrect IPv4 home address", "RFC 5555"),
+            131 => ("Invalid IPv4 address", "RFC 5555"),
+            132 => (
+                "Dynamic IPv4 home address assignment not available",
+                "RFC 5555",
+            ),
+            133 => ("Prefix allocation unauthorized", "RFC 5555"),
+            s if s < 128 => ("Success (unassigned code)", "RFC 5555"),
+            _ => ("Failure (unassigned code)", "RFC 5555"),
+        }
+    }
+}
+
+impl Ipv4AckStatus {
     /// True for 0-127 (RFC 5555 §3.2.1).
     pub fn is_success(self) -> bool {
         u8::from(self) < 128

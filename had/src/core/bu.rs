@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use mipsock::CareOf;
+use proto::model::CareOf;
 use proto::auth::MnHaKey;
 use proto::ext::MobilityPacketRepr;
 use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, MhRepr};

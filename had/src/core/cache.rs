@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use mipsock::CareOf;
+use proto::model::CareOf;
 
 use crate::record::PersistedBinding;
 

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mipsock::{Binding, CareOf, Encapsulation, StateItem};
+use proto::model::{Binding, CareOf, Encapsulation};
+pub use proto::model::ParameterProblem;
+use proto::rate::TokenBucket;
 use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
 use proto::option::ParseConfig;
@@ -116,34 +118,6 @@ impl Transmit {
             .expect("MH emitted by the core is well-formed");
         buf.truncate(n);
         buf
-    }
-}
-
-/// An ICMPv6 Parameter Problem the shell should send about a received Mobility Header
-/// (RFC 6275 §9.2: Payload Proto other than 59, or Header Len below the type's minimum;
-/// RFC 4443 §3.4). Rate-limited by the core (RFC 4443 §2.4(f)). The core never saw the
-/// whole invoking packet, only its MH: the shell adds the MH's offset in the packet to
-/// [`ParameterProblem::mh_pointer`] and quotes the packet (`mhio::parameter_problem`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ParameterProblem {
-    /// Source of the error: the unicast address the invoking packet was sent to.
-    pub src: Ipv6Addr,
-    /// The invoking packet's on-wire IPv6 source (no binding cache lookup, §9.2).
-    pub dst: Ipv6Addr,
-    /// ICMPv6 code: 0, erroneous header field.
-    pub code: u8,
-    /// Offset of the erroneous field from the start of the Mobility Header: 0 (Payload
-    /// Proto) or 1 (Header Len).
-    pub mh_pointer: u32,
-    /// Interface the invoking packet arrived on.
-    pub ifindex: u32,
-}
-
-impl ParameterProblem {
-    /// The ICMPv6 Pointer: offset of the field from the start of the invoking IPv6 packet,
-    /// given the MH's offset in it (`proto::ext::ReceivedPacket::payload_range.start`).
-    pub fn pointer(&self, mh_offset: usize) -> u32 {
-        mh_offset as u32 + self.mh_pointer
     }
 }
 
@@ -318,7 +292,7 @@ pub struct Ha {
     pub(crate) icmp_errors: VecDeque<ParameterProblem>,
     pub(crate) events: VecDeque<HaEvent>,
     /// Binding Error token bucket: (tokens, last refill).
-    pub(crate) be_bucket: (u32, Option<Instant>),
+    pub(crate) be_bucket: TokenBucket,
     pub(crate) stats: HaStats,
     /// Scratch buffer for emitting MHs.
     pub(crate) scratch: Vec<u8>,
@@ -373,7 +347,7 @@ impl Ha {
             transmits: VecDeque::new(),
             icmp_errors: VecDeque::new(),
             events: VecDeque::new(),
-            be_bucket: (burst, None),
+            be_bucket: TokenBucket::new(burst),
             stats: HaStats::default(),
             scratch: vec![0; proto::mh::MAX_LEN],
         })
@@ -588,20 +562,16 @@ impl Ha {
         self.events.pop_front()
     }
 
-    /// The binding cache as state items for a `StateRequest`: one `StateItem::Bc` per
-    /// binding, lifetime = remaining seconds at `now`. The shell answers with
-    /// `mipsock::Endpoint::reply_state(request, items, 0)`.
-    pub fn handle_state_request(&self, now: Instant) -> Vec<StateItem> {
-        let mut items: Vec<StateItem> = self
+    /// The binding cache for a state request, in home address order (stable for people
+    /// and tests), lifetime = remaining seconds at `now`. The shell answers the bus with
+    /// one binding cache item each.
+    pub fn handle_state_request(&self, now: Instant) -> Vec<Binding> {
+        let mut items: Vec<Binding> = self
             .cache
             .iter()
-            .map(|(hoa, b)| StateItem::Bc(self.to_binding(hoa, b, now)))
+            .map(|(hoa, b)| self.to_binding(hoa, b, now))
             .collect();
-        // Stable order for people and tests.
-        items.sort_by_key(|i| match i {
-            StateItem::Bc(b) => b.hoa,
-            _ => Ipv6Addr::UNSPECIFIED,
-        });
+        items.sort_by_key(|b| b.hoa);
         items
     }
 
@@ -792,28 +762,7 @@ impl Ha {
     }
 
     fn take_be_token(&mut self, now: Instant) -> bool {
-        let rate = self.cfg.binding_error_rate;
-        if rate == 0 {
-            return false;
-        }
-        let (tokens, last) = &mut self.be_bucket;
-        match last {
-            None => *last = Some(now),
-            Some(l) => {
-                let elapsed = now.saturating_duration_since(*l);
-                let add = (elapsed.as_millis() as u64 * u64::from(rate) / 1000) as u32;
-                if add > 0 {
-                    *tokens = (*tokens + add).min(rate);
-                    *l = now;
-                }
-            }
-        }
-        if *tokens > 0 {
-            *tokens -= 1;
-            true
-        } else {
-            false
-        }
+        self.be_bucket.take(now)
     }
 
     fn send_brr(&mut self, _now: Instant, hoa: Ipv6Addr) {
@@ -898,7 +847,7 @@ pub(crate) fn binding_of(cfg: &HaCoreConfig, hoa: &Ipv6Addr, b: &Bce, now: Insta
         encapsulation,
         lifetime: b.expires.saturating_duration_since(now).as_secs() as u32,
         binding_id: None,
-        flags: mipsock::BuFlags(b.flags),
+        flags: proto::mh::BuFlags(b.flags),
         nat_detected: b.nat_detected,
         coa_ifindex: None,
     }

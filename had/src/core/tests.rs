@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mipsock::{CareOf, StateItem};
+use proto::model::CareOf;
 use proto::mh::{BaFlags, BaStatus, BeStatus, BindingUpdate, BuFlags, MhRepr, MhType, Packet};
 use proto::option::{Ipv4AckStatus, MN_ID_SUBTYPE_NAI, MobilityOption, ParseConfig};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
@@ -244,7 +244,7 @@ fn acks(tx: &Transmit) -> Vec<(Ipv4AckStatus, u8, Ipv4Addr)> {
         .collect()
 }
 
-fn bc_add(ev: &[HaEvent]) -> &mipsock::Binding {
+fn bc_add(ev: &[HaEvent]) -> &proto::model::Binding {
     ev.iter()
         .find_map(|e| match e {
             HaEvent::BcAdd(b) => Some(b),
@@ -1100,14 +1100,12 @@ fn state_dump_one_item_per_binding() {
     e.advance(Duration::from_secs(10));
     let items = e.ha.handle_state_request(e.now);
     assert_eq!(items.len(), 2);
-    match &items[0] {
-        StateItem::Bc(b) => {
-            assert_eq!(b.hoa, HOA1);
-            assert_eq!(b.lifetime, 390);
-            assert_eq!(b.ha, HA);
-            assert_eq!(b.mnp_v6, nets6(&["2001:db8:200::/48"]));
-        }
-        i => panic!("{i:?}"),
+    {
+        let b = &items[0];
+        assert_eq!(b.hoa, HOA1);
+        assert_eq!(b.lifetime, 390);
+        assert_eq!(b.ha, HA);
+        assert_eq!(b.mnp_v6, nets6(&["2001:db8:200::/48"]));
     }
 }
 
@@ -1254,7 +1252,7 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
     assert!(b.nat_detected);
     assert_eq!(
         b.encapsulation,
-        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+        proto::model::Encapsulation::UdpIpv4 { ha_port: 4191 }
     );
     assert_eq!(b.ha_v4, Some(Ipv4Addr::new(203, 0, 113, 1)));
     // No NAT: plain IPv4-in-IPv4, Refresh = "none needed".
@@ -1275,7 +1273,7 @@ fn ipv4_care_of_address_over_udp_with_nat_detection() {
             udp_port: None
         }
     );
-    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv4);
+    assert_eq!(b.encapsulation, proto::model::Encapsulation::InIpv4);
 }
 
 #[test]

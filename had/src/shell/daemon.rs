@@ -10,8 +10,9 @@ use futures::FutureExt;
 use mhio::{NftGuard, ProxyNd, RawSender, Received, Receiver};
 use mipsock::{
     AsyncEndpoint, Body, CareOf, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
+    StateItem,
 };
-use proto::mh::MhRepr;
+use proto::mh::{BaStatus, MhRepr};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
@@ -94,36 +95,16 @@ fn ba_care_of(tx: &Transmit) -> CareOf {
     }
 }
 
-/// Meaning and defining RFC of a BA status, for logs.
+/// Meaning and defining RFC of a BA status, for logs: the status's own name, with what
+/// the home agent means by it where one code covers several causes.
 pub(crate) fn ba_status_name(status: u8) -> (&'static str, &'static str) {
     match status {
-        0 => ("Binding Update accepted", "RFC 6275"),
-        1 => ("accepted but prefix discovery necessary", "RFC 6275"),
-        128 => ("reason unspecified", "RFC 6275"),
-        129 => ("administratively prohibited", "RFC 6275"),
-        130 => ("insufficient resources", "RFC 6275"),
-        131 => ("home registration not supported", "RFC 6275"),
-        132 => ("not home subnet", "RFC 6275"),
-        133 => ("not home agent for this mobile node", "RFC 6275"),
-        134 => ("duplicate address detection failed", "RFC 6275"),
-        135 => ("sequence number out of window", "RFC 6275"),
-        136..=138 => ("expired nonce index", "RFC 6275"),
-        139 => ("registration type change disallowed", "RFC 6275"),
-        140 => ("mobile router operation not permitted", "RFC 3963"),
-        141 => ("invalid prefix", "RFC 3963"),
-        142 => ("not authorized for prefix", "RFC 3963"),
-        143 => ("forwarding setup failed (prefixes missing)", "RFC 3963"),
-        144 => ("MIPV6-ID-MISMATCH (replay protection)", "RFC 4285"),
-        145 => (
-            "MIPV6-MESG-ID-REQD (replay protection option missing)",
-            "RFC 4285",
-        ),
         // The core's "failed authentication" line before this one says which of the two.
         146 => (
             "MIPV6-AUTH-FAIL (authenticator not verified, or the SA not for this home address)",
             "RFC 4285",
         ),
-        _ => ("unknown status", "IANA registry"),
+        s => BaStatus::from(s).meaning(),
     }
 }
 
@@ -413,7 +394,9 @@ impl Daemon {
             return;
         }
         if msg.body == Body::StateRequest {
-            let items = self.ha.handle_state_request(Instant::now());
+            let items: Vec<StateItem> = (self.ha.handle_state_request(Instant::now()).into_iter())
+                .map(StateItem::Bc)
+                .collect();
             debug!(
                 items = items.len(),
                 from = msg.header.pid,

@@ -9,7 +9,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use mipsock::CareOf;
+use proto::model::CareOf;
 
 use super::MrCoreConfig;
 

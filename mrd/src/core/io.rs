@@ -4,7 +4,8 @@
 use std::net::{Ipv6Addr, SocketAddrV4};
 
 use ipnet::Ipv4Net;
-use mipsock::{Binding, Body};
+use proto::model::Binding;
+pub use proto::model::ParameterProblem;
 use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
 use proto::mh::BaStatus;
 use proto::option::Ipv4AckStatus;
@@ -33,30 +34,6 @@ impl<'a> ReceivedSignal<'a> {
             rh2_home_address: p.rh2_home_address,
             mh: p.payload,
         }
-    }
-}
-
-/// An ICMPv6 Parameter Problem the shell should send about a Mobility Header from the HA
-/// (RFC 6275 §9.2: Payload Proto other than 59, or Header Len below the type's minimum).
-/// The core saw only the MH: the shell adds the MH's offset in the packet
-/// ([`ParameterProblem::pointer`]) and quotes the packet (`mhio::parameter_problem`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ParameterProblem {
-    /// Source of the error: the address the invoking packet was sent to (our CoA).
-    pub src: Ipv6Addr,
-    /// The invoking packet's on-wire source.
-    pub dst: Ipv6Addr,
-    /// ICMPv6 code: 0, erroneous header field.
-    pub code: u8,
-    /// Offset of the field from the start of the MH: 0 (Payload Proto) or 1 (Header Len).
-    pub mh_pointer: u32,
-}
-
-impl ParameterProblem {
-    /// The ICMPv6 Pointer, from the start of the invoking packet, given the MH's offset
-    /// (`proto::ext::ReceivedPacket::payload_range.start`).
-    pub fn pointer(&self, mh_offset: usize) -> u32 {
-        mh_offset as u32 + self.mh_pointer
     }
 }
 
@@ -159,15 +136,4 @@ pub enum MrEvent {
         /// The home address.
         hoa: std::net::Ipv6Addr,
     },
-}
-
-impl MrEvent {
-    /// The bus message body for BUL events (`None` for [`MrEvent::Stopped`]).
-    pub fn to_body(&self) -> Option<Body> {
-        match self {
-            MrEvent::BulAdd { binding, .. } => Some(Body::BulAdd(binding.clone())),
-            MrEvent::BulRemove { binding } => Some(Body::BulRemove(binding.clone())),
-            MrEvent::Stopped { .. } | MrEvent::HomeAdvertise { .. } => None,
-        }
-    }
 }

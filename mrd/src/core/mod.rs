@@ -23,7 +23,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
-use mipsock::{Binding, CareOf, Encapsulation, MdCommand, MdInfo, StateItem};
+use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdInfo};
+use proto::rate::TokenBucket;
 use proto::auth;
 use proto::ext::MobilityPacketRepr;
 use proto::mh::{BaStatus, BeStatus, BindingAck, BindingUpdate, BuFlags, MhRepr, Packet};
@@ -40,7 +41,7 @@ pub use config::{
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
 };
-pub use status::{Reaction, advice, ba_status_meaning, ipv4_ack_status_meaning, reaction};
+pub use status::{Reaction, advice, reaction};
 
 /// Whether the HA registers IPv4 MNPs, as learnt from its BAs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,7 +149,7 @@ pub struct MrCore {
     /// Binding Errors to send, whole IPv6 packets.
     binding_errors: VecDeque<Vec<u8>>,
     /// ICMPv6 error token bucket (RFC 4443 §2.4(f)): tokens, last refill.
-    icmp_bucket: (u32, Option<Instant>),
+    icmp_bucket: TokenBucket,
     /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
     udp_local_port: Option<u16>,
     /// The IPv4 CoA offered beside an IPv6 one (MD_INFO `coa2`): the fallback when the
@@ -204,7 +205,7 @@ impl MrCore {
             events: VecDeque::new(),
             icmp_errors: VecDeque::new(),
             binding_errors: VecDeque::new(),
-            icmp_bucket: (ICMP_ERROR_RATE, None),
+            icmp_bucket: TokenBucket::new(ICMP_ERROR_RATE),
             udp_local_port: None,
             alt_v4: None,
             be_refresh_at: None,
@@ -259,9 +260,9 @@ impl MrCore {
         self.announced.as_ref()
     }
 
-    /// The answer to a state request: one item per Binding Update List entry (what the
-    /// last BUL_ADD announced, with the remaining lifetime at `now`).
-    pub fn state_items(&self, now: Instant) -> Vec<StateItem> {
+    /// The answer to a state request: one binding per Binding Update List entry (what
+    /// the last BUL_ADD announced, with the remaining lifetime at `now`).
+    pub fn handle_state_request(&self, now: Instant) -> Vec<Binding> {
         let mut b = match &self.announced {
             Some(b) => b.clone(),
             None => return Vec::new(),
@@ -269,12 +270,7 @@ impl MrCore {
         if let Some(r) = &self.registered {
             b.lifetime = r.expires_at.saturating_duration_since(now).as_secs() as u32;
         }
-        vec![StateItem::Bul(b)]
-    }
-
-    /// Same as [`MrCore::state_items`], named like the home agent core's.
-    pub fn handle_state_request(&self, now: Instant) -> Vec<StateItem> {
-        self.state_items(now)
+        vec![b]
     }
 
     /// MIPM_MD_INFO from the movement detector.
@@ -448,23 +444,7 @@ impl MrCore {
     }
 
     fn take_icmp_token(&mut self, now: Instant) -> bool {
-        let (tokens, last) = &mut self.icmp_bucket;
-        match last {
-            None => *last = Some(now),
-            Some(l) => {
-                let ms = now.saturating_duration_since(*l).as_millis() as u64;
-                let add = (ms * u64::from(ICMP_ERROR_RATE) / 1000) as u32;
-                if add > 0 {
-                    *tokens = (*tokens + add).min(ICMP_ERROR_RATE);
-                    *l = now;
-                }
-            }
-        }
-        if *tokens == 0 {
-            return false;
-        }
-        *tokens -= 1;
-        true
+        self.icmp_bucket.take(now)
     }
 
     fn process_packet(&mut self, now: Instant, sig: ReceivedSignal<'_>) {
@@ -503,6 +483,7 @@ impl MrCore {
                     dst: sig.src,
                     code: 0,
                     mh_pointer: at as u32,
+                    ifindex: 0,
                 });
             }
             return;
@@ -682,7 +663,7 @@ impl MrCore {
                 }
             }
         }
-        let (name, rfc) = ba_status_meaning(ba.status);
+        let (name, rfc) = ba.status.meaning();
         let code = u8::from(ba.status);
         if resync {
             info!(ba_seq = %ba.sequence, our_seq = %p.sequence, status = code, meaning = name, rfc,
@@ -724,7 +705,7 @@ impl MrCore {
         let Some(p) = self.pending.take() else {
             return;
         };
-        let (name, rfc) = ba_status_meaning(ba.status);
+        let (name, rfc) = ba.status.meaning();
         if p.kind == BuKind::Deregister {
             info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
             self.registered = None;
@@ -913,7 +894,7 @@ impl MrCore {
                     ok.push(n);
                 }
                 Some((status, _, _)) => {
-                    let (name, rfc) = ipv4_ack_status_meaning(*status);
+                    let (name, rfc) = status.meaning();
                     warn!(prefix = %net, status = u8::from(*status), meaning = name, rfc,
                         "IPv4 mobile network prefix refused; left out");
                     rejected.push((*net, *status));
@@ -944,7 +925,7 @@ impl MrCore {
         let Some(p) = &self.pending else {
             return;
         };
-        let (name, rfc) = ba_status_meaning(status);
+        let (name, rfc) = status.meaning();
         let code = u8::from(status);
         if p.kind == BuKind::Deregister && status == BaStatus::NotHomeAgentForThisMobileNode {
             // RFC 6275 §10.3.2: the HA holds no binding for us; nothing left to delete.
@@ -1075,7 +1056,7 @@ impl MrCore {
             encapsulation,
             lifetime: life,
             binding_id: None,
-            flags: mipsock::BuFlags(flags.bits()),
+            flags,
             nat_detected,
             coa_ifindex: (ifindex != 0).then_some(ifindex),
         }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use mipsock::{CareOf, MdCommand, MdHint, MdInfo, StateItem};
+use proto::model::{CareOf, MdCommand, MdHint, MdInfo};
 use proto::auth;
 use proto::ext::{MobilityPacketRepr, Walk, emit_mobility_packet, mobility_packet_len, walk};
 use proto::mh::{
@@ -231,7 +231,7 @@ fn v4_ack(status: u8, net: Ipv4Net) -> MobilityOption<'static> {
     }
 }
 
-fn bul_add(evs: &[MrEvent]) -> Option<(&mipsock::Binding, bool, &Ipv4MnpOutcome)> {
+fn bul_add(evs: &[MrEvent]) -> Option<(&proto::model::Binding, bool, &Ipv4MnpOutcome)> {
     evs.iter().find_map(|e| match e {
         MrEvent::BulAdd {
             binding,
@@ -306,17 +306,17 @@ fn first_registration_bu_is_complete() {
     assert_eq!(b.ha, ha());
     assert_eq!(b.mnp_v6, vec![mnp6()]);
     assert_eq!(b.mnp_v4, vec![mnp4()]);
-    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv6);
+    assert_eq!(b.encapsulation, proto::model::Encapsulation::InIpv6);
     assert_eq!(b.lifetime, 400);
     assert_eq!(b.coa_ifindex, Some(3));
     assert_eq!(
         b.flags,
-        mipsock::BuFlags::A | mipsock::BuFlags::H | mipsock::BuFlags::R
+        BuFlags::A | BuFlags::H | BuFlags::R
     );
     assert_eq!(mr.ipv4_support(), Ipv4Support::Supported);
     // State dump: one item per BUL entry, remaining lifetime.
-    let items = mr.state_items(ms(t0, 100_000));
-    let [StateItem::Bul(entry)] = items.as_slice() else {
+    let items = mr.handle_state_request(ms(t0, 100_000));
+    let [entry] = items.as_slice() else {
         panic!("{items:?}")
     };
     assert_eq!(entry.lifetime, 300);
@@ -702,7 +702,7 @@ fn every_refusal_status() {
                 mr.handle_timeout(ms(t0, 1500));
                 assert_eq!(next_bu(&mut mr).seq, 101, "{code}");
             }
-            let (name, rfc) = ba_status_meaning(BaStatus::from(code));
+            let (name, rfc) = BaStatus::from(code).meaning();
             assert!(!name.is_empty() && rfc.starts_with("RFC"), "{code}");
         }
     }
@@ -797,7 +797,7 @@ fn per_prefix_ipv4_refusal() {
         }
     );
     assert_eq!(
-        ipv4_ack_status_meaning(Ipv4AckStatus::PrefixAllocationUnauthorized),
+        Ipv4AckStatus::PrefixAllocationUnauthorized.meaning(),
         ("Prefix allocation unauthorized", "RFC 5555")
     );
 }
@@ -981,7 +981,7 @@ fn deregistration_when_home() {
     assert_eq!(*h, hoa());
     assert_eq!(mr.state(), RegistrationState::Idle);
     assert_eq!(mr.poll_timeout(), None);
-    assert!(mr.state_items(ms(t0, 10_200)).is_empty());
+    assert!(mr.handle_state_request(ms(t0, 10_200)).is_empty());
 }
 
 #[test]
@@ -1335,7 +1335,7 @@ fn accepted_codes_register() {
                 .packet(coa1()),
         );
         assert!(bul_add(&events(&mut mr)).is_some(), "{code}");
-        let (name, _) = ba_status_meaning(BaStatus::from(code));
+        let (name, _) = BaStatus::from(code).meaning();
         assert!(!name.is_empty());
     }
 }
@@ -1408,6 +1408,7 @@ fn malformed_ba_gets_parameter_problem_and_changes_nothing() {
             dst: ha(),
             code: 0,
             mh_pointer: 0,
+            ifindex: 0,
         }
     );
     // The MH follows IPv6 (40) and the RH2 (24).
@@ -1496,7 +1497,7 @@ fn registered_v4(
     mr: &mut MrCore,
     t0: Instant,
     nat: Option<MobilityOption<'static>>,
-) -> (SentBu, mipsock::Binding) {
+) -> (SentBu, proto::model::Binding) {
     mr.handle_md_info(t0, &rereg_v4(V4COA));
     let bu = next_bu(mr);
     mr.set_udp_local("10.0.0.5:40123".parse().unwrap());
@@ -1569,7 +1570,7 @@ fn no_nat_means_plain_ip_in_ipv4_and_no_keepalive() {
             udp_port: None
         }
     );
-    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv4);
+    assert_eq!(b.encapsulation, proto::model::Encapsulation::InIpv4);
     assert!(!b.nat_detected);
     assert_eq!(b.ha_v4, Some(HA_V4));
     assert_eq!(b.mnp_v4, vec![mnp4()]);
@@ -1591,7 +1592,7 @@ fn nat_means_udp_and_keepalives_at_the_refresh_time() {
     );
     assert_eq!(
         b.encapsulation,
-        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+        proto::model::Encapsulation::UdpIpv4 { ha_port: 4191 }
     );
     assert!(b.nat_detected);
     // Keepalive = the BU again, 20 s after the last one left.
@@ -1621,7 +1622,7 @@ fn refresh_zero_or_missing_option_means_udp_with_natkatimeout() {
         let (_, b) = registered_v4(&mut mr, t0, nat);
         assert_eq!(
             b.encapsulation,
-            mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 },
+            proto::model::Encapsulation::UdpIpv4 { ha_port: 4191 },
             "{nat:?}"
         );
         assert_eq!(mr.poll_timeout(), Some(ms(t0, 110_000)), "{nat:?}");
@@ -1635,7 +1636,7 @@ fn f_with_infinite_refresh_means_udp_without_keepalive() {
     let (_, b) = registered_v4(&mut mr, t0, Some(nat_opt(true, u32::MAX)));
     assert_eq!(
         b.encapsulation,
-        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+        proto::model::Encapsulation::UdpIpv4 { ha_port: 4191 }
     );
     assert!(!b.nat_detected);
     assert_eq!(mr.poll_timeout(), Some(ms(t0, 384_000)));
@@ -1649,10 +1650,10 @@ fn forced_udp_sets_f_and_wins_over_the_ba() {
     let mut mr = MrCore::new(c).unwrap();
     let (bu, b) = registered_v4(&mut mr, t0, Some(nat_opt(false, u32::MAX)));
     assert!(bu.flags.contains(BuFlags::F));
-    assert!(b.flags.contains(mipsock::BuFlags::F));
+    assert!(b.flags.contains(BuFlags::F));
     assert_eq!(
         b.encapsulation,
-        mipsock::Encapsulation::UdpIpv4 { ha_port: 4191 }
+        proto::model::Encapsulation::UdpIpv4 { ha_port: 4191 }
     );
     // F is never set from an IPv6 CoA.
     mr.handle_md_info(ms(t0, 1000), &rereg(coa1()));
@@ -1719,7 +1720,7 @@ fn switch_v6_to_v4_and_back() {
     let evs = events(&mut mr);
     let b = bul_add(&evs).unwrap().0;
     assert_eq!(b.coa, CareOf::V6(coa2()));
-    assert_eq!(b.encapsulation, mipsock::Encapsulation::InIpv6);
+    assert_eq!(b.encapsulation, proto::model::Encapsulation::InIpv6);
     // Refresh back on the lifetime schedule (no NAT keepalive).
     assert_eq!(mr.poll_timeout(), Some(ms(t0, 2000 + 384_000)));
 }

@@ -350,7 +350,10 @@ impl Daemon {
             Body::MdInfo(md) => self.on_md_info(md),
             Body::MhUdpIn(m) => self.on_mh_udp_in(m),
             Body::StateRequest => {
-                let items = self.mr.state_items(Instant::now());
+                let items: Vec<StateItem> = (self.mr.handle_state_request(Instant::now()))
+                    .into_iter()
+                    .map(StateItem::Bul)
+                    .collect();
                 if let Err(e) = self.bus.reply_state(msg, items, 0) {
                     warn!(error = %e, "state reply failed");
                 }
@@ -421,7 +424,7 @@ impl Daemon {
                 }
                 MrEvent::HomeAdvertise { hoa } => announce_at_home(*hoa),
             }
-            if let Some(body) = ev.to_body()
+            if let Some(body) = bus_body(&ev)
                 && let Err(e) = self.bus.send(&Message::new(body))
             {
                 warn!(error = %e, "bus announcement failed");
@@ -469,5 +472,15 @@ impl Daemon {
         if let Some(md) = self.last_rereg.clone() {
             self.mr.handle_md_info(Instant::now(), &md);
         }
+    }
+}
+
+/// The bus announcement of a core event: BUL_ADD / BUL_REMOVE for the data plane; the
+/// other events are the shell's own business (logs, neighbour advertisements).
+fn bus_body(ev: &MrEvent) -> Option<Body> {
+    match ev {
+        MrEvent::BulAdd { binding, .. } => Some(Body::BulAdd(binding.clone())),
+        MrEvent::BulRemove { binding } => Some(Body::BulRemove(binding.clone())),
+        MrEvent::Stopped { .. } | MrEvent::HomeAdvertise { .. } => None,
     }
 }

@@ -192,6 +192,62 @@ super::flags::flags_newtype!(
     4
 );
 
+impl BaStatus {
+    /// Name and defining RFC of the status, for logs (IANA registry names; docs/notes.md
+    /// §8). One table for every daemon, so had and mrd say the same thing.
+    pub fn meaning(self) -> (&'static str, &'static str) {
+        match u8::from(self) {
+            0 => ("Binding Update accepted", "RFC 6275"),
+            1 => ("Accepted but prefix discovery necessary", "RFC 6275"),
+            2 => ("GRE key option not required", "RFC 5845"),
+            3 => ("GRE tunnelling but TLV header not supported", "RFC 5845"),
+            4 => ("MCOA NOTCOMPLETE", "RFC 5648"),
+            5 => ("MCOA RETURNHOME WO/NDP", "RFC 5648"),
+            6 => ("PBU accepted, TB ignored, settings mismatch", "RFC 6058"),
+            128 => ("Reason unspecified", "RFC 6275"),
+            129 => ("Administratively prohibited", "RFC 6275"),
+            130 => ("Insufficient resources", "RFC 6275"),
+            131 => ("Home registration not supported", "RFC 6275"),
+            132 => ("Not home subnet", "RFC 6275"),
+            133 => ("Not home agent for this mobile node", "RFC 6275"),
+            134 => ("Duplicate Address Detection failed", "RFC 6275"),
+            135 => ("Sequence number out of window", "RFC 6275"),
+            136 => ("Expired home nonce index", "RFC 6275"),
+            137 => ("Expired care-of nonce index", "RFC 6275"),
+            138 => ("Expired nonces", "RFC 6275"),
+            139 => ("Registration type change disallowed", "RFC 6275"),
+            140 => ("Mobile Router Operation not permitted", "RFC 3963"),
+            141 => ("Invalid Prefix", "RFC 3963"),
+            142 => ("Not Authorized for Prefix", "RFC 3963"),
+            143 => ("Forwarding Setup failed (prefixes missing)", "RFC 3963"),
+            144 => ("MIPV6-ID-MISMATCH", "RFC 4285"),
+            145 => ("MIPV6-MESG-ID-REQD", "RFC 4285"),
+            146 => ("MIPV6-AUTH-FAIL", "RFC 4285"),
+            147 => ("Permanent home keygen token unavailable", "RFC 4866"),
+            148 => ("CGA and signature verification failed", "RFC 4866"),
+            149 => ("Permanent home keygen token exists", "RFC 4866"),
+            150 => ("Non-null home nonce index expected", "RFC 4866"),
+            151 => ("Service authorization failed", "RFC 5149"),
+            152..=162 => ("Proxy Mobile IPv6 status", "RFC 5213"),
+            163 => ("GRE key option required", "RFC 5845"),
+            164 => ("MCOA MALFORMED", "RFC 5648"),
+            165 => ("MCOA NON-MCOA BINDING EXISTS", "RFC 5648"),
+            166 => ("MCOA PROHIBITED", "RFC 5648"),
+            167 => ("MCOA UNKNOWN COA", "RFC 5648"),
+            168 => ("MCOA BULK REGISTRATION PROHIBITED", "RFC 5648"),
+            169 => ("MCOA SIMULTANEOUS HOME AND FOREIGN PROHIBITED", "RFC 5648"),
+            170..=173 => ("Proxy Mobile IPv6 IPv4 status", "RFC 5844"),
+            174 => ("Invalid Care-of Address", "RFC 6275"),
+            175 => ("Invalid mobile node group identifier", "RFC 6602"),
+            176 => ("REINIT_SA_WITH_HAC", "RFC 6618"),
+            177 => ("Not authorized for delegated MNP", "RFC 7148"),
+            178 => ("Requested DMNP in use", "RFC 7148"),
+            s if s < 128 => ("Accepted (unassigned code)", "IANA"),
+            _ => ("Rejected (unassigned code)", "IANA"),
+        }
+    }
+}
+
 /// A Binding Acknowledgement (RFC 6275 §6.1.8).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BindingAck<'a> {

@@ -16,6 +16,20 @@ code_enum! {
     }
 }
 
+impl BeStatus {
+    /// Name and defining RFC of the status, for logs.
+    pub fn meaning(self) -> (&'static str, &'static str) {
+        match u8::from(self) {
+            1 => (
+                "Unknown binding for Home Address destination option",
+                "RFC 6275",
+            ),
+            2 => ("Unrecognized MH Type value", "RFC 6275"),
+            _ => ("unassigned status", "IANA"),
+        }
+    }
+}
+
 /// A Binding Error (RFC 6275 §6.1.9).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BindingError<'a> {
