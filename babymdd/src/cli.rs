@@ -8,10 +8,11 @@ use std::time::Duration;
 use clap::{ArgAction, Parser};
 use conf::MrConfig;
 use ipnet::Ipv6Net;
+use nemo_daemon::Exit;
 use tracing::{info, warn};
 
 use crate::detector::{DEFAULT_HOLD_DOWN, DetectorConfig, WatchedInterface};
-use crate::run::{RunConfig, RunError, run};
+use crate::run::{Reload, RunConfig, RunError, run};
 
 /// babymdd: movement detection for the NEMO mobile router (SHISA's babymdd for Linux).
 ///
@@ -19,7 +20,9 @@ use crate::run::{RunConfig, RunError, run};
 /// global IPv6 address before any IPv4 one; among interfaces, the preferred one), tells
 /// mrd with MD_INFO REREG on the mipsock bus, and MD_INFO DEREGHOME when the home prefix
 /// shows up on an egress link. A Router Solicitation goes out when a link comes up.
-/// SIGHUP repeats the current MD_INFO (for a restarted mrd); SIGTERM/SIGINT stop.
+/// SIGHUP re-reads the configuration file (a bad one is reported and the running one
+/// kept) and repeats the current MD_INFO (for a restarted mrd); SIGUSR1 logs the state;
+/// SIGTERM/SIGINT stop. `--check` checks the configuration and exits: 0 good, 78 bad.
 ///
 /// Examples:
 ///
@@ -100,6 +103,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = crate::dhcp::shell::DEFAULT_ROUTE_METRIC)]
     pub dhcp_metric: u32,
 
+    /// Check the configuration (the -c file, for MIPIF, and the command line on top) as
+    /// babymdd would load it, print warnings and a summary, and exit: 0 when it would
+    /// start, 78 when not. Touches nothing (no sockets, no netlink, no bus), needs no
+    /// privileges; like `nginx -t`.
+    #[arg(long)]
+    pub check: bool,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -137,13 +147,20 @@ pub enum CliError {
     Run(#[from] RunError),
 }
 
-impl CliError {
-    /// Process exit code: 2 for configuration errors (do not restart in a loop), 1 else.
-    pub fn exit_code(&self) -> u8 {
+impl nemo_daemon::Failure for CliError {
+    /// 78 (EX_CONFIG) for configuration errors (do not restart in a loop), 1 otherwise.
+    fn exit(&self) -> Exit {
         match self {
-            CliError::Config(_) => 2,
-            _ => 1,
+            CliError::Config(_) => Exit::Config,
+            _ => Exit::Failure,
         }
+    }
+}
+
+impl CliError {
+    /// Process exit code (see [`nemo_daemon::Exit`]).
+    pub fn exit_code(&self) -> u8 {
+        nemo_daemon::Failure::exit(self).code()
     }
 }
 
@@ -158,17 +175,27 @@ pub fn log_level(args: &Args) -> &'static str {
     }
 }
 
-/// Builds the run configuration: the file (if any), then the flags on top.
+/// Builds the run configuration: the file (if any), then the flags on top. The file's
+/// warnings are logged.
 pub fn run_config(args: &Args) -> Result<RunConfig, CliError> {
-    let file = match &args.config {
+    let (cfg, warnings) = load(args)?;
+    for w in warnings {
+        warn!(%w, "configuration");
+    }
+    Ok(cfg)
+}
+
+/// The run configuration and the file's warnings.
+fn load(args: &Args) -> Result<(RunConfig, Vec<String>), CliError> {
+    let (file, warnings) = match &args.config {
         Some(path) => {
             let (cfg, warnings) = MrConfig::from_file_for(path, args.mip_interface.as_deref())?;
-            for w in warnings {
-                warn!(%w, "configuration");
-            }
-            Some(cfg)
+            (
+                Some(cfg),
+                warnings.iter().map(ToString::to_string).collect(),
+            )
         }
-        None => None,
+        None => (None, Vec::new()),
     };
     let names: Vec<String> = if !args.interfaces.is_empty() {
         args.interfaces.clone()
@@ -198,7 +225,7 @@ pub fn run_config(args: &Args) -> Result<RunConfig, CliError> {
         .bus_dir
         .clone()
         .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
-    Ok(RunConfig {
+    let cfg = RunConfig {
         detector: DetectorConfig {
             interfaces,
             mip_interface: args.mip_interface.clone(),
@@ -209,23 +236,63 @@ pub fn run_config(args: &Args) -> Result<RunConfig, CliError> {
         },
         bus_dir,
         dhcp_route_metric: args.dhcp.then_some(args.dhcp_metric),
-    })
+    };
+    Ok((cfg, warnings))
+}
+
+/// Said at start and by `--check`: without any of these, babymdd cannot tell home.
+const NO_HOME: &str = "no home address (--hoa, -c or -h): home will never be detected";
+
+/// `babymdd --check`: loads the configuration as a start would; warnings on stderr, the
+/// summary on stdout. Touches nothing.
+fn check(args: &Args) -> Result<(), CliError> {
+    let (cfg, mut warnings) = load(args)?;
+    let d = &cfg.detector;
+    if d.home_address.is_none() && d.mip_interface.is_none() {
+        warnings.push(NO_HOME.to_string());
+    }
+    for w in &warnings {
+        nemo_daemon::check::warning(w);
+    }
+    let egress = if d.interfaces.is_empty() {
+        "every interface but loopback and MIPIF".to_string()
+    } else {
+        let named: Vec<String> = d
+            .interfaces
+            .iter()
+            .map(|w| format!("{}={}", w.name, w.preference))
+            .collect();
+        named.join(" ")
+    };
+    let home = d
+        .home_address
+        .map_or_else(|| "from MIPIF".to_string(), |a| a.to_string());
+    let dhcp = cfg
+        .dhcp_route_metric
+        .map_or_else(|| "off".to_string(), |m| format!("metric {m}"));
+    let summary = format!(
+        "home address {home}, home prefixes {:?}, egress {egress}, DHCP {dhcp}, {} warnings",
+        d.home_prefixes,
+        warnings.len()
+    );
+    let subject = d.mip_interface.as_deref().unwrap_or("no MIPIF (-h)");
+    nemo_daemon::check::ok(args.config.as_deref(), subject, &summary);
+    Ok(())
 }
 
 /// Runs babymdd for parsed arguments (tracing already set up).
 pub fn main(args: Args) -> Result<(), CliError> {
+    if args.check {
+        return check(&args);
+    }
     let cfg = run_config(&args)?;
     if cfg.detector.home_address.is_none() && cfg.detector.mip_interface.is_none() {
-        warn!("no home address (--hoa, -c or -h): home will never be detected");
+        warn!("{NO_HOME}");
     }
     info!(version = env!("CARGO_PKG_VERSION"), "babymdd starting");
-    // One thread is plenty for a handful of netlink messages a second, and leaves the
-    // cores to the data plane.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
-    rt.block_on(run(cfg))?;
+    // SIGHUP: the same file and flags, read again.
+    let reload: Reload = Box::new(move || run_config(&args).map_err(|e| e.to_string()));
+    nemo_daemon::block_on(run(cfg, Some(reload))).map_err(CliError::Runtime)??;
     Ok(())
 }
 

@@ -1,17 +1,9 @@
 //! `babymdd`: see `babymdd --help` and the crate documentation.
 
-use std::process::ExitCode;
-
 use clap::Parser;
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let args = babymdd::cli::Args::parse();
-    let _logging = mipsock::daemon::Logging::init(babymdd::cli::log_level(&args));
-    match babymdd::cli::main(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "babymdd stopped");
-            ExitCode::from(e.exit_code())
-        }
-    }
+    let _logging = nemo_daemon::Logging::init(babymdd::cli::log_level(&args));
+    nemo_daemon::finish("babymdd", babymdd::cli::main(args))
 }

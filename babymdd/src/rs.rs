@@ -7,20 +7,29 @@
 use std::io;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
+use proto::icmpv6::{Icmpv6Packet, Icmpv6Repr, ND_HOP_LIMIT, RouterSolicitation};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// All-routers link-local multicast (RFC 4291 §2.7.1).
 const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
-/// Type 133, code 0, checksum (the kernel fills it in for ICMPv6 raw sockets, RFC 3542
-/// §3.1), 4 reserved octets. No Source Link-Layer Address option: it is optional, and the
-/// router then answers to all-nodes or resolves us by ND.
-const ROUTER_SOLICITATION: [u8; 8] = [133, 0, 0, 0, 0, 0, 0, 0];
+/// The Router Solicitation we send: no Source Link-Layer Address option (it is optional,
+/// and the router then answers to all-nodes or resolves us by ND), checksum left zero (the
+/// kernel fills it in for ICMPv6 raw sockets, RFC 3542 §3.1).
+fn router_solicitation() -> Vec<u8> {
+    let repr = Icmpv6Repr::RouterSolicitation(RouterSolicitation::default());
+    let mut buf = vec![0u8; repr.buffer_len()];
+    // Cannot fail: the buffer has the length asked for, and there are no options.
+    let emitted = repr.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]));
+    debug_assert!(emitted.is_ok(), "{emitted:?}");
+    buf
+}
 
 /// A send-only raw ICMPv6 socket for Router Solicitations.
 #[derive(Debug)]
 pub struct RsSender {
     sock: Socket,
+    message: Vec<u8>,
 }
 
 impl RsSender {
@@ -29,11 +38,14 @@ impl RsSender {
         let sock = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
         // RFC 4861 §6.1.1: routers discard an RS whose hop limit is not 255 (proof that
         // it was not forwarded).
-        sock.set_multicast_hops_v6(255)?;
+        sock.set_multicast_hops_v6(u32::from(ND_HOP_LIMIT))?;
         sock.set_multicast_loop_v6(false)?;
         sock.set_nonblocking(true)?;
         block_all_icmp6(&sock)?;
-        Ok(RsSender { sock })
+        Ok(RsSender {
+            sock,
+            message: router_solicitation(),
+        })
     }
 
     /// Sends one RS on `ifindex`. Fails with EADDRNOTAVAIL while the link's link-local
@@ -41,7 +53,7 @@ impl RsSender {
     pub fn send(&self, ifindex: u32) -> io::Result<()> {
         self.sock.set_multicast_if_v6(ifindex)?;
         let to = SocketAddrV6::new(ALL_ROUTERS, 0, 0, ifindex);
-        self.sock.send_to(&ROUTER_SOLICITATION, &to.into())?;
+        self.sock.send_to(&self.message, &to.into())?;
         Ok(())
     }
 }
@@ -66,5 +78,14 @@ fn block_all_icmp6(sock: &Socket) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn router_solicitation_octets() {
+        // Type 133, code 0, checksum zero for the kernel, 4 reserved octets.
+        assert_eq!(super::router_solicitation(), [133, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

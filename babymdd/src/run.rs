@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mipsock::{AsyncEndpoint, Body, EndpointOptions, MdCommand, Message, StateItem};
-use tokio::signal::unix::{SignalKind, signal};
-use tracing::{debug, info, warn};
+use nemo_daemon::Signal;
+use tracing::{debug, error, info, warn};
 
 use crate::detector::{Detector, DetectorConfig, Observation, Output};
 use crate::dhcp::shell::Dhcp;
@@ -17,7 +17,7 @@ use crate::rs::RsSender;
 pub const ENDPOINT_NAME: &str = "babymdd";
 
 /// Everything [`run`] needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
     /// The detector's settings.
     pub detector: DetectorConfig,
@@ -55,9 +55,14 @@ pub enum RunError {
     Signal(#[source] std::io::Error),
 }
 
+/// Reads the configuration again (SIGHUP); the error says what is wrong with it.
+pub type Reload = Box<dyn FnMut() -> Result<RunConfig, String>>;
+
 /// Runs babymdd until SIGTERM or SIGINT. Must be called inside a tokio runtime with IO
-/// and time enabled.
-pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
+/// and time enabled. `reload` is called on SIGHUP: a bad configuration is reported and the
+/// running one kept; a changed one takes effect at the next start (the detector's view of
+/// the links is built from the start's dump).
+pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunError> {
     let bus_err = |source| RunError::Bus {
         dir: cfg.bus_dir.clone(),
         source,
@@ -65,9 +70,7 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
     let ep = AsyncEndpoint::open(&cfg.bus_dir, ENDPOINT_NAME, EndpointOptions::default())
         .map_err(bus_err)?;
     let rs = RsSender::open().map_err(RunError::RsSocket)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
-    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+    let mut signals = nemo_daemon::Signals::install().map_err(RunError::Signal)?;
 
     // Subscribe, dump, then the events queued meanwhile, decided as one batch.
     let (mut watcher, dump) = Watcher::start().await?;
@@ -106,6 +109,7 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
         selection = ?det.selection(),
         "babymdd ready"
     );
+    nemo_daemon::notify::ready();
 
     loop {
         let deadline = [
@@ -140,18 +144,28 @@ pub async fn run(cfg: RunConfig) -> Result<(), RunError> {
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 }
             },
-            _ = hup.recv() => {
-                info!(selection = ?det.selection(), "SIGHUP: re-sending the current state");
-                det.resend();
-            }
-            _ = term.recv() => {
-                info!("SIGTERM: exiting");
-                return Ok(());
-            }
-            _ = int.recv() => {
-                info!("SIGINT: exiting");
-                return Ok(());
-            }
+            s = signals.recv() => match s {
+                Signal::Reload => {
+                    if let Some(reload) = reload.as_mut() {
+                        match reload() {
+                            Err(e) => error!("configuration not reloaded, the running one stays: {e}"),
+                            Ok(new) if new == cfg => info!("configuration unchanged"),
+                            Ok(_) => warn!("configuration changed: takes effect at the next start"),
+                        }
+                    }
+                    info!(selection = ?det.selection(), "SIGHUP: re-sending the current state");
+                    det.resend();
+                }
+                Signal::DumpState => {
+                    info!(hoa = ?det.home_address(), selection = ?det.selection(),
+                        current = ?det.current_coa(), dhcp = dhcp.is_some(), "SIGUSR1: state");
+                }
+                Signal::Stop(_) => {
+                    info!("{s}: exiting");
+                    nemo_daemon::notify::stopping();
+                    return Ok(());
+                }
+            },
             _ = sleep_until(deadline), if deadline.is_some() => {
                 let now = Instant::now();
                 det.handle_timeout(now);

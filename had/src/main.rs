@@ -5,11 +5,5 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = had::shell::Cli::parse();
     let logging = had::shell::init_logging(cli.debug);
-    match had::shell::run(cli, logging) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("had: {e}");
-            e.exit_code()
-        }
-    }
+    nemo_daemon::finish("had", had::shell::run(cli, logging))
 }

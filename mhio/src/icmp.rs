@@ -1,4 +1,5 @@
-//! ICMPv6 errors the daemons send themselves.
+//! ICMPv6 errors the daemons send themselves, and the Neighbour Discovery packets of proxy
+//! DAD. The octets are laid out by [`proto::icmpv6`]; this module only picks the addresses.
 //!
 //! The nftables guard ([`crate::NftGuard`]) keeps the kernel from seeing any MH addressed to
 //! us, so the kernel no longer answers a malformed one; RFC 6275 §9.2 asks for an ICMPv6
@@ -7,20 +8,31 @@
 
 use std::net::Ipv6Addr;
 
-use proto::ext::{IPV6_HEADER_LEN, Ipv6Header, Ipv6Repr};
+use proto::icmpv6::{
+    ErrorMessage, Icmpv6Repr, MIN_MTU, ND_HOP_LIMIT, NeighborSolicitation,
+    PARAM_PROBLEM_ERRONEOUS_HEADER_FIELD,
+};
 
 /// ICMPv6 next header value.
-pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_ICMPV6: u8 = proto::IPPROTO_ICMPV6;
 /// ICMPv6 Parameter Problem (RFC 4443 §3.4).
 pub const PARAMETER_PROBLEM: u8 = 4;
 /// Code 0: erroneous header field encountered.
-pub const CODE_ERRONEOUS_HEADER_FIELD: u8 = 0;
+pub const CODE_ERRONEOUS_HEADER_FIELD: u8 = PARAM_PROBLEM_ERRONEOUS_HEADER_FIELD;
 /// An ICMPv6 error must not exceed the IPv6 minimum MTU (RFC 4443 §2.4(c)).
-pub const MAX_ERROR_LEN: usize = 1280;
-/// ICMPv6 header of an error: Type, Code, Checksum, and the 32-bit Pointer / MTU / unused.
-const ICMP_ERROR_HEADER_LEN: usize = 8;
+pub const MAX_ERROR_LEN: usize = MIN_MTU;
 /// Hop limit of the errors we originate (the usual default).
 const HOP_LIMIT: u8 = 64;
+
+/// The octets of a whole IPv6 packet carrying `repr` from `src` to `dst`, checksum filled.
+fn ipv6_packet(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, repr: &Icmpv6Repr<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; repr.ipv6_packet_len()];
+    // Cannot fail: the buffer has the length asked for, and the messages built here stay
+    // within the minimum MTU.
+    let emitted = repr.emit_ipv6_packet(src, dst, hop_limit, &mut buf);
+    debug_assert!(emitted.is_ok(), "{emitted:?}");
+    buf
+}
 
 /// A whole IPv6 packet carrying an ICMPv6 Parameter Problem from `src` to `dst` about
 /// `invoking` (the offending IPv6 packet, header included), quoting as much of it as fits
@@ -33,34 +45,14 @@ pub fn parameter_problem(
     pointer: u32,
     invoking: &[u8],
 ) -> Vec<u8> {
-    let quoted = invoking
-        .len()
-        .min(MAX_ERROR_LEN - IPV6_HEADER_LEN - ICMP_ERROR_HEADER_LEN);
-    let icmp_len = ICMP_ERROR_HEADER_LEN + quoted;
-    let mut buf = vec![0u8; IPV6_HEADER_LEN + icmp_len];
-    Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IPPROTO_ICMPV6,
-        payload_len: icmp_len as u16,
-        hop_limit: HOP_LIMIT,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Header::new_unchecked(&mut buf[..IPV6_HEADER_LEN]));
-    let icmp = &mut buf[IPV6_HEADER_LEN..];
-    icmp[0] = PARAMETER_PROBLEM;
-    icmp[1] = code;
-    icmp[4..8].copy_from_slice(&pointer.to_be_bytes());
-    icmp[8..].copy_from_slice(&invoking[..quoted]);
-    let sum = proto::checksum::v6(&src, &dst, IPPROTO_ICMPV6, icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    buf
+    let repr = Icmpv6Repr::Error(ErrorMessage::parameter_problem(code, pointer, invoking));
+    ipv6_packet(src, dst, HOP_LIMIT, &repr)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::ext::{Ipv6Header, Ipv6Repr};
 
     const SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
     const DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
@@ -101,17 +93,7 @@ pub const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
 
 /// The solicited-node multicast address of `target` (RFC 4291 §2.7.1).
 pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
-    let o = target.octets();
-    Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    )
+    proto::icmpv6::solicited_node(target)
 }
 
 /// A whole IPv6 packet carrying the Neighbour Solicitation of Duplicate Address Detection
@@ -119,41 +101,32 @@ pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
 /// solicited-node address, hop limit 255, no Source Link-Layer Address option (forbidden
 /// with an unspecified source). Checksum filled.
 pub fn dad_neighbour_solicitation(target: Ipv6Addr) -> Vec<u8> {
-    const NS_LEN: usize = 24;
-    let src = Ipv6Addr::UNSPECIFIED;
-    let dst = solicited_node(target);
-    let mut buf = vec![0u8; IPV6_HEADER_LEN + NS_LEN];
-    Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IPPROTO_ICMPV6,
-        payload_len: NS_LEN as u16,
-        hop_limit: 255,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Header::new_unchecked(&mut buf[..IPV6_HEADER_LEN]));
-    let icmp = &mut buf[IPV6_HEADER_LEN..];
-    icmp[0] = NEIGHBOUR_SOLICITATION;
-    icmp[8..24].copy_from_slice(&target.octets());
-    let sum = proto::checksum::v6(&src, &dst, IPPROTO_ICMPV6, icmp);
-    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
-    buf
+    let repr = Icmpv6Repr::NeighborSolicitation(NeighborSolicitation {
+        target,
+        options: Vec::new(),
+    });
+    ipv6_packet(
+        Ipv6Addr::UNSPECIFIED,
+        solicited_node(target),
+        ND_HOP_LIMIT,
+        &repr,
+    )
 }
 
 /// The target of a Neighbour Advertisement, from an ICMPv6 message as a raw ICMPv6 socket
-/// returns it (no IPv6 header): `None` for anything else or a short one.
+/// returns it (no IPv6 header): `None` for anything else, or one that is not a valid
+/// advertisement (RFC 4861 §7.1.2).
 pub fn advertised_target(icmp: &[u8]) -> Option<Ipv6Addr> {
-    if icmp.len() < 24 || icmp[0] != NEIGHBOUR_ADVERTISEMENT || icmp[1] != 0 {
-        return None;
+    match Icmpv6Repr::parse_bytes(icmp) {
+        Ok(Icmpv6Repr::NeighborAdvertisement(na)) => Some(na.target),
+        _ => None,
     }
-    let t: [u8; 16] = icmp[8..24].try_into().ok()?;
-    Some(Ipv6Addr::from(t))
 }
 
 #[cfg(test)]
 mod nd_tests {
     use super::*;
+    use proto::ext::{Ipv6Header, Ipv6Repr};
 
     #[test]
     fn dad_solicitation_bytes() {

@@ -20,6 +20,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 
 use futures::TryStreamExt;
+use proto::icmpv6::{Icmpv6Packet, Icmpv6Repr, NaFlags, NdOption, NeighborAdvertisement};
 use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::LinkAttribute;
@@ -31,27 +32,27 @@ use tracing::{debug, info};
 
 use crate::{Error, Result, if_index};
 
-/// ICMPv6 type of a Neighbour Advertisement (RFC 4861 §4.4).
-const ND_NEIGHBOR_ADVERT: u8 = 136;
-/// Target Link-Layer Address option type (RFC 4861 §4.6.1).
-const ND_OPT_TARGET_LL_ADDR: u8 = 2;
-/// Length of the advertisement [`neighbour_advertisement`] builds.
+/// Length of the advertisement [`neighbour_advertisement`] builds: the fixed part and one
+/// Ethernet Target Link-Layer Address option (RFC 4861 §4.4, §4.6.1).
 pub const NA_LEN: usize = 32;
 /// RFC 4861 §7.1.2: receivers drop ND messages whose hop limit is not 255.
-const ND_HOP_LIMIT: u32 = 255;
+const ND_HOP_LIMIT: u32 = proto::icmpv6::ND_HOP_LIMIT as u32;
 
 /// Builds an unsolicited Neighbour Advertisement for `target` (RFC 4861 §4.4): Override set,
 /// Solicited clear, Router as given, one Target Link-Layer Address option with `mac`. The
 /// checksum is left zero: the kernel fills it on an ICMPv6 raw socket (RFC 3542 §3.1).
 pub fn neighbour_advertisement(target: Ipv6Addr, mac: [u8; 6], router: bool) -> [u8; NA_LEN] {
+    let mut flags = NaFlags::O;
+    flags.set(NaFlags::R, router);
+    let repr = Icmpv6Repr::NeighborAdvertisement(NeighborAdvertisement {
+        flags,
+        target,
+        options: vec![NdOption::TargetLinkLayerAddress(&mac)],
+    });
     let mut na = [0u8; NA_LEN];
-    na[0] = ND_NEIGHBOR_ADVERT;
-    // R (0x80), S (0x40), O (0x20).
-    na[4] = if router { 0x80 } else { 0 } | 0x20;
-    na[8..24].copy_from_slice(&target.octets());
-    na[24] = ND_OPT_TARGET_LL_ADDR;
-    na[25] = 1; // units of 8 octets
-    na[26..32].copy_from_slice(&mac);
+    // Cannot fail: this message is exactly NA_LEN octets (the layout test checks).
+    let emitted = repr.emit(&mut Icmpv6Packet::new_unchecked(&mut na[..]));
+    debug_assert!(emitted.is_ok() && repr.buffer_len() == NA_LEN);
     na
 }
 

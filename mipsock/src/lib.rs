@@ -51,7 +51,6 @@
 
 pub mod asynch;
 pub mod cli;
-pub mod daemon;
 pub mod endpoint;
 pub mod error;
 pub mod frame;

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = mipsock::cli::Cli::parse();
-    let _logging = mipsock::daemon::Logging::init("warn");
+    let _logging = nemo_daemon::Logging::init("warn");
     match mipsock::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

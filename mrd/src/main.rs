@@ -6,11 +6,5 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = mrd::shell::Cli::parse();
     let logging = mrd::shell::init_logging(cli.debug);
-    match mrd::shell::run(cli, logging) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mrd: {e}");
-            e.exit_code()
-        }
-    }
+    nemo_daemon::finish("mrd", mrd::shell::run(cli, logging))
 }

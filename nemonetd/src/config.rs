@@ -27,7 +27,9 @@ use crate::routes::{Mode, RouteConfig};
 /// BC_ADD/REMOVE from had).
 ///
 /// Every route and rule carries route protocol 110 (`ip route show proto 110 table all`);
-/// a restart flushes them, so does SIGTERM. SIGUSR1 logs the data plane counters.
+/// a restart flushes them, so does SIGTERM. SIGHUP re-reads the configuration (a bad one
+/// is reported and the running one kept) and asks the owners for their state again.
+/// SIGUSR1 logs the data plane counters. `--check` checks the configuration and exits.
 #[derive(Debug, Clone, Parser)]
 #[command(version, disable_help_flag = true)]
 pub struct Cli {
@@ -78,6 +80,12 @@ pub struct Cli {
     /// How long to wait for the state dump at start, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub state_timeout_ms: u64,
+    /// Check the configuration (the -c file and the command line on top) as nemonetd
+    /// would load it for IFNAME, print warnings and a summary, and exit: 0 when it would
+    /// start, 78 when not. Touches nothing (no TUN, no routes, no bus), needs no
+    /// privileges; like `nginx -t`.
+    #[arg(long)]
+    pub check: bool,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,

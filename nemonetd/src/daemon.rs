@@ -8,7 +8,7 @@ use mipsock::{
     AsyncEndpoint, Binding, Body, DataplaneReady, EndpointOptions, Message, MhUdpIn, MhUdpOut,
     PacketBytes, StateItem,
 };
-use tokio::signal::unix::{SignalKind, signal};
+use nemo_daemon::Signal;
 use tracing::{debug, info, warn};
 
 use crate::config::Settings;
@@ -261,11 +261,13 @@ impl Daemon {
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Must run on a tokio runtime (current-thread is
-/// enough: the packet work happens on the data plane's own threads).
+/// enough: the packet work happens on the data plane's own threads). `reload` is SIGHUP's
+/// look at the configuration file, given the running settings.
 pub async fn run(
     settings: Settings,
     bus_dir: std::path::PathBuf,
     state_timeout: Duration,
+    mut reload: impl FnMut(&Settings),
 ) -> Result<(), DaemonError> {
     let mut net = RtNetOps::new().map_err(io("netlink socket"))?;
     // Subscribed before anything is read or installed: no change in between is missed.
@@ -319,10 +321,7 @@ pub async fn run(
     };
     d.update_mtu().await;
 
-    let mut term = signal(SignalKind::terminate()).map_err(io("SIGTERM"))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io("SIGINT"))?;
-    let mut usr1 = signal(SignalKind::user_defined1()).map_err(io("SIGUSR1"))?;
-    let mut hup = signal(SignalKind::hangup()).map_err(io("SIGHUP"))?;
+    let mut signals = nemo_daemon::Signals::install().map_err(io("signal handlers"))?;
 
     let ep = AsyncEndpoint::open(&bus_dir, "nemonetd", EndpointOptions::default())?;
     // Start order does not matter: the signalling daemon tells us what it holds.
@@ -342,6 +341,7 @@ pub async fn run(
         Err(e) => warn!(error = %e, "routes and rules of a previous run not all removed"),
     }
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
+    nemo_daemon::notify::ready();
 
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut last = d.counters.fingerprint();
@@ -365,12 +365,16 @@ pub async fn run(
                     warn!(error = %e, "UDP-encapsulated mobility header not relayed to the bus");
                 }
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
-            _ = usr1.recv() => d.log_state(),
-            // SHISA's SIGHUP habit: re-read the owners' state (after a lost message).
-            _ = hup.recv() => resync(&mut d, &ep, state_timeout).await?,
+            s = signals.recv() => match s {
+                Signal::Stop(_) => { info!("{s}: stopping"); break; }
+                Signal::DumpState => d.log_state(),
+                Signal::Reload => {
+                    reload(&d.settings);
+                    // SHISA's SIGHUP habit: re-read the owners' state (after a lost message).
+                    resync(&mut d, &ep, state_timeout).await?;
+                }
+            },
             _ = tick.tick() => {
                 let now = d.counters.fingerprint();
                 if now != last {
@@ -381,6 +385,7 @@ pub async fn run(
         }
     }
     info!("terminating");
+    nemo_daemon::notify::stopping();
     d.teardown().await;
     Ok(())
 }

@@ -28,6 +28,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub use daemon::DaemonError;
+use nemo_daemon::Exit;
 
 /// Why nemonetd stopped.
 #[derive(Debug, thiserror::Error)]
@@ -49,42 +50,112 @@ pub enum RunError {
     Daemon(#[from] DaemonError),
 }
 
-impl RunError {
-    /// Process exit status: 78 (EX_CONFIG, sysexits(3)) for configuration and command-line
-    /// errors, as had and mrd; 1 otherwise. (clap's own usage errors exit 2 before this.)
-    pub fn exit_code(&self) -> ExitCode {
+impl nemo_daemon::Failure for RunError {
+    /// 78 (EX_CONFIG, sysexits(3)) for configuration and command-line errors, as every
+    /// daemon; 1 otherwise. (clap's own usage errors exit 2 before this.)
+    fn exit(&self) -> Exit {
         match self {
-            RunError::Config(_) => ExitCode::from(78),
-            _ => ExitCode::FAILURE,
+            RunError::Config(_) => Exit::Config,
+            _ => Exit::Failure,
+        }
+    }
+}
+
+impl RunError {
+    /// Process exit status (see [`nemo_daemon::Exit`]).
+    pub fn exit_code(&self) -> ExitCode {
+        nemo_daemon::Failure::exit(self).into()
+    }
+}
+
+/// The settings the command line and its file (if any) give, validated, and the file's
+/// warnings.
+///
+/// # Errors
+/// [`RunError::Config`]: the file cannot be read or parsed, or a value is refused.
+pub fn load(cli: &config::Cli) -> Result<(config::Settings, Vec<String>), RunError> {
+    let (file, warnings) = match &cli.config {
+        Some(path) => {
+            // Bounded (1 MiB) and UTF-8 checked with a location, like had's and mrd's files.
+            let text = conf::read_config_file(path).map_err(|e| RunError::Config(e.to_string()))?;
+            config::FileSettings::parse(&text, &path.display().to_string())
+                .map_err(RunError::Config)?
+        }
+        None => (config::FileSettings::default(), Vec::new()),
+    };
+    let settings = cli.settings(&file);
+    settings.validate().map_err(RunError::Config)?;
+    Ok((settings, warnings))
+}
+
+/// `nemonetd --check`: loads the settings as a start would; warnings on stderr, the
+/// summary on stdout. Touches nothing.
+fn check(cli: &config::Cli) -> Result<(), RunError> {
+    let (s, warnings) = load(cli)?;
+    for w in &warnings {
+        nemo_daemon::check::warning(w);
+    }
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let r = &s.routes;
+    let mode = match r.mode {
+        routes::Mode::MobileRouter => format!(
+            "mobile router, table {}, rule priorities {}-{}, IPv4 own traffic {}",
+            r.table,
+            r.rule_priorities().start(),
+            r.rule_priorities().end(),
+            yes(r.ipv4_own_traffic)
+        ),
+        routes::Mode::HomeAgent => format!("home agent, table {}", r.table),
+    };
+    let summary = format!(
+        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, {} warnings",
+        r.tun,
+        s.udp_port,
+        s.hop_limit,
+        yes(s.offload),
+        warnings.len()
+    );
+    nemo_daemon::check::ok(cli.config.as_deref(), &cli.ifname, &summary);
+    Ok(())
+}
+
+/// SIGHUP's part that concerns the file: read it again; a bad one is reported and the
+/// running settings kept. Every setting needs new devices or rules, so a changed one takes
+/// effect at the next start (the daemon then asks the owners for their state again).
+fn reload(cli: &config::Cli, running: &config::Settings) {
+    match load(cli) {
+        Err(e) => tracing::error!("configuration not reloaded, the running one stays: {e}"),
+        Ok((new, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            if new == *running {
+                tracing::info!("configuration unchanged");
+            } else {
+                tracing::warn!("configuration changed: takes effect at the next start");
+            }
         }
     }
 }
 
 /// Runs `nemonetd` as the command line says: reads the configuration, sets up logging,
-/// detaches unless `-f`, and runs the daemon on a current-thread runtime.
+/// detaches unless `-f`, and runs the daemon on a current-thread runtime. With `--check`,
+/// only checks the configuration.
 pub fn run(cli: config::Cli) -> Result<(), RunError> {
+    if cli.check {
+        return check(&cli);
+    }
     let default_level = if cli.debug {
         "nemonetd=debug,info"
     } else {
         "info"
     };
     // Plain `key=value` in log files, so tests and scripts can grep the counters.
-    let _logging = mipsock::daemon::Logging::init(default_level);
-    let file = match &cli.config {
-        Some(path) => {
-            // Bounded (1 MiB) and UTF-8 checked with a location, like had's and mrd's files.
-            let text = conf::read_config_file(path).map_err(|e| RunError::Config(e.to_string()))?;
-            let (f, warnings) = config::FileSettings::parse(&text, &path.display().to_string())
-                .map_err(RunError::Config)?;
-            for w in warnings {
-                tracing::warn!("{w}");
-            }
-            f
-        }
-        None => config::FileSettings::default(),
-    };
-    let settings = cli.settings(&file);
-    settings.validate().map_err(RunError::Config)?;
+    let _logging = nemo_daemon::Logging::init(default_level);
+    let (settings, warnings) = load(&cli)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
     if !cli.foreground {
         // Before the runtime exists: forking a process with threads would lose them.
         // Keep stderr (nochdir, noclose): logs go wherever the caller sent them.
@@ -97,17 +168,13 @@ pub fn run(cli: config::Cli) -> Result<(), RunError> {
         .bus_dir
         .clone()
         .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| RunError::Os {
+    let timeout = Duration::from_millis(cli.state_timeout_ms);
+    let on_hup = |running: &config::Settings| reload(&cli, running);
+    nemo_daemon::block_on(daemon::run(settings, bus_dir, timeout, on_hup)).map_err(
+        |source| RunError::Os {
             what: "starting the tokio runtime",
             source,
-        })?;
-    rt.block_on(daemon::run(
-        settings,
-        bus_dir,
-        Duration::from_millis(cli.state_timeout_ms),
-    ))?;
+        },
+    )??;
     Ok(())
 }

@@ -3,11 +3,5 @@ use nemonetd::config::Cli;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match nemonetd::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nemonetd: {e}");
-            e.exit_code()
-        }
-    }
+    nemo_daemon::finish("nemonetd", nemonetd::run(cli))
 }

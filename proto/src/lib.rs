@@ -13,6 +13,7 @@ pub mod auth;
 pub mod checksum;
 pub mod encap;
 pub mod ext;
+pub mod icmpv6;
 pub mod mh;
 pub mod model;
 pub mod option;
@@ -40,5 +41,7 @@ pub const IPPROTO_IPIP: u8 = 4;
 pub const IPPROTO_IPV6: u8 = 41;
 /// UDP.
 pub const IPPROTO_UDP: u8 = 17;
+/// ICMPv6 (RFC 4443).
+pub const IPPROTO_ICMPV6: u8 = 58;
 /// UDP port of DSMIPv6 signalling and UDP encapsulation at the home agent (RFC 5555 §8).
 pub const DSMIP_UDP_PORT: u16 = 4191;

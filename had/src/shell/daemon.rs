@@ -12,8 +12,8 @@ use mipsock::{
     AsyncEndpoint, Body, CareOf, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
     StateItem,
 };
+use nemo_daemon::Signal;
 use proto::mh::{BaStatus, MhRepr};
-use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, ShellError, setup};
@@ -53,14 +53,14 @@ fn load(cli: &Cli, home_ifindex: u32) -> Result<(conf::HaConfig, HaCoreConfig), 
 pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
     let (cfg, warnings) = conf::HaConfig::from_file_for(&cli.config, Some(&cli.homeif))?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        nemo_daemon::check::warning(w);
     }
     let home_ifindex = mhio::if_index(&cli.homeif).unwrap_or_else(|_| {
-        eprintln!(
-            "warning: interface {} does not exist here; addresses the configuration leaves \
+        nemo_daemon::check::warning(&format_args!(
+            "interface {} does not exist here; addresses the configuration leaves \
              to it cannot be checked",
             cli.homeif
-        );
+        ));
         0
     });
     let if_addrs = setup::interface_addresses(&cli.homeif);
@@ -171,10 +171,10 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     })?;
 
     // Handlers before the ready line: a signal right after it must not kill us.
-    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
-    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
+    let mut signals = nemo_daemon::Signals::install().map_err(|source| ShellError::Os {
+        what: "signal handlers",
+        source,
+    })?;
     // The default lives under /var/lib/nemo, which a fresh install may lack.
     if let Some(dir) = cfg.binding_cache_file.parent()
         && !dir.as_os_str().is_empty()
@@ -214,6 +214,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
         prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
+    nemo_daemon::notify::ready();
 
     loop {
         let next = [
@@ -266,13 +267,16 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = term.recv() => { info!("SIGTERM: stopping (bindings kept in the journal)"); break; }
-            _ = int.recv() => { info!("SIGINT: stopping (bindings kept in the journal)"); break; }
-            _ = hup.recv() => d.reload().await,
+            s = signals.recv() => match s {
+                Signal::Stop(_) => { info!("{s}: stopping (bindings kept in the journal)"); break; }
+                Signal::Reload => d.reload().await,
+                Signal::DumpState => d.dump_state(),
+            },
         }
         d.flush().await;
     }
 
+    nemo_daemon::notify::stopping();
     d.announce_role(false);
     let mut failures = Vec::new();
     if let Err(e) = d.journal.sync() {
@@ -581,6 +585,20 @@ impl Daemon {
         } else {
             &self.sender
         }
+    }
+
+    /// SIGUSR1: the binding cache to the log, one line a binding.
+    fn dump_state(&self) {
+        let bindings = self.ha.snapshot(Instant::now(), wall());
+        for b in &bindings {
+            info!(binding = ?b, "SIGUSR1: binding");
+        }
+        info!(
+            bindings = bindings.len(),
+            held_bas = self.held.len(),
+            dataplane = self.dataplane,
+            "SIGUSR1: state"
+        );
     }
 
     /// SIGHUP: new configuration, same bindings; a bad file changes nothing.

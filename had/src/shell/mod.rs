@@ -19,6 +19,9 @@
 //! * **SIGHUP** re-reads the configuration; a bad one is reported and the running one kept.
 //!   Bindings carry over (those the new configuration no longer serves are removed).
 //!   The journal path, the home interface and the bus directory need a restart.
+//! * **SIGUSR1** logs the binding cache. Signals, exit codes, readiness (`READY=1` to
+//!   `$NOTIFY_SOCKET` once the sockets, the bus and the journal are up) and `--check` are
+//!   the shared daemon shell's (`nemo_daemon`), the same in every daemon.
 
 mod daemon;
 mod setup;
@@ -27,7 +30,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-pub use mipsock::daemon::{Logging, init_logging};
+use nemo_daemon::Exit;
+pub use nemo_daemon::{Logging, init_logging};
 use thiserror::Error;
 
 pub use setup::{BRR_BEFORE_EXPIRY, core_config, interface_addresses, local_addresses};
@@ -107,15 +111,22 @@ pub enum ShellError {
     },
 }
 
-impl ShellError {
-    /// Process exit status: 78 (EX_CONFIG) for configuration errors, 1 otherwise.
-    pub fn exit_code(&self) -> ExitCode {
+impl nemo_daemon::Failure for ShellError {
+    /// 78 (EX_CONFIG) for configuration errors, 1 otherwise.
+    fn exit(&self) -> Exit {
         match self {
             ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAddress(_) => {
-                ExitCode::from(78)
+                Exit::Config
             }
-            _ => ExitCode::FAILURE,
+            _ => Exit::Failure,
         }
+    }
+}
+
+impl ShellError {
+    /// Process exit status (see [`nemo_daemon::Exit`]).
+    pub fn exit_code(&self) -> ExitCode {
+        nemo_daemon::Failure::exit(self).into()
     }
 }
 
@@ -127,19 +138,11 @@ impl ShellError {
 pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     if cli.check {
         let summary = daemon::check(&cli)?;
-        println!(
-            "{}: configuration OK for {}: {summary}",
-            cli.config.display(),
-            cli.homeif
-        );
+        nemo_daemon::check::ok(Some(&cli.config), &cli.homeif, &summary);
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ShellError::Os {
-            what: "starting the tokio runtime",
-            source,
-        })?;
-    rt.block_on(daemon::run(cli, logging))
+    nemo_daemon::block_on(daemon::run(cli, logging)).map_err(|source| ShellError::Os {
+        what: "starting the tokio runtime",
+        source,
+    })?
 }

@@ -7,7 +7,7 @@ use mipsock::{
     AsyncEndpoint, Body, MdCommand, MdHint, MdInfo, Message, MhUdpIn, MhUdpOut, NodeType,
     NodetypeInfo, PacketBytes, StateItem,
 };
-use tokio::signal::unix::{SignalKind, signal};
+use nemo_daemon::Signal;
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, SHUTDOWN_GRACE, ShellError, setup};
@@ -53,7 +53,7 @@ fn link_local_shares_iid(hoa: std::net::Ipv6Addr) -> bool {
 pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
     let (cfg, warnings) = conf::MrConfig::from_file_for(&cli.config, Some(&cli.ifname))?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        nemo_daemon::check::warning(w);
     }
     let core = setup::core_config(&cfg, cli.home_agent)?;
     let summary = format!(
@@ -144,10 +144,10 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         }
     })?;
     // Handlers before the ready line: a signal right after it must not kill us.
-    let sig = |kind, what| signal(kind).map_err(|source| ShellError::Os { what, source });
-    let mut term = sig(SignalKind::terminate(), "SIGTERM handler")?;
-    let mut int = sig(SignalKind::interrupt(), "SIGINT handler")?;
-    let mut hup = sig(SignalKind::hangup(), "SIGHUP handler")?;
+    let mut signals = nemo_daemon::Signals::install().map_err(|source| ShellError::Os {
+        what: "signal handlers",
+        source,
+    })?;
     let mut d = Daemon {
         cli,
         logging,
@@ -164,6 +164,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %c.home_agent,
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
         authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
+    nemo_daemon::notify::ready();
     d.ask_current_coa().await;
     d.flush().await;
 
@@ -204,17 +205,16 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                 Err(e) => warn!(error = %e, "mipsock receive failed"),
             },
             () = tokio::time::sleep_until(deadline) => d.mr.handle_timeout(Instant::now()),
-            _ = term.recv() => {
-                if stopping.is_some() { break; }
-                info!("SIGTERM: deregistering, then stopping");
-                stopping = Some(d.stop());
-            }
-            _ = int.recv() => {
-                if stopping.is_some() { break; }
-                info!("SIGINT: deregistering, then stopping");
-                stopping = Some(d.stop());
-            }
-            _ = hup.recv() => d.reload(),
+            s = signals.recv() => match s {
+                Signal::Stop(_) => {
+                    if stopping.is_some() { break; }
+                    info!("{s}: deregistering, then stopping");
+                    nemo_daemon::notify::stopping();
+                    stopping = Some(d.stop());
+                }
+                Signal::Reload => d.reload(),
+                Signal::DumpState => d.dump_state(),
+            },
         }
         d.flush().await;
     }
@@ -430,6 +430,12 @@ impl Daemon {
                 warn!(error = %e, "bus announcement failed");
             }
         }
+    }
+
+    /// SIGUSR1: the registration to the log.
+    fn dump_state(&self) {
+        info!(state = ?self.mr.state(), binding = ?self.mr.binding(), last_rereg = ?self.last_rereg,
+            "SIGUSR1: state");
     }
 
     /// SIGHUP: a bad file changes nothing; a changed one replaces the core and registers

@@ -20,6 +20,9 @@
 //!   removes its guard table.
 //! * **SIGHUP** re-reads the configuration; a bad one is reported and the running one kept.
 //!   A changed one replaces the core and re-registers from the current care-of address.
+//! * **SIGUSR1** logs the registration state. Signals, exit codes, readiness (`READY=1` to
+//!   `$NOTIFY_SOCKET` once the sockets and the bus are up) and `--check` are the shared
+//!   daemon shell's (`nemo_daemon`), the same in every daemon.
 
 mod daemon;
 mod setup;
@@ -30,7 +33,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-pub use mipsock::daemon::{Logging, init_logging};
+use nemo_daemon::Exit;
+pub use nemo_daemon::{Logging, init_logging};
 use thiserror::Error;
 
 pub use setup::{core_config, interface_addresses, random_sequence};
@@ -113,15 +117,22 @@ pub enum ShellError {
     },
 }
 
-impl ShellError {
-    /// Process exit status: 78 (EX_CONFIG) for configuration errors, 1 otherwise.
-    pub fn exit_code(&self) -> ExitCode {
+impl nemo_daemon::Failure for ShellError {
+    /// 78 (EX_CONFIG) for configuration errors, 1 otherwise.
+    fn exit(&self) -> Exit {
         match self {
             ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAgent(_) => {
-                ExitCode::from(78)
+                Exit::Config
             }
-            _ => ExitCode::FAILURE,
+            _ => Exit::Failure,
         }
+    }
+}
+
+impl ShellError {
+    /// Process exit status (see [`nemo_daemon::Exit`]).
+    pub fn exit_code(&self) -> ExitCode {
+        nemo_daemon::Failure::exit(self).into()
     }
 }
 
@@ -132,19 +143,11 @@ impl ShellError {
 pub fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     if cli.check {
         let summary = daemon::check(&cli)?;
-        println!(
-            "{}: configuration OK for {}: {summary}",
-            cli.config.display(),
-            cli.ifname
-        );
+        nemo_daemon::check::ok(Some(&cli.config), &cli.ifname, &summary);
         return Ok(());
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| ShellError::Os {
-            what: "starting the tokio runtime",
-            source,
-        })?;
-    rt.block_on(daemon::run(cli, logging))
+    nemo_daemon::block_on(daemon::run(cli, logging)).map_err(|source| ShellError::Os {
+        what: "starting the tokio runtime",
+        source,
+    })?
 }

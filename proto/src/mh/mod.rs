@@ -13,7 +13,7 @@
 mod binding_ack;
 mod binding_error;
 mod binding_update;
-mod flags;
+pub(crate) mod flags;
 
 use std::net::Ipv6Addr;
 
