@@ -502,3 +502,196 @@ fn tshark_decodes_every_encapsulation() {
     check(p, "4inUDP", "udp.dstport", &["4191", "6000"]);
     check(p, "4inUDP", "udp.checksum.status", &["1", "3"]);
 }
+
+/// A whole IPv6 packet carrying `repr` from `src` to `dst`, checksummed.
+fn icmpv6_packet(
+    repr: &proto::icmpv6::Icmpv6Repr<'_>,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hop_limit: u8,
+) -> Vec<u8> {
+    let mut out = vec![0u8; repr.ipv6_packet_len()];
+    repr.emit_ipv6_packet(src, dst, hop_limit, &mut out)
+        .expect("emit ICMPv6 packet");
+    out
+}
+
+#[test]
+fn tshark_decodes_icmpv6_and_neighbor_discovery() {
+    use proto::icmpv6::{
+        ErrorMessage, Icmpv6Repr, NaFlags, NdOption, NeighborAdvertisement, NeighborSolicitation,
+        PrefixFlags, PrefixInformation, RaFlags, RouterAdvertisement, RouterSolicitation,
+        solicited_node,
+    };
+    let ll_ha: Ipv6Addr = "fe80::1".parse().unwrap();
+    let ll_mr: Ipv6Addr = "fe80::b".parse().unwrap();
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let all_routers: Ipv6Addr = "ff02::2".parse().unwrap();
+    let ha_mac = [0x02, 0, 0, 0, 0, 0x0a];
+    let mr_mac = [0x02, 0, 0, 0, 0, 0x0b];
+
+    // 1: the home agent's unsolicited NA defending a mobile router's HoA (mhio::ProxyNd).
+    let na = Icmpv6Repr::NeighborAdvertisement(NeighborAdvertisement {
+        flags: NaFlags::R | NaFlags::O,
+        target: HOA,
+        options: vec![NdOption::TargetLinkLayerAddress(&ha_mac)],
+    });
+    // 2: babymdd's RS (no options), and 3: one with a Source Link-Layer Address.
+    let rs = Icmpv6Repr::RouterSolicitation(RouterSolicitation::default());
+    let rs_slla = Icmpv6Repr::RouterSolicitation(RouterSolicitation {
+        options: vec![NdOption::SourceLinkLayerAddress(&mr_mac)],
+    });
+    // 4: proxy DAD's NS.
+    let ns = Icmpv6Repr::NeighborSolicitation(NeighborSolicitation {
+        target: HOA,
+        options: vec![],
+    });
+    // 5: a home agent's RA (RFC 6275 §7.1, §7.2): H flag, prefix with R, MTU.
+    let ra = Icmpv6Repr::RouterAdvertisement(RouterAdvertisement {
+        cur_hop_limit: 64,
+        flags: RaFlags::H,
+        router_lifetime: 1800,
+        reachable_time: 30_000,
+        retrans_timer: 1_000,
+        options: vec![
+            NdOption::SourceLinkLayerAddress(&ha_mac),
+            NdOption::Mtu(1500),
+            NdOption::PrefixInformation(PrefixInformation {
+                prefix_len: 64,
+                flags: PrefixFlags::L | PrefixFlags::A | PrefixFlags::R,
+                valid_lifetime: 86_400,
+                preferred_lifetime: 14_400,
+                prefix: HA,
+            }),
+        ],
+    });
+    // 6: the Parameter Problem about a BU with a bad Payload Proto (mhio).
+    let bu = MhRepr::BindingUpdate(BindingUpdate {
+        sequence: SequenceNumber(1),
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        lifetime: Lifetime(100),
+        options: vec![],
+    });
+    let mut invoking = packet(&bu, COA, HA, false, false);
+    invoking[40] = 6;
+    let pp = Icmpv6Repr::Error(ErrorMessage::parameter_problem(0, 40, &invoking));
+
+    let packets = vec![
+        icmpv6_packet(&na, ll_ha, all_nodes, 255),
+        icmpv6_packet(&rs, ll_mr, all_routers, 255),
+        icmpv6_packet(&rs_slla, ll_mr, all_routers, 255),
+        icmpv6_packet(&ns, Ipv6Addr::UNSPECIFIED, solicited_node(HOA), 255),
+        icmpv6_packet(&ra, ll_ha, all_nodes, 255),
+        icmpv6_packet(&pp, HA, COA, 64),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("icmpv6.pcap");
+    common::write_pcap(&pcap, &packets);
+    let fields = [
+        "ipv6.dst",
+        "ipv6.hlim",
+        "icmpv6.type",
+        "icmpv6.code",
+        "icmpv6.checksum.status",
+        "icmpv6.nd.na.flag.r",
+        "icmpv6.nd.na.flag.s",
+        "icmpv6.nd.na.flag.o",
+        "icmpv6.nd.na.target_address",
+        "icmpv6.nd.ns.target_address",
+        "icmpv6.nd.ra.cur_hop_limit",
+        "icmpv6.nd.ra.flag.m",
+        "icmpv6.nd.ra.flag.h",
+        "icmpv6.nd.ra.router_lifetime",
+        "icmpv6.nd.ra.reachable_time",
+        "icmpv6.nd.ra.retrans_timer",
+        "icmpv6.opt.type",
+        "icmpv6.opt.length",
+        "icmpv6.opt.src_linkaddr",
+        "icmpv6.opt.target_linkaddr",
+        "icmpv6.opt.mtu",
+        "icmpv6.opt.prefix.length",
+        "icmpv6.opt.prefix.flag.l",
+        "icmpv6.opt.prefix.flag.a",
+        "icmpv6.opt.prefix.flag.r",
+        "icmpv6.opt.prefix.valid_lifetime",
+        "icmpv6.opt.prefix.preferred_lifetime",
+        "icmpv6.opt.prefix",
+        "icmpv6.pointer",
+        "mip6.mhtype",
+        "_ws.expert.message",
+    ];
+    let decoded = common::tshark_fields(&pcap, &[], &fields);
+    assert_eq!(decoded.len(), packets.len());
+    for (i, pkt) in decoded.iter().enumerate() {
+        // Every checksum good, no complaint.
+        check(
+            pkt,
+            &format!("packet {}", i + 1),
+            "icmpv6.checksum.status",
+            &["1"],
+        );
+        if i != 5 {
+            check(pkt, &format!("packet {}", i + 1), "ipv6.hlim", &["255"]);
+            check(pkt, &format!("packet {}", i + 1), "_ws.expert.message", &[]);
+        }
+    }
+
+    let p = &decoded[0];
+    let n = "NA";
+    check(p, n, "icmpv6.type", &["136"]);
+    check(p, n, "icmpv6.code", &["0"]);
+    check(p, n, "icmpv6.nd.na.flag.r", &["1"]);
+    check(p, n, "icmpv6.nd.na.flag.s", &["0"]);
+    check(p, n, "icmpv6.nd.na.flag.o", &["1"]);
+    check(p, n, "icmpv6.nd.na.target_address", &["2001:db8:1::100"]);
+    check(p, n, "icmpv6.opt.type", &["2"]);
+    check(p, n, "icmpv6.opt.length", &["1"]);
+    check(p, n, "icmpv6.opt.target_linkaddr", &["02:00:00:00:00:0a"]);
+
+    let p = &decoded[1];
+    let n = "RS";
+    check(p, n, "ipv6.dst", &["ff02::2"]);
+    check(p, n, "icmpv6.type", &["133"]);
+    check(p, n, "icmpv6.code", &["0"]);
+    check(p, n, "icmpv6.opt.type", &[]);
+
+    let p = &decoded[2];
+    let n = "RS with SLLA";
+    check(p, n, "icmpv6.type", &["133"]);
+    check(p, n, "icmpv6.opt.type", &["1"]);
+    check(p, n, "icmpv6.opt.src_linkaddr", &["02:00:00:00:00:0b"]);
+
+    let p = &decoded[3];
+    let n = "DAD NS";
+    check(p, n, "ipv6.dst", &["ff02::1:ff00:100"]);
+    check(p, n, "icmpv6.type", &["135"]);
+    check(p, n, "icmpv6.nd.ns.target_address", &["2001:db8:1::100"]);
+
+    let p = &decoded[4];
+    let n = "RA";
+    check(p, n, "icmpv6.type", &["134"]);
+    check(p, n, "icmpv6.nd.ra.cur_hop_limit", &["64"]);
+    check(p, n, "icmpv6.nd.ra.flag.m", &["0"]);
+    check(p, n, "icmpv6.nd.ra.flag.h", &["1"]);
+    check(p, n, "icmpv6.nd.ra.router_lifetime", &["1800"]);
+    check(p, n, "icmpv6.nd.ra.reachable_time", &["30000"]);
+    check(p, n, "icmpv6.nd.ra.retrans_timer", &["1000"]);
+    check(p, n, "icmpv6.opt.type", &["1", "5", "3"]);
+    check(p, n, "icmpv6.opt.length", &["1", "1", "4"]);
+    check(p, n, "icmpv6.opt.src_linkaddr", &["02:00:00:00:00:0a"]);
+    check(p, n, "icmpv6.opt.mtu", &["1500"]);
+    check(p, n, "icmpv6.opt.prefix.length", &["64"]);
+    check(p, n, "icmpv6.opt.prefix.flag.l", &["1"]);
+    check(p, n, "icmpv6.opt.prefix.flag.a", &["1"]);
+    check(p, n, "icmpv6.opt.prefix.flag.r", &["1"]);
+    check(p, n, "icmpv6.opt.prefix.valid_lifetime", &["86400"]);
+    check(p, n, "icmpv6.opt.prefix.preferred_lifetime", &["14400"]);
+    check(p, n, "icmpv6.opt.prefix", &["2001:db8:1::1"]);
+
+    let p = &decoded[5];
+    let n = "Parameter Problem";
+    check(p, n, "icmpv6.type", &["4"]);
+    check(p, n, "icmpv6.code", &["0"]);
+    check(p, n, "icmpv6.pointer", &["40"]);
+    check(p, n, "ipv6.dst", &["2001:db8:a::5", "2001:db8:1::1"]);
+}
