@@ -198,7 +198,8 @@ fn forged_bu(spi: u32, key: &[u8]) -> Vec<u8> {
         spi,
         key: key.to_vec(),
         nai: None,
-        use_timestamps: true,
+        hoa: None,
+        replay: Default::default(),
     });
     let mut mr = mrd::MrCore::new(c).unwrap();
     let now = Instant::now();

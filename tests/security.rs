@@ -524,8 +524,9 @@ fn mr3_bu(hoa: &str, mnp: &str) -> Vec<u8> {
     c.security = Some(mrd::MobilitySa {
         spi: MR3_SPI,
         key: MR3_KEY.to_vec(),
-        nai: Some(MR3_NAI.to_string()),
-        use_timestamps: true,
+        nai: Some(MR3_NAI.as_bytes().to_vec()),
+        hoa: None,
+        replay: Default::default(),
     });
     let mut mr = mrd::MrCore::new(c).unwrap();
     let now = Instant::now();

@@ -78,7 +78,8 @@ fn core(i: usize) -> MrCore {
         spi: 1000 + i as u32,
         key: key(i).into_bytes(),
         nai: None,
-        use_timestamps: true,
+        hoa: None,
+        replay: Default::default(),
     });
     c.initial_sequence = SequenceNumber(100);
     // The benchmark moves as fast as the HA answers.

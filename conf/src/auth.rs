@@ -32,8 +32,7 @@ use std::time::Duration;
 use crate::grammar::{Tok, Value, ValueKind, lex};
 use crate::{ConfError, Location, Warning};
 
-/// The timestamp window of RFC 4285 §6 ("close enough", default 7 s).
-pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(7);
+pub use proto::auth::{DEFAULT_TIMESTAMP_WINDOW, MobilitySa, ReplayProtection};
 
 /// The shortest key accepted, in the auth-database and in mrd.conf's `key`: 16 octets, as
 /// RFC 4285 §5.1 recommends and SHISA uses. An HMAC-SHA1 key of a few octets is found by
@@ -61,19 +60,11 @@ pub enum AuthAlgorithm {
     HmacSha1_96,
 }
 
-/// The replay protection of a mobility SA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplayProtection {
-    /// RFC 4285 §6 timestamps, accepted within `window` of the receiver's clock.
-    Timestamps {
-        /// How far a timestamp may be from the receiver's clock.
-        window: Duration,
-    },
-}
-
-/// One mobility security association.
+/// One mobility security association as the configuration states it: an auth-database
+/// line or mrd.conf's `authentication` block, with where it was written. The daemons
+/// run on [`proto::auth::MobilitySa`] ([`SaEntry::to_sa`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct MobilitySa {
+pub struct SaEntry {
     /// The Mobility SPI (RFC 4285 §5); never 0-255.
     pub spi: u32,
     /// The shared key.
@@ -90,15 +81,15 @@ pub struct MobilitySa {
     pub origin: String,
 }
 
-impl MobilitySa {
+impl SaEntry {
     /// A mobility SA with the defaults: HMAC-SHA1-96, timestamps with a 7 s window.
     pub fn new(spi: u32, key: Vec<u8>) -> Self {
-        MobilitySa {
+        SaEntry {
             spi,
             key,
             algorithm: AuthAlgorithm::HmacSha1_96,
             replay: ReplayProtection::Timestamps {
-                window: DEFAULT_REPLAY_WINDOW,
+                window: DEFAULT_TIMESTAMP_WINDOW,
             },
             home_address: None,
             identifier: None,
@@ -108,16 +99,26 @@ impl MobilitySa {
 
     /// The timestamp window.
     pub fn replay_window(&self) -> Duration {
-        match self.replay {
-            ReplayProtection::Timestamps { window } => window,
+        self.to_sa().replay_window()
+    }
+
+    /// The security association the daemons use: SPI, key, replay protection, and the
+    /// home address and NAI it is bound to.
+    pub fn to_sa(&self) -> MobilitySa {
+        MobilitySa {
+            spi: self.spi,
+            key: self.key.clone(),
+            hoa: self.home_address,
+            nai: self.identifier.as_ref().map(|n| n.as_bytes().to_vec()),
+            replay: self.replay,
         }
     }
 }
 
 // Keys stay out of logs.
-impl fmt::Debug for MobilitySa {
+impl fmt::Debug for SaEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MobilitySa")
+        f.debug_struct("SaEntry")
             .field("spi", &self.spi)
             .field("key", &format_args!("<{} octets>", self.key.len()))
             .field("algorithm", &self.algorithm)
@@ -132,7 +133,7 @@ impl fmt::Debug for MobilitySa {
 /// The mobility SAs of an `auth-database` file, looked up by SPI, home address or NAI.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuthDatabase {
-    entries: Vec<MobilitySa>,
+    entries: Vec<SaEntry>,
     by_spi: HashMap<u32, usize>,
     by_hoa: HashMap<Ipv6Addr, usize>,
     by_nai: HashMap<String, usize>,
@@ -180,7 +181,7 @@ impl AuthDatabase {
         Ok((db, warnings))
     }
 
-    fn insert(&mut self, file: &str, at: Location, sa: MobilitySa) -> Result<(), ConfError> {
+    fn insert(&mut self, file: &str, at: Location, sa: SaEntry) -> Result<(), ConfError> {
         if let Some(&i) = self.by_spi.get(&sa.spi) {
             return Err(ConfError::at(
                 file,
@@ -228,22 +229,22 @@ impl AuthDatabase {
     }
 
     /// The SA for an SPI received in an MN-HA authentication option.
-    pub fn by_spi(&self, spi: u32) -> Option<&MobilitySa> {
+    pub fn by_spi(&self, spi: u32) -> Option<&SaEntry> {
         self.by_spi.get(&spi).map(|&i| &self.entries[i])
     }
 
     /// The SA of a home address.
-    pub fn by_home_address(&self, hoa: Ipv6Addr) -> Option<&MobilitySa> {
+    pub fn by_home_address(&self, hoa: Ipv6Addr) -> Option<&SaEntry> {
         self.by_hoa.get(&hoa).map(|&i| &self.entries[i])
     }
 
     /// The SA of an NAI (RFC 4283 Mobile Node Identifier).
-    pub fn by_identifier(&self, nai: &str) -> Option<&MobilitySa> {
+    pub fn by_identifier(&self, nai: &str) -> Option<&SaEntry> {
         self.by_nai.get(nai).map(|&i| &self.entries[i])
     }
 
     /// All SAs in file order.
-    pub fn entries(&self) -> &[MobilitySa] {
+    pub fn entries(&self) -> &[SaEntry] {
         &self.entries
     }
 
@@ -268,11 +269,7 @@ impl AuthDatabase {
 const USAGE: &str = "HOME-ADDRESS-OR-NAI SPI KEY [NAI-OR-HOME-ADDRESS], the key as 0x-prefixed \
                      hex or a quoted string";
 
-fn entry(
-    file: &str,
-    fields: &[Value],
-    warnings: &mut Vec<Warning>,
-) -> Result<MobilitySa, ConfError> {
+fn entry(file: &str, fields: &[Value], warnings: &mut Vec<Warning>) -> Result<SaEntry, ConfError> {
     let at = |v: &Value, m: String| ConfError::at(file, v.location, m);
     let [id, spi, key, rest @ ..] = fields else {
         let last = &fields[fields.len() - 1];
@@ -391,7 +388,7 @@ fn entry(
             ),
         ));
     }
-    let mut sa = MobilitySa::new(spi_value, key_bytes);
+    let mut sa = SaEntry::new(spi_value, key_bytes);
     sa.home_address = home_address;
     sa.identifier = identifier;
     sa.origin = format!("{file}:{}", id.location.line);

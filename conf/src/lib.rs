@@ -27,7 +27,9 @@ pub mod ha;
 pub mod mr;
 pub mod prefixtable;
 
-pub use auth::{AuthAlgorithm, AuthDatabase, DEFAULT_REPLAY_WINDOW, MobilitySa, ReplayProtection};
+pub use auth::{
+    AuthAlgorithm, AuthDatabase, DEFAULT_TIMESTAMP_WINDOW, MobilitySa, ReplayProtection, SaEntry,
+};
 pub use grammar::Location;
 pub use ha::{HaAuthentication, HaConfig};
 pub use mr::MrConfig;

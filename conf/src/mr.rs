@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-use crate::auth::{AuthDatabase, MobilitySa, ReplayProtection, is_nai, parse_key};
+use crate::auth::{AuthDatabase, ReplayProtection, SaEntry, is_nai, parse_key};
 use crate::common::{
     Ctx, Effective, KeySpec, debug_level, flag, from_document, overlaps, shisa_ignored_all,
     split_prefixes,
@@ -106,7 +106,7 @@ pub struct MrConfig {
     /// Interfaces for care-of addresses, most preferred first (`egress-interface`).
     pub egress_interfaces: Vec<String>,
     /// The mobility SA; `None` only after an explicit `authentication none;`.
-    pub authentication: Option<MobilitySa>,
+    pub authentication: Option<SaEntry>,
     /// The auth-database named by `auth-database`, if any.
     pub auth_database: Option<PathBuf>,
     /// Also send SHISA's legacy IPv4 MNP option (type 11); off by default.
@@ -452,7 +452,7 @@ fn authentication(
     eff: &Effective<'_>,
     hoa: Ipv6Addr,
     database: Option<&Path>,
-) -> Result<Option<MobilitySa>, ConfError> {
+) -> Result<Option<SaEntry>, ConfError> {
     let stmt = eff.get("authentication");
     if let Some(s) = stmt {
         if s.block.is_none() {
@@ -499,7 +499,7 @@ fn authentication(
     ))
 }
 
-fn block(ctx: &mut Ctx, s: &Statement) -> Result<MobilitySa, ConfError> {
+fn block(ctx: &mut Ctx, s: &Statement) -> Result<SaEntry, ConfError> {
     if let Some(a) = s.args().first() {
         return Err(ctx.err_at(
             a,
@@ -569,7 +569,7 @@ fn block(ctx: &mut Ctx, s: &Statement) -> Result<MobilitySa, ConfError> {
     };
     let spi = spi.ok_or_else(|| missing("spi"))?;
     let key = key.ok_or_else(|| missing("key"))?;
-    let mut sa = MobilitySa::new(spi, key);
+    let mut sa = SaEntry::new(spi, key);
     sa.identifier = identifier;
     if let Some(w) = window {
         sa.replay = ReplayProtection::Timestamps {

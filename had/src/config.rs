@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use ipnet::{IpNet, Ipv6Net};
 
-/// RFC 4285 §6: default "close enough" window for replay-protection timestamps.
-pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(7);
+pub use proto::auth::{DEFAULT_TIMESTAMP_WINDOW, MobilitySa, ReplayProtection};
 
 /// How a prefix table row is used (RFC 3963 §6.1.1/§6.1.2, SHISA's `prefixtable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,60 +44,6 @@ pub enum Ipv4MnpSupport {
     /// carries no IPv4 Address Acknowledgement, which tells the MR the HA does not support
     /// IPv4 (RFC 5555 §3.2.1). Implicit IPv4 rows are not installed either.
     Unsupported,
-}
-
-/// Replay protection demanded from an MR (RFC 4285 §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplayProtection {
-    /// BUs must carry a Mobility Message Replay Protection option with an NTP timestamp
-    /// within `window` of the HA's clock and later than the last accepted one (else 144;
-    /// missing: 145).
-    Timestamps {
-        /// "Close enough" window, default [`DEFAULT_TIMESTAMP_WINDOW`].
-        window: Duration,
-    },
-    /// Only the sequence number window protects against replay. A timestamp option, if
-    /// sent, is still checked and echoed.
-    SequenceOnly,
-}
-
-impl Default for ReplayProtection {
-    fn default() -> Self {
-        ReplayProtection::Timestamps {
-            window: DEFAULT_TIMESTAMP_WINDOW,
-        }
-    }
-}
-
-/// A mobility security association (RFC 4285 §5): HMAC-SHA1 key per SPI.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct MobilitySa {
-    /// Mobility SPI (0-255 are reserved; not enforced).
-    pub spi: u32,
-    /// Shared key (RFC 4285 suggests 16+ octets; any length is accepted by HMAC).
-    pub key: Vec<u8>,
-    /// The home address this SA may register: the only one. `None` with an NAI: none at
-    /// all. `None` together with `nai: None`: any home address no other SA names (a
-    /// wildcard SA, for labs and benchmarks; the auth-database cannot express it).
-    pub hoa: Option<Ipv6Addr>,
-    /// The NAI (RFC 4283 MN-ID, subtype 1) this SA belongs to; a BU using this SA that
-    /// carries an MN-ID option must carry this one.
-    pub nai: Option<Vec<u8>>,
-    /// Replay protection required from this MR.
-    pub replay: ReplayProtection,
-}
-
-impl std::fmt::Debug for MobilitySa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Keys stay out of logs.
-        f.debug_struct("MobilitySa")
-            .field("spi", &self.spi)
-            .field("key", &format_args!("<{} octets>", self.key.len()))
-            .field("hoa", &self.hoa)
-            .field("nai", &self.nai.as_deref().map(String::from_utf8_lossy))
-            .field("replay", &self.replay)
-            .finish()
-    }
 }
 
 /// Authentication of Binding Updates.

@@ -50,8 +50,9 @@ fn mr_config() -> MrCoreConfig {
     c.security = Some(MobilitySa {
         spi: SPI,
         key: KEY.to_vec(),
-        nai: Some(NAI.into()),
-        use_timestamps: true,
+        nai: Some(NAI.as_bytes().to_vec()),
+        hoa: None,
+        replay: Default::default(),
     });
     c
 }

@@ -23,6 +23,7 @@
 //! [`MobilityOption::Authentication`]: crate::option::MobilityOption::Authentication
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -32,6 +33,94 @@ use crate::option::{AUTH_SUBTYPE_MN_HA, AUTHENTICATOR_LEN, MobilityOption, raw_o
 use crate::{Error, Result};
 
 type HmacSha1 = Hmac<Sha1>;
+
+/// The timestamp window of RFC 4285 §6 ("close enough"), SHISA's and our default: 7 s.
+pub const DEFAULT_TIMESTAMP_WINDOW: Duration = Duration::from_secs(7);
+
+/// The replay protection of a mobility SA (RFC 4285 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplayProtection {
+    /// Every BU carries a Mobility Message Replay Protection option with an NTP timestamp
+    /// within `window` of the receiver's clock and later than the last accepted one (else
+    /// BA 144; missing: 145); the BA echoes it.
+    Timestamps {
+        /// How far a timestamp may be from the receiver's clock.
+        window: Duration,
+    },
+    /// Only the sequence number window protects against replay. A timestamp option, if
+    /// sent, is still checked and echoed.
+    SequenceOnly,
+}
+
+impl Default for ReplayProtection {
+    fn default() -> Self {
+        ReplayProtection::Timestamps {
+            window: DEFAULT_TIMESTAMP_WINDOW,
+        }
+    }
+}
+
+/// A mobility security association (RFC 4285 §5.1): the SPI, the key of HMAC-SHA1-96
+/// (MN-HA, subtype 1), the replay protection, and the identities it is bound to. The home
+/// agent holds one per mobile router; the mobile router holds the one it shares with its
+/// home agent.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct MobilitySa {
+    /// Mobility SPI (0-255 are reserved, RFC 4285 §5).
+    pub spi: u32,
+    /// Shared key (the configuration demands 16 octets or more).
+    pub key: Vec<u8>,
+    /// The home address this SA may register: the only one. `None` with an NAI: none at
+    /// all. `None` together with `nai: None`: any home address no other SA names (a
+    /// wildcard SA, for labs and benchmarks; the auth-database cannot express it). The
+    /// mobile router does not use it.
+    pub hoa: Option<Ipv6Addr>,
+    /// The NAI (RFC 4283 MN-ID, subtype 1) this SA belongs to: the mobile router sends it,
+    /// the home agent requires a BU's MN-ID option, if any, to carry this one.
+    pub nai: Option<Vec<u8>>,
+    /// Replay protection.
+    pub replay: ReplayProtection,
+}
+
+impl MobilitySa {
+    /// An SA for `spi` and `key`, bound to no identity, with timestamps in a 7 s window.
+    pub fn new(spi: u32, key: Vec<u8>) -> Self {
+        MobilitySa {
+            spi,
+            key,
+            hoa: None,
+            nai: None,
+            replay: ReplayProtection::default(),
+        }
+    }
+
+    /// Whether BUs carry (and BAs echo) RFC 4285 §6 timestamps.
+    pub fn timestamps(&self) -> bool {
+        matches!(self.replay, ReplayProtection::Timestamps { .. })
+    }
+
+    /// The timestamp window ([`DEFAULT_TIMESTAMP_WINDOW`] without timestamps: a timestamp
+    /// sent anyway is checked against it).
+    pub fn replay_window(&self) -> Duration {
+        match self.replay {
+            ReplayProtection::Timestamps { window } => window,
+            ReplayProtection::SequenceOnly => DEFAULT_TIMESTAMP_WINDOW,
+        }
+    }
+}
+
+// Keys stay out of logs.
+impl core::fmt::Debug for MobilitySa {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MobilitySa")
+            .field("spi", &self.spi)
+            .field("key", &format_args!("<{} octets>", self.key.len()))
+            .field("hoa", &self.hoa)
+            .field("nai", &self.nai.as_deref().map(String::from_utf8_lossy))
+            .field("replay", &self.replay)
+            .finish()
+    }
+}
 
 /// Zero authentication data to emit before [`sign`] fills it in.
 pub const PLACEHOLDER: [u8; AUTHENTICATOR_LEN] = [0; AUTHENTICATOR_LEN];

@@ -373,7 +373,12 @@ mod tests {
         let odd = BuFlags(0x8003);
         assert_eq!(odd.to_string(), "A|0x3");
         assert_eq!(odd.to_string().parse::<BuFlags>().unwrap(), odd);
-        assert!("A|Q".parse::<BuFlags>().unwrap_err().contains("unknown flag"));
+        assert!(
+            "A|Q"
+                .parse::<BuFlags>()
+                .unwrap_err()
+                .contains("unknown flag")
+        );
     }
 
     #[test]

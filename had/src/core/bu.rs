@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use proto::model::CareOf;
 use proto::auth::MnHaKey;
 use proto::ext::MobilityPacketRepr;
 use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, MhRepr};
+use proto::model::CareOf;
 use proto::option::{AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MobilityOption, NAT_REFRESH_NONE};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, info, warn};

@@ -21,12 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use proto::model::{Binding, CareOf, Encapsulation};
-pub use proto::model::ParameterProblem;
-use proto::rate::TokenBucket;
 use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
+pub use proto::model::ParameterProblem;
+use proto::model::{Binding, CareOf, Encapsulation};
 use proto::option::ParseConfig;
+use proto::rate::TokenBucket;
 use thiserror::Error;
 use tracing::{debug, info, warn};
 

@@ -5,8 +5,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use proto::model::CareOf;
 use proto::mh::{BaFlags, BaStatus, BeStatus, BindingUpdate, BuFlags, MhRepr, MhType, Packet};
+use proto::model::CareOf;
 use proto::option::{Ipv4AckStatus, MN_ID_SUBTYPE_NAI, MobilityOption, ParseConfig};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 

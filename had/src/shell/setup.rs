@@ -10,8 +10,7 @@ use tracing::{info, warn};
 
 use super::ShellError;
 use crate::config::{
-    AuthPolicy, BrrConfig, HaCoreConfig, Ipv4MnpSupport, MobilitySa, PrefixMode, PrefixTableRow,
-    ReplayProtection,
+    AuthPolicy, BrrConfig, HaCoreConfig, Ipv4MnpSupport, PrefixMode, PrefixTableRow,
 };
 
 /// Binding Refresh Requests go out this long before a binding expires (RFC 6275 §10.3.1
@@ -130,20 +129,9 @@ pub fn core_config(
     core.legacy_ipv4_mnp_hoas = cfg.legacy_ipv4_mnp_option.clone();
     core.auth = match &cfg.authentication {
         conf::HaAuthentication::None => AuthPolicy::Disabled,
-        conf::HaAuthentication::Required(db) => AuthPolicy::Required(
-            db.entries()
-                .iter()
-                .map(|sa| MobilitySa {
-                    spi: sa.spi,
-                    key: sa.key.clone(),
-                    hoa: sa.home_address,
-                    nai: sa.identifier.as_ref().map(|n| n.as_bytes().to_vec()),
-                    replay: ReplayProtection::Timestamps {
-                        window: sa.replay_window(),
-                    },
-                })
-                .collect(),
-        ),
+        conf::HaAuthentication::Required(db) => {
+            AuthPolicy::Required(db.entries().iter().map(conf::SaEntry::to_sa).collect())
+        }
     };
     core.brr = cfg.binding_refresh_request.then_some(BrrConfig {
         before_expiry: BRR_BEFORE_EXPIRY,
@@ -156,6 +144,7 @@ mod tests {
     use std::path::Path;
 
     use ipnet::IpNet;
+    use proto::auth::ReplayProtection;
 
     use super::*;
 

@@ -27,31 +27,7 @@ pub enum RegistrationMode {
     Implicit,
 }
 
-/// RFC 4285 mobility security association shared with the home agent.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct MobilitySa {
-    /// Mobility SPI (0-255 are reserved, RFC 4285 §5).
-    pub spi: u32,
-    /// HMAC-SHA1 key.
-    pub key: Vec<u8>,
-    /// NAI sent in a Mobile Node Identifier option (RFC 4283, subtype 1), if any.
-    pub nai: Option<String>,
-    /// Send a Mobility Message Replay Protection option (RFC 4285 §6) with an NTP
-    /// timestamp in every BU, and require the BA to echo it.
-    pub use_timestamps: bool,
-}
-
-impl std::fmt::Debug for MobilitySa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key never reaches a log.
-        f.debug_struct("MobilitySa")
-            .field("spi", &self.spi)
-            .field("key", &format_args!("<{} octets>", self.key.len()))
-            .field("nai", &self.nai)
-            .field("use_timestamps", &self.use_timestamps)
-            .finish()
-    }
-}
+pub use proto::auth::MobilitySa;
 
 /// Everything the sans-IO mobile router core needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]

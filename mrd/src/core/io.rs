@@ -4,10 +4,10 @@
 use std::net::{Ipv6Addr, SocketAddrV4};
 
 use ipnet::Ipv4Net;
-use proto::model::Binding;
-pub use proto::model::ParameterProblem;
 use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
 use proto::mh::BaStatus;
+use proto::model::Binding;
+pub use proto::model::ParameterProblem;
 use proto::option::Ipv4AckStatus;
 use proto::seq::{Lifetime, SequenceNumber};
 

@@ -23,14 +23,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv4Net;
-use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdInfo};
-use proto::rate::TokenBucket;
 use proto::auth;
 use proto::ext::MobilityPacketRepr;
 use proto::mh::{BaStatus, BeStatus, BindingAck, BindingUpdate, BuFlags, MhRepr, Packet};
+use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdInfo};
 use proto::option::{
     AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MN_ID_SUBTYPE_NAI, MobilityOption, ParseConfig,
 };
+use proto::rate::TokenBucket;
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, error, info, warn};
 
@@ -642,7 +642,7 @@ impl MrCore {
                     "BA without a valid MN-HA authenticator dropped");
                 return;
             }
-            if sa.use_timestamps {
+            if sa.timestamps() {
                 let echoed = ba.options.iter().find_map(|o| match o {
                     MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
                     _ => None,
@@ -942,11 +942,7 @@ impl MrCore {
             self.register_after_type_change(now, &p);
             return;
         }
-        let timestamps = self
-            .cfg
-            .security
-            .as_ref()
-            .is_some_and(|sa| sa.use_timestamps);
+        let timestamps = self.cfg.security.as_ref().is_some_and(|sa| sa.timestamps());
         let mut what = reaction(status, timestamps);
         if what == Reaction::DeregisterThenRegister && p.after_type_change {
             what = Reaction::Stop;
@@ -1249,7 +1245,7 @@ impl MrCore {
     fn send_bu(&mut self, now: Instant) {
         let seq = self.last_seq.next();
         let ts = match &self.cfg.security {
-            Some(sa) if sa.use_timestamps => Some(self.next_timestamp(now)),
+            Some(sa) if sa.timestamps() => Some(self.next_timestamp(now)),
             _ => None,
         };
         let send_v4 = self.cfg.send_ipv4_mnps
@@ -1313,7 +1309,7 @@ impl MrCore {
             if let Some(nai) = &sa.nai {
                 options.push(MobilityOption::MobileNodeIdentifier {
                     subtype: MN_ID_SUBTYPE_NAI,
-                    identifier: nai.as_bytes(),
+                    identifier: nai,
                 });
             }
             if let Some(ts) = ts {

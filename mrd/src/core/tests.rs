@@ -5,13 +5,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use proto::model::{CareOf, MdCommand, MdHint, MdInfo};
-use proto::auth;
+use proto::auth::{self, ReplayProtection};
 use proto::ext::{MobilityPacketRepr, Walk, emit_mobility_packet, mobility_packet_len, walk};
 use proto::mh::{
     BaFlags, BaStatus, BeStatus, BindingAck, BindingError, BindingRefreshRequest, BindingUpdate,
     BuFlags, MhRepr,
 };
+use proto::model::{CareOf, MdCommand, MdHint, MdInfo};
 use proto::option::{Ipv4AckStatus, MobilityOption, ParseConfig};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 
@@ -55,8 +55,13 @@ fn sa(ts: bool) -> MobilitySa {
     MobilitySa {
         spi: SPI,
         key: KEY.to_vec(),
-        nai: Some("mr1@example.net".into()),
-        use_timestamps: ts,
+        nai: Some(b"mr1@example.net".to_vec()),
+        hoa: None,
+        replay: if ts {
+            ReplayProtection::default()
+        } else {
+            ReplayProtection::SequenceOnly
+        },
     }
 }
 
@@ -309,10 +314,7 @@ fn first_registration_bu_is_complete() {
     assert_eq!(b.encapsulation, proto::model::Encapsulation::InIpv6);
     assert_eq!(b.lifetime, 400);
     assert_eq!(b.coa_ifindex, Some(3));
-    assert_eq!(
-        b.flags,
-        BuFlags::A | BuFlags::H | BuFlags::R
-    );
+    assert_eq!(b.flags, BuFlags::A | BuFlags::H | BuFlags::R);
     assert_eq!(mr.ipv4_support(), Ipv4Support::Supported);
     // State dump: one item per BUL entry, remaining lifetime.
     let items = mr.handle_state_request(ms(t0, 100_000));

@@ -8,7 +8,7 @@ use proto::seq::{Lifetime, SequenceNumber};
 use tracing::info;
 
 use super::ShellError;
-use crate::core::{MobilitySa, MrCoreConfig, RegistrationMode};
+use crate::core::{MrCoreConfig, RegistrationMode};
 
 /// Every IPv6 address of interface `ifname` (`getifaddrs(3)`).
 pub fn interface_addresses(ifname: &str) -> Vec<Ipv6Addr> {
@@ -67,14 +67,7 @@ pub fn core_config(
     core.lifetime = Lifetime::from_units(cfg.home_registration_lifetime);
     core.send_ipv4_mnps = cfg.ipv4_mnp_support;
     core.legacy_ipv4_mnp_option = cfg.legacy_ipv4_mnp_option;
-    core.security = cfg.authentication.as_ref().map(|sa| MobilitySa {
-        spi: sa.spi,
-        key: sa.key.clone(),
-        nai: sa.identifier.clone(),
-        // conf's SAs always use RFC 4285 timestamps (SHISA's auth-database has no
-        // other replay protection).
-        use_timestamps: true,
-    });
+    core.security = cfg.authentication.as_ref().map(conf::SaEntry::to_sa);
     core.optimistic = cfg.optimistic_handover;
     core.force_udp = cfg.force_udp_encapsulation;
     core.nat_keepalive_interval = cfg
@@ -122,7 +115,7 @@ mod tests {
             (sa.spi, sa.key.as_slice()),
             (1000, &b"nemo-sample-key1"[..])
         );
-        assert!(sa.use_timestamps);
+        assert!(sa.timestamps());
         crate::MrCore::new(core).unwrap();
     }
 
