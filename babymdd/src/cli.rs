@@ -270,9 +270,13 @@ fn check(args: &Args) -> Result<(), CliError> {
     let dhcp = cfg
         .dhcp_route_metric
         .map_or_else(|| "off".to_string(), |m| format!("metric {m}"));
+    let prefixes = if d.home_prefixes.is_empty() {
+        "the home address's /64".to_string()
+    } else {
+        format!("{:?}", d.home_prefixes)
+    };
     let summary = format!(
-        "home address {home}, home prefixes {:?}, egress {egress}, DHCP {dhcp}, {} warnings",
-        d.home_prefixes,
+        "home address {home}, home prefixes {prefixes}, egress {egress}, DHCP {dhcp}, {} warnings",
         warnings.len()
     );
     let subject = d.mip_interface.as_deref().unwrap_or("no MIPIF (-h)");
