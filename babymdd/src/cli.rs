@@ -322,6 +322,17 @@ mod tests {
     }
 
     #[test]
+    fn configuration_errors_exit_78_like_every_daemon() {
+        let a =
+            Args::try_parse_from(["babymdd", "--check", "-c", "/nonexistent/mrd.conf"]).unwrap();
+        assert!(a.check);
+        let e = run_config(&a).unwrap_err();
+        assert_eq!(e.exit_code(), 78, "{e}");
+        let e = CliError::Runtime(std::io::Error::other("x"));
+        assert_eq!(e.exit_code(), 1);
+    }
+
+    #[test]
     fn dhcp_flags() {
         let a = Args::try_parse_from(["babymdd", "--dhcp", "eth0"]).unwrap();
         assert_eq!(
