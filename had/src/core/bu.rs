@@ -13,10 +13,13 @@
 //! 6. R-flag change (139);
 //! 7. IPv6 MNPs, explicit (141/142) or implicit (143), IPv4 HoA options (one IPv4 Address
 //!    Acknowledgement each), Shima's implicit IPv4 MNPs, SHISA's legacy option;
-//! 8. create/refresh the entry: Persist, BcAdd, ProxyNdAdd events, then the BA.
+//! 8. a new home address is checked on the home link first (proxy DAD, 134 when
+//!    defended); create/refresh the entry: Persist, BcAdd, ProxyNdAdd events, then the BA.
 //!
-//! Nothing changes state before step 8 (or the removal of step 5), so a forged, replayed or
-//! refused BU changes nothing.
+//! Each step is a method (or, where it needs no state, a pure function tested below)
+//! returning [`Step`]: go on, or [`Stop`] with a silent drop, a refusal (the BA's status),
+//! or an answer already given. Nothing changes state before step 8 (or the removal of
+//! step 5), so a forged, replayed or refused BU changes nothing.
 
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use ipnet::{Ipv4Net, Ipv6Net};
 use proto::auth::MnHaKey;
 use proto::ext::MobilityPacketRepr;
-use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, MhRepr};
+use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, BuFlags, MhRepr};
 use proto::model::CareOf;
 use proto::option::{AUTH_SUBTYPE_MN_HA, Ipv4AckStatus, MobilityOption, NAT_REFRESH_NONE};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
@@ -36,7 +39,7 @@ use super::{
     Bce, Ha, HaEvent, HoaPolicy, ReceivedSignal, UdpV4Path, binding_of, care_of_for_mac,
     proxy_nd_of,
 };
-use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode, ReplayProtection};
+use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode};
 use crate::record::JournalRecord;
 
 /// What every BA for this BU shares.
@@ -68,7 +71,55 @@ struct V4Result {
     status: Option<BaStatus>,
 }
 
+/// Why a Binding Update goes no further than a step.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// Silently discarded (RFC 6275 §9.5.1 and RFC 4285 §4 list when); the step counted
+    /// and logged it.
+    Dropped,
+    /// Refused: a BA with this status and these IPv4 Address Acknowledgements.
+    Refused(BaStatus, Vec<MobilityOption<'static>>),
+    /// The step answered itself (a de-registration) or the BU waits (proxy DAD).
+    Handled,
+}
+
+/// A step's verdict: go on (with what it found), or stop.
+type Step<T = ()> = Result<T, Stop>;
+
+fn refuse(status: BaStatus) -> Stop {
+    Stop::Refused(status, Vec::new())
+}
+
+/// What the steps know about the BU being processed, filled in as they go.
+struct Incoming<'a> {
+    hoa: Ipv6Addr,
+    flags: BuFlags,
+    seq: SequenceNumber,
+    coa: CareOf,
+    nat_detected: bool,
+    /// The IPv4 Care-of Address option (RFC 5555 §3.1.5): the MR's own address, behind
+    /// a NAT not the one the BU came from.
+    v4_coa_option: Option<Ipv4Addr>,
+    /// The binding cache entry for the HoA, if any: sequence, flags, owner SPI.
+    existing: Option<(SequenceNumber, u16, Option<u32>)>,
+    /// The Replay Protection option's timestamp (RFC 4285 §6).
+    timestamp: Option<u64>,
+    /// The SPI that authenticated the BU (step 2).
+    spi: Option<u32>,
+    /// What the BA needs, whatever the verdict.
+    reply: Reply<'a>,
+}
+
+/// The mobile network prefixes step 7 grants.
+struct Prefixes {
+    v6: Vec<Ipv6Net>,
+    v4: V4Result,
+}
+
 impl Ha {
+    /// Processes a Binding Update for `hoa` (RFC 6275 §9.5.1, §10.3.1, §10.3.2; RFC 3963
+    /// §6.2), step by step in the module's order; the first step that stops decides the
+    /// answer.
     pub(crate) fn process_bu(
         &mut self,
         now: Instant,
@@ -78,10 +129,58 @@ impl Ha {
         policy: Option<Arc<HoaPolicy>>,
         bu: &BindingUpdate<'_>,
     ) {
+        let policy = policy.as_deref();
+        let Ok(mut b) = self.care_of_step(signal, hoa, policy, bu) else {
+            return;
+        };
+        match self.bu_steps(now, wall, signal, policy, bu, &mut b) {
+            Ok(()) | Err(Stop::Dropped | Stop::Handled) => {}
+            Err(Stop::Refused(status, acks)) => self.reject_with(&b.reply, status, acks),
+        }
+    }
+
+    /// Steps 2 to 8, once the care-of address is known and the BA addressable.
+    fn bu_steps(
+        &mut self,
+        now: Instant,
+        wall: Duration,
+        signal: &ReceivedSignal<'_>,
+        policy: Option<&HoaPolicy>,
+        bu: &BindingUpdate<'_>,
+        b: &mut Incoming<'_>,
+    ) -> Step {
+        self.authenticate(wall, signal, bu, b)?;
+        self.home_registration_step(policy, b)?;
+        if let Err(last) = sequence_in_window(b.existing.map(|e| e.0), b.seq) {
+            b.reply.sequence = last;
+            info!(hoa = %b.hoa, seq = b.seq.0, last = last.0, "binding update sequence number out of window");
+            return Err(refuse(BaStatus::SequenceNumberOutOfWindow));
+        }
+        let at_home = matches!(b.coa, CareOf::V6(c) if c == b.hoa);
+        if bu.lifetime.is_zero() || at_home {
+            return self.deregistration_step(now, b);
+        }
+        self.room_step(b)?;
+        if r_flag_changed(b.existing.map(|e| e.1), b.flags) {
+            return Err(refuse(BaStatus::RegistrationTypeChangeDisallowed));
+        }
+        let prefixes = self.prefix_step(policy, bu, b.flags)?;
+        self.proxy_dad_step(now, signal, b)?;
+        self.register(now, wall, signal, bu, b, prefixes);
+        Ok(())
+    }
+
+    /// Step 1: the care-of address (RFC 6275 §9.5.1; RFC 5555 §4.1 for an IPv4 CoA) and
+    /// what the BA needs. Every failure here is a silent drop.
+    fn care_of_step<'a>(
+        &mut self,
+        signal: &ReceivedSignal<'_>,
+        hoa: Ipv6Addr,
+        policy: Option<&HoaPolicy>,
+        bu: &BindingUpdate<'a>,
+    ) -> Step<Incoming<'a>> {
         let flags = bu.flags;
         let seq = bu.sequence;
-
-        // 1. Care-of address (RFC 6275 §9.5.1; RFC 5555 §4.1 for an IPv4 CoA).
         let mut nat_detected = false;
         let mut nat_opt = None;
         let mut v4_coa_option = None;
@@ -115,9 +214,9 @@ impl Ha {
         if !valid_unicast(&hoa) {
             self.stats.dropped_other += 1;
             debug!(hoa = %hoa, coa = %coa, "binding update with a non-unicast home address dropped");
-            return;
+            return Err(Stop::Dropped);
         }
-        if let Some(reason) = self.coa_refusal(&coa, hoa, signal, policy.as_deref(), bu) {
+        if let Some(reason) = self.coa_refusal(&coa, hoa, signal, policy, bu) {
             // RFC 6275 §9.5.1: a BU with an invalid care-of address is silently discarded;
             // RFC 3963 has no status for a CoA inside the router's own prefixes either.
             self.stats.invalid_coa += 1;
@@ -128,7 +227,7 @@ impl Ha {
             } else {
                 debug!(hoa = %hoa, coa = %coa, reason, "invalid care-of address dropped");
             }
-            return;
+            return Err(Stop::Dropped);
         }
         // RFC 6275 §9.5.1: a home registration must not carry Nonce Indices (SHISA drops).
         if flags.home_registration()
@@ -139,17 +238,15 @@ impl Ha {
         {
             self.stats.dropped_other += 1;
             debug!(hoa = %hoa, "home registration with nonce indices dropped");
-            return;
+            return Err(Stop::Dropped);
         }
         // RFC 4285's MAC covers the CoA the MR knows: behind a NAT that is its own IPv4
         // CoA (the option), not the NAT's address it cannot see (docs/notes.md §6).
         let coa_mac = v4_coa_option.map_or_else(|| care_of_for_mac(&coa), IpAddr::V4);
-        // One look at the existing entry (sequence, R flag, owner SA).
         let existing = self
             .cache
             .get(&hoa)
-            .map(|b| (SequenceNumber(b.sequence), b.flags, b.spi));
-
+            .map(|e| (SequenceNumber(e.sequence), e.flags, e.spi));
         let mn_id = bu
             .options
             .iter()
@@ -177,136 +274,149 @@ impl Ha {
                 rh2_home_address: signal.home_address,
             },
         };
-        let mut reply = Reply {
-            addressing,
-            udp_v4: signal.udp_v4,
-            ifindex: signal.ifindex,
-            sequence: seq,
-            r: flags.mobile_router() && self.cfg.mobile_router_support,
-            mn_id,
-            timestamp,
-            sa: None,
-            coa_mac,
+        Ok(Incoming {
             hoa,
-            nat: nat_opt,
-        };
+            flags,
+            seq,
+            coa,
+            nat_detected,
+            v4_coa_option,
+            existing,
+            timestamp,
+            spi: None,
+            reply: Reply {
+                addressing,
+                udp_v4: signal.udp_v4,
+                ifindex: signal.ifindex,
+                sequence: seq,
+                r: flags.mobile_router() && self.cfg.mobile_router_support,
+                mn_id,
+                timestamp,
+                sa: None,
+                coa_mac,
+                hoa,
+                nat: nat_opt,
+            },
+        })
+    }
 
-        // 2. RFC 4285 authentication, before anything else is believed.
-        let mut spi_used = None;
-        if matches!(self.cfg.auth, crate::config::AuthPolicy::Required(_)) {
-            let auth = match bu.options.last() {
-                Some(MobilityOption::Authentication {
-                    subtype: AUTH_SUBTYPE_MN_HA,
-                    spi,
-                    ..
-                }) => Some(*spi),
-                _ => None,
-            };
-            let Some(spi) = auth else {
-                // RFC 4285 §4: a node configured for authentication silently drops BUs
-                // without the MN-HA option.
+    /// Step 2: RFC 4285 authentication, before anything else is believed: the MN-HA option
+    /// last and its SPI known (else a silent drop, §4), the MAC and the SA's identities
+    /// (146), then the timestamp (145 missing, 144 stale, §6).
+    fn authenticate(
+        &mut self,
+        wall: Duration,
+        signal: &ReceivedSignal<'_>,
+        bu: &BindingUpdate<'_>,
+        b: &mut Incoming<'_>,
+    ) -> Step {
+        if !matches!(self.cfg.auth, crate::config::AuthPolicy::Required(_)) {
+            return Ok(());
+        }
+        let hoa = b.hoa;
+        let spi = match bu.options.last() {
+            Some(MobilityOption::Authentication {
+                subtype: AUTH_SUBTYPE_MN_HA,
+                spi,
+                ..
+            }) => *spi,
+            _ => {
                 self.stats.no_auth_option += 1;
                 if self.stats.no_auth_option.is_power_of_two() {
-                    info!(hoa = %hoa, src = %signal.src, seq = seq.0, dropped = self.stats.no_auth_option,
+                    info!(hoa = %hoa, src = %signal.src, seq = b.seq.0, dropped = self.stats.no_auth_option,
                         "binding update without MN-HA authentication dropped");
                 }
-                return;
-            };
-            let Some(sa) = self.sas.get(&spi) else {
-                self.stats.unknown_spi += 1;
-                if self.stats.unknown_spi.is_power_of_two() {
-                    info!(hoa = %hoa, src = %signal.src, spi, dropped = self.stats.unknown_spi,
-                        "binding update with unknown SPI dropped");
-                }
-                return;
-            };
-            let mac_ok = matches!(sa.key.verify(signal.mh, coa_mac, &hoa), Ok(true));
-            let owner = existing.and_then(|(_, _, spi)| spi);
-            let covers = sa_covers(sa, &hoa, mn_id, owner, self.named_hoas.contains(&hoa));
-            let required = matches!(sa.replay, ReplayProtection::Timestamps { .. });
-            let window = match sa.replay {
-                ReplayProtection::Timestamps { window } => window,
-                ReplayProtection::SequenceOnly => crate::config::DEFAULT_TIMESTAMP_WINDOW,
-            };
-            reply.sa = Some((spi, sa.key.clone()));
-            if !mac_ok || !covers {
-                self.stats.auth_failed += 1;
-                // Both are 146 (RFC 4285 §4, §5); the log says which, since the fixes differ.
-                let reason = if !mac_ok {
-                    "the authenticator did not verify (a key differing from the router's, or \
-                     the BU altered)"
-                } else {
-                    "the authenticator verified, but this SA is not the one for this home \
-                     address or NAI (RFC 4285 §5)"
-                };
-                warn!(hoa = %hoa, coa = %coa, spi, mac_ok, covers, reason,
-                    "binding update failed authentication (146)");
-                self.reject(&reply, BaStatus::Mipv6AuthFail);
-                return;
+                return Err(Stop::Dropped);
             }
-            spi_used = Some(spi);
-            // RFC 4285 §6: timestamps are checked after the MAC.
-            match timestamp {
-                None if required => {
-                    self.stats.replay_rejected += 1;
-                    info!(hoa = %hoa, spi, "binding update without replay protection refused");
-                    self.reject(&reply, BaStatus::Mipv6MesgIdReqd);
-                    return;
-                }
-                None => {}
-                Some(ts) => {
-                    let ha_now = NtpTimestamp::from_unix(wall);
-                    let t = NtpTimestamp(ts);
-                    let last = existing
-                        .and(self.cache.get(&hoa))
-                        .and_then(|b| b.last_timestamp)
-                        .or_else(|| self.replay_floor.get(&hoa).map(|(t, _)| *t));
-                    let fresh = t.is_within(ha_now, window)
-                        && last.is_none_or(|l| t.is_later_than(NtpTimestamp(l)));
-                    if !fresh {
-                        self.stats.replay_rejected += 1;
-                        warn!(hoa = %hoa, spi, timestamp = ts, "binding update timestamp stale or replayed");
-                        // RFC 4285 §6: echo the low 32 bits, high 32 bits from our clock
-                        // so the MR can resynchronise.
-                        reply.timestamp =
-                            Some((u64::from(ha_now.seconds()) << 32) | (ts & 0xffff_ffff));
-                        self.reject(&reply, BaStatus::Mipv6IdMismatch);
-                        return;
-                    }
-                }
+        };
+        let Some(sa) = self.sas.get(&spi) else {
+            self.stats.unknown_spi += 1;
+            if self.stats.unknown_spi.is_power_of_two() {
+                info!(hoa = %hoa, src = %signal.src, spi, dropped = self.stats.unknown_spi,
+                    "binding update with unknown SPI dropped");
             }
+            return Err(Stop::Dropped);
+        };
+        let mac_ok = matches!(sa.key.verify(signal.mh, b.reply.coa_mac, &hoa), Ok(true));
+        let owner = b.existing.and_then(|e| e.2);
+        let covers = sa_covers(
+            sa,
+            &hoa,
+            b.reply.mn_id,
+            owner,
+            self.named_hoas.contains(&hoa),
+        );
+        let required = sa.timestamps();
+        let window = sa.replay_window();
+        b.reply.sa = Some((spi, sa.key.clone()));
+        if !mac_ok || !covers {
+            self.stats.auth_failed += 1;
+            // Both are 146 (RFC 4285 §4, §5); the log says which, since the fixes differ.
+            let reason = if !mac_ok {
+                "the authenticator did not verify (a key differing from the router's, or \
+                 the BU altered)"
+            } else {
+                "the authenticator verified, but this SA is not the one for this home \
+                 address or NAI (RFC 4285 §5)"
+            };
+            warn!(hoa = %hoa, coa = %b.coa, spi, mac_ok, covers, reason,
+                "binding update failed authentication (146)");
+            return Err(refuse(BaStatus::Mipv6AuthFail));
         }
+        b.spi = Some(spi);
+        let Some(ts) = b.timestamp else {
+            if required {
+                self.stats.replay_rejected += 1;
+                info!(hoa = %hoa, spi, "binding update without replay protection refused");
+                return Err(refuse(BaStatus::Mipv6MesgIdReqd));
+            }
+            return Ok(());
+        };
+        let ha_now = NtpTimestamp::from_unix(wall);
+        let last = b
+            .existing
+            .and(self.cache.get(&hoa))
+            .and_then(|e| e.last_timestamp)
+            .or_else(|| self.replay_floor.get(&hoa).map(|(t, _)| *t));
+        if let Err(echo) = timestamp_fresh(NtpTimestamp(ts), ha_now, window, last) {
+            self.stats.replay_rejected += 1;
+            warn!(hoa = %hoa, spi, timestamp = ts, "binding update timestamp stale or replayed");
+            b.reply.timestamp = Some(echo);
+            return Err(refuse(BaStatus::Mipv6IdMismatch));
+        }
+        Ok(())
+    }
 
-        // 3. Home registration checks.
+    /// Step 3: a home registration (H; R needs H, RFC 3963 §6.1) of a home address this
+    /// home agent serves (131, 132) and knows (129 for an unlisted one, unless accepted).
+    fn home_registration_step(&mut self, policy: Option<&HoaPolicy>, b: &Incoming<'_>) -> Step {
+        let (hoa, flags) = (b.hoa, b.flags);
         if !flags.home_registration() {
             if flags.mobile_router() {
                 // RFC 3963 §6.1: NEMO has no route optimisation; R requires H.
-                self.reject(&reply, BaStatus::MobileRouterOperationNotPermitted);
-            } else if existing.is_some() {
+                return Err(refuse(BaStatus::MobileRouterOperationNotPermitted));
+            }
+            if b.existing.is_some() {
                 // RFC 6275 §9.5.1: a non-home registration for a home address we hold a
                 // home registration for changes the registration type: 139, never a
                 // silent drop.
                 info!(hoa = %hoa, "correspondent registration for a home-registered address refused (139)");
-                self.reject(&reply, BaStatus::RegistrationTypeChangeDisallowed);
-            } else {
-                // A correspondent registration; we do no route optimisation and such a BU
-                // lacks a Binding Authorization Data option we could check (§9.5.1).
-                self.stats.dropped_other += 1;
-                debug!(hoa = %hoa, "correspondent registration dropped (no route optimisation)");
+                return Err(refuse(BaStatus::RegistrationTypeChangeDisallowed));
             }
-            return;
+            // A correspondent registration; we do no route optimisation and such a BU
+            // lacks a Binding Authorization Data option we could check (§9.5.1).
+            self.stats.dropped_other += 1;
+            debug!(hoa = %hoa, "correspondent registration dropped (no route optimisation)");
+            return Err(Stop::Dropped);
         }
         if flags.mobile_router() && !self.cfg.mobile_router_support {
-            self.reject(&reply, BaStatus::MobileRouterOperationNotPermitted);
-            return;
+            return Err(refuse(BaStatus::MobileRouterOperationNotPermitted));
         }
         if self.cfg.home_prefixes.is_empty() {
-            self.reject(&reply, BaStatus::HomeRegistrationNotSupported);
-            return;
+            return Err(refuse(BaStatus::HomeRegistrationNotSupported));
         }
         if !self.serves(&hoa) {
-            self.reject(&reply, BaStatus::NotHomeSubnet);
-            return;
+            return Err(refuse(BaStatus::NotHomeSubnet));
         }
         if !self.cfg.accept_unlisted_home_addresses
             && policy.is_none()
@@ -321,194 +431,185 @@ impl Ha {
             } else {
                 debug!(hoa = %hoa, "unlisted home address refused (129)");
             }
-            self.reject(&reply, BaStatus::AdministrativelyProhibited);
-            return;
+            return Err(refuse(BaStatus::AdministrativelyProhibited));
         }
+        Ok(())
+    }
 
-        // 4. Sequence number (RFC 6275 §9.5.1): any value for a new binding.
-        if let Some((last, _, _)) = existing
-            && !seq.is_newer_than(last)
-        {
-            reply.sequence = last;
-            info!(hoa = %hoa, seq = seq.0, last = last.0, "binding update sequence number out of window");
-            self.reject(&reply, BaStatus::SequenceNumberOutOfWindow);
-            return;
+    /// Step 5: de-registration (RFC 6275 §10.3.2, RFC 3963 §6.2 step 4): lifetime 0 or the
+    /// home address as care-of address. 133 without a binding.
+    fn deregistration_step(&mut self, now: Instant, b: &Incoming<'_>) -> Step {
+        if b.existing.is_none() {
+            return Err(refuse(BaStatus::NotHomeAgentForThisMobileNode));
         }
-
-        // 5. Deregistration (RFC 6275 §10.3.2, RFC 3963 §6.2 step 4).
-        let at_home = matches!(coa, CareOf::V6(c) if c == hoa);
-        if bu.lifetime.is_zero() || at_home {
-            if existing.is_none() {
-                // §10.3.2: no home registration binding for this MN.
-                self.reject(&reply, BaStatus::NotHomeAgentForThisMobileNode);
-                return;
-            }
-            self.remove_binding(now, hoa);
-            if let Some(ts) = timestamp {
-                let window = self.replay_window(spi_used);
-                self.replay_floor.insert(hoa, (ts, now + window));
-            }
-            self.stats.deregistered += 1;
-            info!(hoa = %hoa, coa = %coa, seq = seq.0, "binding deregistered");
-            self.send_ba(&reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
-            return;
+        self.remove_binding(now, b.hoa);
+        if let Some(ts) = b.timestamp {
+            // A replay of an older BU must not recreate the binding (RFC 4285 §6).
+            let window = self.replay_window(b.spi);
+            self.replay_floor.insert(b.hoa, (ts, now + window));
         }
+        self.stats.deregistered += 1;
+        info!(hoa = %b.hoa, coa = %b.coa, seq = b.seq.0, "binding deregistered");
+        self.send_ba(&b.reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
+        Err(Stop::Handled)
+    }
 
-        // A new binding needs room (RFC 6275 §9.5.1: 130, Insufficient resources).
-        if existing.is_none() && self.cache.len() >= self.cfg.max_bindings {
-            self.stats.cache_full += 1;
-            if self.stats.cache_full.is_power_of_two() {
-                warn!(hoa = %hoa, max_bindings = self.cfg.max_bindings, refused = self.stats.cache_full,
-                    "binding cache full: new registrations refused (130); raise max-bindings?");
-            }
-            self.reject(&reply, BaStatus::InsufficientResources);
-            return;
+    /// A new binding needs room (RFC 6275 §9.5.1: 130, Insufficient resources).
+    fn room_step(&mut self, b: &Incoming<'_>) -> Step {
+        if b.existing.is_some() || self.cache.len() < self.cfg.max_bindings {
+            return Ok(());
         }
-
-        // 6. RFC 3963 §6.2 step 3: R may not change on an existing binding.
-        if let Some((_, old_flags, _)) = existing {
-            let had_r = old_flags & proto::mh::BuFlags::R.bits() != 0;
-            if had_r != flags.mobile_router() {
-                self.reject(&reply, BaStatus::RegistrationTypeChangeDisallowed);
-                return;
-            }
+        self.stats.cache_full += 1;
+        if self.stats.cache_full.is_power_of_two() {
+            warn!(hoa = %b.hoa, max_bindings = self.cfg.max_bindings, refused = self.stats.cache_full,
+                "binding cache full: new registrations refused (130); raise max-bindings?");
         }
+        Err(refuse(BaStatus::InsufficientResources))
+    }
 
-        // 7. Prefixes.
-        let policy = policy.as_deref();
-        let mut status = BaStatus::Accepted;
-        let mut mnp_v6: Vec<Ipv6Net> = Vec::new();
+    /// Step 7: the mobile network prefixes. IPv6 explicit (RFC 3963 §6.1.2: all listed
+    /// or none, 141/142) or implicit (§6.1.1: from the prefix table, 143 when there is
+    /// nothing), then the IPv4 part (RFC 5555, Shima, SHISA's legacy option).
+    fn prefix_step(
+        &self,
+        policy: Option<&HoaPolicy>,
+        bu: &BindingUpdate<'_>,
+        flags: BuFlags,
+    ) -> Step<Prefixes> {
         let explicit = bu
             .options
             .iter()
             .any(|o| matches!(o, MobilityOption::MobileNetworkPrefix { .. }));
+        let mut v6 = Ok(Vec::new());
         if flags.mobile_router() {
             if explicit {
-                // RFC 3963 §6.1.2: every listed prefix or none.
-                for o in &bu.options {
-                    let MobilityOption::MobileNetworkPrefix { prefix_len, prefix } = *o else {
-                        continue;
-                    };
-                    let Some(net) = valid_v6_prefix(prefix, prefix_len) else {
-                        status = BaStatus::InvalidPrefix;
-                        break;
-                    };
-                    let allowed =
-                        policy.is_some_and(|p| p.v6.iter().any(|(r, _)| r.contains(&net)));
-                    if !allowed {
-                        status = BaStatus::NotAuthorizedForPrefix;
-                        break;
-                    }
-                    if !mnp_v6.contains(&net) {
-                        mnp_v6.push(net);
-                    }
-                }
+                v6 = explicit_mnps(bu, policy);
             } else if let Some(p) = policy {
-                // RFC 3963 §6.1.1 implicit mode.
-                mnp_v6.extend(
-                    p.v6.iter()
-                        .filter(|(_, m)| *m == PrefixMode::Implicit)
-                        .map(|(n, _)| *n),
-                );
+                v6 = Ok(p
+                    .v6
+                    .iter()
+                    .filter(|(_, m)| *m == PrefixMode::Implicit)
+                    .map(|(n, _)| *n)
+                    .collect());
             }
         }
         let mut v4 = self.ipv4_part(policy, flags.mobile_router(), bu);
-        if status == BaStatus::Accepted
-            && let Some(s) = v4.status
-        {
-            status = s;
-        }
-        if status == BaStatus::Accepted
-            && flags.mobile_router()
-            && !explicit
-            && mnp_v6.is_empty()
-            && v4.mnp.is_empty()
-        {
-            // RFC 3963 §6.1.1: implicit mode and nothing configured for this MR.
-            status = BaStatus::ForwardingSetupFailed;
-        }
-        if status != BaStatus::Accepted {
-            // Nothing was registered: no IPv4 acknowledgement may claim success.
-            for a in &mut v4.acks {
-                if let MobilityOption::Ipv4AddressAck {
-                    status, prefix_len, ..
-                } = a
-                    && status.is_success()
-                {
-                    *status = Ipv4AckStatus::ReasonUnspecified;
-                    *prefix_len = 0;
-                }
+        let status = match (&v6, v4.status) {
+            (Err(s), _) => *s,
+            (Ok(_), Some(s)) => s,
+            (Ok(v6), None)
+                if flags.mobile_router() && !explicit && v6.is_empty() && v4.mnp.is_empty() =>
+            {
+                // RFC 3963 §6.1.1: implicit mode and nothing configured for this MR.
+                BaStatus::ForwardingSetupFailed
             }
-            self.reject_with(&reply, status, v4.acks);
-            return;
+            (Ok(_), None) => BaStatus::Accepted,
+        };
+        match v6 {
+            Ok(v6) if status == BaStatus::Accepted => Ok(Prefixes { v6, v4 }),
+            _ => {
+                // Nothing was registered: no IPv4 acknowledgement may claim success.
+                for a in &mut v4.acks {
+                    if let MobilityOption::Ipv4AddressAck {
+                        status, prefix_len, ..
+                    } = a
+                        && status.is_success()
+                    {
+                        *status = Ipv4AckStatus::ReasonUnspecified;
+                        *prefix_len = 0;
+                    }
+                }
+                Err(Stop::Refused(status, v4.acks))
+            }
         }
+    }
 
-        // 8. Create or refresh the entry (RFC 6275 §10.3.1). A new home address is first
-        // checked on the home link (proxy DAD): the BU waits, whole, for the verdict.
-        if existing.is_none()
-            && let Some(dad_time) = self.cfg.proxy_dad
-        {
-            match self.dad_verdict.filter(|(h, _)| *h == hoa).map(|v| v.1) {
-                Some(super::DadVerdict::Clear) => {}
-                Some(super::DadVerdict::Defended) => {
-                    self.stats.dad_defended += 1;
-                    self.reject(&reply, BaStatus::DuplicateAddressDetectionFailed);
-                    return;
-                }
-                None => {
-                    let link_local = flags.link_local_compat().then(|| {
-                        let mut ll = [0u8; 16];
-                        ll[0] = 0xfe;
-                        ll[1] = 0x80;
-                        ll[8..].copy_from_slice(&hoa.octets()[8..]);
-                        Ipv6Addr::from(ll)
-                    });
-                    let targets: Vec<Ipv6Addr> = std::iter::once(hoa).chain(link_local).collect();
-                    if let Some(p) = self.dad.get_mut(&hoa) {
-                        // A retransmission while DAD runs: the newest BU is the one
-                        // answered when it ends.
-                        p.src = signal.src;
-                        p.dst = signal.dst;
-                        p.home_address = signal.home_address;
-                        p.mh = signal.mh.to_vec();
-                        p.ifindex = signal.ifindex;
-                        p.udp_v4 = signal.udp_v4;
-                        p.targets = targets;
-                        return;
-                    }
-                    if self.dad.len() >= super::MAX_DAD_PENDING {
-                        self.reject(&reply, BaStatus::InsufficientResources);
-                        return;
-                    }
-                    self.stats.dad_started += 1;
-                    debug!(%hoa, ?targets, "proxy DAD started");
-                    self.events.push_back(HaEvent::ProxyDadStart {
-                        hoa,
-                        targets: targets.clone(),
-                    });
-                    self.dad.insert(
-                        hoa,
-                        super::DadPending {
-                            deadline: now + dad_time,
-                            targets,
-                            src: signal.src,
-                            dst: signal.dst,
-                            home_address: signal.home_address,
-                            mh: signal.mh.to_vec(),
-                            ifindex: signal.ifindex,
-                            udp_v4: signal.udp_v4,
-                        },
-                    );
-                    return;
-                }
-            }
+    /// Step 8a: a new home address is first checked on the home link (proxy DAD, RFC 6275
+    /// §10.3.1): the BU waits, whole, for the verdict; a defended address gets 134.
+    fn proxy_dad_step(
+        &mut self,
+        now: Instant,
+        signal: &ReceivedSignal<'_>,
+        b: &Incoming<'_>,
+    ) -> Step {
+        let Some(dad_time) = self.cfg.proxy_dad else {
+            return Ok(());
+        };
+        if b.existing.is_some() {
+            return Ok(());
         }
-        // Create or refresh the entry.
+        let hoa = b.hoa;
+        match self.dad_verdict.filter(|(h, _)| *h == hoa).map(|v| v.1) {
+            Some(super::DadVerdict::Clear) => return Ok(()),
+            Some(super::DadVerdict::Defended) => {
+                self.stats.dad_defended += 1;
+                return Err(refuse(BaStatus::DuplicateAddressDetectionFailed));
+            }
+            None => {}
+        }
+        let link_local = b.flags.link_local_compat().then(|| {
+            let mut ll = [0u8; 16];
+            ll[0] = 0xfe;
+            ll[1] = 0x80;
+            ll[8..].copy_from_slice(&hoa.octets()[8..]);
+            Ipv6Addr::from(ll)
+        });
+        let targets: Vec<Ipv6Addr> = std::iter::once(hoa).chain(link_local).collect();
+        if let Some(p) = self.dad.get_mut(&hoa) {
+            // A retransmission while DAD runs: the newest BU is the one answered when it
+            // ends.
+            p.src = signal.src;
+            p.dst = signal.dst;
+            p.home_address = signal.home_address;
+            p.mh = signal.mh.to_vec();
+            p.ifindex = signal.ifindex;
+            p.udp_v4 = signal.udp_v4;
+            p.targets = targets;
+            return Err(Stop::Handled);
+        }
+        if self.dad.len() >= super::MAX_DAD_PENDING {
+            return Err(refuse(BaStatus::InsufficientResources));
+        }
+        self.stats.dad_started += 1;
+        debug!(%hoa, ?targets, "proxy DAD started");
+        self.events.push_back(HaEvent::ProxyDadStart {
+            hoa,
+            targets: targets.clone(),
+        });
+        self.dad.insert(
+            hoa,
+            super::DadPending {
+                deadline: now + dad_time,
+                targets,
+                src: signal.src,
+                dst: signal.dst,
+                home_address: signal.home_address,
+                mh: signal.mh.to_vec(),
+                ifindex: signal.ifindex,
+                udp_v4: signal.udp_v4,
+            },
+        );
+        Err(Stop::Handled)
+    }
+
+    /// Step 8: create or refresh the entry (RFC 6275 §10.3.1): Persist, BcAdd and, for a
+    /// new one, ProxyNdAdd events, then the BA.
+    fn register(
+        &mut self,
+        now: Instant,
+        wall: Duration,
+        signal: &ReceivedSignal<'_>,
+        bu: &BindingUpdate<'_>,
+        b: &Incoming<'_>,
+        prefixes: Prefixes,
+    ) {
+        let Prefixes { v6: mnp_v6, v4 } = prefixes;
+        let hoa = b.hoa;
         let max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
         let granted = bu.lifetime.min(max).max(Lifetime(1));
         let expires = now + granted.as_duration();
         let due = match self.cfg.brr {
-            Some(b) if b.before_expiry < granted.as_duration() => expires - b.before_expiry,
+            Some(brr) if brr.before_expiry < granted.as_duration() => expires - brr.before_expiry,
             _ => expires,
         };
         let Ha {
@@ -526,56 +627,56 @@ impl Ha {
         let bce: &Bce = match cache.entry(hoa) {
             Entry::Occupied(o) => {
                 new = false;
-                let b = o.into_mut();
+                let e = o.into_mut();
                 // Keep the boxed prefix lists when unchanged (the usual refresh).
-                if *b.mnp_v6 != *mnp_v6 {
-                    b.mnp_v6 = mnp_v6.into_boxed_slice();
+                if *e.mnp_v6 != *mnp_v6 {
+                    e.mnp_v6 = mnp_v6.into_boxed_slice();
                 }
-                if *b.mnp_v4 != *v4.mnp {
-                    b.mnp_v4 = v4.mnp.into_boxed_slice();
+                if *e.mnp_v4 != *v4.mnp {
+                    e.mnp_v4 = v4.mnp.into_boxed_slice();
                 }
-                b.coa = coa;
-                b.expires = expires;
-                b.due = due;
-                if timestamp.is_some() {
-                    b.last_timestamp = timestamp;
+                e.coa = b.coa;
+                e.expires = expires;
+                e.due = due;
+                if b.timestamp.is_some() {
+                    e.last_timestamp = b.timestamp;
                 }
-                b.spi = spi_used;
-                b.hoa_v4 = v4.hoa_v4;
-                b.lifetime_secs = granted.as_secs();
-                b.flags = flags.bits();
-                b.sequence = seq.0;
-                b.nat_detected = nat_detected;
-                b.coa_v4_option = v4_coa_option;
-                b.rh2 = signal.home_address.is_some();
-                b.brr_sent = false;
+                e.spi = b.spi;
+                e.hoa_v4 = v4.hoa_v4;
+                e.lifetime_secs = granted.as_secs();
+                e.flags = b.flags.bits();
+                e.sequence = b.seq.0;
+                e.nat_detected = b.nat_detected;
+                e.coa_v4_option = b.v4_coa_option;
+                e.rh2 = signal.home_address.is_some();
+                e.brr_sent = false;
                 // Timers are lazy: a later deadline is picked up when the scheduled one
                 // fires; only an earlier one needs moving in the set.
-                if due < b.timer {
-                    timers.remove(&(b.timer, hoa));
+                if due < e.timer {
+                    timers.remove(&(e.timer, hoa));
                     timers.insert((due, hoa));
-                    b.timer = due;
+                    e.timer = due;
                 }
-                b
+                e
             }
             Entry::Vacant(v) => {
                 new = true;
                 timers.insert((due, hoa));
                 v.insert(Bce {
-                    coa,
+                    coa: b.coa,
                     expires,
                     timer: due,
                     due,
                     mnp_v6: mnp_v6.into_boxed_slice(),
                     mnp_v4: v4.mnp.into_boxed_slice(),
-                    last_timestamp: timestamp,
-                    spi: spi_used,
+                    last_timestamp: b.timestamp,
+                    spi: b.spi,
                     hoa_v4: v4.hoa_v4,
                     lifetime_secs: granted.as_secs(),
-                    flags: flags.bits(),
-                    sequence: seq.0,
-                    nat_detected,
-                    coa_v4_option: v4_coa_option,
+                    flags: b.flags.bits(),
+                    sequence: b.seq.0,
+                    nat_detected: b.nat_detected,
+                    coa_v4_option: b.v4_coa_option,
                     rh2: signal.home_address.is_some(),
                     brr_sent: false,
                 })
@@ -591,8 +692,8 @@ impl Ha {
         }
         info!(
             hoa = %hoa,
-            coa = %coa,
-            seq = seq.0,
+            coa = %b.coa,
+            seq = b.seq.0,
             lifetime = granted.as_secs(),
             mnp_v6 = bce.mnp_v6.len(),
             mnp_v4 = bce.mnp_v4.len(),
@@ -600,7 +701,7 @@ impl Ha {
             "binding registered"
         );
         self.stats.accepted += 1;
-        self.send_ba(&reply, BaStatus::Accepted, granted, v4.acks);
+        self.send_ba(&b.reply, BaStatus::Accepted, granted, v4.acks);
     }
 
     /// Why `coa` cannot be the care-of address of this BU, if it cannot (step 1).
@@ -821,10 +922,6 @@ impl Ha {
         }
     }
 
-    fn reject(&mut self, reply: &Reply<'_>, status: BaStatus) {
-        self.reject_with(reply, status, Vec::new());
-    }
-
     fn reject_with(
         &mut self,
         reply: &Reply<'_>,
@@ -877,6 +974,63 @@ impl Ha {
             Some(reply.ifindex),
         );
     }
+}
+
+/// Step 4 (RFC 6275 §9.5.1): a BU for an existing binding must carry a sequence number
+/// newer than the last accepted one (modulo 2^16, §9.5.1); any number starts a new
+/// binding. `Err` carries the last accepted number, which the 135 BA returns.
+fn sequence_in_window(
+    last: Option<SequenceNumber>,
+    seq: SequenceNumber,
+) -> Result<(), SequenceNumber> {
+    match last {
+        Some(last) if !seq.is_newer_than(last) => Err(last),
+        _ => Ok(()),
+    }
+}
+
+/// Step 6 (RFC 3963 §6.2 step 3): the R flag of an existing binding may not change (139).
+fn r_flag_changed(old_flags: Option<u16>, flags: BuFlags) -> bool {
+    old_flags.is_some_and(|old| BuFlags(old).mobile_router() != flags.mobile_router())
+}
+
+/// Step 2's replay check (RFC 4285 §6): a timestamp within `window` of the home agent's
+/// clock and later than the last one accepted for the home address. `Err` is the
+/// timestamp for the 144 BA: our clock's seconds in the high 32 bits, the BU's low 32
+/// bits, so the mobile router can resynchronise.
+fn timestamp_fresh(
+    ts: NtpTimestamp,
+    ha_now: NtpTimestamp,
+    window: Duration,
+    last: Option<u64>,
+) -> Result<(), u64> {
+    if ts.is_within(ha_now, window) && last.is_none_or(|l| ts.is_later_than(NtpTimestamp(l))) {
+        Ok(())
+    } else {
+        Err((u64::from(ha_now.seconds()) << 32) | (ts.0 & 0xffff_ffff))
+    }
+}
+
+/// Step 7, explicit mode (RFC 3963 §6.1.2): every Mobile Network Prefix option valid
+/// (else 141) and inside a prefix table row of this home address (else 142); all or none.
+fn explicit_mnps(
+    bu: &BindingUpdate<'_>,
+    policy: Option<&HoaPolicy>,
+) -> Result<Vec<Ipv6Net>, BaStatus> {
+    let mut out: Vec<Ipv6Net> = Vec::new();
+    for o in &bu.options {
+        let MobilityOption::MobileNetworkPrefix { prefix_len, prefix } = *o else {
+            continue;
+        };
+        let net = valid_v6_prefix(prefix, prefix_len).ok_or(BaStatus::InvalidPrefix)?;
+        if !policy.is_some_and(|p| p.v6.iter().any(|(r, _)| r.contains(&net))) {
+            return Err(BaStatus::NotAuthorizedForPrefix);
+        }
+        if !out.contains(&net) {
+            out.push(net);
+        }
+    }
+    Ok(out)
 }
 
 fn ack(status: Ipv4AckStatus, prefix_len: u8, address: Ipv4Addr) -> MobilityOption<'static> {
@@ -945,4 +1099,114 @@ fn valid_v6_prefix(prefix: Ipv6Addr, len: u8) -> Option<Ipv6Net> {
         return None;
     }
     Ipv6Net::new(prefix, len).ok().map(|n| n.trunc())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn sequence_window_is_modulo_2_16() {
+        let s = SequenceNumber;
+        assert_eq!(sequence_in_window(None, s(7)), Ok(()));
+        assert_eq!(sequence_in_window(Some(s(7)), s(8)), Ok(()));
+        assert_eq!(sequence_in_window(Some(s(7)), s(7)), Err(s(7)));
+        assert_eq!(sequence_in_window(Some(s(7)), s(6)), Err(s(7)));
+        // RFC 6275 §9.5.1: 0 follows 65535; half the space back is old.
+        assert_eq!(sequence_in_window(Some(s(65535)), s(0)), Ok(()));
+        assert_eq!(sequence_in_window(Some(s(0)), s(40000)), Err(s(0)));
+    }
+
+    #[test]
+    fn r_flag_may_not_change_on_a_binding() {
+        let hr = (BuFlags::A | BuFlags::H | BuFlags::R).bits();
+        let h = (BuFlags::A | BuFlags::H).bits();
+        assert!(!r_flag_changed(None, BuFlags::H));
+        assert!(!r_flag_changed(Some(hr), BuFlags::H | BuFlags::R));
+        assert!(r_flag_changed(Some(hr), BuFlags::H));
+        assert!(r_flag_changed(Some(h), BuFlags::H | BuFlags::R));
+    }
+
+    #[test]
+    fn timestamps_in_window_and_later_than_the_last() {
+        let now = NtpTimestamp::from_unix(Duration::from_secs(1_000_000));
+        let w = Duration::from_secs(7);
+        let at = |secs: u64| NtpTimestamp::from_unix(Duration::from_secs(secs));
+        assert_eq!(timestamp_fresh(at(1_000_003), now, w, None), Ok(()));
+        assert_eq!(timestamp_fresh(at(999_995), now, w, None), Ok(()));
+        let stale = at(999_000);
+        let echo = timestamp_fresh(stale, now, w, None).unwrap_err();
+        // Our seconds high, the BU's low 32 bits (RFC 4285 §6).
+        assert_eq!(echo >> 32, u64::from(now.seconds()));
+        assert_eq!(echo & 0xffff_ffff, stale.0 & 0xffff_ffff);
+        // A replay of the last accepted timestamp, or an older one, is refused.
+        let last = at(1_000_001).0;
+        assert!(timestamp_fresh(at(1_000_001), now, w, Some(last)).is_err());
+        assert!(timestamp_fresh(at(1_000_000), now, w, Some(last)).is_err());
+        assert_eq!(timestamp_fresh(at(1_000_002), now, w, Some(last)), Ok(()));
+    }
+
+    fn bu_with(options: Vec<MobilityOption<'static>>) -> BindingUpdate<'static> {
+        BindingUpdate {
+            sequence: SequenceNumber(1),
+            flags: BuFlags::A | BuFlags::H | BuFlags::R,
+            lifetime: Lifetime(100),
+            options,
+        }
+    }
+
+    fn mnp(p: &str) -> MobilityOption<'static> {
+        let n: Ipv6Net = p.parse().unwrap();
+        MobilityOption::MobileNetworkPrefix {
+            prefix_len: n.prefix_len(),
+            prefix: n.addr(),
+        }
+    }
+
+    #[test]
+    fn explicit_prefixes_all_or_none() {
+        let policy = HoaPolicy {
+            v6: vec![("2001:db8:100::/40".parse().unwrap(), PrefixMode::Explicit)],
+            v4: vec![(
+                Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).unwrap(),
+                PrefixMode::Explicit,
+            )],
+            legacy_ipv4_mnp: false,
+        };
+        let ok = bu_with(vec![mnp("2001:db8:100::/48"), mnp("2001:db8:100::/48")]);
+        assert_eq!(
+            explicit_mnps(&ok, Some(&policy)),
+            Ok(vec!["2001:db8:100::/48".parse().unwrap()])
+        );
+        // Host bits are cleared, not refused.
+        let host = bu_with(vec![mnp("2001:db8:100::1/48")]);
+        assert_eq!(
+            explicit_mnps(&host, Some(&policy)),
+            Ok(vec!["2001:db8:100::/48".parse().unwrap()])
+        );
+        let outside = bu_with(vec![mnp("2001:db8:100::/48"), mnp("2001:db8:200::/48")]);
+        assert_eq!(
+            explicit_mnps(&outside, Some(&policy)),
+            Err(BaStatus::NotAuthorizedForPrefix)
+        );
+        assert_eq!(
+            explicit_mnps(&ok, None),
+            Err(BaStatus::NotAuthorizedForPrefix)
+        );
+        let multicast = bu_with(vec![mnp("ff0e::/16")]);
+        assert_eq!(
+            explicit_mnps(&multicast, Some(&policy)),
+            Err(BaStatus::InvalidPrefix)
+        );
+        let zero = bu_with(vec![MobilityOption::MobileNetworkPrefix {
+            prefix_len: 0,
+            prefix: "2001:db8:100::".parse().unwrap(),
+        }]);
+        assert_eq!(
+            explicit_mnps(&zero, Some(&policy)),
+            Err(BaStatus::InvalidPrefix)
+        );
+    }
 }
