@@ -6,20 +6,22 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::dhcp::client::{Client, ClientConfig, Event, Lease, State};
-use crate::dhcp::wire::{BOOTREPLY, BOOTREQUEST, Message, MessageType};
+use proto::dhcp::{BOOTREPLY, BOOTREQUEST, DhcpRepr, MessageType};
 
-/// A received DHCP message ([`Message::parse`], what the client runs on every datagram
+use crate::dhcp::encode;
+
+/// A received DHCP message ([`DhcpRepr::parse`], what the client runs on every datagram
 /// that reaches port 68). What parses re-emits to the same message.
 pub fn dhcp_message(data: &[u8]) {
-    let Ok(m) = Message::parse(data) else {
+    let Ok(m) = DhcpRepr::parse_bytes(data) else {
         return;
     };
-    let b = m.emit();
+    let b = encode(&m).expect("a parsed message must re-emit (its options fit)");
     assert!(
         b.len() >= 300,
         "emitted message shorter than BOOTP's 300 octets"
     );
-    let again = Message::parse(&b).expect("an emitted message must parse");
+    let again = DhcpRepr::parse_bytes(&b).expect("an emitted message must parse");
     assert_eq!(again, m, "parse(emit(parse(x))) changed the message");
 }
 
@@ -106,7 +108,7 @@ struct Harness {
 impl Harness {
     fn check(&mut self, c: &mut Client, now: Instant) {
         while let Some(t) = c.poll_transmit() {
-            let m = Message::parse(&t.payload).expect("a sent datagram must parse");
+            let m = DhcpRepr::parse_bytes(&t.payload).expect("a sent datagram must parse");
             assert_eq!(m.op, BOOTREQUEST);
             assert_eq!(m.chaddr, MAC);
             assert!(
@@ -195,7 +197,7 @@ impl Script<'_> {
     /// reads, present or not, from the script.
     fn reply(&mut self, xid: u32) -> Vec<u8> {
         let [kind, present] = self.array();
-        let mut m = Message::request(xid, MAC, MessageType::from(kind % 9));
+        let mut m = DhcpRepr::request(xid, MAC, MessageType::from(kind % 9));
         m.op = BOOTREPLY;
         m.yiaddr = self.addr();
         let opt = |bit: u8| present & (1 << bit) != 0;
@@ -217,6 +219,6 @@ impl Script<'_> {
         if opt(5) {
             m.router = Some(self.addr());
         }
-        m.emit()
+        encode(&m).expect("a reply of named options must emit")
     }
 }

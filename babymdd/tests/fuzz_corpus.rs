@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use babymdd::dhcp::client::{Client, ClientConfig};
-use babymdd::dhcp::wire::{BOOTREPLY, Message, MessageType};
+use babymdd::dhcp::encode;
+use proto::dhcp::{BOOTREPLY, DhcpRepr, MessageType};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,7 +54,7 @@ fn dhcp_client_corpus_passes_the_fuzz_checks() {
 #[test]
 fn seeds_are_real_messages() {
     let data = std::fs::read(corpus("dhcp_message").join("udhcpd_ack")).unwrap();
-    let m = Message::parse(&data).unwrap();
+    let m = DhcpRepr::parse_bytes(&data).unwrap();
     assert_eq!(m.message_type, Some(MessageType::Ack));
     assert_eq!(m.lease_time, Some(600));
 }
@@ -104,9 +105,9 @@ fn write_seed_corpora() {
     c.start(t0);
     let discover = c.poll_transmit().unwrap().payload;
     write("dhcp_message", "discover", &discover);
-    let d = Message::parse(&discover).unwrap();
+    let d = DhcpRepr::parse_bytes(&discover).unwrap();
     let answer = |t: MessageType, yiaddr: [u8; 4]| {
-        let mut m = Message::request(d.xid, d.chaddr, t);
+        let mut m = DhcpRepr::request(d.xid, d.chaddr, t);
         m.op = BOOTREPLY;
         m.broadcast = true;
         m.yiaddr = Ipv4Addr::from(yiaddr);
@@ -118,7 +119,7 @@ fn write_seed_corpora() {
             m.subnet_mask = Some(Ipv4Addr::new(255, 255, 255, 0));
             m.router = Some(Ipv4Addr::from(SERVER));
         }
-        m.emit()
+        encode(&m).unwrap()
     };
     let offer = answer(MessageType::Offer, ADDR);
     write("dhcp_message", "offer", &offer);
@@ -130,7 +131,7 @@ fn write_seed_corpora() {
     );
     write("dhcp_message", "ack", &answer(MessageType::Ack, ADDR));
     write("dhcp_message", "nak", &answer(MessageType::Nak, [0; 4]));
-    // busybox udhcpd's ACK (babymdd's wire tests): pads, two routers, a DNS option.
+    // busybox udhcpd's ACK (proto::dhcp's tests): pads, two routers, a DNS option.
     let mut b = vec![0u8; 240];
     b[0] = 2;
     b[1] = 1;

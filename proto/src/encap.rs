@@ -12,11 +12,13 @@
 use core::ops::Range;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::ext::{IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Header, Ipv4Repr, Ipv6Header, Ipv6Repr};
+use crate::ext::{
+    IPV4_HEADER_LEN, IPV6_HEADER_LEN, Ipv4Header, Ipv4Repr, Ipv6Header, Ipv6Repr, UdpHeader,
+    UdpRepr,
+};
 use crate::{Error, IPPROTO_DSTOPTS, IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_UDP, Result, checksum};
 
-/// Length of a UDP header.
-pub const UDP_HEADER_LEN: usize = 8;
+pub use crate::ext::UDP_HEADER_LEN;
 /// Outer hop limit / TTL a router uses by default (IANA default, RFC 3963 §5.5 has the MR use
 /// the router default, docs/notes.md §9).
 pub const DEFAULT_TUNNEL_HOP_LIMIT: u8 = 64;
@@ -403,10 +405,14 @@ pub fn encapsulate(
             outer_ipv4(src_addr, dst_addr, IPPROTO_UDP, udp_len, dscp, ecn, params)
                 .emit(&mut Ipv4Header::new_unchecked(&mut *outer))?;
             let udp = &mut outer[IPV4_HEADER_LEN..];
-            udp[0..2].copy_from_slice(&src_port.to_be_bytes());
-            udp[2..4].copy_from_slice(&dst_port.to_be_bytes());
-            udp[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-            udp[6..8].fill(0);
+            UdpRepr {
+                src_port,
+                dst_port,
+                payload_len: info.len as u16,
+            }
+            .emit(&mut UdpHeader::new_unchecked(&mut *udp))?;
+            // The checksum is summed here rather than by the view: the inner packet is
+            // not contiguous with the header in this borrow.
             let value = if params.udp_checksum {
                 let mut acc =
                     checksum::pseudo_header_v4(&src_addr, &dst_addr, IPPROTO_UDP, udp_len as u16);
@@ -582,27 +588,16 @@ fn outer_ipv4_parse(buf: &[u8]) -> Result<Outer> {
             end,
         )),
         IPPROTO_UDP => {
-            let udp = &buf[start..end];
-            if udp.len() < UDP_HEADER_LEN {
-                return Err(Error::Truncated);
-            }
-            let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-            if udp_len < UDP_HEADER_LEN || udp_len > udp.len() {
-                return Err(Error::BadLength);
-            }
-            let udp = &udp[..udp_len];
-            if udp[6..8] != [0, 0] {
-                let acc =
-                    checksum::pseudo_header_v4(&src_addr, &dst_addr, IPPROTO_UDP, udp_len as u16);
-                if checksum::finish(checksum::sum(acc, udp)) != 0 {
-                    return Err(Error::BadChecksum);
-                }
+            let udp = UdpHeader::new_checked(&buf[start..end])?;
+            let udp_len = usize::from(udp.len());
+            if !udp.verify_checksum_v4(&src_addr, &dst_addr) {
+                return Err(Error::BadChecksum);
             }
             let outer = Encapsulation::Udp4 {
                 src_addr,
                 dst_addr,
-                src_port: u16::from_be_bytes([udp[0], udp[1]]),
-                dst_port: u16::from_be_bytes([udp[2], udp[3]]),
+                src_port: udp.src_port(),
+                dst_port: udp.dst_port(),
             };
             Ok((outer, ecn, None, start + UDP_HEADER_LEN, start + udp_len))
         }

@@ -1,14 +1,15 @@
-//! IPv6 and IPv4 headers, the Mobile IPv6 extension headers (Home Address destination option,
+//! IPv6, IPv4 and UDP headers, the Mobile IPv6 extension headers (Home Address destination option,
 //! RFC 6275 §6.3; type 2 routing header, §6.4) and whole signalling packets built or walked in
 //! user space.
 //!
-//! The IPv4/IPv6 header views are shared with [`crate::encap`].
+//! The IPv4/IPv6/UDP header views are shared with [`crate::encap`].
 
 mod ipv4;
 mod ipv6;
 mod options;
 mod routing;
 mod signalling;
+mod udp;
 
 pub use ipv4::{IPV4_HEADER_LEN, Ipv4Header, Ipv4Repr};
 pub use ipv6::{IPV6_HEADER_LEN, Ipv6Header, Ipv6Repr};
@@ -21,3 +22,4 @@ pub use signalling::{
     ChecksumSource, MobilityPacketRepr, ReceivedPacket, Walk, emit_mobility_packet,
     mobility_packet_len, walk,
 };
+pub use udp::{UDP_HEADER_LEN, UdpHeader, UdpRepr};

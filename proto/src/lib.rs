@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod checksum;
+pub mod dhcp;
 pub mod encap;
 pub mod ext;
 pub mod icmpv6;

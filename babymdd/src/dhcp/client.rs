@@ -18,9 +18,8 @@ use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use tracing::debug;
-
-use super::wire::{BOOTREPLY, Message, MessageType, opt};
+use proto::dhcp::{BOOTREPLY, DhcpRepr, MessageType, opt};
+use tracing::{debug, warn};
 
 /// Retransmission and timing parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,8 +253,8 @@ impl Client {
         self.exchange_start = now;
     }
 
-    fn message(&self, now: Instant, t: MessageType) -> Message {
-        let mut m = Message::request(self.xid, self.cfg.mac, t);
+    fn message(&self, now: Instant, t: MessageType) -> DhcpRepr {
+        let mut m = DhcpRepr::request(self.xid, self.cfg.mac, t);
         m.secs = now
             .saturating_duration_since(self.exchange_start)
             .as_secs()
@@ -304,12 +303,13 @@ impl Client {
         self.timer = Some(now + wait);
     }
 
-    fn push(&mut self, dst: Ipv4Addr, m: &Message) {
+    fn push(&mut self, dst: Ipv4Addr, m: &DhcpRepr) {
         debug!(kind = ?m.message_type, %dst, xid = m.xid, attempt = self.attempt, "DHCP send");
-        self.transmits.push_back(Transmit {
-            dst,
-            payload: m.emit(),
-        });
+        match super::encode(m) {
+            Ok(payload) => self.transmits.push_back(Transmit { dst, payload }),
+            // Unreachable with the options built above; the retransmission timer runs on.
+            Err(e) => warn!(error = %e, "DHCP message not encodable"),
+        }
     }
 
     /// Runs the timer.
@@ -370,7 +370,7 @@ impl Client {
 
     /// A UDP payload received on port 68 of this interface.
     pub fn handle(&mut self, now: Instant, payload: &[u8]) {
-        let Ok(m) = Message::parse(payload) else {
+        let Ok(m) = DhcpRepr::parse_bytes(payload) else {
             return;
         };
         if m.op != BOOTREPLY || m.xid != self.xid || m.chaddr != self.cfg.mac {
@@ -442,7 +442,7 @@ impl Client {
         }
     }
 
-    fn bind(&mut self, now: Instant, m: &Message, server: Ipv4Addr) {
+    fn bind(&mut self, now: Instant, m: &DhcpRepr, server: Ipv4Addr) {
         let secs = m.lease_time.unwrap_or(3600).max(1);
         let lease_d = Duration::from_secs(u64::from(secs));
         // RFC 2131 §4.4.5: T1 = 0.5, T2 = 0.875 of the lease unless the server says;

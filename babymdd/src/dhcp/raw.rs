@@ -14,48 +14,57 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::libc;
-use proto::checksum;
+use proto::IPPROTO_UDP;
+use proto::dhcp::{CLIENT_PORT, SERVER_PORT};
+use proto::ext::{IPV4_HEADER_LEN, Ipv4Header, Ipv4Repr, UDP_HEADER_LEN, UdpHeader, UdpRepr};
 
-use super::wire::{CLIENT_PORT, SERVER_PORT};
-
-const IPV4_HEADER_LEN: usize = 20;
-const UDP_HEADER_LEN: usize = 8;
-const IPPROTO_UDP: u8 = 17;
 const ETH_P_IP: u16 = 0x0800;
 /// RFC 2131 §4.1 leaves it open; 64 like Linux's default.
 const TTL: u8 = 64;
+/// DSCP of the IPv4 header: CS0 with the old "low delay" TOS bit (0x10), as ISC dhclient
+/// and udhcpc send.
+const DSCP: u8 = 0x10 >> 2;
 
 /// `src:68 → dst:67` as an IPv4 datagram: header (no options, DF clear, checksummed), UDP
-/// header (checksummed) and `payload`.
-pub fn datagram(src: Ipv4Addr, dst: Ipv4Addr, ident: u16, payload: &[u8]) -> Vec<u8> {
-    let udp_len = UDP_HEADER_LEN + payload.len();
-    let total = IPV4_HEADER_LEN + udp_len;
-    let mut p = Vec::with_capacity(total);
-    p.push(0x45); // version 4, IHL 5
-    p.push(0x10); // DSCP/ECN: low delay, as ISC dhclient and udhcpc send
-    p.extend_from_slice(&(total as u16).to_be_bytes());
-    p.extend_from_slice(&ident.to_be_bytes());
-    p.extend_from_slice(&[0, 0]); // no flags, offset 0
-    p.push(TTL);
-    p.push(IPPROTO_UDP);
-    p.extend_from_slice(&[0, 0]); // checksum, below
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum::ipv4_header(&p[..IPV4_HEADER_LEN]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-
-    p.extend_from_slice(&CLIENT_PORT.to_be_bytes());
-    p.extend_from_slice(&SERVER_PORT.to_be_bytes());
-    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]); // checksum, below
-    p.extend_from_slice(payload);
-    let acc = checksum::pseudo_header_v4(&src, &dst, IPPROTO_UDP, udp_len as u16);
-    let mut c = checksum::finish(checksum::sum(acc, &p[IPV4_HEADER_LEN..]));
-    if c == 0 {
-        c = 0xffff; // RFC 768: a computed zero is sent as all ones
-    }
-    p[IPV4_HEADER_LEN + 6..IPV4_HEADER_LEN + 8].copy_from_slice(&c.to_be_bytes());
-    p
+/// header (checksummed) and `payload`. The layouts are proto's.
+///
+/// # Errors
+/// [`proto::Error::BadLength`] for a payload too long for one IPv4 datagram.
+pub fn datagram(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    payload: &[u8],
+) -> Result<Vec<u8>, proto::Error> {
+    let payload_len = u16::try_from(payload.len()).map_err(|_| proto::Error::BadLength)?;
+    let udp = UdpRepr {
+        src_port: CLIENT_PORT,
+        dst_port: SERVER_PORT,
+        payload_len,
+    };
+    let udp_len =
+        u16::try_from(UDP_HEADER_LEN + payload.len()).map_err(|_| proto::Error::BadLength)?;
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IPPROTO_UDP,
+        payload_len: udp_len,
+        ttl: TTL,
+        dscp: DSCP,
+        ecn: 0,
+        ident,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    let mut p = vec![0u8; IPV4_HEADER_LEN + usize::from(udp_len)];
+    let (header, rest) = p.split_at_mut(IPV4_HEADER_LEN);
+    ip.emit(&mut Ipv4Header::new_unchecked(header))?;
+    rest[UDP_HEADER_LEN..].copy_from_slice(payload);
+    let mut u = UdpHeader::new_unchecked(rest);
+    udp.emit(&mut u)?;
+    u.fill_checksum_v4(&src, &dst);
+    Ok(p)
 }
 
 /// An `AF_PACKET`/`SOCK_DGRAM` socket that sends IPv4 datagrams to the Ethernet broadcast
@@ -99,7 +108,8 @@ impl BroadcastSender {
             Ipv4Addr::BROADCAST,
             self.ident,
             payload,
-        );
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sa.sll_family = libc::AF_PACKET as u16;
@@ -130,13 +140,15 @@ impl BroadcastSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::checksum;
 
     #[test]
     fn headers_and_checksums() {
         let payload = [1u8, 2, 3, 4, 5];
-        let p = datagram(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 0x1234, &payload);
+        let p = datagram(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, 0x1234, &payload).unwrap();
         assert_eq!(p.len(), 20 + 8 + 5);
-        assert_eq!(p[0], 0x45);
+        assert_eq!(&p[..2], &[0x45, 0x10], "IHL 5, TOS low delay as before");
+        assert_eq!(&p[6..9], &[0, 0, 64], "DF clear, TTL 64");
         assert_eq!(u16::from_be_bytes([p[2], p[3]]), 33);
         assert_eq!(u16::from_be_bytes([p[4], p[5]]), 0x1234);
         assert_eq!(p[9], 17);

@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{Client, ClientConfig, Event, Lease, Transmit};
 use super::raw::BroadcastSender;
-use super::wire::{CLIENT_PORT, SERVER_PORT};
+use proto::dhcp::{CLIENT_PORT, SERVER_PORT};
 
 /// Default base of the default routes' metrics (plus the link's preference).
 pub const DEFAULT_ROUTE_METRIC: u32 = 1000;

@@ -11,14 +11,14 @@ fn client(t0: Instant) -> Client {
 }
 
 /// Takes the one queued datagram, parsed.
-fn sent(c: &mut Client) -> (Ipv4Addr, Message) {
+fn sent(c: &mut Client) -> (Ipv4Addr, DhcpRepr) {
     let t = c.poll_transmit().expect("a datagram");
     assert!(c.poll_transmit().is_none(), "only one datagram");
-    (t.dst, Message::parse(&t.payload).unwrap())
+    (t.dst, DhcpRepr::parse_bytes(&t.payload).unwrap())
 }
 
-fn reply(req: &Message, t: MessageType, lease: u32) -> Vec<u8> {
-    let mut m = Message::request(req.xid, req.chaddr, t);
+fn reply(req: &DhcpRepr, t: MessageType, lease: u32) -> Vec<u8> {
+    let mut m = DhcpRepr::request(req.xid, req.chaddr, t);
     m.op = BOOTREPLY;
     m.broadcast = req.broadcast;
     m.yiaddr = if t == MessageType::Nak {
@@ -36,7 +36,7 @@ fn reply(req: &Message, t: MessageType, lease: u32) -> Vec<u8> {
         m.subnet_mask = Some(Ipv4Addr::new(255, 255, 255, 0));
         m.router = Some(SERVER);
     }
-    m.emit()
+    crate::dhcp::encode(&m).unwrap()
 }
 
 /// DISCOVER → OFFER → REQUEST → ACK at `t0`; returns the lease.
@@ -90,7 +90,7 @@ fn ignores_other_xid_and_chaddr_and_requests() {
     other.chaddr[5] ^= 1;
     c.handle(t0, &reply(&other, MessageType::Offer, 60));
     // Our own broadcast DISCOVER looped back is a BOOTREQUEST.
-    c.handle(t0, &d.emit());
+    c.handle(t0, &crate::dhcp::encode(&d).unwrap());
     c.handle(t0, &[1, 2, 3]);
     assert_eq!(c.state(), &State::Selecting);
     assert!(c.poll_transmit().is_none());
@@ -295,9 +295,9 @@ fn rebinding_ack_from_another_server() {
     let _ = sent(&mut c);
     c.handle_timeout(l.rebind_at);
     let (_, r) = sent(&mut c);
-    let mut ack = Message::parse(&reply(&r, MessageType::Ack, 100)).unwrap();
+    let mut ack = DhcpRepr::parse_bytes(&reply(&r, MessageType::Ack, 100)).unwrap();
     ack.server_id = Some(Ipv4Addr::new(192, 168, 77, 2));
-    c.handle(l.rebind_at, &ack.emit());
+    c.handle(l.rebind_at, &crate::dhcp::encode(&ack).unwrap());
     match c.poll_event() {
         Some(Event::Renewed(n)) => assert_eq!(n.server, Ipv4Addr::new(192, 168, 77, 2)),
         other => panic!("{other:?}"),
@@ -367,9 +367,9 @@ fn renewing_ack_without_an_address_is_ignored() {
         let l = bind(&mut c, t0, 600);
         c.handle_timeout(l.renew_at);
         let (_, r) = sent(&mut c);
-        let mut ack = Message::parse(&reply(&r, MessageType::Ack, 600)).unwrap();
+        let mut ack = DhcpRepr::parse_bytes(&reply(&r, MessageType::Ack, 600)).unwrap();
         ack.yiaddr = yiaddr;
-        c.handle(l.renew_at, &ack.emit());
+        c.handle(l.renew_at, &crate::dhcp::encode(&ack).unwrap());
         assert_eq!(c.poll_event(), None, "{yiaddr}");
         assert_eq!(c.lease(), Some(&l));
         assert_eq!(c.state(), &State::Renewing);
@@ -377,9 +377,9 @@ fn renewing_ack_without_an_address_is_ignored() {
         let mut c = client(t0);
         c.start(t0);
         let (_, d) = sent(&mut c);
-        let mut offer = Message::parse(&reply(&d, MessageType::Offer, 600)).unwrap();
+        let mut offer = DhcpRepr::parse_bytes(&reply(&d, MessageType::Offer, 600)).unwrap();
         offer.yiaddr = yiaddr;
-        c.handle(t0, &offer.emit());
+        c.handle(t0, &crate::dhcp::encode(&offer).unwrap());
         assert_eq!(c.state(), &State::Selecting, "{yiaddr}");
     }
 }
@@ -392,11 +392,11 @@ fn server_t1_t2_and_odd_masks() {
     let (_, d) = sent(&mut c);
     c.handle(t0, &reply(&d, MessageType::Offer, 100));
     let (_, r) = sent(&mut c);
-    let mut ack = Message::parse(&reply(&r, MessageType::Ack, 100)).unwrap();
+    let mut ack = DhcpRepr::parse_bytes(&reply(&r, MessageType::Ack, 100)).unwrap();
     ack.renewal_time = Some(20);
     ack.rebinding_time = Some(500); // past the lease: clamped
     ack.subnet_mask = Some(Ipv4Addr::new(255, 0, 255, 0));
-    c.handle(t0, &ack.emit());
+    c.handle(t0, &crate::dhcp::encode(&ack).unwrap());
     let Some(Event::Bound(l)) = c.poll_event() else {
         panic!()
     };
