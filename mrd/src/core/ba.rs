@@ -1,0 +1,404 @@
+//! Binding Acknowledgement processing (RFC 6275 §11.7.3; RFC 3963 §5.3; RFC 5555 §4.4.2,
+//! §4.1 NAT detection; RFC 4285 §6 timestamps): what an accepted or refused BA does to
+//! the Binding Update List, and what the data plane is told.
+
+use super::*;
+
+impl MrCore {
+    pub(super) fn process_ba(&mut self, now: Instant, ba: &BindingAck<'_>, mh: &[u8]) {
+        let hoa = self.cfg.home_address;
+        let Some(p) = &self.bul.primary.pending else {
+            debug!(seq = %ba.sequence, "BA with no BU outstanding dropped");
+            return;
+        };
+        if p.transmissions == 0 {
+            return;
+        }
+        let resync = ba.status == BaStatus::SequenceNumberOutOfWindow;
+        // RFC 6275 §11.7.3: the sequence must match the outstanding BU, except in a 135
+        // which carries the HA's last accepted sequence number.
+        if !resync && ba.sequence != p.sequence {
+            debug!(seq = %ba.sequence, expected = %p.sequence,
+                "BA does not match the outstanding BU; dropped");
+            return;
+        }
+        // RFC 4285 §8: with an SA, only authenticated BAs count.
+        let mut ts_resync = None;
+        if let Some(sa) = &self.cfg.security {
+            let auth_ok = ba.options.last().is_some_and(|o| {
+                matches!(o, MobilityOption::Authentication { subtype, spi, .. }
+                    if *subtype == AUTH_SUBTYPE_MN_HA && *spi == sa.spi)
+            }) && self
+                .mn_ha_key
+                .as_ref()
+                .is_some_and(|k| k.verify(mh, IpAddr::V6(p.coa), &hoa).unwrap_or(false));
+            if !auth_ok {
+                warn!(seq = %ba.sequence, status = u8::from(ba.status),
+                    "BA without a valid MN-HA authenticator dropped");
+                return;
+            }
+            if sa.timestamps() {
+                let echoed = ba.options.iter().find_map(|o| match o {
+                    MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+                    _ => None,
+                });
+                let sent = p.timestamp.map(|t| t.0);
+                match (ba.status, echoed, sent) {
+                    // RFC 4285 §6: a 144 echoes only the low 32 bits; the high 32 bits are
+                    // the HA's clock.
+                    (BaStatus::Mipv6IdMismatch, Some(e), Some(s)) if e as u32 == s as u32 => {
+                        ts_resync = Some(NtpTimestamp(e));
+                    }
+                    (_, Some(e), Some(s)) if e == s => {}
+                    _ => {
+                        warn!(seq = %ba.sequence,
+                            "BA does not echo our replay-protection timestamp; dropped");
+                        return;
+                    }
+                }
+            }
+        }
+        let (name, rfc) = ba.status.meaning();
+        let code = u8::from(ba.status);
+        if resync {
+            info!(ba_seq = %ba.sequence, our_seq = %p.sequence, status = code, meaning = name, rfc,
+                "sequence number resynchronised; sending the next one");
+            self.bul.primary.last_seq = ba.sequence;
+            self.restart_transaction(now);
+            return;
+        }
+        if let Some(ha_ts) = ts_resync {
+            let ours = p.timestamp.map_or(0, |t| t.seconds());
+            let delta = i64::from(ha_ts.seconds().wrapping_sub(ours) as i32);
+            self.clock_offset_secs += delta;
+            info!(
+                offset_secs = self.clock_offset_secs,
+                status = code,
+                meaning = name,
+                rfc,
+                "replay-protection timestamp refused; clock offset to the HA adjusted"
+            );
+            self.restart_transaction(now);
+            return;
+        }
+        if ba.status.is_accepted() {
+            self.accepted(now, ba);
+        } else {
+            self.refused(now, ba.status);
+        }
+    }
+
+    /// Sends the next BU of the transaction at once, with a fresh back-off.
+    pub(super) fn restart_transaction(&mut self, now: Instant) {
+        if let Some(p) = &mut self.bul.primary.pending {
+            p.transmissions = 0;
+            p.next_tx = now;
+        }
+    }
+
+    pub(super) fn accepted(&mut self, now: Instant, ba: &BindingAck<'_>) {
+        let Some(p) = self.bul.primary.pending.take() else {
+            return;
+        };
+        let (name, rfc) = ba.status.meaning();
+        if p.kind == BuKind::Deregister {
+            info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
+            self.bul.primary.registered = None;
+            self.withdraw();
+            if p.at_home {
+                self.events.push_back(MrEvent::HomeAdvertise {
+                    hoa: self.cfg.home_address,
+                });
+            }
+            self.register_after_type_change(now, &p);
+            return;
+        }
+        if ba.status != BaStatus::Accepted {
+            // 1: prefix discovery necessary (RFC 6275 §11.4.3); Mobile Prefix
+            // Solicitation is not done by this core.
+            info!(
+                status = u8::from(ba.status),
+                meaning = name,
+                rfc,
+                "BA accepted with a note"
+            );
+        }
+        if !ba.flags.mobile_router() {
+            // RFC 3963 §5.3: the HA does not support NEMO; deregister and stop.
+            error!(ha = %self.cfg.home_agent,
+                "home agent accepted the BU without R: it does not do NEMO; deregistering");
+            self.bul.primary.stopped = Some(StopReason::NotNemoCapable);
+            self.events.push_back(MrEvent::Stopped {
+                reason: StopReason::NotNemoCapable,
+            });
+            self.withdraw();
+            self.bul.primary.registered = None;
+            let mut d = self.new_pending(now, BuKind::Deregister, false, p.coa, p.coa_ifindex);
+            d.first_registration = false;
+            self.bul.primary.pending = Some(d);
+            return;
+        }
+        let requested = self.cfg.lifetime;
+        if ba.lifetime.is_zero() {
+            warn!(seq = %ba.sequence, "BA accepted with lifetime 0; retrying");
+            self.bul.primary.pending = Some(p);
+            return;
+        }
+        let granted = ba.lifetime.min(requested);
+        if granted < requested {
+            // docs/notes.md §5 / RFC 6275 §11.7.3: the remaining lifetime shrinks by the
+            // difference, i.e. it is `granted` counted from when the BU left.
+            info!(requested = %requested, granted = %granted, "home agent granted a shorter lifetime");
+        }
+        let sent = p.last_sent.unwrap_or(now);
+        let life = granted.as_duration();
+        let expires_at = sent + life;
+        let margin = self.cfg.refresh_margin.min(life / 2);
+        let mut refresh_at = expires_at - margin;
+        if let Some(bra) = ba.options.iter().find_map(|o| match o {
+            MobilityOption::BindingRefreshAdvice { refresh_interval } => Some(*refresh_interval),
+            _ => None,
+        }) {
+            // RFC 6275 §6.2.4: only meaningful when shorter than the lifetime.
+            if !bra.is_zero() && bra < granted {
+                refresh_at = refresh_at.min(sent + bra.as_duration());
+                debug!(refresh_interval = %bra, "Binding Refresh Advice");
+            }
+        }
+        let (udp, nat) = match coa_v4(&p.coa) {
+            Some(_) => {
+                let (udp, nat, keepalive) = self.nat_decision(ba);
+                if let Some(k) = keepalive {
+                    // RFC 5555 §4.4.2 / docs/notes.md §6: the re-sent BU is the keepalive.
+                    refresh_at = refresh_at.min(sent + k);
+                }
+                info!(
+                    udp,
+                    nat,
+                    keepalive_s = keepalive.map(|k| k.as_secs()),
+                    "IPv4 care-of address: NAT detection answered"
+                );
+                (udp, nat)
+            }
+            None => (false, false),
+        };
+        let (mnp_v4, ipv4) = self.ipv4_outcome(ba, &p);
+        self.bul.primary.registered = Some(Registered {
+            coa: p.coa,
+            coa_ifindex: p.coa_ifindex,
+            granted,
+            expires_at,
+            refresh_at,
+        });
+        let binding = self.binding_for(
+            p.coa,
+            p.coa_ifindex,
+            mnp_v4,
+            granted.as_secs(),
+            Some((udp, nat)),
+        );
+        info!(hoa = %binding.hoa, coa = %p.coa, ha = %binding.ha, seq = %ba.sequence,
+            lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
+            "home registration acknowledged");
+        self.announce(binding, false, ipv4);
+    }
+
+    /// The robust rule of docs/notes.md §6 for a BA to a BU from an IPv4 CoA: plain
+    /// IP-in-IPv4 only when F = 0 and Refresh = 0xFFFFFFFF (and we did not force UDP),
+    /// UDP otherwise; keepalives every Refresh seconds when it is finite and non-zero,
+    /// NATKATIMEOUT when it is 0 or the option is missing, none when it is 0xFFFFFFFF, and
+    /// never less often than the configured keepalive interval while UDP is used.
+    /// Returns (udp, nat seen, keepalive period).
+    pub(super) fn nat_decision(&self, ba: &BindingAck<'_>) -> (bool, bool, Option<Duration>) {
+        let nat = ba.options.iter().find_map(|o| match o {
+            MobilityOption::NatDetection { f, refresh_time } => Some((*f, *refresh_time)),
+            _ => None,
+        });
+        let none = proto::option::NAT_REFRESH_NONE;
+        let udp = self.cfg.force_udp || !matches!(nat, Some((false, r)) if r == none);
+        let (nat_seen, period) = match nat {
+            Some((_, r)) if r == none => (false, None),
+            Some((_, 0)) | None => (nat.is_some(), Some(NAT_KEEPALIVE_TIMEOUT)),
+            Some((_, r)) => (true, Some(Duration::from_secs(u64::from(r)))),
+        };
+        let period = match (udp, period, self.cfg.nat_keepalive_interval) {
+            (false, _, _) => None,
+            (true, Some(p), Some(c)) => Some(p.min(c)),
+            (true, None, Some(c)) => Some(c),
+            (true, p, None) => p,
+        };
+        (udp, nat_seen, period)
+    }
+
+    /// Tells the core the local address of the UDP socket DSMIPv6 signalling arrived on
+    /// (nemonetd's, from `MhUdpIn.local`): its port goes into `CareOf::V4`.
+    pub fn set_udp_local(&mut self, local: SocketAddrV4) {
+        self.udp_local_port = Some(local.port());
+    }
+
+    /// Which IPv4 MNPs the HA acknowledged (RFC 5555 §3.2.1; docs/notes.md §6: one IPv4
+    /// Address Acknowledgement per IPv4 HoA option, matched by address, else by order).
+    pub(super) fn ipv4_outcome(
+        &mut self,
+        ba: &BindingAck<'_>,
+        p: &Pending,
+    ) -> (Vec<Ipv4Net>, Ipv4MnpOutcome) {
+        if p.v4_sent.is_empty() {
+            return (Vec::new(), Ipv4MnpOutcome::NotRequested);
+        }
+        let acks: Vec<(Ipv4AckStatus, u8, std::net::Ipv4Addr)> = ba
+            .options
+            .iter()
+            .filter_map(|o| match o {
+                MobilityOption::Ipv4AddressAck {
+                    status,
+                    prefix_len,
+                    address,
+                } => Some((*status, *prefix_len, *address)),
+                _ => None,
+            })
+            .collect();
+        if acks.is_empty() {
+            if self.cfg.legacy_ipv4_mnp_option {
+                // SHISA's HA answers its type-11 option with no status option at all: an
+                // accepted BA is all we get (docs/notes.md §6).
+                return (
+                    p.v4_sent.clone(),
+                    Ipv4MnpOutcome::Acknowledged { rejected: vec![] },
+                );
+            }
+            if self.bul.primary.ipv4_support != Ipv4Support::Unsupported {
+                warn!(ha = %self.cfg.home_agent, mnp_v4 = ?p.v4_sent,
+                    "home agent sent no IPv4 Address Acknowledgement: it does not support \
+                     IPv4 mobile network prefixes; carrying on with IPv6 only");
+            }
+            self.bul.primary.ipv4_support = Ipv4Support::Unsupported;
+            return (Vec::new(), Ipv4MnpOutcome::HaUnsupported);
+        }
+        self.bul.primary.ipv4_support = Ipv4Support::Supported;
+        let mut ok = Vec::new();
+        let mut rejected = Vec::new();
+        for (i, net) in p.v4_sent.iter().enumerate() {
+            let ack = acks
+                .iter()
+                .find(|a| a.2 == net.network())
+                .or_else(|| acks.get(i));
+            match ack {
+                Some((status, plen, _)) if status.is_success() => {
+                    // The acknowledged length overrides the requested one (RFC 5555 §3.2.1).
+                    let n = Ipv4Net::new(net.network(), *plen)
+                        .ok()
+                        .filter(|_| *plen != 0)
+                        .map_or(*net, |n| n.trunc());
+                    ok.push(n);
+                }
+                Some((status, _, _)) => {
+                    let (name, rfc) = status.meaning();
+                    warn!(prefix = %net, status = u8::from(*status), meaning = name, rfc,
+                        "IPv4 mobile network prefix refused; left out");
+                    rejected.push((*net, *status));
+                }
+                None => {
+                    warn!(prefix = %net, "no IPv4 Address Acknowledgement for this prefix; left out");
+                    rejected.push((*net, Ipv4AckStatus::ReasonUnspecified));
+                }
+            }
+        }
+        (ok, Ipv4MnpOutcome::Acknowledged { rejected })
+    }
+
+    /// After the de-registration a 139 asked for: the registration again, from where the
+    /// refused one was sent.
+    pub(super) fn register_after_type_change(&mut self, now: Instant, dereg: &Pending) {
+        if !dereg.then_register || self.bul.primary.stopped.is_some() {
+            return;
+        }
+        info!(hoa = %self.cfg.home_address, coa = %dereg.coa,
+            "old binding removed; registering again");
+        let mut r = self.new_pending(now, BuKind::Register, false, dereg.coa, dereg.coa_ifindex);
+        r.after_type_change = true;
+        self.bul.primary.pending = Some(r);
+    }
+
+    pub(super) fn refused(&mut self, now: Instant, status: BaStatus) {
+        let Some(p) = &self.bul.primary.pending else {
+            return;
+        };
+        let (name, rfc) = status.meaning();
+        let code = u8::from(status);
+        if p.kind == BuKind::Deregister && status == BaStatus::NotHomeAgentForThisMobileNode {
+            // RFC 6275 §10.3.2: the HA holds no binding for us; nothing left to delete.
+            info!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
+                "home agent has no binding to deregister");
+            let p = self.bul.primary.pending.take().expect("checked above");
+            self.bul.primary.registered = None;
+            self.withdraw();
+            if p.at_home {
+                self.events.push_back(MrEvent::HomeAdvertise {
+                    hoa: self.cfg.home_address,
+                });
+            }
+            self.register_after_type_change(now, &p);
+            return;
+        }
+        let timestamps = self.cfg.security.as_ref().is_some_and(|sa| sa.timestamps());
+        let mut what = reaction(status, timestamps);
+        if what == Reaction::DeregisterThenRegister && p.after_type_change {
+            what = Reaction::Stop;
+        }
+        if p.kind == BuKind::Register && what == Reaction::DeregisterThenRegister {
+            warn!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+                meaning = name, rfc,
+                "the home agent holds a binding of another registration type for our home \
+                 address: de-registering it, then registering again");
+            let (coa, ifx, at_home) = (p.coa, p.coa_ifindex, p.at_home);
+            if self.bul.primary.announced_optimistic {
+                self.withdraw();
+            }
+            let mut d = self.new_pending(now, BuKind::Deregister, at_home, coa, ifx);
+            d.then_register = true;
+            d.first_registration = false;
+            self.bul.primary.pending = Some(d);
+            return;
+        }
+        if p.kind == BuKind::Register && what == Reaction::Stop {
+            error!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+                meaning = name, rfc, advice = advice(status),
+                "home registration refused for good: no further Binding Update to this home \
+                 agent until the configuration is reloaded (SIGHUP)");
+            let reason = StopReason::Refused(status);
+            self.bul.primary.stopped = Some(reason);
+            self.bul.primary.pending = None;
+            self.bul.primary.registered = None;
+            self.withdraw();
+            self.events.push_back(MrEvent::Stopped { reason });
+            return;
+        }
+        warn!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
+            seq = %p.sequence, kind = ?p.kind, "Binding Update refused; retrying with back-off");
+        // An optimistic announcement no longer holds (the HA refused it).
+        if self.bul.primary.announced_optimistic {
+            self.withdraw();
+        }
+    }
+
+    /// Emits BUL_REMOVE for whatever was announced.
+    pub(super) fn withdraw(&mut self) {
+        self.bul.primary.announced_optimistic = false;
+        if let Some(mut b) = self.bul.primary.announced.take() {
+            b.lifetime = 0;
+            info!(hoa = %b.hoa, coa = %b.coa, "binding update list entry removed");
+            self.events.push_back(MrEvent::BulRemove { binding: b });
+        }
+    }
+
+    pub(super) fn announce(&mut self, binding: Binding, optimistic: bool, ipv4: Ipv4MnpOutcome) {
+        self.bul.primary.announced = Some(binding.clone());
+        self.bul.primary.announced_optimistic = optimistic;
+        self.events.push_back(MrEvent::BulAdd {
+            binding,
+            optimistic,
+            ipv4,
+        });
+    }
+}

@@ -1,0 +1,284 @@
+//! Binding Update building and sending (RFC 6275 §11.7.1, §11.8 MAX_UPDATE_RATE; RFC
+//! 3963 §5.1 MNP options; RFC 5555 §3.1 IPv4 options and UDP; RFC 4285 §4-6 options),
+//! and the binding announced to the data plane for it.
+
+use super::*;
+
+impl MrCore {
+    /// The bus view of a binding; `encap` = (udp, nat) from the BA for an IPv4 CoA
+    /// (`None` before any BA: UDP, the format the BU itself used).
+    pub(super) fn binding_for(
+        &self,
+        coa: Ipv6Addr,
+        ifindex: u32,
+        mnp_v4: Vec<Ipv4Net>,
+        life: u32,
+        encap: Option<(bool, bool)>,
+    ) -> Binding {
+        let flags = self.bu_flags_from(&coa);
+        let (coa, encapsulation, nat_detected) = match coa_v4(&coa) {
+            None => (CareOf::V6(coa), Encapsulation::InIpv6, false),
+            Some(addr) => {
+                let (udp, nat) = encap.unwrap_or((true, false));
+                if udp {
+                    (
+                        CareOf::V4 {
+                            addr,
+                            udp_port: Some(self.udp_local_port.unwrap_or(0)),
+                        },
+                        Encapsulation::UdpIpv4 {
+                            ha_port: proto::DSMIP_UDP_PORT,
+                        },
+                        nat,
+                    )
+                } else {
+                    (
+                        CareOf::V4 {
+                            addr,
+                            udp_port: None,
+                        },
+                        Encapsulation::InIpv4,
+                        false,
+                    )
+                }
+            }
+        };
+        Binding {
+            hoa: self.cfg.home_address,
+            hoa_v4: None,
+            coa,
+            ha: self.bul.primary.home_agent,
+            ha_v4: self.cfg.home_agent_v4,
+            mnp_v6: self.cfg.mnp_v6.clone(),
+            mnp_v4,
+            encapsulation,
+            lifetime: life,
+            binding_id: None,
+            flags,
+            nat_detected,
+            coa_ifindex: (ifindex != 0).then_some(ifindex),
+        }
+    }
+
+    pub(super) fn bu_flags(&self) -> BuFlags {
+        // RFC 3963 §5.1: R with H and A on every home registration (kept on
+        // deregistration too, where the HA ignores it, RFC 3963 §6.2); L when the home
+        // address shares its interface identifier with our link-local (RFC 6275 §11.7.1).
+        let l = if self.cfg.link_local_compat {
+            BuFlags::L
+        } else {
+            BuFlags::empty()
+        };
+        BuFlags::A | BuFlags::H | BuFlags::R | l
+    }
+
+    /// Flags of a BU from `coa`: F (RFC 5555 §3.1.3) only from an IPv4 CoA when forced.
+    pub(super) fn bu_flags_from(&self, coa: &Ipv6Addr) -> BuFlags {
+        if self.cfg.force_udp && coa_v4(coa).is_some() {
+            self.bu_flags() | BuFlags::F
+        } else {
+            self.bu_flags()
+        }
+    }
+
+    pub(super) fn wall_clock(&self, now: Instant) -> Duration {
+        let base = match self.wall_anchor {
+            Some((i, w)) => w + now.saturating_duration_since(i),
+            None => Duration::ZERO,
+        };
+        let off = Duration::from_secs(self.clock_offset_secs.unsigned_abs());
+        if self.clock_offset_secs >= 0 {
+            base + off
+        } else {
+            base.saturating_sub(off)
+        }
+    }
+
+    pub(super) fn next_timestamp(&mut self, now: Instant) -> NtpTimestamp {
+        if self.wall_anchor.is_none() && self.last_timestamp.is_none() {
+            // The HA will answer 144 and we resynchronise, but the shell forgot something.
+            warn!("RFC 4285 timestamps requested but no wall clock given (set_wall_clock)");
+        }
+        let mut ts = NtpTimestamp::from_unix(self.wall_clock(now));
+        // RFC 4285 §6: later than any earlier one, even within one clock tick.
+        if let Some(last) = self.last_timestamp
+            && !ts.is_later_than(last)
+        {
+            ts = NtpTimestamp(last.0.wrapping_add(1));
+        }
+        self.last_timestamp = Some(ts);
+        ts
+    }
+
+    pub(super) fn send_bu(&mut self, now: Instant) {
+        let seq = self.bul.primary.last_seq.next();
+        let ts = match &self.cfg.security {
+            Some(sa) if sa.timestamps() => Some(self.next_timestamp(now)),
+            _ => None,
+        };
+        let send_v4 = self.cfg.send_ipv4_mnps
+            && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
+            && !self.cfg.mnp_v4.is_empty();
+        let Some(p) = &mut self.bul.primary.pending else {
+            return;
+        };
+        let cfg = &self.cfg;
+        let hoa = cfg.home_address;
+        let register = p.kind == BuKind::Register;
+        let lifetime = if register {
+            cfg.lifetime
+        } else {
+            Lifetime::ZERO
+        };
+        let mut options: Vec<MobilityOption<'_>> = Vec::new();
+        let v4_coa = coa_v4(&p.coa).filter(|_| !p.at_home);
+        if let Some(a) = v4_coa {
+            // RFC 5555 §3.1.2, §4.2: from an IPv4 CoA, no Alternate CoA (nor HAO).
+            options.push(MobilityOption::Ipv4CareOfAddress(a));
+        } else if !p.at_home {
+            // RFC 6275 §11.7.1: mandatory in home registrations from a CoA.
+            options.push(MobilityOption::AlternateCareOfAddress(p.coa));
+        }
+        let mut v4_sent = Vec::new();
+        if register {
+            if cfg.mode == RegistrationMode::Explicit {
+                // RFC 3963 §5.2: every MNP in every BU (the HA drops what is not listed).
+                options.extend(
+                    cfg.mnp_v6
+                        .iter()
+                        .map(|n| MobilityOption::MobileNetworkPrefix {
+                            prefix_len: n.prefix_len(),
+                            prefix: n.network(),
+                        }),
+                );
+            }
+            if send_v4 {
+                for n in &cfg.mnp_v4 {
+                    options.push(if cfg.legacy_ipv4_mnp_option {
+                        MobilityOption::LegacyIpv4Mnp {
+                            prefix_len: n.prefix_len(),
+                            prefix: n.network(),
+                        }
+                    } else {
+                        // RFC 5555 §3.1.1, §4.4.2: a mobile router asks for its prefix
+                        // with P=1.
+                        MobilityOption::Ipv4HomeAddress {
+                            prefix_len: n.prefix_len(),
+                            p: true,
+                            address: n.network(),
+                        }
+                    });
+                    v4_sent.push(*n);
+                }
+            }
+        }
+        // RFC 4285 §4, §8: MN-ID, then replay protection, then MN-HA authentication last.
+        if let Some(sa) = &cfg.security {
+            if let Some(nai) = &sa.nai {
+                options.push(MobilityOption::MobileNodeIdentifier {
+                    subtype: MN_ID_SUBTYPE_NAI,
+                    identifier: nai,
+                });
+            }
+            if let Some(ts) = ts {
+                options.push(MobilityOption::ReplayProtection { timestamp: ts.0 });
+            }
+            options.push(auth::mn_ha_option(sa.spi));
+        }
+        let l = if cfg.link_local_compat {
+            BuFlags::L
+        } else {
+            BuFlags::empty()
+        };
+        let flags = if cfg.force_udp && v4_coa.is_some() {
+            BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F | l
+        } else {
+            BuFlags::A | BuFlags::H | BuFlags::R | l
+        };
+        let repr = MhRepr::BindingUpdate(BindingUpdate {
+            sequence: seq,
+            flags,
+            lifetime,
+            options,
+        });
+        let mut mh = vec![0u8; repr.buffer_len()];
+        if let Err(e) = repr.emit_to(&mut mh) {
+            error!(error = %e, "cannot build the Binding Update");
+            return;
+        }
+        if let Some(key) = &self.mn_ha_key
+            && let Err(e) = key.sign(&mut mh, IpAddr::V6(p.coa), &hoa)
+        {
+            error!(error = %e, "cannot sign the Binding Update");
+            return;
+        }
+        let mut udp_v4 = None;
+        let addressing = if let Some(ha_v4) = cfg.home_agent_v4.filter(|_| v4_coa.is_some()) {
+            // RFC 5555 §4.2: inner source = HoA, no HAO, in UDP/IPv4 to the HA's 4191.
+            udp_v4 = Some(SocketAddrV4::new(ha_v4, proto::DSMIP_UDP_PORT));
+            MobilityPacketRepr {
+                src_addr: hoa,
+                dst_addr: self.bul.primary.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: None,
+            }
+        } else if p.at_home {
+            // RFC 6275 §11.5.4: from the home link, source = HoA, no HAO.
+            MobilityPacketRepr {
+                src_addr: hoa,
+                dst_addr: self.bul.primary.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: None,
+                rh2_home_address: None,
+            }
+        } else {
+            MobilityPacketRepr {
+                src_addr: p.coa,
+                dst_addr: self.bul.primary.home_agent,
+                hop_limit: cfg.hop_limit,
+                home_address: Some(hoa),
+                rh2_home_address: None,
+            }
+        };
+        p.transmissions += 1;
+        p.sequence = seq;
+        p.last_sent = Some(now);
+        p.timestamp = ts;
+        p.v4_sent = v4_sent;
+        p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
+        debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
+            next_ms = (p.next_tx - now).as_millis() as u64, "Binding Update sent");
+        self.bul.primary.last_seq = seq;
+        self.send_log.push_back(now);
+        self.transmits.push_back(Transmit {
+            addressing,
+            mh,
+            sequence: seq,
+            lifetime,
+            kind: p.kind,
+            udp_v4,
+        });
+        // Optimistic mode: announce the new binding as the BU leaves, unless it only
+        // refreshes the one already announced.
+        let optimistic = self.cfg.optimistic && register && !p.optimistic_announced;
+        let already = self
+            .bul
+            .primary
+            .registered
+            .as_ref()
+            .is_some_and(|r| r.coa == p.coa);
+        if optimistic && !already {
+            p.optimistic_announced = true;
+            let (coa, ifx, v4) = (p.coa, p.coa_ifindex, p.v4_sent.clone());
+            let ipv4 = if v4.is_empty() {
+                Ipv4MnpOutcome::NotRequested
+            } else {
+                Ipv4MnpOutcome::Pending
+            };
+            let b = self.binding_for(coa, ifx, v4, self.cfg.lifetime.as_secs(), None);
+            info!(hoa = %b.hoa, coa = %coa, "optimistic binding update list entry");
+            self.announce(b, true, ipv4);
+        }
+    }
+}
