@@ -1,7 +1,7 @@
 //! The daemon: start-up (flush stale state, TUN, sockets, state dump), the event loop over
 //! the mipsock bus and signals, and teardown.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mipsock::{
@@ -49,7 +49,8 @@ const IPV6_MIN_MTU: u32 = 1280;
 struct Daemon {
     settings: Settings,
     routes: RouteManager<RtNetOps>,
-    table: Arc<RwLock<PeerTable>>,
+    /// The bindings; every change is published to the packet threads.
+    table: PeerTable,
     counters: Arc<Counters>,
     egress_mtu: u32,
     tun_mtu: u32,
@@ -73,8 +74,6 @@ impl Daemon {
             Mode::HomeAgent => 40,
             Mode::MobileRouter => self
                 .table
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
                 .peers()
                 .iter()
                 .map(|p| p.encap.overhead() as u32)
@@ -117,10 +116,7 @@ impl Daemon {
         };
         info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, "binding up");
         // Data plane first: once a route points into the TUN, its packets find a peer.
-        self.table
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .upsert(peer);
+        self.table.upsert(peer);
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
@@ -179,10 +175,7 @@ impl Daemon {
         if let Err(e) = self.routes.remove(b).await {
             warn!(hoa = %b.hoa, error = %e, "removal incomplete");
         }
-        self.table
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(b);
+        self.table.remove(b);
         self.update_mtu().await;
     }
 
@@ -191,10 +184,7 @@ impl Daemon {
         if let Err(e) = self.routes.remove_all().await {
             warn!(error = %e, "flush incomplete");
         }
-        self.table
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.table.clear();
     }
 
     async fn handle(&mut self, body: &Body) {
@@ -226,7 +216,7 @@ impl Daemon {
     }
 
     fn log_state(&self) {
-        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        let t = &self.table;
         for p in t.peers() {
             info!(hoa = %p.binding.hoa, coa = %p.binding.coa, encap = ?p.encap, sources = ?p.sources, "peer");
         }
@@ -294,14 +284,14 @@ pub async fn run(
         );
     }
     let sockets = Arc::new(sockets);
-    let table = Arc::new(RwLock::new(PeerTable::new(rc.mode)));
+    let table = PeerTable::new(rc.mode);
     let counters = Arc::new(Counters::default());
     let (mh_tx, mut mh_rx) = tokio::sync::mpsc::channel(crate::dataplane::MH_RELAY_QUEUE);
     let dp = DataPlane {
         mh_relay: Some(mh_tx),
-        tun: Arc::new(tun),
+        backend: Arc::new(tun),
         sockets: Arc::clone(&sockets),
-        table: Arc::clone(&table),
+        peers: table.shared(),
         counters: Arc::clone(&counters),
     };
     dp.spawn(TxConfig {

@@ -1,0 +1,600 @@
+//! The packet loops, one thread each (started by [`super::DataPlane::spawn`]), generic
+//! over the device ([`Backend`]). They read the peer table through their own
+//! [`PeerReader`]: one refresh per batch, right after the blocking read, then every packet
+//! of the batch is looked up in that snapshot without a lock; the clock is read through a
+//! [`BatchClock`], at most once per batch.
+
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::ops::Range;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+};
+use proto::encap::{
+    DecapOutcome, EncapOutcome, EncapParams, Encapsulation, IpVersion, decapsulate,
+    decapsulate_inner,
+};
+use socket2::Socket;
+use tracing::{debug, warn};
+
+use super::backend::Backend;
+use super::peers::{BatchClock, PeerReader, Remote, RxRefusal, Snapshot};
+use super::{
+    Counters, HEADROOM, MAX_PACKET, MhRelay, Sockets, TxConfig, addresses, flow_label,
+    is_link_scope, is_mobility_header,
+};
+use crate::gso::{
+    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
+};
+
+/// Size of one segment buffer: headroom plus the largest segment (headers + MSS) we expect;
+/// the TUN MTU bounds it, and a TUN MTU above 16 KiB is not something we run.
+const SEGMENT_BUF: usize = HEADROOM + 16384;
+
+/// How a packet read from the TUN leaves: the socket and the outer destination.
+fn route_out<'s>(socks: &'s Sockets, encap: &Encapsulation) -> (&'s Socket, SocketAddr) {
+    match *encap {
+        Encapsulation::Ipv6 { dst_addr, .. } => {
+            (&socks.tx6, SocketAddrV6::new(dst_addr, 0, 0, 0).into())
+        }
+        Encapsulation::Ipv4 { dst_addr, .. } | Encapsulation::Udp4 { dst_addr, .. } => {
+            (&socks.tx4, SocketAddrV4::new(dst_addr, 0).into())
+        }
+    }
+}
+
+/// Messages per `sendmmsg` call: room for a 64 KiB super-packet cut at an MSS of 1,024 or
+/// more; a longer batch goes in several calls.
+pub(super) const TX_BATCH: usize = 64;
+
+/// What `sendmmsg(2)` needs, allocated once per TX thread: the message headers, one
+/// destination per message, and the (empty between calls) vector the I/O slices are built
+/// in, so a batch costs no allocation.
+pub(super) struct TxBatch {
+    headers: socket::MultiHeaders<SockaddrStorage>,
+    dsts: Vec<Option<SockaddrStorage>>,
+    iovs: Vec<[IoSlice<'static>; 1]>,
+}
+
+/// An empty vector of I/O slices for any lifetime, keeping `v`'s allocation: no element
+/// survives, and a `Vec` collected in place from its own `IntoIter` reuses the buffer.
+#[allow(
+    clippy::unnecessary_filter_map,
+    reason = "filter_map changes the element's lifetime; filter could not"
+)]
+pub(super) fn recycle<'a, 'b>(v: Vec<[IoSlice<'a>; 1]>) -> Vec<[IoSlice<'b>; 1]> {
+    v.into_iter().filter_map(|_| None).collect()
+}
+
+impl TxBatch {
+    pub(super) fn new() -> Self {
+        Self {
+            headers: socket::MultiHeaders::preallocate(TX_BATCH, None),
+            dsts: Vec::with_capacity(TX_BATCH),
+            iovs: Vec::with_capacity(TX_BATCH),
+        }
+    }
+
+    /// `sendmmsg(2)` of whole packets to one destination, `TX_BATCH` at a time; returns
+    /// how many were sent and their octets. An error before anything was sent is returned;
+    /// one after a partial send ends the batch (the rest counted by the caller).
+    pub(super) fn send<'p>(
+        &mut self,
+        sock: &Socket,
+        packets: impl IntoIterator<Item = &'p [u8]>,
+        dst: SocketAddr,
+    ) -> io::Result<(usize, usize)> {
+        let mut iovs = recycle(std::mem::take(&mut self.iovs));
+        iovs.extend(packets.into_iter().map(|p| [IoSlice::new(p)]));
+        let dst = SockaddrStorage::from(dst);
+        self.dsts.clear();
+        self.dsts.resize(TX_BATCH.min(iovs.len()), Some(dst));
+        let (mut sent, mut bytes) = (0, 0);
+        let mut failure = None;
+        while sent < iovs.len() {
+            let chunk = &iovs[sent..iovs.len().min(sent + TX_BATCH)];
+            match socket::sendmmsg(
+                sock.as_raw_fd(),
+                &mut self.headers,
+                chunk,
+                &self.dsts[..chunk.len()],
+                [],
+                MsgFlags::empty(),
+            ) {
+                Ok(results) => {
+                    // nix reports the count only as its results, one per message sent.
+                    let before = sent;
+                    for r in results {
+                        sent += 1;
+                        bytes += r.bytes;
+                    }
+                    if sent == before {
+                        break;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        self.iovs = recycle(iovs);
+        match failure {
+            Some(e) if sent == 0 => Err(e.into()),
+            _ => Ok((sent, bytes)),
+        }
+    }
+}
+
+pub(super) fn tx_loop<B: Backend>(
+    dev: &B,
+    socks: &Sockets,
+    peers: &mut PeerReader,
+    counters: &Counters,
+    tx: TxConfig,
+) {
+    let vnet = dev.offload();
+    // With offloads the virtio-net header is read into the headroom, just in front of the
+    // packet, so a plain packet is still encapsulated in place.
+    let front = if vnet {
+        HEADROOM - VNET_HDR_LEN
+    } else {
+        HEADROOM
+    };
+    let mut buf = vec![0u8; HEADROOM + MAX_PACKET];
+    let mut segments: Vec<Vec<u8>> = Vec::new();
+    let mut lens = Vec::new();
+    let mut ranges = Vec::new();
+    let mut batch = TxBatch::new();
+    let mut ident: u16 = 0;
+    loop {
+        // One read is this loop's batch: a packet, or a super-packet of many segments.
+        let n = match dev.recv(&mut buf[front..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                warn!(device = dev.name(), error = %e, "device read failed; data plane out of service");
+                return;
+            }
+        };
+        let (hdr, len) = if vnet {
+            match VnetHdr::parse(&buf[front..front + n]) {
+                Some(h) => (h, n - VNET_HDR_LEN),
+                None => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            }
+        } else {
+            (VnetHdr::default(), n)
+        };
+        let end = HEADROOM + len;
+        let Some((src, dst)) = addresses(&buf[HEADROOM..end]) else {
+            Counters::inc(&counters.drop_malformed);
+            continue;
+        };
+        if is_link_scope(src) || is_link_scope(dst) {
+            Counters::inc(&counters.drop_link_scope);
+            continue;
+        }
+        let encap = match peers.refresh().tx_lookup(src, dst) {
+            Some(p) => p.encap,
+            None => {
+                Counters::inc(&counters.drop_no_binding);
+                continue;
+            }
+        };
+        let mut params = EncapParams {
+            hop_limit: tx.hop_limit,
+            flow_label: flow_label(src, dst),
+            // Already forwarded (and decremented) by the kernel: see the module docs.
+            decrement_inner: false,
+            ..EncapParams::default()
+        };
+        let (sock, to) = route_out(socks, &encap);
+        if hdr.gso_type & !GSO_ECN == GSO_NONE {
+            if hdr.flags & F_NEEDS_CSUM != 0
+                && finish_checksum(&hdr, &mut buf[HEADROOM..end]).is_err()
+            {
+                Counters::inc(&counters.drop_malformed);
+                continue;
+            }
+            ident = ident.wrapping_add(1);
+            params.ipv4_ident = ident;
+            let range = match proto::encap::encapsulate(&encap, &params, &mut buf[..end], HEADROOM)
+            {
+                Ok(EncapOutcome::Encapsulated(r)) => r,
+                Ok(EncapOutcome::HopLimitExceeded(_)) | Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            };
+            match sock.send_to(&buf[range], &to.into()) {
+                Ok(len) => {
+                    Counters::inc(&counters.tx_packets);
+                    counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    Counters::inc(&counters.io_errors);
+                    debug!(error = %e, "tunnel send failed");
+                }
+            }
+            continue;
+        }
+        // A TCP super-packet: cut, encapsulate each segment in place, send them at once.
+        let needed = len.div_ceil(usize::from(hdr.gso_size.max(1))) + 1;
+        while segments.len() < needed {
+            segments.push(vec![0u8; SEGMENT_BUF]);
+        }
+        let cut = {
+            let mut it = segments.iter_mut();
+            segment_tcp(
+                &hdr,
+                &buf[HEADROOM..end],
+                |_| match it.next() {
+                    Some(v) => &mut v[HEADROOM..],
+                    None => &mut [],
+                },
+                &mut lens,
+            )
+        };
+        if cut.is_err() {
+            Counters::inc(&counters.drop_malformed);
+            continue;
+        }
+        ranges.clear();
+        for (seg, &l) in segments.iter_mut().zip(&lens) {
+            ident = ident.wrapping_add(1);
+            params.ipv4_ident = ident;
+            match proto::encap::encapsulate(&encap, &params, &mut seg[..HEADROOM + l], HEADROOM) {
+                Ok(EncapOutcome::Encapsulated(r)) => ranges.push(r),
+                Ok(EncapOutcome::HopLimitExceeded(_)) | Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                }
+            }
+        }
+        let packets = segments.iter().zip(&ranges).map(|(s, r)| &s[r.clone()]);
+        match batch.send(sock, packets, to) {
+            Ok((sent, bytes)) => {
+                counters
+                    .tx_packets
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+                counters.tx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+                if sent < ranges.len() {
+                    counters
+                        .io_errors
+                        .fetch_add((ranges.len() - sent) as u64, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                counters
+                    .io_errors
+                    .fetch_add(ranges.len() as u64, Ordering::Relaxed);
+                debug!(error = %e, "tunnel batch send failed");
+            }
+        }
+    }
+}
+
+/// The checks of every receive path: link-scope filter and the security check, counted.
+fn admit(
+    inner: &[u8],
+    outer: Remote,
+    table: &Snapshot,
+    clock: &mut BatchClock,
+    counters: &Counters,
+) -> bool {
+    let Some((src, dst)) = addresses(inner) else {
+        Counters::inc(&counters.drop_malformed);
+        return false;
+    };
+    if is_link_scope(src) || is_link_scope(dst) {
+        Counters::inc(&counters.drop_link_scope);
+        return false;
+    }
+    match table.rx_check(outer, src, clock) {
+        Ok(()) => true,
+        Err(RxRefusal::UnknownOuterSource) => {
+            Counters::inc(&counters.drop_unknown_outer);
+            debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");
+            false
+        }
+        Err(RxRefusal::SpoofedInnerSource) => {
+            Counters::inc(&counters.drop_spoofed_inner);
+            debug!(?outer, %src, "tunnelled packet with a foreign inner source dropped");
+            false
+        }
+    }
+}
+
+/// Writes one device frame (virtio-net header included when the device has one), counting
+/// `packets` inner packets of `bytes` octets.
+fn write_dev<B: Backend>(dev: &B, frame: &[u8], packets: u64, bytes: u64, counters: &Counters) {
+    match dev.send(frame) {
+        Ok(_) => {
+            counters.rx_packets.fetch_add(packets, Ordering::Relaxed);
+            counters.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.io_errors.fetch_add(packets, Ordering::Relaxed);
+            debug!(device = dev.name(), error = %e, "device write failed");
+        }
+    }
+}
+
+/// The common tail of the single-packet receive paths: checks, then the device write. The
+/// inner packet is `buf[inner]`; at least [`VNET_HDR_LEN`] octets in front of it are free
+/// for the (all-zero: complete checksum, no segmentation) virtio-net header.
+fn deliver<B: Backend>(
+    buf: &mut [u8],
+    inner: Range<usize>,
+    outer: Remote,
+    dev: &B,
+    peers: &mut PeerReader,
+    counters: &Counters,
+) {
+    // One datagram is these paths' batch.
+    let mut clock = BatchClock::new();
+    if !admit(
+        &buf[inner.clone()],
+        outer,
+        peers.refresh(),
+        &mut clock,
+        counters,
+    ) {
+        return;
+    }
+    let start = if dev.offload() {
+        let s = inner.start - VNET_HDR_LEN;
+        buf[s..inner.start].fill(0);
+        s
+    } else {
+        inner.start
+    };
+    write_dev(dev, &buf[start..inner.end], 1, inner.len() as u64, counters);
+}
+
+/// Packets taken per `recvmmsg` on the IPv6 tunnel sockets (the common path).
+const RX_BATCH: usize = 32;
+
+/// Writes what the coalescer gathered, if anything.
+fn flush<B: Backend>(gro: &mut Coalescer, dev: &B, segments: &mut u64, counters: &Counters) {
+    if let Some(frame) = gro.take() {
+        let bytes = (frame.len() - VNET_HDR_LEN) as u64;
+        write_dev(dev, frame, *segments, bytes, counters);
+    }
+    *segments = 0;
+}
+
+pub(super) fn rx6_loop<B: Backend>(
+    proto: u8,
+    fd: RawFd,
+    dev: &B,
+    peers: &mut PeerReader,
+    counters: &Counters,
+) {
+    let expected = if proto == 41 {
+        IpVersion::V6
+    } else {
+        IpVersion::V4
+    };
+    // Room in front of each packet for the TUN's virtio-net header.
+    let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
+        .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
+        .collect();
+    let mut headers =
+        socket::MultiHeaders::<SockaddrIn6>::preallocate(RX_BATCH, Some(nix::cmsg_space!(i32)));
+    let mut meta: Vec<(usize, Option<Ipv6Addr>, i32)> = Vec::with_capacity(RX_BATCH);
+    let mut gro = Coalescer::new();
+    let mut gathered = 0u64;
+    loop {
+        meta.clear();
+        {
+            let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
+                .iter_mut()
+                .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
+                .collect();
+            // Blocks for the first packet, then takes what is queued (MSG_WAITFORONE):
+            // one wake-up per burst instead of one per packet.
+            match socket::recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
+                Ok(results) => {
+                    for m in results {
+                        let tclass = m
+                            .cmsgs()
+                            .ok()
+                            .and_then(|mut c| {
+                                c.find_map(|c| match c {
+                                    ControlMessageOwned::Ipv6TClass(t) => Some(t),
+                                    _ => None,
+                                })
+                            })
+                            .unwrap_or(0);
+                        meta.push((m.bytes, m.address.map(|a| a.ip()), tclass));
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!(error = %e, proto, "raw IPv6 receive failed; path out of service");
+                    return;
+                }
+            }
+        }
+        // The batch's snapshot and time, whatever the daemon publishes meanwhile.
+        let table = peers.refresh();
+        let mut clock = BatchClock::new();
+        for (buf, &(n, from, tclass)) in bufs.iter_mut().zip(&meta) {
+            let Some(from) = from else { continue };
+            let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
+            if IpVersion::of(inner).ok() != Some(expected) {
+                Counters::inc(&counters.drop_malformed);
+                continue;
+            }
+            // Raw IPv6 sockets strip the outer header; its ECN comes as IPV6_TCLASS.
+            let ecn = proto::encap::Ecn::from_bits(tclass as u8);
+            let len = match decapsulate_inner(ecn, inner) {
+                Ok(DecapOutcome::Forward(info)) => info.len,
+                Ok(DecapOutcome::Drop(_)) => {
+                    Counters::inc(&counters.drop_ecn);
+                    continue;
+                }
+                Err(_) => {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                }
+            };
+            let inner = &buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+            if !admit(inner, Remote::V6(from), table, &mut clock, counters) {
+                continue;
+            }
+            if !dev.offload() {
+                write_dev(dev, inner, 1, len as u64, counters);
+                continue;
+            }
+            if gro.push(inner) {
+                gathered += 1;
+                continue;
+            }
+            flush(&mut gro, dev, &mut gathered, counters);
+            if gro.push(inner) {
+                gathered = 1;
+            } else {
+                buf[..VNET_HDR_LEN].fill(0);
+                write_dev(dev, &buf[..VNET_HDR_LEN + len], 1, len as u64, counters);
+            }
+        }
+        // Never hold a packet past the end of a batch: the next may be long in coming.
+        flush(&mut gro, dev, &mut gathered, counters);
+    }
+}
+
+pub(super) fn rx4_loop<B: Backend>(
+    sock: &Socket,
+    dev: &B,
+    peers: &mut PeerReader,
+    counters: &Counters,
+) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole. The
+        // outer header (at least 20 octets) leaves room for the virtio-net header.
+        let n = match nix::sys::socket::recv(sock.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                warn!(error = %e, "raw IPv4 receive failed; path out of service");
+                return;
+            }
+        };
+        match decapsulate(&mut buf[..n]) {
+            Ok(DecapOutcome::Forward(d)) => {
+                let Encapsulation::Ipv4 { src_addr, .. } = d.outer else {
+                    Counters::inc(&counters.drop_malformed);
+                    continue;
+                };
+                deliver(
+                    &mut buf,
+                    d.inner_range,
+                    Remote::V4(src_addr),
+                    dev,
+                    peers,
+                    counters,
+                );
+            }
+            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
+            Err(_) => Counters::inc(&counters.drop_malformed),
+        }
+    }
+}
+
+pub(super) fn udp_loop<B: Backend>(
+    fd: RawFd,
+    dev: &B,
+    peers: &mut PeerReader,
+    counters: &Counters,
+    relay: Option<&MhRelay>,
+) {
+    let mut buf = vec![0u8; VNET_HDR_LEN + MAX_PACKET];
+    let mut cmsg = nix::cmsg_space!(u8, nix::libc::in_pktinfo);
+    let port = socket::getsockname::<SockaddrIn>(fd).map_or(0, |a| a.port());
+    loop {
+        let (n, from, tos, local) = {
+            let mut iov = [io::IoSliceMut::new(&mut buf[VNET_HDR_LEN..])];
+            match socket::recvmsg::<SockaddrIn>(fd, &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+                Ok(m) => {
+                    let tos = m
+                        .cmsgs()
+                        .ok()
+                        .and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::Ipv4Tos(t) => Some(t),
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(0);
+                    let local = m
+                        .cmsgs()
+                        .ok()
+                        .and_then(|mut c| {
+                            c.find_map(|c| match c {
+                                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                                    Some(Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr)))
+                                }
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    (
+                        m.bytes,
+                        m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
+                        tos,
+                        SocketAddrV4::new(local, port),
+                    )
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    warn!(error = %e, "UDP receive failed; path out of service");
+                    return;
+                }
+            }
+        };
+        let Some(from) = from else { continue };
+        let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
+        if is_mobility_header(inner) {
+            // DSMIPv6 signalling (RFC 5555 §4.2): had / mrd decide, over the bus.
+            match relay.map(|r| r.try_send((local, from, inner.to_vec()))) {
+                Some(Ok(())) => {
+                    debug!(%from, %local, len = n, "mobility header relayed to the bus");
+                }
+                Some(Err(tokio::sync::mpsc::error::TrySendError::Full(_))) => {
+                    Counters::inc(&counters.drop_relay_full);
+                    debug!(%from, "bus relay queue full; mobility header dropped");
+                }
+                _ => debug!(%from, "mobility header in UDP with no relay; dropped"),
+            }
+            continue;
+        }
+        match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
+            Ok(DecapOutcome::Forward(info)) => deliver(
+                &mut buf,
+                VNET_HDR_LEN..VNET_HDR_LEN + info.len,
+                Remote::Udp(from),
+                dev,
+                peers,
+                counters,
+            ),
+            Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
+            Err(_) => Counters::inc(&counters.drop_malformed),
+        }
+    }
+}

@@ -1,0 +1,627 @@
+use super::*;
+use mipsock::BuFlags;
+use std::net::Ipv6Addr;
+
+fn binding(hoa: &str, coa: &str, mnp6: &[&str], mnp4: &[&str]) -> Binding {
+    Binding {
+        hoa: hoa.parse().unwrap(),
+        hoa_v4: None,
+        coa: coa.parse().unwrap(),
+        ha: "2001:db8:1::1".parse().unwrap(),
+        ha_v4: Some("192.0.2.1".parse().unwrap()),
+        mnp_v6: mnp6.iter().map(|p| p.parse().unwrap()).collect(),
+        mnp_v4: mnp4.iter().map(|p| p.parse().unwrap()).collect(),
+        encapsulation: BindingEncap::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn now() -> BatchClock {
+    BatchClock::new()
+}
+
+/// The HoA of the binding a packet to `d` goes to (HA), from a CN.
+fn to(s: &Snapshot, d: &str) -> Option<String> {
+    let d = ip(d);
+    let cn = if d.is_ipv4() {
+        ip("203.0.113.9")
+    } else {
+        ip("2001:db8:ffff::1")
+    };
+    s.tx_lookup(cn, d).map(|p| p.binding.hoa.to_string())
+}
+
+#[test]
+fn outer_headers_per_rfc5555_formats() {
+    let b = binding("2001:db8:1::100", "2001:db8:a::5", &[], &[]);
+    let mr = Peer::new(Mode::MobileRouter, &b).unwrap();
+    assert_eq!(
+        mr.encap,
+        Encapsulation::Ipv6 {
+            src_addr: "2001:db8:a::5".parse().unwrap(),
+            dst_addr: "2001:db8:1::1".parse().unwrap()
+        }
+    );
+    assert_eq!(mr.remote, Remote::V6("2001:db8:1::1".parse().unwrap()));
+    let ha = Peer::new(Mode::HomeAgent, &b).unwrap();
+    assert_eq!(ha.remote, Remote::V6("2001:db8:a::5".parse().unwrap()));
+
+    let mut b4 = binding("2001:db8:1::100", "203.0.113.5", &[], &[]);
+    b4.encapsulation = BindingEncap::InIpv4;
+    let ha = Peer::new(Mode::HomeAgent, &b4).unwrap();
+    assert_eq!(
+        ha.encap,
+        Encapsulation::Ipv4 {
+            src_addr: "192.0.2.1".parse().unwrap(),
+            dst_addr: "203.0.113.5".parse().unwrap()
+        }
+    );
+
+    let mut bu = binding("2001:db8:1::100", "203.0.113.5:40000", &[], &[]);
+    bu.encapsulation = BindingEncap::UdpIpv4 { ha_port: 4191 };
+    let ha = Peer::new(Mode::HomeAgent, &bu).unwrap();
+    assert_eq!(
+        ha.encap,
+        Encapsulation::Udp4 {
+            src_addr: "192.0.2.1".parse().unwrap(),
+            dst_addr: "203.0.113.5".parse().unwrap(),
+            src_port: 4191,
+            dst_port: 40000
+        }
+    );
+    assert_eq!(ha.remote, Remote::Udp("203.0.113.5:40000".parse().unwrap()));
+    let mr = Peer::new(Mode::MobileRouter, &bu).unwrap();
+    assert_eq!(mr.remote, Remote::Udp("192.0.2.1:4191".parse().unwrap()));
+
+    b4.ha_v4 = None;
+    assert!(Peer::new(Mode::MobileRouter, &b4).is_err());
+}
+
+#[test]
+fn ha_looks_up_by_inner_destination_longest_prefix() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &["198.51.100.0/24"],
+    );
+    let b = binding(
+        "2001:db8:1::200",
+        "2001:db8:b::5",
+        &["2001:db8:100:5::/64"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    let s = t.snapshot();
+    assert_eq!(
+        to(&s, "2001:db8:100:1::1").as_deref(),
+        Some("2001:db8:1::100")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:100:5::1").as_deref(),
+        Some("2001:db8:1::200")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:1::200").as_deref(),
+        Some("2001:db8:1::200")
+    );
+    assert_eq!(to(&s, "198.51.100.7").as_deref(), Some("2001:db8:1::100"));
+    assert!(to(&s, "2001:db8:9::1").is_none());
+    assert!(to(&s, "198.51.101.7").is_none());
+    // A move replaces the outer header, nothing else.
+    let mut moved = a.clone();
+    moved.coa = "2001:db8:c::5".parse().unwrap();
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    assert_eq!(t.peers().len(), 2);
+    let s = t.snapshot();
+    assert_eq!(
+        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100:1::1"))
+            .map(|p| p.encap),
+        Some(Encapsulation::Ipv6 {
+            src_addr: "2001:db8:1::1".parse().unwrap(),
+            dst_addr: "2001:db8:c::5".parse().unwrap()
+        })
+    );
+    t.remove(&b);
+    let s = t.snapshot();
+    assert_eq!(
+        to(&s, "2001:db8:100:5::1").as_deref(),
+        Some("2001:db8:1::100")
+    );
+    assert_eq!(to(&s, "2001:db8:1::200"), None);
+}
+
+#[test]
+fn ha_overlapping_prefixes_of_both_families_longest_wins_and_removal_uncovers() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let mut wide = binding(
+        "2001:db8:1::1:1",
+        "2001:db8:a::1",
+        &["2001:db8:100::/40"],
+        &["10.0.0.0/8"],
+    );
+    wide.hoa_v4 = Some("192.0.2.101".parse().unwrap());
+    let mid = binding(
+        "2001:db8:1::1:2",
+        "2001:db8:a::2",
+        &["2001:db8:100::/48"],
+        &["10.1.0.0/16"],
+    );
+    // The HoA of another MR inside `mid`'s prefix: the /128 wins over the /48.
+    let narrow = binding(
+        "2001:db8:100:0:1::9",
+        "2001:db8:a::3",
+        &["2001:db8:100:7::/64"],
+        &["10.1.2.0/24"],
+    );
+    for b in [&wide, &mid, &narrow] {
+        t.upsert(Peer::new(Mode::HomeAgent, b).unwrap());
+    }
+    let s = t.snapshot();
+    assert_eq!(
+        to(&s, "2001:db8:1ff::1").as_deref(),
+        Some("2001:db8:1::1:1")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:100:6::1").as_deref(),
+        Some("2001:db8:1::1:2")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:100:7::1").as_deref(),
+        Some("2001:db8:100:0:1::9")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:100:0:1::9").as_deref(),
+        Some("2001:db8:100:0:1::9")
+    );
+    assert_eq!(
+        to(&s, "2001:db8:100:0:1::8").as_deref(),
+        Some("2001:db8:1::1:2")
+    );
+    assert_eq!(to(&s, "10.9.9.9").as_deref(), Some("2001:db8:1::1:1"));
+    assert_eq!(to(&s, "10.1.9.9").as_deref(), Some("2001:db8:1::1:2"));
+    assert_eq!(to(&s, "10.1.2.9").as_deref(), Some("2001:db8:100:0:1::9"));
+    assert_eq!(to(&s, "192.0.2.101").as_deref(), Some("2001:db8:1::1:1"));
+    assert_eq!(to(&s, "192.0.2.102"), None);
+    // IPv4-mapped IPv6 is IPv6: no IPv4 prefix matches it.
+    assert_eq!(to(&s, "::ffff:10.1.2.9"), None);
+
+    t.remove(&narrow);
+    let s = t.snapshot();
+    assert_eq!(
+        to(&s, "2001:db8:100:7::1").as_deref(),
+        Some("2001:db8:1::1:2")
+    );
+    assert_eq!(to(&s, "10.1.2.9").as_deref(), Some("2001:db8:1::1:2"));
+    assert_eq!(
+        to(&s, "2001:db8:100:0:1::9").as_deref(),
+        Some("2001:db8:1::1:2")
+    );
+    t.remove(&mid);
+    let s = t.snapshot();
+    assert_eq!(
+        to(&s, "2001:db8:100:7::1").as_deref(),
+        Some("2001:db8:1::1:1")
+    );
+    assert_eq!(to(&s, "10.1.2.9").as_deref(), Some("2001:db8:1::1:1"));
+    t.clear();
+    let s = t.snapshot();
+    assert!(s.peers().is_empty());
+    assert_eq!(to(&s, "10.1.2.9"), None);
+}
+
+#[test]
+fn ha_two_bindings_with_one_prefix_the_later_wins_as_before() {
+    // Two registrations of one prefix (an operator's mistake, or RFC 5648 multiple
+    // care-of addresses): the linear scan took the last of the longest matches.
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::1",
+        "2001:db8:a::1",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    let mut b = a.clone();
+    b.binding_id = Some(2);
+    b.coa = "2001:db8:a::2".parse().unwrap();
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    let s = t.snapshot();
+    assert_eq!(
+        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100::1"))
+            .map(|p| p.remote),
+        Some(Remote::V6("2001:db8:a::2".parse().unwrap()))
+    );
+}
+
+#[test]
+fn ha_accepts_only_the_coa_and_the_mrs_own_sources() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &["198.51.100.0/24"],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    let s = t.snapshot();
+    let coa = Remote::V6("2001:db8:a::5".parse().unwrap());
+    let c = &mut now();
+    assert_eq!(s.rx_check(coa, ip("2001:db8:100::7"), c), Ok(()));
+    assert_eq!(s.rx_check(coa, ip("2001:db8:1::100"), c), Ok(()));
+    assert_eq!(s.rx_check(coa, ip("198.51.100.7"), c), Ok(()));
+    assert_eq!(
+        s.rx_check(coa, ip("2001:db8:dead::1"), c),
+        Err(RxRefusal::SpoofedInnerSource)
+    );
+    assert_eq!(
+        s.rx_check(coa, ip("203.0.113.1"), c),
+        Err(RxRefusal::SpoofedInnerSource)
+    );
+    assert_eq!(
+        s.rx_check(
+            Remote::V6("2001:db8:a::6".parse().unwrap()),
+            ip("2001:db8:100::7"),
+            c
+        ),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    // Same address, another kind of outer header: another remote.
+    assert_eq!(
+        s.rx_check(
+            Remote::V4("192.0.2.5".parse().unwrap()),
+            ip("2001:db8:100::7"),
+            c
+        ),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    t.remove(&a);
+    assert_eq!(
+        t.snapshot().rx_check(coa, ip("2001:db8:100::7"), c),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+}
+
+#[test]
+fn ha_two_mrs_behind_one_nat_address_each_with_its_own_sources() {
+    // IP-in-IPv4 from two MRs behind one NAT: one outer source, two bindings.
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let mut a = binding("2001:db8:1::1", "203.0.113.5", &["2001:db8:100::/48"], &[]);
+    a.encapsulation = BindingEncap::InIpv4;
+    let mut b = binding("2001:db8:1::2", "203.0.113.5", &["2001:db8:200::/48"], &[]);
+    b.encapsulation = BindingEncap::InIpv4;
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    let s = t.snapshot();
+    let nat = Remote::V4("203.0.113.5".parse().unwrap());
+    let c = &mut now();
+    assert_eq!(s.rx_check(nat, ip("2001:db8:100::1"), c), Ok(()));
+    assert_eq!(s.rx_check(nat, ip("2001:db8:200::1"), c), Ok(()));
+    assert_eq!(
+        s.rx_check(nat, ip("2001:db8:300::1"), c),
+        Err(RxRefusal::SpoofedInnerSource)
+    );
+}
+
+#[test]
+fn ha_accepts_the_previous_coa_for_a_moment_after_a_move() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    let old = Remote::V6("2001:db8:a::5".parse().unwrap());
+    let new = Remote::V6("2001:db8:b::5".parse().unwrap());
+    let mut moved = a.clone();
+    moved.coa = "2001:db8:b::5".parse().unwrap();
+    let before = Instant::now();
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    let s = t.snapshot();
+    // Packets the MR sent from the old CoA before its BA arrived still enter...
+    let c = &mut now();
+    assert_eq!(s.rx_check(old, ip("2001:db8:100::7"), c), Ok(()));
+    assert_eq!(s.rx_check(new, ip("2001:db8:100::7"), c), Ok(()));
+    // ...with the inner-source check as always...
+    assert_eq!(
+        s.rx_check(old, ip("2001:db8:dead::1"), c),
+        Err(RxRefusal::SpoofedInnerSource)
+    );
+    // ...a refresh at the new CoA keeps the grace running...
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    let s = t.snapshot();
+    assert_eq!(s.rx_check(old, ip("2001:db8:100::7"), c), Ok(()));
+    // ...and once it is over, the old CoA is unknown (a batch after the grace).
+    let late = &mut BatchClock::at(before + MOVE_GRACE + Duration::from_millis(20));
+    assert_eq!(
+        s.rx_check(old, ip("2001:db8:100::7"), late),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    assert_eq!(s.rx_check(new, ip("2001:db8:100::7"), late), Ok(()));
+}
+
+#[test]
+fn the_clock_is_read_only_for_packets_from_a_previous_coa() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    let s = t.snapshot();
+    let mut c = BatchClock::new();
+    let coa = Remote::V6("2001:db8:a::5".parse().unwrap());
+    assert_eq!(s.rx_check(coa, ip("2001:db8:100::7"), &mut c), Ok(()));
+    assert!(c.0.is_none());
+    let stranger = Remote::V6("2001:db8:f::5".parse().unwrap());
+    let _ = s.rx_check(stranger, ip("2001:db8:100::7"), &mut c);
+    assert!(c.0.is_none());
+    // Read once, then the same time for the rest of the batch.
+    let first = c.now();
+    assert_eq!(c.now(), first);
+}
+
+#[test]
+fn mr_accepts_any_inner_source_but_only_from_its_ha() {
+    let mut t = PeerTable::new(Mode::MobileRouter);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::MobileRouter, &a).unwrap());
+    let s = t.snapshot();
+    let ha = Remote::V6("2001:db8:1::1".parse().unwrap());
+    let c = &mut now();
+    assert_eq!(s.rx_check(ha, ip("2001:db8:ffff::1"), c), Ok(()));
+    assert_eq!(
+        s.rx_check(
+            Remote::V6("2001:db8:a::9".parse().unwrap()),
+            ip("2001:db8:ffff::1"),
+            c
+        ),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    // Everything from the mobile network goes to the HA.
+    assert!(
+        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"))
+            .is_some()
+    );
+    assert!(s.tx_lookup(ip("198.51.100.7"), ip("203.0.113.1")).is_some());
+    t.remove(&a);
+    let s = t.snapshot();
+    assert!(
+        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"))
+            .is_none()
+    );
+    assert_eq!(
+        s.rx_check(ha, ip("2001:db8:ffff::1"), c),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+}
+
+#[test]
+fn mr_with_several_bindings_takes_the_first_covering_the_source() {
+    // RFC 5648 multiple care-of addresses: bindings in arrival order; the source's binding
+    // (the first whose prefixes cover it), else the first binding.
+    let mut t = PeerTable::new(Mode::MobileRouter);
+    let mut one = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    one.binding_id = Some(1);
+    let mut two = binding(
+        "2001:db8:1::100",
+        "2001:db8:b::5",
+        &["2001:db8:100::/48", "2001:db8:100:7::/64"],
+        &["198.51.100.0/24"],
+    );
+    two.binding_id = Some(2);
+    t.upsert(Peer::new(Mode::MobileRouter, &one).unwrap());
+    t.upsert(Peer::new(Mode::MobileRouter, &two).unwrap());
+    let s = t.snapshot();
+    let via = |src: &str| {
+        s.tx_lookup(ip(src), ip("2001:db8:ffff::1"))
+            .and_then(|p| p.binding.binding_id)
+    };
+    // Both cover it; the first wins even though the second's /64 is longer.
+    assert_eq!(via("2001:db8:100:7::1"), Some(1));
+    assert_eq!(via("198.51.100.7"), Some(2));
+    assert_eq!(via("2001:db8:9::1"), Some(1));
+}
+
+#[test]
+fn refreshes_publish_nothing_and_readers_follow_changes() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let shared = t.shared();
+    let mut r = shared.reader();
+    assert!(r.refresh().peers().is_empty());
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    let generation = shared.generation.load(Ordering::Relaxed);
+    assert_eq!(
+        to(r.refresh(), "2001:db8:100::1").as_deref(),
+        Some("2001:db8:1::100")
+    );
+    // The same binding again, a new lifetime: nothing a packet sees.
+    let mut refreshed = a.clone();
+    refreshed.lifetime = 300;
+    t.upsert(Peer::new(Mode::HomeAgent, &refreshed).unwrap());
+    assert_eq!(shared.generation.load(Ordering::Relaxed), generation);
+    assert_eq!(t.peers()[0].binding.lifetime, 300);
+    // A new prefix is published.
+    let mut grown = refreshed.clone();
+    grown.mnp_v6.push("2001:db8:200::/48".parse().unwrap());
+    t.upsert(Peer::new(Mode::HomeAgent, &grown).unwrap());
+    assert_eq!(
+        to(r.refresh(), "2001:db8:200::1").as_deref(),
+        Some("2001:db8:1::100")
+    );
+    // Removing what is not there publishes nothing; a removal does.
+    let generation = shared.generation.load(Ordering::Relaxed);
+    t.remove(&binding("2001:db8:1::999", "2001:db8:a::5", &[], &[]));
+    assert_eq!(shared.generation.load(Ordering::Relaxed), generation);
+    t.remove(&a);
+    assert_eq!(to(r.refresh(), "2001:db8:200::1"), None);
+    // A reader made late starts from the current snapshot.
+    assert!(shared.reader().refresh().peers().is_empty());
+}
+
+#[test]
+fn readers_on_other_threads_see_every_publication() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let shared = t.shared();
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let (back, done) = std::sync::mpsc::channel::<usize>();
+    let reader = std::thread::spawn(move || {
+        let mut r = shared.reader();
+        // Told how many bindings there are, the reader must find them all at once.
+        for n in rx {
+            back.send(r.refresh().peers().len().min(n)).unwrap();
+        }
+    });
+    for i in 1..=50u16 {
+        let b = binding(
+            &format!("2001:db8:1::{i:x}"),
+            "2001:db8:a::5",
+            &[&format!("2001:db8:{i:x}::/48")],
+            &[],
+        );
+        t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+        tx.send(usize::from(i)).unwrap();
+        assert_eq!(done.recv().unwrap(), usize::from(i));
+    }
+    drop(tx);
+    reader.join().unwrap();
+}
+
+/// The old linear scan, as the reference the index must agree with.
+fn linear_tx(mode: Mode, peers: &[Arc<Peer>], src: IpAddr, dst: IpAddr) -> Option<usize> {
+    match mode {
+        Mode::HomeAgent => peers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.sources
+                    .iter()
+                    .filter(|n| n.contains(&dst))
+                    .map(|n| n.prefix_len())
+                    .max()
+                    .map(|len| (len, i))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, i)| i),
+        Mode::MobileRouter => peers
+            .iter()
+            .position(|p| p.covers(src))
+            .or(if peers.is_empty() { None } else { Some(0) }),
+    }
+}
+
+#[test]
+fn the_index_agrees_with_a_linear_scan_on_nested_random_tables() {
+    // Deterministic pseudo-random prefixes nested in a small space, so that many overlap.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for mode in [Mode::HomeAgent, Mode::MobileRouter] {
+        for _round in 0..20 {
+            let mut t = PeerTable::new(mode);
+            let mut bs = Vec::new();
+            for i in 0..(rnd() % 12 + 1) as u16 {
+                let r = rnd();
+                let len6 = [32u8, 40, 48, 56, 64, 128][(r % 6) as usize];
+                let len4 = [8u8, 16, 24, 32][((r >> 8) % 4) as usize];
+                let p6 = format!("2001:db8:{:x}{:x}::/{len6}", r >> 16 & 3, r >> 18 & 3);
+                let p4 = format!("10.{}.{}.0/{len4}", r >> 20 & 1, r >> 21 & 1);
+                let mut b = binding(
+                    &format!("2001:db8:1::{:x}", r >> 22 & 0xf),
+                    &format!("2001:db8:a::{i:x}"),
+                    &[&p6],
+                    &[&p4],
+                );
+                b.binding_id = Some(i);
+                t.upsert(Peer::new(mode, &b).unwrap());
+                bs.push(b);
+            }
+            if rnd() % 2 == 0 {
+                let victim = &bs[(rnd() % bs.len() as u64) as usize];
+                t.remove(victim);
+            }
+            let s = t.snapshot();
+            for _ in 0..200 {
+                let r = rnd();
+                let a6 = Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    (r & 0x33) as u16,
+                    (r >> 8) as u16 & 1,
+                    0,
+                    0,
+                    0,
+                    (r >> 16) as u16 & 0xf,
+                );
+                let a4 = Ipv4Addr::new(10, (r >> 24) as u8 & 1, (r >> 25) as u8 & 1, 7);
+                let ha6 = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, (r >> 32) as u16 & 0xf);
+                for a in [IpAddr::V6(a6), IpAddr::V4(a4), IpAddr::V6(ha6)] {
+                    let (src, dst) = match mode {
+                        Mode::HomeAgent => (ip("2001:db8:ffff::1"), a),
+                        Mode::MobileRouter => (a, ip("2001:db8:ffff::1")),
+                    };
+                    let want =
+                        linear_tx(mode, t.peers(), src, dst).map(|i| key(&t.peers()[i].binding));
+                    let got = s.tx_lookup(src, dst).map(|p| key(&p.binding));
+                    assert_eq!(got, want, "{mode:?} {src} -> {dst}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn prefix_masks_cover_the_edges() {
+    assert_eq!(u128::ones_then_zeros(0), 0);
+    assert_eq!(u128::ones_then_zeros(128), u128::MAX);
+    assert_eq!(u128::ones_then_zeros(1), 1 << 127);
+    assert_eq!(u32::ones_then_zeros(0), 0);
+    assert_eq!(u32::ones_then_zeros(32), u32::MAX);
+    assert_eq!(u32::ones_then_zeros(24), 0xffff_ff00);
+    // A default route registered as a prefix matches everything of its family.
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let b = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["::/0"],
+        &["0.0.0.0/0"],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    let s = t.snapshot();
+    assert_eq!(to(&s, "3fff::1").as_deref(), Some("2001:db8:1::100"));
+    assert_eq!(to(&s, "8.8.8.8").as_deref(), Some("2001:db8:1::100"));
+}
