@@ -7,15 +7,15 @@
 //! every call and the wall clock through [`MrCore::set_wall_clock`], and pulls
 //! [`MrCore::poll_transmit`], [`MrCore::poll_event`] and [`MrCore::poll_timeout`].
 //!
-//! The Binding Update List ([`bul`]) holds one entry per home agent and binding
+//! The Binding Update List (`bul`) holds one entry per home agent and binding
 //! identifier; the core registers through its primary entry (the configured home agent),
 //! so one MR registers one home address with one home agent today, and several care-of
 //! addresses or home agents need no new entry type.
 //!
 //! Layout, as in had's core: this module holds the state, the movement reports and the
-//! received signalling (BRR, BE, Parameter Problem); [`bu`] builds and sends Binding
-//! Updates, [`ba`] processes Binding Acknowledgements, [`timers`] retransmits, refreshes
-//! and expires, [`status`] decides what a refusal means.
+//! received signalling (BRR, BE, Parameter Problem); `bu` builds and sends Binding
+//! Updates, `ba` processes Binding Acknowledgements, `timers` retransmits, refreshes
+//! and expires, `status` decides what a refusal means.
 
 mod ba;
 mod bu;
