@@ -695,3 +695,118 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
     check(p, n, "icmpv6.pointer", &["40"]);
     check(p, n, "ipv6.dst", &["2001:db8:a::5", "2001:db8:1::1"]);
 }
+
+#[test]
+fn tshark_decodes_a_dhcp_discover() {
+    use proto::dhcp::{CLIENT_PORT, DhcpPacket, DhcpRepr, MessageType, SERVER_PORT};
+    use proto::ext::{IPV4_HEADER_LEN, Ipv4Header, Ipv4Repr, UDP_HEADER_LEN, UdpHeader, UdpRepr};
+    // The DISCOVER babymdd's client sends, from 0.0.0.0:68 to 255.255.255.255:67 as its
+    // packet socket writes it (babymdd/src/dhcp/raw.rs).
+    let mac = [0x02, 0, 0, 0, 0, 0x42];
+    let mut m = DhcpRepr::request(0x1122_3344, mac, MessageType::Discover);
+    m.secs = 3;
+    m.broadcast = true;
+    m.client_id = Some(vec![1, 0x02, 0, 0, 0, 0, 0x42]);
+    m.parameter_request_list = vec![1, 3, 51, 54, 58, 59];
+    let mut payload = vec![0u8; m.buffer_len()];
+    m.emit(&mut DhcpPacket::new_unchecked(&mut payload[..]))
+        .unwrap();
+
+    let (src, dst) = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
+    let udp_len = UDP_HEADER_LEN + payload.len();
+    let mut p = vec![0u8; IPV4_HEADER_LEN + udp_len];
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: proto::IPPROTO_UDP,
+        payload_len: udp_len as u16,
+        ttl: 64,
+        dscp: 4,
+        ecn: 0,
+        ident: 0x1234,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Header::new_unchecked(&mut p[..IPV4_HEADER_LEN]))
+    .unwrap();
+    p[IPV4_HEADER_LEN + UDP_HEADER_LEN..].copy_from_slice(&payload);
+    let mut udp = UdpHeader::new_unchecked(&mut p[IPV4_HEADER_LEN..]);
+    UdpRepr {
+        src_port: CLIENT_PORT,
+        dst_port: SERVER_PORT,
+        payload_len: payload.len() as u16,
+    }
+    .emit(&mut udp)
+    .unwrap();
+    udp.fill_checksum_v4(&src, &dst);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("dhcp.pcap");
+    common::write_pcap(&pcap, &[p]);
+    let fields = [
+        "ip.src",
+        "ip.dst",
+        "ip.ttl",
+        "ip.dsfield",
+        "ip.checksum.status",
+        "udp.srcport",
+        "udp.dstport",
+        "udp.checksum.status",
+        "dhcp.type",
+        "dhcp.hw.type",
+        "dhcp.hw.len",
+        "dhcp.hops",
+        "dhcp.id",
+        "dhcp.secs",
+        "dhcp.flags.bc",
+        "dhcp.ip.client",
+        "dhcp.hw.mac_addr",
+        "dhcp.cookie",
+        "dhcp.option.type",
+        "dhcp.option.dhcp",
+        "dhcp.option.request_list_item",
+        "dhcp.option.end",
+        "_ws.expert.message",
+    ];
+    let decoded = common::tshark_fields(&pcap, &[], &fields);
+    assert_eq!(decoded.len(), 1);
+    let p = &decoded[0];
+    let n = "DHCPDISCOVER";
+    check(p, n, "ip.src", &["0.0.0.0"]);
+    check(p, n, "ip.dst", &["255.255.255.255"]);
+    check(p, n, "ip.ttl", &["64"]);
+    check(p, n, "ip.dsfield", &["0x10"]);
+    check(p, n, "ip.checksum.status", &["1"]);
+    check(p, n, "udp.srcport", &["68"]);
+    check(p, n, "udp.dstport", &["67"]);
+    check(p, n, "udp.checksum.status", &["1"]);
+    check(p, n, "dhcp.type", &["1"]);
+    // The header's htype, then the Client-identifier's type octet (1: Ethernet) and its
+    // address, which tshark shows with the same fields.
+    check(p, n, "dhcp.hw.type", &["0x01", "0x01"]);
+    check(p, n, "dhcp.hw.len", &["6"]);
+    check(p, n, "dhcp.hops", &["0"]);
+    check(p, n, "dhcp.id", &["0x11223344"]);
+    check(p, n, "dhcp.secs", &["3"]);
+    check(p, n, "dhcp.flags.bc", &["1"]);
+    check(p, n, "dhcp.ip.client", &["0.0.0.0"]);
+    check(
+        p,
+        n,
+        "dhcp.hw.mac_addr",
+        &["02:00:00:00:00:42", "02:00:00:00:00:42"],
+    );
+    check(p, n, "dhcp.cookie", &["99.130.83.99"]);
+    // End is its own field; the zero octets after it, up to 300, show as Pad.
+    check(p, n, "dhcp.option.type", &["53", "61", "55", "0"]);
+    check(p, n, "dhcp.option.dhcp", &["1"]);
+    check(
+        p,
+        n,
+        "dhcp.option.request_list_item",
+        &["1", "3", "51", "54", "58", "59"],
+    );
+    check(p, n, "dhcp.option.end", &["255"]);
+    check(p, n, "_ws.expert.message", &[]);
+}
