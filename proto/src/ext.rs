@@ -20,6 +20,6 @@ pub use options::{
 pub use routing::{RH2_HEADER_LEN, ROUTING_TYPE_2, RoutingHeader, RoutingRepr};
 pub use signalling::{
     ChecksumSource, MobilityPacketRepr, ReceivedPacket, Walk, emit_mobility_packet,
-    mobility_packet_len, walk,
+    emit_upper_layer_packet, mobility_packet_len, walk,
 };
 pub use udp::{UDP_HEADER_LEN, UdpHeader, UdpRepr};

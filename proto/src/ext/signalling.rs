@@ -251,7 +251,8 @@ pub struct MobilityPacketRepr {
     pub rh2_home_address: Option<Ipv6Addr>,
 }
 
-/// Length of the packet [`emit_mobility_packet`] builds around an MH of `mh_len` octets.
+/// Length of the packet [`emit_mobility_packet`] builds around an MH of `mh_len` octets
+/// (and [`emit_upper_layer_packet`] around any upper layer of that length).
 pub fn mobility_packet_len(repr: &MobilityPacketRepr, mh_len: usize) -> usize {
     IPV6_HEADER_LEN
         + if repr.rh2_home_address.is_some() {
@@ -280,7 +281,30 @@ pub fn emit_mobility_packet(repr: &MobilityPacketRepr, mh: &[u8], buf: &mut [u8]
     if mh.len() < 8 || mh.len() != (usize::from(mh[1]) + 1) * 8 {
         return Err(Error::BadLength);
     }
-    let total = mobility_packet_len(repr, mh.len());
+    emit_upper_layer_packet(repr, IPPROTO_MH, mh, MH_CHECKSUM, buf)
+}
+
+/// Builds `IPv6 | [RH2] | [DestOpts(HAO)] | upper layer` into `buf`, as
+/// [`emit_mobility_packet`] does for an MH, for any upper layer whose checksum covers the
+/// IPv6 pseudo-header (RFC 8200 §8.1) at `checksum_field`: ICMPv6 2..4, UDP (6..8), TCP
+/// (16..18). A node with a binding for a mobile node sends it packets with an RH2 (RFC
+/// 6275 §6.4, §9.3.2): the pseudo-header destination is then the home address. Returns
+/// the length written.
+///
+/// # Errors
+/// `BadLength` if `checksum` is not inside `upper` or the packet would exceed 65535 octets
+/// of payload; `BufferTooSmall` if `buf` is shorter than [`mobility_packet_len`].
+pub fn emit_upper_layer_packet(
+    repr: &MobilityPacketRepr,
+    next_header: u8,
+    upper: &[u8],
+    checksum_field: Range<usize>,
+    buf: &mut [u8],
+) -> Result<usize> {
+    if checksum_field.len() != 2 || checksum_field.end > upper.len() {
+        return Err(Error::BadLength);
+    }
+    let total = mobility_packet_len(repr, upper.len());
     let payload_len = u16::try_from(total - IPV6_HEADER_LEN).map_err(|_| Error::BadLength)?;
     let buf = buf.get_mut(..total).ok_or(Error::BufferTooSmall)?;
 
@@ -288,7 +312,7 @@ pub fn emit_mobility_packet(repr: &MobilityPacketRepr, mh: &[u8], buf: &mut [u8]
     let after_rh2 = if repr.home_address.is_some() {
         IPPROTO_DSTOPTS
     } else {
-        IPPROTO_MH
+        next_header
     };
     let first = if repr.rh2_home_address.is_some() {
         IPPROTO_ROUTING
@@ -312,7 +336,7 @@ pub fn emit_mobility_packet(repr: &MobilityPacketRepr, mh: &[u8], buf: &mut [u8]
     }
     if let Some(hoa) = repr.home_address {
         DestinationOptionsRepr {
-            next_header: IPPROTO_MH,
+            next_header,
             home_address: Some(hoa),
             unknown: None,
         }
@@ -320,12 +344,12 @@ pub fn emit_mobility_packet(repr: &MobilityPacketRepr, mh: &[u8], buf: &mut [u8]
         rest = &mut rest[HAO_HEADER_LEN..];
     }
 
-    rest.copy_from_slice(mh);
-    rest[MH_CHECKSUM].fill(0);
+    rest.copy_from_slice(upper);
+    rest[checksum_field.clone()].fill(0);
     let src = repr.home_address.unwrap_or(repr.src_addr);
     let dst = repr.rh2_home_address.unwrap_or(repr.dst_addr);
-    let value = checksum::v6(&src, &dst, IPPROTO_MH, rest);
-    rest[MH_CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    let value = checksum::v6(&src, &dst, next_header, rest);
+    rest[checksum_field].copy_from_slice(&value.to_be_bytes());
     Ok(total)
 }
 

@@ -407,3 +407,57 @@ proptest! {
         prop_assert_eq!(p.verify_checksum(), Ok(expected));
     }
 }
+
+/// An Echo Reply from the home agent to a mobile router away (RFC 6275 §9.3.2): `IPv6 |
+/// RH2 | ICMPv6`, the ICMPv6 checksum over (HA, HoA); the walk sees the RH2's home
+/// address as the pseudo-header destination and the checksum verifies.
+#[test]
+fn upper_layer_packet_with_rh2_checksums_over_the_home_address() {
+    // Echo Reply: type 129, code 0, checksum, identifier 0x1234, sequence 7, "ping".
+    let icmp = [129u8, 0, 0xff, 0xff, 0x12, 0x34, 0x00, 0x07, b'p', b'i', b'n', b'g'];
+    let repr = MobilityPacketRepr {
+        src_addr: HA,
+        dst_addr: COA,
+        hop_limit: 64,
+        home_address: None,
+        rh2_home_address: Some(HOA),
+    };
+    let mut buf = vec![0u8; mobility_packet_len(&repr, icmp.len())];
+    let n = emit_upper_layer_packet(&repr, 58, &icmp, 2..4, &mut buf).unwrap();
+    assert_eq!(n, 40 + 24 + 12);
+    assert_eq!(buf[6], IPPROTO_ROUTING);
+    assert_eq!(&buf[24..40], &COA.octets());
+    let Walk::Other(p) = walk(&buf).unwrap() else {
+        panic!("an ICMPv6 packet is not an MH")
+    };
+    assert_eq!(p.upper_layer, 58);
+    assert_eq!(p.rh2_home_address, Some(HOA));
+    assert_eq!(p.pseudo_header_dst(), HOA);
+    assert_eq!(p.verify_checksum(), Ok(ChecksumSource::OnWireSource));
+    // Everything but the checksum is the caller's octets.
+    assert_eq!(&p.payload[4..], &icmp[4..]);
+    // The same with a HAO (a mobile node's own packet): the source in the pseudo-header is
+    // the home address, and the Destination Options header names the upper layer.
+    let from_mn = MobilityPacketRepr {
+        src_addr: COA,
+        dst_addr: HA,
+        hop_limit: 64,
+        home_address: Some(HOA),
+        rh2_home_address: None,
+    };
+    let mut buf = vec![0u8; mobility_packet_len(&from_mn, icmp.len())];
+    emit_upper_layer_packet(&from_mn, 58, &icmp, 2..4, &mut buf).unwrap();
+    assert_eq!(buf[6], IPPROTO_DSTOPTS);
+    assert_eq!(buf[40], 58);
+    // The HAO sits where the home agent's filters look for it: octet 46.
+    assert_eq!(buf[46], 201);
+    let Walk::Other(p) = walk(&buf).unwrap() else {
+        panic!("not an MH")
+    };
+    assert_eq!(p.verify_checksum(), Ok(ChecksumSource::HomeAddress));
+    // A checksum field outside the upper layer is refused, not written past.
+    assert_eq!(
+        emit_upper_layer_packet(&repr, 58, &icmp[..3], 2..4, &mut buf),
+        Err(Error::BadLength)
+    );
+}
