@@ -129,3 +129,78 @@ fn recycled_slice_vectors_keep_their_allocation() {
     assert_eq!(w.capacity(), TX_BATCH);
     assert_eq!(w.as_ptr() as usize, at);
 }
+
+/// A device that hands over prepared frames, then fails (which ends the loop), and keeps
+/// what is written to it.
+#[derive(Debug, Default)]
+struct FakeDevice {
+    to_tunnel: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
+    written: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl Backend for FakeDevice {
+    fn name(&self) -> &str {
+        "fake0"
+    }
+
+    fn offload(&self) -> bool {
+        false
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let frame = self.to_tunnel.lock().unwrap().pop_front();
+        let frame = frame.ok_or_else(|| io::Error::other("no more frames"))?;
+        buf[..frame.len()].copy_from_slice(&frame);
+        Ok(frame.len())
+    }
+
+    fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        self.written.lock().unwrap().push(frame.to_vec());
+        Ok(frame.len())
+    }
+}
+
+fn ipv6_packet(src: &str, dst: &str) -> Vec<u8> {
+    let mut p = vec![0u8; 48];
+    p[0] = 0x60;
+    p[5] = 8;
+    p[6] = 59;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+    p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+    p
+}
+
+#[test]
+fn the_tx_loop_drops_what_it_cannot_tunnel_and_stops_with_its_device() {
+    // The raw sockets need CAP_NET_RAW; without it there is nothing to test here (the
+    // namespace tests run the loops for real).
+    let Ok(socks) = Sockets::open(0) else { return };
+    let dev = FakeDevice::default();
+    dev.to_tunnel.lock().unwrap().extend([
+        // No binding for it (an empty table).
+        ipv6_packet("2001:db8:100::1", "2001:db8:c::2"),
+        // Link scope: never tunnelled.
+        ipv6_packet("fe80::1", "2001:db8:c::2"),
+        ipv6_packet("2001:db8:100::1", "ff02::16"),
+        // Not an IP packet.
+        vec![0x10; 40],
+    ]);
+    let table = PeerTable::new(crate::routes::Mode::MobileRouter);
+    let mut reader = table.shared().reader();
+    let counters = Counters::default();
+    super::loops::tx_loop(
+        &dev,
+        &socks,
+        &mut reader,
+        &counters,
+        TxConfig { hop_limit: 64 },
+    );
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(get(&counters.drop_no_binding), 1);
+    assert_eq!(get(&counters.drop_link_scope), 2);
+    assert_eq!(get(&counters.drop_malformed), 1);
+    assert_eq!(get(&counters.tx_packets), 0);
+    assert!(dev.written.lock().unwrap().is_empty());
+    assert!(dev.to_tunnel.lock().unwrap().is_empty());
+}
