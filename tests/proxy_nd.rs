@@ -19,92 +19,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use tests::setup::{self, Files, files, log_of};
-use tests::{Daemon, Netns, require_root, veth, wait_until};
+use tests::setup::{self, HOA, HomeLink, log_of};
+use tests::{Daemon, require_root, wait_until};
 
-const HOA: &str = "2001:db8:1::100";
 const COA: &str = "2001:db8:a::5";
 const LONG: Duration = Duration::from_secs(30);
-
-fn a(ns: &Netns, addr: &str, dev: &str) {
-    ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
-}
-
-/// The three namespaces, the pair's files and its daemons (had and `nemonetd -h` on the
-/// HA, mrd on the MR); `hl_addr` is the home-link neighbour's address.
-struct HomeLink {
-    ha: Netns,
-    hl: Netns,
-    mr: Netns,
-    f: Files,
-    nemonetd: Daemon,
-    _had: Daemon,
-    _mrd: Daemon,
-}
-
-impl HomeLink {
-    fn new(tag: &str, hl_addr: &str) -> HomeLink {
-        let (ha, hl, mr) = (
-            Netns::new(&format!("{tag}-ha")),
-            Netns::new(&format!("{tag}-hl")),
-            Netns::new(&format!("{tag}-mr")),
-        );
-        for ns in [&ha, &hl, &mr] {
-            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-        }
-        veth(&hl, "eth0", &ha, "eth0");
-        veth(&mr, "eth0", &ha, "up0");
-        a(&ha, "2001:db8:1::1/64", "eth0");
-        a(&ha, "2001:db8:a::1/64", "up0");
-        a(&hl, hl_addr, "eth0");
-        a(&mr, "2001:db8:a::5/64", "eth0");
-        mr.ip(&[
-            "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-        ]);
-        mr.ip(&["link", "set", "mip0", "up"]);
-        mr.ip(&["link", "set", "mip0p", "up"]);
-        a(&mr, &format!("{HOA}/128"), "mip0");
-        mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-        ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-        let f = files(&[]);
-        let (had, nemonetd) = setup::start_home_agent(&ha, &f, "up0");
-        let mrd = setup::start_mrd(&mr, &f);
-        HomeLink {
-            ha,
-            hl,
-            mr,
-            f,
-            nemonetd,
-            _had: had,
-            _mrd: mrd,
-        }
-    }
-
-    /// babymdd's part: MD_INFO REREG from `coa` on the MR's eth0.
-    fn rereg(&self, coa: &str) {
-        setup::inject_md_info(&self.f, "rereg", HOA, Some((coa, self.mr.ifindex("eth0"))));
-    }
-
-    fn log(&self, name: &str) -> String {
-        log_of(&self.f.dir.path().join(format!("{name}.log")))
-    }
-
-    fn logs(&self) -> String {
-        ["had", "mrd", "nemonetd-ha"]
-            .iter()
-            .map(|n| format!("==== {n}\n{}", self.log(n)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The HA's routes of protocol 110 mention the home address.
-    fn routed(&self) -> bool {
-        self.ha
-            .ip_text(&["-6", "route", "show", "proto", "110"])
-            .contains(HOA)
-    }
-}
 
 /// The scapy side: both solicitations, each answer (the NA sent to us, not had's
 /// unsolicited ones to all nodes) as one line `kind target S O R tlla src-mac`, or

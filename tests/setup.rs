@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::{Daemon, Netns, bin, wait_until, workspace_root};
+use crate::{Daemon, Netns, bin, veth, wait_until, workspace_root};
 
 /// A sample from etc/ with `(from, to)` replacements, each of which must apply, and the
 /// lines starting (after indentation) with any of `drop_lines_with` left out.
@@ -224,4 +224,104 @@ pub fn inject_md_info(f: &Files, command: &str, hoa: &str, coa: Option<(&str, u3
     }
     let out = cmd.output().expect("mipsock inject");
     assert!(out.status.success(), "mipsock inject: {out:?}");
+}
+
+/// The mobile router's home address in the sample configurations.
+pub const HOA: &str = "2001:db8:1::100";
+
+fn addr(ns: &Netns, addr: &str, dev: &str) {
+    ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+}
+
+/// The home agent with its home link and a mobile router away, for black-box tests of
+/// what the home agent does on the home link and towards the care-of address:
+///
+/// ```text
+///   hl  eth0 (hl_addr) ──── eth0 2001:db8:1::1/64  ha (had, nemonetd -h)
+///                           up0  2001:db8:a::1/64 ──── eth0 2001:db8:a::5  mr (mrd)
+/// ```
+///
+/// Three namespaces, the pair's files and its daemons; `mrd` registers [`HOA`] once told
+/// of a care-of address ([`HomeLink::rereg`]).
+#[derive(Debug)]
+pub struct HomeLink {
+    /// The home agent.
+    pub ha: Netns,
+    /// A node on the home link.
+    pub hl: Netns,
+    /// The mobile router, away.
+    pub mr: Netns,
+    /// Configurations, buses, logs.
+    pub f: Files,
+    /// The home agent's data plane.
+    pub nemonetd: Daemon,
+    _had: Daemon,
+    _mrd: Daemon,
+}
+
+impl HomeLink {
+    /// Builds it all; `tag` names the namespaces.
+    pub fn new(tag: &str, hl_addr: &str) -> HomeLink {
+        let (ha, hl, mr) = (
+            Netns::new(&format!("{tag}-ha")),
+            Netns::new(&format!("{tag}-hl")),
+            Netns::new(&format!("{tag}-mr")),
+        );
+        for ns in [&ha, &hl, &mr] {
+            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        }
+        veth(&hl, "eth0", &ha, "eth0");
+        veth(&mr, "eth0", &ha, "up0");
+        addr(&ha, "2001:db8:1::1/64", "eth0");
+        addr(&ha, "2001:db8:a::1/64", "up0");
+        addr(&hl, hl_addr, "eth0");
+        addr(&mr, "2001:db8:a::5/64", "eth0");
+        mr.ip(&[
+            "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+        ]);
+        mr.ip(&["link", "set", "mip0", "up"]);
+        mr.ip(&["link", "set", "mip0p", "up"]);
+        addr(&mr, &format!("{HOA}/128"), "mip0");
+        mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+        ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let f = files(&[]);
+        let (had, nemonetd) = start_home_agent(&ha, &f, "up0");
+        let mrd = start_mrd(&mr, &f);
+        HomeLink {
+            ha,
+            hl,
+            mr,
+            f,
+            nemonetd,
+            _had: had,
+            _mrd: mrd,
+        }
+    }
+
+    /// babymdd's part: MD_INFO REREG from `coa` on the MR's eth0.
+    pub fn rereg(&self, coa: &str) {
+        inject_md_info(&self.f, "rereg", HOA, Some((coa, self.mr.ifindex("eth0"))));
+    }
+
+    /// A daemon's log (`had`, `mrd`, `nemonetd-ha`).
+    pub fn log(&self, name: &str) -> String {
+        log_of(&self.f.dir.path().join(format!("{name}.log")))
+    }
+
+    /// All three logs, for a failure message.
+    pub fn logs(&self) -> String {
+        ["had", "mrd", "nemonetd-ha"]
+            .iter()
+            .map(|n| format!("==== {n}\n{}", self.log(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The HA's routes of protocol 110 mention the home address.
+    pub fn routed(&self) -> bool {
+        self.ha
+            .ip_text(&["-6", "route", "show", "proto", "110"])
+            .contains(HOA)
+    }
 }

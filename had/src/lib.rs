@@ -45,7 +45,7 @@ pub use config::{
     PrefixMode, PrefixTableRow, ReplayProtection,
 };
 pub use core::{
-    ChecksumState, ConfigError, Ha, HaEvent, HaStats, ParameterProblem, ProxyNd, ReceivedSignal,
-    Transmit, UdpV4Path,
+    ChecksumState, ConfigError, Ha, HaEvent, HaStats, HaoSignal, ParameterProblem, ProxyNd,
+    ReceivedSignal, Transmit, UdpV4Path,
 };
 pub use record::{JournalRecord, PersistedBinding};

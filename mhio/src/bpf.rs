@@ -3,14 +3,24 @@
 //! It keeps only IPv6 packets not sent by this host whose header chain reaches the Mobility
 //! Header (135) directly or after up to [`MAX_EXT_HEADERS`] Hop-by-Hop (0), Routing (43) or
 //! Destination Options (60) headers: `MH`, `DestOpts(HAO) | MH` (BU from a mobile router
-//! away), `RH2 | MH` (BA to it), `RH2 | DestOpts | MH`. Everything else is dropped in the
-//! kernel, so the daemon never wakes up for ordinary traffic. User space walks the chain
+//! away), `RH2 | MH` (BA to it), `RH2 | DestOpts | MH`. It also keeps any packet whose first
+//! header is Destination Options with a Home Address option at its usual place, octet 6
+//! of the header (8n+6 alignment after a PadN, RFC 6275 §6.3): a mobile node's traffic
+//! with a HAO, which the home agent answers or refuses (RFC 6275 §9.3.1). Everything else
+//! is dropped in the kernel, so the daemon never wakes up for ordinary traffic. User space walks the chain
 //! again with [`proto::ext::walk`], which is the real check; the filter is an optimisation.
 //!
 //! On a `SOCK_DGRAM` packet socket the filter sees the packet from the network header on
 //! (packet(7)), so offset 0 is the first octet of the IPv6 header.
 
 use socket2::SockFilter;
+
+/// Offset of the Home Address option type in a packet whose first extension header is
+/// Destination Options with the HAO placed as every implementation we know places it:
+/// 40 (IPv6) + 2 (Next Header, Hdr Ext Len) + 4 (PadN).
+pub const HAO_TYPE_OFFSET: u32 = 46;
+/// The Home Address option type (RFC 6275 §6.3).
+pub const HAO_TYPE: u8 = 201;
 
 /// Extension headers the filter steps over before giving up.
 pub const MAX_EXT_HEADERS: usize = 3;
@@ -53,6 +63,8 @@ enum Target {
     Block(usize),
     Accept,
     Drop,
+    /// The start of the header-chain walk.
+    Chain,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -125,6 +137,18 @@ pub fn program() -> Vec<Instruction> {
     insns.push(op(BPF_LD | BPF_B | BPF_ABS, 0));
     insns.push(op(BPF_ALU | BPF_AND | BPF_K, 0xf0));
     insns.push(jeq(0x60, Target::Next, Target::Drop));
+    // Destination Options first, a HAO at octet 46: a mobile node's packet, whatever its
+    // upper layer. A shorter packet fails the load and is dropped: it cannot carry an MH
+    // after such a header either.
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, 6));
+    insns.push(jeq(
+        u32::from(proto::IPPROTO_DSTOPTS),
+        Target::Next,
+        Target::Chain,
+    ));
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, HAO_TYPE_OFFSET));
+    insns.push(jeq(u32::from(HAO_TYPE), Target::Accept, Target::Chain));
+    let chain_at = insns.len();
     // Next Header of the IPv6 header. X = offset of the current extension header - 40.
     insns.push(op(BPF_LDX | BPF_W | BPF_IMM, 0));
     insns.push(op(BPF_LD | BPF_B | BPF_ABS, 6));
@@ -159,6 +183,7 @@ pub fn program() -> Vec<Instruction> {
             Target::Block(n) => blocks[n],
             Target::Accept => accept_at,
             Target::Drop => drop_at,
+            Target::Chain => chain_at,
         };
         u8::try_from(to - (at + 1)).expect("forward jump within 255 instructions")
     };
@@ -256,6 +281,34 @@ mod tests {
             &[ext(43, 0), ext(60, 2), ext(135, 2), MH.to_vec()].concat(),
         );
         assert_eq!(run_resolved(&three, 0), ACCEPT_LEN);
+    }
+
+    /// `DestOpts(PadN, HAO)` as mobile nodes send it: the option type at octet 6.
+    fn hao_header(next_header: u8) -> Vec<u8> {
+        let mut h = ext(next_header, 2);
+        h[2..6].copy_from_slice(&[1, 2, 0, 0]);
+        h[6] = HAO_TYPE;
+        h[7] = 16;
+        h
+    }
+
+    #[test]
+    fn accepts_any_traffic_with_a_home_address_option() {
+        // An Echo Request and a UDP datagram from a mobile node away (RFC 6275 §9.3.1).
+        let echo = ipv6(
+            60,
+            &[hao_header(58), vec![128, 0, 0, 0, 0, 1, 0, 1]].concat(),
+        );
+        assert_eq!(echo[HAO_TYPE_OFFSET as usize], HAO_TYPE);
+        assert_eq!(run_resolved(&echo, 0), ACCEPT_LEN);
+        let udp = ipv6(60, &[hao_header(17), vec![0; 8]].concat());
+        assert_eq!(run_resolved(&udp, 0), ACCEPT_LEN);
+        // Not our own copies.
+        assert_eq!(run_resolved(&udp, PACKET_OUTGOING), 0);
+        // Another option at octet 46 is not a HAO.
+        let mut other = udp.clone();
+        other[HAO_TYPE_OFFSET as usize] = 0x1e;
+        assert_eq!(run_resolved(&other, 0), 0);
     }
 
     #[test]

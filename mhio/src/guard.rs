@@ -17,8 +17,13 @@
 //! transaction), which keeps this crate free of a netlink nftables encoder; it needs the
 //! `nftables` package.
 //!
-//! Not covered: an ICMPv6 Mobile Prefix Solicitation with a HAO (RFC 6275 §6.7) still draws
-//! a Parameter Problem; dropping every Destination Options header would hide too much.
+//! A home agent also answers traffic that carries a Home Address option itself (RFC 6275
+//! §9.3.1: processed for a live binding, Binding Error 1 without one), so its guard
+//! ([`GuardScope::home_address_option`]) drops packets whose first header is Destination
+//! Options with a HAO at octet 46, where every implementation we know puts it (the same
+//! test as the receiver's filter, `crate::bpf::HAO_TYPE_OFFSET`). A HAO elsewhere still
+//! draws the kernel's Parameter Problem; dropping every Destination Options header would
+//! hide too much.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -30,6 +35,14 @@ use crate::{Error, Result};
 const NFT_MISSING: &str = "; install it: apt-get install nftables";
 const NFT_FAILED: &str =
     "; needs root (CAP_NET_ADMIN) and a kernel with nf_tables, fib and exthdr support";
+
+/// What a guard drops besides Mobility Header and type 2 routing header packets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct GuardScope {
+    /// Packets to us with a Home Address option, whatever their upper layer (the home
+    /// agent's; a mobile router leaves them to the kernel).
+    pub home_address_option: bool,
+}
 
 /// The installed guard; the table is deleted when this is dropped.
 #[derive(Debug)]
@@ -46,7 +59,21 @@ impl NftGuard {
 
     /// The ruleset [`NftGuard::install`] loads, as an `nft -f` script.
     pub fn script(daemon: &str) -> String {
+        Self::script_with(daemon, GuardScope::default())
+    }
+
+    /// The ruleset [`NftGuard::install_with`] loads for `scope`.
+    pub fn script_with(daemon: &str, scope: GuardScope) -> String {
         let t = Self::table_name(daemon);
+        let hao = if scope.home_address_option {
+            format!(
+                "\t\tmeta nfproto ipv6 ip6 nexthdr 60 @nh,{},8 {} fib daddr type local counter drop comment \"HAO to us: answered from AF_PACKET\"\n",
+                crate::bpf::HAO_TYPE_OFFSET * 8,
+                crate::bpf::HAO_TYPE
+            )
+        } else {
+            String::new()
+        };
         // "table" then "delete table" makes the delete succeed whether or not a stale table
         // exists; the whole script is one transaction.
         format!(
@@ -57,6 +84,7 @@ impl NftGuard {
              \t\ttype filter hook prerouting priority raw; policy accept;\n\
              \t\tmeta nfproto ipv6 meta l4proto 135 fib daddr type local counter drop comment \"MH to us: read on AF_PACKET\"\n\
              \t\tmeta nfproto ipv6 rt type 2 fib daddr type local counter drop comment \"RH2 to us: read on AF_PACKET\"\n\
+             {hao}\
              \t}}\n\
              }}\n"
         )
@@ -67,9 +95,17 @@ impl NftGuard {
     /// # Errors
     /// [`Error::Nft`] naming the step and how to fix it.
     pub fn install(daemon: &str) -> Result<Self> {
+        Self::install_with(daemon, GuardScope::default())
+    }
+
+    /// Installs the guard of `daemon` with the rules of `scope` too.
+    ///
+    /// # Errors
+    /// [`Error::Nft`] naming the step and how to fix it.
+    pub fn install_with(daemon: &str, scope: GuardScope) -> Result<Self> {
         let table = Self::table_name(daemon);
         nft(
-            &Self::script(daemon),
+            &Self::script_with(daemon, scope),
             &format!("installing table inet {table}"),
         )?;
         info!(table = %table, "nftables guard installed");
@@ -177,5 +213,14 @@ mod tests {
         assert!(s.contains("priority raw"));
         assert!(s.contains("meta l4proto 135 fib daddr type local"));
         assert!(s.contains("rt type 2 fib daddr type local"));
+        assert!(!s.contains("nexthdr 60"));
+        let ha = NftGuard::script_with(
+            "had",
+            GuardScope {
+                home_address_option: true,
+            },
+        );
+        assert!(ha.contains("ip6 nexthdr 60 @nh,368,8 201 fib daddr type local"));
+        assert!(ha.ends_with("\t}\n}\n"), "{ha}");
     }
 }

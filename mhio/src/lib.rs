@@ -30,7 +30,7 @@ mod sender;
 pub mod bpf;
 
 pub use error::{Error, Result};
-pub use guard::NftGuard;
+pub use guard::{GuardScope, NftGuard};
 pub use icmp::{
     CODE_ERRONEOUS_HEADER_FIELD, IPPROTO_ICMPV6, MAX_ERROR_LEN, NEIGHBOUR_ADVERTISEMENT,
     NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, advertised_target, dad_neighbour_solicitation,
@@ -39,7 +39,7 @@ pub use icmp::{
 pub use proxy_nd::{
     NA_LEN, ProxyNd, announce_own_address, link_holding, neighbour_advertisement, write_sysctl,
 };
-pub use receiver::{Frame, Received, Receiver};
+pub use receiver::{Frame, HaoPacket, Inbound, Received, Receiver};
 pub use sender::RawSender;
 
 /// Index of interface `name` in the caller's network namespace.

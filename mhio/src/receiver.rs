@@ -58,6 +58,78 @@ pub struct Received<'a> {
     pub checksum: ChecksumSource,
 }
 
+/// A packet that is not signalling but carries a Home Address option (RFC 6275 §9.3.1),
+/// its upper-layer checksum verified (TCP, UDP, ICMPv6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaoPacket<'a> {
+    /// Interface it arrived on.
+    pub ifindex: u32,
+    /// The whole IPv6 packet.
+    pub bytes: &'a [u8],
+    /// The walk: `home_address` is set, `payload` is the upper layer.
+    pub packet: ReceivedPacket<'a>,
+}
+
+/// What [`Receiver::recv_inbound`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound<'a> {
+    /// A Mobility Header.
+    Mobility(Received<'a>),
+    /// Other traffic with a Home Address option.
+    HomeAddressOption(HaoPacket<'a>),
+}
+
+impl<'a> Inbound<'a> {
+    /// The Mobility Header packet, if this is one.
+    pub fn into_mobility(self) -> Option<Received<'a>> {
+        match self {
+            Inbound::Mobility(r) => Some(r),
+            Inbound::HomeAddressOption(_) => None,
+        }
+    }
+}
+
+/// What the receiver keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Mobility,
+    HomeAddressOption,
+}
+
+/// Whether a frame is ours to return, and as what: an MH whose checksum verifies, or
+/// another upper layer after a Home Address option whose checksum verifies (over the home
+/// address, as the mobile node computed it, RFC 6275 §6.3). Anything else is logged and
+/// dropped.
+fn classify(ifindex: u32, bytes: &[u8]) -> Option<Kind> {
+    match walk(bytes) {
+        Ok(Walk::Mobility(p)) => match p.verify_checksum() {
+            Ok(_) => Some(Kind::Mobility),
+            Err(e) => {
+                debug!(ifindex, src = %p.src_addr, error = %e, "MH dropped");
+                None
+            }
+        },
+        Ok(Walk::Other(p)) if p.home_address.is_some() => match p.verify_checksum() {
+            Ok(_) => Some(Kind::HomeAddressOption),
+            // Upper layers without a pseudo-header checksum (ESP, a fragment, ...).
+            Err(_) if !matches!(p.upper_layer, 6 | 17 | 58) => Some(Kind::HomeAddressOption),
+            Err(e) => {
+                debug!(ifindex, src = %p.src_addr, upper = p.upper_layer, error = %e,
+                    "packet with a Home Address option dropped");
+                None
+            }
+        },
+        Ok(Walk::Other(p)) => {
+            trace!(ifindex, src = %p.src_addr, upper = p.upper_layer, "not an MH");
+            None
+        }
+        Err(e) => {
+            debug!(ifindex, error = %e, "IPv6 packet does not walk; dropped");
+            None
+        }
+    }
+}
+
 /// AF_PACKET receiver of Mobility Header packets.
 #[derive(Debug)]
 pub struct Receiver {
@@ -111,36 +183,62 @@ impl Receiver {
 
     /// The next packet that walks to a Mobility Header with a verifying checksum. Packets
     /// that do not walk (malformed) or whose checksum fails are dropped silently, as RFC 6275
-    /// §9.2 says for the checksum, with a debug log.
+    /// §9.2 says for the checksum, with a debug log; so is other traffic carrying a Home
+    /// Address option ([`Receiver::recv_inbound`] returns it).
     ///
     /// # Errors
     /// [`Error::Receive`].
     pub async fn recv(&mut self) -> Result<Received<'_>> {
-        let (ifindex, len) = loop {
+        let len = loop {
             let (ifindex, len) = self.recv_into().await?;
-            match walk(&self.buf[..len]) {
-                Ok(Walk::Mobility(p)) => match p.verify_checksum() {
-                    Ok(_) => break (ifindex, len),
-                    Err(e) => debug!(ifindex, src = %p.src_addr, error = %e, "MH dropped"),
-                },
-                Ok(Walk::Other(p)) => {
-                    trace!(ifindex, src = %p.src_addr, upper = p.upper_layer, "not an MH")
-                }
-                Err(e) => debug!(ifindex, error = %e, "IPv6 packet does not walk; dropped"),
+            if classify(ifindex, &self.buf[..len]) == Some(Kind::Mobility) {
+                break (ifindex, len);
             }
         };
-        // Walked again to return a borrow of the buffer outside the loop; it is cheap.
-        let bytes = &self.buf[..len];
-        let Ok(Walk::Mobility(packet)) = walk(bytes) else {
-            unreachable!("walked to an MH above")
+        Ok(self
+            .signal_at(len)
+            .into_mobility()
+            .expect("classified as an MH"))
+    }
+
+    /// The next packet that walks to a Mobility Header with a verifying checksum, or that
+    /// carries a Home Address option before another upper layer (RFC 6275 §9.3.1: the
+    /// home agent answers it for a live binding, or sends Binding Error 1). Malformed
+    /// packets and bad checksums are dropped as by [`Receiver::recv`].
+    ///
+    /// # Errors
+    /// [`Error::Receive`].
+    pub async fn recv_inbound(&mut self) -> Result<Inbound<'_>> {
+        let len = loop {
+            let (ifindex, len) = self.recv_into().await?;
+            if classify(ifindex, &self.buf[..len]).is_some() {
+                break (ifindex, len);
+            }
         };
-        let checksum = packet.verify_checksum().expect("verified above");
-        Ok(Received {
-            ifindex,
-            bytes,
-            packet,
-            checksum,
-        })
+        Ok(self.signal_at(len))
+    }
+
+    /// The packet in the buffer, classified already (walked again to return borrows of the
+    /// buffer; the walk is cheap).
+    fn signal_at(&self, (ifindex, len): (u32, usize)) -> Inbound<'_> {
+        let bytes = &self.buf[..len];
+        match walk(bytes) {
+            Ok(Walk::Mobility(packet)) => {
+                let checksum = packet.verify_checksum().expect("verified by classify");
+                Inbound::Mobility(Received {
+                    ifindex,
+                    bytes,
+                    packet,
+                    checksum,
+                })
+            }
+            Ok(Walk::Other(packet)) => Inbound::HomeAddressOption(HaoPacket {
+                ifindex,
+                bytes,
+                packet,
+            }),
+            Err(_) => unreachable!("walked by classify"),
+        }
     }
 
     async fn recv_into(&mut self) -> Result<(u32, usize)> {

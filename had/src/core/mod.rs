@@ -21,7 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use proto::ext::{MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, mobility_packet_len};
+use proto::ext::{
+    MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, emit_upper_layer_packet,
+    mobility_packet_len,
+};
+use proto::icmpv6::Icmpv6Type;
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
 pub use proto::model::ParameterProblem;
 use proto::model::{Binding, CareOf, Encapsulation};
@@ -55,6 +59,24 @@ pub struct UdpV4Path {
     pub peer: SocketAddrV4,
     /// The HA's side: outer IPv4 destination on receipt, the source of the reply.
     pub local: SocketAddrV4,
+}
+
+/// A received packet that is not signalling but carries a Home Address option (RFC 6275
+/// §9.3.1), its upper-layer checksum verified by the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HaoSignal<'a> {
+    /// IPv6 source on the wire: the mobile node's care-of address.
+    pub src: Ipv6Addr,
+    /// IPv6 destination on the wire: one of the home agent's addresses.
+    pub dst: Ipv6Addr,
+    /// The Home Address option's address.
+    pub home_address: Ipv6Addr,
+    /// The upper-layer protocol after the extension headers.
+    pub upper_layer: u8,
+    /// The upper-layer octets.
+    pub payload: &'a [u8],
+    /// Arrival interface.
+    pub ifindex: u32,
 }
 
 /// A received Mobility Header and what the shell saw around it.
@@ -234,6 +256,13 @@ pub struct HaStats {
     pub dad_started: u64,
     /// Registrations refused because another node defends the address (134).
     pub dad_defended: u64,
+    /// Non-signalling packets with a Home Address option (RFC 6275 §9.3.1) received.
+    pub hao_received: u64,
+    /// Of those, from no live binding's care-of address: Binding Error 1.
+    pub hao_unbound: u64,
+    /// Of those with a live binding, not answered: only ICMPv6 Echo Requests are (the
+    /// home agent cannot hand other traffic to its own stack as from the home address).
+    pub hao_not_delivered: u64,
 }
 
 /// The configuration could not be used.
@@ -290,6 +319,9 @@ pub struct Ha {
     pub(crate) replay_floor: HashMap<Ipv6Addr, (u64, Instant)>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) icmp_errors: VecDeque<ParameterProblem>,
+    /// Whole IPv6 packets answering traffic with a Home Address option (Echo Replies with
+    /// an RH2), for the shell's raw socket.
+    pub(crate) hao_replies: VecDeque<Vec<u8>>,
     pub(crate) events: VecDeque<HaEvent>,
     /// Binding Error token bucket: (tokens, last refill).
     pub(crate) be_bucket: TokenBucket,
@@ -346,6 +378,7 @@ impl Ha {
             replay_floor: HashMap::new(),
             transmits: VecDeque::new(),
             icmp_errors: VecDeque::new(),
+            hao_replies: VecDeque::new(),
             events: VecDeque::new(),
             be_bucket: TokenBucket::new(burst),
             stats: HaStats::default(),
@@ -555,6 +588,79 @@ impl Ha {
     /// packet is still at hand: the error quotes it. Independent of the journal.
     pub fn poll_icmp_error(&mut self) -> Option<ParameterProblem> {
         self.icmp_errors.pop_front()
+    }
+
+    /// A packet with a Home Address option that is not signalling (RFC 6275 §9.3.1). From
+    /// the care-of address of a live binding for that home address it is processed as if
+    /// sent from the home address: an ICMPv6 Echo Request is answered with an Echo Reply
+    /// to the care-of address with a type 2 routing header (§6.4, §9.3.2), poll
+    /// [`Ha::poll_hao_reply`]; other traffic is counted, not delivered. Otherwise the
+    /// packet is discarded and the source gets a Binding Error status 1 (rate-limited with
+    /// the other errors, §9.3.3).
+    pub fn handle_hao_packet(&mut self, now: Instant, sig: &HaoSignal<'_>) {
+        self.stats.hao_received += 1;
+        let hoa = sig.home_address;
+        let bound = self
+            .cache
+            .get(&hoa)
+            .is_some_and(|b| b.coa == CareOf::V6(sig.src));
+        if !bound {
+            self.stats.hao_unbound += 1;
+            debug!(src = %sig.src, %hoa, "home address option without a binding: binding error 1");
+            let signal = ReceivedSignal {
+                src: sig.src,
+                dst: sig.dst,
+                home_address: Some(hoa),
+                mh: &[],
+                checksum: ChecksumState::Verified,
+                ifindex: sig.ifindex,
+                udp_v4: None,
+            };
+            self.send_binding_error(
+                now,
+                &signal,
+                BeStatus::UnknownBindingForHomeAddressDestinationOption,
+            );
+            return;
+        }
+        let echo_request = sig.upper_layer == proto::IPPROTO_ICMPV6
+            && sig.payload.len() >= 8
+            && sig.payload[0] == u8::from(Icmpv6Type::EchoRequest)
+            && sig.payload[1] == 0;
+        if !echo_request || sig.dst.is_multicast() {
+            self.stats.hao_not_delivered += 1;
+            debug!(src = %sig.src, %hoa, upper = sig.upper_layer,
+                "traffic with a home address option from a bound care-of address not delivered");
+            return;
+        }
+        // RFC 4443 §4.2: the reply carries the request's identifier, sequence and data.
+        let mut reply = sig.payload.to_vec();
+        reply[0] = u8::from(Icmpv6Type::EchoReply);
+        let addressing = MobilityPacketRepr {
+            src_addr: sig.dst,
+            dst_addr: sig.src,
+            hop_limit: self.cfg.hop_limit,
+            home_address: None,
+            rh2_home_address: Some(hoa),
+        };
+        let mut packet = vec![0u8; mobility_packet_len(&addressing, reply.len())];
+        match emit_upper_layer_packet(
+            &addressing,
+            proto::IPPROTO_ICMPV6,
+            &reply,
+            2..4,
+            &mut packet,
+        ) {
+            Ok(_) => self.hao_replies.push_back(packet),
+            // Only a request near 64 KiB, which the RH2 pushes past the limit.
+            Err(e) => debug!(error = %e, "echo reply not built"),
+        }
+    }
+
+    /// Next answer to a packet with a Home Address option ([`Ha::handle_hao_packet`]): a
+    /// whole IPv6 packet for an `IPPROTO_RAW` socket.
+    pub fn poll_hao_reply(&mut self) -> Option<Vec<u8>> {
+        self.hao_replies.pop_front()
     }
 
     /// Next event (drain these, persisting, before sending transmits).

@@ -1855,3 +1855,73 @@ fn proxy_dad_defended_address_134() {
     e.ha.handle_dad_timeouts(e.now, wall);
     assert!(e.ha.poll_transmit().is_none());
 }
+
+fn hao_signal<'a>(src: Ipv6Addr, hoa: Ipv6Addr, upper: u8, payload: &'a [u8]) -> HaoSignal<'a> {
+    HaoSignal {
+        src,
+        dst: HA,
+        home_address: hoa,
+        upper_layer: upper,
+        payload,
+        ifindex: 3,
+    }
+}
+
+/// RFC 6275 §9.3.1: traffic with a Home Address option from the care-of address of a live
+/// binding is processed as from the home address (an Echo Request answered with an Echo
+/// Reply through an RH2, §6.4); without such a binding, Binding Error 1 and nothing else.
+#[test]
+fn home_address_option_on_ordinary_traffic() {
+    let mut e = Env::new(cfg());
+    // Echo Request: id 0x4242, seq 3, data.
+    let echo = [128u8, 0, 0, 0, 0x42, 0x42, 0, 3, 1, 2, 3, 4];
+    // No binding yet: BE 1 to the on-wire source, naming the home address.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &echo));
+    assert!(e.ha.poll_hao_reply().is_none());
+    let tx = e.ha.poll_transmit().expect("binding error");
+    assert_eq!(tx.addressing.dst_addr, COA);
+    assert_eq!(tx.addressing.rh2_home_address, None);
+    match tx.repr().unwrap() {
+        MhRepr::BindingError(be) => {
+            assert_eq!(
+                be.status,
+                BeStatus::UnknownBindingForHomeAddressDestinationOption
+            );
+            assert_eq!(be.home_address, HOA1);
+        }
+        r => panic!("{r:?}"),
+    }
+    // Registered from COA.
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 1))), BaStatus::Accepted);
+    e.events();
+    // From the bound care-of address: an Echo Reply to it with an RH2 to the home address.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &echo));
+    assert!(e.ha.poll_transmit().is_none(), "no binding error");
+    let reply = e.ha.poll_hao_reply().expect("echo reply");
+    let proto::ext::Walk::Other(p) = proto::ext::walk(&reply).unwrap() else {
+        panic!("not ICMPv6")
+    };
+    assert_eq!((p.src_addr, p.dst_addr), (HA, COA));
+    assert_eq!(p.rh2_home_address, Some(HOA1));
+    assert_eq!(p.upper_layer, 58);
+    assert_eq!(p.payload[0], 129, "Echo Reply");
+    assert_eq!(
+        &p.payload[4..],
+        &echo[4..],
+        "identifier, sequence and data echoed"
+    );
+    assert!(p.verify_checksum().is_ok(), "checksum over HA -> HoA");
+    // From another care-of address than the binding's: BE 1, no reply.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA2, HOA1, 58, &echo));
+    assert!(e.ha.poll_hao_reply().is_none());
+    assert!(e.ha.poll_transmit().is_some());
+    // Other traffic from the bound care-of address: counted, neither answered nor refused.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 17, &[0; 8]));
+    assert!(e.ha.poll_hao_reply().is_none());
+    assert!(e.ha.poll_transmit().is_none());
+    let s = e.ha.stats();
+    assert_eq!(
+        (s.hao_received, s.hao_unbound, s.hao_not_delivered),
+        (4, 2, 1)
+    );
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
-use mhio::{NftGuard, ProxyNd, RawSender, Received, Receiver};
+use mhio::{GuardScope, HaoPacket, Inbound, NftGuard, ProxyNd, RawSender, Received, Receiver};
 use mipsock::{
     AsyncEndpoint, Body, CareOf, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
     StateItem,
@@ -17,7 +17,7 @@ use proto::mh::{BaStatus, MhRepr};
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, ShellError, setup};
-use crate::core::{ChecksumState, Ha, HaEvent, ReceivedSignal, Transmit, UdpV4Path};
+use crate::core::{ChecksumState, Ha, HaEvent, HaoSignal, ReceivedSignal, Transmit, UdpV4Path};
 use crate::journal::Journal;
 use crate::record::JournalRecord;
 use crate::{AuthPolicy, HaCoreConfig};
@@ -153,7 +153,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let ha = Ha::new(core_cfg)?;
 
     // Guard first, then the receiver, then anything that sends (mhio's start order).
-    let guard = NftGuard::install("had")?;
+    // The guard also takes the kernel's copy of traffic with a Home Address option: had
+    // answers it (RFC 6275 §9.3.1), the kernel would send a Parameter Problem.
+    let guard = NftGuard::install_with(
+        "had",
+        GuardScope {
+            home_address_option: true,
+        },
+    )?;
     let mut receiver = Receiver::new(None)?;
     let sender = RawSender::new(None)?;
     let home_sender = RawSender::new(Some(&cli.homeif))?;
@@ -230,14 +237,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             Into::into,
         );
         tokio::select! {
-            r = receiver.recv() => match r {
+            r = receiver.recv_inbound() => match r {
                 Ok(rx) => {
-                    d.on_packet(&rx);
+                    d.on_signal(&rx);
                     // Whatever else is queued joins this step: one fdatasync for the
                     // batch (dropping a pending recv loses nothing, see mhio::Receiver).
                     for _ in 1..MAX_BATCH {
-                        match receiver.recv().now_or_never() {
-                            Some(Ok(rx)) => d.on_packet(&rx),
+                        match receiver.recv_inbound().now_or_never() {
+                            Some(Ok(rx)) => d.on_signal(&rx),
                             _ => break,
                         }
                     }
@@ -317,6 +324,38 @@ impl Daemon {
         self.local = setup::local_addresses().into_iter().collect();
         self.local_read = Instant::now();
         self.local.contains(&addr)
+    }
+
+    fn on_signal(&mut self, rx: &Inbound<'_>) {
+        match rx {
+            Inbound::Mobility(rx) => self.on_packet(rx),
+            Inbound::HomeAddressOption(rx) => self.on_hao_packet(rx),
+        }
+    }
+
+    /// Traffic with a Home Address option to one of our addresses (RFC 6275 §9.3.1).
+    fn on_hao_packet(&mut self, rx: &HaoPacket<'_>) {
+        let p = &rx.packet;
+        let Some(home_address) = p.home_address else {
+            return;
+        };
+        if !self.is_local(p.dst_addr) {
+            return;
+        }
+        self.ha.handle_hao_packet(
+            Instant::now(),
+            &HaoSignal {
+                src: p.src_addr,
+                dst: p.dst_addr,
+                home_address,
+                upper_layer: p.upper_layer,
+                payload: p.payload,
+                ifindex: rx.ifindex,
+            },
+        );
+        while let Some(reply) = self.ha.poll_hao_reply() {
+            self.icmp_out.push(reply);
+        }
     }
 
     fn on_packet(&mut self, rx: &Received<'_>) {
