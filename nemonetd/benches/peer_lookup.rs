@@ -5,7 +5,8 @@
 //!   random inside a random binding's prefixes (IPv6 and IPv4 mixed, as they come);
 //! * `tx_lookup miss`: destinations inside no binding (dropped as `drop_no_binding`);
 //! * `rx_check`: a tunnelled packet from a random binding's care-of address with an inner
-//!   source inside its prefixes.
+//!   source inside its prefixes;
+//! * `snapshot build`: what a binding change costs the daemon (new table only).
 //!
 //! Each is measured for [`baseline`] (the linear table the data plane had before issue 10,
 //! kept here verbatim so both run on the same machine in the same run) and for the table the
@@ -18,7 +19,7 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::{Binding, BuFlags, CareOf, Encapsulation as BindingEncap};
-use nemonetd::dataplane::{BatchClock, Peer, PeerTable, Remote};
+use nemonetd::dataplane::{BatchClock, Peer, PeerTable, Remote, Snapshot};
 use nemonetd::routes::Mode;
 
 /// The peer table of the data plane before issue 10: a vector scanned per packet.
@@ -313,6 +314,14 @@ fn bench_peer_lookup(c: &mut Criterion) {
             let mut clock = BatchClock::new();
             black_box(new.rx_check(black_box(r), black_box(s), &mut clock).is_ok())
         })
+    });
+    g.finish();
+
+    // What a binding change costs the daemon: the new snapshot, built whole.
+    let peers = new.peers().to_vec();
+    let mut g = c.benchmark_group("peer_table_10k");
+    g.bench_function("snapshot build", |b| {
+        b.iter(|| Snapshot::build(Mode::HomeAgent, black_box(peers.clone())))
     });
     g.finish();
 }

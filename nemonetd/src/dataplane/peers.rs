@@ -23,6 +23,7 @@
 //! nothing.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -283,6 +284,30 @@ impl<K: Key> Prefixes<K> {
     }
 }
 
+/// The peers at one outer source: nearly always one, so no allocation for it (building and
+/// dropping a snapshot of 10,000 bindings costs 10,000 fewer heap blocks).
+#[derive(Debug, Clone)]
+enum Ids {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Ids {
+    fn push(&mut self, i: u32) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(vec![*first, i]),
+            Ids::Many(v) => v.push(i),
+        }
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Ids::One(i) => std::slice::from_ref(i),
+            Ids::Many(v) => v,
+        }
+    }
+}
+
 /// An immutable view of every binding, indexed for the packet loops.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -292,7 +317,7 @@ pub struct Snapshot {
     v4: Prefixes<u32>,
     /// Current outer source → the peers there (several with RFC 5648 multiple CoAs
     /// behind one NAT address, or two MRs behind one NAT for IP-in-IPv4).
-    remotes: HashMap<Remote, Vec<u32>>,
+    remotes: HashMap<Remote, Ids>,
     /// Previous outer sources after a move, with the time of the move.
     previous: HashMap<Remote, Vec<(u32, Instant)>>,
 }
@@ -306,7 +331,7 @@ impl Snapshot {
             peers: Vec::new(),
             v6: Prefixes::default(),
             v4: Prefixes::default(),
-            remotes: HashMap::new(),
+            remotes: HashMap::with_capacity(peers.len()),
             previous: HashMap::new(),
         };
         let last_wins = mode == Mode::HomeAgent;
@@ -322,7 +347,12 @@ impl Snapshot {
                     }
                 }
             }
-            s.remotes.entry(p.remote).or_default().push(i);
+            match s.remotes.entry(p.remote) {
+                Entry::Occupied(mut e) => e.get_mut().push(i),
+                Entry::Vacant(e) => {
+                    e.insert(Ids::One(i));
+                }
+            }
             if let Some((r, at)) = p.previous_remote {
                 s.previous.entry(r).or_default().push((i, at));
             }
@@ -381,7 +411,7 @@ impl Snapshot {
         let mut known = false;
         if let Some(at) = self.remotes.get(&outer) {
             known = true;
-            if at.iter().any(|&i| admits(i)) {
+            if at.as_slice().iter().any(|&i| admits(i)) {
                 return Ok(());
             }
         }
