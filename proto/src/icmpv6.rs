@@ -1,5 +1,5 @@
-//! ICMPv6 (RFC 4443): the error messages the daemons originate and the Neighbor Discovery
-//! messages (RFC 4861, in [`nd`]'s types) they send and read.
+//! ICMPv6 (RFC 4443): the error messages the daemons originate, Echo, and the Neighbor
+//! Discovery messages (RFC 4861) they send and read.
 //!
 //! ```text
 //!  0       1       2       3       4               8
@@ -122,6 +122,9 @@ mod field {
     /// Pointer, MTU, or the start of the ND fields.
     pub const WORD: Range<usize> = 4..8;
     pub const INVOKING: usize = 8;
+    pub const ECHO_IDENT: Range<usize> = 4..6;
+    pub const ECHO_SEQ_NO: Range<usize> = 6..8;
+    pub const ECHO_DATA: usize = 8;
     pub const RA_CUR_HOP_LIMIT: usize = 4;
     pub const RA_FLAGS: usize = 5;
     pub const RA_ROUTER_LIFETIME: Range<usize> = 6..8;
@@ -204,6 +207,23 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         &self.buffer.as_ref()[field::INVOKING..]
     }
 
+    /// Echo Request or Reply: Identifier.
+    pub fn echo_ident(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::ECHO_IDENT];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    /// Echo Request or Reply: Sequence Number.
+    pub fn echo_seq_no(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::ECHO_SEQ_NO];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    /// Echo Request or Reply: Data.
+    pub fn echo_data(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::ECHO_DATA..]
+    }
+
     /// Everything after Type, Code and Checksum.
     pub fn body(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..]
@@ -272,6 +292,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     /// Stores a checksum value as is.
     pub fn set_checksum(&mut self, value: u16) {
         self.buffer.as_mut()[field::CHECKSUM].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// Echo Request or Reply: sets Identifier.
+    pub fn set_echo_ident(&mut self, value: u16) {
+        self.buffer.as_mut()[field::ECHO_IDENT].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// Echo Request or Reply: sets Sequence Number.
+    pub fn set_echo_seq_no(&mut self, value: u16) {
+        self.buffer.as_mut()[field::ECHO_SEQ_NO].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Sets the 32-bit field after the checksum (Pointer, MTU, ND flags and reserved).
@@ -356,6 +386,17 @@ impl<'a> ErrorMessage<'a> {
     }
 }
 
+/// The fields of an Echo Request or Reply (RFC 4443 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Echo<'a> {
+    /// Identifier.
+    pub ident: u16,
+    /// Sequence Number.
+    pub seq_no: u16,
+    /// Data.
+    pub data: &'a [u8],
+}
+
 /// The meaning of an ICMPv6 message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Icmpv6Repr<'a> {
@@ -369,8 +410,13 @@ pub enum Icmpv6Repr<'a> {
     NeighborSolicitation(NeighborSolicitation<'a>),
     /// Neighbor Advertisement.
     NeighborAdvertisement(NeighborAdvertisement<'a>),
-    /// Any other informational message (Echo, Redirect, Mobile IPv6 discovery, ...): its
-    /// type, code and the octets after the checksum, kept as they are.
+    /// Echo Request (RFC 4443 §4.1), Code 0.
+    EchoRequest(Echo<'a>),
+    /// Echo Reply (RFC 4443 §4.2), Code 0.
+    EchoReply(Echo<'a>),
+    /// Any other informational message (an Echo with a non-zero Code, Redirect, Mobile
+    /// IPv6 discovery, ...): its type, code and the octets after the checksum, kept as
+    /// they are.
     Other {
         /// Type (128 or more).
         msg_type: Icmpv6Type,
@@ -399,6 +445,19 @@ impl<'a> Icmpv6Repr<'a> {
                 param: packet.error_field(),
                 invoking: &buf[field::INVOKING..],
             }));
+        }
+        let is_echo = matches!(msg_type, Icmpv6Type::EchoRequest | Icmpv6Type::EchoReply);
+        if is_echo && code == 0 && buf.len() >= field::ECHO_DATA {
+            let echo = Echo {
+                ident: packet.echo_ident(),
+                seq_no: packet.echo_seq_no(),
+                data: &buf[field::ECHO_DATA..],
+            };
+            return Ok(if msg_type == Icmpv6Type::EchoRequest {
+                Icmpv6Repr::EchoRequest(echo)
+            } else {
+                Icmpv6Repr::EchoReply(echo)
+            });
         }
         let Some(options_start) = nd_options_start(msg_type) else {
             return Ok(Icmpv6Repr::Other {
@@ -452,6 +511,15 @@ impl<'a> Icmpv6Repr<'a> {
         Self::parse(&Icmpv6Packet::new_unchecked(bytes))
     }
 
+    /// The Echo Reply answering this message if it is an Echo Request: the same
+    /// Identifier, Sequence Number and Data (RFC 4443 §4.2).
+    pub fn echo_reply(&self) -> Option<Icmpv6Repr<'a>> {
+        match self {
+            Icmpv6Repr::EchoRequest(e) => Some(Icmpv6Repr::EchoReply(*e)),
+            _ => None,
+        }
+    }
+
     /// The message's Type.
     pub fn msg_type(&self) -> Icmpv6Type {
         match self {
@@ -460,6 +528,8 @@ impl<'a> Icmpv6Repr<'a> {
             Icmpv6Repr::RouterAdvertisement(_) => Icmpv6Type::RouterAdvertisement,
             Icmpv6Repr::NeighborSolicitation(_) => Icmpv6Type::NeighborSolicitation,
             Icmpv6Repr::NeighborAdvertisement(_) => Icmpv6Type::NeighborAdvertisement,
+            Icmpv6Repr::EchoRequest(_) => Icmpv6Type::EchoRequest,
+            Icmpv6Repr::EchoReply(_) => Icmpv6Type::EchoReply,
             Icmpv6Repr::Other { msg_type, .. } => *msg_type,
         }
     }
@@ -475,6 +545,9 @@ impl<'a> Icmpv6Repr<'a> {
             }
             Icmpv6Repr::NeighborAdvertisement(m) => {
                 field::NS_NA_OPTIONS + nd_options_len(&m.options)
+            }
+            Icmpv6Repr::EchoRequest(e) | Icmpv6Repr::EchoReply(e) => {
+                field::ECHO_DATA + e.data.len()
             }
             Icmpv6Repr::Other { body, .. } => HEADER_LEN + body.len(),
         }
@@ -523,6 +596,11 @@ impl<'a> Icmpv6Repr<'a> {
                 p.set_na_flags(m.flags);
                 p.set_target_addr(m.target);
                 nd::emit_after(field::NS_NA_OPTIONS, &m.options, buf)?;
+            }
+            Icmpv6Repr::EchoRequest(e) | Icmpv6Repr::EchoReply(e) => {
+                p.set_echo_ident(e.ident);
+                p.set_echo_seq_no(e.seq_no);
+                buf[field::ECHO_DATA..].copy_from_slice(e.data);
             }
             Icmpv6Repr::Other { code, body, .. } => {
                 p.set_msg_code(*code);

@@ -519,9 +519,9 @@ fn icmpv6_packet(
 #[test]
 fn tshark_decodes_icmpv6_and_neighbor_discovery() {
     use proto::icmpv6::{
-        ErrorMessage, Icmpv6Repr, NaFlags, NdOption, NeighborAdvertisement, NeighborSolicitation,
-        PrefixFlags, PrefixInformation, RaFlags, RouterAdvertisement, RouterSolicitation,
-        solicited_node,
+        Echo, ErrorMessage, Icmpv6Repr, NaFlags, NdOption, NeighborAdvertisement,
+        NeighborSolicitation, PrefixFlags, PrefixInformation, RaFlags, RouterAdvertisement,
+        RouterSolicitation, solicited_node,
     };
     let ll_ha: Ipv6Addr = "fe80::1".parse().unwrap();
     let ll_mr: Ipv6Addr = "fe80::b".parse().unwrap();
@@ -575,6 +575,14 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
     let mut invoking = packet(&bu, COA, HA, false, false);
     invoking[40] = 6;
     let pp = Icmpv6Repr::Error(ErrorMessage::parameter_problem(0, 40, &invoking));
+    // 7: the home agent's Echo Reply to a request (had answers a HAO probe).
+    let echo = Icmpv6Repr::EchoRequest(Echo {
+        ident: 0x4242,
+        seq_no: 7,
+        data: b"probe",
+    })
+    .echo_reply()
+    .unwrap();
 
     let packets = vec![
         icmpv6_packet(&na, ll_ha, all_nodes, 255),
@@ -583,6 +591,7 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
         icmpv6_packet(&ns, Ipv6Addr::UNSPECIFIED, solicited_node(HOA), 255),
         icmpv6_packet(&ra, ll_ha, all_nodes, 255),
         icmpv6_packet(&pp, HA, COA, 64),
+        icmpv6_packet(&echo, HA, HOA, 64),
     ];
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("icmpv6.pcap");
@@ -617,6 +626,9 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
         "icmpv6.opt.prefix.preferred_lifetime",
         "icmpv6.opt.prefix",
         "icmpv6.pointer",
+        "icmpv6.echo.identifier",
+        "icmpv6.echo.sequence_number",
+        "data.data",
         "mip6.mhtype",
         "_ws.expert.message",
     ];
@@ -630,7 +642,7 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
             "icmpv6.checksum.status",
             &["1"],
         );
-        if i != 5 {
+        if i < 5 {
             check(pkt, &format!("packet {}", i + 1), "ipv6.hlim", &["255"]);
             check(pkt, &format!("packet {}", i + 1), "_ws.expert.message", &[]);
         }
@@ -694,6 +706,14 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
     check(p, n, "icmpv6.code", &["0"]);
     check(p, n, "icmpv6.pointer", &["40"]);
     check(p, n, "ipv6.dst", &["2001:db8:a::5", "2001:db8:1::1"]);
+
+    let p = &decoded[6];
+    let n = "Echo Reply";
+    check(p, n, "icmpv6.type", &["129"]);
+    check(p, n, "icmpv6.code", &["0"]);
+    check(p, n, "icmpv6.echo.identifier", &["0x4242"]);
+    check(p, n, "icmpv6.echo.sequence_number", &["7"]);
+    check(p, n, "data.data", &["70726f6265"]);
 }
 
 #[test]

@@ -214,19 +214,56 @@ fn error_quotes_up_to_the_minimum_mtu() {
 }
 
 #[test]
+fn echo() {
+    // Echo Request, id 1, seq 2, "hi"; checksum for fe80::1 -> fe80::b.
+    let b = [128, 0, 0x1a, 0x41, 0, 1, 0, 2, b'h', b'i'];
+    let (src, dst) = (LL_ROUTER, "fe80::b".parse().unwrap());
+    let p = Icmpv6Packet::new_checked(&b[..]).unwrap();
+    assert_eq!(
+        (p.echo_ident(), p.echo_seq_no(), p.echo_data()),
+        (1, 2, &b"hi"[..])
+    );
+    let r = Icmpv6Repr::parse(&p).unwrap();
+    let echo = Echo {
+        ident: 1,
+        seq_no: 2,
+        data: b"hi",
+    };
+    assert_eq!(r, Icmpv6Repr::EchoRequest(echo));
+    emits_as(&r, &b, src, dst);
+    // The reply: same fields, type 129.
+    let reply = r.echo_reply().unwrap();
+    assert_eq!(reply, Icmpv6Repr::EchoReply(echo));
+    let mut out = [0u8; 10];
+    let mut p = Icmpv6Packet::new_unchecked(&mut out[..]);
+    reply.emit(&mut p).unwrap();
+    p.fill_checksum(&dst, &src);
+    assert_eq!((out[0], &out[4..]), (129, &b[4..]));
+    assert_eq!(reply.echo_reply(), None);
+    // A non-zero code is not an Echo of RFC 4443 §4: kept whole.
+    let mut odd = b;
+    odd[1] = 1;
+    assert!(matches!(
+        Icmpv6Repr::parse_bytes(&odd).unwrap(),
+        Icmpv6Repr::Other { code: 1, .. }
+    ));
+}
+
+#[test]
 fn other_messages_are_kept() {
-    // Echo Request, id 1, seq 2, "hi".
-    let b = [128, 0, 0x12, 0x34, 0, 1, 0, 2, b'h', b'i'];
+    // Redirect (not decoded here): type, code and body kept.
+    let mut b = vec![137, 0, 0x12, 0x34];
+    b.extend_from_slice(&[0; 36]);
     let r = Icmpv6Repr::parse_bytes(&b).unwrap();
     assert_eq!(
         r,
         Icmpv6Repr::Other {
-            msg_type: Icmpv6Type::EchoRequest,
+            msg_type: Icmpv6Type::Redirect,
             code: 0,
             body: &b[4..]
         }
     );
-    let mut out = [0u8; 10];
+    let mut out = vec![0u8; b.len()];
     r.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]))
         .unwrap();
     assert_eq!(&out[4..], &b[4..]);
