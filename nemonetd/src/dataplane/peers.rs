@@ -17,7 +17,7 @@
 //!   it is taken only when one was. Packets never wait for the daemon, and the daemon
 //!   never waits for packets.
 //!
-//! Building a snapshot is linear in the bindings (about a millisecond at 10,000), paid on
+//! Building a snapshot is linear in the bindings (a few milliseconds at 10,000), paid on
 //! a binding change, not per packet; a refresh that changes nothing a packet sees (same
 //! care-of address, same prefixes: the common event at a busy home agent) publishes
 //! nothing.
