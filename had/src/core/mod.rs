@@ -25,7 +25,7 @@ use proto::ext::{
     MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, emit_upper_layer_packet,
     mobility_packet_len,
 };
-use proto::icmpv6::Icmpv6Type;
+use proto::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
 pub use proto::model::ParameterProblem;
 use proto::model::{Binding, CareOf, Encapsulation};
@@ -623,19 +623,23 @@ impl Ha {
             );
             return;
         }
-        let echo_request = sig.upper_layer == proto::IPPROTO_ICMPV6
-            && sig.payload.len() >= 8
-            && sig.payload[0] == u8::from(Icmpv6Type::EchoRequest)
-            && sig.payload[1] == 0;
-        if !echo_request || sig.dst.is_multicast() {
+        // RFC 4443 §4.2: the reply carries the request's identifier, sequence and data.
+        let reply = (sig.upper_layer == proto::IPPROTO_ICMPV6)
+            .then(|| Icmpv6Repr::parse_bytes(sig.payload).ok())
+            .flatten()
+            .and_then(|r| r.echo_reply());
+        let Some(reply) = reply.filter(|_| !sig.dst.is_multicast()) else {
             self.stats.hao_not_delivered += 1;
             debug!(src = %sig.src, %hoa, upper = sig.upper_layer,
                 "traffic with a home address option from a bound care-of address not delivered");
             return;
+        };
+        let mut icmp = vec![0u8; reply.buffer_len()];
+        if let Err(e) = reply.emit(&mut Icmpv6Packet::new_unchecked(&mut icmp[..])) {
+            debug!(error = %e, "echo reply not built");
+            return;
         }
-        // RFC 4443 §4.2: the reply carries the request's identifier, sequence and data.
-        let mut reply = sig.payload.to_vec();
-        reply[0] = u8::from(Icmpv6Type::EchoReply);
+        let reply = icmp;
         let addressing = MobilityPacketRepr {
             src_addr: sig.dst,
             dst_addr: sig.src,
