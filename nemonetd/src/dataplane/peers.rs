@@ -196,7 +196,8 @@ impl BatchClock {
     }
 }
 
-/// One prefix length's bindings: network address (masked) → peer index.
+/// One prefix length's bindings: network address (masked) → peer index. std's hasher is
+/// keyed per map (SipHash): the addresses looked up come from the network.
 #[derive(Debug, Clone)]
 struct Level<K> {
     mask: K,
@@ -335,6 +336,9 @@ impl Snapshot {
             previous: HashMap::new(),
         };
         let last_wins = mode == Mode::HomeAgent;
+        // Previous CoAs whose grace is already over are left out (the check still times
+        // the rest): the map holds only the moves of the last moments.
+        let built = Instant::now();
         // u32: no node serves four billion bindings; more are simply not indexed.
         for (i, p) in (0u32..).zip(&peers) {
             for n in &p.sources {
@@ -353,7 +357,9 @@ impl Snapshot {
                     e.insert(Ids::One(i));
                 }
             }
-            if let Some((r, at)) = p.previous_remote {
+            if let Some((r, at)) = p.previous_remote
+                && built.saturating_duration_since(at) < MOVE_GRACE
+            {
                 s.previous.entry(r).or_default().push((i, at));
             }
         }

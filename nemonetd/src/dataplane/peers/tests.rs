@@ -625,3 +625,27 @@ fn prefix_masks_cover_the_edges() {
     assert_eq!(to(&s, "3fff::1").as_deref(), Some("2001:db8:1::100"));
     assert_eq!(to(&s, "8.8.8.8").as_deref(), Some("2001:db8:1::100"));
 }
+
+#[test]
+fn a_snapshot_built_after_the_grace_forgets_the_previous_coa() {
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:b::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    let mut p = Peer::new(Mode::HomeAgent, &a).unwrap();
+    let old = Remote::V6("2001:db8:a::5".parse().unwrap());
+    let Some(moved_at) = Instant::now().checked_sub(MOVE_GRACE * 5) else {
+        return; // a clock younger than a second: nothing to test
+    };
+    p.previous_remote = Some((old, moved_at));
+    let s = Snapshot::build(Mode::HomeAgent, vec![Arc::new(p)]);
+    // The entry is gone: the old CoA is unknown, and no clock is read for it.
+    let mut c = BatchClock::new();
+    assert_eq!(
+        s.rx_check(old, ip("2001:db8:100::7"), &mut c),
+        Err(RxRefusal::UnknownOuterSource)
+    );
+    assert!(c.0.is_none());
+}
