@@ -414,7 +414,9 @@ proptest! {
 #[test]
 fn upper_layer_packet_with_rh2_checksums_over_the_home_address() {
     // Echo Reply: type 129, code 0, checksum, identifier 0x1234, sequence 7, "ping".
-    let icmp = [129u8, 0, 0xff, 0xff, 0x12, 0x34, 0x00, 0x07, b'p', b'i', b'n', b'g'];
+    let icmp = [
+        129u8, 0, 0xff, 0xff, 0x12, 0x34, 0x00, 0x07, b'p', b'i', b'n', b'g',
+    ];
     let repr = MobilityPacketRepr {
         src_addr: HA,
         dst_addr: COA,
