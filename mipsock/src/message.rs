@@ -16,8 +16,8 @@ use std::str::FromStr;
 use ipnet::Ipv6Net;
 
 pub use proto::mh::BuFlags;
-use proto::model::{fmt_bits, parse_bits};
 pub use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdHint, MdInfo};
+use proto::model::{fmt_bits, parse_bits};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Header fields every message carries, SHISA's `struct mip_msghdr` (`pid`, `seq`,
@@ -302,7 +302,6 @@ impl std::ops::BitOr for NodeType {
     }
 }
 
-
 impl fmt::Display for NodeType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names = NodeType::NAMES.map(|(b, n)| (u16::from(b), n));
@@ -321,10 +320,7 @@ impl FromStr for NodeType {
     }
 }
 
-
-
 proto::serde_bits!(NodeType, u8);
-
 
 /// MIPM_NODETYPE_INFO.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
