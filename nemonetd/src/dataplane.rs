@@ -35,6 +35,7 @@
 //! reports from `::` when its carrier comes up, docs/notes.md §2).
 
 pub mod backend;
+pub mod icmp;
 mod loops;
 pub mod peers;
 
@@ -88,6 +89,12 @@ pub struct Counters {
     pub io_errors: AtomicU64,
     /// DSMIPv6 signalling dropped because the bus relay queue was full (a flood).
     pub drop_relay_full: AtomicU64,
+    /// ICMP errors about tunnel packets reported to the original sender (RFC 2473 §8).
+    pub icmp_relayed: AtomicU64,
+    /// ICMPv6 errors quoting a tunnel packet of no live binding, or not to be reported on.
+    pub icmp_not_relayed: AtomicU64,
+    /// Reports suppressed by the rate limit.
+    pub icmp_limited: AtomicU64,
 }
 
 impl Counters {
@@ -112,6 +119,9 @@ impl Counters {
             drop_ecn = g(&self.drop_ecn),
             io_errors = g(&self.io_errors),
             drop_relay_full = g(&self.drop_relay_full),
+            icmp_relayed = g(&self.icmp_relayed),
+            icmp_not_relayed = g(&self.icmp_not_relayed),
+            icmp_limited = g(&self.icmp_limited),
             "data plane counters"
         );
     }
@@ -129,6 +139,9 @@ impl Counters {
             &self.drop_ecn,
             &self.io_errors,
             &self.drop_relay_full,
+            &self.icmp_relayed,
+            &self.icmp_not_relayed,
+            &self.icmp_limited,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -210,6 +223,11 @@ pub struct Sockets {
     pub rx4: Vec<(u8, Socket)>,
     /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
     pub udp: Option<Socket>,
+    /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
+    /// §8); `None` if it could not be opened (the tunnel works without).
+    pub icmp6: Option<Socket>,
+    /// Raw ICMPv4, send only: reports to IPv4 senders.
+    pub icmp4: Option<Socket>,
 }
 
 impl Sockets {
@@ -249,12 +267,30 @@ impl Sockets {
                 }
             }
         };
+        let icmp6 = raw(Domain::IPV6, nix::libc::IPPROTO_ICMPV6)
+            .and_then(|s| s.attach_filter(&icmp::icmp6_filter()).map(|()| s));
+        let icmp4 = raw(Domain::IPV4, nix::libc::IPPROTO_ICMP)
+            .and_then(|s| s.attach_filter(&icmp::drop_all_filter()).map(|()| s));
+        let (icmp6, icmp4) = match (icmp6, icmp4) {
+            (Ok(a), Ok(b)) => (Some(a), Some(b)),
+            (a, b) => {
+                let e = a
+                    .err()
+                    .or(b.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                warn!(error = %e, "ICMP sockets not opened: errors on the tunnel path are not relayed to senders");
+                (None, None)
+            }
+        };
         Ok(Sockets {
             tx6,
             tx4,
             rx6,
             rx4,
             udp,
+            icmp6,
+            icmp4,
         })
     }
 }
@@ -327,6 +363,12 @@ impl<B: Backend> DataPlane<B> {
             std::thread::Builder::new()
                 .name(format!("nemonetd-rx4-{}", self.sockets.rx4[i].0))
                 .spawn(move || loops::rx4_loop(&socks.rx4[i].1, &*dev, &mut peers, &counters))?;
+        }
+        if self.sockets.icmp6.is_some() {
+            let (_, socks, mut peers, counters) = self.parts();
+            std::thread::Builder::new()
+                .name("nemonetd-icmp6".into())
+                .spawn(move || icmp::icmp6_loop(&socks, &mut peers, &counters))?;
         }
         if self.sockets.udp.is_some() {
             let (dev, socks, mut peers, counters) = self.parts();

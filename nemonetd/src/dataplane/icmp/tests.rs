@@ -1,0 +1,254 @@
+use std::sync::Arc;
+
+use mipsock::{Binding, BuFlags, CareOf, Encapsulation as BindingEncap};
+use proto::icmpv6::Icmpv6Packet;
+
+use super::*;
+use crate::dataplane::peers::Peer;
+use crate::routes::Mode;
+
+const HA: &str = "2001:db8:1::1";
+const COA: &str = "2001:db8:a::5";
+const CN6: &str = "2001:db8:c::2";
+const MNN6: &str = "2001:db8:100:1::2";
+const CN4: &str = "203.0.113.2";
+const MNN4: &str = "198.51.100.2";
+
+fn snapshot(mode: Mode) -> Snapshot {
+    let b = Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V6(COA.parse().unwrap()),
+        ha: HA.parse().unwrap(),
+        ha_v4: None,
+        mnp_v6: vec!["2001:db8:100::/48".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: BindingEncap::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+    };
+    Snapshot::build(mode, vec![Arc::new(Peer::new(mode, &b).unwrap())])
+}
+
+/// An inner IPv6 packet of `len` octets (UDP), `src` -> `dst`.
+fn inner6(src: &str, dst: &str, len: usize) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    p[6] = 17;
+    p[7] = 63;
+    p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+    p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+    p
+}
+
+/// An inner IPv4 datagram of `len` octets (UDP), DF as given.
+fn inner4(src: &str, dst: &str, len: usize, df: bool) -> Vec<u8> {
+    let mut p = vec![0u8; len];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+    p[6] = if df { 0x40 } else { 0 };
+    p[8] = 63;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.parse::<Ipv4Addr>().unwrap().octets());
+    p[16..20].copy_from_slice(&dst.parse::<Ipv4Addr>().unwrap().octets());
+    p
+}
+
+/// The tunnel packet `from` -> `to` around `inner`, as a router quotes it: cut at 1232
+/// octets (RFC 4443 §2.4(c)).
+fn tunnel(from: &str, to: &str, inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&(inner.len() as u16).to_be_bytes());
+    p[6] = if inner[0] >> 4 == 6 { 41 } else { 4 };
+    p[7] = 1;
+    p[8..24].copy_from_slice(&from.parse::<Ipv6Addr>().unwrap().octets());
+    p[24..40].copy_from_slice(&to.parse::<Ipv6Addr>().unwrap().octets());
+    p.extend_from_slice(inner);
+    p.truncate(1232);
+    p
+}
+
+/// The ICMPv6 error a router sends about `invoking`.
+fn error(msg_type: Icmpv6Type, code: u8, param: u32, invoking: &[u8]) -> Vec<u8> {
+    let repr = Icmpv6Repr::Error(ErrorMessage {
+        msg_type,
+        code,
+        param,
+        invoking,
+    });
+    let mut out = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]))
+        .unwrap();
+    out
+}
+
+#[test]
+fn packet_too_big_on_the_tunnel_path_reaches_the_ipv6_sender_with_room_for_the_tunnel() {
+    let s = snapshot(Mode::HomeAgent);
+    let original = inner6(CN6, MNN6, 1460);
+    let icmp = error(
+        Icmpv6Type::PacketTooBig,
+        0,
+        1400,
+        &tunnel(HA, COA, &original),
+    );
+    let Ok(Report::V6 { to, message }) = report(&icmp, &s) else {
+        panic!("{:?}", report(&icmp, &s))
+    };
+    assert_eq!(to, CN6.parse::<Ipv6Addr>().unwrap());
+    let Icmpv6Repr::Error(e) = message else {
+        panic!("{message:?}")
+    };
+    assert_eq!(
+        (e.msg_type, e.code, e.param),
+        (Icmpv6Type::PacketTooBig, 0, 1360)
+    );
+    // The invoking packet is the original one, as much as the quote kept.
+    assert_eq!(e.invoking, &original[..1232 - 40]);
+    // Never below the IPv6 minimum MTU.
+    let icmp = error(
+        Icmpv6Type::PacketTooBig,
+        0,
+        1300,
+        &tunnel(HA, COA, &original),
+    );
+    let Ok(Report::V6 {
+        message: Icmpv6Repr::Error(e),
+        ..
+    }) = report(&icmp, &s)
+    else {
+        panic!()
+    };
+    assert_eq!(e.param, 1280);
+}
+
+#[test]
+fn other_errors_on_the_tunnel_path_are_address_unreachable() {
+    let s = snapshot(Mode::HomeAgent);
+    let original = inner6(CN6, MNN6, 200);
+    for (t, code) in [
+        (Icmpv6Type::TimeExceeded, 0),
+        (Icmpv6Type::DestinationUnreachable, 3),
+        (Icmpv6Type::ParameterProblem, 0),
+    ] {
+        let icmp = error(t, code, 0, &tunnel(HA, COA, &original));
+        let Ok(Report::V6 {
+            to,
+            message: Icmpv6Repr::Error(e),
+        }) = report(&icmp, &s)
+        else {
+            panic!("{t:?}")
+        };
+        assert_eq!(to, CN6.parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            (e.msg_type, e.code),
+            (Icmpv6Type::DestinationUnreachable, 3),
+            "{t:?}"
+        );
+        assert_eq!(e.invoking, &original[..]);
+    }
+}
+
+#[test]
+fn ipv4_senders_get_icmpv4_and_fragmentable_datagrams_nothing() {
+    let s = snapshot(Mode::HomeAgent);
+    let df = inner4(CN4, MNN4, 1460, true);
+    let icmp = error(Icmpv6Type::PacketTooBig, 0, 1400, &tunnel(HA, COA, &df));
+    let Ok(Report::V4 { to, message }) = report(&icmp, &s) else {
+        panic!("{:?}", report(&icmp, &s))
+    };
+    assert_eq!(to, CN4.parse::<Ipv4Addr>().unwrap());
+    assert_eq!((message.msg_type, message.code, message.rest), (3, 4, 1360));
+    let may_fragment = inner4(CN4, MNN4, 1460, false);
+    let icmp = error(
+        Icmpv6Type::PacketTooBig,
+        0,
+        1400,
+        &tunnel(HA, COA, &may_fragment),
+    );
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::Fragmentable));
+    let icmp = error(
+        Icmpv6Type::TimeExceeded,
+        0,
+        0,
+        &tunnel(HA, COA, &may_fragment),
+    );
+    let Ok(Report::V4 { message, .. }) = report(&icmp, &s) else {
+        panic!()
+    };
+    assert_eq!((message.msg_type, message.code), (3, 1));
+}
+
+#[test]
+fn the_mobile_router_reports_to_its_hosts() {
+    // MR side: the tunnel goes from the CoA to the HA; a host of the mobile network sent.
+    let s = snapshot(Mode::MobileRouter);
+    let original = inner6(MNN6, CN6, 1460);
+    let icmp = error(
+        Icmpv6Type::PacketTooBig,
+        0,
+        1400,
+        &tunnel(COA, HA, &original),
+    );
+    let Ok(Report::V6 { to, .. }) = report(&icmp, &s) else {
+        panic!("{:?}", report(&icmp, &s))
+    };
+    assert_eq!(to, MNN6.parse::<Ipv6Addr>().unwrap());
+}
+
+#[test]
+fn forged_stale_or_unreportable_errors_are_not_relayed() {
+    let s = snapshot(Mode::HomeAgent);
+    let original = inner6(CN6, MNN6, 200);
+    // Another tunnel end than the binding's CoA: forged, or about an old care-of address.
+    let icmp = error(
+        Icmpv6Type::TimeExceeded,
+        0,
+        0,
+        &tunnel(HA, "2001:db8:b::9", &original),
+    );
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::NoBinding));
+    // An inner destination we do not tunnel for (a third party as "sender").
+    let third = inner6("2001:db8:666::1", "2001:db8:777::1", 200);
+    let icmp = error(Icmpv6Type::TimeExceeded, 0, 0, &tunnel(HA, COA, &third));
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::NoBinding));
+    // Not about a tunnel packet (next header 17 after the quoted IPv6 header).
+    let mut udp = tunnel(HA, COA, &original);
+    udp[6] = 17;
+    let icmp = error(Icmpv6Type::TimeExceeded, 0, 0, &udp);
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::NotTunnelError));
+    // Not an error at all (an Echo Request).
+    assert_eq!(
+        report(&[128, 0, 0, 0, 0, 1, 0, 1], &s),
+        Err(NotRelayed::NotTunnelError)
+    );
+    // A quote too short for the inner header.
+    let short = tunnel(HA, COA, &original[..20]);
+    let icmp = error(Icmpv6Type::TimeExceeded, 0, 0, &short);
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::Truncated));
+    // About an ICMPv6 error the sender sent: no error about an error.
+    let mut err = inner6(CN6, MNN6, 200);
+    err[6] = 58;
+    err[40] = 1;
+    let icmp = error(Icmpv6Type::TimeExceeded, 0, 0, &tunnel(HA, COA, &err));
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::NotReportable));
+    // From a link-scope source.
+    let ll = inner6("fe80::1", MNN6, 200);
+    let icmp = error(Icmpv6Type::TimeExceeded, 0, 0, &tunnel(HA, COA, &ll));
+    assert_eq!(report(&icmp, &s), Err(NotRelayed::NotReportable));
+    // Truncated input never panics.
+    let icmp = error(
+        Icmpv6Type::PacketTooBig,
+        0,
+        1400,
+        &tunnel(HA, COA, &original),
+    );
+    for n in 0..icmp.len() {
+        let _ = report(&icmp[..n], &s);
+    }
+}

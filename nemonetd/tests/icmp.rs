@@ -1,0 +1,298 @@
+//! ICMP errors on the tunnel path (RFC 2473 §8; issue 11), in network namespaces (root):
+//! a router between the home agent and the mobile router's care-of address has a smaller
+//! MTU, or the tunnel's hop limit runs out there; the real nemonetd at the tunnel entry
+//! must report it to the original sender, who otherwise never learns why its packets
+//! vanish.
+//!
+//! ```text
+//!  MNN ──mnn0── MR ──eth0── RT ──b0── HA ──cn0── CN
+//!  2001:db8:100::2  2001:db8:a::2 (CoA)  | 2001:db8:b::2 (HA)   2001:db8:c::2
+//!  198.51.100.2     MTU 1400 on a0/eth0  |  192.0.2.x           203.0.113.2
+//! ```
+//!
+//! * The CN sends 1460-octet IPv6 and IPv4 (DF) packets to the MNN: the HA's TUN takes
+//!   them (MTU 1500 - 40), the router cannot forward the 1500-octet tunnel packets onto its
+//!   1400 link and tells the HA; the CN must get Packet Too Big with MTU 1360 (IPv6) and
+//!   "fragmentation needed", MTU 1360 (IPv4), from the HA.
+//! * With the tunnel hop limit at 1 (`--hop-limit 1`), the router drops every tunnel packet
+//!   with Time Exceeded to the HA; the CN must get Destination Unreachable (address / host
+//!   unreachable) promptly instead of silence.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message};
+use tests::{Daemon, Netns, veth};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct World {
+    mnn: Netns,
+    mr: Netns,
+    rt: Netns,
+    ha: Netns,
+    cn: Netns,
+}
+
+fn world(test: &str) -> World {
+    let w = World {
+        mnn: Netns::new(&format!("nic-{test}-mnn")),
+        mr: Netns::new(&format!("nic-{test}-mr")),
+        rt: Netns::new(&format!("nic-{test}-rt")),
+        ha: Netns::new(&format!("nic-{test}-ha")),
+        cn: Netns::new(&format!("nic-{test}-cn")),
+    };
+    veth(&w.mnn, "eth0", &w.mr, "mnn0");
+    veth(&w.mr, "eth0", &w.rt, "a0");
+    veth(&w.rt, "b0", &w.ha, "eth0");
+    veth(&w.ha, "cn0", &w.cn, "eth0");
+    for (ns, dev, v6, v4) in [
+        (&w.mnn, "eth0", "2001:db8:100::2/64", "198.51.100.2/24"),
+        (&w.mr, "mnn0", "2001:db8:100::1/64", "198.51.100.1/24"),
+        (&w.mr, "eth0", "2001:db8:a::2/64", "192.0.2.2/26"),
+        (&w.rt, "a0", "2001:db8:a::1/64", "192.0.2.1/26"),
+        (&w.rt, "b0", "2001:db8:b::1/64", "192.0.2.65/26"),
+        (&w.ha, "eth0", "2001:db8:b::2/64", "192.0.2.66/26"),
+        (&w.ha, "cn0", "2001:db8:c::1/64", "203.0.113.1/24"),
+        (&w.cn, "eth0", "2001:db8:c::2/64", "203.0.113.2/24"),
+    ] {
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+        ns.ip(&["addr", "add", v4, "dev", dev]);
+    }
+    // The access link between the router and the MR is the narrow one.
+    w.rt.ip(&["link", "set", "a0", "mtu", "1400"]);
+    w.mr.ip(&["link", "set", "eth0", "mtu", "1400"]);
+    for ns in [&w.mr, &w.rt, &w.ha] {
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv4.ip_forward", "1");
+    }
+    w.mnn
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+    w.mnn
+        .ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    w.mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    w.ha.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:a::/64",
+        "via",
+        "2001:db8:b::1",
+    ]);
+    w.cn.ip(&["-6", "route", "add", "default", "via", "2001:db8:c::1"]);
+    w.cn.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    w
+}
+
+fn binding() -> Binding {
+    Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V6("2001:db8:a::2".parse().unwrap()),
+        ha: "2001:db8:b::2".parse().unwrap(),
+        ha_v4: None,
+        mnp_v6: vec!["2001:db8:100::/64".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: Encapsulation::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+    }
+}
+
+struct Nemonetd {
+    _proc: Daemon,
+    log: PathBuf,
+    bus: Endpoint,
+}
+
+fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, extra: &[&str]) -> Nemonetd {
+    let bus_dir = dir.join(format!("bus-{tag}"));
+    std::fs::create_dir_all(&bus_dir).unwrap();
+    let log = dir.join(format!("nemonetd-{tag}.log"));
+    let mut cmd = ns.command(Path::new(env!("CARGO_BIN_EXE_nemonetd")));
+    cmd.args(["-d", "-f", mode, "-b"])
+        .arg(&bus_dir)
+        .args(["--state-timeout-ms", "300"])
+        .args(extra)
+        .arg("eth0");
+    let proc = Daemon::spawn("nemonetd", cmd, &log);
+    wait_for(
+        &format!("nemonetd {tag} ready"),
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(" ready")
+        },
+    );
+    let bus = Endpoint::open(&bus_dir, "test", EndpointOptions::default()).unwrap();
+    Nemonetd {
+        _proc: proc,
+        log,
+        bus,
+    }
+}
+
+/// Starts both ends with the binding; `ha_extra` are the HA's extra flags.
+fn tunnel(w: &World, dir: &Path, ha_extra: &[&str]) -> (Nemonetd, Nemonetd) {
+    let mr = start_nemonetd(&w.mr, "-m", dir, "mr", &[]);
+    let ha = start_nemonetd(&w.ha, "-h", dir, "ha", ha_extra);
+    let b = binding();
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();
+    wait_for(
+        "the HA's route to the mobile network",
+        Duration::from_secs(10),
+        || {
+            w.ha.ip_text(&["-6", "route", "show", "proto", "110", "table", "all"])
+                .contains("2001:db8:100::/64")
+                && w.mr
+                    .ip_text(&["-6", "rule", "show"])
+                    .contains("from 2001:db8:100::/64")
+        },
+    );
+    (mr, ha)
+}
+
+/// `ping` from `ns` with the given arguments; its whole output.
+fn ping(ns: &Netns, args: &[&str]) -> String {
+    let out = ns.try_exec("ping", args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn logs(a: &Nemonetd, b: &Nemonetd) -> String {
+    format!(
+        "==== MR\n{}\n==== HA\n{}",
+        std::fs::read_to_string(&a.log).unwrap_or_default(),
+        std::fs::read_to_string(&b.log).unwrap_or_default()
+    )
+}
+
+#[test]
+fn packet_too_big_on_the_tunnel_path_reaches_the_sender() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("ptb");
+    let (mr, ha) = tunnel(&w, dir.path(), &[]);
+    // Small packets cross: the tunnel works.
+    let ok = ping(
+        &w.cn,
+        &["-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:100::2"],
+    );
+    assert!(ok.contains(" 0% packet loss"), "{ok}\n{}", logs(&mr, &ha));
+
+    // 40 + 8 + 1412 = 1460 octets: the TUN takes it, the 1500-octet tunnel packet does
+    // not fit the router's 1400 link.
+    let big = ping(
+        &w.cn,
+        &[
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            "1412",
+            "2001:db8:100::2",
+        ],
+    );
+    assert!(
+        big.contains("mtu=1360") || big.contains("mtu = 1360"),
+        "the CN did not learn MTU 1360 (1400 - 40): {big}\n{}",
+        logs(&mr, &ha)
+    );
+    let route = w.cn.ip_text(&["-6", "route", "get", "2001:db8:100::2"]);
+    assert!(route.contains("mtu 1360"), "the CN's path MTU: {route}");
+    // And then fitting packets get through.
+    let fits = ping(
+        &w.cn,
+        &[
+            "-6",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "2",
+            "-s",
+            "1300",
+            "2001:db8:100::2",
+        ],
+    );
+    assert!(fits.contains(" 0% packet loss"), "{fits}");
+
+    // IPv4 with DF: 20 + 8 + 1432 = 1460.
+    let big4 = ping(
+        &w.cn,
+        &[
+            "-4",
+            "-c",
+            "3",
+            "-i",
+            "0.3",
+            "-W",
+            "1",
+            "-M",
+            "do",
+            "-s",
+            "1432",
+            "198.51.100.2",
+        ],
+    );
+    assert!(
+        big4.contains("mtu = 1360") || big4.contains("mtu=1360"),
+        "the CN did not learn MTU 1360 over IPv4: {big4}\n{}",
+        logs(&mr, &ha)
+    );
+}
+
+#[test]
+fn time_exceeded_on_the_tunnel_path_is_unreachable_for_the_sender() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("hop");
+    // The tunnel packets leave the HA with hop limit 1: the router cannot forward them.
+    let (mr, ha) = tunnel(&w, dir.path(), &["--hop-limit", "1"]);
+    let out = ping(&w.cn, &["-6", "-c", "1", "-W", "3", "2001:db8:100::2"]);
+    assert!(
+        out.contains("Address unreachable") || out.contains("Destination unreachable"),
+        "no Destination Unreachable for the CN: {out}\n{}",
+        logs(&mr, &ha)
+    );
+    let out4 = ping(&w.cn, &["-4", "-c", "1", "-W", "3", "198.51.100.2"]);
+    assert!(
+        out4.contains("Host Unreachable") || out4.contains("Destination Host Unreachable"),
+        "no ICMPv4 host unreachable for the CN: {out4}\n{}",
+        logs(&mr, &ha)
+    );
+}
