@@ -18,26 +18,14 @@
 //!   with Time Exceeded to the HA; the CN must get Destination Unreachable (address / host
 //!   unreachable) promptly instead of silence.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
 
-use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Endpoint, EndpointOptions, Message};
-use tests::{Daemon, Netns, veth};
+use std::path::Path;
+use std::time::Duration;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{Nemonetd, is_root, start, wait_for};
+use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Message};
+use tests::{Netns, veth};
 
 struct World {
     mnn: Netns,
@@ -115,44 +103,10 @@ fn binding() -> Binding {
     }
 }
 
-struct Nemonetd {
-    _proc: Daemon,
-    log: PathBuf,
-    bus: Endpoint,
-}
-
-fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, extra: &[&str]) -> Nemonetd {
-    let bus_dir = dir.join(format!("bus-{tag}"));
-    std::fs::create_dir_all(&bus_dir).unwrap();
-    let log = dir.join(format!("nemonetd-{tag}.log"));
-    let mut cmd = ns.command(Path::new(env!("CARGO_BIN_EXE_nemonetd")));
-    cmd.args(["-d", "-f", mode, "-b"])
-        .arg(&bus_dir)
-        .args(["--state-timeout-ms", "300"])
-        .args(extra)
-        .arg("eth0");
-    let proc = Daemon::spawn("nemonetd", cmd, &log);
-    wait_for(
-        &format!("nemonetd {tag} ready"),
-        Duration::from_secs(20),
-        || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains(" ready")
-        },
-    );
-    let bus = Endpoint::open(&bus_dir, "test", EndpointOptions::default()).unwrap();
-    Nemonetd {
-        _proc: proc,
-        log,
-        bus,
-    }
-}
-
 /// Starts both ends with the binding; `ha_extra` are the HA's extra flags.
 fn tunnel(w: &World, dir: &Path, ha_extra: &[&str]) -> (Nemonetd, Nemonetd) {
-    let mr = start_nemonetd(&w.mr, "-m", dir, "mr", &[]);
-    let ha = start_nemonetd(&w.ha, "-h", dir, "ha", ha_extra);
+    let mr = start(&w.mr, "-m", dir, "mr", &[]);
+    let ha = start(&w.ha, "-h", dir, "ha", ha_extra);
     let b = binding();
     mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
     ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();

@@ -17,8 +17,11 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::{is_root, log_text, wait_for};
 use tests::{Daemon, Netns, have, veth};
 
 use mipsock::{
@@ -28,10 +31,6 @@ use mipsock::{
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// One scenario at a time: the throughput numbers should not share the CPUs with another.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 /// What these tests need of a namespace beyond [`tests::Netns`].
 trait Node {
@@ -45,21 +44,6 @@ impl Node for Netns {
         cmd.args(args);
         Daemon::spawn(program, cmd, log)
     }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn log_text(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_default()
 }
 
 /// Last value of `key=N` in a log.
