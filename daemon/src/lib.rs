@@ -18,6 +18,7 @@
 pub mod check;
 pub mod exit;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod signals;
 
