@@ -160,23 +160,27 @@ fn path_arg(p: &Path) -> String {
 /// `nemonetd -h` (egress `egress`) then had (home link `eth0`) on the home agent, as the
 /// rc script starts them: (had, nemonetd). Logs `had.log`, `nemonetd-ha.log`.
 pub fn start_home_agent(ns: &Netns, f: &Files, egress: &str) -> (Daemon, Daemon) {
+    start_home_agent_with(ns, f, egress, &[], &[])
+}
+
+/// [`start_home_agent`] with extra options for had and for nemonetd (before the interface).
+pub fn start_home_agent_with(
+    ns: &Netns,
+    f: &Files,
+    egress: &str,
+    had_extra: &[&str],
+    nemonetd_extra: &[&str],
+) -> (Daemon, Daemon) {
     let hb = path_arg(&f.ha_bus);
-    let nemonetd = spawn_in(
-        ns,
-        f,
-        "nemonetd",
-        "nemonetd-ha",
-        &["-d", "-f", "-h", "-b", &hb, egress],
-        " ready",
-    );
-    let had = spawn_in(
-        ns,
-        f,
-        "had",
-        "had",
-        &["-d", "-f", "-c", &path_arg(&f.had_conf), "-b", &hb, "eth0"],
-        "had ready",
-    );
+    let mut args = vec!["-d", "-f", "-h", "-b", &hb];
+    args.extend_from_slice(nemonetd_extra);
+    args.push(egress);
+    let nemonetd = spawn_in(ns, f, "nemonetd", "nemonetd-ha", &args, " ready");
+    let conf = path_arg(&f.had_conf);
+    let mut args = vec!["-d", "-f", "-c", &conf, "-b", &hb];
+    args.extend_from_slice(had_extra);
+    args.push("eth0");
+    let had = spawn_in(ns, f, "had", "had", &args, "had ready");
     (had, nemonetd)
 }
 
@@ -262,6 +266,11 @@ pub struct HomeLink {
 impl HomeLink {
     /// Builds it all; `tag` names the namespaces.
     pub fn new(tag: &str, hl_addr: &str) -> HomeLink {
+        HomeLink::with(tag, hl_addr, &[], &[])
+    }
+
+    /// [`HomeLink::new`] with extra options for had and for the HA's nemonetd.
+    pub fn with(tag: &str, hl_addr: &str, had_extra: &[&str], nemonetd_extra: &[&str]) -> HomeLink {
         let (ha, hl, mr) = (
             Netns::new(&format!("{tag}-ha")),
             Netns::new(&format!("{tag}-hl")),
@@ -286,7 +295,7 @@ impl HomeLink {
         mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
         ha.sysctl("net.ipv6.conf.all.forwarding", "1");
         let f = files(&[]);
-        let (had, nemonetd) = start_home_agent(&ha, &f, "up0");
+        let (had, nemonetd) = start_home_agent_with(&ha, &f, "up0", had_extra, nemonetd_extra);
         let mrd = start_mrd(&mr, &f);
         HomeLink {
             ha,

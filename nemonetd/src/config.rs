@@ -86,6 +86,11 @@ pub struct Cli {
     /// privileges; like `nginx -t`.
     #[arg(long)]
     pub check: bool,
+    /// Serve the data plane counters in the OpenMetrics text format on
+    /// http://ADDRESS:PORT/metrics (e.g. `[::1]:9463`): packets and octets each way,
+    /// drops by reason, ICMP relayed, bindings carried. Off without it.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -107,6 +112,8 @@ pub struct Settings {
     pub hop_limit: u8,
     /// TUN offloads (virtio-net header, TSO4/TSO6, checksum).
     pub offload: bool,
+    /// Where the metrics listener binds (`--metrics`), if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Values read from the file; `None` where the file is silent.
@@ -293,6 +300,7 @@ impl Cli {
                 .or(file.hop_limit)
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
             offload: !self.no_offload && file.offload.unwrap_or(true),
+            metrics: self.metrics,
         }
     }
 }

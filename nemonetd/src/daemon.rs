@@ -9,6 +9,7 @@ use mipsock::{
     PacketBytes, StateItem,
 };
 use nemo_daemon::Signal;
+use nemo_daemon::metrics::{Published, Sample};
 use tracing::{debug, info, warn};
 
 use crate::config::Settings;
@@ -331,9 +332,23 @@ pub async fn run(
         Err(e) => warn!(error = %e, "routes and rules of a previous run not all removed"),
     }
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
+    let metrics = match d.settings.metrics {
+        Some(addr) => {
+            let listener = nemo_daemon::metrics::bind(addr)
+                .await
+                .map_err(io("binding the metrics listener"))?;
+            let published = Published::default();
+            published.set(metric_samples(&d.counters, d.table.peers().len()));
+            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
+            Some(published)
+        }
+        None => None,
+    };
     nemo_daemon::notify::ready();
 
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // The snapshot the metrics listener serves, refreshed every second (when enabled).
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = d.counters.fingerprint();
     loop {
         tokio::select! {
@@ -365,6 +380,11 @@ pub async fn run(
                     resync(&mut d, &ep, state_timeout).await?;
                 }
             },
+            _ = metrics_tick.tick(), if metrics.is_some() => {
+                if let Some(m) = &metrics {
+                    m.set(metric_samples(&d.counters, d.table.peers().len()));
+                }
+            }
             _ = tick.tick() => {
                 let now = d.counters.fingerprint();
                 if now != last {
@@ -416,4 +436,77 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
         d.handle(&msg.body).await;
     }
     Ok(())
+}
+
+/// The data plane's counters for the metrics listener (`--metrics`), under `nemonetd_`.
+fn metric_samples(c: &Counters, peers: usize) -> Vec<Sample> {
+    let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let mut v = vec![Sample::gauge(
+        "nemonetd_bindings",
+        "Bindings the data plane carries.",
+        peers as u64,
+    )];
+    for (name, help, value) in [
+        (
+            "nemonetd_tx_packets",
+            "Packets encapsulated and sent.",
+            g(&c.tx_packets),
+        ),
+        (
+            "nemonetd_tx_octets",
+            "Octets sent, outer headers included.",
+            g(&c.tx_bytes),
+        ),
+        (
+            "nemonetd_rx_packets",
+            "Packets decapsulated and delivered.",
+            g(&c.rx_packets),
+        ),
+        (
+            "nemonetd_rx_octets",
+            "Octets delivered, inner packets.",
+            g(&c.rx_bytes),
+        ),
+        (
+            "nemonetd_io_errors",
+            "Send, receive or device write failures.",
+            g(&c.io_errors),
+        ),
+        (
+            "nemonetd_icmp_relayed",
+            "ICMP errors on the tunnel path reported to the sender (RFC 2473 §8).",
+            g(&c.icmp_relayed),
+        ),
+        (
+            "nemonetd_icmp_not_relayed",
+            "ICMP errors about tunnel packets not reported (no binding, or not reportable).",
+            g(&c.icmp_not_relayed),
+        ),
+        (
+            "nemonetd_icmp_limited",
+            "ICMP reports suppressed by the rate limit.",
+            g(&c.icmp_limited),
+        ),
+    ] {
+        v.push(Sample::counter(name, help, value));
+    }
+    for (reason, value) in [
+        ("link_scope", g(&c.drop_link_scope)),
+        ("no_binding", g(&c.drop_no_binding)),
+        ("unknown_outer", g(&c.drop_unknown_outer)),
+        ("spoofed_inner", g(&c.drop_spoofed_inner)),
+        ("malformed", g(&c.drop_malformed)),
+        ("ecn", g(&c.drop_ecn)),
+        ("relay_full", g(&c.drop_relay_full)),
+    ] {
+        v.push(
+            Sample::counter(
+                "nemonetd_dropped_packets",
+                "Packets dropped, by reason.",
+                value,
+            )
+            .label("reason", reason),
+        );
+    }
+    v
 }

@@ -13,6 +13,7 @@ use mipsock::{
     StateItem,
 };
 use nemo_daemon::Signal;
+use nemo_daemon::metrics::{Published, Sample};
 use proto::mh::{BaStatus, MhRepr};
 use tracing::{debug, error, info, warn};
 
@@ -221,6 +222,22 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
         prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
+    let metrics = match d.cli.metrics {
+        Some(addr) => {
+            let listener =
+                nemo_daemon::metrics::bind(addr)
+                    .await
+                    .map_err(|source| ShellError::Os {
+                        what: "binding the metrics listener",
+                        source,
+                    })?;
+            let published = Published::default();
+            published.set(metric_samples(&d.ha, d.held.len()));
+            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
+            Some(published)
+        }
+        None => None,
+    };
     nemo_daemon::notify::ready();
 
     loop {
@@ -281,6 +298,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             },
         }
         d.flush().await;
+        if let Some(m) = &metrics {
+            m.set(metric_samples(&d.ha, d.held.len()));
+        }
     }
 
     nemo_daemon::notify::stopping();
@@ -693,6 +713,153 @@ impl Daemon {
         }
         info!(bindings = self.ha.len(), "configuration reloaded");
     }
+}
+
+/// had's counters for the metrics listener (`--metrics`): the binding cache's size and
+/// every core counter, under `had_`.
+fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
+    let st = ha.stats();
+    let mut v = vec![
+        Sample::gauge(
+            "had_bindings",
+            "Bindings in the binding cache.",
+            ha.len() as u64,
+        ),
+        Sample::gauge(
+            "had_held_binding_acks",
+            "BAs held until the data plane carries their binding.",
+            held_bas as u64,
+        ),
+    ];
+    let counters: [(&'static str, &'static str, u64); 25] = [
+        (
+            "had_mh_received",
+            "Mobility Header packets handed to the core.",
+            st.received,
+        ),
+        (
+            "had_mh_bad_checksum",
+            "Mobility Headers dropped for their checksum.",
+            st.bad_checksum,
+        ),
+        (
+            "had_mh_malformed",
+            "Mobility Headers dropped as unparsable.",
+            st.malformed,
+        ),
+        (
+            "had_bu_accepted",
+            "Binding Updates accepted (status 0).",
+            st.accepted,
+        ),
+        (
+            "had_bu_refused",
+            "Binding Updates answered with a status of 128 or more.",
+            st.rejected,
+        ),
+        (
+            "had_deregistrations",
+            "De-registrations processed.",
+            st.deregistered,
+        ),
+        (
+            "had_bu_no_auth_option",
+            "BUs dropped without an MN-HA option (RFC 4285 §4).",
+            st.no_auth_option,
+        ),
+        (
+            "had_bu_unknown_spi",
+            "BUs dropped for an unknown SPI.",
+            st.unknown_spi,
+        ),
+        (
+            "had_bu_auth_failed",
+            "BUs answered 146 (MAC, or SA not for the home address).",
+            st.auth_failed,
+        ),
+        (
+            "had_bu_replay_refused",
+            "BUs answered 144 or 145 (RFC 4285 §6).",
+            st.replay_rejected,
+        ),
+        (
+            "had_bu_invalid_coa",
+            "BUs dropped for their care-of address (RFC 6275 §9.5.1).",
+            st.invalid_coa,
+        ),
+        (
+            "had_bu_dropped_other",
+            "Other BUs dropped silently.",
+            st.dropped_other,
+        ),
+        (
+            "had_binding_errors",
+            "Binding Errors sent.",
+            st.binding_errors,
+        ),
+        (
+            "had_binding_errors_limited",
+            "Binding Errors suppressed by the rate limit.",
+            st.binding_errors_limited,
+        ),
+        (
+            "had_parameter_problems",
+            "ICMPv6 Parameter Problems sent (RFC 6275 §9.2).",
+            st.parameter_problems,
+        ),
+        (
+            "had_parameter_problems_limited",
+            "Parameter Problems suppressed by the rate limit.",
+            st.parameter_problems_limited,
+        ),
+        (
+            "had_brr_sent",
+            "Binding Refresh Requests sent.",
+            st.brr_sent,
+        ),
+        ("had_bindings_expired", "Bindings expired.", st.expired),
+        (
+            "had_bu_cache_full",
+            "New registrations refused with 130 (max-bindings).",
+            st.cache_full,
+        ),
+        (
+            "had_bu_unlisted_home_address",
+            "BUs refused with 129 (home address named nowhere).",
+            st.unlisted_home_address,
+        ),
+        (
+            "had_proxy_dad_started",
+            "Proxy DAD runs started (RFC 6275 §10.3.1).",
+            st.dad_started,
+        ),
+        (
+            "had_proxy_dad_defended",
+            "Registrations refused with 134 (address defended).",
+            st.dad_defended,
+        ),
+        (
+            "had_hao_received",
+            "Non-signalling packets with a Home Address option.",
+            st.hao_received,
+        ),
+        (
+            "had_hao_unbound",
+            "Of those, answered with Binding Error 1.",
+            st.hao_unbound,
+        ),
+        (
+            "had_hao_not_delivered",
+            "Of those, from a bound care-of address, not delivered.",
+            st.hao_not_delivered,
+        ),
+    ];
+    v.extend(
+        counters
+            .into_iter()
+            .map(|(name, help, value)| Sample::counter(name, help, value)),
+    );
+    v
 }
 
 #[cfg(test)]

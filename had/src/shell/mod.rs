@@ -69,6 +69,11 @@ pub struct Cli {
     /// no privileges; like `nginx -t`.
     #[arg(long)]
     pub check: bool,
+    /// Serve the counters in the OpenMetrics text format on http://ADDRESS:PORT/metrics
+    /// (e.g. `[::1]:9461`): bindings, BUs by outcome, drops by reason, errors sent. Off
+    /// without it; bind it to a local or management address.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// The home link interface. Registered home addresses are defended there (proxy ND);
     /// its global addresses give the home agent address and home prefixes when the
     /// configuration leaves them out (SHISA's way).
