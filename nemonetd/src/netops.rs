@@ -292,6 +292,9 @@ pub trait NetOps {
     /// Every local address inside `prefix`, with the name of its interface (the MR's
     /// mobile network links).
     async fn addrs_in(&mut self, prefix: IpNet) -> Result<Vec<(String, IpAddr)>>;
+    /// The name of the interface with index `index`; `None` when there is none (the home
+    /// link of a binding at home is named by index on the bus).
+    async fn link_name(&mut self, index: u32) -> Result<Option<String>>;
     /// Deletes every route with protocol [`RTPROT_NEMO`] (all tables, both families) and
     /// every rule with protocol [`RTPROT_NEMO`] or a priority in `rule_priorities`
     /// looking up `table`, except those `keep` holds (routes by [`RouteSpec::key`] and
@@ -846,6 +849,22 @@ impl NetOps for RtNetOps {
         Ok(None)
     }
 
+    async fn link_name(&mut self, index: u32) -> Result<Option<String>> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link.and_then(|l| {
+                l.attributes.into_iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                })
+            })),
+            Err(e) => {
+                let e = NetOpsError::from_rtnl(format!("link index {index}"), e);
+                if gone(&e) { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
     async fn flush_ours(
         &mut self,
         rule_priorities: RangeInclusive<u32>,
@@ -953,6 +972,8 @@ pub struct FakeNetOps {
     pub ifaddrs: Vec<(String, IpAddr)>,
     /// Answers for [`NetOps::link_mtu`] (default 1500).
     pub mtu: HashMap<String, u32>,
+    /// Answers for [`NetOps::link_name`]: index to name.
+    pub links: HashMap<u32, String>,
     /// Make every mutating call fail with this errno (to test error paths).
     pub fail_with: Option<i32>,
 }
@@ -1015,6 +1036,9 @@ impl NetOps for FakeNetOps {
             .filter(|(_, a)| prefix.contains(a))
             .cloned()
             .collect())
+    }
+    async fn link_name(&mut self, index: u32) -> Result<Option<String>> {
+        Ok(self.links.get(&index).cloned())
     }
     async fn flush_ours(
         &mut self,

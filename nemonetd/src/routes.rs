@@ -44,12 +44,23 @@
 //! Home agent (RFC 3963 §6.2): `MNP dev TUN` for every IPv6 and IPv4 MNP, the HoA/128 and
 //! the IPv4 HoA/32, in the configured table (main by default, where a routing daemon
 //! exports them from).
+//!
+//! **At home** ([`desired_at_home`]): a removal whose care-of address is the home address,
+//! with the home link's interface in `coa_ifindex`, is a router back on its home link
+//! (RFC 6275 §11.5.5; RFC 3963 §6.2, which leaves the prefixes' routing at home to the
+//! operator). Its state is replaced, not dropped: on the HA `MNP via HoA dev HOMELINK`
+//! (IPv4 MNPs and the IPv4 HoA `via inet6 HoA`), so the mobile network stays reachable,
+//! natively, through its router on the home link; on the MR the home address on the home
+//! link (HoA/64, no DAD: the HA defended it until now, RFC 6275 §11.5.5) and an IPv4
+//! default `via inet6 HA dev HOMELINK` (the HA routes the IPv4 MNPs for the Internet; the
+//! home link's RAs say nothing about IPv4). The next BC_ADD / BUL_ADD for that home
+//! address (the router away again) replaces it with the tunnel state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mipsock::Binding;
+use mipsock::{Binding, CareOf};
 use tracing::{info, warn};
 
 use crate::netops::{Family, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
@@ -128,6 +139,21 @@ pub const PRIO_OWN_V4_TUNNEL: u32 = 5;
 
 /// The metric of the MR's fail-closed `unreachable` defaults in T: behind the tunnel's.
 pub const FAIL_CLOSED_METRIC: u32 = 0x7fff_ffff;
+
+/// The metric of the MR's IPv4 default route at home (through the HA, [`desired_at_home`]):
+/// ahead of babymdd's DHCP defaults (1000 + the link's preference), so the home link wins
+/// at home as it does for movement detection, and behind an operator's own (metric 0).
+pub const HOME_V4_METRIC: u32 = 100;
+
+/// The prefix length of the home address on the home link: the home subnet prefix, /64 as
+/// SLAAC and babymdd's default home prefix assume (RFC 4291 §2.5.1).
+pub const HOME_PREFIX_LEN: u8 = 64;
+
+/// Whether a binding event is about a router at home: the home address as its care-of
+/// address (RFC 6275 §11.5.5, the de-registration from the home link).
+pub fn at_home(b: &Binding) -> bool {
+    matches!(b.coa, CareOf::V6(c) if c == b.hoa)
+}
 
 /// Facts from the kernel the desired state depends on (looked up before [`desired`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -287,6 +313,46 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
     s
 }
 
+/// The kernel state of a router back on its home link `home` (the interface named by the
+/// removal's `coa_ifindex`): see the module documentation. Everything in the main table
+/// on the MR (no policy rules at home: the mobile network's packets are routed like any
+/// others), in the configured table on the HA.
+pub fn desired_at_home(cfg: &RouteConfig, b: &Binding, home: &str) -> KernelState {
+    let mut s = KernelState::default();
+    let via = |table: u32, dst: IpNet, gw: Ipv6Addr, metric: Option<u32>| RouteSpec {
+        table,
+        dst,
+        src: None,
+        dev: home.to_owned(),
+        via: Some(IpAddr::V6(gw)),
+        pref_src: None,
+        unreachable: false,
+        metric,
+    };
+    match cfg.mode {
+        Mode::HomeAgent => {
+            // Every source prefix of the binding but the home address itself, which the
+            // home link's own prefix route covers.
+            for dst in sources(b).into_iter().filter(|n| *n != host6(b.hoa)) {
+                s.routes.insert(via(cfg.table, dst, b.hoa, None));
+            }
+        }
+        Mode::MobileRouter => {
+            let hoa = Ipv6Net::new(b.hoa, HOME_PREFIX_LEN).expect("/64 is valid");
+            s.addrs.insert((home.to_owned(), IpNet::V6(hoa)));
+            if let Some(v4) = b.hoa_v4 {
+                s.addrs.insert((home.to_owned(), host4(v4)));
+            }
+            if !b.mnp_v4.is_empty() || b.hoa_v4.is_some() {
+                let any4 = IpNet::V4(Ipv4Net::default());
+                s.routes
+                    .insert(via(TABLE_MAIN, any4, b.ha, Some(HOME_V4_METRIC)));
+            }
+        }
+    }
+    s
+}
+
 /// Installs and removes the kernel state of bindings through a [`NetOps`].
 #[derive(Debug)]
 pub struct RouteManager<N> {
@@ -397,10 +463,35 @@ impl<N: NetOps> RouteManager<N> {
     }
 
     /// BUL_REMOVE / BC_REMOVE: removes what only this binding needed. Unknown bindings are
-    /// fine (a removal after our restart, or a duplicate).
+    /// fine (a removal after our restart, or a duplicate). A router back home (care-of
+    /// address = home address, the home link in `coa_ifindex`) gets its at-home state
+    /// instead ([`desired_at_home`]), kept until its next BUL_ADD / BC_ADD or a flush.
     pub async fn remove(&mut self, b: &Binding) -> Result<(), NetOpsError> {
+        if at_home(b) {
+            match self.home_link(b).await {
+                Some(home) => {
+                    let want = desired_at_home(&self.cfg, b, &home);
+                    info!(hoa = %b.hoa, home_link = %home, "at home: native routes on the home link");
+                    self.bindings.insert(key(b), (b.clone(), want));
+                    return self.reconcile().await;
+                }
+                None => warn!(hoa = %b.hoa, ifindex = ?b.coa_ifindex,
+                    "back home, but the home link's interface is unknown: no native routes"),
+            }
+        }
         self.bindings.remove(&key(b));
         self.reconcile().await
+    }
+
+    async fn home_link(&mut self, b: &Binding) -> Option<String> {
+        let index = b.coa_ifindex.filter(|&i| i != 0)?;
+        match self.net.link_name(index).await {
+            Ok(name) => name,
+            Err(e) => {
+                warn!(index, error = %e, "interface lookup failed");
+                None
+            }
+        }
     }
 
     /// BUL_FLUSH / BC_FLUSH and shutdown: removes every binding's state.

@@ -1,6 +1,6 @@
 use super::*;
 use crate::netops::{Call, FakeNetOps};
-use mipsock::{BuFlags, Encapsulation};
+use mipsock::{BuFlags, CareOf, Encapsulation};
 
 fn mr_cfg() -> RouteConfig {
     RouteConfig {
@@ -397,5 +397,146 @@ fn ingress_filtering_on_the_mobile_network_links() {
         );
         m.remove_all().await.unwrap();
         assert!(m.installed().is_empty());
+    });
+}
+
+/// The binding a router back on its home link removes: the home address as care-of
+/// address, the home link's interface index (2, "eth0" in the fakes).
+fn at_home(b: &Binding) -> Binding {
+    let mut h = b.clone();
+    h.coa = CareOf::V6(h.hoa);
+    h.coa_ifindex = Some(2);
+    h.lifetime = 0;
+    h
+}
+
+fn with_home_link(mut f: FakeNetOps) -> FakeNetOps {
+    f.links.insert(2, "eth0".into());
+    f
+}
+
+fn via(table: u32, dst: &str, gw: &str, metric: Option<u32>) -> RouteSpec {
+    RouteSpec {
+        table,
+        dst: net(dst),
+        src: None,
+        dev: "eth0".into(),
+        via: Some(gw.parse().unwrap()),
+        pref_src: None,
+        unreachable: false,
+        metric,
+    }
+}
+
+/// Issue 11 (return home): BC_REMOVE with CoA = HoA routes the mobile network to its router
+/// on the home link, natively: each MNP's tunnel route is replaced in place (same key, no
+/// moment without a route), the HoA/128 into the tunnel goes; the next BC_ADD (away again)
+/// puts the tunnel back the same way.
+#[test]
+fn ha_at_home_routes_the_prefixes_via_the_home_address_on_the_home_link() {
+    run(async {
+        let mut m = RouteManager::new(ha_cfg(), with_home_link(FakeNetOps::default()));
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        m.net().take();
+        m.remove(&at_home(&b)).await.unwrap();
+        let calls = m.net().take();
+        let hoa = "2001:db8:1::100";
+        assert_eq!(
+            calls,
+            vec![
+                Call::RouteReplace(via(TABLE_MAIN, "198.51.100.0/24", hoa, None)),
+                Call::RouteReplace(via(TABLE_MAIN, "2001:db8:100::/64", hoa, None)),
+                Call::RouteDel(RouteSpec::dev(
+                    TABLE_MAIN,
+                    net("2001:db8:1::100/128"),
+                    "nemo0"
+                )),
+            ]
+        );
+        assert_eq!(m.bindings().count(), 1, "the at-home state is kept");
+        // Away again: the tunnel routes replace the native ones in place.
+        m.add(&b).await.unwrap();
+        let calls = m.net().take();
+        assert!(
+            calls.iter().all(|c| matches!(c, Call::RouteReplace(_))),
+            "{calls:#?}"
+        );
+        assert_eq!(calls.len(), 3);
+        assert!(m.installed().routes.iter().all(|r| r.via.is_none()));
+        // A plain removal later clears everything.
+        m.remove(&b).await.unwrap();
+        assert!(m.installed().is_empty());
+    });
+}
+
+/// Issue 11: BUL_REMOVE with CoA = HoA on the MR: tunnel rules, routes and the HoA on the
+/// TUN go; the HoA goes on the home link as an ordinary /64 address and IPv4 leaves through
+/// the HA (`via inet6`), in main; adds before removals. Leaving home undoes exactly that.
+#[test]
+fn mr_at_home_puts_the_home_address_on_the_home_link() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), with_home_link(mr_fake()));
+        let b = mr_binding();
+        m.add(&b).await.unwrap();
+        m.net().take();
+        m.remove(&at_home(&b)).await.unwrap();
+        let calls = m.net().take();
+        let home_addr = Call::AddrAdd("eth0".into(), net("2001:db8:1::100/64"));
+        let home_v4 = Call::RouteReplace(via(
+            TABLE_MAIN,
+            "0.0.0.0/0",
+            "2001:db8:1::1",
+            Some(HOME_V4_METRIC),
+        ));
+        assert_eq!(calls[..2], [home_addr, home_v4], "{calls:#?}");
+        assert!(
+            calls[2..]
+                .iter()
+                .all(|c| matches!(c, Call::RuleDel(_) | Call::RouteDel(_) | Call::AddrDel(..)))
+        );
+        assert!(calls.contains(&Call::AddrDel("nemo0".into(), net("2001:db8:1::100/128"))));
+        let installed = m.installed();
+        assert!(installed.rules.is_empty());
+        assert_eq!(installed.routes.len(), 1);
+        assert_eq!(installed.addrs.len(), 1);
+        // Away again (BUL_ADD from a foreign link): the tunnel back, the home state gone.
+        m.add(&b).await.unwrap();
+        let calls = m.net().take();
+        assert!(calls.contains(&Call::AddrDel("eth0".into(), net("2001:db8:1::100/64"))));
+        assert!(calls.contains(&Call::RouteDel(via(
+            TABLE_MAIN,
+            "0.0.0.0/0",
+            "2001:db8:1::1",
+            Some(HOME_V4_METRIC)
+        ))));
+        assert!(!m.installed().rules.is_empty());
+    });
+}
+
+/// An IPv6-only mobile network at home needs no IPv4 route; a removal from a care-of
+/// address (not at home), or at home without a known home link, removes everything.
+#[test]
+fn at_home_without_ipv4_or_without_a_home_link() {
+    run(async {
+        let mut m = RouteManager::new(mr_cfg(), with_home_link(mr_fake()));
+        let b = binding(
+            "2001:db8:1::100",
+            "2001:db8:a::5",
+            &["2001:db8:100::/64"],
+            &[],
+        );
+        m.add(&b).await.unwrap();
+        m.remove(&at_home(&b)).await.unwrap();
+        assert!(m.installed().routes.is_empty());
+        assert_eq!(m.installed().addrs.len(), 1);
+        m.remove(&b).await.unwrap();
+        assert!(m.installed().is_empty());
+
+        let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
+        m.add(&b).await.unwrap();
+        m.remove(&at_home(&b)).await.unwrap();
+        assert!(m.installed().is_empty());
+        assert_eq!(m.bindings().count(), 0);
     });
 }
