@@ -443,6 +443,22 @@ impl Ha {
             return Err(refuse(BaStatus::NotHomeAgentForThisMobileNode));
         }
         self.remove_binding(now, b.hoa);
+        if matches!(b.coa, CareOf::V6(c) if c == b.hoa) {
+            // From the home link (RFC 6275 §11.5.5): the router is home, and its mobile
+            // network with it. BC_REMOVE says so (CoA = HoA, the home link's interface),
+            // so the data plane routes the prefixes to it there instead of dropping them
+            // (RFC 3963 §6.2 leaves routing at home to the operator; issue 11).
+            let home_ifindex = self.cfg.home_ifindex;
+            if let Some(HaEvent::BcRemove(removed)) = self
+                .events
+                .iter_mut()
+                .rev()
+                .find(|e| matches!(e, HaEvent::BcRemove(_)))
+            {
+                removed.coa = CareOf::V6(b.hoa);
+                removed.coa_ifindex = (home_ifindex != 0).then_some(home_ifindex);
+            }
+        }
         if let Some(ts) = b.timestamp {
             // A replay of an older BU must not recreate the binding (RFC 4285 §6).
             let window = self.replay_window(b.spi);

@@ -439,6 +439,39 @@ fn ba_sent_regardless_of_a_flag_and_without_rh2_at_home() {
     assert!(e.ha.is_empty());
 }
 
+/// Issue 11: the de-registration from the home link (CoA = HoA) says so in BC_REMOVE: the
+/// home address as care-of address and the home link's interface, for the data plane's
+/// routes at home; one from a care-of address keeps that care-of address.
+#[test]
+fn bc_remove_from_the_home_link_carries_the_home_address_and_home_interface() {
+    let mut e = Env::new(cfg());
+    e.ba(&Bu::new(HOA1, 1));
+    e.events();
+    let mut bu = Bu::new(HOA1, 2);
+    bu.hao = false;
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    let ev = e.events();
+    let Some(HaEvent::BcRemove(b)) = ev.iter().find(|e| matches!(e, HaEvent::BcRemove(_))) else {
+        panic!("no BC_REMOVE: {ev:?}")
+    };
+    assert_eq!(b.coa, CareOf::V6(HOA1));
+    assert_eq!(b.coa_ifindex, Some(2));
+    assert_eq!(b.lifetime, 0);
+    assert_eq!(b.mnp_v6, nets6(&["2001:db8:100::/48"]));
+
+    e.ba(&Bu::new(HOA1, 3));
+    e.events();
+    let mut bu = Bu::new(HOA1, 4);
+    bu.lifetime = 0;
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    let ev = e.events();
+    let Some(HaEvent::BcRemove(b)) = ev.iter().find(|e| matches!(e, HaEvent::BcRemove(_))) else {
+        panic!("no BC_REMOVE: {ev:?}")
+    };
+    assert_ne!(b.coa, CareOf::V6(HOA1));
+    assert_eq!(b.coa_ifindex, None);
+}
+
 // ---------- sequence numbers ----------
 
 #[test]
