@@ -1,8 +1,8 @@
-//! Metrics (issue 16), black-box: the real had and `nemonetd -h` started with
-//! `--metrics`, a real mrd registering; the test scrapes both listeners inside the home
-//! agent's namespace over HTTP, as Prometheus would, and checks the OpenMetrics text says
-//! what happened: one binding in the cache and in the data plane, a BU accepted, packets
-//! through the tunnel after pings, and the `# EOF` terminator.
+//! Metrics (issue 16), black-box: the real had, `nemonetd -h` and mrd started with
+//! `--metrics`; the test scrapes the listeners inside their namespaces over HTTP, as
+//! Prometheus would, and checks the OpenMetrics text says what happened: one binding in
+//! the cache and in the data plane, a BU accepted, the router registered and how long it
+//! took, drops by reason, and the `# EOF` terminator.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,10 +14,16 @@ use tests::{require_root, wait_until};
 const COA: &str = "2001:db8:a::5";
 const HAD_METRICS: &str = "[::1]:9461";
 const NEMONETD_METRICS: &str = "[::1]:9463";
+const MRD_METRICS: &str = "[::1]:9462";
 
 /// `GET /metrics` from inside the home agent's namespace; the whole response.
 fn scrape(l: &HomeLink, addr: &'static str) -> String {
-    l.ha.within(move || {
+    scrape_in(&l.ha, addr)
+}
+
+/// `GET /metrics` from inside `ns`.
+fn scrape_in(ns: &tests::Netns, addr: &'static str) -> String {
+    ns.within(move || {
         let Ok(mut s) = TcpStream::connect(addr) else {
             return String::new();
         };
@@ -43,6 +49,7 @@ fn had_and_nemonetd_expose_their_counters() {
         "2001:db8:1::50/64",
         &["--metrics", HAD_METRICS],
         &["--metrics", NEMONETD_METRICS],
+        &["--metrics", MRD_METRICS],
     );
     let before = scrape(&l, HAD_METRICS);
     assert!(
@@ -86,6 +93,22 @@ fn had_and_nemonetd_expose_their_counters() {
     assert!(
         dp.contains("nemonetd_dropped_packets_total{reason=\"spoofed_inner\"} "),
         "drops by reason: {dp}"
+    );
+    // The router's side: registered, one registration, its duration measured.
+    let mut mr = String::new();
+    let ok = wait_until(Duration::from_secs(5), || {
+        mr = scrape_in(&l.mr, MRD_METRICS);
+        value(&mr, "mrd_registered{state=\"registered\"}") == Some(1)
+    });
+    assert!(ok, "mrd_registered: {mr}\n{}", l.logs());
+    assert!(
+        value(&mr, "mrd_registrations_total").unwrap_or(0) >= 1,
+        "{mr}"
+    );
+    assert!(value(&mr, "mrd_bu_sent_total").unwrap_or(0) >= 1, "{mr}");
+    assert!(
+        value(&mr, "mrd_last_registration_microseconds").unwrap_or(0) > 0,
+        "{mr}"
     );
     // Anything but GET /metrics is refused.
     let nf = l.ha.within(|| {

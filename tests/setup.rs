@@ -198,22 +198,16 @@ pub fn start_mr_dataplane(ns: &Netns, f: &Files) -> Daemon {
 
 /// mrd on `mip0`. Log `mrd.log`.
 pub fn start_mrd(ns: &Netns, f: &Files) -> Daemon {
-    spawn_in(
-        ns,
-        f,
-        "mrd",
-        "mrd",
-        &[
-            "-d",
-            "-f",
-            "-c",
-            &path_arg(&f.mrd_conf),
-            "-b",
-            &path_arg(&f.mr_bus),
-            "mip0",
-        ],
-        "mrd ready",
-    )
+    start_mrd_with(ns, f, &[])
+}
+
+/// [`start_mrd`] with extra options (before the interface).
+pub fn start_mrd_with(ns: &Netns, f: &Files, extra: &[&str]) -> Daemon {
+    let (conf, bus) = (path_arg(&f.mrd_conf), path_arg(&f.mr_bus));
+    let mut args = vec!["-d", "-f", "-c", &conf, "-b", &bus];
+    args.extend_from_slice(extra);
+    args.push("mip0");
+    spawn_in(ns, f, "mrd", "mrd", &args, "mrd ready")
 }
 
 /// babymdd's part, injected: MD_INFO `command` for `hoa` (`rereg` with `coa` on the
@@ -266,11 +260,17 @@ pub struct HomeLink {
 impl HomeLink {
     /// Builds it all; `tag` names the namespaces.
     pub fn new(tag: &str, hl_addr: &str) -> HomeLink {
-        HomeLink::with(tag, hl_addr, &[], &[])
+        HomeLink::with(tag, hl_addr, &[], &[], &[])
     }
 
-    /// [`HomeLink::new`] with extra options for had and for the HA's nemonetd.
-    pub fn with(tag: &str, hl_addr: &str, had_extra: &[&str], nemonetd_extra: &[&str]) -> HomeLink {
+    /// [`HomeLink::new`] with extra options for had, the HA's nemonetd and mrd.
+    pub fn with(
+        tag: &str,
+        hl_addr: &str,
+        had_extra: &[&str],
+        nemonetd_extra: &[&str],
+        mrd_extra: &[&str],
+    ) -> HomeLink {
         let (ha, hl, mr) = (
             Netns::new(&format!("{tag}-ha")),
             Netns::new(&format!("{tag}-hl")),
@@ -296,7 +296,7 @@ impl HomeLink {
         ha.sysctl("net.ipv6.conf.all.forwarding", "1");
         let f = files(&[]);
         let (had, nemonetd) = start_home_agent_with(&ha, &f, "up0", had_extra, nemonetd_extra);
-        let mrd = start_mrd(&mr, &f);
+        let mrd = start_mrd_with(&mr, &f, mrd_extra);
         HomeLink {
             ha,
             hl,

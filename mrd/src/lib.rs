@@ -34,5 +34,6 @@ pub mod shell;
 
 pub use core::{
     BuKind, ConfigError, Ipv4MnpOutcome, Ipv4Support, MobilitySa, MrCore, MrCoreConfig, MrEvent,
-    ParameterProblem, ReceivedSignal, RegistrationMode, RegistrationState, StopReason, Transmit,
+    MrStats, ParameterProblem, ReceivedSignal, RegistrationMode, RegistrationState, StopReason,
+    Transmit,
 };

@@ -102,6 +102,7 @@ impl MrCore {
         };
         let (name, rfc) = ba.status.meaning();
         if p.kind == BuKind::Deregister {
+            self.stats.deregistrations += 1;
             info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
             self.bul.primary.registered = None;
             self.withdraw();
@@ -113,6 +114,9 @@ impl MrCore {
             self.register_after_type_change(now, &p);
             return;
         }
+        self.stats.registrations += 1;
+        self.stats.last_registration_us =
+            u64::try_from(now.saturating_duration_since(p.started).as_micros()).unwrap_or(u64::MAX);
         if ba.status != BaStatus::Accepted {
             // 1: prefix discovery necessary (RFC 6275 §11.4.3); Mobile Prefix
             // Solicitation is not done by this core.
@@ -326,6 +330,8 @@ impl MrCore {
         };
         let (name, rfc) = status.meaning();
         let code = u8::from(status);
+        self.stats.refused += 1;
+        self.stats.last_refusal = Some(code);
         if p.kind == BuKind::Deregister && status == BaStatus::NotHomeAgentForThisMobileNode {
             // RFC 6275 §10.3.2: the HA holds no binding for us; nothing left to delete.
             info!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,

@@ -242,6 +242,10 @@ impl MrCore {
             }
         };
         p.transmissions += 1;
+        self.stats.bu_sent += 1;
+        if p.transmissions > 1 {
+            self.stats.bu_retransmitted += 1;
+        }
         p.sequence = seq;
         p.last_sent = Some(now);
         p.timestamp = ts;

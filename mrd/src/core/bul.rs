@@ -69,6 +69,9 @@ pub(crate) struct Pending {
     pub(crate) then_register: bool,
     /// This registration follows a 139 recovery: another 139 stops.
     pub(crate) after_type_change: bool,
+    /// When the transaction began (the movement, or the refresh): its BA measures how
+    /// long the router waited for its binding.
+    pub(crate) started: Instant,
 }
 
 /// One Binding Update List entry (RFC 6275 §11.1): the home agent, the sequence number

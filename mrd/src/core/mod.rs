@@ -56,6 +56,32 @@ pub use io::{
 };
 pub use status::{Reaction, advice, reaction};
 
+/// Counters of the mobile router core (the shell exports them as metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MrStats {
+    /// Binding Updates sent, first transmissions and retransmissions.
+    pub bu_sent: u64,
+    /// Of those, retransmissions (RFC 6275 §11.8).
+    pub bu_retransmitted: u64,
+    /// Registrations acknowledged (status below 128).
+    pub registrations: u64,
+    /// De-registrations acknowledged.
+    pub deregistrations: u64,
+    /// Refusals received (status 128 or more).
+    pub refused: u64,
+    /// The last refusal's status.
+    pub last_refusal: Option<u8>,
+    /// Movements to a new care-of address acted on (handovers started).
+    pub moves: u64,
+    /// Binding Errors received from the home agent.
+    pub binding_errors_received: u64,
+    /// Binding Refresh Requests received.
+    pub brr_received: u64,
+    /// From the start of the last acknowledged registration's transaction (the movement
+    /// or refresh) to its BA, in microseconds: the signalling part of a handover.
+    pub last_registration_us: u64,
+}
+
 /// Where the home registration stands (for tests, logs and the shell).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RegistrationState {
@@ -92,6 +118,7 @@ pub struct MrCore {
     last_timestamp: Option<NtpTimestamp>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MrEvent>,
+    stats: MrStats,
     icmp_errors: VecDeque<ParameterProblem>,
     /// Binding Errors to send, whole IPv6 packets.
     binding_errors: VecDeque<Vec<u8>>,
@@ -138,6 +165,7 @@ impl MrCore {
             last_timestamp: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            stats: MrStats::default(),
             icmp_errors: VecDeque::new(),
             binding_errors: VecDeque::new(),
             icmp_bucket: TokenBucket::new(ICMP_ERROR_RATE),
@@ -154,6 +182,11 @@ impl MrCore {
     /// timestamps are derived from it. Call at start and whenever the wall clock jumps.
     pub fn set_wall_clock(&mut self, now: Instant, since_unix_epoch: Duration) {
         self.wall_anchor = Some((now, since_unix_epoch));
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &MrStats {
+        &self.stats
     }
 
     /// Where the registration stands.
@@ -323,6 +356,7 @@ impl MrCore {
         }
         info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.cfg.home_agent,
             "new care-of address: home registration");
+        self.stats.moves += 1;
         self.bul.primary.pending =
             Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));
     }
@@ -367,6 +401,7 @@ impl MrCore {
             optimistic_announced: false,
             then_register: false,
             after_type_change: false,
+            started: now,
         }
     }
 
@@ -488,6 +523,7 @@ impl MrCore {
 
     /// RFC 6275 §11.7.4: a BRR from the HA asks for a refresh now.
     fn process_brr(&mut self, now: Instant, mh: &[u8]) {
+        self.stats.brr_received += 1;
         if self.bul.primary.stopped.is_some() || self.bul.primary.pending.is_some() {
             return;
         }
@@ -514,6 +550,7 @@ impl MrCore {
         if hoa != self.cfg.home_address && !hoa.is_unspecified() {
             return;
         }
+        self.stats.binding_errors_received += 1;
         match status {
             BeStatus::UnknownBindingForHomeAddressDestinationOption => {
                 // A hint, never a verdict: a BE carries no authenticator, so anyone who

@@ -1934,3 +1934,35 @@ fn l_flag_when_the_link_local_shares_the_interface_identifier() {
     mr.handle_md_info(t0, &rereg(coa1()));
     assert!(!next_bu(&mut mr).flags.link_local_compat());
 }
+
+/// The counters the shell exports: BUs sent and retransmitted, a registration and the time
+/// its transaction took, a refusal and its status, a move.
+#[test]
+fn stats_count_what_happened() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let _first = next_bu(&mut mr);
+    // No BA: the first timeout (1.5 s for a first registration) retransmits.
+    mr.handle_timeout(ms(t0, 1500));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 1520),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    let s = mr.stats().clone();
+    assert_eq!((s.bu_sent, s.bu_retransmitted), (2, 1));
+    assert_eq!((s.registrations, s.moves), (1, 1));
+    assert_eq!(s.last_registration_us, 1_520_000);
+    // A move refused with 142 (not authorised for the prefix): counted, status kept.
+    mr.handle_md_info(ms(t0, 5000), &rereg(coa2()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 5010),
+        &Ba::ok(&bu).status(142).packet(coa2()),
+    );
+    let s = mr.stats();
+    assert_eq!((s.moves, s.refused, s.last_refusal), (2, 1, Some(142)));
+}

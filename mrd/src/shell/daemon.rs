@@ -8,6 +8,7 @@ use mipsock::{
     NodetypeInfo, PacketBytes, StateItem,
 };
 use nemo_daemon::Signal;
+use nemo_daemon::metrics::{Published, Sample};
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, SHUTDOWN_GRACE, ShellError, setup};
@@ -164,6 +165,22 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %c.home_agent,
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
         authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
+    let metrics = match d.cli.metrics {
+        Some(addr) => {
+            let listener =
+                nemo_daemon::metrics::bind(addr)
+                    .await
+                    .map_err(|source| ShellError::Os {
+                        what: "binding the metrics listener",
+                        source,
+                    })?;
+            let published = Published::default();
+            published.set(metric_samples(&d.mr));
+            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
+            Some(published)
+        }
+        None => None,
+    };
     nemo_daemon::notify::ready();
     d.ask_current_coa().await;
     d.flush().await;
@@ -217,6 +234,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             },
         }
         d.flush().await;
+        if let Some(m) = &metrics {
+            m.set(metric_samples(&d.mr));
+        }
     }
 
     d.announce_role(false);
@@ -489,4 +509,75 @@ fn bus_body(ev: &MrEvent) -> Option<Body> {
         MrEvent::BulRemove { binding } => Some(Body::BulRemove(binding.clone())),
         MrEvent::Stopped { .. } | MrEvent::HomeAdvertise { .. } => None,
     }
+}
+
+/// mrd's counters for the metrics listener (`--metrics`), under `mrd_`.
+fn metric_samples(mr: &MrCore) -> Vec<Sample> {
+    let st = mr.stats();
+    let (state, registered) = match mr.state() {
+        RegistrationState::Idle => ("idle", 0),
+        RegistrationState::Registering => ("registering", 0),
+        RegistrationState::Registered { .. } => ("registered", 1),
+        RegistrationState::Deregistering => ("deregistering", 0),
+        RegistrationState::Stopped(_) => ("stopped", 0),
+    };
+    let mut v = vec![
+        Sample::gauge(
+            "mrd_registered",
+            "1 while the home agent holds our binding, by registration state.",
+            registered,
+        )
+        .label("state", state),
+        Sample::gauge(
+            "mrd_last_registration_microseconds",
+            "From the start of the last acknowledged registration (movement or refresh) to its BA.",
+            st.last_registration_us,
+        ),
+        Sample::gauge(
+            "mrd_last_refusal_status",
+            "Status of the last refused Binding Update (0: none).",
+            st.last_refusal.map_or(0, u64::from),
+        ),
+    ];
+    for (name, help, value) in [
+        ("mrd_bu_sent", "Binding Updates sent.", st.bu_sent),
+        (
+            "mrd_bu_retransmitted",
+            "Of those, retransmissions (RFC 6275 §11.8).",
+            st.bu_retransmitted,
+        ),
+        (
+            "mrd_registrations",
+            "Registrations acknowledged.",
+            st.registrations,
+        ),
+        (
+            "mrd_deregistrations",
+            "De-registrations acknowledged.",
+            st.deregistrations,
+        ),
+        (
+            "mrd_bu_refused",
+            "Binding Updates refused (status 128 or more).",
+            st.refused,
+        ),
+        (
+            "mrd_moves",
+            "Movements to a new care-of address acted on.",
+            st.moves,
+        ),
+        (
+            "mrd_binding_errors_received",
+            "Binding Errors received.",
+            st.binding_errors_received,
+        ),
+        (
+            "mrd_brr_received",
+            "Binding Refresh Requests received.",
+            st.brr_received,
+        ),
+    ] {
+        v.push(Sample::counter(name, help, value));
+    }
+    v
 }

@@ -79,6 +79,11 @@ pub struct Cli {
     /// Touches nothing (no sockets, no bus), needs no privileges; like `nginx -t`.
     #[arg(long)]
     pub check: bool,
+    /// Serve the counters in the OpenMetrics text format on http://ADDRESS:PORT/metrics
+    /// (e.g. `[::1]:9462`): registration state, BUs sent and retransmitted, refusals, moves
+    /// and how long the last registration took. Off without it.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// The mobile interface (SHISA's mip0): selects the `interface NAME { ... };` block of
     /// the configuration; the home address is expected on it.
     pub ifname: String,
