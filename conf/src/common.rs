@@ -2,7 +2,7 @@
 //! argument counts, key suggestions, interface-block selection, and the SHISA keys that
 //! are accepted but not implemented.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -128,6 +128,19 @@ impl Ctx {
             ));
         }
         u32::try_from(n).map_err(|_| self.err_at(v, format!("{what} is too large: {n}")))
+    }
+
+    /// An `ADDRESS:PORT` (`"[::1]:9461"`, `"127.0.0.1:9461"`; quoted, since the grammar's
+    /// bare words stop at `:`-free tokens only by accident).
+    pub(crate) fn socket_addr(&self, v: &Value, what: &str) -> Result<SocketAddr, ConfError> {
+        v.text.parse().map_err(|_| {
+            self.err_at(
+                v,
+                format!(
+                    "{what}: expected ADDRESS:PORT such as \"[::1]:9461\" or \"127.0.0.1:9461\", found '{v}'"
+                ),
+            )
+        })
     }
 
     /// SHISA's integer booleans (0 off, anything else on) and yes/no, on/off, true/false.

@@ -63,6 +63,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "replay-window",
         "max-bindings",
         "unlisted-home-addresses",
+        "metrics-listen",
     ],
     multi: &[
         "home-prefix",
@@ -134,6 +135,9 @@ pub struct HaConfig {
     /// SHISA's `homelink-dad`: proxy Duplicate Address Detection on the home link before
     /// the first BA for a home address (RFC 6275 §10.3.1). Default on.
     pub homelink_dad: bool,
+    /// `metrics-listen "ADDRESS:PORT";`: serve the counters there (had's `--metrics`
+    /// wins). Default: no listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl HaConfig {
@@ -381,6 +385,13 @@ fn build(
         }
         None => None,
     };
+    let metrics_listen = match eff.get("metrics-listen") {
+        Some(s) => Some(ctx.socket_addr(
+            ctx.one(s, "metrics-listen \"ADDRESS:PORT\";")?,
+            "the metrics listener",
+        )?),
+        None => None,
+    };
     let max_bindings = match eff.get("max-bindings") {
         Some(s) => ctx.u32_in(
             ctx.one(s, "max-bindings N;")?,
@@ -469,6 +480,7 @@ fn build(
         max_bindings,
         accept_unlisted_home_addresses,
         homelink_dad,
+        metrics_listen,
     })
 }
 
@@ -600,6 +612,23 @@ prefixtable {
         assert!(
             err(&format!("{MINIMAL}unlisted-home-addresses maybe;\n"))
                 .contains("expected accept or refuse, found 'maybe'")
+        );
+    }
+
+    #[test]
+    fn metrics_listener() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert_eq!(c.metrics_listen, None);
+        let (c, _) = parse(&format!("{MINIMAL}metrics-listen \"[::1]:9461\";\n")).unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9461".parse().unwrap()));
+        let e = err(&format!("{MINIMAL}metrics-listen \"localhost\";\n"));
+        assert!(
+            e.contains("the metrics listener: expected ADDRESS:PORT"),
+            "{e}"
+        );
+        assert!(
+            e.contains("had.conf:8:16:"),
+            "names the line and column: {e}"
         );
     }
 

@@ -52,6 +52,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "optimistic-handover",
         "force-udp-encapsulation",
         "nat-keepalive-interval",
+        "metrics-listen",
     ],
     multi: &[
         "mobile-network-prefix",
@@ -120,6 +121,9 @@ pub struct MrConfig {
     /// this often when UDP-encapsulated, if shorter than the HA's Refresh time. Default
     /// none (the HA's Refresh, else NATKATIMEOUT 110 s).
     pub nat_keepalive_interval: Option<u32>,
+    /// `metrics-listen "ADDRESS:PORT";`: serve the counters there (mrd's `--metrics`
+    /// wins). Default: no listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl MrConfig {
@@ -245,6 +249,13 @@ fn build(
             ctx.one(s, "nat-keepalive-interval SECONDS;")?,
             "the NAT keepalive interval (seconds)",
             1..=110,
+        )?),
+        None => None,
+    };
+    let metrics_listen = match eff.get("metrics-listen") {
+        Some(s) => Some(ctx.socket_addr(
+            ctx.one(s, "metrics-listen \"ADDRESS:PORT\";")?,
+            "the metrics listener",
         )?),
         None => None,
     };
@@ -442,6 +453,7 @@ fn build(
         optimistic_handover,
         force_udp_encapsulation,
         nat_keepalive_interval,
+        metrics_listen,
     })
 }
 

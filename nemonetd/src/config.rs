@@ -133,11 +133,16 @@ pub struct FileSettings {
     pub ipv4_own_traffic: Option<bool>,
     /// `tun-offload`.
     pub offload: Option<bool>,
+    /// `dataplane-metrics-listen "ADDRESS:PORT";`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Keys of the other daemons, skipped silently.
 const FOREIGN_KEYS: &[&str] = &[
     "interface",
+    // had's and mrd's listener: nemonetd's is `dataplane-metrics-listen`, so one file can
+    // configure both without a port clash.
+    "metrics-listen",
     "debug",
     "home-address",
     "home-agent-address",
@@ -184,6 +189,15 @@ impl FileSettings {
                 "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
                 "ipv4-own-traffic" => s.ipv4_own_traffic = Some(yes_no(one()?, &at)?),
                 "tun-offload" => s.offload = Some(yes_no(one()?, &at)?),
+                "dataplane-metrics-listen" => {
+                    let v = one()?;
+                    s.metrics = Some(v.text.parse().map_err(|_| {
+                        format!(
+                            "{at}: 'dataplane-metrics-listen' needs ADDRESS:PORT such as \"[::1]:9463\", found {:?}",
+                            v.text
+                        )
+                    })?);
+                }
                 k if FOREIGN_KEYS.contains(&k) => {}
                 k => warnings.push(format!("{at}: unknown key '{k}' ignored")),
             }
@@ -300,7 +314,7 @@ impl Cli {
                 .or(file.hop_limit)
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
             offload: !self.no_offload && file.offload.unwrap_or(true),
-            metrics: self.metrics,
+            metrics: self.metrics.or(file.metrics),
         }
     }
 }
@@ -341,6 +355,23 @@ mod tests {
         assert_eq!(s.routes.tun, "mip0");
         assert!(!s.routes.ipv4_own_traffic);
         assert!(FileSettings::parse("udp-port 70000;", "n.conf").is_err());
+    }
+
+    #[test]
+    fn metrics_listener_from_the_file_or_the_flag() {
+        // had's and mrd's key is theirs: no warning, no listener here.
+        let (f, w) = FileSettings::parse("metrics-listen \"[::1]:9461\";\n", "n.conf").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(f.metrics, None);
+        let (f, _) =
+            FileSettings::parse("dataplane-metrics-listen \"[::1]:9463\";\n", "n.conf").unwrap();
+        let c = Cli::try_parse_from(["nemonetd", "-h", "eth0"]).unwrap();
+        assert_eq!(c.settings(&f).metrics, Some("[::1]:9463".parse().unwrap()));
+        let c =
+            Cli::try_parse_from(["nemonetd", "-h", "--metrics", "127.0.0.1:1", "eth0"]).unwrap();
+        assert_eq!(c.settings(&f).metrics, Some("127.0.0.1:1".parse().unwrap()));
+        let e = FileSettings::parse("dataplane-metrics-listen nine;", "n.conf").unwrap_err();
+        assert!(e.starts_with("n.conf:1:"), "{e}");
     }
 
     #[test]

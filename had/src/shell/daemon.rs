@@ -147,6 +147,7 @@ const DATAPLANE_WAIT: Duration = Duration::from_millis(500);
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let home_ifindex = mhio::if_index(&cli.homeif)?;
     let (cfg, core_cfg) = load(&cli, home_ifindex)?;
+    let conf_metrics = cfg.metrics_listen;
     logging.set_debug(cli.debug || cfg.debug > 0);
     if core_cfg.auth == AuthPolicy::Disabled {
         warn!(config = %cfg.file, "authentication disabled ('authentication none;'): any node can register any home address of the prefix table");
@@ -222,7 +223,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
         prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
-    let metrics = match d.cli.metrics {
+    let metrics = match d.cli.metrics.or(conf_metrics) {
         Some(addr) => {
             let listener =
                 nemo_daemon::metrics::bind(addr)

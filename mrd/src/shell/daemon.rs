@@ -121,6 +121,7 @@ struct Daemon {
 
 pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let (cfg, core_cfg) = load(&cli)?;
+    let conf_metrics = cfg.metrics_listen;
     logging.set_debug(cli.debug || cfg.debug > 0);
     let hoa = core_cfg.home_address;
     if mhio::if_index(&cli.ifname).is_err() {
@@ -165,7 +166,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %c.home_agent,
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
         authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
-    let metrics = match d.cli.metrics {
+    let metrics = match d.cli.metrics.or(conf_metrics) {
         Some(addr) => {
             let listener =
                 nemo_daemon::metrics::bind(addr)
