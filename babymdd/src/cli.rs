@@ -110,6 +110,12 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
 
+    /// Serve the counters in the OpenMetrics text format on http://ADDRESS:PORT/metrics
+    /// (e.g. `[::1]:9464`): where the router is attached, MD_INFO sent by command, router
+    /// solicitations. Off without it.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -236,6 +242,7 @@ fn load(args: &Args) -> Result<(RunConfig, Vec<String>), CliError> {
         },
         bus_dir,
         dhcp_route_metric: args.dhcp.then_some(args.dhcp_metric),
+        metrics: args.metrics,
     };
     Ok((cfg, warnings))
 }

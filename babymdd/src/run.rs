@@ -6,9 +6,10 @@ use std::time::Instant;
 
 use mipsock::{AsyncEndpoint, Body, EndpointOptions, MdCommand, Message, StateItem};
 use nemo_daemon::Signal;
+use nemo_daemon::metrics::{Published, Sample};
 use tracing::{debug, error, info, warn};
 
-use crate::detector::{Detector, DetectorConfig, Observation, Output};
+use crate::detector::{Detector, DetectorConfig, Observation, Output, Selection};
 use crate::dhcp::shell::Dhcp;
 use crate::netlink::{NetlinkError, Watcher};
 use crate::rs::RsSender;
@@ -26,6 +27,61 @@ pub struct RunConfig {
     /// Run a DHCPv4 client on every up egress link, with this base metric for the
     /// default routes it installs; `None`: no DHCP.
     pub dhcp_route_metric: Option<u32>,
+    /// Where the metrics listener binds, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// What the shell counts (the detector decides; these are its outputs as sent).
+#[derive(Debug, Default)]
+struct Counts {
+    /// MD_INFO sent, by command: REREG, DEREGHOME, DEREGFOREIGN, SCAN.
+    md_info: [u64; 4],
+    /// Router Solicitations sent.
+    rs_sent: u64,
+    /// Router Solicitations that could not be sent.
+    rs_failed: u64,
+}
+
+/// babymdd's counters for the metrics listener (`--metrics`), under `babymdd_`.
+fn metric_samples(det: &Detector, counts: &Counts) -> Vec<Sample> {
+    let (attachment, ifindex) = match &det.selection() {
+        Selection::Detached => ("detached", 0),
+        Selection::Foreign { ifindex, .. } => ("foreign", *ifindex),
+        Selection::Home { ifindex, .. } => ("home", *ifindex),
+    };
+    let mut v = vec![
+        Sample::gauge(
+            "babymdd_attached",
+            "1, labelled with where the router is attached (home, foreign, detached).",
+            1,
+        )
+        .label("attachment", attachment),
+        Sample::gauge(
+            "babymdd_attached_ifindex",
+            "The interface of the care-of address or of the home link (0: none).",
+            u64::from(ifindex),
+        ),
+    ];
+    for (command, n) in ["rereg", "dereghome", "deregforeign", "scan"]
+        .into_iter()
+        .zip(counts.md_info)
+    {
+        v.push(
+            Sample::counter("babymdd_md_info", "MD_INFO sent to mrd, by command.", n)
+                .label("command", command),
+        );
+    }
+    v.push(Sample::counter(
+        "babymdd_router_solicitations",
+        "Router Solicitations sent on link up.",
+        counts.rs_sent,
+    ));
+    v.push(Sample::counter(
+        "babymdd_router_solicitations_failed",
+        "Router Solicitations that could not be sent.",
+        counts.rs_failed,
+    ));
+    v
 }
 
 /// Why the daemon stopped.
@@ -53,6 +109,9 @@ pub enum RunError {
     /// Installing signal handlers.
     #[error("signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    /// Binding the metrics listener (`--metrics`).
+    #[error("metrics listener: {0}")]
+    Metrics(#[source] std::io::Error),
 }
 
 /// Reads the configuration again (SIGHUP); the error says what is wrong with it.
@@ -93,13 +152,14 @@ pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunEr
         }
         None => None,
     };
+    let mut counts = Counts::default();
     let now = Instant::now();
     let first: Vec<Observation> = dump.into_iter().chain(watcher.queued()).collect();
     for o in &first {
         det.observe(now, o.clone());
     }
     det.decide(now);
-    flush(&mut det, &ep, &rs);
+    flush(&mut det, &ep, &rs, &mut counts);
     // DHCP starts with the IPv6 side (the RS above), not after it.
     dhcp_links(&mut dhcp, &det, &first, now).await;
     info!(
@@ -109,6 +169,18 @@ pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunEr
         selection = ?det.selection(),
         "babymdd ready"
     );
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let listener = nemo_daemon::metrics::bind(addr)
+                .await
+                .map_err(RunError::Metrics)?;
+            let published = Published::default();
+            published.set(metric_samples(&det, &counts));
+            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
+            Some(published)
+        }
+        None => None,
+    };
     nemo_daemon::notify::ready();
 
     loop {
@@ -128,7 +200,7 @@ pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunEr
                 }
                 det.decide(now);
                 // The detector's RS first (flushed here), then DHCP: both start at link up.
-                flush(&mut det, &ep, &rs);
+                flush(&mut det, &ep, &rs, &mut counts);
                 dhcp_links(&mut dhcp, &det, &batch, now).await;
             }
             (ifindex, packet) = dhcp_recv(&mut dhcp) => {
@@ -174,9 +246,12 @@ pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunEr
                 }
             }
         }
-        flush(&mut det, &ep, &rs);
+        flush(&mut det, &ep, &rs, &mut counts);
         if let Some(d) = dhcp.as_mut() {
             d.flush().await;
+        }
+        if let Some(m) = &metrics {
+            m.set(metric_samples(&det, &counts));
         }
     }
 }
@@ -247,17 +322,29 @@ fn on_bus_message(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender, msg: Me
     }
 }
 
-fn flush(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender) {
+fn flush(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender, counts: &mut Counts) {
     while let Some(out) = det.poll_output() {
         match out {
             Output::MdInfo(md) => {
+                counts.md_info[match md.command {
+                    MdCommand::Rereg => 0,
+                    MdCommand::Dereghome => 1,
+                    MdCommand::Deregforeign => 2,
+                    MdCommand::Scan => 3,
+                }] += 1;
                 info!(command = ?md.command, hoa = %show(md.hoa), coa = %show(md.coa),
                     coa2 = %show(md.coa2), ifindex = md.ifindex, "MD_INFO sent");
                 if let Err(e) = ep.send(&Message::new(Body::MdInfo(md))) {
                     warn!(error = %e, "MD_INFO send failed");
                 }
             }
-            Output::SendRouterSolicitation { ifindex } => send_rs(rs, ifindex),
+            Output::SendRouterSolicitation { ifindex } => {
+                if send_rs(rs, ifindex) {
+                    counts.rs_sent += 1;
+                } else {
+                    counts.rs_failed += 1;
+                }
+            }
         }
     }
 }
@@ -267,9 +354,16 @@ fn show<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
-fn send_rs(rs: &RsSender, ifindex: u32) {
+/// Sends a Router Solicitation; whether it left.
+fn send_rs(rs: &RsSender, ifindex: u32) -> bool {
     match rs.send(ifindex) {
-        Ok(()) => debug!(ifindex, "router solicitation sent"),
-        Err(e) => warn!(ifindex, error = %e, "router solicitation failed"),
+        Ok(()) => {
+            debug!(ifindex, "router solicitation sent");
+            true
+        }
+        Err(e) => {
+            warn!(ifindex, error = %e, "router solicitation failed");
+            false
+        }
     }
 }

@@ -137,6 +137,8 @@ fn moves_between_links_and_comes_home() {
         "2001:db8:1::100",
         "--hold-down-ms",
         "300",
+        "--metrics",
+        "[::1]:9464",
         "eth0",
         "eth1",
     ]);
@@ -191,6 +193,32 @@ fn moves_between_links_and_comes_home() {
     });
     assert_eq!(md.ifindex, eth1, "{md:?}");
     assert_eq!(md.hoa, Some("2001:db8:1::100".parse().unwrap()));
+    // The metrics listener tells the same (issue 16): at home, three REREGs and a
+    // DEREGHOME sent, RSs on link up.
+    let metrics = mr.within(|| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("[::1]:9464").expect("metrics listener");
+        s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    });
+    let value = |series: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} not in {metrics}"))
+    };
+    assert_eq!(value("babymdd_attached{attachment=\"home\"}"), 1);
+    assert_eq!(value("babymdd_attached_ifindex"), u64::from(eth1));
+    assert!(
+        value("babymdd_md_info_total{command=\"rereg\"}") >= 3,
+        "{metrics}"
+    );
+    assert!(
+        value("babymdd_md_info_total{command=\"dereghome\"}") >= 1,
+        "{metrics}"
+    );
 
     // 5. State dump and SIGHUP tell the same.
     let answer = ep.request_state(WAIT, Some(1)).unwrap();
