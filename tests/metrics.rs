@@ -81,7 +81,7 @@ fn had_and_nemonetd_expose_their_counters() {
         "{had}"
     );
     assert_eq!(value(&had, "had_bu_auth_failed_total"), Some(0), "{had}");
-    assert!(had.contains("# HELP had_bu_refused "), "{had}");
+    assert!(had.contains("# HELP had_bu_auth_failed "), "{had}");
     assert!(had.trim_end().ends_with("# EOF"), "{had}");
 
     let mut dp = String::new();

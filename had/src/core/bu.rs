@@ -945,6 +945,11 @@ impl Ha {
         acks: Vec<MobilityOption<'static>>,
     ) {
         self.stats.rejected += 1;
+        *self
+            .stats
+            .refused_by_status
+            .entry(u8::from(status))
+            .or_default() += 1;
         info!(hoa = %reply.hoa, seq = reply.sequence.0, status = u8::from(status), "binding update refused");
         self.send_ba(reply, status, Lifetime::ZERO, acks);
     }

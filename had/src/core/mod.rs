@@ -220,6 +220,8 @@ pub struct HaStats {
     pub accepted: u64,
     /// BUs answered with a status >= 128.
     pub rejected: u64,
+    /// The same, by status.
+    pub refused_by_status: std::collections::BTreeMap<u8, u64>,
     /// Deregistrations processed.
     pub deregistered: u64,
     /// BUs dropped silently for lack of an authentication option (RFC 4285 §4).

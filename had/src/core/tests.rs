@@ -962,6 +962,11 @@ fn forged_and_wrong_key_146() {
     assert_eq!(status(&e.ba(&bu)), BaStatus::Mipv6AuthFail);
     assert_unchanged(&mut e, 0);
     assert_eq!(e.ha.stats().auth_failed, 4);
+    // Counted by status for the metrics too.
+    assert_eq!(
+        e.ha.stats().refused_by_status,
+        std::collections::BTreeMap::from([(146, 4)])
+    );
     assert!(e.ha.is_empty());
     // An NAI-bound SA cannot take over a binding another SA owns.
     e.ba(&Bu::new(HOA1, 5).signed(1000, KEY1, e.wall()));

@@ -732,7 +732,7 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             held_bas as u64,
         ),
     ];
-    let counters: [(&'static str, &'static str, u64); 25] = [
+    let counters: [(&'static str, &'static str, u64); 24] = [
         (
             "had_mh_received",
             "Mobility Header packets handed to the core.",
@@ -752,11 +752,6 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             "had_bu_accepted",
             "Binding Updates accepted (status 0).",
             st.accepted,
-        ),
-        (
-            "had_bu_refused",
-            "Binding Updates answered with a status of 128 or more.",
-            st.rejected,
         ),
         (
             "had_deregistrations",
@@ -860,6 +855,16 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             .into_iter()
             .map(|(name, help, value)| Sample::counter(name, help, value)),
     );
+    // One series per status seen, labelled with its number and name (BaStatus::meaning).
+    v.extend(st.refused_by_status.iter().map(|(&status, &n)| {
+        Sample::counter(
+            "had_bu_refused",
+            "Binding Updates refused, by BA status (128 or more).",
+            n,
+        )
+        .label("status", status.to_string())
+        .label("meaning", BaStatus::from(status).meaning().0)
+    }));
     v
 }
 
