@@ -398,6 +398,21 @@ impl MrCore {
         }
     }
 
+    /// Emits BUL_REMOVE for a router back on its home link `ifindex`: CoA = HoA and the
+    /// home link, whatever was announced (or, with nothing announced yet, the configured
+    /// prefixes), so the data plane sets the router up at home (RFC 6275 §11.5.5).
+    pub(super) fn withdraw_at_home(&mut self, ifindex: u32) {
+        self.bul.primary.announced_optimistic = false;
+        let mnp_v4 = match self.bul.primary.announced.take() {
+            Some(b) => b.mnp_v4,
+            None => self.cfg.mnp_v4.clone(),
+        };
+        let hoa = self.cfg.home_address;
+        let b = self.binding_for(hoa, ifindex, mnp_v4, 0, None);
+        info!(%hoa, ifindex, "binding update list entry removed: at home");
+        self.events.push_back(MrEvent::BulRemove { binding: b });
+    }
+
     pub(super) fn announce(&mut self, binding: Binding, optimistic: bool, ipv4: Ipv4MnpOutcome) {
         self.bul.primary.announced = Some(binding.clone());
         self.bul.primary.announced_optimistic = optimistic;

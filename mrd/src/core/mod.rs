@@ -271,7 +271,7 @@ impl MrCore {
                 // Refused, and said so.
                 (None, _) => {}
             },
-            MdCommand::Dereghome => self.returned_home(now),
+            MdCommand::Dereghome => self.returned_home(now, md.ifindex),
             MdCommand::Deregforeign => self.deregister(now),
             MdCommand::Scan => {}
         }
@@ -337,7 +337,7 @@ impl MrCore {
             return;
         }
         if coa == self.cfg.home_address {
-            self.returned_home(now);
+            self.returned_home(now, ifindex);
             return;
         }
         if let Some(p) = &self.bul.primary.pending
@@ -361,7 +361,8 @@ impl MrCore {
             Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));
     }
 
-    fn returned_home(&mut self, now: Instant) {
+    /// Back on the home link `ifindex` (the movement detector's interface; 0 unknown).
+    fn returned_home(&mut self, now: Instant, ifindex: u32) {
         if self.bul.primary.registered.is_none() && self.bul.primary.pending.is_none() {
             debug!("at home with no binding: nothing to deregister");
             return;
@@ -374,8 +375,16 @@ impl MrCore {
         }
         info!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent,
             "returned home: deregistration");
+        // RFC 6275 §11.5.5: once the de-registration BU has left, the router must answer
+        // Neighbour Solicitations for its home address on the home link (the HA may need
+        // them to deliver the BA). So the data plane hears now, not after the BA, that the
+        // entry is gone and the router home: BUL_REMOVE with the home address as care-of
+        // address and the home link, for nemonetd -m to put the home address there (issue
+        // 11). The shell publishes events before it sends the BU.
+        self.withdraw_at_home(ifindex);
         let hoa = self.cfg.home_address;
-        self.bul.primary.pending = Some(self.new_pending(now, BuKind::Deregister, true, hoa, 0));
+        self.bul.primary.pending =
+            Some(self.new_pending(now, BuKind::Deregister, true, hoa, ifindex));
     }
 
     fn new_pending(

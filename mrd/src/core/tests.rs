@@ -955,7 +955,9 @@ fn deregistration_when_home() {
     let mut mr = MrCore::new(cfg()).unwrap();
     registered(&mut mr, t0);
     events(&mut mr);
-    mr.handle_md_info(ms(t0, 10_000), &md(MdCommand::Dereghome));
+    let mut home = md(MdCommand::Dereghome);
+    home.ifindex = 2;
+    mr.handle_md_info(ms(t0, 10_000), &home);
     let bu = next_bu(&mut mr);
     assert_eq!(bu.lifetime, Lifetime::ZERO);
     assert_eq!(bu.tx.kind, BuKind::Deregister);
@@ -965,21 +967,27 @@ fn deregistration_when_home() {
     assert!(bu.options.is_empty());
     assert_eq!(mr.state(), RegistrationState::Deregistering);
     assert_eq!(mr.poll_timeout(), Some(ms(t0, 11_000)));
-    assert!(events(&mut mr).is_empty());
+    // Issue 11, RFC 6275 §11.5.5: the router must answer for its home address on the home
+    // link once the BU has left, so BUL_REMOVE comes with it, not after the BA: CoA = HoA,
+    // the home link's interface, the prefixes, for the data plane's at-home state.
+    let evs = events(&mut mr);
+    let [MrEvent::BulRemove { binding }] = evs.as_slice() else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(binding.lifetime, 0);
+    assert_eq!(binding.coa, CareOf::V6(hoa()));
+    assert_eq!(binding.coa_ifindex, Some(2));
+    assert!(!binding.mnp_v6.is_empty());
+    assert!(mr.handle_state_request(ms(t0, 10_050)).is_empty());
     deliver(
         &mut mr,
         ms(t0, 10_100),
         &Ba::ok(&bu).lifetime(Lifetime::ZERO).packet(hoa()),
     );
     let evs = events(&mut mr);
-    let [
-        MrEvent::BulRemove { binding },
-        MrEvent::HomeAdvertise { hoa: h },
-    ] = evs.as_slice()
-    else {
+    let [MrEvent::HomeAdvertise { hoa: h }] = evs.as_slice() else {
         panic!("{evs:?}")
     };
-    assert_eq!(binding.lifetime, 0);
     assert_eq!(*h, hoa());
     assert_eq!(mr.state(), RegistrationState::Idle);
     assert_eq!(mr.poll_timeout(), None);

@@ -77,13 +77,24 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
 /// RFC 6275 §11.5.5: back home and de-registered, the router announces its home address
 /// itself on the home link (unsolicited NAs, Override and Router set; RFC 4861 §7.2.6
 /// allows three, a second apart), so neighbours stop sending to the home agent's proxy.
+///
+/// nemonetd -m puts the home address on the home link when mrd's BUL_REMOVE at home comes
+/// (issue 11), normally before the BA; it is awaited for [`HOME_ADDRESS_WAIT`].
 fn announce_at_home(hoa: std::net::Ipv6Addr) {
-    let Some((ifname, ifindex, mac)) = mhio::link_holding(hoa) else {
-        warn!(%hoa, "back home, but no interface holds the home address on-link; no NA sent");
-        return;
-    };
-    info!(%hoa, ifname = %ifname, "back home: announcing the home address on the home link");
     tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + HOME_ADDRESS_WAIT;
+        let (ifname, ifindex, mac) = loop {
+            if let Some(link) = mhio::link_holding(hoa) {
+                break link;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(%hoa, waited_s = HOME_ADDRESS_WAIT.as_secs(),
+                    "back home, but no interface holds the home address on-link (is nemonetd -m running?); no NA sent");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        info!(%hoa, ifname = %ifname, "back home: announcing the home address on the home link");
         for i in 0..3 {
             if i > 0 {
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -95,6 +106,9 @@ fn announce_at_home(hoa: std::net::Ipv6Addr) {
         }
     });
 }
+
+/// How long the announcement at home waits for the home address on the home link.
+const HOME_ADDRESS_WAIT: Duration = Duration::from_secs(5);
 
 fn new_core(cfg: MrCoreConfig) -> Result<MrCore, crate::ConfigError> {
     let mut mr = MrCore::new(cfg)?;
@@ -390,6 +404,10 @@ impl Daemon {
     }
 
     async fn flush(&mut self) {
+        // Bus events before the BUs: a router back home tells nemonetd -m (BUL_REMOVE at
+        // home) before its de-registration leaves, so its home address is on the home link
+        // when the HA looks for it to deliver the BA (RFC 6275 §11.5.5).
+        self.publish_events();
         for packet in std::mem::take(&mut self.icmp_out) {
             if let Err(e) = self.sender.send_packet(&packet).await {
                 debug!(error = %e, "ICMPv6 error not sent");
@@ -421,6 +439,10 @@ impl Daemon {
                 warn!(error = %e, "binding update not sent");
             }
         }
+    }
+
+    /// The core's events: logs, the bus (BUL_ADD / BUL_REMOVE), the NAs at home.
+    fn publish_events(&mut self) {
         while let Some(ev) = self.mr.poll_event() {
             match &ev {
                 MrEvent::BulAdd {
