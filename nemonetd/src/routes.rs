@@ -353,12 +353,41 @@ pub fn desired_at_home(cfg: &RouteConfig, b: &Binding, home: &str) -> KernelStat
     s
 }
 
+/// What the home agent keeps for a mobile network whose binding ended away from home: an
+/// `unreachable` route per prefix, with the tunnel route's key (table, prefix, no metric)
+/// so a new registration replaces it in place. A packet for that network is answered at
+/// once with ICMP Destination Unreachable (no route) instead of following the home agent's
+/// default route back into the Internet, or waiting on neighbour discovery (issue 11:
+/// RFC 6275 §10.4.2's "no binding"). The home address itself stays on the home link's
+/// prefix route. Nothing on the mobile router (its tunnel table fails closed already).
+pub fn desired_unbound(cfg: &RouteConfig, b: &Binding) -> KernelState {
+    let mut s = KernelState::default();
+    if cfg.mode == Mode::HomeAgent {
+        for dst in sources(b).into_iter().filter(|n| *n != host6(b.hoa)) {
+            s.routes.insert(RouteSpec {
+                table: cfg.table,
+                dst,
+                src: None,
+                dev: String::new(),
+                via: None,
+                pref_src: None,
+                unreachable: true,
+                metric: None,
+            });
+        }
+    }
+    s
+}
+
 /// Installs and removes the kernel state of bindings through a [`NetOps`].
 #[derive(Debug)]
 pub struct RouteManager<N> {
     cfg: RouteConfig,
     net: N,
     bindings: BTreeMap<BindingKey, (Binding, KernelState)>,
+    /// Mobile networks whose binding ended away from home ([`desired_unbound`]): kept
+    /// until the router registers again or a flush.
+    unbound: BTreeMap<BindingKey, KernelState>,
     /// What the kernel holds (as far as our requests succeeded).
     installed: KernelState,
 }
@@ -370,6 +399,7 @@ impl<N: NetOps> RouteManager<N> {
             cfg,
             net,
             bindings: BTreeMap::new(),
+            unbound: BTreeMap::new(),
             installed: KernelState::default(),
         }
     }
@@ -458,6 +488,7 @@ impl<N: NetOps> RouteManager<N> {
     pub async fn add(&mut self, b: &Binding) -> Result<(), NetOpsError> {
         let lookups = self.lookups(b).await;
         let want = desired(&self.cfg, b, &lookups);
+        self.unbound.remove(&key(b));
         self.bindings.insert(key(b), (b.clone(), want));
         self.reconcile().await
     }
@@ -472,6 +503,7 @@ impl<N: NetOps> RouteManager<N> {
                 Some(home) => {
                     let want = desired_at_home(&self.cfg, b, &home);
                     info!(hoa = %b.hoa, home_link = %home, "at home: native routes on the home link");
+                    self.unbound.remove(&key(b));
                     self.bindings.insert(key(b), (b.clone(), want));
                     return self.reconcile().await;
                 }
@@ -480,6 +512,10 @@ impl<N: NetOps> RouteManager<N> {
             }
         }
         self.bindings.remove(&key(b));
+        let unbound = desired_unbound(&self.cfg, b);
+        if !unbound.is_empty() {
+            self.unbound.insert(key(b), unbound);
+        }
         self.reconcile().await
     }
 
@@ -497,6 +533,7 @@ impl<N: NetOps> RouteManager<N> {
     /// BUL_FLUSH / BC_FLUSH and shutdown: removes every binding's state.
     pub async fn remove_all(&mut self) -> Result<(), NetOpsError> {
         self.bindings.clear();
+        self.unbound.clear();
         self.reconcile().await
     }
 
@@ -507,6 +544,14 @@ impl<N: NetOps> RouteManager<N> {
         let mut want = KernelState::default();
         for (_, s) in self.bindings.values() {
             want.extend(s);
+        }
+        // An ended binding's unreachable routes, where no live binding routes the prefix.
+        for s in self.unbound.values() {
+            for r in &s.routes {
+                if !want.routes.iter().any(|w| w.key() == r.key()) {
+                    want.routes.insert(r.clone());
+                }
+            }
         }
         let mut first_error: Option<NetOpsError> = None;
         let mut note = |r: Result<(), NetOpsError>| match r {

@@ -235,6 +235,11 @@ fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, offload: bool) 
     }
 }
 
+/// Only ended bindings' `unreachable` routes (issue 11) among ours.
+fn only_unreachable(routes: &str) -> bool {
+    routes.lines().all(|l| l.starts_with("unreachable"))
+}
+
 fn routes_ours(ns: &Netns) -> String {
     let mut s = ns.ip_text(&["-4", "route", "show", "proto", "110", "table", "all"]);
     s += &ns.ip_text(&["-6", "route", "show", "proto", "110", "table", "all"]);
@@ -602,9 +607,18 @@ fn mnn_cn_through_the_tunnel() {
         .unwrap();
     ha.bus.send(&Message::new(Body::BcRemove(moved))).unwrap();
     wait_for("routes removed", Duration::from_secs(10), || {
-        routes_ours(&w.mr).is_empty() && routes_ours(&w.ha).is_empty()
+        routes_ours(&w.mr).is_empty() && only_unreachable(&routes_ours(&w.ha))
     });
     assert!(!ping(&w.mnn, "2001:db8:c::2"), "no tunnel after removal");
+    // The HA keeps the ended mobile network unreachable (issue 11): the CN is told at once.
+    let out =
+        w.cn.try_exec("ping", &["-6", "-c", "1", "-W", "3", "2001:db8:100::2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("unreachable") || text.contains("Unreachable"),
+        "no Destination Unreachable for the ended binding's network: {text}\n{}",
+        routes_ours(&w.ha)
+    );
 
     // SIGTERM: clean exit, TUN gone.
     mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
@@ -721,7 +735,7 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
         .unwrap();
     ha.bus.send(&Message::new(Body::BcRemove(b))).unwrap();
     wait_for("routes removed", Duration::from_secs(10), || {
-        routes_ours(&w.mr).is_empty() && routes_ours(&w.ha).is_empty()
+        routes_ours(&w.mr).is_empty() && only_unreachable(&routes_ours(&w.ha))
     });
 }
 
@@ -904,7 +918,9 @@ fn ha_serves_two_mobile_routers() {
         Duration::from_secs(10),
         || {
             let h = routes_ours(&ha);
-            !h.contains("198.51.100.0/25") && !h.contains("2001:db8:100::/64")
+            h.lines()
+                .filter(|l| l.contains("198.51.100.0/25") || l.contains("2001:db8:100::/64"))
+                .all(|l| l.starts_with("unreachable"))
         },
     );
     assert!(ping(&mnn2, "2001:db8:c::2"), "MR2 after MR1's removal");
@@ -915,7 +931,7 @@ fn ha_serves_two_mobile_routers() {
     );
     dh.bus.send(&Message::new(Body::BcRemove(b2))).unwrap();
     wait_for("HA empty", Duration::from_secs(10), || {
-        routes_ours(&ha).is_empty()
+        only_unreachable(&routes_ours(&ha))
     });
     dh.proc.signal("TERM");
     assert_eq!(dh.proc.wait_exit(Duration::from_secs(10)), Some(0));

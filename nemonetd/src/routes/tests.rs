@@ -464,9 +464,11 @@ fn ha_at_home_routes_the_prefixes_via_the_home_address_on_the_home_link() {
         );
         assert_eq!(calls.len(), 3);
         assert!(m.installed().routes.iter().all(|r| r.via.is_none()));
-        // A plain removal later clears everything.
+        // A plain removal later (away, the binding ended) leaves only the prefixes'
+        // unreachable routes.
         m.remove(&b).await.unwrap();
-        assert!(m.installed().is_empty());
+        assert!(m.installed().routes.iter().all(|r| r.unreachable));
+        assert_eq!(m.installed().routes.len(), 2);
     });
 }
 
@@ -533,10 +535,78 @@ fn at_home_without_ipv4_or_without_a_home_link() {
         m.remove(&b).await.unwrap();
         assert!(m.installed().is_empty());
 
+        // The HA without the home link's name: a plain removal (the prefix unreachable).
         let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
         m.add(&b).await.unwrap();
         m.remove(&at_home(&b)).await.unwrap();
-        assert!(m.installed().is_empty());
         assert_eq!(m.bindings().count(), 0);
+        let left: Vec<String> = m.installed().routes.iter().map(|r| r.to_string()).collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(
+            m.installed().routes.iter().all(|r| r.unreachable),
+            "{left:?}"
+        );
+    });
+}
+
+/// Issue 11: a packet for a mobile network whose binding ended (away from home) is answered
+/// at once with Destination Unreachable: the HA keeps an `unreachable` route per prefix
+/// (not for the home address, which is on the home link), with the tunnel route's key, so
+/// the next registration replaces it in place and the next removal replaces the tunnel
+/// route by it, never a moment without a route; a flush removes them.
+#[test]
+fn ha_keeps_ended_mobile_networks_unreachable() {
+    run(async {
+        let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
+        let b = binding(
+            "2001:db8:1::100",
+            "2001:db8:a::5",
+            &["2001:db8:100::/64"],
+            &["198.51.100.0/24"],
+        );
+        m.add(&b).await.unwrap();
+        m.net().take();
+        m.remove(&b).await.unwrap();
+        let calls = m.net().take();
+        let unreachable = |dst: &str| RouteSpec {
+            table: TABLE_MAIN,
+            dst: net(dst),
+            src: None,
+            dev: String::new(),
+            via: None,
+            pref_src: None,
+            unreachable: true,
+            metric: None,
+        };
+        assert_eq!(
+            calls,
+            vec![
+                Call::RouteReplace(unreachable("198.51.100.0/24")),
+                Call::RouteReplace(unreachable("2001:db8:100::/64")),
+                Call::RouteDel(RouteSpec::dev(
+                    TABLE_MAIN,
+                    net("2001:db8:1::100/128"),
+                    "nemo0"
+                )),
+            ]
+        );
+        // Registered again: replaced in place, nothing deleted.
+        m.add(&b).await.unwrap();
+        let calls = m.net().take();
+        assert_eq!(calls.len(), 3, "{calls:#?}");
+        assert!(
+            calls.iter().all(|c| matches!(c, Call::RouteReplace(_))),
+            "{calls:#?}"
+        );
+        assert!(m.installed().routes.iter().all(|r| !r.unreachable));
+        // A flush (BC_FLUSH, shutdown) removes everything.
+        m.remove(&b).await.unwrap();
+        m.remove_all().await.unwrap();
+        assert!(m.installed().is_empty());
+        // The mobile router keeps nothing: its tunnel table fails closed already.
+        let mut mr = RouteManager::new(mr_cfg(), mr_fake());
+        mr.add(&b).await.unwrap();
+        mr.remove(&b).await.unwrap();
+        assert!(mr.installed().is_empty());
     });
 }
