@@ -78,7 +78,7 @@ fn kernel_state(ns: &Ns) -> BTreeSet<String> {
 }
 
 /// The care-of address `owner` holds for the home address, from `mipsock state --json`.
-fn binding_coa(lab: &Lab, node: &str, owner: &str) -> Option<String> {
+pub(crate) fn binding_coa(lab: &Lab, node: &str, owner: &str) -> Option<String> {
     let out = std::process::Command::new(lab.bin("mipsock"))
         .arg("-b")
         .arg(lab.bus(node))

@@ -178,6 +178,8 @@ struct Capture {
     v4_in_v6: Vec<String>,
     v6_in_v6: Vec<String>,
     bare_v4: Vec<String>,
+    /// IPv6 packets with nothing inside but their own upper layer.
+    bare_v6: Vec<String>,
 }
 
 fn capture_stop(lab: &mut Lab, file: &Path) -> Result<Capture> {
@@ -185,12 +187,15 @@ fn capture_stop(lab: &mut Lab, file: &Path) -> Result<Capture> {
         p.signal(nix::sys::signal::Signal::SIGINT);
     }
     lab.wait_proc("tcpdump", Duration::from_secs(3))?;
+    // The next capture is another process of the same name.
+    lab.nss.procs.retain(|p| p.name != "tcpdump");
     let out =
         crate::net::run("tcpdump", &["-n", "-r", &file.display().to_string()]).unwrap_or_default();
     let mut c = Capture {
         v4_in_v6: Vec::new(),
         v6_in_v6: Vec::new(),
         bare_v4: Vec::new(),
+        bare_v6: Vec::new(),
     };
     for l in out.lines() {
         // "hh:mm:ss.us IP6 outer > outer: IP inner > inner: ..." is IPv4 in IPv6.
@@ -201,6 +206,8 @@ fn capture_stop(lab: &mut Lab, file: &Path) -> Result<Capture> {
             c.v6_in_v6.push(rest.to_string());
         } else if rest.starts_with("IP ") || rest.starts_with("ARP") {
             c.bare_v4.push(rest.to_string());
+        } else if rest.starts_with("IP6 ") {
+            c.bare_v6.push(rest.to_string());
         }
     }
     Ok(c)
@@ -513,11 +520,264 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
             d,
         );
     }
+    return_home(&mut lab, &mut summary, &mut say)?;
     summary.seconds = started.elapsed().as_secs_f64();
     for e in lab.nss.teardown() {
         check(&mut summary, &say, "teardown", false, e);
     }
     Ok(summary)
+}
+
+/// When the MR's bus first carried MD_INFO DEREGHOME at or after `since` (ns).
+fn dereghome_since(tap: &Path, since: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(tap).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["body"]["md_info"]["command"] == "dereghome")
+        .filter_map(|v| {
+            v["header"]["sent_at_ns"]
+                .as_u64()
+                .or_else(|| v["ts"].as_str().and_then(crate::events::parse_rfc3339))
+        })
+        .find(|&t| t >= since)
+}
+
+/// When a daemon's log first said `what` at or after `since` (ns).
+fn logged_since(log: &Path, what: &str, since: u64) -> Option<u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .map(crate::events::strip_ansi)
+        .filter(|l| l.contains(what))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(crate::events::parse_rfc3339)
+        })
+        .find(|&t| t >= since)
+}
+
+fn ms_between(from: u64, to: u64) -> f64 {
+    to.saturating_sub(from) as f64 / 1e6
+}
+
+/// Issue 11: the MR comes home, de-registers, its hosts keep working natively over both
+/// families, and it leaves again.
+fn return_home(lab: &mut Lab, summary: &mut Summary, say: &mut Say) -> Result<()> {
+    say.step("Return home: eth0 is plugged into the home link, the HA's link, where r's radvd advertises the home prefix 2001:db8:1::/64; eth1 stays on the NAT network with its working IPv4 care-of address. babymdd sees an address in the home prefix on eth0 (at home wins, after its 2 s hold-down); mrd de-registers from its home address (RFC 6275 §11.5.5); nemonetd -m puts the home address on eth0 and sends IPv4 through the HA; the HA answers on the home link and nemonetd -h routes the mobile network prefixes to the MR there.");
+    let work = lab.opts.work.clone();
+    let tap = work.join("mipsock-tap-mr.log");
+    let mrd_log = lab.log_path("mr", "mrd");
+    let t = now_ns();
+    lab.move_link(0, Access::Home)?;
+    let removed = |since: u64| {
+        crate::events::bus_events(&tap)
+            .into_iter()
+            .find(|e| e.kind == "bul_remove" && e.t_ns >= since && e.coa == HOA)
+            .map(|e| e.t_ns)
+    };
+    crate::net::wait_until(Duration::from_secs(15), || {
+        logged_since(&mrd_log, "deregistration acknowledged", t).is_some()
+    })?;
+    let md = dereghome_since(&tap, t);
+    let rm = removed(t);
+    let ba = logged_since(&mrd_log, "deregistration acknowledged", t);
+    check(
+        summary,
+        say,
+        "at home wins: babymdd chooses the home link over the working IPv4 care-of address (MD_INFO DEREGHOME)",
+        md.is_some(),
+        md.map(|m| {
+            format!(
+                "{:.0} ms after eth0 came up on the home link",
+                ms_between(t, m)
+            )
+        })
+        .unwrap_or_else(|| "no DEREGHOME within 15 s".into()),
+    );
+    let ha_binding = crate::chaos::binding_coa(lab, "ha", "had");
+    check(
+        summary,
+        say,
+        "the MR de-registers at home: BUL_REMOVE with the home address as care-of address, the BA received on the home link, no binding left at the HA",
+        rm.is_some() && ba.is_some() && ha_binding.is_none(),
+        match (md, rm, ba) {
+            (Some(m), Some(r), Some(b)) => format!(
+                "DEREGHOME -> BUL_REMOVE {:.1} ms, -> BA {:.1} ms; HA binding: {}",
+                ms_between(m, r),
+                ms_between(m, b),
+                ha_binding.as_deref().unwrap_or("none")
+            ),
+            _ => format!(
+                "BUL_REMOVE {}, BA {}, HA binding {}",
+                if rm.is_some() { "seen" } else { "missing" },
+                if ba.is_some() { "received" } else { "missing" },
+                ha_binding.as_deref().unwrap_or("none")
+            ),
+        },
+    );
+    let mr = lab.mr.clone();
+    let hoa64 = format!("{HOA}/64");
+    let mut eth0 = String::new();
+    let on_eth0 = crate::net::wait_until(Duration::from_secs(5), || {
+        eth0 = mr
+            .ip(&["-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"])
+            .unwrap_or_default();
+        eth0.contains(&hoa64)
+    })?;
+    check(
+        summary,
+        say,
+        &format!(
+            "at home the home address is an ordinary address on eth0 ({hoa64}, by nemonetd -m, no DAD)"
+        ),
+        on_eth0,
+        eth0.lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let ha = lab.ha.clone();
+    let want6 = format!("{MNP6} via {HOA} dev eth0");
+    let want4 = format!("{MNP4} via inet6 {HOA} dev eth0");
+    let mut routes = String::new();
+    let routed = crate::net::wait_until(Duration::from_secs(5), || {
+        routes = format!(
+            "{}{}",
+            ha.ip(&["-6", "route", "show", "proto", "110"])
+                .unwrap_or_default(),
+            ha.ip(&["-4", "route", "show", "proto", "110"])
+                .unwrap_or_default()
+        );
+        routes.contains(&want6) && routes.contains(&want4)
+    })?;
+    check(
+        summary,
+        say,
+        "the HA routes the mobile network prefixes to the MR on the home link, natively (nemonetd -h)",
+        routed,
+        routes.lines().map(str::trim).collect::<Vec<_>>().join("; "),
+    );
+
+    let pcap = work.join("home-link.pcap");
+    capture_start(lab, "mr-eth0", &pcap)?;
+    sleep(Duration::from_millis(200))?;
+    connectivity(lab, summary, say, "at home (native)")?;
+    let up = now_ns();
+    let cap = capture_stop(lab, &pcap)?;
+    let v4 = |a: &str, b: &str| {
+        cap.bare_v4
+            .iter()
+            .any(|l| l.contains(&format!("IP {a} > {b}: ICMP echo")))
+    };
+    let v6 = |a: &str, b: &str| {
+        cap.bare_v6
+            .iter()
+            .any(|l| l.contains(&format!("IP6 {a} > {b}: ICMP6, echo")))
+    };
+    let udp = cap.bare_v4.iter().filter(|l| l.contains(".4191")).count();
+    for l in cap
+        .bare_v4
+        .iter()
+        .filter(|l| l.contains(MNN4))
+        .take(2)
+        .chain(cap.bare_v6.iter().filter(|l| l.contains(MNN6)).take(2))
+    {
+        say.info(l);
+    }
+    check(
+        summary,
+        say,
+        "at home the mobile network's IPv4 and IPv6 packets cross the home link natively, both ways, and nothing is encapsulated",
+        v4(MNN4, CN4)
+            && v4(CN4, MNN4)
+            && v6(MNN6, CN6)
+            && v6(CN6, MNN6)
+            && cap.v4_in_v6.is_empty()
+            && cap.v6_in_v6.is_empty()
+            && udp == 0,
+        format!(
+            "{} bare IPv4 and {} bare IPv6 packets on the MR's home-link port; {} IPv4-in-IPv6, {} IPv6-in-IPv6, {} UDP 4191",
+            cap.bare_v4.len(),
+            cap.bare_v6.len(),
+            cap.v4_in_v6.len(),
+            cap.v6_in_v6.len(),
+            udp
+        ),
+    );
+    let home_ms = ba.map(|b| ms_between(t, b));
+    say.info(&format!(
+        "return home: link up at home -> BA {} (babymdd's hold-down included), the checks above done {:.1} s after",
+        home_ms.map_or("-".into(), |m| format!("{m:.0} ms")),
+        ms_between(t, up) / 1000.0
+    ));
+
+    say.step("Leaving home again: eth0 moves back to the IPv6-only network A. The MR registers from A again (after a moment on eth1's IPv4 care-of address: babymdd falls back to it when eth0 leaves the home link), the HA's routes go back into the tunnel, and the hosts' traffic with them.");
+    let t = now_ns();
+    lab.move_link(0, Access::V6)?;
+    let ok = handover::wait_registered(lab, t, Access::V6, Duration::from_secs(15))?;
+    let reg = crate::events::bus_events(&tap)
+        .into_iter()
+        .find(|e| e.kind == "bul_add" && e.t_ns >= t && e.coa.contains(Access::V6.coa_prefix()));
+    check(
+        summary,
+        say,
+        "away again: the MR registers from the IPv6-only network A",
+        ok,
+        reg.map(|e| {
+            format!(
+                "care-of address {}, {:.0} ms after the move",
+                e.coa,
+                ms_between(t, e.t_ns)
+            )
+        })
+        .unwrap_or_else(|| "no BUL_ADD from A within 15 s".into()),
+    );
+    let tunnel6 = format!("{MNP6} dev nemo0");
+    let mut routes = String::new();
+    let back = crate::net::wait_until(Duration::from_secs(5), || {
+        routes = ha
+            .ip(&["-6", "route", "show", "proto", "110"])
+            .unwrap_or_default();
+        routes.contains(&tunnel6) && !routes.contains(&want6)
+    })?;
+    check(
+        summary,
+        say,
+        "away again: the HA routes the prefixes into the tunnel again, and the home address left eth0",
+        back && !mr
+            .ip(&["-6", "-o", "addr", "show", "dev", "eth0"])
+            .unwrap_or_default()
+            .contains(&hoa64),
+        routes.lines().map(str::trim).collect::<Vec<_>>().join("; "),
+    );
+    let pcap = work.join("away-again.pcap");
+    capture_start(lab, "mr-eth0", &pcap)?;
+    sleep(Duration::from_millis(200))?;
+    for (ns, to, who) in [
+        (
+            lab.mnn4.clone(),
+            CN4,
+            "IPv4-only MNN4 pings the CN over IPv4",
+        ),
+        (lab.mnn.clone(), CN6, "MNN pings the CN over IPv6"),
+    ] {
+        let (ok, d) = ping(lab, &ns, to)?;
+        check(summary, say, &format!("away again (tunnel): {who}"), ok, d);
+    }
+    let cap = capture_stop(lab, &pcap)?;
+    check(
+        summary,
+        say,
+        "away again: the pings cross network A inside the tunnel (IPv4-in-IPv6 and IPv6-in-IPv6)",
+        cap.v4_in_v6.iter().any(|l| l.contains(MNN4))
+            && cap.v6_in_v6.iter().any(|l| l.contains(MNN6)),
+        format!(
+            "{} IPv4-in-IPv6, {} IPv6-in-IPv6 packets",
+            cap.v4_in_v6.len(),
+            cap.v6_in_v6.len()
+        ),
+    );
+    Ok(())
 }
 
 /// Prints the summary.

@@ -86,7 +86,7 @@ pub fn bus_events(path: &Path) -> Vec<Event> {
     out
 }
 
-fn strip_ansi(s: &str) -> String {
+pub(crate) fn strip_ansi(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut it = s.chars().peekable();
     while let Some(c) = it.next() {

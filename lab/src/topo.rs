@@ -3,10 +3,14 @@
 //! ```text
 //!                     cn  2001:db8:c::100  198.51.100.100      ("the Internet")
 //!                      |  2001:db8:c::/64  198.51.100.96/27
-//!   ha ---------------- r (router) ----------- bridges, one per access network:
+//!   ha ------- home ----- r (router) ----------- bridges, one per access network:
 //!   eth0 2001:db8:1::1     |  acc-a   IPv6-only  2001:db8:a::/64   radvd
 //!   203.0.113.1/26         |  acc-a2  IPv6-only  2001:db8:a2::/64  radvd (the "new link")
-//!   (home link)            |  acc-b   dual stack 2001:db8:b::/64   radvd, 198.51.100.128/26
+//!   (home link: the bridge |  acc-b   dual stack 2001:db8:b::/64   radvd, 198.51.100.128/26
+//!   `home` in r, radvd     |
+//!   2001:db8:1::/64; r is  |
+//!   2001:db8:1::fe and     |
+//!   203.0.113.62)          |
 //!                          |-- nat (NAT router, masquerade random) 198.51.100.66/27
 //!                          |     acc-n IPv4-only 192.0.2.128/26 ("private"), DHCP (udhcpd):
 //!                          |     for DSMIPv6 (issue 7); the demo's last step moves eth1 there
@@ -20,7 +24,8 @@
 //!
 //! The MR's egress ends (`mr-eth0`, `mr-eth1`) live in `r` and are bridge ports: moving the
 //! MR to another access network is moving its port to another bridge; unplugging is
-//! setting the port down (the MR sees its carrier go).
+//! setting the port down (the MR sees its carrier go). The home link is such a bridge too
+//! (`home`, with the HA's port `home-ha`): [`Access::Home`] brings the MR home.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,6 +65,9 @@ pub enum Access {
     Dual,
     /// IPv4-only behind a NAT, DHCP (192.0.2.128/26 private): DSMIPv6, issue 7.
     Nat,
+    /// The home link (2001:db8:1::/64 by radvd, 203.0.113.0/26), where the HA is: the MR
+    /// comes home (RFC 6275 §11.5.5; issue 11).
+    Home,
 }
 
 impl Access {
@@ -70,6 +78,7 @@ impl Access {
             Access::V6b => "acc-a2",
             Access::Dual => "acc-b",
             Access::Nat => "acc-n",
+            Access::Home => "home",
         }
     }
     /// What every care-of address on this network contains (IPv6 prefix; the NAT
@@ -80,6 +89,7 @@ impl Access {
             Access::V6b => "2001:db8:a2:",
             Access::Dual => "2001:db8:b:",
             Access::Nat => "192.0.2.1",
+            Access::Home => "2001:db8:1:",
         }
     }
     /// The kind for report.json (`ipv6`, `dual`; `ipv4`, `ipv4-nat` arrive with issue 7).
@@ -88,6 +98,7 @@ impl Access {
             Access::V6 | Access::V6b => "ipv6",
             Access::Dual => "dual",
             Access::Nat => "ipv4-nat",
+            Access::Home => "home",
         }
     }
     /// In words.
@@ -97,6 +108,7 @@ impl Access {
             Access::V6b => "IPv6-only access network A2 (2001:db8:a2::/64)",
             Access::Dual => "dual-stack access network B (2001:db8:b::/64, 198.51.100.128/26)",
             Access::Nat => "IPv4-only access network N behind a NAT (192.0.2.128/26, DHCP)",
+            Access::Home => "the home link (2001:db8:1::/64, 203.0.113.0/26)",
         }
     }
     fn router_addrs(self) -> &'static [&'static str] {
@@ -104,7 +116,9 @@ impl Access {
             Access::V6 => &["2001:db8:a::1/64"],
             Access::V6b => &["2001:db8:a2::1/64"],
             Access::Dual => &["2001:db8:b::1/64", "198.51.100.129/26"],
-            Access::Nat => &[],
+            // The home link's addresses are set with the bridge (the HA is on it from the
+            // start); the NAT network has its own router.
+            Access::Nat | Access::Home => &[],
         }
     }
     fn radvd_prefix(self) -> &'static str {
@@ -113,6 +127,7 @@ impl Access {
             Access::V6b => "2001:db8:a2::/64",
             Access::Dual => "2001:db8:b::/64",
             Access::Nat => "",
+            Access::Home => "2001:db8:1::/64",
         }
     }
     /// The access networks on the router's bridges (the NAT network has its own router).
@@ -230,6 +245,34 @@ impl Lab {
         Ok(lab)
     }
 
+    /// An access network's bridge in `r`, with a spare port so the bridge keeps its
+    /// carrier (and radvd its interface) when the MR leaves.
+    fn access_bridge(r: &Ns, br: &str) -> Result<()> {
+        r.ip(&[
+            "link",
+            "add",
+            br,
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        let keep = format!("{br}-k");
+        let keep_peer = format!("{br}-kp");
+        r.ip(&[
+            "link", "add", &keep, "type", "veth", "peer", "name", &keep_peer,
+        ])?;
+        r.ip(&["link", "set", &keep, "master", br])?;
+        r.ip(&["link", "set", &keep, "up"])?;
+        r.ip(&["link", "set", &keep_peer, "up"])?;
+        r.ip(&["link", "set", br, "up"])?;
+        Ok(())
+    }
+
     fn wire(&mut self) -> Result<()> {
         let dad = [
             ("net.ipv6.conf.all.accept_dad", "0"),
@@ -243,7 +286,7 @@ impl Lab {
         let (cn, r, ha, mr, mnn, mnn4) =
             (&self.cn, &self.r, &self.ha, &self.mr, &self.mnn, &self.mnn4);
         veth(cn, "eth0", r, "cn")?;
-        veth(ha, "eth0", r, "home")?;
+        veth(ha, "eth0", r, "home-ha")?;
         veth(mr, "eth0", r, "mr-eth0")?;
         veth(mr, "eth1", r, "mr-eth1")?;
         veth(mnn, "eth0", mr, "lan-mnn")?;
@@ -271,33 +314,33 @@ impl Lab {
         };
         addr(r, "2001:db8:c::1/64", "cn")?;
         addr(r, "198.51.100.97/27", "cn")?;
+        // The home link: a bridge too, so that the MR's egress ports can join it; radvd
+        // advertises the home prefix there (the MR at home autoconfigures an address in it,
+        // babymdd's sign of being home, and takes r as its IPv6 default router).
+        r.ip(&[
+            "link",
+            "add",
+            "home",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+            "mcast_snooping",
+            "0",
+        ])?;
+        r.ip(&["link", "set", "home-ha", "master", "home"])?;
+        r.ip(&["link", "set", "home-ha", "up"])?;
+        r.ip(&["link", "set", "home", "up"])?;
         addr(r, "2001:db8:1::fe/64", "home")?;
         addr(r, "203.0.113.62/26", "home")?;
         let mut radvd = String::from("# radvd on the access networks (generated by nemo-lab)\n");
-        for acc in Access::ALL {
+        for acc in Access::ALL.into_iter().chain([Access::Home]) {
             let br = acc.bridge();
-            r.ip(&[
-                "link",
-                "add",
-                br,
-                "type",
-                "bridge",
-                "forward_delay",
-                "0",
-                "stp_state",
-                "0",
-                "mcast_snooping",
-                "0",
-            ])?;
-            let keep = format!("{br}-k");
-            let keep_peer = format!("{br}-kp");
-            r.ip(&[
-                "link", "add", &keep, "type", "veth", "peer", "name", &keep_peer,
-            ])?;
-            r.ip(&["link", "set", &keep, "master", br])?;
-            r.ip(&["link", "set", &keep, "up"])?;
-            r.ip(&["link", "set", &keep_peer, "up"])?;
-            r.ip(&["link", "set", br, "up"])?;
+            if acc != Access::Home {
+                Self::access_bridge(r, br)?;
+            }
             for a in acc.router_addrs() {
                 addr(r, a, br)?;
             }
