@@ -56,6 +56,9 @@ pub(super) const TX_BATCH: usize = 64;
 /// in, so a batch costs no allocation.
 pub(super) struct TxBatch {
     headers: socket::MultiHeaders<SockaddrStorage>,
+    /// The same with room for the egress control message: a header with control space
+    /// but no message is refused by the kernel (EINVAL), so each kind has its own.
+    headers_egress: socket::MultiHeaders<SockaddrStorage>,
     dsts: Vec<Option<SockaddrStorage>>,
     iovs: Vec<[IoSlice<'static>; 1]>,
 }
@@ -70,10 +73,72 @@ pub(super) fn recycle<'a, 'b>(v: Vec<[IoSlice<'a>; 1]>) -> Vec<[IoSlice<'b>; 1]>
     v.into_iter().filter_map(|_| None).collect()
 }
 
+/// The control message that makes a tunnel packet leave through its care-of address's
+/// interface (`IPV6_PKTINFO` / `IP_PKTINFO` with only the interface index set): the
+/// route lookup is then restricted to that interface. Without it the kernel takes the
+/// main table's preferred default, which on a router with several uplinks may be another
+/// uplink than the care-of address's — a packet an access network's ingress filter (BCP
+/// 38) drops, and rightly so.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Egress {
+    V6(nix::libc::in6_pktinfo),
+    V4(nix::libc::in_pktinfo),
+}
+
+impl Egress {
+    /// For a packet to `to` that must leave through interface `oif`.
+    pub(super) fn new(to: &SocketAddr, oif: u32) -> Self {
+        match to {
+            SocketAddr::V6(_) => Egress::V6(nix::libc::in6_pktinfo {
+                ipi6_addr: nix::libc::in6_addr { s6_addr: [0; 16] },
+                ipi6_ifindex: oif,
+            }),
+            SocketAddr::V4(_) => Egress::V4(nix::libc::in_pktinfo {
+                ipi_ifindex: i32::try_from(oif).unwrap_or(0),
+                ipi_spec_dst: nix::libc::in_addr { s_addr: 0 },
+                ipi_addr: nix::libc::in_addr { s_addr: 0 },
+            }),
+        }
+    }
+
+    fn cmsg(&self) -> socket::ControlMessage<'_> {
+        match self {
+            Egress::V6(i) => socket::ControlMessage::Ipv6PacketInfo(i),
+            Egress::V4(i) => socket::ControlMessage::Ipv4PacketInfo(i),
+        }
+    }
+}
+
+/// Sends one whole packet to `to`, through interface `egress` when given.
+pub(super) fn send_one(
+    sock: &Socket,
+    packet: &[u8],
+    to: SocketAddr,
+    egress: Option<Egress>,
+) -> io::Result<usize> {
+    let Some(egress) = egress else {
+        return sock.send_to(packet, &to.into());
+    };
+    let dst = SockaddrStorage::from(to);
+    let iov = [IoSlice::new(packet)];
+    socket::sendmsg(
+        sock.as_raw_fd(),
+        &iov,
+        &[egress.cmsg()],
+        MsgFlags::empty(),
+        Some(&dst),
+    )
+    .map_err(io::Error::from)
+}
+
 impl TxBatch {
     pub(super) fn new() -> Self {
         Self {
             headers: socket::MultiHeaders::preallocate(TX_BATCH, None),
+            headers_egress: socket::MultiHeaders::preallocate(
+                TX_BATCH,
+                Some(nix::cmsg_space!(nix::libc::in6_pktinfo)),
+            ),
             dsts: Vec::with_capacity(TX_BATCH),
             iovs: Vec::with_capacity(TX_BATCH),
         }
@@ -87,7 +152,10 @@ impl TxBatch {
         sock: &Socket,
         packets: impl IntoIterator<Item = &'p [u8]>,
         dst: SocketAddr,
+        egress: Option<Egress>,
     ) -> io::Result<(usize, usize)> {
+        let cmsg = egress.as_ref().map(Egress::cmsg);
+        let cmsgs: &[socket::ControlMessage<'_>] = cmsg.as_slice();
         let mut iovs = recycle(std::mem::take(&mut self.iovs));
         iovs.extend(packets.into_iter().map(|p| [IoSlice::new(p)]));
         let dst = SockaddrStorage::from(dst);
@@ -97,12 +165,17 @@ impl TxBatch {
         let mut failure = None;
         while sent < iovs.len() {
             let chunk = &iovs[sent..iovs.len().min(sent + TX_BATCH)];
+            let headers = if cmsgs.is_empty() {
+                &mut self.headers
+            } else {
+                &mut self.headers_egress
+            };
             match socket::sendmmsg(
                 sock.as_raw_fd(),
-                &mut self.headers,
+                headers,
                 chunk,
                 &self.dsts[..chunk.len()],
-                [],
+                cmsgs,
                 MsgFlags::empty(),
             ) {
                 Ok(results) => {
@@ -182,8 +255,8 @@ pub(super) fn tx_loop<B: Backend>(
             Counters::inc(&counters.drop_link_scope);
             continue;
         }
-        let encap = match peers.refresh().tx_lookup(src, dst) {
-            Some(p) => p.encap,
+        let (encap, oif) = match peers.refresh().tx_lookup(src, dst) {
+            Some(p) => (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0)),
             None => {
                 Counters::inc(&counters.drop_no_binding);
                 continue;
@@ -197,6 +270,8 @@ pub(super) fn tx_loop<B: Backend>(
             ..EncapParams::default()
         };
         let (sock, to) = route_out(socks, &encap);
+        // The MR knows which interface its care-of address is on: the packet leaves there.
+        let egress = oif.map(|i| Egress::new(&to, i));
         if hdr.gso_type & !GSO_ECN == GSO_NONE {
             if hdr.flags & F_NEEDS_CSUM != 0
                 && finish_checksum(&hdr, &mut buf[HEADROOM..end]).is_err()
@@ -214,7 +289,7 @@ pub(super) fn tx_loop<B: Backend>(
                     continue;
                 }
             };
-            match sock.send_to(&buf[range], &to.into()) {
+            match send_one(sock, &buf[range], to, egress) {
                 Ok(len) => {
                     Counters::inc(&counters.tx_packets);
                     counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
@@ -259,7 +334,7 @@ pub(super) fn tx_loop<B: Backend>(
             }
         }
         let packets = segments.iter().zip(&ranges).map(|(s, r)| &s[r.clone()]);
-        match batch.send(sock, packets, to) {
+        match batch.send(sock, packets, to, egress) {
             Ok((sent, bytes)) => {
                 counters
                     .tx_packets

@@ -97,7 +97,7 @@ fn a_batch_longer_than_one_sendmmsg_arrives_whole_and_in_order() {
     for _ in 0..2 {
         // Twice: the headers and the slice vector are reused.
         let (sent, bytes) = batch
-            .send(&tx, packets.iter().map(|p| &p[..]), dst)
+            .send(&tx, packets.iter().map(|p| &p[..]), dst, None)
             .unwrap();
         assert_eq!(sent, n);
         assert_eq!(bytes, packets.iter().map(Vec::len).sum::<usize>());
@@ -115,7 +115,42 @@ fn a_batch_to_nowhere_is_an_error_not_a_count() {
     let tx = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
     let dst = SocketAddr::from((Ipv6Addr::LOCALHOST, 9));
     let mut batch = TxBatch::new();
-    assert!(batch.send(&tx, [&[1u8, 2, 3][..]], dst).is_err());
+    assert!(batch.send(&tx, [&[1u8, 2, 3][..]], dst, None).is_err());
+}
+
+/// The MR's tunnel packets leave through the care-of address's interface: the interface
+/// index rides in IP_PKTINFO / IPV6_PKTINFO, and the kernel honours it (an interface
+/// that does not exist fails the send instead of some other uplink taking the packet).
+#[test]
+fn the_egress_interface_is_the_care_of_addresses() {
+    use super::loops::{Egress, send_one};
+    let rx = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    let dst = rx.local_addr().unwrap();
+    let tx = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+    let lo = nix::net::if_::if_nametoindex("lo").unwrap();
+    let mut batch = TxBatch::new();
+    let (sent, _) = batch
+        .send(
+            &tx,
+            [&[7u8; 3][..], &[8u8; 2][..]],
+            dst,
+            Some(Egress::new(&dst, lo)),
+        )
+        .unwrap();
+    assert_eq!(sent, 2);
+    assert_eq!(
+        send_one(&tx, &[9u8; 4], dst, Some(Egress::new(&dst, lo))).unwrap(),
+        4
+    );
+    let mut buf = [0u8; 16];
+    let got: Vec<usize> = (0..3).map(|_| rx.recv(&mut buf).unwrap()).collect();
+    assert_eq!(got, vec![3, 2, 4]);
+    // No such interface: refused, not sent elsewhere.
+    let nowhere = Some(Egress::new(&dst, 999_999));
+    assert!(send_one(&tx, &[1u8], dst, nowhere).is_err());
+    assert!(batch.send(&tx, [&[1u8][..]], dst, nowhere).is_err());
 }
 
 #[test]
