@@ -12,6 +12,7 @@
 //! [`crate::receiver`]).
 
 use std::net::SocketAddrV6;
+use std::os::fd::AsRawFd;
 
 use proto::ext::{
     HAO_HEADER_LEN, IPV6_HEADER_LEN, Ipv6Header, MobilityPacketRepr, RH2_HEADER_LEN,
@@ -71,6 +72,17 @@ impl RawSender {
     /// length; the send errors ([`Error::PermissionDenied`], [`Error::Unreachable`],
     /// [`Error::TooBig`], [`Error::Send`]) name the destination.
     pub async fn send_packet(&self, packet: &[u8]) -> Result<usize> {
+        self.send_packet_via(packet, 0).await
+    }
+
+    /// [`RawSender::send_packet`] through interface `oif` (0: wherever the routing table
+    /// says): a mobile router's signalling from a care-of address leaves through that
+    /// address's interface (`IPV6_PKTINFO`), not the preferred default's, which may be
+    /// another uplink whose access network drops foreign sources (BCP 38).
+    ///
+    /// # Errors
+    /// As [`RawSender::send_packet`].
+    pub async fn send_packet_via(&self, packet: &[u8], oif: u32) -> Result<usize> {
         let ip = Ipv6Header::new_checked(packet)?;
         if ip.version() != 6 {
             return Err(proto::Error::Malformed("version").into());
@@ -93,7 +105,25 @@ impl RawSender {
                 .writable()
                 .await
                 .map_err(|e| Error::send(dst, packet.len(), e))?;
-            match guard.try_io(|s| s.get_ref().send_to(packet, &addr)) {
+            let sent = guard.try_io(|s| {
+                if oif == 0 {
+                    return s.get_ref().send_to(packet, &addr);
+                }
+                let info = nix::libc::in6_pktinfo {
+                    ipi6_addr: nix::libc::in6_addr { s6_addr: [0; 16] },
+                    ipi6_ifindex: oif,
+                };
+                let to = nix::sys::socket::SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope));
+                nix::sys::socket::sendmsg(
+                    s.get_ref().as_raw_fd(),
+                    &[std::io::IoSlice::new(packet)],
+                    &[nix::sys::socket::ControlMessage::Ipv6PacketInfo(&info)],
+                    nix::sys::socket::MsgFlags::empty(),
+                    Some(&to),
+                )
+                .map_err(std::io::Error::from)
+            });
+            match sent {
                 Ok(Ok(n)) => {
                     trace!(%dst, len = n, "raw IPv6 packet sent");
                     return Ok(n);

@@ -262,6 +262,7 @@ impl MrCore {
             lifetime,
             kind: p.kind,
             udp_v4,
+            ifindex: p.coa_ifindex,
         });
         // Optimistic mode: announce the new binding as the BU leaves, unless it only
         // refreshes the one already announced.

@@ -628,6 +628,7 @@ fn next_bu_like(seq: SequenceNumber) -> SentBu {
             lifetime: Lifetime::from_secs(400),
             kind: BuKind::Register,
             udp_v4: None,
+            ifindex: 3,
         },
         seq: seq.0,
         flags: BuFlags::A,

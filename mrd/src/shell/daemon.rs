@@ -435,7 +435,7 @@ impl Daemon {
             }
             debug!(seq = %tx.sequence, kind = ?tx.kind, lifetime_units = tx.lifetime.units(),
                 coa = %tx.addressing.src_addr, "binding update sent");
-            if let Err(e) = self.sender.send_packet(&packet).await {
+            if let Err(e) = self.sender.send_packet_via(&packet, tx.ifindex).await {
                 warn!(error = %e, "binding update not sent");
             }
         }
