@@ -521,6 +521,26 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
         );
     }
     return_home(&mut lab, &mut summary, &mut say)?;
+    // The access routers filter sources (BCP 38): no packet of the mobile network left
+    // the MR untunnelled on any uplink during the whole demo, handovers and the NAT
+    // included; packets from a care-of address the MR had just left are dropped there, as
+    // on a real ISP's network, and counted here.
+    let table = lab
+        .r
+        .exec("nft", &["list", "table", "inet", "nemo-lab-bcp38"])?;
+    let leaked = bcp38_dropped(&table, "mobile network untunnelled");
+    let stale = bcp38_dropped(&table, "\"BCP 38");
+    check(
+        &mut summary,
+        &say,
+        "no packet of the mobile network left the MR untunnelled (the access routers' BCP 38 filters saw none)",
+        leaked == Some(0),
+        format!(
+            "{} untunnelled; {} other packets with a source foreign to their access network dropped (a care-of address just left)",
+            leaked.map_or("?".into(), |n| n.to_string()),
+            stale.map_or("?".into(), |n| n.to_string())
+        ),
+    );
     summary.seconds = started.elapsed().as_secs_f64();
     for e in lab.nss.teardown() {
         check(&mut summary, &say, "teardown", false, e);
@@ -902,4 +922,38 @@ pub fn handover_experiment(
 /// The default work directory.
 pub fn default_work() -> PathBuf {
     std::env::temp_dir().join(format!("nemo-lab-{}", std::process::id()))
+}
+
+/// The packets the BCP 38 table's rules whose comment contains `what` dropped, summed
+/// (`counter packets N bytes M drop comment "..."`); `None` without such rules.
+fn bcp38_dropped(table: &str, what: &str) -> Option<u64> {
+    let counts: Vec<u64> = table
+        .lines()
+        .filter(|l| l.contains("drop") && l.contains(what))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "packets")?;
+            w.next()?.parse().ok()
+        })
+        .collect();
+    (!counts.is_empty()).then(|| counts.iter().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcp38_counters_are_summed() {
+        let listing = "table inet nemo-lab-bcp38 {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname \"acc-a\" ip6 saddr != 2001:db8:a::/64 counter packets 2 bytes 208 drop comment \"BCP 38\"
+		iifname \"acc-b\" ip saddr != 198.51.100.128/26 counter packets 0 bytes 0 drop comment \"BCP 38\"
+	}
+}";
+        assert_eq!(bcp38_dropped(listing, "\"BCP 38"), Some(2));
+        assert_eq!(bcp38_dropped(listing, "untunnelled"), None);
+        assert_eq!(bcp38_dropped("table inet x { }", "BCP 38"), None);
+    }
 }

@@ -203,6 +203,55 @@ pub fn sample(etc: &Path, name: &str, edits: &[(&str, &str)]) -> Result<String> 
     Ok(text)
 }
 
+/// BCP 38 (RFC 2827) on the router `r`: a packet routed from an access network with a
+/// source that is not on that network is dropped and counted, as an ISP's access router
+/// does. So a mobile network's packet that left its router untunnelled goes nowhere (its
+/// own counter, "mobile network untunnelled"), and no measurement can benefit from a
+/// care-of address the router has already left ("BCP 38"). Frames bridged within an
+/// access network (when the host's br_netfilter shows them to these hooks) are left
+/// alone: only what is routed out of the network is filtered. The home link is not
+/// filtered: at home the mobile router is a router there, with its mobile network
+/// behind it. `nft list table inet nemo-lab-bcp38` in `r` shows the counters.
+pub fn bcp38() -> String {
+    let mut t = String::from(
+        "table inet nemo-lab-bcp38 {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n",
+    );
+    let nets: [(&str, &[&str]); 4] = [
+        ("acc-a", &["2001:db8:a::/64"]),
+        ("acc-a2", &["2001:db8:a2::/64"]),
+        ("acc-b", &["2001:db8:b::/64", "198.51.100.128/26"]),
+        ("nat", &["198.51.100.64/27"]),
+    ];
+    for (dev, _) in &nets {
+        t.push_str(&format!(
+            "\t\tiifname \"{dev}\" oifname != \"{dev}\" jump from-{dev}\n"
+        ));
+    }
+    t.push_str("\t}\n");
+    for (dev, prefixes) in &nets {
+        t.push_str(&format!("\tchain from-{dev} {{\n"));
+        t.push_str(&format!(
+            "\t\tip6 saddr {MNP6} counter drop comment \"mobile network untunnelled\"\n\t\tip saddr {MNP4} counter drop comment \"mobile network untunnelled\"\n"
+        ));
+        let (v6, v4): (Vec<&str>, Vec<&str>) = prefixes.iter().partition(|p| p.contains(':'));
+        for (family, own) in [("ip6", v6), ("ip", v4)] {
+            let nfproto = if family == "ip6" { "ipv6" } else { "ipv4" };
+            match own.as_slice() {
+                [] => t.push_str(&format!(
+                    "\t\tmeta nfproto {nfproto} counter drop comment \"BCP 38: no {nfproto} on this network\"\n"
+                )),
+                own => t.push_str(&format!(
+                    "\t\t{family} saddr != {{ {} }} counter drop comment \"BCP 38\"\n",
+                    own.join(", ")
+                )),
+            }
+        }
+        t.push_str("\t}\n");
+    }
+    t.push_str("}\n");
+    t
+}
+
 const RA_FAST: &str = "\tMinRtrAdvInterval 0.05;\n\tMaxRtrAdvInterval 0.15;\n\tMinDelayBetweenRAs 0.03;\n\tAdvIntervalOpt on;\n\tAdvRASolicitedUnicast on;\n\tAdvDefaultLifetime 600;\n";
 
 impl Lab {
@@ -461,6 +510,10 @@ impl Lab {
             "table ip nemo-lab-nat {\n\tchain post {\n\t\ttype nat hook postrouting priority 100;\n\t\toifname \"wan\" masquerade random\n\t}\n}\n",
         )?;
         nat.exec("nft", &["-f", &nft.display().to_string()])?;
+        // BCP 38 at the access routers (issue 16), as real ISPs filter.
+        let filters = self.opts.work.join("bcp38.nft");
+        write(&filters, &bcp38())?;
+        r.exec("nft", &["-f", &filters.display().to_string()])?;
 
         // The mobile network's hosts.
         addr(mnn, &format!("{MNN6}/64"), "eth0")?;
