@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use mipsock::{AsyncEndpoint, Body, EndpointOptions, MdCommand, Message, StateItem};
 use nemo_daemon::Signal;
-use nemo_daemon::metrics::{Published, Sample};
+use nemo_daemon::metrics::Sample;
 use tracing::{debug, error, info, warn};
 
 use crate::detector::{Detector, DetectorConfig, Observation, Output, Selection};
@@ -170,15 +170,11 @@ pub async fn run(cfg: RunConfig, mut reload: Option<Reload>) -> Result<(), RunEr
         "babymdd ready"
     );
     let metrics = match cfg.metrics {
-        Some(addr) => {
-            let listener = nemo_daemon::metrics::bind(addr)
+        Some(addr) => Some(
+            nemo_daemon::metrics::start(addr, metric_samples(&det, &counts))
                 .await
-                .map_err(RunError::Metrics)?;
-            let published = Published::default();
-            published.set(metric_samples(&det, &counts));
-            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
-            Some(published)
-        }
+                .map_err(RunError::Metrics)?,
+        ),
         None => None,
     };
     nemo_daemon::notify::ready();

@@ -170,6 +170,20 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Binds the listener at `addr` (a bad address or a port in use is a start-up error),
+/// serves it on the current runtime, and returns the snapshot the daemon publishes into,
+/// holding `initial` until the first publish.
+///
+/// # Errors
+/// The bind error.
+pub async fn start(addr: SocketAddr, initial: Vec<Sample>) -> io::Result<Published> {
+    let listener = bind(addr).await?;
+    let published = Published::default();
+    published.set(initial);
+    tokio::spawn(serve(listener, published.clone()));
+    Ok(published)
+}
+
 /// Serves `published` on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, published: Published) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));

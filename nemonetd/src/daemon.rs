@@ -9,7 +9,7 @@ use mipsock::{
     PacketBytes, StateItem,
 };
 use nemo_daemon::Signal;
-use nemo_daemon::metrics::{Published, Sample};
+use nemo_daemon::metrics::Sample;
 use tracing::{debug, info, warn};
 
 use crate::config::Settings;
@@ -333,15 +333,11 @@ pub async fn run(
     }
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
     let metrics = match d.settings.metrics {
-        Some(addr) => {
-            let listener = nemo_daemon::metrics::bind(addr)
+        Some(addr) => Some(
+            nemo_daemon::metrics::start(addr, metric_samples(&d.counters, d.table.peers().len()))
                 .await
-                .map_err(io("binding the metrics listener"))?;
-            let published = Published::default();
-            published.set(metric_samples(&d.counters, d.table.peers().len()));
-            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
-            Some(published)
-        }
+                .map_err(io("binding the metrics listener"))?,
+        ),
         None => None,
     };
     nemo_daemon::notify::ready();

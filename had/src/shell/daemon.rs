@@ -13,7 +13,7 @@ use mipsock::{
     StateItem,
 };
 use nemo_daemon::Signal;
-use nemo_daemon::metrics::{Published, Sample};
+use nemo_daemon::metrics::Sample;
 use proto::mh::{BaStatus, MhRepr};
 use tracing::{debug, error, info, warn};
 
@@ -224,19 +224,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         prefix_table_rows = c.prefix_table.len(), restored, expired = report.expired,
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
-        Some(addr) => {
-            let listener =
-                nemo_daemon::metrics::bind(addr)
-                    .await
-                    .map_err(|source| ShellError::Os {
-                        what: "binding the metrics listener",
-                        source,
-                    })?;
-            let published = Published::default();
-            published.set(metric_samples(&d.ha, d.held.len()));
-            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
-            Some(published)
-        }
+        Some(addr) => Some(
+            nemo_daemon::metrics::start(addr, metric_samples(&d.ha, d.held.len()))
+                .await
+                .map_err(|source| ShellError::Os {
+                    what: "binding the metrics listener",
+                    source,
+                })?,
+        ),
         None => None,
     };
     nemo_daemon::notify::ready();

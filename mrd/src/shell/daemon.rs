@@ -8,7 +8,7 @@ use mipsock::{
     NodetypeInfo, PacketBytes, StateItem,
 };
 use nemo_daemon::Signal;
-use nemo_daemon::metrics::{Published, Sample};
+use nemo_daemon::metrics::Sample;
 use tracing::{debug, error, info, warn};
 
 use super::{Cli, Logging, SHUTDOWN_GRACE, ShellError, setup};
@@ -181,19 +181,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
         authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
-        Some(addr) => {
-            let listener =
-                nemo_daemon::metrics::bind(addr)
-                    .await
-                    .map_err(|source| ShellError::Os {
-                        what: "binding the metrics listener",
-                        source,
-                    })?;
-            let published = Published::default();
-            published.set(metric_samples(&d.mr));
-            tokio::spawn(nemo_daemon::metrics::serve(listener, published.clone()));
-            Some(published)
-        }
+        Some(addr) => Some(
+            nemo_daemon::metrics::start(addr, metric_samples(&d.mr))
+                .await
+                .map_err(|source| ShellError::Os {
+                    what: "binding the metrics listener",
+                    source,
+                })?,
+        ),
         None => None,
     };
     nemo_daemon::notify::ready();
