@@ -1,5 +1,6 @@
-//! ICMPv6 (RFC 4443): the error messages the daemons originate, Echo, and the Neighbor
-//! Discovery messages (RFC 4861) they send and read.
+//! ICMPv6 (RFC 4443): the error messages the daemons originate, Echo, the Neighbor
+//! Discovery messages (RFC 4861) they send and read, and Mobile IPv6's home agent and
+//! prefix discovery (RFC 6275 §6.5-§6.8).
 //!
 //! ```text
 //!  0       1       2       3       4               8
@@ -18,11 +19,17 @@
 //! does not give the destination address to verify with; [`Icmpv6Packet::verify_checksum`]
 //! is there for packets read below the IP layer.
 
+mod mobility;
 mod nd;
 
 use std::net::Ipv6Addr;
 
+pub use mobility::{
+    HaadFlags, HaadReply, HaadRequest, MAX_REPLY_HOME_AGENTS, MOBILITY_FIXED_LEN,
+    MobilePrefixAdvertisement, MobilePrefixSolicitation, MpaFlags, home_agents_anycast,
+};
 pub use nd::{
+    ADVERTISEMENT_INTERVAL_LEN, HOME_AGENT_INFORMATION_LEN, HaInfoFlags, HomeAgentInformation,
     MAX_OPTION_LEN, MTU_OPTION_LEN, NaFlags, NdOption, NdOptionType, NdOptions,
     NeighborAdvertisement, NeighborSolicitation, PREFIX_INFORMATION_LEN, PrefixFlags,
     PrefixInformation, RaFlags, RouterAdvertisement, RouterSolicitation, nd_options_len,
@@ -76,6 +83,17 @@ impl Icmpv6Type {
         u8::from(self) < 128
     }
 
+    /// The four Mobile IPv6 discovery messages (RFC 6275 §6.5-§6.8).
+    pub fn is_mobility(self) -> bool {
+        matches!(
+            self,
+            Icmpv6Type::HomeAgentAddressDiscoveryRequest
+                | Icmpv6Type::HomeAgentAddressDiscoveryReply
+                | Icmpv6Type::MobilePrefixSolicitation
+                | Icmpv6Type::MobilePrefixAdvertisement
+        )
+    }
+
     /// The fixed part every message of this type has: what a message must hold before
     /// its fields can be read.
     fn min_len(self) -> usize {
@@ -88,6 +106,7 @@ impl Icmpv6Type {
                 field::NS_NA_OPTIONS
             }
             Icmpv6Type::Redirect => 40,
+            t if t.is_mobility() => MOBILITY_FIXED_LEN,
             _ => HEADER_LEN,
         }
     }
@@ -135,6 +154,10 @@ mod field {
     pub const RS_OPTIONS: usize = 8;
     pub const RA_OPTIONS: usize = 16;
     pub const NS_NA_OPTIONS: usize = 24;
+    /// DHAAD and MPD (RFC 6275 §6.5-§6.8).
+    pub const MOBILITY_IDENTIFIER: Range<usize> = 4..6;
+    pub const MOBILITY_FLAGS: Range<usize> = 6..8;
+    pub const MOBILITY_BODY: usize = 8;
 }
 
 /// A view over an ICMPv6 message (no IPv6 header).
@@ -269,6 +292,18 @@ impl<T: AsRef<[u8]>> Icmpv6Packet<T> {
         Ipv6Addr::from(a)
     }
 
+    /// DHAAD or MPD message: Identifier.
+    pub fn mobility_identifier(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::MOBILITY_IDENTIFIER];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    /// DHAAD or MPD message: the 16-bit flags / reserved field after the Identifier.
+    pub fn mobility_flags(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::MOBILITY_FLAGS];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
     /// The options region of an RS, RA, NS or NA; empty for other types.
     pub fn nd_options(&self) -> &[u8] {
         match nd_options_start(self.msg_type()) {
@@ -332,6 +367,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Icmpv6Packet<T> {
     /// Router Advertisement: sets Retrans Timer.
     pub fn set_retrans_timer(&mut self, value: u32) {
         self.buffer.as_mut()[field::RA_RETRANS_TIMER].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// DHAAD or MPD message: sets Identifier.
+    pub fn set_mobility_identifier(&mut self, value: u16) {
+        self.buffer.as_mut()[field::MOBILITY_IDENTIFIER].copy_from_slice(&value.to_be_bytes());
+    }
+
+    /// DHAAD or MPD message: sets the flags / reserved field.
+    pub fn set_mobility_flags(&mut self, value: u16) {
+        self.buffer.as_mut()[field::MOBILITY_FLAGS].copy_from_slice(&value.to_be_bytes());
     }
 
     /// Neighbor Advertisement: sets the flags word (R, S, O; the reserved 24 bits zero).
@@ -414,8 +459,16 @@ pub enum Icmpv6Repr<'a> {
     EchoRequest(Echo<'a>),
     /// Echo Reply (RFC 4443 §4.2), Code 0.
     EchoReply(Echo<'a>),
-    /// Any other informational message (an Echo with a non-zero Code, Redirect, Mobile
-    /// IPv6 discovery, ...): its type, code and the octets after the checksum, kept as
+    /// Home Agent Address Discovery Request (RFC 6275 §6.5), Code 0.
+    HaadRequest(HaadRequest),
+    /// Home Agent Address Discovery Reply (RFC 6275 §6.6), Code 0.
+    HaadReply(HaadReply),
+    /// Mobile Prefix Solicitation (RFC 6275 §6.7), Code 0.
+    MobilePrefixSolicitation(MobilePrefixSolicitation<'a>),
+    /// Mobile Prefix Advertisement (RFC 6275 §6.8), Code 0.
+    MobilePrefixAdvertisement(MobilePrefixAdvertisement<'a>),
+    /// Any other informational message (an Echo or a discovery message with a non-zero
+    /// Code, Redirect, ...): its type, code and the octets after the checksum, kept as
     /// they are.
     Other {
         /// Type (128 or more).
@@ -458,6 +511,9 @@ impl<'a> Icmpv6Repr<'a> {
             } else {
                 Icmpv6Repr::EchoReply(echo)
             });
+        }
+        if msg_type.is_mobility() && code == 0 {
+            return Self::parse_mobility(packet);
         }
         let Some(options_start) = nd_options_start(msg_type) else {
             return Ok(Icmpv6Repr::Other {
@@ -506,6 +562,40 @@ impl<'a> Icmpv6Repr<'a> {
         })
     }
 
+    /// A DHAAD or MPD message of Code 0 whose fixed part is present.
+    fn parse_mobility(packet: &Icmpv6Packet<&'a [u8]>) -> Result<Self> {
+        let buf: &'a [u8] = packet.buffer;
+        let identifier = packet.mobility_identifier();
+        let bits = packet.mobility_flags();
+        let body = &buf[field::MOBILITY_BODY..];
+        Ok(match packet.msg_type() {
+            Icmpv6Type::HomeAgentAddressDiscoveryRequest => Icmpv6Repr::HaadRequest(HaadRequest {
+                identifier,
+                flags: HaadFlags(bits),
+            }),
+            Icmpv6Type::HomeAgentAddressDiscoveryReply => Icmpv6Repr::HaadReply(HaadReply {
+                identifier,
+                flags: HaadFlags(bits),
+                home_agents: body
+                    .chunks_exact(16)
+                    .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).unwrap_or_default()))
+                    .collect(),
+            }),
+            Icmpv6Type::MobilePrefixSolicitation => {
+                Icmpv6Repr::MobilePrefixSolicitation(MobilePrefixSolicitation {
+                    identifier,
+                    reserved: bits,
+                    options: parse_nd_options(body)?,
+                })
+            }
+            _ => Icmpv6Repr::MobilePrefixAdvertisement(MobilePrefixAdvertisement {
+                identifier,
+                flags: MpaFlags(bits),
+                options: parse_nd_options(body)?,
+            }),
+        })
+    }
+
     /// [`parse`](Self::parse) of a message in `bytes` (as a raw ICMPv6 socket returns it).
     pub fn parse_bytes(bytes: &'a [u8]) -> Result<Self> {
         Self::parse(&Icmpv6Packet::new_unchecked(bytes))
@@ -530,6 +620,10 @@ impl<'a> Icmpv6Repr<'a> {
             Icmpv6Repr::NeighborAdvertisement(_) => Icmpv6Type::NeighborAdvertisement,
             Icmpv6Repr::EchoRequest(_) => Icmpv6Type::EchoRequest,
             Icmpv6Repr::EchoReply(_) => Icmpv6Type::EchoReply,
+            Icmpv6Repr::HaadRequest(_) => Icmpv6Type::HomeAgentAddressDiscoveryRequest,
+            Icmpv6Repr::HaadReply(_) => Icmpv6Type::HomeAgentAddressDiscoveryReply,
+            Icmpv6Repr::MobilePrefixSolicitation(_) => Icmpv6Type::MobilePrefixSolicitation,
+            Icmpv6Repr::MobilePrefixAdvertisement(_) => Icmpv6Type::MobilePrefixAdvertisement,
             Icmpv6Repr::Other { msg_type, .. } => *msg_type,
         }
     }
@@ -548,6 +642,14 @@ impl<'a> Icmpv6Repr<'a> {
             }
             Icmpv6Repr::EchoRequest(e) | Icmpv6Repr::EchoReply(e) => {
                 field::ECHO_DATA + e.data.len()
+            }
+            Icmpv6Repr::HaadRequest(_) => MOBILITY_FIXED_LEN,
+            Icmpv6Repr::HaadReply(m) => MOBILITY_FIXED_LEN + 16 * m.home_agents.len(),
+            Icmpv6Repr::MobilePrefixSolicitation(m) => {
+                MOBILITY_FIXED_LEN + nd_options_len(&m.options)
+            }
+            Icmpv6Repr::MobilePrefixAdvertisement(m) => {
+                MOBILITY_FIXED_LEN + nd_options_len(&m.options)
             }
             Icmpv6Repr::Other { body, .. } => HEADER_LEN + body.len(),
         }
@@ -601,6 +703,30 @@ impl<'a> Icmpv6Repr<'a> {
                 p.set_echo_ident(e.ident);
                 p.set_echo_seq_no(e.seq_no);
                 buf[field::ECHO_DATA..].copy_from_slice(e.data);
+            }
+            Icmpv6Repr::HaadRequest(m) => {
+                p.set_mobility_identifier(m.identifier);
+                p.set_mobility_flags(m.flags.0);
+            }
+            Icmpv6Repr::HaadReply(m) => {
+                p.set_mobility_identifier(m.identifier);
+                p.set_mobility_flags(m.flags.0);
+                for (slot, ha) in buf[field::MOBILITY_BODY..]
+                    .chunks_exact_mut(16)
+                    .zip(&m.home_agents)
+                {
+                    slot.copy_from_slice(&ha.octets());
+                }
+            }
+            Icmpv6Repr::MobilePrefixSolicitation(m) => {
+                p.set_mobility_identifier(m.identifier);
+                p.set_mobility_flags(m.reserved);
+                nd::emit_after(field::MOBILITY_BODY, &m.options, buf)?;
+            }
+            Icmpv6Repr::MobilePrefixAdvertisement(m) => {
+                p.set_mobility_identifier(m.identifier);
+                p.set_mobility_flags(m.flags.0);
+                nd::emit_after(field::MOBILITY_BODY, &m.options, buf)?;
             }
             Icmpv6Repr::Other { code, body, .. } => {
                 p.set_msg_code(*code);

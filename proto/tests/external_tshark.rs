@@ -716,6 +716,141 @@ fn tshark_decodes_icmpv6_and_neighbor_discovery() {
     check(p, n, "data.data", &["70726f6265"]);
 }
 
+/// RFC 6275 §6.5-§6.8 and §7.3-§7.4 as had emits them: DHAAD Request and Reply, Mobile
+/// Prefix Solicitation and Advertisement, and an RA with the Advertisement Interval and
+/// Home Agent Information options (issue 14).
+#[test]
+fn tshark_decodes_home_agent_and_mobile_prefix_discovery() {
+    use proto::icmpv6::{
+        HaInfoFlags, HaadFlags, HaadReply, HaadRequest, HomeAgentInformation, Icmpv6Repr,
+        MobilePrefixAdvertisement, MobilePrefixSolicitation, MpaFlags, NdOption, PrefixFlags,
+        PrefixInformation, RaFlags, RouterAdvertisement, home_agents_anycast,
+    };
+    let anycast = home_agents_anycast(HA, 64).unwrap();
+    let ha2: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let request = Icmpv6Repr::HaadRequest(HaadRequest {
+        identifier: 0x1234,
+        flags: HaadFlags::R,
+    });
+    let reply = Icmpv6Repr::HaadReply(HaadReply {
+        identifier: 0x1234,
+        flags: HaadFlags::R,
+        home_agents: vec![HA, ha2],
+    });
+    let mps = Icmpv6Repr::MobilePrefixSolicitation(MobilePrefixSolicitation {
+        identifier: 0x4321,
+        reserved: 0,
+        options: vec![],
+    });
+    let home_prefix = NdOption::PrefixInformation(PrefixInformation {
+        prefix_len: 64,
+        flags: PrefixFlags::L | PrefixFlags::A,
+        valid_lifetime: 7100,
+        preferred_lifetime: 3500,
+        prefix: "2001:db8:1::".parse().unwrap(),
+    });
+    let mpa = Icmpv6Repr::MobilePrefixAdvertisement(MobilePrefixAdvertisement {
+        identifier: 0x4321,
+        flags: MpaFlags::M,
+        options: vec![home_prefix],
+    });
+    let ra = Icmpv6Repr::RouterAdvertisement(RouterAdvertisement {
+        flags: RaFlags::H,
+        router_lifetime: 1800,
+        options: vec![
+            NdOption::AdvertisementInterval(3000),
+            NdOption::HomeAgentInformation(HomeAgentInformation {
+                flags: HaInfoFlags::R,
+                preference: -2,
+                lifetime: 600,
+            }),
+        ],
+        ..Default::default()
+    });
+    let packets = vec![
+        icmpv6_packet(&request, COA, anycast, 64),
+        icmpv6_packet(&reply, HA, COA, 64),
+        icmpv6_packet(&mps, HOA, HA, 64),
+        icmpv6_packet(&mpa, HA, HOA, 64),
+        icmpv6_packet(
+            &ra,
+            "fe80::1".parse().unwrap(),
+            "ff02::1".parse().unwrap(),
+            255,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("discovery.pcap");
+    common::write_pcap(&pcap, &packets);
+    let fields = [
+        "ipv6.dst",
+        "icmpv6.type",
+        "icmpv6.code",
+        "icmpv6.checksum.status",
+        "icmpv6.mip6.identifier",
+        "icmpv6.mip6.home_agent_address",
+        "icmpv6.mip6.flag.m",
+        "icmpv6.mip6.flag.o",
+        "icmpv6.opt.type",
+        "icmpv6.opt.prefix",
+        "icmpv6.opt.prefix.valid_lifetime",
+        "icmpv6.opt.prefix.preferred_lifetime",
+        "icmpv6.opt.advertisement_interval",
+        "icmpv6.opt.home_agent_preference",
+        "icmpv6.opt.home_agent_lifetime",
+        "icmpv6.nd.ra.flag.h",
+        "_ws.expert.message",
+    ];
+    let decoded = common::tshark_fields(&pcap, &[], &fields);
+    assert_eq!(decoded.len(), packets.len());
+    for (i, pkt) in decoded.iter().enumerate() {
+        let n = format!("packet {}", i + 1);
+        check(pkt, &n, "icmpv6.checksum.status", &["1"]);
+        check(pkt, &n, "icmpv6.code", &["0"]);
+        check(pkt, &n, "_ws.expert.message", &[]);
+    }
+    let p = &decoded[0];
+    check(
+        p,
+        "HAAD Request",
+        "ipv6.dst",
+        &["2001:db8:1:0:fdff:ffff:ffff:fffe"],
+    );
+    check(p, "HAAD Request", "icmpv6.type", &["144"]);
+    check(p, "HAAD Request", "icmpv6.mip6.identifier", &["4660"]);
+    let p = &decoded[1];
+    check(p, "HAAD Reply", "icmpv6.type", &["145"]);
+    check(p, "HAAD Reply", "icmpv6.mip6.identifier", &["4660"]);
+    check(
+        p,
+        "HAAD Reply",
+        "icmpv6.mip6.home_agent_address",
+        &["2001:db8:1::1", "2001:db8:1::2"],
+    );
+    let p = &decoded[2];
+    check(p, "MPS", "icmpv6.type", &["146"]);
+    check(p, "MPS", "icmpv6.mip6.identifier", &["17185"]);
+    let p = &decoded[3];
+    let n = "MPA";
+    check(p, n, "icmpv6.type", &["147"]);
+    check(p, n, "icmpv6.mip6.identifier", &["17185"]);
+    check(p, n, "icmpv6.mip6.flag.m", &["1"]);
+    check(p, n, "icmpv6.mip6.flag.o", &["0"]);
+    check(p, n, "icmpv6.opt.type", &["3"]);
+    check(p, n, "icmpv6.opt.prefix", &["2001:db8:1::"]);
+    check(p, n, "icmpv6.opt.prefix.valid_lifetime", &["7100"]);
+    check(p, n, "icmpv6.opt.prefix.preferred_lifetime", &["3500"]);
+    let p = &decoded[4];
+    let n = "RA with HA Information";
+    check(p, n, "icmpv6.nd.ra.flag.h", &["1"]);
+    check(p, n, "icmpv6.opt.type", &["7", "8"]);
+    check(p, n, "icmpv6.opt.advertisement_interval", &["3000"]);
+    // RFC 6275 §7.4 makes the preference signed; Wireshark shows the 16 bits unsigned:
+    // -2 on the wire is 0xfffe.
+    check(p, n, "icmpv6.opt.home_agent_preference", &["65534"]);
+    check(p, n, "icmpv6.opt.home_agent_lifetime", &["600"]);
+}
+
 #[test]
 fn tshark_decodes_a_dhcp_discover() {
     use proto::dhcp::{CLIENT_PORT, DhcpPacket, DhcpRepr, MessageType, SERVER_PORT};

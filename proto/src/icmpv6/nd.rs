@@ -37,6 +37,10 @@ code_enum! {
 pub const PREFIX_INFORMATION_LEN: usize = 32;
 /// Length of the MTU option (Length 1, RFC 4861 §4.6.4).
 pub const MTU_OPTION_LEN: usize = 8;
+/// Length of the Advertisement Interval option (Length 1, RFC 6275 §7.3).
+pub const ADVERTISEMENT_INTERVAL_LEN: usize = 8;
+/// Length of the Home Agent Information option (Length 1, RFC 6275 §7.4).
+pub const HOME_AGENT_INFORMATION_LEN: usize = 8;
 /// Longest option the 8-bit Length field (in units of 8 octets) can describe.
 pub const MAX_OPTION_LEN: usize = 255 * 8;
 
@@ -108,6 +112,34 @@ impl PrefixFlags {
 
 flags_newtype!(PrefixFlags, u8, &[(0x80, "L"), (0x40, "A"), (0x20, "R")], 4);
 
+/// The Reserved field of a Home Agent Information option (RFC 6275 §7.4, RFC 3963 §4.1).
+/// Unnamed bits are kept.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct HaInfoFlags(pub u16);
+
+impl HaInfoFlags {
+    /// R: the home agent supports mobile routers (RFC 3963 §4.1).
+    pub const R: HaInfoFlags = HaInfoFlags(0x8000);
+    /// The bits no flag above defines.
+    pub const RESERVED: u16 = 0x7fff;
+}
+
+flags_newtype!(HaInfoFlags, u16, &[(0x8000, "R")], 6);
+
+/// A Home Agent Information option (RFC 6275 §7.4): how a home agent ranks itself on the
+/// link, and for how long it serves as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HomeAgentInformation {
+    /// R and the reserved bits.
+    pub flags: HaInfoFlags,
+    /// Home Agent Preference: higher is better (two's complement; 0 when the option is
+    /// absent).
+    pub preference: i16,
+    /// Home Agent Lifetime, seconds (absent option: the Router Lifetime; 0 is not
+    /// allowed on the wire and the receiver ignores such an option, §10.5.1).
+    pub lifetime: u16,
+}
+
 /// A Prefix Information option (RFC 4861 §4.6.2). The reserved fields are sent as zero
 /// and ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,6 +168,10 @@ pub enum NdOption<'a> {
     PrefixInformation(PrefixInformation),
     /// MTU (§4.6.4).
     Mtu(u32),
+    /// Advertisement Interval (RFC 6275 §7.3), milliseconds.
+    AdvertisementInterval(u32),
+    /// Home Agent Information (RFC 6275 §7.4).
+    HomeAgentInformation(HomeAgentInformation),
     /// Any other option: its type and the octets after the Length field, kept so it
     /// re-emits unchanged.
     Unknown {
@@ -154,6 +190,8 @@ impl<'a> NdOption<'a> {
             NdOption::TargetLinkLayerAddress(_) => NdOptionType::TargetLinkLayerAddress,
             NdOption::PrefixInformation(_) => NdOptionType::PrefixInformation,
             NdOption::Mtu(_) => NdOptionType::Mtu,
+            NdOption::AdvertisementInterval(_) => NdOptionType::AdvertisementInterval,
+            NdOption::HomeAgentInformation(_) => NdOptionType::HomeAgentInformation,
             NdOption::Unknown { option_type, .. } => NdOptionType::from(*option_type),
         }
     }
@@ -185,6 +223,24 @@ impl<'a> NdOption<'a> {
                 }
                 NdOption::Mtu(u32::from_be_bytes([data[2], data[3], data[4], data[5]]))
             }
+            NdOptionType::AdvertisementInterval => {
+                if data.len() != ADVERTISEMENT_INTERVAL_LEN - 2 {
+                    return Err(Error::BadLength);
+                }
+                NdOption::AdvertisementInterval(u32::from_be_bytes([
+                    data[2], data[3], data[4], data[5],
+                ]))
+            }
+            NdOptionType::HomeAgentInformation => {
+                if data.len() != HOME_AGENT_INFORMATION_LEN - 2 {
+                    return Err(Error::BadLength);
+                }
+                NdOption::HomeAgentInformation(HomeAgentInformation {
+                    flags: HaInfoFlags(u16::from_be_bytes([data[0], data[1]])),
+                    preference: i16::from_be_bytes([data[2], data[3]]),
+                    lifetime: u16::from_be_bytes([data[4], data[5]]),
+                })
+            }
             _ => NdOption::Unknown { option_type, data },
         })
     }
@@ -197,6 +253,8 @@ impl<'a> NdOption<'a> {
             | NdOption::Unknown { data: d, .. } => d.len(),
             NdOption::PrefixInformation(_) => PREFIX_INFORMATION_LEN - 2,
             NdOption::Mtu(_) => MTU_OPTION_LEN - 2,
+            NdOption::AdvertisementInterval(_) => ADVERTISEMENT_INTERVAL_LEN - 2,
+            NdOption::HomeAgentInformation(_) => HOME_AGENT_INFORMATION_LEN - 2,
         }
     }
 
@@ -231,7 +289,14 @@ impl<'a> NdOption<'a> {
                 d[6..10].copy_from_slice(&p.preferred_lifetime.to_be_bytes());
                 d[14..30].copy_from_slice(&p.prefix.octets());
             }
-            NdOption::Mtu(mtu) => d[2..6].copy_from_slice(&mtu.to_be_bytes()),
+            NdOption::Mtu(mtu) | NdOption::AdvertisementInterval(mtu) => {
+                d[2..6].copy_from_slice(&mtu.to_be_bytes())
+            }
+            NdOption::HomeAgentInformation(h) => {
+                d[0..2].copy_from_slice(&h.flags.0.to_be_bytes());
+                d[2..4].copy_from_slice(&h.preference.to_be_bytes());
+                d[4..6].copy_from_slice(&h.lifetime.to_be_bytes());
+            }
         }
         Ok(())
     }
@@ -414,7 +479,8 @@ mod tests {
         let region = [
             1, 1, 0x02, 0, 0, 0, 0, 0x0a, // SLLA, Ethernet
             5, 1, 0, 0, 0, 0, 0x05, 0xdc, // MTU 1500
-            7, 1, 0, 0, 0, 0, 0x03, 0xe8, // Advertisement Interval (kept as unknown)
+            7, 1, 0, 0, 0, 0, 0x03, 0xe8, // Advertisement Interval, 1000 ms
+            99, 1, 1, 2, 3, 4, 5, 6, // an option without a name here
             2, 2, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0, // TLLA, 8-octet address
         ];
         let opts = parse_nd_options(&region).unwrap();
@@ -423,14 +489,17 @@ mod tests {
             vec![
                 NdOption::SourceLinkLayerAddress(&[0x02, 0, 0, 0, 0, 0x0a]),
                 NdOption::Mtu(1500),
+                NdOption::AdvertisementInterval(1000),
                 NdOption::Unknown {
-                    option_type: 7,
-                    data: &[0, 0, 0, 0, 0x03, 0xe8]
+                    option_type: 99,
+                    data: &[1, 2, 3, 4, 5, 6]
                 },
                 NdOption::TargetLinkLayerAddress(&[1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 0, 0]),
             ]
         );
+        assert_eq!(opts[4].option_type(), NdOptionType::TargetLinkLayerAddress);
         assert_eq!(opts[2].option_type(), NdOptionType::AdvertisementInterval);
+        assert_eq!(opts[3].option_type(), NdOptionType::from(99));
         assert_eq!(nd_options_len(&opts), region.len());
         let mut out = vec![0xa5u8; region.len()];
         emit_nd_options(&opts, &mut out).unwrap();
@@ -439,6 +508,37 @@ mod tests {
         assert_eq!(
             NdOption::TargetLinkLayerAddress(&[1, 2, 3, 4, 5, 6, 7, 8]).buffer_len(),
             16
+        );
+    }
+
+    #[test]
+    fn home_agent_information_bytes() {
+        // R set, preference -2, lifetime 1800 s (RFC 6275 §7.4, RFC 3963 §4.1).
+        let wire = [8, 1, 0x80, 0x00, 0xff, 0xfe, 0x07, 0x08];
+        let info = NdOption::HomeAgentInformation(HomeAgentInformation {
+            flags: HaInfoFlags::R,
+            preference: -2,
+            lifetime: 1800,
+        });
+        assert_eq!(parse_nd_options(&wire).unwrap(), vec![info]);
+        let mut out = [0xa5u8; 8];
+        info.emit(&mut out).unwrap();
+        assert_eq!(out, wire);
+        // Unnamed reserved bits survive a round trip.
+        let odd = [8, 1, 0x00, 0x01, 0, 0, 0, 1];
+        let parsed = parse_nd_options(&odd).unwrap();
+        assert!(matches!(
+            parsed[0],
+            NdOption::HomeAgentInformation(HomeAgentInformation {
+                flags: HaInfoFlags(1),
+                ..
+            })
+        ));
+        parsed[0].emit(&mut out).unwrap();
+        assert_eq!(out, odd);
+        assert_eq!(
+            parse_nd_options(&[8, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Error::BadLength)
         );
     }
 

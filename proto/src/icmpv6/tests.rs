@@ -357,3 +357,141 @@ fn parse_never_panics_on_prefixes() {
         }
     }
 }
+
+// DHAAD and MPD messages as scapy 2.5 builds them (checksums by scapy for the addresses
+// each test names).
+const HA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+const HA2: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+const COA: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
+const ANYCAST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0xfdff, 0xffff, 0xffff, 0xfffe);
+
+/// HAAD Request, Identifier 0x1234, R; 2001:db8:2::2 → the home agents anycast address.
+static HAAD_REQUEST: [u8; 8] = [0x90, 0x00, 0x84, 0x12, 0x12, 0x34, 0x80, 0x00];
+
+/// HAAD Reply to it listing 2001:db8:1::1 then ::2, R; 2001:db8:1::1 → 2001:db8:2::2.
+static HAAD_REPLY: [u8; 40] = [
+    0x91, 0x00, 0x25, 0x79, 0x12, 0x34, 0x80, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+];
+
+/// Mobile Prefix Solicitation, Identifier 0x4321; 2001:db8:1::100 → 2001:db8:1::1.
+static MPS: [u8; 8] = [0x92, 0x00, 0xce, 0x26, 0x43, 0x21, 0x00, 0x00];
+
+/// Mobile Prefix Advertisement answering it: 2001:db8:1::/64 (L, A, 86400 s / 14400 s);
+/// 2001:db8:1::1 → 2001:db8:1::100.
+static MPA: [u8; 40] = [
+    0x93, 0x00, 0xd1, 0xc6, 0x43, 0x21, 0x00, 0x00, 0x03, 0x04, 0x40, 0xc0, 0x00, 0x01, 0x51, 0x80,
+    0x00, 0x00, 0x38, 0x40, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+];
+
+/// Emits `repr` with its checksum for `src` → `dst`.
+fn emit_checksummed(repr: &Icmpv6Repr<'_>, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let mut out = vec![0xa5u8; repr.buffer_len()];
+    let mut p = Icmpv6Packet::new_unchecked(&mut out[..]);
+    repr.emit(&mut p).unwrap();
+    p.fill_checksum(&src, &dst);
+    out
+}
+
+#[test]
+fn home_agent_address_discovery_bytes() {
+    let request = Icmpv6Repr::parse_bytes(&HAAD_REQUEST).unwrap();
+    assert_eq!(
+        request,
+        Icmpv6Repr::HaadRequest(HaadRequest {
+            identifier: 0x1234,
+            flags: HaadFlags::R,
+        })
+    );
+    assert_eq!(emit_checksummed(&request, COA, ANYCAST), HAAD_REQUEST);
+    assert_eq!(home_agents_anycast(HA, 64), Some(ANYCAST));
+
+    let reply = Icmpv6Repr::parse_bytes(&HAAD_REPLY).unwrap();
+    assert_eq!(
+        reply,
+        Icmpv6Repr::HaadReply(HaadReply {
+            identifier: 0x1234,
+            flags: HaadFlags::R,
+            home_agents: vec![HA, HA2],
+        })
+    );
+    assert_eq!(reply.buffer_len(), HAAD_REPLY.len());
+    assert_eq!(emit_checksummed(&reply, HA, COA), HAAD_REPLY);
+    assert!(Icmpv6Packet::new_unchecked(&HAAD_REPLY[..]).verify_checksum(&HA, &COA));
+}
+
+#[test]
+fn mobile_prefix_discovery_bytes() {
+    let mps = Icmpv6Repr::parse_bytes(&MPS).unwrap();
+    assert_eq!(
+        mps,
+        Icmpv6Repr::MobilePrefixSolicitation(MobilePrefixSolicitation {
+            identifier: 0x4321,
+            reserved: 0,
+            options: vec![],
+        })
+    );
+    assert_eq!(emit_checksummed(&mps, HOA, HA), MPS);
+
+    let mpa = Icmpv6Repr::parse_bytes(&MPA).unwrap();
+    let home_prefix = NdOption::PrefixInformation(PrefixInformation {
+        prefix_len: 64,
+        flags: PrefixFlags::L | PrefixFlags::A,
+        valid_lifetime: 86400,
+        preferred_lifetime: 14400,
+        prefix: "2001:db8:1::".parse().unwrap(),
+    });
+    assert_eq!(
+        mpa,
+        Icmpv6Repr::MobilePrefixAdvertisement(MobilePrefixAdvertisement {
+            identifier: 0x4321,
+            flags: MpaFlags::empty(),
+            options: vec![home_prefix],
+        })
+    );
+    assert_eq!(emit_checksummed(&mpa, HA, HOA), MPA);
+    // M and O sit in the top bits of the field after the Identifier.
+    let mut managed = MPA;
+    managed[6] = 0xc0;
+    let Icmpv6Repr::MobilePrefixAdvertisement(m) = Icmpv6Repr::parse_bytes(&managed).unwrap()
+    else {
+        panic!("not an MPA");
+    };
+    assert_eq!(m.flags, MpaFlags::M | MpaFlags::O);
+}
+
+#[test]
+fn odd_discovery_messages() {
+    // Too short for the Identifier: truncated, not a panic.
+    for t in [144u8, 145, 146, 147] {
+        assert_eq!(
+            Icmpv6Repr::parse_bytes(&[t, 0, 0, 0, 0x12, 0x34]),
+            Err(Error::Truncated)
+        );
+    }
+    // A Code other than 0 is not the RFC's message: kept whole.
+    let mut coded = HAAD_REQUEST;
+    coded[1] = 3;
+    assert!(matches!(
+        Icmpv6Repr::parse_bytes(&coded).unwrap(),
+        Icmpv6Repr::Other { code: 3, .. }
+    ));
+    // A Reply whose list ends in a partial address keeps the whole ones.
+    let Icmpv6Repr::HaadReply(r) = Icmpv6Repr::parse_bytes(&HAAD_REPLY[..30]).unwrap() else {
+        panic!("not a reply");
+    };
+    assert_eq!(r.home_agents, vec![HA]);
+    // Reserved bits of a Request are kept; options of an MPS with a zero length are not.
+    let Icmpv6Repr::HaadRequest(q) =
+        Icmpv6Repr::parse_bytes(&[0x90, 0, 0, 0, 0, 1, 0x00, 0x05]).unwrap()
+    else {
+        panic!("not a request");
+    };
+    assert_eq!((q.flags.mobile_router(), q.flags.bits()), (false, 5));
+    assert_eq!(
+        Icmpv6Repr::parse_bytes(&[0x92, 0, 0, 0, 0, 1, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0]),
+        Err(Error::Malformed("ND option length 0"))
+    );
+}
