@@ -12,7 +12,6 @@
 //!
 //! Topology and daemons: [`tests::setup::HomeLink`].
 
-use std::path::Path;
 use std::time::Duration;
 
 use tests::setup::{HOA, HomeLink};
@@ -57,21 +56,7 @@ print("end", flush=True)
 "#;
 
 fn probe(l: &HomeLink, hoa: &str) -> String {
-    let script = l.f.dir.path().join("hao.py");
-    std::fs::write(&script, SCAPY).unwrap();
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let out =
-        l.mr.try_exec(python, &[script.to_str().unwrap(), hoa, COA, HA]);
-    assert!(
-        out.status.success(),
-        "scapy (apt-get install python3-scapy): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    l.mr.scapy(l.f.dir.path(), "hao.py", SCAPY, &[hoa, COA, HA])
 }
 
 #[test]

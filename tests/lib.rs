@@ -89,6 +89,28 @@ impl Netns {
         run("ip", &full)
     }
 
+    /// Runs the scapy `script` (written to `dir/name`) with `args` in this namespace and
+    /// returns what it printed; panics with its stderr if it fails. Debian's python3 has
+    /// python3-scapy (a python3 earlier on PATH may not).
+    pub fn scapy(&self, dir: &Path, name: &str, script: &str, args: &[&str]) -> String {
+        let path = dir.join(name);
+        std::fs::write(&path, script).expect("write the scapy script");
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut full = vec![path.to_str().expect("a UTF-8 path")];
+        full.extend_from_slice(args);
+        let out = self.try_exec(python, &full);
+        assert!(
+            out.status.success(),
+            "scapy {name} (apt-get install python3-scapy): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     /// Like [`Netns::exec`] but returns the output whatever the exit status.
     pub fn try_exec(&self, program: &str, args: &[&str]) -> Output {
         Command::new("ip")

@@ -93,20 +93,7 @@ fn the_home_agent_answers_solicitations_for_a_registered_home_address() {
         log_of(&tlog)
     );
 
-    let script = f.dir.path().join("ns.py");
-    std::fs::write(&script, SCAPY).unwrap();
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let out = hl.try_exec(python, &[script.to_str().unwrap(), HOA]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "scapy (apt-get install python3-scapy): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = hl.scapy(f.dir.path(), "ns.py", SCAPY, &[HOA]);
     std::thread::sleep(Duration::from_millis(500));
     tcpdump.signal("INT");
     tcpdump.wait_exit(Duration::from_secs(5));

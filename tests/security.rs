@@ -781,25 +781,13 @@ fn spoofed_sources_from_the_mobile_network_go_nowhere() {
     }
     // The MR's own address, sent raw from the MNN (its kernel would not use an address
     // that is the MR's): an ICMPv6 Echo Request with the MR's LAN address as source.
-    let script = f.dir.path().join("spoof.py");
-    std::fs::write(
-        &script,
-        format!(
+    lab.mnn.scapy(
+        f.dir.path(),
+        "spoof.py",
+        &format!(
             "from scapy.all import *\nconf.verb=0\nsend(IPv6(src='{mr_own}', dst='{CN6}')/ICMPv6EchoRequest(id=4242), count=3, inter=0.2)\n"
         ),
-    )
-    .unwrap();
-    // Debian's python3 has python3-scapy (a python3 earlier on PATH may not).
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let out = lab.mnn.try_exec(python, &[script.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "scapy: {}",
-        String::from_utf8_lossy(&out.stderr)
+        &[],
     );
     // Legitimate traffic still flows.
     assert!(ping(&lab.mnn, CN6) && ping(&lab.mnn, CN4), "{}", logs(&f));

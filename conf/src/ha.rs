@@ -135,6 +135,9 @@ pub struct HaConfig {
     /// SHISA's `homelink-dad`: proxy Duplicate Address Detection on the home link before
     /// the first BA for a home address (RFC 6275 §10.3.1). Default on.
     pub homelink_dad: bool,
+    /// SHISA's `preference`: this home agent's Home Agent Preference in DHAAD Replies
+    /// (RFC 6275 §7.4, §10.5.1); default 0.
+    pub home_agent_preference: i16,
     /// `metrics-listen "ADDRESS:PORT";`: serve the counters there (had's `--metrics`
     /// wins). Default: no listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
@@ -199,14 +202,26 @@ fn build(
     interface: Option<String>,
 ) -> Result<HaConfig, ConfError> {
     shisa_ignored_all(ctx, eff)?;
-    if let Some(s) = eff.get("preference") {
-        let v = ctx.one(s, "preference NUMBER;")?;
-        ctx.u32_in(v, "the preference", 0..=65535)?;
-        ctx.warn(
-            s,
-            "'preference': dynamic home agent discovery is not provided; ignored",
-        );
-    }
+    // SHISA's key: this home agent's Home Agent Preference (RFC 6275 §7.4), a signed
+    // 16-bit number; the home agents list orders DHAAD Replies by it (§10.5.1).
+    let home_agent_preference = match eff.get("preference") {
+        Some(s) => {
+            let v = ctx.one(s, "preference NUMBER;")?;
+            match v.text.parse::<i16>() {
+                Ok(n) if !v.is_quoted() => n,
+                _ => {
+                    return Err(ctx.err_at(
+                        v,
+                        format!(
+                            "the preference must be a number between -32768 and 32767 \
+                             (RFC 6275 §7.4 Home Agent Preference), found '{v}'"
+                        ),
+                    ));
+                }
+            }
+        }
+        None => 0,
+    };
     // SHISA's key: proxy Duplicate Address Detection before the first BA for a home
     // address (RFC 6275 §10.3.1). On unless turned off.
     let homelink_dad = match eff.get("homelink-dad") {
@@ -480,6 +495,7 @@ fn build(
         max_bindings,
         accept_unlisted_home_addresses,
         homelink_dad,
+        home_agent_preference,
         metrics_listen,
     })
 }
@@ -651,5 +667,20 @@ prefixtable {
         );
         assert_eq!(c.prefix_table.entries[0].binding_id, Some(111));
         assert!(w.iter().any(|w| w.message.contains("without ';'")));
+        assert_eq!(c.home_agent_preference, 10);
+        assert!(!w.iter().any(|w| w.message.contains("preference")));
+    }
+
+    #[test]
+    fn preference_is_a_signed_16_bit_number() {
+        let (c, _) = parse(&format!("{MINIMAL}preference -5;")).unwrap();
+        assert_eq!(c.home_agent_preference, -5);
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert_eq!(c.home_agent_preference, 0);
+        for bad in ["40000", "high", "\"7\""] {
+            let e = err(&format!("{MINIMAL}preference {bad};"));
+            assert!(e.contains("between -32768 and 32767"), "{bad}: {e}");
+            assert!(e.contains("had.conf:"), "names the file and line: {e}");
+        }
     }
 }

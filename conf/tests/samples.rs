@@ -163,10 +163,11 @@ fn shisa_users_had_conf_loads() {
     assert!(matches!(ha.authentication, HaAuthentication::Required(ref db) if db.len() == 2));
     // SHISA's homelink-dad key is honoured now (proxy DAD), not warned about.
     assert!(ha.homelink_dad);
+    // SHISA's preference is this home agent's place in DHAAD Replies now.
+    assert_eq!(ha.home_agent_preference, 10);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
     for expected in [
         "'command-port'",
-        "'preference'",
         "without ';'",
         "'static-tunnel'",
         "without dummy addresses",

@@ -95,6 +95,13 @@ pub struct HaCoreConfig {
     /// Binding Errors are rate-limited (RFC 6275 §9.3.3, like ICMPv6): at most this many
     /// per second, in bursts of the same size.
     pub binding_error_rate: u32,
+    /// Home Agent Address Discovery Replies and Mobile Prefix Advertisements sent at most
+    /// this many per second, in bursts of the same size: a request costs its sender 48
+    /// octets and its answer up to 1280, so unlimited answers would make a reflector.
+    pub discovery_reply_rate: u32,
+    /// This home agent's Home Agent Preference in the home agents list (RFC 6275 §7.4,
+    /// §10.5.1): higher is tried first. SHISA's `preference`; default 0.
+    pub home_agent_preference: i16,
     /// Hop limit of the packets the HA sends.
     pub hop_limit: u8,
     /// Refresh time (seconds) of the NAT Detection option when a NAT is seen (RFC 5555
@@ -137,6 +144,8 @@ impl HaCoreConfig {
             auth: AuthPolicy::Disabled,
             brr: None,
             binding_error_rate: 10,
+            discovery_reply_rate: 10,
+            home_agent_preference: 0,
             hop_limit: 64,
             nat_keepalive_secs: 110,
             max_bindings: DEFAULT_MAX_BINDINGS,

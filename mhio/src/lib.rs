@@ -11,7 +11,9 @@
 //! * **errors**: the ICMPv6 Parameter Problem RFC 6275 §9.2 asks for about a malformed MH,
 //!   which the guarded kernel no longer sends ([`parameter_problem`]);
 //! * **home link**: proxy neighbour discovery and unsolicited NAs for registered home
-//!   addresses ([`ProxyNd`]).
+//!   addresses ([`ProxyNd`]);
+//! * **discovery**: Home Agent Address Discovery Requests on the Home-Agents anycast
+//!   addresses and the home link's Router Advertisements ([`DiscoverySocket`]).
 //!
 //! Start order in a daemon: install the guard, open the receiver, then send; drop the guard
 //! last (on SIGTERM/SIGINT too) so the table does not outlive the daemon. A table left by
@@ -20,6 +22,7 @@
 //! Everything is async on tokio; constructors must run inside a runtime. Sockets are opened
 //! in the network namespace of the calling thread.
 
+mod discovery;
 mod error;
 mod guard;
 mod icmp;
@@ -29,6 +32,7 @@ mod sender;
 
 pub mod bpf;
 
+pub use discovery::{DiscoveryPacket, DiscoverySocket, set_icmp6_filter};
 pub use error::{Error, Result};
 pub use guard::{GuardScope, NftGuard};
 pub use icmp::{

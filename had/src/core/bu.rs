@@ -621,7 +621,12 @@ impl Ha {
     ) {
         let Prefixes { v6: mnp_v6, v4 } = prefixes;
         let hoa = b.hoa;
-        let max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
+        let mut max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
+        // RFC 6275 §10.3.1: not beyond the remaining valid lifetime of the home prefix
+        // (known when the home link's Router Advertisements named it).
+        if let Some(left) = self.home_link.valid_left(now, &hoa) {
+            max = max.min(Lifetime::from_secs(u64::from(left)));
+        }
         let granted = bu.lifetime.min(max).max(Lifetime(1));
         let expires = now + granted.as_duration();
         let due = match self.cfg.brr {

@@ -12,6 +12,7 @@
 
 mod bu;
 mod cache;
+mod discovery;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use discovery::{HomeAgentEntry, HomeAgentsList};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proto::ext::{
     MobilityPacketRepr, ReceivedPacket, emit_mobility_packet, emit_upper_layer_packet,
@@ -265,6 +267,15 @@ pub struct HaStats {
     /// Of those with a live binding, not answered: only ICMPv6 Echo Requests are (the
     /// home agent cannot hand other traffic to its own stack as from the home address).
     pub hao_not_delivered: u64,
+    /// Router Advertisements taken in from the home link (home agents list, §10.5.1).
+    pub router_advertisements: u64,
+    /// Home Agent Address Discovery Requests received (§10.5).
+    pub haad_requests: u64,
+    /// Mobile Prefix Solicitations answered (§10.6.2).
+    pub mobile_prefix_solicitations: u64,
+    /// Discovery requests dropped: not to our anycast address, odd source, or beyond the
+    /// answer rate.
+    pub discovery_dropped: u64,
 }
 
 /// The configuration could not be used.
@@ -321,9 +332,16 @@ pub struct Ha {
     pub(crate) replay_floor: HashMap<Ipv6Addr, (u64, Instant)>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) icmp_errors: VecDeque<ParameterProblem>,
-    /// Whole IPv6 packets answering traffic with a Home Address option (Echo Replies with
-    /// an RH2), for the shell's raw socket.
-    pub(crate) hao_replies: VecDeque<Vec<u8>>,
+    /// Whole IPv6 packets of ICMPv6 answers (Echo Replies and Mobile Prefix
+    /// Advertisements with an RH2, Home Agent Address Discovery Replies), for the shell's
+    /// raw socket.
+    pub(crate) icmp_replies: VecDeque<Vec<u8>>,
+    /// The home agents of the home link (RFC 6275 §10.5.1).
+    pub(crate) home_agents: HomeAgentsList,
+    /// The home link's prefixes and M/O flags as its Router Advertisements give them.
+    pub(crate) home_link: discovery::HomeLink,
+    /// DHAAD Replies and Mobile Prefix Advertisements token bucket.
+    pub(crate) discovery_bucket: TokenBucket,
     pub(crate) events: VecDeque<HaEvent>,
     /// Binding Error token bucket: (tokens, last refill).
     pub(crate) be_bucket: TokenBucket,
@@ -368,6 +386,12 @@ impl Ha {
             warn!("RFC 4285 authentication disabled by configuration: any node may register");
         }
         let burst = cfg.binding_error_rate;
+        let home_agents = HomeAgentsList::new(
+            cfg.ha_address,
+            cfg.home_agent_preference,
+            cfg.mobile_router_support,
+        );
+        let discovery_bucket = TokenBucket::new(cfg.discovery_reply_rate);
         Ok(Ha {
             cfg,
             policy,
@@ -380,7 +404,10 @@ impl Ha {
             replay_floor: HashMap::new(),
             transmits: VecDeque::new(),
             icmp_errors: VecDeque::new(),
-            hao_replies: VecDeque::new(),
+            icmp_replies: VecDeque::new(),
+            home_agents,
+            home_link: discovery::HomeLink::default(),
+            discovery_bucket,
             events: VecDeque::new(),
             be_bucket: TokenBucket::new(burst),
             stats: HaStats::default(),
@@ -595,8 +622,9 @@ impl Ha {
     /// A packet with a Home Address option that is not signalling (RFC 6275 §9.3.1). From
     /// the care-of address of a live binding for that home address it is processed as if
     /// sent from the home address: an ICMPv6 Echo Request is answered with an Echo Reply
-    /// to the care-of address with a type 2 routing header (§6.4, §9.3.2), poll
-    /// [`Ha::poll_hao_reply`]; other traffic is counted, not delivered. Otherwise the
+    /// and a Mobile Prefix Solicitation with a Mobile Prefix Advertisement, to the care-of
+    /// address with a type 2 routing header (§6.4, §9.3.2, §10.6.2), poll
+    /// [`Ha::poll_icmp_reply`]; other traffic is counted, not delivered. Otherwise the
     /// packet is discarded and the source gets a Binding Error status 1 (rate-limited with
     /// the other errors, §9.3.3).
     pub fn handle_hao_packet(&mut self, now: Instant, sig: &HaoSignal<'_>) {
@@ -625,48 +653,69 @@ impl Ha {
             );
             return;
         }
-        // RFC 4443 §4.2: the reply carries the request's identifier, sequence and data.
-        let reply = (sig.upper_layer == proto::IPPROTO_ICMPV6)
+        let request = (sig.upper_layer == proto::IPPROTO_ICMPV6)
             .then(|| Icmpv6Repr::parse_bytes(sig.payload).ok())
             .flatten()
-            .and_then(|r| r.echo_reply());
-        let Some(reply) = reply.filter(|_| !sig.dst.is_multicast()) else {
+            .filter(|_| !sig.dst.is_multicast());
+        let reply = match &request {
+            // RFC 4443 §4.2: the reply carries the request's identifier, sequence and data.
+            Some(r @ Icmpv6Repr::EchoRequest(_)) => r.echo_reply(),
+            // RFC 6275 §10.6.2: answered to the care-of address with an RH2.
+            Some(Icmpv6Repr::MobilePrefixSolicitation(m)) => {
+                self.stats.mobile_prefix_solicitations += 1;
+                debug!(src = %sig.src, %hoa, identifier = m.identifier,
+                    "mobile prefix solicitation: advertisement");
+                let Some(mpa) = self.mobile_prefix_advertisement(now, m.identifier) else {
+                    debug!(%hoa, "mobile prefix advertisement rate-limited");
+                    return;
+                };
+                Some(mpa)
+            }
+            _ => None,
+        };
+        let Some(reply) = reply else {
             self.stats.hao_not_delivered += 1;
             debug!(src = %sig.src, %hoa, upper = sig.upper_layer,
                 "traffic with a home address option from a bound care-of address not delivered");
             return;
         };
-        let mut icmp = vec![0u8; reply.buffer_len()];
-        if let Err(e) = reply.emit(&mut Icmpv6Packet::new_unchecked(&mut icmp[..])) {
-            debug!(error = %e, "echo reply not built");
+        self.queue_icmp(sig.dst, sig.src, &reply, Some(hoa));
+    }
+
+    /// Builds a whole IPv6 packet carrying `message` from `src` to `dst`, with a type 2
+    /// routing header for `rh2` when given, and queues it for [`Ha::poll_icmp_reply`].
+    pub(crate) fn queue_icmp(
+        &mut self,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        message: &Icmpv6Repr<'_>,
+        rh2: Option<Ipv6Addr>,
+    ) {
+        let mut icmp = vec![0u8; message.buffer_len()];
+        if let Err(e) = message.emit(&mut Icmpv6Packet::new_unchecked(&mut icmp[..])) {
+            debug!(error = %e, "icmpv6 answer not built");
             return;
         }
-        let reply = icmp;
         let addressing = MobilityPacketRepr {
-            src_addr: sig.dst,
-            dst_addr: sig.src,
+            src_addr: src,
+            dst_addr: dst,
             hop_limit: self.cfg.hop_limit,
             home_address: None,
-            rh2_home_address: Some(hoa),
+            rh2_home_address: rh2,
         };
-        let mut packet = vec![0u8; mobility_packet_len(&addressing, reply.len())];
-        match emit_upper_layer_packet(
-            &addressing,
-            proto::IPPROTO_ICMPV6,
-            &reply,
-            2..4,
-            &mut packet,
-        ) {
-            Ok(_) => self.hao_replies.push_back(packet),
+        let mut packet = vec![0u8; mobility_packet_len(&addressing, icmp.len())];
+        match emit_upper_layer_packet(&addressing, proto::IPPROTO_ICMPV6, &icmp, 2..4, &mut packet)
+        {
+            Ok(_) => self.icmp_replies.push_back(packet),
             // Only a request near 64 KiB, which the RH2 pushes past the limit.
-            Err(e) => debug!(error = %e, "echo reply not built"),
+            Err(e) => debug!(error = %e, "icmpv6 answer not built"),
         }
     }
 
-    /// Next answer to a packet with a Home Address option ([`Ha::handle_hao_packet`]): a
+    /// Next ICMPv6 answer ([`Ha::handle_hao_packet`], [`Ha::handle_haad_request`]): a
     /// whole IPv6 packet for an `IPPROTO_RAW` socket.
-    pub fn poll_hao_reply(&mut self) -> Option<Vec<u8>> {
-        self.hao_replies.pop_front()
+    pub fn poll_icmp_reply(&mut self) -> Option<Vec<u8>> {
+        self.icmp_replies.pop_front()
     }
 
     /// Next event (drain these, persisting, before sending transmits).

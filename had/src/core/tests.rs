@@ -1915,7 +1915,7 @@ fn home_address_option_on_ordinary_traffic() {
     let echo = [128u8, 0, 0, 0, 0x42, 0x42, 0, 3, 1, 2, 3, 4];
     // No binding yet: BE 1 to the on-wire source, naming the home address.
     e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &echo));
-    assert!(e.ha.poll_hao_reply().is_none());
+    assert!(e.ha.poll_icmp_reply().is_none());
     let tx = e.ha.poll_transmit().expect("binding error");
     assert_eq!(tx.addressing.dst_addr, COA);
     assert_eq!(tx.addressing.rh2_home_address, None);
@@ -1935,7 +1935,7 @@ fn home_address_option_on_ordinary_traffic() {
     // From the bound care-of address: an Echo Reply to it with an RH2 to the home address.
     e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &echo));
     assert!(e.ha.poll_transmit().is_none(), "no binding error");
-    let reply = e.ha.poll_hao_reply().expect("echo reply");
+    let reply = e.ha.poll_icmp_reply().expect("echo reply");
     let proto::ext::Walk::Other(p) = proto::ext::walk(&reply).unwrap() else {
         panic!("not ICMPv6")
     };
@@ -1951,15 +1951,277 @@ fn home_address_option_on_ordinary_traffic() {
     assert!(p.verify_checksum().is_ok(), "checksum over HA -> HoA");
     // From another care-of address than the binding's: BE 1, no reply.
     e.ha.handle_hao_packet(e.now, &hao_signal(COA2, HOA1, 58, &echo));
-    assert!(e.ha.poll_hao_reply().is_none());
+    assert!(e.ha.poll_icmp_reply().is_none());
     assert!(e.ha.poll_transmit().is_some());
     // Other traffic from the bound care-of address: counted, neither answered nor refused.
     e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 17, &[0; 8]));
-    assert!(e.ha.poll_hao_reply().is_none());
+    assert!(e.ha.poll_icmp_reply().is_none());
     assert!(e.ha.poll_transmit().is_none());
     let s = e.ha.stats();
     assert_eq!(
         (s.hao_received, s.hao_unbound, s.hao_not_delivered),
         (4, 2, 1)
     );
+}
+
+/// The ICMPv6 message inside a queued answer, with its addressing.
+fn icmp_answer(packet: &[u8]) -> (Ipv6Addr, Ipv6Addr, Option<Ipv6Addr>, Vec<u8>) {
+    let proto::ext::Walk::Other(p) = proto::ext::walk(packet).unwrap() else {
+        panic!("not ICMPv6")
+    };
+    assert_eq!(p.upper_layer, 58);
+    assert!(p.verify_checksum().is_ok(), "checksum");
+    (
+        p.src_addr,
+        p.dst_addr,
+        p.rh2_home_address,
+        p.payload.to_vec(),
+    )
+}
+
+/// RFC 6275 §10.5: a Home Agent Address Discovery Request to the Home-Agents anycast
+/// address of a served prefix is answered from the home agent's address to the source,
+/// with the home agents list (this one and those learnt from home-link RAs, §10.5.1),
+/// most preferred first; R (RFC 3963 §7.1) keeps only home agents serving mobile routers.
+#[test]
+fn home_agent_address_discovery() {
+    use proto::icmpv6::{
+        HaInfoFlags, HaadFlags, HaadRequest, HomeAgentInformation, NdOption, PrefixFlags,
+        PrefixInformation, RaFlags, RouterAdvertisement,
+    };
+    let mut c = cfg();
+    c.home_agent_preference = 5;
+    let mut e = Env::new(c);
+    let anycast: Ipv6Addr = "2001:db8:1:0:fdff:ffff:ffff:fffe".parse().unwrap();
+    let other_ha: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let plain_ha: Ipv6Addr = "2001:db8:1::3".parse().unwrap();
+    let ra = |preference: i16, r: bool, global: Ipv6Addr| RouterAdvertisement {
+        flags: RaFlags::H,
+        router_lifetime: 1800,
+        options: vec![
+            NdOption::HomeAgentInformation(HomeAgentInformation {
+                flags: if r {
+                    HaInfoFlags::R
+                } else {
+                    HaInfoFlags::empty()
+                },
+                preference,
+                lifetime: 600,
+            }),
+            NdOption::PrefixInformation(PrefixInformation {
+                prefix_len: 64,
+                flags: PrefixFlags::L | PrefixFlags::A | PrefixFlags::R,
+                valid_lifetime: 86400,
+                preferred_lifetime: 14400,
+                prefix: global,
+            }),
+        ],
+        ..Default::default()
+    };
+    // Learnt on the home link (ifindex 2) only.
+    e.ha.handle_router_advertisement(
+        e.now,
+        "fe80::2".parse().unwrap(),
+        2,
+        &ra(10, true, other_ha),
+    );
+    e.ha.handle_router_advertisement(
+        e.now,
+        "fe80::3".parse().unwrap(),
+        2,
+        &ra(20, false, plain_ha),
+    );
+    e.ha.handle_router_advertisement(
+        e.now,
+        "fe80::9".parse().unwrap(),
+        7,
+        &ra(99, true, "2001:db8:1::9".parse().unwrap()),
+    );
+    let ask = |e: &mut Env, r: bool, dst: Ipv6Addr| {
+        let mut flags = HaadFlags::empty();
+        flags.set(HaadFlags::R, r);
+        e.ha.handle_haad_request(
+            e.now,
+            COA,
+            dst,
+            &HaadRequest {
+                identifier: 0x77,
+                flags,
+            },
+        );
+        e.ha.poll_icmp_reply()
+    };
+    let (src, dst, rh2, icmp) = icmp_answer(&ask(&mut e, true, anycast).expect("reply"));
+    assert_eq!((src, dst, rh2), (HA, COA, None));
+    let Icmpv6Repr::HaadReply(reply) = Icmpv6Repr::parse_bytes(&icmp).unwrap() else {
+        panic!("not a reply")
+    };
+    assert_eq!(reply.identifier, 0x77);
+    assert!(reply.flags.mobile_router());
+    assert_eq!(
+        reply.home_agents,
+        vec![other_ha, HA],
+        "R: only MR-capable, by preference"
+    );
+    let (_, _, _, icmp) = icmp_answer(&ask(&mut e, false, anycast).expect("reply"));
+    let Icmpv6Repr::HaadReply(reply) = Icmpv6Repr::parse_bytes(&icmp).unwrap() else {
+        panic!("not a reply")
+    };
+    assert!(!reply.flags.mobile_router());
+    assert_eq!(reply.home_agents, vec![plain_ha, other_ha, HA]);
+    // To our unicast address, or the anycast address of a prefix we do not serve: dropped.
+    assert!(ask(&mut e, true, HA).is_none());
+    assert!(
+        ask(
+            &mut e,
+            true,
+            "2001:db8:9:0:fdff:ffff:ffff:fffe".parse().unwrap()
+        )
+        .is_none()
+    );
+    // After the learnt Home Agent Lifetime (600 s) only this home agent remains.
+    e.now += Duration::from_secs(601);
+    let (_, _, _, icmp) = icmp_answer(&ask(&mut e, true, anycast).expect("reply"));
+    let Icmpv6Repr::HaadReply(reply) = Icmpv6Repr::parse_bytes(&icmp).unwrap() else {
+        panic!("not a reply")
+    };
+    assert_eq!(reply.home_agents, vec![HA]);
+    let s = e.ha.stats();
+    assert_eq!(
+        (
+            s.router_advertisements,
+            s.haad_requests,
+            s.discovery_dropped
+        ),
+        (2, 5, 2)
+    );
+    assert_eq!(e.ha.home_agents_list(e.now).len(), 1);
+}
+
+/// A request costs 48 octets and its answer up to 1280: answers are rate-limited (a burst
+/// of `discovery_reply_rate`, then that many per second).
+#[test]
+fn discovery_answers_are_rate_limited() {
+    use proto::icmpv6::{HaadFlags, HaadRequest};
+    let mut c = cfg();
+    c.discovery_reply_rate = 3;
+    let mut e = Env::new(c);
+    let anycast: Ipv6Addr = "2001:db8:1:0:fdff:ffff:ffff:fffe".parse().unwrap();
+    let request = HaadRequest {
+        identifier: 1,
+        flags: HaadFlags::R,
+    };
+    let mut answered = 0;
+    for _ in 0..10 {
+        e.ha.handle_haad_request(e.now, COA, anycast, &request);
+        answered += usize::from(e.ha.poll_icmp_reply().is_some());
+    }
+    assert_eq!(answered, 3);
+    assert_eq!(e.ha.stats().discovery_dropped, 7);
+    e.now += Duration::from_secs(1);
+    e.ha.handle_haad_request(e.now, COA, anycast, &request);
+    assert!(e.ha.poll_icmp_reply().is_some(), "refilled after a second");
+    // Multicast or unspecified sources never get an answer.
+    e.now += Duration::from_secs(5);
+    for src in [Ipv6Addr::UNSPECIFIED, "ff02::1".parse().unwrap()] {
+        e.ha.handle_haad_request(e.now, src, anycast, &request);
+        assert!(e.ha.poll_icmp_reply().is_none());
+    }
+}
+
+/// RFC 6275 §10.6.2: a Mobile Prefix Solicitation from a registered mobile node (Home
+/// Address option, from the binding's care-of address) is answered to the care-of address
+/// with an RH2 for the home address, carrying the home prefixes with the lifetimes the
+/// home link advertises (counting down), and the Identifier copied.
+#[test]
+fn mobile_prefix_discovery() {
+    use proto::icmpv6::{NdOption, PrefixFlags, PrefixInformation, RaFlags, RouterAdvertisement};
+    let mut e = Env::new(cfg());
+    let mps = [146u8, 0, 0, 0, 0x12, 0x34, 0, 0];
+    // Not registered: Binding Error 1, no advertisement.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &mps));
+    assert!(e.ha.poll_icmp_reply().is_none());
+    assert!(e.ha.poll_transmit().is_some());
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 1))), BaStatus::Accepted);
+    e.events();
+    // Nothing heard from the home link yet: RFC 4861's default lifetimes.
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &mps));
+    let (src, dst, rh2, icmp) = icmp_answer(&e.ha.poll_icmp_reply().expect("advertisement"));
+    assert_eq!((src, dst, rh2), (HA, COA, Some(HOA1)));
+    let Icmpv6Repr::MobilePrefixAdvertisement(mpa) = Icmpv6Repr::parse_bytes(&icmp).unwrap() else {
+        panic!("not an MPA")
+    };
+    assert_eq!(mpa.identifier, 0x1234);
+    let prefix = |mpa: &proto::icmpv6::MobilePrefixAdvertisement<'_>| match mpa.options[..] {
+        [NdOption::PrefixInformation(p)] => p,
+        ref o => panic!("{o:?}"),
+    };
+    let p = prefix(&mpa);
+    assert_eq!(
+        (p.prefix, p.prefix_len),
+        ("2001:db8:1::".parse().unwrap(), 64)
+    );
+    assert_eq!(
+        (p.valid_lifetime, p.preferred_lifetime),
+        (2_592_000, 604_800)
+    );
+    // The home link's router advertises the prefix (and M): those values, counting down.
+    e.ha.handle_router_advertisement(
+        e.now,
+        "fe80::1".parse().unwrap(),
+        2,
+        &RouterAdvertisement {
+            flags: RaFlags::M,
+            router_lifetime: 1800,
+            options: vec![NdOption::PrefixInformation(PrefixInformation {
+                prefix_len: 64,
+                flags: PrefixFlags::L | PrefixFlags::A,
+                valid_lifetime: 7200,
+                preferred_lifetime: 3600,
+                prefix: "2001:db8:1::".parse().unwrap(),
+            })],
+            ..Default::default()
+        },
+    );
+    e.now += Duration::from_secs(100);
+    e.ha.handle_hao_packet(e.now, &hao_signal(COA, HOA1, 58, &mps));
+    let (_, _, _, icmp) = icmp_answer(&e.ha.poll_icmp_reply().expect("advertisement"));
+    let Icmpv6Repr::MobilePrefixAdvertisement(mpa) = Icmpv6Repr::parse_bytes(&icmp).unwrap() else {
+        panic!("not an MPA")
+    };
+    assert_eq!(mpa.flags, proto::icmpv6::MpaFlags::M);
+    let p = prefix(&mpa);
+    assert_eq!((p.valid_lifetime, p.preferred_lifetime), (7100, 3500));
+    assert_eq!(p.flags, PrefixFlags::L | PrefixFlags::A);
+    assert_eq!(e.ha.stats().mobile_prefix_solicitations, 2);
+}
+
+/// RFC 6275 §10.3.1 (TAHI HA_2_1_9): the granted lifetime is no longer than the home
+/// prefix's remaining valid lifetime, as the home link's Router Advertisements give it.
+#[test]
+fn granted_lifetime_capped_by_the_home_prefix_valid_lifetime() {
+    use proto::icmpv6::{NdOption, PrefixFlags, PrefixInformation, RouterAdvertisement};
+    let mut e = Env::new(cfg());
+    e.ha.handle_router_advertisement(
+        e.now,
+        "fe80::1".parse().unwrap(),
+        2,
+        &RouterAdvertisement {
+            router_lifetime: 1800,
+            options: vec![NdOption::PrefixInformation(PrefixInformation {
+                prefix_len: 64,
+                flags: PrefixFlags::L | PrefixFlags::A,
+                valid_lifetime: 600,
+                preferred_lifetime: 300,
+                prefix: "2001:db8:1::".parse().unwrap(),
+            })],
+            ..Default::default()
+        },
+    );
+    e.now += Duration::from_secs(200);
+    let mut bu = Bu::new(HOA1, 1);
+    bu.lifetime = u16::MAX;
+    let tx = e.ba(&bu);
+    // 400 s left of the prefix's 600 (the configured cap is 1000 s).
+    assert_eq!(ba_of(&tx).lifetime, Lifetime(100));
 }

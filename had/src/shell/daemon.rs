@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
-use mhio::{GuardScope, HaoPacket, Inbound, NftGuard, ProxyNd, RawSender, Received, Receiver};
+use mhio::{
+    DiscoveryPacket, DiscoverySocket, GuardScope, HaoPacket, Inbound, NftGuard, ProxyNd, RawSender,
+    Received, Receiver,
+};
 use mipsock::{
     AsyncEndpoint, Body, CareOf, Message, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes,
     StateItem,
@@ -167,6 +170,16 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let sender = RawSender::new(None)?;
     let home_sender = RawSender::new(Some(&cli.homeif))?;
     let proxy = ProxyNd::new(&cli.homeif).await?;
+    // RFC 6275 §10.5: requests come to the Home-Agents anycast address of each home prefix
+    // (RFC 2526); the home link's RAs fill the home agents list (§10.5.1).
+    let anycast: Vec<Ipv6Addr> = ha
+        .config()
+        .home_prefixes
+        .iter()
+        .filter_map(|p| proto::icmpv6::home_agents_anycast(p.network(), p.prefix_len()))
+        .collect();
+    let discovery = DiscoverySocket::new(home_ifindex, &anycast)?;
+    let mut discovery_buf = vec![0u8; 2048];
 
     let bus_dir = cli
         .bus_dir
@@ -276,6 +289,13 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                 d.ha.handle_dad_timeouts(Instant::now(), wall());
                 d.repeat_nas();
             }
+            r = discovery.recv(&mut discovery_buf) => match r {
+                Ok(p) => d.on_discovery(&p, &discovery_buf[..p.len]),
+                Err(e) => {
+                    warn!(error = %e, "discovery receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
             r = d.proxy.recv_advertisement() => match r {
                 // Our own advertisements (for other addresses) are no defence.
                 Ok((target, src)) if !d.local.contains(&src) => {
@@ -369,7 +389,30 @@ impl Daemon {
                 ifindex: rx.ifindex,
             },
         );
-        while let Some(reply) = self.ha.poll_hao_reply() {
+        while let Some(reply) = self.ha.poll_icmp_reply() {
+            self.icmp_out.push(reply);
+        }
+    }
+
+    /// A Home Agent Address Discovery Request or a Router Advertisement (RFC 6275 §10.5).
+    fn on_discovery(&mut self, p: &DiscoveryPacket, icmp: &[u8]) {
+        let now = Instant::now();
+        match proto::icmpv6::Icmpv6Repr::parse_bytes(icmp) {
+            Ok(proto::icmpv6::Icmpv6Repr::HaadRequest(req)) => {
+                self.ha.handle_haad_request(now, p.src, p.dst, &req);
+            }
+            // RFC 4861 §6.1.2: an RA not sent with hop limit 255 was forwarded; dropped.
+            Ok(proto::icmpv6::Icmpv6Repr::RouterAdvertisement(ra))
+                if p.hop_limit == proto::icmpv6::ND_HOP_LIMIT =>
+            {
+                self.ha
+                    .handle_router_advertisement(now, p.src, p.ifindex, &ra);
+            }
+            Ok(other) => debug!(src = %p.src, msg = ?other.msg_type(), hop_limit = p.hop_limit,
+                "discovery socket: message ignored"),
+            Err(e) => debug!(src = %p.src, error = %e, "malformed ICMPv6 on the discovery socket"),
+        }
+        while let Some(reply) = self.ha.poll_icmp_reply() {
             self.icmp_out.push(reply);
         }
     }
@@ -472,7 +515,7 @@ impl Daemon {
     async fn flush(&mut self) {
         for packet in std::mem::take(&mut self.icmp_out) {
             if let Err(e) = self.sender_for(&packet).send_packet(&packet).await {
-                debug!(error = %e, "ICMPv6 error not sent");
+                debug!(error = %e, "ICMPv6 message not sent");
             }
         }
         let mut others = Vec::new();
@@ -727,7 +770,7 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             held_bas as u64,
         ),
     ];
-    let counters: [(&'static str, &'static str, u64); 24] = [
+    let counters: [(&'static str, &'static str, u64); 28] = [
         (
             "had_mh_received",
             "Mobility Header packets handed to the core.",
@@ -843,6 +886,26 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             "had_hao_not_delivered",
             "Of those, from a bound care-of address, not delivered.",
             st.hao_not_delivered,
+        ),
+        (
+            "had_router_advertisements",
+            "Router Advertisements taken in from the home link (home agents list).",
+            st.router_advertisements,
+        ),
+        (
+            "had_haad_requests",
+            "Home Agent Address Discovery Requests received (RFC 6275 10.5).",
+            st.haad_requests,
+        ),
+        (
+            "had_mobile_prefix_solicitations",
+            "Mobile Prefix Solicitations answered (RFC 6275 10.6.2).",
+            st.mobile_prefix_solicitations,
+        ),
+        (
+            "had_discovery_dropped",
+            "Discovery requests dropped: not to our anycast address, odd source, or rate-limited.",
+            st.discovery_dropped,
         ),
     ];
     v.extend(

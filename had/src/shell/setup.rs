@@ -106,6 +106,7 @@ pub fn core_config(
     core.accept_unlisted_home_addresses = cfg.accept_unlisted_home_addresses;
     // RFC 6275 §10.3.1: RetransTimer (1 s) x DupAddrDetectTransmits (1).
     core.proxy_dad = cfg.homelink_dad.then_some(Duration::from_secs(1));
+    core.home_agent_preference = cfg.home_agent_preference;
     core.prefix_table = cfg
         .prefix_table
         .entries

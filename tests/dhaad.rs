@@ -1,0 +1,141 @@
+//! Dynamic Home Agent Address Discovery and Mobile Prefix Discovery at the real home agent
+//! (RFC 6275 §10.5, §10.6; RFC 3963 §7; issue 14), black-box: packets built by scapy in
+//! other namespaces, answers read on the wire.
+//!
+//! * A Home Agent Address Discovery Request from a care-of address to the Home-Agents
+//!   anycast address of the home prefix (RFC 2526: `2001:db8:1:0:fdff:ffff:ffff:fffe`) is
+//!   answered from the home agent's address to the care-of address, Identifier echoed,
+//!   R set for a mobile router's request, the home agent listed.
+//! * A second home agent announces itself on the home link (a Router Advertisement with H,
+//!   a Home Agent Information option with a higher preference and R, and its global
+//!   address in a Prefix Information option with R, built by scapy): it is listed first.
+//!   A forwarded RA (hop limit below 255) is not learnt.
+//! * A Mobile Prefix Solicitation with a Home Address option from the registered mobile
+//!   router's care-of address is answered with a Mobile Prefix Advertisement to the
+//!   care-of address through a type 2 routing header, carrying the home prefix.
+//!
+//! Topology and daemons: [`tests::setup::HomeLink`].
+
+use std::time::Duration;
+
+use tests::setup::{HOA, HomeLink};
+use tests::{require_root, wait_until};
+
+const COA: &str = "2001:db8:a::5";
+const HA: &str = "2001:db8:1::1";
+const ANYCAST: &str = "2001:db8:1:0:fdff:ffff:ffff:fffe";
+const OTHER_HA: &str = "2001:db8:1::2";
+const LONG: Duration = Duration::from_secs(30);
+
+/// `request R ID`: one HAAD Request; `mps ID`: one Mobile Prefix Solicitation with a HAO
+/// for the home address. Prints each answer seen within 2 s (`reply ID R ADDR...`, `mpa
+/// ID RH2 PREFIX/LEN VALID PREFERRED`), then `end`.
+const MR_SCAPY: &str = r#"
+import sys, time
+from scapy.all import *
+conf.verb = 0
+coa, anycast, ha, hoa = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+kind, args = sys.argv[5], sys.argv[6:]
+def answer(p):
+    return IPv6 in p and p[IPv6].dst == coa
+sniffer = AsyncSniffer(iface="eth0", timeout=2, lfilter=answer)
+sniffer.start()
+time.sleep(0.3)
+if kind == "request":
+    send(IPv6(src=coa, dst=anycast) / ICMPv6HAADRequest(id=int(args[1]), R=int(args[0])), iface="eth0")
+else:
+    send(IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)]) /
+         ICMPv6MPSol(id=int(args[0])), iface="eth0")
+sniffer.join()
+for p in sniffer.results:
+    if ICMPv6HAADReply in p:
+        r = p[ICMPv6HAADReply]
+        print("reply", p[IPv6].src, r.id, r.R, *r.addresses, flush=True)
+    elif ICMPv6MPAdv in p:
+        rh = p[IPv6ExtHdrRouting] if IPv6ExtHdrRouting in p else None
+        addr = rh.addresses[0] if rh is not None and rh.type == 2 else "-"
+        pi = p[ICMPv6NDOptPrefixInfo]
+        print("mpa", p[IPv6].src, p[ICMPv6MPAdv].id, addr,
+              "%s/%d" % (pi.prefix, pi.prefixlen), pi.validlifetime, pi.preferredlifetime,
+              flush=True)
+print("end", flush=True)
+"#;
+
+/// A home agent's Router Advertisement on the home link: `argv[1]` its global address,
+/// `argv[2]` the hop limit.
+const HL_SCAPY: &str = r#"
+import sys
+from scapy.all import *
+conf.verb = 0
+ll = "fe80::2"
+# Layer 2: scapy's layer-3 send may route ff02::1 out of another interface.
+sendp(Ether(dst="33:33:00:00:00:01") / IPv6(src=ll, dst="ff02::1", hlim=int(sys.argv[2])) /
+     ICMPv6ND_RA(H=1, routerlifetime=1800) /
+     ICMPv6NDOptHAInfo(pref=30, lifetime=600, res=0x8000) /
+     ICMPv6NDOptPrefixInfo(prefixlen=64, L=1, A=1, R=1, validlifetime=86400,
+                           preferredlifetime=14400, prefix=sys.argv[1]),
+      iface="eth0")
+"#;
+
+fn from_mr(l: &HomeLink, args: &[&str]) -> String {
+    let mut all = vec![COA, ANYCAST, HA, HOA];
+    all.extend_from_slice(args);
+    l.mr.scapy(l.f.dir.path(), "dhaad-mr.py", MR_SCAPY, &all)
+}
+
+fn line<'a>(text: &'a str, kind: &str, l: &HomeLink) -> &'a str {
+    text.lines()
+        .find(|t| t.starts_with(kind))
+        .unwrap_or_else(|| panic!("no {kind}: {text}\n{}", l.logs()))
+}
+
+#[test]
+fn home_agent_and_mobile_prefix_discovery() {
+    require_root();
+    let l = HomeLink::new("dhaad", "2001:db8:1::50/64");
+
+    // Before any registration: anyone may ask for the home agents.
+    let text = from_mr(&l, &["request", "1", "4660"]);
+    assert_eq!(
+        line(&text, "reply", &l),
+        format!("reply {HA} 4660 1 {HA}"),
+        "from the HA's address, Identifier echoed, R, the HA listed"
+    );
+
+    // Another home agent on the home link, preferred (30 > 0) and serving MRs. A forwarded
+    // copy (hop limit 64) is not learnt: the list is unchanged.
+    l.hl.scapy(l.f.dir.path(), "dhaad-hl.py", HL_SCAPY, &[OTHER_HA, "64"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let text = from_mr(&l, &["request", "1", "2"]);
+    assert_eq!(line(&text, "reply", &l), format!("reply {HA} 2 1 {HA}"));
+    l.hl.scapy(l.f.dir.path(), "dhaad-hl.py", HL_SCAPY, &[OTHER_HA, "255"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let text = from_mr(&l, &["request", "0", "5"]);
+    assert_eq!(
+        line(&text, "reply", &l),
+        format!("reply {HA} 5 0 {OTHER_HA} {HA}"),
+        "higher preference first\n{}",
+        l.logs()
+    );
+
+    // Register, then solicit the mobile prefixes with a Home Address option.
+    l.rereg(COA);
+    assert!(
+        wait_until(LONG, || l.routed()),
+        "no registration\n{}",
+        l.logs()
+    );
+    let text = from_mr(&l, &["mps", "777"]);
+    let mpa = line(&text, "mpa", &l);
+    let f: Vec<&str> = mpa.split_whitespace().collect();
+    assert_eq!(
+        &f[..5],
+        &["mpa", HA, "777", HOA, "2001:db8:1::/64"],
+        "to the care-of address through an RH2 for the home address: {mpa}"
+    );
+    // The home prefix's lifetimes: the home link's router was not heard (no radvd in this
+    // topology), so RFC 4861's defaults, at most.
+    let valid: u32 = f[5].parse().unwrap();
+    let preferred: u32 = f[6].parse().unwrap();
+    assert!(valid > 0 && preferred <= valid, "{mpa}");
+}
