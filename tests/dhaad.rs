@@ -13,6 +13,8 @@
 //! * A Mobile Prefix Solicitation with a Home Address option from the registered mobile
 //!   router's care-of address is answered with a Mobile Prefix Advertisement to the
 //!   care-of address through a type 2 routing header, carrying the home prefix.
+//! * The real mrd with no `home-agent-address` (SHISA's way) discovers the home agent
+//!   from its care-of address and registers with it.
 //!
 //! Topology and daemons: [`tests::setup::HomeLink`].
 
@@ -138,4 +140,34 @@ fn home_agent_and_mobile_prefix_discovery() {
     let valid: u32 = f[5].parse().unwrap();
     let preferred: u32 = f[6].parse().unwrap();
     assert!(valid > 0 && preferred <= valid, "{mpa}");
+}
+
+#[test]
+fn a_mobile_router_without_a_configured_home_agent_discovers_it() {
+    require_root();
+    let l = HomeLink::with_mrd_conf(
+        "dhaadmr",
+        "2001:db8:1::50/64",
+        &[],
+        &[],
+        &[],
+        &[("home-agent-address 2001:db8:1::1;", "")],
+    );
+    l.rereg(COA);
+    assert!(
+        wait_until(LONG, || l.routed()),
+        "no registration through discovery\n{}",
+        l.logs()
+    );
+    let mrd = l.log("mrd");
+    assert!(
+        mrd.contains("dynamic home agent address discovery")
+            && mrd.contains("home agent discovered"),
+        "{mrd}"
+    );
+    assert!(
+        l.log("had").contains("home agent address discovery reply"),
+        "{}",
+        l.logs()
+    );
 }

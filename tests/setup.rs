@@ -271,6 +271,18 @@ impl HomeLink {
         nemonetd_extra: &[&str],
         mrd_extra: &[&str],
     ) -> HomeLink {
+        HomeLink::with_mrd_conf(tag, hl_addr, had_extra, nemonetd_extra, mrd_extra, &[])
+    }
+
+    /// [`HomeLink::with`], and `mrd_edits` replacements in mrd.conf ([`files`]).
+    pub fn with_mrd_conf(
+        tag: &str,
+        hl_addr: &str,
+        had_extra: &[&str],
+        nemonetd_extra: &[&str],
+        mrd_extra: &[&str],
+        mrd_edits: &[(&str, &str)],
+    ) -> HomeLink {
         let (ha, hl, mr) = (
             Netns::new(&format!("{tag}-ha")),
             Netns::new(&format!("{tag}-hl")),
@@ -294,7 +306,7 @@ impl HomeLink {
         addr(&mr, &format!("{HOA}/128"), "mip0");
         mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
         ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-        let f = files(&[]);
+        let f = files(mrd_edits);
         let (had, nemonetd) = start_home_agent_with(&ha, &f, "up0", had_extra, nemonetd_extra);
         let mrd = start_mrd_with(&mr, &f, mrd_extra);
         HomeLink {

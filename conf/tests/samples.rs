@@ -137,6 +137,12 @@ fn shisa_users_mrd_conf_loads() {
     assert_eq!(mr.home_registration_lifetime, 10);
     assert_eq!(mr.lifetime(), Duration::from_secs(40));
     assert_eq!(mr.home_agent_address, None); // SHISA's mrd -a, or discovery
+    // No home agent is no longer a warning: mrd discovers one (RFC 6275 §11.4.1).
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| w.to_string().contains("home-agent-address"))
+    );
     assert_eq!(mr.all_prefixes().len(), 2);
     assert_eq!(mr.authentication.as_ref().unwrap().spi, 1000);
     let messages: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
@@ -145,7 +151,6 @@ fn shisa_users_mrd_conf_loads() {
         "repeated",
         "binding identifiers",
         "'static-tunnel'",
-        "command line",
     ] {
         assert!(
             messages.iter().any(|m| m.contains(expected)),

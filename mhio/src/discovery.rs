@@ -1,8 +1,9 @@
-//! The home agent's discovery socket (RFC 6275 §10.5, §10.5.1): Home Agent Address
-//! Discovery Requests to the Home-Agents anycast addresses, and the home link's Router
-//! Advertisements that fill the home agents list.
+//! The discovery sockets of RFC 6275 §10.5 and §11.4.1. The home agent's takes Home Agent
+//! Address Discovery Requests to the Home-Agents anycast addresses and the home link's
+//! Router Advertisements that fill the home agents list; the mobile router's takes the
+//! Replies.
 //!
-//! A raw ICMPv6 socket with an `ICMP6_FILTER` passing only those two types (RFC 3542
+//! A raw ICMPv6 socket with an `ICMP6_FILTER` passing only those types (RFC 3542
 //! §3.2), so the kernel does not queue the host's other ICMPv6 on it; `IPV6_RECVPKTINFO`
 //! and `IPV6_RECVHOPLIMIT` give the destination (which anycast address), the arrival
 //! interface and the hop limit (an RA must arrive with 255, RFC 4861 §6.1.2). The anycast
@@ -28,6 +29,8 @@ const ICMP6_FILTER: libc::c_int = 1;
 const ROUTER_ADVERTISEMENT: u8 = 134;
 /// ICMPv6 Home Agent Address Discovery Request.
 const HAAD_REQUEST: u8 = 144;
+/// ICMPv6 Home Agent Address Discovery Reply.
+const HAAD_REPLY: u8 = 145;
 
 /// Sets `sock`'s ICMPv6 type filter so that only `pass` types are queued on it (RFC 3542
 /// §3.2: a set bit blocks the type on Linux). An empty `pass` blocks everything, for a
@@ -87,15 +90,25 @@ impl DiscoverySocket {
     /// # Errors
     /// [`Error::Socket`] naming the step and, for a join, the address.
     pub fn new(home_ifindex: u32, anycast: &[Ipv6Addr]) -> Result<Self> {
+        Self::open(&[ROUTER_ADVERTISEMENT, HAAD_REQUEST], home_ifindex, anycast)
+    }
+
+    /// The mobile router's socket: Home Agent Address Discovery Replies (to its care-of
+    /// addresses).
+    ///
+    /// # Errors
+    /// [`Error::Socket`] naming the step.
+    pub fn replies() -> Result<Self> {
+        Self::open(&[HAAD_REPLY], 0, &[])
+    }
+
+    fn open(types: &[u8], home_ifindex: u32, anycast: &[Ipv6Addr]) -> Result<Self> {
         let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))
             .map_err(|e| Error::socket("opening a raw ICMPv6 socket (needs CAP_NET_RAW)", e))?;
         let setup = |what: &str, r: std::io::Result<()>| {
             r.map_err(|e| Error::socket(format!("{what} on the discovery socket"), e))
         };
-        setup(
-            "ICMP6_FILTER",
-            set_icmp6_filter(&socket, &[ROUTER_ADVERTISEMENT, HAAD_REQUEST]),
-        )?;
+        setup("ICMP6_FILTER", set_icmp6_filter(&socket, types))?;
         setup(
             "IPV6_RECVPKTINFO",
             nix::sys::socket::setsockopt(
@@ -129,7 +142,7 @@ impl DiscoverySocket {
         })
     }
 
-    /// The next Request or Router Advertisement, its octets at the start of `buf`.
+    /// The next message of the socket's types, its octets at the start of `buf`.
     ///
     /// # Errors
     /// [`Error::Socket`] when the socket fails.

@@ -129,7 +129,7 @@ impl MrCore {
         }
         if !ba.flags.mobile_router() {
             // RFC 3963 §5.3: the HA does not support NEMO; deregister and stop.
-            error!(ha = %self.cfg.home_agent,
+            error!(ha = %self.bul.primary.home_agent,
                 "home agent accepted the BU without R: it does not do NEMO; deregistering");
             self.bul.primary.stopped = Some(StopReason::NotNemoCapable);
             self.events.push_back(MrEvent::Stopped {
@@ -272,7 +272,7 @@ impl MrCore {
                 );
             }
             if self.bul.primary.ipv4_support != Ipv4Support::Unsupported {
-                warn!(ha = %self.cfg.home_agent, mnp_v4 = ?p.v4_sent,
+                warn!(ha = %self.bul.primary.home_agent, mnp_v4 = ?p.v4_sent,
                     "home agent sent no IPv4 Address Acknowledgement: it does not support \
                      IPv4 mobile network prefixes; carrying on with IPv6 only");
             }
@@ -353,7 +353,7 @@ impl MrCore {
             what = Reaction::Stop;
         }
         if p.kind == BuKind::Register && what == Reaction::DeregisterThenRegister {
-            warn!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+            warn!(hoa = %self.cfg.home_address, ha = %self.bul.primary.home_agent, status = code,
                 meaning = name, rfc,
                 "the home agent holds a binding of another registration type for our home \
                  address: de-registering it, then registering again");
@@ -368,7 +368,21 @@ impl MrCore {
             return;
         }
         if p.kind == BuKind::Register && what == Reaction::Stop {
-            error!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent, status = code,
+            // RFC 3963 §7.1: a discovered home agent that will not take us: the next one.
+            let (coa, ifindex) = (p.coa, p.coa_ifindex);
+            if self.bul.primary.announced_optimistic {
+                self.withdraw();
+            }
+            if self.try_next_home_agent(now, coa, ifindex) {
+                warn!(
+                    status = code,
+                    meaning = name,
+                    rfc,
+                    "home registration refused"
+                );
+                return;
+            }
+            error!(hoa = %self.cfg.home_address, ha = %self.bul.primary.home_agent, status = code,
                 meaning = name, rfc, advice = advice(status),
                 "home registration refused for good: no further Binding Update to this home \
                  agent until the configuration is reloaded (SIGHUP)");

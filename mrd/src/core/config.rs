@@ -34,8 +34,12 @@ pub use proto::auth::MobilitySa;
 pub struct MrCoreConfig {
     /// The MR's IPv6 home address.
     pub home_address: Ipv6Addr,
-    /// The home agent's IPv6 address.
+    /// The home agent's IPv6 address; unspecified (`::`): found by dynamic home agent
+    /// address discovery (RFC 6275 §11.4.1), as SHISA's mrd did.
     pub home_agent: Ipv6Addr,
+    /// Length of the home prefix: discovery asks the Home-Agents anycast address of
+    /// `home_address`/this (RFC 2526). 64 unless the home link says otherwise.
+    pub home_prefix_len: u8,
     /// The home agent's IPv4 address (reported in BUL_ADD for the data plane).
     pub home_agent_v4: Option<Ipv4Addr>,
     /// IPv6 mobile network prefixes.
@@ -96,6 +100,7 @@ impl MrCoreConfig {
         MrCoreConfig {
             home_address,
             home_agent,
+            home_prefix_len: 64,
             home_agent_v4: None,
             mnp_v6: Vec::new(),
             mnp_v4: Vec::new(),
@@ -129,6 +134,9 @@ pub enum ConfigError {
     /// The home agent address is unspecified, multicast or IPv4-mapped.
     #[error("home agent address {0} is not a unicast IPv6 address")]
     BadHomeAgent(Ipv6Addr),
+    /// No room for the Home-Agents anycast address (RFC 2526 needs 8 host bits).
+    #[error("home prefix length {0} leaves no room for the home agents anycast address")]
+    BadHomePrefixLen(u8),
     /// A zero lifetime would make every registration a deregistration.
     #[error("requested lifetime must not be zero")]
     ZeroLifetime,
@@ -159,8 +167,11 @@ impl MrCoreConfig {
         if !unicast_v6(&self.home_address) {
             return Err(ConfigError::BadHomeAddress(self.home_address));
         }
-        if !unicast_v6(&self.home_agent) {
+        if !self.home_agent.is_unspecified() && !unicast_v6(&self.home_agent) {
             return Err(ConfigError::BadHomeAgent(self.home_agent));
+        }
+        if self.home_prefix_len > 120 {
+            return Err(ConfigError::BadHomePrefixLen(self.home_prefix_len));
         }
         if self.lifetime.is_zero() {
             return Err(ConfigError::ZeroLifetime);

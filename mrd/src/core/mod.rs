@@ -22,6 +22,7 @@ mod bu;
 mod bul;
 mod coa;
 mod config;
+mod dhaad;
 mod io;
 mod status;
 mod timers;
@@ -51,6 +52,7 @@ pub use config::{
     ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
     MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, NAT_KEEPALIVE_TIMEOUT, RegistrationMode,
 };
+pub use dhaad::{DHAAD_RETRIES, DHAAD_ROUND_PAUSE, INITIAL_DHAAD_TIMEOUT, IcmpTransmit};
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
 };
@@ -71,6 +73,8 @@ pub struct MrStats {
     pub refused: u64,
     /// The last refusal's status.
     pub last_refusal: Option<u8>,
+    /// Home Agent Address Discovery Requests sent (RFC 6275 §11.4.1).
+    pub dhaad_requests: u64,
     /// Movements to a new care-of address acted on (handovers started).
     pub moves: u64,
     /// Binding Errors received from the home agent.
@@ -126,6 +130,14 @@ pub struct MrCore {
     icmp_bucket: TokenBucket,
     /// Local UDP port of the DSMIPv6 socket (nemonetd's), learnt from received signalling.
     udp_local_port: Option<u16>,
+    /// Dynamic home agent address discovery under way (no home agent configured).
+    discovery: Option<dhaad::Discovery>,
+    /// Home agents of the last discovery Reply not tried yet, in order.
+    ha_candidates: Vec<Ipv6Addr>,
+    /// Identifier of the last discovery Request.
+    next_identifier: u16,
+    /// ICMPv6 messages to send (discovery Requests).
+    icmp_out: VecDeque<IcmpTransmit>,
 }
 
 /// Binding Errors 1 make us refresh at most once per this interval: a flood of forged
@@ -154,6 +166,7 @@ impl MrCore {
         if cfg.mode == RegistrationMode::Explicit && cfg.mnp_v6.is_empty() {
             warn!("explicit mode without IPv6 mobile network prefixes: the HA will see none");
         }
+        let cfg_initial_identifier = cfg.initial_sequence.0;
         Ok(MrCore {
             parse_cfg: ParseConfig::new().with_legacy_ipv4_mnp(cfg.legacy_ipv4_mnp_option),
             mn_ha_key: cfg.security.as_ref().map(|sa| auth::MnHaKey::new(&sa.key)),
@@ -170,6 +183,12 @@ impl MrCore {
             binding_errors: VecDeque::new(),
             icmp_bucket: TokenBucket::new(ICMP_ERROR_RATE),
             udp_local_port: None,
+            discovery: None,
+            ha_candidates: Vec::new(),
+            // Any start will do (the Reply must only match); the sequence number the
+            // shell drew at random serves.
+            next_identifier: cfg_initial_identifier,
+            icmp_out: VecDeque::new(),
         })
     }
 
@@ -340,6 +359,10 @@ impl MrCore {
             self.returned_home(now, ifindex);
             return;
         }
+        if self.discovers_home_agent() && self.bul.primary.home_agent.is_unspecified() {
+            self.start_discovery(now, coa, ifindex);
+            return;
+        }
         if let Some(p) = &self.bul.primary.pending
             && p.kind == BuKind::Register
             && p.coa == coa
@@ -354,7 +377,7 @@ impl MrCore {
             debug!(%coa, "already registered from this care-of address");
             return;
         }
-        info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.cfg.home_agent,
+        info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.bul.primary.home_agent,
             "new care-of address: home registration");
         self.stats.moves += 1;
         self.bul.primary.pending =
@@ -373,7 +396,7 @@ impl MrCore {
         {
             return;
         }
-        info!(hoa = %self.cfg.home_address, ha = %self.cfg.home_agent,
+        info!(hoa = %self.cfg.home_address, ha = %self.bul.primary.home_agent,
             "returned home: deregistration");
         // RFC 6275 §11.5.5: once the de-registration BU has left, the router must answer
         // Neighbour Solicitations for its home address on the home link (the HA may need
@@ -584,7 +607,7 @@ impl MrCore {
                     debug!("Binding Error 1 within the hold-down of the last one ignored");
                     return;
                 }
-                warn!(ha = %self.cfg.home_agent, coa = %r.coa,
+                warn!(ha = %self.bul.primary.home_agent, coa = %r.coa,
                     "Binding Error 1 (unknown binding) claims the home agent lost our binding: \
                      refreshing it, binding kept meanwhile");
                 self.bul.primary.be_refresh_at = Some(now);
@@ -593,7 +616,7 @@ impl MrCore {
                     Some(self.new_pending(now, BuKind::Register, false, coa, ifx));
             }
             BeStatus::UnrecognizedMhType => {
-                error!(ha = %self.cfg.home_agent,
+                error!(ha = %self.bul.primary.home_agent,
                     "Binding Error 2: the home agent does not recognise our MH type");
             }
             other => debug!(status = ?other, "Binding Error ignored"),

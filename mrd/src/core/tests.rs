@@ -176,6 +176,10 @@ impl Ba {
     }
     /// The IPv6 packet HA -> CoA with an RH2 (RFC 6275 §9.5.4).
     fn packet(&self, coa: Ipv6Addr) -> Vec<u8> {
+        self.packet_from(ha(), coa)
+    }
+    /// The same from another home agent.
+    fn packet_from(&self, from: Ipv6Addr, coa: Ipv6Addr) -> Vec<u8> {
         let repr = MhRepr::BindingAck(BindingAck {
             status: BaStatus::from(self.status),
             flags: if self.r { BaFlags::R } else { BaFlags::empty() },
@@ -188,13 +192,17 @@ impl Ba {
         if let Some((key, c)) = self.sign {
             auth::sign(&mut mh, IpAddr::V6(c), &hoa(), key).unwrap();
         }
-        wrap(&mh, coa)
+        wrap_from(from, &mh, coa)
     }
 }
 
 fn wrap(mh: &[u8], coa: Ipv6Addr) -> Vec<u8> {
+    wrap_from(ha(), mh, coa)
+}
+
+fn wrap_from(from: Ipv6Addr, mh: &[u8], coa: Ipv6Addr) -> Vec<u8> {
     let addressing = MobilityPacketRepr {
-        src_addr: ha(),
+        src_addr: from,
         dst_addr: coa,
         hop_limit: 64,
         home_address: None,
@@ -1305,8 +1313,16 @@ fn config_is_validated() {
     });
     assert_eq!(MrCore::new(c).unwrap_err(), ConfigError::ReservedSpi(5));
     let mut c = cfg();
-    c.home_agent = Ipv6Addr::UNSPECIFIED;
+    c.home_agent = "ff02::2".parse().unwrap();
     assert!(MrCore::new(c).is_err());
+    // Unspecified: found by discovery; but the anycast address needs 8 host bits.
+    let mut c = cfg();
+    c.home_agent = Ipv6Addr::UNSPECIFIED;
+    c.home_prefix_len = 121;
+    assert_eq!(
+        MrCore::new(c).unwrap_err(),
+        ConfigError::BadHomePrefixLen(121)
+    );
     let mut c = cfg();
     c.mnp_v4 = vec![Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).unwrap()];
     assert!(MrCore::new(c).is_err());
@@ -1974,4 +1990,136 @@ fn stats_count_what_happened() {
     );
     let s = mr.stats();
     assert_eq!((s.moves, s.refused, s.last_refusal), (2, 1, Some(142)));
+}
+
+fn ha2() -> Ipv6Addr {
+    "2001:db8:1::2".parse().unwrap()
+}
+
+fn discovering() -> MrCore {
+    let mut c = cfg();
+    c.home_agent = Ipv6Addr::UNSPECIFIED;
+    MrCore::new(c).unwrap()
+}
+
+/// The Request in a discovery transmit: (source, destination, identifier, R, ifindex).
+fn haad_request(tx: &IcmpTransmit) -> (Ipv6Addr, Ipv6Addr, u16, bool, u32) {
+    let ip = proto::ext::Ipv6Header::new_checked(&tx.packet[..]).unwrap();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let icmp = &tx.packet[40..];
+    assert!(proto::icmpv6::Icmpv6Packet::new_unchecked(icmp).verify_checksum(&src, &dst));
+    let proto::icmpv6::Icmpv6Repr::HaadRequest(r) =
+        proto::icmpv6::Icmpv6Repr::parse_bytes(icmp).unwrap()
+    else {
+        panic!("not a request")
+    };
+    (src, dst, r.identifier, r.flags.mobile_router(), tx.ifindex)
+}
+
+fn haad_reply(identifier: u16, r: bool, list: &[Ipv6Addr]) -> proto::icmpv6::HaadReply {
+    let mut flags = proto::icmpv6::HaadFlags::empty();
+    flags.set(proto::icmpv6::HaadFlags::R, r);
+    proto::icmpv6::HaadReply {
+        identifier,
+        flags,
+        home_agents: list.to_vec(),
+    }
+}
+
+/// RFC 6275 §11.4.1, §12: with no home agent configured, a new care-of address starts
+/// discovery: Requests from it (R set, RFC 3963 §7.1) to the Home-Agents anycast address
+/// of the home prefix, 3 s then doubling, DHAAD_RETRIES retransmissions, then a pause; no
+/// BU before a Reply.
+#[test]
+fn discovery_requests_and_their_timers() {
+    let t0 = Instant::now();
+    let mut mr = discovering();
+    assert!(mr.discovers_home_agent());
+    mr.handle_md_info(t0, &rereg(coa1()));
+    assert!(mr.poll_transmit().is_none(), "no BU without a home agent");
+    let anycast: Ipv6Addr = "2001:db8:1:0:fdff:ffff:ffff:fffe".parse().unwrap();
+    let first = haad_request(&mr.poll_icmp_transmit().expect("request"));
+    assert_eq!(
+        (first.0, first.1, first.3, first.4),
+        (coa1(), anycast, true, 3)
+    );
+    let mut t = t0;
+    for gap in [3u64, 6, 12, 24] {
+        assert_eq!(mr.poll_timeout(), Some(t + Duration::from_secs(gap)));
+        t += Duration::from_secs(gap);
+        mr.handle_timeout(t);
+        let r = haad_request(&mr.poll_icmp_transmit().expect("retransmission"));
+        assert_eq!(r.2, first.2, "same identifier within a round");
+    }
+    // The fourth retransmission waits 48 s, then a pause of a minute and a new round.
+    t += Duration::from_secs(48);
+    mr.handle_timeout(t);
+    assert!(mr.poll_icmp_transmit().is_none());
+    assert_eq!(mr.poll_timeout(), Some(t + DHAAD_ROUND_PAUSE));
+    t += DHAAD_ROUND_PAUSE;
+    mr.handle_timeout(t);
+    assert!(mr.poll_icmp_transmit().is_some());
+    assert_eq!(mr.stats().dhaad_requests, 6);
+    assert!(mr.poll_transmit().is_none());
+}
+
+/// A Reply with R lists home agents serving mobile routers: the router registers with the
+/// first; one for another request, or without R, changes nothing.
+#[test]
+fn discovery_reply_starts_the_registration() {
+    let t0 = Instant::now();
+    let mut mr = discovering();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let id = haad_request(&mr.poll_icmp_transmit().unwrap()).2;
+    mr.handle_haad_reply(
+        ms(t0, 10),
+        ha(),
+        &haad_reply(id.wrapping_add(1), true, &[ha()]),
+    );
+    mr.handle_haad_reply(ms(t0, 10), ha(), &haad_reply(id, false, &[ha()]));
+    assert!(mr.poll_transmit().is_none());
+    assert!(mr.home_agent().is_unspecified());
+    mr.handle_haad_reply(ms(t0, 20), ha(), &haad_reply(id, true, &[ha(), ha2()]));
+    assert_eq!(mr.home_agent(), ha());
+    assert_eq!(mr.discovered_home_agents(), &[ha2()]);
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.tx.addressing.dst_addr, ha());
+    assert_eq!(bu.tx.addressing.src_addr, coa1());
+    deliver(
+        &mut mr,
+        ms(t0, 50),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    // Discovery is over: no more Requests, and a move registers directly.
+    mr.handle_timeout(ms(t0, 10_000));
+    assert!(mr.poll_icmp_transmit().is_none());
+    mr.handle_md_info(ms(t0, 20_000), &rereg(coa2()));
+    assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha());
+    assert!(mr.poll_icmp_transmit().is_none());
+}
+
+/// RFC 3963 §7.1: a discovered home agent refusing the router for good (here 140, not a
+/// home agent for mobile routers after all) sends it to the next one listed; when none is
+/// left, the refusal stops the router as with a configured home agent.
+#[test]
+fn a_refusing_discovered_home_agent_makes_way_for_the_next() {
+    let t0 = Instant::now();
+    let mut mr = discovering();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let id = haad_request(&mr.poll_icmp_transmit().unwrap()).2;
+    mr.handle_haad_reply(t0, ha(), &haad_reply(id, true, &[ha(), ha2()]));
+    let bu = next_bu(&mut mr);
+    deliver(&mut mr, ms(t0, 30), &Ba::ok(&bu).status(140).packet(coa1()));
+    assert_eq!(mr.home_agent(), ha2());
+    let bu2 = next_bu(&mut mr);
+    assert_eq!(bu2.tx.addressing.dst_addr, ha2());
+    assert!(!matches!(mr.state(), RegistrationState::Stopped(_)));
+    // The second refuses too: nobody left, stopped.
+    deliver(
+        &mut mr,
+        ms(t0, 60),
+        &Ba::ok(&bu2).status(142).packet_from(ha2(), coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Stopped(_)));
 }

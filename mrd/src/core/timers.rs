@@ -16,6 +16,9 @@ impl MrCore {
         if let Some(p) = &self.bul.primary.pending {
             at(p.next_tx);
         }
+        if let Some(d) = &self.discovery {
+            at(d.next_tx);
+        }
         if let Some(r) = &self.bul.primary.registered {
             at(r.expires_at);
             if self.bul.primary.pending.is_none() && self.bul.primary.stopped.is_none() {
@@ -27,6 +30,7 @@ impl MrCore {
 
     /// Runs every timer that is due at `now`.
     pub(super) fn drive(&mut self, now: Instant) {
+        self.drive_discovery(now);
         if let Some(r) = &self.bul.primary.registered {
             if now >= r.expires_at {
                 // No acknowledged refresh in time: the HA has dropped the binding.

@@ -57,10 +57,15 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
         nemo_daemon::check::warning(w);
     }
     let core = setup::core_config(&cfg, cli.home_agent)?;
+    let ha = if core.home_agent.is_unspecified() {
+        "found by dynamic home agent address discovery".to_string()
+    } else {
+        core.home_agent.to_string()
+    };
     let summary = format!(
         "home address {}, home agent {}, IPv6 prefixes {:?}, IPv4 prefixes {:?}, {}, {} warnings",
         core.home_address,
-        core.home_agent,
+        ha,
         core.mnp_v6,
         core.mnp_v4,
         if core.security.is_some() {
@@ -148,6 +153,13 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
 
     let guard = NftGuard::install("mrd")?;
     let mut receiver = Receiver::new(None)?;
+    // Home Agent Address Discovery Replies, when no home agent is configured.
+    let discovery = if mr.discovers_home_agent() {
+        Some(mhio::DiscoverySocket::replies()?)
+    } else {
+        None
+    };
+    let mut discovery_buf = vec![0u8; 2048];
     let sender = RawSender::new(None)?;
     let bus_dir = cli
         .bus_dir
@@ -177,7 +189,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     };
     d.announce_role(true);
     let c = d.mr.config();
-    info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %c.home_agent,
+    info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %d.mr.home_agent(),
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
         authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
@@ -231,6 +243,13 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                 Ok(msg) => d.on_bus(&msg),
                 Err(e) => warn!(error = %e, "mipsock receive failed"),
             },
+            r = recv_discovery(discovery.as_ref(), &mut discovery_buf) => match r {
+                Ok(p) => d.on_discovery_reply(&p, &discovery_buf[..p.len]),
+                Err(e) => {
+                    warn!(error = %e, "discovery receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
             () = tokio::time::sleep_until(deadline) => d.mr.handle_timeout(Instant::now()),
             s = signals.recv() => match s {
                 Signal::Stop(_) => {
@@ -259,7 +278,31 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     Ok(())
 }
 
+/// The next Reply on the discovery socket; never, without one.
+async fn recv_discovery(
+    socket: Option<&mhio::DiscoverySocket>,
+    buf: &mut [u8],
+) -> Result<mhio::DiscoveryPacket, mhio::Error> {
+    match socket {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Daemon {
+    /// A Home Agent Address Discovery Reply (RFC 6275 §11.4.1).
+    fn on_discovery_reply(&mut self, p: &mhio::DiscoveryPacket, icmp: &[u8]) {
+        match proto::icmpv6::Icmpv6Repr::parse_bytes(icmp) {
+            Ok(proto::icmpv6::Icmpv6Repr::HaadReply(reply)) => {
+                self.mr.handle_haad_reply(Instant::now(), p.src, &reply);
+            }
+            Ok(other) => {
+                debug!(src = %p.src, msg = ?other.msg_type(), "discovery socket: message ignored")
+            }
+            Err(e) => debug!(src = %p.src, error = %e, "malformed ICMPv6 on the discovery socket"),
+        }
+    }
+
     fn announce_role(&self, enable: bool) {
         let msg = Message::new(Body::NodetypeInfo(NodetypeInfo {
             node_type: NodeType::MR,
@@ -406,6 +449,12 @@ impl Daemon {
         for packet in std::mem::take(&mut self.icmp_out) {
             if let Err(e) = self.sender.send_packet(&packet).await {
                 debug!(error = %e, "ICMPv6 error not sent");
+            }
+        }
+        // Discovery Requests leave by the care-of address's interface, like the BUs.
+        while let Some(tx) = self.mr.poll_icmp_transmit() {
+            if let Err(e) = self.sender.send_packet_via(&tx.packet, tx.ifindex).await {
+                warn!(error = %e, "home agent address discovery request not sent");
             }
         }
         while let Some(tx) = self.mr.poll_transmit() {
@@ -559,6 +608,11 @@ fn metric_samples(mr: &MrCore) -> Vec<Sample> {
     ];
     for (name, help, value) in [
         ("mrd_bu_sent", "Binding Updates sent.", st.bu_sent),
+        (
+            "mrd_dhaad_requests",
+            "Home Agent Address Discovery Requests sent (RFC 6275 11.4.1).",
+            st.dhaad_requests,
+        ),
         (
             "mrd_bu_retransmitted",
             "Of those, retransmissions (RFC 6275 §11.8).",

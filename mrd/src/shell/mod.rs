@@ -68,7 +68,8 @@ pub struct Cli {
     #[arg(short = 'c', value_name = "FILE", default_value = "/etc/nemo/mrd.conf")]
     pub config: PathBuf,
     /// Home agent address (SHISA's -a), when the configuration has no
-    /// `home-agent-address`; overrides it otherwise.
+    /// `home-agent-address`; overrides it otherwise. With neither, the home agent is found
+    /// by dynamic home agent address discovery (RFC 6275 §11.4.1) from the care-of address.
     #[arg(short = 'a', value_name = "HA-ADDRESS")]
     pub home_agent: Option<Ipv6Addr>,
     /// mipsock bus directory [default: $MIPSOCK_DIR, else /run/mipsock/default].
@@ -98,9 +99,6 @@ pub enum ShellError {
     /// The configuration parsed but the core refuses it.
     #[error("configuration: {0}")]
     Core(#[from] crate::ConfigError),
-    /// No home agent address anywhere.
-    #[error("{0}")]
-    NoHomeAgent(String),
     /// Sockets, guard.
     #[error("{0}")]
     Io(#[from] mhio::Error),
@@ -126,9 +124,7 @@ impl nemo_daemon::Failure for ShellError {
     /// 78 (EX_CONFIG) for configuration errors, 1 otherwise.
     fn exit(&self) -> Exit {
         match self {
-            ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAgent(_) => {
-                Exit::Config
-            }
+            ShellError::Config(_) | ShellError::Core(_) => Exit::Config,
             _ => Exit::Failure,
         }
     }

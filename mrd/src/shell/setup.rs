@@ -50,10 +50,10 @@ pub fn core_config(
         }
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => {
-            return Err(ShellError::NoHomeAgent(format!(
-                "no home-agent-address in {} and no -a on the command line",
-                cfg.file
-            )));
+            // SHISA's mrd had no home agent key: it found one by DHAAD (RFC 6275 §11.4.1).
+            info!(config = %cfg.file,
+                "no home-agent-address and no -a: the home agent is found by dynamic home agent address discovery");
+            Ipv6Addr::UNSPECIFIED
         }
     };
     let mut core = MrCoreConfig::new(cfg.home_address, home_agent);
@@ -126,11 +126,11 @@ mod tests {
         };\n";
 
     #[test]
-    fn the_home_agent_comes_from_dash_a_when_the_config_has_none() {
+    fn the_home_agent_comes_from_dash_a_or_discovery_when_the_config_has_none() {
         let (cfg, _) = conf::MrConfig::parse_str_for(NO_HA, "mrd.conf", Some("mip0")).unwrap();
-        let e = core_config(&cfg, None).unwrap_err();
-        assert!(matches!(e, ShellError::NoHomeAgent(_)), "{e}");
-        assert_eq!(e.exit_code(), std::process::ExitCode::from(78));
+        let core = core_config(&cfg, None).unwrap();
+        assert!(core.home_agent.is_unspecified(), "found by DHAAD");
+        assert!(crate::MrCore::new(core).unwrap().discovers_home_agent());
         let core = core_config(&cfg, Some(a("2001:db8:1::2"))).unwrap();
         assert_eq!(core.home_agent, a("2001:db8:1::2"));
         assert_eq!(core.security, None);
