@@ -51,15 +51,16 @@ fn demo_scenario() {
     );
     let logs = || {
         let mut s = String::new();
+        // The lab keeps each daemon's log under its node's directory.
         for f in [
-            "mrd.log",
-            "babymdd.log",
-            "had.log",
-            "nemonetd-mr.log",
-            "nemonetd-ha.log",
+            "mr/mrd.log",
+            "mr/babymdd.log",
+            "ha/had.log",
+            "mr/nemonetd.log",
+            "ha/nemonetd.log",
         ] {
             let t = std::fs::read_to_string(work.join(f)).unwrap_or_default();
-            let tail: Vec<&str> = t.lines().rev().take(30).collect();
+            let tail: Vec<&str> = t.lines().rev().take(60).collect();
             s.push_str(&format!("--- {f} (last lines)\n"));
             for l in tail.into_iter().rev() {
                 s.push_str(l);
