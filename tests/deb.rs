@@ -46,6 +46,9 @@ fn the_package_installs_what_an_operator_needs_and_starts_nothing() {
     for path in [
         "./usr/sbin/had",
         "./usr/sbin/mrd",
+        "./usr/sbin/mnd",
+        "./usr/share/man/man8/mnd.8",
+        "./etc/nemo/mnd.conf",
         "./usr/sbin/babymdd",
         "./usr/sbin/nemonetd",
         "./usr/bin/mipsock",

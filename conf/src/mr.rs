@@ -86,6 +86,9 @@ pub struct MrConfig {
     pub interface: Option<String>,
     /// SHISA's `debug` level (0 = off); the `-d` flag also turns debug logs on.
     pub debug: u32,
+    /// `mobile-node-mode mobile-host;` (SHISA's mnd): a mobile node registering its home
+    /// address alone (no R flag, no prefixes, RFC 6275). Default: a mobile router.
+    pub mobile_host: bool,
     /// The home address (`home-address`, or the single home address of the prefix table).
     pub home_address: Ipv6Addr,
     /// The home agent (`home-agent-address`). `None` in a SHISA file without it: the
@@ -205,24 +208,24 @@ fn build(
     }
 
     let debug = debug_level(ctx, eff)?;
-    if let Some(s) = eff.get("mobile-node-mode") {
-        let v = ctx.one(s, "mobile-node-mode mobile-router;")?;
-        match v.text.as_str() {
-            "mobile-router" => {}
-            "mobile-host" => {
-                return Err(ctx.err_at(
-                    v,
-                    "mrd is a mobile router: 'mobile-node-mode mobile-host' is SHISA's mnd, which we do not provide",
-                ));
-            }
-            _ => {
-                return Err(ctx.err_at(
-                    v,
-                    format!("expected mobile-router or mobile-host, found '{v}'"),
-                ));
+    // SHISA built mrd (mobile routers) and mnd (mobile hosts, RFC 6275 without R) from one
+    // source; so do we: `mobile-host` registers the home address alone.
+    let mobile_host = match eff.get("mobile-node-mode") {
+        Some(s) => {
+            let v = ctx.one(s, "mobile-node-mode mobile-router|mobile-host;")?;
+            match v.text.as_str() {
+                "mobile-router" => false,
+                "mobile-host" => true,
+                _ => {
+                    return Err(ctx.err_at(
+                        v,
+                        format!("expected mobile-router or mobile-host, found '{v}'"),
+                    ));
+                }
             }
         }
-    }
+        None => false,
+    };
     if let Some(s) = eff.get("key-management") {
         let v = ctx.one(s, "key-management 0|1;")?;
         if ctx.boolean(v)? {
@@ -371,7 +374,16 @@ fn build(
         );
         ipv4_mobile_network_prefixes.clear();
     }
-    if mobile_network_prefixes.is_empty() && ipv4_mobile_network_prefixes.is_empty() {
+    if mobile_host {
+        if let Some((p, at)) = prefixes.first() {
+            return Err(ConfError::file(
+                &ctx.file,
+                format!(
+                    "mobile network prefix {p} ({at}) on a mobile host: 'mobile-node-mode mobile-host' registers the home address alone (a mobile router has prefixes)"
+                ),
+            ));
+        }
+    } else if mobile_network_prefixes.is_empty() && ipv4_mobile_network_prefixes.is_empty() {
         ctx.warnings.push(Warning::file(
             &ctx.file,
             "no mobile network prefix: the router registers its home address only",
@@ -433,6 +445,7 @@ fn build(
         file: ctx.file.clone(),
         interface,
         debug,
+        mobile_host,
         home_address,
         home_agent_address,
         home_agent_ipv4_address,
@@ -608,6 +621,21 @@ authentication { spi 1000; key 0x000102030405060708090a0b0c0d0e0f; };
     }
 
     #[test]
+    fn a_mobile_host_registers_its_home_address_alone() {
+        let host = "mobile-node-mode mobile-host;\nhome-address 2001:db8:1::200;\n\
+            authentication { spi 1001; key 0x000102030405060708090a0b0c0d0e0f; };\n";
+        let (c, w) = parse(host).unwrap();
+        assert!(c.mobile_host);
+        assert!(c.all_prefixes().is_empty());
+        assert!(
+            w.is_empty(),
+            "no 'no mobile network prefix' warning for a host: {w:?}"
+        );
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert!(!c.mobile_host);
+    }
+
+    #[test]
     fn minimal_with_defaults() {
         let (c, w) = parse(MINIMAL).unwrap();
         assert!(w.is_empty(), "{w:?}");
@@ -729,9 +757,15 @@ prefixtable {
             err(&format!("{MINIMAL}home-address 2001:db8:1::101;"))
                 .contains("6:1: 'home-address' is already set at line 1")
         );
+        // A mobile host (SHISA's mnd) has no prefixes.
         assert!(
-            err(&format!("{MINIMAL}mobile-node-mode mobile-host;"))
-                .contains("mrd is a mobile router")
+            err(&format!("{MINIMAL}mobile-node-mode mobile-host;")).contains(
+                "on a mobile host: 'mobile-node-mode mobile-host' registers the home address alone"
+            )
+        );
+        assert!(
+            err(&format!("{MINIMAL}mobile-node-mode mobile-bus;"))
+                .contains("expected mobile-router or mobile-host, found 'mobile-bus'")
         );
         assert!(
             err(&format!("{MINIMAL}home-registration-lifetime 0;")).contains("between 1 and 65535")

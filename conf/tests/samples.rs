@@ -113,7 +113,13 @@ fn samples_use_documentation_addresses_only() {
         "203.0.113.0/24".parse().unwrap(),
     ];
     let doc6: IpNet = "2001:db8::/32".parse().unwrap();
-    for name in ["mrd.conf", "had.conf", "prefixtable.cf", "auth-database"] {
+    for name in [
+        "mrd.conf",
+        "mnd.conf",
+        "had.conf",
+        "prefixtable.cf",
+        "auth-database",
+    ] {
         let text = std::fs::read_to_string(etc().join(name)).unwrap();
         for word in text.split(|c: char| c.is_whitespace() || c == ';') {
             let addr = word.split('/').next().unwrap();
@@ -126,6 +132,25 @@ fn samples_use_documentation_addresses_only() {
             }
         }
     }
+}
+
+#[test]
+fn sample_mnd_conf_is_a_mobile_host_of_had_conf() {
+    let (text, file) = sample("mnd.conf");
+    let (mn, warnings) = MrConfig::parse_str_for(&text, &file, Some("mip0")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(mn.mobile_host);
+    assert!(mn.all_prefixes().is_empty());
+    let (text, file) = sample("had.conf");
+    let (ha, _) = HaConfig::parse_str(&text, &file).unwrap();
+    assert!(ha.is_home_address(mn.home_address));
+    let HaAuthentication::Required(db) = &ha.authentication else {
+        panic!("required");
+    };
+    let mine = mn.authentication.as_ref().unwrap();
+    let theirs = db.by_spi(mine.spi).unwrap();
+    assert_eq!(mine.key, theirs.key);
+    assert_eq!(theirs.home_address, Some(mn.home_address));
 }
 
 #[test]

@@ -20,6 +20,7 @@ pub fn programs() -> Vec<(&'static str, &'static str, clap::Command)> {
     vec![
         ("had", "8", had::shell::Cli::command()),
         ("mrd", "8", mrd::shell::Cli::command()),
+        ("mnd", "8", mrd::shell::mnd_command()),
         ("babymdd", "8", babymdd::cli::Args::command()),
         ("nemonetd", "8", nemonetd::config::Cli::command()),
         ("mipsock", "1", mipsock::cli::Cli::command()),
@@ -64,7 +65,13 @@ pub fn completions(dir: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 /// The sample configurations installed in /etc/nemo (conffiles).
-pub const CONFFILES: [&str; 4] = ["had.conf", "mrd.conf", "auth-database", "prefixtable.cf"];
+pub const CONFFILES: [&str; 5] = [
+    "had.conf",
+    "mrd.conf",
+    "mnd.conf",
+    "auth-database",
+    "prefixtable.cf",
+];
 
 /// What `deb` needs: where the built binaries and the repository's etc/ are.
 #[derive(Debug, Clone)]
@@ -100,7 +107,7 @@ pub fn deb(inputs: &Inputs, out: &Path) -> io::Result<PathBuf> {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", from.display())))?;
         set_mode(&dst, mode)
     };
-    for name in ["had", "mrd", "babymdd", "nemonetd"] {
+    for name in ["had", "mrd", "mnd", "babymdd", "nemonetd"] {
         put(
             &inputs.bin_dir.join(name),
             &format!("usr/sbin/{name}"),

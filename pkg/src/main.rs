@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Write had.8, mrd.8, babymdd.8, nemonetd.8 and mipsock.1 into DIR.
+    /// Write had.8, mrd.8, mnd.8, babymdd.8, nemonetd.8 and mipsock.1 into DIR.
     Man { dir: PathBuf },
     /// Write bash completions for each program into DIR.
     Completions { dir: PathBuf },

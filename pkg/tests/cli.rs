@@ -14,8 +14,15 @@ fn man_writes_one_page_per_program_from_its_own_help() {
     let dir = tempfile::tempdir().unwrap();
     let out = nemo_pkg().arg("man").arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "5 man pages");
-    for page in ["had.8", "mrd.8", "babymdd.8", "nemonetd.8", "mipsock.1"] {
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "6 man pages");
+    for page in [
+        "had.8",
+        "mrd.8",
+        "mnd.8",
+        "babymdd.8",
+        "nemonetd.8",
+        "mipsock.1",
+    ] {
         let text = fs::read_to_string(dir.path().join(page)).unwrap();
         let name = page.split('.').next().unwrap();
         assert!(text.starts_with(".ie"), "{page} is roff: {text:.80}");
@@ -36,7 +43,7 @@ fn completions_complete_each_programs_options() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    for prog in ["had", "mrd", "babymdd", "nemonetd", "mipsock"] {
+    for prog in ["had", "mrd", "mnd", "babymdd", "nemonetd", "mipsock"] {
         let text = fs::read_to_string(dir.path().join(prog)).unwrap();
         assert!(text.contains("complete -F"), "{prog}: a bash completion");
         assert!(text.contains("--help"), "{prog}: completes --help");

@@ -127,7 +127,7 @@ impl MrCore {
                 "BA accepted with a note"
             );
         }
-        if !ba.flags.mobile_router() {
+        if self.cfg.mobile_router && !ba.flags.mobile_router() {
             // RFC 3963 §5.3: the HA does not support NEMO; deregister and stop.
             error!(ha = %self.bul.primary.home_agent,
                 "home agent accepted the BU without R: it does not do NEMO; deregistering");

@@ -61,15 +61,7 @@ impl MrCore {
     }
 
     pub(super) fn bu_flags(&self) -> BuFlags {
-        // RFC 3963 §5.1: R with H and A on every home registration (kept on
-        // deregistration too, where the HA ignores it, RFC 3963 §6.2); L when the home
-        // address shares its interface identifier with our link-local (RFC 6275 §11.7.1).
-        let l = if self.cfg.link_local_compat {
-            BuFlags::L
-        } else {
-            BuFlags::empty()
-        };
-        BuFlags::A | BuFlags::H | BuFlags::R | l
+        flags_for(&self.cfg, false)
     }
 
     /// Flags of a BU from `coa`: F (RFC 5555 §3.1.3) only from an IPv4 CoA when forced.
@@ -185,16 +177,7 @@ impl MrCore {
             }
             options.push(auth::mn_ha_option(sa.spi));
         }
-        let l = if cfg.link_local_compat {
-            BuFlags::L
-        } else {
-            BuFlags::empty()
-        };
-        let flags = if cfg.force_udp && v4_coa.is_some() {
-            BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F | l
-        } else {
-            BuFlags::A | BuFlags::H | BuFlags::R | l
-        };
+        let flags = flags_for(cfg, v4_coa.is_some());
         let repr = MhRepr::BindingUpdate(BindingUpdate {
             sequence: seq,
             flags,
@@ -286,4 +269,16 @@ impl MrCore {
             self.announce(b, true, ipv4);
         }
     }
+}
+
+/// The flags of a home registration (RFC 6275 §11.7.1, RFC 3963 §5.1): A and H; R for a
+/// mobile router (kept on deregistration too, where the HA ignores it, RFC 3963 §6.2); L
+/// when the home address shares its interface identifier with our link-local; F from an
+/// IPv4 care-of address when UDP encapsulation is forced (RFC 5555 §3.1.3).
+fn flags_for(cfg: &MrCoreConfig, from_v4: bool) -> BuFlags {
+    let mut flags = BuFlags::A | BuFlags::H;
+    flags.set(BuFlags::R, cfg.mobile_router);
+    flags.set(BuFlags::L, cfg.link_local_compat);
+    flags.set(BuFlags::F, cfg.force_udp && from_v4);
+    flags
 }

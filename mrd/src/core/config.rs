@@ -40,6 +40,9 @@ pub struct MrCoreConfig {
     /// Length of the home prefix: discovery asks the Home-Agents anycast address of
     /// `home_address`/this (RFC 2526). 64 unless the home link says otherwise.
     pub home_prefix_len: u8,
+    /// A mobile router (R in every BU, RFC 3963), or a mobile host (SHISA's mnd: the home
+    /// address alone, RFC 6275; no prefixes).
+    pub mobile_router: bool,
     /// The home agent's IPv4 address (reported in BUL_ADD for the data plane).
     pub home_agent_v4: Option<Ipv4Addr>,
     /// IPv6 mobile network prefixes.
@@ -101,6 +104,7 @@ impl MrCoreConfig {
             home_address,
             home_agent,
             home_prefix_len: 64,
+            mobile_router: true,
             home_agent_v4: None,
             mnp_v6: Vec::new(),
             mnp_v4: Vec::new(),
@@ -134,6 +138,9 @@ pub enum ConfigError {
     /// The home agent address is unspecified, multicast or IPv4-mapped.
     #[error("home agent address {0} is not a unicast IPv6 address")]
     BadHomeAgent(Ipv6Addr),
+    /// A mobile host registers no mobile network prefixes.
+    #[error("a mobile host has no mobile network prefixes")]
+    PrefixesOnAMobileHost,
     /// No room for the Home-Agents anycast address (RFC 2526 needs 8 host bits).
     #[error("home prefix length {0} leaves no room for the home agents anycast address")]
     BadHomePrefixLen(u8),
@@ -169,6 +176,10 @@ impl MrCoreConfig {
         }
         if !self.home_agent.is_unspecified() && !unicast_v6(&self.home_agent) {
             return Err(ConfigError::BadHomeAgent(self.home_agent));
+        }
+        let has_prefixes = !self.mnp_v6.is_empty() || !self.mnp_v4.is_empty();
+        if !self.mobile_router && has_prefixes {
+            return Err(ConfigError::PrefixesOnAMobileHost);
         }
         if self.home_prefix_len > 120 {
             return Err(ConfigError::BadHomePrefixLen(self.home_prefix_len));

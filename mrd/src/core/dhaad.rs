@@ -105,9 +105,12 @@ impl MrCore {
         else {
             return;
         };
+        // RFC 3963 §7.1: R asks for home agents that serve mobile routers.
+        let mut flags = HaadFlags::empty();
+        flags.set(HaadFlags::R, self.cfg.mobile_router);
         let request = Icmpv6Repr::HaadRequest(HaadRequest {
             identifier: d.identifier,
-            flags: HaadFlags::R,
+            flags,
         });
         let mut packet = vec![0u8; request.ipv6_packet_len()];
         if let Err(e) = request.emit_ipv6_packet(d.coa, anycast, self.cfg.hop_limit, &mut packet) {
@@ -144,7 +147,7 @@ impl MrCore {
             .copied()
             .filter(|a| !a.is_unspecified() && !a.is_multicast() && !a.is_loopback())
             .collect();
-        if !reply.flags.mobile_router() {
+        if self.cfg.mobile_router && !reply.flags.mobile_router() {
             // RFC 3963 §7.1: R clear means none of them serves mobile routers; a
             // registration would be refused (140). Ask again later.
             warn!(%src, home_agents = ?list,

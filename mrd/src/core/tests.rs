@@ -2123,3 +2123,40 @@ fn a_refusing_discovered_home_agent_makes_way_for_the_next() {
     );
     assert!(matches!(mr.state(), RegistrationState::Stopped(_)));
 }
+
+/// A mobile host (SHISA's mnd, RFC 6275): BUs without R and without prefix options; a BA
+/// without R is the expected answer, not a home agent without NEMO (RFC 3963 §5.3 is for
+/// routers); DHAAD asks without R.
+#[test]
+fn a_mobile_host_registers_without_r_or_prefixes() {
+    let t0 = Instant::now();
+    let mut c = cfg();
+    c.mobile_router = false;
+    assert_eq!(
+        MrCore::new(c.clone()).unwrap_err(),
+        ConfigError::PrefixesOnAMobileHost
+    );
+    c.mnp_v6.clear();
+    c.mnp_v4.clear();
+    let mut mr = MrCore::new(c.clone()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert!(!bu.flags.mobile_router() && bu.flags.home_registration());
+    assert!(!bu.options.iter().any(|o| matches!(
+        o,
+        MobilityOption::MobileNetworkPrefix { .. } | MobilityOption::Ipv4HomeAddress { .. }
+    )));
+    let mut ba = Ba::ok(&bu);
+    ba.r = false;
+    deliver(&mut mr, ms(t0, 50), &ba.packet(coa1()));
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    assert!(mr.poll_transmit().is_none(), "no deregistration");
+    // Discovery without R.
+    c.home_agent = Ipv6Addr::UNSPECIFIED;
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let (_, _, id, r, _) = haad_request(&mr.poll_icmp_transmit().unwrap());
+    assert!(!r);
+    mr.handle_haad_reply(t0, ha(), &haad_reply(id, false, &[ha()]));
+    assert!(!next_bu(&mut mr).flags.mobile_router());
+}

@@ -28,6 +28,7 @@ fn load(cli: &Cli) -> Result<(conf::MrConfig, MrCoreConfig), ShellError> {
     for w in &warnings {
         warn!("{w}");
     }
+    let cfg = setup::node_mode(cfg, cli.mnd)?;
     let mut core = setup::core_config(&cfg, cli.home_agent)?;
     core.link_local_compat = link_local_shares_iid(core.home_address);
     Ok((cfg, core))
@@ -56,6 +57,7 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
     for w in &warnings {
         nemo_daemon::check::warning(w);
     }
+    let cfg = setup::node_mode(cfg, cli.mnd)?;
     let core = setup::core_config(&cfg, cli.home_agent)?;
     let ha = if core.home_agent.is_unspecified() {
         "found by dynamic home agent address discovery".to_string()
@@ -151,7 +153,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     }
     let mr = new_core(core_cfg)?;
 
-    let guard = NftGuard::install("mrd")?;
+    // mnd and mrd may run side by side: each has its own guard table and bus name.
+    let name = if cli.mnd { "mnd" } else { "mrd" };
+    let guard = NftGuard::install(name)?;
     let mut receiver = Receiver::new(None)?;
     // Home Agent Address Discovery Replies, when no home agent is configured.
     let discovery = if mr.discovers_home_agent() {
@@ -165,7 +169,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         .bus_dir
         .clone()
         .unwrap_or_else(|| mipsock::bus_dir_from_env("default"));
-    let bus = AsyncEndpoint::open(&bus_dir, "mrd", Default::default()).map_err(|source| {
+    let bus = AsyncEndpoint::open(&bus_dir, name, Default::default()).map_err(|source| {
         ShellError::Bus {
             dir: bus_dir.clone(),
             source,
@@ -191,7 +195,8 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let c = d.mr.config();
     info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %d.mr.home_agent(),
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
-        authenticated = c.security.is_some(), bus = %bus_dir.display(), "mrd ready");
+        authenticated = c.security.is_some(), bus = %bus_dir.display(),
+        "{name} ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
         Some(addr) => Some(
             nemo_daemon::metrics::start(addr, metric_samples(&d.mr))
@@ -305,7 +310,11 @@ impl Daemon {
 
     fn announce_role(&self, enable: bool) {
         let msg = Message::new(Body::NodetypeInfo(NodetypeInfo {
-            node_type: NodeType::MR,
+            node_type: if self.mr.config().mobile_router {
+                NodeType::MR
+            } else {
+                NodeType::MN
+            },
             enable,
         }));
         if let Err(e) = self.bus.send(&msg) {

@@ -88,6 +88,37 @@ pub struct Cli {
     /// The mobile interface (SHISA's mip0): selects the `interface NAME { ... };` block of
     /// the configuration; the home address is expected on it.
     pub ifname: String,
+    /// Started as `mnd` (SHISA's mobile host daemon): the node is a mobile host whatever
+    /// the configuration's `mobile-node-mode` default.
+    #[arg(skip)]
+    pub mnd: bool,
+}
+
+/// `mnd`'s default configuration file (SHISA's mnd read its own file beside mrd's).
+pub const MND_CONFIG: &str = "/etc/nemo/mnd.conf";
+
+/// `mnd`'s command definition: mrd's, named mnd, its configuration in [`MND_CONFIG`]
+/// unless `-c` says otherwise (also what its man page and completions are made from).
+pub fn mnd_command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+        .name("mnd")
+        .bin_name("mnd")
+        .about(
+            "mnd: a Mobile IPv6 mobile host (RFC 6275; SHISA's mnd): registers its home \
+             address alone, no R flag, no prefixes. mrd's options; its configuration \
+             defaults to /etc/nemo/mnd.conf.",
+        )
+        .mut_arg("config", |a| a.default_value(MND_CONFIG))
+}
+
+/// `mnd`'s command line, parsed.
+pub fn mnd_cli() -> Cli {
+    use clap::FromArgMatches;
+    let matches = mnd_command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.mnd = true;
+    cli
 }
 
 /// Why mrd stopped.

@@ -39,6 +39,28 @@ pub fn random_sequence() -> SequenceNumber {
 
 /// Maps the configuration onto the core's. `ha_arg` is `-a` (SHISA's home agent address
 /// option); it wins over `home-agent-address`.
+/// Whether the node is a mobile host: `mobile-node-mode mobile-host;`, or started as mnd
+/// (SHISA's mobile host daemon). mnd with mobile network prefixes is a configuration
+/// error: a mobile host registers its home address alone.
+pub fn node_mode(mut cfg: conf::MrConfig, mnd: bool) -> Result<conf::MrConfig, ShellError> {
+    if mnd && !cfg.mobile_host {
+        if let Some(p) = cfg.all_prefixes().first() {
+            return Err(ShellError::Config(conf::ConfError::File {
+                file: cfg.file.clone(),
+                message: format!(
+                    "mnd is the mobile host daemon and registers its home address alone, but \
+                     the configuration has the mobile network prefix {p}: run mrd for a mobile router"
+                ),
+            }));
+        }
+        cfg.mobile_host = true;
+    }
+    if cfg.mobile_host {
+        info!(hoa = %cfg.home_address, "a mobile host (SHISA's mnd): the home address alone, no R flag");
+    }
+    Ok(cfg)
+}
+
 pub fn core_config(
     cfg: &conf::MrConfig,
     ha_arg: Option<Ipv6Addr>,
@@ -57,6 +79,7 @@ pub fn core_config(
         }
     };
     let mut core = MrCoreConfig::new(cfg.home_address, home_agent);
+    core.mobile_router = !cfg.mobile_host;
     core.home_agent_v4 = cfg.home_agent_ipv4_address;
     core.mnp_v6 = cfg.mobile_network_prefixes.clone();
     core.mnp_v4 = cfg.ipv4_mobile_network_prefixes.clone();
