@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use tests::setup::{HOA, HomeLink};
+use tests::setup::{HOA, HomeLink, mipsock_state};
 use tests::{require_root, wait_until};
 
 const COA: &str = "2001:db8:a::5";
@@ -85,6 +85,26 @@ fn from_mr(l: &HomeLink, args: &[&str]) -> String {
     l.mr.scapy(l.f.dir.path(), "dhaad-mr.py", MR_SCAPY, &all)
 }
 
+/// The home agents `owner` reports on `bus` (`mipsock state --json`): (address, origin,
+/// preference, in use).
+fn home_agents(bus: &std::path::Path, owner: &str) -> Vec<(String, String, i64, bool)> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == owner)
+        .filter_map(|v| {
+            let h = v["item"].get("home_agent")?.clone();
+            Some((
+                h["address"].as_str()?.to_string(),
+                h["origin"].as_str()?.to_string(),
+                h["preference"].as_i64().unwrap_or(0),
+                h["in_use"].as_bool().unwrap_or(false),
+            ))
+        })
+        .collect()
+}
+
 fn line<'a>(text: &'a str, kind: &str, l: &HomeLink) -> &'a str {
     text.lines()
         .find(|t| t.starts_with(kind))
@@ -118,6 +138,16 @@ fn home_agent_and_mobile_prefix_discovery() {
         format!("reply {HA} 5 0 {OTHER_HA} {HA}"),
         "higher preference first\n{}",
         l.logs()
+    );
+    // mipsock state shows had's home agents list.
+    let list = home_agents(&l.f.ha_bus, "had");
+    assert!(
+        list.contains(&(HA.into(), "own".into(), 0, false)),
+        "{list:?}"
+    );
+    assert!(
+        list.contains(&(OTHER_HA.into(), "router_advertisement".into(), 30, false)),
+        "{list:?}"
     );
 
     // Register, then solicit the mobile prefixes with a Home Address option.
@@ -169,5 +199,11 @@ fn a_mobile_router_without_a_configured_home_agent_discovers_it() {
         l.log("had").contains("home agent address discovery reply"),
         "{}",
         l.logs()
+    );
+    // mipsock state shows the discovered home agent, in use.
+    let list = home_agents(&l.f.mr_bus, "mrd");
+    assert_eq!(
+        list,
+        vec![(HA.to_string(), "discovered".to_string(), 0, true)]
     );
 }

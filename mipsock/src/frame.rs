@@ -497,11 +497,19 @@ mod tests {
                         node_type: NodeType::MR,
                         enable: true,
                     }),
+                    StateItem::HomeAgent(crate::message::HomeAgentInfo {
+                        address: v6("2001:db8:1::2"),
+                        preference: -3,
+                        lifetime: 600,
+                        mobile_router: true,
+                        origin: crate::message::HomeAgentOrigin::RouterAdvertisement,
+                        in_use: false,
+                    }),
                 ],
             }),
             Body::StateEnd(StateEnd {
                 requester_pid: 42,
-                items: 4,
+                items: 5,
             }),
             Body::MhUdpIn(crate::message::MhUdpIn {
                 local: "192.0.2.1:4191".parse().unwrap(),

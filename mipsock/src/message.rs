@@ -409,6 +409,43 @@ pub struct CurrentCoa {
     pub at_home: bool,
 }
 
+/// Where a daemon knows a home agent from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HomeAgentOrigin {
+    /// had itself.
+    Own,
+    /// A Router Advertisement with the H bit on the home link (RFC 6275 §10.5.1).
+    RouterAdvertisement,
+    /// mrd's configuration (`home-agent-address`, `-a`).
+    Configured,
+    /// mrd's dynamic home agent address discovery (RFC 6275 §11.4.1).
+    Discovered,
+}
+
+/// A home agent a daemon knows of: had's home agents list (RFC 6275 §10.5.1), or the one
+/// mrd registers with and the others its discovery listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeAgentInfo {
+    /// Its global address.
+    pub address: Ipv6Addr,
+    /// Home Agent Preference (RFC 6275 §7.4); 0 when unknown.
+    #[serde(default)]
+    pub preference: i16,
+    /// Seconds it remains a home agent; 0: no expiry (had itself, mrd's).
+    #[serde(default)]
+    pub lifetime: u32,
+    /// Whether it serves mobile routers (R, RFC 3963 §4.1).
+    #[serde(default)]
+    pub mobile_router: bool,
+    /// Where it is known from.
+    pub origin: HomeAgentOrigin,
+    /// mrd: the home agent it registers with now.
+    #[serde(default)]
+    pub in_use: bool,
+}
+
 /// One item of an owner's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -421,6 +458,8 @@ pub enum StateItem {
     CurrentCoa(CurrentCoa),
     /// A role the owner plays.
     NodeType(NodetypeInfo),
+    /// A home agent the owner knows of (had's list, mrd's choice).
+    HomeAgent(HomeAgentInfo),
 }
 
 /// A chunk of an owner's answer to a state request. The header's `seq` is the request's.

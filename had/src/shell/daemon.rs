@@ -496,8 +496,28 @@ impl Daemon {
             return;
         }
         if msg.body == Body::StateRequest {
-            let items: Vec<StateItem> = (self.ha.handle_state_request(Instant::now()).into_iter())
+            let now = Instant::now();
+            // The binding cache, then the home agents list (RFC 6275 §10.5.1).
+            let home_agents = self.ha.home_agents_list(now).into_iter().map(|e| {
+                StateItem::HomeAgent(mipsock::HomeAgentInfo {
+                    address: e.addresses[0],
+                    preference: e.preference,
+                    lifetime: e.expires.map_or(0, |x| {
+                        u32::try_from(x.saturating_duration_since(now).as_secs())
+                            .unwrap_or(u32::MAX)
+                    }),
+                    mobile_router: e.mobile_router_support,
+                    origin: if e.link_local.is_none() {
+                        mipsock::HomeAgentOrigin::Own
+                    } else {
+                        mipsock::HomeAgentOrigin::RouterAdvertisement
+                    },
+                    in_use: false,
+                })
+            });
+            let items: Vec<StateItem> = (self.ha.handle_state_request(now).into_iter())
                 .map(StateItem::Bc)
+                .chain(home_agents)
                 .collect();
             debug!(
                 items = items.len(),

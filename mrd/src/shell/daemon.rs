@@ -432,10 +432,28 @@ impl Daemon {
             Body::MdInfo(md) => self.on_md_info(md),
             Body::MhUdpIn(m) => self.on_mh_udp_in(m),
             Body::StateRequest => {
-                let items: Vec<StateItem> = (self.mr.handle_state_request(Instant::now()))
+                let mut items: Vec<StateItem> = (self.mr.handle_state_request(Instant::now()))
                     .into_iter()
                     .map(StateItem::Bul)
                     .collect();
+                // The home agent in use, and those discovery listed after it.
+                let origin = if self.mr.discovers_home_agent() {
+                    mipsock::HomeAgentOrigin::Discovered
+                } else {
+                    mipsock::HomeAgentOrigin::Configured
+                };
+                let in_use = Some(self.mr.home_agent()).filter(|a| !a.is_unspecified());
+                let others = self.mr.discovered_home_agents().iter().copied();
+                for (i, address) in in_use.into_iter().chain(others).enumerate() {
+                    items.push(StateItem::HomeAgent(mipsock::HomeAgentInfo {
+                        address,
+                        preference: 0,
+                        lifetime: 0,
+                        mobile_router: self.mr.config().mobile_router,
+                        origin,
+                        in_use: i == 0 && in_use.is_some(),
+                    }));
+                }
                 if let Err(e) = self.bus.reply_state(msg, items, 0) {
                     warn!(error = %e, "state reply failed");
                 }
