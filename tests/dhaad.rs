@@ -207,3 +207,60 @@ fn a_mobile_router_without_a_configured_home_agent_discovers_it() {
         vec![(HA.to_string(), "discovered".to_string(), 0, true)]
     );
 }
+
+/// An unsolicited Mobile Prefix Advertisement (RFC 6275 §11.4.3) built by scapy as the
+/// home agent sends it: to the care-of address through a type 2 routing header, the home
+/// prefix valid for `argv[1]` seconds.
+const HA_MPA_SCAPY: &str = r#"
+import sys
+from scapy.all import *
+conf.verb = 0
+ha, coa, hoa, valid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+send(IPv6(src=ha, dst=coa) / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[hoa]) /
+     ICMPv6MPAdv(id=99) /
+     ICMPv6NDOptPrefixInfo(prefixlen=64, L=1, A=1, validlifetime=valid,
+                           preferredlifetime=valid // 2, prefix="2001:db8:1::"),
+     iface="up0")
+"#;
+
+/// The mobile router side of Mobile Prefix Discovery with the real mrd and had: an
+/// advertisement saying the home prefix has 20 s left makes mrd ask again before then
+/// (a Mobile Prefix Solicitation with a Home Address option), and had's answer (the
+/// configured home prefix, RFC 4861's default lifetimes) reaches mrd through the RH2.
+#[test]
+fn the_mobile_router_solicits_its_home_prefix_before_it_runs_out() {
+    require_root();
+    let l = HomeLink::new("mpdmr", "2001:db8:1::50/64");
+    l.rereg(COA);
+    assert!(
+        wait_until(LONG, || l.routed()),
+        "no registration\n{}",
+        l.logs()
+    );
+    l.ha.scapy(
+        l.f.dir.path(),
+        "mpa.py",
+        HA_MPA_SCAPY,
+        &[HA, COA, HOA, "20"],
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || l
+            .log("mrd")
+            .contains("valid_s=20")),
+        "the advertisement did not reach mrd\n{}",
+        l.logs()
+    );
+    // Half-way (10 s), mrd solicits; had answers with its own lifetimes.
+    assert!(
+        wait_until(Duration::from_secs(20), || l
+            .log("mrd")
+            .contains("valid_s=2592000")),
+        "no solicitation answered\n{}",
+        l.logs()
+    );
+    assert!(
+        l.log("had").contains("mobile prefix solicitation"),
+        "{}",
+        l.logs()
+    );
+}

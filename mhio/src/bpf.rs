@@ -6,7 +6,10 @@
 //! away), `RH2 | MH` (BA to it), `RH2 | DestOpts | MH`. It also keeps any packet whose first
 //! header is Destination Options with a Home Address option at its usual place, octet 6
 //! of the header (8n+6 alignment after a PadN, RFC 6275 §6.3): a mobile node's traffic
-//! with a HAO, which the home agent answers or refuses (RFC 6275 §9.3.1). Everything else
+//! with a HAO, which the home agent answers or refuses (RFC 6275 §9.3.1). And it keeps a
+//! packet whose first header is a type 2 routing header followed by ICMPv6: the Mobile
+//! Prefix Advertisement (and Echo Reply) a home agent sends to a mobile node away (RFC 6275
+//! §6.8, §9.3.2), which this kernel would refuse like any RH2. Everything else
 //! is dropped in the kernel, so the daemon never wakes up for ordinary traffic. User space walks the chain
 //! again with [`proto::ext::walk`], which is the real check; the filter is an optimisation.
 //!
@@ -65,6 +68,8 @@ enum Target {
     Drop,
     /// The start of the header-chain walk.
     Chain,
+    /// The test for a type 2 routing header followed by ICMPv6.
+    Rh2,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,10 +149,26 @@ pub fn program() -> Vec<Instruction> {
     insns.push(jeq(
         u32::from(proto::IPPROTO_DSTOPTS),
         Target::Next,
-        Target::Chain,
+        Target::Rh2,
     ));
     insns.push(op(BPF_LD | BPF_B | BPF_ABS, HAO_TYPE_OFFSET));
     insns.push(jeq(u32::from(HAO_TYPE), Target::Accept, Target::Chain));
+    // A still holds octet 6 here. Routing header first, of type 2 (octet 42), then ICMPv6
+    // (its Next Header, octet 40).
+    let rh2_at = insns.len();
+    insns.push(jeq(
+        u32::from(proto::IPPROTO_ROUTING),
+        Target::Next,
+        Target::Chain,
+    ));
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, 42));
+    insns.push(jeq(2, Target::Next, Target::Chain));
+    insns.push(op(BPF_LD | BPF_B | BPF_ABS, 40));
+    insns.push(jeq(
+        u32::from(proto::IPPROTO_ICMPV6),
+        Target::Accept,
+        Target::Chain,
+    ));
     let chain_at = insns.len();
     // Next Header of the IPv6 header. X = offset of the current extension header - 40.
     insns.push(op(BPF_LDX | BPF_W | BPF_IMM, 0));
@@ -184,6 +205,7 @@ pub fn program() -> Vec<Instruction> {
             Target::Accept => accept_at,
             Target::Drop => drop_at,
             Target::Chain => chain_at,
+            Target::Rh2 => rh2_at,
         };
         u8::try_from(to - (at + 1)).expect("forward jump within 255 instructions")
     };
@@ -309,6 +331,37 @@ mod tests {
         let mut other = udp.clone();
         other[HAO_TYPE_OFFSET as usize] = 0x1e;
         assert_eq!(run_resolved(&other, 0), 0);
+    }
+
+    /// `RH2(HoA)`: Segments Left 1, type 2 (RFC 6275 §6.4).
+    fn rh2_header(next_header: u8) -> Vec<u8> {
+        let mut h = ext(next_header, 2);
+        h[2] = 2;
+        h[3] = 1;
+        h
+    }
+
+    #[test]
+    fn accepts_icmpv6_after_a_type_2_routing_header() {
+        // A Mobile Prefix Advertisement to a mobile node away (RFC 6275 §6.8).
+        let mpa = ipv6(
+            43,
+            &[rh2_header(58), vec![147, 0, 0, 0, 0, 1, 0, 0]].concat(),
+        );
+        assert_eq!(run_resolved(&mpa, 0), ACCEPT_LEN);
+        // A BA after an RH2 still goes the chain's way.
+        assert_eq!(
+            run_resolved(&ipv6(43, &[rh2_header(135), MH.to_vec()].concat()), 0),
+            ACCEPT_LEN
+        );
+        // A type 0 routing header before ICMPv6, or an RH2 before UDP: not ours.
+        let mut type0 = mpa.clone();
+        type0[42] = 0;
+        assert_eq!(run_resolved(&type0, 0), 0);
+        let udp = ipv6(43, &[rh2_header(17), vec![0; 8]].concat());
+        assert_eq!(run_resolved(&udp, 0), 0);
+        // Cut inside the routing header.
+        assert_eq!(run_resolved(&mpa[..41], 0), 0);
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub enum Inbound<'a> {
     Mobility(Received<'a>),
     /// Other traffic with a Home Address option.
     HomeAddressOption(HaoPacket<'a>),
+    /// ICMPv6 after a type 2 routing header: a home agent's Mobile Prefix Advertisement
+    /// or Echo Reply to a mobile node away (RFC 6275 §6.8, §9.3.2); `packet.rh2_home_address`
+    /// is set, the checksum verified over the home address.
+    RoutedToHome(HaoPacket<'a>),
 }
 
 impl<'a> Inbound<'a> {
@@ -84,7 +88,7 @@ impl<'a> Inbound<'a> {
     pub fn into_mobility(self) -> Option<Received<'a>> {
         match self {
             Inbound::Mobility(r) => Some(r),
-            Inbound::HomeAddressOption(_) => None,
+            Inbound::HomeAddressOption(_) | Inbound::RoutedToHome(_) => None,
         }
     }
 }
@@ -94,6 +98,7 @@ impl<'a> Inbound<'a> {
 enum Kind {
     Mobility,
     HomeAddressOption,
+    RoutedToHome,
 }
 
 /// Whether a frame is ours to return, and as what: an MH whose checksum verifies, or
@@ -119,6 +124,16 @@ fn classify(ifindex: u32, bytes: &[u8]) -> Option<Kind> {
                 None
             }
         },
+        Ok(Walk::Other(p)) if p.rh2_home_address.is_some() && p.upper_layer == 58 => {
+            match p.verify_checksum() {
+                Ok(_) => Some(Kind::RoutedToHome),
+                Err(e) => {
+                    debug!(ifindex, src = %p.src_addr, error = %e,
+                        "ICMPv6 after a type 2 routing header dropped");
+                    None
+                }
+            }
+        }
         Ok(Walk::Other(p)) => {
             trace!(ifindex, src = %p.src_addr, upper = p.upper_layer, "not an MH");
             None
@@ -201,10 +216,11 @@ impl Receiver {
             .expect("classified as an MH"))
     }
 
-    /// The next packet that walks to a Mobility Header with a verifying checksum, or that
+    /// The next packet that walks to a Mobility Header with a verifying checksum, that
     /// carries a Home Address option before another upper layer (RFC 6275 §9.3.1: the
-    /// home agent answers it for a live binding, or sends Binding Error 1). Malformed
-    /// packets and bad checksums are dropped as by [`Receiver::recv`].
+    /// home agent answers it for a live binding, or sends Binding Error 1), or that carries
+    /// ICMPv6 after a type 2 routing header (for a mobile node away). Malformed packets and
+    /// bad checksums are dropped as by [`Receiver::recv`].
     ///
     /// # Errors
     /// [`Error::Receive`].
@@ -230,6 +246,13 @@ impl Receiver {
                     bytes,
                     packet,
                     checksum,
+                })
+            }
+            Ok(Walk::Other(packet)) if packet.home_address.is_none() => {
+                Inbound::RoutedToHome(HaoPacket {
+                    ifindex,
+                    bytes,
+                    packet,
                 })
             }
             Ok(Walk::Other(packet)) => Inbound::HomeAddressOption(HaoPacket {

@@ -366,6 +366,8 @@ impl Daemon {
         match rx {
             Inbound::Mobility(rx) => self.on_packet(rx),
             Inbound::HomeAddressOption(rx) => self.on_hao_packet(rx),
+            // For a mobile node away, not for a home agent.
+            Inbound::RoutedToHome(_) => {}
         }
     }
 

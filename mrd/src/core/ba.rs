@@ -205,6 +205,10 @@ impl MrCore {
             lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
             "home registration acknowledged");
         self.announce(binding, false, ipv4);
+        // RFC 6275 §11.4.2: status 1 asks for prefix discovery.
+        if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
+            self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");
+        }
     }
 
     /// The robust rule of docs/notes.md §6 for a BA to a BU from an IPv4 CoA: plain

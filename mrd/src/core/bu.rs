@@ -103,6 +103,8 @@ impl MrCore {
     }
 
     pub(super) fn send_bu(&mut self, now: Instant) {
+        // RFC 6275 §11.7.1: not beyond the home prefix's remaining valid lifetime.
+        let prefix_left = self.home_prefix_valid_left(now);
         let seq = self.bul.primary.last_seq.next();
         let ts = match &self.cfg.security {
             Some(sa) if sa.timestamps() => Some(self.next_timestamp(now)),
@@ -118,7 +120,13 @@ impl MrCore {
         let hoa = cfg.home_address;
         let register = p.kind == BuKind::Register;
         let lifetime = if register {
-            cfg.lifetime
+            match prefix_left {
+                Some(left) => cfg
+                    .lifetime
+                    .min(Lifetime::from_secs(left.as_secs()))
+                    .max(Lifetime(1)),
+                None => cfg.lifetime,
+            }
         } else {
             Lifetime::ZERO
         };

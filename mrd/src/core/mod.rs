@@ -24,6 +24,7 @@ mod coa;
 mod config;
 mod dhaad;
 mod io;
+mod mpd;
 mod status;
 mod timers;
 
@@ -56,6 +57,7 @@ pub use dhaad::{DHAAD_RETRIES, DHAAD_ROUND_PAUSE, INITIAL_DHAAD_TIMEOUT, IcmpTra
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
 };
+pub use mpd::{INITIAL_SOLICIT_TIMER, MAX_SOLICITATIONS};
 pub use status::{Reaction, advice, reaction};
 
 /// Counters of the mobile router core (the shell exports them as metrics).
@@ -75,6 +77,10 @@ pub struct MrStats {
     pub last_refusal: Option<u8>,
     /// Home Agent Address Discovery Requests sent (RFC 6275 §11.4.1).
     pub dhaad_requests: u64,
+    /// Mobile Prefix Solicitations sent (RFC 6275 §11.4.2).
+    pub mps_sent: u64,
+    /// Mobile Prefix Advertisements taken from the home agent (§11.4.3).
+    pub mpa_received: u64,
     /// Movements to a new care-of address acted on (handovers started).
     pub moves: u64,
     /// Binding Errors received from the home agent.
@@ -136,8 +142,14 @@ pub struct MrCore {
     ha_candidates: Vec<Ipv6Addr>,
     /// Identifier of the last discovery Request.
     next_identifier: u16,
-    /// ICMPv6 messages to send (discovery Requests).
+    /// ICMPv6 messages to send (discovery Requests, prefix Solicitations).
     icmp_out: VecDeque<IcmpTransmit>,
+    /// Mobile prefix solicitation under way.
+    solicitation: Option<mpd::Solicitation>,
+    /// What the home agent said of the home prefix.
+    home_prefix: Option<mpd::HomePrefix>,
+    /// When to solicit the prefixes again.
+    solicit_at: Option<Instant>,
 }
 
 /// Binding Errors 1 make us refresh at most once per this interval: a flood of forged
@@ -189,6 +201,9 @@ impl MrCore {
             // shell drew at random serves.
             next_identifier: cfg_initial_identifier,
             icmp_out: VecDeque::new(),
+            solicitation: None,
+            home_prefix: None,
+            solicit_at: None,
         })
     }
 

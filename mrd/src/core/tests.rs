@@ -2160,3 +2160,95 @@ fn a_mobile_host_registers_without_r_or_prefixes() {
     mr.handle_haad_reply(t0, ha(), &haad_reply(id, false, &[ha()]));
     assert!(!next_bu(&mut mr).flags.mobile_router());
 }
+
+/// The Solicitation in a transmit: (source, destination, home address option, identifier).
+fn mps_of(tx: &IcmpTransmit) -> (Ipv6Addr, Ipv6Addr, Option<Ipv6Addr>, u16) {
+    let Walk::Other(p) = walk(&tx.packet).unwrap() else {
+        panic!("not ICMPv6")
+    };
+    assert_eq!(p.upper_layer, 58);
+    assert!(
+        p.verify_checksum().is_ok(),
+        "checksum over the home address"
+    );
+    let proto::icmpv6::Icmpv6Repr::MobilePrefixSolicitation(m) =
+        proto::icmpv6::Icmpv6Repr::parse_bytes(p.payload).unwrap()
+    else {
+        panic!("not an MPS")
+    };
+    (p.src_addr, p.dst_addr, p.home_address, m.identifier)
+}
+
+fn mpa(identifier: u16, valid: u32) -> proto::icmpv6::MobilePrefixAdvertisement<'static> {
+    use proto::icmpv6::{NdOption, PrefixFlags, PrefixInformation};
+    proto::icmpv6::MobilePrefixAdvertisement {
+        identifier,
+        flags: proto::icmpv6::MpaFlags::empty(),
+        options: vec![NdOption::PrefixInformation(PrefixInformation {
+            prefix_len: 64,
+            flags: PrefixFlags::L | PrefixFlags::A,
+            valid_lifetime: valid,
+            preferred_lifetime: valid / 2,
+            prefix: "2001:db8:1::".parse().unwrap(),
+        })],
+    }
+}
+
+/// RFC 6275 §11.4.2-§11.4.3, §11.7.1: a BA with status 1 makes the router solicit the
+/// home prefixes (HAO, from the care-of address, 3 s doubling); the advertisement's valid
+/// lifetime caps the next BUs' lifetime and brings the next solicitation before it ends;
+/// advertisements from anyone but the home agent change nothing.
+#[test]
+fn mobile_prefix_discovery_caps_the_binding_lifetime() {
+    let t0 = Instant::now();
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    assert!(
+        mr.poll_icmp_transmit().is_none(),
+        "nothing asked unprompted"
+    );
+    deliver(
+        &mut mr,
+        ms(t0, 50),
+        &Ba::ok(&bu).status(1).opt(v4_ack(0, mnp4())).packet(coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    let (src, dst, hao, id) = mps_of(&mr.poll_icmp_transmit().expect("solicitation"));
+    assert_eq!((src, dst, hao), (coa1(), ha(), Some(hoa())));
+    // Unanswered: again 3 s later, with the same identifier.
+    assert_eq!(mr.poll_timeout(), Some(ms(t0, 3050)));
+    mr.handle_timeout(ms(t0, 3050));
+    assert_eq!(mps_of(&mr.poll_icmp_transmit().unwrap()).3, id);
+    // Not from our home agent: ignored.
+    mr.handle_mobile_prefix_advertisement(ms(t0, 3100), ha2(), &mpa(id, 300));
+    assert_eq!(mr.home_prefix_valid_left(ms(t0, 3100)), None);
+    // From it: 300 s valid.
+    mr.handle_mobile_prefix_advertisement(ms(t0, 3100), ha(), &mpa(id, 300));
+    assert_eq!(
+        mr.home_prefix_valid_left(ms(t0, 3100)),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(mr.stats().mpa_received, 1);
+    // No more retransmissions of that solicitation.
+    mr.handle_timeout(ms(t0, 9100));
+    assert!(mr.poll_icmp_transmit().is_none());
+    // A move: the BU asks for 300 - 10 s at most, not the configured 400.
+    mr.handle_md_info(ms(t0, 13_100), &rereg(coa2()));
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.lifetime, Lifetime::from_secs(290));
+    // Before the 300 s end (half-way for a lifetime this short) the router asks again.
+    deliver(
+        &mut mr,
+        ms(t0, 13_150),
+        &Ba::ok(&bu).opt(v4_ack(0, mnp4())).packet(coa2()),
+    );
+    mr.handle_timeout(ms(t0, 153_100));
+    let (src, _, _, id2) = mps_of(
+        &mr.poll_icmp_transmit()
+            .expect("solicitation before the end"),
+    );
+    assert_eq!(src, coa2());
+    assert_ne!(id2, id);
+    assert_eq!(mr.stats().mps_sent, 3);
+}

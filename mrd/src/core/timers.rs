@@ -19,6 +19,12 @@ impl MrCore {
         if let Some(d) = &self.discovery {
             at(d.next_tx);
         }
+        if let Some(s) = &self.solicitation {
+            at(s.next_tx);
+        }
+        if let Some(t) = self.solicit_at {
+            at(t);
+        }
         if let Some(r) = &self.bul.primary.registered {
             at(r.expires_at);
             if self.bul.primary.pending.is_none() && self.bul.primary.stopped.is_none() {
@@ -31,6 +37,7 @@ impl MrCore {
     /// Runs every timer that is due at `now`.
     pub(super) fn drive(&mut self, now: Instant) {
         self.drive_discovery(now);
+        self.drive_solicitation(now);
         if let Some(r) = &self.bul.primary.registered {
             if now >= r.expires_at {
                 // No acknowledged refresh in time: the HA has dropped the binding.

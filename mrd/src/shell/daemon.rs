@@ -237,8 +237,11 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             deadline = deadline.min(limit);
         }
         tokio::select! {
-            r = receiver.recv() => match r {
-                Ok(rx) => d.on_packet(&rx),
+            r = receiver.recv_inbound() => match r {
+                Ok(mhio::Inbound::Mobility(rx)) => d.on_packet(&rx),
+                Ok(mhio::Inbound::RoutedToHome(rx)) => d.on_routed_to_home(&rx),
+                // Traffic with a Home Address option is for a home agent.
+                Ok(mhio::Inbound::HomeAddressOption(_)) => {}
                 Err(e) => {
                     warn!(error = %e, "receive failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -295,6 +298,26 @@ async fn recv_discovery(
 }
 
 impl Daemon {
+    /// ICMPv6 through a type 2 routing header to our home address: a Mobile Prefix
+    /// Advertisement from the home agent (RFC 6275 §11.4.3).
+    fn on_routed_to_home(&mut self, rx: &mhio::HaoPacket<'_>) {
+        let p = &rx.packet;
+        if p.rh2_home_address != Some(self.mr.config().home_address) {
+            return;
+        }
+        match proto::icmpv6::Icmpv6Repr::parse_bytes(p.payload) {
+            Ok(proto::icmpv6::Icmpv6Repr::MobilePrefixAdvertisement(mpa)) => {
+                self.mr
+                    .handle_mobile_prefix_advertisement(Instant::now(), p.src_addr, &mpa);
+            }
+            Ok(other) => debug!(src = %p.src_addr, msg = ?other.msg_type(),
+                "ICMPv6 through a type 2 routing header ignored"),
+            Err(e) => {
+                debug!(src = %p.src_addr, error = %e, "malformed ICMPv6 through a type 2 routing header")
+            }
+        }
+    }
+
     /// A Home Agent Address Discovery Reply (RFC 6275 §11.4.1).
     fn on_discovery_reply(&mut self, p: &mhio::DiscoveryPacket, icmp: &[u8]) {
         match proto::icmpv6::Icmpv6Repr::parse_bytes(icmp) {
@@ -635,6 +658,16 @@ fn metric_samples(mr: &MrCore) -> Vec<Sample> {
     ];
     for (name, help, value) in [
         ("mrd_bu_sent", "Binding Updates sent.", st.bu_sent),
+        (
+            "mrd_mobile_prefix_solicitations",
+            "Mobile Prefix Solicitations sent (RFC 6275 11.4.2).",
+            st.mps_sent,
+        ),
+        (
+            "mrd_mobile_prefix_advertisements",
+            "Mobile Prefix Advertisements taken from the home agent (RFC 6275 11.4.3).",
+            st.mpa_received,
+        ),
         (
             "mrd_dhaad_requests",
             "Home Agent Address Discovery Requests sent (RFC 6275 11.4.1).",
