@@ -128,17 +128,25 @@ impl MrCore {
             );
         }
         if self.cfg.mobile_router && !ba.flags.mobile_router() {
-            // RFC 3963 §5.3: the HA does not support NEMO; deregister and stop.
-            error!(ha = %self.bul.primary.home_agent,
-                "home agent accepted the BU without R: it does not do NEMO; deregistering");
-            self.bul.primary.stopped = Some(StopReason::NotNemoCapable);
-            self.events.push_back(MrEvent::Stopped {
-                reason: StopReason::NotNemoCapable,
-            });
+            // RFC 3963 §5.3: the HA does not support NEMO; deregister, then stop, or
+            // (§7.1) try the next home agent discovery listed.
+            let next = self.discovers_home_agent() && !self.ha_candidates.is_empty();
+            if next {
+                warn!(ha = %self.bul.primary.home_agent,
+                    "home agent accepted the BU without R: it does not do NEMO; deregistering, then the next discovered home agent");
+            } else {
+                error!(ha = %self.bul.primary.home_agent,
+                    "home agent accepted the BU without R: it does not do NEMO; deregistering");
+                self.bul.primary.stopped = Some(StopReason::NotNemoCapable);
+                self.events.push_back(MrEvent::Stopped {
+                    reason: StopReason::NotNemoCapable,
+                });
+            }
             self.withdraw();
             self.bul.primary.registered = None;
             let mut d = self.new_pending(now, BuKind::Deregister, false, p.coa, p.coa_ifindex);
             d.first_registration = false;
+            d.then_next_home_agent = next;
             self.bul.primary.pending = Some(d);
             return;
         }
@@ -318,6 +326,10 @@ impl MrCore {
     /// After the de-registration a 139 asked for: the registration again, from where the
     /// refused one was sent.
     pub(super) fn register_after_type_change(&mut self, now: Instant, dereg: &Pending) {
+        if dereg.then_next_home_agent {
+            self.try_next_home_agent(now, dereg.coa, dereg.coa_ifindex);
+            return;
+        }
         if !dereg.then_register || self.bul.primary.stopped.is_some() {
             return;
         }

@@ -67,6 +67,9 @@ pub(crate) struct Pending {
     pub(crate) optimistic_announced: bool,
     /// A de-registration after a 139: register again once it is acknowledged.
     pub(crate) then_register: bool,
+    /// A de-registration from a discovered home agent without NEMO: register with the next
+    /// one discovery listed once it is acknowledged (or given up).
+    pub(crate) then_next_home_agent: bool,
     /// This registration follows a 139 recovery: another 139 stops.
     pub(crate) after_type_change: bool,
     /// When the transaction began (the movement, or the refresh): its BA measures how

@@ -447,6 +447,7 @@ impl MrCore {
             v4_sent: Vec::new(),
             optimistic_announced: false,
             then_register: false,
+            then_next_home_agent: false,
             after_type_change: false,
             started: now,
         }

@@ -2252,3 +2252,37 @@ fn mobile_prefix_discovery_caps_the_binding_lifetime() {
     assert_ne!(id2, id);
     assert_eq!(mr.stats().mps_sent, 3);
 }
+
+/// RFC 3963 §5.3, §7.1: a discovered home agent that accepts without R does no NEMO: the
+/// router de-registers from it, then registers with the next one discovery listed.
+#[test]
+fn a_discovered_home_agent_without_nemo_is_left_for_the_next() {
+    let t0 = Instant::now();
+    let mut mr = discovering();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let id = haad_request(&mr.poll_icmp_transmit().unwrap()).2;
+    mr.handle_haad_reply(t0, ha(), &haad_reply(id, true, &[ha(), ha2()]));
+    let bu = next_bu(&mut mr);
+    let mut ba = Ba::ok(&bu);
+    ba.r = false;
+    deliver(&mut mr, ms(t0, 30), &ba.packet(coa1()));
+    let dereg = next_bu(&mut mr);
+    assert_eq!(dereg.lifetime, Lifetime::ZERO);
+    assert_eq!(dereg.tx.addressing.dst_addr, ha());
+    assert!(!matches!(mr.state(), RegistrationState::Stopped(_)));
+    let mut ack = Ba::ok(&dereg);
+    ack.r = false;
+    deliver(&mut mr, ms(t0, 60), &ack.packet(coa1()));
+    mr.handle_timeout(ms(t0, 60));
+    let next = next_bu(&mut mr);
+    assert_eq!(next.tx.addressing.dst_addr, ha2());
+    assert!(next.flags.mobile_router() && !next.lifetime.is_zero());
+    // With a configured home agent the same BA stops the router (nothing to move to).
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let mut ba = Ba::ok(&bu);
+    ba.r = false;
+    deliver(&mut mr, ms(t0, 30), &ba.packet(coa1()));
+    assert_eq!(next_bu(&mut mr).lifetime, Lifetime::ZERO);
+}

@@ -79,9 +79,14 @@ impl MrCore {
         if p.kind == BuKind::Deregister && p.transmissions >= self.cfg.dereg_max_transmissions {
             warn!(hoa = %self.cfg.home_address, attempts = p.transmissions,
                 "deregistration not acknowledged; giving up (the binding will expire)");
+            let next = p.then_next_home_agent.then(|| (p.coa, p.coa_ifindex));
             self.bul.primary.pending = None;
             self.bul.primary.registered = None;
             self.withdraw();
+            if let Some((coa, ifindex)) = next {
+                // Its BU leaves at the next timeout, which is now.
+                self.try_next_home_agent(now, coa, ifindex);
+            }
             return;
         }
         // MAX_UPDATE_RATE (RFC 6275 §11.8): at most N BUs in any one second.
