@@ -79,7 +79,7 @@ impl MrCore {
         if p.kind == BuKind::Deregister && p.transmissions >= self.cfg.dereg_max_transmissions {
             warn!(hoa = %self.cfg.home_address, attempts = p.transmissions,
                 "deregistration not acknowledged; giving up (the binding will expire)");
-            let next = p.then_next_home_agent.then(|| (p.coa, p.coa_ifindex));
+            let next = p.then_next_home_agent.then_some((p.coa, p.coa_ifindex));
             self.bul.primary.pending = None;
             self.bul.primary.registered = None;
             self.withdraw();
