@@ -383,6 +383,29 @@ impl MrCore {
             self.bul.primary.pending = Some(d);
             return;
         }
+        // RFC 6275 §11.4.1: a discovered home agent that will not serve us (its policy or
+        // its resources) makes way for the next one listed rather than being retried.
+        if p.kind == BuKind::Register
+            && what == Reaction::Retry
+            && matches!(
+                status,
+                BaStatus::AdministrativelyProhibited | BaStatus::InsufficientResources
+            )
+        {
+            let (coa, ifindex) = (p.coa, p.coa_ifindex);
+            if self.try_next_home_agent(now, coa, ifindex) {
+                warn!(
+                    status = code,
+                    meaning = name,
+                    rfc,
+                    "home registration refused"
+                );
+                return;
+            }
+        }
+        let Some(p) = &self.bul.primary.pending else {
+            return;
+        };
         if p.kind == BuKind::Register && what == Reaction::Stop {
             // RFC 3963 §7.1: a discovered home agent that will not take us: the next one.
             let (coa, ifindex) = (p.coa, p.coa_ifindex);

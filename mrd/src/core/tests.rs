@@ -2116,6 +2116,7 @@ fn a_refusing_discovered_home_agent_makes_way_for_the_next() {
     assert_eq!(bu2.tx.addressing.dst_addr, ha2());
     assert!(!matches!(mr.state(), RegistrationState::Stopped(_)));
     // The second refuses too: nobody left, stopped.
+    assert_eq!(mr.discovered_home_agents(), &[] as &[Ipv6Addr]);
     deliver(
         &mut mr,
         ms(t0, 60),
@@ -2285,4 +2286,26 @@ fn a_discovered_home_agent_without_nemo_is_left_for_the_next() {
     ba.r = false;
     deliver(&mut mr, ms(t0, 30), &ba.packet(coa1()));
     assert_eq!(next_bu(&mut mr).lifetime, Lifetime::ZERO);
+}
+
+/// RFC 6275 §11.4.1: a discovered home agent refusing by policy (129) or for lack of
+/// resources (130) makes way for the next one; a configured one is retried as before.
+#[test]
+fn a_discovered_home_agent_refusing_129_makes_way_for_the_next() {
+    let t0 = Instant::now();
+    let mut mr = discovering();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let id = haad_request(&mr.poll_icmp_transmit().unwrap()).2;
+    mr.handle_haad_reply(t0, ha(), &haad_reply(id, true, &[ha(), ha2()]));
+    let bu = next_bu(&mut mr);
+    deliver(&mut mr, ms(t0, 30), &Ba::ok(&bu).status(129).packet(coa1()));
+    assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha2());
+    // Configured: 129 is retried with back-off at the same home agent.
+    let mut mr = MrCore::new(cfg()).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(&mut mr, ms(t0, 30), &Ba::ok(&bu).status(129).packet(coa1()));
+    assert!(mr.poll_transmit().is_none());
+    mr.handle_timeout(mr.poll_timeout().unwrap());
+    assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha());
 }
