@@ -109,6 +109,19 @@ fn demo_scenario() {
         passed("the MR registers from the IPv4-only network behind the NAT"),
         "{stdout}"
     );
+    // Issue 14: a second home agent, discovery, and a mobile host.
+    for needle in [
+        "the mobile host discovers both home agents",
+        "the preferred home agent refuses the host",
+        "the mobile host is registered at the first home agent",
+        "the mobile host pings the CN from its home address",
+        "mipsock state on the home agent lists both home agents",
+    ] {
+        assert!(
+            passed(needle),
+            "check {needle:?} missing or failed:\n{stdout}"
+        );
+    }
     let hs = v["handovers"].as_array().unwrap();
     assert_eq!(hs.len(), 3, "{stdout}");
     assert!(hs.iter().all(|h| h["registered"] == true), "{stdout}");

@@ -521,6 +521,7 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
         );
     }
     return_home(&mut lab, &mut summary, &mut say)?;
+    discovery_and_mobile_host(&mut lab, &mut summary, &mut say)?;
     // The access routers filter sources (BCP 38): no packet of the mobile network left
     // the MR untunnelled on any uplink during the whole demo, handovers and the NAT
     // included; packets from a care-of address the MR had just left are dropped there, as
@@ -546,6 +547,135 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
         check(&mut summary, &say, "teardown", false, e);
     }
     Ok(summary)
+}
+
+/// `mipsock state --json` on `node`'s bus: the items `owner` answered with.
+fn state_items(lab: &Lab, node: &str, owner: &str) -> Vec<serde_json::Value> {
+    let Ok(out) = std::process::Command::new(lab.bin("mipsock"))
+        .arg("-b")
+        .arg(lab.bus(node))
+        .args(["state", "--json", "--timeout-ms", "1500"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == owner)
+        .map(|v| v["item"].clone())
+        .collect()
+}
+
+/// Issue 14: a second home agent, dynamic home agent address discovery, and a mobile
+/// host (SHISA's mnd) beside the mobile router.
+fn discovery_and_mobile_host(lab: &mut Lab, summary: &mut Summary, say: &mut Say) -> Result<()> {
+    use crate::topo::{HA2_6, MH_HOA};
+    say.step("Home agent discovery and a mobile host: both home agents announce themselves on the home link (radvd: H bit, Home Agent Information), a second one (2001:db8:1::2, preference 10, which has the host's key bound to another home address) joins, and a mobile host starts on network A2 with SHISA's mnd and no home agent configured (etc/rc.d/nemo_mr, ipv6_mobile_nodetype=mobile_node). It asks the Home-Agents anycast address, tries the preferred home agent, is refused (146, authenticated), and registers with the other: its home address alone, no R flag, no prefixes.");
+    let t = now_ns();
+    let (_ha2, mh) = lab.add_second_home_agent_and_mobile_host()?;
+    let mnd_log = lab.log_path("mh", "mnd");
+    let log = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let bound = |lab: &Lab| {
+        state_items(lab, "ha", "had")
+            .iter()
+            .find(|i| i["bc"]["hoa"] == MH_HOA)
+            .cloned()
+    };
+    let mut binding = None;
+    crate::net::wait_until(Duration::from_secs(30), || {
+        binding = bound(lab);
+        binding.is_some()
+    })?;
+    let text = log(&mnd_log);
+    let discovered = text
+        .lines()
+        .find(|l| l.contains("home agent discovered"))
+        .map(|l| crate::events::strip_ansi(l).to_string());
+    check(
+        summary,
+        say,
+        "the mobile host discovers both home agents, the preferred one first (DHAAD on the Home-Agents anycast address 2001:db8:1:0:fdff:ffff:ffff:fffe)",
+        discovered
+            .as_deref()
+            .is_some_and(|l| l.contains(&format!("ha={HA2_6}")) && l.contains(crate::topo::HA6)),
+        discovered
+            .as_deref()
+            .and_then(|l| l.find("ha=").map(|i| l[i..].to_string()))
+            .unwrap_or_else(|| "no Reply".into()),
+    );
+    check(
+        summary,
+        say,
+        "the preferred home agent refuses the host (146: the key is not for this home address there) and the host moves on to the other",
+        text.contains("trying the next discovered home agent"),
+        if text.contains("trying the next discovered home agent") {
+            format!("refused by {HA2_6}, next {}", crate::topo::HA6)
+        } else {
+            "no move to the next home agent".into()
+        },
+    );
+    let b = binding.unwrap_or_default();
+    let flags = b["bc"]["flags"].as_str().unwrap_or_default().to_string();
+    check(
+        summary,
+        say,
+        "the mobile host is registered at the first home agent: its home address alone, no R flag, no prefixes",
+        b.is_object()
+            && !flags.contains('R')
+            && b["bc"]["mnp_v6"].as_array().is_none_or(Vec::is_empty),
+        if b.is_object() {
+            format!(
+                "home address {MH_HOA}, care-of address {}, flags {flags}, {:.1} s after the host started",
+                b["bc"]["coa"]
+                    .as_str()
+                    .map_or_else(|| b["bc"]["coa"].to_string(), str::to_string),
+                ms_between(t, now_ns()) / 1000.0
+            )
+        } else {
+            "no binding within 30 s".into()
+        },
+    );
+    let (ok, d) = {
+        let out = mh.try_exec(
+            "ping",
+            &["-6", "-c", "3", "-i", "0.2", "-W", "2", "-I", MH_HOA, CN6],
+        )?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let stats = text
+            .lines()
+            .filter(|l| l.contains("packets transmitted"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (out.status.success(), stats)
+    };
+    check(
+        summary,
+        say,
+        "the mobile host pings the CN from its home address, through the tunnel",
+        ok,
+        d,
+    );
+    let list: Vec<String> = state_items(lab, "ha", "had")
+        .iter()
+        .filter_map(|i| {
+            let h = i.get("home_agent")?;
+            Some(format!(
+                "{} ({}, preference {})",
+                h["address"].as_str()?,
+                h["origin"].as_str()?,
+                h["preference"]
+            ))
+        })
+        .collect();
+    check(
+        summary,
+        say,
+        "mipsock state on the home agent lists both home agents (its home agents list)",
+        list.iter().any(|l| l.starts_with(HA2_6)) && list.len() == 2,
+        list.join(", "),
+    );
+    Ok(())
 }
 
 /// When the MR's bus first carried MD_INFO DEREGHOME at or after `since` (ns).
