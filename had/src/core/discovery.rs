@@ -22,6 +22,8 @@ use proto::icmpv6::{
 };
 use tracing::debug;
 
+use proto::model::CareOf;
+
 use super::Ha;
 
 /// RFC 4861 §6.2.1 AdvValidLifetime default: a served prefix no home-link Router
@@ -340,6 +342,12 @@ impl Ha {
             self.stats.discovery_dropped += 1;
             return None;
         }
+        Some(self.prefix_advertisement(now, identifier))
+    }
+
+    /// The advertisement itself: every served home prefix with the lifetimes the home link
+    /// advertises for it now (RFC 4861 defaults when it has not said), M/O as there.
+    fn prefix_advertisement(&self, now: Instant, identifier: u16) -> Icmpv6Repr<'static> {
         let options = self
             .cfg
             .home_prefixes
@@ -369,13 +377,33 @@ impl Ha {
                 })
             })
             .collect();
-        Some(Icmpv6Repr::MobilePrefixAdvertisement(
-            MobilePrefixAdvertisement {
-                identifier,
-                flags: self.home_link.managed,
-                options,
-            },
-        ))
+        Icmpv6Repr::MobilePrefixAdvertisement(MobilePrefixAdvertisement {
+            identifier,
+            flags: self.home_link.managed,
+            options,
+        })
+    }
+
+    /// Unsolicited Mobile Prefix Advertisements (RFC 6275 §10.6.2) to every mobile node
+    /// registered from an IPv6 care-of address, through an RH2 to its home address: the
+    /// home prefixes changed. Not rate-limited (an operator's change, one per binding);
+    /// sent once. Returns how many were queued (poll [`Ha::poll_icmp_reply`]).
+    pub fn advertise_prefixes(&mut self, now: Instant) -> usize {
+        let targets: Vec<(Ipv6Addr, Ipv6Addr)> = self
+            .cache
+            .iter()
+            .filter_map(|(hoa, b)| match b.coa {
+                CareOf::V6(coa) if coa != *hoa => Some((*hoa, coa)),
+                _ => None,
+            })
+            .collect();
+        let n = targets.len();
+        for (i, (hoa, coa)) in targets.into_iter().enumerate() {
+            // Any Identifier will do for an unsolicited one; distinct ones help captures.
+            let mpa = self.prefix_advertisement(now, i as u16);
+            self.queue_icmp(self.cfg.ha_address, coa, &mpa, Some(hoa));
+        }
+        n
     }
 
     /// The home agents list at `now` (for the bus's state answer and the metrics).

@@ -2225,3 +2225,21 @@ fn granted_lifetime_capped_by_the_home_prefix_valid_lifetime() {
     // 400 s left of the prefix's 600 (the configured cap is 1000 s).
     assert_eq!(ba_of(&tx).lifetime, Lifetime(100));
 }
+
+/// RFC 6275 §10.6.2: when the home prefixes change, every mobile node registered from an
+/// IPv6 care-of address gets an unsolicited advertisement through an RH2.
+#[test]
+fn unsolicited_prefix_advertisements_to_every_registered_node() {
+    let mut e = Env::new(cfg());
+    assert_eq!(e.ha.advertise_prefixes(e.now), 0);
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 1))), BaStatus::Accepted);
+    e.events();
+    assert_eq!(e.ha.advertise_prefixes(e.now), 1);
+    let (src, dst, rh2, icmp) = icmp_answer(&e.ha.poll_icmp_reply().expect("advertisement"));
+    assert_eq!((src, dst, rh2), (HA, COA, Some(HOA1)));
+    assert!(matches!(
+        Icmpv6Repr::parse_bytes(&icmp).unwrap(),
+        Icmpv6Repr::MobilePrefixAdvertisement(_)
+    ));
+    assert!(e.ha.poll_icmp_reply().is_none());
+}

@@ -767,7 +767,18 @@ impl Daemon {
                 }
             }
         }
+        let prefixes_changed = ha.config().home_prefixes != self.ha.config().home_prefixes;
         self.ha = ha;
+        if prefixes_changed {
+            // RFC 6275 §10.6.2: the mobile nodes away hear of the new home prefixes.
+            let n = self.ha.advertise_prefixes(now);
+            while let Some(packet) = self.ha.poll_icmp_reply() {
+                self.icmp_out.push(packet);
+            }
+            info!(mobile_nodes = n, prefixes = ?self.ha.config().home_prefixes,
+                "home prefixes changed: unsolicited mobile prefix advertisements sent; the \
+                 Home-Agents anycast addresses change at the next start");
+        }
         let snap = self.ha.snapshot(now, wall);
         if let Err(e) = self.journal.compact(&snap) {
             error!(error = %e, "journal compaction after reload failed");
