@@ -30,6 +30,10 @@ struct Cli {
     /// Keep the work directory after a successful run (it is always kept after a failure).
     #[arg(long, global = true)]
     keep: bool,
+    /// Put the link emulator on the MR's uplinks with this profile (ideal, lte, wifi, sat;
+    /// this kernel has no netem). Without it the uplinks are plain veths.
+    #[arg(long, global = true, value_parser = clap::builder::PossibleValuesParser::new(["ideal", "lte", "wifi", "sat"]))]
+    link: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -85,6 +89,29 @@ enum Cmd {
         /// handovers between the families (a preview: needs DSMIPv6, issue 7).
         #[arg(long)]
         nat: bool,
+    },
+    /// A link emulator (this kernel has no netem): bridges interfaces A and B, delaying,
+    /// jittering, dropping and rate-limiting frames each way as PROFILE says: ideal, lte
+    /// (RTT 40-60 ms, 1 % loss each way, 30 Mbit/s), wifi, sat (RTT about 600 ms), down.
+    /// With --control FILE the profile is the name in FILE, re-read when it changes.
+    /// Neither interface should be in a bridge or have addresses. Stops on SIGTERM/SIGINT
+    /// and prints the counters.
+    LinkEmu {
+        /// One side.
+        #[arg(long)]
+        a: String,
+        /// The other side.
+        #[arg(long)]
+        b: String,
+        /// The profile at start.
+        #[arg(long, default_value = "ideal", value_parser = clap::builder::PossibleValuesParser::new(crate::linkemu::Profile::NAMES))]
+        profile: String,
+        /// A file holding a profile name, followed while running.
+        #[arg(long)]
+        control: Option<PathBuf>,
+        /// Seed of the losses and jitter (a run can be repeated).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// (inside the lab) line echo server.
     #[command(hide = true)]
@@ -166,6 +193,7 @@ fn options(cli: &Cli) -> Result<topo::Options, String> {
         etc,
         verbose: true,
         udhcpc: cli.udhcpc,
+        link: cli.link.clone(),
     })
 }
 
@@ -180,6 +208,22 @@ pub fn main() -> ExitCode {
         }
     };
     match &cli.cmd {
+        Cmd::LinkEmu {
+            a,
+            b,
+            profile,
+            control,
+            seed,
+        } => {
+            let p = crate::linkemu::Profile::named(profile).expect("checked by clap");
+            return match crate::linkemu::run(a, b, p, control.as_deref(), *seed) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nemo-lab link-emu: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Cmd::ServeEcho { port } => return helper(apps::serve_echo(*port)),
         Cmd::ServeHttp { port } => return helper(apps::serve_http(*port)),
         Cmd::HttpGet { to } => {

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod events;
 pub mod handover;
+pub mod linkemu;
 pub mod net;
 pub mod soak;
 pub mod topo;

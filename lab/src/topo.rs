@@ -150,6 +150,9 @@ pub struct Options {
     /// DHCP on the NAT network by busybox udhcpc (with the lab's hook) instead of
     /// babymdd's own client (`babymdd --dhcp`).
     pub udhcpc: bool,
+    /// Put the link emulator ([`crate::linkemu`]) with this profile on each of the MR's
+    /// uplinks; `None`: plain veths (the "ideal" link without an emulator).
+    pub link: Option<String>,
 }
 
 /// An rc.d script run: its name, namespace and settings.
@@ -401,8 +404,26 @@ impl Lab {
         for p in ["mr-eth0", "mr-eth1"] {
             r.ip(&["link", "set", p, "down"])?;
         }
-        r.ip(&["link", "set", "mr-eth0", "master", Access::V6.bridge()])?;
-        r.ip(&["link", "set", "mr-eth1", "master", Access::Dual.bridge()])?;
+        if self.opts.link.is_some() {
+            // mr-ethN <-> link emulator <-> emuNa ~ emuNb (the bridge port). Frames the
+            // emulator forwards must fit the MTU: no GSO on the MR-facing ends.
+            for i in 0..2 {
+                let (a, b) = (format!("emu{i}a"), format!("emu{i}b"));
+                r.ip(&["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+                r.ip(&["link", "set", &a, "up"])?;
+                r.sysctls(&[(&format!("net.ipv6.conf.{a}.disable_ipv6") as &str, "1")])?;
+            }
+            r.ip(&["link", "set", "emu0b", "master", Access::V6.bridge()])?;
+            r.ip(&["link", "set", "emu1b", "master", Access::Dual.bridge()])?;
+            r.ip(&["link", "set", "emu0b", "up"])?;
+            r.ip(&["link", "set", "emu1b", "up"])?;
+            for p in ["mr-eth0", "mr-eth1"] {
+                r.sysctls(&[(&format!("net.ipv6.conf.{p}.disable_ipv6") as &str, "1")])?;
+            }
+        } else {
+            r.ip(&["link", "set", "mr-eth0", "master", Access::V6.bridge()])?;
+            r.ip(&["link", "set", "mr-eth1", "master", Access::Dual.bridge()])?;
+        }
         self.attached = [Some(Access::V6), Some(Access::Dual)];
         // Routes to the mobile network prefixes go to the home agent (an ISP's static route;
         // BIRD/FRR could take had's protocol-110 routes instead).
@@ -623,6 +644,28 @@ impl Lab {
             &["udhcpd", "-f", "-a", "0", &s(udhcpd)],
             "",
         )?;
+        if let Some(profile) = self.opts.link.clone() {
+            for i in 0..2 {
+                self.set_link(i, &profile)?;
+                let control = s(self.link_control(i));
+                let (a, b, seed) = (format!("mr-eth{i}"), format!("emu{i}a"), i.to_string());
+                self.helper(
+                    &r,
+                    &format!("link-emu-eth{i}"),
+                    &[
+                        "link-emu",
+                        "--a",
+                        &a,
+                        "--b",
+                        &b,
+                        "--control",
+                        &control,
+                        "--seed",
+                        &seed,
+                    ],
+                )?;
+            }
+        }
         let mr_bus = s(self.bus("mr"));
         self.start(
             &mr,
@@ -776,8 +819,39 @@ impl Lab {
         Ok(p.log_text())
     }
 
-    fn port(i: usize) -> &'static str {
+    /// The port of egress link `i` that sits in an access network's bridge (and moves
+    /// between them): the MR-facing veth end, or the emulator's far side.
+    fn port(&self, i: usize) -> &'static str {
+        if self.opts.link.is_some() {
+            ["emu0b", "emu1b"][i]
+        } else {
+            ["mr-eth0", "mr-eth1"][i]
+        }
+    }
+
+    /// The MR-facing end of egress link `i` in r: its carrier is the MR's.
+    fn carrier_port(i: usize) -> &'static str {
         ["mr-eth0", "mr-eth1"][i]
+    }
+
+    /// The control file of egress link `i`'s emulator (a profile name).
+    pub fn link_control(&self, i: usize) -> PathBuf {
+        self.opts.work.join(format!("link-eth{i}.profile"))
+    }
+
+    /// Sets egress link `i`'s profile ([`crate::linkemu::Profile::NAMES`]); the emulator
+    /// follows within 100 ms. An error without emulated links.
+    pub fn set_link(&self, i: usize, profile: &str) -> Result<()> {
+        if self.opts.link.is_none() {
+            return err("the lab runs without link emulation (start it with --link PROFILE)");
+        }
+        if crate::linkemu::Profile::named(profile).is_none() {
+            return err(format!(
+                "unknown link profile {profile:?}; known: {}",
+                crate::linkemu::Profile::NAMES.join(", ")
+            ));
+        }
+        write(&self.link_control(i), &format!("{profile}\n"))
     }
 
     /// The namespace holding the far end of egress link `i`.
@@ -791,8 +865,19 @@ impl Lab {
 
     /// Plugs (carrier on) or unplugs (carrier off) the MR's egress link `i` (0: eth0).
     pub fn plug(&mut self, i: usize, up: bool) -> Result<()> {
-        self.port_ns(i)
-            .ip(&["link", "set", Self::port(i), if up { "up" } else { "down" }])?;
+        // The carrier the MR sees: the MR-facing end (in r, or in the NAT router's
+        // namespace when that end itself moved there).
+        let ns = if self.opts.link.is_some() {
+            self.r.clone()
+        } else {
+            self.port_ns(i)
+        };
+        ns.ip(&[
+            "link",
+            "set",
+            Self::carrier_port(i),
+            if up { "up" } else { "down" },
+        ])?;
         self.plugged[i] = up;
         Ok(())
     }
@@ -804,7 +889,7 @@ impl Lab {
     /// again (RS, RA, SLAAC; or DHCP, with busybox udhcpc and the lab's own hook).
     pub fn move_link(&mut self, i: usize, to: Access) -> Result<()> {
         let ifname = ["eth0", "eth1"][i];
-        let port = Self::port(i);
+        let port = self.port(i);
         self.mr.ip(&["link", "set", ifname, "down"])?;
         if self.attached[i] == Some(Access::Nat) {
             let name = format!("udhcpc-{ifname}");
