@@ -216,3 +216,109 @@ fn ctrl_c_removes_every_namespace() {
         namespaces_of(pid)
     );
 }
+
+/// `nemo-lab up` leaves the lab running (issue 16): the commands after it change it
+/// (`move`, `unplug`, `plug`, `link` through the link emulator) and the MR follows; `down`
+/// removes every namespace and the state.
+#[test]
+fn up_move_link_and_down() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let work = dir.path().join("work");
+    let run = |args: &[&str]| {
+        Command::new(bin("nemo-lab"))
+            .args(args)
+            .arg("--state")
+            .arg(&state)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let out = run(&["up", "--link", "wifi", "--work", work.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let up = text(&out);
+    assert!(up.contains("registered from network A"), "{up}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
+    let prefix = v["prefix"].as_str().unwrap().to_string();
+    let pid: u32 = prefix.trim_start_matches("nl-").parse().unwrap();
+    assert_eq!(
+        namespaces_of(pid).len(),
+        7,
+        "the lab stays up after `up` exits"
+    );
+    // A second `up` refuses.
+    assert!(!run(&["up"]).status.success());
+
+    let coa = || {
+        let out = Command::new(bin("mipsock"))
+            .arg("-b")
+            .arg(work.join("bus-mr"))
+            .args(["state", "--json", "--timeout-ms", "1500"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["item"]["bul"]["coa"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    let out = run(&["move", "eth0", "a2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        wait_until(Duration::from_secs(10), || coa()
+            .starts_with("2001:db8:a2:")),
+        "no registration from A2: {}",
+        coa()
+    );
+    for args in [
+        &["unplug", "eth0"][..],
+        &["plug", "eth1"],
+        &["link", "eth1", "lte"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+    }
+    assert_eq!(
+        std::fs::read_to_string(work.join("link-eth1.profile"))
+            .unwrap()
+            .trim(),
+        "lte"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || coa().starts_with("2001:db8:b:")),
+        "no registration from B: {}",
+        coa()
+    );
+    // Mistakes are named.
+    let bad = run(&["move", "eth2", "a"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("eth0 and eth1"),
+        "{}",
+        text(&bad)
+    );
+    let bad = run(&["link", "eth0", "5g"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("known: ideal"),
+        "{}",
+        text(&bad)
+    );
+
+    let out = run(&["down"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+    assert!(!state.join("state.json").exists());
+    assert!(!work.exists(), "the work directory goes too");
+    assert!(
+        !run(&["down"]).status.success(),
+        "nothing left to take down"
+    );
+}

@@ -30,6 +30,9 @@ struct Cli {
     /// Keep the work directory after a successful run (it is always kept after a failure).
     #[arg(long, global = true)]
     keep: bool,
+    /// Where `up` keeps the running lab's state for the commands after it.
+    #[arg(long, global = true, default_value = crate::up::STATE_DIR)]
+    state: PathBuf,
     /// Put the link emulator on the MR's uplinks with this profile (ideal, lte, wifi, sat;
     /// this kernel has no netem). Without it the uplinks are plain veths.
     #[arg(long, global = true, value_parser = clap::builder::PossibleValuesParser::new(["ideal", "lte", "wifi", "sat"]))]
@@ -113,6 +116,37 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Builds the lab, starts the daemons, registers the MR from network A, prints how to
+    /// reach each node and leaves it all running (`ip netns exec`, `mipsock tap`). With
+    /// --link PROFILE the uplinks go through the link emulator.
+    Up,
+    /// Moves an uplink of the MR (eth0, eth1) to another network: a, a2 (IPv6-only), b
+    /// (dual stack), nat (IPv4-only behind a NAT), home.
+    Move {
+        /// eth0 or eth1.
+        iface: String,
+        /// a, a2, b, nat or home.
+        network: String,
+    },
+    /// Plugs an uplink of the MR in (carrier on).
+    Plug {
+        /// eth0 or eth1.
+        iface: String,
+    },
+    /// Unplugs an uplink of the MR (carrier off).
+    Unplug {
+        /// eth0 or eth1.
+        iface: String,
+    },
+    /// Sets the link emulator's profile on an uplink (the lab must be up with --link).
+    Link {
+        /// eth0 or eth1.
+        iface: String,
+        /// ideal, lte, wifi, sat or down.
+        profile: String,
+    },
+    /// Stops and removes the lab `up` left running (the work directory too, unless --keep).
+    Down,
     /// (inside the lab) line echo server.
     #[command(hide = true)]
     ServeEcho {
@@ -265,7 +299,16 @@ pub fn main() -> ExitCode {
             log,
             stop_file,
         } => return helper(apps::udp_recv(*port, log, stop_file)),
-        Cmd::Demo { .. } | Cmd::Handover { .. } | Cmd::Chaos { .. } | Cmd::Soak { .. } => {}
+        Cmd::Demo { .. }
+        | Cmd::Handover { .. }
+        | Cmd::Chaos { .. }
+        | Cmd::Soak { .. }
+        | Cmd::Up
+        | Cmd::Move { .. }
+        | Cmd::Plug { .. }
+        | Cmd::Unplug { .. }
+        | Cmd::Link { .. }
+        | Cmd::Down => {}
     }
     if !net::is_root() {
         eprintln!(
@@ -289,6 +332,39 @@ pub fn main() -> ExitCode {
             let _ = std::fs::remove_dir_all(&work);
         }
     };
+    // The commands on a lab that is up use its own work directory.
+    let on_running = |r: net::Result<()>| {
+        let _ = std::fs::remove_dir(&work);
+        match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nemo-lab: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    };
+    let state = cli.state.clone();
+    match cli.cmd {
+        Cmd::Up => {
+            return match crate::up::up(opts, &state) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nemo-lab up: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Cmd::Move { iface, network } => {
+            return on_running(crate::up::move_to(opts, &state, &iface, &network));
+        }
+        Cmd::Plug { iface } => return on_running(crate::up::plug(opts, &state, &iface, true)),
+        Cmd::Unplug { iface } => return on_running(crate::up::plug(opts, &state, &iface, false)),
+        Cmd::Link { iface, profile } => {
+            return on_running(crate::up::link(opts, &state, &iface, &profile));
+        }
+        Cmd::Down => return on_running(crate::up::down(opts, &state, keep)),
+        _ => {}
+    }
     match cli.cmd {
         Cmd::Demo {
             summary_json,

@@ -16,3 +16,4 @@ pub mod linkemu;
 pub mod net;
 pub mod soak;
 pub mod topo;
+pub mod up;

@@ -149,14 +149,19 @@ impl Direction {
     /// going down drops them (they were on the air).
     pub fn set_profile(&mut self, profile: Profile) {
         if profile.down {
-            self.counters.down += self.queue.len() as u64;
-            self.queue.clear();
-            self.queued_bytes = 0;
-            // Nothing is on the air any more: the next frame waits for nothing.
-            self.free_at = None;
-            self.last_due = None;
+            self.flush();
         }
         self.profile = profile;
+    }
+
+    /// The link lost its carrier: what was on the air is gone (a frame in flight on the
+    /// old link never arrives on the next one).
+    pub fn flush(&mut self) {
+        self.counters.down += self.queue.len() as u64;
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.free_at = None;
+        self.last_due = None;
     }
 
     /// Counters so far.
@@ -280,8 +285,9 @@ fn packet_socket(ifname: &str) -> std::io::Result<socket2::Socket> {
     Ok(socket)
 }
 
-/// Reads every frame waiting on `from` (not our own copies) into `dir`.
-fn drain(from: &socket2::Socket, dir: &mut Direction, buf: &mut [u8]) -> std::io::Result<()> {
+/// Reads every frame waiting on `from` (not our own copies) into `dir`. True when the
+/// interface went down meanwhile.
+fn drain(from: &socket2::Socket, dir: &mut Direction, buf: &mut [u8]) -> std::io::Result<bool> {
     use std::os::fd::AsRawFd;
     loop {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
@@ -302,10 +308,10 @@ fn drain(from: &socket2::Socket, dir: &mut Direction, buf: &mut [u8]) -> std::io
             let e = std::io::Error::last_os_error();
             // ENETDOWN: the interface went down (the lab unplugs a link that way); the
             // socket reports it once and takes frames again when it comes back up.
-            return if e.kind() == std::io::ErrorKind::WouldBlock
-                || e.raw_os_error() == Some(nix::libc::ENETDOWN)
-            {
-                Ok(())
+            return if e.raw_os_error() == Some(nix::libc::ENETDOWN) {
+                Ok(true)
+            } else if e.kind() == std::io::ErrorKind::WouldBlock {
+                Ok(false)
             } else {
                 Err(e)
             };
@@ -341,6 +347,16 @@ fn send_due(to: &socket2::Socket, dir: &mut Direction, refused: &mut u64) -> std
     Ok(())
 }
 
+/// How often `ifname`'s carrier changed (sysfs of the caller's namespace): a flap between
+/// two looks shows as a different count, however short it was.
+fn carrier_changes(ifname: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/carrier_changes"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The profile named in `control`, if it names one.
 fn read_control(control: &std::path::Path) -> Option<Profile> {
     let text = std::fs::read_to_string(control).ok()?;
@@ -370,6 +386,7 @@ pub fn run(
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = control.and_then(modified);
     let mut checked = Instant::now();
+    let mut carrier = (carrier_changes(a), carrier_changes(b));
     println!("link {a} <-> {b}: {}", ab.profile().name);
     crate::net::install_signal_handlers();
     while !crate::net::interrupted() {
@@ -401,8 +418,16 @@ pub fn run(
             }
             return Err(e);
         }
-        drain(&sa, &mut ab, &mut buf)?;
-        drain(&sb, &mut ba, &mut buf)?;
+        // Either side going down, or losing its carrier even for a moment (the lab
+        // unplugs or moves a link that way), takes what was in flight with it, both ways:
+        // a frame sent on the old link must not arrive on the new one.
+        let went_down = drain(&sa, &mut ab, &mut buf)? | drain(&sb, &mut ba, &mut buf)?;
+        let flaps = (carrier_changes(a), carrier_changes(b));
+        if went_down || flaps != carrier {
+            carrier = flaps;
+            ab.flush();
+            ba.flush();
+        }
         send_due(&sb, &mut ab, &mut refused)?;
         send_due(&sa, &mut ba, &mut refused)?;
         if let Some(control) = control

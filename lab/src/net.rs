@@ -238,6 +238,8 @@ impl Proc {
 pub struct Namespaces {
     prefix: String,
     list: Vec<Ns>,
+    /// Processes of an earlier `nemo-lab` (`up`), by pid: killed at teardown too.
+    orphans: Vec<i32>,
     /// Processes, stopped (SIGTERM, then SIGKILL) in reverse start order at teardown.
     pub procs: Vec<Proc>,
     /// Commands that stop what the lab started indirectly (`rc.d/nemo_mr stop`), run in
@@ -258,6 +260,7 @@ impl Namespaces {
         Namespaces {
             prefix: format!("nl-{}", std::process::id()),
             list: Vec::new(),
+            orphans: Vec::new(),
             procs: Vec::new(),
             stop_cmds: Vec::new(),
             done: false,
@@ -288,6 +291,16 @@ impl Namespaces {
             let args: Vec<&str> = cmd[1..].iter().map(String::as_str).collect();
             if let Err(e) = run(&cmd[0], &args) {
                 errors.push(e.to_string());
+            }
+        }
+        // An earlier run's processes: SIGTERM, a moment, SIGKILL.
+        for pid in &self.orphans {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGTERM);
+        }
+        if !self.orphans.is_empty() {
+            std::thread::sleep(Duration::from_millis(500));
+            for pid in &self.orphans {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
             }
         }
         // SIGTERM to all (mrd deregisters, nemonetd removes its routes), then wait a
@@ -321,6 +334,44 @@ impl Namespaces {
             }
         }
         errors
+    }
+
+    /// Leaves everything running (`nemo-lab up`): no teardown on drop. Returns what a
+    /// later `nemo-lab` needs to stop it: the prefix, the namespaces' nodes, the pids and
+    /// the stop commands.
+    pub fn detach(&mut self) -> (String, Vec<String>, Vec<i32>, Vec<Vec<String>>) {
+        self.done = true;
+        (
+            self.prefix.clone(),
+            self.list.iter().map(|n| n.node.clone()).collect(),
+            self.procs.iter().map(|p| p.child.id() as i32).collect(),
+            self.stop_cmds.clone(),
+        )
+    }
+
+    /// Takes over what an earlier `nemo-lab up` left running; teardown stops it all.
+    pub fn adopt(state: &crate::up::UpState) -> Namespaces {
+        Namespaces {
+            prefix: state.prefix.clone(),
+            list: state
+                .nodes
+                .iter()
+                .map(|node| Ns {
+                    name: format!("{}-{node}", state.prefix),
+                    node: node.clone(),
+                })
+                .collect(),
+            orphans: state.pids.clone(),
+            procs: Vec::new(),
+            stop_cmds: state.stop_cmds.clone(),
+            done: false,
+        }
+    }
+
+    /// Like [`Namespaces::detach`] for an adopted set: leaves it running after a command
+    /// that only changed it (`move`, `plug`, `link`).
+    pub fn keep_running(&mut self) {
+        self.done = true;
     }
 
     /// The namespaces' names.

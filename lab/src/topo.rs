@@ -54,7 +54,8 @@ pub const MNN4_OF_MNN: &str = "192.0.2.18";
 pub const MNN4: &str = "192.0.2.19";
 
 /// An access network the MR can attach to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Access {
     /// IPv6-only, radvd (2001:db8:a::/64).
     V6,
@@ -101,6 +102,18 @@ impl Access {
             Access::Home => "home",
         }
     }
+    /// By the name an operator types (`a`, `a2`, `b`, `nat`, `home`).
+    pub fn named(name: &str) -> Option<Access> {
+        Some(match name {
+            "a" => Access::V6,
+            "a2" => Access::V6b,
+            "b" => Access::Dual,
+            "nat" | "n" => Access::Nat,
+            "home" => Access::Home,
+            _ => return None,
+        })
+    }
+
     /// In words.
     pub fn describe(self) -> &'static str {
         match self {
@@ -266,6 +279,30 @@ impl Lab {
     /// A binary of the workspace.
     pub fn bin(&self, name: &str) -> PathBuf {
         self.opts.bin_dir.join(name)
+    }
+
+    /// The lab `nemo-lab up` left running, from its saved state: the same namespaces,
+    /// attachments and settings; the processes it started are the state's to stop.
+    pub fn attach(opts: Options, state: &crate::up::UpState) -> Lab {
+        let nss = Namespaces::adopt(state);
+        let ns = |node: &str| Ns {
+            name: format!("{}-{node}", state.prefix),
+            node: node.to_string(),
+        };
+        Lab {
+            nss,
+            opts,
+            cn: ns("cn"),
+            r: ns("r"),
+            ha: ns("ha"),
+            mr: ns("mr"),
+            mnn: ns("mnn"),
+            mnn4: ns("mnn4"),
+            nat: ns("nat"),
+            attached: state.attached,
+            plugged: state.plugged,
+            rc_runs: Vec::new(),
+        }
     }
 
     /// Builds the namespaces, links, addresses and routes (no daemons yet). Both MR egress
