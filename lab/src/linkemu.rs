@@ -420,11 +420,16 @@ pub fn run(
         }
         // Either side going down, or losing its carrier even for a moment (the lab
         // unplugs or moves a link that way), takes what was in flight with it, both ways:
-        // a frame sent on the old link must not arrive on the new one.
-        let went_down = drain(&sa, &mut ab, &mut buf)? | drain(&sb, &mut ba, &mut buf)?;
+        // a frame sent on the old link must not arrive on the new one. Looked at before
+        // reading: what is read after the flap was sent on the new link (the RS that
+        // follows a link coming up) and stays.
         let flaps = (carrier_changes(a), carrier_changes(b));
-        if went_down || flaps != carrier {
+        if flaps != carrier {
             carrier = flaps;
+            ab.flush();
+            ba.flush();
+        }
+        if drain(&sa, &mut ab, &mut buf)? | drain(&sb, &mut ba, &mut buf)? {
             ab.flush();
             ba.flush();
         }
