@@ -29,7 +29,7 @@ pub struct Handover {
 }
 
 /// One handover measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Measured {
     /// `ipv6`, `dual`, ...
     pub from: String,
@@ -306,14 +306,16 @@ fn esc(s: &str) -> String {
 /// BU sent, BA received).
 pub fn svg(ms: &[Measured], rx: &[Rx]) -> String {
     let (w, ph, left, top) = (760.0f64, 230.0f64, 70.0f64, 40.0f64);
-    let height = ms.len() as f64 * (ph + 70.0) + 40.0;
+    let (summary, summary_h) = summary_svg(ms, w);
+    let height = summary_h + ms.len() as f64 * (ph + 70.0) + 40.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
+    s.push_str(&summary);
     let mut arrivals: Vec<Rx> = rx.to_vec();
     arrivals.sort_by_key(|r| r.recv_ns);
     for (i, m) in ms.iter().enumerate() {
-        let y0 = 20.0 + i as f64 * (ph + 70.0);
+        let y0 = summary_h + 20.0 + i as f64 * (ph + 70.0);
         let last_mark = m.marks.iter().map(|x| x.0).max().unwrap_or(m.event_ns);
         // A window like the paper's Figure 5 (30 ms there): 40 ms either side of the
         // signalling, wider when the handover took longer.
@@ -412,6 +414,84 @@ pub fn svg(ms: &[Measured], rx: &[Rx]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The summary figure before the per-handover panels: one row per kind of handover, every
+/// run's gap as a dot on a logarithmic time axis (1 ms to 10 s), the median as a bar, and
+/// the DSMIPv6 paper's figure for that kind as a red diamond where it has one. Returns the
+/// fragment and its height.
+fn summary_svg(ms: &[Measured], w: f64) -> (String, f64) {
+    let mut kinds: Vec<(String, String, u8)> = Vec::new();
+    for m in ms {
+        let k = (m.from.clone(), m.to.clone(), m.interfaces);
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    let (left, right, row, top) = (190.0f64, 20.0f64, 26.0f64, 46.0f64);
+    let height = top + kinds.len() as f64 * row + 50.0;
+    let pw = w - left - right;
+    // log10 of 1 ms .. 10 000 ms.
+    let x = |ms: f64| left + (ms.max(1.0).log10().min(4.0) / 4.0) * pw;
+    let mut s = String::from(
+        "<text x=\"10\" y=\"22\" font-size=\"14\" font-weight=\"bold\">Summary: the gap of every handover, by kind (dots: runs, bar: median, red diamond: the DSMIPv6 paper)</text>\n",
+    );
+    for (i, decade) in [1.0, 10.0, 100.0, 1000.0, 10_000.0].iter().enumerate() {
+        let xx = x(*decade);
+        s.push_str(&format!(
+            "<line x1=\"{xx:.1}\" y1=\"{top}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n",
+            top + kinds.len() as f64 * row,
+            top + kinds.len() as f64 * row + 14.0,
+            ["1 ms", "10 ms", "100 ms", "1 s", "10 s"][i]
+        ));
+    }
+    let paper = |from: &str, to: &str, interfaces: u8| -> Option<f64> {
+        match (from, to, interfaces) {
+            ("ipv6", t, 1) if t.starts_with("ipv4") => Some(2810.0),
+            (f, "ipv6", 1) if f.starts_with("ipv4") => Some(6200.0),
+            // Figure 5: "tens of ms" in a 30 ms window.
+            (_, _, 2) => Some(30.0),
+            _ => None,
+        }
+    };
+    for (i, (from, to, interfaces)) in kinds.iter().enumerate() {
+        let y = top + i as f64 * row + row / 2.0;
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{} -&gt; {} ({} if)</text>\n",
+            left - 8.0,
+            y + 4.0,
+            esc(from),
+            esc(to),
+            interfaces
+        ));
+        let gaps: Vec<f64> = ms
+            .iter()
+            .filter(|m| &m.from == from && &m.to == to && m.interfaces == *interfaces)
+            .map(|m| m.gap_ms)
+            .collect();
+        for g in &gaps {
+            s.push_str(&format!(
+                "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"3\" fill=\"#1f4e9c\" fill-opacity=\"0.6\"/>\n",
+                x(*g)
+            ));
+        }
+        if let Some(med) = median(gaps) {
+            let xx = x(med);
+            s.push_str(&format!(
+                "<line x1=\"{xx:.1}\" y1=\"{:.1}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"black\" stroke-width=\"2\"/>\n",
+                y - 8.0,
+                y + 8.0
+            ));
+        }
+        if let Some(p) = paper(from, to, *interfaces) {
+            let xx = x(p);
+            s.push_str(&format!(
+                "<path d=\"M {xx:.1} {:.1} l 5 5 l -5 5 l -5 -5 z\" fill=\"#c0392b\"/>\n",
+                y - 5.0
+            ));
+        }
+    }
+    (s, height)
 }
 
 /// The paper's figures (DSMIPv6 on UMIP, 2008), for the table beside ours.
@@ -518,4 +598,43 @@ pub fn line(m: &Measured) -> String {
         f(m.ba_to_first_packet_ms),
         if m.registered { "" } else { " NOT REGISTERED" }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(from: &str, to: &str, interfaces: u8, gap_ms: f64) -> Measured {
+        Measured {
+            from: from.into(),
+            to: to.into(),
+            interfaces,
+            gap_ms,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_kind_a_dot_per_run_and_the_papers_marks() {
+        let ms = [
+            m("ipv6", "ipv6", 1, 20.0),
+            m("ipv6", "ipv6", 1, 30.0),
+            m("ipv6", "dual", 2, 10.0),
+            m("ipv6", "ipv4-nat", 1, 90.0),
+        ];
+        let (s, h) = summary_svg(&ms, 760.0);
+        assert_eq!(s.matches("<circle").count(), 4, "a dot per run");
+        assert_eq!(
+            s.matches("stroke-width=\"2\"").count(),
+            3,
+            "a median per kind"
+        );
+        // The paper has figures for the vertical and the between-family kinds only.
+        assert_eq!(s.matches("fill=\"#c0392b\"").count(), 2);
+        assert!(s.contains("ipv6 -&gt; dual (2 if)"));
+        assert!(h > 46.0 + 3.0 * 26.0);
+        // The whole figure puts the summary before the panels.
+        let whole = svg(&ms, &[]);
+        assert!(whole.find("Summary").unwrap() < whole.find("1: ipv6").unwrap());
+    }
 }
