@@ -213,3 +213,24 @@ fn reencapsulate(inner: &[u8], d: &Decapsulated) {
         "inner packet changed by the round trip"
     );
 }
+
+/// Every ICMPv6 message a daemon reads from the network (errors, Echo, Neighbor Discovery,
+/// DHAAD and Mobile Prefix Discovery) through [`crate::icmpv6::Icmpv6Repr`]: whatever
+/// parses re-emits into `buffer_len()` octets and parses back to the same meaning (an
+/// error's quote is cut at the minimum MTU, so only the messages that fit compare whole).
+/// Panics only on a bug.
+pub fn icmpv6_parse(data: &[u8]) {
+    use crate::icmpv6::{Icmpv6Packet, Icmpv6Repr, MAX_INVOKING_LEN};
+    let Ok(repr) = Icmpv6Repr::parse_bytes(data) else {
+        return;
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv6Packet::new_unchecked(&mut buf[..]))
+        .expect("a parsed Repr must emit into buffer_len() octets");
+    let again = Icmpv6Repr::parse_bytes(&buf).expect("an emitted message must parse");
+    let cut = matches!(&repr, Icmpv6Repr::Error(e) if e.invoking.len() > MAX_INVOKING_LEN);
+    if !cut {
+        assert_eq!(repr, again, "parse(emit(parse(x))) changed the message");
+    }
+    assert_eq!(repr.msg_type(), again.msg_type());
+}

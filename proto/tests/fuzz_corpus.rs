@@ -59,6 +59,15 @@ fn decapsulate_corpus_passes_the_fuzz_checks() {
 }
 
 #[test]
+fn icmpv6_parse_corpus_passes_the_fuzz_checks() {
+    let n = replay("icmpv6_parse", proto::fuzzing::icmpv6_parse);
+    assert!(
+        n >= 8,
+        "expected the icmpv6_parse seed corpus, found {n} files"
+    );
+}
+
+#[test]
 fn seeds_are_real_messages() {
     // The seeds are worth something only if they parse: spot-check the worked example of
     // our worked example (explicit NEMO BU with an IPv4 MNP) and a tunnel packet.
