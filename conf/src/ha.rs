@@ -57,6 +57,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "home-agent-ipv4-address",
         "binding-lifetime-max",
         "binding-cache-file",
+        "binding-cache-etcd",
         "authentication",
         "binding-refresh-request",
         "nat-keepalive-interval",
@@ -117,6 +118,10 @@ pub struct HaConfig {
     pub ipv4_mnp_support: bool,
     /// Where acknowledged bindings are journaled, to survive restarts.
     pub binding_cache_file: PathBuf,
+    /// `binding-cache-etcd URL [URL...];`: the binding cache in etcd too (its client
+    /// endpoints, `http://HOST:PORT`): durable there before each BA, restored from there at
+    /// start. Empty: the journal alone.
+    pub binding_cache_etcd: Vec<String>,
     /// The authentication policy and keys.
     pub authentication: HaAuthentication,
     /// The auth-database named by `auth-database`, if any.
@@ -276,6 +281,23 @@ fn build(
         Some(s) => ctx.path(ctx.one(s, "binding-cache-file PATH;")?),
         None => PathBuf::from(DEFAULT_BINDING_CACHE_FILE),
     };
+    let mut binding_cache_etcd = Vec::new();
+    if let Some(s) = eff.get("binding-cache-etcd") {
+        for v in ctx.some(s, "binding-cache-etcd URL [URL...];")? {
+            let url = v.text.as_str();
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.split("//").nth(1).is_some_and(|rest| !rest.is_empty());
+            if !ok {
+                return Err(ctx.err_at(
+                    v,
+                    format!(
+                        "an etcd endpoint is a URL such as \"http://192.0.2.10:2379\", found '{v}'"
+                    ),
+                ));
+            }
+            binding_cache_etcd.push(url.to_string());
+        }
+    }
     let home_agent_ipv4_address = match eff.get("home-agent-ipv4-address") {
         Some(s) => Some(ctx.ipv4(
             ctx.one(s, "home-agent-ipv4-address IPV4-ADDRESS;")?,
@@ -487,6 +509,7 @@ fn build(
         prefix_table,
         ipv4_mnp_support,
         binding_cache_file,
+        binding_cache_etcd,
         authentication,
         auth_database,
         legacy_ipv4_mnp_option,
@@ -669,6 +692,26 @@ prefixtable {
         assert!(w.iter().any(|w| w.message.contains("without ';'")));
         assert_eq!(c.home_agent_preference, 10);
         assert!(!w.iter().any(|w| w.message.contains("preference")));
+    }
+
+    #[test]
+    fn binding_cache_in_etcd() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert!(
+            c.binding_cache_etcd.is_empty(),
+            "the journal alone by default"
+        );
+        let (c, _) = parse(&format!(
+            "{MINIMAL}binding-cache-etcd \"http://192.0.2.10:2379\" \"http://192.0.2.11:2379\";"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.binding_cache_etcd,
+            ["http://192.0.2.10:2379", "http://192.0.2.11:2379"]
+        );
+        let e = err(&format!("{MINIMAL}binding-cache-etcd 192.0.2.10;"));
+        assert!(e.contains("an etcd endpoint is a URL"), "{e}");
+        assert!(e.contains("had.conf:"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use nemo_daemon::metrics::Sample;
 use proto::mh::{BaStatus, MhRepr};
 use tracing::{debug, error, info, warn};
 
+use super::etcd::EtcdStore;
 use super::{Cli, Logging, ShellError, setup};
 use crate::core::{ChecksumState, Ha, HaEvent, HaoSignal, ReceivedSignal, Transmit, UdpV4Path};
 use crate::journal::Journal;
@@ -120,6 +121,8 @@ struct Daemon {
     journal_path: PathBuf,
     bus: AsyncEndpoint,
     sender: RawSender,
+    /// The binding cache in etcd, when configured (issue 13).
+    etcd: Option<EtcdStore>,
     /// Bound to the home interface: answers to nodes on the home link (an MR that came
     /// home and de-registers, RFC 6275 §11.5.4) must reach them there, not follow the
     /// HoA/128 route of the binding into the tunnel.
@@ -206,17 +209,37 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             source,
         })?;
     }
-    let (journal, report) = Journal::open(&cfg.binding_cache_file, wall())?;
+    let (mut journal, mut report) = Journal::open(&cfg.binding_cache_file, wall())?;
     for d in &report.damaged {
         error!(path = %cfg.binding_cache_file.display(), offset = d.offset, skipped = d.skipped, reason = %d.reason,
             "damaged binding cache journal record skipped");
     }
+    // The replicated store is the authority at start: a standby taking over restores what
+    // the active home agent stored there, whatever its own journal holds.
+    let endpoints = if cli.etcd.is_empty() {
+        cfg.binding_cache_etcd.clone()
+    } else {
+        cli.etcd.clone()
+    };
+    let etcd = if endpoints.is_empty() {
+        None
+    } else {
+        let mut store = EtcdStore::connect(&endpoints, ha.config().ha_address).await?;
+        let (bindings, expired) = store.load(wall()).await?;
+        info!(endpoints = ?endpoints, bindings = bindings.len(), expired,
+            journal_had = report.bindings.len(), "binding cache restored from etcd");
+        journal.compact(&bindings)?;
+        report.bindings = bindings;
+        report.expired = expired;
+        Some(store)
+    };
     let mut d = Daemon {
         journal_path: cfg.binding_cache_file.clone(),
         cli,
         logging,
         ha,
         journal,
+        etcd,
         bus,
         sender,
         home_sender,
@@ -541,19 +564,36 @@ impl Daemon {
             }
         }
         let mut others = Vec::new();
+        let mut records = Vec::new();
         while let Some(ev) = self.ha.poll_event() {
             match ev {
-                HaEvent::Persist(rec) => self.journal.append(&rec),
+                HaEvent::Persist(rec) => {
+                    self.journal.append(&rec);
+                    if self.etcd.is_some() {
+                        records.push(rec);
+                    }
+                }
                 ev => others.push(ev),
             }
         }
-        let persisted = match self.journal.sync() {
+        let mut persisted = match self.journal.sync() {
             Ok(()) => true,
             Err(e) => {
                 error!(error = %e, "binding cache journal not written: acknowledgements withheld");
                 false
             }
         };
+        if let Some(store) = &mut self.etcd
+            && persisted
+            && !records.is_empty()
+            && let Err(e) = store.apply(&records).await
+        {
+            // Issue 13: never acknowledge a binding the replicated store does not hold;
+            // existing bindings keep being forwarded.
+            error!(error = %e, records = records.len(),
+                "binding changes not stored in etcd: acknowledgements withheld (the router retransmits)");
+            persisted = false;
+        }
         // The bindings this step changes: their BAs wait for the data plane (issue 11:
         // no BA for a new or changed binding before the data plane carries it, nothing
         // tunnelled for a removed one after its BA).

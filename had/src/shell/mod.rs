@@ -24,6 +24,7 @@
 //!   the shared daemon shell's (`nemo_daemon`), the same in every daemon.
 
 mod daemon;
+pub mod etcd;
 mod setup;
 
 use std::path::PathBuf;
@@ -74,6 +75,12 @@ pub struct Cli {
     /// without it; bind it to a local or management address.
     #[arg(long, value_name = "ADDRESS:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Keep the binding cache in etcd too (repeat for each endpoint, e.g.
+    /// `--etcd http://192.0.2.10:2379`): every binding change is in etcd before its BA,
+    /// and a had starting with the same home agent address restores the bindings from
+    /// there (a standby taking over). Overrides the configuration's `binding-cache-etcd`.
+    #[arg(long = "etcd", value_name = "URL")]
+    pub etcd: Vec<String>,
     /// The home link interface. Registered home addresses are defended there (proxy ND);
     /// its global addresses give the home agent address and home prefixes when the
     /// configuration leaves them out (SHISA's way).
@@ -106,6 +113,9 @@ pub enum ShellError {
     /// The binding cache journal.
     #[error("{0}")]
     Journal(#[from] crate::journal::JournalError),
+    /// The binding cache in etcd.
+    #[error("{0}")]
+    Store(#[from] etcd::StoreError),
     /// Runtime, signals.
     #[error("{what}: {source}")]
     Os {

@@ -1,0 +1,181 @@
+//! had's binding cache in etcd (issue 13), with a real etcd (Debian's etcd-server) started
+//! by the test in the home agent's namespace, the real had, nemonetd -h and mrd:
+//!
+//! * a registration is in etcd (one key per binding) before its BA;
+//! * after `kill -9` of had, a had started again with its journal gone restores the binding
+//!   from etcd, with no new registration from the mobile router;
+//! * with etcd gone, a move is not acknowledged and had says why.
+//!
+//! ```text
+//!   hl eth0 ──── eth0 2001:db8:1::1  ha (had --etcd, nemonetd -h, etcd on 127.0.0.1)
+//!                up0  2001:db8:a::1 ──── eth0 2001:db8:a::5  mr (mrd)
+//! ```
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tests::setup::{
+    HOA, binding, files, inject_md_info, log_of, spawn_in, start_home_agent_with, start_mrd,
+};
+use tests::{Daemon, Netns, require_root, veth, wait_until};
+
+const ETCD: &str = "http://127.0.0.1:23791";
+
+fn etcdctl(ns: &Netns, args: &[&str]) -> String {
+    let mut full = vec!["--endpoints", ETCD];
+    full.extend_from_slice(args);
+    let out = ns.try_exec("etcdctl", &full);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn start_etcd(ns: &Netns, dir: &Path) -> Daemon {
+    let log = dir.join("etcd.log");
+    let mut cmd = ns.command(Path::new("etcd"));
+    cmd.args([
+        "--name",
+        "t",
+        "--data-dir",
+        dir.join("etcd-data").to_str().unwrap(),
+        "--listen-client-urls",
+        ETCD,
+        "--advertise-client-urls",
+        ETCD,
+        "--listen-peer-urls",
+        "http://127.0.0.1:23801",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:23801",
+        "--initial-cluster",
+        "t=http://127.0.0.1:23801",
+    ]);
+    let d = Daemon::spawn("etcd", cmd, &log);
+    assert!(
+        wait_until(Duration::from_secs(20), || log_of(&log)
+            .contains("ready to serve client requests")),
+        "etcd did not start (apt-get install etcd-server):\n{}",
+        log_of(&log)
+    );
+    d
+}
+
+#[test]
+fn bindings_outlive_had_in_etcd() {
+    require_root();
+    let (ha, hl, mr) = (
+        Netns::new("et-ha"),
+        Netns::new("et-hl"),
+        Netns::new("et-mr"),
+    );
+    for ns in [&ha, &hl, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&hl, "eth0", &ha, "eth0");
+    veth(&mr, "eth0", &ha, "up0");
+    let add = |ns: &Netns, a: &str, dev: &str| ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
+    add(&ha, "2001:db8:1::1/64", "eth0");
+    add(&ha, "2001:db8:a::1/64", "up0");
+    add(&hl, "2001:db8:1::50/64", "eth0");
+    add(&mr, "2001:db8:a::5/64", "eth0");
+    add(&mr, "2001:db8:a::6/64", "eth0");
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    add(&mr, &format!("{HOA}/128"), "mip0");
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+
+    let f = files(&[]);
+    let mut etcd = start_etcd(&ha, f.dir.path());
+    let (mut had, _nemonetd) = start_home_agent_with(&ha, &f, "up0", &["--etcd", ETCD], &[]);
+    let _mrd = start_mrd(&mr, &f);
+    let logs = || {
+        ["had", "mrd", "nemonetd-ha", "etcd"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "==== {n}\n{}",
+                    log_of(&f.dir.path().join(format!("{n}.log")))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    inject_md_info(
+        &f,
+        "rereg",
+        HOA,
+        Some(("2001:db8:a::5", mr.ifindex("eth0"))),
+    );
+    let hoa = HOA.parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || binding(
+            &f.ha_bus,
+            "had",
+            Some(hoa)
+        )
+        .is_some()),
+        "no registration\n{}",
+        logs()
+    );
+    let keys = etcdctl(&ha, &["get", "--prefix", "/nemo/had/", "--keys-only"]);
+    assert!(
+        keys.contains(&format!("/nemo/had/2001:db8:1::1/bc/{HOA}")),
+        "the binding is in etcd: {keys}"
+    );
+
+    // kill -9, the journal gone: the binding comes back from etcd alone.
+    had.signal("KILL");
+    had.wait_exit(Duration::from_secs(5));
+    std::fs::remove_file(f.dir.path().join("had.journal")).unwrap();
+    let bus_args: Vec<String> = vec![
+        "-d".into(),
+        "-f".into(),
+        "-c".into(),
+        f.had_conf.to_str().unwrap().into(),
+        "-b".into(),
+        f.ha_bus.to_str().unwrap().into(),
+        "--etcd".into(),
+        ETCD.into(),
+        "eth0".into(),
+    ];
+    let args: Vec<&str> = bus_args.iter().map(String::as_str).collect();
+    let _had2 = spawn_in(&ha, &f, "had", "had2", &args, "had ready");
+    let restored = binding(&f.ha_bus, "had", Some(hoa)).expect("restored from etcd");
+    assert_eq!(restored.coa.to_string(), "2001:db8:a::5");
+    assert!(
+        log_of(&f.dir.path().join("had2.log")).contains("binding cache restored from etcd"),
+        "{}",
+        log_of(&f.dir.path().join("had2.log"))
+    );
+
+    // etcd gone: a move is not acknowledged, and had says why.
+    etcd.signal("KILL");
+    etcd.wait_exit(Duration::from_secs(5));
+    inject_md_info(
+        &f,
+        "rereg",
+        HOA,
+        Some(("2001:db8:a::6", mr.ifindex("eth0"))),
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(
+            &f.dir.path().join("had2.log")
+        )
+        .contains("not stored in etcd: acknowledgements withheld")),
+        "{}",
+        log_of(&f.dir.path().join("had2.log"))
+    );
+    let mrd = log_of(&f.dir.path().join("mrd.log"));
+    assert!(
+        !mrd.contains("home registration acknowledged hoa=2001:db8:1::100 coa=2001:db8:a::6"),
+        "a move acknowledged without the store: {mrd}"
+    );
+    let _ = Command::new("true").status();
+}
