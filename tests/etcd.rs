@@ -12,7 +12,6 @@
 //! ```
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use tests::setup::{
@@ -33,33 +32,50 @@ fn etcdctl(ns: &Netns, args: &[&str]) -> String {
     )
 }
 
-fn start_etcd(ns: &Netns, dir: &Path) -> Daemon {
-    let log = dir.join("etcd.log");
+/// Starts etcd member `name` (client URL `client`, peer URL `peer`) of `cluster`
+/// (`name=peer,...`) in `ns`; waits for it to serve when `wait`.
+fn start_member(
+    ns: &Netns,
+    dir: &Path,
+    name: &str,
+    client: &str,
+    peer: &str,
+    cluster: &str,
+    wait: bool,
+) -> (Daemon, std::path::PathBuf) {
+    let log = dir.join(format!("{name}.log"));
     let mut cmd = ns.command(Path::new("etcd"));
     cmd.args([
         "--name",
-        "t",
+        name,
         "--data-dir",
-        dir.join("etcd-data").to_str().unwrap(),
+        dir.join(format!("{name}-data")).to_str().unwrap(),
         "--listen-client-urls",
-        ETCD,
+        client,
         "--advertise-client-urls",
-        ETCD,
+        client,
         "--listen-peer-urls",
-        "http://127.0.0.1:23801",
+        peer,
         "--initial-advertise-peer-urls",
-        "http://127.0.0.1:23801",
+        peer,
         "--initial-cluster",
-        "t=http://127.0.0.1:23801",
+        cluster,
     ]);
-    let d = Daemon::spawn("etcd", cmd, &log);
-    assert!(
-        wait_until(Duration::from_secs(20), || log_of(&log)
-            .contains("ready to serve client requests")),
-        "etcd did not start (apt-get install etcd-server):\n{}",
-        log_of(&log)
-    );
-    d
+    let d = Daemon::spawn(name, cmd, &log);
+    if wait {
+        assert!(
+            wait_until(Duration::from_secs(20), || log_of(&log)
+                .contains("ready to serve client requests")),
+            "etcd did not start (apt-get install etcd-server):\n{}",
+            log_of(&log)
+        );
+    }
+    (d, log)
+}
+
+fn start_etcd(ns: &Netns, dir: &Path) -> Daemon {
+    let peer = "http://127.0.0.1:23801";
+    start_member(ns, dir, "etcd", ETCD, peer, &format!("etcd={peer}"), true).0
 }
 
 #[test]
@@ -177,5 +193,154 @@ fn bindings_outlive_had_in_etcd() {
         !mrd.contains("home registration acknowledged hoa=2001:db8:1::100 coa=2001:db8:a::6"),
         "a move acknowledged without the store: {mrd}"
     );
-    let _ = Command::new("true").status();
+}
+
+/// Three etcd members: losing one changes nothing (a move is acknowledged and stored);
+/// losing a second (no quorum) withholds the next acknowledgement while the binding
+/// stays.
+#[test]
+fn one_of_three_etcd_members_lost_changes_nothing() {
+    require_root();
+    let (ha, hl, mr) = (
+        Netns::new("e3-ha"),
+        Netns::new("e3-hl"),
+        Netns::new("e3-mr"),
+    );
+    for ns in [&ha, &hl, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&hl, "eth0", &ha, "eth0");
+    veth(&mr, "eth0", &ha, "up0");
+    let add = |ns: &Netns, a: &str, dev: &str| ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
+    add(&ha, "2001:db8:1::1/64", "eth0");
+    add(&ha, "2001:db8:a::1/64", "up0");
+    add(&hl, "2001:db8:1::50/64", "eth0");
+    for a in ["2001:db8:a::5/64", "2001:db8:a::6/64", "2001:db8:a::7/64"] {
+        add(&mr, a, "eth0");
+    }
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    add(&mr, &format!("{HOA}/128"), "mip0");
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+
+    let f = files(&[]);
+    let m = |i: u16| {
+        (
+            format!("e{i}"),
+            format!("http://127.0.0.1:{}", 23810 + i),
+            format!("http://127.0.0.1:{}", 23820 + i),
+        )
+    };
+    let cluster = (0..3)
+        .map(|i| {
+            let (n, _, p) = m(i);
+            format!("{n}={p}")
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut members: Vec<(Daemon, std::path::PathBuf)> = (0..3)
+        .map(|i| {
+            let (n, c, p) = m(i);
+            start_member(&ha, f.dir.path(), &n, &c, &p, &cluster, false)
+        })
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(30), || members.iter().all(
+            |(_, log)| log_of(log).contains("ready to serve client requests")
+        )),
+        "the etcd cluster did not form:\n{}",
+        members
+            .iter()
+            .map(|(_, l)| log_of(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let endpoints: Vec<String> = (0..3).map(|i| m(i).1).collect();
+    let mut had_args = Vec::new();
+    for e in &endpoints {
+        had_args.push("--etcd");
+        had_args.push(e.as_str());
+    }
+    let (_had, _nemonetd) = start_home_agent_with(&ha, &f, "up0", &had_args, &[]);
+    let _mrd = start_mrd(&mr, &f);
+    let logs = || {
+        ["had", "mrd"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "==== {n}\n{}",
+                    log_of(&f.dir.path().join(format!("{n}.log")))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let acked = |coa: &str| {
+        log_of(&f.dir.path().join("mrd.log")).lines().any(|l| {
+            l.contains("home registration acknowledged") && l.contains(&format!("coa={coa} "))
+        })
+    };
+    let eth0 = mr.ifindex("eth0");
+    inject_md_info(&f, "rereg", HOA, Some(("2001:db8:a::5", eth0)));
+    assert!(
+        wait_until(Duration::from_secs(30), || acked("2001:db8:a::5")),
+        "no registration\n{}",
+        logs()
+    );
+    // One member down: nothing changes.
+    members[0].0.signal("KILL");
+    members[0].0.wait_exit(Duration::from_secs(5));
+    inject_md_info(&f, "rereg", HOA, Some(("2001:db8:a::6", eth0)));
+    assert!(
+        wait_until(Duration::from_secs(15), || acked("2001:db8:a::6")),
+        "a move with two of three members was not acknowledged\n{}",
+        logs()
+    );
+    let out = ha.try_exec(
+        "etcdctl",
+        &[
+            "--endpoints",
+            &endpoints[1],
+            "get",
+            "--prefix",
+            "/nemo/had/",
+        ],
+    );
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "the binding is in the surviving members: {out:?}"
+    );
+    // A second one down: no quorum, no acknowledgement, the binding kept.
+    members[1].0.signal("KILL");
+    members[1].0.wait_exit(Duration::from_secs(5));
+    inject_md_info(&f, "rereg", HOA, Some(("2001:db8:a::7", eth0)));
+    assert!(
+        wait_until(Duration::from_secs(15), || log_of(
+            &f.dir.path().join("had.log")
+        )
+        .contains("not stored in etcd: acknowledgements withheld")),
+        "{}",
+        logs()
+    );
+    assert!(
+        !acked("2001:db8:a::7"),
+        "acknowledged without a quorum\n{}",
+        logs()
+    );
+    // had stays responsive (it does not wait on the store each time) and keeps the binding.
+    assert!(
+        wait_until(Duration::from_secs(10), || binding(
+            &f.ha_bus,
+            "had",
+            Some(HOA.parse().unwrap())
+        )
+        .is_some()),
+        "{}",
+        logs()
+    );
 }

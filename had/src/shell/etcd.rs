@@ -23,6 +23,10 @@ use crate::record::{JournalRecord, PersistedBinding};
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Operations per transaction (etcd's default `--max-txn-ops` is 128).
 const TXN_OPS: usize = 64;
+/// After a failure, writes fail at once for this long instead of each waiting
+/// [`TIMEOUT`]: a store without quorum must not stall had's loop (the bus, the other
+/// routers' signalling) on every BU.
+pub const BACKOFF: Duration = Duration::from_secs(5);
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +45,14 @@ pub enum StoreError {
         /// The endpoints.
         endpoints: String,
     },
+    /// A write failed less than [`BACKOFF`] ago; not tried again yet.
+    #[error("etcd {endpoints}: failed {} ms ago; not tried again before {} s", .since_ms, BACKOFF.as_secs())]
+    BackingOff {
+        /// The endpoints.
+        endpoints: String,
+        /// Since the failure.
+        since_ms: u64,
+    },
 }
 
 /// had's binding cache in etcd.
@@ -48,6 +60,8 @@ pub struct EtcdStore {
     client: Client,
     endpoints: String,
     prefix: String,
+    /// When the last write failed, while within [`BACKOFF`].
+    failed_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for EtcdStore {
@@ -74,6 +88,7 @@ impl EtcdStore {
             client,
             endpoints: joined,
             prefix: format!("/nemo/had/{ha}/bc/"),
+            failed_at: None,
         })
     }
 
@@ -119,6 +134,24 @@ impl EtcdStore {
     /// # Errors
     /// [`StoreError`]: the caller withholds the BAs.
     pub async fn apply(&mut self, records: &[JournalRecord]) -> Result<(), StoreError> {
+        if let Some(at) = self.failed_at {
+            let since = at.elapsed();
+            if since < BACKOFF {
+                return Err(StoreError::BackingOff {
+                    endpoints: self.endpoints.clone(),
+                    since_ms: since.as_millis() as u64,
+                });
+            }
+            self.failed_at = None;
+        }
+        let r = self.write(records).await;
+        if r.is_err() {
+            self.failed_at = Some(std::time::Instant::now());
+        }
+        r
+    }
+
+    async fn write(&mut self, records: &[JournalRecord]) -> Result<(), StoreError> {
         let endpoints = self.endpoints.clone();
         for chunk in records.chunks(TXN_OPS) {
             let ops: Vec<TxnOp> = chunk
