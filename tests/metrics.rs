@@ -94,6 +94,18 @@ fn had_and_nemonetd_expose_their_counters() {
         dp.contains("nemonetd_dropped_packets_total{reason=\"spoofed_inner\"} "),
         "drops by reason: {dp}"
     );
+    // Per binding: labelled by home address (and binding identifier).
+    for series in [
+        "nemonetd_binding_tx_packets_total",
+        "nemonetd_binding_rx_packets_total",
+        "nemonetd_binding_tx_octets_total",
+        "nemonetd_binding_rx_octets_total",
+    ] {
+        assert!(
+            dp.contains(&format!("{series}{{hoa=\"2001:db8:1::100\",bid=\"\"}} ")),
+            "{series}: {dp}"
+        );
+    }
     // The router's side: registered, one registration, its duration measured.
     let mut mr = String::new();
     let ok = wait_until(Duration::from_secs(5), || {

@@ -266,8 +266,8 @@ fn bench_peer_lookup(c: &mut Criterion) {
         assert_eq!(a.is_some(), w.hits.contains(&(s, d)));
     }
     for &(r, s) in &w.rx {
-        assert_eq!(old.rx_check(r, s), Ok(()));
-        assert_eq!(new.rx_check(r, s, &mut BatchClock::new()), Ok(()));
+        assert!(old.rx_check(r, s).is_ok());
+        assert!(new.rx_check(r, s, &mut BatchClock::new()).is_ok());
     }
 
     let mut g = c.benchmark_group("peer_lookup_10k");

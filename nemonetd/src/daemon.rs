@@ -334,7 +334,7 @@ pub async fn run(
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
     let metrics = match d.settings.metrics {
         Some(addr) => Some(
-            nemo_daemon::metrics::start(addr, metric_samples(&d.counters, d.table.peers().len()))
+            nemo_daemon::metrics::start(addr, metric_samples(&d.counters, d.table.peers()))
                 .await
                 .map_err(io("binding the metrics listener"))?,
         ),
@@ -378,7 +378,7 @@ pub async fn run(
             },
             _ = metrics_tick.tick(), if metrics.is_some() => {
                 if let Some(m) = &metrics {
-                    m.set(metric_samples(&d.counters, d.table.peers().len()));
+                    m.set(metric_samples(&d.counters, d.table.peers()));
                 }
             }
             _ = tick.tick() => {
@@ -435,13 +435,51 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
 }
 
 /// The data plane's counters for the metrics listener (`--metrics`), under `nemonetd_`.
-fn metric_samples(c: &Counters, peers: usize) -> Vec<Sample> {
+fn metric_samples(c: &Counters, peers: &[std::sync::Arc<crate::dataplane::Peer>]) -> Vec<Sample> {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut v = vec![Sample::gauge(
         "nemonetd_bindings",
         "Bindings the data plane carries.",
-        peers as u64,
+        peers.len() as u64,
     )];
+    // Per binding (issue 16): labelled by home address and binding identifier, so a
+    // fleet's bindings are told apart; kept across moves.
+    for p in peers {
+        let (txp, txb, rxp, rxb) = p.counters.0.read();
+        let hoa = p.binding.hoa.to_string();
+        let bid = p
+            .binding
+            .binding_id
+            .map_or_else(String::new, |b| b.to_string());
+        for (name, help, value) in [
+            (
+                "nemonetd_binding_tx_packets",
+                "Packets tunnelled to this binding.",
+                txp,
+            ),
+            (
+                "nemonetd_binding_tx_octets",
+                "Their octets, inner packets.",
+                txb,
+            ),
+            (
+                "nemonetd_binding_rx_packets",
+                "Tunnelled packets from this binding admitted.",
+                rxp,
+            ),
+            (
+                "nemonetd_binding_rx_octets",
+                "Their octets, inner packets.",
+                rxb,
+            ),
+        ] {
+            v.push(
+                Sample::counter(name, help, value)
+                    .label("hoa", &hoa)
+                    .label("bid", &bid),
+            );
+        }
+    }
     for (name, help, value) in [
         (
             "nemonetd_tx_packets",

@@ -256,7 +256,10 @@ pub(super) fn tx_loop<B: Backend>(
             continue;
         }
         let (encap, oif) = match peers.refresh().tx_lookup(src, dst) {
-            Some(p) => (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0)),
+            Some(p) => {
+                p.counters.0.tx(end - HEADROOM);
+                (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))
+            }
             None => {
                 Counters::inc(&counters.drop_no_binding);
                 continue;
@@ -373,7 +376,10 @@ fn admit(
         return false;
     }
     match table.rx_check(outer, src, clock) {
-        Ok(()) => true,
+        Ok(peer) => {
+            peer.counters.0.rx(inner.len());
+            true
+        }
         Err(RxRefusal::UnknownOuterSource) => {
             Counters::inc(&counters.drop_unknown_outer);
             debug!(?outer, %src, "tunnelled packet from an unknown outer source dropped");

@@ -46,6 +46,71 @@ pub enum Remote {
     Udp(SocketAddrV4),
 }
 
+/// A packet count and its octets, alone on a cache line: the transmit and the receive
+/// loops count on their own lines, so per-binding counting adds no false sharing between
+/// the two packet threads.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct CountLine {
+    /// Packets.
+    pub packets: AtomicU64,
+    /// Their octets (inner).
+    pub bytes: AtomicU64,
+}
+
+impl CountLine {
+    fn add(&self, len: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+}
+
+/// One binding's traffic, counted on the packet paths (issue 16: per-binding metrics).
+/// Shared by every copy of the peer and kept across refreshes and moves.
+#[derive(Debug, Default)]
+pub struct PeerCounters {
+    /// Packets from the device tunnelled to this binding.
+    pub tx: CountLine,
+    /// Tunnelled packets from this binding admitted.
+    pub rx: CountLine,
+}
+
+impl PeerCounters {
+    /// One packet of `len` octets tunnelled to the binding.
+    pub fn tx(&self, len: usize) {
+        self.tx.add(len);
+    }
+
+    /// One packet of `len` octets from the binding admitted.
+    pub fn rx(&self, len: usize) {
+        self.rx.add(len);
+    }
+
+    /// (tx packets, tx octets, rx packets, rx octets) now.
+    pub fn read(&self) -> (u64, u64, u64, u64) {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (
+            g(&self.tx.packets),
+            g(&self.tx.bytes),
+            g(&self.rx.packets),
+            g(&self.rx.bytes),
+        )
+    }
+}
+
+/// The counters of a peer behind an `Arc`: copies of a peer share them, and a peer equals
+/// another whatever they counted (the counters are not part of what a packet looks at).
+#[derive(Debug, Clone, Default)]
+pub struct SharedCounters(pub Arc<PeerCounters>);
+
+impl PartialEq for SharedCounters {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SharedCounters {}
+
 /// A live binding as the data plane sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -61,6 +126,8 @@ pub struct Peer {
     /// [`MOVE_GRACE`], for the packets the MR sent from its old care-of address before its
     /// Binding Acknowledgement arrived (a vertical handover then loses nothing).
     pub previous_remote: Option<(Remote, Instant)>,
+    /// Its traffic so far.
+    pub counters: SharedCounters,
 }
 
 /// How long the HA still accepts tunnelled packets from a binding's previous care-of
@@ -145,6 +212,7 @@ impl Peer {
             remote,
             sources: sources(b),
             previous_remote: None,
+            counters: SharedCounters::default(),
         })
     }
 
@@ -410,15 +478,16 @@ impl Snapshot {
         outer: Remote,
         inner_src: IpAddr,
         clock: &mut BatchClock,
-    ) -> Result<(), RxRefusal> {
+    ) -> Result<&Peer, RxRefusal> {
         let admits = |i: u32| {
-            self.mode == Mode::MobileRouter || self.peer(i).is_some_and(|p| p.covers(inner_src))
+            self.peer(i)
+                .filter(|p| self.mode == Mode::MobileRouter || p.covers(inner_src))
         };
         let mut known = false;
         if let Some(at) = self.remotes.get(&outer) {
             known = true;
-            if at.as_slice().iter().any(|&i| admits(i)) {
-                return Ok(());
+            if let Some(p) = at.as_slice().iter().find_map(|&i| admits(i)) {
+                return Ok(p);
             }
         }
         if let Some(moved) = self.previous.get(&outer) {
@@ -426,8 +495,8 @@ impl Snapshot {
             for &(i, when) in moved {
                 if now.saturating_duration_since(when) < MOVE_GRACE {
                     known = true;
-                    if admits(i) {
-                        return Ok(());
+                    if let Some(p) = admits(i) {
+                        return Ok(p);
                     }
                 }
             }
@@ -542,6 +611,8 @@ impl PeerTable {
         let k = key(&peer.binding);
         match self.peers.iter_mut().find(|p| key(&p.binding) == k) {
             Some(p) => {
+                // The binding's traffic so far stays with it through refreshes and moves.
+                peer.counters = p.counters.clone();
                 peer.previous_remote = if p.remote != peer.remote {
                     Some((p.remote, Instant::now()))
                 } else {

@@ -257,9 +257,9 @@ fn ha_accepts_only_the_coa_and_the_mrs_own_sources() {
     let s = t.snapshot();
     let coa = Remote::V6("2001:db8:a::5".parse().unwrap());
     let c = &mut now();
-    assert_eq!(s.rx_check(coa, ip("2001:db8:100::7"), c), Ok(()));
-    assert_eq!(s.rx_check(coa, ip("2001:db8:1::100"), c), Ok(()));
-    assert_eq!(s.rx_check(coa, ip("198.51.100.7"), c), Ok(()));
+    assert!(s.rx_check(coa, ip("2001:db8:100::7"), c).is_ok());
+    assert!(s.rx_check(coa, ip("2001:db8:1::100"), c).is_ok());
+    assert!(s.rx_check(coa, ip("198.51.100.7"), c).is_ok());
     assert_eq!(
         s.rx_check(coa, ip("2001:db8:dead::1"), c),
         Err(RxRefusal::SpoofedInnerSource)
@@ -305,8 +305,8 @@ fn ha_two_mrs_behind_one_nat_address_each_with_its_own_sources() {
     let s = t.snapshot();
     let nat = Remote::V4("203.0.113.5".parse().unwrap());
     let c = &mut now();
-    assert_eq!(s.rx_check(nat, ip("2001:db8:100::1"), c), Ok(()));
-    assert_eq!(s.rx_check(nat, ip("2001:db8:200::1"), c), Ok(()));
+    assert!(s.rx_check(nat, ip("2001:db8:100::1"), c).is_ok());
+    assert!(s.rx_check(nat, ip("2001:db8:200::1"), c).is_ok());
     assert_eq!(
         s.rx_check(nat, ip("2001:db8:300::1"), c),
         Err(RxRefusal::SpoofedInnerSource)
@@ -332,8 +332,8 @@ fn ha_accepts_the_previous_coa_for_a_moment_after_a_move() {
     let s = t.snapshot();
     // Packets the MR sent from the old CoA before its BA arrived still enter...
     let c = &mut now();
-    assert_eq!(s.rx_check(old, ip("2001:db8:100::7"), c), Ok(()));
-    assert_eq!(s.rx_check(new, ip("2001:db8:100::7"), c), Ok(()));
+    assert!(s.rx_check(old, ip("2001:db8:100::7"), c).is_ok());
+    assert!(s.rx_check(new, ip("2001:db8:100::7"), c).is_ok());
     // ...with the inner-source check as always...
     assert_eq!(
         s.rx_check(old, ip("2001:db8:dead::1"), c),
@@ -342,14 +342,14 @@ fn ha_accepts_the_previous_coa_for_a_moment_after_a_move() {
     // ...a refresh at the new CoA keeps the grace running...
     t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
     let s = t.snapshot();
-    assert_eq!(s.rx_check(old, ip("2001:db8:100::7"), c), Ok(()));
+    assert!(s.rx_check(old, ip("2001:db8:100::7"), c).is_ok());
     // ...and once it is over, the old CoA is unknown (a batch after the grace).
     let late = &mut BatchClock::at(before + MOVE_GRACE + Duration::from_millis(20));
     assert_eq!(
         s.rx_check(old, ip("2001:db8:100::7"), late),
         Err(RxRefusal::UnknownOuterSource)
     );
-    assert_eq!(s.rx_check(new, ip("2001:db8:100::7"), late), Ok(()));
+    assert!(s.rx_check(new, ip("2001:db8:100::7"), late).is_ok());
 }
 
 #[test]
@@ -365,7 +365,7 @@ fn the_clock_is_read_only_for_packets_from_a_previous_coa() {
     let s = t.snapshot();
     let mut c = BatchClock::new();
     let coa = Remote::V6("2001:db8:a::5".parse().unwrap());
-    assert_eq!(s.rx_check(coa, ip("2001:db8:100::7"), &mut c), Ok(()));
+    assert!(s.rx_check(coa, ip("2001:db8:100::7"), &mut c).is_ok());
     assert!(c.0.is_none());
     let stranger = Remote::V6("2001:db8:f::5".parse().unwrap());
     let _ = s.rx_check(stranger, ip("2001:db8:100::7"), &mut c);
@@ -388,7 +388,7 @@ fn mr_accepts_any_inner_source_but_only_from_its_ha() {
     let s = t.snapshot();
     let ha = Remote::V6("2001:db8:1::1".parse().unwrap());
     let c = &mut now();
-    assert_eq!(s.rx_check(ha, ip("2001:db8:ffff::1"), c), Ok(()));
+    assert!(s.rx_check(ha, ip("2001:db8:ffff::1"), c).is_ok());
     assert_eq!(
         s.rx_check(
             Remote::V6("2001:db8:a::9".parse().unwrap()),
@@ -648,4 +648,62 @@ fn a_snapshot_built_after_the_grace_forgets_the_previous_coa() {
         Err(RxRefusal::UnknownOuterSource)
     );
     assert!(c.0.is_none());
+}
+
+/// Issue 16: each binding's traffic is counted on its peer; the count survives a refresh
+/// and a move (the table replaces the peer, not its counters), and the admitting peer is
+/// the one whose traffic it is.
+#[test]
+fn per_binding_counters_follow_the_binding() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let a = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::5",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    let b = binding(
+        "2001:db8:1::200",
+        "2001:db8:b::5",
+        &["2001:db8:200::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &a).unwrap());
+    t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    let s = t.snapshot();
+    let c = &mut now();
+    let p = s
+        .rx_check(
+            Remote::V6("2001:db8:a::5".parse().unwrap()),
+            ip("2001:db8:100::7"),
+            c,
+        )
+        .unwrap();
+    assert_eq!(p.binding.hoa, a.hoa, "the admitting peer is the sender's");
+    p.counters.0.rx(100);
+    s.tx_lookup(ip("2001:db8:c::1"), ip("2001:db8:100::7"))
+        .unwrap()
+        .counters
+        .0
+        .tx(60);
+    // A move of the first binding: a new peer, the same counters.
+    let moved = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::6",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
+    let s = t.snapshot();
+    let count = |hoa: &str| {
+        s.peers()
+            .iter()
+            .find(|p| p.binding.hoa.to_string() == hoa)
+            .unwrap()
+            .counters
+            .0
+            .read()
+    };
+    assert_eq!(count("2001:db8:1::100"), (1, 60, 1, 100));
+    assert_eq!(count("2001:db8:1::200"), (0, 0, 0, 0));
 }
