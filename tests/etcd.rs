@@ -15,9 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use tests::setup::{
-    HOA, binding, files, inject_md_info, log_of, spawn_in, start_home_agent_with, start_mrd,
+    HOA, HomeTopology, binding, files, home_topology, inject_md_info, log_of, spawn_in,
+    start_home_agent_with, start_mrd,
 };
-use tests::{Daemon, Netns, require_root, veth, wait_until};
+use tests::{Daemon, Netns, require_root, wait_until};
 
 const ETCD: &str = "http://127.0.0.1:23791";
 
@@ -81,32 +82,12 @@ fn start_etcd(ns: &Netns, dir: &Path) -> Daemon {
 #[test]
 fn bindings_outlive_had_in_etcd() {
     require_root();
-    let (ha, hl, mr) = (
-        Netns::new("et-ha"),
-        Netns::new("et-hl"),
-        Netns::new("et-mr"),
+    let HomeTopology { ha, hl: _hl, mr } = home_topology(
+        "et",
+        "2001:db8:1::50/64",
+        HOA,
+        &["2001:db8:a::5/64", "2001:db8:a::6/64"],
     );
-    for ns in [&ha, &hl, &mr] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-    }
-    veth(&hl, "eth0", &ha, "eth0");
-    veth(&mr, "eth0", &ha, "up0");
-    let add = |ns: &Netns, a: &str, dev: &str| ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
-    add(&ha, "2001:db8:1::1/64", "eth0");
-    add(&ha, "2001:db8:a::1/64", "up0");
-    add(&hl, "2001:db8:1::50/64", "eth0");
-    add(&mr, "2001:db8:a::5/64", "eth0");
-    add(&mr, "2001:db8:a::6/64", "eth0");
-    mr.ip(&[
-        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-    ]);
-    mr.ip(&["link", "set", "mip0", "up"]);
-    mr.ip(&["link", "set", "mip0p", "up"]);
-    add(&mr, &format!("{HOA}/128"), "mip0");
-    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-
     let f = files(&[]);
     let mut etcd = start_etcd(&ha, f.dir.path());
     let (mut had, _nemonetd) = start_home_agent_with(&ha, &f, "up0", &["--etcd", ETCD], &[]);
@@ -201,33 +182,12 @@ fn bindings_outlive_had_in_etcd() {
 #[test]
 fn one_of_three_etcd_members_lost_changes_nothing() {
     require_root();
-    let (ha, hl, mr) = (
-        Netns::new("e3-ha"),
-        Netns::new("e3-hl"),
-        Netns::new("e3-mr"),
+    let HomeTopology { ha, hl: _hl, mr } = home_topology(
+        "e3",
+        "2001:db8:1::50/64",
+        HOA,
+        &["2001:db8:a::5/64", "2001:db8:a::6/64", "2001:db8:a::7/64"],
     );
-    for ns in [&ha, &hl, &mr] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-    }
-    veth(&hl, "eth0", &ha, "eth0");
-    veth(&mr, "eth0", &ha, "up0");
-    let add = |ns: &Netns, a: &str, dev: &str| ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
-    add(&ha, "2001:db8:1::1/64", "eth0");
-    add(&ha, "2001:db8:a::1/64", "up0");
-    add(&hl, "2001:db8:1::50/64", "eth0");
-    for a in ["2001:db8:a::5/64", "2001:db8:a::6/64", "2001:db8:a::7/64"] {
-        add(&mr, a, "eth0");
-    }
-    mr.ip(&[
-        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-    ]);
-    mr.ip(&["link", "set", "mip0", "up"]);
-    mr.ip(&["link", "set", "mip0p", "up"]);
-    add(&mr, &format!("{HOA}/128"), "mip0");
-    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
-
     let f = files(&[]);
     let m = |i: u16| {
         (

@@ -16,10 +16,11 @@
 
 use std::time::Duration;
 
+use tests::setup::{HomeTopology, home_topology};
 use tests::setup::{
     binding, files, inject_md_info, log_of, sample, spawn_in, start_home_agent, start_mr_dataplane,
 };
-use tests::{Netns, bin, require_root, veth, wait_until};
+use tests::{bin, require_root, wait_until};
 
 const HOA: &str = "2001:db8:1::200";
 const COA: &str = "2001:db8:a::5";
@@ -28,30 +29,8 @@ const HL: &str = "2001:db8:1::50";
 #[test]
 fn a_mobile_host_registers_its_home_address_and_reaches_its_home_link() {
     require_root();
-    let (ha, hl, mn) = (
-        Netns::new("mh-ha"),
-        Netns::new("mh-hl"),
-        Netns::new("mh-mn"),
-    );
-    for ns in [&ha, &hl, &mn] {
-        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-    }
-    veth(&hl, "eth0", &ha, "eth0");
-    veth(&mn, "eth0", &ha, "up0");
-    let add = |ns: &Netns, a: &str, dev: &str| ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
-    add(&ha, "2001:db8:1::1/64", "eth0");
-    add(&ha, "2001:db8:a::1/64", "up0");
-    add(&hl, &format!("{HL}/64"), "eth0");
-    add(&mn, &format!("{COA}/64"), "eth0");
-    // No dummy driver here: a veth pair stands in for the mobile interface.
-    mn.ip(&[
-        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-    ]);
-    mn.ip(&["link", "set", "mip0", "up"]);
-    mn.ip(&["link", "set", "mip0p", "up"]);
-    add(&mn, &format!("{HOA}/128"), "mip0");
-    mn.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    let HomeTopology { ha, hl, mr: mn } =
+        home_topology("mh", &format!("{HL}/64"), HOA, &[&format!("{COA}/64")]);
     hl.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::1"]);
     ha.sysctl("net.ipv6.conf.all.forwarding", "1");
 

@@ -231,6 +231,51 @@ fn addr(ns: &Netns, addr: &str, dev: &str) {
     ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
 }
 
+/// The namespaces of [`HomeLink`], without daemons: the home agent (`eth0`
+/// 2001:db8:1::1/64 on the home link, `up0` 2001:db8:a::1/64 towards the mobile node), a
+/// node on the home link (`hl_addr`), and the mobile node away with `mr_addrs` on its
+/// `eth0` and `hoa`/128 on `mip0` (a veth pair: no dummy driver here), its default route
+/// via the home agent. DAD off everywhere, forwarding on the home agent.
+#[derive(Debug)]
+pub struct HomeTopology {
+    /// The home agent.
+    pub ha: Netns,
+    /// A node on the home link.
+    pub hl: Netns,
+    /// The mobile router (or host), away.
+    pub mr: Netns,
+}
+
+/// Builds a [`HomeTopology`]; `tag` names the namespaces.
+pub fn home_topology(tag: &str, hl_addr: &str, hoa: &str, mr_addrs: &[&str]) -> HomeTopology {
+    let (ha, hl, mr) = (
+        Netns::new(&format!("{tag}-ha")),
+        Netns::new(&format!("{tag}-hl")),
+        Netns::new(&format!("{tag}-mr")),
+    );
+    for ns in [&ha, &hl, &mr] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    veth(&hl, "eth0", &ha, "eth0");
+    veth(&mr, "eth0", &ha, "up0");
+    addr(&ha, "2001:db8:1::1/64", "eth0");
+    addr(&ha, "2001:db8:a::1/64", "up0");
+    addr(&hl, hl_addr, "eth0");
+    for a in mr_addrs {
+        addr(&mr, a, "eth0");
+    }
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    addr(&mr, &format!("{hoa}/128"), "mip0");
+    mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+    HomeTopology { ha, hl, mr }
+}
+
 /// The home agent with its home link and a mobile router away, for black-box tests of
 /// what the home agent does on the home link and towards the care-of address:
 ///
@@ -283,29 +328,7 @@ impl HomeLink {
         mrd_extra: &[&str],
         mrd_edits: &[(&str, &str)],
     ) -> HomeLink {
-        let (ha, hl, mr) = (
-            Netns::new(&format!("{tag}-ha")),
-            Netns::new(&format!("{tag}-hl")),
-            Netns::new(&format!("{tag}-mr")),
-        );
-        for ns in [&ha, &hl, &mr] {
-            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
-            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
-        }
-        veth(&hl, "eth0", &ha, "eth0");
-        veth(&mr, "eth0", &ha, "up0");
-        addr(&ha, "2001:db8:1::1/64", "eth0");
-        addr(&ha, "2001:db8:a::1/64", "up0");
-        addr(&hl, hl_addr, "eth0");
-        addr(&mr, "2001:db8:a::5/64", "eth0");
-        mr.ip(&[
-            "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
-        ]);
-        mr.ip(&["link", "set", "mip0", "up"]);
-        mr.ip(&["link", "set", "mip0p", "up"]);
-        addr(&mr, &format!("{HOA}/128"), "mip0");
-        mr.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::1"]);
-        ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+        let HomeTopology { ha, hl, mr } = home_topology(tag, hl_addr, HOA, &["2001:db8:a::5/64"]);
         let f = files(mrd_edits);
         let (had, nemonetd) = start_home_agent_with(&ha, &f, "up0", had_extra, nemonetd_extra);
         let mrd = start_mrd_with(&mr, &f, mrd_extra);
