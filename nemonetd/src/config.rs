@@ -13,6 +13,8 @@
 //! tunnel-hop-limit 64;        # outer hop limit / TTL
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
+//! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (kernel if it can)
+//! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
 //! ```
 
 use std::path::PathBuf;
@@ -77,6 +79,17 @@ pub struct Cli {
     /// offload (overrides `tun-offload`).
     #[arg(long)]
     pub no_offload: bool,
+    /// Which data plane carries the bindings with an IPv6 outer header (IPv6 care-of
+    /// addresses): `kernel` (SRv6 encapsulation and decapsulation in the kernel, a veth
+    /// pair NAMEk/NAMEkx beside the TUN device, an nftables ingress filter), `tun` (the
+    /// user-space data plane), or `auto`: the kernel's when it can be set up here, checked
+    /// at start. IPv4 outer headers always take the TUN device. Overrides `dataplane`.
+    #[arg(long, value_enum, env = "NEMONETD_DATAPLANE")]
+    pub dataplane: Option<crate::kernel::Choice>,
+    /// The kernel data plane's first routing table; it uses three (overrides
+    /// `kernel-table`; default 1100).
+    #[arg(long)]
+    pub kernel_table: Option<u32>,
     /// How long to wait for the state dump at start, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub state_timeout_ms: u64,
@@ -114,6 +127,10 @@ pub struct Settings {
     pub offload: bool,
     /// Where the metrics listener binds (`--metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// The data plane of IPv6 outer headers.
+    pub dataplane: crate::kernel::Choice,
+    /// The kernel data plane's first table.
+    pub kernel_table: u32,
 }
 
 /// Values read from the file; `None` where the file is silent.
@@ -135,6 +152,10 @@ pub struct FileSettings {
     pub offload: Option<bool>,
     /// `dataplane-metrics-listen "ADDRESS:PORT";`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `dataplane auto|kernel|tun;`.
+    pub dataplane: Option<crate::kernel::Choice>,
+    /// `kernel-table`.
+    pub kernel_table: Option<u32>,
 }
 
 /// Keys of the other daemons, skipped silently.
@@ -189,6 +210,15 @@ impl FileSettings {
                 "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
                 "ipv4-own-traffic" => s.ipv4_own_traffic = Some(yes_no(one()?, &at)?),
                 "tun-offload" => s.offload = Some(yes_no(one()?, &at)?),
+                "dataplane" => {
+                    s.dataplane = Some(
+                        one()?
+                            .text
+                            .parse()
+                            .map_err(|e| format!("{at}: 'dataplane' {e}"))?,
+                    )
+                }
+                "kernel-table" => s.kernel_table = Some(number(u64::from(u32::MAX - 2))? as u32),
                 "dataplane-metrics-listen" => {
                     let v = one()?;
                     s.metrics = Some(v.text.parse().map_err(|_| {
@@ -234,6 +264,33 @@ impl Settings {
             return Err(format!(
                 "the TUN device name {:?} is the egress interface's: choose another tunnel-name",
                 self.routes.tun
+            ));
+        }
+        if self.dataplane == crate::kernel::Choice::Kernel
+            && crate::kernel::veth_names(&self.routes.tun).is_none()
+        {
+            return Err(format!(
+                "dataplane kernel: the veth pair is named after the TUN device ({:?}k, {:?}kx), \
+                 which leaves at most 13 octets for tunnel-name",
+                self.routes.tun, self.routes.tun
+            ));
+        }
+        let k = self.kernel_table;
+        let theirs = [
+            self.routes.table,
+            crate::netops::TABLE_MAIN,
+            crate::netops::TABLE_LOCAL,
+            253,
+            0,
+        ];
+        if self.dataplane != crate::kernel::Choice::Tun
+            && theirs.iter().any(|t| (k..=k + 2).contains(t))
+        {
+            return Err(format!(
+                "kernel-table {k}: the kernel data plane uses tables {k}-{}, which must not \
+                 include route-table ({}), main, local, default or 0",
+                k + 2,
+                self.routes.table
             ));
         }
         let last = u32::MAX - (crate::routes::RULE_PRIORITY_SPAN - 1);
@@ -303,6 +360,7 @@ impl Cli {
                 rule_priority: self.rule_priority.or(file.rule_priority).unwrap_or(20100),
                 ipv4_own_traffic: !self.no_ipv4_own_traffic
                     && file.ipv4_own_traffic.unwrap_or(true),
+                kernel: None,
             },
             ifname: self.ifname.clone(),
             udp_port: self
@@ -315,6 +373,11 @@ impl Cli {
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
             offload: !self.no_offload && file.offload.unwrap_or(true),
             metrics: self.metrics.or(file.metrics),
+            dataplane: self
+                .dataplane
+                .or(file.dataplane)
+                .unwrap_or(crate::kernel::Choice::Auto),
+            kernel_table: self.kernel_table.or(file.kernel_table).unwrap_or(1100),
         }
     }
 }

@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Settings;
 use crate::dataplane::{Counters, DataPlane, Peer, PeerTable, Sockets, TxConfig};
+use crate::kernel::KernelPlane;
 use crate::netops::KernelEvent;
 use crate::netops::{NetOps, RtNetOps};
 use crate::routes::{KernelState, Mode, RouteManager};
@@ -38,6 +39,9 @@ pub enum DaemonError {
     /// The mipsock bus failed.
     #[error("mipsock: {0}")]
     Bus(#[from] mipsock::Error),
+    /// `dataplane kernel` was asked for and cannot be set up.
+    #[error("kernel data plane: {0}")]
+    Kernel(String),
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -59,6 +63,10 @@ struct Daemon {
     sockets: Arc<Sockets>,
     /// Local port of the UDP socket (0: none).
     udp_port: u16,
+    /// The kernel data plane, when it runs.
+    kernel: Option<KernelPlane>,
+    /// Its filter's drop counters, as last read: (spoofed inner, no binding, link scope).
+    kernel_drops: (u64, u64, u64),
 }
 
 impl Daemon {
@@ -82,6 +90,22 @@ impl Daemon {
                 .unwrap_or(40),
         };
         let mtu = self.egress_mtu.saturating_sub(overhead).max(IPV6_MIN_MTU);
+        // The kernel data plane's device carries IPv6 outer headers only.
+        let kernel_mtu = self.egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
+        if let Some(k) = &self.kernel {
+            let dev = k.routes().dev.clone();
+            if self.routes.net().link_mtu(&dev).await.ok() != Some(kernel_mtu) {
+                match self
+                    .routes
+                    .net()
+                    .link_set(&dev, None, Some(kernel_mtu))
+                    .await
+                {
+                    Ok(()) => info!(dev = %dev, mtu = kernel_mtu, "kernel tunnel MTU set"),
+                    Err(e) => warn!(error = %e, "cannot set the kernel tunnel MTU"),
+                }
+            }
+        }
         if mtu != self.tun_mtu {
             let tun = self.settings.routes.tun.clone();
             match self.routes.net().link_set(&tun, None, Some(mtu)).await {
@@ -115,12 +139,38 @@ impl Daemon {
                 return;
             }
         };
-        info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, "binding up");
-        // Data plane first: once a route points into the TUN, its packets find a peer.
-        self.table.upsert(peer);
+        let kernel = crate::routes::kernel_ends(self.routes.config(), b).is_some();
+        let dataplane = if kernel { "kernel" } else { "tun" };
+        info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, dataplane, "binding up");
+        if kernel {
+            // Filter first: the routes below steer packets into the kernel's tunnel, and
+            // the far end's packets must find their chain.
+            self.table.remove(b);
+            self.sync_kernel(Some(b)).await;
+        } else {
+            // Data plane first: once a route points into the TUN, its packets find a peer.
+            self.table.upsert(peer);
+        }
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
+        }
+        if !kernel {
+            // A binding that left the kernel path (an IPv4 CoA now).
+            self.sync_kernel(None).await;
+        }
+    }
+
+    /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
+    /// `coming`, about to be added to them.
+    async fn sync_kernel(&mut self, coming: Option<&Binding>) {
+        let Some(k) = &mut self.kernel else { return };
+        let live = self
+            .routes
+            .bindings()
+            .filter(|b| coming.is_none_or(|c| crate::routes::key(c) != crate::routes::key(b)));
+        if let Err(e) = k.sync(self.routes.config(), live.chain(coming)).await {
+            warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
     }
 
@@ -177,6 +227,7 @@ impl Daemon {
             warn!(hoa = %b.hoa, error = %e, "removal incomplete");
         }
         self.table.remove(b);
+        self.sync_kernel(None).await;
         self.update_mtu().await;
     }
 
@@ -186,6 +237,7 @@ impl Daemon {
             warn!(error = %e, "flush incomplete");
         }
         self.table.clear();
+        self.sync_kernel(None).await;
     }
 
     async fn handle(&mut self, body: &Body) {
@@ -228,9 +280,26 @@ impl Daemon {
             rules = installed.rules.len(),
             addrs = installed.addrs.len(),
             tun_mtu = self.tun_mtu,
+            kernel = self.kernel.is_some(),
             "state"
         );
+        if self.kernel.is_some() {
+            let (spoofed, no_binding, link_scope) = self.kernel_drops;
+            info!(
+                spoofed,
+                no_binding, link_scope, "kernel data plane drops (at the last metrics read)"
+            );
+        }
         self.counters.log("SIGUSR1");
+    }
+
+    /// Reads the kernel data plane's drop counters.
+    async fn read_kernel_drops(&mut self) {
+        if self.kernel.is_some()
+            && let Some(c) = KernelPlane::counters().await
+        {
+            self.kernel_drops = c;
+        }
     }
 
     async fn teardown(&mut self) {
@@ -247,6 +316,9 @@ impl Daemon {
             Ok(n) => debug!(left_over = n, "teardown flush"),
             Err(e) => warn!(error = %e, "teardown flush incomplete"),
         }
+        if let Some(mut k) = self.kernel.take() {
+            k.stop(self.routes.net()).await;
+        }
         self.counters.log("exit");
     }
 }
@@ -261,16 +333,28 @@ pub async fn run(
     mut reload: impl FnMut(&Settings),
 ) -> Result<(), DaemonError> {
     let mut net = RtNetOps::new().map_err(io("netlink socket"))?;
+    // A crashed run may have left the local table's rule moved (the kernel data plane):
+    // local delivery first, whatever happens next.
+    match crate::kernel::restore_local_rule(&mut net).await {
+        Ok(true) => {
+            warn!("the local table's rule was left moved by a previous run: put back at priority 0")
+        }
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "local table rule not checked"),
+    }
+    let mut settings = settings;
     // Subscribed before anything is read or installed: no change in between is missed.
     let mut kernel = crate::netops::kernel_events().map_err(io("netlink notifications"))?;
-    let rc = &settings.routes;
+    let mode = settings.routes.mode;
     // What a crashed run left (rules, unreachable defaults) stays until the state dump
     // tells what is still wanted: until then the mobile network fails closed instead of
     // leaving untunnelled.
     let egress_mtu = net.link_mtu(&settings.ifname).await?;
-    let tun = Tun::open(&rc.tun, settings.offload).map_err(io("TUN device"))?;
+    let tun =
+        Tun::open(&settings.routes.tun.clone(), settings.offload).map_err(io("TUN device"))?;
     info!(tun = %tun.name(), offload = tun.vnet_hdr(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
+    let kernel_plane = start_kernel(&mut net, &mut settings, egress_mtu).await?;
     let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
     let udp_port = sockets
         .udp
@@ -285,7 +369,7 @@ pub async fn run(
         );
     }
     let sockets = Arc::new(sockets);
-    let table = PeerTable::new(rc.mode);
+    let table = PeerTable::new(mode);
     let counters = Arc::new(Counters::default());
     let (mh_tx, mut mh_rx) = tokio::sync::mpsc::channel(crate::dataplane::MH_RELAY_QUEUE);
     let dp = DataPlane {
@@ -309,6 +393,8 @@ pub async fn run(
         tun_mtu: 0,
         sockets,
         udp_port,
+        kernel: kernel_plane,
+        kernel_drops: (0, 0, 0),
     };
     d.update_mtu().await;
 
@@ -334,9 +420,12 @@ pub async fn run(
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
     let metrics = match d.settings.metrics {
         Some(addr) => Some(
-            nemo_daemon::metrics::start(addr, metric_samples(&d.counters, d.table.peers()))
-                .await
-                .map_err(io("binding the metrics listener"))?,
+            nemo_daemon::metrics::start(
+                addr,
+                metric_samples(&d.counters, d.table.peers(), d.kernel_drops),
+            )
+            .await
+            .map_err(io("binding the metrics listener"))?,
         ),
         None => None,
     };
@@ -369,7 +458,10 @@ pub async fn run(
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping"); break; }
-                Signal::DumpState => d.log_state(),
+                Signal::DumpState => {
+                    d.read_kernel_drops().await;
+                    d.log_state()
+                }
                 Signal::Reload => {
                     reload(&d.settings);
                     // SHISA's SIGHUP habit: re-read the owners' state (after a lost message).
@@ -377,8 +469,9 @@ pub async fn run(
                 }
             },
             _ = metrics_tick.tick(), if metrics.is_some() => {
+                d.read_kernel_drops().await;
                 if let Some(m) = &metrics {
-                    m.set(metric_samples(&d.counters, d.table.peers()));
+                    m.set(metric_samples(&d.counters, d.table.peers(), d.kernel_drops));
                 }
             }
             _ = tick.tick() => {
@@ -394,6 +487,53 @@ pub async fn run(
     nemo_daemon::notify::stopping();
     d.teardown().await;
     Ok(())
+}
+
+/// Sets up the kernel data plane as `dataplane` says: `tun` none; `auto` where it can be
+/// (the reason logged where not); `kernel` or fail. On success the route logic learns its
+/// devices and tables.
+async fn start_kernel(
+    net: &mut RtNetOps,
+    settings: &mut Settings,
+    egress_mtu: u32,
+) -> Result<Option<KernelPlane>, DaemonError> {
+    use crate::kernel::Choice;
+    let choice = settings.dataplane;
+    if choice == Choice::Tun {
+        info!("data plane: TUN for every binding (dataplane tun)");
+        return Ok(None);
+    }
+    let Some((dev, peer)) = crate::kernel::veth_names(&settings.routes.tun) else {
+        let why = format!(
+            "tunnel-name {:?} leaves no room for the veth pair's names",
+            settings.routes.tun
+        );
+        return match choice {
+            Choice::Kernel => Err(DaemonError::Kernel(why)),
+            _ => {
+                warn!("{why}: data plane TUN for every binding");
+                Ok(None)
+            }
+        };
+    };
+    let routes = crate::routes::KernelRoutes {
+        dev,
+        peer,
+        table: settings.kernel_table,
+    };
+    let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
+    match KernelPlane::start(net, routes.clone(), settings.routes.mode, mtu).await {
+        Ok(k) => {
+            info!(dev = %routes.dev, "data plane: kernel for IPv6 outer headers, TUN for IPv4 ones");
+            settings.routes.kernel = Some(routes);
+            Ok(Some(k))
+        }
+        Err(e) if choice == Choice::Kernel => Err(DaemonError::Kernel(e)),
+        Err(e) => {
+            warn!(reason = %e, "kernel data plane unavailable: TUN for every binding");
+            Ok(None)
+        }
+    }
 }
 
 /// Asks the owners (mrd or had) for their bindings and installs them; bindings we hold that
@@ -435,7 +575,11 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
 }
 
 /// The data plane's counters for the metrics listener (`--metrics`), under `nemonetd_`.
-fn metric_samples(c: &Counters, peers: &[std::sync::Arc<crate::dataplane::Peer>]) -> Vec<Sample> {
+fn metric_samples(
+    c: &Counters,
+    peers: &[std::sync::Arc<crate::dataplane::Peer>],
+    kernel_drops: (u64, u64, u64),
+) -> Vec<Sample> {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut v = vec![Sample::gauge(
         "nemonetd_bindings",
@@ -525,10 +669,11 @@ fn metric_samples(c: &Counters, peers: &[std::sync::Arc<crate::dataplane::Peer>]
         v.push(Sample::counter(name, help, value));
     }
     for (reason, value) in [
-        ("link_scope", g(&c.drop_link_scope)),
-        ("no_binding", g(&c.drop_no_binding)),
+        // Both data planes' drops: the kernel's filter counts in nftables.
+        ("link_scope", g(&c.drop_link_scope) + kernel_drops.2),
+        ("no_binding", g(&c.drop_no_binding) + kernel_drops.1),
         ("unknown_outer", g(&c.drop_unknown_outer)),
-        ("spoofed_inner", g(&c.drop_spoofed_inner)),
+        ("spoofed_inner", g(&c.drop_spoofed_inner) + kernel_drops.0),
         ("malformed", g(&c.drop_malformed)),
         ("ecn", g(&c.drop_ecn)),
         ("relay_full", g(&c.drop_relay_full)),

@@ -20,6 +20,7 @@ pub mod dataplane;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gso;
+pub mod kernel;
 pub mod netops;
 pub mod routes;
 pub mod tun;

@@ -18,10 +18,13 @@ use std::ops::RangeInclusive;
 use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::IpProtocol;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteLwEnCapType, RouteLwTunnelEncap, RouteMessage,
+    RouteProtocol, RouteScope, RouteSeg6IpTunnel, RouteSeg6LocalTunnel, RouteType, Seg6Header,
+    Seg6LocalAction, Seg6Mode,
 };
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
@@ -40,6 +43,9 @@ pub const RTPROT_NEMO: u8 = 110;
 
 /// The main routing table (`RT_TABLE_MAIN`).
 pub const TABLE_MAIN: u32 = 254;
+
+/// The local routing table (`RT_TABLE_LOCAL`): our addresses.
+pub const TABLE_LOCAL: u32 = 255;
 
 /// IP family of a rule (a rule without prefixes still needs one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -82,6 +88,33 @@ pub struct RouteSpec {
     pub unreachable: bool,
     /// Route metric (`metric` in `ip route`); `None` for the kernel's default.
     pub metric: Option<u32>,
+    /// A lightweight tunnel on the route (the kernel data plane, [`crate::kernel`]).
+    pub encap: Option<LwEncap>,
+}
+
+/// The lightweight tunnels of the kernel data plane ([`crate::kernel`]): SRv6 reduced
+/// encapsulation with one segment, which on the wire is RFC 2473 IPv6-in-IPv6 or
+/// IPv4-in-IPv6 (no segment routing header), and the two decapsulations of seg6local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LwEncap {
+    /// `encap seg6 mode encap.red segs SEGMENT`: an outer IPv6 header to SEGMENT (the
+    /// tunnel's far end), next header 41 or 4 after the inner packet's family.
+    Seg6Red(Ipv6Addr),
+    /// `encap seg6local action End.DX6 nh6 NH`: strip the outer header and forward the
+    /// inner IPv6 packet to NH.
+    EndDx6(Ipv6Addr),
+    /// `encap seg6local action End.DX4 nh4 NH`: the same for an inner IPv4 packet.
+    EndDx4(Ipv4Addr),
+}
+
+impl fmt::Display for LwEncap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LwEncap::Seg6Red(a) => write!(f, "encap seg6 mode encap.red segs {a}"),
+            LwEncap::EndDx6(a) => write!(f, "encap seg6local action End.DX6 nh6 {a}"),
+            LwEncap::EndDx4(a) => write!(f, "encap seg6local action End.DX4 nh4 {a}"),
+        }
+    }
 }
 
 impl RouteSpec {
@@ -96,6 +129,7 @@ impl RouteSpec {
             pref_src: None,
             unreachable: false,
             metric: None,
+            encap: None,
         }
     }
 
@@ -110,6 +144,7 @@ impl RouteSpec {
             pref_src: None,
             unreachable: true,
             metric: Some(metric),
+            encap: None,
         }
     }
 
@@ -126,6 +161,9 @@ impl fmt::Display for RouteSpec {
             write!(f, "unreachable ")?;
         }
         write!(f, "{}", self.dst)?;
+        if let Some(e) = self.encap {
+            write!(f, " {e}")?;
+        }
         if let Some(s) = self.src {
             write!(f, " from {s}")?;
         }
@@ -168,6 +206,9 @@ pub struct RuleSpec {
     /// `blackhole` instead of a lookup: the packet is dropped silently (no ICMP error
     /// that would itself need routing, towards an address that may be forged).
     pub blackhole: bool,
+    /// IP protocol selector (`ipproto`): the kernel data plane's decapsulation rules match
+    /// 41 and 4.
+    pub ipproto: Option<u8>,
 }
 
 impl RuleSpec {
@@ -182,6 +223,7 @@ impl RuleSpec {
             suppress_prefixlen: None,
             iif: None,
             blackhole: false,
+            ipproto: None,
         }
     }
 
@@ -196,6 +238,7 @@ impl RuleSpec {
             suppress_prefixlen: None,
             iif: Some(iif.to_owned()),
             blackhole: true,
+            ipproto: None,
         }
     }
 }
@@ -211,6 +254,9 @@ impl fmt::Display for RuleSpec {
         }
         if let Some(d) = self.to {
             write!(f, " to {d}")?;
+        }
+        if let Some(p) = self.ipproto {
+            write!(f, " ipproto {p}")?;
         }
         if self.blackhole {
             write!(f, " blackhole")?;
@@ -460,7 +506,163 @@ impl RtNetOps {
             b = b.scope(RouteScope::Link);
         }
         let index = self.ifindex(&r.dev).await?;
-        Ok(b.output_interface(index).build())
+        let mut m = b.output_interface(index).build();
+        if let Some(e) = r.encap {
+            let (kind, encap) = lw_encap(e);
+            m.attributes.push(RouteAttribute::Encap(encap));
+            m.attributes.push(RouteAttribute::EncapType(kind));
+        }
+        Ok(m)
+    }
+
+    /// Creates the veth pair `dev`/`peer` (deleting one left by a previous run), both ends
+    /// with the MAC address `mac` and ARP off ([`crate::kernel`]).
+    pub async fn veth_recreate(&mut self, dev: &str, peer: &str, mac: [u8; 6]) -> Result<()> {
+        self.link_delete(dev).await?;
+        self.link_delete(peer).await?;
+        self.handle
+            .link()
+            .add(rtnetlink::LinkVeth::new(dev, peer).build())
+            .execute()
+            .await
+            .map_err(|e| {
+                NetOpsError::from_rtnl(format!("link add {dev} type veth peer {peer}"), e)
+            })?;
+        for name in [dev, peer] {
+            let index = self.ifindex(name).await?;
+            let msg = LinkUnspec::new_with_index(index)
+                .address(mac.to_vec())
+                .arp(false)
+                .build();
+            self.handle
+                .link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|e| NetOpsError::from_rtnl(format!("link set {name} address"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a link by name; a missing one is success.
+    pub async fn link_delete(&mut self, dev: &str) -> Result<()> {
+        let index = match self.ifindex(dev).await {
+            Ok(i) => i,
+            Err(e) if e.errno == Some(ENODEV) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match self.handle.link().del(index).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = NetOpsError::from_rtnl(format!("link del {dev}"), e);
+                if gone(&e) { Ok(()) } else { Err(e) }
+            }
+        }
+    }
+
+    /// The IPv6 rules that look up the local table: (priority, ours).
+    async fn local_rules(&self) -> Result<Vec<(u32, bool)>> {
+        let mut v = Vec::new();
+        for m in self.dump_rules(IpVersion::V6).await? {
+            let Some(r) = rule_spec_of(&m) else { continue };
+            if r.table != TABLE_LOCAL || r.blackhole {
+                continue;
+            }
+            let ours = m.attributes.iter().any(|a| {
+                matches!(a, RuleAttribute::Protocol(RouteProtocol::Other(p)) if *p == RTPROT_NEMO)
+            });
+            v.push((r.priority, ours));
+        }
+        Ok(v)
+    }
+
+    fn local_rule(priority: u32, ours: bool) -> RuleMessage {
+        let mut m = RuleMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.action = RuleAction::ToTable;
+        m.header.table = TABLE_LOCAL as u8;
+        m.attributes.push(RuleAttribute::Table(TABLE_LOCAL));
+        m.attributes.push(RuleAttribute::Priority(priority));
+        m.attributes.push(RuleAttribute::Protocol(if ours {
+            RouteProtocol::Other(RTPROT_NEMO)
+        } else {
+            RouteProtocol::Kernel
+        }));
+        m
+    }
+
+    async fn rule_request(&self, add: bool, m: RuleMessage, what: String) -> Result<()> {
+        let r = if add {
+            let mut req = self.handle.rule().add();
+            *req.message_mut() = m;
+            req.execute().await
+        } else {
+            self.handle.rule().del(m).execute().await
+        };
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = NetOpsError::from_rtnl(what, e);
+                if (add && e.errno == Some(EEXIST)) || (!add && gone(&e)) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Moves the IPv6 local-table rule from priority 0 to
+    /// [`crate::routes::KPRIO_LOCAL`] (ours, protocol 110), so the kernel data plane's
+    /// decapsulation rules at 0 come first. The new rule is added before the old one
+    /// goes: local delivery never lapses.
+    pub async fn local_rule_move(&mut self) -> Result<()> {
+        let prio = crate::routes::KPRIO_LOCAL;
+        self.rule_request(
+            true,
+            Self::local_rule(prio, true),
+            format!("rule add pref {prio} lookup local"),
+        )
+        .await?;
+        for (p, ours) in self.local_rules().await? {
+            if p == 0 && !ours {
+                self.rule_request(
+                    false,
+                    Self::local_rule(0, false),
+                    "rule del pref 0 lookup local".into(),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`RtNetOps::local_rule_move`] where it was done (our rule exists): the rule
+    /// at priority 0 comes back first, then ours goes. Whether anything was done.
+    pub async fn local_rule_restore(&mut self) -> Result<bool> {
+        let rules = self.local_rules().await?;
+        if !rules.iter().any(|(_, ours)| *ours) {
+            return Ok(false);
+        }
+        if !rules.iter().any(|(p, ours)| *p == 0 && !ours) {
+            self.rule_request(
+                true,
+                Self::local_rule(0, false),
+                "rule add pref 0 lookup local".into(),
+            )
+            .await?;
+        }
+        for (p, ours) in rules {
+            if ours {
+                self.rule_request(
+                    false,
+                    Self::local_rule(p, true),
+                    format!("rule del pref {p} lookup local"),
+                )
+                .await?;
+            }
+        }
+        Ok(true)
     }
 
     fn rule_message(r: &RuleSpec) -> RuleMessage {
@@ -494,6 +696,10 @@ impl RtNetOps {
         if let Some(n) = r.suppress_prefixlen {
             m.attributes.push(RuleAttribute::SuppressPrefixLen(n));
         }
+        if let Some(p) = r.ipproto {
+            m.attributes
+                .push(RuleAttribute::IpProtocol(IpProtocol::from(p)));
+        }
         m
     }
 
@@ -519,6 +725,41 @@ impl RtNetOps {
             .try_collect()
             .await
             .map_err(|e| NetOpsError::from_rtnl("rule dump", e))
+    }
+}
+
+/// The netlink attributes of a lightweight tunnel.
+fn lw_encap(e: LwEncap) -> (RouteLwEnCapType, Vec<RouteLwTunnelEncap>) {
+    match e {
+        LwEncap::Seg6Red(segment) => (
+            RouteLwEnCapType::Seg6,
+            vec![RouteLwTunnelEncap::Seg6(RouteSeg6IpTunnel::Seg6({
+                let mut h = Seg6Header::default();
+                // SEG6_IPTUN_MODE_ENCAP_RED (the kernel's uapi seg6_iptunnel.h): with one
+                // segment no segment routing header is written at all.
+                h.mode = Seg6Mode::Other(3);
+                h.segments = vec![segment];
+                h
+            }))],
+        ),
+        LwEncap::EndDx6(nh) => (
+            RouteLwEnCapType::Seg6Local,
+            vec![
+                RouteLwTunnelEncap::Seg6Local(RouteSeg6LocalTunnel::Action(
+                    Seg6LocalAction::EndDx6,
+                )),
+                RouteLwTunnelEncap::Seg6Local(RouteSeg6LocalTunnel::Nh6(nh)),
+            ],
+        ),
+        LwEncap::EndDx4(nh) => (
+            RouteLwEnCapType::Seg6Local,
+            vec![
+                RouteLwTunnelEncap::Seg6Local(RouteSeg6LocalTunnel::Action(
+                    Seg6LocalAction::EndDx4,
+                )),
+                RouteLwTunnelEncap::Seg6Local(RouteSeg6LocalTunnel::Nh4(nh)),
+            ],
+        ),
     }
 }
 
@@ -607,6 +848,7 @@ fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
         suppress_prefixlen: None,
         iif: None,
         blackhole,
+        ipproto: None,
     };
     for a in &m.attributes {
         match a {
@@ -619,6 +861,7 @@ fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
             RuleAttribute::SuppressPrefixLen(n) if *n != u32::MAX => {
                 r.suppress_prefixlen = Some(*n)
             }
+            RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
             _ => {}
         }
     }
@@ -913,6 +1156,9 @@ impl NetOps for RtNetOps {
                 // Rules from a version that did not set the protocol: recognised by our
                 // priority range and table.
                 ours |= rule_priorities.contains(&priority) && rule_table == table;
+                // The local table's rule, moved by the kernel data plane: put back by
+                // crate::kernel::restore_local_rule, never simply deleted.
+                ours &= rule_table != TABLE_LOCAL;
                 if !ours || rule_spec_of(&m).is_some_and(|r| keep.rules.contains(&r)) {
                     continue;
                 }

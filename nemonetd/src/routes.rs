@@ -63,7 +63,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mipsock::{Binding, CareOf};
 use tracing::{info, warn};
 
-use crate::netops::{Family, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
+use crate::netops::{Family, LwEncap, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
 
 /// Which side we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +87,154 @@ pub struct RouteConfig {
     pub rule_priority: u32,
     /// MR: send the MR's own IPv4 traffic through the tunnel (rules P+1, P+2).
     pub ipv4_own_traffic: bool,
+    /// The kernel data plane's devices and tables, when it runs ([`crate::kernel`]):
+    /// bindings with an IPv6 outer header use it instead of the TUN device.
+    pub kernel: Option<KernelRoutes>,
+}
+
+/// Where the kernel data plane ([`crate::kernel`]) sits in the routing: a veth pair whose
+/// host side takes the place of the TUN device, and three tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelRoutes {
+    /// The host side of the veth pair: routes into the tunnel point here, as they point at
+    /// the TUN device for the other bindings; its MTU is the tunnel's.
+    pub dev: String,
+    /// The other side: what is routed into `dev` arrives here and is encapsulated (rule
+    /// `iif PEER lookup TABLE`); decapsulated packets leave here and arrive on `dev`.
+    pub peer: String,
+    /// The encapsulation table (one SRv6 route per destination); `table + 1` and
+    /// `table + 2` hold the IPv6 and IPv4 decapsulation routes.
+    pub table: u32,
+}
+
+impl KernelRoutes {
+    /// The table of the End.DX6 routes (IPv6 inside).
+    pub fn decap6_table(&self) -> u32 {
+        self.table + 1
+    }
+
+    /// The table of the End.DX4 routes (IPv4 inside).
+    pub fn decap4_table(&self) -> u32 {
+        self.table + 2
+    }
+}
+
+/// Kernel data plane rule priorities. They must come before the local table's rule, which
+/// [`crate::kernel`] moves from 0 to [`KPRIO_LOCAL`]: a tunnelled packet to one of our
+/// addresses would otherwise be delivered locally (and refused: no ip6_tunnel here)
+/// instead of being decapsulated.
+/// 0: `to LOCAL ipproto 41|4 lookup DECAP`: decapsulation.
+pub const KPRIO_DECAP: u32 = 0;
+/// 1: `lookup local`, moved here from 0.
+pub const KPRIO_LOCAL: u32 = 1;
+/// 2: `to NH lookup ENCAP`: the next hop behind the veth pair for decapsulated packets.
+pub const KPRIO_NEXTHOP: u32 = 2;
+/// 3: `iif PEER from LOCAL lookup main`: an encapsulated packet leaves by the main table
+/// (it would otherwise match the encapsulation table again).
+pub const KPRIO_OUTER: u32 = 3;
+/// 4: `iif PEER lookup ENCAP`: what the host routed into the tunnel gets its outer header.
+pub const KPRIO_ENCAP: u32 = 4;
+
+/// The next hop decapsulated IPv6 packets are sent to, behind the veth pair: an address of
+/// the discard-only prefix 100::/64 (RFC 6666), which nobody else routes.
+pub const KERNEL_NH6: Ipv6Addr = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0x6e);
+/// The same for IPv4: the IPv4 dummy address 192.0.0.8 (RFC 7600).
+pub const KERNEL_NH4: Ipv4Addr = Ipv4Addr::new(192, 0, 0, 8);
+
+/// The IPv6 protocol numbers of IPv6 and IPv4 inside IPv6 (RFC 2473 §3).
+const IPPROTO_IPV6: u8 = 41;
+const IPPROTO_IPIP: u8 = 4;
+
+/// Whether a binding goes through the kernel data plane: an IPv6 outer header (IPv6
+/// care-of address, no UDP), away from home. Its (local, remote) tunnel end points.
+pub fn kernel_ends(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    cfg.kernel.as_ref()?;
+    let CareOf::V6(coa) = b.coa else {
+        return None;
+    };
+    if b.encapsulation != mipsock::Encapsulation::InIpv6 || at_home(b) {
+        return None;
+    }
+    Some(match cfg.mode {
+        Mode::HomeAgent => (b.ha, coa),
+        Mode::MobileRouter => (coa, b.ha),
+    })
+}
+
+/// The device a binding's routes point at: the kernel data plane's or the TUN device.
+pub fn tunnel_dev<'a>(cfg: &'a RouteConfig, b: &Binding) -> &'a str {
+    match (&cfg.kernel, kernel_ends(cfg, b)) {
+        (Some(k), Some(_)) => &k.dev,
+        _ => &cfg.tun,
+    }
+}
+
+/// What every binding of the kernel data plane with local end point `local` needs,
+/// whatever its prefixes (shared by all the bindings with that end point).
+fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
+    let any6 = IpNet::V6(Ipv6Net::default());
+    let any4 = IpNet::V4(Ipv4Net::default());
+    let mut route = |table: u32, dst: IpNet, encap: Option<LwEncap>, metric: Option<u32>| {
+        let mut r = RouteSpec::dev(table, dst, &k.peer);
+        r.encap = encap;
+        r.metric = metric;
+        s.routes.insert(r);
+    };
+    route(
+        k.decap6_table(),
+        host6(local),
+        Some(LwEncap::EndDx6(KERNEL_NH6)),
+        None,
+    );
+    route(
+        k.decap4_table(),
+        host6(local),
+        Some(LwEncap::EndDx4(KERNEL_NH4)),
+        None,
+    );
+    route(k.table, host6(KERNEL_NH6), None, None);
+    route(k.table, host4(KERNEL_NH4), None, None);
+    // Fail closed: a destination the encapsulation table does not know is not sent on by
+    // the main table (which may route it back into the veth pair).
+    s.routes
+        .insert(RouteSpec::unreachable(k.table, any6, FAIL_CLOSED_METRIC));
+    s.routes
+        .insert(RouteSpec::unreachable(k.table, any4, FAIL_CLOSED_METRIC));
+    let rule = |family: Family, priority: u32, table: u32| RuleSpec {
+        family,
+        priority,
+        from: None,
+        to: None,
+        table,
+        suppress_prefixlen: None,
+        iif: None,
+        blackhole: false,
+        ipproto: None,
+    };
+    for (proto, table) in [
+        (IPPROTO_IPV6, k.decap6_table()),
+        (IPPROTO_IPIP, k.decap4_table()),
+    ] {
+        let mut r = rule(Family::V6, KPRIO_DECAP, table);
+        r.to = Some(host6(local));
+        r.ipproto = Some(proto);
+        s.rules.insert(r);
+    }
+    let mut r = rule(Family::V6, KPRIO_NEXTHOP, k.table);
+    r.to = Some(host6(KERNEL_NH6));
+    s.rules.insert(r);
+    let mut r = rule(Family::V4, KPRIO_NEXTHOP, k.table);
+    r.to = Some(host4(KERNEL_NH4));
+    s.rules.insert(r);
+    let mut r = rule(Family::V6, KPRIO_OUTER, TABLE_MAIN);
+    r.iif = Some(k.peer.clone());
+    r.from = Some(host6(local));
+    s.rules.insert(r);
+    for family in [Family::V6, Family::V4] {
+        let mut r = rule(family, KPRIO_ENCAP, k.table);
+        r.iif = Some(k.peer.clone());
+        s.rules.insert(r);
+    }
 }
 
 /// How many rule priorities from [`RouteConfig::rule_priority`] are ours (flushed at start).
@@ -193,10 +341,23 @@ pub fn sources(b: &Binding) -> Vec<IpNet> {
 /// The kernel state one binding needs.
 pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState {
     let mut s = KernelState::default();
-    let tun = cfg.tun.as_str();
+    let tun = tunnel_dev(cfg, b);
+    let kernel = cfg.kernel.as_ref().zip(kernel_ends(cfg, b));
+    if let Some((k, (local, _))) = kernel {
+        kernel_common(k, local, &mut s);
+    }
+    // The kernel data plane's encapsulation route towards the far end.
+    let encap_route = |dst: IpNet| {
+        kernel.map(|(k, (_, remote))| {
+            let mut r = RouteSpec::dev(k.table, dst, &k.peer);
+            r.encap = Some(LwEncap::Seg6Red(remote));
+            r
+        })
+    };
     match cfg.mode {
         Mode::HomeAgent => {
             for dst in sources(b) {
+                s.routes.extend(encap_route(dst));
                 s.routes.insert(RouteSpec::dev(cfg.table, dst, tun));
             }
         }
@@ -249,22 +410,27 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                     suppress_prefixlen: Some(u32::from(mnp.prefix_len()) - 1),
                     iif: None,
                     blackhole: false,
+                    ipproto: None,
                 });
             }
             for src in sources(b) {
                 s.rules.insert(RuleSpec::from(src, t, p + PRIO_TUNNEL));
             }
-            s.addrs.insert((cfg.tun.clone(), host6(b.hoa)));
-            if let Some(v4) = b.hoa_v4 {
-                s.addrs.insert((cfg.tun.clone(), host4(v4)));
-            }
             let any6 = IpNet::V6(Ipv6Net::default());
             let any4 = IpNet::V4(Ipv4Net::default());
+            let has_v4 = !b.mnp_v4.is_empty() || b.hoa_v4.is_some();
+            s.routes.extend(encap_route(any6));
+            if has_v4 {
+                s.routes.extend(encap_route(any4));
+            }
+            s.addrs.insert((tun.to_owned(), host6(b.hoa)));
+            if let Some(v4) = b.hoa_v4 {
+                s.addrs.insert((tun.to_owned(), host4(v4)));
+            }
             s.routes.insert(RouteSpec::dev(t, any6, tun));
             s.routes
                 .insert(RouteSpec::unreachable(t, any6, FAIL_CLOSED_METRIC));
             let v4_source = lookups.mnp_v4_source.or(b.hoa_v4);
-            let has_v4 = !b.mnp_v4.is_empty() || b.hoa_v4.is_some();
             if has_v4 {
                 let mut default4 = RouteSpec::dev(t, any4, tun);
                 default4.pref_src = v4_source.map(IpAddr::V4);
@@ -285,6 +451,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                         suppress_prefixlen: None,
                         iif: None,
                         blackhole: false,
+                        ipproto: None,
                     });
                 }
                 s.rules.insert(RuleSpec {
@@ -296,6 +463,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                     suppress_prefixlen: Some(0),
                     iif: None,
                     blackhole: false,
+                    ipproto: None,
                 });
                 s.rules.insert(RuleSpec {
                     family: Family::V4,
@@ -306,6 +474,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                     suppress_prefixlen: None,
                     iif: None,
                     blackhole: false,
+                    ipproto: None,
                 });
             }
         }
@@ -328,6 +497,7 @@ pub fn desired_at_home(cfg: &RouteConfig, b: &Binding, home: &str) -> KernelStat
         pref_src: None,
         unreachable: false,
         metric,
+        encap: None,
     };
     match cfg.mode {
         Mode::HomeAgent => {
@@ -373,6 +543,7 @@ pub fn desired_unbound(cfg: &RouteConfig, b: &Binding) -> KernelState {
                 pref_src: None,
                 unreachable: true,
                 metric: None,
+                encap: None,
             });
         }
     }
@@ -440,8 +611,10 @@ impl<N: NetOps> RouteManager<N> {
                 Err(e) => warn!(%mnp, error = %e, "address lookup failed"),
             }
         }
-        // The tunnel device is no mobile-network link, whatever addresses it holds.
-        l.mnp_links.retain(|(dev, _)| *dev != self.cfg.tun);
+        // The tunnel devices are no mobile-network links, whatever addresses they hold.
+        let kernel_dev = self.cfg.kernel.as_ref().map(|k| k.dev.as_str());
+        l.mnp_links
+            .retain(|(dev, _)| *dev != self.cfg.tun && Some(dev.as_str()) != kernel_dev);
         for mnp in &b.mnp_v4 {
             match self.net.local_addr_in(IpNet::V4(mnp.trunc())).await {
                 Ok(Some(IpAddr::V4(a))) => {

@@ -199,6 +199,18 @@ struct Nemonetd {
 /// Starts nemonetd with `mode` (`-m`/`-h`); `offload` false adds `--no-offload` (the plain
 /// TUN path), and the log must say which one runs.
 fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, offload: bool) -> Nemonetd {
+    start_nemonetd_with(ns, mode, dir, tag, offload, "auto")
+}
+
+/// [`start_nemonetd`] with `--dataplane DATAPLANE` (auto, kernel, tun).
+fn start_nemonetd_with(
+    ns: &Netns,
+    mode: &str,
+    dir: &Path,
+    tag: &str,
+    offload: bool,
+    dataplane: &str,
+) -> Nemonetd {
     let bus_dir = dir.join(format!("bus-{tag}"));
     std::fs::create_dir_all(&bus_dir).unwrap();
     let log = dir.join(format!("nemonetd-{tag}.log"));
@@ -214,6 +226,7 @@ fn start_nemonetd(ns: &Netns, mode: &str, dir: &Path, tag: &str, offload: bool) 
     if !offload {
         args.push("--no-offload");
     }
+    args.extend(["--dataplane", dataplane]);
     args.push("eth0");
     let proc = ns.spawn(env!("CARGO_BIN_EXE_nemonetd"), &args, &log);
     wait_for(
@@ -246,7 +259,9 @@ fn routes_ours(ns: &Netns) -> String {
     // iproute2 6.1 does not filter rules by protocol: pick the lines.
     for fam in ["-4", "-6"] {
         for line in ns.ip_text(&[fam, "rule", "show"]).lines() {
-            if line.ends_with("proto 110") {
+            // The local table's rule, which the kernel data plane moves from 0 to 1 while
+            // it runs: checked by local_rule_state.
+            if line.ends_with("proto 110") && !line.contains("lookup local") {
                 s += line;
                 s.push('\n');
             }
@@ -267,15 +282,51 @@ for _ in range(3):
     s.sendto(inner, ("2001:db8:a::1", 0))
 "#;
 
+/// A drop counter of the HA's data plane: the TUN path's in its SIGUSR1 log line, the
+/// kernel path's in its nftables counters.
+fn ha_drops(ha: &Nemonetd, w: &World, kernel: bool, tun_key: &str, nft_counter: &str) -> u64 {
+    if kernel {
+        let out =
+            w.ha.exec("nft", &["list", "counter", "ip6", "nemonetd", nft_counter]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        last_counter(&text.replace("packets ", "packets="), "packets").unwrap_or(0)
+    } else {
+        ha.proc.signal("USR1");
+        std::thread::sleep(Duration::from_millis(100));
+        last_counter(&log_text(&ha.log), tun_key).unwrap_or(0)
+    }
+}
+
+/// The IPv6 rules that look up the local table.
+fn local_rules(ns: &Netns) -> Vec<String> {
+    ns.ip_text(&["-6", "rule", "show"])
+        .lines()
+        .filter(|l| l.contains("lookup local"))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn mnn_cn_through_the_tunnel() {
+    tunnel_scenario("tun");
+}
+
+/// The same through the kernel data plane (issue 12): SRv6 encapsulation, seg6local
+/// decapsulation, the nftables ingress filter; the local rule moved while it runs.
+#[test]
+fn mnn_cn_through_the_kernel_tunnel() {
+    tunnel_scenario("kernel");
+}
+
+fn tunnel_scenario(dataplane: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
+    let kernel = dataplane == "kernel";
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let w = world("tunnel");
+    let w = world(if kernel { "ktunnel" } else { "tunnel" });
 
     // Baseline: the same topology routed directly (no tunnel), measured first.
     let direct = if have("iperf3") {
@@ -341,9 +392,19 @@ fn mnn_cn_through_the_tunnel() {
         "110",
     ]);
 
-    let mut mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", true);
-    let mut ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha", true);
+    let mut mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr", true, dataplane);
+    let mut ha = start_nemonetd_with(&w.ha, "-h", dir.path(), "ha", true, dataplane);
     assert_eq!(routes_ours(&w.mr), "", "stale state not flushed at start");
+    if kernel {
+        // Moved behind the decapsulation rules while the kernel data plane runs.
+        assert_eq!(
+            local_rules(&w.mr),
+            ["1:\tfrom all lookup local proto 110"],
+            "{}",
+            log_text(&mr.log)
+        );
+        assert!(log_text(&mr.log).contains("data plane: kernel for IPv6 outer headers"));
+    }
 
     let b = binding();
     mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
@@ -357,8 +418,9 @@ fn mnn_cn_through_the_tunnel() {
     });
     eprintln!("MR state:\n{}", routes_ours(&w.mr));
     eprintln!("HA state:\n{}", routes_ours(&w.ha));
-    let mtu = w.mr.ip_text(&["link", "show", "nemo0"]);
-    assert!(mtu.contains("mtu 1460"), "TUN MTU = 1500 - 40: {mtu}");
+    let dev = if kernel { "nemo0k" } else { "nemo0" };
+    let mtu = w.mr.ip_text(&["link", "show", dev]);
+    assert!(mtu.contains("mtu 1460"), "{dev} MTU = 1500 - 40: {mtu}");
 
     // tshark on the MR–HA link while IPv4 crosses it: IPv4 inside IPv6 (next header 4).
     let capture = if have("tshark") {
@@ -554,9 +616,8 @@ fn mnn_cn_through_the_tunnel() {
             "203.0.113.2",
         ],
     );
-    ha.proc.signal("USR1");
     wait_for("HA counters", Duration::from_secs(5), || {
-        last_counter(&log_text(&ha.log), "drop_spoofed_inner").unwrap_or(0) >= 4
+        ha_drops(&ha, &w, kernel, "drop_spoofed_inner", "spoofed_inner") >= 4
     });
     w.mr.ip(&["-6", "rule", "del", "priority", "100"]);
     w.mr.ip(&["rule", "del", "priority", "100"]);
@@ -566,11 +627,11 @@ fn mnn_cn_through_the_tunnel() {
         let t6 = iperf(&w.mnn, &w.cn, "2001:db8:c::2", "3", false, dir.path());
         let t4 = iperf(&w.mnn, &w.cn, "203.0.113.2", "3", false, dir.path());
         println!(
-            "THROUGHPUT MNN->CN TCP, IPv6: direct {d6:.2} Gbit/s, tunnel {t6:.2} Gbit/s, ratio {:.2}",
+            "THROUGHPUT MNN->CN TCP, IPv6: direct {d6:.2} Gbit/s, {dataplane} tunnel {t6:.2} Gbit/s, ratio {:.2}",
             t6 / d6
         );
         println!(
-            "THROUGHPUT MNN->CN TCP, IPv4: direct {d4:.2} Gbit/s, tunnel {t4:.2} Gbit/s (IPv4-in-IPv6), ratio {:.2}",
+            "THROUGHPUT MNN->CN TCP, IPv4: direct {d4:.2} Gbit/s, {dataplane} tunnel {t4:.2} Gbit/s (IPv4-in-IPv6), ratio {:.2}",
             t4 / d4
         );
     }
@@ -588,17 +649,29 @@ fn mnn_cn_through_the_tunnel() {
         .send(&Message::new(Body::BcAdd(moved.clone())))
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(routes_ours(&w.mr), before_mr);
-    assert_eq!(routes_ours(&w.ha), before_ha);
+    if kernel {
+        // The tunnel's far end on the HA and our end on the MR follow the CoA.
+        let (m, h) = (routes_ours(&w.mr), routes_ours(&w.ha));
+        assert!(
+            h.contains("segs 1 [ 2001:db8:a::3 ]") && !h.contains("2001:db8:a::2"),
+            "{h}"
+        );
+        assert!(
+            m.contains("to 2001:db8:a::3 ipproto") && !m.contains("2001:db8:a::2"),
+            "{m}"
+        );
+    } else {
+        assert_eq!(routes_ours(&w.mr), before_mr);
+        assert_eq!(routes_ours(&w.ha), before_ha);
+    }
     assert!(ping(&w.mnn, "2001:db8:c::2"), "after the move");
     assert!(ping(&w.cn, "198.51.100.2"), "after the move, IPv4");
     // The old CoA is no longer accepted at the HA: a tunnelled packet from it, with an
     // inner source of the MR's own network, is dropped as from an unknown outer source.
-    let unknown_before = last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0);
+    let unknown_before = ha_drops(&ha, &w, kernel, "drop_unknown_outer", "no_binding");
     w.mr.exec("python3", &["-c", SEND_FROM_OLD_COA]);
-    ha.proc.signal("USR1");
     wait_for("HA drops the old CoA", Duration::from_secs(5), || {
-        last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0) >= unknown_before + 3
+        ha_drops(&ha, &w, kernel, "drop_unknown_outer", "no_binding") >= unknown_before + 3
     });
 
     // Removal: nothing of ours left.
@@ -633,14 +706,23 @@ fn mnn_cn_through_the_tunnel() {
         log_text(&mr.log)
     );
     assert_eq!(routes_ours(&w.mr), "", "SIGTERM left state behind");
+    for dev in ["nemo0", "nemo0k", "nemo0kx"] {
+        assert!(
+            !w.mr.try_exec("ip", &["link", "show", dev]).status.success(),
+            "{dev} left behind"
+        );
+    }
+    // The local rule back where the kernel keeps it, the filter gone.
+    assert_eq!(local_rules(&w.mr), ["0:\tfrom all lookup local"]);
     assert!(
         !w.mr
-            .try_exec("ip", &["link", "show", "nemo0"])
+            .try_exec("nft", &["list", "table", "ip6", "nemonetd"])
             .status
             .success()
     );
     ha.proc.signal("TERM");
     assert_eq!(ha.proc.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(local_rules(&w.ha), ["0:\tfrom all lookup local"]);
 }
 
 /// DSMIPv6 from an IPv4 care-of address (RFC 5555 §4.1): IPv4 and IPv6 of the mobile

@@ -9,6 +9,7 @@ fn mr_cfg() -> RouteConfig {
         table: 100,
         rule_priority: 20100,
         ipv4_own_traffic: true,
+        kernel: None,
     }
 }
 
@@ -19,6 +20,7 @@ fn ha_cfg() -> RouteConfig {
         table: TABLE_MAIN,
         rule_priority: 20100,
         ipv4_own_traffic: false,
+        kernel: None,
     }
 }
 
@@ -86,6 +88,7 @@ fn mr_add_installs_tables_then_rules() {
                 suppress_prefixlen: Some(len),
                 iif: None,
                 blackhole: false,
+                ipproto: None,
             })
         };
         let expected_rules = [
@@ -179,6 +182,7 @@ fn the_outer_exception_is_there_whatever_the_coa() {
             suppress_prefixlen: None,
             iif: None,
             blackhole: false,
+            ipproto: None,
         };
         // Already with an IPv6 CoA: the first BU in UDP after a move to an IPv4 CoA must
         // not enter the old tunnel.
@@ -425,6 +429,7 @@ fn via(table: u32, dst: &str, gw: &str, metric: Option<u32>) -> RouteSpec {
         pref_src: None,
         unreachable: false,
         metric,
+        encap: None,
     }
 }
 
@@ -577,6 +582,7 @@ fn ha_keeps_ended_mobile_networks_unreachable() {
             pref_src: None,
             unreachable: true,
             metric: None,
+            encap: None,
         };
         assert_eq!(
             calls,

@@ -1,0 +1,618 @@
+//! The kernel data plane (issue 12): bindings with an IPv6 outer header (an IPv6 care-of
+//! address, no UDP) are encapsulated and decapsulated by the kernel, without ip6_tunnel,
+//! sit or ipip (this kernel has none), and without a packet crossing to user space. The
+//! TUN data plane ([`crate::dataplane`]) keeps the IPv4 outer headers (RFC 5555, UDP
+//! behind NATs) and every binding when the kernel path cannot be set up.
+//!
+//! How (measured in `../shared/linux-notes.md`, "A kernel fast path without ip6_tunnel"):
+//!
+//! * **Encapsulation**: SRv6 *reduced* encapsulation with one segment writes no segment
+//!   routing header: what leaves is a plain RFC 2473 IPv6-in-IPv6 (next header 41) or
+//!   IPv4-in-IPv6 (4) packet to the far end. Its source is the namespace's SRv6 tunnel
+//!   source (`ip sr tunsrc`), set to our end point (the HA address; the MR's CoA).
+//! * **A veth pair in place of the TUN device** (`dev` / `peer` of
+//!   [`KernelRoutes`]): the routes of the mobile network point at `dev` exactly as they
+//!   point at the TUN device, and `dev` has the tunnel's MTU. The kernel therefore checks
+//!   every forwarded packet against the tunnel MTU and sends Packet Too Big /
+//!   fragmentation needed to its source, or fragments IPv4 without DF, before it reaches
+//!   the encapsulation. (A forwarded packet that meets the SRv6 route directly is never
+//!   checked against its MTU: the inner packet is encapsulated whatever its size and the
+//!   outer one dropped, a black hole measured with the probe.) What is routed into `dev`
+//!   arrives on `peer`, where `iif PEER lookup ENCAP` finds the SRv6 route.
+//! * **Decapsulation**: a rule before the local table's, `to LOCAL ipproto 41|4`, leads
+//!   to an End.DX6 / End.DX4 route that strips the outer header and sends the inner packet
+//!   to a next hop behind `peer`, so it arrives on `dev` like a packet from the TUN device
+//!   and is routed by the whole rule set (End.DX6 towards `::` refuses local delivery:
+//!   a ping to the MR's own address would be lost). The local rule moves from priority 0
+//!   to [`crate::routes::KPRIO_LOCAL`]; [`restore_local_rule`] puts it back, at exit and
+//!   at the next start after a crash.
+//! * **Ingress filtering** (RFC 3963 §6.3, what [`crate::dataplane::peers`] does for the
+//!   TUN path): an nftables table at the raw prerouting hook sees the outer packet with
+//!   the inner headers behind it: the outer source must be a live binding's far end, the
+//!   inner source (read at its fixed offset behind the 40-octet outer header) inside that
+//!   router's prefixes, and neither inner address link-scope; everything else is dropped
+//!   and counted (named counters, [`Filter::counters`]). Changes are per binding (one
+//!   chain per far end, one map element), so a fleet costs no rebuild per change.
+//!
+//! The routes and rules themselves are part of each binding's desired state
+//! ([`crate::routes::desired`], reconciled like the TUN path's); this module owns what is
+//! not a route: the veth pair, its sysctls, the local rule, the filter, the tunnel source.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv6Addr;
+
+use ipnet::IpNet;
+use mipsock::Binding;
+use tracing::{info, warn};
+
+use crate::netops::{LwEncap, NetOps, RouteSpec, RtNetOps};
+use crate::routes::{BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_ends};
+
+/// The nftables table of the ingress filter.
+pub const NFT_TABLE: &str = "nemonetd";
+
+/// The locally administered MAC address both ends of the veth pair carry: with ARP off a
+/// neighbour entry takes the device's own address, and the frame must then be for the
+/// other end, or the kernel drops it as addressed to another host.
+const VETH_MAC: [u8; 6] = [0x02, 0x6e, 0x65, 0x6d, 0x6f, 0x6b];
+
+/// The peer side's MTU: anything the host side may send, GSO super-packets included.
+const PEER_MTU: u32 = 65535;
+
+/// Which data plane carries bindings with an IPv6 outer header (`dataplane` /
+/// `--dataplane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Choice {
+    /// The kernel's when it can be set up here (probed at start), else the TUN device's.
+    Auto,
+    /// Always the kernel's: nemonetd does not start without it.
+    Kernel,
+    /// Always the TUN device's.
+    Tun,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "kernel" => Ok(Choice::Kernel),
+            "tun" => Ok(Choice::Tun),
+            _ => Err(format!("{s:?}: one of auto, kernel, tun")),
+        }
+    }
+}
+
+/// The veth pair's names for a TUN device name: `NAMEk` (host side) and `NAMEkx`.
+/// `None` when they would not fit the kernel's 15 characters.
+pub fn veth_names(tun: &str) -> Option<(String, String)> {
+    (tun.len() + 2 <= 15).then(|| (format!("{tun}k"), format!("{tun}kx")))
+}
+
+/// Runs an nftables script as one transaction (`nft -f -`): all of it or nothing.
+///
+/// Through the `nft` program rather than netlink: the nf_tables netlink API is a bytecode
+/// assembler, which `nft` is, and the Rust bindings to libnftnl are thin unsafe wrappers;
+/// a script is also what an operator can read in the debug log and replay by hand.
+async fn nft(script: &str) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nft: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Runs `ip ARGS` (iproute2), for the one setting rtnetlink does not carry: the SRv6
+/// tunnel source lives in the SEG6 generic netlink family.
+async fn ip(args: &[&str]) -> Result<(), String> {
+    let out = tokio::process::Command::new("ip")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn sysctl(path: &str, value: &str) -> Result<(), String> {
+    let p = format!("/proc/sys/net/{path}");
+    std::fs::write(&p, value).map_err(|e| format!("{p}: {e}"))
+}
+
+/// The filter's base (next headers by number: nft's names come from /etc/protocols, where
+/// "ipip" is 94, not 4): counters, the set of our end points, the map of far ends, and the
+/// chains. Created in one transaction with the deletion of a previous run's table.
+pub fn filter_base_script() -> String {
+    format!(
+        "table ip6 {t} {{}}
+delete table ip6 {t}
+table ip6 {t} {{
+  counter spoofed_inner {{}}
+  counter no_binding {{}}
+  counter link_scope {{}}
+  set locals {{ type ipv6_addr; }}
+  map peers {{ type ipv6_addr : verdict; }}
+  chain tunnel {{
+    ip6 nexthdr 41 @nh,384,10 0x3fa counter name link_scope drop
+    ip6 nexthdr 41 @nh,512,10 0x3fa counter name link_scope drop
+    ip6 nexthdr 41 @nh,512,16 0xff02 counter name link_scope drop
+    ip6 nexthdr 4 @nh,416,16 0xa9fe counter name link_scope drop
+    ip6 nexthdr 4 @nh,448,16 0xa9fe counter name link_scope drop
+    ip6 saddr vmap @peers
+    counter name no_binding drop
+  }}
+  chain prerouting {{
+    type filter hook prerouting priority raw; policy accept;
+    ip6 nexthdr {{ 41, 4 }} ip6 daddr @locals jump tunnel
+  }}
+}}
+",
+        t = NFT_TABLE
+    )
+}
+
+/// The match of an inner source inside `net`: the prefix's leading bits at the inner
+/// header's source field (octet 48 for IPv6 inside, 52 for IPv4 inside: behind the
+/// 40-octet outer header).
+pub fn inner_source_match(net: &IpNet) -> String {
+    let len = u32::from(net.prefix_len());
+    match net.trunc() {
+        IpNet::V6(_) if len == 0 => "ip6 nexthdr 41".into(),
+        IpNet::V4(_) if len == 0 => "ip6 nexthdr 4".into(),
+        IpNet::V6(n) => {
+            let v = u128::from(n.network()) >> (128 - len);
+            format!("ip6 nexthdr 41 @nh,384,{len} {v:#x}")
+        }
+        IpNet::V4(n) => {
+            let v = u32::from(n.network()) >> (32 - len);
+            format!("ip6 nexthdr 4 @nh,416,{len} {v:#x}")
+        }
+    }
+}
+
+fn chain_name(remote: Ipv6Addr) -> String {
+    format!("p_{:032x}", u128::from(remote))
+}
+
+/// One far end's chain: its bindings' inner sources accepted, the rest dropped and
+/// counted. `None` for the sources: anything (the MR trusts its home agent's inner
+/// sources, the Internet's).
+pub fn peer_chain_script(remote: Ipv6Addr, sources: Option<&BTreeSet<IpNet>>) -> String {
+    let t = NFT_TABLE;
+    let c = chain_name(remote);
+    let mut s = format!("add chain ip6 {t} {c}\nflush chain ip6 {t} {c}\n");
+    match sources {
+        None => {
+            let _ = writeln!(s, "add rule ip6 {t} {c} accept");
+        }
+        Some(sources) => {
+            for net in sources {
+                let _ = writeln!(s, "add rule ip6 {t} {c} {} accept", inner_source_match(net));
+            }
+            let _ = writeln!(s, "add rule ip6 {t} {c} counter name spoofed_inner drop");
+        }
+    }
+    s
+}
+
+/// What the filter holds for one binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    local: Ipv6Addr,
+    remote: Ipv6Addr,
+    sources: BTreeSet<IpNet>,
+}
+
+/// The ingress filter's state, as installed.
+#[derive(Debug, Default)]
+pub struct Filter {
+    entries: BTreeMap<BindingKey, Entry>,
+    /// Far ends with a chain and a map element.
+    remotes: BTreeSet<Ipv6Addr>,
+    /// Our end points in the `locals` set.
+    locals: BTreeSet<Ipv6Addr>,
+}
+
+impl Filter {
+    /// The script that brings the filter from what it holds to `entries`; updates the
+    /// record as if it succeeded.
+    fn plan(&mut self, mode: Mode, entries: BTreeMap<BindingKey, Entry>) -> String {
+        let t = NFT_TABLE;
+        let mut s = String::new();
+        let mut by_remote: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
+        for e in entries.values() {
+            by_remote
+                .entry(e.remote)
+                .or_default()
+                .extend(e.sources.iter().copied());
+        }
+        let mut old_by_remote: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
+        for e in self.entries.values() {
+            old_by_remote
+                .entry(e.remote)
+                .or_default()
+                .extend(e.sources.iter().copied());
+        }
+        let locals: BTreeSet<Ipv6Addr> = entries.values().map(|e| e.local).collect();
+        // Up: chains and elements of new far ends, then our end points.
+        for (remote, sources) in &by_remote {
+            if old_by_remote.get(remote) != Some(sources) {
+                let sources = (mode == Mode::HomeAgent).then_some(sources);
+                s.push_str(&peer_chain_script(*remote, sources));
+            }
+            if !self.remotes.contains(remote) {
+                let _ = writeln!(
+                    s,
+                    "add element ip6 {t} peers {{ {remote} : jump {} }}",
+                    chain_name(*remote)
+                );
+            }
+        }
+        for l in locals.difference(&self.locals) {
+            let _ = writeln!(s, "add element ip6 {t} locals {{ {l} }}");
+        }
+        // Down: our old end points, old far ends' elements, then their chains.
+        for l in self.locals.difference(&locals) {
+            let _ = writeln!(s, "delete element ip6 {t} locals {{ {l} }}");
+        }
+        for remote in &self.remotes {
+            if !by_remote.contains_key(remote) {
+                let _ = writeln!(s, "delete element ip6 {t} peers {{ {remote} }}");
+                let _ = writeln!(s, "delete chain ip6 {t} {}", chain_name(*remote));
+            }
+        }
+        self.entries = entries;
+        self.remotes = by_remote.into_keys().collect();
+        self.locals = locals;
+        s
+    }
+}
+
+/// The kernel data plane of a running nemonetd.
+#[derive(Debug)]
+pub struct KernelPlane {
+    routes: KernelRoutes,
+    mode: Mode,
+    filter: Filter,
+    /// The SRv6 tunnel source as we set it.
+    tunsrc: Option<Ipv6Addr>,
+}
+
+/// Puts the local table's rule back at priority 0 if we moved it (ours at
+/// [`crate::routes::KPRIO_LOCAL`] exists): at exit, and at start after a crash left it
+/// moved. Nothing happens where we did not move it.
+pub async fn restore_local_rule(net: &mut RtNetOps) -> Result<bool, String> {
+    net.local_rule_restore().await.map_err(|e| e.to_string())
+}
+
+impl KernelPlane {
+    /// Sets up the veth pair, probes SRv6 encapsulation and decapsulation, creates the
+    /// filter and moves the local rule. Whatever fails, what was set up is taken down
+    /// again and the reason returned (the caller falls back to the TUN device, or stops).
+    pub async fn start(
+        net: &mut RtNetOps,
+        routes: KernelRoutes,
+        mode: Mode,
+        mtu: u32,
+    ) -> Result<KernelPlane, String> {
+        let mut plane = KernelPlane {
+            routes,
+            mode,
+            filter: Filter::default(),
+            tunsrc: None,
+        };
+        match plane.setup(net, mtu).await {
+            Ok(()) => Ok(plane),
+            Err(e) => {
+                plane.stop(net).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup(&mut self, net: &mut RtNetOps, mtu: u32) -> Result<(), String> {
+        let k = self.routes.clone();
+        net.veth_recreate(&k.dev, &k.peer, VETH_MAC)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (dev, forwarding) in [(&k.dev, "1"), (&k.peer, "1")] {
+            // No link-local address (nothing to speak ND with), no router solicitations,
+            // forwarding as the rest of the router; IPv4: our own addresses may come back
+            // through the pair (the MR's replies from its MNP address), no reverse-path
+            // filter (the mobile network's sources are routed the other way), and no
+            // redirects (a hairpin between two mobile routers at the HA is normal).
+            sysctl(&format!("ipv6/conf/{dev}/addr_gen_mode"), "1")?;
+            sysctl(&format!("ipv6/conf/{dev}/forwarding"), forwarding)?;
+            sysctl(&format!("ipv4/conf/{dev}/accept_local"), "1")?;
+            sysctl(&format!("ipv4/conf/{dev}/rp_filter"), "0")?;
+            sysctl(&format!("ipv4/conf/{dev}/send_redirects"), "0")?;
+        }
+        net.link_set(&k.peer, Some(true), Some(PEER_MTU))
+            .await
+            .map_err(|e| e.to_string())?;
+        net.link_set(&k.dev, Some(true), Some(mtu))
+            .await
+            .map_err(|e| e.to_string())?;
+        // Probe: the kernel takes both kinds of lightweight tunnel (a kernel without
+        // CONFIG_IPV6_SEG6_LWTUNNEL refuses them here, and we fall back).
+        let probe = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0x6f);
+        for (table, encap) in [
+            (k.table, LwEncap::Seg6Red(probe)),
+            (k.decap6_table(), LwEncap::EndDx6(KERNEL_NH6)),
+        ] {
+            let mut r = RouteSpec::dev(table, IpNet::V6(probe.into()), &k.peer);
+            r.encap = Some(encap);
+            net.route_replace(&r)
+                .await
+                .map_err(|e| format!("SRv6 probe ({encap}): {e}"))?;
+            let _ = net.route_del(&r).await;
+        }
+        nft(&filter_base_script()).await?;
+        net.local_rule_move().await.map_err(|e| e.to_string())?;
+        info!(dev = %k.dev, peer = %k.peer, table = k.table, mtu,
+            "kernel data plane set up (SRv6 encapsulation, seg6local decapsulation, nftables filter)");
+        Ok(())
+    }
+
+    /// The kernel data plane's routes and devices.
+    pub fn routes(&self) -> &KernelRoutes {
+        &self.routes
+    }
+
+    /// Brings the filter and the tunnel source to the bindings `bindings` (all the live
+    /// ones; those not on the kernel path are skipped).
+    pub async fn sync<'a>(
+        &mut self,
+        cfg: &RouteConfig,
+        bindings: impl Iterator<Item = &'a Binding>,
+    ) -> Result<(), String> {
+        let mut entries = BTreeMap::new();
+        for b in bindings {
+            if let Some((local, remote)) = kernel_ends(cfg, b) {
+                let sources = crate::routes::sources(b).into_iter().collect();
+                entries.insert(
+                    crate::routes::key(b),
+                    Entry {
+                        local,
+                        remote,
+                        sources,
+                    },
+                );
+            }
+        }
+        let tunsrc = entries.values().map(|e| e.local).next();
+        let script = self.filter.plan(self.mode, entries);
+        if !script.is_empty() {
+            tracing::debug!(%script, "ingress filter change");
+            if let Err(e) = nft(&script).await {
+                // Rebuild from scratch next time rather than trust a half-known state.
+                self.filter = Filter::default();
+                let _ = nft(&filter_base_script()).await;
+                return Err(e);
+            }
+        }
+        if let Some(src) = tunsrc
+            && self.tunsrc != Some(src)
+        {
+            ip(&["sr", "tunsrc", "set", &src.to_string()]).await?;
+            info!(%src, "SRv6 tunnel source set");
+            self.tunsrc = Some(src);
+        }
+        Ok(())
+    }
+
+    /// The filter's drop counters: (spoofed inner source, no binding, link scope).
+    pub async fn counters() -> Option<(u64, u64, u64)> {
+        let out = tokio::process::Command::new("nft")
+            .args(["list", "counters", "table", "ip6", NFT_TABLE])
+            .output()
+            .await
+            .ok()?;
+        parse_counters(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Takes down what [`KernelPlane::start`] set up (the routes and rules go with the
+    /// bindings, before this): the local rule back first, then the filter, the pair and
+    /// the tunnel source. Failures are logged; the next start cleans up too.
+    pub async fn stop(&mut self, net: &mut RtNetOps) {
+        match restore_local_rule(net).await {
+            Ok(true) => info!("local table rule back at priority 0"),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "local table rule not restored"),
+        }
+        let t = NFT_TABLE;
+        if let Err(e) = nft(&format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")).await {
+            warn!(error = %e, "ingress filter not removed");
+        }
+        if let Err(e) = net.link_delete(&self.routes.dev).await {
+            warn!(error = %e, "veth pair not removed");
+        }
+        if self.tunsrc.take().is_some()
+            && let Err(e) = ip(&["sr", "tunsrc", "set", "::"]).await
+        {
+            warn!(error = %e, "SRv6 tunnel source not reset");
+        }
+    }
+}
+
+/// Reads `nft list counters` output: the packets of our three named counters.
+pub fn parse_counters(text: &str) -> Option<(u64, u64, u64)> {
+    let mut found = BTreeMap::new();
+    let mut name = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("counter ") {
+            name = rest.split_whitespace().next().map(str::to_owned);
+        } else if let Some(rest) = l.strip_prefix("packets ")
+            && let Some(n) = &name
+        {
+            let v: u64 = rest.split_whitespace().next()?.parse().ok()?;
+            found.insert(n.clone(), v);
+        }
+    }
+    Some((
+        *found.get("spoofed_inner")?,
+        *found.get("no_binding")?,
+        *found.get("link_scope")?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn inner_sources_match_the_prefix_bits_behind_the_outer_header() {
+        assert_eq!(
+            inner_source_match(&net("2001:db8:100::/64")),
+            "ip6 nexthdr 41 @nh,384,64 0x20010db801000000"
+        );
+        assert_eq!(
+            inner_source_match(&net("2001:db8:100::1/128")),
+            "ip6 nexthdr 41 @nh,384,128 0x20010db8010000000000000000000001"
+        );
+        assert_eq!(
+            inner_source_match(&net("198.51.100.0/24")),
+            "ip6 nexthdr 4 @nh,416,24 0xc63364"
+        );
+        // Host bits beyond the prefix are ignored, not matched.
+        assert_eq!(
+            inner_source_match(&net("2001:db8:100::5/56")),
+            "ip6 nexthdr 41 @nh,384,56 0x20010db8010000"
+        );
+        assert_eq!(inner_source_match(&net("::/0")), "ip6 nexthdr 41");
+    }
+
+    #[test]
+    fn filter_changes_are_per_far_end() {
+        let mut f = Filter::default();
+        let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+        let coa1: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+        let coa2: Ipv6Addr = "2001:db8:b::2".parse().unwrap();
+        let entry = |remote, p: &str| Entry {
+            local: ha,
+            remote,
+            sources: [net(p)].into_iter().collect(),
+        };
+        let k1 = ("2001:db8:1::1".parse().unwrap(), None);
+        let k2 = ("2001:db8:2::1".parse().unwrap(), None);
+        let s = f.plan(
+            Mode::HomeAgent,
+            [(k1, entry(coa1, "2001:db8:100::/64"))].into(),
+        );
+        assert!(s.contains("add element ip6 nemonetd peers { 2001:db8:a::2 : jump p_"));
+        assert!(s.contains("add element ip6 nemonetd locals { 2001:db8:a::1 }"));
+        assert!(s.contains("counter name spoofed_inner drop"));
+        // Same again: nothing to do.
+        let same = f.plan(
+            Mode::HomeAgent,
+            [(k1, entry(coa1, "2001:db8:100::/64"))].into(),
+        );
+        assert_eq!(same, "");
+        // A second router: only its chain and element.
+        let s = f.plan(
+            Mode::HomeAgent,
+            [
+                (k1, entry(coa1, "2001:db8:100::/64")),
+                (k2, entry(coa2, "2001:db8:200::/64")),
+            ]
+            .into(),
+        );
+        assert!(!s.contains("2001:db8:a::2"), "{s}");
+        assert!(s.contains("2001:db8:b::2"), "{s}");
+        assert!(!s.contains("locals"), "{s}");
+        // The first moves: its old far end goes, the new one comes, the other stays.
+        let s = f.plan(
+            Mode::HomeAgent,
+            [
+                (
+                    k1,
+                    entry("2001:db8:c::2".parse().unwrap(), "2001:db8:100::/64"),
+                ),
+                (k2, entry(coa2, "2001:db8:200::/64")),
+            ]
+            .into(),
+        );
+        assert!(s.contains("delete element ip6 nemonetd peers { 2001:db8:a::2 }"));
+        assert!(s.contains("add element ip6 nemonetd peers { 2001:db8:c::2"));
+        assert!(!s.contains("2001:db8:b::2"), "{s}");
+        // All gone: elements, chains and our end point.
+        let s = f.plan(Mode::HomeAgent, BTreeMap::new());
+        assert_eq!(s.matches("delete chain").count(), 2, "{s}");
+        assert!(s.contains("delete element ip6 nemonetd locals { 2001:db8:a::1 }"));
+    }
+
+    #[test]
+    fn the_mobile_router_accepts_any_inner_source_from_its_home_agent() {
+        let mut f = Filter::default();
+        let coa: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+        let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+        let s = f.plan(
+            Mode::MobileRouter,
+            [(
+                ("2001:db8:1::1".parse().unwrap(), None),
+                Entry {
+                    local: coa,
+                    remote: ha,
+                    sources: [net("2001:db8:100::/64")].into_iter().collect(),
+                },
+            )]
+            .into(),
+        );
+        assert!(s.contains(" accept\n"), "{s}");
+        assert!(!s.contains("spoofed_inner"), "{s}");
+    }
+
+    #[test]
+    fn counters_are_read_from_nft_output() {
+        let text = "table ip6 nemonetd {\n\tcounter spoofed_inner {\n\t\tpackets 3 bytes 312\n\t}\n\tcounter no_binding {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter link_scope {\n\t\tpackets 7 bytes 1\n\t}\n}\n";
+        assert_eq!(parse_counters(text), Some((3, 0, 7)));
+        assert_eq!(parse_counters(""), None);
+    }
+
+    #[test]
+    fn veth_names_fit_the_kernel() {
+        assert_eq!(
+            veth_names("nemo0"),
+            Some(("nemo0k".into(), "nemo0kx".into()))
+        );
+        assert_eq!(
+            veth_names("abcdefghijklm"),
+            Some(("abcdefghijklmk".into(), "abcdefghijklmkx".into()))
+        );
+        assert_eq!(veth_names("abcdefghijklmn"), None);
+    }
+}
