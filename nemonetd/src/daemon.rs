@@ -142,14 +142,15 @@ impl Daemon {
         let kernel = crate::routes::kernel_ends(self.routes.config(), b).is_some();
         let dataplane = if kernel { "kernel" } else { "tun" };
         info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, dataplane, "binding up");
+        // Data plane first: once a route points into the TUN, its packets find a peer.
+        // Kernel bindings are in the peer table too: the ICMP errors about the tunnel
+        // packets the kernel sends come to our ICMPv6 socket and are relayed to the
+        // original sender like the TUN path's (RFC 2473 §8, [`crate::dataplane::icmp`]).
+        self.table.upsert(peer);
         if kernel {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
-            self.table.remove(b);
             self.sync_kernel(Some(b)).await;
-        } else {
-            // Data plane first: once a route points into the TUN, its packets find a peer.
-            self.table.upsert(peer);
         }
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
@@ -500,6 +501,8 @@ async fn start_kernel(
     use crate::kernel::Choice;
     let choice = settings.dataplane;
     if choice == Choice::Tun {
+        // A kernel data plane a crashed run left (its routes and rules go with the flush).
+        crate::kernel::remove_leftovers(net, &settings.routes.tun).await;
         info!("data plane: TUN for every binding (dataplane tun)");
         return Ok(None);
     }
@@ -520,6 +523,7 @@ async fn start_kernel(
         dev,
         peer,
         table: settings.kernel_table,
+        hop_limit: settings.hop_limit,
     };
     let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
     match KernelPlane::start(net, routes.clone(), settings.routes.mode, mtu).await {

@@ -314,6 +314,19 @@ pub async fn restore_local_rule(net: &mut RtNetOps) -> Result<bool, String> {
     net.local_rule_restore().await.map_err(|e| e.to_string())
 }
 
+/// Removes what a kernel data plane of a crashed run left, when this run does without
+/// one: the veth pair (its routes go with it) and the filter. The local rule is put back by
+/// [`restore_local_rule`] at every start.
+pub async fn remove_leftovers(net: &mut RtNetOps, tun: &str) {
+    if let Some((dev, _)) = veth_names(tun) {
+        if let Err(e) = net.link_delete(&dev).await {
+            warn!(error = %e, "a previous run's veth pair not removed");
+        }
+    }
+    let t = NFT_TABLE;
+    let _ = nft(&format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")).await;
+}
+
 impl KernelPlane {
     /// Sets up the veth pair, probes SRv6 encapsulation and decapsulation, creates the
     /// filter and moves the local rule. Whatever fails, what was set up is taken down
@@ -366,7 +379,7 @@ impl KernelPlane {
         // CONFIG_IPV6_SEG6_LWTUNNEL refuses them here, and we fall back).
         let probe = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0x6f);
         for (table, encap) in [
-            (k.table, LwEncap::Seg6Red(probe)),
+            (k.table, LwEncap::Seg6Red(probe, k.hop_limit)),
             (k.decap6_table(), LwEncap::EndDx6(KERNEL_NH6)),
         ] {
             let mut r = RouteSpec::dev(table, IpNet::V6(probe.into()), &k.peer);

@@ -23,8 +23,8 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMe
 use rtnetlink::packet_route::link::LinkAttribute;
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteLwEnCapType, RouteLwTunnelEncap, RouteMessage,
-    RouteProtocol, RouteScope, RouteSeg6IpTunnel, RouteSeg6LocalTunnel, RouteType, Seg6Header,
-    Seg6LocalAction, Seg6Mode,
+    RouteMetric, RouteProtocol, RouteScope, RouteSeg6IpTunnel, RouteSeg6LocalTunnel, RouteType,
+    Seg6Header, Seg6LocalAction, Seg6Mode,
 };
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
@@ -97,9 +97,10 @@ pub struct RouteSpec {
 /// IPv4-in-IPv6 (no segment routing header), and the two decapsulations of seg6local.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LwEncap {
-    /// `encap seg6 mode encap.red segs SEGMENT`: an outer IPv6 header to SEGMENT (the
-    /// tunnel's far end), next header 41 or 4 after the inner packet's family.
-    Seg6Red(Ipv6Addr),
+    /// `encap seg6 mode encap.red segs SEGMENT hoplimit H`: an outer IPv6 header to
+    /// SEGMENT (the tunnel's far end), next header 41 or 4 after the inner packet's family,
+    /// hop limit H (the encapsulation takes the route's hoplimit metric).
+    Seg6Red(Ipv6Addr, u8),
     /// `encap seg6local action End.DX6 nh6 NH`: strip the outer header and forward the
     /// inner IPv6 packet to NH.
     EndDx6(Ipv6Addr),
@@ -110,7 +111,7 @@ pub enum LwEncap {
 impl fmt::Display for LwEncap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LwEncap::Seg6Red(a) => write!(f, "encap seg6 mode encap.red segs {a}"),
+            LwEncap::Seg6Red(a, h) => write!(f, "encap seg6 mode encap.red segs {a} hoplimit {h}"),
             LwEncap::EndDx6(a) => write!(f, "encap seg6local action End.DX6 nh6 {a}"),
             LwEncap::EndDx4(a) => write!(f, "encap seg6local action End.DX4 nh4 {a}"),
         }
@@ -511,6 +512,12 @@ impl RtNetOps {
             let (kind, encap) = lw_encap(e);
             m.attributes.push(RouteAttribute::Encap(encap));
             m.attributes.push(RouteAttribute::EncapType(kind));
+            if let LwEncap::Seg6Red(_, hop_limit) = e {
+                m.attributes
+                    .push(RouteAttribute::Metrics(vec![RouteMetric::Hoplimit(
+                        u32::from(hop_limit),
+                    )]));
+            }
         }
         Ok(m)
     }
@@ -731,7 +738,7 @@ impl RtNetOps {
 /// The netlink attributes of a lightweight tunnel.
 fn lw_encap(e: LwEncap) -> (RouteLwEnCapType, Vec<RouteLwTunnelEncap>) {
     match e {
-        LwEncap::Seg6Red(segment) => (
+        LwEncap::Seg6Red(segment, _) => (
             RouteLwEnCapType::Seg6,
             vec![RouteLwTunnelEncap::Seg6(RouteSeg6IpTunnel::Seg6({
                 let mut h = Seg6Header::default();

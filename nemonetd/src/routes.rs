@@ -105,6 +105,8 @@ pub struct KernelRoutes {
     /// The encapsulation table (one SRv6 route per destination); `table + 1` and
     /// `table + 2` hold the IPv6 and IPv4 decapsulation routes.
     pub table: u32,
+    /// The outer hop limit (`tunnel-hop-limit`).
+    pub hop_limit: u8,
 }
 
 impl KernelRoutes {
@@ -350,7 +352,7 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
     let encap_route = |dst: IpNet| {
         kernel.map(|(k, (_, remote))| {
             let mut r = RouteSpec::dev(k.table, dst, &k.peer);
-            r.encap = Some(LwEncap::Seg6Red(remote));
+            r.encap = Some(LwEncap::Seg6Red(remote, k.hop_limit));
             r
         })
     };

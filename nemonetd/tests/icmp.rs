@@ -103,10 +103,13 @@ fn binding() -> Binding {
     }
 }
 
-/// Starts both ends with the binding; `ha_extra` are the HA's extra flags.
-fn tunnel(w: &World, dir: &Path, ha_extra: &[&str]) -> (Nemonetd, Nemonetd) {
-    let mr = start(&w.mr, "-m", dir, "mr", &[]);
-    let ha = start(&w.ha, "-h", dir, "ha", ha_extra);
+/// Starts both ends with the binding; `ha_extra` are the HA's extra flags; both use the
+/// data plane `dataplane`.
+fn tunnel(w: &World, dir: &Path, dataplane: &str, ha_extra: &[&str]) -> (Nemonetd, Nemonetd) {
+    let mr = start(&w.mr, "-m", dir, "mr", &["--dataplane", dataplane]);
+    let mut ha_args = vec!["--dataplane", dataplane];
+    ha_args.extend_from_slice(ha_extra);
+    let ha = start(&w.ha, "-h", dir, "ha", &ha_args);
     let b = binding();
     mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
     ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();
@@ -144,13 +147,24 @@ fn logs(a: &Nemonetd, b: &Nemonetd) -> String {
 
 #[test]
 fn packet_too_big_on_the_tunnel_path_reaches_the_sender() {
+    packet_too_big("tun");
+}
+
+/// The kernel data plane sends the tunnel packets; the errors about them still reach
+/// nemonetd's ICMPv6 socket and are relayed.
+#[test]
+fn packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender() {
+    packet_too_big("kernel");
+}
+
+fn packet_too_big(dataplane: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let w = world("ptb");
-    let (mr, ha) = tunnel(&w, dir.path(), &[]);
+    let w = world(if dataplane == "kernel" { "kptb" } else { "ptb" });
+    let (mr, ha) = tunnel(&w, dir.path(), dataplane, &[]);
     // Small packets cross: the tunnel works.
     let ok = ping(
         &w.cn,
@@ -229,15 +243,32 @@ fn packet_too_big_on_the_tunnel_path_reaches_the_sender() {
 
 #[test]
 fn time_exceeded_on_the_tunnel_path_is_unreachable_for_the_sender() {
+    time_exceeded("tun");
+}
+
+/// The kernel's SRv6 encapsulation copies an IPv6 packet's hop limit into the outer
+/// header (the tunnel hop limit applies to IPv4 inside only): an IPv6 packet that reaches
+/// the HA with hop limit 2 runs out at the router instead.
+#[test]
+fn time_exceeded_on_the_kernel_tunnel_path_is_unreachable_for_the_sender() {
+    time_exceeded("kernel");
+}
+
+fn time_exceeded(dataplane: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let w = world("hop");
+    let w = world(if dataplane == "kernel" { "khop" } else { "hop" });
     // The tunnel packets leave the HA with hop limit 1: the router cannot forward them.
-    let (mr, ha) = tunnel(&w, dir.path(), &["--hop-limit", "1"]);
-    let out = ping(&w.cn, &["-6", "-c", "1", "-W", "3", "2001:db8:100::2"]);
+    let (mr, ha) = tunnel(&w, dir.path(), dataplane, &["--hop-limit", "1"]);
+    // CN -> HA takes one hop: the packet leaves the HA with hop limit 2 inside, and 2
+    // outside on the kernel path, 1 once the HA forwards it.
+    let out = ping(
+        &w.cn,
+        &["-6", "-c", "1", "-W", "3", "-t", "3", "2001:db8:100::2"],
+    );
     assert!(
         out.contains("Address unreachable") || out.contains("Destination unreachable"),
         "no Destination Unreachable for the CN: {out}\n{}",

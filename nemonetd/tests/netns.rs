@@ -521,6 +521,59 @@ fn tunnel_scenario(dataplane: &str) {
             String::from_utf8_lossy(&out.stdout)
         );
     }
+    // The other way: the HA's device towards the tunnel has its MTU too, so the CN hears
+    // Packet Too Big from the HA.
+    let out = w.cn.try_exec(
+        "ping",
+        &[
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            "-M",
+            "do",
+            "-s",
+            "1452",
+            "2001:db8:100::2",
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("mtu=1460") || text.contains("mtu = 1460"),
+        "no Packet Too Big from the HA: {text}"
+    );
+    // Up to 8000 octets: IPv4 without DF fragmented before the tunnel, IPv6 fragmented by
+    // the source after the Packet Too Big above; both ways.
+    for (ns, fam, dst) in [
+        (&w.mnn, "-4", "203.0.113.2"),
+        (&w.cn, "-4", "198.51.100.2"),
+        (&w.mnn, "-6", "2001:db8:c::2"),
+        (&w.cn, "-6", "2001:db8:100::2"),
+    ] {
+        let out = ns.try_exec(
+            "ping",
+            &[
+                fam, "-c", "3", "-i", "0.2", "-W", "2", "-M", "dont", "-s", "8000", dst,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains(" 0 received"),
+            "8000-octet pings to {dst}: {text}"
+        );
+    }
+    // ICMP errors beyond the tunnel come back through it: hop limit 2 runs out at the HA.
+    let out = w.mnn.try_exec(
+        "ping",
+        &["-6", "-c", "1", "-W", "2", "-t", "2", "2001:db8:c::2"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Time exceeded") && text.contains("2001:db8:a::1"),
+        "no Time Exceeded from the HA: {text}"
+    );
     assert!(ping(&w.mnn, "203.0.113.2"), "MNN -> CN IPv4");
     assert!(ping(&w.mnn, "2001:db8:c::2"), "MNN -> CN IPv6");
     assert!(ping(&w.cn, "198.51.100.2"), "CN -> MNN IPv4");
