@@ -1,7 +1,10 @@
 #!/bin/bash
 # Throughput through nemonetd's tunnel against the same topology routed directly, in
-# network namespaces MNN - MR - HA - CN (the namespace test's topology), for profiling by
-# hand: `NND_HOLD=1` keeps everything up until Enter is pressed.
+# network namespaces MNN - MR - HA - CN (the namespace test's topology), one run: routed
+# directly, then through each data plane (DATAPLANES, default "kernel tun"), TCP and UDP
+# (1400-octet datagrams, unlimited rate: what arrives), IPv6 and IPv4 inside; a markdown
+# table with the ratios to the direct path. For profiling by hand: `NND_HOLD=1` keeps the
+# last data plane up until Enter is pressed.
 #
 #   cargo build --release -p nemonetd -p mipsock
 #   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
@@ -37,26 +40,38 @@ x mnn ip -6 route add default via 2001:db8:100::1; x mnn ip route add default vi
 x cn ip -6 route add default via 2001:db8:c::1; x cn ip route add default via 203.0.113.1
 x cn iperf3 -s -D --logfile "$TMP/iperf3.log"
 
-gbps() { x mnn iperf3 -c "$1" -t "$SECS" -J | python3 -c \
+# Gbit/s received: TCP, or UDP (what the receiver got of an unlimited send).
+tcp() { x mnn iperf3 -c "$1" -t "$SECS" -J | python3 -c \
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
+udp() { x mnn iperf3 -c "$1" -u -b 0 -l 1400 -t "$SECS" -J | python3 -c \
+    'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print("%.2f" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9))'; }
+measure() { echo "$(tcp 2001:db8:c::2) $(tcp 203.0.113.2) $(udp 2001:db8:c::2) $(udp 203.0.113.2)"; }
 
 x mr ip -6 route add default via 2001:db8:a::1; x mr ip route add default via 192.0.2.1
 x ha ip -6 route add 2001:db8:100::/64 via 2001:db8:a::2; x ha ip route add 198.51.100.0/24 via 192.0.2.2
-D6=$(gbps 2001:db8:c::2); D4=$(gbps 203.0.113.2)
+read -r D6 D4 U6 U4 <<<"$(measure)"
 x mr ip -6 route del default via 2001:db8:a::1; x mr ip route del default via 192.0.2.1
 x ha ip -6 route del 2001:db8:100::/64 via 2001:db8:a::2; x ha ip route del 198.51.100.0/24 via 192.0.2.2
 
-mkdir -p "$TMP/bus-mr" "$TMP/bus-ha"
-x mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr" "$@" eth0 2>"$TMP/mr.log" &
-x ha "$BIN/nemonetd" -f -h -b "$TMP/bus-ha" "$@" eth0 2>"$TMP/ha.log" &
-until grep -q ' ready' "$TMP/mr.log" && grep -q ' ready' "$TMP/ha.log"; do sleep 0.1; done
+ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
+echo "| path | TCP IPv6 inside | TCP IPv4 inside | UDP IPv6 inside | UDP IPv4 inside |"
+echo "| --- | --- | --- | --- | --- |"
+echo "| routed directly | $D6 Gbit/s | $D4 | $U6 | $U4 |"
 B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
-"$BIN/mipsock" inject bul-add -b "$TMP/bus-mr" $B >/dev/null
-"$BIN/mipsock" inject bc-add -b "$TMP/bus-ha" $B >/dev/null
-until x mnn ping -c1 -W1 2001:db8:c::2 >/dev/null 2>&1; do sleep 0.2; done
-T6=$(gbps 2001:db8:c::2); T4=$(gbps 203.0.113.2)
-echo "MNN->CN TCP IPv6: direct $D6 Gbit/s, tunnel $T6 Gbit/s"
-echo "MNN->CN TCP IPv4: direct $D4 Gbit/s, tunnel $T4 Gbit/s (IPv4-in-IPv6)"
-if [ -n "${NND_HOLD:-}" ]; then
-    echo "namespaces $P-{mnn,mr,ha,cn}; logs in $TMP; Enter to tear down"; read -r _
-fi
+for DP in ${DATAPLANES:-kernel tun}; do
+    mkdir -p "$TMP/bus-mr-$DP" "$TMP/bus-ha-$DP"
+    x mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/mr-$DP.log" &
+    MRPID=$!
+    x ha "$BIN/nemonetd" -f -h -b "$TMP/bus-ha-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/ha-$DP.log" &
+    HAPID=$!
+    until grep -q ' ready' "$TMP/mr-$DP.log" && grep -q ' ready' "$TMP/ha-$DP.log"; do sleep 0.1; done
+    "$BIN/mipsock" inject bul-add -b "$TMP/bus-mr-$DP" $B >/dev/null
+    "$BIN/mipsock" inject bc-add -b "$TMP/bus-ha-$DP" $B >/dev/null
+    until x mnn ping -c1 -W1 2001:db8:c::2 >/dev/null 2>&1; do sleep 0.2; done
+    read -r T6 T4 V6 V4 <<<"$(measure)"
+    echo "| $DP data plane | $T6 ($(ratio "$T6" "$D6")) | $T4 ($(ratio "$T4" "$D4")) | $V6 ($(ratio "$V6" "$U6")) | $V4 ($(ratio "$V4" "$U4")) |"
+    if [ -n "${NND_HOLD:-}" ]; then
+        echo "namespaces $P-{mnn,mr,ha,cn}; logs in $TMP; Enter to go on"; read -r _
+    fi
+    kill "$MRPID" "$HAPID"; wait "$MRPID" "$HAPID" 2>/dev/null || true
+done

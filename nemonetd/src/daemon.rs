@@ -139,6 +139,7 @@ impl Daemon {
                 return;
             }
         };
+        self.place_kernel_source(b);
         let kernel = crate::routes::kernel_ends(self.routes.config(), b).is_some();
         let dataplane = if kernel { "kernel" } else { "tun" };
         info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, dataplane, "binding up");
@@ -159,6 +160,24 @@ impl Daemon {
         if !kernel {
             // A binding that left the kernel path (an IPv4 CoA now).
             self.sync_kernel(None).await;
+        }
+    }
+
+    /// The kernel's tunnel source follows a binding that could use the kernel path when no
+    /// other binding uses it (the MR's CoA after a move, the HA's first address); a
+    /// binding with another local end point then takes the TUN device.
+    fn place_kernel_source(&mut self, b: &Binding) {
+        let cfg = self.routes.config();
+        let Some((local, _)) = crate::routes::kernel_candidate(cfg, b) else {
+            return;
+        };
+        let key = crate::routes::key(b);
+        let others = self
+            .routes
+            .bindings()
+            .any(|o| crate::routes::key(o) != key && crate::routes::kernel_ends(cfg, o).is_some());
+        if !others {
+            self.routes.set_kernel_source(Some(local));
         }
     }
 
@@ -228,6 +247,14 @@ impl Daemon {
             warn!(hoa = %b.hoa, error = %e, "removal incomplete");
         }
         self.table.remove(b);
+        let cfg = self.routes.config();
+        if !self
+            .routes
+            .bindings()
+            .any(|o| crate::routes::kernel_ends(cfg, o).is_some())
+        {
+            self.routes.set_kernel_source(None);
+        }
         self.sync_kernel(None).await;
         self.update_mtu().await;
     }
@@ -238,6 +265,7 @@ impl Daemon {
             warn!(error = %e, "flush incomplete");
         }
         self.table.clear();
+        self.routes.set_kernel_source(None);
         self.sync_kernel(None).await;
     }
 
@@ -524,6 +552,7 @@ async fn start_kernel(
         peer,
         table: settings.kernel_table,
         hop_limit: settings.hop_limit,
+        source: None,
     };
     let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
     match KernelPlane::start(net, routes.clone(), settings.routes.mode, mtu).await {

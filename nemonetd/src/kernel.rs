@@ -318,10 +318,10 @@ pub async fn restore_local_rule(net: &mut RtNetOps) -> Result<bool, String> {
 /// one: the veth pair (its routes go with it) and the filter. The local rule is put back by
 /// [`restore_local_rule`] at every start.
 pub async fn remove_leftovers(net: &mut RtNetOps, tun: &str) {
-    if let Some((dev, _)) = veth_names(tun) {
-        if let Err(e) = net.link_delete(&dev).await {
-            warn!(error = %e, "a previous run's veth pair not removed");
-        }
+    if let Some((dev, _)) = veth_names(tun)
+        && let Err(e) = net.link_delete(&dev).await
+    {
+        warn!(error = %e, "a previous run's veth pair not removed");
     }
     let t = NFT_TABLE;
     let _ = nft(&format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")).await;
@@ -354,6 +354,18 @@ impl KernelPlane {
 
     async fn setup(&mut self, net: &mut RtNetOps, mtu: u32) -> Result<(), String> {
         let k = self.routes.clone();
+        // Decapsulated packets are forwarded from the egress interface to the pair: a node
+        // that does not forward (a mobile host) keeps the TUN device rather than turn
+        // into a router on its access link.
+        if std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")
+            .is_ok_and(|v| v.trim() == "0")
+        {
+            return Err(
+                "IPv6 forwarding is off here (a mobile host): decapsulated packets \
+                 are forwarded from the egress interface"
+                    .into(),
+            );
+        }
         net.veth_recreate(&k.dev, &k.peer, VETH_MAC)
             .await
             .map_err(|e| e.to_string())?;
@@ -365,6 +377,7 @@ impl KernelPlane {
             // redirects (a hairpin between two mobile routers at the HA is normal).
             sysctl(&format!("ipv6/conf/{dev}/addr_gen_mode"), "1")?;
             sysctl(&format!("ipv6/conf/{dev}/forwarding"), forwarding)?;
+            sysctl(&format!("ipv4/conf/{dev}/forwarding"), forwarding)?;
             sysctl(&format!("ipv4/conf/{dev}/accept_local"), "1")?;
             sysctl(&format!("ipv4/conf/{dev}/rp_filter"), "0")?;
             sysctl(&format!("ipv4/conf/{dev}/send_redirects"), "0")?;
@@ -422,7 +435,7 @@ impl KernelPlane {
                 );
             }
         }
-        let tunsrc = entries.values().map(|e| e.local).next();
+        let tunsrc = cfg.kernel.as_ref().and_then(|k| k.source);
         let script = self.filter.plan(self.mode, entries);
         if !script.is_empty() {
             tracing::debug!(%script, "ingress filter change");

@@ -107,6 +107,11 @@ pub struct KernelRoutes {
     pub table: u32,
     /// The outer hop limit (`tunnel-hop-limit`).
     pub hop_limit: u8,
+    /// The tunnel source of the kernel's encapsulation: one per network namespace
+    /// (`ip sr tunsrc`), so only the bindings whose local end point it is take the kernel
+    /// path (a HA with two home agent addresses serves the second's through the TUN
+    /// device). Set by the daemon from the first binding ([`kernel_candidate`]).
+    pub source: Option<Ipv6Addr>,
 }
 
 impl KernelRoutes {
@@ -148,8 +153,17 @@ const IPPROTO_IPV6: u8 = 41;
 const IPPROTO_IPIP: u8 = 4;
 
 /// Whether a binding goes through the kernel data plane: an IPv6 outer header (IPv6
-/// care-of address, no UDP), away from home. Its (local, remote) tunnel end points.
+/// care-of address, no UDP), away from home, and its local end point the kernel's tunnel
+/// source. Its (local, remote) tunnel end points.
 pub fn kernel_ends(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    let ends = kernel_candidate(cfg, b)?;
+    let source = cfg.kernel.as_ref()?.source;
+    (source == Some(ends.0)).then_some(ends)
+}
+
+/// Whether a binding could take the kernel data plane, whatever the tunnel source: its
+/// (local, remote) end points.
+pub fn kernel_candidate(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
     cfg.kernel.as_ref()?;
     let CareOf::V6(coa) = b.coa else {
         return None;
@@ -585,6 +599,14 @@ impl<N: NetOps> RouteManager<N> {
     /// The configuration.
     pub fn config(&self) -> &RouteConfig {
         &self.cfg
+    }
+
+    /// Sets the kernel data plane's tunnel source ([`KernelRoutes::source`]); the
+    /// bindings added from now on are placed by it.
+    pub fn set_kernel_source(&mut self, source: Option<Ipv6Addr>) {
+        if let Some(k) = &mut self.cfg.kernel {
+            k.source = source;
+        }
     }
 
     /// The live bindings.

@@ -565,15 +565,25 @@ fn tunnel_scenario(dataplane: &str) {
         );
     }
     // ICMP errors beyond the tunnel come back through it: hop limit 2 runs out at the HA.
+    // The kernel's encapsulation copies the hop limit left (1) into the outer header
+    // instead, so the packet runs out at the tunnel entry; the MR reports that to the MNN
+    // as its Destination Unreachable (RFC 2473 §8).
     let out = w.mnn.try_exec(
         "ping",
         &["-6", "-c", "1", "-W", "2", "-t", "2", "2001:db8:c::2"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("Time exceeded") && text.contains("2001:db8:a::1"),
-        "no Time Exceeded from the HA: {text}"
-    );
+    if kernel {
+        assert!(
+            text.contains("Destination unreachable") && text.contains("2001:db8:100::1"),
+            "no Destination Unreachable from the MR: {text}"
+        );
+    } else {
+        assert!(
+            text.contains("Time exceeded") && text.contains("2001:db8:a::1"),
+            "no Time Exceeded from the HA: {text}"
+        );
+    }
     assert!(ping(&w.mnn, "203.0.113.2"), "MNN -> CN IPv4");
     assert!(ping(&w.mnn, "2001:db8:c::2"), "MNN -> CN IPv6");
     assert!(ping(&w.cn, "198.51.100.2"), "CN -> MNN IPv4");
@@ -1082,15 +1092,16 @@ fn kernel_changes_from_outside_are_reconciled() {
     }
     let dir = tempfile::tempdir().unwrap();
     let w = world("watch");
-    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", true);
+    // With the kernel data plane: its routes are bindings' routes like the TUN path's.
+    let mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr", true, "kernel");
     mr.bus.send(&Message::new(Body::BulAdd(binding()))).unwrap();
     wait_for("the MR's routes and rules", Duration::from_secs(10), || {
         let m = routes_ours(&w.mr);
-        m.contains("from 2001:db8:100::/64") && m.contains("default dev nemo0")
+        m.contains("from 2001:db8:100::/64") && m.contains("default dev nemo0k")
     });
     // An operator's cleanup removes one of each.
     w.mr.ip(&[
-        "-6", "route", "del", "default", "dev", "nemo0", "table", "100",
+        "-6", "route", "del", "default", "dev", "nemo0k", "table", "100",
     ]);
     w.mr.ip(&[
         "-6",
@@ -1107,7 +1118,7 @@ fn kernel_changes_from_outside_are_reconciled() {
         m.contains("from 2001:db8:100::/64")
             && w.mr
                 .ip_text(&["-6", "route", "show", "table", "100"])
-                .contains("default dev nemo0")
+                .contains("default dev nemo0k")
     });
     wait_for("both deletions seen", Duration::from_secs(5), || {
         let log = log_text(&mr.log);
@@ -1116,8 +1127,70 @@ fn kernel_changes_from_outside_are_reconciled() {
     });
     // The egress link's MTU drops to 1400: the tunnel follows (1400 - 40).
     w.mr.ip(&["link", "set", "eth0", "mtu", "1400"]);
-    wait_for("TUN MTU 1360", Duration::from_secs(5), || {
+    wait_for("tunnel MTUs 1360", Duration::from_secs(5), || {
         w.mr.ip_text(&["link", "show", "nemo0"])
             .contains("mtu 1360")
+            && w.mr
+                .ip_text(&["link", "show", "nemo0k"])
+                .contains("mtu 1360")
     });
+}
+
+/// After a kill -9 with the kernel data plane up: the local rule stays where local
+/// delivery still works (priority 1), the next start puts it back at 0 before anything
+/// and sets the kernel path up again; a next start without the kernel path removes the
+/// veth pair and the filter a crashed run left.
+#[test]
+fn kernel_data_plane_recovers_after_a_crash() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("kcrash");
+    let b = binding();
+    let mut mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr1", true, "kernel");
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    wait_for("kernel routes", Duration::from_secs(10), || {
+        routes_ours(&w.mr).contains("encap seg6")
+    });
+    mr.proc.signal("KILL");
+    mr.proc.wait_exit(Duration::from_secs(5));
+    assert_eq!(local_rules(&w.mr), ["1:\tfrom all lookup local proto 110"]);
+    // Local delivery still works (the MR's own address answers from the MNN).
+    assert!(
+        ping(&w.mnn, "2001:db8:100::1"),
+        "local delivery after the crash"
+    );
+
+    // A restart with the kernel path: the rule is put back, then moved again.
+    let mut mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr2", true, "kernel");
+    let log = log_text(&mr.log);
+    assert!(
+        log.contains("left moved by a previous run: put back at priority 0"),
+        "{log}"
+    );
+    assert_eq!(local_rules(&w.mr), ["1:\tfrom all lookup local proto 110"]);
+    mr.proc.signal("KILL");
+    mr.proc.wait_exit(Duration::from_secs(5));
+
+    // A restart without it: nothing of the kernel path is left.
+    let mut mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr3", true, "tun");
+    assert_eq!(local_rules(&w.mr), ["0:\tfrom all lookup local"]);
+    assert!(
+        !w.mr
+            .try_exec("ip", &["link", "show", "nemo0k"])
+            .status
+            .success()
+    );
+    assert!(
+        !w.mr
+            .try_exec("nft", &["list", "table", "ip6", "nemonetd"])
+            .status
+            .success()
+    );
+    assert!(ping(&w.mnn, "2001:db8:100::1"), "local delivery");
+    mr.proc.signal("TERM");
+    assert_eq!(mr.proc.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(routes_ours(&w.mr), "");
 }
