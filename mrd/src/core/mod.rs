@@ -523,7 +523,8 @@ impl MrCore {
             MhRepr::BindingRefreshRequest(_) => self.process_brr(now, sig.mh),
             MhRepr::BindingError(be) => self.process_be(now, be.status, be.home_address),
             MhRepr::BindingUpdate(_) => debug!("Binding Update to a mobile router ignored"),
-            MhRepr::Other { mh_type, .. } => {
+            MhRepr::HomeAgentSwitch(_) | MhRepr::Other { .. } => {
+                let mh_type = repr.mh_type();
                 // RFC 6275 §9.2: a type we do not process (no route optimisation here)
                 // draws a Binding Error status 2, rate-limited like ICMPv6 errors (§9.3.3).
                 debug!(?mh_type, src = %sig.src, "unrecognised Mobility Header type");
