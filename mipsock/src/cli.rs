@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::endpoint::{Endpoint, EndpointOptions, Event, Stats, bus_dir_from_env};
 use crate::message::{
-    BeHint, Binding, Body, BuFlags, CareOf, Dad, DadOp, Encapsulation, HomeHint, MdCommand, MdHint,
-    MdInfo, Message, MessageType, NodeType, NodetypeInfo, RrHint,
+    BeHint, Binding, Body, BuFlags, CareOf, Dad, DadOp, Encapsulation, HaSwitch, HomeHint,
+    MdCommand, MdHint, MdInfo, Message, MessageType, NodeType, NodetypeInfo, RrHint,
 };
 use crate::{AsyncEndpoint, text};
 
@@ -218,6 +218,20 @@ pub enum InjectMessage {
     /// Ask the owners for their state (answers show up on taps; `mipsock state` collects
     /// them for you).
     StateRequest,
+    /// Ask had to send a Home Agent Switch (RFC 5142): the mobile routers and nodes
+    /// registered there move to another home agent.
+    ///
+    /// Example: `mipsock inject ha-switch --hoa 2001:db8:1::100 --to 2001:db8:1::2`.
+    /// Without --hoa every binding gets one; without --to had lists the other home agents
+    /// it learnt from the home link, and sends nothing if it knows none.
+    HaSwitch {
+        /// Only the binding of this home address.
+        #[arg(long)]
+        hoa: Option<Ipv6Addr>,
+        /// A home agent to list, most preferred first (repeat for several).
+        #[arg(long = "to", value_name = "HA")]
+        to: Vec<Ipv6Addr>,
+    },
 }
 
 /// Fields of a BC/BUL entry.
@@ -409,6 +423,10 @@ impl InjectMessage {
                 addr,
             }),
             InjectMessage::StateRequest => Body::StateRequest,
+            InjectMessage::HaSwitch { hoa, to } => Body::HaSwitch(HaSwitch {
+                hoa,
+                home_agents: to,
+            }),
         }
     }
 }
@@ -728,6 +746,42 @@ mod tests {
             })
         );
         assert_eq!(md.ifindex, 3);
+    }
+
+    #[test]
+    fn ha_switch_from_the_command_line() {
+        let body = |argv: &[&str]| {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            let Command::Inject(args) = cli.command else {
+                panic!("not inject")
+            };
+            args.message.unwrap().into_body()
+        };
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(
+            body(&[
+                "mipsock",
+                "inject",
+                "ha-switch",
+                "--hoa",
+                "2001:db8:1::100",
+                "--to",
+                "2001:db8:1::2",
+                "--to",
+                "2001:db8:7::1",
+            ]),
+            Body::HaSwitch(HaSwitch {
+                hoa: Some(a("2001:db8:1::100")),
+                home_agents: vec![a("2001:db8:1::2"), a("2001:db8:7::1")],
+            })
+        );
+        assert_eq!(
+            body(&["mipsock", "inject", "ha-switch"]),
+            Body::HaSwitch(HaSwitch::default())
+        );
+        // And as JSON, fields optional.
+        let m: Message = serde_json::from_str(r#"{"body":{"ha_switch":{}}}"#).unwrap();
+        assert_eq!(m.body, Body::HaSwitch(HaSwitch::default()));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::message::{
     BeHint, Binding, Body, Dad, Header, HomeHint, MdInfo, Message, MessageType, NodetypeInfo,
     RrHint, StateDump, StateEnd,
 };
-use crate::message::{DataplaneReady, MhUdpIn, MhUdpOut};
+use crate::message::{DataplaneReady, HaSwitch, MhUdpIn, MhUdpOut};
 
 /// Frame magic.
 pub const MAGIC: [u8; 4] = *b"MIPS";
@@ -180,6 +180,7 @@ pub fn encode_into(out: &mut Vec<u8>, header: &Header, body: &Body) -> Result<()
         Body::MhUdpIn(p) => put(p, out)?,
         Body::MhUdpOut(p) => put(p, out)?,
         Body::DataplaneReady(p) => put(p, out)?,
+        Body::HaSwitch(p) => put(p, out)?,
         Body::BcFlush | Body::BulFlush | Body::StateRequest => {}
     };
     let body_len = out.len() - start - HEADER_LEN;
@@ -280,6 +281,7 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         MessageType::MhUdpIn => payload!(MhUdpIn, Body::MhUdpIn),
         MessageType::MhUdpOut => payload!(MhUdpOut, Body::MhUdpOut),
         MessageType::DataplaneReady => payload!(DataplaneReady, Body::DataplaneReady),
+        MessageType::HaSwitch => payload!(HaSwitch, Body::HaSwitch),
     };
     if used != body.len() {
         return Err(FrameError::Trailing {
@@ -523,6 +525,10 @@ mod tests {
             Body::DataplaneReady(DataplaneReady {
                 hoa: "2001:db8:1::100".parse().unwrap(),
                 removed: true,
+            }),
+            Body::HaSwitch(HaSwitch {
+                hoa: Some("2001:db8:1::100".parse().unwrap()),
+                home_agents: vec!["2001:db8:1::2".parse().unwrap()],
             }),
         ];
         bodies

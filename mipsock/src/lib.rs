@@ -67,7 +67,7 @@ pub use endpoint::{
 pub use error::{Error, Result};
 pub use message::{
     BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, DataplaneReady, Encapsulation,
-    Header, HomeAgentInfo, HomeAgentOrigin, HomeHint, MdCommand, MdHint, MdInfo, Message,
+    HaSwitch, Header, HomeAgentInfo, HomeAgentOrigin, HomeHint, MdCommand, MdHint, MdInfo, Message,
     MessageType, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes, RrHint, StateDump,
     StateEnd, StateItem,
 };

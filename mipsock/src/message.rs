@@ -119,6 +119,8 @@ pub enum Body {
     /// nemonetd has applied a BC_ADD or BC_REMOVE: the data plane carries the binding (or
     /// no longer does). had holds the BA until then (not in SHISA).
     DataplaneReady(DataplaneReady),
+    /// An operator asks had to send Home Agent Switch messages (RFC 5142) (not in SHISA).
+    HaSwitch(HaSwitch),
 }
 
 /// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
@@ -162,11 +164,13 @@ pub enum MessageType {
     MhUdpOut = 68,
     /// The data plane applied a binding change (ours).
     DataplaneReady = 69,
+    /// Send Home Agent Switch messages (ours).
+    HaSwitch = 70,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [MessageType; 18] = [
+    pub const ALL: [MessageType; 19] = [
         MessageType::NodetypeInfo,
         MessageType::BcAdd,
         MessageType::BcRemove,
@@ -185,6 +189,7 @@ impl MessageType {
         MessageType::MhUdpIn,
         MessageType::MhUdpOut,
         MessageType::DataplaneReady,
+        MessageType::HaSwitch,
     ];
 
     /// The wire code.
@@ -218,6 +223,7 @@ impl MessageType {
             MessageType::MhUdpIn => "mh_udp_in",
             MessageType::MhUdpOut => "mh_udp_out",
             MessageType::DataplaneReady => "dataplane_ready",
+            MessageType::HaSwitch => "ha_switch",
         }
     }
 }
@@ -269,6 +275,7 @@ impl Body {
             Body::MhUdpIn(_) => MessageType::MhUdpIn,
             Body::MhUdpOut(_) => MessageType::MhUdpOut,
             Body::DataplaneReady(_) => MessageType::DataplaneReady,
+            Body::HaSwitch(_) => MessageType::HaSwitch,
         }
     }
 }
@@ -560,6 +567,20 @@ pub struct DataplaneReady {
     pub hoa: Ipv6Addr,
     /// The change applied was a removal.
     pub removed: bool,
+}
+
+/// An operator's request to had: send a Home Agent Switch (RFC 5142) to the binding of
+/// `hoa`, or to every binding, listing `home_agents`, or when empty the other home agents
+/// of had's home agents list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HaSwitch {
+    /// The binding to move; `None`: every binding.
+    #[serde(default)]
+    pub hoa: Option<Ipv6Addr>,
+    /// The home agents to list, most preferred first; empty: had's own list.
+    #[serde(default)]
+    pub home_agents: Vec<Ipv6Addr>,
 }
 
 /// A Mobility Header packet for nemonetd to send in UDP/IPv4 from its UDP socket.

@@ -144,12 +144,14 @@ pub fn care_of_octets(coa: IpAddr) -> [u8; 16] {
 }
 
 /// Offset of the first option in a message of this type, for the types that carry options
-/// after a fixed part this crate knows.
-fn options_offset(t: MhType) -> Option<usize> {
+/// after a fixed part this crate knows. A Home Agent Switch's depends on its address count
+/// (RFC 5142 §4: octet 6); `mh` holds at least the common header.
+fn options_offset(t: MhType, mh: &[u8]) -> Option<usize> {
     match t {
         MhType::BindingRefreshRequest => Some(8),
         MhType::BindingUpdate | MhType::BindingAck => Some(12),
         MhType::BindingError => Some(24),
+        MhType::HomeAgentSwitch => mh.get(6).map(|&n| 8 + 16 * usize::from(n)),
         _ => None,
     }
 }
@@ -161,9 +163,10 @@ fn options_offset(t: MhType) -> Option<usize> {
 fn locate(mh: &[u8]) -> Result<(usize, usize)> {
     let p = Packet::new_checked(mh)?;
     let total = p.total_len();
-    let start = options_offset(p.mh_type()).ok_or(Error::Malformed("message type"))?;
+    let start = options_offset(p.mh_type(), mh).ok_or(Error::Malformed("message type"))?;
+    let region = mh.get(start..total).ok_or(Error::Truncated)?;
     let mut found = None;
-    for opt in raw_options(&mh[start..total]) {
+    for opt in raw_options(region) {
         let (at, t, data) = opt?;
         if t == 9 && data.len() > 5 && data[0] == AUTH_SUBTYPE_MN_HA {
             found = Some((start + at, data.len()));
@@ -221,8 +224,9 @@ impl MnHaKey {
     }
 
     /// Fills the authentication data of the last MN-HA authentication option of an
-    /// emitted MH (BU or BA; also BRR/BE). The option must be last, with exactly 12 octets
-    /// of data (`BadLength` otherwise). Call before filling the checksum.
+    /// emitted MH (BU or BA; also BRR, BE and Home Agent Switch). The option must be last,
+    /// with exactly 12 octets of data (`BadLength` otherwise). Call before filling the
+    /// checksum.
     pub fn sign(&self, mh: &mut [u8], coa: IpAddr, hoa: &Ipv6Addr) -> Result<()> {
         let (data_at, len) = locate(mh)?;
         if len != AUTHENTICATOR_LEN {

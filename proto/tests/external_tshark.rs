@@ -965,3 +965,64 @@ fn tshark_decodes_a_dhcp_discover() {
     check(p, n, "dhcp.option.end", &["255"]);
     check(p, n, "_ws.expert.message", &[]);
 }
+
+/// A Home Agent Switch (RFC 5142) as had sends it: to the care-of address through an RH2,
+/// two home agents listed, MN-HA authentication last. Wireshark's dissector reads the count
+/// at octet 6 and the reserved octet at 7 (the RFC's figure, copied into its source), the
+/// layout `proto::mh::HomeAgentSwitch` uses. Only the fixed part is judged: Wireshark 4.0's
+/// `dissect_mip6_has` returns `2 + 16 × n` as the options' offset, leaving out the 6
+/// octets of the common header, so it walks the options from the wrong place (and calls
+/// an empty HAS malformed).
+#[test]
+fn tshark_decodes_home_agent_switch() {
+    use proto::mh::HomeAgentSwitch;
+    let other: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let third: Ipv6Addr = "2001:db8:7::1".parse().unwrap();
+    let has = MhRepr::HomeAgentSwitch(HomeAgentSwitch {
+        home_agents: vec![other, third],
+        options: vec![proto::auth::mn_ha_option(0x1234)],
+    });
+    let empty = MhRepr::HomeAgentSwitch(HomeAgentSwitch::default());
+    let packets = vec![
+        packet(&has, HA, COA, false, true),
+        packet(&empty, HA, COA, false, true),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("has.pcap");
+    common::write_pcap(&pcap, &packets);
+    let fields = [
+        "ipv6.routing.mipv6.home_address",
+        "mip6.proto",
+        "mip6.hlen",
+        "mip6.mhtype",
+        "mip6.has.num_addrs",
+        "mip6.has.reserved",
+        "mip6.has.address",
+    ];
+    let decoded = common::tshark_fields(&pcap, &[], &fields);
+    assert_eq!(decoded.len(), 2);
+    let (p, n) = (&decoded[0], "HAS");
+    check(
+        p,
+        n,
+        "ipv6.routing.mipv6.home_address",
+        &["2001:db8:1::100"],
+    );
+    check(p, n, "mip6.proto", &["59"]);
+    check(p, n, "mip6.mhtype", &["12"]);
+    // 8 + 2 × 16 + PadN 5 + 19 = 64 octets.
+    check(p, n, "mip6.hlen", &["7"]);
+    check(p, n, "mip6.has.num_addrs", &["2"]);
+    check(p, n, "mip6.has.reserved", &["0x00"]);
+    check(
+        p,
+        n,
+        "mip6.has.address",
+        &["2001:db8:1::2", "2001:db8:7::1"],
+    );
+    let (p, n) = (&decoded[1], "empty HAS");
+    check(p, n, "mip6.mhtype", &["12"]);
+    check(p, n, "mip6.hlen", &["0"]);
+    check(p, n, "mip6.has.num_addrs", &["0"]);
+    check(p, n, "mip6.has.address", &[]);
+}

@@ -1,7 +1,7 @@
 //! The sans-IO home agent core: binding cache, BU processing, timers.
 //!
 //! Inputs: [`Ha::handle_packet`], [`Ha::handle_timeout`], [`Ha::restore`],
-//! [`Ha::handle_state_request`]. Outputs, pulled: [`Ha::poll_transmit`],
+//! [`Ha::handle_state_request`], [`Ha::send_home_agent_switch`]. Outputs, pulled: [`Ha::poll_transmit`],
 //! [`Ha::poll_event`], [`Ha::poll_timeout`]. Time: `now` is a monotonic
 //! [`Instant`] the caller passes in (tests drive it virtually); `wall` is the wall clock
 //! as a `Duration` since the UNIX epoch (RFC 4285 timestamps, persisted expiry).
@@ -13,6 +13,7 @@
 mod bu;
 mod cache;
 mod discovery;
+mod switch;
 #[cfg(test)]
 mod tests;
 
@@ -115,7 +116,7 @@ impl<'a> ReceivedSignal<'a> {
     }
 }
 
-/// A signalling packet to send: BA, BE or BRR.
+/// A signalling packet to send: BA, BE, BRR or Home Agent Switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     /// IPv6 addressing (with RH2 for a BA/BRR to an MR away from home, RFC 6275 §9.5.4).
@@ -250,6 +251,8 @@ pub struct HaStats {
     pub parameter_problems_limited: u64,
     /// Binding Refresh Requests sent.
     pub brr_sent: u64,
+    /// Home Agent Switch messages sent (RFC 5142).
+    pub home_agent_switches_sent: u64,
     /// Bindings expired.
     pub expired: u64,
     /// New registrations refused because the cache held `max_bindings` (130).
@@ -475,7 +478,10 @@ impl Ha {
         let mh_type = packet.mh_type();
         match mh_type {
             MhType::BindingUpdate => {}
-            MhType::BindingAck | MhType::BindingError | MhType::BindingRefreshRequest => {
+            MhType::BindingAck
+            | MhType::BindingError
+            | MhType::BindingRefreshRequest
+            | MhType::HomeAgentSwitch => {
                 debug!(src = %signal.src, ?mh_type, "mobility message not for a home agent ignored");
                 return;
             }
@@ -951,7 +957,11 @@ impl Ha {
 
     /// Where packets to a registered MR go: to the CoA with an RH2 carrying the HoA
     /// (RFC 6275 §6.4), or in UDP/IPv4 to the HoA for an IPv4 CoA (RFC 5555 §4.2).
-    fn addressing_to(&self, hoa: &Ipv6Addr, b: &Bce) -> (MobilityPacketRepr, Option<UdpV4Path>) {
+    pub(crate) fn addressing_to(
+        &self,
+        hoa: &Ipv6Addr,
+        b: &Bce,
+    ) -> (MobilityPacketRepr, Option<UdpV4Path>) {
         match b.coa {
             CareOf::V6(coa) => (
                 MobilityPacketRepr {

@@ -2243,3 +2243,142 @@ fn unsolicited_prefix_advertisements_to_every_registered_node() {
     ));
     assert!(e.ha.poll_icmp_reply().is_none());
 }
+
+// ---------- Home Agent Switch (RFC 5142) ----------
+
+fn has_of(tx: &Transmit) -> proto::mh::HomeAgentSwitch<'_> {
+    match tx.repr().unwrap() {
+        MhRepr::HomeAgentSwitch(m) => m,
+        other => panic!("not a Home Agent Switch: {other:?}"),
+    }
+}
+
+/// A home agent on the home link, as its Router Advertisement announces it.
+fn learn_home_agent(e: &mut Env, link_local: &str, global: Ipv6Addr, preference: i16, r: bool) {
+    use proto::icmpv6::{
+        HaInfoFlags, HomeAgentInformation, NdOption, PrefixFlags, PrefixInformation, RaFlags,
+        RouterAdvertisement,
+    };
+    let ra = RouterAdvertisement {
+        flags: RaFlags::H,
+        router_lifetime: 1800,
+        options: vec![
+            NdOption::HomeAgentInformation(HomeAgentInformation {
+                flags: if r {
+                    HaInfoFlags::R
+                } else {
+                    HaInfoFlags::empty()
+                },
+                preference,
+                lifetime: 600,
+            }),
+            NdOption::PrefixInformation(PrefixInformation {
+                prefix_len: 64,
+                flags: PrefixFlags::L | PrefixFlags::A | PrefixFlags::R,
+                valid_lifetime: 86400,
+                preferred_lifetime: 14400,
+                prefix: global,
+            }),
+        ],
+        ..Default::default()
+    };
+    e.ha.handle_router_advertisement(e.now, link_local.parse().unwrap(), 2, &ra);
+}
+
+/// RFC 5142 §5.1: to the care-of address through an RH2, the addresses the operator gave
+/// (this home agent's own left out), signed with the binding's SA like its BAs.
+#[test]
+fn home_agent_switch_to_one_authenticated_binding() {
+    let mut e = Env::new(auth_cfg());
+    let bu = Bu::new(HOA1, 1).signed(1000, KEY1, e.wall());
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    e.events();
+    let other: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let third: Ipv6Addr = "2001:db8:9::1".parse().unwrap();
+    assert_eq!(
+        e.ha.send_home_agent_switch(e.now, Some(HOA1), &[other, HA, third]),
+        1
+    );
+    let tx = e.ha.poll_transmit().expect("HAS");
+    assert!(e.ha.poll_transmit().is_none());
+    assert_eq!(tx.addressing.src_addr, HA);
+    assert_eq!(tx.addressing.dst_addr, COA);
+    assert_eq!(tx.addressing.rh2_home_address, Some(HOA1));
+    assert_eq!(tx.udp_v4, None);
+    let m = has_of(&tx);
+    assert_eq!(m.home_agents, [other, third]);
+    assert!(matches!(
+        m.options.last(),
+        Some(MobilityOption::Authentication { spi: 1000, .. })
+    ));
+    assert!(proto::auth::verify(&tx.mh, COA.into(), &HOA1, KEY1).unwrap());
+    assert!(!proto::auth::verify(&tx.mh, COA.into(), &HOA1, KEY2).unwrap());
+    // The checksum covers HA -> HoA (the RH2's address), as for a BA.
+    assert!(
+        Packet::new_checked(&tx.mh[..])
+            .unwrap()
+            .verify_checksum(&HA, &HOA1)
+    );
+    assert_eq!(e.ha.stats().home_agent_switches_sent, 1);
+    // The binding stays until the router de-registers or it expires.
+    assert!(e.ha.binding(e.now, &HOA1).is_some());
+    assert!(e.events().is_empty());
+}
+
+/// Without addresses from the operator, the other home agents of the home link, as a
+/// discovery Reply orders them: preference first, and for a mobile router only those
+/// serving mobile routers (RFC 3963 §7.1). Every binding when no home address is named.
+#[test]
+fn home_agent_switch_to_every_binding_from_the_home_agents_list() {
+    let mut e = Env::new(cfg());
+    assert_eq!(status(&e.ba(&Bu::new(HOA1, 1))), BaStatus::Accepted);
+    let mut mn = Bu::new(HOA4, 1);
+    mn.flags = BuFlags::A | BuFlags::H;
+    mn.coa = COA2;
+    assert_eq!(status(&e.ba(&mn)), BaStatus::Accepted);
+    e.events();
+    // Nobody else known: nothing sent (an empty list would send them discovering us).
+    assert_eq!(e.ha.send_home_agent_switch(e.now, None, &[]), 0);
+    assert!(e.ha.poll_transmit().is_none());
+    let mr_ha: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let plain_ha: Ipv6Addr = "2001:db8:1::3".parse().unwrap();
+    learn_home_agent(&mut e, "fe80::2", mr_ha, 10, true);
+    learn_home_agent(&mut e, "fe80::3", plain_ha, 20, false);
+    assert_eq!(e.ha.send_home_agent_switch(e.now, None, &[]), 2);
+    let sent: Vec<Transmit> = std::iter::from_fn(|| e.ha.poll_transmit()).collect();
+    assert_eq!(sent.len(), 2);
+    let to = |hoa: Ipv6Addr| {
+        sent.iter()
+            .find(|t| t.addressing.rh2_home_address == Some(hoa))
+            .expect("one per binding")
+    };
+    // The mobile router: only the home agent serving mobile routers.
+    assert_eq!(to(HOA1).addressing.dst_addr, COA);
+    assert_eq!(has_of(to(HOA1)).home_agents, [mr_ha]);
+    // The mobile node: every other home agent, highest preference first.
+    assert_eq!(to(HOA4).addressing.dst_addr, COA2);
+    assert_eq!(has_of(to(HOA4)).home_agents, [plain_ha, mr_ha]);
+    // Unauthenticated binding, unsigned message.
+    assert!(has_of(to(HOA1)).options.is_empty());
+    // An unknown home address: nothing.
+    assert_eq!(e.ha.send_home_agent_switch(e.now, Some(HOA2), &[mr_ha]), 0);
+    assert!(e.ha.poll_transmit().is_none());
+}
+
+/// A Home Agent Switch sent to a home agent is not for it: dropped, no Binding Error 2
+/// (the type is known).
+#[test]
+fn home_agent_switch_received_is_ignored() {
+    let mut e = Env::new(cfg());
+    let repr = MhRepr::HomeAgentSwitch(proto::mh::HomeAgentSwitch {
+        home_agents: vec![HA],
+        options: vec![],
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    Packet::new_unchecked(&mut mh[..]).fill_checksum(&COA, &HA);
+    e.send_raw(&Bu::new(HOA1, 1), &mh);
+    assert!(e.ha.poll_transmit().is_none());
+    assert_eq!(e.ha.stats().binding_errors, 0);
+    assert_eq!(e.ha.stats().malformed, 0);
+}

@@ -520,6 +520,15 @@ impl Daemon {
             self.ready.insert(r.hoa);
             return;
         }
+        if let Body::HaSwitch(m) = &msg.body {
+            // An operator's `mipsock inject ha-switch` (RFC 5142 §5.1); flush() sends.
+            let n = self
+                .ha
+                .send_home_agent_switch(Instant::now(), m.hoa, &m.home_agents);
+            info!(from = %msg.header.sender, hoa = ?m.hoa, home_agents = ?m.home_agents,
+                sent = n, "home agent switch requested");
+            return;
+        }
         if msg.body == Body::StateRequest {
             let now = Instant::now();
             // The binding cache, then the home agents list (RFC 6275 §10.5.1).
@@ -843,7 +852,7 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             held_bas as u64,
         ),
     ];
-    let counters: [(&'static str, &'static str, u64); 28] = [
+    let counters: [(&'static str, &'static str, u64); 29] = [
         (
             "had_mh_received",
             "Mobility Header packets handed to the core.",
@@ -923,6 +932,11 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             "had_brr_sent",
             "Binding Refresh Requests sent.",
             st.brr_sent,
+        ),
+        (
+            "had_home_agent_switches_sent",
+            "Home Agent Switch messages sent (RFC 5142).",
+            st.home_agent_switches_sent,
         ),
         ("had_bindings_expired", "Bindings expired.", st.expired),
         (

@@ -115,6 +115,9 @@ impl MrCore {
             return;
         }
         self.stats.registrations += 1;
+        if self.switch_away_from.take().is_some() {
+            info!(ha = %self.bul.primary.home_agent, "Home Agent Switch complete");
+        }
         self.stats.last_registration_us =
             u64::try_from(now.saturating_duration_since(p.started).as_micros()).unwrap_or(u64::MAX);
         if ba.status != BaStatus::Accepted {

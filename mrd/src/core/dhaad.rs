@@ -146,6 +146,8 @@ impl MrCore {
             .iter()
             .copied()
             .filter(|a| !a.is_unspecified() && !a.is_multicast() && !a.is_loopback())
+            // RFC 5142 §6.2: not the home agent that told us to leave.
+            .filter(|a| Some(*a) != self.switch_away_from)
             .collect();
         if self.cfg.mobile_router && !reply.flags.mobile_router() {
             // RFC 3963 §7.1: R clear means none of them serves mobile routers; a
@@ -181,15 +183,23 @@ impl MrCore {
             Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));
     }
 
-    /// After a refusal for good from a discovered home agent: the next one listed, if any
-    /// (RFC 3963 §7.1). True when the router moved on.
+    /// After a refusal for good from a discovered home agent (or one a Home Agent Switch
+    /// named): the next one listed, if any (RFC 3963 §7.1). True when the router moved
+    /// on.
     pub(super) fn try_next_home_agent(
         &mut self,
         now: Instant,
         coa: Ipv6Addr,
         ifindex: u32,
     ) -> bool {
-        if !self.discovers_home_agent() || self.ha_candidates.is_empty() {
+        if let Some(old) = self.switch_away_from
+            && self.bul.primary.home_agent == old
+        {
+            // The de-registration a Home Agent Switch asked for is over.
+            return self.switch_home_agent(now, coa, ifindex);
+        }
+        let switching = self.switch_away_from.is_some();
+        if !(self.discovers_home_agent() || switching) || self.ha_candidates.is_empty() {
             return false;
         }
         let next = self.ha_candidates.remove(0);

@@ -26,6 +26,7 @@ mod dhaad;
 mod io;
 mod mpd;
 mod status;
+mod switch;
 mod timers;
 
 #[cfg(test)]
@@ -87,6 +88,11 @@ pub struct MrStats {
     pub binding_errors_received: u64,
     /// Binding Refresh Requests received.
     pub brr_received: u64,
+    /// Home Agent Switch messages acted on (RFC 5142).
+    pub home_agent_switches: u64,
+    /// Home Agent Switch messages from our home agent dropped: not authenticated, or
+    /// while not registered.
+    pub home_agent_switches_dropped: u64,
     /// From the start of the last acknowledged registration's transaction (the movement
     /// or refresh) to its BA, in microseconds: the signalling part of a handover.
     pub last_registration_us: u64,
@@ -138,8 +144,12 @@ pub struct MrCore {
     udp_local_port: Option<u16>,
     /// Dynamic home agent address discovery under way (no home agent configured).
     discovery: Option<dhaad::Discovery>,
-    /// Home agents of the last discovery Reply not tried yet, in order.
+    /// Home agents of the last discovery Reply or Home Agent Switch not tried yet, in
+    /// order.
     ha_candidates: Vec<Ipv6Addr>,
+    /// The home agent a Home Agent Switch (RFC 5142) moves us away from, until a new one
+    /// accepts us.
+    switch_away_from: Option<Ipv6Addr>,
     /// Identifier of the last discovery Request.
     next_identifier: u16,
     /// ICMPv6 messages to send (discovery Requests, prefix Solicitations).
@@ -197,6 +207,7 @@ impl MrCore {
             udp_local_port: None,
             discovery: None,
             ha_candidates: Vec::new(),
+            switch_away_from: None,
             // Any start will do (the Reply must only match); the sequence number the
             // shell drew at random serves.
             next_identifier: cfg_initial_identifier,
@@ -453,7 +464,8 @@ impl MrCore {
         }
     }
 
-    /// A received Mobility Header message (BA, BRR, BE) from the network.
+    /// A received Mobility Header message (BA, BRR, BE, Home Agent Switch) from the
+    /// network.
     pub fn handle_packet(&mut self, now: Instant, sig: ReceivedSignal<'_>) {
         self.process_packet(now, sig);
         self.drive(now);
@@ -523,6 +535,7 @@ impl MrCore {
             MhRepr::BindingRefreshRequest(_) => self.process_brr(now, sig.mh),
             MhRepr::BindingError(be) => self.process_be(now, be.status, be.home_address),
             MhRepr::BindingUpdate(_) => debug!("Binding Update to a mobile router ignored"),
+            MhRepr::HomeAgentSwitch(has) => self.process_has(now, sig.src, &has, sig.mh),
             MhRepr::Other { mh_type, .. } => {
                 // RFC 6275 §9.2: a type we do not process (no route optimisation here)
                 // draws a Binding Error status 2, rate-limited like ICMPv6 errors (§9.3.3).

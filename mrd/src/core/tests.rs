@@ -2309,3 +2309,192 @@ fn a_discovered_home_agent_refusing_129_makes_way_for_the_next() {
     mr.handle_timeout(mr.poll_timeout().unwrap());
     assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha());
 }
+
+// ---------- Home Agent Switch (RFC 5142) ----------
+
+fn ha3() -> Ipv6Addr {
+    "2001:db8:7::1".parse().unwrap()
+}
+
+/// A Home Agent Switch from `from` to `coa1()` through an RH2, listing `list`, signed
+/// with `key` (over CoA `coa1()`) when given.
+fn has_packet(from: Ipv6Addr, list: &[Ipv6Addr], key: Option<&[u8]>) -> Vec<u8> {
+    let mut options = Vec::new();
+    if key.is_some() {
+        options.push(auth::mn_ha_option(SPI));
+    }
+    let repr = MhRepr::HomeAgentSwitch(proto::mh::HomeAgentSwitch {
+        home_agents: list.to_vec(),
+        options,
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    if let Some(k) = key {
+        auth::sign(&mut mh, IpAddr::V6(coa1()), &hoa(), k).unwrap();
+    }
+    wrap_from(from, &mh, coa1())
+}
+
+/// Registered from `coa1()` with an SA (signed BA), at t0 + 10 ms.
+fn registered_signed(t0: Instant) -> MrCore {
+    let mut c = cfg();
+    c.security = Some(sa(false));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .opt(v4_ack(0, mnp4()))
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    events(&mut mr);
+    mr
+}
+
+/// RFC 5142 §6.1: an authenticated Home Agent Switch from our home agent: de-register
+/// there, then register with the first home agent listed; the data plane hears of the
+/// old binding's end and of the new one.
+#[test]
+fn home_agent_switch_moves_to_the_first_listed_home_agent() {
+    let t0 = Instant::now();
+    let mut mr = registered_signed(t0);
+    deliver(
+        &mut mr,
+        ms(t0, 1000),
+        &has_packet(ha(), &[ha(), ha2(), ha3()], Some(KEY)),
+    );
+    assert_eq!(mr.stats().home_agent_switches, 1);
+    assert_eq!(mr.state(), RegistrationState::Deregistering);
+    let dereg = next_bu(&mut mr);
+    assert_eq!(dereg.tx.addressing.dst_addr, ha());
+    assert!(dereg.lifetime.is_zero());
+    assert!(mr.poll_transmit().is_none());
+    deliver(
+        &mut mr,
+        ms(t0, 1010),
+        &Ba::ok(&dereg).signed(KEY, coa1()).packet(coa1()),
+    );
+    assert!(events(&mut mr).iter().any(is_remove));
+    assert_eq!(mr.home_agent(), ha2());
+    // Our own home agent left out of the list; the third kept for a refusal.
+    assert_eq!(mr.discovered_home_agents(), &[ha3()]);
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.tx.addressing.dst_addr, ha2());
+    assert_eq!(bu.tx.addressing.src_addr, coa1());
+    assert!(!bu.lifetime.is_zero());
+    deliver(
+        &mut mr,
+        ms(t0, 1020),
+        &Ba::ok(&bu)
+            .opt(v4_ack(0, mnp4()))
+            .signed(KEY, coa1())
+            .packet_from(ha2(), coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    let evs = events(&mut mr);
+    assert_eq!(bul_add(&evs).expect("BUL_ADD").0.ha, ha2());
+    // A later Home Agent Switch from the old home agent is a stranger's.
+    deliver(
+        &mut mr,
+        ms(t0, 2000),
+        &has_packet(ha(), &[ha3()], Some(KEY)),
+    );
+    assert!(mr.poll_transmit().is_none());
+    assert_eq!(mr.home_agent(), ha2());
+}
+
+/// The new home agent refuses for good: the next one listed.
+#[test]
+fn home_agent_switch_refused_by_the_first_tries_the_next() {
+    let t0 = Instant::now();
+    let mut mr = registered_signed(t0);
+    deliver(
+        &mut mr,
+        ms(t0, 1000),
+        &has_packet(ha(), &[ha2(), ha3()], Some(KEY)),
+    );
+    let dereg = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 1010),
+        &Ba::ok(&dereg).signed(KEY, coa1()).packet(coa1()),
+    );
+    let bu = next_bu(&mut mr);
+    assert_eq!(bu.tx.addressing.dst_addr, ha2());
+    deliver(
+        &mut mr,
+        ms(t0, 1020),
+        &Ba::ok(&bu)
+            .status(129)
+            .signed(KEY, coa1())
+            .packet_from(ha2(), coa1()),
+    );
+    assert_eq!(mr.home_agent(), ha3());
+    assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha3());
+}
+
+/// A stranger must not move the router: unsigned, wrongly signed, from another address,
+/// malformed, or with no SA to check it with, the message changes nothing.
+#[test]
+fn home_agent_switch_unauthenticated_or_foreign_is_ignored() {
+    let t0 = Instant::now();
+    let mut mr = registered_signed(t0);
+    let stranger: Ipv6Addr = "2001:db8:66::6".parse().unwrap();
+    let mut malformed = has_packet(ha(), &[ha2()], Some(KEY));
+    // # of Addresses 3 in a message with room for one (checksum refilled by wrap).
+    let mh_at = malformed.len() - 48;
+    malformed[mh_at + 6] = 3;
+    let mh = malformed[mh_at..].to_vec();
+    let malformed = wrap(&mh, coa1());
+    for pkt in [
+        has_packet(ha(), &[ha2()], None),
+        has_packet(ha(), &[ha2()], Some(b"not-the-key-0000")),
+        has_packet(stranger, &[ha2()], Some(KEY)),
+        malformed,
+    ] {
+        deliver(&mut mr, ms(t0, 1000), &pkt);
+        assert!(mr.poll_transmit().is_none());
+        assert!(mr.poll_binding_error().is_none());
+        assert!(matches!(
+            mr.state(),
+            RegistrationState::Registered { refreshing: false }
+        ));
+        assert_eq!(mr.home_agent(), ha());
+    }
+    assert_eq!(mr.stats().home_agent_switches, 0);
+    assert_eq!(mr.stats().home_agent_switches_dropped, 2);
+    // Without an SA nothing can be checked: ignored as well.
+    let mut mr = MrCore::new(cfg()).unwrap();
+    registered(&mut mr, t0);
+    deliver(&mut mr, ms(t0, 1000), &has_packet(ha(), &[ha2()], None));
+    assert!(mr.poll_transmit().is_none());
+    assert_eq!(mr.home_agent(), ha());
+    assert_eq!(mr.stats().home_agent_switches_dropped, 1);
+}
+
+/// RFC 5142 §6.2: no home agent listed: discovery, the old home agent left out of its
+/// answer.
+#[test]
+fn home_agent_switch_without_addresses_discovers_another() {
+    let t0 = Instant::now();
+    let mut mr = registered_signed(t0);
+    deliver(&mut mr, ms(t0, 1000), &has_packet(ha(), &[], Some(KEY)));
+    let dereg = next_bu(&mut mr);
+    assert!(dereg.lifetime.is_zero());
+    deliver(
+        &mut mr,
+        ms(t0, 1010),
+        &Ba::ok(&dereg).signed(KEY, coa1()).packet(coa1()),
+    );
+    assert!(mr.poll_transmit().is_none());
+    let (src, _, id, r, _) = haad_request(&mr.poll_icmp_transmit().expect("DHAAD request"));
+    assert_eq!(src, coa1());
+    assert!(r);
+    mr.handle_haad_reply(ms(t0, 1020), ha(), &haad_reply(id, true, &[ha(), ha2()]));
+    assert_eq!(mr.home_agent(), ha2());
+    assert_eq!(next_bu(&mut mr).tx.addressing.dst_addr, ha2());
+}

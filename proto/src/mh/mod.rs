@@ -1,6 +1,7 @@
 //! The IPv6 Mobility Header (RFC 6275 §6.1) and the messages NEMO Basic Support and
-//! DSMIPv6 exchange in it: Binding Update, Binding Acknowledgement, Binding Error and
-//! Binding Refresh Request. Every other MH type parses as [`MhRepr::Other`].
+//! DSMIPv6 exchange in it: Binding Update, Binding Acknowledgement, Binding Error,
+//! Binding Refresh Request and Home Agent Switch (RFC 5142). Every other MH type parses
+//! as [`MhRepr::Other`].
 //!
 //! ```text
 //!  0       1       2       3       4       5       6
@@ -14,12 +15,14 @@ mod binding_ack;
 mod binding_error;
 mod binding_update;
 pub(crate) mod flags;
+mod home_agent_switch;
 
 use std::net::Ipv6Addr;
 
 pub use binding_ack::{BaFlags, BaStatus, BindingAck};
 pub use binding_error::{BeStatus, BindingError, BindingRefreshRequest};
 pub use binding_update::{BindingUpdate, BuFlags};
+pub use home_agent_switch::HomeAgentSwitch;
 
 use crate::option::{MobilityOption, ParseConfig, code_enum, options_len, write_options};
 use crate::{Error, IPPROTO_MH, IPPROTO_NONE, Result, checksum};
@@ -260,9 +263,11 @@ pub enum MhRepr<'a> {
     BindingAck(BindingAck<'a>),
     /// Type 7.
     BindingError(BindingError<'a>),
+    /// Type 12 (RFC 5142).
+    HomeAgentSwitch(HomeAgentSwitch<'a>),
     /// Any other type, undecoded: `data` is the message data (MH octet 6 up to the Header
     /// Len boundary). Its length must make the MH a multiple of 8 octets to be emitted.
-    /// Using it for types 0, 5, 6 or 7 is a caller error (it would re-parse as those).
+    /// Using it for types 0, 5, 6, 7 or 12 is a caller error (it would re-parse as those).
     Other {
         /// MH Type.
         mh_type: MhType,
@@ -286,6 +291,12 @@ impl<'a> From<BindingAck<'a>> for MhRepr<'a> {
 impl<'a> From<BindingError<'a>> for MhRepr<'a> {
     fn from(m: BindingError<'a>) -> Self {
         MhRepr::BindingError(m)
+    }
+}
+
+impl<'a> From<HomeAgentSwitch<'a>> for MhRepr<'a> {
+    fn from(m: HomeAgentSwitch<'a>) -> Self {
+        MhRepr::HomeAgentSwitch(m)
     }
 }
 
@@ -321,6 +332,9 @@ impl<'a> MhRepr<'a> {
             MhType::BindingUpdate => MhRepr::BindingUpdate(BindingUpdate::parse_data(data, cfg)?),
             MhType::BindingAck => MhRepr::BindingAck(BindingAck::parse_data(data, cfg)?),
             MhType::BindingError => MhRepr::BindingError(BindingError::parse_data(data, cfg)?),
+            MhType::HomeAgentSwitch => {
+                MhRepr::HomeAgentSwitch(HomeAgentSwitch::parse_data(data, cfg)?)
+            }
             mh_type => MhRepr::Other { mh_type, data },
         })
     }
@@ -337,6 +351,7 @@ impl<'a> MhRepr<'a> {
             MhRepr::BindingUpdate(_) => MhType::BindingUpdate,
             MhRepr::BindingAck(_) => MhType::BindingAck,
             MhRepr::BindingError(_) => MhType::BindingError,
+            MhRepr::HomeAgentSwitch(_) => MhType::HomeAgentSwitch,
             MhRepr::Other { mh_type, .. } => *mh_type,
         }
     }
@@ -348,6 +363,7 @@ impl<'a> MhRepr<'a> {
             MhRepr::BindingUpdate(m) => &m.options,
             MhRepr::BindingAck(m) => &m.options,
             MhRepr::BindingError(m) => &m.options,
+            MhRepr::HomeAgentSwitch(m) => &m.options,
             MhRepr::Other { .. } => &[],
         }
     }
@@ -359,6 +375,7 @@ impl<'a> MhRepr<'a> {
             MhRepr::BindingUpdate(_) => BindingUpdate::FIXED_LEN,
             MhRepr::BindingAck(_) => BindingAck::FIXED_LEN,
             MhRepr::BindingError(_) => BindingError::FIXED_LEN,
+            MhRepr::HomeAgentSwitch(m) => m.fixed_len(),
             MhRepr::Other { data, .. } => data.len(),
         }
     }
@@ -379,8 +396,9 @@ impl<'a> MhRepr<'a> {
     /// with [`Packet::fill_checksum`] afterwards, after [`crate::auth::sign`] if used),
     /// fixed part, options and padding. Does not allocate.
     ///
-    /// Errors: `BufferTooSmall`; `BadLength` if the MH would exceed [`MAX_LEN`] or an
-    /// `Other` message's length is not a multiple of 8; option errors from
+    /// Errors: `BufferTooSmall`; `BadLength` if the MH would exceed [`MAX_LEN`] (which
+    /// also bounds a Home Agent Switch's address count) or an `Other` message's length is
+    /// not a multiple of 8; option errors from
     /// [`MobilityOption::check_emit`].
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>) -> Result<()> {
         self.emit_to(packet.buffer.as_mut()).map(|_| ())
@@ -406,6 +424,7 @@ impl<'a> MhRepr<'a> {
             MhRepr::BindingUpdate(m) => m.emit_fixed(fixed),
             MhRepr::BindingAck(m) => m.emit_fixed(fixed),
             MhRepr::BindingError(m) => m.emit_fixed(fixed),
+            MhRepr::HomeAgentSwitch(m) => m.emit_fixed(fixed),
             MhRepr::Other { data, .. } => fixed.copy_from_slice(data),
         }
         // `opts` is exactly options_len(start, ..) long: buffer_len() computed it.
@@ -839,6 +858,12 @@ mod tests {
             opts().prop_map(
                 |options| MhRepr::BindingRefreshRequest(BindingRefreshRequest { options })
             ),
+            (proptest::collection::vec(any::<u128>(), 0..6), opts()).prop_map(|(a, options)| {
+                MhRepr::HomeAgentSwitch(HomeAgentSwitch {
+                    home_agents: a.into_iter().map(Ipv6Addr::from).collect(),
+                    options,
+                })
+            }),
         ]
     }
 
@@ -869,7 +894,7 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(
             mut bytes in proptest::collection::vec(any::<u8>(), 0..96),
-            t in 0u8..10,
+            t in 0u8..13,
             legacy in any::<bool>(),
         ) {
             // Make the header plausible often enough to reach option parsing.
