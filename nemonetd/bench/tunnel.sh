@@ -60,9 +60,9 @@ echo "| routed directly | $D6 Gbit/s | $D4 | $U6 | $U4 |"
 B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
 for DP in ${DATAPLANES:-kernel tun}; do
     mkdir -p "$TMP/bus-mr-$DP" "$TMP/bus-ha-$DP"
-    x mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/mr-$DP.log" &
+    ip netns exec $P-mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/mr-$DP.log" &
     MRPID=$!
-    x ha "$BIN/nemonetd" -f -h -b "$TMP/bus-ha-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/ha-$DP.log" &
+    ip netns exec $P-ha "$BIN/nemonetd" -f -h -b "$TMP/bus-ha-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/ha-$DP.log" &
     HAPID=$!
     until grep -q ' ready' "$TMP/mr-$DP.log" && grep -q ' ready' "$TMP/ha-$DP.log"; do sleep 0.1; done
     "$BIN/mipsock" inject bul-add -b "$TMP/bus-mr-$DP" $B >/dev/null
