@@ -189,7 +189,14 @@ impl Daemon {
             .routes
             .bindings()
             .filter(|b| coming.is_none_or(|c| crate::routes::key(c) != crate::routes::key(b)));
-        if let Err(e) = k.sync(self.routes.config(), live.chain(coming)).await {
+        if let Err(e) = k
+            .sync(
+                self.routes.config(),
+                live.chain(coming),
+                std::time::Instant::now(),
+            )
+            .await
+        {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
     }
@@ -485,6 +492,8 @@ pub async fn run(
                 }
             }
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
+            // A moved router's previous care-of address leaves the kernel path's filter.
+            _ = grace_end(&d) => d.sync_kernel(None).await,
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping"); break; }
                 Signal::DumpState => {
@@ -516,6 +525,14 @@ pub async fn run(
     nemo_daemon::notify::stopping();
     d.teardown().await;
     Ok(())
+}
+
+/// Sleeps until the kernel data plane's next grace time ends; forever without one.
+async fn grace_end(d: &Daemon) {
+    match d.kernel.as_ref().and_then(KernelPlane::next_deadline) {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sets up the kernel data plane as `dataplane` says: `tun` none; `auto` where it can be

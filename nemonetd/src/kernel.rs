@@ -41,11 +41,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv6Addr;
+use std::time::Instant;
 
 use ipnet::IpNet;
 use mipsock::Binding;
 use tracing::{info, warn};
 
+use crate::dataplane::peers::MOVE_GRACE;
 use crate::netops::{LwEncap, NetOps, RouteSpec, RtNetOps};
 use crate::routes::{BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_ends};
 
@@ -230,6 +232,20 @@ struct Entry {
     local: Ipv6Addr,
     remote: Ipv6Addr,
     sources: BTreeSet<IpNet>,
+    /// The far end before a move, still accepted for [`MOVE_GRACE`] (HA).
+    previous: Option<Ipv6Addr>,
+}
+
+/// Far ends and the inner sources each may send, over `entries` (a previous far end in
+/// its grace time included).
+fn by_remote(entries: &BTreeMap<BindingKey, Entry>) -> BTreeMap<Ipv6Addr, BTreeSet<IpNet>> {
+    let mut m: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
+    for e in entries.values() {
+        for r in std::iter::once(e.remote).chain(e.previous) {
+            m.entry(r).or_default().extend(e.sources.iter().copied());
+        }
+    }
+    m
 }
 
 /// The ingress filter's state, as installed.
@@ -248,20 +264,8 @@ impl Filter {
     fn plan(&mut self, mode: Mode, entries: BTreeMap<BindingKey, Entry>) -> String {
         let t = NFT_TABLE;
         let mut s = String::new();
-        let mut by_remote: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
-        for e in entries.values() {
-            by_remote
-                .entry(e.remote)
-                .or_default()
-                .extend(e.sources.iter().copied());
-        }
-        let mut old_by_remote: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
-        for e in self.entries.values() {
-            old_by_remote
-                .entry(e.remote)
-                .or_default()
-                .extend(e.sources.iter().copied());
-        }
+        let by_remote = by_remote(&entries);
+        let old_by_remote = self::by_remote(&self.entries);
         let locals: BTreeSet<Ipv6Addr> = entries.values().map(|e| e.local).collect();
         // Up: chains and elements of new far ends, then our end points.
         for (remote, sources) in &by_remote {
@@ -305,6 +309,10 @@ pub struct KernelPlane {
     filter: Filter,
     /// The SRv6 tunnel source as we set it.
     tunsrc: Option<Ipv6Addr>,
+    /// HA: bindings that moved, with their previous far end and until when it is still
+    /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
+    /// the Binding Acknowledgement reached it is not lost).
+    graces: BTreeMap<BindingKey, (Ipv6Addr, Instant)>,
 }
 
 /// Puts the local table's rule back at priority 0 if we moved it (ours at
@@ -342,6 +350,7 @@ impl KernelPlane {
             mode,
             filter: Filter::default(),
             tunsrc: None,
+            graces: BTreeMap::new(),
         };
         match plane.setup(net, mtu).await {
             Ok(()) => Ok(plane),
@@ -420,21 +429,37 @@ impl KernelPlane {
         &mut self,
         cfg: &RouteConfig,
         bindings: impl Iterator<Item = &'a Binding>,
+        now: Instant,
     ) -> Result<(), String> {
         let mut entries = BTreeMap::new();
         for b in bindings {
             if let Some((local, remote)) = kernel_ends(cfg, b) {
+                let key = crate::routes::key(b);
                 let sources = crate::routes::sources(b).into_iter().collect();
+                if let Some(was) = self.filter.entries.get(&key)
+                    && was.remote != remote
+                    && self.mode == Mode::HomeAgent
+                {
+                    self.graces.insert(key, (was.remote, now + MOVE_GRACE));
+                }
+                let previous = self
+                    .graces
+                    .get(&key)
+                    .filter(|(p, until)| *until > now && *p != remote)
+                    .map(|(p, _)| *p);
                 entries.insert(
-                    crate::routes::key(b),
+                    key,
                     Entry {
                         local,
                         remote,
                         sources,
+                        previous,
                     },
                 );
             }
         }
+        self.graces
+            .retain(|k, (_, until)| *until > now && entries.contains_key(k));
         let tunsrc = cfg.kernel.as_ref().and_then(|k| k.source);
         let script = self.filter.plan(self.mode, entries);
         if !script.is_empty() {
@@ -454,6 +479,12 @@ impl KernelPlane {
             self.tunsrc = Some(src);
         }
         Ok(())
+    }
+
+    /// When the next previous far end's grace time ends ([`KernelPlane::sync`] then
+    /// removes it).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.graces.values().map(|(_, until)| *until).min()
     }
 
     /// The filter's drop counters: (spoofed inner source, no binding, link scope).
@@ -552,6 +583,7 @@ mod tests {
             local: ha,
             remote,
             sources: [net(p)].into_iter().collect(),
+            previous: None,
         };
         let k1 = ("2001:db8:1::1".parse().unwrap(), None);
         let k2 = ("2001:db8:2::1".parse().unwrap(), None);
@@ -602,6 +634,43 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_routers_previous_far_end_is_accepted_during_its_grace() {
+        let mut f = Filter::default();
+        let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+        let key = ("2001:db8:1::1".parse().unwrap(), None);
+        let entry = |remote: &str, previous: Option<&str>| Entry {
+            local: ha,
+            remote: remote.parse().unwrap(),
+            sources: [net("2001:db8:100::/64")].into_iter().collect(),
+            previous: previous.map(|p| p.parse().unwrap()),
+        };
+        f.plan(
+            Mode::HomeAgent,
+            [(key, entry("2001:db8:a::2", None))].into(),
+        );
+        // Moved: the new far end comes, the old one stays, with the same sources.
+        let s = f.plan(
+            Mode::HomeAgent,
+            [(key, entry("2001:db8:b::2", Some("2001:db8:a::2")))].into(),
+        );
+        assert!(
+            s.contains("add element ip6 nemonetd peers { 2001:db8:b::2"),
+            "{s}"
+        );
+        assert!(!s.contains("delete"), "{s}");
+        // The grace is over: the old one goes.
+        let s = f.plan(
+            Mode::HomeAgent,
+            [(key, entry("2001:db8:b::2", None))].into(),
+        );
+        assert!(
+            s.contains("delete element ip6 nemonetd peers { 2001:db8:a::2 }"),
+            "{s}"
+        );
+        assert!(!s.contains("add element"), "{s}");
+    }
+
+    #[test]
     fn the_mobile_router_accepts_any_inner_source_from_its_home_agent() {
         let mut f = Filter::default();
         let coa: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
@@ -614,6 +683,7 @@ mod tests {
                     local: coa,
                     remote: ha,
                     sources: [net("2001:db8:100::/64")].into_iter().collect(),
+                    previous: None,
                 },
             )]
             .into(),
