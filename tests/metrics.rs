@@ -90,6 +90,11 @@ fn had_and_nemonetd_expose_their_counters() {
         value(&dp, "nemonetd_bindings") == Some(1)
     });
     assert!(ok, "nemonetd_bindings: {dp}\n{}", l.logs());
+    // Which of them the kernel data plane carries (issue 12).
+    assert!(
+        value(&dp, "nemonetd_kernel_bindings").is_some_and(|n| n <= 1),
+        "nemonetd_kernel_bindings: {dp}"
+    );
     assert!(
         dp.contains("nemonetd_dropped_packets_total{reason=\"spoofed_inner\"} "),
         "drops by reason: {dp}"

@@ -329,6 +329,15 @@ impl Daemon {
         self.counters.log("SIGUSR1");
     }
 
+    /// How many bindings the kernel data plane carries.
+    fn kernel_bindings(&self) -> u64 {
+        let cfg = self.routes.config();
+        self.routes
+            .bindings()
+            .filter(|b| crate::routes::kernel_ends(cfg, b).is_some())
+            .count() as u64
+    }
+
     /// Reads the kernel data plane's drop counters.
     async fn read_kernel_drops(&mut self) {
         if self.kernel.is_some()
@@ -458,7 +467,12 @@ pub async fn run(
         Some(addr) => Some(
             nemo_daemon::metrics::start(
                 addr,
-                metric_samples(&d.counters, d.table.peers(), d.kernel_drops),
+                metric_samples(
+                    &d.counters,
+                    d.table.peers(),
+                    d.kernel_drops,
+                    d.kernel_bindings(),
+                ),
             )
             .await
             .map_err(io("binding the metrics listener"))?,
@@ -509,7 +523,7 @@ pub async fn run(
             _ = metrics_tick.tick(), if metrics.is_some() => {
                 d.read_kernel_drops().await;
                 if let Some(m) = &metrics {
-                    m.set(metric_samples(&d.counters, d.table.peers(), d.kernel_drops));
+                    m.set(metric_samples(&d.counters, d.table.peers(), d.kernel_drops, d.kernel_bindings()));
                 }
             }
             _ = tick.tick() => {
@@ -629,13 +643,21 @@ fn metric_samples(
     c: &Counters,
     peers: &[std::sync::Arc<crate::dataplane::Peer>],
     kernel_drops: (u64, u64, u64),
+    kernel_bindings: u64,
 ) -> Vec<Sample> {
     let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let mut v = vec![Sample::gauge(
-        "nemonetd_bindings",
-        "Bindings the data plane carries.",
-        peers.len() as u64,
-    )];
+    let mut v = vec![
+        Sample::gauge(
+            "nemonetd_bindings",
+            "Bindings the data plane carries.",
+            peers.len() as u64,
+        ),
+        Sample::gauge(
+            "nemonetd_kernel_bindings",
+            "Of them, those the kernel data plane carries (IPv6 outer header); the others go through the TUN device.",
+            kernel_bindings,
+        ),
+    ];
     // Per binding (issue 16): labelled by home address and binding identifier, so a
     // fleet's bindings are told apart; kept across moves.
     for p in peers {
