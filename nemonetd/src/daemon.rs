@@ -48,6 +48,9 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DaemonError {
     move |source| DaemonError::Io { what, source }
 }
 
+/// At most this many bus messages already waiting are handled as one batch.
+const BUS_BATCH: usize = 256;
+
 /// The smallest MTU an IPv6 link may have (RFC 8200 §5).
 const IPV6_MIN_MTU: u32 = 1280;
 
@@ -67,6 +70,9 @@ struct Daemon {
     kernel: Option<KernelPlane>,
     /// Its filter's drop counters, as last read: (spoofed inner, no binding, link scope).
     kernel_drops: (u64, u64, u64),
+    /// While a state dump is applied: the kernel filter was synced for all of it first,
+    /// and is synced once more at the end (one nft transaction, not one per binding).
+    defer_kernel: bool,
 }
 
 impl Daemon {
@@ -151,7 +157,7 @@ impl Daemon {
         if kernel {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
-            self.sync_kernel(Some(b)).await;
+            self.sync_kernel(&[b]).await;
         }
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
@@ -159,7 +165,7 @@ impl Daemon {
         }
         if !kernel {
             // A binding that left the kernel path (an IPv4 CoA now).
-            self.sync_kernel(None).await;
+            self.sync_kernel(&[]).await;
         }
     }
 
@@ -183,16 +189,21 @@ impl Daemon {
 
     /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
     /// `coming`, about to be added to them.
-    async fn sync_kernel(&mut self, coming: Option<&Binding>) {
+    async fn sync_kernel(&mut self, coming: &[&Binding]) {
+        if self.defer_kernel {
+            return;
+        }
         let Some(k) = &mut self.kernel else { return };
+        let keys: std::collections::BTreeSet<_> =
+            coming.iter().map(|b| crate::routes::key(b)).collect();
         let live = self
             .routes
             .bindings()
-            .filter(|b| coming.is_none_or(|c| crate::routes::key(c) != crate::routes::key(b)));
+            .filter(|b| !keys.contains(&crate::routes::key(b)));
         if let Err(e) = k
             .sync(
                 self.routes.config(),
-                live.chain(coming),
+                live.chain(coming.iter().copied()),
                 std::time::Instant::now(),
             )
             .await
@@ -262,7 +273,7 @@ impl Daemon {
         {
             self.routes.set_kernel_source(None);
         }
-        self.sync_kernel(None).await;
+        self.sync_kernel(&[]).await;
         self.update_mtu().await;
     }
 
@@ -273,7 +284,7 @@ impl Daemon {
         }
         self.table.clear();
         self.routes.set_kernel_source(None);
-        self.sync_kernel(None).await;
+        self.sync_kernel(&[]).await;
     }
 
     async fn handle(&mut self, body: &Body) {
@@ -440,6 +451,7 @@ pub async fn run(
         udp_port,
         kernel: kernel_plane,
         kernel_drops: (0, 0, 0),
+        defer_kernel: false,
     };
     d.update_mtu().await;
 
@@ -488,13 +500,41 @@ pub async fn run(
     loop {
         tokio::select! {
             msg = ep.recv() => {
-                let msg = msg?;
-                debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
-                d.handle(&msg.body).await;
+                // A burst (a fleet registering, had restarting): what is already waiting is
+                // handled together, and the kernel path's filter changed once for all of
+                // it (one nft transaction), before any DATAPLANE_READY.
+                let mut batch = vec![msg?];
+                while batch.len() < BUS_BATCH {
+                    match ep.endpoint().try_recv() {
+                        Ok(Some(m)) => batch.push(m),
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!(error = %e, "bus receive failed");
+                            break;
+                        }
+                    }
+                }
+                let batched = batch.len() > 1;
+                d.defer_kernel = batched;
+                d.routes.defer(batched);
+                let mut ready = Vec::new();
+                for msg in &batch {
+                    debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
+                    d.handle(&msg.body).await;
+                    ready.extend(d.dataplane_ready(&msg.body));
+                }
+                if batched {
+                    d.defer_kernel = false;
+                    d.routes.defer(false);
+                    d.sync_kernel(&[]).await;
+                    if let Err(e) = d.routes.reconcile().await {
+                        warn!(error = %e, "routes of the batch incomplete; retried at the next event");
+                    }
+                }
                 // had holds its BA until the data plane carries the change.
-                if let Some(ready) = d.dataplane_ready(&msg.body) {
-                    let hoa = ready.hoa;
-                    if let Err(e) = ep.send(&Message::new(Body::DataplaneReady(ready))) {
+                for r in ready {
+                    let hoa = r.hoa;
+                    if let Err(e) = ep.send(&Message::new(Body::DataplaneReady(r))) {
                         warn!(%hoa, error = %e, "DATAPLANE_READY not sent");
                     }
                 }
@@ -507,7 +547,7 @@ pub async fn run(
             }
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
             // A moved router's previous care-of address leaves the kernel path's filter.
-            _ = grace_end(&d) => d.sync_kernel(None).await,
+            _ = grace_end(&d) => d.sync_kernel(&[]).await,
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping"); break; }
                 Signal::DumpState => {
@@ -604,17 +644,36 @@ async fn start_kernel(
 /// the owner no longer has are removed.
 async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result<(), DaemonError> {
     let answer = ep.request_state(timeout, Some(1)).await?;
-    let mut seen = Vec::new();
-    for owner in &answer.owners {
-        for item in &owner.items {
-            match (d.mode(), item) {
-                (Mode::MobileRouter, StateItem::Bul(b)) | (Mode::HomeAgent, StateItem::Bc(b)) => {
-                    seen.push(crate::routes::key(b));
-                    d.binding_added(b).await;
-                }
-                _ => {}
+    let mode = d.mode();
+    let dumped: Vec<&Binding> = answer
+        .owners
+        .iter()
+        .flat_map(|o| o.items.iter())
+        .filter_map(|item| match (mode, item) {
+            (Mode::MobileRouter, StateItem::Bul(b)) | (Mode::HomeAgent, StateItem::Bc(b)) => {
+                Some(b)
             }
-        }
+            _ => None,
+        })
+        .collect();
+    // The kernel path's tunnel source and filter first, for the whole dump at once: one
+    // nft transaction rather than one per binding (a HA's restart with a fleet), and no
+    // moment with decapsulation routes but no filter.
+    for b in &dumped {
+        d.place_kernel_source(b);
+    }
+    d.sync_kernel(&dumped).await;
+    d.defer_kernel = true;
+    d.routes.defer(true);
+    let mut seen = std::collections::BTreeSet::new();
+    for b in &dumped {
+        seen.insert(crate::routes::key(b));
+        d.binding_added(b).await;
+    }
+    d.defer_kernel = false;
+    d.routes.defer(false);
+    if let Err(e) = d.routes.reconcile().await {
+        warn!(error = %e, "routes of the state dump incomplete; retried at the next event");
     }
     info!(
         owners = answer.owners.len(),
@@ -632,6 +691,7 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
             d.binding_removed(&b).await;
         }
     }
+    d.sync_kernel(&[]).await;
     for msg in &answer.other {
         d.handle(&msg.body).await;
     }

@@ -577,6 +577,11 @@ pub struct RouteManager<N> {
     unbound: BTreeMap<BindingKey, KernelState>,
     /// What the kernel holds (as far as our requests succeeded).
     installed: KernelState,
+    /// A batch of events is being applied: [`RouteManager::add`] and
+    /// [`RouteManager::remove`] only record, and the caller reconciles once at the end
+    /// (each reconcile goes over every binding: once per event would make a burst of n
+    /// registrations cost n² at a fleet's home agent).
+    deferred: bool,
 }
 
 impl<N: NetOps> RouteManager<N> {
@@ -588,6 +593,7 @@ impl<N: NetOps> RouteManager<N> {
             bindings: BTreeMap::new(),
             unbound: BTreeMap::new(),
             installed: KernelState::default(),
+            deferred: false,
         }
     }
 
@@ -681,13 +687,27 @@ impl<N: NetOps> RouteManager<N> {
         self.reconcile().await
     }
 
+    /// Starts (`true`) or ends a batch of events: see the `deferred` field. Ending it does
+    /// not reconcile; the caller does.
+    pub fn defer(&mut self, on: bool) {
+        self.deferred = on;
+    }
+
+    async fn reconcile_unless_deferred(&mut self) -> Result<(), NetOpsError> {
+        if self.deferred {
+            Ok(())
+        } else {
+            self.reconcile().await
+        }
+    }
+
     /// BUL_ADD / BC_ADD: a new, refreshed or moved binding.
     pub async fn add(&mut self, b: &Binding) -> Result<(), NetOpsError> {
         let lookups = self.lookups(b).await;
         let want = desired(&self.cfg, b, &lookups);
         self.unbound.remove(&key(b));
         self.bindings.insert(key(b), (b.clone(), want));
-        self.reconcile().await
+        self.reconcile_unless_deferred().await
     }
 
     /// BUL_REMOVE / BC_REMOVE: removes what only this binding needed. Unknown bindings are
@@ -702,7 +722,7 @@ impl<N: NetOps> RouteManager<N> {
                     info!(hoa = %b.hoa, home_link = %home, "at home: native routes on the home link");
                     self.unbound.remove(&key(b));
                     self.bindings.insert(key(b), (b.clone(), want));
-                    return self.reconcile().await;
+                    return self.reconcile_unless_deferred().await;
                 }
                 None => warn!(hoa = %b.hoa, ifindex = ?b.coa_ifindex,
                     "back home, but the home link's interface is unknown: no native routes"),
@@ -713,7 +733,7 @@ impl<N: NetOps> RouteManager<N> {
         if !unbound.is_empty() {
             self.unbound.insert(key(b), unbound);
         }
-        self.reconcile().await
+        self.reconcile_unless_deferred().await
     }
 
     async fn home_link(&mut self, b: &Binding) -> Option<String> {

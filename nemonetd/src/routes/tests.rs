@@ -616,3 +616,36 @@ fn ha_keeps_ended_mobile_networks_unreachable() {
         assert!(mr.installed().is_empty());
     });
 }
+
+#[test]
+fn a_deferred_batch_is_installed_by_one_reconcile() {
+    run(async {
+        let mut m = RouteManager::new(ha_cfg(), FakeNetOps::default());
+        m.defer(true);
+        let b1 = mr_binding();
+        let b2 = binding(
+            "2001:db8:1::200",
+            "2001:db8:a::3",
+            &["2001:db8:200::/64"],
+            &[],
+        );
+        m.add(&b1).await.unwrap();
+        m.add(&b2).await.unwrap();
+        m.remove(&b1).await.unwrap();
+        assert!(m.net().take().is_empty(), "nothing before the batch ends");
+        m.defer(false);
+        m.reconcile().await.unwrap();
+        let calls = m.net().take();
+        // Only b2's routes: b1 came and went inside the batch; its prefixes are kept
+        // unreachable (an ended binding, issue 11).
+        assert!(calls.contains(&Call::RouteReplace(RouteSpec::dev(
+            TABLE_MAIN,
+            net("2001:db8:200::/64"),
+            "nemo0"
+        ))));
+        assert!(
+            !calls.iter().any(|c| matches!(c, Call::RouteReplace(r) if r.dst == net("2001:db8:100::/64") && !r.unreachable)),
+            "{calls:?}"
+        );
+    });
+}
