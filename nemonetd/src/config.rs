@@ -83,7 +83,9 @@ pub struct Cli {
     /// addresses): `kernel` (SRv6 encapsulation and decapsulation in the kernel, a veth
     /// pair NAMEk/NAMEkx beside the TUN device, an nftables ingress filter), `tun` (the
     /// user-space data plane), or `auto`: the kernel's when it can be set up here, checked
-    /// at start. IPv4 outer headers always take the TUN device. Overrides `dataplane`.
+    /// at start, on a home agent (a mobile router keeps TUN with `auto` for now: its
+    /// handovers are faster there, see the README). IPv4 outer headers always take the TUN
+    /// device. Overrides `dataplane`.
     #[arg(long, value_enum, env = "NEMONETD_DATAPLANE")]
     pub dataplane: Option<crate::kernel::Choice>,
     /// The kernel data plane's first routing table; it uses three (overrides

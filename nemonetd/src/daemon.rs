@@ -599,6 +599,19 @@ async fn start_kernel(
 ) -> Result<Option<KernelPlane>, DaemonError> {
     use crate::kernel::Choice;
     let choice = settings.dataplane;
+    if choice == Choice::Auto && settings.routes.mode == Mode::MobileRouter {
+        // Measured (`nemo-lab handover --repeat 5`, 2026-12-04): on a mobile router the
+        // kernel path still loses what a multi-homed router sends while a new uplink
+        // comes up (its outer packets follow the main table's default route, not the
+        // care-of address's interface: 2 s lost on a vertical handover where TUN loses
+        // nothing), and a move costs it 15 ms more. Until it does better there, `auto`
+        // takes it on home agents only; `dataplane kernel` forces it here.
+        crate::kernel::remove_leftovers(net, &settings.routes.tun).await;
+        info!(
+            "data plane: TUN for every binding (dataplane auto on a mobile router; dataplane kernel forces the kernel's)"
+        );
+        return Ok(None);
+    }
     if choice == Choice::Tun {
         // A kernel data plane a crashed run left (its routes and rules go with the flush).
         crate::kernel::remove_leftovers(net, &settings.routes.tun).await;

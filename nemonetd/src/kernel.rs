@@ -66,7 +66,8 @@ const PEER_MTU: u32 = 65535;
 /// `--dataplane`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {
-    /// The kernel's when it can be set up here (probed at start), else the TUN device's.
+    /// On a home agent the kernel's when it can be set up here (probed at start), else
+    /// the TUN device's; on a mobile router the TUN device's (faster handovers, for now).
     Auto,
     /// Always the kernel's: nemonetd does not start without it.
     Kernel,
