@@ -13,7 +13,7 @@
 //! tunnel-hop-limit 64;        # outer hop limit / TTL
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
-//! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (kernel if it can)
+//! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (HA: kernel if it can)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
 //! ```
 

@@ -154,7 +154,17 @@ impl Daemon {
         // packets the kernel sends come to our ICMPv6 socket and are relayed to the
         // original sender like the TUN path's (RFC 2473 §8, [`crate::dataplane::icmp`]).
         self.table.upsert(peer);
-        if kernel {
+        // A refresh (same end points, same prefixes) changes nothing in the filter: no
+        // walk over every binding for it.
+        let cfg = self.routes.config();
+        let refresh = self
+            .routes
+            .binding(&crate::routes::key(b))
+            .is_some_and(|old| {
+                crate::routes::kernel_ends(cfg, old) == crate::routes::kernel_ends(cfg, b)
+                    && crate::routes::sources(old) == crate::routes::sources(b)
+            });
+        if kernel && !refresh {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
             self.sync_kernel(&[b]).await;
@@ -163,7 +173,7 @@ impl Daemon {
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
         }
-        if !kernel {
+        if !kernel && !refresh {
             // A binding that left the kernel path (an IPv4 CoA now).
             self.sync_kernel(&[]).await;
         }
@@ -177,6 +187,9 @@ impl Daemon {
         let Some((local, _)) = crate::routes::kernel_candidate(cfg, b) else {
             return;
         };
+        if cfg.kernel.as_ref().and_then(|k| k.source) == Some(local) {
+            return;
+        }
         let key = crate::routes::key(b);
         let others = self
             .routes

@@ -151,14 +151,19 @@ fn sysctl(path: &str, value: &str) -> Result<(), String> {
     std::fs::write(&p, value).map_err(|e| format!("{p}: {e}"))
 }
 
+/// Deletes the filter's table whether or not it exists (the add makes the delete succeed).
+fn delete_table_script() -> String {
+    let t = NFT_TABLE;
+    format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")
+}
+
 /// The filter's base (next headers by number: nft's names come from /etc/protocols, where
 /// "ipip" is 94, not 4): counters, the set of our end points, the map of far ends, and the
 /// chains. Created in one transaction with the deletion of a previous run's table.
 pub fn filter_base_script() -> String {
-    format!(
-        "table ip6 {t} {{}}
-delete table ip6 {t}
-table ip6 {t} {{
+    delete_table_script()
+        + &format!(
+            "table ip6 {t} {{
   counter spoofed_inner {{}}
   counter no_binding {{}}
   counter link_scope {{}}
@@ -179,8 +184,8 @@ table ip6 {t} {{
   }}
 }}
 ",
-        t = NFT_TABLE
-    )
+            t = NFT_TABLE
+        )
 }
 
 /// The match of an inner source inside `net`: the prefix's leading bits at the inner
@@ -332,8 +337,7 @@ pub async fn remove_leftovers(net: &mut RtNetOps, tun: &str) {
     {
         warn!(error = %e, "a previous run's veth pair not removed");
     }
-    let t = NFT_TABLE;
-    let _ = nft(&format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")).await;
+    let _ = nft(&delete_table_script()).await;
 }
 
 impl KernelPlane {
@@ -507,8 +511,7 @@ impl KernelPlane {
             Ok(false) => {}
             Err(e) => warn!(error = %e, "local table rule not restored"),
         }
-        let t = NFT_TABLE;
-        if let Err(e) = nft(&format!("table ip6 {t} {{}}\ndelete table ip6 {t}\n")).await {
+        if let Err(e) = nft(&delete_table_script()).await {
             warn!(error = %e, "ingress filter not removed");
         }
         if let Err(e) = net.link_delete(&self.routes.dev).await {

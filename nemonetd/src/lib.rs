@@ -108,12 +108,19 @@ fn check(cli: &config::Cli) -> Result<(), RunError> {
         ),
         routes::Mode::HomeAgent => format!("home agent, table {}", r.table),
     };
+    let dataplane = match s.dataplane {
+        kernel::Choice::Auto => "auto",
+        kernel::Choice::Kernel => "kernel",
+        kernel::Choice::Tun => "tun",
+    };
     let summary = format!(
-        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, {} warnings",
+        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, data plane {dataplane} (kernel tables {}-{}), {} warnings",
         r.tun,
         s.udp_port,
         s.hop_limit,
         yes(s.offload),
+        s.kernel_table,
+        s.kernel_table + 2,
         warnings.len()
     );
     nemo_daemon::check::ok(cli.config.as_deref(), &cli.ifname, &summary);

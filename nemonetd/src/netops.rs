@@ -213,18 +213,26 @@ pub struct RuleSpec {
 }
 
 impl RuleSpec {
-    /// `from SRC lookup TABLE priority PRIO`.
-    pub fn from(src: IpNet, table: u32, priority: u32) -> RuleSpec {
+    /// `lookup TABLE priority PRIO` in `family`, no selector: the others are set on it.
+    pub fn lookup(family: Family, priority: u32, table: u32) -> RuleSpec {
         RuleSpec {
-            family: Family::of(&src),
+            family,
             priority,
-            from: Some(src),
+            from: None,
             to: None,
             table,
             suppress_prefixlen: None,
             iif: None,
             blackhole: false,
             ipproto: None,
+        }
+    }
+
+    /// `from SRC lookup TABLE priority PRIO`.
+    pub fn from(src: IpNet, table: u32, priority: u32) -> RuleSpec {
+        RuleSpec {
+            from: Some(src),
+            ..RuleSpec::lookup(Family::of(&src), priority, table)
         }
     }
 

@@ -64,6 +64,7 @@ use mipsock::{Binding, CareOf};
 use tracing::{info, warn};
 
 use crate::netops::{Family, LwEncap, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
+use proto::{IPPROTO_IPIP, IPPROTO_IPV6};
 
 /// Which side we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,10 +149,6 @@ pub const KERNEL_NH6: Ipv6Addr = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0x6e);
 /// The same for IPv4: the IPv4 dummy address 192.0.0.8 (RFC 7600).
 pub const KERNEL_NH4: Ipv4Addr = Ipv4Addr::new(192, 0, 0, 8);
 
-/// The IPv6 protocol numbers of IPv6 and IPv4 inside IPv6 (RFC 2473 §3).
-const IPPROTO_IPV6: u8 = 41;
-const IPPROTO_IPIP: u8 = 4;
-
 /// Whether a binding goes through the kernel data plane: an IPv6 outer header (IPv6
 /// care-of address, no UDP), away from home, and its local end point the kernel's tunnel
 /// source. Its (local, remote) tunnel end points.
@@ -216,17 +213,7 @@ fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
         .insert(RouteSpec::unreachable(k.table, any6, FAIL_CLOSED_METRIC));
     s.routes
         .insert(RouteSpec::unreachable(k.table, any4, FAIL_CLOSED_METRIC));
-    let rule = |family: Family, priority: u32, table: u32| RuleSpec {
-        family,
-        priority,
-        from: None,
-        to: None,
-        table,
-        suppress_prefixlen: None,
-        iif: None,
-        blackhole: false,
-        ipproto: None,
-    };
+    let rule = RuleSpec::lookup;
     for (proto, table) in [
         (IPPROTO_IPV6, k.decap6_table()),
         (IPPROTO_IPIP, k.decap4_table()),
@@ -418,15 +405,9 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
             }
             for mnp in &mnps {
                 s.rules.insert(RuleSpec {
-                    family: Family::of(mnp),
-                    priority: p + PRIO_INSIDE,
-                    from: None,
                     to: Some(*mnp),
-                    table: TABLE_MAIN,
                     suppress_prefixlen: Some(u32::from(mnp.prefix_len()) - 1),
-                    iif: None,
-                    blackhole: false,
-                    ipproto: None,
+                    ..RuleSpec::lookup(Family::of(mnp), p + PRIO_INSIDE, TABLE_MAIN)
                 });
             }
             for src in sources(b) {
@@ -459,39 +440,16 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
                 // the HA's IPv4 address) must not take the tunnel of the old binding.
                 if let Some(ha4) = b.ha_v4 {
                     s.rules.insert(RuleSpec {
-                        family: Family::V4,
-                        priority: p + PRIO_INSIDE,
-                        from: None,
                         to: Some(host4(ha4)),
-                        table: TABLE_MAIN,
-                        suppress_prefixlen: None,
-                        iif: None,
-                        blackhole: false,
-                        ipproto: None,
+                        ..RuleSpec::lookup(Family::V4, p + PRIO_INSIDE, TABLE_MAIN)
                     });
                 }
                 s.rules.insert(RuleSpec {
-                    family: Family::V4,
-                    priority: p + PRIO_OWN_V4_MAIN,
-                    from: None,
-                    to: None,
-                    table: TABLE_MAIN,
                     suppress_prefixlen: Some(0),
-                    iif: None,
-                    blackhole: false,
-                    ipproto: None,
+                    ..RuleSpec::lookup(Family::V4, p + PRIO_OWN_V4_MAIN, TABLE_MAIN)
                 });
-                s.rules.insert(RuleSpec {
-                    family: Family::V4,
-                    priority: p + PRIO_OWN_V4_TUNNEL,
-                    from: None,
-                    to: None,
-                    table: t,
-                    suppress_prefixlen: None,
-                    iif: None,
-                    blackhole: false,
-                    ipproto: None,
-                });
+                s.rules
+                    .insert(RuleSpec::lookup(Family::V4, p + PRIO_OWN_V4_TUNNEL, t));
             }
         }
     }
@@ -613,6 +571,11 @@ impl<N: NetOps> RouteManager<N> {
         if let Some(k) = &mut self.cfg.kernel {
             k.source = source;
         }
+    }
+
+    /// The live binding with this key.
+    pub fn binding(&self, key: &BindingKey) -> Option<&Binding> {
+        self.bindings.get(key).map(|(b, _)| b)
     }
 
     /// The live bindings.
