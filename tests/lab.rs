@@ -32,6 +32,20 @@ fn lab(args: &[&str], work: &Path) -> (std::process::Output, u32) {
     (child.wait_with_output().unwrap(), pid)
 }
 
+/// The lab's FAIL lines (each with its detail).
+fn failed_checks(stdout: &str) -> String {
+    let fails: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("FAIL"))
+        .collect();
+    if fails.is_empty() {
+        "(none: the lab stopped with an error, see its last lines)".into()
+    } else {
+        fails.join("\n")
+    }
+}
+
 #[test]
 fn demo_scenario() {
     require_root();
@@ -69,9 +83,11 @@ fn demo_scenario() {
         }
         s
     };
+    // The failed checks first: CI shows only the head and the tail of a long message.
     assert!(
         out.status.success(),
-        "demo failed:\n{stdout}\n{stderr}\n{}",
+        "demo failed; failed checks:\n{}\n\n{stdout}\n{stderr}\n{}",
+        failed_checks(&stdout),
         logs()
     );
     let v: serde_json::Value =
