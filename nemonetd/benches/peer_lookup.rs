@@ -262,7 +262,7 @@ fn bench_peer_lookup(c: &mut Criterion) {
     // Both tables agree on every query before anything is timed.
     for &(s, d) in w.hits.iter().chain(&w.misses) {
         let a = old.tx_lookup(s, d).map(|p| p.binding.hoa);
-        assert_eq!(a, new.tx_lookup(s, d).map(|p| p.binding.hoa));
+        assert_eq!(a, new.tx_lookup(s, d, || 0).map(|p| p.binding.hoa));
         assert_eq!(a.is_some(), w.hits.contains(&(s, d)));
     }
     for &(r, s) in &w.rx {
@@ -286,7 +286,7 @@ fn bench_peer_lookup(c: &mut Criterion) {
     g.bench_function("tx_lookup hit/new", |b| {
         b.iter(|| {
             let (s, d) = w.hits[next()];
-            black_box(new.tx_lookup(black_box(s), black_box(d)).is_some())
+            black_box(new.tx_lookup(black_box(s), black_box(d), || 0).is_some())
         })
     });
     g.bench_function("tx_lookup miss/baseline", |b| {
@@ -298,7 +298,7 @@ fn bench_peer_lookup(c: &mut Criterion) {
     g.bench_function("tx_lookup miss/new", |b| {
         b.iter(|| {
             let (s, d) = w.misses[next()];
-            black_box(new.tx_lookup(black_box(s), black_box(d)).is_some())
+            black_box(new.tx_lookup(black_box(s), black_box(d), || 0).is_some())
         })
     });
     g.bench_function("rx_check/baseline", |b| {

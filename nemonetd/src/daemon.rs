@@ -161,10 +161,15 @@ impl Daemon {
             .routes
             .binding(&crate::routes::key(b))
             .is_some_and(|old| {
-                crate::routes::kernel_ends(cfg, old) == crate::routes::kernel_ends(cfg, b)
+                use crate::routes::{kernel_decapsulates, kernel_ends};
+                kernel_ends(cfg, old) == kernel_ends(cfg, b)
+                    && kernel_decapsulates(cfg, old) == kernel_decapsulates(cfg, b)
                     && crate::routes::sources(old) == crate::routes::sources(b)
             });
-        if kernel && !refresh {
+        // Received through the kernel's decapsulation (sent through TUN: RFC 5648's
+        // bindings): its far end must be in the filter before it sends.
+        let received = crate::routes::kernel_decapsulates(cfg, b).is_some();
+        if (kernel || received) && !refresh {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
             self.sync_kernel(&[b]).await;
@@ -173,7 +178,7 @@ impl Daemon {
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
         }
-        if !kernel && !refresh {
+        if !kernel && !received && !refresh {
             // A binding that left the kernel path (an IPv4 CoA now).
             self.sync_kernel(&[]).await;
         }

@@ -210,6 +210,36 @@ pub fn flow_label(src: IpAddr, dst: IpAddr) -> u32 {
     }
 }
 
+/// A packet's flow, for the choice among several care-of addresses (RFC 5648): the
+/// addresses, and for TCP, UDP and SCTP the protocol and ports when they are in this
+/// packet. Fragments (IPv4 MF or offset, an IPv6 Fragment header: the ports are not
+/// read behind extension headers) hash by addresses alone, so every fragment of a
+/// datagram takes one path; ICMP errors hash by their own addresses.
+pub fn flow_hash(packet: &[u8]) -> u64 {
+    let Some((src, dst)) = addresses(packet) else {
+        return 0;
+    };
+    let base = u64::from(flow_label(src, dst)) << 32 ^ u64::from(flow_label(dst, src));
+    let (proto, l4) = match IpVersion::of(packet) {
+        Ok(IpVersion::V6) => (packet[6], 40),
+        Ok(IpVersion::V4) => {
+            let fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0;
+            if fragment {
+                return base;
+            }
+            (packet[9], usize::from(packet[0] & 0x0f) * 4)
+        }
+        Err(_) => return base,
+    };
+    match (proto, packet.get(l4..l4 + 4)) {
+        (6 | 17 | 132, Some(ports)) => {
+            let p = u64::from(u32::from_be_bytes([ports[0], ports[1], ports[2], ports[3]]));
+            base ^ (p << 8 | u64::from(proto)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+        _ => base,
+    }
+}
+
 /// The sockets of the data plane.
 #[derive(Debug)]
 pub struct Sockets {

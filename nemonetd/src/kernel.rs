@@ -49,7 +49,7 @@ use tracing::{info, warn};
 
 use crate::dataplane::peers::MOVE_GRACE;
 use crate::netops::{LwEncap, NetOps, RouteSpec, RtNetOps};
-use crate::routes::{BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_ends};
+use crate::routes::{BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_decapsulates};
 
 /// The nftables table of the ingress filter.
 pub const NFT_TABLE: &str = "nemonetd";
@@ -429,7 +429,8 @@ impl KernelPlane {
     }
 
     /// Brings the filter and the tunnel source to the bindings `bindings` (all the live
-    /// ones; those not on the kernel path are skipped).
+    /// ones; those whose packets the kernel does not decapsulate are skipped: a binding
+    /// sent through TUN, RFC 5648's, is still received here).
     pub async fn sync<'a>(
         &mut self,
         cfg: &RouteConfig,
@@ -438,7 +439,7 @@ impl KernelPlane {
     ) -> Result<(), String> {
         let mut entries = BTreeMap::new();
         for b in bindings {
-            if let Some((local, remote)) = kernel_ends(cfg, b) {
+            if let Some((local, remote)) = kernel_decapsulates(cfg, b) {
                 let key = crate::routes::key(b);
                 let sources = crate::routes::sources(b).into_iter().collect();
                 if let Some(was) = self.filter.entries.get(&key)

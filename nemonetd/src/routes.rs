@@ -161,6 +161,28 @@ pub fn kernel_ends(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr
 /// Whether a binding could take the kernel data plane, whatever the tunnel source: its
 /// (local, remote) end points.
 pub fn kernel_candidate(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    // Several care-of addresses of one home address (RFC 5648) share its prefixes: the
+    // kernel's routes would need one multipath route with an encapsulation per path; TUN
+    // picks the path per flow. A binding with an identifier is sent through TUN.
+    if b.binding_id.is_some() {
+        return None;
+    }
+    ipv6_outer_ends(cfg, b)
+}
+
+/// Whether the kernel decapsulates what the far end of `b` sends (an IPv6 outer header to
+/// the kernel's tunnel source, whichever data plane sends towards it: the decapsulation
+/// rule matches the destination, not the binding): its (local, remote) end points. The
+/// ingress filter must know every such far end.
+pub fn kernel_decapsulates(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
+    let ends = ipv6_outer_ends(cfg, b)?;
+    let source = cfg.kernel.as_ref()?.source;
+    (source == Some(ends.0)).then_some(ends)
+}
+
+/// The (local, remote) end points of a binding with an IPv6 outer header, away from home,
+/// when the kernel data plane is configured.
+fn ipv6_outer_ends(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
     cfg.kernel.as_ref()?;
     let CareOf::V6(coa) = b.coa else {
         return None;

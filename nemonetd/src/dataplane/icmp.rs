@@ -101,9 +101,13 @@ pub fn report<'a>(icmp: &'a [u8], peers: &Snapshot) -> Result<Report<'a>, NotRel
     let inner = &error.invoking[IPV6_HEADER_LEN..];
     let (src, dst) = addresses(inner).ok_or(NotRelayed::Truncated)?;
     let tunnel_end = Remote::V6(outer.dst_addr());
-    match peers.tx_lookup(src, dst) {
-        Some(peer) if peer.remote == tunnel_end => {}
-        _ => return Err(NotRelayed::NoBinding),
+    // Any of the destination's care-of addresses (RFC 5648): the quote says which one
+    // the packet took.
+    if !peers
+        .tx_candidates(src, dst)
+        .any(|p| p.remote == tunnel_end)
+    {
+        return Err(NotRelayed::NoBinding);
     }
     if is_link_scope(src) || src_is_multicast(src) || is_icmp_error(inner) {
         return Err(NotRelayed::NotReportable);

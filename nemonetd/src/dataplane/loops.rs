@@ -24,7 +24,7 @@ use tracing::{debug, warn};
 use super::backend::Backend;
 use super::peers::{BatchClock, PeerReader, Remote, RxRefusal, Snapshot};
 use super::{
-    Counters, HEADROOM, MAX_PACKET, MhRelay, Sockets, TxConfig, addresses, flow_label,
+    Counters, HEADROOM, MAX_PACKET, MhRelay, Sockets, TxConfig, addresses, flow_hash, flow_label,
     is_link_scope, is_mobility_header,
 };
 use crate::gso::{
@@ -255,7 +255,8 @@ pub(super) fn tx_loop<B: Backend>(
             Counters::inc(&counters.drop_link_scope);
             continue;
         }
-        let (encap, oif) = match peers.refresh().tx_lookup(src, dst) {
+        let inner = &buf[HEADROOM..end];
+        let (encap, oif) = match peers.refresh().tx_lookup(src, dst, || flow_hash(inner)) {
             Some(p) => {
                 p.counters.0.tx(end - HEADROOM);
                 (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))

@@ -264,7 +264,7 @@ impl BatchClock {
     }
 }
 
-/// One prefix length's bindings: network address (masked) → peer index. std's hasher is
+/// One prefix length's bindings: network address (masked) → group index. std's hasher is
 /// keyed per map (SipHash): the addresses looked up come from the network.
 #[derive(Debug, Clone)]
 struct Level<K> {
@@ -307,8 +307,8 @@ impl Key for u32 {
 }
 
 impl<K: Key> Prefixes<K> {
-    /// Records `net/len` for peer `i`. `last_wins`: the later peer takes a prefix two
-    /// bindings share (the HA's tie rule), else the earlier keeps it (the MR's).
+    /// Records `net/len` for group `i`. `last_wins`: the group of the later binding takes a prefix two
+    /// home addresses share (the HA's tie rule), else the earlier keeps it (the MR's).
     fn insert(&mut self, net: K, len: u8, i: u32, last_wins: bool) {
         let at = match self.levels.iter().position(|(l, _)| *l <= len) {
             Some(p) if self.levels[p].0 == len => p,
@@ -326,7 +326,9 @@ impl<K: Key> Prefixes<K> {
         if last_wins {
             level.peers.insert(net, i);
         } else {
-            level.peers.entry(net).or_insert(i);
+            // The earliest group, whichever of its bindings brought the prefix.
+            let g = level.peers.entry(net).or_insert(i);
+            *g = (*g).min(i);
         }
     }
 
@@ -337,14 +339,14 @@ impl<K: Key> Prefixes<K> {
         }
     }
 
-    /// The peer of the longest prefix containing `a`.
+    /// The group of the longest prefix containing `a`.
     fn longest(&self, a: K) -> Option<u32> {
         self.levels
             .iter()
             .find_map(|(_, l)| l.peers.get(&(a & l.mask)).copied())
     }
 
-    /// The first peer (lowest index) with any prefix containing `a`.
+    /// The first group (lowest index) with any prefix containing `a`.
     fn first(&self, a: K) -> Option<u32> {
         self.levels
             .iter()
@@ -382,6 +384,11 @@ impl Ids {
 pub struct Snapshot {
     mode: Mode,
     peers: Vec<Arc<Peer>>,
+    /// The bindings of one home address (several with RFC 5648 multiple care-of
+    /// addresses, one per BID): the prefix indexes lead to a group, and a packet's flow
+    /// picks its member ([`Snapshot::tx_lookup`]).
+    groups: Vec<Ids>,
+    /// Prefix → group.
     v6: Prefixes<u128>,
     v4: Prefixes<u32>,
     /// Current outer source → the peers there (several with RFC 5648 multiple CoAs
@@ -398,6 +405,7 @@ impl Snapshot {
         let mut s = Snapshot {
             mode,
             peers: Vec::new(),
+            groups: Vec::new(),
             v6: Prefixes::default(),
             v4: Prefixes::default(),
             remotes: HashMap::with_capacity(peers.len()),
@@ -407,15 +415,28 @@ impl Snapshot {
         // Previous CoAs whose grace is already over are left out (the check still times
         // the rest): the map holds only the moves of the last moments.
         let built = Instant::now();
+        // One group per home address, in the order of its first binding (which decides
+        // ties between different routers as before).
+        let mut group_of: HashMap<std::net::Ipv6Addr, u32> = HashMap::new();
         // u32: no node serves four billion bindings; more are simply not indexed.
         for (i, p) in (0u32..).zip(&peers) {
+            let g = match group_of.entry(p.binding.hoa) {
+                Entry::Occupied(e) => {
+                    s.groups[*e.get() as usize].push(i);
+                    *e.get()
+                }
+                Entry::Vacant(e) => {
+                    s.groups.push(Ids::One(i));
+                    *e.insert(s.groups.len() as u32 - 1)
+                }
+            };
             for n in &p.sources {
                 match n {
                     IpNet::V6(n) => {
-                        s.v6.insert(u128::from(n.network()), n.prefix_len(), i, last_wins)
+                        s.v6.insert(u128::from(n.network()), n.prefix_len(), g, last_wins)
                     }
                     IpNet::V4(n) => {
-                        s.v4.insert(u32::from(n.network()), n.prefix_len(), i, last_wins)
+                        s.v4.insert(u32::from(n.network()), n.prefix_len(), g, last_wins)
                     }
                 }
             }
@@ -449,24 +470,51 @@ impl Snapshot {
         self.peers.get(i as usize).map(|p| &**p)
     }
 
-    /// The peer a packet from the TUN goes to. HA: the binding whose HoA/MNPs contain the
-    /// inner destination (longest prefix wins, for nested or overlapping registrations).
-    /// MR: the binding whose mobile network the inner source belongs to, else the first
-    /// (the MR's own traffic, e.g. from an address in no MNP).
-    pub fn tx_lookup(&self, src: IpAddr, dst: IpAddr) -> Option<&Peer> {
-        match self.mode {
+    /// The bindings a packet from the TUN may go to: one, or the care-of addresses of one
+    /// home address (RFC 5648). HA: the home address whose HoA/MNPs contain the inner
+    /// destination (longest prefix wins, for nested or overlapping registrations). MR: the
+    /// one whose mobile network the inner source belongs to, else the first (the MR's own
+    /// traffic, e.g. from an address in no MNP).
+    fn tx_group(&self, src: IpAddr, dst: IpAddr) -> Option<&Ids> {
+        let g = match self.mode {
             Mode::HomeAgent => match dst {
                 IpAddr::V6(a) => self.v6.longest(u128::from(a)),
                 IpAddr::V4(a) => self.v4.longest(u32::from(a)),
-            }
-            .and_then(|i| self.peer(i)),
+            },
             Mode::MobileRouter => match src {
                 IpAddr::V6(a) => self.v6.first(u128::from(a)),
                 IpAddr::V4(a) => self.v4.first(u32::from(a)),
             }
-            .and_then(|i| self.peer(i))
-            .or_else(|| self.peers.first().map(|p| &**p)),
+            .or(if self.groups.is_empty() {
+                None
+            } else {
+                Some(0)
+            }),
+        };
+        self.groups.get(g? as usize)
+    }
+
+    /// The peer a packet from the TUN goes to ([`Self::tx_group`]); among several care-of
+    /// addresses of one home address, the flow's ([`pick`]). `flow` is asked for the
+    /// packet's flow hash only then (the common packet, one binding, hashes nothing).
+    pub fn tx_lookup(&self, src: IpAddr, dst: IpAddr, flow: impl FnOnce() -> u64) -> Option<&Peer> {
+        match self.tx_group(src, dst)? {
+            Ids::One(i) => self.peer(*i),
+            Ids::Many(v) => {
+                let hash = flow();
+                pick(v.iter().filter_map(|&i| self.peer(i)), hash)
+            }
         }
+    }
+
+    /// Every binding a packet from `src` to `dst` may be sent through (ICMP errors quote
+    /// a packet of any of them).
+    pub fn tx_candidates(&self, src: IpAddr, dst: IpAddr) -> impl Iterator<Item = &Peer> {
+        self.tx_group(src, dst)
+            .map(Ids::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|&i| self.peer(i))
     }
 
     /// Whether a decapsulated packet may enter: RFC 3963 §6.4 / RFC 6275 §10.4.5 on the HA
@@ -507,6 +555,26 @@ impl Snapshot {
             RxRefusal::UnknownOuterSource
         })
     }
+}
+
+/// The care-of address a flow takes among several (RFC 5648): rendezvous hashing (highest
+/// random weight) of the flow hash with each binding's identifier. A flow stays on its
+/// path while that path is registered, and when a path goes only its flows move (a
+/// modulo would reshuffle every flow). Costs one mix per path, a handful at most.
+pub fn pick<'a>(peers: impl Iterator<Item = &'a Peer>, flow: u64) -> Option<&'a Peer> {
+    peers.max_by_key(|p| {
+        let bid = u64::from(p.binding.binding_id.unwrap_or(0));
+        mix(flow ^ bid.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    })
+}
+
+/// A 64-bit finalizer (SplitMix64's): every input bit reaches every output bit.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// Where the daemon publishes snapshots and the packet threads pick them up: the current

@@ -239,3 +239,47 @@ fn the_tx_loop_drops_what_it_cannot_tunnel_and_stops_with_its_device() {
     assert!(dev.written.lock().unwrap().is_empty());
     assert!(dev.to_tunnel.lock().unwrap().is_empty());
 }
+
+/// The flow hash behind the choice among care-of addresses: ports count for TCP/UDP,
+/// fragments hash by addresses alone, and nothing panics on short packets.
+#[test]
+fn flow_hash_by_ports_unless_fragmented() {
+    fn udp4(sport: u16, frag: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[6..8].copy_from_slice(&frag.to_be_bytes());
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[198, 51, 100, 2]);
+        p[16..20].copy_from_slice(&[203, 0, 113, 2]);
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&9u16.to_be_bytes());
+        p
+    }
+    fn udp6(sport: u16, next: u8) -> Vec<u8> {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x60;
+        p[6] = next;
+        p[8..24].copy_from_slice(&"2001:db8:100::2".parse::<Ipv6Addr>().unwrap().octets());
+        p[24..40].copy_from_slice(&"2001:db8:c::2".parse::<Ipv6Addr>().unwrap().octets());
+        p[40..42].copy_from_slice(&sport.to_be_bytes());
+        p
+    }
+    assert_ne!(flow_hash(&udp4(1000, 0)), flow_hash(&udp4(1001, 0)));
+    assert_eq!(
+        flow_hash(&udp4(1000, 0)),
+        flow_hash(&udp4(1000, 0x4000)),
+        "DF"
+    );
+    // A first fragment (MF) and a later one (offset): addresses only, the same hash.
+    assert_eq!(
+        flow_hash(&udp4(1000, 0x2000)),
+        flow_hash(&udp4(1001, 0x0010))
+    );
+    assert_ne!(flow_hash(&udp6(1000, 17)), flow_hash(&udp6(1001, 17)));
+    // Behind a Fragment header (44) the ports are not read.
+    assert_eq!(flow_hash(&udp6(1000, 44)), flow_hash(&udp6(1001, 44)));
+    for n in 0..48 {
+        let _ = flow_hash(&udp6(1, 17)[..n]);
+        let _ = flow_hash(&udp4(1, 0)[..n.min(28)]);
+    }
+}

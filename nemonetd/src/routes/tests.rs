@@ -649,3 +649,58 @@ fn a_deferred_batch_is_installed_by_one_reconcile() {
         );
     });
 }
+
+/// RFC 5648: the care-of addresses of one home address, each its own binding (BID), share
+/// the home address's routes; with the kernel data plane configured they stay on TUN (the
+/// kernel would need one multipath route), and the routes stay until the last BID goes.
+#[test]
+fn bindings_with_identifiers_share_routes_on_tun() {
+    run(async {
+        let mut cfg = ha_cfg();
+        cfg.kernel = Some(KernelRoutes {
+            dev: "nemo0k".into(),
+            peer: "nemo0kx".into(),
+            table: 1100,
+            hop_limit: 64,
+            source: Some("2001:db8:1::1".parse().unwrap()),
+        });
+        let plain = mr_binding();
+        assert!(kernel_ends(&cfg, &plain).is_some());
+        let mut one = mr_binding();
+        one.binding_id = Some(1);
+        let mut two = binding(
+            "2001:db8:1::100",
+            "2001:db8:b::5",
+            &["2001:db8:100::/64"],
+            &["198.51.100.0/24"],
+        );
+        two.binding_id = Some(2);
+        assert_eq!(kernel_candidate(&cfg, &one), None);
+        assert_eq!(tunnel_dev(&cfg, &two), "nemo0");
+        let mut m = RouteManager::new(cfg, FakeNetOps::default());
+        m.add(&one).await.unwrap();
+        let first = m.net().take();
+        assert!(first.contains(&Call::RouteReplace(RouteSpec::dev(
+            TABLE_MAIN,
+            net("2001:db8:100::/64"),
+            "nemo0"
+        ))));
+        assert!(
+            !first
+                .iter()
+                .any(|c| matches!(c, Call::RouteReplace(r) if r.encap.is_some())),
+            "{first:?}"
+        );
+        m.add(&two).await.unwrap();
+        assert_eq!(m.net().take(), vec![], "the second path adds nothing");
+        m.remove(&one).await.unwrap();
+        assert_eq!(m.net().take(), vec![], "nor does the first's end remove");
+        m.remove(&two).await.unwrap();
+        let last = m.net().take();
+        assert!(
+            !last.is_empty() && !m.installed().routes.iter().any(|r| r.dev == "nemo0"),
+            "{last:?} {:?}",
+            m.installed()
+        );
+    });
+}

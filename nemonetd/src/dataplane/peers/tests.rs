@@ -36,7 +36,7 @@ fn to(s: &Snapshot, d: &str) -> Option<String> {
     } else {
         ip("2001:db8:ffff::1")
     };
-    s.tx_lookup(cn, d).map(|p| p.binding.hoa.to_string())
+    s.tx_lookup(cn, d, || 0).map(|p| p.binding.hoa.to_string())
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn ha_looks_up_by_inner_destination_longest_prefix() {
     assert_eq!(t.peers().len(), 2);
     let s = t.snapshot();
     assert_eq!(
-        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100:1::1"))
+        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100:1::1"), || 0)
             .map(|p| p.encap),
         Some(Encapsulation::Ipv6 {
             src_addr: "2001:db8:1::1".parse().unwrap(),
@@ -238,7 +238,7 @@ fn ha_two_bindings_with_one_prefix_the_later_wins_as_before() {
     t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
     let s = t.snapshot();
     assert_eq!(
-        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100::1"))
+        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100::1"), || 0)
             .map(|p| p.remote),
         Some(Remote::V6("2001:db8:a::2".parse().unwrap()))
     );
@@ -399,14 +399,17 @@ fn mr_accepts_any_inner_source_but_only_from_its_ha() {
     );
     // Everything from the mobile network goes to the HA.
     assert!(
-        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"))
+        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"), || 0)
             .is_some()
     );
-    assert!(s.tx_lookup(ip("198.51.100.7"), ip("203.0.113.1")).is_some());
+    assert!(
+        s.tx_lookup(ip("198.51.100.7"), ip("203.0.113.1"), || 0)
+            .is_some()
+    );
     t.remove(&a);
     let s = t.snapshot();
     assert!(
-        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"))
+        s.tx_lookup(ip("2001:db8:100::7"), ip("2001:db8:ffff::1"), || 0)
             .is_none()
     );
     assert_eq!(
@@ -416,9 +419,11 @@ fn mr_accepts_any_inner_source_but_only_from_its_ha() {
 }
 
 #[test]
-fn mr_with_several_bindings_takes_the_first_covering_the_source() {
-    // RFC 5648 multiple care-of addresses: bindings in arrival order; the source's binding
-    // (the first whose prefixes cover it), else the first binding.
+fn mr_with_several_care_of_addresses_picks_one_per_flow() {
+    // RFC 5648 multiple care-of addresses on the MR: the bindings of one home address
+    // share its mobile network; a packet of the network (or of the router itself, from an
+    // address in no prefix) takes its flow's binding; another home address's prefixes
+    // (a second registration) keep their own binding.
     let mut t = PeerTable::new(Mode::MobileRouter);
     let mut one = binding(
         "2001:db8:1::100",
@@ -430,21 +435,38 @@ fn mr_with_several_bindings_takes_the_first_covering_the_source() {
     let mut two = binding(
         "2001:db8:1::100",
         "2001:db8:b::5",
-        &["2001:db8:100::/48", "2001:db8:100:7::/64"],
+        &["2001:db8:100::/48"],
         &["198.51.100.0/24"],
     );
     two.binding_id = Some(2);
+    let other = binding(
+        "2001:db8:1::200",
+        "2001:db8:a::5",
+        &["2001:db8:200::/48"],
+        &[],
+    );
     t.upsert(Peer::new(Mode::MobileRouter, &one).unwrap());
     t.upsert(Peer::new(Mode::MobileRouter, &two).unwrap());
+    t.upsert(Peer::new(Mode::MobileRouter, &other).unwrap());
     let s = t.snapshot();
-    let via = |src: &str| {
-        s.tx_lookup(ip(src), ip("2001:db8:ffff::1"))
-            .and_then(|p| p.binding.binding_id)
+    let via = |src: &str, flow: u64| {
+        s.tx_lookup(ip(src), ip("2001:db8:ffff::1"), || flow)
+            .map(|p| (p.binding.hoa.to_string(), p.binding.binding_id))
     };
-    // Both cover it; the first wins even though the second's /64 is longer.
-    assert_eq!(via("2001:db8:100:7::1"), Some(1));
-    assert_eq!(via("198.51.100.7"), Some(2));
-    assert_eq!(via("2001:db8:9::1"), Some(1));
+    for src in ["2001:db8:100:7::1", "198.51.100.7", "2001:db8:9::1"] {
+        let bids: std::collections::BTreeSet<Option<u16>> = (0..64u64)
+            .map(|f| via(src, f.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .map(|v| {
+                assert_eq!(v.as_ref().unwrap().0, "2001:db8:1::100", "{src}");
+                v.unwrap().1
+            })
+            .collect();
+        assert_eq!(bids.len(), 2, "{src}: flows over both care-of addresses");
+    }
+    assert_eq!(
+        via("2001:db8:200::1", 5),
+        Some(("2001:db8:1::200".into(), None))
+    );
 }
 
 #[test]
@@ -518,7 +540,17 @@ fn readers_on_other_threads_see_every_publication() {
 }
 
 /// The old linear scan, as the reference the index must agree with.
-fn linear_tx(mode: Mode, peers: &[Arc<Peer>], src: IpAddr, dst: IpAddr) -> Option<usize> {
+/// The home address a packet goes to, by a scan of every binding (the bindings of one
+/// home address form a group). HA: the longest prefix containing the destination, a tie
+/// to the later binding's group (the later registration); MR: the first group, by its
+/// first binding's arrival, with a prefix containing the source, else the first group.
+fn linear_tx(mode: Mode, peers: &[Arc<Peer>], src: IpAddr, dst: IpAddr) -> Option<Ipv6Addr> {
+    let mut groups: Vec<Ipv6Addr> = Vec::new();
+    for p in peers {
+        if !groups.contains(&p.binding.hoa) {
+            groups.push(p.binding.hoa);
+        }
+    }
     match mode {
         Mode::HomeAgent => peers
             .iter()
@@ -529,14 +561,15 @@ fn linear_tx(mode: Mode, peers: &[Arc<Peer>], src: IpAddr, dst: IpAddr) -> Optio
                     .filter(|n| n.contains(&dst))
                     .map(|n| n.prefix_len())
                     .max()
-                    .map(|len| (len, i))
+                    .map(|len| (len, i, p.binding.hoa))
             })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, i)| i),
-        Mode::MobileRouter => peers
+            .max_by_key(|&(len, i, _)| (len, i))
+            .map(|(_, _, hoa)| hoa),
+        Mode::MobileRouter => groups
             .iter()
-            .position(|p| p.covers(src))
-            .or(if peers.is_empty() { None } else { Some(0) }),
+            .copied()
+            .find(|&g| peers.iter().any(|p| p.binding.hoa == g && p.covers(src)))
+            .or(groups.first().copied()),
     }
 }
 
@@ -594,9 +627,8 @@ fn the_index_agrees_with_a_linear_scan_on_nested_random_tables() {
                         Mode::HomeAgent => (ip("2001:db8:ffff::1"), a),
                         Mode::MobileRouter => (a, ip("2001:db8:ffff::1")),
                     };
-                    let want =
-                        linear_tx(mode, t.peers(), src, dst).map(|i| key(&t.peers()[i].binding));
-                    let got = s.tx_lookup(src, dst).map(|p| key(&p.binding));
+                    let want = linear_tx(mode, t.peers(), src, dst);
+                    let got = s.tx_lookup(src, dst, || 0).map(|p| p.binding.hoa);
                     assert_eq!(got, want, "{mode:?} {src} -> {dst}");
                 }
             }
@@ -681,7 +713,7 @@ fn per_binding_counters_follow_the_binding() {
         .unwrap();
     assert_eq!(p.binding.hoa, a.hoa, "the admitting peer is the sender's");
     p.counters.0.rx(100);
-    s.tx_lookup(ip("2001:db8:c::1"), ip("2001:db8:100::7"))
+    s.tx_lookup(ip("2001:db8:c::1"), ip("2001:db8:100::7"), || 0)
         .unwrap()
         .counters
         .0
@@ -706,4 +738,94 @@ fn per_binding_counters_follow_the_binding() {
     };
     assert_eq!(count("2001:db8:1::100"), (1, 60, 1, 100));
     assert_eq!(count("2001:db8:1::200"), (0, 0, 0, 0));
+}
+
+/// Several care-of addresses of one home address (RFC 5648): the bindings of the BIDs
+/// form one group behind the prefixes; each flow picks one, the same one every time;
+/// packets from any of the care-of addresses are admitted.
+#[test]
+fn multiple_care_of_addresses_share_the_flows() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let path = |bid: u16, coa: &str| {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        Peer::new(Mode::HomeAgent, &b).unwrap()
+    };
+    t.upsert(path(1, "2001:db8:a::2"));
+    t.upsert(path(2, "2001:db8:b::2"));
+    // Another router, single care-of address.
+    t.upsert(
+        Peer::new(
+            Mode::HomeAgent,
+            &binding(
+                "2001:db8:1::200",
+                "2001:db8:a::9",
+                &["2001:db8:200::/48"],
+                &[],
+            ),
+        )
+        .unwrap(),
+    );
+    let s = t.snapshot();
+    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
+    let bid_of = |s: &Snapshot, flow: u64| {
+        s.tx_lookup(cn, mnn, || flow)
+            .and_then(|p| p.binding.binding_id)
+    };
+    let mut per_bid = [0u32; 3];
+    for flow in 0..1000u64 {
+        let h = flow.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let bid = bid_of(&s, h).unwrap();
+        assert_eq!(bid_of(&s, h), Some(bid), "a flow keeps its path");
+        per_bid[usize::from(bid)] += 1;
+    }
+    assert!(
+        per_bid[1] > 400 && per_bid[2] > 400,
+        "flows spread evenly: {per_bid:?}"
+    );
+    // The single binding asks for no flow hash.
+    let other = s.tx_lookup(cn, ip("2001:db8:200::1"), || panic!("hashed"));
+    assert_eq!(other.unwrap().binding.hoa.to_string(), "2001:db8:1::200");
+    assert_eq!(s.tx_candidates(cn, mnn).count(), 2);
+    for coa in ["2001:db8:a::2", "2001:db8:b::2"] {
+        let outer = Remote::V6(coa.parse().unwrap());
+        assert!(s.rx_check(outer, mnn, &mut now()).is_ok(), "{coa}");
+    }
+
+    // BID 1 goes: its flows move to BID 2, BID 2's flows stay where they were
+    // (rendezvous hashing moves only the flows of the path that went).
+    let before: Vec<Option<u16>> = (0..200u64).map(|f| bid_of(&s, f * 7919)).collect();
+    let mut one = binding(
+        "2001:db8:1::100",
+        "2001:db8:a::2",
+        &["2001:db8:100::/48"],
+        &[],
+    );
+    one.binding_id = Some(1);
+    t.remove(&one);
+    let s = t.snapshot();
+    for (f, was) in (0..200u64).zip(before) {
+        assert_eq!(bid_of(&s, f * 7919), Some(2), "was {was:?}");
+    }
+    assert_eq!(
+        s.rx_check(
+            Remote::V6("2001:db8:a::2".parse().unwrap()),
+            mnn,
+            &mut now()
+        )
+        .err(),
+        Some(RxRefusal::UnknownOuterSource)
+    );
+    // And back: the flows that were on BID 2 never moved.
+    t.upsert(path(1, "2001:db8:a::2"));
+    let s = t.snapshot();
+    let on_two: Vec<u64> = (0..200u64)
+        .map(|f| f * 7919)
+        .filter(|&h| bid_of(&s, h) == Some(2))
+        .collect();
+    assert!(!on_two.is_empty());
+    t.upsert(path(3, "2001:db8:c::2"));
+    let s = t.snapshot();
+    let moved = on_two.iter().filter(|&&h| bid_of(&s, h) == Some(1)).count();
+    assert_eq!(moved, 0, "a new path takes flows only for itself");
 }

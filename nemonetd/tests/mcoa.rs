@@ -1,0 +1,327 @@
+//! Multiple care-of addresses (RFC 5648, issue 15) through the real nemonetd, in network
+//! namespaces (root only):
+//!
+//! ```text
+//!                   ┌─eth0 2001:db8:a::2 (CoA, BID 1) ── 2001:db8:a::1 eth0─┐
+//!  MNN ──mnn0── MR ─┤                                                        ├─ HA ──cn0── CN
+//!                   └─eth1 2001:db8:b::2 (CoA, BID 2) ── 2001:db8:b::1 eth1─┘
+//! ```
+//!
+//! The test plays mrd and had: one BUL_ADD / BC_ADD per binding identifier. Flows (UDP,
+//! one source port each, both families inside) are spread over both care-of addresses in
+//! both directions, each flow on one path; the interfaces' own packet counters show it.
+//! A path withdrawn (BUL_REMOVE / BC_REMOVE of one BID) takes its flows to the other,
+//! and nothing is lost.
+
+use std::path::Path;
+use std::time::Duration;
+
+mod common;
+
+use common::{is_root, log_text, start, wait_for};
+use tests::{Netns, have, veth};
+
+use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Message};
+
+struct World {
+    mnn: Netns,
+    mr: Netns,
+    ha: Netns,
+    cn: Netns,
+}
+
+fn world(test: &str) -> World {
+    let w = World {
+        mnn: Netns::new(&format!("mco-{test}-mnn")),
+        mr: Netns::new(&format!("mco-{test}-mr")),
+        ha: Netns::new(&format!("mco-{test}-ha")),
+        cn: Netns::new(&format!("mco-{test}-cn")),
+    };
+    veth(&w.mnn, "eth0", &w.mr, "mnn0");
+    veth(&w.mr, "eth0", &w.ha, "eth0");
+    veth(&w.mr, "eth1", &w.ha, "eth1");
+    veth(&w.ha, "cn0", &w.cn, "eth0");
+    for (ns, dev, v6, v4) in [
+        (&w.mnn, "eth0", "2001:db8:100::2/64", "198.51.100.2/24"),
+        (&w.mr, "mnn0", "2001:db8:100::1/64", "198.51.100.1/24"),
+        (&w.mr, "eth0", "2001:db8:a::2/64", "192.0.2.2/24"),
+        (&w.mr, "eth1", "2001:db8:b::2/64", "192.0.2.130/25"),
+        (&w.ha, "eth0", "2001:db8:a::1/64", "192.0.2.1/24"),
+        (&w.ha, "eth1", "2001:db8:b::1/64", "192.0.2.129/25"),
+        (&w.ha, "cn0", "2001:db8:c::1/64", "203.0.113.1/24"),
+        (&w.cn, "eth0", "2001:db8:c::2/64", "203.0.113.2/24"),
+    ] {
+        ns.ip(&["addr", "add", v6, "dev", dev, "nodad"]);
+        ns.ip(&["addr", "add", v4, "dev", dev]);
+    }
+    for ns in [&w.mr, &w.ha] {
+        ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+        ns.sysctl("net.ipv4.ip_forward", "1");
+    }
+    // The HA's address through the second uplink too: a packet sent from eth1's care-of
+    // address leaves through eth1 (nemonetd names the interface), and needs a route there.
+    w.mr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:a::1/128",
+        "via",
+        "2001:db8:b::1",
+        "dev",
+        "eth1",
+        "metric",
+        "500",
+    ]);
+    w.mnn
+        .ip(&["-6", "route", "add", "default", "via", "2001:db8:100::1"]);
+    w.mnn
+        .ip(&["route", "add", "default", "via", "198.51.100.1"]);
+    w.cn.ip(&["-6", "route", "add", "default", "via", "2001:db8:c::1"]);
+    w.cn.ip(&["route", "add", "default", "via", "203.0.113.1"]);
+    w
+}
+
+/// The binding of identifier `bid` through the MR's `coa` on interface `ifindex`.
+fn binding(bid: u16, coa: &str, ifindex: u32) -> Binding {
+    Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V6(coa.parse().unwrap()),
+        ha: "2001:db8:a::1".parse().unwrap(),
+        ha_v4: Some("192.0.2.1".parse().unwrap()),
+        mnp_v6: vec!["2001:db8:100::/64".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: Encapsulation::InIpv6,
+        lifetime: 600,
+        binding_id: Some(bid),
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: Some(ifindex),
+    }
+}
+
+/// Packets sent by an interface so far.
+fn tx_packets(ns: &Netns, dev: &str) -> u64 {
+    let out = ns.exec(
+        "cat",
+        &[&format!("/sys/class/net/{dev}/statistics/tx_packets")],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Packets received by an interface so far.
+fn rx_packets(ns: &Netns, dev: &str) -> u64 {
+    let out = ns.exec(
+        "cat",
+        &[&format!("/sys/class/net/{dev}/statistics/rx_packets")],
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// FLOWS UDP flows (one source port each) of PER packets to `dst` port 9, IPv6 and IPv4.
+const FLOWS: u64 = 32;
+const PER: u64 = 5;
+const SEND_FLOWS: &str = r#"
+import socket, sys, time
+dst6, dst4, flows, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+for fam, dst in ((socket.AF_INET6, dst6), (socket.AF_INET, dst4)):
+    for f in range(flows):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.bind(("", 20000 + f))
+        for _ in range(per):
+            s.sendto(b"x" * 64, (dst, 9))
+        s.close()
+        time.sleep(0.002)
+"#;
+
+fn send_flows(from: &Netns, dir: &Path, dst6: &str, dst4: &str) {
+    let script = dir.join(format!("flows-{}.py", from.name()));
+    std::fs::write(&script, SEND_FLOWS).unwrap();
+    let n = FLOWS.to_string();
+    let p = PER.to_string();
+    let out = from.try_exec("python3", &[script.to_str().unwrap(), dst6, dst4, &n, &p]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends the flows from `from` and returns how many packets each of `devs` sent, and
+/// how many the receiving interface got.
+fn spread(
+    w: &World,
+    dir: &Path,
+    from: &Netns,
+    (dst6, dst4): (&str, &str),
+    (node, devs): (&Netns, [&str; 2]),
+    (to, to_dev): (&Netns, &str),
+) -> ([u64; 2], u64) {
+    let _ = w;
+    let before = devs.map(|d| tx_packets(node, d));
+    let rx_before = rx_packets(to, to_dev);
+    send_flows(from, dir, dst6, dst4);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = devs.map(|d| tx_packets(node, d));
+    (
+        [after[0] - before[0], after[1] - before[1]],
+        rx_packets(to, to_dev) - rx_before,
+    )
+}
+
+#[test]
+fn flows_spread_over_every_care_of_address_and_move_when_one_goes() {
+    if !is_root() || !have("python3") {
+        eprintln!("skipped: needs root and python3");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("spread");
+    let mr = start(&w.mr, "-m", dir.path(), "mr", &["--dataplane", "tun"]);
+    // auto: the kernel path where it can; bindings with a BID stay on TUN (routes.rs).
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &[]);
+    let b1 = binding(1, "2001:db8:a::2", w.mr.ifindex("eth0"));
+    let b2 = binding(2, "2001:db8:b::2", w.mr.ifindex("eth1"));
+    // had does not know the MR's interfaces.
+    let at_ha = |b: &Binding| Binding {
+        coa_ifindex: None,
+        ..b.clone()
+    };
+    // Another router first, one care-of address: the HA's kernel data plane takes it, so
+    // the kernel decapsulates whatever arrives at the HA's address, the MCoA router's
+    // packets too (sent through TUN, received through the kernel and its filter).
+    let other = Binding {
+        hoa: "2001:db8:1::300".parse().unwrap(),
+        coa: CareOf::V6("2001:db8:a::3".parse().unwrap()),
+        mnp_v6: vec!["2001:db8:300::/64".parse().unwrap()],
+        mnp_v4: vec![],
+        binding_id: None,
+        ..at_ha(&binding(0, "2001:db8:a::3", 0))
+    };
+    ha.bus.send(&Message::new(Body::BcAdd(other))).unwrap();
+    wait_for(
+        "the other router's binding",
+        Duration::from_secs(10),
+        || log_text(&ha.log).contains("dataplane=\"kernel\""),
+    );
+    for b in [&b1, &b2] {
+        mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+        ha.bus.send(&Message::new(Body::BcAdd(at_ha(b)))).unwrap();
+    }
+    wait_for("both bindings up", Duration::from_secs(10), || {
+        log_text(&mr.log).matches("binding up").count() >= 2
+            && log_text(&ha.log).matches("binding up").count() >= 3
+    });
+    assert_eq!(
+        log_text(&ha.log).matches("dataplane=\"tun\"").count(),
+        2,
+        "{}",
+        log_text(&ha.log)
+    );
+    // Connectivity first (and neighbours resolved, so the counters count our flows).
+    for (ns, dst) in [
+        (&w.mnn, "2001:db8:c::2"),
+        (&w.mnn, "203.0.113.2"),
+        (&w.cn, "2001:db8:100::2"),
+        (&w.cn, "198.51.100.2"),
+    ] {
+        let fam = if dst.contains(':') { "-6" } else { "-4" };
+        let out = ns.try_exec("ping", &[fam, "-c", "2", "-i", "0.2", "-W", "2", dst]);
+        assert!(
+            out.status.success(),
+            "ping {dst}: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            log_text(&mr.log),
+            log_text(&ha.log)
+        );
+    }
+    let total = 2 * FLOWS * PER;
+
+    // MR -> HA: every flow on one path, the flows on both.
+    let (up, got) = spread(
+        &w,
+        dir.path(),
+        &w.mnn,
+        ("2001:db8:c::2", "203.0.113.2"),
+        (&w.mr, ["eth0", "eth1"]),
+        (&w.cn, "eth0"),
+    );
+    eprintln!("MR -> HA, packets per uplink (eth0, eth1): {up:?} of {total}");
+    assert!(got >= total, "CN got {got} of {total}: {up:?}");
+    assert!(
+        up.iter().all(|&n| n >= total / 8) && up[0] + up[1] >= total,
+        "MR's uplinks sent {up:?} of {total} packets: both paths should carry flows"
+    );
+    // HA -> MR.
+    let (down, got) = spread(
+        &w,
+        dir.path(),
+        &w.cn,
+        ("2001:db8:100::2", "198.51.100.2"),
+        (&w.ha, ["eth0", "eth1"]),
+        (&w.mnn, "eth0"),
+    );
+    eprintln!("HA -> MR, packets per link (eth0, eth1): {down:?} of {total}");
+    assert!(got >= total, "MNN got {got} of {total}: {down:?}");
+    assert!(
+        down.iter().all(|&n| n >= total / 8) && down[0] + down[1] >= total,
+        "HA sent {down:?} of {total} packets towards the MR: both paths should carry flows"
+    );
+    // The same flows again take the same paths (per flow, never per packet).
+    let (again, _) = spread(
+        &w,
+        dir.path(),
+        &w.mnn,
+        ("2001:db8:c::2", "203.0.113.2"),
+        (&w.mr, ["eth0", "eth1"]),
+        (&w.cn, "eth0"),
+    );
+    let close = |a: u64, b: u64| a.abs_diff(b) <= 4;
+    assert!(
+        close(again[0], up[0]) && close(again[1], up[1]),
+        "the same flows took other paths: {up:?} then {again:?}"
+    );
+
+    // BID 1 withdrawn on both sides: its flows move to eth1, nothing lost.
+    mr.bus
+        .send(&Message::new(Body::BulRemove(b1.clone())))
+        .unwrap();
+    ha.bus
+        .send(&Message::new(Body::BcRemove(at_ha(&b1))))
+        .unwrap();
+    wait_for("BID 1 down", Duration::from_secs(10), || {
+        [&mr, &ha]
+            .iter()
+            .all(|n| log_text(&n.log).contains("binding down"))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (up, got) = spread(
+        &w,
+        dir.path(),
+        &w.mnn,
+        ("2001:db8:c::2", "203.0.113.2"),
+        (&w.mr, ["eth0", "eth1"]),
+        (&w.cn, "eth0"),
+    );
+    assert!(got >= total, "CN got {got} of {total} after BID 1 left");
+    assert!(
+        up[0] <= 4 && up[1] >= total,
+        "after BID 1 left the MR sent {up:?}: everything through eth1"
+    );
+    let (down, got) = spread(
+        &w,
+        dir.path(),
+        &w.cn,
+        ("2001:db8:100::2", "198.51.100.2"),
+        (&w.ha, ["eth0", "eth1"]),
+        (&w.mnn, "eth0"),
+    );
+    assert!(got >= total, "MNN got {got} of {total} after BID 1 left");
+    assert!(
+        down[0] <= 4 && down[1] >= total,
+        "after BID 1 left the HA sent {down:?}: everything through eth1"
+    );
+    // The HA's routes stay while BID 2 lives.
+    let routes = w.ha.ip_text(&["-6", "route", "show", "proto", "110"]);
+    assert!(routes.contains("2001:db8:100::/64"), "{routes}");
+}
