@@ -213,6 +213,7 @@ fn forged_bu(spi: u32, key: &[u8]) -> Vec<u8> {
             coa: Some(CareOf::V6(addr(FORGER_COA))),
             coa2: None,
             ifindex: 2,
+            uplinks: Vec::new(),
         },
     );
     mr.poll_transmit().expect("a BU").to_packet()

@@ -540,6 +540,7 @@ fn mr3_bu(hoa: &str, mnp: &str) -> Vec<u8> {
             coa: Some(CareOf::V6(addr(ATK))),
             coa2: None,
             ifindex: 2,
+            uplinks: Vec::new(),
         },
     );
     mr.poll_transmit().expect("a BU").to_packet()

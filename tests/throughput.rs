@@ -100,6 +100,7 @@ fn rereg(i: usize, coa: &str) -> MdInfo {
         coa: Some(CareOf::V6(coa.parse().unwrap())),
         coa2: None,
         ifindex: 2,
+        uplinks: Vec::new(),
     }
 }
 

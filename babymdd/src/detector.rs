@@ -679,6 +679,7 @@ impl Detector {
                         _ => None,
                     }),
                     ifindex,
+                    uplinks: Vec::new(),
                 })
             }
             Selection::Home { ifindex, addr } => Some(MdInfo {
@@ -688,6 +689,7 @@ impl Detector {
                 coa: addr.or(hoa).map(CareOf::V6),
                 coa2: None,
                 ifindex,
+                uplinks: Vec::new(),
             }),
         }
     }

@@ -33,6 +33,7 @@ fn md_info(i: u64) -> Message {
         coa: Some(CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 5))),
         coa2: None,
         ifindex: 3,
+        uplinks: Vec::new(),
     }))
     .with_seq(i as u32)
 }

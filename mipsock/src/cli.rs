@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::endpoint::{Endpoint, EndpointOptions, Event, Stats, bus_dir_from_env};
 use crate::message::{
     BeHint, Binding, Body, BuFlags, CareOf, Dad, DadOp, Encapsulation, HaSwitch, HomeHint,
-    MdCommand, MdHint, MdInfo, Message, MessageType, NodeType, NodetypeInfo, RrHint,
+    MdCommand, MdHint, MdInfo, Message, MessageType, NodeType, NodetypeInfo, RrHint, Uplink,
 };
 use crate::{AsyncEndpoint, text};
 
@@ -169,6 +169,11 @@ pub enum InjectMessage {
         /// Interface index of the CoA.
         #[arg(long, default_value_t = 0)]
         ifindex: u32,
+        /// An interface's usable care-of address, `COA@IFNAME` (repeat for each; RFC
+        /// 5648, multiple care-of addresses). The interface index is looked up here (0
+        /// when this host has no such interface); the order gives the preference.
+        #[arg(long = "uplink", value_name = "COA@IFNAME", value_parser = parse_uplink)]
+        uplinks: Vec<(CareOf, String)>,
     },
     /// MIPM_HOME_HINT: a home prefix was advertised on an interface.
     HomeHint {
@@ -379,6 +384,7 @@ impl InjectMessage {
                 coa,
                 coa2,
                 ifindex,
+                uplinks,
             } => Body::MdInfo(MdInfo {
                 command: match command {
                     MdCommandArg::Rereg => MdCommand::Rereg,
@@ -395,6 +401,16 @@ impl InjectMessage {
                 coa,
                 coa2,
                 ifindex,
+                uplinks: uplinks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (coa, ifname))| Uplink {
+                        coa,
+                        ifindex: nix::net::if_::if_nametoindex(ifname.as_str()).unwrap_or(0),
+                        ifname,
+                        preference: i as u32,
+                    })
+                    .collect(),
             }),
             InjectMessage::HomeHint { ifindex, prefix } => {
                 Body::HomeHint(HomeHint { ifindex, prefix })
@@ -638,6 +654,17 @@ fn inject(dir: PathBuf, opts: EndpointOptions, args: InjectArgs) -> Result<(), C
     Ok(())
 }
 
+/// `COA@IFNAME`: an uplink of `inject md-info`.
+fn parse_uplink(s: &str) -> Result<(CareOf, String), String> {
+    let (coa, ifname) = s
+        .rsplit_once('@')
+        .ok_or_else(|| format!("expected COA@IFNAME, found {s:?}"))?;
+    if ifname.is_empty() {
+        return Err(format!("no interface name in {s:?}"));
+    }
+    Ok((coa.parse()?, ifname.to_string()))
+}
+
 fn parse_hex(s: &str) -> Result<Vec<u8>, CliError> {
     let s: String = s
         .chars()
@@ -728,6 +755,10 @@ mod tests {
             "192.0.2.5:4191",
             "--ifindex",
             "3",
+            "--uplink",
+            "2001:db8:a::5@lo",
+            "--uplink",
+            "192.0.2.5:4191@no-such-if0",
         ])
         .unwrap();
         let Command::Inject(args) = cli.command else {
@@ -746,6 +777,23 @@ mod tests {
             })
         );
         assert_eq!(md.ifindex, 3);
+        // Uplinks in the order given (the preference), interfaces looked up here.
+        let ups: Vec<(String, &str, u32)> = md
+            .uplinks
+            .iter()
+            .map(|u| (u.coa.to_string(), u.ifname.as_str(), u.preference))
+            .collect();
+        assert_eq!(
+            ups,
+            [
+                ("2001:db8:a::5".to_string(), "lo", 0),
+                ("192.0.2.5:4191".to_string(), "no-such-if0", 1)
+            ]
+        );
+        assert_eq!(md.uplinks[1].ifindex, 0, "unknown here");
+        assert!(parse_uplink("2001:db8:a::5").is_err());
+        assert!(parse_uplink("2001:db8:a::5@").is_err());
+        assert!(parse_uplink("nope@eth0").is_err());
     }
 
     #[test]

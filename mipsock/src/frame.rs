@@ -270,7 +270,11 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         MessageType::BulAdd => payload!(Binding, Body::BulAdd),
         MessageType::BulRemove => payload!(Binding, Body::BulRemove),
         MessageType::BulFlush => Body::BulFlush,
-        MessageType::MdInfo => payload!(MdInfo, Body::MdInfo),
+        MessageType::MdInfo => {
+            let (p, n) = take_md_info(rest).map_err(err)?;
+            used += n;
+            Body::MdInfo(p)
+        }
         MessageType::HomeHint => payload!(HomeHint, Body::HomeHint),
         MessageType::RrHint => payload!(RrHint, Body::RrHint),
         MessageType::BeHint => payload!(BeHint, Body::BeHint),
@@ -293,6 +297,39 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         header,
         body: body_value,
     })
+}
+
+/// MD_INFO as written before `uplinks` (and as written now when there are none: the
+/// field is left out when empty).
+#[derive(serde::Deserialize)]
+struct MdInfoWithoutUplinks {
+    command: crate::message::MdCommand,
+    hint: crate::message::MdHint,
+    hoa: Option<std::net::Ipv6Addr>,
+    coa: Option<crate::message::CareOf>,
+    coa2: Option<crate::message::CareOf>,
+    ifindex: u32,
+}
+
+/// Decodes an MD_INFO payload: a body that ends where `uplinks` would start has none
+/// (postcard stores no field names, so a missing last field is the end of the input).
+fn take_md_info(input: &[u8]) -> postcard::Result<(MdInfo, usize)> {
+    match take::<MdInfo>(input) {
+        Err(postcard::Error::DeserializeUnexpectedEnd) => {
+            let (m, n) = take::<MdInfoWithoutUplinks>(input)?;
+            let md = MdInfo {
+                command: m.command,
+                hint: m.hint,
+                hoa: m.hoa,
+                coa: m.coa,
+                coa2: m.coa2,
+                ifindex: m.ifindex,
+                uplinks: Vec::new(),
+            };
+            Ok((md, n))
+        }
+        other => other,
+    }
 }
 
 /// Cuts frames out of a byte stream (a pipe, a file of captured frames, a future TCP
@@ -451,6 +488,32 @@ mod tests {
                     udp_port: None,
                 }),
                 ifindex: 3,
+                uplinks: vec![
+                    Uplink {
+                        coa: CareOf::V6(v6("2001:db8:a::5")),
+                        ifindex: 3,
+                        ifname: "eth0".into(),
+                        preference: 0,
+                    },
+                    Uplink {
+                        coa: CareOf::V4 {
+                            addr: Ipv4Addr::new(203, 0, 113, 5),
+                            udp_port: None,
+                        },
+                        ifindex: 4,
+                        ifname: "wwan0".into(),
+                        preference: 1,
+                    },
+                ],
+            }),
+            Body::MdInfo(MdInfo {
+                command: MdCommand::Dereghome,
+                hint: MdHint::Home,
+                hoa: Some(v6("2001:db8:1::100")),
+                coa: Some(CareOf::V6(v6("2001:db8:1::100"))),
+                coa2: None,
+                ifindex: 2,
+                uplinks: Vec::new(),
             }),
             Body::MdInfo(MdInfo {
                 command: MdCommand::Scan,
@@ -459,6 +522,7 @@ mod tests {
                 coa: None,
                 coa2: None,
                 ifindex: 0,
+                uplinks: Vec::new(),
             }),
             Body::HomeHint(HomeHint {
                 ifindex: 2,
@@ -706,6 +770,65 @@ mod tests {
         ];
         assert_eq!(encode(&msg).unwrap(), want);
         assert_eq!(decode(want).unwrap(), msg);
+    }
+
+    /// An MD_INFO without uplinks is the same octets as before the field existed, so
+    /// movement detectors and routers of either release read each other's; one with
+    /// uplinks appends them.
+    #[test]
+    fn md_info_uplinks_are_appended_and_optional() {
+        let header = Header {
+            seq: 1,
+            errno: 0,
+            pid: 7,
+            sender: "md".into(),
+            serial: 1,
+            sent_at_ns: 0,
+        };
+        let mut md = MdInfo {
+            command: MdCommand::Rereg,
+            hint: MdHint::Addr,
+            hoa: None,
+            coa: Some(CareOf::V6(v6("2001:db8::5"))),
+            coa2: None,
+            ifindex: 3,
+            uplinks: Vec::new(),
+        };
+        let frame = encode(&Message {
+            header: header.clone(),
+            body: Body::MdInfo(md.clone()),
+        })
+        .unwrap();
+        #[rustfmt::skip]
+        let before: &[u8] = &[
+            // command Rereg (variant 0), hint Addr (1), hoa None, coa Some(V6), 16 octets,
+            // coa2 None, ifindex 3.
+            0x00, 0x01, 0x00, 0x01, 0x00,
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x05,
+            0x00, 0x03,
+        ];
+        assert!(frame.ends_with(before), "{frame:02x?}");
+        assert_eq!(decode(&frame).unwrap().body, Body::MdInfo(md.clone()));
+        md.uplinks.push(Uplink {
+            coa: CareOf::V6(v6("2001:db8::5")),
+            ifindex: 3,
+            ifname: "eth0".into(),
+            preference: 0,
+        });
+        let with = encode(&Message {
+            header,
+            body: Body::MdInfo(md.clone()),
+        })
+        .unwrap();
+        // One uplink: count 1, CareOf::V6 and its address, ifindex, "eth0", preference.
+        assert_eq!(with.len(), frame.len() + 1 + 17 + 1 + 5 + 1);
+        assert_eq!(&with[..frame.len()][HEADER_LEN..], &frame[HEADER_LEN..]);
+        assert_eq!(decode(&with).unwrap().body, Body::MdInfo(md));
+        // Cut inside the uplinks: not an MD_INFO without them, but a broken body.
+        let mut cut = with[..with.len() - 3].to_vec();
+        let n = (cut.len() - HEADER_LEN) as u32;
+        cut[8..12].copy_from_slice(&n.to_be_bytes());
+        assert!(decode(&cut).is_err());
     }
 
     #[test]

@@ -45,6 +45,7 @@
 //!     coa: Some(CareOf::V6("2001:db8:a::5".parse().unwrap())),
 //!     coa2: None,
 //!     ifindex: 3,
+//!     uplinks: Vec::new(),
 //! })))?;
 //! # Ok::<(), mipsock::Error>(())
 //! ```
@@ -69,5 +70,5 @@ pub use message::{
     BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, DataplaneReady, Encapsulation,
     HaSwitch, Header, HomeAgentInfo, HomeAgentOrigin, HomeHint, MdCommand, MdHint, MdInfo, Message,
     MessageType, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes, RrHint, StateDump,
-    StateEnd, StateItem,
+    StateEnd, StateItem, Uplink,
 };

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use ipnet::Ipv6Net;
 
 pub use proto::mh::BuFlags;
-pub use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdHint, MdInfo};
+pub use proto::model::{Binding, CareOf, Encapsulation, MdCommand, MdHint, MdInfo, Uplink};
 use proto::model::{fmt_bits, parse_bits};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -7,7 +7,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::frame::{self, FrameDecoder, FrameError, HEADER_LEN, MAX_FRAME};
 use mipsock::{
     Binding, Body, BuFlags, CareOf, Encapsulation, Header, MdCommand, MdHint, MdInfo, Message,
-    StateDump, StateItem,
+    StateDump, StateItem, Uplink,
 };
 use proptest::prelude::*;
 
@@ -94,14 +94,27 @@ fn md_info() -> impl Strategy<Value = MdInfo> {
         proptest::option::of(care_of()),
         proptest::option::of(care_of()),
         any::<u32>(),
+        proptest::collection::vec(
+            (care_of(), any::<u32>(), "[a-z0-9]{0,15}", any::<u32>()),
+            0..4,
+        ),
     )
-        .prop_map(|(command, hint, hoa, coa, coa2, ifindex)| MdInfo {
+        .prop_map(|(command, hint, hoa, coa, coa2, ifindex, ups)| MdInfo {
             command,
             hint,
             hoa,
             coa,
             coa2,
             ifindex,
+            uplinks: ups
+                .into_iter()
+                .map(|(coa, ifindex, ifname, preference)| Uplink {
+                    coa,
+                    ifindex,
+                    ifname,
+                    preference,
+                })
+                .collect(),
         })
 }
 

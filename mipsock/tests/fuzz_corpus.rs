@@ -125,6 +125,7 @@ fn write_seed_corpus() {
                     udp_port: None,
                 }),
                 ifindex: 3,
+                uplinks: Vec::new(),
             }),
         ),
         (

@@ -57,6 +57,7 @@ fn rereg() -> MdInfo {
         coa: Some(CareOf::V6(coa())),
         coa2: None,
         ifindex: 7,
+        uplinks: Vec::new(),
     }
 }
 

@@ -91,6 +91,7 @@ fn rereg(coa: Ipv6Addr) -> MdInfo {
         coa: Some(CareOf::V6(coa)),
         coa2: None,
         ifindex: 7,
+        uplinks: Vec::new(),
     }
 }
 
@@ -102,6 +103,7 @@ fn dereg_home() -> MdInfo {
         coa: None,
         coa2: None,
         ifindex: 0,
+        uplinks: Vec::new(),
     }
 }
 

@@ -329,6 +329,28 @@ pub struct MdInfo {
     /// Interface of the care-of address.
     #[serde(default)]
     pub ifindex: u32,
+    /// Every interface's usable care-of address (RFC 5648: each may be its own binding),
+    /// the primary's included; empty for anything but REREG. Last, and left out of the
+    /// encoding when empty, so an MD_INFO without uplinks is the same octets as before
+    /// the field existed (mipsock reads those as having none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uplinks: Vec<Uplink>,
+}
+
+/// One usable care-of address per interface (RFC 5648: each may be its own binding, its
+/// binding identifier chosen by the mobile router).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uplink {
+    /// The interface's best care-of address (IPv6 before IPv4).
+    pub coa: CareOf,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Interface name: what mrd.conf's `egress-interface` lists.
+    pub ifname: String,
+    /// The interface's preference, lower preferred (the movement detector's).
+    #[serde(default)]
+    pub preference: u32,
 }
 
 /// An ICMPv6 Parameter Problem a core asks its shell to send about a received Mobility

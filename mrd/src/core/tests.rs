@@ -77,6 +77,7 @@ fn rereg(coa: Ipv6Addr) -> MdInfo {
         coa: Some(CareOf::V6(coa)),
         coa2: None,
         ifindex: 3,
+        uplinks: Vec::new(),
     }
 }
 
@@ -88,6 +89,7 @@ fn md(command: MdCommand) -> MdInfo {
         coa: None,
         coa2: None,
         ifindex: 0,
+        uplinks: Vec::new(),
     }
 }
 

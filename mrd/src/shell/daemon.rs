@@ -383,6 +383,7 @@ impl Daemon {
                 coa: c.coa,
                 coa2: None,
                 ifindex: c.ifindex,
+                uplinks: Vec::new(),
             };
             self.on_md_info(&md);
         }
