@@ -53,6 +53,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "force-udp-encapsulation",
         "nat-keepalive-interval",
         "metrics-listen",
+        "multiple-care-of-addresses",
     ],
     multi: &[
         "mobile-network-prefix",
@@ -127,6 +128,19 @@ pub struct MrConfig {
     /// `metrics-listen "ADDRESS:PORT";`: serve the counters there (mrd's `--metrics`
     /// wins). Default: no listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `multiple-care-of-addresses yes|no;`: register a care-of address on every egress
+    /// interface at once (RFC 5648), each its own binding, its binding identifier the
+    /// interface's position in `egress-interface` (first = 1). Default off.
+    pub multiple_care_of_addresses: bool,
+}
+
+impl MrConfig {
+    /// The RFC 5648 binding identifier of a care-of address on interface `ifname`: its
+    /// position in `egress-interface`, the first 1; `None` for an interface not listed.
+    pub fn binding_id(&self, ifname: &str) -> Option<u16> {
+        let i = self.egress_interfaces.iter().position(|n| n == ifname)?;
+        u16::try_from(i + 1).ok()
+    }
 }
 
 impl MrConfig {
@@ -435,6 +449,18 @@ fn build(
         }
     }
 
+    let multiple_care_of_addresses = flag(ctx, eff, "multiple-care-of-addresses", false)?;
+    if multiple_care_of_addresses && egress_interfaces.is_empty() {
+        let s = eff
+            .get("multiple-care-of-addresses")
+            .expect("on only when set");
+        return Err(ctx.err_stmt(
+            s,
+            "multiple-care-of-addresses needs 'egress-interface IFNAME [...];': a care-of \
+             address's binding identifier (RFC 5648) is its interface's position there",
+        ));
+    }
+
     let auth_database = match eff.get("auth-database") {
         Some(s) => Some(ctx.path(ctx.one(s, "auth-database PATH;")?)),
         None => None,
@@ -462,6 +488,7 @@ fn build(
         force_udp_encapsulation,
         nat_keepalive_interval,
         metrics_listen,
+        multiple_care_of_addresses,
     })
 }
 
@@ -808,6 +835,51 @@ prefixtable {
                 .any(|m| m.contains("need no dummy") || m.contains("without dummy addresses"))
         );
         assert!(all.iter().any(|m| m.contains("'static-tunnel'")));
+    }
+
+    #[test]
+    fn multiple_care_of_addresses_number_the_egress_interfaces() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert!(!c.multiple_care_of_addresses, "off by default");
+        let t = format!(
+            "{MINIMAL}egress-interface wlan0 eth0;\negress-interface wwan0;\nmultiple-care-of-addresses yes;\n"
+        );
+        let (c, w) = parse(&t).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.multiple_care_of_addresses);
+        assert_eq!(c.binding_id("wlan0"), Some(1));
+        assert_eq!(c.binding_id("eth0"), Some(2));
+        assert_eq!(c.binding_id("wwan0"), Some(3));
+        assert_eq!(c.binding_id("eth9"), None);
+        let (c, _) = parse(&t.replace("yes;", "no;")).unwrap();
+        assert!(!c.multiple_care_of_addresses);
+        // SHISA's integers, as every boolean.
+        let (c, _) = parse(&t.replace("yes;", "1;")).unwrap();
+        assert!(c.multiple_care_of_addresses);
+        assert_eq!(
+            err(&format!("{MINIMAL}multiple-care-of-addresses yes;\n")),
+            "mrd.conf:6:1: multiple-care-of-addresses needs 'egress-interface IFNAME [...];': \
+             a care-of address's binding identifier (RFC 5648) is its interface's position there"
+        );
+        assert!(
+            err(&t.replace("yes;", "perhaps;")).starts_with("mrd.conf:8:28: expected yes or no"),
+            "{}",
+            err(&t.replace("yes;", "perhaps;"))
+        );
+        assert!(
+            err(&format!("{t}multiple-care-of-addresses no;\n"))
+                .contains("9:1: 'multiple-care-of-addresses' is already set at line 8")
+        );
+        // In an interface block, as any key.
+        let (c, _) = MrConfig::parse_str_for(
+            &format!(
+                "{MINIMAL}interface mip0 {{ egress-interface eth0 eth1; multiple-care-of-addresses yes; }};\n"
+            ),
+            "mrd.conf",
+            Some("mip0"),
+        )
+        .unwrap();
+        assert_eq!(c.binding_id("eth1"), Some(2));
     }
 
     #[test]

@@ -82,6 +82,19 @@ fn sample_mrd_conf_matches_had_conf() {
     assert_eq!(mr.lifetime(), Duration::from_secs(600));
     assert_eq!(mr.egress_interfaces, vec!["wlan0", "eth1"]);
     assert!(!mr.legacy_ipv4_mnp_option && !mr.optimistic_handover);
+    assert!(!mr.multiple_care_of_addresses);
+    // The commented multiple-care-of-addresses line works as written.
+    let mcoa = text.replace(
+        "# multiple-care-of-addresses yes;",
+        "multiple-care-of-addresses yes;",
+    );
+    assert_ne!(mcoa, text);
+    let (mr2, _) = MrConfig::parse_str_for(&mcoa, &file, Some("mip0")).unwrap();
+    assert!(mr2.multiple_care_of_addresses);
+    assert_eq!(
+        (mr2.binding_id("wlan0"), mr2.binding_id("eth1")),
+        (Some(1), Some(2))
+    );
 
     let (text, file) = sample("had.conf");
     let (ha, _) = HaConfig::parse_str(&text, &file).unwrap();
