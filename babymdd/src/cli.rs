@@ -90,6 +90,12 @@ pub struct Args {
     #[arg(long)]
     pub accept_optimistic: bool,
 
+    /// mrd registers several care-of addresses (RFC 5648): also report a change of the
+    /// uplinks (every interface's care-of address) when the selected one stays. Also
+    /// turned on by the configuration file's `multiple-care-of-addresses yes;`.
+    #[arg(long)]
+    pub multiple_coa: bool,
+
     /// Get IPv4 care-of addresses by DHCP on every egress link that comes up (babymdd's
     /// own client, in parallel with IPv6 autoconfiguration). A lease installs the address
     /// with the lease lifetime and a default route via the server's router with metric
@@ -239,6 +245,8 @@ fn load(args: &Args) -> Result<(RunConfig, Vec<String>), CliError> {
             home_prefixes: args.home_prefixes.clone(),
             hold_down: Duration::from_millis(args.hold_down_ms),
             accept_optimistic: args.accept_optimistic,
+            multiple_coa: args.multiple_coa
+                || file.as_ref().is_some_and(|f| f.multiple_care_of_addresses),
         },
         bus_dir,
         dhcp_route_metric: args.dhcp.then_some(args.dhcp_metric),
@@ -282,8 +290,10 @@ fn check(args: &Args) -> Result<(), CliError> {
     } else {
         format!("{:?}", d.home_prefixes)
     };
+    let mcoa = if d.multiple_coa { "on" } else { "off" };
     let summary = format!(
-        "home address {home}, home prefixes {prefixes}, egress {egress}, DHCP {dhcp}, {} warnings",
+        "home address {home}, home prefixes {prefixes}, egress {egress}, DHCP {dhcp}, \
+         multiple care-of addresses {mcoa}, {} warnings",
         warnings.len()
     );
     let subject = d.mip_interface.as_deref().unwrap_or("no MIPIF (-h)");
@@ -389,6 +399,23 @@ mod tests {
     }
 
     #[test]
+    fn multiple_care_of_addresses_from_the_file_or_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mrd.conf");
+        std::fs::write(
+            &path,
+            "home-address 2001:db8:1::100;\nauthentication none;\negress-interface eth0 eth1;\nmultiple-care-of-addresses yes;\n",
+        )
+        .unwrap();
+        let a = Args::try_parse_from(["babymdd", "-c", path.to_str().unwrap()]).unwrap();
+        assert!(run_config(&a).unwrap().detector.multiple_coa);
+        let a = Args::try_parse_from(["babymdd", "--multiple-coa", "eth0"]).unwrap();
+        assert!(run_config(&a).unwrap().detector.multiple_coa);
+        let a = Args::try_parse_from(["babymdd", "eth0"]).unwrap();
+        assert!(!run_config(&a).unwrap().detector.multiple_coa);
+    }
+
+    #[test]
     fn config_file_gives_home_address_and_egress_interfaces() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mrd.conf");
@@ -414,6 +441,7 @@ mod tests {
             .map(|w| w.name.as_str())
             .collect();
         assert_eq!(ifs, ["eth1", "eth0"]);
+        assert!(!c.detector.multiple_coa);
         // The command line's interfaces replace the file's.
         let a = Args::try_parse_from([
             "babymdd",

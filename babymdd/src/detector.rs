@@ -29,13 +29,23 @@
 //!
 //! Only decisions that change the selection produce MD_INFO; [`Detector::resend`] (SIGHUP)
 //! repeats the current one, as SHISA's babymdd does.
+//!
+//! ## Uplinks (RFC 5648)
+//!
+//! Every REREG also lists the *uplinks*: for each up watched interface its best usable
+//! care-of address (IPv6 before IPv4, then the address in use, then the longest-stable),
+//! home-prefix addresses left out, the selected care-of address on its own interface.
+//! A mobile router registering several care-of addresses at once makes each a binding.
+//! With [`DetectorConfig::multiple_coa`], a change of the uplinks alone (a second
+//! interface comes up or loses its address, the selection staying) is a REREG of its own,
+//! with the same care-of address; without it, nothing is sent for it, as before.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
-use mipsock::{CareOf, CurrentCoa, MdCommand, MdHint, MdInfo};
+use mipsock::{CareOf, CurrentCoa, MdCommand, MdHint, MdInfo, Uplink};
 use tracing::{debug, info};
 
 /// Default hold-down before leaving a working care-of address for a better one.
@@ -71,6 +81,9 @@ pub struct DetectorConfig {
     /// the kernel still flags them tentative. Off by default: a collision found later
     /// would leave the binding on someone else's address.
     pub accept_optimistic: bool,
+    /// The mobile router registers several care-of addresses (RFC 5648, mrd.conf's
+    /// `multiple-care-of-addresses`): a change of the uplinks alone is reported too.
+    pub multiple_coa: bool,
 }
 
 impl Default for DetectorConfig {
@@ -82,6 +95,7 @@ impl Default for DetectorConfig {
             home_prefixes: Vec::new(),
             hold_down: DEFAULT_HOLD_DOWN,
             accept_optimistic: false,
+            multiple_coa: false,
         }
     }
 }
@@ -277,6 +291,8 @@ pub struct Detector {
     outputs: VecDeque<Output>,
     /// When the hold-down of a better candidate ends, if one is waiting.
     timer: Option<Instant>,
+    /// The uplinks of the last REREG sent.
+    announced_uplinks: Vec<Uplink>,
 }
 
 fn is_global_v6(a: &Ipv6Addr) -> bool {
@@ -305,6 +321,7 @@ impl Detector {
             learnt_hoa: None,
             outputs: VecDeque::new(),
             timer: None,
+            announced_uplinks: Vec::new(),
         }
     }
 
@@ -534,45 +551,50 @@ impl Detector {
         best
     }
 
-    /// The best foreign candidate of `family` (6 or 4), or of any family.
-    fn best_foreign(&self, family: Option<u8>) -> Option<(Rank, Selection)> {
+    /// The foreign candidates of one up, watched link, ranked (best first not implied).
+    fn candidates<'a>(&'a self, ifindex: u32, l: &'a LinkState) -> impl Iterator<Item = Rank> + 'a {
         let hoa = self.home_address();
-        let mut best: Option<(Rank, Selection)> = None;
-        for (&ifindex, l) in &self.links {
-            if !l.up || !self.is_watched(&l.name, l.loopback) {
-                continue;
-            }
-            let pref = self.preference(ifindex, &l.name);
-            for a in l.addrs.values() {
-                let Some(since) = a.usable_since else {
-                    continue;
-                };
-                let fam = match a.info.addr {
+        let usable_link = l.up && self.is_watched(&l.name, l.loopback);
+        let pref = self.preference(ifindex, &l.name);
+        l.addrs
+            .values()
+            .filter(move |_| usable_link)
+            .filter_map(move |a| {
+                let since = a.usable_since?;
+                let family = match a.info.addr {
                     IpAddr::V6(v6) => {
                         if Some(v6) == hoa || self.in_home_prefix(&v6) {
-                            continue;
+                            return None;
                         }
                         0
                     }
                     IpAddr::V4(_) => 1,
                 };
-                if family.is_some_and(|f| f != fam) {
-                    continue;
-                }
                 let current =
                     matches!(self.selection, Selection::Foreign { coa, .. } if coa == a.info.addr);
-                let rank = Rank {
-                    family: fam,
+                Some(Rank {
+                    family,
                     preference: pref,
                     not_current: u8::from(!current),
                     stable_since: since,
                     addr: a.info.addr,
-                };
+                })
+            })
+    }
+
+    /// The best foreign candidate of `family` (6 or 4), or of any family.
+    fn best_foreign(&self, family: Option<u8>) -> Option<(Rank, Selection)> {
+        let mut best: Option<(Rank, Selection)> = None;
+        for (&ifindex, l) in &self.links {
+            for rank in self.candidates(ifindex, l) {
+                if family.is_some_and(|f| f != rank.family) {
+                    continue;
+                }
                 if best.as_ref().is_none_or(|(r, _)| rank < *r) {
                     best = Some((
                         rank,
                         Selection::Foreign {
-                            coa: a.info.addr,
+                            coa: rank.addr,
                             ifindex,
                         },
                     ));
@@ -580,6 +602,40 @@ impl Detector {
             }
         }
         best
+    }
+
+    /// Every up watched interface's best care-of address, the most preferred interface
+    /// first; none unless away from home. The selected care-of address is its
+    /// interface's, also while an IPv6 address there waits out the hold-down, so the
+    /// selection is always one of the uplinks.
+    pub fn uplinks(&self) -> Vec<Uplink> {
+        let Selection::Foreign {
+            coa: selected,
+            ifindex: selected_if,
+        } = self.selection
+        else {
+            return Vec::new();
+        };
+        let mut v: Vec<Uplink> = self
+            .links
+            .iter()
+            .filter_map(|(&ifindex, l)| {
+                let best = self.candidates(ifindex, l).min()?;
+                let addr = if ifindex == selected_if {
+                    selected
+                } else {
+                    best.addr
+                };
+                Some(Uplink {
+                    coa: care_of(addr),
+                    ifindex,
+                    ifname: l.name.clone(),
+                    preference: best.preference,
+                })
+            })
+            .collect();
+        v.sort_by_key(|u| (u.preference, u.ifindex));
+        v
     }
 
     /// Whether the current selection still holds, regardless of better ones.
@@ -595,8 +651,21 @@ impl Detector {
         }
     }
 
-    /// Decides from what has been observed; queues MD_INFO when the selection changes.
+    /// Decides from what has been observed; queues MD_INFO when the selection changes
+    /// (or, with [`DetectorConfig::multiple_coa`], the uplinks).
     pub fn decide(&mut self, now: Instant) {
+        self.decide_selection(now);
+        if self.cfg.multiple_coa
+            && matches!(self.selection, Selection::Foreign { .. })
+            && self.uplinks() != self.announced_uplinks
+        {
+            info!(uplinks = ?self.uplinks().iter().map(|u| (u.ifname.as_str(), u.coa.to_string())).collect::<Vec<_>>(),
+                "uplinks changed");
+            self.push_md_info();
+        }
+    }
+
+    fn decide_selection(&mut self, now: Instant) {
         self.timer = None;
         let owed: Vec<u32> = self
             .links
@@ -654,7 +723,13 @@ impl Detector {
             }
             Selection::Detached => {}
         }
+        self.push_md_info();
+    }
+
+    /// Queues the MD_INFO of the current selection, if any.
+    fn push_md_info(&mut self) {
         if let Some(md) = self.md_info() {
+            self.announced_uplinks = md.uplinks.clone();
             self.outputs.push_back(Output::MdInfo(md));
         }
     }
@@ -679,7 +754,7 @@ impl Detector {
                         _ => None,
                     }),
                     ifindex,
-                    uplinks: Vec::new(),
+                    uplinks: self.uplinks(),
                 })
             }
             Selection::Home { ifindex, addr } => Some(MdInfo {
@@ -697,9 +772,7 @@ impl Detector {
     /// Repeats the current verdict (SIGHUP, as SHISA's babymdd): a restarted mrd gets its
     /// initial condition. Nothing when detached.
     pub fn resend(&mut self) {
-        if let Some(md) = self.md_info() {
-            self.outputs.push_back(Output::MdInfo(md));
-        }
+        self.push_md_info();
     }
 
     /// The next output, if any.

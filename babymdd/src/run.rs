@@ -298,6 +298,11 @@ fn on_bus_message(det: &mut Detector, ep: &AsyncEndpoint, rs: &RsSender, msg: Me
             if let Err(e) = ep.reply_state(&msg, vec![item], 0) {
                 warn!(error = %e, "state reply failed");
             }
+            // The current care-of address cannot carry the uplinks: a restarted mrd that
+            // registers several gets them in the MD_INFO repeated after the answer.
+            if det.config().multiple_coa {
+                det.resend();
+            }
         }
         // SHISA: whoever asks for a scan gets an RS on that interface.
         Body::MdInfo(md) if md.command == MdCommand::Scan && md.ifindex != 0 => {

@@ -47,6 +47,7 @@ fn cfg() -> DetectorConfig {
         home_prefixes: Vec::new(),
         hold_down: Duration::from_millis(2000),
         accept_optimistic: false,
+        multiple_coa: false,
     }
 }
 
@@ -724,4 +725,269 @@ fn optimistic_addresses_only_when_allowed() {
     let mut c = cfg();
     c.accept_optimistic = true;
     assert_eq!(optimistic(c), vec![(0, Exp::Rereg("2001:db8:a::5", 2))]);
+}
+
+// --- Uplinks (RFC 5648) ---
+
+fn mcoa() -> DetectorConfig {
+    DetectorConfig {
+        multiple_coa: true,
+        ..cfg()
+    }
+}
+
+/// An MD_INFO REREG as (care-of address, interface, [(uplink interface, its address)]).
+type Md = (String, u32, Vec<(String, String)>);
+
+fn md_of(md: &MdInfo) -> Md {
+    (
+        md.coa.expect("REREG carries a CoA").to_string(),
+        md.ifindex,
+        md.uplinks
+            .iter()
+            .map(|u| (u.ifname.clone(), u.coa.to_string()))
+            .collect(),
+    )
+}
+
+/// Replays `steps` and returns every REREG with its uplinks, and when it came out.
+fn rereg_uplinks(cfg: DetectorConfig, steps: &[(u64, Step)], end_ms: u64) -> Vec<(u64, Md)> {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut d = Detector::new(cfg);
+    let mut out = Vec::new();
+    let mut take = |d: &mut Detector, now: Instant| {
+        while let Some(o) = d.poll_output() {
+            if let Output::MdInfo(md) = o
+                && md.command == MdCommand::Rereg
+            {
+                out.push(((now - t0).as_millis() as u64, md_of(&md)));
+            }
+        }
+    };
+    let fire = |d: &mut Detector, t: Instant, take: &mut dyn FnMut(&mut Detector, Instant)| {
+        while let Some(deadline) = d.poll_timeout() {
+            if deadline > t {
+                break;
+            }
+            d.handle_timeout(deadline);
+            take(d, deadline);
+        }
+    };
+    for (ms, step) in steps {
+        fire(&mut d, at(*ms), &mut take);
+        let now = at(*ms);
+        match step.clone() {
+            Step::Obs(o) => d.handle(now, o),
+            Step::Batch(batch) => {
+                for o in batch {
+                    d.observe(now, o);
+                }
+                d.decide(now);
+            }
+            Step::Sighup => d.resend(),
+        }
+        take(&mut d, now);
+    }
+    fire(&mut d, at(end_ms), &mut take);
+    out
+}
+
+fn md(coa: &str, ifindex: u32, uplinks: &[(&str, &str)]) -> Md {
+    (
+        coa.to_string(),
+        ifindex,
+        uplinks
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.to_string()))
+            .collect(),
+    )
+}
+
+#[test]
+fn every_rereg_lists_the_uplinks_but_without_mcoa_their_changes_send_nothing() {
+    // Without multiple care-of addresses: the uplinks ride along, as information; eth1
+    // going away is not worth an MD_INFO (the selection stays), as before.
+    let steps = [(0, dump_two_links()), (5000, down(3)), (6000, Step::Sighup)];
+    assert_eq!(
+        rereg_uplinks(cfg(), &steps, 10_000),
+        [
+            (
+                0,
+                md(
+                    "2001:db8:a::5",
+                    2,
+                    &[("eth0", "2001:db8:a::5"), ("eth1", "2001:db8:b::5")]
+                )
+            ),
+            (6000, md("2001:db8:a::5", 2, &[("eth0", "2001:db8:a::5")])),
+        ]
+    );
+    // The outputs the other tests see are the same as they always were.
+    check(
+        &steps,
+        10_000,
+        &[
+            (0, Exp::Rs(2)),
+            (0, Exp::Rs(3)),
+            (0, Exp::Rereg("2001:db8:a::5", 2)),
+            (6000, Exp::Rereg("2001:db8:a::5", 2)),
+        ],
+    );
+}
+
+#[test]
+fn with_mcoa_an_uplink_lost_or_back_is_a_rereg_with_the_same_care_of_address() {
+    let got = rereg_uplinks(
+        mcoa(),
+        &[
+            (0, dump_two_links()),
+            (5000, down(3)),
+            (5000, del(3, "2001:db8:b::5")),
+            (8000, up(3)),
+            // SLAAC again: tentative first (not yet an uplink), then usable.
+            (8000, tentative(3, "2001:db8:b::7/64")),
+            (9000, addr(3, "2001:db8:b::7/64")),
+            // The same set again: nothing.
+            (9500, addr(3, "2001:db8:b::7/64")),
+        ],
+        20_000,
+    );
+    let both = |b: &str| {
+        md(
+            "2001:db8:a::5",
+            2,
+            &[("eth0", "2001:db8:a::5"), ("eth1", b)],
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            (0, both("2001:db8:b::5")),
+            (5000, md("2001:db8:a::5", 2, &[("eth0", "2001:db8:a::5")])),
+            (9000, both("2001:db8:b::7")),
+        ]
+    );
+}
+
+#[test]
+fn each_interface_offers_ipv6_before_ipv4_and_never_a_home_prefix_address() {
+    let got = rereg_uplinks(
+        mcoa(),
+        &[
+            (
+                0,
+                Step::Batch(vec![
+                    link(2, true),
+                    link(3, true),
+                    a(2, "192.0.2.5/24", AddrFlags::default()),
+                    a(2, "2001:db8:a::5/64", AddrFlags::default()),
+                    a(3, "198.51.100.5/24", AddrFlags::default()),
+                ]),
+            ),
+            // eth1 meets the home prefix: not an uplink, and home after the hold-down.
+            (3000, addr(3, "2001:db8:1::5/64")),
+            (3000, del(3, "198.51.100.5")),
+        ],
+        10_000,
+    );
+    assert_eq!(
+        got,
+        [
+            (
+                0,
+                md(
+                    "2001:db8:a::5",
+                    2,
+                    &[("eth0", "2001:db8:a::5"), ("eth1", "198.51.100.5")]
+                )
+            ),
+            (3000, md("2001:db8:a::5", 2, &[("eth0", "2001:db8:a::5")])),
+        ]
+    );
+}
+
+#[test]
+fn the_selected_address_is_its_interfaces_uplink_during_a_hold_down() {
+    // On IPv4 at eth0; an IPv6 address arrives on eth0 and waits out the hold-down: until
+    // the switch, eth0's uplink is the IPv4 address in use, so the selection is always
+    // one of the uplinks. A better interface coming up is an uplink at once.
+    let got = rereg_uplinks(
+        mcoa(),
+        &[
+            (0, up(3)),
+            (0, addr(3, "192.0.2.5/24")),
+            (1000, addr(3, "2001:db8:b::5/64")),
+            (1500, up(2)),
+            (1500, addr(2, "2001:db8:a::5/64")),
+        ],
+        10_000,
+    );
+    assert_eq!(
+        got,
+        [
+            (0, md("192.0.2.5", 3, &[("eth1", "192.0.2.5")])),
+            // eth1's IPv6 address is better, held down until 3000; eth0 comes up at 1500,
+            // an uplink at once (the selection stays where it is).
+            (
+                1500,
+                md(
+                    "192.0.2.5",
+                    3,
+                    &[("eth0", "2001:db8:a::5"), ("eth1", "192.0.2.5")]
+                )
+            ),
+            // The hold-down of eth1's IPv6 address ended at 3000, but eth0 (preferred)
+            // is better still and waits until 3500.
+            (
+                3500,
+                md(
+                    "2001:db8:a::5",
+                    2,
+                    &[("eth0", "2001:db8:a::5"), ("eth1", "2001:db8:b::5")]
+                )
+            ),
+        ]
+    );
+}
+
+#[test]
+fn sighup_and_dereghome_with_mcoa() {
+    let got = rereg_uplinks(
+        mcoa(),
+        &[
+            (0, dump_two_links()),
+            (1000, Step::Sighup),
+            (2000, del(3, "2001:db8:b::5")),
+            (2000, addr(3, "2001:db8:1::5/64")),
+        ],
+        10_000,
+    );
+    let both = md(
+        "2001:db8:a::5",
+        2,
+        &[("eth0", "2001:db8:a::5"), ("eth1", "2001:db8:b::5")],
+    );
+    assert_eq!(
+        got,
+        [
+            (0, both.clone()),
+            (1000, both),
+            (2000, md("2001:db8:a::5", 2, &[("eth0", "2001:db8:a::5")])),
+        ]
+    );
+    // At home: DEREGHOME, no uplinks.
+    let (d, _) = replay(
+        mcoa(),
+        &[
+            (0, dump_two_links()),
+            (2000, del(3, "2001:db8:b::5")),
+            (2000, addr(3, "2001:db8:1::5/64")),
+        ],
+        10_000,
+    );
+    let md = d.md_info().unwrap();
+    assert_eq!(md.command, MdCommand::Dereghome);
+    assert!(md.uplinks.is_empty());
+    assert!(d.uplinks().is_empty());
 }
