@@ -1,6 +1,7 @@
 //! Binding Acknowledgement processing (RFC 6275 §11.7.3; RFC 3963 §5.3; RFC 5555 §4.4.2,
-//! §4.1 NAT detection; RFC 4285 §6 timestamps): what an accepted or refused BA does to
-//! the Binding Update List, and what the data plane is told.
+//! §4.1 NAT detection; RFC 4285 §6 timestamps; RFC 5648 per-binding statuses, `mcoa`):
+//! what an accepted or refused BA does to the Binding Update List, and what the data
+//! plane is told.
 
 use super::*;
 
@@ -81,7 +82,9 @@ impl MrCore {
             self.restart_transaction(now);
             return;
         }
-        if ba.status.is_accepted() {
+        if !p.bids.is_empty() && (164..=169).contains(&code) {
+            self.bulk_refused(now, ba.status);
+        } else if ba.status.is_accepted() {
             self.accepted(now, ba);
         } else {
             self.refused(now, ba.status);
@@ -198,13 +201,23 @@ impl MrCore {
             None => (false, false),
         };
         let (mnp_v4, ipv4) = self.ipv4_outcome(ba, &p);
-        self.bul.primary.registered = Some(Registered {
+        let bulk = !p.bids.is_empty() && self.bulk_answered(ba);
+        let registered = Registered {
             coa: p.coa,
             coa_ifindex: p.coa_ifindex,
             granted,
             expires_at,
             refresh_at,
-        });
+            bids: if bulk { p.bids.clone() } else { Vec::new() },
+        };
+        self.bul.primary.registered = Some(registered.clone());
+        if bulk {
+            self.announce_bulk(ba, &p, &registered, &mnp_v4, &ipv4);
+            if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
+                self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");
+            }
+            return;
+        }
         let binding = self.binding_for(
             p.coa,
             p.coa_ifindex,
@@ -216,6 +229,8 @@ impl MrCore {
             lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
             "home registration acknowledged");
         self.announce(binding, false, ipv4);
+        // A plain registration replaces every binding identifier's at the home agent.
+        self.withdraw_bids(|_| true);
         // RFC 6275 §11.4.2: status 1 asks for prefix discovery.
         if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
             self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");
@@ -377,9 +392,7 @@ impl MrCore {
                 "the home agent holds a binding of another registration type for our home \
                  address: de-registering it, then registering again");
             let (coa, ifx, at_home) = (p.coa, p.coa_ifindex, p.at_home);
-            if self.bul.primary.announced_optimistic {
-                self.withdraw();
-            }
+            self.withdraw_optimistic();
             let mut d = self.new_pending(now, BuKind::Deregister, at_home, coa, ifx);
             d.then_register = true;
             d.first_registration = false;
@@ -412,9 +425,7 @@ impl MrCore {
         if p.kind == BuKind::Register && what == Reaction::Stop {
             // RFC 3963 §7.1: a discovered home agent that will not take us: the next one.
             let (coa, ifindex) = (p.coa, p.coa_ifindex);
-            if self.bul.primary.announced_optimistic {
-                self.withdraw();
-            }
+            self.withdraw_optimistic();
             if self.try_next_home_agent(now, coa, ifindex) {
                 warn!(
                     status = code,
@@ -439,13 +450,18 @@ impl MrCore {
         warn!(hoa = %self.cfg.home_address, status = code, meaning = name, rfc,
             seq = %p.sequence, kind = ?p.kind, "Binding Update refused; retrying with back-off");
         // An optimistic announcement no longer holds (the HA refused it).
-        if self.bul.primary.announced_optimistic {
-            self.withdraw();
-        }
+        self.withdraw_optimistic();
     }
 
-    /// Emits BUL_REMOVE for whatever was announced.
+    /// Emits BUL_REMOVE for whatever was announced: the plain binding and every binding
+    /// identifier's.
     pub(super) fn withdraw(&mut self) {
+        self.withdraw_plain();
+        self.withdraw_bids(|_| true);
+    }
+
+    /// Emits BUL_REMOVE for the plain binding, if announced.
+    pub(super) fn withdraw_plain(&mut self) {
         self.bul.primary.announced_optimistic = false;
         if let Some(mut b) = self.bul.primary.announced.take() {
             b.lifetime = 0;
@@ -454,10 +470,19 @@ impl MrCore {
         }
     }
 
+    /// Emits BUL_REMOVE for what was announced optimistically (no BA confirmed it).
+    pub(super) fn withdraw_optimistic(&mut self) {
+        if self.bul.primary.announced_optimistic {
+            self.withdraw_plain();
+        }
+        self.withdraw_bids(|e| e.announced_optimistic);
+    }
+
     /// Emits BUL_REMOVE for a router back on its home link `ifindex`: CoA = HoA and the
     /// home link, whatever was announced (or, with nothing announced yet, the configured
     /// prefixes), so the data plane sets the router up at home (RFC 6275 §11.5.5).
     pub(super) fn withdraw_at_home(&mut self, ifindex: u32) {
+        self.withdraw_bids(|_| true);
         self.bul.primary.announced_optimistic = false;
         let mnp_v4 = match self.bul.primary.announced.take() {
             Some(b) => b.mnp_v4,

@@ -1,6 +1,7 @@
 //! Binding Update building and sending (RFC 6275 §11.7.1, §11.8 MAX_UPDATE_RATE; RFC
-//! 3963 §5.1 MNP options; RFC 5555 §3.1 IPv4 options and UDP; RFC 4285 §4-6 options),
-//! and the binding announced to the data plane for it.
+//! 3963 §5.1 MNP options; RFC 5555 §3.1 IPv4 options and UDP; RFC 5648 §4.2-4.3 Binding
+//! Identifier options and the O flag; RFC 4285 §4-6 options), and the binding announced
+//! to the data plane for it.
 
 use super::*;
 
@@ -113,9 +114,13 @@ impl MrCore {
         let send_v4 = self.cfg.send_ipv4_mnps
             && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
             && !self.cfg.mnp_v4.is_empty();
+        let mcoa_refused = self.bul.primary.mcoa == McoaSupport::Unsupported;
         let Some(p) = &mut self.bul.primary.pending else {
             return;
         };
+        if mcoa_refused {
+            p.bids.clear();
+        }
         let cfg = &self.cfg;
         let hoa = cfg.home_address;
         let register = p.kind == BuKind::Register;
@@ -136,9 +141,18 @@ impl MrCore {
             // RFC 5555 §3.1.2, §4.2: from an IPv4 CoA, no Alternate CoA (nor HAO).
             options.push(MobilityOption::Ipv4CareOfAddress(a));
         } else if !p.at_home {
-            // RFC 6275 §11.7.1: mandatory in home registrations from a CoA.
+            // RFC 6275 §11.7.1: mandatory in home registrations from a CoA. A bulk
+            // registration keeps it: the BU's own care-of address, one of those listed.
             options.push(MobilityOption::AlternateCareOfAddress(p.coa));
         }
+        // RFC 5648 §4.3: a bulk registration lists every care-of address, each in its
+        // Binding Identifier option (status 0, H clear: no simultaneous home binding).
+        options.extend(p.bids.iter().map(|b| MobilityOption::BindingIdentifier {
+            bid: b.bid,
+            status: 0,
+            h: false,
+            coa: Some(IpAddr::V6(b.coa)),
+        }));
         let mut v4_sent = Vec::new();
         if register {
             if cfg.mode == RegistrationMode::Explicit {
@@ -185,7 +199,10 @@ impl MrCore {
             }
             options.push(auth::mn_ha_option(sa.spi));
         }
-        let flags = flags_for(cfg, v4_coa.is_some());
+        let mut flags = flags_for(cfg, v4_coa.is_some());
+        // RFC 5648 §4.2: O, the listed bindings replace every other one (0x0040, only
+        // beside Binding Identifier options: RFC 6602 took the bit for PMIPv6's B).
+        flags.set(BuFlags::O, !p.bids.is_empty());
         let repr = MhRepr::BindingUpdate(BindingUpdate {
             sequence: seq,
             flags,
@@ -243,6 +260,7 @@ impl MrCore {
         p.v4_sent = v4_sent;
         p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
         debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
+            bids = ?p.bids.iter().map(|b| b.bid).collect::<Vec<_>>(),
             next_ms = (p.next_tx - now).as_millis() as u64, "Binding Update sent");
         self.bul.primary.last_seq = seq;
         self.send_log.push_back(now);
@@ -258,6 +276,12 @@ impl MrCore {
         // Optimistic mode: announce the new binding as the BU leaves, unless it only
         // refreshes the one already announced.
         let optimistic = self.cfg.optimistic && register && !p.optimistic_announced;
+        if optimistic && !p.bids.is_empty() {
+            p.optimistic_announced = true;
+            let (bids, v4) = (p.bids.clone(), p.v4_sent.clone());
+            self.announce_bulk_optimistic(&bids, v4);
+            return;
+        }
         let already = self
             .bul
             .primary

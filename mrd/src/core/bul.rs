@@ -1,8 +1,11 @@
 //! The Binding Update List (RFC 6275 §11.1): what the mobile router sent and was granted,
 //! one entry per home agent and binding identifier (RFC 5648 §5.1). The core registers
-//! through one entry today, [`BindingUpdateList::primary`] (its configured home agent, no
-//! binding identifier); the list takes more (several home agents, several care-of
-//! addresses with binding identifiers) without changing the entry.
+//! through one entry, [`BindingUpdateList::primary`] (its home agent, no binding
+//! identifier), which holds the transaction, the sequence number and the plain binding.
+//! With multiple care-of addresses (RFC 5648) the primary's transaction is a bulk
+//! registration, and each binding identifier the home agent accepted has an entry of its
+//! own in [`BindingUpdateList::others`]: its care-of address, lifetime and what the data
+//! plane was told.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
@@ -24,6 +27,30 @@ pub enum Ipv4Support {
     Unsupported,
 }
 
+/// Whether the HA registers several care-of addresses (RFC 5648), as learnt from its BAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum McoaSupport {
+    /// No BA to a BU with Binding Identifier options seen yet.
+    Unknown,
+    /// The HA answered with Binding Identifier options.
+    Supported,
+    /// A BA to a BU with them carried none (the HA skipped an option it does not know,
+    /// RFC 6275 §6.2.1), or refused them as a whole (164-169): this HA gets the care-of
+    /// address in use alone, in plain BUs.
+    Unsupported,
+}
+
+/// A care-of address registered under a binding identifier (RFC 5648 §4.3): one uplink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BidCoa {
+    /// The binding identifier: the interface's position among the egress interfaces.
+    pub(crate) bid: u16,
+    /// The care-of address.
+    pub(crate) coa: Ipv6Addr,
+    /// Its interface.
+    pub(crate) ifindex: u32,
+}
+
 /// The binding the HA holds, as acknowledged.
 ///
 /// Care-of addresses are kept as `Ipv6Addr` inside the core; an IPv4 CoA (DSMIPv6, RFC
@@ -37,6 +64,9 @@ pub(crate) struct Registered {
     pub(crate) granted: Lifetime,
     pub(crate) expires_at: Instant,
     pub(crate) refresh_at: Instant,
+    /// The care-of addresses of the acknowledged bulk registration, as sent (RFC 5648);
+    /// empty for a plain registration.
+    pub(crate) bids: Vec<BidCoa>,
 }
 
 /// The outstanding BU transaction (one at a time: a new one replaces the old, RFC 6275
@@ -75,6 +105,9 @@ pub(crate) struct Pending {
     /// When the transaction began (the movement, or the refresh): its BA measures how
     /// long the router waited for its binding.
     pub(crate) started: Instant,
+    /// A bulk registration (RFC 5648 §5.3): a Binding Identifier option per care-of
+    /// address, `coa` among them, and the O flag. Empty: a plain BU.
+    pub(crate) bids: Vec<BidCoa>,
 }
 
 /// One Binding Update List entry (RFC 6275 §11.1): the home agent, the sequence number
@@ -104,6 +137,8 @@ pub(crate) struct BulEntry {
     pub(crate) alt_v4: Option<(Ipv4Addr, u32)>,
     /// When a Binding Error 1 last made us refresh (BE_REFRESH_HOLDDOWN).
     pub(crate) be_refresh_at: Option<Instant>,
+    /// Whether this home agent registers several care-of addresses.
+    pub(crate) mcoa: McoaSupport,
 }
 
 impl BulEntry {
@@ -125,6 +160,7 @@ impl BulEntry {
             stopped: None,
             alt_v4: None,
             be_refresh_at: None,
+            mcoa: McoaSupport::Unknown,
         }
     }
 
@@ -169,13 +205,32 @@ impl BindingUpdateList {
 
     /// Adds an entry for another home agent or binding identifier; `false` (and nothing
     /// added) when the list already holds one for that pair.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn insert(&mut self, entry: BulEntry) -> bool {
         if self.find(entry.home_agent, entry.binding_id).is_some() {
             return false;
         }
         self.others.push(entry);
         true
+    }
+
+    /// The entry of binding identifier `bid` with the primary's home agent.
+    pub(crate) fn bid_entry_mut(&mut self, bid: u16) -> Option<&mut BulEntry> {
+        let ha = self.primary.home_agent;
+        self.others
+            .iter_mut()
+            .find(|e| e.home_agent == ha && e.binding_id == Some(bid))
+    }
+
+    /// Takes the entries of binding identifiers out of the list (any home agent).
+    pub(crate) fn take_bid_entries(
+        &mut self,
+        mut which: impl FnMut(&BulEntry) -> bool,
+    ) -> Vec<BulEntry> {
+        let (taken, kept) = std::mem::take(&mut self.others)
+            .into_iter()
+            .partition(|e| e.binding_id.is_some() && which(e));
+        self.others = kept;
+        taken
     }
 }
 

@@ -90,6 +90,12 @@ pub struct MrCoreConfig {
     /// identifier is the one of the router's link-local address, so the home agent
     /// defends that link-local address on the home link too. The shell finds it out.
     pub link_local_compat: bool,
+    /// Register every IPv6 uplink of the movement detector at once (RFC 5648): one BU
+    /// with a Binding Identifier option per care-of address and the O flag.
+    pub multiple_coa: bool,
+    /// The egress interfaces, most preferred first: a care-of address's binding
+    /// identifier is its interface's position here, the first 1 (`multiple_coa`).
+    pub egress_interfaces: Vec<String>,
 }
 
 /// RFC 5555 §6: NATKATIMEOUT, the keepalive period when the HA gives none.
@@ -125,6 +131,8 @@ impl MrCoreConfig {
             force_udp: false,
             nat_keepalive_interval: None,
             link_local_compat: false,
+            multiple_coa: false,
+            egress_interfaces: Vec::new(),
         }
     }
 }
@@ -162,6 +170,12 @@ pub enum ConfigError {
     /// An RFC 5555 IPv4 Home Address option cannot carry prefix length 0.
     #[error("IPv4 mobile network prefix {0} has length 0")]
     ZeroIpv4PrefixLen(Ipv4Net),
+    /// Multiple care-of addresses number the egress interfaces: none are listed.
+    #[error(
+        "multiple care-of addresses need the egress interfaces: a binding identifier is an \
+         interface's position among them"
+    )]
+    McoaWithoutEgressInterfaces,
 }
 
 fn unicast_v6(a: &Ipv6Addr) -> bool {
@@ -210,6 +224,16 @@ impl MrCoreConfig {
         if let Some(n) = self.mnp_v4.iter().find(|n| n.prefix_len() == 0) {
             return Err(ConfigError::ZeroIpv4PrefixLen(*n));
         }
+        if self.multiple_coa && self.egress_interfaces.is_empty() {
+            return Err(ConfigError::McoaWithoutEgressInterfaces);
+        }
         Ok(())
+    }
+
+    /// The binding identifier of a care-of address on interface `ifname` (RFC 5648):
+    /// its position among the egress interfaces, the first 1.
+    pub fn binding_id(&self, ifname: &str) -> Option<u16> {
+        let i = self.egress_interfaces.iter().position(|n| n == ifname)?;
+        u16::try_from(i + 1).ok()
     }
 }

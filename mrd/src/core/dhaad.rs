@@ -178,6 +178,8 @@ impl MrCore {
         ifindex: u32,
     ) {
         let next_seq = SequenceNumber(self.bul.primary.last_seq.0.wrapping_add(1));
+        // The old home agent's binding identifiers go with it.
+        self.withdraw_bids(|_| true);
         self.bul.primary = BulEntry::new(ha, None, next_seq);
         self.bul.primary.pending =
             Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));

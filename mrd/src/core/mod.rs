@@ -9,8 +9,10 @@
 //!
 //! The Binding Update List (`bul`) holds one entry per home agent and binding
 //! identifier; the core registers through its primary entry (the configured home agent),
-//! so one MR registers one home address with one home agent today, and several care-of
-//! addresses or home agents need no new entry type.
+//! so one MR registers one home address with one home agent. With multiple care-of
+//! addresses (RFC 5648, `MrCoreConfig::multiple_coa`) the primary's BU is a bulk
+//! registration of every IPv6 uplink of the movement detector (`mcoa`), and each binding
+//! identifier the home agent accepts gets an entry of its own.
 //!
 //! Layout, as in had's core: this module holds the state, the movement reports and the
 //! received signalling (BRR, BE, Parameter Problem); `bu` builds and sends Binding
@@ -24,6 +26,7 @@ mod coa;
 mod config;
 mod dhaad;
 mod io;
+mod mcoa;
 mod mpd;
 mod status;
 mod switch;
@@ -48,8 +51,8 @@ use proto::rate::TokenBucket;
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, error, info, warn};
 
-pub use bul::Ipv4Support;
-use bul::{BindingUpdateList, BulEntry, Pending, Registered};
+use bul::{BidCoa, BindingUpdateList, BulEntry, Pending, Registered};
+pub use bul::{Ipv4Support, McoaSupport};
 pub use config::{
     ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
     MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, NAT_KEEPALIVE_TIMEOUT, RegistrationMode,
@@ -160,6 +163,9 @@ pub struct MrCore {
     home_prefix: Option<mpd::HomePrefix>,
     /// When to solicit the prefixes again.
     solicit_at: Option<Instant>,
+    /// The IPv6 uplinks of the last MD_INFO REREG with their binding identifiers (RFC
+    /// 5648), when multiple care-of addresses are configured.
+    uplinks: Vec<BidCoa>,
 }
 
 /// Binding Errors 1 make us refresh at most once per this interval: a flood of forged
@@ -215,6 +221,7 @@ impl MrCore {
             solicitation: None,
             home_prefix: None,
             solicit_at: None,
+            uplinks: Vec::new(),
         })
     }
 
@@ -266,9 +273,21 @@ impl MrCore {
         self.bul.primary.last_seq
     }
 
-    /// The binding last announced with BUL_ADD, if still current.
+    /// The binding last announced with BUL_ADD, if still current (with several care-of
+    /// addresses, the first of them).
     pub fn binding(&self) -> Option<&Binding> {
-        self.bul.primary.announced.as_ref()
+        self.bindings().next()
+    }
+
+    /// Every binding announced with BUL_ADD and still current: the plain one, or one per
+    /// binding identifier (RFC 5648).
+    pub fn bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.bul.entries().filter_map(|e| e.announced.as_ref())
+    }
+
+    /// What the core knows about the home agent's support of multiple care-of addresses.
+    pub fn mcoa_support(&self) -> McoaSupport {
+        self.bul.primary.mcoa
     }
 
     /// The answer to a state request: one binding per Binding Update List entry (what
@@ -289,38 +308,46 @@ impl MrCore {
             return;
         }
         match md.command {
-            MdCommand::Rereg => match self.usable_coas(md) {
-                (Some(CareOf::V6(coa)), second) => {
-                    self.bul.primary.alt_v4 = match second {
-                        Some(CareOf::V4 { addr, .. }) => Some((addr, md.ifindex)),
-                        _ => None,
-                    };
-                    self.move_to(now, coa, md.ifindex)
-                }
-                (Some(CareOf::V4 { addr, .. }), second) => {
-                    // docs/notes.md §6: an IPv6 CoA is preferred when both are offered.
-                    if let Some(CareOf::V6(coa)) = second {
-                        self.move_to(now, coa, md.ifindex);
-                    } else if self.cfg.home_agent_v4.is_none() {
-                        warn!(coa = %addr,
-                            "IPv4 care-of address but no IPv4 address for the home agent \
-                             configured; MD_INFO ignored");
-                    } else {
-                        // DSMIPv6 (RFC 5555 §4.2), the core holds it IPv4-mapped.
-                        self.move_to(now, addr.to_ipv6_mapped(), md.ifindex);
-                    }
-                }
-                (None, _) if md.coa.is_none() && md.coa2.is_none() => {
-                    debug!("MD_INFO REREG without a care-of address ignored")
-                }
-                // Refused, and said so.
-                (None, _) => {}
-            },
+            MdCommand::Rereg => {
+                self.uplinks = self.bid_uplinks(md);
+                self.rereg(now, md)
+            }
             MdCommand::Dereghome => self.returned_home(now, md.ifindex),
             MdCommand::Deregforeign => self.deregister(now),
             MdCommand::Scan => {}
         }
         self.drive(now);
+    }
+
+    /// MD_INFO REREG: the care-of address to register, or the pair's other one.
+    fn rereg(&mut self, now: Instant, md: &MdInfo) {
+        match self.usable_coas(md) {
+            (Some(CareOf::V6(coa)), second) => {
+                self.bul.primary.alt_v4 = match second {
+                    Some(CareOf::V4 { addr, .. }) => Some((addr, md.ifindex)),
+                    _ => None,
+                };
+                self.move_to(now, coa, md.ifindex)
+            }
+            (Some(CareOf::V4 { addr, .. }), second) => {
+                // docs/notes.md §6: an IPv6 CoA is preferred when both are offered.
+                if let Some(CareOf::V6(coa)) = second {
+                    self.move_to(now, coa, md.ifindex);
+                } else if self.cfg.home_agent_v4.is_none() {
+                    warn!(coa = %addr,
+                        "IPv4 care-of address but no IPv4 address for the home agent \
+                         configured; MD_INFO ignored");
+                } else {
+                    // DSMIPv6 (RFC 5555 §4.2), the core holds it IPv4-mapped.
+                    self.move_to(now, addr.to_ipv6_mapped(), md.ifindex);
+                }
+            }
+            (None, _) if md.coa.is_none() && md.coa2.is_none() => {
+                debug!("MD_INFO REREG without a care-of address ignored")
+            }
+            // Refused, and said so.
+            (None, _) => {}
+        }
     }
 
     /// The care-of addresses of an MD_INFO REREG that may be registered (coa.rs): the
@@ -389,23 +416,37 @@ impl MrCore {
             self.start_discovery(now, coa, ifindex);
             return;
         }
+        // With multiple care-of addresses, the same care-of address with other uplinks
+        // is a new registration too (RFC 5648: the bulk BU lists them all).
+        let bids = self.bulk_set(coa);
         if let Some(p) = &self.bul.primary.pending
             && p.kind == BuKind::Register
             && p.coa == coa
+            && p.bids == bids
         {
             debug!(%coa, "registration from this care-of address already under way");
             return;
         }
-        if self.bul.primary.pending.is_none()
-            && let Some(r) = &self.bul.primary.registered
-            && r.coa == coa
-        {
-            debug!(%coa, "already registered from this care-of address");
-            return;
+        let same_coa = match (&self.bul.primary.pending, &self.bul.primary.registered) {
+            (None, Some(r)) if r.coa == coa => {
+                if r.bids == bids {
+                    debug!(%coa, "already registered from this care-of address");
+                    return;
+                }
+                true
+            }
+            (Some(p), _) => p.kind == BuKind::Register && p.coa == coa,
+            _ => false,
+        };
+        if same_coa {
+            info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.bul.primary.home_agent,
+                uplinks = ?bids.iter().map(|b| (b.bid, b.coa)).collect::<Vec<_>>(),
+                "uplinks changed: home registration");
+        } else {
+            info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.bul.primary.home_agent,
+                "new care-of address: home registration");
+            self.stats.moves += 1;
         }
-        info!(hoa = %self.cfg.home_address, %coa, ifindex, ha = %self.bul.primary.home_agent,
-            "new care-of address: home registration");
-        self.stats.moves += 1;
         self.bul.primary.pending =
             Some(self.new_pending(now, BuKind::Register, false, coa, ifindex));
     }
@@ -461,6 +502,11 @@ impl MrCore {
             then_next_home_agent: false,
             after_type_change: false,
             started: now,
+            bids: if kind == BuKind::Register && !at_home {
+                self.bulk_set(coa)
+            } else {
+                Vec::new()
+            },
         }
     }
 

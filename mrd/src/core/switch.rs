@@ -111,6 +111,7 @@ impl MrCore {
         if self.ha_candidates.is_empty() {
             info!(%coa, "Home Agent Switch listed no home agent: discovering one");
             let next_seq = SequenceNumber(self.bul.primary.last_seq.0.wrapping_add(1));
+            self.withdraw_bids(|_| true);
             self.bul.primary = BulEntry::new(Ipv6Addr::UNSPECIFIED, None, next_seq);
             self.discovery = None;
             self.start_discovery(now, coa, ifindex);

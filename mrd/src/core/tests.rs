@@ -17,6 +17,8 @@ use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 
 use super::*;
 
+mod mcoa;
+
 const KEY: &[u8] = b"0123456789abcdef";
 const SPI: u32 = 0x1000;
 

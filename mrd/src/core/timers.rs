@@ -46,8 +46,9 @@ impl MrCore {
                 self.bul.primary.registered = None;
                 // An optimistic entry for a newer CoA stays until its own BA decides.
                 if !self.bul.primary.announced_optimistic {
-                    self.withdraw();
+                    self.withdraw_plain();
                 }
+                self.withdraw_bids(|e| !e.announced_optimistic);
                 match &mut self.bul.primary.pending {
                     Some(p) if p.kind == BuKind::Deregister => {
                         // Nothing left to deregister.

@@ -64,8 +64,19 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
     } else {
         core.home_agent.to_string()
     };
+    let mcoa = if core.multiple_coa {
+        let bids: Vec<String> = core
+            .egress_interfaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{n}={}", i + 1))
+            .collect();
+        format!(", multiple care-of addresses (BIDs {})", bids.join(" "))
+    } else {
+        String::new()
+    };
     let summary = format!(
-        "home address {}, home agent {}, IPv6 prefixes {:?}, IPv4 prefixes {:?}, {}, {} warnings",
+        "home address {}, home agent {}, IPv6 prefixes {:?}, IPv4 prefixes {:?}, {}{mcoa}, {} warnings",
         core.home_address,
         ha,
         core.mnp_v6,
@@ -195,6 +206,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let c = d.mr.config();
     info!(ifname = %d.cli.ifname, hoa = %c.home_address, ha = %d.mr.home_agent(),
         mnp_v6 = ?c.mnp_v6, mnp_v4 = ?c.mnp_v4, mode = ?c.mode, lifetime_s = u32::from(c.lifetime.units()) * 4,
+        multiple_coa = c.multiple_coa,
         authenticated = c.security.is_some(), bus = %bus_dir.display(),
         "{name} ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
@@ -360,6 +372,16 @@ impl Daemon {
         };
         for msg in &answer.other {
             self.on_bus(msg);
+        }
+        // babymdd follows its answer with the MD_INFO itself when it reports uplinks (RFC
+        // 5648), which the current care-of address cannot carry: that one, if it came,
+        // says more.
+        if answer
+            .other
+            .iter()
+            .any(|m| matches!(&m.body, Body::MdInfo(md) if md.command != MdCommand::Scan))
+        {
+            return;
         }
         let current = answer
             .owners
@@ -548,11 +570,12 @@ impl Daemon {
                     if *ipv4 == Ipv4MnpOutcome::HaUnsupported {
                         warn!(ha = %binding.ha, "the home agent does not register IPv4 mobile network prefixes: IPv6 only");
                     }
-                    info!(hoa = %binding.hoa, coa = %binding.coa, mnp_v6 = ?binding.mnp_v6,
-                        mnp_v4 = ?binding.mnp_v4, lifetime = binding.lifetime, optimistic, "BUL_ADD");
+                    info!(hoa = %binding.hoa, coa = %binding.coa, bid = ?binding.binding_id,
+                        mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
+                        lifetime = binding.lifetime, optimistic, "BUL_ADD");
                 }
                 MrEvent::BulRemove { binding } => {
-                    info!(hoa = %binding.hoa, coa = %binding.coa, "BUL_REMOVE");
+                    info!(hoa = %binding.hoa, coa = %binding.coa, bid = ?binding.binding_id, "BUL_REMOVE");
                 }
                 MrEvent::Stopped { reason } => {
                     error!(
@@ -572,8 +595,9 @@ impl Daemon {
 
     /// SIGUSR1: the registration to the log.
     fn dump_state(&self) {
-        info!(state = ?self.mr.state(), binding = ?self.mr.binding(), last_rereg = ?self.last_rereg,
-            "SIGUSR1: state");
+        let bindings: Vec<&mipsock::Binding> = self.mr.bindings().collect();
+        info!(state = ?self.mr.state(), ?bindings, mcoa = ?self.mr.mcoa_support(),
+            last_rereg = ?self.last_rereg, "SIGUSR1: state");
     }
 
     /// SIGHUP: a bad file changes nothing; a changed one replaces the core and registers
@@ -602,9 +626,10 @@ impl Daemon {
                 return;
             }
         };
-        if let Some(old) = self.mr.binding()
-            && old.hoa != mr.config().home_address
-        {
+        for old in self.mr.bindings() {
+            if old.hoa == mr.config().home_address {
+                continue;
+            }
             let mut old = old.clone();
             old.lifetime = 0;
             if let Err(e) = self.bus.send(&Message::new(Body::BulRemove(old))) {

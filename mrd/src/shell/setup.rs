@@ -96,6 +96,8 @@ pub fn core_config(
     core.nat_keepalive_interval = cfg
         .nat_keepalive_interval
         .map(|s| std::time::Duration::from_secs(u64::from(s)));
+    core.multiple_coa = cfg.multiple_care_of_addresses;
+    core.egress_interfaces = cfg.egress_interfaces.clone();
     core.initial_sequence = random_sequence();
     Ok(core)
 }
@@ -139,6 +141,21 @@ mod tests {
             (1000, &b"nemo-sample-key1"[..])
         );
         assert!(sa.timestamps());
+        assert!(!core.multiple_coa);
+        assert_eq!(core.egress_interfaces, ["wlan0", "eth1"]);
+        crate::MrCore::new(core).unwrap();
+        // The sample's commented line, as written: binding identifiers by position.
+        let text = sample("mrd.conf").replace(
+            "# multiple-care-of-addresses yes;",
+            "multiple-care-of-addresses yes;",
+        );
+        let (cfg, _) = conf::MrConfig::parse_str_for(&text, "mrd.conf", Some("mip0")).unwrap();
+        let core = core_config(&cfg, None).unwrap();
+        assert!(core.multiple_coa);
+        assert_eq!(
+            (core.binding_id("wlan0"), core.binding_id("eth1")),
+            (Some(1), Some(2))
+        );
         crate::MrCore::new(core).unwrap();
     }
 
