@@ -636,11 +636,20 @@ impl MrCore {
         }
         if let Some(r) = &self.bul.primary.registered {
             // With an SA, only a BRR the HA signed may make us send (had signs them with
-            // the binding's SA, RFC 4285 §5 computed over CoA | HoA | MH).
+            // the binding's SA, RFC 4285 §5 computed over CoA | HoA | MH). With several
+            // care-of addresses it asks for one binding identifier's, signed over its
+            // care-of address; the bulk refresh answers it with the others.
+            let mut coas = std::iter::once(r.coa).chain(
+                self.bul
+                    .others
+                    .iter()
+                    .filter_map(|e| e.registered.as_ref().map(|b| b.coa)),
+            );
             if let Some(key) = &self.mn_ha_key
-                && !key
-                    .verify(mh, IpAddr::V6(r.coa), &self.cfg.home_address)
-                    .unwrap_or(false)
+                && !coas.any(|c| {
+                    key.verify(mh, IpAddr::V6(c), &self.cfg.home_address)
+                        .unwrap_or(false)
+                })
             {
                 warn!("Binding Refresh Request without a valid MN-HA authenticator dropped");
                 return;

@@ -639,3 +639,40 @@ fn multiple_care_of_addresses_need_the_egress_interfaces() {
     assert_eq!(c.binding_id("wwan0"), Some(3));
     assert_eq!(c.binding_id("lo"), None);
 }
+
+#[test]
+fn a_binding_refresh_request_for_any_bid_refreshes_the_bulk_registration() {
+    let t0 = Instant::now();
+    let mut c = mcoa_cfg();
+    c.security = Some(sa(false));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
+    let bu = next_bu(&mut mr);
+    deliver(
+        &mut mr,
+        ms(t0, 100),
+        &Ba::ok(&bu)
+            .opt(v4_ack(0, mnp4()))
+            .opt(bid_status(1, 0))
+            .opt(bid_status(2, 0))
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    assert_eq!(mr.bindings().count(), 2);
+    // had asks for BID 2's binding, signed over its care-of address, sent to it.
+    let brr = |key: &'static [u8], over: Ipv6Addr| {
+        let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest {
+            options: vec![bid_status(2, 0), auth::mn_ha_option(SPI)],
+        });
+        let mut mh = vec![0; repr.buffer_len()];
+        repr.emit_to(&mut mh).unwrap();
+        auth::sign(&mut mh, IpAddr::V6(over), &hoa(), key).unwrap();
+        wrap(&mh, coa2())
+    };
+    deliver(&mut mr, ms(t0, 1000), &brr(b"another key 0123", coa2()));
+    assert!(mr.poll_transmit().is_none(), "forged");
+    deliver(&mut mr, ms(t0, 2000), &brr(KEY, coa2()));
+    let refresh = next_bu(&mut mr);
+    assert_eq!(bids_of(&refresh), [(1, coa1()), (2, coa2())]);
+    assert_eq!(refresh.tx.addressing.src_addr, coa1());
+}
