@@ -626,8 +626,14 @@ impl Daemon {
                 return;
             }
         };
+        // The new core announces its own bindings once registered; the old ones it will not
+        // replace go now: another home address's, and the binding identifiers' when they
+        // are numbered differently or no longer used (RFC 5648).
+        let (was, now) = (self.mr.config(), mr.config());
+        let renumbered =
+            was.multiple_coa != now.multiple_coa || was.egress_interfaces != now.egress_interfaces;
         for old in self.mr.bindings() {
-            if old.hoa == mr.config().home_address {
+            if old.hoa == now.home_address && !(renumbered && old.binding_id.is_some()) {
                 continue;
             }
             let mut old = old.clone();
