@@ -5,7 +5,9 @@
 //! mobile network prefixes from the care-of address the movement detector reports,
 //! retransmits and refreshes them (RFC 6275 §11.7-§11.8), checks the Binding
 //! Acknowledgements (RFC 4285 authentication included) and announces BUL_ADD /
-//! BUL_REMOVE. It never touches a socket, a clock or a file.
+//! BUL_REMOVE. With multiple care-of addresses (RFC 5648) that BU is a bulk registration
+//! of every uplink, each binding announced on its own. It never touches a socket, a clock
+//! or a file.
 //!
 //! ## Driving the core (the shell's loop)
 //!
@@ -33,7 +35,7 @@ pub mod core;
 pub mod shell;
 
 pub use core::{
-    BuKind, ConfigError, Ipv4MnpOutcome, Ipv4Support, MobilitySa, MrCore, MrCoreConfig, MrEvent,
-    MrStats, ParameterProblem, ReceivedSignal, RegistrationMode, RegistrationState, StopReason,
-    Transmit,
+    BuKind, ConfigError, Ipv4MnpOutcome, Ipv4Support, McoaSupport, MobilitySa, MrCore,
+    MrCoreConfig, MrEvent, MrStats, ParameterProblem, ReceivedSignal, RegistrationMode,
+    RegistrationState, StopReason, Transmit,
 };
