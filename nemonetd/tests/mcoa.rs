@@ -325,3 +325,211 @@ fn flows_spread_over_every_care_of_address_and_move_when_one_goes() {
     let routes = w.ha.ip_text(&["-6", "route", "show", "proto", "110"]);
     assert!(routes.contains("2001:db8:100::/64"), "{routes}");
 }
+
+/// Receives UDP on ports BASE..BASE+N for SECS seconds; prints, per port, the packets
+/// received, the highest sequence number + 1 and the longest gap between two packets (ms).
+const RECEIVER: &str = r#"
+import socket, select, struct, sys, time, json
+base, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+index = {}
+for i in range(n):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("::", base + i))
+    index[s] = i
+stats = {i: {"got": 0, "top": 0, "gap": 0.0, "last": None} for i in range(n)}
+open(sys.argv[4], "w").write("ready")
+end = time.time() + secs
+while time.time() < end:
+    r, _, _ = select.select(list(index), [], [], 0.05)
+    now = time.time()
+    for s in r:
+        data = s.recv(2048)
+        i = index[s]
+        seq = struct.unpack("!I", data[:4])[0]
+        st = stats[i]
+        st["got"] += 1
+        st["top"] = max(st["top"], seq + 1)
+        if st["last"] is not None:
+            st["gap"] = max(st["gap"], (now - st["last"]) * 1000)
+        st["last"] = now
+print(json.dumps([[stats[i]["got"], stats[i]["top"], round(stats[i]["gap"], 1)] for i in range(n)]))
+"#;
+
+/// Sends to DST ports BASE..BASE+N (source port = destination port), one packet per flow
+/// every INTERVAL seconds, for SECS seconds, each with its sequence number.
+const SENDER: &str = r#"
+import socket, struct, sys, time
+dst, base, n, interval, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("", base + i))
+    socks.append(s)
+seq, t0 = 0, time.time()
+while time.time() - t0 < secs:
+    for i, s in enumerate(socks):
+        s.sendto(struct.pack("!I", seq) + b"v" * 60, (dst, base + i))
+    seq += 1
+    time.sleep(interval)
+"#;
+
+/// Path liveness (issue 15): one uplink falls silent (100 % loss both ways, the link stays
+/// up, so no movement detector notices); within three probe intervals (120 ms) both ends
+/// stop using it and its flows continue on the other uplink; when it answers again it is
+/// taken back. Nothing is re-registered.
+#[test]
+fn a_silent_path_is_left_and_taken_back() {
+    if !is_root() || !have("python3") || !have("nft") {
+        eprintln!("skipped: needs root, python3 and nft");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("live");
+    let mr = start(&w.mr, "-m", dir.path(), "mr", &["--dataplane", "tun"]);
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &["--dataplane", "tun"]);
+    let b1 = binding(1, "2001:db8:a::2", w.mr.ifindex("eth0"));
+    let b2 = binding(2, "2001:db8:b::2", w.mr.ifindex("eth1"));
+    for b in [&b1, &b2] {
+        mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+        let at_ha = Binding {
+            coa_ifindex: None,
+            ..b.clone()
+        };
+        ha.bus.send(&Message::new(Body::BcAdd(at_ha))).unwrap();
+    }
+    wait_for("both bindings up", Duration::from_secs(10), || {
+        [&mr, &ha]
+            .iter()
+            .all(|n| log_text(&n.log).matches("binding up").count() >= 2)
+    });
+    let out = w.mnn.try_exec(
+        "ping",
+        &["-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:c::2"],
+    );
+    assert!(out.status.success(), "{}", log_text(&mr.log));
+
+    const FLOWS: usize = 16;
+    const SECS: f64 = 4.0;
+    let rx = dir.path().join("rx.py");
+    let tx = dir.path().join("tx.py");
+    let ready = dir.path().join("ready");
+    std::fs::write(&rx, RECEIVER).unwrap();
+    std::fs::write(&tx, SENDER).unwrap();
+    let n = FLOWS.to_string();
+    let receiver = {
+        let (rx, ready) = (rx.clone(), ready.clone());
+        let cn = w.cn.name().to_string();
+        let n = n.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &cn, "python3"])
+                .arg(&rx)
+                .args(["30000", &n, &(SECS + 1.5).to_string()])
+                .arg(&ready)
+                .output()
+                .unwrap()
+        })
+    };
+    wait_for("receiver ready", Duration::from_secs(10), || ready.exists());
+    let sender = {
+        let mnn = w.mnn.name().to_string();
+        let n = n.clone();
+        std::thread::spawn(move || {
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &mnn, "python3"])
+                .arg(&tx)
+                .args(["2001:db8:c::2", "30000", &n, "0.01", &SECS.to_string()])
+                .output()
+                .unwrap()
+        })
+    };
+    // A second in, eth0's path goes silent both ways; two seconds later it answers again.
+    std::thread::sleep(Duration::from_secs(1));
+    // (nftables: this kernel has no netem; the link stays up either way.)
+    let silence = |ns: &Netns, on: bool| {
+        let commands: &[&[&str]] = if on {
+            &[
+                &["add", "table", "inet", "mcoa_cut"],
+                &[
+                    "add",
+                    "chain",
+                    "inet",
+                    "mcoa_cut",
+                    "out",
+                    "{ type filter hook output priority 0; }",
+                ],
+                &[
+                    "add", "rule", "inet", "mcoa_cut", "out", "oifname", "eth0", "drop",
+                ],
+            ]
+        } else {
+            &[&["delete", "table", "inet", "mcoa_cut"]]
+        };
+        for c in commands {
+            let out = ns.try_exec("nft", c);
+            assert!(out.status.success(), "nft {c:?}: {out:?}");
+        }
+    };
+    silence(&w.mr, true);
+    silence(&w.ha, true);
+    std::thread::sleep(Duration::from_secs(2));
+    silence(&w.mr, false);
+    silence(&w.ha, false);
+    let eth0_before = tx_packets(&w.mr, "eth0");
+    let sent = sender.join().unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = receiver.join().unwrap();
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert!(
+        got.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let eth0_after = tx_packets(&w.mr, "eth0");
+    // [[got, top, gap_ms], ...]
+    let flows: Vec<(u64, u64, f64)> = text
+        .trim()
+        .trim_start_matches("[[")
+        .trim_end_matches("]]")
+        .split("], [")
+        .map(|f| {
+            let v: Vec<&str> = f.split(", ").collect();
+            (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flows.len(), FLOWS, "{text}");
+    let hit: Vec<&(u64, u64, f64)> = flows.iter().filter(|f| f.1 > f.0).collect();
+    eprintln!(
+        "path liveness: {} of {FLOWS} flows crossed the silenced path; their gaps (ms): {:?}; lost: {:?}",
+        hit.len(),
+        hit.iter().map(|f| f.2).collect::<Vec<_>>(),
+        hit.iter().map(|f| f.1 - f.0).collect::<Vec<_>>()
+    );
+    assert!(!hit.is_empty() && hit.len() < FLOWS, "{flows:?}");
+    for (got, top, gap) in &flows {
+        // 100 packets a second per flow: a flow of the silenced path loses what the
+        // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
+        assert!(top - got <= 30, "lost {} of {top}: {flows:?}", top - got);
+        assert!(*gap < 400.0, "gap {gap} ms: {flows:?}");
+        assert!(*top >= (SECS * 100.0 * 0.8) as u64, "{flows:?}");
+    }
+    for n in [&mr, &ha] {
+        let log = log_text(&n.log);
+        assert!(log.contains("path silent"), "{log}");
+        assert!(log.contains("path heard again"), "{log}");
+    }
+    // Back in use after it answered: the MR sends through eth0 again.
+    assert!(
+        eth0_after > eth0_before + 20,
+        "eth0 sent {} packets after it came back",
+        eth0_after - eth0_before
+    );
+}
