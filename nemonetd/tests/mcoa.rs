@@ -373,10 +373,96 @@ while time.time() - t0 < secs:
     time.sleep(interval)
 "#;
 
+/// A flow set: a receiver in `to` on ports BASE.., a sender in `from`, both python3.
+struct FlowRun {
+    receiver: std::thread::JoinHandle<std::process::Output>,
+    sender: std::thread::JoinHandle<std::process::Output>,
+}
+
+fn in_ns(ns: &str, script: &Path, args: Vec<String>) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "python3"])
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const LIVE_FLOWS: usize = 16;
+const LIVE_SECS: f64 = 4.0;
+
+fn start_flows(dir: &Path, from: &Netns, to: &Netns, dst: &str, base: u16) -> FlowRun {
+    let rx = dir.join("rx.py");
+    let tx = dir.join("tx.py");
+    std::fs::write(&rx, RECEIVER).unwrap();
+    std::fs::write(&tx, SENDER).unwrap();
+    let ready = dir.join(format!("ready-{base}"));
+    let n = LIVE_FLOWS.to_string();
+    let receiver = {
+        let to = to.name().to_string();
+        let args = vec![
+            base.to_string(),
+            n.clone(),
+            (LIVE_SECS + 1.5).to_string(),
+            ready.to_str().unwrap().to_string(),
+        ];
+        std::thread::spawn(move || in_ns(&to, &rx, args))
+    };
+    wait_for("receiver ready", Duration::from_secs(10), || ready.exists());
+    let sender = {
+        let from = from.name().to_string();
+        let args = vec![
+            dst.to_string(),
+            base.to_string(),
+            n,
+            "0.01".to_string(),
+            LIVE_SECS.to_string(),
+        ];
+        std::thread::spawn(move || in_ns(&from, &tx, args))
+    };
+    FlowRun { receiver, sender }
+}
+
+/// Per flow: (received, highest sequence number + 1, longest gap in ms).
+fn finish_flows(run: FlowRun) -> Vec<(u64, u64, f64)> {
+    let sent = run.sender.join().unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = run.receiver.join().unwrap();
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert!(
+        got.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    // [[got, top, gap_ms], ...]
+    let flows: Vec<(u64, u64, f64)> = text
+        .trim()
+        .trim_start_matches("[[")
+        .trim_end_matches("]]")
+        .split("], [")
+        .map(|f| {
+            let v: Vec<&str> = f.split(", ").collect();
+            (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flows.len(), LIVE_FLOWS, "{text}");
+    flows
+}
+
 /// Path liveness (issue 15): one uplink falls silent (100 % loss both ways, the link stays
 /// up, so no movement detector notices); within three probe intervals (120 ms) both ends
-/// stop using it and its flows continue on the other uplink; when it answers again it is
-/// taken back. Nothing is re-registered.
+/// stop using it and its flows, both ways, continue on the other uplink; when it answers
+/// again it is taken back. Nothing is re-registered. The HA runs its kernel data plane
+/// (another router's plain binding takes it), so the MCoA router's packets reach its TUN
+/// device through the filter's mark.
 #[test]
 fn a_silent_path_is_left_and_taken_back() {
     if !is_root() || !have("python3") || !have("nft") {
@@ -386,7 +472,21 @@ fn a_silent_path_is_left_and_taken_back() {
     let dir = tempfile::tempdir().unwrap();
     let w = world("live");
     let mr = start(&w.mr, "-m", dir.path(), "mr", &["--dataplane", "tun"]);
-    let ha = start(&w.ha, "-h", dir.path(), "ha", &["--dataplane", "tun"]);
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &[]);
+    let other = Binding {
+        hoa: "2001:db8:1::300".parse().unwrap(),
+        coa: CareOf::V6("2001:db8:a::3".parse().unwrap()),
+        mnp_v6: vec!["2001:db8:300::/64".parse().unwrap()],
+        mnp_v4: vec![],
+        binding_id: None,
+        ..binding(0, "2001:db8:a::3", 0)
+    };
+    ha.bus
+        .send(&Message::new(Body::BcAdd(Binding {
+            coa_ifindex: None,
+            ..other
+        })))
+        .unwrap();
     let b1 = binding(1, "2001:db8:a::2", w.mr.ifindex("eth0"));
     let b2 = binding(2, "2001:db8:b::2", w.mr.ifindex("eth1"));
     for b in [&b1, &b2] {
@@ -397,52 +497,23 @@ fn a_silent_path_is_left_and_taken_back() {
         };
         ha.bus.send(&Message::new(Body::BcAdd(at_ha))).unwrap();
     }
-    wait_for("both bindings up", Duration::from_secs(10), || {
-        [&mr, &ha]
-            .iter()
-            .all(|n| log_text(&n.log).matches("binding up").count() >= 2)
+    wait_for("the bindings up", Duration::from_secs(10), || {
+        log_text(&mr.log).matches("binding up").count() >= 2
+            && log_text(&ha.log).matches("binding up").count() >= 3
     });
-    let out = w.mnn.try_exec(
-        "ping",
-        &["-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:c::2"],
-    );
-    assert!(out.status.success(), "{}", log_text(&mr.log));
+    assert!(log_text(&ha.log).contains("dataplane=\"kernel\""));
+    for (ns, dst) in [(&w.mnn, "2001:db8:c::2"), (&w.cn, "2001:db8:100::2")] {
+        let out = ns.try_exec("ping", &["-6", "-c", "2", "-i", "0.2", "-W", "2", dst]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            log_text(&mr.log),
+            log_text(&ha.log)
+        );
+    }
 
-    const FLOWS: usize = 16;
-    const SECS: f64 = 4.0;
-    let rx = dir.path().join("rx.py");
-    let tx = dir.path().join("tx.py");
-    let ready = dir.path().join("ready");
-    std::fs::write(&rx, RECEIVER).unwrap();
-    std::fs::write(&tx, SENDER).unwrap();
-    let n = FLOWS.to_string();
-    let receiver = {
-        let (rx, ready) = (rx.clone(), ready.clone());
-        let cn = w.cn.name().to_string();
-        let n = n.clone();
-        std::thread::spawn(move || {
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &cn, "python3"])
-                .arg(&rx)
-                .args(["30000", &n, &(SECS + 1.5).to_string()])
-                .arg(&ready)
-                .output()
-                .unwrap()
-        })
-    };
-    wait_for("receiver ready", Duration::from_secs(10), || ready.exists());
-    let sender = {
-        let mnn = w.mnn.name().to_string();
-        let n = n.clone();
-        std::thread::spawn(move || {
-            std::process::Command::new("ip")
-                .args(["netns", "exec", &mnn, "python3"])
-                .arg(&tx)
-                .args(["2001:db8:c::2", "30000", &n, "0.01", &SECS.to_string()])
-                .output()
-                .unwrap()
-        })
-    };
+    let up = start_flows(dir.path(), &w.mnn, &w.cn, "2001:db8:c::2", 30000);
+    let down = start_flows(dir.path(), &w.cn, &w.mnn, "2001:db8:100::2", 31000);
     // A second in, eth0's path goes silent both ways; two seconds later it answers again.
     std::thread::sleep(Duration::from_secs(1));
     // (nftables: this kernel has no netem; the link stays up either way.)
@@ -475,61 +546,48 @@ fn a_silent_path_is_left_and_taken_back() {
     std::thread::sleep(Duration::from_secs(2));
     silence(&w.mr, false);
     silence(&w.ha, false);
-    let eth0_before = tx_packets(&w.mr, "eth0");
-    let sent = sender.join().unwrap();
-    assert!(
-        sent.status.success(),
-        "{}",
-        String::from_utf8_lossy(&sent.stderr)
-    );
-    let got = receiver.join().unwrap();
-    let text = String::from_utf8_lossy(&got.stdout).to_string();
-    assert!(
-        got.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
-    let eth0_after = tx_packets(&w.mr, "eth0");
-    // [[got, top, gap_ms], ...]
-    let flows: Vec<(u64, u64, f64)> = text
-        .trim()
-        .trim_start_matches("[[")
-        .trim_end_matches("]]")
-        .split("], [")
-        .map(|f| {
-            let v: Vec<&str> = f.split(", ").collect();
-            (
-                v[0].parse().unwrap(),
-                v[1].parse().unwrap(),
-                v[2].parse().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(flows.len(), FLOWS, "{text}");
-    let hit: Vec<&(u64, u64, f64)> = flows.iter().filter(|f| f.1 > f.0).collect();
-    eprintln!(
-        "path liveness: {} of {FLOWS} flows crossed the silenced path; their gaps (ms): {:?}; lost: {:?}",
-        hit.len(),
-        hit.iter().map(|f| f.2).collect::<Vec<_>>(),
-        hit.iter().map(|f| f.1 - f.0).collect::<Vec<_>>()
-    );
-    assert!(!hit.is_empty() && hit.len() < FLOWS, "{flows:?}");
-    for (got, top, gap) in &flows {
-        // 100 packets a second per flow: a flow of the silenced path loses what the
-        // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
-        assert!(top - got <= 30, "lost {} of {top}: {flows:?}", top - got);
-        assert!(*gap < 400.0, "gap {gap} ms: {flows:?}");
-        assert!(*top >= (SECS * 100.0 * 0.8) as u64, "{flows:?}");
+    let eth0_before = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
+    for (what, run) in [("MNN -> CN", up), ("CN -> MNN", down)] {
+        let flows = finish_flows(run);
+        let hit: Vec<&(u64, u64, f64)> = flows.iter().filter(|f| f.1 > f.0).collect();
+        eprintln!(
+            "path liveness, {what}: {} of {LIVE_FLOWS} flows crossed the silenced path; their gaps (ms): {:?}; lost: {:?}",
+            hit.len(),
+            hit.iter().map(|f| f.2).collect::<Vec<_>>(),
+            hit.iter().map(|f| f.1 - f.0).collect::<Vec<_>>()
+        );
+        assert!(
+            !hit.is_empty() && hit.len() < LIVE_FLOWS,
+            "{what}: {flows:?}"
+        );
+        for (got, top, gap) in &flows {
+            // 100 packets a second per flow: a flow of the silenced path loses what the
+            // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
+            assert!(
+                top - got <= 30,
+                "{what}: lost {} of {top}: {flows:?}",
+                top - got
+            );
+            assert!(*gap < 400.0, "{what}: gap {gap} ms: {flows:?}");
+            assert!(
+                *top >= (LIVE_SECS * 100.0 * 0.8) as u64,
+                "{what}: {flows:?}"
+            );
+        }
     }
+    let eth0_after = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
     for n in [&mr, &ha] {
         let log = log_text(&n.log);
         assert!(log.contains("path silent"), "{log}");
         assert!(log.contains("path heard again"), "{log}");
     }
-    // Back in use after it answered: the MR sends through eth0 again.
-    assert!(
-        eth0_after > eth0_before + 20,
-        "eth0 sent {} packets after it came back",
-        eth0_after - eth0_before
-    );
+    // Back in use after it answered: both ends send through eth0 again.
+    for i in 0..2 {
+        assert!(
+            eth0_after[i] > eth0_before[i] + 20,
+            "eth0 sent {:?} -> {:?} after it came back",
+            eth0_before,
+            eth0_after
+        );
+    }
 }
