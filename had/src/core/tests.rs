@@ -2385,3 +2385,4 @@ fn home_agent_switch_received_is_ignored() {
     assert_eq!(e.ha.stats().malformed, 0);
 }
 
+mod mcoa;
