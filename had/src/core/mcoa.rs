@@ -565,9 +565,14 @@ impl Ha {
             self.stats.deregistered += 1;
         }
         self.stats.accepted += 1;
-        info!(hoa = %hoa, seq = b.seq.0, lifetime = granted.as_secs(), status = u8::from(status),
-            registered = listed.len(), deregistered = deregistered.len(), overwrite, bindings = kept_len,
-            ?coas, mnp_v6, new, "BID bindings registered");
+        if registering {
+            info!(hoa = %hoa, seq = b.seq.0, lifetime = granted.as_secs(), status = u8::from(status),
+                registered = listed.len(), deregistered = deregistered.len(), overwrite,
+                bindings = kept_len, ?coas, mnp_v6, new, "BID bindings registered");
+        } else {
+            info!(hoa = %hoa, seq = b.seq.0, status = u8::from(status), bids = ?deregistered,
+                bindings = kept_len, ?coas, "BID bindings deregistered; others left");
+        }
         self.send_ba(&b.reply, status, granted, acks);
     }
 }
