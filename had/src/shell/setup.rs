@@ -193,6 +193,7 @@ mod tests {
                 .any(|r| r.mode == PrefixMode::Implicit)
         );
         assert_eq!(core.ipv4_mnp, Ipv4MnpSupport::Enabled);
+        assert_eq!(core.mcoa, McoaConfig::default());
         assert_eq!(core.brr, None);
         let AuthPolicy::Required(sas) = &core.auth else {
             panic!("authentication required in the sample")
