@@ -1044,7 +1044,8 @@ impl Ha {
         lifetime: Lifetime,
         acks: Vec<MobilityOption<'static>>,
     ) {
-        // IPv4 Address Acknowledgements before any BID option (RFC 5648 §8.2).
+        // IPv4 Address Acknowledgements before any BID option (RFC 5648 §8, protocol.md
+        // §4.14).
         let mut options: Vec<MobilityOption<'_>> = acks;
         // RFC 5648 §6.2: one BID option per BID of the BU, without its CoA, with its own
         // status; a refusal of the whole BU is every BID's status.
