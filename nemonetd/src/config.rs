@@ -16,6 +16,7 @@
 //! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (HA: kernel if it can)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
 //! path-probe-interval 40;     # ms between probes of each care-of address among several (0: off)
+//! duplicate "udp port 5004-5099";  # flows sent through every live path (repeatable)
 //! ```
 
 use std::path::PathBuf;
@@ -99,6 +100,13 @@ pub struct Cli {
     /// `path-probe-interval`; default 40).
     #[arg(long, value_name = "MS")]
     pub path_probe_interval: Option<u32>,
+    /// A flow sent through every live care-of address of a router registered with several
+    /// (RFC 5648), the other end keeping the first copy: `udp`/`tcp`/`sctp`/`proto N`,
+    /// `port N[-M]` (either side), `dscp N`, all given must hold; e.g. `--duplicate "udp
+    /// port 5004-5099"`. Repeatable; both ends need the same. Adds to `duplicate` in the
+    /// file.
+    #[arg(long, value_name = "RULE")]
+    pub duplicate: Vec<crate::dataplane::dup::DupRule>,
     /// How long to wait for the state dump at start, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub state_timeout_ms: u64,
@@ -147,6 +155,8 @@ pub struct Settings {
     pub kernel_table: u32,
     /// Milliseconds between path probes (0: none).
     pub path_probe_interval_ms: u32,
+    /// The flows duplicated over every live path.
+    pub duplicate: Vec<crate::dataplane::dup::DupRule>,
 }
 
 /// Values read from the file; `None` where the file is silent.
@@ -174,6 +184,8 @@ pub struct FileSettings {
     pub kernel_table: Option<u32>,
     /// `path-probe-interval` (milliseconds).
     pub path_probe_interval: Option<u32>,
+    /// `duplicate "RULE";`, each statement one rule.
+    pub duplicate: Vec<crate::dataplane::dup::DupRule>,
 }
 
 /// Keys of the other daemons, skipped silently.
@@ -238,6 +250,12 @@ impl FileSettings {
                 }
                 "kernel-table" => s.kernel_table = Some(number(u64::from(u32::MAX - 2))? as u32),
                 "path-probe-interval" => s.path_probe_interval = Some(number(60_000)? as u32),
+                "duplicate" => s.duplicate.push(
+                    one()?
+                        .text
+                        .parse()
+                        .map_err(|e| format!("{at}: 'duplicate' {e}"))?,
+                ),
                 "dataplane-metrics-listen" => {
                     let v = one()?;
                     s.metrics = Some(v.text.parse().map_err(|_| {
@@ -407,6 +425,12 @@ impl Cli {
                 .path_probe_interval
                 .or(file.path_probe_interval)
                 .unwrap_or(DEFAULT_PATH_PROBE_INTERVAL_MS),
+            duplicate: file
+                .duplicate
+                .iter()
+                .chain(&self.duplicate)
+                .copied()
+                .collect(),
         }
     }
 }
@@ -414,6 +438,24 @@ impl Cli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicated_flows_from_file_and_flags() {
+        let (f, w) = FileSettings::parse(
+            "duplicate \"udp port 5004-5099\";\nduplicate \"dscp 46\";\n",
+            "n.conf",
+        )
+        .unwrap();
+        assert!(w.is_empty());
+        let c =
+            Cli::try_parse_from(["nemonetd", "-m", "--duplicate", "tcp port 22", "eth0"]).unwrap();
+        let s = c.settings(&f);
+        let shown: Vec<String> = s.duplicate.iter().map(|r| r.to_string()).collect();
+        assert_eq!(shown, ["udp port 5004-5099", "dscp 46", "tcp port 22"]);
+        let e = FileSettings::parse("duplicate \"udp port 9-1\";", "n.conf").unwrap_err();
+        assert!(e.contains("n.conf:1") && e.contains("backwards"), "{e}");
+        assert!(Cli::try_parse_from(["nemonetd", "-m", "--duplicate", "fast", "eth0"]).is_err());
+    }
 
     #[test]
     fn shisa_flags() {

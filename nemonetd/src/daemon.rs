@@ -449,6 +449,14 @@ pub async fn run(
     let probe_interval = (settings.path_probe_interval_ms > 0)
         .then(|| Duration::from_millis(u64::from(settings.path_probe_interval_ms)));
     table.set_liveness(probe_interval.map(|i| 3 * i));
+    if !settings.duplicate.is_empty() {
+        let rules: Vec<String> = settings.duplicate.iter().map(|r| r.to_string()).collect();
+        info!(
+            ?rules,
+            "flows duplicated over every live path of routers with several care-of addresses"
+        );
+    }
+    table.set_duplicate(settings.duplicate.clone());
     let counters = Arc::new(Counters::default());
     let (mh_tx, mut mh_rx) = tokio::sync::mpsc::channel(crate::dataplane::MH_RELAY_QUEUE);
     let dp = DataPlane {
@@ -851,6 +859,16 @@ fn metric_samples(
             "nemonetd_path_probes_received",
             "Path probes received (each a sign of life of its path).",
             g(&c.probes_rx),
+        ),
+        (
+            "nemonetd_duplicates_sent",
+            "Extra copies sent of duplicated flows' packets (one per further live path).",
+            g(&c.dup_tx),
+        ),
+        (
+            "nemonetd_duplicates_dropped",
+            "Later copies of duplicated flows' packets dropped on arrival.",
+            g(&c.dup_dropped),
         ),
     ] {
         v.push(Sample::counter(name, help, value));

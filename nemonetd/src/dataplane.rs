@@ -35,6 +35,7 @@
 //! reports from `::` when its carrier comes up, docs/notes.md §2).
 
 pub mod backend;
+pub mod dup;
 pub mod icmp;
 mod loops;
 pub mod peers;
@@ -99,6 +100,10 @@ pub struct Counters {
     pub probes_tx: AtomicU64,
     /// Path probes received (consumed, not delivered).
     pub probes_rx: AtomicU64,
+    /// Extra copies sent of packets of duplicated flows (one per further live path).
+    pub dup_tx: AtomicU64,
+    /// Copies of duplicated flows' packets dropped on arrival (another copy came first).
+    pub dup_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -128,6 +133,8 @@ impl Counters {
             icmp_limited = g(&self.icmp_limited),
             probes_tx = g(&self.probes_tx),
             probes_rx = g(&self.probes_rx),
+            dup_tx = g(&self.dup_tx),
+            dup_dropped = g(&self.dup_dropped),
             "data plane counters"
         );
     }
@@ -149,6 +156,8 @@ impl Counters {
             &self.icmp_relayed,
             &self.icmp_not_relayed,
             &self.icmp_limited,
+            &self.dup_tx,
+            &self.dup_dropped,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))

@@ -471,8 +471,21 @@ fn a_silent_path_is_left_and_taken_back() {
     }
     let dir = tempfile::tempdir().unwrap();
     let w = world("live");
-    let mr = start(&w.mr, "-m", dir.path(), "mr", &["--dataplane", "tun"]);
-    let ha = start(&w.ha, "-h", dir.path(), "ha", &[]);
+    // The first four flows each way must not lose a packet: duplicated over both paths.
+    let dup = [
+        "--duplicate",
+        "udp port 30000-30003",
+        "--duplicate",
+        "udp port 31000-31003",
+    ];
+    let mr = start(
+        &w.mr,
+        "-m",
+        dir.path(),
+        "mr",
+        &[&["--dataplane", "tun"][..], &dup].concat(),
+    );
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &dup);
     let other = Binding {
         hoa: "2001:db8:1::300".parse().unwrap(),
         coa: CareOf::V6("2001:db8:a::3".parse().unwrap()),
@@ -560,6 +573,21 @@ fn a_silent_path_is_left_and_taken_back() {
             !hit.is_empty() && hit.len() < LIVE_FLOWS,
             "{what}: {flows:?}"
         );
+        eprintln!(
+            "duplicated, {what}: (received, sent, longest gap ms) {:?}",
+            &flows[..4]
+        );
+        // Duplicated: every packet arrived, and once.
+        for (i, (got, top, gap)) in flows.iter().enumerate().take(4) {
+            assert_eq!(
+                got, top,
+                "{what}: duplicated flow {i} lost or repeated packets: {flows:?}"
+            );
+            assert!(
+                *gap < 60.0,
+                "{what}: duplicated flow {i} paused {gap} ms: {flows:?}"
+            );
+        }
         for (got, top, gap) in &flows {
             // 100 packets a second per flow: a flow of the silenced path loses what the
             // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
@@ -577,7 +605,22 @@ fn a_silent_path_is_left_and_taken_back() {
     }
     let eth0_after = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
     for n in [&mr, &ha] {
+        n.proc.signal("USR1");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for n in [&mr, &ha] {
         let log = log_text(&n.log);
+        let counter = |k: &str| {
+            log.lines()
+                .rev()
+                .find_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                })
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        assert!(counter("dup_tx") > 0 && counter("dup_dropped") > 0, "{log}");
         assert!(log.contains("path silent"), "{log}");
         assert!(log.contains("path heard again"), "{log}");
     }

@@ -224,6 +224,10 @@ pub(super) fn tx_loop<B: Backend>(
     let mut lens = Vec::new();
     let mut ranges = Vec::new();
     let mut batch = TxBatch::new();
+    // Duplicated flows: the further paths of a packet, and the buffer its copies are
+    // encapsulated in (allocated once).
+    let mut extra: Vec<(Encapsulation, Option<u32>)> = Vec::new();
+    let mut copy = vec![0u8; HEADROOM + MAX_PACKET];
     let mut ident: u16 = 0;
     loop {
         // One read is this loop's batch: a packet, or a super-packet of many segments.
@@ -256,9 +260,20 @@ pub(super) fn tx_loop<B: Backend>(
             continue;
         }
         let inner = &buf[HEADROOM..end];
-        let (encap, oif) = match peers.refresh().tx_lookup(src, dst, || flow_hash(inner)) {
-            Some(p) => {
+        let snapshot = peers.refresh();
+        let (encap, oif) = match snapshot.tx_route(src, dst, || flow_hash(inner)) {
+            Some((p, group)) => {
                 p.counters.0.tx(end - HEADROOM);
+                // A flow that must not lose a packet: the same packet through every other
+                // live path too (not TCP super-packets: TCP recovers its losses).
+                extra.clear();
+                if hdr.gso_type & !GSO_ECN == GSO_NONE {
+                    extra.extend(
+                        snapshot
+                            .duplicate_paths(p, group, inner)
+                            .map(|q| (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))),
+                    );
+                }
                 (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))
             }
             None => {
@@ -282,6 +297,25 @@ pub(super) fn tx_loop<B: Backend>(
             {
                 Counters::inc(&counters.drop_malformed);
                 continue;
+            }
+            for &(encap, oif) in &extra {
+                // A copy of the inner packet for each further path, encapsulated apart.
+                copy[HEADROOM..end].copy_from_slice(&buf[HEADROOM..end]);
+                ident = ident.wrapping_add(1);
+                params.ipv4_ident = ident;
+                let (sock, to) = route_out(socks, &encap);
+                let egress = oif.map(|i| Egress::new(&to, i));
+                if let Ok(EncapOutcome::Encapsulated(r)) =
+                    proto::encap::encapsulate(&encap, &params, &mut copy[..end], HEADROOM)
+                {
+                    match send_one(sock, &copy[r], to, egress) {
+                        Ok(_) => Counters::inc(&counters.dup_tx),
+                        Err(e) => {
+                            Counters::inc(&counters.io_errors);
+                            debug!(error = %e, "duplicate not sent");
+                        }
+                    }
+                }
             }
             ident = ident.wrapping_add(1);
             params.ipv4_ident = ident;
@@ -384,6 +418,10 @@ fn admit(
             peer.counters.0.heard(mono_ns(clock.now()));
             if is_path_probe(inner) {
                 Counters::inc(&counters.probes_rx);
+                return false;
+            }
+            if !table.first_copy(peer, inner) {
+                Counters::inc(&counters.dup_dropped);
                 return false;
             }
             peer.counters.0.rx(inner.len());

@@ -33,6 +33,7 @@ use ipnet::IpNet;
 use mipsock::{Binding, CareOf, Encapsulation as BindingEncap};
 use proto::encap::Encapsulation;
 
+use super::dup::{Dedup, DupRule, selected};
 use crate::routes::{Mode, key, sources};
 
 /// Where tunnelled packets from a peer come from: the outer source we accept.
@@ -448,20 +449,38 @@ pub struct Snapshot {
     /// How long a path among several may stay silent before it is taken out of use
     /// (`None`: every registered path is used).
     liveness: Option<Duration>,
+    /// The flows sent through every live path ([`super::dup`]), and the window that drops
+    /// the later copies (shared by every snapshot and receive thread).
+    duplicate: Duplicate,
+}
+
+/// The duplicated flows and the receive side's window.
+#[derive(Debug, Clone, Default)]
+pub struct Duplicate {
+    /// The operator's flow selectors; none: nothing duplicated.
+    pub rules: Arc<[DupRule]>,
+    /// The copies seen.
+    pub window: Arc<Mutex<Dedup>>,
 }
 
 impl Snapshot {
     /// The index of `peers` (in the table's order, which decides ties as the linear scan
     /// did: HA — the later binding for a prefix two share; MR — the earlier).
     pub fn build(mode: Mode, peers: Vec<Arc<Peer>>) -> Snapshot {
-        Self::build_with(mode, peers, None)
+        Self::build_with(mode, peers, None, Duplicate::default())
     }
 
-    /// [`Self::build`] with a path liveness limit.
-    pub fn build_with(mode: Mode, peers: Vec<Arc<Peer>>, liveness: Option<Duration>) -> Snapshot {
+    /// [`Self::build`] with a path liveness limit and duplicated flows.
+    pub fn build_with(
+        mode: Mode,
+        peers: Vec<Arc<Peer>>,
+        liveness: Option<Duration>,
+        duplicate: Duplicate,
+    ) -> Snapshot {
         let mut s = Snapshot {
             mode,
             liveness,
+            duplicate,
             peers: Vec::new(),
             groups: Vec::new(),
             v6: Prefixes::default(),
@@ -556,7 +575,19 @@ impl Snapshot {
     /// addresses of one home address, the flow's ([`pick`]). `flow` is asked for the
     /// packet's flow hash only then (the common packet, one binding, hashes nothing).
     pub fn tx_lookup(&self, src: IpAddr, dst: IpAddr, flow: impl FnOnce() -> u64) -> Option<&Peer> {
-        match self.tx_group(src, dst)? {
+        self.tx_route(src, dst, flow).map(|(p, _)| p)
+    }
+
+    /// [`Self::tx_lookup`], with the bindings of the destination's home address (for
+    /// [`Self::duplicate_paths`]).
+    pub fn tx_route(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        flow: impl FnOnce() -> u64,
+    ) -> Option<(&Peer, &[u32])> {
+        let group = self.tx_group(src, dst)?;
+        let peer = match group {
             Ids::One(i) => self.peer(*i),
             Ids::Many(v) => {
                 let hash = flow();
@@ -575,7 +606,8 @@ impl Snapshot {
                     }
                 }
             }
-        }
+        }?;
+        Some((peer, group.as_slice()))
     }
 
     /// Whose end this is.
@@ -591,6 +623,37 @@ impl Snapshot {
             .filter(|g| matches!(g, Ids::Many(_)))
             .flat_map(|g| g.as_slice())
             .filter_map(|&i| self.peer(i))
+    }
+
+    /// The other live paths a packet of a duplicated flow is also sent through, besides
+    /// `chosen` of `group` ([`Self::tx_route`]'s): none for a flow no rule selects, or a
+    /// destination with one path.
+    pub fn duplicate_paths<'a>(
+        &'a self,
+        chosen: &'a Peer,
+        group: &'a [u32],
+        packet: &[u8],
+    ) -> impl Iterator<Item = &'a Peer> + 'a {
+        let wanted = group.len() > 1 && selected(&self.duplicate.rules, packet);
+        let now = if wanted { mono_ns(Instant::now()) } else { 0 };
+        (if wanted { group } else { &[] })
+            .iter()
+            .filter_map(move |&i| self.peer(i))
+            .filter(move |p| !std::ptr::eq(*p, chosen))
+            .filter(move |p| self.liveness.is_none_or(|l| p.counters.0.alive(now, l)))
+    }
+
+    /// Whether an arriving packet of a path among several is to be delivered: not a later
+    /// copy of a duplicated flow's packet.
+    pub fn first_copy(&self, peer: &Peer, packet: &[u8]) -> bool {
+        if !peer.is_mcoa() || !selected(&self.duplicate.rules, packet) {
+            return true;
+        }
+        self.duplicate
+            .window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first(packet)
     }
 
     /// The liveness limit this snapshot applies.
@@ -759,6 +822,7 @@ pub struct PeerTable {
     peers: Vec<Arc<Peer>>,
     shared: Arc<SharedPeers>,
     liveness: Option<Duration>,
+    duplicate: Duplicate,
 }
 
 impl PeerTable {
@@ -769,7 +833,15 @@ impl PeerTable {
             peers: Vec::new(),
             shared: Arc::new(SharedPeers::new(Snapshot::empty(mode))),
             liveness: None,
+            duplicate: Duplicate::default(),
         }
+    }
+
+    /// The flows sent through every live path of a destination with several; published
+    /// at once.
+    pub fn set_duplicate(&mut self, rules: Vec<DupRule>) {
+        self.duplicate.rules = rules.into();
+        self.publish();
     }
 
     /// The path liveness limit.
@@ -799,6 +871,7 @@ impl PeerTable {
             self.mode,
             self.peers.clone(),
             self.liveness,
+            self.duplicate.clone(),
         ));
     }
 
