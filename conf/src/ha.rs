@@ -39,6 +39,8 @@ pub const MAX_BINDING_LIFETIME: Duration = Duration::from_secs(65535 * 4);
 pub const DEFAULT_BINDING_CACHE_FILE: &str = "/var/lib/nemo/had.journal";
 /// Default `max-bindings`: a fleet per home agent.
 pub const DEFAULT_MAX_BINDINGS: u32 = 100_000;
+/// Default `mcoa-max-bindings`: care-of bindings (RFC 5648 BIDs) one home address may hold.
+pub const DEFAULT_MCOA_MAX_BINDINGS: u32 = 8;
 /// Default `nat-keepalive-interval` (RFC 5555 §3.1.3 suggests 110 s).
 pub const DEFAULT_NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
 
@@ -65,6 +67,9 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "max-bindings",
         "unlisted-home-addresses",
         "metrics-listen",
+        "mcoa",
+        "mcoa-bulk-registration",
+        "mcoa-max-bindings",
     ],
     multi: &[
         "home-prefix",
@@ -146,6 +151,15 @@ pub struct HaConfig {
     /// `metrics-listen "ADDRESS:PORT";`: serve the counters there (had's `--metrics`
     /// wins). Default: no listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `mcoa 0|1;`: accept Binding Updates with Binding Identifier options (RFC 5648,
+    /// several care-of addresses per home address); off, they get BA 166. Default on.
+    pub mcoa: bool,
+    /// `mcoa-bulk-registration 0|1;`: accept several BID options in one BU (RFC 5648
+    /// §5.4); off, such a BU gets 168. Default on.
+    pub mcoa_bulk_registration: bool,
+    /// `mcoa-max-bindings N;`: most BID bindings one home address holds; a new BID beyond
+    /// gets the per-BID status 130. Default [`DEFAULT_MCOA_MAX_BINDINGS`].
+    pub mcoa_max_bindings: u32,
 }
 
 impl HaConfig {
@@ -429,6 +443,16 @@ fn build(
         )?),
         None => None,
     };
+    let mcoa = flag(ctx, eff, "mcoa", true)?;
+    let mcoa_bulk_registration = flag(ctx, eff, "mcoa-bulk-registration", true)?;
+    let mcoa_max_bindings = match eff.get("mcoa-max-bindings") {
+        Some(s) => ctx.u32_in(
+            ctx.one(s, "mcoa-max-bindings N;")?,
+            "the most care-of bindings (BIDs) of one home address",
+            1..=1024,
+        )?,
+        None => DEFAULT_MCOA_MAX_BINDINGS,
+    };
     let max_bindings = match eff.get("max-bindings") {
         Some(s) => ctx.u32_in(
             ctx.one(s, "max-bindings N;")?,
@@ -520,6 +544,9 @@ fn build(
         homelink_dad,
         home_agent_preference,
         metrics_listen,
+        mcoa,
+        mcoa_bulk_registration,
+        mcoa_max_bindings,
     })
 }
 
@@ -652,6 +679,27 @@ prefixtable {
             err(&format!("{MINIMAL}unlisted-home-addresses maybe;\n"))
                 .contains("expected accept or refuse, found 'maybe'")
         );
+    }
+
+    #[test]
+    fn multiple_care_of_addresses() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert!(c.mcoa);
+        assert!(c.mcoa_bulk_registration);
+        assert_eq!(c.mcoa_max_bindings, DEFAULT_MCOA_MAX_BINDINGS);
+        let (c, _) = parse(&format!(
+            "{MINIMAL}mcoa 1;\nmcoa-bulk-registration 0;\nmcoa-max-bindings 3;\n"
+        ))
+        .unwrap();
+        assert!(c.mcoa);
+        assert!(!c.mcoa_bulk_registration);
+        assert_eq!(c.mcoa_max_bindings, 3);
+        let (c, _) = parse(&format!("{MINIMAL}mcoa no;\n")).unwrap();
+        assert!(!c.mcoa);
+        let e = err(&format!("{MINIMAL}mcoa-max-bindings 0;\n"));
+        assert!(e.contains("the most care-of bindings (BIDs)"), "{e}");
+        assert!(e.contains("had.conf:8:"), "{e}");
+        assert!(err(&format!("{MINIMAL}mcoa perhaps;\n")).contains("had.conf:8:"));
     }
 
     #[test]

@@ -64,6 +64,37 @@ pub struct BrrConfig {
     pub before_expiry: Duration,
 }
 
+/// Multiple Care-of Addresses registration (RFC 5648): Binding Updates carrying Binding
+/// Identifier options register one binding per BID for a home address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct McoaConfig {
+    /// Accept BUs with BID options; off, they get BA 166 (MCOA PROHIBITED). Config
+    /// `mcoa 0|1;`, default on.
+    pub enabled: bool,
+    /// Accept several BID options in one BU (bulk registration, RFC 5648 §5.4); off,
+    /// such a BU gets 168 (MCOA BULK REGISTRATION PROHIBITED). Config
+    /// `mcoa-bulk-registration 0|1;`, default on.
+    pub bulk_registration: bool,
+    /// Most BID bindings one home address holds; a new BID beyond gets the per-BID
+    /// status 130 (Insufficient resources). Config `mcoa-max-bindings N;`, default
+    /// [`DEFAULT_MCOA_MAX_BINDINGS`].
+    pub max_bindings_per_home_address: usize,
+}
+
+/// Default of [`McoaConfig::max_bindings_per_home_address`]: a router with a handful of
+/// uplinks, and a bound on what one authenticated router can make the home agent hold.
+pub const DEFAULT_MCOA_MAX_BINDINGS: usize = 8;
+
+impl Default for McoaConfig {
+    fn default() -> Self {
+        McoaConfig {
+            enabled: true,
+            bulk_registration: true,
+            max_bindings_per_home_address: DEFAULT_MCOA_MAX_BINDINGS,
+        }
+    }
+}
+
 /// Everything the sans-IO core needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HaCoreConfig {
@@ -107,8 +138,9 @@ pub struct HaCoreConfig {
     /// Refresh time (seconds) of the NAT Detection option when a NAT is seen (RFC 5555
     /// §3.2.2): the MR's keepalive period. Config `nat-keepalive-interval`, default 110.
     pub nat_keepalive_secs: u32,
-    /// Most bindings held at once; a new registration beyond it is refused with 130
-    /// (Insufficient resources). Config `max-bindings`.
+    /// Most home addresses held at once (each with its plain binding or its BID
+    /// bindings); a new registration beyond it is refused with 130 (Insufficient
+    /// resources). Config `max-bindings`.
     pub max_bindings: usize,
     /// Accept home addresses neither the prefix table nor an SA names. Off, a BU for such
     /// an address is refused with 129 (Administratively prohibited): with `authentication
@@ -121,6 +153,8 @@ pub struct HaCoreConfig {
     /// core's default, for tests and tools); the daemon's `homelink-dad 1;` (the default)
     /// sets RetransTimer x DupAddrDetectTransmits, 1 s.
     pub proxy_dad: Option<Duration>,
+    /// Multiple Care-of Addresses (RFC 5648).
+    pub mcoa: McoaConfig,
 }
 
 /// Default of [`HaCoreConfig::max_bindings`] (and of had's `max-bindings`).
@@ -151,6 +185,7 @@ impl HaCoreConfig {
             max_bindings: DEFAULT_MAX_BINDINGS,
             accept_unlisted_home_addresses: true,
             proxy_dad: None,
+            mcoa: McoaConfig::default(),
         }
     }
 }

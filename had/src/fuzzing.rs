@@ -106,7 +106,9 @@ fn check_image(image: &[u8]) {
     assert_eq!(report.damaged, damaged);
     let wall_ms = WALL.as_millis() as u64;
     assert!(
-        report.bindings.is_sorted_by(|a, b| a.hoa < b.hoa),
+        report
+            .bindings
+            .is_sorted_by(|a, b| (a.hoa, a.bid) < (b.hoa, b.bid)),
         "unsorted or repeated"
     );
     assert!(
@@ -116,10 +118,11 @@ fn check_image(image: &[u8]) {
     let (live, expired) = journal::fold(records.clone(), WALL);
     assert_eq!(live, report.bindings);
     assert_eq!(expired, report.expired);
-    // Every live binding is the last record of its home address, and an Upsert.
+    // Every live binding is the last record of its home address and BID (RFC 5648), and
+    // an Upsert.
     let mut seen = HashSet::new();
     for r in records.iter().rev() {
-        if seen.insert(r.hoa())
+        if seen.insert(r.key())
             && let JournalRecord::Upsert(b) = r
             && b.expires_unix_ms > wall_ms
         {
@@ -129,12 +132,12 @@ fn check_image(image: &[u8]) {
     assert_eq!(live.len() + expired, count_upserted_last(&records));
 }
 
-/// Home addresses whose last record is an Upsert.
+/// Bindings (home address and BID) whose last record is an Upsert.
 fn count_upserted_last(records: &[JournalRecord]) -> usize {
     let mut seen = HashSet::new();
     records
         .iter()
         .rev()
-        .filter(|r| seen.insert(r.hoa()) && matches!(r, JournalRecord::Upsert(_)))
+        .filter(|r| seen.insert(r.key()) && matches!(r, JournalRecord::Upsert(_)))
         .count()
 }

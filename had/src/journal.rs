@@ -68,7 +68,7 @@ pub struct Damage {
 /// What [`load`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadReport {
-    /// Live bindings (folded, unexpired), sorted by home address.
+    /// Live bindings (folded, unexpired), sorted by home address and BID.
     pub bindings: Vec<PersistedBinding>,
     /// Good records read.
     pub records: usize,
@@ -166,14 +166,15 @@ pub fn parse(data: &[u8]) -> (Vec<JournalRecord>, Vec<Damage>) {
 
 /// Folds records into the live set at `wall` (time since the UNIX epoch).
 pub fn fold(records: Vec<JournalRecord>, wall: Duration) -> (Vec<PersistedBinding>, usize) {
-    let mut live: HashMap<Ipv6Addr, PersistedBinding> = HashMap::new();
+    // One binding per home address and Binding Identifier (RFC 5648).
+    let mut live: HashMap<(Ipv6Addr, Option<u16>), PersistedBinding> = HashMap::new();
     for r in records {
         match r {
             JournalRecord::Upsert(b) => {
-                live.insert(b.hoa, b);
+                live.insert((b.hoa, b.bid), b);
             }
-            JournalRecord::Remove { hoa } => {
-                live.remove(&hoa);
+            JournalRecord::Remove { hoa, bid } => {
+                live.remove(&(hoa, bid));
             }
         }
     }
@@ -183,7 +184,7 @@ pub fn fold(records: Vec<JournalRecord>, wall: Duration) -> (Vec<PersistedBindin
         .into_values()
         .filter(|b| b.expires_unix_ms > wall_ms)
         .collect();
-    v.sort_by_key(|b| b.hoa);
+    v.sort_by_key(|b| (b.hoa, b.bid));
     let expired = before - v.len();
     (v, expired)
 }
@@ -349,6 +350,7 @@ mod tests {
     fn b(i: u16, expires_in_s: u64) -> PersistedBinding {
         PersistedBinding {
             hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i),
+            bid: None,
             coa: CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, i)),
             flags: 0xc400,
             sequence: i,
@@ -387,7 +389,10 @@ mod tests {
         for r in upserts(3) {
             j.append(&r);
         }
-        j.append(&JournalRecord::Remove { hoa: b(2, 0).hoa });
+        j.append(&JournalRecord::Remove {
+            hoa: b(2, 0).hoa,
+            bid: None,
+        });
         j.append(&JournalRecord::Upsert(b(3, 200)));
         j.sync().unwrap();
         drop(j);
@@ -485,7 +490,10 @@ mod tests {
             }
         }
         for i in (1..=20u16).filter(|i| i % 3 == 0) {
-            j.append(&JournalRecord::Remove { hoa: b(i, 0).hoa });
+            j.append(&JournalRecord::Remove {
+                hoa: b(i, 0).hoa,
+                bid: None,
+            });
         }
         j.sync().unwrap();
         let before = fs::metadata(&path).unwrap().len();
@@ -506,10 +514,48 @@ mod tests {
         );
         assert!(!dir.path().join("bc.journal.tmp").exists());
         // Appending continues after compaction.
-        j.append(&JournalRecord::Remove { hoa: live[0].hoa });
+        j.append(&JournalRecord::Remove {
+            hoa: live[0].hoa,
+            bid: None,
+        });
         j.sync().unwrap();
         assert_eq!(load(&path, NOW).unwrap().bindings, live[1..].to_vec());
         assert_eq!(j.appended_since_compaction(), 1);
         assert!(!j.should_compact(14));
+    }
+
+    /// RFC 5648: one home address, several BIDs; a removal takes only its own BID, and
+    /// the plain binding of the same home address is a binding of its own.
+    #[test]
+    fn bindings_by_home_address_and_bid() {
+        let with = |bid: Option<u16>, secs: u64| {
+            let mut x = b(1, secs);
+            x.bid = bid;
+            x
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bc.journal");
+        let (mut j, _) = Journal::open(&path, NOW).unwrap();
+        j.append(&JournalRecord::Upsert(with(None, 100)));
+        j.append(&JournalRecord::Remove {
+            hoa: b(1, 0).hoa,
+            bid: None,
+        });
+        for bid in [3, 1, 2] {
+            j.append(&JournalRecord::Upsert(with(Some(bid), 100)));
+        }
+        j.append(&JournalRecord::Remove {
+            hoa: b(1, 0).hoa,
+            bid: Some(2),
+        });
+        j.append(&JournalRecord::Upsert(with(Some(3), 300)));
+        j.sync().unwrap();
+        drop(j);
+        let rep = load(&path, NOW).unwrap();
+        assert_eq!(rep.bindings, vec![with(Some(1), 100), with(Some(3), 300)]);
+        // Compaction keeps both BIDs.
+        let (_, rep) = Journal::open(&path, NOW).unwrap();
+        assert_eq!(rep.bindings.len(), 2);
+        assert_eq!(load(&path, NOW).unwrap().bindings, rep.bindings);
     }
 }

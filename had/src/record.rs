@@ -3,6 +3,11 @@
 //!
 //! Encoding: version octet, tag octet, then fixed big-endian fields. Every field is
 //! length-checked on decode; a record that does not decode exactly is refused whole.
+//!
+//! RFC 5648 Binding Identifiers came later: a binding with a BID sets a flag bit that
+//! older records never set and carries the BID after everything else, and the removal
+//! of one has its own tag. Records written before MCoA decode unchanged, as bindings
+//! without a BID (a had older than this one refuses a record with a BID, as damage).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -13,8 +18,10 @@ use thiserror::Error;
 /// One binding as persisted: enough to rebuild the binding cache entry after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PersistedBinding {
-    /// IPv6 home address (the key).
+    /// IPv6 home address (the key, with `bid`).
     pub hoa: Ipv6Addr,
+    /// RFC 5648 Binding Identifier; `None` for a binding registered without one.
+    pub bid: Option<u16>,
     /// Care-of address.
     pub coa: CareOf,
     /// Flags of the accepted BU.
@@ -51,6 +58,8 @@ pub enum JournalRecord {
     Remove {
         /// Its home address.
         hoa: Ipv6Addr,
+        /// Its Binding Identifier (RFC 5648), if it had one.
+        bid: Option<u16>,
     },
 }
 
@@ -71,6 +80,8 @@ pub enum DecodeError {
 const VERSION: u8 = 1;
 const TAG_UPSERT: u8 = 1;
 const TAG_REMOVE: u8 = 2;
+/// The removal of a binding with a BID (RFC 5648).
+const TAG_REMOVE_BID: u8 = 3;
 
 const F_COA_V4: u8 = 0x01;
 const F_COA_UDP: u8 = 0x02;
@@ -79,15 +90,25 @@ const F_SPI: u8 = 0x08;
 const F_TS: u8 = 0x10;
 const F_NAT: u8 = 0x20;
 const F_RH2: u8 = 0x40;
+/// A BID follows the IPv4 prefixes (RFC 5648).
+const F_BID: u8 = 0x80;
 
 impl JournalRecord {
     /// Appends the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(VERSION);
         match self {
-            JournalRecord::Remove { hoa } => {
+            JournalRecord::Remove { hoa, bid: None } => {
                 out.push(TAG_REMOVE);
                 out.extend_from_slice(&hoa.octets());
+            }
+            JournalRecord::Remove {
+                hoa,
+                bid: Some(bid),
+            } => {
+                out.push(TAG_REMOVE_BID);
+                out.extend_from_slice(&hoa.octets());
+                out.extend_from_slice(&bid.to_be_bytes());
             }
             JournalRecord::Upsert(b) => {
                 out.push(TAG_UPSERT);
@@ -116,6 +137,9 @@ impl JournalRecord {
                 }
                 if b.rh2 {
                     f |= F_RH2;
+                }
+                if b.bid.is_some() {
+                    f |= F_BID;
                 }
                 out.push(f);
                 match b.coa {
@@ -151,6 +175,9 @@ impl JournalRecord {
                     out.extend_from_slice(&p.addr().octets());
                     out.push(p.prefix_len());
                 }
+                if let Some(bid) = b.bid {
+                    out.extend_from_slice(&bid.to_be_bytes());
+                }
             }
         }
     }
@@ -162,13 +189,17 @@ impl JournalRecord {
             return Err(DecodeError::Invalid("version"));
         }
         let rec = match r.u8()? {
-            TAG_REMOVE => JournalRecord::Remove { hoa: r.v6()? },
+            TAG_REMOVE => JournalRecord::Remove {
+                hoa: r.v6()?,
+                bid: None,
+            },
+            TAG_REMOVE_BID => JournalRecord::Remove {
+                hoa: r.v6()?,
+                bid: Some(r.u16()?),
+            },
             TAG_UPSERT => {
                 let hoa = r.v6()?;
                 let f = r.u8()?;
-                if f & 0x80 != 0 {
-                    return Err(DecodeError::Invalid("flags"));
-                }
                 let coa = if f & F_COA_V4 != 0 {
                     let addr = r.v4()?;
                     let udp_port = if f & F_COA_UDP != 0 {
@@ -207,8 +238,10 @@ impl JournalRecord {
                     let l = r.u8()?;
                     mnp_v4.push(Ipv4Net::new(a, l).map_err(|_| DecodeError::Invalid("v4 len"))?);
                 }
+                let bid = if f & F_BID != 0 { Some(r.u16()?) } else { None };
                 JournalRecord::Upsert(PersistedBinding {
                     hoa,
+                    bid,
                     coa,
                     flags,
                     sequence,
@@ -235,7 +268,15 @@ impl JournalRecord {
     pub fn hoa(&self) -> Ipv6Addr {
         match self {
             JournalRecord::Upsert(b) => b.hoa,
-            JournalRecord::Remove { hoa } => *hoa,
+            JournalRecord::Remove { hoa, .. } => *hoa,
+        }
+    }
+
+    /// The binding the record is about: home address and Binding Identifier.
+    pub fn key(&self) -> (Ipv6Addr, Option<u16>) {
+        match self {
+            JournalRecord::Upsert(b) => (b.hoa, b.bid),
+            JournalRecord::Remove { hoa, bid } => (*hoa, *bid),
         }
     }
 }
@@ -280,6 +321,7 @@ mod tests {
     pub(crate) fn sample(i: u16) -> PersistedBinding {
         PersistedBinding {
             hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i),
+            bid: (i % 3 == 2).then_some(100 + i),
             coa: if i.is_multiple_of(2) {
                 CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, i))
             } else {
@@ -307,7 +349,10 @@ mod tests {
         for i in 0..7 {
             for rec in [
                 JournalRecord::Upsert(sample(i)),
-                JournalRecord::Remove { hoa: sample(i).hoa },
+                JournalRecord::Remove {
+                    hoa: sample(i).hoa,
+                    bid: sample(i).bid,
+                },
             ] {
                 let mut v = Vec::new();
                 rec.encode(&mut v);
@@ -318,6 +363,62 @@ mod tests {
                 v.push(0);
                 assert_eq!(JournalRecord::decode(&v), Err(DecodeError::Trailing));
             }
+        }
+    }
+
+    /// Records written before RFC 5648 support (no BID flag, tag 2 removals) still load,
+    /// as bindings without a BID: these octets are what that version wrote.
+    #[test]
+    fn records_from_before_mcoa_load_without_a_bid() {
+        let mut upsert = vec![1, 1];
+        upsert.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100).octets());
+        upsert.push(0x48); // F_SPI | F_RH2
+        upsert.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 0, 5).octets());
+        upsert.extend_from_slice(&0xc400u16.to_be_bytes());
+        upsert.extend_from_slice(&7u16.to_be_bytes());
+        upsert.extend_from_slice(&400u32.to_be_bytes());
+        upsert.extend_from_slice(&1_800_000_000_000u64.to_be_bytes());
+        upsert.extend_from_slice(&1000u32.to_be_bytes());
+        upsert.push(1);
+        upsert.extend_from_slice(&"2001:db8:100::".parse::<Ipv6Addr>().unwrap().octets());
+        upsert.push(48);
+        upsert.push(0);
+        let Ok(JournalRecord::Upsert(b)) = JournalRecord::decode(&upsert) else {
+            panic!("an old record must load");
+        };
+        assert_eq!(b.bid, None);
+        assert_eq!(b.sequence, 7);
+        assert_eq!(b.spi, Some(1000));
+        assert_eq!(
+            b.mnp_v6,
+            vec!["2001:db8:100::/48".parse::<Ipv6Net>().unwrap()]
+        );
+        // And it encodes back to the same octets.
+        let mut again = Vec::new();
+        JournalRecord::Upsert(b).encode(&mut again);
+        assert_eq!(again, upsert);
+
+        let mut remove = vec![1, 2];
+        remove.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100).octets());
+        assert_eq!(
+            JournalRecord::decode(&remove),
+            Ok(JournalRecord::Remove {
+                hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100),
+                bid: None
+            })
+        );
+    }
+
+    #[test]
+    fn bids_round_trip() {
+        let mut b = sample(4);
+        for bid in [None, Some(1), Some(0xffff)] {
+            b.bid = bid;
+            let rec = JournalRecord::Upsert(b.clone());
+            let mut v = Vec::new();
+            rec.encode(&mut v);
+            assert_eq!(JournalRecord::decode(&v), Ok(rec.clone()));
+            assert_eq!(rec.key(), (b.hoa, bid));
         }
     }
 }

@@ -37,6 +37,13 @@ fn seeds_are_real_journals() {
     let report = load_image(Path::new("journal"), &data, WALL).unwrap();
     assert_eq!(report.bindings.len(), 3);
     assert!(report.damaged.is_empty());
+    // Written before RFC 5648 support: bindings without a BID.
+    assert!(report.bindings.iter().all(|b| b.bid.is_none()));
+    let data = std::fs::read(corpus().join("journal_mcoa")).unwrap();
+    let report = load_image(Path::new("journal_mcoa"), &data, WALL).unwrap();
+    let bids: Vec<_> = report.bindings.iter().map(|b| (b.hoa, b.bid)).collect();
+    let hoa = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x500);
+    assert_eq!(bids, [(hoa, Some(1)), (hoa, Some(2))]);
 }
 
 const WALL: Duration = Duration::from_secs(1_800_000_000);
@@ -44,6 +51,7 @@ const WALL: Duration = Duration::from_secs(1_800_000_000);
 fn binding(i: u16, v4: bool) -> PersistedBinding {
     PersistedBinding {
         hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x100 * i),
+        bid: None,
         coa: if v4 {
             CareOf::V4 {
                 addr: Ipv4Addr::new(192, 0, 2, i as u8),
@@ -81,6 +89,7 @@ fn write_seed_corpus() {
         JournalRecord::Upsert(binding(3, false)),
         JournalRecord::Remove {
             hoa: binding(2, true).hoa,
+            bid: None,
         },
         JournalRecord::Upsert(binding(2, false)),
     ];
@@ -112,4 +121,23 @@ fn write_seed_corpus() {
     let mut one = Vec::new();
     records[3].encode(&mut one);
     write("record_remove", &one);
+    // RFC 5648: one home address, bindings by BID, one of them removed.
+    let with_bid = |bid: u16, v4: bool| {
+        let mut b = binding(5, v4);
+        b.bid = Some(bid);
+        b
+    };
+    let mut mcoa = header.to_vec();
+    for r in [
+        JournalRecord::Upsert(with_bid(1, false)),
+        JournalRecord::Upsert(with_bid(2, true)),
+        JournalRecord::Upsert(with_bid(3, false)),
+        JournalRecord::Remove {
+            hoa: with_bid(3, false).hoa,
+            bid: Some(3),
+        },
+    ] {
+        frame(&r, &mut mcoa);
+    }
+    write("journal_mcoa", &mcoa);
 }

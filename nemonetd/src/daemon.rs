@@ -443,7 +443,20 @@ pub async fn run(
         );
     }
     let sockets = Arc::new(sockets);
-    let table = PeerTable::new(mode);
+    let mut table = PeerTable::new(mode);
+    // Path liveness among several care-of addresses (RFC 5648): three probe intervals
+    // without a word from a path take it out of use.
+    let probe_interval = (settings.path_probe_interval_ms > 0)
+        .then(|| Duration::from_millis(u64::from(settings.path_probe_interval_ms)));
+    table.set_liveness(probe_interval.map(|i| 3 * i));
+    if !settings.duplicate.is_empty() {
+        let rules: Vec<String> = settings.duplicate.iter().map(|r| r.to_string()).collect();
+        info!(
+            ?rules,
+            "flows duplicated over every live path of routers with several care-of addresses"
+        );
+    }
+    table.set_duplicate(settings.duplicate.clone());
     let counters = Arc::new(Counters::default());
     let (mh_tx, mut mh_rx) = tokio::sync::mpsc::channel(crate::dataplane::MH_RELAY_QUEUE);
     let dp = DataPlane {
@@ -455,6 +468,7 @@ pub async fn run(
     };
     dp.spawn(TxConfig {
         hop_limit: settings.hop_limit,
+        probe_interval,
     })
     .map_err(io("data plane threads"))?;
 
@@ -497,12 +511,7 @@ pub async fn run(
         Some(addr) => Some(
             nemo_daemon::metrics::start(
                 addr,
-                metric_samples(
-                    &d.counters,
-                    d.table.peers(),
-                    d.kernel_drops,
-                    d.kernel_bindings(),
-                ),
+                metric_samples(&d.counters, &d.table, d.kernel_drops, d.kernel_bindings()),
             )
             .await
             .map_err(io("binding the metrics listener"))?,
@@ -581,7 +590,7 @@ pub async fn run(
             _ = metrics_tick.tick(), if metrics.is_some() => {
                 d.read_kernel_drops().await;
                 if let Some(m) = &metrics {
-                    m.set(metric_samples(&d.counters, d.table.peers(), d.kernel_drops, d.kernel_bindings()));
+                    m.set(metric_samples(&d.counters, &d.table, d.kernel_drops, d.kernel_bindings()));
                 }
             }
             _ = tick.tick() => {
@@ -732,10 +741,12 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
 /// The data plane's counters for the metrics listener (`--metrics`), under `nemonetd_`.
 fn metric_samples(
     c: &Counters,
-    peers: &[std::sync::Arc<crate::dataplane::Peer>],
+    table: &PeerTable,
     kernel_drops: (u64, u64, u64),
     kernel_bindings: u64,
 ) -> Vec<Sample> {
+    let peers = table.peers();
+    let now_ns = crate::dataplane::peers::mono_ns(std::time::Instant::now());
     let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     let mut v = vec![
         Sample::gauge(
@@ -786,6 +797,17 @@ fn metric_samples(
                     .label("bid", &bid),
             );
         }
+        if let Some(limit) = table.liveness().filter(|_| p.is_mcoa()) {
+            v.push(
+                Sample::gauge(
+                    "nemonetd_binding_path_up",
+                    "1 while this care-of address's path is heard from (probes or data), 0 once it is silent for three probe intervals and out of use (RFC 5648 bindings only).",
+                    u64::from(p.counters.0.alive(now_ns, limit)),
+                )
+                .label("hoa", &hoa)
+                .label("bid", &bid),
+            );
+        }
     }
     for (name, help, value) in [
         (
@@ -827,6 +849,26 @@ fn metric_samples(
             "nemonetd_icmp_limited",
             "ICMP reports suppressed by the rate limit.",
             g(&c.icmp_limited),
+        ),
+        (
+            "nemonetd_path_probes_sent",
+            "Path probes sent through the care-of addresses of routers registered with several.",
+            g(&c.probes_tx),
+        ),
+        (
+            "nemonetd_path_probes_received",
+            "Path probes received (each a sign of life of its path).",
+            g(&c.probes_rx),
+        ),
+        (
+            "nemonetd_duplicates_sent",
+            "Extra copies sent of duplicated flows' packets (one per further live path).",
+            g(&c.dup_tx),
+        ),
+        (
+            "nemonetd_duplicates_dropped",
+            "Later copies of duplicated flows' packets dropped on arrival.",
+            g(&c.dup_dropped),
         ),
     ] {
         v.push(Sample::counter(name, help, value));

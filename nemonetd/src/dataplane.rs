@@ -35,6 +35,7 @@
 //! reports from `::` when its carrier comes up, docs/notes.md §2).
 
 pub mod backend;
+pub mod dup;
 pub mod icmp;
 mod loops;
 pub mod peers;
@@ -95,6 +96,14 @@ pub struct Counters {
     pub icmp_not_relayed: AtomicU64,
     /// Reports suppressed by the rate limit.
     pub icmp_limited: AtomicU64,
+    /// Path probes sent (one per care-of address among several, every probe interval).
+    pub probes_tx: AtomicU64,
+    /// Path probes received (consumed, not delivered).
+    pub probes_rx: AtomicU64,
+    /// Extra copies sent of packets of duplicated flows (one per further live path).
+    pub dup_tx: AtomicU64,
+    /// Copies of duplicated flows' packets dropped on arrival (another copy came first).
+    pub dup_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -122,11 +131,16 @@ impl Counters {
             icmp_relayed = g(&self.icmp_relayed),
             icmp_not_relayed = g(&self.icmp_not_relayed),
             icmp_limited = g(&self.icmp_limited),
+            probes_tx = g(&self.probes_tx),
+            probes_rx = g(&self.probes_rx),
+            dup_tx = g(&self.dup_tx),
+            dup_dropped = g(&self.dup_dropped),
             "data plane counters"
         );
     }
 
-    /// A sum that changes whenever any counter does (to log only on change).
+    /// A sum that changes whenever any counter but the path probes' does (to log only on
+    /// change: the probes tick all the time).
     pub fn fingerprint(&self) -> u64 {
         [
             &self.tx_packets,
@@ -142,6 +156,8 @@ impl Counters {
             &self.icmp_relayed,
             &self.icmp_not_relayed,
             &self.icmp_limited,
+            &self.dup_tx,
+            &self.dup_dropped,
         ]
         .iter()
         .map(|c| c.load(Ordering::Relaxed))
@@ -240,6 +256,28 @@ pub fn flow_hash(packet: &[u8]) -> u64 {
     }
 }
 
+/// A path probe (issue 15, path liveness among several care-of addresses): an IPv6 header
+/// alone, next header 59 (No Next Header, RFC 8200 §4.7), from our end's identity to the
+/// other's inside the tunnel (the MR: home address to home agent; the HA: the reverse), so
+/// both ends' checks admit it like any packet of the binding. The receiving data plane
+/// takes it as a sign of life of the path it came through and consumes it.
+pub fn path_probe(src: Ipv6Addr, dst: Ipv6Addr) -> [u8; 40] {
+    let mut p = [0u8; 40];
+    p[0] = 0x60;
+    p[6] = 59;
+    // Hop limit 1: delivered to no one beyond the tunnel's end, were it ever forwarded.
+    p[7] = 1;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p
+}
+
+/// Whether an inner packet is a [`path_probe`]: IPv6, next header 59, nothing after the
+/// header. Such a packet carries nothing anyway.
+pub fn is_path_probe(inner: &[u8]) -> bool {
+    inner.len() == 40 && inner[0] >> 4 == 6 && inner[6] == 59 && inner[4..6] == [0, 0]
+}
+
 /// The sockets of the data plane.
 #[derive(Debug)]
 pub struct Sockets {
@@ -273,6 +311,10 @@ impl Sockets {
         for p in [41u8, 4u8] {
             let s6 = raw(Domain::IPV6, i32::from(p))?;
             socket::setsockopt(&s6, socket::sockopt::Ipv6RecvTClass, &true)
+                .map_err(io::Error::from)?;
+            // The outer destination: which of our care-of addresses a packet came to,
+            // when several share one far end (RFC 5648 on the MR).
+            socket::setsockopt(&s6, socket::sockopt::Ipv6RecvPacketInfo, &true)
                 .map_err(io::Error::from)?;
             rx6.push((p, s6));
             rx4.push((p, raw(Domain::IPV4, i32::from(p))?));
@@ -334,6 +376,9 @@ fn libc_ipproto_raw() -> i32 {
 pub struct TxConfig {
     /// Outer hop limit / TTL (RFC 2473 §6.3; routers use the default hop limit).
     pub hop_limit: u8,
+    /// How often each care-of address among several is probed ([`path_probe`]); `None`:
+    /// never (and every registered path is used).
+    pub probe_interval: Option<std::time::Duration>,
 }
 
 /// A Mobility Header that arrived UDP-encapsulated: (local address, outer source, inner
@@ -393,6 +438,12 @@ impl<B: Backend> DataPlane<B> {
             std::thread::Builder::new()
                 .name(format!("nemonetd-rx4-{}", self.sockets.rx4[i].0))
                 .spawn(move || loops::rx4_loop(&socks.rx4[i].1, &*dev, &mut peers, &counters))?;
+        }
+        if let Some(interval) = tx.probe_interval {
+            let (_, socks, mut peers, counters) = self.parts();
+            std::thread::Builder::new()
+                .name("nemonetd-probe".into())
+                .spawn(move || loops::probe_loop(&socks, &mut peers, &counters, tx, interval))?;
         }
         if self.sockets.icmp6.is_some() {
             let (_, socks, mut peers, counters) = self.parts();

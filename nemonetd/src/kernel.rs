@@ -49,7 +49,9 @@ use tracing::{info, warn};
 
 use crate::dataplane::peers::MOVE_GRACE;
 use crate::netops::{LwEncap, NetOps, RouteSpec, RtNetOps};
-use crate::routes::{BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_decapsulates};
+use crate::routes::{
+    BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_decapsulates, kernel_ends,
+};
 
 /// The nftables table of the ingress filter.
 pub const NFT_TABLE: &str = "nemonetd";
@@ -213,18 +215,35 @@ fn chain_name(remote: Ipv6Addr) -> String {
 
 /// One far end's chain: its bindings' inner sources accepted, the rest dropped and
 /// counted. `None` for the sources: anything (the MR trusts its home agent's inner
-/// sources, the Internet's).
-pub fn peer_chain_script(remote: Ipv6Addr, sources: Option<&BTreeSet<IpNet>>) -> String {
+/// sources, the Internet's). `to_tun`: what is accepted is marked for the TUN device
+/// ([`crate::routes::TUN_RECEIVE_MARK`]) instead of the kernel's decapsulation.
+pub fn peer_chain_script(
+    remote: Ipv6Addr,
+    sources: Option<&BTreeSet<IpNet>>,
+    to_tun: bool,
+) -> String {
     let t = NFT_TABLE;
     let c = chain_name(remote);
     let mut s = format!("add chain ip6 {t} {c}\nflush chain ip6 {t} {c}\n");
+    let accept = if to_tun {
+        format!(
+            "meta mark set meta mark or {:#x} accept",
+            crate::routes::TUN_RECEIVE_MARK
+        )
+    } else {
+        "accept".to_string()
+    };
     match sources {
         None => {
-            let _ = writeln!(s, "add rule ip6 {t} {c} accept");
+            let _ = writeln!(s, "add rule ip6 {t} {c} {accept}");
         }
         Some(sources) => {
             for net in sources {
-                let _ = writeln!(s, "add rule ip6 {t} {c} {} accept", inner_source_match(net));
+                let _ = writeln!(
+                    s,
+                    "add rule ip6 {t} {c} {} {accept}",
+                    inner_source_match(net)
+                );
             }
             let _ = writeln!(s, "add rule ip6 {t} {c} counter name spoofed_inner drop");
         }
@@ -240,15 +259,19 @@ struct Entry {
     sources: BTreeSet<IpNet>,
     /// The far end before a move, still accepted for [`MOVE_GRACE`] (HA).
     previous: Option<Ipv6Addr>,
+    /// Received through the TUN device (a binding sent through it).
+    to_tun: bool,
 }
 
-/// Far ends and the inner sources each may send, over `entries` (a previous far end in
-/// its grace time included).
-fn by_remote(entries: &BTreeMap<BindingKey, Entry>) -> BTreeMap<Ipv6Addr, BTreeSet<IpNet>> {
-    let mut m: BTreeMap<Ipv6Addr, BTreeSet<IpNet>> = BTreeMap::new();
+/// Far ends, the inner sources each may send and whether the TUN device receives them,
+/// over `entries` (a previous far end in its grace time included).
+fn by_remote(entries: &BTreeMap<BindingKey, Entry>) -> BTreeMap<Ipv6Addr, (BTreeSet<IpNet>, bool)> {
+    let mut m: BTreeMap<Ipv6Addr, (BTreeSet<IpNet>, bool)> = BTreeMap::new();
     for e in entries.values() {
         for r in std::iter::once(e.remote).chain(e.previous) {
-            m.entry(r).or_default().extend(e.sources.iter().copied());
+            let (sources, to_tun) = m.entry(r).or_default();
+            sources.extend(e.sources.iter().copied());
+            *to_tun |= e.to_tun;
         }
     }
     m
@@ -274,10 +297,10 @@ impl Filter {
         let old_by_remote = self::by_remote(&self.entries);
         let locals: BTreeSet<Ipv6Addr> = entries.values().map(|e| e.local).collect();
         // Up: chains and elements of new far ends, then our end points.
-        for (remote, sources) in &by_remote {
-            if old_by_remote.get(remote) != Some(sources) {
+        for (remote, entry @ (sources, to_tun)) in &by_remote {
+            if old_by_remote.get(remote) != Some(entry) {
                 let sources = (mode == Mode::HomeAgent).then_some(sources);
-                s.push_str(&peer_chain_script(*remote, sources));
+                s.push_str(&peer_chain_script(*remote, sources, *to_tun));
             }
             if !self.remotes.contains(remote) {
                 let _ = writeln!(
@@ -460,6 +483,7 @@ impl KernelPlane {
                         remote,
                         sources,
                         previous,
+                        to_tun: kernel_ends(cfg, b).is_none(),
                     },
                 );
             }
@@ -589,6 +613,7 @@ mod tests {
             remote,
             sources: [net(p)].into_iter().collect(),
             previous: None,
+            to_tun: false,
         };
         let k1 = ("2001:db8:1::1".parse().unwrap(), None);
         let k2 = ("2001:db8:2::1".parse().unwrap(), None);
@@ -648,6 +673,7 @@ mod tests {
             remote: remote.parse().unwrap(),
             sources: [net("2001:db8:100::/64")].into_iter().collect(),
             previous: previous.map(|p| p.parse().unwrap()),
+            to_tun: false,
         };
         f.plan(
             Mode::HomeAgent,
@@ -689,12 +715,59 @@ mod tests {
                     remote: ha,
                     sources: [net("2001:db8:100::/64")].into_iter().collect(),
                     previous: None,
+                    to_tun: false,
                 },
             )]
             .into(),
         );
         assert!(s.contains(" accept\n"), "{s}");
         assert!(!s.contains("spoofed_inner"), "{s}");
+    }
+
+    /// RFC 5648 bindings are sent through TUN; their far ends' packets, decapsulated by the
+    /// kernel otherwise, are marked for the TUN device, after the same inner-source check.
+    #[test]
+    fn far_ends_of_tun_bindings_are_marked_for_the_tun_device() {
+        let mut f = Filter::default();
+        let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+        let entry = |remote: &str, to_tun| Entry {
+            local: ha,
+            remote: remote.parse().unwrap(),
+            sources: [net("2001:db8:100::/64")].into_iter().collect(),
+            previous: None,
+            to_tun,
+        };
+        let k = |bid| ("2001:db8:1::1".parse().unwrap(), Some(bid));
+        let s = f.plan(
+            Mode::HomeAgent,
+            [
+                (k(1), entry("2001:db8:a::2", true)),
+                (k(2), entry("2001:db8:b::2", true)),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            s.matches("@nh,384,64 0x20010db801000000 meta mark set meta mark or 0x400000 accept")
+                .count(),
+            2,
+            "{s}"
+        );
+        assert_eq!(s.matches("spoofed_inner drop").count(), 2, "{s}");
+        // The same far end now carried by the kernel: its chain is rewritten, unmarked.
+        let s = f.plan(
+            Mode::HomeAgent,
+            [
+                (k(1), entry("2001:db8:a::2", false)),
+                (k(2), entry("2001:db8:b::2", true)),
+            ]
+            .into(),
+        );
+        assert!(
+            s.contains("flush chain ip6 nemonetd p_20010db8000a00000000000000000002"),
+            "{s}"
+        );
+        assert!(!s.contains("p_20010db8000b"), "{s}");
+        assert!(!s.contains("mark"), "{s}");
     }
 
     #[test]

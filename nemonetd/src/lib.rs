@@ -114,13 +114,17 @@ fn check(cli: &config::Cli) -> Result<(), RunError> {
         kernel::Choice::Tun => "tun",
     };
     let summary = format!(
-        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, data plane {dataplane} (kernel tables {}-{}), {} warnings",
+        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, data plane {dataplane} (kernel tables {}-{}), path probes {}, {} warnings",
         r.tun,
         s.udp_port,
         s.hop_limit,
         yes(s.offload),
         s.kernel_table,
         s.kernel_table + 2,
+        match s.path_probe_interval_ms {
+            0 => "off".to_string(),
+            ms => format!("every {ms} ms"),
+        },
         warnings.len()
     );
     nemo_daemon::check::ok(cli.config.as_deref(), &cli.ifname, &summary);

@@ -210,6 +210,9 @@ pub struct RuleSpec {
     /// IP protocol selector (`ipproto`): the kernel data plane's decapsulation rules match
     /// 41 and 4.
     pub ipproto: Option<u8>,
+    /// Firewall mark selector (`fwmark MARK/MASK`): the kernel data plane's decapsulation
+    /// rules leave alone what its filter marked for the TUN device.
+    pub fwmark: Option<(u32, u32)>,
 }
 
 impl RuleSpec {
@@ -225,6 +228,7 @@ impl RuleSpec {
             iif: None,
             blackhole: false,
             ipproto: None,
+            fwmark: None,
         }
     }
 
@@ -248,6 +252,7 @@ impl RuleSpec {
             iif: Some(iif.to_owned()),
             blackhole: true,
             ipproto: None,
+            fwmark: None,
         }
     }
 }
@@ -266,6 +271,9 @@ impl fmt::Display for RuleSpec {
         }
         if let Some(p) = self.ipproto {
             write!(f, " ipproto {p}")?;
+        }
+        if let Some((mark, mask)) = self.fwmark {
+            write!(f, " fwmark {mark:#x}/{mask:#x}")?;
         }
         if self.blackhole {
             write!(f, " blackhole")?;
@@ -715,6 +723,10 @@ impl RtNetOps {
             m.attributes
                 .push(RuleAttribute::IpProtocol(IpProtocol::from(p)));
         }
+        if let Some((mark, mask)) = r.fwmark {
+            m.attributes.push(RuleAttribute::FwMark(mark));
+            m.attributes.push(RuleAttribute::FwMask(mask));
+        }
         m
     }
 
@@ -864,7 +876,9 @@ fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
         iif: None,
         blackhole,
         ipproto: None,
+        fwmark: None,
     };
+    let (mut mark, mut mask) = (0, None);
     for a in &m.attributes {
         match a {
             RuleAttribute::Priority(p) => r.priority = *p,
@@ -877,9 +891,13 @@ fn rule_spec_of(m: &RuleMessage) -> Option<RuleSpec> {
                 r.suppress_prefixlen = Some(*n)
             }
             RuleAttribute::IpProtocol(p) => r.ipproto = Some(u8::from(*p)),
+            // A mark of 0 is not reported, only its mask.
+            RuleAttribute::FwMark(v) => mark = *v,
+            RuleAttribute::FwMask(v) => mask = Some(*v),
             _ => {}
         }
     }
+    r.fwmark = mask.map(|mask| (mark, mask));
     Some(r)
 }
 

@@ -133,6 +133,12 @@ impl KernelRoutes {
 /// instead of being decapsulated.
 /// 0: `to LOCAL ipproto 41|4 lookup DECAP`: decapsulation.
 pub const KPRIO_DECAP: u32 = 0;
+/// The firewall mark bit the kernel data plane's filter sets on tunnel packets the TUN
+/// device is to receive (the far ends of bindings sent through TUN: RFC 5648's, which
+/// need the user-space path's per-path liveness); the decapsulation rules match only
+/// packets without it, so those are delivered to the raw sockets as without the kernel
+/// path. One bit, so that other marks on the host keep their meaning.
+pub const TUN_RECEIVE_MARK: u32 = 0x0040_0000;
 /// 1: `lookup local`, moved here from 0.
 pub const KPRIO_LOCAL: u32 = 1;
 /// 2: `to NH lookup ENCAP`: the next hop behind the veth pair for decapsulated packets.
@@ -170,10 +176,11 @@ pub fn kernel_candidate(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv
     ipv6_outer_ends(cfg, b)
 }
 
-/// Whether the kernel decapsulates what the far end of `b` sends (an IPv6 outer header to
-/// the kernel's tunnel source, whichever data plane sends towards it: the decapsulation
-/// rule matches the destination, not the binding): its (local, remote) end points. The
-/// ingress filter must know every such far end.
+/// Whether what the far end of `b` sends reaches the kernel data plane's filter (an IPv6
+/// outer header to the kernel's tunnel source, whichever data plane sends towards it: the
+/// decapsulation rule matches the destination, not the binding): its (local, remote) end
+/// points. The filter must know every such far end; those of bindings sent through TUN it
+/// marks for the TUN device ([`TUN_RECEIVE_MARK`]).
 pub fn kernel_decapsulates(cfg: &RouteConfig, b: &Binding) -> Option<(Ipv6Addr, Ipv6Addr)> {
     let ends = ipv6_outer_ends(cfg, b)?;
     let source = cfg.kernel.as_ref()?.source;
@@ -243,6 +250,7 @@ fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
         let mut r = rule(Family::V6, KPRIO_DECAP, table);
         r.to = Some(host6(local));
         r.ipproto = Some(proto);
+        r.fwmark = Some((0, TUN_RECEIVE_MARK));
         s.rules.insert(r);
     }
     let mut r = rule(Family::V6, KPRIO_NEXTHOP, k.table);

@@ -325,3 +325,312 @@ fn flows_spread_over_every_care_of_address_and_move_when_one_goes() {
     let routes = w.ha.ip_text(&["-6", "route", "show", "proto", "110"]);
     assert!(routes.contains("2001:db8:100::/64"), "{routes}");
 }
+
+/// Receives UDP on ports BASE..BASE+N for SECS seconds; prints, per port, the packets
+/// received, the highest sequence number + 1 and the longest gap between two packets (ms).
+const RECEIVER: &str = r#"
+import socket, select, struct, sys, time, json
+base, n, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+index = {}
+for i in range(n):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("::", base + i))
+    index[s] = i
+stats = {i: {"got": 0, "top": 0, "gap": 0.0, "last": None} for i in range(n)}
+open(sys.argv[4], "w").write("ready")
+end = time.time() + secs
+while time.time() < end:
+    r, _, _ = select.select(list(index), [], [], 0.05)
+    now = time.time()
+    for s in r:
+        data = s.recv(2048)
+        i = index[s]
+        seq = struct.unpack("!I", data[:4])[0]
+        st = stats[i]
+        st["got"] += 1
+        st["top"] = max(st["top"], seq + 1)
+        if st["last"] is not None:
+            st["gap"] = max(st["gap"], (now - st["last"]) * 1000)
+        st["last"] = now
+print(json.dumps([[stats[i]["got"], stats[i]["top"], round(stats[i]["gap"], 1)] for i in range(n)]))
+"#;
+
+/// Sends to DST ports BASE..BASE+N (source port = destination port), one packet per flow
+/// every INTERVAL seconds, for SECS seconds, each with its sequence number.
+const SENDER: &str = r#"
+import socket, struct, sys, time
+dst, base, n, interval, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+socks = []
+for i in range(n):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind(("", base + i))
+    socks.append(s)
+seq, t0 = 0, time.time()
+while time.time() - t0 < secs:
+    for i, s in enumerate(socks):
+        s.sendto(struct.pack("!I", seq) + b"v" * 60, (dst, base + i))
+    seq += 1
+    time.sleep(interval)
+"#;
+
+/// A flow set: a receiver in `to` on ports BASE.., a sender in `from`, both python3.
+struct FlowRun {
+    receiver: std::thread::JoinHandle<std::process::Output>,
+    sender: std::thread::JoinHandle<std::process::Output>,
+}
+
+fn in_ns(ns: &str, script: &Path, args: Vec<String>) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "python3"])
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const LIVE_FLOWS: usize = 16;
+const LIVE_SECS: f64 = 4.0;
+
+fn start_flows(dir: &Path, from: &Netns, to: &Netns, dst: &str, base: u16) -> FlowRun {
+    let rx = dir.join("rx.py");
+    let tx = dir.join("tx.py");
+    std::fs::write(&rx, RECEIVER).unwrap();
+    std::fs::write(&tx, SENDER).unwrap();
+    let ready = dir.join(format!("ready-{base}"));
+    let n = LIVE_FLOWS.to_string();
+    let receiver = {
+        let to = to.name().to_string();
+        let args = vec![
+            base.to_string(),
+            n.clone(),
+            (LIVE_SECS + 1.5).to_string(),
+            ready.to_str().unwrap().to_string(),
+        ];
+        std::thread::spawn(move || in_ns(&to, &rx, args))
+    };
+    wait_for("receiver ready", Duration::from_secs(10), || ready.exists());
+    let sender = {
+        let from = from.name().to_string();
+        let args = vec![
+            dst.to_string(),
+            base.to_string(),
+            n,
+            "0.01".to_string(),
+            LIVE_SECS.to_string(),
+        ];
+        std::thread::spawn(move || in_ns(&from, &tx, args))
+    };
+    FlowRun { receiver, sender }
+}
+
+/// Per flow: (received, highest sequence number + 1, longest gap in ms).
+fn finish_flows(run: FlowRun) -> Vec<(u64, u64, f64)> {
+    let sent = run.sender.join().unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let got = run.receiver.join().unwrap();
+    let text = String::from_utf8_lossy(&got.stdout).to_string();
+    assert!(
+        got.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    // [[got, top, gap_ms], ...]
+    let flows: Vec<(u64, u64, f64)> = text
+        .trim()
+        .trim_start_matches("[[")
+        .trim_end_matches("]]")
+        .split("], [")
+        .map(|f| {
+            let v: Vec<&str> = f.split(", ").collect();
+            (
+                v[0].parse().unwrap(),
+                v[1].parse().unwrap(),
+                v[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flows.len(), LIVE_FLOWS, "{text}");
+    flows
+}
+
+/// Path liveness (issue 15): one uplink falls silent (100 % loss both ways, the link stays
+/// up, so no movement detector notices); within three probe intervals (120 ms) both ends
+/// stop using it and its flows, both ways, continue on the other uplink; when it answers
+/// again it is taken back. Nothing is re-registered. The HA runs its kernel data plane
+/// (another router's plain binding takes it), so the MCoA router's packets reach its TUN
+/// device through the filter's mark.
+#[test]
+fn a_silent_path_is_left_and_taken_back() {
+    if !is_root() || !have("python3") || !have("nft") {
+        eprintln!("skipped: needs root, python3 and nft");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("live");
+    // The first four flows each way must not lose a packet: duplicated over both paths.
+    let dup = [
+        "--duplicate",
+        "udp port 30000-30003",
+        "--duplicate",
+        "udp port 31000-31003",
+    ];
+    let mr = start(
+        &w.mr,
+        "-m",
+        dir.path(),
+        "mr",
+        &[&["--dataplane", "tun"][..], &dup].concat(),
+    );
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &dup);
+    let other = Binding {
+        hoa: "2001:db8:1::300".parse().unwrap(),
+        coa: CareOf::V6("2001:db8:a::3".parse().unwrap()),
+        mnp_v6: vec!["2001:db8:300::/64".parse().unwrap()],
+        mnp_v4: vec![],
+        binding_id: None,
+        ..binding(0, "2001:db8:a::3", 0)
+    };
+    ha.bus
+        .send(&Message::new(Body::BcAdd(Binding {
+            coa_ifindex: None,
+            ..other
+        })))
+        .unwrap();
+    let b1 = binding(1, "2001:db8:a::2", w.mr.ifindex("eth0"));
+    let b2 = binding(2, "2001:db8:b::2", w.mr.ifindex("eth1"));
+    for b in [&b1, &b2] {
+        mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+        let at_ha = Binding {
+            coa_ifindex: None,
+            ..b.clone()
+        };
+        ha.bus.send(&Message::new(Body::BcAdd(at_ha))).unwrap();
+    }
+    wait_for("the bindings up", Duration::from_secs(10), || {
+        log_text(&mr.log).matches("binding up").count() >= 2
+            && log_text(&ha.log).matches("binding up").count() >= 3
+    });
+    assert!(log_text(&ha.log).contains("dataplane=\"kernel\""));
+    for (ns, dst) in [(&w.mnn, "2001:db8:c::2"), (&w.cn, "2001:db8:100::2")] {
+        let out = ns.try_exec("ping", &["-6", "-c", "2", "-i", "0.2", "-W", "2", dst]);
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            log_text(&mr.log),
+            log_text(&ha.log)
+        );
+    }
+
+    let up = start_flows(dir.path(), &w.mnn, &w.cn, "2001:db8:c::2", 30000);
+    let down = start_flows(dir.path(), &w.cn, &w.mnn, "2001:db8:100::2", 31000);
+    // A second in, eth0's path goes silent both ways; two seconds later it answers again.
+    std::thread::sleep(Duration::from_secs(1));
+    // (nftables: this kernel has no netem; the link stays up either way.)
+    let silence = |ns: &Netns, on: bool| {
+        let commands: &[&[&str]] = if on {
+            &[
+                &["add", "table", "inet", "mcoa_cut"],
+                &[
+                    "add",
+                    "chain",
+                    "inet",
+                    "mcoa_cut",
+                    "out",
+                    "{ type filter hook output priority 0; }",
+                ],
+                &[
+                    "add", "rule", "inet", "mcoa_cut", "out", "oifname", "eth0", "drop",
+                ],
+            ]
+        } else {
+            &[&["delete", "table", "inet", "mcoa_cut"]]
+        };
+        for c in commands {
+            let out = ns.try_exec("nft", c);
+            assert!(out.status.success(), "nft {c:?}: {out:?}");
+        }
+    };
+    silence(&w.mr, true);
+    silence(&w.ha, true);
+    std::thread::sleep(Duration::from_secs(2));
+    silence(&w.mr, false);
+    silence(&w.ha, false);
+    let eth0_before = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
+    for (what, run) in [("MNN -> CN", up), ("CN -> MNN", down)] {
+        let flows = finish_flows(run);
+        let hit: Vec<&(u64, u64, f64)> = flows.iter().filter(|f| f.1 > f.0).collect();
+        eprintln!(
+            "path liveness, {what}: {} of {LIVE_FLOWS} flows crossed the silenced path; their gaps (ms): {:?}; lost: {:?}",
+            hit.len(),
+            hit.iter().map(|f| f.2).collect::<Vec<_>>(),
+            hit.iter().map(|f| f.1 - f.0).collect::<Vec<_>>()
+        );
+        assert!(
+            !hit.is_empty() && hit.len() < LIVE_FLOWS,
+            "{what}: {flows:?}"
+        );
+        eprintln!(
+            "duplicated, {what}: (received, sent, longest gap ms) {:?}",
+            &flows[..4]
+        );
+        // Duplicated: every packet arrived, and once.
+        for (i, (got, top, gap)) in flows.iter().enumerate().take(4) {
+            assert_eq!(
+                got, top,
+                "{what}: duplicated flow {i} lost or repeated packets: {flows:?}"
+            );
+            assert!(
+                *gap < 60.0,
+                "{what}: duplicated flow {i} paused {gap} ms: {flows:?}"
+            );
+        }
+        for (got, top, gap) in &flows {
+            // 100 packets a second per flow: a flow of the silenced path loses what the
+            // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
+            assert!(
+                top - got <= 30,
+                "{what}: lost {} of {top}: {flows:?}",
+                top - got
+            );
+            assert!(*gap < 400.0, "{what}: gap {gap} ms: {flows:?}");
+            assert!(
+                *top >= (LIVE_SECS * 100.0 * 0.8) as u64,
+                "{what}: {flows:?}"
+            );
+        }
+    }
+    let eth0_after = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
+    for n in [&mr, &ha] {
+        n.proc.signal("USR1");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for n in [&mr, &ha] {
+        let log = log_text(&n.log);
+        let counter = |k: &str| {
+            log.lines()
+                .rev()
+                .find_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix(&format!("{k}=")))
+                })
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        assert!(counter("dup_tx") > 0 && counter("dup_dropped") > 0, "{log}");
+        assert!(log.contains("path silent"), "{log}");
+        assert!(log.contains("path heard again"), "{log}");
+    }
+    // Back in use after it answered: both ends send through eth0 again.
+    for i in 0..2 {
+        assert!(
+            eth0_after[i] > eth0_before[i] + 20,
+            "eth0 sent {:?} -> {:?} after it came back",
+            eth0_before,
+            eth0_after
+        );
+    }
+}

@@ -726,7 +726,8 @@ fn tunnel_scenario(dataplane: &str) {
             "{h}"
         );
         assert!(
-            m.contains("to 2001:db8:a::3 ipproto") && !m.contains("2001:db8:a::2"),
+            m.contains("to 2001:db8:a::3 fwmark 0/0x400000 ipproto")
+                && !m.contains("2001:db8:a::2"),
             "{m}"
         );
     } else {

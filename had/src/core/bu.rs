@@ -16,6 +16,9 @@
 //! 8. a new home address is checked on the home link first (proxy DAD, 134 when
 //!    defended); create/refresh the entry: Persist, BcAdd, ProxyNdAdd events, then the BA.
 //!
+//! A BU with Binding Identifier options (RFC 5648) leaves this order after step 4 for
+//! [`super::mcoa`]: its own checks (164-169), then steps 6 to 8 per BID.
+//!
 //! Each step is a method (or, where it needs no state, a pure function tested below)
 //! returning [`Step`]: go on, or [`Stop`] with a silent drop, a refusal (the BA's status),
 //! or an answer already given. Nothing changes state before step 8 (or the removal of
@@ -36,14 +39,14 @@ use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, info, warn};
 
 use super::{
-    Bce, Ha, HaEvent, HoaPolicy, ReceivedSignal, UdpV4Path, binding_of, care_of_for_mac,
-    proxy_nd_of,
+    Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, ReceivedSignal, UdpV4Path, binding_of,
+    care_of_for_mac, proxy_nd_of,
 };
 use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode};
 use crate::record::JournalRecord;
 
 /// What every BA for this BU shares.
-struct Reply<'a> {
+pub(super) struct Reply<'a> {
     addressing: MobilityPacketRepr,
     udp_v4: Option<UdpV4Path>,
     ifindex: u32,
@@ -59,6 +62,9 @@ struct Reply<'a> {
     hoa: Ipv6Addr,
     /// NAT Detection option for a BU that arrived in UDP/IPv4 (RFC 5555 §4.1).
     nat: Option<MobilityOption<'static>>,
+    /// RFC 5648: the BU's Binding Identifiers, in its order, with their per-BID status
+    /// (0 until a step refuses one); each goes back in the BA (§6.2).
+    pub(super) bids: Vec<(u16, u8)>,
 }
 
 /// Outcome of the IPv4 part.
@@ -73,7 +79,7 @@ struct V4Result {
 
 /// Why a Binding Update goes no further than a step.
 #[derive(Debug, PartialEq, Eq)]
-enum Stop {
+pub(super) enum Stop {
     /// Silently discarded (RFC 6275 §9.5.1 and RFC 4285 §4 list when); the step counted
     /// and logged it.
     Dropped,
@@ -84,36 +90,50 @@ enum Stop {
 }
 
 /// A step's verdict: go on (with what it found), or stop.
-type Step<T = ()> = Result<T, Stop>;
+pub(super) type Step<T = ()> = Result<T, Stop>;
 
-fn refuse(status: BaStatus) -> Stop {
+pub(super) fn refuse(status: BaStatus) -> Stop {
     Stop::Refused(status, Vec::new())
 }
 
 /// What the steps know about the BU being processed, filled in as they go.
-struct Incoming<'a> {
-    hoa: Ipv6Addr,
-    flags: BuFlags,
-    seq: SequenceNumber,
-    coa: CareOf,
-    nat_detected: bool,
-    /// The IPv4 Care-of Address option (RFC 5555 §3.1.5): the MR's own address, behind
-    /// a NAT not the one the BU came from.
-    v4_coa_option: Option<Ipv4Addr>,
+pub(super) struct Incoming<'a> {
+    pub(super) hoa: Ipv6Addr,
+    pub(super) flags: BuFlags,
+    pub(super) seq: SequenceNumber,
+    /// The BU's care-of address (Alternate CoA, source, or the UDP/IPv4 outer source);
+    /// with RFC 5648, a BID option may name another.
+    pub(super) coa: CareOf,
+    pub(super) nat_detected: bool,
+    /// The IPv4 Care-of Address option (RFC 5555 §3.1.5), or the IPv4 care-of address of
+    /// a BID option (RFC 5648 §8.1): the MR's own address, behind a NAT not the one the
+    /// BU came from.
+    pub(super) v4_coa_option: Option<Ipv4Addr>,
     /// The binding cache entry for the HoA, if any: sequence, flags, owner SPI.
-    existing: Option<(SequenceNumber, u16, Option<u32>)>,
+    pub(super) existing: Option<(SequenceNumber, u16, Option<u32>)>,
     /// The Replay Protection option's timestamp (RFC 4285 §6).
-    timestamp: Option<u64>,
+    pub(super) timestamp: Option<u64>,
     /// The SPI that authenticated the BU (step 2).
-    spi: Option<u32>,
+    pub(super) spi: Option<u32>,
     /// What the BA needs, whatever the verdict.
-    reply: Reply<'a>,
+    pub(super) reply: Reply<'a>,
 }
 
 /// The mobile network prefixes step 7 grants.
-struct Prefixes {
-    v6: Vec<Ipv6Net>,
+pub(super) struct Prefixes {
+    pub(super) v6: Vec<Ipv6Net>,
     v4: V4Result,
+}
+
+impl Prefixes {
+    /// The IPv4 Address Acknowledgements for the BA.
+    pub(super) fn take_acks(&mut self) -> Vec<MobilityOption<'static>> {
+        std::mem::take(&mut self.v4.acks)
+    }
+    /// The IPv4 mobile network prefixes and IPv4 home address granted.
+    pub(super) fn v4(&self) -> (&[Ipv4Net], Option<Ipv4Addr>) {
+        (&self.v4.mnp, self.v4.hoa_v4)
+    }
 }
 
 impl Ha {
@@ -156,6 +176,10 @@ impl Ha {
             info!(hoa = %b.hoa, seq = b.seq.0, last = last.0, "binding update sequence number out of window");
             return Err(refuse(BaStatus::SequenceNumberOutOfWindow));
         }
+        if !b.reply.bids.is_empty() {
+            // RFC 5648 §6.2: validated as any BU so far, then the BID options decide.
+            return self.mcoa_steps(now, wall, signal, policy, bu, b);
+        }
         let at_home = matches!(b.coa, CareOf::V6(c) if c == b.hoa);
         if bu.lifetime.is_zero() || at_home {
             return self.deregistration_step(now, b);
@@ -185,10 +209,24 @@ impl Ha {
         let mut nat_opt = None;
         let mut v4_coa_option = None;
         let coa = if let Some(path) = signal.udp_v4 {
-            let v4_option = bu.options.iter().find_map(|o| match o {
-                MobilityOption::Ipv4CareOfAddress(a) => Some(*a),
-                _ => None,
-            });
+            // RFC 5648 §8.1: with MCoA the BID option carries the IPv4 CoA instead of the
+            // IPv4 CoA option (both together are refused later, 164).
+            let v4_option = bu
+                .options
+                .iter()
+                .find_map(|o| match o {
+                    MobilityOption::Ipv4CareOfAddress(a) => Some(*a),
+                    _ => None,
+                })
+                .or_else(|| {
+                    bu.options.iter().find_map(|o| match o {
+                        MobilityOption::BindingIdentifier {
+                            coa: Some(IpAddr::V4(a)),
+                            ..
+                        } => Some(*a),
+                        _ => None,
+                    })
+                });
             nat_detected = v4_option.is_some_and(|a| a != *path.peer.ip());
             v4_coa_option = v4_option;
             let udp = nat_detected || flags.force_udp();
@@ -296,6 +334,14 @@ impl Ha {
                 coa_mac,
                 hoa,
                 nat: nat_opt,
+                bids: bu
+                    .options
+                    .iter()
+                    .filter_map(|o| match o {
+                        MobilityOption::BindingIdentifier { bid, .. } => Some((*bid, 0)),
+                        _ => None,
+                    })
+                    .collect(),
             },
         })
     }
@@ -442,21 +488,32 @@ impl Ha {
         if b.existing.is_none() {
             return Err(refuse(BaStatus::NotHomeAgentForThisMobileNode));
         }
+        // RFC 5648 §6.2: a de-registration without a BID option removes every binding of
+        // the home address, BID bindings included.
+        self.remove_home_address(now, b);
+        self.stats.deregistered += 1;
+        info!(hoa = %b.hoa, coa = %b.coa, seq = b.seq.0, "binding deregistered");
+        self.send_ba(&b.reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
+        Err(Stop::Handled)
+    }
+
+    /// Removes every binding of `b.hoa` for an accepted de-registration: events, the
+    /// at-home form of BC_REMOVE, the replay floor.
+    pub(super) fn remove_home_address(&mut self, now: Instant, b: &Incoming<'_>) {
+        let from = self.events.len();
         self.remove_binding(now, b.hoa);
         if matches!(b.coa, CareOf::V6(c) if c == b.hoa) {
             // From the home link (RFC 6275 §11.5.5): the router is home, and its mobile
             // network with it. BC_REMOVE says so (CoA = HoA, the home link's interface),
             // so the data plane routes the prefixes to it there instead of dropping them
-            // (RFC 3963 §6.2 leaves routing at home to the operator; issue 11).
+            // (RFC 3963 §6.2 leaves routing at home to the operator; issue 11). With
+            // RFC 5648 BIDs, each of them says so.
             let home_ifindex = self.cfg.home_ifindex;
-            if let Some(HaEvent::BcRemove(removed)) = self
-                .events
-                .iter_mut()
-                .rev()
-                .find(|e| matches!(e, HaEvent::BcRemove(_)))
-            {
-                removed.coa = CareOf::V6(b.hoa);
-                removed.coa_ifindex = (home_ifindex != 0).then_some(home_ifindex);
+            for e in self.events.iter_mut().skip(from) {
+                if let HaEvent::BcRemove(removed) = e {
+                    removed.coa = CareOf::V6(b.hoa);
+                    removed.coa_ifindex = (home_ifindex != 0).then_some(home_ifindex);
+                }
             }
         }
         if let Some(ts) = b.timestamp {
@@ -464,14 +521,10 @@ impl Ha {
             let window = self.replay_window(b.spi);
             self.replay_floor.insert(b.hoa, (ts, now + window));
         }
-        self.stats.deregistered += 1;
-        info!(hoa = %b.hoa, coa = %b.coa, seq = b.seq.0, "binding deregistered");
-        self.send_ba(&b.reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
-        Err(Stop::Handled)
     }
 
     /// A new binding needs room (RFC 6275 §9.5.1: 130, Insufficient resources).
-    fn room_step(&mut self, b: &Incoming<'_>) -> Step {
+    pub(super) fn room_step(&mut self, b: &Incoming<'_>) -> Step {
         if b.existing.is_some() || self.cache.len() < self.cfg.max_bindings {
             return Ok(());
         }
@@ -486,7 +539,7 @@ impl Ha {
     /// Step 7: the mobile network prefixes. IPv6 explicit (RFC 3963 §6.1.2: all listed
     /// or none, 141/142) or implicit (§6.1.1: from the prefix table, 143 when there is
     /// nothing), then the IPv4 part (RFC 5555, Shima, SHISA's legacy option).
-    fn prefix_step(
+    pub(super) fn prefix_step(
         &self,
         policy: Option<&HoaPolicy>,
         bu: &BindingUpdate<'_>,
@@ -542,7 +595,7 @@ impl Ha {
 
     /// Step 8a: a new home address is first checked on the home link (proxy DAD, RFC 6275
     /// §10.3.1): the BU waits, whole, for the verdict; a defended address gets 134.
-    fn proxy_dad_step(
+    pub(super) fn proxy_dad_step(
         &mut self,
         now: Instant,
         signal: &ReceivedSignal<'_>,
@@ -608,8 +661,33 @@ impl Ha {
         Err(Stop::Handled)
     }
 
+    /// The lifetime granted for a BU asking `requested` (RFC 6275 §10.3.1: never above
+    /// the request, the configured maximum, or the home prefix's remaining valid lifetime),
+    /// its expiry and its BRR time.
+    pub(super) fn grant(
+        &self,
+        now: Instant,
+        hoa: &Ipv6Addr,
+        requested: Lifetime,
+    ) -> (Lifetime, Instant, Instant) {
+        let mut max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
+        // Known when the home link's Router Advertisements named the prefix.
+        if let Some(left) = self.home_link.valid_left(now, hoa) {
+            max = max.min(Lifetime::from_secs(u64::from(left)));
+        }
+        let granted = requested.min(max).max(Lifetime(1));
+        let expires = now + granted.as_duration();
+        let due = match self.cfg.brr {
+            Some(brr) if brr.before_expiry < granted.as_duration() => expires - brr.before_expiry,
+            _ => expires,
+        };
+        (granted, expires, due)
+    }
+
     /// Step 8: create or refresh the entry (RFC 6275 §10.3.1): Persist, BcAdd and, for a
-    /// new one, ProxyNdAdd events, then the BA.
+    /// new one, ProxyNdAdd events, then the BA. A BU without a BID option replaces any
+    /// BID bindings of the home address (RFC 5648 §6.2): each gets its Persist(Remove)
+    /// and BcRemove first.
     fn register(
         &mut self,
         now: Instant,
@@ -621,17 +699,17 @@ impl Ha {
     ) {
         let Prefixes { v6: mnp_v6, v4 } = prefixes;
         let hoa = b.hoa;
-        let mut max = Lifetime::from_secs(self.cfg.max_lifetime.as_secs());
-        // RFC 6275 §10.3.1: not beyond the remaining valid lifetime of the home prefix
-        // (known when the home link's Router Advertisements named it).
-        if let Some(left) = self.home_link.valid_left(now, &hoa) {
-            max = max.min(Lifetime::from_secs(u64::from(left)));
-        }
-        let granted = bu.lifetime.min(max).max(Lifetime(1));
-        let expires = now + granted.as_duration();
-        let due = match self.cfg.brr {
-            Some(brr) if brr.before_expiry < granted.as_duration() => expires - brr.before_expiry,
-            _ => expires,
+        let (granted, expires, due) = self.grant(now, &hoa, bu.lifetime);
+        let care_of = CareOfBinding {
+            bid: None,
+            coa: b.coa,
+            expires,
+            due,
+            lifetime_secs: granted.as_secs(),
+            nat_detected: b.nat_detected,
+            coa_v4_option: b.v4_coa_option,
+            rh2: signal.home_address.is_some(),
+            brr_sent: false,
         };
         let Ha {
             cache,
@@ -649,6 +727,21 @@ impl Ha {
             Entry::Occupied(o) => {
                 new = false;
                 let e = o.into_mut();
+                if e.is_mcoa() {
+                    // RFC 5648 §6.2: the plain binding replaces every BID binding. Their
+                    // removals go first, with the entry's data as it was.
+                    for c in e.bindings() {
+                        events
+                            .push_back(HaEvent::Persist(JournalRecord::Remove { hoa, bid: c.bid }));
+                        let mut gone = binding_of(cfg, &hoa, e, c, now);
+                        gone.lifetime = 0;
+                        events.push_back(HaEvent::BcRemove(gone));
+                    }
+                    info!(hoa = %hoa, bids = e.count(), "binding without a BID replaces the BID bindings (RFC 5648 §6.2)");
+                    e.replace_all(care_of);
+                } else {
+                    e.first = care_of;
+                }
                 // Keep the boxed prefix lists when unchanged (the usual refresh).
                 if *e.mnp_v6 != *mnp_v6 {
                     e.mnp_v6 = mnp_v6.into_boxed_slice();
@@ -656,21 +749,13 @@ impl Ha {
                 if *e.mnp_v4 != *v4.mnp {
                     e.mnp_v4 = v4.mnp.into_boxed_slice();
                 }
-                e.coa = b.coa;
-                e.expires = expires;
-                e.due = due;
                 if b.timestamp.is_some() {
                     e.last_timestamp = b.timestamp;
                 }
                 e.spi = b.spi;
                 e.hoa_v4 = v4.hoa_v4;
-                e.lifetime_secs = granted.as_secs();
                 e.flags = b.flags.bits();
                 e.sequence = b.seq.0;
-                e.nat_detected = b.nat_detected;
-                e.coa_v4_option = b.v4_coa_option;
-                e.rh2 = signal.home_address.is_some();
-                e.brr_sent = false;
                 // Timers are lazy: a later deadline is picked up when the scheduled one
                 // fires; only an earlier one needs moving in the set.
                 if due < e.timer {
@@ -684,30 +769,24 @@ impl Ha {
                 new = true;
                 timers.insert((due, hoa));
                 v.insert(Bce {
-                    coa: b.coa,
-                    expires,
+                    first: care_of,
+                    more: Box::new([]),
                     timer: due,
-                    due,
                     mnp_v6: mnp_v6.into_boxed_slice(),
                     mnp_v4: v4.mnp.into_boxed_slice(),
                     last_timestamp: b.timestamp,
                     spi: b.spi,
                     hoa_v4: v4.hoa_v4,
-                    lifetime_secs: granted.as_secs(),
                     flags: b.flags.bits(),
                     sequence: b.seq.0,
-                    nat_detected: b.nat_detected,
-                    coa_v4_option: b.v4_coa_option,
-                    rh2: signal.home_address.is_some(),
-                    brr_sent: false,
                 })
             }
         };
         // Persist first: the shell writes and syncs it before the BA leaves.
         events.push_back(HaEvent::Persist(JournalRecord::Upsert(
-            bce.persisted(hoa, now, wall),
+            bce.persisted(hoa, &bce.first, now, wall),
         )));
-        events.push_back(HaEvent::BcAdd(binding_of(cfg, &hoa, bce, now)));
+        events.push_back(HaEvent::BcAdd(binding_of(cfg, &hoa, bce, &bce.first, now)));
         if new {
             events.push_back(HaEvent::ProxyNdAdd(proxy_nd_of(cfg, &hoa, bce)));
         }
@@ -724,7 +803,6 @@ impl Ha {
         self.stats.accepted += 1;
         self.send_ba(&b.reply, BaStatus::Accepted, granted, v4.acks);
     }
-
     /// Why `coa` cannot be the care-of address of this BU, if it cannot (step 1).
     ///
     /// RFC 6275 §9.5.1: not multicast, unspecified or loopback (nor link-local or
@@ -736,7 +814,7 @@ impl Ha {
     /// prefixes (RFC 3963 §6: the home agent tunnels those prefixes to this CoA, a loop), from
     /// the prefix table or from the BU's own prefix options. None has a BA status: dropped
     /// and counted.
-    fn coa_refusal(
+    pub(super) fn coa_refusal(
         &self,
         coa: &CareOf,
         hoa: Ipv6Addr,
@@ -943,7 +1021,7 @@ impl Ha {
         }
     }
 
-    fn reject_with(
+    pub(super) fn reject_with(
         &mut self,
         reply: &Reply<'_>,
         status: BaStatus,
@@ -959,14 +1037,32 @@ impl Ha {
         self.send_ba(reply, status, Lifetime::ZERO, acks);
     }
 
-    fn send_ba(
+    pub(super) fn send_ba(
         &mut self,
         reply: &Reply<'_>,
         status: BaStatus,
         lifetime: Lifetime,
         acks: Vec<MobilityOption<'static>>,
     ) {
+        // IPv4 Address Acknowledgements before any BID option (RFC 5648 §8, protocol.md
+        // §4.14).
         let mut options: Vec<MobilityOption<'_>> = acks;
+        // RFC 5648 §6.2: one BID option per BID of the BU, without its CoA, with its own
+        // status; a refusal of the whole BU is every BID's status.
+        let refused = u8::from(status) >= 128;
+        for &(bid, st) in &reply.bids {
+            let st = if st == 0 && refused {
+                u8::from(status)
+            } else {
+                st
+            };
+            options.push(MobilityOption::BindingIdentifier {
+                bid,
+                status: st,
+                h: false,
+                coa: None,
+            });
+        }
         if let Some(n) = reply.nat {
             options.push(n);
         }
@@ -1016,7 +1112,7 @@ fn sequence_in_window(
 }
 
 /// Step 6 (RFC 3963 §6.2 step 3): the R flag of an existing binding may not change (139).
-fn r_flag_changed(old_flags: Option<u16>, flags: BuFlags) -> bool {
+pub(super) fn r_flag_changed(old_flags: Option<u16>, flags: BuFlags) -> bool {
     old_flags.is_some_and(|old| BuFlags(old).mobile_router() != flags.mobile_router())
 }
 

@@ -392,9 +392,13 @@ impl Ha {
         let targets: Vec<(Ipv6Addr, Ipv6Addr)> = self
             .cache
             .iter()
-            .filter_map(|(hoa, b)| match b.coa {
-                CareOf::V6(coa) if coa != *hoa => Some((*hoa, coa)),
-                _ => None,
+            // One per mobile node: its first IPv6 care-of binding (RFC 5648: any BID
+            // reaches the node).
+            .filter_map(|(hoa, b)| {
+                b.bindings().find_map(|c| match c.coa {
+                    CareOf::V6(coa) if coa != *hoa => Some((*hoa, coa)),
+                    _ => None,
+                })
             })
             .collect();
         let n = targets.len();

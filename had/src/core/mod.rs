@@ -13,6 +13,7 @@
 mod bu;
 mod cache;
 mod discovery;
+mod mcoa;
 mod switch;
 #[cfg(test)]
 mod tests;
@@ -32,7 +33,7 @@ use proto::icmpv6::{Icmpv6Packet, Icmpv6Repr};
 use proto::mh::{BeStatus, BindingError, BindingRefreshRequest, MhRepr, MhType, Packet};
 pub use proto::model::ParameterProblem;
 use proto::model::{Binding, CareOf, Encapsulation};
-use proto::option::ParseConfig;
+use proto::option::{MobilityOption, ParseConfig};
 use proto::rate::TokenBucket;
 use thiserror::Error;
 use tracing::{debug, info, warn};
@@ -40,7 +41,7 @@ use tracing::{debug, info, warn};
 use crate::config::{AuthPolicy, HaCoreConfig, MobilitySa, PrefixMode};
 use crate::record::{JournalRecord, PersistedBinding};
 
-pub(crate) use cache::Bce;
+pub(crate) use cache::{Bce, CareOfBinding};
 
 /// Whether the shell already verified the MH checksum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -255,6 +256,9 @@ pub struct HaStats {
     pub home_agent_switches_sent: u64,
     /// Bindings expired.
     pub expired: u64,
+    /// Binding Identifier options (RFC 5648) refused with a per-BID status in a BA that
+    /// accepted others (4, MCOA NOTCOMPLETE) or refused the BU.
+    pub bids_refused: u64,
     /// New registrations refused because the cache held `max_bindings` (130).
     pub cache_full: u64,
     /// BUs for home addresses nothing in the configuration names, refused (129).
@@ -327,8 +331,11 @@ pub struct Ha {
     pub(crate) dad: HashMap<Ipv6Addr, DadPending>,
     /// Set while a waiting BU is processed again with its verdict.
     pub(crate) dad_verdict: Option<(Ipv6Addr, DadVerdict)>,
+    /// By home address; each entry holds its care-of bindings (the plain one, or one per
+    /// RFC 5648 BID), see `cache.rs`.
     pub(crate) cache: HashMap<Ipv6Addr, Bce>,
-    /// (deadline, HoA): the next expiry or BRR of each entry; exactly one per entry.
+    /// (deadline, HoA): the next expiry or BRR of any care-of binding of each entry;
+    /// exactly one per entry.
     pub(crate) timers: BTreeSet<(Instant, Ipv6Addr)>,
     /// Last accepted RFC 4285 timestamp of HoAs whose binding was removed, kept for the
     /// timestamp window so a replayed BU cannot resurrect the binding (RFC 4285 §6).
@@ -428,7 +435,8 @@ impl Ha {
         &self.stats
     }
 
-    /// Number of bindings in the cache.
+    /// Number of home addresses in the cache (each with one binding, or with several
+    /// RFC 5648 BID bindings: [`Ha::binding_count`]).
     pub fn len(&self) -> usize {
         self.cache.len()
     }
@@ -438,10 +446,27 @@ impl Ha {
         self.cache.is_empty()
     }
 
+    /// Number of bindings: one per home address, or one per BID of a home address
+    /// registered with RFC 5648 Binding Identifiers.
+    pub fn binding_count(&self) -> usize {
+        self.cache.values().map(Bce::count).sum()
+    }
+
     /// The binding of `hoa` as the bus would announce it, with the remaining lifetime at
-    /// `now`.
+    /// `now`; with RFC 5648 BIDs, the one with the lowest BID ([`Ha::bindings`] has all).
     pub fn binding(&self, now: Instant, hoa: &Ipv6Addr) -> Option<Binding> {
-        self.cache.get(hoa).map(|b| self.to_binding(hoa, b, now))
+        self.cache
+            .get(hoa)
+            .map(|b| self.to_binding(hoa, b, &b.first, now))
+    }
+
+    /// Every binding of `hoa` (one per BID with RFC 5648), by BID.
+    pub fn bindings(&self, now: Instant, hoa: &Ipv6Addr) -> Vec<Binding> {
+        self.cache.get(hoa).map_or_else(Vec::new, |b| {
+            b.bindings()
+                .map(|c| self.to_binding(hoa, b, c, now))
+                .collect()
+        })
     }
 
     /// Processes one received Mobility Header.
@@ -523,36 +548,61 @@ impl Ha {
         }
     }
 
-    /// Expires bindings and sends Binding Refresh Requests whose time has come.
+    /// Expires bindings and sends Binding Refresh Requests whose time has come. Each
+    /// care-of binding of a home address (RFC 5648: one per BID) has its own lifetime;
+    /// the home address's one timer wakes at the earliest.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(at, hoa)) = self.timers.first() {
             if at > now {
                 break;
             }
             self.timers.pop_first();
-            let Some(bce) = self.cache.get_mut(&hoa) else {
+            let Some(bce) = self.cache.get(&hoa) else {
                 continue;
             };
-            if bce.due > now {
+            let due = bce.due();
+            if due > now {
                 // Refreshed since this was scheduled (timers are lazy, see bu.rs).
-                bce.timer = bce.due;
-                self.timers.insert((bce.due, hoa));
+                self.reschedule(hoa, due);
                 continue;
             }
-            if bce.expires <= now {
-                self.stats.expired += 1;
-                info!(hoa = %hoa, coa = %bce.coa, seq = bce.sequence, "binding expired");
-                self.remove_binding(now, hoa);
-            } else {
+            let (expired, brr): (Vec<_>, Vec<_>) = bce
+                .bindings()
+                .filter(|c| c.due <= now)
+                .map(|c| (c.bid, c.expires <= now))
+                .partition(|(_, gone)| *gone);
+            for (bid, _) in brr {
                 // The BRR time (RFC 6275 §9.5.5): once per registration.
-                bce.brr_sent = true;
-                bce.due = bce.expires;
-                bce.timer = bce.expires;
-                self.timers.insert((bce.expires, hoa));
-                self.send_brr(now, hoa);
+                if let Some(c) = self
+                    .cache
+                    .get_mut(&hoa)
+                    .and_then(|b| b.bindings_mut().find(|c| c.bid == bid))
+                {
+                    c.brr_sent = true;
+                    c.due = c.expires;
+                }
+                self.send_brr(now, hoa, bid);
+            }
+            for (bid, _) in expired {
+                self.stats.expired += 1;
+                if let Some(c) = self.cache.get(&hoa).and_then(|b| b.get(bid)) {
+                    info!(hoa = %hoa, coa = %c.coa, bid, "binding expired");
+                }
+                self.remove_care_of(now, hoa, bid);
+            }
+            if let Some(due) = self.cache.get(&hoa).map(Bce::due) {
+                self.reschedule(hoa, due);
             }
         }
         self.replay_floor.retain(|_, (_, until)| *until > now);
+    }
+
+    /// Puts `hoa`'s entry in the timer set at `due` (it is not there: just popped).
+    fn reschedule(&mut self, hoa: Ipv6Addr, due: Instant) {
+        if let Some(bce) = self.cache.get_mut(&hoa) {
+            bce.timer = due;
+            self.timers.insert((due, hoa));
+        }
     }
 
     /// The next time [`Ha::handle_timeout`] may have work to do. Timers are lazy (a refresh
@@ -636,10 +686,11 @@ impl Ha {
     pub fn handle_hao_packet(&mut self, now: Instant, sig: &HaoSignal<'_>) {
         self.stats.hao_received += 1;
         let hoa = sig.home_address;
+        // Any care-of binding of the home address (RFC 5648: one per BID).
         let bound = self
             .cache
             .get(&hoa)
-            .is_some_and(|b| b.coa == CareOf::V6(sig.src));
+            .is_some_and(|b| b.bindings().any(|c| c.coa == CareOf::V6(sig.src)));
         if !bound {
             self.stats.hao_unbound += 1;
             debug!(src = %sig.src, %hoa, "home address option without a binding: binding error 1");
@@ -729,16 +780,18 @@ impl Ha {
         self.events.pop_front()
     }
 
-    /// The binding cache for a state request, in home address order (stable for people
-    /// and tests), lifetime = remaining seconds at `now`. The shell answers the bus with
-    /// one binding cache item each.
+    /// The binding cache for a state request, in home address then BID order (stable for
+    /// people and tests), lifetime = remaining seconds at `now`: one item per binding, so
+    /// one per BID of a home address registered with RFC 5648. The shell answers the bus
+    /// with one binding cache item each.
     pub fn handle_state_request(&self, now: Instant) -> Vec<Binding> {
         let mut items: Vec<Binding> = self
             .cache
             .iter()
-            .map(|(hoa, b)| self.to_binding(hoa, b, now))
+            .flat_map(|(hoa, b)| b.bindings().map(move |c| (hoa, b, c)))
+            .map(|(hoa, b, c)| self.to_binding(hoa, b, c, now))
             .collect();
-        items.sort_by_key(|b| b.hoa);
+        items.sort_by_key(|b| (b.hoa, b.binding_id));
         items
     }
 
@@ -747,16 +800,19 @@ impl Ha {
         let mut v: Vec<_> = self
             .cache
             .iter()
-            .map(|(hoa, b)| b.persisted(*hoa, now, wall))
+            .flat_map(|(hoa, b)| b.persisted_all(*hoa, now, wall))
             .collect();
-        v.sort_by_key(|b| b.hoa);
+        v.sort_by_key(|b| (b.hoa, b.bid));
         v
     }
 
     /// Reloads persisted bindings after a restart: bindings whose absolute expiry has
     /// passed (by `wall`) are dropped; the others get their remaining lifetime and are
-    /// re-announced (BcAdd, ProxyNdAdd). Records for HoAs the configuration no longer
-    /// serves are dropped too. Returns how many were restored.
+    /// re-announced (BcAdd for each binding, ProxyNdAdd for each home address). Records
+    /// for HoAs the configuration no longer serves are dropped too. The records of one home
+    /// address (one per RFC 5648 BID) make one entry; what they share (sequence number,
+    /// replay state, prefixes) comes from the one with the newest sequence number. Returns
+    /// how many bindings were restored.
     pub fn restore(
         &mut self,
         now: Instant,
@@ -764,30 +820,69 @@ impl Ha {
         records: impl IntoIterator<Item = PersistedBinding>,
     ) -> usize {
         let wall_ms = wall.as_millis() as u64;
-        let mut n = 0;
+        let mut by_hoa: std::collections::BTreeMap<Ipv6Addr, Vec<PersistedBinding>> =
+            std::collections::BTreeMap::new();
         for rec in records {
             if rec.expires_unix_ms <= wall_ms {
-                debug!(hoa = %rec.hoa, "persisted binding already expired");
+                debug!(hoa = %rec.hoa, bid = rec.bid, "persisted binding already expired");
                 continue;
             }
             if !self.serves(&rec.hoa) {
                 warn!(hoa = %rec.hoa, "persisted binding outside the served home prefixes dropped");
                 continue;
             }
-            let remaining = Duration::from_millis(rec.expires_unix_ms - wall_ms);
-            let bce = Bce::from_persisted(&rec, now + remaining);
-            let hoa = rec.hoa;
+            by_hoa.entry(rec.hoa).or_default().push(rec);
+        }
+        let mut n = 0;
+        for (hoa, mut recs) in by_hoa {
+            let newest = recs
+                .iter()
+                .fold(None, |best: Option<&PersistedBinding>, r| match best {
+                    Some(b)
+                        if !proto::seq::SequenceNumber(r.sequence)
+                            .is_newer_than(proto::seq::SequenceNumber(b.sequence)) =>
+                    {
+                        Some(b)
+                    }
+                    _ => Some(r),
+                });
+            let Some(newest) = newest.cloned() else {
+                continue;
+            };
+            // A plain binding and BID bindings never live together (RFC 5648 §6.2); a
+            // journal that says otherwise (hand-made) keeps the kind of the newest record.
+            let mcoa = newest.bid.is_some();
+            let before = recs.len();
+            recs.retain(|r| r.bid.is_some() == mcoa);
+            recs.sort_by_key(|r| r.bid);
+            recs.dedup_by_key(|r| r.bid);
+            if recs.len() != before {
+                warn!(%hoa, dropped = before - recs.len(),
+                    "persisted bindings mixing BID and plain bindings (or repeating a BID); kept the newest kind");
+            }
+            let expires_of =
+                |r: &PersistedBinding| now + Duration::from_millis(r.expires_unix_ms - wall_ms);
+            let mut bce = Bce::from_persisted(&newest, expires_of(&newest));
+            for r in &recs {
+                bce.upsert(Bce::care_of_from_persisted(r, expires_of(r)));
+            }
+            bce.timer = bce.due();
             if let Some(old) = self.cache.remove(&hoa) {
                 self.timers.remove(&(old.timer, hoa));
             }
             self.timers.insert((bce.timer, hoa));
-            info!(hoa = %hoa, coa = %bce.coa, seq = bce.sequence, remaining_s = remaining.as_secs(), "binding restored");
+            for c in bce.bindings() {
+                info!(hoa = %hoa, bid = c.bid, coa = %c.coa, seq = bce.sequence,
+                    remaining_s = c.expires.saturating_duration_since(now).as_secs(), "binding restored");
+            }
             self.events
                 .push_back(HaEvent::ProxyNdAdd(self.proxy_nd(&hoa, &bce)));
+            for c in bce.bindings() {
+                let b = self.to_binding(&hoa, &bce, c, now);
+                self.events.push_back(HaEvent::BcAdd(b));
+                n += 1;
+            }
             self.cache.insert(hoa, bce);
-            let b = self.to_binding(&hoa, &self.cache[&hoa], now);
-            self.events.push_back(HaEvent::BcAdd(b));
-            n += 1;
         }
         n
     }
@@ -798,15 +893,22 @@ impl Ha {
         self.cfg.home_prefixes.iter().any(|p| p.contains(hoa))
     }
 
-    pub(crate) fn to_binding(&self, hoa: &Ipv6Addr, b: &Bce, now: Instant) -> Binding {
-        binding_of(&self.cfg, hoa, b, now)
+    pub(crate) fn to_binding(
+        &self,
+        hoa: &Ipv6Addr,
+        b: &Bce,
+        c: &CareOfBinding,
+        now: Instant,
+    ) -> Binding {
+        binding_of(&self.cfg, hoa, b, c, now)
     }
 
     pub(crate) fn proxy_nd(&self, hoa: &Ipv6Addr, b: &Bce) -> ProxyNd {
         proxy_nd_of(&self.cfg, hoa, b)
     }
 
-    /// Removes a binding: Persist(Remove), BcRemove, ProxyNdRemove, in that order.
+    /// Removes every binding of a home address: Persist(Remove) and BcRemove for each
+    /// (one per RFC 5648 BID), then ProxyNdRemove, in that order.
     pub(crate) fn remove_binding(&mut self, now: Instant, hoa: Ipv6Addr) -> Option<Bce> {
         let bce = self.cache.remove(&hoa)?;
         self.timers.remove(&(bce.timer, hoa));
@@ -814,14 +916,50 @@ impl Ha {
             let window = self.replay_window(bce.spi);
             self.replay_floor.insert(hoa, (ts, now + window));
         }
-        self.events
-            .push_back(HaEvent::Persist(JournalRecord::Remove { hoa }));
-        let mut b = self.to_binding(&hoa, &bce, now);
-        b.lifetime = 0;
-        self.events.push_back(HaEvent::BcRemove(b));
+        for c in bce.bindings() {
+            self.queue_removal(now, hoa, &bce, c);
+        }
         self.events
             .push_back(HaEvent::ProxyNdRemove(self.proxy_nd(&hoa, &bce)));
         Some(bce)
+    }
+
+    /// Removes one care-of binding of a home address (RFC 5648: one BID); the last one
+    /// takes the home address with it ([`Ha::remove_binding`]).
+    pub(crate) fn remove_care_of(&mut self, now: Instant, hoa: Ipv6Addr, bid: Option<u16>) {
+        let Some(bce) = self.cache.get_mut(&hoa) else {
+            return;
+        };
+        if bce.get(bid).is_none() {
+            return;
+        }
+        if bce.count() == 1 {
+            self.remove_binding(now, hoa);
+            return;
+        }
+        let Some(c) = bce.remove(bid) else {
+            return;
+        };
+        let mut b = binding_of(&self.cfg, &hoa, bce, &c, now);
+        b.lifetime = 0;
+        self.events
+            .push_back(HaEvent::Persist(JournalRecord::Remove { hoa, bid: c.bid }));
+        self.events.push_back(HaEvent::BcRemove(b));
+    }
+
+    /// Persist(Remove) and BcRemove for care-of binding `c` of `bce`.
+    pub(crate) fn queue_removal(
+        &mut self,
+        now: Instant,
+        hoa: Ipv6Addr,
+        bce: &Bce,
+        c: &CareOfBinding,
+    ) {
+        self.events
+            .push_back(HaEvent::Persist(JournalRecord::Remove { hoa, bid: c.bid }));
+        let mut b = self.to_binding(&hoa, bce, c, now);
+        b.lifetime = 0;
+        self.events.push_back(HaEvent::BcRemove(b));
     }
 
     pub(crate) fn replay_window(&self, spi: Option<u32>) -> Duration {
@@ -932,11 +1070,24 @@ impl Ha {
         self.be_bucket.take(now)
     }
 
-    fn send_brr(&mut self, _now: Instant, hoa: Ipv6Addr) {
+    /// A Binding Refresh Request for care-of binding `bid` of `hoa`, to its care-of
+    /// address; for an RFC 5648 binding it names the BID (§6.4).
+    fn send_brr(&mut self, _now: Instant, hoa: Ipv6Addr, bid: Option<u16>) {
         let Some(bce) = self.cache.get(&hoa) else {
             return;
         };
+        let Some(c) = bce.get(bid) else {
+            return;
+        };
         let mut options = Vec::new();
+        if let Some(bid) = bid {
+            options.push(MobilityOption::BindingIdentifier {
+                bid,
+                status: 0,
+                h: false,
+                coa: None,
+            });
+        }
         let sa = bce
             .spi
             .and_then(|s| self.sas.get(&s))
@@ -945,12 +1096,12 @@ impl Ha {
             options.push(proto::auth::mn_ha_option(*spi));
         }
         let repr = MhRepr::BindingRefreshRequest(BindingRefreshRequest { options });
-        let (addressing, udp) = self.addressing_to(&hoa, bce);
-        let coa_mac = bce
+        let (addressing, udp) = self.addressing_to(&hoa, c);
+        let coa_mac = c
             .coa_v4_option
-            .map_or_else(|| care_of_for_mac(&bce.coa), std::net::IpAddr::V4);
+            .map_or_else(|| care_of_for_mac(&c.coa), std::net::IpAddr::V4);
         self.stats.brr_sent += 1;
-        info!(hoa = %hoa, coa = %bce.coa, "binding refresh request sent");
+        info!(hoa = %hoa, coa = %c.coa, bid, "binding refresh request sent");
         let sign = sa.as_ref().map(|(_, key)| (key, coa_mac, hoa));
         self.queue_mh(&repr, addressing, udp, sign, None);
     }
@@ -960,7 +1111,7 @@ impl Ha {
     pub(crate) fn addressing_to(
         &self,
         hoa: &Ipv6Addr,
-        b: &Bce,
+        b: &CareOfBinding,
     ) -> (MobilityPacketRepr, Option<UdpV4Path>) {
         match b.coa {
             CareOf::V6(coa) => (
@@ -996,9 +1147,17 @@ impl Ha {
     }
 }
 
-/// The bus view of a binding cache entry, lifetime remaining at `now`.
-pub(crate) fn binding_of(cfg: &HaCoreConfig, hoa: &Ipv6Addr, b: &Bce, now: Instant) -> Binding {
-    let encapsulation = match b.coa {
+/// The bus view of care-of binding `c` of a binding cache entry, lifetime remaining at
+/// `now`: its own care-of address and BID, the entry's prefixes (RFC 5648 §7: a mobile
+/// router's prefixes are reached through any of its care-of addresses).
+pub(crate) fn binding_of(
+    cfg: &HaCoreConfig,
+    hoa: &Ipv6Addr,
+    b: &Bce,
+    c: &CareOfBinding,
+    now: Instant,
+) -> Binding {
+    let encapsulation = match c.coa {
         CareOf::V6(_) => Encapsulation::InIpv6,
         CareOf::V4 { udp_port: None, .. } => Encapsulation::InIpv4,
         CareOf::V4 {
@@ -1010,16 +1169,16 @@ pub(crate) fn binding_of(cfg: &HaCoreConfig, hoa: &Ipv6Addr, b: &Bce, now: Insta
     Binding {
         hoa: *hoa,
         hoa_v4: b.hoa_v4,
-        coa: b.coa,
+        coa: c.coa,
         ha: cfg.ha_address,
         ha_v4: cfg.ha_address_v4,
         mnp_v6: b.mnp_v6.to_vec(),
         mnp_v4: b.mnp_v4.to_vec(),
         encapsulation,
-        lifetime: b.expires.saturating_duration_since(now).as_secs() as u32,
-        binding_id: None,
+        lifetime: c.expires.saturating_duration_since(now).as_secs() as u32,
+        binding_id: c.bid,
         flags: proto::mh::BuFlags(b.flags),
-        nat_detected: b.nat_detected,
+        nat_detected: c.nat_detected,
         coa_ifindex: None,
     }
 }

@@ -67,11 +67,14 @@ impl Ha {
             if let Some((spi, _)) = &sa {
                 options.push(proto::auth::mn_ha_option(*spi));
             }
-            let coa = bce.coa;
-            let coa_mac = bce
+            // One message per mobile node: to its first care-of binding (RFC 5648: the
+            // lowest BID), since the node, not each of its interfaces, moves.
+            let c = &bce.first;
+            let coa = c.coa;
+            let coa_mac = c
                 .coa_v4_option
-                .map_or_else(|| care_of_for_mac(&bce.coa), std::net::IpAddr::V4);
-            let (addressing, udp) = self.addressing_to(&hoa, bce);
+                .map_or_else(|| care_of_for_mac(&c.coa), std::net::IpAddr::V4);
+            let (addressing, udp) = self.addressing_to(&hoa, c);
             let repr = MhRepr::HomeAgentSwitch(HomeAgentSwitch {
                 home_agents: home_agents.clone(),
                 options,

@@ -559,7 +559,9 @@ fn deregistration_lifetime_zero() {
     assert_eq!(status(&tx), BaStatus::Accepted);
     assert_eq!(ba_of(&tx).lifetime, Lifetime::ZERO);
     let ev = e.events();
-    assert!(matches!(ev[0], HaEvent::Persist(JournalRecord::Remove { hoa }) if hoa == HOA1));
+    assert!(
+        matches!(ev[0], HaEvent::Persist(JournalRecord::Remove { hoa, bid: None }) if hoa == HOA1)
+    );
     assert!(
         matches!(&ev[1], HaEvent::BcRemove(b) if b.hoa == HOA1 && b.mnp_v6 == nets6(&["2001:db8:100::/48"]))
     );
@@ -2382,3 +2384,5 @@ fn home_agent_switch_received_is_ignored() {
     assert_eq!(e.ha.stats().binding_errors, 0);
     assert_eq!(e.ha.stats().malformed, 0);
 }
+
+mod mcoa;

@@ -641,7 +641,7 @@ impl Daemon {
             }
             self.send(&tx).await;
         }
-        if self.journal.should_compact(self.ha.len()) {
+        if self.journal.should_compact(self.ha.binding_count()) {
             let snap = self.ha.snapshot(Instant::now(), wall());
             if let Err(e) = self.journal.compact(&snap) {
                 error!(error = %e, "journal compaction failed");
@@ -802,16 +802,28 @@ impl Daemon {
         let (now, wall) = (Instant::now(), wall());
         let snapshot = self.ha.snapshot(now, wall);
         ha.restore(now, wall, snapshot.clone());
+        let mut withdrawn = HashSet::new();
         for b in &snapshot {
             if ha.binding(now, &b.hoa).is_none() {
-                // No longer served: withdraw it everywhere.
-                info!(hoa = %b.hoa, "binding dropped by the new configuration");
-                self.journal.append(&JournalRecord::Remove { hoa: b.hoa });
-                if let Some(mut old) = self.ha.binding(now, &b.hoa) {
+                // No longer served: withdraw it everywhere (each RFC 5648 BID binding,
+                // the proxy ND entry once per home address).
+                info!(hoa = %b.hoa, bid = b.bid, "binding dropped by the new configuration");
+                self.journal.append(&JournalRecord::Remove {
+                    hoa: b.hoa,
+                    bid: b.bid,
+                });
+                if let Some(mut old) = self
+                    .ha
+                    .bindings(now, &b.hoa)
+                    .into_iter()
+                    .find(|x| x.binding_id == b.bid)
+                {
                     old.lifetime = 0;
                     self.publish(Body::BcRemove(old));
                 }
-                if let Err(e) = self.proxy.remove(b.hoa).await {
+                if withdrawn.insert(b.hoa)
+                    && let Err(e) = self.proxy.remove(b.hoa).await
+                {
                     warn!(hoa = %b.hoa, error = %e, "proxy ND entry not removed");
                 }
             }
@@ -843,8 +855,8 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
     let mut v = vec![
         Sample::gauge(
             "had_bindings",
-            "Bindings in the binding cache.",
-            ha.len() as u64,
+            "Bindings in the binding cache (one per BID of a home address registered with RFC 5648 Binding Identifiers).",
+            ha.binding_count() as u64,
         ),
         Sample::gauge(
             "had_held_binding_acks",
@@ -852,7 +864,7 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             held_bas as u64,
         ),
     ];
-    let counters: [(&'static str, &'static str, u64); 29] = [
+    let counters: [(&'static str, &'static str, u64); 30] = [
         (
             "had_mh_received",
             "Mobility Header packets handed to the core.",
@@ -939,6 +951,11 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
             st.home_agent_switches_sent,
         ),
         ("had_bindings_expired", "Bindings expired.", st.expired),
+        (
+            "had_bids_refused",
+            "Binding Identifier options (RFC 5648) refused with a per-BID status.",
+            st.bids_refused,
+        ),
         (
             "had_bu_cache_full",
             "New registrations refused with 130 (max-bindings).",

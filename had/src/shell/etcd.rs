@@ -3,8 +3,9 @@
 //! (sequence numbers, lifetimes, prefixes, NAT mappings, the RFC 4285 replay state are all
 //! in the journal's record).
 //!
-//! One key per binding, `/nemo/had/<home agent address>/bc/<home address>`, its value the
-//! journal's encoding of the binding (`JournalRecord::Upsert`). The ordering contract is the
+//! One key per binding, `/nemo/had/<home agent address>/bc/<home address>` (with
+//! `/<BID>` after it for an RFC 5648 binding), its value the journal's encoding of the
+//! binding (`JournalRecord::Upsert`, which carries the BID too). The ordering contract is the
 //! journal's: the records of a step are written (one transaction per 64) before its BAs
 //! leave; a write that fails or takes longer than [`TIMEOUT`] withholds the BAs, so no BU is
 //! ever acknowledged that the store does not hold. The local journal is still written: the
@@ -92,9 +93,12 @@ impl EtcdStore {
         })
     }
 
-    /// The key of `hoa`'s binding.
-    fn key(&self, hoa: &Ipv6Addr) -> String {
-        format!("{}{hoa}", self.prefix)
+    /// The key of `hoa`'s binding, or of its binding `bid` (RFC 5648).
+    fn key(&self, hoa: &Ipv6Addr, bid: Option<u16>) -> String {
+        match bid {
+            None => format!("{}{hoa}", self.prefix),
+            Some(bid) => format!("{}{hoa}/{bid}", self.prefix),
+        }
     }
 
     /// Every binding stored for this home agent still alive at `wall` (time since the UNIX
@@ -160,9 +164,9 @@ impl EtcdStore {
                     JournalRecord::Upsert(b) => {
                         let mut value = Vec::new();
                         rec.encode(&mut value);
-                        TxnOp::put(self.key(&b.hoa), value, None)
+                        TxnOp::put(self.key(&b.hoa, b.bid), value, None)
                     }
-                    JournalRecord::Remove { hoa } => TxnOp::delete(self.key(hoa), None),
+                    JournalRecord::Remove { hoa, bid } => TxnOp::delete(self.key(hoa, *bid), None),
                 })
                 .collect();
             within(&endpoints, self.client.txn(Txn::new().and_then(ops))).await?;

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use super::ShellError;
 use crate::config::{
-    AuthPolicy, BrrConfig, HaCoreConfig, Ipv4MnpSupport, PrefixMode, PrefixTableRow,
+    AuthPolicy, BrrConfig, HaCoreConfig, Ipv4MnpSupport, McoaConfig, PrefixMode, PrefixTableRow,
 };
 
 /// Binding Refresh Requests go out this long before a binding expires (RFC 6275 §10.3.1
@@ -107,6 +107,11 @@ pub fn core_config(
     // RFC 6275 §10.3.1: RetransTimer (1 s) x DupAddrDetectTransmits (1).
     core.proxy_dad = cfg.homelink_dad.then_some(Duration::from_secs(1));
     core.home_agent_preference = cfg.home_agent_preference;
+    core.mcoa = McoaConfig {
+        enabled: cfg.mcoa,
+        bulk_registration: cfg.mcoa_bulk_registration,
+        max_bindings_per_home_address: cfg.mcoa_max_bindings as usize,
+    };
     core.prefix_table = cfg
         .prefix_table
         .entries
@@ -188,6 +193,7 @@ mod tests {
                 .any(|r| r.mode == PrefixMode::Implicit)
         );
         assert_eq!(core.ipv4_mnp, Ipv4MnpSupport::Enabled);
+        assert_eq!(core.mcoa, McoaConfig::default());
         assert_eq!(core.brr, None);
         let AuthPolicy::Required(sas) = &core.auth else {
             panic!("authentication required in the sample")

@@ -5,7 +5,7 @@
 //! [`BatchClock`], at most once per batch.
 
 use std::io::{self, IoSlice};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
@@ -19,13 +19,13 @@ use proto::encap::{
     decapsulate_inner,
 };
 use socket2::Socket;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::backend::Backend;
-use super::peers::{BatchClock, PeerReader, Remote, RxRefusal, Snapshot};
+use super::peers::{BatchClock, PeerReader, Remote, RxRefusal, Snapshot, mono_ns};
 use super::{
     Counters, HEADROOM, MAX_PACKET, MhRelay, Sockets, TxConfig, addresses, flow_hash, flow_label,
-    is_link_scope, is_mobility_header,
+    is_link_scope, is_mobility_header, is_path_probe,
 };
 use crate::gso::{
     Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
@@ -224,6 +224,10 @@ pub(super) fn tx_loop<B: Backend>(
     let mut lens = Vec::new();
     let mut ranges = Vec::new();
     let mut batch = TxBatch::new();
+    // Duplicated flows: the further paths of a packet, and the buffer its copies are
+    // encapsulated in (allocated once).
+    let mut extra: Vec<(Encapsulation, Option<u32>)> = Vec::new();
+    let mut copy = vec![0u8; HEADROOM + MAX_PACKET];
     let mut ident: u16 = 0;
     loop {
         // One read is this loop's batch: a packet, or a super-packet of many segments.
@@ -256,9 +260,20 @@ pub(super) fn tx_loop<B: Backend>(
             continue;
         }
         let inner = &buf[HEADROOM..end];
-        let (encap, oif) = match peers.refresh().tx_lookup(src, dst, || flow_hash(inner)) {
-            Some(p) => {
+        let snapshot = peers.refresh();
+        let (encap, oif) = match snapshot.tx_route(src, dst, || flow_hash(inner)) {
+            Some((p, group)) => {
                 p.counters.0.tx(end - HEADROOM);
+                // A flow that must not lose a packet: the same packet through every other
+                // live path too (not TCP super-packets: TCP recovers its losses).
+                extra.clear();
+                if hdr.gso_type & !GSO_ECN == GSO_NONE {
+                    extra.extend(
+                        snapshot
+                            .duplicate_paths(p, group, inner)
+                            .map(|q| (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))),
+                    );
+                }
                 (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))
             }
             None => {
@@ -282,6 +297,25 @@ pub(super) fn tx_loop<B: Backend>(
             {
                 Counters::inc(&counters.drop_malformed);
                 continue;
+            }
+            for &(encap, oif) in &extra {
+                // A copy of the inner packet for each further path, encapsulated apart.
+                copy[HEADROOM..end].copy_from_slice(&buf[HEADROOM..end]);
+                ident = ident.wrapping_add(1);
+                params.ipv4_ident = ident;
+                let (sock, to) = route_out(socks, &encap);
+                let egress = oif.map(|i| Egress::new(&to, i));
+                if let Ok(EncapOutcome::Encapsulated(r)) =
+                    proto::encap::encapsulate(&encap, &params, &mut copy[..end], HEADROOM)
+                {
+                    match send_one(sock, &copy[r], to, egress) {
+                        Ok(_) => Counters::inc(&counters.dup_tx),
+                        Err(e) => {
+                            Counters::inc(&counters.io_errors);
+                            debug!(error = %e, "duplicate not sent");
+                        }
+                    }
+                }
             }
             ident = ident.wrapping_add(1);
             params.ipv4_ident = ident;
@@ -361,9 +395,12 @@ pub(super) fn tx_loop<B: Backend>(
 }
 
 /// The checks of every receive path: link-scope filter and the security check, counted.
+/// `local`, when known, is the outer destination (which of our care-of addresses).
+/// Among several care-of addresses, the path is marked heard, and its probes consumed.
 fn admit(
     inner: &[u8],
     outer: Remote,
+    local: Option<IpAddr>,
     table: &Snapshot,
     clock: &mut BatchClock,
     counters: &Counters,
@@ -376,7 +413,20 @@ fn admit(
         Counters::inc(&counters.drop_link_scope);
         return false;
     }
-    match table.rx_check(outer, src, clock) {
+    match table.rx_check_at(outer, local, src, clock) {
+        Ok(peer) if peer.is_mcoa() => {
+            peer.counters.0.heard(mono_ns(clock.now()));
+            if is_path_probe(inner) {
+                Counters::inc(&counters.probes_rx);
+                return false;
+            }
+            if !table.first_copy(peer, inner) {
+                Counters::inc(&counters.dup_dropped);
+                return false;
+            }
+            peer.counters.0.rx(inner.len());
+            true
+        }
         Ok(peer) => {
             peer.counters.0.rx(inner.len());
             true
@@ -425,6 +475,7 @@ fn deliver<B: Backend>(
     if !admit(
         &buf[inner.clone()],
         outer,
+        None,
         peers.refresh(),
         &mut clock,
         counters,
@@ -469,9 +520,12 @@ pub(super) fn rx6_loop<B: Backend>(
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    let mut headers =
-        socket::MultiHeaders::<SockaddrIn6>::preallocate(RX_BATCH, Some(nix::cmsg_space!(i32)));
-    let mut meta: Vec<(usize, Option<Ipv6Addr>, i32)> = Vec::with_capacity(RX_BATCH);
+    let mut headers = socket::MultiHeaders::<SockaddrIn6>::preallocate(
+        RX_BATCH,
+        Some(nix::cmsg_space!(i32, nix::libc::in6_pktinfo)),
+    );
+    let mut meta: Vec<(usize, Option<Ipv6Addr>, i32, Option<IpAddr>)> =
+        Vec::with_capacity(RX_BATCH);
     let mut gro = Coalescer::new();
     let mut gathered = 0u64;
     loop {
@@ -492,17 +546,17 @@ pub(super) fn rx6_loop<B: Backend>(
             ) {
                 Ok(results) => {
                     for m in results {
-                        let tclass = m
-                            .cmsgs()
-                            .ok()
-                            .and_then(|mut c| {
-                                c.find_map(|c| match c {
-                                    ControlMessageOwned::Ipv6TClass(t) => Some(t),
-                                    _ => None,
-                                })
-                            })
-                            .unwrap_or(0);
-                        meta.push((m.bytes, m.address.map(|a| a.ip()), tclass));
+                        let (mut tclass, mut local) = (0, None);
+                        for c in m.cmsgs().into_iter().flatten() {
+                            match c {
+                                ControlMessageOwned::Ipv6TClass(t) => tclass = t,
+                                ControlMessageOwned::Ipv6PacketInfo(i) => {
+                                    local = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)))
+                                }
+                                _ => {}
+                            }
+                        }
+                        meta.push((m.bytes, m.address.map(|a| a.ip()), tclass, local));
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -515,7 +569,7 @@ pub(super) fn rx6_loop<B: Backend>(
         // The batch's snapshot and time, whatever the daemon publishes meanwhile.
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &(n, from, tclass)) in bufs.iter_mut().zip(&meta) {
+        for (buf, &(n, from, tclass, local)) in bufs.iter_mut().zip(&meta) {
             let Some(from) = from else { continue };
             let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
             if IpVersion::of(inner).ok() != Some(expected) {
@@ -536,7 +590,7 @@ pub(super) fn rx6_loop<B: Backend>(
                 }
             };
             let inner = &buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
-            if !admit(inner, Remote::V6(from), table, &mut clock, counters) {
+            if !admit(inner, Remote::V6(from), local, table, &mut clock, counters) {
                 continue;
             }
             if !dev.offload() {
@@ -678,5 +732,77 @@ pub(super) fn udp_loop<B: Backend>(
             Ok(DecapOutcome::Drop(_)) => Counters::inc(&counters.drop_ecn),
             Err(_) => Counters::inc(&counters.drop_malformed),
         }
+    }
+}
+
+/// Path liveness among several care-of addresses (issue 15): every `interval`, a
+/// [`super::path_probe`] through each path of every home address registered with more than
+/// one, so the other end hears every path even when no flow of its own takes it; and a line
+/// in the log when a path falls silent for longer than the snapshot's liveness limit (it
+/// is then out of use, [`Snapshot::tx_lookup`]) or speaks again. Nothing is re-registered:
+/// the binding stays, only the choice of path changes.
+pub(super) fn probe_loop(
+    socks: &Sockets,
+    peers: &mut PeerReader,
+    counters: &Counters,
+    tx: TxConfig,
+    interval: std::time::Duration,
+) {
+    let mut buf = [0u8; HEADROOM + 40];
+    let mut up: std::collections::HashMap<(Ipv6Addr, Option<u16>), bool> =
+        std::collections::HashMap::new();
+    loop {
+        std::thread::sleep(interval);
+        let table = peers.refresh();
+        let now = std::time::Instant::now();
+        let now_ns = mono_ns(now);
+        let mut seen = std::collections::HashSet::new();
+        for p in table.multipath_peers() {
+            let b = &p.binding;
+            let (src, dst) = match table.mode() {
+                crate::routes::Mode::HomeAgent => (b.ha, b.hoa),
+                crate::routes::Mode::MobileRouter => (b.hoa, b.ha),
+            };
+            buf[HEADROOM..].copy_from_slice(&super::path_probe(src, dst));
+            let params = EncapParams {
+                hop_limit: tx.hop_limit,
+                flow_label: flow_label(IpAddr::V6(src), IpAddr::V6(dst)),
+                decrement_inner: false,
+                ..EncapParams::default()
+            };
+            let (sock, to) = route_out(socks, &p.encap);
+            let egress = b
+                .coa_ifindex
+                .filter(|&i| i != 0)
+                .map(|i| Egress::new(&to, i));
+            match proto::encap::encapsulate(&p.encap, &params, &mut buf[..], HEADROOM) {
+                Ok(EncapOutcome::Encapsulated(r)) => match send_one(sock, &buf[r], to, egress) {
+                    Ok(_) => Counters::inc(&counters.probes_tx),
+                    Err(e) => {
+                        Counters::inc(&counters.io_errors);
+                        debug!(error = %e, coa = %b.coa, "path probe not sent");
+                    }
+                },
+                _ => Counters::inc(&counters.drop_malformed),
+            }
+            let Some(limit) = table.liveness() else {
+                continue;
+            };
+            let key = (b.hoa, b.binding_id);
+            seen.insert(key);
+            let alive = p.counters.0.alive(now_ns, limit);
+            let silent_ms =
+                now_ns.saturating_sub(p.counters.0.heard.0.load(Ordering::Relaxed)) / 1_000_000;
+            match (up.insert(key, alive), alive) {
+                (Some(true) | None, false) => {
+                    warn!(hoa = %b.hoa, bid = ?b.binding_id, coa = %b.coa,
+                    silent_ms, "path silent: out of use until it is heard again")
+                }
+                (Some(false), true) => info!(hoa = %b.hoa, bid = ?b.binding_id, coa = %b.coa,
+                    "path heard again: back in use"),
+                _ => {}
+            }
+        }
+        up.retain(|k, _| seen.contains(k));
     }
 }

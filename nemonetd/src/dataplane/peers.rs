@@ -33,6 +33,7 @@ use ipnet::IpNet;
 use mipsock::{Binding, CareOf, Encapsulation as BindingEncap};
 use proto::encap::Encapsulation;
 
+use super::dup::{Dedup, DupRule, selected};
 use crate::routes::{Mode, key, sources};
 
 /// Where tunnelled packets from a peer come from: the outer source we accept.
@@ -65,6 +66,19 @@ impl CountLine {
     }
 }
 
+/// When a path was last heard from, in nanoseconds since [`mono_ns`]'s epoch, alone on its
+/// cache line (written by the receive loops, read by the transmit loop and the prober).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct HeardLine(pub AtomicU64);
+
+/// The process's clock for times kept in atomics: nanoseconds from the first call.
+pub fn mono_ns(t: Instant) -> u64 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    t.saturating_duration_since(epoch).as_nanos() as u64
+}
+
 /// One binding's traffic, counted on the packet paths (issue 16: per-binding metrics).
 /// Shared by every copy of the peer and kept across refreshes and moves.
 #[derive(Debug, Default)]
@@ -73,6 +87,10 @@ pub struct PeerCounters {
     pub tx: CountLine,
     /// Tunnelled packets from this binding admitted.
     pub rx: CountLine,
+    /// When anything (data or a path probe) last arrived through this binding's path:
+    /// among several care-of addresses (RFC 5648), a path silent for longer than the
+    /// liveness limit is taken out of use ([`Snapshot::tx_lookup`]).
+    pub heard: HeardLine,
 }
 
 impl PeerCounters {
@@ -84,6 +102,16 @@ impl PeerCounters {
     /// One packet of `len` octets from the binding admitted.
     pub fn rx(&self, len: usize) {
         self.rx.add(len);
+    }
+
+    /// Something arrived through the path at `now_ns` ([`mono_ns`]).
+    pub fn heard(&self, now_ns: u64) {
+        self.heard.0.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// Whether the path was heard from within `limit` before `now_ns`.
+    pub fn alive(&self, now_ns: u64, limit: Duration) -> bool {
+        now_ns.saturating_sub(self.heard.0.load(Ordering::Relaxed)) < limit.as_nanos() as u64
     }
 
     /// (tx packets, tx octets, rx packets, rx octets) now.
@@ -212,8 +240,30 @@ impl Peer {
             remote,
             sources: sources(b),
             previous_remote: None,
-            counters: SharedCounters::default(),
+            counters: {
+                // A new path is presumed alive: its binding was just acknowledged through it.
+                let c = SharedCounters::default();
+                c.0.heard(mono_ns(Instant::now()));
+                c
+            },
         })
+    }
+
+    /// Our end of the tunnel: the outer source we send from (the MR's care-of address, the
+    /// HA's address).
+    pub fn local(&self) -> IpAddr {
+        match self.encap {
+            Encapsulation::Ipv6 { src_addr, .. } => IpAddr::V6(src_addr),
+            Encapsulation::Ipv4 { src_addr, .. } | Encapsulation::Udp4 { src_addr, .. } => {
+                IpAddr::V4(src_addr)
+            }
+        }
+    }
+
+    /// Whether this is one of several care-of addresses of its home address (RFC 5648): a
+    /// binding with an identifier.
+    pub fn is_mcoa(&self) -> bool {
+        self.binding.binding_id.is_some()
     }
 
     /// Whether `a` is one of this binding's own addresses (HoA, MNPs, IPv4 too): a few
@@ -396,14 +446,41 @@ pub struct Snapshot {
     remotes: HashMap<Remote, Ids>,
     /// Previous outer sources after a move, with the time of the move.
     previous: HashMap<Remote, Vec<(u32, Instant)>>,
+    /// How long a path among several may stay silent before it is taken out of use
+    /// (`None`: every registered path is used).
+    liveness: Option<Duration>,
+    /// The flows sent through every live path ([`super::dup`]), and the window that drops
+    /// the later copies (shared by every snapshot and receive thread).
+    duplicate: Duplicate,
+}
+
+/// The duplicated flows and the receive side's window.
+#[derive(Debug, Clone, Default)]
+pub struct Duplicate {
+    /// The operator's flow selectors; none: nothing duplicated.
+    pub rules: Arc<[DupRule]>,
+    /// The copies seen.
+    pub window: Arc<Mutex<Dedup>>,
 }
 
 impl Snapshot {
     /// The index of `peers` (in the table's order, which decides ties as the linear scan
     /// did: HA — the later binding for a prefix two share; MR — the earlier).
     pub fn build(mode: Mode, peers: Vec<Arc<Peer>>) -> Snapshot {
+        Self::build_with(mode, peers, None, Duplicate::default())
+    }
+
+    /// [`Self::build`] with a path liveness limit and duplicated flows.
+    pub fn build_with(
+        mode: Mode,
+        peers: Vec<Arc<Peer>>,
+        liveness: Option<Duration>,
+        duplicate: Duplicate,
+    ) -> Snapshot {
         let mut s = Snapshot {
             mode,
+            liveness,
+            duplicate,
             peers: Vec::new(),
             groups: Vec::new(),
             v6: Prefixes::default(),
@@ -498,13 +575,90 @@ impl Snapshot {
     /// addresses of one home address, the flow's ([`pick`]). `flow` is asked for the
     /// packet's flow hash only then (the common packet, one binding, hashes nothing).
     pub fn tx_lookup(&self, src: IpAddr, dst: IpAddr, flow: impl FnOnce() -> u64) -> Option<&Peer> {
-        match self.tx_group(src, dst)? {
+        self.tx_route(src, dst, flow).map(|(p, _)| p)
+    }
+
+    /// [`Self::tx_lookup`], with the bindings of the destination's home address (for
+    /// [`Self::duplicate_paths`]).
+    pub fn tx_route(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        flow: impl FnOnce() -> u64,
+    ) -> Option<(&Peer, &[u32])> {
+        let group = self.tx_group(src, dst)?;
+        let peer = match group {
             Ids::One(i) => self.peer(*i),
             Ids::Many(v) => {
                 let hash = flow();
-                pick(v.iter().filter_map(|&i| self.peer(i)), hash)
+                let paths = v.iter().filter_map(|&i| self.peer(i));
+                match self.liveness {
+                    None => pick(paths, hash),
+                    Some(limit) => {
+                        let now = mono_ns(Instant::now());
+                        // The live paths; if none answers, every path (better a chance
+                        // than certain loss).
+                        pick(
+                            paths.clone().filter(|p| p.counters.0.alive(now, limit)),
+                            hash,
+                        )
+                        .or_else(|| pick(paths, hash))
+                    }
+                }
             }
+        }?;
+        Some((peer, group.as_slice()))
+    }
+
+    /// Whose end this is.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The bindings of home addresses registered with several care-of addresses: the
+    /// paths that are probed and chosen by liveness.
+    pub fn multipath_peers(&self) -> impl Iterator<Item = &Peer> {
+        self.groups
+            .iter()
+            .filter(|g| matches!(g, Ids::Many(_)))
+            .flat_map(|g| g.as_slice())
+            .filter_map(|&i| self.peer(i))
+    }
+
+    /// The other live paths a packet of a duplicated flow is also sent through, besides
+    /// `chosen` of `group` ([`Self::tx_route`]'s): none for a flow no rule selects, or a
+    /// destination with one path.
+    pub fn duplicate_paths<'a>(
+        &'a self,
+        chosen: &'a Peer,
+        group: &'a [u32],
+        packet: &[u8],
+    ) -> impl Iterator<Item = &'a Peer> + 'a {
+        let wanted = group.len() > 1 && selected(&self.duplicate.rules, packet);
+        let now = if wanted { mono_ns(Instant::now()) } else { 0 };
+        (if wanted { group } else { &[] })
+            .iter()
+            .filter_map(move |&i| self.peer(i))
+            .filter(move |p| !std::ptr::eq(*p, chosen))
+            .filter(move |p| self.liveness.is_none_or(|l| p.counters.0.alive(now, l)))
+    }
+
+    /// Whether an arriving packet of a path among several is to be delivered: not a later
+    /// copy of a duplicated flow's packet.
+    pub fn first_copy(&self, peer: &Peer, packet: &[u8]) -> bool {
+        if !peer.is_mcoa() || !selected(&self.duplicate.rules, packet) {
+            return true;
         }
+        self.duplicate
+            .window
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first(packet)
+    }
+
+    /// The liveness limit this snapshot applies.
+    pub fn liveness(&self) -> Option<Duration> {
+        self.liveness
     }
 
     /// Every binding a packet from `src` to `dst` may be sent through (ICMP errors quote
@@ -527,6 +681,19 @@ impl Snapshot {
         inner_src: IpAddr,
         clock: &mut BatchClock,
     ) -> Result<&Peer, RxRefusal> {
+        self.rx_check_at(outer, None, inner_src, clock)
+    }
+
+    /// [`Self::rx_check`] knowing the outer destination (`local`): among several bindings
+    /// with one far end (the MR's care-of addresses towards one HA, RFC 5648), the one
+    /// whose path the packet took.
+    pub fn rx_check_at(
+        &self,
+        outer: Remote,
+        local: Option<IpAddr>,
+        inner_src: IpAddr,
+        clock: &mut BatchClock,
+    ) -> Result<&Peer, RxRefusal> {
         let admits = |i: u32| {
             self.peer(i)
                 .filter(|p| self.mode == Mode::MobileRouter || p.covers(inner_src))
@@ -534,7 +701,15 @@ impl Snapshot {
         let mut known = false;
         if let Some(at) = self.remotes.get(&outer) {
             known = true;
-            if let Some(p) = at.as_slice().iter().find_map(|&i| admits(i)) {
+            let at = at.as_slice();
+            let ours =
+                |&&i: &&u32| local.is_none_or(|l| self.peer(i).is_some_and(|p| p.local() == l));
+            if let Some(p) = at
+                .iter()
+                .filter(ours)
+                .find_map(|&i| admits(i))
+                .or_else(|| at.iter().find_map(|&i| admits(i)))
+            {
                 return Ok(p);
             }
         }
@@ -646,6 +821,8 @@ pub struct PeerTable {
     mode: Mode,
     peers: Vec<Arc<Peer>>,
     shared: Arc<SharedPeers>,
+    liveness: Option<Duration>,
+    duplicate: Duplicate,
 }
 
 impl PeerTable {
@@ -655,7 +832,28 @@ impl PeerTable {
             mode,
             peers: Vec::new(),
             shared: Arc::new(SharedPeers::new(Snapshot::empty(mode))),
+            liveness: None,
+            duplicate: Duplicate::default(),
         }
+    }
+
+    /// The flows sent through every live path of a destination with several; published
+    /// at once.
+    pub fn set_duplicate(&mut self, rules: Vec<DupRule>) {
+        self.duplicate.rules = rules.into();
+        self.publish();
+    }
+
+    /// The path liveness limit.
+    pub fn liveness(&self) -> Option<Duration> {
+        self.liveness
+    }
+
+    /// Paths among several silent for longer than `limit` are taken out of use (`None`:
+    /// never); published at once.
+    pub fn set_liveness(&mut self, limit: Option<Duration>) {
+        self.liveness = limit;
+        self.publish();
     }
 
     /// Where the snapshots are published (for the packet threads' readers).
@@ -669,8 +867,12 @@ impl PeerTable {
     }
 
     fn publish(&self) {
-        self.shared
-            .publish(Snapshot::build(self.mode, self.peers.clone()));
+        self.shared.publish(Snapshot::build_with(
+            self.mode,
+            self.peers.clone(),
+            self.liveness,
+            self.duplicate.clone(),
+        ));
     }
 
     /// Adds or replaces the binding's peer (a move replaces the outer header only, and

@@ -229,7 +229,10 @@ fn the_tx_loop_drops_what_it_cannot_tunnel_and_stops_with_its_device() {
         &socks,
         &mut reader,
         &counters,
-        TxConfig { hop_limit: 64 },
+        TxConfig {
+            hop_limit: 64,
+            probe_interval: None,
+        },
     );
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     assert_eq!(get(&counters.drop_no_binding), 1);
@@ -282,4 +285,21 @@ fn flow_hash_by_ports_unless_fragmented() {
         let _ = flow_hash(&udp6(1, 17)[..n]);
         let _ = flow_hash(&udp4(1, 0)[..n.min(28)]);
     }
+}
+
+#[test]
+fn path_probes_are_recognised_and_nothing_else() {
+    let a: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+    let b: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+    let p = path_probe(a, b);
+    assert!(is_path_probe(&p));
+    assert_eq!(addresses(&p), Some((IpAddr::V6(a), IpAddr::V6(b))));
+    let mut with_payload = p.to_vec();
+    with_payload[5] = 8;
+    with_payload.extend([0u8; 8]);
+    assert!(!is_path_probe(&with_payload));
+    let mut udp = p;
+    udp[6] = 17;
+    assert!(!is_path_probe(&udp));
+    assert!(!is_path_probe(&p[..39]));
 }

@@ -88,6 +88,7 @@ fn mr_add_installs_tables_then_rules() {
                 suppress_prefixlen: Some(len),
                 iif: None,
                 blackhole: false,
+                fwmark: None,
                 ipproto: None,
             })
         };
@@ -183,6 +184,7 @@ fn the_outer_exception_is_there_whatever_the_coa() {
             iif: None,
             blackhole: false,
             ipproto: None,
+            fwmark: None,
         };
         // Already with an IPv6 CoA: the first BU in UDP after a move to an IPv4 CoA must
         // not enter the old tunnel.

@@ -829,3 +829,79 @@ fn multiple_care_of_addresses_share_the_flows() {
     let moved = on_two.iter().filter(|&&h| bid_of(&s, h) == Some(1)).count();
     assert_eq!(moved, 0, "a new path takes flows only for itself");
 }
+
+/// Path liveness: a silent path among several is out of use until it is heard again;
+/// when none is heard, every path is used rather than none.
+#[test]
+fn silent_paths_are_left_out_and_taken_back() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    t.set_liveness(Some(Duration::from_millis(1)));
+    let path = |bid: u16, coa: &str| {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        Peer::new(Mode::HomeAgent, &b).unwrap()
+    };
+    t.upsert(path(1, "2001:db8:a::2"));
+    t.upsert(path(2, "2001:db8:b::2"));
+    let s = t.snapshot();
+    assert_eq!(s.multipath_peers().count(), 2);
+    let far = mono_ns(Instant::now()) + 60_000_000_000;
+    let heard_until = |bid: u16, ns: u64| {
+        s.peers()
+            .iter()
+            .find(|p| p.binding.binding_id == Some(bid))
+            .unwrap()
+            .counters
+            .0
+            .heard(ns)
+    };
+    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
+    let bids = |s: &Snapshot| {
+        (0..256u64)
+            .map(|f| {
+                s.tx_lookup(cn, mnn, || f.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .and_then(|p| p.binding.binding_id)
+                    .unwrap()
+            })
+            .collect::<std::collections::BTreeSet<u16>>()
+    };
+    // Path 2 heard (until far in the future), path 1 silent past the limit.
+    heard_until(2, far);
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(bids(&s), [2].into());
+    // Path 1 speaks again: flows spread over both.
+    heard_until(1, far);
+    assert_eq!(bids(&s), [1, 2].into());
+    // Neither heard: both used.
+    heard_until(1, 0);
+    heard_until(2, 0);
+    assert_eq!(bids(&s), [1, 2].into());
+    // Without a limit, silence changes nothing.
+    t.set_liveness(None);
+    assert_eq!(bids(&t.snapshot()), [1, 2].into());
+}
+
+/// The MR's care-of addresses share one far end (the HA): the outer destination tells
+/// which path a packet came through.
+#[test]
+fn the_outer_destination_tells_the_path_apart() {
+    let mut t = PeerTable::new(Mode::MobileRouter);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        t.upsert(Peer::new(Mode::MobileRouter, &b).unwrap());
+    }
+    let s = t.snapshot();
+    let ha = Remote::V6("2001:db8:1::1".parse().unwrap());
+    let via = |local: Option<&str>| {
+        s.rx_check_at(ha, local.map(ip), ip("2001:db8:c::1"), &mut now())
+            .unwrap()
+            .binding
+            .binding_id
+    };
+    assert_eq!(via(Some("2001:db8:b::2")), Some(2));
+    assert_eq!(via(Some("2001:db8:a::2")), Some(1));
+    // Unknown or absent: the first, as before.
+    assert_eq!(via(Some("2001:db8:9::9")), Some(1));
+    assert_eq!(via(None), Some(1));
+}

@@ -1,0 +1,232 @@
+//! Multiple Care-of Addresses (RFC 5648; issue 15) on the real home agent: `had` and
+//! `nemonetd -h` with the sample configuration (RFC 4285 authentication required), and
+//! Binding Updates with Binding Identifier options built byte by byte by scapy in the
+//! mobile router's namespace — another implementation's encoding of the BID option, the
+//! alignment, the MN-HA authenticator and the checksum — sent from its care-of address.
+//!
+//! * A bulk registration (BID 1 at the BU's own care-of address, BID 2 at a second one
+//!   named in its option) is acknowledged with status 0 and a BID option per BID, status 0
+//!   each, signed with the router's SA; `mipsock state` lists both bindings of the home
+//!   address, each with its BID and care-of address.
+//! * De-registering BID 2 leaves BID 1, and a de-registration naming an unknown BID draws
+//!   167 (MCOA UNKNOWN COA) in its BID option and as the BA's status.
+//!
+//! Topology: [`tests::setup::home_topology`] (the home agent between its home link and the
+//! router's access link), no mrd: scapy is the mobile router.
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use tests::setup::{self, HOA, HomeTopology, files, home_topology, log_of, mipsock_state};
+use tests::{require_root, wait_until};
+
+const HA: &str = "2001:db8:1::1";
+const COA1: &str = "2001:db8:a::5";
+const COA2: &str = "2001:db8:a::6";
+/// The router's mobile network prefix (explicit in the sample prefix table).
+const MNP: &str = "2001:db8:100::";
+/// The sample auth-database's SA for HOA: SPI 1000, key "nemo-sample-key1".
+const SPI: &str = "1000";
+const KEY_HEX: &str = "6e656d6f2d73616d706c652d6b657931";
+const LONG: Duration = Duration::from_secs(30);
+
+/// Builds a Binding Update (A, H, R; Alternate CoA = source; the MNP; BID options;
+/// RFC 4285 timestamp and MN-HA authenticator last), sends it from the care-of address
+/// with a Home Address option, and prints the Binding Acknowledgement seen within 5 s:
+/// `ba STATUS SEQ LIFETIME`, `bid BID STATUS` per BID option, `auth ok|bad|none`; `end`
+/// last.
+///
+/// argv: ha hoa coa seq lifetime(4-s units) spi key-hex mnp bids, where bids is
+/// `1,2=2001:db8:a::6` (BID 1 without a care-of address, BID 2 with one).
+const SCAPY: &str = r#"
+import sys, time, hmac, hashlib, struct, socket
+from scapy.all import *
+conf.verb = 0
+ha, hoa, coa, seq, lifetime, spi, key, mnp, bids = sys.argv[1:10]
+seq, lifetime, spi, key = int(seq), int(lifetime), int(spi), bytes.fromhex(key)
+a6 = lambda a: socket.inet_pton(socket.AF_INET6, a)
+
+def align(buf, x, y):
+    # RFC 6275 §6.2: the option's type octet at offset xn+y; Pad1 or PadN before it.
+    pad = (y - len(buf)) % x
+    if pad == 1:
+        buf += b"\x00"
+    elif pad > 1:
+        buf += bytes([1, pad - 2]) + bytes(pad - 2)
+    return buf
+
+mh = bytearray([59, 0, 5, 0, 0, 0]) + struct.pack("!HHH", seq, 0xc400, lifetime)
+mh = align(mh, 8, 6) + bytes([3, 16]) + a6(coa)                       # Alternate CoA
+mh = align(mh, 8, 4) + bytes([6, 18, 0, 48]) + a6(mnp)                 # MNP /48
+for b in bids.split(","):
+    if "=" in b:
+        bid, c = b.split("=")
+        mh = align(mh, 8, 2) + bytes([35, 20]) + struct.pack("!HBB", int(bid), 0, 0) + a6(c)
+    else:
+        mh = align(mh, 2, 0) + bytes([35, 4]) + struct.pack("!HBB", int(b), 0, 0)
+now = time.time() + 2208988800                                         # NTP era 0
+ts = (int(now) << 32) | int((now % 1) * (1 << 32))
+mh = align(mh, 8, 2) + bytes([10, 8]) + struct.pack("!Q", ts)          # replay protection
+mh = align(mh, 8, 5) + bytes([9, 17, 1]) + struct.pack("!I", spi)      # MN-HA, last
+data_at = len(mh)
+mh += bytes(12)
+mh[1] = len(mh) // 8 - 1
+assert len(mh) % 8 == 0
+
+def mac(key, coa, hoa, mh_upto):
+    m = bytearray(mh_upto)
+    m[4:6] = b"\x00\x00"
+    return hmac.new(key, a6(coa) + a6(hoa) + bytes(m), hashlib.sha1).digest()[:12]
+
+mh[data_at:] = mac(key, coa, hoa, mh[:data_at])
+
+def checksum(src, dst, data):
+    # RFC 6275 §6.1.1: over the pseudo-header with the home address as source.
+    p = a6(src) + a6(dst) + struct.pack("!I", len(data)) + b"\x00\x00\x00" + bytes([135]) + data
+    if len(p) % 2:
+        p += b"\x00"
+    s = sum(struct.unpack("!%dH" % (len(p) // 2), p))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+
+mh[4:6] = struct.pack("!H", checksum(hoa, ha, bytes(mh)))
+
+def answer(p):
+    return IPv6 in p and p[IPv6].src == ha and p[IPv6].dst == coa and IPv6ExtHdrRouting in p
+sniffer = AsyncSniffer(iface="eth0", timeout=5, lfilter=answer)
+sniffer.start()
+time.sleep(0.3)
+pkt = IPv6(src=coa, dst=ha) / IPv6ExtHdrDestOpt(options=[HAO(hoa=hoa)], nh=135) / Raw(bytes(mh))
+send(pkt, iface="eth0")
+sniffer.join()
+for p in sniffer.results:
+    ba = bytes(p[IPv6ExtHdrRouting].payload)
+    if len(ba) < 12 or ba[2] != 6:
+        continue
+    status, bseq, blife = ba[6], struct.unpack("!H", ba[8:10])[0], struct.unpack("!H", ba[10:12])[0]
+    if bseq != seq:
+        continue
+    print("ba", status, bseq, blife, flush=True)
+    at, auth = 12, "none"
+    while at < len(ba):
+        t = ba[at]
+        if t == 0:
+            at += 1
+            continue
+        l = ba[at + 1]
+        d = ba[at + 2:at + 2 + l]
+        if t == 35:
+            print("bid", struct.unpack("!H", d[0:2])[0], d[2], flush=True)
+        if t == 9 and d[0] == 1:
+            auth = "ok" if mac(key, coa, hoa, ba[:at + 7]) == d[5:17] else "bad"
+        at += 2 + l
+    print("auth", auth, flush=True)
+    break
+print("end", flush=True)
+"#;
+
+/// Sends one BU from `coa` and returns what the script printed.
+fn bu(
+    t: &HomeTopology,
+    f: &setup::Files,
+    coa: &str,
+    seq: u16,
+    lifetime: u16,
+    bids: &str,
+) -> String {
+    let (seq, lifetime) = (seq.to_string(), lifetime.to_string());
+    t.mr.scapy(
+        f.dir.path(),
+        "mcoa-bu.py",
+        SCAPY,
+        &[HA, HOA, coa, &seq, &lifetime, SPI, KEY_HEX, MNP, bids],
+    )
+}
+
+/// (BID, care-of address) of every binding had's state lists for HOA.
+fn state(bus: &std::path::Path) -> Vec<(Option<u16>, String)> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
+    let hoa: Ipv6Addr = HOA.parse().unwrap();
+    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == "had")
+        .filter_map(|v| serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok())
+        .filter_map(|item| match item {
+            mipsock::StateItem::Bc(b) if b.hoa == hoa => Some((b.binding_id, b.coa.to_string())),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bulk_registration_and_deregistration_of_one_bid() {
+    require_root();
+    let t = home_topology(
+        "mcoa",
+        "2001:db8:1::50/64",
+        HOA,
+        &["2001:db8:a::5/64", "2001:db8:a::6/64"],
+    );
+    let f = files(&[]);
+    let (_had, _nemonetd) = setup::start_home_agent(&t.ha, &f, "up0");
+    let logs = || {
+        ["had", "nemonetd-ha"]
+            .iter()
+            .map(|n| {
+                format!(
+                    "==== {n}\n{}",
+                    log_of(&f.dir.path().join(format!("{n}.log")))
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // Bulk registration: BID 1 at the BU's care-of address, BID 2 at the second one.
+    let text = bu(&t, &f, COA1, 1, 60, &format!("1,2={COA2}"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        ["ba 0 1 60", "bid 1 0", "bid 2 0", "auth ok", "end"],
+        "the BA of the bulk registration\n{}",
+        logs()
+    );
+    let both = vec![(Some(1), COA1.to_string()), (Some(2), COA2.to_string())];
+    assert!(
+        wait_until(LONG, || state(&f.ha_bus) == both),
+        "mipsock state lists {:?}, not both BIDs\n{}",
+        state(&f.ha_bus),
+        logs()
+    );
+
+    // De-registering BID 2 leaves BID 1.
+    let text = bu(&t, &f, COA1, 2, 0, "2");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["ba 0 2 0", "bid 2 0", "auth ok", "end"],
+        "the BA of BID 2's de-registration\n{}",
+        logs()
+    );
+    let one = vec![(Some(1), COA1.to_string())];
+    assert!(
+        wait_until(LONG, || state(&f.ha_bus) == one),
+        "mipsock state lists {:?} after BID 2 left\n{}",
+        state(&f.ha_bus),
+        logs()
+    );
+
+    // An unknown BID: 167 in its option and as the BA's status; BID 1 stays.
+    let text = bu(&t, &f, COA1, 3, 0, "9");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["ba 167 3 0", "bid 9 167", "auth ok", "end"],
+        "{}",
+        logs()
+    );
+    assert_eq!(state(&f.ha_bus), one);
+    assert!(log_of(&f.dir.path().join("had.log")).contains("BID bindings registered"));
+}
