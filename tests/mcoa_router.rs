@@ -1,13 +1,15 @@
 //! Multiple care-of addresses on the mobile router (RFC 5648, issue 15), black-box: the
-//! real babymdd and mrd with `multiple-care-of-addresses yes;` and two uplinks, and a home
-//! agent played by scapy that reads the Binding Updates octet by octet and answers each
-//! with a Binding Acknowledgement carrying a Binding Identifier option per BID.
+//! real babymdd and mrd with `multiple-care-of-addresses yes;` and two uplinks.
 //!
 //! ```text
-//!        ┌─ eth0 2001:db8:a::5 (BID 1) ──── 2001:db8:a::1 eth0 ─┐
-//!   mr ──┤                                                       ├── ha (scapy)
-//!        └─ eth1 2001:db8:b::5 (BID 2) ──── 2001:db8:b::1 eth1 ─┘    2001:db8:1::1 on lo
+//!        ┌─ eth0 2001:db8:a::5 (BID 1) ──── 2001:db8:a::1 up0 ─┐
+//!   mr ──┤                                                      ├── ha
+//!        └─ eth1 2001:db8:b::5 (BID 2) ──── 2001:db8:b::1 up1 ─┘
 //! ```
+//!
+//! With a home agent played by scapy (2001:db8:1::1 on its loopback), which reads the
+//! Binding Updates octet by octet and answers each with a Binding Acknowledgement carrying
+//! a Binding Identifier option per BID:
 //!
 //! * babymdd lists both uplinks; mrd sends one bulk BU from eth0's care-of address: the
 //!   O flag, an Alternate CoA, and two Binding Identifier options (BID 1 and 2, each with
@@ -16,12 +18,17 @@
 //!   with BID 1 and 2, their care-of addresses and interfaces.
 //! * eth1 goes down: babymdd's REREG keeps the care-of address and lists one uplink, the
 //!   next BU lists BID 1 alone, and after its BA BID 2's binding is gone from the bus.
+//!
+//! With the real had and nemonetd -h (the home link behind the home agent's `eth0`, the
+//! samples' RFC 4285 keys): the same two bindings, then one, on both buses.
 
 use std::path::Path;
 use std::time::Duration;
 
-use tests::setup::{HOA, files, log_of, mipsock_state, spawn_in, start_mrd};
-use tests::{Netns, have, require_root, veth, wait_until};
+use tests::setup::{
+    Files, HOA, files, log_of, mipsock_state, spawn_in, start_home_agent, start_mrd,
+};
+use tests::{Daemon, Netns, have, require_root, veth, wait_until};
 
 const HA: &str = "2001:db8:1::1";
 const COA1: &str = "2001:db8:a::5";
@@ -94,11 +101,11 @@ def on_bu(p):
     c = csum(ha, hoa, mh)
     mh = mh[:4] + c.to_bytes(2, "big") + mh[6:]
     send(IPv6(src=ha, dst=src) / IPv6ExtHdrRouting(type=2, segleft=1, addresses=[hoa], nh=135)
-         / Raw(mh), iface="eth0")
+         / Raw(mh), iface="up0")
     if len(bids) == 1:
         state["stop"] = True
 
-sniffer = AsyncSniffer(iface=["eth0", "eth1"], lfilter=is_bu, prn=on_bu,
+sniffer = AsyncSniffer(iface=["up0", "up1"], lfilter=is_bu, prn=on_bu,
                        stop_filter=lambda p: state["stop"], timeout=40)
 sniffer.start()
 time.sleep(0.5)
@@ -111,16 +118,17 @@ for _, lines in seen:
 print("end", flush=True)
 "#;
 
-/// The router's bindings on the bus: (BID, care-of address, interface index).
-fn buls(bus: &Path) -> Vec<(Option<u16>, String, Option<u32>)> {
+/// (BID, care-of address, interface index) of what `owner` holds on `bus` (mrd: its
+/// BUL entries, had: its binding cache), sorted.
+fn bindings(bus: &Path, owner: &str) -> Vec<(Option<u16>, String, Option<u32>)> {
     let out = mipsock_state(bus, &["--timeout-ms", "1000"]);
     let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["owner"] == "mrd")
+        .filter(|v| v["owner"] == owner)
         .filter_map(|v| {
             match serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok()? {
-                mipsock::StateItem::Bul(b) => {
+                mipsock::StateItem::Bul(b) | mipsock::StateItem::Bc(b) => {
                     Some((b.binding_id, b.coa.to_string(), b.coa_ifindex))
                 }
                 _ => None,
@@ -131,23 +139,35 @@ fn buls(bus: &Path) -> Vec<(Option<u16>, String, Option<u32>)> {
     v
 }
 
-#[test]
-fn bulk_registration_of_two_uplinks_then_one() {
-    require_root();
-    let mr = Netns::new("mcr-mr");
-    let ha = Netns::new("mcr-ha");
+/// The router's bindings on its bus.
+fn buls(bus: &Path) -> Vec<(Option<u16>, String, Option<u32>)> {
+    bindings(bus, "mrd")
+}
+
+/// The home agent's bindings on its bus: (BID, care-of address).
+fn bcs(bus: &Path) -> Vec<(Option<u16>, String)> {
+    bindings(bus, "had")
+        .into_iter()
+        .map(|(id, coa, _)| (id, coa))
+        .collect()
+}
+
+/// The two namespaces of the sketch above, the router's `mip0` holding the home address,
+/// and the sample configurations with both interfaces and MCoA on.
+fn uplinks(tag: &str) -> (Netns, Netns, Files) {
+    let mr = Netns::new(&format!("{tag}-mr"));
+    let ha = Netns::new(&format!("{tag}-ha"));
     for ns in [&mr, &ha] {
         ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
         ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
     }
-    veth(&mr, "eth0", &ha, "eth0");
-    veth(&mr, "eth1", &ha, "eth1");
+    veth(&mr, "eth0", &ha, "up0");
+    veth(&mr, "eth1", &ha, "up1");
     for (ns, a, dev) in [
         (&mr, "2001:db8:a::5/64", "eth0"),
         (&mr, "2001:db8:b::5/64", "eth1"),
-        (&ha, "2001:db8:a::1/64", "eth0"),
-        (&ha, "2001:db8:b::1/64", "eth1"),
-        (&ha, "2001:db8:1::1/128", "lo"),
+        (&ha, "2001:db8:a::1/64", "up0"),
+        (&ha, "2001:db8:b::1/64", "up1"),
     ] {
         ns.ip(&["addr", "add", a, "dev", dev, "nodad"]);
     }
@@ -165,8 +185,6 @@ fn bulk_registration_of_two_uplinks_then_one() {
         "via",
         "2001:db8:a::1",
     ]);
-
-    // The sample mrd.conf: both interfaces, MCoA on, no keys (scapy does not sign).
     let f = files(&[
         ("egress-interface eth0", "egress-interface eth0 eth1"),
         (
@@ -174,6 +192,41 @@ fn bulk_registration_of_two_uplinks_then_one() {
             "multiple-care-of-addresses yes;",
         ),
     ]);
+    (mr, ha, f)
+}
+
+/// babymdd on the router, reading mrd.conf. Log `babymdd.log`.
+fn start_babymdd(mr: &Netns, f: &Files) -> Daemon {
+    let bus = f.mr_bus.to_str().unwrap();
+    let conf = f.mrd_conf.to_str().unwrap();
+    spawn_in(
+        mr,
+        f,
+        "babymdd",
+        "babymdd",
+        &["-d", "-f", "-h", "mip0", "-c", conf, "-b", bus],
+        "babymdd ready",
+    )
+}
+
+/// The logs of the daemons named, for a failure message.
+fn logs(f: &Files, names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            let log = log_of(&f.dir.path().join(format!("{n}.log")));
+            format!("==== {n}\n{log}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn bulk_registration_of_two_uplinks_then_one() {
+    require_root();
+    let (mr, ha, f) = uplinks("mcr");
+    ha.ip(&["addr", "add", "2001:db8:1::1/128", "dev", "lo"]);
+    // No keys: scapy does not sign.
     let conf: String = std::fs::read_to_string(&f.mrd_conf)
         .unwrap()
         .lines()
@@ -197,23 +250,8 @@ fn bulk_registration_of_two_uplinks_then_one() {
             "scapy did not start"
         );
         let _mrd = start_mrd(&mr, &f);
-        let bus = f.mr_bus.to_str().unwrap();
-        let conf = f.mrd_conf.to_str().unwrap();
-        let _babymdd = spawn_in(
-            &mr,
-            &f,
-            "babymdd",
-            "babymdd",
-            &["-d", "-f", "-h", "mip0", "-c", conf, "-b", bus],
-            "babymdd ready",
-        );
-        let logs = || {
-            ["mrd", "babymdd"]
-                .iter()
-                .map(|n| format!("==== {n}\n{}", log_of(&dir.join(format!("{n}.log")))))
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
+        let _babymdd = start_babymdd(&mr, &f);
+        let logs = || logs(&f, &["mrd", "babymdd"]);
         let (if0, if1) = (mr.ifindex("eth0"), mr.ifindex("eth1"));
         let both = vec![
             (Some(1), COA1.to_string(), Some(if0)),
@@ -294,4 +332,51 @@ fn bulk_registration_of_two_uplinks_then_one() {
             eprintln!("tshark missing: the BU's dissection is not cross-checked");
         }
     });
+}
+
+#[test]
+fn with_the_real_home_agent() {
+    require_root();
+    let (mr, ha, f) = uplinks("mch");
+    let hl = Netns::new("mch-hl");
+    veth(&hl, "eth0", &ha, "eth0");
+    ha.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "eth0", "nodad"]);
+    hl.ip(&["addr", "add", "2001:db8:1::50/64", "dev", "eth0", "nodad"]);
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+    let (_had, _nemonetd) = start_home_agent(&ha, &f, "up0");
+    let _mrd = start_mrd(&mr, &f);
+    let _babymdd = start_babymdd(&mr, &f);
+    let logs = || logs(&f, &["mrd", "babymdd", "had"]);
+    let (if0, if1) = (mr.ifindex("eth0"), mr.ifindex("eth1"));
+    let both = vec![
+        (Some(1), COA1.to_string(), Some(if0)),
+        (Some(2), COA2.to_string(), Some(if1)),
+    ];
+    assert!(
+        wait_until(LONG, || buls(&f.mr_bus) == both),
+        "router: {:?}\n{}",
+        buls(&f.mr_bus),
+        logs()
+    );
+    let at_ha = [(Some(1), COA1.to_string()), (Some(2), COA2.to_string())];
+    assert!(
+        wait_until(LONG, || bcs(&f.ha_bus) == at_ha),
+        "home agent: {:?}\n{}",
+        bcs(&f.ha_bus),
+        logs()
+    );
+    mr.ip(&["link", "set", "eth1", "down"]);
+    let one = vec![(Some(1), COA1.to_string(), Some(if0))];
+    assert!(
+        wait_until(LONG, || buls(&f.mr_bus) == one),
+        "router: {:?}\n{}",
+        buls(&f.mr_bus),
+        logs()
+    );
+    assert!(
+        wait_until(LONG, || bcs(&f.ha_bus) == at_ha[..1]),
+        "home agent: {:?}\n{}",
+        bcs(&f.ha_bus),
+        logs()
+    );
 }

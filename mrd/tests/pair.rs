@@ -872,3 +872,136 @@ mod property {
         }
     }
 }
+
+// ---- Multiple care-of addresses (RFC 5648, issue 15): this core against had's ----
+
+fn uplink(coa: Ipv6Addr, ifindex: u32, ifname: &str) -> mipsock::Uplink {
+    mipsock::Uplink {
+        coa: CareOf::V6(coa),
+        ifindex,
+        ifname: ifname.into(),
+        preference: ifindex,
+    }
+}
+
+/// REREG from coa1 (eth0, BID 1) with these uplinks.
+fn rereg_uplinks(uplinks: Vec<mipsock::Uplink>) -> MdInfo {
+    MdInfo {
+        uplinks,
+        ..rereg(coa1())
+    }
+}
+
+fn two_uplinks() -> MdInfo {
+    rereg_uplinks(vec![uplink(coa1(), 7, "eth0"), uplink(coa2(), 8, "eth1")])
+}
+
+fn mcoa_mr_config() -> MrCoreConfig {
+    let mut c = mr_config();
+    c.multiple_coa = true;
+    c.egress_interfaces = vec!["eth0".into(), "eth1".into()];
+    c
+}
+
+/// (BID, care-of address) of bindings, sorted.
+fn bid_keys<'a>(v: impl IntoIterator<Item = &'a mipsock::Binding>) -> Vec<(Option<u16>, CareOf)> {
+    let mut k: Vec<_> = v.into_iter().map(|b| (b.binding_id, b.coa)).collect();
+    k.sort_by_key(|(id, c)| (*id, c.to_string()));
+    k
+}
+
+#[test]
+fn mcoa_bulk_registration_with_had_then_an_uplink_lost_refreshes_and_deregistration() {
+    let mut ha = ha_config();
+    // Binding Refresh Requests 100 s before a binding expires: before our own refresh
+    // (16 s before), so they are what makes us refresh.
+    ha.brr = Some(had::BrrConfig {
+        before_expiry: Duration::from_secs(100),
+    });
+    let mut p = Pair::new(mcoa_mr_config(), ha);
+    p.md_info(&two_uplinks());
+    let both = vec![(Some(1), CareOf::V6(coa1())), (Some(2), CareOf::V6(coa2()))];
+    // One BU, one BA (after had's proxy DAD for the new home address): both bindings on
+    // both sides, a BUL_ADD each.
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.bus().len(), 1, "{:?}", p.seen);
+    assert_eq!(p.mr.mcoa_support(), mrd::McoaSupport::Supported);
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), both);
+    assert_eq!(bid_keys(p.mr.bindings()), both);
+    let adds = p.mr_bul_adds();
+    assert_eq!(bid_keys(adds.iter().map(|(b, _)| b)), both);
+
+    // eth1 goes: BID 1 alone, at both ends.
+    p.run_for(Duration::from_secs(5));
+    p.md_info(&rereg_uplinks(vec![uplink(coa1(), 7, "eth0")]));
+    let one = vec![(Some(1), CareOf::V6(coa1()))];
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), one);
+    assert_eq!(bid_keys(p.mr.bindings()), one);
+    let removed: Vec<_> = p
+        .mr_events
+        .iter()
+        .filter_map(|e| match e {
+            MrEvent::BulRemove { binding } => Some((binding.binding_id, binding.coa)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(removed, [(Some(2), CareOf::V6(coa2()))]);
+
+    // Refreshes keep it for hours: had's BRR for BID 1 (signed over its care-of
+    // address) is answered at once by the bulk refresh.
+    p.run_for(Duration::from_secs(3 * 3600));
+    let brrs: Vec<u64> = p
+        .seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Other { at_ms, mh_type: 0 } => Some(*at_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(brrs.len() > 20, "{:?}", p.seen);
+    for t in &brrs {
+        assert!(
+            p.bus().iter().any(|(b, _)| b == t),
+            "no BU answers the BRR at {t}"
+        );
+    }
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), one);
+    assert!(matches!(p.mr.state(), RegistrationState::Registered { .. }));
+    assert!(
+        p.bas().iter().all(|(_, status, _)| *status == 0),
+        "{:?}",
+        p.bas()
+    );
+
+    // De-registration: the plain BU of lifetime 0 removes every binding.
+    let now = p.clock;
+    p.mr.deregister(now);
+    p.exchange();
+    assert!(p.ha.bindings(p.clock, &hoa()).is_empty());
+    assert_eq!(p.mr.state(), RegistrationState::Idle);
+    assert_eq!(p.mr.bindings().count(), 0);
+}
+
+#[test]
+fn mcoa_refused_by_had_falls_back_to_the_plain_binding() {
+    for bulk_only in [false, true] {
+        let mut ha = ha_config();
+        if bulk_only {
+            ha.mcoa.bulk_registration = false;
+        } else {
+            ha.mcoa.enabled = false;
+        }
+        let mut p = Pair::new(mcoa_mr_config(), ha);
+        p.md_info(&two_uplinks());
+        p.run_for(Duration::from_secs(2));
+        let want = if bulk_only { 168 } else { 166 };
+        assert_eq!(
+            p.bas().iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
+            [want, 0]
+        );
+        assert_eq!(p.mr.mcoa_support(), mrd::McoaSupport::Unsupported);
+        let plain = vec![(None, CareOf::V6(coa1()))];
+        assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), plain);
+        assert_eq!(bid_keys(p.mr.bindings()), plain);
+    }
+}
