@@ -88,6 +88,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "registration-mode",
         "egress-interface",
         "optimistic-handover",
+        "multiple-care-of-addresses",
     ],
 };
 

@@ -75,6 +75,9 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "binding-refresh-request",
         "nat-keepalive-interval",
         "replay-window",
+        "mcoa",
+        "mcoa-bulk-registration",
+        "mcoa-max-bindings",
     ],
 };
 
@@ -869,6 +872,11 @@ prefixtable {
         assert!(
             err(&format!("{t}multiple-care-of-addresses no;\n"))
                 .contains("9:1: 'multiple-care-of-addresses' is already set at line 8")
+        );
+        // had's keys are had's.
+        assert_eq!(
+            err(&format!("{MINIMAL}mcoa 1;\n")),
+            "mrd.conf:6:1: 'mcoa' is a had setting; mrd does not accept it"
         );
         // In an interface block, as any key.
         let (c, _) = MrConfig::parse_str_for(
