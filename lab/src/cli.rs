@@ -93,6 +93,26 @@ enum Cmd {
         #[arg(long)]
         nat: bool,
     },
+    /// Every uplink at once (RFC 5648, issue 15): both of the MR's uplinks registered with
+    /// one binding identifier each, through the link emulator (lte unless --link says
+    /// otherwise). Measures TCP throughput with one and with both uplinks, then a voice-like
+    /// flow duplicated over both and unmarked flows while eth0's link goes silent (carrier
+    /// up): the voice flow's losses, the moved flows' gap. Writes report.json and
+    /// multipath.svg into --out; exits 1 when a goal is missed (1.8x, 0 lost, 150 ms).
+    Multipath {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// TCP streams (iperf3 -P): enough that one uplink is full.
+        #[arg(long, default_value_t = 16)]
+        streams: u32,
+        /// Seconds of each TCP measurement.
+        #[arg(long, default_value_t = 10)]
+        secs: u32,
+        /// Seconds eth0's link stays silent.
+        #[arg(long, default_value_t = 3)]
+        silent: u32,
+    },
     /// A link emulator (this kernel has no netem): bridges interfaces A and B, delaying,
     /// jittering, dropping and rate-limiting frames each way as PROFILE says: ideal, lte
     /// (RTT 40-60 ms, 1 % loss each way, 30 Mbit/s), wifi, sat (RTT about 600 ms), down.
@@ -228,6 +248,7 @@ fn options(cli: &Cli) -> Result<topo::Options, String> {
         verbose: true,
         udhcpc: cli.udhcpc,
         link: cli.link.clone(),
+        mcoa: false,
     })
 }
 
@@ -301,6 +322,7 @@ pub fn main() -> ExitCode {
         } => return helper(apps::udp_recv(*port, log, stop_file)),
         Cmd::Demo { .. }
         | Cmd::Handover { .. }
+        | Cmd::Multipath { .. }
         | Cmd::Chaos { .. }
         | Cmd::Soak { .. }
         | Cmd::Up
@@ -403,6 +425,35 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Multipath {
+            out,
+            streams,
+            secs,
+            silent,
+        } => match crate::multipath::multipath_experiment(opts, &out, streams, secs, silent) {
+            Ok(r) => {
+                cleanup();
+                let voice_ok = r.flows.iter().filter(|f| f.duplicated).all(|f| f.lost == 0);
+                let gap_ok = r.moved_flow_gap_ms.is_none_or(|g| g < 150.0);
+                if r.tcp_ratio >= 1.8 && voice_ok && gap_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!(
+                        "nemo-lab multipath: a goal missed (TCP {:.2}x of 1.8x, duplicated flow lost nothing: {voice_ok}, moved flows' gap under 150 ms: {gap_ok}); see {}",
+                        r.tcp_ratio,
+                        out.join("report.json").display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "nemo-lab: multipath experiment failed: {e}; logs in {}",
+                    work.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Soak {
             out,
             handovers,

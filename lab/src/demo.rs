@@ -550,7 +550,7 @@ pub fn demo(mut opts: Options, quiet: bool) -> Result<Summary> {
 }
 
 /// `mipsock state --json` on `node`'s bus: the items `owner` answered with.
-fn state_items(lab: &Lab, node: &str, owner: &str) -> Vec<serde_json::Value> {
+pub(crate) fn state_items(lab: &Lab, node: &str, owner: &str) -> Vec<serde_json::Value> {
     let Ok(out) = std::process::Command::new(lab.bin("mipsock"))
         .arg("-b")
         .arg(lab.bus(node))

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod events;
 pub mod handover;
 pub mod linkemu;
+pub mod multipath;
 pub mod net;
 pub mod soak;
 pub mod topo;

@@ -166,6 +166,10 @@ pub struct Options {
     /// Put the link emulator ([`crate::linkemu`]) with this profile on each of the MR's
     /// uplinks; `None`: plain veths (the "ideal" link without an emulator).
     pub link: Option<String>,
+    /// Every uplink registered at once (RFC 5648): mrd.conf's
+    /// `multiple-care-of-addresses yes;`, and both nemonetds duplicating the voice port
+    /// ([`crate::multipath::VOICE_PORT`]) over every live path.
+    pub mcoa: bool,
 }
 
 /// An rc.d script run: its name, namespace and settings.
@@ -603,15 +607,30 @@ impl Lab {
             ],
         )?;
         write(&work.join("had.conf"), &had)?;
+        let egress = if self.opts.mcoa {
+            // BIDs 1 and 2: the interfaces' positions in egress-interface.
+            "egress-interface eth0 eth1;\n\tmultiple-care-of-addresses yes"
+        } else {
+            "egress-interface eth0 eth1"
+        };
         let mrd = sample(
             &self.opts.etc,
             "mrd.conf",
             &[
                 ("/etc/nemo/auth-database", &auth.display().to_string()),
-                ("egress-interface wlan0 eth1", "egress-interface eth0 eth1"),
+                ("egress-interface wlan0 eth1", egress),
             ],
         )?;
         write(&work.join("mrd.conf"), &mrd)?;
+        if self.opts.mcoa {
+            write(
+                &work.join("nemonetd.conf"),
+                &format!(
+                    "# nemo-lab multipath: the voice port through every live path\nduplicate \"udp port {}\";\n",
+                    crate::multipath::VOICE_PORT
+                ),
+            )?;
+        }
         Ok(())
     }
 
@@ -723,10 +742,15 @@ impl Lab {
                 ("nemo_logdir".into(), s(w.join(node))),
             ]
         };
+        let nemonetd_flags = if self.opts.mcoa {
+            format!("-f -d -c {}", s(w.join("nemonetd.conf")))
+        } else {
+            "-f -d".into()
+        };
         let mut env = common("ha");
         env.push(("ha_ifname".into(), "eth0".into()));
         env.push(("had_flags".into(), "-f -d".into()));
-        env.push(("nemonetd_flags".into(), "-f -d".into()));
+        env.push(("nemonetd_flags".into(), nemonetd_flags.clone()));
         self.rc(&ha, "nemo_ha", &env)?;
         self.wait_log("ha", "had", "had ready")?;
         self.wait_log("ha", "nemonetd", "ready")?;
@@ -738,7 +762,7 @@ impl Lab {
             "babymdd_flags".into(),
             if self.opts.udhcpc { "-d" } else { "-d --dhcp" }.into(),
         ));
-        env.push(("nemonetd_flags".into(), "-f -d".into()));
+        env.push(("nemonetd_flags".into(), nemonetd_flags));
         self.rc(&mr, "nemo_mr", &env)?;
         self.wait_log("mr", "nemonetd", "ready")?;
         self.wait_log("mr", "mrd", "mrd ready")?;

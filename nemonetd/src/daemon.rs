@@ -444,11 +444,11 @@ pub async fn run(
     }
     let sockets = Arc::new(sockets);
     let mut table = PeerTable::new(mode);
-    // Path liveness among several care-of addresses (RFC 5648): three probe intervals
-    // without a word from a path take it out of use.
+    // Path liveness among several care-of addresses (RFC 5648): LIVENESS_INTERVALS probe
+    // intervals without a word from a path take it out of use.
     let probe_interval = (settings.path_probe_interval_ms > 0)
         .then(|| Duration::from_millis(u64::from(settings.path_probe_interval_ms)));
-    table.set_liveness(probe_interval.map(|i| 3 * i));
+    table.set_liveness(probe_interval.map(|i| crate::config::LIVENESS_INTERVALS * i));
     if !settings.duplicate.is_empty() {
         let rules: Vec<String> = settings.duplicate.iter().map(|r| r.to_string()).collect();
         info!(
@@ -801,7 +801,7 @@ fn metric_samples(
             v.push(
                 Sample::gauge(
                     "nemonetd_binding_path_up",
-                    "1 while this care-of address's path is heard from (probes or data), 0 once it is silent for three probe intervals and out of use (RFC 5648 bindings only).",
+                    "1 while this care-of address's path is heard from (probes or data), 0 once it is silent for four probe intervals and out of use (RFC 5648 bindings only).",
                     u64::from(p.counters.0.alive(now_ns, limit)),
                 )
                 .label("hoa", &hoa)

@@ -458,7 +458,7 @@ fn finish_flows(run: FlowRun) -> Vec<(u64, u64, f64)> {
 }
 
 /// Path liveness (issue 15): one uplink falls silent (100 % loss both ways, the link stays
-/// up, so no movement detector notices); within three probe intervals (120 ms) both ends
+/// up, so no movement detector notices); within four probe intervals (80 ms) both ends
 /// stop using it and its flows, both ways, continue on the other uplink; when it answers
 /// again it is taken back. Nothing is re-registered. The HA runs its kernel data plane
 /// (another router's plain binding takes it), so the MCoA router's packets reach its TUN
@@ -590,7 +590,7 @@ fn a_silent_path_is_left_and_taken_back() {
         }
         for (got, top, gap) in &flows {
             // 100 packets a second per flow: a flow of the silenced path loses what the
-            // probes take to notice (3 x 40 ms, and up to one more interval), and no more.
+            // probes take to notice (4 x 20 ms, and up to one more interval), and no more.
             assert!(
                 top - got <= 30,
                 "{what}: lost {} of {top}: {flows:?}",

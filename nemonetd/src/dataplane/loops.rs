@@ -267,10 +267,11 @@ pub(super) fn tx_loop<B: Backend>(
                 // A flow that must not lose a packet: the same packet through every other
                 // live path too (not TCP super-packets: TCP recovers its losses).
                 extra.clear();
-                if hdr.gso_type & !GSO_ECN == GSO_NONE {
+                if hdr.gso_type & !GSO_ECN == GSO_NONE && snapshot.duplicated(group, inner) {
                     extra.extend(
                         snapshot
-                            .duplicate_paths(p, group, inner)
+                            .duplicate_paths(p, group)
+                            .into_iter()
                             .map(|q| (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))),
                     );
                 }

@@ -625,22 +625,46 @@ impl Snapshot {
             .filter_map(|&i| self.peer(i))
     }
 
-    /// The other live paths a packet of a duplicated flow is also sent through, besides
-    /// `chosen` of `group` ([`Self::tx_route`]'s): none for a flow no rule selects, or a
-    /// destination with one path.
-    pub fn duplicate_paths<'a>(
-        &'a self,
-        chosen: &'a Peer,
-        group: &'a [u32],
-        packet: &[u8],
-    ) -> impl Iterator<Item = &'a Peer> + 'a {
-        let wanted = group.len() > 1 && selected(&self.duplicate.rules, packet);
-        let now = if wanted { mono_ns(Instant::now()) } else { 0 };
-        (if wanted { group } else { &[] })
+    /// Whether a packet to a destination with the bindings `group` ([`Self::tx_route`]'s)
+    /// is of a duplicated flow: a rule selects it and the destination has several paths.
+    pub fn duplicated(&self, group: &[u32], packet: &[u8]) -> bool {
+        group.len() > 1 && selected(&self.duplicate.rules, packet)
+    }
+
+    /// The paths the further copies of a duplicated flow's packet take besides `chosen`
+    /// ([`Self::tx_route`]'s): at least two copies leave through paths heard from within
+    /// half the liveness limit ("fresh": a path silent for longer may be dying before it is
+    /// declared so, and a copy through it may be the only one). Every other fresh path; the
+    /// one fresh path twice when `chosen` is not fresh; `chosen` again when it is the only
+    /// fresh one (two copies in flight protect against a lossy surviving path; the
+    /// receiver's window drops the later one like any copy). No fresh path at all: the
+    /// other live ones, or `chosen` again.
+    pub fn duplicate_paths<'a>(&'a self, chosen: &'a Peer, group: &'a [u32]) -> Vec<&'a Peer> {
+        let now = mono_ns(Instant::now());
+        let paths = || group.iter().filter_map(|&i| self.peer(i));
+        let heard_within =
+            |p: &Peer, limit: Option<Duration>| limit.is_none_or(|l| p.counters.0.alive(now, l));
+        let fresh: Vec<&Peer> = paths()
+            .filter(|p| heard_within(p, self.liveness.map(|l| l / 2)))
+            .collect();
+        let chosen_fresh = fresh.iter().any(|p| std::ptr::eq(*p, chosen));
+        let others: Vec<&Peer> = fresh
             .iter()
-            .filter_map(move |&i| self.peer(i))
-            .filter(move |p| !std::ptr::eq(*p, chosen))
-            .filter(move |p| self.liveness.is_none_or(|l| p.counters.0.alive(now, l)))
+            .copied()
+            .filter(|p| !std::ptr::eq(*p, chosen))
+            .collect();
+        match (chosen_fresh, others.as_slice()) {
+            (true, []) => vec![chosen],
+            (true, _) => others,
+            (false, [one]) => vec![*one, *one],
+            (false, []) => {
+                let live: Vec<&Peer> = paths()
+                    .filter(|p| !std::ptr::eq(*p, chosen) && heard_within(p, self.liveness))
+                    .collect();
+                if live.is_empty() { vec![chosen] } else { live }
+            }
+            (false, _) => others,
+        }
     }
 
     /// Whether an arriving packet of a path among several is to be delivered: not a later

@@ -905,3 +905,114 @@ fn the_outer_destination_tells_the_path_apart() {
     assert_eq!(via(Some("2001:db8:9::9")), Some(1));
     assert_eq!(via(None), Some(1));
 }
+
+/// Duplicated flows: the copy takes every other live path, or the same path again when it
+/// is the only one live; flows no rule selects, and single-path destinations, none.
+#[test]
+fn duplicates_take_the_other_live_paths_or_the_same_one_twice() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    t.set_liveness(Some(Duration::from_millis(1)));
+    t.set_duplicate(vec!["udp port 5004".parse().unwrap()]);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    }
+    t.upsert(
+        Peer::new(
+            Mode::HomeAgent,
+            &binding(
+                "2001:db8:1::200",
+                "2001:db8:a::9",
+                &["2001:db8:200::/48"],
+                &[],
+            ),
+        )
+        .unwrap(),
+    );
+    let s = t.snapshot();
+    let far = mono_ns(Instant::now()) + 60_000_000_000;
+    for p in s.peers() {
+        p.counters.0.heard(far);
+    }
+    let udp = |dport: u16, dst: &str| {
+        let mut p = vec![0u8; 48];
+        p[0] = 0x60;
+        p[6] = 17;
+        p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+        p[42..44].copy_from_slice(&dport.to_be_bytes());
+        p
+    };
+    let cn = ip("2001:db8:ffff::1");
+    let voice = udp(5004, "2001:db8:100::7");
+    let (chosen, group) = s.tx_route(cn, ip("2001:db8:100::7"), || 7).unwrap();
+    assert!(s.duplicated(group, &voice));
+    assert!(!s.duplicated(group, &udp(9000, "2001:db8:100::7")));
+    let other: Vec<Option<u16>> = s
+        .duplicate_paths(chosen, group)
+        .iter()
+        .map(|p| p.binding.binding_id)
+        .collect();
+    assert_eq!(other.len(), 1);
+    assert_ne!(other[0], chosen.binding.binding_id);
+    // The other path silent: the chosen one twice.
+    for p in s
+        .peers()
+        .iter()
+        .filter(|p| p.binding.binding_id == other[0])
+    {
+        p.counters.0.heard(0);
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    let (chosen, group) = s.tx_route(cn, ip("2001:db8:100::7"), || 7).unwrap();
+    let again: Vec<Option<u16>> = s
+        .duplicate_paths(chosen, group)
+        .iter()
+        .map(|p| p.binding.binding_id)
+        .collect();
+    assert_eq!(again, vec![chosen.binding.binding_id]);
+    // One path only: nothing duplicated.
+    let (_, single) = s.tx_route(cn, ip("2001:db8:200::1"), || 7).unwrap();
+    assert!(!s.duplicated(single, &udp(5004, "2001:db8:200::1")));
+}
+
+/// A flow's chosen path not heard for half the liveness limit (maybe dying, not yet out
+/// of use): both copies of a duplicated packet also go through the fresh path.
+#[test]
+fn a_fading_chosen_path_gets_two_copies_on_the_fresh_one() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    t.set_liveness(Some(Duration::from_secs(1)));
+    t.set_duplicate(vec!["udp".parse().unwrap()]);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    }
+    let s = t.snapshot();
+    // The process clock counts from its first reading: let 600 ms exist before "now".
+    while mono_ns(Instant::now()) < 700_000_000 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let now = mono_ns(Instant::now());
+    for p in s.peers() {
+        // BID 1 last heard 600 ms ago: alive (1 s), not fresh (500 ms); BID 2 just now.
+        let at = if p.binding.binding_id == Some(1) {
+            now - 600_000_000
+        } else {
+            now + 60_000_000_000
+        };
+        p.counters.0.heard(at);
+    }
+    let cn = ip("2001:db8:ffff::1");
+    let mnn = ip("2001:db8:100::7");
+    let flow = (0..64u64)
+        .find(|&f| s.tx_route(cn, mnn, || f).unwrap().0.binding.binding_id == Some(1))
+        .expect("some flow hashes to BID 1");
+    let (chosen, group) = s.tx_route(cn, mnn, || flow).unwrap();
+    let copies: Vec<Option<u16>> = s
+        .duplicate_paths(chosen, group)
+        .iter()
+        .map(|p| p.binding.binding_id)
+        .collect();
+    assert_eq!(copies, vec![Some(2), Some(2)]);
+}
