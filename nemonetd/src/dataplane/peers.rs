@@ -586,6 +586,18 @@ impl Snapshot {
         dst: IpAddr,
         flow: impl FnOnce() -> u64,
     ) -> Option<(&Peer, &[u32])> {
+        self.tx_route_at(src, dst, flow, || mono_ns(Instant::now()))
+    }
+
+    /// [`Self::tx_route`] at the time `now` gives ([`mono_ns`]), asked only when a path
+    /// among several is chosen by liveness (virtual time in tests).
+    pub fn tx_route_at(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        flow: impl FnOnce() -> u64,
+        now: impl FnOnce() -> u64,
+    ) -> Option<(&Peer, &[u32])> {
         let group = self.tx_group(src, dst)?;
         let peer = match group {
             Ids::One(i) => self.peer(*i),
@@ -595,7 +607,7 @@ impl Snapshot {
                 match self.liveness {
                     None => pick(paths, hash),
                     Some(limit) => {
-                        let now = mono_ns(Instant::now());
+                        let now = now();
                         // The live paths; if none answers, every path (better a chance
                         // than certain loss).
                         pick(
@@ -640,7 +652,16 @@ impl Snapshot {
     /// receiver's window drops the later one like any copy). No fresh path at all: the
     /// other live ones, or `chosen` again.
     pub fn duplicate_paths<'a>(&'a self, chosen: &'a Peer, group: &'a [u32]) -> Vec<&'a Peer> {
-        let now = mono_ns(Instant::now());
+        self.duplicate_paths_at(chosen, group, mono_ns(Instant::now()))
+    }
+
+    /// [`Self::duplicate_paths`] at `now` ([`mono_ns`]; virtual time in tests).
+    pub fn duplicate_paths_at<'a>(
+        &'a self,
+        chosen: &'a Peer,
+        group: &'a [u32],
+        now: u64,
+    ) -> Vec<&'a Peer> {
         let paths = || group.iter().filter_map(|&i| self.peer(i));
         let heard_within =
             |p: &Peer, limit: Option<Duration>| limit.is_none_or(|l| p.counters.0.alive(now, l));

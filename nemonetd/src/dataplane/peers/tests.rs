@@ -830,12 +830,13 @@ fn multiple_care_of_addresses_share_the_flows() {
     assert_eq!(moved, 0, "a new path takes flows only for itself");
 }
 
-/// Path liveness: a silent path among several is out of use until it is heard again;
-/// when none is heard, every path is used rather than none.
+/// Path liveness on virtual time: a silent path among several is out of use until it is
+/// heard again; when none is heard, every path is used rather than none.
 #[test]
 fn silent_paths_are_left_out_and_taken_back() {
     let mut t = PeerTable::new(Mode::HomeAgent);
-    t.set_liveness(Some(Duration::from_millis(1)));
+    let limit = Duration::from_millis(80);
+    t.set_liveness(Some(limit));
     let path = |bid: u16, coa: &str| {
         let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
         b.binding_id = Some(bid);
@@ -845,40 +846,47 @@ fn silent_paths_are_left_out_and_taken_back() {
     t.upsert(path(2, "2001:db8:b::2"));
     let s = t.snapshot();
     assert_eq!(s.multipath_peers().count(), 2);
-    let far = mono_ns(Instant::now()) + 60_000_000_000;
-    let heard_until = |bid: u16, ns: u64| {
+    let heard = |bid: u16, at_ms: u64| {
         s.peers()
             .iter()
             .find(|p| p.binding.binding_id == Some(bid))
             .unwrap()
             .counters
             .0
-            .heard(ns)
+            .heard(at_ms * 1_000_000)
     };
     let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
-    let bids = |s: &Snapshot| {
+    let bids_at = |s: &Snapshot, now_ms: u64| {
         (0..256u64)
             .map(|f| {
-                s.tx_lookup(cn, mnn, || f.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-                    .and_then(|p| p.binding.binding_id)
-                    .unwrap()
+                s.tx_route_at(
+                    cn,
+                    mnn,
+                    || f.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    || now_ms * 1_000_000,
+                )
+                .and_then(|(p, _)| p.binding.binding_id)
+                .unwrap()
             })
             .collect::<std::collections::BTreeSet<u16>>()
     };
-    // Path 2 heard (until far in the future), path 1 silent past the limit.
-    heard_until(2, far);
-    std::thread::sleep(Duration::from_millis(5));
-    assert_eq!(bids(&s), [2].into());
-    // Path 1 speaks again: flows spread over both.
-    heard_until(1, far);
-    assert_eq!(bids(&s), [1, 2].into());
-    // Neither heard: both used.
-    heard_until(1, 0);
-    heard_until(2, 0);
-    assert_eq!(bids(&s), [1, 2].into());
+    // Both heard at 1,000 ms: both in use until 1,080.
+    heard(1, 1000);
+    heard(2, 1000);
+    assert_eq!(bids_at(&s, 1079), [1, 2].into());
+    // Path 2 heard again at 1,050, path 1 not: at 1,080 path 1 is out of use.
+    heard(2, 1050);
+    assert_eq!(bids_at(&s, 1080), [2].into());
+    assert_eq!(bids_at(&s, 1129), [2].into());
+    // Path 1 speaks again at 1,130 (path 2 heard at 1,120 too): both again.
+    heard(2, 1120);
+    heard(1, 1130);
+    assert_eq!(bids_at(&s, 1131), [1, 2].into());
+    // Neither heard for the limit: both used (better a chance than certain loss).
+    assert_eq!(bids_at(&s, 5000), [1, 2].into());
     // Without a limit, silence changes nothing.
     t.set_liveness(None);
-    assert_eq!(bids(&t.snapshot()), [1, 2].into());
+    assert_eq!(bids_at(&t.snapshot(), 1080), [1, 2].into());
 }
 
 /// The MR's care-of addresses share one far end (the HA): the outer destination tells
@@ -906,12 +914,14 @@ fn the_outer_destination_tells_the_path_apart() {
     assert_eq!(via(None), Some(1));
 }
 
-/// Duplicated flows: the copy takes every other live path, or the same path again when it
-/// is the only one live; flows no rule selects, and single-path destinations, none.
+/// Duplicated flows, on virtual time: the copy takes every other live path, or the same
+/// path again when it is the only one; a chosen path not heard for half the liveness limit
+/// (maybe dying, not yet out of use) sends both copies through the fresh one; flows no rule
+/// selects, and single-path destinations, none.
 #[test]
-fn duplicates_take_the_other_live_paths_or_the_same_one_twice() {
+fn duplicates_take_the_fresh_paths_at_least_twice() {
     let mut t = PeerTable::new(Mode::HomeAgent);
-    t.set_liveness(Some(Duration::from_millis(1)));
+    t.set_liveness(Some(Duration::from_millis(80)));
     t.set_duplicate(vec!["udp port 5004".parse().unwrap()]);
     for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
         let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
@@ -931,10 +941,16 @@ fn duplicates_take_the_other_live_paths_or_the_same_one_twice() {
         .unwrap(),
     );
     let s = t.snapshot();
-    let far = mono_ns(Instant::now()) + 60_000_000_000;
-    for p in s.peers() {
-        p.counters.0.heard(far);
-    }
+    let ms = |m: u64| m * 1_000_000;
+    let heard = |bid: u16, at: u64| {
+        for p in s
+            .peers()
+            .iter()
+            .filter(|p| p.binding.binding_id == Some(bid))
+        {
+            p.counters.0.heard(ms(at));
+        }
+    };
     let udp = |dport: u16, dst: &str| {
         let mut p = vec![0u8; 48];
         p[0] = 0x60;
@@ -944,75 +960,44 @@ fn duplicates_take_the_other_live_paths_or_the_same_one_twice() {
         p
     };
     let cn = ip("2001:db8:ffff::1");
+    let mnn = ip("2001:db8:100::7");
     let voice = udp(5004, "2001:db8:100::7");
-    let (chosen, group) = s.tx_route(cn, ip("2001:db8:100::7"), || 7).unwrap();
-    assert!(s.duplicated(group, &voice));
-    assert!(!s.duplicated(group, &udp(9000, "2001:db8:100::7")));
-    let other: Vec<Option<u16>> = s
-        .duplicate_paths(chosen, group)
-        .iter()
-        .map(|p| p.binding.binding_id)
-        .collect();
-    assert_eq!(other.len(), 1);
-    assert_ne!(other[0], chosen.binding.binding_id);
-    // The other path silent: the chosen one twice.
-    for p in s
-        .peers()
-        .iter()
-        .filter(|p| p.binding.binding_id == other[0])
-    {
-        p.counters.0.heard(0);
+    // The copies of flow `f` at `now` (ms): (chosen, the further copies).
+    let copies = |f: u64, now: u64| {
+        let (chosen, group) = s.tx_route_at(cn, mnn, || f, || ms(now)).unwrap();
+        assert!(s.duplicated(group, &voice));
+        assert!(!s.duplicated(group, &udp(9000, "2001:db8:100::7")));
+        let more: Vec<Option<u16>> = s
+            .duplicate_paths_at(chosen, group, ms(now))
+            .iter()
+            .map(|p| p.binding.binding_id)
+            .collect();
+        (chosen.binding.binding_id, more)
+    };
+    // Both fresh: one copy through each.
+    heard(1, 1000);
+    heard(2, 1000);
+    for f in 0..16 {
+        let (chosen, more) = copies(f, 1010);
+        assert_eq!(more.len(), 1);
+        assert_ne!(more[0], chosen);
     }
-    std::thread::sleep(Duration::from_millis(5));
-    let (chosen, group) = s.tx_route(cn, ip("2001:db8:100::7"), || 7).unwrap();
-    let again: Vec<Option<u16>> = s
-        .duplicate_paths(chosen, group)
-        .iter()
-        .map(|p| p.binding.binding_id)
-        .collect();
-    assert_eq!(again, vec![chosen.binding.binding_id]);
+    // Path 1 last heard at 1,000, path 2 at 1,045; at 1,050 path 1 is alive (80 ms) but
+    // not fresh (40 ms): a flow on path 1 also sends twice through path 2; a flow on path
+    // 2 once more through path 2.
+    heard(2, 1045);
+    let on = |bid| {
+        (0..64u64)
+            .find(|&f| copies(f, 1050).0 == Some(bid))
+            .unwrap()
+    };
+    assert_eq!(copies(on(1), 1050).1, vec![Some(2), Some(2)]);
+    assert_eq!(copies(on(2), 1050).1, vec![Some(2)]);
+    // Path 1 out of use (1,080): every flow on path 2, twice.
+    for f in 0..16 {
+        assert_eq!(copies(f, 1100), (Some(2), vec![Some(2)]));
+    }
     // One path only: nothing duplicated.
     let (_, single) = s.tx_route(cn, ip("2001:db8:200::1"), || 7).unwrap();
     assert!(!s.duplicated(single, &udp(5004, "2001:db8:200::1")));
-}
-
-/// A flow's chosen path not heard for half the liveness limit (maybe dying, not yet out
-/// of use): both copies of a duplicated packet also go through the fresh path.
-#[test]
-fn a_fading_chosen_path_gets_two_copies_on_the_fresh_one() {
-    let mut t = PeerTable::new(Mode::HomeAgent);
-    t.set_liveness(Some(Duration::from_secs(1)));
-    t.set_duplicate(vec!["udp".parse().unwrap()]);
-    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
-        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
-        b.binding_id = Some(bid);
-        t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
-    }
-    let s = t.snapshot();
-    // The process clock counts from its first reading: let 600 ms exist before "now".
-    while mono_ns(Instant::now()) < 700_000_000 {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let now = mono_ns(Instant::now());
-    for p in s.peers() {
-        // BID 1 last heard 600 ms ago: alive (1 s), not fresh (500 ms); BID 2 just now.
-        let at = if p.binding.binding_id == Some(1) {
-            now - 600_000_000
-        } else {
-            now + 60_000_000_000
-        };
-        p.counters.0.heard(at);
-    }
-    let cn = ip("2001:db8:ffff::1");
-    let mnn = ip("2001:db8:100::7");
-    let flow = (0..64u64)
-        .find(|&f| s.tx_route(cn, mnn, || f).unwrap().0.binding.binding_id == Some(1))
-        .expect("some flow hashes to BID 1");
-    let (chosen, group) = s.tx_route(cn, mnn, || flow).unwrap();
-    let copies: Vec<Option<u16>> = s
-        .duplicate_paths(chosen, group)
-        .iter()
-        .map(|p| p.binding.binding_id)
-        .collect();
-    assert_eq!(copies, vec![Some(2), Some(2)]);
 }
