@@ -228,5 +228,13 @@ fn bulk_registration_and_deregistration_of_one_bid() {
         logs()
     );
     assert_eq!(state(&f.ha_bus), one);
-    assert!(log_of(&f.dir.path().join("had.log")).contains("BID bindings registered"));
+    let had = log_of(&f.dir.path().join("had.log"));
+    assert!(had.contains("BID bindings registered"));
+    // Every BA waited for the data plane to confirm each binding its BU changed (one
+    // DATAPLANE_READY per BID), none went out on the timeout.
+    assert!(
+        !had.contains("did not confirm the binding change"),
+        "{}",
+        logs()
+    );
 }

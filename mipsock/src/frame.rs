@@ -589,6 +589,7 @@ mod tests {
             Body::DataplaneReady(DataplaneReady {
                 hoa: "2001:db8:1::100".parse().unwrap(),
                 removed: true,
+                binding_id: Some(2),
             }),
             Body::HaSwitch(HaSwitch {
                 hoa: Some("2001:db8:1::100".parse().unwrap()),

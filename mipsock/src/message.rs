@@ -567,6 +567,10 @@ pub struct DataplaneReady {
     pub hoa: Ipv6Addr,
     /// The change applied was a removal.
     pub removed: bool,
+    /// The binding's identifier (RFC 5648): a bulk registration's BA waits for every
+    /// binding it changed.
+    #[serde(default)]
+    pub binding_id: Option<u16>,
 }
 
 /// An operator's request to had: send a Home Agent Switch (RFC 5142) to the binding of

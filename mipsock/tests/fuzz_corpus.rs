@@ -199,7 +199,11 @@ fn write_seed_corpus() {
         ),
         (
             "dataplane_ready",
-            Body::DataplaneReady(DataplaneReady { hoa, removed: true }),
+            Body::DataplaneReady(DataplaneReady {
+                hoa,
+                removed: true,
+                binding_id: None,
+            }),
         ),
     ];
     let mut stream = Vec::new();

@@ -237,10 +237,12 @@ impl Daemon {
             (Mode::HomeAgent, Body::BcAdd(b)) => Some(DataplaneReady {
                 hoa: b.hoa,
                 removed: b.lifetime == 0,
+                binding_id: b.binding_id,
             }),
             (Mode::HomeAgent, Body::BcRemove(b)) => Some(DataplaneReady {
                 hoa: b.hoa,
                 removed: true,
+                binding_id: b.binding_id,
             }),
             _ => None,
         }

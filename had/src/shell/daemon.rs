@@ -1,7 +1,7 @@
 //! The driving loop: packets, bus messages, timers and signals in; journal, bus, proxy ND
 //! and packets out, in that order (see the module docs of [`super`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -113,6 +113,16 @@ pub(crate) fn ba_status_name(status: u8) -> (&'static str, &'static str) {
     }
 }
 
+/// A BA held until the data plane carries what its BU changed.
+struct Held {
+    hoa: Ipv6Addr,
+    /// The bindings (by BID) of `hoa` not yet confirmed.
+    pending: BTreeSet<Option<u16>>,
+    tx: Transmit,
+    /// When it is sent anyway.
+    until: Instant,
+}
+
 struct Daemon {
     cli: Cli,
     logging: Logging,
@@ -138,10 +148,13 @@ struct Daemon {
     /// A data plane (nemonetd) is on the bus: BAs for binding changes wait for its
     /// DATAPLANE_READY.
     dataplane: bool,
-    /// BAs waiting for the data plane: (home address, the BA, when to send it anyway).
-    held: Vec<(Ipv6Addr, Transmit, Instant)>,
-    /// Home addresses whose change the data plane confirmed since the last flush.
-    ready: HashSet<Ipv6Addr>,
+    /// BAs waiting for the data plane: (home address, the bindings of it not yet
+    /// confirmed — one per BID after a bulk registration, RFC 5648 —, the BA, when to send
+    /// it anyway).
+    held: Vec<Held>,
+    /// Bindings (home address, BID) whose change the data plane confirmed since the last
+    /// flush.
+    ready: HashSet<(Ipv6Addr, Option<u16>)>,
 }
 
 /// How long a BA waits for the data plane's confirmation before it is sent anyway (a
@@ -276,7 +289,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         let next = [
             d.ha.poll_timeout(),
             d.na_repeats.iter().map(|r| r.0).min(),
-            d.held.iter().map(|h| h.2).min(),
+            d.held.iter().map(|h| h.until).min(),
         ]
         .into_iter()
         .flatten()
@@ -517,7 +530,7 @@ impl Daemon {
             self.dataplane = true;
         }
         if let Body::DataplaneReady(r) = &msg.body {
-            self.ready.insert(r.hoa);
+            self.ready.insert((r.hoa, r.binding_id));
             return;
         }
         if let Body::HaSwitch(m) = &msg.body {
@@ -606,10 +619,10 @@ impl Daemon {
         // The bindings this step changes: their BAs wait for the data plane (issue 11:
         // no BA for a new or changed binding before the data plane carries it, nothing
         // tunnelled for a removed one after its BA).
-        let mut changed = HashSet::new();
+        let mut changed: HashSet<(Ipv6Addr, Option<u16>)> = HashSet::new();
         for ev in others {
             if let HaEvent::BcAdd(b) | HaEvent::BcRemove(b) = &ev {
-                changed.insert(b.hoa);
+                changed.insert((b.hoa, b.binding_id));
             }
             self.apply(ev).await;
         }
@@ -622,24 +635,37 @@ impl Daemon {
                 .addressing
                 .rh2_home_address
                 .unwrap_or(tx.addressing.dst_addr);
-            if self.dataplane && changed.contains(&hoa) && !self.ready.contains(&hoa) {
-                self.held.push((hoa, tx, now + DATAPLANE_WAIT));
+            let pending: BTreeSet<Option<u16>> = changed
+                .iter()
+                .filter(|(h, _)| *h == hoa)
+                .map(|&(_, bid)| bid)
+                .collect();
+            if self.dataplane && !pending.is_empty() {
+                self.held.push(Held {
+                    hoa,
+                    pending,
+                    tx,
+                    until: now + DATAPLANE_WAIT,
+                });
             } else {
                 self.send(&tx).await;
             }
         }
-        // Held BAs whose change is confirmed, or that waited long enough.
+        // Held BAs whose every change is confirmed, or that waited long enough.
         let ready = std::mem::take(&mut self.ready);
+        for h in &mut self.held {
+            h.pending.retain(|bid| !ready.contains(&(h.hoa, *bid)));
+        }
         let (go, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|(hoa, _, until)| ready.contains(hoa) || *until <= now);
+            .partition(|h| h.pending.is_empty() || h.until <= now);
         self.held = keep;
-        for (hoa, tx, until) in go {
-            if !ready.contains(&hoa) && until <= now {
-                warn!(%hoa, waited_ms = DATAPLANE_WAIT.as_millis() as u64,
+        for h in go {
+            if !h.pending.is_empty() {
+                warn!(hoa = %h.hoa, bids = ?h.pending, waited_ms = DATAPLANE_WAIT.as_millis() as u64,
                     "the data plane did not confirm the binding change; sending the BA anyway");
             }
-            self.send(&tx).await;
+            self.send(&h.tx).await;
         }
         if self.journal.should_compact(self.ha.binding_count()) {
             let snap = self.ha.snapshot(Instant::now(), wall());
