@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::apps::{Rx, read_rx};
 use crate::demo::{Say, Summary, setup};
 use crate::net::{Result, err, now_ns, sleep, wait_until};
-use crate::topo::{CN6, Lab, Options};
+use crate::topo::{CN6, Lab, MNN6, Options};
 
 /// The port both nemonetds duplicate (nemonetd.conf `duplicate "udp port 5004";`).
 pub const VOICE_PORT: u16 = 5004;
@@ -34,6 +34,8 @@ const MOVED_GAP_MS: f64 = 60.0;
 /// One measured flow.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FlowResult {
+    /// "MNN -> CN" (the MR chooses the path) or "CN -> MNN" (the HA does).
+    pub direction: &'static str,
     /// Destination port.
     pub port: u16,
     /// Duplicated over every live path.
@@ -111,6 +113,7 @@ fn registered_bids(lab: &Lab) -> Vec<u64> {
 
 /// What a flow's receiver log says, over the silent interval `[from, to)` (ns) for the gap.
 fn flow_result(
+    direction: &'static str,
     port: u16,
     duplicated: bool,
     sent: u64,
@@ -132,6 +135,7 @@ fn flow_result(
     times.sort_unstable();
     let gap_ns = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     FlowResult {
+        direction,
         port,
         duplicated,
         sent: top,
@@ -142,15 +146,31 @@ fn flow_result(
     }
 }
 
-fn start_flow(lab: &mut Lab, port: u16, interval_ms: u32, size: u32) -> Result<()> {
+/// The two directions: (name, tag, the sender's node is the MNN, the receiver's address).
+const DIRECTIONS: [(&str, &str, bool, &str); 2] = [
+    ("MNN -> CN", "up", true, CN6),
+    ("CN -> MNN", "down", false, MNN6),
+];
+
+fn start_flow(
+    lab: &mut Lab,
+    (tag, from_mnn, to): (&str, bool, &str),
+    port: u16,
+    interval_ms: u32,
+    size: u32,
+) -> Result<()> {
     let w = lab.opts.work.clone();
     let stop = w.join("multipath.stop");
-    let log = w.join(format!("rx-{port}.txt"));
-    let (cn, mnn) = (lab.cn.clone(), lab.mnn.clone());
+    let log = w.join(format!("rx-{tag}-{port}.txt"));
+    let (sender, receiver) = if from_mnn {
+        (lab.mnn.clone(), lab.cn.clone())
+    } else {
+        (lab.cn.clone(), lab.mnn.clone())
+    };
     let s = stop.display().to_string();
     lab.helper(
-        &cn,
-        &format!("udp-recv-{port}"),
+        &receiver,
+        &format!("udp-recv-{tag}-{port}"),
         &[
             "udp-recv",
             "--port",
@@ -163,12 +183,12 @@ fn start_flow(lab: &mut Lab, port: u16, interval_ms: u32, size: u32) -> Result<(
     )?;
     sleep(Duration::from_millis(100))?;
     lab.helper(
-        &mnn,
-        &format!("udp-send-{port}"),
+        &sender,
+        &format!("udp-send-{tag}-{port}"),
         &[
             "udp-send",
             "--to",
-            &format!("[{CN6}]:{port}"),
+            &format!("[{to}]:{port}"),
             "--interval-ms",
             &interval_ms.to_string(),
             "--size",
@@ -244,13 +264,15 @@ pub fn multipath_experiment(
     ));
 
     say.step(&format!(
-        "A voice-like flow (160 octets every 20 ms) to port {VOICE_PORT}, duplicated over both uplinks, and {} unmarked flows (250 octets every 10 ms); after 2 s eth0's link goes silent for {silent_secs} s (the carrier stays up: nothing for the movement detector), then answers again.",
+        "Each way (MNN -> CN: the MR chooses the paths; CN -> MNN: the HA does), a voice-like flow (160 octets every 20 ms) to port {VOICE_PORT}, duplicated over both uplinks, and {} unmarked flows (250 octets every 10 ms); after 2 s eth0's link goes silent for {silent_secs} s (the carrier stays up: nothing for the movement detector), then answers again.",
         PLAIN_PORTS.len()
     ));
     let _ = std::fs::remove_file(lab.opts.work.join("multipath.stop"));
-    start_flow(&mut lab, VOICE_PORT, 20, 160)?;
-    for p in PLAIN_PORTS {
-        start_flow(&mut lab, p, 10, 250)?;
+    for (_, tag, from_mnn, to) in DIRECTIONS {
+        start_flow(&mut lab, (tag, from_mnn, to), VOICE_PORT, 20, 160)?;
+        for p in PLAIN_PORTS {
+            start_flow(&mut lab, (tag, from_mnn, to), p, 10, 250)?;
+        }
     }
     sleep(Duration::from_secs(2))?;
     let cut = now_ns();
@@ -261,17 +283,24 @@ pub fn multipath_experiment(
     sleep(Duration::from_secs(2))?;
     std::fs::write(lab.opts.work.join("multipath.stop"), b"")?;
     let mut flows = Vec::new();
-    for (port, duplicated) in
-        std::iter::once((VOICE_PORT, true)).chain(PLAIN_PORTS.iter().map(|&p| (p, false)))
-    {
-        let sent = sent_count(&lab.wait_proc(&format!("udp-send-{port}"), Duration::from_secs(5))?);
-        lab.wait_proc(&format!("udp-recv-{port}"), Duration::from_secs(5))?;
-        let rx = read_rx(&lab.opts.work.join(format!("rx-{port}.txt")));
-        flows.push(flow_result(port, duplicated, sent, &rx, cut, back));
+    for (direction, tag, _, _) in DIRECTIONS {
+        for (port, duplicated) in
+            std::iter::once((VOICE_PORT, true)).chain(PLAIN_PORTS.iter().map(|&p| (p, false)))
+        {
+            let sent = sent_count(
+                &lab.wait_proc(&format!("udp-send-{tag}-{port}"), Duration::from_secs(5))?,
+            );
+            lab.wait_proc(&format!("udp-recv-{tag}-{port}"), Duration::from_secs(5))?;
+            let rx = read_rx(&lab.opts.work.join(format!("rx-{tag}-{port}.txt")));
+            flows.push(flow_result(
+                direction, port, duplicated, sent, &rx, cut, back,
+            ));
+        }
     }
     for f in &flows {
         say.info(&format!(
-            "port {}{}: sent {}, received {}, lost {}, delivered twice {}, longest gap {:.1} ms",
+            "{} port {}{}: sent {}, received {}, lost {}, delivered twice {}, longest gap {:.1} ms",
+            f.direction,
             f.port,
             if f.duplicated { " (duplicated)" } else { "" },
             f.sent,
@@ -353,8 +382,9 @@ fn write_report(
 /// Bars: throughput with one and two uplinks; per flow, lost packets and the longest gap.
 fn svg(r: &MultipathReport) -> String {
     let w = 720.0;
+    let h = 190.0 + r.flows.len() as f64 * 28.0;
     let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"360\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"360\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">nemo-lab multipath: both uplinks at once (RFC 5648)</text>\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"14\">nemo-lab multipath: both uplinks at once (RFC 5648)</text>\n"
     );
     let max = r.tcp_both_uplinks_mbps.max(r.tcp_one_uplink_mbps).max(1.0);
     for (i, (label, v)) in [
@@ -389,8 +419,13 @@ fn svg(r: &MultipathReport) -> String {
         let y = 165.0 + i as f64 * 28.0;
         let len = f.gap_ms / gap_max * 400.0;
         s += &format!(
-            "<text x=\"10\" y=\"{}\">port {}{}</text><rect x=\"150\" y=\"{}\" width=\"{len:.1}\" height=\"18\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{:.0} ms, lost {}</text>\n",
+            "<text x=\"10\" y=\"{}\">{} {}{}</text><rect x=\"150\" y=\"{}\" width=\"{len:.1}\" height=\"18\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{:.0} ms, lost {}</text>\n",
             y + 14.0,
+            if f.direction.starts_with("MNN") {
+                "up"
+            } else {
+                "down"
+            },
             f.port,
             if f.duplicated { " (dup)" } else { "" },
             y,
@@ -428,7 +463,15 @@ mod tests {
         // 10 ms apart; 5..=9 lost; 3 delivered twice; the silence from 2 s to 4 s.
         let mut v: Vec<Rx> = (0..5).chain(10..20).map(|s| rx(s, 2000 + s * 10)).collect();
         v.push(rx(3, 2031));
-        let f = flow_result(9000, false, 20, &v, 2_000_000_000, 4_000_000_000);
+        let f = flow_result(
+            "MNN -> CN",
+            9000,
+            false,
+            20,
+            &v,
+            2_000_000_000,
+            4_000_000_000,
+        );
         assert_eq!(
             (f.sent, f.received, f.lost, f.delivered_twice),
             (20, 15, 5, 1)
