@@ -5,7 +5,12 @@
 //! The message goes where a BRR goes (to the care-of address through a type 2 routing
 //! header, or in UDP/IPv4 for an IPv4 care-of address) and is protected the same way as
 //! the binding's BAs: signed with the binding's RFC 4285 mobility SA when it has one
-//! (§5.1 asks for the BA's protection). The binding itself stays until the mobile node
+//! (§5.1 asks for the BA's protection). With a timestamp SA (RFC 4285 §6) it also carries a
+//! Mobility Message Replay Protection option with the home agent's clock, covered by the
+//! authenticator: the router acts only on a HAS within the SA's window of its own clock and
+//! later than the last one it took, so a captured HAS cannot be replayed later to send it
+//! away again (without it, one signed HAS could be replayed for as long as the binding's
+//! care-of address stays the same). The binding itself stays until the mobile node
 //! de-registers or it expires. Not done: retransmission until the mobile node moves
 //! (§5.2) — the operator repeats the command — and stopping after a Binding Error 2
 //! (§5.3), which had ignores like every Binding Error.
@@ -14,6 +19,8 @@ use std::net::Ipv6Addr;
 use std::time::Instant;
 
 use proto::mh::{HomeAgentSwitch, MhRepr};
+use proto::option::MobilityOption;
+use proto::seq::NtpTimestamp;
 use tracing::{info, warn};
 
 use super::{Ha, care_of_for_mac};
@@ -26,9 +33,11 @@ impl Ha {
     /// list nothing is sent: an empty list would send the node discovering home agents,
     /// and discovery would find this one again. Returns how many were queued (poll
     /// [`Ha::poll_transmit`]).
+    /// `wall` is the time since the Unix epoch (the replay protection's timestamp).
     pub fn send_home_agent_switch(
         &mut self,
         now: Instant,
+        wall: std::time::Duration,
         hoa: Option<Ipv6Addr>,
         to: &[Ipv6Addr],
     ) -> usize {
@@ -62,9 +71,15 @@ impl Ha {
             let sa = bce
                 .spi
                 .and_then(|s| self.sas.get(&s))
-                .map(|sa| (sa.spi, sa.key.clone()));
+                .map(|sa| (sa.spi, sa.key.clone(), sa.replay));
             let mut options = Vec::new();
-            if let Some((spi, _)) = &sa {
+            if let Some((spi, _, replay)) = &sa {
+                // RFC 4285 §4, §8: replay protection, then the authenticator last.
+                if matches!(replay, crate::config::ReplayProtection::Timestamps { .. }) {
+                    options.push(MobilityOption::ReplayProtection {
+                        timestamp: NtpTimestamp::from_unix(wall).0,
+                    });
+                }
                 options.push(proto::auth::mn_ha_option(*spi));
             }
             // One message per mobile node: to its first care-of binding (RFC 5648: the
@@ -79,7 +94,7 @@ impl Ha {
                 home_agents: home_agents.clone(),
                 options,
             });
-            let sign = sa.as_ref().map(|(_, key)| (key, coa_mac, hoa));
+            let sign = sa.as_ref().map(|(_, key, _)| (key, coa_mac, hoa));
             let before = self.transmits.len();
             self.queue_mh(&repr, addressing, udp, sign, None);
             if self.transmits.len() > before {

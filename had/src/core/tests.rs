@@ -2298,7 +2298,7 @@ fn home_agent_switch_to_one_authenticated_binding() {
     let other: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
     let third: Ipv6Addr = "2001:db8:9::1".parse().unwrap();
     assert_eq!(
-        e.ha.send_home_agent_switch(e.now, Some(HOA1), &[other, HA, third]),
+        e.ha.send_home_agent_switch(e.now, e.wall(), Some(HOA1), &[other, HA, third]),
         1
     );
     let tx = e.ha.poll_transmit().expect("HAS");
@@ -2313,6 +2313,13 @@ fn home_agent_switch_to_one_authenticated_binding() {
         m.options.last(),
         Some(MobilityOption::Authentication { spi: 1000, .. })
     ));
+    // RFC 4285 §6: the SA uses timestamps, so the HAS carries ours, before the
+    // authenticator that covers it (a captured HAS cannot be replayed later).
+    let ts = m.options.iter().find_map(|o| match o {
+        MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+        _ => None,
+    });
+    assert_eq!(ts, Some(NtpTimestamp::from_unix(e.wall()).0));
     assert!(proto::auth::verify(&tx.mh, COA.into(), &HOA1, KEY1).unwrap());
     assert!(!proto::auth::verify(&tx.mh, COA.into(), &HOA1, KEY2).unwrap());
     // The checksum covers HA -> HoA (the RH2's address), as for a BA.
@@ -2340,13 +2347,13 @@ fn home_agent_switch_to_every_binding_from_the_home_agents_list() {
     assert_eq!(status(&e.ba(&mn)), BaStatus::Accepted);
     e.events();
     // Nobody else known: nothing sent (an empty list would send them discovering us).
-    assert_eq!(e.ha.send_home_agent_switch(e.now, None, &[]), 0);
+    assert_eq!(e.ha.send_home_agent_switch(e.now, e.wall(), None, &[]), 0);
     assert!(e.ha.poll_transmit().is_none());
     let mr_ha: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
     let plain_ha: Ipv6Addr = "2001:db8:1::3".parse().unwrap();
     learn_home_agent(&mut e, "fe80::2", mr_ha, 10, true);
     learn_home_agent(&mut e, "fe80::3", plain_ha, 20, false);
-    assert_eq!(e.ha.send_home_agent_switch(e.now, None, &[]), 2);
+    assert_eq!(e.ha.send_home_agent_switch(e.now, e.wall(), None, &[]), 2);
     let sent: Vec<Transmit> = std::iter::from_fn(|| e.ha.poll_transmit()).collect();
     assert_eq!(sent.len(), 2);
     let to = |hoa: Ipv6Addr| {
@@ -2363,7 +2370,10 @@ fn home_agent_switch_to_every_binding_from_the_home_agents_list() {
     // Unauthenticated binding, unsigned message.
     assert!(has_of(to(HOA1)).options.is_empty());
     // An unknown home address: nothing.
-    assert_eq!(e.ha.send_home_agent_switch(e.now, Some(HOA2), &[mr_ha]), 0);
+    assert_eq!(
+        e.ha.send_home_agent_switch(e.now, e.wall(), Some(HOA2), &[mr_ha]),
+        0
+    );
     assert!(e.ha.poll_transmit().is_none());
 }
 

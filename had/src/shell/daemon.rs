@@ -537,7 +537,7 @@ impl Daemon {
             // An operator's `mipsock inject ha-switch` (RFC 5142 §5.1); flush() sends.
             let n = self
                 .ha
-                .send_home_agent_switch(Instant::now(), m.hoa, &m.home_agents);
+                .send_home_agent_switch(Instant::now(), wall(), m.hoa, &m.home_agents);
             info!(from = %msg.header.sender, hoa = ?m.hoa, home_agents = ?m.home_agents,
                 sent = n, "home agent switch requested");
             return;

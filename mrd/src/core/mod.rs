@@ -134,6 +134,9 @@ pub struct MrCore {
     wall_anchor: Option<(Instant, Duration)>,
     /// Seconds to add to our wall clock, learnt from a 144 (RFC 4285 §6).
     clock_offset_secs: i64,
+    /// The replay protection timestamp of the last Home Agent Switch acted on (RFC 4285
+    /// §6): a later one must be later still.
+    last_has_timestamp: Option<NtpTimestamp>,
     last_timestamp: Option<NtpTimestamp>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<MrEvent>,
@@ -203,6 +206,7 @@ impl MrCore {
             send_log: VecDeque::new(),
             wall_anchor: None,
             clock_offset_secs: 0,
+            last_has_timestamp: None,
             last_timestamp: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),

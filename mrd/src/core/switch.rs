@@ -5,7 +5,12 @@
 //! drops signalling from any other source), and only one carrying a valid MN-HA
 //! authenticator for our mobility SA (RFC 4285) is acted on: the same protection as its
 //! BAs (RFC 5142 §5.1), which is what keeps a stranger from moving the router away.
-//! Without an SA there is nothing to check, and the message is ignored.
+//! Without an SA there is nothing to check, and the message is ignored. With a timestamp
+//! SA (RFC 4285 §6) the HAS must also carry a Mobility Message Replay Protection option
+//! (covered by the authenticator) within the SA's window of our clock (the one synchronised
+//! with the home agent's by its 144s) and later than the last HAS we took: a captured HAS
+//! replayed later is dropped, where the authenticator alone would pass it for as long as
+//! our care-of address stays the same.
 //!
 //! Acting on it: a de-registration with the current home agent (its binding and proxy
 //! ND entry for our home address would otherwise stand in the new home agent's way: its
@@ -62,6 +67,10 @@ impl MrCore {
             }
             _ => false,
         };
+        if authenticated && !self.has_is_fresh(now, has) {
+            self.stats.home_agent_switches_dropped += 1;
+            return;
+        }
         if !authenticated {
             self.stats.home_agent_switches_dropped += 1;
             if self.cfg.security.is_none() {
@@ -100,6 +109,38 @@ impl MrCore {
         d.first_registration = false;
         d.then_next_home_agent = true;
         self.bul.primary.pending = Some(d);
+    }
+
+    /// RFC 4285 §6 for an unsolicited message: with a timestamp SA, the HAS's replay
+    /// protection timestamp is within the window of our clock and later than the last
+    /// accepted HAS's (remembered when it is). Logs why when not.
+    fn has_is_fresh(&mut self, now: Instant, has: &proto::mh::HomeAgentSwitch<'_>) -> bool {
+        let Some(sa) = self.cfg.security.as_ref().filter(|sa| sa.timestamps()) else {
+            return true;
+        };
+        let window = sa.replay_window();
+        let Some(ts) = has.options.iter().find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(NtpTimestamp(*timestamp)),
+            _ => None,
+        }) else {
+            warn!("Home Agent Switch without replay protection dropped (our SA uses timestamps)");
+            return false;
+        };
+        let ours = NtpTimestamp::from_unix(self.wall_clock(now));
+        if !ts.is_within(ours, window) {
+            warn!(their = ?ts.to_unix(), ours = ?ours.to_unix(), window_s = window.as_secs(),
+                "Home Agent Switch outside the replay window dropped (a replay, or clocks apart)");
+            return false;
+        }
+        if self
+            .last_has_timestamp
+            .is_some_and(|last| !ts.is_later_than(last))
+        {
+            warn!("Home Agent Switch not later than the last one taken: a replay, dropped");
+            return false;
+        }
+        self.last_has_timestamp = Some(ts);
+        true
     }
 
     /// After the de-registration a Home Agent Switch asked for: the first home agent it

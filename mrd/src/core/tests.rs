@@ -2339,6 +2339,80 @@ fn has_packet(from: Ipv6Addr, list: &[Ipv6Addr], key: Option<&[u8]>) -> Vec<u8> 
     wrap_from(from, &mh, coa1())
 }
 
+/// A Home Agent Switch like [`has_packet`]'s, signed, with a replay protection timestamp
+/// (RFC 4285 §6) of `ts` when given.
+fn has_packet_ts(from: Ipv6Addr, list: &[Ipv6Addr], ts: Option<NtpTimestamp>) -> Vec<u8> {
+    let mut options = Vec::new();
+    if let Some(ts) = ts {
+        options.push(MobilityOption::ReplayProtection { timestamp: ts.0 });
+    }
+    options.push(auth::mn_ha_option(SPI));
+    let repr = MhRepr::HomeAgentSwitch(proto::mh::HomeAgentSwitch {
+        home_agents: list.to_vec(),
+        options,
+    });
+    let mut mh = vec![0; repr.buffer_len()];
+    repr.emit_to(&mut mh).unwrap();
+    auth::sign(&mut mh, IpAddr::V6(coa1()), &hoa(), KEY).unwrap();
+    wrap_from(from, &mh, coa1())
+}
+
+/// RFC 4285 §6 for the unsolicited HAS: with a timestamp SA, a signed HAS without a
+/// timestamp, one outside the window, and a replay of the one already taken are dropped;
+/// a fresh one moves the router. (The authenticator alone would let a captured HAS be
+/// replayed for as long as the care-of address stays the same.)
+#[test]
+fn home_agent_switch_replays_are_dropped() {
+    let t0 = Instant::now();
+    let wall = Duration::from_secs(1_800_000_000);
+    let mut c = cfg();
+    c.security = Some(sa(true));
+    let mut mr = MrCore::new(c).unwrap();
+    mr.set_wall_clock(t0, wall);
+    mr.handle_md_info(t0, &rereg(coa1()));
+    let bu = next_bu(&mut mr);
+    let ts = bu
+        .options
+        .iter()
+        .find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+            _ => None,
+        })
+        .unwrap();
+    deliver(
+        &mut mr,
+        ms(t0, 10),
+        &Ba::ok(&bu)
+            .opt(MobilityOption::ReplayProtection { timestamp: ts })
+            .opt(v4_ack(0, mnp4()))
+            .signed(KEY, coa1())
+            .packet(coa1()),
+    );
+    assert!(matches!(mr.state(), RegistrationState::Registered { .. }));
+    let at = |secs: u64| NtpTimestamp::from_unix(wall + Duration::from_secs(secs));
+    // No timestamp: dropped.
+    deliver(&mut mr, ms(t0, 1000), &has_packet_ts(ha(), &[ha2()], None));
+    // Captured an hour ago: outside the 7 s window.
+    let hour_ago = NtpTimestamp::from_unix(wall - Duration::from_secs(3600));
+    deliver(
+        &mut mr,
+        ms(t0, 1100),
+        &has_packet_ts(ha(), &[ha2()], Some(hour_ago)),
+    );
+    assert_eq!(mr.stats().home_agent_switches, 0);
+    assert_eq!(mr.stats().home_agent_switches_dropped, 2);
+    assert!(mr.poll_transmit().is_none());
+    // Fresh: taken (de-registration from the current home agent first).
+    let fresh = has_packet_ts(ha(), &[ha2()], Some(at(2)));
+    deliver(&mut mr, ms(t0, 2000), &fresh);
+    assert_eq!(mr.stats().home_agent_switches, 1);
+    assert_eq!(mr.state(), RegistrationState::Deregistering);
+    // The same message again, within the window: not later than the last, dropped.
+    deliver(&mut mr, ms(t0, 2100), &fresh);
+    assert_eq!(mr.stats().home_agent_switches, 1);
+    assert_eq!(mr.stats().home_agent_switches_dropped, 3);
+}
+
 /// Registered from `coa1()` with an SA (signed BA), at t0 + 10 ms.
 fn registered_signed(t0: Instant) -> MrCore {
     let mut c = cfg();
