@@ -54,7 +54,9 @@
 //! [`FlowSubOptions::List`] asks for the largest alignment among its sub-options (at least
 //! its own 2n) and pads inside itself relative to its own start, which keeps its octets the
 //! same wherever it lands. A received option ([`FlowSubOptions::Wire`]) is re-emitted octet
-//! for octet, as RFC 6089 §5.3.5 has a home agent copy each one into its BA.
+//! for octet, as RFC 6089 §5.3.5 has a home agent copy each one into its BA, and asks for
+//! the `xn+y` its sub-options' placement implies (8n+4 for an IPv6 selector 12 octets into
+//! it), so the copy keeps them aligned.
 
 pub mod selector;
 
@@ -418,14 +420,45 @@ impl<'a> FlowSubOptions<'a> {
         })
     }
 
-    /// The `xn` alignment the option needs so that its own padding places every
-    /// sub-option: the largest sub-option alignment. 1 for received octets, which are
-    /// copied as they are.
-    fn alignment(&self) -> usize {
+    /// The `(x, y)` alignment of the option's Type octet that puts every sub-option on
+    /// its own: for a list (laid out from the option's start), the largest of theirs and
+    /// at least 2n; for received octets, the one their placement implies, so that a copy
+    /// in a BA keeps them aligned; 2n when they are malformed or were not aligned.
+    fn alignment(&self) -> (usize, usize) {
         match self {
-            FlowSubOptions::Wire(_) => 1,
-            FlowSubOptions::List(list) => list.iter().map(|s| s.alignment()).max().unwrap_or(1),
+            FlowSubOptions::List(list) => {
+                let x = list
+                    .iter()
+                    .map(FlowSubOption::alignment)
+                    .fold(2, usize::max);
+                (x, 0)
+            }
+            FlowSubOptions::Wire(_) => self.implied_alignment().unwrap_or((2, 0)),
         }
+    }
+
+    /// The option alignment under which every received sub-option is on its own, if one
+    /// exists (the alignments are powers of two, so the largest decides and the others
+    /// must agree with it).
+    fn implied_alignment(&self) -> Option<(usize, usize)> {
+        let (mut x, mut y) = (2, 0);
+        let mut it = self.iter();
+        while let Some(s) = it.next() {
+            let s = s.ok()?;
+            let xi = s.alignment();
+            // Its Type octet, counted from the option's Type octet.
+            let at = SUB_OPTIONS_AT + it.pos - s.wire_len();
+            let need = at.wrapping_neg() & (xi - 1);
+            if xi > x {
+                if need & (x - 1) != y {
+                    return None;
+                }
+                (x, y) = (xi, need);
+            } else if y & (xi - 1) != need {
+                return None;
+            }
+        }
+        Some((x, y))
     }
 
     /// Octets of the region, padding included.
@@ -608,10 +641,10 @@ impl<'a> FlowIdentification<'a> {
         FLOW_ID_FIXED_LEN + self.sub_options.wire_len()
     }
 
-    /// The `xn+0` alignment of the option's Type octet: 2n (§4.2), or more when a
-    /// sub-option to lay out needs more (see the module's "Alignment").
-    pub fn alignment(&self) -> usize {
-        self.sub_options.alignment().max(2)
+    /// The `xn+y` alignment of the option's Type octet as `(x, y)`: 2n (§4.2), or more
+    /// when its sub-options need more (see the module's "Alignment").
+    pub fn alignment(&self) -> (usize, usize) {
+        self.sub_options.alignment()
     }
 
     /// Checks what `emit` cannot encode: over-long data, or sub-options to send that
@@ -822,9 +855,16 @@ mod tests {
             assert_eq!(fi.data_len(), b.len(), "{fi:?}");
             assert_eq!(emitted(&fi), b, "{fi:?}");
         }
-        assert_eq!(fixture_v4().1.alignment(), 4);
-        assert_eq!(fixture_ba().1.alignment(), 2);
-        assert_eq!(fixture_v6().1.alignment(), 8);
+        assert_eq!(fixture_v4().1.alignment(), (4, 0));
+        assert_eq!(fixture_ba().1.alignment(), (2, 0));
+        assert_eq!(fixture_v6().1.alignment(), (8, 0));
+        // Received, they still know where they must go.
+        for (b, fi) in [fixture_v4(), fixture_ba(), fixture_v6()] {
+            assert_eq!(
+                FlowIdentification::parse(&b).unwrap().alignment(),
+                fi.alignment()
+            );
+        }
     }
 
     #[test]
@@ -847,7 +887,8 @@ mod tests {
                 data: &[0xee]
             }
         );
-        assert_eq!(fi.alignment(), 2);
+        // The selector at +9 cannot be on a 4n boundary with the option on a 2n one.
+        assert_eq!(fi.alignment(), (2, 0));
         assert_eq!(emitted(&fi), b);
         // A home agent's copy with a status (§5.3.5).
         let ba = FlowIdentification {
@@ -863,6 +904,25 @@ mod tests {
             ..fi
         };
         assert_eq!(fi, list);
+    }
+
+    /// Another sender's placement: the IPv6 selector right after a Binding Reference, at
+    /// +12. It is on 8n when the option is at 8n+4, which a copy must then keep.
+    #[test]
+    fn received_alignment_is_implied_by_the_placement() {
+        let (v6, _) = fixture_v6();
+        let mut b = v6[..10].to_vec();
+        b.extend_from_slice(&v6[14..]);
+        let fi = FlowIdentification::parse(&b).unwrap();
+        assert_eq!(fi.sub_options.check(), Ok(()));
+        assert_eq!(fi, fixture_v6().1);
+        assert_eq!(fi.alignment(), (8, 4));
+        // A Binding Reference at an odd offset: no alignment fits, 2n.
+        let odd = [0, 1, 0, 1, 0, 0, 0, 2, 2, 0, 1];
+        assert_eq!(FlowIdentification::parse(&odd).unwrap().alignment(), (2, 0));
+        // Malformed: 2n.
+        let bad = [0, 1, 0, 1, 0, 0, 3, 9];
+        assert_eq!(FlowIdentification::parse(&bad).unwrap().alignment(), (2, 0));
     }
 
     #[test]
@@ -995,6 +1055,7 @@ mod tests {
             let parsed = FlowIdentification::parse(&b).unwrap();
             prop_assert_eq!(parsed.sub_options.check(), Ok(()));
             prop_assert_eq!(parsed, fi);
+            prop_assert_eq!(parsed.alignment(), fi.alignment());
             // Every sub-option on its alignment, counted from an option Type at 0 mod
             // the option's alignment.
             let mut pos = FLOW_ID_FIXED_LEN;
@@ -1007,7 +1068,7 @@ mod tests {
                 let len = usize::from(b[pos + 1]);
                 if t != 1 {
                     let s = FlowSubOption::parse(t, &b[pos + 2..pos + 2 + len]).unwrap();
-                    prop_assert_eq!((2 + pos) % s.alignment(), 0);
+                    prop_assert_eq!((2 + pos) % s.alignment(), 0, "{:?}", s);
                 }
                 pos += 2 + len;
             }

@@ -436,7 +436,7 @@ impl<'a> MobilityOption<'a> {
             MobilityOption::BindingIdentifier { coa: None, .. } => (2, 0),
             MobilityOption::BindingIdentifier { coa: Some(_), .. } => (8, 2),
             MobilityOption::FlowSummary(_) => (2, 0),
-            MobilityOption::FlowIdentification(fi) => (fi.alignment(), 0),
+            MobilityOption::FlowIdentification(fi) => fi.alignment(),
             MobilityOption::Pad1
             | MobilityOption::PadN(_)
             | MobilityOption::MobileNodeIdentifier { .. }
@@ -1694,9 +1694,7 @@ mod tests {
                 }
                 let is_last = i + 1 == opts.len();
                 if !(is_last && o.must_end_message()) {
-                    // The alignment the sender laid the option out for (a received Flow
-                    // Identification option no longer knows its sub-options' needs).
-                    let (x, y) = opts[i].alignment();
+                    let (x, y) = o.alignment();
                     prop_assert_eq!((start + at) % x, y, "{:?}", o);
                 } else {
                     prop_assert_eq!(at + o.wire_len(), n);
