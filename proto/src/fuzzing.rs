@@ -234,3 +234,33 @@ pub fn icmpv6_parse(data: &[u8]) {
     }
     assert_eq!(repr.msg_type(), again.msg_type());
 }
+
+/// RFC 6088's binary traffic selectors and their matcher ([`crate::flow::TrafficSelector`]).
+/// The first octet is a TS Format, the second how many of the following octets are the
+/// Traffic Selector field; the rest is an inner packet to match.
+///
+/// Invariants: a selector that parses re-emits into `buffer_len()` octets and parses back to
+/// itself, with the alignment its flags give; matching any octets returns; a selector with
+/// no field matches exactly the packets of its IP version whose header (and IPv6 payload
+/// length) fits in the buffer.
+pub fn traffic_selector(data: &[u8]) {
+    use crate::ext::{Ipv4Header, Ipv6Header};
+    use crate::flow::{Ipv4TrafficSelector, Ipv6TrafficSelector, TrafficSelector};
+    let [format, len, rest @ ..] = data else {
+        return;
+    };
+    let (selector, packet) = rest.split_at(usize::from(*len).min(rest.len()));
+    if let Ok(ts) = TrafficSelector::parse(*format, selector) {
+        let mut buf = vec![0u8; ts.buffer_len()];
+        ts.emit(&mut buf)
+            .expect("a parsed selector must emit into buffer_len() octets");
+        let again = TrafficSelector::parse(*format, &buf).expect("an emitted selector must parse");
+        assert_eq!(ts, again, "parse(emit(parse(x))) changed the selector");
+        assert!(matches!(ts.alignment(), 1 | 2 | 4 | 8));
+        let _ = ts.matches(packet);
+    }
+    let v4 = Ipv4Header::new_checked(packet).is_ok_and(|h| h.version() == 4);
+    let v6 = Ipv6Header::new_checked(packet).is_ok_and(|h| h.version() == 6);
+    assert_eq!(Ipv4TrafficSelector::default().matches(packet), v4);
+    assert_eq!(Ipv6TrafficSelector::default().matches(packet), v6);
+}

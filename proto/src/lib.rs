@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod dhcp;
 pub mod encap;
 pub mod ext;
+pub mod flow;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod mh;

@@ -1,6 +1,7 @@
 //! Mobility options: the TLVs that follow the fixed part of a Mobility Header message
 //! (RFC 6275 §6.2), with the options of NEMO (RFC 3963 §4.3), the MN Identifier (RFC 4283),
-//! MN-HA authentication (RFC 4285), DSMIPv6 (RFC 5555 §3) and MCoA (RFC 5648 §4.3).
+//! MN-HA authentication (RFC 4285), DSMIPv6 (RFC 5555 §3), MCoA (RFC 5648 §4.3) and flow
+//! bindings (RFC 6089 §4.2, their contents in [`crate::flow`]).
 //!
 //! * [`MobilityOption`] is the Repr of one option, borrowing variable data from the buffer.
 //! * [`Options`] walks an options region zero-copy, yielding `Result<MobilityOption>` and
@@ -14,6 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::flow::{FlowIdentification, IdList};
 use crate::seq::Lifetime;
 use crate::{Error, Result};
 
@@ -126,6 +128,10 @@ code_enum! {
         Ipv4CareOfAddress = 32,
         /// RFC 5648 §4.3.
         BindingIdentifier = 35,
+        /// RFC 6089 §4.2.2 (see [`crate::flow`] on the number).
+        FlowSummary = 44,
+        /// RFC 6089 §4.2.
+        FlowIdentification = 45,
     }
 }
 
@@ -285,6 +291,10 @@ pub enum MobilityOption<'a> {
         /// Optional care-of address (IPv4 or IPv6).
         coa: Option<IpAddr>,
     },
+    /// RFC 6089 §4.2.2: the FIDs of flow bindings to keep (refresh), at least one.
+    FlowSummary(IdList<'a>),
+    /// RFC 6089 §4.2: one flow binding to add or modify (BU), or its outcome (BA).
+    FlowIdentification(FlowIdentification<'a>),
     /// SHISA's IPv4 Mobile Network Prefix option (draft-shima-nemo-v4prefix as implemented
     /// in KAME): `11 | 6 | reserved | prefix len | IPv4 prefix`, alignment 4n. Type 11
     /// collides with IANA's CGA Parameters Request (RFC 4866): it is only parsed with
@@ -358,6 +368,8 @@ impl<'a> MobilityOption<'a> {
             MobilityOption::NatDetection { .. } => 31,
             MobilityOption::Ipv4CareOfAddress(_) => 32,
             MobilityOption::BindingIdentifier { .. } => 35,
+            MobilityOption::FlowSummary(_) => 44,
+            MobilityOption::FlowIdentification(_) => 45,
             MobilityOption::LegacyIpv4Mnp { .. } => LEGACY_IPV4_MNP_TYPE,
             MobilityOption::Unknown { option_type, .. } => option_type,
         }
@@ -387,6 +399,8 @@ impl<'a> MobilityOption<'a> {
                 Some(IpAddr::V4(_)) => 8,
                 Some(IpAddr::V6(_)) => 20,
             },
+            MobilityOption::FlowSummary(fids) => fids.wire_len(),
+            MobilityOption::FlowIdentification(fi) => fi.data_len(),
             MobilityOption::Unknown { data, .. } => data.len(),
         }
     }
@@ -421,6 +435,8 @@ impl<'a> MobilityOption<'a> {
             | MobilityOption::LegacyIpv4Mnp { .. } => (4, 0),
             MobilityOption::BindingIdentifier { coa: None, .. } => (2, 0),
             MobilityOption::BindingIdentifier { coa: Some(_), .. } => (8, 2),
+            MobilityOption::FlowSummary(_) => (2, 0),
+            MobilityOption::FlowIdentification(fi) => fi.alignment(),
             MobilityOption::Pad1
             | MobilityOption::PadN(_)
             | MobilityOption::MobileNodeIdentifier { .. }
@@ -574,6 +590,8 @@ impl<'a> MobilityOption<'a> {
                     coa,
                 }
             }
+            44 => MobilityOption::FlowSummary(IdList::parse(data)?),
+            45 => MobilityOption::FlowIdentification(FlowIdentification::parse(data)?),
             option_type => MobilityOption::Unknown { option_type, data },
         })
     }
@@ -607,6 +625,8 @@ impl<'a> MobilityOption<'a> {
             MobilityOption::Unknown { option_type, .. } if option_type <= 1 => {
                 Err(Error::Malformed("unknown option with a pad type"))
             }
+            MobilityOption::FlowSummary(fids) => fids.check_emit(),
+            MobilityOption::FlowIdentification(fi) => fi.check_emit(),
             _ => Ok(()),
         }
     }
@@ -704,6 +724,8 @@ impl<'a> MobilityOption<'a> {
                 d[1] = prefix_len;
                 d[2..6].copy_from_slice(&prefix.octets());
             }
+            MobilityOption::FlowSummary(fids) => fids.emit(d),
+            MobilityOption::FlowIdentification(fi) => fi.emit_data(d)?,
             MobilityOption::Unknown { data, .. } => d.copy_from_slice(data),
         }
         Ok(())
@@ -976,9 +998,12 @@ pub(crate) mod strategies {
                     }
                 }
             }),
+            crate::flow::strategies::ids().prop_map(MobilityOption::FlowSummary),
+            crate::flow::strategies::flow_identification()
+                .prop_map(MobilityOption::FlowIdentification),
             // Unknown types: anything we do not decode.
             (
-                prop_oneof![Just(7u8), 12u8..=28, 33u8..=34, 36u8..=255],
+                prop_oneof![Just(7u8), 12u8..=28, 33u8..=34, 36u8..=43, 46u8..=255],
                 bytes(0, 40)
             )
                 .prop_map(|(option_type, data)| MobilityOption::Unknown { option_type, data }),
@@ -1171,6 +1196,51 @@ mod tests {
                 },
             ),
             (
+                // RFC 6089 §4.2.2: FIDs 1 and 0x1234.
+                vec![44, 4, 0x00, 0x01, 0x12, 0x34],
+                MobilityOption::FlowSummary(IdList::List(&[1, 0x1234])),
+            ),
+            (
+                // RFC 6089 §4.2 in a BA: FID 3, FID-PRI 1, status 132 (FID not found).
+                vec![45, 6, 0x00, 0x03, 0x00, 0x01, 0x00, 132],
+                MobilityOption::FlowIdentification(FlowIdentification {
+                    fid: 3,
+                    fid_pri: 1,
+                    status: crate::flow::FlowStatus::FidNotFound,
+                    sub_options: crate::flow::FlowSubOptions::NONE,
+                }),
+            ),
+            (
+                // With a Binding Reference of BID 1 and an IPv4 selector with the protocol
+                // alone (no alignment): 45 | 19 | FID 1 | PRI 5 | 0 | 0 | 2 2 0 1 | 3 7 1 0
+                // 0x00 0x08 0 0 17.
+                vec![
+                    45, 19, 0, 1, 0, 5, 0, 0, 2, 2, 0, 1, 3, 7, 1, 0, 0x00, 0x08, 0, 0, 17,
+                ],
+                MobilityOption::FlowIdentification(FlowIdentification {
+                    fid: 1,
+                    fid_pri: 5,
+                    status: crate::flow::FlowStatus::Successful,
+                    sub_options: crate::flow::FlowSubOptions::List(&[
+                        crate::flow::FlowSubOption::BindingReference(IdList::List(&[1])),
+                        crate::flow::FlowSubOption::TrafficSelector(
+                            crate::flow::TrafficSelector::Ipv4(crate::flow::Ipv4TrafficSelector {
+                                protocol: Some(crate::flow::SelectorRange {
+                                    start: 17,
+                                    end: None,
+                                }),
+                                source_address: None,
+                                destination_address: None,
+                                spi: None,
+                                source_port: None,
+                                destination_port: None,
+                                ds: None,
+                            }),
+                        ),
+                    ]),
+                }),
+            ),
+            (
                 vec![18, 3, 1, 2, 3],
                 MobilityOption::Unknown {
                     option_type: 18,
@@ -1309,6 +1379,9 @@ mod tests {
                 &[35, 16, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
                 Error::BadLength,
             ),
+            (&[44, 0], Error::BadLength),
+            (&[44, 3, 0, 1, 0], Error::BadLength),
+            (&[45, 5, 0, 1, 0, 1, 0], Error::BadLength),
         ];
         for (bytes, err) in cases {
             assert_eq!(one(bytes, CFG), Err(*err), "{bytes:?}");
@@ -1446,6 +1519,78 @@ mod tests {
         assert_eq!(&buf[4..7], &[1, 0, 5]);
     }
 
+    /// A BU's options (MH offset 12) with flow bindings: the Flow Identification option with
+    /// an IPv6 selector goes to 8n (its sub-options need it, RFC 6088 §3.2), the Flow
+    /// Summary to 2n, the MN-HA authenticator last.
+    #[test]
+    fn flow_binding_layout() {
+        use crate::flow::{
+            FlowStatus, FlowSubOption, FlowSubOptions, Ipv6TrafficSelector, SelectorRange,
+            TrafficSelector,
+        };
+        let hoa: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+        let subs = [
+            FlowSubOption::BindingReference(IdList::List(&[2])),
+            FlowSubOption::TrafficSelector(TrafficSelector::Ipv6(Ipv6TrafficSelector {
+                destination_address: Some(SelectorRange::single(hoa)),
+                ..Default::default()
+            })),
+        ];
+        let fid = MobilityOption::FlowIdentification(FlowIdentification {
+            fid: 1,
+            fid_pri: 1,
+            status: FlowStatus::Successful,
+            sub_options: FlowSubOptions::List(&subs),
+        });
+        assert_eq!(fid.alignment(), (8, 0));
+        let mac = [0x11; 12];
+        let opts = [
+            MobilityOption::BindingRefreshAdvice {
+                refresh_interval: Lifetime(1),
+            },
+            fid,
+            MobilityOption::FlowSummary(IdList::List(&[4, 5])),
+            MobilityOption::Authentication {
+                subtype: AUTH_SUBTYPE_MN_HA,
+                spi: 0x1000,
+                data: &mac,
+            },
+        ];
+        let n = options_len(12, &opts);
+        let mut buf = vec![0xa5; n];
+        emit_options(&mut buf, 12, &opts).unwrap();
+        // BRA at MH 12..16; the Flow Identification option's Type at MH 16, 8n already.
+        assert_eq!(&buf[0..4], &[2, 2, 0, 1]);
+        assert_eq!(buf[4], 45);
+        // FID data: 6 fixed, Binding Reference at +8 (MH 24), PadN of 4 at +12, the
+        // selector sub-option at +16 (MH 32), its address at MH 40.
+        let fid_len = usize::from(buf[5]);
+        assert_eq!(fid_len, 6 + 4 + 4 + 2 + 2 + 4 + 16);
+        assert_eq!(&buf[12..16], &[2, 2, 0, 2]);
+        assert_eq!(&buf[16..20], &[1, 2, 0, 0]);
+        assert_eq!(&buf[20..24], &[3, 22, 2, 0]);
+        assert_eq!(&buf[24..28], &[0x20, 0, 0, 0]);
+        assert_eq!(&buf[28..44], &hoa.octets());
+        // Flow Summary at MH 56 (2n), then the authenticator at 8n+5 ending the message.
+        assert_eq!(&buf[44..50], &[44, 4, 0, 4, 0, 5]);
+        assert_eq!((12 + n) % 8, 0);
+        assert_eq!(buf[n - 19], 9);
+        assert_eq!(parse_options(&buf, CFG).unwrap(), opts);
+    }
+
+    /// A Flow Identification option whose sub-options do not parse is still an option (so
+    /// the home agent can answer it with status 130) and re-emits unchanged.
+    #[test]
+    fn malformed_flow_sub_options_keep_the_option() {
+        let bytes = [45, 8, 0, 9, 0, 1, 0, 0, 2, 1];
+        let MobilityOption::FlowIdentification(fi) = one(&bytes, CFG).unwrap() else {
+            panic!("not a Flow Identification option");
+        };
+        assert_eq!(fi.fid, 9);
+        assert!(fi.sub_options.check().is_err());
+        assert_eq!(emitted(&MobilityOption::FlowIdentification(fi)), bytes);
+    }
+
     #[test]
     fn empty_list_pads_to_8() {
         assert_eq!(options_len(12, &[]), 4);
@@ -1514,6 +1659,8 @@ mod tests {
     fn option_type_codes() {
         assert_eq!(OptionType::from(29), OptionType::Ipv4HomeAddress);
         assert_eq!(u8::from(OptionType::BindingIdentifier), 35);
+        assert_eq!(OptionType::from(44), OptionType::FlowSummary);
+        assert_eq!(OptionType::from(45), OptionType::FlowIdentification);
         assert_eq!(OptionType::from(99), OptionType::Unknown(99));
         assert_eq!(u8::from(OptionType::Unknown(99)), 99);
         for t in 0..=255u8 {

@@ -1026,3 +1026,285 @@ fn tshark_decodes_home_agent_switch() {
     check(p, n, "mip6.has.num_addrs", &["0"]);
     check(p, n, "mip6.has.address", &[]);
 }
+
+/// One option tshark delimited but did not dissect, from its PDML: where it starts in the
+/// packet, and its octets.
+#[derive(Debug)]
+struct Undissected {
+    pos: usize,
+    bytes: Vec<u8>,
+}
+
+/// The options of type `option_type` in one packet's PDML (Wireshark shows them as
+/// `Unknown (0x..)` nodes whose size and value are what its option walk took), and the
+/// position of the Mobility Header.
+fn undissected(pdml_packet: &str, option_type: u8) -> (usize, Vec<Undissected>) {
+    let attr = |line: &str, name: &str| -> String {
+        let key = format!(" {name}=\"");
+        let at = line
+            .find(&key)
+            .unwrap_or_else(|| panic!("{name} in {line}"))
+            + key.len();
+        line[at..].split('"').next().unwrap().to_string()
+    };
+    let mh = pdml_packet
+        .lines()
+        .find(|l| l.contains("<proto name=\"mipv6\""))
+        .map(|l| attr(l, "pos").parse().unwrap())
+        .expect("a Mobility Header");
+    let show = format!("show=\"Unknown (0x{option_type:02x})\"");
+    let opts = pdml_packet
+        .lines()
+        .filter(|l| l.contains(&show))
+        .map(|l| {
+            let hex = attr(l, "value");
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            assert_eq!(attr(l, "size").parse::<usize>().unwrap(), bytes.len());
+            Undissected {
+                pos: attr(l, "pos").parse().unwrap(),
+                bytes,
+            }
+        })
+        .collect();
+    (mh, opts)
+}
+
+/// The sub-options of a Flow Identification option's octets, read by hand at RFC 6089's
+/// offsets (Figure 2: sub-options after 8 octets; Figure 3: Type, Length, data; Pad1 alone),
+/// padding dropped: (offset from the option's Type, type, data).
+fn sub_options_by_hand(opt: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 8;
+    while at < opt.len() {
+        match opt[at] {
+            0 => at += 1,
+            t => {
+                let len = usize::from(opt[at + 1]);
+                if t != 1 {
+                    out.push((at, t, opt[at + 2..at + 2 + len].to_vec()));
+                }
+                at += 2 + len;
+            }
+        }
+    }
+    assert_eq!(at, opt.len(), "sub-options overrun the option");
+    out
+}
+
+/// RFC 6089's flow binding options in a BU and in the home agent's BA. Wireshark (4.0.17
+/// here) names options 44 and 45 but dissects neither, nor RFC 6088's selectors: what it
+/// vouches for is each option's type, where it starts and where it ends (it walks the
+/// options by our Length octets, and the options after ours still decode: the NAI and the
+/// MN-HA authenticator). The octets it delimits are then read here by hand, at the offsets
+/// of RFC 6089's and RFC 6088's figures, not by proto's parser; their alignments are
+/// measured from the Mobility Header's position as tshark gives it.
+#[test]
+fn tshark_walks_flow_binding_options() {
+    use proto::flow::{
+        FlowIdentification, FlowStatus, FlowSubOption, FlowSubOptions, IdList, Ipv4TrafficSelector,
+        Ipv6TrafficSelector, SelectorRange, TrafficSelector,
+    };
+    use proto::option::ParseConfig;
+
+    let cn_first: Ipv6Addr = "2001:db8:c::1".parse().unwrap();
+    let cn_last: Ipv6Addr = "2001:db8:c::ff".parse().unwrap();
+    let web = Ipv4Addr::new(192, 0, 2, 20);
+    // FID 1: SIP from a range of correspondents to the home address, over BIDs 1 and 2.
+    let sip = [
+        FlowSubOption::BindingReference(IdList::List(&[1, 2])),
+        FlowSubOption::TrafficSelector(TrafficSelector::Ipv6(Ipv6TrafficSelector {
+            source_address: Some(SelectorRange::new(cn_first, cn_last)),
+            destination_address: Some(SelectorRange::single(HOA)),
+            destination_port: Some(SelectorRange::new(5060, 5061)),
+            traffic_class: Some(SelectorRange::single(0xb8)),
+            next_header: Some(SelectorRange::single(17)),
+            ..Default::default()
+        })),
+    ];
+    // FID 2: HTTPS to an IPv4 home address, over BID 2.
+    let https = [
+        FlowSubOption::BindingReference(IdList::List(&[2])),
+        FlowSubOption::TrafficSelector(TrafficSelector::Ipv4(Ipv4TrafficSelector {
+            destination_address: Some(SelectorRange::single(web)),
+            destination_port: Some(SelectorRange::single(443)),
+            protocol: Some(SelectorRange::single(6)),
+            ..Default::default()
+        })),
+    ];
+    let auth_data = [0x5a; 12];
+    let bu = MhRepr::BindingUpdate(BindingUpdate {
+        sequence: SequenceNumber(300),
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        lifetime: Lifetime(1000),
+        options: vec![
+            MobilityOption::AlternateCareOfAddress(COA),
+            MobilityOption::FlowIdentification(FlowIdentification {
+                fid: 1,
+                fid_pri: 10,
+                status: FlowStatus::Successful,
+                sub_options: FlowSubOptions::List(&sip),
+            }),
+            MobilityOption::FlowIdentification(FlowIdentification {
+                fid: 2,
+                fid_pri: 20,
+                status: FlowStatus::Successful,
+                sub_options: FlowSubOptions::List(&https),
+            }),
+            // FIDs 3 and 4 kept as they are (§5.2.3).
+            MobilityOption::FlowSummary(IdList::List(&[3, 4])),
+            MobilityOption::MobileNodeIdentifier {
+                subtype: 1,
+                identifier: b"mr1@example.org",
+            },
+            MobilityOption::Authentication {
+                subtype: 1,
+                spi: 0x1234,
+                data: &auth_data,
+            },
+        ],
+    });
+    // The home agent's BA (§5.3.5): each Flow Identification option of the BU copied
+    // with its status (FID 1 accepted, FID 2's BID unknown), and FID 3 of the summary
+    // unknown (§5.3.3).
+    let mut bu_mh = vec![0u8; bu.buffer_len()];
+    bu.emit_to(&mut bu_mh).unwrap();
+    let received = MhRepr::parse_bytes(&bu_mh, ParseConfig::default()).unwrap();
+    let copies: Vec<_> = received
+        .options()
+        .iter()
+        .filter_map(|o| match o {
+            MobilityOption::FlowIdentification(fi) => Some(*fi),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies.len(), 2);
+    let ba = MhRepr::BindingAck(BindingAck {
+        status: BaStatus::from(0),
+        flags: BaFlags::R,
+        sequence: SequenceNumber(300),
+        lifetime: Lifetime(1000),
+        options: vec![
+            MobilityOption::FlowIdentification(FlowIdentification {
+                status: FlowStatus::Successful,
+                ..copies[0]
+            }),
+            MobilityOption::FlowIdentification(FlowIdentification {
+                status: FlowStatus::BidNotFound,
+                ..copies[1]
+            }),
+            MobilityOption::FlowIdentification(FlowIdentification {
+                fid: 3,
+                fid_pri: 30,
+                status: FlowStatus::FidNotFound,
+                sub_options: FlowSubOptions::NONE,
+            }),
+        ],
+    });
+
+    let packets = vec![
+        packet(&bu, COA, HA, true, false),
+        packet(&ba, HA, COA, false, true),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("flow-bindings.pcap");
+    common::write_pcap(&pcap, &packets);
+
+    let fields = [
+        "mip6.mhtype",
+        "mip6.bu.seqnr",
+        "mip6.ba.status",
+        "mip6.mobility_opt",
+        "mip6.acoa.acoa",
+        "mip6.mnid.identifier",
+        "mip6.auth.mobility_spi",
+        "_ws.expert.message",
+    ];
+    let decoded = common::tshark_fields(&pcap, &[], &fields);
+    assert_eq!(decoded.len(), 2);
+    for (i, pkt) in decoded.iter().enumerate() {
+        let bad: Vec<_> = pkt
+            .get("_ws.expert.message")
+            .into_iter()
+            .flatten()
+            .filter(|m| *m != "IE data not dissected yet")
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "packet {}: tshark complains: {bad:?}",
+            i + 1
+        );
+    }
+    let p = &decoded[0];
+    check(p, "BU", "mip6.mhtype", &["5"]);
+    check(p, "BU", "mip6.bu.seqnr", &["300"]);
+    check(p, "BU", "mip6.mobility_opt", &["45", "45", "44"]);
+    check(p, "BU", "mip6.acoa.acoa", &["2001:db8:a::5"]);
+    // Options after ours, found where our lengths say: the NAI and the authenticator.
+    check(p, "BU", "mip6.mnid.identifier", &["mr1@example.org"]);
+    check(p, "BU", "mip6.auth.mobility_spi", &["4660"]);
+    let p = &decoded[1];
+    check(p, "BA", "mip6.mhtype", &["6"]);
+    check(p, "BA", "mip6.ba.status", &["0"]);
+    check(p, "BA", "mip6.mobility_opt", &["45", "45", "45"]);
+
+    let pdml = common::tshark_pdml(&pcap, &[]);
+    let per_packet: Vec<&str> = pdml.split("<packet>").skip(1).collect();
+    assert_eq!(per_packet.len(), 2);
+
+    // The BU.
+    let (mh, fids) = undissected(per_packet[0], 45);
+    let (_, summaries) = undissected(per_packet[0], 44);
+    assert_eq!(fids.len(), 2);
+    // FID 1: FID, FID-PRI, Reserved, Status (RFC 6089 Figure 2).
+    let o = &fids[0].bytes;
+    assert_eq!(&o[..8], &[45, (o.len() - 2) as u8, 0, 1, 0, 10, 0, 0]);
+    // Its Type on 8n from the MH: the IPv6 selector inside needs 8n (RFC 6088 §3.2).
+    assert_eq!((fids[0].pos - mh) % 8, 0);
+    let subs = sub_options_by_hand(o);
+    assert_eq!(subs.len(), 2);
+    // Binding Reference (type 2): BIDs 1 and 2, on 2n.
+    assert_eq!((subs[0].1, subs[0].2.as_slice()), (2, &[0, 1, 0, 2][..]));
+    assert_eq!((fids[0].pos + subs[0].0 - mh) % 2, 0);
+    // Traffic Selector (type 3): TS Format 2, Reserved, flags A B C K L M O, then the
+    // fields in flag order (RFC 6088 Figure 2), on 8n.
+    let (at, t, ts) = &subs[1];
+    assert_eq!(*t, 3);
+    assert_eq!((fids[0].pos + at - mh) % 8, 0);
+    let mut want = vec![2, 0, 0xe0, 0x3a, 0, 0];
+    want.extend_from_slice(&cn_first.octets());
+    want.extend_from_slice(&cn_last.octets());
+    want.extend_from_slice(&HOA.octets());
+    want.extend_from_slice(&[0x13, 0xc4, 0x13, 0xc5, 0xb8, 17]);
+    assert_eq!(ts, &want);
+    // FID 2: on 4n (the IPv4 selector's address), BID 2, flags C I M (RFC 6088 Figure 1).
+    let o = &fids[1].bytes;
+    assert_eq!(&o[..8], &[45, (o.len() - 2) as u8, 0, 2, 0, 20, 0, 0]);
+    assert_eq!((fids[1].pos - mh) % 4, 0);
+    let subs = sub_options_by_hand(o);
+    assert_eq!((subs[0].1, subs[0].2.as_slice()), (2, &[0, 2][..]));
+    let (at, t, ts) = &subs[1];
+    assert_eq!(*t, 3);
+    assert_eq!((fids[1].pos + at - mh) % 4, 0);
+    assert_eq!(ts, &[1, 0, 0x20, 0x88, 0, 0, 192, 0, 2, 20, 0x01, 0xbb, 6]);
+    // The Flow Summary: FIDs 3 and 4 on 2n (RFC 6089 Figure 6).
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].bytes, [44, 4, 0, 3, 0, 4]);
+    assert_eq!((summaries[0].pos - mh) % 2, 0);
+    let bu_opts: Vec<Vec<u8>> = fids.iter().map(|f| f.bytes.clone()).collect();
+
+    // The BA: the copies octet for octet but the Status, still aligned for their
+    // selectors, and FID 3 alone with status 132.
+    let (mh, fids) = undissected(per_packet[1], 45);
+    assert_eq!(fids.len(), 3);
+    for (i, (copy, status)) in fids.iter().zip([0u8, 131]).enumerate() {
+        assert_eq!(copy.bytes[..7], bu_opts[i][..7]);
+        assert_eq!(copy.bytes[7], status);
+        assert_eq!(copy.bytes[8..], bu_opts[i][8..]);
+    }
+    assert_eq!((fids[0].pos - mh) % 8, 0);
+    assert_eq!((fids[1].pos - mh) % 4, 0);
+    assert_eq!(fids[2].bytes, [45, 6, 0, 3, 0, 30, 0, 132]);
+}

@@ -68,6 +68,15 @@ fn icmpv6_parse_corpus_passes_the_fuzz_checks() {
 }
 
 #[test]
+fn traffic_selector_corpus_passes_the_fuzz_checks() {
+    let n = replay("traffic_selector", proto::fuzzing::traffic_selector);
+    assert!(
+        n >= 6,
+        "expected the traffic_selector seed corpus, found {n} files"
+    );
+}
+
+#[test]
 fn seeds_are_real_messages() {
     // The seeds are worth something only if they parse: spot-check the worked example of
     // our worked example (explicit NEMO BU with an IPv4 MNP) and a tunnel packet.
@@ -80,6 +89,21 @@ fn seeds_are_real_messages() {
         proto::encap::decapsulate(&mut data),
         Ok(proto::encap::DecapOutcome::Forward(_))
     ));
+    let data = std::fs::read(corpus("mh_parse").join("bu_flow_bindings")).unwrap();
+    let repr = proto::mh::MhRepr::parse_bytes(&data, Default::default()).expect("parses");
+    let selectors = repr
+        .options()
+        .iter()
+        .filter_map(|o| match o {
+            proto::option::MobilityOption::FlowIdentification(fi) => fi.traffic_selector(),
+            _ => None,
+        })
+        .count();
+    assert_eq!(selectors, 2);
+    let data = std::fs::read(corpus("traffic_selector").join("ipv6_sip_udp")).unwrap();
+    let ts = proto::flow::TrafficSelector::parse(data[0], &data[2..2 + usize::from(data[1])])
+        .expect("parses");
+    assert!(ts.matches(&data[2 + usize::from(data[1])..]));
     let data = std::fs::read(corpus("signalling_walk").join("bu_hao")).unwrap();
     assert!(matches!(
         proto::ext::walk(&data),
@@ -298,4 +322,181 @@ fn write_seed_corpora() {
     let mut no_csum = tunnel(&udp, &inner6(0), None);
     no_csum[26..28].fill(0);
     write("decapsulate", "udp4_zero_checksum", &no_csum);
+}
+
+/// Writes the flow binding seeds (RFC 6089, RFC 6088): Mobility Headers with Flow
+/// Identification and Flow Summary options for mh_parse, and selectors with packets for
+/// traffic_selector (format, selector length, selector, packet).
+#[test]
+#[ignore = "writes the seed corpora; run by hand"]
+fn write_flow_binding_seeds() {
+    use proto::flow::{
+        FlowIdentification, FlowStatus, FlowSubOption, FlowSubOptions, IdList, Ipv4TrafficSelector,
+        Ipv6TrafficSelector, SelectorRange, TrafficSelector,
+    };
+    use proto::mh::{BaFlags, BaStatus, BindingAck, BindingUpdate, BuFlags, MhRepr};
+    use proto::option::MobilityOption;
+    use proto::seq::{Lifetime, SequenceNumber};
+
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = corpus(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    };
+    let mh = |repr: &MhRepr<'_>| {
+        let mut buf = vec![0u8; repr.buffer_len()];
+        repr.emit_to(&mut buf).unwrap();
+        buf
+    };
+    let cn = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 1);
+    let sip = Ipv6TrafficSelector {
+        source_address: Some(SelectorRange::new(
+            cn,
+            Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 0xff),
+        )),
+        destination_address: Some(SelectorRange::single(HOA)),
+        destination_port: Some(SelectorRange::new(5060, 5061)),
+        traffic_class: Some(SelectorRange::single(0xb8)),
+        next_header: Some(SelectorRange::single(17)),
+        ..Default::default()
+    };
+    let web = Ipv4TrafficSelector {
+        destination_address: Some(SelectorRange::single(Ipv4Addr::new(10, 1, 0, 5))),
+        destination_port: Some(SelectorRange::single(443)),
+        protocol: Some(SelectorRange::single(6)),
+        ..Default::default()
+    };
+    let sip_subs = [
+        FlowSubOption::BindingReference(IdList::List(&[1, 2])),
+        FlowSubOption::TrafficSelector(TrafficSelector::Ipv6(sip)),
+    ];
+    let web_subs = [
+        FlowSubOption::BindingReference(IdList::List(&[2])),
+        FlowSubOption::TrafficSelector(TrafficSelector::Ipv4(web)),
+        FlowSubOption::Unknown {
+            sub_option_type: 4,
+            data: &[11],
+        },
+    ];
+    let fid = |fid, fid_pri, sub_options| {
+        MobilityOption::FlowIdentification(FlowIdentification {
+            fid,
+            fid_pri,
+            status: FlowStatus::Successful,
+            sub_options,
+        })
+    };
+    let bu = MhRepr::BindingUpdate(BindingUpdate {
+        sequence: SequenceNumber(300),
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        lifetime: Lifetime(1000),
+        options: vec![
+            MobilityOption::AlternateCareOfAddress(COA),
+            fid(1, 10, FlowSubOptions::List(&sip_subs)),
+            fid(2, 20, FlowSubOptions::List(&web_subs)),
+            MobilityOption::FlowSummary(IdList::List(&[3, 4])),
+        ],
+    });
+    write("mh_parse", "bu_flow_bindings", &mh(&bu));
+    let ba = MhRepr::BindingAck(BindingAck {
+        status: BaStatus::from(0),
+        flags: BaFlags::R,
+        sequence: SequenceNumber(300),
+        lifetime: Lifetime(1000),
+        options: vec![
+            fid(1, 10, FlowSubOptions::List(&sip_subs)),
+            MobilityOption::FlowIdentification(FlowIdentification {
+                fid: 3,
+                fid_pri: 30,
+                status: FlowStatus::FidNotFound,
+                sub_options: FlowSubOptions::NONE,
+            }),
+        ],
+    });
+    write("mh_parse", "ba_flow_status", &mh(&ba));
+    // A Binding Reference of 3 octets: the option parses, its sub-options do not.
+    let bad = mh(&MhRepr::BindingUpdate(BindingUpdate {
+        sequence: SequenceNumber(301),
+        flags: BuFlags::A | BuFlags::H,
+        lifetime: Lifetime(10),
+        options: vec![MobilityOption::Unknown {
+            option_type: 45,
+            data: &[0, 5, 0, 5, 0, 0, 2, 3, 0, 1, 0],
+        }],
+    }));
+    write("mh_parse", "bu_flow_malformed_sub_option", &bad);
+
+    let seed = |format: u8, selector: &TrafficSelector<'_>, packet: &[u8]| {
+        let mut out = vec![format, selector.buffer_len() as u8];
+        let at = out.len();
+        out.resize(at + selector.buffer_len(), 0);
+        selector.emit(&mut out[at..]).unwrap();
+        out.extend_from_slice(packet);
+        out
+    };
+    // A SIP packet from the correspondent to the home address: UDP 5060, TC 0xb8.
+    let mut sip_packet = vec![0x6b, 0x80, 0, 0, 0, 8, 17, 64];
+    sip_packet.extend_from_slice(&cn.octets());
+    sip_packet.extend_from_slice(&HOA.octets());
+    sip_packet.extend_from_slice(&[0x13, 0xc4, 0x13, 0xc4, 0, 8, 0, 0]);
+    let sip_ts = TrafficSelector::Ipv6(sip);
+    let sip_seed = seed(2, &sip_ts, &sip_packet);
+    write("traffic_selector", "ipv6_sip_udp", &sip_seed);
+    // The same behind a Hop-by-Hop header and a first fragment.
+    let mut ext = sip_packet[..40].to_vec();
+    ext[5] = 24;
+    ext[6] = 0;
+    ext.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]);
+    ext.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
+    ext.extend_from_slice(&sip_packet[40..]);
+    write(
+        "traffic_selector",
+        "ipv6_sip_hbh_fragment",
+        &seed(2, &sip_ts, &ext),
+    );
+    // HTTPS over IPv4 to the home address, and a later fragment of it.
+    let mut https = inner4(0, 0);
+    https[9] = 6;
+    https[16..20].copy_from_slice(&[10, 1, 0, 5]);
+    https[20..24].copy_from_slice(&[0xc3, 0x50, 0x01, 0xbb]);
+    let web_ts = TrafficSelector::Ipv4(web);
+    write("traffic_selector", "ipv4_https", &seed(1, &web_ts, &https));
+    let mut later = https.clone();
+    later[7] = 0x20;
+    write(
+        "traffic_selector",
+        "ipv4_https_later_fragment",
+        &seed(1, &web_ts, &later),
+    );
+    // ESP SPI ranges, both families.
+    let esp4 = TrafficSelector::Ipv4(Ipv4TrafficSelector {
+        spi: Some(SelectorRange::new(0x100, 0x1ff)),
+        ds: Some(SelectorRange::new(0, 0xfc)),
+        ..Default::default()
+    });
+    let mut esp_packet = inner4(0x10, 4);
+    esp_packet[9] = 50;
+    esp_packet[24..28].copy_from_slice(&0x180u32.to_be_bytes());
+    write(
+        "traffic_selector",
+        "ipv4_esp_options",
+        &seed(1, &esp4, &esp_packet),
+    );
+    let label = TrafficSelector::Ipv6(Ipv6TrafficSelector {
+        spi: Some(SelectorRange::single(0x180)),
+        flow_label: Some(SelectorRange::new(0, 0xf_ffff)),
+        ..Default::default()
+    });
+    write(
+        "traffic_selector",
+        "ipv6_spi_flow_label",
+        &seed(2, &label, &inner6(0x2e)),
+    );
+    // An opaque format, and a selector with an end field but no start.
+    let mut other = vec![7, 3, 1, 2, 3];
+    other.extend_from_slice(&sip_packet);
+    write("traffic_selector", "opaque_format", &other);
+    let mut end_only = vec![1, 8, 0x40, 0, 0, 0, 10, 1, 0, 5];
+    end_only.extend_from_slice(&https);
+    write("traffic_selector", "ipv4_end_without_start", &end_only);
 }

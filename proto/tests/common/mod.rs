@@ -97,6 +97,24 @@ pub fn tshark_fields(
         .collect()
 }
 
+/// Runs tshark over a pcap and returns its PDML (every field with its position, size and
+/// octets: what `-T json` leaves out for options it does not dissect).
+pub fn tshark_pdml(pcap: &Path, decode_as: &[&str]) -> String {
+    require("tshark", "tshark");
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-n").arg("-r").arg(pcap).arg("-T").arg("pdml");
+    for d in decode_as {
+        cmd.arg("-d").arg(d);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
 /// Runs a Python script under Debian's python3 (which has python3-scapy; a pyenv python on
 /// PATH may not) and returns its stdout.
 pub fn run_scapy(script: &Path) -> String {
