@@ -350,8 +350,12 @@ fn multipath_experiment() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let work = dir.path().join("work");
+    // The ideal profile: no random loss, so what the duplicated flows lose is the
+    // silence's doing (the lte profile's measurements are the README's).
     let (out, pid) = lab(
         &[
+            "--link",
+            "ideal",
             "multipath",
             "--streams",
             "4",

@@ -644,13 +644,13 @@ impl Snapshot {
     }
 
     /// The paths the further copies of a duplicated flow's packet take besides `chosen`
-    /// ([`Self::tx_route`]'s): at least two copies leave through paths heard from within
-    /// half the liveness limit ("fresh": a path silent for longer may be dying before it is
-    /// declared so, and a copy through it may be the only one). Every other fresh path; the
-    /// one fresh path twice when `chosen` is not fresh; `chosen` again when it is the only
-    /// fresh one (two copies in flight protect against a lossy surviving path; the
-    /// receiver's window drops the later one like any copy). No fresh path at all: the
-    /// other live ones, or `chosen` again.
+    /// ([`Self::tx_route`]'s). Another path first: every other path heard from within half
+    /// the liveness limit ("fresh"); none fresh, every other live one (a fresh-looking
+    /// chosen path may be the one dying, and the copies must not share its fate). When
+    /// `chosen` is not fresh and one other path is, that path twice (the chosen one may be
+    /// dying before it is declared so). Only `chosen` alive: `chosen` again — two copies in
+    /// flight protect against a lossy surviving path; the receiver's window drops the later
+    /// one like any copy.
     pub fn duplicate_paths<'a>(&'a self, chosen: &'a Peer, group: &'a [u32]) -> Vec<&'a Peer> {
         self.duplicate_paths_at(chosen, group, mono_ns(Instant::now()))
     }
@@ -662,29 +662,26 @@ impl Snapshot {
         group: &'a [u32],
         now: u64,
     ) -> Vec<&'a Peer> {
-        let paths = || group.iter().filter_map(|&i| self.peer(i));
         let heard_within =
             |p: &Peer, limit: Option<Duration>| limit.is_none_or(|l| p.counters.0.alive(now, l));
-        let fresh: Vec<&Peer> = paths()
-            .filter(|p| heard_within(p, self.liveness.map(|l| l / 2)))
-            .collect();
-        let chosen_fresh = fresh.iter().any(|p| std::ptr::eq(*p, chosen));
-        let others: Vec<&Peer> = fresh
-            .iter()
-            .copied()
-            .filter(|p| !std::ptr::eq(*p, chosen))
-            .collect();
-        match (chosen_fresh, others.as_slice()) {
-            (true, []) => vec![chosen],
-            (true, _) => others,
-            (false, [one]) => vec![*one, *one],
-            (false, []) => {
-                let live: Vec<&Peer> = paths()
-                    .filter(|p| !std::ptr::eq(*p, chosen) && heard_within(p, self.liveness))
+        let others = || {
+            group
+                .iter()
+                .filter_map(|&i| self.peer(i))
+                .filter(|p| !std::ptr::eq(*p, chosen))
+        };
+        let half = self.liveness.map(|l| l / 2);
+        let fresh: Vec<&Peer> = others().filter(|p| heard_within(p, half)).collect();
+        let chosen_fresh = heard_within(chosen, half);
+        match fresh.as_slice() {
+            [one] if !chosen_fresh => vec![*one, *one],
+            [] => {
+                let live: Vec<&Peer> = others()
+                    .filter(|p| heard_within(p, self.liveness))
                     .collect();
                 if live.is_empty() { vec![chosen] } else { live }
             }
-            (false, _) => others,
+            _ => fresh,
         }
     }
 

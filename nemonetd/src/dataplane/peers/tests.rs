@@ -984,7 +984,7 @@ fn duplicates_take_the_fresh_paths_at_least_twice() {
     }
     // Path 1 last heard at 1,000, path 2 at 1,045; at 1,050 path 1 is alive (80 ms) but
     // not fresh (40 ms): a flow on path 1 also sends twice through path 2; a flow on path
-    // 2 once more through path 2.
+    // 2 still sends its copy through path 1 (another path while one lives).
     heard(2, 1045);
     let on = |bid| {
         (0..64u64)
@@ -992,10 +992,17 @@ fn duplicates_take_the_fresh_paths_at_least_twice() {
             .unwrap()
     };
     assert_eq!(copies(on(1), 1050).1, vec![Some(2), Some(2)]);
-    assert_eq!(copies(on(2), 1050).1, vec![Some(2)]);
-    // Path 1 out of use (1,080): every flow on path 2, twice.
+    assert_eq!(copies(on(2), 1050).1, vec![Some(1)]);
+    // Path 2 alive but not fresh (heard 1,045, now 1,100: 55 ms), path 1 heard just now:
+    // a flow on path 1 still sends its copy through path 2, not twice through path 1 (if
+    // path 1 is the one dying, the copies must not share its fate).
+    heard(1, 1099);
+    assert_eq!(copies(on(1), 1100).1, vec![Some(2)]);
+    // Path 1 out of use (last heard 1,099, now 1,180), path 2 heard at 1,170: every flow
+    // on path 2, twice.
+    heard(2, 1170);
     for f in 0..16 {
-        assert_eq!(copies(f, 1100), (Some(2), vec![Some(2)]));
+        assert_eq!(copies(f, 1180), (Some(2), vec![Some(2)]));
     }
     // One path only: nothing duplicated.
     let (_, single) = s.tx_route(cn, ip("2001:db8:200::1"), || 7).unwrap();
