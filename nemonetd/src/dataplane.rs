@@ -236,24 +236,56 @@ pub fn flow_hash(packet: &[u8]) -> u64 {
         return 0;
     };
     let base = u64::from(flow_label(src, dst)) << 32 ^ u64::from(flow_label(dst, src));
-    let (proto, l4) = match IpVersion::of(packet) {
-        Ok(IpVersion::V6) => (packet[6], 40),
-        Ok(IpVersion::V4) => {
-            let fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0;
-            if fragment {
-                return base;
-            }
-            (packet[9], usize::from(packet[0] & 0x0f) * 4)
-        }
-        Err(_) => return base,
-    };
-    match (proto, packet.get(l4..l4 + 4)) {
-        (6 | 17 | 132, Some(ports)) => {
-            let p = u64::from(u32::from_be_bytes([ports[0], ports[1], ports[2], ports[3]]));
+    match inner_fields(packet) {
+        Some(InnerFields {
+            proto,
+            ports: Some((s, d)),
+            ..
+        }) => {
+            let p = u64::from(s) << 16 | u64::from(d);
             base ^ (p << 8 | u64::from(proto)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
         }
         _ => base,
     }
+}
+
+/// What the flow hash and the duplication rules read in an inner packet beyond its
+/// addresses.
+pub(crate) struct InnerFields {
+    /// Protocol (IPv4) / next header (IPv6, the first one).
+    pub proto: u8,
+    /// (source, destination) of TCP, UDP and SCTP when they follow the IP header directly
+    /// and the packet is no IPv4 fragment (a later fragment has none, and every fragment
+    /// of a datagram must be read alike).
+    pub ports: Option<(u16, u16)>,
+    /// DSCP: the upper six bits of the Traffic Class / TOS.
+    pub dscp: u8,
+}
+
+/// The [`InnerFields`] of an inner packet, if its IP header is there.
+pub(crate) fn inner_fields(packet: &[u8]) -> Option<InnerFields> {
+    let (proto, l4, dscp) = match IpVersion::of(packet).ok()? {
+        IpVersion::V6 if packet.len() >= 40 => {
+            let tc = (packet[0] << 4) | (packet[1] >> 4);
+            (packet[6], Some(40), tc >> 2)
+        }
+        IpVersion::V4 if packet.len() >= 20 => {
+            let fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0;
+            let l4 = (!fragment).then_some(usize::from(packet[0] & 0x0f) * 4);
+            (packet[9], l4, packet[1] >> 2)
+        }
+        _ => return None,
+    };
+    let ports = match proto {
+        6 | 17 | 132 => l4.and_then(|o| packet.get(o..o + 4)).map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        }),
+        _ => None,
+    };
+    Some(InnerFields { proto, ports, dscp })
 }
 
 /// A path probe (issue 15, path liveness among several care-of addresses): an IPv6 header

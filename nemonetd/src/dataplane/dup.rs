@@ -17,6 +17,8 @@ use std::hash::{BuildHasher, Hasher};
 
 use proto::encap::IpVersion;
 
+use super::{InnerFields, inner_fields};
+
 /// One flow selector: every condition given must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DupRule {
@@ -105,45 +107,10 @@ impl fmt::Display for DupRule {
     }
 }
 
-/// What a rule looks at in an inner packet.
-struct Fields {
-    proto: u8,
-    /// (source, destination), when readable.
-    ports: Option<(u16, u16)>,
-    dscp: u8,
-}
-
-/// The [`Fields`] of an inner packet; ports only behind a bare header, not in fragments
-/// (as the flow hash reads them).
-fn fields(packet: &[u8]) -> Option<Fields> {
-    let (proto, l4, dscp) = match IpVersion::of(packet).ok()? {
-        IpVersion::V6 if packet.len() >= 40 => {
-            let tc = (packet[0] << 4) | (packet[1] >> 4);
-            (packet[6], Some(40), tc >> 2)
-        }
-        IpVersion::V4 if packet.len() >= 20 => {
-            let fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x3fff != 0;
-            let l4 = (!fragment).then_some(usize::from(packet[0] & 0x0f) * 4);
-            (packet[9], l4, packet[1] >> 2)
-        }
-        _ => return None,
-    };
-    let ports = match proto {
-        6 | 17 | 132 => l4.and_then(|o| packet.get(o..o + 4)).map(|p| {
-            (
-                u16::from_be_bytes([p[0], p[1]]),
-                u16::from_be_bytes([p[2], p[3]]),
-            )
-        }),
-        _ => None,
-    };
-    Some(Fields { proto, ports, dscp })
-}
-
 impl DupRule {
     /// Whether the inner packet is of a flow this rule selects.
     pub fn matches(&self, packet: &[u8]) -> bool {
-        let Some(Fields { proto, ports, dscp }) = fields(packet) else {
+        let Some(InnerFields { proto, ports, dscp }) = inner_fields(packet) else {
             return false;
         };
         self.proto.is_none_or(|p| p == proto)
