@@ -41,6 +41,10 @@ pub const DEFAULT_BINDING_CACHE_FILE: &str = "/var/lib/nemo/had.journal";
 pub const DEFAULT_MAX_BINDINGS: u32 = 100_000;
 /// Default `mcoa-max-bindings`: care-of bindings (RFC 5648 BIDs) one home address may hold.
 pub const DEFAULT_MCOA_MAX_BINDINGS: u32 = 8;
+/// Default `redundancy-advert-interval`: the active home agent's heartbeat period.
+pub const DEFAULT_REDUNDANCY_ADVERT_INTERVAL: Duration = Duration::from_millis(50);
+/// Default `redundancy-dead-interval`: the silence after which a standby takes over.
+pub const DEFAULT_REDUNDANCY_DEAD_INTERVAL: Duration = Duration::from_millis(300);
 /// Default `nat-keepalive-interval` (RFC 5555 §3.1.3 suggests 110 s).
 pub const DEFAULT_NAT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(110);
 
@@ -70,6 +74,10 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "mcoa",
         "mcoa-bulk-registration",
         "mcoa-max-bindings",
+        "redundancy",
+        "redundancy-member",
+        "redundancy-advert-interval",
+        "redundancy-dead-interval",
     ],
     multi: &[
         "home-prefix",
@@ -91,6 +99,19 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "multiple-care-of-addresses",
     ],
 };
+
+/// Home agent redundancy (`redundancy yes;` and its keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redundancy {
+    /// `redundancy-member NAME;`: this member's name in the store and in logs; `None`: the
+    /// host name.
+    pub member: Option<String>,
+    /// `redundancy-advert-interval MS;`: the active one's heartbeat period.
+    pub advert_interval: Duration,
+    /// `redundancy-dead-interval MS;`: a standby that hears no heartbeat this long takes
+    /// over.
+    pub dead_interval: Duration,
+}
 
 /// Whether Binding Updates must be authenticated (RFC 4285).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +179,9 @@ pub struct HaConfig {
     /// `mcoa-bulk-registration 0|1;`: accept several BID options in one BU (RFC 5648
     /// §5.4); off, such a BU gets 168. Default on.
     pub mcoa_bulk_registration: bool,
+    /// `redundancy yes;`: one of several home agents serving this home agent address, the
+    /// active one elected through etcd (issue 13). `None`: the only one.
+    pub redundancy: Option<Redundancy>,
     /// `mcoa-max-bindings N;`: most BID bindings one home address holds; a new BID beyond
     /// gets the per-BID status 130. Default [`DEFAULT_MCOA_MAX_BINDINGS`].
     pub mcoa_max_bindings: u32,
@@ -313,6 +337,7 @@ fn build(
             binding_cache_etcd.push(url.to_string());
         }
     }
+    let redundancy = redundancy(ctx, eff)?;
     let home_agent_ipv4_address = match eff.get("home-agent-ipv4-address") {
         Some(s) => Some(ctx.ipv4(
             ctx.one(s, "home-agent-ipv4-address IPV4-ADDRESS;")?,
@@ -348,6 +373,13 @@ fn build(
         }
         None => None,
     };
+    if redundancy.is_some() && home_agent_address.is_none() {
+        let s = eff.get("redundancy").expect("on only when set");
+        return Err(ctx.err_stmt(
+            s,
+            "redundancy needs home-agent-address: a standby does not hold the address, so it cannot be read from the interface",
+        ));
+    }
 
     let mut prefix_table = PrefixTable::default();
     for s in eff.all("prefixtable") {
@@ -548,7 +580,81 @@ fn build(
         mcoa,
         mcoa_bulk_registration,
         mcoa_max_bindings,
+        redundancy,
     })
+}
+
+/// `redundancy yes;` and the keys that tune it (ignored, with a warning, without it).
+fn redundancy(ctx: &mut Ctx, eff: &Effective<'_>) -> Result<Option<Redundancy>, ConfError> {
+    let on = flag(ctx, eff, "redundancy", false)?;
+    let ms = |ctx: &Ctx,
+              key: &str,
+              range: std::ops::RangeInclusive<u64>|
+     -> Result<Option<Duration>, ConfError> {
+        match eff.get(key) {
+            Some(s) => {
+                let v = ctx.one(s, &format!("{key} MILLISECONDS;"))?;
+                let n = ctx.u32_in(v, &format!("{key} (milliseconds)"), range)?;
+                Ok(Some(Duration::from_millis(u64::from(n))))
+            }
+            None => Ok(None),
+        }
+    };
+    let advert = ms(ctx, "redundancy-advert-interval", 10..=10_000)?;
+    let dead = ms(ctx, "redundancy-dead-interval", 30..=60_000)?;
+    let member = match eff.get("redundancy-member") {
+        Some(s) => {
+            let v = ctx.one(s, "redundancy-member NAME;")?;
+            let ok = !v.text.is_empty()
+                && v.text.len() <= proto::redundancy::MAX_NAME_LEN
+                && v.text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                return Err(ctx.err_at(
+                    v,
+                    format!(
+                        "a member name is 1 to 64 letters, digits, '-', '_' or '.', found '{v}'"
+                    ),
+                ));
+            }
+            Some(v.text.clone())
+        }
+        None => None,
+    };
+    if !on {
+        for key in [
+            "redundancy-member",
+            "redundancy-advert-interval",
+            "redundancy-dead-interval",
+        ] {
+            if let Some(s) = eff.get(key) {
+                ctx.warn(s, format!("'{key}' without 'redundancy yes;' is ignored"));
+            }
+        }
+        return Ok(None);
+    }
+    let advert_interval = advert.unwrap_or(DEFAULT_REDUNDANCY_ADVERT_INTERVAL);
+    let dead_interval = dead.unwrap_or(DEFAULT_REDUNDANCY_DEAD_INTERVAL);
+    if dead_interval < advert_interval * 3 {
+        let s = eff
+            .get("redundancy-dead-interval")
+            .or_else(|| eff.get("redundancy-advert-interval"))
+            .expect("the defaults keep the ratio");
+        return Err(ctx.err_stmt(
+            s,
+            format!(
+                "redundancy-dead-interval ({} ms) must be at least three advert intervals ({} ms): one lost heartbeat must not start a take-over",
+                dead_interval.as_millis(),
+                advert_interval.as_millis() * 3
+            ),
+        ));
+    }
+    Ok(Some(Redundancy {
+        member,
+        advert_interval,
+        dead_interval,
+    }))
 }
 
 #[cfg(test)]
@@ -774,5 +880,51 @@ prefixtable {
             assert!(e.contains("between -32768 and 32767"), "{bad}: {e}");
             assert!(e.contains("had.conf:"), "names the file and line: {e}");
         }
+    }
+
+    #[test]
+    fn redundancy_keys() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert_eq!(c.redundancy, None);
+        let (c, _) = parse(&format!("{MINIMAL}redundancy yes;")).unwrap();
+        assert_eq!(
+            c.redundancy,
+            Some(Redundancy {
+                member: None,
+                advert_interval: Duration::from_millis(50),
+                dead_interval: Duration::from_millis(300),
+            })
+        );
+        let (c, _) = parse(&format!(
+            "{MINIMAL}redundancy yes;\nredundancy-member ha-2.rack4;\nredundancy-advert-interval 20;\nredundancy-dead-interval 100;"
+        ))
+        .unwrap();
+        let r = c.redundancy.unwrap();
+        assert_eq!(r.member.as_deref(), Some("ha-2.rack4"));
+        assert_eq!(r.advert_interval, Duration::from_millis(20));
+        assert_eq!(r.dead_interval, Duration::from_millis(100));
+        let e = err(&format!(
+            "{MINIMAL}redundancy yes;\nredundancy-dead-interval 100;"
+        ));
+        assert!(
+            e.contains("had.conf:") && e.contains("three advert intervals"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}redundancy yes;\nredundancy-member \"ha 2\";"
+        ));
+        assert!(e.contains("member name"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}redundancy yes;\nredundancy-advert-interval 5;"
+        ));
+        assert!(e.contains("redundancy-advert-interval"), "{e}");
+        let e = err("home-prefix 2001:db8:1::/64;\nauthentication none;\nredundancy yes;");
+        assert!(e.contains("redundancy needs home-agent-address"), "{e}");
+        let (_, w) = parse(&format!("{MINIMAL}redundancy-member ha2;")).unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w.to_string().contains("without 'redundancy yes;'")),
+            "{w:?}"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub use auth::{
     AuthAlgorithm, AuthDatabase, DEFAULT_TIMESTAMP_WINDOW, MobilitySa, ReplayProtection, SaEntry,
 };
 pub use grammar::Location;
-pub use ha::{HaAuthentication, HaConfig};
+pub use ha::{HaAuthentication, HaConfig, Redundancy};
 pub use mr::MrConfig;
 pub use prefixtable::{PrefixTable, PrefixTableEntry, RegistrationMode};
 

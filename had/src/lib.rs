@@ -38,6 +38,7 @@ pub mod core;
 pub mod fuzzing;
 pub mod journal;
 pub mod record;
+pub mod redundancy;
 pub mod shell;
 
 pub use config::{

@@ -21,6 +21,7 @@ pub mod mh;
 pub mod model;
 pub mod option;
 pub mod rate;
+pub mod redundancy;
 pub mod seq;
 
 #[doc(hidden)]

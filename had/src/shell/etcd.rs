@@ -14,16 +14,23 @@
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
-use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
-use tracing::{debug, info};
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, KeyValue, Txn, TxnOp,
+    TxnOpResponse, WatchOptions,
+};
+use tracing::{debug, info, warn};
 
 use crate::journal::fold;
 use crate::record::{JournalRecord, PersistedBinding};
+use crate::redundancy::{CampaignResult, Leader};
 
 /// Longest wait for etcd in one step (connect, a transaction, a load).
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Operations per transaction (etcd's default `--max-txn-ops` is 128).
 const TXN_OPS: usize = 64;
+/// Keys per read when loading the cache: a response stays far below gRPC's 4 MiB limit
+/// whatever the cache's size.
+const PAGE: i64 = 1000;
 /// After a failure, writes fail at once for this long instead of each waiting
 /// [`TIMEOUT`]: a store without quorum must not stall had's loop (the bus, the other
 /// routers' signalling) on every BU.
@@ -46,6 +53,14 @@ pub enum StoreError {
         /// The endpoints.
         endpoints: String,
     },
+    /// The leadership key is no longer ours: this member was deposed (issue 13).
+    #[error(
+        "etcd {endpoints}: the leadership key changed: this home agent is no longer the active one"
+    )]
+    Fenced {
+        /// The endpoints.
+        endpoints: String,
+    },
     /// A write failed less than [`BACKOFF`] ago; not tried again yet.
     #[error("etcd {endpoints}: failed {} ms ago; not tried again before {} s", .since_ms, BACKOFF.as_secs())]
     BackingOff {
@@ -61,6 +76,11 @@ pub struct EtcdStore {
     client: Client,
     endpoints: String,
     prefix: String,
+    /// The leadership key of this home agent address (redundancy).
+    leader_key: String,
+    /// While this member leads: its epoch, which every write then requires the leadership
+    /// key to still have (a deposed member can store nothing).
+    fence: Option<u64>,
     /// When the last write failed, while within [`BACKOFF`].
     failed_at: Option<std::time::Instant>,
 }
@@ -89,6 +109,8 @@ impl EtcdStore {
             client,
             endpoints: joined,
             prefix: format!("/nemo/had/{ha}/bc/"),
+            leader_key: format!("/nemo/had/{ha}/leader"),
+            fence: None,
             failed_at: None,
         })
     }
@@ -111,19 +133,33 @@ impl EtcdStore {
         wall: Duration,
     ) -> Result<(Vec<PersistedBinding>, usize), StoreError> {
         let endpoints = self.endpoints.clone();
-        let resp = within(
-            &endpoints,
-            self.client
-                .get(self.prefix.as_str(), Some(GetOptions::new().with_prefix())),
-        )
-        .await?;
         let mut records = Vec::new();
-        for kv in resp.kvs() {
-            match JournalRecord::decode(kv.value()) {
-                Ok(rec @ JournalRecord::Upsert(_)) => records.push(rec),
-                Ok(JournalRecord::Remove { .. }) | Err(_) => {
-                    debug!(key = %String::from_utf8_lossy(kv.key()), "etcd: value is not a binding; skipped");
+        let end = prefix_end(self.prefix.as_bytes());
+        let mut from = self.prefix.clone().into_bytes();
+        loop {
+            let resp = within(
+                &endpoints,
+                self.client.get(
+                    from.clone(),
+                    Some(GetOptions::new().with_range(end.clone()).with_limit(PAGE)),
+                ),
+            )
+            .await?;
+            for kv in resp.kvs() {
+                match JournalRecord::decode(kv.value()) {
+                    Ok(rec @ JournalRecord::Upsert(_)) => records.push(rec),
+                    Ok(JournalRecord::Remove { .. }) | Err(_) => {
+                        debug!(key = %String::from_utf8_lossy(kv.key()), "etcd: value is not a binding; skipped");
+                    }
                 }
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    // The next key after the last one read.
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => break,
             }
         }
         let (bindings, expired) = fold(records, wall);
@@ -169,10 +205,145 @@ impl EtcdStore {
                     JournalRecord::Remove { hoa, bid } => TxnOp::delete(self.key(hoa, *bid), None),
                 })
                 .collect();
-            within(&endpoints, self.client.txn(Txn::new().and_then(ops))).await?;
+            let txn = match self.fence {
+                Some(epoch) => Txn::new()
+                    .when([Compare::mod_revision(
+                        self.leader_key.as_str(),
+                        CompareOp::Equal,
+                        epoch as i64,
+                    )])
+                    .and_then(ops),
+                None => Txn::new().and_then(ops),
+            };
+            let resp = within(&endpoints, self.client.txn(txn)).await?;
+            if !resp.succeeded() {
+                return Err(StoreError::Fenced { endpoints });
+            }
         }
         Ok(())
     }
+
+    /// Tries to take the leadership key for member `name`: it must still be absent
+    /// (`expect` `None`) or at revision `expect` (its holder went silent). A store that
+    /// does not answer is [`CampaignResult::Failed`] (logged).
+    pub async fn campaign(&mut self, name: &str, expect: Option<u64>) -> CampaignResult {
+        let key = self.leader_key.as_str();
+        let cmp = match expect {
+            None => Compare::create_revision(key, CompareOp::Equal, 0),
+            Some(rev) => Compare::mod_revision(key, CompareOp::Equal, rev as i64),
+        };
+        let txn = Txn::new()
+            .when([cmp])
+            .and_then([TxnOp::put(key, name, None)])
+            .or_else([TxnOp::get(key, None)]);
+        let resp = match within(&self.endpoints.clone(), self.client.txn(txn)).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "campaign for the leadership not decided");
+                return CampaignResult::Failed;
+            }
+        };
+        if resp.succeeded() {
+            let epoch = resp.header().map_or(0, |h| h.revision()) as u64;
+            self.fence = Some(epoch);
+            self.failed_at = None;
+            return CampaignResult::Won(epoch);
+        }
+        let holder = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(g) => Some(g.kvs().first().map(leader_of)),
+            _ => None,
+        });
+        CampaignResult::Lost(holder.flatten())
+    }
+
+    /// Leaves the leadership: no more fenced writes; deletes the key if it is still ours
+    /// (a planned stop: a standby campaigns at once instead of after the dead interval).
+    pub async fn resign(&mut self, delete: bool) {
+        let Some(epoch) = self.fence.take() else {
+            return;
+        };
+        if !delete {
+            return;
+        }
+        let key = self.leader_key.as_str();
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key, CompareOp::Equal, epoch as i64)])
+            .and_then([TxnOp::delete(key, None)]);
+        match within(&self.endpoints.clone(), self.client.txn(txn)).await {
+            Ok(r) if r.succeeded() => info!(epoch, "leadership key deleted"),
+            Ok(_) => info!(epoch, "leadership key already changed"),
+            Err(e) => {
+                warn!(error = %e, "leadership key not deleted (a standby takes over after the dead interval)")
+            }
+        }
+    }
+
+    /// Follows the leadership key: the receiver holds `None` until the first read, then
+    /// the holder (`Some(None)`: nobody). Runs until the receiver is dropped, reconnecting
+    /// after errors.
+    pub fn watch_leader(&self) -> tokio::sync::watch::Receiver<Option<Option<Leader>>> {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let mut client = self.client.clone();
+        let key = self.leader_key.clone();
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                if let Err(e) = follow(&mut client, &key, &tx).await {
+                    debug!(error = %e, "leadership watch interrupted; again in 200 ms");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        rx
+    }
+}
+
+/// Reads `key`, then watches it from the next revision, sending each holder into `tx`.
+async fn follow(
+    client: &mut Client,
+    key: &str,
+    tx: &tokio::sync::watch::Sender<Option<Option<Leader>>>,
+) -> Result<(), etcd_client::Error> {
+    let resp = client.get(key, None).await?;
+    let rev = resp.header().map_or(0, |h| h.revision());
+    tx.send_replace(Some(resp.kvs().first().map(leader_of)));
+    let (_watcher, mut stream) = client
+        .watch(key, Some(WatchOptions::new().with_start_revision(rev + 1)))
+        .await?;
+    while let Some(msg) = stream.message().await? {
+        if msg.canceled() {
+            break;
+        }
+        for ev in msg.events() {
+            let holder = match ev.event_type() {
+                EventType::Put => ev.kv().map(leader_of),
+                EventType::Delete => None,
+            };
+            tx.send_replace(Some(holder));
+        }
+        if tx.is_closed() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn leader_of(kv: &KeyValue) -> Leader {
+    Leader {
+        epoch: kv.mod_revision() as u64,
+        name: String::from_utf8_lossy(kv.value()).into_owned(),
+    }
+}
+
+/// The end of the range of keys starting with `prefix` (etcd's "prefix end").
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
 }
 
 /// `fut` within [`TIMEOUT`], its error named after `endpoints`.
