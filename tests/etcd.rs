@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use tests::setup::{
-    HOA, HomeTopology, binding, files, home_topology, inject_md_info, log_of, spawn_in,
-    start_home_agent_with, start_mrd,
+    HOA, HomeTopology, binding, etcd_member, files, home_topology, inject_md_info, log_of,
+    spawn_in, start_home_agent_with, start_mrd,
 };
 use tests::{Daemon, Netns, require_root, wait_until};
 
@@ -33,50 +33,9 @@ fn etcdctl(ns: &Netns, args: &[&str]) -> String {
     )
 }
 
-/// Starts etcd member `name` (client URL `client`, peer URL `peer`) of `cluster`
-/// (`name=peer,...`) in `ns`; waits for it to serve when `wait`.
-fn start_member(
-    ns: &Netns,
-    dir: &Path,
-    name: &str,
-    client: &str,
-    peer: &str,
-    cluster: &str,
-    wait: bool,
-) -> (Daemon, std::path::PathBuf) {
-    let log = dir.join(format!("{name}.log"));
-    let mut cmd = ns.command(Path::new("etcd"));
-    cmd.args([
-        "--name",
-        name,
-        "--data-dir",
-        dir.join(format!("{name}-data")).to_str().unwrap(),
-        "--listen-client-urls",
-        client,
-        "--advertise-client-urls",
-        client,
-        "--listen-peer-urls",
-        peer,
-        "--initial-advertise-peer-urls",
-        peer,
-        "--initial-cluster",
-        cluster,
-    ]);
-    let d = Daemon::spawn(name, cmd, &log);
-    if wait {
-        assert!(
-            wait_until(Duration::from_secs(20), || log_of(&log)
-                .contains("ready to serve client requests")),
-            "etcd did not start (apt-get install etcd-server):\n{}",
-            log_of(&log)
-        );
-    }
-    (d, log)
-}
-
 fn start_etcd(ns: &Netns, dir: &Path) -> Daemon {
     let peer = "http://127.0.0.1:23801";
-    start_member(ns, dir, "etcd", ETCD, peer, &format!("etcd={peer}"), true).0
+    etcd_member(ns, dir, "etcd", ETCD, peer, &format!("etcd={peer}"), true).0
 }
 
 #[test]
@@ -206,7 +165,7 @@ fn one_of_three_etcd_members_lost_changes_nothing() {
     let mut members: Vec<(Daemon, std::path::PathBuf)> = (0..3)
         .map(|i| {
             let (n, c, p) = m(i);
-            start_member(&ha, f.dir.path(), &n, &c, &p, &cluster, false)
+            etcd_member(&ha, f.dir.path(), &n, &c, &p, &cluster, false)
         })
         .collect();
     assert!(

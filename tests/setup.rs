@@ -369,3 +369,44 @@ impl HomeLink {
             .contains(HOA)
     }
 }
+
+/// Starts etcd member `name` (client URL `client`, peer URL `peer`) of `cluster`
+/// (`name=peer,...`) in `ns`; waits for it to serve when `wait`.
+pub fn etcd_member(
+    ns: &Netns,
+    dir: &Path,
+    name: &str,
+    client: &str,
+    peer: &str,
+    cluster: &str,
+    wait: bool,
+) -> (Daemon, std::path::PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let mut cmd = ns.command(Path::new("etcd"));
+    cmd.args([
+        "--name",
+        name,
+        "--data-dir",
+        dir.join(format!("{name}-data")).to_str().unwrap(),
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        cluster,
+    ]);
+    let d = Daemon::spawn(name, cmd, &log);
+    if wait {
+        assert!(
+            wait_until(Duration::from_secs(20), || log_of(&log)
+                .contains("ready to serve client requests")),
+            "etcd did not start (apt-get install etcd-server):\n{}",
+            log_of(&log)
+        );
+    }
+    (d, log)
+}

@@ -25,6 +25,7 @@
 mod discovery;
 mod error;
 mod guard;
+mod heartbeat;
 mod icmp;
 mod proxy_nd;
 mod receiver;
@@ -35,6 +36,7 @@ pub mod bpf;
 pub use discovery::{DiscoveryPacket, DiscoverySocket, set_icmp6_filter};
 pub use error::{Error, Result};
 pub use guard::{GuardScope, NftGuard};
+pub use heartbeat::{Heard, HeartbeatSocket};
 pub use icmp::{
     CODE_ERRONEOUS_HEADER_FIELD, IPPROTO_ICMPV6, MAX_ERROR_LEN, NEIGHBOUR_ADVERTISEMENT,
     NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, advertised_target, dad_neighbour_solicitation,

@@ -324,6 +324,99 @@ impl ProxyNd {
         }
     }
 
+    /// Adds `addr/prefix_len` to the home interface (or renews it), without DAD, valid and
+    /// preferred for `lifetime` (whole seconds, at least 1): a home agent address held
+    /// while leading (issue 13). The lifetime makes the kernel drop it by itself when the
+    /// holder dies without stepping down; the holder renews it well before.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn hold_address(
+        &self,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: std::time::Duration,
+    ) -> Result<()> {
+        use rtnetlink::packet_route::address::{
+            AddressAttribute, AddressFlags, AddressHeaderFlags, CacheInfo,
+        };
+        let secs = u32::try_from(lifetime.as_secs().max(1)).unwrap_or(u32::MAX);
+        let mut req = self
+            .handle
+            .address()
+            .add(self.ifindex, addr, prefix_len)
+            .replace();
+        let msg = req.message_mut();
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        let mut cache = CacheInfo::default();
+        cache.ifa_preferred = secs;
+        cache.ifa_valid = secs;
+        msg.attributes.push(AddressAttribute::CacheInfo(cache));
+        req.execute().await.map_err(|source| Error::Netlink {
+            what: format!("adding address {addr}/{prefix_len} on {}", self.ifname),
+            source,
+        })
+    }
+
+    /// Removes `addr/prefix_len` from the home interface. Already gone is success.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn release_address(&self, addr: IpAddr, prefix_len: u8) -> Result<bool> {
+        let msg = self
+            .handle
+            .address()
+            .add(self.ifindex, addr, prefix_len)
+            .message_mut()
+            .clone();
+        match self.handle.address().del(msg).execute().await {
+            Ok(()) => Ok(true),
+            Err(rtnetlink::Error::NetlinkError(e))
+                if matches!(
+                    e.raw_code().abs(),
+                    nix::libc::EADDRNOTAVAIL | nix::libc::ENOENT | nix::libc::ENODEV
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(Error::Netlink {
+                what: format!("deleting address {addr}/{prefix_len} on {}", self.ifname),
+                source,
+            }),
+        }
+    }
+
+    /// The proxy neighbour entries on the home interface (what a had that died left).
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn proxy_entries(&self) -> Result<Vec<Ipv6Addr>> {
+        let mut dump = self
+            .handle
+            .neighbours()
+            .get()
+            .proxies()
+            .set_address_family(AddressFamily::Inet6)
+            .execute();
+        let mut out = Vec::new();
+        while let Some(msg) = dump.try_next().await.map_err(|source| Error::Netlink {
+            what: format!("listing proxy neighbours on {}", self.ifname),
+            source,
+        })? {
+            if msg.header.ifindex != self.ifindex {
+                continue;
+            }
+            for a in &msg.attributes {
+                if let NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) = a {
+                    out.push(*ip);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Multicasts one unsolicited NA for `hoa` to all nodes on the home link (ff02::1).
     ///
     /// # Errors

@@ -20,12 +20,15 @@ use nemo_daemon::metrics::Sample;
 use proto::mh::{BaStatus, MhRepr};
 use tracing::{debug, error, info, warn};
 
-use super::etcd::EtcdStore;
+mod redundant;
+
+use super::etcd::{EtcdStore, StoreError};
 use super::{Cli, Logging, ShellError, setup};
 use crate::core::{ChecksumState, Ha, HaEvent, HaoSignal, ReceivedSignal, Transmit, UdpV4Path};
 use crate::journal::Journal;
 use crate::record::JournalRecord;
 use crate::{AuthPolicy, HaCoreConfig};
+use redundant::Redundant;
 
 /// Unsolicited NAs after the first one for a newly defended home address (RFC 4861
 /// §7.2.6: MAX_NEIGHBOR_ADVERTISEMENT is 3 in all), one per interval.
@@ -155,6 +158,8 @@ struct Daemon {
     /// Bindings (home address, BID) whose change the data plane confirmed since the last
     /// flush.
     ready: HashSet<(Ipv6Addr, Option<u16>)>,
+    /// One of several home agents for the address (issue 13): the election.
+    redundancy: Option<Redundant>,
 }
 
 /// How long a BA waits for the data plane's confirmation before it is sent anyway (a
@@ -234,17 +239,48 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     } else {
         cli.etcd.clone()
     };
+    let redundancy_cfg = cfg.redundancy.clone();
+    if redundancy_cfg.is_some() && endpoints.is_empty() {
+        return Err(ShellError::Redundancy(format!(
+            "{}: 'redundancy yes;' needs the store the members share: binding-cache-etcd or --etcd",
+            cfg.file
+        )));
+    }
     let etcd = if endpoints.is_empty() {
         None
     } else {
         let mut store = EtcdStore::connect(&endpoints, ha.config().ha_address).await?;
-        let (bindings, expired) = store.load(wall()).await?;
-        info!(endpoints = ?endpoints, bindings = bindings.len(), expired,
-            journal_had = report.bindings.len(), "binding cache restored from etcd");
-        journal.compact(&bindings)?;
-        report.bindings = bindings;
-        report.expired = expired;
+        // A member starts as a standby: it loads the cache when it takes over.
+        if redundancy_cfg.is_none() {
+            let (bindings, expired) = store.load(wall()).await?;
+            info!(endpoints = ?endpoints, bindings = bindings.len(), expired,
+                journal_had = report.bindings.len(), "binding cache restored from etcd");
+            journal.compact(&bindings)?;
+            report.bindings = bindings;
+            report.expired = expired;
+        }
         Some(store)
+    };
+    let redundancy = match (&redundancy_cfg, &etcd) {
+        (Some(rc), Some(store)) => {
+            let name = rc
+                .member
+                .clone()
+                .or_else(hostname)
+                .unwrap_or_else(|| format!("had-{}", std::process::id()));
+            let heartbeat = mhio::HeartbeatSocket::new(&cli.homeif, home_ifindex)?;
+            let election = crate::redundancy::Election::new(
+                Instant::now(),
+                &name,
+                rc.advert_interval,
+                rc.dead_interval,
+            );
+            info!(member = %name, advert_ms = rc.advert_interval.as_millis() as u64,
+                dead_ms = rc.dead_interval.as_millis() as u64,
+                "redundancy: starting as a standby");
+            Some(Redundant::new(election, heartbeat, store.watch_leader()))
+        }
+        _ => None,
     };
     let mut d = Daemon {
         journal_path: cfg.binding_cache_file.clone(),
@@ -264,9 +300,17 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         dataplane: false,
         held: Vec::new(),
         ready: HashSet::new(),
+        redundancy,
     };
-    let restored = d.ha.restore(Instant::now(), wall(), report.bindings);
-    d.announce_role(true);
+    let restored = if d.redundancy.is_some() {
+        d.clear_leftovers(std::mem::take(&mut report.bindings))
+            .await;
+        0
+    } else {
+        let n = d.ha.restore(Instant::now(), wall(), report.bindings);
+        d.announce_role(true);
+        n
+    };
     d.flush().await;
     let c = d.ha.config();
     info!(homeif = %d.cli.homeif, ha = %c.ha_address, home_prefixes = ?c.home_prefixes,
@@ -274,7 +318,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         journal = %d.journal_path.display(), bus = %bus_dir.display(), "had ready");
     let metrics = match d.cli.metrics.or(conf_metrics) {
         Some(addr) => Some(
-            nemo_daemon::metrics::start(addr, metric_samples(&d.ha, d.held.len()))
+            nemo_daemon::metrics::start(addr, metric_samples(&d))
                 .await
                 .map_err(|source| ShellError::Os {
                     what: "binding the metrics listener",
@@ -284,12 +328,16 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         None => None,
     };
     nemo_daemon::notify::ready();
+    // Copies for the loop's wake-ups; the daemon reads its own.
+    let mut leader_rx = d.redundancy.as_ref().map(|r| r.leader.clone());
+    let heartbeat = d.redundancy.as_ref().map(|r| r.heartbeat.clone());
 
     loop {
         let next = [
             d.ha.poll_timeout(),
             d.na_repeats.iter().map(|r| r.0).min(),
             d.held.iter().map(|h| h.until).min(),
+            d.redundancy.as_ref().and_then(Redundant::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -343,6 +391,27 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
+            r = async {
+                match &heartbeat {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(hb) => d.on_heartbeat(&hb),
+                Err(e) => {
+                    warn!(error = %e, "heartbeat receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            r = async {
+                match &mut leader_rx {
+                    Some(rx) => rx.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => match r {
+                Ok(()) => d.on_leader_changed(),
+                Err(_) => leader_rx = None,
+            },
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping (bindings kept in the journal)"); break; }
                 Signal::Reload => d.reload().await,
@@ -350,12 +419,14 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             },
         }
         d.flush().await;
+        d.drive_election().await;
         if let Some(m) = &metrics {
-            m.set(metric_samples(&d.ha, d.held.len()));
+            m.set(metric_samples(&d));
         }
     }
 
     nemo_daemon::notify::stopping();
+    d.resign().await;
     d.announce_role(false);
     let mut failures = Vec::new();
     if let Err(e) = d.journal.sync() {
@@ -399,6 +470,10 @@ impl Daemon {
     }
 
     fn on_signal(&mut self, rx: &Inbound<'_>) {
+        // A standby holds no binding and answers nothing (issue 13).
+        if !self.serving() {
+            return;
+        }
         match rx {
             Inbound::Mobility(rx) => self.on_packet(rx),
             Inbound::HomeAddressOption(rx) => self.on_hao_packet(rx),
@@ -434,6 +509,9 @@ impl Daemon {
 
     /// A Home Agent Address Discovery Request or a Router Advertisement (RFC 6275 §10.5).
     fn on_discovery(&mut self, p: &DiscoveryPacket, icmp: &[u8]) {
+        if !self.serving() {
+            return;
+        }
         let now = Instant::now();
         match proto::icmpv6::Icmpv6Repr::parse_bytes(icmp) {
             Ok(proto::icmpv6::Icmpv6Repr::HaadRequest(req)) => {
@@ -496,6 +574,9 @@ impl Daemon {
     /// from an IPv4 care-of address, RFC 5555 §4.2): the outer source is the NAT's
     /// mapping, which the core compares with the IPv4 CoA option.
     fn on_mh_udp_in(&mut self, m: &MhUdpIn) {
+        if !self.serving() {
+            return;
+        }
         let p = match proto::ext::walk(&m.packet.0) {
             Ok(proto::ext::Walk::Mobility(p)) => p,
             Ok(_) | Err(_) => {
@@ -533,7 +614,9 @@ impl Daemon {
             self.ready.insert((r.hoa, r.binding_id));
             return;
         }
-        if let Body::HaSwitch(m) = &msg.body {
+        if let Body::HaSwitch(m) = &msg.body
+            && self.serving()
+        {
             // An operator's `mipsock inject ha-switch` (RFC 5142 §5.1); flush() sends.
             let n = self
                 .ha
@@ -615,6 +698,11 @@ impl Daemon {
             error!(error = %e, records = records.len(),
                 "binding changes not stored in etcd: acknowledgements withheld (the router retransmits)");
             persisted = false;
+            if matches!(e, StoreError::Fenced { .. })
+                && let Some(r) = &mut self.redundancy
+            {
+                r.election.handle_fenced(Instant::now());
+            }
         }
         // The bindings this step changes: their BAs wait for the data plane (issue 11:
         // no BA for a new or changed binding before the data plane carries it, nothing
@@ -876,7 +964,8 @@ impl Daemon {
 
 /// had's counters for the metrics listener (`--metrics`): the binding cache's size and
 /// every core counter, under `had_`.
-fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
+fn metric_samples(d: &Daemon) -> Vec<Sample> {
+    let (ha, held_bas) = (&d.ha, d.held.len());
     let st = ha.stats();
     let mut v = vec![
         Sample::gauge(
@@ -1053,7 +1142,32 @@ fn metric_samples(ha: &Ha, held_bas: usize) -> Vec<Sample> {
         .label("status", status.to_string())
         .label("meaning", BaStatus::from(status).meaning().0)
     }));
+    if let Some(r) = &d.redundancy {
+        v.push(Sample::gauge(
+            "had_redundancy_active",
+            "1 while this member is the active home agent of its address, 0 as a standby.",
+            u64::from(r.election.active_epoch().is_some()),
+        ));
+        v.push(Sample::counter(
+            "had_redundancy_takeovers",
+            "Times this member took over the home agent address and its bindings.",
+            r.takeovers,
+        ));
+        v.push(Sample::counter(
+            "had_redundancy_stepdowns",
+            "Times this member stepped down to standby (another member took the leadership).",
+            r.stepdowns,
+        ));
+    }
     v
+}
+
+/// The host name, for the member name when the configuration gives none.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
 }
 
 #[cfg(test)]

@@ -116,6 +116,9 @@ pub enum ShellError {
     /// The binding cache in etcd.
     #[error("{0}")]
     Store(#[from] etcd::StoreError),
+    /// Redundancy configured without what it needs.
+    #[error("{0}")]
+    Redundancy(String),
     /// Runtime, signals.
     #[error("{what}: {source}")]
     Os {
@@ -130,9 +133,10 @@ impl nemo_daemon::Failure for ShellError {
     /// 78 (EX_CONFIG) for configuration errors, 1 otherwise.
     fn exit(&self) -> Exit {
         match self {
-            ShellError::Config(_) | ShellError::Core(_) | ShellError::NoHomeAddress(_) => {
-                Exit::Config
-            }
+            ShellError::Config(_)
+            | ShellError::Core(_)
+            | ShellError::NoHomeAddress(_)
+            | ShellError::Redundancy(_) => Exit::Config,
             _ => Exit::Failure,
         }
     }

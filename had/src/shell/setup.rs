@@ -91,7 +91,8 @@ pub fn core_config(
             a
         }
     };
-    if !if_addrs.iter().any(|n| n.addr() == ha_address) {
+    // A redundant member holds the address only while active.
+    if cfg.redundancy.is_none() && !if_addrs.iter().any(|n| n.addr() == ha_address) {
         warn!(ha = %ha_address, ifname = homeif,
             "the home agent address is not configured on the home interface; BUs to it will not reach this host");
     }

@@ -1,0 +1,335 @@
+//! One of several home agents for one home agent address (issue 13): the election's I/O.
+//! [`crate::redundancy`] decides; this carries its actions out on etcd, the home link, the
+//! bus and the kernel.
+//!
+//! * **Standby**: holds no home agent address, no binding, no proxy entry; answers no
+//!   signalling. Listens for the active one's heartbeats and follows the leadership key.
+//! * **Take-over**: the store's cache is loaded (every binding, its sequence number,
+//!   lifetime, prefixes, NAT mapping and replay state), restored into the core (BC_ADD to
+//!   nemonetd, proxy entries with unsolicited NAs), the home agent address taken with an
+//!   unsolicited NA of its own. Routers are asked nothing: their next BU finds its
+//!   binding.
+//! * **Step-down**: every binding is withdrawn from the bus and the home link (BC_REMOVE,
+//!   proxy entries deleted), the address released; nothing is written to the store, which
+//!   now belongs to the new active.
+//! * **The address is held with a lifetime** ([`ADDRESS_LIFETIME`]), renewed every
+//!   [`ADDRESS_RENEW`]: a had killed with -9 stops renewing it and the kernel drops it,
+//!   so the dead member does not keep answering for it on the home link.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use mhio::HeartbeatSocket;
+use mipsock::Body;
+use proto::redundancy::{HeartbeatRepr, HeartbeatType};
+use tracing::{debug, error, info, warn};
+
+use super::{Daemon, NA_INTERVAL, NA_REPEATS, wall};
+use crate::redundancy::{Action, CampaignResult, Election, Leader, StepDownReason};
+
+/// How long the home agent address stays on the interface without a renewal.
+pub(super) const ADDRESS_LIFETIME: Duration = Duration::from_secs(3);
+/// How often the active member renews it.
+const ADDRESS_RENEW: Duration = Duration::from_secs(1);
+
+/// The election's state and sockets.
+pub(super) struct Redundant {
+    pub(super) election: Election,
+    pub(super) heartbeat: HeartbeatSocket,
+    pub(super) leader: tokio::sync::watch::Receiver<Option<Option<Leader>>>,
+    /// When the address is next renewed, while active.
+    renew_at: Option<Instant>,
+    /// Take-overs and step-downs since start, for the metrics.
+    pub(super) takeovers: u64,
+    pub(super) stepdowns: u64,
+}
+
+impl Redundant {
+    pub(super) fn new(
+        election: Election,
+        heartbeat: HeartbeatSocket,
+        leader: tokio::sync::watch::Receiver<Option<Option<Leader>>>,
+    ) -> Redundant {
+        Redundant {
+            election,
+            heartbeat,
+            leader,
+            renew_at: None,
+            takeovers: 0,
+            stepdowns: 0,
+        }
+    }
+
+    /// When the election or the address renewal needs the loop next.
+    pub(super) fn poll_timeout(&self) -> Option<Instant> {
+        [self.election.poll_timeout(), self.renew_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+impl Daemon {
+    /// Whether this had may serve: the only home agent, or the active member.
+    pub(super) fn serving(&self) -> bool {
+        self.redundancy
+            .as_ref()
+            .is_none_or(|r| r.election.active_epoch().is_some())
+    }
+
+    /// The home agent address's prefix length (from the home prefix that holds it).
+    fn ha_prefix_len(&self) -> u8 {
+        let c = self.ha.config();
+        c.home_prefixes
+            .iter()
+            .find(|p| p.contains(&c.ha_address))
+            .map_or(128, ipnet::Ipv6Net::prefix_len)
+    }
+
+    /// The addresses the active member holds: the home agent address, and its IPv4
+    /// address (a /32: its prefix is the home link's business) when configured.
+    fn held_addresses(&self) -> Vec<(IpAddr, u8)> {
+        let c = self.ha.config();
+        let mut v = vec![(IpAddr::V6(c.ha_address), self.ha_prefix_len())];
+        if let Some(v4) = c.ha_address_v4 {
+            v.push((IpAddr::V4(v4), 32));
+        }
+        v
+    }
+
+    /// At start, before anything: what a member that died while active left here (its
+    /// address, its proxy entries, the bindings nemonetd still carries from its journal)
+    /// goes, since this member starts as a standby.
+    pub(super) async fn clear_leftovers(
+        &mut self,
+        journaled: Vec<crate::record::PersistedBinding>,
+    ) {
+        let now = Instant::now();
+        self.ha.restore(now, wall(), journaled);
+        // Only the bindings matter, not their announcement.
+        while self.ha.poll_event().is_some() {}
+        self.give_up_bindings().await;
+        self.release_addresses().await;
+    }
+
+    /// Withdraws every binding from the bus and the home link and empties the core;
+    /// nothing goes to the journal or the store.
+    async fn give_up_bindings(&mut self) {
+        let now = Instant::now();
+        let bindings = self.ha.handle_state_request(now);
+        for mut b in bindings.iter().cloned() {
+            b.lifetime = 0;
+            self.publish(Body::BcRemove(b));
+        }
+        match self.proxy.proxy_entries().await {
+            Ok(entries) => {
+                for a in entries {
+                    if let Err(e) = self.proxy.remove(a).await {
+                        warn!(addr = %a, error = %e, "proxy ND entry not removed");
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "proxy ND entries not listed"),
+        }
+        match crate::core::Ha::new(self.ha.config().clone()) {
+            Ok(ha) => self.ha = ha,
+            Err(e) => error!(error = %e, "binding cache not reset"),
+        }
+        self.held.clear();
+        self.na_repeats.clear();
+        self.ready.clear();
+        if !bindings.is_empty() {
+            info!(
+                bindings = bindings.len(),
+                "bindings withdrawn from the data plane and the home link"
+            );
+        }
+    }
+
+    async fn release_addresses(&mut self) {
+        for (addr, plen) in self.held_addresses() {
+            match self.proxy.release_address(addr, plen).await {
+                Ok(true) => info!(%addr, "home agent address released"),
+                Ok(false) => {}
+                Err(e) => error!(%addr, error = %e, "home agent address not released"),
+            }
+        }
+    }
+
+    async fn hold_addresses(&mut self) -> bool {
+        let mut ok = true;
+        for (addr, plen) in self.held_addresses() {
+            if let Err(e) = self.proxy.hold_address(addr, plen, ADDRESS_LIFETIME).await {
+                error!(%addr, error = %e, "home agent address not held");
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// A heartbeat heard on the home link.
+    pub(super) fn on_heartbeat(&mut self, hb: &mhio::Heard) {
+        let ha = self.ha.config().ha_address;
+        let Some(r) = &mut self.redundancy else {
+            return;
+        };
+        if hb.home_agent != ha {
+            // Another home agent address's members share the link.
+            return;
+        }
+        debug!(from = %hb.from, name = %hb.name, epoch = hb.epoch, "heartbeat heard");
+        r.election.handle_heartbeat(Instant::now(), hb.epoch);
+    }
+
+    /// The leadership key changed (the watch).
+    pub(super) fn on_leader_changed(&mut self) {
+        let Some(r) = &mut self.redundancy else {
+            return;
+        };
+        let seen = r.leader.borrow_and_update().clone();
+        if let Some(holder) = seen {
+            debug!(holder = ?holder, "leadership key");
+            r.election.handle_leader(Instant::now(), holder);
+        }
+    }
+
+    /// Timers, then every action the election asks for, until it asks for none.
+    pub(super) async fn drive_election(&mut self) {
+        let now = Instant::now();
+        let Some(r) = &mut self.redundancy else {
+            return;
+        };
+        if r.election.poll_timeout().is_some_and(|t| t <= now) {
+            r.election.handle_timeout(now);
+        }
+        if r.renew_at.is_some_and(|t| t <= now) {
+            r.renew_at = Some(now + ADDRESS_RENEW);
+            self.hold_addresses().await;
+        }
+        while let Some(action) = self
+            .redundancy
+            .as_mut()
+            .and_then(|r| r.election.poll_action())
+        {
+            match action {
+                Action::Campaign(expect) => self.campaign(expect).await,
+                Action::TakeOver(epoch) => self.take_over(epoch).await,
+                Action::StepDown(reason) => self.step_down(&reason).await,
+                Action::Heartbeat(epoch) => self.send_heartbeat(epoch).await,
+            }
+        }
+    }
+
+    async fn campaign(&mut self, expect: Option<u64>) {
+        let (Some(store), Some(r)) = (&mut self.etcd, &mut self.redundancy) else {
+            return;
+        };
+        let name = r.election.name().to_owned();
+        let result = store.campaign(&name, expect).await;
+        match &result {
+            CampaignResult::Won(epoch) => {
+                info!(member = %name, epoch, previous = ?expect, "leadership taken");
+            }
+            CampaignResult::Lost(holder) => {
+                info!(member = %name, holder = ?holder, "leadership not taken: the key changed");
+            }
+            CampaignResult::Failed => {}
+        }
+        r.election.handle_campaign(Instant::now(), result);
+    }
+
+    async fn take_over(&mut self, epoch: u64) {
+        let t0 = Instant::now();
+        let Some(store) = &mut self.etcd else {
+            return;
+        };
+        let (bindings, expired) = match store.load(wall()).await {
+            Ok(b) => b,
+            Err(e) => {
+                // Serving without the cache would lose every binding: give the key back.
+                error!(error = %e, epoch, "binding cache not loaded from etcd: leadership given back");
+                store.resign(true).await;
+                if let Some(r) = &mut self.redundancy {
+                    r.election.handle_leader(Instant::now(), None);
+                }
+                return;
+            }
+        };
+        if let Err(e) = self.journal.compact(&bindings) {
+            warn!(error = %e, "local journal not rewritten from etcd");
+        }
+        let restored = self.ha.restore(Instant::now(), wall(), bindings);
+        let address = self.hold_addresses().await;
+        let ha = self.ha.config().ha_address;
+        // RFC 4861 §7.2.6: the address moved to this interface's link-layer address.
+        if let Err(e) = self.proxy.send_unsolicited_na(ha, true) {
+            warn!(error = %e, "unsolicited NA for the home agent address not sent");
+        }
+        self.na_repeats
+            .push((Instant::now() + NA_INTERVAL, ha, true, NA_REPEATS));
+        self.announce_role(true);
+        if let Some(r) = &mut self.redundancy {
+            r.renew_at = Some(Instant::now() + ADDRESS_RENEW);
+            r.takeovers += 1;
+        }
+        // BC_ADDs and proxy entries now, not at the next packet.
+        self.flush().await;
+        info!(epoch, %ha, bindings = restored, expired, address_held = address,
+            took_ms = t0.elapsed().as_millis() as u64,
+            "active home agent: took over the home agent address and every binding");
+    }
+
+    async fn step_down(&mut self, reason: &StepDownReason) {
+        warn!(%reason, bindings = self.ha.binding_count(), "stepping down to standby");
+        self.give_up_bindings().await;
+        self.release_addresses().await;
+        if let Some(store) = &mut self.etcd {
+            store.resign(false).await;
+        }
+        if let Some(r) = &mut self.redundancy {
+            r.renew_at = None;
+            r.stepdowns += 1;
+            // A fenced write does not say who leads now; the watch does.
+            let seen = r.leader.borrow().clone();
+            if let Some(holder) = seen {
+                r.election.handle_leader(Instant::now(), holder);
+            }
+        }
+    }
+
+    async fn send_heartbeat(&mut self, epoch: u64) {
+        let ha = self.ha.config().ha_address;
+        let Some(r) = &self.redundancy else {
+            return;
+        };
+        let hb = HeartbeatRepr {
+            kind: HeartbeatType::Advertisement,
+            interval_ms: u16::try_from(r.election.advert_interval().as_millis())
+                .unwrap_or(u16::MAX),
+            epoch,
+            home_agent: ha,
+            name: r.election.name(),
+        };
+        if let Err(e) = r.heartbeat.send(&hb).await {
+            debug!(error = %e, "heartbeat not sent");
+        }
+    }
+
+    /// A planned stop of the active member: bindings withdrawn here, the address released
+    /// and the key deleted, so a standby takes over at once.
+    pub(super) async fn resign(&mut self) {
+        if self
+            .redundancy
+            .as_ref()
+            .is_none_or(|r| r.election.active_epoch().is_none())
+        {
+            return;
+        }
+        info!("stopping while active: leadership handed over");
+        self.give_up_bindings().await;
+        self.release_addresses().await;
+        if let Some(store) = &mut self.etcd {
+            store.resign(true).await;
+        }
+    }
+}
