@@ -23,6 +23,8 @@ use tests::{Daemon, Netns, require_root, veth, wait_until};
 
 const ETCD: &str = "http://[2001:db8:1::ff]:23811";
 const HA: &str = "2001:db8:1::1";
+/// The sample's `home-agent-ipv4-address`.
+const HA4: &str = "203.0.113.1";
 
 struct World {
     rt: Netns,
@@ -55,9 +57,17 @@ fn world() -> World {
             "nodad",
         ]);
         h.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::ff"]);
+        h.ip(&[
+            "addr",
+            "add",
+            &format!("203.0.113.1{}/24", i + 1),
+            "dev",
+            "eth0",
+        ]);
         h.sysctl("net.ipv6.conf.all.forwarding", "1");
     }
     rt.ip(&["addr", "add", "2001:db8:1::ff/64", "dev", "br0", "nodad"]);
+    rt.ip(&["addr", "add", "203.0.113.254/24", "dev", "br0"]);
     veth(&rt, "up0", &mr, "eth0");
     rt.ip(&["addr", "add", "2001:db8:a::1/64", "dev", "up0", "nodad"]);
     mr.ip(&["addr", "add", "2001:db8:a::5/64", "dev", "eth0", "nodad"]);
@@ -154,6 +164,24 @@ fn logs(dir: &Path) -> String {
         .join("\n")
 }
 
+/// The home router's ARP entry for the IPv4 home agent address: its MAC.
+fn arp_of_ha4(rt: &Netns) -> Option<String> {
+    let text = rt.ip_text(&["-4", "neigh", "show", HA4, "dev", "br0"]);
+    text.split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .map(str::to_owned)
+}
+
+fn mac_of(ns: &Netns) -> String {
+    let text = ns.ip_text(&["link", "show", "eth0"]);
+    text.split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 fn holds_ha_address(ns: &Netns) -> bool {
     ns.ip_text(&["-6", "addr", "show", "dev", "eth0"])
         .contains(&format!("{HA}/64"))
@@ -201,6 +229,14 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     );
     let (_had2, _net2) = start_member(&w, &f, 1, "ha2");
     assert!(holds_ha_address(&w.ha[0]) && !holds_ha_address(&w.ha[1]));
+    // The home router learns the IPv4 home agent address at the active member's MAC.
+    assert!(
+        w.rt.try_exec("ping", &["-4", "-c", "1", "-W", "2", HA4])
+            .status
+            .success(),
+        "the IPv4 home agent address does not answer"
+    );
+    assert_eq!(arp_of_ha4(&w.rt), Some(mac_of(&w.ha[0])));
 
     let _mrnet = spawn_in(
         &w.mr,
@@ -290,6 +326,13 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
         (&before.mnp_v6, &before.mnp_v4, before.hoa_v4)
     );
     assert!(holds_ha_address(&w.ha[1]));
+    // The gratuitous ARP moved the IPv4 address's entry without waiting for it to go stale.
+    assert_eq!(
+        arp_of_ha4(&w.rt),
+        Some(mac_of(&w.ha[1])),
+        "{}",
+        w.rt.ip_text(&["-4", "neigh"])
+    );
     let mrd_log = log_of(&dir.join("mrd.log"));
     assert_eq!(
         mrd_log.matches("home registration acknowledged").count(),

@@ -22,6 +22,7 @@
 //! Everything is async on tokio; constructors must run inside a runtime. Sockets are opened
 //! in the network namespace of the calling thread.
 
+mod arp;
 mod discovery;
 mod error;
 mod guard;
@@ -33,6 +34,7 @@ mod sender;
 
 pub mod bpf;
 
+pub use arp::announce_ipv4;
 pub use discovery::{DiscoveryPacket, DiscoverySocket, set_icmp6_filter};
 pub use error::{Error, Result};
 pub use guard::{GuardScope, NftGuard};

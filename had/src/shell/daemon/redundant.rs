@@ -39,6 +39,9 @@ pub(super) struct Redundant {
     pub(super) leader: tokio::sync::watch::Receiver<Option<Option<Leader>>>,
     /// When the address is next renewed, while active.
     renew_at: Option<Instant>,
+    /// ARP announcements of the IPv4 home agent address still to repeat (one per renewal;
+    /// RFC 5227 §2.3 announces twice).
+    arp_repeats: u8,
     /// Take-overs and step-downs since start, for the metrics.
     pub(super) takeovers: u64,
     pub(super) stepdowns: u64,
@@ -55,6 +58,7 @@ impl Redundant {
             heartbeat,
             leader,
             renew_at: None,
+            arp_repeats: 0,
             takeovers: 0,
             stepdowns: 0,
         }
@@ -167,6 +171,18 @@ impl Daemon {
         ok
     }
 
+    /// The IPv4 home agent address, if any, announced on the home link (gratuitous ARP):
+    /// neighbours that knew the previous member's link-layer address move at once.
+    fn announce_ipv4(&self) {
+        let Some(v4) = self.ha.config().ha_address_v4 else {
+            return;
+        };
+        match mhio::announce_ipv4(self.proxy.ifindex(), self.proxy.mac(), v4) {
+            Ok(()) => debug!(%v4, "ARP announcement sent"),
+            Err(e) => warn!(%v4, error = %e, "ARP announcement not sent"),
+        }
+    }
+
     /// A heartbeat heard on the home link.
     pub(super) fn on_heartbeat(&mut self, hb: &mhio::Heard) {
         let ha = self.ha.config().ha_address;
@@ -204,7 +220,12 @@ impl Daemon {
         }
         if r.renew_at.is_some_and(|t| t <= now) {
             r.renew_at = Some(now + ADDRESS_RENEW);
+            let announce = r.arp_repeats > 0;
+            r.arp_repeats = r.arp_repeats.saturating_sub(1);
             self.hold_addresses().await;
+            if announce {
+                self.announce_ipv4();
+            }
         }
         while let Some(action) = self
             .redundancy
@@ -267,9 +288,11 @@ impl Daemon {
         }
         self.na_repeats
             .push((Instant::now() + NA_INTERVAL, ha, true, NA_REPEATS));
+        self.announce_ipv4();
         self.announce_role(true);
         if let Some(r) = &mut self.redundancy {
             r.renew_at = Some(Instant::now() + ADDRESS_RENEW);
+            r.arp_repeats = 1;
             r.takeovers += 1;
         }
         // BC_ADDs and proxy entries now, not at the next packet.
