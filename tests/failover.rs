@@ -380,3 +380,146 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     );
     assert!(holds_ha_address(&w.ha[1]));
 }
+
+/// Sends forged heartbeats for 3 s from this namespace's `br0` link-local address: the
+/// epoch given, hop limit given, every 20 ms.
+const FORGER: &str = r#"
+import socket, struct, sys, time
+from scapy.all import Ether, IPv6, UDP, Raw, sendp, get_if_hwaddr
+from scapy.arch import in6_getifaddr
+epoch, hlim, ha = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+ll = [a[0] for a in in6_getifaddr() if a[2] == "br0" and a[0].startswith("fe80")][0]
+name = b"forger"
+payload = struct.pack("!BBHQ", 1, 1, 50, epoch) + socket.inet_pton(socket.AF_INET6, ha) + bytes([len(name)]) + name
+frame = (Ether(src=get_if_hwaddr("br0"), dst="33:33:6e:65:6d:6f")
+         / IPv6(src=ll, dst="ff12::6e65:6d6f", hlim=hlim)
+         / UDP(sport=4196, dport=4196) / Raw(payload))
+end = time.time() + 3
+n = 0
+while time.time() < end:
+    sendp(frame, iface="br0", verbose=False)
+    n += 1
+    time.sleep(0.02)
+print(n)
+"#;
+
+fn leader_epoch(rt: &Netns) -> u64 {
+    let out = rt.try_exec(
+        "etcdctl",
+        &[
+            "--endpoints",
+            ETCD,
+            "get",
+            &format!("/nemo/had/{HA}/leader"),
+            "-w",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("etcdctl json");
+    v["kvs"][0]["mod_revision"].as_u64().expect("a leader")
+}
+
+/// A hung active member (SIGSTOP) is replaced although forged heartbeats with its epoch
+/// come from the home link with a hop limit below 255 (they are not from a neighbour, and
+/// dropped); when it wakes (SIGCONT) it finds the key moved and steps down, releasing
+/// the address. Then a planned stop (SIGTERM) of the new active member hands over at
+/// once: the leadership key deleted, the other member campaigns without waiting.
+#[test]
+fn a_hung_active_is_replaced_and_steps_down_when_it_wakes() {
+    require_root();
+    let w = world();
+    let f = files(&[]);
+    let dir = f.dir.path();
+    let peer = "http://127.0.0.1:23812";
+    let _etcd = etcd_member(
+        &w.rt,
+        dir,
+        "etcd",
+        ETCD,
+        peer,
+        &format!("etcd={peer}"),
+        true,
+    );
+    let (had1, _net1) = start_member(&w, &f, 0, "ha1");
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
+            .contains("active home agent: took over")),
+        "{}",
+        logs(dir)
+    );
+    let (mut had2, _net2) = start_member(&w, &f, 1, "ha2");
+    let _mrnet = spawn_in(
+        &w.mr,
+        &f,
+        "nemonetd",
+        "nemonetd-mr",
+        &["-d", "-f", "-m", "-b", f.mr_bus.to_str().unwrap(), "eth0"],
+        " ready",
+    );
+    let _mrd = start_mrd(&w.mr, &f);
+    inject_md_info(
+        &f,
+        "rereg",
+        HOA,
+        Some(("2001:db8:a::5", w.mr.ifindex("eth0"))),
+    );
+    let hoa = HOA.parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || binding(
+            &bus_of(&f, 0),
+            "had",
+            Some(hoa)
+        )
+        .is_some()),
+        "{}",
+        logs(dir)
+    );
+    let epoch = leader_epoch(&w.rt).to_string();
+
+    // ha1 hangs; the forger keeps "its" heartbeats coming with hop limit 64.
+    had1.signal("STOP");
+    let sent = w.rt.scapy(dir, "forger.py", FORGER, &[&epoch, "64", HA]);
+    assert!(sent.trim().parse::<u32>().unwrap_or(0) > 50, "{sent}");
+    assert!(
+        log_of(&dir.join("ha2.log")).contains("active home agent: took over"),
+        "forged off-link heartbeats kept the standby from taking over\n{}",
+        logs(dir)
+    );
+    assert!(binding(&bus_of(&f, 1), "had", Some(hoa)).is_some());
+
+    // ha1 wakes: deposed, it steps down and lets the address go.
+    had1.signal("CONT");
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
+            .contains("stepping down to standby")),
+        "the woken member did not step down\n{}",
+        logs(dir)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !holds_ha_address(&w.ha[0])),
+        "{}",
+        w.ha[0].ip_text(&["-6", "addr"])
+    );
+    assert!(binding(&bus_of(&f, 0), "had", Some(hoa)).is_none());
+    assert!(holds_ha_address(&w.ha[1]));
+
+    // A planned stop of ha2: ha1 takes over without waiting for the dead interval's
+    // worth of silence, the binding with it.
+    had2.signal("TERM");
+    had2.wait_exit(Duration::from_secs(10));
+    let ha2_log = log_of(&dir.join("ha2.log"));
+    assert!(
+        ha2_log.contains("leadership handed over") && ha2_log.contains("leadership key deleted"),
+        "{ha2_log}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
+            .matches("active home agent: took over")
+            .count()
+            == 2),
+        "the standby did not take over after a planned stop\n{}",
+        logs(dir)
+    );
+    assert!(binding(&bus_of(&f, 0), "had", Some(hoa)).is_some());
+    assert!(holds_ha_address(&w.ha[0]) && !holds_ha_address(&w.ha[1]));
+}

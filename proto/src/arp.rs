@@ -137,8 +137,8 @@ mod tests {
     // The announcement of 203.0.113.1 at 02:00:5e:00:53:01, as tcpdump -x shows it
     // after the Ethernet header.
     const FIXTURE: [u8; 28] = [
-        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x5e, 0x00, 0x53, 0x01, 203,
-        0, 113, 1, 0, 0, 0, 0, 0, 0, 203, 0, 113, 1,
+        0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x01, 0x02, 0x00, 0x5e, 0x00, 0x53, 0x01, 203, 0,
+        113, 1, 0, 0, 0, 0, 0, 0, 203, 0, 113, 1,
     ];
 
     #[test]
@@ -163,7 +163,10 @@ mod tests {
         for (i, v) in [(1, 6), (2, 0x86), (4, 8), (5, 16)] {
             let mut b = FIXTURE;
             b[i] = v;
-            assert!(matches!(ArpRepr::parse(&b), Err(Error::Malformed(_))), "{i}");
+            assert!(
+                matches!(ArpRepr::parse(&b), Err(Error::Malformed(_))),
+                "{i}"
+            );
         }
         for n in 0..28 {
             assert_eq!(ArpRepr::parse(&FIXTURE[..n]), Err(Error::Truncated));
