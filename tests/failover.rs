@@ -523,3 +523,146 @@ fn a_hung_active_is_replaced_and_steps_down_when_it_wakes() {
     assert!(binding(&bus_of(&f, 0), "had", Some(hoa)).is_some());
     assert!(holds_ha_address(&w.ha[0]) && !holds_ha_address(&w.ha[1]));
 }
+
+/// Take-over at fleet size (a measurement, ignored by default): `FLEET_N` bindings
+/// (default 100,000) stored in etcd as the active member stores them, then the active
+/// member's host dies. Printed: the standby's take-over (from winning the key to every
+/// binding restored, announced to nemonetd and defended on the home link), and had's
+/// resident memory per binding.
+///
+/// ```sh
+/// cargo build --release --workspace && \
+///   FLEET_N=100000 cargo test --release -p tests --test failover -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a measurement"]
+fn takeover_at_fleet_size() {
+    require_root();
+    let n: u32 = std::env::var("FLEET_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let w = world();
+    let f = files(&[]);
+    let dir = f.dir.path();
+    let peer = "http://127.0.0.1:23812";
+    let _etcd = etcd_member(
+        &w.rt,
+        dir,
+        "etcd",
+        ETCD,
+        peer,
+        &format!("etcd={peer}"),
+        true,
+    );
+    let (mut had1, mut net1) = start_member(&w, &f, 0, "ha1");
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
+            .contains("active home agent: took over")),
+        "{}",
+        logs(dir)
+    );
+    let (had2, _net2) = start_member(&w, &f, 1, "ha2");
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let rss_standby = rss(had2.pid());
+
+    // The bindings, as the active member stores them: one home address each in the home
+    // prefix, an IPv6 and an IPv4 prefix, an SA's replay state, an hour to live.
+    let t = std::time::Instant::now();
+    w.rt.within(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut store =
+                had::shell::etcd::EtcdStore::connect(&[ETCD.to_owned()], HA.parse().unwrap())
+                    .await
+                    .expect("etcd");
+            let expires = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+                + 3_600_000;
+            let records: Vec<_> = (0..n)
+                .map(|i| {
+                    let hoa = std::net::Ipv6Addr::from(
+                        u128::from(HA.parse::<std::net::Ipv6Addr>().unwrap())
+                            + 0x1000
+                            + u128::from(i),
+                    );
+                    had::record::JournalRecord::Upsert(had::record::PersistedBinding {
+                        hoa,
+                        bid: None,
+                        coa: proto::model::CareOf::V6(std::net::Ipv6Addr::from(
+                            0x2001_0db8_000a_0000_0000_0000_0001_0000u128 + u128::from(i),
+                        )),
+                        flags: 0xc400,
+                        sequence: 7,
+                        lifetime_secs: 3600,
+                        expires_unix_ms: expires,
+                        mnp_v6: vec![
+                            ipnet::Ipv6Net::new(
+                                std::net::Ipv6Addr::from(
+                                    0x2001_0db8_8000_0000_0000_0000_0000_0000u128
+                                        + (u128::from(i) << 64),
+                                ),
+                                64,
+                            )
+                            .unwrap(),
+                        ],
+                        mnp_v4: Vec::new(),
+                        hoa_v4: None,
+                        spi: Some(1000 + i),
+                        last_timestamp: Some(1),
+                        nat_detected: false,
+                        rh2: true,
+                    })
+                })
+                .collect();
+            for chunk in records.chunks(6400) {
+                store.apply(chunk).await.expect("stored");
+            }
+        });
+    });
+    println!(
+        "fleet: {n} bindings stored in etcd in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    had1.signal("KILL");
+    net1.signal("KILL");
+    w.ha[0].ip(&["link", "set", "eth0", "down"]);
+    had1.wait_exit(Duration::from_secs(5));
+    net1.wait_exit(Duration::from_secs(5));
+    assert!(
+        wait_until(Duration::from_secs(600), || log_of(&dir.join("ha2.log"))
+            .contains("active home agent: took over")),
+        "no take-over\n{}",
+        log_of(&dir.join("ha2.log"))
+    );
+    let line = log_of(&dir.join("ha2.log"))
+        .lines()
+        .find(|l| l.contains("active home agent: took over"))
+        .unwrap()
+        .to_owned();
+    let rss_active = rss(had2.pid());
+    println!("fleet: {line}");
+    let ha2_log = log_of(&dir.join("ha2.log"));
+    println!(
+        "fleet: bus announcements failed: {}, proxy entries not added: {}",
+        ha2_log.matches("bus announcement failed").count(),
+        ha2_log.matches("proxy ND entry not added").count()
+    );
+    println!(
+        "fleet: had's resident memory {rss_standby} kB as a standby, {rss_active} kB active with {n} bindings: {:.0} bytes per binding",
+        (rss_active.saturating_sub(rss_standby) as f64 * 1024.0) / f64::from(n)
+    );
+}

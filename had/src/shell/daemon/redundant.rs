@@ -19,18 +19,22 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use mhio::HeartbeatSocket;
 use mipsock::Body;
 use proto::redundancy::{HeartbeatRepr, HeartbeatType};
 use tracing::{debug, error, info, warn};
 
 use super::{Daemon, NA_INTERVAL, NA_REPEATS, wall};
+use crate::core::HaEvent;
 use crate::redundancy::{Action, CampaignResult, Election, Leader, StepDownReason};
 
 /// How long the home agent address stays on the interface without a renewal.
 pub(super) const ADDRESS_LIFETIME: Duration = Duration::from_secs(3);
 /// How often the active member renews it.
 const ADDRESS_RENEW: Duration = Duration::from_secs(1);
+/// Proxy entries added at once at a take-over.
+const PROXY_CONCURRENCY: usize = 32;
 
 /// The election's state and sockets.
 pub(super) struct Redundant {
@@ -279,7 +283,19 @@ impl Daemon {
         if let Err(e) = self.journal.compact(&bindings) {
             warn!(error = %e, "local journal not rewritten from etcd");
         }
+        let loaded = t0.elapsed();
         let restored = self.ha.restore(Instant::now(), wall(), bindings);
+        // The data plane first: a router's traffic to its prefixes needs only its binding
+        // in nemonetd and the home agent address here; the proxy entries serve traffic to
+        // the home addresses themselves, and come after.
+        let mut proxies = Vec::new();
+        while let Some(ev) = self.ha.poll_event() {
+            match ev {
+                HaEvent::BcAdd(b) => self.publish(Body::BcAdd(b)),
+                HaEvent::ProxyNdAdd(p) => proxies.push(p),
+                other => self.apply(other).await,
+            }
+        }
         let address = self.hold_addresses().await;
         let ha = self.ha.config().ha_address;
         // RFC 4861 §7.2.6: the address moved to this interface's link-layer address.
@@ -295,9 +311,29 @@ impl Daemon {
             r.arp_repeats = 1;
             r.takeovers += 1;
         }
-        // BC_ADDs and proxy entries now, not at the next packet.
-        self.flush().await;
+        let announced = t0.elapsed();
+        // One netlink request per entry, PROXY_CONCURRENCY in flight: a fleet's entries
+        // one after the other took seconds.
+        let proxy = &self.proxy;
+        let added: Vec<_> = futures::stream::iter(proxies.iter().flat_map(|p| {
+            std::iter::once(p.hoa)
+                .chain(p.link_local)
+                .map(|a| (a, p.router))
+        }))
+        .map(|(a, router)| async move { (a, router, proxy.add(a, router).await) })
+        .buffer_unordered(PROXY_CONCURRENCY)
+        .collect()
+        .await;
+        let repeat_at = Instant::now() + NA_INTERVAL;
+        for (a, router, r) in added {
+            match r {
+                Ok(()) => self.na_repeats.push((repeat_at, a, router, NA_REPEATS)),
+                Err(e) => warn!(hoa = %a, error = %e, "proxy ND entry not added"),
+            }
+        }
         info!(epoch, %ha, bindings = restored, expired, address_held = address,
+            load_ms = loaded.as_millis() as u64,
+            dataplane_ms = announced.as_millis() as u64,
             took_ms = t0.elapsed().as_millis() as u64,
             "active home agent: took over the home agent address and every binding");
     }
