@@ -381,8 +381,9 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     assert!(holds_ha_address(&w.ha[1]));
 }
 
-/// Sends forged heartbeats for 3 s from this namespace's `br0` link-local address: the
-/// epoch given, hop limit given, every 20 ms.
+/// Sends forged heartbeats for 5 s from this namespace's `br0` link-local address: the
+/// epoch given, hop limit given, every 20 ms; prints "sending" once it has begun (scapy
+/// takes a second to load), then how many it sent.
 const FORGER: &str = r#"
 import socket, struct, sys, time
 from scapy.all import Ether, IPv6, UDP, Raw, sendp, get_if_hwaddr
@@ -394,8 +395,9 @@ payload = struct.pack("!BBHQ", 1, 1, 50, epoch) + socket.inet_pton(socket.AF_INE
 frame = (Ether(src=get_if_hwaddr("br0"), dst="33:33:6e:65:6d:6f")
          / IPv6(src=ll, dst="ff12::6e65:6d6f", hlim=hlim)
          / UDP(sport=4196, dport=4196) / Raw(payload))
-end = time.time() + 3
+end = time.time() + 5
 n = 0
+print("sending", flush=True)
 while time.time() < end:
     sendp(frame, iface="br0", verbose=False)
     n += 1
@@ -476,14 +478,41 @@ fn a_hung_active_is_replaced_and_steps_down_when_it_wakes() {
     );
     let epoch = leader_epoch(&w.rt).to_string();
 
-    // ha1 hangs; the forger keeps "its" heartbeats coming with hop limit 64.
-    had1.signal("STOP");
-    let sent = w.rt.scapy(dir, "forger.py", FORGER, &[&epoch, "64", HA]);
-    assert!(sent.trim().parse::<u32>().unwrap_or(0) > 50, "{sent}");
+    // The forger sends heartbeats with ha1's epoch and hop limit 64 (from off the link, as
+    // far as a receiver can tell); once it is sending, ha1 hangs. ha2 must take over while
+    // the forgeries keep coming.
+    let forger_py = dir.join("forger.py");
+    std::fs::write(&forger_py, FORGER).unwrap();
+    let forger_log = dir.join("forger.out");
+    let mut cmd = w.rt.command(Path::new("/usr/bin/python3"));
+    cmd.arg(&forger_py).args([epoch.as_str(), "64", HA]);
+    let mut forger = Daemon::spawn("forger", cmd, &forger_log);
     assert!(
-        log_of(&dir.join("ha2.log")).contains("active home agent: took over"),
+        wait_until(Duration::from_secs(20), || log_of(&forger_log)
+            .contains("sending")),
+        "scapy did not start: {}",
+        log_of(&forger_log)
+    );
+    had1.signal("STOP");
+    assert!(
+        wait_until(Duration::from_secs(3), || log_of(&dir.join("ha2.log"))
+            .contains("active home agent: took over")),
         "forged off-link heartbeats kept the standby from taking over\n{}",
         logs(dir)
+    );
+    assert!(
+        forger.wait_exit(Duration::from_millis(1)).is_none(),
+        "the forger had stopped: the take-over proves nothing"
+    );
+    let _ = forger.wait();
+    let sent = log_of(&forger_log);
+    assert!(
+        sent.lines()
+            .last()
+            .and_then(|l| l.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+            > 100,
+        "{sent}"
     );
     assert!(binding(&bus_of(&f, 1), "had", Some(hoa)).is_some());
 

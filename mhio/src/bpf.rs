@@ -131,6 +131,37 @@ pub fn filter() -> Vec<SockFilter> {
         .collect()
 }
 
+/// The filter of the home agent's Neighbour Solicitation receiver
+/// ([`crate::SolicitationReceiver`]): IPv6 packets not sent by this host whose first next
+/// header is ICMPv6, with hop limit 255 (RFC 4861 §7.1.1) and type 135. A solicitation
+/// behind extension headers is not taken (none of the home link's nodes sends one).
+pub fn ns_filter() -> Vec<SockFilter> {
+    ns_program()
+        .into_iter()
+        .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+        .collect()
+}
+
+/// The program of [`ns_filter`]. Jumps are relative to the next instruction; the last two
+/// instructions accept (8) and drop (9).
+pub fn ns_program() -> Vec<Instruction> {
+    let i = |code: u16, jt: u8, jf: u8, k: u32| Instruction { code, jt, jf, k };
+    let jeq = BPF_JMP | BPF_JEQ | BPF_K;
+    let ldb = BPF_LD | BPF_B | BPF_ABS;
+    vec![
+        i(BPF_LD | BPF_W | BPF_ABS, 0, 0, SKF_AD_PKTTYPE),
+        i(jeq, 7, 0, u32::from(PACKET_OUTGOING)),
+        i(ldb, 0, 0, 6),
+        i(jeq, 0, 5, u32::from(proto::IPPROTO_ICMPV6)),
+        i(ldb, 0, 0, 7),
+        i(jeq, 0, 3, 255),
+        i(ldb, 0, 0, 40),
+        i(jeq, 0, 1, 135),
+        i(BPF_RET | BPF_K, 0, 0, ACCEPT_LEN),
+        i(BPF_RET | BPF_K, 0, 0, 0),
+    ]
+}
+
 /// The filter program.
 pub fn program() -> Vec<Instruction> {
     let mut insns = Vec::new();
@@ -238,7 +269,10 @@ mod tests {
     /// Runs the resolved program as the kernel would; returns the accepted length (0 =
     /// drop). A load past the end of the packet drops it, as in the kernel.
     fn run_resolved(pkt: &[u8], pkttype: u8) -> u32 {
-        let prog = program();
+        run(&program(), pkt, pkttype)
+    }
+
+    fn run(prog: &[Instruction], pkt: &[u8], pkttype: u8) -> u32 {
         let (mut a, mut x, mut m0, mut pc) = (0u32, 0u32, 0u32, 0usize);
         let byte = |off: u32| pkt.get(off as usize).map(|&b| u32::from(b));
         loop {
@@ -382,5 +416,27 @@ mod tests {
         let mut v4 = ipv6(135, &MH);
         v4[0] = 0x45;
         assert_eq!(run_resolved(&v4, 0), 0);
+    }
+
+    #[test]
+    fn the_solicitation_filter_keeps_only_on_link_neighbour_solicitations() {
+        let prog = ns_program();
+        let mut ns = ipv6(proto::IPPROTO_ICMPV6, &[135, 0, 0, 0, 0, 0, 0, 0]);
+        ns[7] = 255;
+        assert_eq!(run(&prog, &ns, 0), ACCEPT_LEN);
+        // Multicast (to the solicited-node group) and unicast alike.
+        assert_eq!(run(&prog, &ns, 2), ACCEPT_LEN);
+        // Our own, a forwarded one (hop limit 254), an NA, another protocol, a runt.
+        assert_eq!(run(&prog, &ns, PACKET_OUTGOING), 0);
+        let mut forwarded = ns.clone();
+        forwarded[7] = 254;
+        assert_eq!(run(&prog, &forwarded, 0), 0);
+        let mut na = ns.clone();
+        na[40] = 136;
+        assert_eq!(run(&prog, &na, 0), 0);
+        let mut udp = ns.clone();
+        udp[6] = 17;
+        assert_eq!(run(&prog, &udp, 0), 0);
+        assert_eq!(run(&prog, &ns[..40], 0), 0);
     }
 }

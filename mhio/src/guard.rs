@@ -42,6 +42,11 @@ pub struct GuardScope {
     /// Packets to us with a Home Address option, whatever their upper layer (the home
     /// agent's; a mobile router leaves them to the kernel).
     pub home_address_option: bool,
+    /// Neighbour Discovery in transit (the home agent's): a unicast solicitation for a
+    /// defended home address would otherwise be forwarded into the binding's tunnel, where
+    /// no node takes it (RFC 4861 §7.1.1: hop limit 255 only). The home agent answers it
+    /// from its AF_PACKET receiver instead.
+    pub forwarded_nd: bool,
 }
 
 /// The installed guard; the table is deleted when this is dropped.
@@ -74,6 +79,14 @@ impl NftGuard {
         } else {
             String::new()
         };
+        let forward = if scope.forwarded_nd {
+            "\tchain forward {\n\
+             \t\ttype filter hook forward priority filter; policy accept;\n\
+             \t\tmeta nfproto ipv6 icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, nd-redirect } counter drop comment \"ND never crosses a router\"\n\
+             \t}\n"
+        } else {
+            ""
+        };
         // "table" then "delete table" makes the delete succeed whether or not a stale table
         // exists; the whole script is one transaction.
         format!(
@@ -86,6 +99,7 @@ impl NftGuard {
              \t\tmeta nfproto ipv6 rt type 2 fib daddr type local counter drop comment \"RH2 to us: read on AF_PACKET\"\n\
              {hao}\
              \t}}\n\
+             {forward}\
              }}\n"
         )
     }
@@ -218,9 +232,21 @@ mod tests {
             "had",
             GuardScope {
                 home_address_option: true,
+                forwarded_nd: false,
             },
         );
         assert!(ha.contains("ip6 nexthdr 60 @nh,368,8 201 fib daddr type local"));
+        assert!(ha.ends_with("\t}\n}\n"), "{ha}");
+        assert!(!ha.contains("hook forward"));
+        let ha = NftGuard::script_with(
+            "had",
+            GuardScope {
+                home_address_option: true,
+                forwarded_nd: true,
+            },
+        );
+        assert!(ha.contains("hook forward priority filter"));
+        assert!(ha.contains("nd-neighbor-solicit"));
         assert!(ha.ends_with("\t}\n}\n"), "{ha}");
     }
 }

@@ -1,9 +1,9 @@
 //! The redundancy heartbeat's socket (issue 13): UDP on the home link, to and from
 //! [`proto::redundancy::GROUP`] port [`proto::redundancy::PORT`].
 //!
-//! Sent with hop limit 255; the kernel drops any that arrive with less
-//! (`IPV6_MINHOPCOUNT`), so only a node on the home link can send one (RFC 5082's check,
-//! as ND does). Only link-local sources are taken.
+//! Sent with hop limit 255; any that arrive with less are dropped (read from each
+//! datagram's `IPV6_HOPLIMIT`), so only a node on the home link can send one (RFC 5082's
+//! check, as ND does). Only link-local sources are taken.
 
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
@@ -54,23 +54,10 @@ impl HeartbeatSocket {
             .map_err(named("IPV6_MULTICAST_HOPS"))?;
         s.set_multicast_loop_v6(false)
             .map_err(named("IPV6_MULTICAST_LOOP"))?;
-        let min: nix::libc::c_int = 255;
-        // SAFETY: a valid socket and an int option of the right size.
-        let rc = unsafe {
-            nix::libc::setsockopt(
-                s.as_raw_fd(),
-                nix::libc::IPPROTO_IPV6,
-                nix::libc::IPV6_MINHOPCOUNT,
-                std::ptr::from_ref(&min).cast(),
-                std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::socket(
-                "IPV6_MINHOPCOUNT 255",
-                std::io::Error::last_os_error(),
-            ));
-        }
+        // The hop limit of each datagram, checked in `recv` (IPV6_MINHOPCOUNT is enforced
+        // for TCP only).
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Ipv6RecvHopLimit, &true)
+            .map_err(|e| Error::socket("IPV6_RECVHOPLIMIT", e.into()))?;
         s.bind(&SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, PORT, 0, 0).into())
             .map_err(named("binding the heartbeat port"))?;
         s.join_multicast_v6(&GROUP, ifindex)
@@ -107,12 +94,19 @@ impl HeartbeatSocket {
     pub async fn recv(&self) -> std::io::Result<Heard> {
         let mut buf = [0u8; 512];
         loop {
-            let (n, from) = self.socket.recv_from(&mut buf).await?;
-            let std::net::SocketAddr::V6(from) = from else {
+            let (n, from, hop_limit) = self
+                .socket
+                .async_io(tokio::io::Interest::READABLE, || {
+                    recv_one(&self.socket, &mut buf)
+                })
+                .await?;
+            // RFC 5082's check, as ND's (RFC 4861 §7.1.1): only a neighbour sends 255.
+            if hop_limit != Some(255) {
+                tracing::debug!(%from, ?hop_limit, "heartbeat not from a neighbour dropped");
                 continue;
-            };
-            if !from.ip().is_unicast_link_local() {
-                tracing::debug!(from = %from.ip(), "heartbeat from a non-link-local source dropped");
+            }
+            if !from.is_unicast_link_local() {
+                tracing::debug!(%from, "heartbeat from a non-link-local source dropped");
                 continue;
             }
             match HeartbeatRepr::parse(&buf[..n]) {
@@ -121,7 +115,7 @@ impl HeartbeatSocket {
                         epoch: hb.epoch,
                         home_agent: hb.home_agent,
                         name: hb.name.to_owned(),
-                        from: *from.ip(),
+                        from,
                     });
                 }
                 Ok(hb) => {
@@ -130,10 +124,30 @@ impl HeartbeatSocket {
                         "heartbeat of an unknown type skipped"
                     )
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, from = %from.ip(), "malformed heartbeat dropped")
-                }
+                Err(e) => tracing::debug!(error = %e, %from, "malformed heartbeat dropped"),
             }
         }
     }
+}
+
+/// One datagram: its length, source and hop limit.
+fn recv_one(socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Ipv6Addr, Option<u8>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg};
+    let mut cmsg = nix::cmsg_space!(nix::libc::c_int);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn6>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(std::io::Error::from)?;
+    let from = msg.address.map_or(Ipv6Addr::UNSPECIFIED, |a| a.ip());
+    let mut hop_limit = None;
+    for c in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::Ipv6HopLimit(h) = c {
+            hop_limit = u8::try_from(h).ok();
+        }
+    }
+    Ok((msg.bytes, from, hop_limit))
 }

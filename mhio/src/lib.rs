@@ -28,6 +28,7 @@ mod error;
 mod guard;
 mod heartbeat;
 mod icmp;
+mod nd_responder;
 mod proxy_nd;
 mod receiver;
 mod sender;
@@ -44,6 +45,7 @@ pub use icmp::{
     NEIGHBOUR_SOLICITATION, PARAMETER_PROBLEM, advertised_target, dad_neighbour_solicitation,
     parameter_problem, solicited_node,
 };
+pub use nd_responder::{Solicitation, SolicitationReceiver, parse_solicitation};
 pub use proxy_nd::{
     NA_LEN, ProxyNd, announce_own_address, link_holding, neighbour_advertisement, write_sysctl,
 };

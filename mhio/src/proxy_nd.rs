@@ -44,6 +44,26 @@ const ND_HOP_LIMIT: u32 = proto::icmpv6::ND_HOP_LIMIT as u32;
 pub fn neighbour_advertisement(target: Ipv6Addr, mac: [u8; 6], router: bool) -> [u8; NA_LEN] {
     let mut flags = NaFlags::O;
     flags.set(NaFlags::R, router);
+    advertisement(target, mac, flags)
+}
+
+/// The answer to a solicitation for a defended `target` (RFC 4861 §7.2.4, §7.2.8):
+/// Solicited set unless it goes to all nodes (an answer to DAD), Override clear (a proxy's
+/// answer must not override the owner's own), Router as given, our `mac` as the Target
+/// Link-Layer Address. Checksum zero, as [`neighbour_advertisement`].
+pub fn solicited_advertisement(
+    target: Ipv6Addr,
+    mac: [u8; 6],
+    router: bool,
+    to_all_nodes: bool,
+) -> [u8; NA_LEN] {
+    let mut flags = NaFlags::default();
+    flags.set(NaFlags::S, !to_all_nodes);
+    flags.set(NaFlags::R, router);
+    advertisement(target, mac, flags)
+}
+
+fn advertisement(target: Ipv6Addr, mac: [u8; 6], flags: NaFlags) -> [u8; NA_LEN] {
     let repr = Icmpv6Repr::NeighborAdvertisement(NeighborAdvertisement {
         flags,
         target,
@@ -415,6 +435,22 @@ impl ProxyNd {
             }
         }
         Ok(out)
+    }
+
+    /// Answers `s`, a solicitation for an address we defend (`router`: a mobile
+    /// router's), from this interface's link-layer address.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`], [`Error::Unreachable`] or [`Error::Send`].
+    pub fn answer(&self, s: &crate::Solicitation, router: bool) -> Result<()> {
+        let to = s.answer_to();
+        let na = solicited_advertisement(s.target, self.mac, router, to.is_multicast());
+        let addr = SockAddr::from(SocketAddrV6::new(to, 0, 0, self.ifindex));
+        self.na_socket
+            .send_to(&na, &addr)
+            .map_err(|e| Error::send(to, na.len(), e))?;
+        debug!(target = %s.target, %to, router, "solicitation answered");
+        Ok(())
     }
 
     /// Multicasts one unsolicited NA for `hoa` to all nodes on the home link (ff02::1).

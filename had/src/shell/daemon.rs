@@ -141,6 +141,13 @@ struct Daemon {
     /// HoA/128 route of the binding into the tunnel.
     home_sender: RawSender,
     proxy: ProxyNd,
+    /// The home link's Neighbour Solicitations (RFC 6275 §10.4.1: answered for `defended`).
+    solicitations: mhio::SolicitationReceiver,
+    /// The addresses had defends on the home link, and whether as a router's (the R flag
+    /// of its answers): home addresses and their link-local forms.
+    defended: std::collections::HashMap<Ipv6Addr, bool>,
+    /// Solicitations answered since start (metrics).
+    solicitations_answered: u64,
     local: HashSet<Ipv6Addr>,
     /// When `local` was last read (re-read at most once a second, on a miss).
     local_read: Instant,
@@ -185,12 +192,32 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         "had",
         GuardScope {
             home_address_option: true,
+            forwarded_nd: true,
         },
     )?;
     let mut receiver = Receiver::new(None)?;
     let sender = RawSender::new(None)?;
     let home_sender = RawSender::new(Some(&cli.homeif))?;
     let proxy = ProxyNd::new(&cli.homeif).await?;
+    // Home addresses are defended by had itself (mhio's nd_responder): the kernel's proxy
+    // table walks lists at a fleet's size. Entries an older had left there go.
+    match proxy.proxy_entries().await {
+        Ok(stale) => {
+            for a in &stale {
+                if let Err(e) = proxy.remove(*a).await {
+                    warn!(addr = %a, error = %e, "kernel proxy entry not removed");
+                }
+            }
+            if !stale.is_empty() {
+                info!(
+                    entries = stale.len(),
+                    "kernel proxy neighbour entries left by a previous had removed"
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "kernel proxy neighbour entries not listed"),
+    }
+    let solicitations = mhio::SolicitationReceiver::new(home_ifindex)?;
     // RFC 6275 §10.5: requests come to the Home-Agents anycast address of each home prefix
     // (RFC 2526); the home link's RAs fill the home agents list (§10.5.1).
     let anycast: Vec<Ipv6Addr> = ha
@@ -293,6 +320,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         sender,
         home_sender,
         proxy,
+        solicitations,
+        defended: std::collections::HashMap::new(),
+        solicitations_answered: 0,
         local: setup::local_addresses().into_iter().collect(),
         local_read: Instant::now(),
         na_repeats: Vec::new(),
@@ -377,6 +407,13 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
                 Ok(p) => d.on_discovery(&p, &discovery_buf[..p.len]),
                 Err(e) => {
                     warn!(error = %e, "discovery receive failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            r = d.solicitations.recv() => match r {
+                Ok(s) => d.on_solicitation(&s),
+                Err(e) => {
+                    warn!(error = %e, "neighbour solicitation receive failed");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -553,6 +590,37 @@ impl Daemon {
             self.icmp_out.push(mhio::parameter_problem(
                 pp.src, pp.dst, pp.code, pointer, rx.bytes,
             ));
+        }
+    }
+
+    /// Starts defending a home address (and its link-local form) on the home link: one
+    /// unsolicited NA now (RFC 6275 §10.4.1 / RFC 4861 §7.2.6), repeated, which also covers
+    /// neighbours whose link just came up; solicitations answered from now on.
+    fn defend(&mut self, p: &crate::core::ProxyNd) {
+        let repeat_at = Instant::now() + NA_INTERVAL;
+        for a in std::iter::once(p.hoa).chain(p.link_local) {
+            self.defended.insert(a, p.router);
+            if let Err(e) = self.proxy.send_unsolicited_na(a, p.router) {
+                warn!(hoa = %a, error = %e, "unsolicited NA not sent");
+            }
+            self.na_repeats.push((repeat_at, a, p.router, NA_REPEATS));
+        }
+        debug!(hoa = %p.hoa, link_local = ?p.link_local, router = p.router, "defended on the home link");
+    }
+
+    /// A Neighbour Solicitation on the home link: answered when it asks for an address we
+    /// defend (RFC 4861 §7.2.4, RFC 6275 §10.4.1), from any node, DAD probes included (the
+    /// answer to all nodes tells the prober the address is taken).
+    fn on_solicitation(&mut self, s: &mhio::Solicitation) {
+        if !self.serving() {
+            return;
+        }
+        let Some(&router) = self.defended.get(&s.target) else {
+            return;
+        };
+        match self.proxy.answer(s, router) {
+            Ok(()) => self.solicitations_answered += 1,
+            Err(e) => debug!(target = %s.target, error = %e, "solicitation not answered"),
         }
     }
 
@@ -768,21 +836,7 @@ impl Daemon {
             HaEvent::Persist(_) => {}
             HaEvent::BcAdd(b) => self.publish(Body::BcAdd(b)),
             HaEvent::BcRemove(b) => self.publish(Body::BcRemove(b)),
-            HaEvent::ProxyNdAdd(p) => {
-                for a in std::iter::once(p.hoa).chain(p.link_local) {
-                    match self.proxy.add(a, p.router).await {
-                        // RFC 6275 §10.4.1 / RFC 4861 §7.2.6: the NA may be repeated, which
-                        // also covers neighbours whose link just came up.
-                        Ok(()) => self.na_repeats.push((
-                            Instant::now() + NA_INTERVAL,
-                            a,
-                            p.router,
-                            NA_REPEATS,
-                        )),
-                        Err(e) => warn!(hoa = %a, error = %e, "proxy ND entry not added"),
-                    }
-                }
-            }
+            HaEvent::ProxyNdAdd(p) => self.defend(&p),
             HaEvent::ProxyDadStart { hoa, targets } => {
                 // RFC 6275 §10.3.1 / RFC 4862 §5.4.2: one NS from :: per address; the
                 // core's timer gives the verdict.
@@ -798,8 +852,8 @@ impl Daemon {
                 self.na_repeats
                     .retain(|r| r.1 != p.hoa && Some(r.1) != p.link_local);
                 for a in std::iter::once(p.hoa).chain(p.link_local) {
-                    if let Err(e) = self.proxy.remove(a).await {
-                        warn!(hoa = %a, error = %e, "proxy ND entry not removed");
+                    if self.defended.remove(&a).is_some() {
+                        debug!(hoa = %a, "no longer defended on the home link");
                     }
                 }
             }
@@ -935,10 +989,8 @@ impl Daemon {
                     old.lifetime = 0;
                     self.publish(Body::BcRemove(old));
                 }
-                if withdrawn.insert(b.hoa)
-                    && let Err(e) = self.proxy.remove(b.hoa).await
-                {
-                    warn!(hoa = %b.hoa, error = %e, "proxy ND entry not removed");
+                if withdrawn.insert(b.hoa) {
+                    self.defended.remove(&b.hoa);
                 }
             }
         }

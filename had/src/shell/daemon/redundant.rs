@@ -6,11 +6,11 @@
 //!   signalling. Listens for the active one's heartbeats and follows the leadership key.
 //! * **Take-over**: the store's cache is loaded (every binding, its sequence number,
 //!   lifetime, prefixes, NAT mapping and replay state), restored into the core (BC_ADD to
-//!   nemonetd, proxy entries with unsolicited NAs), the home agent address taken with an
+//!   nemonetd, home addresses defended with unsolicited NAs), the home agent address taken with an
 //!   unsolicited NA of its own. Routers are asked nothing: their next BU finds its
 //!   binding.
 //! * **Step-down**: every binding is withdrawn from the bus and the home link (BC_REMOVE,
-//!   proxy entries deleted), the address released; nothing is written to the store, which
+//!   no longer defended), the address released; nothing is written to the store, which
 //!   now belongs to the new active.
 //! * **The address is held with a lifetime** ([`ADDRESS_LIFETIME`]), renewed every
 //!   [`ADDRESS_RENEW`]: a had killed with -9 stops renewing it and the kernel drops it,
@@ -19,7 +19,6 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use mhio::HeartbeatSocket;
 use mipsock::Body;
 use proto::redundancy::{HeartbeatRepr, HeartbeatType};
@@ -33,8 +32,6 @@ use crate::redundancy::{Action, CampaignResult, Election, Leader, StepDownReason
 pub(super) const ADDRESS_LIFETIME: Duration = Duration::from_secs(3);
 /// How often the active member renews it.
 const ADDRESS_RENEW: Duration = Duration::from_secs(1);
-/// Proxy entries added at once at a take-over.
-const PROXY_CONCURRENCY: usize = 32;
 
 /// The election's state and sockets.
 pub(super) struct Redundant {
@@ -106,7 +103,7 @@ impl Daemon {
     }
 
     /// At start, before anything: what a member that died while active left here (its
-    /// address, its proxy entries, the bindings nemonetd still carries from its journal)
+    /// address, the bindings nemonetd still carries from its journal)
     /// goes, since this member starts as a standby.
     pub(super) async fn clear_leftovers(
         &mut self,
@@ -129,16 +126,7 @@ impl Daemon {
             b.lifetime = 0;
             self.publish(Body::BcRemove(b));
         }
-        match self.proxy.proxy_entries().await {
-            Ok(entries) => {
-                for a in entries {
-                    if let Err(e) = self.proxy.remove(a).await {
-                        warn!(addr = %a, error = %e, "proxy ND entry not removed");
-                    }
-                }
-            }
-            Err(e) => warn!(error = %e, "proxy ND entries not listed"),
-        }
+        self.defended.clear();
         match crate::core::Ha::new(self.ha.config().clone()) {
             Ok(ha) => self.ha = ha,
             Err(e) => error!(error = %e, "binding cache not reset"),
@@ -312,24 +300,8 @@ impl Daemon {
             r.takeovers += 1;
         }
         let announced = t0.elapsed();
-        // One netlink request per entry, PROXY_CONCURRENCY in flight: a fleet's entries
-        // one after the other took seconds.
-        let proxy = &self.proxy;
-        let added: Vec<_> = futures::stream::iter(proxies.iter().flat_map(|p| {
-            std::iter::once(p.hoa)
-                .chain(p.link_local)
-                .map(|a| (a, p.router))
-        }))
-        .map(|(a, router)| async move { (a, router, proxy.add(a, router).await) })
-        .buffer_unordered(PROXY_CONCURRENCY)
-        .collect()
-        .await;
-        let repeat_at = Instant::now() + NA_INTERVAL;
-        for (a, router, r) in added {
-            match r {
-                Ok(()) => self.na_repeats.push((repeat_at, a, router, NA_REPEATS)),
-                Err(e) => warn!(hoa = %a, error = %e, "proxy ND entry not added"),
-            }
+        for p in &proxies {
+            self.defend(p);
         }
         info!(epoch, %ha, bindings = restored, expired, address_held = address,
             load_ms = loaded.as_millis() as u64,
