@@ -294,11 +294,16 @@ impl Election {
                 if !*known || *campaigning || retry_at.is_some_and(|t| t > now) {
                     return;
                 }
-                if self.deaf_until.is_some_and(|t| t > now) {
+                let ours = leader.as_ref().is_some_and(|l| l.name == self.name);
+                if !ours && self.deaf_until.is_some_and(|t| t > now) {
                     return;
                 }
                 let expect = match leader {
                     None => None,
+                    // Our own name in the key: a campaign of ours that the store committed
+                    // after we stopped waiting for it, or our previous life's. Nobody else
+                    // holds it: take it again at once, at a revision of our own.
+                    Some(l) if l.name == self.name => Some(l.epoch),
                     Some(l) if now.duration_since(*heard) >= self.dead_interval => Some(l.epoch),
                     Some(_) => return,
                 };
@@ -325,9 +330,13 @@ impl Election {
                 }
                 let silence = match leader {
                     None => *heard,
+                    Some(l) if l.name == self.name => *heard,
                     Some(_) => *heard + self.dead_interval,
                 };
                 let due = retry_at.map_or(silence, |r| r.max(silence));
+                if leader.as_ref().is_some_and(|l| l.name == self.name) {
+                    return Some(due);
+                }
                 Some(self.deaf_until.map_or(due, |d| d.max(due)))
             }
         }
@@ -503,5 +512,27 @@ mod tests {
         e.handle_leader(t0 + ADVERT, None);
         let acts = run(&mut e, t0 + ADVERT, 10);
         assert_eq!(acts, vec![(0, Action::Campaign(None))]);
+    }
+
+    #[test]
+    fn our_own_name_in_the_key_is_taken_again_at_once() {
+        let t0 = Instant::now();
+        // A campaign the store committed after the client gave up on it: the next read
+        // shows our name. No dead interval to wait, no deaf wait.
+        let mut e = Election::new(t0, "ha3", ADVERT, DEAD);
+        e.handle_leader(t0, Some(leader(7, "ha1")));
+        let acts = run(&mut e, t0, 200);
+        assert_eq!(acts, vec![(200, Action::Campaign(Some(7)))]);
+        let t1 = t0 + DEAD;
+        e.handle_campaign(t1, CampaignResult::Lost(Some(leader(8, "ha3"))));
+        let acts = run(&mut e, t1, 5);
+        assert_eq!(acts, vec![(0, Action::Campaign(Some(8)))]);
+        e.handle_campaign(t1, CampaignResult::Won(9));
+        assert_eq!(actions(&mut e), vec![Action::TakeOver(9)]);
+        // A restart finding its previous life's key.
+        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
+        e.handle_leader(t0, Some(leader(7, "ha1")));
+        let acts = run(&mut e, t0, 5);
+        assert_eq!(acts, vec![(0, Action::Campaign(Some(7)))]);
     }
 }

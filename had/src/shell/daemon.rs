@@ -305,7 +305,12 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             info!(member = %name, advert_ms = rc.advert_interval.as_millis() as u64,
                 dead_ms = rc.dead_interval.as_millis() as u64,
                 "redundancy: starting as a standby");
-            Some(Redundant::new(election, heartbeat, store.watch_leader()))
+            Some(Redundant::new(
+                election,
+                heartbeat,
+                store.watch_leader(),
+                ha.config().ha_address,
+            ))
         }
         _ => None,
     };

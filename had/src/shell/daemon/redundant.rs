@@ -17,6 +17,8 @@
 //!   so the dead member does not keep answering for it on the home link.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mhio::HeartbeatSocket;
@@ -30,8 +32,71 @@ use crate::redundancy::{Action, CampaignResult, Election, Leader, StepDownReason
 
 /// How long the home agent address stays on the interface without a renewal.
 pub(super) const ADDRESS_LIFETIME: Duration = Duration::from_secs(3);
+/// Longest wait for rtnetlink when taking or releasing an address: the loop must not hang
+/// on it.
+const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the active member renews it.
 const ADDRESS_RENEW: Duration = Duration::from_secs(1);
+
+/// How long the heartbeat task goes on without a word from the main loop. The loop may
+/// wait on etcd for up to [`super::super::etcd::TIMEOUT`] in one step (a slow store must
+/// not look like a dead home agent); a loop silent for longer is stuck, and a standby
+/// should take over.
+const LOOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the heartbeat task reads: the epoch to advertise (0: none, a standby) and when the
+/// main loop last asked for a heartbeat.
+struct Beat {
+    epoch: AtomicU64,
+    /// Milliseconds after `base` of the main loop's last heartbeat action.
+    loop_ms: AtomicU64,
+    base: Instant,
+}
+
+impl Beat {
+    fn touch(&self) {
+        self.loop_ms
+            .store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn loop_alive(&self) -> bool {
+        let last = Duration::from_millis(self.loop_ms.load(Ordering::Relaxed));
+        self.base.elapsed().saturating_sub(last) < LOOP_GRACE
+    }
+}
+
+/// Sends the heartbeats on its own task: a main loop waiting on etcd (up to 2 s a step)
+/// must not fall silent on the home link, or every slow write would start a take-over.
+fn spawn_heartbeats(
+    beat: Arc<Beat>,
+    socket: HeartbeatSocket,
+    home_agent: std::net::Ipv6Addr,
+    name: String,
+    interval: Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let interval_ms = u16::try_from(interval.as_millis()).unwrap_or(u16::MAX);
+        loop {
+            tick.tick().await;
+            let epoch = beat.epoch.load(Ordering::Relaxed);
+            if epoch == 0 || !beat.loop_alive() {
+                continue;
+            }
+            let hb = HeartbeatRepr {
+                kind: HeartbeatType::Advertisement,
+                interval_ms,
+                epoch,
+                home_agent,
+                name: &name,
+            };
+            if let Err(e) = socket.send(&hb).await {
+                debug!(error = %e, "heartbeat not sent");
+            }
+        }
+    });
+}
 
 /// The election's state and sockets.
 pub(super) struct Redundant {
@@ -46,15 +111,31 @@ pub(super) struct Redundant {
     /// Take-overs and step-downs since start, for the metrics.
     pub(super) takeovers: u64,
     pub(super) stepdowns: u64,
+    beat: Arc<Beat>,
 }
 
 impl Redundant {
+    /// The election's I/O for home agent address `home_agent`; starts the heartbeat task.
     pub(super) fn new(
         election: Election,
         heartbeat: HeartbeatSocket,
         leader: tokio::sync::watch::Receiver<Option<Option<Leader>>>,
+        home_agent: std::net::Ipv6Addr,
     ) -> Redundant {
+        let beat = Arc::new(Beat {
+            epoch: AtomicU64::new(0),
+            loop_ms: AtomicU64::new(0),
+            base: Instant::now(),
+        });
+        spawn_heartbeats(
+            beat.clone(),
+            heartbeat.clone(),
+            home_agent,
+            election.name().to_owned(),
+            election.advert_interval(),
+        );
         Redundant {
+            beat,
             election,
             heartbeat,
             leader,
@@ -144,10 +225,15 @@ impl Daemon {
 
     async fn release_addresses(&mut self) {
         for (addr, plen) in self.held_addresses() {
-            match self.proxy.release_address(addr, plen).await {
-                Ok(true) => info!(%addr, "home agent address released"),
-                Ok(false) => {}
-                Err(e) => error!(%addr, error = %e, "home agent address not released"),
+            match tokio::time::timeout(NETLINK_TIMEOUT, self.proxy.release_address(addr, plen))
+                .await
+            {
+                Ok(Ok(true)) => info!(%addr, "home agent address released"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => error!(%addr, error = %e, "home agent address not released"),
+                Err(_) => {
+                    error!(%addr, "home agent address not released: rtnetlink did not answer within 2 s")
+                }
             }
         }
     }
@@ -155,9 +241,21 @@ impl Daemon {
     async fn hold_addresses(&mut self) -> bool {
         let mut ok = true;
         for (addr, plen) in self.held_addresses() {
-            if let Err(e) = self.proxy.hold_address(addr, plen, ADDRESS_LIFETIME).await {
-                error!(%addr, error = %e, "home agent address not held");
-                ok = false;
+            match tokio::time::timeout(
+                NETLINK_TIMEOUT,
+                self.proxy.hold_address(addr, plen, ADDRESS_LIFETIME),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    error!(%addr, error = %e, "home agent address not held");
+                    ok = false;
+                }
+                Err(_) => {
+                    error!(%addr, "home agent address not held: rtnetlink did not answer within 2 s");
+                    ok = false;
+                }
             }
         }
         ok
@@ -228,7 +326,7 @@ impl Daemon {
                 Action::Campaign(expect) => self.campaign(expect).await,
                 Action::TakeOver(epoch) => self.take_over(epoch).await,
                 Action::StepDown(reason) => self.step_down(&reason).await,
-                Action::Heartbeat(epoch) => self.send_heartbeat(epoch).await,
+                Action::Heartbeat(epoch) => self.send_heartbeat(epoch),
             }
         }
     }
@@ -256,7 +354,17 @@ impl Daemon {
         let Some(store) = &mut self.etcd else {
             return;
         };
-        let (bindings, expired) = match store.load(wall()).await {
+        // The store answered the swap a moment ago: a failed read is tried again before
+        // the leadership is given back.
+        let mut loaded = store.load(wall()).await;
+        for _ in 0..2 {
+            if loaded.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            loaded = store.load(wall()).await;
+        }
+        let (bindings, expired) = match loaded {
             Ok(b) => b,
             Err(e) => {
                 // Serving without the cache would lose every binding: give the key back.
@@ -271,7 +379,7 @@ impl Daemon {
         if let Err(e) = self.journal.compact(&bindings) {
             warn!(error = %e, "local journal not rewritten from etcd");
         }
-        let loaded = t0.elapsed();
+        let load_time = t0.elapsed();
         let restored = self.ha.restore(Instant::now(), wall(), bindings);
         // The data plane first: a router's traffic to its prefixes needs only its binding
         // in nemonetd and the home agent address here; the proxy entries serve traffic to
@@ -294,6 +402,7 @@ impl Daemon {
             .push((Instant::now() + NA_INTERVAL, ha, true, NA_REPEATS));
         self.announce_ipv4();
         self.announce_role(true);
+        self.send_heartbeat(epoch);
         if let Some(r) = &mut self.redundancy {
             r.renew_at = Some(Instant::now() + ADDRESS_RENEW);
             r.arp_repeats = 1;
@@ -304,13 +413,14 @@ impl Daemon {
             self.defend(p);
         }
         info!(epoch, %ha, bindings = restored, expired, address_held = address,
-            load_ms = loaded.as_millis() as u64,
+            load_ms = load_time.as_millis() as u64,
             dataplane_ms = announced.as_millis() as u64,
             took_ms = t0.elapsed().as_millis() as u64,
             "active home agent: took over the home agent address and every binding");
     }
 
     async fn step_down(&mut self, reason: &StepDownReason) {
+        self.silence();
         warn!(%reason, bindings = self.ha.binding_count(), "stepping down to standby");
         self.give_up_bindings().await;
         self.release_addresses().await;
@@ -328,21 +438,19 @@ impl Daemon {
         }
     }
 
-    async fn send_heartbeat(&mut self, epoch: u64) {
-        let ha = self.ha.config().ha_address;
-        let Some(r) = &self.redundancy else {
-            return;
-        };
-        let hb = HeartbeatRepr {
-            kind: HeartbeatType::Advertisement,
-            interval_ms: u16::try_from(r.election.advert_interval().as_millis())
-                .unwrap_or(u16::MAX),
-            epoch,
-            home_agent: ha,
-            name: r.election.name(),
-        };
-        if let Err(e) = r.heartbeat.send(&hb).await {
-            debug!(error = %e, "heartbeat not sent");
+    /// The election's heartbeat timer: the task sends; this says the loop is alive and
+    /// which epoch to advertise.
+    fn send_heartbeat(&mut self, epoch: u64) {
+        if let Some(r) = &self.redundancy {
+            r.beat.epoch.store(epoch, Ordering::Relaxed);
+            r.beat.touch();
+        }
+    }
+
+    /// Stops advertising at once (before anything slower).
+    fn silence(&self) {
+        if let Some(r) = &self.redundancy {
+            r.beat.epoch.store(0, Ordering::Relaxed);
         }
     }
 
@@ -356,6 +464,7 @@ impl Daemon {
         {
             return;
         }
+        self.silence();
         info!("stopping while active: leadership handed over");
         self.give_up_bindings().await;
         self.release_addresses().await;
