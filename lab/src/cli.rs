@@ -249,6 +249,7 @@ fn options(cli: &Cli) -> Result<topo::Options, String> {
         udhcpc: cli.udhcpc,
         link: cli.link.clone(),
         mcoa: false,
+        ha_members: 0,
     })
 }
 
