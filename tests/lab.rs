@@ -392,3 +392,54 @@ fn multipath_experiment() {
     let svg = std::fs::read_to_string(out_dir.join("multipath.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("both uplinks"));
 }
+
+/// `nemo-lab failover` (issue 13), two host deaths: each time a standby takes over, the
+/// flows come back through it, its bindings are the dead member's (care-of address and
+/// prefixes), the dead member returns as a standby (so the second run kills the member
+/// the first one made active), and the etcd leader's loss leaves the bindings alone. Gaps
+/// and losses are the report's, not asserted.
+#[test]
+fn failover_experiment() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let work = dir.path().join("work");
+    let (out, pid) = lab(
+        &[
+            "failover",
+            "--runs",
+            "2",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &work,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        namespaces_of(pid).is_empty(),
+        "namespaces left: {:?}",
+        namespaces_of(pid)
+    );
+    let text = std::fs::read_to_string(out_dir.join("report.json"))
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let r = &report["result"];
+    assert_eq!(r["complete"], true, "{report:#}\n{stdout}");
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{report:#}");
+    for run in runs {
+        assert_eq!(run["recovered"], true, "{run:#}\n{stdout}");
+        assert_ne!(run["took_over"], run["killed"], "{run:#}");
+        let before = &run["bindings_before"];
+        assert_eq!(before.as_array().unwrap().len(), 1, "{run:#}");
+        assert_eq!(before, &run["bindings_after"], "{run:#}");
+        assert_eq!(run["bindings_unchanged"], true, "{run:#}");
+        assert_eq!(run["back_as_standby"], true, "{run:#}\n{stdout}");
+    }
+    assert_eq!(runs[1]["killed"], runs[0]["took_over"], "{report:#}");
+    let etcd = &r["etcd_loss"];
+    assert_eq!(etcd["bindings_unchanged"], true, "{etcd:#}\n{stdout}");
+    let svg = std::fs::read_to_string(out_dir.join("failover.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("1 s"), "{svg}");
+}

@@ -215,6 +215,7 @@ pub fn udp_recv(port: u16, log: &Path, stop_file: &Path) -> std::io::Result<()> 
     let mut out = std::io::BufWriter::new(std::fs::File::create(log)?);
     let mut buf = [0u8; 2048];
     let mut n = 0u64;
+    let mut flushed = Instant::now();
     loop {
         match s.recv_from(&mut buf) {
             Ok((len, _)) if len >= 16 => {
@@ -223,6 +224,12 @@ pub fn udp_recv(port: u16, log: &Path, stop_file: &Path) -> std::io::Result<()> 
                 let sent = u64::from_be_bytes(buf[8..16].try_into().unwrap());
                 writeln!(out, "{seq} {sent} {t}")?;
                 n += 1;
+                // The lab reads the log while the flow runs (has it resumed?): a steady
+                // flow never leaves the 50 ms of silence that flushes below.
+                if flushed.elapsed() >= Duration::from_millis(100) {
+                    out.flush()?;
+                    flushed = Instant::now();
+                }
             }
             Ok(_) => {}
             Err(_) => {

@@ -11,6 +11,7 @@ pub mod chaos;
 pub mod cli;
 pub mod demo;
 pub mod events;
+pub mod failover;
 pub mod handover;
 pub mod linkemu;
 pub mod multipath;

@@ -200,7 +200,7 @@ fn start_flow(
 }
 
 /// The sender's count from its last line (`{"sent": N, ...}`).
-fn sent_count(log: &str) -> u64 {
+pub(crate) fn sent_count(log: &str) -> u64 {
     log.lines()
         .rev()
         .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -170,6 +170,10 @@ pub struct Options {
     /// `multiple-care-of-addresses yes;`, and both nemonetds duplicating the voice port
     /// ([`crate::multipath::VOICE_PORT`]) over every live path.
     pub mcoa: bool,
+    /// Home agent redundancy (issue 13): 0 for the one plain home agent `ha`; 2 or 3 for
+    /// that many members (`ha`, `ha2`, `ha3`) serving the home agent address together,
+    /// elected through a 3-member etcd cluster on the home link ([`Lab::members`]).
+    pub ha_members: usize,
 }
 
 /// An rc.d script run: its name, namespace and settings.
@@ -200,6 +204,10 @@ pub struct Lab {
     pub attached: [Option<Access>; 2],
     /// Whether each egress port is plugged (carrier).
     pub plugged: [bool; 2],
+    /// With [`Options::ha_members`]: every home agent member, `ha` first.
+    pub members: Vec<Ns>,
+    /// With [`Options::ha_members`]: the etcd cluster's hosts on the home link.
+    pub etcd: Vec<Ns>,
     /// The rc.d scripts started, with their namespace and settings (to start them again).
     rc_runs: Vec<RcRun>,
 }
@@ -305,6 +313,8 @@ impl Lab {
             nat: ns("nat"),
             attached: state.attached,
             plugged: state.plugged,
+            members: Vec::new(),
+            etcd: Vec::new(),
             rc_runs: Vec::new(),
         }
     }
@@ -332,9 +342,14 @@ impl Lab {
             nat,
             attached: [None, None],
             plugged: [false, false],
+            members: Vec::new(),
+            etcd: Vec::new(),
             rc_runs: Vec::new(),
         };
         lab.wire()?;
+        if lab.opts.ha_members > 0 {
+            lab.wire_redundancy()?;
+        }
         Ok(lab)
     }
 
@@ -477,15 +492,19 @@ impl Lab {
         cn.ip(&["-6", "route", "add", "default", "via", "2001:db8:c::1"])?;
         cn.ip(&["route", "add", "default", "via", "198.51.100.97"])?;
 
-        // HA: the home link; had turns on forwarding and proxy ND itself.
-        addr(ha, &format!("{HA6}/64"), "eth0")?;
-        addr(ha, &format!("{HA4}/26"), "eth0")?;
-        ha.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::fe"])?;
-        ha.ip(&["route", "add", "default", "via", "203.0.113.62"])?;
-        ha.sysctls(&[
-            ("net.ipv6.conf.all.forwarding", "1"),
-            ("net.ipv4.ip_forward", "1"),
-        ])?;
+        // HA: the home link; had turns on forwarding and proxy ND itself. A redundancy
+        // member holds only its own addresses: the home agent's are the active member's
+        // to take ([`Lab::wire_redundancy`]).
+        if self.opts.ha_members == 0 {
+            addr(ha, &format!("{HA6}/64"), "eth0")?;
+            addr(ha, &format!("{HA4}/26"), "eth0")?;
+            ha.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::fe"])?;
+            ha.ip(&["route", "add", "default", "via", "203.0.113.62"])?;
+            ha.sysctls(&[
+                ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv4.ip_forward", "1"),
+            ])?;
+        }
 
         // MR: a router that takes RAs on its egress links (accept_ra=2, docs/notes.md §3), no
         // DAD, and ignores routes of links without carrier (so a vertical handover leaves
@@ -634,7 +653,7 @@ impl Lab {
         Ok(())
     }
 
-    fn start(
+    pub(crate) fn start(
         &mut self,
         ns: &Ns,
         name: &str,
@@ -747,13 +766,17 @@ impl Lab {
         } else {
             "-f -d".into()
         };
-        let mut env = common("ha");
-        env.push(("ha_ifname".into(), "eth0".into()));
-        env.push(("had_flags".into(), "-f -d".into()));
-        env.push(("nemonetd_flags".into(), nemonetd_flags.clone()));
-        self.rc(&ha, "nemo_ha", &env)?;
-        self.wait_log("ha", "had", "had ready")?;
-        self.wait_log("ha", "nemonetd", "ready")?;
+        if self.opts.ha_members > 0 {
+            self.start_redundancy(&nemonetd_flags)?;
+        } else {
+            let mut env = common("ha");
+            env.push(("ha_ifname".into(), "eth0".into()));
+            env.push(("had_flags".into(), "-f -d".into()));
+            env.push(("nemonetd_flags".into(), nemonetd_flags.clone()));
+            self.rc(&ha, "nemo_ha", &env)?;
+            self.wait_log("ha", "had", "had ready")?;
+            self.wait_log("ha", "nemonetd", "ready")?;
+        }
         let mut env = common("mr");
         env.push(("mip_ifname".into(), "mip0".into()));
         env.push(("mr_egress_ifname".into(), "eth0".into()));
@@ -774,7 +797,7 @@ impl Lab {
         self.opts.work.join(node).join(format!("{daemon}.log"))
     }
 
-    fn wait_log(&self, node: &str, daemon: &str, ready: &str) -> Result<()> {
+    pub(crate) fn wait_log(&self, node: &str, daemon: &str, ready: &str) -> Result<()> {
         let path = self.log_path(node, daemon);
         let text = || std::fs::read_to_string(&path).unwrap_or_default();
         if !wait_until(Duration::from_secs(20), || text().contains(ready))? {
@@ -790,7 +813,7 @@ impl Lab {
     /// Runs an rc.d script of etc/ (`nemo_ha`, `nemo_mr`) with `start` inside a namespace,
     /// the settings in its environment (as /etc/default/nemo would give them); its `stop`
     /// runs at teardown.
-    fn rc(&mut self, ns: &Ns, script: &str, env: &[(String, String)]) -> Result<()> {
+    pub(crate) fn rc(&mut self, ns: &Ns, script: &str, env: &[(String, String)]) -> Result<()> {
         std::fs::create_dir_all(self.opts.work.join(&ns.node))?;
         let mut stop = vec!["ip".to_string()];
         stop.extend(self.rc_command(ns, script, env));
@@ -843,6 +866,19 @@ impl Lab {
     pub fn rc_start_again(&self, script: &str) -> Result<()> {
         let Some((_, ns, env)) = self.rc_runs.iter().find(|r| r.0 == script) else {
             return err(format!("{script} was never started"));
+        };
+        self.rc_run(ns, script, env, "start")
+    }
+
+    /// [`Lab::rc_start_again`] on one node (each home agent member runs its own
+    /// `nemo_ha`).
+    pub fn rc_start_again_on(&self, node: &str, script: &str) -> Result<()> {
+        let Some((_, ns, env)) = self
+            .rc_runs
+            .iter()
+            .find(|r| r.0 == script && r.1.node == node)
+        else {
+            return err(format!("{script} was never started on {node}"));
         };
         self.rc_run(ns, script, env, "start")
     }
@@ -1190,5 +1226,219 @@ impl Lab {
         self.wait_log("mh", "nemonetd", "ready")?;
         self.wait_log("mh", "mnd", "mnd ready")?;
         Ok((ha2, mh))
+    }
+}
+
+/// Home agent redundancy (issue 13): each member's own address on the home link (the
+/// home agent address is the active member's, taken and released by had itself).
+pub const MEMBER6: [&str; 3] = ["2001:db8:1::11", "2001:db8:1::12", "2001:db8:1::13"];
+/// Each member's own IPv4 address on the home link.
+pub const MEMBER4: [&str; 3] = ["203.0.113.11", "203.0.113.12", "203.0.113.13"];
+/// The etcd cluster's hosts on the home link (client port 2379, peer port 2380).
+pub const ETCD6: [&str; 3] = ["2001:db8:1::e1", "2001:db8:1::e2", "2001:db8:1::e3"];
+
+impl Lab {
+    /// The home agent member nodes' names: `ha`, `ha2`, `ha3`.
+    pub fn member_node(i: usize) -> String {
+        if i == 0 {
+            "ha".into()
+        } else {
+            format!("ha{}", i + 1)
+        }
+    }
+
+    /// The etcd cluster's client URLs (had's `binding-cache-etcd`).
+    pub fn etcd_endpoints() -> Vec<String> {
+        ETCD6.iter().map(|a| format!("http://[{a}]:2379")).collect()
+    }
+
+    /// The members beside `ha` (`ha2`, `ha3`) and three etcd hosts (`etcd1`..`etcd3`), each
+    /// with a port in the home link's bridge. etcd sits on the home link, not on the
+    /// router: the members reach it without crossing anything that a member's death
+    /// touches, and one etcd host can die on its own.
+    fn wire_redundancy(&mut self) -> Result<()> {
+        let n = self.opts.ha_members;
+        if !(2..=3).contains(&n) {
+            return err(format!("{n} home agent members: 2 or 3"));
+        }
+        let dad = [
+            ("net.ipv6.conf.all.accept_dad", "0"),
+            ("net.ipv6.conf.default.accept_dad", "0"),
+        ];
+        let r = self.r.clone();
+        let mut members = vec![self.ha.clone()];
+        for i in 1..n {
+            let node = Self::member_node(i);
+            let ns = self.nss.add(&node)?;
+            ns.sysctls(&dad)?;
+            veth(&ns, "eth0", &r, &format!("home-{node}"))?;
+            members.push(ns);
+        }
+        for (i, m) in members.iter().enumerate() {
+            if i > 0 {
+                r.ip(&["link", "set", &format!("home-{}", m.node), "master", "home"])?;
+            }
+            m.sysctls(&[
+                ("net.ipv6.conf.all.forwarding", "1"),
+                ("net.ipv4.ip_forward", "1"),
+            ])?;
+            self.member_network_up(m, i)?;
+        }
+        for (i, a) in ETCD6.iter().enumerate() {
+            let node = format!("etcd{}", i + 1);
+            let ns = self.nss.add(&node)?;
+            ns.sysctls(&dad)?;
+            let port = format!("home-{node}");
+            veth(&ns, "eth0", &r, &port)?;
+            r.ip(&["link", "set", &port, "master", "home"])?;
+            ns.ip(&["addr", "add", &format!("{a}/64"), "dev", "eth0", "nodad"])?;
+            self.etcd.push(ns);
+        }
+        self.members = members;
+        Ok(())
+    }
+
+    /// Member `i`'s own addresses and default routes, as its boot configures them (again
+    /// after its link was down: taking a link down flushes its IPv6 addresses and the
+    /// routes through it).
+    pub fn member_network_up(&self, m: &Ns, i: usize) -> Result<()> {
+        m.ip(&["link", "set", "eth0", "up"])?;
+        m.ip(&[
+            "addr",
+            "replace",
+            &format!("{}/64", MEMBER6[i]),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        m.ip(&[
+            "addr",
+            "replace",
+            &format!("{}/26", MEMBER4[i]),
+            "dev",
+            "eth0",
+        ])?;
+        m.ip(&["-6", "route", "replace", "default", "via", "2001:db8:1::fe"])?;
+        m.ip(&["route", "replace", "default", "via", "203.0.113.62"])?;
+        Ok(())
+    }
+
+    /// had.conf of member `node`: the sample's home agent, redundancy on, its own journal,
+    /// the cache in the lab's etcd cluster.
+    fn member_had_conf(&self, node: &str) -> Result<PathBuf> {
+        let w = &self.opts.work;
+        let s = |p: PathBuf| p.display().to_string();
+        let etcd: Vec<String> = Self::etcd_endpoints()
+            .iter()
+            .map(|u| format!("\"{u}\""))
+            .collect();
+        let text = sample(
+            &self.opts.etc,
+            "had.conf",
+            &[
+                ("/etc/nemo/auth-database", &s(w.join("auth-database"))),
+                ("/etc/nemo/prefixtable.cf", &s(w.join("prefixtable.cf"))),
+                (
+                    "/var/lib/nemo/had.journal",
+                    &s(w.join(node).join("had.journal")),
+                ),
+                (
+                    "\tmcoa 1;",
+                    &format!(
+                        "\tmcoa 1;\n\n\t# Home agent redundancy (nemo-lab failover).\n\tredundancy yes;\n\tredundancy-member {node};\n\tbinding-cache-etcd {};",
+                        etcd.join(" ")
+                    ),
+                ),
+            ],
+        )?;
+        let dir = w.join(format!("conf-{node}"));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("had.conf");
+        write(&path, &text)?;
+        Ok(dir)
+    }
+
+    /// etcd on its three hosts (one cluster), then each member's `nemo_ha` (had, then
+    /// nemonetd -h): `ha` first, alone, until it is the active one, so every run starts
+    /// from the same place; the others then join as standbys.
+    fn start_redundancy(&mut self, nemonetd_flags: &str) -> Result<()> {
+        let w = self.opts.work.clone();
+        let cluster = ETCD6
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("etcd{}=http://[{a}]:2380", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (i, ns) in self.etcd.clone().iter().enumerate() {
+            let name = format!("etcd{}", i + 1);
+            let client = format!("http://[{}]:2379", ETCD6[i]);
+            let peer = format!("http://[{}]:2380", ETCD6[i]);
+            let data = w.join(format!("{name}.data")).display().to_string();
+            // Not waited for one by one: a member serves only once a quorum is up.
+            self.start(
+                ns,
+                &name,
+                Path::new("etcd"),
+                &[
+                    "--name",
+                    &name,
+                    "--data-dir",
+                    &data,
+                    "--listen-client-urls",
+                    &client,
+                    "--advertise-client-urls",
+                    &client,
+                    "--listen-peer-urls",
+                    &peer,
+                    "--initial-advertise-peer-urls",
+                    &peer,
+                    "--initial-cluster",
+                    &cluster,
+                    "--initial-cluster-token",
+                    "nemo-lab",
+                ],
+                "",
+            )?;
+        }
+        for i in 0..ETCD6.len() {
+            let log = w.join(format!("etcd{}.log", i + 1));
+            let ready = wait_until(Duration::from_secs(30), || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("ready to serve client requests")
+            })?;
+            if !ready {
+                return err(format!(
+                    "etcd{} did not serve (apt-get install etcd-server); its log: {}",
+                    i + 1,
+                    log.display()
+                ));
+            }
+        }
+        let bin_dir = self.opts.bin_dir.display().to_string();
+        for (i, m) in self.members.clone().iter().enumerate() {
+            let node = m.node.clone();
+            let conf = self.member_had_conf(&node)?;
+            let s = |p: PathBuf| p.display().to_string();
+            let env: Vec<(String, String)> = vec![
+                ("nemo_defaults".into(), "/dev/null".into()),
+                ("nemo_bindir".into(), bin_dir.clone()),
+                ("nemo_confdir".into(), s(conf)),
+                ("nemo_bus".into(), s(self.bus(&node))),
+                ("nemo_rundir".into(), s(w.join(&node))),
+                ("nemo_logdir".into(), s(w.join(&node))),
+                ("ha_ifname".into(), "eth0".into()),
+                ("had_flags".into(), "-f -d".into()),
+                ("nemonetd_flags".into(), nemonetd_flags.into()),
+            ];
+            std::fs::create_dir_all(self.bus(&node))?;
+            self.rc(m, "nemo_ha", &env)?;
+            self.wait_log(&node, "had", "had ready")?;
+            self.wait_log(&node, "nemonetd", "ready")?;
+            if i == 0 {
+                self.wait_log(&node, "had", "active home agent: took over")?;
+            }
+        }
+        Ok(())
     }
 }
