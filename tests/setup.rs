@@ -303,6 +303,11 @@ pub struct HomeLink {
 }
 
 impl HomeLink {
+    /// Sends mrd a signal by name (`STOP` a router that hears nothing, `CONT`).
+    pub fn signal_mrd(&self, sig: &str) {
+        self._mrd.signal(sig);
+    }
+
     /// Builds it all; `tag` names the namespaces.
     pub fn new(tag: &str, hl_addr: &str) -> HomeLink {
         HomeLink::with(tag, hl_addr, &[], &[], &[])

@@ -252,8 +252,10 @@ pub struct HaStats {
     pub parameter_problems_limited: u64,
     /// Binding Refresh Requests sent.
     pub brr_sent: u64,
-    /// Home Agent Switch messages sent (RFC 5142).
+    /// Home Agent Switch messages sent (RFC 5142), retransmissions included.
     pub home_agent_switches_sent: u64,
+    /// Of those, retransmissions (RFC 5142 §5.2).
+    pub home_agent_switches_retransmitted: u64,
     /// Bindings expired.
     pub expired: u64,
     /// Binding Identifier options (RFC 5648) refused with a per-BID status in a BA that
@@ -340,6 +342,8 @@ pub struct Ha {
     /// Last accepted RFC 4285 timestamp of HoAs whose binding was removed, kept for the
     /// timestamp window so a replayed BU cannot resurrect the binding (RFC 4285 §6).
     pub(crate) replay_floor: HashMap<Ipv6Addr, (u64, Instant)>,
+    /// Home Agent Switch messages being retransmitted (RFC 5142 §5.2), by home address.
+    pub(crate) switches: HashMap<Ipv6Addr, switch::PendingSwitch>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) icmp_errors: VecDeque<ParameterProblem>,
     /// Whole IPv6 packets of ICMPv6 answers (Echo Replies and Mobile Prefix
@@ -412,6 +416,7 @@ impl Ha {
             cache: HashMap::new(),
             timers: BTreeSet::new(),
             replay_floor: HashMap::new(),
+            switches: HashMap::new(),
             transmits: VecDeque::new(),
             icmp_errors: VecDeque::new(),
             icmp_replies: VecDeque::new(),
@@ -503,10 +508,11 @@ impl Ha {
         let mh_type = packet.mh_type();
         match mh_type {
             MhType::BindingUpdate => {}
-            MhType::BindingAck
-            | MhType::BindingError
-            | MhType::BindingRefreshRequest
-            | MhType::HomeAgentSwitch => {
+            MhType::BindingError => {
+                self.handle_binding_error(signal, mh);
+                return;
+            }
+            MhType::BindingAck | MhType::BindingRefreshRequest | MhType::HomeAgentSwitch => {
                 debug!(src = %signal.src, ?mh_type, "mobility message not for a home agent ignored");
                 return;
             }
@@ -612,7 +618,8 @@ impl Ha {
         let t = self.timers.first().map(|(t, _)| *t);
         let r = self.replay_floor.values().map(|(_, u)| *u).min();
         let d = self.dad.values().map(|p| p.deadline).min();
-        [t, r, d].into_iter().flatten().min()
+        let h = self.switches.values().map(|p| p.next).min();
+        [t, r, d, h].into_iter().flatten().min()
     }
 
     /// A Neighbour Advertisement for `target` was seen on the home link (from another
@@ -911,6 +918,8 @@ impl Ha {
     /// (one per RFC 5648 BID), then ProxyNdRemove, in that order.
     pub(crate) fn remove_binding(&mut self, now: Instant, hoa: Ipv6Addr) -> Option<Bce> {
         let bce = self.cache.remove(&hoa)?;
+        // RFC 5142 §5.2: the node left (de-registered) or its binding expired.
+        self.switches.remove(&hoa);
         self.timers.remove(&(bce.timer, hoa));
         if let Some(ts) = bce.last_timestamp {
             let window = self.replay_window(bce.spi);

@@ -2377,6 +2377,123 @@ fn home_agent_switch_to_every_binding_from_the_home_agents_list() {
     assert!(e.ha.poll_transmit().is_none());
 }
 
+/// RFC 5142 §5.2: the switch is sent again until the node leaves, after 1 s, the wait
+/// doubling up to 32 s (RFC 6275 §13's INITIAL and MAX_BINDACK_TIMEOUT), each copy with
+/// a fresh timestamp; the copy after the 32 s wait is the last.
+#[test]
+fn home_agent_switch_is_retransmitted_with_back_off_until_the_last() {
+    let mut e = Env::new(auth_cfg());
+    let bu = Bu::new(HOA1, 1).signed(1000, KEY1, e.wall());
+    assert_eq!(status(&e.ba(&bu)), BaStatus::Accepted);
+    e.events();
+    let other: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    assert_eq!(
+        e.ha.send_home_agent_switch(e.now, e.wall(), Some(HOA1), &[other]),
+        1
+    );
+    let first = e.ha.poll_transmit().expect("HAS");
+    let t0 = e.now;
+    let mut sent_at = Vec::new();
+    let mut stamps = vec![has_timestamp(&first)];
+    // Step through 80 s of virtual time, 100 ms at a time.
+    for _ in 0..800 {
+        e.now += Duration::from_millis(100);
+        let wall = e.wall();
+        e.ha.handle_switch_timeouts(e.now, wall);
+        while let Some(tx) = e.ha.poll_transmit() {
+            let m = has_of(&tx);
+            assert_eq!(m.home_agents, [other]);
+            assert!(proto::auth::verify(&tx.mh, COA.into(), &HOA1, KEY1).unwrap());
+            sent_at.push((e.now - t0).as_millis() as u64);
+            stamps.push(has_timestamp(&tx));
+        }
+    }
+    // Waits of 1, 2, 4, 8, 16 and 32 s.
+    assert_eq!(sent_at, [1000, 3000, 7000, 15000, 31000, 63000]);
+    assert!(
+        stamps.windows(2).all(|w| w[1] > w[0]),
+        "fresh timestamps: {stamps:?}"
+    );
+    assert_eq!(e.ha.stats().home_agent_switches_sent, 7);
+    assert_eq!(e.ha.stats().home_agent_switches_retransmitted, 6);
+    assert!(e.ha.switches.is_empty());
+}
+
+fn has_timestamp(tx: &Transmit) -> u64 {
+    has_of(tx)
+        .options
+        .iter()
+        .find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+            _ => None,
+        })
+        .expect("a timestamp")
+}
+
+/// The retransmissions stop when the node de-registers (it moved to the new home agent)
+/// and when it answers with a Binding Error 2 (RFC 5142 §5.3: it does not know the
+/// message). A Binding Error with another status changes nothing.
+#[test]
+fn home_agent_switch_retransmission_stops_when_the_node_leaves_or_cannot_understand() {
+    let other: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+    let mut e = Env::new(cfg());
+    e.ba(&Bu::new(HOA1, 1));
+    e.events();
+    assert_eq!(
+        e.ha.send_home_agent_switch(e.now, e.wall(), Some(HOA1), &[other]),
+        1
+    );
+    e.ha.poll_transmit().expect("HAS");
+    let mut bye = Bu::new(HOA1, 2);
+    bye.lifetime = 0;
+    assert_eq!(status(&e.ba(&bye)), BaStatus::Accepted);
+    assert!(e.ha.switches.is_empty());
+    e.now += Duration::from_secs(2);
+    let wall = e.wall();
+    e.ha.handle_switch_timeouts(e.now, wall);
+    assert!(e.ha.poll_transmit().is_none());
+
+    let mut e = Env::new(cfg());
+    e.ba(&Bu::new(HOA1, 1));
+    assert_eq!(
+        e.ha.send_home_agent_switch(e.now, e.wall(), Some(HOA1), &[other]),
+        1
+    );
+    e.ha.poll_transmit().expect("HAS");
+    let be = |status: BeStatus| {
+        let repr = MhRepr::BindingError(proto::mh::BindingError {
+            status,
+            home_address: HOA1,
+            options: vec![],
+        });
+        let mut mh = vec![0; repr.buffer_len()];
+        repr.emit_to(&mut mh).unwrap();
+        Packet::new_unchecked(&mut mh[..]).fill_checksum(&HOA1, &HA);
+        mh
+    };
+    e.send_raw(
+        &Bu::new(HOA1, 1),
+        &be(BeStatus::UnknownBindingForHomeAddressDestinationOption),
+    );
+    assert_eq!(
+        e.ha.switches.len(),
+        1,
+        "status 1 is not a refusal of the message"
+    );
+    e.send_raw(&Bu::new(HOA1, 1), &be(BeStatus::UnrecognizedMhType));
+    assert!(e.ha.switches.is_empty());
+    assert!(
+        e.ha.poll_transmit().is_none(),
+        "no answer to a Binding Error"
+    );
+    e.now += Duration::from_secs(2);
+    let wall = e.wall();
+    e.ha.handle_switch_timeouts(e.now, wall);
+    assert!(e.ha.poll_transmit().is_none());
+    // The binding stays.
+    assert!(e.ha.binding(e.now, &HOA1).is_some());
+}
+
 /// A Home Agent Switch sent to a home agent is not for it: dropped, no Binding Error 2
 /// (the type is known).
 #[test]

@@ -406,6 +406,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             () = tokio::time::sleep_until(deadline) => {
                 d.ha.handle_timeout(Instant::now());
                 d.ha.handle_dad_timeouts(Instant::now(), wall());
+                d.ha.handle_switch_timeouts(Instant::now(), wall());
                 d.repeat_nas();
             }
             r = discovery.recv(&mut discovery_buf) => match r {
@@ -1036,7 +1037,7 @@ fn metric_samples(d: &Daemon) -> Vec<Sample> {
             held_bas as u64,
         ),
     ];
-    let counters: [(&'static str, &'static str, u64); 30] = [
+    let counters: [(&'static str, &'static str, u64); 31] = [
         (
             "had_mh_received",
             "Mobility Header packets handed to the core.",
@@ -1119,8 +1120,13 @@ fn metric_samples(d: &Daemon) -> Vec<Sample> {
         ),
         (
             "had_home_agent_switches_sent",
-            "Home Agent Switch messages sent (RFC 5142).",
+            "Home Agent Switch messages sent (RFC 5142), retransmissions included.",
             st.home_agent_switches_sent,
+        ),
+        (
+            "had_home_agent_switches_retransmitted",
+            "Home Agent Switch messages sent again, the node not having left (RFC 5142 section 5.2).",
+            st.home_agent_switches_retransmitted,
         ),
         ("had_bindings_expired", "Bindings expired.", st.expired),
         (
