@@ -472,6 +472,19 @@ fn ipv4_only_access_without_nat() {
     );
     assert!(reach(&lab.mnn, CN6), "forced UDP: MNN -> CN IPv6");
     assert!(reach(&lab.cn, MNN4), "forced UDP: CN -> MNN IPv4");
+    // `mipsock state` (issue 12): an IPv4 care-of address rides the TUN data plane, which
+    // counts the binding's packets; the traffic above went through it.
+    let hoa = setup::HOA.parse().unwrap();
+    let carried = setup::dataplane(&f.ha_bus, hoa).expect("the HA's nemonetd carries it");
+    assert_eq!(
+        carried.backend,
+        mipsock::DataplaneBackend::Tun,
+        "{carried:?}"
+    );
+    assert!(
+        carried.packets.is_some_and(|(tx, rx)| tx > 0 && rx > 0),
+        "{carried:?}"
+    );
     stop_capture(cap);
     // Signalling in UDP 4191 even without NAT (perpetual NAT detection), data in IP-in-IPv4.
     let sig = tshark(&pcap, "mipv6");

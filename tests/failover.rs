@@ -320,6 +320,15 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
 
     // Every binding on the new active member, exactly as stored: no re-registration.
     let after = binding(&bus_of(&f, 1), "had", Some(hoa)).expect("the binding on ha2");
+    // ... and in its data plane, on the kernel path (`mipsock state`, issue 12).
+    let carried = tests::setup::dataplane(&bus_of(&f, 1), hoa).expect("ha2's nemonetd carries it");
+    assert_eq!(carried.coa, before.coa);
+    assert_eq!(
+        carried.backend,
+        mipsock::DataplaneBackend::Kernel,
+        "{carried:?}"
+    );
+    assert!(carried.path_up && carried.packets.is_none(), "{carried:?}");
     assert_eq!(after.coa, before.coa);
     assert_eq!(
         (&after.mnp_v6, &after.mnp_v4, after.hoa_v4),

@@ -153,6 +153,22 @@ pub fn binding(
         })
 }
 
+/// `mipsock state --json` on a bus: how nemonetd carries `hoa`'s binding (the first).
+pub fn dataplane(bus: &Path, hoa: std::net::Ipv6Addr) -> Option<mipsock::DataplaneInfo> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == "nemonetd")
+        .find_map(|v| {
+            match serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok()? {
+                mipsock::StateItem::Dataplane(d) if d.hoa == hoa => Some(d),
+                _ => None,
+            }
+        })
+}
+
 fn path_arg(p: &Path) -> String {
     p.to_str().expect("UTF-8 test paths").to_string()
 }

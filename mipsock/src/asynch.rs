@@ -120,4 +120,23 @@ impl AsyncEndpoint {
         }
         Ok(answer)
     }
+
+    /// Like [`AsyncEndpoint::request_state`], done once an endpoint named one of `senders`
+    /// has answered completely: the others on the bus (babymdd beside mrd, nemonetd)
+    /// answer too, and whoever is quickest must not end the wait for the one that matters.
+    pub async fn request_state_from(
+        &self,
+        timeout: Duration,
+        senders: &[&str],
+    ) -> Result<StateAnswer> {
+        let mut answer = self.inner.send_state_request()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !answer.complete_from(senders) {
+            match tokio::time::timeout_at(deadline, self.recv()).await {
+                Ok(msg) => answer.absorb(msg?),
+                Err(_elapsed) => break,
+            }
+        }
+        Ok(answer)
+    }
 }

@@ -885,6 +885,13 @@ impl StateAnswer {
         expect_owners.is_some_and(|n| self.owners.iter().filter(|o| o.complete).count() >= n)
     }
 
+    /// Whether an endpoint named one of `senders` (e.g. "had") has answered completely.
+    pub fn complete_from(&self, senders: &[&str]) -> bool {
+        self.owners
+            .iter()
+            .any(|o| o.complete && senders.contains(&o.sender.as_str()))
+    }
+
     fn owner(&mut self, h: &Header) -> &mut OwnerState {
         let i = match self
             .owners

@@ -571,11 +571,30 @@ mod tests {
                         origin: crate::message::HomeAgentOrigin::RouterAdvertisement,
                         in_use: false,
                     }),
+                    StateItem::Dataplane(crate::message::DataplaneInfo {
+                        hoa: v6("2001:db8:1::100"),
+                        binding_id: Some(2),
+                        coa: CareOf::V6(v6("2001:db8:a::5")),
+                        backend: crate::message::DataplaneBackend::Kernel,
+                        path_up: true,
+                        packets: None,
+                    }),
+                    StateItem::Dataplane(crate::message::DataplaneInfo {
+                        hoa: v6("2001:db8:1::100"),
+                        binding_id: None,
+                        coa: CareOf::V4 {
+                            addr: std::net::Ipv4Addr::new(198, 51, 100, 7),
+                            udp_port: Some(4191),
+                        },
+                        backend: crate::message::DataplaneBackend::Tun,
+                        path_up: false,
+                        packets: Some((10, 12)),
+                    }),
                 ],
             }),
             Body::StateEnd(StateEnd {
                 requester_pid: 42,
-                items: 5,
+                items: 7,
             }),
             Body::MhUdpIn(crate::message::MhUdpIn {
                 local: "192.0.2.1:4191".parse().unwrap(),

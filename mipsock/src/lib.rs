@@ -67,8 +67,8 @@ pub use endpoint::{
 };
 pub use error::{Error, Result};
 pub use message::{
-    BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, DataplaneReady, Encapsulation,
-    HaSwitch, Header, HomeAgentInfo, HomeAgentOrigin, HomeHint, MdCommand, MdHint, MdInfo, Message,
-    MessageType, MhUdpIn, MhUdpOut, NodeType, NodetypeInfo, PacketBytes, RrHint, StateDump,
-    StateEnd, StateItem, Uplink,
+    BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, DataplaneBackend,
+    DataplaneInfo, DataplaneReady, Encapsulation, HaSwitch, Header, HomeAgentInfo, HomeAgentOrigin,
+    HomeHint, MdCommand, MdHint, MdInfo, Message, MessageType, MhUdpIn, MhUdpOut, NodeType,
+    NodetypeInfo, PacketBytes, RrHint, StateDump, StateEnd, StateItem, Uplink,
 };

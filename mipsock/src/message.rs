@@ -453,6 +453,38 @@ pub struct HomeAgentInfo {
     pub in_use: bool,
 }
 
+/// Which of nemonetd's data planes carries a binding (issue 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataplaneBackend {
+    /// The kernel's SRv6 encapsulation and decapsulation (IPv6 outer headers).
+    Kernel,
+    /// nemonetd's TUN device, in user space.
+    Tun,
+}
+
+/// How nemonetd carries one binding (`mipsock state`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneInfo {
+    /// The binding's home address.
+    pub hoa: Ipv6Addr,
+    /// Its Binding Identifier (RFC 5648), if any.
+    #[serde(default)]
+    pub binding_id: Option<u16>,
+    /// Its care-of address (the tunnel's far end).
+    pub coa: CareOf,
+    /// Which data plane carries it.
+    pub backend: DataplaneBackend,
+    /// Whether its path is in use: heard from within the liveness window (RFC 5648
+    /// bindings); always true for a single binding.
+    pub path_up: bool,
+    /// Packets tunnelled to it and admitted from it since nemonetd took it; `None` on the
+    /// kernel path, which does not count per binding.
+    #[serde(default)]
+    pub packets: Option<(u64, u64)>,
+}
+
 /// One item of an owner's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -467,6 +499,8 @@ pub enum StateItem {
     NodeType(NodetypeInfo),
     /// A home agent the owner knows of (had's list, mrd's choice).
     HomeAgent(HomeAgentInfo),
+    /// A binding as the data plane carries it (nemonetd).
+    Dataplane(DataplaneInfo),
 }
 
 /// A chunk of an owner's answer to a state request. The header's `seq` is the request's.

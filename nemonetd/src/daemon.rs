@@ -360,6 +360,49 @@ impl Daemon {
         self.counters.log("SIGUSR1");
     }
 
+    /// Every binding as the data plane carries it, for `mipsock state`: its backend, its
+    /// path's liveness, its packet counts (TUN only).
+    fn state_items(&self) -> Vec<mipsock::StateItem> {
+        let cfg = self.routes.config();
+        let kernel: std::collections::HashSet<(std::net::Ipv6Addr, Option<u16>)> = self
+            .routes
+            .bindings()
+            .filter(|b| crate::routes::kernel_ends(cfg, b).is_some())
+            .map(|b| (b.hoa, b.binding_id))
+            .collect();
+        let now_ns = crate::dataplane::peers::mono_ns(std::time::Instant::now());
+        let liveness = self.table.liveness();
+        let mut items: Vec<_> = self
+            .table
+            .peers()
+            .iter()
+            .map(|p| {
+                let key = (p.binding.hoa, p.binding.binding_id);
+                let on_kernel = kernel.contains(&key);
+                let (txp, _, rxp, _) = p.counters.0.read();
+                mipsock::StateItem::Dataplane(mipsock::DataplaneInfo {
+                    hoa: p.binding.hoa,
+                    binding_id: p.binding.binding_id,
+                    coa: p.binding.coa,
+                    backend: if on_kernel {
+                        mipsock::DataplaneBackend::Kernel
+                    } else {
+                        mipsock::DataplaneBackend::Tun
+                    },
+                    path_up: liveness
+                        .filter(|_| p.is_mcoa())
+                        .is_none_or(|limit| p.counters.0.alive(now_ns, limit)),
+                    packets: (!on_kernel).then_some((txp, rxp)),
+                })
+            })
+            .collect();
+        items.sort_by_key(|i| match i {
+            mipsock::StateItem::Dataplane(d) => (d.hoa, d.binding_id),
+            _ => (std::net::Ipv6Addr::UNSPECIFIED, None),
+        });
+        items
+    }
+
     /// How many bindings the kernel data plane carries.
     fn kernel_bindings(&self) -> u64 {
         let cfg = self.routes.config();
@@ -549,6 +592,13 @@ pub async fn run(
                 let mut ready = Vec::new();
                 for msg in &batch {
                     debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
+                    if msg.body == Body::StateRequest {
+                        // `mipsock state`: how each binding is carried (issue 12).
+                        if let Err(e) = ep.reply_state(msg, d.state_items(), 0) {
+                            warn!(error = %e, "state reply failed");
+                        }
+                        continue;
+                    }
                     d.handle(&msg.body).await;
                     ready.extend(d.dataplane_ready(&msg.body));
                 }
@@ -685,8 +735,16 @@ async fn start_kernel(
 /// Asks the owners (mrd or had) for their bindings and installs them; bindings we hold that
 /// the owner no longer has are removed.
 async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result<(), DaemonError> {
-    let answer = ep.request_state(timeout, Some(1)).await?;
     let mode = d.mode();
+    // mnd is mrd's mobile-host mode, on its own endpoint name.
+    let owners: &[&str] = match mode {
+        Mode::MobileRouter => &["mrd", "mnd"],
+        Mode::HomeAgent => &["had"],
+    };
+    let answer = ep.request_state_from(timeout, owners).await?;
+    // Only the owner's complete answer says which bindings no longer exist (babymdd's,
+    // beside mrd, says nothing about them).
+    let owner_answered = answer.complete_from(owners);
     let dumped: Vec<&Binding> = answer
         .owners
         .iter()
@@ -722,7 +780,7 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
         bindings = seen.len(),
         "state dump received"
     );
-    if !answer.owners.is_empty() {
+    if owner_answered {
         let stale: Vec<Binding> = d
             .routes
             .bindings()

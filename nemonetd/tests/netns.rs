@@ -840,7 +840,9 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
 
     // Crash and restart: kill -9 leaves our routes and rules behind (the TUN goes with the
     // process). The new process flushes them and rebuilds the binding from the state dump
-    // of "mrd" (played by this test), without any BUL_ADD.
+    // of "mrd" (played by this test), without any BUL_ADD. "babymdd" (played too) answers
+    // first, as the real one does, with no binding: nemonetd must wait for mrd's answer
+    // (it once took the first answer, and so rebuilt nothing).
     let stop = Arc::new(AtomicBool::new(false));
     let owner = {
         let stop = Arc::clone(&stop);
@@ -851,7 +853,27 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
                 if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(100))
                     && msg.body == Body::StateRequest
                 {
+                    std::thread::sleep(Duration::from_millis(200));
                     ep.reply_state(&msg, vec![StateItem::Bul(b.clone())], 0)
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let detector = {
+        let stop = Arc::clone(&stop);
+        let ep = Endpoint::open(&mr.bus_dir, "babymdd", EndpointOptions::default()).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some(msg)) = ep.recv_timeout(Duration::from_millis(100))
+                    && msg.body == Body::StateRequest
+                {
+                    let coa = mipsock::CurrentCoa {
+                        coa: None,
+                        ifindex: 0,
+                        at_home: false,
+                    };
+                    ep.reply_state(&msg, vec![StateItem::CurrentCoa(coa)], 0)
                         .unwrap();
                 }
             }
@@ -881,6 +903,7 @@ fn ipv4_care_of_address_ip_in_ip_then_udp() {
     assert!(ping(&w.cn, "198.51.100.2"), "after restart: CN -> MNN IPv4");
     stop.store(true, Ordering::Relaxed);
     owner.join().unwrap();
+    detector.join().unwrap();
 
     mr.bus
         .send(&Message::new(Body::BulRemove(b.clone())))
