@@ -328,7 +328,11 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
         mipsock::DataplaneBackend::Kernel,
         "{carried:?}"
     );
-    assert!(carried.path_up && carried.packets.is_none(), "{carried:?}");
+    // The ping went through it both ways (counted per far end by the kernel path's filter).
+    assert!(
+        carried.path_up && carried.packets.is_some_and(|(tx, rx)| tx > 0 && rx > 0),
+        "{carried:?}"
+    );
     assert_eq!(after.coa, before.coa);
     assert_eq!(
         (&after.mnp_v6, &after.mnp_v4, after.hoa_v4),

@@ -479,8 +479,9 @@ pub struct DataplaneInfo {
     /// Whether its path is in use: heard from within the liveness window (RFC 5648
     /// bindings); always true for a single binding.
     pub path_up: bool,
-    /// Packets tunnelled to it and admitted from it since nemonetd took it; `None` on the
-    /// kernel path, which does not count per binding.
+    /// Packets tunnelled to it and admitted from it since nemonetd took it (on the kernel
+    /// path: to and from its care-of address, as the filter counts them); `None` when not
+    /// known.
     #[serde(default)]
     pub packets: Option<(u64, u64)>,
 }

@@ -1,6 +1,8 @@
 //! The daemon: start-up (flush stale state, TUN, sockets, state dump), the event loop over
 //! the mipsock bus and signals, and teardown.
 
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,8 +70,8 @@ struct Daemon {
     udp_port: u16,
     /// The kernel data plane, when it runs.
     kernel: Option<KernelPlane>,
-    /// Its filter's drop counters, as last read: (spoofed inner, no binding, link scope).
-    kernel_drops: (u64, u64, u64),
+    /// Its filter's counters, as last read: drops by reason, packets per far end.
+    kernel_counts: crate::kernel::KernelCounters,
     /// While a state dump is applied: the kernel filter was synced for all of it first,
     /// and is synced once more at the end (one nft transaction, not one per binding).
     defer_kernel: bool,
@@ -351,7 +353,7 @@ impl Daemon {
             "state"
         );
         if self.kernel.is_some() {
-            let (spoofed, no_binding, link_scope) = self.kernel_drops;
+            let (spoofed, no_binding, link_scope) = self.kernel_counts.drops;
             info!(
                 spoofed,
                 no_binding, link_scope, "kernel data plane drops (at the last metrics read)"
@@ -361,15 +363,10 @@ impl Daemon {
     }
 
     /// Every binding as the data plane carries it, for `mipsock state`: its backend, its
-    /// path's liveness, its packet counts (TUN only).
+    /// path's liveness, its packet counts (on the kernel path, its far end's, as the
+    /// filter counted them at the last read).
     fn state_items(&self) -> Vec<mipsock::StateItem> {
-        let cfg = self.routes.config();
-        let kernel: std::collections::HashSet<(std::net::Ipv6Addr, Option<u16>)> = self
-            .routes
-            .bindings()
-            .filter(|b| crate::routes::kernel_ends(cfg, b).is_some())
-            .map(|b| (b.hoa, b.binding_id))
-            .collect();
+        let kernel = self.kernel_far_ends();
         let now_ns = crate::dataplane::peers::mono_ns(std::time::Instant::now());
         let liveness = self.table.liveness();
         let mut items: Vec<_> = self
@@ -378,8 +375,13 @@ impl Daemon {
             .iter()
             .map(|p| {
                 let key = (p.binding.hoa, p.binding.binding_id);
-                let on_kernel = kernel.contains(&key);
+                let far_end = kernel.get(&key);
+                let on_kernel = far_end.is_some();
                 let (txp, _, rxp, _) = p.counters.0.read();
+                let packets = match far_end {
+                    Some(remote) => self.kernel_counts.far_ends.get(remote).copied(),
+                    None => Some((txp, rxp)),
+                };
                 mipsock::StateItem::Dataplane(mipsock::DataplaneInfo {
                     hoa: p.binding.hoa,
                     binding_id: p.binding.binding_id,
@@ -392,7 +394,7 @@ impl Daemon {
                     path_up: liveness
                         .filter(|_| p.is_mcoa())
                         .is_none_or(|limit| p.counters.0.alive(now_ns, limit)),
-                    packets: (!on_kernel).then_some((txp, rxp)),
+                    packets,
                 })
             })
             .collect();
@@ -403,22 +405,26 @@ impl Daemon {
         items
     }
 
-    /// How many bindings the kernel data plane carries.
-    fn kernel_bindings(&self) -> u64 {
-        let cfg = self.routes.config();
-        self.routes
-            .bindings()
-            .filter(|b| crate::routes::kernel_ends(cfg, b).is_some())
-            .count() as u64
-    }
-
-    /// Reads the kernel data plane's drop counters.
-    async fn read_kernel_drops(&mut self) {
+    /// Reads the kernel data plane's counters.
+    async fn read_kernel_counters(&mut self) {
         if self.kernel.is_some()
             && let Some(c) = KernelPlane::counters().await
         {
-            self.kernel_drops = c;
+            self.kernel_counts = c;
         }
+    }
+
+    /// The far end of every binding the kernel data plane carries: its packets are counted
+    /// per far end ([`crate::kernel::KernelCounters`]).
+    fn kernel_far_ends(&self) -> HashMap<(Ipv6Addr, Option<u16>), Ipv6Addr> {
+        let cfg = self.routes.config();
+        self.routes
+            .bindings()
+            .filter_map(|b| {
+                crate::routes::kernel_ends(cfg, b)
+                    .map(|(_, remote)| ((b.hoa, b.binding_id), remote))
+            })
+            .collect()
     }
 
     async fn teardown(&mut self) {
@@ -527,7 +533,7 @@ pub async fn run(
         sockets,
         udp_port,
         kernel: kernel_plane,
-        kernel_drops: (0, 0, 0),
+        kernel_counts: Default::default(),
         defer_kernel: false,
     };
     d.update_mtu().await;
@@ -556,7 +562,12 @@ pub async fn run(
         Some(addr) => Some(
             nemo_daemon::metrics::start(
                 addr,
-                metric_samples(&d.counters, &d.table, d.kernel_drops, d.kernel_bindings()),
+                metric_samples(
+                    &d.counters,
+                    &d.table,
+                    &d.kernel_counts,
+                    &d.kernel_far_ends(),
+                ),
             )
             .await
             .map_err(io("binding the metrics listener"))?,
@@ -594,6 +605,7 @@ pub async fn run(
                     debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
                     if msg.body == Body::StateRequest {
                         // `mipsock state`: how each binding is carried (issue 12).
+                        d.read_kernel_counters().await;
                         if let Err(e) = ep.reply_state(msg, d.state_items(), 0) {
                             warn!(error = %e, "state reply failed");
                         }
@@ -630,7 +642,7 @@ pub async fn run(
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping"); break; }
                 Signal::DumpState => {
-                    d.read_kernel_drops().await;
+                    d.read_kernel_counters().await;
                     d.log_state()
                 }
                 Signal::Reload => {
@@ -640,9 +652,9 @@ pub async fn run(
                 }
             },
             _ = metrics_tick.tick(), if metrics.is_some() => {
-                d.read_kernel_drops().await;
+                d.read_kernel_counters().await;
                 if let Some(m) = &metrics {
-                    m.set(metric_samples(&d.counters, &d.table, d.kernel_drops, d.kernel_bindings()));
+                    m.set(metric_samples(&d.counters, &d.table, &d.kernel_counts, &d.kernel_far_ends()));
                 }
             }
             _ = tick.tick() => {
@@ -802,9 +814,11 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
 fn metric_samples(
     c: &Counters,
     table: &PeerTable,
-    kernel_drops: (u64, u64, u64),
-    kernel_bindings: u64,
+    kernel: &crate::kernel::KernelCounters,
+    kernel_far_ends: &HashMap<(Ipv6Addr, Option<u16>), Ipv6Addr>,
 ) -> Vec<Sample> {
+    let kernel_drops = kernel.drops;
+    let kernel_bindings = kernel_far_ends.len() as u64;
     let peers = table.peers();
     let now_ns = crate::dataplane::peers::mono_ns(std::time::Instant::now());
     let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
@@ -823,7 +837,14 @@ fn metric_samples(
     // Per binding (issue 16): labelled by home address and binding identifier, so a
     // fleet's bindings are told apart; kept across moves.
     for p in peers {
-        let (txp, txb, rxp, rxb) = p.counters.0.read();
+        let (mut txp, txb, mut rxp, rxb) = p.counters.0.read();
+        // The kernel path counts packets per far end, not octets.
+        if let Some((sent, received)) = kernel_far_ends
+            .get(&(p.binding.hoa, p.binding.binding_id))
+            .and_then(|remote| kernel.far_ends.get(remote))
+        {
+            (txp, rxp) = (*sent, *received);
+        }
         let hoa = p.binding.hoa.to_string();
         let bid = p
             .binding

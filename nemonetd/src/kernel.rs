@@ -171,6 +171,7 @@ pub fn filter_base_script() -> String {
   counter link_scope {{}}
   set locals {{ type ipv6_addr; }}
   map peers {{ type ipv6_addr : verdict; }}
+  map sent {{ type ipv6_addr : counter; }}
   chain tunnel {{
     ip6 nexthdr 41 @nh,384,10 0x3fa counter name link_scope drop
     ip6 nexthdr 41 @nh,512,10 0x3fa counter name link_scope drop
@@ -183,6 +184,10 @@ pub fn filter_base_script() -> String {
   chain prerouting {{
     type filter hook prerouting priority raw; policy accept;
     ip6 nexthdr {{ 41, 4 }} ip6 daddr @locals jump tunnel
+  }}
+  chain postrouting {{
+    type filter hook postrouting priority filter; policy accept;
+    ip6 nexthdr {{ 41, 4 }} ip6 saddr @locals counter name ip6 daddr map @sent
   }}
 }}
 ",
@@ -213,6 +218,34 @@ fn chain_name(remote: Ipv6Addr) -> String {
     format!("p_{:032x}", u128::from(remote))
 }
 
+/// The counter of what a far end sent us and the filter accepted (per binding on the
+/// kernel path: it counts nothing per binding itself).
+fn received_counter(remote: Ipv6Addr) -> String {
+    format!("r_{:032x}", u128::from(remote))
+}
+
+/// The counter of what we sent a far end (the `sent` map, in postrouting).
+fn sent_counter(remote: Ipv6Addr) -> String {
+    format!("t_{:032x}", u128::from(remote))
+}
+
+/// The far end a per-binding counter's name stands for, and whether it counts received
+/// (`r_`) or sent (`t_`) packets.
+fn counter_far_end(name: &str) -> Option<(Ipv6Addr, bool)> {
+    let (received, hex) = if let Some(h) = name.strip_prefix("r_") {
+        (true, h)
+    } else {
+        (false, name.strip_prefix("t_")?)
+    };
+    if hex.len() != 32 {
+        return None;
+    }
+    Some((
+        Ipv6Addr::from(u128::from_str_radix(hex, 16).ok()?),
+        received,
+    ))
+}
+
 /// One far end's chain: its bindings' inner sources accepted, the rest dropped and
 /// counted. `None` for the sources: anything (the MR trusts its home agent's inner
 /// sources, the Internet's). `to_tun`: what is accepted is marked for the TUN device
@@ -224,14 +257,18 @@ pub fn peer_chain_script(
 ) -> String {
     let t = NFT_TABLE;
     let c = chain_name(remote);
-    let mut s = format!("add chain ip6 {t} {c}\nflush chain ip6 {t} {c}\n");
+    let r = received_counter(remote);
+    let mut s = format!(
+        "add counter ip6 {t} {r}\nadd counter ip6 {t} {}\nadd chain ip6 {t} {c}\nflush chain ip6 {t} {c}\n",
+        sent_counter(remote)
+    );
     let accept = if to_tun {
         format!(
-            "meta mark set meta mark or {:#x} accept",
+            "counter name {r} meta mark set meta mark or {:#x} accept",
             crate::routes::TUN_RECEIVE_MARK
         )
     } else {
-        "accept".to_string()
+        format!("counter name {r} accept")
     };
     match sources {
         None => {
@@ -308,6 +345,11 @@ impl Filter {
                     "add element ip6 {t} peers {{ {remote} : jump {} }}",
                     chain_name(*remote)
                 );
+                let _ = writeln!(
+                    s,
+                    "add element ip6 {t} sent {{ {remote} : \"{}\" }}",
+                    sent_counter(*remote)
+                );
             }
         }
         for l in locals.difference(&self.locals) {
@@ -320,7 +362,10 @@ impl Filter {
         for remote in &self.remotes {
             if !by_remote.contains_key(remote) {
                 let _ = writeln!(s, "delete element ip6 {t} peers {{ {remote} }}");
+                let _ = writeln!(s, "delete element ip6 {t} sent {{ {remote} }}");
                 let _ = writeln!(s, "delete chain ip6 {t} {}", chain_name(*remote));
+                let _ = writeln!(s, "delete counter ip6 {t} {}", received_counter(*remote));
+                let _ = writeln!(s, "delete counter ip6 {t} {}", sent_counter(*remote));
             }
         }
         self.entries = entries;
@@ -517,14 +562,28 @@ impl KernelPlane {
         self.graces.values().map(|(_, until)| *until).min()
     }
 
-    /// The filter's drop counters: (spoofed inner source, no binding, link scope).
-    pub async fn counters() -> Option<(u64, u64, u64)> {
+    /// The filter's counters: the drops (spoofed inner source, no binding, link scope)
+    /// and, per far end, the packets sent to it and received from it.
+    pub async fn counters() -> Option<KernelCounters> {
         let out = tokio::process::Command::new("nft")
             .args(["list", "counters", "table", "ip6", NFT_TABLE])
             .output()
             .await
             .ok()?;
-        parse_counters(&String::from_utf8_lossy(&out.stdout))
+        let text = String::from_utf8_lossy(&out.stdout);
+        let drops = parse_counters(&text)?;
+        let mut far_ends: BTreeMap<Ipv6Addr, (u64, u64)> = BTreeMap::new();
+        for (name, packets) in named_counters(&text) {
+            if let Some((remote, received)) = counter_far_end(&name) {
+                let e = far_ends.entry(remote).or_default();
+                if received {
+                    e.1 = packets;
+                } else {
+                    e.0 = packets;
+                }
+            }
+        }
+        Some(KernelCounters { drops, far_ends })
     }
 
     /// Takes down what [`KernelPlane::start`] set up (the routes and rules go with the
@@ -550,21 +609,35 @@ impl KernelPlane {
     }
 }
 
-/// Reads `nft list counters` output: the packets of our three named counters.
-pub fn parse_counters(text: &str) -> Option<(u64, u64, u64)> {
-    let mut found = BTreeMap::new();
+/// What the kernel data plane's filter counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Drops: (spoofed inner source, no binding, link scope).
+    pub drops: (u64, u64, u64),
+    /// Per far end: (packets sent to it, packets received from it and accepted).
+    pub far_ends: BTreeMap<Ipv6Addr, (u64, u64)>,
+}
+
+/// Every named counter in `nft list counters` output, with its packets.
+pub fn named_counters(text: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
     let mut name = None;
     for line in text.lines() {
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("counter ") {
             name = rest.split_whitespace().next().map(str::to_owned);
-        } else if let Some(rest) = l.strip_prefix("packets ")
-            && let Some(n) = &name
-        {
-            let v: u64 = rest.split_whitespace().next()?.parse().ok()?;
-            found.insert(n.clone(), v);
+        } else if let (Some(n), Some(rest)) = (name.take(), l.strip_prefix("packets ")) {
+            if let Some(p) = rest.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                out.push((n, p));
+            }
         }
     }
+    out
+}
+
+/// Reads `nft list counters` output: the packets of our three named counters.
+pub fn parse_counters(text: &str) -> Option<(u64, u64, u64)> {
+    let found: BTreeMap<String, u64> = named_counters(text).into_iter().collect();
     Some((
         *found.get("spoofed_inner")?,
         *found.get("no_binding")?,
@@ -624,6 +697,19 @@ mod tests {
         assert!(s.contains("add element ip6 nemonetd peers { 2001:db8:a::2 : jump p_"));
         assert!(s.contains("add element ip6 nemonetd locals { 2001:db8:a::1 }"));
         assert!(s.contains("counter name spoofed_inner drop"));
+        // Its packets counted both ways, per far end.
+        let hex = "20010db8000a00000000000000000002";
+        assert!(
+            s.contains(&format!("add counter ip6 nemonetd r_{hex}")),
+            "{s}"
+        );
+        assert!(s.contains(&format!("counter name r_{hex} accept")), "{s}");
+        assert!(
+            s.contains(&format!(
+                "add element ip6 nemonetd sent {{ 2001:db8:a::2 : \"t_{hex}\" }}"
+            )),
+            "{s}"
+        );
         // Same again: nothing to do.
         let same = f.plan(
             Mode::HomeAgent,
@@ -660,6 +746,12 @@ mod tests {
         // All gone: elements, chains and our end point.
         let s = f.plan(Mode::HomeAgent, BTreeMap::new());
         assert_eq!(s.matches("delete chain").count(), 2, "{s}");
+        assert_eq!(s.matches("delete counter").count(), 4, "{s}");
+        assert_eq!(
+            s.matches("delete element ip6 nemonetd sent").count(),
+            2,
+            "{s}"
+        );
         assert!(s.contains("delete element ip6 nemonetd locals { 2001:db8:a::1 }"));
     }
 
@@ -747,7 +839,13 @@ mod tests {
             .into(),
         );
         assert_eq!(
-            s.matches("@nh,384,64 0x20010db801000000 meta mark set meta mark or 0x400000 accept")
+            s.matches("@nh,384,64 0x20010db801000000 counter name r_")
+                .count(),
+            2,
+            "{s}"
+        );
+        assert_eq!(
+            s.matches(" meta mark set meta mark or 0x400000 accept")
                 .count(),
             2,
             "{s}"
@@ -775,6 +873,16 @@ mod tests {
         let text = "table ip6 nemonetd {\n\tcounter spoofed_inner {\n\t\tpackets 3 bytes 312\n\t}\n\tcounter no_binding {\n\t\tpackets 0 bytes 0\n\t}\n\tcounter link_scope {\n\t\tpackets 7 bytes 1\n\t}\n}\n";
         assert_eq!(parse_counters(text), Some((3, 0, 7)));
         assert_eq!(parse_counters(""), None);
+        let named = named_counters(
+            "table ip6 nemonetd {\n\tcounter r_20010db8000a00000000000000000002 {\n\t\tpackets 12 bytes 1200\n\t}\n\tcounter t_20010db8000a00000000000000000002 {\n\t\tpackets 9 bytes 900\n\t}\n}\n",
+        );
+        assert_eq!(named.len(), 2);
+        let far: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+        assert_eq!(counter_far_end(&named[0].0), Some((far, true)));
+        assert_eq!(counter_far_end(&named[1].0), Some((far, false)));
+        assert_eq!((named[0].1, named[1].1), (12, 9));
+        assert_eq!(counter_far_end("spoofed_inner"), None);
+        assert_eq!(counter_far_end("r_12"), None);
     }
 
     #[test]
