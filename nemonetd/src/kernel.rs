@@ -626,10 +626,11 @@ pub fn named_counters(text: &str) -> Vec<(String, u64)> {
         let l = line.trim();
         if let Some(rest) = l.strip_prefix("counter ") {
             name = rest.split_whitespace().next().map(str::to_owned);
-        } else if let (Some(n), Some(rest)) = (name.take(), l.strip_prefix("packets ")) {
-            if let Some(p) = rest.split_whitespace().next().and_then(|p| p.parse().ok()) {
-                out.push((n, p));
-            }
+        } else if let Some(rest) = l.strip_prefix("packets ")
+            && let Some(n) = name.take()
+            && let Some(p) = rest.split_whitespace().next().and_then(|p| p.parse().ok())
+        {
+            out.push((n, p));
         }
     }
     out
