@@ -148,6 +148,7 @@ impl Daemon {
             }
         };
         self.place_kernel_source(b);
+        self.place_kernel_outer(b).await;
         let kernel = crate::routes::kernel_ends(self.routes.config(), b).is_some();
         let dataplane = if kernel { "kernel" } else { "tun" };
         info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, dataplane, "binding up");
@@ -204,6 +205,45 @@ impl Daemon {
             .any(|o| crate::routes::key(o) != key && crate::routes::kernel_ends(cfg, o).is_some());
         if !others {
             self.routes.set_kernel_source(Some(local));
+        }
+    }
+
+    /// A mobile router's outer packets on the kernel path leave by the care-of address's
+    /// interface and its default router ([`crate::routes::KernelRoutes::outer`]): looked up
+    /// in the main table for the binding's interface at each BUL_ADD (a move, a refresh).
+    /// Without an interface or a default router there, the main table as before.
+    async fn place_kernel_outer(&mut self, b: &Binding) {
+        if self.mode() != Mode::MobileRouter
+            || crate::routes::kernel_ends(self.routes.config(), b).is_none()
+        {
+            return;
+        }
+        let outer = match b.coa_ifindex {
+            Some(index) => {
+                let net = self.routes.net();
+                match (
+                    net.default_gateway6(index).await,
+                    net.link_name(index).await,
+                ) {
+                    (Ok(Some(gw)), Ok(Some(dev))) => Some((gw, dev)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        warn!(ifindex = index, error = %e, "care-of interface's default router not read; outer packets follow the main table");
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        let current = self
+            .routes
+            .config()
+            .kernel
+            .as_ref()
+            .and_then(|k| k.outer.clone());
+        if current != outer {
+            info!(outer = ?outer, "kernel path: outer packets' way out");
+            self.routes.set_kernel_outer(outer);
         }
     }
 
@@ -728,6 +768,7 @@ async fn start_kernel(
         table: settings.kernel_table,
         hop_limit: settings.hop_limit,
         source: None,
+        outer: None,
     };
     let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
     match KernelPlane::start(net, routes.clone(), settings.routes.mode, mtu).await {

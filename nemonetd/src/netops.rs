@@ -744,6 +744,34 @@ impl RtNetOps {
             .map_err(|e| NetOpsError::from_rtnl("route dump", e))
     }
 
+    /// The IPv6 default router of interface `ifindex` in the main table (the route of
+    /// lowest metric through it): where a mobile router's outer packets from that
+    /// interface's care-of address go (issue 12). `None` without one.
+    pub async fn default_gateway6(&self, ifindex: u32) -> Result<Option<Ipv6Addr>> {
+        let mut best: Option<(u32, Ipv6Addr)> = None;
+        for m in self.dump_routes(IpVersion::V6).await? {
+            if route_table(&m) != TABLE_MAIN || m.header.destination_prefix_length != 0 {
+                continue;
+            }
+            let (mut oif, mut gw, mut metric) = (None, None, 0);
+            for a in &m.attributes {
+                match a {
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gw = Some(*g),
+                    RouteAttribute::Priority(p) => metric = *p,
+                    _ => {}
+                }
+            }
+            if let (Some(i), Some(g)) = (oif, gw)
+                && i == ifindex
+                && best.is_none_or(|(m, _)| metric < m)
+            {
+                best = Some((metric, g));
+            }
+        }
+        Ok(best.map(|(_, g)| g))
+    }
+
     async fn dump_rules(&self, version: IpVersion) -> Result<Vec<RuleMessage>> {
         self.handle
             .rule()

@@ -113,6 +113,13 @@ pub struct KernelRoutes {
     /// path (a HA with two home agent addresses serves the second's through the TUN
     /// device). Set by the daemon from the first binding ([`kernel_candidate`]).
     pub source: Option<Ipv6Addr>,
+    /// The mobile router's way out for its outer packets: the default router of the
+    /// care-of address's interface (gateway, device). Without it they follow the main
+    /// table's default route, which moves to a new uplink as soon as that one comes up,
+    /// before the care-of address does: packets from the old care-of address then leave
+    /// by the wrong link (measured: a 2 s gap). Set by the daemon from the binding's
+    /// interface.
+    pub outer: Option<(Ipv6Addr, String)>,
 }
 
 impl KernelRoutes {
@@ -124,6 +131,11 @@ impl KernelRoutes {
     /// The table of the End.DX4 routes (IPv4 inside).
     pub fn decap4_table(&self) -> u32 {
         self.table + 2
+    }
+
+    /// The table of the mobile router's outer route ([`KernelRoutes::outer`]).
+    pub fn outer_table(&self) -> u32 {
+        self.table + 3
     }
 }
 
@@ -143,8 +155,10 @@ pub const TUN_RECEIVE_MARK: u32 = 0x0040_0000;
 pub const KPRIO_LOCAL: u32 = 1;
 /// 2: `to NH lookup ENCAP`: the next hop behind the veth pair for decapsulated packets.
 pub const KPRIO_NEXTHOP: u32 = 2;
-/// 3: `iif PEER from LOCAL lookup main`: an encapsulated packet leaves by the main table
-/// (it would otherwise match the encapsulation table again).
+/// 3: `iif PEER from LOCAL lookup main` (the home agent) or `lookup OUTER` (a mobile
+/// router with [`KernelRoutes::outer`]): an encapsulated packet leaves by the main table or
+/// by its care-of address's interface (it would otherwise match the encapsulation table
+/// again).
 pub const KPRIO_OUTER: u32 = 3;
 /// 4: `iif PEER lookup ENCAP`: what the host routed into the tunnel gets its outer header.
 pub const KPRIO_ENCAP: u32 = 4;
@@ -259,7 +273,16 @@ fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
     let mut r = rule(Family::V4, KPRIO_NEXTHOP, k.table);
     r.to = Some(host4(KERNEL_NH4));
     s.rules.insert(r);
-    let mut r = rule(Family::V6, KPRIO_OUTER, TABLE_MAIN);
+    let outer_table = match &k.outer {
+        Some((gateway, dev)) => {
+            let mut r = RouteSpec::dev(k.outer_table(), IpNet::V6(Ipv6Net::default()), dev);
+            r.via = Some(IpAddr::V6(*gateway));
+            s.routes.insert(r);
+            k.outer_table()
+        }
+        None => TABLE_MAIN,
+    };
+    let mut r = rule(Family::V6, KPRIO_OUTER, outer_table);
     r.iif = Some(k.peer.clone());
     r.from = Some(host6(local));
     s.rules.insert(r);
@@ -600,6 +623,14 @@ impl<N: NetOps> RouteManager<N> {
     pub fn set_kernel_source(&mut self, source: Option<Ipv6Addr>) {
         if let Some(k) = &mut self.cfg.kernel {
             k.source = source;
+        }
+    }
+
+    /// Sets the mobile router's outer route ([`KernelRoutes::outer`]); applied with the
+    /// next change or [`RouteManager::reconcile`].
+    pub fn set_kernel_outer(&mut self, outer: Option<(Ipv6Addr, String)>) {
+        if let Some(k) = &mut self.cfg.kernel {
+            k.outer = outer;
         }
     }
 

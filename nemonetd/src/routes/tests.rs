@@ -665,6 +665,7 @@ fn bindings_with_identifiers_share_routes_on_tun() {
             table: 1100,
             hop_limit: 64,
             source: Some("2001:db8:1::1".parse().unwrap()),
+            outer: None,
         });
         let plain = mr_binding();
         assert!(kernel_ends(&cfg, &plain).is_some());
@@ -705,4 +706,43 @@ fn bindings_with_identifiers_share_routes_on_tun() {
             m.installed()
         );
     });
+}
+
+/// Issue 12: on a mobile router the kernel path's outer packets leave through the care-of
+/// address's interface and its default router (a table of their own), not the main
+/// table's default route, which moves to a new uplink before the care-of address does.
+#[test]
+fn mr_kernel_outer_packets_leave_by_the_care_of_interface() {
+    let mut cfg = mr_cfg();
+    let k = KernelRoutes {
+        dev: "nemo0k".into(),
+        peer: "nemo0kx".into(),
+        table: 1100,
+        hop_limit: 64,
+        source: Some("2001:db8:a::5".parse().unwrap()),
+        outer: None,
+    };
+    cfg.kernel = Some(k.clone());
+    let b = mr_binding();
+    let outer_rule = |table: u32| {
+        let mut r = RuleSpec::lookup(Family::V6, KPRIO_OUTER, table);
+        r.iif = Some("nemo0kx".into());
+        r.from = Some(net("2001:db8:a::5/128"));
+        r
+    };
+    // Without a known default router: the main table, as before.
+    let s = desired(&cfg, &b, &Lookups::default());
+    assert!(s.rules.contains(&outer_rule(TABLE_MAIN)), "{:?}", s.rules);
+    // With one: its own table, a default route through the interface.
+    let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+    cfg.kernel = Some(KernelRoutes {
+        outer: Some((gw, "eth0".into())),
+        ..k
+    });
+    let s = desired(&cfg, &b, &Lookups::default());
+    assert!(s.rules.contains(&outer_rule(1103)), "{:?}", s.rules);
+    assert!(!s.rules.contains(&outer_rule(TABLE_MAIN)));
+    let mut route = RouteSpec::dev(1103, net("::/0"), "eth0");
+    route.via = Some(IpAddr::V6(gw));
+    assert!(s.routes.contains(&route), "{:?}", s.routes);
 }
