@@ -713,6 +713,7 @@ impl Ha {
         };
         let Ha {
             cache,
+            extra_bindings,
             timers,
             events,
             cfg,
@@ -738,6 +739,7 @@ impl Ha {
                         events.push_back(HaEvent::BcRemove(gone));
                     }
                     info!(hoa = %hoa, bids = e.count(), "binding without a BID replaces the BID bindings (RFC 5648 §6.2)");
+                    *extra_bindings -= e.count() - 1;
                     e.replace_all(care_of);
                 } else {
                     e.first = care_of;

@@ -475,6 +475,7 @@ impl Ha {
             self.events.extend(events);
         }
         let new = !self.cache.contains_key(&hoa);
+        let extra_before = self.cache.get(&hoa).map_or(0, |e| e.count() - 1);
         let mut prefixes = prefixes;
         let acks = prefixes
             .as_mut()
@@ -502,6 +503,7 @@ impl Ha {
         for c in kept {
             bce.upsert(c);
         }
+        let extra_after = bce.count() - 1;
         // What the home address's bindings share (§4.3: one sequence number space).
         bce.sequence = b.seq.0;
         if b.timestamp.is_some() {
@@ -525,6 +527,8 @@ impl Ha {
             bce.hoa_v4 = hoa_v4;
             bce.flags = b.flags.bits();
         }
+        self.extra_bindings = self.extra_bindings - extra_before + extra_after;
+        let bce = self.cache.get_mut(&hoa).expect("just inserted");
         let earliest = bce.due();
         let moved = new || earliest < bce.timer;
         let old_timer = bce.timer;

@@ -214,6 +214,8 @@ impl Env {
         tx
     }
     fn events(&mut self) -> Vec<HaEvent> {
+        // Checks the O(1) binding count against a walk (a debug assertion inside).
+        let _ = self.ha.binding_count();
         std::iter::from_fn(|| self.ha.poll_event()).collect()
     }
 }
