@@ -182,6 +182,52 @@ fn mac_of(ns: &Netns) -> String {
         .to_owned()
 }
 
+/// Starts the router's nemonetd and mrd, registers from 2001:db8:a::5 with the active
+/// member (index `active`), and waits for the binding there.
+fn register_router(w: &World, f: &tests::setup::Files, active: usize) -> (Daemon, Daemon) {
+    let mrnet = spawn_in(
+        &w.mr,
+        f,
+        "nemonetd",
+        "nemonetd-mr",
+        &["-d", "-f", "-m", "-b", f.mr_bus.to_str().unwrap(), "eth0"],
+        " ready",
+    );
+    let mrd = start_mrd(&w.mr, f);
+    inject_md_info(
+        f,
+        "rereg",
+        HOA,
+        Some(("2001:db8:a::5", w.mr.ifindex("eth0"))),
+    );
+    let hoa = HOA.parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || binding(
+            &bus_of(f, active),
+            "had",
+            Some(hoa)
+        )
+        .is_some()),
+        "no registration with the active member\n{}",
+        logs(f.dir.path())
+    );
+    (mrnet, mrd)
+}
+
+/// Starts member `i` and waits until it is the active one.
+fn start_active(w: &World, f: &tests::setup::Files, i: usize, tag: &str) -> (Daemon, Daemon) {
+    let pair = start_member(w, f, i, tag);
+    assert!(
+        wait_until(Duration::from_secs(10), || log_of(
+            &f.dir.path().join(format!("{tag}.log"))
+        )
+        .contains("active home agent: took over")),
+        "{tag} did not become active\n{}",
+        logs(f.dir.path())
+    );
+    pair
+}
+
 fn holds_ha_address(ns: &Netns) -> bool {
     ns.ip_text(&["-6", "addr", "show", "dev", "eth0"])
         .contains(&format!("{HA}/64"))
@@ -220,13 +266,7 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
         true,
     );
 
-    let (mut had1, mut net1) = start_member(&w, &f, 0, "ha1");
-    assert!(
-        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
-            .contains("active home agent: took over")),
-        "the first member did not become active\n{}",
-        logs(dir)
-    );
+    let (mut had1, mut net1) = start_active(&w, &f, 0, "ha1");
     let (_had2, _net2) = start_member(&w, &f, 1, "ha2");
     assert!(holds_ha_address(&w.ha[0]) && !holds_ha_address(&w.ha[1]));
     // The home router learns the IPv4 home agent address at the active member's MAC.
@@ -238,32 +278,8 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     );
     assert_eq!(arp_of_ha4(&w.rt), Some(mac_of(&w.ha[0])));
 
-    let _mrnet = spawn_in(
-        &w.mr,
-        &f,
-        "nemonetd",
-        "nemonetd-mr",
-        &["-d", "-f", "-m", "-b", f.mr_bus.to_str().unwrap(), "eth0"],
-        " ready",
-    );
-    let _mrd = start_mrd(&w.mr, &f);
-    inject_md_info(
-        &f,
-        "rereg",
-        HOA,
-        Some(("2001:db8:a::5", w.mr.ifindex("eth0"))),
-    );
+    let _router = register_router(&w, &f, 0);
     let hoa = HOA.parse().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || binding(
-            &bus_of(&f, 0),
-            "had",
-            Some(hoa)
-        )
-        .is_some()),
-        "no registration with the active member\n{}",
-        logs(dir)
-    );
     let before = binding(&bus_of(&f, 0), "had", Some(hoa)).unwrap();
     let cn = "2001:db8:c::2";
     assert!(
@@ -455,40 +471,10 @@ fn a_hung_active_is_replaced_and_steps_down_when_it_wakes() {
         &format!("etcd={peer}"),
         true,
     );
-    let (had1, _net1) = start_member(&w, &f, 0, "ha1");
-    assert!(
-        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
-            .contains("active home agent: took over")),
-        "{}",
-        logs(dir)
-    );
+    let (had1, _net1) = start_active(&w, &f, 0, "ha1");
     let (mut had2, _net2) = start_member(&w, &f, 1, "ha2");
-    let _mrnet = spawn_in(
-        &w.mr,
-        &f,
-        "nemonetd",
-        "nemonetd-mr",
-        &["-d", "-f", "-m", "-b", f.mr_bus.to_str().unwrap(), "eth0"],
-        " ready",
-    );
-    let _mrd = start_mrd(&w.mr, &f);
-    inject_md_info(
-        &f,
-        "rereg",
-        HOA,
-        Some(("2001:db8:a::5", w.mr.ifindex("eth0"))),
-    );
+    let _router = register_router(&w, &f, 0);
     let hoa = HOA.parse().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || binding(
-            &bus_of(&f, 0),
-            "had",
-            Some(hoa)
-        )
-        .is_some()),
-        "{}",
-        logs(dir)
-    );
     let epoch = leader_epoch(&w.rt).to_string();
 
     // The forger sends heartbeats with ha1's epoch and hop limit 64 (from off the link, as
@@ -597,13 +583,7 @@ fn takeover_at_fleet_size() {
         &format!("etcd={peer}"),
         true,
     );
-    let (mut had1, mut net1) = start_member(&w, &f, 0, "ha1");
-    assert!(
-        wait_until(Duration::from_secs(10), || log_of(&dir.join("ha1.log"))
-            .contains("active home agent: took over")),
-        "{}",
-        logs(dir)
-    );
+    let (mut had1, mut net1) = start_active(&w, &f, 0, "ha1");
     let (had2, _net2) = start_member(&w, &f, 1, "ha2");
     let rss = |pid: u32| -> u64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -30,9 +30,6 @@ use tracing::{debug, trace};
 
 use crate::{Error, Result, bpf, register, solicited_node};
 
-/// `ETH_P_IPV6`.
-const ETH_P_IPV6: u16 = 0x86dd;
-
 /// A valid Neighbour Solicitation (RFC 4861 §7.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Solicitation {
@@ -120,12 +117,14 @@ impl SolicitationReceiver {
         socket
             .attach_filter(&bpf::ns_filter())
             .map_err(|e| Error::socket("attaching the Neighbour Solicitation filter", e))?;
-        bind(&socket, ifindex).map_err(|e| {
-            Error::socket(
-                format!("binding the solicitation receiver to ifindex {ifindex}"),
-                e,
-            )
-        })?;
+        crate::receiver::bind_packet(&socket, crate::receiver::ETH_P_IPV6, ifindex).map_err(
+            |e| {
+                Error::socket(
+                    format!("binding the solicitation receiver to ifindex {ifindex}"),
+                    e,
+                )
+            },
+        )?;
         all_multicast(&socket, ifindex)
             .map_err(|e| Error::socket("PACKET_ADD_MEMBERSHIP (all multicast)", e))?;
         socket
@@ -161,27 +160,6 @@ impl SolicitationReceiver {
                 Err(_would_block) => continue,
             }
         }
-    }
-}
-
-fn bind(socket: &Socket, ifindex: u32) -> io::Result<()> {
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = ETH_P_IPV6.to_be();
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: a valid socket; the pointer and length describe `sll`, alive across the call.
-    let rc = unsafe {
-        libc::bind(
-            socket.as_raw_fd(),
-            (&raw const sll).cast::<libc::sockaddr>(),
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }
 

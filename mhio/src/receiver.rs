@@ -32,7 +32,7 @@ use tracing::{debug, trace};
 use crate::{Error, Result, bpf, if_index, register};
 
 /// `ETH_P_IPV6`.
-const ETH_P_IPV6: u16 = 0x86dd;
+pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
 /// Largest IPv6 packet without jumbograms: 40 + 65535.
 const MAX_PACKET: usize = 40 + 65535;
 
@@ -289,7 +289,7 @@ impl Receiver {
 }
 
 /// `bind(2)` of a packet socket to an EtherType and interface (0 = all).
-fn bind_packet(socket: &Socket, protocol: u16, ifindex: u32) -> io::Result<()> {
+pub(crate) fn bind_packet(socket: &Socket, protocol: u16, ifindex: u32) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
