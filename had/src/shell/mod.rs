@@ -13,9 +13,11 @@
 //!   or removed binding also waits for its DATAPLANE_READY (at most 500 ms): no BA before the
 //!   tunnel carries the binding, none for a removal while it still does.
 //! * **Stopping** (SIGTERM/SIGINT) is not deregistration: bindings stay in the journal and
-//!   are restored by the next start, so the proxy ND entries of registered home addresses
-//!   are kept too (the next start re-adds them, with an unsolicited NA). Only the guard
-//!   table is removed.
+//!   are restored by the next start, which defends their home addresses again (with an
+//!   unsolicited NA). had answers the home link's solicitations itself (no kernel proxy
+//!   entries), so while it is stopped nobody does. Only the guard table is removed. A
+//!   redundant member (`redundancy yes;`) that stops while active hands the leadership
+//!   over first.
 //! * **SIGHUP** re-reads the configuration; a bad one is reported and the running one kept.
 //!   Bindings carry over (those the new configuration no longer serves are removed).
 //!   The journal path, the home interface and the bus directory need a restart.
