@@ -228,6 +228,16 @@ fn start_active(w: &World, f: &tests::setup::Files, i: usize, tag: &str) -> (Dae
     pair
 }
 
+/// A member's host dies: its daemons, and with them its link (a killed daemon alone would
+/// leave the kernel's fast path forwarding there, which proves nothing).
+fn host_dies(ns: &Netns, had: &mut Daemon, nemonetd: &mut Daemon) {
+    had.signal("KILL");
+    nemonetd.signal("KILL");
+    ns.ip(&["link", "set", "eth0", "down"]);
+    had.wait_exit(Duration::from_secs(5));
+    nemonetd.wait_exit(Duration::from_secs(5));
+}
+
 fn holds_ha_address(ns: &Netns) -> bool {
     ns.ip_text(&["-6", "addr", "show", "dev", "eth0"])
         .contains(&format!("{HA}/64"))
@@ -300,13 +310,7 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     ]);
     let mut ping = Daemon::spawn("ping", cmd, &ping_log);
     std::thread::sleep(Duration::from_secs(2));
-    // The host dies: its daemons, and with them its link (a killed daemon alone would
-    // leave the kernel's fast path forwarding there, which proves nothing).
-    had1.signal("KILL");
-    net1.signal("KILL");
-    w.ha[0].ip(&["link", "set", "eth0", "down"]);
-    had1.wait_exit(Duration::from_secs(5));
-    net1.wait_exit(Duration::from_secs(5));
+    host_dies(&w.ha[0], &mut had1, &mut net1);
     assert!(
         wait_until(Duration::from_secs(10), || log_of(&dir.join("ha2.log"))
             .contains("active home agent: took over")),
@@ -659,11 +663,7 @@ fn takeover_at_fleet_size() {
         t.elapsed().as_secs_f64()
     );
 
-    had1.signal("KILL");
-    net1.signal("KILL");
-    w.ha[0].ip(&["link", "set", "eth0", "down"]);
-    had1.wait_exit(Duration::from_secs(5));
-    net1.wait_exit(Duration::from_secs(5));
+    host_dies(&w.ha[0], &mut had1, &mut net1);
     assert!(
         wait_until(Duration::from_secs(600), || log_of(&dir.join("ha2.log"))
             .contains("active home agent: took over")),

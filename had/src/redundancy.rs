@@ -362,6 +362,17 @@ mod tests {
         }
     }
 
+    /// Member "ha1", the first to campaign on an empty store: active at epoch 7, its
+    /// actions drained.
+    fn active(t0: Instant) -> Election {
+        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
+        e.handle_leader(t0, None);
+        e.handle_timeout(t0);
+        e.handle_campaign(t0, CampaignResult::Won(7));
+        actions(&mut e);
+        e
+    }
+
     fn actions(e: &mut Election) -> Vec<Action> {
         std::iter::from_fn(|| e.poll_action()).collect()
     }
@@ -445,11 +456,7 @@ mod tests {
     #[test]
     fn an_active_steps_down_when_the_key_moves_or_a_write_is_fenced() {
         let t0 = Instant::now();
-        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
-        e.handle_leader(t0, None);
-        e.handle_timeout(t0);
-        e.handle_campaign(t0, CampaignResult::Won(7));
-        actions(&mut e);
+        let mut e = active(t0);
         // A stale read of an older revision is history.
         e.handle_leader(t0, Some(leader(5, "ha2")));
         assert!(actions(&mut e).is_empty());
@@ -466,21 +473,13 @@ mod tests {
         let acts = run(&mut e, t0, 801);
         assert_eq!(acts, vec![(800, Action::Campaign(Some(9)))]);
 
-        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
-        e.handle_leader(t0, None);
-        e.handle_timeout(t0);
-        e.handle_campaign(t0, CampaignResult::Won(7));
-        actions(&mut e);
+        let mut e = active(t0);
         e.handle_fenced(t0);
         assert_eq!(
             actions(&mut e),
             vec![Action::StepDown(StepDownReason::WriteFenced)]
         );
-        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
-        e.handle_leader(t0, None);
-        e.handle_timeout(t0);
-        e.handle_campaign(t0, CampaignResult::Won(7));
-        actions(&mut e);
+        let mut e = active(t0);
         e.handle_leader(t0, None);
         assert_eq!(
             actions(&mut e),
@@ -491,10 +490,7 @@ mod tests {
     #[test]
     fn hearing_the_successor_ends_the_deaf_wait() {
         let t0 = Instant::now();
-        let mut e = Election::new(t0, "ha1", ADVERT, DEAD);
-        e.handle_leader(t0, None);
-        e.handle_timeout(t0);
-        e.handle_campaign(t0, CampaignResult::Won(7));
+        let mut e = active(t0);
         e.handle_leader(t0, Some(leader(9, "ha2")));
         actions(&mut e);
         e.handle_heartbeat(t0 + ADVERT, 9);

@@ -146,8 +146,6 @@ struct Daemon {
     /// The addresses had defends on the home link, and whether as a router's (the R flag
     /// of its answers): home addresses and their link-local forms.
     defended: std::collections::HashMap<Ipv6Addr, bool>,
-    /// Solicitations answered since start (metrics).
-    solicitations_answered: u64,
     local: HashSet<Ipv6Addr>,
     /// When `local` was last read (re-read at most once a second, on a miss).
     local_read: Instant,
@@ -327,7 +325,6 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         proxy,
         solicitations,
         defended: std::collections::HashMap::new(),
-        solicitations_answered: 0,
         local: setup::local_addresses().into_iter().collect(),
         local_read: Instant::now(),
         na_repeats: Vec::new(),
@@ -624,9 +621,8 @@ impl Daemon {
         let Some(&router) = self.defended.get(&s.target) else {
             return;
         };
-        match self.proxy.answer(s, router) {
-            Ok(()) => self.solicitations_answered += 1,
-            Err(e) => debug!(target = %s.target, error = %e, "solicitation not answered"),
+        if let Err(e) = self.proxy.answer(s, router) {
+            debug!(target = %s.target, error = %e, "solicitation not answered");
         }
     }
 

@@ -326,7 +326,7 @@ impl Daemon {
                 Action::Campaign(expect) => self.campaign(expect).await,
                 Action::TakeOver(epoch) => self.take_over(epoch).await,
                 Action::StepDown(reason) => self.step_down(&reason).await,
-                Action::Heartbeat(epoch) => self.send_heartbeat(epoch),
+                Action::Heartbeat(epoch) => self.advertise(epoch),
             }
         }
     }
@@ -402,7 +402,7 @@ impl Daemon {
             .push((Instant::now() + NA_INTERVAL, ha, true, NA_REPEATS));
         self.announce_ipv4();
         self.announce_role(true);
-        self.send_heartbeat(epoch);
+        self.advertise(epoch);
         if let Some(r) = &mut self.redundancy {
             r.renew_at = Some(Instant::now() + ADDRESS_RENEW);
             r.arp_repeats = 1;
@@ -438,9 +438,9 @@ impl Daemon {
         }
     }
 
-    /// The election's heartbeat timer: the task sends; this says the loop is alive and
-    /// which epoch to advertise.
-    fn send_heartbeat(&mut self, epoch: u64) {
+    /// The election's heartbeat timer: the heartbeat task sends; this tells it which epoch
+    /// to advertise and that the loop is alive.
+    fn advertise(&mut self, epoch: u64) {
         if let Some(r) = &self.redundancy {
             r.beat.epoch.store(epoch, Ordering::Relaxed);
             r.beat.touch();
