@@ -26,6 +26,8 @@ use crate::redundancy::{CampaignResult, Leader};
 
 /// Longest wait for etcd in one step (connect, a transaction, a load).
 pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause before a transaction that failed at once is tried again.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Operations per transaction (etcd's default `--max-txn-ops` is 128).
 const TXN_OPS: usize = 64;
 /// Keys per read when loading the cache: a response stays far below gRPC's 4 MiB limit
@@ -215,7 +217,18 @@ impl EtcdStore {
                     .and_then(ops),
                 None => Txn::new().and_then(ops),
             };
-            let resp = within(&endpoints, self.client.txn(txn)).await?;
+            // The client balances over the endpoints and may pick a dead member's, which
+            // fails at once ("tcp connect error") while the others have quorum: the same
+            // transaction is tried again, within TIMEOUT, before the BAs are withheld.
+            let start = tokio::time::Instant::now();
+            let resp = loop {
+                match within(&endpoints, self.client.txn(txn.clone())).await {
+                    Err(StoreError::Etcd { .. }) if start.elapsed() + RETRY_PAUSE < TIMEOUT => {
+                        tokio::time::sleep(RETRY_PAUSE).await;
+                    }
+                    r => break r?,
+                }
+            };
             if !resp.succeeded() {
                 return Err(StoreError::Fenced { endpoints });
             }
