@@ -32,18 +32,35 @@ fn lab(args: &[&str], work: &Path) -> (std::process::Output, u32) {
     (child.wait_with_output().unwrap(), pid)
 }
 
-/// The lab's FAIL lines (each with its detail).
-fn failed_checks(stdout: &str) -> String {
+/// The lab's FAIL lines (each with its detail), or, when it stopped with an error, its
+/// `nemo-lab:` error line and the step it was in: CI shows only the head and the tail of a
+/// long message, and the lab's error sits in its middle.
+fn failed_checks(stdout: &str, stderr: &str) -> String {
     let fails: Vec<&str> = stdout
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("FAIL"))
         .collect();
-    if fails.is_empty() {
-        "(none: the lab stopped with an error, see its last lines)".into()
-    } else {
-        fails.join("\n")
+    if !fails.is_empty() {
+        return fails.join("\n");
     }
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("nemo-lab"))
+        .collect();
+    let step = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .unwrap_or("(before the first step)");
+    format!(
+        "(none: the lab stopped with an error)\nerror: {}\nin step: {step}",
+        if errors.is_empty() {
+            "(no nemo-lab: line on stderr)".to_string()
+        } else {
+            errors.join("\n")
+        }
+    )
 }
 
 #[test]
@@ -87,7 +104,7 @@ fn demo_scenario() {
     assert!(
         out.status.success(),
         "demo failed; failed checks:\n{}\n\n{stdout}\n{stderr}\n{}",
-        failed_checks(&stdout),
+        failed_checks(&stdout, &stderr),
         logs()
     );
     let v: serde_json::Value =
