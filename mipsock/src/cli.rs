@@ -488,6 +488,7 @@ impl BindingArgs {
             flags: self.flags,
             nat_detected: self.nat,
             coa_ifindex: self.coa_ifindex,
+            flows: Vec::new(),
         }
     }
 }

@@ -435,6 +435,7 @@ mod tests {
             flags: BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F,
             nat_detected: true,
             coa_ifindex: Some(3),
+            flows: Vec::new(),
         }
     }
 
@@ -453,6 +454,7 @@ mod tests {
             flags: BuFlags::default(),
             nat_detected: false,
             coa_ifindex: None,
+            flows: Vec::new(),
         }
     }
 

@@ -133,6 +133,7 @@ fn binding(i: u16) -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: true,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 

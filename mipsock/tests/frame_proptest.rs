@@ -77,6 +77,7 @@ fn binding() -> impl Strategy<Value = Binding> {
                 flags: BuFlags(flags),
                 nat_detected,
                 coa_ifindex,
+                flows: Vec::new(),
             },
         )
 }

@@ -63,6 +63,18 @@ fn binding() -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R | BuFlags::F,
         nat_detected: true,
         coa_ifindex: Some(3),
+        flows: vec![proto::model::FlowBinding {
+            fid: 1,
+            priority: 10,
+            selector: proto::flow::FlowSelector::Ipv4(proto::flow::Ipv4TrafficSelector {
+                protocol: Some(proto::flow::SelectorRange {
+                    start: 17,
+                    end: None,
+                }),
+                ..Default::default()
+            }),
+            bids: vec![7, 8],
+        }],
     }
 }
 

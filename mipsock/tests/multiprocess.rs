@@ -129,6 +129,7 @@ fn bce() -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 

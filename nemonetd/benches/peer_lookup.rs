@@ -156,6 +156,7 @@ fn binding(i: u32) -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 

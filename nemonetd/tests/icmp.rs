@@ -100,6 +100,7 @@ fn binding() -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 

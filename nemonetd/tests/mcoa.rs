@@ -97,6 +97,7 @@ fn binding(bid: u16, coa: &str, ifindex: u32) -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: Some(ifindex),
+        flows: Vec::new(),
     }
 }
 

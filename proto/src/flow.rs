@@ -67,7 +67,8 @@ use crate::option::code_enum;
 use crate::{Error, Result};
 
 pub use selector::{
-    Ipv4TrafficSelector, Ipv6TrafficSelector, SelectorRange, TrafficSelector, TsFormat,
+    FlowSelector, Ipv4TrafficSelector, Ipv6TrafficSelector, SelectorRange, TrafficSelector,
+    TsFormat,
 };
 
 code_enum! {

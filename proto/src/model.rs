@@ -14,6 +14,7 @@ use std::str::FromStr;
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::flow::FlowSelector;
 use crate::mh::BuFlags;
 
 /// Writes set bits by name joined with `|`; unnamed bits as hex.
@@ -277,6 +278,36 @@ pub struct Binding {
     /// Interface the CoA lives on (MR side), when known.
     #[serde(default)]
     pub coa_ifindex: Option<u32>,
+    /// The flow bindings of the home address (RFC 6089), shared by all its BIDs, by
+    /// increasing FID-PRI: which flows go through which of its care-of addresses.
+    #[serde(default)]
+    pub flows: Vec<FlowBinding>,
+}
+
+/// One flow binding (RFC 6089 §4.3): packets that match `selector` go through the
+/// bindings `bids` (RFC 5648), a copy through each when several are listed (§5.3.6).
+/// Entries are tried by increasing `priority` (FID-PRI), the first match wins; a packet
+/// matching none takes the binding the data plane would choose without flow bindings.
+/// An entry none of whose BIDs is registered is inactive (§4.3) and matches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowBinding {
+    /// Flow identifier, chosen by the mobile router, unique per home address.
+    pub fid: u16,
+    /// FID-PRI: lower is tried first.
+    pub priority: u16,
+    /// Which packets (towards the mobile network; see [`FlowSelector::reversed`]).
+    pub selector: FlowSelector,
+    /// The Binding Identifiers the flow is bound to.
+    pub bids: Vec<u16>,
+}
+
+impl FlowBinding {
+    /// The BIDs of `bids` that are registered (`registered`): the paths this flow takes;
+    /// none: the entry is inactive.
+    pub fn active_bids<'a>(&'a self, registered: &'a [u16]) -> impl Iterator<Item = u16> + 'a {
+        self.bids.iter().copied().filter(|b| registered.contains(b))
+    }
 }
 
 /// What the movement detector asks of the mobile router (SHISA's MD_INFO commands,

@@ -1203,6 +1203,7 @@ pub(crate) fn binding_of(
         flags: proto::mh::BuFlags(b.flags),
         nat_detected: c.nat_detected,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 

@@ -58,6 +58,7 @@ impl MrCore {
             flags,
             nat_detected,
             coa_ifindex: (ifindex != 0).then_some(ifindex),
+            flows: Vec::new(),
         }
     }
 

@@ -41,6 +41,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ext::{Ipv4Header, Ipv6Header};
 use crate::option::code_enum;
 use crate::{Error, Result};
@@ -63,7 +65,7 @@ const FLAGS_LEN: usize = 4;
 /// Without an end it matches the start alone; with one, everything from start to end
 /// inclusive (RFC 6088 §3.1, "inclusive of (A) and (B)"). Whether the end was present is
 /// kept, so a selector re-emits with the flags it was received with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SelectorRange<T> {
     /// The start field (flags A, C, E, ...).
     pub start: T,
@@ -106,7 +108,7 @@ impl<T: Copy + PartialOrd> SelectorRange<T> {
 
 /// The IPv4 binary traffic selector (RFC 6088 §3.1). `None` fields are absent (their flags
 /// clear) and match anything; `Default` matches every IPv4 packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Ipv4TrafficSelector {
     /// A, B: source address (the correspondent node, seen from the home agent).
     pub source_address: Option<SelectorRange<Ipv4Addr>>,
@@ -127,7 +129,7 @@ pub struct Ipv4TrafficSelector {
 
 /// The IPv6 binary traffic selector (RFC 6088 §3.2). `None` fields are absent and match
 /// anything; `Default` matches every IPv6 packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Ipv6TrafficSelector {
     /// A, B: source address.
     pub source_address: Option<SelectorRange<Ipv6Addr>>,
@@ -642,6 +644,69 @@ fn upper_layer(mut next: u8, mut rest: &[u8]) -> Option<(u8, Option<&[u8]>)> {
                 }
             }
             _ => return Some((next, Some(rest))),
+        }
+    }
+}
+
+/// A binary traffic selector (RFC 6088) as a flow binding holds it: the two formats we
+/// decode, owned, for the domain model and the bus. Other TS Formats are refused where
+/// they arrive (RFC 6089 §5.3.2.1: status 133), so they never get this far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowSelector {
+    /// TS Format 1.
+    Ipv4(Ipv4TrafficSelector),
+    /// TS Format 2.
+    Ipv6(Ipv6TrafficSelector),
+}
+
+impl FlowSelector {
+    /// Whether `packet`, an inner packet travelling towards the mobile network (the
+    /// selector's direction: source a correspondent, destination a home address or an
+    /// address in a mobile network prefix), matches.
+    pub fn matches(&self, packet: &[u8]) -> bool {
+        match self {
+            FlowSelector::Ipv4(ts) => ts.matches(packet),
+            FlowSelector::Ipv6(ts) => ts.matches(packet),
+        }
+    }
+
+    /// The same flow seen the other way (from the mobile network): source and destination
+    /// addresses and ports swapped. RFC 6089 binds the flows a home agent sends; the mobile
+    /// router applies its own flow bindings to what it sends with this.
+    pub fn reversed(&self) -> FlowSelector {
+        match *self {
+            FlowSelector::Ipv4(ts) => FlowSelector::Ipv4(Ipv4TrafficSelector {
+                source_address: ts.destination_address,
+                destination_address: ts.source_address,
+                source_port: ts.destination_port,
+                destination_port: ts.source_port,
+                ..ts
+            }),
+            FlowSelector::Ipv6(ts) => FlowSelector::Ipv6(Ipv6TrafficSelector {
+                source_address: ts.destination_address,
+                destination_address: ts.source_address,
+                source_port: ts.destination_port,
+                destination_port: ts.source_port,
+                ..ts
+            }),
+        }
+    }
+
+    /// The selector as a Traffic Selector sub-option carries it.
+    pub fn to_wire(&self) -> TrafficSelector<'static> {
+        match *self {
+            FlowSelector::Ipv4(ts) => TrafficSelector::Ipv4(ts),
+            FlowSelector::Ipv6(ts) => TrafficSelector::Ipv6(ts),
+        }
+    }
+
+    /// The selector of a received sub-option; `None` for a format other than 1 and 2.
+    pub fn from_wire(ts: &TrafficSelector<'_>) -> Option<FlowSelector> {
+        match *ts {
+            TrafficSelector::Ipv4(ts) => Some(FlowSelector::Ipv4(ts)),
+            TrafficSelector::Ipv6(ts) => Some(FlowSelector::Ipv6(ts)),
+            TrafficSelector::Other { .. } => None,
         }
     }
 }
@@ -1178,5 +1243,27 @@ mod tests {
             };
             prop_assert!(!off_by_one.matches(&p));
         }
+    }
+
+    /// The reversed selector matches the answers of the flow the original selects.
+    #[test]
+    fn reversed_selector_matches_the_other_direction() {
+        let (cn, mnn): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:c::100".parse().unwrap(),
+            "2001:db8:100:1::2".parse().unwrap(),
+        );
+        let sel = FlowSelector::Ipv6(Ipv6TrafficSelector {
+            source_address: Some(SelectorRange::single(cn)),
+            source_port: Some(SelectorRange::single(5060)),
+            next_header: Some(SelectorRange::single(17)),
+            ..Default::default()
+        });
+        let down = udp6(cn, mnn, 5060, 40000, 0, 0);
+        let up = udp6(mnn, cn, 40000, 5060, 0, 0);
+        assert!(sel.matches(&down) && !sel.matches(&up));
+        let rev = sel.reversed();
+        assert!(rev.matches(&up) && !rev.matches(&down));
+        assert_eq!(rev.reversed(), sel);
+        assert_eq!(FlowSelector::from_wire(&sel.to_wire()), Some(sel));
     }
 }

@@ -29,6 +29,7 @@ fn snapshot(mode: Mode) -> Snapshot {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: None,
+        flows: Vec::new(),
     };
     Snapshot::build(mode, vec![Arc::new(Peer::new(mode, &b).unwrap())])
 }

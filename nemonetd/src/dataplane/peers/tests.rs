@@ -17,6 +17,7 @@ fn binding(hoa: &str, coa: &str, mnp6: &[&str], mnp4: &[&str]) -> Binding {
         flags: BuFlags::A | BuFlags::H | BuFlags::R,
         nat_detected: false,
         coa_ifindex: None,
+        flows: Vec::new(),
     }
 }
 
