@@ -650,6 +650,7 @@ fn takeover_at_fleet_size() {
                         last_timestamp: Some(1),
                         nat_detected: false,
                         rh2: true,
+                        flows: Vec::new(),
                     })
                 })
                 .collect();

@@ -328,6 +328,7 @@ fn fleet_binding(i: u32, expires_unix_ms: u64) -> PersistedBinding {
         last_timestamp: Some(1),
         nat_detected: false,
         rh2: true,
+        flows: Vec::new(),
     }
 }
 

@@ -41,6 +41,8 @@ pub const DEFAULT_BINDING_CACHE_FILE: &str = "/var/lib/nemo/had.journal";
 pub const DEFAULT_MAX_BINDINGS: u32 = 100_000;
 /// Default `mcoa-max-bindings`: care-of bindings (RFC 5648 BIDs) one home address may hold.
 pub const DEFAULT_MCOA_MAX_BINDINGS: u32 = 8;
+/// Default `flow-bindings-max`: flow bindings (RFC 6089) one home address may hold.
+pub const DEFAULT_FLOW_BINDINGS_MAX: u32 = 16;
 /// Default `redundancy-advert-interval`: the active home agent's heartbeat period.
 pub const DEFAULT_REDUNDANCY_ADVERT_INTERVAL: Duration = Duration::from_millis(50);
 /// Default `redundancy-dead-interval`: the silence after which a standby takes over.
@@ -74,6 +76,8 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "mcoa",
         "mcoa-bulk-registration",
         "mcoa-max-bindings",
+        "flow-bindings",
+        "flow-bindings-max",
         "redundancy",
         "redundancy-member",
         "redundancy-advert-interval",
@@ -185,6 +189,13 @@ pub struct HaConfig {
     /// `mcoa-max-bindings N;`: most BID bindings one home address holds; a new BID beyond
     /// gets the per-BID status 130. Default [`DEFAULT_MCOA_MAX_BINDINGS`].
     pub mcoa_max_bindings: u32,
+    /// `flow-bindings 0|1;`: keep the flow bindings mobile routers send (RFC 6089); off,
+    /// each Flow Identification option is answered 128 (administratively prohibited,
+    /// §5.3.5). Default on.
+    pub flow_bindings: bool,
+    /// `flow-bindings-max N;`: most flow bindings one home address holds; a new one beyond
+    /// is answered 128. Default [`DEFAULT_FLOW_BINDINGS_MAX`].
+    pub flow_bindings_max: u32,
 }
 
 impl HaConfig {
@@ -486,6 +497,15 @@ fn build(
         )?,
         None => DEFAULT_MCOA_MAX_BINDINGS,
     };
+    let flow_bindings = flag(ctx, eff, "flow-bindings", true)?;
+    let flow_bindings_max = match eff.get("flow-bindings-max") {
+        Some(s) => ctx.u32_in(
+            ctx.one(s, "flow-bindings-max N;")?,
+            "the most flow bindings of one home address",
+            1..=1024,
+        )?,
+        None => DEFAULT_FLOW_BINDINGS_MAX,
+    };
     let max_bindings = match eff.get("max-bindings") {
         Some(s) => ctx.u32_in(
             ctx.one(s, "max-bindings N;")?,
@@ -580,6 +600,8 @@ fn build(
         mcoa,
         mcoa_bulk_registration,
         mcoa_max_bindings,
+        flow_bindings,
+        flow_bindings_max,
         redundancy,
     })
 }
@@ -807,6 +829,24 @@ prefixtable {
         assert!(e.contains("the most care-of bindings (BIDs)"), "{e}");
         assert!(e.contains("had.conf:8:"), "{e}");
         assert!(err(&format!("{MINIMAL}mcoa perhaps;\n")).contains("had.conf:8:"));
+    }
+
+    #[test]
+    fn flow_bindings() {
+        let (c, _) = parse(MINIMAL).unwrap();
+        assert!(c.flow_bindings);
+        assert_eq!(c.flow_bindings_max, DEFAULT_FLOW_BINDINGS_MAX);
+        let (c, _) = parse(&format!(
+            "{MINIMAL}flow-bindings 0;\nflow-bindings-max 4;\n"
+        ))
+        .unwrap();
+        assert!(!c.flow_bindings);
+        assert_eq!(c.flow_bindings_max, 4);
+        let e = err(&format!("{MINIMAL}flow-bindings-max 0;\n"));
+        assert!(
+            e.contains("had.conf:8:") && e.contains("flow bindings"),
+            "{e}"
+        );
     }
 
     #[test]

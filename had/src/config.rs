@@ -79,11 +79,20 @@ pub struct McoaConfig {
     /// status 130 (Insufficient resources). Config `mcoa-max-bindings N;`, default
     /// [`DEFAULT_MCOA_MAX_BINDINGS`].
     pub max_bindings_per_home_address: usize,
+    /// Keep flow bindings (RFC 6089); off, each Flow Identification option is answered
+    /// 128. Config `flow-bindings 0|1;`, default on.
+    pub flow_bindings: bool,
+    /// Most flow bindings one home address holds; a new one beyond is answered 128.
+    /// Config `flow-bindings-max N;`.
+    pub flow_bindings_max: usize,
 }
 
 /// Default of [`McoaConfig::max_bindings_per_home_address`]: a router with a handful of
 /// uplinks, and a bound on what one authenticated router can make the home agent hold.
 pub const DEFAULT_MCOA_MAX_BINDINGS: usize = 8;
+
+/// Default of [`McoaConfig::flow_bindings_max`]: a few flows per uplink, bounded.
+pub const DEFAULT_FLOW_BINDINGS_MAX: usize = 16;
 
 impl Default for McoaConfig {
     fn default() -> Self {
@@ -91,6 +100,8 @@ impl Default for McoaConfig {
             enabled: true,
             bulk_registration: true,
             max_bindings_per_home_address: DEFAULT_MCOA_MAX_BINDINGS,
+            flow_bindings: true,
+            flow_bindings_max: DEFAULT_FLOW_BINDINGS_MAX,
         }
     }
 }

@@ -363,6 +363,7 @@ mod tests {
             last_timestamp: Some(u64::from(i) << 32),
             nat_detected: false,
             rh2: true,
+            flows: Vec::new(),
         }
     }
 

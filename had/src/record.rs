@@ -8,11 +8,19 @@
 //! older records never set and carries the BID after everything else, and the removal
 //! of one has its own tag. Records written before MCoA decode unchanged, as bindings
 //! without a BID (a had older than this one refuses a record with a BID, as damage).
+//!
+//! RFC 6089 flow bindings came later still: a record of a home address with flow
+//! bindings has version 2 and carries them after everything else (a count, then per flow
+//! its FID, FID-PRI, BIDs and the binary traffic selector as RFC 6088 lays it out, behind
+//! its TS Format and length); a record without any is version 1, octet for octet as
+//! before.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::CareOf;
+use proto::flow::{FlowSelector, TrafficSelector};
+use proto::model::FlowBinding;
 use thiserror::Error;
 
 /// One binding as persisted: enough to rebuild the binding cache entry after a restart.
@@ -47,6 +55,8 @@ pub struct PersistedBinding {
     pub nat_detected: bool,
     /// Whether BAs/BRRs carry a type 2 routing header (the BU had a HAO).
     pub rh2: bool,
+    /// The home address's flow bindings (RFC 6089), shared like the prefixes.
+    pub flows: Vec<FlowBinding>,
 }
 
 /// A journal entry.
@@ -78,6 +88,9 @@ pub enum DecodeError {
 }
 
 const VERSION: u8 = 1;
+/// An upsert with flow bindings after everything else (RFC 6089): version 2, so a record
+/// cut before them cannot pass for one without.
+const VERSION_FLOWS: u8 = 2;
 const TAG_UPSERT: u8 = 1;
 const TAG_REMOVE: u8 = 2;
 /// The removal of a binding with a BID (RFC 5648).
@@ -96,7 +109,8 @@ const F_BID: u8 = 0x80;
 impl JournalRecord {
     /// Appends the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(VERSION);
+        let flows = matches!(self, JournalRecord::Upsert(b) if !b.flows.is_empty());
+        out.push(if flows { VERSION_FLOWS } else { VERSION });
         match self {
             JournalRecord::Remove { hoa, bid: None } => {
                 out.push(TAG_REMOVE);
@@ -178,6 +192,9 @@ impl JournalRecord {
                 if let Some(bid) = b.bid {
                     out.extend_from_slice(&bid.to_be_bytes());
                 }
+                if !b.flows.is_empty() {
+                    encode_flows(&b.flows, out);
+                }
             }
         }
     }
@@ -185,7 +202,8 @@ impl JournalRecord {
     /// Decodes exactly one record from `data`.
     pub fn decode(data: &[u8]) -> Result<JournalRecord, DecodeError> {
         let mut r = Reader(data);
-        if r.u8()? != VERSION {
+        let version = r.u8()?;
+        if version != VERSION && version != VERSION_FLOWS {
             return Err(DecodeError::Invalid("version"));
         }
         let rec = match r.u8()? {
@@ -239,6 +257,11 @@ impl JournalRecord {
                     mnp_v4.push(Ipv4Net::new(a, l).map_err(|_| DecodeError::Invalid("v4 len"))?);
                 }
                 let bid = if f & F_BID != 0 { Some(r.u16()?) } else { None };
+                let flows = if version == VERSION_FLOWS {
+                    decode_flows(&mut r)?
+                } else {
+                    Vec::new()
+                };
                 JournalRecord::Upsert(PersistedBinding {
                     hoa,
                     bid,
@@ -254,12 +277,18 @@ impl JournalRecord {
                     last_timestamp,
                     nat_detected: f & F_NAT != 0,
                     rh2: f & F_RH2 != 0,
+                    flows,
                 })
             }
             _ => return Err(DecodeError::Invalid("tag")),
         };
         if !r.0.is_empty() {
             return Err(DecodeError::Trailing);
+        }
+        if version == VERSION_FLOWS && !matches!(rec, JournalRecord::Upsert(_)) {
+            return Err(DecodeError::Invalid(
+                "version 2 is for upserts with flow bindings",
+            ));
         }
         Ok(rec)
     }
@@ -279,6 +308,70 @@ impl JournalRecord {
             JournalRecord::Remove { hoa, bid } => (*hoa, *bid),
         }
     }
+}
+
+/// Flow bindings: count (16 bits), then each: FID, FID-PRI, BID count (8 bits), BIDs,
+/// TS Format, selector length (8 bits), selector (RFC 6088). Counts are bounded by what
+/// had keeps (`flow-bindings-max`, `mcoa-max-bindings`).
+fn encode_flows(flows: &[FlowBinding], out: &mut Vec<u8>) {
+    let flows = &flows[..flows.len().min(u16::MAX.into())];
+    out.extend_from_slice(&(flows.len() as u16).to_be_bytes());
+    for f in flows {
+        out.extend_from_slice(&f.fid.to_be_bytes());
+        out.extend_from_slice(&f.priority.to_be_bytes());
+        let bids = &f.bids[..f.bids.len().min(255)];
+        out.push(bids.len() as u8);
+        for b in bids {
+            out.extend_from_slice(&b.to_be_bytes());
+        }
+        let ts = f.selector.to_wire();
+        let mut sel = vec![0u8; ts.buffer_len()];
+        // A selector we hold was parsed or built from fields: it always emits, and is at
+        // most 100 octets (RFC 6088 §3.2: every IPv6 field present).
+        if ts.emit(&mut sel).is_err() || sel.len() > 255 {
+            sel.clear();
+        }
+        out.push(ts.format().into());
+        out.push(sel.len() as u8);
+        out.extend_from_slice(&sel);
+    }
+}
+
+fn decode_flows(r: &mut Reader<'_>) -> Result<Vec<FlowBinding>, DecodeError> {
+    let n = r.u16()?;
+    if n == 0 {
+        return Err(DecodeError::Invalid(
+            "version 2 record without flow bindings",
+        ));
+    }
+    let mut flows = Vec::with_capacity(usize::from(n).min(1024));
+    for _ in 0..n {
+        let fid = r.u16()?;
+        let priority = r.u16()?;
+        let nb = r.u8()?;
+        let mut bids = Vec::with_capacity(nb.into());
+        for _ in 0..nb {
+            bids.push(r.u16()?);
+        }
+        let format = r.u8()?;
+        let len = usize::from(r.u8()?);
+        if r.0.len() < len {
+            return Err(DecodeError::Truncated);
+        }
+        let (sel, rest) = r.0.split_at(len);
+        r.0 = rest;
+        let selector = TrafficSelector::parse(format, sel)
+            .ok()
+            .and_then(|ts| FlowSelector::from_wire(&ts))
+            .ok_or(DecodeError::Invalid("flow binding selector"))?;
+        flows.push(FlowBinding {
+            fid,
+            priority,
+            selector,
+            bids,
+        });
+    }
+    Ok(flows)
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -341,6 +434,31 @@ mod tests {
             last_timestamp: (i % 2 == 1).then_some(0xdead_beef_0000_0001),
             nat_detected: i % 2 == 1,
             rh2: true,
+            flows: match i % 4 {
+                0 => vec![FlowBinding {
+                    fid: i + 1,
+                    priority: 10,
+                    selector: FlowSelector::Ipv6(proto::flow::Ipv6TrafficSelector {
+                        source_address: Some(proto::flow::SelectorRange::new(
+                            "2001:db8:c::".parse().unwrap(),
+                            "2001:db8:c::ffff".parse().unwrap(),
+                        )),
+                        next_header: Some(proto::flow::SelectorRange::single(17)),
+                        ..Default::default()
+                    }),
+                    bids: vec![1, 2],
+                }],
+                1 => vec![FlowBinding {
+                    fid: 3,
+                    priority: 1,
+                    selector: FlowSelector::Ipv4(proto::flow::Ipv4TrafficSelector {
+                        destination_port: Some(proto::flow::SelectorRange::single(5060)),
+                        ..Default::default()
+                    }),
+                    bids: vec![2],
+                }],
+                _ => Vec::new(),
+            },
         }
     }
 

@@ -71,6 +71,7 @@ fn binding(i: u16, v4: bool) -> PersistedBinding {
         last_timestamp: Some(0xeb7a_0000_0000_0001),
         nat_detected: v4,
         rh2: !v4,
+        flows: Vec::new(),
     }
 }
 

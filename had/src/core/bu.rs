@@ -160,14 +160,14 @@ impl Ha {
     }
 
     /// Steps 2 to 8, once the care-of address is known and the BA addressable.
-    fn bu_steps(
+    fn bu_steps<'a>(
         &mut self,
         now: Instant,
         wall: Duration,
         signal: &ReceivedSignal<'_>,
         policy: Option<&HoaPolicy>,
-        bu: &BindingUpdate<'_>,
-        b: &mut Incoming<'_>,
+        bu: &BindingUpdate<'a>,
+        b: &mut Incoming<'a>,
     ) -> Step {
         self.authenticate(wall, signal, bu, b)?;
         self.home_registration_step(policy, b)?;
@@ -493,7 +493,13 @@ impl Ha {
         self.remove_home_address(now, b);
         self.stats.deregistered += 1;
         info!(hoa = %b.hoa, coa = %b.coa, seq = b.seq.0, "binding deregistered");
-        self.send_ba(&b.reply, BaStatus::Accepted, Lifetime::ZERO, Vec::new());
+        self.send_ba(
+            &b.reply,
+            BaStatus::Accepted,
+            Lifetime::ZERO,
+            Vec::new(),
+            Vec::new(),
+        );
         Err(Stop::Handled)
     }
 
@@ -688,13 +694,13 @@ impl Ha {
     /// new one, ProxyNdAdd events, then the BA. A BU without a BID option replaces any
     /// BID bindings of the home address (RFC 5648 §6.2): each gets its Persist(Remove)
     /// and BcRemove first.
-    fn register(
+    fn register<'a>(
         &mut self,
         now: Instant,
         wall: Duration,
         signal: &ReceivedSignal<'_>,
-        bu: &BindingUpdate<'_>,
-        b: &Incoming<'_>,
+        bu: &BindingUpdate<'a>,
+        b: &Incoming<'a>,
         prefixes: Prefixes,
     ) {
         let Prefixes { v6: mnp_v6, v4 } = prefixes;
@@ -741,6 +747,8 @@ impl Ha {
                     info!(hoa = %hoa, bids = e.count(), "binding without a BID replaces the BID bindings (RFC 5648 §6.2)");
                     *extra_bindings -= e.count() - 1;
                     e.replace_all(care_of);
+                    // Flow bindings point at BIDs; none is left (RFC 6089 §4.3).
+                    e.flows = Box::new([]);
                 } else {
                     e.first = care_of;
                 }
@@ -781,6 +789,7 @@ impl Ha {
                     hoa_v4: v4.hoa_v4,
                     flags: b.flags.bits(),
                     sequence: b.seq.0,
+                    flows: Box::new([]),
                 })
             }
         };
@@ -803,7 +812,16 @@ impl Ha {
             "binding registered"
         );
         self.stats.accepted += 1;
-        self.send_ba(&b.reply, BaStatus::Accepted, granted, v4.acks);
+        // A plain binding has no BID for a flow binding to name (RFC 6089 §5.3.2.1: 131;
+        // a summarized FID is unknown: 132).
+        let flows = super::flows::flow_step(&self.cfg.mcoa, &[], &[], &bu.options);
+        self.send_ba(
+            &b.reply,
+            BaStatus::Accepted,
+            granted,
+            v4.acks,
+            flows.replies,
+        );
     }
     /// Why `coa` cannot be the care-of address of this BU, if it cannot (step 1).
     ///
@@ -1036,15 +1054,18 @@ impl Ha {
             .entry(u8::from(status))
             .or_default() += 1;
         info!(hoa = %reply.hoa, seq = reply.sequence.0, status = u8::from(status), "binding update refused");
-        self.send_ba(reply, status, Lifetime::ZERO, acks);
+        self.send_ba(reply, status, Lifetime::ZERO, acks, Vec::new());
     }
 
-    pub(super) fn send_ba(
+    /// `flows`: the Flow Identification copies of an accepted BU (RFC 6089 §5.3.5), after
+    /// the BID options they refer to.
+    pub(super) fn send_ba<'o>(
         &mut self,
-        reply: &Reply<'_>,
+        reply: &Reply<'o>,
         status: BaStatus,
         lifetime: Lifetime,
-        acks: Vec<MobilityOption<'static>>,
+        acks: Vec<MobilityOption<'o>>,
+        flows: Vec<MobilityOption<'o>>,
     ) {
         // IPv4 Address Acknowledgements before any BID option (RFC 5648 §8, protocol.md
         // §4.14).
@@ -1065,6 +1086,7 @@ impl Ha {
                 coa: None,
             });
         }
+        options.extend(flows);
         if let Some(n) = reply.nat {
             options.push(n);
         }

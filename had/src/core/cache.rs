@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use proto::model::CareOf;
+use proto::model::{CareOf, FlowBinding};
 
 use crate::record::PersistedBinding;
 
@@ -56,6 +56,9 @@ pub(crate) struct Bce {
     pub hoa_v4: Option<Ipv4Addr>,
     pub flags: u16,
     pub sequence: u16,
+    /// The home address's flow bindings (RFC 6089 §4.3), by FID-PRI; empty (no
+    /// allocation) without them.
+    pub flows: Box<[FlowBinding]>,
 }
 
 impl Bce {
@@ -169,6 +172,7 @@ impl Bce {
             last_timestamp: self.last_timestamp,
             nat_detected: c.nat_detected,
             rh2: c.rh2,
+            flows: self.flows.to_vec(),
         }
     }
 
@@ -213,6 +217,7 @@ impl Bce {
             hoa_v4: p.hoa_v4,
             flags: p.flags,
             sequence: p.sequence,
+            flows: p.flows.clone().into_boxed_slice(),
         }
     }
 }
@@ -256,6 +261,7 @@ mod tests {
             hoa_v4: None,
             flags: 0,
             sequence: 1,
+            flows: Box::new([]),
         }
     }
 

@@ -31,12 +31,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use proto::mh::{BaStatus, BindingUpdate};
-use proto::model::CareOf;
+use proto::model::{CareOf, FlowBinding};
 use proto::option::MobilityOption;
 use proto::seq::Lifetime;
 use tracing::{debug, info, warn};
 
 use super::bu::{Incoming, Prefixes, Step, Stop, r_flag_changed, refuse};
+use super::flows::{FlowOutcome, flow_step};
 use super::{Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, ReceivedSignal, binding_of, proxy_nd_of};
 use crate::config::McoaConfig;
 use crate::record::JournalRecord;
@@ -196,14 +197,14 @@ pub(super) fn ba_status(ops: &[(u16, BidOp)]) -> BaStatus {
 
 impl Ha {
     /// Steps 1 to 4 of this module for a BU with BID options.
-    pub(super) fn mcoa_steps(
+    pub(super) fn mcoa_steps<'a>(
         &mut self,
         now: Instant,
         wall: Duration,
         signal: &ReceivedSignal<'_>,
         policy: Option<&HoaPolicy>,
-        bu: &BindingUpdate<'_>,
-        b: &mut Incoming<'_>,
+        bu: &BindingUpdate<'a>,
+        b: &mut Incoming<'a>,
     ) -> Step {
         let reqs = bid_requests(bu);
         let deregistration = bu.lifetime.is_zero();
@@ -386,13 +387,13 @@ impl Ha {
     /// Step 4: the accepted BID operations (`prefixes` given when the BU registers),
     /// their events, and the BA.
     #[allow(clippy::too_many_arguments)]
-    fn apply_bid_operations(
+    fn apply_bid_operations<'a>(
         &mut self,
         now: Instant,
         wall: Duration,
         signal: &ReceivedSignal<'_>,
-        bu: &BindingUpdate<'_>,
-        b: &Incoming<'_>,
+        bu: &BindingUpdate<'a>,
+        b: &Incoming<'a>,
         ops: &[(u16, BidOp)],
         prefixes: Option<Prefixes>,
     ) {
@@ -456,7 +457,7 @@ impl Ha {
             self.stats.accepted += 1;
             info!(hoa = %hoa, coa = %b.coa, seq = b.seq.0, bids = ?deregistered, status = u8::from(status),
                 "BID bindings deregistered; none left");
-            self.send_ba(&b.reply, status, Lifetime::ZERO, Vec::new());
+            self.send_ba(&b.reply, status, Lifetime::ZERO, Vec::new(), Vec::new());
             return;
         }
         if !self.replay_floor.is_empty() {
@@ -473,6 +474,23 @@ impl Ha {
                 events.push(HaEvent::BcRemove(x));
             }
             self.events.extend(events);
+        }
+        // RFC 6089 §5.3.1: the flow options after the BID options, against the BIDs the
+        // home address holds once they are applied.
+        let held_bids: Vec<u16> = kept.iter().filter_map(|c| c.bid).collect();
+        let old_flows: Vec<FlowBinding> = self
+            .cache
+            .get(&hoa)
+            .map(|e| e.flows.to_vec())
+            .unwrap_or_default();
+        let FlowOutcome {
+            flows,
+            replies: flow_replies,
+            refused: flows_refused,
+        } = flow_step(&self.cfg.mcoa, &old_flows, &held_bids, &bu.options);
+        let flows_changed = old_flows != flows;
+        if flows_refused > 0 {
+            info!(hoa = %hoa, seq = b.seq.0, refused = flows_refused, "flow bindings refused (RFC 6089; statuses in the BA)");
         }
         let new = !self.cache.contains_key(&hoa);
         let extra_before = self.cache.get(&hoa).map_or(0, |e| e.count() - 1);
@@ -495,9 +513,13 @@ impl Ha {
                 hoa_v4: None,
                 flags: b.flags.bits(),
                 sequence: b.seq.0,
+                flows: Box::new([]),
             }
         });
         let mut shared_changed = new;
+        if flows_changed {
+            bce.flows = flows.into_boxed_slice();
+        }
         let first = kept.remove(0);
         bce.replace_all(first);
         for c in kept {
@@ -545,7 +567,9 @@ impl Ha {
         }
         for c in bce.bindings() {
             let registered = c.bid.is_some_and(|bid| listed.contains(&bid));
-            if registered || (registering && shared_changed) {
+            // Every binding carries the flow bindings: a change goes to each (nemonetd
+            // reads them from any binding of the home address).
+            if registered || (registering && shared_changed) || flows_changed {
                 events.push(HaEvent::BcAdd(binding_of(&self.cfg, &hoa, bce, c, now)));
             }
         }
@@ -577,7 +601,7 @@ impl Ha {
             info!(hoa = %hoa, seq = b.seq.0, status = u8::from(status), bids = ?deregistered,
                 bindings = kept_len, ?coas, "BID bindings deregistered; others left");
         }
-        self.send_ba(&b.reply, status, granted, acks);
+        self.send_ba(&b.reply, status, granted, acks, flow_replies);
     }
 }
 

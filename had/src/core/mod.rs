@@ -13,6 +13,7 @@
 mod bu;
 mod cache;
 mod discovery;
+mod flows;
 mod mcoa;
 mod switch;
 #[cfg(test)]
@@ -1203,7 +1204,7 @@ pub(crate) fn binding_of(
         flags: proto::mh::BuFlags(b.flags),
         nat_detected: c.nat_detected,
         coa_ifindex: None,
-        flows: Vec::new(),
+        flows: b.flows.to_vec(),
     }
 }
 

@@ -2514,4 +2514,5 @@ fn home_agent_switch_received_is_ignored() {
     assert_eq!(e.ha.stats().malformed, 0);
 }
 
+mod flows;
 mod mcoa;

@@ -112,6 +112,8 @@ pub fn core_config(
         enabled: cfg.mcoa,
         bulk_registration: cfg.mcoa_bulk_registration,
         max_bindings_per_home_address: cfg.mcoa_max_bindings as usize,
+        flow_bindings: cfg.flow_bindings,
+        flow_bindings_max: cfg.flow_bindings_max as usize,
     };
     core.prefix_table = cfg
         .prefix_table
