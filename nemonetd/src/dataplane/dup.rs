@@ -2,7 +2,9 @@
 //! addresses registered (RFC 5648), a packet of a flow the operator marked is sent through
 //! every live path; the other end keeps the first copy and drops the others, by a bounded
 //! window of recently seen packets. Both ends mark the same flows (`duplicate` in
-//! nemonetd.conf); flow bindings signalled in the BU (RFC 6089) will set this per router.
+//! nemonetd.conf); flow bindings signalled in the BU (RFC 6089) mark them per router
+//! instead: a flow binding listing several BIDs is sent through each, and its later
+//! copies are dropped by this same window (`peers::Snapshot::flow_route`).
 //!
 //! Which packets: [`DupRule`]s over the inner packet (protocol, a port range on either
 //! side, DSCP). Which copies are the same: a hash of the inner packet without the fields a

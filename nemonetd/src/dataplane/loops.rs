@@ -261,27 +261,44 @@ pub(super) fn tx_loop<B: Backend>(
         }
         let inner = &buf[HEADROOM..end];
         let snapshot = peers.refresh();
-        let (encap, oif) = match snapshot.tx_route(src, dst, || flow_hash(inner)) {
-            Some((p, group)) => {
-                p.counters.0.tx(end - HEADROOM);
-                // A flow that must not lose a packet: the same packet through every other
-                // live path too (not TCP super-packets: TCP recovers its losses).
-                extra.clear();
-                if hdr.gso_type & !GSO_ECN == GSO_NONE && snapshot.duplicated(group, inner) {
-                    extra.extend(
-                        snapshot
-                            .duplicate_paths(p, group)
-                            .into_iter()
-                            .map(|q| (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))),
-                    );
+        let (encap, oif) =
+            match snapshot.tx_route(src, dst, || flow_hash(inner)) {
+                Some((p, group)) => {
+                    let single = hdr.gso_type & !GSO_ECN == GSO_NONE;
+                    extra.clear();
+                    // A flow binding (RFC 6089 §5.3.6) decides first: its BIDs' paths, a copy
+                    // through each (not TCP super-packets: TCP recovers its losses).
+                    let p =
+                        match snapshot.flow_route(group, inner) {
+                            Some((chosen, copies)) => {
+                                if single {
+                                    extra.extend(copies.into_iter().map(|q| {
+                                        (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))
+                                    }));
+                                }
+                                chosen
+                            }
+                            None => {
+                                // A flow that must not lose a packet: the same packet through
+                                // every other live path too.
+                                if single && snapshot.duplicated(group, inner) {
+                                    extra.extend(
+                                        snapshot.duplicate_paths(p, group).into_iter().map(|q| {
+                                            (q.encap, q.binding.coa_ifindex.filter(|&i| i != 0))
+                                        }),
+                                    );
+                                }
+                                p
+                            }
+                        };
+                    p.counters.0.tx(end - HEADROOM);
+                    (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))
                 }
-                (p.encap, p.binding.coa_ifindex.filter(|&i| i != 0))
-            }
-            None => {
-                Counters::inc(&counters.drop_no_binding);
-                continue;
-            }
-        };
+                None => {
+                    Counters::inc(&counters.drop_no_binding);
+                    continue;
+                }
+            };
         let mut params = EncapParams {
             hop_limit: tx.hop_limit,
             flow_label: flow_label(src, dst),

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use mipsock::{Binding, CareOf, Encapsulation as BindingEncap};
 use proto::encap::Encapsulation;
+use proto::flow::FlowSelector;
+use proto::model::FlowBinding;
 
 use super::dup::{Dedup, DupRule, selected};
 use crate::routes::{Mode, key, sources};
@@ -279,6 +281,7 @@ impl Peer {
             && self.remote == other.remote
             && self.sources == other.sources
             && self.previous_remote == other.previous_remote
+            && self.binding.flows == other.binding.flows
     }
 }
 
@@ -452,6 +455,62 @@ pub struct Snapshot {
     /// The flows sent through every live path ([`super::dup`]), and the window that drops
     /// the later copies (shared by every snapshot and receive thread).
     duplicate: Duplicate,
+    /// The flow bindings (RFC 6089) of the groups that have active ones, by group.
+    flows: HashMap<u32, GroupFlows>,
+    /// Home address → group, for the groups in `flows` (the receive side's duplicate check).
+    flow_groups: HashMap<std::net::Ipv6Addr, u32>,
+}
+
+/// One home address's active flow bindings as the packet loops apply them: in FID-PRI
+/// order, each a selector for what we send, one for what we receive, and the peers (this
+/// snapshot's indexes) of its registered BIDs.
+#[derive(Debug, Clone)]
+struct GroupFlows {
+    entries: Vec<FlowEntry>,
+}
+
+#[derive(Debug, Clone)]
+struct FlowEntry {
+    /// Packets we send that belong to the flow: the home agent sends the selector's
+    /// direction (towards the mobile network), the mobile router the reverse.
+    tx: FlowSelector,
+    /// Packets we receive that belong to it (the other direction).
+    rx: FlowSelector,
+    /// The peers of its registered BIDs, in the order the BIDs are listed; never empty
+    /// (an entry without one is inactive, RFC 6089 §4.3, and left out).
+    peers: Vec<u32>,
+}
+
+impl GroupFlows {
+    /// The active entries of `flows` over the peers `group` of `peers`.
+    fn build(mode: Mode, flows: &[FlowBinding], group: &[u32], peers: &[Arc<Peer>]) -> Self {
+        let mut sorted: Vec<&FlowBinding> = flows.iter().collect();
+        sorted.sort_by_key(|f| (f.priority, f.fid));
+        let entries = sorted
+            .into_iter()
+            .filter_map(|f| {
+                let at: Vec<u32> = f
+                    .bids
+                    .iter()
+                    .filter_map(|b| {
+                        group
+                            .iter()
+                            .copied()
+                            .find(|&i| peers[i as usize].binding.binding_id == Some(*b))
+                    })
+                    .collect();
+                if at.is_empty() {
+                    return None;
+                }
+                let (tx, rx) = match mode {
+                    Mode::HomeAgent => (f.selector, f.selector.reversed()),
+                    Mode::MobileRouter => (f.selector.reversed(), f.selector),
+                };
+                Some(FlowEntry { tx, rx, peers: at })
+            })
+            .collect();
+        GroupFlows { entries }
+    }
 }
 
 /// The duplicated flows and the receive side's window.
@@ -487,6 +546,8 @@ impl Snapshot {
             v4: Prefixes::default(),
             remotes: HashMap::with_capacity(peers.len()),
             previous: HashMap::new(),
+            flows: HashMap::new(),
+            flow_groups: HashMap::new(),
         };
         let last_wins = mode == Mode::HomeAgent;
         // Previous CoAs whose grace is already over are left out (the check still times
@@ -527,6 +588,20 @@ impl Snapshot {
                 && built.saturating_duration_since(at) < MOVE_GRACE
             {
                 s.previous.entry(r).or_default().push((i, at));
+            }
+        }
+        // Flow bindings (RFC 6089): each binding of a home address carries the same list
+        // (had and mrd send every BID the change); only groups of several bindings steer.
+        for (g, ids) in (0u32..).zip(&s.groups) {
+            let ids = ids.as_slice();
+            let first = &peers[ids[0] as usize];
+            if ids.len() < 2 || first.binding.flows.is_empty() {
+                continue;
+            }
+            let gf = GroupFlows::build(mode, &first.binding.flows, ids, &peers);
+            if !gf.entries.is_empty() {
+                s.flows.insert(g, gf);
+                s.flow_groups.insert(first.binding.hoa, g);
             }
         }
         s.peers = peers;
@@ -637,6 +712,70 @@ impl Snapshot {
             .filter_map(|&i| self.peer(i))
     }
 
+    /// The flow binding (RFC 6089 §5.3.6) a packet to the bindings `group`
+    /// ([`Self::tx_route`]'s) belongs to, if any: the first active entry, by FID-PRI, whose
+    /// selector matches. Its path: the first of its BIDs heard from within the liveness
+    /// limit (else its first); and the paths of the copies, one through each other BID it
+    /// lists. `None`: no flow binding decides, the packet goes as [`Self::tx_route`] chose.
+    pub fn flow_route_at<'a>(
+        &'a self,
+        group: &[u32],
+        packet: &[u8],
+        now: u64,
+    ) -> Option<(&'a Peer, Vec<&'a Peer>)> {
+        let entry = self
+            .group_flows(group)?
+            .entries
+            .iter()
+            .find(|e| e.tx.matches(packet))?;
+        let paths: Vec<&Peer> = entry.peers.iter().filter_map(|&i| self.peer(i)).collect();
+        let alive = |p: &&Peer| self.liveness.is_none_or(|l| p.counters.0.alive(now, l));
+        let chosen = paths
+            .iter()
+            .copied()
+            .find(alive)
+            .or(paths.first().copied())?;
+        let copies = paths
+            .into_iter()
+            .filter(|p| !std::ptr::eq(*p, chosen))
+            .collect();
+        Some((chosen, copies))
+    }
+
+    /// [`Self::flow_route_at`] now.
+    pub fn flow_route<'a>(
+        &'a self,
+        group: &[u32],
+        packet: &[u8],
+    ) -> Option<(&'a Peer, Vec<&'a Peer>)> {
+        if self.flows.is_empty() {
+            return None;
+        }
+        self.flow_route_at(group, packet, mono_ns(Instant::now()))
+    }
+
+    /// The active flow bindings of the home address whose bindings are `group`.
+    fn group_flows(&self, group: &[u32]) -> Option<&GroupFlows> {
+        if self.flows.is_empty() || group.len() < 2 {
+            return None;
+        }
+        let hoa = self.peer(group[0])?.binding.hoa;
+        self.flows.get(self.flow_groups.get(&hoa)?)
+    }
+
+    /// Whether an arriving packet from a binding of `hoa` belongs to a flow binding that
+    /// lists several registered BIDs: the other end sends it through each, and the later
+    /// copies are dropped here.
+    fn flow_duplicated_rx(&self, hoa: std::net::Ipv6Addr, packet: &[u8]) -> bool {
+        let Some(gf) = self.flow_groups.get(&hoa).and_then(|g| self.flows.get(g)) else {
+            return false;
+        };
+        gf.entries
+            .iter()
+            .find(|e| e.rx.matches(packet))
+            .is_some_and(|e| e.peers.len() > 1)
+    }
+
     /// Whether a packet to a destination with the bindings `group` ([`Self::tx_route`]'s)
     /// is of a duplicated flow: a rule selects it and the destination has several paths.
     pub fn duplicated(&self, group: &[u32], packet: &[u8]) -> bool {
@@ -688,7 +827,10 @@ impl Snapshot {
     /// Whether an arriving packet of a path among several is to be delivered: not a later
     /// copy of a duplicated flow's packet.
     pub fn first_copy(&self, peer: &Peer, packet: &[u8]) -> bool {
-        if !peer.is_mcoa() || !selected(&self.duplicate.rules, packet) {
+        if !peer.is_mcoa()
+            || !(selected(&self.duplicate.rules, packet)
+                || (!self.flows.is_empty() && self.flow_duplicated_rx(peer.binding.hoa, packet)))
+        {
             return true;
         }
         self.duplicate

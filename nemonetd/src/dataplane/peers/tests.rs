@@ -1009,3 +1009,105 @@ fn duplicates_take_the_fresh_paths_at_least_twice() {
     let (_, single) = s.tx_route(cn, ip("2001:db8:200::1"), || 7).unwrap();
     assert!(!s.duplicated(single, &udp(5004, "2001:db8:200::1")));
 }
+
+/// A UDP/IPv6 packet from `src` port `sport` to `dst` port `dport`.
+fn udp6(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let mut p = vec![0u8; 48];
+    p[0] = 0x60;
+    p[5] = 8;
+    p[6] = 17;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&src.parse::<Ipv6Addr>().unwrap().octets());
+    p[24..40].copy_from_slice(&dst.parse::<Ipv6Addr>().unwrap().octets());
+    p[40..42].copy_from_slice(&sport.to_be_bytes());
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p
+}
+
+/// Flow bindings (RFC 6089 §5.3.6) as had sends them: a voice flow (from the
+/// correspondent's port 5060) bound to BIDs 2 and 1 (a copy through each), any other UDP
+/// to BID 2, a flow bound only to an unregistered BID 3 (inactive); the home agent sends
+/// by the selectors, the mobile router by their reverse, and each drops the later copies
+/// of the duplicated flow it receives.
+#[test]
+fn flow_bindings_steer_and_duplicate_by_their_bids() {
+    use proto::flow::{Ipv6TrafficSelector, SelectorRange};
+    use proto::model::FlowBinding;
+    let sel = |sport: Option<u16>| {
+        FlowSelector::Ipv6(Ipv6TrafficSelector {
+            next_header: Some(SelectorRange::single(17)),
+            source_port: sport.map(SelectorRange::single),
+            ..Default::default()
+        })
+    };
+    let flows = vec![
+        FlowBinding {
+            fid: 9,
+            priority: 5,
+            selector: sel(Some(9)),
+            bids: vec![3],
+        },
+        FlowBinding {
+            fid: 2,
+            priority: 20,
+            selector: sel(None),
+            bids: vec![2],
+        },
+        FlowBinding {
+            fid: 1,
+            priority: 10,
+            selector: sel(Some(5060)),
+            bids: vec![2, 1],
+        },
+    ];
+    let table = |mode: Mode| {
+        let mut t = PeerTable::new(mode);
+        for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+            let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+            b.binding_id = Some(bid);
+            b.flows = flows.clone();
+            t.upsert(Peer::new(mode, &b).unwrap());
+        }
+        t.snapshot()
+    };
+    let (cn, mnn) = ("2001:db8:ffff::1", "2001:db8:100::7");
+    let route = |s: &Snapshot, p: &[u8], src: &str, dst: &str| {
+        let (_, group) = s.tx_route(ip(src), ip(dst), || 0).unwrap();
+        s.flow_route_at(group, p, 0).map(|(c, more)| {
+            (
+                c.binding.binding_id,
+                more.iter()
+                    .map(|q| q.binding.binding_id)
+                    .collect::<Vec<_>>(),
+            )
+        })
+    };
+    let ha = table(Mode::HomeAgent);
+    let voice = udp6(cn, 5060, mnn, 40000);
+    assert_eq!(route(&ha, &voice, cn, mnn), Some((Some(2), vec![Some(1)])));
+    let other_udp = udp6(cn, 7000, mnn, 40000);
+    assert_eq!(route(&ha, &other_udp, cn, mnn), Some((Some(2), vec![])));
+    // The inactive entry (BID 3) matches nothing; the next one (any UDP) does.
+    assert_eq!(
+        route(&ha, &udp6(cn, 9, mnn, 1), cn, mnn),
+        Some((Some(2), vec![]))
+    );
+    // TCP: no flow binding; the data plane's own choice stands.
+    let mut tcp = udp6(cn, 5060, mnn, 40000);
+    tcp[6] = 6;
+    assert_eq!(route(&ha, &tcp, cn, mnn), None);
+    // The mobile router sends the reverse direction.
+    let mr = table(Mode::MobileRouter);
+    let up = udp6(mnn, 40000, cn, 5060);
+    assert_eq!(route(&mr, &up, mnn, cn), Some((Some(2), vec![Some(1)])));
+    assert_eq!(route(&mr, &voice, mnn, cn), Some((Some(2), vec![])));
+    // Receiving: the second copy of a duplicated flow's packet is dropped, other flows'
+    // packets never are.
+    let p1 = &ha.peers()[0];
+    assert!(ha.first_copy(p1, &up));
+    assert!(!ha.first_copy(&ha.peers()[1], &up));
+    let other_up = udp6(mnn, 40000, cn, 7000);
+    assert!(ha.first_copy(p1, &other_up) && ha.first_copy(p1, &other_up));
+    assert!(mr.first_copy(&mr.peers()[0], &voice));
+    assert!(!mr.first_copy(&mr.peers()[1], &voice));
+}
