@@ -10,6 +10,9 @@
 //!   address, each with its BID and care-of address.
 //! * De-registering BID 2 leaves BID 1, and a de-registration naming an unknown BID draws
 //!   167 (MCOA UNKNOWN COA) in its BID option and as the BA's status.
+//! * Flow bindings (RFC 6089) in a bulk registration: the BA copies each Flow
+//!   Identification option with its status (0, 131, 130; 132 for an unknown FID in a Flow
+//!   Summary); `mipsock state` shows the accepted ones on each BID.
 //!
 //! Topology: [`tests::setup::home_topology`] (the home agent between its home link and the
 //! router's access link), no mrd: scapy is the mobile router.
@@ -36,13 +39,18 @@ const LONG: Duration = Duration::from_secs(30);
 /// `ba STATUS SEQ LIFETIME`, `bid BID STATUS` per BID option, `auth ok|bad|none`; `end`
 /// last.
 ///
-/// argv: ha hoa coa seq lifetime(4-s units) spi key-hex mnp bids, where bids is
-/// `1,2=2001:db8:a::6` (BID 1 without a care-of address, BID 2 with one).
+/// argv: ha hoa coa seq lifetime(4-s units) spi key-hex mnp bids [flows], where bids is
+/// `1,2=2001:db8:a::6` (BID 1 without a care-of address, BID 2 with one), and flows
+/// (RFC 6089, after the BID options) `fi,FID,PRI,BID:BID,SPORT;fs,FID:FID`: a Flow
+/// Identification option with a Binding Reference (left out when empty) and an RFC 6088
+/// IPv6 selector of UDP from SPORT (left out when empty), a Flow Summary option. The BA's
+/// Flow Identification options print as `fi FID STATUS`.
 const SCAPY: &str = r#"
 import sys, time, hmac, hashlib, struct, socket
 from scapy.all import *
 conf.verb = 0
 ha, hoa, coa, seq, lifetime, spi, key, mnp, bids = sys.argv[1:10]
+flows = sys.argv[10] if len(sys.argv) > 10 else ""
 seq, lifetime, spi, key = int(seq), int(lifetime), int(spi), bytes.fromhex(key)
 a6 = lambda a: socket.inet_pton(socket.AF_INET6, a)
 
@@ -64,6 +72,22 @@ for b in bids.split(","):
         mh = align(mh, 8, 2) + bytes([35, 20]) + struct.pack("!HBB", int(bid), 0, 0) + a6(c)
     else:
         mh = align(mh, 2, 0) + bytes([35, 4]) + struct.pack("!HBB", int(b), 0, 0)
+for f in filter(None, flows.split(";")):
+    kind, *a = f.split(",")
+    if kind == "fs":                                                   # Flow Summary, 2n
+        fids = b"".join(struct.pack("!H", int(x)) for x in a[0].split(":"))
+        mh = align(mh, 2, 0) + bytes([44, len(fids)]) + fids
+    else:                                                              # Flow Identification, 2n
+        fid, pri, refs, sport = a
+        subs = b""
+        if refs:                                                       # Binding Reference
+            ids = b"".join(struct.pack("!H", int(x)) for x in refs.split(":"))
+            subs += bytes([2, len(ids)]) + ids
+        if sport:                                                      # RFC 6088 IPv6 selector: I (source port), O (next header)
+            ts = struct.pack("!IHB", (1 << 23) | (1 << 17), int(sport), 17)
+            subs += bytes([3, 2 + len(ts), 2, 0]) + ts
+        body = struct.pack("!HHBB", int(fid), int(pri), 0, 0) + subs
+        mh = align(mh, 2, 0) + bytes([45, len(body)]) + body
 now = time.time() + 2208988800                                         # NTP era 0
 ts = (int(now) << 32) | int((now % 1) * (1 << 32))
 mh = align(mh, 8, 2) + bytes([10, 8]) + struct.pack("!Q", ts)          # replay protection
@@ -118,6 +142,8 @@ for p in sniffer.results:
         d = ba[at + 2:at + 2 + l]
         if t == 35:
             print("bid", struct.unpack("!H", d[0:2])[0], d[2], flush=True)
+        if t == 45:
+            print("fi", struct.unpack("!H", d[0:2])[0], d[5], flush=True)
         if t == 9 and d[0] == 1:
             auth = "ok" if mac(key, coa, hoa, ba[:at + 7]) == d[5:17] else "bad"
         at += 2 + l
@@ -135,13 +161,48 @@ fn bu(
     lifetime: u16,
     bids: &str,
 ) -> String {
+    bu_with_flows(t, f, coa, seq, lifetime, bids, "")
+}
+
+/// [`bu`] with flow binding options (the script's `flows` argument).
+fn bu_with_flows(
+    t: &HomeTopology,
+    f: &setup::Files,
+    coa: &str,
+    seq: u16,
+    lifetime: u16,
+    bids: &str,
+    flows: &str,
+) -> String {
     let (seq, lifetime) = (seq.to_string(), lifetime.to_string());
     t.mr.scapy(
         f.dir.path(),
         "mcoa-bu.py",
         SCAPY,
-        &[HA, HOA, coa, &seq, &lifetime, SPI, KEY_HEX, MNP, bids],
+        &[
+            HA, HOA, coa, &seq, &lifetime, SPI, KEY_HEX, MNP, bids, flows,
+        ],
     )
+}
+
+/// (BID, FIDs of its flow bindings) of every binding had's state lists for HOA.
+fn flow_state(bus: &std::path::Path) -> Vec<(Option<u16>, Vec<u16>)> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
+    let hoa: Ipv6Addr = HOA.parse().unwrap();
+    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == "had")
+        .filter_map(|v| serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok())
+        .filter_map(|item| match item {
+            mipsock::StateItem::Bc(b) if b.hoa == hoa => {
+                Some((b.binding_id, b.flows.iter().map(|f| f.fid).collect()))
+            }
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// (BID, care-of address) of every binding had's state lists for HOA.
@@ -235,6 +296,83 @@ fn bulk_registration_and_deregistration_of_one_bid() {
     assert!(
         !had.contains("did not confirm the binding change"),
         "{}",
+        logs()
+    );
+}
+
+/// Flow bindings (RFC 6089) in a bulk registration, from scapy: the BA copies each Flow
+/// Identification option with its status after the BID options, inside the part the
+/// MN-HA authenticator covers; `mipsock state` shows the accepted ones on every BID; a
+/// Flow Summary keeps one, leaving out the other removes it, and an unknown FID in the
+/// summary draws 132.
+#[test]
+fn flow_bindings_in_a_bulk_registration() {
+    require_root();
+    let t = home_topology(
+        "mcoafl",
+        "2001:db8:1::50/64",
+        HOA,
+        &["2001:db8:a::5/64", "2001:db8:a::6/64"],
+    );
+    let f = files(&[]);
+    let (_had, _nemonetd) = setup::start_home_agent(&t.ha, &f, "up0");
+    let logs = || log_of(&f.dir.path().join("had.log"));
+    let bids = format!("1,2={COA2}");
+    // FID 7: voice from port 5060 through BID 2; FID 8: port 5004 through both (a copy
+    // through each); FID 9 names BID 3, which the router does not hold: 131; FID 4 has no
+    // Binding Reference: 130.
+    let text = bu_with_flows(
+        &t,
+        &f,
+        COA1,
+        1,
+        60,
+        &bids,
+        "fi,7,10,2,5060;fi,8,20,1:2,5004;fi,9,30,3,1;fi,4,40,,6000",
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "ba 0 1 60",
+            "bid 1 0",
+            "bid 2 0",
+            "fi 7 0",
+            "fi 8 0",
+            "fi 9 131",
+            "fi 4 130",
+            "auth ok",
+            "end"
+        ],
+        "the BA of a bulk registration with flow bindings\n{}",
+        logs()
+    );
+    let both = vec![(Some(1), vec![7, 8]), (Some(2), vec![7, 8])];
+    assert!(
+        wait_until(LONG, || flow_state(&f.ha_bus) == both),
+        "mipsock state lists {:?}\n{}",
+        flow_state(&f.ha_bus),
+        logs()
+    );
+    // A refresh keeping FID 7 by summary, naming an unknown FID 5: 132; FID 8 is gone.
+    let text = bu_with_flows(&t, &f, COA1, 2, 60, &bids, "fs,7:5");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "ba 0 2 60",
+            "bid 1 0",
+            "bid 2 0",
+            "fi 5 132",
+            "auth ok",
+            "end"
+        ],
+        "{}",
+        logs()
+    );
+    let seven = vec![(Some(1), vec![7]), (Some(2), vec![7])];
+    assert!(
+        wait_until(LONG, || flow_state(&f.ha_bus) == seven),
+        "mipsock state lists {:?}\n{}",
+        flow_state(&f.ha_bus),
         logs()
     );
 }
