@@ -30,6 +30,9 @@ use crate::record::JournalRecord;
 use crate::{AuthPolicy, HaCoreConfig};
 use redundant::Redundant;
 
+/// How often an idle loop looks whether a compaction's thread is done.
+const COMPACTION_POLL: Duration = Duration::from_millis(20);
+
 /// Unsolicited NAs after the first one for a newly defended home address (RFC 4861
 /// §7.2.6: MAX_NEIGHBOR_ADVERTISEMENT is 3 in all), one per interval.
 const NA_REPEATS: u8 = 2;
@@ -370,6 +373,10 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             d.na_repeats.iter().map(|r| r.0).min(),
             d.held.iter().map(|h| h.until).min(),
             d.redundancy.as_ref().and_then(Redundant::poll_timeout),
+            // A compaction's swap waits for the loop to come by: soon, even when idle.
+            d.journal
+                .compacting()
+                .then(|| Instant::now() + COMPACTION_POLL),
         ]
         .into_iter()
         .flatten()
@@ -825,10 +832,18 @@ impl Daemon {
             }
             self.send(&h.tx).await;
         }
-        if self.journal.should_compact(self.ha.binding_count()) {
+        // Compaction writes the live set on its own thread (journal module docs): the loop
+        // pays the snapshot and, at the swap, the few records that came meanwhile.
+        match self.journal.poll_compaction() {
+            Ok(_) => {}
+            Err(e) => {
+                error!(error = %e, "journal compaction failed; the journal goes on as it was")
+            }
+        }
+        if !self.journal.compacting() && self.journal.should_compact(self.ha.binding_count()) {
             let snap = self.ha.snapshot(Instant::now(), wall());
-            if let Err(e) = self.journal.compact(&snap) {
-                error!(error = %e, "journal compaction failed");
+            if let Err(e) = self.journal.begin_compaction(snap) {
+                error!(error = %e, "journal compaction could not start");
             }
         }
     }
