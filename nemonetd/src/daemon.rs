@@ -212,11 +212,12 @@ impl Daemon {
     /// interface and its default router ([`crate::routes::KernelRoutes::outer`]): looked up
     /// in the main table for the binding's interface at each BUL_ADD (a move, a refresh).
     /// Without an interface or a default router there, the main table as before.
-    async fn place_kernel_outer(&mut self, b: &Binding) {
+    /// Whether the way out changed.
+    async fn place_kernel_outer(&mut self, b: &Binding) -> bool {
         if self.mode() != Mode::MobileRouter
             || crate::routes::kernel_ends(self.routes.config(), b).is_none()
         {
-            return;
+            return false;
         }
         let outer = match b.coa_ifindex {
             Some(index) => {
@@ -241,10 +242,34 @@ impl Daemon {
             .kernel
             .as_ref()
             .and_then(|k| k.outer.clone());
-        if current != outer {
-            info!(outer = ?outer, "kernel path: outer packets' way out");
-            self.routes.set_kernel_outer(outer);
+        if current == outer {
+            return false;
         }
+        info!(outer = ?outer, "kernel path: outer packets' way out");
+        self.routes.set_kernel_outer(outer);
+        true
+    }
+
+    /// The care-of interface's default router changed between two BUL_ADDs (a new router
+    /// on the link, an RA's lifetime running out): the kernel path's outer route follows
+    /// at once instead of at the next BUL_ADD.
+    async fn follow_default_router(&mut self) -> Result<(), crate::netops::NetOpsError> {
+        if self.mode() != Mode::MobileRouter {
+            return Ok(());
+        }
+        let cfg = self.routes.config();
+        let Some(b) = self
+            .routes
+            .bindings()
+            .find(|b| crate::routes::kernel_ends(cfg, b).is_some())
+            .cloned()
+        else {
+            return Ok(());
+        };
+        if self.place_kernel_outer(&b).await {
+            self.routes.reconcile().await?;
+        }
+        Ok(())
     }
 
     /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
@@ -295,6 +320,7 @@ impl Daemon {
         let r = match ev {
             KernelEvent::RouteGone(t, d, s, m, u) => self.routes.route_gone((t, d, s, m, u)).await,
             KernelEvent::RuleGone(rule) => self.routes.rule_gone(&rule).await,
+            KernelEvent::DefaultRoute6 => self.follow_default_router().await,
             KernelEvent::LinkMtu(name, mtu) => {
                 if name == self.settings.ifname && mtu != self.egress_mtu {
                     info!(ifname = %name, from = self.egress_mtu, to = mtu,

@@ -400,6 +400,9 @@ pub enum KernelEvent {
     RuleGone(RuleSpec),
     /// A link's MTU, as the kernel announced it.
     LinkMtu(String, u32),
+    /// An IPv6 default route of the main table came or went (not ours): a mobile
+    /// router's kernel path follows its care-of interface's default router.
+    DefaultRoute6,
 }
 
 /// A stream of [`KernelEvent`]s: route, rule and link notifications from rtnetlink's
@@ -432,6 +435,15 @@ pub fn kernel_events() -> std::io::Result<tokio::sync::mpsc::Receiver<KernelEven
                         .contains(&RuleAttribute::Protocol(RouteProtocol::Other(RTPROT_NEMO))) =>
                 {
                     rule_spec_of(&m).map(KernelEvent::RuleGone)
+                }
+                NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::NewRoute(m) | RouteNetlinkMessage::DelRoute(m),
+                ) if m.header.address_family == AddressFamily::Inet6
+                    && m.header.destination_prefix_length == 0
+                    && m.header.protocol != RouteProtocol::Other(RTPROT_NEMO)
+                    && route_table(&m) == TABLE_MAIN =>
+                {
+                    Some(KernelEvent::DefaultRoute6)
                 }
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m)) => {
                     let name = m.attributes.iter().find_map(|a| match a {
