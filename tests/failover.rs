@@ -340,12 +340,17 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
 
     // Every binding on the new active member, exactly as stored: no re-registration.
     let after = binding(&bus_of(&f, 1), "had", Some(hoa)).expect("the binding on ha2");
-    // ... and in its data plane, on the kernel path (`mipsock state`, issue 12).
+    // ... and in its data plane, on the kernel path where this kernel has one (`mipsock
+    // state`, issue 12).
     let carried = tests::setup::dataplane(&bus_of(&f, 1), hoa).expect("ha2's nemonetd carries it");
     assert_eq!(carried.coa, before.coa);
     assert_eq!(
         carried.backend,
-        mipsock::DataplaneBackend::Kernel,
+        if tests::kernel_srv6() {
+            mipsock::DataplaneBackend::Kernel
+        } else {
+            mipsock::DataplaneBackend::Tun
+        },
         "{carried:?}"
     );
     // The ping went through it both ways (counted per far end by the kernel path's filter).
@@ -428,11 +433,14 @@ payload = struct.pack("!BBHQ", 1, 1, 50, epoch) + socket.inet_pton(socket.AF_INE
 frame = (Ether(src=get_if_hwaddr("br0"), dst="33:33:6e:65:6d:6f")
          / IPv6(src=ll, dst="ff12::6e65:6d6f", hlim=hlim)
          / UDP(sport=4196, dport=4196) / Raw(payload))
+from scapy.all import conf
+sock = conf.L2socket(iface="br0")
+raw = bytes(frame)
 end = time.time() + 5
 n = 0
 print("sending", flush=True)
 while time.time() < end:
-    sendp(frame, iface="br0", verbose=False)
+    sock.send(raw)
     n += 1
     time.sleep(0.02)
 print(n)
@@ -509,12 +517,14 @@ fn a_hung_active_is_replaced_and_steps_down_when_it_wakes() {
     );
     let _ = forger.wait();
     let sent = log_of(&forger_log);
+    // About 250 in the 5 s when the machine is quiet; at least one per 100 ms even
+    // under load, three or more per dead interval (300 ms).
     assert!(
         sent.lines()
             .last()
             .and_then(|l| l.trim().parse::<u32>().ok())
             .unwrap_or(0)
-            > 100,
+            > 50,
         "{sent}"
     );
     assert!(binding(&bus_of(&f, 1), "had", Some(hoa)).is_some());

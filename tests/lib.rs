@@ -41,6 +41,61 @@ pub fn have(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether this kernel has SRv6 lightweight tunnels (`CONFIG_IPV6_SEG6_LWTUNNEL`), which
+/// nemonetd's kernel data plane is built on: asked once, by adding an `encap seg6` route
+/// in a namespace of its own. Kernels without them exist among ours (6.18 built without
+/// it, 2026-12-04); there `--dataplane auto` chooses TUN, and the tests of the kernel path
+/// itself say they are skipped.
+pub fn kernel_srv6() -> bool {
+    static SRV6: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SRV6.get_or_init(|| {
+        let ns = format!("srv6probe-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !ip(&["netns", "add", &ns]) {
+            return false;
+        }
+        let ok = ip(&[
+            "-n", &ns, "link", "add", "p0", "type", "veth", "peer", "name", "p1",
+        ]) && ip(&["-n", &ns, "link", "set", "p0", "up"])
+            && ip(&[
+                "-n",
+                &ns,
+                "-6",
+                "route",
+                "add",
+                "2001:db8:ffff::1/128",
+                "encap",
+                "seg6",
+                "mode",
+                "encap",
+                "segs",
+                "2001:db8:ffff::2",
+                "dev",
+                "p0",
+            ]);
+        ip(&["netns", "del", &ns]);
+        ok
+    })
+}
+
+/// For a test of the kernel data plane itself: true (and a line saying so) when this
+/// kernel cannot run it ([`kernel_srv6`]).
+pub fn skip_without_srv6(test: &str) -> bool {
+    if kernel_srv6() {
+        return false;
+    }
+    eprintln!(
+        "{test}: skipped: this kernel has no SRv6 lightweight tunnels (CONFIG_IPV6_SEG6_LWTUNNEL), \
+         which nemonetd's kernel data plane needs; --dataplane auto uses TUN here"
+    );
+    true
+}
+
 /// Runs a command, panicking with its output if it fails.
 pub fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)

@@ -155,6 +155,9 @@ fn packet_too_big_on_the_tunnel_path_reaches_the_sender() {
 /// nemonetd's ICMPv6 socket and are relayed.
 #[test]
 fn packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender() {
+    if tests::skip_without_srv6("packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender") {
+        return;
+    }
     packet_too_big("kernel");
 }
 
@@ -252,6 +255,11 @@ fn time_exceeded_on_the_tunnel_path_is_unreachable_for_the_sender() {
 /// the HA with hop limit 2 runs out at the router instead.
 #[test]
 fn time_exceeded_on_the_kernel_tunnel_path_is_unreachable_for_the_sender() {
+    if tests::skip_without_srv6(
+        "time_exceeded_on_the_kernel_tunnel_path_is_unreachable_for_the_sender",
+    ) {
+        return;
+    }
     time_exceeded("kernel");
 }
 

@@ -316,6 +316,9 @@ fn mnn_cn_through_the_tunnel() {
 /// decapsulation, the nftables ingress filter; the local rule moved while it runs.
 #[test]
 fn mnn_cn_through_the_kernel_tunnel() {
+    if tests::skip_without_srv6("mnn_cn_through_the_kernel_tunnel") {
+        return;
+    }
     tunnel_scenario("kernel");
 }
 
@@ -1121,6 +1124,9 @@ fn kernel_changes_from_outside_are_reconciled() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
+    if tests::skip_without_srv6("kernel_changes_from_outside_are_reconciled") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let w = world("watch");
     // With the kernel data plane: its routes are bindings' routes like the TUN path's.
@@ -1167,6 +1173,62 @@ fn kernel_changes_from_outside_are_reconciled() {
     });
 }
 
+/// A mobile router on the kernel path: its outer packets leave by the care-of interface's
+/// default router (the outer table, the routing table + 3). When that router changes with
+/// no new binding (another router on the link, an RA's lifetime ending), the outer route
+/// follows it, and goes when there is none.
+#[test]
+fn the_kernel_paths_outer_route_follows_the_default_router() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    if tests::skip_without_srv6("the_kernel_paths_outer_route_follows_the_default_router") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("outer");
+    w.mr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "default",
+        "via",
+        "2001:db8:a::1",
+        "dev",
+        "eth0",
+    ]);
+    let mr = start_nemonetd_with(&w.mr, "-m", dir.path(), "mr", true, "kernel");
+    let mut b = binding();
+    b.coa_ifindex = Some(w.mr.ifindex("eth0"));
+    mr.bus.send(&Message::new(Body::BulAdd(b))).unwrap();
+    let outer = || w.mr.ip_text(&["-6", "route", "show", "table", "103"]);
+    wait_for(
+        "the outer route via the first router",
+        Duration::from_secs(10),
+        || outer().contains("default via 2001:db8:a::1 dev eth0"),
+    );
+    // Another router takes over the link's default route: no BUL_ADD comes.
+    w.mr.ip(&[
+        "-6", "route", "replace", "default", "via", "fe80::99", "dev", "eth0",
+    ]);
+    wait_for(
+        "the outer route via the new router",
+        Duration::from_secs(5),
+        || outer().contains("default via fe80::99 dev eth0"),
+    );
+    assert!(!outer().contains("2001:db8:a::1"), "{}", outer());
+    w.mr.ip(&[
+        "-6", "route", "del", "default", "via", "fe80::99", "dev", "eth0",
+    ]);
+    wait_for(
+        "no outer route without a default router",
+        Duration::from_secs(5),
+        || !outer().contains("default"),
+    );
+    assert!(log_text(&mr.log).contains("kernel path: outer packets' way out"));
+}
+
 /// After a kill -9 with the kernel data plane up: the local rule stays where local
 /// delivery still works (priority 1), the next start puts it back at 0 before anything
 /// and sets the kernel path up again; a next start without the kernel path removes the
@@ -1175,6 +1237,9 @@ fn kernel_changes_from_outside_are_reconciled() {
 fn kernel_data_plane_recovers_after_a_crash() {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    if tests::skip_without_srv6("kernel_data_plane_recovers_after_a_crash") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
