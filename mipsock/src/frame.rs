@@ -580,6 +580,7 @@ mod tests {
                         backend: crate::message::DataplaneBackend::Kernel,
                         path_up: true,
                         packets: None,
+                        octets: None,
                     }),
                     StateItem::Dataplane(crate::message::DataplaneInfo {
                         hoa: v6("2001:db8:1::100"),
@@ -591,6 +592,7 @@ mod tests {
                         backend: crate::message::DataplaneBackend::Tun,
                         path_up: false,
                         packets: Some((10, 12)),
+                        octets: Some((1000, 1400)),
                     }),
                 ],
             }),

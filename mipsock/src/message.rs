@@ -484,6 +484,9 @@ pub struct DataplaneInfo {
     /// known.
     #[serde(default)]
     pub packets: Option<(u64, u64)>,
+    /// Their inner octets (to, from), when known.
+    #[serde(default)]
+    pub octets: Option<(u64, u64)>,
 }
 
 /// One item of an owner's state.

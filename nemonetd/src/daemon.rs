@@ -443,10 +443,16 @@ impl Daemon {
                 let key = (p.binding.hoa, p.binding.binding_id);
                 let far_end = kernel.get(&key);
                 let on_kernel = far_end.is_some();
-                let (txp, _, rxp, _) = p.counters.0.read();
-                let packets = match far_end {
-                    Some(remote) => self.kernel_counts.far_ends.get(remote).copied(),
-                    None => Some((txp, rxp)),
+                let (txp, txb, rxp, rxb) = p.counters.0.read();
+                let (packets, octets) = match far_end {
+                    Some(remote) => match self.kernel_counts.far_ends.get(remote) {
+                        Some(c) => (
+                            Some((c.sent_packets, c.received_packets)),
+                            Some((c.sent_octets, c.received_octets)),
+                        ),
+                        None => (None, None),
+                    },
+                    None => (Some((txp, rxp)), Some((txb, rxb))),
                 };
                 mipsock::StateItem::Dataplane(mipsock::DataplaneInfo {
                     hoa: p.binding.hoa,
@@ -461,6 +467,7 @@ impl Daemon {
                         .filter(|_| p.is_mcoa())
                         .is_none_or(|limit| p.counters.0.alive(now_ns, limit)),
                     packets,
+                    octets,
                 })
             })
             .collect();
@@ -904,13 +911,18 @@ fn metric_samples(
     // Per binding (issue 16): labelled by home address and binding identifier, so a
     // fleet's bindings are told apart; kept across moves.
     for p in peers {
-        let (mut txp, txb, mut rxp, rxb) = p.counters.0.read();
-        // The kernel path counts packets per far end, not octets.
-        if let Some((sent, received)) = kernel_far_ends
+        let (mut txp, mut txb, mut rxp, mut rxb) = p.counters.0.read();
+        // On the kernel path, its far end's counters in the filter.
+        if let Some(c) = kernel_far_ends
             .get(&(p.binding.hoa, p.binding.binding_id))
             .and_then(|remote| kernel.far_ends.get(remote))
         {
-            (txp, rxp) = (*sent, *received);
+            (txp, txb, rxp, rxb) = (
+                c.sent_packets,
+                c.sent_octets,
+                c.received_packets,
+                c.received_octets,
+            );
         }
         let hoa = p.binding.hoa.to_string();
         let bid = p

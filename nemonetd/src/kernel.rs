@@ -571,19 +571,7 @@ impl KernelPlane {
             .await
             .ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        let drops = parse_counters(&text)?;
-        let mut far_ends: BTreeMap<Ipv6Addr, (u64, u64)> = BTreeMap::new();
-        for (name, packets) in named_counters(&text) {
-            if let Some((remote, received)) = counter_far_end(&name) {
-                let e = far_ends.entry(remote).or_default();
-                if received {
-                    e.1 = packets;
-                } else {
-                    e.0 = packets;
-                }
-            }
-        }
-        Some(KernelCounters { drops, far_ends })
+        KernelCounters::from_nft(&text)
     }
 
     /// Takes down what [`KernelPlane::start`] set up (the routes and rules go with the
@@ -614,12 +602,51 @@ impl KernelPlane {
 pub struct KernelCounters {
     /// Drops: (spoofed inner source, no binding, link scope).
     pub drops: (u64, u64, u64),
-    /// Per far end: (packets sent to it, packets received from it and accepted).
-    pub far_ends: BTreeMap<Ipv6Addr, (u64, u64)>,
+    /// Per far end: what was sent to it and received from it (and accepted).
+    pub far_ends: BTreeMap<Ipv6Addr, FarEndCounts>,
 }
 
-/// Every named counter in `nft list counters` output, with its packets.
-pub fn named_counters(text: &str) -> Vec<(String, u64)> {
+/// One far end's traffic on the kernel path, as the filter counted it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FarEndCounts {
+    /// Packets sent to it.
+    pub sent_packets: u64,
+    /// Their inner octets.
+    pub sent_octets: u64,
+    /// Packets received from it and accepted.
+    pub received_packets: u64,
+    /// Their inner octets.
+    pub received_octets: u64,
+}
+
+/// The outer header the filter's counters include: the kernel's reduced SRv6
+/// encapsulation with one segment adds a bare IPv6 header (no SRH, linux-notes), so a
+/// tunnel packet's inner octets are its length less 40.
+const OUTER_HEADER: u64 = 40;
+
+impl KernelCounters {
+    /// Reads `nft list counters` output of our table: the drops and every far end's
+    /// counters (`None` without the three drop counters).
+    pub fn from_nft(text: &str) -> Option<KernelCounters> {
+        let drops = parse_counters(text)?;
+        let mut far_ends: BTreeMap<Ipv6Addr, FarEndCounts> = BTreeMap::new();
+        for (name, packets, bytes) in named_counters(text) {
+            if let Some((remote, received)) = counter_far_end(&name) {
+                let e = far_ends.entry(remote).or_default();
+                let inner = bytes.saturating_sub(OUTER_HEADER.saturating_mul(packets));
+                if received {
+                    (e.received_packets, e.received_octets) = (packets, inner);
+                } else {
+                    (e.sent_packets, e.sent_octets) = (packets, inner);
+                }
+            }
+        }
+        Some(KernelCounters { drops, far_ends })
+    }
+}
+
+/// Every named counter in `nft list counters` output, with its packets and bytes.
+pub fn named_counters(text: &str) -> Vec<(String, u64, u64)> {
     let mut out = Vec::new();
     let mut name = None;
     for line in text.lines() {
@@ -628,9 +655,17 @@ pub fn named_counters(text: &str) -> Vec<(String, u64)> {
             name = rest.split_whitespace().next().map(str::to_owned);
         } else if let Some(rest) = l.strip_prefix("packets ")
             && let Some(n) = name.take()
-            && let Some(p) = rest.split_whitespace().next().and_then(|p| p.parse().ok())
         {
-            out.push((n, p));
+            // "packets N bytes M"
+            let mut w = rest.split_whitespace();
+            let packets = w.next().and_then(|p| p.parse().ok());
+            let bytes = match (w.next(), w.next()) {
+                (Some("bytes"), Some(b)) => b.parse().ok(),
+                _ => Some(0),
+            };
+            if let (Some(p), Some(b)) = (packets, bytes) {
+                out.push((n, p, b));
+            }
         }
     }
     out
@@ -638,7 +673,10 @@ pub fn named_counters(text: &str) -> Vec<(String, u64)> {
 
 /// Reads `nft list counters` output: the packets of our three named counters.
 pub fn parse_counters(text: &str) -> Option<(u64, u64, u64)> {
-    let found: BTreeMap<String, u64> = named_counters(text).into_iter().collect();
+    let found: BTreeMap<String, u64> = named_counters(text)
+        .into_iter()
+        .map(|(n, p, _)| (n, p))
+        .collect();
     Some((
         *found.get("spoofed_inner")?,
         *found.get("no_binding")?,
@@ -882,8 +920,27 @@ mod tests {
         assert_eq!(counter_far_end(&named[0].0), Some((far, true)));
         assert_eq!(counter_far_end(&named[1].0), Some((far, false)));
         assert_eq!((named[0].1, named[1].1), (12, 9));
+        assert_eq!((named[0].2, named[1].2), (1200, 900));
         assert_eq!(counter_far_end("spoofed_inner"), None);
         assert_eq!(counter_far_end("r_12"), None);
+        // With the drop counters, the far end's inner octets: 40 per outer header off.
+        let all = format!(
+            "{}{}",
+            text.trim_end().trim_end_matches('}'),
+            "\tcounter r_20010db8000a00000000000000000002 {\n\t\tpackets 12 bytes 1200\n\t}\n\tcounter t_20010db8000a00000000000000000002 {\n\t\tpackets 9 bytes 900\n\t}\n}\n"
+        );
+        let c = KernelCounters::from_nft(&all).unwrap();
+        assert_eq!(c.drops, (3, 0, 7));
+        assert_eq!(
+            c.far_ends[&far],
+            FarEndCounts {
+                sent_packets: 9,
+                sent_octets: 900 - 9 * 40,
+                received_packets: 12,
+                received_octets: 1200 - 12 * 40,
+            }
+        );
+        assert_eq!(KernelCounters::from_nft(""), None);
     }
 
     #[test]
