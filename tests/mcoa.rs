@@ -40,7 +40,8 @@ const LONG: Duration = Duration::from_secs(30);
 /// last.
 ///
 /// argv: ha hoa coa seq lifetime(4-s units) spi key-hex mnp bids [flows], where bids is
-/// `1,2=2001:db8:a::6` (BID 1 without a care-of address, BID 2 with one), and flows
+/// `1,2=2001:db8:a::6` (BID 1 without a care-of address, BID 2 with one; `1/10` gives BID 1
+/// the BID-PRI 10, RFC 6089 §4.1, and the BA's line then ends `pri 10`), and flows
 /// (RFC 6089, after the BID options) `fi,FID,PRI,BID:BID,SPORT;fs,FID:FID`: a Flow
 /// Identification option with a Binding Reference (left out when empty) and an RFC 6088
 /// IPv6 selector of UDP from SPORT (left out when empty), a Flow Summary option. The BA's
@@ -67,11 +68,12 @@ mh = bytearray([59, 0, 5, 0, 0, 0]) + struct.pack("!HHH", seq, 0xc400, lifetime)
 mh = align(mh, 8, 6) + bytes([3, 16]) + a6(coa)                       # Alternate CoA
 mh = align(mh, 8, 4) + bytes([6, 18, 0, 48]) + a6(mnp)                 # MNP /48
 for b in bids.split(","):
-    if "=" in b:
-        bid, c = b.split("=")
-        mh = align(mh, 8, 2) + bytes([35, 20]) + struct.pack("!HBB", int(bid), 0, 0) + a6(c)
+    b, c = b.split("=") if "=" in b else (b, None)
+    bid, pri = (b.split("/") + ["0"])[:2]                               # BID[/BID-PRI], RFC 6089 §4.1
+    if c:
+        mh = align(mh, 8, 2) + bytes([35, 20]) + struct.pack("!HBB", int(bid), 0, int(pri)) + a6(c)
     else:
-        mh = align(mh, 2, 0) + bytes([35, 4]) + struct.pack("!HBB", int(b), 0, 0)
+        mh = align(mh, 2, 0) + bytes([35, 4]) + struct.pack("!HBB", int(bid), 0, int(pri))
 for f in filter(None, flows.split(";")):
     kind, *a = f.split(",")
     if kind == "fs":                                                   # Flow Summary, 2n
@@ -141,7 +143,9 @@ for p in sniffer.results:
         l = ba[at + 1]
         d = ba[at + 2:at + 2 + l]
         if t == 35:
-            print("bid", struct.unpack("!H", d[0:2])[0], d[2], flush=True)
+            pri = " pri %d" % (d[3] & 0x7f) if d[3] & 0x7f else ""
+            print("bid", struct.unpack("!H", d[0:2])[0], d[2], flush=True) if not pri else \
+                print("bid", struct.unpack("!H", d[0:2])[0], d[2], pri.strip(), flush=True)
         if t == 45:
             print("fi", struct.unpack("!H", d[0:2])[0], d[5], flush=True)
         if t == 9 and d[0] == 1:
@@ -317,7 +321,8 @@ fn flow_bindings_in_a_bulk_registration() {
     let f = files(&[]);
     let (_had, _nemonetd) = setup::start_home_agent(&t.ha, &f, "up0");
     let logs = || log_of(&f.dir.path().join("had.log"));
-    let bids = format!("1,2={COA2}");
+    // BID-PRIs 10 and 20 (RFC 6089 §4.1): the BA copies them (§5.3.5).
+    let bids = format!("1/10,2/20={COA2}");
     // FID 7: voice from port 5060 through BID 2; FID 8: port 5004 through both (a copy
     // through each); FID 9 names BID 3, which the router does not hold: 131; FID 4 has no
     // Binding Reference: 130.
@@ -334,8 +339,8 @@ fn flow_bindings_in_a_bulk_registration() {
         text.lines().collect::<Vec<_>>(),
         [
             "ba 0 1 60",
-            "bid 1 0",
-            "bid 2 0",
+            "bid 1 0 pri 10",
+            "bid 2 0 pri 20",
             "fi 7 0",
             "fi 8 0",
             "fi 9 131",
@@ -359,8 +364,8 @@ fn flow_bindings_in_a_bulk_registration() {
         text.lines().collect::<Vec<_>>(),
         [
             "ba 0 2 60",
-            "bid 1 0",
-            "bid 2 0",
+            "bid 1 0 pri 10",
+            "bid 2 0 pri 20",
             "fi 5 132",
             "auth ok",
             "end"

@@ -288,6 +288,10 @@ pub enum MobilityOption<'a> {
         status: u8,
         /// H: simultaneous home and foreign binding.
         h: bool,
+        /// BID-PRI (RFC 6089 §4.1): the 7 bits after H, RFC 5648's reserved bits. 0 is RFC
+        /// 5648's format (§5.2.1); otherwise the care-of address's place in the ordered
+        /// list, lower first. A BA copies the BU's (§5.3.5).
+        bid_pri: u8,
         /// Optional care-of address (IPv4 or IPv6).
         coa: Option<IpAddr>,
     },
@@ -587,6 +591,7 @@ impl<'a> MobilityOption<'a> {
                     bid: be16(data),
                     status: data[2],
                     h: data[3] & 0x80 != 0,
+                    bid_pri: data[3] & 0x7f,
                     coa,
                 }
             }
@@ -708,11 +713,12 @@ impl<'a> MobilityOption<'a> {
                 bid,
                 status,
                 h,
+                bid_pri,
                 coa,
             } => {
                 d[0..2].copy_from_slice(&bid.to_be_bytes());
                 d[2] = status;
-                d[3] = if h { 0x80 } else { 0 };
+                d[3] = if h { 0x80 } else { 0 } | (bid_pri & 0x7f);
                 match coa {
                     None => {}
                     Some(IpAddr::V4(a)) => d[4..8].copy_from_slice(&a.octets()),
@@ -986,6 +992,7 @@ pub(crate) mod strategies {
                     bid,
                     status,
                     h,
+                    bid_pri: (bid % 128) as u8,
                     coa
                 }),
             (0u8..=32, v4()).prop_map(move |(prefix_len, prefix)| {
@@ -1174,6 +1181,18 @@ mod tests {
                     bid: 1,
                     status: 0,
                     h: false,
+                    bid_pri: 0,
+                    coa: None,
+                },
+            ),
+            (
+                // RFC 6089 §4.1: H set, BID-PRI 10 in the 7 bits after it.
+                vec![35, 4, 0x00, 0x05, 0x00, 0x8a],
+                MobilityOption::BindingIdentifier {
+                    bid: 5,
+                    status: 0,
+                    h: true,
+                    bid_pri: 10,
                     coa: None,
                 },
             ),
@@ -1183,6 +1202,7 @@ mod tests {
                     bid: 7,
                     status: 164,
                     h: false,
+                    bid_pri: 0,
                     coa: Some(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7))),
                 },
             ),
@@ -1192,6 +1212,7 @@ mod tests {
                     bid: 2,
                     status: 0,
                     h: true,
+                    bid_pri: 0,
                     coa: Some(IpAddr::V6(bid_v6)),
                 },
             ),
@@ -1298,12 +1319,14 @@ mod tests {
                 address: Ipv4Addr::new(10, 0, 0, 0),
             })
         );
+        // RFC 5648's reserved bits after H are RFC 6089's BID-PRI.
         assert_eq!(
             one(&[35, 4, 0, 1, 0, 0x7f], CFG),
             Ok(MobilityOption::BindingIdentifier {
                 bid: 1,
                 status: 0,
                 h: false,
+                bid_pri: 127,
                 coa: None
             })
         );

@@ -157,6 +157,7 @@ fn tshark_decodes_every_message_and_option() {
             status: 0,
             h: false,
             coa: None,
+            bid_pri: 0,
         }],
     });
     // 6: BU from an IPv4 CoA (RFC 5555 §4.2): F flag, IPv4 CoA option, BID with an IPv6
@@ -177,6 +178,7 @@ fn tshark_decodes_every_message_and_option() {
                 status: 0,
                 h: true,
                 coa: Some(IpAddr::V6(COA)),
+                bid_pri: 0,
             },
         ],
     });

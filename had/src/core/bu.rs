@@ -65,6 +65,8 @@ pub(super) struct Reply<'a> {
     /// RFC 5648: the BU's Binding Identifiers, in its order, with their per-BID status
     /// (0 until a step refuses one); each goes back in the BA (§6.2).
     pub(super) bids: Vec<(u16, u8)>,
+    /// RFC 6089 §5.3.5: each BID option's BID-PRI, copied into the BA's (same order).
+    pub(super) bid_pris: Vec<u8>,
 }
 
 /// Outcome of the IPv4 part.
@@ -339,6 +341,14 @@ impl Ha {
                     .iter()
                     .filter_map(|o| match o {
                         MobilityOption::BindingIdentifier { bid, .. } => Some((*bid, 0)),
+                        _ => None,
+                    })
+                    .collect(),
+                bid_pris: bu
+                    .options
+                    .iter()
+                    .filter_map(|o| match o {
+                        MobilityOption::BindingIdentifier { bid_pri, .. } => Some(*bid_pri),
                         _ => None,
                     })
                     .collect(),
@@ -1073,17 +1083,19 @@ impl Ha {
         // RFC 5648 §6.2: one BID option per BID of the BU, without its CoA, with its own
         // status; a refusal of the whole BU is every BID's status.
         let refused = u8::from(status) >= 128;
-        for &(bid, st) in &reply.bids {
+        for (&(bid, st), &bid_pri) in reply.bids.iter().zip(&reply.bid_pris) {
             let st = if st == 0 && refused {
                 u8::from(status)
             } else {
                 st
             };
+            // RFC 6089 §5.3.5: the BID-PRI as the BU sent it.
             options.push(MobilityOption::BindingIdentifier {
                 bid,
                 status: st,
                 h: false,
                 coa: None,
+                bid_pri,
             });
         }
         options.extend(flows);

@@ -1110,6 +1110,7 @@ impl Ha {
                 status: 0,
                 h: false,
                 coa: None,
+                bid_pri: 0,
             });
         }
         let sa = bce

@@ -153,6 +153,7 @@ impl MrCore {
             status: 0,
             h: false,
             coa: Some(IpAddr::V6(b.coa)),
+            bid_pri: 0,
         }));
         let mut v4_sent = Vec::new();
         if register {

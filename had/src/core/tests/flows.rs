@@ -16,6 +16,7 @@ fn bid(bid: u16, coa: Option<Ipv6Addr>) -> MobilityOption<'static> {
         status: 0,
         h: false,
         coa: coa.map(Into::into),
+        bid_pri: 0,
     }
 }
 

@@ -13,6 +13,7 @@ fn bid(bid: u16, coa: Option<Ipv6Addr>) -> MobilityOption<'static> {
         status: 0,
         h: false,
         coa: coa.map(Into::into),
+        bid_pri: 0,
     }
 }
 
@@ -351,6 +352,7 @@ fn refusals_per_bid_and_per_bu() {
         status: 0,
         h: false,
         coa: Some(Ipv4Addr::new(192, 0, 2, 77).into()),
+        bid_pri: 0,
     }));
     assert_eq!(bids(&tx), [(3, 164)]);
     // 169: simultaneous home and foreign binding is not supported.
@@ -359,6 +361,7 @@ fn refusals_per_bid_and_per_bu() {
         status: 0,
         h: true,
         coa: None,
+        bid_pri: 0,
     }));
     assert_eq!(
         status(&tx),
@@ -564,6 +567,7 @@ fn ipv4_care_of_address_in_the_bid_option_over_udp() {
         status: 0,
         h: false,
         coa: Some(own.into()),
+        bid_pri: 0,
     });
     bu.hao = false;
     let peer = std::net::SocketAddrV4::new(Ipv4Addr::new(100, 64, 0, 9), 40000);
@@ -591,6 +595,7 @@ fn ipv4_care_of_address_in_the_bid_option_over_udp() {
             status: 0,
             h: false,
             coa: Some(own.into()),
+            bid_pri: 0,
         })
         .opt(bid(2, Some(COA2))));
     assert_eq!(status(&tx), BaStatus::Accepted);

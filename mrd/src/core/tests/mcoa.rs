@@ -47,6 +47,7 @@ fn bid(bid: u16, coa: Ipv6Addr) -> MobilityOption<'static> {
         status: 0,
         h: false,
         coa: Some(IpAddr::V6(coa)),
+        bid_pri: 0,
     }
 }
 
@@ -57,6 +58,7 @@ fn bid_status(bid: u16, status: u8) -> MobilityOption<'static> {
         status,
         h: false,
         coa: None,
+        bid_pri: 0,
     }
 }
 
@@ -70,6 +72,7 @@ fn bids_of(bu: &SentBu) -> Vec<(u16, Ipv6Addr)> {
                 coa: Some(IpAddr::V6(c)),
                 status: 0,
                 h: false,
+                bid_pri: 0,
             } => Some((bid, c)),
             MobilityOption::BindingIdentifier { .. } => panic!("odd BID option {o:?}"),
             _ => None,
