@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use proto::flow::{FlowSelector, Ipv4TrafficSelector, Ipv6TrafficSelector, SelectorRange};
 
 use crate::auth::{AuthDatabase, ReplayProtection, SaEntry, is_nai, parse_key};
 use crate::common::{
     Ctx, Effective, KeySpec, debug_level, flag, from_document, overlaps, shisa_ignored_all,
     split_prefixes,
 };
-use crate::grammar::{Document, Statement};
+use crate::grammar::{Document, Statement, Value};
 use crate::prefixtable::{self, PrefixTable, RegistrationMode};
 use crate::{ConfError, Warning};
 
@@ -67,6 +68,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "homelink-dad",
         "static-tunnel",
         "ipv4-dummy-tunnel",
+        "flow-binding",
     ],
     other: &[
         "home-prefix",
@@ -135,6 +137,28 @@ pub struct MrConfig {
     /// interface at once (RFC 5648), each its own binding, its binding identifier the
     /// interface's position in `egress-interface` (first = 1). Default off.
     pub multiple_care_of_addresses: bool,
+    /// `flow-binding FID { ... };` blocks (RFC 6089): flows towards the mobile network
+    /// bound to egress interfaces' binding identifiers, in file order. Needs
+    /// `multiple-care-of-addresses yes;`.
+    pub flow_bindings: Vec<MrFlowBinding>,
+}
+
+/// One `flow-binding FID { ... };` block: a flow binding the mobile router asks its home
+/// agent for (RFC 6089 §4.3, §5.2.2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MrFlowBinding {
+    /// The FID (1-65535; 0 is reserved, RFC 6089 §4.2), unique in the file.
+    pub fid: u16,
+    /// FID-PRI (`priority`, 1-65535), unique in the file: lower is tried first.
+    pub priority: u16,
+    /// `via`: the egress interfaces the flow goes through, each standing for its binding
+    /// identifier (its position in `egress-interface`); several = a copy through each.
+    pub via: Vec<String>,
+    /// The binary traffic selector (RFC 6088), written for packets towards the mobile
+    /// network: source = the correspondent, destination = the mobile network.
+    pub selector: FlowSelector,
+    /// `file:line` of the block, for messages.
+    pub origin: String,
 }
 
 impl MrConfig {
@@ -143,6 +167,11 @@ impl MrConfig {
     pub fn binding_id(&self, ifname: &str) -> Option<u16> {
         let i = self.egress_interfaces.iter().position(|n| n == ifname)?;
         u16::try_from(i + 1).ok()
+    }
+
+    /// The binding identifiers of a flow binding's `via` interfaces, in its order.
+    pub fn flow_bids(&self, flow: &MrFlowBinding) -> Vec<u16> {
+        flow.via.iter().filter_map(|n| self.binding_id(n)).collect()
     }
 }
 
@@ -464,6 +493,8 @@ fn build(
         ));
     }
 
+    let flow_bindings = flow_bindings(ctx, eff, &egress_interfaces, multiple_care_of_addresses)?;
+
     let auth_database = match eff.get("auth-database") {
         Some(s) => Some(ctx.path(ctx.one(s, "auth-database PATH;")?)),
         None => None,
@@ -492,7 +523,409 @@ fn build(
         nat_keepalive_interval,
         metrics_listen,
         multiple_care_of_addresses,
+        flow_bindings,
     })
+}
+
+const FLOW_USAGE: &str = "flow-binding FID { priority N; via IFNAME [IFNAME...]; [protocol NAME|N;] \
+    [port N[-M];] [local-port N[-M];] [correspondent ADDRESS[/LEN];] [local ADDRESS[/LEN];] \
+    [dscp N[-M];] [family inet|inet6;] };";
+
+/// The keys of a `flow-binding` block.
+const FLOW_KEYS: &[&str] = &[
+    "priority",
+    "via",
+    "protocol",
+    "port",
+    "local-port",
+    "correspondent",
+    "local",
+    "dscp",
+    "family",
+];
+
+/// Protocol (IPv4) / next header (IPv6) names `protocol` takes (IANA protocol numbers).
+const PROTOCOLS: &[(&str, u8)] = &[
+    ("icmp", 1),
+    ("tcp", 6),
+    ("udp", 17),
+    ("dccp", 33),
+    ("esp", 50),
+    ("icmp6", 58),
+    ("ipv6-icmp", 58),
+    ("sctp", 132),
+    ("udplite", 136),
+];
+
+/// An address or a prefix of a flow binding, as the selector's start/end range.
+#[derive(Clone, Copy)]
+enum AddressRange {
+    V4(SelectorRange<Ipv4Addr>),
+    V6(SelectorRange<Ipv6Addr>),
+}
+
+impl AddressRange {
+    fn family(&self) -> &'static str {
+        match self {
+            AddressRange::V4(_) => "inet",
+            AddressRange::V6(_) => "inet6",
+        }
+    }
+}
+
+/// Every `flow-binding` block in effect (global ones, then the interface block's), checked
+/// against each other: FIDs and priorities unique (RFC 6089 §4.2: FID-PRI is unique per
+/// mobile node).
+fn flow_bindings(
+    ctx: &mut Ctx,
+    eff: &Effective<'_>,
+    egress: &[String],
+    multiple_coa: bool,
+) -> Result<Vec<MrFlowBinding>, ConfError> {
+    let mut out: Vec<MrFlowBinding> = Vec::new();
+    for s in eff.all("flow-binding") {
+        if !multiple_coa {
+            return Err(ctx.err_stmt(
+                s,
+                "flow-binding needs 'multiple-care-of-addresses yes;': a flow binding (RFC \
+                 6089) goes through binding identifiers, which only multiple care-of \
+                 addresses (RFC 5648) register",
+            ));
+        }
+        let (fb, fid_at, priority_at) = flow_binding(ctx, s, egress)?;
+        if let Some(prev) = out.iter().find(|p| p.fid == fb.fid) {
+            return Err(ctx.err_at(
+                fid_at,
+                format!(
+                    "flow-binding {} is already defined at {}",
+                    fb.fid, prev.origin
+                ),
+            ));
+        }
+        if let Some(prev) = out.iter().find(|p| p.priority == fb.priority) {
+            return Err(ctx.err_at(
+                priority_at,
+                format!(
+                    "priority {} is already that of flow-binding {} ({}): each flow binding \
+                     needs its own (RFC 6089 §4.2, FID-PRI)",
+                    fb.priority, prev.fid, prev.origin
+                ),
+            ));
+        }
+        out.push(fb);
+    }
+    Ok(out)
+}
+
+/// One `flow-binding FID { ... };` block; also where its FID and its priority were written.
+fn flow_binding<'s>(
+    ctx: &mut Ctx,
+    s: &'s Statement,
+    egress: &[String],
+) -> Result<(MrFlowBinding, &'s Value, &'s Value), ConfError> {
+    let fid_at = match s.args() {
+        [v] => v,
+        [] => {
+            return Err(ctx.err_stmt(s, format!("'flow-binding' needs its FID: {FLOW_USAGE}")));
+        }
+        [_, extra, ..] => {
+            return Err(ctx.err_at(
+                extra,
+                format!("'flow-binding' takes one FID, found also '{extra}': {FLOW_USAGE}"),
+            ));
+        }
+    };
+    // RFC 6089 §4.2: FID 0 is reserved.
+    let fid = ctx.u32_in(fid_at, "the flow identifier (FID)", 1..=65535)? as u16;
+    let Some(b) = &s.block else {
+        return Err(ctx.err_stmt(
+            s,
+            format!("'flow-binding {fid}' needs a block: {FLOW_USAGE}"),
+        ));
+    };
+    let mut seen: Vec<(&str, u32)> = Vec::new();
+    let mut priority = None;
+    let mut via: Vec<String> = Vec::new();
+    let mut protocol: Option<(u8, &Value)> = None;
+    let mut port = None;
+    let mut local_port = None;
+    let mut correspondent: Option<(AddressRange, &Value)> = None;
+    let mut local: Option<(AddressRange, &Value)> = None;
+    let mut dscp = None;
+    let mut family: Option<(&str, &Value)> = None;
+    for st in &b.statements {
+        let name = st.name();
+        if !FLOW_KEYS.contains(&name) {
+            return Err(crate::common::unknown_key(
+                ctx,
+                st,
+                "a flow-binding block",
+                FLOW_KEYS,
+            ));
+        }
+        if let Some((_, line)) = seen.iter().find(|(k, _)| *k == name) {
+            return Err(ctx.err_stmt(st, format!("'{name}' is already set at line {line}")));
+        }
+        seen.push((name, st.location().line));
+        match name {
+            "priority" => {
+                let v = ctx.one(st, "priority N; (FID-PRI, 1-65535, lower first)")?;
+                // RFC 6089 §4.2: FID-PRI 0 is reserved too.
+                let n = ctx.u32_in(v, "the priority (FID-PRI)", 1..=65535)? as u16;
+                priority = Some((n, v));
+            }
+            "via" => {
+                for v in ctx.some(st, "via IFNAME [IFNAME...];")? {
+                    let n = ctx.name(v, "an egress interface")?;
+                    if !egress.contains(&n) {
+                        return Err(ctx.err_at(
+                            v,
+                            format!(
+                                "'{n}' is not an egress interface (egress-interface {}): a flow \
+                                 goes through an egress interface's binding identifier",
+                                egress.join(" ")
+                            ),
+                        ));
+                    }
+                    if via.contains(&n) {
+                        return Err(ctx.err_at(v, format!("'{n}' is listed twice in 'via'")));
+                    }
+                    via.push(n);
+                }
+            }
+            "protocol" => {
+                let v = ctx.one(st, "protocol udp|tcp|sctp|icmp|icmp6|NUMBER;")?;
+                let n = match PROTOCOLS
+                    .iter()
+                    .find(|(k, _)| v.text.eq_ignore_ascii_case(k))
+                {
+                    Some((_, n)) if !v.is_quoted() => *n,
+                    _ => {
+                        let names: Vec<&str> = PROTOCOLS.iter().map(|(k, _)| *k).collect();
+                        let n = v.text.parse::<u8>().ok().filter(|_| !v.is_quoted());
+                        n.ok_or_else(|| {
+                            ctx.err_at(
+                                v,
+                                format!(
+                                    "expected a protocol ({}) or its number (0-255), found '{v}'",
+                                    names.join(", ")
+                                ),
+                            )
+                        })?
+                    }
+                };
+                protocol = Some((n, v));
+            }
+            "port" => {
+                let v = ctx.one(st, "port N; or port N-M; (the correspondent's port)")?;
+                port = Some(number_range(ctx, v, "the correspondent's port", 65535)?);
+            }
+            "local-port" => {
+                let v = ctx.one(st, "local-port N; or local-port N-M;")?;
+                local_port = Some(number_range(ctx, v, "the local port", 65535)?);
+            }
+            "correspondent" => {
+                let v = ctx.one(st, "correspondent ADDRESS; or correspondent PREFIX/LEN;")?;
+                correspondent = Some((address_range(ctx, v, "the correspondent")?, v));
+            }
+            "local" => {
+                let v = ctx.one(st, "local ADDRESS; or local PREFIX/LEN;")?;
+                local = Some((address_range(ctx, v, "the local address")?, v));
+            }
+            "dscp" => {
+                let v = ctx.one(st, "dscp N; or dscp N-M; (0-63)")?;
+                let r = number_range(ctx, v, "the DSCP", 63)?;
+                // The selector holds the DS octet: the DSCP is its 6 high bits (RFC 2474).
+                dscp = Some(SelectorRange {
+                    start: (r.start as u8) << 2,
+                    end: r.end.map(|e| (e as u8) << 2),
+                });
+            }
+            _ => {
+                let v = ctx.one(st, "family inet|inet6;")?;
+                let f = match v.text.as_str() {
+                    "inet" => "inet",
+                    "inet6" => "inet6",
+                    _ => {
+                        return Err(ctx.err_at(v, format!("expected inet or inet6, found '{v}'")));
+                    }
+                };
+                family = Some((f, v));
+            }
+        }
+    }
+    let missing = |what: &str| {
+        ConfError::at(
+            &ctx.file,
+            b.close,
+            format!("flow-binding {fid} needs '{what}': {FLOW_USAGE}"),
+        )
+    };
+    let (priority, priority_at) = priority.ok_or_else(|| missing("priority N;"))?;
+    if via.is_empty() {
+        return Err(missing("via IFNAME [IFNAME...];"));
+    }
+    // One family for the whole selector: the addresses say which, or `family` does.
+    if let (Some((c, _)), Some((l, lv))) = (&correspondent, &local)
+        && c.family() != l.family()
+    {
+        return Err(ctx.err_at(
+            lv,
+            format!(
+                "flow-binding {fid} mixes families: the local address is {} but the \
+                 correspondent is {}",
+                l.family(),
+                c.family()
+            ),
+        ));
+    }
+    let from_addresses = correspondent.or(local).map(|(a, v)| (a.family(), v));
+    let family = match (family, from_addresses) {
+        (Some((f, fv)), Some((a, av))) if f != a => {
+            return Err(ctx.err_at(
+                av,
+                format!(
+                    "'{av}' is {a} but flow-binding {fid} says 'family {f};' (line {})",
+                    fv.location.line
+                ),
+            ));
+        }
+        (Some((f, _)), _) | (None, Some((f, _))) => f,
+        (None, None) => {
+            return Err(ctx.err_stmt(
+                s,
+                format!(
+                    "flow-binding {fid}: no address says whether the flow is IPv4 or IPv6: \
+                     add 'family inet;' or 'family inet6;'"
+                ),
+            ));
+        }
+    };
+    if let Some((n, v)) = protocol
+        && !v.text.bytes().all(|c| c.is_ascii_digit())
+    {
+        let clash = match (family, n) {
+            ("inet6", 1) => Some("icmp6"),
+            ("inet", 58) => Some("icmp"),
+            _ => None,
+        };
+        if let Some(want) = clash {
+            return Err(ctx.err_at(
+                v,
+                format!("protocol {v} in an {family} flow binding: did you mean {want}?"),
+            ));
+        }
+    }
+    let protocol = protocol.map(|(n, _)| SelectorRange::single(n));
+    let ports = |r: Option<SelectorRange<u32>>| {
+        r.map(|r| SelectorRange {
+            start: r.start as u16,
+            end: r.end.map(|e| e as u16),
+        })
+    };
+    // Written for packets towards the mobile network (RFC 6088 as RFC 6089 uses it): the
+    // correspondent is the source, the mobile network the destination.
+    let (source_port, destination_port) = (ports(port), ports(local_port));
+    let selector = if family == "inet" {
+        let v4 = |a: Option<(AddressRange, &Value)>| match a {
+            Some((AddressRange::V4(r), _)) => Some(r),
+            _ => None,
+        };
+        FlowSelector::Ipv4(Ipv4TrafficSelector {
+            source_address: v4(correspondent),
+            destination_address: v4(local),
+            source_port,
+            destination_port,
+            ds: dscp,
+            protocol,
+            ..Default::default()
+        })
+    } else {
+        let v6 = |a: Option<(AddressRange, &Value)>| match a {
+            Some((AddressRange::V6(r), _)) => Some(r),
+            _ => None,
+        };
+        FlowSelector::Ipv6(Ipv6TrafficSelector {
+            source_address: v6(correspondent),
+            destination_address: v6(local),
+            source_port,
+            destination_port,
+            traffic_class: dscp,
+            next_header: protocol,
+            ..Default::default()
+        })
+    };
+    let fb = MrFlowBinding {
+        fid,
+        priority,
+        via,
+        selector,
+        origin: format!("{}:{}", ctx.file, s.location().line),
+    };
+    Ok((fb, fid_at, priority_at))
+}
+
+/// `N` or `N-M` (inclusive, N not above M), each at most `max`.
+fn number_range(
+    ctx: &Ctx,
+    v: &Value,
+    what: &str,
+    max: u32,
+) -> Result<SelectorRange<u32>, ConfError> {
+    let bad = || {
+        ctx.err_at(
+            v,
+            format!("expected {what} as N or N-M (0-{max}), found '{v}'"),
+        )
+    };
+    let num = |t: &str| -> Result<u32, ConfError> {
+        match t.parse::<u32>() {
+            Ok(n) if !v.is_quoted() && !t.starts_with('+') && n <= max => Ok(n),
+            _ => Err(bad()),
+        }
+    };
+    match v.text.split_once('-') {
+        None => Ok(SelectorRange::single(num(&v.text)?)),
+        Some((a, b)) => {
+            let (a, b) = (num(a)?, num(b)?);
+            if a > b {
+                return Err(ctx.err_at(
+                    v,
+                    format!("{what}: the range {a}-{b} is reversed: write {b}-{a}"),
+                ));
+            }
+            Ok(SelectorRange::new(a, b))
+        }
+    }
+}
+
+/// An address (the selector's start alone) or a prefix (from its first address to its
+/// last).
+fn address_range(ctx: &Ctx, v: &Value, what: &str) -> Result<AddressRange, ConfError> {
+    if v.text.contains('/') {
+        return Ok(match ctx.prefix(v, None, what)? {
+            IpNet::V4(n) if n.prefix_len() == 32 => {
+                AddressRange::V4(SelectorRange::single(n.addr()))
+            }
+            IpNet::V4(n) => AddressRange::V4(SelectorRange::new(n.network(), n.broadcast())),
+            IpNet::V6(n) if n.prefix_len() == 128 => {
+                AddressRange::V6(SelectorRange::single(n.addr()))
+            }
+            IpNet::V6(n) => AddressRange::V6(SelectorRange::new(n.network(), n.broadcast())),
+        });
+    }
+    match v.text.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) if !v.is_quoted() => {
+            Ok(AddressRange::V4(SelectorRange::single(a)))
+        }
+        Ok(std::net::IpAddr::V6(a)) if !v.is_quoted() => {
+            Ok(AddressRange::V6(SelectorRange::single(a)))
+        }
+        _ => Err(ctx.err_at(
+            v,
+            format!("expected {what} as an address or a prefix (ADDRESS/LEN), found '{v}'"),
+        )),
+    }
 }
 
 const AUTH_USAGE: &str = "authentication { spi NUMBER; key 0xHEX|\"TEXT\"; [identifier NAI;] [replay-window SECONDS;] }; or authentication none;";
@@ -915,5 +1348,218 @@ prefixtable {
         let (c, w) = parse(&MINIMAL.replace(key, "key \"sixteen-octets!!\";")).unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.authentication.unwrap().key, b"sixteen-octets!!");
+    }
+
+    /// MINIMAL with two egress interfaces and multiple care-of addresses (flow bindings
+    /// need them), then `more`; the first line of `more` is line 8.
+    fn with_flows(more: &str) -> String {
+        format!("{MINIMAL}egress-interface eth0 eth1;\nmultiple-care-of-addresses yes;\n{more}")
+    }
+
+    #[test]
+    fn flow_bindings_become_selectors_towards_the_mobile_network() {
+        let t = with_flows(
+            "flow-binding 1 {
+    priority 10;
+    via eth1 eth0;
+    protocol udp;
+    port 5060;
+    local-port 40000-40100;
+    correspondent 2001:db8:c::/64;
+    local 2001:db8:100:1::1;
+    dscp 46;
+};
+flow-binding 7 { priority 5; via eth0; protocol 6; family inet; };
+flow-binding 8 { priority 6; via eth1; correspondent 198.51.100.0/24; dscp 8-10; };
+",
+        );
+        let (c, w) = parse(&t).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let [f1, f7, f8] = c.flow_bindings.as_slice() else {
+            panic!("{:?}", c.flow_bindings)
+        };
+        assert_eq!(
+            (f1.fid, f1.priority, f1.via.as_slice()),
+            (1, 10, &["eth1".to_string(), "eth0".to_string()][..])
+        );
+        assert_eq!(c.flow_bids(f1), [2, 1]);
+        assert_eq!(f1.origin, "mrd.conf:8");
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(
+            f1.selector,
+            FlowSelector::Ipv6(Ipv6TrafficSelector {
+                source_address: Some(SelectorRange::new(
+                    a("2001:db8:c::"),
+                    a("2001:db8:c::ffff:ffff:ffff:ffff")
+                )),
+                destination_address: Some(SelectorRange::single(a("2001:db8:100:1::1"))),
+                source_port: Some(SelectorRange::single(5060)),
+                destination_port: Some(SelectorRange::new(40000, 40100)),
+                traffic_class: Some(SelectorRange::single(46 << 2)),
+                next_header: Some(SelectorRange::single(17)),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            f7.selector,
+            FlowSelector::Ipv4(Ipv4TrafficSelector {
+                protocol: Some(SelectorRange::single(6)),
+                ..Default::default()
+            })
+        );
+        assert_eq!(c.flow_bids(f7), [1]);
+        assert_eq!(
+            f8.selector,
+            FlowSelector::Ipv4(Ipv4TrafficSelector {
+                source_address: Some(SelectorRange::new(
+                    Ipv4Addr::new(198, 51, 100, 0),
+                    Ipv4Addr::new(198, 51, 100, 255)
+                )),
+                ds: Some(SelectorRange::new(32, 40)),
+                ..Default::default()
+            })
+        );
+        // None by default; in an interface block like any repeatable key.
+        assert!(parse(MINIMAL).unwrap().0.flow_bindings.is_empty());
+        let (c, _) = MrConfig::parse_str_for(
+            &format!(
+                "{MINIMAL}interface mip0 {{ egress-interface eth0; multiple-care-of-addresses yes;\n\
+                 flow-binding 3 {{ priority 1; via eth0; family inet6; }}; }};\n"
+            ),
+            "mrd.conf",
+            Some("mip0"),
+        )
+        .unwrap();
+        assert_eq!(c.flow_bindings[0].fid, 3);
+    }
+
+    #[test]
+    fn flow_binding_errors_name_the_line_and_the_field() {
+        let one = |body: &str| err(&with_flows(&format!("flow-binding 1 {{\n{body}\n}};\n")));
+        let cases: &[(&str, &str)] = &[
+            (
+                "priority 1; via eth0;",
+                "mrd.conf:8:1: flow-binding 1: no address says whether the flow is IPv4 or \
+                 IPv6: add 'family inet;' or 'family inet6;'",
+            ),
+            (
+                "priority 1; via eth0; correspondent 2001:db8:c::/64; local 192.0.2.17;",
+                "mrd.conf:9:60: flow-binding 1 mixes families: the local address is inet but \
+                 the correspondent is inet6",
+            ),
+            (
+                "priority 1; via eth0; family inet; local 2001:db8:100::1;",
+                "mrd.conf:9:42: '2001:db8:100::1' is inet6 but flow-binding 1 says 'family \
+                 inet;' (line 9)",
+            ),
+            (
+                "priority 1; via eth0 wlan9; family inet6;",
+                "mrd.conf:9:22: 'wlan9' is not an egress interface (egress-interface eth0 \
+                 eth1): a flow goes through an egress interface's binding identifier",
+            ),
+            (
+                "priority 1; via eth0 eth0; family inet6;",
+                "mrd.conf:9:22: 'eth0' is listed twice in 'via'",
+            ),
+            (
+                "priority 1; via eth0; family inet6; port 5070-5060;",
+                "mrd.conf:9:42: the correspondent's port: the range 5070-5060 is reversed: \
+                 write 5060-5070",
+            ),
+            (
+                "priority 1; via eth0; family inet6; local-port 70000;",
+                "mrd.conf:9:48: expected the local port as N or N-M (0-65535), found '70000'",
+            ),
+            (
+                "priority 1; via eth0; family inet6; dscp 64;",
+                "mrd.conf:9:42: expected the DSCP as N or N-M (0-63), found '64'",
+            ),
+            (
+                "priority 1; via eth0; family inet6; protocol icmp;",
+                "mrd.conf:9:46: protocol icmp in an inet6 flow binding: did you mean icmp6?",
+            ),
+            (
+                "priority 1; via eth0; family inet6; protocol gopher;",
+                "mrd.conf:9:46: expected a protocol (icmp, tcp, udp, dccp, esp, icmp6, \
+                 ipv6-icmp, sctp, udplite) or its number (0-255), found 'gopher'",
+            ),
+            (
+                "priority 1; via eth0; family inet7;",
+                "mrd.conf:9:30: expected inet or inet6, found 'inet7'",
+            ),
+            (
+                "priority 0; via eth0; family inet6;",
+                "mrd.conf:9:10: the priority (FID-PRI) must be between 1 and 65535, found 0",
+            ),
+            (
+                "via eth0; family inet6;",
+                "mrd.conf:10:1: flow-binding 1 needs 'priority N;': flow-binding FID { \
+                 priority N; via IFNAME [IFNAME...]; [protocol NAME|N;] [port N[-M];] \
+                 [local-port N[-M];] [correspondent ADDRESS[/LEN];] [local ADDRESS[/LEN];] \
+                 [dscp N[-M];] [family inet|inet6;] };",
+            ),
+            (
+                "priority 1; family inet6; priority 2;",
+                "mrd.conf:9:27: 'priority' is already set at line 9",
+            ),
+            (
+                "priority 1; via eth0; family inet6; correspondant 2001:db8::1;",
+                "mrd.conf:9:37: unknown key 'correspondant' for a flow-binding block; did you \
+                 mean 'correspondent'?",
+            ),
+            (
+                "priority 1; via eth0; correspondent 2001:db8:c::1/64;",
+                "mrd.conf:9:37: the correspondent 2001:db8:c::1/64 has host bits set: did you \
+                 mean 2001:db8:c::/64?",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(one(body), *want, "{body}");
+        }
+        let two = |a: &str, b: &str| {
+            err(&with_flows(&format!(
+                "flow-binding {a};\nflow-binding {b};\n"
+            )))
+        };
+        assert_eq!(
+            two(
+                "1 { priority 1; via eth0; family inet; }",
+                "1 { priority 2; via eth0; family inet; }"
+            ),
+            "mrd.conf:9:14: flow-binding 1 is already defined at mrd.conf:8"
+        );
+        assert_eq!(
+            two(
+                "1 { priority 1; via eth0; family inet; }",
+                "2 { priority 1; via eth0; family inet; }"
+            ),
+            "mrd.conf:9:27: priority 1 is already that of flow-binding 1 (mrd.conf:8): each \
+             flow binding needs its own (RFC 6089 §4.2, FID-PRI)"
+        );
+        assert_eq!(
+            err(&with_flows(
+                "flow-binding 0 { priority 1; via eth0; family inet; };\n"
+            )),
+            "mrd.conf:8:14: the flow identifier (FID) must be between 1 and 65535, found 0"
+        );
+        assert_eq!(
+            err(&with_flows(
+                "flow-binding { priority 1; via eth0; family inet; };\n"
+            )),
+            format!("mrd.conf:8:1: 'flow-binding' needs its FID: {FLOW_USAGE}")
+        );
+        assert_eq!(
+            err(&with_flows("flow-binding 4;\n")),
+            format!("mrd.conf:8:1: 'flow-binding 4' needs a block: {FLOW_USAGE}")
+        );
+        // Without multiple care-of addresses there are no binding identifiers to name.
+        assert_eq!(
+            err(&format!(
+                "{MINIMAL}egress-interface eth0;\nflow-binding 1 {{ priority 1; via eth0; family inet; }};\n"
+            )),
+            "mrd.conf:7:1: flow-binding needs 'multiple-care-of-addresses yes;': a flow \
+             binding (RFC 6089) goes through binding identifiers, which only multiple \
+             care-of addresses (RFC 5648) register"
+        );
     }
 }

@@ -108,6 +108,8 @@ impl MrCore {
             self.stats.deregistrations += 1;
             info!(hoa = %self.cfg.home_address, seq = %ba.sequence, "deregistration acknowledged");
             self.bul.primary.registered = None;
+            // The binding's flow bindings went with it.
+            self.bul.primary.flows_accepted.clear();
             self.withdraw();
             if p.at_home {
                 self.events.push_back(MrEvent::HomeAdvertise {
@@ -212,6 +214,7 @@ impl MrCore {
         };
         self.bul.primary.registered = Some(registered.clone());
         if bulk {
+            self.flows_answered(ba, &p.flows_sent);
             self.announce_bulk(ba, &p, &registered, &mnp_v4, &ipv4);
             if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
                 self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");
@@ -229,8 +232,10 @@ impl MrCore {
             lifetime = granted.as_secs(), mnp_v6 = ?binding.mnp_v6, mnp_v4 = ?binding.mnp_v4,
             "home registration acknowledged");
         self.announce(binding, false, ipv4);
-        // A plain registration replaces every binding identifier's at the home agent.
+        // A plain registration replaces every binding identifier's at the home agent, and
+        // with them the flow bindings that went through them.
         self.withdraw_bids(|_| true);
+        self.bul.primary.flows_accepted.clear();
         // RFC 6275 §11.4.2: status 1 asks for prefix discovery.
         if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
             self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");

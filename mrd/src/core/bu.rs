@@ -116,6 +116,17 @@ impl MrCore {
             && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
             && !self.cfg.mnp_v4.is_empty();
         let mcoa_refused = self.bul.primary.mcoa == McoaSupport::Unsupported;
+        // RFC 6089: flow bindings ride on the bulk registration only (see `flows`); the
+        // options borrow these, which outlive them.
+        let flows = match &self.bul.primary.pending {
+            Some(p) if p.kind == BuKind::Register && !mcoa_refused => {
+                let bids: Vec<u16> = p.bids.iter().map(|b| b.bid).collect();
+                self.flows_for(&bids)
+            }
+            _ => flows::FlowsSent::default(),
+        };
+        let flow_subs = flows.sub_options();
+        let flow_fids = flows.summary_fids();
         let Some(p) = &mut self.bul.primary.pending else {
             return;
         };
@@ -188,6 +199,9 @@ impl MrCore {
                 }
             }
         }
+        // RFC 6089 §5.2: every flow binding in every BU, new or changed ones identified,
+        // the others summarised.
+        options.extend(flows::flow_options(&flows, &flow_subs, &flow_fids));
         // RFC 4285 §4, §8: MN-ID, then replay protection, then MN-HA authentication last.
         if let Some(sa) = &cfg.security {
             if let Some(nai) = &sa.nai {
@@ -260,6 +274,11 @@ impl MrCore {
         p.last_sent = Some(now);
         p.timestamp = ts;
         p.v4_sent = v4_sent;
+        if flows != flows::FlowsSent::default() {
+            debug!(identified = ?flows.identified.iter().map(|f| f.fid).collect::<Vec<_>>(),
+                summarised = ?flow_fids, "flow binding options sent");
+        }
+        p.flows_sent = flows;
         p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
         debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
             bids = ?p.bids.iter().map(|b| b.bid).collect::<Vec<_>>(),

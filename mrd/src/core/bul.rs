@@ -11,9 +11,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use ipnet::Ipv4Net;
-use proto::model::Binding;
+use proto::model::{Binding, FlowBinding};
 use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 
+use super::flows::{FlowSupport, FlowsSent};
 use super::{BuKind, StopReason};
 
 /// Whether the HA registers IPv4 MNPs, as learnt from its BAs.
@@ -108,6 +109,8 @@ pub(crate) struct Pending {
     /// A bulk registration (RFC 5648 §5.3): a Binding Identifier option per care-of
     /// address, `coa` among them, and the O flag. Empty: a plain BU.
     pub(crate) bids: Vec<BidCoa>,
+    /// The flow binding options of the last BU sent (RFC 6089): what its BA answers.
+    pub(crate) flows_sent: FlowsSent,
 }
 
 /// One Binding Update List entry (RFC 6275 §11.1): the home agent, the sequence number
@@ -139,6 +142,11 @@ pub(crate) struct BulEntry {
     pub(crate) be_refresh_at: Option<Instant>,
     /// Whether this home agent registers several care-of addresses.
     pub(crate) mcoa: McoaSupport,
+    /// The flow bindings this home agent accepted (RFC 6089), with the BIDs sent: the
+    /// next bulk BU refreshes these by FID alone (Flow Summary).
+    pub(crate) flows_accepted: Vec<FlowBinding>,
+    /// Whether this home agent does flow bindings.
+    pub(crate) flow_support: FlowSupport,
 }
 
 impl BulEntry {
@@ -161,6 +169,8 @@ impl BulEntry {
             alt_v4: None,
             be_refresh_at: None,
             mcoa: McoaSupport::Unknown,
+            flows_accepted: Vec::new(),
+            flow_support: FlowSupport::Unknown,
         }
     }
 

@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::{Ipv4Net, Ipv6Net};
+use proto::model::FlowBinding;
 use proto::seq::{Lifetime, SequenceNumber};
 
 /// RFC 6275 §13: InitialBindackTimeoutFirstReg default (the HA runs DAD before answering a
@@ -96,7 +97,16 @@ pub struct MrCoreConfig {
     /// The egress interfaces, most preferred first: a care-of address's binding
     /// identifier is its interface's position here, the first 1 (`multiple_coa`).
     pub egress_interfaces: Vec<String>,
+    /// Flow bindings (RFC 6089) asked for in every bulk registration, their `bids` the
+    /// binding identifiers of egress interfaces (`binding_id`). Needs `multiple_coa`.
+    pub flow_bindings: Vec<FlowBinding>,
 }
+
+/// Octets the Flow Identification options of one BU may take together, padding
+/// included: a Mobility Header is at most 2048 octets (its length counts 8-octet units in
+/// one octet), and the rest of a bulk BU (BID options, prefixes, authentication) needs
+/// room too.
+pub const FLOW_OPTIONS_MAX: usize = 1024;
 
 /// RFC 5555 §6: NATKATIMEOUT, the keepalive period when the HA gives none.
 pub const NAT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(110);
@@ -133,6 +143,7 @@ impl MrCoreConfig {
             link_local_compat: false,
             multiple_coa: false,
             egress_interfaces: Vec::new(),
+            flow_bindings: Vec::new(),
         }
     }
 }
@@ -176,6 +187,25 @@ pub enum ConfigError {
          interface's position among them"
     )]
     McoaWithoutEgressInterfaces,
+    /// Flow bindings go through binding identifiers (RFC 6089 §4.3): none without MCoA.
+    #[error(
+        "flow bindings need multiple care-of addresses: a flow goes through binding identifiers"
+    )]
+    FlowBindingsWithoutMcoa,
+    /// The Flow Identification options would not fit in a BU beside the rest.
+    #[error(
+        "the flow bindings take {0} octets of Flow Identification options, more than the \
+         {FLOW_OPTIONS_MAX} a Binding Update leaves them: fewer flow bindings, or narrower ones"
+    )]
+    TooManyFlowBindings(usize),
+    /// A flow binding the core cannot ask for.
+    #[error("flow binding {fid}: {reason}")]
+    BadFlowBinding {
+        /// Its FID.
+        fid: u16,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 fn unicast_v6(a: &Ipv6Addr) -> bool {
@@ -226,6 +256,64 @@ impl MrCoreConfig {
         }
         if self.multiple_coa && self.egress_interfaces.is_empty() {
             return Err(ConfigError::McoaWithoutEgressInterfaces);
+        }
+        self.validate_flow_bindings()
+    }
+
+    /// RFC 6089 §4.2: FID and FID-PRI 0 are reserved, and a mobile node's FIDs and
+    /// priorities are unique; §5.2.2.1: every BID referenced is one we register.
+    fn validate_flow_bindings(&self) -> Result<(), ConfigError> {
+        if self.flow_bindings.is_empty() {
+            return Ok(());
+        }
+        if !self.multiple_coa {
+            return Err(ConfigError::FlowBindingsWithoutMcoa);
+        }
+        let bids = 1..=self.egress_interfaces.len();
+        for (i, f) in self.flow_bindings.iter().enumerate() {
+            let bad = |reason| Err(ConfigError::BadFlowBinding { fid: f.fid, reason });
+            let earlier = &self.flow_bindings[..i];
+            if f.fid == 0 {
+                return bad("FID 0 is reserved");
+            }
+            if f.priority == 0 {
+                return bad("FID-PRI 0 is reserved");
+            }
+            if earlier.iter().any(|e| e.fid == f.fid) {
+                return bad("FID listed twice");
+            }
+            if earlier.iter().any(|e| e.priority == f.priority) {
+                return bad("FID-PRI shared with another flow binding");
+            }
+            if f.bids.is_empty() {
+                return bad("no binding identifier");
+            }
+            if f.bids.iter().any(|b| !bids.contains(&usize::from(*b))) {
+                return bad("a binding identifier that is no egress interface's");
+            }
+        }
+        // Every flow binding identified at once (a first registration), each with all
+        // its BIDs, and the most padding its alignment may need.
+        let octets: usize = self
+            .flow_bindings
+            .iter()
+            .map(|f| {
+                let fi = proto::flow::FlowIdentification {
+                    fid: f.fid,
+                    fid_pri: f.priority,
+                    status: proto::flow::FlowStatus::Successful,
+                    sub_options: proto::flow::FlowSubOptions::List(&[
+                        proto::flow::FlowSubOption::BindingReference(proto::flow::IdList::List(
+                            &f.bids,
+                        )),
+                        proto::flow::FlowSubOption::TrafficSelector(f.selector.to_wire()),
+                    ]),
+                };
+                2 + fi.data_len() + (fi.alignment().0 - 1)
+            })
+            .sum();
+        if octets > FLOW_OPTIONS_MAX {
+            return Err(ConfigError::TooManyFlowBindings(octets));
         }
         Ok(())
     }

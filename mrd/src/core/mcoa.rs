@@ -183,6 +183,9 @@ impl MrCore {
                 Some((false, false)),
             );
             binding.binding_id = Some(b.bid);
+            // What the home agent holds of our flow bindings, for the data plane to apply
+            // to what it sends (RFC 6089 §4.3, seen from the mobile network).
+            binding.flows = self.bul.primary.flows_accepted.clone();
             let entry = self.bid_entry(b.bid);
             entry.registered = Some(Registered {
                 coa: b.coa,
@@ -232,6 +235,9 @@ impl MrCore {
                 None,
             );
             binding.binding_id = Some(b.bid);
+            // What the home agent holds of our flow bindings, for the data plane to apply
+            // to what it sends (RFC 6089 §4.3, seen from the mobile network).
+            binding.flows = self.bul.primary.flows_accepted.clone();
             info!(hoa = %binding.hoa, bid = b.bid, coa = %b.coa, "optimistic binding update list entry");
             let entry = self.bid_entry(b.bid);
             entry.announced = Some(binding.clone());

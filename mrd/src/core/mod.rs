@@ -25,6 +25,7 @@ mod bul;
 mod coa;
 mod config;
 mod dhaad;
+mod flows;
 mod io;
 mod mcoa;
 mod mpd;
@@ -54,10 +55,12 @@ use tracing::{debug, error, info, warn};
 use bul::{BidCoa, BindingUpdateList, BulEntry, Pending, Registered};
 pub use bul::{Ipv4Support, McoaSupport};
 pub use config::{
-    ConfigError, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG, MAX_BINDACK_TIMEOUT,
-    MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, NAT_KEEPALIVE_TIMEOUT, RegistrationMode,
+    ConfigError, FLOW_OPTIONS_MAX, INITIAL_BINDACK_TIMEOUT, INITIAL_BINDACK_TIMEOUT_FIRST_REG,
+    MAX_BINDACK_TIMEOUT, MAX_UPDATE_RATE, MobilitySa, MrCoreConfig, NAT_KEEPALIVE_TIMEOUT,
+    RegistrationMode,
 };
 pub use dhaad::{DHAAD_RETRIES, DHAAD_ROUND_PAUSE, INITIAL_DHAAD_TIMEOUT, IcmpTransmit};
+pub use flows::{FS_MAX_FIDS, FlowSupport};
 pub use io::{
     BuKind, Ipv4MnpOutcome, MrEvent, ParameterProblem, ReceivedSignal, StopReason, Transmit,
 };
@@ -511,6 +514,7 @@ impl MrCore {
             } else {
                 Vec::new()
             },
+            flows_sent: flows::FlowsSent::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 
 use super::*;
 
+mod flows;
 mod mcoa;
 
 const KEY: &[u8] = b"0123456789abcdef";

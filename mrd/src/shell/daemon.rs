@@ -71,7 +71,20 @@ pub(super) fn check(cli: &Cli) -> Result<String, ShellError> {
             .enumerate()
             .map(|(i, n)| format!("{n}={}", i + 1))
             .collect();
-        format!(", multiple care-of addresses (BIDs {})", bids.join(" "))
+        let flows: Vec<String> = core
+            .flow_bindings
+            .iter()
+            .map(|f| format!("{}->{:?}", f.fid, f.bids))
+            .collect();
+        let flows = if flows.is_empty() {
+            String::new()
+        } else {
+            format!(", flow bindings (FID->BIDs {})", flows.join(" "))
+        };
+        format!(
+            ", multiple care-of addresses (BIDs {}){flows}",
+            bids.join(" ")
+        )
     } else {
         String::new()
     };

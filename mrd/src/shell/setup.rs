@@ -98,6 +98,17 @@ pub fn core_config(
         .map(|s| std::time::Duration::from_secs(u64::from(s)));
     core.multiple_coa = cfg.multiple_care_of_addresses;
     core.egress_interfaces = cfg.egress_interfaces.clone();
+    // `via` names egress interfaces (conf checked it): each stands for its BID.
+    core.flow_bindings = cfg
+        .flow_bindings
+        .iter()
+        .map(|f| proto::model::FlowBinding {
+            fid: f.fid,
+            priority: f.priority,
+            selector: f.selector,
+            bids: cfg.flow_bids(f),
+        })
+        .collect();
     core.initial_sequence = random_sequence();
     Ok(core)
 }
@@ -155,6 +166,23 @@ mod tests {
         assert_eq!(
             (core.binding_id("wlan0"), core.binding_id("eth1")),
             (Some(1), Some(2))
+        );
+        assert!(core.flow_bindings.is_empty());
+        crate::MrCore::new(core).unwrap();
+        // The sample's commented flow binding, as written: `via` becomes BIDs.
+        let text = text.replace("# flow-binding", "flow-binding");
+        let (cfg, _) = conf::MrConfig::parse_str_for(&text, "mrd.conf", Some("mip0")).unwrap();
+        let core = core_config(&cfg, None).unwrap();
+        let [sip, voice] = core.flow_bindings.as_slice() else {
+            panic!("{:?}", core.flow_bindings)
+        };
+        assert_eq!(
+            (sip.fid, sip.priority, sip.bids.as_slice()),
+            (1, 10, &[2, 1][..])
+        );
+        assert_eq!(
+            (voice.fid, voice.priority, voice.bids.as_slice()),
+            (2, 20, &[1][..])
         );
         crate::MrCore::new(core).unwrap();
     }

@@ -9,7 +9,7 @@ use proto::model::Uplink;
 
 use super::*;
 
-fn mcoa_cfg() -> MrCoreConfig {
+pub(super) fn mcoa_cfg() -> MrCoreConfig {
     let mut c = cfg();
     c.multiple_coa = true;
     c.egress_interfaces = vec!["eth0".into(), "eth1".into(), "wwan0".into()];
@@ -25,16 +25,16 @@ fn up(coa: CareOf, ifindex: u32, ifname: &str) -> Uplink {
     }
 }
 
-fn eth0() -> Uplink {
+pub(super) fn eth0() -> Uplink {
     up(CareOf::V6(coa1()), 3, "eth0")
 }
 
-fn eth1() -> Uplink {
+pub(super) fn eth1() -> Uplink {
     up(CareOf::V6(coa2()), 4, "eth1")
 }
 
 /// REREG from coa1 on interface 3 with these uplinks.
-fn rereg_up(uplinks: Vec<Uplink>) -> MdInfo {
+pub(super) fn rereg_up(uplinks: Vec<Uplink>) -> MdInfo {
     MdInfo {
         uplinks,
         ..rereg(coa1())
@@ -52,7 +52,7 @@ fn bid(bid: u16, coa: Ipv6Addr) -> MobilityOption<'static> {
 }
 
 /// A BID option of a BA: the status, no care-of address.
-fn bid_status(bid: u16, status: u8) -> MobilityOption<'static> {
+pub(super) fn bid_status(bid: u16, status: u8) -> MobilityOption<'static> {
     MobilityOption::BindingIdentifier {
         bid,
         status,
@@ -63,7 +63,7 @@ fn bid_status(bid: u16, status: u8) -> MobilityOption<'static> {
 }
 
 /// The BID options of a BU: (BID, care-of address).
-fn bids_of(bu: &SentBu) -> Vec<(u16, Ipv6Addr)> {
+pub(super) fn bids_of(bu: &SentBu) -> Vec<(u16, Ipv6Addr)> {
     bu.options
         .iter()
         .filter_map(|o| match *o {
