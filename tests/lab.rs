@@ -393,6 +393,9 @@ fn multipath_experiment() {
     let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     let r = &report["result"];
     assert!(stdout.contains("BIDs [1, 2]"), "{stdout}");
+    // The duplicated voice flow is signalled: mrd's flow bindings, held by had.
+    assert!(stdout.contains("flow bindings of"), "{stdout}");
+    assert!(stdout.contains("FIDs [1, 2]"), "{stdout}");
     for k in ["tcp_one_uplink_mbps", "tcp_both_uplinks_mbps"] {
         assert!(r[k].as_f64().unwrap() > 0.0, "{report:#}");
     }

@@ -5,9 +5,10 @@
 //! 1. aggregate TCP throughput of several flows MNN → CN with both uplinks, against the
 //!    same with one (the other silenced by its emulator: out of use by path liveness,
 //!    still registered), same run;
-//! 2. a voice-like UDP flow (160 octets every 20 ms, 50 packets/s) to a port both
-//!    nemonetds duplicate over every live path, while one uplink goes silent for a few
-//!    seconds: its losses (goal: none);
+//! 2. a voice-like UDP flow (160 octets every 20 ms, 50 packets/s) to a port mrd.conf binds
+//!    to both uplinks (RFC 6089 flow bindings, sent to the home agent in the BU: both
+//!    nemonetds send a copy through each), while one uplink goes silent for a few seconds:
+//!    its losses (goal: none);
 //! 3. unmarked UDP flows beside it: the gap of those that were on the silenced uplink until
 //!    they continue on the other (goal: under 150 ms).
 //!
@@ -22,7 +23,8 @@ use crate::demo::{Say, Summary, setup};
 use crate::net::{Result, err, now_ns, sleep, wait_until};
 use crate::topo::{CN6, Lab, MNN6, Options};
 
-/// The port both nemonetds duplicate (nemonetd.conf `duplicate "udp port 5004";`).
+/// The voice flow's port (mrd.conf's `flow-binding` blocks in the lab bind it to both
+/// uplinks).
 pub const VOICE_PORT: u16 = 5004;
 /// The unmarked flows' ports.
 const PLAIN_PORTS: [u16; 8] = [9000, 9001, 9002, 9003, 9004, 9005, 9006, 9007];
@@ -109,6 +111,28 @@ fn registered_bids(lab: &Lab) -> Vec<u64> {
         .filter(|i| i["bc"]["hoa"] == crate::topo::HOA)
         .filter_map(|i| i["bc"]["binding_id"].as_u64())
         .collect()
+}
+
+/// The FIDs of the flow bindings (RFC 6089) the home agent holds for the MR, as its
+/// bindings carry them (every BID the same list), sorted.
+fn home_agent_flow_bindings(lab: &Lab) -> Vec<u64> {
+    let mut fids: Vec<u64> = crate::demo::state_items(lab, "ha", "had")
+        .iter()
+        .filter(|i| i["bc"]["hoa"] == crate::topo::HOA)
+        .flat_map(|i| {
+            i["bc"]["flows"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|f| f["fid"].as_u64())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    fids.sort_unstable();
+    fids.dedup();
+    fids
 }
 
 /// What a flow's receiver log says, over the silent interval `[from, to)` (ns) for the gap.
@@ -238,6 +262,17 @@ pub fn multipath_experiment(
     })?;
     say.info(&format!(
         "home agent's bindings of {}: BIDs {bids:?}",
+        crate::topo::HOA
+    ));
+    // The voice flow's duplication is the router's word (mrd.conf's flow-binding blocks),
+    // carried to the home agent in the BU (RFC 6089).
+    let mut fids = Vec::new();
+    wait_until(Duration::from_secs(10), || {
+        fids = home_agent_flow_bindings(&lab);
+        fids.len() >= 2
+    })?;
+    say.info(&format!(
+        "home agent's flow bindings of {}: FIDs {fids:?}",
         crate::topo::HOA
     ));
     if !both {

@@ -627,27 +627,34 @@ impl Lab {
         )?;
         write(&work.join("had.conf"), &had)?;
         let egress = if self.opts.mcoa {
-            // BIDs 1 and 2: the interfaces' positions in egress-interface.
-            "egress-interface eth0 eth1;\n\tmultiple-care-of-addresses yes"
+            // BIDs 1 and 2: the interfaces' positions in egress-interface. The voice flow
+            // through both, a copy through each (RFC 6089 flow bindings in the BU: the
+            // router tells the home agent): to the mobile network's port, and (the same
+            // flow seen from the home agent) from the correspondent's.
+            format!(
+                "egress-interface eth0 eth1;\n\tmultiple-care-of-addresses yes;\n\
+                 \t# nemo-lab multipath: the voice flows through both uplinks.\n\
+                 \tflow-binding 1 {{ priority 10; via eth0 eth1; protocol udp; local-port {v}; family inet6; }};\n\
+                 \tflow-binding 2 {{ priority 20; via eth0 eth1; protocol udp; port {v}; family inet6; }}",
+                v = crate::multipath::VOICE_PORT
+            )
         } else {
-            "egress-interface eth0 eth1"
+            "egress-interface eth0 eth1".to_string()
         };
         let mrd = sample(
             &self.opts.etc,
             "mrd.conf",
             &[
                 ("/etc/nemo/auth-database", &auth.display().to_string()),
-                ("egress-interface wlan0 eth1", egress),
+                ("egress-interface wlan0 eth1", &egress),
             ],
         )?;
         write(&work.join("mrd.conf"), &mrd)?;
         if self.opts.mcoa {
             write(
                 &work.join("nemonetd.conf"),
-                &format!(
-                    "# nemo-lab multipath: the voice port through every live path\nduplicate \"udp port {}\";\n",
-                    crate::multipath::VOICE_PORT
-                ),
+                "# nemo-lab multipath: which flows go through both uplinks is the mobile router's\n\
+                 # word (flow-binding in mrd.conf), sent to the home agent in its BUs (RFC 6089).\n",
             )?;
         }
         Ok(())

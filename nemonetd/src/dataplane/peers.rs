@@ -715,8 +715,9 @@ impl Snapshot {
     /// The flow binding (RFC 6089 §5.3.6) a packet to the bindings `group`
     /// ([`Self::tx_route`]'s) belongs to, if any: the first active entry, by FID-PRI, whose
     /// selector matches. Its path: the first of its BIDs heard from within the liveness
-    /// limit (else its first); and the paths of the copies, one through each other BID it
-    /// lists. `None`: no flow binding decides, the packet goes as [`Self::tx_route`] chose.
+    /// limit (else its first); with several BIDs, the paths of the copies, by the rules of
+    /// every duplicated flow among its BIDs' paths. `None`: no flow binding decides, the
+    /// packet goes as [`Self::tx_route`] chose.
     pub fn flow_route_at<'a>(
         &'a self,
         group: &[u32],
@@ -735,10 +736,14 @@ impl Snapshot {
             .copied()
             .find(alive)
             .or(paths.first().copied())?;
-        let copies = paths
-            .into_iter()
-            .filter(|p| !std::ptr::eq(*p, chosen))
-            .collect();
+        // The copies as for any duplicated flow ([`Self::duplicate_paths_at`]), among the
+        // entry's paths: each other one that lives (§5.3.6's "a copy to each care-of
+        // address", less the silent ones), or the survivor twice.
+        let copies = if entry.peers.len() > 1 {
+            self.duplicate_paths_at(chosen, &entry.peers, now)
+        } else {
+            Vec::new()
+        };
         Some((chosen, copies))
     }
 
