@@ -189,19 +189,17 @@ fn bu_with_flows(
     )
 }
 
-/// (BID, FIDs of its flow bindings) of every binding had's state lists for HOA.
-fn flow_state(bus: &std::path::Path) -> Vec<(Option<u16>, Vec<u16>)> {
+/// Every binding had's state lists for HOA, sorted by `key`.
+fn bcs_of<K: Ord>(bus: &std::path::Path, key: impl Fn(&mipsock::Binding) -> K) -> Vec<K> {
     let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
     let hoa: Ipv6Addr = HOA.parse().unwrap();
-    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
+    let mut v: Vec<K> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["owner"] == "had")
         .filter_map(|v| serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok())
         .filter_map(|item| match item {
-            mipsock::StateItem::Bc(b) if b.hoa == hoa => {
-                Some((b.binding_id, b.flows.iter().map(|f| f.fid).collect()))
-            }
+            mipsock::StateItem::Bc(b) if b.hoa == hoa => Some(key(&b)),
             _ => None,
         })
         .collect();
@@ -209,22 +207,16 @@ fn flow_state(bus: &std::path::Path) -> Vec<(Option<u16>, Vec<u16>)> {
     v
 }
 
+/// (BID, FIDs of its flow bindings) of every binding had's state lists for HOA.
+fn flow_state(bus: &std::path::Path) -> Vec<(Option<u16>, Vec<u16>)> {
+    bcs_of(bus, |b| {
+        (b.binding_id, b.flows.iter().map(|f| f.fid).collect())
+    })
+}
+
 /// (BID, care-of address) of every binding had's state lists for HOA.
 fn state(bus: &std::path::Path) -> Vec<(Option<u16>, String)> {
-    let out = mipsock_state(bus, &["--timeout-ms", "1500"]);
-    let hoa: Ipv6Addr = HOA.parse().unwrap();
-    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["owner"] == "had")
-        .filter_map(|v| serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok())
-        .filter_map(|item| match item {
-            mipsock::StateItem::Bc(b) if b.hoa == hoa => Some((b.binding_id, b.coa.to_string())),
-            _ => None,
-        })
-        .collect();
-    v.sort();
-    v
+    bcs_of(bus, |b| (b.binding_id, b.coa.to_string()))
 }
 
 #[test]

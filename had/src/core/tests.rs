@@ -227,6 +227,19 @@ fn ba_of(tx: &Transmit) -> proto::mh::BindingAck<'_> {
     }
 }
 
+/// `e`'s bindings as a restart finds them: snapshot, journal frames, loaded back (and
+/// checked to be the same).
+fn through_the_journal(e: &Env) -> Vec<crate::record::PersistedBinding> {
+    let snap = e.ha.snapshot(e.now, e.wall());
+    let mut image = crate::journal::file_header().to_vec();
+    for b in &snap {
+        crate::journal::frame(&JournalRecord::Upsert(b.clone()), &mut image);
+    }
+    let report = crate::journal::load_image(std::path::Path::new("j"), &image, e.wall()).unwrap();
+    assert_eq!(report.bindings, snap);
+    report.bindings
+}
+
 fn status(tx: &Transmit) -> BaStatus {
     ba_of(tx).status
 }

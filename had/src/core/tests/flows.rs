@@ -235,16 +235,10 @@ fn flow_bindings_survive_a_restart() {
         .opt(bid(1, None))
         .opt(bid(2, Some(COA2)))
         .opt(fi(7, 10, &[1, 2])));
-    let snap = e.ha.snapshot(e.now, e.wall());
-    let mut image = crate::journal::file_header().to_vec();
-    for b in &snap {
-        crate::journal::frame(&JournalRecord::Upsert(b.clone()), &mut image);
-    }
-    let report = crate::journal::load_image(std::path::Path::new("j"), &image, e.wall()).unwrap();
-    assert_eq!(report.bindings, snap);
+    let restored = through_the_journal(&e);
     let mut e2 = Env::new(cfg());
     e2.now = e2.t0;
-    assert_eq!(e2.ha.restore(e2.now, e.wall(), report.bindings), 2);
+    assert_eq!(e2.ha.restore(e2.now, e.wall(), restored), 2);
     let want = vec![entry(7, 10, &[1, 2])];
     assert_eq!(
         announced_flows(&e2.events()),

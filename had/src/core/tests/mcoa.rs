@@ -508,15 +508,11 @@ fn restart_restores_every_bid() {
         [(HOA1, Some(1), 7), (HOA1, Some(2), 7), (HOA2, None, 1)]
     );
     // Through the journal's encoding and fold, as after a real restart.
-    let mut image = crate::journal::file_header().to_vec();
-    for b in &snap {
-        crate::journal::frame(&JournalRecord::Upsert(b.clone()), &mut image);
-    }
-    let report = crate::journal::load_image(std::path::Path::new("j"), &image, e.wall()).unwrap();
-    assert_eq!(report.bindings, snap);
+    let restored = through_the_journal(&e);
+    assert_eq!(restored, snap);
     let mut e2 = Env::new(cfg());
     e2.now = e2.t0;
-    let n = e2.ha.restore(e2.now, e.wall(), report.bindings);
+    let n = e2.ha.restore(e2.now, e.wall(), restored);
     assert_eq!(n, 3);
     let ev = e2.events();
     assert_eq!(
