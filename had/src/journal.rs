@@ -20,11 +20,12 @@
 //!   tail before anything is appended after it.
 //! * **Compaction off the loop.** At 100,000 bindings the live set is megabytes: writing
 //!   and syncing it took had's loop up to 98 ms (issue 13). [`Journal::begin_compaction`]
-//!   hands a snapshot to a thread that writes and syncs `<file>.tmp`; meanwhile records are
-//!   appended to the journal as always and kept aside too. [`Journal::poll_compaction`],
-//!   once the thread is done, appends those to the new file, syncs it and renames it over
-//!   the journal: the snapshot plus what came after it folds to the same bindings, and
-//!   until the rename the old file, complete, is the journal.
+//!   starts a thread that reads the journal as synced so far, folds it (as a load does) and
+//!   writes and syncs the result to `<file>.tmp`; meanwhile records are appended to the
+//!   journal as always and kept aside too. [`Journal::poll_compaction`], once the thread is
+//!   done, appends those to the new file, syncs it and renames it over the journal: the
+//!   fold plus what came after it folds to the same bindings, and until the rename the old
+//!   file, complete, is the journal.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -243,12 +244,11 @@ pub struct Journal {
 /// A compaction on its thread, and what was appended since its snapshot.
 #[derive(Debug)]
 struct Compaction {
-    /// The thread writing the snapshot to the temporary file (the file, synced).
-    writer: std::thread::JoinHandle<Result<File, JournalError>>,
-    /// Frames synced to the journal since the snapshot, for the new file.
+    /// The thread folding the journal and writing the result to the temporary file (the
+    /// file, synced, and how many bindings it holds).
+    writer: std::thread::JoinHandle<Result<(File, usize), JournalError>>,
+    /// Frames synced to the journal since the thread's read, for the new file.
     tail: Vec<u8>,
-    /// The snapshot's size.
-    live: usize,
 }
 
 /// The temporary file a compaction writes.
@@ -328,24 +328,35 @@ impl Journal {
         self.compaction.is_some()
     }
 
-    /// Starts rewriting the journal as `live` (e.g. `Ha::snapshot`) on a thread; the
+    /// Starts rewriting the journal on a thread, as the bindings its records fold to now
+    /// (bindings expired at `wall` left out): the thread reads the file as synced so far
+    /// and folds it, so the loop pays neither the walk of the cache nor the writing. The
     /// caller goes on appending and syncing, and calls [`Journal::poll_compaction`] now
-    /// and then. Pending records are synced first: `live` must include them.
-    pub fn begin_compaction(&mut self, live: Vec<PersistedBinding>) -> Result<(), JournalError> {
+    /// and then.
+    pub fn begin_compaction(&mut self, wall: Duration) -> Result<(), JournalError> {
         self.sync()?;
         if self.compaction.is_some() {
             return Ok(());
         }
         let tmp = tmp_path(&self.path);
-        let n = live.len();
+        let path = self.path.clone();
+        let len = self.file.metadata().map_err(io_err(&self.path))?.len();
         let writer = std::thread::Builder::new()
             .name("had-compaction".into())
-            .spawn(move || write_snapshot(&tmp, &live))
+            .spawn(move || {
+                use std::io::Read;
+                let mut data = Vec::new();
+                File::open(&path)
+                    .and_then(|f| f.take(len).read_to_end(&mut data))
+                    .map_err(io_err(&path))?;
+                let live = load_image(&path, &data, wall)?.bindings;
+                drop(data);
+                Ok((write_snapshot(&tmp, &live)?, live.len()))
+            })
             .map_err(io_err(&self.path))?;
         self.compaction = Some(Compaction {
             writer,
             tail: Vec::new(),
-            live: n,
         });
         // Records appended from here on are counted against the new file.
         self.appended = 0;
@@ -365,8 +376,8 @@ impl Journal {
         }
         let c = self.compaction.take().expect("checked above");
         let tmp = tmp_path(&self.path);
-        let finish = |c: Compaction| -> Result<File, JournalError> {
-            let mut f = c
+        let finish = |c: Compaction| -> Result<(File, usize), JournalError> {
+            let (mut f, live) = c
                 .writer
                 .join()
                 .map_err(|_| io_err(&tmp)(io::Error::other("compaction thread panicked")))??;
@@ -374,12 +385,11 @@ impl Journal {
             f.sync_data().map_err(io_err(&tmp))?;
             fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
             sync_dir(&self.path)?;
-            Ok(f)
+            Ok((f, live))
         };
-        let live = c.live;
         match finish(c) {
             // The handle follows the file through the rename: appending goes on there.
-            Ok(f) => {
+            Ok((f, live)) => {
                 self.file = f;
                 self.live_hint = live;
                 info!(path = %self.path.display(), bindings = live, appended_meanwhile = self.appended,
@@ -659,7 +669,7 @@ mod tests {
         }
         j.sync().unwrap();
         let live = load(&path, NOW).unwrap().bindings;
-        j.begin_compaction(live.clone()).unwrap();
+        j.begin_compaction(NOW).unwrap();
         assert!(j.compacting());
         // Meanwhile: one refresh, one removal, one new binding.
         let mut refreshed = b(5, 100);

@@ -832,19 +832,19 @@ impl Daemon {
             }
             self.send(&h.tx).await;
         }
-        // Compaction writes the live set on its own thread (journal module docs): the loop
-        // pays the snapshot and, at the swap, the few records that came meanwhile.
+        // Compaction folds and rewrites the journal on its own thread (journal module docs):
+        // the loop pays only, at the swap, the records that came meanwhile.
         match self.journal.poll_compaction() {
             Ok(_) => {}
             Err(e) => {
                 error!(error = %e, "journal compaction failed; the journal goes on as it was")
             }
         }
-        if !self.journal.compacting() && self.journal.should_compact(self.ha.binding_count()) {
-            let snap = self.ha.snapshot(Instant::now(), wall());
-            if let Err(e) = self.journal.begin_compaction(snap) {
-                error!(error = %e, "journal compaction could not start");
-            }
+        if !self.journal.compacting()
+            && self.journal.should_compact(self.ha.binding_count())
+            && let Err(e) = self.journal.begin_compaction(wall())
+        {
+            error!(error = %e, "journal compaction could not start");
         }
     }
 
