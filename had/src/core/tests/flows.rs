@@ -251,3 +251,48 @@ fn flow_bindings_survive_a_restart() {
         .opt(summary(&[7])));
     assert_eq!(flow_statuses(&tx), []);
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Random octets in Flow Identification and Flow Summary options of a bulk
+        /// registration (sub-options that parse or do not, any FID, any BIDs): no panic,
+        /// every answer encodes, an accepted BU's Flow Identification copies are one per
+        /// option that parsed plus one per unknown summarised FID, the list stays within
+        /// `flow-bindings-max`, and its journal records decode back to it.
+        #[test]
+        fn random_flow_options_never_panic(
+            opts in proptest::collection::vec(
+                (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..40)),
+                0..24,
+            ),
+        ) {
+            let mut bu = Bu::new(HOA1, 1).opt(bid(1, None)).opt(bid(2, Some(COA2)));
+            for (fi, data) in &opts {
+                let data: &'static [u8] = Box::leak(data.clone().into_boxed_slice());
+                bu = bu.opt(MobilityOption::Unknown {
+                    option_type: if *fi { 45 } else { 44 },
+                    data,
+                });
+            }
+            let mut e = Env::new(cfg());
+            e.send(&bu);
+            while let Some(tx) = e.ha.poll_transmit() {
+                prop_assert!(tx.repr().is_ok());
+            }
+            for ev in e.events() {
+                if let HaEvent::Persist(rec) = ev {
+                    let mut v = Vec::new();
+                    rec.encode(&mut v);
+                    prop_assert_eq!(JournalRecord::decode(&v), Ok(rec.clone()));
+                    if let JournalRecord::Upsert(b) = rec {
+                        prop_assert!(b.flows.len() <= crate::config::DEFAULT_FLOW_BINDINGS_MAX);
+                    }
+                }
+            }
+        }
+    }
+}
