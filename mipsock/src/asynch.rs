@@ -67,6 +67,12 @@ impl AsyncEndpoint {
         self.inner.send(msg)
     }
 
+    /// Sends `msgs` in order, as few datagrams as fit; never waits (see
+    /// [`Endpoint::send_batch`]).
+    pub fn send_batch(&self, msgs: &[Message]) -> Result<SendReport> {
+        self.inner.send_batch(msgs)
+    }
+
     /// The next event: a message or a skipped (counted) frame. Cancel-safe: a message is
     /// only taken from the socket in the synchronous part, so using this in
     /// `tokio::select!` loses nothing.

@@ -190,6 +190,9 @@ struct RxState {
     buf: Vec<u8>,
     events: Vec<EpollEvent>,
     last_serial: HashMap<(u32, String), u64>,
+    /// The further frames of a datagram that carried several ([`Endpoint::send_batch`]),
+    /// decoded, handed out before anything else is read.
+    pending: VecDeque<Event>,
 }
 
 #[derive(Debug, Default)]
@@ -320,6 +323,7 @@ impl Endpoint {
                 buf: vec![0; MAX_FRAME + 1],
                 events: vec![EpollEvent::empty(); 64],
                 last_serial: HashMap::new(),
+                pending: VecDeque::new(),
             }),
             counters: Counters::default(),
         };
@@ -365,7 +369,7 @@ impl Endpoint {
         let mut buf = std::mem::take(&mut tx.buf);
         buf.clear();
         let res = frame::encode_into(&mut buf, &header, &msg.body);
-        let report = res.map(|()| self.fan_out(&mut tx, &buf));
+        let report = res.map(|()| self.fan_out(&mut tx, &buf, 1));
         tx.buf = buf;
         let report = report?;
         // Counted only once encoded and sent: a refused message leaves no serial gap.
@@ -374,14 +378,69 @@ impl Endpoint {
         Ok(report)
     }
 
+    /// Sends `msgs` in order, as [`Endpoint::send`] does each, but with as many frames in
+    /// one datagram as fit ([`MAX_FRAME`] octets): a reader asleep wakes once for them
+    /// all. A busy home agent's step announces many binding changes at once; four readers
+    /// woken for each made the wake-ups, not the bus, the limit (mipsock/README.md). A
+    /// message that cannot be encoded refuses the whole batch, before anything is sent.
+    pub fn send_batch(&self, msgs: &[Message]) -> Result<SendReport> {
+        match msgs {
+            [] => return Ok(SendReport::default()),
+            [one] => return self.send(one),
+            _ => {}
+        }
+        let mut tx = lock(&self.tx);
+        let mut buf = std::mem::take(&mut tx.buf);
+        buf.clear();
+        // Every frame first, with its serial: nothing goes out unless all encode.
+        let mut ends = Vec::with_capacity(msgs.len());
+        for (msg, serial) in msgs.iter().zip(tx.serial + 1..) {
+            let header = Header {
+                seq: msg.header.seq,
+                errno: msg.header.errno,
+                pid: self.pid,
+                sender: self.name.clone(),
+                serial,
+                sent_at_ns: now_ns(),
+            };
+            if let Err(e) = frame::encode_into(&mut buf, &header, &msg.body) {
+                tx.buf = buf;
+                return Err(e.into());
+            }
+            ends.push(buf.len());
+        }
+        let mut report = SendReport::default();
+        let (mut start, mut frames) = (0, 0);
+        for (i, &end) in ends.iter().enumerate() {
+            frames += 1;
+            let next_fits = ends
+                .get(i + 1)
+                .is_some_and(|&next| next - start <= MAX_FRAME);
+            if !next_fits {
+                let r = self.fan_out(&mut tx, &buf[start..end], frames);
+                report.delivered += r.delivered;
+                report.dropped += r.dropped;
+                (start, frames) = (end, 0);
+            }
+        }
+        tx.buf = buf;
+        tx.serial += msgs.len() as u64;
+        self.counters
+            .sent
+            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
+        Ok(report)
+    }
+
     /// Sends raw octets as one frame to every peer, unchecked. For testing decoders and
     /// the bus's tolerance of garbage (`mipsock inject --raw-hex`).
     pub fn send_raw(&self, bytes: &[u8]) -> SendReport {
         let mut tx = lock(&self.tx);
-        self.fan_out(&mut tx, bytes)
+        self.fan_out(&mut tx, bytes, 1)
     }
 
-    fn fan_out(&self, tx: &mut TxState, frame: &[u8]) -> SendReport {
+    /// Sends one datagram holding `frames` messages to every peer; the counts are in
+    /// messages.
+    fn fan_out(&self, tx: &mut TxState, frame: &[u8], frames: usize) -> SendReport {
         self.refresh_peers(tx);
         let mut report = SendReport::default();
         let mut gone = Vec::new();
@@ -402,12 +461,12 @@ impl Endpoint {
             };
             match outcome {
                 PeerSend::Delivered => {
-                    st.delivered += 1;
-                    report.delivered += 1;
+                    st.delivered += frames as u64;
+                    report.delivered += frames;
                 }
                 PeerSend::Dropped => {
-                    st.dropped += 1;
-                    report.dropped += 1;
+                    st.dropped += frames as u64;
+                    report.dropped += frames;
                 }
                 PeerSend::Gone => gone.push(path.clone()),
             }
@@ -621,6 +680,9 @@ impl Endpoint {
     /// Reads from the connections epoll reported ready; `poll` asks epoll again (without
     /// waiting) when that list runs out.
     fn try_recv_locked(&self, rx: &mut RxState, mut poll: bool) -> Result<Option<Event>> {
+        if let Some(ev) = rx.pending.pop_front() {
+            return Ok(Some(ev));
+        }
         loop {
             let Some(token) = rx.ready.pop_front() else {
                 if !poll || self.wait_ready(rx, EpollTimeout::ZERO)? == 0 {
@@ -653,12 +715,40 @@ impl Endpoint {
         }
     }
 
+    /// The events of a datagram of `n` octets: its first frame's, the others (a batch)
+    /// queued in `rx.pending`. Frames are cut by their headers' lengths; whatever does not
+    /// cut into whole frames is one garbage event, as a datagram of garbage is.
     fn decode_received(&self, rx: &mut RxState, n: usize) -> Event {
-        let result = if n > rx.buf.len() {
-            Err(FrameError::TooLong(n))
-        } else {
-            frame::decode(&rx.buf[..n])
+        if n > rx.buf.len() {
+            return self.decode_frame(rx, None, n);
+        }
+        let mut frames = Vec::new();
+        let mut at = 0;
+        while at < n {
+            let len = match frame::frame_len(&rx.buf[at..n]) {
+                Some(len) if at + len < n => len,
+                _ => n - at,
+            };
+            frames.push((at, len));
+            at += len;
+        }
+        let mut events = frames
+            .into_iter()
+            .map(|(at, len)| self.decode_frame(rx, Some(at), len));
+        let first = events.next().expect("a datagram has at least one frame");
+        let rest: Vec<Event> = events.collect();
+        rx.pending.extend(rest);
+        first
+    }
+
+    /// One frame of `len` octets at `at` in the receive buffer (`None`: a datagram longer
+    /// than the buffer).
+    fn decode_frame(&self, rx: &mut RxState, at: Option<usize>, len: usize) -> Event {
+        let result = match at {
+            None => Err(FrameError::TooLong(len)),
+            Some(at) => frame::decode(&rx.buf[at..at + len]),
         };
+        let n = len;
         match result {
             Ok(msg) => {
                 self.counters.received.fetch_add(1, Ordering::Relaxed);

@@ -230,6 +230,13 @@ pub fn parse_header(buf: &[u8]) -> Result<FixedHeader, FrameError> {
     })
 }
 
+/// The length of the frame starting at `data`, read from its fixed header (`None` when
+/// there is no valid header). A datagram may carry several frames back to back
+/// ([`crate::Endpoint::send_batch`]).
+pub fn frame_len(data: &[u8]) -> Option<usize> {
+    parse_header(data).ok().map(|fh| HEADER_LEN + fh.body_len)
+}
+
 /// Decodes one whole frame (a datagram or a frame cut from a stream). Unknown versions
 /// and types are reported as such, so callers can count and skip them.
 pub fn decode(frame: &[u8]) -> Result<Message, FrameError> {

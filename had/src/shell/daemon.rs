@@ -785,11 +785,24 @@ impl Daemon {
         // no BA for a new or changed binding before the data plane carries it, nothing
         // tunnelled for a removed one after its BA).
         let mut changed: HashSet<(Ipv6Addr, Option<u16>)> = HashSet::new();
+        // The step's binding changes go to the bus together: one datagram wakes each
+        // reader once for all of them (mipsock's send_batch; issue 13's fan-out goal).
+        let mut announcements = Vec::new();
         for ev in others {
-            if let HaEvent::BcAdd(b) | HaEvent::BcRemove(b) = &ev {
-                changed.insert((b.hoa, b.binding_id));
+            match ev {
+                HaEvent::BcAdd(b) => {
+                    changed.insert((b.hoa, b.binding_id));
+                    announcements.push(Message::new(Body::BcAdd(b)));
+                }
+                HaEvent::BcRemove(b) => {
+                    changed.insert((b.hoa, b.binding_id));
+                    announcements.push(Message::new(Body::BcRemove(b)));
+                }
+                ev => self.apply(ev).await,
             }
-            self.apply(ev).await;
+        }
+        if let Err(e) = self.bus.send_batch(&announcements) {
+            warn!(error = %e, messages = announcements.len(), "bus announcements failed");
         }
         let now = Instant::now();
         while let Some(tx) = self.ha.poll_transmit() {
