@@ -415,7 +415,8 @@ fn batches_arrive_whole_and_in_order() {
         .unwrap();
     rt.block_on(async {
         let c = AsyncEndpoint::open(dir.path(), "c", EndpointOptions::default()).unwrap();
-        a.send_batch(&(10..13).map(flush).collect::<Vec<_>>()).unwrap();
+        a.send_batch(&(10..13).map(flush).collect::<Vec<_>>())
+            .unwrap();
         for seq in 10..13 {
             let m = tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
             assert_eq!(m.header.seq, seq);
