@@ -695,12 +695,14 @@ pub async fn run(
                         warn!(error = %e, "routes of the batch incomplete; retried at the next event");
                     }
                 }
-                // had holds its BA until the data plane carries the change.
-                for r in ready {
-                    let hoa = r.hoa;
-                    if let Err(e) = ep.send(&Message::new(Body::DataplaneReady(r))) {
-                        warn!(%hoa, error = %e, "DATAPLANE_READY not sent");
-                    }
+                // had holds its BA until the data plane carries the change: the batch's
+                // confirmations go together (one wake-up for had).
+                let ready: Vec<Message> = ready
+                    .into_iter()
+                    .map(|r| Message::new(Body::DataplaneReady(r)))
+                    .collect();
+                if let Err(e) = ep.send_batch(&ready) {
+                    warn!(messages = ready.len(), error = %e, "DATAPLANE_READY not sent");
                 }
             }
             Some((local, peer, packet)) = mh_rx.recv() => {

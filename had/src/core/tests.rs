@@ -240,6 +240,17 @@ fn through_the_journal(e: &Env) -> Vec<crate::record::PersistedBinding> {
     report.bindings
 }
 
+/// A BID option for a BU: `coa` in the option, or none (the BU's own CoA).
+fn bid(bid: u16, coa: Option<Ipv6Addr>) -> MobilityOption<'static> {
+    MobilityOption::BindingIdentifier {
+        bid,
+        status: 0,
+        h: false,
+        coa: coa.map(Into::into),
+        bid_pri: 0,
+    }
+}
+
 fn status(tx: &Transmit) -> BaStatus {
     ba_of(tx).status
 }

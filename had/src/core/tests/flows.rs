@@ -10,16 +10,6 @@ use proto::model::FlowBinding;
 
 use super::*;
 
-fn bid(bid: u16, coa: Option<Ipv6Addr>) -> MobilityOption<'static> {
-    MobilityOption::BindingIdentifier {
-        bid,
-        status: 0,
-        h: false,
-        coa: coa.map(Into::into),
-        bid_pri: 0,
-    }
-}
-
 fn voice() -> Ipv6TrafficSelector {
     Ipv6TrafficSelector {
         next_header: Some(SelectorRange::single(17)),

@@ -6,17 +6,6 @@ use super::*;
 
 const COA3: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc, 0, 0, 0, 0, 9);
 
-/// A BID option for a BU: `coa` in the option, or none (the BU's own CoA).
-fn bid(bid: u16, coa: Option<Ipv6Addr>) -> MobilityOption<'static> {
-    MobilityOption::BindingIdentifier {
-        bid,
-        status: 0,
-        h: false,
-        coa: coa.map(Into::into),
-        bid_pri: 0,
-    }
-}
-
 /// The BA's BID options: (BID, status), in order.
 fn bids(tx: &Transmit) -> Vec<(u16, u8)> {
     ba_of(tx)
