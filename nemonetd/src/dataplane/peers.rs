@@ -471,6 +471,8 @@ struct GroupFlows {
 
 #[derive(Debug, Clone)]
 struct FlowEntry {
+    /// Its FID (what a later fragment's memory names: entries are rebuilt with the table).
+    fid: u16,
     /// Packets we send that belong to the flow: the home agent sends the selector's
     /// direction (towards the mobile network), the mobile router the reverse.
     tx: FlowSelector,
@@ -506,7 +508,12 @@ impl GroupFlows {
                     Mode::HomeAgent => (f.selector, f.selector.reversed()),
                     Mode::MobileRouter => (f.selector.reversed(), f.selector),
                 };
-                Some(FlowEntry { tx, rx, peers: at })
+                Some(FlowEntry {
+                    fid: f.fid,
+                    tx,
+                    rx,
+                    peers: at,
+                })
             })
             .collect();
         GroupFlows { entries }
@@ -520,6 +527,82 @@ pub struct Duplicate {
     pub rules: Arc<[DupRule]>,
     /// The copies seen.
     pub window: Arc<Mutex<Dedup>>,
+    /// Which flow binding each recent fragmented packet's first fragment took.
+    pub fragments: Arc<Mutex<FragmentMemory>>,
+}
+
+/// An inner packet's fragment: (source, destination, identification), and whether it is
+/// the first (offset 0).
+type Fragment = ((IpAddr, IpAddr, u32), bool);
+
+/// The fragment of an inner packet, if it is one: IPv4's MF flag or offset; IPv6's
+/// Fragment header, behind Hop-by-Hop, Routing or Destination Options headers.
+fn fragment_of(packet: &[u8]) -> Option<Fragment> {
+    match packet.first()? >> 4 {
+        4 if packet.len() >= 20 => {
+            let flags = u16::from_be_bytes([packet[6], packet[7]]);
+            if flags & 0x3fff == 0 {
+                return None;
+            }
+            let src: [u8; 4] = packet[12..16].try_into().ok()?;
+            let dst: [u8; 4] = packet[16..20].try_into().ok()?;
+            let id = u32::from(u16::from_be_bytes([packet[4], packet[5]]));
+            Some(((src.into(), dst.into(), id), flags & 0x1fff == 0))
+        }
+        6 if packet.len() >= 40 => {
+            let (mut nh, mut at) = (packet[6], 40);
+            // A few extension headers at most before the Fragment header (RFC 8200 §4.1).
+            for _ in 0..8 {
+                match nh {
+                    44 => {
+                        let h = packet.get(at..at + 8)?;
+                        let src: [u8; 16] = packet[8..24].try_into().ok()?;
+                        let dst: [u8; 16] = packet[24..40].try_into().ok()?;
+                        let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+                        let offset = u16::from_be_bytes([h[2], h[3]]) >> 3;
+                        return Some(((src.into(), dst.into(), id), offset == 0));
+                    }
+                    0 | 43 | 60 => {
+                        let len = usize::from(*packet.get(at + 1)?) * 8 + 8;
+                        nh = *packet.get(at)?;
+                        at += len;
+                    }
+                    _ => return None,
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The flow binding (its FID) each of the last [`FragmentMemory::CAPACITY`] fragmented
+/// packets' first fragment matched, so the later fragments, which carry no ports, follow it
+/// (RFC 6089 §5.3.6). Bounded: the oldest is forgotten first.
+#[derive(Debug, Default)]
+pub struct FragmentMemory {
+    by_packet: HashMap<(IpAddr, IpAddr, u32), u16>,
+    order: std::collections::VecDeque<(IpAddr, IpAddr, u32)>,
+}
+
+impl FragmentMemory {
+    /// Packets remembered.
+    pub const CAPACITY: usize = 4096;
+
+    fn remember(&mut self, key: (IpAddr, IpAddr, u32), fid: u16) {
+        if self.by_packet.insert(key, fid).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.by_packet.remove(&old);
+            }
+        }
+    }
+
+    fn recall(&self, key: &(IpAddr, IpAddr, u32)) -> Option<u16> {
+        self.by_packet.get(key).copied()
+    }
 }
 
 impl Snapshot {
@@ -724,11 +807,27 @@ impl Snapshot {
         packet: &[u8],
         now: u64,
     ) -> Option<(&'a Peer, Vec<&'a Peer>)> {
-        let entry = self
-            .group_flows(group)?
-            .entries
-            .iter()
-            .find(|e| e.tx.matches(packet))?;
+        let entries = &self.group_flows(group)?.entries;
+        // §5.3.6: every fragment of a packet goes as its first did.
+        let memory = || {
+            self.duplicate
+                .fragments
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        let entry = match fragment_of(packet) {
+            Some((key, false)) => {
+                let fid = memory().recall(&key)?;
+                entries.iter().find(|e| e.fid == fid)?
+            }
+            first => {
+                let e = entries.iter().find(|e| e.tx.matches(packet))?;
+                if let Some((key, true)) = first {
+                    memory().remember(key, e.fid);
+                }
+                e
+            }
+        };
         let paths: Vec<&Peer> = entry.peers.iter().filter_map(|&i| self.peer(i)).collect();
         let alive = |p: &&Peer| self.liveness.is_none_or(|l| p.counters.0.alive(now, l));
         let chosen = paths
@@ -775,10 +874,26 @@ impl Snapshot {
         let Some(gf) = self.flow_groups.get(&hoa).and_then(|g| self.flows.get(g)) else {
             return false;
         };
-        gf.entries
-            .iter()
-            .find(|e| e.rx.matches(packet))
-            .is_some_and(|e| e.peers.len() > 1)
+        let memory = || {
+            self.duplicate
+                .fragments
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        // As on the way out: a later fragment is of the flow its first fragment was.
+        let entry = match fragment_of(packet) {
+            Some((key, false)) => memory()
+                .recall(&key)
+                .and_then(|fid| gf.entries.iter().find(|e| e.fid == fid)),
+            first => {
+                let e = gf.entries.iter().find(|e| e.rx.matches(packet));
+                if let (Some(e), Some((key, true))) = (e, first) {
+                    memory().remember(key, e.fid);
+                }
+                e
+            }
+        };
+        entry.is_some_and(|e| e.peers.len() > 1)
     }
 
     /// Whether a packet to a destination with the bindings `group` ([`Self::tx_route`]'s)

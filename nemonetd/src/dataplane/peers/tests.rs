@@ -1111,3 +1111,87 @@ fn flow_bindings_steer_and_duplicate_by_their_bids() {
     assert!(mr.first_copy(&mr.peers()[0], &voice));
     assert!(!mr.first_copy(&mr.peers()[1], &voice));
 }
+
+/// A UDP/IPv6 packet from `src` port `sport` to `dst` port `dport` cut into a first
+/// fragment (with the UDP header) and a later one (without), identification `id`.
+fn fragments6(src: &str, sport: u16, dst: &str, dport: u16, id: u32) -> (Vec<u8>, Vec<u8>) {
+    let base = udp6(src, sport, dst, dport);
+    let frag = |offset_units: u16, more: bool, payload: &[u8]| {
+        let mut p = base[..40].to_vec();
+        p[6] = 44;
+        p[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        let field = (offset_units << 3) | u16::from(more);
+        p.extend_from_slice(&[17, 0]);
+        p.extend_from_slice(&field.to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    };
+    (frag(0, true, &base[40..48]), frag(1, false, &[0xab; 8]))
+}
+
+/// RFC 6089 §5.3.6: a fragmented packet's later fragments, which carry no ports, go
+/// where its first fragment's flow binding sent it, and are de-duplicated alike.
+#[test]
+fn later_fragments_follow_the_first_fragments_flow_binding() {
+    use proto::flow::{Ipv6TrafficSelector, SelectorRange};
+    use proto::model::FlowBinding;
+    let flows = vec![FlowBinding {
+        fid: 1,
+        priority: 10,
+        selector: FlowSelector::Ipv6(Ipv6TrafficSelector {
+            next_header: Some(SelectorRange::single(17)),
+            source_port: Some(SelectorRange::single(5060)),
+            ..Default::default()
+        }),
+        bids: vec![2, 1],
+    }];
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        b.flows = flows.clone();
+        t.upsert(Peer::new(Mode::HomeAgent, &b).unwrap());
+    }
+    let s = t.snapshot();
+    let (cn, mnn) = ("2001:db8:ffff::1", "2001:db8:100::7");
+    let (_, group) = s.tx_route(ip(cn), ip(mnn), || 0).unwrap();
+    let route = |p: &[u8]| {
+        s.flow_route_at(group, p, 0)
+            .map(|(c, more)| (c.binding.binding_id, more.len()))
+    };
+    let (first, later) = fragments6(cn, 5060, mnn, 4000, 77);
+    // A later fragment seen alone matches nothing (no ports)...
+    let (_, stray) = fragments6(cn, 5060, mnn, 4000, 78);
+    assert_eq!(route(&stray), None);
+    // ...but after its first fragment, it goes the same way, copies and all.
+    assert_eq!(route(&first), Some((Some(2), 1)));
+    assert_eq!(route(&later), Some((Some(2), 1)));
+    // Another packet's later fragment (another identification) still matches nothing.
+    assert_eq!(route(&stray), None);
+    // Receiving (at the MR, the reverse direction's selector): the later fragment's
+    // second copy is dropped like the first fragment's.
+    let mut t = PeerTable::new(Mode::MobileRouter);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        b.flows = flows.clone();
+        t.upsert(Peer::new(Mode::MobileRouter, &b).unwrap());
+    }
+    let mr = t.snapshot();
+    let (p1, p2) = (&mr.peers()[0], &mr.peers()[1]);
+    assert!(mr.first_copy(p1, &first) && !mr.first_copy(p2, &first));
+    assert!(mr.first_copy(p1, &later) && !mr.first_copy(p2, &later));
+}
+
+#[test]
+fn fragment_memory_is_bounded() {
+    let mut m = FragmentMemory::default();
+    let key = |i: u32| (ip("2001:db8::1"), ip("2001:db8::2"), i);
+    for i in 0..(FragmentMemory::CAPACITY as u32 + 10) {
+        m.remember(key(i), 1);
+    }
+    assert_eq!(m.by_packet.len(), FragmentMemory::CAPACITY);
+    assert_eq!(m.recall(&key(0)), None);
+    assert_eq!(m.recall(&key(FragmentMemory::CAPACITY as u32 + 9)), Some(1));
+}
