@@ -219,17 +219,24 @@ fn state(bus: &std::path::Path) -> Vec<(Option<u16>, String)> {
     bcs_of(bus, |b| (b.binding_id, b.coa.to_string()))
 }
 
-#[test]
-fn bulk_registration_and_deregistration_of_one_bid() {
-    require_root();
+/// The real had and nemonetd -h with the samples, the router's access link holding both
+/// care-of addresses (namespaces tagged `tag`).
+fn home_agent(tag: &str) -> (HomeTopology, setup::Files, (tests::Daemon, tests::Daemon)) {
     let t = home_topology(
-        "mcoa",
+        tag,
         "2001:db8:1::50/64",
         HOA,
         &["2001:db8:a::5/64", "2001:db8:a::6/64"],
     );
     let f = files(&[]);
-    let (_had, _nemonetd) = setup::start_home_agent(&t.ha, &f, "up0");
+    let daemons = setup::start_home_agent(&t.ha, &f, "up0");
+    (t, f, daemons)
+}
+
+#[test]
+fn bulk_registration_and_deregistration_of_one_bid() {
+    require_root();
+    let (t, f, _daemons) = home_agent("mcoa");
     let logs = || {
         ["had", "nemonetd-ha"]
             .iter()
@@ -304,14 +311,7 @@ fn bulk_registration_and_deregistration_of_one_bid() {
 #[test]
 fn flow_bindings_in_a_bulk_registration() {
     require_root();
-    let t = home_topology(
-        "mcoafl",
-        "2001:db8:1::50/64",
-        HOA,
-        &["2001:db8:a::5/64", "2001:db8:a::6/64"],
-    );
-    let f = files(&[]);
-    let (_had, _nemonetd) = setup::start_home_agent(&t.ha, &f, "up0");
+    let (t, f, _daemons) = home_agent("mcoafl");
     let logs = || log_of(&f.dir.path().join("had.log"));
     // BID-PRIs 10 and 20 (RFC 6089 §4.1): the BA copies them (§5.3.5).
     let bids = format!("1/10,2/20={COA2}");

@@ -63,10 +63,9 @@ pub(super) struct Reply<'a> {
     /// NAT Detection option for a BU that arrived in UDP/IPv4 (RFC 5555 §4.1).
     nat: Option<MobilityOption<'static>>,
     /// RFC 5648: the BU's Binding Identifiers, in its order, with their per-BID status
-    /// (0 until a step refuses one); each goes back in the BA (§6.2).
-    pub(super) bids: Vec<(u16, u8)>,
-    /// RFC 6089 §5.3.5: each BID option's BID-PRI, copied into the BA's (same order).
-    pub(super) bid_pris: Vec<u8>,
+    /// (0 until a step refuses one) and BID-PRI; each goes back in the BA (§6.2; the
+    /// BID-PRI as sent, RFC 6089 §5.3.5).
+    pub(super) bids: Vec<(u16, u8, u8)>,
 }
 
 /// Outcome of the IPv4 part.
@@ -340,15 +339,9 @@ impl Ha {
                     .options
                     .iter()
                     .filter_map(|o| match o {
-                        MobilityOption::BindingIdentifier { bid, .. } => Some((*bid, 0)),
-                        _ => None,
-                    })
-                    .collect(),
-                bid_pris: bu
-                    .options
-                    .iter()
-                    .filter_map(|o| match o {
-                        MobilityOption::BindingIdentifier { bid_pri, .. } => Some(*bid_pri),
+                        MobilityOption::BindingIdentifier { bid, bid_pri, .. } => {
+                            Some((*bid, 0, *bid_pri))
+                        }
                         _ => None,
                     })
                     .collect(),
@@ -1083,7 +1076,7 @@ impl Ha {
         // RFC 5648 §6.2: one BID option per BID of the BU, without its CoA, with its own
         // status; a refusal of the whole BU is every BID's status.
         let refused = u8::from(status) >= 128;
-        for (&(bid, st), &bid_pri) in reply.bids.iter().zip(&reply.bid_pris) {
+        for &(bid, st, bid_pri) in &reply.bids {
             let st = if st == 0 && refused {
                 u8::from(status)
             } else {

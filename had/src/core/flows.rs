@@ -143,6 +143,16 @@ pub(super) fn flow_step<'a>(
     registered: &[u16],
     options: &[MobilityOption<'a>],
 ) -> FlowOutcome<'a> {
+    // The common BU names no flow at all: nothing kept (§5.3.4), nothing to answer, and
+    // nothing else to set up on the BU path.
+    if !options.iter().any(|o| {
+        matches!(
+            o,
+            MobilityOption::FlowIdentification(_) | MobilityOption::FlowSummary(_)
+        )
+    }) {
+        return FlowOutcome::default();
+    }
     let fis: Vec<&FlowIdentification<'a>> = options
         .iter()
         .filter_map(|o| match o {

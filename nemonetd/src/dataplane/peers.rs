@@ -807,34 +807,10 @@ impl Snapshot {
         packet: &[u8],
         now: u64,
     ) -> Option<(&'a Peer, Vec<&'a Peer>)> {
-        let entries = &self.group_flows(group)?.entries;
-        // §5.3.6: every fragment of a packet goes as its first did.
-        let memory = || {
-            self.duplicate
-                .fragments
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        };
-        let entry = match fragment_of(packet) {
-            Some((key, false)) => {
-                let fid = memory().recall(&key)?;
-                entries.iter().find(|e| e.fid == fid)?
-            }
-            first => {
-                let e = entries.iter().find(|e| e.tx.matches(packet))?;
-                if let Some((key, true)) = first {
-                    memory().remember(key, e.fid);
-                }
-                e
-            }
-        };
-        let paths: Vec<&Peer> = entry.peers.iter().filter_map(|&i| self.peer(i)).collect();
+        let entry = self.matching_entry(self.group_flows(group)?, packet, |e| &e.tx)?;
         let alive = |p: &&Peer| self.liveness.is_none_or(|l| p.counters.0.alive(now, l));
-        let chosen = paths
-            .iter()
-            .copied()
-            .find(alive)
-            .or(paths.first().copied())?;
+        let paths = || entry.peers.iter().filter_map(|&i| self.peer(i));
+        let chosen = paths().find(alive).or_else(|| paths().next())?;
         // The copies as for any duplicated flow ([`Self::duplicate_paths_at`]), among the
         // entry's paths: each other one that lives (§5.3.6's "a copy to each care-of
         // address", less the silent ones), or the survivor twice.
@@ -874,26 +850,38 @@ impl Snapshot {
         let Some(gf) = self.flow_groups.get(&hoa).and_then(|g| self.flows.get(g)) else {
             return false;
         };
+        self.matching_entry(gf, packet, |e| &e.rx)
+            .is_some_and(|e| e.peers.len() > 1)
+    }
+
+    /// The entry of `gf` a packet belongs to: the first, by FID-PRI, whose selector (`side`:
+    /// the one for what we send or for what we receive) matches; for a fragment after the
+    /// first, which carries no ports, the one its first fragment matched (RFC 6089 §5.3.6).
+    fn matching_entry<'g>(
+        &self,
+        gf: &'g GroupFlows,
+        packet: &[u8],
+        side: impl Fn(&FlowEntry) -> &FlowSelector,
+    ) -> Option<&'g FlowEntry> {
         let memory = || {
             self.duplicate
                 .fragments
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
         };
-        // As on the way out: a later fragment is of the flow its first fragment was.
-        let entry = match fragment_of(packet) {
-            Some((key, false)) => memory()
-                .recall(&key)
-                .and_then(|fid| gf.entries.iter().find(|e| e.fid == fid)),
+        match fragment_of(packet) {
+            Some((key, false)) => {
+                let fid = memory().recall(&key)?;
+                gf.entries.iter().find(|e| e.fid == fid)
+            }
             first => {
-                let e = gf.entries.iter().find(|e| e.rx.matches(packet));
-                if let (Some(e), Some((key, true))) = (e, first) {
+                let e = gf.entries.iter().find(|e| side(e).matches(packet))?;
+                if let Some((key, true)) = first {
                     memory().remember(key, e.fid);
                 }
-                e
+                Some(e)
             }
-        };
-        entry.is_some_and(|e| e.peers.len() > 1)
+        }
     }
 
     /// Whether a packet to a destination with the bindings `group` ([`Self::tx_route`]'s)
