@@ -346,7 +346,7 @@ fn the_standby_takes_over_every_binding_when_the_active_home_agent_dies() {
     assert_eq!(carried.coa, before.coa);
     assert_eq!(
         carried.backend,
-        if tests::kernel_srv6() {
+        if tests::kernel_dataplane() {
             mipsock::DataplaneBackend::Kernel
         } else {
             mipsock::DataplaneBackend::Tun

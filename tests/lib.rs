@@ -83,15 +83,88 @@ pub fn kernel_srv6() -> bool {
     })
 }
 
+/// Whether this kernel takes nemonetd's BPF encapsulation: a tc program attached by tcx
+/// (Linux 6.6), asked once by attaching a program that passes everything to the loopback
+/// device of a network namespace made for the question (on a thread of its own, so the
+/// test process's namespace is untouched). nemonetd loads its own programs and says so if
+/// the verifier refuses them; this asks whether the hook exists.
+pub fn kernel_bpf() -> bool {
+    static BPF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *BPF.get_or_init(|| {
+        std::thread::spawn(|| {
+            if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+                return false;
+            }
+            // mov64 r0, 0; exit.
+            let insns: [u64; 2] = [0x0000_0000_0000_00b7, 0x0000_0000_0000_0095];
+            let license = c"BSD";
+            // bpf_attr for BPF_PROG_LOAD: prog_type 3 (sched_cls), insn_cnt, insns, license.
+            let mut load = [0u64; 16];
+            load[0] = 3 | (2 << 32);
+            load[1] = insns.as_ptr() as u64;
+            load[2] = license.as_ptr() as u64;
+            let sys = |cmd: i64, attr: &mut [u64]| {
+                // SAFETY: a zero-padded bpf_attr whose pointers outlive the call.
+                unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_bpf,
+                        cmd,
+                        attr.as_mut_ptr(),
+                        std::mem::size_of_val(attr),
+                    )
+                }
+            };
+            let prog = sys(5, &mut load);
+            if prog < 0 {
+                return false;
+            }
+            // BPF_LINK_CREATE: prog_fd, target_ifindex 1 (lo), attach type 46 (tcx ingress).
+            let mut link = [0u64; 6];
+            link[0] = (prog as u64) | (1 << 32);
+            link[1] = 46;
+            let linked = sys(28, &mut link);
+            // SAFETY: both descriptors are ours, opened above; closing them detaches the
+            // program, and the namespace goes with the thread.
+            unsafe {
+                if linked >= 0 {
+                    nix::libc::close(linked as i32);
+                }
+                nix::libc::close(prog as i32);
+            }
+            linked >= 0
+        })
+        .join()
+        .unwrap_or(false)
+    })
+}
+
+/// Whether this kernel can run nemonetd's kernel data plane at all: BPF or SRv6.
+pub fn kernel_dataplane() -> bool {
+    kernel_bpf() || kernel_srv6()
+}
+
 /// For a test of the kernel data plane itself: true (and a line saying so) when this
-/// kernel cannot run it ([`kernel_srv6`]).
+/// kernel cannot run it ([`kernel_dataplane`]).
+pub fn skip_without_kernel_dataplane(test: &str) -> bool {
+    if kernel_dataplane() {
+        return false;
+    }
+    eprintln!(
+        "{test}: skipped: this kernel has neither tcx BPF programs (Linux 6.6) nor SRv6 \
+         lightweight tunnels (CONFIG_IPV6_SEG6_LWTUNNEL), which nemonetd's kernel data plane \
+         needs; --dataplane auto uses TUN here"
+    );
+    true
+}
+
+/// For a test of the SRv6 encapsulation itself: true (and a line saying so) when this
+/// kernel has none ([`kernel_srv6`]).
 pub fn skip_without_srv6(test: &str) -> bool {
     if kernel_srv6() {
         return false;
     }
     eprintln!(
-        "{test}: skipped: this kernel has no SRv6 lightweight tunnels (CONFIG_IPV6_SEG6_LWTUNNEL), \
-         which nemonetd's kernel data plane needs; --dataplane auto uses TUN here"
+        "{test}: skipped: this kernel has no SRv6 lightweight tunnels (CONFIG_IPV6_SEG6_LWTUNNEL)"
     );
     true
 }

@@ -15,6 +15,7 @@
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
 //! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (HA: kernel if it can)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
+//! kernel-encapsulation auto;  # kernel data plane: bpf (tcx programs), srv6, or auto (bpf, else srv6)
 //! path-probe-interval 20;     # ms between probes of each care-of address among several (0: off)
 //! duplicate "udp port 5004-5099";  # flows sent through every live path (repeatable)
 //! ```
@@ -94,6 +95,12 @@ pub struct Cli {
     /// `kernel-table`; default 1100).
     #[arg(long)]
     pub kernel_table: Option<u32>,
+    /// How the kernel data plane puts on and takes off the outer header: `bpf` (two tcx
+    /// programs on the veth pair, Linux 6.6), `srv6` (SRv6 routes, a kernel with
+    /// CONFIG_IPV6_SEG6_LWTUNNEL), or `auto`: BPF where the kernel takes the programs,
+    /// else SRv6 (overrides `kernel-encapsulation`; default auto).
+    #[arg(long, value_enum, env = "NEMONETD_KERNEL_ENCAPSULATION")]
+    pub kernel_encapsulation: Option<crate::kernel::EncapChoice>,
     /// Milliseconds between path probes through each care-of address of a router
     /// registered with several (RFC 5648); a path silent for four intervals is out of use
     /// until it is heard again. 0: no probes, every registered path used (overrides
@@ -161,6 +168,8 @@ pub struct Settings {
     pub dataplane: crate::kernel::Choice,
     /// The kernel data plane's first table.
     pub kernel_table: u32,
+    /// How the kernel data plane encapsulates.
+    pub kernel_encapsulation: crate::kernel::EncapChoice,
     /// Milliseconds between path probes (0: none).
     pub path_probe_interval_ms: u32,
     /// The flows duplicated over every live path.
@@ -190,6 +199,8 @@ pub struct FileSettings {
     pub dataplane: Option<crate::kernel::Choice>,
     /// `kernel-table`.
     pub kernel_table: Option<u32>,
+    /// `kernel-encapsulation auto|bpf|srv6;`.
+    pub kernel_encapsulation: Option<crate::kernel::EncapChoice>,
     /// `path-probe-interval` (milliseconds).
     pub path_probe_interval: Option<u32>,
     /// `duplicate "RULE";`, each statement one rule.
@@ -257,6 +268,14 @@ impl FileSettings {
                     )
                 }
                 "kernel-table" => s.kernel_table = Some(number(u64::from(u32::MAX - 2))? as u32),
+                "kernel-encapsulation" => {
+                    s.kernel_encapsulation = Some(
+                        one()?
+                            .text
+                            .parse()
+                            .map_err(|e| format!("{at}: 'kernel-encapsulation' {e}"))?,
+                    )
+                }
                 "path-probe-interval" => s.path_probe_interval = Some(number(60_000)? as u32),
                 "duplicate" => s.duplicate.push(
                     one()?
@@ -429,6 +448,10 @@ impl Cli {
                 .or(file.dataplane)
                 .unwrap_or(crate::kernel::Choice::Auto),
             kernel_table: self.kernel_table.or(file.kernel_table).unwrap_or(1100),
+            kernel_encapsulation: self
+                .kernel_encapsulation
+                .or(file.kernel_encapsulation)
+                .unwrap_or_default(),
             path_probe_interval_ms: self
                 .path_probe_interval
                 .or(file.path_probe_interval)

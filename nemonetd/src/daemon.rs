@@ -267,7 +267,7 @@ impl Daemon {
             return Ok(());
         };
         if self.place_kernel_outer(&b).await {
-            self.routes.reconcile().await?;
+            self.routes.recompute().await?;
         }
         Ok(())
     }
@@ -802,13 +802,24 @@ async fn start_kernel(
         peer,
         table: settings.kernel_table,
         hop_limit: settings.hop_limit,
+        method: crate::routes::KernelMethod::default(),
         source: None,
         outer: None,
     };
     let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
-    match KernelPlane::start(net, routes.clone(), settings.routes.mode, mtu).await {
+    let started = KernelPlane::start(
+        net,
+        routes,
+        settings.routes.mode,
+        mtu,
+        settings.kernel_encapsulation,
+    )
+    .await;
+    match started {
         Ok(k) => {
-            info!(dev = %routes.dev, "data plane: kernel for IPv6 outer headers, TUN for IPv4 ones");
+            let routes = k.routes().clone();
+            info!(dev = %routes.dev, encapsulation = %routes.method,
+                "data plane: kernel for IPv6 outer headers, TUN for IPv4 ones");
             settings.routes.kernel = Some(routes);
             Ok(Some(k))
         }

@@ -50,7 +50,8 @@ use tracing::{info, warn};
 use crate::dataplane::peers::MOVE_GRACE;
 use crate::netops::{LwEncap, NetOps, RouteSpec, RtNetOps};
 use crate::routes::{
-    BindingKey, KERNEL_NH6, KernelRoutes, Mode, RouteConfig, kernel_decapsulates, kernel_ends,
+    BindingKey, KERNEL_NH6, KernelMethod, KernelRoutes, Mode, RouteConfig, kernel_decapsulates,
+    kernel_ends,
 };
 
 /// The nftables table of the ingress filter.
@@ -85,6 +86,31 @@ impl std::str::FromStr for Choice {
             "kernel" => Ok(Choice::Kernel),
             "tun" => Ok(Choice::Tun),
             _ => Err(format!("{s:?}: one of auto, kernel, tun")),
+        }
+    }
+}
+
+/// How the kernel data plane encapsulates (`kernel-encapsulation` /
+/// `--kernel-encapsulation`): [`crate::routes::KernelMethod`], or the first that works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum EncapChoice {
+    /// BPF where the kernel takes the programs (tcx, Linux 6.6), else SRv6.
+    #[default]
+    Auto,
+    /// Two tcx programs on the veth pair ([`crate::bpf`]).
+    Bpf,
+    /// SRv6 lightweight tunnels (`CONFIG_IPV6_SEG6_LWTUNNEL`).
+    Srv6,
+}
+
+impl std::str::FromStr for EncapChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(EncapChoice::Auto),
+            "bpf" => Ok(EncapChoice::Bpf),
+            "srv6" => Ok(EncapChoice::Srv6),
+            _ => Err(format!("{s:?}: one of auto, bpf, srv6")),
         }
     }
 }
@@ -383,6 +409,8 @@ pub struct KernelPlane {
     filter: Filter,
     /// The SRv6 tunnel source as we set it.
     tunsrc: Option<Ipv6Addr>,
+    /// The BPF programs, attached to the pair's far side (dropping them detaches them).
+    bpf: Option<crate::bpf::Tunnel>,
     /// HA: bindings that moved, with their previous far end and until when it is still
     /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
     /// the Binding Acknowledgement reached it is not lost).
@@ -417,15 +445,17 @@ impl KernelPlane {
         routes: KernelRoutes,
         mode: Mode,
         mtu: u32,
+        encapsulation: EncapChoice,
     ) -> Result<KernelPlane, String> {
         let mut plane = KernelPlane {
             routes,
             mode,
             filter: Filter::default(),
             tunsrc: None,
+            bpf: None,
             graces: BTreeMap::new(),
         };
-        match plane.setup(net, mtu).await {
+        match plane.setup(net, mtu, encapsulation).await {
             Ok(()) => Ok(plane),
             Err(e) => {
                 plane.stop(net).await;
@@ -434,7 +464,12 @@ impl KernelPlane {
         }
     }
 
-    async fn setup(&mut self, net: &mut RtNetOps, mtu: u32) -> Result<(), String> {
+    async fn setup(
+        &mut self,
+        net: &mut RtNetOps,
+        mtu: u32,
+        encapsulation: EncapChoice,
+    ) -> Result<(), String> {
         let k = self.routes.clone();
         // Decapsulated packets are forwarded from the egress interface to the pair: a node
         // that does not forward (a mobile host) keeps the TUN device rather than turn
@@ -470,8 +505,43 @@ impl KernelPlane {
         net.link_set(&k.dev, Some(true), Some(mtu))
             .await
             .map_err(|e| e.to_string())?;
-        // Probe: the kernel takes both kinds of lightweight tunnel (a kernel without
-        // CONFIG_IPV6_SEG6_LWTUNNEL refuses them here, and we fall back).
+        self.routes.method = self.encapsulation(net, encapsulation).await?;
+        nft(&filter_base_script()).await?;
+        net.local_rule_move().await.map_err(|e| e.to_string())?;
+        let how = match self.routes.method {
+            KernelMethod::Srv6 => "SRv6 encapsulation, seg6local decapsulation",
+            KernelMethod::Bpf => "BPF encapsulation and decapsulation (tcx programs on the peer)",
+        };
+        info!(dev = %k.dev, peer = %k.peer, table = k.table, mtu, encapsulation = %self.routes.method,
+            "kernel data plane set up ({how}, nftables filter)");
+        Ok(())
+    }
+
+    /// Sets up the encapsulation `choice` asks for: BPF (the programs loaded and attached
+    /// to the pair's far side) or SRv6 (probed: a kernel without
+    /// CONFIG_IPV6_SEG6_LWTUNNEL refuses its routes), `auto` the first that works.
+    async fn encapsulation(
+        &mut self,
+        net: &mut RtNetOps,
+        choice: EncapChoice,
+    ) -> Result<KernelMethod, String> {
+        let k = self.routes.clone();
+        let mut why_not_bpf = None;
+        if choice != EncapChoice::Srv6 {
+            let attached = match net.link_index(&k.peer).await {
+                Ok(index) => crate::bpf::Tunnel::attach(index).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match attached {
+                Ok(t) => {
+                    net.set_bpf_encap(Some(t.encap()));
+                    self.bpf = Some(t);
+                    return Ok(KernelMethod::Bpf);
+                }
+                Err(e) if choice == EncapChoice::Bpf => return Err(format!("BPF: {e}")),
+                Err(e) => why_not_bpf = Some(e),
+            }
+        }
         let probe = Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0x6f);
         for (table, encap) in [
             (k.table, LwEncap::Seg6Red(probe, k.hop_limit)),
@@ -479,16 +549,24 @@ impl KernelPlane {
         ] {
             let mut r = RouteSpec::dev(table, IpNet::V6(probe.into()), &k.peer);
             r.encap = Some(encap);
-            net.route_replace(&r)
-                .await
-                .map_err(|e| format!("SRv6 probe ({encap}): {e}"))?;
+            if let Err(e) = net.route_replace(&r).await {
+                return Err(match why_not_bpf {
+                    Some(b) => format!("BPF: {b}; SRv6 probe ({encap}): {e}"),
+                    None => format!("SRv6 probe ({encap}): {e}"),
+                });
+            }
             let _ = net.route_del(&r).await;
         }
-        nft(&filter_base_script()).await?;
-        net.local_rule_move().await.map_err(|e| e.to_string())?;
-        info!(dev = %k.dev, peer = %k.peer, table = k.table, mtu,
-            "kernel data plane set up (SRv6 encapsulation, seg6local decapsulation, nftables filter)");
-        Ok(())
+        if let Some(b) = why_not_bpf {
+            info!(reason = %b, "BPF encapsulation unavailable: SRv6 instead");
+        }
+        Ok(KernelMethod::Srv6)
+    }
+
+    /// Packets the BPF programs dropped because the kernel would not add or strip the
+    /// outer header (encapsulation, decapsulation); `None` with SRv6.
+    pub fn bpf_refused(&self) -> Option<(u64, u64)> {
+        self.bpf.as_ref().map(crate::bpf::Tunnel::refused)
     }
 
     /// The kernel data plane's routes and devices.
@@ -535,7 +613,12 @@ impl KernelPlane {
         }
         self.graces
             .retain(|k, (_, until)| *until > now && entries.contains_key(k));
-        let tunsrc = cfg.kernel.as_ref().and_then(|k| k.source);
+        // The SRv6 encapsulation's source is the namespace's; BPF's is in each entry.
+        let tunsrc = cfg
+            .kernel
+            .as_ref()
+            .filter(|k| k.method == KernelMethod::Srv6)
+            .and_then(|k| k.source);
         let script = self.filter.plan(self.mode, entries);
         if !script.is_empty() {
             tracing::debug!(%script, "ingress filter change");
@@ -586,6 +669,8 @@ impl KernelPlane {
         if let Err(e) = nft(&delete_table_script()).await {
             warn!(error = %e, "ingress filter not removed");
         }
+        net.set_bpf_encap(None);
+        self.bpf = None;
         if let Err(e) = net.link_delete(&self.routes.dev).await {
             warn!(error = %e, "veth pair not removed");
         }

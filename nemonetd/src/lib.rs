@@ -14,6 +14,7 @@
 //! Start order does not matter (a state request at start), and neither do crashes (our
 //! routes and rules are recognised by protocol number and flushed at the next start).
 
+pub mod bpf;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;

@@ -106,6 +106,18 @@ pub enum LwEncap {
     EndDx6(Ipv6Addr),
     /// `encap seg6local action End.DX4 nh4 NH`: the same for an inner IPv4 packet.
     EndDx4(Ipv4Addr),
+    /// Not a kernel route: an entry of the BPF encapsulation program's map
+    /// ([`crate::bpf::EncapMap`]), which puts an outer IPv6 header from LOCAL to REMOTE
+    /// with hop limit H on what is routed to the destination. Reconciled like the routes it
+    /// stands in for; `ip route` does not show it.
+    BpfMap {
+        /// Our end point (the outer source).
+        local: Ipv6Addr,
+        /// The far end (the outer destination).
+        remote: Ipv6Addr,
+        /// The outer hop limit.
+        hop_limit: u8,
+    },
 }
 
 impl fmt::Display for LwEncap {
@@ -114,6 +126,14 @@ impl fmt::Display for LwEncap {
             LwEncap::Seg6Red(a, h) => write!(f, "encap seg6 mode encap.red segs {a} hoplimit {h}"),
             LwEncap::EndDx6(a) => write!(f, "encap seg6local action End.DX6 nh6 {a}"),
             LwEncap::EndDx4(a) => write!(f, "encap seg6local action End.DX4 nh4 {a}"),
+            LwEncap::BpfMap {
+                local,
+                remote,
+                hop_limit,
+            } => write!(
+                f,
+                "encap bpf-map (tcx program, not a kernel route) {local} -> {remote} hoplimit {hop_limit}"
+            ),
         }
     }
 }
@@ -473,6 +493,9 @@ pub fn kernel_events() -> std::io::Result<tokio::sync::mpsc::Receiver<KernelEven
 #[derive(Debug, Clone)]
 pub struct RtNetOps {
     handle: Handle,
+    /// The BPF encapsulation map, where the kernel data plane uses BPF: routes with a
+    /// [`LwEncap::BpfMap`] are entries of it.
+    bpf: Option<std::sync::Arc<crate::bpf::EncapMap>>,
 }
 
 impl RtNetOps {
@@ -480,7 +503,44 @@ impl RtNetOps {
     pub fn new() -> std::io::Result<RtNetOps> {
         let (conn, handle, _messages) = rtnetlink::new_connection()?;
         tokio::spawn(conn);
-        Ok(RtNetOps { handle })
+        Ok(RtNetOps { handle, bpf: None })
+    }
+
+    /// Routes with [`LwEncap::BpfMap`] go to `map` from now on (`None`: they fail).
+    pub fn set_bpf_encap(&mut self, map: Option<std::sync::Arc<crate::bpf::EncapMap>>) {
+        self.bpf = map;
+    }
+
+    /// A [`LwEncap::BpfMap`] route's entry added (`add`) or removed; `None` for any other
+    /// route.
+    fn bpf_route(&self, route: &RouteSpec, add: bool) -> Option<Result<()>> {
+        let Some(LwEncap::BpfMap {
+            local,
+            remote,
+            hop_limit,
+        }) = route.encap
+        else {
+            return None;
+        };
+        let op = format!("route {} {route}", if add { "replace" } else { "del" });
+        let Some(map) = &self.bpf else {
+            return Some(Err(NetOpsError::new(op, "no BPF data plane")));
+        };
+        let r = if add {
+            map.insert(&route.dst, local, remote, hop_limit)
+        } else {
+            map.remove(&route.dst)
+        };
+        Some(r.map_err(|e| NetOpsError {
+            op,
+            errno: e.raw_os_error(),
+            message: e.to_string(),
+        }))
+    }
+
+    /// The index of the device `dev`.
+    pub async fn link_index(&self, dev: &str) -> Result<u32> {
+        self.ifindex(dev).await
     }
 
     async fn ifindex(&self, dev: &str) -> Result<u32> {
@@ -827,6 +887,8 @@ fn lw_encap(e: LwEncap) -> (RouteLwEnCapType, Vec<RouteLwTunnelEncap>) {
                 RouteLwTunnelEncap::Seg6Local(RouteSeg6LocalTunnel::Nh4(nh)),
             ],
         ),
+        // Never a kernel route: RtNetOps::bpf_route takes these before a message is built.
+        LwEncap::BpfMap { .. } => (RouteLwEnCapType::Bpf, Vec::new()),
     }
 }
 
@@ -953,6 +1015,9 @@ fn route_table(m: &RouteMessage) -> u32 {
 
 impl NetOps for RtNetOps {
     async fn route_replace(&mut self, route: &RouteSpec) -> Result<()> {
+        if let Some(r) = self.bpf_route(route, true) {
+            return r;
+        }
         let msg = self.route_message(route).await?;
         self.handle
             .route()
@@ -964,6 +1029,9 @@ impl NetOps for RtNetOps {
     }
 
     async fn route_add(&mut self, route: &RouteSpec) -> Result<()> {
+        if let Some(r) = self.bpf_route(route, true) {
+            return r;
+        }
         let msg = self.route_message(route).await?;
         match self.handle.route().add(msg).execute().await {
             Ok(()) => Ok(()),
@@ -979,6 +1047,9 @@ impl NetOps for RtNetOps {
     }
 
     async fn route_del(&mut self, route: &RouteSpec) -> Result<()> {
+        if let Some(r) = self.bpf_route(route, false) {
+            return r;
+        }
         let msg = match self.route_message(route).await {
             Ok(m) => m,
             // The device is gone, and its routes with it.

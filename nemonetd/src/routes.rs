@@ -108,6 +108,8 @@ pub struct KernelRoutes {
     pub table: u32,
     /// The outer hop limit (`tunnel-hop-limit`).
     pub hop_limit: u8,
+    /// How the kernel puts on and takes off the outer header.
+    pub method: KernelMethod,
     /// The tunnel source of the kernel's encapsulation: one per network namespace
     /// (`ip sr tunsrc`), so only the bindings whose local end point it is take the kernel
     /// path (a HA with two home agent addresses serves the second's through the TUN
@@ -120,6 +122,28 @@ pub struct KernelRoutes {
     /// by the wrong link (measured: a 2 s gap). Set by the daemon from the binding's
     /// interface.
     pub outer: Option<(Ipv6Addr, String)>,
+}
+
+/// How the kernel data plane encapsulates and decapsulates (`kernel-encapsulation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelMethod {
+    /// SRv6 routes: reduced encapsulation, End.DX6 / End.DX4 (a kernel with
+    /// `CONFIG_IPV6_SEG6_LWTUNNEL`).
+    #[default]
+    Srv6,
+    /// Two tcx programs on the veth pair's far side ([`crate::bpf`], Linux 6.6): the
+    /// encapsulation table's entries live in their map, and the decapsulation routes are
+    /// plain routes out of the far side, where the egress program strips the outer header.
+    Bpf,
+}
+
+impl std::fmt::Display for KernelMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KernelMethod::Srv6 => "srv6",
+            KernelMethod::Bpf => "bpf",
+        })
+    }
 }
 
 impl KernelRoutes {
@@ -236,20 +260,26 @@ fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
         r.metric = metric;
         s.routes.insert(r);
     };
+    let bpf = k.method == KernelMethod::Bpf;
+    // SRv6: End.DX6 / End.DX4 strip the outer header and hand the inner packet to a next
+    // hop behind the pair. BPF: a plain route sends the tunnel packet out of the far side,
+    // whose egress program strips it.
     route(
         k.decap6_table(),
         host6(local),
-        Some(LwEncap::EndDx6(KERNEL_NH6)),
+        (!bpf).then_some(LwEncap::EndDx6(KERNEL_NH6)),
         None,
     );
     route(
         k.decap4_table(),
         host6(local),
-        Some(LwEncap::EndDx4(KERNEL_NH4)),
+        (!bpf).then_some(LwEncap::EndDx4(KERNEL_NH4)),
         None,
     );
-    route(k.table, host6(KERNEL_NH6), None, None);
-    route(k.table, host4(KERNEL_NH4), None, None);
+    if !bpf {
+        route(k.table, host6(KERNEL_NH6), None, None);
+        route(k.table, host4(KERNEL_NH4), None, None);
+    }
     // Fail closed: a destination the encapsulation table does not know is not sent on by
     // the main table (which may route it back into the veth pair).
     s.routes
@@ -267,12 +297,14 @@ fn kernel_common(k: &KernelRoutes, local: Ipv6Addr, s: &mut KernelState) {
         r.fwmark = Some((0, TUN_RECEIVE_MARK));
         s.rules.insert(r);
     }
-    let mut r = rule(Family::V6, KPRIO_NEXTHOP, k.table);
-    r.to = Some(host6(KERNEL_NH6));
-    s.rules.insert(r);
-    let mut r = rule(Family::V4, KPRIO_NEXTHOP, k.table);
-    r.to = Some(host4(KERNEL_NH4));
-    s.rules.insert(r);
+    if !bpf {
+        let mut r = rule(Family::V6, KPRIO_NEXTHOP, k.table);
+        r.to = Some(host6(KERNEL_NH6));
+        s.rules.insert(r);
+        let mut r = rule(Family::V4, KPRIO_NEXTHOP, k.table);
+        r.to = Some(host4(KERNEL_NH4));
+        s.rules.insert(r);
+    }
     let outer_table = match &k.outer {
         Some((gateway, dev)) => {
             let mut r = RouteSpec::dev(k.outer_table(), IpNet::V6(Ipv6Net::default()), dev);
@@ -404,9 +436,16 @@ pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState
     }
     // The kernel data plane's encapsulation route towards the far end.
     let encap_route = |dst: IpNet| {
-        kernel.map(|(k, (_, remote))| {
+        kernel.map(|(k, (local, remote))| {
             let mut r = RouteSpec::dev(k.table, dst, &k.peer);
-            r.encap = Some(LwEncap::Seg6Red(remote, k.hop_limit));
+            r.encap = Some(match k.method {
+                KernelMethod::Srv6 => LwEncap::Seg6Red(remote, k.hop_limit),
+                KernelMethod::Bpf => LwEncap::BpfMap {
+                    local,
+                    remote,
+                    hop_limit: k.hop_limit,
+                },
+            });
             r
         })
     };
@@ -632,6 +671,23 @@ impl<N: NetOps> RouteManager<N> {
         if let Some(k) = &mut self.cfg.kernel {
             k.outer = outer;
         }
+    }
+
+    /// Computes every live binding's desired state again (after a change of the
+    /// configuration they depend on, such as [`RouteManager::set_kernel_outer`]) and
+    /// reconciles.
+    pub async fn recompute(&mut self) -> Result<(), NetOpsError> {
+        let live: Vec<Binding> = self.bindings.values().map(|(b, _)| b.clone()).collect();
+        for b in live {
+            if at_home(&b) {
+                // At-home states come from the home link, not the configuration's tables.
+                continue;
+            }
+            let lookups = self.lookups(&b).await;
+            let want = desired(&self.cfg, &b, &lookups);
+            self.bindings.insert(key(&b), (b, want));
+        }
+        self.reconcile().await
     }
 
     /// The live binding with this key.

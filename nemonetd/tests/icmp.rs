@@ -155,7 +155,9 @@ fn packet_too_big_on_the_tunnel_path_reaches_the_sender() {
 /// nemonetd's ICMPv6 socket and are relayed.
 #[test]
 fn packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender() {
-    if tests::skip_without_srv6("packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender") {
+    if tests::skip_without_kernel_dataplane(
+        "packet_too_big_on_the_kernel_tunnel_path_reaches_the_sender",
+    ) {
         return;
     }
     packet_too_big("kernel");
@@ -255,7 +257,7 @@ fn time_exceeded_on_the_tunnel_path_is_unreachable_for_the_sender() {
 /// the HA with hop limit 2 runs out at the router instead.
 #[test]
 fn time_exceeded_on_the_kernel_tunnel_path_is_unreachable_for_the_sender() {
-    if tests::skip_without_srv6(
+    if tests::skip_without_kernel_dataplane(
         "time_exceeded_on_the_kernel_tunnel_path_is_unreachable_for_the_sender",
     ) {
         return;

@@ -201,7 +201,7 @@ fn flows_spread_over_every_care_of_address_and_move_when_one_goes() {
     };
     ha.bus.send(&Message::new(Body::BcAdd(other))).unwrap();
     // Without SRv6 in this kernel, auto takes TUN for it too.
-    let expected = if tests::kernel_srv6() {
+    let expected = if tests::kernel_dataplane() {
         "kernel"
     } else {
         "tun"
@@ -222,7 +222,7 @@ fn flows_spread_over_every_care_of_address_and_move_when_one_goes() {
     // The two BID bindings on TUN (the other router's too without SRv6).
     assert_eq!(
         log_text(&ha.log).matches("dataplane=\"tun\"").count(),
-        if tests::kernel_srv6() { 2 } else { 3 },
+        if tests::kernel_dataplane() { 2 } else { 3 },
         "{}",
         log_text(&ha.log)
     );
@@ -522,7 +522,7 @@ fn a_silent_path_is_left_and_taken_back() {
         log_text(&mr.log).matches("binding up").count() >= 2
             && log_text(&ha.log).matches("binding up").count() >= 3
     });
-    let expected = if tests::kernel_srv6() {
+    let expected = if tests::kernel_dataplane() {
         "kernel"
     } else {
         "tun"

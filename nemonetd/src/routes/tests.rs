@@ -661,6 +661,7 @@ fn bindings_with_identifiers_share_routes_on_tun() {
     run(async {
         let mut cfg = ha_cfg();
         cfg.kernel = Some(KernelRoutes {
+            method: KernelMethod::Srv6,
             dev: "nemo0k".into(),
             peer: "nemo0kx".into(),
             table: 1100,
@@ -716,6 +717,7 @@ fn bindings_with_identifiers_share_routes_on_tun() {
 fn mr_kernel_outer_packets_leave_by_the_care_of_interface() {
     let mut cfg = mr_cfg();
     let k = KernelRoutes {
+        method: KernelMethod::Srv6,
         dev: "nemo0k".into(),
         peer: "nemo0kx".into(),
         table: 1100,
@@ -737,6 +739,7 @@ fn mr_kernel_outer_packets_leave_by_the_care_of_interface() {
     // With one: its own table, a default route through the interface.
     let gw: Ipv6Addr = "fe80::1".parse().unwrap();
     cfg.kernel = Some(KernelRoutes {
+        method: KernelMethod::Srv6,
         outer: Some((gw, "eth0".into())),
         ..k
     });
