@@ -480,9 +480,10 @@ impl Daemon {
 
     /// Reads the kernel data plane's counters.
     async fn read_kernel_counters(&mut self) {
-        if self.kernel.is_some()
-            && let Some(c) = KernelPlane::counters().await
+        if let Some(k) = &self.kernel
+            && let Some(mut c) = KernelPlane::counters().await
         {
+            c.refused = k.bpf_refused().unwrap_or_default();
             self.kernel_counts = c;
         }
     }
@@ -1055,6 +1056,10 @@ fn metric_samples(
         ("malformed", g(&c.drop_malformed)),
         ("ecn", g(&c.drop_ecn)),
         ("relay_full", g(&c.drop_relay_full)),
+        // The kernel's BPF encapsulation: what it would not open room in (a UDP
+        // super-packet), or strip.
+        ("encap_refused", kernel.refused.0),
+        ("decap_refused", kernel.refused.1),
     ] {
         v.push(
             Sample::counter(

@@ -6,10 +6,14 @@
 //!
 //! How (measured in `../shared/linux-notes.md`, "A kernel fast path without ip6_tunnel"):
 //!
-//! * **Encapsulation**: SRv6 *reduced* encapsulation with one segment writes no segment
-//!   routing header: what leaves is a plain RFC 2473 IPv6-in-IPv6 (next header 41) or
-//!   IPv4-in-IPv6 (4) packet to the far end. Its source is the namespace's SRv6 tunnel
-//!   source (`ip sr tunsrc`), set to our end point (the HA address; the MR's CoA).
+//! * **Encapsulation**, one of two ways ([`KernelMethod`], `kernel-encapsulation`):
+//!   * BPF ([`crate::bpf`]): a tcx program at the ingress of `peer` (below) writes the
+//!     outer header from a longest-prefix map whose entries stand in for the SRv6 routes
+//!     ([`crate::netops::LwEncap::BpfMap`]). It needs Linux 6.6, not SRv6.
+//!   * SRv6 *reduced* encapsulation with one segment writes no segment routing header:
+//!     what leaves is a plain RFC 2473 IPv6-in-IPv6 (next header 41) or IPv4-in-IPv6 (4)
+//!     packet to the far end. Its source is the namespace's SRv6 tunnel source
+//!     (`ip sr tunsrc`), set to our end point (the HA address; the MR's CoA).
 //! * **A veth pair in place of the TUN device** (`dev` / `peer` of
 //!   [`KernelRoutes`]): the routes of the mobile network point at `dev` exactly as they
 //!   point at the TUN device, and `dev` has the tunnel's MTU. The kernel therefore checks
@@ -21,7 +25,8 @@
 //!   arrives on `peer`, where `iif PEER lookup ENCAP` finds the SRv6 route.
 //! * **Decapsulation**: a rule before the local table's, `to LOCAL ipproto 41|4`, leads
 //!   to an End.DX6 / End.DX4 route that strips the outer header and sends the inner packet
-//!   to a next hop behind `peer`, so it arrives on `dev` like a packet from the TUN device
+//!   to a next hop behind `peer` (with BPF: a plain route out of `peer`, whose egress
+//!   program strips it), so it arrives on `dev` like a packet from the TUN device
 //!   and is routed by the whole rule set (End.DX6 towards `::` refuses local delivery:
 //!   a ping to the MR's own address would be lost). The local rule moves from priority 0
 //!   to [`crate::routes::KPRIO_LOCAL`]; [`restore_local_rule`] puts it back, at exit and
@@ -687,6 +692,9 @@ impl KernelPlane {
 pub struct KernelCounters {
     /// Drops: (spoofed inner source, no binding, link scope).
     pub drops: (u64, u64, u64),
+    /// Packets the BPF programs dropped because the kernel would not add or strip the
+    /// outer header: (encapsulation, decapsulation).
+    pub refused: (u64, u64),
     /// Per far end: what was sent to it and received from it (and accepted).
     pub far_ends: BTreeMap<Ipv6Addr, FarEndCounts>,
 }
@@ -726,7 +734,11 @@ impl KernelCounters {
                 }
             }
         }
-        Some(KernelCounters { drops, far_ends })
+        Some(KernelCounters {
+            drops,
+            refused: (0, 0),
+            far_ends,
+        })
     }
 }
 

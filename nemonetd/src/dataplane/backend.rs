@@ -1,8 +1,8 @@
 //! The device side of the user-space data plane: where the packets to tunnel come from and
 //! where decapsulated packets go. Today's one implementation is the TUN device
-//! ([`crate::tun::Tun`]); a kernel data plane (SRv6 or eBPF encapsulation, a later issue)
-//! would replace the packet loops altogether rather than implement this trait, and sits
-//! beside it behind the same [`crate::dataplane::peers`] table.
+//! ([`crate::tun::Tun`]); the kernel data plane ([`crate::kernel`]: SRv6 or BPF
+//! encapsulation) replaces the packet loops altogether rather than implementing this
+//! trait, and sits beside it behind the same [`crate::dataplane::peers`] table.
 //!
 //! The trait is exactly what the loops of [`crate::dataplane`] use: blocking reads and
 //! writes of whole frames, whether frames carry a virtio-net header (offloads: TCP
