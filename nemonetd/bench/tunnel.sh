@@ -4,7 +4,9 @@
 # directly, then through each data plane (DATAPLANES, default "kernel tun"), TCP and UDP
 # (1400-octet datagrams, unlimited rate: what arrives), IPv6 and IPv4 inside; a markdown
 # table with the ratios to the direct path. For profiling by hand: `NND_HOLD=1` keeps the
-# last data plane up until Enter is pressed.
+# last data plane up until Enter is pressed. At fleet size: `FLEET="9 9999"` measures each
+# data plane once per number, with that many other bindings on the home agent (each its own
+# CoA, HoA and /64, no traffic) beside the measured one.
 #
 #   cargo build --release -p nemonetd -p mipsock
 #   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
@@ -58,7 +60,20 @@ echo "| path | TCP IPv6 inside | TCP IPv4 inside | UDP IPv6 inside | UDP IPv4 in
 echo "| --- | --- | --- | --- | --- |"
 echo "| routed directly | $D6 Gbit/s | $D4 | $U6 | $U4 |"
 B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
+# Other bindings for the home agent: N BC_ADDs, away from the measured one's addresses.
+others() { python3 - "$1" <<'PY'
+import sys, json
+for i in range(int(sys.argv[1])):
+    hi, lo = divmod(i, 65536)
+    b = {"hoa": f"2001:db8:2::{hi:x}:{lo:x}", "hoa_v4": None, "coa": f"2001:db8:a::1:{hi:x}:{lo:x}",
+         "ha": "2001:db8:a::1", "ha_v4": None, "mnp_v6": [f"2001:db8:{0x1000 + hi:x}:{lo:x}::/64"],
+         "mnp_v4": [], "encapsulation": "in_ipv6", "lifetime": 600, "binding_id": None,
+         "flags": "A|H|R", "nat_detected": False, "coa_ifindex": None}
+    print(json.dumps({"body": {"bc_add": b}}))
+PY
+}
 for DP in ${DATAPLANES:-kernel tun}; do
+for F in ${FLEET:-0}; do
     mkdir -p "$TMP/bus-mr-$DP" "$TMP/bus-ha-$DP"
     ip netns exec $P-mr "$BIN/nemonetd" -f -m -b "$TMP/bus-mr-$DP" --dataplane "$DP" "$@" eth0 2>"$TMP/mr-$DP.log" &
     MRPID=$!
@@ -67,11 +82,18 @@ for DP in ${DATAPLANES:-kernel tun}; do
     until grep -q ' ready' "$TMP/mr-$DP.log" && grep -q ' ready' "$TMP/ha-$DP.log"; do sleep 0.1; done
     "$BIN/mipsock" inject bul-add -b "$TMP/bus-mr-$DP" $B >/dev/null
     "$BIN/mipsock" inject bc-add -b "$TMP/bus-ha-$DP" $B >/dev/null
+    LABEL="$DP data plane"
+    if [ "$F" -gt 0 ]; then
+        others "$F" | "$BIN/mipsock" inject -b "$TMP/bus-ha-$DP" --json >/dev/null
+        until [ "$(x ha ip -6 route show proto 110 | grep -c '::/64 dev')" -ge $((F + 1)) ]; do sleep 0.2; done
+        LABEL="$DP data plane, $((F + 1)) bindings at the HA"
+    fi
     until x mnn ping -c1 -W1 2001:db8:c::2 >/dev/null 2>&1; do sleep 0.2; done
     read -r T6 T4 V6 V4 <<<"$(measure)"
-    echo "| $DP data plane | $T6 ($(ratio "$T6" "$D6")) | $T4 ($(ratio "$T4" "$D4")) | $V6 ($(ratio "$V6" "$U6")) | $V4 ($(ratio "$V4" "$U4")) |"
+    echo "| $LABEL | $T6 ($(ratio "$T6" "$D6")) | $T4 ($(ratio "$T4" "$D4")) | $V6 ($(ratio "$V6" "$U6")) | $V4 ($(ratio "$V4" "$U4")) |"
     if [ -n "${NND_HOLD:-}" ]; then
         echo "namespaces $P-{mnn,mr,ha,cn}; logs in $TMP; Enter to go on"; read -r _
     fi
     kill "$MRPID" "$HAPID"; wait "$MRPID" "$HAPID" 2>/dev/null || true
+done
 done
