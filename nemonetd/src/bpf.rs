@@ -42,6 +42,7 @@ const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_LINK_CREATE: u32 = 28;
 
+const BPF_MAP_TYPE_HASH: u32 = 1;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 /// Required of a longest-prefix trie.
@@ -86,10 +87,38 @@ const VALUE_SIZE: u32 = 40;
 /// How many destinations the map holds: prefixes and home addresses of a fleet.
 pub const ENCAP_ENTRIES: u32 = 262_144;
 
-/// Counters the programs keep (one u64 each, in [`Tunnel::counters`]'s order).
+/// Counters the programs keep (one u64 each in an array map).
 const COUNTER_ENCAP_REFUSED: i32 = 0;
 const COUNTER_DECAP_REFUSED: i32 = 1;
-const COUNTERS: u32 = 2;
+const COUNTER_SPOOFED_INNER: i32 = 2;
+const COUNTER_NO_BINDING: i32 = 3;
+const COUNTER_LINK_SCOPE: i32 = 4;
+const COUNTERS: u32 = 5;
+
+/// The filter's far ends: key the outer address, value [`FAR_VALUE_SIZE`] octets.
+const FAR_VALUE_SIZE: u32 = 40;
+/// Its flags (u32): what the far end may send.
+const FAR_FLAGS: i16 = 0;
+/// Any inner source (a mobile router trusts its home agent's).
+const FAR_ANY_SOURCE: u32 = 1;
+/// Admitted packets go to the TUN device ([`crate::routes::TUN_RECEIVE_MARK`]).
+const FAR_TO_TUN: u32 = 2;
+/// Its counters (u64 each): packets and inner octets received and sent.
+const FAR_RX_PACKETS: i16 = 8;
+const FAR_RX_OCTETS: i16 = 16;
+const FAR_TX_PACKETS: i16 = 24;
+const FAR_TX_OCTETS: i16 = 32;
+/// How many far ends and source prefixes the filter holds.
+pub const FILTER_ENTRIES: u32 = 262_144;
+/// The sources map's key: a prefix length in bits, the far end, the family, the address.
+const SOURCE_KEY_SIZE: u32 = 4 + 16 + 1 + 16;
+
+// __sk_buff fields.
+const SKB_LEN: i16 = 0;
+const SKB_MARK: i16 = 8;
+const REDIRECT: i32 = 23;
+/// bpf_redirect to the device's receive side.
+const BPF_F_INGRESS: i32 = 1;
 
 fn bpf(cmd: u32, attr: &mut [u64]) -> io::Result<i64> {
     // SAFETY: `attr` is a zero-padded bpf_attr of the command's layout, valid for the
@@ -252,6 +281,9 @@ impl Asm {
     fn or_imm(&mut self, dst: R, imm: i32) {
         self.raw(0x47, dst, R::R0, 0, imm);
     }
+    fn and_imm(&mut self, dst: R, imm: i32) {
+        self.raw(0x57, dst, R::R0, 0, imm);
+    }
     /// dst = htons(dst) (the low 16 bits, to big endian).
     fn be16(&mut self, dst: R) {
         self.raw(0xdc, dst, R::R0, 0, 16);
@@ -312,36 +344,67 @@ impl Asm {
         self.insns
     }
 
-    /// Adds one to counter `index` of the array map `counters` (clobbers r0-r5).
-    fn count(&mut self, counters: &OwnedFd, index: i32) {
-        self.st_imm(Size::W, R::Fp, -80, index);
+    /// The shared end of every counted drop: `drop` adds one to the counter whose index
+    /// is in r7 (array map `counters`) and drops the packet. Emitted once per program.
+    fn counted_drop(&mut self, counters: &OwnedFd) {
+        self.label("drop");
+        self.stx(Size::W, R::Fp, -144, R::R7);
         self.ld_map(R::R1, counters);
-        self.stack_ptr(R::R2, -80);
+        self.stack_ptr(R::R2, -144);
         self.call(MAP_LOOKUP_ELEM);
-        self.jeq(R::R0, 0, "counted");
+        self.jeq(R::R0, 0, "shot");
         self.mov_imm(R::R1, 1);
         self.atomic_add(R::R0, 0, R::R1);
-        self.label("counted");
+        self.label("shot");
+        self.exit_with(TC_ACT_SHOT);
+    }
+
+    /// Jumps to `drop` with counter `index`.
+    fn drop_counting(&mut self, index: i32) {
+        self.mov_imm(R::R7, index);
+        self.ja("drop");
+    }
+
+    /// r0 = bpf_skb_load_bytes(ctx, at, fp + to, len); on failure the packet passes
+    /// untouched (too short to be ours).
+    fn load(&mut self, at: i32, to: i32, len: i32) {
+        self.mov(R::R1, R::R6);
+        self.mov_imm(R::R2, at);
+        self.stack_ptr(R::R3, to);
+        self.mov_imm(R::R4, len);
+        self.call(SKB_LOAD_BYTES);
+        self.jne(R::R0, 0, "pass");
+    }
+
+    /// bpf_skb_store_bytes(ctx, at, fp + from, len, 0); on failure a refusal.
+    fn store(&mut self, at: i32, from: i32, len: i32, refusal: &'static str) {
+        self.mov(R::R1, R::R6);
+        self.mov_imm(R::R2, at);
+        self.stack_ptr(R::R3, from);
+        self.mov_imm(R::R4, len);
+        self.mov_imm(R::R5, 0);
+        self.call(SKB_STORE_BYTES);
+        self.jne(R::R0, 0, refusal);
     }
 }
 
 /// The encapsulation program (tcx ingress of `peer`). Stack: the map key at fp-24 (21
 /// octets), the Ethernet type read at fp-32, the outer header built at fp-72 (40 octets:
 /// its addresses 8-aligned at fp-64 and fp-48), the new Ethernet type at fp-76, a counter
-/// index at fp-80.
-fn encap_program(map: &OwnedFd, counters: &OwnedFd) -> Vec<u64> {
+/// index at fp-144. Registers kept across calls: r6 the context, r7 the inner packet's
+/// length, r8 the next header, r9 the map entry.
+fn encap_program(maps: &Maps) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
+    // A tunnel packet the decapsulation program sent back in for the TUN device.
+    a.ldx(Size::W, R::R1, R::R6, SKB_MARK);
+    a.and_imm(R::R1, crate::routes::TUN_RECEIVE_MARK as i32);
+    a.jne(R::R1, 0, "pass");
     for off in [-24, -16, -8] {
         a.st_imm(Size::Dw, R::Fp, off, 0);
     }
     // The inner packet's family, by its Ethernet type.
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, 12);
-    a.stack_ptr(R::R3, -32);
-    a.mov_imm(R::R4, 2);
-    a.call(SKB_LOAD_BYTES);
-    a.jne(R::R0, 0, "pass");
+    a.load(12, -32, 2);
     a.ldx(Size::H, R::R7, R::Fp, -32);
     a.jeq(R::R7, ethertype_le(ETH_P_IPV6), "v6");
     a.jeq(R::R7, ethertype_le(ETH_P_IP), "v4");
@@ -353,18 +416,13 @@ fn encap_program(map: &OwnedFd, counters: &OwnedFd) -> Vec<u64> {
     ] {
         a.label(label);
         a.st_imm(Size::B, R::Fp, -20, family);
-        a.mov(R::R1, R::R6);
-        a.mov_imm(R::R2, at);
-        a.stack_ptr(R::R3, -19);
-        a.mov_imm(R::R4, len);
-        a.call(SKB_LOAD_BYTES);
-        a.jne(R::R0, 0, "pass");
+        a.load(at, -19, len);
         a.mov_imm(R::R8, next_header);
         a.ja("lookup");
     }
     a.label("lookup");
     a.st_imm(Size::W, R::Fp, -24, ((KEY_SIZE - 4) * 8) as i32);
-    a.ld_map(R::R1, map);
+    a.ld_map(R::R1, &maps.encap);
     a.stack_ptr(R::R2, -24);
     a.call(MAP_LOOKUP_ELEM);
     a.jeq(R::R0, 0, "pass");
@@ -373,8 +431,9 @@ fn encap_program(map: &OwnedFd, counters: &OwnedFd) -> Vec<u64> {
     // (the inner packet: the frame less its Ethernet header), next header, hop limit, our
     // end point, the far end.
     a.st_imm(Size::W, R::Fp, -72, 0x60);
-    a.ldx(Size::W, R::R1, R::R6, 0);
-    a.add_imm(R::R1, -ETH_HLEN);
+    a.ldx(Size::W, R::R7, R::R6, SKB_LEN);
+    a.add_imm(R::R7, -ETH_HLEN);
+    a.mov(R::R1, R::R7);
     a.be16(R::R1);
     a.stx(Size::H, R::Fp, -68, R::R1);
     a.stx(Size::B, R::Fp, -66, R::R8);
@@ -384,6 +443,15 @@ fn encap_program(map: &OwnedFd, counters: &OwnedFd) -> Vec<u64> {
         a.ldx(Size::Dw, R::R1, R::R9, 8 * i);
         a.stx(Size::Dw, R::Fp, -64 + 8 * i, R::R1);
     }
+    // Counted as sent to the far end (its entry in the filter's map).
+    a.ld_map(R::R1, &maps.far_ends);
+    a.stack_ptr(R::R2, -48);
+    a.call(MAP_LOOKUP_ELEM);
+    a.jeq(R::R0, 0, "room");
+    a.mov_imm(R::R1, 1);
+    a.atomic_add(R::R0, FAR_TX_PACKETS, R::R1);
+    a.atomic_add(R::R0, FAR_TX_OCTETS, R::R7);
+    a.label("room");
     a.mov(R::R1, R::R6);
     a.mov_imm(R::R2, IPV6_HLEN);
     a.mov_imm(R::R3, BPF_ADJ_ROOM_MAC);
@@ -393,63 +461,127 @@ fn encap_program(map: &OwnedFd, counters: &OwnedFd) -> Vec<u64> {
     );
     a.call(SKB_ADJUST_ROOM);
     a.jne(R::R0, 0, "refused");
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, ETH_HLEN);
-    a.stack_ptr(R::R3, -72);
-    a.mov_imm(R::R4, IPV6_HLEN);
-    a.mov_imm(R::R5, 0);
-    a.call(SKB_STORE_BYTES);
-    a.jne(R::R0, 0, "refused");
+    a.store(ETH_HLEN, -72, IPV6_HLEN, "refused");
     a.st_imm(Size::H, R::Fp, -76, ethertype_le(ETH_P_IPV6));
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, 12);
-    a.stack_ptr(R::R3, -76);
-    a.mov_imm(R::R4, 2);
-    a.mov_imm(R::R5, 0);
-    a.call(SKB_STORE_BYTES);
-    a.jne(R::R0, 0, "refused");
+    a.store(12, -76, 2, "refused");
     a.exit_with(TC_ACT_OK);
-    a.label("refused");
     // A packet the kernel would not open room in (a UDP super-packet, say): dropped and
     // counted, never sent on without its outer header.
-    a.count(counters, COUNTER_ENCAP_REFUSED);
-    a.exit_with(TC_ACT_SHOT);
+    a.label("refused");
+    a.drop_counting(COUNTER_ENCAP_REFUSED);
+    a.counted_drop(&maps.counters);
     a.label("pass");
     a.exit_with(TC_ACT_OK);
     a.finish()
 }
 
-/// The decapsulation program (tcx egress of `peer`). Stack: the Ethernet type at fp-8,
-/// the next header at fp-6, the inner Ethernet type at fp-4, a counter index at fp-80.
-fn decap_program(counters: &OwnedFd) -> Vec<u64> {
+/// The decapsulation program (tcx egress of `peer`), with the ingress filter of RFC 3963
+/// §6.3 in front of it: the outer source must be a far end the filter knows
+/// ([`FarEnds`]), the inner source (at a home agent) inside that router's prefixes, neither
+/// inner address link-scope; the rest is dropped and counted. A far end whose bindings are
+/// sent through TUN (RFC 5648's) has its admitted packets marked
+/// ([`crate::routes::TUN_RECEIVE_MARK`]) and sent back in through `peer`: the
+/// decapsulation rules skip marked packets, so they are delivered to the TUN data plane's
+/// raw sockets.
+///
+/// Stack: the Ethernet type at fp-8, the outer header at fp-56 (its source, the far end,
+/// at fp-48), the inner addresses at fp-96 (IPv6: source, destination; IPv4: source at
+/// fp-96, destination at fp-92), the source key at fp-136 (37 octets in 40 zeroed), the
+/// new Ethernet type at fp-4, a counter index at fp-144. Registers kept across calls: r6
+/// the context, r8 the inner family, r9 the far end's entry.
+fn decap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, 12);
-    a.stack_ptr(R::R3, -8);
-    a.mov_imm(R::R4, 2);
-    a.call(SKB_LOAD_BYTES);
-    a.jne(R::R0, 0, "pass");
+    a.load(12, -8, 2);
     a.ldx(Size::H, R::R1, R::Fp, -8);
     a.jne(R::R1, ethertype_le(ETH_P_IPV6), "pass");
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, ETH_HLEN + 6);
-    a.stack_ptr(R::R3, -6);
-    a.mov_imm(R::R4, 1);
-    a.call(SKB_LOAD_BYTES);
-    a.jne(R::R0, 0, "pass");
-    a.ldx(Size::B, R::R1, R::Fp, -6);
+    a.load(ETH_HLEN, -56, IPV6_HLEN);
+    a.ldx(Size::B, R::R1, R::Fp, -56 + 6);
     a.jeq(R::R1, 41, "v6");
     a.jeq(R::R1, 4, "v4");
     a.ja("pass");
+    // Link-scope inner addresses never cross (fe80::/10 either side, ff02::/16 as the
+    // destination; 169.254/16 either side).
     a.label("v6");
+    a.load(ETH_HLEN + IPV6_HLEN + 8, -96, 32);
+    for (at, label) in [(-96, "v6_dst"), (-80, "v6_mc")] {
+        a.ldx(Size::B, R::R1, R::Fp, at);
+        a.ldx(Size::B, R::R2, R::Fp, at + 1);
+        a.jne(R::R1, 0xfe, label);
+        a.and_imm(R::R2, 0xc0);
+        a.jeq(R::R2, 0x80, "link_scope");
+        a.label(label);
+    }
+    a.jne(R::R1, 0xff, "v6_ok");
+    a.jeq(R::R2, 0x02, "link_scope");
+    a.label("v6_ok");
+    a.mov_imm(R::R8, 6);
+    a.ja("far_end");
+    a.label("v4");
+    a.load(ETH_HLEN + IPV6_HLEN + 12, -96, 8);
+    for (at, label) in [(-96, "v4_dst"), (-92, "v4_ok")] {
+        a.ldx(Size::B, R::R1, R::Fp, at);
+        a.ldx(Size::B, R::R2, R::Fp, at + 1);
+        a.jne(R::R1, 169, label);
+        a.jeq(R::R2, 254, "link_scope");
+        a.label(label);
+    }
+    a.mov_imm(R::R8, 4);
+    a.label("far_end");
+    a.ld_map(R::R1, &maps.far_ends);
+    a.stack_ptr(R::R2, -48);
+    a.call(MAP_LOOKUP_ELEM);
+    a.jeq(R::R0, 0, "no_binding");
+    a.mov(R::R9, R::R0);
+    a.ldx(Size::W, R::R1, R::R9, FAR_FLAGS);
+    a.and_imm(R::R1, FAR_ANY_SOURCE as i32);
+    a.jne(R::R1, 0, "admitted");
+    // The inner source among the far end's prefixes: key (far end, family, source).
+    for off in [-136, -128, -120, -112, -104] {
+        a.st_imm(Size::Dw, R::Fp, off, 0);
+    }
+    a.st_imm(Size::W, R::Fp, -136, (SOURCE_KEY_SIZE - 4) as i32 * 8);
+    for i in 0..4i16 {
+        a.ldx(Size::W, R::R1, R::Fp, -48 + 4 * i);
+        a.stx(Size::W, R::Fp, -132 + 4 * i, R::R1);
+    }
+    a.stx(Size::B, R::Fp, -116, R::R8);
+    a.jeq(R::R8, 4, "source4");
+    a.load(ETH_HLEN + IPV6_HLEN + 8, -115, 16);
+    a.ja("source");
+    a.label("source4");
+    a.load(ETH_HLEN + IPV6_HLEN + 12, -115, 4);
+    a.label("source");
+    a.ld_map(R::R1, &maps.sources);
+    a.stack_ptr(R::R2, -136);
+    a.call(MAP_LOOKUP_ELEM);
+    a.jeq(R::R0, 0, "spoofed");
+    a.label("admitted");
+    a.mov_imm(R::R1, 1);
+    a.atomic_add(R::R9, FAR_RX_PACKETS, R::R1);
+    a.ldx(Size::W, R::R1, R::R6, SKB_LEN);
+    a.add_imm(R::R1, -(ETH_HLEN + IPV6_HLEN));
+    a.atomic_add(R::R9, FAR_RX_OCTETS, R::R1);
+    a.ldx(Size::W, R::R1, R::R9, FAR_FLAGS);
+    a.and_imm(R::R1, FAR_TO_TUN as i32);
+    a.jeq(R::R1, 0, "strip");
+    a.ldx(Size::W, R::R1, R::R6, SKB_MARK);
+    a.or_imm(R::R1, crate::routes::TUN_RECEIVE_MARK as i32);
+    a.stx(Size::W, R::R6, SKB_MARK, R::R1);
+    a.mov_imm(R::R1, peer_ifindex as i32);
+    a.mov_imm(R::R2, BPF_F_INGRESS);
+    a.call(REDIRECT);
+    a.raw(0x95, R::R0, R::R0, 0, 0);
+    // Strip the outer header; the Ethernet type follows the inner packet's family.
+    a.label("strip");
+    a.jeq(R::R8, 4, "strip4");
     a.mov_imm(R::R7, ethertype_le(ETH_P_IPV6));
     a.mov_imm(R::R8, BPF_F_ADJ_ROOM_DECAP_L3_IPV6);
-    a.ja("strip");
-    a.label("v4");
+    a.ja("room");
+    a.label("strip4");
     a.mov_imm(R::R7, ethertype_le(ETH_P_IP));
     a.mov_imm(R::R8, BPF_F_ADJ_ROOM_DECAP_L3_IPV4);
-    a.label("strip");
+    a.label("room");
     a.mov(R::R1, R::R6);
     a.mov_imm(R::R2, -IPV6_HLEN);
     a.mov_imm(R::R3, BPF_ADJ_ROOM_MAC);
@@ -467,17 +599,17 @@ fn decap_program(counters: &OwnedFd) -> Vec<u64> {
     a.jne(R::R0, 0, "refused");
     a.label("stripped");
     a.stx(Size::H, R::Fp, -4, R::R7);
-    a.mov(R::R1, R::R6);
-    a.mov_imm(R::R2, 12);
-    a.stack_ptr(R::R3, -4);
-    a.mov_imm(R::R4, 2);
-    a.mov_imm(R::R5, 0);
-    a.call(SKB_STORE_BYTES);
-    a.jne(R::R0, 0, "refused");
+    a.store(12, -4, 2, "refused");
     a.exit_with(TC_ACT_OK);
+    a.label("link_scope");
+    a.drop_counting(COUNTER_LINK_SCOPE);
+    a.label("no_binding");
+    a.drop_counting(COUNTER_NO_BINDING);
+    a.label("spoofed");
+    a.drop_counting(COUNTER_SPOOFED_INNER);
     a.label("refused");
-    a.count(counters, COUNTER_DECAP_REFUSED);
-    a.exit_with(TC_ACT_SHOT);
+    a.drop_counting(COUNTER_DECAP_REFUSED);
+    a.counted_drop(&maps.counters);
     a.label("pass");
     a.exit_with(TC_ACT_OK);
     a.finish()
@@ -555,10 +687,104 @@ impl EncapMap {
     }
 }
 
+/// The programs' maps.
+#[derive(Debug)]
+struct Maps {
+    encap: OwnedFd,
+    far_ends: OwnedFd,
+    sources: OwnedFd,
+    counters: OwnedFd,
+}
+
+impl Maps {
+    fn create(entries: u32) -> io::Result<Maps> {
+        let ctx = |what: &'static str| {
+            move |e: io::Error| io::Error::new(e.kind(), format!("BPF map ({what}): {e}"))
+        };
+        Ok(Maps {
+            encap: map_create(
+                BPF_MAP_TYPE_LPM_TRIE,
+                KEY_SIZE,
+                VALUE_SIZE,
+                entries,
+                BPF_F_NO_PREALLOC,
+            )
+            .map_err(ctx("encapsulation, longest-prefix trie"))?,
+            far_ends: map_create(BPF_MAP_TYPE_HASH, 16, FAR_VALUE_SIZE, entries, 0)
+                .map_err(ctx("far ends, hash"))?,
+            sources: map_create(
+                BPF_MAP_TYPE_LPM_TRIE,
+                SOURCE_KEY_SIZE,
+                1,
+                entries,
+                BPF_F_NO_PREALLOC,
+            )
+            .map_err(ctx("sources, longest-prefix trie"))?,
+            counters: map_create(BPF_MAP_TYPE_ARRAY, 4, 8, COUNTERS, 0)
+                .map_err(ctx("counters, array"))?,
+        })
+    }
+}
+
+/// The sources map's key: a far end and an inner source prefix.
+fn source_key(far_end: Ipv6Addr, net: &IpNet) -> [u8; SOURCE_KEY_SIZE as usize] {
+    let mut k = [0u8; SOURCE_KEY_SIZE as usize];
+    let bits = 128 + 8 + u32::from(net.prefix_len());
+    k[..4].copy_from_slice(&bits.to_ne_bytes());
+    k[4..20].copy_from_slice(&far_end.octets());
+    match net.trunc() {
+        IpNet::V6(n) => {
+            k[20] = 6;
+            k[21..].copy_from_slice(&n.network().octets());
+        }
+        IpNet::V4(n) => {
+            k[20] = 4;
+            k[21..25].copy_from_slice(&n.network().octets());
+        }
+    }
+    k
+}
+
+/// What the filter lets a far end send ([`Tunnel::far_end_set`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FarEndPolicy {
+    /// Any inner source (the mobile router's view of its home agent); else only the
+    /// prefixes given with [`Tunnel::source_add`].
+    pub any_source: bool,
+    /// Admitted packets are for the TUN device.
+    pub to_tun: bool,
+}
+
+/// One far end's counts: (packets, inner octets) received and admitted, and sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FarEndCounts {
+    /// Received and admitted: packets, inner octets.
+    pub received: (u64, u64),
+    /// Sent: packets, inner octets.
+    pub sent: (u64, u64),
+}
+
+/// The drops the programs counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drops {
+    /// An inner source outside the far end's prefixes.
+    pub spoofed_inner: u64,
+    /// An outer source that is no far end of ours.
+    pub no_binding: u64,
+    /// A link-scope inner address.
+    pub link_scope: u64,
+    /// The kernel would not open room for the outer header.
+    pub encap_refused: u64,
+    /// The kernel would not strip it.
+    pub decap_refused: u64,
+}
+
 /// The two programs, attached to `peer`, with their maps. Dropping it detaches them.
 #[derive(Debug)]
 pub struct Tunnel {
     encap: std::sync::Arc<EncapMap>,
+    far_ends: OwnedFd,
+    sources: OwnedFd,
     counters: OwnedFd,
     _links: [OwnedFd; 2],
     _progs: [OwnedFd; 2],
@@ -573,26 +799,25 @@ impl Tunnel {
             let what = what.to_owned();
             move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
         };
-        let map = map_create(
-            BPF_MAP_TYPE_LPM_TRIE,
-            KEY_SIZE,
-            VALUE_SIZE,
-            ENCAP_ENTRIES,
-            BPF_F_NO_PREALLOC,
-        )
-        .map_err(ctx("BPF map (longest-prefix trie)"))?;
-        let counters =
-            map_create(BPF_MAP_TYPE_ARRAY, 4, 8, COUNTERS, 0).map_err(ctx("BPF map (array)"))?;
-        let encap = prog_load("nemo_encap", &encap_program(&map, &counters))
+        let maps = Maps::create(ENCAP_ENTRIES.max(FILTER_ENTRIES))?;
+        let encap =
+            prog_load("nemo_encap", &encap_program(&maps)).map_err(ctx("BPF program load"))?;
+        let decap = prog_load("nemo_decap", &decap_program(&maps, ifindex))
             .map_err(ctx("BPF program load"))?;
-        let decap =
-            prog_load("nemo_decap", &decap_program(&counters)).map_err(ctx("BPF program load"))?;
         let ingress =
             tcx_attach(&encap, ifindex, BPF_TCX_INGRESS).map_err(ctx("tcx attach (ingress)"))?;
         let egress =
             tcx_attach(&decap, ifindex, BPF_TCX_EGRESS).map_err(ctx("tcx attach (egress)"))?;
+        let Maps {
+            encap: encap_map,
+            far_ends,
+            sources,
+            counters,
+        } = maps;
         Ok(Tunnel {
-            encap: std::sync::Arc::new(EncapMap { fd: map }),
+            encap: std::sync::Arc::new(EncapMap { fd: encap_map }),
+            far_ends,
+            sources,
             counters,
             _links: [ingress, egress],
             _progs: [encap, decap],
@@ -604,19 +829,66 @@ impl Tunnel {
         self.encap.clone()
     }
 
-    /// Packets dropped because the kernel refused to add or strip the outer header:
-    /// (encapsulation, decapsulation).
-    pub fn refused(&self) -> (u64, u64) {
-        let read = |i: u32| {
+    /// Admits what `far_end` sends as `policy` says; a known far end keeps its counters.
+    pub fn far_end_set(&self, far_end: Ipv6Addr, policy: FarEndPolicy) -> io::Result<()> {
+        let mut v = [0u8; FAR_VALUE_SIZE as usize];
+        // A change of flags rewrites the counters read a moment before: the packets
+        // counted in between are lost to the count, not to the flow (flags change rarely).
+        if let Err(e) = map_lookup(&self.far_ends, &far_end.octets(), &mut v)
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            return Err(e);
+        }
+        let flags = if policy.any_source { FAR_ANY_SOURCE } else { 0 }
+            | if policy.to_tun { FAR_TO_TUN } else { 0 };
+        v[..4].copy_from_slice(&flags.to_ne_bytes());
+        map_update(&self.far_ends, &far_end.octets(), &v)
+    }
+
+    /// Stops admitting anything from `far_end` (its source prefixes are removed apart).
+    pub fn far_end_remove(&self, far_end: Ipv6Addr) -> io::Result<()> {
+        map_delete(&self.far_ends, &far_end.octets())
+    }
+
+    /// Admits inner sources inside `net` from `far_end`.
+    pub fn source_add(&self, far_end: Ipv6Addr, net: &IpNet) -> io::Result<()> {
+        map_update(&self.sources, &source_key(far_end, net), &[0])
+    }
+
+    /// Stops admitting `net` from `far_end`; absent is success.
+    pub fn source_remove(&self, far_end: Ipv6Addr, net: &IpNet) -> io::Result<()> {
+        map_delete(&self.sources, &source_key(far_end, net))
+    }
+
+    /// A far end's counts; `None` when the filter does not know it.
+    pub fn far_end_counts(&self, far_end: Ipv6Addr) -> Option<FarEndCounts> {
+        let mut v = [0u8; FAR_VALUE_SIZE as usize];
+        map_lookup(&self.far_ends, &far_end.octets(), &mut v).ok()?;
+        let u = |at: i16| {
+            let at = at as usize;
+            u64::from_ne_bytes(v[at..at + 8].try_into().expect("8 octets"))
+        };
+        Some(FarEndCounts {
+            received: (u(FAR_RX_PACKETS), u(FAR_RX_OCTETS)),
+            sent: (u(FAR_TX_PACKETS), u(FAR_TX_OCTETS)),
+        })
+    }
+
+    /// What the programs dropped, by reason.
+    pub fn drops(&self) -> Drops {
+        let read = |i: i32| {
             let mut v = [0u8; 8];
-            map_lookup(&self.counters, &i.to_ne_bytes(), &mut v)
+            map_lookup(&self.counters, &(i as u32).to_ne_bytes(), &mut v)
                 .map(|()| u64::from_ne_bytes(v))
                 .unwrap_or(0)
         };
-        (
-            read(COUNTER_ENCAP_REFUSED as u32),
-            read(COUNTER_DECAP_REFUSED as u32),
-        )
+        Drops {
+            spoofed_inner: read(COUNTER_SPOOFED_INNER),
+            no_binding: read(COUNTER_NO_BINDING),
+            link_scope: read(COUNTER_LINK_SCOPE),
+            encap_refused: read(COUNTER_ENCAP_REFUSED),
+            decap_refused: read(COUNTER_DECAP_REFUSED),
+        }
     }
 }
 
@@ -662,18 +934,10 @@ mod tests {
             eprintln!("skipped: needs root");
             return;
         }
-        let map = map_create(
-            BPF_MAP_TYPE_LPM_TRIE,
-            KEY_SIZE,
-            VALUE_SIZE,
-            16,
-            BPF_F_NO_PREALLOC,
-        )
-        .unwrap();
-        let counters = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, COUNTERS, 0).unwrap();
-        prog_load("nemo_encap", &encap_program(&map, &counters)).unwrap();
-        prog_load("nemo_decap", &decap_program(&counters)).unwrap();
-        let m = EncapMap { fd: map };
+        let maps = Maps::create(16).unwrap();
+        prog_load("nemo_encap", &encap_program(&maps)).unwrap();
+        prog_load("nemo_decap", &decap_program(&maps, 1)).unwrap();
+        let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());
         m.insert(&dst, l, r, 64).unwrap();

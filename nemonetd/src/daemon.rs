@@ -419,10 +419,15 @@ impl Daemon {
             "state"
         );
         if self.kernel.is_some() {
-            let (spoofed, no_binding, link_scope) = self.kernel_counts.drops;
+            let (spoofed_inner, no_binding, link_scope) = self.kernel_counts.drops;
+            let (encap_refused, decap_refused) = self.kernel_counts.refused;
             info!(
-                spoofed,
-                no_binding, link_scope, "kernel data plane drops (at the last metrics read)"
+                spoofed_inner,
+                no_binding,
+                link_scope,
+                encap_refused,
+                decap_refused,
+                "kernel data plane drops (at the last counters read)"
             );
         }
         self.counters.log("SIGUSR1");
@@ -481,9 +486,8 @@ impl Daemon {
     /// Reads the kernel data plane's counters.
     async fn read_kernel_counters(&mut self) {
         if let Some(k) = &self.kernel
-            && let Some(mut c) = KernelPlane::counters().await
+            && let Some(c) = k.counters().await
         {
-            c.refused = k.bpf_refused().unwrap_or_default();
             self.kernel_counts = c;
         }
     }

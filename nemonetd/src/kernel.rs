@@ -32,7 +32,9 @@
 //!   to [`crate::routes::KPRIO_LOCAL`]; [`restore_local_rule`] puts it back, at exit and
 //!   at the next start after a crash.
 //! * **Ingress filtering** (RFC 3963 §6.3, what [`crate::dataplane::peers`] does for the
-//!   TUN path): an nftables table at the raw prerouting hook sees the outer packet with
+//!   TUN path). With BPF, the decapsulation program checks the same things itself, in its
+//!   maps (no nftables table, no process per change: [`Filter::apply_bpf`]). With SRv6,
+//!   an nftables table at the raw prerouting hook sees the outer packet with
 //!   the inner headers behind it: the outer source must be a live binding's far end, the
 //!   inner source (read at its fixed offset behind the 40-octet outer header) inside that
 //!   router's prefixes, and neither inner address link-scope; everything else is dropped
@@ -404,6 +406,56 @@ impl Filter {
         self.locals = locals;
         s
     }
+
+    /// Brings the BPF programs' filter maps from what they hold to `entries`, far end by
+    /// far end: new far ends and prefixes first, then the ones that went. Stops at the
+    /// first refusal (the caller starts over from an empty record).
+    fn apply_bpf(
+        &mut self,
+        mode: Mode,
+        entries: BTreeMap<BindingKey, Entry>,
+        t: &crate::bpf::Tunnel,
+    ) -> std::io::Result<()> {
+        let by_remote = by_remote(&entries);
+        let old = self::by_remote(&self.entries);
+        let none = BTreeSet::new();
+        for (remote, entry @ (sources, to_tun)) in &by_remote {
+            let before = old.get(remote);
+            if before == Some(entry) {
+                continue;
+            }
+            let any_source = mode == Mode::MobileRouter;
+            if before.is_none_or(|(_, was_tun)| was_tun != to_tun) {
+                t.far_end_set(
+                    *remote,
+                    crate::bpf::FarEndPolicy {
+                        any_source,
+                        to_tun: *to_tun,
+                    },
+                )?;
+            }
+            if !any_source {
+                let had = before.map_or(&none, |(s, _)| s);
+                for net in sources.difference(had) {
+                    t.source_add(*remote, net)?;
+                }
+                for net in had.difference(sources) {
+                    t.source_remove(*remote, net)?;
+                }
+            }
+        }
+        for (remote, (sources, _)) in &old {
+            if !by_remote.contains_key(remote) {
+                t.far_end_remove(*remote)?;
+                for net in sources {
+                    t.source_remove(*remote, net)?;
+                }
+            }
+        }
+        self.entries = entries;
+        self.remotes = by_remote.into_keys().collect();
+        Ok(())
+    }
 }
 
 /// The kernel data plane of a running nemonetd.
@@ -511,14 +563,19 @@ impl KernelPlane {
             .await
             .map_err(|e| e.to_string())?;
         self.routes.method = self.encapsulation(net, encapsulation).await?;
-        nft(&filter_base_script()).await?;
+        if self.routes.method == KernelMethod::Srv6 {
+            // BPF's filter is in its decapsulation program's maps.
+            nft(&filter_base_script()).await?;
+        }
         net.local_rule_move().await.map_err(|e| e.to_string())?;
         let how = match self.routes.method {
             KernelMethod::Srv6 => "SRv6 encapsulation, seg6local decapsulation",
-            KernelMethod::Bpf => "BPF encapsulation and decapsulation (tcx programs on the peer)",
+            KernelMethod::Bpf => {
+                "BPF encapsulation and decapsulation with the ingress filter (tcx programs on the peer)"
+            }
         };
         info!(dev = %k.dev, peer = %k.peer, table = k.table, mtu, encapsulation = %self.routes.method,
-            "kernel data plane set up ({how}, nftables filter)");
+            "kernel data plane set up ({how})");
         Ok(())
     }
 
@@ -566,12 +623,6 @@ impl KernelPlane {
             info!(reason = %b, "BPF encapsulation unavailable: SRv6 instead");
         }
         Ok(KernelMethod::Srv6)
-    }
-
-    /// Packets the BPF programs dropped because the kernel would not add or strip the
-    /// outer header (encapsulation, decapsulation); `None` with SRv6.
-    pub fn bpf_refused(&self) -> Option<(u64, u64)> {
-        self.bpf.as_ref().map(crate::bpf::Tunnel::refused)
     }
 
     /// The kernel data plane's routes and devices.
@@ -624,6 +675,14 @@ impl KernelPlane {
             .as_ref()
             .filter(|k| k.method == KernelMethod::Srv6)
             .and_then(|k| k.source);
+        if let Some(t) = &self.bpf {
+            if let Err(e) = self.filter.apply_bpf(self.mode, entries, t) {
+                // Rebuild from scratch next time rather than trust a half-known state.
+                self.filter = Filter::default();
+                return Err(format!("BPF filter: {e}"));
+            }
+            return Ok(());
+        }
         let script = self.filter.plan(self.mode, entries);
         if !script.is_empty() {
             tracing::debug!(%script, "ingress filter change");
@@ -652,7 +711,32 @@ impl KernelPlane {
 
     /// The filter's counters: the drops (spoofed inner source, no binding, link scope)
     /// and, per far end, the packets sent to it and received from it.
-    pub async fn counters() -> Option<KernelCounters> {
+    pub async fn counters(&self) -> Option<KernelCounters> {
+        if let Some(t) = &self.bpf {
+            let d = t.drops();
+            let far_ends = self
+                .filter
+                .remotes
+                .iter()
+                .filter_map(|&r| {
+                    let c = t.far_end_counts(r)?;
+                    Some((
+                        r,
+                        FarEndCounts {
+                            sent_packets: c.sent.0,
+                            sent_octets: c.sent.1,
+                            received_packets: c.received.0,
+                            received_octets: c.received.1,
+                        },
+                    ))
+                })
+                .collect();
+            return Some(KernelCounters {
+                drops: (d.spoofed_inner, d.no_binding, d.link_scope),
+                refused: (d.encap_refused, d.decap_refused),
+                far_ends,
+            });
+        }
         let out = tokio::process::Command::new("nft")
             .args(["list", "counters", "table", "ip6", NFT_TABLE])
             .output()
@@ -671,7 +755,9 @@ impl KernelPlane {
             Ok(false) => {}
             Err(e) => warn!(error = %e, "local table rule not restored"),
         }
-        if let Err(e) = nft(&delete_table_script()).await {
+        if self.bpf.is_none()
+            && let Err(e) = nft(&delete_table_script()).await
+        {
             warn!(error = %e, "ingress filter not removed");
         }
         net.set_bpf_encap(None);
@@ -809,6 +895,61 @@ mod tests {
             "ip6 nexthdr 41 @nh,384,56 0x20010db8010000"
         );
         assert_eq!(inner_source_match(&net("::/0")), "ip6 nexthdr 41");
+    }
+
+    /// The BPF filter's maps follow the entries: far ends and their prefixes come and go,
+    /// and a far end's counters are readable while it is known. On the loopback device of
+    /// a network namespace of the test's own thread (root; skipped without tcx).
+    #[test]
+    fn the_bpf_filter_follows_the_entries() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let Ok(t) = crate::bpf::Tunnel::attach(1) else {
+                eprintln!("skipped: no tcx here");
+                return;
+            };
+            let mut f = Filter::default();
+            let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
+            let coa1: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+            let coa2: Ipv6Addr = "2001:db8:b::2".parse().unwrap();
+            let entry = |remote, p: &str| Entry {
+                local: ha,
+                remote,
+                sources: [net(p)].into_iter().collect(),
+                previous: None,
+                to_tun: false,
+            };
+            let k1 = ("2001:db8:1::1".parse().unwrap(), None);
+            f.apply_bpf(
+                Mode::HomeAgent,
+                [(k1, entry(coa1, "2001:db8:100::/64"))].into(),
+                &t,
+            )
+            .unwrap();
+            assert!(t.far_end_counts(coa1).is_some());
+            // The router moves: the old far end goes, with its prefix.
+            f.apply_bpf(
+                Mode::HomeAgent,
+                [(k1, entry(coa2, "2001:db8:100::/64"))].into(),
+                &t,
+            )
+            .unwrap();
+            assert!(t.far_end_counts(coa1).is_none());
+            assert_eq!(
+                t.far_end_counts(coa2),
+                Some(crate::bpf::FarEndCounts::default())
+            );
+            assert_eq!(f.remotes, [coa2].into());
+            f.apply_bpf(Mode::HomeAgent, BTreeMap::new(), &t).unwrap();
+            assert!(t.far_end_counts(coa2).is_none());
+            assert_eq!(t.drops(), crate::bpf::Drops::default());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

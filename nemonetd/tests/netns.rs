@@ -283,19 +283,32 @@ for _ in range(3):
     s.sendto(inner, ("2001:db8:a::1", 0))
 "#;
 
-/// A drop counter of the HA's data plane: the TUN path's in its SIGUSR1 log line, the
-/// kernel path's in its nftables counters.
-fn ha_drops(ha: &Nemonetd, w: &World, kernel: bool, tun_key: &str, nft_counter: &str) -> u64 {
-    if kernel {
-        let out =
-            w.ha.exec("nft", &["list", "counter", "ip6", "nemonetd", nft_counter]);
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        last_counter(&text.replace("packets ", "packets="), "packets").unwrap_or(0)
-    } else {
-        ha.proc.signal("USR1");
-        std::thread::sleep(Duration::from_millis(100));
-        last_counter(&log_text(&ha.log), tun_key).unwrap_or(0)
-    }
+/// Tunnel packets from the MR's care-of address with link-scope inner addresses (RFC 3963
+/// §6.3 lets none cross): an IPv6 source fe80::/10, destinations fe80::/10 and ff02::/16,
+/// and an IPv4 source in 169.254/16. The HA drops all four.
+const SEND_LINK_SCOPE: &str = r#"
+import socket, struct
+a = lambda x: socket.inet_pton(socket.AF_INET6, x)
+icmp = bytes([128, 0, 0, 0, 0, 1, 0, 1])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
+s.bind(("2001:db8:a::2", 0))
+for src, dst in [("fe80::1", "2001:db8:c::2"), ("2001:db8:100::2", "fe80::2"), ("2001:db8:100::2", "ff02::1")]:
+    s.sendto(struct.pack("!IHBB", 0x60000000, len(icmp), 58, 64) + a(src) + a(dst) + icmp, ("2001:db8:a::1", 0))
+s4 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 4)
+s4.bind(("2001:db8:a::2", 0))
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 1, 0, socket.inet_aton("169.254.1.1"), socket.inet_aton("203.0.113.2"))
+s4.sendto(ip + icmp, ("2001:db8:a::1", 0))
+"#;
+
+/// A drop counter of the HA's data plane, from its SIGUSR1 log lines: the TUN path's
+/// (`drop_…=`), the kernel path's filter's (`spoofed_inner=`, `no_binding=`, …).
+fn ha_drops(ha: &Nemonetd, kernel: bool, tun_key: &str, kernel_key: &str) -> u64 {
+    // SIGUSR1: the counters read afresh and logged (the kernel path's by nemonetd from its
+    // filter, nftables or BPF maps alike).
+    ha.proc.signal("USR1");
+    std::thread::sleep(Duration::from_millis(200));
+    let key = if kernel { kernel_key } else { tun_key };
+    last_counter(&log_text(&ha.log), key).unwrap_or(0)
 }
 
 /// The IPv6 rules that look up the local table.
@@ -454,6 +467,12 @@ fn tunnel_scenario(dataplane: &str) {
                 "ip.src",
                 "-e",
                 "ip.dst",
+                "-e",
+                "ipv6.hlim",
+                "-e",
+                "ipv6.plen",
+                "-e",
+                "ip.len",
             ],
             &log,
         );
@@ -605,12 +624,22 @@ fn tunnel_scenario(dataplane: &str) {
     if let Some((mut p, log)) = capture {
         p.wait_exit(Duration::from_secs(15));
         let text = log_text(&log);
-        eprintln!("tshark (outer src, outer dst, next header, inner src, inner dst):\n{text}");
+        eprintln!(
+            "tshark (outer src, outer dst, next header, inner src, inner dst, outer hop limit, \
+             outer payload length, inner total length):\n{text}"
+        );
+        // RFC 2473 §3: the outer header's payload is the whole inner packet, its hop limit
+        // the tunnel's (`tunnel-hop-limit`, 64), whichever data plane wrote it.
+        let outer = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("2001:db8:a::2\t2001:db8:a::1\t4\t198.51.100.2\t203.0.113.2\t")
+            })
+            .expect("no IPv4-in-IPv6 packet MNN -> CN seen on the MR-HA link");
+        let f: Vec<&str> = outer.split('\t').collect();
         assert!(
-            text.lines().any(
-                |l| l.starts_with("2001:db8:a::2\t2001:db8:a::1\t4\t198.51.100.2\t203.0.113.2")
-            ),
-            "no IPv4-in-IPv6 packet MNN -> CN seen on the MR-HA link"
+            f.len() == 3 && f[0] == "64" && f[1] == f[2],
+            "outer header (hop limit, payload length, inner length): {f:?}"
         );
     }
 
@@ -691,10 +720,18 @@ fn tunnel_scenario(dataplane: &str) {
         ],
     );
     wait_for("HA counters", Duration::from_secs(5), || {
-        ha_drops(&ha, &w, kernel, "drop_spoofed_inner", "spoofed_inner") >= 4
+        ha_drops(&ha, kernel, "drop_spoofed_inner", "spoofed_inner") >= 4
     });
     w.mr.ip(&["-6", "rule", "del", "priority", "100"]);
     w.mr.ip(&["rule", "del", "priority", "100"]);
+    // Link-scope inner addresses from the live care-of address: dropped and counted.
+    let link_before = ha_drops(&ha, kernel, "drop_link_scope", "link_scope");
+    w.mr.exec("python3", &["-c", SEND_LINK_SCOPE]);
+    wait_for(
+        "HA drops link-scope inner packets",
+        Duration::from_secs(5),
+        || ha_drops(&ha, kernel, "drop_link_scope", "link_scope") >= link_before + 4,
+    );
 
     // Throughput through the tunnel, same run as the direct measurement.
     if let Some((d6, d4)) = direct {
@@ -754,10 +791,10 @@ fn tunnel_scenario(dataplane: &str) {
     assert!(ping(&w.cn, "198.51.100.2"), "after the move, IPv4");
     // The old CoA is no longer accepted at the HA: a tunnelled packet from it, with an
     // inner source of the MR's own network, is dropped as from an unknown outer source.
-    let unknown_before = ha_drops(&ha, &w, kernel, "drop_unknown_outer", "no_binding");
+    let unknown_before = ha_drops(&ha, kernel, "drop_unknown_outer", "no_binding");
     w.mr.exec("python3", &["-c", SEND_FROM_OLD_COA]);
     wait_for("HA drops the old CoA", Duration::from_secs(5), || {
-        ha_drops(&ha, &w, kernel, "drop_unknown_outer", "no_binding") >= unknown_before + 3
+        ha_drops(&ha, kernel, "drop_unknown_outer", "no_binding") >= unknown_before + 3
     });
 
     // Removal: nothing of ours left.
