@@ -13,7 +13,7 @@
 //! tunnel-hop-limit 64;        # outer hop limit / TTL
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
-//! dataplane auto;             # IPv6 outer headers: kernel (SRv6), tun, or auto (HA: kernel if it can)
+//! dataplane auto;             # IPv6 outer headers: kernel, tun, or auto (kernel if it can; MR: with BPF only)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
 //! kernel-encapsulation auto;  # kernel data plane: bpf (tcx programs), srv6, or auto (bpf, else srv6)
 //! path-probe-interval 20;     # ms between probes of each care-of address among several (0: off)
@@ -83,12 +83,13 @@ pub struct Cli {
     #[arg(long)]
     pub no_offload: bool,
     /// Which data plane carries the bindings with an IPv6 outer header (IPv6 care-of
-    /// addresses): `kernel` (SRv6 encapsulation and decapsulation in the kernel, a veth
-    /// pair NAMEk/NAMEkx beside the TUN device, an nftables ingress filter), `tun` (the
+    /// addresses): `kernel` (encapsulation, decapsulation and the ingress filter in the
+    /// kernel, by BPF or SRv6 and nftables, see `--kernel-encapsulation`; a veth pair
+    /// NAMEk/NAMEkx beside the TUN device), `tun` (the
     /// user-space data plane), or `auto`: the kernel's when it can be set up here, checked
-    /// at start, on a home agent (a mobile router keeps TUN with `auto` for now: its
-    /// handovers are faster there, see the README). IPv4 outer headers always take the TUN
-    /// device. Overrides `dataplane`.
+    /// at start (on a mobile router only with the BPF encapsulation: with SRv6 its
+    /// handovers are slower than TUN's, see the README). IPv4 outer headers always take
+    /// the TUN device. Overrides `dataplane`.
     #[arg(long, value_enum, env = "NEMONETD_DATAPLANE")]
     pub dataplane: Option<crate::kernel::Choice>,
     /// The kernel data plane's first routing table; it uses three (overrides

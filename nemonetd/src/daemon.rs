@@ -768,20 +768,23 @@ async fn start_kernel(
     settings: &mut Settings,
     egress_mtu: u32,
 ) -> Result<Option<KernelPlane>, DaemonError> {
-    use crate::kernel::Choice;
+    use crate::kernel::{Choice, EncapChoice};
     let choice = settings.dataplane;
+    let mut encapsulation = settings.kernel_encapsulation;
     if choice == Choice::Auto && settings.routes.mode == Mode::MobileRouter {
-        // Measured (`nemo-lab handover --repeat 5`, 2026-12-04): on a mobile router the
-        // kernel path still loses what a multi-homed router sends while a new uplink
-        // comes up (its outer packets follow the main table's default route, not the
-        // care-of address's interface: 2 s lost on a vertical handover where TUN loses
-        // nothing), and a move costs it 15 ms more. Until it does better there, `auto`
-        // takes it on home agents only; `dataplane kernel` forces it here.
-        crate::kernel::remove_leftovers(net, &settings.routes.tun).await;
-        info!(
-            "data plane: TUN for every binding (dataplane auto on a mobile router; dataplane kernel forces the kernel's)"
-        );
-        return Ok(None);
+        // Measured (`nemo-lab handover --repeat 5`, 2026-12-04, nemonetd/README.md): with
+        // SRv6 and the nftables filter, a move cost the kernel path 20-30 ms more than TUN
+        // (an `nft` and an `ip sr` process per move); with BPF, whose filter is in its
+        // maps, 1-6 ms. So `auto` takes the kernel path on a mobile router with BPF only;
+        // `dataplane kernel` forces it with SRv6 too.
+        if encapsulation == EncapChoice::Srv6 {
+            crate::kernel::remove_leftovers(net, &settings.routes.tun).await;
+            info!(
+                "data plane: TUN for every binding (dataplane auto on a mobile router takes the kernel's with BPF only; dataplane kernel forces it)"
+            );
+            return Ok(None);
+        }
+        encapsulation = EncapChoice::Bpf;
     }
     if choice == Choice::Tun {
         // A kernel data plane a crashed run left (its routes and rules go with the flush).
@@ -812,14 +815,7 @@ async fn start_kernel(
         outer: None,
     };
     let mtu = egress_mtu.saturating_sub(40).max(IPV6_MIN_MTU);
-    let started = KernelPlane::start(
-        net,
-        routes,
-        settings.routes.mode,
-        mtu,
-        settings.kernel_encapsulation,
-    )
-    .await;
+    let started = KernelPlane::start(net, routes, settings.routes.mode, mtu, encapsulation).await;
     match started {
         Ok(k) => {
             let routes = k.routes().clone();

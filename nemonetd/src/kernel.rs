@@ -76,8 +76,9 @@ const PEER_MTU: u32 = 65535;
 /// `--dataplane`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {
-    /// On a home agent the kernel's when it can be set up here (probed at start), else
-    /// the TUN device's; on a mobile router the TUN device's (faster handovers, for now).
+    /// The kernel's when it can be set up here (probed at start), else the TUN device's;
+    /// on a mobile router the kernel's with the BPF encapsulation only (SRv6's handovers
+    /// are slower than TUN's).
     Auto,
     /// Always the kernel's: nemonetd does not start without it.
     Kernel,

@@ -227,7 +227,13 @@ fn start_nemonetd_with(
     if !offload {
         args.push("--no-offload");
     }
-    args.extend(["--dataplane", dataplane]);
+    // `kernel-srv6` / `kernel-bpf`: the kernel data plane with that encapsulation.
+    match dataplane.split_once('-') {
+        Some((d, encapsulation)) => {
+            args.extend(["--dataplane", d, "--kernel-encapsulation", encapsulation])
+        }
+        None => args.extend(["--dataplane", dataplane]),
+    }
     args.push("eth0");
     let proc = ns.spawn(env!("CARGO_BIN_EXE_nemonetd"), &args, &log);
     wait_for(
@@ -335,12 +341,24 @@ fn mnn_cn_through_the_kernel_tunnel() {
     tunnel_scenario("kernel");
 }
 
+/// The same with the SRv6 encapsulation and the nftables filter, where the kernel has
+/// SRv6 lightweight tunnels (`auto` prefers BPF).
+#[test]
+fn mnn_cn_through_the_kernel_tunnel_by_srv6() {
+    if tests::skip_without_srv6("mnn_cn_through_the_kernel_tunnel_by_srv6") {
+        return;
+    }
+    tunnel_scenario("kernel-srv6");
+}
+
 fn tunnel_scenario(dataplane: &str) {
     if !is_root() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    let kernel = dataplane == "kernel";
+    let kernel = dataplane.starts_with("kernel");
+    // SRv6 encapsulates (what `auto` takes where the kernel has no tcx).
+    let srv6 = dataplane == "kernel-srv6" || (kernel && !tests::kernel_bpf());
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let w = world(if kernel { "ktunnel" } else { "tunnel" });
@@ -603,7 +621,7 @@ fn tunnel_scenario(dataplane: &str) {
         &["-6", "-c", "1", "-W", "2", "-t", "2", "2001:db8:c::2"],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    if kernel && !tests::kernel_bpf() {
+    if srv6 {
         assert!(
             text.contains("Destination unreachable") && text.contains("2001:db8:100::1"),
             "no Destination Unreachable from the MR: {text}"
@@ -763,7 +781,7 @@ fn tunnel_scenario(dataplane: &str) {
     if kernel {
         // The tunnel's far end on the HA and our end on the MR follow the CoA.
         let (m, h) = (routes_ours(&w.mr), routes_ours(&w.ha));
-        if tests::kernel_bpf() {
+        if !srv6 {
             // BPF: the far end is in the program's map, whose changes the log lists.
             let log = log_text(&ha.log);
             assert!(
