@@ -14,7 +14,7 @@
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
 //! dataplane auto;             # IPv6 outer headers: kernel, tun, or auto (kernel if it can; MR: with BPF only)
-//! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation
+//! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation, +3 outer
 //! kernel-encapsulation auto;  # kernel data plane: bpf (tcx programs), srv6, or auto (bpf, else srv6)
 //! path-probe-interval 20;     # ms between probes of each care-of address among several (0: off)
 //! duplicate "udp port 5004-5099";  # flows sent through every live path (repeatable)
@@ -268,7 +268,7 @@ impl FileSettings {
                             .map_err(|e| format!("{at}: 'dataplane' {e}"))?,
                     )
                 }
-                "kernel-table" => s.kernel_table = Some(number(u64::from(u32::MAX - 2))? as u32),
+                "kernel-table" => s.kernel_table = Some(number(u64::from(u32::MAX - 3))? as u32),
                 "kernel-encapsulation" => {
                     s.kernel_encapsulation = Some(
                         one()?
@@ -341,6 +341,13 @@ impl Settings {
             ));
         }
         let k = self.kernel_table;
+        // Four tables from it: encapsulation, the two decapsulations, the MR's outer route.
+        if k > u32::MAX - 3 {
+            return Err(format!(
+                "kernel-table {k}: the kernel data plane uses four tables from it, so at most {}",
+                u32::MAX - 3
+            ));
+        }
         let theirs = [
             self.routes.table,
             crate::netops::TABLE_MAIN,
@@ -349,12 +356,12 @@ impl Settings {
             0,
         ];
         if self.dataplane != crate::kernel::Choice::Tun
-            && theirs.iter().any(|t| (k..=k + 2).contains(t))
+            && theirs.iter().any(|t| (k..=k + 3).contains(t))
         {
             return Err(format!(
                 "kernel-table {k}: the kernel data plane uses tables {k}-{}, which must not \
                  include route-table ({}), main, local, default or 0",
-                k + 2,
+                k + 3,
                 self.routes.table
             ));
         }
@@ -582,6 +589,24 @@ mod tests {
             settings(&["eth0"], "tunnel-hop-limit 0;")
                 .unwrap_err()
                 .contains("1-255")
+        );
+        // The kernel data plane's four tables: the MR's outer route's (the fourth) must
+        // not be main either, and none may run past the last table.
+        assert!(
+            settings(&["--kernel-table", "251", "eth0"], "")
+                .unwrap_err()
+                .contains("tables 251-254")
+        );
+        assert!(
+            settings(&["--kernel-table", "4294967295", "eth0"], "")
+                .unwrap_err()
+                .contains("at most 4294967292")
+        );
+        assert!(FileSettings::parse("kernel-table 4294967293;", "n.conf").is_err());
+        assert!(
+            FileSettings::parse("kernel-encapsulation ebpf;", "n.conf")
+                .unwrap_err()
+                .contains("one of auto, bpf, srv6")
         );
     }
 

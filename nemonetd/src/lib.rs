@@ -114,14 +114,20 @@ fn check(cli: &config::Cli) -> Result<(), RunError> {
         kernel::Choice::Kernel => "kernel",
         kernel::Choice::Tun => "tun",
     };
+    let encapsulation = match s.kernel_encapsulation {
+        kernel::EncapChoice::Auto => "auto",
+        kernel::EncapChoice::Bpf => "bpf",
+        kernel::EncapChoice::Srv6 => "srv6",
+    };
+    // The outer table (KernelRoutes::outer_table) is the last of the kernel's four.
     let summary = format!(
-        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, data plane {dataplane} (kernel tables {}-{}), path probes {}, {} warnings",
+        "{mode}, TUN {}, UDP port {}, hop limit {}, offload {}, data plane {dataplane} (kernel encapsulation {encapsulation}, tables {}-{}), path probes {}, {} warnings",
         r.tun,
         s.udp_port,
         s.hop_limit,
         yes(s.offload),
         s.kernel_table,
-        s.kernel_table + 2,
+        s.kernel_table + 3,
         match s.path_probe_interval_ms {
             0 => "off".to_string(),
             ms => format!("every {ms} ms"),
