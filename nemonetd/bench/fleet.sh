@@ -24,17 +24,7 @@ ip link set nf$$a netns $P name eth0; ip link set nf$$b netns $P-peer name eth0
 ip -n $P link set lo up; ip -n $P link set eth0 up; ip -n $P-peer link set eth0 up
 ip -n $P addr add 2001:db8:a::1/64 dev eth0 nodad
 ip netns exec $P sysctl -qw net.ipv6.conf.all.forwarding=1
-python3 - "$N" >"$TMP/bc.json" <<'PY'
-import sys, json
-n = int(sys.argv[1])
-for i in range(n):
-    hi, lo = divmod(i, 65536)
-    b = {"hoa": f"2001:db8:1::{hi:x}:{lo:x}", "hoa_v4": None, "coa": f"2001:db8:a::1:{hi:x}:{lo:x}",
-         "ha": "2001:db8:a::1", "ha_v4": None, "mnp_v6": [f"2001:db8:{0x100 + hi:x}:{lo:x}::/64"],
-         "mnp_v4": [], "encapsulation": "in_ipv6", "lifetime": 600, "binding_id": None,
-         "flags": "A|H|R", "nat_detected": False, "coa_ifindex": None}
-    print(json.dumps({"body": {"bc_add": b}}))
-PY
+python3 "$(dirname "$0")/bc-add.py" "$N" >"$TMP/bc.json"
 echo "| data plane | $N bindings in | bindings/s |"
 echo "| --- | --- | --- |"
 for DP in ${DATAPLANES:-kernel tun}; do

@@ -61,17 +61,7 @@ echo "| --- | --- | --- | --- | --- |"
 echo "| routed directly | $D6 Gbit/s | $D4 | $U6 | $U4 |"
 B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
 # Other bindings for the home agent: N BC_ADDs, away from the measured one's addresses.
-others() { python3 - "$1" <<'PY'
-import sys, json
-for i in range(int(sys.argv[1])):
-    hi, lo = divmod(i, 65536)
-    b = {"hoa": f"2001:db8:2::{hi:x}:{lo:x}", "hoa_v4": None, "coa": f"2001:db8:a::1:{hi:x}:{lo:x}",
-         "ha": "2001:db8:a::1", "ha_v4": None, "mnp_v6": [f"2001:db8:{0x1000 + hi:x}:{lo:x}::/64"],
-         "mnp_v4": [], "encapsulation": "in_ipv6", "lifetime": 600, "binding_id": None,
-         "flags": "A|H|R", "nat_detected": False, "coa_ifindex": None}
-    print(json.dumps({"body": {"bc_add": b}}))
-PY
-}
+others() { python3 "$(dirname "$0")/bc-add.py" "$1" 2001:db8:2 0x1000; }
 for DP in ${DATAPLANES:-kernel tun}; do
 for F in ${FLEET:-0}; do
     mkdir -p "$TMP/bus-mr-$DP" "$TMP/bus-ha-$DP"

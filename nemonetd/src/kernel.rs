@@ -86,15 +86,23 @@ pub enum Choice {
     Tun,
 }
 
+/// A configuration file's word for one of a [`clap::ValueEnum`]'s values, by the names
+/// the command line takes, so that the file and the flags cannot drift apart.
+fn value_of<T: clap::ValueEnum>(s: &str) -> Result<T, String> {
+    T::from_str(s, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_owned())
+            .collect();
+        format!("{s:?}: one of {}", names.join(", "))
+    })
+}
+
 impl std::str::FromStr for Choice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Choice::Auto),
-            "kernel" => Ok(Choice::Kernel),
-            "tun" => Ok(Choice::Tun),
-            _ => Err(format!("{s:?}: one of auto, kernel, tun")),
-        }
+        value_of(s)
     }
 }
 
@@ -114,12 +122,7 @@ pub enum EncapChoice {
 impl std::str::FromStr for EncapChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(EncapChoice::Auto),
-            "bpf" => Ok(EncapChoice::Bpf),
-            "srv6" => Ok(EncapChoice::Srv6),
-            _ => Err(format!("{s:?}: one of auto, bpf, srv6")),
-        }
+        value_of(s)
     }
 }
 
