@@ -430,10 +430,10 @@ pub fn sources(b: &Binding) -> Vec<IpNet> {
 pub fn desired(cfg: &RouteConfig, b: &Binding, lookups: &Lookups) -> KernelState {
     let mut s = KernelState::default();
     let tun = tunnel_dev(cfg, b);
+    // What every kernel binding of one local end point shares ([`kernel_common`]) is not
+    // part of it: [`RouteManager::reconcile`] adds it once per end point, so a fleet's
+    // reconcile does not go over ten shared objects per binding.
     let kernel = cfg.kernel.as_ref().zip(kernel_ends(cfg, b));
-    if let Some((k, (local, _))) = kernel {
-        kernel_common(k, local, &mut s);
-    }
     // The kernel data plane's encapsulation route towards the far end.
     let encap_route = |dst: IpNet| {
         kernel.map(|(k, (local, remote))| {
@@ -841,6 +841,18 @@ impl<N: NetOps> RouteManager<N> {
         let mut want = KernelState::default();
         for (_, s) in self.bindings.values() {
             want.extend(s);
+        }
+        // The kernel data plane's shared state, once per local end point in use (from the
+        // configuration as it is now: its tunnel source and the MR's outer route).
+        if let Some(k) = &self.cfg.kernel {
+            let locals: BTreeSet<Ipv6Addr> = self
+                .bindings
+                .values()
+                .filter_map(|(b, _)| kernel_ends(&self.cfg, b).map(|(local, _)| local))
+                .collect();
+            for local in locals {
+                kernel_common(k, local, &mut want);
+            }
         }
         // An ended binding's unreachable routes, where no live binding routes the prefix.
         for s in self.unbound.values() {

@@ -733,20 +733,29 @@ fn mr_kernel_outer_packets_leave_by_the_care_of_interface() {
         r.from = Some(net("2001:db8:a::5/128"));
         r
     };
-    // Without a known default router: the main table, as before.
-    let s = desired(&cfg, &b, &Lookups::default());
-    assert!(s.rules.contains(&outer_rule(TABLE_MAIN)), "{:?}", s.rules);
-    // With one: its own table, a default route through the interface.
-    let gw: Ipv6Addr = "fe80::1".parse().unwrap();
-    cfg.kernel = Some(KernelRoutes {
-        method: KernelMethod::Srv6,
-        outer: Some((gw, "eth0".into())),
-        ..k
+    run(async {
+        // Without a known default router: the main table, as before.
+        let mut m = RouteManager::new(cfg, FakeNetOps::default());
+        m.add(&b).await.unwrap();
+        let rules = &m.installed().rules;
+        assert!(rules.contains(&outer_rule(TABLE_MAIN)), "{rules:?}");
+        // With one: its own table, a default route through the interface, from the next
+        // reconcile on (the shared kernel state follows the configuration as it is).
+        let gw: Ipv6Addr = "fe80::1".parse().unwrap();
+        m.set_kernel_outer(Some((gw, "eth0".into())));
+        m.reconcile().await.unwrap();
+        let s = m.installed();
+        assert!(s.rules.contains(&outer_rule(1103)), "{:?}", s.rules);
+        assert!(!s.rules.contains(&outer_rule(TABLE_MAIN)));
+        let mut route = RouteSpec::dev(1103, net("::/0"), "eth0");
+        route.via = Some(IpAddr::V6(gw));
+        assert!(s.routes.contains(&route), "{:?}", s.routes);
+        // The binding's own state never held the shared part.
+        assert!(
+            !desired(m.config(), &b, &Lookups::default())
+                .rules
+                .iter()
+                .any(|r| r.priority == KPRIO_OUTER)
+        );
     });
-    let s = desired(&cfg, &b, &Lookups::default());
-    assert!(s.rules.contains(&outer_rule(1103)), "{:?}", s.rules);
-    assert!(!s.rules.contains(&outer_rule(TABLE_MAIN)));
-    let mut route = RouteSpec::dev(1103, net("::/0"), "eth0");
-    route.via = Some(IpAddr::V6(gw));
-    assert!(s.routes.contains(&route), "{:?}", s.routes);
 }
