@@ -3,16 +3,23 @@
 //! programs on the veth pair's far side ([`crate::routes::KernelRoutes::peer`]) put on and
 //! take off the RFC 2473 outer IPv6 header, where the SRv6 routes would.
 //!
-//! * **Encapsulation** (tcx ingress of `peer`): what the host routed into `dev` arrives
-//!   here. The program looks the inner destination up in [`EncapMap`] (a longest-prefix
-//!   trie: the mobile network prefixes and home addresses at a home agent, the default
-//!   route at a mobile router), opens 40 octets of room between the Ethernet and the
-//!   inner IP header (`bpf_skb_adjust_room`, which also keeps TCP super-packets valid:
-//!   they are cut into tunnel packets when they leave), writes the outer header (next
-//!   header 41 or 4, our end point, the far end, the tunnel hop limit) and lets the packet
-//!   go on: the kernel routes it by its outer header (rule `iif PEER from LOCAL`). A
-//!   destination without an entry passes unchanged and meets the encapsulation table's
-//!   fail-closed unreachable route.
+//! * **Encapsulation** (tcx egress of `dev`): what the host routed into `dev` (after the
+//!   kernel checked it against the tunnel MTU) is seen here. The program looks the inner
+//!   destination up in [`EncapMap`] (a longest-prefix trie: the mobile network prefixes
+//!   and home addresses at a home agent, the default route at a mobile router), opens 40
+//!   octets of room between the Ethernet and the inner IP header (`bpf_skb_adjust_room`,
+//!   which also keeps TCP super-packets valid: they are cut into tunnel packets when they
+//!   leave), writes the outer header (next header 41 or 4, our end point, the far end,
+//!   the tunnel hop limit), asks the kernel's routing for the outer packet as if it
+//!   arrived on `peer` (`bpf_fib_lookup`: the rules `iif PEER from LOCAL` apply) and sends
+//!   it straight out of that uplink to the next hop's address (`bpf_redirect`). Without
+//!   such a route, or while the next hop's address is not known yet (the kernel learns it
+//!   when it forwards one), it goes on to `peer` and is forwarded from there
+//!   (`bpf_redirect_neigh` would resolve it, but not from an egress hook: measured, the
+//!   packets were lost). A destination without an entry passes unchanged to `peer` and
+//!   meets the encapsulation table's fail-closed unreachable route. Outer packets sent
+//!   straight out do not cross netfilter's forward and postrouting hooks; the program
+//!   counts them itself.
 //! * **Decapsulation** (tcx egress of `peer`): the decapsulation rules route a tunnel
 //!   packet to one of our end points (after the ingress filter accepted it) out of `peer`
 //!   by a plain route; the program strips the outer header, so what reaches `dev` is the
@@ -48,7 +55,6 @@ const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 /// Required of a longest-prefix trie.
 const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-const BPF_TCX_INGRESS: u32 = 46;
 const BPF_TCX_EGRESS: u32 = 47;
 
 // Helpers.
@@ -112,6 +118,18 @@ const FAR_TX_OCTETS: i16 = 32;
 pub const FILTER_ENTRIES: u32 = 262_144;
 /// The sources map's key: a prefix length in bits, the far end, the family, the address.
 const SOURCE_KEY_SIZE: u32 = 4 + 16 + 1 + 16;
+
+// bpf_fib_lookup's parameters (struct bpf_fib_lookup, 64 octets) and results.
+const FIB_LOOKUP: i32 = 69;
+const FIB_PARAMS_SIZE: i32 = 64;
+const FIB_FAMILY: i16 = 0;
+const FIB_L4_PROTOCOL: i16 = 1;
+const FIB_IFINDEX: i16 = 8;
+const FIB_SRC: i16 = 16;
+const FIB_SMAC: i32 = 52;
+const FIB_DMAC: i32 = 58;
+const BPF_FIB_LKUP_RET_SUCCESS: i32 = 0;
+const AF_INET6: i32 = 10;
 
 // __sk_buff fields.
 const SKB_LEN: i16 = 0;
@@ -185,7 +203,9 @@ fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
 
 /// Loads a tc program; the verifier's log is the error when it refuses it.
 fn prog_load(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
-    let license = c"BSD";
+    // The programs are our own code: BSD like the rest, and GPL too, as the kernel asks
+    // of a program that calls bpf_fib_lookup (a GPL-only helper).
+    let license = c"Dual BSD/GPL";
     let mut log = vec![0u8; 1 << 16];
     let mut attr = [0u64; 16];
     attr[0] = pair(BPF_PROG_TYPE_SCHED_CLS, insns.len() as u32);
@@ -393,7 +413,7 @@ impl Asm {
 /// its addresses 8-aligned at fp-64 and fp-48), the new Ethernet type at fp-76, a counter
 /// index at fp-144. Registers kept across calls: r6 the context, r7 the inner packet's
 /// length, r8 the next header, r9 the map entry.
-fn encap_program(maps: &Maps) -> Vec<u64> {
+fn encap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
     // A tunnel packet the decapsulation program sent back in for the TUN device.
@@ -464,6 +484,42 @@ fn encap_program(maps: &Maps) -> Vec<u64> {
     a.store(ETH_HLEN, -72, IPV6_HLEN, "refused");
     a.st_imm(Size::H, R::Fp, -76, ethertype_le(ETH_P_IPV6));
     a.store(12, -76, 2, "refused");
+    // Straight to the uplink: the route the kernel would give the outer packet arriving
+    // on `peer` (its rules see that input interface and our end point as the source),
+    // then out of that device with its neighbour's address. Anything else (no route, no
+    // neighbour entry yet) goes on to `peer` and is forwarded there.
+    for off in (-216..-152).step_by(8) {
+        a.st_imm(Size::Dw, R::Fp, off, 0);
+    }
+    a.st_imm(Size::B, R::Fp, -216 + FIB_FAMILY, AF_INET6);
+    a.stx(Size::B, R::Fp, -216 + FIB_L4_PROTOCOL, R::R8);
+    a.st_imm(Size::W, R::Fp, -216 + FIB_IFINDEX, peer_ifindex as i32);
+    for i in 0..4i16 {
+        a.ldx(Size::Dw, R::R1, R::Fp, -64 + 8 * i);
+        a.stx(Size::Dw, R::Fp, -216 + FIB_SRC + 8 * i, R::R1);
+    }
+    a.mov(R::R1, R::R6);
+    a.stack_ptr(R::R2, -216);
+    a.mov_imm(R::R3, FIB_PARAMS_SIZE);
+    a.mov_imm(R::R4, 0);
+    a.call(FIB_LOOKUP);
+    a.jne(R::R0, BPF_FIB_LKUP_RET_SUCCESS, "routed");
+    // The Ethernet header: the neighbour's address, then the device's.
+    a.store(0, -216 + FIB_DMAC, 6, "routed");
+    a.store(6, -216 + FIB_SMAC, 6, "routed");
+    a.ldx(Size::W, R::R1, R::Fp, -216 + FIB_IFINDEX);
+    a.mov_imm(R::R2, 0);
+    a.call(REDIRECT);
+    a.raw(0x95, R::R0, R::R0, 0, 0);
+    // Routed from `peer` instead, it is forwarded: its hop limit one more, so that the
+    // wire carries the tunnel's.
+    a.label("routed");
+    a.ldx(Size::B, R::R1, R::R9, 32);
+    a.jeq(R::R1, 255, "forwarded");
+    a.add_imm(R::R1, 1);
+    a.stx(Size::B, R::Fp, -80, R::R1);
+    a.store(ETH_HLEN + 7, -80, 1, "refused");
+    a.label("forwarded");
     a.exit_with(TC_ACT_OK);
     // A packet the kernel would not open room in (a UDP super-packet, say): dropped and
     // counted, never sent on without its outer header.
@@ -640,13 +696,12 @@ fn encap_key(dst: &IpNet) -> [u8; KEY_SIZE as usize] {
 }
 
 /// The map value: our end point, the far end and the hop limit the outer header leaves
-/// with. The encapsulated packet is forwarded from `peer` (its hop limit is decremented
-/// once), so the map holds one more than what goes on the wire.
+/// with.
 fn encap_value(local: Ipv6Addr, remote: Ipv6Addr, hop_limit: u8) -> [u8; VALUE_SIZE as usize] {
     let mut v = [0u8; VALUE_SIZE as usize];
     v[..16].copy_from_slice(&local.octets());
     v[16..32].copy_from_slice(&remote.octets());
-    v[32] = hop_limit.saturating_add(1);
+    v[32] = hop_limit;
     v
 }
 
@@ -679,7 +734,7 @@ impl EncapMap {
                 let a = |r: std::ops::Range<usize>| {
                     Ipv6Addr::from(<[u8; 16]>::try_from(&v[r]).expect("16 octets"))
                 };
-                Ok(Some((a(0..16), a(16..32), v[32].saturating_sub(1))))
+                Ok(Some((a(0..16), a(16..32), v[32])))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
             Err(e) => Err(e),
@@ -791,21 +846,22 @@ pub struct Tunnel {
 }
 
 impl Tunnel {
-    /// Creates the maps, loads both programs and attaches them to the device with index
-    /// `ifindex`. An error says which step the kernel refused (no BPF, no tcx before
-    /// Linux 6.6, the verifier's complaint).
-    pub fn attach(ifindex: u32) -> io::Result<Tunnel> {
+    /// Creates the maps, loads both programs and attaches them: the encapsulation to the
+    /// egress of the pair's host side (`dev_ifindex`), the decapsulation to the egress of
+    /// its far side (`ifindex`). An error says which step the kernel refused (no BPF, no
+    /// tcx before Linux 6.6, the verifier's complaint).
+    pub fn attach(ifindex: u32, dev_ifindex: u32) -> io::Result<Tunnel> {
         let ctx = |what: &str| {
             let what = what.to_owned();
             move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
         };
         let maps = Maps::create(ENCAP_ENTRIES.max(FILTER_ENTRIES))?;
-        let encap =
-            prog_load("nemo_encap", &encap_program(&maps)).map_err(ctx("BPF program load"))?;
+        let encap = prog_load("nemo_encap", &encap_program(&maps, ifindex))
+            .map_err(ctx("BPF program load"))?;
         let decap = prog_load("nemo_decap", &decap_program(&maps, ifindex))
             .map_err(ctx("BPF program load"))?;
-        let ingress =
-            tcx_attach(&encap, ifindex, BPF_TCX_INGRESS).map_err(ctx("tcx attach (ingress)"))?;
+        let ingress = tcx_attach(&encap, dev_ifindex, BPF_TCX_EGRESS)
+            .map_err(ctx("tcx attach (the host side's egress)"))?;
         let egress =
             tcx_attach(&decap, ifindex, BPF_TCX_EGRESS).map_err(ctx("tcx attach (egress)"))?;
         let Maps {
@@ -923,8 +979,8 @@ mod tests {
         assert_eq!(u32::from_ne_bytes(k[..4].try_into().unwrap()), 32);
         assert_eq!(&k[4..9], &[4, 192, 0, 2, 0]);
         assert!(k[9..].iter().all(|&b| b == 0));
-        let v = encap_value(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 255);
-        assert_eq!(v[32], 255);
+        let v = encap_value(Ipv6Addr::LOCALHOST, Ipv6Addr::UNSPECIFIED, 64);
+        assert_eq!(v[32], 64);
     }
 
     /// The kernel's verifier accepts both programs (root; no device is touched).
@@ -935,7 +991,7 @@ mod tests {
             return;
         }
         let maps = Maps::create(16).unwrap();
-        prog_load("nemo_encap", &encap_program(&maps)).unwrap();
+        prog_load("nemo_encap", &encap_program(&maps, 1)).unwrap();
         prog_load("nemo_decap", &decap_program(&maps, 1)).unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();

@@ -594,9 +594,11 @@ impl KernelPlane {
         let k = self.routes.clone();
         let mut why_not_bpf = None;
         if choice != EncapChoice::Srv6 {
-            let attached = match net.link_index(&k.peer).await {
-                Ok(index) => crate::bpf::Tunnel::attach(index).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
+            let attached = match (net.link_index(&k.peer).await, net.link_index(&k.dev).await) {
+                (Ok(peer), Ok(dev)) => {
+                    crate::bpf::Tunnel::attach(peer, dev).map_err(|e| e.to_string())
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
             };
             match attached {
                 Ok(t) => {
@@ -912,7 +914,7 @@ mod tests {
         }
         std::thread::spawn(|| {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-            let Ok(t) = crate::bpf::Tunnel::attach(1) else {
+            let Ok(t) = crate::bpf::Tunnel::attach(1, 1) else {
                 eprintln!("skipped: no tcx here");
                 return;
             };

@@ -751,6 +751,21 @@ fn tunnel_scenario(dataplane: &str) {
         || ha_drops(&ha, kernel, "drop_link_scope", "link_scope") >= link_before + 4,
     );
 
+    // BPF sends what it encapsulates straight to the uplink: nothing of the traffic so
+    // far (pings both ways, TCP through iperf3) crossed into the pair's far side on the
+    // MR, where SRv6 encapsulates every packet.
+    if kernel && !srv6 {
+        // `ip -s link`: the line after "RX: bytes packets ..." holds the numbers.
+        let stats = w.mr.ip_text(&["-s", "link", "show", "nemo0kx"]);
+        let packets: u64 = stats
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("RX:"))
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .expect("RX counters");
+        assert!(packets < 10, "{packets} packets into nemo0kx: {stats}");
+    }
+
     // Throughput through the tunnel, same run as the direct measurement.
     if let Some((d6, d4)) = direct {
         let t6 = iperf(&w.mnn, &w.cn, "2001:db8:c::2", "3", false, dir.path());
