@@ -919,16 +919,7 @@ mod tests {
                 return;
             };
             let mut f = Filter::default();
-            let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
-            let coa1: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
-            let coa2: Ipv6Addr = "2001:db8:b::2".parse().unwrap();
-            let entry = |remote, p: &str| Entry {
-                local: ha,
-                remote,
-                sources: [net(p)].into_iter().collect(),
-                previous: None,
-                to_tun: false,
-            };
+            let (coa1, coa2) = (COA1.parse().unwrap(), COA2.parse().unwrap());
             let k1 = ("2001:db8:1::1".parse().unwrap(), None);
             f.apply_bpf(
                 Mode::HomeAgent,
@@ -958,19 +949,26 @@ mod tests {
         .unwrap();
     }
 
-    #[test]
-    fn filter_changes_are_per_far_end() {
-        let mut f = Filter::default();
-        let ha: Ipv6Addr = "2001:db8:a::1".parse().unwrap();
-        let coa1: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
-        let coa2: Ipv6Addr = "2001:db8:b::2".parse().unwrap();
-        let entry = |remote, p: &str| Entry {
-            local: ha,
+    /// The home agent and two routers' care-of addresses of the filter tests.
+    const HA: &str = "2001:db8:a::1";
+    const COA1: &str = "2001:db8:a::2";
+    const COA2: &str = "2001:db8:b::2";
+
+    /// A home agent's filter entry: far end `remote`, inner sources in `p`.
+    fn entry(remote: Ipv6Addr, p: &str) -> Entry {
+        Entry {
+            local: HA.parse().unwrap(),
             remote,
             sources: [net(p)].into_iter().collect(),
             previous: None,
             to_tun: false,
-        };
+        }
+    }
+
+    #[test]
+    fn filter_changes_are_per_far_end() {
+        let mut f = Filter::default();
+        let (coa1, coa2): (Ipv6Addr, Ipv6Addr) = (COA1.parse().unwrap(), COA2.parse().unwrap());
         let k1 = ("2001:db8:1::1".parse().unwrap(), None);
         let k2 = ("2001:db8:2::1".parse().unwrap(), None);
         let s = f.plan(
