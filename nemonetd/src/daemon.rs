@@ -266,8 +266,10 @@ impl Daemon {
         else {
             return Ok(());
         };
+        // The outer route is part of the kernel's shared state, which every reconcile
+        // builds from the configuration as it is.
         if self.place_kernel_outer(&b).await {
-            self.routes.recompute().await?;
+            self.routes.reconcile().await?;
         }
         Ok(())
     }

@@ -673,23 +673,6 @@ impl<N: NetOps> RouteManager<N> {
         }
     }
 
-    /// Computes every live binding's desired state again (after a change of the
-    /// configuration they depend on, such as [`RouteManager::set_kernel_outer`]) and
-    /// reconciles.
-    pub async fn recompute(&mut self) -> Result<(), NetOpsError> {
-        let live: Vec<Binding> = self.bindings.values().map(|(b, _)| b.clone()).collect();
-        for b in live {
-            if at_home(&b) {
-                // At-home states come from the home link, not the configuration's tables.
-                continue;
-            }
-            let lookups = self.lookups(&b).await;
-            let want = desired(&self.cfg, &b, &lookups);
-            self.bindings.insert(key(&b), (b, want));
-        }
-        self.reconcile().await
-    }
-
     /// The live binding with this key.
     pub fn binding(&self, key: &BindingKey) -> Option<&Binding> {
         self.bindings.get(key).map(|(b, _)| b)

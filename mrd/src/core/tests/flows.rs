@@ -9,7 +9,7 @@ use proto::flow::{
 };
 use proto::model::FlowBinding;
 
-use super::mcoa::{bid_status, bids_of, eth0, eth1, mcoa_cfg, rereg_up};
+use super::mcoa::{bid_status, bids_of, bulk_ba, bulk_bu, eth0, eth1, mcoa_cfg, rereg_up};
 use super::*;
 
 fn sip() -> FlowBinding {
@@ -113,12 +113,8 @@ fn first_bu_answered(
     t0: Instant,
     fi: Option<MobilityOption<'static>>,
 ) -> (SentBu, Vec<MrEvent>) {
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(mr);
-    let mut ba = Ba::ok(&bu)
-        .opt(v4_ack(0, mnp4()))
-        .opt(bid_status(1, 0))
-        .opt(bid_status(2, 0));
+    let bu = bulk_bu(mr, t0);
+    let mut ba = bulk_ba(&bu);
     if let Some(fi) = fi {
         ba = ba.opt(fi);
     }
@@ -138,8 +134,7 @@ fn the_first_bulk_bu_identifies_each_flow_binding_with_the_bids_it_registers() {
     let mut c = flow_cfg();
     c.security = Some(sa(false));
     let mut mr = MrCore::new(c).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     assert_eq!(bids_of(&bu), [(1, coa1()), (2, coa2())]);
     // sip through BIDs 2 and 1, as configured; backup's only BID (3) is not in this BU,
     // so it is left out (§5.2.2.1: only registered BIDs may be referenced).
@@ -173,15 +168,7 @@ fn an_accepted_flow_binding_is_announced_and_refreshed_by_flow_summary() {
     assert!(fis(&bu.options).is_empty(), "{:?}", bu.options);
     assert_eq!(fs(&bu), [1]);
     // A BA without a copy (a refreshed FID draws none) keeps it.
-    deliver(
-        &mut mr,
-        ms(t0, 384_100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .packet(coa1()),
-    );
+    deliver(&mut mr, ms(t0, 384_100), &bulk_ba(&bu).packet(coa1()));
     assert_eq!(mr.accepted_flows(), [sip()]);
     assert_eq!(mr.flow_support(), FlowSupport::Supported);
     assert_eq!(
@@ -194,12 +181,7 @@ fn an_accepted_flow_binding_is_announced_and_refreshed_by_flow_summary() {
     deliver(
         &mut mr,
         ms(t0, 768_100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .opt(fi_copy(1, 10, 132))
-            .packet(coa1()),
+        &bulk_ba(&bu).opt(fi_copy(1, 10, 132)).packet(coa1()),
     );
     assert!(mr.accepted_flows().is_empty());
     assert_eq!(
@@ -365,8 +347,7 @@ fn flow_bindings_that_would_not_fit_in_a_bu_are_refused() {
     // sip: 8 octets of fixed part, a 6-octet Binding Reference, a 36-octet selector
     // sub-option and its padding (8n).
     let mut mr = many(15).unwrap();
-    mr.handle_md_info(Instant::now(), &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, Instant::now());
     assert_eq!(fis(&bu.options).len(), 15);
     assert!(matches!(
         many(40).unwrap_err(),

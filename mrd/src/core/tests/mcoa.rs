@@ -100,20 +100,25 @@ fn bus(evs: &[MrEvent]) -> Vec<(&'static str, Option<u16>, CareOf, bool)> {
 const V6A: fn() -> CareOf = || CareOf::V6(coa1());
 const V6B: fn() -> CareOf = || CareOf::V6(coa2());
 
+/// Both IPv6 uplinks up at `t`: the bulk BU that follows.
+pub(super) fn bulk_bu(mr: &mut MrCore, t: Instant) -> SentBu {
+    mr.handle_md_info(t, &rereg_up(vec![eth0(), eth1()]));
+    next_bu(mr)
+}
+
+/// The home agent's BA to `bu`: accepted, the IPv4 prefix too, both BIDs accepted.
+pub(super) fn bulk_ba(bu: &SentBu) -> Ba {
+    Ba::ok(bu)
+        .opt(v4_ack(0, mnp4()))
+        .opt(bid_status(1, 0))
+        .opt(bid_status(2, 0))
+}
+
 /// Registered from coa1 with both uplinks (BA 100 ms after t0, both BIDs accepted).
 fn registered_bulk(mr: &mut MrCore, t0: Instant) -> SentBu {
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(mr);
+    let bu = bulk_bu(mr, t0);
     assert_eq!(bids_of(&bu), [(1, coa1()), (2, coa2())]);
-    deliver(
-        mr,
-        ms(t0, 100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .packet(coa1()),
-    );
+    deliver(mr, ms(t0, 100), &bulk_ba(&bu).packet(coa1()));
     assert_eq!(
         bus(&events(mr)),
         [
@@ -226,8 +231,7 @@ fn ba_with_per_bid_statuses_announces_each_accepted_bid() {
 
     // MCOA NOTCOMPLETE (4): BID 1 accepted (0: the BA's status), BID 2 refused (130).
     let mut mr = MrCore::new(mcoa_cfg()).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     deliver(
         &mut mr,
         ms(t0, 100),
@@ -298,15 +302,7 @@ fn refreshes_carry_the_current_set() {
     assert_eq!(bu.seq, first.seq + 1);
     assert_eq!(bu.flags, first.flags);
     assert_eq!(bu.options, first.options);
-    deliver(
-        &mut mr,
-        ms(t0, 384_100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .packet(coa1()),
-    );
+    deliver(&mut mr, ms(t0, 384_100), &bulk_ba(&bu).packet(coa1()));
     assert_eq!(
         bus(&events(&mut mr)),
         [
@@ -338,8 +334,7 @@ fn refreshes_carry_the_current_set() {
 fn a_home_agent_without_mcoa_gets_the_care_of_address_in_use_alone() {
     let t0 = Instant::now();
     let mut mr = MrCore::new(mcoa_cfg()).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     assert_eq!(bids_of(&bu).len(), 2);
     // It skipped the options it does not know and registered the Alternate CoA.
     deliver(
@@ -375,8 +370,7 @@ fn an_mcoa_refusal_of_the_whole_bu_falls_back_at_once() {
     for status in [164u8, 165, 166, 167, 168, 169] {
         let t0 = Instant::now();
         let mut mr = MrCore::new(mcoa_cfg()).unwrap();
-        mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-        let bu = next_bu(&mut mr);
+        let bu = bulk_bu(&mut mr, t0);
         deliver(
             &mut mr,
             ms(t0, 100),
@@ -403,8 +397,7 @@ fn an_mcoa_refusal_of_the_whole_bu_falls_back_at_once() {
     // Another refusal of a bulk BU is the usual one: retried with the BIDs.
     let t0 = Instant::now();
     let mut mr = MrCore::new(mcoa_cfg()).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     deliver(
         &mut mr,
         ms(t0, 100),
@@ -436,15 +429,7 @@ fn from_a_plain_binding_to_a_bulk_one_and_back() {
     // announced, then the plain binding removed.
     mr.handle_md_info(ms(t0, 1000), &rereg_up(vec![eth0(), eth1()]));
     let bu = next_bu(&mut mr);
-    deliver(
-        &mut mr,
-        ms(t0, 1100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .packet(coa1()),
-    );
+    deliver(&mut mr, ms(t0, 1100), &bulk_ba(&bu).packet(coa1()));
     assert_eq!(
         bus(&events(&mut mr)),
         [
@@ -527,8 +512,7 @@ fn optimistic_bulk_registration() {
     let mut c = mcoa_cfg();
     c.optimistic = true;
     let mut mr = MrCore::new(c).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     assert_eq!(
         bus(&events(&mut mr)),
         [("add", Some(1), V6A(), true), ("add", Some(2), V6B(), true)]
@@ -611,8 +595,7 @@ fn an_ipv4_care_of_address_stays_the_single_dsmipv6_binding() {
 fn without_mcoa_the_uplinks_change_nothing() {
     let t0 = Instant::now();
     let mut mr = MrCore::new(cfg()).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     // The BU of first_registration_bu_is_complete, octet for octet.
     let mut plain = MrCore::new(cfg()).unwrap();
     plain.handle_md_info(t0, &rereg(coa1()));
@@ -649,17 +632,11 @@ fn a_binding_refresh_request_for_any_bid_refreshes_the_bulk_registration() {
     let mut c = mcoa_cfg();
     c.security = Some(sa(false));
     let mut mr = MrCore::new(c).unwrap();
-    mr.handle_md_info(t0, &rereg_up(vec![eth0(), eth1()]));
-    let bu = next_bu(&mut mr);
+    let bu = bulk_bu(&mut mr, t0);
     deliver(
         &mut mr,
         ms(t0, 100),
-        &Ba::ok(&bu)
-            .opt(v4_ack(0, mnp4()))
-            .opt(bid_status(1, 0))
-            .opt(bid_status(2, 0))
-            .signed(KEY, coa1())
-            .packet(coa1()),
+        &bulk_ba(&bu).signed(KEY, coa1()).packet(coa1()),
     );
     assert_eq!(mr.bindings().count(), 2);
     // had asks for BID 2's binding, signed over its care-of address, sent to it.
