@@ -23,7 +23,10 @@
 //! * **Decapsulation** (tcx egress of `peer`): the decapsulation rules route a tunnel
 //!   packet to one of our end points (after the ingress filter accepted it) out of `peer`
 //!   by a plain route; the program strips the outer header, so what reaches `dev` is the
-//!   inner packet, received there like one from the TUN device.
+//!   inner packet, received there like one from the TUN device. The same program at the
+//!   ingress of each Ethernet uplink ([`Tunnel::uplink_attach`]) does it before the
+//!   kernel routes the outer packet, and sends the inner one into `dev`'s receive side;
+//!   the route through the pair stays for what it passes on.
 //!
 //! tcx attachments are links owned by this process: when nemonetd exits or dies, the
 //! kernel detaches the programs and frees their maps, so nothing is left behind.
@@ -55,6 +58,7 @@ const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 /// Required of a longest-prefix trie.
 const BPF_F_NO_PREALLOC: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+const BPF_TCX_INGRESS: u32 = 46;
 const BPF_TCX_EGRESS: u32 = 47;
 
 // Helpers.
@@ -73,6 +77,7 @@ const BPF_F_ADJ_ROOM_DECAP_L3_IPV4: i32 = 1 << 7;
 const BPF_F_ADJ_ROOM_DECAP_L3_IPV6: i32 = 1 << 8;
 
 /// tc verdicts (the same numbers for tcx).
+const TC_ACT_UNSPEC: i32 = -1;
 const TC_ACT_OK: i32 = 0;
 const TC_ACT_SHOT: i32 = 2;
 
@@ -100,6 +105,9 @@ const COUNTER_SPOOFED_INNER: i32 = 2;
 const COUNTER_NO_BINDING: i32 = 3;
 const COUNTER_LINK_SCOPE: i32 = 4;
 const COUNTERS: u32 = 5;
+
+/// How many of our own end points the uplink program knows.
+const LOCAL_ENTRIES: u32 = 4096;
 
 /// The filter's far ends: key the outer address, value [`FAR_VALUE_SIZE`] octets.
 const FAR_VALUE_SIZE: u32 = 40;
@@ -133,6 +141,7 @@ const AF_INET6: i32 = 10;
 
 // __sk_buff fields.
 const SKB_LEN: i16 = 0;
+const SKB_PKT_TYPE: i16 = 4;
 const SKB_MARK: i16 = 8;
 const REDIRECT: i32 = 23;
 /// bpf_redirect to the device's receive side.
@@ -545,14 +554,40 @@ fn encap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
 /// fp-96, destination at fp-92), the source key at fp-136 (37 octets in 40 zeroed), the
 /// new Ethernet type at fp-4, a counter index at fp-144. Registers kept across calls: r6
 /// the context, r8 the inner family, r9 the far end's entry.
-fn decap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
+///
+/// The same program at an uplink's ingress ([`Hook::Uplink`]) first asks whether the
+/// outer destination is one of our end points (the `locals` map; anything else passes on
+/// untouched to the next program and the stack), leaves the far ends sent through TUN to
+/// the route through the pair (uncounted: the pair's program counts them), and sends the
+/// stripped packet into `dev`'s receive side with `dev`'s own Ethernet address (the
+/// pair's), where it arrives as it would have through the pair: one routing decision, one
+/// forwarding and one pass through the pair fewer per packet. The pair remains the path
+/// for uplinks that are no Ethernet devices and for whatever the program passes on.
+fn decap_program(maps: &Maps, peer_ifindex: u32, hook: Hook) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
+    if let Hook::Uplink { .. } = hook {
+        // Only frames addressed to this device (PACKET_HOST): a bridge's port sees its
+        // bridge's as another host's, and they take the bridge's path.
+        a.ldx(Size::W, R::R1, R::R6, SKB_PKT_TYPE);
+        a.jne(R::R1, 0, "pass");
+    }
     a.load(12, -8, 2);
     a.ldx(Size::H, R::R1, R::Fp, -8);
     a.jne(R::R1, ethertype_le(ETH_P_IPV6), "pass");
     a.load(ETH_HLEN, -56, IPV6_HLEN);
     a.ldx(Size::B, R::R1, R::Fp, -56 + 6);
+    if let Hook::Uplink { .. } = hook {
+        a.jeq(R::R1, 41, "ours");
+        a.jeq(R::R1, 4, "ours");
+        a.ja("pass");
+        a.label("ours");
+        a.ld_map(R::R1, &maps.locals);
+        a.stack_ptr(R::R2, -32);
+        a.call(MAP_LOOKUP_ELEM);
+        a.jeq(R::R0, 0, "pass");
+        a.ldx(Size::B, R::R1, R::Fp, -56 + 6);
+    }
     a.jeq(R::R1, 41, "v6");
     a.jeq(R::R1, 4, "v4");
     a.ja("pass");
@@ -613,6 +648,11 @@ fn decap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
     a.call(MAP_LOOKUP_ELEM);
     a.jeq(R::R0, 0, "spoofed");
     a.label("admitted");
+    if let Hook::Uplink { .. } = hook {
+        a.ldx(Size::W, R::R1, R::R9, FAR_FLAGS);
+        a.and_imm(R::R1, FAR_TO_TUN as i32);
+        a.jne(R::R1, 0, "pass");
+    }
     a.mov_imm(R::R1, 1);
     a.atomic_add(R::R9, FAR_RX_PACKETS, R::R1);
     a.ldx(Size::W, R::R1, R::R6, SKB_LEN);
@@ -656,7 +696,29 @@ fn decap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
     a.label("stripped");
     a.stx(Size::H, R::Fp, -4, R::R7);
     a.store(12, -4, 2, "refused");
-    a.exit_with(TC_ACT_OK);
+    match hook {
+        Hook::Peer => a.exit_with(TC_ACT_OK),
+        Hook::Uplink { dev_ifindex } => {
+            let mac = crate::kernel::VETH_MAC;
+            a.st_imm(
+                Size::W,
+                R::Fp,
+                -160,
+                i32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]),
+            );
+            a.st_imm(
+                Size::H,
+                R::Fp,
+                -156,
+                i32::from(u16::from_le_bytes([mac[4], mac[5]])),
+            );
+            a.store(0, -160, 6, "refused");
+            a.mov_imm(R::R1, dev_ifindex as i32);
+            a.mov_imm(R::R2, BPF_F_INGRESS);
+            a.call(REDIRECT);
+            a.raw(0x95, R::R0, R::R0, 0, 0);
+        }
+    }
     a.label("link_scope");
     a.drop_counting(COUNTER_LINK_SCOPE);
     a.label("no_binding");
@@ -667,8 +729,22 @@ fn decap_program(maps: &Maps, peer_ifindex: u32) -> Vec<u64> {
     a.drop_counting(COUNTER_DECAP_REFUSED);
     a.counted_drop(&maps.counters);
     a.label("pass");
-    a.exit_with(TC_ACT_OK);
+    // At an uplink, what is not ours goes on to whatever program comes after (tcx's
+    // "next"), as if we were not there.
+    a.exit_with(match hook {
+        Hook::Peer => TC_ACT_OK,
+        Hook::Uplink { .. } => TC_ACT_UNSPEC,
+    });
     a.finish()
+}
+
+/// Where the decapsulation program runs.
+#[derive(Debug, Clone, Copy)]
+enum Hook {
+    /// The egress of the pair's far side (`peer`), after the decapsulation rules.
+    Peer,
+    /// The ingress of an uplink; decapsulated packets go into `dev`'s receive side.
+    Uplink { dev_ifindex: u32 },
 }
 
 /// The encapsulation map: inner destination prefix → (our end point, far end, hop limit).
@@ -749,6 +825,8 @@ struct Maps {
     far_ends: OwnedFd,
     sources: OwnedFd,
     counters: OwnedFd,
+    /// Our end points (16 octets each): the uplink program's outer destinations.
+    locals: OwnedFd,
 }
 
 impl Maps {
@@ -777,6 +855,8 @@ impl Maps {
             .map_err(ctx("sources, longest-prefix trie"))?,
             counters: map_create(BPF_MAP_TYPE_ARRAY, 4, 8, COUNTERS, 0)
                 .map_err(ctx("counters, array"))?,
+            locals: map_create(BPF_MAP_TYPE_HASH, 16, 1, LOCAL_ENTRIES, 0)
+                .map_err(ctx("end points, hash"))?,
         })
     }
 }
@@ -834,13 +914,19 @@ pub struct Drops {
     pub decap_refused: u64,
 }
 
-/// The two programs, attached to `peer`, with their maps. Dropping it detaches them.
+/// The programs, attached to the pair and to the uplinks, with their maps. Dropping it
+/// detaches them.
 #[derive(Debug)]
 pub struct Tunnel {
     encap: std::sync::Arc<EncapMap>,
     far_ends: OwnedFd,
     sources: OwnedFd,
     counters: OwnedFd,
+    locals: OwnedFd,
+    /// The decapsulation program for uplinks ([`Hook::Uplink`]).
+    uplink: OwnedFd,
+    /// Its attachments, by the uplink's index.
+    uplinks: HashMap<u32, OwnedFd>,
     _links: [OwnedFd; 2],
     _progs: [OwnedFd; 2],
 }
@@ -858,8 +944,13 @@ impl Tunnel {
         let maps = Maps::create(ENCAP_ENTRIES.max(FILTER_ENTRIES))?;
         let encap = prog_load("nemo_encap", &encap_program(&maps, ifindex))
             .map_err(ctx("BPF program load"))?;
-        let decap = prog_load("nemo_decap", &decap_program(&maps, ifindex))
+        let decap = prog_load("nemo_decap", &decap_program(&maps, ifindex, Hook::Peer))
             .map_err(ctx("BPF program load"))?;
+        let uplink = prog_load(
+            "nemo_uplink",
+            &decap_program(&maps, ifindex, Hook::Uplink { dev_ifindex }),
+        )
+        .map_err(ctx("BPF program load"))?;
         let ingress = tcx_attach(&encap, dev_ifindex, BPF_TCX_EGRESS)
             .map_err(ctx("tcx attach (the host side's egress)"))?;
         let egress =
@@ -869,12 +960,16 @@ impl Tunnel {
             far_ends,
             sources,
             counters,
+            locals,
         } = maps;
         Ok(Tunnel {
             encap: std::sync::Arc::new(EncapMap { fd: encap_map }),
             far_ends,
             sources,
             counters,
+            locals,
+            uplink,
+            uplinks: HashMap::new(),
             _links: [ingress, egress],
             _progs: [encap, decap],
         })
@@ -914,6 +1009,39 @@ impl Tunnel {
     /// Stops admitting `net` from `far_end`; absent is success.
     pub fn source_remove(&self, far_end: Ipv6Addr, net: &IpNet) -> io::Result<()> {
         map_delete(&self.sources, &source_key(far_end, net))
+    }
+
+    /// Decapsulates at the uplinks' ingress what is sent to `local` (one of our end
+    /// points).
+    pub fn local_add(&self, local: Ipv6Addr) -> io::Result<()> {
+        map_update(&self.locals, &local.octets(), &[0])
+    }
+
+    /// Leaves what is sent to `local` to the route through the pair; absent is success.
+    pub fn local_remove(&self, local: Ipv6Addr) -> io::Result<()> {
+        map_delete(&self.locals, &local.octets())
+    }
+
+    /// Attaches the uplink program to the ingress of device `ifindex` (nothing if it is
+    /// there already); true when it was attached now.
+    pub fn uplink_attach(&mut self, ifindex: u32) -> io::Result<bool> {
+        if self.uplinks.contains_key(&ifindex) {
+            return Ok(false);
+        }
+        let link = tcx_attach(&self.uplink, ifindex, BPF_TCX_INGRESS)?;
+        self.uplinks.insert(ifindex, link);
+        Ok(true)
+    }
+
+    /// Keeps the uplink attachments of the devices `keep` accepts, detaches the others
+    /// (a device that went away took its attachment with it; its descriptor is freed).
+    pub fn uplinks_retain(&mut self, keep: impl Fn(u32) -> bool) {
+        self.uplinks.retain(|i, _| keep(*i));
+    }
+
+    /// The devices whose ingress the uplink program is attached to.
+    pub fn uplinks(&self) -> impl Iterator<Item = u32> + '_ {
+        self.uplinks.keys().copied()
     }
 
     /// A far end's counts; `None` when the filter does not know it.
@@ -992,7 +1120,12 @@ mod tests {
         }
         let maps = Maps::create(16).unwrap();
         prog_load("nemo_encap", &encap_program(&maps, 1)).unwrap();
-        prog_load("nemo_decap", &decap_program(&maps, 1)).unwrap();
+        prog_load("nemo_decap", &decap_program(&maps, 1, Hook::Peer)).unwrap();
+        prog_load(
+            "nemo_uplink",
+            &decap_program(&maps, 1, Hook::Uplink { dev_ifindex: 2 }),
+        )
+        .unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());

@@ -297,6 +297,7 @@ impl Daemon {
         {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
+        k.attach_uplinks(self.routes.net()).await;
     }
 
     /// The word to had that a binding change it announced is applied (home agent only:
@@ -324,6 +325,10 @@ impl Daemon {
             KernelEvent::RuleGone(rule) => self.routes.rule_gone(&rule).await,
             KernelEvent::DefaultRoute6 => self.follow_default_router().await,
             KernelEvent::LinkMtu(name, mtu) => {
+                // A device that appeared may be an uplink.
+                if let Some(k) = &mut self.kernel {
+                    k.attach_uplinks(self.routes.net()).await;
+                }
                 if name == self.settings.ifname && mtu != self.egress_mtu {
                     info!(ifname = %name, from = self.egress_mtu, to = mtu,
                         "egress MTU changed; resizing the tunnel");

@@ -67,7 +67,7 @@ pub const NFT_TABLE: &str = "nemonetd";
 /// The locally administered MAC address both ends of the veth pair carry: with ARP off a
 /// neighbour entry takes the device's own address, and the frame must then be for the
 /// other end, or the kernel drops it as addressed to another host.
-const VETH_MAC: [u8; 6] = [0x02, 0x6e, 0x65, 0x6d, 0x6f, 0x6b];
+pub(crate) const VETH_MAC: [u8; 6] = [0x02, 0x6e, 0x65, 0x6d, 0x6f, 0x6b];
 
 /// The peer side's MTU: anything the host side may send, GSO super-packets included.
 const PEER_MTU: u32 = 65535;
@@ -456,6 +456,16 @@ impl Filter {
                 }
             }
         }
+        // Our end points, for the uplinks' program: added before their far ends could
+        // send (above), removed after.
+        let locals: BTreeSet<Ipv6Addr> = entries.values().map(|e| e.local).collect();
+        for l in locals.difference(&self.locals) {
+            t.local_add(*l)?;
+        }
+        for l in self.locals.difference(&locals) {
+            t.local_remove(*l)?;
+        }
+        self.locals = locals;
         self.entries = entries;
         self.remotes = by_remote.into_keys().collect();
         Ok(())
@@ -472,6 +482,8 @@ pub struct KernelPlane {
     tunsrc: Option<Ipv6Addr>,
     /// The BPF programs, attached to the pair's far side (dropping them detaches them).
     bpf: Option<crate::bpf::Tunnel>,
+    /// Devices that refused the uplink program (not asked again while they exist).
+    refused_uplinks: BTreeSet<u32>,
     /// HA: bindings that moved, with their previous far end and until when it is still
     /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
     /// the Binding Acknowledgement reached it is not lost).
@@ -514,6 +526,7 @@ impl KernelPlane {
             filter: Filter::default(),
             tunsrc: None,
             bpf: None,
+            refused_uplinks: BTreeSet::new(),
             graces: BTreeMap::new(),
         };
         match plane.setup(net, mtu, encapsulation).await {
@@ -572,6 +585,7 @@ impl KernelPlane {
             nft(&filter_base_script()).await?;
         }
         net.local_rule_move().await.map_err(|e| e.to_string())?;
+        self.attach_uplinks(net).await;
         let how = match self.routes.method {
             KernelMethod::Srv6 => "SRv6 encapsulation, seg6local decapsulation",
             KernelMethod::Bpf => {
@@ -707,6 +721,42 @@ impl KernelPlane {
             self.tunsrc = Some(src);
         }
         Ok(())
+    }
+
+    /// BPF: attaches the uplink program ([`crate::bpf::Tunnel::uplink_attach`]) to the
+    /// ingress of every Ethernet device of the namespace but the pair's (those that
+    /// appeared since the last call), and forgets the devices that went away. A device
+    /// that refuses it keeps the path through the pair, which serves every device.
+    pub async fn attach_uplinks(&mut self, net: &RtNetOps) {
+        let Some(t) = &mut self.bpf else { return };
+        let links = match net.ether_links().await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "devices not listed; uplinks keep the path through the pair");
+                return;
+            }
+        };
+        t.uplinks_retain(|i| links.iter().any(|(j, _)| *j == i));
+        self.refused_uplinks
+            .retain(|i| links.iter().any(|(j, _)| j == i));
+        for (index, name) in links {
+            if name == self.routes.dev
+                || name == self.routes.peer
+                || self.refused_uplinks.contains(&index)
+            {
+                continue;
+            }
+            match t.uplink_attach(index) {
+                Ok(true) => info!(uplink = %name,
+                    "tunnel packets to our end points decapsulated at this device's ingress"),
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(uplink = %name, error = %e,
+                        "uplink program not attached; this device's tunnel packets go through the pair");
+                    self.refused_uplinks.insert(index);
+                }
+            }
+        }
     }
 
     /// When the next previous far end's grace time ends ([`KernelPlane::sync`] then

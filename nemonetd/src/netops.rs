@@ -543,6 +543,28 @@ impl RtNetOps {
         self.ifindex(dev).await
     }
 
+    /// Every Ethernet device of the namespace, up or not: (index, name).
+    pub async fn ether_links(&self) -> Result<Vec<(u32, String)>> {
+        use rtnetlink::packet_route::link::LinkLayerType;
+        let mut dump = self.handle.link().get().execute();
+        let mut out = Vec::new();
+        while let Some(link) = dump
+            .try_next()
+            .await
+            .map_err(|e| NetOpsError::from_rtnl("link dump", e))?
+        {
+            if link.header.link_layer_type != LinkLayerType::Ether {
+                continue;
+            }
+            let name = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            });
+            out.push((link.header.index, name.unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
     async fn ifindex(&self, dev: &str) -> Result<u32> {
         let mut links = self
             .handle

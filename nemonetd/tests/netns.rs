@@ -751,19 +751,28 @@ fn tunnel_scenario(dataplane: &str) {
         || ha_drops(&ha, kernel, "drop_link_scope", "link_scope") >= link_before + 4,
     );
 
-    // BPF sends what it encapsulates straight to the uplink: nothing of the traffic so
-    // far (pings both ways, TCP through iperf3) crossed into the pair's far side on the
-    // MR, where SRv6 encapsulates every packet.
+    // BPF sends what it encapsulates straight to the uplink, and decapsulates at the
+    // uplink's ingress: nothing of the traffic so far (pings both ways, TCP through
+    // iperf3) crossed the pair's far side on either end, either way (SRv6 sends every
+    // packet through it).
     if kernel && !srv6 {
-        // `ip -s link`: the line after "RX: bytes packets ..." holds the numbers.
-        let stats = w.mr.ip_text(&["-s", "link", "show", "nemo0kx"]);
-        let packets: u64 = stats
-            .lines()
-            .skip_while(|l| !l.trim_start().starts_with("RX:"))
-            .nth(1)
-            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-            .expect("RX counters");
-        assert!(packets < 10, "{packets} packets into nemo0kx: {stats}");
+        for (end, ns) in [("MR", &w.mr), ("HA", &w.ha)] {
+            let stats = ns.ip_text(&["-s", "link", "show", "nemo0kx"]);
+            // `ip -s link`: the line after "RX: bytes packets ..." holds the numbers.
+            let packets = |dir: &str| -> u64 {
+                stats
+                    .lines()
+                    .skip_while(|l| !l.trim_start().starts_with(dir))
+                    .nth(1)
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    .expect("link counters")
+            };
+            let (rx, tx) = (packets("RX:"), packets("TX:"));
+            assert!(
+                rx < 10 && tx < 10,
+                "{end}: {rx} packets into nemo0kx, {tx} out of it: {stats}"
+            );
+        }
     }
 
     // Throughput through the tunnel, same run as the direct measurement.
