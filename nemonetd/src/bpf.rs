@@ -104,7 +104,8 @@ const COUNTER_DECAP_REFUSED: i32 = 1;
 const COUNTER_SPOOFED_INNER: i32 = 2;
 const COUNTER_NO_BINDING: i32 = 3;
 const COUNTER_LINK_SCOPE: i32 = 4;
-const COUNTERS: u32 = 5;
+const COUNTER_MALFORMED: i32 = 5;
+const COUNTERS: u32 = 6;
 
 /// How many of our own end points the uplink program knows.
 const LOCAL_ENTRIES: u32 = 4096;
@@ -397,12 +398,17 @@ impl Asm {
     /// r0 = bpf_skb_load_bytes(ctx, at, fp + to, len); on failure the packet passes
     /// untouched (too short to be ours).
     fn load(&mut self, at: i32, to: i32, len: i32) {
+        self.load_or(at, to, len, "pass");
+    }
+
+    /// [`Asm::load`], going to `short` when the packet is too short.
+    fn load_or(&mut self, at: i32, to: i32, len: i32, short: &'static str) {
         self.mov(R::R1, R::R6);
         self.mov_imm(R::R2, at);
         self.stack_ptr(R::R3, to);
         self.mov_imm(R::R4, len);
         self.call(SKB_LOAD_BYTES);
-        self.jne(R::R0, 0, "pass");
+        self.jne(R::R0, 0, short);
     }
 
     /// bpf_skb_store_bytes(ctx, at, fp + from, len, 0); on failure a refusal.
@@ -590,11 +596,11 @@ fn decap_program(maps: &Maps, peer_ifindex: u32, hook: Hook) -> Vec<u64> {
     }
     a.jeq(R::R1, 41, "v6");
     a.jeq(R::R1, 4, "v4");
-    a.ja("pass");
+    a.ja("cut");
     // Link-scope inner addresses never cross (fe80::/10 either side, ff02::/16 as the
     // destination; 169.254/16 either side).
     a.label("v6");
-    a.load(ETH_HLEN + IPV6_HLEN + 8, -96, 32);
+    a.load_or(ETH_HLEN + IPV6_HLEN + 8, -96, 32, "cut");
     for (at, label) in [(-96, "v6_dst"), (-80, "v6_mc")] {
         a.ldx(Size::B, R::R1, R::Fp, at);
         a.ldx(Size::B, R::R2, R::Fp, at + 1);
@@ -609,7 +615,7 @@ fn decap_program(maps: &Maps, peer_ifindex: u32, hook: Hook) -> Vec<u64> {
     a.mov_imm(R::R8, 6);
     a.ja("far_end");
     a.label("v4");
-    a.load(ETH_HLEN + IPV6_HLEN + 12, -96, 8);
+    a.load_or(ETH_HLEN + IPV6_HLEN + 12, -96, 8, "cut");
     for (at, label) in [(-96, "v4_dst"), (-92, "v4_ok")] {
         a.ldx(Size::B, R::R1, R::Fp, at);
         a.ldx(Size::B, R::R2, R::Fp, at + 1);
@@ -638,10 +644,10 @@ fn decap_program(maps: &Maps, peer_ifindex: u32, hook: Hook) -> Vec<u64> {
     }
     a.stx(Size::B, R::Fp, -116, R::R8);
     a.jeq(R::R8, 4, "source4");
-    a.load(ETH_HLEN + IPV6_HLEN + 8, -115, 16);
+    a.load_or(ETH_HLEN + IPV6_HLEN + 8, -115, 16, "cut");
     a.ja("source");
     a.label("source4");
-    a.load(ETH_HLEN + IPV6_HLEN + 12, -115, 4);
+    a.load_or(ETH_HLEN + IPV6_HLEN + 12, -115, 4, "cut");
     a.label("source");
     a.ld_map(R::R1, &maps.sources);
     a.stack_ptr(R::R2, -136);
@@ -727,12 +733,23 @@ fn decap_program(maps: &Maps, peer_ifindex: u32, hook: Hook) -> Vec<u64> {
     a.drop_counting(COUNTER_SPOOFED_INNER);
     a.label("refused");
     a.drop_counting(COUNTER_DECAP_REFUSED);
+    a.label("cut");
+    match hook {
+        // What the decapsulation rules sent here and cannot be taken apart (cut short, an
+        // extension header before the inner packet) must not go on unstripped: it would
+        // reach `dev` as the same tunnel packet, and the rules would send it round again
+        // until its hop limit ran out, for anyone who sends one to our end point.
+        Hook::Peer => a.drop_counting(COUNTER_MALFORMED),
+        // At an uplink, the path through the pair deals with it.
+        Hook::Uplink { .. } => a.ja("pass"),
+    }
     a.counted_drop(&maps.counters);
     a.label("pass");
     // At an uplink, what is not ours goes on to whatever program comes after (tcx's
-    // "next"), as if we were not there.
+    // "next"), as if we were not there. Nothing but the decapsulation rules' packets
+    // should leave the pair's far side.
     a.exit_with(match hook {
-        Hook::Peer => TC_ACT_OK,
+        Hook::Peer => TC_ACT_SHOT,
         Hook::Uplink { .. } => TC_ACT_UNSPEC,
     });
     a.finish()
@@ -912,6 +929,9 @@ pub struct Drops {
     pub encap_refused: u64,
     /// The kernel would not strip it.
     pub decap_refused: u64,
+    /// A tunnel packet to our end point that could not be taken apart (cut short, an
+    /// extension header before the inner packet).
+    pub malformed: u64,
 }
 
 /// The programs, attached to the pair and to the uplinks, with their maps. Dropping it
@@ -1072,6 +1092,7 @@ impl Tunnel {
             link_scope: read(COUNTER_LINK_SCOPE),
             encap_refused: read(COUNTER_ENCAP_REFUSED),
             decap_refused: read(COUNTER_DECAP_REFUSED),
+            malformed: read(COUNTER_MALFORMED),
         }
     }
 }

@@ -434,6 +434,7 @@ impl Daemon {
                 link_scope,
                 encap_refused,
                 decap_refused,
+                malformed = self.kernel_counts.malformed,
                 "kernel data plane drops (at the last counters read)"
             );
         }
@@ -1060,7 +1061,7 @@ fn metric_samples(
         ("no_binding", g(&c.drop_no_binding) + kernel_drops.1),
         ("unknown_outer", g(&c.drop_unknown_outer)),
         ("spoofed_inner", g(&c.drop_spoofed_inner) + kernel_drops.0),
-        ("malformed", g(&c.drop_malformed)),
+        ("malformed", g(&c.drop_malformed) + kernel.malformed),
         ("ecn", g(&c.drop_ecn)),
         ("relay_full", g(&c.drop_relay_full)),
         // The kernel's BPF encapsulation: what it would not open room in (a UDP

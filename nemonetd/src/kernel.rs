@@ -790,6 +790,7 @@ impl KernelPlane {
             return Some(KernelCounters {
                 drops: (d.spoofed_inner, d.no_binding, d.link_scope),
                 refused: (d.encap_refused, d.decap_refused),
+                malformed: d.malformed,
                 far_ends,
             });
         }
@@ -837,6 +838,8 @@ pub struct KernelCounters {
     /// Packets the BPF programs dropped because the kernel would not add or strip the
     /// outer header: (encapsulation, decapsulation).
     pub refused: (u64, u64),
+    /// Tunnel packets to our end point the BPF decapsulation could not take apart.
+    pub malformed: u64,
     /// Per far end: what was sent to it and received from it (and accepted).
     pub far_ends: BTreeMap<Ipv6Addr, FarEndCounts>,
 }
@@ -879,6 +882,7 @@ impl KernelCounters {
         Some(KernelCounters {
             drops,
             refused: (0, 0),
+            malformed: 0,
             far_ends,
         })
     }

@@ -306,6 +306,35 @@ ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, 1, 0, socket.inet_aton(
 s4.sendto(ip + icmp, ("2001:db8:a::1", 0))
 "#;
 
+/// Tunnel packets to the HA that no program can take apart, from the MR's care-of
+/// address: ten whose inner packet is cut short (8 octets), ten whose outer header has a
+/// Destination Options header before the inner packet (where RFC 2473 §5.1's tunnel
+/// encapsulation limit would be).
+const SEND_MALFORMED: &str = r#"
+import socket, struct
+a = lambda x: socket.inet_pton(socket.AF_INET6, x)
+icmp = bytes([128, 0, 0, 0, 0, 1, 0, 1])
+inner = struct.pack("!IHBB", 0x60000000, len(icmp), 58, 64) + a("2001:db8:100::2") + a("2001:db8:c::2") + icmp
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 41)
+s.bind(("2001:db8:a::2", 0))
+d = socket.socket(socket.AF_INET6, socket.SOCK_RAW, 60)
+d.bind(("2001:db8:a::2", 0))
+for _ in range(10):
+    s.sendto(inner[:8], ("2001:db8:a::1", 0))
+    d.sendto(bytes([41, 0, 1, 4, 0, 0, 0, 0]) + inner, ("2001:db8:a::1", 0))
+"#;
+
+/// The packets `dev` sent (`ip -s link`: the line after "TX: bytes packets ...").
+fn tx_packets(ns: &Netns, dev: &str) -> u64 {
+    let stats = ns.ip_text(&["-s", "link", "show", dev]);
+    stats
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("TX:"))
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no TX counters: {stats}"))
+}
+
 /// A drop counter of the HA's data plane, from its SIGUSR1 log lines: the TUN path's
 /// (`drop_…=`), the kernel path's filter's (`spoofed_inner=`, `no_binding=`, …).
 fn ha_drops(ha: &Nemonetd, kernel: bool, tun_key: &str, kernel_key: &str) -> u64 {
@@ -773,6 +802,23 @@ fn tunnel_scenario(dataplane: &str) {
                 "{end}: {rx} packets into nemo0kx, {tx} out of it: {stats}"
             );
         }
+    }
+
+    // Tunnel packets no program can take apart (cut short; an extension header first)
+    // are dropped, the cut ones counted: none goes on unstripped through the pair, where
+    // the decapsulation rule would send it round again until its hop limit ran out (63
+    // times each, measured before the programs dropped them).
+    if kernel && !srv6 {
+        let before = ha_drops(&ha, kernel, "drop_malformed", "malformed");
+        let sent_before = tx_packets(&w.ha, "nemo0kx");
+        w.mr.exec("python3", &["-c", SEND_MALFORMED]);
+        wait_for(
+            "HA drops the cut tunnel packets",
+            Duration::from_secs(5),
+            || ha_drops(&ha, kernel, "drop_malformed", "malformed") >= before + 10,
+        );
+        let sent = tx_packets(&w.ha, "nemo0kx") - sent_before;
+        assert!(sent < 10, "{sent} packets sent round through the pair");
     }
 
     // Throughput through the tunnel, same run as the direct measurement.
