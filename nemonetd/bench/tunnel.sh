@@ -6,7 +6,8 @@
 # table with the ratios to the direct path. For profiling by hand: `NND_HOLD=1` keeps the
 # last data plane up until Enter is pressed. At fleet size: `FLEET="9 9999"` measures each
 # data plane once per number, with that many other bindings on the home agent (each its own
-# CoA, HoA and /64, no traffic) beside the measured one.
+# CoA, HoA and /64, no traffic) beside the measured one. `OUTER=ipv4|udp`: the measured
+# binding's outer header is IPv4 (IP in IP, or UDP as behind a NAT) instead of IPv6.
 #
 #   cargo build --release -p nemonetd -p mipsock
 #   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
@@ -59,7 +60,16 @@ ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 echo "| path | TCP IPv6 inside | TCP IPv4 inside | UDP IPv6 inside | UDP IPv4 inside |"
 echo "| --- | --- | --- | --- | --- |"
 echo "| routed directly | $D6 Gbit/s | $D4 | $U6 | $U4 |"
-B="--hoa 2001:db8:1::100 --coa 2001:db8:a::2 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
+B="--hoa 2001:db8:1::100 --ha 2001:db8:a::1 --mnp 2001:db8:100::/64 --mnp 198.51.100.0/24 --flags A|H|R --lifetime 600"
+# The outer header (OUTER): ipv6 (an IPv6 care-of address, the default), ipv4 (RFC 5555's
+# IPv4 care-of address, IP in IPv4) or udp (the same in UDP, as behind a NAT). Bindings
+# with an IPv4 outer header go through TUN whatever the data plane.
+case ${OUTER:-ipv6} in
+    ipv6) B="$B --coa 2001:db8:a::2" ;;
+    ipv4) B="$B --coa 192.0.2.2 --ha-v4 192.0.2.1 --encap in-ipv4" ;;
+    udp) B="$B --coa 192.0.2.2:4191 --ha-v4 192.0.2.1 --encap udp-ipv4" ;;
+    *) echo "OUTER: ipv6, ipv4 or udp" >&2; exit 2 ;;
+esac
 # Other bindings for the home agent: N BC_ADDs, away from the measured one's addresses.
 others() { python3 "$(dirname "$0")/bc-add.py" "$1" 2001:db8:2 0x1000; }
 for DP in ${DATAPLANES:-kernel tun}; do

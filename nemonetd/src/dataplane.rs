@@ -18,10 +18,11 @@
 //!     a socket the kernel answers Parameter Problem, docs/notes.md §2), raw IPv4 41 and 4,
 //!     and UDP (RFC 5555 §4.1) — checks the outer source and the inner source
 //!     ([`Snapshot::rx_check`]), applies RFC 6040 ECN decapsulation, and writes the inner
-//!     packet to the device.
+//!     packet to the device, TCP segments of one flow coalesced into one write when the
+//!     device takes super-packets.
 //!
-//!   Each loop takes the newest peer snapshot once per batch (a `recvmmsg` batch on the
-//!   IPv6 sockets, one read elsewhere) and reads the clock at most once per batch, only
+//!   Each loop takes the newest peer snapshot once per batch (a `recvmmsg` batch on every
+//!   socket) and reads the clock at most once per batch, only
 //!   for a packet from a binding's previous care-of address ([`BatchClock`]).
 //!
 //! Hop limit (RFC 2473 §3.1): a packet read from the TUN was already *forwarded* by the
