@@ -939,6 +939,131 @@ fn tunnel_scenario(dataplane: &str) {
 /// DSMIPv6 from an IPv4 care-of address (RFC 5555 §4.1): IPv4 and IPv6 of the mobile
 /// network in plain IPv4 (protocol 4/41), then, after a re-registration, in UDP/IPv4 port
 /// 4191; the TUN MTU follows the encapsulation (1480, then 1472).
+/// A TCP transfer through the tunnel, checked end to end: the receiver sends back the
+/// SHA-256 of what it got, the sender compares it with its own. `server PORT` accepts two
+/// connections; `client ADDR PORT OCTETS` sends that many random octets.
+const TRANSFER: &str = r#"
+import hashlib, os, socket, sys
+if sys.argv[1] == "server":
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", int(sys.argv[2])))
+    s.listen(2)
+    print("listening", flush=True)
+    for _ in range(2):
+        c, _ = s.accept()
+        h = hashlib.sha256()
+        while True:
+            b = c.recv(1 << 16)
+            if not b:
+                break
+            h.update(b)
+        c.sendall(h.hexdigest().encode())
+        c.close()
+else:
+    dst, port, n = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    c = socket.create_connection((dst, port), timeout=20)
+    h = hashlib.sha256()
+    left = n
+    while left:
+        b = os.urandom(min(left, 1 << 16))
+        c.sendall(b)
+        h.update(b)
+        left -= len(b)
+    c.shutdown(socket.SHUT_WR)
+    got = c.recv(64).decode()
+    sys.exit(0 if got == h.hexdigest() else "sha256 differs: %s, sent %s" % (got, h.hexdigest()))
+"#;
+
+/// `name` from `nstat -az` in `ns` (an SNMP counter of the namespace).
+fn nstat(ns: &Netns, name: &str) -> u64 {
+    // `-s`: leave nstat's history file alone; a line `NAME VALUE RATE`.
+    let out = ns.exec("nstat", &["-asz", name]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no {name} in nstat's output"))
+}
+
+/// TCP through the UDP/IPv4 tunnel (RFC 5555, as behind a NAT) with the TUN offloads on:
+/// the super-packets the kernel hands the TUN reader are cut and leave through UDP
+/// segmentation offload, several tunnel packets per send (UDP sends counted, fewer than
+/// tunnel packets sent), and arrive whole, both ways.
+#[test]
+fn tcp_through_the_udp_tunnel_leaves_by_segmentation_offload() {
+    if !is_root() || !have("python3") || !have("nstat") {
+        eprintln!("skipped: needs root, python3 and nstat");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("udpgso");
+    let mr = start_nemonetd(&w.mr, "-m", dir.path(), "mr", true);
+    let ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha", true);
+    let mut b = binding();
+    b.coa = CareOf::V4 {
+        addr: "192.0.2.2".parse().unwrap(),
+        udp_port: Some(4191),
+    };
+    b.encapsulation = Encapsulation::UdpIpv4 { ha_port: 4191 };
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+    wait_for("the UDP tunnel", Duration::from_secs(10), || {
+        w.mr.ip_text(&["link", "show", "nemo0"])
+            .contains("mtu 1472")
+            && routes_ours(&w.ha).contains("198.51.100.0/24")
+    });
+    assert!(ping(&w.mnn, "203.0.113.2"), "MNN -> CN IPv4");
+    let script = dir.path().join("transfer.py");
+    std::fs::write(&script, TRANSFER).unwrap();
+    let script = script.to_str().unwrap();
+    for (tag, from, to, end, dsts) in [
+        ("up", &w.mnn, &w.cn, &w.mr, ["2001:db8:c::2", "203.0.113.2"]),
+        (
+            "down",
+            &w.cn,
+            &w.mnn,
+            &w.ha,
+            ["2001:db8:100::2", "198.51.100.2"],
+        ),
+    ] {
+        let log = dir.path().join(format!("server-{tag}.log"));
+        let _server = to.spawn("python3", &[script, "server", "5001"], &log);
+        wait_for("transfer server", Duration::from_secs(10), || {
+            log_text(&log).contains("listening")
+        });
+        let datagrams = nstat(end, "UdpOutDatagrams");
+        let log_of = if tag == "up" { &mr.log } else { &ha.log };
+        let packets = || last_counter(&log_text(log_of), "tx_packets").unwrap_or(0);
+        let nemonetd = if tag == "up" { &mr } else { &ha };
+        nemonetd.proc.signal("USR1");
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = packets();
+        for dst in dsts {
+            let out = from.try_exec("python3", &[script, "client", dst, "5001", "8000000"]);
+            assert!(
+                out.status.success(),
+                "{tag} to {dst}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        nemonetd.proc.signal("USR1");
+        std::thread::sleep(Duration::from_millis(200));
+        let packets = packets() - sent;
+        let datagrams = nstat(end, "UdpOutDatagrams") - datagrams;
+        assert!(
+            // One-packet sends go by the raw socket, outside the UDP counters.
+            packets > 10_000 && datagrams > 0 && datagrams * 4 < packets,
+            "{tag}: {packets} tunnel packets in {datagrams} UDP sends: no segmentation offload"
+        );
+        assert!(!log_text(log_of).contains("segmentation offload refused"));
+    }
+}
+
 #[test]
 fn ipv4_care_of_address_ip_in_ip_then_udp() {
     if !is_root() {

@@ -367,8 +367,7 @@ pub fn encapsulate(
     let inner = &inner[..info.len];
     let start = headroom - overhead;
     let outer = &mut front[start..];
-    let ecn = ecn_encapsulate(info.ecn).bits();
-    let dscp = if params.copy_dscp { info.dscp } else { 0 };
+    let (dscp, ecn) = outer_dscp_ecn(params, &info);
     match *enc {
         Encapsulation::Ipv6 { src_addr, dst_addr } => {
             Ipv6Repr {
@@ -429,6 +428,23 @@ pub fn encapsulate(
         }
     }
     Ok(EncapOutcome::Encapsulated(start..headroom + info.len))
+}
+
+/// The outer header's DSCP and ECN for an inner packet: ECN copied (RFC 6040 §4.1 normal
+/// mode), DSCP copied if `params.copy_dscp`, else 0.
+fn outer_dscp_ecn(params: &EncapParams, info: &InnerPacket) -> (u8, u8) {
+    let dscp = if params.copy_dscp { info.dscp } else { 0 };
+    (dscp, ecn_encapsulate(info.ecn).bits())
+}
+
+/// The octet [`encapsulate`] writes as the outer IPv4 TOS / IPv6 Traffic Class for
+/// `inner`: for a sender that lets the kernel write the outer header (a UDP socket).
+///
+/// # Errors
+/// As [`encapsulate`] for the inner packet.
+pub fn outer_tos(params: &EncapParams, inner: &[u8]) -> Result<u8> {
+    let (dscp, ecn) = outer_dscp_ecn(params, &inspect_inner(inner)?);
+    Ok((dscp << 2) | ecn)
 }
 
 fn outer_ipv4(

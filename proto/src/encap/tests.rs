@@ -280,6 +280,11 @@ fn ecn_and_dscp_on_encapsulation() {
     let mut buf = with_headroom(&INNER6);
     let r = encapsulated(&udp_outer(), &p, &mut buf);
     assert_eq!(buf[r.start + 1], 0x02);
+    // What a sender leaving the outer header to the kernel asks for is what is written.
+    assert_eq!(outer_tos(&p, &INNER6), Ok(0x02));
+    assert_eq!(outer_tos(&p, &inner), Ok(0x03));
+    assert_eq!(outer_tos(&params(), &inner), Ok(0x2b));
+    assert_eq!(outer_tos(&p, &INNER6[..10]), Err(Error::Truncated));
     // Flow label on the IPv6 outer header.
     let p = EncapParams {
         flow_label: 0xabcde,
