@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage,
 };
 use proto::encap::{
     DecapOutcome, EncapOutcome, EncapParams, Encapsulation, IpVersion, decapsulate,
@@ -672,6 +672,16 @@ impl RxSink {
     }
 }
 
+/// Fresh `recvmmsg` headers for one batch of [`RX_BATCH`], with `cmsg` control space
+/// each. nix leaves a header's `msg_controllen` at what the kernel wrote back last time,
+/// so a reused header cuts the control data of a message that has more of it than the
+/// one before it in that slot (MSG_CTRUNC: UDP's coalesced size, the TOS and our address
+/// lost; a coalesced read then looked like a single datagram and the rest of it was
+/// dropped). A few kilobytes zeroed per batch of up to 32 packets.
+fn rx_headers<S: SockaddrLike + Copy>(cmsg: Vec<u8>) -> socket::MultiHeaders<S> {
+    socket::MultiHeaders::preallocate(RX_BATCH, Some(cmsg))
+}
+
 /// Packets taken per `recvmmsg` on the IPv6 tunnel sockets (the common path).
 const RX_BATCH: usize = 32;
 
@@ -700,16 +710,14 @@ pub(super) fn rx6_loop<B: Backend>(
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    let mut headers = socket::MultiHeaders::<SockaddrIn6>::preallocate(
-        RX_BATCH,
-        Some(nix::cmsg_space!(i32, nix::libc::in6_pktinfo)),
-    );
     let mut meta: Vec<(usize, Option<Ipv6Addr>, i32, Option<IpAddr>)> =
         Vec::with_capacity(RX_BATCH);
     let mut sink = RxSink::new();
     loop {
         meta.clear();
         {
+            let mut headers =
+                rx_headers::<SockaddrIn6>(nix::cmsg_space!(i32, nix::libc::in6_pktinfo));
             let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
                 .iter_mut()
                 .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
@@ -860,18 +868,17 @@ pub(super) fn udp_loop<B: Backend>(
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    let mut headers = socket::MultiHeaders::<SockaddrIn>::preallocate(
-        RX_BATCH,
-        Some(nix::cmsg_space!(u8, nix::libc::in_pktinfo)),
-    );
-    // Per datagram: its length, the sender, the outer TOS, our address it came to.
-    let mut meta: Vec<(usize, Option<SocketAddrV4>, u8, SocketAddrV4)> =
+    // Per datagram: its length, the sender, the outer TOS, our address it came to, and
+    // with UDP receive coalescing (`UDP_GRO`) the size of the datagrams it joins (0: one).
+    let mut meta: Vec<(usize, Option<SocketAddrV4>, u8, SocketAddrV4, usize)> =
         Vec::with_capacity(RX_BATCH);
     let port = socket::getsockname::<SockaddrIn>(fd).map_or(0, |a| a.port());
     let mut sink = RxSink::new();
     loop {
         meta.clear();
         {
+            let mut headers =
+                rx_headers::<SockaddrIn>(nix::cmsg_space!(u8, nix::libc::in_pktinfo, i32));
             let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
                 .iter_mut()
                 .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
@@ -885,12 +892,15 @@ pub(super) fn udp_loop<B: Backend>(
             ) {
                 Ok(results) => {
                     for m in results {
-                        let (mut tos, mut local) = (0, Ipv4Addr::UNSPECIFIED);
+                        let (mut tos, mut local, mut joined) = (0, Ipv4Addr::UNSPECIFIED, 0);
                         for c in m.cmsgs().into_iter().flatten() {
                             match c {
                                 ControlMessageOwned::Ipv4Tos(t) => tos = t,
                                 ControlMessageOwned::Ipv4PacketInfo(i) => {
                                     local = Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))
+                                }
+                                ControlMessageOwned::UdpGroSegments(size) => {
+                                    joined = usize::try_from(size).unwrap_or(0)
                                 }
                                 _ => {}
                             }
@@ -900,6 +910,7 @@ pub(super) fn udp_loop<B: Backend>(
                             m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
                             tos,
                             SocketAddrV4::new(local, port),
+                            joined,
                         ));
                     }
                 }
@@ -912,47 +923,78 @@ pub(super) fn udp_loop<B: Backend>(
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &(n, from, tos, local)) in bufs.iter_mut().zip(&meta) {
+        for (buf, &(n, from, tos, local, joined)) in bufs.iter_mut().zip(&meta) {
             let Some(from) = from else { continue };
-            let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
-            if is_mobility_header(inner) {
-                // DSMIPv6 signalling (RFC 5555 §4.2): had / mrd decide, over the bus.
-                match relay.map(|r| r.try_send((local, from, inner.to_vec()))) {
-                    Some(Ok(())) => {
-                        debug!(%from, %local, len = n, "mobility header relayed to the bus");
-                    }
-                    Some(Err(tokio::sync::mpsc::error::TrySendError::Full(_))) => {
-                        Counters::inc(&counters.drop_relay_full);
-                        debug!(%from, "bus relay queue full; mobility header dropped");
-                    }
-                    _ => debug!(%from, "mobility header in UDP with no relay; dropped"),
-                }
-                continue;
-            }
-            let len = match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
-                Ok(DecapOutcome::Forward(info)) => info.len,
-                Ok(DecapOutcome::Drop(_)) => {
-                    Counters::inc(&counters.drop_ecn);
-                    continue;
-                }
-                Err(_) => {
-                    Counters::inc(&counters.drop_malformed);
-                    continue;
-                }
-            };
-            let inner = VNET_HDR_LEN..VNET_HDR_LEN + len;
-            if admit(
-                &buf[inner.clone()],
-                Remote::Udp(from),
-                None,
-                table,
-                &mut clock,
-                counters,
-            ) {
-                sink.take(buf, inner, dev, counters);
+            // A coalesced read holds datagrams of `joined` octets side by side (the last
+            // may be shorter), each one tunnel packet; the octets in front of each are the
+            // one before's, taken already when the virtio-net header overwrites them.
+            let size = if joined == 0 { n } else { joined };
+            for at in (0..n).step_by(size.max(1)) {
+                let datagram = VNET_HDR_LEN + at..VNET_HDR_LEN + n.min(at + size);
+                udp_datagram(
+                    buf, datagram, from, tos, local, relay, table, &mut clock, &mut sink, dev,
+                    counters,
+                );
             }
         }
         sink.end_batch(dev, counters);
+    }
+}
+
+/// One tunnel packet of the UDP socket, `buf[datagram]`: a Mobility Header relayed to
+/// the bus, anything else decapsulated and put in `sink`.
+#[allow(clippy::too_many_arguments, reason = "the receive loop's state, lent")]
+fn udp_datagram<B: Backend>(
+    buf: &mut [u8],
+    datagram: Range<usize>,
+    from: SocketAddrV4,
+    tos: u8,
+    local: SocketAddrV4,
+    relay: Option<&MhRelay>,
+    table: &Snapshot,
+    clock: &mut BatchClock,
+    sink: &mut RxSink,
+    dev: &B,
+    counters: &Counters,
+) {
+    let start = datagram.start;
+    let n = datagram.len();
+    let inner = &mut buf[datagram];
+    if is_mobility_header(inner) {
+        // DSMIPv6 signalling (RFC 5555 §4.2): had / mrd decide, over the bus.
+        match relay.map(|r| r.try_send((local, from, inner.to_vec()))) {
+            Some(Ok(())) => {
+                debug!(%from, %local, len = n, "mobility header relayed to the bus");
+            }
+            Some(Err(tokio::sync::mpsc::error::TrySendError::Full(_))) => {
+                Counters::inc(&counters.drop_relay_full);
+                debug!(%from, "bus relay queue full; mobility header dropped");
+            }
+            _ => debug!(%from, "mobility header in UDP with no relay; dropped"),
+        }
+        return;
+    }
+    let len = match decapsulate_inner(proto::encap::Ecn::from_bits(tos), inner) {
+        Ok(DecapOutcome::Forward(info)) => info.len,
+        Ok(DecapOutcome::Drop(_)) => {
+            Counters::inc(&counters.drop_ecn);
+            return;
+        }
+        Err(_) => {
+            Counters::inc(&counters.drop_malformed);
+            return;
+        }
+    };
+    let inner = start..start + len;
+    if admit(
+        &buf[inner.clone()],
+        Remote::Udp(from),
+        None,
+        table,
+        clock,
+        counters,
+    ) {
+        sink.take(buf, inner, dev, counters);
     }
 }
 
