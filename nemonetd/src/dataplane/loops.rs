@@ -670,14 +670,45 @@ impl RxSink {
     }
 }
 
-/// Fresh `recvmmsg` headers for one batch of [`RX_BATCH`], with `cmsg` control space
-/// each. nix leaves a header's `msg_controllen` at what the kernel wrote back last time,
-/// so a reused header cuts the control data of a message that has more of it than the
-/// one before it in that slot (MSG_CTRUNC: UDP's coalesced size, the TOS and our address
-/// lost; a coalesced read then looked like a single datagram and the rest of it was
-/// dropped). A few kilobytes zeroed per batch of up to 32 packets.
-fn rx_headers<S: SockaddrLike + Copy>(cmsg: Vec<u8>) -> socket::MultiHeaders<S> {
-    socket::MultiHeaders::preallocate(RX_BATCH, Some(cmsg))
+/// One `recvmmsg` batch into `bufs`, each read from octet `offset` on (the room in front
+/// is for the virtio-net header), with `cmsg` control space per message: it blocks for
+/// the first message and takes what is queued then (MSG_WAITFORONE: one wake-up per burst
+/// instead of one per packet); `each` sees every message received. EINTR is an empty
+/// batch.
+///
+/// The headers are fresh for each batch (a few kilobytes zeroed for up to 32 messages):
+/// nix leaves a header's `msg_controllen` at what the kernel wrote back the time before,
+/// so a reused header cuts the control data of a message that has more of it than the one
+/// before it in that slot (MSG_CTRUNC: UDP's coalesced size, the TOS and our address lost;
+/// a coalesced read then looked like one datagram and the rest of it was dropped).
+fn recv_batch<S: SockaddrLike + Copy>(
+    fd: RawFd,
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    cmsg: Option<Vec<u8>>,
+    mut each: impl FnMut(&socket::RecvMsg<'_, '_, S>),
+) -> nix::Result<()> {
+    let mut headers = socket::MultiHeaders::<S>::preallocate(bufs.len(), cmsg);
+    let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
+        .iter_mut()
+        .map(|b| [io::IoSliceMut::new(&mut b[offset..])])
+        .collect();
+    match socket::recvmmsg(
+        fd,
+        &mut headers,
+        iovs.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    ) {
+        Ok(results) => {
+            for m in results {
+                each(&m);
+            }
+            Ok(())
+        }
+        Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Packets taken per `recvmmsg` on the IPv6 tunnel sockets (the common path).
@@ -713,43 +744,28 @@ pub(super) fn rx6_loop<B: Backend>(
     let mut sink = RxSink::new();
     loop {
         meta.clear();
-        {
-            let mut headers =
-                rx_headers::<SockaddrIn6>(nix::cmsg_space!(i32, nix::libc::in6_pktinfo));
-            let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
-                .iter_mut()
-                .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
-                .collect();
-            // Blocks for the first packet, then takes what is queued (MSG_WAITFORONE):
-            // one wake-up per burst instead of one per packet.
-            match socket::recvmmsg(
-                fd,
-                &mut headers,
-                iovs.iter_mut(),
-                MsgFlags::MSG_WAITFORONE,
-                None,
-            ) {
-                Ok(results) => {
-                    for m in results {
-                        let (mut tclass, mut local) = (0, None);
-                        for c in m.cmsgs().into_iter().flatten() {
-                            match c {
-                                ControlMessageOwned::Ipv6TClass(t) => tclass = t,
-                                ControlMessageOwned::Ipv6PacketInfo(i) => {
-                                    local = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)))
-                                }
-                                _ => {}
-                            }
+        let received = recv_batch::<SockaddrIn6>(
+            fd,
+            &mut bufs,
+            VNET_HDR_LEN,
+            Some(nix::cmsg_space!(i32, nix::libc::in6_pktinfo)),
+            |m| {
+                let (mut tclass, mut local) = (0, None);
+                for c in m.cmsgs().into_iter().flatten() {
+                    match c {
+                        ControlMessageOwned::Ipv6TClass(t) => tclass = t,
+                        ControlMessageOwned::Ipv6PacketInfo(i) => {
+                            local = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)))
                         }
-                        meta.push((m.bytes, m.address.map(|a| a.ip()), tclass, local));
+                        _ => {}
                     }
                 }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    warn!(error = %e, proto, "raw IPv6 receive failed; path out of service");
-                    return;
-                }
-            }
+                meta.push((m.bytes, m.address.map(|a| a.ip()), tclass, local));
+            },
+        );
+        if let Err(e) = received {
+            warn!(error = %e, proto, "raw IPv6 receive failed; path out of service");
+            return;
         }
         // The batch's snapshot and time, whatever the daemon publishes meanwhile.
         let table = peers.refresh();
@@ -802,30 +818,17 @@ pub(super) fn rx4_loop<B: Backend>(
     counters: &Counters,
 ) {
     let mut bufs: Vec<Vec<u8>> = (0..RX4_BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
-    let mut headers = socket::MultiHeaders::<SockaddrIn>::preallocate(RX4_BATCH, None);
     let mut lens: Vec<usize> = Vec::with_capacity(RX4_BATCH);
     let mut sink = RxSink::new();
     loop {
         lens.clear();
-        {
-            let mut iovs: Vec<[io::IoSliceMut; 1]> =
-                bufs.iter_mut().map(|b| [io::IoSliceMut::new(b)]).collect();
-            // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole.
-            // The outer header (at least 20 octets) leaves room for the virtio-net header.
-            match socket::recvmmsg(
-                sock.as_raw_fd(),
-                &mut headers,
-                iovs.iter_mut(),
-                MsgFlags::MSG_WAITFORONE,
-                None,
-            ) {
-                Ok(results) => lens.extend(results.map(|m| m.bytes)),
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    warn!(error = %e, "raw IPv4 receive failed; path out of service");
-                    return;
-                }
-            }
+        // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole. The
+        // outer header (at least 20 octets) leaves room for the virtio-net header.
+        let received =
+            recv_batch::<SockaddrIn>(sock.as_raw_fd(), &mut bufs, 0, None, |m| lens.push(m.bytes));
+        if let Err(e) = received {
+            warn!(error = %e, "raw IPv4 receive failed; path out of service");
+            return;
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
@@ -874,50 +877,37 @@ pub(super) fn udp_loop<B: Backend>(
     let mut sink = RxSink::new();
     loop {
         meta.clear();
-        {
-            let mut headers =
-                rx_headers::<SockaddrIn>(nix::cmsg_space!(u8, nix::libc::in_pktinfo, i32));
-            let mut iovs: Vec<[io::IoSliceMut; 1]> = bufs
-                .iter_mut()
-                .map(|b| [io::IoSliceMut::new(&mut b[VNET_HDR_LEN..])])
-                .collect();
-            match socket::recvmmsg(
-                fd,
-                &mut headers,
-                iovs.iter_mut(),
-                MsgFlags::MSG_WAITFORONE,
-                None,
-            ) {
-                Ok(results) => {
-                    for m in results {
-                        let (mut tos, mut local, mut joined) = (0, Ipv4Addr::UNSPECIFIED, 0);
-                        for c in m.cmsgs().into_iter().flatten() {
-                            match c {
-                                ControlMessageOwned::Ipv4Tos(t) => tos = t,
-                                ControlMessageOwned::Ipv4PacketInfo(i) => {
-                                    local = Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))
-                                }
-                                ControlMessageOwned::UdpGroSegments(size) => {
-                                    joined = usize::try_from(size).unwrap_or(0)
-                                }
-                                _ => {}
-                            }
+        let received = recv_batch::<SockaddrIn>(
+            fd,
+            &mut bufs,
+            VNET_HDR_LEN,
+            Some(nix::cmsg_space!(u8, nix::libc::in_pktinfo, i32)),
+            |m| {
+                let (mut tos, mut local, mut joined) = (0, Ipv4Addr::UNSPECIFIED, 0);
+                for c in m.cmsgs().into_iter().flatten() {
+                    match c {
+                        ControlMessageOwned::Ipv4Tos(t) => tos = t,
+                        ControlMessageOwned::Ipv4PacketInfo(i) => {
+                            local = Ipv4Addr::from(u32::from_be(i.ipi_addr.s_addr))
                         }
-                        meta.push((
-                            m.bytes,
-                            m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
-                            tos,
-                            SocketAddrV4::new(local, port),
-                            joined,
-                        ));
+                        ControlMessageOwned::UdpGroSegments(size) => {
+                            joined = usize::try_from(size).unwrap_or(0)
+                        }
+                        _ => {}
                     }
                 }
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    warn!(error = %e, "UDP receive failed; path out of service");
-                    return;
-                }
-            }
+                meta.push((
+                    m.bytes,
+                    m.address.map(|a| SocketAddrV4::new(a.ip(), a.port())),
+                    tos,
+                    SocketAddrV4::new(local, port),
+                    joined,
+                ));
+            },
+        );
+        if let Err(e) = received {
+            warn!(error = %e, "UDP receive failed; path out of service");
+            return;
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
