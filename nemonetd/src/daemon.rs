@@ -1052,6 +1052,16 @@ fn metric_samples(
             "Later copies of duplicated flows' packets dropped on arrival.",
             g(&c.dup_dropped),
         ),
+        (
+            "nemonetd_udp_segmentation_offload_sends",
+            "TCP super-packets sent through the UDP tunnel by segmentation offload.",
+            g(&c.udp_gso_sends),
+        ),
+        (
+            "nemonetd_udp_coalesced_reads",
+            "Reads of the UDP tunnel socket that held several tunnel packets.",
+            g(&c.udp_gro_reads),
+        ),
     ] {
         v.push(Sample::counter(name, help, value));
     }

@@ -105,6 +105,11 @@ pub struct Counters {
     pub dup_tx: AtomicU64,
     /// Copies of duplicated flows' packets dropped on arrival (another copy came first).
     pub dup_dropped: AtomicU64,
+    /// TCP super-packets sent through the UDP tunnel by segmentation offload (each several
+    /// tunnel packets in one or two sends).
+    pub udp_gso_sends: AtomicU64,
+    /// Reads of the UDP tunnel socket that held several tunnel packets (coalesced).
+    pub udp_gro_reads: AtomicU64,
 }
 
 impl Counters {
@@ -136,6 +141,8 @@ impl Counters {
             probes_rx = g(&self.probes_rx),
             dup_tx = g(&self.dup_tx),
             dup_dropped = g(&self.dup_dropped),
+            udp_gso_sends = g(&self.udp_gso_sends),
+            udp_gro_reads = g(&self.udp_gro_reads),
             "data plane counters"
         );
     }

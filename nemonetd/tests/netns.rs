@@ -1062,6 +1062,18 @@ fn tcp_through_the_udp_tunnel_leaves_by_segmentation_offload() {
             "{tag}: {packets} tunnel packets in {datagrams} UDP sends: no segmentation offload"
         );
         assert!(!log_text(log_of).contains("segmentation offload refused"));
+        // The other end took them apart from coalesced reads, and both ends count it.
+        let (receiver, receiver_log) = if tag == "up" {
+            (&ha, &ha.log)
+        } else {
+            (&mr, &mr.log)
+        };
+        receiver.proc.signal("USR1");
+        std::thread::sleep(Duration::from_millis(200));
+        let gro = last_counter(&log_text(receiver_log), "udp_gro_reads").unwrap_or(0);
+        assert!(gro > 0, "{tag}: no coalesced read at the receiving end");
+        let gso = last_counter(&log_text(log_of), "udp_gso_sends").unwrap_or(0);
+        assert!(gso > 0, "{tag}: no segmentation offload send counted");
         // 16 MB in segments of about 1,400 octets are some 11,500 tunnel packets; a
         // receiver that lost part of each coalesced read (it once took one for a single
         // datagram) made TCP send more than twice as many, and take minutes.

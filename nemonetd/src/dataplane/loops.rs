@@ -495,6 +495,7 @@ pub(super) fn tx_loop<B: Backend>(
             let to = SocketAddrV4::new(dst_addr, dst_port);
             match gso.send(segs, size, src_addr, to, oif, tos, tx.hop_limit) {
                 Ok((sent, bytes)) => {
+                    Counters::inc(&counters.udp_gso_sends);
                     counters
                         .tx_packets
                         .fetch_add(sent as u64, Ordering::Relaxed);
@@ -917,6 +918,9 @@ pub(super) fn udp_loop<B: Backend>(
             // may be shorter), each one tunnel packet; the octets in front of each are the
             // one before's, taken already when the virtio-net header overwrites them.
             let size = if joined == 0 { n } else { joined };
+            if size < n {
+                Counters::inc(&counters.udp_gro_reads);
+            }
             for at in (0..n).step_by(size.max(1)) {
                 let datagram = VNET_HDR_LEN + at..VNET_HDR_LEN + n.min(at + size);
                 udp_datagram(
