@@ -8,6 +8,7 @@
 # data plane once per number, with that many other bindings on the home agent (each its own
 # CoA, HoA and /64, no traffic) beside the measured one. `OUTER=ipv4|udp`: the measured
 # binding's outer header is IPv4 (IP in IP, or UDP as behind a NAT) instead of IPv6.
+# `STREAMS=N`: N parallel iperf3 streams (flows) instead of one.
 #
 #   cargo build --release -p nemonetd -p mipsock
 #   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
@@ -44,9 +45,9 @@ x cn ip -6 route add default via 2001:db8:c::1; x cn ip route add default via 20
 x cn iperf3 -s -D --logfile "$TMP/iperf3.log"
 
 # Gbit/s received: TCP, or UDP (what the receiver got of an unlimited send).
-tcp() { x mnn iperf3 -c "$1" -t "$SECS" -J | python3 -c \
+tcp() { x mnn iperf3 -c "$1" -t "$SECS" -P "${STREAMS:-1}" -J | python3 -c \
     'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))'; }
-udp() { x mnn iperf3 -c "$1" -u -b 0 -l 1400 -t "$SECS" -J | python3 -c \
+udp() { x mnn iperf3 -c "$1" -u -b 0 -l 1400 -t "$SECS" -P "${STREAMS:-1}" -J | python3 -c \
     'import json,sys; s=json.load(sys.stdin)["end"]["sum"]; print("%.2f" % (s["bits_per_second"]*(1-s["lost_percent"]/100)/1e9))'; }
 measure() { echo "$(tcp 2001:db8:c::2) $(tcp 203.0.113.2) $(udp 2001:db8:c::2) $(udp 203.0.113.2)"; }
 

@@ -13,6 +13,7 @@
 //! tunnel-hop-limit 64;        # outer hop limit / TTL
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
+//! tun-queues 0;               # TUN queues, a reader thread each (0: one per core, at most 8)
 //! dataplane auto;             # IPv6 outer headers: kernel, tun, or auto (kernel if it can; MR: with BPF only)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation, +3 outer
 //! kernel-encapsulation auto;  # kernel data plane: bpf (tcx programs), srv6, or auto (bpf, else srv6)
@@ -82,6 +83,10 @@ pub struct Cli {
     /// offload (overrides `tun-offload`).
     #[arg(long)]
     pub no_offload: bool,
+    /// TUN queues, each read by a thread of its own; the kernel keeps each flow on one
+    /// (overrides `tun-queues`; default 0: one per core, at most 8).
+    #[arg(long)]
+    pub tun_queues: Option<u16>,
     /// Which data plane carries the bindings with an IPv6 outer header (IPv6 care-of
     /// addresses): `kernel` (encapsulation, decapsulation and the ingress filter in the
     /// kernel, by BPF or SRv6 and nftables, see `--kernel-encapsulation`; a veth pair
@@ -150,6 +155,11 @@ pub const DEFAULT_PATH_PROBE_INTERVAL_MS: u32 = 20;
 /// the delay variation of a loaded LTE cell, before it is wrongly left for a moment.
 pub const LIVENESS_INTERVALS: u32 = 4;
 
+/// The most TUN queues `tun-queues` may ask for.
+pub const MAX_TUN_QUEUES: u16 = 64;
+/// The most `tun-queues 0` takes: one per core up to this.
+const AUTO_TUN_QUEUES: usize = 8;
+
 /// The effective settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -163,6 +173,8 @@ pub struct Settings {
     pub hop_limit: u8,
     /// TUN offloads (virtio-net header, TSO4/TSO6, checksum).
     pub offload: bool,
+    /// TUN queues (reader threads), at least one.
+    pub tun_queues: usize,
     /// Where the metrics listener binds (`--metrics`), if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
     /// The data plane of IPv6 outer headers.
@@ -194,6 +206,8 @@ pub struct FileSettings {
     pub ipv4_own_traffic: Option<bool>,
     /// `tun-offload`.
     pub offload: Option<bool>,
+    /// `tun-queues` (0: one per core).
+    pub tun_queues: Option<u16>,
     /// `dataplane-metrics-listen "ADDRESS:PORT";`.
     pub metrics: Option<std::net::SocketAddr>,
     /// `dataplane auto|kernel|tun;`.
@@ -260,6 +274,7 @@ impl FileSettings {
                 "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
                 "ipv4-own-traffic" => s.ipv4_own_traffic = Some(yes_no(one()?, &at)?),
                 "tun-offload" => s.offload = Some(yes_no(one()?, &at)?),
+                "tun-queues" => s.tun_queues = Some(number(u64::from(MAX_TUN_QUEUES))? as u16),
                 "dataplane" => {
                     s.dataplane = Some(
                         one()?
@@ -450,6 +465,12 @@ impl Cli {
                 .or(file.hop_limit)
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
             offload: !self.no_offload && file.offload.unwrap_or(true),
+            tun_queues: match self.tun_queues.or(file.tun_queues).unwrap_or(0) {
+                0 => std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(AUTO_TUN_QUEUES),
+                n => usize::from(n),
+            },
             metrics: self.metrics.or(file.metrics),
             dataplane: self
                 .dataplane
@@ -494,6 +515,22 @@ mod tests {
         let e = FileSettings::parse("duplicate \"udp port 9-1\";", "n.conf").unwrap_err();
         assert!(e.contains("n.conf:1") && e.contains("backwards"), "{e}");
         assert!(Cli::try_parse_from(["nemonetd", "-m", "--duplicate", "fast", "eth0"]).is_err());
+    }
+
+    #[test]
+    fn tun_queues_from_the_file_or_the_flag() {
+        let (f, w) = FileSettings::parse("tun-queues 3;\n", "n.conf").unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let c = Cli::try_parse_from(["nemonetd", "-m", "eth0"]).unwrap();
+        assert_eq!(c.settings(&f).tun_queues, 3);
+        let c = Cli::try_parse_from(["nemonetd", "-m", "--tun-queues", "1", "eth0"]).unwrap();
+        assert_eq!(c.settings(&f).tun_queues, 1);
+        // 0, the default: one per core, at most eight.
+        let c = Cli::try_parse_from(["nemonetd", "-m", "eth0"]).unwrap();
+        let auto = c.settings(&FileSettings::default()).tun_queues;
+        assert!((1..=AUTO_TUN_QUEUES).contains(&auto), "{auto}");
+        let e = FileSettings::parse("\ntun-queues 65;", "n.conf").unwrap_err();
+        assert!(e.contains("n.conf:2") && e.contains("up to 64"), "{e}");
     }
 
     #[test]

@@ -561,9 +561,13 @@ pub async fn run(
     // tells what is still wanted: until then the mobile network fails closed instead of
     // leaving untunnelled.
     let egress_mtu = net.link_mtu(&settings.ifname).await?;
-    let tun =
-        Tun::open(&settings.routes.tun.clone(), settings.offload).map_err(io("TUN device"))?;
-    info!(tun = %tun.name(), offload = tun.vnet_hdr(), "TUN device open");
+    let tun = Tun::open(
+        &settings.routes.tun.clone(),
+        settings.offload,
+        settings.tun_queues,
+    )
+    .map_err(io("TUN device"))?;
+    info!(tun = %tun.name(), offload = tun.vnet_hdr(), queues = tun.queues(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
     let kernel_plane = start_kernel(&mut net, &mut settings, egress_mtu).await?;
     let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;

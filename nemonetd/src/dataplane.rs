@@ -462,15 +462,17 @@ pub struct DataPlane<B: Backend> {
 }
 
 impl<B: Backend> DataPlane<B> {
-    /// Starts the threads: one device reader and one reader per receive socket, each with
+    /// Starts the threads: one reader per device queue and per receive socket, each with
     /// its own [`PeerReader`]. They run until the process exits (the blocking reads have
     /// nothing to wake them, and nothing needs to: exit closes the TUN and removes the
     /// device).
     pub fn spawn(&self, tx: TxConfig) -> io::Result<()> {
-        let (dev, socks, mut peers, counters) = self.parts();
-        std::thread::Builder::new()
-            .name("nemonetd-tx".into())
-            .spawn(move || loops::tx_loop(&*dev, &socks, &mut peers, &counters, tx))?;
+        for queue in 0..self.backend.queues() {
+            let (dev, socks, mut peers, counters) = self.parts();
+            std::thread::Builder::new()
+                .name(format!("nemonetd-tx-{queue}"))
+                .spawn(move || loops::tx_loop(&*dev, queue, &socks, &mut peers, &counters, tx))?;
+        }
         for i in 0..self.sockets.rx6.len() {
             let (dev, socks, mut peers, counters) = self.parts();
             std::thread::Builder::new()

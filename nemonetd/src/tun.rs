@@ -9,6 +9,11 @@
 //!
 //! The device is not persistent: closing the last fd (our exit, or a crash) removes it,
 //! and the kernel drops its routes with it.
+//!
+//! With several queues (`IFF_MULTI_QUEUE`), the device is opened once per queue; the
+//! kernel gives each flow one queue (by its hash), so a reader thread per queue spreads
+//! the flows over the cores and keeps each flow's packets in order. Writes go through the
+//! first queue's fd: any queue's write is a packet received on the device.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -29,27 +34,51 @@ struct IfReqFlags {
 /// An open TUN device delivering bare IPv4/IPv6 packets.
 #[derive(Debug)]
 pub struct Tun {
-    file: File,
+    /// One fd per queue (one without `IFF_MULTI_QUEUE`).
+    queues: Vec<File>,
     name: String,
     vnet_hdr: bool,
 }
 
 impl Tun {
-    /// Creates (or attaches to) the TUN device `name` (at most 15 octets). With `offload`,
-    /// every packet is preceded by a virtio-net header and the kernel may hand over TCP
-    /// super-packets and partial checksums ([`crate::gso`]); if the kernel refuses the
-    /// offloads, the device is reopened without them.
-    pub fn open(name: &str, offload: bool) -> io::Result<Tun> {
-        if offload {
-            match Self::open_flags(name, true) {
+    /// Creates (or attaches to) the TUN device `name` (at most 15 octets) with `queues`
+    /// queues (at least one). With `offload`, every packet is preceded by a virtio-net
+    /// header and the kernel may hand over TCP super-packets and partial checksums
+    /// ([`crate::gso`]); if the kernel refuses the offloads, the device is reopened without
+    /// them, and if it refuses several queues, with one.
+    pub fn open(name: &str, offload: bool, queues: usize) -> io::Result<Tun> {
+        let queues = queues.max(1);
+        if queues > 1 {
+            match Self::open_queues(name, offload, queues) {
                 Ok(t) => return Ok(t),
+                Err(e) => tracing::warn!(error = %e, queues, "TUN queues refused; one queue"),
+            }
+        }
+        Self::open_queues(name, offload, 1)
+    }
+
+    fn open_queues(name: &str, offload: bool, queues: usize) -> io::Result<Tun> {
+        let multi = queues > 1;
+        let mut first = None;
+        if offload {
+            match Self::open_flags(name, true, multi) {
+                Ok(t) => first = Some(t),
                 Err(e) => tracing::warn!(error = %e, "TUN offloads refused; plain TUN"),
             }
         }
-        Self::open_flags(name, false)
+        let mut tun = match first {
+            Some(t) => t,
+            None => Self::open_flags(name, false, multi)?,
+        };
+        // The other queues attach to the device the first one made, with its flags.
+        for _ in 1..queues {
+            let more = Self::open_flags(&tun.name, tun.vnet_hdr, true)?;
+            tun.queues.extend(more.queues);
+        }
+        Ok(tun)
     }
 
-    fn open_flags(name: &str, vnet_hdr: bool) -> io::Result<Tun> {
+    fn open_flags(name: &str, vnet_hdr: bool, multi_queue: bool) -> io::Result<Tun> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -62,8 +91,14 @@ impl Tun {
             .open("/dev/net/tun")?;
         let mut req = IfReqFlags {
             name: [0; libc::IFNAMSIZ],
-            flags: (libc::IFF_TUN | libc::IFF_NO_PI | if vnet_hdr { libc::IFF_VNET_HDR } else { 0 })
-                as libc::c_short,
+            flags: (libc::IFF_TUN
+                | libc::IFF_NO_PI
+                | if vnet_hdr { libc::IFF_VNET_HDR } else { 0 }
+                | if multi_queue {
+                    libc::IFF_MULTI_QUEUE
+                } else {
+                    0
+                }) as libc::c_short,
             _pad: [0; 22],
         };
         for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
@@ -98,7 +133,7 @@ impl Tun {
             .unwrap_or(req.name.len());
         let name = req.name[..len].iter().map(|&c| c as u8 as char).collect();
         Ok(Tun {
-            file,
+            queues: vec![file],
             name,
             vnet_hdr,
         })
@@ -115,15 +150,20 @@ impl Tun {
         self.vnet_hdr
     }
 
-    /// Reads one packet (blocking).
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// How many queues the device has (reader threads it wants).
+    pub fn queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// Reads one packet from queue `queue` (blocking).
+    pub fn recv(&self, queue: usize, buf: &mut [u8]) -> io::Result<usize> {
         // `Read for &File`: several threads share the device without a lock; each read or
         // write is one whole packet.
-        (&self.file).read(buf)
+        (&self.queues[queue % self.queues.len()]).read(buf)
     }
 
     /// Writes one packet.
     pub fn send(&self, packet: &[u8]) -> io::Result<usize> {
-        (&self.file).write(packet)
+        (&self.queues[0]).write(packet)
     }
 }

@@ -26,8 +26,14 @@ pub trait Backend: Send + Sync + 'static {
     /// ([`crate::gso`]). Fixed for the device's life.
     fn offload(&self) -> bool;
 
-    /// Reads one frame to tunnel (blocking); its length.
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// How many queues frames to tunnel come from: one reader thread each. The device
+    /// keeps each flow on one queue.
+    fn queues(&self) -> usize {
+        1
+    }
+
+    /// Reads one frame to tunnel from queue `queue` (blocking); its length.
+    fn recv(&self, queue: usize, buf: &mut [u8]) -> io::Result<usize>;
 
     /// Writes one decapsulated frame.
     fn send(&self, frame: &[u8]) -> io::Result<usize>;
@@ -42,8 +48,12 @@ impl Backend for Tun {
         self.vnet_hdr()
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        Tun::recv(self, buf)
+    fn queues(&self) -> usize {
+        Tun::queues(self)
+    }
+
+    fn recv(&self, queue: usize, buf: &mut [u8]) -> io::Result<usize> {
+        Tun::recv(self, queue, buf)
     }
 
     fn send(&self, frame: &[u8]) -> io::Result<usize> {

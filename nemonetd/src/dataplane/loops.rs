@@ -299,8 +299,10 @@ impl<'s> UdpGso<'s> {
     }
 }
 
+/// Tunnels what the device's queue `queue` hands over.
 pub(super) fn tx_loop<B: Backend>(
     dev: &B,
+    queue: usize,
     socks: &Sockets,
     peers: &mut PeerReader,
     counters: &Counters,
@@ -327,7 +329,7 @@ pub(super) fn tx_loop<B: Backend>(
     let mut udp_gso = UdpGso::new(socks);
     loop {
         // One read is this loop's batch: a packet, or a super-packet of many segments.
-        let n = match dev.recv(&mut buf[front..]) {
+        let n = match dev.recv(queue, &mut buf[front..]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {

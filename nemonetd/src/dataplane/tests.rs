@@ -182,7 +182,7 @@ impl Backend for FakeDevice {
         false
     }
 
-    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    fn recv(&self, _queue: usize, buf: &mut [u8]) -> io::Result<usize> {
         let frame = self.to_tunnel.lock().unwrap().pop_front();
         let frame = frame.ok_or_else(|| io::Error::other("no more frames"))?;
         buf[..frame.len()].copy_from_slice(&frame);
@@ -226,6 +226,7 @@ fn the_tx_loop_drops_what_it_cannot_tunnel_and_stops_with_its_device() {
     let counters = Counters::default();
     super::loops::tx_loop(
         &dev,
+        0,
         &socks,
         &mut reader,
         &counters,
