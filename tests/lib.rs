@@ -307,6 +307,20 @@ impl Netns {
             })
             .unwrap_or_else(|| panic!("no {counter} in /proc/net/snmp6"))
     }
+
+    /// Any SNMP counter of the namespace by `nstat`'s name (IPv4's too, e.g.
+    /// `UdpOutDatagrams`, which `/proc/net/snmp` has in another layout).
+    pub fn nstat(&self, counter: &str) -> u64 {
+        // `-s`: leave nstat's history file alone; a line `NAME VALUE RATE`.
+        let out = self.exec("nstat", &["-asz", counter]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(counter)).then(|| it.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("no {counter} in nstat's output"))
+    }
 }
 
 impl Drop for Netns {

@@ -770,21 +770,28 @@ pub struct EncapMap {
     fd: OwnedFd,
 }
 
+/// Writes the family (4 or 6) and `net`'s address into `to` (17 octets: an IPv4 address
+/// in the first four after the family, the rest zero), and returns the bits of it a
+/// longest-prefix match compares: the family's eight and the prefix's.
+fn family_and_prefix(net: &IpNet, to: &mut [u8]) -> u32 {
+    match net.trunc() {
+        IpNet::V6(n) => {
+            to[0] = 6;
+            to[1..17].copy_from_slice(&n.network().octets());
+        }
+        IpNet::V4(n) => {
+            to[0] = 4;
+            to[1..5].copy_from_slice(&n.network().octets());
+        }
+    }
+    8 + u32::from(net.prefix_len())
+}
+
 /// The map key of a destination prefix.
 fn encap_key(dst: &IpNet) -> [u8; KEY_SIZE as usize] {
     let mut k = [0u8; KEY_SIZE as usize];
-    let bits = 8 + u32::from(dst.prefix_len());
+    let bits = family_and_prefix(dst, &mut k[4..]);
     k[..4].copy_from_slice(&bits.to_ne_bytes());
-    match dst.trunc() {
-        IpNet::V6(n) => {
-            k[4] = 6;
-            k[5..].copy_from_slice(&n.network().octets());
-        }
-        IpNet::V4(n) => {
-            k[4] = 4;
-            k[5..9].copy_from_slice(&n.network().octets());
-        }
-    }
     k
 }
 
@@ -881,19 +888,10 @@ impl Maps {
 /// The sources map's key: a far end and an inner source prefix.
 fn source_key(far_end: Ipv6Addr, net: &IpNet) -> [u8; SOURCE_KEY_SIZE as usize] {
     let mut k = [0u8; SOURCE_KEY_SIZE as usize];
-    let bits = 128 + 8 + u32::from(net.prefix_len());
-    k[..4].copy_from_slice(&bits.to_ne_bytes());
     k[4..20].copy_from_slice(&far_end.octets());
-    match net.trunc() {
-        IpNet::V6(n) => {
-            k[20] = 6;
-            k[21..].copy_from_slice(&n.network().octets());
-        }
-        IpNet::V4(n) => {
-            k[20] = 4;
-            k[21..25].copy_from_slice(&n.network().octets());
-        }
-    }
+    // The far end is matched whole.
+    let bits = 128 + family_and_prefix(net, &mut k[20..]);
+    k[..4].copy_from_slice(&bits.to_ne_bytes());
     k
 }
 

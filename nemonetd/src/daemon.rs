@@ -297,7 +297,7 @@ impl Daemon {
         {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
-        k.attach_uplinks(self.routes.net()).await;
+        k.end_points_moved(self.routes.net()).await;
     }
 
     /// The word to had that a binding change it announced is applied (home agent only:

@@ -484,6 +484,8 @@ pub struct KernelPlane {
     bpf: Option<crate::bpf::Tunnel>,
     /// Devices that refused the uplink program (not asked again while they exist).
     refused_uplinks: BTreeSet<u32>,
+    /// Our end points when the uplinks were last looked at ([`KernelPlane::end_points_moved`]).
+    uplinks_for: BTreeSet<Ipv6Addr>,
     /// HA: bindings that moved, with their previous far end and until when it is still
     /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
     /// the Binding Acknowledgement reached it is not lost).
@@ -527,6 +529,7 @@ impl KernelPlane {
             tunsrc: None,
             bpf: None,
             refused_uplinks: BTreeSet::new(),
+            uplinks_for: BTreeSet::new(),
             graces: BTreeMap::new(),
         };
         match plane.setup(net, mtu, encapsulation).await {
@@ -757,6 +760,18 @@ impl KernelPlane {
                 }
             }
         }
+    }
+
+    /// After a [`KernelPlane::sync`]: [`KernelPlane::attach_uplinks`] when our end points
+    /// changed since it last ran (a care-of address on a device whose appearance was not
+    /// heard of: the kernel's notifications may be lost in a storm), not on every binding
+    /// change (a home agent's end point stays while its bindings come and go).
+    pub async fn end_points_moved(&mut self, net: &RtNetOps) {
+        if self.bpf.is_none() || self.filter.locals == self.uplinks_for {
+            return;
+        }
+        self.uplinks_for = self.filter.locals.clone();
+        self.attach_uplinks(net).await;
     }
 
     /// When the next previous far end's grace time ends ([`KernelPlane::sync`] then

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{is_root, log_text, start, wait_for};
+use common::{is_root, link_packets, log_text, start, wait_for};
 use tests::{Netns, have, veth};
 
 use mipsock::{Binding, Body, BuFlags, CareOf, Encapsulation, Message};
@@ -101,24 +101,6 @@ fn binding(bid: u16, coa: &str, ifindex: u32) -> Binding {
     }
 }
 
-/// Packets sent by an interface so far.
-fn tx_packets(ns: &Netns, dev: &str) -> u64 {
-    let out = ns.exec(
-        "cat",
-        &[&format!("/sys/class/net/{dev}/statistics/tx_packets")],
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
-/// Packets received by an interface so far.
-fn rx_packets(ns: &Netns, dev: &str) -> u64 {
-    let out = ns.exec(
-        "cat",
-        &[&format!("/sys/class/net/{dev}/statistics/rx_packets")],
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// FLOWS UDP flows (one source port each) of PER packets to `dst` port 9, IPv6 and IPv4.
 const FLOWS: u64 = 32;
 const PER: u64 = 5;
@@ -161,14 +143,14 @@ fn spread(
 ) -> ([u64; 2], u64, Duration) {
     let _ = w;
     let start = std::time::Instant::now();
-    let before = devs.map(|d| tx_packets(node, d));
-    let rx_before = rx_packets(to, to_dev);
+    let before = devs.map(|d| link_packets(node, d, "tx"));
+    let rx_before = link_packets(to, to_dev, "rx");
     send_flows(from, dir, dst6, dst4);
     std::thread::sleep(Duration::from_millis(300));
-    let after = devs.map(|d| tx_packets(node, d));
+    let after = devs.map(|d| link_packets(node, d, "tx"));
     (
         [after[0] - before[0], after[1] - before[1]],
-        rx_packets(to, to_dev) - rx_before,
+        link_packets(to, to_dev, "rx") - rx_before,
         start.elapsed(),
     )
 }
@@ -578,7 +560,10 @@ fn a_silent_path_is_left_and_taken_back() {
     std::thread::sleep(Duration::from_secs(2));
     silence(&w.mr, false);
     silence(&w.ha, false);
-    let eth0_before = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
+    let eth0_before = [
+        link_packets(&w.mr, "eth0", "tx"),
+        link_packets(&w.ha, "eth0", "tx"),
+    ];
     for (what, run) in [("MNN -> CN", up), ("CN -> MNN", down)] {
         let flows = finish_flows(run);
         let hit: Vec<&(u64, u64, f64)> = flows.iter().filter(|f| f.1 > f.0).collect();
@@ -622,7 +607,10 @@ fn a_silent_path_is_left_and_taken_back() {
             );
         }
     }
-    let eth0_after = [tx_packets(&w.mr, "eth0"), tx_packets(&w.ha, "eth0")];
+    let eth0_after = [
+        link_packets(&w.mr, "eth0", "tx"),
+        link_packets(&w.ha, "eth0", "tx"),
+    ];
     for n in [&mr, &ha] {
         n.proc.signal("USR1");
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{is_root, log_text, wait_for};
+use common::{is_root, link_packets, log_text, wait_for};
 use tests::{Daemon, Netns, have, veth};
 
 use mipsock::{
@@ -323,17 +323,6 @@ for _ in range(10):
     s.sendto(inner[:8], ("2001:db8:a::1", 0))
     d.sendto(bytes([41, 0, 1, 4, 0, 0, 0, 0]) + inner, ("2001:db8:a::1", 0))
 "#;
-
-/// The packets `dev` sent (`ip -s link`: the line after "TX: bytes packets ...").
-fn tx_packets(ns: &Netns, dev: &str) -> u64 {
-    let stats = ns.ip_text(&["-s", "link", "show", dev]);
-    stats
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("TX:"))
-        .nth(1)
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or_else(|| panic!("no TX counters: {stats}"))
-}
 
 /// A drop counter of the HA's data plane, from its SIGUSR1 log lines: the TUN path's
 /// (`drop_…=`), the kernel path's filter's (`spoofed_inner=`, `no_binding=`, …).
@@ -786,20 +775,13 @@ fn tunnel_scenario(dataplane: &str) {
     // packet through it).
     if kernel && !srv6 {
         for (end, ns) in [("MR", &w.mr), ("HA", &w.ha)] {
-            let stats = ns.ip_text(&["-s", "link", "show", "nemo0kx"]);
-            // `ip -s link`: the line after "RX: bytes packets ..." holds the numbers.
-            let packets = |dir: &str| -> u64 {
-                stats
-                    .lines()
-                    .skip_while(|l| !l.trim_start().starts_with(dir))
-                    .nth(1)
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                    .expect("link counters")
-            };
-            let (rx, tx) = (packets("RX:"), packets("TX:"));
+            let (rx, tx) = (
+                link_packets(ns, "nemo0kx", "rx"),
+                link_packets(ns, "nemo0kx", "tx"),
+            );
             assert!(
                 rx < 10 && tx < 10,
-                "{end}: {rx} packets into nemo0kx, {tx} out of it: {stats}"
+                "{end}: {rx} packets into nemo0kx, {tx} out of it"
             );
         }
     }
@@ -810,14 +792,14 @@ fn tunnel_scenario(dataplane: &str) {
     // times each, measured before the programs dropped them).
     if kernel && !srv6 {
         let before = ha_drops(&ha, kernel, "drop_malformed", "malformed");
-        let sent_before = tx_packets(&w.ha, "nemo0kx");
+        let sent_before = link_packets(&w.ha, "nemo0kx", "tx");
         w.mr.exec("python3", &["-c", SEND_MALFORMED]);
         wait_for(
             "HA drops the cut tunnel packets",
             Duration::from_secs(5),
             || ha_drops(&ha, kernel, "drop_malformed", "malformed") >= before + 10,
         );
-        let sent = tx_packets(&w.ha, "nemo0kx") - sent_before;
+        let sent = link_packets(&w.ha, "nemo0kx", "tx") - sent_before;
         assert!(sent < 10, "{sent} packets sent round through the pair");
     }
 
@@ -976,19 +958,6 @@ else:
     sys.exit(0 if got == h.hexdigest() else "sha256 differs: %s, sent %s" % (got, h.hexdigest()))
 "#;
 
-/// `name` from `nstat -az` in `ns` (an SNMP counter of the namespace).
-fn nstat(ns: &Netns, name: &str) -> u64 {
-    // `-s`: leave nstat's history file alone; a line `NAME VALUE RATE`.
-    let out = ns.exec("nstat", &["-asz", name]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {name} in nstat's output"))
-}
-
 /// TCP through the UDP/IPv4 tunnel (RFC 5555, as behind a NAT) with the TUN offloads on:
 /// the super-packets the kernel hands the TUN reader are cut and leave through UDP
 /// segmentation offload, several tunnel packets per send (UDP sends counted, fewer than
@@ -1037,7 +1006,7 @@ fn tcp_through_the_udp_tunnel_leaves_by_segmentation_offload() {
         wait_for("transfer server", Duration::from_secs(10), || {
             log_text(&log).contains("listening")
         });
-        let datagrams = nstat(end, "UdpOutDatagrams");
+        let datagrams = end.nstat("UdpOutDatagrams");
         let log_of = if tag == "up" { &mr.log } else { &ha.log };
         let packets = || last_counter(&log_text(log_of), "tx_packets").unwrap_or(0);
         let nemonetd = if tag == "up" { &mr } else { &ha };
@@ -1055,7 +1024,7 @@ fn tcp_through_the_udp_tunnel_leaves_by_segmentation_offload() {
         nemonetd.proc.signal("USR1");
         std::thread::sleep(Duration::from_millis(200));
         let packets = packets() - sent;
-        let datagrams = nstat(end, "UdpOutDatagrams") - datagrams;
+        let datagrams = end.nstat("UdpOutDatagrams") - datagrams;
         assert!(
             // One-packet sends go by the raw socket, outside the UDP counters.
             packets > 10_000 && datagrams > 0 && datagrams * 4 < packets,

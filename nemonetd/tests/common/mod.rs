@@ -69,3 +69,13 @@ pub fn start(ns: &Netns, mode: &str, dir: &Path, tag: &str, args: &[&str]) -> Ne
         bus_dir,
     }
 }
+
+/// The packets `dev` received (`dir` "rx") or sent ("tx"), from its statistics in sysfs.
+pub fn link_packets(ns: &Netns, dev: &str, dir: &str) -> u64 {
+    let path = format!("/sys/class/net/{dev}/statistics/{dir}_packets");
+    let out = ns.exec("cat", &[&path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{path}: {text:?}"))
+}
