@@ -290,7 +290,11 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         MessageType::StateDump => payload!(StateDump, Body::StateDump),
         MessageType::StateEnd => payload!(StateEnd, Body::StateEnd),
         MessageType::MhUdpIn => payload!(MhUdpIn, Body::MhUdpIn),
-        MessageType::MhUdpOut => payload!(MhUdpOut, Body::MhUdpOut),
+        MessageType::MhUdpOut => {
+            let (p, n) = take_mh_udp_out(rest).map_err(err)?;
+            used += n;
+            Body::MhUdpOut(p)
+        }
         MessageType::DataplaneReady => payload!(DataplaneReady, Body::DataplaneReady),
         MessageType::HaSwitch => payload!(HaSwitch, Body::HaSwitch),
     };
@@ -334,6 +338,29 @@ fn take_md_info(input: &[u8]) -> postcard::Result<(MdInfo, usize)> {
                 uplinks: Vec::new(),
             };
             Ok((md, n))
+        }
+        other => other,
+    }
+}
+
+/// MH_UDP_OUT as written before `from` (and as written now without one).
+#[derive(serde::Deserialize)]
+struct MhUdpOutWithoutFrom {
+    peer: std::net::SocketAddrV4,
+    packet: crate::message::PacketBytes,
+}
+
+/// Decodes an MH_UDP_OUT payload: a body that ends where `from` would start has none.
+fn take_mh_udp_out(input: &[u8]) -> postcard::Result<(MhUdpOut, usize)> {
+    match take::<MhUdpOut>(input) {
+        Err(postcard::Error::DeserializeUnexpectedEnd) => {
+            let (m, n) = take::<MhUdpOutWithoutFrom>(input)?;
+            let out = MhUdpOut {
+                peer: m.peer,
+                packet: m.packet,
+                from: None,
+            };
+            Ok((out, n))
         }
         other => other,
     }
@@ -615,6 +642,15 @@ mod tests {
             Body::MhUdpOut(crate::message::MhUdpOut {
                 peer: "198.51.100.7:40001".parse().unwrap(),
                 packet: crate::message::PacketBytes(vec![0x60, 0, 0, 0, 0, 0, 59, 64]),
+                from: None,
+            }),
+            Body::MhUdpOut(crate::message::MhUdpOut {
+                peer: "198.51.100.7:4191".parse().unwrap(),
+                packet: crate::message::PacketBytes(vec![0x60, 0, 0, 0, 0, 0, 59, 64]),
+                from: Some(crate::message::UdpFrom {
+                    addr: "192.0.2.9".parse().unwrap(),
+                    ifindex: 7,
+                }),
             }),
             Body::DataplaneReady(DataplaneReady {
                 hoa: "2001:db8:1::100".parse().unwrap(),

@@ -70,5 +70,5 @@ pub use message::{
     BeHint, Binding, Body, BuFlags, CareOf, CurrentCoa, Dad, DadOp, DataplaneBackend,
     DataplaneInfo, DataplaneReady, Encapsulation, HaSwitch, Header, HomeAgentInfo, HomeAgentOrigin,
     HomeHint, MdCommand, MdHint, MdInfo, Message, MessageType, MhUdpIn, MhUdpOut, NodeType,
-    NodetypeInfo, PacketBytes, RrHint, StateDump, StateEnd, StateItem, Uplink,
+    NodetypeInfo, PacketBytes, RrHint, StateDump, StateEnd, StateItem, UdpFrom, Uplink,
 };

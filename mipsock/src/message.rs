@@ -10,7 +10,7 @@
 //! compact binary on the wire: their serde impls ask the format `is_human_readable()`.
 
 use std::fmt;
-use std::net::{Ipv6Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::str::FromStr;
 
 use ipnet::Ipv6Net;
@@ -634,4 +634,20 @@ pub struct MhUdpOut {
     pub peer: SocketAddrV4,
     /// The inner IPv6 packet.
     pub packet: PacketBytes,
+    /// MR: the care-of address to send from and its interface, for a router with several
+    /// IPv4 uplinks (RFC 5648 §8.1: each IPv4 care-of address registers by a BU sent from
+    /// it). `None`: the socket's and the kernel's choice. Left out of the encoding when
+    /// `None`, so such a frame is the same octets as before the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<UdpFrom>,
+}
+
+/// Where a UDP-encapsulated Mobility Header leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UdpFrom {
+    /// The source address (an address of ours).
+    pub addr: Ipv4Addr,
+    /// The interface it leaves through (0: the route's).
+    pub ifindex: u32,
 }

@@ -207,6 +207,7 @@ fn write_seed_corpus() {
             Body::MhUdpOut(MhUdpOut {
                 peer: "198.51.100.7:40001".parse().unwrap(),
                 packet: PacketBytes(vec![0x60, 0, 0, 0, 0, 0, 59, 64]),
+                from: None,
             }),
         ),
         (

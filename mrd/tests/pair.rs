@@ -3,7 +3,7 @@
 //! daemons' shells do. Loss is simulated by dropping packets in either direction.
 
 use std::collections::VecDeque;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use had::{AuthPolicy, Ha, HaCoreConfig, HaEvent, Ipv4MnpSupport, PrefixMode, PrefixTableRow};
@@ -156,6 +156,9 @@ struct Pair {
     seen: Vec<Seen>,
     mr_events: VecDeque<MrEvent>,
     ha_events: VecDeque<HaEvent>,
+    /// A NAT in front of the MR's IPv4 care-of addresses: the outer source the home agent
+    /// sees for UDP/IPv4 signalling from each (one port per care-of address).
+    nat: Option<Ipv4Addr>,
 }
 
 impl Pair {
@@ -180,7 +183,18 @@ impl Pair {
             seen: Vec::new(),
             mr_events: VecDeque::new(),
             ha_events: VecDeque::new(),
+            nat: None,
         }
+    }
+
+    /// The home agent's side of a BU sent in UDP/IPv4 from `from` to `to` (RFC 5555 §4.1):
+    /// through the NAT when there is one.
+    fn udp_path(&self, from: Ipv4Addr, to: SocketAddrV4) -> had::UdpV4Path {
+        let peer = match self.nat {
+            Some(public) => SocketAddrV4::new(public, 40000 + u16::from(from.octets()[3])),
+            None => SocketAddrV4::new(from, proto::DSMIP_UDP_PORT),
+        };
+        had::UdpV4Path { peer, local: to }
     }
 
     fn wall(&self) -> Duration {
@@ -224,7 +238,10 @@ impl Pair {
                 let Walk::Mobility(p) = walk(&pkt).expect("BU walks") else {
                     panic!("BU is not a Mobility Header packet")
                 };
-                let sig = had::ReceivedSignal::from_walk(&p, 1);
+                let mut sig = had::ReceivedSignal::from_walk(&p, 1);
+                if let (Some(to), Some(from)) = (tx.udp_v4, tx.udp_from) {
+                    sig.udp_v4 = Some(self.udp_path(from, to));
+                }
                 let (now, wall) = (self.clock, self.wall());
                 self.ha.handle_packet(now, wall, &sig);
             }
@@ -984,24 +1001,130 @@ fn mcoa_bulk_registration_with_had_then_an_uplink_lost_refreshes_and_deregistrat
 
 #[test]
 fn mcoa_refused_by_had_falls_back_to_the_plain_binding() {
-    for bulk_only in [false, true] {
-        let mut ha = ha_config();
-        if bulk_only {
-            ha.mcoa.bulk_registration = false;
-        } else {
-            ha.mcoa.enabled = false;
-        }
-        let mut p = Pair::new(mcoa_mr_config(), ha);
-        p.md_info(&two_uplinks());
-        p.run_for(Duration::from_secs(2));
-        let want = if bulk_only { 168 } else { 166 };
-        assert_eq!(
-            p.bas().iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
-            [want, 0]
-        );
-        assert_eq!(p.mr.mcoa_support(), mrd::McoaSupport::Unsupported);
-        let plain = vec![(None, CareOf::V6(coa1()))];
-        assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), plain);
-        assert_eq!(bid_keys(p.mr.bindings()), plain);
+    let mut ha = ha_config();
+    ha.mcoa.enabled = false;
+    let mut p = Pair::new(mcoa_mr_config(), ha);
+    p.md_info(&two_uplinks());
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(
+        p.bas().iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
+        [166, 0]
+    );
+    assert_eq!(p.mr.mcoa_support(), mrd::McoaSupport::Unsupported);
+    let plain = vec![(None, CareOf::V6(coa1()))];
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), plain);
+    assert_eq!(bid_keys(p.mr.bindings()), plain);
+}
+
+#[test]
+fn bulk_registration_refused_by_had_registers_each_uplink_by_its_own_bu() {
+    let mut ha = ha_config();
+    ha.mcoa.bulk_registration = false;
+    let mut p = Pair::new(mcoa_mr_config(), ha);
+    p.md_info(&two_uplinks());
+    p.run_for(Duration::from_secs(2));
+    // 168, then the care-of address in use alone, then the other uplink's own BU.
+    assert_eq!(
+        p.bas().iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
+        [168, 0, 0]
+    );
+    assert_eq!(p.mr.mcoa_support(), mrd::McoaSupport::Individually);
+    let both = vec![(Some(1), CareOf::V6(coa1())), (Some(2), CareOf::V6(coa2()))];
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), both);
+    assert_eq!(bid_keys(p.mr.bindings()), both);
+    // Refreshes keep both: the primary's BU no longer sets O.
+    p.run_for(Duration::from_secs(900));
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), both);
+    assert_eq!(bid_keys(p.mr.bindings()), both);
+    assert!(p.bas().iter().skip(3).all(|(_, s, _)| *s == 0));
+}
+
+const HA_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+
+fn v4_uplink(addr: Ipv4Addr, ifindex: u32, ifname: &str) -> mipsock::Uplink {
+    mipsock::Uplink {
+        coa: CareOf::V4 {
+            addr,
+            udp_port: None,
+        },
+        ifindex,
+        ifname: ifname.into(),
+        preference: ifindex,
     }
+}
+
+#[test]
+fn an_ipv4_uplink_behind_a_nat_registers_beside_the_bulk_registration_with_had() {
+    let mut mr = mcoa_mr_config();
+    mr.home_agent_v4 = Some(HA_V4);
+    mr.egress_interfaces = vec!["eth0".into(), "eth1".into(), "wwan0".into()];
+    let mut ha = ha_config();
+    ha.ha_address_v4 = Some(HA_V4);
+    let mut p = Pair::new(mr, ha);
+    p.nat = Some(Ipv4Addr::new(198, 51, 100, 200));
+    p.mr.set_udp_local(SocketAddrV4::new(
+        Ipv4Addr::new(10, 9, 0, 5),
+        proto::DSMIP_UDP_PORT,
+    ));
+    let wwan0 = v4_uplink(Ipv4Addr::new(10, 9, 0, 5), 9, "wwan0");
+    p.md_info(&rereg_uplinks(vec![
+        uplink(coa1(), 7, "eth0"),
+        uplink(coa2(), 8, "eth1"),
+        wwan0.clone(),
+    ]));
+    p.run_for(Duration::from_secs(2));
+    // The bulk BU (BIDs 1 and 2), then the IPv4 uplink's own, each accepted.
+    assert_eq!(
+        p.bas().iter().map(|(_, s, _)| *s).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    // had holds the IPv4 binding at the NAT's address and port, UDP; mrd the MR's own.
+    let at_ha = p.ha.bindings(p.clock, &hoa());
+    let v4 = at_ha
+        .iter()
+        .find(|b| b.binding_id == Some(3))
+        .expect("BID 3 at had");
+    assert_eq!(
+        v4.coa,
+        CareOf::V4 {
+            addr: Ipv4Addr::new(198, 51, 100, 200),
+            udp_port: Some(40005)
+        }
+    );
+    assert!(v4.nat_detected);
+    assert_eq!(at_ha.len(), 3);
+    let at_mr: Vec<_> = p.mr.bindings().cloned().collect();
+    let mine = at_mr.iter().find(|b| b.binding_id == Some(3)).unwrap();
+    assert_eq!(
+        mine.coa,
+        CareOf::V4 {
+            addr: Ipv4Addr::new(10, 9, 0, 5),
+            udp_port: Some(proto::DSMIP_UDP_PORT)
+        }
+    );
+    assert!(mine.nat_detected);
+    assert_eq!(at_mr.len(), 3);
+    // An hour of refreshes and NAT keepalives: all three stay, every BA accepts.
+    p.run_for(Duration::from_secs(3600));
+    assert_eq!(p.ha.bindings(p.clock, &hoa()).len(), 3);
+    assert_eq!(p.mr.bindings().count(), 3);
+    assert!(p.bas().iter().all(|(_, s, _)| *s == 0), "{:?}", p.bas());
+    // The IPv4 uplink goes: the next bulk BU's O flag removes it at had too.
+    p.md_info(&rereg_uplinks(vec![
+        uplink(coa1(), 7, "eth0"),
+        uplink(coa2(), 8, "eth1"),
+    ]));
+    p.run_for(Duration::from_secs(2));
+    let keys = vec![(Some(1), CareOf::V6(coa1())), (Some(2), CareOf::V6(coa2()))];
+    assert_eq!(bid_keys(&p.ha.bindings(p.clock, &hoa())), keys);
+    assert_eq!(bid_keys(p.mr.bindings()), keys);
+    // It comes back: registered again by its own BU.
+    p.md_info(&rereg_uplinks(vec![
+        uplink(coa1(), 7, "eth0"),
+        uplink(coa2(), 8, "eth1"),
+        wwan0,
+    ]));
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(p.ha.bindings(p.clock, &hoa()).len(), 3);
+    assert_eq!(p.mr.bindings().count(), 3);
 }

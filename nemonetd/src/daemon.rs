@@ -404,9 +404,12 @@ impl Daemon {
             warn!(peer = %m.peer, "DSMIPv6 signalling to send but no UDP socket (udp-port 0 or not bound); dropped");
             return;
         };
-        match s.send_to(&m.packet.0, &std::net::SocketAddr::V4(m.peer).into()) {
-            Ok(_) => debug!(peer = %m.peer, len = m.packet.0.len(), "mobility header sent in UDP"),
-            Err(e) => warn!(peer = %m.peer, error = %e, "mobility header not sent in UDP"),
+        let from = m.from.map(|f| (f.addr, f.ifindex));
+        match crate::dataplane::send_udp_from(s, &m.packet.0, m.peer, from) {
+            Ok(_) => {
+                debug!(peer = %m.peer, ?from, len = m.packet.0.len(), "mobility header sent in UDP")
+            }
+            Err(e) => warn!(peer = %m.peer, ?from, error = %e, "mobility header not sent in UDP"),
         }
     }
 

@@ -414,6 +414,20 @@ impl Sockets {
     }
 }
 
+/// Sends `packet` from the UDP socket to `to`, from the address `from` and through
+/// interface `ifindex` (0: the route's) when given: a DSMIPv6 Binding Update of one of a
+/// mobile router's IPv4 care-of addresses must leave from that address, through its
+/// uplink (RFC 5648 §8.1), whichever uplink the main table prefers.
+pub fn send_udp_from(
+    sock: &Socket,
+    packet: &[u8],
+    to: SocketAddrV4,
+    from: Option<(Ipv4Addr, u32)>,
+) -> io::Result<usize> {
+    let egress = from.map(|(addr, ifindex)| loops::Egress::from_v4(addr, ifindex));
+    loops::send_one(sock, packet, SocketAddr::V4(to), egress)
+}
+
 fn libc_ipproto_raw() -> i32 {
     nix::libc::IPPROTO_RAW
 }

@@ -918,6 +918,7 @@ impl Daemon {
             let msg = Message::new(Body::MhUdpOut(MhUdpOut {
                 peer: path.peer,
                 packet: PacketBytes(tx.to_ipv6_packet()),
+                from: None,
             }));
             match self.bus.send(&msg) {
                 Ok(r) if r.delivered == 0 => warn!(peer = %path.peer,

@@ -5,60 +5,48 @@
 
 use super::*;
 
+/// Whether a BA may be acted on (RFC 4285 §8).
+pub(super) enum Authentic {
+    /// Authenticated (or no SA).
+    Yes,
+    /// Dropped: no valid authenticator, or not our timestamp.
+    No,
+    /// A 144 echoing our timestamp: the home agent's clock, to resynchronise with.
+    ClockResync(NtpTimestamp),
+}
+
+/// What a BA grants.
+pub(super) struct Grant {
+    pub(super) granted: Lifetime,
+    pub(super) expires_at: Instant,
+    pub(super) refresh_at: Instant,
+    /// When the BU it answers left.
+    pub(super) sent: Instant,
+}
+
 impl MrCore {
     pub(super) fn process_ba(&mut self, now: Instant, ba: &BindingAck<'_>, mh: &[u8]) {
-        let hoa = self.cfg.home_address;
-        let Some(p) = &self.bul.primary.pending else {
-            debug!(seq = %ba.sequence, "BA with no BU outstanding dropped");
-            return;
-        };
-        if p.transmissions == 0 {
-            return;
-        }
         let resync = ba.status == BaStatus::SequenceNumberOutOfWindow;
         // RFC 6275 §11.7.3: the sequence must match the outstanding BU, except in a 135
         // which carries the HA's last accepted sequence number.
-        if !resync && ba.sequence != p.sequence {
-            debug!(seq = %ba.sequence, expected = %p.sequence,
-                "BA does not match the outstanding BU; dropped");
+        let Some(p) = self
+            .bul
+            .primary
+            .pending
+            .as_ref()
+            .filter(|p| p.transmissions > 0 && (resync || ba.sequence == p.sequence))
+        else {
+            // Not the primary's: one of the uplinks' own registrations, if anything.
+            if !self.individual_ba(now, ba, mh) {
+                debug!(seq = %ba.sequence, "BA does not match an outstanding BU; dropped");
+            }
             return;
-        }
-        // RFC 4285 §8: with an SA, only authenticated BAs count.
-        let mut ts_resync = None;
-        if let Some(sa) = &self.cfg.security {
-            let auth_ok = ba.options.last().is_some_and(|o| {
-                matches!(o, MobilityOption::Authentication { subtype, spi, .. }
-                    if *subtype == AUTH_SUBTYPE_MN_HA && *spi == sa.spi)
-            }) && self
-                .mn_ha_key
-                .as_ref()
-                .is_some_and(|k| k.verify(mh, IpAddr::V6(p.coa), &hoa).unwrap_or(false));
-            if !auth_ok {
-                warn!(seq = %ba.sequence, status = u8::from(ba.status),
-                    "BA without a valid MN-HA authenticator dropped");
-                return;
-            }
-            if sa.timestamps() {
-                let echoed = ba.options.iter().find_map(|o| match o {
-                    MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
-                    _ => None,
-                });
-                let sent = p.timestamp.map(|t| t.0);
-                match (ba.status, echoed, sent) {
-                    // RFC 4285 §6: a 144 echoes only the low 32 bits; the high 32 bits are
-                    // the HA's clock.
-                    (BaStatus::Mipv6IdMismatch, Some(e), Some(s)) if e as u32 == s as u32 => {
-                        ts_resync = Some(NtpTimestamp(e));
-                    }
-                    (_, Some(e), Some(s)) if e == s => {}
-                    _ => {
-                        warn!(seq = %ba.sequence,
-                            "BA does not echo our replay-protection timestamp; dropped");
-                        return;
-                    }
-                }
-            }
-        }
+        };
+        let ts_resync = match self.ba_authentic(ba, mh, p) {
+            Authentic::No => return,
+            Authentic::Yes => None,
+            Authentic::ClockResync(ts) => Some(ts),
+        };
         let (name, rfc) = ba.status.meaning();
         let code = u8::from(ba.status);
         if resync {
@@ -69,25 +57,111 @@ impl MrCore {
             return;
         }
         if let Some(ha_ts) = ts_resync {
-            let ours = p.timestamp.map_or(0, |t| t.seconds());
-            let delta = i64::from(ha_ts.seconds().wrapping_sub(ours) as i32);
-            self.clock_offset_secs += delta;
-            info!(
-                offset_secs = self.clock_offset_secs,
-                status = code,
-                meaning = name,
-                rfc,
-                "replay-protection timestamp refused; clock offset to the HA adjusted"
-            );
+            let ours = p.timestamp;
+            self.adjust_clock(ha_ts, ours, code);
             self.restart_transaction(now);
             return;
         }
         if !p.bids.is_empty() && (164..=169).contains(&code) {
-            self.bulk_refused(now, ba.status);
+            let listed = p.bids.len() + p.kept.len();
+            self.bulk_refused(now, ba.status, listed);
         } else if ba.status.is_accepted() {
             self.accepted(now, ba);
         } else {
             self.refused(now, ba.status);
+        }
+    }
+
+    /// RFC 4285 §8: with an SA, only a BA with a valid MN-HA authenticator over the
+    /// care-of address of `p` counts, and with timestamps it must echo the BU's (a 144
+    /// echoes only the low 32 bits, the high ones being the home agent's clock: §6).
+    pub(super) fn ba_authentic(&self, ba: &BindingAck<'_>, mh: &[u8], p: &Pending) -> Authentic {
+        let Some(sa) = &self.cfg.security else {
+            return Authentic::Yes;
+        };
+        let hoa = self.cfg.home_address;
+        let auth_ok = ba.options.last().is_some_and(|o| {
+            matches!(o, MobilityOption::Authentication { subtype, spi, .. }
+                if *subtype == AUTH_SUBTYPE_MN_HA && *spi == sa.spi)
+        }) && self
+            .mn_ha_key
+            .as_ref()
+            .is_some_and(|k| k.verify(mh, IpAddr::V6(p.coa), &hoa).unwrap_or(false));
+        if !auth_ok {
+            warn!(seq = %ba.sequence, status = u8::from(ba.status),
+                "BA without a valid MN-HA authenticator dropped");
+            return Authentic::No;
+        }
+        if !sa.timestamps() {
+            return Authentic::Yes;
+        }
+        let echoed = ba.options.iter().find_map(|o| match o {
+            MobilityOption::ReplayProtection { timestamp } => Some(*timestamp),
+            _ => None,
+        });
+        match (ba.status, echoed, p.timestamp.map(|t| t.0)) {
+            (BaStatus::Mipv6IdMismatch, Some(e), Some(s)) if e as u32 == s as u32 => {
+                Authentic::ClockResync(NtpTimestamp(e))
+            }
+            (_, Some(e), Some(s)) if e == s => Authentic::Yes,
+            _ => {
+                warn!(seq = %ba.sequence,
+                    "BA does not echo our replay-protection timestamp; dropped");
+                Authentic::No
+            }
+        }
+    }
+
+    /// A 144 echoing our timestamp with the home agent's seconds: our clock's offset to
+    /// it (RFC 4285 §6).
+    pub(super) fn adjust_clock(
+        &mut self,
+        ha_ts: NtpTimestamp,
+        ours: Option<NtpTimestamp>,
+        code: u8,
+    ) {
+        let ours = ours.map_or(0, |t| t.seconds());
+        let delta = i64::from(ha_ts.seconds().wrapping_sub(ours) as i32);
+        self.clock_offset_secs += delta;
+        let (name, rfc) = BaStatus::from(code).meaning();
+        info!(
+            offset_secs = self.clock_offset_secs,
+            status = code,
+            meaning = name,
+            rfc,
+            "replay-protection timestamp refused; clock offset to the HA adjusted"
+        );
+    }
+
+    /// The lifetime a BA grants to the BU of `p` (never more than asked), when it ends
+    /// (counted from when the BU left: docs/notes.md §5) and when to refresh it (the
+    /// refresh margin, or a shorter Binding Refresh Advice, RFC 6275 §6.2.4).
+    pub(super) fn grant(&self, now: Instant, ba: &BindingAck<'_>, p: &Pending) -> Grant {
+        let requested = self.cfg.lifetime;
+        let granted = ba.lifetime.min(requested);
+        if granted < requested {
+            info!(requested = %requested, granted = %granted, "home agent granted a shorter lifetime");
+        }
+        let sent = p.last_sent.unwrap_or(now);
+        let life = granted.as_duration();
+        let expires_at = sent + life;
+        let margin = self.cfg.refresh_margin.min(life / 2);
+        let mut refresh_at = expires_at - margin;
+        if let Some(bra) = ba.options.iter().find_map(|o| match o {
+            MobilityOption::BindingRefreshAdvice { refresh_interval } => Some(*refresh_interval),
+            _ => None,
+        }) {
+            // RFC 6275 §6.2.4: only meaningful when shorter than the lifetime.
+            if !bra.is_zero() && bra < granted {
+                refresh_at = refresh_at.min(sent + bra.as_duration());
+                debug!(refresh_interval = %bra, "Binding Refresh Advice");
+            }
+        }
+        Grant {
+            granted,
+            expires_at,
+            refresh_at,
+            sent,
         }
     }
 
@@ -158,33 +232,19 @@ impl MrCore {
             self.bul.primary.pending = Some(d);
             return;
         }
-        let requested = self.cfg.lifetime;
         if ba.lifetime.is_zero() {
             warn!(seq = %ba.sequence, "BA accepted with lifetime 0; retrying");
             self.bul.primary.pending = Some(p);
             return;
         }
-        let granted = ba.lifetime.min(requested);
-        if granted < requested {
-            // docs/notes.md §5 / RFC 6275 §11.7.3: the remaining lifetime shrinks by the
-            // difference, i.e. it is `granted` counted from when the BU left.
-            info!(requested = %requested, granted = %granted, "home agent granted a shorter lifetime");
-        }
-        let sent = p.last_sent.unwrap_or(now);
-        let life = granted.as_duration();
-        let expires_at = sent + life;
-        let margin = self.cfg.refresh_margin.min(life / 2);
-        let mut refresh_at = expires_at - margin;
-        if let Some(bra) = ba.options.iter().find_map(|o| match o {
-            MobilityOption::BindingRefreshAdvice { refresh_interval } => Some(*refresh_interval),
-            _ => None,
-        }) {
-            // RFC 6275 §6.2.4: only meaningful when shorter than the lifetime.
-            if !bra.is_zero() && bra < granted {
-                refresh_at = refresh_at.min(sent + bra.as_duration());
-                debug!(refresh_interval = %bra, "Binding Refresh Advice");
-            }
-        }
+        // docs/notes.md §5 / RFC 6275 §11.7.3: a shorter lifetime counts from when the BU
+        // left.
+        let Grant {
+            granted,
+            expires_at,
+            mut refresh_at,
+            sent,
+        } = self.grant(now, ba, &p);
         let (udp, nat) = match coa_v4(&p.coa) {
             Some(_) => {
                 let (udp, nat, keepalive) = self.nat_decision(ba);
@@ -215,7 +275,7 @@ impl MrCore {
         self.bul.primary.registered = Some(registered.clone());
         if bulk {
             self.flows_answered(ba, &p.flows_sent);
-            self.announce_bulk(ba, &p, &registered, &mnp_v4, &ipv4);
+            self.announce_bulk(ba, &p, &registered, &mnp_v4, &ipv4, (udp, nat));
             if ba.status == BaStatus::AcceptedPrefixDiscoveryNecessary {
                 self.solicit_prefixes(now, "BA status 1: prefix discovery necessary");
             }

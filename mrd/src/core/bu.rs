@@ -112,15 +112,26 @@ impl MrCore {
             Some(sa) if sa.timestamps() => Some(self.next_timestamp(now)),
             _ => None,
         };
-        let send_v4 = self.cfg.send_ipv4_mnps
-            && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
-            && !self.cfg.mnp_v4.is_empty();
+        let send_v4 = self.sends_ipv4_mnps();
         let mcoa_refused = self.bul.primary.mcoa == McoaSupport::Unsupported;
-        // RFC 6089: flow bindings ride on the bulk registration only (see `flows`); the
-        // options borrow these, which outlive them.
-        let flows = match &self.bul.primary.pending {
+        // One transaction at a time: the uplinks' own registrations wait for this one's
+        // BA (its O flag may remove what they register meanwhile).
+        self.cancel_individual();
+        let (kept, overwrite) = match &self.bul.primary.pending {
             Some(p) if p.kind == BuKind::Register && !mcoa_refused => {
-                let bids: Vec<u16> = p.bids.iter().map(|b| b.bid).collect();
+                self.primary_extras(&p.coa, &p.bids)
+            }
+            _ => (Vec::new(), false),
+        };
+        // RFC 6089: flow bindings ride on the BUs with Binding Identifier options (see
+        // `flows`), restricted to the BIDs the home agent holds once this BU is applied;
+        // the options borrow these, which outlive them.
+        let flows = match &self.bul.primary.pending {
+            Some(p) if p.kind == BuKind::Register && !mcoa_refused && !p.bids.is_empty() => {
+                let mut bids: Vec<u16> = p.bids.iter().chain(&kept).map(|b| b.bid).collect();
+                if !overwrite {
+                    bids.extend(self.individually_registered());
+                }
                 self.flows_for(&bids)
             }
             _ => flows::FlowsSent::default(),
@@ -137,88 +148,41 @@ impl MrCore {
         let hoa = cfg.home_address;
         let register = p.kind == BuKind::Register;
         let lifetime = if register {
-            match prefix_left {
-                Some(left) => cfg
-                    .lifetime
-                    .min(Lifetime::from_secs(left.as_secs()))
-                    .max(Lifetime(1)),
-                None => cfg.lifetime,
-            }
+            registration_lifetime(cfg, prefix_left)
         } else {
             Lifetime::ZERO
         };
         let mut options: Vec<MobilityOption<'_>> = Vec::new();
         let v4_coa = coa_v4(&p.coa).filter(|_| !p.at_home);
         if let Some(a) = v4_coa {
-            // RFC 5555 §3.1.2, §4.2: from an IPv4 CoA, no Alternate CoA (nor HAO).
-            options.push(MobilityOption::Ipv4CareOfAddress(a));
+            // RFC 5555 §3.1.2, §4.2: from an IPv4 CoA, no Alternate CoA (nor HAO); RFC
+            // 5648 §8.1: beside a Binding Identifier option, which holds the address, no
+            // IPv4 Care-of Address option either.
+            if p.bids.is_empty() {
+                options.push(MobilityOption::Ipv4CareOfAddress(a));
+            }
         } else if !p.at_home {
             // RFC 6275 §11.7.1: mandatory in home registrations from a CoA. A bulk
             // registration keeps it: the BU's own care-of address, one of those listed.
             options.push(MobilityOption::AlternateCareOfAddress(p.coa));
         }
         // RFC 5648 §4.3: a bulk registration lists every care-of address, each in its
-        // Binding Identifier option (status 0, H clear: no simultaneous home binding).
-        options.extend(p.bids.iter().map(|b| MobilityOption::BindingIdentifier {
-            bid: b.bid,
-            status: 0,
-            h: false,
-            coa: Some(IpAddr::V6(b.coa)),
-            bid_pri: 0,
-        }));
-        let mut v4_sent = Vec::new();
-        if register {
-            if cfg.mode == RegistrationMode::Explicit {
-                // RFC 3963 §5.2: every MNP in every BU (the HA drops what is not listed).
-                options.extend(
-                    cfg.mnp_v6
-                        .iter()
-                        .map(|n| MobilityOption::MobileNetworkPrefix {
-                            prefix_len: n.prefix_len(),
-                            prefix: n.network(),
-                        }),
-                );
-            }
-            if send_v4 {
-                for n in &cfg.mnp_v4 {
-                    options.push(if cfg.legacy_ipv4_mnp_option {
-                        MobilityOption::LegacyIpv4Mnp {
-                            prefix_len: n.prefix_len(),
-                            prefix: n.network(),
-                        }
-                    } else {
-                        // RFC 5555 §3.1.1, §4.4.2: a mobile router asks for its prefix
-                        // with P=1.
-                        MobilityOption::Ipv4HomeAddress {
-                            prefix_len: n.prefix_len(),
-                            p: true,
-                            address: n.network(),
-                        }
-                    });
-                    v4_sent.push(*n);
-                }
-            }
-        }
+        // Binding Identifier option (status 0, H clear: no simultaneous home binding);
+        // the IPv4 ones it keeps after them.
+        options.extend(p.bids.iter().chain(&kept).map(bid_option));
+        let v4_sent = if register {
+            prefix_options(cfg, send_v4, &mut options)
+        } else {
+            Vec::new()
+        };
         // RFC 6089 §5.2: every flow binding in every BU, new or changed ones identified,
         // the others summarised.
         options.extend(flows::flow_options(&flows, &flow_subs, &flow_fids));
-        // RFC 4285 §4, §8: MN-ID, then replay protection, then MN-HA authentication last.
-        if let Some(sa) = &cfg.security {
-            if let Some(nai) = &sa.nai {
-                options.push(MobilityOption::MobileNodeIdentifier {
-                    subtype: MN_ID_SUBTYPE_NAI,
-                    identifier: nai,
-                });
-            }
-            if let Some(ts) = ts {
-                options.push(MobilityOption::ReplayProtection { timestamp: ts.0 });
-            }
-            options.push(auth::mn_ha_option(sa.spi));
-        }
+        security_options(cfg, ts, &mut options);
         let mut flags = flags_for(cfg, v4_coa.is_some());
         // RFC 5648 §4.2: O, the listed bindings replace every other one (0x0040, only
         // beside Binding Identifier options: RFC 6602 took the bit for PMIPv6's B).
-        flags.set(BuFlags::O, !p.bids.is_empty());
+        flags.set(BuFlags::O, overwrite && !p.bids.is_empty());
         let repr = MhRepr::BindingUpdate(BindingUpdate {
             sequence: seq,
             flags,
@@ -279,6 +243,8 @@ impl MrCore {
                 summarised = ?flow_fids, "flow binding options sent");
         }
         p.flows_sent = flows;
+        p.kept = kept;
+        p.overwrite = flags.contains(BuFlags::O);
         p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
         debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
             bids = ?p.bids.iter().map(|b| b.bid).collect::<Vec<_>>(),
@@ -292,6 +258,7 @@ impl MrCore {
             lifetime,
             kind: p.kind,
             udp_v4,
+            udp_from: udp_v4.and(v4_coa),
             ifindex: p.coa_ifindex,
         });
         // Optimistic mode: announce the new binding as the BU leaves, unless it only
@@ -324,11 +291,109 @@ impl MrCore {
     }
 }
 
+impl MrCore {
+    /// Whether BUs to the home agent in use list the IPv4 mobile network prefixes: some
+    /// configured, sending them on, and the home agent not known to ignore them.
+    pub(super) fn sends_ipv4_mnps(&self) -> bool {
+        self.cfg.send_ipv4_mnps
+            && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
+            && !self.cfg.mnp_v4.is_empty()
+    }
+}
+
+/// The lifetime a registration asks for: the configured one, not beyond the home prefix's
+/// remaining valid lifetime `prefix_left` (RFC 6275 §11.7.1).
+pub(super) fn registration_lifetime(cfg: &MrCoreConfig, prefix_left: Option<Duration>) -> Lifetime {
+    match prefix_left {
+        Some(left) => cfg
+            .lifetime
+            .min(Lifetime::from_secs(left.as_secs()))
+            .max(Lifetime(1)),
+        None => cfg.lifetime,
+    }
+}
+
+/// The prefix options of a registration, appended to `out`: in explicit mode every IPv6
+/// mobile network prefix (RFC 3963 §5.2: in every BU, the home agent drops what is not
+/// listed), and with `send_v4` every IPv4 one (RFC 5555 §3.1.1, §4.4.2: an IPv4 Home
+/// Address option with P=1, or SHISA's option). Returns the IPv4 ones listed.
+pub(super) fn prefix_options<'c>(
+    cfg: &'c MrCoreConfig,
+    send_v4: bool,
+    out: &mut Vec<MobilityOption<'c>>,
+) -> Vec<Ipv4Net> {
+    if cfg.mode == RegistrationMode::Explicit {
+        out.extend(
+            cfg.mnp_v6
+                .iter()
+                .map(|n| MobilityOption::MobileNetworkPrefix {
+                    prefix_len: n.prefix_len(),
+                    prefix: n.network(),
+                }),
+        );
+    }
+    if !send_v4 {
+        return Vec::new();
+    }
+    for n in &cfg.mnp_v4 {
+        out.push(if cfg.legacy_ipv4_mnp_option {
+            MobilityOption::LegacyIpv4Mnp {
+                prefix_len: n.prefix_len(),
+                prefix: n.network(),
+            }
+        } else {
+            MobilityOption::Ipv4HomeAddress {
+                prefix_len: n.prefix_len(),
+                p: true,
+                address: n.network(),
+            }
+        });
+    }
+    cfg.mnp_v4.clone()
+}
+
+/// RFC 4285 §4, §8, appended to `out`: MN-ID, then replay protection, then the MN-HA
+/// authentication option, last.
+pub(super) fn security_options<'c>(
+    cfg: &'c MrCoreConfig,
+    ts: Option<NtpTimestamp>,
+    out: &mut Vec<MobilityOption<'c>>,
+) {
+    let Some(sa) = &cfg.security else {
+        return;
+    };
+    if let Some(nai) = &sa.nai {
+        out.push(MobilityOption::MobileNodeIdentifier {
+            subtype: MN_ID_SUBTYPE_NAI,
+            identifier: nai,
+        });
+    }
+    if let Some(ts) = ts {
+        out.push(MobilityOption::ReplayProtection { timestamp: ts.0 });
+    }
+    out.push(auth::mn_ha_option(sa.spi));
+}
+
+/// The Binding Identifier option of a care-of address in a BU (RFC 5648 §4.3): status 0,
+/// H clear (no simultaneous home binding), the address in it, IPv4 ones as such.
+pub(super) fn bid_option<'a>(b: &BidCoa) -> MobilityOption<'a> {
+    MobilityOption::BindingIdentifier {
+        bid: b.bid,
+        status: 0,
+        h: false,
+        coa: Some(match coa_v4(&b.coa) {
+            Some(a) => IpAddr::V4(a),
+            None => IpAddr::V6(b.coa),
+        }),
+        bid_pri: 0,
+    }
+}
+
 /// The flags of a home registration (RFC 6275 §11.7.1, RFC 3963 §5.1): A and H; R for a
 /// mobile router (kept on deregistration too, where the HA ignores it, RFC 3963 §6.2); L
 /// when the home address shares its interface identifier with our link-local; F from an
 /// IPv4 care-of address when UDP encapsulation is forced (RFC 5555 §3.1.3).
-fn flags_for(cfg: &MrCoreConfig, from_v4: bool) -> BuFlags {
+pub(super) fn flags_for(cfg: &MrCoreConfig, from_v4: bool) -> BuFlags {
     let mut flags = BuFlags::A | BuFlags::H;
     flags.set(BuFlags::R, cfg.mobile_router);
     flags.set(BuFlags::L, cfg.link_local_compat);

@@ -36,9 +36,13 @@ pub enum McoaSupport {
     /// The HA answered with Binding Identifier options.
     Supported,
     /// A BA to a BU with them carried none (the HA skipped an option it does not know,
-    /// RFC 6275 §6.2.1), or refused them as a whole (164-169): this HA gets the care-of
-    /// address in use alone, in plain BUs.
+    /// RFC 6275 §6.2.1), or refused them as a whole (164-167, 169): this HA gets the
+    /// care-of address in use alone, in plain BUs.
     Unsupported,
+    /// The HA refused a bulk registration with 168 (MCOA BULK REGISTRATION PROHIBITED):
+    /// every care-of address registers by a BU of its own, one Binding Identifier option
+    /// each (RFC 5648 §5.3's individual registration).
+    Individually,
 }
 
 /// A care-of address registered under a binding identifier (RFC 5648 §4.3): one uplink.
@@ -46,7 +50,7 @@ pub enum McoaSupport {
 pub(crate) struct BidCoa {
     /// The binding identifier: the interface's position among the egress interfaces.
     pub(crate) bid: u16,
-    /// The care-of address.
+    /// The care-of address; an IPv4 one (RFC 5648 §8.1) IPv4-mapped, the core's form.
     pub(crate) coa: Ipv6Addr,
     /// Its interface.
     pub(crate) ifindex: u32,
@@ -111,6 +115,13 @@ pub(crate) struct Pending {
     pub(crate) bids: Vec<BidCoa>,
     /// The flow binding options of the last BU sent (RFC 6089): what its BA answers.
     pub(crate) flows_sent: FlowsSent,
+    /// IPv4 care-of addresses registered by BUs of their own and listed in this bulk
+    /// registration with their address, so that its O flag keeps them (the home agent
+    /// keeps their path and NAT mapping, RFC 5648 §8.1): neither announced nor changed by
+    /// its BA unless refused.
+    pub(crate) kept: Vec<BidCoa>,
+    /// The last BU set the O flag: the home agent holds nothing but what it listed.
+    pub(crate) overwrite: bool,
 }
 
 /// One Binding Update List entry (RFC 6275 §11.1): the home agent, the sequence number

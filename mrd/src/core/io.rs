@@ -63,6 +63,8 @@ pub struct Transmit {
     /// From an IPv4 care-of address (RFC 5555 §4.2): send the IPv6 packet in UDP/IPv4 to
     /// this address (the HA's IPv4 address, port 4191) instead of natively.
     pub udp_v4: Option<SocketAddrV4>,
+    /// With `udp_v4`: the IPv4 care-of address it leaves from (through `ifindex`).
+    pub udp_from: Option<std::net::Ipv4Addr>,
     /// The care-of address's interface (0: unknown): the BU leaves through it, since the
     /// main table's preferred default may be another uplink, whose ingress filter (BCP 38)
     /// would drop a packet from this care-of address.

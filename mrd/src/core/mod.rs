@@ -26,6 +26,7 @@ mod coa;
 mod config;
 mod dhaad;
 mod flows;
+mod individual;
 mod io;
 mod mcoa;
 mod mpd;
@@ -169,9 +170,12 @@ pub struct MrCore {
     home_prefix: Option<mpd::HomePrefix>,
     /// When to solicit the prefixes again.
     solicit_at: Option<Instant>,
-    /// The IPv6 uplinks of the last MD_INFO REREG with their binding identifiers (RFC
-    /// 5648), when multiple care-of addresses are configured.
+    /// The uplinks of the last MD_INFO REREG with their binding identifiers (RFC 5648),
+    /// when multiple care-of addresses are configured.
     uplinks: Vec<BidCoa>,
+    /// Care-of addresses (BID, address) the home agent refused in an individual
+    /// registration (`individual`): not asked for again until the next primary BA.
+    individual_refused: Vec<(u16, Ipv6Addr)>,
 }
 
 /// Binding Errors 1 make us refresh at most once per this interval: a flood of forged
@@ -229,6 +233,7 @@ impl MrCore {
             home_prefix: None,
             solicit_at: None,
             uplinks: Vec::new(),
+            individual_refused: Vec::new(),
         })
     }
 
@@ -515,6 +520,8 @@ impl MrCore {
                 Vec::new()
             },
             flows_sent: flows::FlowsSent::default(),
+            kept: Vec::new(),
+            overwrite: false,
         }
     }
 

@@ -18,6 +18,7 @@ use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use super::*;
 
 mod flows;
+mod individual;
 mod mcoa;
 
 const KEY: &[u8] = b"0123456789abcdef";
@@ -641,6 +642,7 @@ fn next_bu_like(seq: SequenceNumber) -> SentBu {
             lifetime: Lifetime::from_secs(400),
             kind: BuKind::Register,
             udp_v4: None,
+            udp_from: None,
             ifindex: 3,
         },
         seq: seq.0,

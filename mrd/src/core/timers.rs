@@ -3,6 +3,30 @@
 
 use super::*;
 
+/// MAX_UPDATE_RATE (RFC 6275 §11.8): at most N BUs in any one second, whichever
+/// transaction sends them. `Some(t)`: the next BU must wait until `t`.
+pub(super) fn update_rate_wait(
+    send_log: &mut VecDeque<Instant>,
+    cfg: &MrCoreConfig,
+    now: Instant,
+) -> Option<Instant> {
+    let rate = cfg.max_update_rate as usize;
+    while send_log.len() > rate {
+        send_log.pop_front();
+    }
+    if send_log.len() < rate {
+        return None;
+    }
+    let allowed = send_log[0] + Duration::from_secs(1);
+    (now < allowed).then(|| {
+        debug!(
+            delay_ms = (allowed - now).as_millis() as u64,
+            "BU delayed by MAX_UPDATE_RATE"
+        );
+        allowed
+    })
+}
+
 impl MrCore {
     /// Timers fired.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -31,11 +55,22 @@ impl MrCore {
                 at(r.refresh_at);
             }
         }
+        if let Some(i) = self.individual_timeout() {
+            at(i);
+        }
         t
     }
 
-    /// Runs every timer that is due at `now`.
+    /// Runs every timer that is due at `now`: the uplinks' bindings that went (their
+    /// removal may need a primary BU), the primary registration's, then the uplinks' own
+    /// registrations (`individual`), which wait for it.
     pub(super) fn drive(&mut self, now: Instant) {
+        self.withdraw_individual(now);
+        self.drive_primary(now);
+        self.drive_individual(now);
+    }
+
+    fn drive_primary(&mut self, now: Instant) {
         self.drive_discovery(now);
         self.drive_solicitation(now);
         if let Some(r) = &self.bul.primary.registered {
@@ -90,21 +125,9 @@ impl MrCore {
             }
             return;
         }
-        // MAX_UPDATE_RATE (RFC 6275 §11.8): at most N BUs in any one second.
-        let rate = self.cfg.max_update_rate as usize;
-        while self.send_log.len() > rate {
-            self.send_log.pop_front();
-        }
-        if self.send_log.len() == rate {
-            let allowed = self.send_log[0] + Duration::from_secs(1);
-            if now < allowed {
-                debug!(
-                    delay_ms = (allowed - now).as_millis() as u64,
-                    "BU delayed by MAX_UPDATE_RATE"
-                );
-                p.next_tx = allowed;
-                return;
-            }
+        if let Some(allowed) = update_rate_wait(&mut self.send_log, &self.cfg, now) {
+            p.next_tx = allowed;
+            return;
         }
         // docs/notes.md §6: an IPv6 registration unanswered after 3 BUs in total falls
         // back to the IPv4 CoA offered beside it.

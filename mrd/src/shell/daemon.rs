@@ -552,6 +552,11 @@ impl Daemon {
                 let msg = Message::new(Body::MhUdpOut(MhUdpOut {
                     peer,
                     packet: PacketBytes(packet),
+                    // Several IPv4 uplinks: each BU leaves from its care-of address.
+                    from: tx.udp_from.map(|addr| mipsock::UdpFrom {
+                        addr,
+                        ifindex: tx.ifindex,
+                    }),
                 }));
                 self.udp_unanswered += 1;
                 if let Err(e) = self.bus.send(&msg) {

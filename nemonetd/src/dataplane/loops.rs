@@ -101,6 +101,18 @@ impl Egress {
         }
     }
 
+    /// For an IPv4 packet that must leave from `src` through interface `oif` (0: the
+    /// route's).
+    pub(super) fn from_v4(src: Ipv4Addr, oif: u32) -> Self {
+        Egress::V4(nix::libc::in_pktinfo {
+            ipi_ifindex: i32::try_from(oif).unwrap_or(0),
+            ipi_spec_dst: nix::libc::in_addr {
+                s_addr: u32::from(src).to_be(),
+            },
+            ipi_addr: nix::libc::in_addr { s_addr: 0 },
+        })
+    }
+
     fn cmsg(&self) -> socket::ControlMessage<'_> {
         match self {
             Egress::V6(i) => socket::ControlMessage::Ipv6PacketInfo(i),
@@ -838,7 +850,7 @@ pub(super) fn rx4_loop<B: Backend>(
         for (buf, &n) in bufs.iter_mut().zip(&lens) {
             match decapsulate(&mut buf[..n]) {
                 Ok(DecapOutcome::Forward(d)) => {
-                    let Encapsulation::Ipv4 { src_addr, .. } = d.outer else {
+                    let Encapsulation::Ipv4 { src_addr, dst_addr } = d.outer else {
                         Counters::inc(&counters.drop_malformed);
                         continue;
                     };
@@ -846,7 +858,8 @@ pub(super) fn rx4_loop<B: Backend>(
                     if admit(
                         &buf[inner.clone()],
                         Remote::V4(src_addr),
-                        None,
+                        // Which of our care-of addresses: several may share one far end.
+                        Some(IpAddr::V4(dst_addr)),
                         table,
                         &mut clock,
                         counters,
@@ -983,7 +996,9 @@ fn udp_datagram<B: Backend>(
     if admit(
         &buf[inner.clone()],
         Remote::Udp(from),
-        None,
+        // Which of our care-of addresses (the MR's IPv4 uplinks towards one home agent,
+        // RFC 5648): the packet's destination, as the kernel saw it after any NAT.
+        (!local.ip().is_unspecified()).then_some(IpAddr::V4(*local.ip())),
         table,
         clock,
         counters,
