@@ -21,12 +21,30 @@
 //!
 //! With the real had and nemonetd -h (the home link behind the home agent's `eth0`, the
 //! samples' RFC 4285 keys): the same two bindings, then one, on both buses.
+//!
+//! With IPv4 uplinks behind NATs beside the IPv6 one (RFC 5648 §8.1, RFC 5555), the real
+//! had, mrd, babymdd and both nemonetd:
+//!
+//! ```text
+//!        ┌─ eth0 2001:db8:a::5 (BID 1) ─────────────────────── up0 ─┐
+//!   mr ──┼─ eth1 10.1.0.5 (BID 2) ── nat1 (masquerade) ── 172.16.1.1 ─┼── ha 203.0.113.1
+//!        └─ eth2 10.2.0.5 (BID 3) ── nat2 (masquerade) ── 172.16.2.1 ─┘
+//! ```
+//!
+//! * each IPv4 uplink registers by a BU of its own, in UDP from its address through its
+//!   interface: had holds three bindings, the IPv4 ones at their NAT's address and port,
+//!   and mrd three with its own addresses;
+//! * every path is up on both ends (nemonetd's path probes heard through it: on the
+//!   router, the two IPv4 paths share one far end, the home agent's 203.0.113.1:4191,
+//!   and are told apart by the address a packet came to);
+//! * eth2 goes down: its binding leaves mrd at once and had with the next bulk BU.
 
 use std::path::Path;
 use std::time::Duration;
 
 use tests::setup::{
-    Files, HOA, files, log_of, mipsock_state, spawn_in, start_home_agent, start_mrd,
+    Files, HOA, files, log_of, mipsock_state, spawn_in, start_home_agent, start_mr_dataplane,
+    start_mrd,
 };
 use tests::{Daemon, Netns, have, require_root, veth, wait_until};
 
@@ -375,6 +393,173 @@ fn with_the_real_home_agent() {
     );
     assert!(
         wait_until(LONG, || bcs(&f.ha_bus) == at_ha[..1]),
+        "home agent: {:?}\n{}",
+        bcs(&f.ha_bus),
+        logs()
+    );
+}
+
+/// (BID, path up) of what nemonetd carries for the home address on `bus`, sorted.
+fn paths(bus: &Path) -> Vec<(Option<u16>, bool)> {
+    let out = mipsock_state(bus, &["--timeout-ms", "1000"]);
+    let mut v: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["owner"] == "nemonetd")
+        .filter_map(|v| {
+            match serde_json::from_value::<mipsock::StateItem>(v["item"].clone()).ok()? {
+                mipsock::StateItem::Dataplane(d) => Some((d.binding_id, d.path_up)),
+                _ => None,
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether the care-of addresses of `got` are `want`'s, an IPv4 one behind a NAT
+/// (`NAT_WAN:*`) at any port.
+fn coas_match(got: &[(Option<u16>, String)], want: &[(Option<u16>, &str)]) -> bool {
+    got.len() == want.len()
+        && got.iter().zip(want).all(|((ga, gc), (wa, wc))| {
+            ga == wa
+                && match wc.strip_suffix(":*") {
+                    Some(addr) => gc.starts_with(&format!("{addr}:")),
+                    None => gc == wc,
+                }
+        })
+}
+
+#[test]
+fn ipv4_uplinks_behind_nats_beside_an_ipv6_one_with_the_real_home_agent() {
+    require_root();
+    let mr = Netns::new("mc4-mr");
+    let ha = Netns::new("mc4-ha");
+    let hl = Netns::new("mc4-hl");
+    let nats = [Netns::new("mc4-nat1"), Netns::new("mc4-nat2")];
+    for ns in [&mr, &ha, &hl] {
+        ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+        ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+    }
+    let a = |ns: &Netns, addr: &str, dev: &str| ns.ip(&["addr", "add", addr, "dev", dev, "nodad"]);
+    veth(&mr, "eth0", &ha, "up0");
+    a(&mr, "2001:db8:a::5/64", "eth0");
+    a(&ha, "2001:db8:a::1/64", "up0");
+    veth(&hl, "eth0", &ha, "eth0");
+    a(&ha, "2001:db8:1::1/64", "eth0");
+    a(&ha, "203.0.113.1/24", "eth0");
+    a(&hl, "2001:db8:1::50/64", "eth0");
+    ha.sysctl("net.ipv6.conf.all.forwarding", "1");
+    ha.sysctl("net.ipv4.ip_forward", "1");
+    for (i, nat) in nats.iter().enumerate() {
+        let n = i + 1;
+        veth(&mr, &format!("eth{n}"), nat, "lan");
+        veth(nat, "wan", &ha, &format!("wan{n}"));
+        a(&mr, &format!("10.{n}.0.5/24"), &format!("eth{n}"));
+        a(nat, &format!("10.{n}.0.1/24"), "lan");
+        a(nat, &format!("172.16.{n}.2/24"), "wan");
+        a(&ha, &format!("172.16.{n}.1/24"), &format!("wan{n}"));
+        nat.ip(&["route", "add", "default", "via", &format!("172.16.{n}.1")]);
+        nat.sysctl("net.ipv4.ip_forward", "1");
+        let rules = "table ip nat {\n chain post {\n  type nat hook postrouting priority srcnat;\n  \
+                     oifname \"wan\" masquerade random\n }\n}\n";
+        let path = std::env::temp_dir().join(format!("mc4-nft-{}-{n}", std::process::id()));
+        std::fs::write(&path, rules).unwrap();
+        nat.exec("nft", &["-f", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(path);
+        // Each uplink its own default route: a BU or tunnel packet from its address leaves
+        // through it (nemonetd names the interface).
+        mr.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.{n}.0.1"),
+            "dev",
+            &format!("eth{n}"),
+            "metric",
+            &format!("{}", 100 * n),
+        ]);
+    }
+    mr.ip(&[
+        "link", "add", "mip0", "type", "veth", "peer", "name", "mip0p",
+    ]);
+    mr.ip(&["link", "set", "mip0", "up"]);
+    mr.ip(&["link", "set", "mip0p", "up"]);
+    a(&mr, &format!("{HOA}/128"), "mip0");
+    mr.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:1::/64",
+        "via",
+        "2001:db8:a::1",
+    ]);
+    let f = files(&[
+        ("egress-interface eth0", "egress-interface eth0 eth1 eth2"),
+        (
+            "# multiple-care-of-addresses yes;",
+            "multiple-care-of-addresses yes;",
+        ),
+    ]);
+    let (_had, _nemonetd_ha) = start_home_agent(&ha, &f, "up0");
+    let _nemonetd_mr = start_mr_dataplane(&mr, &f);
+    let _mrd = start_mrd(&mr, &f);
+    let _babymdd = start_babymdd(&mr, &f);
+    let logs = || logs(&f, &["mrd", "babymdd", "had", "nemonetd-mr", "nemonetd-ha"]);
+    let ifx = |n: &str| Some(mr.ifindex(n));
+    let three = vec![
+        (Some(1), COA1.to_string(), ifx("eth0")),
+        (Some(2), "10.1.0.5:4191".to_string(), ifx("eth1")),
+        (Some(3), "10.2.0.5:4191".to_string(), ifx("eth2")),
+    ];
+    assert!(
+        wait_until(LONG, || buls(&f.mr_bus) == three),
+        "router: {:?}\n{}",
+        buls(&f.mr_bus),
+        logs()
+    );
+    let at_ha = [
+        (Some(1), COA1),
+        (Some(2), "172.16.1.2:*"),
+        (Some(3), "172.16.2.2:*"),
+    ];
+    assert!(
+        wait_until(LONG, || coas_match(&bcs(&f.ha_bus), &at_ha)),
+        "home agent: {:?}\n{}",
+        bcs(&f.ha_bus),
+        logs()
+    );
+    // Every path heard on both ends.
+    let up = vec![(Some(1), true), (Some(2), true), (Some(3), true)];
+    for (who, bus) in [("router", &f.mr_bus), ("home agent", &f.ha_bus)] {
+        assert!(
+            wait_until(LONG, || paths(bus) == up),
+            "{who}'s paths: {:?}\n{}",
+            paths(bus),
+            logs()
+        );
+    }
+    // The MR's own traffic reaches the home link through the tunnel.
+    assert!(
+        wait_until(LONG, || mr
+            .try_exec("ping", &["-c", "1", "-W", "1", "-I", HOA, "2001:db8:1::50"])
+            .status
+            .success()),
+        "no ping through the tunnel\n{}",
+        logs()
+    );
+
+    // eth2 goes: withdrawn on the router at once, at the home agent by the next bulk BU.
+    mr.ip(&["link", "set", "eth2", "down"]);
+    assert!(
+        wait_until(LONG, || buls(&f.mr_bus) == three[..2]),
+        "router: {:?}\n{}",
+        buls(&f.mr_bus),
+        logs()
+    );
+    assert!(
+        wait_until(LONG, || coas_match(&bcs(&f.ha_bus), &at_ha[..2])),
         "home agent: {:?}\n{}",
         bcs(&f.ha_bus),
         logs()

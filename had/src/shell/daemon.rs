@@ -918,7 +918,13 @@ impl Daemon {
             let msg = Message::new(Body::MhUdpOut(MhUdpOut {
                 peer: path.peer,
                 packet: PacketBytes(tx.to_ipv6_packet()),
-                from: None,
+                // From the address the BU came to: a NAT passes back only what comes from
+                // the address its mapping was made towards, and on a home agent with
+                // several IPv4 addresses the route's source may be another.
+                from: (!path.local.ip().is_unspecified()).then(|| mipsock::UdpFrom {
+                    addr: *path.local.ip(),
+                    ifindex: 0,
+                }),
             }));
             match self.bus.send(&msg) {
                 Ok(r) if r.delivered == 0 => warn!(peer = %path.peer,

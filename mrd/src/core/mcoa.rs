@@ -1,11 +1,11 @@
 //! Multiple care-of addresses, mobile router side (RFC 5648, issue 15).
 //!
 //! The movement detector lists its uplinks in every MD_INFO REREG: each interface's
-//! usable care-of address. With `MrCoreConfig::multiple_coa`, every IPv6 uplink gets a
+//! usable care-of address. With `MrCoreConfig::multiple_coa`, every uplink gets a
 //! binding identifier (its interface's position among the egress interfaces, the first
-//! 1), and the one transaction the core drives — the primary Binding Update List entry,
-//! from the care-of address in use — becomes a bulk registration: a Binding Identifier
-//! option per uplink with its care-of address in the option (§4.3), and the O flag, so
+//! 1), and the transaction the core drives — the primary Binding Update List entry, from
+//! the care-of address in use — becomes a bulk registration: a Binding Identifier option
+//! per IPv6 uplink with its care-of address in the option (§4.3), and the O flag, so
 //! the home agent's bindings become exactly the listed ones and an uplink that went is
 //! simply left out of the next BU. A change of the uplinks is a new transaction;
 //! refreshes carry the current set.

@@ -11,8 +11,10 @@
 //! identifier; the core registers through its primary entry (the configured home agent),
 //! so one MR registers one home address with one home agent. With multiple care-of
 //! addresses (RFC 5648, `MrCoreConfig::multiple_coa`) the primary's BU is a bulk
-//! registration of every IPv6 uplink of the movement detector (`mcoa`), and each binding
-//! identifier the home agent accepts gets an entry of its own.
+//! registration of every IPv6 uplink of the movement detector (`mcoa`), each binding
+//! identifier the home agent accepts gets an entry of its own, and the uplinks the bulk
+//! BU cannot register (IPv4 ones, or all after a 168) run transactions of their own in
+//! their entries (`individual`).
 //!
 //! Layout, as in had's core: this module holds the state, the movement reports and the
 //! received signalling (BRR, BE, Parameter Problem); `bu` builds and sends Binding
