@@ -661,6 +661,7 @@ fn takeover_at_fleet_size() {
                         nat_detected: false,
                         rh2: true,
                         flows: Vec::new(),
+                        bid_pri: 0,
                     })
                 })
                 .collect();

@@ -315,7 +315,8 @@ fn bulk_registration_of_two_uplinks_then_one() {
             .collect();
         assert_eq!(bid_lines.len(), 2, "{text}");
         for (l, (id, coa)) in bid_lines.iter().zip([("1", COA1), ("2", COA2)]) {
-            assert_eq!(&l[1..5], &[id, "0", "0x00", coa], "{text}");
+            // H clear, BID-PRI 1 (RFC 6089 §4.1: never 0; the default).
+            assert_eq!(&l[1..5], &[id, "0", "0x01", coa], "{text}");
             assert_eq!(l[5].parse::<usize>().unwrap() % 8, 2, "alignment: {text}");
         }
         // The last BU: BID 1 alone, O still set.
@@ -331,7 +332,7 @@ fn bulk_registration_of_two_uplinks_then_one() {
             .collect();
         assert_eq!(tail.len(), 1, "{text}");
         assert!(
-            tail[0].starts_with(&format!("bid 1 0 0x00 {COA1}")),
+            tail[0].starts_with(&format!("bid 1 0 0x01 {COA1}")),
             "{text}"
         );
 

@@ -329,6 +329,7 @@ fn fleet_binding(i: u32, expires_unix_ms: u64) -> PersistedBinding {
         nat_detected: false,
         rh2: true,
         flows: Vec::new(),
+        bid_pri: 0,
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) const SPEC: KeySpec = KeySpec {
         "static-tunnel",
         "ipv4-dummy-tunnel",
         "flow-binding",
+        "binding-priority",
     ],
     other: &[
         "home-prefix",
@@ -141,6 +142,11 @@ pub struct MrConfig {
     /// bound to egress interfaces' binding identifiers, in file order. Needs
     /// `multiple-care-of-addresses yes;`.
     pub flow_bindings: Vec<MrFlowBinding>,
+    /// `binding-priority IFNAME N;` (1-127): the BID-PRI of that egress interface's
+    /// binding (RFC 6089 §4.1); packets that match no flow binding go through the live
+    /// bindings of the lowest value. Unlisted interfaces: 1. Needs
+    /// `multiple-care-of-addresses yes;`.
+    pub binding_priorities: Vec<(String, u8)>,
 }
 
 /// One `flow-binding FID { ... };` block: a flow binding the mobile router asks its home
@@ -167,6 +173,15 @@ impl MrConfig {
     pub fn binding_id(&self, ifname: &str) -> Option<u16> {
         let i = self.egress_interfaces.iter().position(|n| n == ifname)?;
         u16::try_from(i + 1).ok()
+    }
+
+    /// The BID-PRI of interface `ifname`'s binding (RFC 6089 §4.1): `binding-priority`,
+    /// else 1 (never 0: RFC 6089 §5.2.1 keeps 0 for RFC 5648's format).
+    pub fn binding_priority(&self, ifname: &str) -> u8 {
+        self.binding_priorities
+            .iter()
+            .find(|(n, _)| n == ifname)
+            .map_or(1, |(_, p)| *p)
     }
 
     /// The binding identifiers of a flow binding's `via` interfaces, in its order.
@@ -494,6 +509,8 @@ fn build(
     }
 
     let flow_bindings = flow_bindings(ctx, eff, &egress_interfaces, multiple_care_of_addresses)?;
+    let binding_priorities =
+        binding_priorities(ctx, eff, &egress_interfaces, multiple_care_of_addresses)?;
 
     let auth_database = match eff.get("auth-database") {
         Some(s) => Some(ctx.path(ctx.one(s, "auth-database PATH;")?)),
@@ -524,7 +541,53 @@ fn build(
         metrics_listen,
         multiple_care_of_addresses,
         flow_bindings,
+        binding_priorities,
     })
+}
+
+const BINDING_PRIORITY_USAGE: &str = "binding-priority IFNAME N; (N 1-127, lower first)";
+
+/// Every `binding-priority IFNAME N;` in effect: an egress interface each, at most once.
+fn binding_priorities(
+    ctx: &mut Ctx,
+    eff: &Effective<'_>,
+    egress: &[String],
+    multiple_coa: bool,
+) -> Result<Vec<(String, u8)>, ConfError> {
+    let mut out: Vec<(String, u8)> = Vec::new();
+    for s in eff.all("binding-priority") {
+        if !multiple_coa {
+            return Err(ctx.err_stmt(
+                s,
+                "binding-priority needs 'multiple-care-of-addresses yes;': it orders the \
+                 bindings of several care-of addresses (RFC 6089 §4.1, BID-PRI)",
+            ));
+        }
+        let [name, n] = ctx.some(s, BINDING_PRIORITY_USAGE)? else {
+            return Err(ctx.err_stmt(
+                s,
+                format!("'binding-priority' takes two values: {BINDING_PRIORITY_USAGE}"),
+            ));
+        };
+        let ifname = ctx.name(name, "an egress interface")?;
+        if !egress.contains(&ifname) {
+            return Err(ctx.err_at(
+                name,
+                format!(
+                    "{ifname} is not an egress interface: binding-priority orders the \
+                     bindings of those listed by 'egress-interface' ({})",
+                    egress.join(" ")
+                ),
+            ));
+        }
+        if out.iter().any(|(n, _)| *n == ifname) {
+            return Err(ctx.err_at(name, format!("binding-priority of {ifname} is already set")));
+        }
+        // RFC 6089 §4.1: 7 bits, 0 reserved.
+        let p = ctx.u32_in(n, "the binding priority (BID-PRI)", 1..=127)? as u8;
+        out.push((ifname, p));
+    }
+    Ok(out)
 }
 
 const FLOW_USAGE: &str = "flow-binding FID { priority N; via IFNAME [IFNAME...]; [protocol NAME|N;] \
@@ -1271,6 +1334,50 @@ prefixtable {
                 .any(|m| m.contains("need no dummy") || m.contains("without dummy addresses"))
         );
         assert!(all.iter().any(|m| m.contains("'static-tunnel'")));
+    }
+
+    #[test]
+    fn binding_priorities_name_egress_interfaces_once_with_1_to_127() {
+        let base = format!(
+            "{MINIMAL}egress-interface wlan0 eth0 sat0;\nmultiple-care-of-addresses yes;\n"
+        );
+        let (c, w) = parse(&format!(
+            "{base}binding-priority sat0 10;\nbinding-priority wlan0 2;\n"
+        ))
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.binding_priority("sat0"), 10);
+        assert_eq!(c.binding_priority("wlan0"), 2);
+        assert_eq!(c.binding_priority("eth0"), 1, "unlisted: 1");
+        let (c, _) = parse(&base).unwrap();
+        assert!(c.binding_priorities.is_empty());
+        assert_eq!(
+            err(&format!("{base}binding-priority eth9 3;\n")),
+            "mrd.conf:8:18: eth9 is not an egress interface: binding-priority orders the \
+             bindings of those listed by 'egress-interface' (wlan0 eth0 sat0)"
+        );
+        for bad in ["0", "128", "x"] {
+            assert!(
+                err(&format!("{base}binding-priority sat0 {bad};\n")).contains("mrd.conf:8:23:"),
+                "{bad}"
+            );
+        }
+        assert!(
+            err(&format!("{base}binding-priority sat0;\n"))
+                .contains("'binding-priority' takes two values")
+        );
+        assert!(
+            err(&format!(
+                "{base}binding-priority sat0 3;\nbinding-priority sat0 4;\n"
+            ))
+            .contains("mrd.conf:9:18: binding-priority of sat0 is already set")
+        );
+        assert!(
+            err(&format!(
+                "{MINIMAL}egress-interface wlan0;\nbinding-priority wlan0 3;\n"
+            ))
+            .contains("binding-priority needs 'multiple-care-of-addresses yes;'")
+        );
     }
 
     #[test]

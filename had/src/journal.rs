@@ -492,6 +492,7 @@ mod tests {
             nat_detected: false,
             rh2: true,
             flows: Vec::new(),
+            bid_pri: 0,
         }
     }
 

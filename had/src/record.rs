@@ -14,6 +14,10 @@
 //! its FID, FID-PRI, BIDs and the binary traffic selector as RFC 6088 lays it out, behind
 //! its TS Format and length); a record without any is version 1, octet for octet as
 //! before.
+//!
+//! RFC 6089's BID-PRI came with them: a binding whose BU gave one has version 3, the
+//! flow bindings' part (its count possibly 0) and then the BID-PRI octet; the others are
+//! written as before.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -57,6 +61,8 @@ pub struct PersistedBinding {
     pub rh2: bool,
     /// The home address's flow bindings (RFC 6089), shared like the prefixes.
     pub flows: Vec<FlowBinding>,
+    /// The binding's BID-PRI (RFC 6089 §4.1); 0: none given.
+    pub bid_pri: u8,
 }
 
 /// A journal entry.
@@ -91,6 +97,9 @@ const VERSION: u8 = 1;
 /// An upsert with flow bindings after everything else (RFC 6089): version 2, so a record
 /// cut before them cannot pass for one without.
 const VERSION_FLOWS: u8 = 2;
+/// An upsert with a BID-PRI (RFC 6089 §4.1): version 3, the flow bindings' part (possibly
+/// none), then the BID-PRI.
+const VERSION_BID_PRI: u8 = 3;
 const TAG_UPSERT: u8 = 1;
 const TAG_REMOVE: u8 = 2;
 /// The removal of a binding with a BID (RFC 5648).
@@ -109,8 +118,12 @@ const F_BID: u8 = 0x80;
 impl JournalRecord {
     /// Appends the encoding to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let flows = matches!(self, JournalRecord::Upsert(b) if !b.flows.is_empty());
-        out.push(if flows { VERSION_FLOWS } else { VERSION });
+        let version = match self {
+            JournalRecord::Upsert(b) if b.bid_pri != 0 => VERSION_BID_PRI,
+            JournalRecord::Upsert(b) if !b.flows.is_empty() => VERSION_FLOWS,
+            _ => VERSION,
+        };
+        out.push(version);
         match self {
             JournalRecord::Remove { hoa, bid: None } => {
                 out.push(TAG_REMOVE);
@@ -192,8 +205,11 @@ impl JournalRecord {
                 if let Some(bid) = b.bid {
                     out.extend_from_slice(&bid.to_be_bytes());
                 }
-                if !b.flows.is_empty() {
+                if version != VERSION {
                     encode_flows(&b.flows, out);
+                }
+                if version == VERSION_BID_PRI {
+                    out.push(b.bid_pri);
                 }
             }
         }
@@ -203,7 +219,7 @@ impl JournalRecord {
     pub fn decode(data: &[u8]) -> Result<JournalRecord, DecodeError> {
         let mut r = Reader(data);
         let version = r.u8()?;
-        if version != VERSION && version != VERSION_FLOWS {
+        if ![VERSION, VERSION_FLOWS, VERSION_BID_PRI].contains(&version) {
             return Err(DecodeError::Invalid("version"));
         }
         let rec = match r.u8()? {
@@ -257,10 +273,18 @@ impl JournalRecord {
                     mnp_v4.push(Ipv4Net::new(a, l).map_err(|_| DecodeError::Invalid("v4 len"))?);
                 }
                 let bid = if f & F_BID != 0 { Some(r.u16()?) } else { None };
-                let flows = if version == VERSION_FLOWS {
-                    decode_flows(&mut r)?
+                let flows = match version {
+                    VERSION_FLOWS => decode_flows(&mut r, false)?,
+                    VERSION_BID_PRI => decode_flows(&mut r, true)?,
+                    _ => Vec::new(),
+                };
+                let bid_pri = if version == VERSION_BID_PRI {
+                    match r.u8()? {
+                        p @ 1..=127 => p,
+                        _ => return Err(DecodeError::Invalid("BID-PRI")),
+                    }
                 } else {
-                    Vec::new()
+                    0
                 };
                 JournalRecord::Upsert(PersistedBinding {
                     hoa,
@@ -278,6 +302,7 @@ impl JournalRecord {
                     nat_detected: f & F_NAT != 0,
                     rh2: f & F_RH2 != 0,
                     flows,
+                    bid_pri,
                 })
             }
             _ => return Err(DecodeError::Invalid("tag")),
@@ -285,9 +310,9 @@ impl JournalRecord {
         if !r.0.is_empty() {
             return Err(DecodeError::Trailing);
         }
-        if version == VERSION_FLOWS && !matches!(rec, JournalRecord::Upsert(_)) {
+        if version != VERSION && !matches!(rec, JournalRecord::Upsert(_)) {
             return Err(DecodeError::Invalid(
-                "version 2 is for upserts with flow bindings",
+                "versions 2 and 3 are for upserts with flow bindings or a BID-PRI",
             ));
         }
         Ok(rec)
@@ -337,9 +362,10 @@ fn encode_flows(flows: &[FlowBinding], out: &mut Vec<u8>) {
     }
 }
 
-fn decode_flows(r: &mut Reader<'_>) -> Result<Vec<FlowBinding>, DecodeError> {
+/// `may_be_empty`: version 3's part, there for the BID-PRI after it.
+fn decode_flows(r: &mut Reader<'_>, may_be_empty: bool) -> Result<Vec<FlowBinding>, DecodeError> {
     let n = r.u16()?;
-    if n == 0 {
+    if n == 0 && !may_be_empty {
         return Err(DecodeError::Invalid(
             "version 2 record without flow bindings",
         ));
@@ -459,7 +485,47 @@ mod tests {
                 }],
                 _ => Vec::new(),
             },
+            // Version 3 with and without flow bindings, beside versions 1 and 2.
+            bid_pri: [0, 5, 127][usize::from(i % 3)],
         }
+    }
+
+    #[test]
+    fn a_bid_pri_is_version_3_and_only_1_to_127_decode() {
+        let mut with = sample(1);
+        with.bid_pri = 9;
+        with.flows.clear();
+        let mut out = Vec::new();
+        JournalRecord::Upsert(with.clone()).encode(&mut out);
+        assert_eq!(out[0], 3);
+        // The flow bindings' count (0), then the BID-PRI, last.
+        assert_eq!(out[out.len() - 3..], [0, 0, 9]);
+        assert_eq!(
+            JournalRecord::decode(&out).unwrap(),
+            JournalRecord::Upsert(with)
+        );
+        for bad in [0u8, 128, 255] {
+            let mut b = out.clone();
+            *b.last_mut().unwrap() = bad;
+            assert_eq!(
+                JournalRecord::decode(&b),
+                Err(DecodeError::Invalid("BID-PRI")),
+                "{bad}"
+            );
+        }
+        // Cut before the BID-PRI: refused whole.
+        assert!(JournalRecord::decode(&out[..out.len() - 1]).is_err());
+        // Version 2 still needs flow bindings.
+        let mut v2 = out[..out.len() - 1].to_vec();
+        v2[0] = 2;
+        assert!(JournalRecord::decode(&v2).is_err());
+        // Without a BID-PRI, the octets of before.
+        let mut plain = sample(3);
+        plain.bid_pri = 0;
+        plain.flows.clear();
+        let mut out = Vec::new();
+        JournalRecord::Upsert(plain).encode(&mut out);
+        assert_eq!(out[0], 1);
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn binding(i: u16, v4: bool) -> PersistedBinding {
         nat_detected: v4,
         rh2: !v4,
         flows: Vec::new(),
+        bid_pri: 0,
     }
 }
 

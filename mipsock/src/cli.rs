@@ -489,6 +489,7 @@ impl BindingArgs {
             nat_detected: self.nat,
             coa_ifindex: self.coa_ifindex,
             flows: Vec::new(),
+            bid_priority: 0,
         }
     }
 }

@@ -470,6 +470,7 @@ mod tests {
             nat_detected: true,
             coa_ifindex: Some(3),
             flows: Vec::new(),
+            bid_priority: 0,
         }
     }
 
@@ -489,6 +490,7 @@ mod tests {
             nat_detected: false,
             coa_ifindex: None,
             flows: Vec::new(),
+            bid_priority: 0,
         }
     }
 

@@ -134,6 +134,7 @@ fn binding(i: u16) -> Binding {
         nat_detected: true,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

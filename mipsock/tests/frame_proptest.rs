@@ -78,6 +78,7 @@ fn binding() -> impl Strategy<Value = Binding> {
                 nat_detected,
                 coa_ifindex,
                 flows: Vec::new(),
+                bid_priority: 0,
             },
         )
 }

@@ -75,6 +75,7 @@ fn binding() -> Binding {
             }),
             bids: vec![7, 8],
         }],
+        bid_priority: 0,
     }
 }
 

@@ -130,6 +130,7 @@ fn bce() -> Binding {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

@@ -1060,6 +1060,8 @@ fn an_ipv4_uplink_behind_a_nat_registers_beside_the_bulk_registration_with_had()
     mr.egress_interfaces = vec!["eth0".into(), "eth1".into(), "wwan0".into()];
     let mut ha = ha_config();
     ha.ha_address_v4 = Some(HA_V4);
+    // The satellite-like uplink waits as a backup (RFC 6089 BID-PRI).
+    mr.bid_priorities = vec![(3, 20)];
     let mut p = Pair::new(mr, ha);
     p.nat = Some(Ipv4Addr::new(198, 51, 100, 200));
     p.mr.set_udp_local(SocketAddrV4::new(
@@ -1093,6 +1095,12 @@ fn an_ipv4_uplink_behind_a_nat_registers_beside_the_bulk_registration_with_had()
     );
     assert!(v4.nat_detected);
     assert_eq!(at_ha.len(), 3);
+    // Each binding's BID-PRI as mrd sent it, for had's data plane.
+    let pris: Vec<(Option<u16>, u8)> = at_ha
+        .iter()
+        .map(|b| (b.binding_id, b.bid_priority))
+        .collect();
+    assert_eq!(pris, [(Some(1), 1), (Some(2), 1), (Some(3), 20)]);
     let at_mr: Vec<_> = p.mr.bindings().cloned().collect();
     let mine = at_mr.iter().find(|b| b.binding_id == Some(3)).unwrap();
     assert_eq!(

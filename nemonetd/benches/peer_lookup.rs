@@ -157,6 +157,7 @@ fn binding(i: u32) -> Binding {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

@@ -101,6 +101,7 @@ fn binding() -> Binding {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

@@ -98,6 +98,7 @@ fn binding(bid: u16, coa: &str, ifindex: u32) -> Binding {
         nat_detected: false,
         coa_ifindex: Some(ifindex),
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

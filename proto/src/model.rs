@@ -282,6 +282,11 @@ pub struct Binding {
     /// increasing FID-PRI: which flows go through which of its care-of addresses.
     #[serde(default)]
     pub flows: Vec<FlowBinding>,
+    /// The binding's BID-PRI (RFC 6089 §4.1, §5.1.1): among several care-of addresses,
+    /// packets that match no flow binding go through the live ones of the lowest value,
+    /// spread over those when several share it; 0: none given (RFC 5648's format), as 1.
+    #[serde(default)]
+    pub bid_priority: u8,
 }
 
 /// One flow binding (RFC 6089 §4.3): packets that match `selector` go through the

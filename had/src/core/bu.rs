@@ -719,6 +719,7 @@ impl Ha {
             coa_v4_option: b.v4_coa_option,
             rh2: signal.home_address.is_some(),
             brr_sent: false,
+            bid_pri: 0,
         };
         let Ha {
             cache,

@@ -36,6 +36,9 @@ pub(crate) struct CareOfBinding {
     pub coa_v4_option: Option<Ipv4Addr>,
     pub rh2: bool,
     pub brr_sent: bool,
+    /// The BID-PRI its last BU gave it (RFC 6089 §4.1); 0: none (RFC 5648's format, or a
+    /// binding without a BID).
+    pub bid_pri: u8,
 }
 
 /// One binding cache entry (RFC 6275 §9.1 conceptual data, RFC 3963 §6.1 prefixes,
@@ -173,6 +176,7 @@ impl Bce {
             nat_detected: c.nat_detected,
             rh2: c.rh2,
             flows: self.flows.to_vec(),
+            bid_pri: c.bid_pri,
         }
     }
 
@@ -200,6 +204,7 @@ impl Bce {
             coa_v4_option: None,
             rh2: p.rh2,
             brr_sent: true,
+            bid_pri: p.bid_pri,
         }
     }
 
@@ -246,6 +251,7 @@ mod tests {
             coa_v4_option: None,
             rh2: true,
             brr_sent: false,
+            bid_pri: 0,
         }
     }
 

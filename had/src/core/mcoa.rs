@@ -46,6 +46,8 @@ use crate::record::JournalRecord;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct BidRequest {
     pub bid: u16,
+    /// BID-PRI (RFC 6089 §4.1); 0 in RFC 5648's format.
+    pub bid_pri: u8,
     /// Simultaneous home and foreign binding.
     pub h: bool,
     pub coa: Option<IpAddr>,
@@ -72,9 +74,18 @@ pub(super) fn bid_requests(bu: &BindingUpdate<'_>) -> Vec<BidRequest> {
     bu.options
         .iter()
         .filter_map(|o| match *o {
-            MobilityOption::BindingIdentifier { bid, h, coa, .. } => {
-                Some(BidRequest { bid, h, coa })
-            }
+            MobilityOption::BindingIdentifier {
+                bid,
+                h,
+                coa,
+                bid_pri,
+                ..
+            } => Some(BidRequest {
+                bid,
+                bid_pri,
+                h,
+                coa,
+            }),
             _ => None,
         })
         .collect()
@@ -416,6 +427,8 @@ impl Ha {
             .filter(|(_, op)| *op == BidOp::Deregister)
             .map(|(bid, _)| *bid)
             .collect();
+        let reqs = bid_requests(bu);
+        let bid_pri = |bid: u16| reqs.iter().find(|r| r.bid == bid).map_or(0, |r| r.bid_pri);
         let old: Vec<CareOfBinding> = self
             .cache
             .get(&hoa)
@@ -448,6 +461,7 @@ impl Ha {
                 coa_v4_option: v4_coa_option,
                 rh2: signal.home_address.is_some(),
                 brr_sent: false,
+                bid_pri: bid_pri(*bid),
             });
         }
         if kept.is_empty() {
@@ -612,6 +626,7 @@ mod tests {
     fn req(bid: u16, coa: Option<&str>) -> BidRequest {
         BidRequest {
             bid,
+            bid_pri: 0,
             h: false,
             coa: coa.map(|c| c.parse().unwrap()),
         }

@@ -1206,6 +1206,7 @@ pub(crate) fn binding_of(
         nat_detected: c.nat_detected,
         coa_ifindex: None,
         flows: b.flows.to_vec(),
+        bid_priority: c.bid_pri,
     }
 }
 

@@ -59,6 +59,7 @@ impl MrCore {
             nat_detected,
             coa_ifindex: (ifindex != 0).then_some(ifindex),
             flows: Vec::new(),
+            bid_priority: 0,
         }
     }
 
@@ -169,7 +170,12 @@ impl MrCore {
         // RFC 5648 §4.3: a bulk registration lists every care-of address, each in its
         // Binding Identifier option (status 0, H clear: no simultaneous home binding);
         // the IPv4 ones it keeps after them.
-        options.extend(p.bids.iter().chain(&kept).map(bid_option));
+        options.extend(
+            p.bids
+                .iter()
+                .chain(&kept)
+                .map(|b| bid_option(b, cfg.bid_priority(b.bid))),
+        );
         let v4_sent = if register {
             prefix_options(cfg, send_v4, &mut options)
         } else {
@@ -375,8 +381,9 @@ pub(super) fn security_options<'c>(
 }
 
 /// The Binding Identifier option of a care-of address in a BU (RFC 5648 §4.3): status 0,
-/// H clear (no simultaneous home binding), the address in it, IPv4 ones as such.
-pub(super) fn bid_option<'a>(b: &BidCoa) -> MobilityOption<'a> {
+/// H clear (no simultaneous home binding), the address in it, IPv4 ones as such, and its
+/// BID-PRI (RFC 6089 §4.1, §5.2.1: a mobile node doing flow bindings never sends 0).
+pub(super) fn bid_option<'a>(b: &BidCoa, bid_pri: u8) -> MobilityOption<'a> {
     MobilityOption::BindingIdentifier {
         bid: b.bid,
         status: 0,
@@ -385,7 +392,7 @@ pub(super) fn bid_option<'a>(b: &BidCoa) -> MobilityOption<'a> {
             Some(a) => IpAddr::V4(a),
             None => IpAddr::V6(b.coa),
         }),
-        bid_pri: 0,
+        bid_pri,
     }
 }
 

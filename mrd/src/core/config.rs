@@ -91,8 +91,9 @@ pub struct MrCoreConfig {
     /// identifier is the one of the router's link-local address, so the home agent
     /// defends that link-local address on the home link too. The shell finds it out.
     pub link_local_compat: bool,
-    /// Register every IPv6 uplink of the movement detector at once (RFC 5648): one BU
-    /// with a Binding Identifier option per care-of address and the O flag.
+    /// Register every uplink of the movement detector at once (RFC 5648): one BU with a
+    /// Binding Identifier option per IPv6 care-of address and the O flag, and one of its
+    /// own from each IPv4 one.
     pub multiple_coa: bool,
     /// The egress interfaces, most preferred first: a care-of address's binding
     /// identifier is its interface's position here, the first 1 (`multiple_coa`).
@@ -100,6 +101,9 @@ pub struct MrCoreConfig {
     /// Flow bindings (RFC 6089) asked for in every bulk registration, their `bids` the
     /// binding identifiers of egress interfaces (`binding_id`). Needs `multiple_coa`.
     pub flow_bindings: Vec<FlowBinding>,
+    /// BID-PRI by binding identifier (RFC 6089 §4.1, 1-127): which bindings the home
+    /// agent prefers for packets that match no flow binding; the others 1.
+    pub bid_priorities: Vec<(u16, u8)>,
 }
 
 /// Octets the Flow Identification options of one BU may take together, padding
@@ -144,6 +148,7 @@ impl MrCoreConfig {
             multiple_coa: false,
             egress_interfaces: Vec::new(),
             flow_bindings: Vec::new(),
+            bid_priorities: Vec::new(),
         }
     }
 }
@@ -323,5 +328,14 @@ impl MrCoreConfig {
     pub fn binding_id(&self, ifname: &str) -> Option<u16> {
         let i = self.egress_interfaces.iter().position(|n| n == ifname)?;
         u16::try_from(i + 1).ok()
+    }
+
+    /// The BID-PRI of binding identifier `bid` (RFC 6089 §4.1): configured, else 1; never
+    /// 0, which RFC 6089 §5.2.1 keeps for RFC 5648's format.
+    pub fn bid_priority(&self, bid: u16) -> u8 {
+        self.bid_priorities
+            .iter()
+            .find(|(b, _)| *b == bid)
+            .map_or(1, |(_, p)| (*p).clamp(1, 127))
     }
 }

@@ -29,7 +29,8 @@
 //! What the home agent accepted is kept in the primary Binding Update List entry; the
 //! data plane learns it in `Binding.flows` of every BID binding's BUL_ADD. Plain BUs and
 //! de-registrations carry no flow options (a lifetime-0 BU removes the flow bindings with
-//! the binding). BID-PRI (§5.2.1) is not implemented: the BID options go as RFC 5648's.
+//! the binding). BID-PRI (§4.1, §5.2.1) goes in every BID option (`bu::bid_option`):
+//! the interface's configured value, else 1, never 0.
 
 use proto::flow::{FlowIdentification, FlowStatus, FlowSubOption, FlowSubOptions, IdList};
 use proto::model::FlowBinding;

@@ -247,7 +247,10 @@ impl MrCore {
         }
         // RFC 5648 §8.1: from an IPv4 care-of address, its Binding Identifier option holds
         // it, and no IPv4 Care-of Address option goes beside.
-        options.push(bid_option(&BidCoa { bid, coa, ifindex }));
+        options.push(bid_option(
+            &BidCoa { bid, coa, ifindex },
+            cfg.bid_priority(bid),
+        ));
         let v4_sent = prefix_options(cfg, send_v4, &mut options);
         options.extend(flows::flow_options(&flows, &[], &fids));
         security_options(cfg, ts, &mut options);
@@ -420,6 +423,7 @@ impl MrCore {
             Some((udp, nat)),
         );
         binding.binding_id = Some(bid);
+        binding.bid_priority = self.cfg.bid_priority(bid);
         binding.flows = self.bul.primary.flows_accepted.clone();
         info!(hoa = %binding.hoa, bid, coa = %p.coa, seq = %ba.sequence, lifetime = granted.as_secs(),
             udp, nat, "uplink registered by its own Binding Update");

@@ -278,6 +278,7 @@ impl MrCore {
                 Some(encap),
             );
             binding.binding_id = Some(b.bid);
+            binding.bid_priority = self.cfg.bid_priority(b.bid);
             // What the home agent holds of our flow bindings, for the data plane to apply
             // to what it sends (RFC 6089 §4.3, seen from the mobile network).
             binding.flows = self.bul.primary.flows_accepted.clone();
@@ -360,6 +361,7 @@ impl MrCore {
                 None,
             );
             binding.binding_id = Some(b.bid);
+            binding.bid_priority = self.cfg.bid_priority(b.bid);
             // What the home agent holds of our flow bindings, for the data plane to apply
             // to what it sends (RFC 6089 §4.3, seen from the mobile network).
             binding.flows = self.bul.primary.flows_accepted.clone();

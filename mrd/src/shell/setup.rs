@@ -109,6 +109,11 @@ pub fn core_config(
             bids: cfg.flow_bids(f),
         })
         .collect();
+    core.bid_priorities = cfg
+        .binding_priorities
+        .iter()
+        .filter_map(|(ifname, p)| Some((cfg.binding_id(ifname)?, *p)))
+        .collect();
     core.initial_sequence = random_sequence();
     Ok(core)
 }

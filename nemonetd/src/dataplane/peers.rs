@@ -262,6 +262,12 @@ impl Peer {
         }
     }
 
+    /// Its BID-PRI (RFC 6089 §4.1), lower preferred; none given (0, RFC 5648's format)
+    /// counts as 1, the value mrd sends by default.
+    pub fn bid_priority(&self) -> u8 {
+        self.binding.bid_priority.max(1)
+    }
+
     /// Whether this is one of several care-of addresses of its home address (RFC 5648): a
     /// binding with an identifier.
     pub fn is_mcoa(&self) -> bool {
@@ -282,6 +288,7 @@ impl Peer {
             && self.sources == other.sources
             && self.previous_remote == other.previous_remote
             && self.binding.flows == other.binding.flows
+            && self.binding.bid_priority == other.binding.bid_priority
     }
 }
 
@@ -763,16 +770,16 @@ impl Snapshot {
                 let hash = flow();
                 let paths = v.iter().filter_map(|&i| self.peer(i));
                 match self.liveness {
-                    None => pick(paths, hash),
+                    None => pick_preferred(paths, hash),
                     Some(limit) => {
                         let now = now();
                         // The live paths; if none answers, every path (better a chance
                         // than certain loss).
-                        pick(
+                        pick_preferred(
                             paths.clone().filter(|p| p.counters.0.alive(now, limit)),
                             hash,
                         )
-                        .or_else(|| pick(paths, hash))
+                        .or_else(|| pick_preferred(paths, hash))
                     }
                 }
             }
@@ -1022,6 +1029,19 @@ impl Snapshot {
             RxRefusal::UnknownOuterSource
         })
     }
+}
+
+/// The care-of address a flow that no flow binding decides takes among `paths`: one of
+/// those of the highest priority, the lowest BID-PRI (RFC 6089 §5.1.1), by [`pick`] —
+/// the others wait as backups until no path of that priority lives. Equal priorities (the
+/// default) spread every flow over all of them, which RFC 6089 leaves to the
+/// implementation.
+pub fn pick_preferred<'a>(
+    paths: impl Iterator<Item = &'a Peer> + Clone,
+    flow: u64,
+) -> Option<&'a Peer> {
+    let best = paths.clone().map(Peer::bid_priority).min()?;
+    pick(paths.filter(|p| p.bid_priority() == best), flow)
 }
 
 /// The care-of address a flow takes among several (RFC 5648): rendezvous hashing (highest

@@ -40,6 +40,7 @@ fn binding(hoa: &str, coa: &str, mnp6: &[&str], mnp4: &[&str]) -> Binding {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 

@@ -43,7 +43,8 @@ fn bid_opts(bu: &SentBu) -> Vec<(u16, IpAddr)> {
                 coa: Some(c),
                 status: 0,
                 h: false,
-                bid_pri: 0,
+                // RFC 6089 §5.2.1: never 0; 1 unless binding-priority says otherwise.
+                bid_pri: 1,
             } => Some((bid, c)),
             MobilityOption::BindingIdentifier { .. } => panic!("odd BID option {o:?}"),
             _ => None,

@@ -47,7 +47,7 @@ fn bid(bid: u16, coa: Ipv6Addr) -> MobilityOption<'static> {
         status: 0,
         h: false,
         coa: Some(IpAddr::V6(coa)),
-        bid_pri: 0,
+        bid_pri: 1,
     }
 }
 
@@ -72,7 +72,8 @@ pub(super) fn bids_of(bu: &SentBu) -> Vec<(u16, Ipv6Addr)> {
                 coa: Some(IpAddr::V6(c)),
                 status: 0,
                 h: false,
-                bid_pri: 0,
+                // RFC 6089 §5.2.1: never 0; 1 unless binding-priority says otherwise.
+                bid_pri: 1,
             } => Some((bid, c)),
             MobilityOption::BindingIdentifier { .. } => panic!("odd BID option {o:?}"),
             _ => None,
@@ -619,4 +620,33 @@ fn a_binding_refresh_request_for_any_bid_refreshes_the_bulk_registration() {
     let refresh = next_bu(&mut mr);
     assert_eq!(bids_of(&refresh), [(1, coa1()), (2, coa2())]);
     assert_eq!(refresh.tx.addressing.src_addr, coa1());
+}
+
+/// RFC 6089 §4.1, §5.2.1: each BID option carries its interface's BID-PRI (1 unless
+/// configured, never 0), and each binding announced carries it to the data plane.
+#[test]
+fn each_bid_carries_its_bid_pri_to_the_home_agent_and_the_data_plane() {
+    let t0 = Instant::now();
+    let mut c = mcoa_cfg();
+    c.bid_priorities = vec![(2, 10)];
+    let mut mr = MrCore::new(c).unwrap();
+    let bu = bulk_bu(&mut mr, t0);
+    let pris: Vec<(u16, u8)> = bu
+        .options
+        .iter()
+        .filter_map(|o| match *o {
+            MobilityOption::BindingIdentifier { bid, bid_pri, .. } => Some((bid, bid_pri)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pris, [(1, 1), (2, 10)]);
+    deliver(&mut mr, ms(t0, 100), &bulk_ba(&bu).packet(coa1()));
+    let announced: Vec<(Option<u16>, u8)> = events(&mut mr)
+        .iter()
+        .filter_map(|e| match e {
+            MrEvent::BulAdd { binding, .. } => Some((binding.binding_id, binding.bid_priority)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, [(Some(1), 1), (Some(2), 10)]);
 }

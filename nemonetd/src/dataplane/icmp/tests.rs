@@ -30,6 +30,7 @@ fn snapshot(mode: Mode) -> Snapshot {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     };
     Snapshot::build(mode, vec![Arc::new(Peer::new(mode, &b).unwrap())])
 }

@@ -18,6 +18,7 @@ fn binding(hoa: &str, coa: &str, mnp6: &[&str], mnp4: &[&str]) -> Binding {
         nat_detected: false,
         coa_ifindex: None,
         flows: Vec::new(),
+        bid_priority: 0,
     }
 }
 
@@ -888,6 +889,70 @@ fn silent_paths_are_left_out_and_taken_back() {
     // Without a limit, silence changes nothing.
     t.set_liveness(None);
     assert_eq!(bids_at(&t.snapshot(), 1080), [1, 2].into());
+}
+
+/// RFC 6089 §5.1.1: flows no flow binding decides go through the live paths of the
+/// lowest BID-PRI, spread among those; a backup of a higher value takes them only when
+/// none of those lives, and gives them back when one speaks again.
+#[test]
+fn the_lowest_bid_pri_carries_the_flows_and_a_higher_one_is_the_backup() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let limit = Duration::from_millis(80);
+    t.set_liveness(Some(limit));
+    let path = |bid: u16, coa: &str, pri: u8| {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        b.bid_priority = pri;
+        Peer::new(Mode::HomeAgent, &b).unwrap()
+    };
+    // Two LTE uplinks of priority 1 (one as RFC 5648 sends it: 0, read as 1), a
+    // satellite one of 10.
+    t.upsert(path(1, "2001:db8:a::2", 1));
+    t.upsert(path(2, "2001:db8:b::2", 0));
+    t.upsert(path(3, "2001:db8:c::2", 10));
+    let s = t.snapshot();
+    let heard = |bid: u16, at_ms: u64| {
+        s.peers()
+            .iter()
+            .find(|p| p.binding.binding_id == Some(bid))
+            .unwrap()
+            .counters
+            .0
+            .heard(at_ms * 1_000_000)
+    };
+    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
+    let bids_at = |s: &Snapshot, now_ms: u64| {
+        (0..256u64)
+            .map(|f| {
+                s.tx_route_at(
+                    cn,
+                    mnn,
+                    || f.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    || now_ms * 1_000_000,
+                )
+                .and_then(|(p, _)| p.binding.binding_id)
+                .unwrap()
+            })
+            .collect::<std::collections::BTreeSet<u16>>()
+    };
+    for bid in [1, 2, 3] {
+        heard(bid, 1000);
+    }
+    assert_eq!(bids_at(&s, 1010), [1, 2].into(), "spread over priority 1");
+    // Path 2 falls silent: path 1 alone, the satellite still waits.
+    heard(1, 1050);
+    heard(3, 1050);
+    assert_eq!(bids_at(&s, 1085), [1].into());
+    // Both LTE paths silent: the satellite carries everything.
+    heard(3, 1100);
+    assert_eq!(bids_at(&s, 1140), [3].into());
+    // LTE path 2 speaks again: the flows go back to it.
+    heard(2, 1150);
+    assert_eq!(bids_at(&s, 1160), [2].into());
+    // A change of priority is a change for packets: a new snapshot is published.
+    let before = t.snapshot();
+    t.upsert(path(3, "2001:db8:c::2", 1));
+    assert!(!Arc::ptr_eq(&before, &t.snapshot()));
 }
 
 /// The MR's care-of addresses share one far end (the HA): the outer destination tells
