@@ -617,6 +617,7 @@ mod tests {
                         path_up: true,
                         packets: None,
                         octets: None,
+                        capacity_kbps: Some((20_000, 8_000)),
                     }),
                     StateItem::Dataplane(crate::message::DataplaneInfo {
                         hoa: v6("2001:db8:1::100"),
@@ -629,6 +630,7 @@ mod tests {
                         path_up: false,
                         packets: Some((10, 12)),
                         octets: Some((1000, 1400)),
+                        capacity_kbps: None,
                     }),
                 ],
             }),

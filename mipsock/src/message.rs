@@ -487,6 +487,10 @@ pub struct DataplaneInfo {
     /// Their inner octets (to, from), when known.
     #[serde(default)]
     pub octets: Option<(u64, u64)>,
+    /// What its path carries (to, from) in kbit/s, measured by packet pairs (0: not yet),
+    /// among several care-of addresses (RFC 5648): the flows are spread in proportion.
+    #[serde(default)]
+    pub capacity_kbps: Option<(u32, u32)>,
 }
 
 /// One item of an owner's state.

@@ -484,6 +484,7 @@ impl Daemon {
                         .is_none_or(|limit| p.counters.0.alive(now_ns, limit)),
                     packets,
                     octets,
+                    capacity_kbps: p.is_mcoa().then(|| p.counters.0.capacity.read()),
                 })
             })
             .collect();
@@ -985,6 +986,21 @@ fn metric_samples(
                     .label("hoa", &hoa)
                     .label("bid", &bid),
             );
+        }
+        if p.is_mcoa() {
+            let (to, from) = p.counters.0.capacity.read();
+            for (dir, kbps) in [("to", to), ("from", from)] {
+                v.push(
+                    Sample::gauge(
+                        "nemonetd_binding_path_capacity_kbps",
+                        "What this care-of address's path carries, kbit/s, by packet pairs: direction to (the other end's measure of our packets) or from (ours of its); 0 not measured yet. Flows spread over the paths in proportion to `to` (RFC 5648 bindings only).",
+                        u64::from(kbps),
+                    )
+                    .label("hoa", &hoa)
+                    .label("bid", &bid)
+                    .label("direction", dir),
+                );
+            }
         }
         if let Some(limit) = table.liveness().filter(|_| p.is_mcoa()) {
             v.push(

@@ -312,10 +312,72 @@ pub fn path_probe(src: Ipv6Addr, dst: Ipv6Addr) -> [u8; 40] {
     p
 }
 
-/// Whether an inner packet is a [`path_probe`]: IPv6, next header 59, nothing after the
-/// header. Such a packet carries nothing anyway.
+/// Whether an inner packet is a path probe: a [`path_probe`] (IPv6, next header 59,
+/// nothing after the header) or one of a [`pair_probe`]'s pair. Neither carries anything
+/// for anyone beyond the tunnel.
 pub fn is_path_probe(inner: &[u8]) -> bool {
-    inner.len() == 40 && inner[0] >> 4 == 6 && inner[6] == 59 && inner[4..6] == [0, 0]
+    (inner.len() == 40 && inner[0] >> 4 == 6 && inner[6] == 59 && inner[4..6] == [0, 0])
+        || pair_probe_of(inner).is_some()
+}
+
+/// Inner octets of each probe of a pair ([`pair_probe`]): large enough that the narrowest
+/// link of the path spaces the two by their size, small enough for any path (1280 with
+/// IPv6 outer, less than that with UDP/IPv4's).
+pub const PAIR_LEN: usize = 1200;
+
+/// What a [`pair_probe`] carries after its IPv6 header: "NMPP", the pair's number, its
+/// place in the pair (0, 1), and the capacity the sender measured on the pairs it
+/// received through the same path (kbit/s, 0: none yet), so each end learns what its
+/// own direction of a path carries.
+const PAIR_TAG: [u8; 4] = *b"NMPP";
+
+/// One probe of a pair as read ([`pair_probe_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairProbe {
+    /// The pair's number.
+    pub id: u32,
+    /// 0: the first of the pair, 1: the second.
+    pub position: u8,
+    /// The other end's measure of what our packets through this path get, kbit/s; 0:
+    /// none yet.
+    pub report_kbps: u32,
+}
+
+/// A probe of a packet pair (issue 15, weights by capacity): a [`path_probe`] padded to
+/// [`PAIR_LEN`] octets. Two leave back to back through one path; the link that is the
+/// narrowest between them spaces them by its transmission time of one, which the
+/// receiving end measures ([`CapacityLine`]) — packet-pair dispersion, as bprobe and
+/// pathrate measure a path's bottleneck capacity.
+pub fn pair_probe(src: Ipv6Addr, dst: Ipv6Addr, p: PairProbe) -> [u8; PAIR_LEN] {
+    let mut out = [0u8; PAIR_LEN];
+    out[..40].copy_from_slice(&path_probe(src, dst));
+    out[4..6].copy_from_slice(&((PAIR_LEN - 40) as u16).to_be_bytes());
+    out[40..44].copy_from_slice(&PAIR_TAG);
+    out[44..48].copy_from_slice(&p.id.to_be_bytes());
+    out[48] = p.position;
+    out[52..56].copy_from_slice(&p.report_kbps.to_be_bytes());
+    out
+}
+
+/// The pair probe `inner` is, if it is one: IPv6, next header 59, exactly [`PAIR_LEN`]
+/// octets as its payload length says, the tag, a place of 0 or 1.
+pub fn pair_probe_of(inner: &[u8]) -> Option<PairProbe> {
+    if inner.len() != PAIR_LEN
+        || inner[0] >> 4 != 6
+        || inner[6] != 59
+        || usize::from(u16::from_be_bytes([inner[4], inner[5]])) != PAIR_LEN - 40
+        || inner[40..44] != PAIR_TAG
+        || inner[48] > 1
+    {
+        return None;
+    }
+    let u32_at =
+        |i: usize| u32::from_be_bytes([inner[i], inner[i + 1], inner[i + 2], inner[i + 3]]);
+    Some(PairProbe {
+        id: u32_at(44),
+        position: inner[48],
+        report_kbps: u32_at(52),
+    })
 }
 
 /// The sockets of the data plane.
@@ -362,6 +424,8 @@ impl Sockets {
         for s in rx6.iter().map(|(_, s)| s).chain(rx4.iter().map(|(_, s)| s)) {
             // Bursts from a fast sender: 4 MiB (the FORCE variant ignores rmem_max as root).
             let _ = s.set_recv_buffer_size(4 << 20);
+            // The kernel's time of arrival: packet pairs measure a path's capacity by it.
+            let _ = socket::setsockopt(s, socket::sockopt::ReceiveTimestampns, &true);
         }
         let udp = if udp_port == 0 {
             None
@@ -377,6 +441,7 @@ impl Sockets {
                 info!(error = %e, "UDP receive coalescing unavailable");
             }
             let _ = s.set_recv_buffer_size(4 << 20);
+            let _ = socket::setsockopt(&s, socket::sockopt::ReceiveTimestampns, &true);
             let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, udp_port));
             match s.bind(&addr.into()) {
                 Ok(()) => Some(s),

@@ -575,6 +575,7 @@ fn admit(
     inner: &[u8],
     outer: Remote,
     local: Option<IpAddr>,
+    arrival_ns: Option<u64>,
     table: &Snapshot,
     clock: &mut BatchClock,
     counters: &Counters,
@@ -592,6 +593,12 @@ fn admit(
             peer.counters.0.heard(mono_ns(clock.now()));
             if is_path_probe(inner) {
                 Counters::inc(&counters.probes_rx);
+                if let Some(pair) = super::pair_probe_of(inner) {
+                    // The kernel's time of arrival; without it, now (a batch read late
+                    // narrows the gap: such measures are the ones the estimate drops).
+                    let at = arrival_ns.unwrap_or_else(|| mono_ns(std::time::Instant::now()));
+                    peer.counters.0.capacity.pair_probe(pair, at);
+                }
                 return false;
             }
             if !table.first_copy(peer, inner) {
@@ -754,8 +761,10 @@ pub(super) fn rx6_loop<B: Backend>(
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    let mut meta: Vec<(usize, Option<Ipv6Addr>, i32, Option<IpAddr>)> =
-        Vec::with_capacity(RX_BATCH);
+    // Per packet: its length, the outer source, the outer traffic class, our address it
+    // came to, the kernel's time of arrival.
+    type Meta = (usize, Option<Ipv6Addr>, i32, Option<IpAddr>, Option<u64>);
+    let mut meta: Vec<Meta> = Vec::with_capacity(RX_BATCH);
     let mut sink = RxSink::new();
     loop {
         meta.clear();
@@ -763,19 +772,24 @@ pub(super) fn rx6_loop<B: Backend>(
             fd,
             &mut bufs,
             VNET_HDR_LEN,
-            Some(nix::cmsg_space!(i32, nix::libc::in6_pktinfo)),
+            Some(nix::cmsg_space!(
+                i32,
+                nix::libc::in6_pktinfo,
+                nix::libc::timespec
+            )),
             |m| {
-                let (mut tclass, mut local) = (0, None);
+                let (mut tclass, mut local, mut at) = (0, None, None);
                 for c in m.cmsgs().into_iter().flatten() {
                     match c {
                         ControlMessageOwned::Ipv6TClass(t) => tclass = t,
                         ControlMessageOwned::Ipv6PacketInfo(i) => {
                             local = Some(IpAddr::V6(Ipv6Addr::from(i.ipi6_addr.s6_addr)))
                         }
+                        ControlMessageOwned::ScmTimestampns(t) => at = Some(timespec_ns(&t)),
                         _ => {}
                     }
                 }
-                meta.push((m.bytes, m.address.map(|a| a.ip()), tclass, local));
+                meta.push((m.bytes, m.address.map(|a| a.ip()), tclass, local, at));
             },
         );
         if let Err(e) = received {
@@ -785,7 +799,7 @@ pub(super) fn rx6_loop<B: Backend>(
         // The batch's snapshot and time, whatever the daemon publishes meanwhile.
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &(n, from, tclass, local)) in bufs.iter_mut().zip(&meta) {
+        for (buf, &(n, from, tclass, local, at)) in bufs.iter_mut().zip(&meta) {
             let Some(from) = from else { continue };
             let inner = &mut buf[VNET_HDR_LEN..VNET_HDR_LEN + n];
             if IpVersion::of(inner).ok() != Some(expected) {
@@ -810,6 +824,7 @@ pub(super) fn rx6_loop<B: Backend>(
                 &buf[inner.clone()],
                 Remote::V6(from),
                 local,
+                at,
                 table,
                 &mut clock,
                 counters,
@@ -833,21 +848,32 @@ pub(super) fn rx4_loop<B: Backend>(
     counters: &Counters,
 ) {
     let mut bufs: Vec<Vec<u8>> = (0..RX4_BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
-    let mut lens: Vec<usize> = Vec::with_capacity(RX4_BATCH);
+    let mut lens: Vec<(usize, Option<u64>)> = Vec::with_capacity(RX4_BATCH);
     let mut sink = RxSink::new();
     loop {
         lens.clear();
         // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole. The
         // outer header (at least 20 octets) leaves room for the virtio-net header.
-        let received =
-            recv_batch::<SockaddrIn>(sock.as_raw_fd(), &mut bufs, 0, None, |m| lens.push(m.bytes));
+        let received = recv_batch::<SockaddrIn>(
+            sock.as_raw_fd(),
+            &mut bufs,
+            0,
+            Some(nix::cmsg_space!(nix::libc::timespec)),
+            |m| {
+                let at = m.cmsgs().into_iter().flatten().find_map(|c| match c {
+                    ControlMessageOwned::ScmTimestampns(t) => Some(timespec_ns(&t)),
+                    _ => None,
+                });
+                lens.push((m.bytes, at));
+            },
+        );
         if let Err(e) = received {
             warn!(error = %e, "raw IPv4 receive failed; path out of service");
             return;
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &n) in bufs.iter_mut().zip(&lens) {
+        for (buf, &(n, at)) in bufs.iter_mut().zip(&lens) {
             match decapsulate(&mut buf[..n]) {
                 Ok(DecapOutcome::Forward(d)) => {
                     let Encapsulation::Ipv4 { src_addr, dst_addr } = d.outer else {
@@ -860,6 +886,7 @@ pub(super) fn rx4_loop<B: Backend>(
                         Remote::V4(src_addr),
                         // Which of our care-of addresses: several may share one far end.
                         Some(IpAddr::V4(dst_addr)),
+                        at,
                         table,
                         &mut clock,
                         counters,
@@ -885,10 +912,18 @@ pub(super) fn udp_loop<B: Backend>(
     let mut bufs: Vec<Vec<u8>> = (0..RX_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    // Per datagram: its length, the sender, the outer TOS, our address it came to, and
-    // with UDP receive coalescing (`UDP_GRO`) the size of the datagrams it joins (0: one).
-    let mut meta: Vec<(usize, Option<SocketAddrV4>, u8, SocketAddrV4, usize)> =
-        Vec::with_capacity(RX_BATCH);
+    // Per datagram: its length, the sender, the outer TOS, our address it came to, with
+    // UDP receive coalescing (`UDP_GRO`) the size of the datagrams it joins (0: one), and
+    // the kernel's time of arrival.
+    type Meta = (
+        usize,
+        Option<SocketAddrV4>,
+        u8,
+        SocketAddrV4,
+        usize,
+        Option<u64>,
+    );
+    let mut meta: Vec<Meta> = Vec::with_capacity(RX_BATCH);
     let port = socket::getsockname::<SockaddrIn>(fd).map_or(0, |a| a.port());
     let mut sink = RxSink::new();
     loop {
@@ -897,9 +932,14 @@ pub(super) fn udp_loop<B: Backend>(
             fd,
             &mut bufs,
             VNET_HDR_LEN,
-            Some(nix::cmsg_space!(u8, nix::libc::in_pktinfo, i32)),
+            Some(nix::cmsg_space!(
+                u8,
+                nix::libc::in_pktinfo,
+                i32,
+                nix::libc::timespec
+            )),
             |m| {
-                let (mut tos, mut local, mut joined) = (0, Ipv4Addr::UNSPECIFIED, 0);
+                let (mut tos, mut local, mut joined, mut at) = (0, Ipv4Addr::UNSPECIFIED, 0, None);
                 for c in m.cmsgs().into_iter().flatten() {
                     match c {
                         ControlMessageOwned::Ipv4Tos(t) => tos = t,
@@ -909,6 +949,7 @@ pub(super) fn udp_loop<B: Backend>(
                         ControlMessageOwned::UdpGroSegments(size) => {
                             joined = usize::try_from(size).unwrap_or(0)
                         }
+                        ControlMessageOwned::ScmTimestampns(t) => at = Some(timespec_ns(&t)),
                         _ => {}
                     }
                 }
@@ -918,6 +959,7 @@ pub(super) fn udp_loop<B: Backend>(
                     tos,
                     SocketAddrV4::new(local, port),
                     joined,
+                    at,
                 ));
             },
         );
@@ -927,7 +969,7 @@ pub(super) fn udp_loop<B: Backend>(
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &(n, from, tos, local, joined)) in bufs.iter_mut().zip(&meta) {
+        for (buf, &(n, from, tos, local, joined, at)) in bufs.iter_mut().zip(&meta) {
             let Some(from) = from else { continue };
             // A coalesced read holds datagrams of `joined` octets side by side (the last
             // may be shorter), each one tunnel packet; the octets in front of each are the
@@ -936,16 +978,41 @@ pub(super) fn udp_loop<B: Backend>(
             if size < n {
                 Counters::inc(&counters.udp_gro_reads);
             }
-            for at in (0..n).step_by(size.max(1)) {
-                let datagram = VNET_HDR_LEN + at..VNET_HDR_LEN + n.min(at + size);
+            for offset in (0..n).step_by(size.max(1)) {
+                let datagram = VNET_HDR_LEN + offset..VNET_HDR_LEN + n.min(offset + size);
+                let path = UdpPath {
+                    from,
+                    local,
+                    tos,
+                    at,
+                };
                 udp_datagram(
-                    buf, datagram, from, tos, local, relay, table, &mut clock, &mut sink, dev,
-                    counters,
+                    buf, datagram, path, relay, table, &mut clock, &mut sink, dev, counters,
                 );
             }
         }
         sink.end_batch(dev, counters);
     }
+}
+
+/// Where a UDP datagram came from and when.
+#[derive(Debug, Clone, Copy)]
+struct UdpPath {
+    /// The sender (after any NAT).
+    from: SocketAddrV4,
+    /// Our address and port it came to.
+    local: SocketAddrV4,
+    /// The outer TOS.
+    tos: u8,
+    /// The kernel's time of arrival (ns), when it said.
+    at: Option<u64>,
+}
+
+/// A kernel time (`SO_TIMESTAMPNS`) in ns.
+fn timespec_ns(t: &nix::sys::time::TimeSpec) -> u64 {
+    (t.tv_sec() as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec() as u64)
 }
 
 /// One tunnel packet of the UDP socket, `buf[datagram]`: a Mobility Header relayed to
@@ -954,9 +1021,12 @@ pub(super) fn udp_loop<B: Backend>(
 fn udp_datagram<B: Backend>(
     buf: &mut [u8],
     datagram: Range<usize>,
-    from: SocketAddrV4,
-    tos: u8,
-    local: SocketAddrV4,
+    UdpPath {
+        from,
+        local,
+        tos,
+        at,
+    }: UdpPath,
     relay: Option<&MhRelay>,
     table: &Snapshot,
     clock: &mut BatchClock,
@@ -999,6 +1069,7 @@ fn udp_datagram<B: Backend>(
         // Which of our care-of addresses (the MR's IPv4 uplinks towards one home agent,
         // RFC 5648): the packet's destination, as the kernel saw it after any NAT.
         (!local.ip().is_unspecified()).then_some(IpAddr::V4(*local.ip())),
+        at,
         table,
         clock,
         counters,
@@ -1006,6 +1077,10 @@ fn udp_datagram<B: Backend>(
         sink.take(buf, inner, dev, counters);
     }
 }
+
+/// How often each path's probe is a pair ([`super::pair_probe`]): the capacity measure,
+/// two probes of [`super::PAIR_LEN`] octets per path and direction, about 19 kbit/s.
+const PAIR_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Path liveness among several care-of addresses (issue 15): every `interval`, a
 /// [`super::path_probe`] through each path of every home address registered with more than
@@ -1020,11 +1095,17 @@ pub(super) fn probe_loop(
     tx: TxConfig,
     interval: std::time::Duration,
 ) {
-    let mut buf = [0u8; HEADROOM + 40];
+    let mut buf = [0u8; HEADROOM + super::PAIR_LEN];
     let mut up: std::collections::HashMap<(Ipv6Addr, Option<u16>), bool> =
         std::collections::HashMap::new();
+    // Every PAIR_EVERY-th round each probe is a pair (issue 15, weights by capacity).
+    let pair_every = (PAIR_INTERVAL.as_millis() / interval.as_millis().max(1)).max(1) as u64;
+    let mut round: u64 = 0;
     loop {
         std::thread::sleep(interval);
+        round = round.wrapping_add(1);
+        let pairs = round.is_multiple_of(pair_every);
+        let pair_id = (round / pair_every) as u32;
         let table = peers.refresh();
         let now = std::time::Instant::now();
         let now_ns = mono_ns(now);
@@ -1035,7 +1116,6 @@ pub(super) fn probe_loop(
                 crate::routes::Mode::HomeAgent => (b.ha, b.hoa),
                 crate::routes::Mode::MobileRouter => (b.hoa, b.ha),
             };
-            buf[HEADROOM..].copy_from_slice(&super::path_probe(src, dst));
             let params = EncapParams {
                 hop_limit: tx.hop_limit,
                 flow_label: flow_label(IpAddr::V6(src), IpAddr::V6(dst)),
@@ -1047,15 +1127,39 @@ pub(super) fn probe_loop(
                 .coa_ifindex
                 .filter(|&i| i != 0)
                 .map(|i| Egress::new(&to, i));
-            match proto::encap::encapsulate(&p.encap, &params, &mut buf[..], HEADROOM) {
-                Ok(EncapOutcome::Encapsulated(r)) => match send_one(sock, &buf[r], to, egress) {
-                    Ok(_) => Counters::inc(&counters.probes_tx),
-                    Err(e) => {
-                        Counters::inc(&counters.io_errors);
-                        debug!(error = %e, coa = %b.coa, "path probe not sent");
+            // A pair leaves back to back, carrying what we measured of the other end's
+            // pairs through this path; else one bare probe.
+            let (_, from_kbps) = p.counters.0.capacity.read();
+            let probes: &[Option<u8>] = if pairs { &[Some(0), Some(1)] } else { &[None] };
+            for &position in probes {
+                let len = match position {
+                    Some(position) => {
+                        let pair = super::PairProbe {
+                            id: pair_id,
+                            position,
+                            report_kbps: from_kbps,
+                        };
+                        buf[HEADROOM..].copy_from_slice(&super::pair_probe(src, dst, pair));
+                        super::PAIR_LEN
                     }
-                },
-                _ => Counters::inc(&counters.drop_malformed),
+                    None => {
+                        buf[HEADROOM..HEADROOM + 40].copy_from_slice(&super::path_probe(src, dst));
+                        40
+                    }
+                };
+                let frame = &mut buf[..HEADROOM + len];
+                match proto::encap::encapsulate(&p.encap, &params, frame, HEADROOM) {
+                    Ok(EncapOutcome::Encapsulated(r)) => {
+                        match send_one(sock, &frame[r], to, egress) {
+                            Ok(_) => Counters::inc(&counters.probes_tx),
+                            Err(e) => {
+                                Counters::inc(&counters.io_errors);
+                                debug!(error = %e, coa = %b.coa, "path probe not sent");
+                            }
+                        }
+                    }
+                    _ => Counters::inc(&counters.drop_malformed),
+                }
             }
             let Some(limit) = table.liveness() else {
                 continue;

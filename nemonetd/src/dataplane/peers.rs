@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,94 @@ pub fn mono_ns(t: Instant) -> u64 {
     t.saturating_duration_since(epoch).as_nanos() as u64
 }
 
+/// What a path carries each way, from packet pairs ([`super::pair_probe`]; issue 15,
+/// weights by capacity), in kbit/s, alone on its cache line: read by the transmit loop
+/// for every flow it places among several paths, written a few times a second.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct CapacityLine {
+    /// What the other end's packets get through this path: our measure (0: none yet).
+    pub from_kbps: AtomicU32,
+    /// What ours get: the other end's measure, as its probes report it (0: none yet).
+    pub to_kbps: AtomicU32,
+    /// The weight the flows are spread by ([`pick`]): `to_kbps`, followed only when it
+    /// moves by more than half (or a third down), so that measures that waver move no
+    /// flow.
+    pub weight_kbps: AtomicU32,
+    /// The pairs seen; taken only for a pair probe.
+    pairs: Mutex<PairSamples>,
+}
+
+/// The last pairs' measures, and the first of a pair waiting for its second.
+#[derive(Debug, Default)]
+struct PairSamples {
+    /// The first probe of the pair in flight: its number and arrival (ns).
+    first: Option<(u32, u64)>,
+    /// The last [`PAIR_SAMPLES`] measures, kbit/s, oldest overwritten.
+    samples: [u32; PAIR_SAMPLES],
+    next: usize,
+}
+
+/// Measures a path's estimate is taken from.
+const PAIR_SAMPLES: usize = 8;
+
+/// The most a packet pair measures, kbit/s: beyond, the gap (48 µs for 1,200 octets) is
+/// of the order of the sender's time between two sends and the receiver's timing, not of
+/// the link; paths faster than that read alike (and share flows alike), as uplinks of a
+/// vehicle seldom are.
+pub const CAPACITY_MAX_KBPS: u32 = 200_000;
+
+impl CapacityLine {
+    /// A probe of a pair arrived at `arrival_ns` (any clock, the same for both of a
+    /// pair). The second of a pair whose first arrived measures the gap between them:
+    /// [`super::PAIR_LEN`] octets in that time. The estimate is the second-largest of the
+    /// last measures: packets of our own between the two of a pair only widen the gap
+    /// (a measure too low), while a burst can narrow one (too high) now and then.
+    pub fn pair_probe(&self, p: super::PairProbe, arrival_ns: u64) {
+        if p.report_kbps > 0 {
+            let report = p.report_kbps.min(CAPACITY_MAX_KBPS);
+            self.to_kbps.store(report, Ordering::Relaxed);
+            let w = u64::from(self.weight_kbps.load(Ordering::Relaxed));
+            let r = u64::from(report);
+            if w == 0 || r * 2 > w * 3 || r * 3 < w * 2 {
+                self.weight_kbps.store(report, Ordering::Relaxed);
+            }
+        }
+        let mut s = self.pairs.lock().unwrap_or_else(|e| e.into_inner());
+        if p.position == 0 {
+            s.first = Some((p.id, arrival_ns));
+            return;
+        }
+        let Some((id, first)) = s.first.take() else {
+            return;
+        };
+        let gap = arrival_ns.saturating_sub(first);
+        if id != p.id || gap == 0 {
+            // The first was lost, or both came in one read with one time: no measure.
+            return;
+        }
+        // Octets x 8 bits / gap ns = Gbit/s; x 10^6 = kbit/s.
+        let kbps =
+            (super::PAIR_LEN as u64 * 8 * 1_000_000 / gap).clamp(1, CAPACITY_MAX_KBPS.into());
+        let at = s.next % PAIR_SAMPLES;
+        s.samples[at] = kbps as u32;
+        s.next = s.next.wrapping_add(1);
+        let mut sorted = s.samples;
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let taken = s.next.min(PAIR_SAMPLES);
+        let estimate = if taken >= 3 { sorted[1] } else { sorted[0] };
+        self.from_kbps.store(estimate, Ordering::Relaxed);
+    }
+
+    /// (to, from) in kbit/s, 0 for none yet.
+    pub fn read(&self) -> (u32, u32) {
+        (
+            self.to_kbps.load(Ordering::Relaxed),
+            self.from_kbps.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// One binding's traffic, counted on the packet paths (issue 16: per-binding metrics).
 /// Shared by every copy of the peer and kept across refreshes and moves.
 #[derive(Debug, Default)]
@@ -93,6 +181,9 @@ pub struct PeerCounters {
     /// among several care-of addresses (RFC 5648), a path silent for longer than the
     /// liveness limit is taken out of use ([`Snapshot::tx_lookup`]).
     pub heard: HeardLine,
+    /// What the path carries each way, measured by packet pairs: the flows among several
+    /// paths are spread in proportion ([`pick`]).
+    pub capacity: CapacityLine,
 }
 
 impl PeerCounters {
@@ -260,6 +351,12 @@ impl Peer {
                 IpAddr::V4(src_addr)
             }
         }
+    }
+
+    /// The weight of its path among several, kbit/s: what it carries our way, as the
+    /// other end measured (0: not yet; [`CapacityLine::weight_kbps`]).
+    pub fn weight_kbps(&self) -> u32 {
+        self.counters.0.capacity.weight_kbps.load(Ordering::Relaxed)
     }
 
     /// Its BID-PRI (RFC 6089 §4.1), lower preferred; none given (0, RFC 5648's format)
@@ -1048,11 +1145,29 @@ pub fn pick_preferred<'a>(
 /// random weight) of the flow hash with each binding's identifier. A flow stays on its
 /// path while that path is registered, and when a path goes only its flows move (a
 /// modulo would reshuffle every flow). Costs one mix per path, a handful at most.
-pub fn pick<'a>(peers: impl Iterator<Item = &'a Peer>, flow: u64) -> Option<&'a Peer> {
-    peers.max_by_key(|p| {
+///
+/// Once every path's capacity our way is known (the other end's packet-pair measure,
+/// [`CapacityLine`]), each path draws flows in proportion to it: weighted rendezvous
+/// hashing (the score `ln w - ln(-ln u)` of the flow's uniform draw `u` for the path,
+/// Schindelhauer and Schomaker's). Equal weights rank the paths as the draws alone do,
+/// so measuring them moves no flow; a weight follows its measure only when that moves by
+/// half, and then moves only the flows the new proportions require. Until every path is
+/// measured, every path draws alike.
+pub fn pick<'a>(peers: impl Iterator<Item = &'a Peer> + Clone, flow: u64) -> Option<&'a Peer> {
+    let draw = |p: &Peer| {
         let bid = u64::from(p.binding.binding_id.unwrap_or(0));
         mix(flow ^ bid.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-    })
+    };
+    let weighted = peers.clone().all(|p| p.weight_kbps() > 0);
+    if !weighted {
+        return peers.max_by_key(|p| draw(p));
+    }
+    let score = |p: &Peer| {
+        // u in (0, 1) from the draw's 53 high bits.
+        let u = ((draw(p) >> 11) as f64 + 0.5) * (1.0 / (1u64 << 53) as f64);
+        f64::from(p.weight_kbps()).ln() - (-u.ln()).ln()
+    };
+    peers.max_by(|a, b| score(a).total_cmp(&score(b)))
 }
 
 /// A 64-bit finalizer (SplitMix64's): every input bit reaches every output bit.

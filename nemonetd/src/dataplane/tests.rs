@@ -304,3 +304,39 @@ fn path_probes_are_recognised_and_nothing_else() {
     assert!(!is_path_probe(&udp));
     assert!(!is_path_probe(&p[..39]));
 }
+
+#[test]
+fn pair_probes_carry_their_place_and_report_and_nothing_else_passes_for_one() {
+    let a: Ipv6Addr = "2001:db8:1::100".parse().unwrap();
+    let b: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+    let want = PairProbe {
+        id: 0x0102_0304,
+        position: 1,
+        report_kbps: 25_000,
+    };
+    let p = pair_probe(a, b, want);
+    assert_eq!(p.len(), PAIR_LEN);
+    // An IPv6 header, next header 59, hop limit 1, the payload length of the rest.
+    assert_eq!(&p[..8], &[0x60, 0, 0, 0, 0x04, 0x88, 59, 1]);
+    assert_eq!(&p[40..44], b"NMPP");
+    assert_eq!(pair_probe_of(&p), Some(want));
+    assert!(is_path_probe(&p));
+    assert_eq!(addresses(&p), Some((IpAddr::V6(a), IpAddr::V6(b))));
+    let broken = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut q = p.to_vec();
+        f(&mut q);
+        q
+    };
+    for q in [
+        broken(&|q| q.truncate(PAIR_LEN - 1)),
+        broken(&|q| q.push(0)),
+        broken(&|q| q[40] = b'X'),
+        broken(&|q| q[48] = 2),
+        broken(&|q| q[5] ^= 1),
+        broken(&|q| q[6] = 17),
+        broken(&|q| q[0] = 0x45),
+    ] {
+        assert_eq!(pair_probe_of(&q), None);
+        assert!(!is_path_probe(&q));
+    }
+}

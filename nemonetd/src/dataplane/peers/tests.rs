@@ -1260,3 +1260,125 @@ fn fragment_memory_is_bounded() {
     assert_eq!(m.recall(&key(0)), None);
     assert_eq!(m.recall(&key(FragmentMemory::CAPACITY as u32 + 9)), Some(1));
 }
+
+fn pair(id: u32, position: u8, report_kbps: u32) -> crate::dataplane::PairProbe {
+    crate::dataplane::PairProbe {
+        id,
+        position,
+        report_kbps,
+    }
+}
+
+/// Packet pairs: the gap between the two of a pair gives a measure; the estimate is the
+/// second-largest of the last eight (one measure too high is dropped, gaps widened by
+/// our own packets are outvoted); a lost first, a mismatched pair or a zero gap measure
+/// nothing; reports set the other direction.
+#[test]
+fn packet_pairs_measure_a_path_and_the_other_end_reports_ours() {
+    let c = CapacityLine::default();
+    assert_eq!(c.read(), (0, 0));
+    // 1200 octets in 960 us: 10 Mbit/s.
+    let gap = |id: u32, at: u64, gap_ns: u64| {
+        c.pair_probe(pair(id, 0, 0), at);
+        c.pair_probe(pair(id, 1, 0), at + gap_ns);
+    };
+    gap(1, 1_000_000, 960_000);
+    assert_eq!(c.read(), (0, 10_000));
+    // One far too high (a burst), then three of 10 Mbit/s: the high one is dropped.
+    gap(2, 2_000_000, 96_000);
+    assert_eq!(c.read().1, 100_000, "two measures: the larger");
+    gap(3, 3_000_000, 960_000);
+    gap(4, 4_000_000, 960_000);
+    assert_eq!(c.read().1, 10_000);
+    // Widened gaps (our own packets between the two) do not pull it down.
+    gap(5, 5_000_000, 1_920_000);
+    gap(6, 6_000_000, 1_920_000);
+    assert_eq!(c.read().1, 10_000);
+    // A second without its first, a pair of mismatched numbers, both at one time.
+    c.pair_probe(pair(7, 1, 0), 7_000_000);
+    c.pair_probe(pair(8, 0, 0), 8_000_000);
+    c.pair_probe(pair(9, 1, 0), 8_100_000);
+    gap(10, 9_000_000, 0);
+    assert_eq!(c.read().1, 10_000);
+    // The other end's report: what our packets get.
+    c.pair_probe(pair(11, 0, 40_000), 10_000_000);
+    assert_eq!(c.read(), (40_000, 10_000));
+}
+
+/// Weighted rendezvous hashing: with every path's capacity known, each path takes flows
+/// in proportion to it; measured alike (as paths faster than the cap are), the flows stay
+/// where they were; a measure that wavers by less than half moves no flow; one path not
+/// measured yet makes every path draw alike.
+#[test]
+fn flows_spread_in_proportion_to_the_paths_capacities() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let path = |bid: u16, coa: &str| {
+        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+        b.binding_id = Some(bid);
+        Peer::new(Mode::HomeAgent, &b).unwrap()
+    };
+    t.upsert(path(1, "2001:db8:a::2"));
+    t.upsert(path(2, "2001:db8:b::2"));
+    t.upsert(path(3, "2001:db8:c::2"));
+    let s = t.snapshot();
+    // The other end's report of what our packets get through path `bid`.
+    let report = |bid: u16, kbps: u32| {
+        s.peers()
+            .iter()
+            .find(|p| p.binding.binding_id == Some(bid))
+            .unwrap()
+            .counters
+            .0
+            .capacity
+            .pair_probe(pair(1, 0, kbps), 1)
+    };
+    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
+    let choices = || -> Vec<u16> {
+        (0..20_000u64)
+            .map(|f| {
+                s.tx_lookup(cn, mnn, || f.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .and_then(|p| p.binding.binding_id)
+                    .unwrap()
+            })
+            .collect()
+    };
+    let shares = |v: &[u16]| -> Vec<f64> {
+        (1..=3)
+            .map(|b| v.iter().filter(|&&x| x == b).count() as f64 / v.len() as f64)
+            .collect()
+    };
+    let alike = choices();
+    for share in shares(&alike) {
+        assert!((share - 1.0 / 3.0).abs() < 0.03, "{share}");
+    }
+    // Not all measured: alike, as before.
+    report(1, 40_000);
+    assert_eq!(choices(), alike);
+    // Measured alike (here beyond the cap): nothing moves either.
+    report(1, 900_000);
+    report(2, 300_000);
+    report(3, CAPACITY_MAX_KBPS);
+    assert_eq!(choices(), alike);
+    // 40, 20 and 20 Mbit/s: a half, a quarter, a quarter.
+    report(1, 40_000);
+    report(2, 20_000);
+    report(3, 20_000);
+    let before = choices();
+    let sh = shares(&before);
+    assert!((sh[0] - 0.5).abs() < 0.03, "{sh:?}");
+    assert!((sh[1] - 0.25).abs() < 0.03, "{sh:?}");
+    assert!((sh[2] - 0.25).abs() < 0.03, "{sh:?}");
+    // Measures that waver by less than half move nothing.
+    report(1, 55_000);
+    report(2, 14_000);
+    assert_eq!(choices(), before);
+    // Path 1 halves: only flows leave it, none moves between the others.
+    report(1, 20_000);
+    let after = choices();
+    for (a, b) in before.iter().zip(&after) {
+        assert!(a == b || *a == 1, "a flow moved from {a} to {b}");
+    }
+    for share in shares(&after) {
+        assert!((share - 1.0 / 3.0).abs() < 0.03, "{share}");
+    }
+}
