@@ -52,7 +52,13 @@ impl MrCore {
         if resync {
             info!(ba_seq = %ba.sequence, our_seq = %p.sequence, status = code, meaning = name, rfc,
                 "sequence number resynchronised; sending the next one");
-            self.bul.primary.last_seq = ba.sequence;
+            // RFC 6275 §11.7.3: go on from the home agent's number; but while the
+            // uplinks' own BUs are outstanding, which share it, only a later one moves
+            // ours (they may have taken numbers beyond it already).
+            let others_outstanding = self.bul.others.iter().any(|e| e.pending.is_some());
+            if !others_outstanding || ba.sequence.is_newer_than(self.bul.primary.last_seq) {
+                self.bul.primary.last_seq = ba.sequence;
+            }
             self.restart_transaction(now);
             return;
         }

@@ -115,15 +115,23 @@ impl MrCore {
         };
         let send_v4 = self.sends_ipv4_mnps();
         let mcoa_refused = self.bul.primary.mcoa == McoaSupport::Unsupported;
-        // One transaction at a time: the uplinks' own registrations wait for this one's
-        // BA (its O flag may remove what they register meanwhile).
-        self.cancel_individual();
         let (kept, overwrite) = match &self.bul.primary.pending {
             Some(p) if p.kind == BuKind::Register && !mcoa_refused => {
                 self.primary_extras(&p.coa, &p.bids)
             }
             _ => (Vec::new(), false),
         };
+        // The uplinks' own registrations this BU would undo at the home agent: all of
+        // them for a plain BU or a de-registration, the new ones for one with O.
+        let plain = self
+            .bul
+            .primary
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.kind == BuKind::Deregister || p.bids.is_empty() || mcoa_refused);
+        if plain || overwrite {
+            self.cancel_individual(plain);
+        }
         // RFC 6089: flow bindings ride on the BUs with Binding Identifier options (see
         // `flows`), restricted to the BIDs the home agent holds once this BU is applied;
         // the options borrow these, which outlive them.

@@ -13,9 +13,10 @@
 //! before its lifetime ends and, behind a NAT, at the keepalive interval of its BA (RFC
 //! 5555 §4.4.2: the BU is the keepalive). They share the home agent's sequence number
 //! space with the primary (RFC 5648 §4.3) and MAX_UPDATE_RATE; they run only while the
-//! primary holds a binding with binding identifiers and has no BU outstanding, since a
-//! primary BU with the O flag removes what they registered meanwhile (a primary BU that
-//! leaves cancels them; they start again after its BA). Each BU lists the prefixes as the
+//! primary holds a binding with binding identifiers. A new registration waits while a
+//! primary BU with the O flag is outstanding, which would remove it (such a BU cancels
+//! the new ones; they start again after its BA); refreshes go on, since it lists what
+//! they hold; a de-registration or a plain BU cancels them all. Each BU lists the prefixes as the
 //! primary's do (the home agent keeps what a BU lists, RFC 3963 §5.2) and refreshes the
 //! flow bindings held by their FIDs (RFC 6089 §5.2: what a BU does not mention goes).
 //!
@@ -53,15 +54,24 @@ impl MrCore {
             .collect()
     }
 
-    /// Whether the uplinks' own registrations may run: the primary holds a binding with
-    /// binding identifiers and has no BU outstanding.
-    fn individual_allowed(&self) -> bool {
+    /// What the uplinks' own registrations may do, by the primary's state: `None`
+    /// nothing (no binding with binding identifiers, or a de-registration outstanding);
+    /// `Some(false)` refresh what they hold (a primary BU with the O flag outstanding, or
+    /// not sent yet, would remove what they newly register); `Some(true)` anything.
+    fn individual_allowed(&self) -> Option<bool> {
         let e = &self.bul.primary;
-        self.cfg.multiple_coa
-            && e.mcoa != McoaSupport::Unsupported
-            && e.pending.is_none()
-            && e.stopped.is_none()
-            && e.registered.as_ref().is_some_and(|r| !r.bids.is_empty())
+        if !self.cfg.multiple_coa
+            || e.mcoa == McoaSupport::Unsupported
+            || e.stopped.is_some()
+            || e.registered.as_ref().is_none_or(|r| r.bids.is_empty())
+        {
+            return None;
+        }
+        match &e.pending {
+            None => Some(true),
+            Some(p) if p.kind == BuKind::Deregister || p.bids.is_empty() => None,
+            Some(p) => Some(p.transmissions > 0 && !p.overwrite),
+        }
     }
 
     /// The uplinks that register by BUs of their own.
@@ -81,11 +91,19 @@ impl MrCore {
     /// The uplinks' own registrations: each uplink's transaction starts, retransmits or
     /// refreshes as due.
     pub(super) fn drive_individual(&mut self, now: Instant) {
-        if !self.individual_allowed() {
+        let Some(new_allowed) = self.individual_allowed() else {
             return;
-        }
+        };
         for u in self.individual_uplinks() {
             if self.individual_refused.contains(&(u.bid, u.coa)) {
+                continue;
+            }
+            let refresh = self
+                .bul
+                .bid_entry_mut(u.bid)
+                .and_then(|e| e.registered.as_ref())
+                .is_some_and(|r| r.coa == u.coa);
+            if !refresh && !new_allowed {
                 continue;
             }
             let first = self
@@ -162,11 +180,20 @@ impl MrCore {
         }
     }
 
-    /// Ends the uplinks' transactions outstanding (a primary BU leaves): their BAs, if
-    /// any come, are dropped, and they start again after the primary's BA.
-    pub(super) fn cancel_individual(&mut self) {
+    /// Ends the uplinks' transactions outstanding when a primary BU leaves that removes
+    /// what they would register: `all` (a de-registration, a plain BU: every binding goes
+    /// at the home agent), else the new registrations only (a BU with the O flag keeps
+    /// the bindings it lists, which the refreshes are). Their BAs, if any come, are
+    /// dropped, and they start again after the primary's BA.
+    pub(super) fn cancel_individual(&mut self, all: bool) {
         for e in &mut self.bul.others {
-            e.pending = None;
+            let refresh = match (&e.registered, &e.pending) {
+                (Some(r), Some(p)) => r.coa == p.coa,
+                _ => false,
+            };
+            if all || !refresh {
+                e.pending = None;
+            }
         }
     }
 
@@ -194,11 +221,14 @@ impl MrCore {
             .filter(|e| e.home_agent == ha && e.binding_id.is_some_and(|b| !carried.contains(&b)))
             .flat_map(|e| {
                 let r = e.registered.as_ref();
+                let runs = |p: &Pending| {
+                    allowed.is_some_and(|new| new || r.is_some_and(|r| r.coa == p.coa))
+                };
                 [
                     r.map(|r| r.expires_at),
-                    r.filter(|_| allowed && e.pending.is_none())
+                    r.filter(|_| allowed.is_some() && e.pending.is_none())
                         .map(|r| r.refresh_at),
-                    e.pending.as_ref().filter(|_| allowed).map(|p| p.next_tx),
+                    e.pending.as_ref().filter(|p| runs(p)).map(|p| p.next_tx),
                 ]
             })
             .flatten()
