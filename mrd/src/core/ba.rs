@@ -20,8 +20,10 @@ pub(super) struct Grant {
     pub(super) granted: Lifetime,
     pub(super) expires_at: Instant,
     pub(super) refresh_at: Instant,
-    /// When the BU it answers left.
-    pub(super) sent: Instant,
+    /// For a BU from an IPv4 care-of address, what the BA's NAT detection decides
+    /// (`nat_decision`: UDP, a NAT seen, the keepalive period); `refresh_at` already
+    /// keeps the keepalive.
+    pub(super) v4: Option<(bool, bool, Option<Duration>)>,
 }
 
 impl MrCore {
@@ -141,7 +143,9 @@ impl MrCore {
 
     /// The lifetime a BA grants to the BU of `p` (never more than asked), when it ends
     /// (counted from when the BU left: docs/notes.md §5) and when to refresh it (the
-    /// refresh margin, or a shorter Binding Refresh Advice, RFC 6275 §6.2.4).
+    /// refresh margin, or a shorter Binding Refresh Advice, RFC 6275 §6.2.4; from an IPv4
+    /// care-of address, the NAT keepalive: RFC 5555 §4.4.2, docs/notes.md §6, the re-sent
+    /// BU is the keepalive).
     pub(super) fn grant(&self, now: Instant, ba: &BindingAck<'_>, p: &Pending) -> Grant {
         let requested = self.cfg.lifetime;
         let granted = ba.lifetime.min(requested);
@@ -163,11 +167,15 @@ impl MrCore {
                 debug!(refresh_interval = %bra, "Binding Refresh Advice");
             }
         }
+        let v4 = coa_v4(&p.coa).map(|_| self.nat_decision(ba));
+        if let Some((_, _, Some(k))) = v4 {
+            refresh_at = refresh_at.min(sent + k);
+        }
         Grant {
             granted,
             expires_at,
             refresh_at,
-            sent,
+            v4,
         }
     }
 
@@ -248,16 +256,11 @@ impl MrCore {
         let Grant {
             granted,
             expires_at,
-            mut refresh_at,
-            sent,
+            refresh_at,
+            v4,
         } = self.grant(now, ba, &p);
-        let (udp, nat) = match coa_v4(&p.coa) {
-            Some(_) => {
-                let (udp, nat, keepalive) = self.nat_decision(ba);
-                if let Some(k) = keepalive {
-                    // RFC 5555 §4.4.2 / docs/notes.md §6: the re-sent BU is the keepalive.
-                    refresh_at = refresh_at.min(sent + k);
-                }
+        let (udp, nat) = match v4 {
+            Some((udp, nat, keepalive)) => {
                 info!(
                     udp,
                     nat,

@@ -203,54 +203,17 @@ impl MrCore {
             lifetime,
             options,
         });
-        let mut mh = vec![0u8; repr.buffer_len()];
-        if let Err(e) = repr.emit_to(&mut mh) {
-            error!(error = %e, "cannot build the Binding Update");
+        let Some(mh) = signed_mh(&repr, self.mn_ha_key.as_ref(), &p.coa, &hoa) else {
             return;
-        }
-        if let Some(key) = &self.mn_ha_key
-            && let Err(e) = key.sign(&mut mh, IpAddr::V6(p.coa), &hoa)
-        {
-            error!(error = %e, "cannot sign the Binding Update");
-            return;
-        }
-        let mut udp_v4 = None;
-        let addressing = if let Some(ha_v4) = cfg.home_agent_v4.filter(|_| v4_coa.is_some()) {
-            // RFC 5555 §4.2: inner source = HoA, no HAO, in UDP/IPv4 to the HA's 4191.
-            udp_v4 = Some(SocketAddrV4::new(ha_v4, proto::DSMIP_UDP_PORT));
-            MobilityPacketRepr {
-                src_addr: hoa,
-                dst_addr: self.bul.primary.home_agent,
-                hop_limit: cfg.hop_limit,
-                home_address: None,
-                rh2_home_address: None,
-            }
-        } else if p.at_home {
-            // RFC 6275 §11.5.4: from the home link, source = HoA, no HAO.
-            MobilityPacketRepr {
-                src_addr: hoa,
-                dst_addr: self.bul.primary.home_agent,
-                hop_limit: cfg.hop_limit,
-                home_address: None,
-                rh2_home_address: None,
-            }
-        } else {
-            MobilityPacketRepr {
-                src_addr: p.coa,
-                dst_addr: self.bul.primary.home_agent,
-                hop_limit: cfg.hop_limit,
-                home_address: Some(hoa),
-                rh2_home_address: None,
-            }
         };
-        p.transmissions += 1;
-        self.stats.bu_sent += 1;
-        if p.transmissions > 1 {
-            self.stats.bu_retransmitted += 1;
-        }
-        p.sequence = seq;
-        p.last_sent = Some(now);
-        p.timestamp = ts;
+        let (addressing, udp_v4) = bu_addressing(
+            cfg,
+            self.bul.primary.home_agent,
+            &p.coa,
+            v4_coa.is_some(),
+            p.at_home,
+        );
+        book_sent(cfg, &mut self.stats, p, now, seq, ts);
         p.v4_sent = v4_sent;
         if flows != flows::FlowsSent::default() {
             debug!(identified = ?flows.identified.iter().map(|f| f.fid).collect::<Vec<_>>(),
@@ -259,7 +222,6 @@ impl MrCore {
         p.flows_sent = flows;
         p.kept = kept;
         p.overwrite = flags.contains(BuFlags::O);
-        p.next_tx = now + Self::retransmission_timeout(cfg, p.transmissions, p.first_registration);
         debug!(seq = %seq, kind = ?p.kind, coa = %p.coa, attempt = p.transmissions,
             bids = ?p.bids.iter().map(|b| b.bid).collect::<Vec<_>>(),
             next_ms = (p.next_tx - now).as_millis() as u64, "Binding Update sent");
@@ -313,6 +275,83 @@ impl MrCore {
             && self.bul.primary.ipv4_support != Ipv4Support::Unsupported
             && !self.cfg.mnp_v4.is_empty()
     }
+}
+
+/// Books a BU of transaction `p` as sent at `now` with sequence number `seq` and RFC
+/// 4285 timestamp `ts`: its count (and the counters'), and when the next leaves (RFC 6275
+/// §11.8's back-off).
+pub(super) fn book_sent(
+    cfg: &MrCoreConfig,
+    stats: &mut MrStats,
+    p: &mut Pending,
+    now: Instant,
+    seq: SequenceNumber,
+    ts: Option<NtpTimestamp>,
+) {
+    p.transmissions += 1;
+    stats.bu_sent += 1;
+    if p.transmissions > 1 {
+        stats.bu_retransmitted += 1;
+    }
+    p.sequence = seq;
+    p.last_sent = Some(now);
+    p.timestamp = ts;
+    p.next_tx = now + MrCore::retransmission_timeout(cfg, p.transmissions, p.first_registration);
+}
+
+/// A BU's Mobility Header, emitted and, with an SA, signed over the care-of address `coa`
+/// (RFC 4285 §5; an IPv4 one IPv4-mapped) and the home address; `None` (logged) if it
+/// cannot be.
+pub(super) fn signed_mh(
+    repr: &MhRepr<'_>,
+    key: Option<&auth::MnHaKey>,
+    coa: &Ipv6Addr,
+    hoa: &Ipv6Addr,
+) -> Option<Vec<u8>> {
+    let mut mh = vec![0u8; repr.buffer_len()];
+    if let Err(e) = repr.emit_to(&mut mh) {
+        error!(error = %e, "cannot build the Binding Update");
+        return None;
+    }
+    if let Some(key) = key
+        && let Err(e) = key.sign(&mut mh, IpAddr::V6(*coa), hoa)
+    {
+        error!(error = %e, "cannot sign the Binding Update");
+        return None;
+    }
+    Some(mh)
+}
+
+/// The addressing of a BU from `coa` to home agent `ha`, and the UDP/IPv4 destination
+/// when it goes encapsulated: from an IPv4 care-of address (`from_v4`, with the home
+/// agent's IPv4 address configured), in UDP/IPv4 to its port 4191, inner source the home
+/// address, no HAO (RFC 5555 §4.2); from the home link, source the home address, no HAO
+/// (RFC 6275 §11.5.4); else from the care-of address with the home address in a HAO.
+pub(super) fn bu_addressing(
+    cfg: &MrCoreConfig,
+    ha: Ipv6Addr,
+    coa: &Ipv6Addr,
+    from_v4: bool,
+    at_home: bool,
+) -> (MobilityPacketRepr, Option<SocketAddrV4>) {
+    let hoa = cfg.home_address;
+    let udp_v4 = cfg
+        .home_agent_v4
+        .filter(|_| from_v4)
+        .map(|ha4| SocketAddrV4::new(ha4, proto::DSMIP_UDP_PORT));
+    let (src_addr, home_address) = if udp_v4.is_some() || at_home {
+        (hoa, None)
+    } else {
+        (*coa, Some(hoa))
+    };
+    let addressing = MobilityPacketRepr {
+        src_addr,
+        dst_addr: ha,
+        hop_limit: cfg.hop_limit,
+        home_address,
+        rh2_home_address: None,
+    };
+    (addressing, udp_v4)
 }
 
 /// The lifetime a registration asks for: the configured one, not beyond the home prefix's

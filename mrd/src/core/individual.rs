@@ -25,7 +25,10 @@
 //! registration's O flag removes it (one is sent at once), else its lifetime ends it.
 
 use super::ba::{Authentic, Grant};
-use super::bu::{bid_option, flags_for, prefix_options, registration_lifetime, security_options};
+use super::bu::{
+    bid_option, book_sent, bu_addressing, flags_for, prefix_options, registration_lifetime,
+    security_options, signed_mh,
+};
 use super::mcoa::bid_status;
 use super::timers::update_rate_wait;
 use super::*;
@@ -291,56 +294,17 @@ impl MrCore {
             lifetime,
             options,
         });
-        let mut mh = vec![0u8; repr.buffer_len()];
-        if let Err(e) = repr.emit_to(&mut mh) {
-            error!(error = %e, "cannot build an uplink's Binding Update");
+        let Some(mh) = signed_mh(&repr, self.mn_ha_key.as_ref(), &coa, &hoa) else {
             return;
-        }
-        if let Some(key) = &self.mn_ha_key
-            && let Err(e) = key.sign(&mut mh, IpAddr::V6(coa), &hoa)
-        {
-            error!(error = %e, "cannot sign an uplink's Binding Update");
-            return;
-        }
-        let ha = self.bul.primary.home_agent;
-        let (addressing, udp_v4) = match (v4, ha_v4) {
-            // RFC 5555 §4.2: inner source the home address, no HAO, in UDP/IPv4.
-            (Some(_), Some(ha4)) => (
-                MobilityPacketRepr {
-                    src_addr: hoa,
-                    dst_addr: ha,
-                    hop_limit: cfg.hop_limit,
-                    home_address: None,
-                    rh2_home_address: None,
-                },
-                Some(SocketAddrV4::new(ha4, proto::DSMIP_UDP_PORT)),
-            ),
-            _ => (
-                MobilityPacketRepr {
-                    src_addr: coa,
-                    dst_addr: ha,
-                    hop_limit: cfg.hop_limit,
-                    home_address: Some(hoa),
-                    rh2_home_address: None,
-                },
-                None,
-            ),
         };
+        let ha = self.bul.primary.home_agent;
+        let (addressing, udp_v4) = bu_addressing(cfg, ha, &coa, v4.is_some(), false);
         let Some(p) = self.bul.bid_entry_mut(bid).and_then(|e| e.pending.as_mut()) else {
             return;
         };
-        p.transmissions += 1;
-        self.stats.bu_sent += 1;
-        if p.transmissions > 1 {
-            self.stats.bu_retransmitted += 1;
-        }
-        p.sequence = seq;
-        p.last_sent = Some(now);
-        p.timestamp = ts;
+        book_sent(&self.cfg, &mut self.stats, p, now, seq, ts);
         p.v4_sent = v4_sent;
         p.flows_sent = flows;
-        p.next_tx =
-            now + Self::retransmission_timeout(&self.cfg, p.transmissions, p.first_registration);
         debug!(seq = %seq, bid, %coa, attempt = p.transmissions,
             next_ms = (p.next_tx - now).as_millis() as u64, "uplink's Binding Update sent");
         self.bul.primary.last_seq = seq;
@@ -415,20 +379,10 @@ impl MrCore {
         let Grant {
             granted,
             expires_at,
-            mut refresh_at,
-            sent,
+            refresh_at,
+            v4,
         } = self.grant(now, ba, &p);
-        let (udp, nat) = match coa_v4(&p.coa) {
-            Some(_) => {
-                let (udp, nat, keepalive) = self.nat_decision(ba);
-                if let Some(k) = keepalive {
-                    // RFC 5555 §4.4.2: the re-sent BU is the NAT keepalive.
-                    refresh_at = refresh_at.min(sent + k);
-                }
-                (udp, nat)
-            }
-            None => (false, false),
-        };
+        let (udp, nat) = v4.map_or((false, false), |(udp, nat, _)| (udp, nat));
         self.flows_answered(ba, &p.flows_sent);
         // The prefixes are the home address's, as the primary registration got them.
         let mnp_v4 = self
