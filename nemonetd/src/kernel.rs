@@ -232,6 +232,42 @@ pub fn filter_base_script() -> String {
         )
 }
 
+/// The BPF path's crash guard. After a crash the programs are gone (tcx links die with
+/// the process) but the decapsulation rules stay: a tunnel packet to one of our end
+/// points would leave through the pair's far side unstripped, come back in on `dev` as
+/// the same packet, and go round again until its hop limit ran out (63 passes each). This
+/// table, which outlives the process, drops it on its first return; while the programs
+/// run, nothing arrives on `dev` that is still a tunnel packet to us (what they cannot
+/// take apart they drop). The next start replaces it (or `remove_leftovers` removes it).
+pub fn guard_base_script(dev: &str) -> String {
+    delete_table_script()
+        + &format!(
+            "table ip6 {t} {{
+  counter crash_guard {{}}
+  set locals {{ type ipv6_addr; }}
+  chain prerouting {{
+    type filter hook prerouting priority raw; policy accept;
+    iifname \"{dev}\" ip6 nexthdr {{ 41, 4 }} ip6 daddr @locals counter name crash_guard drop
+  }}
+}}
+",
+            t = NFT_TABLE
+        )
+}
+
+/// The script bringing the crash guard's set from `had` to `want`.
+fn guard_set_script(had: &BTreeSet<Ipv6Addr>, want: &BTreeSet<Ipv6Addr>) -> String {
+    let t = NFT_TABLE;
+    let mut s = String::new();
+    for l in want.difference(had) {
+        let _ = writeln!(s, "add element ip6 {t} locals {{ {l} }}");
+    }
+    for l in had.difference(want) {
+        let _ = writeln!(s, "delete element ip6 {t} locals {{ {l} }}");
+    }
+    s
+}
+
 /// The match of an inner source inside `net`: the prefix's leading bits at the inner
 /// header's source field (octet 48 for IPv6 inside, 52 for IPv4 inside: behind the
 /// 40-octet outer header).
@@ -490,6 +526,9 @@ pub struct KernelPlane {
     /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
     /// the Binding Acknowledgement reached it is not lost).
     graces: BTreeMap<BindingKey, (Ipv6Addr, Instant)>,
+    /// BPF: our end points in the crash guard's set ([`guard_base_script`]); `None`
+    /// without the guard.
+    guard: Option<BTreeSet<Ipv6Addr>>,
 }
 
 /// Puts the local table's rule back at priority 0 if we moved it (ours at
@@ -531,6 +570,7 @@ impl KernelPlane {
             refused_uplinks: BTreeSet::new(),
             uplinks_for: BTreeSet::new(),
             graces: BTreeMap::new(),
+            guard: None,
         };
         match plane.setup(net, mtu, encapsulation).await {
             Ok(()) => Ok(plane),
@@ -583,9 +623,15 @@ impl KernelPlane {
             .await
             .map_err(|e| e.to_string())?;
         self.routes.method = self.encapsulation(net, encapsulation).await?;
-        if self.routes.method == KernelMethod::Srv6 {
+        match self.routes.method {
             // BPF's filter is in its decapsulation program's maps.
-            nft(&filter_base_script()).await?;
+            KernelMethod::Srv6 => nft(&filter_base_script()).await?,
+            KernelMethod::Bpf => match nft(&guard_base_script(&k.dev)).await {
+                Ok(()) => self.guard = Some(BTreeSet::new()),
+                Err(e) => warn!(error = %e,
+                    "crash guard not set up: after a crash, tunnel packets to us would go \
+                     round the veth pair until their hop limit ends, until the next start"),
+            },
         }
         net.local_rule_move().await.map_err(|e| e.to_string())?;
         self.attach_uplinks(net).await;
@@ -704,6 +750,7 @@ impl KernelPlane {
                 self.filter = Filter::default();
                 return Err(format!("BPF filter: {e}"));
             }
+            self.sync_guard().await;
             return Ok(());
         }
         let script = self.filter.plan(self.mode, entries);
@@ -724,6 +771,28 @@ impl KernelPlane {
             self.tunsrc = Some(src);
         }
         Ok(())
+    }
+
+    /// BPF: brings the crash guard's set of our end points to the filter's. A failure is
+    /// logged and tried again at the next change (the guard matters only after a crash).
+    async fn sync_guard(&mut self) {
+        let Some(had) = &self.guard else {
+            return;
+        };
+        let script = guard_set_script(had, &self.filter.locals);
+        if script.is_empty() {
+            return;
+        }
+        // Should the set hold something else than we think, written whole.
+        let whole = format!("flush set ip6 {NFT_TABLE} locals\n")
+            + &guard_set_script(&BTreeSet::new(), &self.filter.locals);
+        match nft(&script).await {
+            Ok(()) => self.guard = Some(self.filter.locals.clone()),
+            Err(_) => match nft(&whole).await {
+                Ok(()) => self.guard = Some(self.filter.locals.clone()),
+                Err(e) => warn!(error = %e, "crash guard's end points not updated"),
+            },
+        }
     }
 
     /// BPF: attaches the uplink program ([`crate::bpf::Tunnel::uplink_attach`]) to the
@@ -827,10 +896,11 @@ impl KernelPlane {
             Ok(false) => {}
             Err(e) => warn!(error = %e, "local table rule not restored"),
         }
-        if self.bpf.is_none()
+        // The SRv6 path's filter, or the BPF path's crash guard.
+        if (self.bpf.is_none() || self.guard.take().is_some())
             && let Err(e) = nft(&delete_table_script()).await
         {
-            warn!(error = %e, "ingress filter not removed");
+            warn!(error = %e, "ingress filter or crash guard not removed");
         }
         net.set_bpf_encap(None);
         self.bpf = None;
