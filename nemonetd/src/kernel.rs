@@ -236,18 +236,20 @@ pub fn filter_base_script() -> String {
 /// the process) but the decapsulation rules stay: a tunnel packet to one of our end
 /// points would leave through the pair's far side unstripped, come back in on `dev` as
 /// the same packet, and go round again until its hop limit ran out (63 passes each). This
-/// table, which outlives the process, drops it on its first return; while the programs
-/// run, nothing arrives on `dev` that is still a tunnel packet to us (what they cannot
-/// take apart they drop). The next start replaces it (or `remove_leftovers` removes it).
+/// table, which outlives the process, drops it on its first return. It hooks the ingress
+/// of `dev` alone (netdev family), so only what arrives through the pair passes it, not
+/// every packet of the namespace; while the programs run, nothing arrives there that is
+/// still a tunnel packet to us (what they cannot take apart they drop). The next start
+/// replaces it (or `remove_leftovers` removes it).
 pub fn guard_base_script(dev: &str) -> String {
-    delete_table_script()
+    delete_guard_script()
         + &format!(
-            "table ip6 {t} {{
+            "table netdev {t} {{
   counter crash_guard {{}}
   set locals {{ type ipv6_addr; }}
-  chain prerouting {{
-    type filter hook prerouting priority raw; policy accept;
-    iifname \"{dev}\" ip6 nexthdr {{ 41, 4 }} ip6 daddr @locals counter name crash_guard drop
+  chain ingress {{
+    type filter hook ingress device \"{dev}\" priority 0; policy accept;
+    ip6 nexthdr {{ 41, 4 }} ip6 daddr @locals counter name crash_guard drop
   }}
 }}
 ",
@@ -255,15 +257,21 @@ pub fn guard_base_script(dev: &str) -> String {
         )
 }
 
+/// Deletes the crash guard's table whether or not it exists.
+fn delete_guard_script() -> String {
+    let t = NFT_TABLE;
+    format!("table netdev {t} {{}}\ndelete table netdev {t}\n")
+}
+
 /// The script bringing the crash guard's set from `had` to `want`.
 fn guard_set_script(had: &BTreeSet<Ipv6Addr>, want: &BTreeSet<Ipv6Addr>) -> String {
     let t = NFT_TABLE;
     let mut s = String::new();
     for l in want.difference(had) {
-        let _ = writeln!(s, "add element ip6 {t} locals {{ {l} }}");
+        let _ = writeln!(s, "add element netdev {t} locals {{ {l} }}");
     }
     for l in had.difference(want) {
-        let _ = writeln!(s, "delete element ip6 {t} locals {{ {l} }}");
+        let _ = writeln!(s, "delete element netdev {t} locals {{ {l} }}");
     }
     s
 }
@@ -548,6 +556,7 @@ pub async fn remove_leftovers(net: &mut RtNetOps, tun: &str) {
         warn!(error = %e, "a previous run's veth pair not removed");
     }
     let _ = nft(&delete_table_script()).await;
+    let _ = nft(&delete_guard_script()).await;
 }
 
 impl KernelPlane {
@@ -784,7 +793,7 @@ impl KernelPlane {
             return;
         }
         // Should the set hold something else than we think, written whole.
-        let whole = format!("flush set ip6 {NFT_TABLE} locals\n")
+        let whole = format!("flush set netdev {NFT_TABLE} locals\n")
             + &guard_set_script(&BTreeSet::new(), &self.filter.locals);
         match nft(&script).await {
             Ok(()) => self.guard = Some(self.filter.locals.clone()),
@@ -896,11 +905,15 @@ impl KernelPlane {
             Ok(false) => {}
             Err(e) => warn!(error = %e, "local table rule not restored"),
         }
-        // The SRv6 path's filter, or the BPF path's crash guard.
-        if (self.bpf.is_none() || self.guard.take().is_some())
+        if self.bpf.is_none()
             && let Err(e) = nft(&delete_table_script()).await
         {
-            warn!(error = %e, "ingress filter or crash guard not removed");
+            warn!(error = %e, "ingress filter not removed");
+        }
+        if self.guard.take().is_some()
+            && let Err(e) = nft(&delete_guard_script()).await
+        {
+            warn!(error = %e, "crash guard not removed");
         }
         net.set_bpf_encap(None);
         self.bpf = None;

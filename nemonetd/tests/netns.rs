@@ -920,12 +920,15 @@ fn tunnel_scenario(dataplane: &str) {
     }
     // The local rule back where the kernel keeps it, the filter gone.
     assert_eq!(local_rules(&w.mr), ["0:\tfrom all lookup local"]);
-    assert!(
-        !w.mr
-            .try_exec("nft", &["list", "table", "ip6", "nemonetd"])
-            .status
-            .success()
-    );
+    for family in ["ip6", "netdev"] {
+        assert!(
+            !w.mr
+                .try_exec("nft", &["list", "table", family, "nemonetd"])
+                .status
+                .success(),
+            "nft table {family} nemonetd left behind"
+        );
+    }
     ha.proc.signal("TERM");
     assert_eq!(ha.proc.wait_exit(Duration::from_secs(10)), Some(0));
     assert_eq!(local_rules(&w.ha), ["0:\tfrom all lookup local"]);
@@ -1543,7 +1546,7 @@ fn kernel_data_plane_recovers_after_a_crash() {
         );
         let guard = w.mr.try_exec(
             "nft",
-            &["list", "counter", "ip6", "nemonetd", "crash_guard"],
+            &["list", "counter", "netdev", "nemonetd", "crash_guard"],
         );
         let text = String::from_utf8_lossy(&guard.stdout);
         assert!(text.contains("packets 10"), "{text}");
@@ -1569,12 +1572,15 @@ fn kernel_data_plane_recovers_after_a_crash() {
             .status
             .success()
     );
-    assert!(
-        !w.mr
-            .try_exec("nft", &["list", "table", "ip6", "nemonetd"])
-            .status
-            .success()
-    );
+    for family in ["ip6", "netdev"] {
+        assert!(
+            !w.mr
+                .try_exec("nft", &["list", "table", family, "nemonetd"])
+                .status
+                .success(),
+            "nft table {family} nemonetd left behind"
+        );
+    }
     assert!(ping(&w.mnn, "2001:db8:100::1"), "local delivery");
     mr.proc.signal("TERM");
     assert_eq!(mr.proc.wait_exit(Duration::from_secs(10)), Some(0));
