@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 use mipsock::frame::{self, FrameDecoder, FrameError, HEADER_LEN, MAX_FRAME};
 use mipsock::{
-    Binding, Body, BuFlags, CareOf, Encapsulation, Header, MdCommand, MdHint, MdInfo, Message,
-    StateDump, StateItem, Uplink,
+    Binding, Body, BuFlags, CareOf, DataplaneBackend, DataplaneInfo, Encapsulation, Header,
+    MdCommand, MdHint, MdInfo, Message, MhUdpOut, PacketBytes, StateDump, StateItem, UdpFrom,
+    Uplink,
 };
 use proptest::prelude::*;
 
@@ -50,13 +51,14 @@ fn binding() -> impl Strategy<Value = Binding> {
             any::<u16>(),
             any::<bool>(),
             any::<Option<u32>>(),
+            any::<u8>(),
         ),
     )
         .prop_map(
             |(
                 (hoa, hoa_v4, coa, ha, ha_v4),
                 (p6, p4, encapsulation),
-                (lifetime, binding_id, flags, nat_detected, coa_ifindex),
+                (lifetime, binding_id, flags, nat_detected, coa_ifindex, bid_priority),
             )| Binding {
                 hoa,
                 hoa_v4,
@@ -78,7 +80,7 @@ fn binding() -> impl Strategy<Value = Binding> {
                 nat_detected,
                 coa_ifindex,
                 flows: Vec::new(),
-                bid_priority: 0,
+                bid_priority,
             },
         )
 }
@@ -127,6 +129,40 @@ fn message() -> impl Strategy<Value = Message> {
         md_info().prop_map(Body::MdInfo),
         Just(Body::BulFlush),
         Just(Body::StateRequest),
+        // MH_UDP_OUT with and without where it leaves from (the field left out then).
+        (
+            v4(),
+            any::<u16>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::option::of((v4(), any::<u32>())),
+        )
+            .prop_map(|(peer, port, packet, from)| Body::MhUdpOut(MhUdpOut {
+                peer: std::net::SocketAddrV4::new(peer, port),
+                packet: PacketBytes(packet),
+                from: from.map(|(addr, ifindex)| UdpFrom { addr, ifindex }),
+            })),
+        (
+            v6(),
+            any::<Option<u16>>(),
+            care_of(),
+            any::<bool>(),
+            any::<Option<(u32, u32)>>(),
+        )
+            .prop_map(|(hoa, binding_id, coa, path_up, capacity_kbps)| {
+                Body::StateDump(StateDump {
+                    requester_pid: 1,
+                    items: vec![StateItem::Dataplane(DataplaneInfo {
+                        hoa,
+                        binding_id,
+                        coa,
+                        backend: DataplaneBackend::Tun,
+                        path_up,
+                        packets: None,
+                        octets: None,
+                        capacity_kbps,
+                    })],
+                })
+            }),
         (
             any::<u32>(),
             proptest::collection::vec(binding().prop_map(StateItem::Bul), 0..5)
