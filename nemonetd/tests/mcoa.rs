@@ -668,8 +668,8 @@ fn capacities(n: &common::Nemonetd) -> Vec<(Option<u16>, (u32, u32), u64)> {
 
 /// Issue 15, weights by capacity: the two uplinks carry 40 and 10 Mbit/s each way (a
 /// token bucket of about one packet, tbf: this kernel has no netem). The packet pairs of both ends measure each path each way, each end learns what
-/// its own packets get from the other's reports, and the flows of the MNN go through the
-/// paths in proportion.
+/// its own packets get from the other's reports, and the flows go through the paths in
+/// proportion each way (the MNN's as the MR places them, the CN's as the HA does).
 #[test]
 fn paths_of_unequal_capacity_are_measured_and_share_the_flows_in_proportion() {
     if !is_root() || !have("python3") || !have("tc") {
@@ -743,25 +743,31 @@ fn paths_of_unequal_capacity_are_measured_and_share_the_flows_in_proportion() {
         let out = ns.try_exec("ping", &[fam, "-c", "2", "-i", "0.2", "-W", "2", dst]);
         assert!(out.status.success(), "ping {dst}");
     }
-    let before = capacities(&mr);
-    send_flows(&w.mnn, dir.path(), "2001:db8:c::2", "203.0.113.2");
-    std::thread::sleep(Duration::from_millis(300));
-    let after = capacities(&mr);
-    let sent = |i: usize| after[i].2 - before[i].2;
-    let share = sent(0) as f64 / (sent(0) + sent(1)) as f64;
-    println!(
-        "packets through eth0 {}, eth1 {}: {share:.2}",
-        sent(0),
-        sent(1)
-    );
-    assert_eq!(
-        sent(0) + sent(1),
-        2 * FLOWS * PER,
-        "every flow's packets, once"
-    );
-    // Each flow whole on one path (PER packets), 0.8 expected of 64 flows.
-    assert!(
-        (0.62..=0.95).contains(&share),
-        "eth0 took {share:.2} of the flows: {before:?} -> {after:?}"
-    );
+    // Each way: the MR places the MNN's flows, the HA the CN's.
+    for (who, node, from, dst6, dst4) in [
+        ("router", &mr, &w.mnn, "2001:db8:c::2", "203.0.113.2"),
+        ("home agent", &ha, &w.cn, "2001:db8:100::2", "198.51.100.2"),
+    ] {
+        let before = capacities(node);
+        send_flows(from, dir.path(), dst6, dst4);
+        std::thread::sleep(Duration::from_millis(300));
+        let after = capacities(node);
+        let sent = |i: usize| after[i].2 - before[i].2;
+        let share = sent(0) as f64 / (sent(0) + sent(1)) as f64;
+        println!(
+            "{who}: packets through path 1 {}, path 2 {}: {share:.2}",
+            sent(0),
+            sent(1)
+        );
+        assert_eq!(
+            sent(0) + sent(1),
+            2 * FLOWS * PER,
+            "{who}: every flow's packets, once"
+        );
+        // Each flow whole on one path (PER packets), 0.8 expected of 64 flows.
+        assert!(
+            (0.62..=0.95).contains(&share),
+            "{who}: path 1 took {share:.2} of the flows: {before:?} -> {after:?}"
+        );
+    }
 }
