@@ -543,3 +543,110 @@ fn a_168_makes_every_uplink_register_by_its_own_bu() {
         }
     }
 }
+
+mod abuse {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A BA of arbitrary content from the home agent's address: any status, sequence
+    /// number and lifetime, any BID options (status, BID), NAT detection or not, signed
+    /// over either uplink's address or not at all.
+    fn ba() -> impl Strategy<Value = (u8, u16, u16, Vec<(u16, u8)>, Option<u32>, u8)> {
+        (
+            any::<u8>(),
+            0u16..12,
+            any::<u16>(),
+            prop::collection::vec((0u16..5, any::<u8>()), 0..4),
+            prop::option::of(any::<u32>()),
+            0u8..3,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever BAs arrive (forged, replayed, refusing, with odd BID statuses) while
+        /// uplinks of both families come and go: no panic, no timer asked for again and
+        /// again at one instant, never more than three BUs in any second, and what the
+        /// router announces names only uplinks it has.
+        #[test]
+        fn arbitrary_bas_and_uplink_changes_keep_the_router_sane(
+            steps in prop::collection::vec((0u64..4000, 0u8..16, prop::option::of(ba())), 1..40),
+        ) {
+            let t0 = Instant::now();
+            let mut mr = MrCore::new(dual_cfg()).unwrap();
+            mr.set_udp_local("198.51.100.9:4191".parse().unwrap());
+            let mut now = t0;
+            let mut sent: Vec<(Instant, u16)> = Vec::new();
+            let mut last_seq = 0u16;
+            for (delay, mask, ba) in steps {
+                now += Duration::from_millis(delay);
+                // Timers up to now, counting the calls at each instant.
+                let mut same = 0;
+                while let Some(t) = mr.poll_timeout().filter(|t| *t <= now) {
+                    same += 1;
+                    prop_assert!(same < 1000, "timer asked for again and again at {:?}", t - t0);
+                    mr.handle_timeout(t.max(t0));
+                    for bu in drain_tx(&mut mr) {
+                        sent.push((t, bu.seq));
+                        last_seq = bu.seq;
+                    }
+                }
+                let ups: Vec<Uplink> = [eth0(), eth1(), wwan0()]
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, u)| u)
+                    .collect();
+                if let Some(first) = ups.first().cloned() {
+                    let md = MdInfo {
+                        coa: Some(first.coa),
+                        ifindex: first.ifindex,
+                        uplinks: ups,
+                        ..rereg(coa1())
+                    };
+                    mr.handle_md_info(now, &md);
+                }
+                if let Some((status, seq_off, lifetime, bids, nat, sign)) = ba {
+                    let mut b = Ba {
+                        status,
+                        r: true,
+                        seq: last_seq.wrapping_sub(seq_off),
+                        lifetime: Lifetime(lifetime),
+                        options: Vec::new(),
+                        sign: None,
+                    };
+                    if let Some(r) = nat {
+                        b = b.opt(nat_opt(false, r));
+                    }
+                    for (bid, st) in bids {
+                        b = b.opt(bid_status(bid, st));
+                    }
+                    let pkt = match sign {
+                        0 => b.signed(KEY, coa1()).packet(coa1()),
+                        1 => ba_v4(b, V4B),
+                        _ => b.packet(coa1()),
+                    };
+                    deliver(&mut mr, now, &pkt);
+                }
+                for bu in drain_tx(&mut mr) {
+                    sent.push((now, bu.seq));
+                    last_seq = bu.seq;
+                }
+                for e in events(&mut mr) {
+                    if let MrEvent::BulAdd { binding, .. } = e {
+                        prop_assert!(
+                            [CareOf::V6(coa1()), CareOf::V6(coa2())].contains(&binding.coa)
+                                || matches!(binding.coa, CareOf::V4 { addr, .. } if addr == V4B),
+                            "{binding:?}"
+                        );
+                    }
+                }
+            }
+            for (i, (t, _)) in sent.iter().enumerate() {
+                let in_window = sent[i..].iter().take_while(|(u, _)| *u < *t + Duration::from_secs(1)).count();
+                prop_assert!(in_window <= 3, "{:?}", sent.iter().map(|(u, s)| (*u - t0, *s)).collect::<Vec<_>>());
+            }
+        }
+    }
+}
