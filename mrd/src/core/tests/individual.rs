@@ -548,10 +548,14 @@ mod abuse {
     use super::*;
     use proptest::prelude::*;
 
+    /// A BA's content: status, how far behind the last BU's sequence number, lifetime,
+    /// BID options (BID, status), NAT detection's refresh time, how it is signed.
+    type AnyBa = (u8, u16, u16, Vec<(u16, u8)>, Option<u32>, u8);
+
     /// A BA of arbitrary content from the home agent's address: any status, sequence
     /// number and lifetime, any BID options (status, BID), NAT detection or not, signed
     /// over either uplink's address or not at all.
-    fn ba() -> impl Strategy<Value = (u8, u16, u16, Vec<(u16, u8)>, Option<u32>, u8)> {
+    fn ba() -> impl Strategy<Value = AnyBa> {
         (
             any::<u8>(),
             0u16..12,
