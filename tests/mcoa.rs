@@ -350,6 +350,9 @@ fn flow_bindings_in_a_bulk_registration() {
         flow_state(&f.ha_bus),
         logs()
     );
+    // had keeps each binding's BID-PRI and hands it to its data plane (RFC 6089 §5.1.1).
+    let pris = || bcs_of(&f.ha_bus, |b| (b.binding_id, b.bid_priority));
+    assert_eq!(pris(), [(Some(1), 10), (Some(2), 20)], "{}", logs());
     // A refresh keeping FID 7 by summary, naming an unknown FID 5: 132; FID 8 is gone.
     let text = bu_with_flows(&t, &f, COA1, 2, 60, &bids, "fs,7:5");
     assert_eq!(

@@ -316,8 +316,16 @@ pub fn path_probe(src: Ipv6Addr, dst: Ipv6Addr) -> [u8; 40] {
 /// nothing after the header) or one of a [`pair_probe`]'s pair. Neither carries anything
 /// for anyone beyond the tunnel.
 pub fn is_path_probe(inner: &[u8]) -> bool {
-    (inner.len() == 40 && inner[0] >> 4 == 6 && inner[6] == 59 && inner[4..6] == [0, 0])
-        || pair_probe_of(inner).is_some()
+    probe_of(inner).is_some()
+}
+
+/// What path probe `inner` is, if it is one: `Some(None)` a bare [`path_probe`],
+/// `Some(Some(pair))` one of a [`pair_probe`]'s pair. One look at the packet each.
+pub fn probe_of(inner: &[u8]) -> Option<Option<PairProbe>> {
+    if inner.len() == 40 && inner[0] >> 4 == 6 && inner[6] == 59 && inner[4..6] == [0, 0] {
+        return Some(None);
+    }
+    pair_probe_of(inner).map(Some)
 }
 
 /// Inner octets of each probe of a pair ([`pair_probe`]): large enough that the narrowest

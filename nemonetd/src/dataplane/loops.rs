@@ -25,7 +25,7 @@ use super::backend::Backend;
 use super::peers::{BatchClock, PeerReader, Remote, RxRefusal, Snapshot, mono_ns};
 use super::{
     Counters, HEADROOM, MAX_PACKET, MhRelay, Sockets, TxConfig, addresses, flow_hash, flow_label,
-    is_link_scope, is_mobility_header, is_path_probe,
+    is_link_scope, is_mobility_header, probe_of,
 };
 use crate::gso::{
     Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
@@ -591,9 +591,9 @@ fn admit(
     match table.rx_check_at(outer, local, src, clock) {
         Ok(peer) if peer.is_mcoa() => {
             peer.counters.0.heard(mono_ns(clock.now()));
-            if is_path_probe(inner) {
+            if let Some(pair) = probe_of(inner) {
                 Counters::inc(&counters.probes_rx);
-                if let Some(pair) = super::pair_probe_of(inner) {
+                if let Some(pair) = pair {
                     // The kernel's time of arrival; without it, now (a batch read late
                     // narrows the gap: such measures are the ones the estimate drops).
                     let at = arrival_ns.unwrap_or_else(|| mono_ns(std::time::Instant::now()));

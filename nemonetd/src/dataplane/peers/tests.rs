@@ -832,6 +832,43 @@ fn multiple_care_of_addresses_share_the_flows() {
     assert_eq!(moved, 0, "a new path takes flows only for itself");
 }
 
+/// The HA's binding of identifier `bid` of 2001:db8:1::100 (2001:db8:100::/48) through
+/// `coa`, BID-PRI `pri`.
+fn mcoa_path(bid: u16, coa: &str, pri: u8) -> Peer {
+    let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
+    b.binding_id = Some(bid);
+    b.bid_priority = pri;
+    Peer::new(Mode::HomeAgent, &b).unwrap()
+}
+
+/// Path `bid` of `s` heard from at `at_ms` (ms of [`mono_ns`]'s clock).
+fn heard(s: &Snapshot, bid: u16, at_ms: u64) {
+    for p in s
+        .peers()
+        .iter()
+        .filter(|p| p.binding.binding_id == Some(bid))
+    {
+        p.counters.0.heard(at_ms * 1_000_000);
+    }
+}
+
+/// The BIDs 256 flows from a correspondent to the mobile network take at `now_ms`.
+fn bids_at(s: &Snapshot, now_ms: u64) -> std::collections::BTreeSet<u16> {
+    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
+    (0..256u64)
+        .map(|f| {
+            s.tx_route_at(
+                cn,
+                mnn,
+                || f.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                || now_ms * 1_000_000,
+            )
+            .and_then(|(p, _)| p.binding.binding_id)
+            .unwrap()
+        })
+        .collect()
+}
+
 /// Path liveness on virtual time: a silent path among several is out of use until it is
 /// heard again; when none is heard, every path is used rather than none.
 #[test]
@@ -839,50 +876,21 @@ fn silent_paths_are_left_out_and_taken_back() {
     let mut t = PeerTable::new(Mode::HomeAgent);
     let limit = Duration::from_millis(80);
     t.set_liveness(Some(limit));
-    let path = |bid: u16, coa: &str| {
-        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
-        b.binding_id = Some(bid);
-        Peer::new(Mode::HomeAgent, &b).unwrap()
-    };
-    t.upsert(path(1, "2001:db8:a::2"));
-    t.upsert(path(2, "2001:db8:b::2"));
+    t.upsert(mcoa_path(1, "2001:db8:a::2", 0));
+    t.upsert(mcoa_path(2, "2001:db8:b::2", 0));
     let s = t.snapshot();
     assert_eq!(s.multipath_peers().count(), 2);
-    let heard = |bid: u16, at_ms: u64| {
-        s.peers()
-            .iter()
-            .find(|p| p.binding.binding_id == Some(bid))
-            .unwrap()
-            .counters
-            .0
-            .heard(at_ms * 1_000_000)
-    };
-    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
-    let bids_at = |s: &Snapshot, now_ms: u64| {
-        (0..256u64)
-            .map(|f| {
-                s.tx_route_at(
-                    cn,
-                    mnn,
-                    || f.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                    || now_ms * 1_000_000,
-                )
-                .and_then(|(p, _)| p.binding.binding_id)
-                .unwrap()
-            })
-            .collect::<std::collections::BTreeSet<u16>>()
-    };
     // Both heard at 1,000 ms: both in use until 1,080.
-    heard(1, 1000);
-    heard(2, 1000);
+    heard(&s, 1, 1000);
+    heard(&s, 2, 1000);
     assert_eq!(bids_at(&s, 1079), [1, 2].into());
     // Path 2 heard again at 1,050, path 1 not: at 1,080 path 1 is out of use.
-    heard(2, 1050);
+    heard(&s, 2, 1050);
     assert_eq!(bids_at(&s, 1080), [2].into());
     assert_eq!(bids_at(&s, 1129), [2].into());
     // Path 1 speaks again at 1,130 (path 2 heard at 1,120 too): both again.
-    heard(2, 1120);
-    heard(1, 1130);
+    heard(&s, 2, 1120);
+    heard(&s, 1, 1130);
     assert_eq!(bids_at(&s, 1131), [1, 2].into());
     // Neither heard for the limit: both used (better a chance than certain loss).
     assert_eq!(bids_at(&s, 5000), [1, 2].into());
@@ -899,59 +907,29 @@ fn the_lowest_bid_pri_carries_the_flows_and_a_higher_one_is_the_backup() {
     let mut t = PeerTable::new(Mode::HomeAgent);
     let limit = Duration::from_millis(80);
     t.set_liveness(Some(limit));
-    let path = |bid: u16, coa: &str, pri: u8| {
-        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
-        b.binding_id = Some(bid);
-        b.bid_priority = pri;
-        Peer::new(Mode::HomeAgent, &b).unwrap()
-    };
     // Two LTE uplinks of priority 1 (one as RFC 5648 sends it: 0, read as 1), a
     // satellite one of 10.
-    t.upsert(path(1, "2001:db8:a::2", 1));
-    t.upsert(path(2, "2001:db8:b::2", 0));
-    t.upsert(path(3, "2001:db8:c::2", 10));
+    t.upsert(mcoa_path(1, "2001:db8:a::2", 1));
+    t.upsert(mcoa_path(2, "2001:db8:b::2", 0));
+    t.upsert(mcoa_path(3, "2001:db8:c::2", 10));
     let s = t.snapshot();
-    let heard = |bid: u16, at_ms: u64| {
-        s.peers()
-            .iter()
-            .find(|p| p.binding.binding_id == Some(bid))
-            .unwrap()
-            .counters
-            .0
-            .heard(at_ms * 1_000_000)
-    };
-    let (cn, mnn) = (ip("2001:db8:ffff::1"), ip("2001:db8:100::7"));
-    let bids_at = |s: &Snapshot, now_ms: u64| {
-        (0..256u64)
-            .map(|f| {
-                s.tx_route_at(
-                    cn,
-                    mnn,
-                    || f.wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                    || now_ms * 1_000_000,
-                )
-                .and_then(|(p, _)| p.binding.binding_id)
-                .unwrap()
-            })
-            .collect::<std::collections::BTreeSet<u16>>()
-    };
     for bid in [1, 2, 3] {
-        heard(bid, 1000);
+        heard(&s, bid, 1000);
     }
     assert_eq!(bids_at(&s, 1010), [1, 2].into(), "spread over priority 1");
     // Path 2 falls silent: path 1 alone, the satellite still waits.
-    heard(1, 1050);
-    heard(3, 1050);
+    heard(&s, 1, 1050);
+    heard(&s, 3, 1050);
     assert_eq!(bids_at(&s, 1085), [1].into());
     // Both LTE paths silent: the satellite carries everything.
-    heard(3, 1100);
+    heard(&s, 3, 1100);
     assert_eq!(bids_at(&s, 1140), [3].into());
     // LTE path 2 speaks again: the flows go back to it.
-    heard(2, 1150);
+    heard(&s, 2, 1150);
     assert_eq!(bids_at(&s, 1160), [2].into());
     // A change of priority is a change for packets: a new snapshot is published.
     let before = t.snapshot();
-    t.upsert(path(3, "2001:db8:c::2", 1));
+    t.upsert(mcoa_path(3, "2001:db8:c::2", 1));
     assert!(!Arc::ptr_eq(&before, &t.snapshot()));
 }
 
@@ -1312,14 +1290,9 @@ fn packet_pairs_measure_a_path_and_the_other_end_reports_ours() {
 #[test]
 fn flows_spread_in_proportion_to_the_paths_capacities() {
     let mut t = PeerTable::new(Mode::HomeAgent);
-    let path = |bid: u16, coa: &str| {
-        let mut b = binding("2001:db8:1::100", coa, &["2001:db8:100::/48"], &[]);
-        b.binding_id = Some(bid);
-        Peer::new(Mode::HomeAgent, &b).unwrap()
-    };
-    t.upsert(path(1, "2001:db8:a::2"));
-    t.upsert(path(2, "2001:db8:b::2"));
-    t.upsert(path(3, "2001:db8:c::2"));
+    t.upsert(mcoa_path(1, "2001:db8:a::2", 0));
+    t.upsert(mcoa_path(2, "2001:db8:b::2", 0));
+    t.upsert(mcoa_path(3, "2001:db8:c::2", 0));
     let s = t.snapshot();
     // The other end's report of what our packets get through path `bid`.
     let report = |bid: u16, kbps: u32| {
