@@ -1090,6 +1090,12 @@ impl Lab {
         let ha2 = self.nss.add("ha2")?;
         let mh = self.nss.add("mh")?;
         ha2.sysctls(&dad)?;
+        // The home link already carries RAs (the first home agent's radvd): ha2 is a router
+        // and must not take them, or its own default route below collides with theirs.
+        ha2.sysctls(&[
+            ("net.ipv6.conf.all.accept_ra", "0"),
+            ("net.ipv6.conf.default.accept_ra", "0"),
+        ])?;
         mh.sysctls(&dad)?;
         let r = self.r.clone();
         veth(&ha2, "eth0", &r, "home-ha2")?;
@@ -1104,7 +1110,7 @@ impl Lab {
             "nodad",
         ])?;
         ha2.ip(&["addr", "add", "203.0.113.2/26", "dev", "eth0"])?;
-        ha2.ip(&["-6", "route", "add", "default", "via", "2001:db8:1::fe"])?;
+        ha2.ip(&["-6", "route", "replace", "default", "via", "2001:db8:1::fe"])?;
         ha2.sysctls(&[
             ("net.ipv6.conf.all.forwarding", "1"),
             ("net.ipv4.ip_forward", "1"),
