@@ -415,6 +415,9 @@ impl Sockets {
     pub fn open(udp_port: u16) -> io::Result<Sockets> {
         let raw = |d: Domain, p: i32| Socket::new(d, Type::RAW, Some(Protocol::from(p)));
         let tx6 = raw(Domain::IPV6, libc_ipproto_raw())?;
+        // Tunnel packets name their source in `IPV6_PKTINFO` (`loops::Egress::outer`); the
+        // header we wrote carries it whether or not the address is configured (yet).
+        tx6.set_freebind_v6(true)?;
         let tx4 = raw(Domain::IPV4, libc_ipproto_raw())?;
         let mut rx6 = Vec::new();
         let mut rx4 = Vec::new();

@@ -101,6 +101,31 @@ impl Egress {
         }
     }
 
+    /// For a tunnel packet of `encap` to `to`, through interface `oif` when given. Without
+    /// one, an IPv6 outer header names its source instead: the kernel then routes the
+    /// packet by it (the rules `from` a care-of address apply, as they do to the packet on
+    /// the wire) and skips choosing a source address for every packet (RFC 6724's rules,
+    /// some 7 % of a TUN sending thread's time, for a header we wrote ourselves). Not both:
+    /// given a source, Linux no longer holds the route lookup to the interface
+    /// (`RT6_LOOKUP_F_IFACE` only with an unspecified source), and a router's flows left
+    /// by one uplink whatever their care-of address (`tests/mcoa.rs`). The sending socket
+    /// is free-binding, so a source not (or no longer) configured is no error: the header
+    /// carries it either way.
+    pub(super) fn outer(encap: &Encapsulation, to: &SocketAddr, oif: Option<u32>) -> Option<Self> {
+        match (*encap, oif) {
+            (_, Some(i)) => Some(Egress::new(to, i)),
+            (Encapsulation::Ipv6 { src_addr, .. }, None) => {
+                Some(Egress::V6(nix::libc::in6_pktinfo {
+                    ipi6_addr: nix::libc::in6_addr {
+                        s6_addr: src_addr.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                }))
+            }
+            (Encapsulation::Ipv4 { .. } | Encapsulation::Udp4 { .. }, None) => None,
+        }
+    }
+
     /// For an IPv4 packet that must leave from `src` through interface `oif` (0: the
     /// route's).
     pub(super) fn from_v4(src: Ipv4Addr, oif: u32) -> Self {
@@ -418,7 +443,7 @@ pub(super) fn tx_loop<B: Backend>(
         };
         let (sock, to) = route_out(socks, &encap);
         // The MR knows which interface its care-of address is on: the packet leaves there.
-        let egress = oif.map(|i| Egress::new(&to, i));
+        let egress = Egress::outer(&encap, &to, oif);
         if hdr.gso_type & !GSO_ECN == GSO_NONE {
             if hdr.flags & F_NEEDS_CSUM != 0
                 && finish_checksum(&hdr, &mut buf[HEADROOM..end]).is_err()
@@ -432,7 +457,7 @@ pub(super) fn tx_loop<B: Backend>(
                 ident = ident.wrapping_add(1);
                 params.ipv4_ident = ident;
                 let (sock, to) = route_out(socks, &encap);
-                let egress = oif.map(|i| Egress::new(&to, i));
+                let egress = Egress::outer(&encap, &to, oif);
                 if let Ok(EncapOutcome::Encapsulated(r)) =
                     proto::encap::encapsulate(&encap, &params, &mut copy[..end], HEADROOM)
                 {
@@ -455,8 +480,10 @@ pub(super) fn tx_loop<B: Backend>(
                     continue;
                 }
             };
-            match send_one(sock, &buf[range], to, egress) {
-                Ok(len) => {
+            // Through the batch's headers, allocated once: a single `sendmsg` with a control
+            // message would build its control buffer for every packet.
+            match batch.send(sock, std::iter::once(&buf[range]), to, egress) {
+                Ok((_, len)) => {
                     Counters::inc(&counters.tx_packets);
                     counters.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 }
@@ -1123,10 +1150,7 @@ pub(super) fn probe_loop(
                 ..EncapParams::default()
             };
             let (sock, to) = route_out(socks, &p.encap);
-            let egress = b
-                .coa_ifindex
-                .filter(|&i| i != 0)
-                .map(|i| Egress::new(&to, i));
+            let egress = Egress::outer(&p.encap, &to, b.coa_ifindex.filter(|&i| i != 0));
             // A pair leaves back to back, carrying what we measured of the other end's
             // pairs through this path; else one bare probe.
             let (_, from_kbps) = p.counters.0.capacity.read();

@@ -153,6 +153,42 @@ fn the_egress_interface_is_the_care_of_addresses() {
     assert!(batch.send(&tx, [&[1u8][..]], dst, nowhere).is_err());
 }
 
+/// An IPv6 tunnel packet without an egress interface names its outer source (the kernel
+/// routes by it and chooses none); with one, only the interface: Linux holds a lookup to
+/// the interface only when the source is unspecified. IPv4 outer headers name neither
+/// without an interface.
+#[test]
+fn the_outer_source_is_named_only_without_an_egress_interface() {
+    use super::loops::Egress;
+    let src: Ipv6Addr = "2001:db8:a::2".parse().unwrap();
+    let v6 = proto::encap::Encapsulation::Ipv6 {
+        src_addr: src,
+        dst_addr: "2001:db8:a::1".parse().unwrap(),
+    };
+    let to = SocketAddr::new(ip("2001:db8:a::1"), 0);
+    match Egress::outer(&v6, &to, None) {
+        Some(Egress::V6(i)) => {
+            assert_eq!(Ipv6Addr::from(i.ipi6_addr.s6_addr), src);
+            assert_eq!(i.ipi6_ifindex, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    match Egress::outer(&v6, &to, Some(7)) {
+        Some(Egress::V6(i)) => {
+            assert_eq!(Ipv6Addr::from(i.ipi6_addr.s6_addr), Ipv6Addr::UNSPECIFIED);
+            assert_eq!(i.ipi6_ifindex, 7);
+        }
+        other => panic!("{other:?}"),
+    }
+    let v4 = proto::encap::Encapsulation::Ipv4 {
+        src_addr: "192.0.2.2".parse().unwrap(),
+        dst_addr: "192.0.2.1".parse().unwrap(),
+    };
+    let to4 = SocketAddr::new(ip("192.0.2.1"), 0);
+    assert!(Egress::outer(&v4, &to4, None).is_none());
+    assert!(matches!(Egress::outer(&v4, &to4, Some(7)), Some(Egress::V4(i)) if i.ipi_ifindex == 7));
+}
+
 #[test]
 fn recycled_slice_vectors_keep_their_allocation() {
     let data = [0u8; 4];
