@@ -2538,5 +2538,6 @@ fn home_agent_switch_received_is_ignored() {
     assert_eq!(e.ha.stats().malformed, 0);
 }
 
+mod abuse;
 mod flows;
 mod mcoa;
