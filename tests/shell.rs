@@ -7,7 +7,8 @@
 //! * one exit-code policy: 78 for configuration errors, 2 for clap's usage errors;
 //! * readiness and signals, each daemon in a namespace of its own: with `$NOTIFY_SOCKET`
 //!   naming a datagram socket bound by the test, `READY=1` arrives once the daemon's ready
-//!   line is logged; SIGUSR1 dumps state to the log and does not kill; SIGHUP with a broken
+//!   line is logged; garbage frames on its bus do not kill it; SIGUSR1 dumps state to the
+//!   log and does not kill; SIGHUP with a broken
 //!   configuration is reported and the running one kept; SIGTERM sends `STOPPING=1` and
 //!   exits 0.
 
@@ -225,10 +226,83 @@ fn next_state(sock: &UnixDatagram, name: &str, log: &Path) -> String {
     }
 }
 
-/// Starts `cmd` with `$NOTIFY_SOCKET`, then: `READY=1` only once `ready` is logged; SIGUSR1
-/// dumps state and keeps it running; with `conf` broken, SIGHUP is reported and changes
-/// nothing; SIGTERM sends `STOPPING=1` and exits 0.
-fn ready_then_signals(name: &str, mut cmd: Command, dir: &Path, ready: &str, conf: &Path) {
+/// Frames of garbage for a daemon's bus, as any process that can reach the bus could write
+/// them: random octets; frames with a well-formed header (magic, version 2, a type of the
+/// table or past it, the length right) around random bodies, so each message's decoder
+/// meets them; headers whose length lies either way; and the empty frame. A fixed seed:
+/// a failure comes back the same.
+fn garbage_frames() -> Vec<Vec<u8>> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut frames = vec![Vec::new(), b"MIPS".to_vec()];
+    for i in 0..120 {
+        let len = (next() % 240) as usize;
+        let body: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let frame = match i % 4 {
+            0 => body,
+            _ => {
+                let kind = if i % 4 == 3 {
+                    next() as u8
+                } else {
+                    (next() % 48) as u8
+                };
+                let claimed = match i % 8 {
+                    7 => len as u32 + 1 + (next() % 1000) as u32,
+                    5 => (len as u32).saturating_sub(1),
+                    _ => len as u32,
+                };
+                let mut f = b"MIPS\x02".to_vec();
+                f.push(kind);
+                f.extend_from_slice(&[0, 0]);
+                f.extend_from_slice(&claimed.to_be_bytes());
+                f.extend_from_slice(&body);
+                f
+            }
+        };
+        frames.push(frame);
+    }
+    frames
+}
+
+/// Writes [`garbage_frames`] onto `bus` through `mipsock inject --raw-hex`, one process
+/// each, as another program on the node would.
+fn spray(bus: &Path) {
+    for f in garbage_frames() {
+        let hex: String = f.iter().map(|b| format!("{b:02x}")).collect();
+        if hex.is_empty() {
+            continue;
+        }
+        let out = Command::new(bin("mipsock"))
+            .args(["inject", "-b"])
+            .arg(bus)
+            .args(["--raw-hex", &hex])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mipsock inject: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Starts `cmd` with `$NOTIFY_SOCKET`, then: `READY=1` only once `ready` is logged; garbage
+/// on its bus (`bus`) neither kills nor stops it; SIGUSR1 dumps state and keeps it
+/// running; with `conf` broken, SIGHUP is reported and changes nothing; SIGTERM sends
+/// `STOPPING=1` and exits 0.
+fn ready_then_signals(
+    name: &str,
+    mut cmd: Command,
+    dir: &Path,
+    ready: &str,
+    conf: &Path,
+    bus: &Path,
+) {
     let (sock, path) = notify_socket(dir);
     cmd.env("NOTIFY_SOCKET", &path);
     let log = dir.join(format!("{name}.log"));
@@ -236,6 +310,21 @@ fn ready_then_signals(name: &str, mut cmd: Command, dir: &Path, ready: &str, con
     assert_eq!(next_state(&sock, name, &log), "READY=1");
     // The ready line is written before READY=1 is sent.
     assert!(log_of(&log).contains(ready), "{name}:\n{}", log_of(&log));
+
+    // Garbage on the bus: the daemon lives on, and the state dump below shows its loop
+    // still turning.
+    spray(bus);
+    assert!(
+        wait_until(LONG, || log_of(&log).contains("dropped garbage received on the bus")),
+        "{name}: the garbage did not reach it:\n{}",
+        log_of(&log)
+    );
+    assert_eq!(
+        d.wait_exit(Duration::from_millis(300)),
+        None,
+        "{name} died of garbage on its bus:\n{}",
+        log_of(&log)
+    );
 
     d.signal("USR1");
     assert!(
@@ -280,7 +369,14 @@ fn had_notifies_readiness_and_answers_the_signals() {
         .arg("-b")
         .arg(&f.ha_bus)
         .arg("eth0");
-    ready_then_signals("had", cmd, f.dir.path(), "had ready", &f.had_conf);
+    ready_then_signals(
+        "had",
+        cmd,
+        f.dir.path(),
+        "had ready",
+        &f.had_conf,
+        &f.ha_bus,
+    );
 }
 
 #[test]
@@ -300,7 +396,14 @@ fn mrd_notifies_readiness_and_answers_the_signals() {
         .arg("-b")
         .arg(&f.mr_bus)
         .arg("mip0");
-    ready_then_signals("mrd", cmd, f.dir.path(), "mrd ready", &f.mrd_conf);
+    ready_then_signals(
+        "mrd",
+        cmd,
+        f.dir.path(),
+        "mrd ready",
+        &f.mrd_conf,
+        &f.mr_bus,
+    );
 }
 
 #[test]
@@ -314,7 +417,14 @@ fn babymdd_notifies_readiness_and_answers_the_signals() {
         .arg("-b")
         .arg(&f.mr_bus)
         .arg("eth0");
-    ready_then_signals("babymdd", cmd, f.dir.path(), "babymdd ready", &f.mrd_conf);
+    ready_then_signals(
+        "babymdd",
+        cmd,
+        f.dir.path(),
+        "babymdd ready",
+        &f.mrd_conf,
+        &f.mr_bus,
+    );
 }
 
 #[test]
@@ -329,5 +439,5 @@ fn nemonetd_notifies_readiness_and_answers_the_signals() {
         .arg("-b")
         .arg(&f.mr_bus)
         .arg("eth0");
-    ready_then_signals("nemonetd", cmd, f.dir.path(), " ready", &conf);
+    ready_then_signals("nemonetd", cmd, f.dir.path(), " ready", &conf, &f.mr_bus);
 }
