@@ -315,7 +315,8 @@ fn ready_then_signals(
     // still turning.
     spray(bus);
     assert!(
-        wait_until(LONG, || log_of(&log).contains("dropped garbage received on the bus")),
+        wait_until(LONG, || log_of(&log)
+            .contains("dropped garbage received on the bus")),
         "{name}: the garbage did not reach it:\n{}",
         log_of(&log)
     );

@@ -265,6 +265,21 @@ impl Ctx {
         Ok(net)
     }
 
+    /// A mobile network prefix (RFC 3963): a [`Self::prefix`] that can be routed into a
+    /// tunnel ([`proto::model::unroutable_prefix`]).
+    pub(crate) fn mobile_network_prefix(
+        &self,
+        v: &Value,
+        len: Option<&Value>,
+    ) -> Result<IpNet, ConfError> {
+        let what = "the mobile network prefix";
+        let p = self.prefix(v, len, what)?;
+        match proto::model::unroutable_prefix(p) {
+            Some(why) => Err(self.err_at(v, format!("{what} {p} {why}"))),
+            None => Ok(p),
+        }
+    }
+
     pub(crate) fn prefix6(&self, v: &Value, what: &str) -> Result<Ipv6Net, ConfError> {
         match self.prefix(v, None, what)? {
             IpNet::V6(p) => Ok(p),

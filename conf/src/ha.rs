@@ -788,6 +788,18 @@ prefixtable {
             ))
             .contains("overlaps the home prefix")
         );
+        // Ranges never routed into a tunnel (nemonetd would refuse the binding).
+        for (p, why) in [
+            ("fe80::/64", "overlaps fe80::/10"),
+            ("ff0e::/16", "overlaps ff00::/8"),
+            ("224.0.0.0/8", "overlaps 224.0.0.0/4"),
+            ("127.0.0.0/8", "overlaps 127.0.0.0/8"),
+        ] {
+            let e = err(&format!(
+                "{MINIMAL}prefixtable {{ 2001:db8:1::100 {p} explicit; }};"
+            ));
+            assert!(e.contains(why), "{e}");
+        }
     }
 
     #[test]

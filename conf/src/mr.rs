@@ -400,7 +400,7 @@ fn build(
     }
     for s in eff.all("mobile-network-prefix") {
         for v in ctx.some(s, "mobile-network-prefix PREFIX/LEN [...];")? {
-            let p = ctx.prefix(v, None, "the mobile network prefix")?;
+            let p = ctx.mobile_network_prefix(v, None)?;
             if let Some((q, at)) = prefixes.iter().find(|(q, _)| overlaps(q, &p)) {
                 if *q == p {
                     continue; // the same prefix in the table and as a statement

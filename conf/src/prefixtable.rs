@@ -162,15 +162,9 @@ pub(crate) fn row(ctx: &mut Ctx, s: &Statement) -> Result<PrefixTableEntry, Conf
     let separate_len =
         !v[1].text.contains('/') && v.len() >= 4 && v[2].text.bytes().all(|b| b.is_ascii_digit());
     let (prefix, rest) = if separate_len {
-        (
-            ctx.prefix(&v[1], Some(&v[2]), "the mobile network prefix")?,
-            &v[3..],
-        )
+        (ctx.mobile_network_prefix(&v[1], Some(&v[2]))?, &v[3..])
     } else {
-        (
-            ctx.prefix(&v[1], None, "the mobile network prefix")?,
-            &v[2..],
-        )
+        (ctx.mobile_network_prefix(&v[1], None)?, &v[2..])
     };
     let mode = match rest[0].text.as_str() {
         "implicit" => RegistrationMode::Implicit,

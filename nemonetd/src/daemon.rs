@@ -383,6 +383,14 @@ impl Daemon {
     }
 
     async fn handle(&mut self, body: &Body) {
+        if let Body::BulAdd(b) | Body::BcAdd(b) | Body::BulRemove(b) | Body::BcRemove(b) = body
+            && let Some(why) = b.unusable()
+        {
+            // Nothing of it was installed (an add is refused the same way), so a removal
+            // has nothing to take away either; above all, no route is replaced by it.
+            warn!(hoa = %b.hoa, coa = %b.coa, msg_type = body.message_type().name(), why, "binding refused: no tunnel or route built from it");
+            return;
+        }
         match (self.mode(), body) {
             (Mode::MobileRouter, Body::BulAdd(b)) | (Mode::HomeAgent, Body::BcAdd(b)) => {
                 self.binding_added(b).await

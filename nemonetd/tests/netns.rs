@@ -1440,6 +1440,107 @@ fn kernel_changes_from_outside_are_reconciled() {
     });
 }
 
+/// Bindings on the bus that no tunnel can be built from (a default route or link-local or
+/// multicast range as a mobile network prefix, a loopback home address, an unspecified or
+/// the home agent's own address as the care-of address), added and removed: nemonetd
+/// refuses each with a log line naming the field, installs nothing and, above all,
+/// replaces none of the node's routes (a removal used to turn the default routes into
+/// `unreachable` ones, gone with the daemon); a sound binding afterwards is installed.
+#[test]
+fn unusable_bindings_on_the_bus_touch_no_route() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("unusable");
+    w.ha.ip(&["route", "add", "default", "via", "192.0.2.254"]);
+    w.ha.ip(&["-6", "route", "add", "default", "via", "2001:db8:a::fe"]);
+    // The node's routes, less those the kernel makes for nemonetd's own devices.
+    let routes = |ns: &Netns| {
+        (ns.ip_text(&["-4", "route", "show", "table", "all"])
+            + &ns.ip_text(&["-6", "route", "show", "table", "all"]))
+            .lines()
+            .filter(|l| !l.contains(" dev nemo0"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let before = routes(&w.ha);
+    let ha = start_nemonetd(&w.ha, "-h", dir.path(), "ha", true);
+    let hostile: Vec<(Binding, &str)> = vec![
+        (
+            Binding {
+                mnp_v6: vec!["::/0".parse().unwrap()],
+                mnp_v4: vec!["0.0.0.0/0".parse().unwrap()],
+                ..binding()
+            },
+            "is a default route",
+        ),
+        (
+            Binding {
+                mnp_v6: vec!["fe80::/64".parse().unwrap()],
+                ..binding()
+            },
+            "overlaps fe80::/10",
+        ),
+        (
+            Binding {
+                mnp_v4: vec!["224.0.0.0/4".parse().unwrap()],
+                ..binding()
+            },
+            "overlaps 224.0.0.0/4",
+        ),
+        (
+            Binding {
+                hoa: "::1".parse().unwrap(),
+                ..binding()
+            },
+            "loopback",
+        ),
+        (
+            Binding {
+                coa: CareOf::V6("::".parse().unwrap()),
+                ..binding()
+            },
+            "unspecified",
+        ),
+        (
+            Binding {
+                coa: CareOf::V6("2001:db8:a::1".parse().unwrap()),
+                ..binding()
+            },
+            "is the home agent's",
+        ),
+    ];
+    for (b, _) in &hostile {
+        ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+        ha.bus
+            .send(&Message::new(Body::BcRemove(Binding {
+                lifetime: 0,
+                ..b.clone()
+            })))
+            .unwrap();
+    }
+    wait_for(
+        "every add and removal refused",
+        Duration::from_secs(10),
+        || log_text(&ha.log).matches("binding refused").count() >= 2 * hostile.len(),
+    );
+    let log = log_text(&ha.log);
+    for (_, why) in &hostile {
+        assert!(log.contains(why), "no {why:?} in\n{log}");
+    }
+    assert_eq!(routes_ours(&w.ha), "", "nothing of ours installed");
+    assert_eq!(routes(&w.ha), before, "the node's routes as they were");
+    // A sound binding still gets its routes.
+    ha.bus.send(&Message::new(Body::BcAdd(binding()))).unwrap();
+    wait_for(
+        "the sound binding's routes",
+        Duration::from_secs(10),
+        || routes_ours(&w.ha).contains("2001:db8:100::/64"),
+    );
+}
+
 /// A mobile router on the kernel path: its outer packets leave by the care-of interface's
 /// default router (the outer table, the kernel table + 3). When that router changes with
 /// no new binding (another router on the link, an RA's lifetime ending), the outer route

@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::str::FromStr;
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::flow::FlowSelector;
@@ -289,6 +289,145 @@ pub struct Binding {
     pub bid_priority: u8,
 }
 
+impl Binding {
+    /// Why no tunnel or route may be built from this binding, if none may: a home, care-of
+    /// or home agent address that cannot be one (unspecified, loopback, multicast,
+    /// link-local, IPv4-mapped; for IPv4 also "this network" 0/8, 127/8, 169.254/16,
+    /// 224/4 and 240/4 with the broadcast address), a care-of address equal to the home
+    /// agent's (a tunnel to itself), or a mobile network prefix that is a default route
+    /// or overlaps one of those ranges. had never registers such a binding (its prefix
+    /// table, RFC 3963 §6.1; RFC 6275 §9.5.1 for the addresses), nor does mrd; this keeps
+    /// anything else that writes to the bus from routing a node's default route, its
+    /// link-local or multicast traffic into a tunnel, or replacing them with unreachable
+    /// routes.
+    pub fn unusable(&self) -> Option<String> {
+        if let Some(why) = unusable_v6(self.hoa) {
+            return Some(format!("home address {}: {why}", self.hoa));
+        }
+        if let Some(why) = unusable_v6(self.ha) {
+            return Some(format!("home agent address {}: {why}", self.ha));
+        }
+        for (what, a) in [
+            ("IPv4 home address", self.hoa_v4),
+            ("IPv4 home agent address", self.ha_v4),
+        ] {
+            if let Some(a) = a
+                && let Some(why) = unusable_v4(a)
+            {
+                return Some(format!("{what} {a}: {why}"));
+            }
+        }
+        match self.coa {
+            CareOf::V6(a) => {
+                if let Some(why) = unusable_v6(a) {
+                    return Some(format!("care-of address {a}: {why}"));
+                }
+                if a == self.ha {
+                    return Some(format!("care-of address {a} is the home agent's"));
+                }
+            }
+            CareOf::V4 { addr, .. } => {
+                if let Some(why) = unusable_v4(addr) {
+                    return Some(format!("care-of address {addr}: {why}"));
+                }
+                if Some(addr) == self.ha_v4 {
+                    return Some(format!("care-of address {addr} is the home agent's"));
+                }
+            }
+        }
+        let prefixes = (self.mnp_v6.iter().copied().map(IpNet::V6))
+            .chain(self.mnp_v4.iter().copied().map(IpNet::V4));
+        for p in prefixes {
+            if let Some(why) = unroutable_prefix(p) {
+                return Some(format!("mobile network prefix {p} {why}"));
+            }
+        }
+        None
+    }
+}
+
+/// Why `p` cannot be a mobile network prefix, if it cannot: it is a default route, or it
+/// overlaps a range that is never routed into a tunnel (unspecified, loopback,
+/// IPv4-mapped, link-local, multicast; IPv4's "this network", loopback, link-local,
+/// multicast, 240/4 and broadcast). had's prefix table and mrd's configuration refuse
+/// such a prefix at load; nemonetd refuses a binding that holds one.
+pub fn unroutable_prefix(p: IpNet) -> Option<String> {
+    if p.prefix_len() == 0 {
+        return Some("is a default route".into());
+    }
+    let r = match p {
+        IpNet::V6(p) => V6_NOT_ROUTED
+            .iter()
+            .find(|r| r.contains(&p) || p.contains(*r))
+            .map(|r| r.to_string()),
+        IpNet::V4(p) => V4_NOT_ROUTED
+            .iter()
+            .find(|r| r.contains(&p) || p.contains(*r))
+            .map(|r| r.to_string()),
+    };
+    r.map(|r| format!("overlaps {r}, which is never routed into a tunnel"))
+}
+
+/// IPv6 ranges no mobile network prefix may touch, and no address be in: unspecified,
+/// loopback, IPv4-mapped, link-local, multicast.
+const V6_NOT_ROUTED: [Ipv6Net; 5] = [
+    ipv6_net(Ipv6Addr::UNSPECIFIED, 128),
+    ipv6_net(Ipv6Addr::LOCALHOST, 128),
+    ipv6_net(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96),
+    ipv6_net(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10),
+    ipv6_net(Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8),
+];
+
+/// IPv4 ranges no mobile network prefix may touch: "this network", loopback, link-local,
+/// multicast, and 240/4 with the limited broadcast address (RFC 6890).
+const V4_NOT_ROUTED: [Ipv4Net; 5] = [
+    ipv4_net(Ipv4Addr::new(0, 0, 0, 0), 8),
+    ipv4_net(Ipv4Addr::new(127, 0, 0, 0), 8),
+    ipv4_net(Ipv4Addr::new(169, 254, 0, 0), 16),
+    ipv4_net(Ipv4Addr::new(224, 0, 0, 0), 4),
+    ipv4_net(Ipv4Addr::new(240, 0, 0, 0), 4),
+];
+
+const fn ipv6_net(a: Ipv6Addr, len: u8) -> Ipv6Net {
+    match Ipv6Net::new(a, len) {
+        Ok(n) => n,
+        Err(_) => panic!("a prefix length past 128"),
+    }
+}
+
+const fn ipv4_net(a: Ipv4Addr, len: u8) -> Ipv4Net {
+    match Ipv4Net::new(a, len) {
+        Ok(n) => n,
+        Err(_) => panic!("a prefix length past 32"),
+    }
+}
+
+/// Why `a` cannot be a home, care-of or home agent address.
+fn unusable_v6(a: Ipv6Addr) -> Option<&'static str> {
+    V6_NOT_ROUTED.iter().position(|r| r.contains(&a)).map(|i| {
+        [
+            "unspecified",
+            "loopback",
+            "IPv4-mapped",
+            "link-local",
+            "multicast",
+        ][i]
+    })
+}
+
+/// Why `a` cannot be an IPv4 home, care-of or home agent address.
+fn unusable_v4(a: Ipv4Addr) -> Option<&'static str> {
+    V4_NOT_ROUTED.iter().position(|r| r.contains(&a)).map(|i| {
+        [
+            "\"this network\"",
+            "loopback",
+            "link-local",
+            "multicast",
+            "reserved or broadcast",
+        ][i]
+    })
+}
+
 /// One flow binding (RFC 6089 §4.3): packets that match `selector` go through the
 /// bindings `bids` (RFC 5648), a copy through each when several are listed (§5.3.6).
 /// Entries are tried by increasing `priority` (FID-PRI), the first match wins; a packet
@@ -421,6 +560,124 @@ impl ParameterProblem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn binding() -> Binding {
+        Binding {
+            hoa: "2001:db8:1::100".parse().unwrap(),
+            hoa_v4: Some(Ipv4Addr::new(192, 0, 2, 17)),
+            coa: CareOf::V6("2001:db8:a::2".parse().unwrap()),
+            ha: "2001:db8:1::1".parse().unwrap(),
+            ha_v4: Some(Ipv4Addr::new(203, 0, 113, 1)),
+            mnp_v6: vec!["2001:db8:100::/48".parse().unwrap()],
+            mnp_v4: vec!["192.0.2.16/28".parse().unwrap()],
+            encapsulation: Encapsulation::InIpv6,
+            lifetime: 600,
+            binding_id: None,
+            flags: BuFlags::A | BuFlags::H | BuFlags::R,
+            nat_detected: false,
+            coa_ifindex: None,
+            flows: Vec::new(),
+            bid_priority: 0,
+        }
+    }
+
+    #[test]
+    fn a_binding_of_documentation_addresses_is_usable() {
+        assert_eq!(binding().unusable(), None);
+        let mut b = binding();
+        b.coa = CareOf::V4 {
+            addr: Ipv4Addr::new(198, 51, 100, 200),
+            udp_port: Some(40000),
+        };
+        b.mnp_v4.push("10.0.0.0/8".parse().unwrap());
+        b.mnp_v6.push("2001:db8::/32".parse().unwrap());
+        assert_eq!(b.unusable(), None);
+    }
+
+    #[test]
+    fn unusable_addresses_and_prefixes_are_named() {
+        type Change = fn(&mut Binding);
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                |b| b.hoa = Ipv6Addr::LOCALHOST,
+                "home address ::1: loopback",
+            ),
+            (|b| b.hoa = "fe80::1".parse().unwrap(), "link-local"),
+            (
+                |b| b.ha = "ff02::2".parse().unwrap(),
+                "home agent address ff02::2: multicast",
+            ),
+            (
+                |b| b.coa = CareOf::V6(Ipv6Addr::UNSPECIFIED),
+                "care-of address ::: unspecified",
+            ),
+            (
+                |b| b.coa = CareOf::V6("::ffff:192.0.2.1".parse().unwrap()),
+                "IPv4-mapped",
+            ),
+            (|b| b.coa = CareOf::V6(b.ha), "is the home agent's"),
+            (
+                |b| {
+                    b.coa = CareOf::V4 {
+                        addr: Ipv4Addr::new(203, 0, 113, 1),
+                        udp_port: None,
+                    }
+                },
+                "care-of address 203.0.113.1 is the home agent's",
+            ),
+            (
+                |b| {
+                    b.coa = CareOf::V4 {
+                        addr: Ipv4Addr::BROADCAST,
+                        udp_port: None,
+                    }
+                },
+                "reserved or broadcast",
+            ),
+            (
+                |b| b.hoa_v4 = Some(Ipv4Addr::new(127, 0, 0, 1)),
+                "IPv4 home address 127.0.0.1: loopback",
+            ),
+            (
+                |b| b.ha_v4 = Some(Ipv4Addr::new(0, 1, 2, 3)),
+                "\"this network\"",
+            ),
+            (
+                |b| b.mnp_v6.push("::/0".parse().unwrap()),
+                "mobile network prefix ::/0 is a default route",
+            ),
+            (
+                |b| b.mnp_v6.push("fe80::/64".parse().unwrap()),
+                "overlaps fe80::/10",
+            ),
+            (
+                |b| b.mnp_v6.push("8000::/1".parse().unwrap()),
+                "8000::/1 overlaps fe80::/10",
+            ),
+            (
+                |b| b.mnp_v4.push("0.0.0.0/0".parse().unwrap()),
+                "0.0.0.0/0 is a default route",
+            ),
+            (
+                |b| b.mnp_v4.push("224.0.0.0/4".parse().unwrap()),
+                "overlaps 224.0.0.0/4",
+            ),
+            (
+                |b| b.mnp_v4.push("169.254.1.0/24".parse().unwrap()),
+                "overlaps 169.254.0.0/16",
+            ),
+            (
+                |b| b.mnp_v4.push("64.0.0.0/2".parse().unwrap()),
+                "overlaps 127.0.0.0/8",
+            ),
+        ];
+        for (change, want) in cases {
+            let mut b = binding();
+            change(&mut b);
+            let why = b.unusable().unwrap_or_else(|| panic!("usable: {b:?}"));
+            assert!(why.contains(want), "{why:?} should say {want:?}");
+        }
+    }
 
     #[test]
     fn bu_flags_text_round_trip_keeps_unnamed_bits() {
