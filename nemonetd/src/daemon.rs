@@ -643,6 +643,14 @@ pub async fn run(
     let mut signals = nemo_daemon::Signals::install().map_err(io("signal handlers"))?;
 
     let ep = AsyncEndpoint::open(&bus_dir, "nemonetd", EndpointOptions::default())?;
+    // A previous run's routes (after a crash) are taken over by the bindings' routes, which
+    // replace them without a gap; any other route in the way is left alone.
+    match d.routes.net().our_route_keys().await {
+        Ok(keys) => d.routes.adopt(Some(keys)),
+        Err(e) => {
+            warn!(error = %e, "routes of a previous run not read; those in a binding's way stay until flushed")
+        }
+    }
     // Start order does not matter: the signalling daemon tells us what it holds.
     resync(&mut d, &ep, state_timeout).await?;
     // After a crash: our routes and rules from last time, recognised by protocol 110 and
@@ -659,6 +667,7 @@ pub async fn run(
         Ok(stale) => info!(stale, "removed routes and rules left by a previous run"),
         Err(e) => warn!(error = %e, "routes and rules of a previous run not all removed"),
     }
+    d.routes.adopt(None);
     info!(mode = ?d.mode(), tun = %d.settings.routes.tun, bus = %bus_dir.display(), "ready");
     let metrics = match d.settings.metrics {
         Some(addr) => Some(

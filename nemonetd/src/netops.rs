@@ -10,7 +10,7 @@
 //! A delete of something already gone is success: teardown runs after crashes, after the
 //! TUN device vanished (taking its routes with it), and twice on SIGTERM races.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
@@ -354,8 +354,13 @@ pub type Result<T> = std::result::Result<T, NetOpsError>;
 pub trait NetOps {
     /// `ip route replace` (create or overwrite).
     async fn route_replace(&mut self, route: &RouteSpec) -> Result<()>;
-    /// `ip route add`; an identical route already present is success.
+    /// `ip route add`: creates the route, and never touches one already there with the
+    /// same key ([`RouteSpec::key`]): that is an error (`EEXIST`), for the caller to tell
+    /// a route of ours from someone else's.
     async fn route_add(&mut self, route: &RouteSpec) -> Result<()>;
+    /// The keys (table, destination, source) of every route with protocol
+    /// [`RTPROT_NEMO`]: ours, or a previous run's.
+    async fn our_route_keys(&mut self) -> Result<BTreeSet<(u32, IpNet, Option<IpNet>)>>;
     /// `ip route del`; absent is success.
     async fn route_del(&mut self, route: &RouteSpec) -> Result<()>;
     /// `ip rule add`; present is success.
@@ -392,7 +397,8 @@ pub trait NetOps {
 
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
-const EEXIST: i32 = 17;
+/// The kernel's "File exists".
+pub(crate) const EEXIST: i32 = 17;
 const ENODEV: i32 = 19;
 const EADDRNOTAVAIL: i32 = 99;
 
@@ -1055,17 +1061,27 @@ impl NetOps for RtNetOps {
             return r;
         }
         let msg = self.route_message(route).await?;
-        match self.handle.route().add(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetOpsError::from_rtnl(format!("route add {route}"), e);
-                if e.errno == Some(EEXIST) {
-                    Ok(())
-                } else {
-                    Err(e)
+        // rtnetlink's add is NLM_F_CREATE | NLM_F_EXCL: EEXIST when the key is taken.
+        self.handle
+            .route()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| NetOpsError::from_rtnl(format!("route add {route}"), e))
+    }
+
+    async fn our_route_keys(&mut self) -> Result<BTreeSet<(u32, IpNet, Option<IpNet>)>> {
+        let mut keys = BTreeSet::new();
+        for version in [IpVersion::V4, IpVersion::V6] {
+            for m in self.dump_routes(version).await? {
+                if m.header.protocol == RouteProtocol::Other(RTPROT_NEMO)
+                    && let Some((table, dst, src, _, _)) = dumped_route(&m)
+                {
+                    keys.insert((table, dst, src));
                 }
             }
         }
+        Ok(keys)
     }
 
     async fn route_del(&mut self, route: &RouteSpec) -> Result<()> {
@@ -1388,6 +1404,11 @@ pub struct FakeNetOps {
     pub links: HashMap<u32, String>,
     /// Make every mutating call fail with this errno (to test error paths).
     pub fail_with: Option<i32>,
+    /// Routes (table, destination, source) someone else holds: [`NetOps::route_add`]
+    /// fails with EEXIST for them.
+    pub taken: BTreeSet<(u32, IpNet, Option<IpNet>)>,
+    /// Answers for [`NetOps::our_route_keys`].
+    pub ours: BTreeSet<(u32, IpNet, Option<IpNet>)>,
 }
 
 impl FakeNetOps {
@@ -1415,7 +1436,19 @@ impl NetOps for FakeNetOps {
         self.record(Call::RouteReplace(route.clone()))
     }
     async fn route_add(&mut self, route: &RouteSpec) -> Result<()> {
-        self.record(Call::RouteAdd(route.clone()))
+        let exists = self.taken.contains(&(route.table, route.dst, route.src));
+        self.record(Call::RouteAdd(route.clone()))?;
+        if exists {
+            return Err(NetOpsError {
+                op: format!("route add {route}"),
+                errno: Some(EEXIST),
+                message: "File exists".into(),
+            });
+        }
+        Ok(())
+    }
+    async fn our_route_keys(&mut self) -> Result<BTreeSet<(u32, IpNet, Option<IpNet>)>> {
+        Ok(self.ours.clone())
     }
     async fn route_del(&mut self, route: &RouteSpec) -> Result<()> {
         self.record(Call::RouteDel(route.clone()))

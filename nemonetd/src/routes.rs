@@ -627,6 +627,12 @@ pub struct RouteManager<N> {
     unbound: BTreeMap<BindingKey, KernelState>,
     /// What the kernel holds (as far as our requests succeeded).
     installed: KernelState,
+    /// Routes of ours a previous run left (found at start, by protocol): taken over by a
+    /// replace until the leftovers are flushed ([`RouteManager::adopt`]).
+    adoptable: BTreeSet<(u32, IpNet, Option<IpNet>)>,
+    /// Routes we wanted but found someone else's route in the way of (same key), warned
+    /// about once each: never replaced, tried again at each reconcile.
+    foreign: BTreeSet<(u32, IpNet, Option<IpNet>, Option<u32>)>,
     /// A batch of events is being applied: [`RouteManager::add`] and
     /// [`RouteManager::remove`] only record, and the caller reconciles once at the end
     /// (each reconcile goes over every binding: once per event would make a burst of n
@@ -643,8 +649,17 @@ impl<N: NetOps> RouteManager<N> {
             bindings: BTreeMap::new(),
             unbound: BTreeMap::new(),
             installed: KernelState::default(),
+            adoptable: BTreeSet::new(),
+            foreign: BTreeSet::new(),
             deferred: false,
         }
+    }
+
+    /// The routes of ours (protocol 110) a previous run left, as found at start: the
+    /// bindings' routes replace them seamlessly, where any other route in the way is left
+    /// alone. `None` once the leftovers are flushed.
+    pub fn adopt(&mut self, keys: Option<BTreeSet<(u32, IpNet, Option<IpNet>)>>) {
+        self.adoptable = keys.unwrap_or_default();
     }
 
     /// The NetOps underneath (tests inspect the fake's calls).
@@ -846,6 +861,8 @@ impl<N: NetOps> RouteManager<N> {
             }
         }
         let mut first_error: Option<NetOpsError> = None;
+        // A route in the way of ours: reported once, but a failure still (tried again).
+        let mut foreign_error: Option<NetOpsError> = None;
         let mut note = |r: Result<(), NetOpsError>| match r {
             Ok(()) => true,
             Err(e) => {
@@ -872,9 +889,32 @@ impl<N: NetOps> RouteManager<N> {
             .cloned()
             .collect::<Vec<_>>()
         {
-            if note(self.net.route_replace(&r).await) {
-                info!(route = %r, "route installed");
-                self.installed.routes.insert(r);
+            // A route of ours with the same key (a changed route: an ended binding's
+            // unreachable one, another source) is replaced; anything else is created,
+            // never over someone else's route: an operator's static route, a connected
+            // one, would be overwritten, then deleted with ours at teardown.
+            let ours = self.installed.routes.iter().any(|i| i.key() == r.key())
+                || self.adoptable.contains(&(r.table, r.dst, r.src));
+            let result = if ours {
+                self.net.route_replace(&r).await
+            } else {
+                self.net.route_add(&r).await
+            };
+            match result {
+                Err(e) if !ours && e.errno == Some(crate::netops::EEXIST) => {
+                    let key = r.key();
+                    if self.foreign.insert(key) {
+                        warn!(route = %r, "route not installed: the kernel holds a route with the same destination, table and metric that nemonetd did not make; it is left alone (remove it, and the binding's route follows at the next event)");
+                    }
+                    foreign_error.get_or_insert(e);
+                }
+                other => {
+                    if note(other) {
+                        info!(route = %r, "route installed");
+                        self.foreign.remove(&r.key());
+                        self.installed.routes.insert(r);
+                    }
+                }
             }
         }
         for r in want
@@ -928,7 +968,7 @@ impl<N: NetOps> RouteManager<N> {
                 self.installed.addrs.remove(&a);
             }
         }
-        match first_error {
+        match first_error.or(foreign_error) {
             Some(e) => Err(e),
             None => Ok(()),
         }

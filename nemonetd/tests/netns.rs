@@ -1541,6 +1541,87 @@ fn unusable_bindings_on_the_bus_touch_no_route() {
     );
 }
 
+/// An operator's static route for a mobile network prefix (and its IPv4 one) is in the
+/// way of the binding's: nemonetd leaves both alone and says so once; the rest of the
+/// binding is installed; when the binding ends and nemonetd exits, the operator's routes
+/// are still there (they used to be replaced, then deleted with ours). Once the operator
+/// removes theirs, the binding's route follows at the next event.
+#[test]
+fn an_operators_route_in_the_way_is_left_alone() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("foreign");
+    w.ha.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:100::/64",
+        "via",
+        "2001:db8:c::2",
+        "metric",
+        "1024",
+    ]);
+    w.ha.ip(&["route", "add", "198.51.100.0/24", "via", "203.0.113.2"]);
+    let theirs = |ns: &Netns| {
+        let v6 = ns.ip_text(&["-6", "route", "show", "2001:db8:100::/64"]);
+        let v4 = ns.ip_text(&["route", "show", "198.51.100.0/24"]);
+        v6.contains("via 2001:db8:c::2") && v4.contains("via 203.0.113.2")
+    };
+    let mut ha = start_nemonetd_with(&w.ha, "-h", dir.path(), "ha", true, "tun");
+    ha.bus.send(&Message::new(Body::BcAdd(binding()))).unwrap();
+    wait_for("the home address's route", Duration::from_secs(10), || {
+        routes_ours(&w.ha).contains("2001:db8:1::100")
+    });
+    wait_for("the conflict reported", Duration::from_secs(10), || {
+        log_text(&ha.log)
+            .matches("that nemonetd did not make")
+            .count()
+            >= 2
+    });
+    assert!(theirs(&w.ha), "{}", routes_ours(&w.ha));
+    assert!(!routes_ours(&w.ha).contains("2001:db8:100::/64"));
+    // Reported once each, however many events come.
+    ha.bus.send(&Message::new(Body::BcAdd(binding()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(binding()))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        log_text(&ha.log)
+            .matches("that nemonetd did not make")
+            .count(),
+        2
+    );
+    // The binding ends, nemonetd exits: the operator's routes stay.
+    ha.bus
+        .send(&Message::new(Body::BcRemove(Binding {
+            lifetime: 0,
+            ..binding()
+        })))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(theirs(&w.ha), "after the binding ended");
+    ha.proc.signal("TERM");
+    assert!(ha.proc.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(theirs(&w.ha), "after nemonetd exited");
+    assert_eq!(routes_ours(&w.ha), "");
+    // Without the operator's IPv6 route, the binding's goes in.
+    w.ha.ip(&[
+        "-6",
+        "route",
+        "del",
+        "2001:db8:100::/64",
+        "via",
+        "2001:db8:c::2",
+    ]);
+    let ha = start_nemonetd_with(&w.ha, "-h", dir.path(), "ha2", true, "tun");
+    ha.bus.send(&Message::new(Body::BcAdd(binding()))).unwrap();
+    wait_for("the prefix's route", Duration::from_secs(10), || {
+        routes_ours(&w.ha).contains("2001:db8:100::/64 dev nemo0")
+    });
+}
+
 /// A mobile router on the kernel path: its outer packets leave by the care-of interface's
 /// default router (the outer table, the kernel table + 3). When that router changes with
 /// no new binding (another router on the link, an RA's lifetime ending), the outer route

@@ -113,10 +113,7 @@ fn mr_add_installs_tables_then_rules() {
             RouteSpec::unreachable(100, net("::/0"), FAIL_CLOSED_METRIC),
             RouteSpec::unreachable(100, net("0.0.0.0/0"), FAIL_CLOSED_METRIC),
         ] {
-            assert!(
-                calls.contains(&Call::RouteReplace(r.clone())),
-                "missing {r}"
-            );
+            assert!(calls.contains(&Call::RouteAdd(r.clone())), "missing {r}");
         }
         assert!(calls.contains(&Call::AddrAdd("nemo0".into(), net("2001:db8:1::100/128"))));
         // The MR's own IPv4 traffic: main without defaults, then T.
@@ -127,7 +124,7 @@ fn mr_add_installs_tables_then_rules() {
         // Rules only after every route: never divert into an empty table.
         let last_route = calls
             .iter()
-            .rposition(|c| matches!(c, Call::RouteReplace(_) | Call::AddrAdd(..)))
+            .rposition(|c| matches!(c, Call::RouteAdd(_) | Call::AddrAdd(..)))
             .unwrap();
         let first_rule = calls
             .iter()
@@ -136,7 +133,7 @@ fn mr_add_installs_tables_then_rules() {
         assert!(last_route < first_rule);
         // Every rule and route is in our table or main, and every route in ours.
         assert!(calls.iter().all(|c| match c {
-            Call::RouteReplace(r) => r.table == 100,
+            Call::RouteAdd(r) => r.table == 100,
             _ => true,
         }));
     });
@@ -214,7 +211,7 @@ fn remove_deletes_exactly_what_was_added_in_reverse_order() {
         assert_eq!(added.len(), removed.len());
         for c in &added {
             let inverse = match c.clone() {
-                Call::RouteReplace(r) => Call::RouteDel(r),
+                Call::RouteAdd(r) => Call::RouteDel(r),
                 Call::RuleAdd(r) => Call::RuleDel(r),
                 Call::AddrAdd(d, a) => Call::AddrDel(d, a),
                 other => panic!("unexpected {other:?}"),
@@ -256,10 +253,68 @@ fn ha_routes_every_prefix_and_hoa_into_the_tunnel() {
             "192.0.2.100/32",
         ]
         .iter()
-        .map(|p| Call::RouteReplace(RouteSpec::dev(TABLE_MAIN, net(p), "nemo0")))
+        .map(|p| Call::RouteAdd(RouteSpec::dev(TABLE_MAIN, net(p), "nemo0")))
         .collect();
         expected.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(calls, expected);
+    });
+}
+
+/// A route of someone else's with the key one of ours needs (an operator's static route
+/// for a mobile network prefix, say) is never replaced, and so never deleted with ours:
+/// the binding's other routes go in, the add fails (EEXIST) and is tried again at the next
+/// reconcile; once it is gone, ours goes in. A previous run's route of ours (protocol 110,
+/// found at start) is replaced, without a moment unrouted.
+#[test]
+fn someone_elses_route_is_never_replaced_and_a_previous_runs_is() {
+    run(async {
+        let mnp = (TABLE_MAIN, net("2001:db8:100::/64"), None);
+        let mut fake = FakeNetOps::default();
+        fake.taken.insert(mnp);
+        let mut m = RouteManager::new(ha_cfg(), fake);
+        let b = mr_binding();
+        let e = m.add(&b).await.unwrap_err();
+        assert_eq!(e.errno, Some(crate::netops::EEXIST));
+        let calls = m.net().take();
+        assert!(
+            !calls.iter().any(|c| matches!(c, Call::RouteReplace(_))),
+            "{calls:#?}"
+        );
+        assert!(!m.installed().routes.iter().any(|r| r.dst == mnp.1));
+        assert!(
+            m.installed()
+                .routes
+                .iter()
+                .any(|r| r.dst == net("198.51.100.0/24"))
+        );
+        // Tried again, still refused, still not replaced.
+        assert!(m.reconcile().await.is_err());
+        assert_eq!(
+            m.net().take(),
+            vec![Call::RouteAdd(RouteSpec::dev(TABLE_MAIN, mnp.1, "nemo0"))]
+        );
+        // The operator removes theirs: ours follows.
+        m.net().taken.clear();
+        m.reconcile().await.unwrap();
+        assert!(m.installed().routes.iter().any(|r| r.dst == mnp.1));
+        // Removal deletes only what we made.
+        m.remove_all().await.unwrap();
+
+        // A previous run's route of ours: replaced.
+        let mut fake = FakeNetOps::default();
+        fake.taken.insert(mnp);
+        fake.ours.insert(mnp);
+        let mut m = RouteManager::new(ha_cfg(), fake);
+        let keys = m.net().our_route_keys().await.unwrap();
+        m.adopt(Some(keys));
+        m.add(&b).await.unwrap();
+        let calls = m.net().take();
+        assert!(
+            calls.contains(&Call::RouteReplace(RouteSpec::dev(
+                TABLE_MAIN, mnp.1, "nemo0"
+            ))),
+            "{calls:#?}"
+        );
     });
 }
 
@@ -305,7 +360,7 @@ fn two_bindings_share_the_defaults_until_the_last_goes() {
         assert!(
             !added_b
                 .iter()
-                .any(|c| matches!(c, Call::RouteReplace(r) if r.dst == net("::/0")))
+                .any(|c| matches!(c, Call::RouteAdd(r) if r.dst == net("::/0")))
         );
         assert!(added_b.contains(&Call::RuleAdd(RuleSpec::from(
             net("2001:db8:300::/64"),
@@ -467,8 +522,19 @@ fn ha_at_home_routes_the_prefixes_via_the_home_address_on_the_home_link() {
         // Away again: the tunnel routes replace the native ones in place.
         m.add(&b).await.unwrap();
         let calls = m.net().take();
+        // The prefixes' routes of ours replaced in place, the HoA's created.
         assert!(
-            calls.iter().all(|c| matches!(c, Call::RouteReplace(_))),
+            calls
+                .iter()
+                .all(|c| matches!(c, Call::RouteAdd(_) | Call::RouteReplace(_))),
+            "{calls:#?}"
+        );
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| matches!(c, Call::RouteReplace(_)))
+                .count(),
+            2,
             "{calls:#?}"
         );
         assert_eq!(calls.len(), 3);
@@ -494,7 +560,7 @@ fn mr_at_home_puts_the_home_address_on_the_home_link() {
         m.remove(&at_home(&b)).await.unwrap();
         let calls = m.net().take();
         let home_addr = Call::AddrAdd("eth0".into(), net("2001:db8:1::100/64"));
-        let home_v4 = Call::RouteReplace(via(
+        let home_v4 = Call::RouteAdd(via(
             TABLE_MAIN,
             "0.0.0.0/0",
             "2001:db8:1::1",
@@ -604,8 +670,19 @@ fn ha_keeps_ended_mobile_networks_unreachable() {
         m.add(&b).await.unwrap();
         let calls = m.net().take();
         assert_eq!(calls.len(), 3, "{calls:#?}");
+        // The prefixes' routes of ours replaced in place, the HoA's created.
         assert!(
-            calls.iter().all(|c| matches!(c, Call::RouteReplace(_))),
+            calls
+                .iter()
+                .all(|c| matches!(c, Call::RouteAdd(_) | Call::RouteReplace(_))),
+            "{calls:#?}"
+        );
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| matches!(c, Call::RouteReplace(_)))
+                .count(),
+            2,
             "{calls:#?}"
         );
         assert!(m.installed().routes.iter().all(|r| !r.unreachable));
@@ -642,13 +719,13 @@ fn a_deferred_batch_is_installed_by_one_reconcile() {
         let calls = m.net().take();
         // Only b2's routes: b1 came and went inside the batch; its prefixes are kept
         // unreachable (an ended binding, issue 11).
-        assert!(calls.contains(&Call::RouteReplace(RouteSpec::dev(
+        assert!(calls.contains(&Call::RouteAdd(RouteSpec::dev(
             TABLE_MAIN,
             net("2001:db8:200::/64"),
             "nemo0"
         ))));
         assert!(
-            !calls.iter().any(|c| matches!(c, Call::RouteReplace(r) if r.dst == net("2001:db8:100::/64") && !r.unreachable)),
+            !calls.iter().any(|c| matches!(c, Call::RouteAdd(r) if r.dst == net("2001:db8:100::/64") && !r.unreachable)),
             "{calls:?}"
         );
     });
@@ -686,7 +763,7 @@ fn bindings_with_identifiers_share_routes_on_tun() {
         let mut m = RouteManager::new(cfg, FakeNetOps::default());
         m.add(&one).await.unwrap();
         let first = m.net().take();
-        assert!(first.contains(&Call::RouteReplace(RouteSpec::dev(
+        assert!(first.contains(&Call::RouteAdd(RouteSpec::dev(
             TABLE_MAIN,
             net("2001:db8:100::/64"),
             "nemo0"
@@ -694,7 +771,7 @@ fn bindings_with_identifiers_share_routes_on_tun() {
         assert!(
             !first
                 .iter()
-                .any(|c| matches!(c, Call::RouteReplace(r) if r.encap.is_some())),
+                .any(|c| matches!(c, Call::RouteAdd(r) if r.encap.is_some())),
             "{first:?}"
         );
         m.add(&two).await.unwrap();
