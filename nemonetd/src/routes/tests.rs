@@ -260,6 +260,25 @@ fn ha_routes_every_prefix_and_hoa_into_the_tunnel() {
     });
 }
 
+/// `calls` replaced the two prefixes' routes of ours in place and created the home
+/// address's: nothing else.
+fn prefixes_replaced_in_place(calls: &[Call]) {
+    assert!(
+        calls
+            .iter()
+            .all(|c| matches!(c, Call::RouteAdd(_) | Call::RouteReplace(_))),
+        "{calls:#?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::RouteReplace(_)))
+            .count(),
+        2,
+        "{calls:#?}"
+    );
+}
+
 /// A route of someone else's with the key one of ours needs (an operator's static route
 /// for a mobile network prefix, say) is never replaced, and so never deleted with ours:
 /// the binding's other routes go in, the add fails (EEXIST) and is tried again at the next
@@ -522,21 +541,7 @@ fn ha_at_home_routes_the_prefixes_via_the_home_address_on_the_home_link() {
         // Away again: the tunnel routes replace the native ones in place.
         m.add(&b).await.unwrap();
         let calls = m.net().take();
-        // The prefixes' routes of ours replaced in place, the HoA's created.
-        assert!(
-            calls
-                .iter()
-                .all(|c| matches!(c, Call::RouteAdd(_) | Call::RouteReplace(_))),
-            "{calls:#?}"
-        );
-        assert_eq!(
-            calls
-                .iter()
-                .filter(|c| matches!(c, Call::RouteReplace(_)))
-                .count(),
-            2,
-            "{calls:#?}"
-        );
+        prefixes_replaced_in_place(&calls);
         assert_eq!(calls.len(), 3);
         assert!(m.installed().routes.iter().all(|r| r.via.is_none()));
         // A plain removal later (away, the binding ended) leaves only the prefixes'
@@ -670,21 +675,7 @@ fn ha_keeps_ended_mobile_networks_unreachable() {
         m.add(&b).await.unwrap();
         let calls = m.net().take();
         assert_eq!(calls.len(), 3, "{calls:#?}");
-        // The prefixes' routes of ours replaced in place, the HoA's created.
-        assert!(
-            calls
-                .iter()
-                .all(|c| matches!(c, Call::RouteAdd(_) | Call::RouteReplace(_))),
-            "{calls:#?}"
-        );
-        assert_eq!(
-            calls
-                .iter()
-                .filter(|c| matches!(c, Call::RouteReplace(_)))
-                .count(),
-            2,
-            "{calls:#?}"
-        );
+        prefixes_replaced_in_place(&calls);
         assert!(m.installed().routes.iter().all(|r| !r.unreachable));
         // A flush (BC_FLUSH, shutdown) removes everything.
         m.remove(&b).await.unwrap();
