@@ -852,6 +852,12 @@ impl<N: NetOps> RouteManager<N> {
                 kernel_common(k, local, &mut want);
             }
         }
+        // The kernel holds one route per key: when two bindings ask for one key with
+        // different routes (a prefix two home addresses claim, a BID back home beside its
+        // home address's plain binding), the first in order is the one wanted. Both kept
+        // would leave what we believe installed apart from the kernel.
+        let mut keys = BTreeSet::new();
+        want.routes.retain(|r| keys.insert(r.key()));
         // An ended binding's unreachable routes, where no live binding routes the prefix.
         for s in self.unbound.values() {
             for r in &s.routes {
@@ -949,8 +955,13 @@ impl<N: NetOps> RouteManager<N> {
             .collect::<Vec<_>>()
         {
             // Replaced above by a route with the same key (e.g. a new preferred source): a
-            // delete now would remove the replacement.
-            let replaced = want.routes.iter().any(|w| w.key() == r.key());
+            // delete now would remove the replacement. Only if the replace went through:
+            // after a failed one the old route is still there, and still ours to delete.
+            let replaced = self
+                .installed
+                .routes
+                .iter()
+                .any(|w| w.key() == r.key() && *w != r && want.routes.contains(w));
             if replaced || note(self.net.route_del(&r).await) {
                 info!(route = %r, "route removed");
                 self.installed.routes.remove(&r);

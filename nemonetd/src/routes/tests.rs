@@ -828,3 +828,239 @@ fn mr_kernel_outer_packets_leave_by_the_care_of_interface() {
         );
     });
 }
+
+/// Random sequences of what the bus and the kernel do to the route manager: bindings of
+/// three home addresses (overlapping prefixes, IPv6 or IPv4 care-of addresses, with and
+/// without BIDs) added, moved, removed, back home, flushed; every kernel request failing
+/// for a while; an operator's route appearing in the way of a prefix and going again.
+/// A model kernel takes the requests that succeeded. After every step the manager's belief
+/// (`installed`) is the kernel, no route it did not make is ever replaced or deleted, and
+/// once the kernel accepts requests again a reconcile reaches a fixed point (a second one
+/// asks nothing); a flush leaves nothing of ours.
+mod props {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    type Key = (u32, IpNet, Option<IpNet>, Option<u32>);
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add {
+            hoa: usize,
+            v: u8,
+        },
+        Remove {
+            hoa: usize,
+            v: u8,
+        },
+        Home {
+            hoa: usize,
+            v: u8,
+        },
+        Flush,
+        Break,
+        Heal,
+        /// An operator's route for pool prefix `i` appears (if the key is free) or goes.
+        Operator(usize),
+    }
+
+    const PREFIXES: [&str; 5] = [
+        "2001:db8:100::/64",
+        "2001:db8:100::/48",
+        "2001:db8:200::/64",
+        "198.51.100.0/24",
+        "198.51.100.0/28",
+    ];
+
+    fn variant(hoa: usize, v: u8) -> Binding {
+        let hoas = ["2001:db8:1::100", "2001:db8:1::200", "2001:db8:1::300"];
+        let coa = match v % 3 {
+            0 => "2001:db8:a::5".to_string(),
+            1 => format!("2001:db8:b::{}", hoa + 1),
+            _ => "198.51.100.200:4191".to_string(),
+        };
+        let (mut v6, mut v4) = (Vec::new(), Vec::new());
+        for (i, p) in PREFIXES.iter().enumerate() {
+            if (v >> 2) & (1 << i) != 0 || i == hoa {
+                if p.contains(':') {
+                    v6.push(*p)
+                } else {
+                    v4.push(*p)
+                }
+            }
+        }
+        let mut b = binding(hoas[hoa], &coa, &v6, &v4);
+        if let CareOf::V4 { .. } = b.coa {
+            b.encapsulation = Encapsulation::UdpIpv4 { ha_port: 4191 };
+        }
+        if v & 0x80 != 0 {
+            b.binding_id = Some(u16::from(v % 3) + 1);
+        }
+        b
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0usize..3, any::<u8>()).prop_map(|(hoa, v)| Op::Add { hoa, v }),
+            2 => (0usize..3, any::<u8>()).prop_map(|(hoa, v)| Op::Remove { hoa, v }),
+            1 => (0usize..3, any::<u8>()).prop_map(|(hoa, v)| Op::Home { hoa, v }),
+            1 => Just(Op::Flush),
+            1 => Just(Op::Break),
+            2 => Just(Op::Heal),
+            1 => (0usize..PREFIXES.len()).prop_map(Op::Operator),
+        ]
+    }
+
+    /// The model kernel: our routes by key, an operator's keys, rules, addresses.
+    #[derive(Default)]
+    struct Kernel {
+        routes: BTreeMap<Key, RouteSpec>,
+        foreign: BTreeSet<Key>,
+        rules: BTreeSet<RuleSpec>,
+        addrs: BTreeSet<(String, IpNet)>,
+    }
+
+    impl Kernel {
+        /// Applies the calls of a step; `broken`: every one of them failed.
+        fn apply(&mut self, calls: Vec<Call>, broken: bool) -> Result<(), TestCaseError> {
+            for c in calls {
+                if let Call::RouteReplace(r) | Call::RouteDel(r) = &c {
+                    prop_assert!(
+                        !self.foreign.contains(&r.key()),
+                        "an operator's route touched: {c:?}"
+                    );
+                }
+                if broken {
+                    continue;
+                }
+                match c {
+                    Call::RouteAdd(r) => {
+                        if !self.foreign.contains(&r.key()) {
+                            prop_assert!(
+                                !self.routes.contains_key(&r.key()),
+                                "an add over a route of ours: {r:?}"
+                            );
+                            self.routes.insert(r.key(), r);
+                        }
+                    }
+                    Call::RouteReplace(r) => {
+                        self.routes.insert(r.key(), r);
+                    }
+                    Call::RouteDel(r) => {
+                        self.routes.remove(&r.key());
+                    }
+                    Call::RuleAdd(r) => {
+                        self.rules.insert(r);
+                    }
+                    Call::RuleDel(r) => {
+                        self.rules.remove(&r);
+                    }
+                    Call::AddrAdd(d, a) => {
+                        self.addrs.insert((d, a));
+                    }
+                    Call::AddrDel(d, a) => {
+                        self.addrs.remove(&(d, a));
+                    }
+                    Call::LinkSet(..) | Call::Flush => {}
+                }
+            }
+            Ok(())
+        }
+
+        fn matches(&self, s: &KernelState) -> Result<(), TestCaseError> {
+            let ours: BTreeMap<Key, RouteSpec> =
+                s.routes.iter().map(|r| (r.key(), r.clone())).collect();
+            prop_assert_eq!(&ours, &self.routes);
+            prop_assert_eq!(&s.rules, &self.rules);
+            prop_assert_eq!(&s.addrs, &self.addrs);
+            Ok(())
+        }
+    }
+
+    fn fake(mr: bool) -> FakeNetOps {
+        let f = if mr { mr_fake() } else { FakeNetOps::default() };
+        with_home_link(f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_managers_belief_is_the_kernel_and_no_one_elses_route_is_touched(
+            mr in any::<bool>(),
+            ops in proptest::collection::vec(op(), 1..30),
+        ) {
+            run(async {
+                let cfg = if mr { mr_cfg() } else { ha_cfg() };
+                let table = cfg.table;
+                let mut m = RouteManager::new(cfg, fake(mr));
+                let mut k = Kernel::default();
+                for op in &ops {
+                    match *op {
+                        Op::Add { hoa, v } => {
+                            let _ = m.add(&variant(hoa, v)).await;
+                        }
+                        Op::Remove { hoa, v } => {
+                            let mut b = variant(hoa, v);
+                            b.lifetime = 0;
+                            let _ = m.remove(&b).await;
+                        }
+                        Op::Home { hoa, v } => {
+                            let _ = m.remove(&at_home(&variant(hoa, v))).await;
+                        }
+                        Op::Flush => {
+                            let _ = m.remove_all().await;
+                        }
+                        Op::Break => m.net().fail_with = Some(100),
+                        Op::Heal => {
+                            m.net().fail_with = None;
+                            let _ = m.reconcile().await;
+                        }
+                        Op::Operator(i) => {
+                            // The operator's route at the key a binding's prefix route
+                            // would take (the HA's main table, the MR's own).
+                            let key = (table, net(PREFIXES[i]), None);
+                            let full = (table, net(PREFIXES[i]), None, None);
+                            if k.foreign.remove(&full) {
+                                m.net().taken.remove(&key);
+                            } else if !k.routes.contains_key(&full) {
+                                k.foreign.insert(full);
+                                m.net().taken.insert(key);
+                            }
+                        }
+                    }
+                    // Whether this step's requests failed (a Heal's reconcile runs healed).
+                    let broken = m.net().fail_with.is_some();
+                    let calls = m.net().take();
+                    k.apply(calls, broken)?;
+                    k.matches(m.installed())?;
+                }
+                // Healed: a reconcile, then a second asks nothing of the kernel.
+                m.net().fail_with = None;
+                let _ = m.reconcile().await;
+                let calls = m.net().take();
+                k.apply(calls, false)?;
+                k.matches(m.installed())?;
+                let _ = m.reconcile().await;
+                let again: Vec<Call> = m
+                    .net()
+                    .take()
+                    .into_iter()
+                    // Routes in an operator's way are asked for again each time.
+                    .filter(|c| !matches!(c, Call::RouteAdd(r) if k.foreign.contains(&r.key())))
+                    .collect();
+                prop_assert_eq!(again, Vec::<Call>::new());
+                // A flush leaves nothing of ours; the operator's routes are untouched.
+                let _ = m.remove_all().await;
+                let calls = m.net().take();
+                k.apply(calls, false)?;
+                prop_assert!(k.routes.is_empty(), "left: {:?}", k.routes);
+                prop_assert!(k.rules.is_empty() && k.addrs.is_empty());
+                Ok(())
+            })?;
+        }
+    }
+}
