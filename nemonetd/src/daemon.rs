@@ -172,14 +172,19 @@ impl Daemon {
         // Received through the kernel's decapsulation (sent through TUN: RFC 5648's
         // bindings): its far end must be in the filter before it sends.
         let received = crate::routes::kernel_decapsulates(cfg, b).is_some();
+        let mut synced = false;
         if (kernel || received) && !refresh {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
-            self.sync_kernel(&[b]).await;
+            synced = self.sync_kernel_filter(&[b]).await;
         }
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
+        }
+        if synced {
+            // Off the move's path: nothing waits for it.
+            self.kernel_after_sync().await;
         }
         if !kernel && !received && !refresh {
             // A binding that left the kernel path (an IPv4 CoA now).
@@ -277,10 +282,21 @@ impl Daemon {
     /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
     /// `coming`, about to be added to them.
     async fn sync_kernel(&mut self, coming: &[&Binding]) {
-        if self.defer_kernel {
-            return;
+        if self.sync_kernel_filter(coming).await {
+            self.kernel_after_sync().await;
         }
-        let Some(k) = &mut self.kernel else { return };
+    }
+
+    /// The filter part of [`Self::sync_kernel`], which must precede the routes that steer
+    /// packets into the kernel's tunnel; `false` when nothing was done (deferred, or no
+    /// kernel data plane).
+    async fn sync_kernel_filter(&mut self, coming: &[&Binding]) -> bool {
+        if self.defer_kernel {
+            return false;
+        }
+        let Some(k) = &mut self.kernel else {
+            return false;
+        };
         let keys: std::collections::BTreeSet<_> =
             coming.iter().map(|b| crate::routes::key(b)).collect();
         let live = self
@@ -297,7 +313,14 @@ impl Daemon {
         {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
-        k.end_points_moved(self.routes.net()).await;
+        true
+    }
+
+    /// The rest of [`Self::sync_kernel`]: [`crate::kernel::KernelPlane::after_sync`].
+    async fn kernel_after_sync(&mut self) {
+        if let Some(k) = &mut self.kernel {
+            k.after_sync(self.routes.net()).await;
+        }
     }
 
     /// The word to had that a binding change it announced is applied (home agent only:

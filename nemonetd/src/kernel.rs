@@ -759,7 +759,6 @@ impl KernelPlane {
                 self.filter = Filter::default();
                 return Err(format!("BPF filter: {e}"));
             }
-            self.sync_guard().await;
             return Ok(());
         }
         let script = self.filter.plan(self.mode, entries);
@@ -780,6 +779,16 @@ impl KernelPlane {
             self.tunsrc = Some(src);
         }
         Ok(())
+    }
+
+    /// What follows a [`KernelPlane::sync`] but no packet waits for, so it runs once the
+    /// bindings' routes are in (an `nft` process and a device dump, some 10 ms that sat in
+    /// every handover before the encapsulation switched to the new care-of address): the
+    /// crash guard's set of our end points, and the uplink programs when our end points
+    /// moved ([`KernelPlane::end_points_moved`]).
+    pub async fn after_sync(&mut self, net: &RtNetOps) {
+        self.sync_guard().await;
+        self.end_points_moved(net).await;
     }
 
     /// BPF: brings the crash guard's set of our end points to the filter's. A failure is
