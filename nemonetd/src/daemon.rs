@@ -75,6 +75,9 @@ struct Daemon {
     /// While a state dump is applied: the kernel filter was synced for all of it first,
     /// and is synced once more at the end (one nft transaction, not one per binding).
     defer_kernel: bool,
+    /// When the filter changed, if [`crate::kernel::KernelPlane::after_sync`] has not run
+    /// since: it runs [`AFTER_SYNC_DELAY`] later ([`Daemon::finish_kernel_sync`]).
+    after_sync_pending: Option<std::time::Instant>,
 }
 
 impl Daemon {
@@ -172,19 +175,14 @@ impl Daemon {
         // Received through the kernel's decapsulation (sent through TUN: RFC 5648's
         // bindings): its far end must be in the filter before it sends.
         let received = crate::routes::kernel_decapsulates(cfg, b).is_some();
-        let mut synced = false;
         if (kernel || received) && !refresh {
             // Filter first: the routes below steer packets into the kernel's tunnel, and
             // the far end's packets must find their chain.
-            synced = self.sync_kernel_filter(&[b]).await;
+            self.sync_kernel(&[b]).await;
         }
         self.update_mtu().await;
         if let Err(e) = self.routes.add(b).await {
             warn!(hoa = %b.hoa, error = %e, "binding's routes incomplete; retried at the next event");
-        }
-        if synced {
-            // Off the move's path: nothing waits for it.
-            self.kernel_after_sync().await;
         }
         if !kernel && !received && !refresh {
             // A binding that left the kernel path (an IPv4 CoA now).
@@ -281,21 +279,15 @@ impl Daemon {
 
     /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
     /// `coming`, about to be added to them.
+    /// Brings the kernel path's filter to the live bindings and `coming`: before the routes
+    /// that steer packets into the kernel's tunnel. What no packet waits for follows once
+    /// the event is answered ([`Self::finish_kernel_sync`]).
     async fn sync_kernel(&mut self, coming: &[&Binding]) {
-        if self.sync_kernel_filter(coming).await {
-            self.kernel_after_sync().await;
-        }
-    }
-
-    /// The filter part of [`Self::sync_kernel`], which must precede the routes that steer
-    /// packets into the kernel's tunnel; `false` when nothing was done (deferred, or no
-    /// kernel data plane).
-    async fn sync_kernel_filter(&mut self, coming: &[&Binding]) -> bool {
         if self.defer_kernel {
-            return false;
+            return;
         }
         let Some(k) = &mut self.kernel else {
-            return false;
+            return;
         };
         let keys: std::collections::BTreeSet<_> =
             coming.iter().map(|b| crate::routes::key(b)).collect();
@@ -313,11 +305,19 @@ impl Daemon {
         {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
-        true
+        self.after_sync_pending
+            .get_or_insert_with(std::time::Instant::now);
     }
 
-    /// The rest of [`Self::sync_kernel`]: [`crate::kernel::KernelPlane::after_sync`].
-    async fn kernel_after_sync(&mut self) {
+    /// The rest of [`Self::sync_kernel`] ([`crate::kernel::KernelPlane::after_sync`]: the
+    /// crash guard's `nft` update, the uplink programs), run by the event loop
+    /// [`AFTER_SYNC_DELAY`] after the filter changed: inline, it sat in every handover
+    /// before the encapsulation switched and, at a home agent, before had's BA could be
+    /// relayed (the messages that follow a change come within that delay, and go first).
+    async fn finish_kernel_sync(&mut self) {
+        if self.after_sync_pending.take().is_none() {
+            return;
+        }
         if let Some(k) = &mut self.kernel {
             k.after_sync(self.routes.net()).await;
         }
@@ -660,6 +660,7 @@ pub async fn run(
         kernel: kernel_plane,
         kernel_counts: Default::default(),
         defer_kernel: false,
+        after_sync_pending: None,
     };
     d.update_mtu().await;
 
@@ -773,6 +774,7 @@ pub async fn run(
                 }
             }
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
+            _ = after_sync(&d), if d.after_sync_pending.is_some() => d.finish_kernel_sync().await,
             // A moved router's previous care-of address leaves the kernel path's filter.
             _ = grace_end(&d) => d.sync_kernel(&[]).await,
             s = signals.recv() => match s {
@@ -806,6 +808,19 @@ pub async fn run(
     nemo_daemon::notify::stopping();
     d.teardown().await;
     Ok(())
+}
+
+/// How long after a filter change its follow-ups wait ([`Daemon::finish_kernel_sync`]).
+const AFTER_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Sleeps until the filter change's follow-ups are due; forever without one.
+async fn after_sync(d: &Daemon) {
+    match d.after_sync_pending {
+        Some(t) => {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(t + AFTER_SYNC_DELAY)).await
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Sleeps until the kernel data plane's next grace time ends; forever without one.
@@ -951,6 +966,7 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
     for msg in &answer.other {
         d.handle(&msg.body).await;
     }
+    d.finish_kernel_sync().await;
     Ok(())
 }
 

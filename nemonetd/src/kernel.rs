@@ -781,11 +781,12 @@ impl KernelPlane {
         Ok(())
     }
 
-    /// What follows a [`KernelPlane::sync`] but no packet waits for, so it runs once the
-    /// bindings' routes are in (an `nft` process and a device dump, some 10 ms that sat in
-    /// every handover before the encapsulation switched to the new care-of address): the
-    /// crash guard's set of our end points, and the uplink programs when our end points
-    /// moved ([`KernelPlane::end_points_moved`]).
+    /// What follows a [`KernelPlane::sync`] but no packet waits for, so nemonetd runs it
+    /// once the event is answered (an `nft` process and a device dump, some 10-20 ms that
+    /// sat in every handover before the encapsulation switched to the new care-of address,
+    /// and at a home agent before had's BA could leave): the crash guard's set of our end
+    /// points, and the uplink programs when our end points moved
+    /// ([`KernelPlane::end_points_moved`]).
     pub async fn after_sync(&mut self, net: &RtNetOps) {
         self.sync_guard().await;
         self.end_points_moved(net).await;
