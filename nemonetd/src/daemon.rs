@@ -75,9 +75,6 @@ struct Daemon {
     /// While a state dump is applied: the kernel filter was synced for all of it first,
     /// and is synced once more at the end (one nft transaction, not one per binding).
     defer_kernel: bool,
-    /// When the filter changed, if [`crate::kernel::KernelPlane::after_sync`] has not run
-    /// since: it runs [`AFTER_SYNC_DELAY`] later ([`Daemon::finish_kernel_sync`]).
-    after_sync_pending: Option<std::time::Instant>,
 }
 
 impl Daemon {
@@ -279,16 +276,11 @@ impl Daemon {
 
     /// Brings the kernel data plane's filter and tunnel source to the live bindings, and
     /// `coming`, about to be added to them.
-    /// Brings the kernel path's filter to the live bindings and `coming`: before the routes
-    /// that steer packets into the kernel's tunnel. What no packet waits for follows once
-    /// the event is answered ([`Self::finish_kernel_sync`]).
     async fn sync_kernel(&mut self, coming: &[&Binding]) {
         if self.defer_kernel {
             return;
         }
-        let Some(k) = &mut self.kernel else {
-            return;
-        };
+        let Some(k) = &mut self.kernel else { return };
         let keys: std::collections::BTreeSet<_> =
             coming.iter().map(|b| crate::routes::key(b)).collect();
         let live = self
@@ -305,22 +297,7 @@ impl Daemon {
         {
             warn!(error = %e, "kernel data plane filter not updated; rebuilt at the next event");
         }
-        self.after_sync_pending
-            .get_or_insert_with(std::time::Instant::now);
-    }
-
-    /// The rest of [`Self::sync_kernel`] ([`crate::kernel::KernelPlane::after_sync`]: the
-    /// crash guard's `nft` update, the uplink programs), run by the event loop
-    /// [`AFTER_SYNC_DELAY`] after the filter changed: inline, it sat in every handover
-    /// before the encapsulation switched and, at a home agent, before had's BA could be
-    /// relayed (the messages that follow a change come within that delay, and go first).
-    async fn finish_kernel_sync(&mut self) {
-        if self.after_sync_pending.take().is_none() {
-            return;
-        }
-        if let Some(k) = &mut self.kernel {
-            k.after_sync(self.routes.net()).await;
-        }
+        k.end_points_moved(self.routes.net()).await;
     }
 
     /// The word to had that a binding change it announced is applied (home agent only:
@@ -660,7 +637,6 @@ pub async fn run(
         kernel: kernel_plane,
         kernel_counts: Default::default(),
         defer_kernel: false,
-        after_sync_pending: None,
     };
     d.update_mtu().await;
 
@@ -774,7 +750,6 @@ pub async fn run(
                 }
             }
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
-            _ = after_sync(&d), if d.after_sync_pending.is_some() => d.finish_kernel_sync().await,
             // A moved router's previous care-of address leaves the kernel path's filter.
             _ = grace_end(&d) => d.sync_kernel(&[]).await,
             s = signals.recv() => match s {
@@ -808,19 +783,6 @@ pub async fn run(
     nemo_daemon::notify::stopping();
     d.teardown().await;
     Ok(())
-}
-
-/// How long after a filter change its follow-ups wait ([`Daemon::finish_kernel_sync`]).
-const AFTER_SYNC_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// Sleeps until the filter change's follow-ups are due; forever without one.
-async fn after_sync(d: &Daemon) {
-    match d.after_sync_pending {
-        Some(t) => {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(t + AFTER_SYNC_DELAY)).await
-        }
-        None => std::future::pending().await,
-    }
 }
 
 /// Sleeps until the kernel data plane's next grace time ends; forever without one.
@@ -966,7 +928,6 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
     for msg in &answer.other {
         d.handle(&msg.body).await;
     }
-    d.finish_kernel_sync().await;
     Ok(())
 }
 

@@ -534,9 +534,73 @@ pub struct KernelPlane {
     /// accepted ([`MOVE_GRACE`]: what the router sent from its old care-of address before
     /// the Binding Acknowledgement reached it is not lost).
     graces: BTreeMap<BindingKey, (Ipv6Addr, Instant)>,
-    /// BPF: our end points in the crash guard's set ([`guard_base_script`]); `None`
-    /// without the guard.
-    guard: Option<BTreeSet<Ipv6Addr>>,
+    /// BPF: the crash guard's set's writer ([`GuardWriter`]); `None` without the guard.
+    guard: Option<GuardWriter>,
+}
+
+/// Writes the crash guard's set of our end points ([`guard_base_script`]) from a task of
+/// its own: an `nft` process takes 10-20 ms, and inline it sat in every handover before
+/// the encapsulation switched to the new care-of address and, at a home agent, before
+/// had's BA was relayed (`nemo-lab handover`: IPv6 -> IPv6 32.5 -> 15 ms). The event loop
+/// only hands over the set it wants; the task writes the latest, one `nft` at a time. The
+/// guard matters only after a crash, so a write that fails is logged and the next change
+/// writes the whole set again.
+#[derive(Debug)]
+struct GuardWriter {
+    want: tokio::sync::watch::Sender<BTreeSet<Ipv6Addr>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl GuardWriter {
+    fn start() -> GuardWriter {
+        let (want, mut rx) = tokio::sync::watch::channel(BTreeSet::new());
+        let task = tokio::spawn(async move {
+            // What the set holds, as far as our writes succeeded (`None`: unknown).
+            let mut had: Option<BTreeSet<Ipv6Addr>> = Some(BTreeSet::new());
+            while rx.changed().await.is_ok() {
+                let want = rx.borrow_and_update().clone();
+                // Should the set hold something else than we think, written whole.
+                let whole = format!("flush set netdev {NFT_TABLE} locals\n")
+                    + &guard_set_script(&BTreeSet::new(), &want);
+                let script = match &had {
+                    Some(h) => guard_set_script(h, &want),
+                    None => whole.clone(),
+                };
+                if script.is_empty() {
+                    continue;
+                }
+                let mut result = nft(&script).await;
+                if result.is_err() && had.is_some() {
+                    result = nft(&whole).await;
+                }
+                match result {
+                    Ok(()) => had = Some(want),
+                    Err(e) => {
+                        warn!(error = %e, "crash guard's end points not updated; written whole at the next change");
+                        had = None;
+                    }
+                }
+            }
+        });
+        GuardWriter { want, task }
+    }
+
+    /// The set to hold from now on; written soon after.
+    fn set(&self, locals: &BTreeSet<Ipv6Addr>) {
+        self.want.send_if_modified(|w| {
+            let changed = w != locals;
+            if changed {
+                w.clone_from(locals);
+            }
+            changed
+        });
+    }
+
+    /// Ends the task once the write under way (if any) is done.
+    async fn stop(self) {
+        drop(self.want);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.task).await;
+    }
 }
 
 /// Puts the local table's rule back at priority 0 if we moved it (ours at
@@ -636,7 +700,7 @@ impl KernelPlane {
             // BPF's filter is in its decapsulation program's maps.
             KernelMethod::Srv6 => nft(&filter_base_script()).await?,
             KernelMethod::Bpf => match nft(&guard_base_script(&k.dev)).await {
-                Ok(()) => self.guard = Some(BTreeSet::new()),
+                Ok(()) => self.guard = Some(GuardWriter::start()),
                 Err(e) => warn!(error = %e,
                     "crash guard not set up: after a crash, tunnel packets to us would go \
                      round the veth pair until their hop limit ends, until the next start"),
@@ -759,6 +823,9 @@ impl KernelPlane {
                 self.filter = Filter::default();
                 return Err(format!("BPF filter: {e}"));
             }
+            if let Some(g) = &self.guard {
+                g.set(&self.filter.locals);
+            }
             return Ok(());
         }
         let script = self.filter.plan(self.mode, entries);
@@ -779,39 +846,6 @@ impl KernelPlane {
             self.tunsrc = Some(src);
         }
         Ok(())
-    }
-
-    /// What follows a [`KernelPlane::sync`] but no packet waits for, so nemonetd runs it
-    /// once the event is answered (an `nft` process and a device dump, some 10-20 ms that
-    /// sat in every handover before the encapsulation switched to the new care-of address,
-    /// and at a home agent before had's BA could leave): the crash guard's set of our end
-    /// points, and the uplink programs when our end points moved
-    /// ([`KernelPlane::end_points_moved`]).
-    pub async fn after_sync(&mut self, net: &RtNetOps) {
-        self.sync_guard().await;
-        self.end_points_moved(net).await;
-    }
-
-    /// BPF: brings the crash guard's set of our end points to the filter's. A failure is
-    /// logged and tried again at the next change (the guard matters only after a crash).
-    async fn sync_guard(&mut self) {
-        let Some(had) = &self.guard else {
-            return;
-        };
-        let script = guard_set_script(had, &self.filter.locals);
-        if script.is_empty() {
-            return;
-        }
-        // Should the set hold something else than we think, written whole.
-        let whole = format!("flush set netdev {NFT_TABLE} locals\n")
-            + &guard_set_script(&BTreeSet::new(), &self.filter.locals);
-        match nft(&script).await {
-            Ok(()) => self.guard = Some(self.filter.locals.clone()),
-            Err(_) => match nft(&whole).await {
-                Ok(()) => self.guard = Some(self.filter.locals.clone()),
-                Err(e) => warn!(error = %e, "crash guard's end points not updated"),
-            },
-        }
     }
 
     /// BPF: attaches the uplink program ([`crate::bpf::Tunnel::uplink_attach`]) to the
@@ -920,10 +954,11 @@ impl KernelPlane {
         {
             warn!(error = %e, "ingress filter not removed");
         }
-        if self.guard.take().is_some()
-            && let Err(e) = nft(&delete_guard_script()).await
-        {
-            warn!(error = %e, "crash guard not removed");
+        if let Some(g) = self.guard.take() {
+            g.stop().await;
+            if let Err(e) = nft(&delete_guard_script()).await {
+                warn!(error = %e, "crash guard not removed");
+            }
         }
         net.set_bpf_encap(None);
         self.bpf = None;
