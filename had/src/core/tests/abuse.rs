@@ -1,7 +1,8 @@
 //! Sequences of hostile and odd Binding Updates on virtual time: any flags, sequence
 //! numbers and lifetimes, Binding Identifier options of every shape, prefixes that are
 //! and are not the router's, IPv4 home and care-of addresses, over IPv6 or UDP/IPv4,
-//! signed, badly signed or not, with time passing between them. Whatever comes, the core
+//! signed, badly signed or not, with time passing between them, with and without proxy
+//! DAD before a new home address is registered. Whatever comes, the core
 //! keeps its word to the rest of had (the journal and the bus see what the cache holds)
 //! and never loses a binding to a BU it refused. What `proto` will not emit (a prefix
 //! length past 128, say) goes on the wire as an option of unknown contents with a known
@@ -224,8 +225,11 @@ fn apply(ev: &[HaEvent], bus: &mut View, journal: &mut View) {
     }
 }
 
-fn config(auth: bool) -> HaCoreConfig {
+fn config(auth: bool, dad: bool) -> HaCoreConfig {
     let mut c = if auth { auth_cfg() } else { cfg() };
+    // RFC 6275 §10.3.1: a new home address is registered only after DAD's verdict, which
+    // the timer gives (nobody defends it here).
+    c.proxy_dad = dad.then(|| Duration::from_secs(1));
     if let AuthPolicy::Required(sas) = &mut c.auth {
         sas.push(sa(1002, KEY3, Some(HOA4), None));
     }
@@ -303,15 +307,22 @@ proptest! {
     #[test]
     fn the_bus_and_the_journal_follow_the_cache_and_refused_bus_change_nothing(
         auth in any::<bool>(),
+        dad in any::<bool>(),
         steps in proptest::collection::vec(step(), 1..40),
     ) {
-        let mut e = Env::new(config(auth));
+        let mut e = Env::new(config(auth, dad));
         let (mut bus, mut journal) = (View::new(), View::new());
         let mut seqs = [0u16; 3];
         for s in &steps {
             let before = cache(&e);
             match s {
-                Step::Wait(ms) => e.advance(Duration::from_millis(u64::from(*ms))),
+                Step::Wait(ms) => {
+                    e.advance(Duration::from_millis(u64::from(*ms)));
+                    // BAs of registrations that waited for DAD leave now.
+                    while let Some(tx) = e.ha.poll_transmit() {
+                        prop_assert!(tx.repr().is_ok());
+                    }
+                }
                 Step::Bu { hoa, coa, seq, flags, lifetime, hao, opts, udp, signing } => {
                     let status = send(
                         &mut e,
@@ -339,7 +350,6 @@ proptest! {
                     }
                 }
             }
-            // Proxy DAD is off here: nothing waits for a verdict.
             let ev = e.events();
             apply(&ev, &mut bus, &mut journal);
             let now = cache(&e);
