@@ -402,8 +402,10 @@ const fn ipv4_net(a: Ipv4Addr, len: u8) -> Ipv4Net {
     }
 }
 
-/// Why `a` cannot be a home, care-of or home agent address.
-fn unusable_v6(a: Ipv6Addr) -> Option<&'static str> {
+/// Why `a` cannot be a home, care-of or home agent address (RFC 6275 §9.5.1: not
+/// multicast, unspecified or loopback; §3: routable, so not link-local; RFC 5555 §4.1: an
+/// IPv4 care-of address comes as IPv4, not IPv4-mapped), if it cannot.
+pub fn unusable_v6(a: Ipv6Addr) -> Option<&'static str> {
     V6_NOT_ROUTED.iter().position(|r| r.contains(&a)).map(|i| {
         [
             "unspecified",
@@ -415,8 +417,9 @@ fn unusable_v6(a: Ipv6Addr) -> Option<&'static str> {
     })
 }
 
-/// Why `a` cannot be an IPv4 home, care-of or home agent address.
-fn unusable_v4(a: Ipv4Addr) -> Option<&'static str> {
+/// Why `a` cannot be an IPv4 home, care-of or home agent address (not unicast, or not
+/// routable), if it cannot.
+pub fn unusable_v4(a: Ipv4Addr) -> Option<&'static str> {
     V4_NOT_ROUTED.iter().position(|r| r.contains(&a)).map(|i| {
         [
             "\"this network\"",

@@ -1226,22 +1226,13 @@ fn sa_covers(
 /// A unicast address usable as HoA or CoA (RFC 6275 §9.5.1): not multicast, unspecified,
 /// loopback, link-local or IPv4-mapped (docs/notes.md §6).
 pub(crate) fn valid_unicast(a: &Ipv6Addr) -> bool {
-    !(a.is_multicast()
-        || a.is_unspecified()
-        || a.is_loopback()
-        || a.is_unicast_link_local()
-        || a.to_ipv4_mapped().is_some())
+    proto::model::unusable_v6(*a).is_none()
 }
 
-/// An IPv4 unicast address or prefix usable as home address / MNP.
+/// An IPv4 unicast address or prefix usable as home address / MNP (not 0/8, 127/8,
+/// 169.254/16, 224/4 or 240/4: [`proto::model::unusable_v4`]).
 fn valid_v4(a: Ipv4Addr) -> bool {
-    !(a.is_unspecified()
-        || a.is_loopback()
-        || a.is_multicast()
-        || a.is_broadcast()
-        || a.is_link_local()
-        || a.octets()[0] == 0
-        || a.octets()[0] >= 240)
+    proto::model::unusable_v4(a).is_none()
 }
 
 /// RFC 3963 §6.2: 141 for a prefix we cannot forward: length 0 or > 128, multicast,
