@@ -66,6 +66,9 @@ impl Family {
     }
 }
 
+/// What identifies a route in the kernel: table, destination, source, metric.
+pub type RouteKey = (u32, IpNet, Option<IpNet>, Option<u32>);
+
 /// A route as we install it (`ip route replace [unreachable] DST [from SRC] [dev DEV]
 /// [via GW] [src PREF] table TABLE [metric M] proto 110`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -171,7 +174,7 @@ impl RouteSpec {
 
     /// What identifies the route in the kernel: two specs with the same key are one route
     /// (a replace of one overwrites the other).
-    pub fn key(&self) -> (u32, IpNet, Option<IpNet>, Option<u32>) {
+    pub fn key(&self) -> RouteKey {
         (self.table, self.dst, self.src, self.metric)
     }
 }

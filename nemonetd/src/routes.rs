@@ -63,7 +63,9 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use mipsock::{Binding, CareOf};
 use tracing::{info, warn};
 
-use crate::netops::{Family, LwEncap, NetOps, NetOpsError, RouteSpec, RuleSpec, TABLE_MAIN};
+use crate::netops::{
+    Family, LwEncap, NetOps, NetOpsError, RouteKey, RouteSpec, RuleSpec, TABLE_MAIN,
+};
 use proto::{IPPROTO_IPIP, IPPROTO_IPV6};
 
 /// Which side we are.
@@ -632,7 +634,7 @@ pub struct RouteManager<N> {
     adoptable: BTreeSet<(u32, IpNet, Option<IpNet>)>,
     /// Routes we wanted but found someone else's route in the way of (same key), warned
     /// about once each: never replaced, tried again at each reconcile.
-    foreign: BTreeSet<(u32, IpNet, Option<IpNet>, Option<u32>)>,
+    foreign: BTreeSet<RouteKey>,
     /// A batch of events is being applied: [`RouteManager::add`] and
     /// [`RouteManager::remove`] only record, and the caller reconciles once at the end
     /// (each reconcile goes over every binding: once per event would make a burst of n
@@ -861,7 +863,7 @@ impl<N: NetOps> RouteManager<N> {
         // An ended binding's unreachable routes, where no live binding routes the prefix.
         for s in self.unbound.values() {
             for r in &s.routes {
-                if !want.routes.iter().any(|w| w.key() == r.key()) {
+                if keys.insert(r.key()) {
                     want.routes.insert(r.clone());
                 }
             }
@@ -889,6 +891,9 @@ impl<N: NetOps> RouteManager<N> {
                 self.installed.addrs.insert(a);
             }
         }
+        // Keys of what we installed: one lookup per route, not a walk over a fleet's routes.
+        let mut installed_keys: BTreeSet<RouteKey> =
+            self.installed.routes.iter().map(RouteSpec::key).collect();
         for r in want
             .routes
             .difference(&self.installed.routes)
@@ -899,7 +904,7 @@ impl<N: NetOps> RouteManager<N> {
             // unreachable one, another source) is replaced; anything else is created,
             // never over someone else's route: an operator's static route, a connected
             // one, would be overwritten, then deleted with ours at teardown.
-            let ours = self.installed.routes.iter().any(|i| i.key() == r.key())
+            let ours = installed_keys.contains(&r.key())
                 || self.adoptable.contains(&(r.table, r.dst, r.src));
             let result = if ours {
                 self.net.route_replace(&r).await
@@ -918,6 +923,7 @@ impl<N: NetOps> RouteManager<N> {
                     if note(other) {
                         info!(route = %r, "route installed");
                         self.foreign.remove(&r.key());
+                        installed_keys.insert(r.key());
                         self.installed.routes.insert(r);
                     }
                 }
@@ -947,6 +953,14 @@ impl<N: NetOps> RouteManager<N> {
                 self.installed.rules.remove(&r);
             }
         }
+        // Keys whose wanted route is installed: an installed route of such a key that is
+        // no longer wanted was replaced in place (its replacement went in).
+        let replacements: BTreeSet<RouteKey> = want
+            .routes
+            .iter()
+            .filter(|w| self.installed.routes.contains(*w))
+            .map(RouteSpec::key)
+            .collect();
         for r in self
             .installed
             .routes
@@ -957,11 +971,7 @@ impl<N: NetOps> RouteManager<N> {
             // Replaced above by a route with the same key (e.g. a new preferred source): a
             // delete now would remove the replacement. Only if the replace went through:
             // after a failed one the old route is still there, and still ours to delete.
-            let replaced = self
-                .installed
-                .routes
-                .iter()
-                .any(|w| w.key() == r.key() && *w != r && want.routes.contains(w));
+            let replaced = replacements.contains(&r.key());
             if replaced || note(self.net.route_del(&r).await) {
                 info!(route = %r, "route removed");
                 self.installed.routes.remove(&r);

@@ -844,7 +844,7 @@ mod props {
 
     use super::*;
 
-    type Key = (u32, IpNet, Option<IpNet>, Option<u32>);
+    type Key = crate::netops::RouteKey;
 
     #[derive(Debug, Clone)]
     enum Op {
