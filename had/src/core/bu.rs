@@ -26,7 +26,6 @@
 
 use std::collections::hash_map::Entry;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -39,8 +38,8 @@ use proto::seq::{Lifetime, NtpTimestamp, SequenceNumber};
 use tracing::{debug, info, warn};
 
 use super::{
-    Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, ReceivedSignal, UdpV4Path, binding_of,
-    care_of_for_mac, proxy_nd_of,
+    Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, MnpV4, MnpV6, ReceivedSignal, UdpV4Path,
+    binding_of, care_of_for_mac, proxy_nd_of,
 };
 use crate::config::{Ipv4MnpSupport, MobilitySa, PrefixMode};
 use crate::record::JournalRecord;
@@ -147,10 +146,10 @@ impl Ha {
         wall: Duration,
         signal: &ReceivedSignal<'_>,
         hoa: Ipv6Addr,
-        policy: Option<Arc<HoaPolicy>>,
+        policy: Option<HoaPolicy>,
         bu: &BindingUpdate<'_>,
     ) {
-        let policy = policy.as_deref();
+        let policy = policy.as_ref();
         let Ok(mut b) = self.care_of_step(signal, hoa, policy, bu) else {
             return;
         };
@@ -756,12 +755,12 @@ impl Ha {
                 } else {
                     e.first = care_of;
                 }
-                // Keep the boxed prefix lists when unchanged (the usual refresh).
+                // Unchanged in the usual refresh.
                 if *e.mnp_v6 != *mnp_v6 {
-                    e.mnp_v6 = mnp_v6.into_boxed_slice();
+                    e.mnp_v6 = MnpV6::from_slice(&mnp_v6);
                 }
                 if *e.mnp_v4 != *v4.mnp {
-                    e.mnp_v4 = v4.mnp.into_boxed_slice();
+                    e.mnp_v4 = MnpV4::from_slice(&v4.mnp);
                 }
                 if b.timestamp.is_some() {
                     e.last_timestamp = b.timestamp;
@@ -786,8 +785,8 @@ impl Ha {
                     first: care_of,
                     more: Box::new([]),
                     timer: due,
-                    mnp_v6: mnp_v6.into_boxed_slice(),
-                    mnp_v4: v4.mnp.into_boxed_slice(),
+                    mnp_v6: MnpV6::from_slice(&mnp_v6),
+                    mnp_v4: MnpV4::from_slice(&v4.mnp),
                     last_timestamp: b.timestamp,
                     spi: b.spi,
                     hoa_v4: v4.hoa_v4,
@@ -1311,8 +1310,8 @@ mod tests {
     #[test]
     fn explicit_prefixes_all_or_none() {
         let policy = HoaPolicy {
-            v6: vec![("2001:db8:100::/40".parse().unwrap(), PrefixMode::Explicit)],
-            v4: vec![(
+            v6: smallvec::smallvec![("2001:db8:100::/40".parse().unwrap(), PrefixMode::Explicit)],
+            v4: smallvec::smallvec![(
                 Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).unwrap(),
                 PrefixMode::Explicit,
             )],

@@ -38,7 +38,10 @@ use tracing::{debug, info, warn};
 
 use super::bu::{Incoming, Prefixes, Step, Stop, r_flag_changed, refuse};
 use super::flows::{FlowOutcome, flow_step};
-use super::{Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, ReceivedSignal, binding_of, proxy_nd_of};
+use super::{
+    Bce, CareOfBinding, Ha, HaEvent, HoaPolicy, MnpV4, MnpV6, ReceivedSignal, binding_of,
+    proxy_nd_of,
+};
 use crate::config::McoaConfig;
 use crate::record::JournalRecord;
 
@@ -520,8 +523,8 @@ impl Ha {
                 timer: first.due,
                 first,
                 more: Box::new([]),
-                mnp_v6: Box::new([]),
-                mnp_v4: Box::new([]),
+                mnp_v6: MnpV6::new(),
+                mnp_v4: MnpV4::new(),
                 last_timestamp: None,
                 spi: None,
                 hoa_v4: None,
@@ -555,10 +558,10 @@ impl Ha {
                 shared_changed = true;
             }
             if *bce.mnp_v6 != *p.v6 {
-                bce.mnp_v6 = p.v6.clone().into_boxed_slice();
+                bce.mnp_v6 = MnpV6::from_slice(&p.v6);
             }
             if *bce.mnp_v4 != *mnp_v4 {
-                bce.mnp_v4 = mnp_v4.to_vec().into_boxed_slice();
+                bce.mnp_v4 = MnpV4::from_slice(mnp_v4);
             }
             bce.hoa_v4 = hoa_v4;
             bce.flags = b.flags.bits();
