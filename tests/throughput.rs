@@ -647,3 +647,130 @@ fn fleet_of_100000_with_each_store() {
         );
     }
 }
+
+// The bus of a busy home agent (issue 13: fan-out at 100,000 msg/s to four readers, p99
+// under 1 ms): four readers on had's bus while routers keep it busy.
+
+/// What one reader of had's bus saw: every message from had, its latency (receive time
+/// minus the send time in its header) and the serials it missed.
+struct BusReader {
+    received: u64,
+    missed: u64,
+    latencies_us: Vec<u64>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+fn spawn_bus_reader(
+    bus: &Path,
+    i: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<BusReader> {
+    let ep = mipsock::Endpoint::open(bus, &format!("reader{i}"), Default::default()).unwrap();
+    std::thread::spawn(move || {
+        let mut r = BusReader {
+            received: 0,
+            missed: 0,
+            latencies_us: Vec::new(),
+            first: None,
+            last: None,
+        };
+        let mut last_serial = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(Some(m)) = ep.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            if m.header.sender != "had" {
+                continue;
+            }
+            let now = Instant::now();
+            let sent = Duration::from_nanos(m.header.sent_at_ns);
+            r.latencies_us
+                .push(wall().saturating_sub(sent).as_micros() as u64);
+            if let Some(l) = last_serial {
+                r.missed += m.header.serial.saturating_sub(l + 1);
+            }
+            last_serial = Some(m.header.serial);
+            r.received += 1;
+            r.first.get_or_insert(now);
+            r.last = Some(now);
+        }
+        r
+    })
+}
+
+/// BU/BA exchanges through had with its journal on tmpfs and 64 routers in flight, first
+/// with no reader on its bus, then with four (as `mipsock monitor`, nemonetd, babymdd and
+/// an operator's tool would be): the exchanges per second each way, and what each reader
+/// received (messages per second, serials missed, latency p50 / p99 / max). had announces
+/// each step's binding changes in one datagram (`send_batch`), so its readers wake once a
+/// step, not once a message.
+///
+/// ```sh
+/// cargo build --release --workspace && \
+///   cargo test --release -p tests --test throughput bus_readers -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "measurement; run with --ignored --nocapture"]
+fn bus_readers_of_a_busy_had() {
+    require_root();
+    let (ha, mr) = topology("tbus");
+    let dir = tempfile::tempdir().unwrap();
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let n = 64;
+    println!("| readers | exchanges/s | per reader: messages/s, missed, p50 / p99 / max |");
+    println!("| --- | --- | --- |");
+    for readers in [0, 4] {
+        let journal = shm.path().join(format!("had-{readers}.journal"));
+        let conf = write_had_conf(dir.path(), &journal, n, "");
+        let log = dir.path().join(format!("had-{readers}.log"));
+        let bus = dir.path().join(format!("bus-{readers}"));
+        std::fs::create_dir(&bus).unwrap();
+        let mut cmd = ha.command(&bin("had"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg("-b")
+            .arg(&bus)
+            .arg("eth0")
+            .env("RUST_LOG", "warn,had::shell=error");
+        let mut had = Daemon::spawn("had", cmd, &log);
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                std::fs::read_dir(&bus)
+                    .unwrap()
+                    .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("had."))
+            }),
+            "had did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let handles: Vec<_> = (0..readers)
+            .map(|i| spawn_bus_reader(&bus, i, stop.clone()))
+            .collect();
+        let r = play(&mr, n);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        had.signal("TERM");
+        had.wait_exit(Duration::from_secs(10));
+        let rate = r.exchanges as f64 / r.elapsed.as_secs_f64();
+        let mut cells = Vec::new();
+        for h in handles {
+            let mut b = h.join().unwrap();
+            let span = match (b.first, b.last) {
+                (Some(f), Some(l)) if l > f => (l - f).as_secs_f64(),
+                _ => f64::NAN,
+            };
+            let (p50, p99) = (
+                pct(&mut b.latencies_us, 0.5),
+                pct(&mut b.latencies_us, 0.99),
+            );
+            let max = b.latencies_us.last().copied().unwrap_or(0);
+            cells.push(format!(
+                "{:.0}, {}, {p50} / {p99} / {max} µs",
+                b.received as f64 / span,
+                b.missed
+            ));
+        }
+        println!("| {readers} | {rate:.0} | {} |", cells.join("; "));
+    }
+    drop(ha);
+}
