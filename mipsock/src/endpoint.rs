@@ -51,6 +51,10 @@ const MAX_TRACKED_SENDERS: usize = 4096;
 pub const MAX_INBOUND: usize = 256;
 /// Items per state dump chunk are bounded by encoded size, with this much headroom.
 const DUMP_CHUNK_BYTES: usize = frame::MAX_BODY / 2;
+/// How long a state dump waits, in all, for room in its requester's queue. The requester
+/// asked and is reading, but a fleet's dump (100,000 bindings: about 300 datagrams) is
+/// more than the queue holds, and what is dropped from a dump makes it useless.
+const DUMP_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The bus directory: `MIPSOCK_DIR` if set, else `/run/mipsock/<bus>`.
 pub fn bus_dir_from_env(bus: &str) -> PathBuf {
@@ -357,6 +361,12 @@ impl Endpoint {
     /// `errno` are taken from `msg`; `pid`, `sender`, `serial` and `sent_at_ns` are filled
     /// in. Never blocks: a peer whose queue is full misses this message (counted).
     pub fn send(&self, msg: &Message) -> Result<SendReport> {
+        self.send_with(msg, None)
+    }
+
+    /// [`Endpoint::send`], but for the endpoint of process `pid` waiting for room in its
+    /// queue until `deadline` instead of dropping (the other peers as ever).
+    fn send_with(&self, msg: &Message, wait: Option<(i32, Instant)>) -> Result<SendReport> {
         let mut tx = lock(&self.tx);
         let header = Header {
             seq: msg.header.seq,
@@ -369,7 +379,7 @@ impl Endpoint {
         let mut buf = std::mem::take(&mut tx.buf);
         buf.clear();
         let res = frame::encode_into(&mut buf, &header, &msg.body);
-        let report = res.map(|()| self.fan_out(&mut tx, &buf, 1));
+        let report = res.map(|()| self.fan_out(&mut tx, &buf, 1, wait));
         tx.buf = buf;
         let report = report?;
         // Counted only once encoded and sent: a refused message leaves no serial gap.
@@ -417,7 +427,7 @@ impl Endpoint {
                 .get(i + 1)
                 .is_some_and(|&next| next - start <= MAX_FRAME);
             if !next_fits {
-                let r = self.fan_out(&mut tx, &buf[start..end], frames);
+                let r = self.fan_out(&mut tx, &buf[start..end], frames, None);
                 report.delivered += r.delivered;
                 report.dropped += r.dropped;
                 (start, frames) = (end, 0);
@@ -435,12 +445,18 @@ impl Endpoint {
     /// the bus's tolerance of garbage (`mipsock inject --raw-hex`).
     pub fn send_raw(&self, bytes: &[u8]) -> SendReport {
         let mut tx = lock(&self.tx);
-        self.fan_out(&mut tx, bytes, 1)
+        self.fan_out(&mut tx, bytes, 1, None)
     }
 
     /// Sends one datagram holding `frames` messages to every peer; the counts are in
     /// messages.
-    fn fan_out(&self, tx: &mut TxState, frame: &[u8], frames: usize) -> SendReport {
+    fn fan_out(
+        &self,
+        tx: &mut TxState,
+        frame: &[u8],
+        frames: usize,
+        wait: Option<(i32, Instant)>,
+    ) -> SendReport {
         self.refresh_peers(tx);
         let mut report = SendReport::default();
         let mut gone = Vec::new();
@@ -448,8 +464,10 @@ impl Endpoint {
             peers, peer_stats, ..
         } = tx;
         for (path, peer) in peers.iter_mut() {
-            let outcome = self.send_to_peer(path, peer, frame);
             let file = file_name(path);
+            let patience =
+                wait.and_then(|(pid, until)| (pid_of(file) == Some(pid)).then_some(until));
+            let outcome = self.send_to_peer(path, peer, frame, patience);
             let st = match peer_stats.get_mut(file) {
                 Some(st) => st,
                 None => peer_stats
@@ -478,10 +496,19 @@ impl Endpoint {
         report
     }
 
-    fn send_to_peer(&self, path: &Path, peer: &mut Peer, frame: &[u8]) -> PeerSend {
+    fn send_to_peer(
+        &self,
+        path: &Path,
+        peer: &mut Peer,
+        frame: &[u8],
+        patience: Option<Instant>,
+    ) -> PeerSend {
         // Two tries: an established connection may have died (peer restarted or
-        // crashed); the second try reconnects and tells which.
-        for _ in 0..2 {
+        // crashed); the second try reconnects and tells which. A full queue we may wait
+        // for does not count as a try.
+        let mut tries = 0;
+        while tries < 2 {
+            tries += 1;
             let fd = match &peer.fd {
                 Some(fd) => fd,
                 None => match self.connect(path) {
@@ -504,7 +531,14 @@ impl Endpoint {
                 MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
             ) {
                 Ok(_) => return PeerSend::Delivered,
-                Err(Errno::EAGAIN) => return PeerSend::Dropped,
+                Err(Errno::EAGAIN) => {
+                    if let Some(until) = patience
+                        && wait_writable(fd, until)
+                    {
+                        continue;
+                    }
+                    return PeerSend::Dropped;
+                }
                 Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ECONNREFUSED | Errno::ENOTCONN) => {
                     debug!(peer = %path.display(), "bus peer closed its end");
                     peer.fd = None;
@@ -840,6 +874,13 @@ impl Endpoint {
         }
     }
 
+    /// Messages other endpoints had to drop for us so far (gaps in their serials), without
+    /// the locks [`Endpoint::stats`] takes: a reader that keeps state from what it hears
+    /// checks it after each batch and re-reads that state when it grew.
+    pub fn missed(&self) -> u64 {
+        self.counters.missed.load(Ordering::Relaxed)
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
@@ -866,6 +907,9 @@ impl Endpoint {
         let requester_pid = request.header.pid;
         let seq = request.header.seq;
         let total = items.len() as u32;
+        // Only the requester is waited for; the other readers of the bus see the dump as
+        // any message, dropped when their queue is full.
+        let wait = Some((requester_pid as i32, Instant::now() + DUMP_PATIENCE));
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for item in items {
@@ -875,12 +919,13 @@ impl Endpoint {
                     .unwrap_or(DUMP_CHUNK_BYTES);
             if !chunk.is_empty() && chunk_bytes + size > DUMP_CHUNK_BYTES {
                 let items = std::mem::take(&mut chunk);
-                self.send(
+                self.send_with(
                     &Message::new(Body::StateDump(StateDump {
                         requester_pid,
                         items,
                     }))
                     .with_seq(seq),
+                    wait,
                 )?;
                 chunk_bytes = 0;
             }
@@ -888,12 +933,13 @@ impl Endpoint {
             chunk.push(item);
         }
         if !chunk.is_empty() {
-            self.send(
+            self.send_with(
                 &Message::new(Body::StateDump(StateDump {
                     requester_pid,
                     items: chunk,
                 }))
                 .with_seq(seq),
+                wait,
             )?;
         }
         let mut end = Message::new(Body::StateEnd(StateEnd {
@@ -902,7 +948,7 @@ impl Endpoint {
         }))
         .with_seq(seq);
         end.header.errno = errno;
-        self.send(&end)?;
+        self.send_with(&end, wait)?;
         Ok(())
     }
 
@@ -1024,6 +1070,20 @@ impl Drop for Endpoint {
         // Readers notice our connections closing; writers notice the file is gone.
         let _ = fs::remove_file(&self.path);
     }
+}
+
+/// Waits until `fd` can take a datagram, or `until`; whether it can.
+fn wait_writable(fd: &OwnedFd, until: Instant) -> bool {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return false;
+    }
+    let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+    )];
+    matches!(nix::poll::poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
 fn file_name(path: &Path) -> &str {

@@ -160,6 +160,33 @@ fn large_state_dumps_are_chunked_and_reassembled() {
     assert_eq!(o.items, expect);
 }
 
+/// A dump larger than the requester's queue (a fleet's: here 20,000 bindings, about 4 MB,
+/// through a 64 KiB send buffer) still arrives whole: the owner waits for room in the
+/// requester's queue instead of dropping chunks (the requester asked and is reading).
+/// Without the wait, chunks were dropped and the answer was never complete (checked).
+#[test]
+fn a_dump_larger_than_the_requesters_queue_arrives_whole() {
+    let dir = bus();
+    let small = EndpointOptions {
+        send_buffer: 64 << 10,
+        ..EndpointOptions::default()
+    };
+    let owner = Endpoint::open(dir.path(), "had", small).unwrap();
+    let items: Vec<StateItem> = (0..20_000).map(|i| StateItem::Bc(binding(i))).collect();
+    let expect = items.len();
+    let requester = open(dir.path(), "nemonetd");
+    let t = std::thread::spawn(move || {
+        let req = owner.recv_timeout(WAIT).unwrap().expect("a request");
+        owner.reply_state(&req, items, 0).unwrap();
+        owner.stats().dropped
+    });
+    let answer = requester.request_state(WAIT, Some(1)).unwrap();
+    assert_eq!(t.join().unwrap(), 0, "nothing of the dump dropped");
+    let o = &answer.owners[0];
+    assert!(o.complete, "the dump's end arrived");
+    assert_eq!(o.items.len(), expect);
+}
+
 #[test]
 fn sockets_of_dead_processes_are_removed_at_open() {
     let dir = bus();
