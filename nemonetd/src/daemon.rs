@@ -52,6 +52,9 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> DaemonError {
 
 /// At most this many bus messages already waiting are handled as one batch.
 const BUS_BATCH: usize = 256;
+/// Between two state dumps asked for because bus messages were lost for us: a burst that
+/// outruns us (a home agent taking over a fleet) is read again once, not once per loss.
+const RESYNC_GAP: Duration = Duration::from_secs(1);
 
 /// The smallest MTU an IPv6 link may have (RFC 8200 §5).
 const IPV6_MIN_MTU: u32 = 1280;
@@ -92,7 +95,6 @@ impl Daemon {
             Mode::MobileRouter => self
                 .table
                 .peers()
-                .iter()
                 .map(|p| p.encap.overhead() as u32)
                 .max()
                 .unwrap_or(40),
@@ -428,7 +430,7 @@ impl Daemon {
         }
         let installed = self.routes.installed();
         info!(
-            peers = t.peers().len(),
+            peers = t.len(),
             routes = installed.routes.len(),
             rules = installed.rules.len(),
             addrs = installed.addrs.len(),
@@ -462,7 +464,6 @@ impl Daemon {
         let mut items: Vec<_> = self
             .table
             .peers()
-            .iter()
             .map(|p| {
                 let key = (p.binding.hoa, p.binding.binding_id);
                 let far_end = kernel.get(&key);
@@ -691,6 +692,13 @@ pub async fn run(
     // The snapshot the metrics listener serves, refreshed every second (when enabled).
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     let mut last = d.counters.fingerprint();
+    // The bus never blocks a writer: when our queue is full a message for us is dropped,
+    // and we see a gap in its sender's serials. A lost BC_ADD would leave a router
+    // without its tunnel, so the owners' state is read again (SHISA's operators send
+    // SIGHUP for this; we do not wait for them).
+    let mut missed = ep.endpoint().missed();
+    let mut last_resync = tokio::time::Instant::now();
+    let mut resync_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             msg = ep.recv() => {
@@ -711,6 +719,7 @@ pub async fn run(
                 let batched = batch.len() > 1;
                 d.defer_kernel = batched;
                 d.routes.defer(batched);
+                d.table.defer(batched);
                 let mut ready = Vec::new();
                 for msg in &batch {
                     debug!(kind = %msg.message_type(), from = %msg.header.sender, "bus message");
@@ -726,6 +735,9 @@ pub async fn run(
                     ready.extend(d.dataplane_ready(&msg.body));
                 }
                 if batched {
+                    // Data plane first, as for one event: the peers, then the filter, then
+                    // the routes that steer packets to them.
+                    d.table.defer(false);
                     d.defer_kernel = false;
                     d.routes.defer(false);
                     d.sync_kernel(&[]).await;
@@ -742,6 +754,14 @@ pub async fn run(
                 if let Err(e) = ep.send_batch(&ready) {
                     warn!(messages = ready.len(), error = %e, "DATAPLANE_READY not sent");
                 }
+                let now_missed = ep.endpoint().missed();
+                if now_missed != missed {
+                    let at = resync_at.unwrap_or((last_resync + RESYNC_GAP).max(tokio::time::Instant::now()));
+                    warn!(lost = now_missed - missed, in_ms = at.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64,
+                        "bus messages were dropped for us (our queue was full): the bindings are read again from their owner");
+                    missed = now_missed;
+                    resync_at = Some(at);
+                }
             }
             Some((local, peer, packet)) = mh_rx.recv() => {
                 let msg = Message::new(Body::MhUdpIn(MhUdpIn { local, peer, packet: PacketBytes(packet) }));
@@ -752,6 +772,20 @@ pub async fn run(
             Some(ev) = kernel.recv() => d.on_kernel(ev).await,
             // A moved router's previous care-of address leaves the kernel path's filter.
             _ = grace_end(&d) => d.sync_kernel(&[]).await,
+            _ = tokio::time::sleep_until(resync_at.unwrap_or_else(tokio::time::Instant::now)), if resync_at.is_some() => {
+                resync_at = None;
+                last_resync = tokio::time::Instant::now();
+                match resync(&mut d, &ep, state_timeout).await {
+                    Ok(()) => d.counters.bus_resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                    Err(e) => {
+                        warn!(error = %e, "bindings not read again; tried again in a second");
+                        resync_at = Some(last_resync + RESYNC_GAP);
+                        0
+                    }
+                };
+                // What was lost before or during the dump is in it.
+                missed = ep.endpoint().missed();
+            }
             s = signals.recv() => match s {
                 Signal::Stop(_) => { info!("{s}: stopping"); break; }
                 Signal::DumpState => {
@@ -896,17 +930,15 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
         d.place_kernel_source(b);
     }
     d.sync_kernel(&dumped).await;
+    // One batch for the whole dump (and the removals it implies): one snapshot of the
+    // peers, one pass over the routes, however many bindings.
     d.defer_kernel = true;
     d.routes.defer(true);
+    d.table.defer(true);
     let mut seen = std::collections::BTreeSet::new();
     for b in &dumped {
         seen.insert(crate::routes::key(b));
         d.binding_added(b).await;
-    }
-    d.defer_kernel = false;
-    d.routes.defer(false);
-    if let Err(e) = d.routes.reconcile().await {
-        warn!(error = %e, "routes of the state dump incomplete; retried at the next event");
     }
     info!(
         owners = answer.owners.len(),
@@ -923,6 +955,12 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
         for b in stale {
             d.binding_removed(&b).await;
         }
+    }
+    d.table.defer(false);
+    d.defer_kernel = false;
+    d.routes.defer(false);
+    if let Err(e) = d.routes.reconcile().await {
+        warn!(error = %e, "routes of the state dump incomplete; retried at the next event");
     }
     d.sync_kernel(&[]).await;
     for msg in &answer.other {
@@ -947,7 +985,7 @@ fn metric_samples(
         Sample::gauge(
             "nemonetd_bindings",
             "Bindings the data plane carries.",
-            peers.len() as u64,
+            table.len() as u64,
         ),
         Sample::gauge(
             "nemonetd_kernel_bindings",
@@ -1101,6 +1139,11 @@ fn metric_samples(
             "nemonetd_udp_coalesced_reads",
             "Reads of the UDP tunnel socket that held several tunnel packets.",
             g(&c.udp_gro_reads),
+        ),
+        (
+            "nemonetd_bus_resyncs",
+            "Times the bindings were read again from their owner because bus messages were dropped for us (our queue was full).",
+            g(&c.bus_resyncs),
         ),
     ] {
         v.push(Sample::counter(name, help, value));

@@ -110,6 +110,9 @@ pub struct Counters {
     pub udp_gso_sends: AtomicU64,
     /// Reads of the UDP tunnel socket that held several tunnel packets (coalesced).
     pub udp_gro_reads: AtomicU64,
+    /// The bindings read again from their owner because bus messages were dropped for us
+    /// (not a packet counter; kept here with the daemon's others).
+    pub bus_resyncs: AtomicU64,
 }
 
 impl Counters {
@@ -143,6 +146,7 @@ impl Counters {
             dup_dropped = g(&self.dup_dropped),
             udp_gso_sends = g(&self.udp_gso_sends),
             udp_gro_reads = g(&self.udp_gro_reads),
+            bus_resyncs = g(&self.bus_resyncs),
             "data plane counters"
         );
     }

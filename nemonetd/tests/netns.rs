@@ -1780,3 +1780,89 @@ fn kernel_data_plane_recovers_after_a_crash() {
     assert_eq!(mr.proc.wait_exit(Duration::from_secs(10)), Some(0));
     assert_eq!(routes_ours(&w.mr), "");
 }
+
+/// The bus never blocks a writer: a burst that outruns nemonetd (a home agent taking over a
+/// fleet) drops messages from its queue. Every binding must still get its tunnel: nemonetd
+/// sees the gap in had's serials and reads the bindings again from had (played by this
+/// test: a burst of BC_ADDs one per datagram, more than the queue holds, then a refresh a
+/// second later, as a busy home agent always sends one). Without the re-read, the bindings
+/// whose BC_ADD was dropped had no route (checked).
+#[test]
+fn bindings_lost_on_a_full_bus_are_read_again_from_had() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    const N: u32 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("lostbus");
+    let ha = start_nemonetd_with(&w.ha, "-h", dir.path(), "ha", true, "tun");
+    let fleet: Vec<Binding> = (0..N)
+        .map(|i| Binding {
+            hoa: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 1, i as u16),
+            coa: CareOf::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xa, 0, 0, 0, 1, i as u16)),
+            mnp_v6: vec![format!("2001:db8:4000:{i:x}::/64").parse().unwrap()],
+            mnp_v4: Vec::new(),
+            ..binding()
+        })
+        .collect();
+    // A small queue towards nemonetd (a quarter of a megabyte, about 500 messages): the
+    // burst outruns it for sure; the state dump must still arrive whole.
+    let opts = EndpointOptions {
+        send_buffer: 256 << 10,
+        ..EndpointOptions::default()
+    };
+    let had = Endpoint::open(&ha.bus_dir, "had", opts).unwrap();
+    for b in &fleet {
+        had.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+    }
+    let dropped = had.stats().dropped;
+    assert!(dropped > 0, "the burst should overflow nemonetd's queue");
+    // had answers the state request nemonetd sends once it sees the gap.
+    let stop = Arc::new(AtomicBool::new(false));
+    let owner = {
+        let stop = Arc::clone(&stop);
+        let fleet = fleet.clone();
+        std::thread::spawn(move || {
+            let mut refreshed = false;
+            let started = std::time::Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some(msg)) = had.recv_timeout(Duration::from_millis(100))
+                    && msg.body == Body::StateRequest
+                {
+                    let items = fleet.iter().cloned().map(StateItem::Bc).collect();
+                    had.reply_state(&msg, items, 0).unwrap();
+                }
+                if !refreshed && started.elapsed() > Duration::from_secs(1) {
+                    had.send(&Message::new(Body::BcAdd(fleet[0].clone())))
+                        .unwrap();
+                    refreshed = true;
+                }
+            }
+        })
+    };
+    let installed = || {
+        w.ha.ip_text(&["-6", "route", "show", "proto", "110"])
+            .lines()
+            .filter(|l| l.starts_with("2001:db8:4000:"))
+            .count()
+    };
+    wait_for(
+        &format!("all {N} bindings' routes ({dropped} BC_ADDs dropped over the bus's readers)"),
+        Duration::from_secs(120),
+        || installed() >= N as usize,
+    );
+    stop.store(true, Ordering::Relaxed);
+    owner.join().unwrap();
+    let log = log_text(&ha.log);
+    assert!(
+        log.contains("bus messages were dropped for us"),
+        "the loss should be logged: {}",
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
+    let dumps = log.matches("state dump received").count();
+    // One at start, one or two for the burst (a second one if messages were lost while
+    // the first was applied): bounded, not one per loss.
+    assert!((2..=4).contains(&dumps), "{dumps} state dumps");
+    drop(ha);
+}

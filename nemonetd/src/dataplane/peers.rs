@@ -36,7 +36,7 @@ use proto::flow::FlowSelector;
 use proto::model::FlowBinding;
 
 use super::dup::{Dedup, DupRule, selected};
-use crate::routes::{Mode, key, sources};
+use crate::routes::{BindingKey, Mode, key, sources};
 
 /// Where tunnelled packets from a peer come from: the outer source we accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1242,14 +1242,24 @@ impl PeerReader {
 }
 
 /// The bindings the data plane serves, as the daemon edits them. Each edit that changes
-/// what a packet sees publishes a new [`Snapshot`] for the [`PeerReader`]s.
+/// what a packet sees publishes a new [`Snapshot`] for the [`PeerReader`]s, or, in a
+/// batch ([`PeerTable::defer`]), the batch's end publishes once for all of its edits: a
+/// snapshot is built from every binding (3.3 ms at 10,000), and a home agent taking over a
+/// fleet, or a fleet registering at once, must not build one per binding.
 #[derive(Debug)]
 pub struct PeerTable {
     mode: Mode,
-    peers: Vec<Arc<Peer>>,
+    /// In arrival order (the order decides ties, see [`Snapshot::build_with`]); a removed
+    /// binding leaves a hole until the next publication closes the holes.
+    peers: Vec<Option<Arc<Peer>>>,
+    /// Where each binding sits in `peers`: an edit finds its binding without a walk.
+    index: HashMap<BindingKey, usize>,
     shared: Arc<SharedPeers>,
     liveness: Option<Duration>,
     duplicate: Duplicate,
+    deferred: bool,
+    /// An edit not yet published (in a batch).
+    dirty: bool,
 }
 
 impl PeerTable {
@@ -1258,9 +1268,21 @@ impl PeerTable {
         PeerTable {
             mode,
             peers: Vec::new(),
+            index: HashMap::new(),
             shared: Arc::new(SharedPeers::new(Snapshot::empty(mode))),
             liveness: None,
             duplicate: Duplicate::default(),
+            deferred: false,
+            dirty: false,
+        }
+    }
+
+    /// Starts (`true`) or ends a batch of edits. Within one nothing is published; ending
+    /// it publishes once if anything changed.
+    pub fn defer(&mut self, on: bool) {
+        self.deferred = on;
+        if !on && self.dirty {
+            self.publish();
         }
     }
 
@@ -1268,7 +1290,7 @@ impl PeerTable {
     /// at once.
     pub fn set_duplicate(&mut self, rules: Vec<DupRule>) {
         self.duplicate.rules = rules.into();
-        self.publish();
+        self.changed();
     }
 
     /// The path liveness limit.
@@ -1280,7 +1302,7 @@ impl PeerTable {
     /// never); published at once.
     pub fn set_liveness(&mut self, limit: Option<Duration>) {
         self.liveness = limit;
-        self.publish();
+        self.changed();
     }
 
     /// Where the snapshots are published (for the packet threads' readers).
@@ -1293,20 +1315,37 @@ impl PeerTable {
         self.shared.load().1
     }
 
-    fn publish(&self) {
+    fn changed(&mut self) {
+        if self.deferred {
+            self.dirty = true;
+        } else {
+            self.publish();
+        }
+    }
+
+    fn publish(&mut self) {
+        if self.peers.len() != self.index.len() {
+            // Close the holes of removed bindings, in order.
+            self.peers.retain(Option::is_some);
+            self.index.clear();
+            for (i, p) in self.peers.iter().flatten().enumerate() {
+                self.index.insert(key(&p.binding), i);
+            }
+        }
         self.shared.publish(Snapshot::build_with(
             self.mode,
-            self.peers.clone(),
+            self.peers.iter().flatten().cloned().collect(),
             self.liveness,
             self.duplicate.clone(),
         ));
+        self.dirty = false;
     }
 
     /// Adds or replaces the binding's peer (a move replaces the outer header only, and
     /// keeps the old outer source acceptable for [`MOVE_GRACE`]).
     pub fn upsert(&mut self, mut peer: Peer) {
         let k = key(&peer.binding);
-        match self.peers.iter_mut().find(|p| key(&p.binding) == k) {
+        match self.index.get(&k).and_then(|&i| self.peers[i].as_mut()) {
             Some(p) => {
                 // The binding's traffic so far stays with it through refreshes and moves.
                 peer.counters = p.counters.clone();
@@ -1323,32 +1362,44 @@ impl PeerTable {
                     return;
                 }
             }
-            None => self.peers.push(Arc::new(peer)),
+            None => {
+                self.index.insert(k, self.peers.len());
+                self.peers.push(Some(Arc::new(peer)));
+            }
         }
-        self.publish();
+        self.changed();
     }
 
     /// Removes the binding's peer.
     pub fn remove(&mut self, b: &Binding) {
-        let k = key(b);
-        let before = self.peers.len();
-        self.peers.retain(|p| key(&p.binding) != k);
-        if self.peers.len() != before {
-            self.publish();
+        if let Some(i) = self.index.remove(&key(b)) {
+            self.peers[i] = None;
+            self.changed();
         }
     }
 
     /// Removes every peer.
     pub fn clear(&mut self) {
-        if !self.peers.is_empty() {
+        if !self.index.is_empty() {
             self.peers.clear();
-            self.publish();
+            self.index.clear();
+            self.changed();
         }
     }
 
     /// The peers, in arrival order (with the binding as last announced).
-    pub fn peers(&self) -> &[Arc<Peer>] {
-        &self.peers
+    pub fn peers(&self) -> impl Iterator<Item = &Arc<Peer>> {
+        self.peers.iter().flatten()
+    }
+
+    /// How many peers.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there is no peer.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
     }
 }
 

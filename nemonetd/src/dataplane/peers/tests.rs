@@ -124,7 +124,7 @@ fn ha_looks_up_by_inner_destination_longest_prefix() {
     let mut moved = a.clone();
     moved.coa = "2001:db8:c::5".parse().unwrap();
     t.upsert(Peer::new(Mode::HomeAgent, &moved).unwrap());
-    assert_eq!(t.peers().len(), 2);
+    assert_eq!(t.len(), 2);
     let s = t.snapshot();
     assert_eq!(
         s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100:1::1"), || 0)
@@ -494,7 +494,7 @@ fn refreshes_publish_nothing_and_readers_follow_changes() {
     refreshed.lifetime = 300;
     t.upsert(Peer::new(Mode::HomeAgent, &refreshed).unwrap());
     assert_eq!(shared.generation.load(Ordering::Relaxed), generation);
-    assert_eq!(t.peers()[0].binding.lifetime, 300);
+    assert_eq!(t.peers().next().unwrap().binding.lifetime, 300);
     // A new prefix is published.
     let mut grown = refreshed.clone();
     grown.mnp_v6.push("2001:db8:200::/48".parse().unwrap());
@@ -629,7 +629,7 @@ fn the_index_agrees_with_a_linear_scan_on_nested_random_tables() {
                         Mode::HomeAgent => (ip("2001:db8:ffff::1"), a),
                         Mode::MobileRouter => (a, ip("2001:db8:ffff::1")),
                     };
-                    let want = linear_tx(mode, t.peers(), src, dst);
+                    let want = linear_tx(mode, &t.peers().cloned().collect::<Vec<_>>(), src, dst);
                     let got = s.tx_lookup(src, dst, || 0).map(|p| p.binding.hoa);
                     assert_eq!(got, want, "{mode:?} {src} -> {dst}");
                 }
@@ -1354,4 +1354,55 @@ fn flows_spread_in_proportion_to_the_paths_capacities() {
     for share in shares(&after) {
         assert!((share - 1.0 / 3.0).abs() < 0.03, "{share}");
     }
+}
+
+/// A batch publishes once, at its end, with every edit of it; a removal leaves no trace
+/// and the arrival order (which decides ties) is kept across the holes it closes.
+#[test]
+fn a_batch_publishes_once_in_arrival_order() {
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let peer = |i: u16, coa: &str| {
+        let hoa = format!("2001:db8:1::{i:x}");
+        let mnp = format!("2001:db8:100:{i:x}::/64");
+        Peer::new(Mode::HomeAgent, &binding(&hoa, coa, &[&mnp], &[])).unwrap()
+    };
+    let before = t.snapshot();
+    t.defer(true);
+    for i in 1..=5 {
+        t.upsert(peer(i, "2001:db8:a::5"));
+    }
+    t.remove(&peer(2, "2001:db8:a::5").binding);
+    t.remove(&peer(4, "2001:db8:a::5").binding);
+    // A move of one already in the table keeps its place.
+    t.upsert(peer(1, "2001:db8:a::6"));
+    assert!(
+        Arc::ptr_eq(&before, &t.snapshot()),
+        "nothing published within the batch"
+    );
+    t.defer(false);
+    let order: Vec<String> = t
+        .snapshot()
+        .peers()
+        .iter()
+        .map(|p| p.binding.hoa.to_string())
+        .collect();
+    assert_eq!(order, ["2001:db8:1::1", "2001:db8:1::3", "2001:db8:1::5"]);
+    assert_eq!(t.len(), 3);
+    // Edits after the batch go to the right entries (the index follows the closed holes).
+    t.upsert(peer(5, "2001:db8:a::7"));
+    t.remove(&peer(3, "2001:db8:a::5").binding);
+    let s = t.snapshot();
+    assert_eq!(s.peers().len(), 2);
+    assert_eq!(
+        s.tx_lookup(ip("2001:db8:ffff::1"), ip("2001:db8:100:5::1"), || 0)
+            .map(|p| p.encap),
+        Some(Encapsulation::Ipv6 {
+            src_addr: "2001:db8:1::1".parse().unwrap(),
+            dst_addr: "2001:db8:a::7".parse().unwrap()
+        })
+    );
+    // Removing an unknown binding publishes nothing.
+    let s = t.snapshot();
+    t.remove(&peer(9, "2001:db8:a::5").binding);
+    assert!(Arc::ptr_eq(&s, &t.snapshot()));
 }
