@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mhio::HeartbeatSocket;
-use mipsock::Body;
+use mipsock::{Body, Message};
 use proto::redundancy::{HeartbeatRepr, HeartbeatType};
 use tracing::{debug, error, info, warn};
 
@@ -203,9 +203,16 @@ impl Daemon {
     async fn give_up_bindings(&mut self) {
         let now = Instant::now();
         let bindings = self.ha.handle_state_request(now);
-        for mut b in bindings.iter().cloned() {
-            b.lifetime = 0;
-            self.publish(Body::BcRemove(b));
+        let withdrawals: Vec<Message> = bindings
+            .iter()
+            .cloned()
+            .map(|mut b| {
+                b.lifetime = 0;
+                Message::new(Body::BcRemove(b))
+            })
+            .collect();
+        if let Err(e) = self.bus.send_batch(&withdrawals) {
+            warn!(error = %e, messages = withdrawals.len(), "bus withdrawals failed");
         }
         self.defended.clear();
         match crate::core::Ha::new(self.ha.config().clone()) {
@@ -384,13 +391,19 @@ impl Daemon {
         // The data plane first: a router's traffic to its prefixes needs only its binding
         // in nemonetd and the home agent address here; the proxy entries serve traffic to
         // the home addresses themselves, and come after.
+        // In datagrams of many (send_batch): one per binding would fill nemonetd's queue
+        // at a fleet's size, and what the bus drops for it nemonetd must read again.
         let mut proxies = Vec::new();
+        let mut announcements = Vec::new();
         while let Some(ev) = self.ha.poll_event() {
             match ev {
-                HaEvent::BcAdd(b) => self.publish(Body::BcAdd(b)),
+                HaEvent::BcAdd(b) => announcements.push(Message::new(Body::BcAdd(b))),
                 HaEvent::ProxyNdAdd(p) => proxies.push(p),
                 other => self.apply(other).await,
             }
+        }
+        if let Err(e) = self.bus.send_batch(&announcements) {
+            warn!(error = %e, messages = announcements.len(), "bus announcements failed");
         }
         let address = self.hold_addresses().await;
         let ha = self.ha.config().ha_address;
