@@ -676,6 +676,7 @@ fn takeover_at_fleet_size() {
     );
 
     host_dies(&w.ha[0], &mut had1, &mut net1);
+    let died = std::time::Instant::now();
     assert!(
         wait_until(Duration::from_secs(600), || log_of(&dir.join("ha2.log"))
             .contains("active home agent: took over")),
@@ -699,4 +700,22 @@ fn takeover_at_fleet_size() {
         "fleet: had's resident memory {rss_standby} kB as a standby, {rss_active} kB active with {n} bindings: {:.0} bytes per binding",
         (rss_active.saturating_sub(rss_standby) as f64 * 1024.0) / f64::from(n)
     );
+    // nemonetd's side: every router's prefix routed into the tunnel on the new active host.
+    let routed = || {
+        w.ha[1]
+            .ip_text(&["-6", "route", "show", "proto", "110"])
+            .lines()
+            .filter(|l| l.starts_with("2001:db8:800"))
+            .count()
+    };
+    let all = wait_until(Duration::from_secs(600), || routed() >= n as usize);
+    let net_log = log_of(&dir.join("nemonetd-ha2.log"));
+    println!(
+        "fleet: nemonetd on the new active host: {} of {n} prefixes routed {:.1} s after the host died; bus messages lost for it: {} times, state dumps read: {}",
+        routed(),
+        died.elapsed().as_secs_f64(),
+        net_log.matches("bus messages were dropped for us").count(),
+        net_log.matches("state dump received").count(),
+    );
+    assert!(all, "not every prefix routed");
 }
