@@ -708,7 +708,15 @@ fn takeover_at_fleet_size() {
             .filter(|l| l.starts_with("2001:db8:800"))
             .count()
     };
-    let all = wait_until(Duration::from_secs(600), || routed() >= n as usize);
+    // Polled every half second: a dump of 100,000 routes is itself work for the two
+    // cores, and takes the table's lock the new routes need.
+    let all = wait_until(Duration::from_secs(600), || {
+        let done = routed() >= n as usize;
+        if !done {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        done
+    });
     let net_log = log_of(&dir.join("nemonetd-ha2.log"));
     println!(
         "fleet: nemonetd on the new active host: {} of {n} prefixes routed {:.1} s after the host died; bus messages lost for it: {} times, state dumps read: {}",

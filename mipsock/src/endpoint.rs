@@ -147,6 +147,8 @@ pub struct Stats {
 #[derive(Debug)]
 struct Peer {
     fd: Option<OwnedFd>,
+    /// The last message for this peer was dropped: it owes a [`Body::GapNotice`].
+    owed: bool,
 }
 
 enum PeerSend {
@@ -477,6 +479,7 @@ impl Endpoint {
                         ..PeerStats::default()
                     }),
             };
+            peer.owed = matches!(outcome, PeerSend::Dropped);
             match outcome {
                 PeerSend::Delivered => {
                     st.delivered += frames as u64;
@@ -628,7 +631,10 @@ impl Endpoint {
         }
         tx.peers.retain(|p, _| seen.contains(p));
         for path in seen {
-            tx.peers.entry(path).or_insert(Peer { fd: None });
+            tx.peers.entry(path).or_insert(Peer {
+                fd: None,
+                owed: false,
+            });
         }
         tx.dir_mtime = Some(mtime);
     }
@@ -793,11 +799,17 @@ impl Endpoint {
                 let key = (msg.header.pid, msg.header.sender.clone());
                 let serial = msg.header.serial;
                 let last = rx.last_serial.insert(key, serial).unwrap_or(0);
+                // A gap notice carries the serial of the last message lost, not a new one.
+                let next = if msg.body == Body::GapNotice {
+                    last
+                } else {
+                    last + 1
+                };
                 // A lower serial is a restarted sender (same pid reused): no gap.
-                if serial > last + 1 && last != 0 {
+                if serial > next && last != 0 {
                     self.counters
                         .missed
-                        .fetch_add(serial - last - 1, Ordering::Relaxed);
+                        .fetch_add(serial - next, Ordering::Relaxed);
                 }
                 Event::Message(msg)
             }
@@ -872,6 +884,46 @@ impl Endpoint {
         if let Some(fd) = rx.inbound.remove(&token) {
             let _ = self.epoll.delete(fd.as_fd());
         }
+    }
+
+    /// How soon to call [`Endpoint::send_gap_notices`] again while readers are still owed
+    /// a notice.
+    pub const GAP_NOTICE_RETRY: Duration = Duration::from_millis(100);
+
+    /// Tells each reader whose last messages from us were dropped (its queue was full), and
+    /// that has received nothing from us since, that it lost them: a [`Body::GapNotice`]
+    /// carrying our last serial, to that reader only. Without it a reader cannot see a
+    /// loss at the end of a burst until we send again, which may be never (a home agent
+    /// that took over a fleet and then has nothing to say). Call it from the event loop,
+    /// again later while it returns more than 0: the readers still owed a notice (their
+    /// queue still full).
+    pub fn send_gap_notices(&self) -> usize {
+        let mut tx = lock(&self.tx);
+        if !tx.peers.values().any(|p| p.owed) {
+            return 0;
+        }
+        let header = Header {
+            seq: 0,
+            errno: 0,
+            pid: self.pid,
+            sender: self.name.clone(),
+            // Not a new serial: the reader counts up to and including this one as lost.
+            serial: tx.serial,
+            sent_at_ns: now_ns(),
+        };
+        let mut buf = Vec::new();
+        if frame::encode_into(&mut buf, &header, &Body::GapNotice).is_err() {
+            return 0;
+        }
+        let mut pending = 0;
+        let TxState { peers, .. } = &mut *tx;
+        for (path, peer) in peers.iter_mut().filter(|(_, p)| p.owed) {
+            match self.send_to_peer(path, peer, &buf, None) {
+                PeerSend::Delivered | PeerSend::Gone => peer.owed = false,
+                PeerSend::Dropped => pending += 1,
+            }
+        }
+        pending
     }
 
     /// Messages other endpoints had to drop for us so far (gaps in their serials), without

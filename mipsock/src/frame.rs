@@ -181,7 +181,7 @@ pub fn encode_into(out: &mut Vec<u8>, header: &Header, body: &Body) -> Result<()
         Body::MhUdpOut(p) => put(p, out)?,
         Body::DataplaneReady(p) => put(p, out)?,
         Body::HaSwitch(p) => put(p, out)?,
-        Body::BcFlush | Body::BulFlush | Body::StateRequest => {}
+        Body::BcFlush | Body::BulFlush | Body::StateRequest | Body::GapNotice => {}
     };
     let body_len = out.len() - start - HEADER_LEN;
     if body_len > MAX_BODY {
@@ -297,6 +297,7 @@ fn decode_body(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
         }
         MessageType::DataplaneReady => payload!(DataplaneReady, Body::DataplaneReady),
         MessageType::HaSwitch => payload!(HaSwitch, Body::HaSwitch),
+        MessageType::GapNotice => Body::GapNotice,
     };
     if used != body.len() {
         return Err(FrameError::Trailing {
@@ -587,6 +588,7 @@ mod tests {
                 addr: v6("2001:db8:1::100"),
             }),
             Body::StateRequest,
+            Body::GapNotice,
             Body::StateDump(StateDump {
                 requester_pid: 42,
                 items: vec![

@@ -121,6 +121,11 @@ pub enum Body {
     DataplaneReady(DataplaneReady),
     /// An operator asks had to send Home Agent Switch messages (RFC 5142) (not in SHISA).
     HaSwitch(HaSwitch),
+    /// Sent by an endpoint, to one reader only, when the last messages it had for that
+    /// reader were dropped (its queue was full) and nothing has reached it since: its
+    /// serial is the last one the writer used, so the reader sees the gap even when the
+    /// writer falls silent after a burst (not in SHISA).
+    GapNotice,
 }
 
 /// The type code carried in the fixed frame header. SHISA's numbers where SHISA has the
@@ -166,11 +171,13 @@ pub enum MessageType {
     DataplaneReady = 69,
     /// Send Home Agent Switch messages (ours).
     HaSwitch = 70,
+    /// Messages for this reader were dropped (ours).
+    GapNotice = 71,
 }
 
 impl MessageType {
     /// Every type, in code order.
-    pub const ALL: [MessageType; 19] = [
+    pub const ALL: [MessageType; 20] = [
         MessageType::NodetypeInfo,
         MessageType::BcAdd,
         MessageType::BcRemove,
@@ -190,6 +197,7 @@ impl MessageType {
         MessageType::MhUdpOut,
         MessageType::DataplaneReady,
         MessageType::HaSwitch,
+        MessageType::GapNotice,
     ];
 
     /// The wire code.
@@ -224,6 +232,7 @@ impl MessageType {
             MessageType::MhUdpOut => "mh_udp_out",
             MessageType::DataplaneReady => "dataplane_ready",
             MessageType::HaSwitch => "ha_switch",
+            MessageType::GapNotice => "gap_notice",
         }
     }
 }
@@ -276,6 +285,7 @@ impl Body {
             Body::MhUdpOut(_) => MessageType::MhUdpOut,
             Body::DataplaneReady(_) => MessageType::DataplaneReady,
             Body::HaSwitch(_) => MessageType::HaSwitch,
+            Body::GapNotice => MessageType::GapNotice,
         }
     }
 }

@@ -187,6 +187,47 @@ fn a_dump_larger_than_the_requesters_queue_arrives_whole() {
     assert_eq!(o.items.len(), expect);
 }
 
+/// Messages lost at the end of a burst are seen by the reader although the writer falls
+/// silent: the writer's gap notice carries its last serial, and the reader counts every
+/// message it did not get (none without the notice: the ones it got are in order).
+#[test]
+fn a_loss_at_the_end_of_a_burst_is_told_by_a_gap_notice() {
+    let dir = bus();
+    let small = EndpointOptions {
+        send_buffer: 16 << 10,
+        ..EndpointOptions::default()
+    };
+    let writer = Endpoint::open(dir.path(), "had", small).unwrap();
+    let reader = open(dir.path(), "nemonetd");
+    for i in 0..500 {
+        writer.send(&flush(i)).unwrap();
+    }
+    let dropped = writer.stats().dropped;
+    assert!(dropped > 0, "the burst should overflow a 16 KiB queue");
+    let mut got = 0;
+    while let Ok(Some(_)) = reader.recv_timeout(Duration::from_millis(100)) {
+        got += 1;
+    }
+    assert_eq!(got + dropped, 500);
+    assert_eq!(reader.missed(), 0, "a loss at the end leaves no gap to see");
+    // Room again: the notice goes, once.
+    assert_eq!(writer.send_gap_notices(), 0);
+    assert_eq!(writer.send_gap_notices(), 0);
+    let notice = reader.recv_timeout(WAIT).unwrap().expect("the notice");
+    assert_eq!(notice.body, Body::GapNotice);
+    assert_eq!(reader.missed(), dropped);
+    assert!(
+        reader
+            .recv_timeout(Duration::from_millis(100))
+            .unwrap()
+            .is_none()
+    );
+    // The next message follows the notice without a gap.
+    writer.send(&flush(9)).unwrap();
+    assert!(reader.recv_timeout(WAIT).unwrap().is_some());
+    assert_eq!(reader.missed(), dropped);
+}
+
 #[test]
 fn sockets_of_dead_processes_are_removed_at_open() {
     let dir = bus();

@@ -367,9 +367,13 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
     let mut leader_rx = d.redundancy.as_ref().map(|r| r.leader.clone());
     let heartbeat = d.redundancy.as_ref().map(|r| r.heartbeat.clone());
 
+    // Readers whose last messages from us were dropped are told so (mipsock's gap
+    // notices), again while their queue is full: nemonetd re-reads what it lost.
+    let mut gap_retry: Option<Instant> = None;
     loop {
         let next = [
             d.ha.poll_timeout(),
+            gap_retry,
             d.na_repeats.iter().map(|r| r.0).min(),
             d.held.iter().map(|h| h.until).min(),
             d.redundancy.as_ref().and_then(Redundant::poll_timeout),
@@ -467,6 +471,8 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         }
         d.flush().await;
         d.drive_election().await;
+        gap_retry = (d.bus.endpoint().send_gap_notices() > 0)
+            .then(|| Instant::now() + mipsock::Endpoint::GAP_NOTICE_RETRY);
         if let Some(m) = &metrics {
             m.set(metric_samples(&d));
         }

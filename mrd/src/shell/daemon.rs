@@ -239,6 +239,7 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
 
     // Set once a stop signal came: the deregistration's deadline.
     let mut stopping: Option<tokio::time::Instant> = None;
+    let mut gap_retry: Option<tokio::time::Instant> = None;
 
     loop {
         if let Some(limit) = stopping {
@@ -258,6 +259,9 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
         }
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
         let mut deadline = d.mr.poll_timeout().map_or(far, Into::into);
+        if let Some(at) = gap_retry {
+            deadline = deadline.min(at);
+        }
         if let Some(limit) = stopping {
             deadline = deadline.min(limit);
         }
@@ -296,6 +300,10 @@ pub(super) async fn run(cli: Cli, logging: Logging) -> Result<(), ShellError> {
             },
         }
         d.flush().await;
+        // Readers whose last messages from us were dropped are told so (mipsock's gap
+        // notices), again while their queue is full: nemonetd re-reads what it lost.
+        gap_retry = (d.bus.endpoint().send_gap_notices() > 0)
+            .then(|| tokio::time::Instant::now() + mipsock::Endpoint::GAP_NOTICE_RETRY);
         if let Some(m) = &metrics {
             m.set(metric_samples(&d.mr));
         }
