@@ -959,15 +959,18 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
             d.binding_removed(&b).await;
         }
     }
+    // What came meanwhile is newer than the dump, and in the same batch: a busy owner's
+    // burst during a dump is thousands of messages.
+    for msg in &answer.other {
+        d.handle(&msg.body).await;
+    }
+    // Data plane first, as at the end of a batch: the peers, the filter, then the routes.
     d.table.defer(false);
     d.defer_kernel = false;
     d.routes.defer(false);
+    d.sync_kernel(&[]).await;
     if let Err(e) = d.routes.reconcile().await {
         warn!(error = %e, "routes of the state dump incomplete; retried at the next event");
-    }
-    d.sync_kernel(&[]).await;
-    for msg in &answer.other {
-        d.handle(&msg.body).await;
     }
     Ok(())
 }
