@@ -370,14 +370,7 @@ impl Endpoint {
     /// queue until `deadline` instead of dropping (the other peers as ever).
     fn send_with(&self, msg: &Message, wait: Option<(i32, Instant)>) -> Result<SendReport> {
         let mut tx = lock(&self.tx);
-        let header = Header {
-            seq: msg.header.seq,
-            errno: msg.header.errno,
-            pid: self.pid,
-            sender: self.name.clone(),
-            serial: tx.serial + 1,
-            sent_at_ns: now_ns(),
-        };
+        let header = self.header(&msg.header, tx.serial + 1);
         let mut buf = std::mem::take(&mut tx.buf);
         buf.clear();
         let res = frame::encode_into(&mut buf, &header, &msg.body);
@@ -407,14 +400,7 @@ impl Endpoint {
         // Every frame first, with its serial: nothing goes out unless all encode.
         let mut ends = Vec::with_capacity(msgs.len());
         for (msg, serial) in msgs.iter().zip(tx.serial + 1..) {
-            let header = Header {
-                seq: msg.header.seq,
-                errno: msg.header.errno,
-                pid: self.pid,
-                sender: self.name.clone(),
-                serial,
-                sent_at_ns: now_ns(),
-            };
+            let header = self.header(&msg.header, serial);
             if let Err(e) = frame::encode_into(&mut buf, &header, &msg.body) {
                 tx.buf = buf;
                 return Err(e.into());
@@ -441,6 +427,19 @@ impl Endpoint {
             .sent
             .fetch_add(msgs.len() as u64, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// The header a message goes out with: its `seq` and `errno`, our identity, `serial`
+    /// and the time now.
+    fn header(&self, msg: &Header, serial: u64) -> Header {
+        Header {
+            seq: msg.seq,
+            errno: msg.errno,
+            pid: self.pid,
+            sender: self.name.clone(),
+            serial,
+            sent_at_ns: now_ns(),
+        }
     }
 
     /// Sends raw octets as one frame to every peer, unchecked. For testing decoders and
@@ -902,15 +901,9 @@ impl Endpoint {
         if !tx.peers.values().any(|p| p.owed) {
             return 0;
         }
-        let header = Header {
-            seq: 0,
-            errno: 0,
-            pid: self.pid,
-            sender: self.name.clone(),
-            // Not a new serial: the reader counts up to and including this one as lost.
-            serial: tx.serial,
-            sent_at_ns: now_ns(),
-        };
+        // Not a new serial: the reader counts up to and including this one as lost.
+        let notice = Message::new(Body::GapNotice);
+        let header = self.header(&notice.header, tx.serial);
         let mut buf = Vec::new();
         if frame::encode_into(&mut buf, &header, &Body::GapNotice).is_err() {
             return 0;

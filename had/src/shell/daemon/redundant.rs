@@ -211,9 +211,7 @@ impl Daemon {
                 Message::new(Body::BcRemove(b))
             })
             .collect();
-        if let Err(e) = self.bus.send_batch(&withdrawals) {
-            warn!(error = %e, messages = withdrawals.len(), "bus withdrawals failed");
-        }
+        self.announce(&withdrawals);
         self.defended.clear();
         match crate::core::Ha::new(self.ha.config().clone()) {
             Ok(ha) => self.ha = ha,
@@ -402,9 +400,7 @@ impl Daemon {
                 other => self.apply(other).await,
             }
         }
-        if let Err(e) = self.bus.send_batch(&announcements) {
-            warn!(error = %e, messages = announcements.len(), "bus announcements failed");
-        }
+        self.announce(&announcements);
         let address = self.hold_addresses().await;
         let ha = self.ha.config().ha_address;
         // RFC 4861 §7.2.6: the address moved to this interface's link-layer address.
