@@ -39,6 +39,15 @@ addr mr eth0 2001:db8:a::2/64 192.0.2.2/24
 addr ha eth0 2001:db8:a::1/64 192.0.2.1/24
 addr ha cn0 2001:db8:c::1/64 203.0.113.1/24
 addr cn eth0 2001:db8:c::2/64 203.0.113.2/24
+# NIC=1: the MR-HA link behaves as two network cards and a wire rather than a veth pair:
+# packets cross it segmented (no TSO), and each receiving end coalesces them (GRO) in a
+# NAPI thread of its own, as a card's interrupt batches them.
+if [ -n "${NIC:-}" ]; then
+    for n in mr ha; do
+        x $n ethtool -K eth0 tso off gro on
+        x $n sh -c 'echo 1 > /sys/class/net/eth0/threaded'
+    done
+fi
 for n in mr ha; do x $n sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1; done
 x mnn ip -6 route add default via 2001:db8:100::1; x mnn ip route add default via 198.51.100.1
 x cn ip -6 route add default via 2001:db8:c::1; x cn ip route add default via 203.0.113.1

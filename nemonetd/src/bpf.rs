@@ -57,6 +57,7 @@ const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_LPM_TRIE: u32 = 11;
 /// Required of a longest-prefix trie.
 const BPF_F_NO_PREALLOC: u32 = 1;
+const BPF_PROG_TYPE_SOCKET_FILTER: u32 = 1;
 const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_TCX_INGRESS: u32 = 46;
 const BPF_TCX_EGRESS: u32 = 47;
@@ -66,6 +67,9 @@ const MAP_LOOKUP_ELEM: i32 = 1;
 const SKB_STORE_BYTES: i32 = 9;
 const SKB_LOAD_BYTES: i32 = 26;
 const SKB_ADJUST_ROOM: i32 = 50;
+const SKB_LOAD_BYTES_RELATIVE: i32 = 68;
+/// bpf_skb_load_bytes_relative's start: the network header.
+const BPF_HDR_START_NET: i32 = 1;
 
 // bpf_skb_adjust_room's mode and flags.
 const BPF_ADJ_ROOM_MAC: i32 = 1;
@@ -144,6 +148,10 @@ const AF_INET6: i32 = 10;
 const SKB_LEN: i16 = 0;
 const SKB_PKT_TYPE: i16 = 4;
 const SKB_MARK: i16 = 8;
+const SKB_PROTOCOL: i16 = 16;
+const SKB_GSO_SIZE: i16 = 176;
+/// `skb->pkt_type` of a frame addressed to this host.
+const PACKET_HOST: i32 = 0;
 const REDIRECT: i32 = 23;
 /// bpf_redirect to the device's receive side.
 const BPF_F_INGRESS: i32 = 1;
@@ -213,12 +221,17 @@ fn map_lookup(map: &OwnedFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
 
 /// Loads a tc program; the verifier's log is the error when it refuses it.
 fn prog_load(name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
+    prog_load_as(BPF_PROG_TYPE_SCHED_CLS, name, insns)
+}
+
+/// Loads a program of type `kind`.
+fn prog_load_as(kind: u32, name: &str, insns: &[u64]) -> io::Result<OwnedFd> {
     // The programs are our own code: BSD like the rest, and GPL too, as the kernel asks
     // of a program that calls bpf_fib_lookup (a GPL-only helper).
     let license = c"Dual BSD/GPL";
     let mut log = vec![0u8; 1 << 16];
     let mut attr = [0u64; 16];
-    attr[0] = pair(BPF_PROG_TYPE_SCHED_CLS, insns.len() as u32);
+    attr[0] = pair(kind, insns.len() as u32);
     attr[1] = insns.as_ptr() as u64;
     attr[2] = license.as_ptr() as u64;
     // log_level 1, log_size, log_buf: kept for the error.
@@ -408,6 +421,19 @@ impl Asm {
         self.stack_ptr(R::R3, to);
         self.mov_imm(R::R4, len);
         self.call(SKB_LOAD_BYTES);
+        self.jne(R::R0, 0, short);
+    }
+
+    /// r0 = bpf_skb_load_bytes_relative(ctx, at, fp + to, len, network header): `at`
+    /// counts from the network header whatever the socket sees in front of it; going to
+    /// `short` when the packet is too short.
+    fn load_net_or(&mut self, at: i32, to: i32, len: i32, short: &'static str) {
+        self.mov(R::R1, R::R6);
+        self.mov_imm(R::R2, at);
+        self.stack_ptr(R::R3, to);
+        self.mov_imm(R::R4, len);
+        self.mov_imm(R::R5, BPF_HDR_START_NET);
+        self.call(SKB_LOAD_BYTES_RELATIVE);
         self.jne(R::R0, 0, short);
     }
 
@@ -762,6 +788,138 @@ enum Hook {
     Peer,
     /// The ingress of an uplink; decapsulated packets go into `dev`'s receive side.
     Uplink { dev_ifindex: u32 },
+}
+
+// setsockopt(SOL_SOCKET) options (asm-generic/socket.h).
+const SO_ATTACH_BPF: libc::c_int = 50;
+const SO_DETACH_BPF: libc::c_int = 27;
+
+/// What a socket filter returns to keep the whole packet (a length no packet reaches).
+const KEEP_ALL: i32 = -1;
+
+/// Tunnel packets that the receiving card's GRO merged into one (a TCP super-packet
+/// behind one outer header, `SKB_GSO_IPXIP6`/`SKB_GSO_IPXIP4`) cannot be read whole
+/// from a raw socket: it hands over the bytes without the segment size, and the inner
+/// packet cannot be cut back into the sender's segments. A packet socket with the
+/// virtio-net header (`PACKET_VNET_HDR`) hands over both. These two socket filters split
+/// the traffic between them, so every tunnel packet is read once:
+///
+/// * [`SocketFilters::unmerged`] on the raw tunnel sockets keeps what is not a GSO packet
+///   (and so also every reassembled one: the kernel does not merge fragments);
+/// * [`SocketFilters::merged`] on the packet sockets keeps GSO packets addressed to this
+///   host whose outer header is IPv6 with next header 41 or 4 (directly or after one
+///   Hop-by-Hop or Destination Options header: the Tunnel Encapsulation Limit, RFC 2473
+///   §4.1.1) or IPv4 with protocol 41 or 4.
+///
+/// A socket filter reads `gso_size` from Linux 5.7 on; a kernel that refuses the programs
+/// keeps the raw sockets alone, as before.
+#[derive(Debug)]
+pub struct SocketFilters {
+    /// For the raw sockets.
+    pub unmerged: OwnedFd,
+    /// For the packet sockets.
+    pub merged: OwnedFd,
+}
+
+impl SocketFilters {
+    /// Loads both programs.
+    pub fn load() -> io::Result<SocketFilters> {
+        Ok(SocketFilters {
+            unmerged: prog_load_as(
+                BPF_PROG_TYPE_SOCKET_FILTER,
+                "nemo_unmerged",
+                &unmerged_program(),
+            )?,
+            merged: prog_load_as(
+                BPF_PROG_TYPE_SOCKET_FILTER,
+                "nemo_merged",
+                &merged_program(),
+            )?,
+        })
+    }
+
+    /// Attaches `prog` to `sock` (`SO_ATTACH_BPF`), replacing any filter it had.
+    pub fn attach(sock: &impl AsRawFd, prog: &OwnedFd) -> io::Result<()> {
+        let fd: libc::c_int = prog.as_raw_fd();
+        // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
+        let r = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_ATTACH_BPF,
+                (&fd as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Takes a socket's filter off (`SO_DETACH_BPF`); a socket without one is left as is.
+    pub fn detach(sock: &impl AsRawFd) {
+        let zero: libc::c_int = 0;
+        // SAFETY: as in `attach`.
+        unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_DETACH_BPF,
+                (&zero as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+/// Keeps a packet unless it is a GSO packet (the raw tunnel sockets' filter).
+fn unmerged_program() -> Vec<u64> {
+    let mut a = Asm::default();
+    a.ldx(Size::W, R::R0, R::R1, SKB_GSO_SIZE);
+    a.jne(R::R0, 0, "drop");
+    a.exit_with(KEEP_ALL);
+    a.label("drop");
+    a.exit_with(0);
+    a.finish()
+}
+
+/// Keeps a GSO tunnel packet addressed to this host (the packet sockets' filter; they
+/// see the link-layer header, if the device has one, in front of the IP header). Stack:
+/// one octet read at fp-8.
+fn merged_program() -> Vec<u64> {
+    let mut a = Asm::default();
+    a.mov(R::R6, R::R1);
+    a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
+    a.jeq(R::R0, 0, "drop");
+    a.ldx(Size::W, R::R0, R::R6, SKB_PKT_TYPE);
+    a.jne(R::R0, PACKET_HOST, "drop");
+    a.ldx(Size::W, R::R7, R::R6, SKB_PROTOCOL);
+    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
+    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
+    // IPv6: the next header, then the one after a Hop-by-Hop or Destination Options
+    // header (its next header is its first octet, at 40).
+    a.load_net_or(6, -8, 1, "drop");
+    a.ldx(Size::B, R::R0, R::Fp, -8);
+    a.jeq(R::R0, 41, "keep");
+    a.jeq(R::R0, 4, "keep");
+    a.jeq(R::R0, 0, "option");
+    a.jne(R::R0, 60, "drop");
+    a.label("option");
+    a.load_net_or(IPV6_HLEN, -8, 1, "drop");
+    a.ja("inner");
+    a.label("ipv4");
+    a.load_net_or(9, -8, 1, "drop");
+    a.label("inner");
+    a.ldx(Size::B, R::R0, R::Fp, -8);
+    a.jeq(R::R0, 41, "keep");
+    a.jeq(R::R0, 4, "keep");
+    a.label("drop");
+    a.exit_with(0);
+    a.label("keep");
+    a.exit_with(KEEP_ALL);
+    a.finish()
 }
 
 /// The encapsulation map: inner destination prefix → (our end point, far end, hop limit).
@@ -1145,6 +1303,7 @@ mod tests {
             &decap_program(&maps, 1, Hook::Uplink { dev_ifindex: 2 }),
         )
         .unwrap();
+        SocketFilters::load().unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());

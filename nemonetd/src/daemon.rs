@@ -145,6 +145,7 @@ impl Daemon {
                 {
                     *src_port = self.udp_port;
                 }
+                p.kernel_rx = crate::routes::kernel_decapsulates(self.routes.config(), b).is_some();
                 p
             }
             Err(e) => {
@@ -1145,6 +1146,11 @@ fn metric_samples(
             "nemonetd_udp_coalesced_reads",
             "Reads of the UDP tunnel socket that held several tunnel packets.",
             g(&c.udp_gro_reads),
+        ),
+        (
+            "nemonetd_merged_reads",
+            "Tunnel packets merged by the receiving card (GRO) read whole from a packet socket.",
+            g(&c.merged_reads),
         ),
         (
             "nemonetd_bus_resyncs",

@@ -110,6 +110,9 @@ pub struct Counters {
     pub udp_gso_sends: AtomicU64,
     /// Reads of the UDP tunnel socket that held several tunnel packets (coalesced).
     pub udp_gro_reads: AtomicU64,
+    /// Tunnel packets merged by the receiving card (GRO) read whole, with their segment
+    /// size, from a packet socket ([`Sockets::merged`]).
+    pub merged_reads: AtomicU64,
     /// The bindings read again from their owner because bus messages were dropped for us
     /// (not a packet counter; kept here with the daemon's others).
     pub bus_resyncs: AtomicU64,
@@ -146,6 +149,7 @@ impl Counters {
             dup_dropped = g(&self.dup_dropped),
             udp_gso_sends = g(&self.udp_gso_sends),
             udp_gro_reads = g(&self.udp_gro_reads),
+            merged_reads = g(&self.merged_reads),
             bus_resyncs = g(&self.bus_resyncs),
             "data plane counters"
         );
@@ -403,6 +407,11 @@ pub struct Sockets {
     pub rx6: Vec<(u8, Socket)>,
     /// Raw IPv4, protocol 41 and 4.
     pub rx4: Vec<(u8, Socket)>,
+    /// Packet sockets (IPv6, IPv4) for the tunnel packets that the receiving card merged
+    /// (GRO): a raw socket would hand them over without their segment size
+    /// ([`crate::bpf::SocketFilters`] splits the traffic). Empty when the kernel refuses
+    /// the filters: the raw sockets then get everything, as before.
+    pub merged: Vec<Socket>,
     /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
     pub udp: Option<Socket>,
     /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
@@ -482,17 +491,83 @@ impl Sockets {
                 (None, None)
             }
         };
+        let raw: Vec<&Socket> = rx6.iter().chain(&rx4).map(|(_, s)| s).collect();
+        let merged = open_merged(&raw).unwrap_or_else(|e| {
+            warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)");
+            Vec::new()
+        });
         Ok(Sockets {
             tx6,
             tx4,
             rx6,
             rx4,
+            merged,
             udp,
             icmp6,
             icmp4,
         })
     }
 }
+
+/// Opens the packet sockets for merged tunnel packets ([`Sockets::merged`]) and puts the
+/// filter that leaves those out on each of the `raw` tunnel sockets: all or nothing, so
+/// that every tunnel packet is read by exactly one socket.
+fn open_merged(raw: &[&Socket]) -> io::Result<Vec<Socket>> {
+    use crate::bpf::SocketFilters;
+    use nix::libc;
+    let filters = SocketFilters::load()?;
+    let mut merged = Vec::new();
+    for ethertype in [libc::ETH_P_IPV6, libc::ETH_P_IP] {
+        // Protocol 0: nothing is queued before the filter is on and the socket bound.
+        // SOCK_RAW: the virtio-net header is refused on SOCK_DGRAM.
+        let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a c_int value that outlives the call.
+        let r = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_VNET_HDR,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        SocketFilters::attach(&s, &filters.merged)?;
+        let _ = s.set_recv_buffer_size(4 << 20);
+        // Every device: a mobile router's uplinks come and go. Bound to one protocol, the
+        // socket sees only received packets, after the kernel's ingress programs (the
+        // kernel data plane decapsulates its own before).
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = (ethertype as u16).to_be();
+        // SAFETY: bind with a sockaddr_ll of the size given.
+        let r = unsafe {
+            libc::bind(
+                s.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        merged.push(s);
+    }
+    for (i, r) in raw.iter().enumerate() {
+        if let Err(e) = SocketFilters::attach(*r, &filters.unmerged) {
+            raw[..i].iter().for_each(|r| SocketFilters::detach(*r));
+            return Err(e);
+        }
+    }
+    Ok(merged)
+}
+
+/// `PACKET_VNET_HDR` (linux/if_packet.h): each read starts with a virtio-net header.
+const PACKET_VNET_HDR: nix::libc::c_int = 15;
 
 /// Sends `packet` from the UDP socket to `to`, from the address `from` and through
 /// interface `ifindex` (0: the route's) when given: a DSMIPv6 Binding Update of one of a
@@ -581,6 +656,15 @@ impl<B: Backend> DataPlane<B> {
             std::thread::Builder::new()
                 .name(format!("nemonetd-rx4-{}", self.sockets.rx4[i].0))
                 .spawn(move || loops::rx4_loop(&socks.rx4[i].1, &*dev, &mut peers, &counters))?;
+        }
+        for i in 0..self.sockets.merged.len() {
+            let (dev, socks, mut peers, counters) = self.parts();
+            std::thread::Builder::new()
+                .name(format!("nemonetd-rx-gro-{i}"))
+                .spawn(move || {
+                    let fd = socks.merged[i].as_raw_fd();
+                    loops::rx_merged_loop(fd, &*dev, &mut peers, &counters)
+                })?;
         }
         if let Some(interval) = tx.probe_interval {
             let (_, socks, mut peers, counters) = self.parts();

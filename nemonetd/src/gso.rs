@@ -56,6 +56,16 @@ impl VnetHdr {
             csum_offset: u16_at(8),
         })
     }
+
+    /// Writes the header into the first [`VNET_HDR_LEN`] octets of `b`.
+    pub fn write(&self, b: &mut [u8]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        b[2..4].copy_from_slice(&self.hdr_len.to_ne_bytes());
+        b[4..6].copy_from_slice(&self.gso_size.to_ne_bytes());
+        b[6..8].copy_from_slice(&self.csum_start.to_ne_bytes());
+        b[8..10].copy_from_slice(&self.csum_offset.to_ne_bytes());
+    }
 }
 
 /// Why a packet could not be finished or segmented.
@@ -389,13 +399,7 @@ impl Coalescer {
                 csum_offset: 16,
             };
         }
-        let b = &mut self.buf;
-        b[0] = h.flags;
-        b[1] = h.gso_type;
-        b[2..4].copy_from_slice(&h.hdr_len.to_ne_bytes());
-        b[4..6].copy_from_slice(&h.gso_size.to_ne_bytes());
-        b[6..8].copy_from_slice(&h.csum_start.to_ne_bytes());
-        b[8..10].copy_from_slice(&h.csum_offset.to_ne_bytes());
+        h.write(&mut self.buf);
         self.count = 0;
         Some(&self.buf[..VNET_HDR_LEN + len])
     }

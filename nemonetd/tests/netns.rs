@@ -1069,6 +1069,127 @@ fn tcp_through_the_udp_tunnel_leaves_by_segmentation_offload() {
     }
 }
 
+/// Makes the MR-HA link behave as two network cards and a wire rather than a veth pair:
+/// packets cross it segmented (no TSO), and each end's GRO merges what it receives in a
+/// NAPI thread of its own, as a card's interrupt batches packets. Tunnel packets of one TCP
+/// flow then arrive merged (`SKB_GSO_IPXIP6` / `IPXIP4`), as on any real card.
+fn like_network_cards(w: &World) {
+    for ns in [&w.mr, &w.ha] {
+        ns.exec("ethtool", &["-K", "eth0", "tso", "off", "gro", "on"]);
+        ns.exec("sh", &["-c", "echo 1 > /sys/class/net/eth0/threaded"]);
+    }
+}
+
+/// TCP through raw IP tunnels (IPv6 and IPv4 outer headers) between cards that merge
+/// what they receive (GRO): the merged tunnel packets are read whole with their segment
+/// size and reach the device as super-packets (or cut into those segments without
+/// offloads), both ways. A raw socket hands them over without the segment size; written
+/// as they came, they stalled TCP (0.3 Mbit/s). With the kernel data plane its own
+/// programs decapsulate them, and the packet sockets must leave them alone.
+#[test]
+fn tcp_through_cards_that_merge_tunnel_packets() {
+    if !is_root() || !have("python3") || !have("ethtool") {
+        eprintln!("skipped: needs root, python3 and ethtool");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("gro");
+    like_network_cards(&w);
+    let script = dir.path().join("transfer.py");
+    std::fs::write(&script, TRANSFER).unwrap();
+    let script = script.to_str().unwrap();
+    for (dataplane, offload) in [("tun", true), ("tun", false), ("auto", true)] {
+        let tag = format!("{dataplane}-{offload}");
+        let mr = start_nemonetd_with(
+            &w.mr,
+            "-m",
+            dir.path(),
+            &format!("mr-{tag}"),
+            offload,
+            dataplane,
+        );
+        let ha = start_nemonetd_with(
+            &w.ha,
+            "-h",
+            dir.path(),
+            &format!("ha-{tag}"),
+            offload,
+            dataplane,
+        );
+        let mut outers = vec![(binding(), "mtu 1460")];
+        if dataplane == "tun" {
+            let mut b = binding();
+            b.coa = CareOf::V4 {
+                addr: "192.0.2.2".parse().unwrap(),
+                udp_port: None,
+            };
+            b.encapsulation = Encapsulation::InIpv4;
+            outers.push((b, "mtu 1480"));
+        }
+        for (b, mtu) in outers {
+            let case = format!("{tag}, {:?}", b.encapsulation);
+            mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+            ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+            let dev = if dataplane == "tun" {
+                "nemo0"
+            } else {
+                "nemo0k"
+            };
+            wait_for(&case, Duration::from_secs(10), || {
+                w.mr.ip_text(&["link", "show", dev]).contains(mtu)
+                    && routes_ours(&w.ha).contains("198.51.100.0/24")
+                    && ping(&w.mnn, "203.0.113.2")
+            });
+            for (dir_tag, from, to, receiver, dsts) in [
+                ("up", &w.mnn, &w.cn, &ha, ["2001:db8:c::2", "203.0.113.2"]),
+                (
+                    "down",
+                    &w.cn,
+                    &w.mnn,
+                    &mr,
+                    ["2001:db8:100::2", "198.51.100.2"],
+                ),
+            ] {
+                let log = dir.path().join(format!("server-{tag}-{dir_tag}-{mtu}.log"));
+                let _server = to.spawn("python3", &[script, "server", "5001"], &log);
+                wait_for("transfer server", Duration::from_secs(10), || {
+                    log_text(&log).contains("listening")
+                });
+                let merged = || {
+                    receiver.proc.signal("USR1");
+                    std::thread::sleep(Duration::from_millis(200));
+                    last_counter(&log_text(&receiver.log), "merged_reads").unwrap_or(0)
+                };
+                let before = merged();
+                for dst in dsts {
+                    // A stalled transfer fails here rather than trickling on for minutes.
+                    let out = from.try_exec(
+                        "timeout",
+                        &["60", "python3", script, "client", dst, "5001", "8000000"],
+                    );
+                    assert!(
+                        out.status.success(),
+                        "{case}, {dir_tag} to {dst}: {} {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                let read = merged() - before;
+                if dataplane == "tun" {
+                    assert!(read > 0, "{case}, {dir_tag}: no merged tunnel packet read");
+                } else {
+                    assert_eq!(read, 0, "{case}, {dir_tag}: the kernel's packets read too");
+                }
+            }
+        }
+        assert!(
+            !log_text(&ha.log).contains("cannot be read whole"),
+            "the packet sockets were not opened"
+        );
+    }
+}
+
 #[test]
 fn ipv4_care_of_address_ip_in_ip_then_udp() {
     if !is_root() {

@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike, SockaddrStorage,
+    self, ControlMessageOwned, LinkAddr, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrLike,
+    SockaddrStorage,
 };
 use proto::encap::{
     DecapOutcome, EncapOutcome, EncapParams, Encapsulation, IpVersion, decapsulate,
@@ -28,7 +29,8 @@ use super::{
     is_link_scope, is_mobility_header, probe_of,
 };
 use crate::gso::{
-    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, VNET_HDR_LEN, VnetHdr, finish_checksum, segment_tcp,
+    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
+    finish_checksum, segment_tcp,
 };
 
 /// Size of one segment buffer: headroom plus the largest segment (headers + MSS) we expect;
@@ -862,6 +864,176 @@ pub(super) fn rx6_loop<B: Backend>(
         }
         sink.end_batch(dev, counters);
     }
+}
+
+/// Merged tunnel packets taken per `recvmmsg` (each up to 64 KiB).
+const RX_MERGED_BATCH: usize = 8;
+
+/// Reads the tunnel packets that the receiving card merged (GRO) from a packet socket
+/// ([`super::Sockets::merged`]): each a virtio-net header (the segment size the card's
+/// GRO kept) and the outer packet. The inner TCP super-packet goes to the device whole,
+/// with that segment size, as the kernel's own tunnel would forward it; cut into those
+/// segments in user space when the device takes no super-packets.
+pub(super) fn rx_merged_loop<B: Backend>(
+    fd: RawFd,
+    dev: &B,
+    peers: &mut PeerReader,
+    counters: &Counters,
+) {
+    // What we write into the device is received on it too: never a tunnel packet of ours.
+    let own = nix::net::if_::if_nametoindex(dev.name()).map_or(0, |i| i as usize);
+    let mut bufs: Vec<Vec<u8>> = (0..RX_MERGED_BATCH)
+        .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
+        .collect();
+    // Per packet: its length, the device it came in on, the length of that device's
+    // link-layer header.
+    let mut meta: Vec<(usize, usize, usize)> = Vec::with_capacity(RX_MERGED_BATCH);
+    let mut segments: Vec<Vec<u8>> = Vec::new();
+    loop {
+        meta.clear();
+        let received = recv_batch::<LinkAddr>(fd, &mut bufs, 0, None, |m| {
+            let (ifindex, link) = m.address.map_or((0, 0), |a| {
+                // Ethernet-framed devices (loopback too); IP devices (TUN, a modem's raw
+                // IP, PPP) have no header.
+                let link = match a.hatype() {
+                    nix::libc::ARPHRD_ETHER | nix::libc::ARPHRD_LOOPBACK => 14,
+                    _ => 0,
+                };
+                (a.ifindex(), link)
+            });
+            meta.push((m.bytes, ifindex, link));
+        });
+        if let Err(e) = received {
+            warn!(error = %e, "packet socket receive failed; merged tunnel packets are lost");
+            return;
+        }
+        let table = peers.refresh();
+        let mut clock = BatchClock::new();
+        for (buf, &(n, ifindex, link)) in bufs.iter_mut().zip(&meta) {
+            if ifindex != own {
+                let frame = &mut buf[..n];
+                merged_packet(frame, link, dev, table, &mut clock, counters, &mut segments);
+            }
+        }
+    }
+}
+
+/// One merged tunnel packet as a packet socket reads it: the virtio-net header, `link`
+/// octets of link-layer header, the outer packet. The header's offsets count from the
+/// link-layer header.
+fn merged_packet<B: Backend>(
+    frame: &mut [u8],
+    link: usize,
+    dev: &B,
+    table: &Snapshot,
+    clock: &mut BatchClock,
+    counters: &Counters,
+    segments: &mut Vec<Vec<u8>>,
+) {
+    let start = VNET_HDR_LEN + link;
+    let Some(h) = VnetHdr::parse(frame).filter(|_| frame.len() > start) else {
+        Counters::inc(&counters.drop_malformed);
+        return;
+    };
+    let packet = &mut frame[start..];
+    let d = match decapsulate(packet) {
+        Ok(DecapOutcome::Forward(d)) => d,
+        Ok(DecapOutcome::Drop(_)) => return Counters::inc(&counters.drop_ecn),
+        Err(_) => return Counters::inc(&counters.drop_malformed),
+    };
+    let (remote, local) = match d.outer {
+        Encapsulation::Ipv6 { src_addr, dst_addr } => (Remote::V6(src_addr), IpAddr::V6(dst_addr)),
+        Encapsulation::Ipv4 { src_addr, dst_addr } => (Remote::V4(src_addr), IpAddr::V4(dst_addr)),
+        // The filter takes no UDP: the UDP socket reads its own merged datagrams.
+        Encapsulation::Udp4 { .. } => return Counters::inc(&counters.drop_malformed),
+    };
+    let inner = d.inner_range;
+    let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
+        debug!(
+            ?h,
+            "merged tunnel packet that is no TCP super-packet dropped"
+        );
+        return Counters::inc(&counters.drop_malformed);
+    };
+    // The packet socket sees packets to any of our addresses, and before the kernel data
+    // plane's decapsulation when it routes through its pair: only our end of the very
+    // binding's tunnel is ours to decapsulate.
+    if let Some((src, _)) = addresses(&packet[inner.clone()])
+        && let Ok(p) = table.rx_check_at(remote, Some(local), src, clock)
+        && (p.local() != local || p.kernel_rx)
+    {
+        return;
+    }
+    if !admit(
+        &packet[inner.clone()],
+        remote,
+        Some(local),
+        None,
+        table,
+        clock,
+        counters,
+    ) {
+        return;
+    }
+    Counters::inc(&counters.merged_reads);
+    let payload = inner.len() - usize::from(gso.hdr_len);
+    let count = payload.div_ceil(usize::from(gso.gso_size)).max(1) as u64;
+    if dev.offload() {
+        // The inner packet's own virtio-net header, in the octets in front of it.
+        let at = link + inner.start;
+        gso.write(&mut frame[at..at + VNET_HDR_LEN]);
+        let bytes = inner.len() as u64;
+        write_dev(dev, &frame[at..start + inner.end], count, bytes, counters);
+        return;
+    }
+    while segments.len() < count as usize {
+        segments.push(vec![0u8; SEGMENT_BUF]);
+    }
+    let mut lens = Vec::new();
+    let cut = {
+        let mut it = segments.iter_mut();
+        segment_tcp(
+            &gso,
+            &packet[inner],
+            |_| match it.next() {
+                Some(v) => &mut v[..],
+                None => &mut [],
+            },
+            &mut lens,
+        )
+    };
+    if cut.is_err() {
+        return Counters::inc(&counters.drop_malformed);
+    }
+    for (seg, &len) in segments.iter().zip(&lens) {
+        write_dev(dev, &seg[..len], 1, len as u64, counters);
+    }
+}
+
+/// The virtio-net header of a merged tunnel packet's inner packet (at octet `start` of
+/// what the card's header counts from): a TCP super-packet of the version the card's GRO named, its checksum
+/// left partial at the TCP header; `None` for anything else.
+fn inner_gso(h: &VnetHdr, inner: &[u8], start: usize) -> Option<VnetHdr> {
+    match (h.gso_type & !GSO_ECN, IpVersion::of(inner).ok()?) {
+        (GSO_TCPV4, IpVersion::V4) | (GSO_TCPV6, IpVersion::V6) => {}
+        _ => return None,
+    }
+    if h.flags & F_NEEDS_CSUM == 0 || h.gso_size == 0 || h.csum_offset != 16 {
+        return None;
+    }
+    let tcp = usize::from(h.csum_start).checked_sub(start)?;
+    let tcp_len = usize::from(*inner.get(tcp + 12)? >> 4) * 4;
+    if tcp_len < 20 || inner.len() < tcp + tcp_len {
+        return None;
+    }
+    Some(VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: h.gso_type,
+        hdr_len: (tcp + tcp_len) as u16,
+        gso_size: h.gso_size,
+        csum_start: tcp as u16,
+        csum_offset: 16,
+    })
 }
 
 /// Datagrams taken per `recvmmsg` on the IPv4 tunnel sockets: UDP (behind NATs, the

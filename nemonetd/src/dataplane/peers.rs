@@ -247,6 +247,10 @@ pub struct Peer {
     /// [`MOVE_GRACE`], for the packets the MR sent from its old care-of address before its
     /// Binding Acknowledgement arrived (a vertical handover then loses nothing).
     pub previous_remote: Option<(Remote, Instant)>,
+    /// Its tunnel packets are decapsulated by the kernel data plane (an IPv6 outer header
+    /// to the kernel's tunnel source): the packet sockets, which see packets before the
+    /// kernel's programs do, leave them alone.
+    pub kernel_rx: bool,
     /// Its traffic so far.
     pub counters: SharedCounters,
 }
@@ -333,6 +337,7 @@ impl Peer {
             remote,
             sources: sources(b),
             previous_remote: None,
+            kernel_rx: false,
             counters: {
                 // A new path is presumed alive: its binding was just acknowledged through it.
                 let c = SharedCounters::default();
@@ -384,6 +389,7 @@ impl Peer {
             && self.remote == other.remote
             && self.sources == other.sources
             && self.previous_remote == other.previous_remote
+            && self.kernel_rx == other.kernel_rx
             && self.binding.flows == other.binding.flows
             && self.binding.bid_priority == other.binding.bid_priority
     }
