@@ -135,7 +135,7 @@ impl Daemon {
         if b.lifetime == 0 {
             return self.binding_removed(b).await;
         }
-        let peer = match Peer::new(self.mode(), b) {
+        let mut peer = match Peer::new(self.mode(), b) {
             Ok(mut p) => {
                 // MR: UDP data leaves from our own UDP socket's port, the one the BU used,
                 // so the NAT keeps one mapping for both (RFC 5555 §5.2).
@@ -155,6 +155,8 @@ impl Daemon {
         };
         self.place_kernel_source(b);
         self.place_kernel_outer(b).await;
+        // After the source is placed: the first binding places it.
+        peer.kernel_rx = crate::routes::kernel_decapsulates(self.routes.config(), b).is_some();
         let kernel = crate::routes::kernel_ends(self.routes.config(), b).is_some();
         let dataplane = if kernel { "kernel" } else { "tun" };
         info!(hoa = %b.hoa, coa = %b.coa, encap = ?peer.encap, mnp_v6 = ?b.mnp_v6, mnp_v4 = ?b.mnp_v4, lifetime = b.lifetime, dataplane, "binding up");
@@ -602,6 +604,10 @@ pub async fn run(
     }
     let sockets = Arc::new(sockets);
     let mut table = PeerTable::new(mode);
+    {
+        let sockets = Arc::clone(&sockets);
+        table.watch_raw_ip_rx(move |on| sockets.merged_listen(on));
+    }
     // Path liveness among several care-of addresses (RFC 5648): LIVENESS_INTERVALS probe
     // intervals without a word from a path take it out of use.
     let probe_interval = (settings.path_probe_interval_ms > 0)

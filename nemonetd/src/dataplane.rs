@@ -407,11 +407,11 @@ pub struct Sockets {
     pub rx6: Vec<(u8, Socket)>,
     /// Raw IPv4, protocol 41 and 4.
     pub rx4: Vec<(u8, Socket)>,
-    /// Packet sockets (IPv6, IPv4) for the tunnel packets that the receiving card merged
-    /// (GRO): a raw socket would hand them over without their segment size
-    /// ([`crate::bpf::SocketFilters`] splits the traffic). Empty when the kernel refuses
+    /// A packet socket for the tunnel packets that the receiving card merged (GRO): a
+    /// raw socket would hand them over without their segment size
+    /// ([`crate::bpf::SocketFilters`] splits the traffic). `None` when the kernel refuses
     /// the filters: the raw sockets then get everything, as before.
-    pub merged: Vec<Socket>,
+    pub merged: Option<Socket>,
     /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
     pub udp: Option<Socket>,
     /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
@@ -492,10 +492,9 @@ impl Sockets {
             }
         };
         let raw: Vec<&Socket> = rx6.iter().chain(&rx4).map(|(_, s)| s).collect();
-        let merged = open_merged(&raw).unwrap_or_else(|e| {
-            warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)");
-            Vec::new()
-        });
+        let merged = open_merged(&raw)
+            .inspect_err(|e| warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)"))
+            .ok();
         Ok(Sockets {
             tx6,
             tx4,
@@ -509,41 +508,65 @@ impl Sockets {
     }
 }
 
-/// Opens the packet sockets for merged tunnel packets ([`Sockets::merged`]) and puts the
+/// Opens the packet socket for merged tunnel packets ([`Sockets::merged`]) and puts the
 /// filter that leaves those out on each of the `raw` tunnel sockets: all or nothing, so
 /// that every tunnel packet is read by exactly one socket.
-fn open_merged(raw: &[&Socket]) -> io::Result<Vec<Socket>> {
+fn open_merged(raw: &[&Socket]) -> io::Result<Socket> {
     use crate::bpf::SocketFilters;
     use nix::libc;
     let filters = SocketFilters::load()?;
-    let mut merged = Vec::new();
-    for ethertype in [libc::ETH_P_IPV6, libc::ETH_P_IP] {
-        // Protocol 0: nothing is queued before the filter is on and the socket bound.
-        // SOCK_RAW: the virtio-net header is refused on SOCK_DGRAM.
-        let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
-        let on: libc::c_int = 1;
+    // SOCK_RAW: the virtio-net header is refused on SOCK_DGRAM. Protocol 0: nothing is
+    // queued before the filter is on and the socket listens ([`Sockets::merged_listen`]).
+    let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
+    for (option, value) in [(PACKET_VNET_HDR, 1), (PACKET_IGNORE_OUTGOING, 1)] {
+        let value: libc::c_int = value;
         // SAFETY: setsockopt with a c_int value that outlives the call.
         let r = unsafe {
             libc::setsockopt(
                 s.as_raw_fd(),
                 libc::SOL_PACKET,
-                PACKET_VNET_HDR,
-                (&on as *const libc::c_int).cast(),
+                option,
+                (&value as *const libc::c_int).cast(),
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         if r != 0 {
             return Err(io::Error::last_os_error());
         }
-        SocketFilters::attach(&s, &filters.merged)?;
-        let _ = s.set_recv_buffer_size(4 << 20);
-        // Every device: a mobile router's uplinks come and go. Bound to one protocol, the
-        // socket sees only received packets, after the kernel's ingress programs (the
-        // kernel data plane decapsulates its own before).
+    }
+    SocketFilters::attach(&s, &filters.merged)?;
+    let _ = s.set_recv_buffer_size(4 << 20);
+    for (i, r) in raw.iter().enumerate() {
+        if let Err(e) = SocketFilters::attach(*r, &filters.unmerged) {
+            raw[..i].iter().for_each(|r| SocketFilters::detach(*r));
+            return Err(e);
+        }
+    }
+    Ok(s)
+}
+
+impl Sockets {
+    /// Starts (`true`) or stops the packet socket's listening for merged tunnel packets.
+    /// Listening, its filter runs on every packet the node receives (forwarded ones too):
+    /// only while a binding's tunnel packets come through the raw IP sockets
+    /// ([`PeerTable::watch_raw_ip_rx`]).
+    pub fn merged_listen(&self, on: bool) {
+        use nix::libc;
+        let Some(s) = &self.merged else { return };
+        // Every protocol (the filter takes IPv6 and IPv4) on every device (a mobile
+        // router's uplinks come and go), as a capture does: a capture sees a packet before
+        // the IP layer does, and leaves the IP layer the packet's only owner (a socket
+        // bound to the IP protocols is served after it, and the IP layer then copies
+        // every packet it receives, measured: a tenth of the TUN path's UDP rate).
+        // Protocol 0 unhooks it.
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = (ethertype as u16).to_be();
+        addr.sll_protocol = if on {
+            (libc::ETH_P_ALL as u16).to_be()
+        } else {
+            0
+        };
         // SAFETY: bind with a sockaddr_ll of the size given.
         let r = unsafe {
             libc::bind(
@@ -552,22 +575,19 @@ fn open_merged(raw: &[&Socket]) -> io::Result<Vec<Socket>> {
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        merged.push(s);
-    }
-    for (i, r) in raw.iter().enumerate() {
-        if let Err(e) = SocketFilters::attach(*r, &filters.unmerged) {
-            raw[..i].iter().for_each(|r| SocketFilters::detach(*r));
-            return Err(e);
+        if r == 0 {
+            info!(on, "packet socket for merged tunnel packets (GRO)");
+        } else {
+            let e = io::Error::last_os_error();
+            warn!(error = %e, on, "packet socket for merged tunnel packets not (un)bound");
         }
     }
-    Ok(merged)
 }
 
-/// `PACKET_VNET_HDR` (linux/if_packet.h): each read starts with a virtio-net header.
+// linux/if_packet.h: each read starts with a virtio-net header; the socket does not see
+// what the node sends.
 const PACKET_VNET_HDR: nix::libc::c_int = 15;
+const PACKET_IGNORE_OUTGOING: nix::libc::c_int = 23;
 
 /// Sends `packet` from the UDP socket to `to`, from the address `from` and through
 /// interface `ifindex` (0: the route's) when given: a DSMIPv6 Binding Update of one of a
@@ -657,13 +677,14 @@ impl<B: Backend> DataPlane<B> {
                 .name(format!("nemonetd-rx4-{}", self.sockets.rx4[i].0))
                 .spawn(move || loops::rx4_loop(&socks.rx4[i].1, &*dev, &mut peers, &counters))?;
         }
-        for i in 0..self.sockets.merged.len() {
+        if self.sockets.merged.is_some() {
             let (dev, socks, mut peers, counters) = self.parts();
             std::thread::Builder::new()
-                .name(format!("nemonetd-rx-gro-{i}"))
+                .name("nemonetd-rx-gro".into())
                 .spawn(move || {
-                    let fd = socks.merged[i].as_raw_fd();
-                    loops::rx_merged_loop(fd, &*dev, &mut peers, &counters)
+                    if let Some(s) = &socks.merged {
+                        loops::rx_merged_loop(s.as_raw_fd(), &*dev, &mut peers, &counters)
+                    }
                 })?;
         }
         if let Some(interval) = tx.probe_interval {

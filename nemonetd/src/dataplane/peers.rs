@@ -347,6 +347,12 @@ impl Peer {
         })
     }
 
+    /// Whether its tunnel packets come through the raw IP sockets: an IPv6 or IPv4 outer
+    /// header without UDP, not decapsulated by the kernel data plane.
+    pub fn raw_ip_rx(&self) -> bool {
+        !self.kernel_rx && !matches!(self.encap, Encapsulation::Udp4 { .. })
+    }
+
     /// Our end of the tunnel: the outer source we send from (the MR's care-of address, the
     /// HA's address).
     pub fn local(&self) -> IpAddr {
@@ -1266,6 +1272,20 @@ pub struct PeerTable {
     deferred: bool,
     /// An edit not yet published (in a batch).
     dirty: bool,
+    /// Whether the last publication had a binding received through raw IP sockets, and
+    /// who is told when that changes.
+    raw_ip_rx: bool,
+    raw_ip_watch: RawIpWatch,
+}
+
+/// What [`PeerTable::watch_raw_ip_rx`] calls.
+#[derive(Default)]
+struct RawIpWatch(Option<Box<dyn FnMut(bool) + Send>>);
+
+impl std::fmt::Debug for RawIpWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "watched" } else { "-" })
+    }
 }
 
 impl PeerTable {
@@ -1280,7 +1300,18 @@ impl PeerTable {
             duplicate: Duplicate::default(),
             deferred: false,
             dirty: false,
+            raw_ip_rx: false,
+            raw_ip_watch: RawIpWatch::default(),
         }
+    }
+
+    /// Calls `f` with whether any binding's tunnel packets come through the raw IP
+    /// sockets ([`Peer::raw_ip_rx`]), now and whenever a publication changes that: the
+    /// packet sockets for merged tunnel packets, which see every packet the node
+    /// receives, listen only then.
+    pub fn watch_raw_ip_rx(&mut self, mut f: impl FnMut(bool) + Send + 'static) {
+        f(self.raw_ip_rx);
+        self.raw_ip_watch = RawIpWatch(Some(Box::new(f)));
     }
 
     /// Starts (`true`) or ends a batch of edits. Within one nothing is published; ending
@@ -1336,6 +1367,13 @@ impl PeerTable {
             self.index.clear();
             for (i, p) in self.peers.iter().flatten().enumerate() {
                 self.index.insert(key(&p.binding), i);
+            }
+        }
+        let raw_ip_rx = self.peers.iter().flatten().any(|p| p.raw_ip_rx());
+        if raw_ip_rx != self.raw_ip_rx {
+            self.raw_ip_rx = raw_ip_rx;
+            if let Some(f) = &mut self.raw_ip_watch.0 {
+                f(raw_ip_rx);
             }
         }
         self.shared.publish(Snapshot::build_with(
