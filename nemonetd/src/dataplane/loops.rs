@@ -921,7 +921,7 @@ pub(super) fn rx_merged_loop<B: Backend>(
 /// One merged tunnel packet as a packet socket reads it: the virtio-net header, `link`
 /// octets of link-layer header, the outer packet. The header's offsets count from the
 /// link-layer header.
-fn merged_packet<B: Backend>(
+pub(super) fn merged_packet<B: Backend>(
     frame: &mut [u8],
     link: usize,
     dev: &B,

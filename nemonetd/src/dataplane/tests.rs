@@ -205,6 +205,8 @@ fn recycled_slice_vectors_keep_their_allocation() {
 /// what is written to it.
 #[derive(Debug, Default)]
 struct FakeDevice {
+    /// Whether frames carry a virtio-net header.
+    offload: bool,
     to_tunnel: std::sync::Mutex<std::collections::VecDeque<Vec<u8>>>,
     written: std::sync::Mutex<Vec<Vec<u8>>>,
 }
@@ -215,7 +217,7 @@ impl Backend for FakeDevice {
     }
 
     fn offload(&self) -> bool {
-        false
+        self.offload
     }
 
     fn recv(&self, _queue: usize, buf: &mut [u8]) -> io::Result<usize> {
@@ -375,4 +377,246 @@ fn pair_probes_carry_their_place_and_report_and_nothing_else_passes_for_one() {
         assert_eq!(pair_probe_of(&q), None);
         assert!(!is_path_probe(&q));
     }
+}
+
+/// A tunnel packet as the card's GRO merges it and the packet socket reads it: the
+/// virtio-net header, an Ethernet header, the outer IPv6 header (`coa` to `to`), the
+/// inner IPv6 header, a TCP header with the partial checksum GRO leaves, `payload` octets
+/// in segments of `mss`.
+fn merged_frame(coa: &str, to: &str, inner_src: &str, payload: usize, mss: u16) -> Vec<u8> {
+    use crate::gso::{F_NEEDS_CSUM, GSO_TCPV6, VNET_HDR_LEN, VnetHdr};
+    let tcp_at = 14 + 40 + 40;
+    let mut f = vec![0u8; VNET_HDR_LEN + tcp_at + 20 + payload];
+    VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_TCPV6,
+        hdr_len: (tcp_at + 20) as u16,
+        gso_size: mss,
+        csum_start: tcp_at as u16,
+        csum_offset: 16,
+    }
+    .write(&mut f);
+    let p = &mut f[VNET_HDR_LEN..];
+    p[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let (outer, inner) = p[14..].split_at_mut(40);
+    outer[0] = 0x60;
+    outer[4..6].copy_from_slice(&((40 + 20 + payload) as u16).to_be_bytes());
+    outer[6] = 41;
+    outer[7] = 64;
+    outer[8..24].copy_from_slice(&coa.parse::<Ipv6Addr>().unwrap().octets());
+    outer[24..40].copy_from_slice(&to.parse::<Ipv6Addr>().unwrap().octets());
+    let (src, dst): (Ipv6Addr, Ipv6Addr) =
+        (inner_src.parse().unwrap(), "2001:db8:c::2".parse().unwrap());
+    inner[0] = 0x60;
+    inner[4..6].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
+    inner[6] = 6;
+    inner[7] = 63;
+    inner[8..24].copy_from_slice(&src.octets());
+    inner[24..40].copy_from_slice(&dst.octets());
+    let tcp = &mut inner[40..];
+    tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18;
+    for (i, b) in tcp[20..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, 6, (20 + payload) as u32);
+    tcp[16..18].copy_from_slice(&(!proto::checksum::finish(pseudo)).to_be_bytes());
+    f
+}
+
+/// The HA's table with one router: CoA 2001:db8:a::2, HA 2001:db8:1::1, MNP
+/// 2001:db8:100::/64.
+fn one_router() -> PeerTable {
+    let mut t = PeerTable::new(crate::routes::Mode::HomeAgent);
+    let b = mipsock::Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: mipsock::CareOf::V6("2001:db8:a::2".parse().unwrap()),
+        ha: "2001:db8:1::1".parse().unwrap(),
+        ha_v4: None,
+        mnp_v6: vec!["2001:db8:100::/64".parse().unwrap()],
+        mnp_v4: Vec::new(),
+        encapsulation: mipsock::Encapsulation::InIpv6,
+        lifetime: 600,
+        binding_id: None,
+        flags: mipsock::BuFlags::A | mipsock::BuFlags::H | mipsock::BuFlags::R,
+        nat_detected: false,
+        coa_ifindex: None,
+        flows: Vec::new(),
+        bid_priority: 0,
+    };
+    t.upsert(Peer::new(crate::routes::Mode::HomeAgent, &b).unwrap());
+    t
+}
+
+fn take_merged(dev: &FakeDevice, table: &PeerTable, mut frame: Vec<u8>, counters: &Counters) {
+    let snapshot = table.snapshot();
+    let mut clock = BatchClock::new();
+    let mut segments = Vec::new();
+    super::loops::merged_packet(
+        &mut frame,
+        14,
+        dev,
+        &snapshot,
+        &mut clock,
+        counters,
+        &mut segments,
+    );
+}
+
+/// A merged tunnel packet reaches a device with offloads as one super-packet with the
+/// card's segment size and its offsets counted from the inner packet, and one without
+/// them as segments of that size with complete checksums.
+#[test]
+fn merged_tunnel_packets_reach_the_device_in_their_segments() {
+    use crate::gso::{F_NEEDS_CSUM, GSO_TCPV6, VNET_HDR_LEN, VnetHdr};
+    let table = one_router();
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let dev = FakeDevice {
+        offload: true,
+        ..Default::default()
+    };
+    let counters = Counters::default();
+    let frame = merged_frame(
+        "2001:db8:a::2",
+        "2001:db8:1::1",
+        "2001:db8:100::2",
+        250,
+        100,
+    );
+    take_merged(&dev, &table, frame, &counters);
+    let written = dev.written.lock().unwrap();
+    assert_eq!(written.len(), 1);
+    let h = VnetHdr::parse(&written[0]).unwrap();
+    assert_eq!(
+        h,
+        VnetHdr {
+            flags: F_NEEDS_CSUM,
+            gso_type: GSO_TCPV6,
+            hdr_len: 60,
+            gso_size: 100,
+            csum_start: 40,
+            csum_offset: 16
+        }
+    );
+    assert_eq!(written[0].len(), VNET_HDR_LEN + 40 + 20 + 250);
+    assert_eq!(
+        written[0][VNET_HDR_LEN + 8..VNET_HDR_LEN + 24],
+        "2001:db8:100::2".parse::<Ipv6Addr>().unwrap().octets()
+    );
+    assert_eq!(
+        (get(&counters.merged_reads), get(&counters.rx_packets)),
+        (1, 3)
+    );
+
+    let dev = FakeDevice::default();
+    let counters = Counters::default();
+    let frame = merged_frame(
+        "2001:db8:a::2",
+        "2001:db8:1::1",
+        "2001:db8:100::2",
+        250,
+        100,
+    );
+    take_merged(&dev, &table, frame, &counters);
+    let written = dev.written.lock().unwrap();
+    let lens: Vec<usize> = written.iter().map(Vec::len).collect();
+    assert_eq!(lens, [160, 160, 110]);
+    for (i, seg) in written.iter().enumerate() {
+        let src: [u8; 16] = seg[8..24].try_into().unwrap();
+        let dst: [u8; 16] = seg[24..40].try_into().unwrap();
+        let pseudo =
+            proto::checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, (seg.len() - 40) as u32);
+        assert_eq!(
+            proto::checksum::finish(proto::checksum::sum(pseudo, &seg[40..])),
+            0,
+            "segment {i}"
+        );
+        let seq = u32::from_be_bytes(seg[44..48].try_into().unwrap());
+        assert_eq!(seq, 1000 + 100 * i as u32);
+    }
+    assert_eq!(get(&counters.rx_packets), 3);
+}
+
+/// What a packet socket sees beyond the tunnel packets of our bindings is left alone or
+/// refused, and counted as the raw sockets would count it.
+#[test]
+fn merged_packets_not_ours_are_not_decapsulated() {
+    let table = one_router();
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let dev = FakeDevice {
+        offload: true,
+        ..Default::default()
+    };
+    let counters = Counters::default();
+    // To another of our addresses than this binding's end of the tunnel: left alone.
+    take_merged(
+        &dev,
+        &table,
+        merged_frame(
+            "2001:db8:a::2",
+            "2001:db8:1::9",
+            "2001:db8:100::2",
+            250,
+            100,
+        ),
+        &counters,
+    );
+    // From an unknown outer source, with a foreign inner source: refused and counted.
+    take_merged(
+        &dev,
+        &table,
+        merged_frame(
+            "2001:db8:a::7",
+            "2001:db8:1::1",
+            "2001:db8:100::2",
+            250,
+            100,
+        ),
+        &counters,
+    );
+    take_merged(
+        &dev,
+        &table,
+        merged_frame(
+            "2001:db8:a::2",
+            "2001:db8:1::1",
+            "2001:db8:666::2",
+            250,
+            100,
+        ),
+        &counters,
+    );
+    // Offsets that point outside the inner packet, no segment size, and short frames.
+    let mut bad = merged_frame(
+        "2001:db8:a::2",
+        "2001:db8:1::1",
+        "2001:db8:100::2",
+        250,
+        100,
+    );
+    bad[6..8].copy_from_slice(&20u16.to_ne_bytes());
+    take_merged(&dev, &table, bad, &counters);
+    take_merged(
+        &dev,
+        &table,
+        merged_frame("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2", 250, 0),
+        &counters,
+    );
+    let whole = merged_frame(
+        "2001:db8:a::2",
+        "2001:db8:1::1",
+        "2001:db8:100::2",
+        250,
+        100,
+    );
+    for n in [0, 9, 24, 60, 100] {
+        take_merged(&dev, &table, whole[..n].to_vec(), &counters);
+    }
+    assert!(dev.written.lock().unwrap().is_empty());
+    assert_eq!(get(&counters.drop_unknown_outer), 1);
+    assert_eq!(get(&counters.drop_spoofed_inner), 1);
+    assert_eq!(get(&counters.drop_malformed), 7);
+    assert_eq!(get(&counters.merged_reads), 0);
 }
