@@ -840,37 +840,12 @@ impl SocketFilters {
 
     /// Attaches `prog` to `sock` (`SO_ATTACH_BPF`), replacing any filter it had.
     pub fn attach(sock: &impl AsRawFd, prog: &OwnedFd) -> io::Result<()> {
-        let fd: libc::c_int = prog.as_raw_fd();
-        // SAFETY: a plain setsockopt with a c_int option value that outlives the call.
-        let r = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                SO_ATTACH_BPF,
-                (&fd as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        crate::dataplane::setsockopt_int(sock, libc::SOL_SOCKET, SO_ATTACH_BPF, prog.as_raw_fd())
     }
 
     /// Takes a socket's filter off (`SO_DETACH_BPF`); a socket without one is left as is.
     pub fn detach(sock: &impl AsRawFd) {
-        let zero: libc::c_int = 0;
-        // SAFETY: as in `attach`.
-        unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                SO_DETACH_BPF,
-                (&zero as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let _ = crate::dataplane::setsockopt_int(sock, libc::SOL_SOCKET, SO_DETACH_BPF, 0);
     }
 }
 

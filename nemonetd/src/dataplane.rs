@@ -518,21 +518,8 @@ fn open_merged(raw: &[&Socket]) -> io::Result<Socket> {
     // SOCK_RAW: the virtio-net header is refused on SOCK_DGRAM. Protocol 0: nothing is
     // queued before the filter is on and the socket listens ([`Sockets::merged_listen`]).
     let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
-    for (option, value) in [(PACKET_VNET_HDR, 1), (PACKET_IGNORE_OUTGOING, 1)] {
-        let value: libc::c_int = value;
-        // SAFETY: setsockopt with a c_int value that outlives the call.
-        let r = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_PACKET,
-                option,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+    for option in [PACKET_VNET_HDR, PACKET_IGNORE_OUTGOING] {
+        setsockopt_int(&s, libc::SOL_PACKET, option, 1)?;
     }
     SocketFilters::attach(&s, &filters.merged)?;
     let _ = s.set_recv_buffer_size(4 << 20);
@@ -581,6 +568,31 @@ impl Sockets {
             let e = io::Error::last_os_error();
             warn!(error = %e, on, "packet socket for merged tunnel packets not (un)bound");
         }
+    }
+}
+
+/// A socket option whose value is a C `int`, of those nix has no type for.
+pub(crate) fn setsockopt_int(
+    sock: &impl AsRawFd,
+    level: nix::libc::c_int,
+    name: nix::libc::c_int,
+    value: nix::libc::c_int,
+) -> io::Result<()> {
+    use nix::libc;
+    // SAFETY: setsockopt with a c_int value that outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

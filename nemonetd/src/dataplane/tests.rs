@@ -550,67 +550,24 @@ fn merged_packets_not_ours_are_not_decapsulated() {
         ..Default::default()
     };
     let counters = Counters::default();
-    // To another of our addresses than this binding's end of the tunnel: left alone.
-    take_merged(
-        &dev,
-        &table,
-        merged_frame(
-            "2001:db8:a::2",
-            "2001:db8:1::9",
-            "2001:db8:100::2",
-            250,
-            100,
-        ),
-        &counters,
-    );
-    // From an unknown outer source, with a foreign inner source: refused and counted.
-    take_merged(
-        &dev,
-        &table,
-        merged_frame(
-            "2001:db8:a::7",
-            "2001:db8:1::1",
-            "2001:db8:100::2",
-            250,
-            100,
-        ),
-        &counters,
-    );
-    take_merged(
-        &dev,
-        &table,
-        merged_frame(
-            "2001:db8:a::2",
-            "2001:db8:1::1",
-            "2001:db8:666::2",
-            250,
-            100,
-        ),
-        &counters,
-    );
-    // Offsets that point outside the inner packet, no segment size, and short frames.
-    let mut bad = merged_frame(
-        "2001:db8:a::2",
-        "2001:db8:1::1",
-        "2001:db8:100::2",
-        250,
-        100,
-    );
+    let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
+    for (outer_src, outer_dst, inner_src, mss) in [
+        // To another of our addresses than this binding's end of the tunnel: left alone.
+        (coa, "2001:db8:1::9", mnn, 100),
+        // From an unknown outer source, with a foreign inner source: refused and counted.
+        ("2001:db8:a::7", ha, mnn, 100),
+        (coa, ha, "2001:db8:666::2", 100),
+        // No segment size.
+        (coa, ha, mnn, 0),
+    ] {
+        let frame = merged_frame(outer_src, outer_dst, inner_src, 250, mss);
+        take_merged(&dev, &table, frame, &counters);
+    }
+    // Offsets that point outside the inner packet, and short frames.
+    let whole = merged_frame(coa, ha, mnn, 250, 100);
+    let mut bad = whole.clone();
     bad[6..8].copy_from_slice(&20u16.to_ne_bytes());
     take_merged(&dev, &table, bad, &counters);
-    take_merged(
-        &dev,
-        &table,
-        merged_frame("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2", 250, 0),
-        &counters,
-    );
-    let whole = merged_frame(
-        "2001:db8:a::2",
-        "2001:db8:1::1",
-        "2001:db8:100::2",
-        250,
-        100,
-    );
     for n in [0, 9, 24, 60, 100] {
         take_merged(&dev, &table, whole[..n].to_vec(), &counters);
     }
