@@ -417,7 +417,8 @@ pub struct Sockets {
     /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
     /// §8); `None` if it could not be opened (the tunnel works without).
     pub icmp6: Option<Socket>,
-    /// Raw ICMPv4, send only: reports to IPv4 senders.
+    /// Raw ICMPv4: errors about IPv4 tunnel packets in (BPF: Destination Unreachable,
+    /// Time Exceeded, Parameter Problem), reports to IPv4 senders out.
     pub icmp4: Option<Socket>,
 }
 
@@ -478,7 +479,7 @@ impl Sockets {
         let icmp6 = raw(Domain::IPV6, nix::libc::IPPROTO_ICMPV6)
             .and_then(|s| s.attach_filter(&icmp::icmp6_filter()).map(|()| s));
         let icmp4 = raw(Domain::IPV4, nix::libc::IPPROTO_ICMP)
-            .and_then(|s| s.attach_filter(&icmp::drop_all_filter()).map(|()| s));
+            .and_then(|s| s.attach_filter(&icmp::icmp4_filter()).map(|()| s));
         let (icmp6, icmp4) = match (icmp6, icmp4) {
             (Ok(a), Ok(b)) => (Some(a), Some(b)),
             (a, b) => {
@@ -706,10 +707,12 @@ impl<B: Backend> DataPlane<B> {
                 .spawn(move || loops::probe_loop(&socks, &mut peers, &counters, tx, interval))?;
         }
         if self.sockets.icmp6.is_some() {
-            let (_, socks, mut peers, counters) = self.parts();
-            std::thread::Builder::new()
-                .name("nemonetd-icmp6".into())
-                .spawn(move || icmp::icmp6_loop(&socks, &mut peers, &counters))?;
+            for v4 in [false, true] {
+                let (_, socks, mut peers, counters) = self.parts();
+                std::thread::Builder::new()
+                    .name(format!("nemonetd-icmp{}", if v4 { 4 } else { 6 }))
+                    .spawn(move || icmp::icmp_loop(v4, &socks, &mut peers, &counters))?;
+            }
         }
         if self.sockets.udp.is_some() {
             let (dev, socks, mut peers, counters) = self.parts();

@@ -17,6 +17,9 @@
 //! * With the tunnel hop limit at 1 (`--hop-limit 1`), the router drops every tunnel packet
 //!   with Time Exceeded to the HA; the CN must get Destination Unreachable (address / host
 //!   unreachable) promptly instead of silence.
+//! * The same narrow link under an IPv4 tunnel (the MR's IPv4 care-of address 192.0.2.2,
+//!   IP in IPv4 to the HA's 192.0.2.66): the router's ICMPv4 "fragmentation needed", MTU
+//!   1400, becomes MTU 1380 (1400 - 20) for the CN, over IPv6 and IPv4.
 
 mod common;
 
@@ -292,4 +295,67 @@ fn time_exceeded(dataplane: &str) {
         "no ICMPv4 host unreachable for the CN: {out4}\n{}",
         logs(&mr, &ha)
     );
+}
+
+/// An IPv4 tunnel (IP in IPv4) over the narrow link: the router's ICMPv4 "fragmentation
+/// needed" about the tunnel packets reaches the CN as Packet Too Big / fragmentation
+/// needed with the MTU left inside the tunnel. Before, the HA read no ICMPv4 and the
+/// CN's large packets vanished.
+#[test]
+fn fragmentation_needed_on_an_ipv4_tunnel_path_reaches_the_sender() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("ptb4");
+    w.mr.ip(&["route", "add", "192.0.2.64/26", "via", "192.0.2.1"]);
+    w.ha.ip(&["route", "add", "192.0.2.0/26", "via", "192.0.2.65"]);
+    let mr = start(&w.mr, "-m", dir.path(), "mr", &["--dataplane", "tun"]);
+    let ha = start(&w.ha, "-h", dir.path(), "ha", &["--dataplane", "tun"]);
+    let mut b = binding();
+    b.coa = CareOf::V4 {
+        addr: "192.0.2.2".parse().unwrap(),
+        udp_port: None,
+    };
+    b.ha_v4 = Some("192.0.2.66".parse().unwrap());
+    b.encapsulation = Encapsulation::InIpv4;
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();
+    wait_for("the IPv4 tunnel", Duration::from_secs(10), || {
+        ping(&w.cn, &["-6", "-c", "1", "-W", "1", "2001:db8:100::2"]).contains(" 0% packet loss")
+    });
+    for (family, size, dst) in [
+        ("-6", "1412", "2001:db8:100::2"),
+        ("-4", "1432", "198.51.100.2"),
+    ] {
+        let big = ping(
+            &w.cn,
+            &[
+                family, "-c", "3", "-i", "0.3", "-W", "1", "-M", "do", "-s", size, dst,
+            ],
+        );
+        assert!(
+            big.contains("mtu=1380") || big.contains("mtu = 1380"),
+            "{family}: the CN did not learn MTU 1380 (1400 - 20): {big}\n{}",
+            logs(&mr, &ha)
+        );
+    }
+    // And then fitting packets get through.
+    let fits = ping(
+        &w.cn,
+        &[
+            "-4",
+            "-c",
+            "2",
+            "-i",
+            "0.3",
+            "-W",
+            "2",
+            "-s",
+            "1300",
+            "198.51.100.2",
+        ],
+    );
+    assert!(fits.contains(" 0% packet loss"), "{fits}");
 }

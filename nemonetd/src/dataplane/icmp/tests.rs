@@ -254,3 +254,169 @@ fn forged_stale_or_unreportable_errors_are_not_relayed() {
         let _ = report(&icmp[..n], &s);
     }
 }
+
+const HA4: &str = "192.0.2.1";
+const COA4: &str = "192.0.2.77";
+
+/// The home agent's table with one router registered by an IPv4 care-of address, its
+/// tunnel IP in IPv4 or (`udp_port`) UDP.
+fn snapshot_v4(udp_port: Option<u16>) -> Snapshot {
+    let b = Binding {
+        hoa: "2001:db8:1::100".parse().unwrap(),
+        hoa_v4: None,
+        coa: CareOf::V4 {
+            addr: COA4.parse().unwrap(),
+            udp_port,
+        },
+        ha: HA.parse().unwrap(),
+        ha_v4: Some(HA4.parse().unwrap()),
+        mnp_v6: vec!["2001:db8:100::/48".parse().unwrap()],
+        mnp_v4: vec!["198.51.100.0/24".parse().unwrap()],
+        encapsulation: match udp_port {
+            Some(_) => BindingEncap::UdpIpv4 { ha_port: 4191 },
+            None => BindingEncap::InIpv4,
+        },
+        lifetime: 600,
+        binding_id: None,
+        flags: BuFlags::A | BuFlags::H | BuFlags::R,
+        nat_detected: udp_port.is_some(),
+        coa_ifindex: None,
+        flows: Vec::new(),
+        bid_priority: 0,
+    };
+    let mode = Mode::HomeAgent;
+    Snapshot::build(mode, vec![Arc::new(Peer::new(mode, &b).unwrap())])
+}
+
+/// The IPv4 tunnel packet `from` -> `to` around `inner` (UDP to `udp_port` when given),
+/// quoted by a router after `quote` octets.
+fn tunnel4(from: &str, to: &str, udp_port: Option<u16>, inner: &[u8], quote: usize) -> Vec<u8> {
+    let mut p = vec![0u8; 20];
+    p[0] = 0x45;
+    let outer = 20 + udp_port.map_or(0, |_| 8);
+    p[2..4].copy_from_slice(&((outer + inner.len()) as u16).to_be_bytes());
+    p[6] = 0x40;
+    p[8] = 64;
+    p[9] = match (udp_port, inner[0] >> 4) {
+        (Some(_), _) => 17,
+        (None, 6) => 41,
+        (None, _) => 4,
+    };
+    p[12..16].copy_from_slice(&from.parse::<Ipv4Addr>().unwrap().octets());
+    p[16..20].copy_from_slice(&to.parse::<Ipv4Addr>().unwrap().octets());
+    if let Some(port) = udp_port {
+        p.extend_from_slice(&4191u16.to_be_bytes());
+        p.extend_from_slice(&port.to_be_bytes());
+        p.extend_from_slice(&((8 + inner.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+    }
+    p.extend_from_slice(inner);
+    p.truncate(quote);
+    p
+}
+
+/// The ICMPv4 error a router sends about `invoking`.
+fn error4(msg_type: u8, code: u8, mtu: u16, invoking: &[u8]) -> Vec<u8> {
+    let e = icmpv4::ErrorMessage {
+        msg_type,
+        code,
+        rest: u32::from(mtu),
+        invoking,
+    };
+    let mut out = vec![0u8; e.buffer_len()];
+    e.emit(&mut out).unwrap();
+    out
+}
+
+fn frag_needed(mtu: u16, invoking: &[u8]) -> Vec<u8> {
+    error4(
+        icmpv4::DESTINATION_UNREACHABLE,
+        icmpv4::CODE_FRAGMENTATION_NEEDED,
+        mtu,
+        invoking,
+    )
+}
+
+/// "Fragmentation needed" about an IPv4 tunnel packet reaches the original sender of
+/// either family with the MTU left after the outer headers (20, or 28 with UDP), and
+/// Time Exceeded as unreachable.
+#[test]
+fn fragmentation_needed_on_an_ipv4_tunnel_path_reaches_the_sender() {
+    for udp_port in [None, Some(1024)] {
+        let s = snapshot_v4(udp_port);
+        let outer = if udp_port.is_some() { 28 } else { 20 };
+        let original = inner4(CN4, MNN4, 1460, true);
+        let icmp = frag_needed(1400, &tunnel4(HA4, COA4, udp_port, &original, 548));
+        let Ok(Report::V4 { to, message }) = report_v4(&icmp, &s) else {
+            panic!("{udp_port:?}: {:?}", report_v4(&icmp, &s))
+        };
+        assert_eq!(to, CN4.parse::<Ipv4Addr>().unwrap());
+        assert_eq!(message.code, icmpv4::CODE_FRAGMENTATION_NEEDED);
+        assert_eq!(message.rest, 1400 - outer);
+        assert_eq!(message.invoking, &original[..548 - outer as usize]);
+
+        let original = inner6(CN6, MNN6, 1460);
+        let icmp = frag_needed(1400, &tunnel4(HA4, COA4, udp_port, &original, 548));
+        let Ok(Report::V6 {
+            to,
+            message: Icmpv6Repr::Error(e),
+        }) = report_v4(&icmp, &s)
+        else {
+            panic!("{:?}", report_v4(&icmp, &s))
+        };
+        assert_eq!(to, CN6.parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            (e.msg_type, e.param),
+            (Icmpv6Type::PacketTooBig, 1400 - outer)
+        );
+
+        let icmp = error4(
+            icmpv4::TIME_EXCEEDED,
+            0,
+            0,
+            &tunnel4(HA4, COA4, udp_port, &original, 548),
+        );
+        let Ok(Report::V6 {
+            message: Icmpv6Repr::Error(e),
+            ..
+        }) = report_v4(&icmp, &s)
+        else {
+            panic!()
+        };
+        assert_eq!(e.msg_type, Icmpv6Type::DestinationUnreachable);
+    }
+}
+
+/// A router from before RFC 1191 says MTU 0: the plateau below the tunnel packet's
+/// length (RFC 1191 §7) stands in for it.
+#[test]
+fn a_next_hop_mtu_of_zero_is_the_plateau_below() {
+    let s = snapshot_v4(None);
+    let original = inner4(CN4, MNN4, 1460, true);
+    let icmp = frag_needed(0, &tunnel4(HA4, COA4, None, &original, 548));
+    let Ok(Report::V4 { message, .. }) = report_v4(&icmp, &s) else {
+        panic!()
+    };
+    assert_eq!(message.rest, 1006 - 20);
+}
+
+/// Nothing is reported from a quote too short to find the inner sender (RFC 792's eight
+/// octets), about another tunnel end, about UDP that is no tunnel of ours, or from a
+/// message that is no error.
+#[test]
+fn icmpv4_errors_not_about_our_tunnels_are_not_relayed() {
+    let s = snapshot_v4(None);
+    let original = inner4(CN4, MNN4, 1460, true);
+    let short = frag_needed(1400, &tunnel4(HA4, COA4, None, &original, 28));
+    assert_eq!(report_v4(&short, &s), Err(NotRelayed::Truncated));
+    let other = frag_needed(1400, &tunnel4(HA4, "192.0.2.99", None, &original, 548));
+    assert_eq!(report_v4(&other, &s), Err(NotRelayed::NoBinding));
+    let udp = frag_needed(1400, &tunnel4(HA4, COA4, Some(53), &original, 548));
+    assert_eq!(report_v4(&udp, &s), Err(NotRelayed::NoBinding));
+    let mut echo = frag_needed(1400, &tunnel4(HA4, COA4, None, &original, 548));
+    echo[0] = 8;
+    assert_eq!(report_v4(&echo, &s), Err(NotRelayed::NotTunnelError));
+    for n in [0, 4, 8, 20] {
+        let _ = report_v4(&short[..n], &s);
+    }
+}
