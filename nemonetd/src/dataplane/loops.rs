@@ -947,6 +947,11 @@ pub(super) fn merged_packet<B: Backend>(
         // The filter takes no UDP: the UDP socket reads its own merged datagrams.
         Encapsulation::Udp4 { .. } => return Counters::inc(&counters.drop_malformed),
     };
+    // Tunnel packets the node forwards (a host's own tunnel, behind the MR or beside the
+    // HA) are the kernel's.
+    if !table.is_local_end(local) {
+        return;
+    }
     let inner = d.inner_range;
     let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
         debug!(

@@ -565,6 +565,8 @@ pub struct Snapshot {
     remotes: HashMap<Remote, Ids>,
     /// Previous outer sources after a move, with the time of the move.
     previous: HashMap<Remote, Vec<(u32, Instant)>>,
+    /// Our ends of the tunnels ([`Peer::local`]).
+    locals: std::collections::HashSet<IpAddr>,
     /// How long a path among several may stay silent before it is taken out of use
     /// (`None`: every registered path is used).
     liveness: Option<Duration>,
@@ -745,6 +747,7 @@ impl Snapshot {
             v4: Prefixes::default(),
             remotes: HashMap::with_capacity(peers.len()),
             previous: HashMap::new(),
+            locals: Default::default(),
             flows: HashMap::new(),
             flow_groups: HashMap::new(),
         };
@@ -783,6 +786,7 @@ impl Snapshot {
                     e.insert(Ids::One(i));
                 }
             }
+            s.locals.insert(p.local());
             if let Some((r, at)) = p.previous_remote
                 && built.saturating_duration_since(at) < MOVE_GRACE
             {
@@ -1090,6 +1094,12 @@ impl Snapshot {
         clock: &mut BatchClock,
     ) -> Result<&Peer, RxRefusal> {
         self.rx_check_at(outer, None, inner_src, clock)
+    }
+
+    /// Whether `addr` is our end of some binding's tunnel: a packet socket sees packets
+    /// the node forwards too.
+    pub fn is_local_end(&self, addr: IpAddr) -> bool {
+        self.locals.contains(&addr)
     }
 
     /// [`Self::rx_check`] knowing the outer destination (`local`): among several bindings

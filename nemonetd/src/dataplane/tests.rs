@@ -552,8 +552,10 @@ fn merged_packets_not_ours_are_not_decapsulated() {
     let counters = Counters::default();
     let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
     for (outer_src, outer_dst, inner_src, mss) in [
-        // To another of our addresses than this binding's end of the tunnel: left alone.
+        // To another address than this binding's end of the tunnel (another of ours, or
+        // a tunnel the node forwards, from a stranger too): left alone, not counted.
         (coa, "2001:db8:1::9", mnn, 100),
+        ("2001:db8:a::7", "2001:db8:1::9", "2001:db8:666::2", 100),
         // From an unknown outer source, with a foreign inner source: refused and counted.
         ("2001:db8:a::7", ha, mnn, 100),
         (coa, ha, "2001:db8:666::2", 100),
