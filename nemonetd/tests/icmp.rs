@@ -325,6 +325,18 @@ fn fragmentation_needed_on_an_ipv4_tunnel_path_reaches_the_sender() {
     wait_for("the IPv4 tunnel", Duration::from_secs(10), || {
         ping(&w.cn, &["-6", "-c", "1", "-W", "1", "2001:db8:100::2"]).contains(" 0% packet loss")
     });
+    // A datagram its sender lets be fragmented (DF clear) is not dropped for its size:
+    // the tunnel packet leaves DF clear too (RFC 2003 §5.1), and the router fragments it.
+    // It once carried DF whatever the inner packet said, and was lost until the HA's
+    // kernel had learnt the path's MTU from the router (then it fragments what we send):
+    // first of all here, before anything taught it.
+    let args = "-4 -c 2 -i 0.3 -W 2 -M dont -s 1600 198.51.100.2";
+    let dont = ping(&w.cn, &args.split(' ').collect::<Vec<_>>());
+    assert!(
+        dont.contains(" 0% packet loss"),
+        "{dont}\n{}",
+        logs(&mr, &ha)
+    );
     for (family, size, dst) in [
         ("-6", "1412", "2001:db8:100::2"),
         ("-4", "1432", "198.51.100.2"),

@@ -157,8 +157,8 @@ pub struct EncapParams {
     pub copy_dscp: bool,
     /// Outer IPv6 Flow Label (RFC 6438 suggests a hash of the inner flow); 0 = none.
     pub flow_label: u32,
-    /// Outer IPv4 Identification. DF is always set, so it only needs to differ per packet
-    /// when something fragments anyway (RFC 6864).
+    /// Outer IPv4 Identification: it must differ per packet, since a tunnel packet
+    /// without DF may be fragmented on the way (RFC 6864 §4.1).
     pub ipv4_ident: u16,
     /// Compute the UDP checksum; `false` sends 0, which UDP over IPv4 permits (RFC 768).
     pub udp_checksum: bool,
@@ -193,6 +193,9 @@ pub struct InnerPacket {
     pub dscp: u8,
     /// ECN of the inner header (after decapsulation processing, for [`decapsulate_inner`]).
     pub ecn: Ecn,
+    /// The packet may not be fragmented on the way: IPv4 with DF set, and every IPv6 one
+    /// (routers never fragment IPv6).
+    pub dont_frag: bool,
 }
 
 /// Result of the forwarding step.
@@ -261,6 +264,7 @@ fn inspect_inner(inner: &[u8]) -> Result<InnerPacket> {
                 len: p.total_len(),
                 dscp: tc >> 2,
                 ecn: Ecn::from_bits(tc),
+                dont_frag: true,
             })
         }
         IpVersion::V4 => {
@@ -280,6 +284,7 @@ fn inspect_inner(inner: &[u8]) -> Result<InnerPacket> {
                 len: total,
                 dscp: p.dscp(),
                 ecn: Ecn::from_bits(p.ecn()),
+                dont_frag: p.dont_frag(),
             })
         }
     }
@@ -331,7 +336,10 @@ fn forward_step(inner: &mut [u8], info: InnerPacket, decrement: bool) -> Forward
 /// `buf[headroom - overhead..headroom]` without moving the inner packet.
 ///
 /// Outer ECN = inner ECN (RFC 6040 §4.1 normal mode); outer DSCP = inner DSCP if
-/// `params.copy_dscp`, else 0. Outer IPv4 has DF set, Identification `params.ipv4_ident`,
+/// `params.copy_dscp`, else 0. Outer IPv4 has DF as the inner packet (RFC 2003 §5.1: set
+/// if the inner IPv4 header has it, and for IPv6 inside, which no router fragments; clear
+/// otherwise, so that a narrow link on the tunnel's path fragments the tunnel packet
+/// instead of dropping what the sender let be fragmented), Identification `params.ipv4_ident`,
 /// and a computed header checksum; the UDP checksum is computed unless
 /// `params.udp_checksum` is off.
 ///
@@ -388,8 +396,7 @@ pub fn encapsulate(
                 dst_addr,
                 info.version.protocol(),
                 info.len,
-                dscp,
-                ecn,
+                (dscp, ecn, info.dont_frag),
                 params,
             )
             .emit(&mut Ipv4Header::new_unchecked(outer))?;
@@ -401,7 +408,8 @@ pub fn encapsulate(
             dst_port,
         } => {
             let udp_len = UDP_HEADER_LEN + info.len;
-            outer_ipv4(src_addr, dst_addr, IPPROTO_UDP, udp_len, dscp, ecn, params)
+            let tos = (dscp, ecn, info.dont_frag);
+            outer_ipv4(src_addr, dst_addr, IPPROTO_UDP, udp_len, tos, params)
                 .emit(&mut Ipv4Header::new_unchecked(&mut *outer))?;
             let udp = &mut outer[IPV4_HEADER_LEN..];
             UdpRepr {
@@ -452,8 +460,7 @@ fn outer_ipv4(
     dst_addr: Ipv4Addr,
     protocol: u8,
     payload_len: usize,
-    dscp: u8,
-    ecn: u8,
+    (dscp, ecn, dont_frag): (u8, u8, bool),
     params: &EncapParams,
 ) -> Ipv4Repr {
     Ipv4Repr {
@@ -466,7 +473,7 @@ fn outer_ipv4(
         dscp,
         ecn,
         ident: params.ipv4_ident,
-        dont_frag: true,
+        dont_frag,
         more_frags: false,
         frag_offset: 0,
     }
