@@ -249,6 +249,14 @@ fn packet_too_big(dataplane: &str) {
         "the CN did not learn MTU 1360 over IPv4: {big4}\n{}",
         logs(&mr, &ha)
     );
+    // A datagram its sender lets be fragmented (DF clear), too large for the link.
+    let args = "-4 -c 3 -i 0.3 -W 2 -M dont -s 1432 198.51.100.2";
+    let dont = ping(&w.cn, &args.split(' ').collect::<Vec<_>>());
+    assert!(
+        dont.contains(" 0% packet loss"),
+        "DF clear: {dont}\n{}",
+        logs(&mr, &ha)
+    );
 }
 
 #[test]
