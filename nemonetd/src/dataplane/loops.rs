@@ -936,9 +936,9 @@ pub(super) fn merged_packet<B: Backend>(
         return;
     };
     let packet = &mut frame[start..];
-    let d = match decapsulate(packet) {
-        Ok(DecapOutcome::Forward(d)) => d,
-        Ok(DecapOutcome::Drop(_)) => return Counters::inc(&counters.drop_ecn),
+    let (d, ecn_drop) = match decapsulate(packet) {
+        Ok(DecapOutcome::Forward(d)) => (d, false),
+        Ok(DecapOutcome::Drop(d)) => (d, true),
         Err(_) => return Counters::inc(&counters.drop_malformed),
     };
     let (remote, local) = match d.outer {
@@ -948,9 +948,12 @@ pub(super) fn merged_packet<B: Backend>(
         Encapsulation::Udp4 { .. } => return Counters::inc(&counters.drop_malformed),
     };
     // Tunnel packets the node forwards (a host's own tunnel, behind the MR or beside the
-    // HA) are the kernel's.
+    // HA) are the kernel's, whatever they carry.
     if !table.is_local_end(local) {
         return;
+    }
+    if ecn_drop {
+        return Counters::inc(&counters.drop_ecn);
     }
     let inner = d.inner_range;
     let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
