@@ -145,7 +145,6 @@ impl Daemon {
                 {
                     *src_port = self.udp_port;
                 }
-                p.kernel_rx = crate::routes::kernel_decapsulates(self.routes.config(), b).is_some();
                 p
             }
             Err(e) => {

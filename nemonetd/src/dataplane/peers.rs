@@ -248,8 +248,8 @@ pub struct Peer {
     /// Binding Acknowledgement arrived (a vertical handover then loses nothing).
     pub previous_remote: Option<(Remote, Instant)>,
     /// Its tunnel packets are decapsulated by the kernel data plane (an IPv6 outer header
-    /// to the kernel's tunnel source): the packet sockets, which see packets before the
-    /// kernel's programs do, leave them alone.
+    /// to the kernel's tunnel source): the packet socket for merged tunnel packets, which
+    /// may see them before the kernel's programs do, leaves them alone.
     pub kernel_rx: bool,
     /// Its traffic so far.
     pub counters: SharedCounters,
