@@ -9,6 +9,7 @@
 # CoA, HoA and /64, no traffic) beside the measured one. `OUTER=ipv4|udp`: the measured
 # binding's outer header is IPv4 (IP in IP, or UDP as behind a NAT) instead of IPv6.
 # `STREAMS=N`: N parallel iperf3 streams (flows) instead of one.
+# `NIC=1`: the MR-HA link behaves as two network cards (GRO merging tunnel packets).
 #
 #   cargo build --release -p nemonetd -p mipsock
 #   sudo nemonetd/bench/tunnel.sh [seconds] [extra nemonetd flags, e.g. --no-offload]
