@@ -142,6 +142,11 @@ fn ping(ns: &Netns, args: &[&str]) -> String {
     )
 }
 
+/// [`ping`] with its arguments written as one line.
+fn ping_line(ns: &Netns, line: &str) -> String {
+    ping(ns, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 fn logs(a: &Nemonetd, b: &Nemonetd) -> String {
     format!(
         "==== MR\n{}\n==== HA\n{}",
@@ -250,8 +255,7 @@ fn packet_too_big(dataplane: &str) {
         logs(&mr, &ha)
     );
     // A datagram its sender lets be fragmented (DF clear), too large for the link.
-    let args = "-4 -c 3 -i 0.3 -W 2 -M dont -s 1432 198.51.100.2";
-    let dont = ping(&w.cn, &args.split(' ').collect::<Vec<_>>());
+    let dont = ping_line(&w.cn, "-4 -c 3 -i 0.3 -W 2 -M dont -s 1432 198.51.100.2");
     assert!(
         dont.contains(" 0% packet loss"),
         "DF clear: {dont}\n{}",
@@ -338,8 +342,7 @@ fn fragmentation_needed_on_an_ipv4_tunnel_path_reaches_the_sender() {
     // It once carried DF whatever the inner packet said, and was lost until the HA's
     // kernel had learnt the path's MTU from the router (then it fragments what we send):
     // first of all here, before anything taught it.
-    let args = "-4 -c 2 -i 0.3 -W 2 -M dont -s 1600 198.51.100.2";
-    let dont = ping(&w.cn, &args.split(' ').collect::<Vec<_>>());
+    let dont = ping_line(&w.cn, "-4 -c 2 -i 0.3 -W 2 -M dont -s 1600 198.51.100.2");
     assert!(
         dont.contains(" 0% packet loss"),
         "{dont}\n{}",
@@ -362,20 +365,6 @@ fn fragmentation_needed_on_an_ipv4_tunnel_path_reaches_the_sender() {
         );
     }
     // And then fitting packets get through.
-    let fits = ping(
-        &w.cn,
-        &[
-            "-4",
-            "-c",
-            "2",
-            "-i",
-            "0.3",
-            "-W",
-            "2",
-            "-s",
-            "1300",
-            "198.51.100.2",
-        ],
-    );
+    let fits = ping_line(&w.cn, "-4 -c 2 -i 0.3 -W 2 -s 1300 198.51.100.2");
     assert!(fits.contains(" 0% packet loss"), "{fits}");
 }
