@@ -14,6 +14,7 @@
 //! ipv4-own-traffic yes;       # MR: its own IPv4 traffic through the tunnel
 //! tun-offload yes;            # TUN virtio-net header, checksum and TCP segmentation offload
 //! tun-queues 0;               # TUN queues, a reader thread each (0: one per core, at most 8)
+//! tun-outer-gro yes;          # TUN data plane: IPv6 tunnel packets through a GRO device, sent merged
 //! dataplane auto;             # IPv6 outer headers: kernel, tun, or auto (kernel if it can; MR: with BPF only)
 //! kernel-table 1100;          # kernel data plane: encapsulation table; +1, +2 decapsulation, +3 outer
 //! kernel-encapsulation auto;  # kernel data plane: bpf (tcx programs), srv6, or auto (bpf, else srv6)
@@ -83,6 +84,11 @@ pub struct Cli {
     /// offload (overrides `tun-offload`).
     #[arg(long)]
     pub no_offload: bool,
+    /// TUN data plane: send IPv6 tunnel packets with raw sockets, one by one, instead of
+    /// writing them into a second TUN device (NAMEo) whose GRO merges them, so the kernel
+    /// forwards each TCP super-packet once (overrides `tun-outer-gro`).
+    #[arg(long)]
+    pub no_outer_gro: bool,
     /// TUN queues, each read by a thread of its own; the kernel keeps each flow on one
     /// (overrides `tun-queues`; default 0: one per core, at most 8).
     #[arg(long)]
@@ -173,6 +179,8 @@ pub struct Settings {
     pub hop_limit: u8,
     /// TUN offloads (virtio-net header, TSO4/TSO6, checksum).
     pub offload: bool,
+    /// IPv6 tunnel packets through the GRO device ([`crate::dataplane::OuterGro`]).
+    pub outer_gro: bool,
     /// TUN queues (reader threads), at least one.
     pub tun_queues: usize,
     /// Where the metrics listener binds (`--metrics`), if anywhere.
@@ -206,6 +214,8 @@ pub struct FileSettings {
     pub ipv4_own_traffic: Option<bool>,
     /// `tun-offload`.
     pub offload: Option<bool>,
+    /// `tun-outer-gro`.
+    pub outer_gro: Option<bool>,
     /// `tun-queues` (0: one per core).
     pub tun_queues: Option<u16>,
     /// `dataplane-metrics-listen "ADDRESS:PORT";`.
@@ -274,6 +284,7 @@ impl FileSettings {
                 "tunnel-hop-limit" => s.hop_limit = Some(number(255)? as u8),
                 "ipv4-own-traffic" => s.ipv4_own_traffic = Some(yes_no(one()?, &at)?),
                 "tun-offload" => s.offload = Some(yes_no(one()?, &at)?),
+                "tun-outer-gro" => s.outer_gro = Some(yes_no(one()?, &at)?),
                 "tun-queues" => s.tun_queues = Some(number(u64::from(MAX_TUN_QUEUES))? as u16),
                 "dataplane" => {
                     s.dataplane = Some(
@@ -465,6 +476,7 @@ impl Cli {
                 .or(file.hop_limit)
                 .unwrap_or(proto::encap::DEFAULT_TUNNEL_HOP_LIMIT),
             offload: !self.no_offload && file.offload.unwrap_or(true),
+            outer_gro: !self.no_outer_gro && file.outer_gro.unwrap_or(true),
             tun_queues: match self.tun_queues.or(file.tun_queues).unwrap_or(0) {
                 0 => std::thread::available_parallelism()
                     .map_or(1, usize::from)

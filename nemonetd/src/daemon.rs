@@ -588,7 +588,10 @@ pub async fn run(
     info!(tun = %tun.name(), offload = tun.vnet_hdr(), queues = tun.queues(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
     let kernel_plane = start_kernel(&mut net, &mut settings, egress_mtu).await?;
-    let sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
+    let mut sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
+    if settings.outer_gro {
+        sockets.outer_gro = open_outer_gro(&mut net, &settings.routes.tun).await;
+    }
     let udp_port = sockets
         .udp
         .as_ref()
@@ -979,6 +982,31 @@ async fn resync(d: &mut Daemon, ep: &AsyncEndpoint, timeout: Duration) -> Result
         warn!(error = %e, "routes of the state dump incomplete; retried at the next event");
     }
     Ok(())
+}
+
+/// The TUN data plane's GRO device for IPv6 tunnel packets (`TUNo`), up and tuned; `None`
+/// (raw sends, logged) where it cannot be had.
+async fn open_outer_gro(net: &mut RtNetOps, tun: &str) -> Option<crate::tun::Tun> {
+    let name: String = format!("{tun}o").chars().take(15).collect();
+    let dev = match crate::dataplane::open_outer_gro(&name) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "IPv6 tunnel packets sent one by one (no GRO device)");
+            return None;
+        }
+    };
+    if let Err(e) = net.link_set(dev.name(), Some(true), None).await {
+        warn!(error = %e, "GRO device not up; IPv6 tunnel packets sent one by one");
+        return None;
+    }
+    if let Err(e) = crate::dataplane::tune_outer_gro(dev.name()) {
+        warn!(error = %e, dev = dev.name(), "GRO device untuned: its writes are not merged");
+    }
+    info!(
+        dev = dev.name(),
+        "IPv6 tunnel packets through a GRO device, forwarded merged"
+    );
+    Some(dev)
 }
 
 /// The data plane's counters for the metrics listener (`--metrics`), under `nemonetd_`.

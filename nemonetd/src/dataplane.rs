@@ -420,6 +420,9 @@ pub struct Sockets {
     /// Raw ICMPv4: errors about IPv4 tunnel packets in (BPF: Destination Unreachable,
     /// Time Exceeded, Parameter Problem), reports to IPv4 senders out.
     pub icmp4: Option<Socket>,
+    /// The TUN data plane's GRO device for IPv6 tunnel packets ([`open_outer_gro`]), set
+    /// by the daemon after `open`; `None`: raw sends.
+    pub outer_gro: Option<crate::tun::Tun>,
 }
 
 impl Sockets {
@@ -505,6 +508,7 @@ impl Sockets {
             udp,
             icmp6,
             icmp4,
+            outer_gro: None,
         })
     }
 }
@@ -571,6 +575,42 @@ impl Sockets {
             warn!(error = %e, on, "packet socket for merged tunnel packets not (un)bound");
         }
     }
+}
+
+/// Opens the GRO device of the TUN data plane's IPv6 tunnel packets (`IFF_NAPI`, Linux
+/// 4.15). A raw IPv6 socket sends each 1,400-octet tunnel packet through the kernel's
+/// whole output path, and no interface of Linux takes an IPv6-in-IPv6 super-packet from
+/// user space to segment (the virtio-net header has no `SKB_GSO_IPXIP6`). Written into
+/// this device instead, the tunnel packets of one TCP super-packet are merged again by
+/// the device's GRO (the kernel's IPv6-in-IPv6 GRO), and the kernel forwards one
+/// super-packet to the far end, cut into tunnel packets by the uplink's card or not at
+/// all. The packets are *forwarded*: IPv6 forwarding must be on (it is on routers), they
+/// cross netfilter's forward hooks, and their hop limit is decremented once (written one
+/// higher). [`tune_outer_gro`] sets the device up once it is up.
+pub fn open_outer_gro(name: &str) -> io::Result<crate::tun::Tun> {
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/forwarding")?;
+    if forwarding.trim() != "1" {
+        return Err(io::Error::other(
+            "IPv6 forwarding is off (net.ipv6.conf.all.forwarding)",
+        ));
+    }
+    crate::tun::Tun::open_napi(name)
+}
+
+/// How long the GRO device holds merged segments for more (µs as ns): a TCP super-packet's
+/// tunnel packets are written back to back, microseconds apart.
+const OUTER_GRO_FLUSH_NS: u32 = 20_000;
+
+/// Gives the GRO device `name` its NAPI thread (the merging and forwarding run beside the
+/// thread that writes) and its flush timeout (without it, each write is flushed alone and
+/// nothing merges, measured).
+pub fn tune_outer_gro(name: &str) -> io::Result<()> {
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    std::fs::write(
+        dir.join("gro_flush_timeout"),
+        OUTER_GRO_FLUSH_NS.to_string(),
+    )?;
+    std::fs::write(dir.join("threaded"), "1")
 }
 
 /// A socket option whose value is a C `int`, of those nix has no type for.

@@ -79,6 +79,15 @@ impl Tun {
     }
 
     fn open_flags(name: &str, vnet_hdr: bool, multi_queue: bool) -> io::Result<Tun> {
+        Self::open_with(name, vnet_hdr, multi_queue, false)
+    }
+
+    /// A TUN device whose written packets go through NAPI and GRO (`IFF_NAPI`).
+    pub fn open_napi(name: &str) -> io::Result<Tun> {
+        Self::open_with(name, false, false, true)
+    }
+
+    fn open_with(name: &str, vnet_hdr: bool, multi_queue: bool, napi: bool) -> io::Result<Tun> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('/') {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -98,7 +107,8 @@ impl Tun {
                     libc::IFF_MULTI_QUEUE
                 } else {
                     0
-                }) as libc::c_short,
+                }
+                | if napi { IFF_NAPI } else { 0 }) as libc::c_short,
             _pad: [0; 22],
         };
         for (dst, src) in req.name.iter_mut().zip(name.bytes()) {
@@ -167,3 +177,6 @@ impl Tun {
         (&self.queues[0]).write(packet)
     }
 }
+
+/// `IFF_NAPI` (linux/if_tun.h, Linux 4.15).
+const IFF_NAPI: libc::c_int = 0x0010;
