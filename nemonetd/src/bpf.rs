@@ -149,6 +149,7 @@ const SKB_LEN: i16 = 0;
 const SKB_PKT_TYPE: i16 = 4;
 const SKB_MARK: i16 = 8;
 const SKB_PROTOCOL: i16 = 16;
+const SKB_IFINDEX: i16 = 40;
 const SKB_GSO_SIZE: i16 = 176;
 /// `skb->pkt_type` of a frame addressed to this host.
 const PACKET_HOST: i32 = 0;
@@ -833,9 +834,18 @@ impl SocketFilters {
             merged: prog_load_as(
                 BPF_PROG_TYPE_SOCKET_FILTER,
                 "nemo_merged",
-                &merged_program(),
+                &merged_program(&[]),
             )?,
         })
+    }
+
+    /// The packet socket's filter, also leaving out what arrives on the devices `skip`.
+    pub fn merged_skipping(skip: &[u32]) -> io::Result<OwnedFd> {
+        prog_load_as(
+            BPF_PROG_TYPE_SOCKET_FILTER,
+            "nemo_merged",
+            &merged_program(skip),
+        )
     }
 
     /// Attaches `prog` to `sock` (`SO_ATTACH_BPF`), replacing any filter it had.
@@ -863,11 +873,17 @@ fn unmerged_program() -> Vec<u64> {
 /// Keeps a GSO tunnel packet addressed to this host (the packet sockets' filter; they
 /// see the link-layer header, if the device has one, in front of the IP header). Stack:
 /// one octet read at fp-8.
-fn merged_program() -> Vec<u64> {
+fn merged_program(skip: &[u32]) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
     a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
     a.jeq(R::R0, 0, "drop");
+    // Our own devices: what we write into them is received there, never a tunnel packet
+    // for us (the GRO device's merged packets are the ones we send).
+    a.ldx(Size::W, R::R0, R::R6, SKB_IFINDEX);
+    for &ifindex in skip {
+        a.jeq(R::R0, ifindex as i32, "drop");
+    }
     a.ldx(Size::W, R::R0, R::R6, SKB_PKT_TYPE);
     a.jne(R::R0, PACKET_HOST, "drop");
     a.ldx(Size::W, R::R7, R::R6, SKB_PROTOCOL);
@@ -1279,6 +1295,7 @@ mod tests {
         )
         .unwrap();
         SocketFilters::load().unwrap();
+        SocketFilters::merged_skipping(&[1, 2]).unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());

@@ -592,6 +592,8 @@ pub async fn run(
     if settings.outer_gro {
         sockets.outer_gro = open_outer_gro(&mut net, &settings.routes.tun).await;
     }
+    let gro_dev = sockets.outer_gro.as_ref().map(|d| d.name().to_string());
+    sockets.merged_skip(&[tun.name(), gro_dev.as_deref().unwrap_or("")]);
     let udp_port = sockets
         .udp
         .as_ref()

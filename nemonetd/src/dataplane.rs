@@ -613,6 +613,24 @@ pub fn tune_outer_gro(name: &str) -> io::Result<()> {
     std::fs::write(dir.join("threaded"), "1")
 }
 
+impl Sockets {
+    /// Leaves out of the packet socket what arrives on our own devices `names` (the TUN
+    /// device and the GRO device, whose merged packets are the ones we send): else each
+    /// super-packet we send would be copied to the reading thread to be dropped there.
+    pub fn merged_skip(&self, names: &[&str]) {
+        let Some(s) = &self.merged else { return };
+        let skip: Vec<u32> = names
+            .iter()
+            .filter_map(|n| nix::net::if_::if_nametoindex(*n).ok())
+            .collect();
+        let attached = crate::bpf::SocketFilters::merged_skipping(&skip)
+            .and_then(|prog| crate::bpf::SocketFilters::attach(s, &prog));
+        if let Err(e) = attached {
+            warn!(error = %e, "packet socket's filter not narrowed to other devices than ours");
+        }
+    }
+}
+
 /// A socket option whose value is a C `int`, of those nix has no type for.
 pub(crate) fn setsockopt_int(
     sock: &impl AsRawFd,
