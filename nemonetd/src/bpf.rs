@@ -823,8 +823,10 @@ pub struct SocketFilters {
 }
 
 impl SocketFilters {
-    /// Loads both programs.
-    pub fn load() -> io::Result<SocketFilters> {
+    /// Loads both programs; the packet socket's leaves out what arrives on the devices
+    /// `skip` (ours: what we write into them is received there, and the GRO device's
+    /// merged packets are the ones we send).
+    pub fn load(skip: &[u32]) -> io::Result<SocketFilters> {
         Ok(SocketFilters {
             unmerged: prog_load_as(
                 BPF_PROG_TYPE_SOCKET_FILTER,
@@ -834,18 +836,9 @@ impl SocketFilters {
             merged: prog_load_as(
                 BPF_PROG_TYPE_SOCKET_FILTER,
                 "nemo_merged",
-                &merged_program(&[]),
+                &merged_program(skip),
             )?,
         })
-    }
-
-    /// The packet socket's filter, also leaving out what arrives on the devices `skip`.
-    pub fn merged_skipping(skip: &[u32]) -> io::Result<OwnedFd> {
-        prog_load_as(
-            BPF_PROG_TYPE_SOCKET_FILTER,
-            "nemo_merged",
-            &merged_program(skip),
-        )
     }
 
     /// Attaches `prog` to `sock` (`SO_ATTACH_BPF`), replacing any filter it had.
@@ -1294,8 +1287,8 @@ mod tests {
             &decap_program(&maps, 1, Hook::Uplink { dev_ifindex: 2 }),
         )
         .unwrap();
-        SocketFilters::load().unwrap();
-        SocketFilters::merged_skipping(&[1, 2]).unwrap();
+        SocketFilters::load(&[]).unwrap();
+        SocketFilters::load(&[1, 2]).unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());

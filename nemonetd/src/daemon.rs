@@ -588,12 +588,15 @@ pub async fn run(
     info!(tun = %tun.name(), offload = tun.vnet_hdr(), queues = tun.queues(), "TUN device open");
     net.link_set(tun.name(), Some(true), None).await?;
     let kernel_plane = start_kernel(&mut net, &mut settings, egress_mtu).await?;
-    let mut sockets = Sockets::open(settings.udp_port).map_err(io("tunnel sockets"))?;
-    if settings.outer_gro {
-        sockets.outer_gro = open_outer_gro(&mut net, &settings.routes.tun).await;
-    }
-    let gro_dev = sockets.outer_gro.as_ref().map(|d| d.name().to_string());
-    sockets.merged_skip(&[tun.name(), gro_dev.as_deref().unwrap_or("")]);
+    let outer_gro = match settings.outer_gro {
+        true => open_outer_gro(&mut net, &settings.routes.tun).await,
+        false => None,
+    };
+    let own: Vec<&str> = std::iter::once(tun.name())
+        .chain(outer_gro.as_ref().map(|d| d.name()))
+        .collect();
+    let mut sockets = Sockets::open(settings.udp_port, &own).map_err(io("tunnel sockets"))?;
+    sockets.outer_gro = outer_gro;
     let udp_port = sockets
         .udp
         .as_ref()

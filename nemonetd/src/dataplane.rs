@@ -428,8 +428,9 @@ pub struct Sockets {
 impl Sockets {
     /// Opens every socket. `udp_port` 0 leaves UDP out; a port already taken is logged and
     /// left out too. The UDP socket carries DSMIPv6 data *and* signalling (nemonetd owns
-    /// it; Mobility Headers are relayed to had / mrd over the bus).
-    pub fn open(udp_port: u16) -> io::Result<Sockets> {
+    /// it; Mobility Headers are relayed to had / mrd over the bus). `own`: our devices,
+    /// whose received packets the packet socket for merged tunnel packets leaves out.
+    pub fn open(udp_port: u16, own: &[&str]) -> io::Result<Sockets> {
         let raw = |d: Domain, p: i32| Socket::new(d, Type::RAW, Some(Protocol::from(p)));
         let tx6 = raw(Domain::IPV6, libc_ipproto_raw())?;
         // Tunnel packets name their source in `IPV6_PKTINFO` (`loops::Egress::outer`); the
@@ -496,7 +497,11 @@ impl Sockets {
             }
         };
         let raw: Vec<&Socket> = rx6.iter().chain(&rx4).map(|(_, s)| s).collect();
-        let merged = open_merged(&raw)
+        let own: Vec<u32> = own
+            .iter()
+            .filter_map(|n| nix::net::if_::if_nametoindex(*n).ok())
+            .collect();
+        let merged = open_merged(&raw, &own)
             .inspect_err(|e| warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)"))
             .ok();
         Ok(Sockets {
@@ -516,10 +521,10 @@ impl Sockets {
 /// Opens the packet socket for merged tunnel packets ([`Sockets::merged`]) and puts the
 /// filter that leaves those out on each of the `raw` tunnel sockets: all or nothing, so
 /// that every tunnel packet is read by exactly one socket.
-fn open_merged(raw: &[&Socket]) -> io::Result<Socket> {
+fn open_merged(raw: &[&Socket], own: &[u32]) -> io::Result<Socket> {
     use crate::bpf::SocketFilters;
     use nix::libc;
-    let filters = SocketFilters::load()?;
+    let filters = SocketFilters::load(own)?;
     // SOCK_RAW: the virtio-net header is refused on SOCK_DGRAM. Protocol 0: nothing is
     // queued before the filter is on and the socket listens ([`Sockets::merged_listen`]).
     let s = Socket::new(Domain::PACKET, Type::RAW, None)?;
@@ -611,24 +616,6 @@ pub fn tune_outer_gro(name: &str) -> io::Result<()> {
         OUTER_GRO_FLUSH_NS.to_string(),
     )?;
     std::fs::write(dir.join("threaded"), "1")
-}
-
-impl Sockets {
-    /// Leaves out of the packet socket what arrives on our own devices `names` (the TUN
-    /// device and the GRO device, whose merged packets are the ones we send): else each
-    /// super-packet we send would be copied to the reading thread to be dropped there.
-    pub fn merged_skip(&self, names: &[&str]) {
-        let Some(s) = &self.merged else { return };
-        let skip: Vec<u32> = names
-            .iter()
-            .filter_map(|n| nix::net::if_::if_nametoindex(*n).ok())
-            .collect();
-        let attached = crate::bpf::SocketFilters::merged_skipping(&skip)
-            .and_then(|prog| crate::bpf::SocketFilters::attach(s, &prog));
-        if let Err(e) = attached {
-            warn!(error = %e, "packet socket's filter not narrowed to other devices than ours");
-        }
-    }
 }
 
 /// A socket option whose value is a C `int`, of those nix has no type for.

@@ -436,8 +436,20 @@ pub(super) fn tx_loop<B: Backend>(
                     continue;
                 }
             };
+        // IPv6 tunnel packets of TCP through the GRO device, where it runs and the
+        // kernel's routing may choose the way out (no care-of address's interface to hold
+        // to): every TCP packet, so a flow's packets never overtake each other between the
+        // two ways, and nothing else (a packet GRO cannot merge costs more there than a raw
+        // send, measured on UDP).
+        let gro = socks.outer_gro.as_ref().filter(|_| {
+            oif.is_none() && matches!(encap, Encapsulation::Ipv6 { .. }) && is_tcp(inner)
+        });
         let mut params = EncapParams {
-            hop_limit: tx.hop_limit,
+            // The kernel's forwarding of what the GRO device receives takes one hop off.
+            hop_limit: match gro {
+                Some(_) => tx.hop_limit.saturating_add(1),
+                None => tx.hop_limit,
+            },
             flow_label: flow_label(src, dst),
             // Already forwarded (and decremented) by the kernel: see the module docs.
             decrement_inner: false,
@@ -446,15 +458,6 @@ pub(super) fn tx_loop<B: Backend>(
         let (sock, to) = route_out(socks, &encap);
         // The MR knows which interface its care-of address is on: the packet leaves there.
         let egress = Egress::outer(&encap, &to, oif);
-        // IPv6 tunnel packets of TCP through the GRO device, where it runs and the
-        // kernel's routing may choose the way out (no care-of address's interface to hold
-        // to): every TCP packet, so a flow's packets never overtake each other between the
-        // two ways, and nothing else (a packet GRO cannot merge costs more there than a raw
-        // send, measured on UDP); the kernel's forwarding takes one hop off (written one
-        // higher).
-        let gro = socks.outer_gro.as_ref().filter(|_| {
-            oif.is_none() && matches!(encap, Encapsulation::Ipv6 { .. }) && is_tcp(inner)
-        });
         if hdr.gso_type & !GSO_ECN == GSO_NONE {
             if hdr.flags & F_NEEDS_CSUM != 0
                 && finish_checksum(&hdr, &mut buf[HEADROOM..end]).is_err()
@@ -463,10 +466,15 @@ pub(super) fn tx_loop<B: Backend>(
                 continue;
             }
             for &(encap, oif) in &extra {
-                // A copy of the inner packet for each further path, encapsulated apart.
+                // A copy of the inner packet for each further path, encapsulated apart
+                // and sent by the raw socket.
                 copy[HEADROOM..end].copy_from_slice(&buf[HEADROOM..end]);
                 ident = ident.wrapping_add(1);
-                params.ipv4_ident = ident;
+                let params = EncapParams {
+                    hop_limit: tx.hop_limit,
+                    ipv4_ident: ident,
+                    ..params
+                };
                 let (sock, to) = route_out(socks, &encap);
                 let egress = Egress::outer(&encap, &to, oif);
                 if let Ok(EncapOutcome::Encapsulated(r)) =
@@ -483,9 +491,6 @@ pub(super) fn tx_loop<B: Backend>(
             }
             ident = ident.wrapping_add(1);
             params.ipv4_ident = ident;
-            if gro.is_some() {
-                params.hop_limit = params.hop_limit.saturating_add(1);
-            }
             let range = match proto::encap::encapsulate(&encap, &params, &mut buf[..end], HEADROOM)
             {
                 Ok(EncapOutcome::Encapsulated(r)) => r,
@@ -580,9 +585,6 @@ pub(super) fn tx_loop<B: Backend>(
             }
         }
         ranges.clear();
-        if gro.is_some() {
-            params.hop_limit = params.hop_limit.saturating_add(1);
-        }
         for (seg, &l) in segments.iter_mut().zip(&lens) {
             ident = ident.wrapping_add(1);
             params.ipv4_ident = ident;
@@ -928,28 +930,23 @@ pub(super) fn rx_merged_loop<B: Backend>(
     peers: &mut PeerReader,
     counters: &Counters,
 ) {
-    // What we write into the device is received on it too: never a tunnel packet of ours.
-    let own = nix::net::if_::if_nametoindex(dev.name()).map_or(0, |i| i as usize);
+    // Our own devices are left out by the socket's filter (`Sockets::open`).
     let mut bufs: Vec<Vec<u8>> = (0..RX_MERGED_BATCH)
         .map(|_| vec![0u8; VNET_HDR_LEN + MAX_PACKET])
         .collect();
-    // Per packet: its length, the device it came in on, the length of that device's
-    // link-layer header.
-    let mut meta: Vec<(usize, usize, usize)> = Vec::with_capacity(RX_MERGED_BATCH);
-    let mut segments: Vec<Vec<u8>> = Vec::new();
+    // Per packet: its length, the length of its device's link-layer header.
+    let mut meta: Vec<(usize, usize)> = Vec::with_capacity(RX_MERGED_BATCH);
+    let mut scratch = Segments::default();
     loop {
         meta.clear();
         let received = recv_batch::<LinkAddr>(fd, &mut bufs, 0, None, |m| {
-            let (ifindex, link) = m.address.map_or((0, 0), |a| {
-                // Ethernet-framed devices (loopback too); IP devices (TUN, a modem's raw
-                // IP, PPP) have no header.
-                let link = match a.hatype() {
-                    nix::libc::ARPHRD_ETHER | nix::libc::ARPHRD_LOOPBACK => 14,
-                    _ => 0,
-                };
-                (a.ifindex(), link)
-            });
-            meta.push((m.bytes, ifindex, link));
+            // Ethernet-framed devices (loopback too); IP devices (TUN, a modem's raw IP,
+            // PPP) have no header.
+            let link = match m.address.map(|a| a.hatype()) {
+                Some(nix::libc::ARPHRD_ETHER | nix::libc::ARPHRD_LOOPBACK) => 14,
+                _ => 0,
+            };
+            meta.push((m.bytes, link));
         });
         if let Err(e) = received {
             warn!(error = %e, "packet socket receive failed; merged tunnel packets are lost");
@@ -957,13 +954,26 @@ pub(super) fn rx_merged_loop<B: Backend>(
         }
         let table = peers.refresh();
         let mut clock = BatchClock::new();
-        for (buf, &(n, ifindex, link)) in bufs.iter_mut().zip(&meta) {
-            if ifindex != own {
-                let frame = &mut buf[..n];
-                merged_packet(frame, link, dev, table, &mut clock, counters, &mut segments);
-            }
+        for (buf, &(n, link)) in bufs.iter_mut().zip(&meta) {
+            merged_packet(
+                &mut buf[..n],
+                link,
+                dev,
+                table,
+                &mut clock,
+                counters,
+                &mut scratch,
+            );
         }
     }
+}
+
+/// Buffers a merged packet is cut into for a device without offloads, kept between
+/// packets.
+#[derive(Debug, Default)]
+pub(super) struct Segments {
+    bufs: Vec<Vec<u8>>,
+    lens: Vec<usize>,
 }
 
 /// One merged tunnel packet as a packet socket reads it: the virtio-net header, `link`
@@ -976,7 +986,7 @@ pub(super) fn merged_packet<B: Backend>(
     table: &Snapshot,
     clock: &mut BatchClock,
     counters: &Counters,
-    segments: &mut Vec<Vec<u8>>,
+    scratch: &mut Segments,
 ) {
     let start = VNET_HDR_LEN + link;
     let Some(h) = VnetHdr::parse(frame).filter(|_| frame.len() > start) else {
@@ -1042,10 +1052,13 @@ pub(super) fn merged_packet<B: Backend>(
         write_dev(dev, &frame[at..start + inner.end], count, bytes, counters);
         return;
     }
+    let Segments {
+        bufs: segments,
+        lens,
+    } = scratch;
     while segments.len() < count as usize {
         segments.push(vec![0u8; SEGMENT_BUF]);
     }
-    let mut lens = Vec::new();
     let cut = {
         let mut it = segments.iter_mut();
         segment_tcp(
@@ -1055,20 +1068,20 @@ pub(super) fn merged_packet<B: Backend>(
                 Some(v) => &mut v[..],
                 None => &mut [],
             },
-            &mut lens,
+            lens,
         )
     };
     if cut.is_err() {
         return Counters::inc(&counters.drop_malformed);
     }
-    for (seg, &len) in segments.iter().zip(&lens) {
+    for (seg, &len) in segments.iter().zip(lens.iter()) {
         write_dev(dev, &seg[..len], 1, len as u64, counters);
     }
 }
 
 /// The virtio-net header of a merged tunnel packet's inner packet (at octet `start` of
-/// what the card's header counts from): a TCP super-packet of the version the card's GRO named, its checksum
-/// left partial at the TCP header; `None` for anything else.
+/// what the card's header counts from): a TCP super-packet of the version the card's GRO
+/// named, its checksum left partial at the TCP header; `None` for anything else.
 fn inner_gso(h: &VnetHdr, inner: &[u8], start: usize) -> Option<VnetHdr> {
     match (h.gso_type & !GSO_ECN, IpVersion::of(inner).ok()?) {
         (GSO_TCPV4, IpVersion::V4) | (GSO_TCPV6, IpVersion::V6) => {}

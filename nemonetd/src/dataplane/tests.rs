@@ -248,7 +248,9 @@ fn ipv6_packet(src: &str, dst: &str) -> Vec<u8> {
 fn the_tx_loop_drops_what_it_cannot_tunnel_and_stops_with_its_device() {
     // The raw sockets need CAP_NET_RAW; without it there is nothing to test here (the
     // namespace tests run the loops for real).
-    let Ok(socks) = Sockets::open(0) else { return };
+    let Ok(socks) = Sockets::open(0, &[]) else {
+        return;
+    };
     let dev = FakeDevice::default();
     dev.to_tunnel.lock().unwrap().extend([
         // No binding for it (an empty table).
@@ -453,7 +455,7 @@ fn one_router() -> PeerTable {
 fn take_merged(dev: &FakeDevice, table: &PeerTable, mut frame: Vec<u8>, counters: &Counters) {
     let snapshot = table.snapshot();
     let mut clock = BatchClock::new();
-    let mut segments = Vec::new();
+    let mut segments = super::loops::Segments::default();
     super::loops::merged_packet(
         &mut frame,
         14,
