@@ -44,6 +44,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use ipnet::IpNet;
 use nix::libc;
 
+mod sockets;
+pub use sockets::SocketFilters;
+
 // bpf(2) commands.
 const BPF_MAP_CREATE: u32 = 0;
 const BPF_MAP_LOOKUP_ELEM: u32 = 1;
@@ -327,6 +330,16 @@ impl Asm {
     }
     fn and_imm(&mut self, dst: R, imm: i32) {
         self.raw(0x57, dst, R::R0, 0, imm);
+    }
+    fn lsh_imm(&mut self, dst: R, imm: i32) {
+        self.raw(0x67, dst, R::R0, 0, imm);
+    }
+    fn rsh_imm(&mut self, dst: R, imm: i32) {
+        self.raw(0x77, dst, R::R0, 0, imm);
+    }
+    /// dst += src.
+    fn add(&mut self, dst: R, src: R) {
+        self.raw(0x0f, dst, src, 0, 0);
     }
     /// dst = htons(dst) (the low 16 bits, to big endian).
     fn be16(&mut self, dst: R) {
@@ -789,121 +802,6 @@ enum Hook {
     Peer,
     /// The ingress of an uplink; decapsulated packets go into `dev`'s receive side.
     Uplink { dev_ifindex: u32 },
-}
-
-// setsockopt(SOL_SOCKET) options (asm-generic/socket.h).
-const SO_ATTACH_BPF: libc::c_int = 50;
-const SO_DETACH_BPF: libc::c_int = 27;
-
-/// What a socket filter returns to keep the whole packet (a length no packet reaches).
-const KEEP_ALL: i32 = -1;
-
-/// Tunnel packets that the receiving card's GRO merged into one (a TCP super-packet
-/// behind one outer header, `SKB_GSO_IPXIP6`/`SKB_GSO_IPXIP4`) cannot be read whole
-/// from a raw socket: it hands over the bytes without the segment size, and the inner
-/// packet cannot be cut back into the sender's segments. A packet socket with the
-/// virtio-net header (`PACKET_VNET_HDR`) hands over both. These two socket filters split
-/// the traffic between them, so every tunnel packet is read once:
-///
-/// * [`SocketFilters::unmerged`] on the raw tunnel sockets keeps what is not a GSO packet
-///   (and so also every reassembled one: the kernel does not merge fragments);
-/// * [`SocketFilters::merged`] on the packet sockets keeps GSO packets addressed to this
-///   host whose outer header is IPv6 with next header 41 or 4 (directly or after one
-///   Hop-by-Hop or Destination Options header: the Tunnel Encapsulation Limit, RFC 2473
-///   §4.1.1) or IPv4 with protocol 41 or 4.
-///
-/// A socket filter reads `gso_size` from Linux 5.7 on; a kernel that refuses the programs
-/// keeps the raw sockets alone, as before.
-#[derive(Debug)]
-pub struct SocketFilters {
-    /// For the raw sockets.
-    pub unmerged: OwnedFd,
-    /// For the packet sockets.
-    pub merged: OwnedFd,
-}
-
-impl SocketFilters {
-    /// Loads both programs; the packet socket's leaves out what arrives on the devices
-    /// `skip` (ours: what we write into them is received there, and the GRO device's
-    /// merged packets are the ones we send).
-    pub fn load(skip: &[u32]) -> io::Result<SocketFilters> {
-        Ok(SocketFilters {
-            unmerged: prog_load_as(
-                BPF_PROG_TYPE_SOCKET_FILTER,
-                "nemo_unmerged",
-                &unmerged_program(),
-            )?,
-            merged: prog_load_as(
-                BPF_PROG_TYPE_SOCKET_FILTER,
-                "nemo_merged",
-                &merged_program(skip),
-            )?,
-        })
-    }
-
-    /// Attaches `prog` to `sock` (`SO_ATTACH_BPF`), replacing any filter it had.
-    pub fn attach(sock: &impl AsRawFd, prog: &OwnedFd) -> io::Result<()> {
-        crate::dataplane::setsockopt_int(sock, libc::SOL_SOCKET, SO_ATTACH_BPF, prog.as_raw_fd())
-    }
-
-    /// Takes a socket's filter off (`SO_DETACH_BPF`); a socket without one is left as is.
-    pub fn detach(sock: &impl AsRawFd) {
-        let _ = crate::dataplane::setsockopt_int(sock, libc::SOL_SOCKET, SO_DETACH_BPF, 0);
-    }
-}
-
-/// Keeps a packet unless it is a GSO packet (the raw tunnel sockets' filter).
-fn unmerged_program() -> Vec<u64> {
-    let mut a = Asm::default();
-    a.ldx(Size::W, R::R0, R::R1, SKB_GSO_SIZE);
-    a.jne(R::R0, 0, "drop");
-    a.exit_with(KEEP_ALL);
-    a.label("drop");
-    a.exit_with(0);
-    a.finish()
-}
-
-/// Keeps a GSO tunnel packet addressed to this host (the packet sockets' filter; they
-/// see the link-layer header, if the device has one, in front of the IP header). Stack:
-/// one octet read at fp-8.
-fn merged_program(skip: &[u32]) -> Vec<u64> {
-    let mut a = Asm::default();
-    a.mov(R::R6, R::R1);
-    a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
-    a.jeq(R::R0, 0, "drop");
-    // Our own devices: what we write into them is received there, never a tunnel packet
-    // for us (the GRO device's merged packets are the ones we send).
-    a.ldx(Size::W, R::R0, R::R6, SKB_IFINDEX);
-    for &ifindex in skip {
-        a.jeq(R::R0, ifindex as i32, "drop");
-    }
-    a.ldx(Size::W, R::R0, R::R6, SKB_PKT_TYPE);
-    a.jne(R::R0, PACKET_HOST, "drop");
-    a.ldx(Size::W, R::R7, R::R6, SKB_PROTOCOL);
-    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
-    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
-    // IPv6: the next header, then the one after a Hop-by-Hop or Destination Options
-    // header (its next header is its first octet, at 40).
-    a.load_net_or(6, -8, 1, "drop");
-    a.ldx(Size::B, R::R0, R::Fp, -8);
-    a.jeq(R::R0, 41, "keep");
-    a.jeq(R::R0, 4, "keep");
-    a.jeq(R::R0, 0, "option");
-    a.jne(R::R0, 60, "drop");
-    a.label("option");
-    a.load_net_or(IPV6_HLEN, -8, 1, "drop");
-    a.ja("inner");
-    a.label("ipv4");
-    a.load_net_or(9, -8, 1, "drop");
-    a.label("inner");
-    a.ldx(Size::B, R::R0, R::Fp, -8);
-    a.jeq(R::R0, 41, "keep");
-    a.jeq(R::R0, 4, "keep");
-    a.label("drop");
-    a.exit_with(0);
-    a.label("keep");
-    a.exit_with(KEEP_ALL);
-    a.finish()
 }
 
 /// The encapsulation map: inner destination prefix → (our end point, far end, hop limit).

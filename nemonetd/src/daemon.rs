@@ -1191,6 +1191,11 @@ fn metric_samples(
             g(&c.merged_reads),
         ),
         (
+            "nemonetd_tcp_capture_reads",
+            "Unmerged TCP tunnel packets read from that packet socket, so that a flow's packets are read by one socket, in their order.",
+            g(&c.tcp_capture_reads),
+        ),
+        (
             "nemonetd_bus_resyncs",
             "Times the bindings were read again from their owner because bus messages were dropped for us (our queue was full).",
             g(&c.bus_resyncs),

@@ -113,6 +113,9 @@ pub struct Counters {
     /// Tunnel packets merged by the receiving card (GRO) read whole, with their segment
     /// size, from a packet socket ([`Sockets::merged`]).
     pub merged_reads: AtomicU64,
+    /// Unmerged TCP tunnel packets read from that packet socket (a TCP flow's packets are
+    /// read by one socket, in their order).
+    pub tcp_capture_reads: AtomicU64,
     /// The bindings read again from their owner because bus messages were dropped for us
     /// (not a packet counter; kept here with the daemon's others).
     pub bus_resyncs: AtomicU64,
@@ -150,6 +153,7 @@ impl Counters {
             udp_gso_sends = g(&self.udp_gso_sends),
             udp_gro_reads = g(&self.udp_gro_reads),
             merged_reads = g(&self.merged_reads),
+            tcp_capture_reads = g(&self.tcp_capture_reads),
             bus_resyncs = g(&self.bus_resyncs),
             "data plane counters"
         );
@@ -407,11 +411,14 @@ pub struct Sockets {
     pub rx6: Vec<(u8, Socket)>,
     /// Raw IPv4, protocol 41 and 4.
     pub rx4: Vec<(u8, Socket)>,
-    /// A packet socket for the tunnel packets that the receiving card merged (GRO): a
-    /// raw socket would hand them over without their segment size
+    /// A packet socket for the tunnel packets that the receiving card merged (GRO) and
+    /// for the unmerged ones of TCP flows: a raw socket would hand merged ones over
+    /// without their segment size, and a flow's packets must be read by one socket
     /// ([`crate::bpf::SocketFilters`] splits the traffic). `None` when the kernel refuses
     /// the filters: the raw sockets then get everything, as before.
     pub merged: Option<Socket>,
+    /// The filters of `merged` and the raw sockets, told when `merged` listens.
+    filters: Option<crate::bpf::SocketFilters>,
     /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
     pub udp: Option<Socket>,
     /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
@@ -501,15 +508,20 @@ impl Sockets {
             .iter()
             .filter_map(|n| nix::net::if_::if_nametoindex(*n).ok())
             .collect();
-        let merged = open_merged(&raw, &own)
-            .inspect_err(|e| warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)"))
-            .ok();
+        let (merged, filters) = match open_merged(&raw, &own) {
+            Ok((s, f)) => (Some(s), Some(f)),
+            Err(e) => {
+                warn!(error = %e, "tunnel packets merged by the receiving card (GRO) cannot be read whole: TCP through raw IP tunnels stalls on cards that merge them (turn GRO off there: ethtool -K DEV gro off)");
+                (None, None)
+            }
+        };
         Ok(Sockets {
             tx6,
             tx4,
             rx6,
             rx4,
             merged,
+            filters,
             udp,
             icmp6,
             icmp4,
@@ -521,7 +533,7 @@ impl Sockets {
 /// Opens the packet socket for merged tunnel packets ([`Sockets::merged`]) and puts the
 /// filter that leaves those out on each of the `raw` tunnel sockets: all or nothing, so
 /// that every tunnel packet is read by exactly one socket.
-fn open_merged(raw: &[&Socket], own: &[u32]) -> io::Result<Socket> {
+fn open_merged(raw: &[&Socket], own: &[u32]) -> io::Result<(Socket, crate::bpf::SocketFilters)> {
     use crate::bpf::SocketFilters;
     use nix::libc;
     let filters = SocketFilters::load(own)?;
@@ -539,17 +551,29 @@ fn open_merged(raw: &[&Socket], own: &[u32]) -> io::Result<Socket> {
             return Err(e);
         }
     }
-    Ok(s)
+    Ok((s, filters))
 }
 
 impl Sockets {
-    /// Starts (`true`) or stops the packet socket's listening for merged tunnel packets.
-    /// Listening, its filter runs on every packet the node receives (forwarded ones too):
-    /// only while a binding's tunnel packets come through the raw IP sockets
-    /// ([`PeerTable::watch_raw_ip_rx`]).
+    /// Starts (`true`) or stops the packet socket's listening for merged tunnel packets
+    /// (and TCP ones). Listening, its filter runs on every packet the node receives
+    /// (forwarded ones too): only while a binding's tunnel packets come through the raw IP
+    /// sockets ([`PeerTable::watch_raw_ip_rx`]).
     pub fn merged_listen(&self, on: bool) {
         use nix::libc;
-        let Some(s) = &self.merged else { return };
+        let (Some(s), Some(filters)) = (&self.merged, &self.filters) else {
+            return;
+        };
+        // The raw sockets leave TCP to the packet socket only while it listens: told
+        // before it stops and after it starts.
+        let capture = |on| {
+            if let Err(e) = filters.set_capture(on) {
+                warn!(error = %e, on, "raw tunnel sockets' filter not told of the packet socket");
+            }
+        };
+        if !on {
+            capture(false);
+        }
         // Every protocol (the filter takes IPv6 and IPv4) on every device (a mobile
         // router's uplinks come and go), as a capture does: a capture sees a packet before
         // the IP layer does, and leaves the IP layer the packet's only owner (a socket
@@ -574,7 +598,13 @@ impl Sockets {
             )
         };
         if r == 0 {
-            info!(on, "packet socket for merged tunnel packets (GRO)");
+            if on {
+                capture(true);
+            }
+            info!(
+                on,
+                "packet socket for merged tunnel packets (GRO) and TCP ones"
+            );
         } else {
             let e = io::Error::last_os_error();
             warn!(error = %e, on, "packet socket for merged tunnel packets not (un)bound");

@@ -2034,3 +2034,167 @@ fn bindings_lost_on_a_full_bus_are_read_again_from_had() {
     assert!((2..=4).contains(&dumps), "{dumps} state dumps");
     drop(ha);
 }
+
+/// Sends IPv6-in-IPv6 (argument `6`) or IPv6-in-IPv4 (`4`) tunnel packets from the MR's
+/// care-of address to the HA, each carrying a TCP segment from the mobile network to the
+/// CN to destination port PORT + n: n = 0 one whole; 1 one cut into two outer fragments;
+/// 2 two fragmented ones of one flow back to back; 3 whole, fragmented, whole of one flow.
+const SEND_TCP_TUNNEL_PACKETS: &str = r#"
+import socket, struct, sys
+fam, port = sys.argv[1], int(sys.argv[2])
+a6 = lambda x: socket.inet_pton(socket.AF_INET6, x)
+a4 = lambda x: socket.inet_pton(socket.AF_INET, x)
+def csum(b):
+    b += b"\0" * (len(b) % 2)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+def inner(dport, seq, n):
+    src, dst = a6("2001:db8:100::2"), a6("2001:db8:c::2")
+    t = struct.pack("!HHIIBBHHH", 40000, dport, seq, 0, 5 << 4, 0x18, 65535, 0, 0)
+    t += bytes(i % 251 for i in range(n))
+    c = csum(src + dst + struct.pack("!I3xB", len(t), 6) + t)
+    t = t[:16] + struct.pack("!H", c) + t[18:]
+    return struct.pack("!IHBB", 0x60000000, len(t), 6, 64) + src + dst + t
+ident = [7000]
+if fam == "6":
+    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    def outer(p, nh):
+        return struct.pack("!IHBB", 0x60000000, len(p), nh, 64) + a6("2001:db8:a::2") + a6("2001:db8:a::1") + p
+    def whole(p):
+        return [outer(p, 41)]
+    def fragments(p, cut=600):
+        ident[0] += 1
+        return [outer(struct.pack("!BBHI", 41, 0, 1, ident[0]) + p[:cut], 44),
+                outer(struct.pack("!BBHI", 41, 0, cut, ident[0]) + p[cut:], 44)]
+    to = ("2001:db8:a::1", 0)
+else:
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    def outer(p, frag):
+        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(p), ident[0], frag, 64, 41, 0, a4("192.0.2.2"), a4("192.0.2.1"))
+        return h[:10] + struct.pack("!H", csum(h)) + h[12:] + p
+    def whole(p):
+        ident[0] += 1
+        return [outer(p, 0)]
+    def fragments(p, cut=600):
+        ident[0] += 1
+        return [outer(p[:cut], 0x2000), outer(p[cut:], cut // 8)]
+    to = ("192.0.2.1", 0)
+cases = [
+    whole(inner(port, 1, 200)),
+    fragments(inner(port + 1, 1, 1000)),
+    fragments(inner(port + 2, 1, 1000)) + fragments(inner(port + 2, 1001, 1000)),
+    whole(inner(port + 3, 1, 200)) + fragments(inner(port + 3, 201, 1000)) + whole(inner(port + 3, 1201, 200)),
+]
+for packets in cases:
+    for p in packets:
+        s.sendto(p, to)
+"#;
+
+/// What the CN's counter for TCP destination port `port` counted (`tcp_counters`).
+fn tcp_counted(cn: &Netns, port: u16) -> u64 {
+    let out = cn.exec("nft", &["list", "chain", "inet", "nndcount", "in"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&format!("tcp dport {port} ")))
+        .and_then(|l| l.split_whitespace().skip_while(|w| *w != "packets").nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// TCP tunnel packets are read by one socket per flow (the packet socket, in the order
+/// they came) unless the kernel reassembled them from outer fragments, which only the raw
+/// sockets read whole: every one of them reaches the CN once, none twice, whether it came
+/// whole or in fragments, alone or between whole ones of its flow, under an IPv6 or an
+/// IPv4 outer header. Without the raw sockets' count of fragmented packets per flow, the
+/// fragmented ones were lost; without the packet socket taking the whole ones, they
+/// overtook the merged ones of their flow.
+#[test]
+fn tcp_tunnel_packets_whole_and_fragmented_arrive_once() {
+    if !is_root() || !have("python3") || !have("nft") {
+        eprintln!("skipped: needs root, python3 and nft");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = world("frag");
+    w.cn.exec("nft", &["add", "table", "inet", "nndcount"]);
+    w.cn.exec(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "inet",
+            "nndcount",
+            "in",
+            "{ type filter hook prerouting priority 0; }",
+        ],
+    );
+    for port in (7000..7004).chain(7100..7104) {
+        w.cn.exec(
+            "nft",
+            &[
+                "add",
+                "rule",
+                "inet",
+                "nndcount",
+                "in",
+                "tcp",
+                "dport",
+                &port.to_string(),
+                "counter",
+            ],
+        );
+    }
+    let ha = start_nemonetd_with(&w.ha, "-h", dir.path(), "ha", true, "tun");
+    let mut v4 = binding();
+    v4.coa = CareOf::V4 {
+        addr: "192.0.2.2".parse().unwrap(),
+        udp_port: None,
+    };
+    v4.encapsulation = Encapsulation::InIpv4;
+    for (b, fam, port) in [(binding(), "6", 7000u16), (v4, "4", 7100)] {
+        let coa = format!("coa={}", b.coa);
+        ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();
+        wait_for("the binding up", Duration::from_secs(10), || {
+            routes_ours(&w.ha).contains("2001:db8:100::/64 dev nemo0")
+                && log_text(&ha.log)
+                    .lines()
+                    .any(|l| l.contains("binding up") && l.contains(&coa))
+        });
+        // The packet socket listens (and the raw sockets leave TCP to it) once a
+        // binding's tunnel packets come through the raw sockets.
+        wait_for("the packet socket", Duration::from_secs(10), || {
+            log_text(&ha.log)
+                .lines()
+                .any(|l| l.contains("and TCP ones") && l.contains("on=true"))
+        });
+        w.mr.exec(
+            "python3",
+            &["-c", SEND_TCP_TUNNEL_PACKETS, fam, &port.to_string()],
+        );
+        let want = [1, 1, 2, 3];
+        wait_for(
+            &format!("IPv{fam} outer: every TCP packet at the CN"),
+            Duration::from_secs(5),
+            || (0..4).all(|n| tcp_counted(&w.cn, port + n) >= want[n as usize]),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let got: Vec<u64> = (0..4).map(|n| tcp_counted(&w.cn, port + n)).collect();
+        assert_eq!(
+            got, want,
+            "IPv{fam} outer: TCP packets at the CN per case, once each"
+        );
+    }
+    // Both ways of reading took their share: whole ones from the packet socket.
+    ha.proc.signal("USR1");
+    wait_for("counters logged", Duration::from_secs(5), || {
+        last_counter(&log_text(&ha.log), "tcp_capture_reads").is_some()
+    });
+    let captured = last_counter(&log_text(&ha.log), "tcp_capture_reads").unwrap();
+    assert_eq!(
+        captured,
+        2 * 3,
+        "whole TCP tunnel packets read by the packet socket"
+    );
+}

@@ -722,6 +722,7 @@ fn write_dev<B: Backend>(dev: &B, frame: &[u8], packets: u64, bytes: u64, counte
 /// Where the receive loops put each admitted inner packet: coalesced with the packets
 /// before it towards the device (TCP segments of one flow, when the device takes
 /// super-packets) or written alone. A batch never ends with a packet held back.
+#[derive(Default)]
 struct RxSink {
     gro: Coalescer,
     /// Inner packets in the coalescer.
@@ -729,13 +730,6 @@ struct RxSink {
 }
 
 impl RxSink {
-    fn new() -> RxSink {
-        RxSink {
-            gro: Coalescer::new(),
-            gathered: 0,
-        }
-    }
-
     /// The inner packet `buf[inner]`, with at least [`VNET_HDR_LEN`] octets in front of
     /// it free for the (all-zero: complete checksum, no segmentation) virtio-net header.
     fn take<B: Backend>(
@@ -844,7 +838,7 @@ pub(super) fn rx6_loop<B: Backend>(
     // came to, the kernel's time of arrival.
     type Meta = (usize, Option<Ipv6Addr>, i32, Option<IpAddr>, Option<u64>);
     let mut meta: Vec<Meta> = Vec::with_capacity(RX_BATCH);
-    let mut sink = RxSink::new();
+    let mut sink = RxSink::default();
     loop {
         meta.clear();
         let received = recv_batch::<SockaddrIn6>(
@@ -916,14 +910,17 @@ pub(super) fn rx6_loop<B: Backend>(
     }
 }
 
-/// Merged tunnel packets taken per `recvmmsg` (each up to 64 KiB).
-const RX_MERGED_BATCH: usize = 8;
+/// Tunnel packets taken per `recvmmsg` on the packet socket (each up to 64 KiB).
+const RX_MERGED_BATCH: usize = 16;
 
-/// Reads the tunnel packets that the receiving card merged (GRO) from a packet socket
-/// ([`super::Sockets::merged`]): each a virtio-net header (the segment size the card's
-/// GRO kept) and the outer packet. The inner TCP super-packet goes to the device whole,
-/// with that segment size, as the kernel's own tunnel would forward it; cut into those
-/// segments in user space when the device takes no super-packets.
+/// Reads the tunnel packets that the receiving card merged (GRO), and the unmerged ones of
+/// TCP flows, from a packet socket ([`super::Sockets::merged`]): each a virtio-net header
+/// (the segment size the card's GRO kept) and the outer packet. A merged packet's inner
+/// TCP super-packet goes to the device whole, with that segment size, as the kernel's own
+/// tunnel would forward it; cut into those segments in user space when the device takes
+/// no super-packets. Unmerged ones are coalesced towards the device as the raw sockets'
+/// are, and never overtake a merged one (or the reverse): one socket, one thread, in the
+/// kernel's order.
 pub(super) fn rx_merged_loop<B: Backend>(
     fd: RawFd,
     dev: &B,
@@ -936,7 +933,7 @@ pub(super) fn rx_merged_loop<B: Backend>(
         .collect();
     // Per packet: its length, the length of its device's link-layer header.
     let mut meta: Vec<(usize, usize)> = Vec::with_capacity(RX_MERGED_BATCH);
-    let mut scratch = Segments::default();
+    let mut out = CaptureOut::default();
     loop {
         meta.clear();
         let received = recv_batch::<LinkAddr>(fd, &mut bufs, 0, None, |m| {
@@ -955,38 +952,47 @@ pub(super) fn rx_merged_loop<B: Backend>(
         let table = peers.refresh();
         let mut clock = BatchClock::new();
         for (buf, &(n, link)) in bufs.iter_mut().zip(&meta) {
-            merged_packet(
+            captured_packet(
                 &mut buf[..n],
                 link,
                 dev,
                 table,
                 &mut clock,
                 counters,
-                &mut scratch,
+                &mut out,
             );
         }
+        out.end_batch(dev, counters);
     }
 }
 
-/// Buffers a merged packet is cut into for a device without offloads, kept between
-/// packets.
-#[derive(Debug, Default)]
-pub(super) struct Segments {
+/// What the packet socket's reader keeps between packets: the coalescer of unmerged TCP
+/// packets, and the buffers a merged packet is cut into for a device without offloads.
+#[derive(Default)]
+pub(super) struct CaptureOut {
+    sink: RxSink,
     bufs: Vec<Vec<u8>>,
     lens: Vec<usize>,
 }
 
-/// One merged tunnel packet as a packet socket reads it: the virtio-net header, `link`
-/// octets of link-layer header, the outer packet. The header's offsets count from the
-/// link-layer header.
-pub(super) fn merged_packet<B: Backend>(
+impl CaptureOut {
+    /// Writes what the coalescer gathered: at the end of every batch.
+    pub(super) fn end_batch<B: Backend>(&mut self, dev: &B, counters: &Counters) {
+        self.sink.end_batch(dev, counters);
+    }
+}
+
+/// One tunnel packet as the packet socket reads it: the virtio-net header, `link` octets
+/// of link-layer header, the outer packet. The header's offsets count from the link-layer
+/// header.
+pub(super) fn captured_packet<B: Backend>(
     frame: &mut [u8],
     link: usize,
     dev: &B,
     table: &Snapshot,
     clock: &mut BatchClock,
     counters: &Counters,
-    scratch: &mut Segments,
+    out: &mut CaptureOut,
 ) {
     let start = VNET_HDR_LEN + link;
     let Some(h) = VnetHdr::parse(frame).filter(|_| frame.len() > start) else {
@@ -1014,13 +1020,6 @@ pub(super) fn merged_packet<B: Backend>(
         return Counters::inc(&counters.drop_ecn);
     }
     let inner = d.inner_range;
-    let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
-        debug!(
-            ?h,
-            "merged tunnel packet that is no TCP super-packet dropped"
-        );
-        return Counters::inc(&counters.drop_malformed);
-    };
     // The packet socket sees packets to any of our addresses, and before the kernel data
     // plane's decapsulation when it routes through its pair: only our end of the very
     // binding's tunnel is ours to decapsulate.
@@ -1030,6 +1029,20 @@ pub(super) fn merged_packet<B: Backend>(
     {
         return;
     }
+    let merged = h.gso_type & !GSO_ECN != GSO_NONE;
+    let gso = match merged {
+        true => match inner_gso(&h, &packet[inner.clone()], link + inner.start) {
+            Some(gso) => Some(gso),
+            None => {
+                debug!(
+                    ?h,
+                    "merged tunnel packet that is no TCP super-packet dropped"
+                );
+                return Counters::inc(&counters.drop_malformed);
+            }
+        },
+        false => None,
+    };
     if !admit(
         &packet[inner.clone()],
         remote,
@@ -1041,7 +1054,26 @@ pub(super) fn merged_packet<B: Backend>(
     ) {
         return;
     }
+    let Some(gso) = gso else {
+        // An unmerged TCP packet. Its checksum is partial when it comes from this host
+        // (a veth pair): finished here, as a card would before the wire.
+        if h.flags & F_NEEDS_CSUM != 0 {
+            let at = link + inner.start;
+            let hdr = VnetHdr {
+                csum_start: h.csum_start.wrapping_sub(at as u16),
+                ..h
+            };
+            if finish_checksum(&hdr, &mut packet[inner.clone()]).is_err() {
+                return Counters::inc(&counters.drop_malformed);
+            }
+        }
+        Counters::inc(&counters.tcp_capture_reads);
+        let inner = start + inner.start..start + inner.end;
+        return out.sink.take(frame, inner, dev, counters);
+    };
     Counters::inc(&counters.merged_reads);
+    // What the coalescer gathered came first.
+    out.sink.end_batch(dev, counters);
     let payload = inner.len() - usize::from(gso.hdr_len);
     let count = payload.div_ceil(usize::from(gso.gso_size)).max(1) as u64;
     if dev.offload() {
@@ -1052,10 +1084,11 @@ pub(super) fn merged_packet<B: Backend>(
         write_dev(dev, &frame[at..start + inner.end], count, bytes, counters);
         return;
     }
-    let Segments {
+    let CaptureOut {
         bufs: segments,
         lens,
-    } = scratch;
+        ..
+    } = out;
     while segments.len() < count as usize {
         segments.push(vec![0u8; SEGMENT_BUF]);
     }
@@ -1117,7 +1150,7 @@ pub(super) fn rx4_loop<B: Backend>(
 ) {
     let mut bufs: Vec<Vec<u8>> = (0..RX4_BATCH).map(|_| vec![0u8; MAX_PACKET]).collect();
     let mut lens: Vec<(usize, Option<u64>)> = Vec::with_capacity(RX4_BATCH);
-    let mut sink = RxSink::new();
+    let mut sink = RxSink::default();
     loop {
         lens.clear();
         // Raw IPv4 sockets deliver the IP header: proto's decapsulate checks it whole. The
@@ -1193,7 +1226,7 @@ pub(super) fn udp_loop<B: Backend>(
     );
     let mut meta: Vec<Meta> = Vec::with_capacity(RX_BATCH);
     let port = socket::getsockname::<SockaddrIn>(fd).map_or(0, |a| a.port());
-    let mut sink = RxSink::new();
+    let mut sink = RxSink::default();
     loop {
         meta.clear();
         let received = recv_batch::<SockaddrIn>(

@@ -455,15 +455,113 @@ fn one_router() -> PeerTable {
 fn take_merged(dev: &FakeDevice, table: &PeerTable, mut frame: Vec<u8>, counters: &Counters) {
     let snapshot = table.snapshot();
     let mut clock = BatchClock::new();
-    let mut segments = super::loops::Segments::default();
-    super::loops::merged_packet(
-        &mut frame,
-        14,
-        dev,
-        &snapshot,
-        &mut clock,
-        counters,
-        &mut segments,
+    let mut out = super::loops::CaptureOut::default();
+    super::loops::captured_packet(
+        &mut frame, 14, dev, &snapshot, &mut clock, counters, &mut out,
+    );
+    out.end_batch(dev, counters);
+}
+
+/// An unmerged TCP tunnel packet as the packet socket reads it: [`merged_frame`] with no
+/// segmentation, `payload` octets from sequence number `seq`, PSH set or not, its checksum
+/// complete or left partial (as from a sender on this host).
+fn single_frame(seq: u32, payload: usize, psh: bool, partial: bool) -> Vec<u8> {
+    use crate::gso::{F_NEEDS_CSUM, VnetHdr};
+    let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
+    let mut f = merged_frame(coa, ha, mnn, payload, 0);
+    let tcp_at = 14 + 40 + 40;
+    let h = VnetHdr {
+        flags: if partial { F_NEEDS_CSUM } else { 0 },
+        gso_type: crate::gso::GSO_NONE,
+        hdr_len: 0,
+        gso_size: 0,
+        csum_start: if partial { tcp_at as u16 } else { 0 },
+        csum_offset: if partial { 16 } else { 0 },
+    };
+    h.write(&mut f);
+    let n = crate::gso::VNET_HDR_LEN;
+    let tcp = n + tcp_at;
+    f[tcp + 4..tcp + 8].copy_from_slice(&seq.to_be_bytes());
+    f[tcp + 13] = if psh { 0x18 } else { 0x10 };
+    if !partial {
+        let (src, dst) = (mnn.parse().unwrap(), "2001:db8:c::2".parse().unwrap());
+        let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, 6, (20 + payload) as u32);
+        f[tcp + 16..tcp + 18].fill(0);
+        let c = proto::checksum::finish(proto::checksum::sum(pseudo, &f[tcp..]));
+        f[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+    }
+    f
+}
+
+/// Unmerged TCP tunnel packets read from the packet socket are coalesced towards the
+/// device like the raw sockets' (a flow's packets are read by that one socket, so they
+/// never overtake its merged ones), what was gathered is written before a merged packet
+/// that follows, and a partial checksum is finished.
+#[test]
+fn unmerged_tcp_tunnel_packets_keep_their_order() {
+    let table = one_router();
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let dev = FakeDevice {
+        offload: true,
+        ..Default::default()
+    };
+    let counters = Counters::default();
+    let snapshot = table.snapshot();
+    let mut clock = BatchClock::new();
+    let mut out = super::loops::CaptureOut::default();
+    let mut frames = vec![
+        single_frame(1000, 100, false, false),
+        single_frame(1100, 100, false, false),
+    ];
+    let mut merged = merged_frame(
+        "2001:db8:a::2",
+        "2001:db8:1::1",
+        "2001:db8:100::2",
+        250,
+        100,
+    );
+    let n = crate::gso::VNET_HDR_LEN + 14 + 40 + 40;
+    merged[n + 4..n + 8].copy_from_slice(&1200u32.to_be_bytes());
+    frames.push(merged);
+    for mut f in frames {
+        super::loops::captured_packet(&mut f, 14, &dev, &snapshot, &mut clock, &counters, &mut out);
+    }
+    out.end_batch(&dev, &counters);
+    let written = dev.written.lock().unwrap();
+    let n = crate::gso::VNET_HDR_LEN;
+    let seqs: Vec<(u32, usize)> = written
+        .iter()
+        .map(|w| {
+            (
+                u32::from_be_bytes(w[n + 44..n + 48].try_into().unwrap()),
+                w.len() - n - 60,
+            )
+        })
+        .collect();
+    assert_eq!(seqs, [(1000, 200), (1200, 250)]);
+    assert_eq!(
+        (
+            get(&counters.tcp_capture_reads),
+            get(&counters.merged_reads)
+        ),
+        (2, 1)
+    );
+    drop(written);
+
+    let dev = FakeDevice::default();
+    take_merged(&dev, &table, single_frame(1000, 77, true, true), &counters);
+    let written = dev.written.lock().unwrap();
+    assert_eq!(written.len(), 1);
+    let seg = &written[0];
+    let (src, dst): ([u8; 16], [u8; 16]) = (
+        seg[8..24].try_into().unwrap(),
+        seg[24..40].try_into().unwrap(),
+    );
+    let pseudo =
+        proto::checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, (seg.len() - 40) as u32);
+    assert_eq!(
+        proto::checksum::finish(proto::checksum::sum(pseudo, &seg[40..])),
+        0
     );
 }
 
