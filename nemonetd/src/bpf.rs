@@ -1186,7 +1186,11 @@ mod tests {
         )
         .unwrap();
         SocketFilters::load(&[]).unwrap();
-        SocketFilters::load(&[1, 2]).unwrap();
+        let f = SocketFilters::load(&[1, 2]).unwrap();
+        let far: Ipv6Addr = "::ffff:192.0.2.2".parse().unwrap();
+        f.set_far_end(far).unwrap();
+        f.drop_far_end(far).unwrap();
+        f.drop_far_end(far).unwrap();
         let m = EncapMap { fd: maps.encap };
         let dst: IpNet = "2001:db8:7::/48".parse().unwrap();
         let (l, r) = (Ipv6Addr::LOCALHOST, "2001:db8::1".parse().unwrap());

@@ -613,7 +613,7 @@ pub async fn run(
     let mut table = PeerTable::new(mode);
     {
         let sockets = Arc::clone(&sockets);
-        table.watch_raw_ip_rx(move |on| sockets.merged_listen(on));
+        table.watch_raw_ip_rx(move |ends| sockets.capture(ends));
     }
     // Path liveness among several care-of addresses (RFC 5648): LIVENESS_INTERVALS probe
     // intervals without a word from a path take it out of use.

@@ -417,8 +417,10 @@ pub struct Sockets {
     /// ([`crate::bpf::SocketFilters`] splits the traffic). `None` when the kernel refuses
     /// the filters: the raw sockets then get everything, as before.
     pub merged: Option<Socket>,
-    /// The filters of `merged` and the raw sockets, told when `merged` listens.
+    /// The filters of `merged` and the raw sockets, told whose tunnel packets `merged`
+    /// takes, and the far ends they were last told.
     filters: Option<crate::bpf::SocketFilters>,
+    captured: std::sync::Mutex<Vec<Ipv6Addr>>,
     /// UDP/IPv4 encapsulation (RFC 5555), when the port could be bound.
     pub udp: Option<Socket>,
     /// Raw ICMPv6: errors about tunnel packets in, reports to IPv6 senders out (RFC 2473
@@ -522,6 +524,7 @@ impl Sockets {
             rx4,
             merged,
             filters,
+            captured: Default::default(),
             udp,
             icmp6,
             icmp4,
@@ -555,25 +558,47 @@ fn open_merged(raw: &[&Socket], own: &[u32]) -> io::Result<(Socket, crate::bpf::
 }
 
 impl Sockets {
-    /// Starts (`true`) or stops the packet socket's listening for merged tunnel packets
-    /// (and TCP ones). Listening, its filter runs on every packet the node receives
-    /// (forwarded ones too): only while a binding's tunnel packets come through the raw IP
-    /// sockets ([`PeerTable::watch_raw_ip_rx`]).
-    pub fn merged_listen(&self, on: bool) {
-        use nix::libc;
-        let (Some(s), Some(filters)) = (&self.merged, &self.filters) else {
-            return;
-        };
-        // The raw sockets leave TCP to the packet socket only while it listens: told
-        // before it stops and after it starts.
-        let capture = |on| {
-            if let Err(e) = filters.set_capture(on) {
-                warn!(error = %e, on, "raw tunnel sockets' filter not told of the packet socket");
-            }
-        };
-        if !on {
-            capture(false);
+    /// Hands the packet socket the tunnel packets of `far_ends` (sorted; those of the
+    /// bindings the raw sockets receive, [`PeerTable::watch_raw_ip_rx`]): merged ones and
+    /// TCP ones. It listens while there are any: listening, its filter runs on every
+    /// packet the node receives (forwarded ones too).
+    pub fn capture(&self, far_ends: &[Ipv6Addr]) {
+        let Some(filters) = &self.filters else { return };
+        let mut captured = self.captured.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<Ipv6Addr> = captured
+            .iter()
+            .filter(|a| far_ends.binary_search(a).is_err())
+            .copied()
+            .collect();
+        let new: Vec<Ipv6Addr> = far_ends
+            .iter()
+            .filter(|a| captured.binary_search(a).is_err())
+            .copied()
+            .collect();
+        let warn = |e: io::Error, far_end: &Ipv6Addr| warn!(error = %e, %far_end, "tunnel packet filters not told of a far end");
+        if captured.is_empty() && !far_ends.is_empty() {
+            self.merged_listen(true);
         }
+        for a in &new {
+            if let Err(e) = filters.set_far_end(*a) {
+                warn(e, a);
+            }
+        }
+        for a in &gone {
+            if let Err(e) = filters.drop_far_end(*a) {
+                warn(e, a);
+            }
+        }
+        if !captured.is_empty() && far_ends.is_empty() {
+            self.merged_listen(false);
+        }
+        *captured = far_ends.to_vec();
+    }
+
+    /// Starts (`true`) or stops the packet socket's listening.
+    fn merged_listen(&self, on: bool) {
+        use nix::libc;
+        let Some(s) = &self.merged else { return };
         // Every protocol (the filter takes IPv6 and IPv4) on every device (a mobile
         // router's uplinks come and go), as a capture does: a capture sees a packet before
         // the IP layer does, and leaves the IP layer the packet's only owner (a socket
@@ -598,9 +623,6 @@ impl Sockets {
             )
         };
         if r == 0 {
-            if on {
-                capture(true);
-            }
             info!(
                 on,
                 "packet socket for merged tunnel packets (GRO) and TCP ones"

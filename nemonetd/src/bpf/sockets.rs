@@ -2,14 +2,16 @@
 //! which the packet socket reads ([`SocketFilters`]).
 
 use std::io;
+use std::net::Ipv6Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::libc;
 
 use super::{
-    Asm, BPF_HDR_START_NET, BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_SOCKET_FILTER, ETH_P_IP, ETH_P_IPV6,
-    IPV6_HLEN, MAP_LOOKUP_ELEM, PACKET_HOST, R, SKB_GSO_SIZE, SKB_IFINDEX, SKB_LOAD_BYTES_RELATIVE,
-    SKB_PKT_TYPE, SKB_PROTOCOL, Size, ethertype_le, map_create, map_update, prog_load_as,
+    Asm, BPF_F_NO_PREALLOC, BPF_HDR_START_NET, BPF_MAP_TYPE_HASH, BPF_PROG_TYPE_SOCKET_FILTER,
+    ETH_P_IP, ETH_P_IPV6, IPV6_HLEN, MAP_LOOKUP_ELEM, PACKET_HOST, R, SKB_GSO_SIZE, SKB_IFINDEX,
+    SKB_LOAD_BYTES_RELATIVE, SKB_PKT_TYPE, SKB_PROTOCOL, Size, ethertype_le, map_create,
+    map_delete, map_update, prog_load_as,
 };
 
 // setsockopt(SOL_SOCKET) options (asm-generic/socket.h).
@@ -30,8 +32,11 @@ const FLOW_KEY_SIZE: u32 = 16 + 16 + 4;
 /// table (an entry whose reassembly never completed is pushed out by newer ones).
 const FRAGMENTED_ENTRIES: u32 = 4096;
 
+/// Far ends the packet socket reads for: as many as bindings, allocated as they come.
+const FAR_END_ENTRIES: u32 = 262_144;
+
 // Stack layout of both programs.
-/// One octet, or the state map's key (four).
+/// One octet.
 const SCRATCH: i32 = -8;
 /// The ten first octets of an IPv4 header (or an inner header's first ten).
 const HEADER: i32 = -24;
@@ -41,6 +46,8 @@ const EXT: i32 = -32;
 const KEY: i32 = -72;
 /// The value a new `fragmented` entry starts with.
 const ONE: i32 = -80;
+/// The outer source as a `far_ends` key (IPv4 IPv4-mapped).
+const SOURCE: i32 = -96;
 
 /// Tunnel packets that the receiving card's GRO merged into one (a TCP super-packet
 /// behind one outer header, `SKB_GSO_IPXIP6`/`SKB_GSO_IPXIP4`) cannot be read whole
@@ -66,8 +73,11 @@ const ONE: i32 = -80;
 ///   cannot read whole. A reassembled packet looks like one that came whole, so the packet
 ///   socket's filter counts each first fragment of a TCP packet per flow in a map as it
 ///   passes, and the raw sockets' filter takes one TCP packet of that flow per count.
-///   While the packet socket does not listen ([`SocketFilters::set_capture`]), the raw
-///   sockets keep every packet that is no GSO packet.
+///
+/// Both take only what comes from the far ends of bindings whose tunnel packets the raw
+/// sockets read ([`SocketFilters::set_far_end`]): what the kernel data plane decapsulates
+/// is not copied to the packet socket, nor what strangers send. The raw sockets keep every
+/// packet that is no GSO packet from anyone else.
 ///
 /// A socket filter reads `gso_size` from Linux 5.7 on; a kernel that refuses the programs
 /// keeps the raw sockets alone, as before.
@@ -77,8 +87,8 @@ pub struct SocketFilters {
     pub unmerged: OwnedFd,
     /// For the packet socket.
     pub merged: OwnedFd,
-    /// One entry: non-zero while the packet socket listens.
-    capture: OwnedFd,
+    /// The far ends' outer source addresses (IPv4-mapped for IPv4).
+    far_ends: OwnedFd,
 }
 
 impl SocketFilters {
@@ -93,19 +103,19 @@ impl SocketFilters {
             FRAGMENTED_ENTRIES,
             0,
         )?;
-        let capture = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1, 0)?;
+        let far_ends = map_create(BPF_MAP_TYPE_HASH, 16, 1, FAR_END_ENTRIES, BPF_F_NO_PREALLOC)?;
         Ok(SocketFilters {
             unmerged: prog_load_as(
                 BPF_PROG_TYPE_SOCKET_FILTER,
                 "nemo_unmerged",
-                &unmerged_program(skip, &capture, &fragmented),
+                &unmerged_program(skip, &far_ends, &fragmented),
             )?,
             merged: prog_load_as(
                 BPF_PROG_TYPE_SOCKET_FILTER,
                 "nemo_merged",
-                &merged_program(skip, &fragmented),
+                &merged_program(skip, &far_ends, &fragmented),
             )?,
-            capture,
+            far_ends,
         })
     }
 
@@ -119,16 +129,15 @@ impl SocketFilters {
         let _ = crate::dataplane::setsockopt_int(sock, libc::SOL_SOCKET, SO_DETACH_BPF, 0);
     }
 
-    /// Tells the raw sockets' filter whether the packet socket listens, and so takes the
-    /// TCP tunnel packets: set after it starts listening and cleared before it stops, so
-    /// that in between both read them (a duplicate TCP takes in its stride) and neither
-    /// misses one.
-    pub fn set_capture(&self, on: bool) -> io::Result<()> {
-        map_update(
-            &self.capture,
-            &0u32.to_ne_bytes(),
-            &u64::from(on).to_ne_bytes(),
-        )
+    /// Hands a far end's merged and TCP tunnel packets to the packet socket. A far end is
+    /// added before its binding is acknowledged, so before it sends through the tunnel.
+    pub fn set_far_end(&self, far_end: Ipv6Addr) -> io::Result<()> {
+        map_update(&self.far_ends, &far_end.octets(), &[1])
+    }
+
+    /// Leaves a far end's tunnel packets to the raw sockets alone.
+    pub fn drop_far_end(&self, far_end: Ipv6Addr) -> io::Result<()> {
+        map_delete(&self.far_ends, &far_end.octets())
     }
 }
 
@@ -212,6 +221,25 @@ impl Asm {
         self.ja(other);
     }
 
+    /// r0 = the `far_ends` entry of the outer source (at the network header: IPv6 if r7
+    /// says so, else IPv4), or 0.
+    fn far_end(&mut self, far_ends: &OwnedFd, other: &'static str) {
+        self.jne(R::R7, ethertype_le(ETH_P_IPV6), "source4");
+        self.mov_imm(R::R2, 8);
+        self.load_net_at(SOURCE, 16, other);
+        self.ja("source");
+        self.label("source4");
+        // ::ffff:a.b.c.d
+        self.st_imm(Size::Dw, R::Fp, SOURCE as i16, 0);
+        self.st_imm(Size::W, R::Fp, (SOURCE + 8) as i16, -65536);
+        self.mov_imm(R::R2, 12);
+        self.load_net_at(SOURCE + 12, 4, other);
+        self.label("source");
+        self.ld_map(R::R1, far_ends);
+        self.stack_ptr(R::R2, SOURCE);
+        self.call(MAP_LOOKUP_ELEM);
+    }
+
     /// The checks both filters share: `skip`'s devices and anything not addressed to
     /// this host go to `other`; r7 = the packet's protocol.
     fn ours(&mut self, skip: &[u32], other: &'static str) {
@@ -228,19 +256,14 @@ impl Asm {
 /// The raw tunnel sockets' filter: drops GSO packets, and, while the packet socket
 /// listens, the TCP tunnel packets its filter takes, except one per fragmented packet of
 /// that flow counted in `fragmented`. Stack: see the constants above.
-fn unmerged_program(skip: &[u32], capture: &OwnedFd, fragmented: &OwnedFd) -> Vec<u64> {
+fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
     a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
     a.jne(R::R0, 0, "drop");
-    a.st_imm(Size::W, R::Fp, SCRATCH as i16, 0);
-    a.ld_map(R::R1, capture);
-    a.stack_ptr(R::R2, SCRATCH);
-    a.call(MAP_LOOKUP_ELEM);
-    a.jeq(R::R0, 0, "keep");
-    a.ldx(Size::Dw, R::R0, R::R0, 0);
-    a.jeq(R::R0, 0, "keep");
     a.ours(skip, "keep");
+    a.far_end(far_ends, "keep");
+    a.jeq(R::R0, 0, "keep");
     a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
     a.jne(R::R7, ethertype_le(ETH_P_IPV6), "keep");
     a.load_net_or(6, SCRATCH, 1, "keep");
@@ -273,15 +296,19 @@ fn unmerged_program(skip: &[u32], capture: &OwnedFd, fragmented: &OwnedFd) -> Ve
 /// front of the IP header): keeps GSO tunnel packets and unfragmented TCP ones addressed
 /// to this host, and counts each first fragment of a TCP tunnel packet in `fragmented`.
 /// r8 = the GSO segment size, then whether the packet is a first fragment.
-fn merged_program(skip: &[u32], fragmented: &OwnedFd) -> Vec<u64> {
+fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
     a.ldx(Size::W, R::R8, R::R6, SKB_GSO_SIZE);
     // Our own devices: what we write into them is received there, never a tunnel packet
     // for us (the GRO device's merged packets are the ones we send).
     a.ours(skip, "drop");
-    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
+    a.jeq(R::R7, ethertype_le(ETH_P_IP), "family");
     a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
+    a.label("family");
+    a.far_end(far_ends, "drop");
+    a.jeq(R::R0, 0, "drop");
+    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
     a.load_net_or(6, SCRATCH, 1, "drop");
     a.ldx(Size::B, R::R0, R::Fp, SCRATCH as i16);
     a.outer_ipv6("tunnel", "fragment6", "drop");

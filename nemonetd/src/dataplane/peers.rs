@@ -24,7 +24,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1282,15 +1282,18 @@ pub struct PeerTable {
     deferred: bool,
     /// An edit not yet published (in a batch).
     dirty: bool,
-    /// Whether the last publication had a binding received through raw IP sockets, and
-    /// who is told when that changes.
-    raw_ip_rx: bool,
+    /// The far ends of the last publication's bindings received through raw IP sockets
+    /// ([`PeerTable::raw_ip_far_ends`]), and who is told when they change.
+    raw_ip_rx: Vec<Ipv6Addr>,
     raw_ip_watch: RawIpWatch,
 }
 
 /// What [`PeerTable::watch_raw_ip_rx`] calls.
 #[derive(Default)]
-struct RawIpWatch(Option<Box<dyn FnMut(bool) + Send>>);
+struct RawIpWatch(Option<Box<FarEndsWatch>>);
+
+/// Told the far ends whose tunnel packets come through the raw IP sockets.
+type FarEndsWatch = dyn FnMut(&[Ipv6Addr]) + Send;
 
 impl std::fmt::Debug for RawIpWatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -1310,18 +1313,41 @@ impl PeerTable {
             duplicate: Duplicate::default(),
             deferred: false,
             dirty: false,
-            raw_ip_rx: false,
+            raw_ip_rx: Vec::new(),
             raw_ip_watch: RawIpWatch::default(),
         }
     }
 
-    /// Calls `f` with whether any binding's tunnel packets come through the raw IP
-    /// sockets ([`Peer::raw_ip_rx`]), now and whenever a publication changes that: the
-    /// packet sockets for merged tunnel packets, which see every packet the node
-    /// receives, listen only then.
-    pub fn watch_raw_ip_rx(&mut self, mut f: impl FnMut(bool) + Send + 'static) {
-        f(self.raw_ip_rx);
+    /// Calls `f` with the far ends whose tunnel packets come through the raw IP sockets
+    /// ([`Peer::raw_ip_rx`]; an IPv4 one IPv4-mapped), sorted, now and whenever a
+    /// publication changes them: the packet socket for merged (and TCP) tunnel packets,
+    /// which sees every packet the node receives, listens only while there are any, and
+    /// takes only theirs.
+    pub fn watch_raw_ip_rx(&mut self, mut f: impl FnMut(&[Ipv6Addr]) + Send + 'static) {
+        f(&self.raw_ip_rx);
         self.raw_ip_watch = RawIpWatch(Some(Box::new(f)));
+    }
+
+    /// The far ends of the bindings received through raw IP sockets: each one's care-of
+    /// address (or the HA's, on a router), and its previous one during the grace after a
+    /// move.
+    fn raw_ip_far_ends(&self) -> Vec<Ipv6Addr> {
+        let mut v: Vec<Ipv6Addr> = self
+            .peers
+            .iter()
+            .flatten()
+            .filter(|p| p.raw_ip_rx())
+            .flat_map(|p| [Some(p.remote), p.previous_remote.map(|(r, _)| r)])
+            .flatten()
+            .filter_map(|r| match r {
+                Remote::V6(a) => Some(a),
+                Remote::V4(a) => Some(a.to_ipv6_mapped()),
+                Remote::Udp(_) => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Starts (`true`) or ends a batch of edits. Within one nothing is published; ending
@@ -1379,11 +1405,11 @@ impl PeerTable {
                 self.index.insert(key(&p.binding), i);
             }
         }
-        let raw_ip_rx = self.peers.iter().flatten().any(|p| p.raw_ip_rx());
+        let raw_ip_rx = self.raw_ip_far_ends();
         if raw_ip_rx != self.raw_ip_rx {
             self.raw_ip_rx = raw_ip_rx;
             if let Some(f) = &mut self.raw_ip_watch.0 {
-                f(raw_ip_rx);
+                f(&self.raw_ip_rx);
             }
         }
         self.shared.publish(Snapshot::build_with(
