@@ -388,6 +388,11 @@ impl Asm {
     fn jne(&mut self, dst: R, imm: i32, to: &'static str) {
         self.jump(0x55, dst, imm, to);
     }
+    /// Goes to `to` if dst <= src (unsigned).
+    fn jle(&mut self, dst: R, src: R, to: &'static str) {
+        self.jumps.push((self.insns.len(), to));
+        self.raw(0xbd, dst, src, 0, 0);
+    }
     fn label(&mut self, name: &'static str) {
         let fresh = self.labels.insert(name, self.insns.len()).is_none();
         assert!(fresh, "label {name} twice");

@@ -2039,9 +2039,11 @@ fn bindings_lost_on_a_full_bus_are_read_again_from_had() {
 /// care-of address to the HA, each carrying a TCP segment from the mobile network to the
 /// CN to destination port PORT + n: n = 0 one whole; 1 one cut into two outer fragments;
 /// 2 two fragmented ones of one flow back to back; 3 whole, fragmented, whole of one flow.
+/// A third argument, an IPv6 address, sends only case 0, from there.
 const SEND_TCP_TUNNEL_PACKETS: &str = r#"
 import socket, struct, sys
 fam, port = sys.argv[1], int(sys.argv[2])
+coa = sys.argv[3] if len(sys.argv) > 3 else "2001:db8:a::2"
 a6 = lambda x: socket.inet_pton(socket.AF_INET6, x)
 a4 = lambda x: socket.inet_pton(socket.AF_INET, x)
 def csum(b):
@@ -2061,7 +2063,7 @@ ident = [7000]
 if fam == "6":
     s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
     def outer(p, nh):
-        return struct.pack("!IHBB", 0x60000000, len(p), nh, 64) + a6("2001:db8:a::2") + a6("2001:db8:a::1") + p
+        return struct.pack("!IHBB", 0x60000000, len(p), nh, 64) + a6(coa) + a6("2001:db8:a::1") + p
     def whole(p):
         return [outer(p, 41)]
     def fragments(p, cut=600):
@@ -2087,6 +2089,8 @@ cases = [
     fragments(inner(port + 2, 1, 1000)) + fragments(inner(port + 2, 1001, 1000)),
     whole(inner(port + 3, 1, 200)) + fragments(inner(port + 3, 201, 1000)) + whole(inner(port + 3, 1201, 200)),
 ]
+if len(sys.argv) > 3:
+    cases = cases[:1]
 for packets in cases:
     for p in packets:
         s.sendto(p, to)
@@ -2130,7 +2134,7 @@ fn tcp_tunnel_packets_whole_and_fragmented_arrive_once() {
             "{ type filter hook prerouting priority 0; }",
         ],
     );
-    for port in (7000..7004).chain(7100..7104) {
+    for port in (7000..7004).chain(7100..7104).chain([7200]) {
         w.cn.exec(
             "nft",
             &[
@@ -2197,4 +2201,24 @@ fn tcp_tunnel_packets_whole_and_fragmented_arrive_once() {
         2 * 3,
         "whole TCP tunnel packets read by the packet socket"
     );
+    // From a stranger (no binding's far end): refused and counted, whichever socket
+    // reads it, and never at the CN.
+    let unknown = last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0);
+    w.mr.ip(&["addr", "add", "2001:db8:a::7/64", "dev", "eth0", "nodad"]);
+    w.mr.exec(
+        "python3",
+        &["-c", SEND_TCP_TUNNEL_PACKETS, "6", "7200", "2001:db8:a::7"],
+    );
+    wait_for(
+        "the stranger's packet refused",
+        Duration::from_secs(5),
+        || {
+            ha.proc.signal("USR1");
+            std::thread::sleep(Duration::from_millis(200));
+            last_counter(&log_text(&ha.log), "drop_unknown_outer").unwrap_or(0) > unknown
+        },
+    );
+    let log = log_text(&ha.log);
+    assert_eq!(last_counter(&log, "tcp_capture_reads"), Some(captured));
+    assert_eq!(tcp_counted(&w.cn, 7200), 0);
 }

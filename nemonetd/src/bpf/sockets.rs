@@ -48,6 +48,8 @@ const KEY: i32 = -72;
 const ONE: i32 = -80;
 /// The outer source as a `far_ends` key (IPv4 IPv4-mapped).
 const SOURCE: i32 = -96;
+/// The inner TCP header's first 13 octets (ports to Data Offset).
+const TCP: i32 = -112;
 
 /// Tunnel packets that the receiving card's GRO merged into one (a TCP super-packet
 /// behind one outer header, `SKB_GSO_IPXIP6`/`SKB_GSO_IPXIP4`) cannot be read whole
@@ -153,6 +155,16 @@ impl Asm {
         self.jne(R::R0, 0, short);
     }
 
+    /// The ports of the TCP header read at `TCP` into the flow key, and r1 = the TCP
+    /// header's length (its Data Offset words).
+    fn tcp_header_len(&mut self) {
+        self.ldx(Size::W, R::R0, R::Fp, TCP as i16);
+        self.stx(Size::W, R::Fp, (KEY + 32) as i16, R::R0);
+        self.ldx(Size::B, R::R1, R::Fp, (TCP + 12) as i16);
+        self.rsh_imm(R::R1, 4);
+        self.lsh_imm(R::R1, 2);
+    }
+
     /// [`Asm::load_net_at`] from r9 + `at`.
     fn load_inner(&mut self, at: i32, to: i32, len: i32, short: &'static str) {
         self.mov(R::R2, R::R9);
@@ -160,9 +172,10 @@ impl Asm {
         self.load_net_at(to, len, short);
     }
 
-    /// Whether the packet at r9 (from the network header on) is a TCP packet: IPv6 with
-    /// TCP as its next header, or IPv4 with protocol TCP that is no fragment; if so its
-    /// flow key is written at `KEY` and the program goes on, else to `other`.
+    /// Whether the packet at r9 (from the network header on) is a TCP packet with data:
+    /// IPv6 with TCP as its next header, or IPv4 with protocol TCP that is no fragment, and
+    /// more than its headers; if so its flow key is written at `KEY` and the program goes
+    /// on, else to `other`.
     fn inner_tcp_key(&mut self, other: &'static str) {
         self.load_inner(0, HEADER, 10, other);
         self.ldx(Size::B, R::R0, R::Fp, HEADER as i16);
@@ -181,18 +194,33 @@ impl Asm {
         self.st_imm(Size::W, R::Fp, (KEY + 32) as i16, 0);
         self.load_inner(12, KEY, 4, other);
         self.load_inner(16, KEY + 16, 4, other);
-        // The ports after the header's IHL words.
+        // The TCP header after the header's IHL words.
         self.ldx(Size::B, R::R2, R::Fp, HEADER as i16);
         self.and_imm(R::R2, 0xf);
         self.lsh_imm(R::R2, 2);
         self.add(R::R2, R::R9);
-        self.load_net_at(KEY + 32, 4, other);
-        self.ja("key");
+        self.load_net_at(TCP, 13, other);
+        // r1 = the IP and TCP headers' length, r0 = the IPv4 Total Length.
+        self.tcp_header_len();
+        self.ldx(Size::B, R::R2, R::Fp, HEADER as i16);
+        self.and_imm(R::R2, 0xf);
+        self.lsh_imm(R::R2, 2);
+        self.add(R::R1, R::R2);
+        self.ldx(Size::H, R::R0, R::Fp, (HEADER + 2) as i16);
+        self.ja("length");
         self.label("tcp6");
         self.ldx(Size::B, R::R0, R::Fp, (HEADER + 6) as i16);
         self.jne(R::R0, 6, other);
         self.load_inner(8, KEY, 32, other);
-        self.load_inner(IPV6_HLEN, KEY + 32, 4, other);
+        self.load_inner(IPV6_HLEN, TCP, 13, other);
+        // r1 = the TCP header's length, r0 = the IPv6 Payload Length.
+        self.tcp_header_len();
+        self.ldx(Size::H, R::R0, R::Fp, (HEADER + 4) as i16);
+        self.label("length");
+        self.be16(R::R0);
+        // Without payload (a pure acknowledgement; SYN, FIN, RST alone): no data of the
+        // flow to overtake, left to the raw sockets with the other packets.
+        self.jle(R::R0, R::R1, other);
         self.label("key");
     }
 
@@ -253,17 +281,15 @@ impl Asm {
     }
 }
 
-/// The raw tunnel sockets' filter: drops GSO packets, and, while the packet socket
-/// listens, the TCP tunnel packets its filter takes, except one per fragmented packet of
-/// that flow counted in `fragmented`. Stack: see the constants above.
+/// The raw tunnel sockets' filter: drops GSO packets, and the TCP tunnel packets of
+/// `far_ends` (the packet socket's filter takes them), except one per fragmented packet
+/// of that flow counted in `fragmented`. Stack: see the constants above.
 fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
     a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
     a.jne(R::R0, 0, "drop");
     a.ours(skip, "keep");
-    a.far_end(far_ends, "keep");
-    a.jeq(R::R0, 0, "keep");
     a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
     a.jne(R::R7, ethertype_le(ETH_P_IPV6), "keep");
     a.load_net_or(6, SCRATCH, 1, "keep");
@@ -277,6 +303,8 @@ fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> V
     a.lsh_imm(R::R9, 2);
     a.label("inner");
     a.inner_tcp_key("keep");
+    a.far_end(far_ends, "keep");
+    a.jeq(R::R0, 0, "keep");
     a.ld_map(R::R1, fragmented);
     a.stack_ptr(R::R2, KEY);
     a.call(MAP_LOOKUP_ELEM);
@@ -294,8 +322,8 @@ fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> V
 
 /// The packet socket's filter (it sees the link-layer header, if the device has one, in
 /// front of the IP header): keeps GSO tunnel packets and unfragmented TCP ones addressed
-/// to this host, and counts each first fragment of a TCP tunnel packet in `fragmented`.
-/// r8 = the GSO segment size, then whether the packet is a first fragment.
+/// to this host from `far_ends`, and counts each first fragment of a TCP tunnel packet
+/// from there in `fragmented`. r8 = the GSO segment size, then what to do (below).
 fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec<u64> {
     let mut a = Asm::default();
     a.mov(R::R6, R::R1);
@@ -303,12 +331,8 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     // Our own devices: what we write into them is received there, never a tunnel packet
     // for us (the GRO device's merged packets are the ones we send).
     a.ours(skip, "drop");
-    a.jeq(R::R7, ethertype_le(ETH_P_IP), "family");
-    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
-    a.label("family");
-    a.far_end(far_ends, "drop");
-    a.jeq(R::R0, 0, "drop");
     a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
+    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
     a.load_net_or(6, SCRATCH, 1, "drop");
     a.ldx(Size::B, R::R0, R::Fp, SCRATCH as i16);
     a.outer_ipv6("tunnel", "fragment6", "drop");
@@ -329,7 +353,7 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     a.mov_imm(R::R8, 1);
     a.ja("inner");
     a.label("tunnel");
-    a.jne(R::R8, 0, "keep");
+    a.jne(R::R8, 0, "gso");
     a.ja("inner");
     a.label("ipv4");
     a.load_net_or(0, HEADER, 10, "drop");
@@ -337,7 +361,7 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     a.jeq(R::R0, 41, "tunnel4");
     a.jne(R::R0, 4, "drop");
     a.label("tunnel4");
-    a.jne(R::R8, 0, "keep");
+    a.jne(R::R8, 0, "gso");
     a.ldx(Size::B, R::R9, R::Fp, HEADER as i16);
     a.and_imm(R::R9, 0xf);
     a.lsh_imm(R::R9, 2);
@@ -350,7 +374,15 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     a.mov_imm(R::R8, 1);
     a.label("inner");
     a.inner_tcp_key("drop");
-    a.jeq(R::R8, 0, "keep");
+    a.ja("candidate");
+    a.label("gso");
+    a.mov_imm(R::R8, 2);
+    // Kept (r8 0: unfragmented TCP, 2: GSO) or counted (1: a first fragment) only from
+    // our far ends, looked up last: most packets a node receives are no tunnel packets.
+    a.label("candidate");
+    a.far_end(far_ends, "drop");
+    a.jeq(R::R0, 0, "drop");
+    a.jne(R::R8, 1, "keep");
     a.ld_map(R::R1, fragmented);
     a.stack_ptr(R::R2, KEY);
     a.call(MAP_LOOKUP_ELEM);
