@@ -268,8 +268,9 @@ impl Asm {
         self.call(MAP_LOOKUP_ELEM);
     }
 
-    /// The checks both filters share: `skip`'s devices and anything not addressed to
-    /// this host go to `other`; r7 = the packet's protocol.
+    /// The checks both filters share: `skip`'s devices, anything not addressed to this
+    /// host and anything but IPv6 and IPv4 go to `other`; r7 = the packet's protocol, and
+    /// an IPv4 packet goes to `ipv4`, an IPv6 one on with its next header in r0.
     fn ours(&mut self, skip: &[u32], other: &'static str) {
         self.ldx(Size::W, R::R0, R::R6, SKB_IFINDEX);
         for &ifindex in skip {
@@ -278,6 +279,10 @@ impl Asm {
         self.ldx(Size::W, R::R0, R::R6, SKB_PKT_TYPE);
         self.jne(R::R0, PACKET_HOST, other);
         self.ldx(Size::W, R::R7, R::R6, SKB_PROTOCOL);
+        self.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
+        self.jne(R::R7, ethertype_le(ETH_P_IPV6), other);
+        self.load_net_or(6, SCRATCH, 1, other);
+        self.ldx(Size::B, R::R0, R::Fp, SCRATCH as i16);
     }
 }
 
@@ -290,10 +295,6 @@ fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> V
     a.ldx(Size::W, R::R0, R::R6, SKB_GSO_SIZE);
     a.jne(R::R0, 0, "drop");
     a.ours(skip, "keep");
-    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
-    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "keep");
-    a.load_net_or(6, SCRATCH, 1, "keep");
-    a.ldx(Size::B, R::R0, R::Fp, SCRATCH as i16);
     // A Fragment header here would be one the kernel did not reassemble: not ours.
     a.outer_ipv6("inner", "keep", "keep");
     a.label("ipv4");
@@ -331,10 +332,6 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     // Our own devices: what we write into them is received there, never a tunnel packet
     // for us (the GRO device's merged packets are the ones we send).
     a.ours(skip, "drop");
-    a.jeq(R::R7, ethertype_le(ETH_P_IP), "ipv4");
-    a.jne(R::R7, ethertype_le(ETH_P_IPV6), "drop");
-    a.load_net_or(6, SCRATCH, 1, "drop");
-    a.ldx(Size::B, R::R0, R::Fp, SCRATCH as i16);
     a.outer_ipv6("tunnel", "fragment6", "drop");
     a.label("fragment6");
     a.jne(R::R8, 0, "drop");
