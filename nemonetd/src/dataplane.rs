@@ -576,8 +576,10 @@ impl Sockets {
             .copied()
             .collect();
         let warn = |e: io::Error, far_end: &Ipv6Addr| warn!(error = %e, %far_end, "tunnel packet filters not told of a far end");
-        if captured.is_empty() && !far_ends.is_empty() {
-            self.merged_listen(true);
+        // The raw sockets leave a far end's TCP packets to the packet socket only once it
+        // listens; if it cannot, they keep them all (and the next change tries again).
+        if captured.is_empty() && !far_ends.is_empty() && !self.merged_listen(true) {
+            return;
         }
         for a in &new {
             if let Err(e) = filters.set_far_end(*a) {
@@ -595,10 +597,10 @@ impl Sockets {
         *captured = far_ends.to_vec();
     }
 
-    /// Starts (`true`) or stops the packet socket's listening.
-    fn merged_listen(&self, on: bool) {
+    /// Starts (`true`) or stops the packet socket's listening; whether it did.
+    fn merged_listen(&self, on: bool) -> bool {
         use nix::libc;
-        let Some(s) = &self.merged else { return };
+        let Some(s) = &self.merged else { return false };
         // Every protocol (the filter takes IPv6 and IPv4) on every device (a mobile
         // router's uplinks come and go), as a capture does: a capture sees a packet before
         // the IP layer does, and leaves the IP layer the packet's only owner (a socket
@@ -631,6 +633,7 @@ impl Sockets {
             let e = io::Error::last_os_error();
             warn!(error = %e, on, "packet socket for merged tunnel packets not (un)bound");
         }
+        r == 0
     }
 }
 
