@@ -1406,3 +1406,45 @@ fn a_batch_publishes_once_in_arrival_order() {
     t.remove(&peer(9, "2001:db8:a::5").binding);
     assert!(Arc::ptr_eq(&s, &t.snapshot()));
 }
+
+/// The far ends handed to the packet socket: those whose tunnel packets the raw sockets
+/// read (IPv6 and IP-in-IPv4 care-of addresses, IPv4 ones IPv4-mapped, a moved binding's
+/// previous one too), sorted, told only when they change; not UDP ones, nor those the
+/// kernel data plane decapsulates.
+#[test]
+fn far_ends_of_raw_ip_bindings_are_told_when_they_change() {
+    let told: Arc<Mutex<Vec<Vec<Ipv6Addr>>>> = Arc::default();
+    let mut t = PeerTable::new(Mode::HomeAgent);
+    let sink = told.clone();
+    t.watch_raw_ip_rx(move |ends| sink.lock().unwrap().push(ends.to_vec()));
+    let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+    let peer = |b: &Binding| Peer::new(Mode::HomeAgent, b).unwrap();
+    t.upsert(peer(&binding("2001:db8:1::100", "2001:db8:a::5", &[], &[])));
+    let mut b4 = binding("2001:db8:1::200", "203.0.113.5", &[], &[]);
+    b4.encapsulation = BindingEncap::InIpv4;
+    t.upsert(peer(&b4));
+    let mut bu = binding("2001:db8:1::300", "203.0.113.6:40000", &[], &[]);
+    bu.encapsulation = BindingEncap::UdpIpv4 { ha_port: 4191 };
+    t.upsert(peer(&bu));
+    let mut kernel = peer(&binding("2001:db8:1::400", "2001:db8:a::9", &[], &[]));
+    kernel.kernel_rx = true;
+    t.upsert(kernel);
+    t.upsert(peer(&binding("2001:db8:1::100", "2001:db8:a::6", &[], &[])));
+    t.remove(&b4);
+    t.clear();
+    assert_eq!(
+        *told.lock().unwrap(),
+        [
+            vec![],
+            vec![a("2001:db8:a::5")],
+            vec![a("::ffff:203.0.113.5"), a("2001:db8:a::5")],
+            vec![
+                a("::ffff:203.0.113.5"),
+                a("2001:db8:a::5"),
+                a("2001:db8:a::6")
+            ],
+            vec![a("2001:db8:a::5"), a("2001:db8:a::6")],
+            vec![],
+        ]
+    );
+}
