@@ -376,8 +376,11 @@ impl Asm {
         self.raw(0x95, R::R0, R::R0, 0, 0);
     }
     fn jump(&mut self, code: u8, dst: R, imm: i32, to: &'static str) {
+        self.jump_with(code, dst, R::R0, imm, to);
+    }
+    fn jump_with(&mut self, code: u8, dst: R, src: R, imm: i32, to: &'static str) {
         self.jumps.push((self.insns.len(), to));
-        self.raw(code, dst, R::R0, 0, imm);
+        self.raw(code, dst, src, 0, imm);
     }
     fn ja(&mut self, to: &'static str) {
         self.jump(0x05, R::R0, 0, to);
@@ -390,8 +393,7 @@ impl Asm {
     }
     /// Goes to `to` if dst <= src (unsigned).
     fn jle(&mut self, dst: R, src: R, to: &'static str) {
-        self.jumps.push((self.insns.len(), to));
-        self.raw(0xbd, dst, src, 0, 0);
+        self.jump_with(0xbd, dst, src, 0, to);
     }
     fn label(&mut self, name: &'static str) {
         let fresh = self.labels.insert(name, self.insns.len()).is_none();

@@ -67,8 +67,8 @@ const TCP: i32 = -112;
 ///   this host whose outer header is IPv6 with next header 41 or 4 (directly or after one
 ///   Hop-by-Hop or Destination Options header: the Tunnel Encapsulation Limit, RFC 2473
 ///   §4.1.1) or IPv4 with protocol 41 or 4, that are either GSO packets or carry a TCP
-///   packet (IPv6 with TCP as its next header, or an unfragmented IPv4 one) and are no
-///   fragment themselves;
+///   packet with data (IPv6 with TCP as its next header, or an unfragmented IPv4 one;
+///   pure acknowledgements have no data to be overtaken) and are no fragment themselves;
 /// * [`SocketFilters::unmerged`] on the raw tunnel sockets keeps everything else that is
 ///   no GSO packet: other inner packets, outer headers the packet socket leaves, and the
 ///   TCP packets the kernel reassembled from outer fragments, which the packet socket
@@ -165,6 +165,14 @@ impl Asm {
         self.lsh_imm(R::R1, 2);
     }
 
+    /// dst = the length of the IPv4 header whose first octet is at fp + `at` (its IHL
+    /// words).
+    fn ipv4_header_len(&mut self, dst: R, at: i32) {
+        self.ldx(Size::B, dst, R::Fp, at as i16);
+        self.and_imm(dst, 0xf);
+        self.lsh_imm(dst, 2);
+    }
+
     /// [`Asm::load_net_at`] from r9 + `at`.
     fn load_inner(&mut self, at: i32, to: i32, len: i32, short: &'static str) {
         self.mov(R::R2, R::R9);
@@ -194,17 +202,13 @@ impl Asm {
         self.st_imm(Size::W, R::Fp, (KEY + 32) as i16, 0);
         self.load_inner(12, KEY, 4, other);
         self.load_inner(16, KEY + 16, 4, other);
-        // The TCP header after the header's IHL words.
-        self.ldx(Size::B, R::R2, R::Fp, HEADER as i16);
-        self.and_imm(R::R2, 0xf);
-        self.lsh_imm(R::R2, 2);
+        // The TCP header after the IPv4 header.
+        self.ipv4_header_len(R::R2, HEADER);
         self.add(R::R2, R::R9);
         self.load_net_at(TCP, 13, other);
         // r1 = the IP and TCP headers' length, r0 = the IPv4 Total Length.
         self.tcp_header_len();
-        self.ldx(Size::B, R::R2, R::Fp, HEADER as i16);
-        self.and_imm(R::R2, 0xf);
-        self.lsh_imm(R::R2, 2);
+        self.ipv4_header_len(R::R2, HEADER);
         self.add(R::R1, R::R2);
         self.ldx(Size::H, R::R0, R::Fp, (HEADER + 2) as i16);
         self.ja("length");
@@ -221,7 +225,6 @@ impl Asm {
         // Without payload (a pure acknowledgement; SYN, FIN, RST alone): no data of the
         // flow to overtake, left to the raw sockets with the other packets.
         self.jle(R::R0, R::R1, other);
-        self.label("key");
     }
 
     /// r9 = where the inner packet starts behind an IPv6 outer header whose next header
@@ -299,9 +302,7 @@ fn unmerged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> V
     a.outer_ipv6("inner", "keep", "keep");
     a.label("ipv4");
     a.load_net_or(0, SCRATCH, 1, "keep");
-    a.ldx(Size::B, R::R9, R::Fp, SCRATCH as i16);
-    a.and_imm(R::R9, 0xf);
-    a.lsh_imm(R::R9, 2);
+    a.ipv4_header_len(R::R9, SCRATCH);
     a.label("inner");
     a.inner_tcp_key("keep");
     a.far_end(far_ends, "keep");
@@ -359,9 +360,7 @@ fn merged_program(skip: &[u32], far_ends: &OwnedFd, fragmented: &OwnedFd) -> Vec
     a.jne(R::R0, 4, "drop");
     a.label("tunnel4");
     a.jne(R::R8, 0, "gso");
-    a.ldx(Size::B, R::R9, R::Fp, HEADER as i16);
-    a.and_imm(R::R9, 0xf);
-    a.lsh_imm(R::R9, 2);
+    a.ipv4_header_len(R::R9, HEADER);
     a.ldx(Size::H, R::R0, R::Fp, (HEADER + 6) as i16);
     a.and_imm(R::R0, i32::from(u16::from_be(0x3fff)));
     a.jeq(R::R0, 0, "inner");

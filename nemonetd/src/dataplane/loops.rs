@@ -1029,19 +1029,18 @@ pub(super) fn captured_packet<B: Backend>(
     {
         return;
     }
-    let merged = h.gso_type & !GSO_ECN != GSO_NONE;
-    let gso = match merged {
-        true => match inner_gso(&h, &packet[inner.clone()], link + inner.start) {
-            Some(gso) => Some(gso),
-            None => {
-                debug!(
-                    ?h,
-                    "merged tunnel packet that is no TCP super-packet dropped"
-                );
-                return Counters::inc(&counters.drop_malformed);
-            }
-        },
-        false => None,
+    // A merged packet's inner virtio-net header; `None` for an unmerged one.
+    let gso = if h.gso_type & !GSO_ECN == GSO_NONE {
+        None
+    } else {
+        let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
+            debug!(
+                ?h,
+                "merged tunnel packet that is no TCP super-packet dropped"
+            );
+            return Counters::inc(&counters.drop_malformed);
+        };
+        Some(gso)
     };
     if !admit(
         &packet[inner.clone()],

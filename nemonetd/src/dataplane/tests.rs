@@ -501,10 +501,7 @@ fn single_frame(seq: u32, payload: usize, psh: bool, partial: bool) -> Vec<u8> {
 fn unmerged_tcp_tunnel_packets_keep_their_order() {
     let table = one_router();
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let dev = FakeDevice {
-        offload: true,
-        ..Default::default()
-    };
+    let dev = offloading_device();
     let counters = Counters::default();
     let snapshot = table.snapshot();
     let mut clock = BatchClock::new();
@@ -552,17 +549,24 @@ fn unmerged_tcp_tunnel_packets_keep_their_order() {
     take_merged(&dev, &table, single_frame(1000, 77, true, true), &counters);
     let written = dev.written.lock().unwrap();
     assert_eq!(written.len(), 1);
-    let seg = &written[0];
-    let (src, dst): ([u8; 16], [u8; 16]) = (
-        seg[8..24].try_into().unwrap(),
-        seg[24..40].try_into().unwrap(),
-    );
-    let pseudo =
-        proto::checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, (seg.len() - 40) as u32);
-    assert_eq!(
-        proto::checksum::finish(proto::checksum::sum(pseudo, &seg[40..])),
-        0
-    );
+    assert!(tcp6_checksum_holds(&written[0]));
+}
+
+/// Whether the TCP checksum of an IPv6 packet (no extension headers) verifies.
+fn tcp6_checksum_holds(packet: &[u8]) -> bool {
+    let src: [u8; 16] = packet[8..24].try_into().unwrap();
+    let dst: [u8; 16] = packet[24..40].try_into().unwrap();
+    let len = (packet.len() - 40) as u32;
+    let pseudo = proto::checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, len);
+    proto::checksum::finish(proto::checksum::sum(pseudo, &packet[40..])) == 0
+}
+
+/// A device taking super-packets and partial checksums (a virtio-net header).
+fn offloading_device() -> FakeDevice {
+    FakeDevice {
+        offload: true,
+        ..Default::default()
+    }
 }
 
 /// A merged tunnel packet reaches a device with offloads as one super-packet with the
@@ -573,10 +577,7 @@ fn merged_tunnel_packets_reach_the_device_in_their_segments() {
     use crate::gso::{F_NEEDS_CSUM, GSO_TCPV6, VNET_HDR_LEN, VnetHdr};
     let table = one_router();
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let dev = FakeDevice {
-        offload: true,
-        ..Default::default()
-    };
+    let dev = offloading_device();
     let counters = Counters::default();
     let frame = merged_frame(
         "2001:db8:a::2",
@@ -624,15 +625,7 @@ fn merged_tunnel_packets_reach_the_device_in_their_segments() {
     let lens: Vec<usize> = written.iter().map(Vec::len).collect();
     assert_eq!(lens, [160, 160, 110]);
     for (i, seg) in written.iter().enumerate() {
-        let src: [u8; 16] = seg[8..24].try_into().unwrap();
-        let dst: [u8; 16] = seg[24..40].try_into().unwrap();
-        let pseudo =
-            proto::checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, (seg.len() - 40) as u32);
-        assert_eq!(
-            proto::checksum::finish(proto::checksum::sum(pseudo, &seg[40..])),
-            0,
-            "segment {i}"
-        );
+        assert!(tcp6_checksum_holds(seg), "segment {i}");
         let seq = u32::from_be_bytes(seg[44..48].try_into().unwrap());
         assert_eq!(seq, 1000 + 100 * i as u32);
     }
@@ -645,10 +638,7 @@ fn merged_tunnel_packets_reach_the_device_in_their_segments() {
 fn merged_packets_not_ours_are_not_decapsulated() {
     let table = one_router();
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let dev = FakeDevice {
-        offload: true,
-        ..Default::default()
-    };
+    let dev = offloading_device();
     let counters = Counters::default();
     let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
     for (outer_src, outer_dst, inner_src, mss) in [
