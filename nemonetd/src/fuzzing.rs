@@ -7,12 +7,13 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use proto::checksum;
 
 use crate::gso::{
-    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHdr, finish_checksum,
-    segment_tcp,
+    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN, VnetHdr,
+    finish_checksum, segment_tcp, segment_udp,
 };
 
 /// What the TUN reader gets: a virtio-net header and a packet. [`finish_checksum`] and,
-/// for a TCP GSO type, [`segment_tcp`].
+/// for a TCP GSO type, [`segment_tcp`]; for UDP (what a packet socket hands over merged),
+/// [`segment_udp`].
 ///
 /// Invariants: a finished checksum verifies against the sum the field held, and nothing
 /// else changes; segments carry the payload in order, each with correct lengths, IPv4
@@ -41,6 +42,9 @@ pub fn gso_segment(data: &[u8]) {
         }
     }
 
+    if h.gso_type & !GSO_ECN == GSO_UDP_L4 {
+        return udp_datagrams(&h, packet);
+    }
     let Some(segments) = segment(&h, packet) else {
         return;
     };
@@ -54,7 +58,7 @@ pub fn gso_segment(data: &[u8]) {
     let mut carried = Vec::new();
     for (i, seg) in segments.iter().enumerate() {
         assert!(seg.len() > hdrs && seg.len() - hdrs <= mss || payload.is_empty());
-        check_segment(seg, v4, ip_len);
+        check_segment(seg, v4, ip_len, 6);
         let seq = u32::from_be_bytes(seg[ip_len + 4..ip_len + 8].try_into().unwrap());
         assert_eq!(
             seq,
@@ -198,19 +202,19 @@ fn fix_lengths_and_checksums(p: &mut [u8], v4: bool, ip_len: usize) {
         p[4..6].copy_from_slice(&(l4 as u16).to_be_bytes());
     }
     p[ip_len + 16..ip_len + 18].fill(0);
-    let c = checksum::finish(checksum::sum(pseudo(p, v4, l4), &p[ip_len..]));
+    let c = checksum::finish(checksum::sum(pseudo(p, v4, 6, l4), &p[ip_len..]));
     p[ip_len + 16..ip_len + 18].copy_from_slice(&c.to_be_bytes());
 }
 
-fn pseudo(p: &[u8], v4: bool, l4: usize) -> u32 {
+fn pseudo(p: &[u8], v4: bool, proto: u8, l4: usize) -> u32 {
     if v4 {
         let s: [u8; 4] = p[12..16].try_into().unwrap();
         let d: [u8; 4] = p[16..20].try_into().unwrap();
-        checksum::pseudo_header_v4(&Ipv4Addr::from(s), &Ipv4Addr::from(d), 6, l4 as u16)
+        checksum::pseudo_header_v4(&Ipv4Addr::from(s), &Ipv4Addr::from(d), proto, l4 as u16)
     } else {
         let s: [u8; 16] = p[8..24].try_into().unwrap();
         let d: [u8; 16] = p[24..40].try_into().unwrap();
-        checksum::pseudo_header_v6(&Ipv6Addr::from(s), &Ipv6Addr::from(d), 6, l4 as u32)
+        checksum::pseudo_header_v6(&Ipv6Addr::from(s), &Ipv6Addr::from(d), proto, l4 as u32)
     }
 }
 
@@ -293,8 +297,55 @@ fn segment(h: &VnetHdr, packet: &[u8]) -> Option<Vec<Vec<u8>>> {
     )
 }
 
+/// [`segment_udp`]'s invariants: datagrams of `gso_size` payload octets (only the last
+/// may carry fewer), each with right IP lengths, IPv4 header checksum, UDP length and UDP
+/// checksum, carrying the payload in order behind the super-packet's headers.
+fn udp_datagrams(h: &VnetHdr, packet: &[u8]) {
+    let size = usize::from(h.gso_size.max(1));
+    // IPv4 with all its options and UDP: 68 octets of headers.
+    let buf_len = packet.len().min(68 + size).max(1);
+    let mut bufs = vec![0u8; buf_len * (packet.len().div_ceil(size) + 1)];
+    let mut lens = Vec::new();
+    {
+        let mut chunks = bufs.chunks_mut(buf_len);
+        if segment_udp(h, packet, |_| chunks.next().unwrap_or_default(), &mut lens).is_err() {
+            return;
+        }
+    }
+    let v4 = packet[0] >> 4 == 4;
+    let ip_len = if v4 {
+        usize::from(packet[0] & 0x0f) * 4
+    } else {
+        40
+    };
+    let hdrs = ip_len + 8;
+    let mut carried = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        let d = &bufs[i * buf_len..i * buf_len + len];
+        assert!(
+            len > hdrs && len - hdrs <= size,
+            "datagram {i}: {len} octets"
+        );
+        if i + 1 < lens.len() {
+            assert_eq!(len - hdrs, size, "a short datagram before the last");
+        }
+        let udp_len = u16::from_be_bytes([d[ip_len + 4], d[ip_len + 5]]);
+        assert_eq!(usize::from(udp_len), len - ip_len, "UDP length");
+        check_segment(d, v4, ip_len, 17);
+        let addrs = if v4 { 12..20 } else { 8..40 };
+        assert_eq!(d[addrs.clone()], packet[addrs], "addresses");
+        assert_eq!(d[ip_len..ip_len + 4], packet[ip_len..ip_len + 4], "ports");
+        carried.extend_from_slice(&d[hdrs..]);
+    }
+    assert_eq!(
+        carried,
+        packet[hdrs..],
+        "datagrams do not carry the payload"
+    );
+}
+
 /// A segment's IP length field, IPv4 header checksum and TCP checksum are right.
-fn check_segment(seg: &[u8], v4: bool, ip_len: usize) {
+fn check_segment(seg: &[u8], v4: bool, ip_len: usize, proto: u8) {
     let l4 = seg.len() - ip_len;
     if v4 {
         assert_eq!(usize::from(u16::from_be_bytes([seg[2], seg[3]])), seg.len());
@@ -306,6 +357,6 @@ fn check_segment(seg: &[u8], v4: bool, ip_len: usize) {
     } else {
         assert_eq!(usize::from(u16::from_be_bytes([seg[4], seg[5]])), l4);
     }
-    let c = checksum::finish(checksum::sum(pseudo(seg, v4, l4), &seg[ip_len..]));
-    assert_eq!(c, 0, "TCP checksum of a segment");
+    let c = checksum::finish(checksum::sum(pseudo(seg, v4, proto, l4), &seg[ip_len..]));
+    assert_eq!(c, 0, "transport checksum of a segment");
 }

@@ -23,6 +23,8 @@ pub const GSO_NONE: u8 = 0;
 pub const GSO_TCPV4: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_TCPV6`.
 pub const GSO_TCPV6: u8 = 4;
+/// `VIRTIO_NET_HDR_GSO_UDP_L4`: UDP datagrams of `gso_size` payload octets each.
+pub const GSO_UDP_L4: u8 = 5;
 /// `VIRTIO_NET_HDR_GSO_ECN` bit: the flow uses ECN (CWR handled per segment anyway).
 pub const GSO_ECN: u8 = 0x80;
 
@@ -121,20 +123,7 @@ pub fn segment_tcp<'a>(
         GSO_TCPV6 => false,
         other => return Err(GsoError::Unsupported(other)),
     };
-    let ip_len = if v4 {
-        if packet[0] >> 4 != 4 || packet.len() < 20 {
-            return Err(GsoError::Malformed);
-        }
-        usize::from(packet[0] & 0x0f) * 4
-    } else {
-        if packet[0] >> 4 != 6 || packet.len() < 40 || packet[6] != 6 {
-            return Err(GsoError::Malformed);
-        }
-        40
-    };
-    if v4 && (ip_len < 20 || packet[9] != 6) {
-        return Err(GsoError::Malformed);
-    }
+    let ip_len = ip_header_len(packet, v4, IPPROTO_TCP)?;
     if packet.len() < ip_len + 20 {
         return Err(GsoError::Malformed);
     }
@@ -145,7 +134,6 @@ pub fn segment_tcp<'a>(
     }
     let payload = &packet[hdrs..];
     let seq0 = u32::from_be_bytes(packet[ip_len + 4..ip_len + 8].try_into().expect("4 octets"));
-    let id0 = u16::from_be_bytes([packet[4], packet[5]]);
     let flags0 = packet[ip_len + 13];
     let n = payload.len().div_ceil(mss).max(1);
     for (i, chunk) in payload
@@ -156,15 +144,7 @@ pub fn segment_tcp<'a>(
         )
         .enumerate()
     {
-        let seg_len = hdrs + chunk.len();
-        let seg = out(i);
-        if seg.len() < seg_len {
-            return Err(GsoError::Malformed);
-        }
-        let seg = &mut seg[..seg_len];
-        seg[..hdrs].copy_from_slice(&packet[..hdrs]);
-        seg[hdrs..].copy_from_slice(chunk);
-        let tcp_seg_len = tcp_len + chunk.len();
+        let seg = copy_segment(packet, hdrs, chunk, out(i))?;
         // Sequence number.
         let seq = seq0.wrapping_add((i * mss) as u32);
         seg[ip_len + 4..ip_len + 8].copy_from_slice(&seq.to_be_bytes());
@@ -177,28 +157,157 @@ pub fn segment_tcp<'a>(
             flags &= !0x80;
         }
         seg[ip_len + 13] = flags;
+        let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_TCP);
         seg[ip_len + 16..ip_len + 18].fill(0);
-        let pseudo = if v4 {
-            let total = seg_len as u16;
-            seg[2..4].copy_from_slice(&total.to_be_bytes());
-            seg[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-            seg[10..12].fill(0);
-            let hc = checksum::ipv4_header(&seg[..ip_len]);
-            seg[10..12].copy_from_slice(&hc.to_be_bytes());
-            let src: [u8; 4] = seg[12..16].try_into().expect("4 octets");
-            let dst: [u8; 4] = seg[16..20].try_into().expect("4 octets");
-            checksum::pseudo_header_v4(&src.into(), &dst.into(), 6, tcp_seg_len as u16)
-        } else {
-            seg[4..6].copy_from_slice(&(tcp_seg_len as u16).to_be_bytes());
-            let src: [u8; 16] = seg[8..24].try_into().expect("16 octets");
-            let dst: [u8; 16] = seg[24..40].try_into().expect("16 octets");
-            checksum::pseudo_header_v6(&src.into(), &dst.into(), 6, tcp_seg_len as u32)
-        };
         let c = checksum::finish(checksum::sum(pseudo, &seg[ip_len..]));
         seg[ip_len + 16..ip_len + 18].copy_from_slice(&c.to_be_bytes());
-        lens.push(seg_len);
+        lens.push(seg.len());
     }
     Ok(())
+}
+
+/// Cuts a UDP super-packet into its datagrams, as [`segment_tcp`] cuts TCP: what a card's
+/// GRO merged from one flow's datagrams of equal size when the operator turned on
+/// `rx-udp-gro-forwarding` or `rx-gro-list` (a packet socket names it
+/// `VIRTIO_NET_HDR_GSO_UDP_L4`, family unsaid: the version nibble tells). Each datagram
+/// carries `h.gso_size` payload octets (the last may carry fewer), with its IP length
+/// fields, IPv4 Identification + i and header checksum, UDP length and a full UDP checksum
+/// (all ones for a computed zero, RFC 768, RFC 8200 §8.1).
+pub fn segment_udp<'a>(
+    h: &VnetHdr,
+    packet: &[u8],
+    mut out: impl FnMut(usize) -> &'a mut [u8],
+    lens: &mut Vec<usize>,
+) -> Result<(), GsoError> {
+    lens.clear();
+    let size = usize::from(h.gso_size);
+    if h.gso_type & !GSO_ECN != GSO_UDP_L4 {
+        return Err(GsoError::Unsupported(h.gso_type));
+    }
+    let v4 = match packet.first().map(|b| b >> 4) {
+        Some(4) => true,
+        Some(6) => false,
+        _ => return Err(GsoError::Malformed),
+    };
+    let ip_len = ip_header_len(packet, v4, IPPROTO_UDP)?;
+    let hdrs = ip_len + 8;
+    if size == 0 || packet.len() <= hdrs {
+        return Err(GsoError::Malformed);
+    }
+    for (i, chunk) in packet[hdrs..].chunks(size).enumerate() {
+        let seg = copy_segment(packet, hdrs, chunk, out(i))?;
+        let udp_len = 8 + chunk.len();
+        seg[ip_len + 4..ip_len + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_UDP);
+        seg[ip_len + 6..ip_len + 8].fill(0);
+        let c = match checksum::finish(checksum::sum(pseudo, &seg[ip_len..])) {
+            0 => 0xffff,
+            c => c,
+        };
+        seg[ip_len + 6..ip_len + 8].copy_from_slice(&c.to_be_bytes());
+        lens.push(seg.len());
+    }
+    Ok(())
+}
+
+/// [`segment_tcp`] or [`segment_udp`], as the header's GSO type says.
+pub fn segment<'a>(
+    h: &VnetHdr,
+    packet: &[u8],
+    out: impl FnMut(usize) -> &'a mut [u8],
+    lens: &mut Vec<usize>,
+) -> Result<(), GsoError> {
+    if h.gso_type & !GSO_ECN == GSO_UDP_L4 {
+        segment_udp(h, packet, out, lens)
+    } else {
+        segment_tcp(h, packet, out, lens)
+    }
+}
+
+/// The transport protocols a super-packet carries.
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// The length of the IP header a super-packet starts with: IPv4 (options allowed) or
+/// IPv6 without extension headers, carrying `proto`.
+pub fn ip_header_len(packet: &[u8], v4: bool, proto: u8) -> Result<usize, GsoError> {
+    let (version, len, next) = if v4 {
+        let len = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
+        (4, len, 9)
+    } else {
+        (6, 40, 6)
+    };
+    if packet.len() < len.max(20) || packet[0] >> 4 != version || len < 20 || packet[next] != proto
+    {
+        return Err(GsoError::Malformed);
+    }
+    Ok(len)
+}
+
+/// Copies a segment's headers (`packet[..hdrs]`) and payload `chunk` into `buf`; the
+/// segment, or `Malformed` when the buffer is too short.
+fn copy_segment<'a>(
+    packet: &[u8],
+    hdrs: usize,
+    chunk: &[u8],
+    buf: &'a mut [u8],
+) -> Result<&'a mut [u8], GsoError> {
+    let len = hdrs + chunk.len();
+    let seg = buf.get_mut(..len).ok_or(GsoError::Malformed)?;
+    seg[..hdrs].copy_from_slice(&packet[..hdrs]);
+    seg[hdrs..].copy_from_slice(chunk);
+    Ok(seg)
+}
+
+/// Leaves a super-packet's transport checksum partial, as a device's segmentation expects
+/// it (`F_NEEDS_CSUM` at `h.csum_start`): the pseudo-header's sum over the whole length.
+pub fn partial_checksum(h: &VnetHdr, packet: &mut [u8]) -> Result<(), GsoError> {
+    let start = usize::from(h.csum_start);
+    let field = start + usize::from(h.csum_offset);
+    let v4 = packet.first().is_some_and(|b| b >> 4 == 4);
+    if field + 2 > packet.len() || start < if v4 { 20 } else { 40 } {
+        return Err(GsoError::Malformed);
+    }
+    let proto = if h.csum_offset == UDP_CSUM_OFFSET {
+        IPPROTO_UDP
+    } else {
+        IPPROTO_TCP
+    };
+    let sum = pseudo_header(packet, v4, proto, packet.len() - start);
+    packet[field..field + 2].copy_from_slice(&(!checksum::finish(sum)).to_be_bytes());
+    Ok(())
+}
+
+/// The pseudo-header sum of a packet's transport checksum, for `l4_len` octets of `proto`.
+fn pseudo_header(packet: &[u8], v4: bool, proto: u8, l4_len: usize) -> u32 {
+    if v4 {
+        let src: [u8; 4] = packet[12..16].try_into().expect("4 octets");
+        let dst: [u8; 4] = packet[16..20].try_into().expect("4 octets");
+        checksum::pseudo_header_v4(&src.into(), &dst.into(), proto, l4_len as u16)
+    } else {
+        let src: [u8; 16] = packet[8..24].try_into().expect("16 octets");
+        let dst: [u8; 16] = packet[24..40].try_into().expect("16 octets");
+        checksum::pseudo_header_v6(&src.into(), &dst.into(), proto, l4_len as u32)
+    }
+}
+
+/// Writes segment `i`'s IP length field and, for IPv4, its Identification (the
+/// super-packet's + i, as the kernel's segmentation numbers them) and header checksum;
+/// returns the pseudo-header sum of its transport checksum.
+fn ip_lengths(seg: &mut [u8], v4: bool, ip_len: usize, i: usize, proto: u8) -> u32 {
+    let total = seg.len();
+    let l4_len = total - ip_len;
+    if v4 {
+        seg[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        let id = u16::from_be_bytes([seg[4], seg[5]]).wrapping_add(i as u16);
+        seg[4..6].copy_from_slice(&id.to_be_bytes());
+        seg[10..12].fill(0);
+        let hc = checksum::ipv4_header(&seg[..ip_len]);
+        seg[10..12].copy_from_slice(&hc.to_be_bytes());
+    } else {
+        seg[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    }
+    pseudo_header(seg, v4, proto, l4_len)
 }
 
 /// TCP receive coalescing towards the TUN (the GRO half of the offloads): consecutive
@@ -410,26 +519,33 @@ mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn tcp(v4: bool, payload_len: usize, flags: u8) -> Vec<u8> {
+    /// An IPv4 or IPv6 header for `l4_len` octets of `proto`, followed by them (zero).
+    fn ip_packet(v4: bool, proto: u8, l4_len: usize) -> Vec<u8> {
         let ip_len = if v4 { 20 } else { 40 };
-        let mut p = vec![0u8; ip_len + 20 + payload_len];
+        let mut p = vec![0u8; ip_len + l4_len];
         if v4 {
             p[0] = 0x45;
             let total = p.len() as u16;
             p[2..4].copy_from_slice(&total.to_be_bytes());
             p[4..6].copy_from_slice(&0xfffeu16.to_be_bytes());
             p[8] = 64;
-            p[9] = 6;
+            p[9] = proto;
             p[12..16].copy_from_slice(&[198, 51, 100, 2]);
             p[16..20].copy_from_slice(&[203, 0, 113, 2]);
         } else {
             p[0] = 0x60;
-            p[4..6].copy_from_slice(&((20 + payload_len) as u16).to_be_bytes());
-            p[6] = 6;
+            p[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            p[6] = proto;
             p[7] = 64;
             p[8..24].copy_from_slice(&"2001:db8:100::2".parse::<Ipv6Addr>().unwrap().octets());
             p[24..40].copy_from_slice(&"2001:db8:c::2".parse::<Ipv6Addr>().unwrap().octets());
         }
+        p
+    }
+
+    fn tcp(v4: bool, payload_len: usize, flags: u8) -> Vec<u8> {
+        let ip_len = if v4 { 20 } else { 40 };
+        let mut p = ip_packet(v4, 6, 20 + payload_len);
         let t = ip_len;
         p[t..t + 2].copy_from_slice(&40000u16.to_be_bytes());
         p[t + 2..t + 4].copy_from_slice(&5201u16.to_be_bytes());
@@ -443,18 +559,127 @@ mod tests {
     }
 
     fn tcp_checksum_ok(seg: &[u8], v4: bool) -> bool {
+        l4_checksum_ok(seg, v4, 6)
+    }
+
+    fn l4_checksum_ok(seg: &[u8], v4: bool, proto: u8) -> bool {
         let ip_len = if v4 { 20 } else { 40 };
         let l4 = &seg[ip_len..];
         let pseudo = if v4 {
             let s: [u8; 4] = seg[12..16].try_into().unwrap();
             let d: [u8; 4] = seg[16..20].try_into().unwrap();
-            checksum::pseudo_header_v4(&Ipv4Addr::from(s), &Ipv4Addr::from(d), 6, l4.len() as u16)
+            checksum::pseudo_header_v4(
+                &Ipv4Addr::from(s),
+                &Ipv4Addr::from(d),
+                proto,
+                l4.len() as u16,
+            )
         } else {
             let s: [u8; 16] = seg[8..24].try_into().unwrap();
             let d: [u8; 16] = seg[24..40].try_into().unwrap();
-            checksum::pseudo_header_v6(&Ipv6Addr::from(s), &Ipv6Addr::from(d), 6, l4.len() as u32)
+            checksum::pseudo_header_v6(
+                &Ipv6Addr::from(s),
+                &Ipv6Addr::from(d),
+                proto,
+                l4.len() as u32,
+            )
         };
         checksum::finish(checksum::sum(pseudo, l4)) == 0
+    }
+
+    /// A UDP super-packet as GRO merges one: the lengths cover all, the checksum field
+    /// holds the pseudo-header's partial sum.
+    fn udp_super_packet(v4: bool, payload_len: usize) -> Vec<u8> {
+        let ip_len = if v4 { 20 } else { 40 };
+        let mut p = ip_packet(v4, 17, 8 + payload_len);
+        let u = ip_len;
+        p[u..u + 2].copy_from_slice(&40000u16.to_be_bytes());
+        p[u + 2..u + 4].copy_from_slice(&5201u16.to_be_bytes());
+        p[u + 4..u + 6].copy_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+        p[u + 6..u + 8].copy_from_slice(&0x1234u16.to_be_bytes());
+        for (i, b) in p[u + 8..].iter_mut().enumerate() {
+            *b = (i / 7) as u8;
+        }
+        p
+    }
+
+    #[test]
+    fn udp_super_packets_are_cut_into_their_datagrams() {
+        for v4 in [true, false] {
+            let ip_len = if v4 { 20 } else { 40 };
+            let p = udp_super_packet(v4, 3000);
+            let h = VnetHdr {
+                flags: F_NEEDS_CSUM,
+                gso_type: GSO_UDP_L4,
+                gso_size: 1200,
+                csum_start: ip_len as u16,
+                csum_offset: UDP_CSUM_OFFSET,
+                ..Default::default()
+            };
+            let mut bufs = vec![vec![0u8; 1400]; 3];
+            let mut it = bufs.iter_mut();
+            let mut lens = Vec::new();
+            segment(&h, &p, |_| it.next().unwrap().as_mut_slice(), &mut lens).unwrap();
+            assert_eq!(lens, vec![ip_len + 1208, ip_len + 1208, ip_len + 608]);
+            let mut payload = Vec::new();
+            for (i, (b, &len)) in bufs.iter().zip(&lens).enumerate() {
+                let d = &b[..len];
+                let addrs = if v4 { 12..20 } else { 8..40 };
+                assert_eq!(d[addrs.clone()], p[addrs], "{v4} {i}: addresses");
+                assert_eq!(
+                    d[ip_len..ip_len + 4],
+                    p[ip_len..ip_len + 4],
+                    "{v4} {i}: ports"
+                );
+                let udp_len = u16::from_be_bytes([d[ip_len + 4], d[ip_len + 5]]);
+                assert_eq!(usize::from(udp_len), len - ip_len);
+                assert!(l4_checksum_ok(d, v4, 17), "{v4} {i}: UDP checksum");
+                if v4 {
+                    assert_eq!(u16::from_be_bytes([d[2], d[3]]) as usize, len);
+                    assert_eq!(
+                        u16::from_be_bytes([d[4], d[5]]),
+                        0xfffeu16.wrapping_add(i as u16)
+                    );
+                    assert_eq!(checksum::ipv4_header(&d[..20]), 0, "{i}: header checksum");
+                } else {
+                    assert_eq!(u16::from_be_bytes([d[4], d[5]]) as usize, len - 40);
+                }
+                payload.extend_from_slice(&d[ip_len + 8..]);
+            }
+            assert_eq!(payload, p[ip_len + 8..]);
+        }
+    }
+
+    #[test]
+    fn udp_super_packets_that_are_not_udp_are_refused() {
+        let h = VnetHdr {
+            gso_type: GSO_UDP_L4,
+            gso_size: 1200,
+            ..Default::default()
+        };
+        // Cut into up to four buffers of `len` octets.
+        let cut = |h: &VnetHdr, p: &[u8], len: usize| {
+            let mut bufs = vec![vec![0u8; len]; 4];
+            let mut it = bufs.iter_mut();
+            segment_udp(h, p, |_| it.next().unwrap().as_mut_slice(), &mut Vec::new())
+        };
+        for (p, why) in [
+            (tcp(false, 3000, 0x10), "TCP inside"),
+            (udp_super_packet(true, 0), "no payload"),
+            (
+                udp_super_packet(false, 3000)[..45].to_vec(),
+                "cut in the UDP header",
+            ),
+            (vec![0x50; 60], "no IP version"),
+            (Vec::new(), "empty"),
+        ] {
+            assert_eq!(cut(&h, &p, 2000), Err(GsoError::Malformed), "{why}");
+        }
+        let zero = VnetHdr { gso_size: 0, ..h };
+        let r = cut(&zero, &udp_super_packet(true, 3000), 2000);
+        assert_eq!(r, Err(GsoError::Malformed), "segment size 0");
+        let r = cut(&h, &udp_super_packet(true, 3000), 100);
+        assert_eq!(r, Err(GsoError::Malformed), "buffer too short");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nemonetd::gso::{F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN};
+use nemonetd::gso::{F_NEEDS_CSUM, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN};
 use proto::checksum;
 
 fn corpus(target: &str) -> PathBuf {
@@ -167,6 +167,24 @@ fn write_seed_corpora() {
             "gso_segment",
             &format!("csum_only_{name}"),
             &with_vnet(F_NEEDS_CSUM, 0, 0, (ip_len, 16), &p),
+        );
+    }
+    // UDP super-packets as a card's GRO merges them (the packet socket's reads), both
+    // families, the last datagram shorter.
+    for (name, v4) in [("v4", true), ("v6", false)] {
+        let mut p = tcp(v4, 2488, 0x18, 0);
+        let ip_len = if v4 { 20 } else { 40 };
+        if v4 {
+            p[9] = 17;
+        } else {
+            p[6] = 17;
+        }
+        let udp_len = (p.len() - ip_len) as u16;
+        p[ip_len + 4..ip_len + 6].copy_from_slice(&udp_len.to_be_bytes());
+        write(
+            "gso_segment",
+            &format!("udp_gro_{name}"),
+            &with_vnet(F_NEEDS_CSUM, GSO_UDP_L4, 1000, (ip_len as u16, 6), &p),
         );
     }
     let mut udp = vec![0u8; 8];

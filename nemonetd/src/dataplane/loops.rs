@@ -29,9 +29,10 @@ use super::{
     is_link_scope, is_mobility_header, probe_of,
 };
 use crate::gso::{
-    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, VNET_HDR_LEN, VnetHdr,
-    finish_checksum, segment_tcp,
+    Coalescer, F_NEEDS_CSUM, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR_LEN,
+    VnetHdr, finish_checksum, ip_header_len, partial_checksum, segment, segment_tcp,
 };
+use crate::gso::{IPPROTO_TCP, IPPROTO_UDP};
 
 /// Size of one segment buffer: headroom plus the largest segment (headers + MSS) we expect;
 /// the TUN MTU bounds it, and a TUN MTU above 16 KiB is not something we run.
@@ -1036,7 +1037,7 @@ pub(super) fn captured_packet<B: Backend>(
         let Some(gso) = inner_gso(&h, &packet[inner.clone()], link + inner.start) else {
             debug!(
                 ?h,
-                "merged tunnel packet that is no TCP super-packet dropped"
+                "merged tunnel packet that is no TCP or UDP super-packet dropped"
             );
             return Counters::inc(&counters.drop_malformed);
         };
@@ -1075,7 +1076,17 @@ pub(super) fn captured_packet<B: Backend>(
     out.sink.end_batch(dev, counters);
     let payload = inner.len() - usize::from(gso.hdr_len);
     let count = payload.div_ceil(usize::from(gso.gso_size)).max(1) as u64;
-    if dev.offload() {
+    // UDP super-packets are cut here whatever the device: TUN takes UDP segmentation
+    // (`VIRTIO_NET_HDR_GSO_UDP_L4`) only from Linux 6.2 on.
+    let udp = gso.gso_type == GSO_UDP_L4;
+    if dev.offload() && !udp {
+        // The device finishes the checksum from the pseudo-header's sum; `rx-gro-list`
+        // left the first segment's whole checksum there.
+        if h.flags & F_NEEDS_CSUM == 0
+            && partial_checksum(&gso, &mut packet[inner.clone()]).is_err()
+        {
+            return Counters::inc(&counters.drop_malformed);
+        }
         // The inner packet's own virtio-net header, in the octets in front of it.
         let at = link + inner.start;
         gso.write(&mut frame[at..at + VNET_HDR_LEN]);
@@ -1091,13 +1102,18 @@ pub(super) fn captured_packet<B: Backend>(
     while segments.len() < count as usize {
         segments.push(vec![0u8; SEGMENT_BUF]);
     }
+    // A device with offloads reads a virtio-net header first: all zero, nothing to do.
+    let pad = if dev.offload() { VNET_HDR_LEN } else { 0 };
     let cut = {
         let mut it = segments.iter_mut();
-        segment_tcp(
+        segment(
             &gso,
             &packet[inner],
             |_| match it.next() {
-                Some(v) => &mut v[..],
+                Some(v) => {
+                    v[..pad].fill(0);
+                    &mut v[pad..]
+                }
                 None => &mut [],
             },
             lens,
@@ -1107,33 +1123,51 @@ pub(super) fn captured_packet<B: Backend>(
         return Counters::inc(&counters.drop_malformed);
     }
     for (seg, &len) in segments.iter().zip(lens.iter()) {
-        write_dev(dev, &seg[..len], 1, len as u64, counters);
+        write_dev(dev, &seg[..pad + len], 1, len as u64, counters);
     }
 }
 
 /// The virtio-net header of a merged tunnel packet's inner packet (at octet `start` of
 /// what the card's header counts from): a TCP super-packet of the version the card's GRO
-/// named, its checksum left partial at the TCP header; `None` for anything else.
+/// named, or a UDP one (GRO merges those when the operator turns on
+/// `rx-udp-gro-forwarding` or `rx-gro-list`; cut and checksummed whole by [`segment`]);
+/// `None` for anything else. The checksum is partial at the transport header when the
+/// card's header says so (GRO summed the payloads); `rx-gro-list` keeps each segment's
+/// own checksum instead, and says nothing of where the header is.
 fn inner_gso(h: &VnetHdr, inner: &[u8], start: usize) -> Option<VnetHdr> {
-    match (h.gso_type & !GSO_ECN, IpVersion::of(inner).ok()?) {
-        (GSO_TCPV4, IpVersion::V4) | (GSO_TCPV6, IpVersion::V6) => {}
+    let v4 = IpVersion::of(inner).ok()? == IpVersion::V4;
+    let (proto, csum_offset) = match h.gso_type & !GSO_ECN {
+        GSO_TCPV4 if v4 => (IPPROTO_TCP, 16),
+        GSO_TCPV6 if !v4 => (IPPROTO_TCP, 16),
+        GSO_UDP_L4 => (IPPROTO_UDP, 6),
         _ => return None,
-    }
-    if h.flags & F_NEEDS_CSUM == 0 || h.gso_size == 0 || h.csum_offset != 16 {
+    };
+    if h.gso_size == 0 {
         return None;
     }
-    let tcp = usize::from(h.csum_start).checked_sub(start)?;
-    let tcp_len = usize::from(*inner.get(tcp + 12)? >> 4) * 4;
-    if tcp_len < 20 || inner.len() < tcp + tcp_len {
+    let l4 = if proto == IPPROTO_TCP && h.flags & F_NEEDS_CSUM != 0 {
+        if h.csum_offset != 16 {
+            return None;
+        }
+        usize::from(h.csum_start).checked_sub(start)?
+    } else {
+        ip_header_len(inner, v4, proto).ok()?
+    };
+    let l4_len = if proto == IPPROTO_TCP {
+        usize::from(*inner.get(l4 + 12)? >> 4) * 4
+    } else {
+        8
+    };
+    if l4_len < 8 || (proto == IPPROTO_TCP && l4_len < 20) || inner.len() < l4 + l4_len {
         return None;
     }
     Some(VnetHdr {
         flags: F_NEEDS_CSUM,
         gso_type: h.gso_type,
-        hdr_len: (tcp + tcp_len) as u16,
+        hdr_len: (l4 + l4_len) as u16,
         gso_size: h.gso_size,
-        csum_start: tcp as u16,
-        csum_offset: 16,
+        csum_start: l4 as u16,
+        csum_offset,
     })
 }
 

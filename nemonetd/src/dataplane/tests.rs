@@ -632,6 +632,114 @@ fn merged_tunnel_packets_reach_the_device_in_their_segments() {
     assert_eq!(get(&counters.rx_packets), 3);
 }
 
+/// A merged tunnel packet carrying UDP (GRO merges one flow's datagrams when the operator
+/// turns on `rx-udp-gro-forwarding` or `rx-gro-list`; dropped as malformed before): the
+/// device gets each datagram, with its own lengths and a complete checksum, with or
+/// without offloads.
+#[test]
+fn merged_udp_tunnel_packets_reach_the_device_as_datagrams() {
+    use crate::gso::{F_NEEDS_CSUM, GSO_UDP_L4, VNET_HDR_LEN, VnetHdr};
+    let table = one_router();
+    let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
+    for (offload, partial) in [(true, true), (false, true), (true, false)] {
+        let dev = FakeDevice {
+            offload,
+            ..Default::default()
+        };
+        let counters = Counters::default();
+        // merged_frame's 20-octet TCP header and 238 octets: a UDP header and 250.
+        let mut f = merged_frame(coa, ha, mnn, 238, 100);
+        let udp_at = 14 + 40 + 40;
+        VnetHdr {
+            flags: if partial { F_NEEDS_CSUM } else { 0 },
+            gso_type: GSO_UDP_L4,
+            hdr_len: (udp_at + 8) as u16,
+            gso_size: 100,
+            csum_start: if partial { udp_at as u16 } else { 0 },
+            csum_offset: if partial { 6 } else { 0 },
+        }
+        .write(&mut f);
+        let inner = VNET_HDR_LEN + 14 + 40;
+        f[inner + 6] = 17;
+        f[inner + 44..inner + 46].copy_from_slice(&258u16.to_be_bytes());
+        take_merged(&dev, &table, f, &counters);
+        let written = dev.written.lock().unwrap();
+        let pad = if offload { VNET_HDR_LEN } else { 0 };
+        let lens: Vec<usize> = written.iter().map(|w| w.len() - pad).collect();
+        assert_eq!(lens, [148, 148, 98], "offload {offload}, partial {partial}");
+        for (i, w) in written.iter().enumerate() {
+            assert!(
+                w[..pad].iter().all(|&b| b == 0),
+                "{i}: a virtio-net header of zeros"
+            );
+            let d = &w[pad..];
+            assert_eq!(usize::from(u16::from_be_bytes([d[4], d[5]])), d.len() - 40);
+            assert_eq!(
+                usize::from(u16::from_be_bytes([d[44], d[45]])),
+                d.len() - 40
+            );
+            let (src, dst): ([u8; 16], [u8; 16]) =
+                (d[8..24].try_into().unwrap(), d[24..40].try_into().unwrap());
+            let pseudo = proto::checksum::pseudo_header_v6(
+                &src.into(),
+                &dst.into(),
+                17,
+                (d.len() - 40) as u32,
+            );
+            assert_eq!(
+                proto::checksum::finish(proto::checksum::sum(pseudo, &d[40..])),
+                0,
+                "{i}: UDP checksum"
+            );
+        }
+        assert_eq!(
+            (
+                counters.merged_reads.load(Ordering::Relaxed),
+                counters.rx_packets.load(Ordering::Relaxed),
+                counters.drop_malformed.load(Ordering::Relaxed)
+            ),
+            (1, 3, 0)
+        );
+    }
+}
+
+/// `rx-gro-list` merges TCP too, and keeps the first segment's complete checksum (no
+/// `F_NEEDS_CSUM`, no offsets): a device with offloads gets the super-packet with the
+/// checksum left partial, as it finishes it; one without, segments with theirs.
+#[test]
+fn tcp_merged_as_a_fragment_list_reaches_the_device() {
+    use crate::gso::{VNET_HDR_LEN, VnetHdr, finish_checksum};
+    let table = one_router();
+    let (coa, ha, mnn) = ("2001:db8:a::2", "2001:db8:1::1", "2001:db8:100::2");
+    for offload in [true, false] {
+        let dev = FakeDevice {
+            offload,
+            ..Default::default()
+        };
+        let counters = Counters::default();
+        let mut f = merged_frame(coa, ha, mnn, 250, 100);
+        let mut h = VnetHdr::parse(&f).unwrap();
+        (h.flags, h.csum_start, h.csum_offset) = (0, 0, 0);
+        h.write(&mut f);
+        // Not the partial sum: what the first segment carried.
+        let tcp = VNET_HDR_LEN + 14 + 80;
+        f[tcp + 16..tcp + 18].copy_from_slice(&0xbeefu16.to_be_bytes());
+        take_merged(&dev, &table, f, &counters);
+        let mut written = dev.written.lock().unwrap();
+        if offload {
+            assert_eq!(written.len(), 1);
+            let h = VnetHdr::parse(&written[0]).unwrap();
+            let packet = &mut written[0][VNET_HDR_LEN..];
+            finish_checksum(&h, packet).unwrap();
+            assert!(tcp6_checksum_holds(packet));
+        } else {
+            assert_eq!(written.len(), 3);
+            assert!(written.iter().all(|seg| tcp6_checksum_holds(seg)));
+        }
+        assert_eq!(counters.drop_malformed.load(Ordering::Relaxed), 0);
+    }
+}
+
 /// What a packet socket sees beyond the tunnel packets of our bindings is left alone or
 /// refused, and counted as the raw sockets would count it.
 #[test]
