@@ -158,9 +158,7 @@ pub fn segment_tcp<'a>(
         }
         seg[ip_len + 13] = flags;
         let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_TCP);
-        seg[ip_len + 16..ip_len + 18].fill(0);
-        let c = checksum::finish(checksum::sum(pseudo, &seg[ip_len..]));
-        seg[ip_len + 16..ip_len + 18].copy_from_slice(&c.to_be_bytes());
+        transport_checksum(&mut seg[ip_len..], 16, pseudo);
         lens.push(seg.len());
     }
     Ok(())
@@ -199,12 +197,7 @@ pub fn segment_udp<'a>(
         let udp_len = 8 + chunk.len();
         seg[ip_len + 4..ip_len + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_UDP);
-        seg[ip_len + 6..ip_len + 8].fill(0);
-        let c = match checksum::finish(checksum::sum(pseudo, &seg[ip_len..])) {
-            0 => 0xffff,
-            c => c,
-        };
-        seg[ip_len + 6..ip_len + 8].copy_from_slice(&c.to_be_bytes());
+        transport_checksum(&mut seg[ip_len..], UDP_CSUM_OFFSET.into(), pseudo);
         lens.push(seg.len());
     }
     Ok(())
@@ -289,6 +282,18 @@ fn pseudo_header(packet: &[u8], v4: bool, proto: u8, l4_len: usize) -> u32 {
         let dst: [u8; 16] = packet[24..40].try_into().expect("16 octets");
         checksum::pseudo_header_v6(&src.into(), &dst.into(), proto, l4_len as u32)
     }
+}
+
+/// Writes the checksum of the transport header `l4` starts with, at octet `at`, over all of
+/// `l4` and the `pseudo`-header sum. A UDP checksum computed as zero goes out as all ones
+/// (RFC 768; zero means "none", invalid over IPv6, RFC 8200 §8.1).
+fn transport_checksum(l4: &mut [u8], at: usize, pseudo: u32) {
+    l4[at..at + 2].fill(0);
+    let c = match checksum::finish(checksum::sum(pseudo, l4)) {
+        0 if at == usize::from(UDP_CSUM_OFFSET) => 0xffff,
+        c => c,
+    };
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Writes segment `i`'s IP length field and, for IPv4, its Identification (the

@@ -1129,6 +1129,23 @@ fn like_network_cards(w: &World) {
     }
 }
 
+/// The bindings a test through raw IP tunnels runs, with the MTU each gives the MR's
+/// tunnel device: an IPv6 outer header, and for TUN also an IPv4 one (IP in IPv4; the
+/// kernel data plane carries IPv6 outer headers only).
+fn raw_ip_outers(dataplane: &str) -> Vec<(Binding, &'static str)> {
+    let mut outers = vec![(binding(), "mtu 1460")];
+    if dataplane == "tun" {
+        let mut b = binding();
+        b.coa = CareOf::V4 {
+            addr: "192.0.2.2".parse().unwrap(),
+            udp_port: None,
+        };
+        b.encapsulation = Encapsulation::InIpv4;
+        outers.push((b, "mtu 1480"));
+    }
+    outers
+}
+
 /// TCP through raw IP tunnels (IPv6 and IPv4 outer headers) between cards that merge
 /// what they receive (GRO): the merged tunnel packets are read whole with their segment
 /// size and reach the device as super-packets (or cut into those segments without
@@ -1166,16 +1183,7 @@ fn tcp_through_cards_that_merge_tunnel_packets() {
             offload,
             dataplane,
         );
-        let mut outers = vec![(binding(), "mtu 1460")];
-        if dataplane == "tun" {
-            let mut b = binding();
-            b.coa = CareOf::V4 {
-                addr: "192.0.2.2".parse().unwrap(),
-                udp_port: None,
-            };
-            b.encapsulation = Encapsulation::InIpv4;
-            outers.push((b, "mtu 1480"));
-        }
+        let outers = raw_ip_outers(dataplane);
         for (b, mtu) in outers {
             let case = format!("{tag}, {:?}", b.encapsulation);
             mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
@@ -1319,16 +1327,7 @@ fn udp_through_cards_that_merge_datagrams() {
             offload,
             dataplane,
         );
-        let mut outers = vec![(binding(), "mtu 1460")];
-        if dataplane == "tun" {
-            let mut b = binding();
-            b.coa = CareOf::V4 {
-                addr: "192.0.2.2".parse().unwrap(),
-                udp_port: None,
-            };
-            b.encapsulation = Encapsulation::InIpv4;
-            outers.push((b, "mtu 1480"));
-        }
+        let outers = raw_ip_outers(dataplane);
         for (b, mtu) in outers {
             let tag = format!("{tag}, {:?}", b.encapsulation);
             mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
