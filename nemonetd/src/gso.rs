@@ -92,13 +92,8 @@ pub fn finish_checksum(h: &VnetHdr, packet: &mut [u8]) -> Result<(), GsoError> {
     if field + 2 > packet.len() {
         return Err(GsoError::Malformed);
     }
-    let c = match checksum::finish(checksum::sum(0, &packet[start..])) {
-        // UDP (checksum at offset 6): a computed zero goes out as all ones, since zero
-        // means "no checksum" (RFC 768) and is invalid over IPv6 (RFC 8200 §8.1).
-        0 if h.csum_offset == UDP_CSUM_OFFSET => 0xffff,
-        c => c,
-    };
-    packet[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    let held = u16::from_be_bytes([packet[field], packet[field + 1]]);
+    transport_checksum(&mut packet[start..], h.csum_offset.into(), held.into());
     Ok(())
 }
 

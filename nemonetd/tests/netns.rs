@@ -1129,6 +1129,44 @@ fn like_network_cards(w: &World) {
     }
 }
 
+/// nemonetd on the MR and on the HA, logs and buses tagged `mr-TAG` and `ha-TAG`.
+fn start_router_and_agent(
+    w: &World,
+    dir: &Path,
+    tag: &str,
+    offload: bool,
+    dataplane: &str,
+) -> (Nemonetd, Nemonetd) {
+    let mr = start_nemonetd_with(&w.mr, "-m", dir, &format!("mr-{tag}"), offload, dataplane);
+    let ha = start_nemonetd_with(&w.ha, "-h", dir, &format!("ha-{tag}"), offload, dataplane);
+    (mr, ha)
+}
+
+/// Registers `b` at the MR and the HA and waits until the MR's tunnel device has `mtu` and
+/// traffic crosses the tunnel both ways.
+fn bring_up(
+    w: &World,
+    (mr, ha): (&Nemonetd, &Nemonetd),
+    b: &Binding,
+    dataplane: &str,
+    mtu: &str,
+    case: &str,
+) {
+    mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
+    ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
+    let dev = if dataplane == "tun" {
+        "nemo0"
+    } else {
+        "nemo0k"
+    };
+    wait_for(case, Duration::from_secs(10), || {
+        w.mr.ip_text(&["link", "show", dev]).contains(mtu)
+            && routes_ours(&w.ha).contains("198.51.100.0/24")
+            && ping(&w.mnn, "203.0.113.2")
+            && ping(&w.cn, "2001:db8:100::2")
+    });
+}
+
 /// The bindings a test through raw IP tunnels runs, with the MTU each gives the MR's
 /// tunnel device: an IPv6 outer header, and for TUN also an IPv4 one (IP in IPv4; the
 /// kernel data plane carries IPv6 outer headers only).
@@ -1167,37 +1205,10 @@ fn tcp_through_cards_that_merge_tunnel_packets() {
     let script = script.to_str().unwrap();
     for (dataplane, offload) in [("tun", true), ("tun", false), ("auto", true)] {
         let tag = format!("{dataplane}-{offload}");
-        let mr = start_nemonetd_with(
-            &w.mr,
-            "-m",
-            dir.path(),
-            &format!("mr-{tag}"),
-            offload,
-            dataplane,
-        );
-        let ha = start_nemonetd_with(
-            &w.ha,
-            "-h",
-            dir.path(),
-            &format!("ha-{tag}"),
-            offload,
-            dataplane,
-        );
-        let outers = raw_ip_outers(dataplane);
-        for (b, mtu) in outers {
+        let (mr, ha) = start_router_and_agent(&w, dir.path(), &tag, offload, dataplane);
+        for (b, mtu) in raw_ip_outers(dataplane) {
             let case = format!("{tag}, {:?}", b.encapsulation);
-            mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
-            ha.bus.send(&Message::new(Body::BcAdd(b.clone()))).unwrap();
-            let dev = if dataplane == "tun" {
-                "nemo0"
-            } else {
-                "nemo0k"
-            };
-            wait_for(&case, Duration::from_secs(10), || {
-                w.mr.ip_text(&["link", "show", dev]).contains(mtu)
-                    && routes_ours(&w.ha).contains("198.51.100.0/24")
-                    && ping(&w.mnn, "203.0.113.2")
-            });
+            bring_up(&w, (&mr, &ha), &b, dataplane, mtu, &case);
             for (dir_tag, from, to, receiver, dsts) in [
                 ("up", &w.mnn, &w.cn, &ha, ["2001:db8:c::2", "203.0.113.2"]),
                 (
@@ -1311,38 +1322,10 @@ fn udp_through_cards_that_merge_datagrams() {
     const BURSTS: u32 = 300;
     for (dataplane, offload) in [("tun", true), ("tun", false), ("auto", true)] {
         let tag = format!("{dataplane}-{offload}");
-        let mr = start_nemonetd_with(
-            &w.mr,
-            "-m",
-            dir.path(),
-            &format!("mr-{tag}"),
-            offload,
-            dataplane,
-        );
-        let ha = start_nemonetd_with(
-            &w.ha,
-            "-h",
-            dir.path(),
-            &format!("ha-{tag}"),
-            offload,
-            dataplane,
-        );
-        let outers = raw_ip_outers(dataplane);
-        for (b, mtu) in outers {
+        let (mr, ha) = start_router_and_agent(&w, dir.path(), &tag, offload, dataplane);
+        for (b, mtu) in raw_ip_outers(dataplane) {
             let tag = format!("{tag}, {:?}", b.encapsulation);
-            mr.bus.send(&Message::new(Body::BulAdd(b.clone()))).unwrap();
-            ha.bus.send(&Message::new(Body::BcAdd(b))).unwrap();
-            let dev = if dataplane == "tun" {
-                "nemo0"
-            } else {
-                "nemo0k"
-            };
-            wait_for(&tag, Duration::from_secs(10), || {
-                w.mr.ip_text(&["link", "show", dev]).contains(mtu)
-                    && routes_ours(&w.ha).contains("198.51.100.0/24")
-                    && ping(&w.mnn, "203.0.113.2")
-                    && ping(&w.cn, "2001:db8:100::2")
-            });
+            bring_up(&w, (&mr, &ha), &b, dataplane, mtu, &tag);
             for (dir_tag, from, to, receiver, dsts) in [
                 ("up", &w.mnn, &w.cn, &ha, ["2001:db8:c::2", "203.0.113.2"]),
                 (
