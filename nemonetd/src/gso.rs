@@ -6,7 +6,8 @@
 //! checksum ([`finish_checksum`]) and cut super-packets into MSS-sized segments
 //! ([`segment_tcp`]) before encapsulating each (wireguard-go does the same; docs/notes.md §2: the
 //! offloads are where TUN speed comes from). UDP segmentation offload is not enabled, so
-//! the kernel segments UDP itself.
+//! the kernel segments UDP itself; the UDP super-packets a packet socket reads (a card's
+//! GRO merged them) are cut here ([`segment_udp`]).
 //!
 //! The header is in native byte order (legacy virtio without `TUNSETVNETLE`).
 
@@ -92,8 +93,7 @@ pub fn finish_checksum(h: &VnetHdr, packet: &mut [u8]) -> Result<(), GsoError> {
     if field + 2 > packet.len() {
         return Err(GsoError::Malformed);
     }
-    let held = u16::from_be_bytes([packet[field], packet[field + 1]]);
-    transport_checksum(&mut packet[start..], h.csum_offset.into(), held.into());
+    transport_checksum(&mut packet[start..], h.csum_offset.into(), 0);
     Ok(())
 }
 
@@ -153,6 +153,7 @@ pub fn segment_tcp<'a>(
         }
         seg[ip_len + 13] = flags;
         let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_TCP);
+        seg[ip_len + 16..ip_len + 18].fill(0);
         transport_checksum(&mut seg[ip_len..], 16, pseudo);
         lens.push(seg.len());
     }
@@ -192,6 +193,7 @@ pub fn segment_udp<'a>(
         let udp_len = 8 + chunk.len();
         seg[ip_len + 4..ip_len + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         let pseudo = ip_lengths(seg, v4, ip_len, i, IPPROTO_UDP);
+        seg[ip_len + 6..ip_len + 8].fill(0);
         transport_checksum(&mut seg[ip_len..], UDP_CSUM_OFFSET.into(), pseudo);
         lens.push(seg.len());
     }
@@ -212,8 +214,9 @@ pub fn segment<'a>(
     }
 }
 
-/// The transport protocols a super-packet carries.
+/// TCP's protocol number, in a super-packet's IP header.
 pub const IPPROTO_TCP: u8 = 6;
+/// UDP's protocol number, in a super-packet's IP header.
 pub const IPPROTO_UDP: u8 = 17;
 
 /// The length of the IP header a super-packet starts with: IPv4 (options allowed) or
@@ -279,11 +282,11 @@ fn pseudo_header(packet: &[u8], v4: bool, proto: u8, l4_len: usize) -> u32 {
     }
 }
 
-/// Writes the checksum of the transport header `l4` starts with, at octet `at`, over all of
-/// `l4` and the `pseudo`-header sum. A UDP checksum computed as zero goes out as all ones
-/// (RFC 768; zero means "none", invalid over IPv6, RFC 8200 §8.1).
+/// Writes the checksum of the transport header `l4` starts with, at octet `at`: over all
+/// of `l4` as it stands (what its checksum field holds too) and `pseudo`. A UDP checksum
+/// computed as zero goes out as all ones (RFC 768; zero means "none", invalid over IPv6,
+/// RFC 8200 §8.1).
 fn transport_checksum(l4: &mut [u8], at: usize, pseudo: u32) {
-    l4[at..at + 2].fill(0);
     let c = match checksum::finish(checksum::sum(pseudo, l4)) {
         0 if at == usize::from(UDP_CSUM_OFFSET) => 0xffff,
         c => c,

@@ -1158,7 +1158,7 @@ fn inner_gso(h: &VnetHdr, inner: &[u8], start: usize) -> Option<VnetHdr> {
     } else {
         8
     };
-    if l4_len < 8 || (proto == IPPROTO_TCP && l4_len < 20) || inner.len() < l4 + l4_len {
+    if (proto == IPPROTO_TCP && l4_len < 20) || inner.len() < l4 + l4_len {
         return None;
     }
     Some(VnetHdr {
