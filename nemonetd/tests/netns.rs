@@ -1260,8 +1260,9 @@ fn tcp_through_cards_that_merge_tunnel_packets() {
 
 /// UDP datagrams in bursts: the client sends `bursts` × 10 datagrams of 1,000 octets
 /// (one send each burst, by UDP segmentation offload, so they cross the links back to
-/// back), each its sequence number and a pattern; the server counts the distinct
-/// well-formed ones it got and prints the count after a second of silence.
+/// back), each its sequence number and a pattern, then an end mark a few times; the
+/// server counts the distinct well-formed ones it got and prints the count at the mark
+/// (or after 10 s of silence).
 const DATAGRAMS: &str = r#"
 import socket, struct, sys, time
 SIZE, BURST = 1000, 10
@@ -1280,7 +1281,9 @@ if sys.argv[1] == "server":
             b = s.recv(65536)
         except socket.timeout:
             break
-        s.settimeout(1)
+        s.settimeout(10)
+        if b == b"END":
+            break
         n = struct.unpack("!I", b[:4])[0] if len(b) >= 4 else -1
         if len(b) == SIZE and b == body(n):
             got.add(n)
@@ -1295,6 +1298,10 @@ else:
     for k in range(bursts):
         c.sendto(b"".join(body(k * BURST + i) for i in range(BURST)), (dst, port))
         time.sleep(0.002)
+    c.setsockopt(socket.IPPROTO_UDP, 103, 0)
+    for _ in range(5):
+        time.sleep(0.05)
+        c.sendto(b"END", (dst, port))
 "#;
 
 /// UDP through raw IP tunnels between cards whose GRO also merges UDP datagrams, as an
