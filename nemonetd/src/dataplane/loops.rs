@@ -1043,15 +1043,21 @@ pub(super) fn captured_packet<B: Backend>(
         };
         Some(gso)
     };
-    if !admit(
-        &packet[inner.clone()],
-        remote,
-        Some(local),
-        None,
-        table,
-        clock,
-        counters,
-    ) {
+    // A UDP super-packet's datagrams are admitted one by one once cut: a duplicated flow's
+    // copies (RFC 5648 paths) are told apart per datagram, however each path's card
+    // happened to merge them.
+    let udp = gso.is_some_and(|g| g.gso_type == GSO_UDP_L4);
+    if !udp
+        && !admit(
+            &packet[inner.clone()],
+            remote,
+            Some(local),
+            None,
+            table,
+            clock,
+            counters,
+        )
+    {
         return;
     }
     let Some(gso) = gso else {
@@ -1078,7 +1084,6 @@ pub(super) fn captured_packet<B: Backend>(
     let count = payload.div_ceil(usize::from(gso.gso_size)).max(1) as u64;
     // UDP super-packets are cut here whatever the device: TUN takes UDP segmentation
     // (`VIRTIO_NET_HDR_GSO_UDP_L4`) only from Linux 6.2 on.
-    let udp = gso.gso_type == GSO_UDP_L4;
     if dev.offload() && !udp {
         // The device finishes the checksum from the pseudo-header's sum; `rx-gro-list`
         // left the first segment's whole checksum there.
@@ -1123,7 +1128,19 @@ pub(super) fn captured_packet<B: Backend>(
         return Counters::inc(&counters.drop_malformed);
     }
     for (seg, &len) in segments.iter().zip(lens.iter()) {
-        write_dev(dev, &seg[..pad + len], 1, len as u64, counters);
+        let admitted = !udp
+            || admit(
+                &seg[pad..pad + len],
+                remote,
+                Some(local),
+                None,
+                table,
+                clock,
+                counters,
+            );
+        if admitted {
+            write_dev(dev, &seg[..pad + len], 1, len as u64, counters);
+        }
     }
 }
 

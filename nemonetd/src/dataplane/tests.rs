@@ -431,7 +431,14 @@ fn merged_frame(coa: &str, to: &str, inner_src: &str, payload: usize, mss: u16) 
 /// 2001:db8:100::/64.
 fn one_router() -> PeerTable {
     let mut t = PeerTable::new(crate::routes::Mode::HomeAgent);
-    let b = mipsock::Binding {
+    t.upsert(Peer::new(crate::routes::Mode::HomeAgent, &router_binding()).unwrap());
+    t
+}
+
+/// The binding of [`one_router`]: HoA 2001:db8:1::100, CoA 2001:db8:a::2, MNP
+/// 2001:db8:100::/64, at home agent 2001:db8:1::1.
+fn router_binding() -> mipsock::Binding {
+    mipsock::Binding {
         hoa: "2001:db8:1::100".parse().unwrap(),
         hoa_v4: None,
         coa: mipsock::CareOf::V6("2001:db8:a::2".parse().unwrap()),
@@ -447,9 +454,7 @@ fn one_router() -> PeerTable {
         coa_ifindex: None,
         flows: Vec::new(),
         bid_priority: 0,
-    };
-    t.upsert(Peer::new(crate::routes::Mode::HomeAgent, &b).unwrap());
-    t
+    }
 }
 
 fn take_merged(dev: &FakeDevice, table: &PeerTable, mut frame: Vec<u8>, counters: &Counters) {
@@ -701,6 +706,97 @@ fn merged_udp_tunnel_packets_reach_the_device_as_datagrams() {
             (1, 3, 0)
         );
     }
+}
+
+/// A merged UDP tunnel packet as the packet socket reads it: from `coa` to the home agent,
+/// datagrams of `size` octets from 2001:db8:100::2 port 40000 to 2001:db8:c::2 port 5004
+/// carrying `payload`, the checksum left partial as GRO leaves it.
+fn udp_merged_frame(coa: &str, payload: &[u8], size: u16) -> Vec<u8> {
+    use crate::gso::{F_NEEDS_CSUM, GSO_UDP_L4, VNET_HDR_LEN, VnetHdr};
+    let udp_at = 14 + 40 + 40;
+    let mut f = vec![0u8; VNET_HDR_LEN + udp_at + 8 + payload.len()];
+    VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_UDP_L4,
+        hdr_len: (udp_at + 8) as u16,
+        gso_size: size,
+        csum_start: udp_at as u16,
+        csum_offset: 6,
+    }
+    .write(&mut f);
+    let p = &mut f[VNET_HDR_LEN..];
+    p[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let (outer, inner) = p[14..].split_at_mut(40);
+    let l4 = (8 + payload.len()) as u16;
+    outer[0] = 0x60;
+    outer[4..6].copy_from_slice(&(40 + l4).to_be_bytes());
+    outer[6] = 41;
+    outer[7] = 64;
+    outer[8..24].copy_from_slice(&coa.parse::<Ipv6Addr>().unwrap().octets());
+    outer[24..40].copy_from_slice(&"2001:db8:1::1".parse::<Ipv6Addr>().unwrap().octets());
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = (
+        "2001:db8:100::2".parse().unwrap(),
+        "2001:db8:c::2".parse().unwrap(),
+    );
+    inner[0] = 0x60;
+    inner[4..6].copy_from_slice(&l4.to_be_bytes());
+    inner[6] = 17;
+    inner[7] = 63;
+    inner[8..24].copy_from_slice(&src.octets());
+    inner[24..40].copy_from_slice(&dst.octets());
+    let udp = &mut inner[40..];
+    udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&5004u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&l4.to_be_bytes());
+    let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, 17, u32::from(l4));
+    udp[6..8].copy_from_slice(&(!proto::checksum::finish(pseudo)).to_be_bytes());
+    udp[8..].copy_from_slice(payload);
+    f
+}
+
+/// A duplicated flow (RFC 5648 paths, `duplicate udp port 5004`) whose copies each path's
+/// card merged differently: its datagrams are told apart one by one, so each reaches the
+/// device once. Admitted as whole super-packets, the second path's would all have passed.
+#[test]
+fn merged_copies_of_a_duplicated_flow_reach_the_device_once() {
+    let mut t = PeerTable::new(crate::routes::Mode::HomeAgent);
+    for (bid, coa) in [(1, "2001:db8:a::2"), (2, "2001:db8:b::2")] {
+        let mut b = router_binding();
+        b.binding_id = Some(bid);
+        b.coa = mipsock::CareOf::V6(coa.parse().unwrap());
+        t.upsert(Peer::new(crate::routes::Mode::HomeAgent, &b).unwrap());
+    }
+    t.set_duplicate(vec!["udp port 5004".parse().unwrap()]);
+    let dev = FakeDevice::default();
+    let counters = Counters::default();
+    let payload: Vec<u8> = (0..400u32).map(|i| (i / 100 + 1) as u8).collect();
+    // Path 1 merged all four datagrams; path 2 the last three, then the first three.
+    take_merged(
+        &dev,
+        &t,
+        udp_merged_frame("2001:db8:a::2", &payload, 100),
+        &counters,
+    );
+    take_merged(
+        &dev,
+        &t,
+        udp_merged_frame("2001:db8:b::2", &payload[100..], 100),
+        &counters,
+    );
+    take_merged(
+        &dev,
+        &t,
+        udp_merged_frame("2001:db8:b::2", &payload[..300], 100),
+        &counters,
+    );
+    let written = dev.written.lock().unwrap();
+    let firsts: Vec<u8> = written.iter().map(|d| d[48]).collect();
+    assert_eq!(firsts, [1, 2, 3, 4], "each datagram once, in order");
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(
+        (get(&counters.dup_dropped), get(&counters.drop_malformed)),
+        (6, 0)
+    );
 }
 
 /// `rx-gro-list` merges TCP too, and keeps the first segment's complete checksum (no
