@@ -1047,17 +1047,9 @@ pub(super) fn captured_packet<B: Backend>(
     // copies (RFC 5648 paths) are told apart per datagram, however each path's card
     // happened to merge them.
     let udp = gso.is_some_and(|g| g.gso_type == GSO_UDP_L4);
-    if !udp
-        && !admit(
-            &packet[inner.clone()],
-            remote,
-            Some(local),
-            None,
-            table,
-            clock,
-            counters,
-        )
-    {
+    let mut admitted =
+        |inner: &[u8]| admit(inner, remote, Some(local), None, table, clock, counters);
+    if !udp && !admitted(&packet[inner.clone()]) {
         return;
     }
     let Some(gso) = gso else {
@@ -1128,17 +1120,7 @@ pub(super) fn captured_packet<B: Backend>(
         return Counters::inc(&counters.drop_malformed);
     }
     for (seg, &len) in segments.iter().zip(lens.iter()) {
-        let admitted = !udp
-            || admit(
-                &seg[pad..pad + len],
-                remote,
-                Some(local),
-                None,
-                table,
-                clock,
-                counters,
-            );
-        if admitted {
+        if !udp || admitted(&seg[pad..pad + len]) {
             write_dev(dev, &seg[..pad + len], 1, len as u64, counters);
         }
     }
