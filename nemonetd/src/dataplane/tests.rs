@@ -386,44 +386,63 @@ fn pair_probes_carry_their_place_and_report_and_nothing_else_passes_for_one() {
 /// inner IPv6 header, a TCP header with the partial checksum GRO leaves, `payload` octets
 /// in segments of `mss`.
 fn merged_frame(coa: &str, to: &str, inner_src: &str, payload: usize, mss: u16) -> Vec<u8> {
-    use crate::gso::{F_NEEDS_CSUM, GSO_TCPV6, VNET_HDR_LEN, VnetHdr};
+    use crate::gso::{F_NEEDS_CSUM, GSO_TCPV6, VnetHdr};
     let tcp_at = 14 + 40 + 40;
-    let mut f = vec![0u8; VNET_HDR_LEN + tcp_at + 20 + payload];
-    VnetHdr {
-        flags: F_NEEDS_CSUM,
-        gso_type: GSO_TCPV6,
-        hdr_len: (tcp_at + 20) as u16,
-        gso_size: mss,
-        csum_start: tcp_at as u16,
-        csum_offset: 16,
-    }
-    .write(&mut f);
-    let p = &mut f[VNET_HDR_LEN..];
-    p[12..14].copy_from_slice(&[0x86, 0xdd]);
-    let (outer, inner) = p[14..].split_at_mut(40);
-    outer[0] = 0x60;
-    outer[4..6].copy_from_slice(&((40 + 20 + payload) as u16).to_be_bytes());
-    outer[6] = 41;
-    outer[7] = 64;
-    outer[8..24].copy_from_slice(&coa.parse::<Ipv6Addr>().unwrap().octets());
-    outer[24..40].copy_from_slice(&to.parse::<Ipv6Addr>().unwrap().octets());
-    let (src, dst): (Ipv6Addr, Ipv6Addr) =
-        (inner_src.parse().unwrap(), "2001:db8:c::2".parse().unwrap());
-    inner[0] = 0x60;
-    inner[4..6].copy_from_slice(&((20 + payload) as u16).to_be_bytes());
-    inner[6] = 6;
-    inner[7] = 63;
-    inner[8..24].copy_from_slice(&src.octets());
-    inner[24..40].copy_from_slice(&dst.octets());
-    let tcp = &mut inner[40..];
+    let mut tcp = vec![0u8; 20 + payload];
     tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
     tcp[12] = 5 << 4;
     tcp[13] = 0x18;
     for (i, b) in tcp[20..].iter_mut().enumerate() {
         *b = i as u8;
     }
-    let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, 6, (20 + payload) as u32);
-    tcp[16..18].copy_from_slice(&(!proto::checksum::finish(pseudo)).to_be_bytes());
+    let h = VnetHdr {
+        flags: F_NEEDS_CSUM,
+        gso_type: GSO_TCPV6,
+        hdr_len: (tcp_at + 20) as u16,
+        gso_size: mss,
+        csum_start: tcp_at as u16,
+        csum_offset: 16,
+    };
+    tunnel_frame(h, coa, to, inner_src, 6, tcp)
+}
+
+/// A tunnel packet as the packet socket reads it: the card's virtio-net header `h`, an
+/// Ethernet header, an IPv6 outer header from `coa` to `to`, an inner IPv6 header from
+/// `inner_src` to 2001:db8:c::2 with `next_header`, then `l4`, whose checksum field (at
+/// `h.csum_offset`) holds the pseudo-header's sum, as GRO leaves it.
+fn tunnel_frame(
+    h: crate::gso::VnetHdr,
+    coa: &str,
+    to: &str,
+    inner_src: &str,
+    next_header: u8,
+    mut l4: Vec<u8>,
+) -> Vec<u8> {
+    use crate::gso::VNET_HDR_LEN;
+    let (src, dst): (Ipv6Addr, Ipv6Addr) =
+        (inner_src.parse().unwrap(), "2001:db8:c::2".parse().unwrap());
+    let len = l4.len() as u16;
+    let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, next_header, u32::from(len));
+    let at = usize::from(h.csum_offset);
+    l4[at..at + 2].copy_from_slice(&(!proto::checksum::finish(pseudo)).to_be_bytes());
+    let mut f = vec![0u8; VNET_HDR_LEN + 14 + 40 + 40];
+    h.write(&mut f);
+    let p = &mut f[VNET_HDR_LEN..];
+    p[12..14].copy_from_slice(&[0x86, 0xdd]);
+    let (outer, inner) = p[14..].split_at_mut(40);
+    outer[0] = 0x60;
+    outer[4..6].copy_from_slice(&(40 + len).to_be_bytes());
+    outer[6] = 41;
+    outer[7] = 64;
+    outer[8..24].copy_from_slice(&coa.parse::<Ipv6Addr>().unwrap().octets());
+    outer[24..40].copy_from_slice(&to.parse::<Ipv6Addr>().unwrap().octets());
+    inner[0] = 0x60;
+    inner[4..6].copy_from_slice(&len.to_be_bytes());
+    inner[6] = next_header;
+    inner[7] = 63;
+    inner[8..24].copy_from_slice(&src.octets());
+    inner[24..40].copy_from_slice(&dst.octets());
+    f.extend_from_slice(&l4);
     f
 }
 
@@ -709,49 +728,57 @@ fn merged_udp_tunnel_packets_reach_the_device_as_datagrams() {
 }
 
 /// A merged UDP tunnel packet as the packet socket reads it: from `coa` to the home agent,
-/// datagrams of `size` octets from 2001:db8:100::2 port 40000 to 2001:db8:c::2 port 5004
+/// datagrams of `size` octets from `inner_src` port 40000 to 2001:db8:c::2 port 5004
 /// carrying `payload`, the checksum left partial as GRO leaves it.
-fn udp_merged_frame(coa: &str, payload: &[u8], size: u16) -> Vec<u8> {
-    use crate::gso::{F_NEEDS_CSUM, GSO_UDP_L4, VNET_HDR_LEN, VnetHdr};
+fn udp_merged_frame(coa: &str, inner_src: &str, payload: &[u8], size: u16) -> Vec<u8> {
+    use crate::gso::{F_NEEDS_CSUM, GSO_UDP_L4, VnetHdr};
     let udp_at = 14 + 40 + 40;
-    let mut f = vec![0u8; VNET_HDR_LEN + udp_at + 8 + payload.len()];
-    VnetHdr {
+    let mut udp = vec![0u8; 8 + payload.len()];
+    let len = udp.len() as u16;
+    udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    udp[2..4].copy_from_slice(&5004u16.to_be_bytes());
+    udp[4..6].copy_from_slice(&len.to_be_bytes());
+    udp[8..].copy_from_slice(payload);
+    let h = VnetHdr {
         flags: F_NEEDS_CSUM,
         gso_type: GSO_UDP_L4,
         hdr_len: (udp_at + 8) as u16,
         gso_size: size,
         csum_start: udp_at as u16,
         csum_offset: 6,
-    }
-    .write(&mut f);
-    let p = &mut f[VNET_HDR_LEN..];
-    p[12..14].copy_from_slice(&[0x86, 0xdd]);
-    let (outer, inner) = p[14..].split_at_mut(40);
-    let l4 = (8 + payload.len()) as u16;
-    outer[0] = 0x60;
-    outer[4..6].copy_from_slice(&(40 + l4).to_be_bytes());
-    outer[6] = 41;
-    outer[7] = 64;
-    outer[8..24].copy_from_slice(&coa.parse::<Ipv6Addr>().unwrap().octets());
-    outer[24..40].copy_from_slice(&"2001:db8:1::1".parse::<Ipv6Addr>().unwrap().octets());
-    let (src, dst): (Ipv6Addr, Ipv6Addr) = (
-        "2001:db8:100::2".parse().unwrap(),
-        "2001:db8:c::2".parse().unwrap(),
+    };
+    tunnel_frame(h, coa, "2001:db8:1::1", inner_src, 17, udp)
+}
+
+/// The host behind the router of [`one_router`].
+const MNN: &str = "2001:db8:100::2";
+
+/// Merged UDP from a stranger's outer source, or with an inner source outside the
+/// router's prefixes: nothing reaches the device, and each datagram is counted as the raw
+/// sockets count theirs.
+#[test]
+fn merged_udp_from_strangers_is_refused_datagram_by_datagram() {
+    let table = one_router();
+    let dev = FakeDevice::default();
+    let counters = Counters::default();
+    let payload = [7u8; 300];
+    take_merged(
+        &dev,
+        &table,
+        udp_merged_frame("2001:db8:a::7", MNN, &payload, 100),
+        &counters,
     );
-    inner[0] = 0x60;
-    inner[4..6].copy_from_slice(&l4.to_be_bytes());
-    inner[6] = 17;
-    inner[7] = 63;
-    inner[8..24].copy_from_slice(&src.octets());
-    inner[24..40].copy_from_slice(&dst.octets());
-    let udp = &mut inner[40..];
-    udp[0..2].copy_from_slice(&40000u16.to_be_bytes());
-    udp[2..4].copy_from_slice(&5004u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&l4.to_be_bytes());
-    let pseudo = proto::checksum::pseudo_header_v6(&src, &dst, 17, u32::from(l4));
-    udp[6..8].copy_from_slice(&(!proto::checksum::finish(pseudo)).to_be_bytes());
-    udp[8..].copy_from_slice(payload);
-    f
+    let spoofed = udp_merged_frame("2001:db8:a::2", "2001:db8:666::2", &payload, 100);
+    take_merged(&dev, &table, spoofed, &counters);
+    assert!(dev.written.lock().unwrap().is_empty());
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    assert_eq!(
+        (
+            get(&counters.drop_unknown_outer),
+            get(&counters.drop_spoofed_inner)
+        ),
+        (3, 3)
+    );
 }
 
 /// A duplicated flow (RFC 5648 paths, `duplicate udp port 5004`) whose copies each path's
@@ -774,19 +801,19 @@ fn merged_copies_of_a_duplicated_flow_reach_the_device_once() {
     take_merged(
         &dev,
         &t,
-        udp_merged_frame("2001:db8:a::2", &payload, 100),
+        udp_merged_frame("2001:db8:a::2", MNN, &payload, 100),
         &counters,
     );
     take_merged(
         &dev,
         &t,
-        udp_merged_frame("2001:db8:b::2", &payload[100..], 100),
+        udp_merged_frame("2001:db8:b::2", MNN, &payload[100..], 100),
         &counters,
     );
     take_merged(
         &dev,
         &t,
-        udp_merged_frame("2001:db8:b::2", &payload[..300], 100),
+        udp_merged_frame("2001:db8:b::2", MNN, &payload[..300], 100),
         &counters,
     );
     let written = dev.written.lock().unwrap();
